@@ -1,0 +1,138 @@
+"""Multi-head attention with an optional projection bottleneck, and its 2D-RoPE variant.
+
+Used by the two-way transformer of the mask decoder (``Attention``) and by memory attention
+(``RoPEAttention``). State-dict keys: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Attention whose inner width is ``embedding_dim // downsample_rate``.
+
+    ``q``: (B, Nq, embedding_dim); ``k``, ``v``: (B, Nk, kv_in_dim) -> (B, Nq, embedding_dim).
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        downsample_rate: int = 1,
+        dropout: float = 0.0,
+        kv_in_dim: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.kv_in_dim = kv_in_dim if kv_in_dim is not None else embedding_dim
+        self.internal_dim = embedding_dim // downsample_rate
+        self.num_heads = num_heads
+        if self.internal_dim % num_heads != 0:
+            raise ValueError(f"num_heads={num_heads} must divide the inner width {self.internal_dim}")
+        self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
+        self.k_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
+        self.v_proj = nn.Linear(self.kv_in_dim, self.internal_dim)
+        self.out_proj = nn.Linear(self.internal_dim, embedding_dim)
+        self.dropout_p = dropout
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, heads, N, C / heads)."""
+        batch, tokens, channels = x.shape
+        return x.view(batch, tokens, self.num_heads, channels // self.num_heads).transpose(1, 2)
+
+    @staticmethod
+    def merge_heads(x: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N, c) -> (B, N, heads * c)."""
+        batch, heads, tokens, channels = x.shape
+        return x.transpose(1, 2).reshape(batch, tokens, heads * channels)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scaled dot-product attention on split heads, then merge and project out."""
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        return self.out_proj(self.merge_heads(out))
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(q))
+        k = self.split_heads(self.k_proj(k))
+        v = self.split_heads(self.v_proj(v))
+        return self.attend(q, k, v)
+
+
+def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 10000.0) -> torch.Tensor:
+    """Rotation angles of 2D axial RoPE for a ``height x width`` grid in row-major token order.
+
+    Returns (width * height, head_dim // 2): the first half of the rotated pairs encode x, the
+    second half y, each with frequencies ``theta ** (-4 i / head_dim)``.
+    """
+    quarter = head_dim // 4
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 4)[:quarter].float() / head_dim))
+    index = torch.arange(width * height, dtype=torch.float32)
+    xs = index % width
+    ys = torch.div(index, width, rounding_mode="floor")
+    return torch.cat([torch.outer(xs, inv_freq), torch.outer(ys, inv_freq)], dim=-1)
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive channel pairs ``(x[2i], x[2i+1])`` of ``x`` (..., N, C) by angles (N, C/2)."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+class RoPEAttention(Attention):
+    """Attention with 2D axial rotary position encoding on queries and keys.
+
+    Keys may hold several memories of the same grid (``rope_k_repeat``), followed by
+    ``num_k_exclude_rope`` tokens (object pointers) that receive no rotation.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        downsample_rate: int = 1,
+        dropout: float = 0.0,
+        kv_in_dim: Optional[int] = None,
+        rope_theta: float = 10000.0,
+        rope_k_repeat: bool = False,
+    ) -> None:
+        super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
+        self.rope_theta = rope_theta
+        self.rope_k_repeat = rope_k_repeat
+        self._rope_cache: dict[Tuple[int, str], Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _cos_sin(self, num_tokens: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        key = (num_tokens, str(device))
+        if key not in self._rope_cache:
+            side = int(round(num_tokens**0.5))
+            if side * side != num_tokens:
+                raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
+            angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta)
+            angles = angles.to(device)
+            self._rope_cache[key] = (torch.cos(angles), torch.sin(angles))
+        return self._rope_cache[key]
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(q))
+        k = self.split_heads(self.k_proj(k))
+        v = self.split_heads(self.v_proj(v))
+        num_q = q.shape[-2]
+        cos, sin = self._cos_sin(num_q, q.device)
+        q = rotate_pairs(q, cos, sin)
+        num_k_rope = k.shape[-2] - num_k_exclude_rope
+        if num_k_rope > 0:
+            if num_k_rope != num_q and not self.rope_k_repeat:
+                raise ValueError("keys and queries differ in length; rope_k_repeat must be set")
+            repeats = num_k_rope // num_q
+            k_cos, k_sin = cos.repeat(repeats, 1), sin.repeat(repeats, 1)
+            k_rot = rotate_pairs(k[:, :, :num_k_rope], k_cos, k_sin)
+            k = torch.cat([k_rot, k[:, :, num_k_rope:]], dim=2)
+        return self.attend(q, k, v)
