@@ -1,0 +1,152 @@
+"""Build models from presets and load checkpoints strictly, with errors that say what is wrong."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Union
+
+import torch
+
+from .config import PRESETS, SAM2Config, get_config
+from .modeling.sam2 import SAM2Model
+
+StateDict = Dict[str, torch.Tensor]
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used for the requested model; the message says why."""
+
+
+def list_models() -> List[str]:
+    """Names of all presets that :func:`build_model` accepts."""
+    return sorted(PRESETS)
+
+
+def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
+    """"auto" picks CUDA, then Apple MPS, then CPU; anything else is checked to be usable."""
+    if isinstance(device, torch.device):
+        return device
+    name = device.lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available; use 'auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was requested but Apple MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
+    """Mixed-precision dtype used for inference on ``device`` (bfloat16 on CUDA, as Meta runs it)."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def build_model(
+    name: str,
+    checkpoint: Optional[PathLike] = None,
+    device: Union[str, torch.device] = "auto",
+    image_size: Optional[int] = None,
+) -> SAM2Model:
+    """Build preset ``name`` in eval mode.
+
+    checkpoint: None -> random initialisation; a path -> strict load of that file; "download" ->
+    fetch (or reuse from the cache) the official file for ``name``.
+    image_size: input resolution override (default: the preset's).
+    """
+    config = get_config(name, image_size)
+    model = SAM2Model(config)
+    if checkpoint is not None:
+        if str(checkpoint) == "download":
+            from .checkpoints import download
+
+            checkpoint = download(name)
+        load_checkpoint(model, checkpoint)
+    return model.to(resolve_device(device)).eval()
+
+
+def read_state_dict(path: PathLike) -> StateDict:
+    """Read ``{"model": state_dict}`` (the official format) or a bare state dict from ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"{path} ({size} bytes) is not a readable PyTorch checkpoint: {error}. If it was downloaded, "
+            "the download may be incomplete: delete the file and download it again."
+        ) from error
+    except Exception as error:  # pickle.UnpicklingError and friends from non-checkpoint files
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint of tensors: {error}") from error
+    state = payload.get("model", payload) if isinstance(payload, Mapping) else None
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"{path} does not hold a SAM 2 state dict: expected {{'model': state_dict}} as in Meta's files"
+        )
+    return dict(state)
+
+
+def identify_preset(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """Name of the preset whose parameter shapes match ``state`` exactly, or None.
+
+    Size is told by the trunk's width and depth; SAM 2.1 by its extra parameters.
+    """
+    for name, config in PRESETS.items():
+        if _shape_signature(config) == _state_signature(state):
+            return name
+    return None
+
+
+_SIGNATURE_CACHE: Dict[str, tuple] = {}
+
+
+def _shape_signature(config: SAM2Config) -> tuple:
+    if config.name not in _SIGNATURE_CACHE:
+        with torch.device("meta"):
+            model = SAM2Model(config)
+        _SIGNATURE_CACHE[config.name] = _state_signature(model.state_dict())
+    return _SIGNATURE_CACHE[config.name]
+
+
+def _state_signature(state: Mapping[str, torch.Tensor]) -> tuple:
+    return tuple(sorted((key, tuple(value.shape)) for key, value in state.items()))
+
+
+def load_checkpoint(model: SAM2Model, checkpoint: Union[PathLike, Mapping[str, torch.Tensor]]) -> None:
+    """Load a checkpoint strictly into ``model``; on any mismatch raise :class:`CheckpointError`.
+
+    The error names the preset the file holds when it can be told from its tensors, and lists
+    missing keys, unexpected keys and shape mismatches.
+    """
+    state = read_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
+    source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "the state dict"
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        f"{key}: file {tuple(state[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in set(expected) & set(state)
+        if state[key].shape != expected[key].shape
+    )
+    if missing or unexpected or mismatched:
+        held = identify_preset(state)
+        wanted = model.config.name
+        lines = []
+        if held is not None and held != wanted:
+            lines.append(f"this file holds {held} weights; you asked for {wanted}: use build_model({held!r}, ...)")
+        else:
+            lines.append(f"{source} does not match the model {wanted}")
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+            if items:
+                shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12 else "")
+                lines.append(f"{title}: {shown}")
+        raise CheckpointError("; ".join(lines))
+    model.load_state_dict(state, strict=True)

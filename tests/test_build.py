@@ -1,0 +1,112 @@
+"""Building presets and loading checkpoints: strictness and the errors users see."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sam2_model as sm
+from sam2_model.build import CheckpointError, read_state_dict
+
+
+@pytest.fixture(scope="module")
+def tiny_state(tmp_path_factory):
+    model = sm.build_model("sam2.1_hiera_tiny", device="cpu", image_size=256)
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return path, model.state_dict()
+
+
+def test_list_models_names_all_official_presets():
+    names = sm.list_models()
+    for size in ("tiny", "small", "base_plus", "large"):
+        assert f"sam2_hiera_{size}" in names and f"sam2.1_hiera_{size}" in names
+
+
+def test_unknown_model_name_lists_known_ones():
+    with pytest.raises(ValueError, match="known models: .*sam2.1_hiera_tiny"):
+        sm.build_model("sam2.1_hiera_huge")
+
+
+def test_image_size_override_keeps_parameters(tiny_state):
+    path, state = tiny_state
+    model = sm.build_model("sam2.1_hiera_tiny", checkpoint=path, device="cpu", image_size=512)
+    assert model.image_size == 512
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key])
+
+
+def test_bad_image_size_is_rejected():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        sm.build_model("sam2.1_hiera_tiny", image_size=250)
+
+
+def test_strict_load_roundtrip_and_identify(tiny_state):
+    path, state = tiny_state
+    assert sm.identify_preset(state) == "sam2.1_hiera_tiny"
+    model = sm.build_model("sam2.1_hiera_tiny", checkpoint=path, device="cpu")
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_checkpoint_of_another_size_is_named(tiny_state):
+    path, _ = tiny_state
+    with pytest.raises(CheckpointError, match="this file holds sam2.1_hiera_tiny weights; you asked for sam2.1_hiera_small"):
+        sm.build_model("sam2.1_hiera_small", checkpoint=path, device="cpu")
+
+
+def test_checkpoint_of_other_version_is_named(tiny_state):
+    path, _ = tiny_state
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("sam2_hiera_tiny", checkpoint=path, device="cpu")
+    message = str(info.value)
+    assert "this file holds sam2.1_hiera_tiny weights; you asked for sam2_hiera_tiny" in message
+    assert "unexpected keys" in message and "no_obj_embed_spatial" in message
+
+
+def test_missing_unexpected_and_mismatched_keys_are_listed(tiny_state, tmp_path):
+    _, state = tiny_state
+    broken = dict(state)
+    del broken["no_mem_embed"]
+    broken["extra.weight"] = torch.zeros(3)
+    broken["maskmem_tpos_enc"] = torch.zeros(5, 1, 1, 64)
+    path = tmp_path / "broken.pt"
+    torch.save({"model": broken}, path)
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("sam2.1_hiera_tiny", checkpoint=path, device="cpu")
+    message = str(info.value)
+    assert "missing keys: no_mem_embed" in message
+    assert "unexpected keys: extra.weight" in message
+    assert "maskmem_tpos_enc: file (5, 1, 1, 64) vs model (7, 1, 1, 64)" in message
+
+
+def test_truncated_file_says_so(tiny_state, tmp_path):
+    path, _ = tiny_state
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: 100_000])
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint.*download it again"):
+        sm.build_model("sam2.1_hiera_tiny", checkpoint=truncated, device="cpu")
+
+
+def test_not_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("these are my notes, not weights")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        read_state_dict(text)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"weights": [1, 2, 3]}}, other)
+    with pytest.raises(CheckpointError, match="does not hold a SAM 2 state dict"):
+        read_state_dict(other)
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+        sm.build_model("sam2.1_hiera_tiny", checkpoint="/nonexistent/sam2.1_hiera_tiny.pt")
+
+
+def test_device_resolution():
+    assert sm.resolve_device("cpu") == torch.device("cpu")
+    auto = sm.resolve_device("auto")
+    assert auto.type in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            sm.resolve_device("cuda")
