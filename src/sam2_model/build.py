@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
 
@@ -78,14 +77,12 @@ def read_state_dict(path: PathLike) -> StateDict:
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+    except Exception as error:  # zip, pickle and unpickler errors all mean: not a usable file
         size = path.stat().st_size
         raise CheckpointError(
-            f"{path} ({size} bytes) is not a readable PyTorch checkpoint: {error}. If it was downloaded, "
-            "the download may be incomplete: delete the file and download it again."
+            f"{path} ({size} bytes) is not a readable PyTorch checkpoint ({type(error).__name__}: {error}). "
+            "If it was downloaded, the download may be incomplete: delete the file and download it again."
         ) from error
-    except Exception as error:  # pickle.UnpicklingError and friends from non-checkpoint files
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint of tensors: {error}") from error
     state = payload.get("model", payload) if isinstance(payload, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
