@@ -114,6 +114,12 @@ def _run_tracking(reference, ours, frames, prompts, reverse=False):
             track_in_reverse=reverse, run_mem_encoder=True,
         )
         coords, labels = points if points is not None else (None, None)
+        if not first and points is None:
+            ref_fused = reference._prepare_memory_conditioned_features(
+                frame_idx, False, feats[-1:], pos[-1:], sizes[-1:], output_dict, num_frames, reverse
+            )
+            fused = ours.condition_on_memory(frame_idx, features, False, cond, recent, num_frames, reverse)
+            assert_close(fused, ref_fused, what=f"frame {frame_idx} memory attention output")
         pred = ours.track_step(
             frame_idx, features, first, cond, recent, num_frames, coords, labels, reverse=reverse
         )
