@@ -1,0 +1,142 @@
+"""How an image layer's axes map onto SAM 2's frames: which axis is propagated, which is the channel.
+
+napari stores coordinates as (..., row, col); SAM 2 wants frames (T, H, W[, C]) and points as (x, y).
+A :class:`StackLayout` names the propagated axis (time or z), the channel axis if any, and fixes
+every other non-spatial axis at the slice the viewer shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """Axes of an ``ndim``-dimensional image for segmentation.
+
+    frame_axis: the propagated axis (None for a single 2D image); channel_axis: None, or an axis
+    combined/picked by the frame reader (napari RGB layers: the last axis); fixed: {axis: index}
+    for the remaining non-spatial axes (for example z when propagating through time in TZYX).
+    The last two non-channel axes are (row, col).
+    """
+
+    ndim: int
+    frame_axis: Optional[int]
+    channel_axis: Optional[int] = None
+    fixed: Tuple[Tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        spatial = self.spatial_axes
+        used = {a for a in (self.frame_axis, self.channel_axis) if a is not None} | {a for a, _ in self.fixed}
+        if len(spatial) != 2:
+            raise ValueError(f"a {self.ndim}-D image needs exactly two spatial axes, found {spatial}")
+        if used & set(spatial):
+            raise ValueError("the frame, channel and fixed axes must not be the last two (spatial) axes")
+        free = set(range(self.ndim)) - used - set(spatial)
+        if free:
+            raise ValueError(
+                f"axes {sorted(free)} are neither propagated, channel nor fixed: choose which axis to "
+                "propagate and fix the others at the current slice"
+            )
+
+    @property
+    def spatial_axes(self) -> Tuple[int, int]:
+        axes = [a for a in range(self.ndim) if a != self.channel_axis]
+        return tuple(axes[-2:])  # type: ignore[return-value]
+
+    @property
+    def labels_ndim(self) -> int:
+        """Dimensions of the output labels: the image's, less the channel axis."""
+        return self.ndim - (self.channel_axis is not None)
+
+    def labels_axis(self, image_axis: int) -> int:
+        """Index in the labels array of an image axis (the channel axis is dropped)."""
+        if self.channel_axis is not None and image_axis > self.channel_axis:
+            return image_axis - 1
+        return image_axis
+
+    def labels_shape(self, image_shape: Sequence[int]) -> Tuple[int, ...]:
+        return tuple(n for axis, n in enumerate(image_shape) if axis != self.channel_axis)
+
+    def num_frames(self, image_shape: Sequence[int]) -> int:
+        return 1 if self.frame_axis is None else int(image_shape[self.frame_axis])
+
+    def frame_index_in_labels(self, frame: int) -> Tuple[Any, ...]:
+        """Index into the labels array selecting the 2D (row, col) plane of ``frame``."""
+        index: list = [slice(None)] * self.labels_ndim
+        if self.frame_axis is not None:
+            index[self.labels_axis(self.frame_axis)] = frame
+        for axis, value in self.fixed:
+            index[self.labels_axis(axis)] = value
+        return tuple(index)
+
+    def point_to_prompt(self, coords: Sequence[float]) -> Optional[Tuple[int, float, float]]:
+        """An image-data coordinate (ndim,) -> (frame, x, y), or None if off the fixed slices."""
+        coords = np.asarray(coords, dtype=float)
+        for axis, value in self.fixed:
+            if int(round(coords[axis])) != value:
+                return None
+        frame = 0 if self.frame_axis is None else int(round(coords[self.frame_axis]))
+        row, col = (coords[a] for a in self.spatial_axes)
+        return frame, float(col), float(row)
+
+
+class FrameView:
+    """A lazy (T, H, W[, C]) view of an image layer's data under a :class:`StackLayout`.
+
+    Indexing with a frame number reads only that plane (numpy, dask, zarr all slice lazily).
+    """
+
+    def __init__(self, data: Any, layout: StackLayout) -> None:
+        self.data = data
+        self.layout = layout
+        shape = tuple(int(n) for n in data.shape)
+        rows, cols = (shape[a] for a in layout.spatial_axes)
+        channels = () if layout.channel_axis is None else (shape[layout.channel_axis],)
+        self.shape = (layout.num_frames(shape), rows, cols) + channels
+        self.dtype = np.dtype(data.dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        if not isinstance(frame, (int, np.integer)):
+            raise TypeError("FrameView is indexed by a single frame number")
+        if not -len(self) <= frame < len(self):
+            raise IndexError(f"frame {frame} is out of range 0..{len(self) - 1}")
+        frame = int(frame) % len(self)
+        layout = self.layout
+        index: list = [slice(None)] * layout.ndim
+        if layout.frame_axis is not None:
+            index[layout.frame_axis] = frame
+        for axis, value in layout.fixed:
+            index[axis] = value
+        plane = np.asarray(self.data[tuple(index)])
+        if layout.channel_axis is not None:
+            remaining = [a for a in range(layout.ndim) if not isinstance(index[a], int)]
+            plane = np.moveaxis(plane, remaining.index(layout.channel_axis), -1)
+        return plane
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        stacked = np.stack([self[t] for t in range(len(self))])
+        return stacked.astype(dtype) if dtype is not None else stacked
+
+
+def world_to_data(
+    coords: np.ndarray,
+    from_scale: Sequence[float],
+    from_translate: Sequence[float],
+    to_scale: Sequence[float],
+    to_translate: Sequence[float],
+) -> np.ndarray:
+    """Data coordinates (N, D) of one layer -> data coordinates of another, through world space.
+
+    napari maps data to world as ``world = data * scale + translate`` (no rotation or shear here).
+    """
+    coords = np.asarray(coords, dtype=float)
+    world = coords * np.asarray(from_scale, float) + np.asarray(from_translate, float)
+    return (world - np.asarray(to_translate, float)) / np.asarray(to_scale, float)

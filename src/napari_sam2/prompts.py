@@ -1,0 +1,84 @@
+"""Prompts from napari layers: clicks (Points) and boxes (Shapes rectangles) -> per-frame SAM 2 prompts.
+
+Everything here works on plain arrays already in the image layer's data coordinates (see
+``layout.world_to_data``), so it is tested without a viewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .layout import StackLayout
+
+POSITIVE, NEGATIVE = "positive", "negative"
+
+
+@dataclass
+class FramePrompt:
+    """All prompts of one object on one frame, in SAM 2's terms.
+
+    points: (N, 2) float (x, y) pixels; labels: (N,) int 1 positive / 0 negative; box: (x0, y0, x1, y1).
+    """
+
+    frame: int
+    obj_id: int
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    box: Optional[np.ndarray] = None
+
+
+def collect_prompts(
+    point_coords: np.ndarray,
+    point_positive: Sequence[bool],
+    point_obj_ids: Sequence[int],
+    rectangles: Sequence[np.ndarray],
+    rectangle_obj_ids: Sequence[int],
+    layout: StackLayout,
+) -> List[FramePrompt]:
+    """Group clicks and boxes by (frame, object), in frame order.
+
+    point_coords: (N, ndim) image-data coordinates; rectangles: each (4, ndim) corner vertices.
+    Clicks and boxes that lie off the fixed slices of ``layout`` are ignored. A rectangle whose
+    corners lie on different frames is rejected.
+    """
+    grouped: Dict[Tuple[int, int], FramePrompt] = {}
+
+    def entry(frame: int, obj_id: int) -> FramePrompt:
+        return grouped.setdefault((frame, obj_id), FramePrompt(frame, obj_id))
+
+    for coords, positive, obj_id in zip(np.asarray(point_coords, float), point_positive, point_obj_ids):
+        where = layout.point_to_prompt(coords)
+        if where is None:
+            continue
+        frame, x, y = where
+        prompt = entry(frame, int(obj_id))
+        prompt.points = np.vstack([prompt.points, [[x, y]]]).astype(np.float32)
+        prompt.labels = np.append(prompt.labels, 1 if positive else 0).astype(np.int32)
+
+    for corners, obj_id in zip(rectangles, rectangle_obj_ids):
+        mapped = [layout.point_to_prompt(c) for c in np.asarray(corners, float)]
+        if any(m is None for m in mapped):
+            continue
+        frames = {m[0] for m in mapped}
+        if len(frames) != 1:
+            raise ValueError("a box must be drawn on a single frame; its corners lie on frames " f"{sorted(frames)}")
+        xs = [m[1] for m in mapped]
+        ys = [m[2] for m in mapped]
+        entry(frames.pop(), int(obj_id)).box = np.array([min(xs), min(ys), max(xs), max(ys)], np.float32)
+
+    return [grouped[key] for key in sorted(grouped)]
+
+
+def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
+    """Clamp a box to the frame (napari lets users draw past the edge); clicks are left as they are."""
+    if prompt.box is None:
+        return prompt
+    x0, y0, x1, y1 = prompt.box
+    box = np.array(
+        [np.clip(x0, 0, width - 1), np.clip(y0, 0, height - 1), np.clip(x1, 0, width - 1), np.clip(y1, 0, height - 1)],
+        np.float32,
+    )
+    return FramePrompt(prompt.frame, prompt.obj_id, prompt.points, prompt.labels, box)
