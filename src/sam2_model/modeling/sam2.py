@@ -7,6 +7,7 @@ reference ``SAM2Base`` so official checkpoints load strictly.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
@@ -282,13 +283,13 @@ class SAM2Model(nn.Module):
                 slots.append((slot, entry))
         memories, memory_pos = [], []
         for slot, entry in slots:
-            memories.append(entry.features.to(embed.device).flatten(2).permute(2, 0, 1))
+            memories.append(entry.features.to(embed.device, torch.float32).flatten(2).permute(2, 0, 1))
             pos = entry.pos_enc.to(embed.device).flatten(2).permute(2, 0, 1)
             memory_pos.append(pos + self.maskmem_tpos_enc[c.num_maskmem - slot - 1])
 
         num_ptr_tokens = 0
         if c.use_obj_ptrs_in_encoder:
-            pointer_sources = {**unselected, **recent_memories}
+            pointer_sources = ChainMap(recent_memories, unselected)  # lazy: entries are built on access
             selection = select_object_pointers(
                 frame_idx, selected, pointer_sources, num_frames, c.max_obj_ptrs_in_encoder, reverse,
                 only_past=not self.training and c.only_obj_ptrs_in_the_past_for_eval,

@@ -1,0 +1,67 @@
+"""Checks of user prompts, shared by VideoSession and ImagePredictor; errors name the argument."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+
+def validate_obj_id(obj_id: Any) -> int:
+    if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) or obj_id <= 0:
+        raise ValueError(f"obj_id must be a positive integer, got {obj_id!r}")
+    return int(obj_id)
+
+
+def validate_points(points: Any, labels: Any, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """points (N, 2) (x, y) inside the frame and labels (N,) of 0/1 -> float32 and int32 arrays."""
+    if points is None and labels is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0,), np.int32)
+    if (points is None) != (labels is None):
+        raise ValueError("points and labels must be given together: points (N, 2) as (x, y) and labels (N,) of 1/0")
+    xy = np.asarray(points, dtype=np.float64)
+    if xy.ndim == 1 and xy.shape == (2,):
+        xy = xy[None]
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"points must be an (N, 2) array of (x, y) pixel coordinates, got shape {xy.shape}")
+    lab = np.asarray(labels).reshape(-1)
+    if lab.shape[0] != xy.shape[0]:
+        raise ValueError(f"points and labels differ in length: {xy.shape[0]} points but {lab.shape[0]} labels")
+    if not np.isfinite(xy).all():
+        raise ValueError("points contain NaN or infinite coordinates")
+    if lab.size and not np.isin(lab, (0, 1)).all():
+        raise ValueError(f"labels must be 1 (positive) or 0 (negative), got {sorted(set(lab.tolist()))}")
+    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+    if outside.any():
+        bad = xy[outside][0]
+        raise ValueError(
+            f"point (x={bad[0]:g}, y={bad[1]:g}) lies outside the {width}x{height} frame; points are (x, y) pixels"
+        )
+    return xy.astype(np.float32), lab.astype(np.int32)
+
+
+def validate_box(box: Any, height: int, width: int) -> Optional[np.ndarray]:
+    """box (x0, y0, x1, y1) with x0 <= x1, y0 <= y1 inside the frame -> float32 (4,)."""
+    if box is None:
+        return None
+    corners = np.asarray(box, dtype=np.float64).reshape(-1)
+    if corners.shape != (4,) or not np.isfinite(corners).all():
+        raise ValueError(f"box must be 4 finite numbers (x0, y0, x1, y1), got {box!r}")
+    x0, y0, x1, y1 = corners
+    if x1 < x0 or y1 < y0:
+        raise ValueError(f"box must have x0 <= x1 and y0 <= y1 (x0, y0, x1, y1), got {tuple(corners.tolist())}")
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise ValueError(f"box {tuple(corners.tolist())} extends outside the {width}x{height} frame")
+    return corners.astype(np.float32)
+
+
+def validate_mask(mask: Any, height: int, width: int) -> np.ndarray:
+    """mask (H, W) of booleans or 0/1 -> bool array."""
+    array = np.asarray(mask)
+    if array.shape != (height, width):
+        raise ValueError(f"mask must have the frame's shape (H, W) = ({height}, {width}), got {array.shape}")
+    if array.dtype != np.bool_:
+        if not np.isin(array, (0, 1)).all():
+            raise ValueError("mask must be boolean (or 0/1 values)")
+        array = array.astype(bool)
+    return array

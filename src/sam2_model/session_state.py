@@ -1,0 +1,65 @@
+"""Typed state of a video session: per object, per frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+
+from .modeling.sam2 import MemoryEntry
+
+
+@dataclass
+class FrameResult:
+    """One object's result on one frame.
+
+    low_res_logits: (1, 1, 4h, 4w) float32 (after hole filling); obj_ptr: (1, C);
+    object_score: (1, 1); memory: (1, mem_dim, h, w) in bfloat16 as the reference stores it,
+    or None until the memory encoder has run on this frame (or after it was released).
+    """
+
+    low_res_logits: torch.Tensor
+    obj_ptr: torch.Tensor
+    object_score: torch.Tensor
+    memory: Optional[torch.Tensor] = None
+
+    def entry(self, pos_enc: torch.Tensor) -> MemoryEntry:
+        """The memory-bank entry the model reads (memory features promoted to float32)."""
+        assert self.memory is not None, "memory entry requested for a frame without memory"
+        return MemoryEntry(self.memory.float(), pos_enc, self.obj_ptr)
+
+
+@dataclass
+class PointPrompt:
+    """Clicks (and box corners) of one object on one frame, in model-input pixels.
+
+    coords: (1, N, 2) float32 (x, y); labels: (1, N) int32 (1, 0, or 2/3 for box corners).
+    """
+
+    coords: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class ObjectState:
+    """Prompts, results and memory bank of one tracked object."""
+
+    obj_id: int
+    points: Dict[int, PointPrompt] = field(default_factory=dict)
+    masks: Dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (1, 1, S, S) binary
+    cond: Dict[int, FrameResult] = field(default_factory=dict)  # prompted frames (conditioning)
+    non_cond: Dict[int, FrameResult] = field(default_factory=dict)  # tracked frames
+    pending_cond: Dict[int, FrameResult] = field(default_factory=dict)  # prompted since last propagation
+    pending_non_cond: Dict[int, FrameResult] = field(default_factory=dict)  # corrections on tracked frames
+    tracked: Dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse?
+
+    def result(self, frame: int) -> Optional[FrameResult]:
+        """The newest result on ``frame``: pending first, then conditioning, then tracked."""
+        for table in (self.pending_cond, self.pending_non_cond, self.cond, self.non_cond):
+            if frame in table:
+                return table[frame]
+        return None
+
+    def prompted_frames(self) -> set:
+        return set(self.points) | set(self.masks)

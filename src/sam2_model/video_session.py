@@ -1,0 +1,357 @@
+"""Promptable video segmentation (the paper's PVS task) over a stack: prompts on any frame, propagation.
+
+Defaults reproduce Meta's ``SAM2VideoPredictor`` (sam2==1.1.0, as ``build_sam2_video_predictor``
+builds it): objects are tracked independently, each with its own memory bank; prompts on a frame
+that has not been tracked yet make it a conditioning frame; clicks on a tracked frame correct it
+in place; memories are stored in bfloat16; small holes are filled. Unlike the reference, hole
+filling runs on every device, and frames are read lazily (see :class:`FrameSource`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .build import autocast_dtype
+from .feature_cache import FeatureCache
+from .frames import FrameSource
+from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, MemoryEntry, SAM2Model, keep_highest_object
+from .postprocess import fill_holes
+from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
+from .session_state import FrameResult, ObjectState, PointPrompt
+
+PropagationStep = Tuple[int, List[int], np.ndarray]
+
+
+class _MemoryView(Mapping):
+    """frame -> MemoryEntry over a table of results, built lazily (only frames the model reads)."""
+
+    def __init__(self, table: Dict[int, FrameResult], pos_enc: Optional[torch.Tensor]) -> None:
+        self.table, self.pos_enc = table, pos_enc
+
+    def __getitem__(self, frame: int) -> MemoryEntry:
+        result = self.table[frame]
+        if result.memory is None or self.pos_enc is None:
+            raise KeyError(frame)
+        return result.entry(self.pos_enc)
+
+    def __contains__(self, frame: object) -> bool:
+        result = self.table.get(frame)  # type: ignore[arg-type]
+        return result is not None and result.memory is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return (frame for frame, result in self.table.items() if result.memory is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class VideoSession:
+    """Segment and track objects through a stack with SAM 2.
+
+    frames: (T, H, W) or (T, H, W, C) array-like, a path, or a :class:`FrameSource`.
+    fill_hole_area: holes up to this many low-res pixels are filled (0: off).
+    feature_cache_mb: image features of recent frames kept for re-propagation.
+    Options that differ from the reference (all off by default):
+    corrections_as_conditioning: a correction on a tracked frame makes it a conditioning frame, so it
+    stays in every later frame's memory; clear_memory_around_corrections: forget tracked memories
+    within ``num_maskmem`` frames of a correction, so stale appearance does not override it;
+    non_overlap_masks: where objects overlap, only the highest-scoring one keeps the pixel.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        frames: Any,
+        fill_hole_area: int = 8,
+        contrast_limits: Optional[Tuple[float, float]] = None,
+        feature_cache_mb: float = 512.0,
+        channel: Optional[int] = None,
+        composite: Optional[str] = None,
+        corrections_as_conditioning: bool = False,
+        clear_memory_around_corrections: bool = False,
+        non_overlap_masks: bool = False,
+    ) -> None:
+        if isinstance(frames, FrameSource):
+            if frames.image_size != model.image_size:
+                raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs {model.image_size}px")
+            self.frames = frames
+        else:
+            self.frames = FrameSource(
+                frames, image_size=model.image_size, contrast_limits=contrast_limits, channel=channel,
+                composite=composite,
+            )
+        if fill_hole_area < 0:
+            raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")
+        self.model = model
+        self.fill_hole_area = int(fill_hole_area)
+        self.corrections_as_conditioning = corrections_as_conditioning
+        self.clear_memory_around_corrections = clear_memory_around_corrections
+        self.non_overlap_masks = non_overlap_masks
+        self.features = FeatureCache(feature_cache_mb)
+        self._objects: Dict[int, ObjectState] = {}
+        self._memory_pos: Optional[torch.Tensor] = None  # the same for every frame and object
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_frames(self) -> int:
+        return self.frames.num_frames
+
+    @property
+    def frame_shape(self) -> Tuple[int, int]:
+        return self.frames.height, self.frames.width
+
+    @property
+    def obj_ids(self) -> List[int]:
+        return list(self._objects)
+
+    def prompted_frames(self, obj_id: int) -> List[int]:
+        return sorted(self._state(obj_id).prompted_frames())
+
+    # ------------------------------------------------------------------ prompts
+    @torch.inference_mode()
+    def add_prompt(
+        self,
+        frame_idx: int,
+        obj_id: int,
+        points: Optional[Any] = None,
+        labels: Optional[Any] = None,
+        box: Optional[Any] = None,
+        mask: Optional[Any] = None,
+        clear_old: bool = True,
+    ) -> np.ndarray:
+        """Add clicks, a box (with optional clicks) or a mask for ``obj_id`` on ``frame_idx``.
+
+        points: (N, 2) (x, y) pixels of the original frame; labels: (N,) 1 positive / 0 negative;
+        box: (x0, y0, x1, y1); mask: (H, W) boolean. clear_old=False adds clicks to the frame's
+        earlier ones. Returns logits (n_obj, H, W) float32 of every object on this frame.
+        Everything is checked before any state changes, so a bad call leaves the session as it was.
+        """
+        frame_idx = self.frames.check_index(frame_idx)
+        obj_id = validate_obj_id(obj_id)
+        height, width = self.frame_shape
+        if mask is not None:
+            if points is not None or labels is not None or box is not None:
+                raise ValueError("give either a mask or points/box for one call of add_prompt, not both")
+            mask_input = self._mask_input(validate_mask(mask, height, width))
+            prompt = None
+        else:
+            if points is None and labels is None and box is None:
+                raise ValueError("add_prompt needs points with labels, a box, or a mask")
+            xy, lab = validate_points(points, labels, height, width)
+            corners = validate_box(box, height, width)
+            if corners is not None and not clear_old:
+                raise ValueError("a box replaces the frame's prompts: use clear_old=True (clicks may accompany it)")
+            prompt = self._point_prompt(xy, lab, corners)
+            mask_input = None
+
+        with self._autocast():
+            state = self._objects.setdefault(obj_id, ObjectState(obj_id))
+            is_init = frame_idx not in state.tracked
+            reverse = False if is_init else state.tracked[frame_idx]
+            is_cond = is_init or self.corrections_as_conditioning
+            pending = state.pending_cond if is_cond else state.pending_non_cond
+            if prompt is not None:
+                old = state.points.get(frame_idx)
+                if not clear_old and old is not None:
+                    prompt = PointPrompt(torch.cat([old.coords, prompt.coords], 1), torch.cat([old.labels, prompt.labels], 1))
+                state.points[frame_idx] = prompt
+                state.masks.pop(frame_idx, None)
+                previous = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
+                prev_logits = None if previous is None else previous.low_res_logits.clamp(-32.0, 32.0)
+                result = self._infer(state, frame_idx, is_init, prompt, None, reverse, False, prev_logits)
+            else:
+                state.masks[frame_idx] = mask_input
+                state.points.pop(frame_idx, None)
+                result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
+            pending[frame_idx] = result
+            return self._frame_logits(frame_idx, is_cond)
+
+    def _point_prompt(self, xy: np.ndarray, labels: np.ndarray, box: Optional[np.ndarray]) -> PointPrompt:
+        """Scale (x, y) pixels to model-input pixels as the reference does (x / W * S)."""
+        coords = torch.as_tensor(xy, dtype=torch.float32).reshape(1, -1, 2)
+        lab = torch.as_tensor(labels, dtype=torch.int32).reshape(1, -1)
+        if box is not None:
+            coords = torch.cat([torch.as_tensor(box, dtype=torch.float32).reshape(1, 2, 2), coords], dim=1)
+            lab = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), lab], dim=1)
+        height, width = self.frame_shape
+        coords = coords / torch.tensor([width, height]) * self.model.image_size
+        device = self.model.device
+        return PointPrompt(coords.to(device), lab.to(device))
+
+    def _mask_input(self, mask: np.ndarray) -> torch.Tensor:
+        """(H, W) bool -> (1, 1, S, S) binary float at the model's resolution."""
+        size = self.model.image_size
+        tensor = torch.as_tensor(mask, dtype=torch.float32)[None, None].to(self.model.device)
+        if tensor.shape[-2:] != (size, size):
+            tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            tensor = (tensor >= 0.5).float()
+        return tensor
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(
+        self, start_frame: Optional[int] = None, reverse: bool = False, max_frames: Optional[int] = None
+    ) -> Iterator[PropagationStep]:
+        """Track every object from ``start_frame`` (default: the earliest prompted frame).
+
+        Yields (frame_idx, obj_ids, logits (n_obj, H, W) float32) frame by frame; ``max_frames``
+        limits how many frames past the start are tracked. Arguments are checked (and pending
+        prompts committed to memory) when this is called, before the first frame is yielded.
+        """
+        if not self._objects:
+            raise ValueError("propagate needs at least one prompt: call add_prompt first")
+        if start_frame is not None:
+            start_frame = self.frames.check_index(start_frame)
+        if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 0):
+            raise ValueError(f"max_frames must be a non-negative integer or None, got {max_frames!r}")
+        with torch.inference_mode(), self._autocast():
+            self._commit_pending()
+        if start_frame is None:
+            start_frame = min(t for state in self._objects.values() for t in state.cond)
+        span = self.num_frames if max_frames is None else int(max_frames)
+        if reverse:
+            end = max(start_frame - span, 0)
+            order: Sequence[int] = range(start_frame, end - 1, -1) if start_frame > 0 else []
+        else:
+            end = min(start_frame + span, self.num_frames - 1)
+            order = range(start_frame, end + 1)
+        return self._propagate(list(order), reverse)
+
+    def _propagate(self, order: List[int], reverse: bool) -> Iterator[PropagationStep]:
+        for frame_idx in order:
+            with torch.inference_mode(), self._autocast():
+                logits = []
+                for state in self._objects.values():
+                    if frame_idx in state.cond:
+                        low = state.cond[frame_idx].low_res_logits
+                        if self.clear_memory_around_corrections:
+                            self._forget_around(state, frame_idx)
+                    else:
+                        result = self._infer(state, frame_idx, False, None, None, reverse, True, None)
+                        state.non_cond[frame_idx] = result
+                        low = result.low_res_logits
+                    state.tracked[frame_idx] = reverse
+                    logits.append(low)
+                frame_logits = self._to_frame_resolution(torch.cat(logits, dim=0))
+            yield frame_idx, self.obj_ids, frame_logits
+
+    def _commit_pending(self) -> None:
+        """Encode memories of frames prompted since the last propagation and file them."""
+        size = self.model.image_size
+        for state in self._objects.values():
+            for pending, table in ((state.pending_non_cond, state.non_cond), (state.pending_cond, state.cond)):
+                for frame_idx, result in pending.items():
+                    if result.memory is None:
+                        high = F.interpolate(result.low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
+                        result.memory = self._encode_memory(frame_idx, high, result.object_score, from_points=True)
+                    table[frame_idx] = result
+                    if self.clear_memory_around_corrections:
+                        self._forget_around(state, frame_idx)
+                pending.clear()
+            for frame_idx in state.cond:
+                state.non_cond.pop(frame_idx, None)
+
+    def _forget_around(self, state: ObjectState, frame_idx: int) -> None:
+        reach = self.model.config.memory_temporal_stride_for_eval * self.model.config.num_maskmem
+        for t in range(frame_idx - reach, frame_idx + reach + 1):
+            state.non_cond.pop(t, None)
+
+    # ------------------------------------------------------------------ model calls
+    def _frame_features(self, frame_idx: int) -> FrameFeatures:
+        def compute(t: int) -> FrameFeatures:
+            image = self.frames.model_input(t)[None].to(self.model.device)
+            return self.model.encode_image(image)
+
+        return self.features.get(frame_idx, compute)
+
+    def _encode_memory(
+        self, frame_idx: int, high_res_logits: torch.Tensor, object_score: torch.Tensor, from_points: bool
+    ) -> torch.Tensor:
+        memory, pos = self.model.encode_memory(self._frame_features(frame_idx), high_res_logits, object_score, from_points)
+        if self._memory_pos is None:
+            self._memory_pos = pos[:1].clone()
+        return memory.to(torch.bfloat16)
+
+    def _infer(
+        self,
+        state: ObjectState,
+        frame_idx: int,
+        is_init: bool,
+        prompt: Optional[PointPrompt],
+        mask_input: Optional[torch.Tensor],
+        reverse: bool,
+        run_memory: bool,
+        prev_logits: Optional[torch.Tensor],
+    ) -> FrameResult:
+        features = self._frame_features(frame_idx)
+        prediction = self.model.track_step(
+            frame_idx, features, is_init,
+            _MemoryView(state.cond, self._memory_pos), _MemoryView(state.non_cond, self._memory_pos),
+            self.num_frames,
+            point_coords=None if prompt is None else prompt.coords,
+            point_labels=None if prompt is None else prompt.labels,
+            mask_input=mask_input, reverse=reverse, prev_mask_logits=prev_logits,
+        )
+        memory = None
+        if run_memory:
+            memory = self._encode_memory(
+                frame_idx, prediction.high_res_logits, prediction.object_score_logits, prompt is not None
+            )
+        low = prediction.low_res_logits
+        if self.fill_hole_area > 0:
+            low = fill_holes(low, self.fill_hole_area)
+        return FrameResult(low, prediction.obj_ptr, prediction.object_score_logits, memory)
+
+    # ------------------------------------------------------------------ outputs
+    def _frame_logits(self, frame_idx: int, is_cond: bool) -> np.ndarray:
+        """Every object's newest logits on a frame, at frame resolution (absent objects: -1024)."""
+        height, width = self.frame_shape
+        out = torch.full((len(self._objects), 1, height, width), NO_OBJECT_SCORE, dtype=torch.float32)
+        for index, state in enumerate(self._objects.values()):
+            pending = state.pending_cond if is_cond else state.pending_non_cond
+            result = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
+            if result is not None:
+                out[index : index + 1] = F.interpolate(
+                    result.low_res_logits.float().cpu(), size=(height, width), mode="bilinear", align_corners=False
+                )
+        if self.non_overlap_masks:
+            out = keep_highest_object(out)
+        return out[:, 0].numpy()
+
+    def _to_frame_resolution(self, low_res: torch.Tensor) -> np.ndarray:
+        """(n_obj, 1, 4h, 4w) -> (n_obj, H, W) float32 numpy, bilinear as the reference."""
+        logits = F.interpolate(low_res.float(), size=self.frame_shape, mode="bilinear", align_corners=False)
+        if self.non_overlap_masks:
+            logits = keep_highest_object(logits)
+        return logits[:, 0].cpu().numpy()
+
+    # ------------------------------------------------------------------ objects
+    def _state(self, obj_id: int) -> ObjectState:
+        if obj_id not in self._objects:
+            raise ValueError(f"unknown object id {obj_id!r}; this session has objects {self.obj_ids}")
+        return self._objects[obj_id]
+
+    def remove_object(self, obj_id: int) -> List[int]:
+        """Forget an object entirely; returns the remaining object ids."""
+        self._state(obj_id)
+        del self._objects[obj_id]
+        return self.obj_ids
+
+    def reset(self) -> None:
+        """Forget all objects and prompts (cached image features are kept)."""
+        self._objects.clear()
+
+    def close(self) -> None:
+        self.features.clear()
+        self.frames.close()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = autocast_dtype(self.model.device)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.model.device.type, dtype=dtype)
