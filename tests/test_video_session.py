@@ -1,0 +1,144 @@
+"""VideoSession mechanics with a real (random-weight) model: ids, order, corrections, cache, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sam2_model as sm
+from sam2_model.postprocess import fill_holes
+from sam2_model.video_session import VideoSession
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return sm.build_model("sam2.1_hiera_tiny", device="cpu", image_size=SIZE)
+
+
+@pytest.fixture
+def frames():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 4000, (6, 60, 80)).astype(np.uint16)
+
+
+def run(session, **kwargs):
+    return [(frame, ids, logits) for frame, ids, logits in session.propagate(**kwargs)]
+
+
+def test_prompts_propagation_order_and_shapes(model, frames):
+    session = VideoSession(model, frames)
+    first = session.add_prompt(2, 7, points=[[10, 20]], labels=[1])
+    assert first.shape == (1, 60, 80) and first.dtype == np.float32
+    both = session.add_prompt(2, 3, box=[30, 10, 60, 50])
+    assert both.shape == (2, 60, 80) and session.obj_ids == [7, 3]
+    np.testing.assert_array_equal(both[0], first[0])  # adding object 3 leaves object 7 alone
+    forward = run(session)
+    assert [f for f, _, _ in forward] == [2, 3, 4, 5]  # from the earliest prompted frame
+    assert all(ids == [7, 3] and lg.shape == (2, 60, 80) for _, ids, lg in forward)
+    backward = run(session, start_frame=2, reverse=True)
+    assert [f for f, _, _ in backward] == [2, 1, 0]
+    limited = run(session, start_frame=0, max_frames=2)
+    assert [f for f, _, _ in limited] == [0, 1, 2]
+    # The prompted frame's output is the prompt's result, also after propagation.
+    np.testing.assert_array_equal(forward[0][2], both)
+
+
+def test_reuses_cached_features_when_repropagating(model, frames):
+    session = VideoSession(model, frames, feature_cache_mb=512)
+    session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    run(session)
+    misses = session.features.misses
+    session.add_prompt(4, 1, points=[[40, 30]], labels=[0], clear_old=False)
+    run(session)
+    assert session.features.misses == misses  # nothing was encoded twice
+
+
+def test_feature_cache_stays_within_its_budget(model, frames):
+    session = VideoSession(model, frames, feature_cache_mb=1.0)
+    session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    run(session)
+    assert len(session.features) >= 1
+    assert session.features.nbytes <= max(1.0 * 1024 * 1024, max_frame_bytes(session))
+
+
+def max_frame_bytes(session):
+    from sam2_model.feature_cache import feature_bytes
+
+    return feature_bytes(session._frame_features(0))
+
+
+def test_new_object_after_propagation_and_remove_and_reset(model, frames):
+    session = VideoSession(model, frames)
+    session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    run(session)
+    prompt = np.pad(np.ones((10, 10), bool), ((20, 30), (30, 40)))
+    session.add_prompt(3, 2, mask=prompt)
+    steps = run(session)
+    assert steps[0][1] == [1, 2]
+    output = dict((f, lg) for f, _, lg in steps)[3][1] > 0
+    # A mask prompt is output as given, up to the low-res (stride 4) round trip at its corners.
+    assert (output & prompt).sum() / (output | prompt).sum() > 0.9
+    assert session.remove_object(1) == [2]
+    with pytest.raises(ValueError, match="unknown object id 1"):
+        session.remove_object(1)
+    session.reset()
+    assert session.obj_ids == []
+    with pytest.raises(ValueError, match="call add_prompt first"):
+        session.propagate()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(frame_idx=6, obj_id=1, points=[[1, 1]], labels=[1]), "valid frames are 0..5"),
+        (dict(frame_idx=0, obj_id=0, points=[[1, 1]], labels=[1]), "obj_id must be a positive integer"),
+        (dict(frame_idx=0, obj_id=1, points=[[100, 1]], labels=[1]), "outside the 80x60 frame"),
+        (dict(frame_idx=0, obj_id=1, points=[[1, 1]], labels=[2]), "labels must be 1 .positive. or 0"),
+        (dict(frame_idx=0, obj_id=1, points=[[1, 1], [2, 2]], labels=[1]), "2 points but 1 labels"),
+        (dict(frame_idx=0, obj_id=1, points=[[1, 1]]), "points and labels must be given together"),
+        (dict(frame_idx=0, obj_id=1, box=[50, 10, 20, 30]), "x0 <= x1"),
+        (dict(frame_idx=0, obj_id=1, mask=np.ones((5, 5), bool)), r"\(H, W\) = \(60, 80\)"),
+        (dict(frame_idx=0, obj_id=1), "needs points with labels, a box, or a mask"),
+        (dict(frame_idx=0, obj_id=1, box=[1, 1, 5, 5], clear_old=False), "clear_old=True"),
+    ],
+)
+def test_bad_prompts_leave_the_session_usable(model, frames, kwargs, match):
+    reference = VideoSession(model, frames)
+    reference.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    expected = run(reference)
+    session = VideoSession(model, frames)
+    session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    with pytest.raises(ValueError, match=match):
+        session.add_prompt(**kwargs)
+    assert session.obj_ids == [1]
+    for (f1, _, a), (f2, _, b) in zip(run(session), expected):
+        assert f1 == f2
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_propagate_arguments(model, frames):
+    session = VideoSession(model, frames)
+    session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    with pytest.raises(ValueError, match="valid frames"):
+        session.propagate(start_frame=9)
+    with pytest.raises(ValueError, match="max_frames"):
+        session.propagate(max_frames=-1)
+
+
+def test_fill_holes_on_hand_built_masks():
+    logits = torch.full((1, 1, 12, 12), -5.0)
+    logits[0, 0, 1:11, 1:11] = 5.0
+    logits[0, 0, 3:5, 3:5] = -5.0  # a 4-pixel hole
+    logits[0, 0, 6:9, 6:9] = -5.0  # a 9-pixel hole
+    filled = fill_holes(logits, max_area=8)
+    assert (filled[0, 0, 3:5, 3:5] == 0.1).all()
+    assert (filled[0, 0, 6:9, 6:9] == -5.0).all()
+    assert (filled[0, 0, 0] == -5.0).all()  # the outer background is large: kept
+    diagonal = torch.full((1, 1, 5, 5), 5.0)
+    diagonal[0, 0, 1, 1] = diagonal[0, 0, 2, 2] = -1.0  # 8-connected: one hole of area 2
+    assert (fill_holes(diagonal, max_area=2)[0, 0].diagonal()[1:3] == 0.1).all()
+    assert torch.equal(fill_holes(logits, 0), logits)
