@@ -6,15 +6,21 @@
 
 from .build import CheckpointError, build_model, identify_preset, list_models, load_checkpoint, resolve_device
 from .config import SAM2Config, get_config
+from .frames import FrameSource
+from .image_predictor import ImagePredictor
 from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
+from .video_session import VideoSession
 
 __all__ = [
     "CheckpointError",
     "FrameFeatures",
+    "FrameSource",
+    "ImagePredictor",
     "MaskPrediction",
     "MemoryEntry",
     "SAM2Config",
     "SAM2Model",
+    "VideoSession",
     "build_model",
     "get_config",
     "identify_preset",

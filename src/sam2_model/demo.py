@@ -15,14 +15,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 import tifffile
-import torch
-
 from .build import build_model
 from .checkpoints import OFFICIAL_CHECKPOINTS, find_cached
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
+from .image_predictor import ImagePredictor
 
 def synthetic_cell_frame(size: int = 256, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """A uint16 frame of a few Gaussian-blurred elliptical cells with noise, and its labels."""
@@ -42,17 +37,6 @@ def synthetic_cell_frame(size: int = 256, seed: int = 0) -> Tuple[np.ndarray, np
         image[inside] += rng.uniform(4000, 12000)
     image = rng.poisson(image).astype(np.float32) + rng.normal(0, 30, image.shape)
     return np.clip(image, 0, 65535).astype(np.uint16), labels
-
-
-def to_model_input(frame: np.ndarray, image_size: int) -> torch.Tensor:
-    """(H, W) any dtype -> (1, 3, S, S) ImageNet-normalised, contrast from the 0.5-99.8 percentiles."""
-    low, high = (float(v) for v in np.percentile(frame, [0.5, 99.8]))
-    scaled = np.clip((frame.astype(np.float32) - low) / max(high - low, 1e-6), 0, 1).astype(np.float32)
-    tensor = torch.from_numpy(scaled)[None, None].repeat(1, 3, 1, 1)
-    tensor = torch.nn.functional.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (tensor - mean) / std
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -76,17 +60,12 @@ def main(argv: Optional[list] = None) -> int:
     frame, truth = synthetic_cell_frame()
     ys, xs = np.nonzero(truth == 1)
     click = (float(xs.mean()), float(ys.mean()))
-    scale = model.image_size / frame.shape[0]
-    with torch.inference_mode():
-        start = time.perf_counter()
-        features = model.encode_image(to_model_input(frame, model.image_size).to(model.device))
-        embed = features.image_embed + model.no_mem_embed.view(1, -1, 1, 1)
-        coords = torch.tensor([[[click[0] * scale, click[1] * scale]]], device=model.device)
-        labels = torch.ones(1, 1, dtype=torch.int32, device=model.device)
-        prediction = model.predict_masks(embed, features.high_res, coords, labels, multimask=True)
-        logits = torch.nn.functional.interpolate(prediction.low_res_logits, size=frame.shape, mode="bilinear")
-        elapsed = time.perf_counter() - start
-    mask = (logits[0, 0] > 0).cpu().numpy()
+    predictor = ImagePredictor(model)
+    start = time.perf_counter()
+    predictor.set_image(frame)
+    masks, scores, _ = predictor.predict(points=[click], labels=[1], multimask=True)
+    elapsed = time.perf_counter() - start
+    mask = masks[int(np.argmax(scores))]
     target = truth == 1
     iou = (mask & target).sum() / max((mask | target).sum(), 1)
     out = Path(args.out)
