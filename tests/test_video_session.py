@@ -142,3 +142,21 @@ def test_fill_holes_on_hand_built_masks():
     diagonal[0, 0, 1, 1] = diagonal[0, 0, 2, 2] = -1.0  # 8-connected: one hole of area 2
     assert (fill_holes(diagonal, max_area=2)[0, 0].diagonal()[1:3] == 0.1).all()
     assert torch.equal(fill_holes(logits, 0), logits)
+
+
+def test_released_memories_are_recomputed_exactly(model):
+    frames = np.random.default_rng(3).integers(0, 4000, (14, 60, 80)).astype(np.uint16)
+    outputs = {}
+    for release in (True, False):
+        session = VideoSession(model, frames, release_memory=release)
+        session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+        run(session)
+        if release:
+            state = session._objects[1]
+            released = [t for t, r in state.non_cond.items() if r.memory is None]
+            assert released == list(range(1, 13 - 7))  # only frames beyond the recent-memory window
+        # A correction on frame 4 reads the (released, so recomputed) memories of frames 1..3.
+        session.add_prompt(4, 1, points=[[50, 30]], labels=[0], clear_old=False)
+        outputs[release] = [lg for _, _, lg in session.propagate(start_frame=4, max_frames=6)]
+    for a, b in zip(outputs[True], outputs[False]):
+        np.testing.assert_array_equal(a, b)

@@ -3,31 +3,50 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
-
-from .modeling.sam2 import MemoryEntry
 
 
 @dataclass
 class FrameResult:
     """One object's result on one frame.
 
-    low_res_logits: (1, 1, 4h, 4w) float32 (after hole filling); obj_ptr: (1, C);
-    object_score: (1, 1); memory: (1, mem_dim, h, w) in bfloat16 as the reference stores it,
-    or None until the memory encoder has run on this frame (or after it was released).
+    low_res_logits: (1, 1, 4h, 4w) float32 as the SAM heads gave them (before hole filling, which
+    is applied when they are read); obj_ptr: (1, C); object_score: (1, 1); memory:
+    (1, mem_dim, h, w) in bfloat16 as the reference stores it, or None before the memory encoder
+    ran or after the session released it. ``releasable``: the memory can be recomputed exactly from
+    the stored logits (frames tracked without prompts), so it may be dropped to bound memory.
     """
 
     low_res_logits: torch.Tensor
     obj_ptr: torch.Tensor
     object_score: torch.Tensor
     memory: Optional[torch.Tensor] = None
+    releasable: bool = False
 
-    def entry(self, pos_enc: torch.Tensor) -> MemoryEntry:
-        """The memory-bank entry the model reads (memory features promoted to float32)."""
-        assert self.memory is not None, "memory entry requested for a frame without memory"
-        return MemoryEntry(self.memory.float(), pos_enc, self.obj_ptr)
+    @property
+    def has_memory(self) -> bool:
+        return self.memory is not None or self.releasable
+
+
+class LazyMemoryEntry:
+    """A memory-bank entry whose features are (re)computed only if the model reads them.
+
+    Attributes as :class:`~sam2_model.modeling.sam2.MemoryEntry`: features (1, mem_dim, h, w)
+    float32, pos_enc (1, mem_dim, h, w), obj_ptr (1, C).
+    """
+
+    def __init__(self, result: FrameResult, pos_enc: torch.Tensor, restore: Callable[[FrameResult], torch.Tensor]):
+        self._result, self._restore = result, restore
+        self.pos_enc = pos_enc
+        self.obj_ptr = result.obj_ptr
+
+    @property
+    def features(self) -> torch.Tensor:
+        if self._result.memory is None:
+            self._result.memory = self._restore(self._result)
+        return self._result.memory.float()
 
 
 @dataclass

@@ -20,32 +20,33 @@ import torch.nn.functional as F
 from .build import autocast_dtype
 from .feature_cache import FeatureCache
 from .frames import FrameSource
-from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, MemoryEntry, SAM2Model, keep_highest_object
+from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model, keep_highest_object
 from .postprocess import fill_holes
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
-from .session_state import FrameResult, ObjectState, PointPrompt
+from .session_state import FrameResult, LazyMemoryEntry, ObjectState, PointPrompt
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
 
 class _MemoryView(Mapping):
-    """frame -> MemoryEntry over a table of results, built lazily (only frames the model reads)."""
+    """frame -> memory entry over a table of results, built lazily (only frames the model reads)."""
 
-    def __init__(self, table: Dict[int, FrameResult], pos_enc: Optional[torch.Tensor]) -> None:
-        self.table, self.pos_enc = table, pos_enc
+    def __init__(self, session: "VideoSession", state: ObjectState, table: Dict[int, FrameResult]) -> None:
+        self.session, self.state, self.table = session, state, table
 
-    def __getitem__(self, frame: int) -> MemoryEntry:
+    def __getitem__(self, frame: int) -> LazyMemoryEntry:
         result = self.table[frame]
-        if result.memory is None or self.pos_enc is None:
+        pos = self.session._memory_pos
+        if not result.has_memory or pos is None:
             raise KeyError(frame)
-        return result.entry(self.pos_enc)
+        return LazyMemoryEntry(result, pos, lambda r: self.session._restore_memory(frame, r))
 
     def __contains__(self, frame: object) -> bool:
         result = self.table.get(frame)  # type: ignore[arg-type]
-        return result is not None and result.memory is not None
+        return result is not None and result.has_memory
 
     def __iter__(self) -> Iterator[int]:
-        return (frame for frame, result in self.table.items() if result.memory is not None)
+        return (frame for frame, result in self.table.items() if result.has_memory)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -62,6 +63,10 @@ class VideoSession:
     stays in every later frame's memory; clear_memory_around_corrections: forget tracked memories
     within ``num_maskmem`` frames of a correction, so stale appearance does not override it;
     non_overlap_masks: where objects overlap, only the highest-scoring one keeps the pixel.
+    release_memory (on by default; results are unchanged): memories of tracked frames beyond the
+    recent-memory window are dropped during propagation and recomputed exactly (from the stored
+    logits and the frame's features) if a later correction needs them, so memory grows with the
+    number of frames only by the low-res masks (256 KB per object and frame at 1024 px).
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class VideoSession:
         corrections_as_conditioning: bool = False,
         clear_memory_around_corrections: bool = False,
         non_overlap_masks: bool = False,
+        release_memory: bool = True,
     ) -> None:
         if isinstance(frames, FrameSource):
             if frames.image_size != model.image_size:
@@ -93,6 +99,7 @@ class VideoSession:
         self.corrections_as_conditioning = corrections_as_conditioning
         self.clear_memory_around_corrections = clear_memory_around_corrections
         self.non_overlap_masks = non_overlap_masks
+        self.release_memory = release_memory
         self.features = FeatureCache(feature_cache_mb)
         self._objects: Dict[int, ObjectState] = {}
         self._memory_pos: Optional[torch.Tensor] = None  # the same for every frame and object
@@ -163,7 +170,7 @@ class VideoSession:
                 state.points[frame_idx] = prompt
                 state.masks.pop(frame_idx, None)
                 previous = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
-                prev_logits = None if previous is None else previous.low_res_logits.clamp(-32.0, 32.0)
+                prev_logits = None if previous is None else self._filled(previous).clamp(-32.0, 32.0)
                 result = self._infer(state, frame_idx, is_init, prompt, None, reverse, False, prev_logits)
             else:
                 state.masks[frame_idx] = mask_input
@@ -228,15 +235,17 @@ class VideoSession:
                 logits = []
                 for state in self._objects.values():
                     if frame_idx in state.cond:
-                        low = state.cond[frame_idx].low_res_logits
+                        low = self._filled(state.cond[frame_idx])
                         if self.clear_memory_around_corrections:
                             self._forget_around(state, frame_idx)
                     else:
                         result = self._infer(state, frame_idx, False, None, None, reverse, True, None)
                         state.non_cond[frame_idx] = result
-                        low = result.low_res_logits
+                        low = self._filled(result)
                     state.tracked[frame_idx] = reverse
                     logits.append(low)
+                    if self.release_memory:
+                        self._release_memories(state, frame_idx)
                 frame_logits = self._to_frame_resolution(torch.cat(logits, dim=0))
             yield frame_idx, self.obj_ids, frame_logits
 
@@ -247,7 +256,7 @@ class VideoSession:
             for pending, table in ((state.pending_non_cond, state.non_cond), (state.pending_cond, state.cond)):
                 for frame_idx, result in pending.items():
                     if result.memory is None:
-                        high = F.interpolate(result.low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
+                        high = F.interpolate(self._filled(result), size=(size, size), mode="bilinear", align_corners=False)
                         result.memory = self._encode_memory(frame_idx, high, result.object_score, from_points=True)
                     table[frame_idx] = result
                     if self.clear_memory_around_corrections:
@@ -291,7 +300,7 @@ class VideoSession:
         features = self._frame_features(frame_idx)
         prediction = self.model.track_step(
             frame_idx, features, is_init,
-            _MemoryView(state.cond, self._memory_pos), _MemoryView(state.non_cond, self._memory_pos),
+            _MemoryView(self, state, state.cond), _MemoryView(self, state, state.non_cond),
             self.num_frames,
             point_coords=None if prompt is None else prompt.coords,
             point_labels=None if prompt is None else prompt.labels,
@@ -302,10 +311,29 @@ class VideoSession:
             memory = self._encode_memory(
                 frame_idx, prediction.high_res_logits, prediction.object_score_logits, prompt is not None
             )
-        low = prediction.low_res_logits
+        releasable = run_memory and prompt is None and mask_input is None
+        return FrameResult(
+            prediction.low_res_logits, prediction.obj_ptr, prediction.object_score_logits, memory, releasable
+        )
+
+    def _filled(self, result: FrameResult) -> torch.Tensor:
+        """The result's low-res logits after hole filling (what users see and what prompts refine)."""
         if self.fill_hole_area > 0:
-            low = fill_holes(low, self.fill_hole_area)
-        return FrameResult(low, prediction.obj_ptr, prediction.object_score_logits, memory)
+            return fill_holes(result.low_res_logits, self.fill_hole_area)
+        return result.low_res_logits
+
+    def _restore_memory(self, frame_idx: int, result: FrameResult) -> torch.Tensor:
+        """Recompute a released memory exactly as it was made: from the frame's unfilled logits."""
+        size = self.model.image_size
+        high = F.interpolate(result.low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
+        return self._encode_memory(frame_idx, high, result.object_score, from_points=False)
+
+    def _release_memories(self, state: ObjectState, frame_idx: int) -> None:
+        """Drop recomputable memories out of reach of the next frames' recent-memory window."""
+        reach = self.model.config.memory_temporal_stride_for_eval * self.model.config.num_maskmem
+        for t, result in state.non_cond.items():
+            if result.releasable and result.memory is not None and abs(t - frame_idx) > reach:
+                result.memory = None
 
     # ------------------------------------------------------------------ outputs
     def _frame_logits(self, frame_idx: int, is_cond: bool) -> np.ndarray:
@@ -317,7 +345,7 @@ class VideoSession:
             result = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
             if result is not None:
                 out[index : index + 1] = F.interpolate(
-                    result.low_res_logits.float().cpu(), size=(height, width), mode="bilinear", align_corners=False
+                    self._filled(result).float().cpu(), size=(height, width), mode="bilinear", align_corners=False
                 )
         if self.non_overlap_masks:
             out = keep_highest_object(out)
