@@ -1,0 +1,323 @@
+"""The "SAM 2 segmentation" dock widget."""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any, List, Optional
+
+import napari
+import numpy as np
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import sam2_model as sm
+
+from .controller import SegmentationController
+from .layout import StackLayout, world_to_data
+from .prompts import FramePrompt, collect_prompts
+from .settings import load_settings, save_settings
+
+POINTS_NAME, BOXES_NAME, LABELS_NAME = "SAM2 clicks", "SAM2 boxes", "SAM2 masklets"
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+class SegmentationWidget(QWidget):
+    """Pick an image and a model, click objects, propagate, correct, undo."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.controller: Optional[SegmentationController] = None
+        self.worker: Any = None
+        self._model_key: Optional[tuple] = None
+        self._model: Optional[sm.SAM2Model] = None
+        settings = load_settings()
+
+        self.image_combo = QComboBox()
+        self.axis_spin = QSpinBox()
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(sm.list_models())
+        self.model_combo.setCurrentText(settings.get("model", "sam2.1_hiera_tiny"))
+        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo.addItems(["cached or download", "random weights (testing)"])
+        self.checkpoint_combo.setCurrentText(settings.get("checkpoint", "cached or download"))
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setCurrentText(settings.get("device", "auto"))
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 2048)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setSpecialValueText("preset")
+        self.object_spin = QSpinBox()
+        self.object_spin.setRange(1, 65535)
+        self.new_object_button = QPushButton("New object")
+        self.positive_button = QPushButton("Clicks: positive (T toggles)")
+        self.segment_button = QPushButton("Segment current frame")
+        self.forward_button = QPushButton("Propagate ▶")
+        self.backward_button = QPushButton("◀ Propagate")
+        self.both_button = QPushButton("◀ Both ▶")
+        self.cancel_button = QPushButton("Cancel")
+        self.undo_button = QPushButton("Undo last run")
+        self.progress = QProgressBar()
+        self.status = QLabel("Pick an image layer, then click on an object.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("Propagate along axis", self.axis_spin)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Weights", self.checkpoint_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Input size", self.size_spin)
+        form.addRow("Object id", self.object_spin)
+        row = QHBoxLayout()
+        for button in (self.backward_button, self.both_button, self.forward_button):
+            row.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for widget in (self.new_object_button, self.positive_button, self.segment_button):
+            layout.addWidget(widget)
+        layout.addLayout(row)
+        for widget in (self.progress, self.cancel_button, self.undo_button, self.status):
+            layout.addWidget(widget)
+        layout.addStretch()
+        self.cancel_button.setEnabled(False)
+
+        self.image_combo.currentTextChanged.connect(self._on_image_changed)
+        self.new_object_button.clicked.connect(self._on_new_object)
+        self.object_spin.valueChanged.connect(self._on_object_changed)
+        self.positive_button.clicked.connect(self._on_toggle_positive)
+        self.segment_button.clicked.connect(self._on_segment_clicked)
+        self.forward_button.clicked.connect(lambda: self._on_propagate("forward"))
+        self.backward_button.clicked.connect(lambda: self._on_propagate("backward"))
+        self.both_button.clicked.connect(lambda: self._on_propagate("both"))
+        self.cancel_button.clicked.connect(self._on_cancel)
+        self.undo_button.clicked.connect(self._on_undo)
+        for combo in (self.model_combo, self.checkpoint_combo, self.device_combo):
+            combo.currentTextChanged.connect(self._on_settings_changed)
+        self.viewer.layers.events.inserted.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self._refresh_images()
+
+    # ------------------------------------------------------------------ layers
+    def _refresh_images(self, event: Any = None) -> None:
+        current = self.image_combo.currentText()
+        names = [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentText(current)
+        self.image_combo.blockSignals(False)
+        if names and current not in names:
+            self._on_image_changed(self.image_combo.currentText())
+
+    @property
+    def image_layer(self) -> Any:
+        name = self.image_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _on_image_changed(self, name: str) -> None:
+        layer = self.image_layer
+        if layer is None:
+            return
+        ndim = layer.data.ndim - (1 if layer.rgb else 0)
+        self.axis_spin.setRange(0, max(ndim - 3, 0))
+        self.axis_spin.setValue(0)
+        self.controller = None
+        self.points_layer, self.boxes_layer = self._prompt_layers(layer)
+
+    def _prompt_layers(self, image: Any) -> tuple:
+        """The widget's Points and Shapes layers, in the image's world coordinates."""
+        ndim = image.data.ndim - (1 if image.rgb else 0)
+        if POINTS_NAME not in self.viewer.layers:
+            points = self.viewer.add_points(
+                np.zeros((0, ndim)), name=POINTS_NAME, ndim=ndim, scale=image.scale, translate=image.translate,
+                features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
+                size=max(4.0, min(image.data.shape[-2:]) / 60), face_color="lime", border_color="white",
+            )
+            points.feature_defaults = {"positive": True, "obj_id": self.object_spin.value()}
+            points.mode = "add"
+            points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
+            points.events.data.connect(self._on_points_changed)
+        if BOXES_NAME not in self.viewer.layers:
+            boxes = self.viewer.add_shapes(
+                None, ndim=ndim, name=BOXES_NAME, scale=image.scale, translate=image.translate,
+                shape_type="rectangle", edge_color="yellow", face_color="transparent",
+                features={"obj_id": np.zeros(0, int)},
+            )
+            boxes.feature_defaults = {"obj_id": self.object_spin.value()}
+        return self.viewer.layers[POINTS_NAME], self.viewer.layers[BOXES_NAME]
+
+    def _layout(self, image: Any) -> StackLayout:
+        ndim = image.data.ndim
+        channel_axis = ndim - 1 if image.rgb else None
+        spatial_ndim = ndim - (1 if image.rgb else 0)
+        if spatial_ndim == 2:
+            return StackLayout(ndim, None, channel_axis)
+        frame_axis = self.axis_spin.value()
+        step = self.viewer.dims.current_step
+        fixed = tuple(
+            (axis, int(step[axis])) for axis in range(spatial_ndim - 2) if axis != frame_axis
+        )
+        return StackLayout(ndim, frame_axis, channel_axis, fixed)
+
+    def _labels_layer(self, image: Any, layout: StackLayout) -> Any:
+        if LABELS_NAME not in self.viewer.layers:
+            shape = layout.labels_shape(image.data.shape)
+            self.viewer.add_labels(
+                np.zeros(shape, np.uint32), name=LABELS_NAME, scale=image.scale[: len(shape)],
+                translate=image.translate[: len(shape)],
+            )
+        return self.viewer.layers[LABELS_NAME]
+
+    # ------------------------------------------------------------------ model and controller
+    def model(self) -> sm.SAM2Model:
+        name = self.model_combo.currentText()
+        random_weights = self.checkpoint_combo.currentText().startswith("random")
+        key = (name, random_weights, self.device_combo.currentText(), self.size_spin.value())
+        if self._model is None or key != self._model_key:
+            checkpoint = None if random_weights else "download"
+            size = self.size_spin.value() or None
+            self._model = sm.build_model(name, checkpoint=checkpoint, device=key[2], image_size=size)
+            self._model_key = key
+        return self._model
+
+    def ensure_controller(self) -> SegmentationController:
+        image = self.image_layer
+        if image is None:
+            raise ValueError("add an image layer first")
+        layout = self._layout(image)
+        if self.controller is None or self.controller.layout != layout or self.controller.model is not self.model():
+            labels = self._labels_layer(image, layout)
+            self.controller = SegmentationController(self.model(), image.data, layout, labels.data)
+        return self.controller
+
+    def prompts(self) -> List[FramePrompt]:
+        image, layout = self.image_layer, self.ensure_controller().layout
+        to_image = dict(to_scale=image.scale, to_translate=image.translate)
+        points = self.points_layer
+        coords = world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data) else points.data
+        features = points.features
+        rectangles = [
+            world_to_data(shape, self.boxes_layer.scale, self.boxes_layer.translate, **to_image)
+            for shape in self.boxes_layer.data
+        ]
+        return collect_prompts(
+            coords, features["positive"].to_numpy(bool), features["obj_id"].to_numpy(int),
+            rectangles, self.boxes_layer.features["obj_id"].to_numpy(int) if len(rectangles) else [], layout,
+        )
+
+    # ------------------------------------------------------------------ handlers
+    def _on_settings_changed(self, _: str = "") -> None:
+        save_settings(
+            model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
+            device=self.device_combo.currentText(),
+        )
+
+    def _on_new_object(self) -> None:
+        used = set(self.points_layer.features["obj_id"].tolist()) | set(self.boxes_layer.features["obj_id"].tolist())
+        self.object_spin.setValue(max(used | {0}) + 1)
+
+    def _on_object_changed(self, obj_id: int) -> None:
+        self.points_layer.feature_defaults = {**self._point_defaults(), "obj_id": obj_id}
+        self.boxes_layer.feature_defaults = {"obj_id": obj_id}
+
+    def _point_defaults(self) -> dict:
+        defaults = self.points_layer.feature_defaults
+        return {"positive": bool(defaults["positive"].iloc[0]), "obj_id": int(defaults["obj_id"].iloc[0])}
+
+    def _on_toggle_positive(self) -> None:
+        defaults = self._point_defaults()
+        defaults["positive"] = not defaults["positive"]
+        self.points_layer.feature_defaults = defaults
+        self.points_layer.current_face_color = "lime" if defaults["positive"] else "red"
+        self.positive_button.setText(f"Clicks: {'positive' if defaults['positive'] else 'negative'} (T toggles)")
+
+    def _on_points_changed(self, event: Any = None) -> None:
+        if getattr(event, "action", "added") in ("added", "removed") and self.worker is None:
+            self._on_segment_clicked()
+
+    def _on_segment_clicked(self) -> None:
+        try:
+            controller = self.ensure_controller()
+            prompts = self.prompts()
+        except Exception as error:  # bad layout, model download failure, ...
+            show_error(f"SAM 2: {error}")
+            return
+        self._run(controller.apply_prompts(prompts), "Segmenting")  # only new or changed prompts are sent
+
+    def _on_propagate(self, direction: str) -> None:
+        try:
+            controller = self.ensure_controller()
+            prompts = self.prompts()
+            start = int(self.viewer.dims.current_step[controller.layout.frame_axis or 0])
+        except Exception as error:
+            show_error(f"SAM 2: {error}")
+            return
+        self.progress.setRange(0, controller.session.num_frames * (2 if direction == "both" else 1))
+        steps = chain(controller.apply_prompts(prompts), controller.propagate(start, direction))
+        self._run(steps, f"Propagating {direction}")
+
+    def _run(self, steps: Any, what: str) -> None:
+        """Run a controller generator in a worker thread; results arrive on the main thread."""
+        self.status.setText(f"{what}…")
+        self.progress.setValue(0)
+
+        @thread_worker
+        def work():
+            yield from steps
+
+        worker = work()
+        worker.yielded.connect(self._on_step)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_busy(True)
+        worker.start()
+
+    def _on_step(self, step: tuple) -> None:
+        kind, frame, obj_ids, _ = step
+        if kind == "frame":
+            self.progress.setValue(self.progress.value() + 1)
+            self.status.setText(f"frame {frame}: objects {obj_ids}")
+        self.viewer.layers[LABELS_NAME].refresh()
+
+    def _on_error(self, error: Exception) -> None:
+        show_error(f"SAM 2 failed: {error}. Frames already written are complete; Undo reverts the run.")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_busy(False)
+        if LABELS_NAME in self.viewer.layers:
+            self.viewer.layers[LABELS_NAME].refresh()
+        self.status.setText("Done. Correct on any frame, then propagate again.")
+
+    def _on_cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+            show_info("SAM 2: cancelled; the frames finished so far are kept (Undo reverts the run).")
+
+    def _on_undo(self) -> None:
+        if self.controller is None:
+            return
+        frames = self.controller.undo()
+        self.viewer.layers[LABELS_NAME].refresh()
+        self.status.setText(f"Undid the last run ({len(frames)} frame(s) restored).")
+
+    def _set_busy(self, busy: bool) -> None:
+        for button in (self.segment_button, self.forward_button, self.backward_button, self.both_button,
+                       self.undo_button, self.new_object_button):
+            button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)

@@ -1,0 +1,124 @@
+"""The dock widget in a real napari viewer (run under xvfb-run), driven as a user would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+
+
+def moving_cells(num_frames: int = 5, size: int = 64) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    frames = []
+    for t in range(num_frames):
+        image = 600 + 10 * xx
+        for cy, cx in ((20, 15 + 2 * t), (45, 40 - t)):
+            image = image + 8000 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 40.0)
+        frames.append(image)
+    return np.stack(frames).astype(np.uint16)
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    viewer.add_image(moving_cells(), name="cells", scale=(1.0, 0.5, 0.5), translate=(0, 10, 5))
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    widget.checkpoint_combo.setCurrentText("random weights (testing)")
+    widget.size_spin.setValue(128)
+    return viewer, widget
+
+
+def wait(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def expected_plane(widget, frame):
+    session = widget.controller.session
+    logits = session._frame_logits(frame, is_cond=True)
+    ids = np.asarray(session.obj_ids)
+    best = logits.argmax(axis=0)
+    return np.where(logits.max(axis=0) > 0, ids[best], 0)
+
+
+def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot):
+    viewer, w = widget
+    assert "SAM2 clicks" in viewer.layers and "SAM2 boxes" in viewer.layers
+    viewer.dims.set_current_step(0, 1)
+    points = viewer.layers["SAM2 clicks"]
+    # A click in world coordinates on the cell at row 20, col 17 of frame 1.
+    points.add(np.array([[1, 10 + 20 * 0.5, 5 + 17 * 0.5]]))
+    wait(qtbot, w)
+    labels = viewer.layers["SAM2 masklets"].data
+    assert labels.shape == (5, 64, 64)
+    session = w.controller.session
+    assert session.obj_ids == [1] and session.prompted_frames(1) == [1]
+    np.testing.assert_array_equal(labels[1], expected_plane(w, 1))
+    assert not labels[0].any()
+
+    w.forward_button.click()
+    wait(qtbot, w)
+    for frame in range(1, 5):
+        np.testing.assert_array_equal(labels[frame], expected_plane(w, frame))
+    assert not labels[0].any()  # forward only
+
+    w.undo_button.click()
+    assert not labels[2:].any()  # the propagation run was undone; the click's frame stays
+    np.testing.assert_array_equal(labels[1], expected_plane(w, 1))
+
+
+def test_second_object_and_negative_click(widget, qtbot):
+    viewer, w = widget
+    points = viewer.layers["SAM2 clicks"]
+    points.add(np.array([[0, 10 + 20 * 0.5, 5 + 15 * 0.5]]))
+    wait(qtbot, w)
+    w.new_object_button.click()
+    assert w.object_spin.value() == 2
+    points.add(np.array([[0, 10 + 45 * 0.5, 5 + 40 * 0.5]]))
+    wait(qtbot, w)
+    w._on_toggle_positive()
+    points.add(np.array([[0, 10 + 5 * 0.5, 5 + 5 * 0.5]]))
+    wait(qtbot, w)
+    features = points.features
+    assert features["obj_id"].tolist() == [1, 2, 2] and features["positive"].tolist() == [True, True, False]
+    assert w.controller.session.obj_ids == [1, 2]
+    np.testing.assert_array_equal(viewer.layers["SAM2 masklets"].data[0], expected_plane(w, 0))
+
+
+def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    viewer.add_image(moving_cells(num_frames=30), name="cells")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.checkpoint_combo.setCurrentText("random weights (testing)")
+    w.size_spin.setValue(128)
+    viewer.layers["SAM2 clicks"].add(np.array([[0, 20, 15]]))
+    wait(qtbot, w)
+    labels = viewer.layers["SAM2 masklets"].data
+    before = labels.copy()
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 3, timeout=120_000)
+    w.cancel_button.click()
+    wait(qtbot, w)
+    done = [f for f in range(30) if not np.array_equal(labels[f], before[f]) or f in w.controller.session._objects[1].tracked]
+    assert 0 < len(done) < 30  # stopped early
+    for frame in range(30):
+        if frame in w.controller.session._objects[1].tracked:
+            np.testing.assert_array_equal(labels[frame], expected_plane(w, frame))
+        else:
+            np.testing.assert_array_equal(labels[frame], before[frame])
+    w.undo_button.click()
+    np.testing.assert_array_equal(labels, before)
+
+
+def test_settings_persist(widget, tmp_path):
+    from napari_sam2.settings import load_settings
+
+    _, w = widget
+    w.device_combo.setCurrentText("cpu")
+    assert load_settings()["device"] == "cpu"
+    assert load_settings()["checkpoint"] == "random weights (testing)"
