@@ -1,1 +1,5 @@
-"""napari-sam2: the napari plugin around sam2_model (layers <-> prompts, widgets, workers)."""
+"""napari-sam2: SAM 2 segmentation and tracking in napari (widgets, layer <-> prompt conversion, CLI)."""
+
+from .api import get_session, get_widget, segment
+
+__all__ = ["get_session", "get_widget", "segment"]
