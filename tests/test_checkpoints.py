@@ -1,28 +1,55 @@
-"""Checkpoint download against a real HTTP server on 127.0.0.1 (never the internet)."""
+"""Checkpoint registry and download, against a real HTTP server on 127.0.0.1 (never the internet)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import http.server
+import re
 import socket
 import threading
 import time
 from pathlib import Path
 
+import pooch
 import pytest
 import torch
 
 import sam2_model as sm
 from sam2_model import checkpoints
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Refuse to resolve any host but loopback, so a test can never reach the internet."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOOPBACK:
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: {name} is not loopback")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(checkpoints.CACHE_ENV, str(folder))
+    monkeypatch.delenv(checkpoints.MIRROR_ENV, raising=False)
+    return folder
+
 
 class _Server:
     """A static file server on a free loopback port that counts GET requests per path."""
 
     def __init__(self, root: Path) -> None:
-        counts: dict[str, int] = {}
-        self.counts = counts
+        self.root = root
+        self.counts: dict[str, int] = {}
+        counts = self.counts
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def __init__(self, *args, **kwargs):
@@ -37,8 +64,7 @@ class _Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -50,23 +76,20 @@ def server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
     srv = _Server(root)
-    srv.root = root
     yield srv
     srv.close()
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv(checkpoints.CACHE_ENV, str(folder))
-    monkeypatch.delenv(checkpoints.MIRROR_ENV, raising=False)
-    return folder
+def _payload(n_bytes: int, seed: int = 0) -> bytes:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n_bytes,), dtype=torch.uint8, generator=generator).numpy().tobytes()
 
 
-def _register_hash(monkeypatch, name: str, payload: bytes) -> None:
+def _register(monkeypatch, name: str, payload: bytes) -> None:
+    """Make the registry expect ``payload`` (its SHA-256 and size) for ``name``."""
     entry = checkpoints.OFFICIAL_CHECKPOINTS[name]
-    digest = hashlib.sha256(payload).hexdigest()
-    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, name, dataclasses.replace(entry, sha256=digest))
+    fake = dataclasses.replace(entry, sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
+    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, name, fake)
 
 
 def _closed_port() -> int:
@@ -75,47 +98,117 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_registry_knows_all_official_files():
-    assert set(checkpoints.OFFICIAL_CHECKPOINTS) == {n for n in sm.list_models() if n.startswith("sam2")}
-    entry = checkpoints.official("sam2.1_hiera_tiny")
-    assert entry.url == "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt"
-    assert checkpoints.official("sam2_hiera_large").url.endswith("/072824/sam2_hiera_large.pt")
-    with pytest.raises(ValueError, match="known: .*sam2.1_hiera_base_plus"):
-        checkpoints.official("sam3_hiera_tiny")
+def _files(folder: Path) -> list:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def test_download_verifies_hash_and_is_cached(server, cache, monkeypatch):
-    payload = b"pretend checkpoint bytes" * 5000
+# --- the registry -------------------------------------------------------------------------------
+
+
+def test_registry_lists_the_eight_official_files():
+    registry = checkpoints.OFFICIAL_CHECKPOINTS
+    assert set(registry) == {n for n in sm.list_models() if n.startswith("sam2")}
+    assert len(registry) == 8
+    for name, entry in registry.items():
+        release = "092824" if name.startswith("sam2.1") else "072824"
+        assert entry.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/{release}/{name}.pt"
+        assert entry.filename == f"{name}.pt"
+        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), name
+    assert len({e.sha256 for e in registry.values()}) == 8
+    for family in ("sam2", "sam2.1"):
+        sizes = [registry[f"{family}_hiera_{s}"].size for s in ("tiny", "small", "base_plus", "large")]
+        assert sizes == sorted(sizes) and 150e6 < sizes[0] and sizes[-1] < 1e9
+
+
+def test_unknown_name_lists_the_known_ones(cache):
+    for call in (checkpoints.official, checkpoints.checkpoint_path, checkpoints.find_cached, checkpoints.download):
+        with pytest.raises(ValueError) as info:
+            call("sam3_hiera_tiny")
+        assert all(name in str(info.value) for name in checkpoints.OFFICIAL_CHECKPOINTS)
+
+
+def test_cache_dir_from_environment_or_platform_default(tmp_path, monkeypatch):
+    monkeypatch.setenv(checkpoints.CACHE_ENV, str(tmp_path / "mine"))
+    assert checkpoints.cache_dir() == tmp_path / "mine"
+    assert checkpoints.checkpoint_path("sam2_hiera_small") == tmp_path / "mine" / "sam2_hiera_small.pt"
+    monkeypatch.delenv(checkpoints.CACHE_ENV)
+    assert checkpoints.cache_dir() == Path(pooch.os_cache("napari-sam2"))
+
+
+# --- downloading --------------------------------------------------------------------------------
+
+
+def test_download_lands_in_the_cache_once(server, cache, monkeypatch):
+    payload = _payload(300_000)
     (server.root / "sam2.1_hiera_tiny.pt").write_bytes(payload)
-    _register_hash(monkeypatch, "sam2.1_hiera_tiny", payload)
-    seen = []
-    path = checkpoints.download("sam2.1_hiera_tiny", progressbar=lambda d, t: seen.append((d, t)), base_url=server.url)
+    _register(monkeypatch, "sam2.1_hiera_tiny", payload)
+
+    path = checkpoints.download("sam2.1_hiera_tiny", base_url=server.url)
     assert path == cache / "sam2.1_hiera_tiny.pt" and path.read_bytes() == payload
+    assert _files(cache) == ["sam2.1_hiera_tiny.pt"]  # no temporary file left behind
     assert checkpoints.find_cached("sam2.1_hiera_tiny") == path
-    assert seen and seen[-1] == (len(payload), len(payload))
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
-    again = checkpoints.download("sam2.1_hiera_tiny", base_url=server.url)
-    assert again == path and server.counts["/sam2.1_hiera_tiny.pt"] == 1
+    assert checkpoints.file_matches("sam2.1_hiera_tiny")
+
+    assert checkpoints.download("sam2.1_hiera_tiny", base_url=server.url) == path
+    assert server.counts == {"/sam2.1_hiera_tiny.pt": 1}
+
+
+def test_progress_callback_counts_up_to_the_total(server, cache, monkeypatch):
+    payload = _payload(5 * (1 << 20) // 2)  # 2.5 MiB: three 1 MiB chunks
+    (server.root / "sam2_hiera_tiny.pt").write_bytes(payload)
+    _register(monkeypatch, "sam2_hiera_tiny", payload)
+    seen = []
+    checkpoints.download("sam2_hiera_tiny", progressbar=lambda *args: seen.append(args), base_url=server.url)
+    assert len(seen) >= 3
+    assert {total for _, total in seen} == {len(payload)}
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and 0 < done[0] < len(payload) and done[-1] == len(payload)
+
+
+def test_cancel_from_the_progress_callback_leaves_nothing(server, cache, monkeypatch):
+    payload = _payload(3 << 20)
+    (server.root / "sam2_hiera_tiny.pt").write_bytes(payload)
+    _register(monkeypatch, "sam2_hiera_tiny", payload)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        checkpoints.download("sam2_hiera_tiny", progressbar=cancel, base_url=server.url)
+    assert _files(cache) == []
 
 
 def test_corrupted_download_is_rejected_and_not_kept(server, cache, monkeypatch):
-    _register_hash(monkeypatch, "sam2_hiera_small", b"the real bytes")
-    (server.root / "sam2_hiera_small.pt").write_bytes(b"bytes damaged in transit")
-    with pytest.raises(checkpoints.CheckpointDownloadError, match="corrupted.*nothing was saved"):
+    _register(monkeypatch, "sam2_hiera_small", _payload(200_000, seed=1))
+    (server.root / "sam2_hiera_small.pt").write_bytes(_payload(200_000, seed=2))  # same size, other bytes
+    with pytest.raises(checkpoints.CheckpointDownloadError) as info:
         checkpoints.download("sam2_hiera_small", base_url=server.url)
+    message = str(info.value)
+    assert "not the official sam2_hiera_small.pt" in message and "Nothing was saved" in message
+    assert "hash" in message.lower()
+    assert str(cache / "sam2_hiera_small.pt") in message
     assert checkpoints.find_cached("sam2_hiera_small") is None
-    assert not any(cache.glob("**/*sam2_hiera_small*")) if cache.exists() else True
+    assert _files(cache) == []
 
 
-def test_mirror_environment_variable(server, cache, monkeypatch):
-    payload = b"mirror"
-    (server.root / "sam2.1_hiera_small.pt").write_bytes(payload)
-    _register_hash(monkeypatch, "sam2.1_hiera_small", payload)
-    monkeypatch.setenv(checkpoints.MIRROR_ENV, server.url)
-    assert checkpoints.download("sam2.1_hiera_small").read_bytes() == payload
+def test_without_a_hash_the_size_is_checked(server, cache, monkeypatch):
+    payload = _payload(50_000)
+    (server.root / "sam2_hiera_large.pt").write_bytes(payload)
+    entry = checkpoints.OFFICIAL_CHECKPOINTS["sam2_hiera_large"]
+    unhashed = dataclasses.replace(entry, sha256=None, size=len(payload) + 1)
+    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, "sam2_hiera_large", unhashed)
+    with pytest.raises(checkpoints.CheckpointDownloadError, match=f"has {len(payload)} bytes"):
+        checkpoints.download("sam2_hiera_large", base_url=server.url)
+    assert _files(cache) == []
+    exact = dataclasses.replace(unhashed, size=len(payload))
+    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, "sam2_hiera_large", exact)
+    assert checkpoints.download("sam2_hiera_large", base_url=server.url).read_bytes() == payload
 
 
-def test_offline_fails_fast_and_says_where_to_put_the_file(cache):
+def test_unreachable_server_fails_fast_and_says_where_to_put_the_file(cache):
     url = f"http://127.0.0.1:{_closed_port()}"
     start = time.perf_counter()
     with pytest.raises(checkpoints.CheckpointDownloadError) as info:
@@ -123,14 +216,56 @@ def test_offline_fails_fast_and_says_where_to_put_the_file(cache):
     assert time.perf_counter() - start < 5
     message = str(info.value)
     assert f"{url}/sam2.1_hiera_large.pt" in message
+    assert checkpoints.official("sam2.1_hiera_large").url in message  # the official source too
     assert str(cache / "sam2.1_hiera_large.pt") in message
+    assert _files(cache) == []
+
+
+def test_offline_default_url_names_meta_and_the_target(cache):
+    """No base URL: Meta's URL is used; with name resolution failing (offline) the error says what to do."""
+    start = time.perf_counter()
+    with pytest.raises(checkpoints.CheckpointDownloadError) as info:
+        checkpoints.download("sam2.1_hiera_tiny")
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt" in message
+    assert str(cache / "sam2.1_hiera_tiny.pt") in message and checkpoints.CACHE_ENV in message
+
+
+def test_server_error_status_is_a_download_error(server, cache):
+    with pytest.raises(checkpoints.CheckpointDownloadError, match="404") as info:
+        checkpoints.download("sam2_hiera_base_plus", base_url=server.url)
+    assert f"{server.url}/sam2_hiera_base_plus.pt" in str(info.value)
+    assert _files(cache) == []
+
+
+def test_mirror_environment_variable(server, cache, monkeypatch):
+    payload = _payload(10_000)
+    (server.root / "sam2.1_hiera_small.pt").write_bytes(payload)
+    _register(monkeypatch, "sam2.1_hiera_small", payload)
+    monkeypatch.setenv(checkpoints.MIRROR_ENV, server.url + "/")
+    assert checkpoints.download("sam2.1_hiera_small").read_bytes() == payload
+    assert server.counts == {"/sam2.1_hiera_small.pt": 1}
+
+
+# --- files put in the cache by hand ---------------------------------------------------------------
 
 
 def test_file_put_by_hand_is_found_and_loads(cache):
-    """A file copied into the cache by hand is used by build_model(checkpoint="download")."""
+    """A file copied into the cache by hand is used by build_model(checkpoint="download") as is."""
     model = sm.build_model("sam2.1_hiera_tiny", device="cpu", image_size=256)
     cache.mkdir(parents=True)
     torch.save({"model": model.state_dict()}, cache / "sam2.1_hiera_tiny.pt")
     assert checkpoints.find_cached("sam2.1_hiera_tiny") == cache / "sam2.1_hiera_tiny.pt"
+    assert checkpoints.download("sam2.1_hiera_tiny") == cache / "sam2.1_hiera_tiny.pt"  # no network needed
+    assert not checkpoints.file_matches("sam2.1_hiera_tiny")  # not Meta's bytes, but usable
     loaded = sm.build_model("sam2.1_hiera_tiny", checkpoint="download", device="cpu", image_size=256)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+def test_empty_or_missing_file_is_not_cached(cache):
+    assert checkpoints.find_cached("sam2_hiera_tiny") is None
+    assert not checkpoints.file_matches("sam2_hiera_tiny")
+    cache.mkdir(parents=True)
+    (cache / "sam2_hiera_tiny.pt").write_bytes(b"")
+    assert checkpoints.find_cached("sam2_hiera_tiny") is None

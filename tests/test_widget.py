@@ -45,7 +45,7 @@ def expected_plane(widget, frame):
     return np.where(logits.max(axis=0) > 0, ids[best], 0)
 
 
-def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot):
+def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot, tmp_path):
     viewer, w = widget
     assert "SAM2 clicks" in viewer.layers and "SAM2 boxes" in viewer.layers
     viewer.dims.set_current_step(0, 1)
@@ -65,6 +65,19 @@ def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot)
     for frame in range(1, 5):
         np.testing.assert_array_equal(labels[frame], expected_plane(w, frame))
     assert not labels[0].any()  # forward only
+
+    w.export("labels", str(tmp_path / "labels.tif"))
+    w.export("table", str(tmp_path / "table.csv"))
+    import tifffile
+
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), labels)
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,obj_id,area") and len(rows) - 1 == sum(labels[f].any() for f in range(5))
+    tracks = w.add_tracks_layer()
+    if len(rows) > 1:
+        assert tracks.data.shape[1] == 4 and len(tracks.data) == len(rows) - 1
+    else:  # random weights may segment nothing
+        assert tracks is None
 
     w.undo_button.click()
     assert not labels[2:].any()  # the propagation run was undone; the click's frame stays

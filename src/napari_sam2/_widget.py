@@ -69,6 +69,9 @@ class SegmentationWidget(QWidget):
         self.both_button = QPushButton("◀ Both ▶")
         self.cancel_button = QPushButton("Cancel")
         self.undo_button = QPushButton("Undo last run")
+        self.export_labels_button = QPushButton("Export labels (TIFF)…")
+        self.export_table_button = QPushButton("Export table (CSV)…")
+        self.tracks_button = QPushButton("Add Tracks layer")
         self.progress = QProgressBar()
         self.status = QLabel("Pick an image layer, then click on an object.")
         self.status.setWordWrap(True)
@@ -89,7 +92,8 @@ class SegmentationWidget(QWidget):
         for widget in (self.new_object_button, self.positive_button, self.segment_button):
             layout.addWidget(widget)
         layout.addLayout(row)
-        for widget in (self.progress, self.cancel_button, self.undo_button, self.status):
+        for widget in (self.progress, self.cancel_button, self.undo_button, self.export_labels_button,
+                       self.export_table_button, self.tracks_button, self.status):
             layout.addWidget(widget)
         layout.addStretch()
         self.cancel_button.setEnabled(False)
@@ -104,6 +108,9 @@ class SegmentationWidget(QWidget):
         self.both_button.clicked.connect(lambda: self._on_propagate("both"))
         self.cancel_button.clicked.connect(self._on_cancel)
         self.undo_button.clicked.connect(self._on_undo)
+        self.export_labels_button.clicked.connect(lambda: self._on_export("labels"))
+        self.export_table_button.clicked.connect(lambda: self._on_export("table"))
+        self.tracks_button.clicked.connect(self.add_tracks_layer)
         for combo in (self.model_combo, self.checkpoint_combo, self.device_combo):
             combo.currentTextChanged.connect(self._on_settings_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
@@ -315,6 +322,44 @@ class SegmentationWidget(QWidget):
         frames = self.controller.undo()
         self.viewer.layers[LABELS_NAME].refresh()
         self.status.setText(f"Undid the last run ({len(frames)} frame(s) restored).")
+
+    def _on_export(self, what: str) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        suffix = "TIFF (*.tif)" if what == "labels" else "CSV (*.csv)"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", "", suffix)
+        if path:
+            self.export(what, path)
+
+    def export(self, what: str, path: str) -> None:
+        """Write the labels ("labels", TIFF) or the measurement table ("table", CSV) to ``path``."""
+        from pathlib import Path
+
+        from .export import save_labels_tiff, save_table_csv
+
+        if self.controller is None:
+            show_error("SAM 2: nothing segmented yet")
+            return
+        if what == "labels":
+            save_labels_tiff(self.controller.labels, Path(path))
+        else:
+            save_table_csv(self.controller.measurements(), Path(path))
+        self.status.setText(f"Wrote {path}")
+
+    def add_tracks_layer(self) -> Any:
+        """A napari Tracks layer following each object's centroid through the frames."""
+        from .export import tracks_data
+
+        if self.controller is None:
+            show_error("SAM 2: nothing segmented yet")
+            return None
+        data = tracks_data(self.controller.measurements())
+        if not len(data):
+            show_info("SAM 2: the labels hold no objects yet, so there is nothing to track")
+            return None
+        image = self.image_layer
+        scale = (1.0, *image.scale[-2:]) if image is not None else None
+        return self.viewer.add_tracks(data, name="SAM2 tracks", scale=scale)
 
     def _set_busy(self, busy: bool) -> None:
         for button in (self.segment_button, self.forward_button, self.backward_button, self.both_button,

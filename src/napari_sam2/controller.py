@@ -101,6 +101,24 @@ class SegmentationController:
         axis = self.layout.labels_axis(self.layout.frame_axis) if self.layout.frame_axis is not None else None
         return [index[axis] if axis is not None else 0 for index in restored]
 
+    def measurements(self) -> List[dict]:
+        """Per-object, per-frame table of the labels (see :func:`napari_sam2.export.measure`)."""
+        from .export import measure
+
+        frames = range(self.session.num_frames)
+        planes = np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
+        image = np.stack([self.frames[t] for t in frames]).astype(np.float32)
+        if image.ndim == 4:
+            image = image.mean(axis=-1)
+        scores = {}
+        for obj_id in self.session.obj_ids:
+            state = self.session._objects[obj_id]
+            for t in frames:
+                result = state.result(t)
+                if result is not None:
+                    scores[(t, obj_id)] = float(result.object_score.reshape(-1)[0])
+        return measure(planes, image, scores)
+
     def _write(self, journal: RunJournal, frame: int, obj_ids: List[int], logits: np.ndarray) -> None:
         index = self.layout.frame_index_in_labels(frame)
         plane = compose_frame(np.asarray(self.labels[index]), obj_ids, logits, session_ids=self._known_ids())

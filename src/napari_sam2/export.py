@@ -1,0 +1,62 @@
+"""Exports: labels as TIFF, a per-object per-frame measurement table (CSV), napari Tracks data."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import tifffile
+from skimage.measure import regionprops_table
+
+COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
+           "mean_intensity", "object_score"]
+
+
+def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
+    """Write the labels (T, Y, X) or (Y, X) as a compressed TIFF."""
+    tifffile.imwrite(path, np.asarray(labels), compression="zlib")
+
+
+def measure(
+    labels: np.ndarray, image: Optional[np.ndarray] = None, object_scores: Optional[Dict[tuple, float]] = None
+) -> List[Dict[str, Any]]:
+    """One row per object and frame with pixels: area, centroid, bbox, mean intensity, object score.
+
+    labels: (T, Y, X); image: (T, Y, X) grey values for the mean intensity (or None);
+    object_scores: {(frame, obj_id): presence logit} from the session (or None).
+    """
+    rows: List[Dict[str, Any]] = []
+    for frame in range(labels.shape[0]):
+        plane = np.asarray(labels[frame])
+        if not plane.any():
+            continue
+        props = ["label", "area", "centroid", "bbox"] + (["intensity_mean"] if image is not None else [])
+        table = regionprops_table(plane.astype(np.int64), None if image is None else np.asarray(image[frame]),
+                                  properties=props)
+        for i, obj in enumerate(table["label"]):
+            rows.append({
+                "frame": frame, "obj_id": int(obj), "area": int(table["area"][i]),
+                "centroid_y": float(table["centroid-0"][i]), "centroid_x": float(table["centroid-1"][i]),
+                "bbox_y0": int(table["bbox-0"][i]), "bbox_x0": int(table["bbox-1"][i]),
+                "bbox_y1": int(table["bbox-2"][i]), "bbox_x1": int(table["bbox-3"][i]),
+                "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
+                "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
+            })
+    return rows
+
+
+def save_table_csv(rows: List[Dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def tracks_data(rows: List[Dict[str, Any]]) -> np.ndarray:
+    """napari Tracks data (N, 4): track id (= object id), frame, y, x, sorted by track then frame."""
+    data = np.array([[r["obj_id"], r["frame"], r["centroid_y"], r["centroid_x"]] for r in rows], float)
+    if not len(data):
+        return np.zeros((0, 4))
+    return data[np.lexsort((data[:, 1], data[:, 0]))]

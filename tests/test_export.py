@@ -1,0 +1,31 @@
+"""Exports computed on hand-built labels."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import tifffile
+
+from napari_sam2.export import measure, save_labels_tiff, save_table_csv, tracks_data
+
+
+def test_measurements_tracks_and_files(tmp_path):
+    labels = np.zeros((2, 10, 10), np.uint32)
+    labels[0, 2:4, 3:7] = 5  # 2 x 4 = 8 px, centroid (2.5, 4.5)
+    labels[1, 5:8, 5:8] = 5
+    labels[1, 0:1, 0:2] = 9
+    image = np.arange(200, dtype=np.float32).reshape(2, 10, 10)
+    rows = measure(labels, image, {(0, 5): 3.5})
+    assert [(r["frame"], r["obj_id"], r["area"]) for r in rows] == [(0, 5, 8), (1, 5, 9), (1, 9, 2)]
+    first = rows[0]
+    assert (first["centroid_y"], first["centroid_x"]) == (2.5, 4.5)
+    assert (first["bbox_y0"], first["bbox_x0"], first["bbox_y1"], first["bbox_x1"]) == (2, 3, 4, 7)
+    assert first["mean_intensity"] == image[0, 2:4, 3:7].mean() and first["object_score"] == 3.5
+    tracks = tracks_data(rows)
+    np.testing.assert_array_equal(tracks[:, :2], [[5, 0], [5, 1], [9, 1]])
+    save_table_csv(rows, tmp_path / "t.csv")
+    with open(tmp_path / "t.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 3
+    save_labels_tiff(labels, tmp_path / "l.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
