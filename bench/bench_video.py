@@ -106,7 +106,18 @@ def rss_child(num_frames: int, image_size: int, model_name: str) -> None:
     with torch.inference_mode():
         for _ in session.propagate():
             pass
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. ru_maxrss would carry the parent's peak over fork+exec; VmHWM does not."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss(args) -> None:
