@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import tifffile
@@ -132,3 +134,20 @@ def test_nan_frame_and_index_and_limits_errors():
         source.model_input(3)
     with pytest.raises(ValueError, match="low < high"):
         FrameSource(frames[:2], image_size=32, contrast_limits=(5, 5))
+
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctc-msc" / "01"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the shared Cell Tracking Challenge data is not beside the repo")
+def test_real_time_lapse_folder():
+    """Fluo-C2DL-MSC (uint16, 832 x 992, 48 frames) read lazily from its folder of tNNN.tif files."""
+    source = FrameSource(SHARED_DATA, image_size=256)
+    assert (source.num_frames, source.height, source.width) == (48, 832, 992)
+    assert source.dtype == np.uint16
+    first = tifffile.imread(SHARED_DATA / "t000.tif")
+    np.testing.assert_array_equal(source.raw(0), first)
+    low, high = source.contrast_limits
+    assert first.min() <= low < high <= first.max() * 2
+    tensor = source.model_input(47)
+    assert tensor.shape == (3, 256, 256) and torch.isfinite(tensor).all()
