@@ -160,3 +160,19 @@ def test_released_memories_are_recomputed_exactly(model):
         outputs[release] = [lg for _, _, lg in session.propagate(start_frame=4, max_frames=6)]
     for a, b in zip(outputs[True], outputs[False]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_correction_options(model, frames):
+    """corrections_as_conditioning keeps a correction as a prompted frame; clearing forgets stale memory."""
+    plain = VideoSession(model, frames)
+    sticky = VideoSession(model, frames, corrections_as_conditioning=True, clear_memory_around_corrections=True)
+    for session in (plain, sticky):
+        session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+        run(session)
+        session.add_prompt(3, 1, points=[[40, 30]], labels=[0], clear_old=False)
+        session.propagate(start_frame=3)  # commits the correction
+    assert 3 in plain._objects[1].non_cond and 3 not in plain._objects[1].cond
+    assert 3 in sticky._objects[1].cond
+    # Tracked memories within num_maskmem (7) frames of the correction were forgotten.
+    assert not set(sticky._objects[1].non_cond) & set(range(0, 6))
+    assert set(plain._objects[1].non_cond) == {1, 2, 3, 4, 5}
