@@ -93,13 +93,16 @@ def compare(args) -> None:
 
 def rss_child(num_frames: int, image_size: int, model_name: str) -> None:
     """Propagate through num_frames of 512x512 uint16; print peak RSS in MB."""
-    frames = np.lib.format.open_memmap(
-        pathlib.Path(tempfile.mkdtemp()) / "stack.npy", mode="w+", dtype=np.uint16, shape=(num_frames, 512, 512)
-    )
+    # A multi-page TIFF read page by page, as microscopy stacks arrive (a numpy memmap would count
+    # every page it touched as resident memory of this process).
+    import tifffile
+
+    path = pathlib.Path(tempfile.mkdtemp()) / "stack.tif"
     template = blobs(1, 512, np.uint16)[0]
-    for t in range(num_frames):
-        frames[t] = np.roll(template, t, axis=1)
-    frames.flush()
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for t in range(num_frames):
+            tif.write(np.roll(template, t, axis=1), photometric="minisblack", contiguous=True)
+    frames = str(path)
     model = build_model(model_name, device="cpu", image_size=image_size)
     session = VideoSession(model, frames, feature_cache_mb=64)
     session.add_prompt(0, 1, points=[[150, 256]], labels=[1])
