@@ -76,7 +76,7 @@ def test_predictions_match_reference(shape):
     reference = cls(reference_net)
 
     image = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
-    tensor = to_model_input(to_unit_rgb(image, None), 256)
+    tensor = to_model_input(to_unit_rgb(image, None), 256, mode="bilinear")
     ours = ImagePredictor(model)
     ours.set_image(image)
     with torch.inference_mode():

@@ -1,28 +1,41 @@
 """FrameSource: lazy, bounded-memory access to microscopy stacks as SAM 2 model inputs.
 
-Intensity mapping (DESIGN.md): uint8 maps as x / 255 exactly as the reference does; every other dtype
-maps linearly with contrast limits that are constant across the whole stack (default: the 0.5 and
-99.8 percentiles of up to 16 evenly spaced frames; explicit limits win), clipped to [0, 1]. Grey
-frames are repeated to RGB. Resizing to the model's square input is bicubic with antialiasing, the
-filter the reference's PIL resize uses (for uint8 the two differ only by PIL's rounding to uint8).
+What the reference does (``sam2.utils.misc._load_img_as_tensor``, used by ``SAM2VideoPredictor``):
+``PIL.Image.open(path).convert("RGB").resize((S, S))`` -- Pillow's default filter for RGB is BICUBIC
+(antialiased when shrinking, with the result rounded to uint8 after each of its two separable
+passes) -- then ``/ 255.0`` and ``(x - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)`` in float32.
+
+Here: uint8 stacks (grey or RGB, default limits) go through exactly those steps, so their model
+inputs are bit-identical to the reference's. Every other dtype maps linearly to [0, 1] with contrast
+limits that are constant across the whole stack (default: the 0.5 and 99.8 percentiles of up to 16
+evenly spaced frames; explicit ``contrast_limits`` win, for uint8 too), clipped, and is resized in
+float32 with ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``, the same filter
+without PIL's uint8 rounding (on uint8 data the two differ by at most about one grey level on smooth
+images). Grey frames are repeated to RGB.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Dict, Optional, Tuple
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .frames_io import open_stack, read_frame, sample_indices
+from .frames_io import SINGLE_IMAGE_HINT, open_stack, read_frame, sample_indices
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 DEFAULT_PERCENTILES = (0.5, 99.8)
+UINT8_LIMITS = (0.0, 255.0)
+_WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uint64)}  # > float32's 24 bits
+
+
+class FrameIndexError(IndexError, ValueError):
+    """A frame index outside 0..T-1 (both an IndexError and a ValueError)."""
 
 
 def check_finite(frame: np.ndarray, what: str) -> None:
@@ -31,51 +44,110 @@ def check_finite(frame: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} contains NaN or infinite values; replace them (e.g. np.nan_to_num) first")
 
 
-def percentile_limits(frames: list, percentiles: Tuple[float, float] = DEFAULT_PERCENTILES) -> Tuple[float, float]:
-    """Contrast limits from a sample of frames (at most ~1M values are looked at)."""
-    values = np.concatenate([np.asarray(f, dtype=np.float64).ravel() for f in frames])
-    step = max(1, values.size // 1_000_000)
-    low, high = np.percentile(values[::step], percentiles)
+def percentile_limits(
+    frames: Iterable[np.ndarray], percentiles: Tuple[float, float] = DEFAULT_PERCENTILES,
+    max_values: int = 1_000_000, count: Optional[int] = None,
+) -> Tuple[float, float]:
+    """Contrast limits from a sample of frames; each frame is subsampled on a regular pixel grid so
+    that about ``max_values`` values are looked at in all. ``frames`` may be a generator of ``count``
+    frames, so only one whole frame is held at a time."""
+    if count is None:
+        frames = list(frames)
+        count = len(frames)
+    budget = max(1, max_values // max(1, count))
+    parts = []
+    for frame in frames:
+        frame = np.asarray(frame)
+        step = max(1, int(np.ceil(np.sqrt(frame.size / budget))))
+        parts.append(frame[::step, ::step].ravel())  # a copy in the frame's own dtype (uint16: 2 bytes)
+    values = np.concatenate(parts)
+    low, high = (float(v) for v in np.percentile(values, percentiles))
+    if high <= low:  # mostly constant (e.g. sparse bright spots on zeros): fall back to min / max
+        low, high = float(values.min()), float(values.max())
     if high <= low:  # a constant stack
         high = low + 1.0
-    return float(low), float(high)
+    return low, high
+
+
+def to_unit(frame: np.ndarray, limits: Tuple[float, float]) -> np.ndarray:
+    """(H, W[, 3]) -> float32 in [0, 1] as (x - low) / (high - low); uint8 with (0, 255) is exactly x / 255."""
+    low, high = limits
+    work = np.float64 if frame.dtype in _WIDE else np.float32
+    unit = frame.astype(work)  # always a copy
+    if low != 0:
+        unit -= work(low)
+    unit /= work(high - low)
+    np.clip(unit, 0.0, 1.0, out=unit)
+    return unit.astype(np.float32, copy=False)
 
 
 def to_unit_rgb(frame: np.ndarray, limits: Optional[Tuple[float, float]]) -> np.ndarray:
-    """(H, W) or (H, W, 3) frame -> (H, W, 3) float32 in [0, 1].
-
-    uint8 maps as x / 255; everything else uses ``limits`` = (low, high).
-    """
-    if frame.dtype == np.uint8:
-        unit = frame.astype(np.float32) / 255.0
-    else:
-        if limits is None:
+    """(H, W) or (H, W, 3) frame -> (H, W, 3) float32 in [0, 1]; ``limits=None`` means x / 255 for uint8."""
+    if limits is None:
+        if frame.dtype != np.uint8:
             raise ValueError("contrast limits are needed for non-uint8 data")
-        low, high = limits
-        unit = np.clip((frame.astype(np.float32) - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
-    if unit.ndim == 2:
-        unit = np.repeat(unit[..., None], 3, axis=-1)
-    return unit
+        limits = UINT8_LIMITS
+    unit = to_unit(frame, limits)
+    return np.repeat(unit[..., None], 3, axis=-1) if unit.ndim == 2 else unit
 
 
-def to_model_input(unit_rgb: np.ndarray, image_size: int) -> torch.Tensor:
-    """(H, W, 3) float in [0, 1] -> (3, S, S) float32, resized and ImageNet-normalised."""
-    tensor = torch.from_numpy(np.ascontiguousarray(unit_rgb, dtype=np.float32)).permute(2, 0, 1)
+def normalise(tensor: torch.Tensor) -> torch.Tensor:
+    """(1 or 3, S, S) in [0, 1] -> (3, S, S) ImageNet-normalised float32."""
+    return (tensor.expand(3, -1, -1) - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def to_model_input(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> torch.Tensor:
+    """(H, W) or (H, W, 3) float in [0, 1] -> (3, S, S) float32, resized (antialiased) and normalised.
+
+    Grey frames are resized once and repeated. ``mode="bilinear"`` matches ``SAM2ImagePredictor``'s
+    torchvision ``Resize`` on float tensors; the video predictor's PIL resize is bicubic.
+    """
+    array = np.ascontiguousarray(unit, dtype=np.float32)
+    tensor = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
     if tensor.shape[-2:] != (image_size, image_size):
-        tensor = F.interpolate(
-            tensor[None], size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True
-        )[0].clamp_(0.0, 1.0)
-    return (tensor - IMAGENET_MEAN) / IMAGENET_STD
+        tensor = F.interpolate(tensor[None], size=(image_size, image_size), mode=mode, align_corners=False,
+                               antialias=True)[0].clamp_(0.0, 1.0)
+    return normalise(tensor)
+
+
+def uint8_to_model_input(frame: np.ndarray, image_size: int) -> torch.Tensor:
+    """(H, W) or (H, W, 3) uint8 -> (3, S, S): the reference's exact steps (PIL resize, / 255, normalise)."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.BICUBIC)
+    resized = torch.from_numpy(np.array(image))  # uint8, (S, S) or (S, S, 3)
+    tensor = resized[None] if resized.ndim == 2 else resized.permute(2, 0, 1)
+    return normalise(tensor.to(torch.float32) / 255.0)
+
+
+def _index(t: Any, num_frames: int) -> int:
+    """``t`` as a frame index, or FrameIndexError naming the valid range."""
+    valid = f"valid frames are 0..{num_frames - 1}"
+    try:
+        index = int(t)
+        integral = not isinstance(t, (bool, np.bool_)) and index == t
+    except (TypeError, ValueError, OverflowError):
+        integral = False
+    if not integral:
+        raise FrameIndexError(f"frame index must be an integer, got {t!r}; {valid}")
+    if not 0 <= index < num_frames:
+        raise FrameIndexError(f"frame index {index} is out of range: {valid}")
+    return index
 
 
 class FrameSource:
     """Frames of a (T, H, W) or (T, H, W, C) stack, read, mapped and resized on demand.
 
-    frames: numpy / dask / zarr array, tifffile memmap, a .tif path or a folder of frames.
-    channel: pick this channel of a multichannel stack; composite: "mean" or "max" over channels;
-    channel_axis: where the channels are, if not last (e.g. 1 for (T, C, H, W)).
-    A background thread prepares the next ``prefetch`` frames in the direction of travel; at most
-    ``cache_frames`` prepared inputs are kept, so memory does not grow with the stack.
+    frames: numpy / dask / zarr / h5py array, tifffile memmap, or a path (multi-page .tif, .npy,
+    zarr folder, folder of .tif/.png/.jpg frames). Nothing is read at construction except, for
+    non-uint8 data without ``contrast_limits``, the (up to 16) frames of the contrast sample.
+    channel: use this channel; composite: "mean" or "max" over channels; channel_axis: the axis of
+    the channels if they are not last (1 for (T, C, H, W)). Three channels without either are RGB.
+    prefetch: how many frames ahead (in the direction of travel) a background thread prepares;
+    cache_frames: prepared model inputs kept (LRU), so memory does not grow with the stack.
+    Tensors returned by :meth:`model_input` are shared with the cache: do not modify them in place.
     """
 
     def __init__(
@@ -89,134 +161,234 @@ class FrameSource:
         prefetch: int = 2,
         cache_frames: int = 4,
     ) -> None:
+        self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
         self._stack = open_stack(frames)
-        shape = tuple(int(n) for n in self._stack.shape)
-        if len(shape) not in (3, 4):
-            raise ValueError(
-                f"frames must be (T,H,W) or (T,H,W,C); got an array of shape {shape}. For a single image use "
-                "ImagePredictor or add a time axis (frames[None])"
-            )
-        if channel_axis is not None and len(shape) == 4 and channel_axis % 4 != 3:
-            self._stack = _MovedChannels(self._stack, channel_axis % 4)
-            shape = tuple(int(n) for n in self._stack.shape)
-        if shape[0] == 0 or 0 in shape[1:3]:
-            raise ValueError(f"frames: the stack is empty (shape {shape}); it needs at least one frame")
-        self.num_frames, self.height, self.width = shape[:3]
-        self.num_channels = shape[3] if len(shape) == 4 else 1
-        self.dtype = np.dtype(self._stack.dtype)
-        if self.dtype.kind not in "uif" or self.dtype == np.bool_:
-            raise ValueError(f"frames: unsupported dtype {self.dtype}; use integer or floating-point data")
-        self.image_size = int(image_size)
-        self.channel, self.composite = channel, composite
-        self._check_channels()
-        self.contrast_limits = self._resolve_limits(contrast_limits)
+        self._lock = threading.RLock()
+        self._read_lock = threading.Lock()  # stacks (h5py, tifffile stores) need not be thread-safe
         self._cache: "OrderedDict[int, torch.Tensor]" = OrderedDict()
         self._pending: Dict[int, Future] = {}
-        self._lock = threading.Lock()
-        self._cache_frames = max(1, cache_frames)
-        self._prefetch = max(0, prefetch)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-prefetch") if prefetch else None
+        self._prefetch = max(0, int(prefetch))
+        self._cache_frames = max(int(cache_frames), self._prefetch + 1, 1)
+        self._executor: Optional[ThreadPoolExecutor] = None
         self._last: Optional[int] = None
+        self._step = 1
+        self._closed = False
+        try:
+            self._setup(image_size, channel, composite, channel_axis)
+            self.contrast_limits = self._resolve_limits(contrast_limits)
+        except BaseException:
+            self._close_stack()
+            raise
 
-    # ----------------------------------------------------------------- channels and limits
-    def _check_channels(self) -> None:
-        c = self.num_channels
-        if self.channel is not None and not 0 <= self.channel < c:
-            raise ValueError(f"channel={self.channel} is out of range: the stack has {c} channel(s)")
-        if self.composite not in (None, "mean", "max"):
-            raise ValueError(f"composite must be None, 'mean' or 'max', not {self.composite!r}")
-        if c not in (1, 3) and self.channel is None and self.composite is None:
+    # ----------------------------------------------------------------- layout and limits
+    def _setup(self, image_size, channel, composite, channel_axis) -> None:
+        shape = tuple(int(n) for n in self._stack.shape)
+        if len(shape) not in (3, 4):
+            raise ValueError(f"frames must be (T,H,W) or (T,H,W,C); got shape {shape}; {SINGLE_IMAGE_HINT}")
+        if len(shape) == 3 and channel_axis is not None:
+            raise ValueError(f"channel_axis={channel_axis} was given, but frames of shape {shape} have no channel axis")
+        axes = getattr(self._stack, "axes", None)  # TIFF series axes, e.g. "TCYX"
+        if channel_axis is None and isinstance(axes, str) and len(axes) == 4 and axes.find("C") in (1, 2):
+            channel_axis = axes.find("C")
+        axis = 3
+        if len(shape) == 4 and channel_axis is not None:
+            if not -4 <= int(channel_axis) < 4 or int(channel_axis) % 4 == 0:
+                raise ValueError(
+                    f"channel_axis must be 1, 2 or 3 (or -1) for (T, ..., C, ...) frames, got {channel_axis}")
+            axis = int(channel_axis) % 4
+        elif len(shape) == 4 and shape[3] > 16 and shape[1] <= 16:
             raise ValueError(
-                f"the stack has {c} channels: pick one with channel=<index> or combine them with composite='mean'"
+                f"frames of shape {shape}{f' (axes {axes})' if axes else ''}: the last axis looks like the image "
+                "width, not channels; pass "
+                "channel_axis=1 for (T,C,H,W) stacks (or channel_axis=-1 if the last axis really holds channels)"
             )
+        self._caxis = axis if len(shape) == 4 else None  # the channel axis in the stack's own layout
+        frame_shape = [n for i, n in enumerate(shape[1:], 1) if i != self._caxis]
+        self._num_frames, self._height, self._width = shape[0], frame_shape[0], frame_shape[1]
+        self._channels = shape[axis] if self._caxis else 1
+        if 0 in (self._num_frames, self._height, self._width, self._channels):
+            raise ValueError(f"frames: the stack is empty (shape {shape}); it needs at least one frame of at least 1x1")
+        self._dtype = np.dtype(self._stack.dtype)
+        if self._dtype.kind not in "uif":
+            raise ValueError(f"frames: unsupported dtype {self._dtype}; use integer or floating-point data")
+        if int(image_size) < 1:
+            raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+        self._image_size = int(image_size)
+        c = self._channels
+        if composite not in (None, "mean", "max"):
+            raise ValueError(f"composite must be None, 'mean' or 'max', not {composite!r}")
+        if channel is not None and composite is not None:
+            raise ValueError(f"pass either channel={channel!r} or composite={composite!r}, not both")
+        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))):
+            raise ValueError(f"channel must be an integer channel index, got {channel!r}")
+        if channel is not None and not 0 <= channel < c:
+            raise ValueError(f"channel={channel} is out of range: the stack has {c} channel(s) (0..{c - 1})")
+        if c not in (1, 3) and channel is None and composite is None:
+            hint = " (for RGBA data pass frames[..., :3])" if c == 4 else ""
+            raise ValueError(
+                f"frames have {c} channels: pick one with channel=<index> or combine them with "
+                f"composite='mean' or 'max'{hint}"
+            )
+        self.channel, self.composite = (None if channel is None else int(channel)), composite
 
-    def _combine_channels(self, frame: np.ndarray) -> np.ndarray:
-        if frame.ndim == 2:
-            return frame
-        if self.channel is not None:
-            return frame[..., self.channel]
-        if self.composite == "mean":
-            return frame.astype(np.float32).mean(axis=-1)
-        if self.composite == "max":
-            return frame.max(axis=-1)
-        return frame[..., 0] if frame.shape[-1] == 1 else frame
-
-    def _resolve_limits(self, limits: Optional[Tuple[float, float]]) -> Optional[Tuple[float, float]]:
+    def _resolve_limits(self, limits: Optional[Sequence[float]]) -> Tuple[float, float]:
         if limits is not None:
-            low, high = (float(v) for v in limits)
+            try:
+                low, high = (float(v) for v in limits)
+            except (TypeError, ValueError):
+                raise ValueError(f"contrast_limits must be (low, high) numbers, got {limits!r}") from None
             if not np.isfinite([low, high]).all() or high <= low:
-                raise ValueError(f"contrast_limits must be (low, high) with low < high, got {limits}")
+                raise ValueError(f"contrast_limits must be (low, high) with low < high, got {tuple(limits)!r}")
             return low, high
-        sample = [self.raw(t) for t in sample_indices(self.num_frames)]
-        if self.dtype == np.uint8 and self.composite != "mean":
-            return None  # uint8 maps as x / 255
-        return percentile_limits(sample)
+        if self._dtype == np.uint8:
+            return UINT8_LIMITS
+        sample = sample_indices(self._num_frames)
+        return percentile_limits((self.raw(t) for t in sample), count=len(sample))
+
+    # ----------------------------------------------------------------- properties
+    num_frames = property(lambda self: self._num_frames, doc="T, the number of frames")
+    height = property(lambda self: self._height, doc="frame height in pixels (original resolution)")
+    width = property(lambda self: self._width, doc="frame width in pixels (original resolution)")
+    dtype = property(lambda self: self._dtype, doc="the stack's dtype as stored")
+    image_size = property(lambda self: self._image_size, doc="S: model inputs are (3, S, S)")
+    num_channels = property(lambda self: self._channels, doc="channels of the stack (1 for (T, H, W))")
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return self._num_frames, self._height, self._width
+
+    def __len__(self) -> int:
+        return self._num_frames
 
     # ----------------------------------------------------------------- frames
-    def check_index(self, t: int) -> int:
-        if not isinstance(t, (int, np.integer)) or not 0 <= t < self.num_frames:
-            raise ValueError(f"frame index {t!r} is out of range: valid frames are 0..{self.num_frames - 1}")
-        return int(t)
+    def check_index(self, t: Any) -> int:
+        """``t`` as an int, or FrameIndexError (an IndexError and a ValueError) naming the valid range."""
+        return _index(t, self._num_frames)
 
     def raw(self, t: int) -> np.ndarray:
-        """Frame ``t`` as stored, channels combined: (H, W) or (H, W, 3)."""
-        frame = self._combine_channels(read_frame(self._stack, self.check_index(t)))
-        check_finite(frame, f"frame {t}")
+        """Frame ``t`` as stored, channels picked or combined: (H, W) or (H, W, 3), the stack's dtype
+        (float32/float64 for composite='mean')."""
+        t = self.check_index(t)
+        if self._closed:
+            raise ValueError("this FrameSource is closed")
+        key: Any = t
+        if self._caxis is not None and self.channel is not None:
+            key = (t,) + (slice(None),) * (self._caxis - 1) + (self.channel,)
+        with self._read_lock:
+            frame = read_frame(self._stack, key)
+        if self._caxis is not None and self.channel is None:
+            frame = np.moveaxis(frame, self._caxis - 1, -1)
+            if self.composite == "mean":
+                frame = frame.mean(axis=-1, dtype=np.float64 if frame.dtype in _WIDE else np.float32)
+            elif self.composite == "max" or frame.shape[-1] == 1:
+                frame = frame.max(axis=-1)
+        if frame.shape[:2] != (self._height, self._width):
+            raise ValueError(
+                f"frames: frame {t} has shape {frame.shape}, expected ({self._height}, {self._width}, ...)")
+        check_finite(frame, f"frames: frame {t}")
         return frame
 
     def mapped(self, t: int) -> np.ndarray:
-        """Frame ``t`` at its own resolution as (H, W, 3) float32 in [0, 1]."""
+        """Frame ``t`` at its own resolution as (H, W, 3) float32 in [0, 1] (the stack's constant limits)."""
         return to_unit_rgb(self.raw(t), self.contrast_limits)
 
     def _prepare(self, t: int) -> torch.Tensor:
-        return to_model_input(self.mapped(t), self.image_size)
+        frame = self.raw(t)
+        if frame.dtype == np.uint8 and self.contrast_limits == UINT8_LIMITS:
+            return uint8_to_model_input(frame, self._image_size)
+        return to_model_input(to_unit(frame, self.contrast_limits), self._image_size)
 
     def model_input(self, t: int) -> torch.Tensor:
-        """Frame ``t`` as the model's input: (3, S, S) float32, ImageNet-normalised."""
+        """Frame ``t`` as the model's input: (3, S, S) float32, ImageNet-normalised (cached; read-only)."""
         t = self.check_index(t)
         with self._lock:
-            cached = self._cache.get(t)
-            pending = self._pending.pop(t, None)
-        if cached is None:
-            cached = pending.result() if pending is not None else self._prepare(t)
-            self._remember(t, cached)
-        self._schedule(t)
-        return cached
+            tensor = self._cache.get(t)
+            if tensor is not None:
+                self._cache.move_to_end(t)
+            pending = self._pending.get(t)
+        if tensor is None and pending is not None:
+            try:
+                tensor = pending.result()  # None if the background read failed: read again to raise here
+            except CancelledError:
+                tensor = None
+        if tensor is None:
+            tensor = self._prepare(t)
+            self._store(t, tensor)
+        self._travel(t)
+        return tensor
 
-    def _remember(self, t: int, tensor: torch.Tensor) -> None:
+    # ----------------------------------------------------------------- cache and prefetch
+    def _store(self, t: int, tensor: torch.Tensor) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._cache[t] = tensor
             self._cache.move_to_end(t)
             while len(self._cache) > self._cache_frames:
                 self._cache.popitem(last=False)
 
-    def _schedule(self, t: int) -> None:
-        """Prepare the next frames in the direction of travel in the background."""
-        step = -1 if self._last is not None and t < self._last else 1
-        self._last = t
-        if self._executor is None:
-            return
+    def _travel(self, t: int) -> None:
+        """Note the direction of travel and prefetch the next frames along it."""
         with self._lock:
-            for stale in [k for k in self._pending if abs(k - t) > self._prefetch]:
-                self._pending.pop(stale).cancel()
-        for k in range(1, self._prefetch + 1):
-            nxt = t + step * k
-            if not 0 <= nxt < self.num_frames:
-                break
-            with self._lock:
-                if nxt in self._cache or nxt in self._pending:
-                    continue
-                self._pending[nxt] = self._executor.submit(self._prefetch_one, nxt)
+            if self._last is not None and t != self._last:
+                self._step = 1 if t > self._last else -1
+            self._last = t
+            wanted = [t + self._step * k for k in range(1, self._prefetch + 1)]
+            self._submit([k for k in wanted if 0 <= k < self._num_frames], cancel_others=True)
 
-    def _prefetch_one(self, t: int) -> torch.Tensor:
-        return self._prepare(t)
+    def prefetch(self, indices: Iterable[int]) -> None:
+        """Prepare these frames in the background (at most ``cache_frames`` of them; a hint, not a promise)."""
+        indices = [self.check_index(t) for t in indices][: self._cache_frames]
+        with self._lock:
+            self._submit(indices, cancel_others=False)
 
+    def _submit(self, indices: Sequence[int], cancel_others: bool) -> None:
+        # called with self._lock held
+        if self._closed or not indices or (self._prefetch == 0 and cancel_others):
+            return
+        if cancel_others:
+            for k in [k for k in self._pending if k not in indices]:
+                if self._pending[k].cancel():
+                    del self._pending[k]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-frame-prefetch")
+        for k in indices:
+            if k not in self._cache and k not in self._pending:
+                self._pending[k] = self._executor.submit(self._background, k)
+
+    def _background(self, t: int) -> Optional[torch.Tensor]:
+        try:
+            tensor: Optional[torch.Tensor] = self._prepare(t)
+        except Exception:  # reported by the synchronous read of the same frame
+            tensor = None
+        with self._lock:  # cached before it leaves _pending, so a reader always finds it in one of them
+            if tensor is not None:
+                self._store(t, tensor)
+            self._pending.pop(t, None)
+        return tensor
+
+    @property
+    def cached_frames(self) -> Tuple[int, ...]:
+        """Frames whose model inputs are cached now (least recently used first)."""
+        with self._lock:
+            return tuple(self._cache)
+
+    # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        self._pending.clear()
-        self._cache.clear()
+        """Stop the prefetch thread, drop cached inputs and close files this source opened."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._pending.clear()
+            self._cache.clear()
+        self._close_stack()
+
+    def _close_stack(self) -> None:
+        if getattr(self, "_owns_stack", False) and hasattr(self._stack, "close"):
+            self._stack.close()
 
     def __enter__(self) -> "FrameSource":
         return self
@@ -224,21 +396,6 @@ class FrameSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __len__(self) -> int:
-        return self.num_frames
-
-
-class _MovedChannels:
-    """A (T, ..., C at ``axis`` ...) stack seen as (T, H, W, C), moving the axis per frame read."""
-
-    def __init__(self, stack: Any, axis: int) -> None:
-        if axis == 0:
-            raise ValueError("channel_axis cannot be the frame axis 0")
-        self.stack, self.axis = stack, axis
-        shape = list(stack.shape)
-        channels = shape.pop(axis)
-        self.shape = tuple(shape) + (channels,)
-        self.dtype = stack.dtype
-
-    def __getitem__(self, t: int) -> np.ndarray:
-        return np.moveaxis(read_frame(self.stack, t), self.axis - 1, -1)
+    def __repr__(self) -> str:
+        return (f"FrameSource({self._num_frames} frames of {self._height}x{self._width}, {self._channels} channel(s), "
+                f"{self._dtype}, image_size={self._image_size}, contrast_limits={self.contrast_limits})")

@@ -1,4 +1,5 @@
-"""Opening stacks lazily: arrays, multi-page TIFFs and folders of frames become indexable (T, H, W[, C])."""
+"""Opening stacks lazily: arrays, TIFF / .npy / zarr paths and folders of frames become indexable
+(T, H, W[, C]) array-likes that read one frame at a time."""
 
 from __future__ import annotations
 
@@ -10,85 +11,187 @@ from typing import Any, List, Sequence, Tuple, Union
 import numpy as np
 
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
 PathLike = Union[str, os.PathLike]
+SINGLE_IMAGE_HINT = "for a single image use ImagePredictor or add a time axis (frames[None])"
+# Pillow modes whose pixels are not intensities as stored (palette, alpha, 1-bit, other colour spaces)
+# are converted the way the reference converts every frame (``Image.convert("RGB")``), grey ones to L.
+_PIL_CONVERT = {"1": "L", "LA": "L", "La": "L", "I;16S": "I", "P": "RGB", "PA": "RGB", "RGBA": "RGB",
+                "RGBa": "RGB", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
 
 
 def natural_key(name: str) -> Tuple[Any, ...]:
-    """Sort key that orders 't2' before 't10'."""
-    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+    """Sort key that orders 't2' before 't10' (numbers in the name compare as numbers)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name))
+
+
+def image_file_info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
+    """(shape, dtype) of one frame file as :func:`read_image_file` returns it, from its header only."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), np.dtype(series.dtype)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        mode, (width, height) = _PIL_CONVERT.get(image.mode, image.mode), image.size
+    stub = np.asarray(Image.new(mode, (1, 1)))
+    return (height, width) + stub.shape[2:], stub.dtype
 
 
 def read_image_file(path: Path) -> np.ndarray:
-    """One frame from a .tif/.tiff (tifffile) or .png/.jpg (Pillow), as stored."""
-    if path.suffix.lower() in (".tif", ".tiff"):
+    """One frame from a .tif/.tiff (tifffile) or .png/.jpg (Pillow), as stored (palette/alpha -> RGB)."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
         return tifffile.imread(path)
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image)
+        mode = _PIL_CONVERT.get(image.mode)
+        return np.asarray(image.convert(mode) if mode else image)
 
 
 class FolderStack:
-    """A folder of single-frame images read one at a time; all frames must share shape and dtype."""
+    """A folder of single-frame images read one at a time; every frame must share shape and dtype.
+
+    Files are ordered naturally by the numbers in their names (t2 before t10). Headers are checked at
+    construction, so a frame of another size is reported before any work starts.
+    """
 
     def __init__(self, folder: Path) -> None:
         files = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")),
+            (p for p in folder.iterdir()
+             if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file()),
             key=lambda p: natural_key(p.name),
         )
         if not files:
             raise ValueError(f"frames: the folder {folder} holds no {'/'.join(FRAME_SUFFIXES)} files")
         self.files: List[Path] = files
-        first = read_image_file(files[0])
-        self.frame_shape = first.shape
-        self.dtype = first.dtype
-        self.shape = (len(files),) + tuple(first.shape)
+        infos = [self._info(p) for p in files]
+        self.frame_shape, self.dtype = infos[0]
+        for path, info in zip(files[1:], infos[1:]):
+            self._check(path, info)
+        self.shape = (len(files),) + tuple(self.frame_shape)
         self.ndim = len(self.shape)
+
+    @staticmethod
+    def _info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
+        try:
+            return image_file_info(path)
+        except Exception as error:
+            raise ValueError(f"frames: cannot read {path}: {error}") from error
+
+    def _check(self, path: Path, info: Tuple[Tuple[int, ...], np.dtype]) -> None:
+        if tuple(info[0]) != tuple(self.frame_shape) or info[1] != self.dtype:
+            raise ValueError(
+                f"frames: {path.name} is {tuple(info[0])} {info[1]}, but the first frame {self.files[0].name} "
+                f"is {tuple(self.frame_shape)} {self.dtype}; all frames in {path.parent} must match"
+            )
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        frame = read_image_file(self.files[index])
-        if frame.shape != self.frame_shape or frame.dtype != self.dtype:
-            raise ValueError(
-                f"frames: {self.files[index].name} is {frame.shape} {frame.dtype}, but the first frame "
-                f"{self.files[0].name} is {self.frame_shape} {self.dtype}; all frames must match"
-            )
-        return frame
+    def __getitem__(self, key: Any) -> np.ndarray:
+        index, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        path = self.files[index]
+        frame = read_image_file(path)
+        self._check(path, (frame.shape, frame.dtype))
+        return frame[rest] if rest else frame
+
+
+class TiffStack:
+    """The first series of a TIFF file, read lazily through tifffile's zarr store (pages on demand)."""
+
+    def __init__(self, path: Path) -> None:
+        import tifffile
+        import zarr
+
+        try:
+            self._tif = tifffile.TiffFile(path)
+        except Exception as error:  # not a TIFF, truncated
+            raise ValueError(f"frames: cannot read {path} as a TIFF: {error}") from error
+        try:
+            series = self._tif.series[0]
+            if series.axes.endswith("S") and len(series.shape) == 3 or len(series.shape) < 3:
+                raise ValueError(
+                    f"frames: {path} holds a single image of shape {tuple(series.shape)} (axes {series.axes}); "
+                    f"frames must be (T,H,W) or (T,H,W,C); {SINGLE_IMAGE_HINT}"
+                )
+            self._array = zarr.open(series.aszarr(level=0), mode="r")
+        except ValueError:
+            self._tif.close()
+            raise
+        except Exception as error:  # unsupported layout
+            self._tif.close()
+            raise ValueError(f"frames: cannot read {path} as a TIFF stack: {error}") from error
+        self.axes = series.axes
+        self.shape = tuple(self._array.shape)
+        self.dtype = np.dtype(self._array.dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._array[key])
+
+    def close(self) -> None:
+        self._tif.close()
+
+
+def open_path(path: Path) -> Any:
+    """A lazily indexable stack from a path (see :func:`open_stack`)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"frames: no such file or folder: {path}")
+    if path.is_dir():
+        if (path / "zarr.json").exists() or (path / ".zarray").exists() or (path / ".zgroup").exists():
+            import zarr
+
+            array = zarr.open(str(path), mode="r")
+            if not hasattr(array, "shape"):  # a group: OME-Zarr keeps full resolution in "0"
+                if "0" not in array:
+                    raise ValueError(f"frames: {path} is a zarr group without an array '0'; open the array you mean")
+                array = array["0"]
+            return array
+        return FolderStack(path)
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        return TiffStack(path)
+    if suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    raise ValueError(
+        f"frames: {path} is not a stack this reader knows; use a multi-page .tif/.tiff, a .npy file, a zarr "
+        f"folder or a folder of {'/'.join(FRAME_SUFFIXES)} frames"
+    )
 
 
 def open_stack(source: Any) -> Any:
-    """A lazily indexable stack from a path or an array-like (numpy, dask, zarr, memmap).
+    """A lazily indexable stack from a path or an array-like (numpy, dask, zarr, memmap, h5py, torch).
 
-    Paths: a multi-page TIFF (opened through tifffile's zarr store, read page by page) or a folder
-    of frames. Array-likes are returned as they are.
+    Paths: a TIFF (first series, through tifffile's zarr store, read frame by frame), a .npy file
+    (memory-mapped), a zarr folder, or a folder of frames. Array-likes are returned as they are.
     """
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"frames: no such file or folder: {path}")
-        if path.is_dir():
-            return FolderStack(path)
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-            import zarr
+        return open_path(Path(source))
+    try:
+        import torch
 
-            try:
-                return zarr.open(tifffile.imread(path, aszarr=True), mode="r")
-            except Exception as error:  # not a TIFF, truncated, unsupported layout
-                raise ValueError(f"frames: cannot read {path} as a TIFF stack: {error}") from error
-        raise ValueError(f"frames: {path} is neither a folder of frames nor a .tif/.tiff stack")
-    if not hasattr(source, "shape") or not hasattr(source, "__getitem__"):
+        if isinstance(source, torch.Tensor):
+            return source.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if not hasattr(source, "shape") or not hasattr(source, "__getitem__") or not hasattr(source, "dtype"):
         source = np.asarray(source)
     return source
 
 
-def read_frame(stack: Any, index: int) -> np.ndarray:
-    """One frame of any supported stack as a numpy array (dask slices are computed)."""
-    frame = stack[index]
+def read_frame(stack: Any, key: Any) -> np.ndarray:
+    """``stack[key]`` of any supported stack as a numpy array (dask slices are computed)."""
+    frame = stack[key]
     if hasattr(frame, "compute"):
         frame = frame.compute()
     return np.asarray(frame)

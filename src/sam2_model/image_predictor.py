@@ -62,7 +62,8 @@ class ImagePredictor:
         limits = self.contrast_limits
         if array.dtype != np.uint8 and limits is None:
             limits = percentile_limits([array])
-        tensor = to_model_input(to_unit_rgb(array, limits), self.model.image_size)
+        # Bilinear + antialias, as SAM2ImagePredictor resizes (torchvision Resize on a float tensor).
+        tensor = to_model_input(to_unit_rgb(array, limits), self.model.image_size, mode="bilinear")
         self.set_model_input(tensor, array.shape[:2])
 
     @torch.inference_mode()
