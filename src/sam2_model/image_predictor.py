@@ -1,15 +1,26 @@
 """SAM-style prompting of one image (or one frame): clicks, boxes, mask logits -> masks and scores.
 
-Equal to the reference ``SAM2ImagePredictor`` on the same preprocessed input: the image embedding
-gets the "no memory" embedding added, boxes become two corner points placed before the clicks,
-masks are upsampled bilinearly to the image and thresholded at 0, low-res logits are clamped to
-[-32, 32] so they can be passed back as ``mask_input``.
+On the same preprocessed input this equals the reference ``SAM2ImagePredictor`` (``sam2==1.1.0``):
+
+* features: the stride-16 embedding gets the learned "no memory" embedding added (the reference's
+  ``directly_add_no_mem_embed``), the two high-resolution skip levels go to the mask decoder;
+* prompts: (x, y) pixels are divided by the original width / height and scaled to the model's
+  input size; a box becomes two corner points (labels 2 and 3) placed *before* the clicks; the
+  prompt encoder and mask decoder are called directly (no object-score gating, unlike the video path);
+* output: low-res logits upsampled bilinearly (``align_corners=False``) to the original size and
+  thresholded at 0; the returned low-res logits are clamped to [-32, 32] so they can be fed back as
+  ``mask_input``.
+
+Images are mapped to the model input by :mod:`sam2_model.frames` (uint8 as x / 255; other dtypes
+through contrast limits; grey repeated to RGB) and resized bilinearly with antialiasing, as the
+reference's torchvision ``Resize`` does on float tensors.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,62 +32,203 @@ from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
 Prediction = Tuple[np.ndarray, np.ndarray, np.ndarray]
+BOX_CORNER_LABELS = (2, 3)  # prompt-encoder labels of a box's top-left and bottom-right corners
+LOGIT_CLAMP = 32.0  # the reference clamps returned low-res logits to +-32
+
+
+@dataclass(frozen=True)
+class _ImageFeatures:
+    """Features of the current image. embed: (1, C, h, w) incl. no_mem_embed; high_res: decoder skips."""
+
+    embed: torch.Tensor
+    high_res: List[torch.Tensor]
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class _Prompts:
+    """Checked prompts in model-input pixels. coords (B, P, 2) / labels (B, P) or None; mask (B, 1, 4h, 4w) or None."""
+
+    coords: Optional[torch.Tensor]
+    labels: Optional[torch.Tensor]
+    mask: Optional[torch.Tensor]
+    batch: int
+    batched: bool
+
+
+def _check_limits(limits: Optional[Sequence[float]]) -> Optional[Tuple[float, float]]:
+    if limits is None:
+        return None
+    values = np.asarray(limits, dtype=np.float64).reshape(-1)
+    if values.shape != (2,) or not np.isfinite(values).all() or values[1] <= values[0]:
+        raise ValueError(f"contrast_limits must be two finite numbers (low, high) with low < high, got {limits!r}")
+    return float(values[0]), float(values[1])
+
+
+def _as_float_array(value: Any, name: str, expected: str) -> np.ndarray:
+    """``value`` as a float64 array, or a ValueError naming the argument and the form it should have."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be {expected} (numbers), got {value!r}") from error
 
 
 class ImagePredictor:
-    """Prompt one image at a time; features are computed once per ``set_image``.
+    """Prompt one image at a time; the image features are computed once per :meth:`set_image`.
 
-    contrast_limits: for non-uint8 images (default: 0.5-99.8 percentiles of the image);
-    channel: which channel of an (H, W, C) image with C != 3 to use.
+    contrast_limits: (low, high) mapped to 0 and 1 (default: x / 255 for uint8, the 0.5 / 99.8
+    percentiles of the image for other dtypes); channel: which channel of an (H, W, C) image to use
+    (required when C is not 1 or 3; when given it is used for RGB images too).
     """
 
     def __init__(
-        self, model: SAM2Model, contrast_limits: Optional[Tuple[float, float]] = None, channel: Optional[int] = None
+        self, model: SAM2Model, contrast_limits: Optional[Sequence[float]] = None, channel: Optional[int] = None
     ) -> None:
+        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))):
+            raise ValueError(f"channel must be an integer channel index or None, got {channel!r}")
         self.model = model
-        self.contrast_limits = contrast_limits
-        self.channel = channel
-        self.reset_image()
+        self.contrast_limits = _check_limits(contrast_limits)
+        self.channel = None if channel is None else int(channel)
+        self._features: Optional[_ImageFeatures] = None
+
+    # ------------------------------------------------------------------ image
+    @property
+    def is_image_set(self) -> bool:
+        return self._features is not None
+
+    @property
+    def image_shape(self) -> Optional[Tuple[int, int]]:
+        """(H, W) of the current image, or None."""
+        return None if self._features is None else (self._features.height, self._features.width)
 
     def reset_image(self) -> None:
-        self._embed: Optional[torch.Tensor] = None
-        self._high_res: list = []
-        self.image_shape: Optional[Tuple[int, int]] = None
+        """Forget the current image and its features."""
+        self._features = None
+
+    def _to_unit_rgb(self, image: Any) -> np.ndarray:
+        """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1]."""
+        array = np.asarray(image)
+        if array.ndim not in (2, 3) or 0 in array.shape:
+            raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
+        if array.dtype.kind not in "uif":
+            raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
+        if array.ndim == 3:
+            channels = array.shape[2]
+            if self.channel is not None:
+                if not -channels <= self.channel < channels:
+                    raise ValueError(f"channel={self.channel} is out of range for an image with {channels} channels")
+                array = array[..., self.channel]
+            elif channels == 1:
+                array = array[..., 0]
+            elif channels != 3:
+                raise ValueError(
+                    f"image has {channels} channels: pass channel=<index> to ImagePredictor "
+                    "(or give an (H, W, 3) RGB array, e.g. image[..., :3] for RGBA)"
+                )
+        check_finite(array, "image")
+        limits = self.contrast_limits
+        if limits is None and array.dtype != np.uint8:
+            limits = percentile_limits([array])
+        return to_unit_rgb(array, limits)
 
     @torch.inference_mode()
     def set_image(self, image: Any) -> None:
-        """image: (H, W) or (H, W, C) of any numeric dtype."""
-        array = np.asarray(image)
-        if array.ndim not in (2, 3) or array.size == 0 or min(array.shape[:2]) == 0:
-            raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
-        if array.ndim == 3 and array.shape[-1] != 3:
-            if self.channel is None:
-                if array.shape[-1] != 1:
-                    raise ValueError(f"the image has {array.shape[-1]} channels: pass channel=<index> to ImagePredictor")
-                array = array[..., 0]
-            else:
-                array = array[..., self.channel]
-        if array.dtype.kind not in "uif":
-            raise ValueError(f"image dtype {array.dtype} is not numeric")
-        check_finite(array, "image")
-        limits = self.contrast_limits
-        if array.dtype != np.uint8 and limits is None:
-            limits = percentile_limits([array])
-        # Bilinear + antialias, as SAM2ImagePredictor resizes (torchvision Resize on a float tensor).
-        tensor = to_model_input(to_unit_rgb(array, limits), self.model.image_size, mode="bilinear")
-        self.set_model_input(tensor, array.shape[:2])
+        """Compute the features of ``image``: (H, W) or (H, W, C), any numeric dtype.
+
+        On a ValueError the previously set image (if any) stays set.
+        """
+        unit = self._to_unit_rgb(image)
+        tensor = to_model_input(unit, self.model.image_size, mode="bilinear")
+        self.set_model_input(tensor, unit.shape[:2])
 
     @torch.inference_mode()
     def set_model_input(self, tensor: torch.Tensor, image_shape: Tuple[int, int]) -> None:
-        """Set an already preprocessed (3, S, S) input whose original size was ``image_shape``."""
+        """Set an already preprocessed (3, S, S) model input whose original size was ``image_shape`` (H, W)."""
+        size = self.model.image_size
+        if tuple(tensor.shape) != (3, size, size):
+            raise ValueError(f"model input must have shape (3, {size}, {size}), got {tuple(tensor.shape)}")
         with self._autocast():
-            features = self.model.encode_image(tensor[None].to(self.model.device))
+            features = self.model.encode_image(tensor[None].to(self.model.device, torch.float32))
         embed = features.image_embed
         if self.model.config.directly_add_no_mem_embed:
-            embed = embed + self.model.no_mem_embed.view(1, -1, 1, 1)
-        self._embed, self._high_res = embed, features.high_res
-        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+            embed = embed + self.model.no_mem_embed.reshape(1, -1, 1, 1)
+        self._features = _ImageFeatures(embed, list(features.high_res), int(image_shape[0]), int(image_shape[1]))
 
+    # ------------------------------------------------------------------ prompts
+    def _prepare_prompts(self, points: Any, labels: Any, box: Any, mask_input: Any) -> _Prompts:
+        """Check the user's prompts and move them to model-input pixels (see :meth:`predict`)."""
+        assert self._features is not None
+        height, width = self._features.height, self._features.width
+        boxes = None if box is None else _as_float_array(box, "box", "(x0, y0, x1, y1) or a (B, 4) array")
+        xy = None if points is None else _as_float_array(points, "points", "an (N, 2) array of (x, y) pixels")
+        box_batch = boxes.shape[0] if boxes is not None and boxes.ndim == 2 else None
+        point_batch = xy.shape[0] if xy is not None and xy.ndim == 3 else None
+        if box_batch is not None and (boxes.shape[1] != 4 or box_batch == 0):
+            raise ValueError(f"box must be (x0, y0, x1, y1) or a (B, 4) array of boxes, got shape {boxes.shape}")
+        if box_batch is not None and point_batch is not None and box_batch != point_batch:
+            raise ValueError(f"points give {point_batch} prompts but box gives {box_batch}: the batches must agree")
+        batched = box_batch is not None or point_batch is not None
+        batch = box_batch or point_batch or 1
+        corners = None
+        if boxes is not None:
+            rows = boxes if box_batch is not None else [box]  # validate_box names the offending box
+            corners = np.broadcast_to(np.stack([validate_box(b, height, width) for b in rows]), (batch, 4))
+        point_xy, point_labels = self._prepare_points(xy, labels, batch, height, width)
+
+        scale = np.array([width, height], np.float32)
+        groups = []
+        if corners is not None:
+            box_labels = np.broadcast_to(np.array(BOX_CORNER_LABELS, np.int32), (batch, 2))
+            groups.append((corners.reshape(batch, 2, 2), box_labels))
+        if point_xy.shape[1] > 0:
+            groups.append((point_xy, point_labels))
+        coords = labels_t = None
+        if groups:
+            xy_all = np.concatenate([g[0] for g in groups], axis=1) / scale * self.model.image_size
+            coords = torch.as_tensor(xy_all.astype(np.float32), device=self.model.device)
+            labels_t = torch.as_tensor(np.concatenate([g[1] for g in groups], axis=1), device=self.model.device)
+
+        mask = None if mask_input is None else self._prepare_mask(mask_input, batch, batched)
+        return _Prompts(coords, labels_t, mask, batch, batched)
+
+    @staticmethod
+    def _prepare_points(
+        xy: Optional[np.ndarray], labels: Any, batch: int, height: int, width: int
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """-> coords (B, N, 2) float32 and labels (B, N) int32 in original pixels (N may be 0)."""
+        if xy is not None and xy.ndim == 3:
+            lab = np.asarray(labels) if labels is not None else None
+            if lab is None or lab.shape != xy.shape[:2] or xy.shape[2] != 2:
+                raise ValueError(
+                    f"batched points must be (B, N, 2) with labels (B, N), got points {xy.shape} and labels "
+                    f"{None if lab is None else lab.shape}"
+                )
+            flat_xy, flat_lab = validate_points(xy.reshape(-1, 2), lab.reshape(-1), height, width)
+            return flat_xy.reshape(xy.shape), flat_lab.reshape(lab.shape)
+        flat_xy, flat_lab = validate_points(xy, labels, height, width)
+        # (N, 2) clicks go with every prompt of a batch.
+        return np.broadcast_to(flat_xy, (batch,) + flat_xy.shape), np.broadcast_to(flat_lab, (batch,) + flat_lab.shape)
+
+    def _prepare_mask(self, mask_input: Any, batch: int, batched: bool) -> torch.Tensor:
+        """(1, 4h, 4w) / (4h, 4w) logits, or (B, 1, 4h, 4w) / (B, 4h, 4w) when batched -> (B, 1, 4h, 4w)."""
+        side = 4 * self.model.config.feature_size
+        array = _as_float_array(mask_input, "mask_input", "low-res logits from predict()").astype(np.float32)
+        expected = f"({batch}, 1, {side}, {side})" if batched else f"(1, {side}, {side})"
+        if array.ndim == 2 and not batched:
+            array = array[None]
+        if array.ndim == 3:
+            array = array[:, None] if batched else array[None]
+        if array.shape != (batch, 1, side, side):
+            raise ValueError(
+                f"mask_input must be low-res logits of shape {expected} as predict() returns them "
+                f"(one of its masks), got shape {np.shape(mask_input)}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError("mask_input contains NaN or infinite values")
+        return torch.as_tensor(array, device=self.model.device)
+
+    # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
     def predict(
         self,
@@ -87,55 +239,42 @@ class ImagePredictor:
         multimask: bool = True,
         return_logits: bool = False,
     ) -> Prediction:
-        """Masks (M, H, W) bool (or float logits), scores (M,), low-res logits (M, 4h, 4w).
+        """Masks for the prompts on the current image.
 
-        points (N, 2) (x, y) pixels with labels (N,) 1/0; box (x0, y0, x1, y1); mask_input
-        (1, 4h, 4w) low-res logits from an earlier call.
+        points (N, 2) (x, y) in original pixels with labels (N,) of 1 (positive) / 0 (negative);
+        box (x0, y0, x1, y1); mask_input (1, 4h, 4w) low-res logits from an earlier call (one mask).
+        Returns masks (M, H, W) bool (float32 logits when ``return_logits``), scores (M,) float32
+        predicted IoU and low-res logits (M, 4h, 4w) float32, with M = 3 if ``multimask`` else 1.
+
+        Batched: box (B, 4) (with optional points (N, 2) shared by all boxes, or (B, N, 2) with
+        labels (B, N)) and/or points (B, N, 2); mask_input then (B, 1, 4h, 4w). Returns
+        (B, M, H, W), (B, M), (B, M, 4h, 4w) -- also for B = 1.
         """
-        if self._embed is None or self.image_shape is None:
-            raise ValueError("call set_image(image) before predict()")
-        height, width = self.image_shape
-        xy, lab = validate_points(points, labels, height, width)
-        corners = validate_box(box, height, width)
-        low_res_size = 4 * self.model.config.feature_size
-        mask = None
-        if mask_input is not None:
-            mask = torch.as_tensor(np.asarray(mask_input), dtype=torch.float32)
-            if mask.ndim == 2:
-                mask = mask[None]
-            if tuple(mask.shape) != (1, low_res_size, low_res_size):
-                raise ValueError(
-                    f"mask_input must be low-res logits of shape (1, {low_res_size}, {low_res_size}) as predict() "
-                    f"returns them, got {tuple(mask.shape)}"
-                )
-            mask = mask[None].to(self.model.device)
-
-        scale = torch.tensor([width, height], dtype=torch.float32)
-        coords = torch.as_tensor(xy).reshape(1, -1, 2) / scale * self.model.image_size
-        point_labels = torch.as_tensor(lab).reshape(1, -1)
-        if corners is not None:
-            box_coords = torch.as_tensor(corners).reshape(1, 2, 2) / scale * self.model.image_size
-            coords = torch.cat([box_coords, coords], dim=1)
-            point_labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), point_labels], dim=1)
-        points_arg = None if coords.shape[1] == 0 else (coords.to(self.model.device), point_labels.to(self.model.device))
-
-        decoder = self.model.sam_mask_decoder
+        if self._features is None:
+            raise ValueError("no image is set: call set_image(image) before predict()")
+        features = self._features
+        prompts = self._prepare_prompts(points, labels, box, mask_input)
+        point_arg = None if prompts.coords is None else (prompts.coords, prompts.labels)
+        encoder = self.model.sam_prompt_encoder
         with self._autocast():
-            sparse, dense = self.model.sam_prompt_encoder(points=points_arg, boxes=None, masks=mask)
-            low_res, scores, _, _ = decoder(
-                image_embeddings=self._embed,
-                image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
+            sparse, dense = encoder(points=point_arg, boxes=None, masks=prompts.mask)
+            low_res, scores, _, _ = self.model.sam_mask_decoder(
+                image_embeddings=features.embed,
+                image_pe=encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-                repeat_image=False,
-                high_res_features=self._high_res or None,
+                multimask_output=bool(multimask),
+                repeat_image=prompts.batch > 1,
+                high_res_features=features.high_res or None,
             )
         low_res = low_res.float()
-        masks = F.interpolate(low_res, size=(height, width), mode="bilinear", align_corners=False)
-        low_res = low_res.clamp(-32.0, 32.0)
-        out = masks[0] if return_logits else masks[0] > 0
-        return out.cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].cpu().numpy()
+        full = F.interpolate(low_res, size=(features.height, features.width), mode="bilinear", align_corners=False)
+        masks = full if return_logits else full > 0
+        outputs = (masks, scores.float(), low_res.clamp(-LOGIT_CLAMP, LOGIT_CLAMP))
+        if not prompts.batched:
+            outputs = tuple(x[0] for x in outputs)
+        masks_np, scores_np, low_np = (x.cpu().numpy() for x in outputs)
+        return masks_np, scores_np, low_np
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = autocast_dtype(self.model.device)

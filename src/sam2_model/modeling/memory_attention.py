@@ -1,4 +1,14 @@
-"""Memory attention: current-frame tokens attend to themselves and to the memory bank."""
+"""Memory attention: conditions the current frame's tokens on the memory bank.
+
+Each layer is pre-norm: RoPE self-attention over the current frame's ``h*w`` tokens, RoPE
+cross-attention from those tokens to the memories, then a feed-forward MLP, each with a residual.
+The memory sequence is ``n`` spatial memories of ``h*w`` tokens each (rotated with the query grid's
+RoPE, repeated ``n`` times) followed by object-pointer tokens, which get no rotation.
+
+State-dict keys (prefix ``memory_attention.`` in the full model): ``layers.{i}.self_attn.*``,
+``layers.{i}.cross_attn_image.*`` ({q,k,v,out}_proj; k/v take ``mem_dim`` inputs),
+``layers.{i}.linear1/linear2``, ``layers.{i}.norm1/norm2/norm3`` and the final ``norm``.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +22,17 @@ from .attention import RoPEAttention
 from .common import activation_fn
 
 
-class MemoryAttentionLayer(nn.Module):
-    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memories, feed-forward MLP.
+def _with_pos(x: torch.Tensor, pos: Optional[torch.Tensor], enabled: bool) -> torch.Tensor:
+    """``x + pos`` when ``enabled`` and an encoding is given, else ``x``."""
+    return x + pos if enabled and pos is not None else x
 
-    Works batch-first: tgt (B, L, C); memory (B, M, mem_dim). The last ``num_k_exclude_rope``
-    memory tokens (object pointers) get no rotary encoding.
+
+class MemoryAttentionLayer(nn.Module):
+    """One pre-norm layer (self-attn, cross-attn to memories, MLP); batch-first tensors.
+
+    ``forward(tgt (B, L, d_model), memory (B, M, mem_dim), memory_pos (B, M, mem_dim) | None,
+    query_pos (B, L, d_model) | None, num_k_exclude_rope)`` -> (B, L, d_model), where L is a
+    square grid and the first ``M - num_k_exclude_rope`` memory tokens are a multiple of L.
     """
 
     def __init__(self, config: MemoryAttentionConfig, d_model: int, mem_dim: int) -> None:
@@ -25,64 +41,104 @@ class MemoryAttentionLayer(nn.Module):
             d_model, config.num_heads, dropout=config.dropout, rope_theta=config.rope_theta
         )
         self.cross_attn_image = RoPEAttention(
-            d_model, config.num_heads, dropout=config.dropout, kv_in_dim=mem_dim,
-            rope_theta=config.rope_theta, rope_k_repeat=True,
+            d_model,
+            config.num_heads,
+            dropout=config.dropout,
+            kv_in_dim=mem_dim,
+            rope_theta=config.rope_theta,
+            rope_k_repeat=True,
         )
         self.linear1 = nn.Linear(d_model, config.dim_feedforward)
         self.linear2 = nn.Linear(config.dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(config.dropout)
         self.activation = activation_fn(config.activation)
-        self.config = config
+        # Dropout (training only): after each residual branch and inside the MLP.
+        self.drop_self = nn.Dropout(config.dropout)
+        self.drop_cross = nn.Dropout(config.dropout)
+        self.drop_hidden = nn.Dropout(config.dropout)
+        self.drop_mlp = nn.Dropout(config.dropout)
+        self.pos_enc_at_attn = config.pos_enc_at_attn
+        self.pos_enc_at_cross_attn_queries = config.pos_enc_at_cross_attn_queries
+        self.pos_enc_at_cross_attn_keys = config.pos_enc_at_cross_attn_keys
+
+    def _self_attention(self, tgt: torch.Tensor, query_pos: Optional[torch.Tensor]) -> torch.Tensor:
+        normed = self.norm1(tgt)
+        query_key = _with_pos(normed, query_pos, self.pos_enc_at_attn)
+        return self.drop_self(self.self_attn(query_key, query_key, normed))
+
+    def _cross_attention(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: Optional[torch.Tensor],
+        query_pos: Optional[torch.Tensor],
+        num_k_exclude_rope: int,
+    ) -> torch.Tensor:
+        normed = self.norm2(tgt)
+        query = _with_pos(normed, query_pos, self.pos_enc_at_cross_attn_queries)
+        key = _with_pos(memory, memory_pos, self.pos_enc_at_cross_attn_keys)
+        attended = self.cross_attn_image(query, key, memory, num_k_exclude_rope=num_k_exclude_rope)
+        return self.drop_cross(attended)
+
+    def _mlp(self, tgt: torch.Tensor) -> torch.Tensor:
+        hidden = self.drop_hidden(self.activation(self.linear1(self.norm3(tgt))))
+        return self.drop_mlp(self.linear2(hidden))
 
     def forward(
         self,
         tgt: torch.Tensor,
         memory: torch.Tensor,
-        memory_pos: torch.Tensor,
-        query_pos: torch.Tensor,
+        memory_pos: Optional[torch.Tensor] = None,
+        query_pos: Optional[torch.Tensor] = None,
         num_k_exclude_rope: int = 0,
     ) -> torch.Tensor:
-        c = self.config
-        x = self.norm1(tgt)
-        qk = x + query_pos if c.pos_enc_at_attn else x
-        tgt = tgt + self.dropout(self.self_attn(qk, qk, x))
-
-        x = self.norm2(tgt)
-        query = x + query_pos if c.pos_enc_at_cross_attn_queries else x
-        key = memory + memory_pos if c.pos_enc_at_cross_attn_keys else memory
-        tgt = tgt + self.dropout(self.cross_attn_image(query, key, memory, num_k_exclude_rope=num_k_exclude_rope))
-
-        x = self.norm3(tgt)
-        return tgt + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        tgt = tgt + self._self_attention(tgt, query_pos)
+        tgt = tgt + self._cross_attention(tgt, memory, memory_pos, query_pos, num_k_exclude_rope)
+        return tgt + self._mlp(tgt)
 
 
 class MemoryAttention(nn.Module):
-    """``num_layers`` memory-attention layers and a final LayerNorm (keys ``layers.{i}``, ``norm``)."""
+    """``num_layers`` :class:`MemoryAttentionLayer` and a final LayerNorm ``norm``.
+
+    Takes and returns sequence-first tensors (as SAM 2 builds them); layers run batch-first.
+    """
 
     def __init__(self, config: MemoryAttentionConfig, d_model: int = 256, mem_dim: int = 64) -> None:
         super().__init__()
+        self.d_model = d_model
+        self.mem_dim = mem_dim
+        self.pos_enc_at_input = config.pos_enc_at_input
         self.layers = nn.ModuleList(MemoryAttentionLayer(config, d_model, mem_dim) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.pos_enc_at_input = config.pos_enc_at_input
 
     def forward(
         self,
         curr: torch.Tensor,
         memory: torch.Tensor,
-        curr_pos: Optional[torch.Tensor],
-        memory_pos: torch.Tensor,
+        curr_pos: Optional[torch.Tensor] = None,
+        memory_pos: Optional[torch.Tensor] = None,
         num_obj_ptr_tokens: int = 0,
     ) -> torch.Tensor:
-        """Sequence-first: curr (L, B, C), memory (M, B, mem_dim) with encodings -> (L, B, C)."""
-        out = curr
-        if self.pos_enc_at_input and curr_pos is not None:
-            out = out + 0.1 * curr_pos
-        out = out.transpose(0, 1)
-        query_pos = curr_pos.transpose(0, 1) if curr_pos is not None else torch.zeros_like(out)
-        memory_b, memory_pos_b = memory.transpose(0, 1), memory_pos.transpose(0, 1)
+        """Condition the current frame on its memories.
+
+        curr: (L, B, d_model) tokens of the current frame's ``h x w`` grid (row-major, L = h*w, square).
+        memory: (M, B, mem_dim): n * L spatial memory tokens, then ``num_obj_ptr_tokens`` pointer tokens.
+        curr_pos: (L, B, d_model) and memory_pos: (M, B, mem_dim) encodings; None means none.
+        Returns (L, B, d_model).
+        """
+        if curr.dim() != 3 or memory.dim() != 3:
+            raise ValueError(f"curr and memory must be (seq, batch, dim), got {tuple(curr.shape)}, {tuple(memory.shape)}")
+        if curr.shape[1] != memory.shape[1]:
+            raise ValueError(f"batch sizes differ: curr {curr.shape[1]}, memory {memory.shape[1]}")
+        if not 0 <= num_obj_ptr_tokens <= memory.shape[0]:
+            raise ValueError(f"num_obj_ptr_tokens={num_obj_ptr_tokens} outside [0, {memory.shape[0]}]")
+        tokens = _with_pos(curr, None if curr_pos is None else 0.1 * curr_pos, self.pos_enc_at_input)
+
+        tokens, memory_b = tokens.transpose(0, 1), memory.transpose(0, 1)
+        query_pos = None if curr_pos is None else curr_pos.transpose(0, 1)
+        memory_pos_b = None if memory_pos is None else memory_pos.transpose(0, 1)
         for layer in self.layers:
-            out = layer(out, memory_b, memory_pos_b, query_pos, num_k_exclude_rope=num_obj_ptr_tokens)
-        return self.norm(out).transpose(0, 1)
+            tokens = layer(tokens, memory_b, memory_pos_b, query_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+        return self.norm(tokens).transpose(0, 1)

@@ -1,9 +1,20 @@
-"""Memory encoder: fuses a frame's image features with its predicted mask into a memory."""
+"""Memory encoder: turns a frame's image embedding and its predicted mask into a memory.
+
+Pipeline (shapes for the stride-16 grid ``h x w``, ``in_dim`` = hidden dim 256, ``out_dim`` = mem_dim 64)::
+
+    masks (B, 1, 16h, 16w) --[sigmoid unless skipped]--> mask_downsampler --> (B, in_dim, h, w)
+    pix_feat (B, in_dim, h, w) --> pix_feat_proj (1x1 conv)  --> (B, in_dim, h, w)
+    sum --> fuser (ConvNeXt blocks) --> out_proj (1x1 conv) --> memory (B, out_dim, h, w)
+    memory --> 2D sine encoding --> memory position encoding (B, out_dim, h, w)
+
+State-dict keys (prefix ``memory_encoder.`` in the full model): ``mask_downsampler.encoder.{i}.*``,
+``pix_feat_proj.*``, ``fuser.layers.{i}.{dwconv,norm,pwconv1,pwconv2,gamma}``, ``out_proj.*``.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import List, NamedTuple
 
 import torch
 from torch import nn
@@ -13,100 +24,141 @@ from .common import LayerNorm2d
 from .position_encoding import PositionEmbeddingSine
 
 
-class MaskDownSampler(nn.Module):
-    """Strided conv + LayerNorm2d + GELU stages down to ``total_stride``, then a 1x1 conv.
+def _num_downsampling_stages(stride: int, total_stride: int) -> int:
+    """How many ``stride``-strided stages reach ``total_stride`` (which must be a power of it)."""
+    if stride < 2:
+        raise ValueError(f"downsampler stride must be at least 2, got {stride}")
+    stages = round(math.log(total_stride) / math.log(stride))
+    if stages < 1 or stride**stages != total_stride:
+        raise ValueError(f"downsampler total_stride {total_stride} is not a power of its stride {stride}")
+    return stages
 
-    Channels grow by stride**2 per stage (1 -> 4 -> 16 -> 64 -> 256 for stride 2, total 16).
-    (B, 1, H, W) -> (B, embed_dim, H / total_stride, W / total_stride). Key: ``encoder.{i}``.
+
+class MaskDownSampler(nn.Module):
+    """Brings a full-resolution mask down to the stride-16 grid with ``embed_dim`` channels.
+
+    Each stage is a strided conv that multiplies the channels by ``stride**2`` (so the number of
+    values per stage stays constant: 1 -> 4 -> 16 -> 64 -> 256 for stride 2 and total stride 16),
+    followed by a channel LayerNorm and GELU; a final 1x1 conv maps to ``embed_dim``.
+
+    ``forward``: (B, 1, H, W) -> (B, embed_dim, H / total_stride, W / total_stride).
+    Keys: ``encoder.{3k}`` conv, ``encoder.{3k+1}`` norm of stage k, ``encoder.{3 * stages}`` the 1x1 conv.
     """
 
     def __init__(self, embed_dim: int, kernel_size: int, stride: int, padding: int, total_stride: int) -> None:
         super().__init__()
-        num_stages = round(math.log(total_stride) / math.log(stride))
-        if stride**num_stages != total_stride:
-            raise ValueError(f"total_stride {total_stride} is not a power of stride {stride}")
-        layers: list[nn.Module] = []
-        channels = 1
-        for _ in range(num_stages):
-            out_channels = channels * stride**2
-            layers += [
-                nn.Conv2d(channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding),
-                LayerNorm2d(out_channels),
-                nn.GELU(),
-            ]
-            channels = out_channels
-        layers.append(nn.Conv2d(channels, embed_dim, kernel_size=1))
-        self.encoder = nn.Sequential(*layers)
+        self.total_stride = total_stride
+        stages: List[nn.Module] = []
+        width = 1
+        for _ in range(_num_downsampling_stages(stride, total_stride)):
+            wider = width * stride * stride
+            stages.append(nn.Conv2d(width, wider, kernel_size, stride=stride, padding=padding))
+            stages.append(LayerNorm2d(wider))
+            stages.append(nn.GELU())
+            width = wider
+        stages.append(nn.Conv2d(width, embed_dim, kernel_size=1))
+        self.encoder = nn.Sequential(*stages)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         return self.encoder(masks)
 
 
 class CXBlock(nn.Module):
-    """ConvNeXt block: depth-wise conv, LayerNorm, pointwise MLP (x4), layer scale, residual."""
+    """ConvNeXt block in channels-last form, with a residual connection.
 
-    def __init__(self, dim: int, kernel_size: int, padding: int, layer_scale_init_value: float) -> None:
+    depth-wise ``kernel_size`` conv -> LayerNorm over channels -> Linear(dim, 4 dim) -> GELU ->
+    Linear(4 dim, dim) -> per-channel layer scale ``gamma`` (absent when the init value is <= 0).
+
+    ``forward``: (B, dim, H, W) -> (B, dim, H, W).
+    Keys: ``dwconv``, ``norm``, ``pwconv1``, ``pwconv2`` (weight/bias each) and ``gamma`` (dim,).
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 7, padding: int = 3, layer_scale_init_value: float = 1e-6) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim)
         self.norm = LayerNorm2d(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim)) if layer_scale_init_value > 0 else None
+        self.gamma: nn.Parameter | None = None
+        if layer_scale_init_value > 0:
+            self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        y = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)
-        y = self.pwconv2(self.act(self.pwconv1(y)))
+        branch = self.norm(self.dwconv(x))
+        channels_last = branch.permute(0, 2, 3, 1)  # (B, H, W, dim)
+        channels_last = self.pwconv2(self.act(self.pwconv1(channels_last)))
         if self.gamma is not None:
-            y = self.gamma * y
-        return x + y.permute(0, 3, 1, 2)
+            channels_last = channels_last * self.gamma
+        return x + channels_last.permute(0, 3, 1, 2)
 
 
 class Fuser(nn.Module):
-    """A stack of CXBlocks (key ``layers.{i}``)."""
+    """``num_layers`` CXBlocks applied in sequence (keys ``layers.{i}.*``); (B, dim, H, W) -> same."""
 
     def __init__(self, dim: int, config: MemoryEncoderConfig) -> None:
         super().__init__()
-        self.proj = nn.Identity()
         self.layers = nn.ModuleList(
             CXBlock(dim, config.fuser_kernel_size, config.fuser_padding, config.fuser_layer_scale_init_value)
             for _ in range(config.fuser_num_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(x)
-        for layer in self.layers:
-            x = layer(x)
+        for block in self.layers:
+            x = block(x)
         return x
 
 
+class MemoryEncoding(NamedTuple):
+    """Output of :class:`MemoryEncoder`; unpacks as ``features, pos_enc``.
+
+    features: (B, out_dim, h, w) the memory; pos_enc: (B, out_dim, h, w) its 2D sine encoding.
+    """
+
+    features: torch.Tensor
+    pos_enc: torch.Tensor
+
+
 class MemoryEncoder(nn.Module):
-    """pix_feat (B, in_dim, h, w) + mask (B, 1, 16h, 16w) -> memory (B, out_dim, h, w) and its encoding."""
+    """Fuses stride-16 image features with a mask into an ``out_dim``-channel memory (see module doc)."""
 
     def __init__(self, config: MemoryEncoderConfig, in_dim: int = 256) -> None:
         super().__init__()
+        self.in_dim = in_dim
+        self.out_dim = config.out_dim
         self.mask_downsampler = MaskDownSampler(
-            in_dim, config.downsampler_kernel_size, config.downsampler_stride, config.downsampler_padding,
-            config.downsampler_total_stride,
+            embed_dim=in_dim,
+            kernel_size=config.downsampler_kernel_size,
+            stride=config.downsampler_stride,
+            padding=config.downsampler_padding,
+            total_stride=config.downsampler_total_stride,
         )
         self.pix_feat_proj = nn.Conv2d(in_dim, in_dim, kernel_size=1)
         self.fuser = Fuser(in_dim, config)
+        # Without a width change the reference keeps an identity here (and so has no out_proj keys).
+        self.out_proj: nn.Module = nn.Identity()
+        if config.out_dim != in_dim:
+            self.out_proj = nn.Conv2d(in_dim, config.out_dim, kernel_size=1)
         self.position_encoding = PositionEmbeddingSine(config.out_dim)
-        self.out_proj: nn.Module = (
-            nn.Conv2d(in_dim, config.out_dim, kernel_size=1) if config.out_dim != in_dim else nn.Identity()
-        )
 
-    def forward(
-        self, pix_feat: torch.Tensor, masks: torch.Tensor, skip_mask_sigmoid: bool = False
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Returns (memory features, memory position encoding), each (B, out_dim, h, w).
+    def forward(self, pix_feat: torch.Tensor, masks: torch.Tensor, skip_mask_sigmoid: bool = False) -> MemoryEncoding:
+        """Encode one memory per batch element.
 
-        ``masks`` are logits unless ``skip_mask_sigmoid`` (then already scaled probabilities).
+        pix_feat: (B, in_dim, h, w) stride-16 image features (moved to the masks' device).
+        masks: (B, 1, S*h, S*w) with S the downsampler's total stride: mask logits, or, when
+        ``skip_mask_sigmoid``, values already mapped by the caller (SAM 2 feeds sigmoid*20-10).
+        Returns :class:`MemoryEncoding` with features and pos_enc, each (B, out_dim, h, w).
         """
-        if not skip_mask_sigmoid:
-            masks = torch.sigmoid(masks)
-        mask_features = self.mask_downsampler(masks)
-        x = self.pix_feat_proj(pix_feat.to(mask_features.device)) + mask_features
-        x = self.out_proj(self.fuser(x))
-        return x, self.position_encoding(x).to(x.dtype)
+        if masks.dim() != 4 or masks.shape[1] != 1:
+            raise ValueError(f"masks must be (B, 1, H, W), got {tuple(masks.shape)}")
+        stride = self.mask_downsampler.total_stride
+        expected = (pix_feat.shape[0], stride * pix_feat.shape[-2], stride * pix_feat.shape[-1])
+        if (masks.shape[0], masks.shape[-2], masks.shape[-1]) != expected:
+            raise ValueError(
+                f"masks {tuple(masks.shape)} do not fit image features {tuple(pix_feat.shape)} at stride {stride}"
+            )
+        mask_input = masks if skip_mask_sigmoid else torch.sigmoid(masks)
+        mask_embed = self.mask_downsampler(mask_input)
+        fused = self.pix_feat_proj(pix_feat.to(mask_embed.device)) + mask_embed
+        memory = self.out_proj(self.fuser(fused))
+        return MemoryEncoding(memory, self.position_encoding(memory).to(memory.dtype))
