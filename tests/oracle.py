@@ -30,6 +30,35 @@ def require_oracle() -> None:
         pytest.skip(message)
 
 
+# The "demo" preset as hydra overrides of Meta's sam2.1 tiny config (every value is expressible there).
+DEMO_REFERENCE_OVERRIDES = (
+    "++model.image_size=256",
+    "++model.image_encoder.trunk.embed_dim=32",
+    "++model.image_encoder.trunk.num_heads=1",
+    "++model.image_encoder.trunk.stages=[1,2,3,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[5]",
+    "++model.image_encoder.trunk.window_spec=[8,4,8,4]",
+    "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
+    "++model.image_encoder.neck.d_model=128",
+    "++model.image_encoder.neck.backbone_channel_list=[256,128,64,32]",
+    "++model.image_encoder.neck.position_encoding.num_pos_feats=128",
+    "++model.memory_attention.d_model=128",
+    "++model.memory_attention.num_layers=2",
+    "++model.memory_attention.layer.d_model=128",
+    "++model.memory_attention.layer.dim_feedforward=512",
+    "++model.memory_attention.layer.self_attention.embedding_dim=128",
+    "++model.memory_attention.layer.cross_attention.embedding_dim=128",
+    "++model.memory_encoder.in_dim=128",
+    "++model.memory_encoder.mask_downsampler.embed_dim=128",
+    "++model.memory_encoder.fuser.layer.dim=128",
+    "++model.multimask_output_in_sam=false",
+    "++model.multimask_output_for_tracking=false",
+    "++model.use_multimask_token_for_obj_ptr=false",
+    # build_sam2*'s post-processing without its dynamic multimask fallback (built with apply_postprocessing=False)
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+)
+
+
 def reference_model(
     name: str,
     image_size: Optional[int] = None,
@@ -46,11 +75,16 @@ def reference_model(
     from sam2.build_sam import build_sam2, build_sam2_video_predictor
 
     overrides = list(extra_overrides)
+    config_file = REFERENCE_CONFIG_FILES.get(name)
+    if name == "demo":
+        config_file = REFERENCE_CONFIG_FILES["sam2.1_hiera_tiny"]
+        overrides = list(DEMO_REFERENCE_OVERRIDES) + overrides
     if image_size is not None:
         overrides.append(f"++model.image_size={image_size}")
     torch.manual_seed(seed)
     builder = build_sam2_video_predictor if video else build_sam2
-    model = builder(REFERENCE_CONFIG_FILES[name], ckpt_path=None, device="cpu", hydra_overrides_extra=overrides)
+    model = builder(config_file, ckpt_path=None, device="cpu", hydra_overrides_extra=overrides,
+                    apply_postprocessing=name != "demo")
     perturb_parameters(model, seed)
     return model.eval()
 

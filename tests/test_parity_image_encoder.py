@@ -61,7 +61,7 @@ def test_image_encoder_parity_1024_tiny() -> None:
     _compare("sam2.1_hiera_tiny", image_size=1024)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(REFERENCE_CONFIG_FILES))
 def test_state_dict_keys_and_shapes(name: str) -> None:
     from hydra.utils import instantiate
 

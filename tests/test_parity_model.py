@@ -12,7 +12,7 @@ from sam2_model.build import identify_preset
 OFFICIAL = [name for name in list_models() if name.startswith("sam2")]
 
 
-@pytest.mark.parametrize("name", OFFICIAL)
+@pytest.mark.parametrize("name", OFFICIAL + ["demo"])
 def test_reference_checkpoint_loads_strictly(name, tmp_path):
     """Keys and shapes equal the reference model's; its state dict in the official format loads."""
     require_oracle()

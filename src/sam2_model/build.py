@@ -19,6 +19,28 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used for the requested model; the message says why."""
 
 
+DEMO_MODEL = "demo"
+_WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def embedded_weights_path() -> Path:
+    """The demo model's weights shipped inside the package (its metadata sits beside it as .json)."""
+    path = _WEIGHTS_DIR / "demo.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the embedded demo weights are missing ({path}); reinstall napari-sam2, or train them with "
+            "`python -m sam2_model.train`"
+        )
+    return path
+
+
+def embedded_weights_metadata() -> Dict[str, object]:
+    """The demo weights' metadata record (configuration, data seeds, steps, wall time, metrics)."""
+    import json
+
+    return json.loads(embedded_weights_path().with_suffix(".json").read_text())
+
+
 def list_models() -> List[str]:
     """Names of all presets that :func:`build_model` accepts."""
     return sorted(PRESETS)
@@ -55,17 +77,24 @@ def build_model(
 ) -> SAM2Model:
     """Build preset ``name`` in eval mode.
 
-    checkpoint: None -> random initialisation; a path -> strict load of that file; "download" ->
-    fetch (or reuse from the cache) the official file for ``name``.
+    checkpoint: None -> random initialisation for the official presets, and the embedded trained
+    weights for ``"demo"`` (no network needed); "random" -> random initialisation for any preset;
+    a path -> strict load of that file; "download" -> fetch (or reuse from the cache) the official
+    file for ``name`` (for "demo": the embedded file).
     image_size: input resolution override (default: the preset's).
     """
     config = get_config(name, image_size)
     model = SAM2Model(config)
-    if checkpoint is not None:
+    if checkpoint is None and name == DEMO_MODEL:
+        checkpoint = embedded_weights_path()
+    if checkpoint is not None and str(checkpoint) != "random":
         if str(checkpoint) == "download":
-            from .checkpoints import download
+            if name == DEMO_MODEL:
+                checkpoint = embedded_weights_path()
+            else:
+                from .checkpoints import download
 
-            checkpoint = download(name)
+                checkpoint = download(name)
         load_checkpoint(model, checkpoint)
     return model.to(resolve_device(device)).eval()
 

@@ -196,6 +196,28 @@ for _size, _hiera in _HIERA.items():
     REFERENCE_CONFIG_FILES[f"sam2_hiera_{_size}"] = f"configs/sam2/sam2_hiera_{_short}.yaml"
 del _size, _hiera, _short
 
+# The embedded default model: SAM 2.1's architecture, narrowed so that it trains on two CPU cores
+# (our own weights, trained by ``sam2_model.train`` on synthetic fluorescence time-lapses).
+# One output mask per prompt (no multimask tokens in use, so no stability fallback either). Every
+# value is expressible in Meta's hydra configs, so the reference package runs these weights too.
+DEMO_CONFIG = SAM2Config(
+    name="demo",
+    hiera=HieraConfig(
+        embed_dim=32, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(5,),
+        window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(4, 4),
+    ),
+    neck=NeckConfig(d_model=128),
+    decoder=DecoderConfig(dynamic_multimask_via_stability=False),  # Meta's SAM heads as they are
+    memory_encoder=MemoryEncoderConfig(out_dim=64),
+    memory_attention=MemoryAttentionConfig(num_layers=2, dim_feedforward=512),
+    image_size=256,
+    multimask_output_in_sam=False,
+    multimask_output_for_tracking=False,
+    use_multimask_token_for_obj_ptr=False,
+    fill_hole_area=2,
+)
+PRESETS["demo"] = DEMO_CONFIG
+
 
 def get_config(name: str, image_size: int | None = None) -> SAM2Config:
     """Return the preset called ``name``, optionally at another input resolution."""

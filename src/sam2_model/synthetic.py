@@ -117,8 +117,12 @@ def make_timelapse(
     dtype: str = "uint16",
     divisions: bool = True,
     enter_leave: bool = True,
+    radius_fraction: float = 0.06,
 ) -> SyntheticTimelapse:
-    """Simulate a (T, H, W) fluorescence nuclei time-lapse with instance labels."""
+    """Simulate a (T, H, W) fluorescence nuclei time-lapse with instance labels.
+
+    radius_fraction: mean nucleus radius as a fraction of the shorter image side (0.06: 15 px at 256).
+    """
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
         raise ValueError(f"dtype must be uint8 or uint16, got {dtype}")
@@ -127,8 +131,10 @@ def make_timelapse(
     h, w = int(shape[0]), int(shape[1])
     if h < 16 or w < 16:
         raise ValueError("shape must be at least 16 x 16")
+    if not 0.005 <= radius_fraction <= 0.25:
+        raise ValueError(f"radius_fraction must be between 0.005 and 0.25, got {radius_fraction}")
     rng = np.random.default_rng(seed)
-    r_mean = 0.045 * min(h, w)
+    r_mean = radius_fraction * min(h, w)
     drift = rng.normal(0.0, 0.3, 2) if enter_leave else np.zeros(2)
     next_id = 1
     parents: dict[int, int] = {}

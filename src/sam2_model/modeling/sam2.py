@@ -69,6 +69,8 @@ class MaskPrediction:
     ious: (B, M) predicted IoU; low_res_logits: (B, 1, 4h, 4w) and high_res_logits:
     (B, 1, S, S) of the chosen mask (highest IoU when multimask); obj_ptr: (B, C) object pointer;
     object_score_logits: (B, 1) presence logit (> 0: the object is visible).
+    raw_multimask_logits: (B, M, 4h, 4w) the decoder's logits before absent objects are blanked
+    (what training losses look at; the same tensor as ``multimask_logits`` for mask prompts).
     """
 
     multimask_logits: torch.Tensor
@@ -77,6 +79,7 @@ class MaskPrediction:
     high_res_logits: torch.Tensor
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
+    raw_multimask_logits: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -182,6 +185,7 @@ class SAM2Model(nn.Module):
             repeat_image=False,
             high_res_features=high_res or None,
         )
+        raw_logits = multimask_logits
         present = object_scores > 0
         if self.config.pred_obj_scores:
             multimask_logits = torch.where(present[:, None, None], multimask_logits, NO_OBJECT_SCORE)
@@ -199,7 +203,7 @@ class SAM2Model(nn.Module):
         else:
             low_res, high = multimask_logits, high_res_multimask
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), object_scores)
-        return MaskPrediction(multimask_logits, ious, low_res, high, obj_ptr, object_scores)
+        return MaskPrediction(multimask_logits, ious, low_res, high, obj_ptr, object_scores, raw_logits)
 
     def _gate_pointer(self, obj_ptr: torch.Tensor, object_scores: torch.Tensor) -> torch.Tensor:
         """Blend the pointer towards the learned "no object" pointer when the object is absent."""
@@ -234,7 +238,7 @@ class SAM2Model(nn.Module):
             if self.config.fixed_no_obj_ptr:
                 obj_ptr = present * obj_ptr
             obj_ptr = obj_ptr + (1 - present) * self.no_obj_ptr
-        return MaskPrediction(low, ious, low, high, obj_ptr, object_scores)
+        return MaskPrediction(low, ious, low, high, obj_ptr, object_scores, low)
 
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
         """Whether the SAM heads output 3 masks for a frame with ``num_points`` clicks."""

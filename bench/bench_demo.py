@@ -1,0 +1,80 @@
+"""Speed of the embedded demo model: frames per second propagating one object through 512 x 512 frames.
+
+    python bench/bench_demo.py [--frames 40] [--size 512]
+
+Ours (VideoSession) and Meta's SAM2VideoPredictor run the same demo weights on the same model inputs
+in one process, one after the other; the goal is >= 5 frames/s for ours on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from oracle import reference_model  # noqa: E402
+
+from sam2_model import FrameSource, VideoSession, build_model  # noqa: E402
+from sam2_model.evaluation import click_point, clickable_objects  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+
+
+def reference_state(predictor, inputs: torch.Tensor, size: int, folder: pathlib.Path):
+    from PIL import Image
+
+    for t in range(inputs.shape[0]):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{t:05d}.jpg")
+    state = predictor.init_state(str(folder))
+    state["images"] = inputs.clone()
+    state["video_height"] = state["video_width"] = size
+    state["cached_features"] = {}
+    return state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args()
+    movie = make_timelapse(num_frames=args.frames, shape=(args.size, args.size), seed=900_100)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    model = build_model("demo", device="cpu")
+    predictor = reference_model("demo", video=True)
+    predictor.load_state_dict(model.state_dict(), strict=True)
+    point, label = np.array([[x, y]], np.float32), np.array([1], np.int32)
+
+    with torch.inference_mode():
+        start = time.perf_counter()
+        session = VideoSession(model, movie.image)
+        session.add_prompt(0, 1, points=point, labels=label)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        count = sum(1 for _ in session.propagate())
+        ours = count / (time.perf_counter() - start)
+
+        source = FrameSource(movie.image, image_size=model.image_size)
+        with tempfile.TemporaryDirectory() as tmp:
+            inputs = torch.stack([source.model_input(t) for t in range(args.frames)])
+            state = reference_state(predictor, inputs, args.size, pathlib.Path(tmp))
+            predictor.add_new_points_or_box(state, 0, 1, points=point, labels=label)
+            start = time.perf_counter()
+            ref_count = sum(1 for _ in predictor.propagate_in_video(state))
+            reference = ref_count / (time.perf_counter() - start)
+    print(f"demo model, {args.frames} frames of {args.size}x{args.size} uint16, one object, "
+          f"CPU with {torch.get_num_threads()} threads")
+    print(f"  first click (open + embed frame 0): {first:.2f} s")
+    print(f"  ours: {ours:.1f} frames/s (reading, contrast mapping, resizing and writing frame-size logits included)")
+    print(f"  reference (frames preprocessed beforehand, so it does less work): {reference:.1f} frames/s")
+    print(f"  ratio ours/reference throughput: {ours / reference:.2f}; goal ours >= 5 frames/s: "
+          f"{'met' if ours >= 5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

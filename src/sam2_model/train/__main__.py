@@ -1,0 +1,62 @@
+"""Command line: ``python -m sam2_model.train --out runs/demo [options]`` (also ``sam2-train``).
+
+Examples::
+
+    # single-frame click segmentation first, then video, on synthetic data
+    python -m sam2_model.train --out runs/image --clip-len 1 --clips-per-step 8 --steps 2000
+    python -m sam2_model.train --out runs/video --init runs/image/weights.pt --clip-len 8 --steps 2000
+    # fine-tune an official checkpoint on your own annotated time-lapse
+    python -m sam2_model.train --out runs/mine --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
+        --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
+
+Running the same command again resumes from ``--out``/last.pt; a larger ``--steps`` extends the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import List, Optional
+
+import torch
+
+from .loop import TrainSettings, train
+
+
+def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
+    defaults = TrainSettings(out="")
+    parser = argparse.ArgumentParser(prog="python -m sam2_model.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, weights.pt)")
+    for field in dataclasses.fields(TrainSettings):
+        if field.name == "out":
+            continue
+        default = getattr(defaults, field.name)
+        annotation = str(field.type)
+        kind = int if "int" in annotation else float if "float" in annotation else str
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
+                            help=f"(default: {default})")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = vars(parser.parse_args(argv))
+    threads = args.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return TrainSettings(**args)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    settings = parse_args(argv)
+    try:
+        train(settings)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from {settings.out}/last.pt", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

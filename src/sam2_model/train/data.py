@@ -1,0 +1,188 @@
+"""Training clips: short stacks of model inputs with the instance masks of the objects to segment.
+
+A :class:`Clip` is what one simulated interactive session works on. Clips come from the synthetic
+generator (:class:`SyntheticClips`) or from a user's annotated stack (:class:`StackClips`). Frames
+are mapped to model inputs exactly as :class:`sam2_model.frames.FrameSource` does at inference
+(stack-wide percentile contrast limits, linear to [0, 1], antialiased resize, ImageNet normalisation),
+so the model trains on what it will see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..frames import UINT8_LIMITS, percentile_limits, to_model_input, to_unit
+from ..synthetic import make_timelapse
+
+
+@dataclass
+class Clip:
+    """images: (T, 3, S, S) float32 model inputs; masks: (T, N, S, S) float32 in {0, 1}, one channel per
+    object (the object and, after a division, its descendants); present: (T, N) bool."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+
+    @property
+    def present(self) -> torch.Tensor:
+        return self.masks.flatten(2).amax(dim=2) > 0
+
+    @property
+    def num_frames(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_objects(self) -> int:
+        return self.masks.shape[1]
+
+
+def lineage_masks(labels: np.ndarray, obj_ids: Sequence[int], parents: Dict[int, int]) -> np.ndarray:
+    """(T, H, W) instance labels -> (T, N, H, W) bool: object ``obj_ids[n]`` together with its descendants."""
+    out = np.zeros((labels.shape[0], len(obj_ids)) + labels.shape[1:], dtype=bool)
+    for n, obj_id in enumerate(obj_ids):
+        family = {int(obj_id)}
+        grew = True
+        while grew:  # parents maps child -> parent; close the set under "child of a member"
+            before = len(family)
+            family |= {child for child, parent in parents.items() if parent in family}
+            grew = len(family) > before
+        out[:, n] = np.isin(labels, sorted(family))
+    return out
+
+
+def stack_to_model_inputs(stack: np.ndarray, image_size: int) -> torch.Tensor:
+    """(T, H, W) grey stack -> (T, 3, S, S) model inputs with stack-wide contrast limits."""
+    if stack.dtype == np.uint8:
+        limits: Tuple[float, float] = UINT8_LIMITS
+    else:
+        limits = percentile_limits(list(stack))
+    return torch.stack([to_model_input(to_unit(frame, limits), image_size) for frame in stack])
+
+
+def masks_to_model_resolution(masks: np.ndarray, image_size: int) -> torch.Tensor:
+    """(T, N, H, W) bool -> (T, N, S, S) float32 in {0, 1} (nearest-neighbour resize when H, W != S)."""
+    tensor = torch.from_numpy(masks.astype(np.float32))
+    if tensor.shape[-2:] != (image_size, image_size):
+        tensor = F.interpolate(tensor, size=(image_size, image_size), mode="nearest")
+    return tensor
+
+
+def pick_objects(
+    labels: np.ndarray, rng: np.random.Generator, max_objects: int, min_area: int
+) -> List[int]:
+    """Ids of up to ``max_objects`` objects visible in frame 0 with at least ``min_area`` pixels."""
+    ids, counts = np.unique(labels[0], return_counts=True)
+    candidates = [int(i) for i, c in zip(ids, counts) if i != 0 and c >= min_area]
+    if not candidates:
+        return []
+    count = min(max_objects, len(candidates))
+    return [int(i) for i in rng.choice(candidates, size=count, replace=False)]
+
+
+def make_clip(
+    stack: np.ndarray, labels: np.ndarray, parents: Dict[int, int], image_size: int,
+    rng: np.random.Generator, max_objects: int, min_area: int = 30,
+) -> Optional[Clip]:
+    """A clip from (T, H, W) ``stack`` and its instance ``labels``; objects are chosen in frame 0.
+
+    Returns None when frame 0 has no usable object.
+    """
+    obj_ids = pick_objects(labels, rng, max_objects, min_area)
+    if not obj_ids:
+        return None
+    masks = lineage_masks(labels, obj_ids, parents)
+    return Clip(stack_to_model_inputs(stack, image_size), masks_to_model_resolution(masks, image_size))
+
+
+class SyntheticClips:
+    """Endless clips from :func:`sam2_model.synthetic.make_timelapse` with randomised settings.
+
+    Every clip's generator seed is ``seed * 1_000_003 + index``: reproducible, and disjoint from the
+    small evaluation seeds as long as ``seed >= 1`` (evaluation uses seeds below 1_000_000).
+    """
+
+    def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
+                 shape: Tuple[int, int] = (256, 256)) -> None:
+        if seed < 1:
+            raise ValueError("training seed must be >= 1 (seeds below 1_000_000 are kept for evaluation)")
+        self.clip_len, self.image_size, self.max_objects = clip_len, image_size, max_objects
+        self.seed, self.shape = seed, shape
+        self.index = 0
+
+    def position(self) -> Dict[str, int]:
+        """Where the stream is, for resuming: the next clip's index."""
+        return {"index": self.index}
+
+    def restore(self, position: Dict[str, int]) -> None:
+        self.index = int(position["index"])
+
+    def clip_seed(self, index: int) -> int:
+        return self.seed * 1_000_003 + index
+
+    def __iter__(self) -> Iterator[Clip]:
+        while True:
+            seed = self.clip_seed(self.index)
+            self.index += 1
+            rng = np.random.default_rng(seed)
+            movie = make_timelapse(
+                num_frames=self.clip_len, shape=self.shape, seed=seed,
+                num_cells=int(rng.integers(5, 19)),
+                dtype="uint8" if rng.random() < 0.3 else "uint16",
+                radius_fraction=float(rng.uniform(0.045, 0.085)),
+            )
+            clip = make_clip(movie.image, movie.labels, movie.parents, self.image_size, rng, self.max_objects)
+            if clip is not None:
+                yield clip
+
+
+class StackClips:
+    """Endless random clips (random start, random direction) from a user's annotated stack.
+
+    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time.
+    """
+
+    def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
+                 max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None) -> None:
+        stack, labels = np.asarray(stack), np.asarray(labels)
+        if stack.ndim != 3:
+            raise ValueError(f"the training stack must be (T, H, W) grey frames, got shape {stack.shape}; "
+                             "pick one channel first")
+        if labels.shape != stack.shape:
+            raise ValueError(f"labels shape {labels.shape} differs from the stack's {stack.shape}; "
+                             "they must be the same (T, H, W)")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integer instance ids, got dtype {labels.dtype}")
+        if not labels.any():
+            raise ValueError("labels hold no object (all zero): annotate at least one object")
+        self.stack, self.labels, self.parents = stack, labels, dict(parents or {})
+        self.clip_len = min(clip_len, stack.shape[0])
+        self.image_size, self.max_objects = image_size, max_objects
+        self.limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
+        self.rng = np.random.default_rng(seed)
+
+    def position(self) -> Dict[str, object]:
+        """Where the stream is, for resuming: its random generator's state."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def restore(self, position: Dict[str, object]) -> None:
+        self.rng.bit_generator.state = position["rng"]
+
+    def __iter__(self) -> Iterator[Clip]:
+        num_frames = self.stack.shape[0]
+        while True:
+            start = int(self.rng.integers(0, num_frames - self.clip_len + 1))
+            order = np.arange(start, start + self.clip_len)
+            if self.rng.random() < 0.5:
+                order = order[::-1]
+            labels = self.labels[order]
+            obj_ids = pick_objects(labels, self.rng, self.max_objects, min_area=10)
+            if not obj_ids:
+                continue
+            masks = lineage_masks(labels, obj_ids, self.parents)
+            images = torch.stack([to_model_input(to_unit(self.stack[t], self.limits), self.image_size) for t in order])
+            yield Clip(images, masks_to_model_resolution(masks, self.image_size))

@@ -1,0 +1,188 @@
+"""The training loop: AdamW with warm-up and cosine decay, gradient clipping, resumable checkpoints.
+
+A run lives in one folder: ``last.pt`` (model, optimiser, step, data position, settings; written
+atomically every ``save_every`` steps and at the end), ``history.csv`` (one row per step) and
+``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``).
+Running again with the same folder resumes where it stopped, bit for bit in the data it sees.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from ..build import build_model, load_checkpoint, resolve_device
+from ..modeling.sam2 import SAM2Model
+from .data import StackClips, SyntheticClips
+from .episode import EpisodeSettings, run_episode
+
+HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou")
+
+
+@dataclass
+class TrainSettings:
+    """Everything a run needs; saved in its checkpoints."""
+
+    out: str  # run folder
+    model: str = "demo"  # preset name
+    init: Optional[str] = None  # checkpoint to start from (None: random init, or the run's own last.pt)
+    steps: int = 1000  # total optimiser steps of the run
+    clip_len: int = 8  # frames per clip (1 = single-frame click segmentation, no memory)
+    clips_per_step: int = 2
+    max_objects: int = 3  # objects per clip
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0
+    seed: int = 1  # data and sampling seed (>= 1; evaluation seeds are below 1_000_000)
+    stack: Optional[str] = None  # user data: (T, H, W) TIFF ...
+    labels: Optional[str] = None  # ... and its instance labels TIFF; None: synthetic data
+    image_size: Optional[int] = None  # model input size (default: the preset's)
+    device: str = "auto"
+    save_every: int = 50
+    click_prob: float = 0.6
+    box_prob: float = 0.3
+    max_corrections: int = 2
+
+
+def learning_rate_factor(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``steps``."""
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    span = max(1, settings.steps - settings.warmup_steps)
+    progress = min(1.0, (step - settings.warmup_steps) / span)
+    return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_clips(
+    settings: TrainSettings, image_size: int, stack: Any = None, labels: Any = None
+) -> "SyntheticClips | StackClips":
+    """The run's clip stream: a user's stack and labels (arrays or TIFF paths) or synthetic clips."""
+    stack = settings.stack if stack is None else stack
+    labels = settings.labels if labels is None else labels
+    if (stack is None) != (labels is None):
+        raise ValueError("give both a stack and its labels to train on your own data, or neither for synthetic data")
+    if stack is None:
+        return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
+    if isinstance(stack, (str, os.PathLike)):
+        import tifffile
+
+        stack, labels = tifffile.imread(stack), tifffile.imread(labels)
+    return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
+
+
+def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``{"model": state_dict}`` (float32, the official layout) and, if given, ``path``.json metadata."""
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    _atomic_save({"model": state}, path)
+    if metadata is not None:
+        path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def train(
+    settings: TrainSettings,
+    stack: Any = None,
+    labels: Any = None,
+    progress: Optional[Callable[[int, Dict[str, float]], bool]] = None,
+) -> SAM2Model:
+    """Run (or resume) training as ``settings`` say; returns the trained model.
+
+    progress(step, row) is called after every step; returning False stops the run early (it is
+    saved and can be resumed). Without it a tqdm bar shows the loss.
+    """
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device)
+    torch.manual_seed(settings.seed)  # the random initialisation is part of the run's seed
+    model = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
+    last = out / "last.pt"
+    state: Optional[Dict[str, Any]] = None
+    if last.exists():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+    elif settings.init is not None:
+        load_checkpoint(model, settings.init)
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.lr,
+    )
+    step, elapsed = 0, 0.0
+    source = make_clips(settings, model.image_size, stack, labels)
+    rng = np.random.default_rng(settings.seed)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["seconds"])
+        rng.bit_generator.state = state["rng"]
+        source.restore(state["clip_position"])
+    clips = iter(source)
+    episode = EpisodeSettings(settings.click_prob, settings.box_prob, settings.max_corrections)
+    history_path = out / "history.csv"
+    new_history = not history_path.exists()
+    bar = None
+    if progress is None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings.steps, initial=step, desc="training", unit="step")
+    with history_path.open("a", newline="") as history_file:
+        writer = csv.DictWriter(history_file, fieldnames=HISTORY_FIELDS)
+        if new_history:
+            writer.writeheader()
+        while step < settings.steps:
+            started = time.perf_counter()
+            factor = learning_rate_factor(step, settings)
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr * factor
+            torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout: the same on resume
+            batch = [next(clips) for _ in range(settings.clips_per_step)]
+            losses = run_episode(model, batch, rng, episode)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            step += 1
+            elapsed += time.perf_counter() - started
+            row = {"step": step, "seconds": round(elapsed, 2), "lr": settings.lr * factor}
+            row.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
+            writer.writerow(row)
+            history_file.flush()
+            stop = False
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['total']:.3f}", iou=f"{row['mask_iou']:.2f}")
+            elif progress(step, row) is False:
+                stop = True
+            if step % settings.save_every == 0 or step == settings.steps or stop:
+                _atomic_save({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
+                    "settings": dataclasses.asdict(settings),
+                }, last)
+            if stop:
+                break
+    if bar is not None:
+        bar.close()
+    export_weights(model, out / "weights.pt", {
+        "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
+        "settings": dataclasses.asdict(settings),
+    })
+    return model.eval()

@@ -1,0 +1,45 @@
+"""Quality bars of the embedded demo model on held-out synthetic sequences (seeds never used in training).
+
+These run the real inference path (ImagePredictor, VideoSession) with the weights shipped in the package.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sam2_model import build_model
+from sam2_model.build import embedded_weights_metadata, embedded_weights_path
+from sam2_model.evaluation import HELD_OUT_SEEDS, one_click_iou, propagation_j_and_f
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    return build_model("demo", device="cpu")
+
+
+def test_embedded_weights_are_small_and_documented():
+    path = embedded_weights_path()
+    assert path.stat().st_size <= 25 * 1024 * 1024
+    meta = embedded_weights_metadata()
+    for key in ("preset", "config", "stages", "train_seconds", "metrics"):
+        assert key in meta, key
+    training_seeds = [stage["settings"]["seed"] for stage in meta["stages"]]
+    assert all(seed >= 1 for seed in training_seeds)  # training clip seeds are >= 1_000_003 ...
+    assert all(seed < 1_000_000 for seed in HELD_OUT_SEEDS)  # ... evaluation seeds below
+    json.dumps(meta)
+
+
+def test_one_click_segments_a_cell(demo_model):
+    report = one_click_iou(demo_model)
+    print(f"one-click IoU {report.value:.3f} over {report.num_objects} objects; per sequence {report.per_sequence}")
+    assert report.num_objects >= 30
+    assert report.value >= 0.85
+
+
+def test_one_click_then_propagate_30_frames(demo_model):
+    report = propagation_j_and_f(demo_model, num_frames=30)
+    print(f"J&F {report.value:.3f} over {report.num_objects} objects; per sequence {report.per_sequence}")
+    assert report.num_objects >= 30
+    assert report.value >= 0.75

@@ -1,0 +1,145 @@
+"""Training code: losses against hand computations, simulated prompts, resumable runs, fine-tuning on a user's stack."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from sam2_model import build_model
+from sam2_model.build import load_checkpoint
+from sam2_model.synthetic import make_timelapse
+from sam2_model.train.__main__ import main as train_main
+from sam2_model.train.data import SyntheticClips, lineage_masks, make_clip
+from sam2_model.train.episode import run_episode
+from sam2_model.train.loop import TrainSettings, learning_rate_factor, train
+from sam2_model.train.losses import dice_loss, prediction_losses, sigmoid_focal_loss
+from sam2_model.train.prompts import corrective_click, sample_box, sample_click
+
+
+def test_focal_and_dice_match_hand_computation():
+    logits = torch.tensor([[[[0.0, 2.0]]]])  # (1, 1, 1, 2)
+    target = torch.tensor([[[[1.0, 0.0]]]])
+    # pixel 1: p = 0.5, target 1: ce = ln 2, (1 - p_t)^2 = 0.25, alpha 0.25
+    # pixel 2: p = sigmoid(2), target 0: ce = -ln(1 - p), (1 - p_t)^2 = p^2, weight 0.75
+    p = 1 / (1 + math.exp(-2.0))
+    expected_focal = (0.25 * 0.25 * math.log(2) + 0.75 * p**2 * -math.log(1 - p)) / 2
+    assert sigmoid_focal_loss(logits, target).item() == pytest.approx(expected_focal, rel=1e-6)
+    expected_dice = 1 - (2 * 0.5 + 1) / ((0.5 + p) + 1 + 1)
+    assert dice_loss(logits, target).item() == pytest.approx(expected_dice, rel=1e-6)
+
+
+def test_prediction_losses_train_the_best_mask_and_skip_absent_objects():
+    target = torch.zeros(2, 1, 4, 4)
+    target[0, 0, :2, :2] = 1  # object 0 present, object 1 absent
+    good = torch.where(target[0:1] > 0, 10.0, -10.0)  # (1, 1, 4, 4)
+    logits = torch.cat([torch.cat([-good, good], 1), torch.full((1, 2, 4, 4), -10.0)])  # (2, 2, 4, 4)
+    ious = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    scores = torch.tensor([[5.0], [-5.0]])
+    terms = prediction_losses(logits, ious, scores, target)
+    assert terms["mask_iou"].item() == pytest.approx(1.0)  # the second mask of object 0 is the one trained
+    assert terms["dice"].item() < 0.01 and terms["iou"].item() == pytest.approx(0.0, abs=1e-6)
+    assert terms["object_score"].item() == pytest.approx(-math.log(1 / (1 + math.exp(-5))), rel=1e-5)
+
+
+def test_clicks_boxes_and_corrections_come_from_the_right_regions():
+    rng = np.random.default_rng(0)
+    gt = np.zeros((40, 40), bool)
+    gt[10:30, 10:30] = True
+    for _ in range(20):
+        x, y = sample_click(gt, rng)
+        assert gt[int(y), int(x)]
+    (x0, y0), (x1, y1) = sample_box(gt, rng, jitter=0.1)
+    assert abs(x0 - 10) <= 2 and abs(y1 - 30) <= 2
+    pred = np.zeros_like(gt)
+    pred[10:30, 10:20] = True  # the right half is missed -> positive click there
+    x, y, label = corrective_click(pred, gt, rng)
+    assert label == 1 and gt[int(y), int(x)] and not pred[int(y), int(x)]
+    pred = gt.copy()
+    pred[30:38, 10:30] = True  # a false-positive band -> negative click in it
+    x, y, label = corrective_click(pred, gt, rng)
+    assert label == 0 and pred[int(y), int(x)] and not gt[int(y), int(x)]
+
+
+def test_lineage_masks_follow_divisions():
+    labels = np.zeros((2, 4, 4), np.int32)
+    labels[0, 0, 0] = 1
+    labels[1, 0, 0], labels[1, 3, 3], labels[1, 2, 2] = 2, 3, 4
+    masks = lineage_masks(labels, [1, 4], parents={2: 1, 3: 1})
+    assert masks[1, 0].sum() == 2 and masks[1, 0, 3, 3] and not masks[1, 0, 2, 2]
+    assert masks[1, 1].sum() == 1 and not masks[0, 1].any()
+
+
+def test_learning_rate_warms_up_then_decays():
+    settings = TrainSettings(out="x", steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate_factor(0, settings) == pytest.approx(0.1)
+    assert learning_rate_factor(9, settings) == pytest.approx(1.0)
+    assert learning_rate_factor(10, settings) == pytest.approx(1.0)
+    assert learning_rate_factor(100, settings) == pytest.approx(0.1)
+    assert 0.1 < learning_rate_factor(55, settings) < 1.0
+
+
+def _small_settings(out, **changes) -> TrainSettings:
+    base = dict(out=str(out), model="demo", image_size=64, clip_len=3, clips_per_step=1, max_objects=2,
+                steps=4, warmup_steps=2, save_every=1, seed=3)
+    base.update(changes)
+    return TrainSettings(**base)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    straight = train(_small_settings(tmp_path / "straight"), progress=lambda step, row: True)
+    stopped = train(_small_settings(tmp_path / "resumed"), progress=lambda step, row: step < 2)
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["step"] == 2
+    resumed = train(_small_settings(tmp_path / "resumed"), progress=lambda step, row: True)
+    del stopped
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    rows = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # header + one row per step, across the interruption
+
+
+def test_training_on_one_clip_lowers_its_loss():
+    torch.manual_seed(0)
+    model = build_model("demo", checkpoint="random", image_size=64).train()
+    rng = np.random.default_rng(0)
+    movie = make_timelapse(num_frames=2, shape=(64, 64), num_cells=4, seed=11, radius_fraction=0.12)
+    clip = make_clip(movie.image, movie.labels, movie.parents, 64, rng, max_objects=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(25):
+        terms = run_episode(model, [clip], np.random.default_rng(1))
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        losses.append(terms["total"].item())
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path):
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=4, seed=5, radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image)
+    tifffile.imwrite(tmp_path / "labels.tif", movie.labels)
+    start = build_model("demo", checkpoint="random", image_size=64)
+    torch.save({"model": start.state_dict()}, tmp_path / "start.pt")
+    code = train_main(["--out", str(tmp_path / "run"), "--image-size", "64", "--init", str(tmp_path / "start.pt"),
+                       "--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif"),
+                       "--steps", "2", "--clip-len", "3", "--clips-per-step", "1", "--threads", "1"])
+    assert code == 0
+    tuned = build_model("demo", checkpoint="random", image_size=64)
+    load_checkpoint(tuned, tmp_path / "run" / "weights.pt")  # strict, official layout
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, start.state_dict()[k])]
+    assert changed, "two optimiser steps changed no parameter"
+
+
+def test_training_data_errors_say_what_to_do(tmp_path):
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.uint16))
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((3, 32, 32), np.int32))
+    with pytest.raises(ValueError, match="annotate at least one object"):
+        train(_small_settings(tmp_path / "run", stack=str(tmp_path / "stack.tif"), labels=str(tmp_path / "labels.tif")))
+    with pytest.raises(ValueError, match="give both"):
+        train(_small_settings(tmp_path / "run2", stack=str(tmp_path / "stack.tif")))
+    with pytest.raises(ValueError, match=">= 1"):
+        next(iter(SyntheticClips(2, 64, 1, seed=0)))
