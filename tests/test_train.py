@@ -143,3 +143,13 @@ def test_training_data_errors_say_what_to_do(tmp_path):
         train(_small_settings(tmp_path / "run2", stack=str(tmp_path / "stack.tif")))
     with pytest.raises(ValueError, match=">= 1"):
         next(iter(SyntheticClips(2, 64, 1, seed=0)))
+
+
+def test_positional_init_ties_decoder_queries_and_keys_only_for_random_starts(tmp_path):
+    model = train(_small_settings(tmp_path / "run", steps=0), progress=lambda step, row: True)
+    layer = model.sam_mask_decoder.transformer.layers[0].cross_attn_image_to_token
+    assert torch.equal(layer.q_proj.weight, layer.k_proj.weight)
+    torch.save({"model": build_model("demo", checkpoint="random", image_size=64).state_dict()}, tmp_path / "w.pt")
+    tuned = train(_small_settings(tmp_path / "run2", steps=0, init=str(tmp_path / "w.pt")), progress=lambda s, r: True)
+    layer = tuned.sam_mask_decoder.transformer.layers[0].cross_attn_image_to_token
+    assert not torch.equal(layer.q_proj.weight, layer.k_proj.weight)
