@@ -153,3 +153,13 @@ def test_positional_init_ties_decoder_queries_and_keys_only_for_random_starts(tm
     tuned = train(_small_settings(tmp_path / "run2", steps=0, init=str(tmp_path / "w.pt")), progress=lambda s, r: True)
     layer = tuned.sam_mask_decoder.transformer.layers[0].cross_attn_image_to_token
     assert not torch.equal(layer.q_proj.weight, layer.k_proj.weight)
+
+
+def test_memory_attention_locality_init_on_request(tmp_path):
+    torch.save({"model": build_model("demo", checkpoint="random", image_size=64).state_dict()}, tmp_path / "w.pt")
+    plain = train(_small_settings(tmp_path / "a", steps=0, init=str(tmp_path / "w.pt")), progress=lambda s, r: True)
+    local = train(_small_settings(tmp_path / "b", steps=0, init=str(tmp_path / "w.pt"), memory_positional_init=1),
+                  progress=lambda s, r: True)
+    cross = local.memory_attention.layers[0].cross_attn_image
+    assert torch.all(cross.q_proj.bias == 0.5) and torch.all(cross.k_proj.bias == 0.5)
+    assert not torch.all(plain.memory_attention.layers[0].cross_attn_image.q_proj.bias == 0.5)

@@ -55,6 +55,7 @@ class TrainSettings:
     box_prob: float = 0.3
     max_corrections: int = 2
     positional_init: int = 1  # 1: start the decoder's cross-attentions position-aware (random init only)
+    memory_positional_init: int = -1  # memory attention starts local: -1 on random init only, 1 always, 0 never
 
 
 @torch.no_grad()
@@ -79,6 +80,21 @@ def positional_attention_init(model: SAM2Model, gain: float = 2.0) -> None:
         attention.k_proj.weight.copy_(attention.q_proj.weight)
         attention.k_proj.bias.zero_()
         attention.q_proj.bias.zero_()
+
+
+@torch.no_grad()
+def memory_attention_locality_init(model: SAM2Model, bias: float = 0.5) -> None:
+    """Give memory attention's RoPE attentions equal constant query and key biases.
+
+    With q = W_q x + b and k = W_k m + b, the score q . k contains sum_c b_c^2 cos(theta_c * (p - p')),
+    RoPE's kernel peaked where the memory's position p' equals the pixel's p: from the first step on,
+    each pixel of the current frame reads mostly the memory at its own place (where the object was),
+    which is what tracking slow movement needs; content terms are learned on top.
+    """
+    for layer in model.memory_attention.layers:
+        for attention in (layer.self_attn, layer.cross_attn_image):
+            attention.q_proj.bias.fill_(bias)
+            attention.k_proj.bias.fill_(bias)
 
 
 def learning_rate_factor(step: int, settings: TrainSettings) -> float:
@@ -146,6 +162,10 @@ def train(
         load_checkpoint(model, settings.init)
     elif settings.positional_init:
         positional_attention_init(model)
+    starting = state is None
+    if starting and (settings.memory_positional_init == 1 or (
+            settings.memory_positional_init == -1 and settings.init is None)):
+        memory_attention_locality_init(model)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n)]
