@@ -1,0 +1,212 @@
+"""The "SAM 2 fine-tuning" dock widget: train a model on an annotated stack open in napari.
+
+Pick an image layer (T, Y, X) and a Labels layer of the same shape whose ids are consistent through time
+(for example masklets made with the segmentation widget and corrected by hand), a starting model and a
+number of steps, and press *Train*. Training (``sam2_model.train``) runs in a worker thread with a progress
+bar and Cancel; a cancelled run is saved and *Train* resumes it. The result is a weights file in the
+official layout that the segmentation widget (Weights: local file) and ``build_model`` load.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import napari
+import numpy as np
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import sam2_model as sm
+from sam2_model.train import TrainSettings, train
+
+from .settings import load_settings, save_settings
+
+
+def default_run_folder() -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
+
+
+class _Relay(QObject):
+    """Carries progress from the training thread to the main thread (queued signal)."""
+
+    step = Signal(int, dict)
+
+
+class FineTuneWidget(QWidget):
+    """Fine-tune SAM 2 on the current image and labels layers."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.worker: Any = None
+        self.weights_path: Optional[Path] = None
+        self._cancel = False
+        self._relay = _Relay()
+        self._relay.step.connect(self._on_step)
+        saved = load_settings()
+
+        self.image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(sm.list_models())
+        self.model_combo.setCurrentText("demo")
+        self.start_edit = QLineEdit()
+        self.start_edit.setPlaceholderText("embedded weights (demo) or a checkpoint file path")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 1_000_000)
+        self.steps_spin.setValue(200)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 1e-2)
+        self.lr_spin.setSingleStep(1e-5)
+        self.lr_spin.setValue(1e-4)
+        self.clip_spin = QSpinBox()
+        self.clip_spin.setRange(1, 16)
+        self.clip_spin.setValue(8)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 2048)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setSpecialValueText("preset")
+        self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
+        self.train_button = QPushButton("Train")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("Pick an image and its labels (ids consistent through time), then Train.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Image (T, Y, X)", self.image_combo)
+        form.addRow("Labels", self.labels_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Start from", self.start_edit)
+        form.addRow("Steps", self.steps_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Frames per clip", self.clip_spin)
+        form.addRow("Input size", self.size_spin)
+        form.addRow("Run folder", self.out_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for widget in (self.train_button, self.cancel_button, self.progress, self.status):
+            layout.addWidget(widget)
+        layout.addStretch()
+
+        self.train_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    def _refresh(self, event: Any = None) -> None:
+        for combo, kind in ((self.image_combo, "Image"), (self.labels_combo, "Labels")):
+            current = combo.currentText()
+            names = [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == kind]
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+
+    def settings(self) -> TrainSettings:
+        """The run the form describes (checked when training starts)."""
+        start = self.start_edit.text().strip() or None
+        return TrainSettings(
+            out=self.out_edit.text().strip() or str(default_run_folder()),
+            model=self.model_combo.currentText(), init=start or self._default_start(),
+            steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
+            warmup_steps=max(1, min(50, self.steps_spin.value() // 10)), clips_per_step=2,
+            image_size=self.size_spin.value() or None, save_every=25, device="auto",
+        )
+
+    def _default_start(self) -> Optional[str]:
+        if self.model_combo.currentText() == "demo":
+            return str(sm.build.embedded_weights_path())
+        from sam2_model.checkpoints import find_cached
+
+        cached = find_cached(self.model_combo.currentText())
+        return str(cached) if cached else None
+
+    def _data(self) -> tuple:
+        names = self.image_combo.currentText(), self.labels_combo.currentText()
+        if not names[0] or not names[1]:
+            raise ValueError("pick an image layer and a labels layer first")
+        image = self.viewer.layers[names[0]]
+        labels = self.viewer.layers[names[1]]
+        if image.rgb or np.ndim(image.data) != 3:
+            raise ValueError(f"the image layer must be (T, Y, X) grey frames; '{image.name}' has shape "
+                             f"{tuple(image.data.shape)}{' (RGB)' if image.rgb else ''}: pick one channel")
+        return np.asarray(image.data), np.asarray(labels.data)
+
+    def start(self) -> None:
+        """Start (or resume) training in a worker thread."""
+        if self.worker is not None:
+            return
+        try:
+            stack, labels = self._data()
+            settings = self.settings()
+            if settings.model != "demo" and settings.init is None:
+                raise ValueError(f"no checkpoint for {settings.model}: download it in the segmentation widget "
+                                 "or give a file in 'Start from'")
+        except (ValueError, FileNotFoundError) as error:
+            show_error(f"SAM 2 fine-tuning: {error}")
+            return
+        save_settings(finetune_folder=settings.out)
+        self._cancel = False
+        self.progress.setRange(0, settings.steps)
+        self.progress.setValue(0)
+        relay = self._relay
+
+        def report(step: int, row: Dict[str, float]) -> bool:
+            relay.step.emit(step, dict(row))
+            return not self._cancel
+
+        @thread_worker
+        def work() -> Path:
+            train(settings, stack=stack, labels=labels, progress=report)
+            return Path(settings.out) / "weights.pt"
+
+        worker = work()
+        worker.returned.connect(self._on_done)
+        worker.errored.connect(lambda error: show_error(f"SAM 2 fine-tuning failed: {error}"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"training {settings.model} in {settings.out}…")
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop after the current step; the run is saved and Train resumes it."""
+        self._cancel = True
+
+    def _on_step(self, step: int, row: dict) -> None:
+        self.progress.setValue(step)
+        self.status.setText(f"step {step}: loss {row.get('total', float('nan')):.3f}, "
+                            f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
+
+    def _on_done(self, path: Path) -> None:
+        self.weights_path = path
+        state = "stopped (Train resumes)" if self._cancel else "done"
+        self.status.setText(f"{state}: weights in {path}; load them in the segmentation widget "
+                            "(Weights: local file)")
+        show_info(f"SAM 2 fine-tuning {state}: {path}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)

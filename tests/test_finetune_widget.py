@@ -1,0 +1,70 @@
+"""The fine-tuning dock widget in a real napari viewer: train on layers, cancel and resume, load the result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from sam2_model import build_model  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+
+
+@pytest.fixture
+def finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_sam2._finetune import FineTuneWidget
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=4, seed=7, radius_fraction=0.12)
+    viewer.add_image(movie.image, name="nuclei")
+    viewer.add_labels(movie.labels, name="annotations")
+    widget = FineTuneWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_combo.setCurrentText("nuclei")
+    widget.labels_combo.setCurrentText("annotations")
+    widget.size_spin.setValue(64)  # small input size: a fast test
+    widget.clip_spin.setValue(3)
+    widget.out_edit.setText(str(tmp_path / "run"))
+    return viewer, widget
+
+
+def test_training_on_layers_writes_weights_that_load(finetune, qtbot, tmp_path):
+    viewer, widget = finetune
+    widget.steps_spin.setValue(2)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.progress.value() == 2
+    assert widget.weights_path == tmp_path / "run" / "weights.pt"
+    tuned = build_model("demo", checkpoint=widget.weights_path, image_size=64)  # strict load
+    start = build_model("demo", image_size=64)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), start.state_dict().values()))
+
+
+def test_cancel_saves_the_run_and_train_resumes_it(finetune, qtbot, tmp_path):
+    viewer, widget = finetune
+    widget.steps_spin.setValue(1000)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=120_000)
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    stopped = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"]
+    assert 1 <= stopped < 1000
+    widget.steps_spin.setValue(stopped + 1)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == stopped + 1
+
+
+def test_wrong_layers_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
+    viewer, widget = finetune
+    messages = []
+    monkeypatch.setattr("napari_sam2._finetune.show_error", messages.append)
+    viewer.add_image(np.zeros((4, 64, 64, 3), np.uint8), name="rgb", rgb=True)
+    widget.image_combo.setCurrentText("rgb")
+    widget.train_button.click()
+    assert widget.worker is None and messages and "pick one channel" in messages[0]
+    assert not (tmp_path / "run").exists()
