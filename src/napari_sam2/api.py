@@ -35,7 +35,7 @@ def segment(
     image: Any,
     clicks: Sequence[Sequence[float]] = (),
     boxes: Sequence[Sequence[float]] = (),
-    model: str = "sam2.1_hiera_tiny",
+    model: str = "demo",
     checkpoint: Optional[str] = "download",
     device: str = "auto",
     image_size: Optional[int] = None,
@@ -49,6 +49,8 @@ def segment(
     clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates.
     boxes: rows (frame, y0, x0, y1, x1, obj_id). For 2D images the frame is ignored.
     progress: called with (frames done, frames to do).
+    model / checkpoint: the embedded demo model by default; an official preset takes its cached checkpoint
+    or downloads it ("download"), or a file path; "random" gives random weights (testing only).
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     data = image.data if is_layer else image

@@ -47,8 +47,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     track.add_argument("stack", type=Path, help="a (T, Y, X) .tif stack")
     track.add_argument("--prompts", type=Path, required=True, help="CSV: frame,obj_id,y,x,label[,y1,x1]")
     track.add_argument("-o", "--output", type=Path, required=True, help="labels .tif to write")
-    track.add_argument("--model", default="sam2.1_hiera_tiny")
-    track.add_argument("--checkpoint", default="download", help="a .pt file, 'download', or 'none' (random weights)")
+    track.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
+    track.add_argument("--checkpoint", default="download", help="a .pt file, 'download' (official presets: cached or downloaded; demo: embedded), or 'none' (random weights)")
     track.add_argument("--device", default="auto")
     track.add_argument("--image-size", type=int, default=None)
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
@@ -62,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        checkpoint = None if args.checkpoint.lower() == "none" else args.checkpoint
+        checkpoint = "random" if args.checkpoint.lower() == "none" else args.checkpoint
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=checkpoint, device=args.device,
                          image_size=args.image_size, direction=args.direction, progress=progress)
         bar.close()
