@@ -175,7 +175,7 @@ class FineTuneWidget(QWidget):
             relay.step.emit(step, dict(row))
             return not self._cancel
 
-        @thread_worker
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
         def work() -> Path:
             train(settings, stack=stack, labels=labels, progress=report)
             return Path(settings.out) / "weights.pt"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from itertools import chain
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import napari
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,13 +25,26 @@ from qtpy.QtWidgets import (
 
 import sam2_model as sm
 
+from ._colors import OBJECT_COLORMAP, style_boxes, style_points
+from ._model_choice import (
+    CACHED, DEMO, EMBEDDED, LOCAL, RANDOM, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, load_model,
+    model_names, preset_of_file,
+)
 from .controller import SegmentationController
 from .layout import StackLayout, world_to_data
-from .prompts import FramePrompt, collect_prompts
+from .prompts import FramePrompt, collect_prompts, masks_from_labels
 from .settings import load_settings, save_settings
 
 POINTS_NAME, BOXES_NAME, LABELS_NAME = "SAM2 clicks", "SAM2 boxes", "SAM2 masklets"
 DEVICES = ("auto", "cuda", "mps", "cpu")
+NO_CHANNEL_AXIS = "none (grey or RGB)"
+CHANNEL_MODES = ("mean of channels", "max of channels")
+
+
+class _Relay(QObject):
+    """Carries download progress from the loading thread to the main thread."""
+
+    progress = Signal(int, int)
 
 
 class SegmentationWidget(QWidget):
@@ -46,12 +61,22 @@ class SegmentationWidget(QWidget):
 
         self.image_combo = QComboBox()
         self.axis_spin = QSpinBox()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_download_progress)
+        self._cancel_load = False
+        self._after_load: Optional[Callable[[], None]] = None
+        self.checkpoint_file: Optional[str] = settings.get("checkpoint_file")
+        self.channel_axis_combo = QComboBox()
+        self.channel_combo = QComboBox()
+        self.seed_combo = QComboBox()
+        self.seed_button = QPushButton("Use labels as masks (current frame)")
         self.model_combo = QComboBox()
-        self.model_combo.addItems(sm.list_models())
-        self.model_combo.setCurrentText(settings.get("model", "sam2.1_hiera_tiny"))
+        self.model_combo.addItems(model_names())
+        self.model_combo.setCurrentText(settings.get("model") or default_model())
         self.checkpoint_combo = QComboBox()
-        self.checkpoint_combo.addItems(["cached or download", "random weights (testing)"])
-        self.checkpoint_combo.setCurrentText(settings.get("checkpoint", "cached or download"))
+        self.checkpoint_combo.addItems(list(WEIGHT_CHOICES))
+        default_weights = EMBEDDED if self.model_combo.currentText() == DEMO else CACHED
+        self.checkpoint_combo.setCurrentText(settings.get("checkpoint") or default_weights)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_combo.setCurrentText(settings.get("device", "auto"))
@@ -79,6 +104,8 @@ class SegmentationWidget(QWidget):
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Propagate along axis", self.axis_spin)
+        form.addRow("Channel axis", self.channel_axis_combo)
+        form.addRow("Channel", self.channel_combo)
         form.addRow("Model", self.model_combo)
         form.addRow("Weights", self.checkpoint_combo)
         form.addRow("Device", self.device_combo)
@@ -91,6 +118,11 @@ class SegmentationWidget(QWidget):
         layout.addLayout(form)
         for widget in (self.new_object_button, self.positive_button, self.segment_button):
             layout.addWidget(widget)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(QLabel("Seed from"))
+        seed_row.addWidget(self.seed_combo)
+        layout.addLayout(seed_row)
+        layout.addWidget(self.seed_button)
         layout.addLayout(row)
         for widget in (self.progress, self.cancel_button, self.undo_button, self.export_labels_button,
                        self.export_table_button, self.tracks_button, self.status):
@@ -99,6 +131,10 @@ class SegmentationWidget(QWidget):
         self.cancel_button.setEnabled(False)
 
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
+        self.channel_axis_combo.currentTextChanged.connect(self._on_channel_axis_changed)
+        self.seed_button.clicked.connect(self._on_seed_clicked)
+        self.model_combo.currentTextChanged.connect(self._on_model_changed)
+        self.checkpoint_combo.textActivated.connect(self._on_weights_activated)
         self.new_object_button.clicked.connect(self._on_new_object)
         self.object_spin.valueChanged.connect(self._on_object_changed)
         self.positive_button.clicked.connect(self._on_toggle_positive)
@@ -113,12 +149,20 @@ class SegmentationWidget(QWidget):
         self.tracks_button.clicked.connect(self.add_tracks_layer)
         for combo in (self.model_combo, self.checkpoint_combo, self.device_combo):
             combo.currentTextChanged.connect(self._on_settings_changed)
+        self.cancel_button.clicked.connect(self._on_cancel_load)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._refresh_images)
         self._refresh_images()
 
     # ------------------------------------------------------------------ layers
     def _refresh_images(self, event: Any = None) -> None:
+        seed = self.seed_combo.currentText()
+        seeds = [layer.name for layer in self.viewer.layers
+                 if layer.__class__.__name__ == "Labels" and layer.name != LABELS_NAME]
+        self.seed_combo.clear()
+        self.seed_combo.addItems(seeds)
+        if seed in seeds:
+            self.seed_combo.setCurrentText(seed)
         current = self.image_combo.currentText()
         names = [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
         self.image_combo.blockSignals(True)
@@ -142,8 +186,38 @@ class SegmentationWidget(QWidget):
         ndim = layer.data.ndim - (1 if layer.rgb else 0)
         self.axis_spin.setRange(0, max(ndim - 3, 0))
         self.axis_spin.setValue(0)
+        self.channel_axis_combo.blockSignals(True)
+        self.channel_axis_combo.clear()
+        self.channel_axis_combo.addItem(NO_CHANNEL_AXIS)
+        if not layer.rgb:
+            for axis in range(max(ndim - 2, 0)):
+                self.channel_axis_combo.addItem(f"axis {axis} ({layer.data.shape[axis]})")
+        self.channel_axis_combo.blockSignals(False)
+        self._on_channel_axis_changed()
         self.controller = None
         self.points_layer, self.boxes_layer = self._prompt_layers(layer)
+
+    def channel_axis(self) -> Optional[int]:
+        """The image axis holding channels (None: grey, or RGB layers whose colour axis napari knows)."""
+        text = self.channel_axis_combo.currentText()
+        return int(text.split()[1]) if text.startswith("axis ") else None
+
+    def _on_channel_axis_changed(self, _: str = "") -> None:
+        layer, axis = self.image_layer, self.channel_axis()
+        self.channel_combo.clear()
+        if layer is None or axis is None:
+            self.channel_combo.addItem("all (grey or RGB)")
+            return
+        self.channel_combo.addItems([f"channel {c}" for c in range(layer.data.shape[axis])] + list(CHANNEL_MODES))
+
+    def session_options(self) -> dict:
+        """How the chosen channel reaches the model: one channel, or a mean/max composite."""
+        text = self.channel_combo.currentText()
+        if self.channel_axis() is None:
+            return {}
+        if text.startswith("channel "):
+            return {"channel": int(text.split()[1])}
+        return {"composite": "mean" if text.startswith("mean") else "max"}
 
     def _prompt_layers(self, image: Any) -> tuple:
         """The widget's Points and Shapes layers, in the image's world coordinates."""
@@ -158,6 +232,7 @@ class SegmentationWidget(QWidget):
             points.mode = "add"
             points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
             points.events.data.connect(self._on_points_changed)
+            style_points(points)
         if BOXES_NAME not in self.viewer.layers:
             boxes = self.viewer.add_shapes(
                 None, ndim=ndim, name=BOXES_NAME, scale=image.scale, translate=image.translate,
@@ -165,50 +240,159 @@ class SegmentationWidget(QWidget):
                 features={"obj_id": np.zeros(0, int)},
             )
             boxes.feature_defaults = {"obj_id": self.object_spin.value()}
+            boxes.events.data.connect(lambda event: style_boxes(boxes))
+            style_boxes(boxes)
         return self.viewer.layers[POINTS_NAME], self.viewer.layers[BOXES_NAME]
 
     def _layout(self, image: Any) -> StackLayout:
         ndim = image.data.ndim
-        channel_axis = ndim - 1 if image.rgb else None
-        spatial_ndim = ndim - (1 if image.rgb else 0)
+        channel_axis = ndim - 1 if image.rgb else self.channel_axis()
+        spatial_ndim = ndim - (1 if channel_axis is not None else 0)
         if spatial_ndim == 2:
             return StackLayout(ndim, None, channel_axis)
         frame_axis = self.axis_spin.value()
+        if frame_axis == channel_axis:
+            raise ValueError(f"axis {frame_axis} cannot be both the propagated axis and the channel axis")
         step = self.viewer.dims.current_step
         fixed = tuple(
-            (axis, int(step[axis])) for axis in range(spatial_ndim - 2) if axis != frame_axis
+            (axis, int(step[axis])) for axis in range(ndim - 2)
+            if axis not in (frame_axis, channel_axis) and not (image.rgb and axis == ndim - 1)
         )
         return StackLayout(ndim, frame_axis, channel_axis, fixed)
 
     def _labels_layer(self, image: Any, layout: StackLayout) -> Any:
         if LABELS_NAME not in self.viewer.layers:
             shape = layout.labels_shape(image.data.shape)
+            keep = [axis for axis in range(image.data.ndim) if axis != layout.channel_axis]
             self.viewer.add_labels(
-                np.zeros(shape, np.uint32), name=LABELS_NAME, scale=image.scale[: len(shape)],
-                translate=image.translate[: len(shape)],
+                np.zeros(shape, np.uint32), name=LABELS_NAME, scale=[image.scale[a] for a in keep],
+                translate=[image.translate[a] for a in keep], colormap=OBJECT_COLORMAP,
             )
         return self.viewer.layers[LABELS_NAME]
 
     # ------------------------------------------------------------------ model and controller
+    def model_choice(self) -> ModelChoice:
+        return ModelChoice(
+            self.model_combo.currentText(), self.checkpoint_combo.currentText(), self.device_combo.currentText(),
+            self.size_spin.value() or None, self.checkpoint_file,
+        )
+
+    def model_ready(self) -> bool:
+        return self._model is not None and self._model_key == self.model_choice()
+
     def model(self) -> sm.SAM2Model:
-        name = self.model_combo.currentText()
-        random_weights = self.checkpoint_combo.currentText().startswith("random")
-        key = (name, random_weights, self.device_combo.currentText(), self.size_spin.value())
-        if self._model is None or key != self._model_key:
-            checkpoint = None if random_weights else "download"
-            size = self.size_spin.value() or None
-            self._model = sm.build_model(name, checkpoint=checkpoint, device=key[2], image_size=size)
-            self._model_key = key
+        """The chosen model, loaded on this thread (scripts); the widget loads it in a worker."""
+        if not self.model_ready():
+            choice = self.model_choice()
+            self._model, self._model_key = load_model(choice), choice
         return self._model
+
+    def when_model_ready(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the chosen model is loaded; load it in a worker (with progress) first if needed."""
+        if self.model_ready():
+            action()
+            return
+        if self.worker is not None:
+            return
+        choice = self.model_choice()
+        try:
+            choice.check()
+        except ValueError as error:
+            show_error(f"SAM 2: {error}")
+            return
+        self._cancel_load = False
+        self._after_load = action
+        relay = self._relay
+
+        def progress(done: int, total: int) -> None:
+            if self._cancel_load:
+                raise LoadCancelled("download cancelled")
+            relay.progress.emit(int(done), int(total))
+
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
+        def load() -> sm.SAM2Model:
+            return load_model(choice, progress)
+
+        worker = load()
+        worker.returned.connect(lambda model: self._on_model_loaded(choice, model))
+        worker.errored.connect(self._on_load_error)
+        worker.finished.connect(self._on_load_finished)
+        self.worker = worker
+        self._set_busy(True)
+        self.progress.setRange(0, 0)  # busy until the first byte count arrives
+        self.status.setText(f"Loading {choice.name} ({choice.weights})…")
+        worker.start()
+
+    def _on_download_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(done, max(total, 1)))
+        self.status.setText(f"Downloading {self.model_combo.currentText()}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+
+    def _on_model_loaded(self, choice: ModelChoice, model: sm.SAM2Model) -> None:
+        self._model, self._model_key = model, choice
+        self.controller = None
+
+    def _on_load_error(self, error: Exception) -> None:
+        self._after_load = None
+        if isinstance(error, LoadCancelled):
+            show_info("SAM 2: download cancelled; nothing was saved.")
+        else:
+            show_error(f"SAM 2 could not load the model: {error}")
+
+    def _on_load_finished(self) -> None:
+        self.worker = None
+        self._set_busy(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        action, self._after_load = self._after_load, None
+        if action is not None and self.model_ready():
+            self.status.setText(f"{self.model_combo.currentText()} is ready.")
+            action()
+
+    def _on_cancel_load(self) -> None:
+        self._cancel_load = True
+
+    def _on_model_changed(self, name: str) -> None:
+        weights = self.checkpoint_combo.currentText()
+        if name == DEMO and weights == CACHED:
+            self.checkpoint_combo.setCurrentText(EMBEDDED)
+        elif name != DEMO and weights == EMBEDDED:
+            self.checkpoint_combo.setCurrentText(CACHED)
+
+    def _on_weights_activated(self, text: str) -> None:
+        if text == LOCAL:
+            path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "PyTorch checkpoint (*.pt *.pth)")
+            if path:
+                self.set_checkpoint_file(path)
+
+    def set_checkpoint_file(self, path: str) -> None:
+        """Use a local checkpoint file; the model selector follows the preset the file holds."""
+        try:
+            preset = preset_of_file(path)
+        except (ValueError, FileNotFoundError) as error:
+            show_error(f"SAM 2: {error}")
+            return
+        if preset is None:
+            show_error(f"SAM 2: {path} holds no known SAM 2 model (its tensors match none of {model_names()})")
+            return
+        self.checkpoint_file = str(path)
+        if preset != self.model_combo.currentText():
+            show_info(f"SAM 2: {path} holds {preset} weights; the model is now {preset}")
+            self.model_combo.setCurrentText(preset)
+        self.checkpoint_combo.setCurrentText(LOCAL)
+        self._on_settings_changed()
 
     def ensure_controller(self) -> SegmentationController:
         image = self.image_layer
         if image is None:
             raise ValueError("add an image layer first")
         layout = self._layout(image)
-        if self.controller is None or self.controller.layout != layout or self.controller.model is not self.model():
+        options = self.session_options()
+        current = self.controller
+        if (current is None or current.layout != layout or current.model is not self.model()
+                or current.session_options != options):
             labels = self._labels_layer(image, layout)
-            self.controller = SegmentationController(self.model(), image.data, layout, labels.data)
+            self.controller = SegmentationController(self.model(), image.data, layout, labels.data, options)
         return self.controller
 
     def prompts(self) -> List[FramePrompt]:
@@ -230,16 +414,20 @@ class SegmentationWidget(QWidget):
     def _on_settings_changed(self, _: str = "") -> None:
         save_settings(
             model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
-            device=self.device_combo.currentText(),
+            device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
         )
 
     def _on_new_object(self) -> None:
         used = set(self.points_layer.features["obj_id"].tolist()) | set(self.boxes_layer.features["obj_id"].tolist())
+        if self.controller is not None:
+            used |= set(self.controller.obj_ids)
         self.object_spin.setValue(max(used | {0}) + 1)
 
     def _on_object_changed(self, obj_id: int) -> None:
         self.points_layer.feature_defaults = {**self._point_defaults(), "obj_id": obj_id}
         self.boxes_layer.feature_defaults = {"obj_id": obj_id}
+        style_points(self.points_layer)
+        style_boxes(self.boxes_layer)
 
     def _point_defaults(self) -> dict:
         defaults = self.points_layer.feature_defaults
@@ -249,14 +437,50 @@ class SegmentationWidget(QWidget):
         defaults = self._point_defaults()
         defaults["positive"] = not defaults["positive"]
         self.points_layer.feature_defaults = defaults
-        self.points_layer.current_face_color = "lime" if defaults["positive"] else "red"
+        style_points(self.points_layer)
         self.positive_button.setText(f"Clicks: {'positive' if defaults['positive'] else 'negative'} (T toggles)")
 
     def _on_points_changed(self, event: Any = None) -> None:
-        if getattr(event, "action", "added") in ("added", "removed") and self.worker is None:
-            self._on_segment_clicked()
+        action = getattr(event, "action", "added")
+        if action in ("added", "removed"):
+            style_points(self.points_layer)
+            if self.worker is None:
+                self._on_segment_clicked()
 
     def _on_segment_clicked(self) -> None:
+        self.when_model_ready(self._segment)
+
+    def _on_seed_clicked(self) -> None:
+        self.when_model_ready(self._seed)
+
+    def _seed(self) -> None:
+        """Each label of the chosen Labels layer on the current frame becomes a mask prompt."""
+        try:
+            name = self.seed_combo.currentText()
+            if name not in self.viewer.layers:
+                raise ValueError("choose a Labels layer to seed from")
+            controller = self.ensure_controller()
+            layout = controller.layout
+            frame = int(self.viewer.dims.current_step[layout.frame_axis]) if layout.frame_axis is not None else 0
+            seed = np.asarray(self.viewer.layers[name].data)
+            if seed.shape == controller.labels.shape:
+                plane = seed[layout.frame_index_in_labels(frame)]
+            elif seed.shape == controller.session.frame_shape:
+                plane = seed
+            else:
+                raise ValueError(f"'{name}' has shape {seed.shape}; seeding needs the masklets' shape "
+                                 f"{controller.labels.shape} or one frame {controller.session.frame_shape}")
+            masks = masks_from_labels(plane, frame)
+            if not masks:
+                raise ValueError(f"'{name}' has no labels on frame {frame}")
+            steps = controller.seed_masks(masks, self.prompts())
+        except Exception as error:
+            show_error(f"SAM 2: {error}")
+            return
+        self.object_spin.setValue(max(m.obj_id for m in masks) + 1)
+        self._run(steps, f"Seeding {len(masks)} object(s) from '{name}'")
+
+    def _segment(self) -> None:
         try:
             controller = self.ensure_controller()
             prompts = self.prompts()
@@ -266,6 +490,9 @@ class SegmentationWidget(QWidget):
         self._run(controller.apply_prompts(prompts), "Segmenting")  # only new or changed prompts are sent
 
     def _on_propagate(self, direction: str) -> None:
+        self.when_model_ready(lambda: self._propagate(direction))
+
+    def _propagate(self, direction: str) -> None:
         try:
             controller = self.ensure_controller()
             prompts = self.prompts()
@@ -282,7 +509,7 @@ class SegmentationWidget(QWidget):
         self.status.setText(f"{what}…")
         self.progress.setValue(0)
 
-        @thread_worker
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
         def work():
             yield from steps
 
@@ -363,6 +590,6 @@ class SegmentationWidget(QWidget):
 
     def _set_busy(self, busy: bool) -> None:
         for button in (self.segment_button, self.forward_button, self.backward_button, self.both_button,
-                       self.undo_button, self.new_object_button):
+                       self.undo_button, self.new_object_button, self.seed_button):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)

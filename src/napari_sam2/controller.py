@@ -36,6 +36,24 @@ class SegmentationController:
         self.frames = FrameView(self.image, self.layout)
         self.session = VideoSession(self.model, self.frames, **self.session_options)
         self._sent: Dict[Tuple[int, int], FramePrompt] = {}
+        self.mask_prompts: Dict[Tuple[int, int], FramePrompt] = {}  # seeded masks, kept until replaced
+
+    def seed_masks(self, masks: List[FramePrompt], prompts: List[FramePrompt]) -> Iterator[Step]:
+        """Use ``masks`` (from a Labels layer) as mask prompts on their frames, then apply them.
+
+        prompts: the prompt layers' current clicks and boxes; where an object has both on one frame,
+        the clicks and boxes win (they are the user's latest word).
+        """
+        height, width = self.session.frame_shape
+        for prompt in masks:
+            if prompt.mask is None or prompt.mask.shape != (height, width):
+                shape = None if prompt.mask is None else prompt.mask.shape
+                raise ValueError(f"a seed mask must have the frame's shape {(height, width)}, got {shape}")
+        frames = {p.frame for p in masks}
+        self.mask_prompts = {k: v for k, v in self.mask_prompts.items() if k[0] not in frames}
+        self.mask_prompts.update({(p.frame, p.obj_id): p for p in masks})
+        for frame in sorted(frames):
+            yield from self.apply_prompts(prompts, frame)
 
     @property
     def obj_ids(self) -> List[int]:
@@ -49,7 +67,8 @@ class SegmentationController:
         from its remaining prompts (the session has no way to forget one frame's prompt).
         """
         height, width = self.session.frame_shape
-        everything = {(p.frame, p.obj_id): clip_to_frame(p, height, width) for p in prompts}
+        everything = dict(self.mask_prompts)
+        everything.update({(p.frame, p.obj_id): clip_to_frame(p, height, width) for p in prompts})
         in_scope = {k: v for k, v in everything.items() if frame is None or k[0] == frame}
         stale = sorted({obj for (f, obj) in self._sent if (frame is None or f == frame) and (f, obj) not in everything})
         journal = RunJournal()
@@ -67,7 +86,8 @@ class SegmentationController:
                 prompt.frame, prompt.obj_id,
                 points=prompt.points if len(prompt.points) else None,
                 labels=prompt.labels if len(prompt.labels) else None,
-                box=prompt.box, clear_old=True,
+                box=prompt.box, mask=prompt.mask if prompt.box is None and not len(prompt.points) else None,
+                clear_old=True,
             )
             self._sent[key] = prompt
             self._write(journal, prompt.frame, self.session.obj_ids, logits)
@@ -141,4 +161,7 @@ def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:
     boxes_equal = (a.box is None and b.box is None) or (
         a.box is not None and b.box is not None and np.array_equal(a.box, b.box)
     )
-    return boxes_equal and np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
+    masks_equal = (a.mask is None and b.mask is None) or (
+        a.mask is not None and b.mask is not None and np.array_equal(a.mask, b.mask)
+    )
+    return boxes_equal and masks_equal and np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)

@@ -103,9 +103,13 @@ class FrameView:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, frame: int) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """view[t] -> (H, W[, C]) plane; view[t, rows, cols, channel] indexes within the plane."""
+        if isinstance(key, tuple) and key and isinstance(key[0], (int, np.integer)):
+            return self[key[0]][key[1:]]
+        frame = key
         if not isinstance(frame, (int, np.integer)):
-            raise TypeError("FrameView is indexed by a single frame number")
+            raise TypeError("FrameView is indexed by a frame number, optionally followed by in-plane indices")
         if not -len(self) <= frame < len(self):
             raise IndexError(f"frame {frame} is out of range 0..{len(self) - 1}")
         frame = int(frame) % len(self)

@@ -20,7 +20,8 @@ POSITIVE, NEGATIVE = "positive", "negative"
 class FramePrompt:
     """All prompts of one object on one frame, in SAM 2's terms.
 
-    points: (N, 2) float (x, y) pixels; labels: (N,) int 1 positive / 0 negative; box: (x0, y0, x1, y1).
+    points: (N, 2) float (x, y) pixels; labels: (N,) int 1 positive / 0 negative; box: (x0, y0, x1, y1);
+    mask: (H, W) bool, a mask prompt (for example seeded from a Labels layer).
     """
 
     frame: int
@@ -28,6 +29,15 @@ class FramePrompt:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
     box: Optional[np.ndarray] = None
+    mask: Optional[np.ndarray] = None
+
+
+def masks_from_labels(plane: np.ndarray, frame: int) -> List[FramePrompt]:
+    """One mask prompt per non-zero label value of a (H, W) labels plane (object id = label value)."""
+    plane = np.asarray(plane)
+    if plane.ndim != 2:
+        raise ValueError(f"a labels plane must be 2D (rows, cols), got shape {plane.shape}")
+    return [FramePrompt(frame, int(value), mask=plane == value) for value in np.unique(plane) if value != 0]
 
 
 def collect_prompts(
@@ -81,4 +91,4 @@ def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
         [np.clip(x0, 0, width - 1), np.clip(y0, 0, height - 1), np.clip(x1, 0, width - 1), np.clip(y1, 0, height - 1)],
         np.float32,
     )
-    return FramePrompt(prompt.frame, prompt.obj_id, prompt.points, prompt.labels, box)
+    return FramePrompt(prompt.frame, prompt.obj_id, prompt.points, prompt.labels, box, prompt.mask)

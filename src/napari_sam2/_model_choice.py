@@ -1,0 +1,77 @@
+"""Which model the widget should run, and loading it (in a worker thread) with download progress.
+
+Qt-free: the widget runs :func:`load_model` in a napari ``thread_worker`` and relays the progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import sam2_model as sm
+from sam2_model.checkpoints import download, find_cached
+
+EMBEDDED, CACHED, LOCAL, RANDOM = "embedded (demo)", "cached or download", "local file…", "random weights (testing)"
+WEIGHT_CHOICES = (EMBEDDED, CACHED, LOCAL, RANDOM)
+DEMO = "demo"
+
+
+class LoadCancelled(Exception):
+    """The user cancelled a download; nothing was saved."""
+
+
+def model_names() -> List[str]:
+    """The demo model first, then the official presets."""
+    return [DEMO] + [name for name in sm.list_models() if name != DEMO]
+
+
+def default_model() -> str:
+    """An official preset whose checkpoint is already cached (smallest first), else the demo model."""
+    for name in ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"):
+        if find_cached(name) is not None:
+            return name
+    return DEMO
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model, its weights and where it runs. ``path`` is used with weights == LOCAL."""
+
+    name: str
+    weights: str
+    device: str = "auto"
+    image_size: Optional[int] = None
+    path: Optional[str] = None
+
+    def check(self) -> None:
+        """ValueError with what to do when the choice cannot work (before any loading starts)."""
+        if self.weights == EMBEDDED and self.name != DEMO:
+            raise ValueError(f"embedded weights exist only for the demo model, not {self.name}; "
+                             "choose 'cached or download' or a local file")
+        if self.weights == CACHED and self.name == DEMO:
+            return  # the demo model's weights are embedded: nothing to download
+        if self.weights == LOCAL and not (self.path and Path(self.path).is_file()):
+            raise ValueError(f"choose a checkpoint file (Weights: {LOCAL}); {self.path or 'none'} is not a file")
+
+
+def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None]] = None) -> sm.SAM2Model:
+    """Build the chosen model, downloading an official checkpoint first if needed.
+
+    progress(done_bytes, total_bytes) is called during a download and may raise to cancel it.
+    """
+    choice.check()
+    if choice.weights == RANDOM:
+        checkpoint: Optional[str] = "random"
+    elif choice.weights == LOCAL:
+        checkpoint = choice.path
+    elif choice.name == DEMO:
+        checkpoint = None  # the embedded weights
+    else:
+        checkpoint = str(download(choice.name, progressbar=progress or False))
+    return sm.build_model(choice.name, checkpoint=checkpoint, device=choice.device, image_size=choice.image_size)
+
+
+def preset_of_file(path: str) -> Optional[str]:
+    """The preset whose tensors a checkpoint file holds (None if it matches none); errors say why."""
+    return sm.identify_preset(sm.build.read_state_dict(path))

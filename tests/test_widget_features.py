@@ -1,0 +1,171 @@
+"""More of the dock widget, driven as a user would in a real viewer: object colours, seeding from a Labels
+layer, model and weights choice (local file, failed download with progress), multichannel images."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from sam2_model import build_model  # noqa: E402
+from sam2_model.evaluation import click_point, clickable_objects  # noqa: E402
+from sam2_model.metrics import region_similarity  # noqa: E402
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+
+
+def wait(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+@pytest.fixture
+def sample(make_napari_viewer, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    monkeypatch.setenv("NAPARI_SAM2_CACHE", str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-sam2", "synthetic_nuclei")
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    return viewer, widget
+
+
+def test_defaults_to_the_embedded_demo_model(sample):
+    _, w = sample
+    assert w.model_combo.currentText() == "demo"
+    assert w.checkpoint_combo.currentText() == "embedded (demo)"
+
+
+def test_each_object_keeps_its_colour_and_negative_clicks_their_symbol(sample, qtbot):
+    viewer, w = sample
+    truth = viewer.layers["ground truth"].data
+    first, second = clickable_objects(truth[0])[:2]
+    points = viewer.layers["SAM2 clicks"]
+    x, y = click_point(truth[0] == first)
+    points.add([0, y, x])
+    wait(qtbot, w)
+    w.new_object_button.click()
+    x, y = click_point(truth[0] == second)
+    points.add([0, y, x])
+    wait(qtbot, w)
+    w._on_toggle_positive()
+    points.add([0, 3, 3])  # a negative click for object 2 on the background
+    wait(qtbot, w)
+    labels = viewer.layers["SAM2 masklets"]
+    colours = points.face_color
+    assert not np.allclose(colours[0], colours[1])
+    np.testing.assert_allclose(colours[0], labels.get_color(1), atol=1e-6)
+    np.testing.assert_allclose(colours[1], labels.get_color(2), atol=1e-6)
+    np.testing.assert_allclose(colours[2], colours[1])
+    assert [str(s) for s in points.symbol] == ["disc", "disc", "x"]
+    boxes = viewer.layers["SAM2 boxes"]
+    boxes.add_rectangles(np.array([[0, 10, 10], [0, 10, 40], [0, 40, 40], [0, 40, 10]]))
+    np.testing.assert_allclose(boxes.edge_color[0], labels.get_color(2), atol=1e-6)
+    # the demo model segments the clicked cells
+    assert region_similarity(labels.data[0] == 1, truth[0] == first) > 0.7
+
+
+def test_seeding_from_a_labels_layer_then_propagating(sample, qtbot):
+    viewer, w = sample
+    truth = viewer.layers["ground truth"].data
+    seed = np.zeros_like(truth)
+    keep = clickable_objects(truth[0])[:3]
+    for obj_id in keep:
+        seed[0][truth[0] == obj_id] = obj_id
+    viewer.add_labels(seed, name="my annotations")
+    w.seed_combo.setCurrentText("my annotations")
+    viewer.dims.set_current_step(0, 0)
+    w.seed_button.click()
+    wait(qtbot, w)
+    out = viewer.layers["SAM2 masklets"].data
+    assert set(np.unique(out[0])) == {0, *keep}
+    for obj_id in keep:  # mask prompts are output as they are (through the model's 4x-smaller mask grid)
+        assert region_similarity(out[0] == obj_id, truth[0] == obj_id) > 0.9
+    assert w.object_spin.value() == max(keep) + 1
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert set(np.unique(out[5])) <= {0, *keep} and len(set(np.unique(out[5])) - {0}) >= 2
+
+
+def test_local_checkpoint_file_is_identified(sample, tmp_path, monkeypatch):
+    _, w = sample
+    errors = []
+    monkeypatch.setattr("napari_sam2._widget.show_error", errors.append)
+    path = tmp_path / "tuned.pt"
+    torch.save({"model": build_model("demo").state_dict()}, path)
+    w.set_checkpoint_file(str(path))
+    assert w.checkpoint_combo.currentText() == "local file…" and w.model_combo.currentText() == "demo"
+    assert w.model_choice().path == str(path) and not errors
+    from napari_sam2.settings import load_settings
+
+    assert load_settings()["checkpoint_file"] == str(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    w.set_checkpoint_file(str(tmp_path / "junk.pt"))
+    assert errors and "not a readable PyTorch checkpoint" in errors[0]
+    assert w.checkpoint_file == str(path)  # the good choice stays
+
+
+class _Server:
+    """Serves a wrong 3 MB file under the name of the official tiny checkpoint."""
+
+    def __init__(self, root):
+        handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+        http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_failed_download_shows_progress_then_an_error_and_the_widget_stays_usable(sample, qtbot, tmp_path,
+                                                                                   monkeypatch):
+    viewer, w = sample
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "sam2.1_hiera_tiny.pt").write_bytes(b"\0" * (3 << 20))
+    server = _Server(served)
+    monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", server.url)
+    errors, seen = [], []
+    monkeypatch.setattr("napari_sam2._widget.show_error", errors.append)
+    w._relay.progress.connect(lambda done, total: seen.append((done, total)))
+    w.model_combo.setCurrentText("sam2.1_hiera_tiny")
+    assert w.checkpoint_combo.currentText() == "cached or download"
+    w.segment_button.click()
+    assert w.worker is not None  # loading runs in a worker; the event loop is free
+    wait(qtbot, w)
+    server.httpd.shutdown()
+    assert seen and seen[-1][0] == seen[-1][1] == 3 << 20
+    assert errors and "not the official sam2.1_hiera_tiny.pt" in errors[0]
+    assert w.segment_button.isEnabled() and w.controller is None
+    w.model_combo.setCurrentText("demo")  # back to the embedded model: segmenting works
+    truth = viewer.layers["ground truth"].data
+    x, y = click_point(truth[0] == clickable_objects(truth[0])[0])
+    viewer.layers["SAM2 clicks"].add([0, y, x])
+    wait(qtbot, w)
+    assert viewer.layers["SAM2 masklets"].data[0].any()
+
+
+def test_multichannel_image_pick_a_channel(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from sam2_model.synthetic import make_timelapse
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    movie = make_timelapse(num_frames=4, shape=(256, 256), seed=900_205)
+    noise = np.random.default_rng(0).integers(0, 60000, movie.image.shape).astype(np.uint16)
+    stack = np.stack([movie.image, noise], axis=1)  # (T, C, Y, X)
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="two channels")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.channel_axis_combo.setCurrentText("axis 1 (2)")
+    assert [w.channel_combo.itemText(i) for i in range(w.channel_combo.count())][:2] == ["channel 0", "channel 1"]
+    w.channel_combo.setCurrentText("channel 0")
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    viewer.layers["SAM2 clicks"].add([0, 0, y, x])
+    wait(qtbot, w)
+    out = viewer.layers["SAM2 masklets"].data
+    assert out.shape == (4, 256, 256)
+    assert region_similarity(out[0] == 1, movie.labels[0] == obj_id) > 0.7
+    assert w.controller.session_options == {"channel": 0}
