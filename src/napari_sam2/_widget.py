@@ -64,6 +64,7 @@ class SegmentationWidget(QWidget):
         self._relay = _Relay()
         self._relay.progress.connect(self._on_download_progress)
         self._cancel_load = False
+        self._run_outcome = ""
         self._after_load: Optional[Callable[[], None]] = None
         self.checkpoint_file: Optional[str] = settings.get("checkpoint_file")
         self.channel_axis_combo = QComboBox()
@@ -513,6 +514,7 @@ class SegmentationWidget(QWidget):
         def work():
             yield from steps
 
+        self._run_outcome = "running"
         worker = work()
         worker.yielded.connect(self._on_step)
         worker.errored.connect(self._on_error)
@@ -529,6 +531,7 @@ class SegmentationWidget(QWidget):
         self.viewer.layers[LABELS_NAME].refresh()
 
     def _on_error(self, error: Exception) -> None:
+        self._run_outcome = "failed"
         show_error(f"SAM 2 failed: {error}. Frames already written are complete; Undo reverts the run.")
 
     def _on_finished(self) -> None:
@@ -536,10 +539,17 @@ class SegmentationWidget(QWidget):
         self._set_busy(False)
         if LABELS_NAME in self.viewer.layers:
             self.viewer.layers[LABELS_NAME].refresh()
-        self.status.setText("Done. Correct on any frame, then propagate again.")
+        if self._run_outcome == "failed":
+            self.status.setText("Failed (see the notification). Frames written are complete; Undo reverts the run.")
+        elif self._run_outcome == "cancelled":
+            self.status.setText("Cancelled. The frames finished so far are kept; Undo reverts the run.")
+        else:
+            self.progress.setValue(self.progress.maximum())
+            self.status.setText("Done. Correct on any frame, then propagate again.")
 
     def _on_cancel(self) -> None:
         if self.worker is not None:
+            self._run_outcome = "cancelled"
             self.worker.quit()
             show_info("SAM 2: cancelled; the frames finished so far are kept (Undo reverts the run).")
 
