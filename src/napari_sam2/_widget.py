@@ -488,7 +488,9 @@ class SegmentationWidget(QWidget):
         except Exception as error:  # bad layout, model download failure, ...
             show_error(f"SAM 2: {error}")
             return
-        self._run(controller.apply_prompts(prompts), "Segmenting")  # only new or changed prompts are sent
+        # A busy bar until the first mask arrives: the first click on a frame computes its image features.
+        self.progress.setRange(0, 0)
+        self._run(controller.apply_prompts(prompts), "Segmenting (computing this frame's features once)")
 
     def _on_propagate(self, direction: str) -> None:
         self.when_model_ready(lambda: self._propagate(direction))
@@ -525,6 +527,8 @@ class SegmentationWidget(QWidget):
 
     def _on_step(self, step: tuple) -> None:
         kind, frame, obj_ids, _ = step
+        if self.progress.maximum() == 0:  # the busy bar of a click: the mask is here
+            self.progress.setRange(0, 1)
         if kind == "frame":
             self.progress.setValue(self.progress.value() + 1)
             self.status.setText(f"frame {frame}: objects {obj_ids}")
