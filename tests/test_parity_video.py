@@ -65,10 +65,15 @@ def _compare(ours: np.ndarray, theirs: torch.Tensor, what: str, worst: dict) -> 
     theirs = theirs[:, 0].float().numpy()
     assert ours.shape == theirs.shape, what
     abs_err = float(np.abs(ours - theirs).max())
+    scale = float(np.abs(theirs).max())
     differing = float(((ours > 0) != (theirs > 0)).mean())
     worst["abs"] = max(worst["abs"], abs_err)
+    worst["rel"] = max(worst.get("rel", 0.0), abs_err / max(scale, 1e-6))
     worst["pixels"] = max(worst["pixels"], differing)
-    assert abs_err <= 1e-3, f"{what}: max abs logit difference {abs_err:.2e}"
+    # float32 through ten frames of memory: 1e-3 absolute, or 1e-4 of the logits' range for trained
+    # weights, whose logits reach tens
+    tolerance = max(1e-3, 1e-4 * scale)
+    assert abs_err <= tolerance, f"{what}: max abs logit difference {abs_err:.2e} (logits up to {scale:.1f})"
     assert differing <= 1e-3, f"{what}: {differing:.3%} of mask pixels differ"
 
 
@@ -118,4 +123,5 @@ def test_prompt_script_matches_reference(name, tmp_path):
         both_prompt(4, 3, box=np.array([100.0, 190.0, 150.0, 235.0], np.float32))
         both_propagate()
         both_propagate(start_frame=NUM_FRAMES - 1, reverse=True)
-    print(f"{name}: max |logit diff| {worst['abs']:.2e}, max differing mask pixels {worst['pixels']:.4%}")
+    print(f"{name}: max |logit diff| {worst['abs']:.2e} (relative {worst.get('rel', 0.0):.1e}), "
+          f"max differing mask pixels {worst['pixels']:.4%}")
