@@ -163,3 +163,13 @@ def test_memory_attention_locality_init_on_request(tmp_path):
     cross = local.memory_attention.layers[0].cross_attn_image
     assert torch.all(cross.q_proj.bias == 0.5) and torch.all(cross.k_proj.bias == 0.5)
     assert not torch.all(plain.memory_attention.layers[0].cross_attn_image.q_proj.bias == 0.5)
+
+
+def test_resuming_after_a_kill_drops_history_rows_past_the_checkpoint(tmp_path):
+    train(_small_settings(tmp_path / "run", steps=2), progress=lambda step, row: True)
+    history = tmp_path / "run" / "history.csv"
+    with history.open("a") as handle:  # a step that was logged, then the process was killed before saving
+        handle.write("3,9.9,0.001,1.0,0.1,0.1,0.1,0.1,0.5\n")
+    train(_small_settings(tmp_path / "run", steps=3), progress=lambda step, row: True)
+    steps = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3"]
