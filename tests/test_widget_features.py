@@ -94,7 +94,7 @@ def test_seeding_from_a_labels_layer_then_propagating(sample, qtbot):
 def test_local_checkpoint_file_is_identified(sample, tmp_path, monkeypatch):
     _, w = sample
     errors = []
-    monkeypatch.setattr("napari_sam2._widget.show_error", errors.append)
+    monkeypatch.setattr("napari_sam2._model_loading.show_error", errors.append)
     path = tmp_path / "tuned.pt"
     torch.save({"model": build_model("demo").state_dict()}, path)
     w.set_checkpoint_file(str(path))
@@ -129,7 +129,7 @@ def test_a_failed_download_shows_progress_then_an_error_and_the_widget_stays_usa
     server = _Server(served)
     monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", server.url)
     errors, seen = [], []
-    monkeypatch.setattr("napari_sam2._widget.show_error", errors.append)
+    monkeypatch.setattr("napari_sam2._model_loading.show_error", errors.append)
     w._relay.progress.connect(lambda done, total: seen.append((done, total)))
     w.model_combo.setCurrentText("sam2.1_hiera_tiny")
     assert w.checkpoint_combo.currentText() == "cached or download"
