@@ -120,8 +120,8 @@ def test_training_on_one_clip_lowers_its_loss():
 
 def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path):
     movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=4, seed=5, radius_fraction=0.12)
-    tifffile.imwrite(tmp_path / "stack.tif", movie.image)
-    tifffile.imwrite(tmp_path / "labels.tif", movie.labels)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
     start = build_model("demo", checkpoint="random", image_size=64)
     torch.save({"model": start.state_dict()}, tmp_path / "start.pt")
     code = train_main(["--out", str(tmp_path / "run"), "--image-size", "64", "--init", str(tmp_path / "start.pt"),
@@ -135,8 +135,8 @@ def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path):
 
 
 def test_training_data_errors_say_what_to_do(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.uint16))
-    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((3, 32, 32), np.int32))
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((3, 32, 32), np.int32), photometric="minisblack")
     with pytest.raises(ValueError, match="annotate at least one object"):
         train(_small_settings(tmp_path / "run", stack=str(tmp_path / "stack.tif"), labels=str(tmp_path / "labels.tif")))
     with pytest.raises(ValueError, match="give both"):
