@@ -42,6 +42,10 @@ def test_training_on_layers_writes_weights_that_load(finetune, qtbot, tmp_path):
     tuned = build_model("demo", checkpoint=widget.weights_path, image_size=64)  # strict load
     start = build_model("demo", image_size=64)
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), start.state_dict().values()))
+    widget.use_button.click()  # hand the result to the segmentation widget
+    segmentation = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")[1]
+    assert segmentation.checkpoint_file == str(widget.weights_path)
+    assert segmentation.checkpoint_combo.currentText() == "local file…"
 
 
 def test_cancel_saves_the_run_and_train_resumes_it(finetune, qtbot, tmp_path):

@@ -87,6 +87,8 @@ class FineTuneWidget(QWidget):
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.use_button = QPushButton("Use in the segmentation widget")
+        self.use_button.setEnabled(False)
         self.progress = QProgressBar()
         self.status = QLabel("Pick an image and its labels (ids consistent through time), then Train.")
         self.status.setWordWrap(True)
@@ -103,12 +105,13 @@ class FineTuneWidget(QWidget):
         form.addRow("Run folder", self.out_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        for widget in (self.train_button, self.cancel_button, self.progress, self.status):
+        for widget in (self.train_button, self.cancel_button, self.progress, self.use_button, self.status):
             layout.addWidget(widget)
         layout.addStretch()
 
         self.train_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.use_button.clicked.connect(self.use_in_segmentation)
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
@@ -199,8 +202,17 @@ class FineTuneWidget(QWidget):
         self.status.setText(f"step {step}: loss {row.get('total', float('nan')):.3f}, "
                             f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
 
+    def use_in_segmentation(self) -> None:
+        """Open the segmentation widget with the fine-tuned weights as its local checkpoint file."""
+        if self.weights_path is None:
+            return
+        from .api import get_widget
+
+        get_widget(self.viewer).set_checkpoint_file(str(self.weights_path))
+
     def _on_done(self, path: Path) -> None:
         self.weights_path = path
+        self.use_button.setEnabled(True)
         state = "stopped (Train resumes)" if self._cancel else "done"
         self.status.setText(f"{state}: weights in {path}; load them in the segmentation widget "
                             "(Weights: local file)")
