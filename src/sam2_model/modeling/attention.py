@@ -114,8 +114,10 @@ class RoPEAttention(Attention):
             if side * side != num_tokens:
                 raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
             angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta)
-            angles = angles.to(device)
-            self._rope_cache[key] = (torch.cos(angles), torch.sin(angles))
+            # torch.polar rounds some cosines and sines one ulp away from torch.cos/torch.sin; Meta's
+            # rotations come from polar, so ours do too (bit-identical rotated queries and keys).
+            unit = torch.polar(torch.ones_like(angles), angles).to(device)
+            self._rope_cache[key] = (unit.real.contiguous(), unit.imag.contiguous())
         return self._rope_cache[key]
 
     def forward(

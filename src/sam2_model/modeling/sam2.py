@@ -359,7 +359,11 @@ class SAM2Model(nn.Module):
         else:
             mask_for_mem = torch.sigmoid(masks)
         mask_for_mem = mask_for_mem * c.sigmoid_scale_for_mem_enc + c.sigmoid_bias_for_mem_enc
-        mem_features, mem_pos = self.memory_encoder(features.image_embed, mask_for_mem, skip_mask_sigmoid=True)
+        # Meta's code hands the memory encoder a strided view of its token-major features that PyTorch's
+        # convolutions treat as NCHW; our channels-last features would pick another kernel and round
+        # differently (1e-6), which the bfloat16 memory bank then amplifies. NCHW gives identical bits.
+        pix_feat = features.image_embed.contiguous()
+        mem_features, mem_pos = self.memory_encoder(pix_feat, mask_for_mem, skip_mask_sigmoid=True)
         if self.no_obj_embed_spatial is not None:
             absent = (object_score_logits <= 0).float()[..., None, None]
             mem_features = mem_features + absent * self.no_obj_embed_spatial[..., None, None]
