@@ -173,3 +173,24 @@ def test_resuming_after_a_kill_drops_history_rows_past_the_checkpoint(tmp_path):
     train(_small_settings(tmp_path / "run", steps=3), progress=lambda step, row: True)
     steps = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3"]
+
+
+def test_learning_curve_draws_each_run_after_the_other(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from sam2_model.train.curve import main as curve_main
+
+    train(_small_settings(tmp_path / "image", clip_len=1, steps=3), progress=lambda step, row: True)
+    train(_small_settings(tmp_path / "video", steps=2), progress=lambda step, row: True)
+    out = tmp_path / "curve.svg"
+    assert curve_main([str(tmp_path / "image"), str(tmp_path / "video"), "-o", str(out), "--window", "2",
+                       "--labels", "single frame", "video"]) == 0
+    svg = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = svg.findall(f"{ns}polyline")
+    assert len(lines) == 2  # loss and IoU
+    assert all(len(line.get("points").split()) == 3 + 2 for line in lines)  # one point per step of both runs
+    texts = [t.text for t in svg.findall(f"{ns}text")]
+    assert "single frame" in texts and "video" in texts
+    with pytest.raises(SystemExit):
+        curve_main([str(tmp_path / "image"), "-o", str(out), "--labels", "a", "b"])

@@ -78,8 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--window", type=int, default=25)
+    parser.add_argument("--labels", nargs="+", default=None, help="a name per run (default: the folder names)")
     args = parser.parse_args(argv)
-    args.output.write_text(learning_curve_svg(args.runs, window=args.window))
+    if args.labels is not None and len(args.labels) != len(args.runs):
+        parser.error(f"--labels needs one name per run ({len(args.runs)}), got {len(args.labels)}")
+    args.output.write_text(learning_curve_svg(args.runs, labels=args.labels, window=args.window))
     print(f"wrote {args.output}")
     return 0
 

@@ -4,6 +4,10 @@
 Writes the last run's weights (``{"model": state_dict}``, float32) and beside them ``demo.json``: the
 configuration, every training stage's settings, steps and wall time, and the quality figures
 measured on held-out synthetic sequences through the inference path (``sam2_model.evaluation``).
+
+``--earlier STAGES.json`` prepends stages whose run folders no longer exist (a list of records with at
+least ``run`` and ``note``; unknown ``steps``/``train_seconds``/``settings`` are null), so the record
+says what is known and what is not.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -23,14 +28,29 @@ from ..evaluation import HELD_OUT_SEEDS, one_click_iou, propagation_j_and_f
 from .loop import export_weights
 
 
-def stage_record(run: Path) -> Dict[str, Any]:
+def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) -> Dict[str, Any]:
+    """A run folder's steps, wall time and settings; with ``evaluate``, its weights' held-out quality."""
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-    return {"run": run.name, "steps": int(state["step"]), "train_seconds": round(float(state["seconds"]), 1),
-            "settings": state["settings"]}
+    record = {"run": run.name, "steps": int(state["step"]), "train_seconds": round(float(state["seconds"]), 1),
+              "settings": state["settings"]}
+    if evaluate:
+        model = build_model(model_name, checkpoint="random", device="cpu")
+        load_checkpoint(model, state["model"])
+        model.eval()
+        record["held_out_after_stage"] = {
+            "one_click_iou": round(one_click_iou(model).value, 4),
+            "propagation_30_frames_j_and_f": round(propagation_j_and_f(model, num_frames=30).value, 4),
+        }
+    return record
 
 
-def package(runs: List[Path], output: Path, model_name: str = "demo") -> Dict[str, Any]:
-    stages = [stage_record(run) for run in runs]
+def package(runs: List[Path], output: Path, model_name: str = "demo",
+            earlier: Optional[List[Dict[str, Any]]] = None, evaluate_stages: bool = False) -> Dict[str, Any]:
+    for record in earlier or []:
+        if "run" not in record or "note" not in record:
+            raise ValueError(f"an earlier stage needs 'run' and 'note': {record}")
+    stages = [dict(record) for record in earlier or []]
+    stages += [stage_record(run, model_name, evaluate_stages and run != runs[-1]) for run in runs]
     model = build_model(model_name, checkpoint="random", device="cpu")
     state = torch.load(runs[-1] / "last.pt", map_location="cpu", weights_only=False)
     load_checkpoint(model, state["model"])
@@ -42,8 +62,8 @@ def package(runs: List[Path], output: Path, model_name: str = "demo") -> Dict[st
         "config": dataclasses.asdict(get_config(model_name)),
         "parameters": sum(p.numel() for p in model.parameters()),
         "stages": stages,
-        "steps": sum(s["steps"] for s in stages),
-        "train_seconds": round(sum(s["train_seconds"] for s in stages), 1),
+        "steps": sum(s.get("steps") or 0 for s in stages),  # recorded steps (earlier stages may be unknown)
+        "train_seconds": round(sum(s.get("train_seconds") or 0.0 for s in stages), 1),
         "training_data": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
         "metrics": {
             "held_out_seeds": list(HELD_OUT_SEEDS),
@@ -63,8 +83,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="the run folders in training order; the last one's weights ship")
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--model", default="demo")
+    parser.add_argument("--earlier", type=Path, default=None,
+                        help="JSON list of records of earlier stages whose run folders are gone")
+    parser.add_argument("--evaluate-stages", action="store_true",
+                        help="also measure each earlier run's weights on the held-out sequences (1 min each)")
     args = parser.parse_args(argv)
-    meta = package(args.runs, args.output, args.model)
+    earlier = json.loads(args.earlier.read_text()) if args.earlier else None
+    meta = package(args.runs, args.output, args.model, earlier, args.evaluate_stages)
     print(f"wrote {args.output}: one-click IoU {meta['metrics']['one_click_iou']}, "
           f"30-frame J&F {meta['metrics']['propagation_30_frames_j_and_f']}")
     return 0
