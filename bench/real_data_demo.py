@@ -8,8 +8,9 @@ through all frames, then on every frame with segmentation ground truth: IoU of e
 ground-truth cell that carries its track. Prints the mean per frame and overall (the same run with an
 official checkpoint, where one is available, gives the comparison).
 
-Fine-tuning example (the README's): train on the segmentation ground truth of frames 5-19 only (ids taken
-from the tracking ground truth), then run this with ``--checkpoint RUN/weights.pt`` and read the frames >= 24.
+Fine-tuning example (the README's, `bench/real_data_finetune.py`): train on the segmentation ground truth of frames
+5-19 only (ids taken from the tracking ground truth), then run this with ``--checkpoint RUN/weights.pt`` and read
+the frames >= 24.
 """
 
 from __future__ import annotations

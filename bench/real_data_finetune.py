@@ -1,0 +1,72 @@
+"""Fine-tune a model on a few annotated frames of the real CTC time-lapse (../shared/data/ctc-msc), the
+annotate -> fine-tune -> annotate-faster loop of the paper's data engine:
+
+    python bench/real_data_finetune.py --out runs/ctc_msc [--first 5 --last 19 --steps 200]
+    python bench/real_data_demo.py --checkpoint runs/ctc_msc/weights.pt     # read the frames >= 24
+
+Training data: the frames in [first, last] that have segmentation ground truth (01_GT/SEG), each cell
+relabelled with the id of the tracking-ground-truth cell it overlaps most (01_GT/TRA), so ids are
+consistent through time. Frames after ``last`` are never seen in training; ``real_data_demo.py`` reports
+them separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+from typing import Tuple
+
+import numpy as np
+import tifffile
+
+from sam2_model.build import embedded_weights_path
+from sam2_model.train.loop import TrainSettings, train
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc"
+
+
+def annotated_frames(data: pathlib.Path, first: int, last: int) -> Tuple[np.ndarray, np.ndarray, list]:
+    """(T, H, W) frames and (T, H, W) labels with tracking ids, for annotated frames in [first, last]."""
+    frames, labels, used = [], [], []
+    for seg_path in sorted((data / "01_GT" / "SEG").glob("man_seg*.tif")):
+        t = int(seg_path.stem[-3:])
+        if not first <= t <= last:
+            continue
+        seg = tifffile.imread(seg_path)
+        track = tifffile.imread(data / "01_GT" / "TRA" / f"man_track{t:03d}.tif")
+        relabelled = np.zeros(seg.shape, np.uint16)
+        for seg_id in np.unique(seg[seg > 0]):
+            overlap = np.bincount(track[seg == seg_id].ravel())
+            overlap[0] = 0
+            if overlap.max() > 0:
+                relabelled[seg == seg_id] = int(np.argmax(overlap))
+        frames.append(tifffile.imread(data / "01" / f"t{t:03d}.tif"))
+        labels.append(relabelled)
+        used.append(t)
+    if not frames:
+        raise SystemExit(f"no frame with segmentation ground truth in [{first}, {last}] under {data}")
+    return np.stack(frames), np.stack(labels), used
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=pathlib.Path, required=True)
+    parser.add_argument("--data", type=pathlib.Path, default=DATA)
+    parser.add_argument("--first", type=int, default=5)
+    parser.add_argument("--last", type=int, default=19)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--init", default=str(embedded_weights_path()))
+    args = parser.parse_args()
+    stack, labels, used = annotated_frames(args.data, args.first, args.last)
+    print(f"training on frames {used}: {int(sum(len(np.unique(f)) - 1 for f in labels))} annotated cells")
+    settings = TrainSettings(out=str(args.out), init=args.init, steps=args.steps, lr=args.lr, warmup_steps=20,
+                             clip_len=min(4, len(used)), clips_per_step=2, device="cpu")
+    start = time.perf_counter()
+    train(settings, stack=stack, labels=labels)
+    print(f"fine-tuned in {time.perf_counter() - start:.0f} s; weights: {args.out / 'weights.pt'}")
+
+
+if __name__ == "__main__":
+    main()
