@@ -20,10 +20,9 @@ from typing import Tuple
 import numpy as np
 import tifffile
 
+from real_data_demo import DATA  # the shared CTC time-lapse, beside the repository
 from sam2_model.build import embedded_weights_path
 from sam2_model.train.loop import TrainSettings, train
-
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc"
 
 
 def annotated_frames(data: pathlib.Path, first: int, last: int) -> Tuple[np.ndarray, np.ndarray, list]:

@@ -18,14 +18,27 @@ import datetime
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from ..build import build_model, load_checkpoint
 from ..config import get_config
-from ..evaluation import HELD_OUT_SEEDS, one_click_iou, propagation_j_and_f
+from ..evaluation import HELD_OUT_SEEDS, QualityReport, one_click_iou, propagation_j_and_f
+from ..modeling.sam2 import SAM2Model
 from .loop import export_weights
+
+
+def _trained_model(state: Dict[str, Any], model_name: str) -> SAM2Model:
+    """The model of a run's ``last.pt`` contents, in eval mode on the CPU."""
+    model = build_model(model_name, checkpoint="random", device="cpu")
+    load_checkpoint(model, state["model"])
+    return model.eval()
+
+
+def _held_out_quality(model: SAM2Model) -> Tuple[QualityReport, QualityReport]:
+    """One-click IoU and 30-frame propagation J&F on the held-out synthetic sequences."""
+    return one_click_iou(model), propagation_j_and_f(model, num_frames=30)
 
 
 def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) -> Dict[str, Any]:
@@ -34,12 +47,9 @@ def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) ->
     record = {"run": run.name, "steps": int(state["step"]), "train_seconds": round(float(state["seconds"]), 1),
               "settings": state["settings"]}
     if evaluate:
-        model = build_model(model_name, checkpoint="random", device="cpu")
-        load_checkpoint(model, state["model"])
-        model.eval()
+        click, video = _held_out_quality(_trained_model(state, model_name))
         record["held_out_after_stage"] = {
-            "one_click_iou": round(one_click_iou(model).value, 4),
-            "propagation_30_frames_j_and_f": round(propagation_j_and_f(model, num_frames=30).value, 4),
+            "one_click_iou": round(click.value, 4), "propagation_30_frames_j_and_f": round(video.value, 4),
         }
     return record
 
@@ -51,12 +61,8 @@ def package(runs: List[Path], output: Path, model_name: str = "demo",
             raise ValueError(f"an earlier stage needs 'run' and 'note': {record}")
     stages = [dict(record) for record in earlier or []]
     stages += [stage_record(run, model_name, evaluate_stages and run != runs[-1]) for run in runs]
-    model = build_model(model_name, checkpoint="random", device="cpu")
-    state = torch.load(runs[-1] / "last.pt", map_location="cpu", weights_only=False)
-    load_checkpoint(model, state["model"])
-    model.eval()
-    click = one_click_iou(model)
-    video = propagation_j_and_f(model, num_frames=30)
+    model = _trained_model(torch.load(runs[-1] / "last.pt", map_location="cpu", weights_only=False), model_name)
+    click, video = _held_out_quality(model)
     metadata = {
         "preset": model_name,
         "config": dataclasses.asdict(get_config(model_name)),
