@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -110,3 +112,26 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             sm.resolve_device("cuda")
+
+
+def test_weights_vocabulary_and_the_old_spellings():
+    from sam2_model.build import Weights, embedded_weights_path, resolve_weights
+
+    assert resolve_weights("demo", None) is Weights.EMBEDDED  # old: None meant embedded for the demo
+    assert resolve_weights("demo", "download") is Weights.EMBEDDED
+    assert resolve_weights("demo", "Embedded") is Weights.EMBEDDED
+    assert resolve_weights("sam2.1_hiera_tiny", None) is Weights.RANDOM  # old: None meant random otherwise
+    assert resolve_weights("sam2.1_hiera_tiny", "download") is Weights.DOWNLOAD
+    assert resolve_weights("sam2.1_hiera_tiny", "none") is Weights.RANDOM
+    assert resolve_weights("demo", Weights.RANDOM) is Weights.RANDOM
+    assert resolve_weights("demo", "runs/x/weights.pt") == Path("runs/x/weights.pt")
+    with pytest.raises(ValueError, match="checkpoint='embedded': only the demo model"):
+        resolve_weights("sam2.1_hiera_tiny", "embedded")
+    with pytest.raises(ValueError, match="checkpoint must be one of 'embedded', 'download', 'random'"):
+        resolve_weights("demo", 3)
+    embedded = sm.build_model("demo", checkpoint=Weights.EMBEDDED, device="cpu")
+    by_path = sm.build_model("demo", checkpoint=embedded_weights_path(), device="cpu")
+    random = sm.build_model("demo", checkpoint="random", device="cpu")
+    key = "sam_mask_decoder.iou_token.weight"
+    assert torch.equal(embedded.state_dict()[key], by_path.state_dict()[key])
+    assert not torch.equal(embedded.state_dict()[key], random.state_dict()[key])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
@@ -21,6 +23,51 @@ class CheckpointError(ValueError):
 
 DEMO_MODEL = "demo"
 _WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+class Weights(str, enum.Enum):
+    """Where a model's weights come from (``build_model(checkpoint=...)``, the CLI's ``--checkpoint``).
+
+    EMBEDDED: the demo model's trained weights shipped in the package (demo only, no network).
+    DOWNLOAD: an official preset's file from the cache, downloaded and verified if missing; for the
+    demo model the embedded weights. RANDOM: random initialisation (tests, training from scratch).
+    Anything else is a path to a checkpoint file.
+    """
+
+    EMBEDDED = "embedded"
+    DOWNLOAD = "download"
+    RANDOM = "random"
+
+
+#: what ``checkpoint=`` accepts: a :class:`Weights` (or its value), a path, or None (the preset's default)
+WeightsArg = Union[Weights, str, os.PathLike, None]
+
+
+def resolve_weights(name: str, checkpoint: WeightsArg) -> Union[Weights, Path]:
+    """The explicit weights source of ``checkpoint`` for preset ``name``.
+
+    Older spellings keep working: None means EMBEDDED for the demo model and RANDOM otherwise, and
+    "none" means RANDOM. "download" for the demo model is EMBEDDED (its weights ship with the package).
+    """
+    if checkpoint is None:
+        return Weights.EMBEDDED if name == DEMO_MODEL else Weights.RANDOM
+    if isinstance(checkpoint, str) and not isinstance(checkpoint, Weights):
+        word = checkpoint.strip().lower()
+        if word == "none":
+            checkpoint = Weights.RANDOM
+        elif word in {w.value for w in Weights}:
+            checkpoint = Weights(word)
+    if checkpoint is Weights.DOWNLOAD and name == DEMO_MODEL:
+        return Weights.EMBEDDED
+    if checkpoint is Weights.EMBEDDED and name != DEMO_MODEL:
+        raise ValueError(f"checkpoint='embedded': only the demo model ships with weights, not {name}; use "
+                         "'download' (the official file), a checkpoint path, or 'random'")
+    if isinstance(checkpoint, Weights):
+        return checkpoint
+    if isinstance(checkpoint, (str, os.PathLike)):
+        return Path(checkpoint).expanduser()
+    accepted = ", ".join(repr(w.value) for w in Weights)
+    raise ValueError(f"checkpoint must be one of {accepted}, a checkpoint file path or None; got {checkpoint!r}")
 
 
 def embedded_weights_path() -> Path:
@@ -69,33 +116,36 @@ def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16 if device.type == "cuda" else None
 
 
+def inference_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """The mixed-precision context inference runs in on ``device`` (see :func:`autocast_dtype`)."""
+    dtype = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def build_model(
     name: str,
-    checkpoint: Optional[PathLike] = None,
+    checkpoint: WeightsArg = None,
     device: Union[str, torch.device] = "auto",
     image_size: Optional[int] = None,
 ) -> SAM2Model:
     """Build preset ``name`` in eval mode.
 
-    checkpoint: None -> random initialisation for the official presets, and the embedded trained
-    weights for ``"demo"`` (no network needed); "random" -> random initialisation for any preset;
-    a path -> strict load of that file; "download" -> fetch (or reuse from the cache) the official
-    file for ``name`` (for "demo": the embedded file).
+    checkpoint: a :class:`Weights` source or a path (see :func:`resolve_weights`): "embedded" (the
+    demo's shipped weights), "download" (an official file, cached or fetched; the demo: embedded),
+    "random", a path (strict load), or None (embedded for "demo", random for the official presets).
     image_size: input resolution override (default: the preset's).
     """
     config = get_config(name, image_size)
+    source = resolve_weights(name, checkpoint)
     model = SAM2Model(config)
-    if checkpoint is None and name == DEMO_MODEL:
-        checkpoint = embedded_weights_path()
-    if checkpoint is not None and str(checkpoint) != "random":
-        if str(checkpoint) == "download":
-            if name == DEMO_MODEL:
-                checkpoint = embedded_weights_path()
-            else:
-                from .checkpoints import download
+    if source is Weights.EMBEDDED:
+        load_checkpoint(model, embedded_weights_path())
+    elif source is Weights.DOWNLOAD:
+        from .checkpoints import download
 
-                checkpoint = download(name)
-        load_checkpoint(model, checkpoint)
+        load_checkpoint(model, download(name))
+    elif isinstance(source, Path):
+        load_checkpoint(model, source)
     return model.to(resolve_device(device)).eval()
 
 
