@@ -1,0 +1,336 @@
+"""Automatic masks: prompt SAM 2 with a grid of points (or given points) and keep the good, distinct masks.
+
+Same parameters, defaults and order of operations as the reference ``SAM2AutomaticMaskGenerator``
+(``sam2==1.1.0``), with binary masks as the only output form:
+
+1. crops: layer 0 is the whole image; ``crop_n_layers`` more layers tile it with overlapping crops;
+2. per crop: features of the crop; per batch of ``points_per_batch`` grid points, one positive click
+   each (3 masks per click when ``multimask_output``); optionally one refinement pass feeding each
+   mask's low-res logits back (``use_m2m``); keep masks with predicted IoU > ``pred_iou_thresh`` and
+   stability score >= ``stability_score_thresh``; binarise at ``mask_threshold``; drop masks whose box
+   touches (within 20 px) a crop edge that is not an image edge; box NMS (``box_nms_thresh``, scored
+   by predicted IoU);
+3. across crops: box NMS (``crop_nms_thresh``) preferring masks from smaller crops;
+4. ``min_mask_region_area > 0``: holes and islands smaller than that are removed from each mask
+   (8-connected, scipy), then box NMS preferring unchanged masks. This is the reference's documented
+   behaviour (SAM 1 applied it; sam2 1.1.0 defines it but instead fills holes on the low-res logits
+   with an optional CUDA kernel, skipped on CPU).
+
+Microscopy: pass ``points`` (e.g. :func:`sam2_model.seeding.blob_points`) to prompt each detected
+cell once instead of a grid; or use a denser grid (``points_per_side=64``) for small objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from . import amg_ops
+from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
+from .image_predictor import ImagePredictor
+from .modeling.sam2 import SAM2Model
+
+__all__ = ["AutomaticMaskGenerator", "records_to_labels"]
+
+EDGE_TOLERANCE = 20.0  # px: a mask box this close to an inner crop edge is taken as cut by the crop
+
+
+def _check_fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _Found:
+    """Masks kept so far. masks (N, h, w) bool of their crop; boxes (N, 4) XYXY in image pixels."""
+
+    def __init__(self) -> None:
+        self.parts: List[Dict[str, Any]] = []
+
+    def add(self, **fields: Any) -> None:
+        self.parts.append(fields)
+
+
+class AutomaticMaskGenerator:
+    """Masks of everything in an image, from a grid of point prompts (or given points).
+
+    See the module docstring for the steps. Parameters and defaults are the reference's:
+    points_per_side (or explicit normalised ``point_grids``, one (K, 2) array per crop layer),
+    points_per_batch, pred_iou_thresh, stability_score_thresh, stability_score_offset,
+    mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
+    crop_n_points_downscale_factor, min_mask_region_area, multimask_output, use_m2m.
+    contrast_limits: (low, high) mapped to 0 and 1 for non-uint8 images (default: the image's
+    0.5 / 99.8 percentiles; uint8 is always x / 255), computed once for all crops.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        points_per_side: Optional[int] = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        mask_threshold: float = 0.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: Optional[Sequence[np.ndarray]] = None,
+        min_mask_region_area: int = 0,
+        multimask_output: bool = True,
+        use_m2m: bool = False,
+        contrast_limits: Optional[Sequence[float]] = None,
+    ) -> None:
+        if (points_per_side is None) == (point_grids is None):
+            raise ValueError("give exactly one of points_per_side (an integer) and point_grids (normalised grids)")
+        self.crop_n_layers = _check_int(crop_n_layers, "crop_n_layers", 0)
+        if points_per_side is not None:
+            _check_int(points_per_side, "points_per_side", 1)
+            factor = _check_int(crop_n_points_downscale_factor, "crop_n_points_downscale_factor", 1)
+            self.point_grids = amg_ops.layer_point_grids(int(points_per_side), self.crop_n_layers, factor)
+        else:
+            grids = [np.asarray(g, dtype=np.float64) for g in point_grids]
+            if len(grids) != self.crop_n_layers + 1 or any(
+                g.ndim != 2 or g.shape[1] != 2 or not np.isfinite(g).all() or (g < 0).any() or (g > 1).any()
+                for g in grids
+            ):
+                raise ValueError(
+                    f"point_grids must hold crop_n_layers + 1 = {self.crop_n_layers + 1} arrays of shape (K, 2) "
+                    "with (x, y) in [0, 1]"
+                )
+            self.point_grids = grids
+        self.points_per_side = points_per_side
+        self.points_per_batch = _check_int(points_per_batch, "points_per_batch", 1)
+        self.pred_iou_thresh = _check_fraction(pred_iou_thresh, "pred_iou_thresh")
+        self.stability_score_thresh = _check_fraction(stability_score_thresh, "stability_score_thresh")
+        self.stability_score_offset = _check_fraction(stability_score_offset, "stability_score_offset")
+        self.mask_threshold = _check_fraction(mask_threshold, "mask_threshold")
+        self.box_nms_thresh = _check_fraction(box_nms_thresh, "box_nms_thresh")
+        self.crop_nms_thresh = _check_fraction(crop_nms_thresh, "crop_nms_thresh")
+        self.crop_overlap_ratio = _check_fraction(crop_overlap_ratio, "crop_overlap_ratio")
+        if not 0 <= self.crop_overlap_ratio < 1:
+            raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {crop_overlap_ratio!r}")
+        self.min_mask_region_area = _check_int(min_mask_region_area, "min_mask_region_area", 0)
+        self.multimask_output = bool(multimask_output)
+        self.use_m2m = bool(use_m2m)
+        self.predictor = ImagePredictor(model, contrast_limits=contrast_limits)
+        self.model = model
+
+    # ------------------------------------------------------------------ public
+    @torch.inference_mode()
+    def generate(
+        self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None
+    ) -> List[Dict[str, Any]]:
+        """Masks of ``image``: (H, W), (H, W, 1) or (H, W, 3), any numeric dtype.
+
+        points: optional (N, 2) (x, y) pixel prompts used instead of the grid (whole image, no crops).
+        predictor: optional :class:`ImagePredictor` whose image is already set to ``image`` (its
+        features are reused; only for a single layer: ``crop_n_layers=0`` or ``points`` given).
+        After the call ``self.predictor`` holds the features of the last crop processed (the whole
+        image when there is one layer).
+
+        Returns one dict per mask, best first within the final NMS order: segmentation (H, W) bool,
+        area int, bbox [x, y, w, h] (w = x1 - x0 of the inclusive pixel extent), predicted_iou float,
+        point_coords [[x, y]], stability_score float, crop_box [x, y, w, h].
+        """
+        unit = self._unit_image(image)
+        height, width = unit.shape[:2]
+        prompts = None if points is None else self._check_points(points, height, width)
+        if prompts is not None:
+            crops, layers = [[0, 0, width, height]], [0]
+        else:
+            crops, layers = amg_ops.crop_boxes((height, width), self.crop_n_layers, self.crop_overlap_ratio)
+        if predictor is not None:
+            if len(crops) > 1:
+                raise ValueError("predictor can only be reused with one layer (crop_n_layers=0 or points given)")
+            if predictor.image_shape != (height, width):
+                raise ValueError(
+                    f"predictor holds an image of shape {predictor.image_shape}, but image is {(height, width)}: "
+                    "call predictor.set_image(image) first"
+                )
+        found = _Found()
+        for crop, layer in zip(crops, layers):
+            if prompts is not None and prompts.shape[0] == 0:
+                break
+            self._process_crop(unit, crop, layer, prompts, predictor, found)
+        masks, fields = self._merge(found, len(crops), height, width)
+        if self.min_mask_region_area > 0 and len(masks):
+            masks, fields = self._remove_small_regions(masks, fields)
+        return self._records(masks, fields)
+
+    # ------------------------------------------------------------------ steps
+    def _unit_image(self, image: Any) -> np.ndarray:
+        """(H, W[, 1 or 3]) any numeric dtype -> (H, W, 3) float32 in [0, 1], mapped once for all crops."""
+        array = np.asarray(image)
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[..., 0]
+        if array.ndim not in (2, 3) or 0 in array.shape or (array.ndim == 3 and array.shape[2] != 3):
+            raise ValueError(f"image must be a non-empty (H, W), (H, W, 1) or (H, W, 3) array, got {array.shape}")
+        if array.dtype.kind not in "uif":
+            raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
+        check_finite(array, "image")
+        limits = self.predictor.contrast_limits
+        if limits is None and array.dtype != np.uint8:
+            limits = percentile_limits([array])
+        return to_unit_rgb(array, limits)
+
+    @staticmethod
+    def _check_points(points: Any, height: int, width: int) -> np.ndarray:
+        try:
+            xy = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"points must be an (N, 2) array of (x, y) pixels, got {points!r}") from error
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"points must be an (N, 2) array of (x, y) pixels, got shape {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise ValueError("points contain NaN or infinite coordinates")
+        outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+        if outside.any():
+            raise ValueError(f"points must lie inside the {width}x{height} image, got (x, y) = {xy[outside][0].tolist()}")
+        return xy
+
+    def _process_crop(
+        self,
+        unit: np.ndarray,
+        crop: List[int],
+        layer: int,
+        prompts: Optional[np.ndarray],
+        predictor: Optional[ImagePredictor],
+        found: _Found,
+    ) -> None:
+        x0, y0, x1, y1 = crop
+        crop_hw = (y1 - y0, x1 - x0)
+        if predictor is None:
+            predictor = self.predictor
+            tensor = to_model_input(unit[y0:y1, x0:x1], self.model.image_size, mode="bilinear")
+            predictor.set_model_input(tensor, crop_hw)
+        if prompts is None:
+            prompts = self.point_grids[layer] * np.array(crop_hw[::-1], dtype=np.float64)[None]
+        kept = [self._process_batch(predictor, prompts[i : i + self.points_per_batch], crop, unit.shape[:2])
+                for i in range(0, prompts.shape[0], self.points_per_batch)]
+        masks = torch.cat([k[0] for k in kept])
+        boxes = torch.cat([k[1] for k in kept])
+        ious = torch.cat([k[2] for k in kept])
+        stability = torch.cat([k[3] for k in kept])
+        points = torch.cat([k[4] for k in kept])
+        keep = amg_ops.batched_nms(boxes.float(), ious, torch.zeros(len(boxes), dtype=torch.int64), self.box_nms_thresh)
+        offset = torch.tensor([x0, y0, x0, y0])
+        found.add(crop_box=crop, masks=masks[keep], boxes=boxes[keep] + offset, ious=ious[keep], stability=stability[keep],
+                  points=points[keep] + torch.tensor([x0, y0], dtype=points.dtype),
+                  crop=torch.tensor([crop] * len(keep), dtype=torch.int64).reshape(-1, 4))
+
+    def _predict(self, predictor: ImagePredictor, xy: np.ndarray, mask_input: Optional[torch.Tensor],
+                 multimask: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 2) clicks -> logits (B * M, h, w), predicted IoU (B * M,), low-res logits (B * M, 4h', 4w')."""
+        logits, ious, low = predictor.predict(
+            points=xy[:, None, :], labels=np.ones((len(xy), 1), np.int32),
+            mask_input=None if mask_input is None else mask_input[:, None].numpy(),
+            multimask=multimask, return_logits=True,
+        )
+        return (torch.from_numpy(logits).flatten(0, 1), torch.from_numpy(ious).flatten(0, 1),
+                torch.from_numpy(low).flatten(0, 1))
+
+    def _process_batch(self, predictor: ImagePredictor, xy: np.ndarray, crop: List[int],
+                       image_hw: Tuple[int, int]) -> Tuple[torch.Tensor, ...]:
+        """(B, 2) crop-pixel clicks -> kept masks (K, h, w) bool, boxes (K, 4), IoU, stability, points (K, 2)."""
+        logits, ious, low = self._predict(predictor, xy, None, self.multimask_output)
+        per_point = logits.shape[0] // len(xy)
+        points = torch.from_numpy(np.repeat(xy.astype(np.float32), per_point, axis=0))
+        if self.use_m2m:
+            refined = [self._predict(predictor, points[i : i + self.points_per_batch].numpy(),
+                                     low[i : i + self.points_per_batch], False)
+                       for i in range(0, len(points), self.points_per_batch)]
+            logits = torch.cat([r[0] for r in refined])
+            ious = torch.cat([r[1] for r in refined])
+        if self.pred_iou_thresh > 0.0:
+            keep = ious > self.pred_iou_thresh
+            logits, ious, points = logits[keep], ious[keep], points[keep]
+        stability = amg_ops.stability_score(logits, self.mask_threshold, self.stability_score_offset)
+        if self.stability_score_thresh > 0.0:
+            keep = stability >= self.stability_score_thresh
+            logits, ious, points, stability = logits[keep], ious[keep], points[keep], stability[keep]
+        masks = logits > self.mask_threshold
+        boxes = amg_ops.masks_to_boxes(masks)
+        height, width = image_hw
+        keep = ~amg_ops.near_crop_edge(boxes, crop, [0, 0, width, height], EDGE_TOLERANCE)
+        return masks[keep], boxes[keep], ious[keep], stability[keep], points[keep]
+
+    def _merge(self, found: _Found, n_crops: int, height: int, width: int) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """All crops' masks as (N, H, W) bool plus their fields, after the NMS across crops."""
+        if not found.parts:
+            return torch.zeros((0, height, width), dtype=torch.bool), {}
+        fields = {key: torch.cat([p[key] for p in found.parts]) for key in ("boxes", "ious", "stability", "points",
+                                                                             "crop")}
+        masks = [amg_ops.uncrop_masks(p["masks"], p["crop_box"], height, width) for p in found.parts]
+        masks = torch.cat(masks) if masks else torch.zeros((0, height, width), dtype=torch.bool)
+        if n_crops > 1 and len(masks):
+            scores = 1.0 / amg_ops.box_area(fields["crop"]).to(torch.float32)
+            keep = amg_ops.batched_nms(fields["boxes"].float(), scores, torch.zeros(len(masks), dtype=torch.int64),
+                                       self.crop_nms_thresh)
+            masks = masks[keep]
+            fields = {key: value[keep] for key, value in fields.items()}
+        return masks, fields
+
+    def _remove_small_regions(self, masks: torch.Tensor, fields: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """Fill small holes, drop small islands; then NMS preferring unchanged masks."""
+        cleaned, unchanged = [], []
+        for mask in masks.numpy():
+            filled, changed_holes = amg_ops.remove_small_regions(mask, self.min_mask_region_area, "holes")
+            clean, changed_islands = amg_ops.remove_small_regions(filled, self.min_mask_region_area, "islands")
+            cleaned.append(clean)
+            unchanged.append(not (changed_holes or changed_islands))
+        new_masks = torch.from_numpy(np.stack(cleaned))
+        boxes = amg_ops.masks_to_boxes(new_masks)
+        scores = torch.tensor(unchanged, dtype=torch.float32)
+        keep = amg_ops.batched_nms(boxes.float(), scores, torch.zeros(len(boxes), dtype=torch.int64),
+                                   max(self.box_nms_thresh, self.crop_nms_thresh))
+        fields = {key: value[keep] for key, value in fields.items()}
+        fields["boxes"] = boxes[keep]
+        return new_masks[keep], fields
+
+    @staticmethod
+    def _records(masks: torch.Tensor, fields: Dict[str, Any]) -> List[Dict[str, Any]]:
+        records = []
+        for index in range(len(masks)):
+            x0, y0, x1, y1 = (int(v) for v in fields["boxes"][index].tolist())
+            cx0, cy0, cx1, cy1 = (int(v) for v in fields["crop"][index].tolist())
+            mask = masks[index].numpy()
+            records.append({
+                "segmentation": mask,
+                "area": int(mask.sum()),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "predicted_iou": float(fields["ious"][index]),
+                "point_coords": [[float(v) for v in fields["points"][index].tolist()]],
+                "stability_score": float(fields["stability"][index]),
+                "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
+            })
+        return records
+
+
+def records_to_labels(records: Sequence[Dict[str, Any]], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Records of :meth:`AutomaticMaskGenerator.generate` -> (H, W) int32 label image.
+
+    Record i gets label i + 1; where masks overlap the pixel goes to the record with the higher
+    predicted IoU. ``shape`` is needed only when ``records`` is empty.
+    """
+    if not records:
+        if shape is None:
+            raise ValueError("shape (H, W) is needed when records is empty")
+        return np.zeros(tuple(shape), dtype=np.int32)
+    labels = np.zeros(records[0]["segmentation"].shape, dtype=np.int32)
+    best = np.full(labels.shape, -np.inf)
+    for index, record in enumerate(records):
+        wins = record["segmentation"] & (record["predicted_iou"] > best)
+        labels[wins] = index + 1
+        best[wins] = record["predicted_iou"]
+    return labels
