@@ -1,0 +1,135 @@
+"""Cell Tracking Challenge files: ``mask%03d.tif`` (uint16) per frame + ``res_track.txt`` (``L B E P`` rows).
+
+:func:`write_ctc` makes the result CTC-consistent (:func:`.lineage.ctc_consistent`), checks it
+(:func:`.lineage.check_ctc`) and writes everything to a temporary folder next to the target that is
+renamed when complete, so a failed or cancelled export leaves nothing half-written.
+:func:`write_ctc_ground_truth` writes ground truth in the layout py-ctcmetrics reads
+(``TRA/man_track.txt``, ``TRA/man_track%03d.tif``, ``SEG/man_seg%03d.tif``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tifffile
+
+from .lineage import Lineage, Track, check_ctc, ctc_consistent, lineage_from_labels
+
+
+def _write_files(folder: Path, labels: np.ndarray, lineage: Lineage, mask_name: str, track_name: str) -> None:
+    digits = max(3, len(str(labels.shape[0] - 1)))
+    for frame in range(labels.shape[0]):
+        name = mask_name.replace("%03d", f"%0{digits}d") % frame
+        tifffile.imwrite(folder / name, labels[frame].astype(np.uint16), compression="zlib")
+    with open(folder / track_name, "w") as handle:
+        for row in lineage.to_array():
+            handle.write(" ".join(str(int(v)) for v in row) + "\n")
+
+
+def _atomic_folder(out_dir: os.PathLike, overwrite: bool):
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"out_dir {out_dir} exists and is not empty; pass overwrite=True or choose a new folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return out_dir, Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}-old-{os.getpid()}")
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def write_ctc(out_dir: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False,
+              min_area: int = 1) -> Tuple[Path, Lineage]:
+    """Write a tracking result in CTC format; returns (folder, the lineage as written).
+
+    labels: (T, H, W) track ids. Tracks with gaps are split (see :func:`ctc_consistent`), so the written
+    lineage can have more rows than the input. Raises ValueError if the result still breaks a rule.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a (T, H, W) stack, got shape {labels.shape}")
+    fixed, table = ctc_consistent(labels, lineage, min_area=min_area)
+    problems = check_ctc(fixed, table)
+    if problems:
+        raise ValueError("the result breaks the CTC format rules: " + "; ".join(problems[:5]))
+    out_dir, tmp = _atomic_folder(out_dir, overwrite)
+    try:
+        _write_files(tmp, fixed, table, "mask%03d.tif", "res_track.txt")
+        _publish(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir, table
+
+
+def read_tracks_file(path: os.PathLike) -> Lineage:
+    rows = []
+    with open(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise ValueError(f"{path}, line {line_no}: expected 'L B E P', got {line.strip()!r}")
+            label, begin, end, parent = (int(p) for p in parts)
+            rows.append(Track(label, begin, end, parent))
+    return Lineage(rows)
+
+
+def read_ctc(folder: os.PathLike) -> Tuple[np.ndarray, Lineage]:
+    """Read a CTC result folder (``mask*.tif`` + ``res_track.txt``) or a GT ``TRA`` folder
+    (``man_track*.tif`` + ``man_track.txt``). Returns (labels (T, H, W) uint32, lineage)."""
+    folder = Path(folder)
+    for pattern, track_file in ((r"mask(\d+)\.tif$", "res_track.txt"), (r"man_track(\d+)\.tif$", "man_track.txt")):
+        files = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := re.match(pattern, p.name)))
+        if files:
+            break
+    else:
+        raise ValueError(f"folder {folder} holds no mask%03d.tif or man_track%03d.tif files")
+    if [f for f, _ in files] != list(range(len(files))):
+        raise ValueError(f"folder {folder}: frame numbers are not 0..{len(files) - 1}")
+    labels = np.stack([tifffile.imread(p) for _, p in files]).astype(np.uint32)
+    return labels, read_tracks_file(folder / track_file)
+
+
+def write_ctc_ground_truth(gt_dir: os.PathLike, labels: np.ndarray, parents: Optional[Dict[int, int]] = None,
+                           seg_frames: Optional[list] = None, overwrite: bool = False) -> Path:
+    """Ground truth in CTC layout from a label stack with stable ids (e.g. ``make_timelapse``'s).
+
+    labels: (T, H, W); parents: child id -> parent id. Writes ``TRA`` (man_track.txt + man_track%03d.tif,
+    the full masks as markers) and ``SEG`` (man_seg%03d.tif for ``seg_frames``, default every frame).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a (T, H, W) stack, got shape {labels.shape}")
+    fixed, table = ctc_consistent(labels, lineage_from_labels(labels, parents))
+    problems = check_ctc(fixed, table)
+    if problems:
+        raise ValueError("ground truth breaks the CTC format rules: " + "; ".join(problems[:5]))
+    gt_dir, tmp = _atomic_folder(gt_dir, overwrite)
+    try:
+        (tmp / "TRA").mkdir()
+        (tmp / "SEG").mkdir()
+        _write_files(tmp / "TRA", fixed, table, "man_track%03d.tif", "man_track.txt")
+        frames = range(labels.shape[0]) if seg_frames is None else seg_frames
+        digits = max(3, len(str(labels.shape[0] - 1)))
+        for frame in frames:
+            tifffile.imwrite(tmp / "SEG" / (f"man_seg%0{digits}d.tif" % frame), fixed[frame].astype(np.uint16),
+                             compression="zlib")
+        _publish(tmp, gt_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return gt_dir

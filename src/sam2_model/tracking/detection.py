@@ -1,0 +1,100 @@
+"""Cell detection on one frame: point prompts (blobs, a grid or both) -> SAM 2 masks -> clean instances.
+
+The automatic mask generator and the blob seeding live in :mod:`sam2_model.automatic` and
+:mod:`sam2_model.seeding` (imported when a detector is made). Here their masks are reduced to cells:
+sizes outside the ``cell_diameter`` range are dropped and overlaps are resolved so that each pixel
+belongs to at most one detection (best predicted IoU x stability first).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..modeling.sam2 import SAM2Model
+
+SEEDINGS = ("blobs", "grid", "grid+blobs")
+Detector = Callable[[np.ndarray], List[np.ndarray]]
+
+
+def check_cell_diameter(cell_diameter: Sequence[float]) -> Tuple[float, float]:
+    try:
+        low, high = (float(v) for v in cell_diameter)
+    except (TypeError, ValueError):
+        raise ValueError(f"cell_diameter must be two numbers (min, max) in pixels, got {cell_diameter!r}") from None
+    if not 0 < low <= high:
+        raise ValueError(f"cell_diameter must satisfy 0 < min <= max, got {cell_diameter!r}")
+    return low, high
+
+
+def default_min_area(cell_diameter: Sequence[float]) -> int:
+    """A quarter of the smallest cell's disc: smaller masks are fragments (cells entering show more)."""
+    low, _ = check_cell_diameter(cell_diameter)
+    return max(4, int(0.25 * math.pi * (low / 2) ** 2))
+
+
+def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: float,
+                min_kept: float = 0.5) -> List[np.ndarray]:
+    """Non-overlapping boolean masks from generator records (dicts with ``segmentation``, ``predicted_iou``,
+    ``stability_score``): best first; a mask keeps the pixels not yet taken and is dropped if fewer than
+    ``min_kept`` of its pixels remain or its area is outside [min_area, max_area]."""
+    def score(r: Dict[str, Any]) -> float:
+        return float(r.get("predicted_iou", 1.0)) * float(r.get("stability_score", 1.0))
+
+    taken: Optional[np.ndarray] = None
+    out: List[np.ndarray] = []
+    for record in sorted(records, key=score, reverse=True):
+        mask = np.asarray(record["segmentation"], dtype=bool)
+        area = int(np.count_nonzero(mask))
+        if not min_area <= area <= max_area:
+            continue
+        if taken is None:
+            taken = np.zeros(mask.shape, dtype=bool)
+        free = mask & ~taken
+        if np.count_nonzero(free) < max(min_kept * area, min_area):
+            continue
+        taken |= free
+        out.append(free)
+    return out
+
+
+def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
+                  min_area: Optional[int] = None, **amg_options: Any) -> Detector:
+    """A function frame (H, W[, C]) -> list of (H, W) bool cell masks.
+
+    seeding: "blobs" (prompts on LoG blobs of the cell-size range: best for small or sparse cells),
+    "grid" (SAM 2's regular point grid, ``points_per_side``), "grid+blobs" (both, merged).
+    amg_options go to :class:`sam2_model.automatic.AutomaticMaskGenerator`.
+    """
+    if seeding not in SEEDINGS:
+        raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
+    low, high = check_cell_diameter(cell_diameter)
+    min_area = default_min_area((low, high)) if min_area is None else int(min_area)
+    if min_area < 1:
+        raise ValueError(f"min_area must be >= 1 pixel, got {min_area}")
+    max_area = 2.0 * math.pi * (high / 2) ** 2  # twice the largest cell's disc: larger masks are background
+    from ..automatic import AutomaticMaskGenerator  # lazily: detection is optional for the rest
+    from ..seeding import blob_points
+
+    generator = AutomaticMaskGenerator(model, **amg_options)
+
+    def detect(frame: np.ndarray) -> List[np.ndarray]:
+        records: List[Dict[str, Any]] = []
+        if seeding in ("blobs", "grid+blobs"):
+            points = blob_points(frame, cell_diameter=(low, high))
+            if len(points):
+                records += generator.generate(frame, points=points)
+        if seeding in ("grid", "grid+blobs"):
+            records += generator.generate(frame)
+        return clean_masks(records, min_area, max_area)
+
+    return detect
+
+
+def detect_cells(model: SAM2Model, frame: np.ndarray, seeding: str = "blobs",
+                 cell_diameter: Sequence[float] = (8, 40), min_area: Optional[int] = None,
+                 **amg_options: Any) -> List[np.ndarray]:
+    """Cell masks (list of (H, W) bool, non-overlapping) on one frame (H, W[, C]); see :func:`make_detector`."""
+    return make_detector(model, seeding, cell_diameter, min_area, **amg_options)(frame)

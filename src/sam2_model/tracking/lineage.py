@@ -1,0 +1,256 @@
+"""The lineage table every output reads: one row per track (id, begin, end, parent, why it ended).
+
+:class:`Lineage` is filled by the tracker and read by the CTC writer (:mod:`.ctc_io`), the GEFF writer
+(:mod:`.geff_io`), the CSV table (:func:`write_track_table`) and napari's Tracks layer
+(:func:`tracks_layer_data`). Frames are indices into the stack that was tracked; ``parent`` 0 means none.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+END_REASONS = ("left the field", "lost", "end of stack", "divided", "active")
+
+
+@dataclass(frozen=True)
+class Track:
+    track_id: int
+    begin: int
+    end: int
+    parent: int = 0
+    end_reason: str = "active"
+
+
+class Lineage:
+    """Tracks by id. ``add`` opens a track, ``close`` ends it; rows come back sorted by id."""
+
+    def __init__(self, tracks: Iterable[Track] = ()) -> None:
+        self._tracks: Dict[int, Track] = {}
+        for track in tracks:
+            self._put(track)
+
+    def _put(self, track: Track) -> None:
+        if int(track.track_id) <= 0:
+            raise ValueError(f"track_id must be a positive integer, got {track.track_id!r}")
+        if track.end_reason not in END_REASONS:
+            raise ValueError(f"end_reason must be one of {END_REASONS}, got {track.end_reason!r}")
+        self._tracks[int(track.track_id)] = track
+
+    def add(self, track_id: int, begin: int, parent: int = 0) -> Track:
+        if track_id in self._tracks:
+            raise ValueError(f"track_id {track_id} already exists in the lineage")
+        if parent and parent not in self._tracks:
+            raise ValueError(f"parent {parent} of track {track_id} is not in the lineage")
+        track = Track(int(track_id), int(begin), int(begin), int(parent))
+        self._put(track)
+        return track
+
+    def extend(self, track_id: int, frame: int) -> None:
+        """Record that the track is present on ``frame`` (widens begin/end)."""
+        track = self[track_id]
+        self._tracks[track_id] = replace(track, begin=min(track.begin, int(frame)), end=max(track.end, int(frame)))
+
+    def close(self, track_id: int, end: int, reason: str) -> None:
+        track = self[track_id]
+        self._put(replace(track, end=int(end), end_reason=reason))
+
+    def __getitem__(self, track_id: int) -> Track:
+        if track_id not in self._tracks:
+            raise ValueError(f"unknown track id {track_id!r}")
+        return self._tracks[track_id]
+
+    def __contains__(self, track_id: object) -> bool:
+        return track_id in self._tracks
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def __iter__(self):
+        return iter(self.rows())
+
+    def rows(self) -> List[Track]:
+        return [self._tracks[k] for k in sorted(self._tracks)]
+
+    def children(self, track_id: int) -> List[int]:
+        return [t.track_id for t in self.rows() if t.parent == track_id]
+
+    def divisions(self) -> Dict[int, List[int]]:
+        """parent id -> daughter ids, for parents with two or more daughters."""
+        out: Dict[int, List[int]] = {}
+        for t in self.rows():
+            if t.parent:
+                out.setdefault(t.parent, []).append(t.track_id)
+        return {p: c for p, c in out.items() if len(c) >= 2}
+
+    def to_array(self) -> np.ndarray:
+        """(N, 4) int64 rows ``L B E P`` as in CTC's res_track.txt."""
+        rows = [(t.track_id, t.begin, t.end, t.parent) for t in self.rows()]
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def frame_ids(labels: np.ndarray) -> List[np.ndarray]:
+    """Sorted non-zero ids of every frame of a (T, H, W) label stack."""
+    return [np.unique(frame)[np.unique(frame) != 0] for frame in labels]
+
+
+def check_ctc(labels: np.ndarray, lineage: Lineage) -> List[str]:
+    """Problems that break the CTC format rules (empty list: valid).
+
+    labels: (T, H, W) integer track ids. Rules: ids unique and positive (and < 65536 for uint16 files);
+    each parent exists and ends before its child begins; the ids in each frame's mask equal the tracks
+    whose [begin, end] holds that frame (so every track is contiguous in time).
+    """
+    problems: List[str] = []
+    rows = lineage.rows()
+    ids = [t.track_id for t in rows]
+    if len(set(ids)) != len(ids):
+        problems.append("track ids are not unique")
+    for t in rows:
+        if t.track_id <= 0 or t.track_id > 65535:
+            problems.append(f"track {t.track_id}: id must be in 1..65535")
+        if t.end < t.begin:
+            problems.append(f"track {t.track_id}: ends ({t.end}) before it begins ({t.begin})")
+        if t.parent:
+            if t.parent not in lineage:
+                problems.append(f"track {t.track_id}: parent {t.parent} does not exist")
+            elif lineage[t.parent].end >= t.begin:
+                problems.append(f"track {t.track_id}: parent {t.parent} ends at {lineage[t.parent].end}, "
+                                f"not before the child begins at {t.begin}")
+    for frame, present in enumerate(frame_ids(labels)):
+        expected = {t.track_id for t in rows if t.begin <= frame <= t.end}
+        found = set(int(i) for i in present)
+        if found != expected:
+            extra, missing = sorted(found - expected), sorted(expected - found)
+            problems.append(f"frame {frame}: ids in the mask but not active {extra}, active but absent {missing}")
+    return problems
+
+
+def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> Tuple[np.ndarray, Lineage]:
+    """A copy of (labels, lineage) that satisfies :func:`check_ctc`.
+
+    Begin and end come from the frames where each id has pixels (segments smaller than ``min_area``
+    are erased); a track with gaps is cut into contiguous pieces, each later piece a new id whose
+    parent is the piece before (the CTC convention); tracks without pixels are dropped and their
+    children re-attached to the dropped track's parent. labels: (T, H, W) -> uint32 copy.
+    """
+    out = np.asarray(labels).astype(np.uint32, copy=True)
+    if out.ndim != 3:
+        raise ValueError(f"labels must be (T, H, W), got shape {out.shape}")
+    present: Dict[int, List[int]] = {}
+    for frame in range(out.shape[0]):
+        ids, counts = np.unique(out[frame], return_counts=True)
+        for i, c in zip(ids.tolist(), counts.tolist()):
+            if i == 0:
+                continue
+            if c < min_area:
+                out[frame][out[frame] == i] = 0
+            else:
+                present.setdefault(i, []).append(frame)
+    known = {t.track_id: t for t in lineage.rows()}
+    for i in present:
+        if i not in known:
+            known[i] = Track(i, present[i][0], present[i][-1])
+    next_id = max(list(known) + [0]) + 1
+    last_piece: Dict[int, int] = {}  # original id -> id of its last piece
+    pieces: Dict[int, Track] = {}
+    for i in sorted(known):
+        frames = present.get(i, [])
+        if not frames:
+            continue
+        runs = np.split(np.asarray(frames), np.where(np.diff(frames) > 1)[0] + 1)
+        previous = 0
+        for k, run in enumerate(runs):
+            piece = i if k == 0 else next_id
+            if k > 0:
+                next_id += 1
+                for f in run:
+                    out[f][out[f] == i] = piece
+            last = k == len(runs) - 1
+            pieces[piece] = Track(piece, int(run[0]), int(run[-1]), previous,
+                                  known[i].end_reason if last else "lost")
+            previous = piece
+        last_piece[i] = previous
+
+    def resolve_parent(parent: int) -> int:
+        while parent and parent not in last_piece:
+            parent = known[parent].parent if parent in known else 0
+        return last_piece.get(parent, 0)
+
+    rows = []
+    for piece, t in pieces.items():
+        if t.parent == 0 and piece in known:  # first piece: inherit the original parent
+            parent = resolve_parent(known[piece].parent)
+            if parent and pieces[parent].end >= t.begin:
+                parent = 0
+            t = replace(t, parent=parent)
+        rows.append(t)
+    return out, Lineage(rows)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
+    """CSV with one row per track: track_id, begin, end, parent_id, end_reason (written atomically)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tracks-", suffix=".csv", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason"])
+            for t in lineage.rows():
+                writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, int]]:
+    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack."""
+    rows = []
+    for frame in range(labels.shape[0]):
+        ids, counts = np.unique(labels[frame], return_counts=True)
+        keep = ids != 0
+        ids, counts = ids[keep], counts[keep]
+        if not len(ids):
+            continue
+        centres = ndimage.center_of_mass(np.ones(labels.shape[1:]), labels[frame], ids)
+        for i, c, (y, x) in zip(ids.tolist(), counts.tolist(), centres):
+            rows.append((int(i), frame, float(y), float(x), int(c)))
+    return rows
+
+
+def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
+    """napari Tracks layer input from a tracking result (anything with ``labels`` and ``lineage``).
+
+    Returns data (N, 4) float [track_id, t, y, x] (sorted by track then frame, centroids of each id) and
+    graph {child: [parent]} for napari to draw the lineage. Pure numpy: napari is not imported.
+    """
+    labels: np.ndarray = result.labels
+    lineage: Lineage = result.lineage
+    rows = sorted((i, t, y, x) for i, t, y, x, _ in track_centroids(labels))
+    data = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    present = set(int(i) for i in data[:, 0]) if len(data) else set()
+    graph = {t.track_id: [t.parent] for t in lineage.rows()
+             if t.parent and t.track_id in present and t.parent in present}
+    return data, graph
+
+
+def lineage_from_labels(labels: np.ndarray, parents: Optional[Dict[int, int]] = None) -> Lineage:
+    """Lineage of a label stack whose ids are stable in time (begin/end from pixels; parents given)."""
+    parents = parents or {}
+    spans: Dict[int, List[int]] = {}
+    for frame, ids in enumerate(frame_ids(np.asarray(labels))):
+        for i in ids.tolist():
+            spans.setdefault(int(i), [frame, frame])[1] = frame
+    rows = [Track(i, b, e, int(parents.get(i, 0)) if parents.get(i, 0) in spans else 0) for i, (b, e) in spans.items()]
+    return Lineage(rows)

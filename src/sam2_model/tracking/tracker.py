@@ -1,0 +1,322 @@
+"""Automatic cell tracking with SAM 2's memory: seed, propagate, re-detect, end lost cells, divisions.
+
+:class:`CellTracker` is a generator (``run()`` yields every frame as it is done, so a caller can show
+progress and cancel by closing it); :func:`track_cells` runs it to the end and returns a
+:class:`TrackingResult`. No Qt here; only public methods of :class:`VideoSession` are used.
+
+Parameters (defaults and why):
+
+* ``start_frame=0``, ``reverse=False``: where to seed and which way to go. Frames are the (T, H, W[, C])
+  stack along the axis the caller chose (time or z). Going backwards, divisions are off (a division
+  seen backwards is two cells merging, which the tracker does not model).
+* ``seeding="blobs"``: point prompts on LoG blobs of the cell-size range. SAM 2's 32 x 32 grid spaces
+  points 8 px apart at 256 px but 32 px at 1024 px, so small nuclei fall between them; "grid" suits
+  large cells on busy backgrounds, "grid+blobs" is the most complete and the slowest.
+* ``cell_diameter=(8, 40)``: pixels of the original frame; sets the blob scales, the smallest mask kept
+  (``min_area``, default a quarter of the smallest disc) and the largest (twice the largest disc).
+* ``redetect_every=5``: detection on every 5th frame picks up cells that enter within ~5 frames at a
+  fifth of the cost of detecting every frame (a detection costs several frames of propagation).
+  A masklet whose area drops to 0.3-0.7x of its recent maximum triggers a detection at once, so a
+  division is seen on the frame it happens.
+* ``divisions=True``: a masklet that splits into two daughter-sized pieces for >= 2 frames, two
+  detections inside one masklet, or a new detection touching a masklet whose area halved -> the
+  mother ends ("divided") and two daughters begin with the parent link (thresholds in :mod:`.divisions`).
+* ``max_lost_frames=3``: an object with an empty mask (object score <= 0, or fewer than ``min_area``
+  pixels) on 3 consecutive frames ends: "left the field" when its last mask came within a cell radius
+  of the border, "lost" otherwise. It is removed from the session, so it costs nothing afterwards.
+  Fewer frames end cells during short occlusions; more keep dead objects computing.
+* ``non_overlap=True``: each pixel goes to the object with the highest logit (SAM 2's own rule); with
+  False, larger masks are painted first so smaller cells stay visible on top.
+* ``max_coverage=0.5``, ``max_iou=0.3``: a detection is a new cell when less than half of it lies on
+  tracked pixels and its best IoU with a tracked mask is below 0.3 (Hungarian matching, not first-hit).
+* ``amg_options``: passed to the automatic mask generator (e.g. ``pred_iou_thresh``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from ..modeling.sam2 import SAM2Model
+from ..video_session import VideoSession
+from . import divisions as div
+from .detection import Detector, check_cell_diameter, default_min_area, make_detector
+from .lineage import Lineage
+from .matching import match_detections
+
+FrameStep = Tuple[int, np.ndarray, int]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TrackingResult:
+    labels: np.ndarray  # (T, H, W) uint32 track ids, 0 background; frames not tracked stay 0
+    lineage: Lineage  # track id, begin, end, parent, end reason
+    frames_tracked: List[int] = field(default_factory=list)  # in processing order
+
+    @property
+    def end_reasons(self) -> Dict[int, str]:
+        return {t.track_id: t.end_reason for t in self.lineage.rows()}
+
+
+@dataclass
+class _TrackState:
+    areas: Deque[int] = field(default_factory=lambda: deque(maxlen=8))
+    lost: int = 0
+    last_seen: int = -1
+    near_border: bool = False
+
+
+def _check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+class CellTracker:
+    """Tracks every cell of ``frames``; see the module docstring for the parameters.
+
+    ``detector`` (optional): a function frame (H, W[, C]) -> list of (H, W) bool masks replacing the
+    SAM 2 automatic detection (e.g. another segmenter's output); by default :func:`make_detector`.
+    """
+
+    def __init__(self, model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse: bool = False,
+                 seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
+                 divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
+                 min_area: Optional[int] = None, max_coverage: float = 0.5, max_iou: float = 0.3,
+                 detector: Optional[Detector] = None, **amg_options: Any) -> None:
+        self.cell_diameter = check_cell_diameter(cell_diameter)
+        self.redetect_every = _check_int(redetect_every, "redetect_every", 1)
+        self.max_lost_frames = _check_int(max_lost_frames, "max_lost_frames", 1)
+        self.min_area = default_min_area(self.cell_diameter) if min_area is None else _check_int(min_area, "min_area", 1)
+        for name, value in (("max_coverage", max_coverage), ("max_iou", max_iou)):
+            if not 0.0 < float(value) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+        self.max_coverage, self.max_iou = float(max_coverage), float(max_iou)
+        self.reverse, self.divisions, self.non_overlap = bool(reverse), bool(divisions) and not reverse, bool(non_overlap)
+        options: Dict[str, Any] = {"non_overlap_masks": False}
+        if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
+            options["batch_objects"] = True
+        self.session = VideoSession(model, frames, **options)
+        self.start_frame = self.session.frames.check_index(start_frame)
+        self.detector = detector or make_detector(model, seeding, self.cell_diameter, self.min_area, **amg_options)
+        self.lineage = Lineage()
+        self._states: Dict[int, _TrackState] = {}
+        self._split = div.SplitWatch()
+        self._next_id = 1
+        self._border_gap = max(1, int(round(self.cell_diameter[0] / 2)))
+
+    # ------------------------------------------------------------------ public
+    @property
+    def num_frames(self) -> int:
+        return self.session.num_frames
+
+    @property
+    def order(self) -> List[int]:
+        if self.reverse:
+            return list(range(self.start_frame, -1, -1))
+        return list(range(self.start_frame, self.num_frames))
+
+    def run(self) -> Iterator[FrameStep]:
+        """Yields (frame_idx, labels (H, W) uint32, number of active objects) for every frame in order.
+
+        Closing the generator stops tracking; ``self.lineage`` then describes the frames yielded so far.
+        """
+        order = self.order
+        last_frame = order[-1]
+        try:
+            for step, t in enumerate(order):
+                if step == 0:
+                    labels = self._seed(t)
+                else:
+                    labels = self._track(t, step)
+                yield t, labels, len(self.session.obj_ids)
+            self._finish(last_frame)
+        finally:
+            self.session.close()
+
+    # ------------------------------------------------------------------ steps
+    def _new_id(self) -> int:
+        track_id = self._next_id
+        self._next_id += 1
+        return track_id
+
+    def _start(self, t: int, mask: np.ndarray, labels: np.ndarray, parent: int = 0) -> int:
+        track_id = self._new_id()
+        self.session.add_prompt(t, track_id, mask=mask)
+        self.lineage.add(track_id, t, parent)
+        self._states[track_id] = _TrackState()
+        self._observe(track_id, t, mask)
+        labels[mask & ((labels == 0) | (parent > 0))] = track_id
+        return track_id
+
+    def _seed(self, t: int) -> np.ndarray:
+        labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
+        for mask in self.detector(self.session.frames.raw(t)):
+            self._start(t, mask, labels)
+        if not self.session.obj_ids:
+            raise ValueError(f"no cells were detected on start frame {t}: check cell_diameter {self.cell_diameter} "
+                             "and the seeding mode, or start on another frame")
+        return labels
+
+    def _track(self, t: int, step: int) -> np.ndarray:
+        if not self.session.obj_ids:  # everything ended: look for new cells only on detection frames
+            labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
+            if step % self.redetect_every == 0:
+                self._redetect(t, labels)
+            return labels
+        (frame, ids, logits), = self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0)
+        labels = self._compose(ids, logits)
+        triggered = self._update(t, ids, labels)
+        if step % self.redetect_every == 0 or triggered:
+            self._redetect(t, labels)
+        return labels
+
+    def _compose(self, ids: List[int], logits: np.ndarray) -> np.ndarray:
+        """(n, H, W) logits -> (H, W) uint32 ids; pieces smaller than min_area are dropped."""
+        labels = np.zeros(logits.shape[1:], dtype=np.uint32)
+        if self.non_overlap:
+            best = np.argmax(logits, axis=0)
+            fg = np.take_along_axis(logits, best[None], 0)[0] > 0
+            labels[fg] = np.asarray(ids, dtype=np.uint32)[best[fg]]
+        else:
+            masks = logits > 0
+            for k in np.argsort([-int(m.sum()) for m in masks]):
+                labels[masks[k]] = ids[k]
+        for track_id, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is None:
+                continue
+            pieces, count = ndimage.label(labels[box] == track_id)
+            if count:
+                sizes = np.bincount(pieces.ravel())
+                small = sizes < self.min_area
+                small[0] = False
+                labels[box][small[pieces]] = 0
+        return labels
+
+    def _observe(self, track_id: int, t: int, mask: np.ndarray) -> None:
+        state = self._states[track_id]
+        area = int(np.count_nonzero(mask))
+        state.areas.append(area)
+        state.lost, state.last_seen = 0, t
+        ys, xs = np.nonzero(mask)
+        h, w = mask.shape
+        gap = self._border_gap
+        state.near_border = bool(ys.min() < gap or xs.min() < gap or ys.max() >= h - gap or xs.max() >= w - gap)
+        self.lineage.extend(track_id, t)
+
+    def _end(self, track_id: int, reason: str) -> None:
+        state = self._states.pop(track_id)
+        self._split.forget(track_id)
+        end = state.last_seen if state.last_seen >= 0 else self.lineage[track_id].begin
+        self.lineage.close(track_id, end, reason)
+        if track_id in self.session.obj_ids:
+            self.session.remove_object(track_id)
+
+    def _update(self, t: int, ids: List[int], labels: np.ndarray) -> bool:
+        """Book-keeping after a frame: lost objects, split masklets. True if a detection should run now."""
+        triggered = False
+        for track_id in ids:
+            state = self._states[track_id]
+            mask = labels == track_id
+            area = int(np.count_nonzero(mask))
+            if area < self.min_area:
+                state.lost += 1
+                if state.lost >= self.max_lost_frames:
+                    self._end(track_id, "left the field" if state.near_border else "lost")
+                continue
+            previous = state.areas[-1] if state.areas else area
+            recent_max = max(state.areas) if state.areas else area
+            if self.divisions:
+                pieces = self._split.update(track_id, mask, previous)
+                if pieces is not None:
+                    self._divide(t, track_id, pieces, labels)
+                    continue
+                triggered |= div.halved(area, recent_max)
+            self._observe(track_id, t, mask)
+        return triggered
+
+    def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray) -> None:
+        """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``."""
+        self._end(parent, "divided")
+        self.lineage.close(parent, min(self.lineage[parent].end, t - 1), "divided")
+        labels[labels == parent] = 0
+        for mask in daughters:
+            self._start(t, mask, labels, parent=parent)
+
+    def _redetect(self, t: int, labels: np.ndarray) -> None:
+        detections = self.detector(self.session.frames.raw(t))
+        if not detections:
+            return
+        match = match_detections(detections, labels, self.max_coverage, self.max_iou)
+        new = list(match.new)
+        if self.divisions:
+            for track_id, inside in match.inside.items():
+                state = self._states.get(track_id)
+                if state is None or self.lineage[track_id].begin == t:
+                    continue
+                area = int(np.count_nonzero(labels == track_id))
+                pair = div.two_inside(area, [detections[i] for i in inside], max(state.areas))
+                if pair is not None:
+                    self._divide(t, track_id, [detections[inside[k]] for k in pair], labels)
+            for n in list(new):
+                mother = self._halved_neighbour(t, detections[n], labels)
+                if mother is not None:
+                    self._divide(t, mother, [labels == mother, detections[n]], labels)
+                    new.remove(n)
+        for n in new:
+            mask = detections[n] & (labels == 0)
+            if np.count_nonzero(mask) >= self.min_area:
+                self._start(t, mask, labels)
+
+    def _halved_neighbour(self, t: int, detection: np.ndarray, labels: np.ndarray) -> Optional[int]:
+        """A track touching ``detection`` whose area is 0.3-0.7x of its recent maximum and about the
+        detection's size (the sister the masklet lost), else None."""
+        det_area = int(np.count_nonzero(detection))
+        for track_id in np.unique(labels[ndimage.binary_dilation(detection, iterations=self._border_gap)]):
+            state = self._states.get(int(track_id))
+            if not track_id or state is None or self.lineage[int(track_id)].begin >= t:
+                continue
+            area = int(np.count_nonzero(labels == track_id))
+            if div.halved(area, max(state.areas)) and 0.4 <= det_area / max(area, 1) <= 2.5:
+                return int(track_id)
+        return None
+
+    def _finish(self, last_frame: int) -> None:
+        for track_id in list(self._states):
+            state = self._states[track_id]
+            if state.lost == 0 and state.last_seen == last_frame:
+                self._end(track_id, "end of stack")
+            else:
+                self._end(track_id, "left the field" if state.near_border else "lost")
+
+
+def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse: bool = False,
+                seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
+                divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
+                min_area: Optional[int] = None, progress: Optional[Progress] = None,
+                detector: Optional[Detector] = None, **amg_options: Any) -> TrackingResult:
+    """Detect and track every cell of ``frames`` (anything :class:`VideoSession` takes: (T, H, W[, C])).
+
+    Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
+    frame. Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage.
+    """
+    tracker = CellTracker(model, frames, start_frame=start_frame, reverse=reverse, seeding=seeding,
+                          cell_diameter=cell_diameter, redetect_every=redetect_every, divisions=divisions,
+                          max_lost_frames=max_lost_frames, non_overlap=non_overlap, min_area=min_area,
+                          detector=detector, **amg_options)
+    height, width = tracker.session.frame_shape
+    labels = np.zeros((tracker.num_frames, height, width), dtype=np.uint32)
+    order = tracker.order
+    done: List[int] = []
+    for t, frame_labels, _ in tracker.run():
+        labels[t] = frame_labels
+        done.append(t)
+        if progress is not None:
+            progress(len(done), len(order))
+    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done)
