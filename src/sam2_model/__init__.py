@@ -9,6 +9,7 @@ from .config import SAM2Config, get_config
 from .frames import FrameSource
 from .image_predictor import ImagePredictor
 from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
+from .session_state import SessionSnapshot
 from .video_session import VideoSession
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "MemoryEntry",
     "SAM2Config",
     "SAM2Model",
+    "SessionSnapshot",
     "VideoSession",
     "build_model",
     "get_config",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -82,3 +82,33 @@ class ObjectState:
 
     def prompted_frames(self) -> set:
         return set(self.points) | set(self.masks)
+
+    def result_frames(self) -> set:
+        """Frames on which the object has a result (any table)."""
+        return set(self.pending_cond) | set(self.pending_non_cond) | set(self.cond) | set(self.non_cond)
+
+    def copy(self) -> "ObjectState":
+        """An independent copy of the tables (tensors are shared: the session never edits them in place).
+
+        Results are copied as shells, so a memory released or restored later in one copy leaves the
+        other as it was.
+        """
+
+        def results(table: Dict[int, FrameResult]) -> Dict[int, FrameResult]:
+            return {frame: replace(result) for frame, result in table.items()}
+
+        return ObjectState(
+            self.obj_id, dict(self.points), dict(self.masks), results(self.cond), results(self.non_cond),
+            results(self.pending_cond), results(self.pending_non_cond), dict(self.tracked),
+        )
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """Opaque copy of every object's prompts and results (in object order), for undo.
+
+    Made by ``VideoSession.snapshot()`` and given back to ``VideoSession.restore()``; restoring
+    leaves the snapshot intact, so it can be restored more than once.
+    """
+
+    objects: Tuple[ObjectState, ...]

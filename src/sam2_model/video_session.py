@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from .build import autocast_dtype
 from .feature_cache import FeatureCache
 from .frames import FrameSource
-from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model, keep_highest_object
+from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model
+from . import session_outputs
 from .postprocess import fill_holes
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
-from .session_state import FrameResult, LazyMemoryEntry, ObjectState, PointPrompt
+from .session_state import FrameResult, LazyMemoryEntry, ObjectState, PointPrompt, SessionSnapshot
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
@@ -169,7 +170,7 @@ class VideoSession:
                     prompt = PointPrompt(torch.cat([old.coords, prompt.coords], 1), torch.cat([old.labels, prompt.labels], 1))
                 state.points[frame_idx] = prompt
                 state.masks.pop(frame_idx, None)
-                previous = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
+                previous = state.result(frame_idx)
                 prev_logits = None if previous is None else self._filled(previous).clamp(-32.0, 32.0)
                 result = self._infer(state, frame_idx, is_init, prompt, None, reverse, False, prev_logits)
             else:
@@ -177,7 +178,7 @@ class VideoSession:
                 state.points.pop(frame_idx, None)
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
-            return self._frame_logits(frame_idx, is_cond)
+        return self.frame_logits(frame_idx)
 
     def _point_prompt(self, xy: np.ndarray, labels: np.ndarray, box: Optional[np.ndarray]) -> PointPrompt:
         """Scale (x, y) pixels to model-input pixels as the reference does (x / W * S)."""
@@ -336,27 +337,85 @@ class VideoSession:
                 result.memory = None
 
     # ------------------------------------------------------------------ outputs
-    def _frame_logits(self, frame_idx: int, is_cond: bool) -> np.ndarray:
-        """Every object's newest logits on a frame, at frame resolution (absent objects: -1024)."""
-        height, width = self.frame_shape
-        out = torch.full((len(self._objects), 1, height, width), NO_OBJECT_SCORE, dtype=torch.float32)
-        for index, state in enumerate(self._objects.values()):
-            pending = state.pending_cond if is_cond else state.pending_non_cond
-            result = pending.get(frame_idx) or state.cond.get(frame_idx) or state.non_cond.get(frame_idx)
+    def _newest_low_res(self, frame_idx: int, obj_ids: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(n, 1, 4h, 4w) filled low-res logits of each object's newest result (absent: -1024), present (n,) bool."""
+        size = 4 * self.model.config.feature_size
+        out = torch.full((len(obj_ids), 1, size, size), NO_OBJECT_SCORE, device=self.model.device)
+        present = torch.zeros(len(obj_ids), dtype=torch.bool, device=self.model.device)
+        for index, obj_id in enumerate(obj_ids):
+            result = self._objects[obj_id].result(frame_idx)
             if result is not None:
-                out[index : index + 1] = F.interpolate(
-                    self._filled(result).float().cpu(), size=(height, width), mode="bilinear", align_corners=False
-                )
-        if self.non_overlap_masks:
-            out = keep_highest_object(out)
-        return out[:, 0].numpy()
+                out[index : index + 1] = self._filled(result).float()
+                present[index] = True
+        return out, present
+
+    def _frame_logits(self, frame_idx: int, is_cond: bool = True) -> np.ndarray:
+        """Deprecated private name of :meth:`frame_logits` (kept for callers written before it)."""
+        return self.frame_logits(frame_idx)
 
     def _to_frame_resolution(self, low_res: torch.Tensor) -> np.ndarray:
         """(n_obj, 1, 4h, 4w) -> (n_obj, H, W) float32 numpy, bilinear as the reference."""
-        logits = F.interpolate(low_res.float(), size=self.frame_shape, mode="bilinear", align_corners=False)
-        if self.non_overlap_masks:
-            logits = keep_highest_object(logits)
-        return logits[:, 0].cpu().numpy()
+        return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks)
+
+    # ------------------------------------------------------------------ read API
+    def _check_obj_ids(self, obj_ids: Optional[Sequence[int]]) -> List[int]:
+        if obj_ids is None:
+            return self.obj_ids
+        if isinstance(obj_ids, (int, np.integer)):
+            raise ValueError(f"obj_ids must be a sequence of object ids or None, got the single id {obj_ids!r}")
+        ids = [int(o) for o in obj_ids]
+        unknown = [o for o in ids if o not in self._objects]
+        if unknown:
+            raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {self.obj_ids}")
+        return ids
+
+    @torch.inference_mode()
+    def frame_logits(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Each object's newest result on a frame (pending prompt, then prompted, then tracked).
+
+        Returns (n_obj, H, W) float32 logits in the order of ``obj_ids`` (default: every object);
+        objects with no result on the frame are -1024 everywhere. With ``non_overlap_masks`` the
+        losers of an overlap are clamped to at most -10, as in :meth:`propagate`.
+        """
+        frame_idx = self.frames.check_index(frame_idx)
+        ids = self._check_obj_ids(obj_ids)
+        if not self.non_overlap_masks or obj_ids is None:
+            low_res, present = self._newest_low_res(frame_idx, ids)
+            return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
+        every = self.frame_logits(frame_idx)  # the overlap is decided among all objects
+        return every[[self.obj_ids.index(o) for o in ids]]
+
+    def frame_masks(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
+        """(n_obj, H, W) bool: :meth:`frame_logits` > 0."""
+        return self.frame_logits(frame_idx, obj_ids) > 0
+
+    def object_score(self, frame_idx: int, obj_id: int) -> Optional[float]:
+        """Presence logit of the object's newest result on the frame (> 0: visible); None without a result."""
+        frame_idx = self.frames.check_index(frame_idx)
+        result = self._state(obj_id).result(frame_idx)
+        return None if result is None else float(result.object_score.reshape(-1)[0])
+
+    def tracked_frames(self, obj_id: int) -> List[int]:
+        """Frames on which the object has a result (prompted or tracked), sorted."""
+        return sorted(self._state(obj_id).result_frames())
+
+    def lost_frames(self, obj_id: int) -> List[int]:
+        """Frames with a result whose presence logit is <= 0 (the model says the object is absent), sorted."""
+        state = self._state(obj_id)
+        return [t for t in sorted(state.result_frames()) if float(state.result(t).object_score.reshape(-1)[0]) <= 0]
+
+    def snapshot(self) -> SessionSnapshot:
+        """A cheap, opaque copy of every object's prompts and results (tensors are shared, not copied)."""
+        return SessionSnapshot(tuple(state.copy() for state in self._objects.values()))
+
+    def restore(self, snapshot: SessionSnapshot) -> None:
+        """Put prompts and results back as they were at :meth:`snapshot` (objects added since are dropped).
+
+        Memories released since are recomputed when a later step needs them; image features stay cached.
+        """
+        if not isinstance(snapshot, SessionSnapshot):
+            raise ValueError(f"snapshot must be a SessionSnapshot from VideoSession.snapshot(), got {type(snapshot).__name__}")
+        self._objects = {state.obj_id: state.copy() for state in snapshot.objects}
 
     # ------------------------------------------------------------------ objects
     def _state(self, obj_id: int) -> ObjectState:

@@ -1,0 +1,120 @@
+"""VideoSession's public read API (frame_logits/masks, scores, tracked/lost frames) and snapshot/restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sam2_model as sm
+from sam2_model.evaluation import click_point, clickable_objects
+from sam2_model.synthetic import make_timelapse
+from sam2_model.video_session import VideoSession
+
+NUM_FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sm.build_model("demo", checkpoint="download", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_timelapse(num_frames=NUM_FRAMES, shape=(160, 160), num_cells=8, seed=4, divisions=False)
+
+
+def clicks(movie, count):
+    ids = clickable_objects(movie.labels[0], min_area=60)[:count]
+    assert len(ids) == count
+    return [click_point(movie.labels[0] == i) for i in ids]
+
+
+def run(session, **kwargs):
+    return {frame: logits for frame, _, logits in session.propagate(**kwargs)}
+
+
+def test_frame_logits_scores_and_frames(model, movie):
+    (p1, p2) = clicks(movie, 2)
+    session = VideoSession(model, movie.image)
+    assert session.frame_logits(0).shape == (0, 160, 160)
+    first = session.add_prompt(0, 5, points=[p1], labels=[1])
+    np.testing.assert_array_equal(session.frame_logits(0), first)  # a pending prompt is the newest result
+    session.add_prompt(3, 9, points=[p2], labels=[1])
+    forward = run(session)
+    for frame, logits in forward.items():
+        np.testing.assert_array_equal(session.frame_logits(frame), logits)
+        np.testing.assert_array_equal(session.frame_masks(frame), logits > 0)
+        assert session.frame_masks(frame).dtype == bool
+    # Order and subsets follow obj_ids; a frame without a result is -1024 for that object.
+    np.testing.assert_array_equal(session.frame_logits(4, obj_ids=[9, 5]), forward[4][::-1])
+    assert session.tracked_frames(5) == list(range(NUM_FRAMES))
+    assert session.tracked_frames(9) == list(range(NUM_FRAMES))  # tracked before its prompt too, as Meta does
+    assert session.prompted_frames(9) == [3]
+    score = session.object_score(2, 5)
+    assert isinstance(score, float) and score > 0
+    fresh = VideoSession(model, movie.image)
+    fresh.add_prompt(2, 1, points=[p1], labels=[1])
+    assert fresh.object_score(0, 1) is None and fresh.tracked_frames(1) == [2]
+    assert (fresh.frame_logits(0) == -1024).all()
+    # An object clicked on background is "lost" wherever its presence logit is <= 0.
+    lost = [t for t in session.tracked_frames(5) if session.object_score(t, 5) <= 0]
+    assert session.lost_frames(5) == lost
+
+
+def test_lost_frames_of_an_absent_object(model, movie):
+    session = VideoSession(model, movie.image)
+    (p1,) = clicks(movie, 1)
+    session.add_prompt(0, 1, points=[p1], labels=[1])
+    session.add_prompt(4, 1, mask=np.zeros((160, 160), bool))  # an empty mask: the object is absent there
+    run(session)
+    assert session.object_score(4, 1) <= 0 and 4 in session.lost_frames(1)
+    assert 0 not in session.lost_frames(1)
+    assert not session.frame_masks(4)[0].any()
+
+
+def test_read_api_rejects_bad_arguments(model, movie):
+    session = VideoSession(model, movie.image)
+    session.add_prompt(0, 1, points=[[20, 20]], labels=[1])
+    with pytest.raises(ValueError, match="unknown object ids \\[3\\]"):
+        session.frame_logits(0, obj_ids=[1, 3])
+    with pytest.raises(ValueError, match="obj_ids must be a sequence"):
+        session.frame_masks(0, obj_ids=1)
+    with pytest.raises(ValueError, match="valid frames"):
+        session.frame_logits(NUM_FRAMES)
+    with pytest.raises(ValueError, match="unknown object id 2"):
+        session.object_score(0, 2)
+    with pytest.raises(ValueError, match="snapshot must be a SessionSnapshot"):
+        session.restore({})
+
+
+def test_snapshot_restore_undoes_a_correction(model, movie):
+    p1, p2 = clicks(movie, 2)
+    session = VideoSession(model, movie.image, corrections_as_conditioning=True)
+    session.add_prompt(0, 1, points=[p1], labels=[1])
+    session.add_prompt(0, 2, points=[p2], labels=[1])
+    run(session)
+    before = {t: session.frame_logits(t) for t in range(NUM_FRAMES)}
+    snap = session.snapshot()
+    # The step to undo: a correction, a new object and a propagation.
+    session.add_prompt(3, 1, points=[p1, p2], labels=[1, 1], clear_old=False)
+    session.add_prompt(5, 7, box=[10, 10, 60, 60])
+    changed = run(session, start_frame=3)
+    assert any(not np.array_equal(changed[t][:2], before[t]) for t in changed)
+    session.restore(snap)
+    assert session.obj_ids == [1, 2]
+    for t in range(NUM_FRAMES):
+        np.testing.assert_array_equal(session.frame_logits(t), before[t])
+    # Propagating after the undo equals propagating without the undone step.
+    session.add_prompt(6, 2, points=[p2], labels=[0], clear_old=False)
+    after_undo = run(session, start_frame=6)
+    reference = VideoSession(model, movie.image, corrections_as_conditioning=True)
+    reference.add_prompt(0, 1, points=[p1], labels=[1])
+    reference.add_prompt(0, 2, points=[p2], labels=[1])
+    run(reference)
+    reference.add_prompt(6, 2, points=[p2], labels=[0], clear_old=False)
+    expected = run(reference, start_frame=6)
+    assert list(after_undo) == list(expected)
+    for t in expected:
+        np.testing.assert_array_equal(after_undo[t], expected[t])
+    session.restore(snap)  # a snapshot can be restored again
+    np.testing.assert_array_equal(session.frame_logits(6), before[6])
