@@ -1,0 +1,219 @@
+"""Many stacks on Dask's distributed scheduler: one stack = one task, the model built once per worker.
+
+    import napari_sam2
+    table = napari_sam2.batch("plate1/*.tif", "results", workers=2)          # a LocalCluster of 2 processes
+    table = napari_sam2.batch(["a.tif", "b.zarr"], "results", client=client)  # an existing distributed.Client
+    table = napari_sam2.batch("movies/", "results", scheduler="tcp://head:8786", auto=True)
+
+Per stack, prompts come from ``<stem>.csv`` or ``<stem>_prompts.csv`` beside it (or in ``prompts_dir``),
+or, with ``auto=True``, cells are found and tracked automatically. Outputs and their safety rules
+are described in :mod:`napari_sam2.batch_outputs`; ``OUT/summary.csv`` has one row per stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
+from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
+from .batch_worker import ModelSpec, StackTask, process_stack
+
+PathLike = Union[str, os.PathLike]
+SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker"]
+
+
+def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
+    row = {column: None for column in SUMMARY_COLUMNS}
+    row.update(stack=str(path), name=name, status=status, error=error, outputs="", **values)
+    return row
+
+
+def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
+    """Write the summary table (temporary name, then renamed)."""
+    scratch = path.with_name(path.name + ".tmp")
+    with open(scratch, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    scratch.replace(path)
+
+
+def _gpu_count(device: str) -> int:
+    if not (device == "auto" or device.startswith("cuda")):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 1) -> Any:
+    """A local Dask cluster of worker processes.
+
+    With CUDA (device "auto" or "cuda"): one worker per GPU (at most ``workers``), each seeing only
+    its GPU through CUDA_VISIBLE_DEVICES (dask-cuda's LocalCUDACluster when it is installed).
+    Otherwise ``workers`` processes with ``threads_per_worker`` Dask threads each.
+    """
+    from distributed import LocalCluster
+
+    gpus = _gpu_count(device)
+    quiet = dict(silence_logs=logging.ERROR)
+    if gpus:
+        count = min(workers, gpus)
+        try:
+            from dask_cuda import LocalCUDACluster
+
+            return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, **quiet)
+        except ImportError:
+            pass
+        from distributed import Nanny, Scheduler, SpecCluster
+
+        specs = {i: {"cls": Nanny, "options": {"nthreads": threads_per_worker, "silence_logs": logging.ERROR,
+                                               "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+                 for i in range(count)}
+        return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":8787"}},
+                           **quiet)
+    return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True, **quiet)
+
+
+@contextlib.contextmanager
+def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str) -> Iterator[Any]:
+    if client is not None:
+        yield client
+        return
+    from distributed import Client
+
+    if scheduler is not None:
+        with Client(scheduler) as own:
+            yield own
+        return
+    with local_cluster(workers, device) as cluster, Client(cluster) as own:
+        yield own
+
+
+def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: bool,
+                     tracking_options: Dict[str, Any], zarr_above_gb: float) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    if scheduler is not None and client is not None:
+        raise ValueError("give either scheduler (an address such as tcp://host:8786) or client, not both")
+    if scheduler is not None and "://" not in str(scheduler):
+        raise ValueError(f"scheduler must be an address such as tcp://host:8786, got {scheduler!r}")
+    if tracking_options and not auto:
+        raise ValueError(f"tracking options {sorted(tracking_options)} apply only with auto=True")
+    if not zarr_above_gb > 0:
+        raise ValueError(f"zarr_above_gb must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
+
+
+def batch(
+    inputs: Union[PathLike, Sequence[PathLike]],
+    out: PathLike,
+    *,
+    auto: bool = False,
+    prompts_dir: Optional[PathLike] = None,
+    model: str = "demo",
+    checkpoint: Optional[str] = "download",
+    device: str = "auto",
+    image_size: Optional[int] = None,
+    workers: int = 1,
+    scheduler: Optional[str] = None,
+    client: Any = None,
+    overwrite: bool = False,
+    zarr_above_gb: float = ZARR_ABOVE_BYTES / 1024**3,
+    progress: bool = True,
+    **tracking_options: Any,
+) -> Any:
+    """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
+
+    inputs: stack files, folders or glob patterns (see :mod:`napari_sam2.batch_inputs`).
+    auto: automatic cell tracking (``tracking_options`` go to ``sam2_model.track_cells``) instead of
+    a prompts CSV per stack (``<stem>.csv`` / ``<stem>_prompts.csv`` beside it or in ``prompts_dir``).
+    model / checkpoint / device / image_size: as in :func:`napari_sam2.api.segment`.
+    workers: worker processes of a local cluster (one per GPU with CUDA); scheduler: the address of an
+    existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
+    overwrite: redo stacks whose outputs are complete (otherwise they are skipped).
+    zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
+    The summary (also written to ``out/summary.csv``) has one row per stack: stack, name, status
+    ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs, worker.
+    """
+    _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb)
+    out = Path(out).expanduser()
+    stacks = find_stacks(inputs, exclude=out)
+    names = stack_names(stacks)
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"out: {out} is not writable")
+    in_cluster = client is not None or scheduler is not None
+    if not in_cluster:  # local workers see this machine's devices: a bad device is a usage error
+        from sam2_model import resolve_device
+
+        resolve_device(device)
+    spec = ModelSpec(model, checkpoint, device, image_size,
+                     torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers))
+    rows: Dict[str, Dict[str, Any]] = {}
+    tasks: List[StackTask] = []
+    for path, name in zip(stacks, names):
+        if not overwrite and read_manifest(out / name) is not None:
+            rows[name] = _row(path, name, "skipped", "complete from an earlier run (overwrite to redo)")
+            continue
+        prompts = None if auto else find_prompts(path, prompts_dir)
+        if not auto and prompts is None:
+            looked = ", ".join(str(p) for p in prompt_candidates(path, prompts_dir))
+            rows[name] = _row(path, name, "failed", f"no prompts CSV (looked for {looked}); or use auto")
+            continue
+        tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
+                               None if prompts is None else str(prompts.resolve()), auto,
+                               int(zarr_above_gb * 1024**3), dict(tracking_options)))
+    order = {name: i for i, name in enumerate(names)}
+
+    def ordered() -> List[Dict[str, Any]]:
+        return sorted(rows.values(), key=lambda r: order[r["name"]])
+
+    summary_path = out / "summary.csv"
+    if tasks:
+        clean_partials(out, [t.name for t in tasks])
+        with _client_for(client, scheduler, workers, device) as active:
+            if progress:
+                print(f"napari-sam2 batch: {len(tasks)} stacks to run, Dask dashboard at {active.dashboard_link}",
+                      file=sys.stderr)
+            for row in _run_tasks(active, tasks, progress):
+                rows[row["name"]] = row
+                write_summary(ordered(), summary_path)
+        clean_partials(out, [t.name for t in tasks])  # attempts of killed workers (their retries are done)
+    write_summary(ordered(), summary_path)
+    remove_partial_root(out)
+    import pandas as pd
+
+    return pd.DataFrame(ordered(), columns=SUMMARY_COLUMNS)
+
+
+def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:
+    """Submit one task per stack; yield summary rows as tasks finish (a dead worker is a failed row)."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    run = uuid.uuid4().hex[:8]
+    futures = {client.submit(process_stack, task, key=f"napari-sam2-{task.name}-{run}", pure=False): task
+               for task in tasks}
+    bar = tqdm(total=len(tasks), unit="stack", desc="batch", disable=not progress, file=sys.stderr)
+    try:
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                row = future.result()
+            except Exception as error:  # KilledWorker (process died: out of memory, killed), lost connection
+                row = _row(Path(task.path), task.name, "failed", f"{type(error).__name__}: {error}")
+            bar.update(1)
+            if row["status"] == "failed":
+                bar.write(f"failed: {task.name}: {row['error']}")
+            yield row
+    finally:
+        bar.close()
+        for future in futures:
+            future.release()

@@ -1,0 +1,211 @@
+"""One batch task = one stack, run inside a Dask worker process (or in-process).
+
+The model is built once per worker process and kept in a module-level cache keyed by its settings,
+so every later stack on that worker reuses it. A task never raises for a bad stack: it returns a
+summary row with status "failed" and the error, after deleting its private output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+import sam2_model as sm
+
+from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
+                            write_labels_tiff, write_manifest)
+from .controller import SegmentationController
+from .layout import StackLayout
+from .prompts import collect_prompts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build on a worker; equal specs share one cached model."""
+
+    model: str = "demo"
+    checkpoint: Optional[str] = "download"
+    device: str = "auto"
+    image_size: Optional[int] = None
+    torch_threads: Optional[int] = None  # torch.set_num_threads on the worker (None: leave it)
+
+
+@dataclass(frozen=True)
+class StackTask:
+    """Everything a worker needs for one stack (paths must be readable/writable on the worker)."""
+
+    name: str
+    path: str
+    out: str
+    model: ModelSpec
+    prompts: Optional[str] = None  # prompts CSV (prompt mode)
+    auto: bool = False
+    zarr_above: int = ZARR_ABOVE_BYTES
+    tracking_options: Dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
+_BUILDS: Dict[str, int] = {}
+
+
+def cached_model(spec: ModelSpec) -> sm.SAM2Model:
+    """The worker's model for ``spec``, built on first use."""
+    if spec not in _MODELS:
+        if spec.torch_threads:
+            import torch
+
+            torch.set_num_threads(int(spec.torch_threads))
+        _MODELS[spec] = sm.build_model(spec.model, checkpoint=spec.checkpoint, device=spec.device,
+                                       image_size=spec.image_size)
+        _BUILDS[spec.model] = _BUILDS.get(spec.model, 0) + 1
+    return _MODELS[spec]
+
+
+def model_builds() -> Dict[str, int]:
+    """How many models this process has built, per preset name (a worker builds each spec once)."""
+    return dict(_BUILDS)
+
+
+def open_checked(path: str) -> Any:
+    """The stack at ``path`` opened lazily, checked to be (T, Y, X) or (T, Y, X, 3|4)."""
+    from sam2_model.frames_io import open_stack
+
+    stack = open_stack(path)
+    shape = tuple(int(n) for n in stack.shape)
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or shape[0] < 1:
+        raise ValueError(f"{path}: batch takes (T, Y, X) or (T, Y, X, 3) RGB stacks, this one has shape {shape}; "
+                         "split or reorder it first (napari-sam2 track has --axis/--channel for 4D data)")
+    return stack
+
+
+def stack_layout(ndim: int) -> StackLayout:
+    """(T, Y, X) propagated along T, or (T, Y, X, 3) with colour on the last axis."""
+    return StackLayout(ndim, 0, 3 if ndim == 4 else None)
+
+
+def stack_prompts(clicks: List[tuple], boxes: List[tuple], shape: Tuple[int, ...], source: str) -> list:
+    """FramePrompts from prompt rows, after checking they lie inside the stack.
+
+    clicks: (frame, y, x, label, obj_id); boxes: (frame, y0, x0, y1, x1, obj_id); shape: the stack's.
+    """
+    frames, height, width = shape[0], shape[1], shape[2]
+    if not clicks and not boxes:
+        raise ValueError(f"{source}: no prompts (a header and at least one row frame,obj_id,y,x are needed)")
+    corners = [(int(r[0]), [(r[1], r[2])], False) for r in clicks] + \
+        [(int(r[0]), [(r[1], r[2]), (r[3], r[4])], True) for r in boxes]
+    for frame, points, is_box in corners:
+        if not 0 <= frame < frames:
+            raise ValueError(f"{source}: frame {frame} is outside the stack's frames 0..{frames - 1}")
+        slack = 1 if is_box else 0  # a box may end on the far edge
+        if not all(0 <= y < height + slack and 0 <= x < width + slack for y, x in points):
+            raise ValueError(f"{source}: the prompt (y, x) {points} on frame {frame} lies outside the "
+                             f"{height} x {width} frame")
+    layout = stack_layout(len(shape))
+    lead = [0.0] if len(shape) == 4 else []
+
+    def point(frame: float, y: float, x: float) -> list:
+        return [frame, y, x] + lead
+
+    clicks_a = np.asarray(clicks, float).reshape(-1, 5)
+    boxes_a = np.asarray(boxes, float).reshape(-1, 6)
+    coords = np.array([point(f, y, x) for f, y, x, _, _ in clicks_a]).reshape(-1, len(shape))
+    rectangles = [np.array([point(f, y0, x0), point(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes_a]
+    return collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
+                           boxes_a[:, 5].astype(int), layout)
+
+
+def segment_stack(model: sm.SAM2Model, stack: Any, prompts: list, labels: Any) -> SegmentationController:
+    """Apply ``prompts`` and propagate both ways from the first prompted frame, writing into ``labels``.
+
+    labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
+    :func:`napari_sam2.api.segment` with ``direction="both"``, on a model the caller keeps.
+    """
+    layout = stack_layout(stack.ndim)
+    controller = SegmentationController(model, stack, layout, labels)
+    for _ in controller.apply_prompts(prompts):
+        pass
+    for _ in controller.propagate(min(p.frame for p in prompts), "both"):
+        pass
+    return controller
+
+
+def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
+    from .cli import read_prompts
+    from .export import measure, save_table_csv
+
+    clicks, boxes = read_prompts(Path(task.prompts))
+    prompts = stack_prompts(clicks, boxes, tuple(stack.shape), str(task.prompts))
+    shape = tuple(int(n) for n in stack.shape[:3])
+    large = labels_nbytes(shape) > task.zarr_above
+    if large:
+        labels_name = "labels.ome.zarr"
+        labels: Any = create_zarr_labels(folder / labels_name, shape)
+    else:
+        labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
+    controller = segment_stack(model, stack, prompts, labels)
+    if large:  # plane by plane; no intensities (they would need the whole stack in memory)
+        rows = measure(labels)
+    else:
+        write_labels_tiff(labels, folder / labels_name)
+        rows = controller.measurements()
+    save_table_csv(rows, folder / "objects.csv")
+    return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids)}
+
+
+def _run_auto(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
+    try:
+        from sam2_model import tracking
+    except ImportError as error:
+        raise RuntimeError("--auto needs automatic tracking (sam2_model.tracking), which this installation "
+                           f"lacks ({error})") from error
+    from .batch_auto import run_auto
+
+    return run_auto(tracking, task, model, stack, folder)
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return "local"
+
+
+def process_stack(task: StackTask) -> Dict[str, Any]:
+    """Run one stack and publish its outputs; returns its summary row (never raises for a bad stack)."""
+    started = time.perf_counter()
+    row: Dict[str, Any] = {"stack": task.path, "name": task.name, "status": "failed", "error": "",
+                           "seconds": 0.0, "frames": None, "objects": None, "outputs": "", "worker": _worker_name()}
+    folder: Optional[Path] = None
+    stack = None
+    try:
+        model = cached_model(task.model)
+        stack = open_checked(task.path)
+        folder = new_partial_dir(Path(task.out), task.name)
+        record = (_run_auto if task.auto else _run_prompts)(task, model, stack, folder)
+        record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
+                      prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
+                      seconds=round(time.perf_counter() - started, 3),
+                      finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_manifest(folder, record)  # last file: its presence means "complete"
+        publish(folder, Path(task.out) / task.name)
+        folder = None
+        row.update(status="ok", frames=record["frames"], objects=record["objects"],
+                   outputs=";".join(f"{task.name}/{name}" for name in record["outputs"] + ["manifest.json"]))
+    except Exception as error:  # a bad stack must not stop the others; MemoryError is an Exception too
+        log.debug("stack %s failed", task.path, exc_info=True)
+        row["error"] = f"{type(error).__name__}: {error}"
+    finally:
+        discard(folder)
+        if stack is not None and hasattr(stack, "close"):
+            stack.close()
+        row["seconds"] = round(time.perf_counter() - started, 3)
+    return row

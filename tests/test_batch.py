@@ -1,0 +1,228 @@
+"""Batch runs on a real Dask LocalCluster (2 worker processes) with the demo model at 256 px.
+
+Stacks are tiny synthetic time-lapses (5 frames of 96 x 96) with a prompts CSV each, plus a corrupt
+file, a stack without prompts and a single image. Faults are injected into the worker processes with
+``client.run`` (a write that raises, a worker that dies mid-write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_sam2._cli_batch import add_batch_parser
+from napari_sam2.api import segment
+from napari_sam2.batch import batch
+from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
+from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack
+from napari_sam2.cli import read_prompts
+from sam2_model.frames_io import open_stack
+from sam2_model.synthetic import make_timelapse
+
+distributed = pytest.importorskip("distributed")
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # fault injectors travel to the workers
+
+GOOD = ("s0", "s1", "s2")
+MODEL = dict(model="demo", checkpoint="download", device="cpu", image_size=256)
+
+
+def _write_stack(folder: Path, name: str, seed: int, box_for_first: bool = False) -> None:
+    timelapse = make_timelapse(num_frames=5, shape=(96, 96), num_cells=3, seed=seed, dtype="uint8",
+                               divisions=False, enter_leave=False)
+    tifffile.imwrite(folder / f"{name}.tif", timelapse.image, photometric="minisblack")
+    lines = ["frame,obj_id,y,x,label,y1,x1"] if box_for_first else ["frame,obj_id,y,x,label"]
+    for n, obj in enumerate(np.unique(timelapse.labels[0])[1:]):
+        cell = timelapse.labels[0] == obj
+        if box_for_first and n == 0:
+            ys, xs = np.nonzero(cell)
+            lines.append(f"0,{obj},{ys.min()},{xs.min()},,{ys.max()},{xs.max()}")
+        else:
+            cy, cx = ndimage.center_of_mass(cell)
+            lines.append(f"0,{obj},{cy:.1f},{cx:.1f},1" + (",," if box_for_first else ""))
+    csv_name = f"{name}_prompts.csv" if box_for_first else f"{name}.csv"
+    (folder / csv_name).write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("stacks")
+    for i, name in enumerate(GOOD):
+        _write_stack(folder, name, seed=40 + i, box_for_first=(i == 1))
+    (folder / "corrupt.tif").write_bytes(b"II*\x00" + b"\xff" * 60)  # a TIFF header, then garbage
+    (folder / "corrupt.csv").write_text("frame,obj_id,y,x\n0,1,5,5\n")
+    _write_stack(folder, "unprompted", seed=50)
+    (folder / "unprompted.csv").unlink()
+    tifffile.imwrite(folder / "flat.tif", np.zeros((96, 96), np.uint8))  # one image, not a stack
+    (folder / "flat.csv").write_text("frame,obj_id,y,x\n0,1,5,5\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(data) -> dict:
+    """Labels of each good stack from napari_sam2.segment() run in this process."""
+    result = {}
+    for name in GOOD:
+        clicks, boxes = read_prompts(find_prompts(data / f"{name}.tif"))
+        result[name] = segment(tifffile.imread(data / f"{name}.tif"), clicks, boxes, **MODEL)
+    return result
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real LocalCluster: 2 worker processes, 1 thread each; a dead task is not retried (deterministic)."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as active:
+            yield active
+
+
+def _cli(argv: list) -> int:
+    parser = argparse.ArgumentParser(prog="napari-sam2")
+    add_batch_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _labels(out: Path, name: str) -> np.ndarray:
+    return tifffile.imread(out / name / "labels.tif")
+
+
+def test_inputs_names_and_prompts(data, tmp_path):
+    stacks = find_stacks([data])
+    assert sorted(p.name for p in stacks) == ["corrupt.tif", "flat.tif", "s0.tif", "s1.tif", "s2.tif", "unprompted.tif"]
+    assert [p.name for p in find_stacks(str(data / "s*.tif"))] == ["s0.tif", "s1.tif", "s2.tif"]
+    assert find_prompts(data / "s1.tif").name == "s1_prompts.csv"
+    assert find_prompts(data / "unprompted.tif") is None
+    frames = tmp_path / "pos1"  # a folder of single frames is one stack
+    frames.mkdir()
+    for t in range(3):
+        tifffile.imwrite(frames / f"t{t}.tif", np.zeros((8, 8), np.uint8))
+    assert find_stacks([tmp_path]) == [frames]
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "s0.tif").write_bytes(b"")
+    assert stack_names([data / "s0.tif", other / "s0.tif"]) == [f"{data.name}_s0", "b_s0"]
+    with pytest.raises(ValueError, match="inputs: .*matches no file"):
+        find_stacks(str(tmp_path / "*.nothing"))
+
+
+def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_path):
+    out = tmp_path / "out"
+    code = _cli(["batch", str(data), "--out", str(out), "--scheduler", client.scheduler.address,
+                 "--model", "demo", "--device", "cpu", "--image-size", "256"])
+    assert code == 1  # some stacks failed
+    summary = {row["name"]: row for row in _read_summary(out)}
+    assert {n: summary[n]["status"] for n in summary} == {
+        "corrupt": "failed", "flat": "failed", "s0": "ok", "s1": "ok", "s2": "ok", "unprompted": "failed"}
+    assert "cannot read" in summary["corrupt"]["error"] and "corrupt.tif" in summary["corrupt"]["error"]
+    assert "(T, Y, X)" in summary["flat"]["error"] or "single image" in summary["flat"]["error"]
+    assert "no prompts CSV" in summary["unprompted"]["error"]
+    for name in GOOD:
+        np.testing.assert_array_equal(_labels(out, name), reference[name])
+        assert summary[name]["frames"] == "5" and summary[name]["objects"] == "3"
+        assert (out / name / "objects.csv").read_text().count("\n") > 5
+    assert not (out / "corrupt").exists() and not (out / ".partial").exists()
+    # a rerun skips the complete stacks (their files are not touched) and tries the failed ones again
+    stamps = {name: (out / name / "labels.tif").stat().st_mtime_ns for name in GOOD}
+    table = batch([data], out, client=client, progress=False, **MODEL)
+    assert dict(zip(table["name"], table["status"])) == {n: summary[n]["status"].replace("ok", "skipped") for n in summary}
+    assert stamps == {name: (out / name / "labels.tif").stat().st_mtime_ns for name in GOOD}
+    # overwrite redoes them, each worker building the model once for all its stacks
+    table = batch([data / f"{n}.tif" for n in GOOD], out, client=client, overwrite=True, progress=False, **MODEL)
+    assert list(table["status"]) == ["ok"] * 3
+    builds = client.run(_model_builds)
+    assert all(count.get("demo", 0) <= 1 for count in builds.values()), builds
+
+
+def _model_builds() -> dict:
+    from napari_sam2.batch_worker import model_builds
+
+    return model_builds()
+
+
+def _read_summary(out: Path) -> list:
+    import csv
+
+    with open(out / "summary.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _install_fault(kind: str, marker: str) -> None:
+    """In a worker: labels writing leaves a partial file, then raises or kills the process (once)."""
+    import os
+
+    import napari_sam2.batch_worker as worker
+
+    def faulty(labels, path):
+        Path(path).write_bytes(b"II*\x00 partial")
+        if kind == "raise":
+            raise OSError("disk full (injected)")
+        if not Path(marker).exists():
+            Path(marker).touch()
+            os._exit(1)  # the worker process dies mid-write
+
+    worker.write_labels_tiff = faulty
+
+
+def _remove_fault() -> None:
+    import napari_sam2.batch_outputs as outputs
+    import napari_sam2.batch_worker as worker
+
+    worker.write_labels_tiff = outputs.write_labels_tiff
+
+
+def test_failed_or_killed_task_leaves_nothing_finished(data, reference, client, tmp_path):
+    out = tmp_path / "out"
+    stack = data / "s0.tif"
+    client.run(_install_fault, "raise", str(tmp_path / "unused"))
+    try:
+        table = batch(stack, out, client=client, progress=False, **MODEL)
+    finally:
+        client.run(_remove_fault)
+    assert table.loc[0, "status"] == "failed" and "disk full (injected)" in table.loc[0, "error"]
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]  # nothing that looks finished, no leftovers
+
+    marker = tmp_path / "killed"
+    client.run(_install_fault, "kill", str(marker))
+    try:
+        table = batch(stack, out, client=client, progress=False, **MODEL)
+    finally:
+        client.run(_remove_fault)
+    assert marker.exists()  # a worker really died inside the task
+    assert table.loc[0, "status"] == "failed" and "KilledWorker" in table.loc[0, "error"]
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+    client.wait_for_workers(2, timeout=120)
+    table = batch(stack, out, client=client, progress=False, **MODEL)  # the rerun finishes it
+    assert table.loc[0, "status"] == "ok"
+    np.testing.assert_array_equal(_labels(out, "s0"), reference["s0"])
+
+
+def test_large_labels_go_to_ome_zarr(data, reference, tmp_path):
+    """In-process run of one task with a tiny size threshold: labels written plane by plane to OME-Zarr."""
+    task = StackTask("s2", str(data / "s2.tif"), str(tmp_path), ModelSpec(**MODEL),
+                     prompts=str(find_prompts(data / "s2.tif")), zarr_above=1)
+    row = process_stack(task)
+    assert row["status"] == "ok", row["error"]
+    assert row["outputs"] == "s2/labels.ome.zarr;s2/objects.csv;s2/manifest.json"
+    np.testing.assert_array_equal(np.asarray(open_stack(tmp_path / "s2" / "labels.ome.zarr")[:]), reference["s2"])
+
+
+def test_usage_errors_exit_2(data, tmp_path, capsys):
+    assert _cli(["batch", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--seeding", "grid"]) == 2
+    assert "need --auto" in capsys.readouterr().err
+    assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "workers must be" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="scheduler must be an address"):
+        batch(data, tmp_path / "o", scheduler="localhost")
