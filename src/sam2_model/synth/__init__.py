@@ -1,0 +1,15 @@
+"""Synthetic microscopy-like training data (nuclei, whole cells, bacteria; fluorescence, phase contrast,
+brightfield, DIC; natural-image-like clips). See :mod:`sam2_model.synth.microscopy` for the entry points.
+
+Modules: ``shapes`` (cell geometry and drawing), ``population`` (life of the cells), ``modalities`` (image
+formation), ``optics`` (blur, illumination, camera noise), ``natural`` (natural-image-like clips),
+``microscopy`` (the public generator and the training mix).
+"""
+
+from .microscopy import (CELL_SIZE_RANGES, MIX, draw_microscopy_settings, make_microscopy_timelapse,
+                         random_microscopy_timelapse)
+from .modalities import MODALITIES, STAINS
+from .population import CELL_TYPES
+
+__all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "MIX", "MODALITIES", "STAINS", "draw_microscopy_settings",
+           "make_microscopy_timelapse", "random_microscopy_timelapse"]

@@ -1,0 +1,153 @@
+"""Seeded synthetic microscopy time-lapses with instance labels, and the training mix that draws them.
+
+``make_microscopy_timelapse(seed, shape, num_frames, modality, cell_type, ...)`` simulates a population
+(``population``), forms the image of one modality (``modalities``) and acquires it with a camera
+(``optics``); ``modality="natural"`` gives a natural-image-like clip instead (``natural``). The result is
+a :class:`sam2_model.synthetic.SyntheticTimelapse` (image, labels, parents) like the nuclei generator's.
+
+``random_microscopy_timelapse(rng, shape, num_frames)`` draws the kind of clip from :data:`MIX` (weights
+below) and its free parameters (cell size from ~6 to ~120 px, density, bit depth, ...) from ``rng``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..synthetic import SyntheticTimelapse
+from .modalities import MODALITIES, STAINS, form_image, maps_needed
+from .natural import make_natural_clip
+from .optics import acquire
+from .population import CELL_TYPES, PopulationSettings, simulate
+
+__all__ = ["MIX", "CELL_SIZE_RANGES", "make_microscopy_timelapse", "draw_microscopy_settings",
+           "random_microscopy_timelapse"]
+
+# (weight, modality, cell_type, stain): the mix drawn by random_microscopy_timelapse. Transmitted-light
+# kinds have no stain (None). Weights sum to 1.
+MIX: Tuple[Tuple[float, str, str, Optional[str]], ...] = (
+    (0.16, "fluorescence", "nuclei", "nuclear"),
+    (0.08, "fluorescence", "cells", "cytoplasm"),
+    (0.05, "fluorescence", "cells", "membrane"),
+    (0.04, "fluorescence", "rods", "cytoplasm"),
+    (0.02, "fluorescence", "rods", "membrane"),
+    (0.12, "phase", "cells", None),
+    (0.12, "phase", "rods", None),
+    (0.04, "phase", "nuclei", None),  # round cells (e.g. in suspension)
+    (0.07, "brightfield", "cells", None),
+    (0.03, "brightfield", "rods", None),
+    (0.07, "dic", "cells", None),
+    (0.03, "dic", "nuclei", None),
+    (0.02, "dic", "rods", None),
+    (0.15, "natural", "", None),
+)
+
+# cell_type -> (smallest, largest) typical object length in px, drawn log-uniformly (magnification)
+CELL_SIZE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (8.0, 80.0), "cells": (16.0, 120.0),
+                                                    "rods": (6.0, 30.0)}
+_DENSITY_RANGES = {"nuclei": (0.04, 0.4), "cells": (0.1, 0.6), "rods": (0.1, 0.7)}
+_DEFAULT_STAIN = {"nuclei": "nuclear", "cells": "cytoplasm", "rods": "cytoplasm"}
+
+
+def _check(modality: str, cell_type: str, stain: Optional[str], dtype: str, shape, num_frames: int) -> None:
+    if modality not in MODALITIES + ("natural",):
+        raise ValueError(f"modality must be one of {MODALITIES + ('natural',)}, got {modality!r}")
+    if modality != "natural" and cell_type not in CELL_TYPES:
+        raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {cell_type!r}")
+    if stain is not None and stain not in STAINS:
+        raise ValueError(f"stain must be one of {STAINS} or None, got {stain!r}")
+    if stain == "nuclear" and cell_type != "nuclei":
+        raise ValueError(f"stain='nuclear' labels nuclei: use cell_type='nuclei' (got {cell_type!r}), "
+                         "or stain 'cytoplasm'/'membrane' for whole cells and rods")
+    if dtype not in ("uint8", "uint16"):
+        raise ValueError(f"dtype must be 'uint8' or 'uint16', got {dtype!r}")
+    if len(shape) != 2 or min(int(shape[0]), int(shape[1])) < 32:
+        raise ValueError(f"shape must be (H, W) with both at least 32, got {tuple(shape)}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+
+
+def make_microscopy_timelapse(
+    seed: int,
+    shape: Tuple[int, int] = (256, 256),
+    num_frames: int = 8,
+    modality: str = "fluorescence",
+    cell_type: str = "nuclei",
+    stain: Optional[str] = None,
+    cell_size: Optional[float] = None,
+    density: Optional[float] = None,
+    dtype: str = "uint16",
+    divisions: bool = True,
+    enter_leave: bool = True,
+    overlap: Optional[float] = None,
+    debris: Optional[int] = None,
+) -> SyntheticTimelapse:
+    """A (T, H, W) time-lapse of ``cell_type`` ('nuclei', 'cells' with a nucleus inside, 'rods') seen in
+    ``modality`` ('fluorescence', 'phase', 'brightfield', 'dic'; or 'natural' for a natural-image-like
+    clip, which ignores the cell arguments and is always uint8).
+
+    stain (fluorescence only): 'nuclear' (nuclei), 'cytoplasm' or 'membrane'; None: the cell type's usual.
+    cell_size: typical object length in px (diameter; rods tip to tip); None: drawn log-uniformly from
+    CELL_SIZE_RANGES. density: fraction of the field covered at the start; None: drawn. overlap:
+    tolerated overlap of touching cells (0..0.5); None: drawn. debris: unlabelled particles; None: drawn.
+    Labels: int32, 0 = background, ids stable through time; parents: daughter id -> mother id (a
+    daughter's first frame follows its mother's last). Deterministic for a given seed.
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    _check(modality, cell_type, stain, dtype, shape, num_frames)
+    rng = np.random.default_rng(seed)
+    if modality == "natural":
+        image, labels, parents = make_natural_clip(rng, shape, num_frames)
+        return SyntheticTimelapse(image=image, labels=labels, parents=parents)
+    if cell_size is None:
+        low, high = CELL_SIZE_RANGES[cell_type]
+        cell_size = math.exp(rng.uniform(math.log(low), math.log(high)))
+    if not 4.0 <= cell_size <= 0.6 * min(shape):
+        raise ValueError(f"cell_size must be between 4 px and 0.6 x the shorter side ({0.6 * min(shape):.0f} px), "
+                         f"got {cell_size}")
+    if density is None:
+        density = rng.uniform(*_DENSITY_RANGES[cell_type])
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    if overlap is None:
+        overlap = rng.uniform(0.0, 0.25)
+    if not 0.0 <= overlap <= 0.5:
+        raise ValueError(f"overlap must be in [0, 0.5], got {overlap}")
+    if debris is None:
+        debris = int(rng.integers(0, 6))
+    stain = stain or _DEFAULT_STAIN[cell_type]
+    settings = PopulationSettings(
+        cell_type=cell_type, cell_size=float(cell_size), density=float(density), overlap=float(overlap),
+        speed=float(rng.uniform(0.02, 0.1)), divisions=divisions, enter_leave=enter_leave,
+        colony=cell_type == "rods" and rng.random() < 0.5, division_rate=float(rng.uniform(0.0, 0.04)),
+        debris=int(debris), max_cells=int(300 * max(1.0, shape[0] * shape[1] / 65536.0)),
+    )
+    needs = maps_needed(modality, stain) if modality == "fluorescence" else maps_needed(modality, "")
+    population = simulate(rng, shape, num_frames, settings, needs)
+    expected, photons, read_noise = form_image(modality, population.maps, rng, float(cell_size))
+    image = acquire(rng, expected, photons, dtype, read_noise, offset=float(rng.uniform(50.0, 500.0)))
+    return SyntheticTimelapse(image=image, labels=population.labels, parents=population.parents)
+
+
+def draw_microscopy_settings(rng: np.random.Generator) -> Dict[str, Any]:
+    """Keyword arguments of :func:`make_microscopy_timelapse` for one clip of the mix: the kind is drawn
+    from :data:`MIX` by weight; 30 % of microscopy clips are uint8; the seed comes from ``rng``."""
+    weights = np.array([m[0] for m in MIX])
+    _, modality, cell_type, stain = MIX[int(rng.choice(len(MIX), p=weights / weights.sum()))]
+    settings: Dict[str, Any] = {"seed": int(rng.integers(0, 2**63 - 1)), "modality": modality}
+    if modality != "natural":
+        settings.update(cell_type=cell_type, stain=stain, dtype="uint8" if rng.random() < 0.3 else "uint16")
+    return settings
+
+
+def random_microscopy_timelapse(rng: np.random.Generator, shape: Tuple[int, int] = (256, 256),
+                                num_frames: int = 8) -> SyntheticTimelapse:
+    """One clip of the training mix (see :data:`MIX` and :func:`draw_microscopy_settings`)."""
+    settings = draw_microscopy_settings(rng)
+    size_range = CELL_SIZE_RANGES.get(settings.get("cell_type", ""), None)
+    if size_range is not None:  # keep the largest cells to at most ~45 % of a small frame
+        low, high = size_range[0], min(size_range[1], 0.45 * min(shape))
+        settings["cell_size"] = math.exp(rng.uniform(math.log(low), math.log(max(high, low))))
+    return make_microscopy_timelapse(shape=shape, num_frames=num_frames, **settings)

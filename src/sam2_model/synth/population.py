@@ -1,0 +1,339 @@
+"""A population of cells through time: birth, motion, growth, division, contact, entry and exit.
+
+:func:`simulate` returns the ground-truth labels and the per-pixel physical quantities that the
+modalities turn into images: ``body`` (fluorescent content of the whole object), ``membrane`` (a
+stain on the boundary) and ``opl`` (optical thickness, for phase contrast, brightfield and DIC). Where
+cells overlap, signals add up (as light does) and the nearer cell owns the label. Divisions end the
+mother and start two daughters on the next frame (``parents[daughter] = mother``); rods grow and split
+along their axis, blobs split along their long axis. Contacts are resolved by pushing apart discs
+("beads") laid along each cell, with a tolerated overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .shapes import HARMONICS, Blob, Cell, Rod, draw, texture_field
+
+__all__ = ["CELL_TYPES", "Population", "PopulationSettings", "simulate"]
+
+CELL_TYPES = ("nuclei", "cells", "rods")
+MAPS = ("body", "membrane", "opl")
+
+
+@dataclass
+class PopulationSettings:
+    """cell_size: typical object length in px (nuclei/cells: diameter; rods: tip to tip); density:
+    fraction of the field covered at the start; overlap: tolerated relative overlap of touching cells;
+    speed: random-walk step as a fraction of the cell radius per frame; colony: rods start inside one
+    blob-shaped patch (a colony) instead of everywhere; division_rate: per frame per eligible blob."""
+
+    cell_type: str = "nuclei"
+    cell_size: float = 24.0
+    density: float = 0.25
+    overlap: float = 0.1
+    speed: float = 0.06
+    divisions: bool = True
+    enter_leave: bool = True
+    colony: bool = False
+    division_rate: float = 0.02
+    debris: int = 0
+    max_cells: int = 300
+
+
+@dataclass
+class Population:
+    """labels: (T, H, W) int32; maps: name -> (T, H, W) float32 (only those asked for); parents:
+    daughter id -> mother id."""
+
+    labels: np.ndarray
+    maps: Dict[str, np.ndarray]
+    parents: Dict[int, int]
+
+
+class _World:
+    def __init__(self, rng: np.random.Generator, shape: Tuple[int, int], s: PopulationSettings) -> None:
+        self.rng, self.shape, self.s = rng, shape, s
+        self.next_id = 1
+        self.parents: Dict[int, int] = {}
+        self.drift = rng.normal(0.0, 0.25, 2) if s.enter_leave and s.cell_type != "rods" else np.zeros(2)
+
+    # -- creation --------------------------------------------------------------------------------
+    def _common(self, pos, vel, debris=False) -> dict:
+        rng = self.rng
+        bright = math.exp(rng.uniform(math.log(0.25), 0.0)) if rng.random() < 0.3 else rng.uniform(0.6, 1.0)
+        cid = 0
+        if not debris:
+            cid, self.next_id = self.next_id, self.next_id + 1
+        return dict(id=cid, pos=np.asarray(pos, float), vel=np.asarray(vel, float),
+                    theta=float(rng.uniform(0, np.pi)), depth=float(rng.random()), bright=bright,
+                    height=float(rng.uniform(0.6, 1.0)), tex_offset=tuple(rng.uniform(0, 512, 2)),
+                    tex_scale=float(rng.uniform(0.6, 1.6)), tex_fine=float(rng.uniform(0.03, 0.2)),
+                    tex_coarse=float(rng.uniform(0.03, 0.25)), debris=debris)
+
+    def new_cell(self, pos, vel, size: float, debris: bool = False) -> Cell:
+        rng, kind = self.rng, self.s.cell_type
+        common = self._common(pos, vel, debris)
+        if kind == "rods" and not debris:
+            aspect = rng.uniform(2.0, 4.5)
+            radius = max(1.2, 0.5 * size / aspect)
+            length = max(0.0, size * rng.uniform(0.55, 1.0) - 2 * radius)
+            cell = Rod(**common, length=length, radius=radius, bend=float(rng.normal(0.0, 0.004 / radius)))
+            cell.div_length = (size - 2 * radius) * rng.uniform(0.95, 1.25)
+            cell.growth = rng.uniform(0.02, 0.05)
+            return cell
+        r = 0.5 * size * math.exp(rng.normal(0.0, 0.18))
+        if kind == "nuclei" or debris:
+            ecc = rng.uniform(1.0, 1.8)
+            amp = rng.uniform(0.0, 0.06 if rng.random() < 0.7 else 0.14, len(HARMONICS)) / np.arange(1, 6) ** 0.5
+            lobes = 0
+        else:  # whole cells: elongated, concave, with protrusions
+            ecc = math.exp(rng.uniform(0.0, math.log(3.5)))
+            amp = rng.uniform(0.0, 0.22, len(HARMONICS)) / np.arange(1, 6) ** 0.7
+            lobes = int(rng.choice([0, 1, 2, 3], p=[0.35, 0.3, 0.2, 0.15]))
+        cell = Blob(**common, a=r * math.sqrt(ecc), b=r / math.sqrt(ecc), amp=amp,
+                    phase=rng.uniform(0, 2 * np.pi, len(HARMONICS)),
+                    lobe_angle=rng.uniform(0, 2 * np.pi, lobes), lobe_amp=rng.uniform(0.3, 1.1, lobes),
+                    lobe_width=rng.uniform(0.12, 0.35, lobes))
+        if kind == "cells" and not debris:
+            cell.nucleus = (float(rng.normal(0, 0.15)), float(rng.normal(0, 0.1)), float(rng.uniform(0.3, 0.5)))
+        if debris:
+            cell.a, cell.b = cell.a * 0.25, cell.b * 0.25
+        return cell
+
+    def populate(self) -> List[Cell]:
+        s, rng = self.s, self.rng
+        h, w = self.shape
+        probe = [self.new_cell((0, 0), (0, 0), s.cell_size) for _ in range(8)]
+        self.next_id = 1
+        mean_area = float(np.mean([c.area() for c in probe]))
+        count = int(np.clip(round(s.density * h * w / mean_area), 1, s.max_cells))
+        if s.colony:
+            centre = rng.uniform(0.3, 0.7, 2) * (h, w)
+            spread = math.sqrt(count * mean_area / (0.7 * math.pi))  # packed at ~70 % inside the colony
+            ang = rng.uniform(0, 2 * np.pi, count)
+            rad = spread * np.sqrt(rng.random(count)) * (1 + 0.25 * np.cos(3 * ang + rng.uniform(0, 6)))
+            positions = centre + np.stack([rad * np.sin(ang), rad * np.cos(ang)], 1)
+        else:
+            positions = rng.uniform(0, 1, (count, 2)) * (h, w)
+        speed = s.speed * 0.5 * s.cell_size
+        cells = [self.new_cell(p, rng.normal(0, speed, 2), s.cell_size) for p in positions]
+        if s.cell_type == "rods":  # neighbouring rods align (colonies grow in aligned domains)
+            field = texture_field(rng, 64, 6.0)
+            for c in cells:
+                iy, ix = int(c.pos[0] / h * 63) % 64, int(c.pos[1] / w * 63) % 64
+                c.theta = float(field[iy, ix] * 1.2 + rng.normal(0, 0.25))
+        for c in cells:
+            c.age = int(rng.integers(0, 10))
+        for _ in range(6):
+            self.relax(cells)
+        self.debris = [self.new_cell(rng.uniform(0, 1, 2) * (h, w), rng.normal(0, 0.3, 2),
+                                     s.cell_size, debris=True) for _ in range(s.debris)]
+        return cells
+
+    # -- mechanics -------------------------------------------------------------------------------
+    @staticmethod
+    def beads(cells: Sequence[Cell]):
+        """Discs along each cell: owner index, centre (y, x), radius, lever (offset from the cell centre)."""
+        counts, spans, radii = [], [], []
+        for c in cells:
+            if isinstance(c, Rod):
+                counts.append(min(max(int(math.ceil(c.length / c.radius)) + 1, 2), 8))
+                spans.append(0.5 * c.length)
+                radii.append(c.radius)
+            elif c.a > 1.5 * c.b:
+                counts.append(3)
+                spans.append(0.55 * c.a)
+                radii.append(1.1 * c.b)
+            else:
+                counts.append(1)
+                spans.append(0.0)
+                radii.append(c.radius)
+        counts_a = np.array(counts)
+        owner = np.repeat(np.arange(len(cells)), counts_a)
+        start = np.cumsum(counts_a) - counts_a
+        j = np.arange(len(owner)) - start[owner]
+        frac = np.where(counts_a[owner] > 1, 2.0 * j / np.maximum(counts_a[owner] - 1, 1) - 1.0, 0.0)
+        theta = np.array([c.theta for c in cells])
+        axis = np.stack([np.sin(theta), np.cos(theta)], 1)
+        lever = (frac * np.array(spans)[owner])[:, None] * axis[owner]
+        centre = np.array([c.pos for c in cells])[owner] + lever
+        return owner, centre, np.array(radii)[owner], lever
+
+    def relax(self, cells: List[Cell]) -> None:
+        if len(cells) < 2:
+            return
+        owner, centre, radius, lever = self.beads(cells)
+        tree = cKDTree(centre)
+        pairs = tree.query_pairs(r=2 * float(radius.max()), output_type="ndarray")
+        if len(pairs) == 0:
+            return
+        i, j = pairs[:, 0], pairs[:, 1]
+        keep = owner[i] != owner[j]
+        i, j = i[keep], j[keep]
+        d = centre[i] - centre[j]
+        dist = np.hypot(d[:, 0], d[:, 1]) + 1e-6
+        min_d = (radius[i] + radius[j]) * (1.0 - self.s.overlap)
+        hit = dist < min_d
+        if not hit.any():
+            return
+        i, j, d, dist, min_d = i[hit], j[hit], d[hit], dist[hit], min_d[hit]
+        push = (np.minimum(0.5 * (min_d - dist), 2.0) / dist)[:, None] * d
+        force = np.zeros_like(centre)
+        np.add.at(force, i, push)
+        np.add.at(force, j, -push)
+        move = np.zeros((len(cells), 2))
+        count = np.zeros(len(cells))
+        np.add.at(move, owner, force)
+        np.add.at(count, owner, 1.0)
+        torque = force[:, 0] * lever[:, 1] - force[:, 1] * lever[:, 0]
+        arm = (lever**2).sum(1) + radius**2
+        turn = np.zeros(len(cells))
+        np.add.at(turn, owner, torque / arm)
+        for n, c in enumerate(cells):
+            c.pos = c.pos + move[n] / max(count[n], 1.0) * 1.2
+            if isinstance(c, Rod):
+                c.theta += min(max(0.5 * float(turn[n]) / max(float(count[n]), 1.0), -0.15), 0.15)
+
+    # -- one frame of life -----------------------------------------------------------------------
+    def step(self, cells: List[Cell]) -> List[Cell]:
+        s, rng = self.s, self.rng
+        h, w = self.shape
+        speed = s.speed * 0.5 * s.cell_size
+        for c in cells + self.debris:
+            c.vel = 0.7 * c.vel + rng.normal(0.0, speed * 0.7, 2)
+            c.pos = c.pos + c.vel + self.drift
+            c.age += 1
+            if isinstance(c, Rod):
+                c.vel *= 0.3
+                c.length *= math.exp(c.growth)
+                c.theta += rng.normal(0, 0.01)
+            else:
+                c.theta += rng.normal(0, 0.03)
+                c.a *= math.exp(0.003 + rng.normal(0, 0.01))
+                c.b *= math.exp(0.003 + rng.normal(0, 0.01))
+                c.amp = np.clip(c.amp + rng.normal(0, 0.006, len(c.amp)), 0, 0.3)
+                c.phase = c.phase + rng.normal(0, 0.05, len(c.phase))
+                c.lobe_amp = np.clip(c.lobe_amp + rng.normal(0, 0.04, len(c.lobe_amp)), 0.0, 1.3)
+                c.lobe_angle = c.lobe_angle + rng.normal(0, 0.04, len(c.lobe_angle))
+        self.relax(cells)
+        if s.enter_leave:
+            cells = [c for c in cells if -c.extent - 2 < c.pos[0] < h + c.extent + 1
+                     and -c.extent - 2 < c.pos[1] < w + c.extent + 1]
+        else:
+            for c in cells:
+                c.pos = np.clip(c.pos, 0, (h - 1, w - 1))
+        if s.divisions:
+            cells = self.divide(cells)
+        if s.enter_leave and s.cell_type != "rods" and rng.random() < 0.1 * max(1.0, len(cells) / 12):
+            side = int(rng.integers(4))
+            r = 0.5 * s.cell_size
+            along = rng.uniform(0, w if side < 2 else h)
+            pos = [(-0.6 * r, along), (h - 1 + 0.6 * r, along), (along, -0.6 * r), (along, w - 1 + 0.6 * r)][side]
+            vel = [(1.5, 0.0), (-1.5, 0.0), (0.0, 1.5), (0.0, -1.5)][side]
+            if len(cells) < s.max_cells:
+                cells.append(self.new_cell(pos, np.array(vel) * max(1.0, speed), s.cell_size))
+        return cells
+
+    def divide(self, cells: List[Cell]) -> List[Cell]:
+        rng = self.rng
+        h, w = self.shape
+        out: List[Cell] = []
+        room = self.s.max_cells - len(cells)
+        for c in cells:
+            r = c.extent
+            inside = r < c.pos[0] < h - 1 - r and r < c.pos[1] < w - 1 - r
+            if isinstance(c, Rod):
+                ready = c.length >= c.div_length
+            else:
+                ready = c.age >= 6 and rng.random() < self.s.division_rate
+            if not (ready and inside and room > 0):
+                out.append(c)
+                continue
+            room -= 1
+            axis = np.array([math.sin(c.theta), math.cos(c.theta)])
+            for sign in (1.0, -1.0):
+                if isinstance(c, Rod):
+                    d = self.new_cell(c.pos, c.vel, 1.0)
+                    total = c.length + 2 * c.radius
+                    d.radius, d.bend = c.radius, c.bend
+                    d.length = max(0.3 * c.radius, 0.5 * total - 2 * c.radius)
+                    d.div_length = c.div_length * rng.uniform(0.9, 1.1)
+                    d.growth = c.growth * rng.uniform(0.9, 1.1)
+                    d.pos = c.pos + sign * 0.25 * total * axis
+                    d.theta = c.theta + rng.normal(0, 0.05)
+                else:
+                    d = self.new_cell(c.pos + sign * 0.45 * c.a * axis, c.vel + sign * 0.5 * axis,
+                                      2 * 0.75 * c.radius)
+                    d.theta = c.theta + rng.normal(0.0, 0.2)
+                    if isinstance(c, Blob) and c.nucleus is None:
+                        d.nucleus = None
+                d.bright = c.bright * rng.uniform(0.9, 1.1)
+                d.depth = c.depth + sign * 1e-3
+                d.tex_fine, d.tex_coarse = c.tex_fine, c.tex_coarse
+                self.parents[d.id] = c.id
+                out.append(d)
+        return out
+
+
+def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.ndarray,
+            maps: Dict[str, np.ndarray], fine: np.ndarray, coarse: np.ndarray, cell_type: str,
+            nucleus_factor: float, membrane_width: float) -> None:
+    shape = labels.shape[1:]
+    for c in sorted(list(cells) + list(debris), key=lambda c: (c.depth, c.id)):  # far first
+        drawn = draw(c, shape, fine, coarse)
+        if drawn is None:
+            continue
+        y0, y1, x0, x1 = drawn.box
+        inside = drawn.inside
+        if not c.debris:
+            labels[t, y0:y1, x0:x1][inside] = c.id
+        edge = np.maximum(drawn.edge, 0.0)
+        if "body" in maps:
+            if cell_type == "cells":  # thin at the rim, thicker in the middle
+                prof = 1.0 - np.exp(-edge / max(1.0, 0.15 * c.radius))
+                if drawn.nucleus is not None:
+                    prof = prof * np.where(drawn.nucleus < 1.0, nucleus_factor, 1.0)
+            else:
+                prof = 0.75 + 0.25 * np.clip(1.0 - drawn.rho**2, 0.0, 1.0)
+            maps["body"][t, y0:y1, x0:x1] += np.where(inside, c.bright * prof * drawn.texture, 0.0)
+        if "membrane" in maps:
+            ring = np.exp(-0.5 * (edge / membrane_width) ** 2) + 0.08
+            maps["membrane"][t, y0:y1, x0:x1] += np.where(inside, c.bright * ring * (0.8 + 0.2 * drawn.texture), 0.0)
+        if "opl" in maps:
+            if isinstance(c, Blob) and cell_type == "cells":
+                prof = 0.55 * (1.0 - np.exp(-edge / max(1.0, 0.2 * c.radius)))
+                if drawn.nucleus is not None:
+                    prof = prof + 0.45 * np.sqrt(np.clip(1.0 - drawn.nucleus**2, 0.0, 1.0))
+            else:
+                prof = np.sqrt(np.clip(1.0 - drawn.rho**2, 0.0, 1.0))
+            maps["opl"][t, y0:y1, x0:x1] += np.where(inside, c.height * prof * drawn.texture, 0.0)
+
+
+def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, settings: PopulationSettings,
+             needs: Sequence[str] = MAPS) -> Population:
+    """Simulate ``num_frames`` frames of ``shape`` (H, W); ``needs`` names the maps to fill."""
+    if settings.cell_type not in CELL_TYPES:
+        raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {settings.cell_type!r}")
+    unknown = set(needs) - set(MAPS)
+    if unknown:
+        raise ValueError(f"needs must name maps among {MAPS}, got {sorted(unknown)}")
+    h, w = shape
+    world = _World(rng, shape, settings)
+    fine, coarse = texture_field(rng, 128, 0.8), texture_field(rng, 128, 6.0)
+    nucleus_factor = rng.uniform(0.25, 1.3)  # cytoplasmic stain: nucleus excluded (< 1) or enriched
+    membrane_width = rng.uniform(0.6, 1.4) * max(0.7, settings.cell_size / 40)
+    cells = world.populate()
+    labels = np.zeros((num_frames, h, w), np.int32)
+    maps: Dict[str, np.ndarray] = {name: np.zeros((num_frames, h, w), np.float32) for name in needs}
+    for t in range(num_frames):
+        if t > 0:
+            cells = world.step(cells)
+        _render(cells, world.debris, t, labels, maps, fine, coarse, settings.cell_type,
+                nucleus_factor, membrane_width)
+    return Population(labels, maps, dict(world.parents))
