@@ -99,10 +99,10 @@ def test_mixed_precision_path_returns_float32(model, rgb, predictor, monkeypatch
     """The CUDA path runs under bfloat16 autocast; exercise it on the CPU (outputs stay float32 numpy)."""
     import torch
 
-    from sam2_model import image_predictor
+    from sam2_model import build
 
     exact = predictor.predict(points=[[40, 50]], labels=[1])
-    monkeypatch.setattr(image_predictor, "autocast_dtype", lambda device: torch.bfloat16)
+    monkeypatch.setattr(build, "autocast_dtype", lambda device: torch.bfloat16)  # read by inference_autocast
     pred = ImagePredictor(model)
     pred.set_image(rgb)
     masks, scores, logits = pred.predict(points=[[40, 50]], labels=[1])

@@ -18,7 +18,6 @@ reference's torchvision ``Resize`` does on float tensors.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .build import autocast_dtype
+from .build import inference_autocast
 from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
@@ -148,7 +147,7 @@ class ImagePredictor:
         size = self.model.image_size
         if tuple(tensor.shape) != (3, size, size):
             raise ValueError(f"model input must have shape (3, {size}, {size}), got {tuple(tensor.shape)}")
-        with self._autocast():
+        with inference_autocast(self.model.device):
             features = self.model.encode_image(tensor[None].to(self.model.device, torch.float32))
         embed = features.image_embed
         if self.model.config.directly_add_no_mem_embed:
@@ -256,7 +255,7 @@ class ImagePredictor:
         prompts = self._prepare_prompts(points, labels, box, mask_input)
         point_arg = None if prompts.coords is None else (prompts.coords, prompts.labels)
         encoder = self.model.sam_prompt_encoder
-        with self._autocast():
+        with inference_autocast(self.model.device):
             sparse, dense = encoder(points=point_arg, boxes=None, masks=prompts.mask)
             low_res, scores, _, _ = self.model.sam_mask_decoder(
                 image_embeddings=features.embed,
@@ -276,6 +275,3 @@ class ImagePredictor:
         masks_np, scores_np, low_np = (x.cpu().numpy() for x in outputs)
         return masks_np, scores_np, low_np
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = autocast_dtype(self.model.device)
-        return torch.autocast(self.model.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
