@@ -28,18 +28,19 @@ def widget(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer = make_napari_viewer()
     viewer.add_image(moving_cells(), name="cells", scale=(1.0, 0.5, 0.5), translate=(0, 10, 5))
     _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
-    widget.checkpoint_combo.setCurrentText("random weights (testing)")
+    widget.model_combo.setCurrentText("demo")
+    widget.checkpoint_combo.setCurrentText("embedded (demo)")  # the trained demo model segments the blobs
     widget.size_spin.setValue(128)
     return viewer, widget
 
 
 def wait(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    qtbot.waitUntil(lambda: not widget.busy(), timeout=timeout)
 
 
 def expected_plane(widget, frame):
     session = widget.controller.session
-    logits = session._frame_logits(frame, is_cond=True)
+    logits = session.frame_logits(frame)
     ids = np.asarray(session.obj_ids)
     best = logits.argmax(axis=0)
     return np.where(logits.max(axis=0) > 0, ids[best], 0)
@@ -47,13 +48,13 @@ def expected_plane(widget, frame):
 
 def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot, tmp_path):
     viewer, w = widget
-    assert "SAM2 clicks" in viewer.layers and "SAM2 boxes" in viewer.layers
+    assert "SAM2 clicks [cells]" in viewer.layers and "SAM2 boxes [cells]" in viewer.layers
     viewer.dims.set_current_step(0, 1)
-    points = viewer.layers["SAM2 clicks"]
+    points = w.points_layer
     # A click in world coordinates on the cell at row 20, col 17 of frame 1.
     points.add(np.array([[1, 10 + 20 * 0.5, 5 + 17 * 0.5]]))
     wait(qtbot, w)
-    labels = viewer.layers["SAM2 masklets"].data
+    labels = w.labels_layer.data
     assert labels.shape == (5, 64, 64)
     session = w.controller.session
     assert session.obj_ids == [1] and session.prompted_frames(1) == [1]
@@ -86,7 +87,7 @@ def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot,
 
 def test_second_object_and_negative_click(widget, qtbot):
     viewer, w = widget
-    points = viewer.layers["SAM2 clicks"]
+    points = w.points_layer
     points.add(np.array([[0, 10 + 20 * 0.5, 5 + 15 * 0.5]]))
     wait(qtbot, w)
     w.new_object_button.click()
@@ -99,7 +100,7 @@ def test_second_object_and_negative_click(widget, qtbot):
     features = points.features
     assert features["obj_id"].tolist() == [1, 2, 2] and features["positive"].tolist() == [True, True, False]
     assert w.controller.session.obj_ids == [1, 2]
-    np.testing.assert_array_equal(viewer.layers["SAM2 masklets"].data[0], expected_plane(w, 0))
+    np.testing.assert_array_equal(w.labels_layer.data[0], expected_plane(w, 0))
 
 
 def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot, tmp_path, monkeypatch):
@@ -109,18 +110,19 @@ def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot,
     _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
     w.checkpoint_combo.setCurrentText("random weights (testing)")
     w.size_spin.setValue(128)
-    viewer.layers["SAM2 clicks"].add(np.array([[0, 20, 15]]))
+    w.points_layer.add(np.array([[0, 20, 15]]))
     wait(qtbot, w)
-    labels = viewer.layers["SAM2 masklets"].data
+    labels = w.labels_layer.data
     before = labels.copy()
     w.forward_button.click()
     qtbot.waitUntil(lambda: w.progress.value() >= 3, timeout=120_000)
     w.cancel_button.click()
     wait(qtbot, w)
-    done = [f for f in range(30) if not np.array_equal(labels[f], before[f]) or f in w.controller.session._objects[1].tracked]
+    tracked = w.controller.session.tracked_frames(1)
+    done = [f for f in range(30) if not np.array_equal(labels[f], before[f]) or f in tracked]
     assert 0 < len(done) < 30  # stopped early
     for frame in range(30):
-        if frame in w.controller.session._objects[1].tracked:
+        if frame in tracked:
             np.testing.assert_array_equal(labels[frame], expected_plane(w, frame))
         else:
             np.testing.assert_array_equal(labels[frame], before[frame])
@@ -134,4 +136,4 @@ def test_settings_persist(widget, tmp_path):
     _, w = widget
     w.device_combo.setCurrentText("cpu")
     assert load_settings()["device"] == "cpu"
-    assert load_settings()["checkpoint"] == "random weights (testing)"
+    assert load_settings()["checkpoint"] == "embedded (demo)"

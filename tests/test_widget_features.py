@@ -21,7 +21,7 @@ WIDGET = ("napari-sam2", "SAM 2 segmentation")
 
 
 def wait(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    qtbot.waitUntil(lambda: not widget.busy(), timeout=timeout)
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_each_object_keeps_its_colour_and_negative_clicks_their_symbol(sample, q
     viewer, w = sample
     truth = viewer.layers["ground truth"].data
     first, second = clickable_objects(truth[0])[:2]
-    points = viewer.layers["SAM2 clicks"]
+    points = w.points_layer
     x, y = click_point(truth[0] == first)
     points.add([0, y, x])
     wait(qtbot, w)
@@ -55,14 +55,14 @@ def test_each_object_keeps_its_colour_and_negative_clicks_their_symbol(sample, q
     w._on_toggle_positive()
     points.add([0, 3, 3])  # a negative click for object 2 on the background
     wait(qtbot, w)
-    labels = viewer.layers["SAM2 masklets"]
+    labels = w.labels_layer
     colours = points.face_color
     assert not np.allclose(colours[0], colours[1])
     np.testing.assert_allclose(colours[0], labels.get_color(1), atol=1e-6)
     np.testing.assert_allclose(colours[1], labels.get_color(2), atol=1e-6)
     np.testing.assert_allclose(colours[2], colours[1])
     assert [str(s) for s in points.symbol] == ["disc", "disc", "x"]
-    boxes = viewer.layers["SAM2 boxes"]
+    boxes = w.boxes_layer
     boxes.add_rectangles(np.array([[0, 10, 10], [0, 10, 40], [0, 40, 40], [0, 40, 10]]))
     np.testing.assert_allclose(boxes.edge_color[0], labels.get_color(2), atol=1e-6)
     # the demo model segments the clicked cells
@@ -81,7 +81,7 @@ def test_seeding_from_a_labels_layer_then_propagating(sample, qtbot):
     viewer.dims.set_current_step(0, 0)
     w.seed_button.click()
     wait(qtbot, w)
-    out = viewer.layers["SAM2 masklets"].data
+    out = w.labels_layer.data
     assert set(np.unique(out[0])) == {0, *keep}
     for obj_id in keep:  # mask prompts are output as they are (through the model's 4x-smaller mask grid)
         assert region_similarity(out[0] == obj_id, truth[0] == obj_id) > 0.9
@@ -94,12 +94,12 @@ def test_seeding_from_a_labels_layer_then_propagating(sample, qtbot):
 def test_local_checkpoint_file_is_identified(sample, tmp_path, monkeypatch):
     _, w = sample
     errors = []
-    monkeypatch.setattr("napari_sam2._model_loading.show_error", errors.append)
+    monkeypatch.setattr("napari_sam2._model_picker.show_error", errors.append)
     path = tmp_path / "tuned.pt"
     torch.save({"model": build_model("demo").state_dict()}, path)
     w.set_checkpoint_file(str(path))
     assert w.checkpoint_combo.currentText() == "local file…" and w.model_combo.currentText() == "demo"
-    assert w.model_choice().path == str(path) and not errors
+    assert w.picker.choice().path == str(path) and not errors
     from napari_sam2.settings import load_settings
 
     assert load_settings()["checkpoint_file"] == str(path)
@@ -129,12 +129,12 @@ def test_a_failed_download_shows_progress_then_an_error_and_the_widget_stays_usa
     server = _Server(served)
     monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", server.url)
     errors, seen = [], []
-    monkeypatch.setattr("napari_sam2._model_loading.show_error", errors.append)
-    w._relay.progress.connect(lambda done, total: seen.append((done, total)))
+    monkeypatch.setattr("napari_sam2._model_picker.show_error", errors.append)
+    w.picker.download_progress.connect(lambda done, total: seen.append((done, total)))
     w.model_combo.setCurrentText("sam2.1_hiera_tiny")
     assert w.checkpoint_combo.currentText() == "cached or download"
     w.segment_button.click()
-    assert w.worker is not None  # loading runs in a worker; the event loop is free
+    assert w.picker.worker is not None and w.worker is None  # loading runs in the picker's worker
     wait(qtbot, w)
     server.httpd.shutdown()
     assert seen and seen[-1][0] == seen[-1][1] == 3 << 20
@@ -143,9 +143,9 @@ def test_a_failed_download_shows_progress_then_an_error_and_the_widget_stays_usa
     w.model_combo.setCurrentText("demo")  # back to the embedded model: segmenting works
     truth = viewer.layers["ground truth"].data
     x, y = click_point(truth[0] == clickable_objects(truth[0])[0])
-    viewer.layers["SAM2 clicks"].add([0, y, x])
+    w.points_layer.add([0, y, x])
     wait(qtbot, w)
-    assert viewer.layers["SAM2 masklets"].data[0].any()
+    assert w.labels_layer.data[0].any()
 
 
 def test_multichannel_image_pick_a_channel(make_napari_viewer, qtbot, tmp_path, monkeypatch):
@@ -163,9 +163,9 @@ def test_multichannel_image_pick_a_channel(make_napari_viewer, qtbot, tmp_path, 
     w.channel_combo.setCurrentText("channel 0")
     obj_id = clickable_objects(movie.labels[0])[0]
     x, y = click_point(movie.labels[0] == obj_id)
-    viewer.layers["SAM2 clicks"].add([0, 0, y, x])
+    w.points_layer.add([0, 0, y, x])
     wait(qtbot, w)
-    out = viewer.layers["SAM2 masklets"].data
+    out = w.labels_layer.data
     assert out.shape == (4, 256, 256)
     assert region_similarity(out[0] == 1, movie.labels[0] == obj_id) > 0.7
-    assert w.controller.session_options == {"channel": 0}
+    assert w.controller.session_options["channel"] == 0

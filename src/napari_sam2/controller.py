@@ -19,26 +19,80 @@ from .prompts import FramePrompt, clip_to_frame
 
 # A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
+DIRECTIONS = ("forward", "backward", "both")
+
+# In the plugin (widget, console API, CLI) a correction on a tracked frame is a conditioning frame, so it
+# sticks when propagating again (as Meta's web demo and micro-sam do). The library keeps Meta's default.
+PLUGIN_SESSION_DEFAULTS: Dict[str, Any] = {"corrections_as_conditioning": True}
+
+
+@dataclass(frozen=True)
+class PropagationPass:
+    """One call of ``VideoSession.propagate``: from ``start``, one way, for ``obj_ids`` (None: all objects)."""
+
+    start: int
+    reverse: bool
+    obj_ids: Optional[Tuple[int, ...]]
+    num_frames: int
+
+
+@dataclass
+class Undone:
+    """What :meth:`SegmentationController.undo` reverted: the frames restored and the caller's tag of that step."""
+
+    frames: List[int]
+    tag: Any = None
+
+
+@dataclass(eq=False)
+class _Record:
+    """One undoable step: labels written, and the session and prompt bookkeeping before it."""
+
+    journal: RunJournal
+    snapshot: Any
+    sent: Dict[Tuple[int, int], FramePrompt]
+    mask_prompts: Dict[Tuple[int, int], FramePrompt]
+    tag: Any = None
+    changed: bool = False  # the session was changed (even where no label changed)
 
 
 @dataclass
 class SegmentationController:
-    """One image layer's segmentation: its layout, session, labels array and undo history."""
+    """One image layer's segmentation: its layout, session, labels array and undo history.
+
+    session_options are passed to :class:`VideoSession` on top of :data:`PLUGIN_SESSION_DEFAULTS`.
+    """
 
     model: SAM2Model
     image: Any  # the image layer's data (numpy, dask, zarr)
     layout: StackLayout
     labels: np.ndarray  # the output labels array (the Labels layer's data)
     session_options: Dict[str, Any] = field(default_factory=dict)
-    history: List[RunJournal] = field(default_factory=list)
+    history: List[_Record] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.session_options = {**PLUGIN_SESSION_DEFAULTS, **self.session_options}
         self.frames = FrameView(self.image, self.layout)
         self.session = VideoSession(self.model, self.frames, **self.session_options)
         self._sent: Dict[Tuple[int, int], FramePrompt] = {}
         self.mask_prompts: Dict[Tuple[int, int], FramePrompt] = {}  # seeded masks, kept until replaced
+        self._rejected: Dict[Tuple[int, int], FramePrompt] = {}
 
-    def seed_masks(self, masks: List[FramePrompt], prompts: List[FramePrompt]) -> Iterator[Step]:
+    @property
+    def obj_ids(self) -> List[int]:
+        return self.session.obj_ids
+
+    def set_correction_options(self, conditioning: bool, forget: bool) -> None:
+        """Change how later corrections act (the session reads these flags at each correction)."""
+        self.session.corrections_as_conditioning = bool(conditioning)
+        self.session.clear_memory_around_corrections = bool(forget)
+        self.session_options.update(corrections_as_conditioning=bool(conditioning),
+                                    clear_memory_around_corrections=bool(forget))
+
+    def has_prompts(self) -> bool:
+        return bool(self._sent or self.mask_prompts)
+
+    def seed_masks(self, masks: List[FramePrompt], prompts: List[FramePrompt], tag: Any = None) -> Iterator[Step]:
         """Use ``masks`` (from a Labels layer) as mask prompts on their frames, then apply them.
 
         prompts: the prompt layers' current clicks and boxes; where an object has both on one frame,
@@ -49,95 +103,163 @@ class SegmentationController:
             if prompt.mask is None or prompt.mask.shape != (height, width):
                 shape = None if prompt.mask is None else prompt.mask.shape
                 raise ValueError(f"a seed mask must have the frame's shape {(height, width)}, got {shape}")
+        record = self._begin(tag)
+        record.changed = True
         frames = {p.frame for p in masks}
         self.mask_prompts = {k: v for k, v in self.mask_prompts.items() if k[0] not in frames}
         self.mask_prompts.update({(p.frame, p.obj_id): p for p in masks})
-        for frame in sorted(frames):
-            yield from self.apply_prompts(prompts, frame)
+        try:
+            for frame in sorted(frames):
+                yield from self._apply(prompts, frame, record)
+        finally:
+            self._end(record)
+        yield "done", -1, self.session.obj_ids, None
 
-    @property
-    def obj_ids(self) -> List[int]:
-        return self.session.obj_ids
+    def apply_prompts(self, prompts: List[FramePrompt], frame: Optional[int] = None, tag: Any = None) -> Iterator[Step]:
+        """Send new or changed prompts to the session and write their masks (one undoable step).
 
-    def apply_prompts(self, prompts: List[FramePrompt], frame: Optional[int] = None) -> Iterator[Step]:
-        """Send new or changed prompts to the session and write their masks.
-
-        prompts: every prompt of the prompt layers; frame: only (re)send this frame's prompts.
+        prompts: every prompt of the prompt layers; frame: only (re)send this frame's prompts; tag: kept with
+        the step and handed back by :meth:`undo` (the widget keeps the prompt layers' content there).
         An object whose prompt was deleted from a frame is removed from the session and re-added
         from its remaining prompts (the session has no way to forget one frame's prompt).
         """
+        record = self._begin(tag)
+        try:
+            yield from self._apply(prompts, frame, record)
+        finally:  # a failed or cancelled step that changed something stays undoable
+            self._end(record)
+        yield "done", -1, self.session.obj_ids, None
+
+    def _apply(self, prompts: List[FramePrompt], frame: Optional[int], record: _Record) -> Iterator[Step]:
         height, width = self.session.frame_shape
         everything = dict(self.mask_prompts)
         everything.update({(p.frame, p.obj_id): clip_to_frame(p, height, width) for p in prompts})
         in_scope = {k: v for k, v in everything.items() if frame is None or k[0] == frame}
         stale = sorted({obj for (f, obj) in self._sent if (frame is None or f == frame) and (f, obj) not in everything})
-        journal = RunJournal()
+        journal = record.journal
         for obj in stale:
             if obj in self.session.obj_ids:
                 self.session.remove_object(obj)
             self._sent = {k: v for k, v in self._sent.items() if k[1] != obj}
             self._clear_object(journal, obj)
             in_scope.update({k: v for k, v in everything.items() if k[1] == obj})
+            record.changed = True
         for key in sorted(in_scope):
             prompt = in_scope[key]
-            if _same(self._sent.get(key), prompt):
-                continue
-            logits = self.session.add_prompt(
-                prompt.frame, prompt.obj_id,
-                points=prompt.points if len(prompt.points) else None,
-                labels=prompt.labels if len(prompt.labels) else None,
-                box=prompt.box, mask=prompt.mask if prompt.box is None and not len(prompt.points) else None,
-                clear_old=True,
-            )
+            if _same(self._sent.get(key), prompt) or _same(self._rejected.get(key), prompt):
+                continue  # unchanged, or a prompt the session refused (it is not sent again until it changes)
+            try:
+                logits = self.session.add_prompt(
+                    prompt.frame, prompt.obj_id,
+                    points=prompt.points if len(prompt.points) else None,
+                    labels=prompt.labels if len(prompt.labels) else None,
+                    box=prompt.box, mask=prompt.mask if prompt.box is None and not len(prompt.points) else None,
+                    clear_old=True,
+                )
+            except ValueError as error:
+                self._rejected[key] = prompt
+                raise ValueError(f"the prompt of object {prompt.obj_id} on frame {prompt.frame} was refused: "
+                                 f"{error}") from error
+            self._rejected.pop(key, None)
             self._sent[key] = prompt
+            record.changed = True
             self._write(journal, prompt.frame, self.session.obj_ids, logits)
             yield "frame", prompt.frame, self.session.obj_ids, logits
-        if len(journal):
-            self.history.append(journal)
-        yield "done", -1, self.session.obj_ids, None
 
-    def propagate(self, start_frame: int, direction: str = "forward") -> Iterator[Step]:
-        """Propagate from ``start_frame`` forward, backward or both; write each frame as it comes.
+    def plan(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None) -> List[PropagationPass]:
+        """The propagation passes of :meth:`propagate`.
+
+        Objects already tracked start at ``start_frame``. An object that was never tracked (it has results only
+        on its prompted frames) starts at its own first prompted frame (forward) or last one (backward), so a
+        click on frame 0 followed by "propagate from frame 9" still fills frames 1-8 of that object.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        if not self.session.obj_ids:
+            raise ValueError("there is nothing to propagate yet: click on an object (or draw a box) first")
+        total = self.session.num_frames
+        start_frame = int(start_frame)
+        if not 0 <= start_frame < total:
+            raise ValueError(f"start_frame must be a frame index in 0..{total - 1}, got {start_frame}")
+        span = total if max_frames is None else int(max_frames)
+        passes: List[PropagationPass] = []
+        for reverse in {"forward": [False], "backward": [True], "both": [False, True]}[direction]:
+            starts: Dict[int, List[int]] = {}
+            for obj in self.session.obj_ids:
+                prompted = self.session.prompted_frames(obj)
+                never_tracked = prompted and set(self.session.tracked_frames(obj)) <= set(prompted)
+                start = (max(prompted) if reverse else min(prompted)) if never_tracked else start_frame
+                starts.setdefault(start, []).append(obj)
+            for start in sorted(starts, reverse=reverse):
+                objs = starts[start]
+                if reverse:
+                    count = start - max(start - span, 0) + 1 if start > 0 else 0
+                else:
+                    count = min(start + span, total - 1) - start + 1
+                everyone = len(starts) == 1
+                passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
+        return passes
+
+    def propagate(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None,
+                  tag: Any = None) -> Iterator[Step]:
+        """Propagate from ``start_frame`` forward, backward or both (see :meth:`plan`); write each frame as it comes.
 
         Each frame is written whole; a run stopped early keeps the frames it finished, and
-        :meth:`undo` restores everything the run changed.
+        :meth:`undo` restores everything the run changed (labels and session).
         """
-        if direction not in ("forward", "backward", "both"):
-            raise ValueError(f"direction must be 'forward', 'backward' or 'both', not {direction!r}")
-        journal = RunJournal()
-        self.history.append(journal)
-        passes = {"forward": [False], "backward": [True], "both": [False, True]}[direction]
-        for reverse in passes:
-            for frame, obj_ids, logits in self.session.propagate(start_frame=start_frame, reverse=reverse):
-                self._write(journal, frame, obj_ids, logits)
+        passes = self.plan(start_frame, direction, max_frames)
+        record = self._begin(tag)
+        record.changed = True
+        self._end(record)  # recorded first: a cancelled run is undone like a finished one
+        for step in passes:
+            extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids)}
+            frames = self.session.propagate(start_frame=step.start, reverse=step.reverse, max_frames=max_frames,
+                                            **extra)
+            for frame, obj_ids, logits in frames:
+                if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
+                    obj_ids, logits = self.session.obj_ids, self.session.frame_logits(frame)
+                self._write(record.journal, frame, obj_ids, logits)
                 yield "frame", frame, obj_ids, logits
         yield "done", -1, self.session.obj_ids, None
 
-    def undo(self) -> List[int]:
-        """Undo the last run (prompt update or propagation); returns the frames restored."""
+    def undo(self) -> Optional[Undone]:
+        """Undo the last step (prompt update or propagation): labels, session and prompts; None if none is left."""
         if not self.history:
-            return []
-        restored = self.history.pop().undo(self.labels)
+            return None
+        record = self.history.pop()
+        restored = record.journal.undo(self.labels)
+        self.session.restore(record.snapshot)
+        self._sent, self.mask_prompts = record.sent, record.mask_prompts
         axis = self.layout.labels_axis(self.layout.frame_axis) if self.layout.frame_axis is not None else None
-        return [index[axis] if axis is not None else 0 for index in restored]
+        return Undone([index[axis] if axis is not None else 0 for index in restored], record.tag)
 
     def measurements(self) -> List[dict]:
         """Per-object, per-frame table of the labels (see :func:`napari_sam2.export.measure`)."""
         from .export import measure
 
         frames = range(self.session.num_frames)
-        planes = np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
         image = np.stack([self.frames[t] for t in frames]).astype(np.float32)
         if image.ndim == 4:
             image = image.mean(axis=-1)
         scores = {}
         for obj_id in self.session.obj_ids:
-            state = self.session._objects[obj_id]
-            for t in frames:
-                result = state.result(t)
-                if result is not None:
-                    scores[(t, obj_id)] = float(result.object_score.reshape(-1)[0])
-        return measure(planes, image, scores)
+            for t in self.session.tracked_frames(obj_id):
+                score = self.session.object_score(t, obj_id)
+                if score is not None:
+                    scores[(t, obj_id)] = float(score)
+        return measure(self.label_planes(), image, scores)
+
+    def label_planes(self) -> np.ndarray:
+        """(T, H, W) the labels of every frame (the fixed slices of the layout)."""
+        frames = range(self.session.num_frames)
+        return np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
+
+    def _begin(self, tag: Any) -> _Record:
+        return _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag)
+
+    def _end(self, record: _Record) -> None:
+        if (record.changed or len(record.journal)) and not any(r is record for r in self.history):
+            self.history.append(record)
 
     def _write(self, journal: RunJournal, frame: int, obj_ids: List[int], logits: np.ndarray) -> None:
         index = self.layout.frame_index_in_labels(frame)

@@ -60,3 +60,28 @@ def tracks_data(rows: List[Dict[str, Any]]) -> np.ndarray:
     if not len(data):
         return np.zeros((0, 4))
     return data[np.lexsort((data[:, 1], data[:, 0]))]
+
+
+def tracks_from_labels(labels: np.ndarray) -> np.ndarray:
+    """napari Tracks data (N, 4) (object id, frame, y, x) from (T, Y, X) labels, sorted by track then frame.
+
+    Each point is the centroid of the object's largest connected piece on that frame, so a track follows the
+    body of a cell and does not jump to the middle of two fragments (or between them) when a mask breaks up.
+    """
+    from scipy import ndimage
+
+    rows = []
+    for frame in range(labels.shape[0]):
+        plane = np.asarray(labels[frame])
+        for obj in np.unique(plane):
+            if obj == 0:
+                continue
+            pieces, count = ndimage.label(plane == obj)
+            sizes = np.bincount(pieces.ravel())[1:]
+            largest = int(np.argmax(sizes)) + 1
+            y, x = ndimage.center_of_mass(pieces == largest)
+            rows.append([int(obj), frame, float(y), float(x)])
+    if not rows:
+        return np.zeros((0, 4))
+    data = np.array(rows, float)
+    return data[np.lexsort((data[:, 1], data[:, 0]))]

@@ -92,3 +92,23 @@ def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
         np.float32,
     )
     return FramePrompt(prompt.frame, prompt.obj_id, prompt.points, prompt.labels, box, prompt.mask)
+
+
+def outside_image(coords: np.ndarray, layout: StackLayout, image_shape: Sequence[int]) -> np.ndarray:
+    """(N,) bool: which clicks lie outside the image (off its rows, columns or frames).
+
+    coords: (N, ndim) image-data coordinates. The session takes 0 <= x <= width and 0 <= y <= height; clicks
+    off the fixed slices of ``layout`` are not "outside" (they are not prompts of this layout at all).
+    """
+    coords = np.asarray(coords, dtype=float).reshape(len(coords), -1)
+    bad = np.zeros(len(coords), bool)
+    rows_axis, cols_axis = layout.spatial_axes
+    height, width = int(image_shape[rows_axis]), int(image_shape[cols_axis])
+    frames = layout.num_frames(image_shape)
+    for i, point in enumerate(coords):
+        where = layout.point_to_prompt(point)
+        if where is None:
+            continue
+        frame, x, y = where
+        bad[i] = not (0 <= frame < frames and 0 <= x <= width and 0 <= y <= height)
+    return bad

@@ -1,0 +1,244 @@
+"""A model picker: which SAM 2 model, which weights, where it runs; loads it in its own worker.
+
+Used by the segmentation and the fine-tuning widgets. It owns its worker slot, progress bar and
+"Cancel download" button, so cancelling a download never touches another widget's run, and it
+emits :attr:`ModelPicker.loaded` with the model once one is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import sam2_model as sm
+
+from ._model_choice import (
+    CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, load_model,
+    model_names, preset_of_file,
+)
+from .settings import load_settings, save_settings
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+class ModelPicker(QWidget):
+    """Model, weights, device and input size; :meth:`when_ready` loads the choice (with download progress).
+
+    Signals: ``loaded(model)`` after every successful load; ``busy(bool)`` when a load starts and ends;
+    ``changed()`` when the choice changes (the choice is saved as a setting).
+    """
+
+    loaded = Signal(object)
+    busy = Signal(bool)
+    changed = Signal()
+    download_progress = Signal(int, int)  # (bytes done, total), emitted from the loading thread
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        settings = load_settings()
+        self.worker: Any = None
+        self._model: Optional[sm.SAM2Model] = None
+        self._model_key: Optional[ModelChoice] = None
+        self._cancelled = False
+        self._pending: List[Callable[[], None]] = []
+        self.checkpoint_file: Optional[str] = settings.get("checkpoint_file")
+
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(model_names())
+        self.model_combo.setCurrentText(settings.get("model") or default_model())
+        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo.addItems(list(WEIGHT_CHOICES))
+        default_weights = EMBEDDED if self.model_combo.currentText() == DEMO else CACHED
+        self.checkpoint_combo.setCurrentText(settings.get("checkpoint") or default_weights)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setCurrentText(settings.get("device", "auto"))
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 2048)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setSpecialValueText("preset")
+        self.progress = QProgressBar()
+        self.cancel_button = QPushButton("Cancel download")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Weights", self.checkpoint_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Input size", self.size_spin)
+        row = QHBoxLayout()
+        row.addWidget(self.progress)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        self._show_loading(False)
+
+        self.download_progress.connect(self._on_download_progress)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.model_combo.currentTextChanged.connect(self._on_model_changed)
+        self.checkpoint_combo.textActivated.connect(self._on_weights_activated)
+        for combo in (self.model_combo, self.checkpoint_combo, self.device_combo):
+            combo.currentTextChanged.connect(self._on_choice_changed)
+        self.size_spin.valueChanged.connect(self._on_choice_changed)
+
+    # ------------------------------------------------------------------ the choice
+    def choice(self) -> ModelChoice:
+        return ModelChoice(
+            self.model_combo.currentText(), self.checkpoint_combo.currentText(), self.device_combo.currentText(),
+            self.size_spin.value() or None, self.checkpoint_file,
+        )
+
+    def is_ready(self) -> bool:
+        """The chosen model is loaded."""
+        return self._model is not None and self._model_key == self.choice()
+
+    def model(self) -> sm.SAM2Model:
+        """The chosen model, loaded on this thread if needed (scripts); widgets use :meth:`when_ready`."""
+        if not self.is_ready():
+            choice = self.choice()
+            self._model, self._model_key = load_model(choice), choice
+        return self._model
+
+    def loaded_model(self) -> Optional[sm.SAM2Model]:
+        """The model loaded for the current choice, or None."""
+        return self._model if self.is_ready() else None
+
+    # ------------------------------------------------------------------ loading
+    def when_ready(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the chosen model is loaded: now, or after loading it in a worker.
+
+        Actions asked for while a load runs wait for it; a failed or cancelled load drops them.
+        """
+        if self.is_ready() and self.worker is None:
+            action()
+            return
+        self._pending.append(action)
+        if self.worker is not None:
+            return
+        choice = self.choice()
+        try:
+            choice.check()
+        except ValueError as error:
+            self._pending.clear()
+            show_error(f"SAM 2: {error}")
+            return
+        self._cancelled = False
+        relay = self.download_progress
+
+        def progress(done: int, total: int) -> None:
+            if self._cancelled:
+                raise LoadCancelled("download cancelled")
+            relay.emit(int(done), int(total))
+
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
+        def load() -> sm.SAM2Model:
+            return load_model(choice, progress)
+
+        worker = load()
+        worker.returned.connect(lambda model: self._on_loaded(choice, model))
+        worker.errored.connect(self._on_load_error)
+        worker.finished.connect(self._on_load_finished)
+        self.worker = worker
+        self._show_loading(True)
+        self.progress.setRange(0, 0)  # busy until the first byte count arrives
+        self.status.setText(f"Loading {choice.name} ({choice.weights})…")
+        self.busy.emit(True)
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop a download in progress (nothing is saved)."""
+        if self.worker is not None:
+            self._cancelled = True
+
+    def _show_loading(self, loading: bool) -> None:
+        self.progress.setVisible(loading)
+        self.cancel_button.setVisible(loading)
+        self.cancel_button.setEnabled(loading)
+
+    def _on_download_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(done, max(total, 1)))
+        self.status.setText(f"Downloading {self.model_combo.currentText()}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+
+    def _on_loaded(self, choice: ModelChoice, model: sm.SAM2Model) -> None:
+        self._model, self._model_key = model, choice
+
+    def _on_load_error(self, error: Exception) -> None:
+        self._pending.clear()
+        if isinstance(error, LoadCancelled) or self._cancelled:
+            self.status.setText("Download cancelled; nothing was saved.")
+            show_info("SAM 2: download cancelled; nothing was saved.")
+        else:
+            self.status.setText(f"Could not load the model: {error}")
+            show_error(f"SAM 2 could not load the model: {error}")
+
+    def _on_load_finished(self) -> None:
+        self.worker = None
+        self._show_loading(False)
+        actions, self._pending = self._pending, []
+        model = self.loaded_model()
+        self.busy.emit(False)
+        if model is None:
+            return
+        self.status.setText(f"{self.model_combo.currentText()} is ready.")
+        self.loaded.emit(model)
+        for action in actions:
+            action()
+
+    # ------------------------------------------------------------------ choices
+    def _on_choice_changed(self, *_: Any) -> None:
+        save_settings(
+            model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
+            device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
+        )
+        self.changed.emit()
+
+    def _on_model_changed(self, name: str) -> None:
+        weights = self.checkpoint_combo.currentText()
+        if name == DEMO and weights == CACHED:
+            self.checkpoint_combo.setCurrentText(EMBEDDED)
+        elif name != DEMO and weights == EMBEDDED:
+            self.checkpoint_combo.setCurrentText(CACHED)
+
+    def _on_weights_activated(self, text: str) -> None:
+        if text == LOCAL:
+            path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "PyTorch checkpoint (*.pt *.pth)")
+            if path:
+                self.set_checkpoint_file(path)
+
+    def set_checkpoint_file(self, path: str) -> None:
+        """Use a local checkpoint file; the model selector follows the preset the file holds."""
+        try:
+            preset = preset_of_file(path)
+        except (ValueError, FileNotFoundError) as error:
+            show_error(f"SAM 2: {error}")
+            return
+        if preset is None:
+            show_error(f"SAM 2: {path} holds no known SAM 2 model (its tensors match none of {model_names()})")
+            return
+        self.checkpoint_file = str(path)
+        if preset != self.model_combo.currentText():
+            show_info(f"SAM 2: {path} holds {preset} weights; the model is now {preset}")
+            self.model_combo.setCurrentText(preset)
+        self.checkpoint_combo.setCurrentText(LOCAL)
+        self._on_choice_changed()

@@ -1,0 +1,334 @@
+"""The first-day faults of issue 12, each driven as a person would: a real viewer, the widget opened through the
+manifest, prompts added to the layers (or a real mouse click on the canvas), buttons pressed, workers awaited."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from sam2_model.evaluation import click_point  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+RANDOM = "random weights (testing)"
+
+
+def wait(qtbot, w, timeout=120_000):
+    qtbot.waitUntil(lambda: not w.busy(), timeout=timeout)
+
+
+def movie(num_frames=6, size=128, seed=3):
+    return make_timelapse(num_frames=num_frames, shape=(size, size), num_cells=4, seed=seed, divisions=False,
+                          enter_leave=False, radius_fraction=0.1)
+
+
+def open_widget(make_napari_viewer, tmp_path, monkeypatch, *images):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    for name, data, kwargs in images:
+        viewer.add_image(data, name=name, **kwargs)
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(128)
+    return viewer, w
+
+
+@pytest.fixture
+def cells(make_napari_viewer, tmp_path, monkeypatch):
+    m = movie()
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", m.image, {}))
+    return viewer, w, m
+
+
+def click(w, frame, yx, positive=None):
+    """Add a click as the add mode does (world coordinates; these layers have unit scale)."""
+    if positive is not None and positive != w.state.positive:
+        w.positive_button.click()
+    w.points_layer.add(np.array([[frame, *yx]], float))
+
+
+def centre(labels_plane, obj_id):
+    x, y = click_point(labels_plane == obj_id)
+    return y, x
+
+
+# ---------------------------------------------------------------- fault 1
+def test_a_correction_sticks_when_propagating_again(cells, qtbot):
+    viewer, w, m = cells
+    assert w.corrections_check.isChecked()
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    labels = w.labels_layer.data
+    y, x = centre(labels[3], 1)
+    assert labels[3, y, x] == 1
+    viewer.dims.set_current_step(0, 3)
+    click(w, 3, (y, x), positive=False)  # "this is not the cell": a negative click in the middle of its mask
+    wait(qtbot, w)
+    corrected = labels[3].copy()
+    assert corrected[y, x] != 1
+    w.forward_button.click()  # propagate again from the corrected frame
+    wait(qtbot, w)
+    np.testing.assert_array_equal(labels[3], corrected)  # the correction was not thrown away
+    assert w.controller.session.prompted_frames(1) == [0, 3]
+    assert "Done" in w.status.text()
+
+
+def test_correction_options_are_exposed_and_persist(cells):
+    from napari_sam2.settings import load_settings
+
+    _, w, _ = cells
+    w.forget_check.setChecked(True)
+    w.corrections_check.setChecked(False)
+    assert load_settings()["corrections_as_conditioning"] is False
+    assert load_settings()["clear_memory_around_corrections"] is True
+    assert w.session_options()["corrections_as_conditioning"] is False
+
+
+def test_objects_never_tracked_start_from_their_clicked_frame(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 2))  # a second object, clicked on frame 0 ...
+    wait(qtbot, w)
+    viewer.dims.set_current_step(0, 3)
+    w.forward_button.click()  # ... and "propagate" pressed while frame 3 is shown
+    wait(qtbot, w)
+    labels = w.labels_layer.data
+    for frame in (1, 2):  # object 2 was tracked from frame 0, not left empty before frame 3
+        assert (labels[frame] == 2).sum() > 0.5 * (m.labels[frame] == 2).sum()
+    assert w.controller.session.tracked_frames(2) == list(range(6))
+    assert "clicked frame 0" in w.status.text()
+
+
+# ---------------------------------------------------------------- fault 2
+def test_the_clicks_layer_is_active_in_add_mode_and_a_real_mouse_click_adds_a_prompt(cells, qtbot):
+    from qtpy.QtCore import QPoint, Qt
+
+    viewer, w, m = cells
+    assert viewer.layers.selection.active is w.points_layer and w.points_layer.mode == "add"
+    viewer.window._qt_window.show()
+    viewer.reset_view()
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.waitExposed(canvas)
+    middle = QPoint(canvas.width() // 2, canvas.height() // 2)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=middle)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=middle)
+    qtbot.waitUntil(lambda: len(w.points_layer.data) == 1, timeout=10_000)
+    np.testing.assert_allclose(w.points_layer.data[0, 1:], [63.5, 63.5], atol=3)  # the centre of the image
+    wait(qtbot, w)
+    assert w.labels_layer is not None  # the first mask made the masklets layer ...
+    assert viewer.layers.selection.active is w.points_layer and w.points_layer.mode == "add"  # ... not active
+
+
+# ---------------------------------------------------------------- fault 3
+def test_each_image_has_its_own_layers_and_session(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    a, b = movie(seed=3), movie(num_frames=4, size=96, seed=5)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("a", a.image, {}), ("b", b.image, {}))
+    w.image_combo.setCurrentText("a")
+    click(w, 0, centre(a.labels[0], 1))
+    wait(qtbot, w)
+    labels_a, session_a = w.labels_layer, w.controller.session
+    before = labels_a.data.copy()
+    w.image_combo.setCurrentText("b")  # another shape
+    assert w.controller is None and w.points_layer.name == "SAM2 clicks [b]"
+    assert viewer.layers.selection.active is w.points_layer and not viewer.layers["SAM2 clicks [a]"].visible
+    click(w, 0, centre(b.labels[0], 1))
+    wait(qtbot, w)
+    assert w.labels_layer.data.shape == (4, 96, 96) and w.labels_layer.data[0].any()
+    assert w.controller.session is not session_a and w.controller.session.obj_ids == [1]
+    np.testing.assert_array_equal(labels_a.data, before)  # b's run left a's masks alone
+    w.image_combo.setCurrentText("a")
+    assert w.controller.session is session_a and len(w.points_layer.data) == 1
+
+
+# ---------------------------------------------------------------- fault 4
+def test_an_rgb_time_lapse_segments_and_propagates(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    m = movie(num_frames=4)
+    grey = (m.image / m.image.max() * 255).astype(np.uint8)
+    rgb = np.stack([grey, grey // 2, grey], axis=-1)  # (T, Y, X, 3)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("rgb", rgb, {"rgb": True}))
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    out = w.labels_layer.data
+    assert out.shape == (4, 128, 128)
+    for frame in range(4):
+        assert ((out[frame] == 1) & (m.labels[frame] == 1)).sum() > 0.5 * (m.labels[frame] == 1).sum()
+    assert "Done" in w.status.text()
+
+
+# ---------------------------------------------------------------- fault 5
+def test_a_click_outside_the_image_is_removed_and_never_sent(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, (40, 500))
+    assert len(w.points_layer.data) == 0 and "outside the image" in w.status.text()
+    assert not w.busy() and w.controller is None
+    click(w, 0, centre(m.labels[0], 1))  # the next click works
+    wait(qtbot, w)
+    assert w.controller.session.obj_ids == [1] and w.labels_layer.data[0].any()
+    w.points_layer.data = np.array([[0, 40, 500]], float)  # a click moved off the image
+    assert len(w.points_layer.data) == 0
+    wait(qtbot, w)
+    assert w.controller.session.obj_ids == []
+
+
+# ---------------------------------------------------------------- fault 6
+def test_deleting_the_masklets_layer_stops_the_run_and_it_comes_back(make_napari_viewer, tmp_path, monkeypatch,
+                                                                     qtbot):
+    m = movie(num_frames=24, size=96)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", m.image, {}))
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=120_000)
+    viewer.layers.remove(w.labels_layer)
+    wait(qtbot, w)
+    assert "Stopped" in w.status.text() and "deleted" in w.status.text() and "Done" not in w.status.text()
+    assert w.labels_layer is None
+    kept = w.controller.labels.copy()
+    assert kept[0].any()
+    click(w, 0, centre(m.labels[0], 2))  # the next click recreates the layer with the labels so far
+    wait(qtbot, w)
+    assert w.labels_layer is not None and w.labels_layer.name in viewer.layers
+    np.testing.assert_array_equal(w.labels_layer.data[1:], kept[1:])
+    assert "Done" in w.status.text()
+
+
+# ---------------------------------------------------------------- fault 7
+def test_undo_puts_back_the_prompts_and_the_session(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    session = w.controller.session
+    logits, labels = session.frame_logits(0), w.labels_layer.data.copy()
+    click(w, 0, centre(m.labels[0], 3))  # a second (wrong) positive click for object 1
+    wait(qtbot, w)
+    assert not np.array_equal(session.frame_logits(0), logits)
+    w.undo_button.click()
+    assert len(w.points_layer.data) == 1 and w.points_layer.features["obj_id"].tolist() == [1]
+    np.testing.assert_array_equal(session.frame_logits(0), logits)
+    np.testing.assert_array_equal(w.labels_layer.data, labels)
+    w.undo_button.click()  # and the first click too
+    assert len(w.points_layer.data) == 0 and session.obj_ids == [] and not w.labels_layer.data.any()
+    assert not w.busy()  # restoring the layers did not start a run
+
+
+# ---------------------------------------------------------------- fault 8
+def test_boxes_and_moved_or_deleted_points_segment_by_themselves(cells, qtbot):
+    viewer, w, m = cells
+    ys, xs = np.nonzero(m.labels[0] == 2)
+    w.boxes_layer.add_rectangles(np.array([[0, ys.min() - 2, xs.min() - 2], [0, ys.max() + 2, xs.max() + 2]]))
+    wait(qtbot, w)
+    assert w.controller.session.obj_ids == [1] and (w.labels_layer.data[0] == 1).any()
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    first = (w.labels_layer.data[0] == 2).copy()
+    moved = w.points_layer.data.copy()
+    moved[0, 1:] = centre(m.labels[0], 3)
+    w.points_layer.data = moved  # the point dragged onto another cell
+    wait(qtbot, w)
+    assert not np.array_equal(w.labels_layer.data[0] == 2, first)
+    w.points_layer.selected_data = {0}
+    w.points_layer.remove_selected()  # deleted: object 2 is gone
+    wait(qtbot, w)
+    assert w.controller.session.obj_ids == [1] and not (w.labels_layer.data == 2).any()
+
+
+# ---------------------------------------------------------------- fault 11
+def test_messages_without_an_image_and_before_anything_is_segmented(make_napari_viewer, tmp_path, monkeypatch,
+                                                                   qtbot):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    for button in (w.new_object_button, w.positive_button, w.forward_button, w.segment_button, w.undo_button):
+        button.click()  # no AttributeError
+    assert "image layer" in w.status.text() or "Nothing to undo" in w.status.text()
+    dialogs = []
+    monkeypatch.setattr("qtpy.QtWidgets.QFileDialog.getSaveFileName", lambda *a, **k: dialogs.append(a) or ("", ""))
+    m = movie(num_frames=3)
+    viewer.add_image(m.image, name="cells")
+    w.checkpoint_combo.setCurrentText(RANDOM)
+    w.size_spin.setValue(64)
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith("Nothing to propagate yet: click on an object first")
+    w.export_labels_button.click()
+    assert not dialogs and "Nothing is segmented yet" in w.status.text()
+
+
+def test_export_adds_the_suffix_and_tracks_follow_the_largest_piece(cells, qtbot, tmp_path):
+    import tifffile
+
+    from napari_sam2.export import tracks_from_labels
+
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    written = w.export("labels", str(tmp_path / "typed name"))
+    assert written == str(tmp_path / "typed name.tif")
+    np.testing.assert_array_equal(tifffile.imread(written), w.labels_layer.data)
+    assert w.export("table", str(tmp_path / "t")).endswith("t.csv")
+    assert w.add_tracks_layer().data.shape == (1, 4)
+    fragments = np.zeros((3, 40, 40), np.uint32)
+    for t in range(3):
+        fragments[t, 10:20, 10 + t:20 + t] = 5  # the cell moves right by one pixel a frame
+    fragments[1, 35:38, 35:38] = 5  # a small stray piece on frame 1 only
+    track = tracks_from_labels(fragments)
+    np.testing.assert_allclose(track[:, 3], [14.5, 15.5, 16.5])  # no jump towards the stray piece
+
+
+# ---------------------------------------------------------------- fault 12 and the model picker
+def test_switching_weights_reruns_the_prompts_and_keeps_the_objects(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 2))
+    wait(qtbot, w)
+    old = w.controller
+    w.checkpoint_combo.setCurrentText(RANDOM)  # new weights
+    qtbot.waitUntil(lambda: w.controller is not old, timeout=60_000)
+    wait(qtbot, w)
+    new = w.controller
+    assert new.model is not old.model and new.session.obj_ids == [1, 2]
+    assert new.session.prompted_frames(1) == [0] and new.session.prompted_frames(2) == [0]
+    logits = new.session.frame_logits(0)
+    ids = np.array([1, 2])
+    expected = np.where(logits.max(0) > 0, ids[logits.argmax(0)], 0)
+    np.testing.assert_array_equal(w.labels_layer.data[0], expected)
+
+
+def test_a_cancelled_download_says_so(cells, qtbot, tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    viewer, w, _ = cells
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "sam2.1_hiera_tiny.pt").write_bytes(b"\0" * (8 << 20))
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    monkeypatch.setattr(http.server.SimpleHTTPRequestHandler, "log_message", lambda *a: None)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("NAPARI_SAM2_CHECKPOINT_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    monkeypatch.setenv("NAPARI_SAM2_CACHE", str(tmp_path / "cache"))
+    w.picker.download_progress.connect(lambda done, total: w.picker.cancel_button.click())
+    w.model_combo.setCurrentText("sam2.1_hiera_tiny")
+    w.segment_button.click()
+    assert not w.picker.cancel_button.isHidden() and not w.cancel_button.isEnabled()  # its own Cancel
+    wait(qtbot, w)
+    httpd.shutdown()
+    assert w.picker.status.text() == "Download cancelled; nothing was saved."
+    assert "frames" not in w.status.text() and w.worker is None and w.controller is None
+    assert not list((tmp_path / "cache").glob("**/*.pt"))
