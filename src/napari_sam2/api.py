@@ -3,32 +3,153 @@
     import napari_sam2
     labels = napari_sam2.segment(stack, clicks=[(0, 120, 85, 1, 1)], boxes=[(3, 40, 30, 90, 70, 2)])
     session = napari_sam2.get_session(viewer)      # the open widget's VideoSession
+
+Every input is checked before the model is built, and each mistake is a ValueError that names the
+argument, what was wrong and what is accepted.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import sam2_model as sm
+from sam2_model.build import WeightsArg
+from sam2_model.frames_io import open_stack
 
 from .controller import SegmentationController
 from .layout import StackLayout
 from .prompts import collect_prompts
+from .prompts_csv import box_problem, click_problem
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
+DIRECTIONS = ("forward", "backward", "both")
+COMPOSITES = ("mean", "max")
+#: How the axis arguments are called in messages (the CLI passes its option names instead).
+API_NAMES = {"frame_axis": "frame_axis", "channel_axis": "channel_axis", "channel": "channel",
+             "fixed": "fixed={axis: index}", "rgb": "rgb"}
 
 
-def layout_for(ndim: int, frame_axis: Optional[int] = 0, rgb: bool = False) -> StackLayout:
-    """Layout of a (T, Y, X), (Z, Y, X), (Y, X) or RGB stack with the given propagated axis."""
-    spatial = ndim - (1 if rgb else 0)
-    channel_axis = ndim - 1 if rgb else None
-    if spatial == 2:
-        return StackLayout(ndim, None, channel_axis)
-    if spatial != 3:
-        raise ValueError(f"segment() takes 2D or 3D (+RGB) data, got {ndim} dimensions; slice 4D data first")
-    return StackLayout(ndim, frame_axis, channel_axis)
+@dataclass(frozen=True)
+class StackAxes:
+    """What :func:`resolve_axes` decided: the layout, how channels reach the model, and RGBA handling."""
+
+    layout: StackLayout
+    session_options: Dict[str, Any]  # channel=<index> or composite=<"mean"|"max">, or nothing
+    drop_alpha: bool = False  # an RGBA image: the alpha channel is not shown to the model
+
+
+def resolve_axes(
+    shape: Sequence[int],
+    frame_axis: Optional[int] = 0,
+    rgb: Optional[bool] = None,
+    channel_axis: Optional[int] = None,
+    channel: Union[int, str, None] = None,
+    fixed: Optional[Mapping[int, int]] = None,
+    axes: Optional[str] = None,
+    names: Mapping[str, str] = API_NAMES,
+) -> StackAxes:
+    """Check and combine the axis arguments of :func:`segment` for an image of ``shape``.
+
+    rgb=None detects RGB(A): a 3D or 4D image whose last axis has 3 or 4 entries (as napari does), or
+    a TIFF whose ``axes`` end in "S"; ``axes`` (a TIFF series' axes, e.g. "TCYX") also locates "C".
+    The last two axes that are not the channel axis are (rows, columns); 2D images ignore frame_axis.
+    """
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    kinds = ("2D (Y, X) image, a (T, Y, X) stack, either with a trailing RGB(A) axis, or 4D+ data with "
+             f"{names['frame_axis']}, {names['channel_axis']} and {names['fixed']} saying what each other axis is")
+    if ndim < 2:
+        raise ValueError(f"image must be a {kinds}; got {ndim}D data of shape {shape}")
+    fixed = {int(a) % ndim if -ndim <= int(a) < ndim else int(a): int(i) for a, i in dict(fixed or {}).items()}
+    if channel_axis is None and isinstance(axes, str) and len(axes) == ndim and "C" in axes and not rgb:
+        channel_axis = axes.index("C")
+    auto_rgb = ndim in (3, 4) and shape[-1] in (3, 4) and channel_axis is None and not fixed
+    if isinstance(axes, str) and len(axes) == ndim and axes.endswith("S") and channel_axis is None:
+        auto_rgb = True
+    rgb = auto_rgb if rgb is None else bool(rgb)
+    if rgb:
+        if channel_axis not in (None, ndim - 1, -1):
+            raise ValueError(f"{names['rgb']}=True puts colour on the last axis; "
+                             f"{names['channel_axis']}={channel_axis} names another axis: pass only one of them")
+        if shape[-1] not in (3, 4) or ndim < 3:
+            raise ValueError(f"{names['rgb']}=True needs a last axis of 3 (RGB) or 4 (RGBA) entries; "
+                             f"got shape {shape}")
+        channel_axis = ndim - 1
+    if channel_axis is not None:
+        if not -ndim <= int(channel_axis) < ndim:
+            raise ValueError(f"{names['channel_axis']}={channel_axis} is not an axis of the {ndim}D image {shape}")
+        channel_axis = int(channel_axis) % ndim
+    options = _channel_options(shape, channel_axis, channel, rgb, names)
+    spatial = [a for a in range(ndim) if a != channel_axis][-2:]
+    if len(spatial) < 2:
+        raise ValueError(f"image must be a {kinds}; got shape {shape}")
+    others = [a for a in range(ndim) if a not in spatial and a != channel_axis]
+    frame: Optional[int] = None
+    if others:
+        if frame_axis is None or not -ndim <= int(frame_axis) < ndim:
+            raise ValueError(f"{names['frame_axis']} must be one of the axes {others} of the image {shape} "
+                             f"(the axis to propagate through), got {frame_axis}")
+        frame = int(frame_axis) % ndim
+        if frame not in others:
+            what = "the channel axis" if frame == channel_axis else "a spatial (row/column) axis"
+            raise ValueError(f"{names['frame_axis']}={frame_axis} is {what} of the image {shape}; "
+                             f"propagate through one of the axes {others}")
+    for axis, index in fixed.items():
+        if axis not in others or axis == frame:
+            raise ValueError(f"{names['fixed']}: axis {axis} cannot be fixed; only axes {sorted(set(others) - {frame})} "
+                             "(neither propagated, channel nor spatial) can")
+        if not 0 <= index < shape[axis]:
+            raise ValueError(f"{names['fixed']}: index {index} is outside axis {axis} (0..{shape[axis] - 1})")
+    free = [a for a in others if a != frame and a not in fixed]
+    if free:
+        axis = free[0]
+        raise ValueError(
+            f"axis {axis} (size {shape[axis]}) of the image {shape} is neither propagated, channel nor fixed: "
+            f"pass {names['fixed']} to segment one slice of it, {names['channel_axis']}={axis} if it holds "
+            f"channels, or {names['frame_axis']}={axis} to propagate through it"
+        )
+    layout = StackLayout(ndim, frame, channel_axis, tuple(sorted(fixed.items())))
+    return StackAxes(layout, options, drop_alpha=bool(rgb) and shape[-1] == 4)
+
+
+def _channel_options(shape: Tuple[int, ...], channel_axis: Optional[int], channel: Union[int, str, None],
+                     rgb: bool, names: Mapping[str, str]) -> Dict[str, Any]:
+    if channel is None:
+        return {}
+    if channel_axis is None or rgb:
+        raise ValueError(f"{names['channel']}={channel!r} needs a channel axis: pass {names['channel_axis']}=<axis> "
+                         "(RGB images are used in colour)")
+    if isinstance(channel, str):
+        if channel.lower() in COMPOSITES:
+            return {"composite": channel.lower()}
+        if not channel.strip().isdigit():
+            raise ValueError(f"{names['channel']} must be a channel index or one of {COMPOSITES}, got {channel!r}")
+        channel = int(channel)
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < shape[channel_axis]:
+        raise ValueError(f"{names['channel']} must be a channel index 0..{shape[channel_axis] - 1} or one of "
+                         f"{COMPOSITES}, got {channel!r}")
+    return {"channel": int(channel)}
+
+
+def prompt_rows(rows: Any, width: int, name: str, columns: str) -> np.ndarray:
+    """``rows`` as a float (N, width) array; ValueError naming ``name`` and the accepted ``columns``."""
+    try:
+        array = np.asarray(rows, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be rows {columns} of numbers; got {rows!r:.200}") from None
+    if array.size == 0:
+        return np.zeros((0, width))
+    if array.ndim == 1 and array.shape[0] == width:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != width:
+        got = f"rows of {array.shape[1]} values" if array.ndim == 2 else f"an array of shape {array.shape}"
+        raise ValueError(f"{name} must be rows {columns} ({width} values each); got {got}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold finite numbers; got NaN or infinity")
+    return array
 
 
 def segment(
@@ -36,46 +157,72 @@ def segment(
     clicks: Sequence[Sequence[float]] = (),
     boxes: Sequence[Sequence[float]] = (),
     model: str = "demo",
-    checkpoint: Optional[str] = "download",
+    checkpoint: WeightsArg = "download",
     device: str = "auto",
     image_size: Optional[int] = None,
     frame_axis: int = 0,
     direction: str = "both",
     progress: Optional[Callable[[int, int], None]] = None,
+    *,
+    rgb: Optional[bool] = None,
+    channel_axis: Optional[int] = None,
+    channel: Union[int, str, None] = None,
+    fixed: Optional[Mapping[int, int]] = None,
 ) -> np.ndarray:
-    """Segment and track objects through ``image``; returns uint32 labels of its spatial shape.
+    """Segment and track objects through ``image``; returns uint32 labels of the image's shape less its colour axis.
 
-    image: array-like (T, Y, X) / (Y, X) (or RGB), or a napari Image layer.
+    image: (T, Y, X) stack or (Y, X) image, RGB(A) as a trailing axis of 3 or 4 (detected when ``rgb`` is
+        None for 3D/4D arrays; pass rgb=False for a (T, Y, 3) stack), a napari Image layer, anything
+        ``np.asarray`` takes (nested lists), or a path (TIFF, .npy, zarr, a folder of frames).
+        Other 4D+ data: ``frame_axis`` is propagated, ``channel_axis`` holds channels (``channel``:
+        an index, "mean" or "max"; 3 channels without it are RGB) and ``fixed`` = {axis: index} pins
+        each remaining axis (e.g. z in (T, Z, Y, X)); the labels keep those axes, filled at the slice.
     clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates.
     boxes: rows (frame, y0, x0, y1, x1, obj_id). For 2D images the frame is ignored.
-    progress: called with (frames done, frames to do).
-    model / checkpoint: the embedded demo model by default; an official preset takes its cached checkpoint
-    or downloads it ("download"), or a file path; "random" gives random weights (testing only).
+    direction: "forward", "backward" or "both" from the first prompted frame.
+    progress: called with (frames done, frames to do) during propagation.
+    model / checkpoint: the embedded demo model by default; checkpoint is one of
+        ``sam2_model.build.Weights`` ("embedded": the demo's shipped weights, "download": an official
+        preset's cached or downloaded file (the demo's embedded ones), "random": testing only) or a path.
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     data = image.data if is_layer else image
-    rgb = bool(image.rgb) if is_layer else False
-    layout = layout_for(np.ndim(data) if not hasattr(data, "ndim") else data.ndim, frame_axis, rgb)
-    net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=image_size)
-    labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
-    controller = SegmentationController(net, data, layout, labels)
-    clicks = np.asarray(clicks, dtype=float).reshape(-1, 5)
-    boxes = np.asarray(boxes, dtype=float).reshape(-1, 6)
+    if is_layer and rgb is None:
+        rgb = bool(image.rgb)
+    try:
+        data = open_stack(data)
+    except ValueError as error:  # ragged nested lists, unknown files
+        raise ValueError(f"image: {error}") from None
+    if np.dtype(data.dtype).kind not in "biuf":
+        raise ValueError(f"image must hold numbers (integer or floating point), got dtype {data.dtype}")
+    axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
+    layout = axes.layout
+    if axes.drop_alpha:
+        data = _WithoutAlpha(data)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+    clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
+    boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
+    _check_prompts(clicks, boxes, layout, data.shape)
 
     def coords(frame: float, y: float, x: float) -> list:
-        point = [0.0] * data.ndim
+        point = [0.0] * layout.ndim
         if layout.frame_axis is not None:
             point[layout.frame_axis] = frame
+        for axis, index in layout.fixed:
+            point[axis] = index
         rows, cols = layout.spatial_axes
         point[rows], point[cols] = y, x
         return point
 
-    point_coords = np.array([coords(f, y, x) for f, y, x, _, _ in clicks]).reshape(-1, data.ndim)
+    point_coords = np.array([coords(f, y, x) for f, y, x, _, _ in clicks]).reshape(-1, layout.ndim)
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
-    if not prompts:
-        raise ValueError("segment() needs at least one click or box")
+    net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=image_size)
+    labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
+    options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
+    controller = SegmentationController(net, data, layout, labels, session_options=options)
     list(controller.apply_prompts(prompts))
     if layout.frame_axis is None:
         return labels
@@ -88,6 +235,42 @@ def segment(
             done += 1
             progress(done, total)
     return labels
+
+
+def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:
+    """Every prompt fits the image: frames exist, clicks lie inside, labels are 0/1, ids are positive."""
+    if not len(clicks) and not len(boxes):
+        raise ValueError("segment() needs at least one click or box: clicks=[(frame, y, x, label, obj_id)] or "
+                         "boxes=[(frame, y0, x0, y1, x1, obj_id)]")
+    height, width = (int(shape[a]) for a in layout.spatial_axes)
+    frames = layout.num_frames(shape)
+    for name, rows in (("clicks", clicks), ("boxes", boxes)):
+        bad_ids = [n for n, obj in enumerate(rows[:, -1]) if obj != int(obj) or obj <= 0]
+        if bad_ids:
+            raise ValueError(f"{name} row {bad_ids[0]}: obj_id must be a positive integer, got {rows[bad_ids[0], -1]:g}")
+    for n, (frame, y, x, label, _) in enumerate(clicks):
+        if label not in (0, 1):
+            raise ValueError(f"clicks row {n}: label must be 1 (positive) or 0 (negative), got {label:g}")
+        problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
+        if problem:
+            raise ValueError(f"clicks row {n}: {problem}")
+    for n, row in enumerate(boxes):
+        problem = box_problem(row[0] if layout.frame_axis is not None else 0, frames)
+        if problem:
+            raise ValueError(f"boxes row {n}: {problem}")
+
+
+class _WithoutAlpha:
+    """A lazy view of an RGBA array-like without its alpha channel (the model takes RGB)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.shape = tuple(data.shape[:-1]) + (3,)
+        self.dtype = data.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.data[key])[..., :3]
 
 
 def get_widget(viewer: Any) -> Any:

@@ -1,0 +1,137 @@
+"""Prompt tables: the CSV files the command line and batch runs read, and the row checks ``segment()`` shares.
+
+A prompts CSV has a header and one row per click or box, in pixel coordinates of the stack::
+
+    frame,obj_id,y,x,label,y1,x1
+    0,1,120.5,85,1,,          <- a positive click on object 1 in frame 0
+    4,1,130,90,0,,            <- a negative click (a correction) on frame 4
+    0,2,40,30,,90,70          <- a box from (y, x) = (40, 30) to (y1, x1) = (90, 70) for object 2
+
+Header names are case-insensitive and may come in any order (``Frame,Obj_ID,Y,X`` is fine); other
+columns are ignored. ``label`` is 1 (positive, the default when empty) or 0 (negative); a box row
+has both ``y1`` and ``x1`` and no label (or 1). Every error names the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+#: a click row for ``segment()``: (frame, y, x, label, obj_id)
+Click = Tuple[int, float, float, int, int]
+#: a box row for ``segment()``: (frame, y0, x0, y1, x1, obj_id)
+Box = Tuple[int, float, float, float, float, int]
+
+REQUIRED_COLUMNS = ("frame", "obj_id", "y", "x")
+OPTIONAL_COLUMNS = ("label", "y1", "x1")
+
+
+def read_prompts(path: Union[str, Path]) -> Tuple[List[Click], List[Box]]:
+    """(clicks, boxes) rows for :func:`napari_sam2.api.segment` from a prompts CSV (see the module doc).
+
+    Raises ValueError naming the file and line for a missing column, a non-number, a label other
+    than 0/1, a negative frame or object id, half a box, or a table without any prompt.
+    """
+    clicks, boxes, _, _ = read_prompt_lines(path)
+    return clicks, boxes
+
+
+def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], List[int], List[int]]:
+    """As :func:`read_prompts`, plus the file line of every click and every box (for later messages)."""
+    path = Path(path)
+    clicks: List[Click] = []
+    boxes: List[Box] = []
+    click_lines: List[int] = []
+    box_lines: List[int] = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        columns = _columns(path, header)
+        for line, values in enumerate(reader, start=2):
+            if not any(value.strip() for value in values):
+                continue  # blank line
+            row = {name: (values[i].strip() if i < len(values) else "") for name, i in columns.items()}
+            try:
+                prompt = _parse_row(row)
+            except ValueError as error:
+                raise ValueError(f"{path}, line {line}: {error}") from None
+            if len(prompt) == 6:
+                boxes.append(prompt)  # type: ignore[arg-type]
+                box_lines.append(line)
+            else:
+                clicks.append(prompt)  # type: ignore[arg-type]
+                click_lines.append(line)
+    if not clicks and not boxes:
+        raise ValueError(f"{path} holds no prompts: add one row per click (frame,obj_id,y,x,label) or box (+y1,x1)")
+    return clicks, boxes, click_lines, box_lines
+
+
+def _columns(path: Path, header: Optional[Sequence[str]]) -> Dict[str, int]:
+    """Column index of each known name, matched case-insensitively."""
+    names = [name.strip().lower() for name in header or ()]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        found = ",".join(header or ()) or "nothing"
+        raise ValueError(
+            f"{path}: the header must name at least frame,obj_id,y,x (and label, or y1,x1 for boxes); "
+            f"missing {','.join(missing)} in {found}"
+        )
+    return {name: names.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in names}
+
+
+def _parse_row(row: Dict[str, str]) -> Union[Click, Box]:
+    frame = _integer(row, "frame")
+    obj_id = _integer(row, "obj_id")
+    if frame < 0:
+        raise ValueError(f"frame must be 0 or more (frames count from 0), got {frame}")
+    if obj_id <= 0:
+        raise ValueError(f"obj_id must be a positive integer, got {obj_id}")
+    y, x = _number(row, "y"), _number(row, "x")
+    label_text = row.get("label", "")
+    if label_text not in ("", "0", "1"):
+        raise ValueError(f"label must be 1 (positive) or 0 (negative), got {label_text!r}")
+    y1_text, x1_text = row.get("y1", ""), row.get("x1", "")
+    if y1_text or x1_text:
+        if not (y1_text and x1_text):
+            raise ValueError("a box needs both y1 and x1 (the corner opposite (y, x)); leave both empty for a click")
+        if label_text == "0":
+            raise ValueError("a box cannot be negative: leave its label empty (or 1), or make the row a click")
+        return frame, y, x, _number(row, "y1"), _number(row, "x1"), obj_id
+    return frame, y, x, 0 if label_text == "0" else 1, obj_id
+
+
+def _integer(row: Dict[str, str], name: str) -> int:
+    text = row.get(name, "")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+
+
+def _number(row: Dict[str, str], name: str) -> float:
+    text = row.get(name, "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (pixels), got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {text!r}")
+    return value
+
+
+def click_problem(frame: float, y: float, x: float, num_frames: int, height: int, width: int) -> Optional[str]:
+    """Why a click (frame, y, x) does not fit a stack of ``num_frames`` frames of height x width, or None."""
+    if frame != int(frame) or not 0 <= frame < num_frames:
+        return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+    if not (0 <= y <= height and 0 <= x <= width):
+        return f"(y={y:g}, x={x:g}) lies outside the {height} x {width} (rows x columns) image"
+    return None
+
+
+def box_problem(frame: float, num_frames: int) -> Optional[str]:
+    """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames, or None (boxes are clipped to the image)."""
+    if frame != int(frame) or not 0 <= frame < num_frames:
+        return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+    return None

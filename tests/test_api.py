@@ -1,0 +1,108 @@
+"""The scripting API ``napari_sam2.segment``: inputs people actually pass, and the errors for the wrong ones.
+
+Errors are checked before any model work (``build_model`` is replaced by a tripwire there); behaviour
+runs the embedded demo model on a short synthetic time-lapse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_sam2.api as api
+from napari_sam2 import segment
+from sam2_model.evaluation import click_point, clickable_objects
+from sam2_model.metrics import region_similarity
+from sam2_model.synthetic import make_timelapse
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_timelapse(num_frames=3, shape=(128, 128), seed=900_301)
+
+
+@pytest.fixture(scope="module")
+def clicks(movie):
+    ids = clickable_objects(movie.labels[0])[:2]
+    rows = []
+    for obj_id in ids:
+        x, y = click_point(movie.labels[0] == obj_id)
+        rows.append((0, y, x, 1, obj_id))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def grey_labels(movie, clicks):
+    labels = segment(movie.image, clicks, device="cpu")
+    for _, _, _, _, obj_id in clicks:  # the demo model really finds the clicked cells
+        assert region_similarity(labels[0] == obj_id, movie.labels[0] == obj_id) > 0.7
+    return labels
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail loudly if a test reaches model building (bad input must be rejected before it)."""
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("build_model was called before the input was checked")
+
+    monkeypatch.setattr(api.sm, "build_model", tripwire)
+
+
+BAD_INPUTS = [
+    (dict(clicks=[(0, 60, 60, 1)]), r"clicks must be rows \(frame, y, x, label, obj_id\) \(5 values each\); got rows of 4"),
+    (dict(clicks=[(0, 60, 60, 2, 1)]), r"clicks row 0: label must be 1 \(positive\) or 0 \(negative\), got 2"),
+    (dict(clicks=[(0, 60, 60, 1, 0)]), r"clicks row 0: obj_id must be a positive integer"),
+    (dict(clicks=[(5, 60, 60, 1, 1)]), r"clicks row 0: frame 5 is not one of the stack's frames 0..2"),
+    (dict(clicks=[(0, 300, 60, 1, 1)]), r"clicks row 0: \(y=300, x=60\) lies outside the 128 x 128"),
+    (dict(clicks=[(0, 60, "a", 1, 1)]), r"clicks must be rows \(frame, y, x, label, obj_id\) of numbers"),
+    (dict(clicks=[], boxes=[(0, 1, 2, 3, 4)]), r"boxes must be rows \(frame, y0, x0, y1, x1, obj_id\)"),
+    (dict(clicks=[]), r"needs at least one click or box"),
+    (dict(direction="fwd"), r"direction must be one of 'forward', 'backward', 'both', got 'fwd'"),
+    (dict(image=np.zeros(5)), r"image must be a 2D \(Y, X\) image, a \(T, Y, X\) stack.*got 1D data of shape \(5,\)"),
+    (dict(image=[[1, 2], [3]]), r"image: .*inhomogeneous"),
+    (dict(image=np.array([["a", "b"], ["c", "d"]])), r"image must hold numbers"),
+    (dict(image=np.zeros((3, 2, 128, 128))), r"axis 1 \(size 2\).*neither propagated, channel nor fixed: pass "
+                                              r"fixed=\{axis: index\}.*channel_axis=1.*frame_axis=1"),
+    (dict(image=np.zeros((3, 2, 128, 128)), fixed={1: 2}), r"fixed=\{axis: index\}: index 2 is outside axis 1"),
+    (dict(image=np.zeros((3, 2, 128, 128)), channel_axis=1, channel=5), r"channel must be a channel index 0..1"),
+    (dict(channel=1), r"channel=1 needs a channel axis: pass channel_axis"),
+    (dict(frame_axis=1), r"frame_axis=1 is a spatial \(row/column\) axis"),
+    (dict(image=np.zeros((3, 128, 128, 5)), rgb=True), r"rgb=True needs a last axis of 3 \(RGB\) or 4 \(RGBA\)"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_INPUTS)
+def test_bad_input_is_a_value_error_naming_the_argument_before_any_model_work(movie, clicks, no_model, change, message):
+    arguments = dict(image=movie.image, clicks=clicks, device="cpu")
+    arguments.update(change)
+    with pytest.raises(ValueError, match=message):
+        segment(**arguments)
+
+
+def test_nested_lists_segment_like_the_array(movie, clicks, grey_labels):
+    labels = segment(movie.image.tolist(), [list(row) for row in clicks], device="cpu")
+    np.testing.assert_array_equal(labels, grey_labels)
+
+
+def test_rgb_and_rgba_time_lapses_are_detected_and_segmented(movie, clicks, grey_labels):
+    rgb = np.repeat(movie.image[..., None], 3, axis=-1)
+    colour = segment(rgb, clicks, device="cpu")  # (T, Y, X, 3): the last axis is colour
+    assert colour.shape == movie.image.shape
+    for _, _, _, _, obj_id in clicks:
+        assert region_similarity(colour[0] == obj_id, movie.labels[0] == obj_id) > 0.7
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:-1] + (1,), 9, rgb.dtype)], axis=-1)
+    np.testing.assert_array_equal(segment(rgba, clicks, device="cpu"), colour)  # alpha is not shown to the model
+    single = segment(rgb[0], clicks[:1], device="cpu")  # (Y, X, 3): one RGB image, the frame is ignored
+    assert single.shape == movie.image.shape[1:]
+    assert region_similarity(single == clicks[0][4], movie.labels[0] == clicks[0][4]) > 0.7
+
+
+def test_4d_stacks_take_a_channel_or_a_fixed_slice(movie, clicks, grey_labels):
+    stack = np.stack([np.zeros_like(movie.image), movie.image], axis=1)  # (T, 2, Y, X)
+    as_channels = segment(stack, clicks, device="cpu", channel_axis=1, channel=1)
+    np.testing.assert_array_equal(as_channels, grey_labels)
+    as_z = segment(stack, clicks, device="cpu", fixed={1: 1})
+    assert as_z.shape == stack.shape  # labels keep the fixed axis, filled at the slice
+    np.testing.assert_array_equal(as_z[:, 1], grey_labels)
+    assert not as_z[:, 0].any()
