@@ -137,11 +137,14 @@ def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_
     table = batch([data], out, client=client, progress=False, **MODEL)
     assert dict(zip(table["name"], table["status"])) == {n: summary[n]["status"].replace("ok", "skipped") for n in summary}
     assert stamps == {name: (out / name / "labels.tif").stat().st_mtime_ns for name in GOOD}
-    # overwrite redoes them, each worker building the model once for all its stacks
-    table = batch([data / f"{n}.tif" for n in GOOD], out, client=client, overwrite=True, progress=False, **MODEL)
-    assert list(table["status"]) == ["ok"] * 3
-    builds = client.run(_model_builds)
+    builds = client.run(_model_builds)  # each worker built the model once for all its stacks
+    assert sum(count.get("demo", 0) for count in builds.values()) <= 2, builds
     assert all(count.get("demo", 0) <= 1 for count in builds.values()), builds
+    # overwrite redoes a complete stack
+    table = batch(data / "s2.tif", out, client=client, overwrite=True, progress=False, **MODEL)
+    assert list(table["status"]) == ["ok"]
+    assert (out / "s2" / "labels.tif").stat().st_mtime_ns != stamps["s2"]
+    np.testing.assert_array_equal(_labels(out, "s2"), reference["s2"])
 
 
 def _model_builds() -> dict:
@@ -205,6 +208,26 @@ def test_failed_or_killed_task_leaves_nothing_finished(data, reference, client, 
     table = batch(stack, out, client=client, progress=False, **MODEL)  # the rerun finishes it
     assert table.loc[0, "status"] == "ok"
     np.testing.assert_array_equal(_labels(out, "s0"), reference["s0"])
+
+
+def test_auto_tracking_writes_labels_tracks_ctc_and_geff(data, client, tmp_path):
+    import sam2_model as sm
+    from sam2_model.tracking import read_ctc, track_cells
+
+    out = tmp_path / "auto"
+    code = _cli(["batch", str(data / "s0.tif"), "--out", str(out), "--scheduler", client.scheduler.address, "--auto",
+                 "--cell-diameter", "6", "30", "--device", "cpu", "--image-size", "256"])
+    assert code == 0
+    folder = out / "s0"
+    assert {p.name for p in folder.iterdir()} == {"labels.tif", "objects.csv", "tracks.csv", "ctc", "tracks.geff",
+                                                  "manifest.json"}
+    net = sm.build_model("demo", checkpoint="download", device="cpu", image_size=256)
+    expected = track_cells(net, tifffile.imread(data / "s0.tif"), cell_diameter=(6, 30))
+    np.testing.assert_array_equal(_labels(out, "s0"), expected.labels)
+    assert expected.labels.max() > 0
+    _, lineage = read_ctc(folder / "ctc")
+    assert len(lineage) >= 1
+    assert _read_summary(out)[0]["objects"] == str(len(expected.lineage))
 
 
 def test_large_labels_go_to_ome_zarr(data, reference, tmp_path):

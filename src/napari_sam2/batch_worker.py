@@ -160,14 +160,27 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path)
 
 
 def _run_auto(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
+    """Automatic tracking: labels, per-object table, per-track table, CTC folder and GEFF lineage."""
     try:
         from sam2_model import tracking
-    except ImportError as error:
-        raise RuntimeError("--auto needs automatic tracking (sam2_model.tracking), which this installation "
-                           f"lacks ({error})") from error
-    from .batch_auto import run_auto
+    except ImportError as error:  # pragma: no cover - shipped together
+        raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
+    from .export import measure, save_table_csv
 
-    return run_auto(tracking, task, model, stack, folder)
+    result = tracking.track_cells(model, stack, **task.tracking_options)
+    labels = result.labels
+    if labels_nbytes(labels.shape) > task.zarr_above:
+        labels_name = "labels.ome.zarr"
+        create_zarr_labels(folder / labels_name, labels.shape)[:] = labels
+    else:
+        labels_name = "labels.tif"
+        write_labels_tiff(labels, folder / labels_name)
+    save_table_csv(measure(labels, stack if stack.ndim == 3 else None), folder / "objects.csv")
+    tracking.write_track_table(folder / "tracks.csv", result.lineage)
+    tracking.write_ctc(folder / "ctc", labels, result.lineage)
+    tracking.write_geff(folder / "tracks.geff", labels, result.lineage)
+    outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
+    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(result.lineage)}
 
 
 def _worker_name() -> str:
@@ -187,8 +200,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     folder: Optional[Path] = None
     stack = None
     try:
+        stack = open_checked(task.path)  # a bad file fails before any model work
         model = cached_model(task.model)
-        stack = open_checked(task.path)
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, stack, folder)
         record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
