@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 import tifffile
 
+import napari_sam2.api as api
 from napari_sam2 import segment
-from napari_sam2.cli import main
+from napari_sam2.cli import main, read_prompts
 from sam2_model.evaluation import click_point, clickable_objects
 from sam2_model.metrics import region_similarity
 from sam2_model.synthetic import make_timelapse
@@ -30,10 +34,12 @@ def test_cli_track_writes_the_same_labels_as_the_api_and_they_find_the_cells(tmp
     rows = ["frame,obj_id,y,x,label,y1,x1"] + [f"{f},{o},{y},{x},{lab},," for f, y, x, lab, o in clicks]
     rows.append(f"{box[0]},{box[5]},{box[1]},{box[2]},,{box[3]},{box[4]}")
     (tmp_path / "prompts.csv").write_text("\n".join(rows) + "\n")
+    output = tmp_path / "new" / "folder" / "labels.tif"  # folders that do not exist yet are created
     code = main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "-o",
-                 str(tmp_path / "labels.tif"), "--device", "cpu"])
+                 str(output), "--device", "cpu"])
     assert code == 0
-    written = tifffile.imread(tmp_path / "labels.tif")
+    assert sorted(p.name for p in output.parent.iterdir()) == ["labels.tif"]  # no temporary file left behind
+    written = tifffile.imread(output)
     seen = []
     expected = segment(movie.image, clicks, [box], device="cpu", progress=lambda done, total: seen.append((done, total)))
     assert written.shape == movie.image.shape
@@ -54,3 +60,99 @@ def test_cli_reports_bad_prompt_files(tmp_path, capsys):
                  str(tmp_path / "out.tif")])
     assert code == 2 and "header must name at least frame,obj_id,y,x" in capsys.readouterr().err
     assert not (tmp_path / "out.tif").exists()
+
+
+def write_case(tmp_path, rows, stack=None):
+    """A 4-frame stack and a prompts CSV of ``rows`` (lines after the header)."""
+    if stack is None:
+        stack = make_timelapse(num_frames=4, shape=(96, 96), seed=900_302).image
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    (tmp_path / "prompts.csv").write_text("\n".join(rows) + "\n")
+    return ["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "--device", "cpu"]
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail loudly if the CLI reaches model building (its checks must come first)."""
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("build_model was called before the inputs and output were checked")
+
+    monkeypatch.setattr(api.sm, "build_model", tripwire)
+
+
+def test_headers_are_case_insensitive_and_labels_must_be_0_or_1(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("Frame,Obj_ID,Y,X,Label,Y1,X1,note\n0,3,10.5,20,0,,,neg\n\n2,4,1,2,,5,6,box\n")
+    assert read_prompts(path) == ([(0, 10.5, 20.0, 0, 3)], [(2, 1.0, 2.0, 5.0, 6.0, 4)])
+    path.write_text("frame,obj_id,y,x,label\n0,1,10,20,1\n0,1,12,20,2\n")
+    with pytest.raises(ValueError, match=r"p.csv, line 3: label must be 1 \(positive\) or 0 \(negative\), got '2'"):
+        read_prompts(path)
+    path.write_text("frame,obj_id,y,x,y1\n0,1,10,20,30\n")
+    with pytest.raises(ValueError, match=r"line 2: a box needs both y1 and x1"):
+        read_prompts(path)
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["frame,obj_id,y,x,label", "0,1,40,40,2"], r"prompts.csv, line 2: label must be 1 \(positive\) or 0"),
+    (["frame,obj_id,y,x,label", "0,1,40,40,1", "9,1,40,40,1"], r"prompts.csv, line 3: frame 9 is not one of .* 0..3"),
+    (["frame,obj_id,y,x", "0,1,400,40"], r"prompts.csv, line 2: \(y=400, x=40\) lies outside the 96 x 96"),
+    (["frame,obj_id,y,x"], r"prompts.csv holds no prompts"),
+])
+def test_bad_prompts_fail_before_any_model_work_naming_the_line(tmp_path, capsys, no_model, rows, message):
+    code = main(write_case(tmp_path, rows) + ["-o", str(tmp_path / "out" / "labels.tif")])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(message, err), err
+    assert "propagating" not in err  # no progress bar before the error
+    assert not (tmp_path / "out").exists()  # nothing created for a run that cannot start
+
+
+def test_an_unwritable_output_fails_at_once(tmp_path, capsys, no_model):
+    (tmp_path / "a_file").write_text("not a folder")
+    code = main(write_case(tmp_path, ["frame,obj_id,y,x", "0,1,40,40"]) + ["-o", str(tmp_path / "a_file" / "l.tif")])
+    assert code == 2 and "-o/--output" in capsys.readouterr().err
+    code = main(write_case(tmp_path, ["frame,obj_id,y,x", "0,1,40,40"]) + ["-o", str(tmp_path / "labels.png")])
+    assert code == 2 and "must name a .tif or .tiff file" in capsys.readouterr().err
+
+
+def test_a_model_error_prints_no_progress_bar_and_writes_nothing(tmp_path, capsys):
+    output = tmp_path / "labels.tif"
+    code = main(write_case(tmp_path, ["frame,obj_id,y,x", "0,1,40,40"])
+                + ["-o", str(output), "--checkpoint", str(tmp_path / "missing.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "checkpoint file not found" in err and "propagating" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.csv", "stack.tif"]
+
+
+def test_4d_stacks_with_axis_channel_and_fix(tmp_path, capsys):
+    movie = make_timelapse(num_frames=3, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    rows = ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"]
+    zt = np.stack([np.zeros_like(movie.image), movie.image], axis=0)  # (Z, T, Y, X): propagate axis 1 at z = 1
+    args = write_case(tmp_path, rows, zt)
+    assert main(args + ["-o", str(tmp_path / "z.tif"), "--axis", "1", "--fix", "0=1"]) == 0
+    by_z = tifffile.imread(tmp_path / "z.tif")
+    assert by_z.shape == zt.shape and not by_z[0].any()
+    assert region_similarity(by_z[1, 0] == obj_id, movie.labels[0] == obj_id) > 0.7
+    np.save(tmp_path / "tcyx.npy", np.stack([np.zeros_like(movie.image), movie.image], axis=1))  # (T, C, Y, X)
+    args[1] = str(tmp_path / "tcyx.npy")
+    assert main(args + ["-o", str(tmp_path / "c.tif"), "--channel-axis", "1", "--channel", "1"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), by_z[1])
+    code = main(args + ["-o", str(tmp_path / "bad.tif")])  # the channel axis not said: the error names the options
+    err = capsys.readouterr().err
+    assert code == 2 and "--fix AXIS=INDEX" in err and "--channel-axis=1" in err
+
+
+def test_rgb_stack_through_the_cli(tmp_path):
+    movie = make_timelapse(num_frames=2, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    rgb = np.repeat((movie.image // 256).astype(np.uint8)[..., None], 3, axis=-1)
+    tifffile.imwrite(tmp_path / "stack.tif", rgb, photometric="rgb")
+    (tmp_path / "prompts.csv").write_text(f"frame,obj_id,y,x\n0,{obj_id},{y},{x}\n")
+    assert main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "--device", "cpu",
+                 "-o", str(tmp_path / "labels.tif")]) == 0
+    labels = tifffile.imread(tmp_path / "labels.tif")
+    assert labels.shape == movie.image.shape
+    assert region_similarity(labels[0] == obj_id, movie.labels[0] == obj_id) > 0.7

@@ -1,77 +1,172 @@
 """Command line: ``napari-sam2 track STACK.tif --prompts prompts.csv -o labels.tif``.
 
 prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a row that also has
-``y1,x1`` is a box from (y, x) to (y1, x1) (its label is ignored). Coordinates are pixels.
+``y1,x1`` is a box from (y, x) to (y1, x1). Coordinates are pixels; header names are case-insensitive
+(see :mod:`napari_sam2.prompts_csv`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
+channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis.
+
+Everything that can be checked is checked before the model is built: the prompts, the stack's axes,
+and that the output can be written (missing folders are created). The labels are written to a
+temporary file beside the output and renamed, so a failed run never leaves a partial file.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional
 
+import numpy as np
 import tifffile
-from tqdm import tqdm
 
+from sam2_model.build import Weights
 from sam2_model.frames_io import open_stack
 
-from .api import segment
+from .api import resolve_axes, segment
+from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
+
+__all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
+
+CLI_NAMES = {"frame_axis": "--axis", "channel_axis": "--channel-axis", "channel": "--channel",
+             "fixed": "--fix AXIS=INDEX", "rgb": "--rgb"}
+OUTPUT_SUFFIXES = (".tif", ".tiff")
 
 
-def read_prompts(path: Path) -> Tuple[List[tuple], List[tuple]]:
-    """(clicks, boxes) rows for :func:`napari_sam2.api.segment` from a prompts CSV."""
-    clicks, boxes = [], []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        required = {"frame", "obj_id", "y", "x"}
-        if not reader.fieldnames or not required <= set(reader.fieldnames):
-            raise ValueError(f"{path}: the header must name at least frame,obj_id,y,x (and label, or y1,x1 for boxes)")
-        for line, row in enumerate(reader, start=2):
-            try:
-                frame, obj, y, x = int(row["frame"]), int(row["obj_id"]), float(row["y"]), float(row["x"])
-                if row.get("y1") and row.get("x1"):
-                    boxes.append((frame, y, x, float(row["y1"]), float(row["x1"]), obj))
-                else:
-                    clicks.append((frame, y, x, int(row.get("label") or 1), obj))
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{path}, line {line}: {error}") from error
-    return clicks, boxes
-
-
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``napari-sam2`` parser; each subcommand sets ``run`` (a function of the parsed args -> exit code)."""
     parser = argparse.ArgumentParser(prog="napari-sam2", description="SAM 2 for microscopy stacks")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_track_parser(commands)
+    return parser
+
+
+def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     track = commands.add_parser("track", help="segment and track objects through a stack")
-    track.add_argument("stack", type=Path, help="a (T, Y, X) .tif stack")
+    track.set_defaults(run=track_command)
+    track.add_argument("stack", type=Path, help="a (T, Y, X) stack: .tif, .npy, zarr or a folder of frames")
     track.add_argument("--prompts", type=Path, required=True, help="CSV: frame,obj_id,y,x,label[,y1,x1]")
-    track.add_argument("-o", "--output", type=Path, required=True, help="labels .tif to write")
+    track.add_argument("-o", "--output", type=Path, required=True, help="labels .tif to write (folders are created)")
     track.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
-    track.add_argument("--checkpoint", default="download", help="a .pt file, 'download' (official presets: cached or downloaded; demo: embedded), or 'none' (random weights)")
+    track.add_argument("--checkpoint", default=Weights.DOWNLOAD.value,
+                       help="embedded (the demo's shipped weights), download (official presets: cached or "
+                            "downloaded; demo: embedded), random (or none: testing only), or a .pt file")
     track.add_argument("--device", default="auto")
     track.add_argument("--image-size", type=int, default=None)
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
-    args = parser.parse_args(argv)
+    track.add_argument("--axis", type=int, default=0, help="the axis to propagate through (time or z; default 0)")
+    track.add_argument("--channel-axis", type=int, default=None,
+                       help="the axis that holds channels (found from TIFF metadata when it says 'C')")
+    track.add_argument("--channel", default=None, help="with a channel axis: a channel index, or mean / max")
+    track.add_argument("--fix", action="append", default=[], metavar="AXIS=INDEX",
+                       help="segment one slice of another axis, e.g. --fix 1=5 for z=5 of (T, Z, Y, X); repeatable")
+    track.add_argument("--rgb", choices=("auto", "yes", "no"), default="auto",
+                       help="a last axis of 3 or 4 is colour (auto: yes for 3D/4D stacks)")
+    return track
+
+
+def parse_fixed(items: List[str]) -> Dict[int, int]:
+    """``["1=5"]`` -> {1: 5}; ValueError naming --fix otherwise."""
+    fixed: Dict[int, int] = {}
+    for item in items:
+        axis, _, index = item.partition("=")
+        try:
+            fixed[int(axis)] = int(index)
+        except ValueError:
+            raise ValueError(f"--fix takes AXIS=INDEX with two integers (e.g. --fix 1=5), got {item!r}") from None
+    return fixed
+
+
+def prepare_output(path: Path) -> Path:
+    """Check that ``path`` can be written before any work: a .tif/.tiff name in a writable folder.
+
+    Missing folders are created. Returns the absolute path.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"-o/--output must name a .tif or .tiff file, got {path.name!r}")
+    if path.is_dir():
+        raise ValueError(f"-o/--output {path} is a folder; name the labels file inside it (e.g. {path / 'labels.tif'})")
     try:
-        clicks, boxes = read_prompts(args.prompts)
-        stack = open_stack(args.stack)  # read lazily, frame by frame
-        bar = tqdm(total=0, unit="frame", desc="propagating")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+            pass
+    except OSError as error:
+        raise ValueError(f"-o/--output {path} cannot be written ({error.strerror or error})") from None
+    return path
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
 
-        checkpoint = "random" if args.checkpoint.lower() == "none" else args.checkpoint
-        labels = segment(stack, clicks, boxes, model=args.model, checkpoint=checkpoint, device=args.device,
-                         image_size=args.image_size, direction=args.direction, progress=progress)
+def write_atomically(path: Path, labels: np.ndarray) -> None:
+    """Write ``labels`` as a zlib-compressed grey TIFF to a temporary name beside ``path``, then rename it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack")  # never read as RGB
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class _LazyBar:
+    """A tqdm bar created at the first progress report (so errors before propagation print no bar)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", desc="propagating")
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def track_command(args: argparse.Namespace) -> int:
+    """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
+    clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
+    stack = open_stack(args.stack)  # read lazily, frame by frame
+    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
+    fixed = parse_fixed(args.fix)
+    axes = resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, fixed,
+                        getattr(stack, "axes", None), names=CLI_NAMES)
+    layout = axes.layout
+    frames = layout.num_frames(stack.shape)
+    height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
+    for (frame, y, x, _, _), line in zip(clicks, click_lines):
+        problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
+        if problem:
+            raise ValueError(f"{args.prompts}, line {line}: {problem}")
+    for box, line in zip(boxes, box_lines):
+        problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames)
+        if problem:
+            raise ValueError(f"{args.prompts}, line {line}: {problem}")
+    output = prepare_output(args.output)
+    bar = _LazyBar()
+    try:
+        labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
+                         image_size=args.image_size, frame_axis=args.axis, direction=args.direction, progress=bar,
+                         rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed)
+    finally:
         bar.close()
+    write_atomically(output, labels)
+    print(f"wrote {output} ({labels.shape} labels, {len(np.unique(labels)) - 1} objects)")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
-    tifffile.imwrite(args.output, labels, compression="zlib")
-    print(f"wrote {args.output} ({labels.max()} objects max id)")
-    return 0
 
 
 if __name__ == "__main__":
