@@ -52,8 +52,9 @@ def click(w, frame, yx, positive=None):
 
 
 def centre(labels_plane, obj_id):
+    """(row, col) of a pixel deep inside the object."""
     x, y = click_point(labels_plane == obj_id)
-    return y, x
+    return int(round(y)), int(round(x))
 
 
 # ---------------------------------------------------------------- fault 1
@@ -114,7 +115,7 @@ def test_the_clicks_layer_is_active_in_add_mode_and_a_real_mouse_click_adds_a_pr
     from qtpy.QtCore import QPoint, Qt
 
     viewer, w, m = cells
-    assert viewer.layers.selection.active is w.points_layer and w.points_layer.mode == "add"
+    assert viewer.layers.selection.active == w.points_layer and w.points_layer.mode == "add"
     viewer.window._qt_window.show()
     viewer.reset_view()
     canvas = viewer.window._qt_viewer.canvas.native
@@ -126,7 +127,7 @@ def test_the_clicks_layer_is_active_in_add_mode_and_a_real_mouse_click_adds_a_pr
     np.testing.assert_allclose(w.points_layer.data[0, 1:], [63.5, 63.5], atol=3)  # the centre of the image
     wait(qtbot, w)
     assert w.labels_layer is not None  # the first mask made the masklets layer ...
-    assert viewer.layers.selection.active is w.points_layer and w.points_layer.mode == "add"  # ... not active
+    assert viewer.layers.selection.active == w.points_layer and w.points_layer.mode == "add"  # ... not active
 
 
 # ---------------------------------------------------------------- fault 3
@@ -140,7 +141,7 @@ def test_each_image_has_its_own_layers_and_session(make_napari_viewer, tmp_path,
     before = labels_a.data.copy()
     w.image_combo.setCurrentText("b")  # another shape
     assert w.controller is None and w.points_layer.name == "SAM2 clicks [b]"
-    assert viewer.layers.selection.active is w.points_layer and not viewer.layers["SAM2 clicks [a]"].visible
+    assert viewer.layers.selection.active == w.points_layer and not viewer.layers["SAM2 clicks [a]"].visible
     click(w, 0, centre(b.labels[0], 1))
     wait(qtbot, w)
     assert w.labels_layer.data.shape == (4, 96, 96) and w.labels_layer.data[0].any()
@@ -190,8 +191,14 @@ def test_deleting_the_masklets_layer_stops_the_run_and_it_comes_back(make_napari
     click(w, 0, centre(m.labels[0], 1))
     wait(qtbot, w)
     w.forward_button.click()
-    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=120_000)
-    viewer.layers.remove(w.labels_layer)
+    steps = []
+
+    def delete_on_the_third_frame(step):
+        steps.append(step)
+        if len(steps) == 3:
+            viewer.layers.remove("SAM2 masklets [cells]")
+
+    w.worker.yielded.connect(delete_on_the_third_frame)
     wait(qtbot, w)
     assert "Stopped" in w.status.text() and "deleted" in w.status.text() and "Done" not in w.status.text()
     assert w.labels_layer is None
@@ -227,7 +234,8 @@ def test_undo_puts_back_the_prompts_and_the_session(cells, qtbot):
 def test_boxes_and_moved_or_deleted_points_segment_by_themselves(cells, qtbot):
     viewer, w, m = cells
     ys, xs = np.nonzero(m.labels[0] == 2)
-    w.boxes_layer.add_rectangles(np.array([[0, ys.min() - 2, xs.min() - 2], [0, ys.max() + 2, xs.max() + 2]]))
+    y0, x0, y1, x1 = ys.min() - 2, xs.min() - 2, ys.max() + 2, xs.max() + 2
+    w.boxes_layer.add_rectangles(np.array([[0, y0, x0], [0, y0, x1], [0, y1, x1], [0, y1, x0]], float))
     wait(qtbot, w)
     assert w.controller.session.obj_ids == [1] and (w.labels_layer.data[0] == 1).any()
     w.new_object_button.click()

@@ -1,8 +1,8 @@
 """The "SAM 2 fine-tuning" dock widget: train a model on an annotated stack open in napari.
 
 Pick an image layer (T, Y, X) and a Labels layer of the same shape whose ids are consistent through time
-(for example masklets made with the segmentation widget and corrected by hand), a starting model and a
-number of steps, and press *Train*. Training (``sam2_model.train``) runs in a worker thread with a progress
+(for example masklets made with the segmentation widget and corrected by hand), a starting model (the same
+:class:`~._model_picker.ModelPicker` as the segmentation widget's) and a number of steps, and press *Train*. Training (``sam2_model.train``) runs in a worker thread with a progress
 bar and Cancel; a cancelled run is saved and *Train* resumes it. The result is a weights file in the
 official layout that the segmentation widget (Weights: local file) and ``build_model`` load.
 """
@@ -32,8 +32,11 @@ from qtpy.QtWidgets import (
 )
 
 import sam2_model as sm
+from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, train
 
+from ._model_choice import DEMO, LOCAL, RANDOM
+from ._model_picker import ModelPicker
 from .settings import load_settings, save_settings
 
 
@@ -63,11 +66,7 @@ class FineTuneWidget(QWidget):
 
         self.image_combo = QComboBox()
         self.labels_combo = QComboBox()
-        self.model_combo = QComboBox()
-        self.model_combo.addItems(sm.list_models())
-        self.model_combo.setCurrentText("demo")
-        self.start_edit = QLineEdit()
-        self.start_edit.setPlaceholderText("embedded weights (demo) or a checkpoint file path")
+        self.picker = ModelPicker()  # the starting model: name, weights, device, input size
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
         self.steps_spin.setValue(200)
@@ -79,10 +78,6 @@ class FineTuneWidget(QWidget):
         self.clip_spin = QSpinBox()
         self.clip_spin.setRange(1, 16)
         self.clip_spin.setValue(8)
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(0, 2048)
-        self.size_spin.setSingleStep(32)
-        self.size_spin.setSpecialValueText("preset")
         self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
@@ -96,12 +91,10 @@ class FineTuneWidget(QWidget):
         form = QFormLayout()
         form.addRow("Image (T, Y, X)", self.image_combo)
         form.addRow("Labels", self.labels_combo)
-        form.addRow("Model", self.model_combo)
-        form.addRow("Start from", self.start_edit)
+        form.addRow(self.picker)
         form.addRow("Steps", self.steps_spin)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Frames per clip", self.clip_spin)
-        form.addRow("Input size", self.size_spin)
         form.addRow("Run folder", self.out_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -109,6 +102,7 @@ class FineTuneWidget(QWidget):
             layout.addWidget(widget)
         layout.addStretch()
 
+        self.picker.busy.connect(lambda busy: self.train_button.setEnabled(not busy and self.worker is None))
         self.train_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.use_button.clicked.connect(self.use_in_segmentation)
@@ -125,23 +119,32 @@ class FineTuneWidget(QWidget):
             if current in names:
                 combo.setCurrentText(current)
 
+    @property
+    def size_spin(self) -> QSpinBox:
+        """The input size (the model picker's)."""
+        return self.picker.size_spin
+
     def settings(self) -> TrainSettings:
         """The run the form describes (checked when training starts)."""
-        start = self.start_edit.text().strip() or None
+        choice = self.picker.choice()
         return TrainSettings(
             out=self.out_edit.text().strip() or str(default_run_folder()),
-            model=self.model_combo.currentText(), init=start or self._default_start(),
+            model=choice.name, init=self._start_weights(),
             steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
             warmup_steps=max(1, min(50, self.steps_spin.value() // 10)), clips_per_step=2,
-            image_size=self.size_spin.value() or None, save_every=25, device="auto",
+            image_size=choice.image_size, save_every=25, device=choice.device,
         )
 
-    def _default_start(self) -> Optional[str]:
-        if self.model_combo.currentText() == "demo":
+    def _start_weights(self) -> Optional[str]:
+        """The checkpoint file training starts from (None: random weights)."""
+        choice = self.picker.choice()
+        if choice.weights == RANDOM:
+            return None
+        if choice.weights == LOCAL:
+            return choice.path
+        if choice.name == DEMO:
             return str(sm.build.embedded_weights_path())
-        from sam2_model.checkpoints import find_cached
-
-        cached = find_cached(self.model_combo.currentText())
+        cached = find_cached(choice.name)
         return str(cached) if cached else None
 
     def _data(self) -> tuple:
@@ -156,15 +159,25 @@ class FineTuneWidget(QWidget):
         return np.asarray(image.data), np.asarray(labels.data)
 
     def start(self) -> None:
-        """Start (or resume) training in a worker thread."""
-        if self.worker is not None:
+        """Start (or resume) training in a worker thread (after downloading the starting weights if needed)."""
+        if self.worker is not None or self.picker.worker is not None:
             return
+        try:
+            self._data()
+            self.picker.choice().check()
+        except (ValueError, FileNotFoundError) as error:
+            show_error(f"SAM 2 fine-tuning: {error}")
+            return
+        choice = self.picker.choice()
+        if choice.weights not in (RANDOM, LOCAL) and choice.name != DEMO and find_cached(choice.name) is None:
+            self.picker.when_ready(self._train)  # downloads the official checkpoint first (with progress)
+        else:
+            self._train()
+
+    def _train(self) -> None:
         try:
             stack, labels = self._data()
             settings = self.settings()
-            if settings.model != "demo" and settings.init is None:
-                raise ValueError(f"no checkpoint for {settings.model}: download it in the segmentation widget "
-                                 "or give a file in 'Start from'")
         except (ValueError, FileNotFoundError) as error:
             show_error(f"SAM 2 fine-tuning: {error}")
             return

@@ -23,6 +23,11 @@ def layer_name(base: str, image: Any) -> str:
     return f"{base} [{image.name}]"
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """Whether two layer references are one layer (napari hands plugins proxies, so ``is`` is not enough)."""
+    return a is not None and b is not None and a.unique_id == b.unique_id
+
+
 def spatial_ndim(image: Any) -> int:
     """Dimensions of an image layer's world (the RGB axis is not one)."""
     return image.data.ndim - (1 if image.rgb else 0)
@@ -51,8 +56,6 @@ class ImageState:
     axes: AxisChoice = field(default_factory=AxisChoice)
     last_prompts: Optional["PromptContent"] = None  # the prompt layers after the last run (for Undo)
 
-    def owns(self, layer: Any) -> bool:
-        return any(layer is mine for mine in (self.points, self.boxes, self.labels))
 
 
 def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> Any:

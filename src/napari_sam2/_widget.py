@@ -27,7 +27,8 @@ from qtpy.QtWidgets import (
 
 from ._colors import style_boxes, style_points
 from ._image_state import (
-    AxisChoice, ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, spatial_ndim,
+    AxisChoice, ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, same_layer,
+    spatial_ndim,
 )
 from ._model_picker import ModelPicker
 from ._runs import RunMixin
@@ -48,7 +49,7 @@ class SegmentationWidget(RunMixin, QWidget):
         super().__init__()
         self.viewer = viewer
         self.worker: Any = None
-        self.states: Dict[int, ImageState] = {}  # by id() of the image layer
+        self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._state: Optional[ImageState] = None
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
         self._edited_while_busy = False
@@ -198,7 +199,7 @@ class SegmentationWidget(RunMixin, QWidget):
         seed = self.seed_combo.currentText()
         own = [layer for state in self.states.values() for layer in (state.labels,) if layer is not None]
         seeds = [layer.name for layer in self.viewer.layers
-                 if layer.__class__.__name__ == "Labels" and not any(layer is o for o in own)]
+                 if layer.__class__.__name__ == "Labels" and not any(same_layer(layer, o) for o in own)]
         self.seed_combo.clear()
         self.seed_combo.addItems(seeds)
         if seed in seeds:
@@ -217,19 +218,19 @@ class SegmentationWidget(RunMixin, QWidget):
     def _on_layer_removed(self, event: Any) -> None:
         layer = event.value
         for key, state in list(self.states.items()):
-            if layer is state.image:
+            if same_layer(layer, state.image):
                 del self.states[key]
                 if state is self._state:
                     self._stop_run_of(state, f"the image '{layer.name}' was removed")
                     self._state = None
-            elif layer is state.labels:
+            elif same_layer(layer, state.labels):
                 state.labels = None
                 self._stop_run_of(state, f"the masklets layer '{layer.name}' was deleted")
                 if state.controller is not None:
                     self.status.setText(f"'{layer.name}' was deleted; the next click or Propagate recreates it "
                                         "with the labels so far (nothing is lost).")
-            elif layer is state.points or layer is state.boxes:
-                if layer is state.points:
+            elif same_layer(layer, state.points) or same_layer(layer, state.boxes):
+                if same_layer(layer, state.points):
                     state.points = None
                 else:
                     state.boxes = None
@@ -243,9 +244,9 @@ class SegmentationWidget(RunMixin, QWidget):
             return
         if self._state is not None:
             self._state.obj_id = self.object_spin.value()
-        state = self.states.get(id(layer))
+        state = self.states.get(layer.unique_id)
         if state is None:
-            state = self.states[id(layer)] = ImageState(layer)
+            state = self.states[layer.unique_id] = ImageState(layer)
         self._state = state
         self._show_axes(state)
         self._ensure_prompt_layers()
