@@ -29,3 +29,27 @@ def test_demo_without_a_cached_official_checkpoint_says_what_to_do(tmp_path, mon
         main(["--model", "sam2.1_hiera_tiny", "--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "--checkpoint download" in capsys.readouterr().err
+
+
+def test_demo_and_evaluation_do_not_import_the_training_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, sam2_model.demo, sam2_model.evaluation; "
+            "print(sorted(m for m in sys.modules if m.startswith('sam2_model.train')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_training_preview_draws_the_tracked_sequence(tmp_path):
+    from PIL import Image
+
+    from sam2_model import build_model
+    from sam2_model.train.preview import preview
+
+    line = preview(build_model("demo", checkpoint="embedded", device="cpu"), tmp_path / "p.png", num_frames=3)
+    jf = float(re.search(r"J&F over 2 tracked frames: ([0-9.]+)", line).group(1))
+    assert jf > 0.7
+    picture = np.asarray(Image.open(tmp_path / "p.png"))
+    assert picture.shape == (3 * 256, 3 * 256, 3)  # a row per frame: image, truth, prediction
+    assert not np.array_equal(picture[:, :256], picture[:, 512:])  # the prediction is drawn over the image

@@ -6,7 +6,11 @@
   :class:`VideoSession` propagates; the masks are composed into one label image per frame (where
   objects overlap the highest logit wins, as DAVIS scores label maps) and J&F is computed per object
   with :mod:`sam2_model.metrics` over the frames after the prompted one. A cell that divides is followed
-  as the union of its descendants (``sam2_model.train.data.lineage_masks``).
+  as the union of its descendants (:func:`lineage_masks`).
+
+:func:`track_synthetic` is the one place that makes a held-out time-lapse, clicks each cell of frame 0,
+tracks and keeps the ground truth; the demo (``python -m sam2_model.demo``), the training preview and
+:func:`propagation_j_and_f` all score its :class:`TrackedTimelapse`.
 
 Evaluation seeds must never be used for training: training clips use seeds >= 1_000_003
 (``SyntheticClips``), evaluation uses the seeds given here (``HELD_OUT_SEEDS`` by default).
@@ -14,6 +18,7 @@ Evaluation seeds must never be used for training: training clips use seeds >= 1_
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
@@ -23,11 +28,24 @@ from scipy import ndimage
 from .image_predictor import ImagePredictor
 from .metrics import j_and_f, region_similarity
 from .modeling.sam2 import SAM2Model
-from .synthetic import make_timelapse
-from .train.data import lineage_masks
+from .synthetic import SyntheticTimelapse, make_timelapse
 from .video_session import VideoSession
 
 HELD_OUT_SEEDS: Tuple[int, ...] = (900_001, 900_002, 900_003, 900_004, 900_005)
+
+
+def lineage_masks(labels: np.ndarray, obj_ids: Sequence[int], parents: Dict[int, int]) -> np.ndarray:
+    """(T, H, W) instance labels -> (T, N, H, W) bool: object ``obj_ids[n]`` together with its descendants."""
+    out = np.zeros((labels.shape[0], len(obj_ids)) + labels.shape[1:], dtype=bool)
+    for n, obj_id in enumerate(obj_ids):
+        family = {int(obj_id)}
+        grew = True
+        while grew:  # parents maps child -> parent; close the set under "child of a member"
+            before = len(family)
+            family |= {child for child, parent in parents.items() if parent in family}
+            grew = len(family) > before
+        out[:, n] = np.isin(labels, sorted(family))
+    return out
 
 
 def click_point(mask: np.ndarray) -> Tuple[float, float]:
@@ -84,18 +102,57 @@ def track_with_clicks(model: SAM2Model, image: np.ndarray, clicks: Dict[int, Tup
     return out
 
 
+@dataclass
+class TrackedTimelapse:
+    """A synthetic time-lapse with one click on each cell of frame 0, tracked through all frames.
+
+    movie: the time-lapse ((T, H, W) image, labels, parents); obj_ids: the clicked cells (N);
+    predicted: (T, H, W) int32 labels (ids of ``obj_ids``); truth: (T, N, H, W) bool, each clicked cell
+    with its descendants; seconds: the wall time of tracking (clicks and propagation).
+    """
+
+    movie: SyntheticTimelapse
+    obj_ids: List[int]
+    predicted: np.ndarray
+    truth: np.ndarray
+    seconds: float
+
+    def first_frame_iou(self) -> float:
+        """Mean IoU over objects on the clicked frame 0."""
+        ious = [region_similarity(self.predicted[0] == o, self.truth[0, n]) for n, o in enumerate(self.obj_ids)]
+        return float(np.mean(ious)) if ious else float("nan")
+
+    def scores(self) -> List[Dict[str, float]]:
+        """Per object, J, F and J&F over the propagated frames 1..T-1."""
+        return [j_and_f(self.predicted[1:] == o, self.truth[1:, n]) for n, o in enumerate(self.obj_ids)]
+
+    def truth_labels(self) -> np.ndarray:
+        """(T, H, W) int32 ground truth of the clicked cells only, under their ids."""
+        labels = np.zeros(self.predicted.shape, np.int32)
+        for n, obj_id in enumerate(self.obj_ids):
+            labels[self.truth[:, n]] = obj_id
+        return labels
+
+
+def track_synthetic(model: SAM2Model, seed: int, num_frames: int, shape: Tuple[int, int] = (256, 256),
+                    dtype: str = "uint16") -> TrackedTimelapse:
+    """Make ``make_timelapse(seed=seed)``, click each clickable cell of frame 0 once, track forward."""
+    movie = make_timelapse(num_frames=num_frames, shape=shape, seed=seed, dtype=dtype)
+    obj_ids = clickable_objects(movie.labels[0])
+    clicks = {obj_id: click_point(movie.labels[0] == obj_id) for obj_id in obj_ids}
+    start = time.perf_counter()
+    predicted = track_with_clicks(model, movie.image, clicks)
+    seconds = time.perf_counter() - start
+    return TrackedTimelapse(movie, obj_ids, predicted, lineage_masks(movie.labels, obj_ids, movie.parents), seconds)
+
+
 def propagation_j_and_f(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, num_frames: int = 30,
                         shape: Tuple[int, int] = (256, 256), dtype: str = "uint16") -> QualityReport:
     """Mean J&F over objects: one click per object on frame 0, ``num_frames`` frames propagated."""
     values: List[float] = []
     per_sequence: List[float] = []
     for seed in seeds:
-        movie = make_timelapse(num_frames=num_frames, shape=shape, seed=seed, dtype=dtype)
-        obj_ids = clickable_objects(movie.labels[0])
-        clicks = {obj_id: click_point(movie.labels[0] == obj_id) for obj_id in obj_ids}
-        predicted = track_with_clicks(model, movie.image, clicks)
-        truth = lineage_masks(movie.labels, obj_ids, movie.parents)
-        scores = [j_and_f(predicted[1:] == obj_id, truth[1:, n])["JF"] for n, obj_id in enumerate(obj_ids)]
+        scores = [s["JF"] for s in track_synthetic(model, seed, num_frames, shape, dtype).scores()]
         values.extend(scores)
         per_sequence.append(float(np.mean(scores)) if scores else float("nan"))
     return QualityReport(float(np.mean(values)), per_sequence, len(values))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluation import lineage_masks  # the ground truth that training and evaluation share
 from ..frames import UINT8_LIMITS, percentile_limits, to_model_input, to_unit
 from ..synthetic import make_timelapse
 
@@ -39,20 +40,6 @@ class Clip:
     @property
     def num_objects(self) -> int:
         return self.masks.shape[1]
-
-
-def lineage_masks(labels: np.ndarray, obj_ids: Sequence[int], parents: Dict[int, int]) -> np.ndarray:
-    """(T, H, W) instance labels -> (T, N, H, W) bool: object ``obj_ids[n]`` together with its descendants."""
-    out = np.zeros((labels.shape[0], len(obj_ids)) + labels.shape[1:], dtype=bool)
-    for n, obj_id in enumerate(obj_ids):
-        family = {int(obj_id)}
-        grew = True
-        while grew:  # parents maps child -> parent; close the set under "child of a member"
-            before = len(family)
-            family |= {child for child, parent in parents.items() if parent in family}
-            grew = len(family) > before
-        out[:, n] = np.isin(labels, sorted(family))
-    return out
 
 
 def stack_to_model_inputs(stack: np.ndarray, image_size: int) -> torch.Tensor:

@@ -15,11 +15,9 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..build import build_model, load_checkpoint
-from ..evaluation import click_point, clickable_objects, one_click_iou, track_with_clicks
-from ..metrics import j_and_f
-from ..synthetic import make_timelapse
-from .data import lineage_masks
+from ..build import Weights, build_model, load_checkpoint
+from ..evaluation import one_click_iou, track_synthetic
+from ..modeling.sam2 import SAM2Model
 
 _PALETTE = np.array([[0, 0, 0]] + [[(37 * i) % 255, (91 * i) % 255, (151 * i) % 255] for i in range(1, 256)], np.uint8)
 
@@ -35,24 +33,19 @@ def _overlay(grey: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where(labels[..., None] > 0, (0.5 * grey + 0.5 * colour).astype(np.uint8), grey)
 
 
-def preview(model, path: Path, seed: int = 900_001, num_frames: int = 8) -> str:
+def preview(model: SAM2Model, path: Path, seed: int = 900_001, num_frames: int = 8) -> str:
+    """Write the picture of one tracked held-out sequence to ``path`` (PNG); returns its J&F line."""
     from PIL import Image
 
-    movie = make_timelapse(num_frames=num_frames, seed=seed)
-    obj_ids = clickable_objects(movie.labels[0])
-    clicks = {obj_id: click_point(movie.labels[0] == obj_id) for obj_id in obj_ids}
-    predicted = track_with_clicks(model, movie.image, clicks)
-    truth = lineage_masks(movie.labels, obj_ids, movie.parents)
-    gt_labels = np.zeros_like(predicted)
-    for n, obj_id in enumerate(obj_ids):
-        gt_labels[truth[:, n]] = obj_id
+    run = track_synthetic(model, seed=seed, num_frames=num_frames)
+    truth = run.truth_labels()
     rows = []
     for t in range(num_frames):
-        grey = _grey(movie.image[t])
-        rows.append(np.concatenate([grey, _overlay(grey, gt_labels[t]), _overlay(grey, predicted[t])], axis=1))
+        grey = _grey(run.movie.image[t])
+        rows.append(np.concatenate([grey, _overlay(grey, truth[t]), _overlay(grey, run.predicted[t])], axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-    scores = [j_and_f(predicted[1:] == o, truth[1:, n])["JF"] for n, o in enumerate(obj_ids)]
-    return f"J&F over {num_frames - 1} tracked frames: {np.mean(scores):.3f} ({len(obj_ids)} objects)"
+    scores = [score["JF"] for score in run.scores()]
+    return f"J&F over {num_frames - 1} tracked frames: {np.mean(scores):.3f} ({len(run.obj_ids)} objects)"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -62,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--seed", type=int, default=900_001)
     args = parser.parse_args(argv)
-    model = build_model(args.model, checkpoint="random", device="cpu")
+    model = build_model(args.model, checkpoint=Weights.RANDOM, device="cpu")
     source = args.run / "last.pt" if args.run.is_dir() else args.run
     payload = torch.load(source, map_location="cpu", weights_only=False)
     load_checkpoint(model, payload["model"])
