@@ -150,8 +150,8 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, stack, prompts, labels)
-    if large:  # plane by plane; no intensities (they would need the whole stack in memory)
-        rows = measure(labels)
+    if large:  # plane by plane, never the whole stack in memory (no object scores here)
+        rows = measure(labels, stack if stack.ndim == 3 else None)
     else:
         write_labels_tiff(labels, folder / labels_name)
         rows = controller.measurements()
