@@ -12,7 +12,12 @@ from typing import Iterable, Optional
 import pytest
 import torch
 
-from sam2_model.config import REFERENCE_CONFIG_FILES
+# Meta's hydra config file of each official preset (the oracle is built from these; the demo overrides tiny's).
+_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+REFERENCE_CONFIG_FILES = {
+    **{f"sam2.1_hiera_{size}": f"configs/sam2.1/sam2.1_hiera_{short}.yaml" for size, short in _SIZES.items()},
+    **{f"sam2_hiera_{size}": f"configs/sam2/sam2_hiera_{short}.yaml" for size, short in _SIZES.items()},
+}
 
 
 def require_oracle() -> None:

@@ -15,8 +15,8 @@ from typing import Any, Dict, Tuple
 import pytest
 import torch
 
-from oracle import assert_close, max_errors, reference_model, require_oracle
-from sam2_model.config import PRESETS, REFERENCE_CONFIG_FILES, get_config
+from oracle import REFERENCE_CONFIG_FILES, assert_close, max_errors, reference_model, require_oracle
+from sam2_model.config import PRESETS, get_config
 from sam2_model.modeling.attention import RoPEAttention
 from sam2_model.modeling.memory_attention import MemoryAttention
 from sam2_model.modeling.memory_encoder import MemoryEncoder, MemoryEncoding

@@ -177,14 +177,9 @@ _HIERA = {
     ),
 }
 
-# Reference config file of each preset (used by the parity tests to build the oracle).
-REFERENCE_CONFIG_FILES: Dict[str, str] = {}
-
 PRESETS: Dict[str, SAM2Config] = {}
 for _size, _hiera in _HIERA.items():
-    _short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}[_size]
     PRESETS[f"sam2.1_hiera_{_size}"] = SAM2Config(name=f"sam2.1_hiera_{_size}", hiera=_hiera)
-    REFERENCE_CONFIG_FILES[f"sam2.1_hiera_{_size}"] = f"configs/sam2.1/sam2.1_hiera_{_short}.yaml"
     PRESETS[f"sam2_hiera_{_size}"] = SAM2Config(
         name=f"sam2_hiera_{_size}",
         hiera=_hiera,
@@ -193,8 +188,7 @@ for _size, _hiera in _HIERA.items():
         use_signed_tpos_enc_to_obj_ptrs=False,
         no_obj_embed_spatial=False,
     )
-    REFERENCE_CONFIG_FILES[f"sam2_hiera_{_size}"] = f"configs/sam2/sam2_hiera_{_short}.yaml"
-del _size, _hiera, _short
+del _size, _hiera
 
 # The embedded default model: SAM 2.1's architecture, narrowed so that it trains on two CPU cores
 # (our own weights, trained by ``sam2_model.train`` on synthetic fluorescence time-lapses).
