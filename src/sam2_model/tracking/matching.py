@@ -61,7 +61,7 @@ class DetectionMatch:
 
     matched: Dict[int, int] = field(default_factory=dict)  # detection index -> track id
     new: List[int] = field(default_factory=list)  # detections no masklet covers
-    inside: Dict[int, List[int]] = field(default_factory=dict)  # track id -> unmatched detections mostly inside it
+    inside: Dict[int, List[int]] = field(default_factory=dict)  # track id -> detections mostly inside it
     best_iou: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) best IoU of each detection
 
 
@@ -71,8 +71,8 @@ def match_detections(detections: Sequence[np.ndarray], labels: np.ndarray, max_c
 
     A detection is *matched* when the Hungarian assignment pairs it with a track at IoU >= ``max_iou``;
     it is *new* when it is not matched, less than ``max_coverage`` of it lies on tracked pixels and its
-    best IoU with any track is below ``max_iou``; an unmatched detection with more than half of its
-    pixels on one track is listed under that track in ``inside`` (evidence the track holds two cells).
+    best IoU with any track is below ``max_iou``. Every detection (matched or not) with more than half of
+    its pixels on one track is listed under that track in ``inside`` (two there: the track holds two cells).
     """
     ids, inter, _ = overlaps_with_labels(detections, labels)
     _, iou = iou_with_labels(detections, labels)
@@ -82,14 +82,12 @@ def match_detections(detections: Sequence[np.ndarray], labels: np.ndarray, max_c
         out.matched[r] = int(ids[c])
     covered = inter.sum(axis=1) / areas if len(ids) else np.zeros(len(detections))
     for n in range(len(detections)):
-        if n in out.matched:
-            continue
-        if covered[n] < max_coverage and out.best_iou[n] < max_iou:
-            out.new.append(n)
-        elif len(ids):
+        if len(ids):
             c = int(np.argmax(inter[n]))
             if inter[n, c] / areas[n] > 0.5:
                 out.inside.setdefault(int(ids[c]), []).append(n)
+        if n not in out.matched and covered[n] < max_coverage and out.best_iou[n] < max_iou:
+            out.new.append(n)
     return out
 
 
@@ -109,7 +107,8 @@ def entering_recall(result: np.ndarray, gt: np.ndarray, parents: Dict[int, int],
     """Recall of cells that enter the field after the first frame (not measured by the CTC tools).
 
     result, gt: (T, H, W) label stacks (GT ids stable in time); parents: GT child -> parent (daughters
-    are not entries). An entering cell counts when, on the frames from ``delay`` frames after it appears
+    are not entries). An entering cell counts when, on the frames from ``delay`` frames after it is first
+    at least half in view (half its largest area)
     (the tracker looks for new cells every few frames), one result id covers more than half of its pixels
     (the CTC matching rule) on most of those frames; cells present fewer than ``delay + min_frames``
     frames are not scored. Returns {"recall", "entered", "found"}.
@@ -125,7 +124,9 @@ def entering_recall(result: np.ndarray, gt: np.ndarray, parents: Dict[int, int],
     entered = [i for i, t0 in first.items() if t0 > 0 and i not in parents]
     scored, found = 0, 0
     for i in entered:
-        later = [t for t in frames[i] if t >= first[i] + delay]
+        areas = [int(np.count_nonzero(gt[t] == i)) for t in frames[i]]
+        visible = frames[i][int(np.argmax(np.asarray(areas) * 2 >= max(areas)))]  # first frame half in view
+        later = [t for t in frames[i] if t >= visible + delay]
         if len(later) < min_frames:
             continue
         scored += 1

@@ -35,6 +35,7 @@ Parameters (defaults and why):
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -49,6 +50,7 @@ from .detection import Detector, check_cell_diameter, default_min_area, make_det
 from .lineage import Lineage
 from .matching import match_detections
 
+log = logging.getLogger(__name__)
 FrameStep = Tuple[int, np.ndarray, int]
 Progress = Callable[[int, int], None]
 
@@ -255,6 +257,8 @@ class CellTracker:
             return
         match = match_detections(detections, labels, self.max_coverage, self.max_iou)
         new = list(match.new)
+        log.debug("frame %d: %d detections, %d matched, new %s, inside %s, best IoU %s", t, len(detections),
+                  len(match.matched), new, match.inside, np.round(match.best_iou, 2).tolist())
         if self.divisions:
             for track_id, inside in match.inside.items():
                 state = self._states.get(track_id)
@@ -262,6 +266,8 @@ class CellTracker:
                     continue
                 area = int(np.count_nonzero(labels == track_id))
                 pair = div.two_inside(area, [detections[i] for i in inside], max(state.areas))
+                log.debug("frame %d: track %d holds detections %s (areas %s, track %d, recent max %d) -> %s", t,
+                          track_id, inside, [int(detections[i].sum()) for i in inside], area, max(state.areas), pair)
                 if pair is not None:
                     self._divide(t, track_id, [detections[inside[k]] for k in pair], labels)
             for n in list(new):

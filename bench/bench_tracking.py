@@ -1,0 +1,104 @@
+"""Automatic tracking quality and speed: synthetic held-out time-lapses and (optionally) the real CTC data.
+
+    python bench/bench_tracking.py                       # seeds 900001..900003, 24 frames, 256 x 256
+    python bench/bench_tracking.py --seeds 900001 --frames 12
+    python bench/bench_tracking.py --real ../shared/data/ctc-msc --real-frames 48
+
+Synthetic: frame-0 detection F1 (IoU >= 0.5, one-to-one), CTC SEG / DET / TRA and division measures
+(py-ctcmetrics), entering-cell recall (sam2_model.tracking.entering_recall), seconds per frame and the
+number of cells. Real: the same CTC measures against the sequence's 01_GT (sparse SEG frames).
+Seeds >= 900001 are never used for training. Timings depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+import sam2_model as sm
+from sam2_model.synthetic import make_timelapse
+from sam2_model.tracking import (detection_f1, entering_recall, evaluate_ctc, make_detector, track_cells, write_ctc,
+                                 write_ctc_ground_truth)
+
+KEYS = ("SEG", "DET", "TRA", "division_recall", "BC(3)")
+
+
+def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict) -> Dict[str, float]:
+    tl = make_timelapse(num_frames=frames, shape=(size, size), num_cells=cells, seed=seed)
+    detector = make_detector(model, options["seeding"], options["cell_diameter"])
+    f1 = detection_f1(detector(tl.image[0]), tl.labels[0])
+    start = time.perf_counter()
+    result = track_cells(model, tl.image, **options)
+    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        gt = write_ctc_ground_truth(Path(tmp) / "gt", tl.labels, tl.parents)
+        write_ctc(Path(tmp) / "res", result.labels, result.lineage)
+        measures = evaluate_ctc(Path(tmp) / "res", gt)
+    entering = entering_recall(result.labels, tl.labels, tl.parents, delay=options["redetect_every"])
+    n_cells = float(np.mean([len(np.unique(f)) - 1 for f in tl.labels]))
+    return {"seed": seed, "det_f1": f1["f1"], **{k: measures.get(k, float("nan")) for k in KEYS},
+            "gt_divisions": measures.get("gt_divisions", 0.0), "entering_recall": entering["recall"],
+            "entered": entering["entered"], "cells_per_frame": n_cells, "s_per_frame": seconds / frames,
+            "tracks": len(result.lineage)}
+
+
+def run_real(model, root: Path, frames: int, options: Dict) -> Dict[str, float]:
+    import tifffile
+
+    images = sorted((root / "01").glob("t*.tif"))[:frames]
+    stack = np.stack([tifffile.imread(p) for p in images])
+    start = time.perf_counter()
+    result = track_cells(model, stack, **options)
+    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_src = root / "01_GT"
+        if frames < len(sorted((root / "01").glob("t*.tif"))):
+            raise ValueError("--real-frames must cover the whole sequence (py-ctcmetrics compares every frame)")
+        write_ctc(Path(tmp) / "res", result.labels, result.lineage)
+        measures = evaluate_ctc(Path(tmp) / "res", gt_src)
+    return {**{k: measures.get(k, float("nan")) for k in KEYS}, "gt_divisions": measures.get("gt_divisions", 0.0),
+            "s_per_frame": seconds / len(stack), "tracks": len(result.lineage), "shape": list(stack.shape)}
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[900_001, 900_002, 900_003])
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--cells", type=int, default=12)
+    parser.add_argument("--seeding", default="blobs")
+    parser.add_argument("--cell-diameter", type=float, nargs=2, default=(8, 40))
+    parser.add_argument("--redetect-every", type=int, default=5)
+    parser.add_argument("--real", type=Path, default=None, help="a CTC dataset folder with 01/ and 01_GT/")
+    parser.add_argument("--real-frames", type=int, default=48)
+    parser.add_argument("--real-cell-diameter", type=float, nargs=2, default=(20, 120))
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    model = sm.build_model("demo", checkpoint="download")
+    options = dict(seeding=args.seeding, cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every)
+    rows = []
+    for seed in args.seeds:
+        row = run_synthetic(model, seed, args.frames, args.size, args.cells, options)
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    if rows:
+        mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "seed"}
+        print("mean", json.dumps({k: round(v, 3) for k, v in mean.items()}))
+    if args.real is not None:
+        real = run_real(model, args.real, args.real_frames, {**options, "cell_diameter": tuple(args.real_cell_diameter)})
+        rows.append({"real": str(args.real), **real})
+        print("real", json.dumps(real))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
