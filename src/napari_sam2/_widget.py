@@ -10,7 +10,6 @@ from typing import Any, Dict, List, Optional
 
 import napari
 import numpy as np
-from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -25,24 +24,22 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._colors import style_boxes, style_points
+from ._axes_panel import AxesPanel
 from ._image_state import (
-    AxisChoice, ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, same_layer,
-    spatial_ndim,
+    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, same_layer,
 )
 from ._model_picker import ModelPicker
+from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import RunMixin
+from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .layout import StackLayout, world_to_data
-from .prompts import FramePrompt, collect_prompts, outside_image
-from .settings import load_settings, save_settings
-
-NO_CHANNEL_AXIS = "none (grey or RGB)"
-CHANNEL_MODES = ("mean of channels", "max of channels")
-NO_IMAGE = "Add an image layer first (File > Open, or File > Open Sample > napari-sam2)."
+from .prompts import FramePrompt, collect_prompts
+from .settings import load_settings
 
 
-class SegmentationWidget(RunMixin, QWidget):
+
+class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
     """Pick an image and a model, click objects, propagate, correct, undo."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -58,9 +55,7 @@ class SegmentationWidget(RunMixin, QWidget):
 
         self.picker = ModelPicker()
         self.image_combo = QComboBox()
-        self.axis_spin = QSpinBox()
-        self.channel_axis_combo = QComboBox()
-        self.channel_combo = QComboBox()
+        self.axes = AxesPanel()
         self.corrections_check = QCheckBox("Corrections stick (clicked frames condition later frames)")
         self.corrections_check.setChecked(bool(settings.get("corrections_as_conditioning", True)))
         self.forget_check = QCheckBox("Forget tracked memories next to a correction")
@@ -89,9 +84,7 @@ class SegmentationWidget(RunMixin, QWidget):
 
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
-        form.addRow("Propagate along axis", self.axis_spin)
-        form.addRow("Channel axis", self.channel_axis_combo)
-        form.addRow("Channel", self.channel_combo)
+        form.addRow(self.axes)
         form.addRow(self.picker)
         form.addRow(self.corrections_check)
         form.addRow(self.forget_check)
@@ -113,13 +106,13 @@ class SegmentationWidget(RunMixin, QWidget):
         for widget in (self.progress, self.cancel_button, self.undo_button, self.export_labels_button,
                        self.export_table_button, self.tracks_button, self.status):
             layout.addWidget(widget)
+        self.track_all = TrackAllPanel(self)  # "Track all cells": automatic tracking, correction, lineage
+        layout.addWidget(self.track_all)
         layout.addStretch()
         self.cancel_button.setEnabled(False)
 
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
-        self.axis_spin.valueChanged.connect(self._on_axes_edited)
-        self.channel_axis_combo.currentTextChanged.connect(self._on_channel_axis_changed)
-        self.channel_combo.currentTextChanged.connect(self._on_axes_edited)
+        self.axes.edited.connect(self._on_axes_edited)
         self.corrections_check.toggled.connect(self._on_correction_options)
         self.forget_check.toggled.connect(self._on_correction_options)
         self.picker.busy.connect(self._set_busy)
@@ -248,7 +241,7 @@ class SegmentationWidget(RunMixin, QWidget):
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
         self._state = state
-        self._show_axes(state)
+        self.axes.show_for(layer, state.axes)
         self._ensure_prompt_layers()
         for other in self.states.values():  # only the current image's prompts are visible (and clickable)
             for prompts in (other.points, other.boxes):
@@ -284,74 +277,29 @@ class SegmentationWidget(RunMixin, QWidget):
         points.mode = "add"
 
     # ------------------------------------------------------------------ axes and channels
-    def _show_axes(self, state: ImageState) -> None:
-        layer = state.image
-        ndim = spatial_ndim(layer)
-        for widget in (self.axis_spin, self.channel_axis_combo, self.channel_combo):
-            widget.blockSignals(True)
-        self.axis_spin.setRange(0, max(ndim - 3, 0))
-        self.axis_spin.setValue(state.axes.frame_axis)
-        self.channel_axis_combo.clear()
-        self.channel_axis_combo.addItem(NO_CHANNEL_AXIS)
-        if not layer.rgb:
-            for axis in range(max(ndim - 2, 0)):
-                self.channel_axis_combo.addItem(f"axis {axis} ({layer.data.shape[axis]})")
-        self.channel_axis_combo.setCurrentText(state.axes.channel_axis or NO_CHANNEL_AXIS)
-        self._fill_channels()
-        if state.axes.channel:
-            self.channel_combo.setCurrentText(state.axes.channel)
-        for widget in (self.axis_spin, self.channel_axis_combo, self.channel_combo):
-            widget.blockSignals(False)
+    @property
+    def axis_spin(self) -> QSpinBox:
+        return self.axes.axis_spin
 
-    def _fill_channels(self) -> None:
-        layer, axis = self.image_layer, self.channel_axis()
-        self.channel_combo.clear()
-        if layer is None or axis is None:
-            self.channel_combo.addItem("all (grey or RGB)")
-            return
-        self.channel_combo.addItems([f"channel {c}" for c in range(layer.data.shape[axis])] + list(CHANNEL_MODES))
+    @property
+    def channel_axis_combo(self) -> QComboBox:
+        return self.axes.channel_axis_combo
 
-    def _on_channel_axis_changed(self, _: str = "") -> None:
-        self.channel_combo.blockSignals(True)
-        self._fill_channels()
-        self.channel_combo.blockSignals(False)
-        self._on_axes_edited()
+    @property
+    def channel_combo(self) -> QComboBox:
+        return self.axes.channel_combo
 
-    def _on_axes_edited(self, *_: Any) -> None:
+    def _on_axes_edited(self) -> None:
         if self._state is not None:
-            self._state.axes = AxisChoice(self.axis_spin.value(), self.channel_axis_combo.currentText(),
-                                          self.channel_combo.currentText())
-
-    def channel_axis(self) -> Optional[int]:
-        """The image axis holding channels (None: grey, or RGB layers whose colour axis napari knows)."""
-        text = self.channel_axis_combo.currentText()
-        return int(text.split()[1]) if text.startswith("axis ") else None
+            self._state.axes = self.axes.choice()
 
     def session_options(self) -> dict:
         """Session options: how the chosen channel reaches the model, and how corrections act."""
-        options = {"corrections_as_conditioning": self.corrections_check.isChecked(),
-                   "clear_memory_around_corrections": self.forget_check.isChecked()}
-        text = self.channel_combo.currentText()
-        if self.channel_axis() is None:
-            return options
-        if text.startswith("channel "):
-            return {**options, "channel": int(text.split()[1])}
-        return {**options, "composite": "mean" if text.startswith("mean") else "max"}
+        return {"corrections_as_conditioning": self.corrections_check.isChecked(),
+                "clear_memory_around_corrections": self.forget_check.isChecked(), **self.axes.channel_options()}
 
     def _layout(self, image: Any) -> StackLayout:
-        ndim = image.data.ndim
-        channel_axis = ndim - 1 if image.rgb else self.channel_axis()
-        axes = [axis for axis in range(ndim) if axis != channel_axis]
-        others = axes[:-2]  # neither channel nor spatial
-        if not others:
-            return StackLayout(ndim, None, channel_axis)
-        frame_axis = self.axis_spin.value()
-        if frame_axis == channel_axis:
-            raise ValueError(f"axis {frame_axis} cannot be both the propagated axis and the channel axis; "
-                             "choose another 'Propagate along axis' or 'Channel axis'")
-        step = self.viewer.dims.current_step
-        fixed = tuple((axis, int(step[axis])) for axis in others if axis != frame_axis)
-        return StackLayout(ndim, frame_axis, channel_axis, fixed)
+        return self.axes.layout(image, self.viewer.dims.current_step)
 
     # ------------------------------------------------------------------ controller and prompts
     def ensure_controller(self) -> SegmentationController:
@@ -402,116 +350,3 @@ class SegmentationWidget(RunMixin, QWidget):
             coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int),
             rectangles, boxes.features["obj_id"].to_numpy(int) if len(rectangles) else [], layout,
         )
-
-    def _reject_outside(self, state: ImageState) -> bool:
-        """Remove clicks outside the image from the clicks layer, saying why; True if any were removed."""
-        points, image = state.points, state.image
-        if not len(points.data):
-            return False
-        coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
-        layout = self._layout(image)
-        bad = outside_image(coords, layout, image.data.shape)
-        if not bad.any():
-            return False
-        rows, cols = layout.spatial_axes
-        self._quiet += 1
-        try:
-            points.selected_data = set(np.flatnonzero(bad).tolist())
-            points.remove_selected()
-            style_points(points)
-        finally:
-            self._quiet -= 1
-        message = (f"SAM 2: {int(bad.sum())} click(s) outside the image were removed (the image has "
-                   f"{image.data.shape[rows]} rows and {image.data.shape[cols]} columns); click inside it.")
-        show_info(message)
-        self.status.setText(message[7:])
-        return True
-
-    # ------------------------------------------------------------------ objects and clicks
-    def _require_state(self) -> Optional[ImageState]:
-        if self._state is None or self._state.points is None:
-            show_info(f"SAM 2: {NO_IMAGE}")
-            self.status.setText(NO_IMAGE)
-            return None
-        return self._state
-
-    def _on_new_object(self) -> None:
-        state = self._require_state()
-        if state is None:
-            return
-        used = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
-        if state.controller is not None:
-            used |= set(state.controller.obj_ids)
-        self.object_spin.setValue(max(used | {0}) + 1)
-        self.activate_clicks()
-
-    def _on_object_changed(self, obj_id: int) -> None:
-        state = self._state
-        if state is None or state.points is None or state.boxes is None:
-            return
-        state.obj_id = obj_id
-        state.points.feature_defaults = {"positive": state.positive, "obj_id": obj_id}
-        state.boxes.feature_defaults = {"obj_id": obj_id}
-        style_points(state.points)
-        style_boxes(state.boxes)
-
-    def _on_toggle_positive(self) -> None:
-        state = self._require_state()
-        if state is None:
-            return
-        state.positive = not state.positive
-        state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
-        style_points(state.points)
-        self._show_positive(state.positive)
-
-    def _show_positive(self, positive: bool) -> None:
-        self.positive_button.setText(f"Clicks: {'positive' if positive else 'negative'} (T toggles)")
-
-    def _on_points_changed(self, state: ImageState, event: Any) -> None:
-        if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
-            return
-        if state is not self._state:
-            self.image_combo.setCurrentText(state.image.name)
-        if self._reject_outside(state) and str(event.action) == "added":
-            return  # the click was outside the image: nothing else changed
-        style_points(state.points)
-        self._prompts_edited()
-
-    def _on_boxes_changed(self, state: ImageState, event: Any) -> None:
-        if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
-            return
-        if state is not self._state:
-            self.image_combo.setCurrentText(state.image.name)
-        style_boxes(state.boxes)
-        self._prompts_edited()
-
-    def _prompts_edited(self) -> None:
-        """A prompt was added, moved or deleted: segment its frame (after the run in progress, if any)."""
-        if self.busy():
-            self._edited_while_busy = True
-            return
-        self._on_segment_clicked()
-
-    # ------------------------------------------------------------------ options and model changes
-    def _on_correction_options(self, *_: Any) -> None:
-        save_settings(corrections_as_conditioning=self.corrections_check.isChecked(),
-                      clear_memory_around_corrections=self.forget_check.isChecked())
-        controller = self.controller
-        if controller is not None:  # the session reads these flags at each correction: no new session needed
-            controller.set_correction_options(self.corrections_check.isChecked(), self.forget_check.isChecked())
-
-    def _on_model_choice_changed(self) -> None:
-        """New weights or model: re-run the current image's prompts with it (keeping the objects)."""
-        controller = self.controller
-        if controller is None or not controller.has_prompts() or self._model_rerun_due:
-            return
-        self._model_rerun_due = True
-        QTimer.singleShot(0, self._rerun_with_new_model)  # once, after every combo of the change has moved
-
-    def _rerun_with_new_model(self) -> None:
-        self._model_rerun_due = False
-        if self.busy():
-            return
-        show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
-                  f"({self.picker.choice().weights}); propagate again to update the other frames.")
-        self._on_segment_clicked()

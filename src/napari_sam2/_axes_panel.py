@@ -1,0 +1,109 @@
+"""Which axis of an image is propagated and which holds channels: a small sub-widget of the segmentation widget.
+
+It shows the choices of one image at a time (:meth:`AxesPanel.show_for`) and turns them into a
+:class:`~.layout.StackLayout` and the session's channel options.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
+
+from ._image_state import AxisChoice, spatial_ndim
+from .layout import StackLayout
+
+NO_CHANNEL_AXIS = "none (grey or RGB)"
+ALL_CHANNELS = "all (grey or RGB)"
+CHANNEL_MODES = ("mean of channels", "max of channels")
+
+
+class AxesPanel(QWidget):
+    """"Propagate along axis", "Channel axis" and "Channel" of the current image; ``edited`` on any change."""
+
+    edited = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._image: Any = None
+        self.axis_spin = QSpinBox()
+        self.channel_axis_combo = QComboBox()
+        self.channel_combo = QComboBox()
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Propagate along axis", self.axis_spin)
+        form.addRow("Channel axis", self.channel_axis_combo)
+        form.addRow("Channel", self.channel_combo)
+        self.axis_spin.valueChanged.connect(lambda _: self.edited.emit())
+        self.channel_axis_combo.currentTextChanged.connect(self._on_channel_axis_changed)
+        self.channel_combo.currentTextChanged.connect(lambda _: self.edited.emit())
+
+    def show_for(self, image: Any, choice: AxisChoice) -> None:
+        """Offer the axes of ``image`` (a napari Image layer) with ``choice`` selected (no ``edited`` signal)."""
+        self._image = image
+        ndim = spatial_ndim(image)
+        widgets = (self.axis_spin, self.channel_axis_combo, self.channel_combo)
+        for widget in widgets:
+            widget.blockSignals(True)
+        self.axis_spin.setRange(0, max(ndim - 3, 0))
+        self.axis_spin.setValue(choice.frame_axis)
+        self.channel_axis_combo.clear()
+        self.channel_axis_combo.addItem(NO_CHANNEL_AXIS)
+        if not image.rgb:
+            for axis in range(max(ndim - 2, 0)):
+                self.channel_axis_combo.addItem(f"axis {axis} ({image.data.shape[axis]})")
+        self.channel_axis_combo.setCurrentText(choice.channel_axis or NO_CHANNEL_AXIS)
+        self._fill_channels()
+        if choice.channel:
+            self.channel_combo.setCurrentText(choice.channel)
+        for widget in widgets:
+            widget.blockSignals(False)
+
+    def choice(self) -> AxisChoice:
+        return AxisChoice(self.axis_spin.value(), self.channel_axis_combo.currentText(),
+                          self.channel_combo.currentText())
+
+    def channel_axis(self) -> Optional[int]:
+        """The image axis holding channels (None: grey, or RGB layers whose colour axis napari knows)."""
+        text = self.channel_axis_combo.currentText()
+        return int(text.split()[1]) if text.startswith("axis ") else None
+
+    def channel_options(self) -> Dict[str, Any]:
+        """How the chosen channel reaches the model: {} (grey/RGB), {"channel": c} or {"composite": mean|max}."""
+        text = self.channel_combo.currentText()
+        if self.channel_axis() is None:
+            return {}
+        if text.startswith("channel "):
+            return {"channel": int(text.split()[1])}
+        return {"composite": "mean" if text.startswith("mean") else "max"}
+
+    def layout(self, image: Any, current_step: Sequence[int]) -> StackLayout:
+        """The :class:`StackLayout` of ``image``: other non-spatial axes are fixed at ``current_step``."""
+        ndim = image.data.ndim
+        channel_axis = ndim - 1 if image.rgb else self.channel_axis()
+        axes = [axis for axis in range(ndim) if axis != channel_axis]
+        others = axes[:-2]  # neither channel nor spatial
+        if not others:
+            return StackLayout(ndim, None, channel_axis)
+        frame_axis = self.axis_spin.value()
+        if frame_axis == channel_axis:
+            raise ValueError(f"axis {frame_axis} cannot be both the propagated axis and the channel axis; "
+                             "choose another 'Propagate along axis' or 'Channel axis'")
+        fixed = tuple((axis, int(current_step[axis])) for axis in others if axis != frame_axis)
+        return StackLayout(ndim, frame_axis, channel_axis, fixed)
+
+    def _fill_channels(self) -> None:
+        axis = self.channel_axis()
+        self.channel_combo.clear()
+        if self._image is None or axis is None:
+            self.channel_combo.addItem(ALL_CHANNELS)
+            return
+        count = self._image.data.shape[axis]
+        self.channel_combo.addItems([f"channel {c}" for c in range(count)] + list(CHANNEL_MODES))
+
+    def _on_channel_axis_changed(self, _: str = "") -> None:
+        self.channel_combo.blockSignals(True)
+        self._fill_channels()
+        self.channel_combo.blockSignals(False)
+        self.edited.emit()

@@ -1,0 +1,138 @@
+"""The segmentation widget's reactions to prompts and options: clicks and boxes added, moved or deleted
+segment by themselves; clicks outside the image are removed where they enter; objects and click polarity;
+correction options; new weights re-run the prompts. A mixin of :class:`~._widget.SegmentationWidget`
+(split out to keep each file to one idea); it uses the widget's ``state``, buttons, ``picker`` and ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QTimer
+
+from ._colors import style_boxes, style_points
+from ._image_state import ImageState
+from .layout import world_to_data
+from .prompts import outside_image
+from .settings import save_settings
+
+NO_IMAGE = "Add an image layer first (File > Open, or File > Open Sample > napari-sam2)."
+
+
+class PromptEventsMixin:
+    """Prompt-layer events, object and polarity controls, option and model changes."""
+
+    def _reject_outside(self, state: ImageState) -> bool:
+        """Remove clicks outside the image from the clicks layer, saying why; True if any were removed."""
+        points, image = state.points, state.image
+        if not len(points.data):
+            return False
+        coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
+        layout = self._layout(image)
+        bad = outside_image(coords, layout, image.data.shape)
+        if not bad.any():
+            return False
+        rows, cols = layout.spatial_axes
+        self._quiet += 1
+        try:
+            points.selected_data = set(np.flatnonzero(bad).tolist())
+            points.remove_selected()
+            style_points(points)
+        finally:
+            self._quiet -= 1
+        message = (f"SAM 2: {int(bad.sum())} click(s) outside the image were removed (the image has "
+                   f"{image.data.shape[rows]} rows and {image.data.shape[cols]} columns); click inside it.")
+        show_info(message)
+        self.status.setText(message[7:])
+        return True
+
+    # ------------------------------------------------------------------ objects and clicks
+    def _require_state(self) -> Optional[ImageState]:
+        if self._state is None or self._state.points is None:
+            show_info(f"SAM 2: {NO_IMAGE}")
+            self.status.setText(NO_IMAGE)
+            return None
+        return self._state
+
+    def _on_new_object(self) -> None:
+        state = self._require_state()
+        if state is None:
+            return
+        used = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
+        if state.controller is not None:
+            used |= set(state.controller.obj_ids)
+        self.object_spin.setValue(max(used | {0}) + 1)
+        self.activate_clicks()
+
+    def _on_object_changed(self, obj_id: int) -> None:
+        state = self._state
+        if state is None or state.points is None or state.boxes is None:
+            return
+        state.obj_id = obj_id
+        state.points.feature_defaults = {"positive": state.positive, "obj_id": obj_id}
+        state.boxes.feature_defaults = {"obj_id": obj_id}
+        style_points(state.points)
+        style_boxes(state.boxes)
+
+    def _on_toggle_positive(self) -> None:
+        state = self._require_state()
+        if state is None:
+            return
+        state.positive = not state.positive
+        state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
+        style_points(state.points)
+        self._show_positive(state.positive)
+
+    def _show_positive(self, positive: bool) -> None:
+        self.positive_button.setText(f"Clicks: {'positive' if positive else 'negative'} (T toggles)")
+
+    def _on_points_changed(self, state: ImageState, event: Any) -> None:
+        if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
+            return
+        if state is not self._state:
+            self.image_combo.setCurrentText(state.image.name)
+        if self._reject_outside(state) and str(event.action) == "added":
+            return  # the click was outside the image: nothing else changed
+        style_points(state.points)
+        self._prompts_edited()
+
+    def _on_boxes_changed(self, state: ImageState, event: Any) -> None:
+        if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
+            return
+        if state is not self._state:
+            self.image_combo.setCurrentText(state.image.name)
+        style_boxes(state.boxes)
+        self._prompts_edited()
+
+    def _prompts_edited(self) -> None:
+        """A prompt was added, moved or deleted: segment its frame (after the run in progress, if any)."""
+        if self.busy():
+            self._edited_while_busy = True
+            return
+        self._on_segment_clicked()
+
+    # ------------------------------------------------------------------ options and model changes
+    def _on_correction_options(self, *_: Any) -> None:
+        save_settings(corrections_as_conditioning=self.corrections_check.isChecked(),
+                      clear_memory_around_corrections=self.forget_check.isChecked())
+        controller = self.controller
+        if controller is not None:  # the session reads these flags at each correction: no new session needed
+            controller.set_correction_options(self.corrections_check.isChecked(), self.forget_check.isChecked())
+
+    def _on_model_choice_changed(self) -> None:
+        """New weights or model: re-run the current image's prompts with it (keeping the objects)."""
+        controller = self.controller
+        if controller is None or not controller.has_prompts() or self._model_rerun_due:
+            return
+        self._model_rerun_due = True
+        QTimer.singleShot(0, self._rerun_with_new_model)  # once, after every combo of the change has moved
+
+    def _rerun_with_new_model(self) -> None:
+        self._model_rerun_due = False
+        if self.busy():
+            return
+        show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
+                  f"({self.picker.choice().weights}); propagate again to update the other frames.")
+        self._on_segment_clicked()
