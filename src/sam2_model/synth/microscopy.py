@@ -90,7 +90,7 @@ def make_microscopy_timelapse(
 
     stain (fluorescence only): 'nuclear' (nuclei), 'cytoplasm' or 'membrane'; None: the cell type's usual.
     cell_size: typical object length in px (diameter; rods tip to tip); None: drawn log-uniformly from
-    CELL_SIZE_RANGES. density: fraction of the field covered at the start; None: drawn. overlap:
+    CELL_SIZE_RANGES (capped at 0.45 x the shorter side). density: fraction of the field covered at the start; None: drawn. overlap:
     tolerated overlap of touching cells (0..0.5); None: drawn. debris: unlabelled particles; None: drawn.
     Labels: int32, 0 = background, ids stable through time; parents: daughter id -> mother id (a
     daughter's first frame follows its mother's last). Deterministic for a given seed.
@@ -101,8 +101,9 @@ def make_microscopy_timelapse(
     if modality == "natural":
         image, labels, parents = make_natural_clip(rng, shape, num_frames)
         return SyntheticTimelapse(image=image, labels=labels, parents=parents)
-    if cell_size is None:
+    if cell_size is None:  # the largest cells take at most ~45 % of a small frame
         low, high = CELL_SIZE_RANGES[cell_type]
+        high = max(low, min(high, 0.45 * min(shape)))
         cell_size = math.exp(rng.uniform(math.log(low), math.log(high)))
     if not 4.0 <= cell_size <= 0.6 * min(shape):
         raise ValueError(f"cell_size must be between 4 px and 0.6 x the shorter side ({0.6 * min(shape):.0f} px), "
@@ -146,8 +147,4 @@ def random_microscopy_timelapse(rng: np.random.Generator, shape: Tuple[int, int]
                                 num_frames: int = 8) -> SyntheticTimelapse:
     """One clip of the training mix (see :data:`MIX` and :func:`draw_microscopy_settings`)."""
     settings = draw_microscopy_settings(rng)
-    size_range = CELL_SIZE_RANGES.get(settings.get("cell_type", ""), None)
-    if size_range is not None:  # keep the largest cells to at most ~45 % of a small frame
-        low, high = size_range[0], min(size_range[1], 0.45 * min(shape))
-        settings["cell_size"] = math.exp(rng.uniform(math.log(low), math.log(max(high, low))))
     return make_microscopy_timelapse(shape=shape, num_frames=num_frames, **settings)

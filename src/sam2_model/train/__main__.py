@@ -5,6 +5,10 @@ Examples::
     # single-frame click segmentation first, then video, on synthetic data
     python -m sam2_model.train --out runs/image --clip-len 1 --clips-per-step 8 --steps 2000
     python -m sam2_model.train --out runs/video --init runs/image/weights.pt --clip-len 8 --steps 2000
+    # microscopy-like mix (nuclei, cells, bacteria; fluorescence, phase, brightfield, DIC; natural clips)
+    # at 512 px input, clips made ahead by 12 worker processes
+    python -m sam2_model.train --out runs/mix512 --init src/sam2_model/weights/demo.pt --data mix \\
+        --image-size 512 --data-workers 12 --steps 4000 --lr 2e-4
     # fine-tune an official checkpoint on your own annotated time-lapse
     python -m sam2_model.train --out runs/mine --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
         --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5

@@ -1,7 +1,8 @@
 """Training clips: short stacks of model inputs with the instance masks of the objects to segment.
 
 A :class:`Clip` is what one simulated interactive session works on. Clips come from the synthetic
-generator (:class:`SyntheticClips`) or from a user's annotated stack (:class:`StackClips`). Frames
+nuclei generator (:class:`SyntheticClips`), from the microscopy mix (:class:`MixedClips`) or from a
+user's annotated stack (:class:`StackClips`). Frames
 are mapped to model inputs exactly as :class:`sam2_model.frames.FrameSource` does at inference
 (stack-wide percentile contrast limits, linear to [0, 1], antialiased resize, ImageNet normalisation),
 so the model trains on what it will see.
@@ -9,6 +10,8 @@ so the model trains on what it will see.
 
 from __future__ import annotations
 
+import collections
+import multiprocessing
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -18,6 +21,7 @@ import torch.nn.functional as F
 
 from ..evaluation import lineage_masks  # the ground truth that training and evaluation share
 from ..frames import UINT8_LIMITS, percentile_limits, to_model_input, to_unit
+from ..synth import random_microscopy_timelapse
 from ..synthetic import make_timelapse
 
 
@@ -173,3 +177,97 @@ class StackClips:
             masks = lineage_masks(labels, obj_ids, self.parents)
             images = torch.stack([to_model_input(to_unit(self.stack[t], self.limits), self.image_size) for t in order])
             yield Clip(images, masks_to_model_resolution(masks, self.image_size))
+
+
+DATA_KINDS = ("nuclei", "mix")
+
+
+def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,
+                      nuclei_fraction: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The arrays of one :class:`MixedClips` clip, a pure function of its arguments (so worker processes
+    can make it): (T, H, W) image and (T, N, H, W) bool lineage masks, or None when frame 0 has no
+    usable object. With probability ``nuclei_fraction`` the clip comes from the nuclei generator
+    (drawn as :class:`SyntheticClips` draws it), otherwise from the microscopy mix."""
+    rng = np.random.default_rng(seed)
+    if rng.random() < nuclei_fraction:
+        movie = make_timelapse(
+            num_frames=clip_len, shape=shape, seed=seed, num_cells=int(rng.integers(5, 19)),
+            dtype="uint8" if rng.random() < 0.3 else "uint16", radius_fraction=float(rng.uniform(0.045, 0.085)),
+        )
+    else:
+        movie = random_microscopy_timelapse(rng, shape, clip_len)
+    obj_ids = pick_objects(movie.labels, rng, max_objects, min_area)
+    if not obj_ids:
+        return None
+    return movie.image, lineage_masks(movie.labels, obj_ids, movie.parents)
+
+
+class MixedClips:
+    """Endless clips from the microscopy mix (:func:`sam2_model.synth.random_microscopy_timelapse`:
+    nuclei, whole cells and bacteria in fluorescence, phase contrast, brightfield and DIC, and
+    natural-image-like clips), with a share ``nuclei_fraction`` of the original nuclei clips.
+
+    Clips are made at ``shape`` (default: the model input, ``image_size`` x ``image_size``, so that small
+    cells stay small at 512 px), with objects of at least ``min_area`` px in frame 0. Clip seeds follow
+    :class:`SyntheticClips` (``seed * 1_000_003 + index``), so the stream is reproducible and resumes by
+    index. ``workers`` > 0 makes clips ahead in that many processes; the clips are the same as with 0.
+    """
+
+    def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
+                 shape: Optional[Tuple[int, int]] = None, nuclei_fraction: float = 0.15,
+                 min_area: int = 12, workers: int = 0) -> None:
+        if seed < 1:
+            raise ValueError("training seed must be >= 1 (seeds below 1_000_000 are kept for evaluation)")
+        if not 0.0 <= nuclei_fraction <= 1.0:
+            raise ValueError(f"nuclei_fraction must be between 0 and 1, got {nuclei_fraction}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: make clips in this process), got {workers}")
+        self.clip_len, self.image_size, self.max_objects = clip_len, image_size, max_objects
+        self.seed = seed
+        self.shape = (image_size, image_size) if shape is None else (int(shape[0]), int(shape[1]))
+        self.nuclei_fraction, self.min_area, self.workers = nuclei_fraction, min_area, workers
+        self.index = 0
+
+    def position(self) -> Dict[str, int]:
+        """Where the stream is, for resuming: the next clip's index."""
+        return {"index": self.index}
+
+    def restore(self, position: Dict[str, int]) -> None:
+        self.index = int(position["index"])
+
+    def clip_seed(self, index: int) -> int:
+        return self.seed * 1_000_003 + index
+
+    def _arguments(self, index: int) -> tuple:
+        return (self.clip_seed(index), self.clip_len, self.shape, self.max_objects, self.min_area,
+                self.nuclei_fraction)
+
+    def _to_clip(self, arrays: Optional[Tuple[np.ndarray, np.ndarray]]) -> Optional[Clip]:
+        if arrays is None:
+            return None
+        image, masks = arrays
+        return Clip(stack_to_model_inputs(image, self.image_size), masks_to_model_resolution(masks, self.image_size))
+
+    def __iter__(self) -> Iterator[Clip]:
+        if self.workers == 0:
+            while True:
+                arrays = mixed_clip_arrays(*self._arguments(self.index))
+                self.index += 1
+                clip = self._to_clip(arrays)
+                if clip is not None:
+                    yield clip
+        pool = multiprocessing.get_context("spawn").Pool(self.workers)
+        try:
+            pending: "collections.deque" = collections.deque()
+            ahead = self.index
+            while True:
+                while len(pending) < 2 * self.workers:
+                    pending.append(pool.apply_async(mixed_clip_arrays, self._arguments(ahead)))
+                    ahead += 1
+                arrays = pending.popleft().get()
+                self.index += 1
+                clip = self._to_clip(arrays)
+                if clip is not None:
+                    yield clip
+        finally:
+            pool.terminate()

@@ -23,7 +23,7 @@ import torch
 
 from ..build import build_model, load_checkpoint, resolve_device
 from ..modeling.sam2 import SAM2Model
-from .data import StackClips, SyntheticClips
+from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips
 from .episode import EpisodeSettings, run_episode
 
 HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou")
@@ -48,6 +48,8 @@ class TrainSettings:
     seed: int = 1  # data and sampling seed (>= 1; evaluation seeds are below 1_000_000)
     stack: Optional[str] = None  # user data: (T, H, W) TIFF ...
     labels: Optional[str] = None  # ... and its instance labels TIFF; None: synthetic data
+    data: str = "nuclei"  # synthetic data: "nuclei" (sam2_model.synthetic) or "mix" (sam2_model.synth, MixedClips)
+    data_workers: int = 0  # processes making "mix" clips ahead (0: in the training process; same clips either way)
     image_size: Optional[int] = None  # model input size (default: the preset's)
     device: str = "auto"
     save_every: int = 50
@@ -108,12 +110,18 @@ def learning_rate_factor(step: int, settings: TrainSettings) -> float:
 
 def make_clips(
     settings: TrainSettings, image_size: int, stack: Any = None, labels: Any = None
-) -> "SyntheticClips | StackClips":
-    """The run's clip stream: a user's stack and labels (arrays or TIFF paths) or synthetic clips."""
+) -> "SyntheticClips | MixedClips | StackClips":
+    """The run's clip stream: a user's stack and labels (arrays or TIFF paths) or synthetic clips
+    (``settings.data``: "nuclei" or the microscopy "mix", made at the model's input size)."""
     stack = settings.stack if stack is None else stack
     labels = settings.labels if labels is None else labels
     if (stack is None) != (labels is None):
         raise ValueError("give both a stack and its labels to train on your own data, or neither for synthetic data")
+    if settings.data not in DATA_KINDS:
+        raise ValueError(f"data must be one of {DATA_KINDS}, got {settings.data!r}")
+    if stack is None and settings.data == "mix":
+        return MixedClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
+                          workers=settings.data_workers)
     if stack is None:
         return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
     if isinstance(stack, (str, os.PathLike)):

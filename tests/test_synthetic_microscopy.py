@@ -1,0 +1,225 @@
+"""Checks of the microscopy-like generator (sam2_model.synth) and its training hook (MixedClips)."""
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from sam2_model.synth import (CELL_SIZE_RANGES, MIX, draw_microscopy_settings, make_microscopy_timelapse,
+                              random_microscopy_timelapse)
+from sam2_model.synthetic import SyntheticTimelapse
+from sam2_model.train.data import MixedClips, SyntheticClips
+from sam2_model.train.loop import TrainSettings, make_clips
+
+KINDS = [("fluorescence", "nuclei", "nuclear"), ("fluorescence", "cells", "cytoplasm"),
+         ("fluorescence", "cells", "membrane"), ("fluorescence", "rods", "cytoplasm"), ("phase", "cells", None),
+         ("phase", "rods", None), ("brightfield", "cells", None), ("dic", "nuclei", None), ("dic", "rods", None)]
+
+
+def _movie(modality, cell_type, stain=None, seed=3, shape=(128, 128), frames=6, **kw):
+    return make_microscopy_timelapse(seed, shape, frames, modality=modality, cell_type=cell_type, stain=stain, **kw)
+
+
+@pytest.mark.parametrize("modality,cell_type,stain", KINDS + [("natural", "nuclei", None)])
+def test_deterministic_valid_and_consistent(modality, cell_type, stain):
+    a = _movie(modality, cell_type, stain)
+    b = _movie(modality, cell_type, stain)
+    c = _movie(modality, cell_type, stain, seed=4)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.parents == b.parents
+    assert not np.array_equal(a.image, c.image)
+    assert isinstance(a, SyntheticTimelapse)
+    assert a.image.shape == a.labels.shape == (6, 128, 128)
+    assert a.image.dtype in (np.uint8, np.uint16) and a.labels.dtype == np.int32
+    assert a.labels.min() == 0 and (a.labels[0] > 0).any()
+    assert len(np.unique(a.image)) > 50  # a real range of grey levels, not a flat picture
+    present = [set(np.unique(a.labels[t])) - {0} for t in range(len(a.labels))]
+    for t, ids in enumerate(present):
+        for i in ids:
+            mask = a.labels[t] == i
+            comp, n = ndimage.label(mask)
+            if n > 1 and mask.sum() >= 30:  # occlusion may cut a cell, but one piece holds most of it
+                assert np.bincount(comp.ravel())[1:].max() >= 0.6 * mask.sum(), (t, i)
+            if t + 1 < len(present) and i in present[t + 1]:  # ids stable: no jumps between frames
+                m1 = a.labels[t + 1] == i
+                step = np.hypot(*np.subtract(ndimage.center_of_mass(m1), ndimage.center_of_mass(mask)))
+                assert step < 0.5 * math.sqrt(max(mask.sum(), m1.sum())) + 4.0, (t, i, step)
+    for child, parent in a.parents.items():
+        first = min(t for t, ids in enumerate(present) if child in ids)
+        last = max(t for t, ids in enumerate(present) if parent in ids)
+        assert child > parent and first == last + 1, (child, parent, first, last)
+
+
+def test_divisions_and_rod_growth():
+    m = _movie("phase", "rods", seed=0, shape=(160, 160), frames=10, cell_size=14.0, density=0.4)
+    assert len(m.parents) >= 4
+    daughters = {}
+    for child, parent in m.parents.items():
+        daughters.setdefault(parent, []).append(child)
+    assert all(len(c) == 2 for c in daughters.values())
+    areas = [np.bincount(m.labels[t].ravel()) for t in (0, 4)]
+    kept = [i for i in range(1, len(areas[0])) if areas[0][i] > 0 and i < len(areas[1]) and areas[1][i] > 0]
+    growth = np.median([areas[1][i] / areas[0][i] for i in kept])
+    assert growth > 1.05  # rods grow along their axis between divisions
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_dtype_ranges(dtype):
+    images = [_movie(mod, ct, st, seed=s, dtype=dtype, frames=2).image for s, (mod, ct, st) in enumerate(KINDS[:6])]
+    for image in images:
+        assert image.dtype == np.dtype(dtype)
+        if dtype == "uint8":
+            assert int(image.max()) - int(image.min()) > 120
+    if dtype == "uint16":
+        assert max(int(i.max()) for i in images) > 255  # uses more than 8 bits
+
+
+@pytest.mark.parametrize("cell_type,size", [("rods", 6.0), ("nuclei", 12.0), ("nuclei", 60.0), ("cells", 110.0)])
+def test_sizes_follow_the_magnification(cell_type, size):
+    m = _movie("fluorescence", cell_type, seed=1, shape=(256, 256), frames=1, cell_size=size, density=0.2,
+               divisions=False, enter_leave=False)
+    areas = np.bincount(m.labels[0].ravel())[1:]
+    areas = areas[areas > 0]
+    if cell_type == "rods":
+        lengths = [max(np.ptp(np.nonzero(m.labels[0] == i)[k]) for k in (0, 1)) + 1
+                   for i in np.unique(m.labels[0])[1:]]
+        assert 3 <= np.median(lengths) <= 9  # a few px long, ~2-3 px wide
+        assert np.median(areas) < 40
+    else:
+        diameter = 2 * np.sqrt(np.median(areas) / np.pi)
+        assert 0.5 * size < diameter < 1.4 * size, diameter
+    assert CELL_SIZE_RANGES["rods"][0] <= 6 and CELL_SIZE_RANGES["cells"][1] >= 120
+
+
+def _ring(mask, inner, outer):
+    """Pixels more than ``inner`` and at most ``outer`` px outside ``mask``."""
+    near = ndimage.binary_dilation(mask, iterations=inner) if inner > 0 else mask
+    return ndimage.binary_dilation(mask, iterations=outer) & ~near
+
+
+def test_fluorescence_cells_bright_and_membranes_are_rings():
+    m = _movie("fluorescence", "nuclei", "nuclear", seed=2, shape=(192, 192), frames=2, cell_size=30.0, density=0.15)
+    img, lab = m.image[0].astype(float), m.labels[0]
+    fg = ndimage.binary_erosion(lab > 0, iterations=2)
+    bg = ~ndimage.binary_dilation(lab > 0, iterations=6)
+    assert np.median(img[fg]) > np.median(img[bg]) + 3 * img[bg].std() / 3
+    m = _movie("fluorescence", "cells", "membrane", seed=2, shape=(192, 192), frames=2, cell_size=60.0,
+               density=0.2, overlap=0.0)
+    img, lab = m.image[0].astype(float), m.labels[0]
+    wins = 0
+    ids = [i for i in np.unique(lab)[1:] if (lab == i).sum() > 400]
+    for i in ids:
+        cell = lab == i
+        rim = cell & ~ndimage.binary_erosion(cell, iterations=2)
+        core = ndimage.binary_erosion(cell, iterations=8)
+        if core.sum() > 20:
+            wins += np.mean(img[rim]) > np.mean(img[core])
+    assert ids and wins >= 0.8 * len(ids)
+
+
+def test_phase_contrast_dark_cells_bright_halos():
+    for seed in range(3):
+        m = _movie("phase", "cells", seed=seed, shape=(160, 160), frames=1, cell_size=30.0, density=0.12)
+        img, lab = m.image[0].astype(float), m.labels[0] > 0
+        inside = np.median(img[ndimage.binary_erosion(lab, iterations=2)])
+        halo = np.median(img[_ring(lab, 0, 3)])
+        far = np.median(img[~ndimage.binary_dilation(lab, iterations=25)]) if (~ndimage.binary_dilation(
+            lab, iterations=25)).any() else None
+        assert inside < halo, seed
+        if far is not None:
+            assert halo > far, seed
+
+
+def test_dic_relief_has_one_shear_direction():
+    m = _movie("dic", "nuclei", seed=5, shape=(192, 192), frames=1, cell_size=24.0, density=0.1)
+    img, lab = m.image[0].astype(float), m.labels[0]
+    bg = np.median(img[lab == 0])
+    dipoles = []
+    for i in np.unique(lab)[1:]:
+        cell = lab == i
+        if cell.sum() < 100 or not ndimage.binary_erosion(cell, iterations=1).any():
+            continue
+        ys, xs = np.nonzero(cell)
+        cy, cx = ys.mean(), xs.mean()
+        weight = img[ys, xs] - bg
+        d = np.array([(weight * (ys - cy)).sum(), (weight * (xs - cx)).sum()])
+        dipoles.append(d / (np.abs(weight).sum() * math.sqrt(cell.sum() / np.pi) + 1e-9))
+    dipoles = np.array(dipoles)
+    assert len(dipoles) >= 5
+    assert np.median(np.linalg.norm(dipoles, axis=1)) > 0.15  # one side bright, the other dark
+    mean_dir = dipoles.mean(0) / np.linalg.norm(dipoles.mean(0))
+    assert np.mean(dipoles @ mean_dir > 0) > 0.8  # the same side for every cell: a common shear
+
+
+def test_brightfield_edges_stand_out():
+    m = _movie("brightfield", "cells", seed=1, shape=(160, 160), frames=1, cell_size=30.0, density=0.15)
+    img, lab = m.image[0].astype(float), m.labels[0] > 0
+    edge = _ring(lab, 0, 2) | (lab & ~ndimage.binary_erosion(lab, iterations=2))
+    far = ~ndimage.binary_dilation(lab, iterations=10)
+    smooth = ndimage.gaussian_filter(img, 1.0)
+    slope = np.hypot(ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1))
+    assert np.median(slope[edge]) > 2.0 * np.median(slope[far])  # a visible rim where the background is flat
+
+
+def test_random_mix_draws_the_documented_weights_and_valid_clips():
+    assert abs(sum(w for w, *_ in MIX) - 1.0) < 1e-9
+    rng = np.random.default_rng(0)
+    draws = [draw_microscopy_settings(rng) for _ in range(3000)]
+    natural = np.mean([d["modality"] == "natural" for d in draws])
+    phase = np.mean([d["modality"] == "phase" for d in draws])
+    assert abs(natural - sum(w for w, m, *_ in MIX if m == "natural")) < 0.03
+    assert abs(phase - sum(w for w, m, *_ in MIX if m == "phase")) < 0.03
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        m = random_microscopy_timelapse(rng, (96, 96), 3)
+        assert m.image.shape == m.labels.shape == (3, 96, 96)
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    (dict(modality="confocal"), "modality"), (dict(cell_type="yeast"), "cell_type"),
+    (dict(cell_type="rods", stain="nuclear"), "stain"), (dict(dtype="float32"), "dtype"),
+    (dict(shape=(16, 128)), "shape"), (dict(cell_size=200.0), "cell_size"), (dict(density=0.0), "density"),
+    (dict(num_frames=0), "num_frames"), (dict(overlap=0.9), "overlap"),
+])
+def test_bad_arguments_are_named(kwargs, word):
+    base = dict(seed=0, shape=(128, 128), num_frames=2)
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=word):
+        make_microscopy_timelapse(**base)
+
+
+def test_mixed_clips_are_valid_and_resume_by_index():
+    source = MixedClips(clip_len=3, image_size=96, max_objects=3, seed=2)
+    clips = [c for c, _ in zip(source, range(5))]
+    for clip in clips:
+        assert clip.images.shape[:2] == (3, 3) and clip.images.shape[2:] == (96, 96)
+        assert clip.masks.shape[0] == 3 and clip.masks.shape[2:] == (96, 96)
+        assert torch.isfinite(clip.images).all()
+        assert set(torch.unique(clip.masks).tolist()) <= {0.0, 1.0}
+        assert clip.present[0].all()  # every object is chosen visible in frame 0
+    position = source.position()
+    nxt = next(iter(source))
+    again = MixedClips(clip_len=3, image_size=96, max_objects=3, seed=2)
+    again.restore(position)
+    assert torch.equal(next(iter(again)).images, nxt.images)
+    with pytest.raises(ValueError, match="seed"):
+        MixedClips(3, 96, 3, seed=0)
+    with pytest.raises(ValueError, match="workers"):
+        MixedClips(3, 96, 3, workers=-1)
+
+
+def test_training_data_choice_and_unchanged_default_stream():
+    assert TrainSettings(out="x").data == "nuclei"
+    assert isinstance(make_clips(TrainSettings(out="x"), 64), SyntheticClips)
+    mixed = make_clips(TrainSettings(out="x", data="mix", data_workers=3), 512)
+    assert isinstance(mixed, MixedClips) and mixed.shape == (512, 512) and mixed.workers == 3
+    with pytest.raises(ValueError, match="data"):
+        make_clips(TrainSettings(out="x", data="cells"), 64)
+    # the default stream is the one the shipped demo model was trained on: first clip of seed 1, as recorded
+    clip = next(iter(SyntheticClips(2, 64, 2, seed=1)))
+    assert hashlib.sha256(clip.masks.numpy().tobytes()).hexdigest()[:16] == "1c1c8a6ba2480606"
+    assert float(clip.images.sum()) == pytest.approx(-39405.99, rel=1e-4)
