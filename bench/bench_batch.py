@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> List[Dict[str, float]]:
                 raise RuntimeError(f"only {ok} of {args.stacks} stacks succeeded:\n{table[['name', 'error']]}")
             per_stack = statistics.median(float(s) for s in table["seconds"])
             results.append({"workers": workers, "stacks": args.stacks, "wall_s": round(wall, 1),
-                            "stacks_per_hour": round(args.stacks * 3600 / wall), "cluster_start_s": round(start_only, 1),
-                            "median_stack_s": round(per_stack, 2),
+                            "stacks_per_hour": round(args.stacks * 3600 / wall),
+                            "cluster_start_s": round(start_only, 1), "median_stack_s": round(per_stack, 2),
                             "steady_stacks_per_hour": round(workers * 3600 / per_stack)})
             print(json.dumps(results[-1]), flush=True)
     return results

@@ -22,7 +22,7 @@ from napari_sam2._cli_batch import add_batch_parser
 from napari_sam2.api import segment
 from napari_sam2.batch import batch
 from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
-from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack
+from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack, stack_prompts
 from napari_sam2.cli import read_prompts
 from sam2_model.frames_io import open_stack
 from sam2_model.synthetic import make_timelapse
@@ -114,6 +114,12 @@ def test_inputs_names_and_prompts(data, tmp_path):
     assert stack_names([data / "s0.tif", other / "s0.tif"]) == [f"{data.name}_s0", "b_s0"]
     with pytest.raises(ValueError, match="inputs: .*matches no file"):
         find_stacks(str(tmp_path / "*.nothing"))
+    prompts = tmp_path / "p.csv"
+    prompts.write_text("Frame,Obj_ID,Y,X,Label\n0,1,5,5,1\n7,1,5,5,1\n")
+    with pytest.raises(ValueError, match=r"p.csv, line 3: frame 7 is not one of the stack's frames 0..4"):
+        stack_prompts(prompts, (5, 96, 96))
+    assert [(p.frame, p.obj_id) for p in stack_prompts(find_prompts(data / "s1.tif"), (5, 96, 96))] == \
+        [(0, obj) for obj in (1, 2, 3)]
 
 
 def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_path):
@@ -135,7 +141,8 @@ def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_
     # a rerun skips the complete stacks (their files are not touched) and tries the failed ones again
     stamps = {name: (out / name / "labels.tif").stat().st_mtime_ns for name in GOOD}
     table = batch([data], out, client=client, progress=False, **MODEL)
-    assert dict(zip(table["name"], table["status"])) == {n: summary[n]["status"].replace("ok", "skipped") for n in summary}
+    expected = {n: summary[n]["status"].replace("ok", "skipped") for n in summary}
+    assert dict(zip(table["name"], table["status"])) == expected
     assert stamps == {name: (out / name / "labels.tif").stat().st_mtime_ns for name in GOOD}
     builds = client.run(_model_builds)  # each worker built the model once for all its stacks
     assert sum(count.get("demo", 0) for count in builds.values()) <= 2, builds

@@ -90,28 +90,26 @@ def stack_layout(ndim: int) -> StackLayout:
     return StackLayout(ndim, 0, 3 if ndim == 4 else None)
 
 
-def stack_prompts(clicks: List[tuple], boxes: List[tuple], shape: Tuple[int, ...], source: str) -> list:
-    """FramePrompts from prompt rows, after checking they lie inside the stack.
+def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
+    """FramePrompts from a prompts CSV, after checking every row fits a stack of ``shape`` (T, Y, X[, 3]).
 
-    clicks: (frame, y, x, label, obj_id); boxes: (frame, y0, x0, y1, x1, obj_id); shape: the stack's.
+    Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line.
     """
-    frames, height, width = shape[0], shape[1], shape[2]
-    if not clicks and not boxes:
-        raise ValueError(f"{source}: no prompts (a header and at least one row frame,obj_id,y,x are needed)")
-    corners = [(int(r[0]), [(r[1], r[2])], False) for r in clicks] + \
-        [(int(r[0]), [(r[1], r[2]), (r[3], r[4])], True) for r in boxes]
-    for frame, points, is_box in corners:
-        if not 0 <= frame < frames:
-            raise ValueError(f"{source}: frame {frame} is outside the stack's frames 0..{frames - 1}")
-        slack = 1 if is_box else 0  # a box may end on the far edge
-        if not all(0 <= y < height + slack and 0 <= x < width + slack for y, x in points):
-            raise ValueError(f"{source}: the prompt (y, x) {points} on frame {frame} lies outside the "
-                             f"{height} x {width} frame")
+    from .prompts_csv import box_problem, click_problem, read_prompt_lines
+
+    clicks, boxes, click_lines, box_lines = read_prompt_lines(path)
+    frames, height, width = (int(n) for n in shape[:3])
+    problems = [(line, click_problem(row[0], row[1], row[2], frames, height, width))
+                for row, line in zip(clicks, click_lines)]
+    problems += [(line, box_problem(row[0], frames)) for row, line in zip(boxes, box_lines)]
+    for line, problem in problems:
+        if problem:
+            raise ValueError(f"{path}, line {line}: {problem}")
     layout = stack_layout(len(shape))
-    lead = [0.0] if len(shape) == 4 else []
+    colour = [0.0] if len(shape) == 4 else []
 
     def point(frame: float, y: float, x: float) -> list:
-        return [frame, y, x] + lead
+        return [frame, y, x] + colour
 
     clicks_a = np.asarray(clicks, float).reshape(-1, 5)
     boxes_a = np.asarray(boxes, float).reshape(-1, 6)
@@ -137,11 +135,9 @@ def segment_stack(model: sm.SAM2Model, stack: Any, prompts: list, labels: Any) -
 
 
 def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
-    from .cli import read_prompts
     from .export import measure, save_table_csv
 
-    clicks, boxes = read_prompts(Path(task.prompts))
-    prompts = stack_prompts(clicks, boxes, tuple(stack.shape), str(task.prompts))
+    prompts = stack_prompts(Path(task.prompts), tuple(stack.shape))
     shape = tuple(int(n) for n in stack.shape[:3])
     large = labels_nbytes(shape) > task.zarr_above
     if large:
