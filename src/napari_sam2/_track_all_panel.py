@@ -1,0 +1,425 @@
+"""The "Track all cells" panel of the segmentation widget: options, run, cancel, undo, correct one cell, export.
+
+A collapsible part of :class:`~._widget.SegmentationWidget` (it uses only the widget's public parts: the
+viewer, the model picker, the current image's state and controller). The compute lives in
+:mod:`.track_all` (no Qt); runs go to a napari worker thread. While a run is in progress the widget's
+``worker`` is this run's worker, so the widget counts as busy (clicks wait, its Cancel stops this run too).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+    QVBoxLayout, QWidget,
+)
+from superqt import QCollapsible
+
+from sam2_model.frames import FrameSource
+from sam2_model.tracking import SEEDINGS
+
+from ._image_state import add_points_layer, layer_name, same_layer
+from .layout import world_to_data
+from .prompts import collect_prompts
+from .settings import load_settings, save_settings
+from .track_all import TrackAll, TrackAllOptions
+
+FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
+SETTINGS_KEY = "track_all"
+DEFAULTS: Dict[str, Any] = {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 40.0, "redetect_every": 5,
+                            "divisions": True}
+RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
+               "new_object_button", "seed_button")
+
+
+class _ImageTracking:
+    """One image's tracking result, its correction clicks layer and its lineage (Tracks) layer."""
+
+    def __init__(self, tracking: TrackAll) -> None:
+        self.tracking = tracking
+        self.fix_points: Any = None
+        self.tracks: Any = None
+
+
+class TrackAllPanel(QCollapsible):
+    """Seeding mode, cell-size range, re-detection interval, divisions; Track all cells; correct; export."""
+
+    def __init__(self, widget: Any) -> None:
+        super().__init__("Track all cells (automatic)")
+        self.widget = widget
+        self.viewer = widget.viewer
+        self.worker: Any = None
+        self._steps: Optional[Iterator] = None
+        self._run_image: Any = None
+        self._outcome = ""
+        self.images: Dict[Any, _ImageTracking] = {}
+        saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
+
+        self.seeding_combo = QComboBox()
+        self.seeding_combo.addItems(list(SEEDINGS))
+        self.seeding_combo.setCurrentText(str(saved["seeding"]) if saved["seeding"] in SEEDINGS else "blobs")
+        self.min_diameter_spin, self.max_diameter_spin = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, value in ((self.min_diameter_spin, saved["min_diameter"]),
+                            (self.max_diameter_spin, saved["max_diameter"])):
+            spin.setRange(1.0, 2000.0)
+            spin.setDecimals(1)
+            spin.setSuffix(" px")
+            spin.setValue(float(value))
+        self.redetect_spin = QSpinBox()
+        self.redetect_spin.setRange(1, 1000)
+        self.redetect_spin.setValue(int(saved["redetect_every"]))
+        self.divisions_check = QCheckBox("Divisions (split a track when its cell divides)")
+        self.divisions_check.setChecked(bool(saved["divisions"]))
+        self.track_button = QPushButton("Track all cells (from this frame)")
+        self.cancel_button = QPushButton("Cancel")
+        self.undo_button = QPushButton("Undo tracking step")
+        self.track_spin = QSpinBox()
+        self.track_spin.setRange(1, 2**31 - 1)
+        self.fix_button = QPushButton("Correct cell: click it")
+        self.negative_check = QCheckBox("Negative clicks")
+        self.repropagate_button = QPushButton("Re-segment && propagate this cell")
+        self.export_buttons = {what: QPushButton(text) for what, text in (
+            ("labels", "Labels (TIFF)…"), ("tracks", "Tracks (CSV)…"), ("ctc", "CTC folder…"), ("geff", "GEFF…"))}
+        self.progress = QProgressBar()
+        self.status = QLabel("Options, then 'Track all cells': seeds on the current frame and tracks forwards.")
+        self.status.setWordWrap(True)
+
+        body = QWidget()
+        form = QFormLayout()
+        form.addRow("Seeding", self.seeding_combo)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.min_diameter_spin)
+        size_row.addWidget(QLabel("to"))
+        size_row.addWidget(self.max_diameter_spin)
+        form.addRow("Cell diameter", size_row)
+        form.addRow("Detect new cells every", self.redetect_spin)
+        form.addRow(self.divisions_check)
+        form.addRow("Track id", self.track_spin)
+        run_row, fix_row, export_row = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
+        for button in (self.track_button, self.cancel_button, self.undo_button):
+            run_row.addWidget(button)
+        for item in (self.fix_button, self.negative_check, self.repropagate_button):
+            fix_row.addWidget(item)
+        export_row.addWidget(QLabel("Export"))
+        for button in self.export_buttons.values():
+            export_row.addWidget(button)
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(form)
+        for row in (run_row, fix_row):
+            column.addLayout(row)
+        column.addWidget(self.progress)
+        column.addLayout(export_row)
+        column.addWidget(self.status)
+        self.addWidget(body)
+        self.cancel_button.setEnabled(False)
+
+        for signal in (self.seeding_combo.currentTextChanged, self.min_diameter_spin.valueChanged,
+                       self.max_diameter_spin.valueChanged, self.redetect_spin.valueChanged,
+                       self.divisions_check.toggled):
+            signal.connect(self._save_settings)
+        self.track_button.clicked.connect(self._on_track)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.undo_button.clicked.connect(self.undo)
+        self.fix_button.clicked.connect(self.start_correction)
+        self.negative_check.toggled.connect(self._on_click_kind)
+        self.track_spin.valueChanged.connect(self._on_click_kind)
+        self.repropagate_button.clicked.connect(self._on_repropagate)
+        for what, button in self.export_buttons.items():
+            button.clicked.connect(lambda _=False, w=what: self._on_export(w))
+
+    # ------------------------------------------------------------------ options
+    def options(self) -> TrackAllOptions:
+        """The panel's choices (ValueError naming the option when they are inconsistent)."""
+        return TrackAllOptions(self.seeding_combo.currentText(),
+                               (self.min_diameter_spin.value(), self.max_diameter_spin.value()),
+                               self.redetect_spin.value(), self.divisions_check.isChecked())
+
+    def _save_settings(self, *_: Any) -> None:
+        save_settings(**{SETTINGS_KEY: {
+            "seeding": self.seeding_combo.currentText(), "min_diameter": self.min_diameter_spin.value(),
+            "max_diameter": self.max_diameter_spin.value(), "redetect_every": self.redetect_spin.value(),
+            "divisions": self.divisions_check.isChecked()}})
+
+    # ------------------------------------------------------------------ the current image
+    def current(self) -> Optional[_ImageTracking]:
+        """The current image's tracking (made on first use; remade if its labels array changed)."""
+        controller = self.widget.controller
+        image = self.widget.image_layer
+        if controller is None or image is None:
+            return None
+        entry = self.images.get(image.unique_id)
+        if entry is None or entry.tracking.labels is not controller.labels:
+            layout = controller.layout
+            entry = self.images[image.unique_id] = _ImageTracking(
+                TrackAll(controller.labels, controller.session.num_frames, layout.frame_index_in_labels))
+            labels_layer = self.widget.labels_layer
+            if labels_layer is not None:
+                labels_layer.events.selected_label.connect(self._on_label_picked)
+        return entry
+
+    def _frames(self, controller: Any, model: Any) -> FrameSource:
+        """A fresh reader of the image's frames with the widget's channel choice (each run closes its own)."""
+        options = {k: v for k, v in controller.session_options.items()
+                   if k in ("channel", "composite", "contrast_limits")}
+        return FrameSource(controller.frames, image_size=model.image_size, **options)
+
+    def _current_frame(self, controller: Any) -> int:
+        axis = controller.layout.frame_axis
+        return 0 if axis is None else int(self.viewer.dims.current_step[axis])
+
+    def _on_label_picked(self, event: Any = None) -> None:
+        layer = self.widget.labels_layer
+        if layer is not None and int(layer.selected_label) > 0:
+            self.track_spin.setValue(int(layer.selected_label))
+
+    # ------------------------------------------------------------------ runs
+    def _on_track(self) -> None:
+        if self._refuse_if_busy():
+            return
+        self.widget.picker.when_ready(self._track)
+
+    def _track(self) -> None:
+        try:
+            options = self.options()
+            controller = self.widget.ensure_controller()
+            entry = self.current()
+            model = controller.model
+            start = self._current_frame(controller)
+            steps = entry.tracking.track(model, self._frames(controller, model), start, options)
+        except Exception as error:
+            self._fail(error)
+            return
+        self._start(entry, steps, f"Tracking all cells from frame {start}")
+
+    def _on_repropagate(self) -> None:
+        if self._refuse_if_busy():
+            return
+        self.widget.picker.when_ready(self._repropagate)
+
+    def _repropagate(self) -> None:
+        try:
+            controller = self.widget.ensure_controller()
+            entry = self.current()
+            track_id = self.track_spin.value()
+            frame = self._current_frame(controller)
+            prompt = self._fix_prompt(entry, controller, track_id, frame)
+            steps = entry.tracking.correct(controller.model, self._frames(controller, controller.model), track_id,
+                                           frame, prompt.points, prompt.labels)
+        except Exception as error:
+            self._fail(error)
+            return
+        self._remove_fix_clicks(entry, track_id)
+        self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}")
+
+    def _start(self, entry: _ImageTracking, steps: Iterator, what: str) -> None:
+        @thread_worker(ignore_errors=True)
+        def work():
+            yield from steps
+
+        self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
+        self.status.setText(f"{what}…")
+        self.progress.setRange(0, 0)
+        worker = work()
+        worker.yielded.connect(self._on_step)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = self.widget.worker = worker  # the widget is busy while this runs
+        self._set_busy(True)
+        worker.start()
+
+    def _on_step(self, step: tuple) -> None:
+        try:
+            kind, frame, active, total = step
+            if kind == "plan":
+                self.progress.setRange(0, max(int(total), 1))
+                self.progress.setValue(0)
+            elif kind == "frame":
+                self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
+                self.status.setText(f"frame {frame}: {active} cell(s) tracked")
+                layer = self.widget.labels_layer
+                if layer is not None and layer in self.viewer.layers:
+                    layer.refresh()
+        except Exception as error:  # never let an exception escape a Qt slot
+            self._on_error(error)
+
+    def _on_error(self, error: Exception) -> None:
+        self._outcome = "failed"
+        self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        show_error(f"SAM 2: {error}")
+        self.status.setText(f"Failed: {error}")
+
+    def cancel(self) -> None:
+        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run)."""
+        if self.worker is not None:
+            self._outcome = "cancelled"
+            self.worker.quit()
+
+    def _on_finished(self) -> None:
+        steps, outcome, mine = self._steps, self._outcome, self.worker
+        self._steps, self.worker = None, None
+        if steps is not None:
+            steps.close()  # ends the tracker's session now (a cancelled generator is left suspended)
+        if self.widget.worker is mine:
+            self.widget.worker = None
+        self._set_busy(False)
+        entry = self.images.get(getattr(self._run_image, "unique_id", None))
+        done = sorted(entry.tracking.history[-1].frames) if entry is not None and entry.tracking.history else []
+        span = f"frames {done[0]}-{done[-1]}" if done else "no frame"
+        if outcome == "cancelled":
+            self.status.setText(f"Cancelled: {span} are tracked (whole frames), the others are as before; "
+                                "'Undo tracking step' reverts the run.")
+        elif outcome == "failed":
+            self.status.setText(f"{self.status.text()} ({span} written whole; 'Undo tracking step' reverts them.)")
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            count = len(entry.tracking.lineage) if entry is not None else 0
+            divided = len(entry.tracking.lineage.divisions()) if entry is not None else 0
+            self.status.setText(f"Done: {span}, {count} track(s), {divided} division(s). Pick a track (or a label) "
+                                "and click it to correct it.")
+        if entry is not None:
+            self.update_tracks_layer(entry)
+            top = max([t.track_id for t in entry.tracking.lineage.rows()] + [0])
+            if top and self.widget.image_layer is self._run_image:  # new clicks of the widget get a fresh id
+                self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
+            layer = self.widget.labels_layer
+            if layer is not None and layer in self.viewer.layers:
+                layer.refresh()
+
+    def _refuse_if_busy(self) -> bool:
+        if self.worker is not None or self.widget.busy():
+            self.status.setText("Busy: wait for the run in progress (or cancel it).")
+            return True
+        return False
+
+    def _set_busy(self, busy: bool) -> None:
+        busy = busy or self.worker is not None
+        for button in (self.track_button, self.undo_button, self.repropagate_button, *self.export_buttons.values()):
+            button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        for name in RUN_BUTTONS:  # the widget's own runs wait for this one
+            button = getattr(self.widget, name, None)
+            if button is not None:
+                button.setEnabled(not busy)
+
+    # ------------------------------------------------------------------ undo
+    def undo(self) -> None:
+        """Undo the last tracking run or correction of the current image (labels, lineage, Tracks layer)."""
+        entry = self.current()
+        if self._refuse_if_busy():
+            return
+        try:
+            run = None if entry is None else entry.tracking.undo()
+        except ValueError as error:
+            self._fail(error)
+            return
+        if run is None:
+            self.status.setText("No tracking step to undo.")
+            return
+        layer = self.widget.labels_layer
+        if layer is not None and layer in self.viewer.layers:
+            layer.refresh()
+        self.update_tracks_layer(entry)
+        self.status.setText(f"Undid the {'tracking run' if run.kind == 'track' else 'correction'}: "
+                            f"{len(set(run.frames))} frame(s) restored.")
+
+    # ------------------------------------------------------------------ correction clicks
+    def start_correction(self) -> None:
+        """Show the current image's correction clicks layer, active in add mode, for the chosen track."""
+        if self.widget.controller is None:
+            self.status.setText("Track the cells first ('Track all cells').")
+            return
+        entry = self.current()
+        image = self.widget.image_layer
+        if entry.fix_points is None or entry.fix_points not in self.viewer.layers:
+            entry.fix_points = add_points_layer(self.viewer, image, self.track_spin.value(),
+                                                not self.negative_check.isChecked())
+            entry.fix_points.name = layer_name(FIX_NAME, image)
+        self._on_click_kind()
+        self.viewer.layers.selection.active = entry.fix_points
+        entry.fix_points.mode = "add"
+        self.status.setText(f"Click cell {self.track_spin.value()} on this frame (tick 'Negative clicks' for "
+                            "background), then 'Re-segment & propagate this cell'.")
+
+    def _on_click_kind(self, *_: Any) -> None:
+        entry = self.images.get(getattr(self.widget.image_layer, "unique_id", None))
+        if entry is not None and entry.fix_points is not None:
+            entry.fix_points.feature_defaults = {"positive": not self.negative_check.isChecked(),
+                                                 "obj_id": self.track_spin.value()}
+
+    def _fix_prompt(self, entry: _ImageTracking, controller: Any, track_id: int, frame: int) -> Any:
+        points, image = entry.fix_points, self.widget.image_layer
+        if points is None or points not in self.viewer.layers or not len(points.data):
+            raise ValueError(f"click cell {track_id} first ('Correct cell: click it', then click on frame {frame})")
+        coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
+        prompts = collect_prompts(coords, points.features["positive"].to_numpy(bool),
+                                  points.features["obj_id"].to_numpy(int), [], [], controller.layout)
+        for prompt in prompts:
+            if prompt.obj_id == track_id and prompt.frame == frame:
+                return prompt
+        raise ValueError(f"there is no click for track {track_id} on frame {frame}: click the cell on this frame")
+
+    def _remove_fix_clicks(self, entry: _ImageTracking, track_id: int) -> None:
+        points = entry.fix_points
+        ids = points.features["obj_id"].to_numpy(int)
+        if (ids == track_id).any():
+            points.selected_data = set(np.flatnonzero(ids == track_id).tolist())
+            points.remove_selected()
+
+    # ------------------------------------------------------------------ outputs
+    def update_tracks_layer(self, entry: _ImageTracking) -> Any:
+        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked)."""
+        if entry.tracks is not None and entry.tracks in self.viewer.layers:
+            self.viewer.layers.remove(entry.tracks)
+        entry.tracks = None
+        data, graph = entry.tracking.tracks_data()
+        image, labels = self._run_image or self.widget.image_layer, self.widget.labels_layer
+        if not len(data) or image is None or labels is None:
+            return None
+        scale, translate = _frame_and_plane(labels.scale), _frame_and_plane(labels.translate)
+        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, image),
+                                              scale=scale, translate=translate)
+        return entry.tracks
+
+    def _on_export(self, what: str) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        title = {"labels": "Export labels (TIFF)", "tracks": "Export tracks (CSV)", "ctc": "Export a CTC folder",
+                 "geff": "Export GEFF (a .geff folder)"}[what]
+        if what == "ctc":
+            path = QFileDialog.getExistingDirectory(self, title)
+        else:
+            filters = {"labels": "TIFF (*.tif)", "tracks": "CSV (*.csv)", "geff": "GEFF (*.geff)"}[what]
+            path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
+        if path:
+            self.export(what, path, overwrite=True)  # the dialog asked about replacing
+
+    def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
+        """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff"."""
+        entry = self.current()
+        try:
+            if entry is None:
+                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+            suffix = {"labels": ".tif", "tracks": ".csv", "geff": ".geff"}.get(what)
+            if suffix and not str(path).lower().endswith((suffix, ".tiff") if what == "labels" else suffix):
+                path = str(path) + suffix
+            written = str(entry.tracking.export(what, path, overwrite=overwrite))
+        except Exception as error:
+            self._fail(error)
+            return None
+        show_info(f"SAM 2: wrote {written}")
+        self.status.setText(f"Wrote {written}")
+        return written
+
+
+def _frame_and_plane(values: Any) -> List[float]:
+    """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
+    values = list(values)
+    return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]

@@ -1,0 +1,304 @@
+"""Track every cell of an image's stack into its labels array, correct one cell, undo; no Qt.
+
+:class:`TrackAll` holds one image's automatic-tracking result: the labels array it writes into (the
+masklets Labels layer's data, any layout: each frame is one plane ``labels[index_of(t)]``), the lineage
+of the tracks, and an undo stack. Its runs are generators that the dock widget runs in a worker
+thread (scripts run them directly):
+
+* :meth:`TrackAll.track` runs :class:`sam2_model.tracking.CellTracker` from a start frame and writes
+  each frame whole, in one assignment, through a :class:`~.labels_writer.RunJournal`; a run that is
+  cancelled or fails therefore leaves whole frames (tracked or as before), and :meth:`TrackAll.undo`
+  restores every plane it wrote, and the lineage.
+* :meth:`TrackAll.correct` re-segments one track from the person's clicks on one frame and propagates
+  that object alone (a new :class:`sam2_model.VideoSession` holding only it) forwards until the track
+  ends (its division, or the end of the stack / when it is lost); on every frame it writes, only that
+  track's pixels change: its old pixels are cleared and the new mask is painted on background only.
+
+Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames to do), "frame"
+(a frame was written), "done".
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sam2_model import SAM2Model, VideoSession
+from sam2_model.tracking import (
+    SEEDINGS, CellTracker, Lineage, Track, TrackingResult, tracks_layer_data, write_ctc, write_geff,
+    write_track_table,
+)
+
+from .labels_writer import RunJournal
+
+Step = Tuple[str, int, int, int]
+IndexOf = Callable[[int], Tuple[Any, ...]]
+EXPORTS = ("labels", "tracks", "ctc", "geff")
+
+
+@dataclass(frozen=True)
+class TrackAllOptions:
+    """The panel's choices (see :class:`sam2_model.tracking.CellTracker` for what each does).
+
+    seeding: one of ``SEEDINGS``; cell_diameter: (min, max) pixels; redetect_every: frames between
+    detections (>= 1); divisions: split a track when its cell divides.
+    """
+
+    seeding: str = "blobs"
+    cell_diameter: Tuple[float, float] = (8.0, 40.0)
+    redetect_every: int = 5
+    divisions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.seeding not in SEEDINGS:
+            raise ValueError(f"seeding must be one of {SEEDINGS}, got {self.seeding!r}")
+        try:
+            low, high = (float(v) for v in self.cell_diameter)
+        except (TypeError, ValueError):
+            raise ValueError(f"cell_diameter must be (min, max) pixels, got {self.cell_diameter!r}") from None
+        if not 0 < low <= high:
+            raise ValueError(f"cell_diameter must satisfy 0 < min <= max pixels, got {self.cell_diameter!r}")
+        if isinstance(self.redetect_every, bool) or int(self.redetect_every) != self.redetect_every \
+                or self.redetect_every < 1:
+            raise ValueError(f"redetect_every must be an integer >= 1 (frames), got {self.redetect_every!r}")
+
+    def tracker_kwargs(self) -> Dict[str, Any]:
+        return {"seeding": self.seeding, "cell_diameter": tuple(float(v) for v in self.cell_diameter),
+                "redetect_every": int(self.redetect_every), "divisions": bool(self.divisions)}
+
+
+@dataclass(eq=False)
+class TrackRun:
+    """One undoable run ("track") or correction ("correct"): the planes it wrote and the lineage before."""
+
+    kind: str
+    journal: RunJournal
+    lineage_before: Lineage
+    frames: List[int] = field(default_factory=list)  # frames written, in order
+    checksums: Dict[int, int] = field(default_factory=dict)  # frame -> crc32 of the plane as written
+
+
+def _checksum(plane: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(plane).tobytes())
+
+
+def _copy(lineage: Lineage) -> Lineage:
+    return Lineage(lineage.rows())
+
+
+class TrackAll:
+    """One image's automatic tracking: labels (written in place), lineage, undo stack.
+
+    labels: the array to write (e.g. the Labels layer's data); num_frames: frames of the stack;
+    index_of(t): the index of frame t's (H, W) plane in ``labels`` (default ``(t,)``).
+    """
+
+    def __init__(self, labels: Any, num_frames: int, index_of: Optional[IndexOf] = None) -> None:
+        self.labels = labels
+        self.num_frames = int(num_frames)
+        self.index_of: IndexOf = index_of or (lambda t: (t,))
+        self.lineage = Lineage()
+        self.history: List[TrackRun] = []
+
+    # ------------------------------------------------------------------ reading
+    def plane(self, t: int) -> np.ndarray:
+        return np.asarray(self.labels[self.index_of(t)])
+
+    def label_planes(self) -> np.ndarray:
+        """(T, H, W) the labels of every frame."""
+        return np.stack([self.plane(t) for t in range(self.num_frames)])
+
+    def result(self) -> TrackingResult:
+        """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data)."""
+        return TrackingResult(labels=self.label_planes(), lineage=_copy(self.lineage),
+                              frames_tracked=sorted({t for run in self.history for t in run.frames}))
+
+    def tracks_data(self) -> Tuple[np.ndarray, Dict[int, List[int]]]:
+        """napari Tracks data (N, 4) [track, t, y, x] and graph {child: [parent]}."""
+        return tracks_layer_data(self.result())
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> None:
+        plane = plane.astype(np.asarray(self.labels[self.index_of(t)]).dtype, copy=False)
+        run.journal.write(self.labels, self.index_of(t), plane)
+        run.frames.append(t)
+        run.checksums[t] = _checksum(plane)
+
+    def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, set]:
+        """The largest id and the set of ids on the frames not in ``frames``."""
+        skip = set(frames)
+        ids: set = set()
+        for t in range(self.num_frames):
+            if t not in skip:
+                ids |= set(np.unique(self.plane(t)).tolist())
+        ids.discard(0)
+        return max(ids | {0}), ids
+
+    def track(self, model: SAM2Model, frames: Any, start_frame: int = 0,
+              options: Optional[TrackAllOptions] = None) -> Iterator[Step]:
+        """Track every cell from ``start_frame`` to the end of ``frames`` ((T, H, W[, C]) or a FrameSource).
+
+        Frames from the start on are replaced whole; ids continue above the labels kept on the other
+        frames. The run is on the undo stack from its first frame (a cancelled run is undone like a
+        finished one); the lineage is updated after every frame.
+        """
+        options = options or TrackAllOptions()
+        tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
+        if tracker.num_frames != self.num_frames:
+            tracker.session.close()
+            raise ValueError(f"frames has {tracker.num_frames} frames but the labels have {self.num_frames}")
+        order = tracker.order
+        offset, kept_ids = self._ids_outside(order)
+        kept = [t for t in self.lineage.rows() if t.track_id in kept_ids]
+        run = TrackRun("track", RunJournal(), _copy(self.lineage))
+        self.history.append(run)
+        yield "plan", int(start_frame), 0, len(order)
+        steps = tracker.run()
+        try:
+            for t, plane, active in steps:
+                shifted = np.where(plane > 0, plane.astype(np.int64) + offset, 0)
+                self._write(run, t, shifted)
+                self.lineage = Lineage(kept + [_shift(row, offset) for row in tracker.lineage.rows()])
+                yield "frame", int(t), int(active), len(order)
+        finally:
+            steps.close()
+        yield "done", -1, 0, len(order)
+
+    def correct(self, model: SAM2Model, frames: Any, track_id: int, frame: int, points: Any, point_labels: Any,
+                max_lost_frames: int = 3) -> Iterator[Step]:
+        """Re-segment ``track_id`` on ``frame`` from clicks and re-propagate it alone, forwards.
+
+        points: (N, 2) (x, y) pixels of the frame; point_labels: (N,) 1 positive, 0 negative. Propagation
+        stops at the track's last frame when it divided (its daughters are left as they are), otherwise at
+        the end of the stack or after ``max_lost_frames`` empty frames (later pixels of the track are
+        cleared: it ended). Only this track's pixels change; the new mask is painted on background only.
+        """
+        track_id = int(track_id)
+        if not 1 <= track_id <= int(np.iinfo(np.uint32).max):
+            raise ValueError(f"track_id must be a positive label id, got {track_id}")
+        if not 0 <= int(frame) < self.num_frames:
+            raise ValueError(f"frame must be in 0..{self.num_frames - 1}, got {frame}")
+        frame = int(frame)
+        children = self.lineage.children(track_id) if track_id in self.lineage else []
+        last = self.num_frames - 1
+        if children:
+            last = self.lineage[track_id].end
+            if frame > last:
+                raise ValueError(f"track {track_id} divided into {children} after frame {last}; correct one of "
+                                 f"its daughters on frame {frame}")
+        session = VideoSession(model, frames, non_overlap_masks=False)
+        try:
+            logits = session.add_prompt(frame, track_id, points=points, labels=point_labels)
+            run = TrackRun("correct", RunJournal(), _copy(self.lineage))
+            self.history.append(run)
+            total = last - frame + 1
+            yield "plan", frame, 1, total
+            self._paint(run, frame, track_id, logits[0] > 0)
+            yield "frame", frame, 1, total
+            lost = 0
+            if frame < last:
+                for t, _, out in session.propagate(start_frame=frame, max_frames=last - frame):
+                    if t == frame:
+                        continue
+                    mask = out[0] > 0
+                    lost = 0 if mask.any() else lost + 1
+                    self._paint(run, t, track_id, mask)
+                    yield "frame", int(t), int(lost == 0), total
+                    if lost >= max_lost_frames:
+                        break
+            if lost >= max_lost_frames:  # the cell ended: its older pixels after this are gone too
+                for t in range(run.frames[-1] + 1, last + 1):
+                    if (self.plane(t) == track_id).any():
+                        self._paint(run, t, track_id, None)
+        finally:  # also when cancelled: the lineage follows the frames written
+            session.close()
+            if self.history and self.history[-1].kind == "correct" and self.history[-1].frames:
+                self._relineage(track_id)
+        yield "done", -1, 0, total
+
+    def _paint(self, run: TrackRun, t: int, track_id: int, mask: Optional[np.ndarray]) -> None:
+        plane = self.plane(t).copy()
+        plane[plane == track_id] = 0
+        if mask is not None:
+            plane[mask & (plane == 0)] = track_id
+        self._write(run, t, plane)
+
+    def _relineage(self, track_id: int) -> None:
+        """Begin/end of ``track_id`` from its pixels (its parent and children links are kept)."""
+        present = [t for t in range(self.num_frames) if (self.plane(t) == track_id).any()]
+        rows = {row.track_id: row for row in self.lineage.rows()}
+        old = rows.get(track_id)
+        if not present:
+            rows.pop(track_id, None)
+            for child, row in list(rows.items()):
+                if row.parent == track_id:
+                    rows[child] = Track(row.track_id, row.begin, row.end, 0, row.end_reason)
+        else:
+            reason = old.end_reason if old is not None and self.lineage.children(track_id) else (
+                "end of stack" if present[-1] == self.num_frames - 1 else "lost")
+            parent = old.parent if old is not None else 0
+            rows[track_id] = Track(track_id, present[0], present[-1], parent, reason)
+        self.lineage = Lineage(rows.values())
+
+    # ------------------------------------------------------------------ undo
+    def edited_since(self, run: TrackRun) -> List[int]:
+        """Frames that ``run`` wrote and that changed since (by other tools)."""
+        return [t for t, crc in run.checksums.items() if _checksum(self.plane(t)) != crc]
+
+    def undo(self) -> Optional[TrackRun]:
+        """Undo the last run or correction (labels and lineage); None if there is none.
+
+        Raises ValueError (and undoes nothing) if a frame it wrote was changed since by other tools:
+        undo those first (the segmentation widget's Undo), so that nothing is lost silently.
+        """
+        if not self.history:
+            return None
+        run = self.history[-1]
+        changed = self.edited_since(run)
+        if changed:
+            raise ValueError(f"frames {changed[:10]} were edited after this tracking step; undo those edits "
+                             "first (the widget's Undo button), then undo the tracking step")
+        self.history.pop()
+        run.journal.undo(self.labels)
+        self.lineage = run.lineage_before
+        return run
+
+    # ------------------------------------------------------------------ exports
+    def export(self, what: str, path: Any, overwrite: bool = False) -> Path:
+        """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason),
+        "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path."""
+        from .export import save_labels_tiff
+
+        if what not in EXPORTS:
+            raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
+        path = Path(path)
+        result = self.result()
+        if not result.labels.any():
+            raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+        if what == "labels":
+            save_labels_tiff(result.labels, path)
+        elif what == "tracks":
+            write_track_table(path, _lineage_for(result))
+        elif what == "ctc":
+            path, _ = write_ctc(path, result.labels, result.lineage, overwrite=overwrite)
+        else:
+            path = write_geff(path, result.labels, result.lineage, overwrite=overwrite)
+        return Path(path)
+
+
+def _shift(row: Track, offset: int) -> Track:
+    return Track(row.track_id + offset, row.begin, row.end, row.parent + offset if row.parent else 0, row.end_reason)
+
+
+def _lineage_for(result: TrackingResult) -> Lineage:
+    """The lineage with a row for every id in the labels (ids painted by other tools get one, no parent)."""
+    from sam2_model.tracking.lineage import lineage_from_labels
+
+    rows = {t.track_id: t for t in result.lineage.rows()}
+    for t in lineage_from_labels(result.labels).rows():
+        rows.setdefault(t.track_id, t)
+    return Lineage(rows.values())

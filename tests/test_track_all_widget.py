@@ -1,0 +1,158 @@
+""""Track all cells" in the segmentation widget, driven as a person would (real napari under xvfb-run, demo model).
+
+A synthetic 8-frame 128 x 128 time-lapse with one division (seed 900719: cell 2 divides into 7 and 8 at frame 3).
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+from sam2_model.tracking import check_ctc, read_ctc, read_geff  # noqa: E402
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+SEED, FRAMES = 900_719, 8
+FULL_RUN: dict = {}  # the first test's labels, to compare a cancelled run's frames with
+
+
+@pytest.fixture(scope="module")
+def movie():
+    movie = make_timelapse(num_frames=FRAMES, shape=(128, 128), num_cells=6, seed=SEED)
+    assert movie.parents == {7: 2, 8: 2}  # the division the test relies on
+    return movie
+
+
+@pytest.fixture
+def opened(make_napari_viewer, qtbot, tmp_path, monkeypatch, movie):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image, name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    widget.model_combo.setCurrentText("demo")
+    widget.checkpoint_combo.setCurrentText("embedded (demo)")
+    widget.size_spin.setValue(256)
+    panel = widget.track_all
+    panel.expand(animate=False)
+    panel.seeding_combo.setCurrentText("blobs")
+    panel.min_diameter_spin.setValue(8)
+    panel.max_diameter_spin.setValue(30)
+    panel.redetect_spin.setValue(2)
+    panel.divisions_check.setChecked(True)
+    viewer.dims.set_current_step(0, 0)
+    return viewer, widget, panel
+
+
+def finish(qtbot, widget, panel, timeout=180_000):
+    qtbot.waitUntil(lambda: panel.status.text().startswith(("Done", "Cancelled", "Failed"))
+                    and panel.worker is None and not widget.busy(), timeout=timeout)
+    assert not panel.status.text().startswith("Failed"), panel.status.text()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def best_iou(labels: np.ndarray, cell: np.ndarray) -> tuple:
+    ids = [i for i in np.unique(labels[cell]) if i]
+    scores = [(iou(labels == i, cell), int(i)) for i in ids]
+    return max(scores) if scores else (0.0, 0)
+
+
+def test_track_all_cells_lineage_exports_correction_and_undo(opened, qtbot, movie, tmp_path):
+    viewer, widget, panel = opened
+    panel.track_button.click()
+    finish(qtbot, widget, panel)
+    labels = widget.labels_layer.data
+    assert labels.shape == (FRAMES, 128, 128) and labels.dtype == np.uint32
+    FULL_RUN["labels"] = labels.copy()
+
+    # most true cells are matched by one track at IoU > 0.5 on every frame
+    matched = total = 0
+    for t in range(FRAMES):
+        for cell_id in np.unique(movie.labels[t])[1:]:
+            total += 1
+            matched += best_iou(labels[t], movie.labels[t] == cell_id)[0] > 0.5
+    assert matched / total >= 0.85, (matched, total)
+
+    # the division: the Tracks layer draws the two daughters' parent link
+    tracks = viewer.layers["SAM2 lineage [cells]"]
+    assert tracks.__class__.__name__ == "Tracks"
+    last = FRAMES - 1
+    daughters = [best_iou(labels[last], movie.labels[last] == d) for d in (7, 8)]
+    assert all(score > 0.5 for score, _ in daughters), daughters
+    mother = best_iou(labels[0], movie.labels[0] == 2)[1]
+    assert {d: tracks.graph.get(d) for _, d in daughters} == {d: [mother] for _, d in daughters}
+    assert set(np.unique(tracks.data[:, 0]).astype(int)) == set(np.unique(labels).tolist()) - {0}
+
+    # exports: labels TIFF, CSV with parent ids, CTC folder that passes the format checks, GEFF
+    import tifffile
+
+    written = panel.export("labels", str(tmp_path / "labels"))
+    np.testing.assert_array_equal(tifffile.imread(written), labels)
+    with open(panel.export("tracks", str(tmp_path / "tracks.csv"))) as handle:
+        rows = {int(r["track_id"]): int(r["parent_id"]) for r in csv.DictReader(handle)}
+    assert all(rows[d] == mother for _, d in daughters) and set(rows) == set(np.unique(labels).tolist()) - {0}
+    ctc_labels, ctc_lineage = read_ctc(panel.export("ctc", str(tmp_path / "ctc")))
+    assert check_ctc(ctc_labels, ctc_lineage) == [] and ctc_lineage.divisions()
+    assert (tmp_path / "ctc" / "res_track.txt").exists() and (tmp_path / "ctc" / "mask007.tif").exists()
+    geff_graph, _ = read_geff(panel.export("geff", str(tmp_path / "tracks.geff")))
+    assert geff_graph.number_of_nodes() == len(tracks.data)
+
+    # correction: pick a track that never divides, click its true cell on frame 4, re-propagate it alone
+    cell = next(c for c in (1, 3, 4, 5, 6) if all((movie.labels[t] == c).any() for t in range(4, FRAMES)))
+    track_id = best_iou(labels[4], movie.labels[4] == cell)[1]
+    before = labels.copy()
+    viewer.dims.set_current_step(0, 4)
+    widget.labels_layer.selected_label = track_id  # picking the label selects the track
+    assert panel.track_spin.value() == track_id
+    panel.fix_button.click()
+    fix = viewer.layers["SAM2 cell fix [cells]"]
+    assert viewer.layers.selection.active is fix or viewer.layers.selection.active.name == fix.name
+    y, x = np.argwhere(movie.labels[4] == cell).mean(axis=0)
+    fix.add(np.array([[4, y, x]]))
+    panel.repropagate_button.click()
+    finish(qtbot, widget, panel)
+    after = widget.labels_layer.data
+    others = (before != track_id) & (after != track_id)
+    np.testing.assert_array_equal(after[others], before[others])  # no other cell moved a pixel
+    np.testing.assert_array_equal(after[:4], before[:4])  # frames before the correction are untouched
+    assert panel.current().tracking.history[-1].frames == list(range(4, FRAMES))
+    for t in range(4, FRAMES):
+        assert iou(after[t] == track_id, movie.labels[t] == cell) > 0.5
+    assert not len(fix.data)  # the clicks were used
+
+    # Undo: the correction, then the whole run (labels empty again, lineage layer gone)
+    panel.undo_button.click()
+    np.testing.assert_array_equal(widget.labels_layer.data, before)
+    panel.undo_button.click()
+    assert not widget.labels_layer.data.any()
+    assert "SAM2 lineage [cells]" not in viewer.layers
+    assert panel.status.text().startswith("Undid the tracking run")
+
+
+def test_cancel_keeps_whole_frames_and_undo_reverts(opened, qtbot):
+    viewer, widget, panel = opened
+    from napari_sam2.settings import load_settings
+
+    assert load_settings()["track_all"] == {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 30.0,
+                                            "redetect_every": 2, "divisions": True}
+    panel.track_button.click()
+    qtbot.waitUntil(lambda: panel.progress.maximum() == FRAMES and panel.progress.value() >= 2, timeout=120_000)
+    panel.cancel_button.click()
+    finish(qtbot, widget, panel)
+    assert panel.status.text().startswith("Cancelled"), panel.status.text()
+    done = panel.current().tracking.history[-1].frames
+    assert 2 <= len(done) < FRAMES and done == list(range(len(done)))
+    labels = widget.labels_layer.data
+    assert all(labels[t].any() for t in done) and not labels[len(done):].any()
+    if "labels" in FULL_RUN:  # every kept frame is whole: exactly the frame of an uncancelled run
+        np.testing.assert_array_equal(labels[done], FULL_RUN["labels"][done])
+    panel.undo_button.click()
+    assert not widget.labels_layer.data.any()
