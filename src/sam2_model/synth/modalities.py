@@ -77,7 +77,8 @@ def _phase(maps, rng, cell_size):
     halo_sigma = float(np.clip(rng.uniform(0.12, 0.45) * cell_size, 1.5, 30.0))
     relief = phi - blur(phi, halo_sigma)  # > 0 on cells, < 0 in a ring around them
     alpha = rng.uniform(0.35, 0.8)
-    shade = 1.0 - alpha * relief - rng.uniform(0.0, 0.1) * phi
+    halo = alpha * rng.uniform(1.0, 3.0)  # the halo is often brighter than the cells are dark
+    shade = 1.0 - alpha * np.maximum(relief, 0.0) - halo * np.minimum(relief, 0.0) - rng.uniform(0.0, 0.1) * phi
     expected = np.clip(shade, 0.03, None) * _transmitted_background(rng, (h, w), cell_size)[None]
     return expected * _flicker(rng, t, 0.005), _log_uniform(rng, 200.0, 20000.0), rng.uniform(2.0, 20.0)
 

@@ -23,8 +23,20 @@ def _coarse_gaussian(stack: np.ndarray, sigma: float) -> np.ndarray:
     small = padded.reshape(t, hp // k, k, wp // k, k).mean(axis=(2, 4), dtype=np.float32)
     inner = math.sqrt(max(sigma**2 - (k**2 - 1) / 12.0, 0.25)) / k  # the block mean already blurs a little
     small = ndimage.gaussian_filter(small, sigma=(0.0, inner, inner), mode="reflect")
-    big = ndimage.zoom(small, (1, k, k), order=1, mode="nearest", grid_mode=True)
-    return big[:, :h, :w].astype(np.float32)
+    rows, cols = _upsampler(h, small.shape[1], k), _upsampler(w, small.shape[2], k)
+    return np.matmul(np.matmul(rows, small), cols.T).astype(np.float32)
+
+
+def _upsampler(size: int, coarse: int, k: int) -> np.ndarray:
+    """(size, coarse) linear interpolation from the centres of k-px blocks to the pixel centres."""
+    at = np.clip((np.arange(size) + 0.5) / k - 0.5, 0.0, coarse - 1.0)
+    low = np.floor(at).astype(int)
+    high = np.minimum(low + 1, coarse - 1)
+    frac = (at - low).astype(np.float32)
+    out = np.zeros((size, coarse), np.float32)
+    out[np.arange(size), low] += 1.0 - frac
+    out[np.arange(size), high] += frac
+    return out
 
 
 def blur(stack: np.ndarray, sigma: float) -> np.ndarray:
