@@ -8,7 +8,7 @@ file, a stack without prompts and a single image. Faults are injected into the w
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from napari_sam2._cli_batch import add_batch_parser
 from napari_sam2.api import segment
-from napari_sam2.batch import batch
+from napari_sam2.batch import batch, local_cluster
 from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
 from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack, stack_prompts
 from napari_sam2.cli import read_prompts
@@ -81,8 +81,8 @@ def client():
     import dask
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                      silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as active:
+        with local_cluster(2, device="cpu") as cluster, distributed.Client(cluster) as active:
+            active.wait_for_workers(2)
             yield active
 
 
@@ -123,6 +123,8 @@ def test_inputs_names_and_prompts(data, tmp_path):
 
 
 def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_path):
+    assert list(client.nthreads().values()) == [1, 1]  # the local cluster: 2 processes, 1 thread each
+    assert len(set(client.run(os.getpid).values())) == 2
     out = tmp_path / "out"
     code = _cli(["batch", str(data), "--out", str(out), "--scheduler", client.scheduler.address,
                  "--model", "demo", "--device", "cpu", "--image-size", "256"])
@@ -152,6 +154,11 @@ def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_
     assert list(table["status"]) == ["ok"]
     assert (out / "s2" / "labels.tif").stat().st_mtime_ns != stamps["s2"]
     np.testing.assert_array_equal(_labels(out, "s2"), reference["s2"])
+    # a stack whose manifest names a missing output is not complete: it is run again
+    (out / "s1" / "objects.csv").unlink()
+    table = batch([data / f"{n}.tif" for n in GOOD], out, client=client, progress=False, **MODEL)
+    assert list(table["status"]) == ["skipped", "ok", "skipped"]
+    assert (out / "s1" / "objects.csv").exists()
 
 
 def _model_builds() -> dict:

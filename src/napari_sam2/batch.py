@@ -82,6 +82,16 @@ def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 
     return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True, **quiet)
 
 
+def _dashboard(client: Any, local: bool) -> str:
+    """Where the Dask dashboard is (a local cluster serves it only when bokeh is installed)."""
+    if local:
+        try:
+            import bokeh  # noqa: F401
+        except ImportError:
+            return "the Dask dashboard needs bokeh (pip install 'bokeh>=3.1')"
+    return f"Dask dashboard at {client.dashboard_link}"
+
+
 @contextlib.contextmanager
 def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str) -> Iterator[Any]:
     if client is not None:
@@ -180,7 +190,7 @@ def batch(
         clean_partials(out, [t.name for t in tasks])
         with _client_for(client, scheduler, workers, device) as active:
             if progress:
-                print(f"napari-sam2 batch: {len(tasks)} stacks to run, Dask dashboard at {active.dashboard_link}",
+                print(f"napari-sam2 batch: {len(tasks)} stacks to run; {_dashboard(active, local=not in_cluster)}",
                       file=sys.stderr)
             for row in _run_tasks(active, tasks, progress):
                 rows[row["name"]] = row
