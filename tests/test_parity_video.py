@@ -61,7 +61,7 @@ def _promote_reference_memory(predictor) -> None:
     predictor.memory_attention.forward = promoted
 
 
-def _compare(ours: np.ndarray, theirs: torch.Tensor, what: str, worst: dict) -> None:
+def _compare(ours: np.ndarray, theirs: torch.Tensor, what: str, worst: dict, exact: bool = True) -> None:
     theirs = theirs[:, 0].float().numpy()
     assert ours.shape == theirs.shape, what
     abs_err = float(np.abs(ours - theirs).max())
@@ -73,13 +73,26 @@ def _compare(ours: np.ndarray, theirs: torch.Tensor, what: str, worst: dict) -> 
     # Bit-identical: the same kernels on the same memory layouts (the memory encoder reads NCHW
     # features, RoPE takes its cosines from torch.polar). Any rounding difference would grow through
     # the bfloat16 memory bank, so exactness is what keeps long videos equal, not only ten frames.
+    if not exact:
+        # Batched objects: the same arithmetic in other kernels (a GEMM over B rows rounds unlike one row,
+        # ~3e-6 in the decoder's heads); the bfloat16 memory bank amplifies that: 8.3e-3 (3e-4 of the logit
+        # range) at worst over this script, with no mask pixel differing.
+        assert abs_err <= 1e-2, f"{what}: max abs logit difference {abs_err:.2e} (logits up to {scale:.1f})"
+        assert differing <= 1e-4, f"{what}: {differing:.3%} of mask pixels differ"
+        return
     assert abs_err == 0.0, f"{what}: max abs logit difference {abs_err:.2e} (logits up to {scale:.1f})"
     assert differing == 0.0, f"{what}: {differing:.3%} of mask pixels differ"
 
 
-@pytest.mark.parametrize("name", ["sam2.1_hiera_tiny", "sam2_hiera_tiny", "demo"])
-def test_prompt_script_matches_reference(name, tmp_path):
-    """Random (perturbed) weights for the official presets; the embedded trained weights for "demo"."""
+@pytest.mark.parametrize(
+    "name, batch_objects",
+    [("sam2.1_hiera_tiny", False), ("sam2_hiera_tiny", False), ("demo", False), ("demo", True)],
+)
+def test_prompt_script_matches_reference(name, batch_objects, tmp_path):
+    """Random (perturbed) weights for the official presets; the embedded trained weights for "demo".
+
+    Objects tracked one by one are bit-identical to the reference; tracked as a batch, within 1e-2 (masks: 0.01% of pixels).
+    """
     require_oracle()
     predictor = reference_model(name, image_size=SIZE, video=True)
     predictor.fill_hole_area = 0  # the reference skips hole filling on CPU anyway
@@ -94,7 +107,7 @@ def test_prompt_script_matches_reference(name, tmp_path):
     source = FrameSource(frames, image_size=SIZE)
     inputs = torch.stack([source.model_input(t) for t in range(NUM_FRAMES)])
     state = _reference_state(predictor, tmp_path, inputs)
-    session = VideoSession(model, source, fill_hole_area=0)
+    session = VideoSession(model, source, fill_hole_area=0, batch_objects=batch_objects)
     worst = {"abs": 0.0, "pixels": 0.0}
 
     def both_prompt(frame, obj, **kwargs):
@@ -104,7 +117,7 @@ def test_prompt_script_matches_reference(name, tmp_path):
         _, ref_ids, ref_logits = predictor.add_new_points_or_box(state, frame, obj, **ref_kwargs)
         ours = session.add_prompt(frame, obj, **kwargs)
         assert list(ref_ids) == session.obj_ids
-        _compare(ours, ref_logits, f"add_prompt frame {frame} obj {obj}", worst)
+        _compare(ours, ref_logits, f"add_prompt frame {frame} obj {obj}", worst, exact=not batch_objects)
 
     def both_propagate(**kwargs):
         ref_kwargs = {"start_frame_idx": kwargs.get("start_frame"), "reverse": kwargs.get("reverse", False)}
@@ -113,7 +126,7 @@ def test_prompt_script_matches_reference(name, tmp_path):
         assert [s[0] for s in our_steps] == [s[0] for s in ref_steps]
         for (frame, ids, ours), (_, ref_ids, theirs) in zip(our_steps, ref_steps):
             assert ids == list(ref_ids)
-            _compare(ours, theirs, f"propagate {kwargs} frame {frame}", worst)
+            _compare(ours, theirs, f"propagate {kwargs} frame {frame}", worst, exact=not batch_objects)
 
     with torch.inference_mode():
         both_prompt(0, 1, points=np.array([[70.0, 80.0]], np.float32), labels=np.array([1], np.int32))

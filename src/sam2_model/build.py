@@ -127,6 +127,7 @@ def build_model(
     checkpoint: WeightsArg = None,
     device: Union[str, torch.device] = "auto",
     image_size: Optional[int] = None,
+    compile: bool = False,
 ) -> SAM2Model:
     """Build preset ``name`` in eval mode.
 
@@ -134,6 +135,8 @@ def build_model(
     demo's shipped weights), "download" (an official file, cached or fetched; the demo: embedded),
     "random", a path (strict load), or None (embedded for "demo", random for the official presets).
     image_size: input resolution override (default: the preset's).
+    compile: compile the image encoder, memory attention and mask decoder with ``torch.compile``
+    (CUDA only; see :func:`compile_model`).
     """
     config = get_config(name, image_size)
     source = resolve_weights(name, checkpoint)
@@ -146,7 +149,34 @@ def build_model(
         load_checkpoint(model, download(name))
     elif isinstance(source, Path):
         load_checkpoint(model, source)
-    return model.to(resolve_device(device)).eval()
+    model = model.to(resolve_device(device)).eval()
+    if compile:
+        compile_model(model)
+    return model
+
+
+def compile_model(model: SAM2Model) -> bool:
+    """Compile the heavy parts in place with ``torch.compile`` (state-dict keys are unchanged).
+
+    On CUDA: image encoder (static shapes), memory attention and mask decoder (dynamic shapes: the
+    number of memories and of batched objects vary). Default mode, no autotuning, so the first frames
+    wait for compilation (tens of seconds) rather than minutes. Elsewhere the model stays eager with
+    a warning: Inductor on CPU/MPS compiles for minutes for these models and gains little.
+    Returns whether the model was compiled.
+    """
+    import warnings
+
+    if model.device.type != "cuda":
+        warnings.warn(
+            f"build_model(compile=True) is ignored on {model.device.type.upper()}: torch.compile is only used on "
+            "CUDA (on CPU/MPS it takes minutes to compile and is not faster for SAM 2); the model runs eager",
+            stacklevel=3,
+        )
+        return False
+    model.image_encoder.compile()
+    model.memory_attention.compile(dynamic=True)
+    model.sam_mask_decoder.compile(dynamic=True)
+    return True
 
 
 def read_state_dict(path: PathLike) -> StateDict:

@@ -10,7 +10,6 @@ filling runs on every device, and frames are read lazily (see :class:`FrameSourc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,35 +21,12 @@ from .feature_cache import FeatureCache
 from .frames import FrameSource
 from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model
 from . import session_outputs
+from .batching import MemoryView, group_by_layout, restore_memories, track_group
 from .postprocess import fill_holes
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
-from .session_state import FrameResult, LazyMemoryEntry, ObjectState, PointPrompt, SessionSnapshot
+from .session_state import FrameResult, ObjectState, PointPrompt, SessionSnapshot
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
-
-
-class _MemoryView(Mapping):
-    """frame -> memory entry over a table of results, built lazily (only frames the model reads)."""
-
-    def __init__(self, session: "VideoSession", state: ObjectState, table: Dict[int, FrameResult]) -> None:
-        self.session, self.state, self.table = session, state, table
-
-    def __getitem__(self, frame: int) -> LazyMemoryEntry:
-        result = self.table[frame]
-        pos = self.session._memory_pos
-        if not result.has_memory or pos is None:
-            raise KeyError(frame)
-        return LazyMemoryEntry(result, pos, lambda r: self.session._restore_memory(frame, r))
-
-    def __contains__(self, frame: object) -> bool:
-        result = self.table.get(frame)  # type: ignore[arg-type]
-        return result is not None and result.has_memory
-
-    def __iter__(self) -> Iterator[int]:
-        return (frame for frame, result in self.table.items() if result.has_memory)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class VideoSession:
@@ -68,6 +44,10 @@ class VideoSession:
     recent-memory window are dropped during propagation and recomputed exactly (from the stored
     logits and the frame's features) if a later correction needs them, so memory grows with the
     number of frames only by the low-res masks (256 KB per object and frame at 1024 px).
+    batch_objects (on by default): objects whose memory banks have the same layout on a frame are
+    tracked as one batch (memory attention, mask decoder, memory encoder) on the frame's shared
+    features; results equal the per-object ones up to float rounding. ``batch_objects=False``
+    tracks objects one by one, bit-identical to the reference.
     """
 
     def __init__(
@@ -83,6 +63,7 @@ class VideoSession:
         clear_memory_around_corrections: bool = False,
         non_overlap_masks: bool = False,
         release_memory: bool = True,
+        batch_objects: bool = True,
     ) -> None:
         if isinstance(frames, FrameSource):
             if frames.image_size != model.image_size:
@@ -101,6 +82,7 @@ class VideoSession:
         self.clear_memory_around_corrections = clear_memory_around_corrections
         self.non_overlap_masks = non_overlap_masks
         self.release_memory = release_memory
+        self.batch_objects = batch_objects
         self.features = FeatureCache(feature_cache_mb)
         self._objects: Dict[int, ObjectState] = {}
         self._memory_pos: Optional[torch.Tensor] = None  # the same for every frame and object
@@ -203,24 +185,38 @@ class VideoSession:
 
     # ------------------------------------------------------------------ propagation
     def propagate(
-        self, start_frame: Optional[int] = None, reverse: bool = False, max_frames: Optional[int] = None
+        self,
+        start_frame: Optional[int] = None,
+        reverse: bool = False,
+        max_frames: Optional[int] = None,
+        obj_ids: Optional[Sequence[int]] = None,
+        output: str = "logits",
     ) -> Iterator[PropagationStep]:
-        """Track every object from ``start_frame`` (default: the earliest prompted frame).
+        """Track objects from ``start_frame`` (default: the earliest prompted frame of those objects).
 
-        Yields (frame_idx, obj_ids, logits (n_obj, H, W) float32) frame by frame; ``max_frames``
-        limits how many frames past the start are tracked. Arguments are checked (and pending
-        prompts committed to memory) when this is called, before the first frame is yielded.
+        obj_ids: track only these objects (default: all); the others' results are left as they are.
+        output: "logits" yields (frame_idx, obj_ids, logits (n_obj, H, W) float32); "masks" yields
+        (frame_idx, obj_ids, masks (n_obj, H, W) bool) without a float32 full-resolution copy of each
+        object; "labels" yields (frame_idx, obj_ids, labels (H, W) uint32): the id of the object with
+        the highest positive logit, 0 for background. ``max_frames`` limits how many frames past the
+        start are tracked. Arguments are checked (and pending prompts of the tracked objects committed
+        to memory) when this is called, before the first frame is yielded.
         """
         if not self._objects:
             raise ValueError("propagate needs at least one prompt: call add_prompt first")
+        ids = self._check_obj_ids(obj_ids)
+        if not ids:
+            raise ValueError("obj_ids must name at least one object, got an empty sequence")
+        output = session_outputs.check_output(output)
         if start_frame is not None:
             start_frame = self.frames.check_index(start_frame)
         if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 0):
             raise ValueError(f"max_frames must be a non-negative integer or None, got {max_frames!r}")
+        states = [self._objects[o] for o in ids]
         with torch.inference_mode(), self._autocast():
-            self._commit_pending()
+            self._commit_pending(states)
         if start_frame is None:
-            start_frame = min(t for state in self._objects.values() for t in state.cond)
+            start_frame = min(t for state in states for t in state.cond)
         span = self.num_frames if max_frames is None else int(max_frames)
         if reverse:
             end = max(start_frame - span, 0)
@@ -228,32 +224,65 @@ class VideoSession:
         else:
             end = min(start_frame + span, self.num_frames - 1)
             order = range(start_frame, end + 1)
-        return self._propagate(list(order), reverse)
+        return self._propagate(list(order), reverse, ids, output)
 
-    def _propagate(self, order: List[int], reverse: bool) -> Iterator[PropagationStep]:
+    def _propagate(self, order: List[int], reverse: bool, ids: List[int], output: str) -> Iterator[PropagationStep]:
         for frame_idx in order:
             with torch.inference_mode(), self._autocast():
-                logits = []
-                for state in self._objects.values():
+                states = [self._objects[o] for o in ids]
+                to_track = []
+                for state in states:
                     if frame_idx in state.cond:
-                        low = self._filled(state.cond[frame_idx])
                         if self.clear_memory_around_corrections:
                             self._forget_around(state, frame_idx)
                     else:
-                        result = self._infer(state, frame_idx, False, None, None, reverse, True, None)
-                        state.non_cond[frame_idx] = result
-                        low = self._filled(result)
+                        to_track.append(state)
+                if self.batch_objects:
+                    self._track_batched(frame_idx, to_track, reverse)
+                else:
+                    for state in to_track:
+                        state.non_cond[frame_idx] = self._infer(state, frame_idx, False, None, None, reverse, True, None)
+                for state in states:
                     state.tracked[frame_idx] = reverse
-                    logits.append(low)
                     if self.release_memory:
                         self._release_memories(state, frame_idx)
-                frame_logits = self._to_frame_resolution(torch.cat(logits, dim=0))
-            yield frame_idx, self.obj_ids, frame_logits
+                result = self._frame_output(frame_idx, states, ids, output)
+            yield frame_idx, ids, result
 
-    def _commit_pending(self) -> None:
+    def _frame_output(self, frame_idx: int, states: List[ObjectState], ids: List[int], output: str) -> np.ndarray:
+        """The propagated objects' results on a frame as ``output`` asks."""
+        if self.non_overlap_masks and output != "labels" and len(ids) < len(self._objects):
+            # Overlaps are decided among every object with a result on this frame, not only those tracked now.
+            low_res, present = self._newest_low_res(frame_idx, self.obj_ids)
+            rows = [self.obj_ids.index(o) for o in ids]
+            if output == "logits":
+                return session_outputs.to_logits(low_res, self.frame_shape, True, present)[rows]
+            return session_outputs.to_masks(low_res, self.frame_shape, True)[rows]
+        low_res = torch.cat([self._filled(state.cond.get(frame_idx) or state.non_cond[frame_idx]) for state in states])
+        return session_outputs.convert(low_res, self.frame_shape, output, self.non_overlap_masks, ids)
+
+    def _track_batched(self, frame_idx: int, states: List[ObjectState], reverse: bool) -> None:
+        """Track objects on one frame, each group of objects with the same memory layout as one batch."""
+        if not states:
+            return
+        assert self._memory_pos is not None, "prompted frames are encoded before propagation"
+        features = self._frame_features(frame_idx)
+        for layout, group in group_by_layout(frame_idx, states, self.model.config, self.num_frames, reverse):
+            results = track_group(
+                self.model, frame_idx, features, layout, group, self._memory_pos, self._restore_batch,
+                self.num_frames, reverse,
+            )
+            for state, result in zip(group, results):
+                state.non_cond[frame_idx] = result
+
+    def _restore_batch(self, frame_idx: int, results: List[FrameResult]) -> None:
+        """Recompute released memories of several objects on one frame in one batch."""
+        restore_memories(self.model, self._frame_features(frame_idx), results)
+
+    def _commit_pending(self, states: Sequence[ObjectState]) -> None:
         """Encode memories of frames prompted since the last propagation and file them."""
         size = self.model.image_size
-        for state in self._objects.values():
+        for state in states:
             for pending, table in ((state.pending_non_cond, state.non_cond), (state.pending_cond, state.cond)):
                 for frame_idx, result in pending.items():
                     if result.memory is None:
@@ -301,7 +330,8 @@ class VideoSession:
         features = self._frame_features(frame_idx)
         prediction = self.model.track_step(
             frame_idx, features, is_init,
-            _MemoryView(self, state, state.cond), _MemoryView(self, state, state.non_cond),
+            MemoryView(state.cond, self._memory_pos, self._restore_memory),
+            MemoryView(state.non_cond, self._memory_pos, self._restore_memory),
             self.num_frames,
             point_coords=None if prompt is None else prompt.coords,
             point_labels=None if prompt is None else prompt.labels,
@@ -352,10 +382,6 @@ class VideoSession:
     def _frame_logits(self, frame_idx: int, is_cond: bool = True) -> np.ndarray:
         """Deprecated private name of :meth:`frame_logits` (kept for callers written before it)."""
         return self.frame_logits(frame_idx)
-
-    def _to_frame_resolution(self, low_res: torch.Tensor) -> np.ndarray:
-        """(n_obj, 1, 4h, 4w) -> (n_obj, H, W) float32 numpy, bilinear as the reference."""
-        return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks)
 
     # ------------------------------------------------------------------ read API
     def _check_obj_ids(self, obj_ids: Optional[Sequence[int]]) -> List[int]:
