@@ -154,5 +154,33 @@ def test_cancel_keeps_whole_frames_and_undo_reverts(opened, qtbot):
     assert all(labels[t].any() for t in done) and not labels[len(done):].any()
     if "labels" in FULL_RUN:  # every kept frame is whole: exactly the frame of an uncancelled run
         np.testing.assert_array_equal(labels[done], FULL_RUN["labels"][done])
+    labels[done[0], 0, 0] += 1  # the person paints on a tracked frame: undoing the run would lose that
+    panel.undo_button.click()
+    assert "edited after this tracking step" in panel.status.text() and labels[done[0]].any()
+    labels[done[0], 0, 0] -= 1
     panel.undo_button.click()
     assert not widget.labels_layer.data.any()
+
+
+def test_console_track_cells_with_a_viewer_and_an_array_agree(make_napari_viewer, monkeypatch, tmp_path, movie):
+    import napari_sam2
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    stack = movie.image[:3]
+    with pytest.raises(ValueError, match="cell_diameter"):
+        napari_sam2.track_cells(stack, cell_diameter=(30, 8))
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="short")
+    widget = napari_sam2.get_widget(viewer)
+    widget.size_spin.setValue(256)
+    with pytest.raises(ValueError, match="model/checkpoint"):
+        napari_sam2.track_cells(viewer, model="demo")
+    seen = []
+    options = dict(cell_diameter=(8, 30), redetect_every=2, divisions=False)
+    in_viewer = napari_sam2.track_cells(viewer, "short", progress=lambda done, total: seen.append((done, total)),
+                                        **options)
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal(viewer.layers["SAM2 masklets [short]"].data, in_viewer.labels)
+    assert "SAM2 lineage [short]" in viewer.layers and len(in_viewer.lineage) >= 5
+    from_array = napari_sam2.track_cells(stack, image_size=256, **options)
+    np.testing.assert_array_equal(from_array.labels, in_viewer.labels)

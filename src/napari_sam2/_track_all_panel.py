@@ -8,7 +8,7 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -19,14 +19,12 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from sam2_model.frames import FrameSource
-from sam2_model.tracking import SEEDINGS
+from sam2_model.tracking import SEEDINGS, TrackingResult
 
 from ._image_state import add_points_layer, layer_name, same_layer
 from .layout import world_to_data
-from .prompts import collect_prompts
 from .settings import load_settings, save_settings
-from .track_all import TrackAll, TrackAllOptions
+from .track_all import TrackAll, TrackAllOptions, clicks_of, export_path, frame_and_plane, frame_source
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
 SETTINGS_KEY = "track_all"
@@ -39,7 +37,8 @@ RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_butt
 class _ImageTracking:
     """One image's tracking result, its correction clicks layer and its lineage (Tracks) layer."""
 
-    def __init__(self, tracking: TrackAll) -> None:
+    def __init__(self, image: Any, tracking: TrackAll) -> None:
+        self.image = image
         self.tracking = tracking
         self.fix_points: Any = None
         self.tracks: Any = None
@@ -155,18 +154,12 @@ class TrackAllPanel(QCollapsible):
         entry = self.images.get(image.unique_id)
         if entry is None or entry.tracking.labels is not controller.labels:
             layout = controller.layout
-            entry = self.images[image.unique_id] = _ImageTracking(
-                TrackAll(controller.labels, controller.session.num_frames, layout.frame_index_in_labels))
+            tracking = TrackAll(controller.labels, controller.session.num_frames, layout.frame_index_in_labels)
+            entry = self.images[image.unique_id] = _ImageTracking(image, tracking)
             labels_layer = self.widget.labels_layer
             if labels_layer is not None:
                 labels_layer.events.selected_label.connect(self._on_label_picked)
         return entry
-
-    def _frames(self, controller: Any, model: Any) -> FrameSource:
-        """A fresh reader of the image's frames with the widget's channel choice (each run closes its own)."""
-        options = {k: v for k, v in controller.session_options.items()
-                   if k in ("channel", "composite", "contrast_limits")}
-        return FrameSource(controller.frames, image_size=model.image_size, **options)
 
     def _current_frame(self, controller: Any) -> int:
         axis = controller.layout.frame_axis
@@ -190,11 +183,32 @@ class TrackAllPanel(QCollapsible):
             entry = self.current()
             model = controller.model
             start = self._current_frame(controller)
-            steps = entry.tracking.track(model, self._frames(controller, model), start, options)
+            frames = frame_source(controller.frames, model, controller.session_options)
+            steps = entry.tracking.track(model, frames, start, options)
         except Exception as error:
             self._fail(error)
             return
         self._start(entry, steps, f"Tracking all cells from frame {start}")
+
+    def track_now(self, image: Any = None, start_frame: int = 0, options: Optional[TrackAllOptions] = None,
+                  progress: Optional[Callable[[int, int], None]] = None) -> TrackingResult:
+        """Track ``image`` (an Image layer or its name; default the current one) on this thread (the console)."""
+        if self._refuse_if_busy():
+            raise ValueError("the SAM 2 widget is busy: wait for its run to finish (or cancel it)")
+        if image is not None:
+            name = getattr(image, "name", image)
+            if name not in self.viewer.layers or self.viewer.layers[name].__class__.__name__ != "Image":
+                raise ValueError(f"image must be an Image layer of the viewer or its name, got {image!r}")
+            self.widget.image_combo.setCurrentText(name)
+        controller = self.widget.ensure_controller()
+        entry = self.current()
+        frames = frame_source(controller.frames, controller.model, controller.session_options)
+        for kind, _, _, total in entry.tracking.track(controller.model, frames, start_frame, options):
+            if kind == "frame" and progress is not None:
+                progress(len(entry.tracking.history[-1].frames), total)
+        self.widget.labels_layer.refresh()
+        self.update_tracks_layer(entry)
+        return entry.tracking.result()
 
     def _on_repropagate(self) -> None:
         if self._refuse_if_busy():
@@ -208,8 +222,8 @@ class TrackAllPanel(QCollapsible):
             track_id = self.track_spin.value()
             frame = self._current_frame(controller)
             prompt = self._fix_prompt(entry, controller, track_id, frame)
-            steps = entry.tracking.correct(controller.model, self._frames(controller, controller.model), track_id,
-                                           frame, prompt.points, prompt.labels)
+            frames = frame_source(controller.frames, controller.model, controller.session_options)
+            steps = entry.tracking.correct(controller.model, frames, track_id, frame, prompt.points, prompt.labels)
         except Exception as error:
             self._fail(error)
             return
@@ -287,7 +301,7 @@ class TrackAllPanel(QCollapsible):
         if entry is not None:
             self.update_tracks_layer(entry)
             top = max([t.track_id for t in entry.tracking.lineage.rows()] + [0])
-            if top and self.widget.image_layer is self._run_image:  # new clicks of the widget get a fresh id
+            if top and same_layer(self.widget.image_layer, self._run_image):  # new clicks of the widget get a fresh id
                 self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
             layer = self.widget.labels_layer
             if layer is not None and layer in self.viewer.layers:
@@ -359,12 +373,8 @@ class TrackAllPanel(QCollapsible):
         if points is None or points not in self.viewer.layers or not len(points.data):
             raise ValueError(f"click cell {track_id} first ('Correct cell: click it', then click on frame {frame})")
         coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
-        prompts = collect_prompts(coords, points.features["positive"].to_numpy(bool),
-                                  points.features["obj_id"].to_numpy(int), [], [], controller.layout)
-        for prompt in prompts:
-            if prompt.obj_id == track_id and prompt.frame == frame:
-                return prompt
-        raise ValueError(f"there is no click for track {track_id} on frame {frame}: click the cell on this frame")
+        return clicks_of(coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int),
+                         controller.layout, track_id, frame)
 
     def _remove_fix_clicks(self, entry: _ImageTracking, track_id: int) -> None:
         points = entry.fix_points
@@ -380,11 +390,12 @@ class TrackAllPanel(QCollapsible):
             self.viewer.layers.remove(entry.tracks)
         entry.tracks = None
         data, graph = entry.tracking.tracks_data()
-        image, labels = self._run_image or self.widget.image_layer, self.widget.labels_layer
-        if not len(data) or image is None or labels is None:
+        state = self.widget.states.get(entry.image.unique_id)
+        labels = None if state is None else state.labels
+        if not len(data) or labels is None:
             return None
-        scale, translate = _frame_and_plane(labels.scale), _frame_and_plane(labels.translate)
-        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, image),
+        scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
+        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
                                               scale=scale, translate=translate)
         return entry.tracks
 
@@ -407,10 +418,7 @@ class TrackAllPanel(QCollapsible):
         try:
             if entry is None:
                 raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-            suffix = {"labels": ".tif", "tracks": ".csv", "geff": ".geff"}.get(what)
-            if suffix and not str(path).lower().endswith((suffix, ".tiff") if what == "labels" else suffix):
-                path = str(path) + suffix
-            written = str(entry.tracking.export(what, path, overwrite=overwrite))
+            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite))
         except Exception as error:
             self._fail(error)
             return None
@@ -418,8 +426,3 @@ class TrackAllPanel(QCollapsible):
         self.status.setText(f"Wrote {written}")
         return written
 
-
-def _frame_and_plane(values: Any) -> List[float]:
-    """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
-    values = list(values)
-    return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]

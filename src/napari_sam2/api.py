@@ -3,6 +3,7 @@
     import napari_sam2
     labels = napari_sam2.segment(stack, clicks=[(0, 120, 85, 1, 1)], boxes=[(3, 40, 30, 90, 70, 2)])
     session = napari_sam2.get_session(viewer)      # the open widget's VideoSession
+    result = napari_sam2.track_cells(viewer)       # track every cell (see napari_sam2.track_all.track_cells)
 
 Every input is checked before the model is built, and each mistake is a ValueError that names the
 argument, what was wrong and what is accepted.
@@ -23,6 +24,7 @@ from .controller import SegmentationController
 from .layout import StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import box_problem, click_problem
+from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")

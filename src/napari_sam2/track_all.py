@@ -28,12 +28,15 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from sam2_model import SAM2Model, VideoSession
+from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, tracks_layer_data, write_ctc, write_geff,
     write_track_table,
 )
 
 from .labels_writer import RunJournal
+from .layout import StackLayout
+from .prompts import FramePrompt, collect_prompts
 
 Step = Tuple[str, int, int, int]
 IndexOf = Callable[[int], Tuple[Any, ...]]
@@ -290,6 +293,36 @@ class TrackAll:
         return Path(path)
 
 
+def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any]) -> FrameSource:
+    """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice (each run closes its own)."""
+    keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits")}
+    return FrameSource(frames, image_size=model.image_size, **keep)
+
+
+def clicks_of(coords: np.ndarray, positive: Sequence[bool], obj_ids: Sequence[int], layout: StackLayout,
+              track_id: int, frame: int) -> FramePrompt:
+    """The clicks of ``track_id`` on ``frame`` as one prompt (points (N, 2) x, y; labels 1/0).
+
+    coords: (N, ndim) image-data coordinates of every click; positive, obj_ids: (N,) per click.
+    """
+    for prompt in collect_prompts(coords, positive, obj_ids, [], [], layout):
+        if prompt.obj_id == track_id and prompt.frame == frame:
+            return prompt
+    raise ValueError(f"there is no click for track {track_id} on frame {frame}: click the cell on this frame")
+
+
+def export_path(what: str, path: Any) -> str:
+    """``path`` with the export's suffix (.tif, .csv, .geff) added when the name typed has none."""
+    suffix = {"labels": (".tif", ".tiff"), "tracks": (".csv",), "geff": (".geff",)}.get(what)
+    return str(path) if not suffix or str(path).lower().endswith(suffix) else str(path) + suffix[0]
+
+
+def frame_and_plane(values: Sequence[float]) -> List[float]:
+    """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
+    values = [float(v) for v in values]
+    return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
+
+
 def _shift(row: Track, offset: int) -> Track:
     return Track(row.track_id + offset, row.begin, row.end, row.parent + offset if row.parent else 0, row.end_reason)
 
@@ -302,3 +335,47 @@ def _lineage_for(result: TrackingResult) -> Lineage:
     for t in lineage_from_labels(result.labels).rows():
         rows.setdefault(t.track_id, t)
     return Lineage(rows.values())
+
+
+def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
+                device: str = "auto", image_size: Optional[int] = None, frame_axis: int = 0, start_frame: int = 0,
+                seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
+                divisions: bool = True, progress: Optional[Callable[[int, int], None]] = None,
+                rgb: Optional[bool] = None, channel_axis: Optional[int] = None, channel: Any = None,
+                fixed: Optional[Dict[int, int]] = None) -> TrackingResult:
+    """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
+
+    target: a napari viewer, or an image (array, napari Image layer or path, as :func:`napari_sam2.segment`).
+    With a viewer: ``image`` is the Image layer (or its name; default the widget's current image), the
+    SAM 2 widget is opened and its model choice used (``model``/``checkpoint`` must stay None), and the
+    result lands in the image's masklets layer plus a lineage Tracks layer, undoable and correctable in
+    the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download") and the axis
+    arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids.
+    Options as :class:`TrackAllOptions`; ``progress(done, total)`` after each frame.
+    """
+    options = TrackAllOptions(seeding, tuple(cell_diameter), redetect_every, divisions)
+    if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
+        if model is not None or checkpoint is not None:
+            raise ValueError("model/checkpoint: with a viewer the widget's model choice is used; choose it there "
+                             "(or pass an array instead of the viewer)")
+        from .api import get_widget
+
+        return get_widget(target).track_all.track_now(image, start_frame, options, progress)
+    from sam2_model import build_model
+    from sam2_model.frames_io import open_stack
+
+    from .api import resolve_axes
+    from .layout import FrameView
+
+    is_layer = hasattr(target, "rgb") and hasattr(target, "data")
+    data = open_stack(target.data if is_layer else target)
+    rgb = bool(target.rgb) if is_layer and rgb is None else rgb
+    axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
+    layout = axes.layout
+    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=image_size)
+    frames = FrameView(data, layout)
+    tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
+    for kind, _, _, total in tracking.track(net, frame_source(frames, net, axes.session_options), start_frame, options):
+        if kind == "frame" and progress is not None:
+            progress(len(tracking.history[-1].frames), total)
+    return tracking.result()
