@@ -78,7 +78,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--redetect-every", type=int, default=5)
     parser.add_argument("--real", type=Path, default=None, help="a CTC dataset folder with 01/ and 01_GT/")
     parser.add_argument("--real-frames", type=int, default=48)
-    parser.add_argument("--real-cell-diameter", type=float, nargs=2, default=(20, 120))
+    parser.add_argument("--real-cell-diameter", type=float, nargs=2, default=(40, 160))
+    parser.add_argument("--real-stability", type=float, default=0.3,
+                        help="stability_score_thresh on the real data (the demo model's masks there are soft)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     model = sm.build_model("demo", checkpoint="download")
@@ -92,7 +94,8 @@ def main(argv: List[str] | None = None) -> int:
         mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "seed"}
         print("mean", json.dumps({k: round(v, 3) for k, v in mean.items()}))
     if args.real is not None:
-        real = run_real(model, args.real, args.real_frames, {**options, "cell_diameter": tuple(args.real_cell_diameter)})
+        real = run_real(model, args.real, args.real_frames, {**options, "cell_diameter": tuple(args.real_cell_diameter),
+                                                              "stability_score_thresh": args.real_stability})
         rows.append({"real": str(args.real), **real})
         print("real", json.dumps(real))
     if args.json:

@@ -108,7 +108,7 @@ def entering_recall(result: np.ndarray, gt: np.ndarray, parents: Dict[int, int],
 
     result, gt: (T, H, W) label stacks (GT ids stable in time); parents: GT child -> parent (daughters
     are not entries). An entering cell counts when, on the frames from ``delay`` frames after it is first
-    at least half in view (half its largest area)
+    at least half in view (half the median of the cells' largest areas; cells that never are are skipped)
     (the tracker looks for new cells every few frames), one result id covers more than half of its pixels
     (the CTC matching rule) on most of those frames; cells present fewer than ``delay + min_frames``
     frames are not scored. Returns {"recall", "entered", "found"}.
@@ -122,10 +122,14 @@ def entering_recall(result: np.ndarray, gt: np.ndarray, parents: Dict[int, int],
                 first.setdefault(i, t)
                 frames.setdefault(i, []).append(t)
     entered = [i for i, t0 in first.items() if t0 > 0 and i not in parents]
+    largest = {i: max(int(np.count_nonzero(gt[t] == i)) for t in frames[i]) for i in frames}
+    typical = float(np.median(list(largest.values()))) if largest else 0.0
     scored, found = 0, 0
     for i in entered:
-        areas = [int(np.count_nonzero(gt[t] == i)) for t in frames[i]]
-        visible = frames[i][int(np.argmax(np.asarray(areas) * 2 >= max(areas)))]  # first frame half in view
+        areas = np.array([int(np.count_nonzero(gt[t] == i)) for t in frames[i]])
+        if areas.max() * 2 < typical:  # never half in view: a cell grazing the border
+            continue
+        visible = frames[i][int(np.argmax(areas * 2 >= typical))]  # first frame half in view
         later = [t for t in frames[i] if t >= visible + delay]
         if len(later) < min_frames:
             continue

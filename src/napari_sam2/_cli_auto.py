@@ -1,0 +1,95 @@
+"""Command-line pieces for automatic tracking and CTC evaluation (wired into ``cli.py`` by its owner).
+
+    napari-sam2 track STACK.tif --auto --ctc OUT_DIR [--geff tracks.geff] [--table tracks.csv] [-o labels.tif]
+    napari-sam2 evaluate RESULT_DIR GT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from tqdm import tqdm
+
+from sam2_model.tracking import SEEDINGS, evaluate_ctc, track_cells, write_ctc, write_geff, write_track_table
+
+EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
+
+
+def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
+    """Options of ``track --auto`` (detect and track every cell, no prompts needed)."""
+    group = track_parser.add_argument_group("automatic tracking (--auto)")
+    group.add_argument("--auto", action="store_true", help="detect and track every cell (no --prompts needed)")
+    group.add_argument("--seeding", default="blobs", choices=SEEDINGS,
+                       help="point prompts on detected blobs (default, small cells), SAM 2's grid, or both")
+    group.add_argument("--cell-diameter", type=float, nargs=2, default=(8.0, 40.0), metavar=("MIN", "MAX"),
+                       help="range of cell diameters in pixels (default 8 40)")
+    group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
+    group.add_argument("--no-divisions", action="store_true", help="do not split tracks at divisions")
+    group.add_argument("--ctc", type=Path, default=None, metavar="OUT_DIR",
+                       help="write Cell Tracking Challenge files (mask%%03d.tif + res_track.txt) to this folder")
+    group.add_argument("--geff", type=Path, default=None, metavar="FILE", help="write the lineage graph as GEFF")
+    group.add_argument("--table", type=Path, default=None, metavar="CSV",
+                       help="write one row per track (id, begin, end, parent, end reason)")
+
+
+def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
+    """Track every cell of ``stack`` ((T, H, W[, C]), any array-like) and write the requested outputs."""
+    output = getattr(args, "output", None)
+    if not any((args.ctc, args.geff, args.table, output)):
+        print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
+              file=sys.stderr)
+        return 2
+    bar = tqdm(total=0, unit="frame", desc="tracking cells")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = track_cells(model, stack, seeding=args.seeding, cell_diameter=tuple(args.cell_diameter),
+                             redetect_every=args.redetect_every, divisions=not args.no_divisions, progress=progress)
+        bar.close()
+        lineage = result.lineage
+        if args.ctc:
+            _, lineage = write_ctc(args.ctc, result.labels, result.lineage)  # the CTC-consistent table
+        if args.geff:
+            write_geff(args.geff, result.labels, lineage)
+        if args.table:
+            write_track_table(args.table, lineage)
+        if output:
+            tifffile.imwrite(output, result.labels.astype(np.uint32), compression="zlib")
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        bar.close()
+        print(f"napari-sam2: {error}", file=sys.stderr)
+        return 2
+    divided = len(lineage.divisions())
+    print(f"tracked {len(lineage)} tracks ({divided} divisions) over {len(result.frames_tracked)} frames")
+    return 0
+
+
+def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("evaluate", help="CTC measures (SEG, DET, TRA, divisions) of a result")
+    parser.add_argument("result_dir", type=Path, help="folder with mask%%03d.tif and res_track.txt")
+    parser.add_argument("gt_dir", type=Path, help="folder with TRA/ (man_track.txt, man_track%%03d.tif) and SEG/")
+    return parser
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        measures = evaluate_ctc(args.result_dir, args.gt_dir)
+    except (ValueError, FileNotFoundError, AssertionError) as error:
+        print(f"napari-sam2: {error}", file=sys.stderr)
+        return 2
+    keys = [k for k in EVALUATE_ORDER if k in measures] + sorted(k for k in measures if k not in EVALUATE_ORDER)
+    for key in keys:
+        value = measures[key]
+        text = str(int(value)) if float(value).is_integer() and not 0 < value < 1 else f"{value:.4f}"
+        if not math.isnan(value):
+            print(f"{key:>16}  {text}")
+    return 0
