@@ -37,7 +37,7 @@ def _outlined(grey: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def sheet(modality: str, kinds: Sequence[Tuple[str, Optional[str]]], seed: int = 20, tile: int = 128) -> np.ndarray:
+def sheet(modality: str, kinds: Sequence[Tuple[str, Optional[str]]], seed: int = 20, tile: int = 120) -> np.ndarray:
     """(tile, tile * 2 * len(kinds)) uint8: for each kind, the last of 4 frames and its outlines."""
     tiles: List[np.ndarray] = []
     for n, (cell_type, stain) in enumerate(kinds):
