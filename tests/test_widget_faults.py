@@ -341,3 +341,62 @@ def test_a_cancelled_download_says_so(cells, qtbot, tmp_path, monkeypatch):
     assert w.picker.status.text() == "Download cancelled; nothing was saved."
     assert "frames" not in w.status.text() and w.worker is None and w.controller is None
     assert not list((tmp_path / "cache").glob("**/*.pt"))
+
+
+# ---------------------------------------------------------------- expected at first use
+def test_propagate_a_given_number_of_frames(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.frames_spin.setValue(2)
+    w.forward_button.click()
+    wait(qtbot, w)
+    labels = w.labels_layer.data
+    assert labels[1].any() and labels[2].any() and not labels[3:].any()
+    assert w.controller.session.tracked_frames(1) == [0, 1, 2]
+
+
+def test_the_table_has_physical_units_from_the_layer_scale(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    import csv
+
+    m = movie(num_frames=3)
+    calibrated = {"scale": (2.0, 0.5, 0.5), "units": ("s", "um", "um")}
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", m.image, calibrated))
+    click(w, 1, centre(m.labels[1], 1))  # data coordinates of the clicks layer (it shares the image's scale)
+    wait(qtbot, w)
+    with open(w.export("table", str(tmp_path / "table"))) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and rows[0]["frame"] == "1"
+    row = rows[0]
+    assert float(row["time"]) == 2.0 and row["time_unit"] == "second" and row["length_unit"] == "micrometer"
+    assert float(row["area_scaled"]) == pytest.approx(int(row["area"]) * 0.25)
+    assert float(row["centroid_x_scaled"]) == pytest.approx(float(row["centroid_x"]) * 0.5)
+
+
+def test_objects_panel_lists_hides_and_deletes_objects(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 2))
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    panel = w.objects
+    assert [r.obj_id for r in panel.rows] == [1, 2] and panel.table.rowCount() == 2
+    session = w.controller.session
+    for row in panel.rows:
+        assert sorted(row.present + row.lost) == session.tracked_frames(row.obj_id)
+    assert panel.table.item(1, 1).text() == "0-5" or panel.rows[1].lost
+    panel.select_object(2)
+    panel.hide_button.click()
+    assert w.labels_layer.get_color(2)[3] == 0 and w.labels_layer.get_color(1)[3] == 1
+    assert panel.table.item(1, 3).text() == "no"
+    before = w.labels_layer.data.copy()
+    panel.select_object(2)
+    panel.delete_button.click()
+    assert session.obj_ids == [1] and not (w.labels_layer.data == 2).any()
+    assert w.points_layer.features["obj_id"].tolist() == [1] and [r.obj_id for r in panel.rows] == [1]
+    w.undo_button.click()  # the deleted object comes back: its click, its session state, its masks
+    assert session.obj_ids == [1, 2] and w.points_layer.features["obj_id"].tolist() == [1, 2]
+    np.testing.assert_array_equal(w.labels_layer.data, before)

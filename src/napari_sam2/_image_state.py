@@ -7,7 +7,7 @@ Layer helpers here take the viewer and the image layer; nothing here knows about
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Set, Tuple
 
 import numpy as np
 
@@ -55,6 +55,8 @@ class ImageState:
     positive: bool = True
     axes: AxisChoice = field(default_factory=AxisChoice)
     last_prompts: Optional["PromptContent"] = None  # the prompt layers after the last run (for Undo)
+    hidden: Set[int] = field(default_factory=set)  # objects hidden in the masklets layer
+    recoloured: bool = False  # the masklets layer has the colormap that hides objects
 
 
 

@@ -13,7 +13,8 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
-from ._image_state import ImageState
+from ._image_state import ImageState, capture
+from ._objects_panel import labels_colormap, object_rows
 from .layout import world_to_data
 from .prompts import outside_image
 from .settings import save_settings
@@ -136,3 +137,48 @@ class PromptEventsMixin:
         show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
                   f"({self.picker.choice().weights}); propagate again to update the other frames.")
         self._on_segment_clicked()
+
+    # ------------------------------------------------------------------ the objects panel
+    def _refresh_objects(self) -> None:
+        """Show the current image's objects; hidden objects stay transparent in its masklets layer."""
+        state = self._state
+        controller = None if state is None else state.controller
+        self.objects.show_rows([] if controller is None else object_rows(controller.session, state.hidden))
+        if state is None or state.labels is None or state.labels not in self.viewer.layers:
+            return
+        ids = [] if controller is None else controller.obj_ids
+        state.hidden &= set(ids)
+        if state.hidden or state.recoloured:  # new objects get their colour; no hidden object: the usual colormap
+            state.labels.colormap = labels_colormap(ids, state.hidden)
+            state.recoloured = bool(state.hidden)
+
+    def _on_hide_toggled(self, obj_id: int) -> None:
+        state = self._state
+        if state is not None:
+            state.hidden ^= {obj_id}
+            self._refresh_objects()
+
+    def _on_delete_object(self, obj_id: int) -> None:
+        """Delete an object: its clicks and boxes, its session state and its masks (Undo brings it back)."""
+        state = self._state
+        if state is None or state.controller is None or self.busy():
+            return
+        before = self._before(state)
+        self._quiet += 1
+        try:
+            for layer in (state.points, state.boxes):
+                mine = np.flatnonzero(layer.features["obj_id"].to_numpy(int) == obj_id) if len(layer.data) else []
+                if len(mine):
+                    layer.selected_data = set(mine.tolist())
+                    layer.remove_selected()
+            style_points(state.points)
+            style_boxes(state.boxes)
+        finally:
+            self._quiet -= 1
+        state.controller.remove_object(obj_id, tag=before)
+        state.hidden.discard(obj_id)
+        state.last_prompts = capture(state)
+        self._refresh_labels(state)
+        self._refresh_objects()
+        self.activate_clicks()
+        self.status.setText(f"Deleted object {obj_id} (Undo brings it back).")

@@ -200,6 +200,7 @@ class RunMixin:
             self.status.setText(f"Done. Correct on any frame, then propagate again.{note}")
         if state is not None and state.points is not None and state.boxes is not None:
             state.last_prompts = capture(state)
+        self._refresh_objects()
         self.activate_clicks()
         if self._edited_while_busy:
             self._edited_while_busy = False
@@ -233,6 +234,7 @@ class RunMixin:
                 self._quiet -= 1
             state.last_prompts = undone.tag
         self._refresh_labels(state)
+        self._refresh_objects()
         self.activate_clicks()
         self.status.setText(f"Undid the last step: {len(undone.frames)} frame(s), the prompts and the session "
                             "are as they were before it.")
@@ -271,9 +273,25 @@ class RunMixin:
         if what == "labels":
             save_labels_tiff(self.controller.labels, Path(path))
         else:
-            save_table_csv(self.controller.measurements(), Path(path))
+            save_table_csv(self.controller.measurements(self.calibration()), Path(path))
         self.status.setText(f"Wrote {path}")
         return path
+
+    def calibration(self) -> Any:
+        """Pixel size, frame interval and their units from the image layer's scale and units."""
+        from .export import Calibration
+
+        image, layout = self.image_layer, self.controller.layout
+        rows, cols = layout.spatial_axes
+        units = getattr(image, "units", None)
+
+        def unit(axis: Optional[int], default: str) -> str:
+            name = "pixel" if units is None or axis is None else str(units[axis])
+            return default if name == "pixel" else name  # napari's unit of an uncalibrated axis
+
+        frame = layout.frame_axis
+        return Calibration((float(image.scale[rows]), float(image.scale[cols])), unit(cols, "pixel"),
+                           float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"))
 
     def add_tracks_layer(self) -> Any:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames."""

@@ -29,6 +29,7 @@ from ._image_state import (
     ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, same_layer,
 )
 from ._model_picker import ModelPicker
+from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import RunMixin
 from ._track_all_panel import TrackAllPanel
@@ -78,6 +79,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self.export_labels_button = QPushButton("Export labels (TIFF)…")
         self.export_table_button = QPushButton("Export table (CSV)…")
         self.tracks_button = QPushButton("Add Tracks layer")
+        self.objects = ObjectsPanel()
         self.progress = QProgressBar()
         self.status = QLabel("Pick an image layer, then click on an object.")
         self.status.setWordWrap(True)
@@ -103,7 +105,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         layout.addLayout(seed_row)
         layout.addWidget(self.seed_button)
         layout.addLayout(row)
-        for widget in (self.progress, self.cancel_button, self.undo_button, self.export_labels_button,
+        for widget in (self.progress, self.cancel_button, self.undo_button, self.objects, self.export_labels_button,
                        self.export_table_button, self.tracks_button, self.status):
             layout.addWidget(widget)
         self.track_all = TrackAllPanel(self)  # "Track all cells": automatic tracking, correction, lineage
@@ -130,6 +132,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self.export_labels_button.clicked.connect(lambda: self._on_export("labels"))
         self.export_table_button.clicked.connect(lambda: self._on_export("table"))
         self.tracks_button.clicked.connect(self.add_tracks_layer)
+        self.objects.hide_toggled.connect(self._on_hide_toggled)
+        self.objects.delete_requested.connect(self._on_delete_object)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._refresh_images()
@@ -251,6 +255,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self.object_spin.setValue(state.obj_id)
         self.object_spin.blockSignals(False)
         self._show_positive(state.positive)
+        self._refresh_objects()
         self.activate_clicks()
 
     def _ensure_prompt_layers(self) -> None:

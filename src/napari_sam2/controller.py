@@ -166,6 +166,23 @@ class SegmentationController:
             self._write(journal, prompt.frame, self.session.obj_ids, logits)
             yield "frame", prompt.frame, self.session.obj_ids, logits
 
+    def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
+        """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step.
+
+        The caller removes its clicks and boxes from the prompt layers. Returns the remaining object ids.
+        """
+        if obj_id not in self.session.obj_ids and not any(k[1] == obj_id for k in self._sent):
+            raise ValueError(f"obj_id {obj_id!r} is not an object of this session; objects: {self.obj_ids}")
+        record = self._begin(tag)
+        record.changed = True
+        if obj_id in self.session.obj_ids:
+            self.session.remove_object(obj_id)
+        keep = lambda table: {k: v for k, v in table.items() if k[1] != obj_id}  # noqa: E731
+        self._sent, self.mask_prompts, self._rejected = keep(self._sent), keep(self.mask_prompts), keep(self._rejected)
+        self._clear_object(record.journal, obj_id)
+        self._end(record)
+        return self.obj_ids
+
     def plan(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None) -> List[PropagationPass]:
         """The propagation passes of :meth:`propagate`.
 
@@ -233,8 +250,11 @@ class SegmentationController:
         axis = self.layout.labels_axis(self.layout.frame_axis) if self.layout.frame_axis is not None else None
         return Undone([index[axis] if axis is not None else 0 for index in restored], record.tag)
 
-    def measurements(self) -> List[dict]:
-        """Per-object, per-frame table of the labels (see :func:`napari_sam2.export.measure`)."""
+    def measurements(self, calibration: Any = None) -> List[dict]:
+        """Per-object, per-frame table of the labels (see :func:`napari_sam2.export.measure`).
+
+        calibration: an :class:`napari_sam2.export.Calibration` for columns in physical units (or None).
+        """
         from .export import measure
 
         frames = range(self.session.num_frames)
@@ -247,7 +267,7 @@ class SegmentationController:
                 score = self.session.object_score(t, obj_id)
                 if score is not None:
                     scores[(t, obj_id)] = float(score)
-        return measure(self.label_planes(), image, scores)
+        return measure(self.label_planes(), image, scores, calibration)
 
     def label_planes(self) -> np.ndarray:
         """(T, H, W) the labels of every frame (the fixed slices of the layout)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tifffile
@@ -12,6 +13,30 @@ from skimage.measure import regionprops_table
 
 COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
            "mean_intensity", "object_score"]
+# With a Calibration: the same in physical units (napari's layer scale and units).
+CALIBRATED_COLUMNS = ["time", "time_unit", "area_scaled", "centroid_y_scaled", "centroid_x_scaled", "length_unit"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Physical size of a pixel (rows, cols) in ``length_unit`` and of a frame step in ``time_unit``."""
+
+    pixel_size: Tuple[float, float] = (1.0, 1.0)
+    length_unit: str = "pixel"
+    frame_interval: float = 1.0
+    time_unit: str = "frame"
+
+    def __post_init__(self) -> None:
+        if len(self.pixel_size) != 2 or not all(np.isfinite(v) and v > 0 for v in self.pixel_size):
+            raise ValueError(f"pixel_size must be two positive numbers (row, col), got {self.pixel_size}")
+        if not (np.isfinite(self.frame_interval) and self.frame_interval > 0):
+            raise ValueError(f"frame_interval must be a positive number, got {self.frame_interval}")
+
+    def columns(self, row: Dict[str, Any]) -> Dict[str, Any]:
+        sy, sx = self.pixel_size
+        return {"time": row["frame"] * self.frame_interval, "time_unit": self.time_unit,
+                "area_scaled": row["area"] * sy * sx, "centroid_y_scaled": row["centroid_y"] * sy,
+                "centroid_x_scaled": row["centroid_x"] * sx, "length_unit": self.length_unit}
 
 
 def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
@@ -20,12 +45,14 @@ def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
 
 
 def measure(
-    labels: np.ndarray, image: Optional[np.ndarray] = None, object_scores: Optional[Dict[tuple, float]] = None
+    labels: np.ndarray, image: Optional[np.ndarray] = None, object_scores: Optional[Dict[tuple, float]] = None,
+    calibration: Optional[Calibration] = None,
 ) -> List[Dict[str, Any]]:
     """One row per object and frame with pixels: area, centroid, bbox, mean intensity, object score.
 
     labels: (T, Y, X); image: (T, Y, X) grey values for the mean intensity (or None);
-    object_scores: {(frame, obj_id): presence logit} from the session (or None).
+    object_scores: {(frame, obj_id): presence logit} from the session (or None);
+    calibration: adds time, area and centroid in physical units (:data:`CALIBRATED_COLUMNS`).
     """
     rows: List[Dict[str, Any]] = []
     for frame in range(labels.shape[0]):
@@ -44,12 +71,15 @@ def measure(
                 "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
                 "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
             })
+            if calibration is not None:
+                rows[-1].update(calibration.columns(rows[-1]))
     return rows
 
 
 def save_table_csv(rows: List[Dict[str, Any]], path: Path) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        extra = [c for c in CALIBRATED_COLUMNS if rows and c in rows[0]]
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS + extra)
         writer.writeheader()
         writer.writerows(rows)
 

@@ -1,0 +1,123 @@
+"""The objects panel of the segmentation widget: each object's colour, the frames where it is present and
+the frames where the model lost it; hide/show and delete. Rows come from the session's public read API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+from qtpy.QtCore import Signal
+from qtpy.QtGui import QBrush, QColor
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from ._colors import OBJECT_COLORMAP, object_colors
+
+HEADERS = ("Object", "Present on frames", "Lost on frames", "Shown")
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    """One object: present = frames with a result the model scores as visible; lost = scored absent."""
+
+    obj_id: int
+    present: List[int]
+    lost: List[int]
+    hidden: bool = False
+
+
+def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
+    """The rows of a :class:`~sam2_model.VideoSession` (only its public read API is used)."""
+    hidden = set(hidden)
+    rows = []
+    for obj in session.obj_ids:
+        lost = session.lost_frames(obj)
+        present = sorted(set(session.tracked_frames(obj)) - set(lost))
+        rows.append(ObjectRow(obj, present, lost, obj in hidden))
+    return rows
+
+
+def frame_ranges(frames: List[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"; [] -> "none"."""
+    if not frames:
+        return "none"
+    parts, start, previous = [], frames[0], frames[0]
+    for frame in list(frames[1:]) + [None]:
+        if frame is not None and frame == previous + 1:
+            previous = frame
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if frame is not None:
+            start = previous = frame
+    return ", ".join(parts)
+
+
+def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
+    """The masklets layer's colormap: the object colours, with hidden objects transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    hidden = set(hidden)
+    if not hidden:
+        return OBJECT_COLORMAP
+    ids = sorted(set(obj_ids) | hidden)
+    colors: Dict[Optional[int], np.ndarray] = {None: np.zeros(4, np.float32), 0: np.zeros(4, np.float32)}
+    for obj, color in zip(ids, object_colors(ids)):
+        colors[obj] = np.zeros(4, np.float32) if obj in hidden else color
+    return DirectLabelColormap(color_dict=colors)
+
+
+class ObjectsPanel(QWidget):
+    """A table of the current image's objects with *Hide / show* and *Delete object* for the selected row.
+
+    Signals: ``hide_toggled(obj_id)`` and ``delete_requested(obj_id)``.
+    """
+
+    hide_toggled = Signal(int)
+    delete_requested = Signal(int)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(list(HEADERS))
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.hide_button = QPushButton("Hide / show")
+        self.delete_button = QPushButton("Delete object")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.hide_button)
+        buttons.addWidget(self.delete_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        self.rows: List[ObjectRow] = []
+        self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
+        self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
+
+    def show_rows(self, rows: List[ObjectRow]) -> None:
+        selected = self.selected_object()
+        self.rows = list(rows)
+        self.table.setRowCount(len(rows))
+        for index, (row, color) in enumerate(zip(rows, object_colors([r.obj_id for r in rows]))):
+            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), "no" if row.hidden else "yes")
+            for column, text in enumerate(cells):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+            swatch = QColor.fromRgbF(*[float(c) for c in color])
+            self.table.item(index, 0).setBackground(QBrush(swatch))
+            if row.obj_id == selected:
+                self.table.selectRow(index)
+
+    def selected_object(self) -> Optional[int]:
+        index = self.table.currentRow()
+        return self.rows[index].obj_id if 0 <= index < len(self.rows) else None
+
+    def select_object(self, obj_id: int) -> None:
+        for index, row in enumerate(self.rows):
+            if row.obj_id == obj_id:
+                self.table.selectRow(index)
+
+    def _emit(self, signal: object) -> None:
+        obj = self.selected_object()
+        if obj is not None:
+            signal.emit(obj)
