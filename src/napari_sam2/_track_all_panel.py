@@ -87,32 +87,23 @@ class TrackAllPanel(QCollapsible):
         self.status = QLabel("Options, then 'Track all cells': seeds on the current frame and tracks forwards.")
         self.status.setWordWrap(True)
 
+        self.seeding_combo.setToolTip("blobs: clicks on detected blobs of the cell size (small or sparse cells); "
+                                      "grid: SAM 2's point grid (large cells); grid+blobs: both, slowest")
+        self.redetect_spin.setToolTip("frames between detections of new (entering) cells")
         body = QWidget()
         form = QFormLayout()
         form.addRow("Seeding", self.seeding_combo)
-        size_row = QHBoxLayout()
-        size_row.addWidget(self.min_diameter_spin)
-        size_row.addWidget(QLabel("to"))
-        size_row.addWidget(self.max_diameter_spin)
-        form.addRow("Cell diameter", size_row)
+        form.addRow("Cell diameter", _hbox(self.min_diameter_spin, QLabel("to"), self.max_diameter_spin))
         form.addRow("Detect new cells every", self.redetect_spin)
         form.addRow(self.divisions_check)
         form.addRow("Track id", self.track_spin)
-        run_row, fix_row, export_row = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
-        for button in (self.track_button, self.cancel_button, self.undo_button):
-            run_row.addWidget(button)
-        for item in (self.fix_button, self.negative_check, self.repropagate_button):
-            fix_row.addWidget(item)
-        export_row.addWidget(QLabel("Export"))
-        for button in self.export_buttons.values():
-            export_row.addWidget(button)
         column = QVBoxLayout(body)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(form)
-        for row in (run_row, fix_row):
-            column.addLayout(row)
+        column.addLayout(_hbox(self.track_button, self.cancel_button, self.undo_button))
+        column.addLayout(_hbox(self.fix_button, self.negative_check, self.repropagate_button))
         column.addWidget(self.progress)
-        column.addLayout(export_row)
+        column.addLayout(_hbox(QLabel("Export"), *self.export_buttons.values()))
         column.addWidget(self.status)
         self.addWidget(body)
         self.cancel_button.setEnabled(False)
@@ -206,7 +197,7 @@ class TrackAllPanel(QCollapsible):
         for kind, _, _, total in entry.tracking.track(controller.model, frames, start_frame, options):
             if kind == "frame" and progress is not None:
                 progress(len(entry.tracking.history[-1].frames), total)
-        self.widget.labels_layer.refresh()
+        self._refresh_labels(entry.image)
         self.update_tracks_layer(entry)
         return entry.tracking.result()
 
@@ -255,11 +246,14 @@ class TrackAllPanel(QCollapsible):
             elif kind == "frame":
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 self.status.setText(f"frame {frame}: {active} cell(s) tracked")
-                layer = self.widget.labels_layer
-                if layer is not None and layer in self.viewer.layers:
-                    layer.refresh()
+                self._refresh_labels(self._run_image)
         except Exception as error:  # never let an exception escape a Qt slot
             self._on_error(error)
+
+    def _refresh_labels(self, image: Any) -> None:
+        state = None if image is None else self.widget.states.get(image.unique_id)
+        if state is not None and state.labels is not None and state.labels in self.viewer.layers:
+            state.labels.refresh()
 
     def _on_error(self, error: Exception) -> None:
         self._outcome = "failed"
@@ -298,14 +292,12 @@ class TrackAllPanel(QCollapsible):
             divided = len(entry.tracking.lineage.divisions()) if entry is not None else 0
             self.status.setText(f"Done: {span}, {count} track(s), {divided} division(s). Pick a track (or a label) "
                                 "and click it to correct it.")
+        self._refresh_labels(self._run_image)
         if entry is not None:
             self.update_tracks_layer(entry)
             top = max([t.track_id for t in entry.tracking.lineage.rows()] + [0])
             if top and same_layer(self.widget.image_layer, self._run_image):  # new clicks of the widget get a fresh id
                 self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
-            layer = self.widget.labels_layer
-            if layer is not None and layer in self.viewer.layers:
-                layer.refresh()
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():
@@ -337,9 +329,7 @@ class TrackAllPanel(QCollapsible):
         if run is None:
             self.status.setText("No tracking step to undo.")
             return
-        layer = self.widget.labels_layer
-        if layer is not None and layer in self.viewer.layers:
-            layer.refresh()
+        self._refresh_labels(entry.image)
         self.update_tracks_layer(entry)
         self.status.setText(f"Undid the {'tracking run' if run.kind == 'track' else 'correction'}: "
                             f"{len(set(run.frames))} frame(s) restored.")
@@ -426,3 +416,9 @@ class TrackAllPanel(QCollapsible):
         self.status.setText(f"Wrote {written}")
         return written
 
+
+def _hbox(*items: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for item in items:
+        row.addWidget(item)
+    return row

@@ -159,9 +159,9 @@ class TrackAll:
         kept = [t for t in self.lineage.rows() if t.track_id in kept_ids]
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
-        yield "plan", int(start_frame), 0, len(order)
         steps = tracker.run()
         try:
+            yield "plan", int(start_frame), 0, len(order)
             for t, plane, active in steps:
                 shifted = np.where(plane > 0, plane.astype(np.int64) + offset, 0)
                 self._write(run, t, shifted)
@@ -169,6 +169,7 @@ class TrackAll:
                 yield "frame", int(t), int(active), len(order)
         finally:
             steps.close()
+            self._drop_if_empty(run)
         yield "done", -1, 0, len(order)
 
     def correct(self, model: SAM2Model, frames: Any, track_id: int, frame: int, points: Any, point_labels: Any,
@@ -194,11 +195,11 @@ class TrackAll:
                 raise ValueError(f"track {track_id} divided into {children} after frame {last}; correct one of "
                                  f"its daughters on frame {frame}")
         session = VideoSession(model, frames, non_overlap_masks=False)
+        run = TrackRun("correct", RunJournal(), _copy(self.lineage))
+        self.history.append(run)
+        total = last - frame + 1
         try:
             logits = session.add_prompt(frame, track_id, points=points, labels=point_labels)
-            run = TrackRun("correct", RunJournal(), _copy(self.lineage))
-            self.history.append(run)
-            total = last - frame + 1
             yield "plan", frame, 1, total
             self._paint(run, frame, track_id, logits[0] > 0)
             yield "frame", frame, 1, total
@@ -219,9 +220,15 @@ class TrackAll:
                         self._paint(run, t, track_id, None)
         finally:  # also when cancelled: the lineage follows the frames written
             session.close()
-            if self.history and self.history[-1].kind == "correct" and self.history[-1].frames:
+            if run.frames:
                 self._relineage(track_id)
+            self._drop_if_empty(run)
         yield "done", -1, 0, total
+
+    def _drop_if_empty(self, run: TrackRun) -> None:
+        """A run that wrote nothing (it failed or was cancelled before its first frame) is not undoable."""
+        if not run.frames and self.history and self.history[-1] is run:
+            self.history.pop()
 
     def _paint(self, run: TrackRun, t: int, track_id: int, mask: Optional[np.ndarray]) -> None:
         plane = self.plane(t).copy()
