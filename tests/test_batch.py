@@ -261,5 +261,7 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     assert "need --auto" in capsys.readouterr().err
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "workers must be" in capsys.readouterr().err
+    assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="scheduler must be an address"):
         batch(data, tmp_path / "o", scheduler="localhost")

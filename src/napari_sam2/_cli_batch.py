@@ -1,7 +1,8 @@
 """``napari-sam2 batch INPUTS... --out DIR``: the batch command's arguments and its run.
 
 Exit codes: 0 every stack ok or skipped, 1 at least one stack failed (see DIR/summary.csv),
-2 a usage error (bad arguments, no stacks found, unwritable output folder).
+2 a usage error (bad arguments, no stacks found, unwritable output folder, unknown model or device,
+weights that cannot be downloaded, a scheduler that cannot be reached).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def tracking_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def run_batch(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code."""
+    from sam2_model.checkpoints import CheckpointDownloadError
+
     from .batch import batch
 
     options = tracking_options(args)
@@ -75,7 +78,7 @@ def run_batch(args: argparse.Namespace) -> int:
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
                       checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
                       scheduler=args.scheduler, overwrite=args.overwrite, **extra, **options)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2
     counts = table["status"].value_counts().to_dict()

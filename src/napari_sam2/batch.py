@@ -121,6 +121,31 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
         raise ValueError(f"zarr_above_gb must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
 
 
+def _model_spec(model: str, checkpoint: Any, device: str, image_size: Optional[int],
+                torch_threads: Optional[int]) -> ModelSpec:
+    """Check the model settings here (usage errors, not one failure per stack) and make paths absolute.
+
+    For a local cluster (torch_threads set) the device is checked and an official checkpoint is
+    downloaded once here, so that the workers find it in the cache instead of racing to fetch it.
+    """
+    from sam2_model import get_config, resolve_device
+    from sam2_model.build import Weights, resolve_weights
+
+    get_config(model, image_size)
+    source = resolve_weights(model, checkpoint)
+    if isinstance(source, Path):
+        weights = str(source.resolve()) if source.exists() else str(source)
+    else:
+        weights = source.value
+    if torch_threads is not None:
+        resolve_device(device)
+        if source is Weights.DOWNLOAD:
+            from sam2_model.checkpoints import download
+
+            download(model)
+    return ModelSpec(model, weights, device, image_size, torch_threads)
+
+
 def batch(
     inputs: Union[PathLike, Sequence[PathLike]],
     out: PathLike,
@@ -160,12 +185,8 @@ def batch(
     if not os.access(out, os.W_OK):
         raise ValueError(f"out: {out} is not writable")
     in_cluster = client is not None or scheduler is not None
-    if not in_cluster:  # local workers see this machine's devices: a bad device is a usage error
-        from sam2_model import resolve_device
-
-        resolve_device(device)
-    spec = ModelSpec(model, checkpoint, device, image_size,
-                     torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers))
+    spec = _model_spec(model, checkpoint, device, image_size,
+                       torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers))
     rows: Dict[str, Dict[str, Any]] = {}
     tasks: List[StackTask] = []
     for path, name in zip(stacks, names):
