@@ -1,0 +1,179 @@
+"""Automatic cell tracking with the demo model on small synthetic clips (real model, real detection)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import sam2_model as sm
+from sam2_model.synthetic import make_timelapse
+from sam2_model.tracking import (CellTracker, check_ctc, ctc_consistent, detection_f1, evaluate_ctc,
+                                 match_detections, read_ctc, track_cells, write_ctc, write_ctc_ground_truth)
+from sam2_model.tracking import divisions as div
+
+from napari_sam2._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sm.build_model("demo", checkpoint="download")
+
+
+def _disc(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def _render(masks_per_frame, shape=(96, 96), seed=0):
+    """uint16 nuclei-like frames (blurred bright discs on a noisy background)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for masks in masks_per_frame:
+        signal = np.zeros(shape, np.float32)
+        for m in masks:
+            signal[m] = 9000.0
+        image = ndimage.gaussian_filter(signal, 1.3) + 800.0
+        frames.append(rng.poisson(image).astype(np.uint16))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def enter_leave_clip():
+    """12 frames, 96 x 96: cells A, B stay; C appears on frame 3; D disappears from frame 5 on."""
+    shape = (96, 96)
+    frames, truth = [], np.zeros((12,) + shape, np.int32)
+    for t in range(12):
+        cells = {1: (25 + t, 25), 2: (70, 30 + t), 4: (30, 72)}
+        if t >= 3:
+            cells[3] = (72, 72 - t)
+        masks = []
+        for cid, c in cells.items():
+            if cid == 4 and t >= 5:
+                continue
+            m = _disc(shape, c, 9)
+            truth[t][m] = cid
+            masks.append(m)
+        frames.append(masks)
+    return _render(frames, shape), truth
+
+
+def test_tracks_identity_entries_and_losses(model, enter_leave_clip, tmp_path: Path) -> None:
+    images, truth = enter_leave_clip
+    result = track_cells(model, images, cell_diameter=(10, 30), redetect_every=2, max_lost_frames=2)
+    labels, lineage = result.labels, result.lineage
+    assert labels.shape == images.shape and labels.dtype == np.uint32
+    owners = {}
+    for cid in (1, 2, 3, 4):
+        frames = [t for t in range(12) if (truth[t] == cid).any() and (cid != 3 or t >= 4)]  # detected on frame 4
+        ids = set()
+        for t in frames:
+            found, counts = np.unique(labels[t][truth[t] == cid], return_counts=True)
+            assert found[np.argmax(counts)] != 0 and counts.max() > 0.5 * (truth[t] == cid).sum(), (cid, t)
+            ids.add(int(found[np.argmax(counts)]))
+        assert len(ids) == 1, f"cell {cid} changed identity: {ids}"  # one track per cell, start to end
+        owners[cid] = ids.pop()
+    appeared = lineage[owners[3]]
+    assert appeared.begin == 4 and appeared.parent == 0  # picked up at the next detection frame
+    gone = lineage[owners[4]]
+    assert gone.end == 4 and gone.end_reason == "lost"
+    assert lineage[owners[1]].end_reason == "end of stack" and len(lineage) == 4
+    out, table = write_ctc(tmp_path / "res", labels, lineage)
+    gt = write_ctc_ground_truth(tmp_path / "gt", truth)
+    measures = evaluate_ctc(out, gt)
+    assert measures["DET"] > 0.9 and measures["TRA"] > 0.9 and measures["SEG"] > 0.75
+
+
+def test_division_starts_two_daughters(model) -> None:
+    """One nucleus (frames 0-3) becomes two that move apart (frames 4-11)."""
+    shape = (96, 96)
+    frames, centre = [], (48, 48)
+    for t in range(12):
+        if t < 4:
+            frames.append([_disc(shape, centre, 11)])
+        else:
+            gap = 9 + 2 * (t - 4)
+            frames.append([_disc(shape, (48, 48 - gap), 8.5), _disc(shape, (48, 48 + gap), 8.5)])
+    result = track_cells(model, _render(frames, shape, seed=1), cell_diameter=(10, 30), redetect_every=2)
+    divided = result.lineage.divisions()
+    assert len(divided) == 1, result.lineage.rows()
+    (mother, daughters), = divided.items()
+    assert result.lineage[mother].end_reason == "divided" and len(daughters) == 2
+    assert all(4 <= result.lineage[d].begin <= 8 for d in daughters)
+    last = result.labels[-1]
+    assert set(np.unique(last[:, :48]).tolist()) - {0} != set(np.unique(last[:, 48:]).tolist()) - {0}
+    fixed, table = ctc_consistent(result.labels, result.lineage)
+    assert check_ctc(fixed, table) == [] and table.divisions()
+
+
+def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
+    images, truth = enter_leave_clip
+    tracker = CellTracker(model, images, start_frame=6, reverse=True, cell_diameter=(10, 30), redetect_every=3)
+    steps = tracker.run()
+    seen = []
+    for t, frame_labels, n_active in steps:
+        seen.append(t)
+        assert frame_labels.shape == images.shape[1:] and n_active >= 1
+        if len(seen) == 3:
+            steps.close()  # cancel: the session is closed, the lineage covers frames 6..4
+    assert seen == [6, 5, 4]
+    assert all(t.begin >= 4 and t.end <= 6 for t in tracker.lineage.rows()) and len(tracker.lineage) == 3
+    assert not tracker.lineage.divisions()  # divisions are off going backwards
+
+
+def test_bad_arguments_name_themselves(model, enter_leave_clip) -> None:
+    images, _ = enter_leave_clip
+    for kwargs, name in ((dict(cell_diameter=(30, 10)), "cell_diameter"), (dict(redetect_every=0), "redetect_every"),
+                         (dict(max_lost_frames=1.5), "max_lost_frames"), (dict(seeding="dense"), "seeding"),
+                         (dict(start_frame=40), "40")):
+        with pytest.raises(ValueError, match=name):
+            CellTracker(model, images, **kwargs)
+    with pytest.raises(ValueError, match="no cells were detected"):
+        track_cells(model, np.full((3, 64, 64), 700, np.uint16))
+
+
+def test_matching_is_one_to_one_and_divisions_rules() -> None:
+    labels = np.zeros((40, 40), np.uint32)
+    labels[5:25, 5:15] = 1  # one masklet covering two cells
+    top, bottom = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    top[5:15, 5:15] = True
+    bottom[15:25, 5:15] = True
+    newcomer = _disc((40, 40), (32, 32), 5)
+    match = match_detections([top, bottom, newcomer], labels)
+    assert len(match.matched) == 1 and match.new == [2]  # Hungarian: only one detection takes track 1
+    assert sorted(match.inside[1]) == [0, 1] and sorted(div.two_inside(200, [top, bottom], 200)) == [0, 1]
+    assert div.two_inside(200, [top, top[:, ::-1] & False], 200) is None
+    split = top | bottom
+    split[14:16] = False
+    watch = div.SplitWatch()
+    assert watch.update(1, split, 200) is None and watch.update(1, split, 200) is not None  # 2 frames
+    assert div.two_pieces(split, 600) is None  # pieces too small for a cell of 600 px
+    assert div.halved(100, 200) and not div.halved(190, 200)
+    assert detection_f1([top, newcomer], labels)["tp"] == 1  # IoU 0.5 counts at min_iou 0.5
+    assert detection_f1([top, newcomer], labels, min_iou=0.6)["f1"] == 0
+
+
+def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) -> None:
+    images, truth = enter_leave_clip
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    track = commands.add_parser("track")
+    add_auto_arguments(track)
+    add_evaluate_parser(commands)
+    args = parser.parse_args(["track", "--auto", "--cell-diameter", "10", "30", "--redetect-every", "3",
+                              "--ctc", str(tmp_path / "res"), "--geff", str(tmp_path / "t.geff"),
+                              "--table", str(tmp_path / "t.csv")])
+    assert run_auto(args, images[:6], model) == 0
+    labels, table = read_ctc(tmp_path / "res")
+    assert labels.shape == (6, 96, 96) and len(table) >= 3
+    assert (tmp_path / "t.geff").is_dir() and (tmp_path / "t.csv").read_text().startswith("track_id,begin")
+    gt = write_ctc_ground_truth(tmp_path / "gt", truth[:6])
+    assert run_evaluate(parser.parse_args(["evaluate", str(tmp_path / "res"), str(gt)])) == 0
+    printed = capsys.readouterr().out
+    assert "TRA" in printed and "SEG" in printed
+    no_output = parser.parse_args(["track", "--auto"])
+    assert run_auto(no_output, images[:3], model) == 2
+    assert run_evaluate(parser.parse_args(["evaluate", str(tmp_path), str(gt)])) == 2
