@@ -11,6 +11,7 @@ from .image_predictor import ImagePredictor
 from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
 from .session_state import SessionSnapshot
 from .video_session import VideoSession
+from .tracking import track_cells
 
 __all__ = [
     "CheckpointError",
@@ -29,4 +30,5 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "resolve_device",
+    "track_cells",
 ]
