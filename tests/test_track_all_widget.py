@@ -10,11 +10,8 @@ import csv
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
-pytestmark = pytest.mark.gui
-
-from sam2_model.synthetic import make_timelapse  # noqa: E402
-from sam2_model.tracking import check_ctc, read_ctc, read_geff  # noqa: E402
+from sam2_model.synthetic import make_timelapse
+from sam2_model.tracking import check_ctc, read_ctc, read_geff, write_ctc_ground_truth
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 SEED, FRAMES = 900_719, 8
@@ -30,6 +27,7 @@ def movie():
 
 @pytest.fixture
 def opened(make_napari_viewer, qtbot, tmp_path, monkeypatch, movie):
+    pytest.importorskip("napari")
     monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
     viewer = make_napari_viewer()
     viewer.add_image(movie.image, name="cells")
@@ -65,6 +63,7 @@ def best_iou(labels: np.ndarray, cell: np.ndarray) -> tuple:
     return max(scores) if scores else (0.0, 0)
 
 
+@pytest.mark.gui
 def test_track_all_cells_lineage_exports_correction_and_undo(opened, qtbot, movie, tmp_path):
     viewer, widget, panel = opened
     panel.track_button.click()
@@ -137,6 +136,7 @@ def test_track_all_cells_lineage_exports_correction_and_undo(opened, qtbot, movi
     assert panel.status.text().startswith("Undid the tracking run")
 
 
+@pytest.mark.gui
 def test_cancel_keeps_whole_frames_and_undo_reverts(opened, qtbot):
     viewer, widget, panel = opened
     from napari_sam2.settings import load_settings
@@ -162,6 +162,7 @@ def test_cancel_keeps_whole_frames_and_undo_reverts(opened, qtbot):
     assert not widget.labels_layer.data.any()
 
 
+@pytest.mark.gui
 def test_console_track_cells_with_a_viewer_and_an_array_agree(make_napari_viewer, monkeypatch, tmp_path, movie):
     import napari_sam2
 
@@ -184,3 +185,30 @@ def test_console_track_cells_with_a_viewer_and_an_array_agree(make_napari_viewer
     assert "SAM2 lineage [short]" in viewer.layers and len(in_viewer.lineage) >= 5
     from_array = napari_sam2.track_cells(stack, image_size=256, **options)
     np.testing.assert_array_equal(from_array.labels, in_viewer.labels)
+
+
+def test_cli_track_auto_writes_ctc_and_geff_and_evaluate_scores_it(tmp_path, movie, capsys):
+    import tifffile
+
+    from napari_sam2.cli import main
+
+    stack = tmp_path / "movie.tif"
+    tifffile.imwrite(stack, movie.image[:6], photometric="minisblack")
+    gt = write_ctc_ground_truth(tmp_path / "gt", movie.labels[:6], movie.parents)
+    res, geff = tmp_path / "res", tmp_path / "tracks.geff"
+    track = ["track", str(stack), "--auto", "--cell-diameter", "8", "30", "--redetect-every", "2"]
+    # mistakes are reported before any model work
+    assert main(track) == 2 and "at least one output" in capsys.readouterr().err
+    assert main(track + ["--ctc", str(res), "--prompts", str(stack)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["track", str(stack), "-o", str(tmp_path / "x.tif")]) == 2 and "--prompts" in capsys.readouterr().err
+
+    assert main(track + ["--ctc", str(res), "--geff", str(geff)]) == 0
+    labels, lineage = read_ctc(res)
+    assert labels.shape == (6, 128, 128) and check_ctc(labels, lineage) == []
+    assert read_geff(geff)[0].number_of_nodes() > 0
+    assert main(track + ["--ctc", str(res)]) == 2 and "not empty" in capsys.readouterr().err
+
+    assert main(["evaluate", str(res), str(gt)]) == 0
+    scores = dict(line.split() for line in capsys.readouterr().out.splitlines() if len(line.split()) == 2)
+    assert float(scores["SEG"]) > 0.7 and float(scores["TRA"]) > 0.9, scores

@@ -1,5 +1,8 @@
 """Command line: ``napari-sam2 track STACK.tif --prompts prompts.csv -o labels.tif``.
 
+``napari-sam2 track STACK.tif --auto --ctc OUT_DIR [--geff FILE]`` detects and tracks every cell (options in
+:mod:`napari_sam2._cli_auto`); ``napari-sam2 evaluate RESULT_DIR GT_DIR`` prints the CTC measures.
+
 prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a row that also has
 ``y1,x1`` is a box from (y, x) to (y1, x1). Coordinates are pixels; header names are case-insensitive
 (see :mod:`napari_sam2.prompts_csv`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
@@ -22,9 +25,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import tifffile
 
-from sam2_model.build import Weights
+from sam2_model.build import Weights, build_model
 from sam2_model.frames_io import open_stack
 
+from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
 from .api import resolve_axes, segment
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
 
@@ -40,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-sam2", description="SAM 2 for microscopy stacks")
     commands = parser.add_subparsers(dest="command", required=True)
     add_track_parser(commands)
+    add_evaluate_parser(commands).set_defaults(run=run_evaluate)
     return parser
 
 
@@ -47,8 +52,9 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track = commands.add_parser("track", help="segment and track objects through a stack")
     track.set_defaults(run=track_command)
     track.add_argument("stack", type=Path, help="a (T, Y, X) stack: .tif, .npy, zarr or a folder of frames")
-    track.add_argument("--prompts", type=Path, required=True, help="CSV: frame,obj_id,y,x,label[,y1,x1]")
-    track.add_argument("-o", "--output", type=Path, required=True, help="labels .tif to write (folders are created)")
+    track.add_argument("--prompts", type=Path, default=None, help="CSV: frame,obj_id,y,x,label[,y1,x1] (not with --auto)")
+    track.add_argument("-o", "--output", type=Path, default=None,
+                       help="labels .tif to write (folders are created); optional with --auto")
     track.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
     track.add_argument("--checkpoint", default=Weights.DOWNLOAD.value,
                        help="embedded (the demo's shipped weights), download (official presets: cached or "
@@ -64,6 +70,7 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                        help="segment one slice of another axis, e.g. --fix 1=5 for z=5 of (T, Z, Y, X); repeatable")
     track.add_argument("--rgb", choices=("auto", "yes", "no"), default="auto",
                        help="a last axis of 3 or 4 is colour (auto: yes for 3D/4D stacks)")
+    add_auto_arguments(track)
     return track
 
 
@@ -130,6 +137,11 @@ class _LazyBar:
 
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
+    if args.auto:
+        return auto_command(args)
+    if args.prompts is None or args.output is None:
+        raise ValueError("track needs --prompts CSV and -o labels.tif (or --auto with --ctc OUT_DIR, --geff FILE, "
+                         "--table CSV or -o labels.tif to track every cell)")
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack = open_stack(args.stack)  # read lazily, frame by frame
     rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
@@ -158,6 +170,26 @@ def track_command(args: argparse.Namespace) -> int:
     write_atomically(output, labels)
     print(f"wrote {output} ({labels.shape} labels, {len(np.unique(labels)) - 1} objects)")
     return 0
+
+
+def auto_command(args: argparse.Namespace) -> int:
+    """``napari-sam2 track --auto``: checks first (no prompts, a (T, Y, X) stack, outputs), then track every cell."""
+    if args.prompts is not None:
+        raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
+    if args.axis != 0 or args.channel_axis is not None or args.channel is not None or args.fix:
+        raise ValueError("--auto tracks a (T, Y, X) stack along axis 0: --axis, --channel-axis, --channel and "
+                         "--fix are not available with it")
+    if not any((args.ctc, args.geff, args.table, args.output)):
+        raise ValueError("--auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o labels.tif")
+    if args.ctc is not None and args.ctc.exists() and any(args.ctc.iterdir()):
+        raise ValueError(f"--ctc {args.ctc} exists and is not empty: choose a new folder")
+    if args.geff is not None and args.geff.exists():
+        raise ValueError(f"--geff {args.geff} exists: choose a new name")
+    stack = open_stack(args.stack)
+    if args.output is not None:
+        args.output = prepare_output(args.output)
+    model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=args.image_size)
+    return run_auto(args, stack, model)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
