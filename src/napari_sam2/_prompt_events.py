@@ -31,7 +31,10 @@ class PromptEventsMixin:
         if not len(points.data):
             return False
         coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
-        layout = self._layout(image)
+        try:
+            layout = self._layout(image)
+        except ValueError:  # an impossible axis choice: the run that follows says so
+            return False
         bad = outside_image(coords, layout, image.data.shape)
         if not bad.any():
             return False
@@ -135,7 +138,8 @@ class PromptEventsMixin:
         if self.busy():
             return
         show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
-                  f"({self.picker.choice().weights}); propagate again to update the other frames.")
+                  f"({self.picker.choice().weights}), keeping the objects; propagate again to update the other "
+                  "frames. Undo starts a new history (earlier steps belonged to the previous model).")
         self._on_segment_clicked()
 
     # ------------------------------------------------------------------ the objects panel

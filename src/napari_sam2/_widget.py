@@ -33,6 +33,7 @@ from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import RunMixin
 from ._track_all_panel import TrackAllPanel
+from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .layout import StackLayout, world_to_data
 from .prompts import FramePrompt, collect_prompts
@@ -109,6 +110,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
                        self.export_table_button, self.tracks_button, self.status):
             layout.addWidget(widget)
         self.track_all = TrackAllPanel(self)  # "Track all cells": automatic tracking, correction, lineage
+        layout.addWidget(self.track_all)
+        self.track_all = TrackAllPanel(self)  # "Track all cells (automatic)", collapsed at first
         layout.addWidget(self.track_all)
         layout.addStretch()
         self.cancel_button.setEnabled(False)
