@@ -72,3 +72,22 @@ def test_wrong_layers_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, m
     widget.train_button.click()
     assert widget.worker is None and messages and "pick one channel" in messages[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_path):
+    from napari_sam2._model_picker import ModelPicker
+    from sam2_model.build import embedded_weights_path
+
+    viewer, widget = finetune
+    segmentation = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")[1]
+    assert isinstance(widget.picker, ModelPicker) and isinstance(segmentation.picker, ModelPicker)
+    assert widget.picker is not segmentation.picker  # each has its own worker slot
+    widget.picker.model_combo.setCurrentText("demo")
+    widget.picker.checkpoint_combo.setCurrentText("embedded (demo)")
+    assert widget.settings().init == str(embedded_weights_path()) and widget.settings().image_size == 64
+    widget.picker.checkpoint_combo.setCurrentText("random weights (testing)")
+    assert widget.settings().init is None
+    path = tmp_path / "tuned.pt"
+    torch.save({"model": build_model("demo").state_dict()}, path)
+    widget.picker.set_checkpoint_file(str(path))
+    assert widget.settings().init == str(path) and widget.settings().model == "demo"
