@@ -31,7 +31,10 @@ BLOB_OVERLAP = 0.5  # blob_log drops the smaller of two blobs overlapping by mor
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
-    values = np.asarray(cell_diameter, dtype=np.float64).reshape(-1) if cell_diameter is not None else None
+    try:
+        values = np.asarray(cell_diameter, dtype=np.float64).reshape(-1) if cell_diameter is not None else None
+    except (TypeError, ValueError):
+        values = None
     if values is None or values.shape not in ((1,), (2,)) or not np.isfinite(values).all():
         raise ValueError(f"cell_diameter must be a number or a (min, max) pair of pixels, got {cell_diameter!r}")
     low, high = (values[0], values[0]) if values.shape == (1,) else (values[0], values[1])
