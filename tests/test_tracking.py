@@ -111,17 +111,23 @@ def test_division_starts_two_daughters(model) -> None:
 
 def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
     images, truth = enter_leave_clip
-    tracker = CellTracker(model, images, start_frame=6, reverse=True, cell_diameter=(10, 30), redetect_every=3)
+    backwards = track_cells(model, images, start_frame=3, reverse=True, cell_diameter=(10, 30), redetect_every=3)
+    assert backwards.frames_tracked == [3, 2, 1, 0] and not backwards.labels[4:].any()
+    assert len(backwards.lineage) == 4 and not backwards.lineage.divisions()  # divisions are off backwards
+    newcomer = backwards.lineage[int(np.bincount(backwards.labels[3][truth[3] == 3]).argmax())]
+    assert (newcomer.begin, newcomer.end, newcomer.end_reason) == (3, 3, "lost")  # gone before frame 3
+    for cid in (1, 2, 4):  # each cell keeps one id down to frame 0
+        ids = {int(np.bincount(backwards.labels[t][truth[t] == cid]).argmax()) for t in range(4)}
+        assert len(ids) == 1 and 0 not in ids
+    tracker = CellTracker(model, images, cell_diameter=(10, 30))
     steps = tracker.run()
     seen = []
     for t, frame_labels, n_active in steps:
         seen.append(t)
-        assert frame_labels.shape == images.shape[1:] and n_active >= 1
-        if len(seen) == 3:
-            steps.close()  # cancel: the session is closed, the lineage covers frames 6..4
-    assert seen == [6, 5, 4]
-    assert all(t.begin >= 4 and t.end <= 6 for t in tracker.lineage.rows()) and len(tracker.lineage) == 3
-    assert not tracker.lineage.divisions()  # divisions are off going backwards
+        assert frame_labels.shape == images.shape[1:] and n_active == 3
+        if len(seen) == 2:
+            steps.close()  # cancel: the session is closed, the lineage covers frames 0..1
+    assert seen == [0, 1] and all(t.end <= 1 for t in tracker.lineage.rows())
 
 
 def test_bad_arguments_name_themselves(model, enter_leave_clip) -> None:

@@ -154,7 +154,7 @@ class CellTracker:
         self.lineage.add(track_id, t, parent)
         self._states[track_id] = _TrackState()
         self._observe(track_id, t, mask)
-        labels[mask & ((labels == 0) | (parent > 0))] = track_id
+        labels[mask & (labels == 0)] = track_id
         return track_id
 
     def _seed(self, t: int) -> np.ndarray:
@@ -172,7 +172,10 @@ class CellTracker:
             if step % self.redetect_every == 0:
                 self._redetect(t, labels)
             return labels
-        (frame, ids, logits), = self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0)
+        steps = list(self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0))
+        if not steps:  # the session tracks nothing backwards from frame 0: step 1 -> 0 (frame 1 is recomputed as it was)
+            steps = list(self.session.propagate(start_frame=t + 1, reverse=True, max_frames=1))
+        _, ids, logits = steps[-1]
         labels = self._compose(ids, logits)
         triggered = self._update(t, ids, labels)
         if step % self.redetect_every == 0 or triggered:
