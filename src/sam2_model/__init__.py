@@ -4,16 +4,19 @@
     model = sm.build_model("sam2.1_hiera_tiny", checkpoint="download", device="auto")
 """
 
+from .automatic import AutomaticMaskGenerator
 from .build import CheckpointError, build_model, identify_preset, list_models, load_checkpoint, resolve_device
 from .config import SAM2Config, get_config
 from .frames import FrameSource
 from .image_predictor import ImagePredictor
 from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
+from .seeding import blob_points
 from .session_state import SessionSnapshot
 from .video_session import VideoSession
 from .tracking import track_cells
 
 __all__ = [
+    "AutomaticMaskGenerator",
     "CheckpointError",
     "FrameFeatures",
     "FrameSource",
@@ -24,6 +27,7 @@ __all__ = [
     "SAM2Model",
     "SessionSnapshot",
     "VideoSession",
+    "blob_points",
     "build_model",
     "get_config",
     "identify_preset",
