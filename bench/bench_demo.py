@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from oracle import reference_model  # noqa: E402
+from _common import reference_model, reference_video_state
 
-from sam2_model import FrameSource, VideoSession, build_model  # noqa: E402
-from sam2_model.evaluation import click_point, clickable_objects  # noqa: E402
-from sam2_model.synthetic import make_timelapse  # noqa: E402
-
-
-def reference_state(predictor, inputs: torch.Tensor, size: int, folder: pathlib.Path):
-    from PIL import Image
-
-    for t in range(inputs.shape[0]):
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{t:05d}.jpg")
-    state = predictor.init_state(str(folder))
-    state["images"] = inputs.clone()
-    state["video_height"] = state["video_width"] = size
-    state["cached_features"] = {}
-    return state
+from sam2_model import FrameSource, VideoSession, build_model
+from sam2_model.evaluation import click_point, clickable_objects
+from sam2_model.synthetic import make_timelapse
 
 
 def main() -> None:
@@ -62,7 +48,7 @@ def main() -> None:
         source = FrameSource(movie.image, image_size=model.image_size)
         with tempfile.TemporaryDirectory() as tmp:
             inputs = torch.stack([source.model_input(t) for t in range(args.frames)])
-            state = reference_state(predictor, inputs, args.size, pathlib.Path(tmp))
+            state = reference_video_state(predictor, inputs, pathlib.Path(tmp), video_size=args.size)
             predictor.add_new_points_or_box(state, 0, 1, points=point, labels=label)
             start = time.perf_counter()
             ref_count = sum(1 for _ in predictor.propagate_in_video(state))

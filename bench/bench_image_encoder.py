@@ -8,26 +8,12 @@ Prints seconds per image for both and the ratio ours / reference (< 1 means we a
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
-import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from oracle import reference_model  # noqa: E402
+from _common import best_time, reference_model
 
-from sam2_model import build_model  # noqa: E402
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up (allocations, kernels)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from sam2_model import build_model
 
 
 def main() -> None:

@@ -16,15 +16,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from oracle import reference_model  # noqa: E402
+from _common import reference_model, reference_video_state, timed
 
-from sam2_model import FrameSource, VideoSession, build_model  # noqa: E402
+from sam2_model import FrameSource, VideoSession, build_model
 
 
 def blobs(num_frames: int, size: int, dtype=np.uint8) -> np.ndarray:
@@ -40,24 +38,6 @@ def blobs(num_frames: int, size: int, dtype=np.uint8) -> np.ndarray:
     return np.repeat(stack.astype(np.uint8)[..., None], 3, axis=-1)
 
 
-def reference_state(predictor, inputs: torch.Tensor, folder: pathlib.Path):
-    from PIL import Image
-
-    for t in range(inputs.shape[0]):
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{t:05d}.jpg")
-    state = predictor.init_state(str(folder))
-    state["images"] = inputs.clone()
-    state["video_height"] = state["video_width"] = inputs.shape[-1]
-    state["cached_features"] = {}
-    return state
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def compare(args) -> None:
     size, n = args.image_size, args.frames
     predictor = reference_model(args.model, image_size=size, video=True)
@@ -69,7 +49,7 @@ def compare(args) -> None:
     click = np.array([[size * 0.3, size / 2]], np.float32)
     label = np.array([1], np.int32)
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
-        state = reference_state(predictor, inputs, pathlib.Path(tmp))
+        state = reference_video_state(predictor, inputs, pathlib.Path(tmp))
         session = VideoSession(model, frames, fill_hole_area=0)
         rows = []
         ref_click = timed(lambda: predictor.add_new_points_or_box(state, 0, 1, points=click, labels=label))

@@ -8,15 +8,11 @@ Relative error = max |ours - reference| / max |reference|, in float32 on CPU.
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 from collections import defaultdict
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from oracle import max_errors  # noqa: E402
-from test_parity_model import PROMPTS, _encode_both, _paired_models, _point_inputs, _run_tracking  # noqa: E402
+from _common import PARITY_PROMPTS, encode_both, max_errors, paired_models, point_inputs, run_tracking
 
 
 @torch.no_grad()
@@ -27,7 +23,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     args = parser.parse_args()
     size = args.image_size
-    reference, ours = _paired_models(args.model, size)
+    reference, ours = paired_models(args.model, size)
     worst: dict = defaultdict(lambda: (0.0, 0.0))
 
     def record(name: str, mine: torch.Tensor, theirs: torch.Tensor) -> None:
@@ -35,15 +31,15 @@ def main() -> None:
         worst[name] = (max(worst[name][0], a), max(worst[name][1], r))
 
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
-    backbone, _, features = _encode_both(reference, ours, image)
+    backbone, _, features = encode_both(reference, ours, image)
     record("image encoder: stride-16 features", features.image_embed, backbone["vision_features"])
     record("image encoder: position encoding", features.image_pos, backbone["vision_pos_enc"][-1])
     for level in range(2):
         record(f"image encoder: high-res level {level}", features.high_res[level], backbone["backbone_fpn"][level])
     scale = size / 256
-    for prompt, (coords, labels) in PROMPTS.items():
+    for prompt, (coords, labels) in PARITY_PROMPTS.items():
         for multimask in (True, False):
-            ref = reference._forward_sam_heads(backbone["vision_features"], _point_inputs(coords * scale, labels), None,
+            ref = reference._forward_sam_heads(backbone["vision_features"], point_inputs(coords * scale, labels), None,
                                                backbone["backbone_fpn"][:2], multimask)
             pred = ours.predict_masks(features.image_embed, features.high_res, coords * scale, labels, None, multimask)
             record("SAM heads: low-res logits", pred.multimask_logits, ref[0])
@@ -56,7 +52,7 @@ def main() -> None:
     record("SAM heads (mask prompt): low-res logits", pred.low_res_logits, ref[3])
     frames = torch.randn(args.frames, 3, size, size, generator=torch.Generator().manual_seed(3))
     prompts = {0: (torch.tensor([[[0.4 * size, 0.5 * size]]]), torch.tensor([[1]], dtype=torch.int32))}
-    for _, errors in _run_tracking(reference, ours, frames, prompts):
+    for _, errors in run_tracking(reference, ours, frames, prompts):
         record("memory encoder: features", *errors["maskmem_features"])
         record("memory encoder: position encoding", *errors["maskmem_pos_enc"])
         record("tracking (memory attention + heads): low-res logits", *errors["pred_masks"])

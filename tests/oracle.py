@@ -12,6 +12,8 @@ from typing import Iterable, Optional
 import pytest
 import torch
 
+from sam2_model import MemoryEntry, build_model
+
 # Meta's hydra config file of each official preset (the oracle is built from these; the demo overrides tiny's).
 _SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
 REFERENCE_CONFIG_FILES = {
@@ -117,3 +119,81 @@ def assert_close(ours: torch.Tensor, reference: torch.Tensor, rtol: float = 1e-4
     """Max |ours - ref| must be at most ``rtol`` times max |ref| (the issue's 1e-4 relative error)."""
     abs_err, rel_err = max_errors(ours, reference)
     assert rel_err <= rtol, f"{what}: max abs error {abs_err:.3e}, relative {rel_err:.3e} > {rtol:.0e}"
+
+
+def point_inputs(coords: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The reference's point-prompt dict."""
+    return {"point_coords": coords, "point_labels": labels}
+
+
+def paired_models(name: str, image_size: int) -> tuple:
+    """(reference SAM2VideoPredictor, our SAM2Model) of preset ``name`` holding the same random weights."""
+    reference = reference_model(name, image_size=image_size, video=True)
+    ours = build_model(name, device="cpu", image_size=image_size)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    return reference, ours
+
+
+def encode_both(reference: torch.nn.Module, ours: torch.nn.Module, image: torch.Tensor) -> tuple:
+    """(reference backbone dict, (its prepared features, positions, sizes), our ImageFeatures) of ``image``."""
+    backbone = reference.forward_image(image)
+    _, feats, pos, sizes = reference._prepare_backbone_features(backbone)
+    features = ours.encode_image(image)
+    return backbone, (feats, pos, sizes), features
+
+
+# Prompts of the prompt-head comparisons: (coords (1, N, 2) in model-input pixels, labels (1, N)).
+PARITY_PROMPTS = {
+    "point": (torch.tensor([[[60.0, 80.0]]]), torch.tensor([[1]], dtype=torch.int32)),
+    "pos+neg": (torch.tensor([[[60.0, 80.0], [150.0, 40.0]]]), torch.tensor([[1, 0]], dtype=torch.int32)),
+    "box": (torch.tensor([[[30.0, 40.0], [200.0, 220.0]]]), torch.tensor([[2, 3]], dtype=torch.int32)),
+    "box+points": (
+        torch.tensor([[[30.0, 40.0], [200.0, 220.0], [90.0, 100.0], [180.0, 60.0]]]),
+        torch.tensor([[2, 3, 1, 0]], dtype=torch.int32),
+    ),
+}
+
+
+def run_tracking(reference, ours, frames, prompts, reverse=False):
+    """Track through ``frames`` with both models; prompts: {frame: (coords, labels)}. Yields errors."""
+    num_frames = len(frames)
+    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    cond, recent = {}, {}
+    order = range(num_frames - 1, -1, -1) if reverse else range(num_frames)
+    first = True
+    for frame_idx in order:
+        image = frames[frame_idx][None]
+        backbone, (feats, pos, sizes), features = encode_both(reference, ours, image)
+        points = prompts.get(frame_idx)
+        reference_points = point_inputs(*points) if points is not None else None
+        ref_out = reference.track_step(
+            frame_idx, first, feats, pos, sizes, reference_points, None, output_dict, num_frames,
+            track_in_reverse=reverse, run_mem_encoder=True,
+        )
+        coords, labels = points if points is not None else (None, None)
+        if not first and points is None:
+            ref_fused = reference._prepare_memory_conditioned_features(
+                frame_idx, False, feats[-1:], pos[-1:], sizes[-1:], output_dict, num_frames, reverse
+            )
+            fused = ours.condition_on_memory(frame_idx, features, False, cond, recent, num_frames, reverse)
+            assert_close(fused, ref_fused, what=f"frame {frame_idx} memory attention output")
+        pred = ours.track_step(
+            frame_idx, features, first, cond, recent, num_frames, coords, labels, reverse=reverse
+        )
+        mem, mem_pos = ours.encode_memory(features, pred.high_res_logits, pred.object_score_logits, points is not None)
+        errors = {
+            "pred_masks": (pred.low_res_logits, ref_out["pred_masks"]),
+            "obj_ptr": (pred.obj_ptr, ref_out["obj_ptr"]),
+            "object_score_logits": (pred.object_score_logits, ref_out["object_score_logits"]),
+            "maskmem_features": (mem, ref_out["maskmem_features"]),
+            "maskmem_pos_enc": (mem_pos, ref_out["maskmem_pos_enc"][-1]),
+        }
+        yield frame_idx, errors
+        entry = MemoryEntry(mem, mem_pos, pred.obj_ptr)
+        if points is not None:
+            output_dict["cond_frame_outputs"][frame_idx] = ref_out
+            cond[frame_idx] = entry
+        else:
+            output_dict["non_cond_frame_outputs"][frame_idx] = ref_out
+            recent[frame_idx] = entry
+        first = False

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import assert_close, max_errors, reference_model, require_oracle
-from sam2_model import MemoryEntry, build_model, list_models
+from oracle import (
+    PARITY_PROMPTS, assert_close, encode_both, max_errors, paired_models, point_inputs, reference_model, require_oracle,
+    run_tracking,
+)
+from sam2_model import build_model, list_models
 from sam2_model.build import identify_preset
 
 OFFICIAL = [name for name in list_models() if name.startswith("sam2")]
@@ -31,52 +34,23 @@ def test_reference_checkpoint_loads_strictly(name, tmp_path):
         assert torch.equal(value, saved[key]), key
 
 
-def _point_inputs(coords, labels):
-    return {"point_coords": coords, "point_labels": labels}
-
-
-def _paired_models(name: str, image_size: int):
-    reference = reference_model(name, image_size=image_size, video=True)
-    ours = build_model(name, device="cpu", image_size=image_size)
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    return reference, ours
-
-
-def _encode_both(reference, ours, image):
-    backbone = reference.forward_image(image)
-    _, feats, pos, sizes = reference._prepare_backbone_features(backbone)
-    features = ours.encode_image(image)
-    return backbone, (feats, pos, sizes), features
-
-
-PROMPTS = {
-    "point": (torch.tensor([[[60.0, 80.0]]]), torch.tensor([[1]], dtype=torch.int32)),
-    "pos+neg": (torch.tensor([[[60.0, 80.0], [150.0, 40.0]]]), torch.tensor([[1, 0]], dtype=torch.int32)),
-    "box": (torch.tensor([[[30.0, 40.0], [200.0, 220.0]]]), torch.tensor([[2, 3]], dtype=torch.int32)),
-    "box+points": (
-        torch.tensor([[[30.0, 40.0], [200.0, 220.0], [90.0, 100.0], [180.0, 60.0]]]),
-        torch.tensor([[2, 3, 1, 0]], dtype=torch.int32),
-    ),
-}
-
-
 @pytest.mark.parametrize("name", ["sam2.1_hiera_tiny", "sam2_hiera_small", "sam2.1_hiera_base_plus"])
 @torch.no_grad()
 def test_image_features_and_prompt_heads_match(name):
     require_oracle()
-    reference, ours = _paired_models(name, 256)
+    reference, ours = paired_models(name, 256)
     image = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
-    backbone, (feats, _, _), features = _encode_both(reference, ours, image)
+    backbone, (feats, _, _), features = encode_both(reference, ours, image)
     assert_close(features.image_embed, backbone["vision_features"], what="vision features")
     assert_close(features.image_pos, backbone["vision_pos_enc"][-1], what="vision pos enc")
     for level in range(2):
         assert_close(features.high_res[level], backbone["backbone_fpn"][level], what=f"high-res level {level}")
 
     high_res_ref = backbone["backbone_fpn"][:2]
-    for prompt, (coords, labels) in PROMPTS.items():
+    for prompt, (coords, labels) in PARITY_PROMPTS.items():
         for multimask in (True, False):
             ref_out = reference._forward_sam_heads(
-                backbone["vision_features"], _point_inputs(coords, labels), None, high_res_ref, multimask
+                backbone["vision_features"], point_inputs(coords, labels), None, high_res_ref, multimask
             )
             pred = ours.predict_masks(features.image_embed, features.high_res, coords, labels, None, multimask)
             ours_out = (pred.multimask_logits, None, pred.ious, pred.low_res_logits, pred.high_res_logits,
@@ -97,58 +71,13 @@ def test_image_features_and_prompt_heads_match(name):
         assert_close(value, ref_out[index], what=f"mask as output [{index}]")
 
 
-def _run_tracking(reference, ours, frames, prompts, reverse=False):
-    """Track through ``frames`` with both models; prompts: {frame: (coords, labels)}. Yields errors."""
-    num_frames = len(frames)
-    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    cond, recent = {}, {}
-    order = range(num_frames - 1, -1, -1) if reverse else range(num_frames)
-    first = True
-    for frame_idx in order:
-        image = frames[frame_idx][None]
-        backbone, (feats, pos, sizes), features = _encode_both(reference, ours, image)
-        points = prompts.get(frame_idx)
-        point_inputs = _point_inputs(*points) if points is not None else None
-        ref_out = reference.track_step(
-            frame_idx, first, feats, pos, sizes, point_inputs, None, output_dict, num_frames,
-            track_in_reverse=reverse, run_mem_encoder=True,
-        )
-        coords, labels = points if points is not None else (None, None)
-        if not first and points is None:
-            ref_fused = reference._prepare_memory_conditioned_features(
-                frame_idx, False, feats[-1:], pos[-1:], sizes[-1:], output_dict, num_frames, reverse
-            )
-            fused = ours.condition_on_memory(frame_idx, features, False, cond, recent, num_frames, reverse)
-            assert_close(fused, ref_fused, what=f"frame {frame_idx} memory attention output")
-        pred = ours.track_step(
-            frame_idx, features, first, cond, recent, num_frames, coords, labels, reverse=reverse
-        )
-        mem, mem_pos = ours.encode_memory(features, pred.high_res_logits, pred.object_score_logits, points is not None)
-        errors = {
-            "pred_masks": (pred.low_res_logits, ref_out["pred_masks"]),
-            "obj_ptr": (pred.obj_ptr, ref_out["obj_ptr"]),
-            "object_score_logits": (pred.object_score_logits, ref_out["object_score_logits"]),
-            "maskmem_features": (mem, ref_out["maskmem_features"]),
-            "maskmem_pos_enc": (mem_pos, ref_out["maskmem_pos_enc"][-1]),
-        }
-        yield frame_idx, errors
-        entry = MemoryEntry(mem, mem_pos, pred.obj_ptr)
-        if points is not None:
-            output_dict["cond_frame_outputs"][frame_idx] = ref_out
-            cond[frame_idx] = entry
-        else:
-            output_dict["non_cond_frame_outputs"][frame_idx] = ref_out
-            recent[frame_idx] = entry
-        first = False
-
-
 @pytest.mark.parametrize("name", ["sam2.1_hiera_tiny", "sam2_hiera_small", "sam2.1_hiera_base_plus"])
 @pytest.mark.parametrize("reverse", [False, True])
 @torch.no_grad()
 def test_tracking_steps_match(name, reverse):
     """Memory encoder, memory attention (several memories + object pointers) through 10 frames."""
     require_oracle()
-    reference, ours = _paired_models(name, 256)
+    reference, ours = paired_models(name, 256)
     generator = torch.Generator().manual_seed(3)
     frames = torch.randn(10, 3, 256, 256, generator=generator)
     start, later = (9, 3) if reverse else (0, 6)
@@ -157,7 +86,7 @@ def test_tracking_steps_match(name, reverse):
         later: (torch.tensor([[[100.0, 120.0], [30.0, 30.0]]]), torch.tensor([[1, 0]], dtype=torch.int32)),
     }
     worst = 0.0
-    for frame_idx, errors in _run_tracking(reference, ours, frames, prompts, reverse):
+    for frame_idx, errors in run_tracking(reference, ours, frames, prompts, reverse):
         for label, (mine, theirs) in errors.items():
             assert_close(mine, theirs, what=f"frame {frame_idx} {label}")
             worst = max(worst, max_errors(mine, theirs)[1])
@@ -169,9 +98,9 @@ def test_tracking_steps_match(name, reverse):
 def test_full_resolution_tracking_matches():
     """sam2.1 tiny at 1024: image encoder, prompt heads, memory path on three frames."""
     require_oracle()
-    reference, ours = _paired_models("sam2.1_hiera_tiny", 1024)
+    reference, ours = paired_models("sam2.1_hiera_tiny", 1024)
     frames = torch.randn(3, 3, 1024, 1024, generator=torch.Generator().manual_seed(4))
     prompts = {0: (torch.tensor([[[400.0, 500.0]]]), torch.tensor([[1]], dtype=torch.int32))}
-    for frame_idx, errors in _run_tracking(reference, ours, frames, prompts):
+    for frame_idx, errors in run_tracking(reference, ours, frames, prompts):
         for label, (mine, theirs) in errors.items():
             assert_close(mine, theirs, what=f"1024 frame {frame_idx} {label}")
