@@ -10,7 +10,7 @@ a division); an area "halved" means 0.3-0.7x of the recent maximum.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -108,3 +108,52 @@ class SplitWatch:
 
     def forget(self, track_id: int) -> None:
         self._runs.pop(track_id, None)
+
+
+def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], np.ndarray],
+                       cell_diameter: Tuple[float, float], max_frames: int) -> int:
+    """Move divisions found late (on a detection frame) back to the frame they happened; in place.
+
+    A division found at frame t (mother ends t-1, daughters begin t) moves back one frame at a time while
+    the mother's mask there splits into the parts nearest each daughter's next-frame mask, each part is at
+    least MIN_PIECE_FRACTION of the mask and holds a blob of its own (``sam2_model.seeding.blob_points`` on
+    ``read_frame(f)``): two nuclei inside one masklet. At most ``max_frames`` frames per division.
+    labels: (T, H, W) track ids; lineage: :class:`.lineage.Lineage`. Returns the number of frames moved.
+    """
+    from ..seeding import blob_points
+
+    moved_total = 0
+    for mother, daughters in lineage.divisions().items():
+        if len(daughters) != 2:
+            continue
+        first, second = daughters
+        start = lineage[first].begin
+        if lineage[second].begin != start or lineage[mother].end != start - 1:
+            continue
+        f = start - 1
+        while f > lineage[mother].begin and start - 1 - f < max_frames:
+            mask = labels[f] == mother
+            near_a, near_b = labels[f + 1] == first, labels[f + 1] == second
+            if not (mask.any() and near_a.any() and near_b.any()):
+                break
+            to_a = ndimage.distance_transform_edt(~near_a) <= ndimage.distance_transform_edt(~near_b)
+            part_a, part_b = mask & to_a, mask & ~to_a
+            if min(part_a.sum(), part_b.sum()) < MIN_PIECE_FRACTION * mask.sum():
+                break
+            points = blob_points(read_frame(f), cell_diameter=cell_diameter).astype(int)
+            if len(points) == 0:
+                break
+            hits_a = part_a[points[:, 1], points[:, 0]].any()
+            hits_b = part_b[points[:, 1], points[:, 0]].any()
+            if not (hits_a and hits_b):
+                break
+            labels[f][part_a] = first
+            labels[f][part_b] = second
+            f -= 1
+        moved = start - 1 - f
+        if moved:
+            lineage.set_span(mother, lineage[mother].begin, f)
+            for d in daughters:
+                lineage.set_span(d, f + 1, lineage[d].end)
+            moved_total += moved
+    return moved_total

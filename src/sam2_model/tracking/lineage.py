@@ -58,6 +58,11 @@ class Lineage:
         track = self[track_id]
         self._tracks[track_id] = replace(track, begin=min(track.begin, int(frame)), end=max(track.end, int(frame)))
 
+    def set_span(self, track_id: int, begin: int, end: int) -> None:
+        if end < begin:
+            raise ValueError(f"end ({end}) must not be before begin ({begin}) for track {track_id}")
+        self._tracks[track_id] = replace(self[track_id], begin=int(begin), end=int(end))
+
     def close(self, track_id: int, end: int, reason: str) -> None:
         track = self[track_id]
         self._put(replace(track, end=int(end), end_reason=reason))

@@ -43,6 +43,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequenc
 import numpy as np
 from scipy import ndimage
 
+from ..frames import FrameSource
 from ..modeling.sam2 import SAM2Model
 from ..video_session import VideoSession
 from . import divisions as div
@@ -328,4 +329,13 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
         done.append(t)
         if progress is not None:
             progress(len(done), len(order))
+    if (tracker.divisions and len(done) == len(order) and tracker.lineage.divisions() and tracker.redetect_every > 1
+            and not isinstance(frames, FrameSource)):  # (a FrameSource is closed with the session)
+        # a division seen on a detection frame may have happened up to redetect_every - 1 frames earlier
+        source = FrameSource(frames, image_size=model.image_size)
+        try:
+            div.backdate_divisions(labels, tracker.lineage, source.raw, tracker.cell_diameter,
+                                   tracker.redetect_every - 1)
+        finally:
+            source.close()
     return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done)
