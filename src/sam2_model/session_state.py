@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Optional, Tuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -58,6 +60,32 @@ class PointPrompt:
 
     coords: torch.Tensor
     labels: torch.Tensor
+
+    @classmethod
+    def from_pixels(
+        cls, xy: np.ndarray, labels: np.ndarray, box: Optional[np.ndarray], frame_shape: Tuple[int, int],
+        image_size: int, device: torch.device,
+    ) -> "PointPrompt":
+        """Checked (N, 2) (x, y) pixels, (N,) labels and an optional (x0, y0, x1, y1) box of an (H, W) frame,
+        scaled to model-input pixels as the reference does (x / W * S); box corners come first (labels 2, 3)."""
+        coords = torch.as_tensor(xy, dtype=torch.float32).reshape(1, -1, 2)
+        lab = torch.as_tensor(labels, dtype=torch.int32).reshape(1, -1)
+        if box is not None:
+            coords = torch.cat([torch.as_tensor(box, dtype=torch.float32).reshape(1, 2, 2), coords], dim=1)
+            lab = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), lab], dim=1)
+        height, width = frame_shape
+        coords = coords / torch.tensor([width, height]) * image_size
+        return cls(coords.to(device), lab.to(device))
+
+
+def mask_prompt(mask: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
+    """A checked (H, W) bool mask -> (1, 1, S, S) binary float at the model's resolution."""
+    tensor = torch.as_tensor(mask, dtype=torch.float32)[None, None].to(device)
+    if tensor.shape[-2:] != (image_size, image_size):
+        tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", align_corners=False,
+                               antialias=True)
+        tensor = (tensor >= 0.5).float()
+    return tensor
 
 
 @dataclass

@@ -24,7 +24,7 @@ from . import session_outputs
 from .batching import MemoryView, group_by_layout, restore_memories, track_group
 from .postprocess import fill_holes
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
-from .session_state import FrameResult, ObjectState, PointPrompt, SessionSnapshot
+from .session_state import FrameResult, ObjectState, PointPrompt, SessionSnapshot, mask_prompt
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
@@ -128,7 +128,7 @@ class VideoSession:
         if mask is not None:
             if points is not None or labels is not None or box is not None:
                 raise ValueError("give either a mask or points/box for one call of add_prompt, not both")
-            mask_input = self._mask_input(validate_mask(mask, height, width))
+            mask_input = mask_prompt(validate_mask(mask, height, width), self.model.image_size, self.model.device)
             prompt = None
         else:
             if points is None and labels is None and box is None:
@@ -137,7 +137,7 @@ class VideoSession:
             corners = validate_box(box, height, width)
             if corners is not None and not clear_old:
                 raise ValueError("a box replaces the frame's prompts: use clear_old=True (clicks may accompany it)")
-            prompt = self._point_prompt(xy, lab, corners)
+            prompt = PointPrompt.from_pixels(xy, lab, corners, self.frame_shape, self.model.image_size, self.model.device)
             mask_input = None
 
         with self._autocast():
@@ -161,27 +161,6 @@ class VideoSession:
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
         return self.frame_logits(frame_idx)
-
-    def _point_prompt(self, xy: np.ndarray, labels: np.ndarray, box: Optional[np.ndarray]) -> PointPrompt:
-        """Scale (x, y) pixels to model-input pixels as the reference does (x / W * S)."""
-        coords = torch.as_tensor(xy, dtype=torch.float32).reshape(1, -1, 2)
-        lab = torch.as_tensor(labels, dtype=torch.int32).reshape(1, -1)
-        if box is not None:
-            coords = torch.cat([torch.as_tensor(box, dtype=torch.float32).reshape(1, 2, 2), coords], dim=1)
-            lab = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), lab], dim=1)
-        height, width = self.frame_shape
-        coords = coords / torch.tensor([width, height]) * self.model.image_size
-        device = self.model.device
-        return PointPrompt(coords.to(device), lab.to(device))
-
-    def _mask_input(self, mask: np.ndarray) -> torch.Tensor:
-        """(H, W) bool -> (1, 1, S, S) binary float at the model's resolution."""
-        size = self.model.image_size
-        tensor = torch.as_tensor(mask, dtype=torch.float32)[None, None].to(self.model.device)
-        if tensor.shape[-2:] != (size, size):
-            tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            tensor = (tensor >= 0.5).float()
-        return tensor
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -258,7 +237,9 @@ class VideoSession:
             if output == "logits":
                 return session_outputs.to_logits(low_res, self.frame_shape, True, present)[rows]
             return session_outputs.to_masks(low_res, self.frame_shape, True)[rows]
-        low_res = torch.cat([self._filled(state.cond.get(frame_idx) or state.non_cond[frame_idx]) for state in states])
+        low_res = torch.cat([(state.cond.get(frame_idx) or state.non_cond[frame_idx]).low_res_logits for state in states])
+        if self.fill_hole_area > 0:  # all objects at once: one copy to the host per frame
+            low_res = fill_holes(low_res, self.fill_hole_area)
         return session_outputs.convert(low_res, self.frame_shape, output, self.non_overlap_masks, ids)
 
     def _track_batched(self, frame_idx: int, states: List[ObjectState], reverse: bool) -> None:
@@ -303,7 +284,12 @@ class VideoSession:
     # ------------------------------------------------------------------ model calls
     def _frame_features(self, frame_idx: int) -> FrameFeatures:
         def compute(t: int) -> FrameFeatures:
-            image = self.frames.model_input(t)[None].to(self.model.device)
+            image = self.frames.model_input(t)[None]
+            device = self.model.device
+            if device.type == "cuda":  # from page-locked memory, without waiting for the copy
+                image = image.pin_memory().to(device, non_blocking=True)
+            else:
+                image = image.to(device)
             return self.model.encode_image(image)
 
         return self.features.get(frame_idx, compute)
@@ -378,10 +364,6 @@ class VideoSession:
                 out[index : index + 1] = self._filled(result).float()
                 present[index] = True
         return out, present
-
-    def _frame_logits(self, frame_idx: int, is_cond: bool = True) -> np.ndarray:
-        """Deprecated private name of :meth:`frame_logits` (kept for callers written before it)."""
-        return self.frame_logits(frame_idx)
 
     # ------------------------------------------------------------------ read API
     def _check_obj_ids(self, obj_ids: Optional[Sequence[int]]) -> List[int]:
