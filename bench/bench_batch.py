@@ -6,7 +6,9 @@
 Each stack is a synthetic time-lapse (sam2_model.synthetic) with a prompts CSV clicking every cell
 of its first frame. For each worker count a fresh LocalCluster runs all stacks into a fresh output
 folder. Reported: wall time of the whole run (cluster start and model builds included), stacks per
-hour from it, the cluster start alone, and the median seconds of one stack inside a worker.
+hour from it, the cluster start alone, the median seconds of one stack inside a worker and the
+workers' CPU seconds per stack (start-up and model build included; on a shared machine the CPU
+seconds are the steadier figure: wall times grow with the load, CPU seconds much less).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import statistics
 import tempfile
 import time
@@ -41,6 +44,12 @@ def make_stacks(folder: Path, count: int, frames: int, size: int, cells: int) ->
         (folder / f"stack{i:03d}.csv").write_text("\n".join(lines) + "\n")
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the local cluster's workers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cluster_start_seconds(workers: int, device: str) -> float:
     from distributed import Client
 
@@ -58,10 +67,10 @@ def run(args: argparse.Namespace) -> List[Dict[str, float]]:
         make_stacks(data, args.stacks, args.frames, args.size, args.cells)
         for workers in args.workers:
             start_only = cluster_start_seconds(workers, args.device)
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _children_cpu()
             table = batch(data, Path(tmp) / f"out{workers}", model=args.model, checkpoint=args.checkpoint,
                           device=args.device, image_size=args.image_size, workers=workers, progress=False)
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, _children_cpu() - cpu_before
             ok = int((table["status"] == "ok").sum())
             if ok != args.stacks:
                 raise RuntimeError(f"only {ok} of {args.stacks} stacks succeeded:\n{table[['name', 'error']]}")
@@ -69,7 +78,8 @@ def run(args: argparse.Namespace) -> List[Dict[str, float]]:
             results.append({"workers": workers, "stacks": args.stacks, "wall_s": round(wall, 1),
                             "stacks_per_hour": round(args.stacks * 3600 / wall),
                             "cluster_start_s": round(start_only, 1), "median_stack_s": round(per_stack, 2),
-                            "steady_stacks_per_hour": round(workers * 3600 / per_stack)})
+                            "steady_stacks_per_hour": round(workers * 3600 / per_stack),
+                            "worker_cpu_s_per_stack": round(cpu / args.stacks, 2)})
             print(json.dumps(results[-1]), flush=True)
     return results
 
@@ -90,10 +100,12 @@ def main() -> None:
     print(f"{args.stacks} stacks of {args.frames} frames {args.size}x{args.size}, {args.cells} cells, "
           f"model {args.model} at {args.image_size} px on {args.device}")
     results = run(args)
-    print(f"{'workers':>7} {'wall s':>7} {'stacks/h':>9} {'start s':>8} {'s/stack':>8} {'steady/h':>9}")
+    heads = ("workers", "wall s", "stacks/h", "start s", "s/stack", "steady/h", "cpu s/stack")
+    print(" ".join(f"{h:>{max(7, len(h))}}" for h in heads))
     for r in results:
-        print(f"{r['workers']:>7} {r['wall_s']:>7} {r['stacks_per_hour']:>9} {r['cluster_start_s']:>8} "
-              f"{r['median_stack_s']:>8} {r['steady_stacks_per_hour']:>9}")
+        values = (r["workers"], r["wall_s"], r["stacks_per_hour"], r["cluster_start_s"], r["median_stack_s"],
+                  r["steady_stacks_per_hour"], r["worker_cpu_s_per_stack"])
+        print(" ".join(f"{v:>{max(7, len(h))}}" for v, h in zip(values, heads)))
 
 
 if __name__ == "__main__":

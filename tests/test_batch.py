@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from napari_sam2._cli_batch import add_batch_parser
 from napari_sam2.api import segment
-from napari_sam2.batch import batch, local_cluster
+from napari_sam2.batch import batch, gpu_cluster, local_cluster
 from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
 from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack, stack_prompts
 from napari_sam2.cli import read_prompts
@@ -252,6 +252,18 @@ def test_large_labels_go_to_ome_zarr(data, reference, tmp_path):
     assert row["status"] == "ok", row["error"]
     assert row["outputs"] == "s2/labels.ome.zarr;s2/objects.csv;s2/manifest.json"
     np.testing.assert_array_equal(np.asarray(open_stack(tmp_path / "s2" / "labels.ome.zarr")[:]), reference["s2"])
+
+
+def _visible_devices() -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_gpu_cluster_pins_one_device_per_worker():
+    """The CUDA layout (built here without GPUs): worker i sees only device i, one thread each."""
+    with gpu_cluster(2) as cluster, distributed.Client(cluster) as active:
+        active.wait_for_workers(2)
+        assert sorted(active.run(_visible_devices).values()) == ["0", "1"]
+        assert list(active.nthreads().values()) == [1, 1]
 
 
 def test_usage_errors_exit_2(data, tmp_path, capsys):

@@ -46,40 +46,44 @@ def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
 
 
 def _gpu_count(device: str) -> int:
-    if not (device == "auto" or device.startswith("cuda")):
+    """GPUs to spread workers over: only for device "auto"/"cuda" (a named "cuda:N" is the user's pick)."""
+    if device not in ("auto", "cuda"):
         return 0
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def gpu_cluster(count: int, threads_per_worker: int = 1) -> Any:
+    """A local cluster of ``count`` worker processes, worker i seeing only GPU i (CUDA_VISIBLE_DEVICES)."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    specs = {i: {"cls": Nanny, "options": {"nthreads": threads_per_worker, "silence_logs": logging.ERROR,
+                                           "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+             for i in range(count)}
+    return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":8787"}},
+                       silence_logs=logging.ERROR)
+
+
 def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 1) -> Any:
     """A local Dask cluster of worker processes.
 
     With CUDA (device "auto" or "cuda"): one worker per GPU (at most ``workers``), each seeing only
-    its GPU through CUDA_VISIBLE_DEVICES (dask-cuda's LocalCUDACluster when it is installed).
+    its GPU (dask-cuda's LocalCUDACluster when it is installed, else :func:`gpu_cluster`).
     Otherwise ``workers`` processes with ``threads_per_worker`` Dask threads each.
     """
-    from distributed import LocalCluster
-
     gpus = _gpu_count(device)
-    quiet = dict(silence_logs=logging.ERROR)
     if gpus:
         count = min(workers, gpus)
         try:
             from dask_cuda import LocalCUDACluster
-
-            return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, **quiet)
         except ImportError:
-            pass
-        from distributed import Nanny, Scheduler, SpecCluster
+            return gpu_cluster(count, threads_per_worker)
+        return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, silence_logs=logging.ERROR)
+    from distributed import LocalCluster
 
-        specs = {i: {"cls": Nanny, "options": {"nthreads": threads_per_worker, "silence_logs": logging.ERROR,
-                                               "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
-                 for i in range(count)}
-        return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":8787"}},
-                           **quiet)
-    return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True, **quiet)
+    return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                        silence_logs=logging.ERROR)
 
 
 def _dashboard(client: Any, local: bool) -> str:
