@@ -271,6 +271,8 @@ class TrackAllPanel(QCollapsible):
 
     def _on_finished(self) -> None:
         steps, outcome, mine = self._steps, self._outcome, self.worker
+        if outcome == "running" and mine is not None and mine.abort_requested:
+            outcome = "cancelled"  # stopped by the widget's own Cancel button
         self._steps, self.worker = None, None
         if steps is not None:
             steps.close()  # ends the tracker's session now (a cancelled generator is left suspended)
@@ -314,6 +316,9 @@ class TrackAllPanel(QCollapsible):
             button = getattr(self.widget, name, None)
             if button is not None:
                 button.setEnabled(not busy)
+        cancel = getattr(self.widget, "cancel_button", None)
+        if cancel is not None:  # the widget's Cancel stops this run too
+            cancel.setEnabled(busy)
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
