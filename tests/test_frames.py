@@ -184,6 +184,30 @@ def test_tif_paths_read_lazily(tmp_path):
         np.testing.assert_array_equal(source.raw(2), tczyx[2, 1])
 
 
+def test_tif_stacks_read_without_zarr(tmp_path, monkeypatch):
+    """TIFF stacks need only tifffile: with zarr unimportable, frames are read page by page."""
+    import sys
+
+    from sam2_model.frames_io import open_stack
+
+    monkeypatch.setitem(sys.modules, "zarr", None)  # `import zarr` now raises ImportError
+    data = RNG.integers(0, 60000, (4, 12, 10)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "t.tif", data, compression="zlib", photometric="minisblack")
+    tczyx = RNG.integers(0, 100, (3, 2, 12, 10)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ij.tif", tczyx, imagej=True, metadata={"axes": "TCYX"})
+    rgb = RNG.integers(0, 255, (3, 12, 10, 3)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    for name, expected in (("t.tif", data), ("ij.tif", tczyx), ("rgb.tif", rgb)):
+        stack = open_stack(tmp_path / name)
+        assert stack.shape == expected.shape and stack.dtype == expected.dtype
+        np.testing.assert_array_equal(stack[2], expected[2])
+        np.testing.assert_array_equal(stack[1, 3:5], expected[1, 3:5])
+        np.testing.assert_array_equal(stack[0:2], expected[0:2])
+        stack.close()
+    with FrameSource(tmp_path / "ij.tif", channel=1) as source:
+        np.testing.assert_array_equal(source.raw(2), tczyx[2, 1])
+
+
 def test_folders_of_png_and_tif_frames_in_natural_order(tmp_path):
     grey = RNG.integers(0, 256, (3, 10, 14), dtype=np.uint8)
     deep = RNG.integers(0, 65535, (3, 10, 14)).astype(np.uint16)

@@ -102,13 +102,47 @@ class FolderStack:
         return frame[rest] if rest else frame
 
 
+class _PagedSeries:
+    """A TIFF series read page by page with tifffile alone (no zarr): frame t is its t-th run of pages.
+
+    Each frame of a (T, ...) series is ``len(pages) // T`` consecutive pages, as tifffile and ImageJ
+    write stacks and hyperstacks; a frame is read only when it is indexed.
+    """
+
+    def __init__(self, series: Any) -> None:
+        self.series = series
+        self.shape = tuple(int(n) for n in series.shape)
+        self.dtype = np.dtype(series.dtype)
+        pages = len(series.pages)
+        if pages % self.shape[0] or pages < self.shape[0]:
+            raise ValueError(f"{pages} pages do not divide into {self.shape[0]} frames")
+        self.pages_per_frame = pages // self.shape[0]
+
+    def frame(self, t: int) -> np.ndarray:
+        first = int(t) * self.pages_per_frame
+        pages = [self.series.pages[i].asarray() for i in range(first, first + self.pages_per_frame)]
+        return np.stack(pages).reshape(self.shape[1:])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        index, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        frames = np.arange(self.shape[0])[index]
+        data = self.frame(int(frames)) if np.ndim(frames) == 0 else np.stack([self.frame(t) for t in frames])
+        if not rest:
+            return data
+        return data[rest] if np.ndim(frames) == 0 else data[(slice(None),) + tuple(rest)]
+
+
 class TiffStack:
-    """The first series of a TIFF file, read lazily through tifffile's zarr store (pages on demand)."""
+    """The first series of a TIFF file, read lazily (pages on demand): through tifffile's zarr store,
+    or page by page with tifffile alone when zarr is not installed."""
 
     def __init__(self, path: Path) -> None:
         import tifffile
-        import zarr
 
+        try:
+            import zarr
+        except ImportError:  # a core dependency, but TIFF stacks do not need it
+            zarr = None
         try:
             self._tif = tifffile.TiffFile(path)
         except Exception as error:  # not a TIFF, truncated
@@ -120,7 +154,7 @@ class TiffStack:
                     f"frames: {path} holds a single image of shape {tuple(series.shape)} (axes {series.axes}); "
                     f"frames must be (T,H,W) or (T,H,W,C); {SINGLE_IMAGE_HINT}"
                 )
-            self._array = zarr.open(series.aszarr(level=0), mode="r")
+            self._array = zarr.open(series.aszarr(level=0), mode="r") if zarr is not None else _PagedSeries(series)
         except ValueError:
             self._tif.close()
             raise
