@@ -194,3 +194,17 @@ def test_learning_curve_draws_each_run_after_the_other(tmp_path):
     assert "single frame" in texts and "video" in texts
     with pytest.raises(SystemExit):
         curve_main([str(tmp_path / "image"), "-o", str(out), "--labels", "a", "b"])
+
+
+def test_on_off_training_flags_are_bools_and_old_spellings_still_work():
+    from sam2_model.train.__main__ import parse_args
+
+    settings = parse_args(["--out", "x", "--positional-init", "no", "--memory-positional-init", "auto"])
+    assert settings.positional_init is False and settings.memory_positional_init is None
+    assert parse_args(["--out", "x", "--memory-positional-init", "1"]).memory_positional_init is True
+    assert parse_args(["--out", "x"]).positional_init is True
+    old = TrainSettings(out="x", positional_init=0, memory_positional_init=-1)  # as older runs saved them
+    assert old.positional_init is False and old.memory_positional_init is None
+    assert TrainSettings(out="x", memory_positional_init=0).memory_positional_init is False
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x", "--positional-init", "auto"])

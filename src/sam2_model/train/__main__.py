@@ -28,6 +28,25 @@ import torch
 from .loop import TrainSettings, train
 
 
+def _flag(text: str) -> Optional[bool]:
+    """An on/off option: 1/0, true/false, yes/no, on/off; auto (or -1) leaves the choice to the run."""
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    if word in ("auto", "-1", "none"):
+        return None
+    raise argparse.ArgumentTypeError(f"expected 1/0, true/false, yes/no or auto, got {text!r}")
+
+
+def _on_off(text: str) -> bool:
+    value = _flag(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected 1/0, true/false or yes/no, got {text!r}")
+    return value
+
+
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     defaults = TrainSettings(out="")
     parser = argparse.ArgumentParser(prog="python -m sam2_model.train", description=__doc__,
@@ -38,7 +57,10 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
             continue
         default = getattr(defaults, field.name)
         annotation = str(field.type)
-        kind = int if "int" in annotation else float if "float" in annotation else str
+        if "bool" in annotation:
+            kind = _flag if "Optional" in annotation else _on_off
+        else:
+            kind = int if "int" in annotation else float if "float" in annotation else str
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
                             help=f"(default: {default})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

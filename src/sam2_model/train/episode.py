@@ -73,8 +73,8 @@ def _add_corrections(points: _Points, prediction: MaskPrediction, target: torch.
         points.add(n, x, y, label)
 
 
-def _losses(model: SAM2Model, prediction: MaskPrediction, target: torch.Tensor,
-            weights: LossWeights) -> Dict[str, torch.Tensor]:
+def _losses(prediction: MaskPrediction, target: torch.Tensor, weights: LossWeights) -> Dict[str, torch.Tensor]:
+    """The loss terms of one decoded prediction against target (N, S, S) masks."""
     logits = prediction.raw_multimask_logits
     size = target.shape[-2:]
     if logits.shape[-2:] != size:
@@ -133,13 +133,13 @@ def _session(model: SAM2Model, clip: Clip, features: FrameFeatures, rng: np.rand
                 points.add(n, x1, y1, 3)
         coords, labels = points.tensors(device)
         prediction = model.track_step(0, first, True, {}, {}, num_frames, coords, labels)
-        terms.append(_losses(model, prediction, masks[0], weights))
+        terms.append(_losses(prediction, masks[0], weights))
         for _ in range(int(rng.integers(0, settings.max_corrections + 1))):
             _add_corrections(points, prediction, masks[0], rng)
             coords, labels = points.tensors(device)
             prediction = model.track_step(0, first, True, {}, {}, num_frames, coords, labels,
                                           prev_mask_logits=prediction.low_res_logits)
-            terms.append(_losses(model, prediction, masks[0], weights))
+            terms.append(_losses(prediction, masks[0], weights))
         from_points = True
     if num_frames == 1:
         return terms
@@ -151,14 +151,14 @@ def _session(model: SAM2Model, clip: Clip, features: FrameFeatures, rng: np.rand
     for t in range(1, num_frames):
         frame = _frame(features, t, num_objects)
         prediction = model.track_step(t, frame, False, cond, recent, num_frames)
-        terms.append(_losses(model, prediction, masks[t], weights))
+        terms.append(_losses(prediction, masks[t], weights))
         if t == corrected_frame:
             points = _Points(num_objects)
             _add_corrections(points, prediction, masks[t], rng)
             coords, labels = points.tensors(device)
             prediction = model.track_step(t, frame, False, cond, recent, num_frames, coords, labels,
                                           prev_mask_logits=prediction.low_res_logits)
-            terms.append(_losses(model, prediction, masks[t], weights))
+            terms.append(_losses(prediction, masks[t], weights))
             cond[t] = _memory(model, frame, prediction, True)
         else:
             recent[t] = _memory(model, frame, prediction, False)

@@ -56,8 +56,14 @@ class TrainSettings:
     click_prob: float = 0.6
     box_prob: float = 0.3
     max_corrections: int = 2
-    positional_init: int = 1  # 1: start the decoder's cross-attentions position-aware (random init only)
-    memory_positional_init: int = -1  # memory attention starts local: -1 on random init only, 1 always, 0 never
+    positional_init: bool = True  # start the decoder's cross-attentions position-aware (random init only)
+    memory_positional_init: Optional[bool] = None  # memory attention starts local: None on random init only
+
+    def __post_init__(self) -> None:
+        # older runs and scripts spelled these flags 1/0 and 1/0/-1 (-1: on random init only)
+        self.positional_init = bool(self.positional_init)
+        if self.memory_positional_init is not None and not isinstance(self.memory_positional_init, bool):
+            self.memory_positional_init = None if int(self.memory_positional_init) < 0 else bool(self.memory_positional_init)
 
 
 @torch.no_grad()
@@ -174,8 +180,8 @@ def train(
     elif settings.positional_init:
         positional_attention_init(model)
     starting = state is None
-    if starting and (settings.memory_positional_init == 1 or (
-            settings.memory_positional_init == -1 and settings.init is None)):
+    local_memory = settings.init is None if settings.memory_positional_init is None else settings.memory_positional_init
+    if starting and local_memory:
         memory_attention_locality_init(model)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Tuple
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 
@@ -60,8 +59,3 @@ def corrective_click(pred: np.ndarray, gt: np.ndarray, rng: np.random.Generator)
     x, y = sample_click(largest, rng)
     return x, y, label
 
-
-def stack_points(points: list, labels: list, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-object point lists (equal lengths) -> coords (N, P, 2) float32 and labels (N, P) int32."""
-    coords = torch.tensor(np.asarray(points, dtype=np.float32), device=device)
-    return coords, torch.tensor(np.asarray(labels, dtype=np.int32), device=device)
