@@ -13,8 +13,6 @@ import numpy as np
 
 from .layout import StackLayout
 
-POSITIVE, NEGATIVE = "positive", "negative"
-
 
 @dataclass
 class FramePrompt:
