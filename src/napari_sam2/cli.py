@@ -199,6 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
