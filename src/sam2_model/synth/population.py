@@ -18,7 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .shapes import HARMONICS, Blob, Cell, Rod, draw, draw_rods, texture_field
+from .batch import draw_many
+from .shapes import HARMONICS, Blob, Cell, Rod, texture_field
 
 __all__ = ["CELL_TYPES", "Population", "PopulationSettings", "simulate"]
 
@@ -281,66 +282,39 @@ class _World:
 def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.ndarray,
             maps: Dict[str, np.ndarray], fine: np.ndarray, coarse: np.ndarray, cell_type: str,
             nucleus_factor: float, membrane_width: float) -> None:
-    shape = labels.shape[1:]
-    rods = sorted([c for c in cells if isinstance(c, Rod)], key=lambda c: (c.depth, c.id))  # far first
-    if rods:
-        _render_rods(rods, t, labels, maps, fine, coarse, membrane_width)
-    others = [c for c in list(cells) + list(debris) if not isinstance(c, Rod)]
-    for c in sorted(others, key=lambda c: (c.depth, c.id)):  # far first
-        drawn = draw(c, shape, fine, coarse)
-        if drawn is None:
-            continue
-        y0, y1, x0, x1 = drawn.box
-        inside = drawn.inside
-        if not c.debris:
-            labels[t, y0:y1, x0:x1][inside] = c.id
-        edge = np.maximum(drawn.edge, 0.0)
-        if "body" in maps:
-            if cell_type == "cells":  # thin at the rim, thicker in the middle
-                prof = 1.0 - np.exp(-edge / max(1.0, 0.15 * c.radius))
-                if drawn.nucleus is not None:
-                    prof = prof * np.where(drawn.nucleus < 1.0, nucleus_factor, 1.0)
-            else:
-                prof = 0.75 + 0.25 * np.clip(1.0 - drawn.rho**2, 0.0, 1.0)
-            maps["body"][t, y0:y1, x0:x1] += np.where(inside, c.bright * prof * drawn.texture, 0.0)
-        if "membrane" in maps:
-            ring = np.exp(-0.5 * (edge / membrane_width) ** 2) + 0.08
-            maps["membrane"][t, y0:y1, x0:x1] += np.where(inside, c.bright * ring * (0.8 + 0.2 * drawn.texture), 0.0)
-        if "opl" in maps:
-            if isinstance(c, Blob) and cell_type == "cells":
-                prof = 0.55 * (1.0 - np.exp(-edge / max(1.0, 0.2 * c.radius)))
-                if drawn.nucleus is not None:
-                    prof = prof + 0.45 * np.sqrt(np.clip(1.0 - drawn.nucleus**2, 0.0, 1.0))
-            else:
-                prof = np.sqrt(np.clip(1.0 - drawn.rho**2, 0.0, 1.0))
-            maps["opl"][t, y0:y1, x0:x1] += np.where(inside, c.height * prof * drawn.texture, 0.0)
-
-
-def _render_rods(rods: Sequence[Rod], t: int, labels: np.ndarray, maps: Dict[str, np.ndarray],
-                 fine: np.ndarray, coarse: np.ndarray, membrane_width: float) -> None:
-    """All rods of a frame at once (many small cells: one vectorised pass instead of a loop)."""
+    """Draw frame ``t``: labels by depth (the nearest cell owns a pixel), signals added up."""
     h, w = labels.shape[1:]
-    drawn = draw_rods(rods, (h, w), fine, coarse)
-    if len(drawn.flat) == 0:
+    every = sorted(list(cells) + list(debris), key=lambda c: (c.depth, c.id))  # far first
+    drawn = draw_many(every, (h, w), fine, coarse)
+    if drawn is None:
         return
-    flat_labels = labels[t].reshape(-1)
-    last = len(drawn.flat) - 1 - np.unique(drawn.flat[::-1], return_index=True)[1]  # the nearest rod's pixel
-    ids = np.array([r.id for r in rods], dtype=np.int32)
-    flat_labels[drawn.flat[last]] = ids[drawn.owner[last]]
+    own = drawn.owner
+    column = lambda values, dtype=np.float32: np.asarray(values, dtype=dtype)[own]  # noqa: E731 (per pixel)
+    labelled = ~column([c.debris for c in every], bool)
+    order = np.lexsort((own[labelled], drawn.flat[labelled]))  # by pixel, then from far to near
+    flat = drawn.flat[labelled][order]
+    nearest = np.r_[flat[1:] != flat[:-1], True]
+    ids = np.array([c.id for c in every], dtype=np.int32)
+    labels[t].reshape(-1)[flat[nearest]] = ids[own[labelled][order][nearest]]
+    edge = np.maximum(drawn.edge, 0.0)
     rho2 = np.clip(1.0 - drawn.rho**2, 0.0, 1.0)
-    if "body" in maps:
-        bright = np.array([r.bright for r in rods], dtype=np.float32)[drawn.owner]
-        value = bright * (0.75 + 0.25 * rho2) * drawn.texture
-        maps["body"][t] += np.bincount(drawn.flat, value, minlength=h * w).reshape(h, w).astype(np.float32)
+    whole = column([isinstance(c, Blob) and cell_type == "cells" for c in every], bool)  # spread cells
+    radius = column([c.radius for c in every])
+    in_nucleus = drawn.nucleus < 1.0
+
+    def add(name: str, value: np.ndarray) -> None:
+        maps[name][t] += np.bincount(drawn.flat, value, minlength=h * w).reshape(h, w).astype(np.float32)
+
+    if "body" in maps:  # spread cells: thin at the rim, thicker in the middle; nuclei and rods: domes
+        spread = (1.0 - np.exp(-edge / np.maximum(1.0, 0.15 * radius))) * np.where(in_nucleus, nucleus_factor, 1.0)
+        add("body", column([c.bright for c in every]) * np.where(whole, spread, 0.75 + 0.25 * rho2) * drawn.texture)
     if "membrane" in maps:
-        bright = np.array([r.bright for r in rods], dtype=np.float32)[drawn.owner]
-        ring = np.exp(-0.5 * (drawn.edge / membrane_width) ** 2) + 0.08
-        value = bright * ring * (0.8 + 0.2 * drawn.texture)
-        maps["membrane"][t] += np.bincount(drawn.flat, value, minlength=h * w).reshape(h, w).astype(np.float32)
+        ring = np.exp(-0.5 * (edge / membrane_width) ** 2) + 0.08
+        add("membrane", column([c.bright for c in every]) * ring * (0.8 + 0.2 * drawn.texture))
     if "opl" in maps:
-        height = np.array([r.height for r in rods], dtype=np.float32)[drawn.owner]
-        value = height * np.sqrt(rho2) * drawn.texture
-        maps["opl"][t] += np.bincount(drawn.flat, value, minlength=h * w).reshape(h, w).astype(np.float32)
+        nucleus_bump = np.sqrt(np.clip(1.0 - np.minimum(drawn.nucleus, 2.0) ** 2, 0.0, 1.0))
+        spread = 0.55 * (1.0 - np.exp(-edge / np.maximum(1.0, 0.2 * radius))) + 0.45 * nucleus_bump
+        add("opl", column([c.height for c in every]) * np.where(whole, spread, np.sqrt(rho2)) * drawn.texture)
 
 
 def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, settings: PopulationSettings,

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Cell", "Blob", "Rod", "Drawn", "DrawnRods", "draw", "draw_rods", "texture_field"]
+__all__ = ["Cell", "Blob", "Rod", "Drawn", "draw", "texture_field"]
 
 HARMONICS = np.arange(2, 7)  # boundary wobble orders
+_ANGLES = np.linspace(0.0, 2 * np.pi, 72, endpoint=False)
 
 
 @dataclass
@@ -75,10 +76,18 @@ class Blob(Cell):
     def area(self) -> float:
         return math.pi * self.a * self.b
 
+    def max_factor(self) -> float:
+        """The largest boundary factor f(phi) (sampled every 5 degrees, with a margin for between)."""
+        f = 1.0 + self.amp @ np.cos(np.outer(HARMONICS, _ANGLES) + self.phase[:, None])
+        if len(self.lobe_amp):
+            cosd = np.cos(_ANGLES[None, :] - self.lobe_angle[:, None])
+            f = f + self.lobe_amp @ np.exp((cosd - 1.0) / (self.lobe_width[:, None] ** 2))
+        return float(f.max()) * 1.03 + 0.02
+
     def half_box(self) -> Tuple[float, float]:
         """Half height and half width (px) of a box that holds the cell: the shape lies inside the
         ellipse scaled by the largest boundary factor."""
-        grow = 1.0 + float(self.amp.sum() + self.lobe_amp.sum())
+        grow = self.max_factor()
         s, c = math.sin(self.theta), math.cos(self.theta)
         return (grow * math.hypot(self.a * s, self.b * c) + 1.5, grow * math.hypot(self.a * c, self.b * s) + 1.5)
 
@@ -198,50 +207,3 @@ def draw(cell: Cell, shape: Tuple[int, int], fine: np.ndarray, coarse: np.ndarra
     return Drawn((y0, y1, x0, x1), inside, edge.astype(np.float32), rho.astype(np.float32),
                  texture.astype(np.float32), nucleus)
 
-
-@dataclass
-class DrawnRods:
-    """Many rods drawn at once, inside pixels only, in the order of the rods given (so a later rod's
-    pixel is nearer): owner (index into the rods), flat (index into the H x W frame), edge, rho, texture."""
-
-    owner: np.ndarray
-    flat: np.ndarray
-    edge: np.ndarray
-    rho: np.ndarray
-    texture: np.ndarray
-
-
-def draw_rods(rods: Sequence[Rod], shape: Tuple[int, int], fine: np.ndarray, coarse: np.ndarray) -> DrawnRods:
-    """Draw all ``rods`` into a frame of ``shape`` in one vectorised pass (the same geometry and texture
-    as :func:`draw`, on boxes padded to the largest rod's)."""
-    h, w = shape
-    n = len(rods)
-    par = np.array([[r.pos[0], r.pos[1], r.theta, 0.5 * r.length, r.radius, r.bend, r.tex_scale,
-                     r.tex_offset[0], r.tex_offset[1], r.tex_fine, r.tex_coarse] for r in rods], dtype=np.float64)
-    boxes = np.array([r.half_box() for r in rods]).reshape(n, 2)
-    sy, sx = (2 * np.ceil(boxes.max(axis=0)).astype(int) + 2) if n else (1, 1)
-    cy, cx = par[:, 0], par[:, 1]
-    oy = np.floor(cy).astype(np.int64) - sy // 2
-    ox = np.floor(cx).astype(np.int64) - sx // 2
-    yy = oy[:, None, None] + np.arange(sy)[None, :, None]
-    xx = ox[:, None, None] + np.arange(sx)[None, None, :]
-    col = lambda k: par[:, k].astype(np.float32)[:, None, None]  # noqa: E731 (one parameter per rod)
-    dy = yy.astype(np.float32) - col(0)
-    dx = xx.astype(np.float32) - col(1)
-    ca, sa = np.cos(col(2)), np.sin(col(2))
-    u = dx * ca + dy * sa
-    v = dy * ca - dx * sa
-    half = col(3)
-    along = np.minimum(np.maximum(u, -half), half)
-    across = v - col(5) * along * along
-    dist = np.hypot(u - along, across)
-    edge = col(4) - dist
-    inside = (edge > 0) & (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-    mask = fine.shape[0] - 1
-    iy = (v * col(6) + col(7)).astype(np.int32) & mask
-    ix = (u * col(6) + col(8)).astype(np.int32) & mask
-    texture = 1.0 + col(9) * fine[iy, ix] + col(10) * coarse[iy, ix]
-    sel = inside.ravel()
-    owner = np.repeat(np.arange(n), sy * sx)[sel]
-    flat = (yy * w + xx).ravel()[sel]
-    return DrawnRods(owner, flat, edge.ravel()[sel], (dist / col(4)).ravel()[sel], texture.ravel()[sel])
