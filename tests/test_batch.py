@@ -254,13 +254,26 @@ def test_large_labels_go_to_ome_zarr(data, reference, tmp_path):
     np.testing.assert_array_equal(np.asarray(open_stack(tmp_path / "s2" / "labels.ome.zarr")[:]), reference["s2"])
 
 
+def test_rgb_stack_matches_segment(data, tmp_path):
+    """A (T, Y, X, 3) TIFF runs in colour, as segment() runs it (in-process task)."""
+    grey = tifffile.imread(data / "s0.tif")
+    rgb = np.stack([grey, grey // 2, np.flip(grey, axis=-1)], axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    prompts = find_prompts(data / "s0.tif")
+    task = StackTask("rgb", str(tmp_path / "rgb.tif"), str(tmp_path / "out"), ModelSpec(**MODEL), prompts=str(prompts))
+    row = process_stack(task)
+    assert row["status"] == "ok", row["error"]
+    expected = segment(rgb, *read_prompts(prompts), **MODEL)
+    np.testing.assert_array_equal(_labels(tmp_path / "out", "rgb"), expected)
+
+
 def _visible_devices() -> str:
     return os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
 
 def test_gpu_cluster_pins_one_device_per_worker():
     """The CUDA layout (built here without GPUs): worker i sees only device i, one thread each."""
-    with gpu_cluster(2) as cluster, distributed.Client(cluster) as active:
+    with gpu_cluster(2, dashboard_address=":0") as cluster, distributed.Client(cluster) as active:
         active.wait_for_workers(2)
         assert sorted(active.run(_visible_devices).values()) == ["0", "1"]
         assert list(active.nthreads().values()) == [1, 1]

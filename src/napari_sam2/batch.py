@@ -54,14 +54,14 @@ def _gpu_count(device: str) -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def gpu_cluster(count: int, threads_per_worker: int = 1) -> Any:
+def gpu_cluster(count: int, threads_per_worker: int = 1, dashboard_address: str = ":8787") -> Any:
     """A local cluster of ``count`` worker processes, worker i seeing only GPU i (CUDA_VISIBLE_DEVICES)."""
     from distributed import Nanny, Scheduler, SpecCluster
 
     specs = {i: {"cls": Nanny, "options": {"nthreads": threads_per_worker, "silence_logs": logging.ERROR,
                                            "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
              for i in range(count)}
-    return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":8787"}},
+    return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": dashboard_address}},
                        silence_logs=logging.ERROR)
 
 
