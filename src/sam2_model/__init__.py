@@ -5,7 +5,7 @@
 """
 
 from .automatic import AutomaticMaskGenerator
-from .build import CheckpointError, build_model, identify_preset, list_models, load_checkpoint, resolve_device
+from .build import CheckpointError, Weights, build_model, identify_preset, list_models, load_checkpoint, resolve_device
 from .config import SAM2Config, get_config
 from .frames import FrameSource
 from .image_predictor import ImagePredictor
@@ -27,6 +27,7 @@ __all__ = [
     "SAM2Model",
     "SessionSnapshot",
     "VideoSession",
+    "Weights",
     "blob_points",
     "build_model",
     "get_config",
