@@ -5,7 +5,8 @@
 
 prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a row that also has
 ``y1,x1`` is a box from (y, x) to (y1, x1). Coordinates are pixels; header names are case-insensitive
-(see :mod:`napari_sam2.prompts_csv`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
+(see :mod:`napari_sam2.prompts_csv`). ``napari-sam2 batch INPUTS... --out DIR`` runs many stacks on Dask
+(:mod:`napari_sam2._cli_batch`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
 channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis.
 
 Everything that can be checked is checked before the model is built: the prompts, the stack's axes,
@@ -29,6 +30,7 @@ from sam2_model.build import Weights, build_model
 from sam2_model.frames_io import open_stack
 
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
+from ._cli_batch import add_batch_parser
 from .api import resolve_axes, segment
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
 
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_track_parser(commands)
     add_evaluate_parser(commands).set_defaults(run=run_evaluate)
+    add_batch_parser(commands)
     return parser
 
 
