@@ -150,6 +150,9 @@ def test_each_image_has_its_own_layers_and_session(make_napari_viewer, tmp_path,
     np.testing.assert_array_equal(labels_a.data, before)  # b's run left a's masks alone
     w.image_combo.setCurrentText("a")
     assert w.controller.session is session_a and len(w.points_layer.data) == 1
+    viewer.layers["a"].name = "a renamed"  # its layers and the selector follow; the session stays
+    assert w.image_combo.currentText() == "a renamed" and w.controller.session is session_a
+    assert w.points_layer.name == "SAM2 clicks [a renamed]" and w.labels_layer.name == "SAM2 masklets [a renamed]"
 
 
 # ---------------------------------------------------------------- fault 4

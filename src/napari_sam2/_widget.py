@@ -26,13 +26,13 @@ from qtpy.QtWidgets import (
 
 from ._axes_panel import AxesPanel
 from ._image_state import (
-    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, same_layer,
+    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, layer_name, same_layer,
+    BOXES_NAME, LABELS_NAME, POINTS_NAME,
 )
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import RunMixin
-from ._track_all_panel import TrackAllPanel
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .layout import StackLayout, world_to_data
@@ -109,8 +109,6 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         for widget in (self.progress, self.cancel_button, self.undo_button, self.objects, self.export_labels_button,
                        self.export_table_button, self.tracks_button, self.status):
             layout.addWidget(widget)
-        self.track_all = TrackAllPanel(self)  # "Track all cells": automatic tracking, correction, lineage
-        layout.addWidget(self.track_all)
         self.track_all = TrackAllPanel(self)  # "Track all cells (automatic)", collapsed at first
         layout.addWidget(self.track_all)
         layout.addStretch()
@@ -205,6 +203,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         if seed in seeds:
             self.seed_combo.setCurrentText(seed)
         current = self.image_combo.currentText()
+        if self._state is not None and self._state.image in self.viewer.layers:
+            current = self._state.image.name  # follows a renamed image
         names = [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
         self.image_combo.blockSignals(True)
         self.image_combo.clear()
@@ -247,6 +247,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         state = self.states.get(layer.unique_id)
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
+            layer.events.name.connect(lambda event, s=state: self._on_image_renamed(s))
         self._state = state
         self.axes.show_for(layer, state.axes)
         self._ensure_prompt_layers()
@@ -261,10 +262,18 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self._refresh_objects()
         self.activate_clicks()
 
+    def _on_image_renamed(self, state: ImageState) -> None:
+        """An image's own layers follow its new name."""
+        for base, layer in ((POINTS_NAME, state.points), (BOXES_NAME, state.boxes), (LABELS_NAME, state.labels)):
+            if layer is not None:
+                layer.name = layer_name(base, state.image)
+        self._refresh_images()
+
     def _ensure_prompt_layers(self) -> None:
         state = self._state
         if state is None:
             return
+        made = state.points is None or state.boxes is None
         if state.points is None:
             state.points = add_points_layer(self.viewer, state.image, state.obj_id, state.positive)
             state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
@@ -272,7 +281,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         if state.boxes is None:
             state.boxes = add_boxes_layer(self.viewer, state.image, state.obj_id)
             state.boxes.events.data.connect(lambda event, s=state: self._on_boxes_changed(s, event))
-        state.last_prompts = capture(state)
+        if made:  # what Undo of the next step puts back
+            state.last_prompts = capture(state)
         self.activate_clicks()
 
     def activate_clicks(self) -> None:
