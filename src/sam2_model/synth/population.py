@@ -113,7 +113,7 @@ class _World:
         probe = [self.new_cell((0, 0), (0, 0), s.cell_size) for _ in range(8)]
         self.next_id = 1
         mean_area = float(np.mean([c.area() for c in probe]))
-        count = int(np.clip(round(s.density * h * w / mean_area), 1, s.max_cells))
+        count = int(np.clip(round(s.density * h * w / mean_area), 1, 0.85 * s.max_cells))  # room to divide
         if s.colony:
             centre = rng.uniform(0.3, 0.7, 2) * (h, w)
             spread = math.sqrt(count * mean_area / (0.7 * math.pi))  # packed at ~70 % inside the colony
