@@ -199,6 +199,7 @@ class TrackAllPanel(QCollapsible):
                 progress(len(entry.tracking.history[-1].frames), total)
         self._refresh_labels(entry.image)
         self.update_tracks_layer(entry)
+        self._say_done(entry)
         return entry.tracking.result()
 
     def _on_repropagate(self) -> None:
@@ -288,18 +289,22 @@ class TrackAllPanel(QCollapsible):
         elif outcome == "failed":
             self.status.setText(f"{self.status.text()} ({span} written whole; 'Undo tracking step' reverts them.)")
         else:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1)
-            count = len(entry.tracking.lineage) if entry is not None else 0
-            divided = len(entry.tracking.lineage.divisions()) if entry is not None else 0
-            self.status.setText(f"Done: {span}, {count} track(s), {divided} division(s). Pick a track (or a label) "
-                                "and click it to correct it.")
+            self._say_done(entry)
         self._refresh_labels(self._run_image)
         if entry is not None:
             self.update_tracks_layer(entry)
             top = max([t.track_id for t in entry.tracking.lineage.rows()] + [0])
             if top and same_layer(self.widget.image_layer, self._run_image):  # new clicks of the widget get a fresh id
                 self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
+
+    def _say_done(self, entry: Optional[_ImageTracking]) -> None:
+        done = sorted(entry.tracking.history[-1].frames) if entry is not None and entry.tracking.history else []
+        span = f"frames {done[0]}-{done[-1]}" if done else "no frame"
+        lineage = entry.tracking.lineage if entry is not None else None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
+                            "division(s). Pick a track (or a label) and click it to correct it.")
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():
