@@ -206,7 +206,7 @@ def test_remove_small_regions_holes_and_islands():
 
 # ---------------------------------------------------------------------------------------- parity
 PARITY_CASES = {
-    "nuclei-grid16-single": ("nuclei", dict(points_per_side=16, multimask_output=False, pred_iou_thresh=0.9,
+    "nuclei-grid12-single": ("nuclei", dict(points_per_side=12, multimask_output=False, pred_iou_thresh=0.9,
                                             stability_score_thresh=0.5)),
     "texture-grid10-multimask": ("texture", dict(points_per_side=10, pred_iou_thresh=0.5,
                                                  stability_score_thresh=0.0)),

@@ -45,7 +45,8 @@ def test_blob_points_hit_nearly_every_nucleus(kwargs, diameter):
         assert (points[:, 0] <= image.shape[1]).all() and (points[:, 1] <= image.shape[0]).all()
         hit, off = _hits(points, labels)
         ids = set(np.unique(labels).tolist()) - {0}
-        cells, found, false, points_total = cells + len(ids), found + len(hit & ids), false + off, points_total + len(points)
+        cells, found = cells + len(ids), found + len(hit & ids)
+        false, points_total = false + off, points_total + len(points)
     assert found >= 0.95 * cells, f"{found}/{cells} nuclei hit"
     assert false <= 0.05 * cells, f"{false} points on background for {cells} nuclei"
     assert points_total <= 1.1 * cells, f"{points_total} points for {cells} nuclei (duplicates)"

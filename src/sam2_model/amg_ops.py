@@ -132,7 +132,9 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
     return order[torch.from_numpy(keep).to(order.device)]
 
 
-def near_crop_edge(boxes: torch.Tensor, crop_box: Sequence[int], image_box: Sequence[int], atol: float = 20.0) -> torch.Tensor:
+def near_crop_edge(
+    boxes: torch.Tensor, crop_box: Sequence[int], image_box: Sequence[int], atol: float = 20.0
+) -> torch.Tensor:
     """(N, 4) boxes in crop coordinates -> (N,) bool: some side lies within ``atol`` of a crop edge
     that is not also an image edge (such masks are likely cut by the crop)."""
     offset = torch.tensor([crop_box[0], crop_box[1], crop_box[0], crop_box[1]], device=boxes.device)

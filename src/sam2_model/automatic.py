@@ -203,7 +203,8 @@ class AutomaticMaskGenerator:
             raise ValueError("points contain NaN or infinite coordinates")
         outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
         if outside.any():
-            raise ValueError(f"points must lie inside the {width}x{height} image, got (x, y) = {xy[outside][0].tolist()}")
+            first = xy[outside][0].tolist()
+            raise ValueError(f"points must lie inside the {width}x{height} image, got (x, y) = {first}")
         return xy
 
     def _process_crop(
@@ -232,7 +233,8 @@ class AutomaticMaskGenerator:
         points = torch.cat([k[4] for k in kept])
         keep = amg_ops.batched_nms(boxes.float(), ious, torch.zeros(len(boxes), dtype=torch.int64), self.box_nms_thresh)
         offset = torch.tensor([x0, y0, x0, y0])
-        found.add(crop_box=crop, masks=masks[keep], boxes=boxes[keep] + offset, ious=ious[keep], stability=stability[keep],
+        found.add(crop_box=crop, masks=masks[keep], boxes=boxes[keep] + offset, ious=ious[keep],
+                  stability=stability[keep],
                   points=points[keep] + torch.tensor([x0, y0], dtype=points.dtype),
                   crop=torch.tensor([crop] * len(keep), dtype=torch.int64).reshape(-1, 4))
 

@@ -19,7 +19,6 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import blob_log
 
 __all__ = ["blob_points", "DEFAULT_THRESHOLD"]
 
@@ -87,6 +86,8 @@ def blob_points(
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     if relative_threshold is not None and relative_threshold > 1:
         raise ValueError(f"relative_threshold must be in [0, 1], got {relative_threshold!r}")
+    from skimage.feature import blob_log  # imported here: `import sam2_model` stays light
+
     frame = normalise_frame(image)
     if dark_cells:
         frame = 1.0 - frame
