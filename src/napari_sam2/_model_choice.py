@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import sam2_model as sm
+from sam2_model.build import Weights
 from sam2_model.checkpoints import download, find_cached
 
 EMBEDDED, CACHED, LOCAL, RANDOM = "embedded (demo)", "cached or download", "local file…", "random weights (testing)"
@@ -62,12 +63,12 @@ def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None
     """
     choice.check()
     if choice.weights == RANDOM:
-        checkpoint: Optional[str] = "random"
+        checkpoint: Union[Weights, str] = Weights.RANDOM
     elif choice.weights == LOCAL:
-        checkpoint = choice.path
+        checkpoint = str(choice.path)
     elif choice.name == DEMO:
-        checkpoint = None  # the embedded weights
-    else:
+        checkpoint = Weights.EMBEDDED
+    else:  # downloaded here (not by build_model) to report progress and allow a cancel
         checkpoint = str(download(choice.name, progressbar=progress or False))
     return sm.build_model(choice.name, checkpoint=checkpoint, device=choice.device, image_size=choice.image_size)
 
