@@ -156,3 +156,21 @@ def test_rgb_stack_through_the_cli(tmp_path):
     labels = tifffile.imread(tmp_path / "labels.tif")
     assert labels.shape == movie.image.shape
     assert region_similarity(labels[0] == obj_id, movie.labels[0] == obj_id) > 0.7
+
+
+def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(tmp_path, monkeypatch):
+    from napari_sam2 import cli
+
+    output = tmp_path / "labels.tif"
+    output.write_bytes(b"the previous run's labels")
+
+    def broken_imwrite(path, data, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half a TIFF")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli.tifffile, "imwrite", broken_imwrite)
+    with pytest.raises(OSError, match="No space left"):
+        cli.write_atomically(output, np.zeros((2, 4, 4), np.uint32))
+    assert output.read_bytes() == b"the previous run's labels"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.tif"]

@@ -199,7 +199,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: missing files, a full disk
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
