@@ -101,6 +101,11 @@ def test_track_all_cells_lineage_exports_correction_and_undo(opened, qtbot, movi
     ctc_labels, ctc_lineage = read_ctc(panel.export("ctc", str(tmp_path / "ctc")))
     assert check_ctc(ctc_labels, ctc_lineage) == [] and ctc_lineage.divisions()
     assert (tmp_path / "ctc" / "res_track.txt").exists() and (tmp_path / "ctc" / "mask007.tif").exists()
+    assert panel.export("ctc", str(tmp_path / "ctc"), overwrite=True)  # an earlier result is replaced
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.txt").write_text("mine")  # a folder with other files is never emptied
+    assert panel.export("ctc", str(tmp_path / "notes"), overwrite=True) is None
+    assert "holds other files" in panel.status.text() and (tmp_path / "notes" / "thesis.txt").exists()
     geff_graph, _ = read_geff(panel.export("geff", str(tmp_path / "tracks.geff")))
     assert geff_graph.number_of_nodes() == len(tracks.data)
 

@@ -404,13 +404,11 @@ class TrackAllPanel(QCollapsible):
 
         title = {"labels": "Export labels (TIFF)", "tracks": "Export tracks (CSV)", "ctc": "Export a CTC folder",
                  "geff": "Export GEFF (a .geff folder)"}[what]
-        if what == "ctc":
-            path = QFileDialog.getExistingDirectory(self, title)
-        else:
-            filters = {"labels": "TIFF (*.tif)", "tracks": "CSV (*.csv)", "geff": "GEFF (*.geff)"}[what]
-            path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
-        if path:
-            self.export(what, path, overwrite=True)  # the dialog asked about replacing
+        filters = {"labels": "TIFF (*.tif)", "tracks": "CSV (*.csv)", "geff": "GEFF (*.geff)",
+                   "ctc": "a new or empty folder (*)"}[what]
+        path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
+        if path:  # the dialog asked about replacing; only an earlier result of the same kind is replaced
+            self.export(what, path, overwrite=True)
 
     def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
         """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff"."""

@@ -20,6 +20,7 @@ Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,17 +281,21 @@ class TrackAll:
     # ------------------------------------------------------------------ exports
     def export(self, what: str, path: Any, overwrite: bool = False) -> Path:
         """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason),
-        "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path."""
-        from .export import save_labels_tiff
+        "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path.
 
+        Each is written to a temporary name and renamed. overwrite=True replaces an earlier CTC or GEFF
+        result only: a folder holding anything else is refused (ValueError), never emptied.
+        """
         if what not in EXPORTS:
             raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
         path = Path(path)
+        if overwrite:
+            _check_replaceable(what, path)
         result = self.result()
         if not result.labels.any():
             raise ValueError("nothing is tracked yet: press 'Track all cells' first")
         if what == "labels":
-            save_labels_tiff(result.labels, path)
+            _save_tiff(result.labels, path)
         elif what == "tracks":
             write_track_table(path, _lineage_for(result))
         elif what == "ctc":
@@ -328,6 +333,36 @@ def frame_and_plane(values: Sequence[float]) -> List[float]:
     """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
     values = [float(v) for v in values]
     return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
+
+
+def _check_replaceable(what: str, path: Path) -> None:
+    """Refuse to replace a folder that is not an earlier result of the same export."""
+    if not path.exists():
+        return
+    if what == "ctc" and path.is_dir():
+        others = [p.name for p in path.iterdir() if not re.fullmatch(r"mask\d+\.tif|res_track\.txt", p.name)]
+        if others:
+            raise ValueError(f"{path} holds other files ({', '.join(sorted(others)[:3])}...): choose an empty or "
+                             "new folder for the CTC result")
+    elif what == "geff" and not any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zattrs")):
+        raise ValueError(f"{path} exists and is not a GEFF (zarr) folder: choose a new name")
+
+
+def _save_tiff(labels: np.ndarray, path: Path) -> None:
+    """(T, H, W) labels as a compressed greyscale TIFF, written to a temporary name and renamed."""
+    import os
+    import tempfile
+
+    import tifffile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tif", dir=path.parent)
+    os.close(fd)
+    try:
+        tifffile.imwrite(tmp, labels, photometric="minisblack", compression="zlib")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _shift(row: Track, offset: int) -> Track:
