@@ -34,7 +34,7 @@ def clicks_on(movie, frame, ids):
 
 
 def script(model, movie, batch_objects, **options):
-    """Four objects on frame 0, a fifth added on frame 4, a correction, forward and reverse runs."""
+    """Four objects on frame 0, a fifth added on frame 4, a correction, forward, one removed, reverse."""
     ids = clickable_objects(movie.labels[0], min_area=60)
     assert len(ids) >= 5
     session = VideoSession(model, movie.image, batch_objects=batch_objects, **options)
@@ -46,6 +46,7 @@ def script(model, movie, batch_objects, **options):
     steps.append((4, session.obj_ids, session.add_prompt(6, 2, points=clicks_on(movie, 6, ids[2:3]), labels=[0],
                                                        clear_old=False)))  # a correction on a tracked frame
     steps += list(session.propagate(start_frame=3))
+    session.remove_object(3)
     steps += list(session.propagate(start_frame=NUM_FRAMES - 1, reverse=True))
     return steps
 
@@ -65,28 +66,29 @@ def test_batched_matches_per_object(model, movie, options):
     assert_close(script(model, movie, True, **options), script(model, movie, False, **options))
 
 
-def test_objects_are_grouped_by_memory_layout(model, movie):
-    session = VideoSession(model, movie.image)
-    ids = clickable_objects(movie.labels[0], min_area=60)
-    for k, point in enumerate(clicks_on(movie, 0, ids[:3])):
-        session.add_prompt(0, k + 1, points=[point], labels=[1])
-    list(session.propagate(max_frames=3))
-    session.add_prompt(2, 7, points=clicks_on(movie, 2, ids[3:4]), labels=[1])
-    list(session.propagate(start_frame=2, max_frames=1, obj_ids=[7]))
-    states = [session._objects[o] for o in session.obj_ids]  # white-box: the session's own tables
-    groups = group_by_layout(4, states, model.config, NUM_FRAMES, reverse=False)
+def result(memory=True, releasable=False):
+    return FrameResult(torch.zeros(1, 1, 4, 4), torch.zeros(1, 8), torch.ones(1, 1),
+                       torch.zeros(1, 2, 1, 1) if memory else None, releasable)
+
+
+def test_objects_are_grouped_by_memory_layout(model):
+    """Three objects clicked on frame 0 and tracked to frame 3 share a layout; one added on frame 2 does not."""
+    early = [ObjectState(k, cond={0: result()}, non_cond={t: result() for t in (1, 2, 3)}) for k in (1, 2, 3)]
+    late = ObjectState(7, cond={2: result()}, non_cond={3: result()})
+    groups = group_by_layout(4, [early[0], late, *early[1:]], model.config, NUM_FRAMES, reverse=False)
     assert [[s.obj_id for s in members] for _, members in groups] == [[1, 2, 3], [7]]
-    first, late = (layout for layout, _ in groups)
+    first, second = (layout for layout, _ in groups)
     assert first.cond_frames == (0,) and first.recent_frames == (1, 2, 3) and first.pointer_frames == (0, 3, 2, 1)
-    assert late.cond_frames == (2,) and late.recent_frames == (3,)
+    assert second.cond_frames == (2,) and second.recent_frames == (3,) and second.pointer_frames == (2, 3)
+    # Frame 3's memory released (recomputable) keeps the layout; a forgotten one changes it.
+    early[1].non_cond[3] = result(memory=False, releasable=True)
+    early[2].non_cond.pop(3)
+    groups = group_by_layout(4, early, model.config, NUM_FRAMES, reverse=False)
+    assert [[s.obj_id for s in members] for _, members in groups] == [[1, 2], [3]]
 
 
 def test_layout_follows_the_memory_bank_rules(model):
     """Hand-built tables: released memories still count; a frame without memory does not."""
-    def result(memory=True, releasable=False):
-        return FrameResult(torch.zeros(1, 1, 4, 4), torch.zeros(1, 8), torch.ones(1, 1),
-                           torch.zeros(1, 2, 1, 1) if memory else None, releasable)
-
     state = ObjectState(1, cond={5: result()}, non_cond={6: result(memory=False, releasable=True),
                                                          7: result(memory=False), 8: result()})
     layout = memory_layout(9, state, model.config, 20, reverse=False)
