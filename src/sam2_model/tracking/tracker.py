@@ -105,9 +105,13 @@ class CellTracker:
         options: Dict[str, Any] = {"non_overlap_masks": False}
         if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
             options["batch_objects"] = True
-        self.session = VideoSession(model, frames, **options)
-        self.start_frame = self.session.frames.check_index(start_frame)
         self.detector = detector or make_detector(model, seeding, self.cell_diameter, self.min_area, **amg_options)
+        self.session = VideoSession(model, frames, **options)
+        try:
+            self.start_frame = self.session.frames.check_index(start_frame)
+        except ValueError:
+            self.session.close()
+            raise
         self.lineage = Lineage()
         self._states: Dict[int, _TrackState] = {}
         self._split = div.SplitWatch()
