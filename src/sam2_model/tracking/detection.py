@@ -61,7 +61,7 @@ def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: floa
 
 
 def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
-                  min_area: Optional[int] = None, **amg_options: Any) -> Detector:
+                  min_area: Optional[int] = None, **amg_options: Any) -> "CellDetector":
     """A function frame (H, W[, C]) -> list of (H, W) bool cell masks.
 
     seeding: "blobs" (prompts on LoG blobs of the cell-size range: best for small or sparse cells),
@@ -85,19 +85,56 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     # the demo model's masks are soft at the edge: at 0.95 a third of the nuclei were dropped, and at 0.8
     # most daughters of a fresh division (the masks that start their tracks)
     amg_options.setdefault("stability_score_thresh", 0.5)
-    generator = AutomaticMaskGenerator(model, **amg_options)
+    return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
+                        min_area, max_area)
 
-    def detect(frame: np.ndarray) -> List[np.ndarray]:
+
+class CellDetector:
+    """Callable frame -> cell masks (see :func:`make_detector`); remembers the last frame's blob points."""
+
+    def __init__(self, generator: Any, blob_points: Callable[..., np.ndarray], seeding: str,
+                 cell_diameter: Tuple[float, float], min_area: int, max_area: float) -> None:
+        self.generator, self.blob_points, self.seeding = generator, blob_points, seeding
+        self.cell_diameter, self.min_area, self.max_area = cell_diameter, min_area, max_area
+        self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
+
+    def __call__(self, frame: np.ndarray) -> List[np.ndarray]:
         records: List[Dict[str, Any]] = []
-        if seeding in ("blobs", "grid+blobs"):
-            points = blob_points(frame, cell_diameter=(low, high))
-            if len(points):
-                records += generator.generate(frame, points=points)
-        if seeding in ("grid", "grid+blobs"):
-            records += generator.generate(frame)
-        return clean_masks(records, min_area, max_area)
+        self.points = np.zeros((0, 2))
+        if self.seeding in ("grid", "grid+blobs"):
+            records += self.generator.generate(frame)
+        if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
+            self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
+            if len(self.points):
+                records += self.generator.generate(frame, points=self.points)
+        return clean_masks(records, self.min_area, self.max_area)
 
-    return detect
+    def split(self, mask: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """Two nuclei inside one mask (H, W) of the last frame detected, or None.
+
+        Needs two blob points in the mask at least the smallest cell diameter apart; each is clicked
+        positive with the other negative, so SAM 2 separates touching cells it would merge from one click.
+        """
+        if len(self.points) < 2:
+            return None
+        xy = self.points.astype(int)
+        inside = self.points[mask[xy[:, 1], xy[:, 0]]]
+        if len(inside) < 2:
+            return None
+        d = np.hypot(*(inside[:, None, :] - inside[None, :, :]).transpose(2, 0, 1))
+        i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+        if d[i, j] < self.cell_diameter[0]:
+            return None
+        predictor = self.generator.predictor
+        pieces = []
+        for keep, drop in ((inside[i], inside[j]), (inside[j], inside[i])):
+            masks, scores, _ = predictor.predict(points=np.stack([keep, drop]), labels=[1, 0], multimask=False)
+            if float(scores[0]) < 0.7:
+                return None
+            pieces.append(masks[0] & mask)
+        a, b = pieces
+        a &= ~b  # disjoint daughters
+        return a, b
 
 
 def detect_cells(model: SAM2Model, frame: np.ndarray, seeding: str = "blobs",

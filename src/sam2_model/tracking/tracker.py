@@ -278,6 +278,7 @@ class CellTracker:
                           track_id, inside, [int(detections[i].sum()) for i in inside], area, max(state.areas), pair)
                 if pair is not None:
                     self._divide(t, track_id, [detections[inside[k]] for k in pair], labels)
+            self._split_by_clicks(t, labels)
             for n in list(new):
                 mother = self._halved_neighbour(t, detections[n], labels)
                 if mother is not None:
@@ -287,6 +288,27 @@ class CellTracker:
             mask = detections[n] & (labels == 0)
             if np.count_nonzero(mask) >= self.min_area:
                 self._start(t, mask, labels)
+
+    def _split_by_clicks(self, t: int, labels: np.ndarray) -> None:
+        """Divide masklets that hold two nuclei which SAM 2 separates when clicked one against the other
+        (the detector's ``split``; touching daughters often come out of detection as one mask)."""
+        split = getattr(self.detector, "split", None)
+        if split is None:
+            return
+        for track_id in [i for i in self._states if i in self.lineage and self.lineage[i].begin < t]:
+            mask = labels == track_id
+            area = int(np.count_nonzero(mask))
+            if area < self.min_area:
+                continue
+            pieces = split(mask)
+            if pieces is None:
+                continue
+            reference = max(area, max(self._states[track_id].areas))
+            sizes = [int(np.count_nonzero(p)) for p in pieces]
+            log.debug("frame %d: track %d clicked apart into %s (reference %d)", t, track_id, sizes, reference)
+            if min(sizes) >= div.MIN_PIECE_FRACTION * reference and \
+                    div.TOTAL_RANGE[0] <= sum(sizes) / reference <= div.TOTAL_RANGE[1]:
+                self._divide(t, track_id, pieces, labels)
 
     def _halved_neighbour(self, t: int, detection: np.ndarray, labels: np.ndarray) -> Optional[int]:
         """A track touching ``detection`` whose area is 0.3-0.7x of its recent maximum and about the
