@@ -19,8 +19,11 @@ Parameters (defaults and why):
   A masklet whose area drops to 0.3-0.7x of its recent maximum triggers a detection at once, so a
   division is seen on the frame it happens.
 * ``divisions=True``: a masklet that splits into two daughter-sized pieces for >= 2 frames, two
-  detections inside one masklet, or a new detection touching a masklet whose area halved -> the
-  mother ends ("divided") and two daughters begin with the parent link (thresholds in :mod:`.divisions`).
+  detections inside one masklet, two blobs in one masklet that SAM 2 separates when each is clicked
+  against the other, or a new detection touching a masklet whose area halved -> the mother ends
+  ("divided") and two daughters begin with the parent link (thresholds in :mod:`.divisions`).
+  :func:`track_cells` then moves each division back to the first frame whose masklet already holds two
+  nuclei (at most ``redetect_every - 1`` frames; the generator's frames are already shown by then).
 * ``max_lost_frames=3``: an object with an empty mask (object score <= 0, or fewer than ``min_area``
   pixels) on 3 consecutive frames ends: "left the field" when its last mask came within a cell radius
   of the border, "lost" otherwise. It is removed from the session, so it costs nothing afterwards.
