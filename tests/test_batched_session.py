@@ -128,6 +128,10 @@ def test_obj_ids_and_outputs(model, movie):
         expected = np.where(logits[f].max(0) > 0, np.array([1, 2, 3])[best], 0)
         assert labels.dtype == np.uint32 and labels.shape == SHAPE
         np.testing.assert_array_equal(labels, expected)
+    running = session.propagate(start_frame=0, max_frames=2, obj_ids=[1, 2, 3])
+    assert next(running)[1] == [1, 2, 3]
+    session.remove_object(2)  # between two frames: the run goes on without it
+    assert [ids for _, ids, _ in running] == [[1, 3], [1, 3]]
     with pytest.raises(ValueError, match="output must be one of 'logits', 'masks', 'labels'; got 'mask'"):
         session.propagate(output="mask")
     with pytest.raises(ValueError, match="unknown object ids \\[4\\]"):

@@ -208,6 +208,9 @@ class VideoSession:
     def _propagate(self, order: List[int], reverse: bool, ids: List[int], output: str) -> Iterator[PropagationStep]:
         for frame_idx in order:
             with torch.inference_mode(), self._autocast():
+                ids = [o for o in ids if o in self._objects]  # objects removed between two frames stop
+                if not ids:
+                    return
                 states = [self._objects[o] for o in ids]
                 to_track = []
                 for state in states:
