@@ -162,6 +162,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per run (default: 40 CUDA, 12 CPU)")
     parser.add_argument("--cpu-quick", action="store_true", help="CPU: demo 1 and 20 objects, tiny 512 with 5")
     parser.add_argument("--no-meta", action="store_true", help="skip Meta's predictor")
+    parser.add_argument("--objects", type=int, nargs="+", default=None,
+                        help="object counts for sam2.1 tiny on CUDA (default 1 5 20 100)")
+    parser.add_argument("--presets", nargs="*", default=None,
+                        help="CUDA one-object presets at 1024 (default: the four sam2.1 presets; none to skip)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     meta = not args.no_meta
@@ -169,9 +173,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         frames = args.frames or 40
-        for preset in ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"):
+        presets = args.presets if args.presets is not None else [
+            "sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"]
+        for preset in presets:
             bench(preset, 1024, [1], frames, device, meta, per_object=False)
-        rows = bench("sam2.1_hiera_tiny", 1024, [1, 5, 20, 100], frames, device, meta, per_object=True)
+        rows = bench("sam2.1_hiera_tiny", 1024, args.objects or [1, 5, 20, 100], frames, device, meta, per_object=True)
         rows += bench("demo", 256, [1, 20, 100], frames, device, meta, per_object=True)
     else:
         frames = args.frames or (8 if args.cpu_quick else 12)
