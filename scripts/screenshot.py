@@ -22,7 +22,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 def wait_for(widget, timeout: float = 300.0) -> None:
     app = QApplication.instance()
     start = time.time()
-    while widget.worker is not None:
+    while widget.busy():
         app.processEvents()
         time.sleep(0.02)
         if time.time() - start > timeout:
@@ -37,7 +37,8 @@ def main() -> int:
     viewer.reset_view()
     _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
     truth = viewer.layers["ground truth"].data
-    points = viewer.layers["SAM2 clicks"]
+    wait_for(widget)  # the model loads in a worker
+    points = widget.points_layer  # this image's clicks layer ("SAM2 clicks [image name]")
     for obj_id in clickable_objects(truth[0])[:4]:
         x, y = click_point(truth[0] == obj_id)
         points.add([0, y, x])
