@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .build import autocast_dtype
+from .build import inference_autocast
 from .feature_cache import FeatureCache
 from .frames import FrameSource
 from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model
@@ -449,7 +449,4 @@ class VideoSession:
         self.frames.close()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = autocast_dtype(self.model.device)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.model.device.type, dtype=dtype)
+        return inference_autocast(self.model.device)
