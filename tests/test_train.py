@@ -208,3 +208,11 @@ def test_on_off_training_flags_are_bools_and_old_spellings_still_work():
     assert TrainSettings(out="x", memory_positional_init=0).memory_positional_init is False
     with pytest.raises(SystemExit):
         parse_args(["--out", "x", "--positional-init", "auto"])
+
+
+def test_packaged_weights_name_the_data_each_stage_trained_on():
+    from sam2_model.train.package import TRAINING_DATA, training_data_description
+
+    stages = [{"run": "first", "note": "folder lost"}, {"settings": {"data": "mix"}}, {"settings": {"data": "mix"}}]
+    assert training_data_description(stages) == f"{TRAINING_DATA['nuclei']}; {TRAINING_DATA['mix']}"
+    assert training_data_description([{"settings": {"data": "nuclei", "stack": "movie.tif"}}]) == "user stack"

@@ -54,6 +54,23 @@ def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) ->
     return record
 
 
+TRAINING_DATA = {
+    "nuclei": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
+    "mix": "sam2_model.synth microscopy mix (MIX weights) + 15% sam2_model.synthetic nuclei clips (see MixedClips)",
+}
+
+
+def training_data_description(stages: List[Dict[str, Any]]) -> str:
+    """What the stages trained on, from their recorded settings (stages without settings: the nuclei generator)."""
+    kinds = []
+    for stage in stages:
+        settings = stage.get("settings") or {}
+        kind = settings.get("data", "nuclei") if not settings.get("stack") else "user stack"
+        if kind not in kinds:
+            kinds.append(kind)
+    return "; ".join(TRAINING_DATA.get(kind, kind) for kind in kinds or ["nuclei"])
+
+
 def package(runs: List[Path], output: Path, model_name: str = "demo",
             earlier: Optional[List[Dict[str, Any]]] = None, evaluate_stages: bool = False) -> Dict[str, Any]:
     for record in earlier or []:
@@ -70,7 +87,7 @@ def package(runs: List[Path], output: Path, model_name: str = "demo",
         "stages": stages,
         "steps": sum(s.get("steps") or 0 for s in stages),  # recorded steps (earlier stages may be unknown)
         "train_seconds": round(sum(s.get("train_seconds") or 0.0 for s in stages), 1),
-        "training_data": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
+        "training_data": training_data_description(stages),
         "metrics": {
             "held_out_seeds": list(HELD_OUT_SEEDS),
             "one_click_iou": round(click.value, 4), "one_click_objects": click.num_objects,
