@@ -1,5 +1,5 @@
 """The objects panel of the segmentation widget: each object's colour, the frames where it is present and
-the frames where the model lost it; hide/show and delete. Rows come from the session's public read API."""
+the frames where the model lost it; hide/show, delete, relabel and merge. Rows come from the session's public read API."""
 
 from __future__ import annotations
 
@@ -67,13 +67,17 @@ def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
 
 
 class ObjectsPanel(QWidget):
-    """A table of the current image's objects with *Hide / show* and *Delete object* for the selected row.
+    """A table of the current image's objects with *Hide / show*, *Delete object*, *Relabel…* and *Merge into…*
+    for the selected row.
 
-    Signals: ``hide_toggled(obj_id)`` and ``delete_requested(obj_id)``.
+    Signals: ``hide_toggled(obj_id)``, ``delete_requested(obj_id)``, ``relabel_requested(obj_id)`` and
+    ``merge_requested(obj_id)`` (the widget asks for the new id / the object to merge into).
     """
 
     hide_toggled = Signal(int)
     delete_requested = Signal(int)
+    relabel_requested = Signal(int)
+    merge_requested = Signal(int)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -84,9 +88,11 @@ class ObjectsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.hide_button = QPushButton("Hide / show")
         self.delete_button = QPushButton("Delete object")
+        self.relabel_button = QPushButton("Relabel…")
+        self.merge_button = QPushButton("Merge into…")
         buttons = QHBoxLayout()
-        buttons.addWidget(self.hide_button)
-        buttons.addWidget(self.delete_button)
+        for button in (self.hide_button, self.delete_button, self.relabel_button, self.merge_button):
+            buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
@@ -94,6 +100,8 @@ class ObjectsPanel(QWidget):
         self.rows: List[ObjectRow] = []
         self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
         self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
+        self.relabel_button.clicked.connect(lambda: self._emit(self.relabel_requested))
+        self.merge_button.clicked.connect(lambda: self._emit(self.merge_requested))
 
     def show_rows(self, rows: List[ObjectRow]) -> None:
         selected = self.selected_object()

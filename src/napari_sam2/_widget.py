@@ -33,6 +33,7 @@ from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import RunMixin
+from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .layout import StackLayout, world_to_data
@@ -41,7 +42,7 @@ from .settings import load_settings
 
 
 
-class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
+class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidget):
     """Pick an image and a model, click objects, propagate, correct, undo."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -80,6 +81,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self.export_labels_button = QPushButton("Export labels (TIFF)…")
         self.export_table_button = QPushButton("Export table (CSV)…")
         self.tracks_button = QPushButton("Add Tracks layer")
+        self.save_session_button = QPushButton("Save session…")
+        self.load_session_button = QPushButton("Load session…")
         self.objects = ObjectsPanel()
         self.progress = QProgressBar()
         self.status = QLabel("Pick an image layer, then click on an object.")
@@ -107,8 +110,13 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         layout.addWidget(self.seed_button)
         layout.addLayout(row)
         for widget in (self.progress, self.cancel_button, self.undo_button, self.objects, self.export_labels_button,
-                       self.export_table_button, self.tracks_button, self.status):
+                       self.export_table_button, self.tracks_button):
             layout.addWidget(widget)
+        session_row = QHBoxLayout()
+        session_row.addWidget(self.save_session_button)
+        session_row.addWidget(self.load_session_button)
+        layout.addLayout(session_row)
+        layout.addWidget(self.status)
         self.track_all = TrackAllPanel(self)  # "Track all cells (automatic)", collapsed at first
         layout.addWidget(self.track_all)
         layout.addStretch()
@@ -135,6 +143,10 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, QWidget):
         self.tracks_button.clicked.connect(self.add_tracks_layer)
         self.objects.hide_toggled.connect(self._on_hide_toggled)
         self.objects.delete_requested.connect(self._on_delete_object)
+        self.objects.relabel_requested.connect(self._on_relabel_requested)
+        self.objects.merge_requested.connect(self._on_merge_requested)
+        self.save_session_button.clicked.connect(self._on_save_session)
+        self.load_session_button.clicked.connect(self._on_load_session)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._refresh_images()

@@ -1,0 +1,243 @@
+"""The segmentation widget's session file (save / load) and object relabel / merge.
+
+A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the widget's
+``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`.
+The file format lives in :mod:`.session_file` (Qt-free).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+from napari.utils.notifications import show_error
+
+from ._colors import style_boxes, style_points
+from ._image_state import AxisChoice, ImageState, PromptContent, capture, restore
+from ._model_choice import LOCAL, WEIGHT_CHOICES
+from .layout import world_to_data
+from .prompts import FramePrompt
+from .session_file import SUFFIX, SessionRecord, read_session, write_session
+
+
+class SessionActionsMixin:
+    """Save / Load session and Relabel / Merge objects of the segmentation widget."""
+
+    # ------------------------------------------------------------------ save
+    def session_record(self) -> SessionRecord:
+        """The current image's prompts, options, model and axis choices as a :class:`SessionRecord`."""
+        state = self._state
+        if state is None or state.points is None or state.boxes is None:
+            raise ValueError("there is no image with prompts to save: add an image and click on an object first")
+        image = state.image
+        to_image = dict(to_scale=image.scale, to_translate=image.translate)
+        points, boxes = state.points, state.boxes
+        ndim = image.data.ndim - (1 if image.rgb else 0)
+        coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
+                  else np.zeros((0, ndim)))
+        rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
+        controller = state.controller
+        masks = {} if controller is None else {k: p.mask for k, p in controller.mask_prompts.items()
+                                               if p.mask is not None}
+        if not len(coords) and not rectangles and not masks:
+            raise ValueError("there is nothing to save yet: click on an object (or draw a box) first")
+        choice = self.picker.choice()
+        return SessionRecord(
+            tuple(image.data.shape), coords, points.features["positive"].to_numpy(bool),
+            points.features["obj_id"].to_numpy(int), np.asarray(rectangles).reshape(len(rectangles), 4, ndim),
+            boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int), masks,
+            {"corrections_as_conditioning": self.corrections_check.isChecked(),
+             "clear_memory_around_corrections": self.forget_check.isChecked()},
+            {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
+            asdict(self.axes.choice()),
+        )
+
+    def save_session(self, path: str) -> Path:
+        """Write the current image's session to ``path`` (``.sam2.npz`` added when missing); returns the path."""
+        written = write_session(path, self.session_record())
+        self.status.setText(f"Saved the session to {written} (prompts and options; export the labels separately).")
+        return written
+
+    def _on_save_session(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save SAM 2 session", "", f"SAM 2 session (*{SUFFIX})")
+        if path:
+            try:
+                self.save_session(path)
+            except Exception as error:
+                show_error(f"SAM 2: {error}")
+                self.status.setText(f"Not saved: {error}")
+
+    # ------------------------------------------------------------------ load
+    def load_session(self, path: str) -> None:
+        """Restore a saved session on the current image: prompt layers, options, model and axis choices; then
+        re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared).
+
+        Everything is checked before anything changes: a missing, corrupt or foreign file, an image of another
+        shape or an unknown model is a ValueError and the widget stays as it was.
+        """
+        record = read_session(path)
+        state = self._state
+        if state is None:
+            raise ValueError("add and pick the image the session was made on first")
+        if self.busy():
+            raise ValueError("a run or a model load is in progress: wait for it (or Cancel), then load")
+        record.check_image(state.image.data.shape)
+        model = record.model
+        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+        if model.get("name") not in names or model.get("weights") not in WEIGHT_CHOICES:
+            raise ValueError(f"the session's model {model.get('name')!r} with weights {model.get('weights')!r} is "
+                             f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
+        if model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file()):
+            raise ValueError(f"the session's checkpoint file {model.get('path')!r} is not there; put it back or "
+                             "edit the model choice after loading another session")
+        axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
+
+        # checked: from here on the widget changes
+        state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
+        if state.labels is not None and state.labels in self.viewer.layers:
+            state.labels.data = np.zeros(state.labels.data.shape, state.labels.data.dtype)
+        self._refresh_objects()
+        options = record.options
+        self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
+        self.forget_check.setChecked(bool(options.get("clear_memory_around_corrections", False)))
+        self.model_combo.setCurrentText(model["name"])
+        if model["weights"] == LOCAL:
+            self.set_checkpoint_file(model["path"])
+        else:
+            self.checkpoint_combo.setCurrentText(model["weights"])
+        self.size_spin.setValue(int(model.get("image_size") or 0))
+        state.axes = axes
+        self.axes.show_for(state.image, axes)
+        self._ensure_prompt_layers()
+        self._quiet += 1
+        try:
+            restore(state, PromptContent(record.points, record.positive, record.point_ids,
+                                         tuple(record.boxes), record.box_ids))
+        finally:
+            self._quiet -= 1
+        state.last_prompts = capture(state)
+        masks = {k: FramePrompt(k[0], k[1], mask=m) for k, m in record.masks.items()}
+        ids = set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in masks}
+        self.object_spin.setValue(max(ids | {0}) + 1)
+        self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…")
+        self.picker.when_ready(lambda: self._rerun_loaded(state, masks))
+
+    def _rerun_loaded(self, state: ImageState, masks: Dict[Tuple[int, int], FramePrompt]) -> None:
+        if state is not self._state:
+            return
+        try:
+            controller = self.ensure_controller()
+            controller.mask_prompts = dict(masks)
+        except Exception as error:
+            show_error(f"SAM 2: {error}")
+            return
+        self._segment()
+
+    def _on_load_session(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load SAM 2 session", "", f"SAM 2 session (*{SUFFIX} *.npz)")
+        if path:
+            try:
+                self.load_session(path)
+            except Exception as error:
+                show_error(f"SAM 2: {error}")
+                self.status.setText(f"Not loaded (nothing changed): {error}")
+
+    # ------------------------------------------------------------------ relabel and merge
+    def _prompt_ids(self, state: ImageState) -> set:
+        ids = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
+        return ids | (set(state.controller.obj_ids) if state.controller is not None else set())
+
+    def relabel_object(self, obj_id: int, new_id: int) -> None:
+        """Give object ``obj_id`` the free id ``new_id``: its clicks, boxes, seeded masks and labels (not undoable)."""
+        state = self._reassign_checks(obj_id)
+        if not 1 <= int(new_id) <= 65535 or int(new_id) in self._prompt_ids(state):
+            raise ValueError(f"new_id must be a free object id in 1..65535; {new_id} is taken or out of range "
+                             f"(objects: {sorted(self._prompt_ids(state))})")
+        self._reassign(state, int(obj_id), int(new_id))
+        self.status.setText(f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).")
+
+    def merge_objects(self, obj_id: int, into: int) -> None:
+        """Merge object ``obj_id`` into object ``into``: prompts, seeded masks and labels join it (not undoable)."""
+        state = self._reassign_checks(obj_id)
+        if int(into) == int(obj_id) or int(into) not in self._prompt_ids(state):
+            raise ValueError(f"into must be another existing object; {into} is not (objects: "
+                             f"{sorted(self._prompt_ids(state))})")
+        self._reassign(state, int(obj_id), int(into))
+        self.status.setText(f"Merged object {obj_id} into object {into} (merge cannot be undone with Undo).")
+
+    def _reassign_checks(self, obj_id: int) -> ImageState:
+        state = self._state
+        if state is None or state.points is None or state.boxes is None:
+            raise ValueError("add an image and segment objects first")
+        if self.busy():
+            raise ValueError("a run is in progress: wait for it (or Cancel) first")
+        if int(obj_id) not in self._prompt_ids(state):
+            raise ValueError(f"obj_id {obj_id} is not an object of this image (objects: "
+                             f"{sorted(self._prompt_ids(state))})")
+        return state
+
+    def _reassign(self, state: ImageState, old: int, new: int) -> None:
+        """Prompts, session and labels of ``old`` go to ``new``; then the prompts of ``new`` are re-run."""
+        self._quiet += 1
+        try:
+            for layer, style in ((state.points, style_points), (state.boxes, style_boxes)):
+                if not len(layer.data):
+                    continue
+                defaults = layer.feature_defaults
+                features = layer.features.copy()
+                features["obj_id"] = np.where(features["obj_id"].to_numpy(int) == old, new,
+                                              features["obj_id"].to_numpy(int))
+                layer.features = features
+                layer.feature_defaults = defaults
+                style(layer)
+        finally:
+            self._quiet -= 1
+        controller = state.controller
+        if controller is not None:
+            moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in controller.mask_prompts.items()
+                     if o == old}
+            labels = controller.labels
+            was = np.asarray(labels) == old
+            if old in controller.obj_ids or any(o == old for _, o in controller.mask_prompts):
+                controller.remove_object(old)
+            labels[was] = new
+            for key, prompt in moved.items():
+                controller.mask_prompts.setdefault(key, prompt)
+            controller.history.clear()  # earlier steps knew the old ids
+        state.hidden.discard(old)
+        state.last_prompts = capture(state)
+        self._refresh_labels(state)
+        self._refresh_objects()
+        if controller is not None:
+            self.picker.when_ready(self._segment)
+
+    def _on_relabel_requested(self, obj_id: int) -> None:
+        self._ask_target(obj_id, merge=False)
+
+    def _on_merge_requested(self, obj_id: int) -> None:
+        self._ask_target(obj_id, merge=True)
+
+    def _ask_target(self, obj_id: int, merge: bool) -> None:
+        from qtpy.QtWidgets import QInputDialog
+
+        state = self._state
+        if state is None or state.points is None:
+            return
+        ids = sorted(self._prompt_ids(state) - {obj_id})
+        title, label = (("Merge object", f"Merge object {obj_id} into object (one of {ids}):") if merge else
+                        ("Relabel object", f"New id for object {obj_id} (a free id):"))
+        default = ids[0] if merge and ids else max(self._prompt_ids(state) | {0}) + 1
+        value, ok = QInputDialog.getInt(self, title, label, default, 1, 65535)
+        if not ok:
+            return
+        try:
+            (self.merge_objects if merge else self.relabel_object)(obj_id, value)
+        except ValueError as error:
+            show_error(f"SAM 2: {error}")
+            self.status.setText(str(error))

@@ -1,0 +1,143 @@
+"""Save and reload a segmentation session of the plugin: one ``.npz`` file holding JSON metadata and the prompts.
+
+Qt-free. The file keeps, for one image: its shape, the clicks and boxes (in the image's data coordinates), seeded
+masks, the session options (corrections stick / forget memories), the model choice (name, weights, input size,
+checkpoint path), the axis and channel choices and a format version. The masklets (labels) are not kept: loading
+re-runs the prompts in a fresh session (features are recomputed); export the labels separately.
+
+Layout of the ``.npz`` (read with ``allow_pickle=False``):
+
+* ``meta``: 0-d unicode array, JSON ``{"format": "napari-sam2 session", "version": 1, "image_shape": [...],
+  "options": {...}, "model": {...}, "axes": {...}, "mask_keys": [[frame, obj_id], ...]}``
+* ``points`` (N, ndim) float64, ``positive`` (N,) bool, ``point_ids`` (N,) int64
+* ``boxes`` (B, 4, ndim) float64, ``box_ids`` (B,) int64
+* ``masks`` (M, H, W) bool, the seeded masks in the order of ``mask_keys``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Tuple, Union
+
+import numpy as np
+
+FORMAT = "napari-sam2 session"
+VERSION = 1
+SUFFIX = ".sam2.npz"
+_ARRAYS = ("points", "positive", "point_ids", "boxes", "box_ids", "masks")
+
+
+@dataclass
+class SessionRecord:
+    """One image's session, as kept in a session file.
+
+    points: (N, ndim) click coordinates in the image's data coordinates; positive: (N,) bool; point_ids: (N,) int.
+    boxes: (B, 4, ndim) rectangle corners; box_ids: (B,) int. masks: {(frame, obj_id): (H, W) bool} seeded masks.
+    options: session options (``corrections_as_conditioning``, ``clear_memory_around_corrections``).
+    model: {"name", "weights", "image_size", "path"}; axes: {"frame_axis", "channel_axis", "channel"}.
+    """
+
+    image_shape: Tuple[int, ...]
+    points: np.ndarray
+    positive: np.ndarray
+    point_ids: np.ndarray
+    boxes: np.ndarray
+    box_ids: np.ndarray
+    masks: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    options: Dict[str, Any] = field(default_factory=dict)
+    model: Dict[str, Any] = field(default_factory=dict)
+    axes: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        ndim = len(self.image_shape)
+        self.points = np.asarray(self.points, np.float64).reshape(-1, ndim) if ndim else np.zeros((0, 0))
+        self.positive = np.asarray(self.positive, bool).reshape(-1)
+        self.point_ids = np.asarray(self.point_ids, np.int64).reshape(-1)
+        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4, ndim)
+        self.box_ids = np.asarray(self.box_ids, np.int64).reshape(-1)
+        if not (len(self.points) == len(self.positive) == len(self.point_ids)):
+            raise ValueError(f"points, positive and point_ids must have one row per click; got {len(self.points)}, "
+                             f"{len(self.positive)} and {len(self.point_ids)}")
+        if len(self.boxes) != len(self.box_ids):
+            raise ValueError(f"boxes and box_ids must have one entry per box; got {len(self.boxes)} and "
+                             f"{len(self.box_ids)}")
+
+    def check_image(self, shape: Tuple[int, ...]) -> None:
+        """ValueError unless ``shape`` is the shape of the image this session was saved for."""
+        shape = tuple(int(s) for s in shape)
+        if shape != self.image_shape:
+            raise ValueError(f"this session was saved for an image of shape {self.image_shape}; the chosen image "
+                             f"has shape {shape}. Pick the image it was made on.")
+
+
+def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
+    """Write ``record`` to ``path`` (``.sam2.npz`` added when the name has no ``.npz``); returns the path written.
+
+    Written to a temporary file in the same folder and renamed, so a failure never leaves a half-written file.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        path = path.with_name(path.name + SUFFIX)
+    if not path.parent.is_dir():
+        raise ValueError(f"path: the folder {path.parent} does not exist; choose an existing folder")
+    keys = sorted(record.masks)
+    masks = [np.asarray(record.masks[k], bool) for k in keys]
+    meta = {"format": FORMAT, "version": VERSION, "image_shape": list(record.image_shape),
+            "options": record.options, "model": record.model, "axes": record.axes,
+            "mask_keys": [[int(f), int(o)] for f, o in keys]}
+    arrays = {"meta": np.array(json.dumps(meta)), "points": record.points, "positive": record.positive,
+              "point_ids": record.point_ids, "boxes": record.boxes, "box_ids": record.box_ids,
+              "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez_compressed(stream, **arrays)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_session(path: Union[str, Path]) -> SessionRecord:
+    """Read a session file written by :func:`write_session`.
+
+    A missing, corrupt or foreign file, or one of a newer format version, is a ValueError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: {path} is not a file; choose a session file (*{SUFFIX})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise ValueError("it has no 'meta' entry")
+            meta = json.loads(str(data["meta"][()]))
+            missing = [name for name in _ARRAYS if name not in data.files]
+            if missing:
+                raise ValueError(f"it lacks {missing}")
+            arrays = {name: data[name] for name in _ARRAYS}
+    except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a napari-sam2 session file ({error})") from error
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != FORMAT:
+        raise ValueError(f"{path} is not a napari-sam2 session file (format {found!r}, expected {FORMAT!r})")
+    if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
+        raise ValueError(f"{path} has session format version {meta.get('version')!r}; this napari-sam2 reads "
+                         f"versions up to {VERSION}")
+    try:
+        keys: List[Tuple[int, int]] = [(int(f), int(o)) for f, o in meta.get("mask_keys", [])]
+        if len(keys) != len(arrays["masks"]):
+            raise ValueError(f"{len(keys)} mask keys for {len(arrays['masks'])} masks")
+        return SessionRecord(
+            tuple(meta["image_shape"]), arrays["points"], arrays["positive"], arrays["point_ids"], arrays["boxes"],
+            arrays["box_ids"], {k: m.astype(bool) for k, m in zip(keys, arrays["masks"])},
+            dict(meta.get("options", {})), dict(meta.get("model", {})), dict(meta.get("axes", {})),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} is a damaged napari-sam2 session file ({error})") from error

@@ -1,0 +1,162 @@
+"""Save / load a segmentation session (issue 12, "expected at first use") and relabel / merge objects, driven as a
+person would: a real viewer, the widget opened through the manifest, clicks added to the layers, workers awaited."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sam2.session_file import SessionRecord, read_session, write_session
+
+
+# ---------------------------------------------------------------- the file, without Qt
+def record(shape=(4, 32, 32)) -> SessionRecord:
+    return SessionRecord(shape, [[0, 5.0, 6.0], [2, 7.5, 8.0]], [True, False], [1, 2],
+                         [[[1, 2, 3], [1, 2, 9], [1, 9, 9], [1, 9, 3]]], [3],
+                         {(1, 4): np.eye(32, dtype=bool)}, {"corrections_as_conditioning": False},
+                         {"name": "demo", "weights": "embedded (demo)", "image_size": 128, "path": None},
+                         {"frame_axis": 0, "channel_axis": "", "channel": ""})
+
+
+def test_round_trip_and_suffix(tmp_path):
+    path = write_session(tmp_path / "cells", record())
+    assert path.name == "cells.sam2.npz"
+    assert [p.name for p in tmp_path.iterdir()] == ["cells.sam2.npz"]  # no temporary file left behind
+    back = read_session(path)
+    original = record()
+    for name in ("points", "positive", "point_ids", "boxes", "box_ids"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(original, name))
+    assert back.image_shape == (4, 32, 32) and list(back.masks) == [(1, 4)]
+    np.testing.assert_array_equal(back.masks[(1, 4)], np.eye(32, dtype=bool))
+    assert back.options == original.options and back.model == original.model and back.axes == original.axes
+    with pytest.raises(ValueError, match=r"shape \(4, 32, 32\).*\(5, 32, 32\)"):
+        back.check_image((5, 32, 32))
+
+
+def test_corrupt_foreign_and_newer_files_are_clear_errors(tmp_path):
+    garbage = tmp_path / "x.sam2.npz"
+    garbage.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a napari-sam2 session file"):
+        read_session(garbage)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a napari-sam2 session file"):
+        read_session(foreign)
+    with pytest.raises(ValueError, match="is not a file"):
+        read_session(tmp_path / "missing.sam2.npz")
+    with pytest.raises(ValueError, match="folder .* does not exist"):
+        write_session(tmp_path / "no" / "such.sam2.npz", record())
+    with pytest.raises(ValueError, match="one row per click"):
+        SessionRecord((4, 32, 32), [[0, 1, 1]], [True, False], [1], np.zeros((0, 4, 3)), [])
+
+
+# ---------------------------------------------------------------- the widget
+pytest.importorskip("napari")
+from sam2_model.evaluation import click_point  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+
+
+def wait(qtbot, w, timeout=120_000):
+    qtbot.waitUntil(lambda: not w.busy(), timeout=timeout)
+
+
+def centre(plane, obj_id):
+    x, y = click_point(plane == obj_id)
+    return int(round(y)), int(round(x))
+
+
+@pytest.fixture
+def two_objects(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """A widget with two clicked objects on frame 0 of a small synthetic stack (demo model, 128 px input)."""
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=5, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image, name="cells")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(128)
+    for obj in (1, 2):
+        w.object_spin.setValue(obj)
+        w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]], float))
+        wait(qtbot, w)
+    assert set(np.unique(w.labels_layer.data[0])) == {0, 1, 2}
+    return viewer, w, movie
+
+
+@pytest.mark.gui
+def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
+    viewer, w, movie = two_objects
+    w.corrections_check.setChecked(False)
+    clicks = np.array(w.points_layer.data)
+    ids = w.points_layer.features["obj_id"].to_numpy(int)
+    mask = w.labels_layer.data[0].copy()
+    path = w.save_session(str(tmp_path / "s"))
+    assert path.name == "s.sam2.npz"
+
+    viewer.layers.clear()  # close everything, then open the image again
+    viewer.add_image(movie.image, name="cells again")
+    assert w.corrections_check.isChecked() is False
+    w.corrections_check.setChecked(True)
+    w.load_session(str(path))
+    wait(qtbot, w)
+    np.testing.assert_array_equal(w.points_layer.data, clicks)
+    np.testing.assert_array_equal(w.points_layer.features["obj_id"].to_numpy(int), ids)
+    assert w.corrections_check.isChecked() is False  # the session's options came back
+    assert w.controller.obj_ids == [1, 2]
+    np.testing.assert_array_equal(w.labels_layer.data[0], mask)  # the same masks on the prompted frame
+    w.forward_button.click()  # the loaded session propagates
+    wait(qtbot, w)
+    assert {1, 2} <= set(np.unique(w.labels_layer.data[3]))
+
+
+@pytest.mark.gui
+def test_wrong_shape_and_corrupt_files_change_nothing(two_objects, tmp_path):
+    viewer, w, movie = two_objects
+    path = w.save_session(str(tmp_path / "s.sam2.npz"))
+    viewer.add_image(movie.image[:, :80], name="smaller")
+    w.image_combo.setCurrentText("smaller")
+    assert w.image_layer.name == "smaller"
+    with pytest.raises(ValueError, match="shape"):
+        w.load_session(str(path))
+    assert len(w.points_layer.data) == 0 and w.controller is None  # nothing changed on the smaller image
+    w.image_combo.setCurrentText("cells")
+    before = (np.array(w.points_layer.data), w.labels_layer.data.copy(), list(w.controller.obj_ids))
+    broken = tmp_path / "broken.sam2.npz"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a napari-sam2 session file"):
+        w.load_session(str(broken))
+    np.testing.assert_array_equal(w.points_layer.data, before[0])
+    np.testing.assert_array_equal(w.labels_layer.data, before[1])
+    assert w.controller.obj_ids == before[2]
+
+
+@pytest.mark.gui
+def test_relabel_and_merge_keep_labels_and_prompts_consistent(two_objects, qtbot, monkeypatch):
+    from qtpy.QtWidgets import QInputDialog
+
+    viewer, w, movie = two_objects
+    labels = w.labels_layer.data
+    one, two = labels[0] == 1, labels[0] == 2
+    with pytest.raises(ValueError, match="free object id"):
+        w.relabel_object(1, 2)
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *args: (7, True)))  # the person types 7
+    w.objects.select_object(2)
+    w.objects.relabel_button.click()
+    wait(qtbot, w)
+    assert sorted(w.controller.obj_ids) == [1, 7]
+    assert sorted(w.points_layer.features["obj_id"].tolist()) == [1, 7]
+    assert (labels[0] == 2).sum() == 0
+    assert ((labels[0] == 7) & two).sum() > 0.9 * two.sum()  # object 2's pixels now carry id 7
+    with pytest.raises(ValueError, match="another existing object"):
+        w.merge_objects(7, 9)
+    w.merge_objects(7, 1)
+    wait(qtbot, w)
+    assert w.controller.obj_ids == [1]
+    assert w.points_layer.features["obj_id"].tolist() == [1, 1]
+    assert set(np.unique(labels[0])) == {0, 1}
+    assert (labels[0] == 1).sum() >= 0.9 * one.sum()
+    assert [row.obj_id for row in w.objects.rows] == [1]
