@@ -91,6 +91,21 @@ def two_objects(make_napari_viewer, tmp_path, monkeypatch, qtbot):
 def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
     viewer, w, movie = two_objects
     w.corrections_check.setChecked(False)
+    w.object_spin.setValue(3)
+    y, x = centre(movie.labels[1], 3)
+    w.boxes_layer.add_rectangles(np.array([[1, y - 8, x - 8], [1, y - 8, x + 8], [1, y + 8, x + 8], [1, y + 8, x - 8]], float))  # a box on frame 1
+    wait(qtbot, w)
+    assert 3 in w.controller.obj_ids
+    boxes = [np.array(b) for b in w.boxes_layer.data]
+    seed = np.zeros(movie.labels.shape, np.uint32)
+    seed[2][movie.labels[2] == 1] = 5  # a seeded mask (object 5, frame 2)
+    viewer.add_labels(seed, name="my annotations")
+    w.seed_combo.setCurrentText("my annotations")
+    viewer.dims.set_current_step(0, 2)
+    w.seed_button.click()
+    wait(qtbot, w)
+    assert 5 in w.controller.obj_ids
+    mask1, mask2 = w.labels_layer.data[1].copy(), w.labels_layer.data[2].copy()
     clicks = np.array(w.points_layer.data)
     ids = w.points_layer.features["obj_id"].to_numpy(int)
     mask = w.labels_layer.data[0].copy()
@@ -106,11 +121,16 @@ def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
     np.testing.assert_array_equal(w.points_layer.data, clicks)
     np.testing.assert_array_equal(w.points_layer.features["obj_id"].to_numpy(int), ids)
     assert w.corrections_check.isChecked() is False  # the session's options came back
-    assert w.controller.obj_ids == [1, 2]
-    np.testing.assert_array_equal(w.labels_layer.data[0], mask)  # the same masks on the prompted frame
+    assert w.controller.obj_ids == [1, 2, 3, 5]
+    assert len(w.boxes_layer.data) == 1 and w.boxes_layer.features["obj_id"].tolist() == [3]
+    np.testing.assert_allclose(w.boxes_layer.data[0], boxes[0])
+    np.testing.assert_array_equal(w.labels_layer.data[0], mask)  # the same masks on the prompted frames
+    np.testing.assert_array_equal(w.labels_layer.data[1], mask1)
+    np.testing.assert_array_equal(w.labels_layer.data[2], mask2)  # the seeded mask came back too
+    viewer.dims.set_current_step(0, 0)
     w.forward_button.click()  # the loaded session propagates
     wait(qtbot, w)
-    assert {1, 2} <= set(np.unique(w.labels_layer.data[3]))
+    assert {1, 2, 3, 5} <= set(np.unique(w.labels_layer.data[3]))
 
 
 @pytest.mark.gui
