@@ -90,7 +90,24 @@ def make_clip(
     return Clip(stack_to_model_inputs(stack, image_size), masks_to_model_resolution(masks, image_size))
 
 
-class SyntheticClips:
+class _SeededClipStream:
+    """A resumable stream of generated clips: clip ``index`` is made from seed ``seed * 1_000_003 + index``."""
+
+    seed: int
+    index: int
+
+    def position(self) -> Dict[str, int]:
+        """Where the stream is, for resuming: the next clip's index."""
+        return {"index": self.index}
+
+    def restore(self, position: Dict[str, int]) -> None:
+        self.index = int(position["index"])
+
+    def clip_seed(self, index: int) -> int:
+        return self.seed * 1_000_003 + index
+
+
+class SyntheticClips(_SeededClipStream):
     """Endless clips from :func:`sam2_model.synthetic.make_timelapse` with randomised settings.
 
     Every clip's generator seed is ``seed * 1_000_003 + index``: reproducible, and disjoint from the
@@ -104,16 +121,6 @@ class SyntheticClips:
         self.clip_len, self.image_size, self.max_objects = clip_len, image_size, max_objects
         self.seed, self.shape = seed, shape
         self.index = 0
-
-    def position(self) -> Dict[str, int]:
-        """Where the stream is, for resuming: the next clip's index."""
-        return {"index": self.index}
-
-    def restore(self, position: Dict[str, int]) -> None:
-        self.index = int(position["index"])
-
-    def clip_seed(self, index: int) -> int:
-        return self.seed * 1_000_003 + index
 
     def __iter__(self) -> Iterator[Clip]:
         while True:
@@ -202,7 +209,7 @@ def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_obje
     return movie.image, lineage_masks(movie.labels, obj_ids, movie.parents)
 
 
-class MixedClips:
+class MixedClips(_SeededClipStream):
     """Endless clips from the microscopy mix (:func:`sam2_model.synth.random_microscopy_timelapse`:
     nuclei, whole cells and bacteria in fluorescence, phase contrast, brightfield and DIC, and
     natural-image-like clips), with a share ``nuclei_fraction`` of the original nuclei clips.
@@ -227,16 +234,6 @@ class MixedClips:
         self.shape = (image_size, image_size) if shape is None else (int(shape[0]), int(shape[1]))
         self.nuclei_fraction, self.min_area, self.workers = nuclei_fraction, min_area, workers
         self.index = 0
-
-    def position(self) -> Dict[str, int]:
-        """Where the stream is, for resuming: the next clip's index."""
-        return {"index": self.index}
-
-    def restore(self, position: Dict[str, int]) -> None:
-        self.index = int(position["index"])
-
-    def clip_seed(self, index: int) -> int:
-        return self.seed * 1_000_003 + index
 
     def _arguments(self, index: int) -> tuple:
         return (self.clip_seed(index), self.clip_len, self.shape, self.max_objects, self.min_area,
