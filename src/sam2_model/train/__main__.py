@@ -68,7 +68,11 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     threads = args.pop("threads")
     if threads:
         torch.set_num_threads(threads)
-    return TrainSettings(**args)
+    try:
+        return TrainSettings(**args)
+    except ValueError as error:
+        parser.error(str(error))
+        raise  # parser.error exits; this line only satisfies type checkers
 
 
 def main(argv: Optional[List[str]] = None) -> int:

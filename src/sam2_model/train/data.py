@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import multiprocessing.pool
+import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -187,6 +189,11 @@ class StackClips:
 
 
 DATA_KINDS = ("nuclei", "mix")
+# what each kind of synthetic data is, for the weights' metadata
+TRAINING_DATA = {
+    "nuclei": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
+    "mix": "sam2_model.synth microscopy mix (MIX weights) + 15% sam2_model.synthetic nuclei clips (see MixedClips)",
+}
 
 
 def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,
@@ -207,6 +214,29 @@ def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_obje
     if not obj_ids:
         return None
     return movie.image, lineage_masks(movie.labels, obj_ids, movie.parents)
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _single_threaded_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _worker_pool(workers: int) -> "multiprocessing.pool.Pool":
+    """``workers`` clip-making processes, safe beside CUDA: started by spawn (a fresh interpreter, not a
+    fork of a process that may hold a CUDA context; they never touch CUDA: clips are numpy arrays), one
+    compute thread each so that N workers use N cores."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _THREAD_VARIABLES})  # read by the children as they start
+    try:
+        return multiprocessing.get_context("spawn").Pool(workers, initializer=_single_threaded_worker)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class MixedClips(_SeededClipStream):
@@ -253,7 +283,7 @@ class MixedClips(_SeededClipStream):
                 clip = self._to_clip(arrays)
                 if clip is not None:
                     yield clip
-        pool = multiprocessing.get_context("spawn").Pool(self.workers)
+        pool = _worker_pool(self.workers)
         try:
             pending: "collections.deque" = collections.deque()
             ahead = self.index

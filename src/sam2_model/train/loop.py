@@ -2,14 +2,19 @@
 
 A run lives in one folder: ``last.pt`` (model, optimiser, step, data position, settings; written
 atomically every ``save_every`` steps and at the end), ``history.csv`` (one row per step) and
-``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``).
+``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``) with
+``weights.json`` beside it (steps, wall time, data, and the machine of every invocation).
 Running again with the same folder resumes where it stopped, bit for bit in the data it sees.
+``time_limit`` bounds one invocation's wall time: the run then stops cleanly after the current step
+(checkpoint and weights written, ``stopped_by: "time_limit"`` in the metadata) and resumes on the next call.
+On CUDA, float32 matmuls and convolutions use TF32.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -23,10 +28,13 @@ import torch
 
 from ..build import build_model, load_checkpoint, resolve_device
 from ..modeling.sam2 import SAM2Model
-from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips
+from .data import DATA_KINDS, TRAINING_DATA, MixedClips, StackClips, SyntheticClips
 from .episode import EpisodeSettings, run_episode
+from .machine import describe_machine, enable_tf32
 
-HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou")
+# seconds: training time so far (steps only, across invocations); data_seconds: this step's wait for clips
+HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou",
+                  "data_seconds")
 
 
 @dataclass
@@ -58,8 +66,12 @@ class TrainSettings:
     max_corrections: int = 2
     positional_init: bool = True  # start the decoder's cross-attentions position-aware (random init only)
     memory_positional_init: Optional[bool] = None  # memory attention starts local: None on random init only
+    time_limit: Optional[float] = None  # seconds of wall time for this invocation, then stop cleanly (resumable)
 
     def __post_init__(self) -> None:
+        if self.time_limit is not None and not (float(self.time_limit) > 0):
+            raise ValueError(f"time_limit must be a positive number of seconds (or None: no limit), "
+                             f"got {self.time_limit!r}")
         # older runs and scripts spelled these flags 1/0 and 1/0/-1 (-1: on random init only)
         self.positional_init = bool(self.positional_init)
         if self.memory_positional_init is not None and not isinstance(self.memory_positional_init, bool):
@@ -151,6 +163,20 @@ def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, An
         path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 
+def data_description(settings: TrainSettings) -> str:
+    """What a run trains on, for its metadata."""
+    if settings.stack is not None:
+        return f"user stack {settings.stack} with labels {settings.labels}"
+    return TRAINING_DATA.get(settings.data, settings.data)
+
+
+def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
+    """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
+    return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine, "start_step": start_step, "end_step": start_step,
+            "train_seconds": 0.0, "wall_seconds": 0.0, "stopped_by": None}
+
+
 def train(
     settings: TrainSettings,
     stack: Any = None,
@@ -160,14 +186,19 @@ def train(
     """Run (or resume) training as ``settings`` say; returns the trained model.
 
     progress(step, row) is called after every step; returning False stops the run early (it is
-    saved and can be resumed). Without it a tqdm bar shows the loss.
+    saved and can be resumed). Without it a tqdm bar shows the loss. With ``settings.time_limit``, the
+    run stops the same way once this call has run that many seconds (wall time from the call, set-up
+    included).
     """
+    invoked = time.perf_counter()
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     # Tiny gradients and activations become subnormal floats as training converges; on CPUs their
     # arithmetic is slow (measured: 3x slower steps). Flushing them to zero changes nothing that matters.
     torch.set_flush_denormal(True)
     device = resolve_device(settings.device)
+    if device.type == "cuda":
+        enable_tf32()
     torch.manual_seed(settings.seed)  # the random initialisation is part of the run's seed
     model = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
     last = out / "last.pt"
@@ -193,11 +224,26 @@ def train(
     step, elapsed = 0, 0.0
     source = make_clips(settings, model.image_size, stack, labels)
     rng = np.random.default_rng(settings.seed)
+    sessions = []
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["seconds"])
         rng.bit_generator.state = state["rng"]
         source.restore(state["clip_position"])
+        sessions = list(state.get("sessions", []))
+    session = _session_record(describe_machine(device), step)
+    sessions.append(session)
+    session_start_seconds = elapsed
+
+    def save_checkpoint() -> None:
+        session.update(end_step=step, train_seconds=round(elapsed - session_start_seconds, 2),
+                       wall_seconds=round(time.perf_counter() - invoked, 2))
+        _atomic_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
+            "settings": dataclasses.asdict(settings), "sessions": sessions,
+        }, last)
+
     clips = iter(source)
     episode = EpisodeSettings(settings.click_prob, settings.box_prob, settings.max_corrections)
     history_path = out / "history.csv"
@@ -219,12 +265,16 @@ def train(
         if new_history:
             writer.writeheader()
         while step < settings.steps:
+            if settings.time_limit is not None and time.perf_counter() - invoked >= settings.time_limit:
+                session["stopped_by"] = "time_limit"
+                break
             started = time.perf_counter()
             factor = learning_rate_factor(step, settings)
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * factor
             torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout: the same on resume
             batch = [next(clips) for _ in range(settings.clips_per_step)]
+            data_seconds = time.perf_counter() - started
             losses = run_episode(model, batch, rng, episode)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
@@ -234,6 +284,7 @@ def train(
             elapsed += time.perf_counter() - started
             row = {"step": step, "seconds": round(elapsed, 2), "lr": settings.lr * factor}
             row.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
+            row["data_seconds"] = round(data_seconds, 3)
             writer.writerow(row)
             history_file.flush()
             stop = False
@@ -241,19 +292,20 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['total']:.3f}", iou=f"{row['mask_iou']:.2f}")
             elif progress(step, row) is False:
-                stop = True
-            if step % settings.save_every == 0 or step == settings.steps or stop:
-                _atomic_save({
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
-                    "settings": dataclasses.asdict(settings),
-                }, last)
-            if stop:
+                session["stopped_by"] = "progress"
                 break
+            if step % settings.save_every == 0 and step < settings.steps:
+                save_checkpoint()
     if bar is not None:
         bar.close()
+    if session["stopped_by"] is None:
+        session["stopped_by"] = "steps"
+    save_checkpoint()  # the final state, whatever stopped the run: resumable from here
     export_weights(model, out / "weights.pt", {
         "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
-        "settings": dataclasses.asdict(settings),
+        "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
+        "stopped_by": session["stopped_by"], "data": data_description(settings),
+        "machine": session["machine"], "torch": torch.__version__, "sessions": sessions,
+        "date": datetime.date.today().isoformat(), "settings": dataclasses.asdict(settings),
     })
     return model.eval()

@@ -1,0 +1,112 @@
+"""Training runs on lent machines: a wall-time limit that stops cleanly, the machine recorded per invocation,
+data workers that never touch CUDA, split/join of weights for small-file transfers, and (on CUDA only) a
+real training step on the GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sam2_model.build import build_model, load_checkpoint
+from sam2_model.train.__main__ import main as train_main
+from sam2_model.train.__main__ import parse_args
+from sam2_model.train.data import MixedClips
+from sam2_model.train.loop import TrainSettings, train
+from sam2_model.train.machine import describe_machine
+from sam2_model.train.package import load_run, main as package_main, stage_record
+
+
+def _tiny(out, **changes) -> TrainSettings:
+    base = dict(out=str(out), model="demo", image_size=64, clip_len=2, clips_per_step=1, max_objects=2,
+                steps=4, warmup_steps=2, save_every=1000, seed=5)
+    base.update(changes)
+    return TrainSettings(**base)
+
+
+def test_a_time_limit_stops_cleanly_and_the_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    train(_tiny(run, steps=100_000, time_limit=2.0), progress=lambda step, row: True)
+    meta = json.loads((run / "weights.json").read_text())
+    state = torch.load(run / "last.pt", weights_only=False)
+    stopped_at = state["step"]
+    assert meta["stopped_by"] == "time_limit" and meta["steps"] == stopped_at < 100_000
+    assert meta["wall_seconds"] >= 2.0 and meta["sessions"][0]["stopped_by"] == "time_limit"
+    assert not list(run.glob("*.tmp"))  # nothing half-written
+    load_checkpoint(build_model("demo", checkpoint="random", image_size=64), run / "weights.pt")
+    # the same run again, without the limit, goes on from the checkpoint to its (new) end
+    train(_tiny(run, steps=stopped_at + 1), progress=lambda step, row: True)
+    meta = json.loads((run / "weights.json").read_text())
+    assert meta["steps"] == stopped_at + 1 and meta["stopped_by"] == "steps"
+    assert [s["start_step"] for s in meta["sessions"]] == [0, stopped_at]
+    assert [s["stopped_by"] for s in meta["sessions"]] == ["time_limit", "steps"]
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + stopped_at + 1 and rows[0].endswith("data_seconds")
+
+
+def test_time_limit_flag_and_bad_values(tmp_path, capsys):
+    assert parse_args(["--out", "x", "--time-limit", "200"]).time_limit == 200.0
+    assert parse_args(["--out", "x"]).time_limit is None
+    with pytest.raises(ValueError, match="time_limit must be a positive"):
+        TrainSettings(out="x", time_limit=0)
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x", "--time-limit", "-5"])
+    assert "time_limit must be a positive" in capsys.readouterr().err
+
+
+def test_weights_and_packaged_stages_record_machine_data_and_wall_time(tmp_path):
+    run = tmp_path / "run"
+    train(_tiny(run, steps=1), progress=lambda step, row: True)
+    meta = json.loads((run / "weights.json").read_text())
+    machine = meta["machine"]
+    assert machine == describe_machine(torch.device("cpu")) and machine["cpu"] and machine["gpu"] is None
+    assert meta["torch"] == torch.__version__ and meta["steps"] == 1 and meta["train_seconds"] > 0
+    assert "make_timelapse" in meta["data"] and meta["sessions"][0]["end_step"] == 1
+    # only weights.pt + weights.json came back from the machine that trained: the stage is still recorded
+    (run / "last.pt").unlink()
+    record = stage_record(run)
+    assert record["steps"] == 1 and record["machine"] == machine and record["torch"] == [torch.__version__]
+    assert record["wall_seconds"] > 0 and "make_timelapse" in record["data"]
+    assert torch.equal(load_run(run)["model"]["no_mem_embed"], torch.load(run / "weights.pt")["model"]["no_mem_embed"])
+
+
+def test_data_workers_make_the_same_clips_as_the_training_process():
+    inline = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4)
+    pooled = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4, workers=1)
+    stream = iter(pooled)
+    for a, b in zip(inline, [next(stream) for _ in range(2)]):
+        assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+    stream.close()  # ends the worker pool
+
+
+def test_split_and_join_round_trip_and_refuse_bad_parts(tmp_path, capsys):
+    payload = bytes(range(256)) * 41  # 10496 bytes
+    original = tmp_path / "weights.pt"
+    original.write_bytes(payload)
+    assert package_main(["--split", str(original), "--part-mib", str(4000 / 2**20)]) == 0
+    parts = sorted(tmp_path.glob("weights.pt.0*"))
+    assert [p.name for p in parts] == ["weights.pt.001", "weights.pt.002", "weights.pt.003"]
+    assert all(p.stat().st_size <= 4000 for p in parts)
+    out = tmp_path / "back" / "weights.pt"
+    out.parent.mkdir()
+    assert package_main(["--join", *map(str, parts), "--out", str(out)]) == 0
+    assert out.read_bytes() == payload and "checked" in capsys.readouterr().out
+    assert package_main(["--join", str(parts[1]), str(parts[0]), str(parts[2]), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "out of order" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_training_run_on_cuda_with_data_workers(tmp_path):
+    run = tmp_path / "gpu"
+    code = train_main(["--out", str(run), "--device", "cuda", "--data", "mix", "--data-workers", "2",
+                       "--image-size", "128", "--clip-len", "3", "--clips-per-step", "2", "--steps", "3",
+                       "--warmup-steps", "1", "--time-limit", "120"])
+    assert code == 0
+    meta = json.loads((run / "weights.json").read_text())
+    assert meta["steps"] == 3 and meta["machine"]["gpu"] and meta["machine"]["device"].startswith("cuda")
+    assert torch.backends.cuda.matmul.allow_tf32
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) == 3 and all("nan" not in row for row in rows)
+    load_checkpoint(build_model("demo", checkpoint="random", image_size=128), run / "weights.pt")
