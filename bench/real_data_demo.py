@@ -3,6 +3,8 @@ time-lapse Fluo-C2DL-MSC/01 in ../shared/data (mesenchymal stem cells, 48 frames
 
     python bench/real_data_demo.py [--model demo] [--checkpoint PATH]
 
+(:func:`msc_iou` is the measure; ``bench/eval_embedded.py`` uses it too.)
+
 One click per cell of frame 0 (at the most interior pixel of its tracking-ground-truth mask), propagation
 through all frames, then on every frame with segmentation ground truth: IoU of each tracked mask with the
 ground-truth cell that carries its track. Prints the mean per frame and overall (the same run with an
@@ -18,38 +20,58 @@ from __future__ import annotations
 import argparse
 import pathlib
 import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 import numpy as np
 import tifffile
 
-from sam2_model import build_model
+from sam2_model import SAM2Model, build_model
 from sam2_model.evaluation import click_point, track_with_clicks
 from sam2_model.metrics import region_similarity
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--data", type=pathlib.Path, default=DATA)
-    parser.add_argument("--held-out-from", type=int, default=24,
-                        help="also report frames from this one on (not used by the fine-tuning example)")
-    args = parser.parse_args()
-    frames = sorted((args.data / "01").glob("t*.tif"))
+@dataclass
+class MscScore:
+    """Zero-shot IoU on the MSC time-lapse: ``overall`` over all scored cell-frames, ``held_out`` over frames
+    >= ``held_out_from``; per_frame: {frame: (mean IoU, cells scored)}; seconds: clicks and tracking."""
+
+    overall: float
+    held_out: float
+    held_out_from: int
+    cell_frames: int
+    num_cells: int
+    image_shape: Tuple[int, ...]
+    seconds: float
+    per_frame: Dict[int, Tuple[float, int]] = field(default_factory=dict)
+
+
+def msc_available(data: pathlib.Path = DATA) -> bool:
+    """Whether the MSC time-lapse (frames and ground truth) is where ``data`` says."""
+    return (data / "01").is_dir() and (data / "01_GT" / "TRA").is_dir() and (data / "01_GT" / "SEG").is_dir()
+
+
+def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24) -> MscScore:
+    """One click per cell of frame 0 (most interior pixel of its tracking-ground-truth marker), propagation
+    through all frames, then on every frame with segmentation ground truth the IoU of each tracked mask
+    with the ground-truth cell that carries its track."""
+    if not msc_available(data):
+        raise ValueError(f"data: no CTC time-lapse at {data} (expected 01/, 01_GT/TRA/ and 01_GT/SEG/)")
+    frames = sorted((data / "01").glob("t*.tif"))
     stack = np.stack([tifffile.imread(f) for f in frames])
-    track = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((args.data / "01_GT" / "TRA").glob("man_track*.tif"))}
-    seg = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((args.data / "01_GT" / "SEG").glob("man_seg*.tif"))}
+    track = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((data / "01_GT" / "TRA").glob("man_track*.tif"))}
+    seg = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((data / "01_GT" / "SEG").glob("man_seg*.tif"))}
     first = track[0]
     ids = [int(i) for i in np.unique(first) if i != 0]
     clicks = {obj_id: click_point(first == obj_id) for obj_id in ids}
-    model = build_model(args.model, checkpoint=args.checkpoint, device="cpu")
     start = time.perf_counter()
     labels = track_with_clicks(model, stack, clicks)
-    elapsed = time.perf_counter() - start
-    print(f"{args.model}: {len(ids)} cells clicked on frame 0 of {stack.shape}, tracked in {elapsed:.1f} s")
-    scores, held_out = [], []
+    seconds = time.perf_counter() - start
+    scores: List[float] = []
+    held_out: List[float] = []
+    per_frame: Dict[int, Tuple[float, int]] = {}
     for t, truth in sorted(seg.items()):
         frame_scores = []
         for obj_id in ids:
@@ -63,11 +85,30 @@ def main() -> None:
             frame_scores.append(region_similarity(labels[t] == obj_id, truth == int(np.argmax(overlap))))
         if frame_scores:
             scores.extend(frame_scores)
-            if t >= args.held_out_from:
+            if t >= held_out_from:
                 held_out.extend(frame_scores)
-            print(f"  frame {t:2d}: mean IoU {np.mean(frame_scores):.3f} over {len(frame_scores)} cells")
-    print(f"overall mean IoU with the segmentation ground truth: {np.mean(scores):.3f} ({len(scores)} cell-frames); "
-          f"frames >= {args.held_out_from}: {np.mean(held_out):.3f} ({len(held_out)} cell-frames)")
+            per_frame[t] = (float(np.mean(frame_scores)), len(frame_scores))
+    return MscScore(float(np.mean(scores)), float(np.mean(held_out)) if held_out else float("nan"), held_out_from,
+                    len(scores), len(ids), tuple(stack.shape), seconds, per_frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--data", type=pathlib.Path, default=DATA)
+    parser.add_argument("--held-out-from", type=int, default=24,
+                        help="also report frames from this one on (not used by the fine-tuning example)")
+    args = parser.parse_args()
+    model = build_model(args.model, checkpoint=args.checkpoint, device="cpu")
+    score = msc_iou(model, args.data, args.held_out_from)
+    print(f"{args.model}: {score.num_cells} cells clicked on frame 0 of {score.image_shape}, "
+          f"tracked in {score.seconds:.1f} s")
+    for t, (mean, count) in score.per_frame.items():
+        print(f"  frame {t:2d}: mean IoU {mean:.3f} over {count} cells")
+    held = sum(count for t, (_, count) in score.per_frame.items() if t >= args.held_out_from)
+    print(f"overall mean IoU with the segmentation ground truth: {score.overall:.3f} ({score.cell_frames} cell-frames); "
+          f"frames >= {args.held_out_from}: {score.held_out:.3f} ({held} cell-frames)")
 
 
 if __name__ == "__main__":

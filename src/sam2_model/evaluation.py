@@ -156,3 +156,21 @@ def propagation_j_and_f(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS,
         values.extend(scores)
         per_sequence.append(float(np.mean(scores)) if scores else float("nan"))
     return QualityReport(float(np.mean(values)), per_sequence, len(values))
+
+
+def propagation_frames_per_second(model: SAM2Model, num_frames: int = 40, size: int = 512, seed: int = 900_100,
+                                  dtype: str = "uint16") -> float:
+    """Tracking speed as a user sees it: frames per second propagating one clicked object through a
+    ``num_frames`` x ``size`` x ``size`` synthetic time-lapse with :class:`VideoSession` (reading, contrast
+    mapping, resizing and frame-size logits included; the click on frame 0 is not timed). The protocol of
+    ``bench/bench_demo.py``: seed 900_100, the first clickable cell."""
+    movie = make_timelapse(num_frames=num_frames, shape=(size, size), seed=seed, dtype=dtype)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    session = VideoSession(model, movie.image)
+    try:
+        session.add_prompt(0, 1, points=[click_point(movie.labels[0] == obj_id)], labels=[1])
+        start = time.perf_counter()
+        count = sum(1 for _ in session.propagate(0))
+        return count / (time.perf_counter() - start)
+    finally:
+        session.close()

@@ -1,0 +1,140 @@
+"""Evaluate embedded-model weights side by side: the synthetic bars, real-data zero-shot IoU and CPU speed.
+
+    python bench/eval_embedded.py WEIGHTS [WEIGHTS ...] [--baseline src/sam2_model/weights/demo.pt]
+                                  [--out eval_embedded.json] [--skip msc fps]
+
+For each weights file (the baseline first, when given), on the CPU:
+
+* one-click IoU and 30-frame propagation J&F on the held-out synthetic seeds 900001-900005
+  (:func:`sam2_model.evaluation.one_click_iou`, :func:`~sam2_model.evaluation.propagation_j_and_f`, the
+  figures in ``demo.json``; goals >= 0.85 and >= 0.75);
+* MSC zero-shot IoU: one click per cell on frame 0 of ``../shared/data/ctc-msc`` (never trained on), tracked
+  through all frames, IoU with the segmentation ground truth (``bench/real_data_demo.py``'s
+  :func:`msc_iou`; goal >= 0.5); skipped with a note when the data is absent;
+* frames/s propagating one object through 40 synthetic 512 x 512 frames
+  (:func:`sam2_model.evaluation.propagation_frames_per_second`, ``bench/bench_demo.py``'s protocol; goal >= 5
+  on 2 cores). Timings on a shared machine are noisy.
+
+Prints a table and writes every figure (and each file's ``.json`` training metadata, when present) to
+``--out``. Weights files are ``{"model": state_dict}`` for the ``--model`` preset (default ``demo``), at
+``--image-size`` (default: the preset's, 256 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from real_data_demo import DATA as MSC_DATA
+from real_data_demo import msc_available, msc_iou
+
+from sam2_model import build_model
+from sam2_model.evaluation import one_click_iou, propagation_frames_per_second, propagation_j_and_f
+
+GOALS = {"one_click_iou": 0.85, "j_and_f_30": 0.75, "msc_iou": 0.5, "fps_512": 5.0}
+MEASURES = ("synthetic", "msc", "fps")
+
+
+def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: Optional[int] = None,
+                     skip: tuple = (), msc_data: pathlib.Path = MSC_DATA) -> Dict[str, Any]:
+    """Every figure for one weights file, with the seconds each measure took."""
+    model = build_model(model_name, checkpoint=str(path), device="cpu", image_size=image_size)
+    result: Dict[str, Any] = {"weights": str(path), "model": model_name, "image_size": model.image_size,
+                              "seconds": {}}
+    meta_path = pathlib.Path(path).with_suffix(".json")
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        result["training"] = {k: meta.get(k) for k in ("steps", "train_seconds", "wall_seconds", "stopped_by",
+                                                        "training_data", "data", "machine", "machines")
+                              if meta.get(k) is not None}
+    if "synthetic" not in skip:
+        start = time.perf_counter()
+        click = one_click_iou(model)
+        video = propagation_j_and_f(model, num_frames=30)
+        result["one_click_iou"], result["j_and_f_30"] = round(click.value, 4), round(video.value, 4)
+        result["per_sequence"] = {"one_click_iou": [round(v, 4) for v in click.per_sequence],
+                                  "j_and_f_30": [round(v, 4) for v in video.per_sequence]}
+        result["seconds"]["synthetic"] = round(time.perf_counter() - start, 1)
+    if "msc" not in skip:
+        if msc_available(msc_data):
+            start = time.perf_counter()
+            score = msc_iou(model, msc_data)
+            result["msc_iou"], result["msc_iou_frames_24_on"] = round(score.overall, 4), round(score.held_out, 4)
+            result["msc_cell_frames"] = score.cell_frames
+            result["seconds"]["msc"] = round(time.perf_counter() - start, 1)
+        else:
+            result["msc_note"] = f"no MSC data at {msc_data}: not measured"
+    if "fps" not in skip:
+        start = time.perf_counter()
+        result["fps_512"] = round(propagation_frames_per_second(model), 2)
+        result["seconds"]["fps"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def _cell(value: Any, goal: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    mark = "" if goal is None else (" ok" if value >= goal else " NO")
+    return f"{value:.3f}{mark}" if isinstance(value, float) and value < 10 else f"{value}{mark}"
+
+
+def table(results: List[Dict[str, Any]]) -> str:
+    """A side-by-side text table: one row per measure, one column per weights file (ok/NO against the goal)."""
+    rows = [("one-click IoU (synthetic, >= 0.85)", "one_click_iou"), ("30-frame J&F (synthetic, >= 0.75)", "j_and_f_30"),
+            ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
+            ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
+    names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
+    width = max(14, *(len(n) for n in names))
+    lines = ["measure".ljust(36) + "".join(n.rjust(width + 2) for n in names)]
+    for title, key in rows:
+        cells = []
+        for r in results:
+            if key is None:
+                training = r.get("training", {})
+                value = training.get("steps") if "steps" in title else training.get("wall_seconds", training.get("train_seconds"))
+                cells.append("-" if value is None else str(value))
+            else:
+                cells.append(_cell(r.get(key), GOALS.get(key)))
+        lines.append(title.ljust(36) + "".join(c.rjust(width + 2) for c in cells))
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("weights", nargs="+", type=pathlib.Path)
+    parser.add_argument("--baseline", type=pathlib.Path, default=None, help="evaluated first, shown as 'baseline'")
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("eval_embedded.json"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=MEASURES)
+    parser.add_argument("--msc-data", type=pathlib.Path, default=MSC_DATA)
+    args = parser.parse_args(argv)
+    files = ([args.baseline] if args.baseline else []) + list(args.weights)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"error: weights: not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results = []
+    for index, path in enumerate(files):
+        started = time.perf_counter()
+        result = evaluate_weights(path, args.model, args.image_size, tuple(args.skip), args.msc_data)
+        if args.baseline and index == 0:
+            result["label"] = "baseline"
+        results.append(result)
+        print(f"{path}: done in {time.perf_counter() - started:.0f} s {result['seconds']}", flush=True)
+    report = {"torch_threads": torch.get_num_threads(), "goals": GOALS, "results": results}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    print(f"(CPU, {torch.get_num_threads()} threads; timings are noisy on a shared machine) wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
