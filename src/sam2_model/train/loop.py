@@ -280,6 +280,8 @@ def train(
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # count this step's GPU work in its own time
             step += 1
             elapsed += time.perf_counter() - started
             row = {"step": step, "seconds": round(elapsed, 2), "lr": settings.lr * factor}
@@ -287,7 +289,6 @@ def train(
             row["data_seconds"] = round(data_seconds, 3)
             writer.writerow(row)
             history_file.flush()
-            stop = False
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['total']:.3f}", iou=f"{row['mask_iou']:.2f}")
