@@ -1,6 +1,6 @@
 """Automatic tracking quality and speed: synthetic held-out time-lapses and (optionally) the real CTC data.
 
-    python bench/bench_tracking.py                       # seeds 900001..900003, 24 frames, 256 x 256
+    python bench/bench_tracking.py                       # seeds 900001..900005, 24 frames, 256 x 256
     python bench/bench_tracking.py --seeds 900001 --frames 12
     python bench/bench_tracking.py --real ../shared/data/ctc-msc --real-frames 48
 
@@ -27,7 +27,13 @@ from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import (detection_f1, entering_recall, evaluate_ctc, make_detector, track_cells, write_ctc,
                                  write_ctc_ground_truth)
 
-KEYS = ("SEG", "DET", "TRA", "division_recall", "BC(3)")
+KEYS = ("SEG", "DET", "TRA", "division_recall", "division_precision", "BC(3)", "tp_div(3)", "fp_div(3)", "fn_div(3)")
+
+
+def with_precision(measures: Dict[str, float], tolerance: int = 3) -> Dict[str, float]:
+    """Adds ``division_precision`` = tp_div / (tp_div + fp_div) at ``tolerance`` frames (NaN without divisions)."""
+    tp, fp = measures.get(f"tp_div({tolerance})", 0.0), measures.get(f"fp_div({tolerance})", 0.0)
+    return {**measures, "division_precision": tp / (tp + fp) if tp + fp else float("nan")}
 
 
 def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict) -> Dict[str, float]:
@@ -40,7 +46,7 @@ def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options:
     with tempfile.TemporaryDirectory() as tmp:
         gt = write_ctc_ground_truth(Path(tmp) / "gt", tl.labels, tl.parents)
         write_ctc(Path(tmp) / "res", result.labels, result.lineage)
-        measures = evaluate_ctc(Path(tmp) / "res", gt)
+        measures = with_precision(evaluate_ctc(Path(tmp) / "res", gt))
     entering = entering_recall(result.labels, tl.labels, tl.parents, delay=options["redetect_every"])
     n_cells = float(np.mean([len(np.unique(f)) - 1 for f in tl.labels]))
     return {"seed": seed, "det_f1": f1["f1"], **{k: measures.get(k, float("nan")) for k in KEYS},
@@ -62,14 +68,14 @@ def run_real(model, root: Path, frames: int, options: Dict) -> Dict[str, float]:
         if frames < len(sorted((root / "01").glob("t*.tif"))):
             raise ValueError("--real-frames must cover the whole sequence (py-ctcmetrics compares every frame)")
         write_ctc(Path(tmp) / "res", result.labels, result.lineage)
-        measures = evaluate_ctc(Path(tmp) / "res", gt_src)
+        measures = with_precision(evaluate_ctc(Path(tmp) / "res", gt_src))
     return {**{k: measures.get(k, float("nan")) for k in KEYS}, "gt_divisions": measures.get("gt_divisions", 0.0),
             "s_per_frame": seconds / len(stack), "tracks": len(result.lineage), "shape": list(stack.shape)}
 
 
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[900_001, 900_002, 900_003])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[900_001, 900_002, 900_003, 900_004, 900_005])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--cells", type=int, default=12)

@@ -162,6 +162,27 @@ def test_matching_is_one_to_one_and_divisions_rules() -> None:
     assert detection_f1([top, newcomer], labels, min_iou=0.6)["f1"] == 0
 
 
+def test_neck_rule_splits_touching_pairs_not_elongated_cells() -> None:
+    shape = (80, 80)
+    pair = _disc(shape, (40, 29), 11) | _disc(shape, (40, 49), 11)  # two touching daughters, a waist between
+    yy, xx = np.mgrid[:80, :80]
+    ellipse = ((yy - 40) / 11.0) ** 2 + ((xx - 40) / 22.0) ** 2 <= 1  # one elongated nucleus, same length
+    bump = _disc(shape, (40, 36), 14) | _disc(shape, (40, 55), 5)  # a nucleus with a small protrusion
+    pieces = div.neck_split(pair, min_diameter=8)
+    assert pieces is not None
+    a, b = pieces
+    assert not (a & b).any() and ((a | b) == pair).all() and abs(int(a.sum()) - int(b.sum())) < 0.1 * pair.sum()
+    assert {bool(a[40, 29]), bool(b[40, 29])} == {True, False}  # one core in each piece
+    assert div.neck_split(ellipse, min_diameter=8) is None and div.neck_split(bump, min_diameter=8) is None
+    assert div.neck_split(np.zeros(shape, bool), min_diameter=8) is None
+    watch = div.NeckWatch(min_diameter=8)
+    area = int(pair.sum())
+    assert watch.update(1, pair, area, smallest_recent=area) is None  # has not grown: not tried
+    assert watch.update(1, pair, area, smallest_recent=0.8 * area) is None  # first frame of the pinch
+    assert watch.update(1, pair, area, smallest_recent=0.8 * area) is not None  # second frame: a division
+    assert watch.update(2, ellipse, int(ellipse.sum()), smallest_recent=0.5 * ellipse.sum()) is None
+
+
 def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) -> None:
     images, truth = enter_leave_clip
     parser = argparse.ArgumentParser()

@@ -118,6 +118,7 @@ class CellTracker:
         self.lineage = Lineage()
         self._states: Dict[int, _TrackState] = {}
         self._split = div.SplitWatch()
+        self._neck = div.NeckWatch(self.cell_diameter[0])
         self._next_id = 1
         self._border_gap = max(1, int(round(self.cell_diameter[0] / 2)))
 
@@ -226,6 +227,7 @@ class CellTracker:
     def _end(self, track_id: int, reason: str) -> None:
         state = self._states.pop(track_id)
         self._split.forget(track_id)
+        self._neck.forget(track_id)
         end = state.last_seen if state.last_seen >= 0 else self.lineage[track_id].begin
         self.lineage.close(track_id, end, reason)
         if track_id in self.session.obj_ids:
@@ -247,6 +249,8 @@ class CellTracker:
             recent_max = max(state.areas) if state.areas else area
             if self.divisions:
                 pieces = self._split.update(track_id, mask, previous)
+                if pieces is None and len(state.areas) >= div.MIN_SPLIT_FRAMES:
+                    pieces = self._neck.update(track_id, mask, area, min(state.areas))
                 if pieces is not None:
                     self._divide(t, track_id, pieces, labels)
                     continue
