@@ -6,11 +6,14 @@
 
 Every run propagates forward from frame 0 (all objects clicked there) through a synthetic nuclei
 time-lapse, image encoding included, in a fresh session (Meta: a fresh ``init_state`` whose frames
-are our model inputs). Weights: Meta's model with seeded random weights copied into ours (the demo
+are our model inputs); ours yields boolean masks on the host (``output="masks"``), Meta's loop its
+GPU logits. Our sides: "batched" (the default build: objects batched, bfloat16-held weights on CUDA),
+"per_object" (``batch_objects=False``), "graphs" (``cuda_graphs=True``), "fp32_weights"
+(``low_precision_weights=False``: autocast re-casts the weights, as before), "compiled" (``compile=True``). Weights: Meta's model with seeded random weights copied into ours (the demo
 preset: our embedded trained weights copied into Meta's). Hole filling is off on both sides (Meta
 skips it without its CUDA extension). CUDA runs use bfloat16 autocast as Meta runs it; peak memory
-is the run's peak above what was allocated before it. Each configuration runs twice, the three
-sides interleaved, and the faster run is kept. Prints frames/s and ratios; timings on a shared
+is the run's peak above what was allocated before it. Each configuration runs twice, the sides
+interleaved, and the faster run is kept. Prints frames/s and ratios; timings on a shared
 machine are noisy.
 """
 
@@ -53,7 +56,7 @@ def movie(num_frames: int, size: int, num_objects: int) -> Tuple[np.ndarray, Lis
 
 
 def same_weights(name: str, size: int, device: torch.device):
-    """(ours, Meta's predictor) holding identical weights, on ``device``."""
+    """(ours, Meta's predictor) holding identical weights, on ``device`` (ours in its default build there)."""
     predictor = reference_model(name, image_size=size, video=True)
     predictor.fill_hole_area = 0
     if name == "demo":
@@ -62,7 +65,15 @@ def same_weights(name: str, size: int, device: torch.device):
     else:
         ours = build_model(name, checkpoint="random", device="cpu", image_size=size)
         ours.load_state_dict(predictor.state_dict(), strict=True)
-    return ours.to(device).eval(), predictor.to(device).eval()
+    state = {k: v.clone() for k, v in ours.state_dict().items()}
+    return ours_variant(name, size, device, state), predictor.to(device).eval()
+
+
+def ours_variant(name: str, size: int, device: torch.device, state: Dict[str, torch.Tensor], **options):
+    """Our model holding weights ``state``, as ``build_model(name, device=device, **options)`` builds it."""
+    model = build_model(name, checkpoint="random", device=device, image_size=size, **options)
+    model.load_state_dict(state, strict=True)  # copies into bfloat16-held weights round as .to() does
+    return model
 
 
 def _sync(device: torch.device) -> None:
@@ -84,12 +95,12 @@ def _measure(run, device: torch.device) -> Tuple[float, Optional[float]]:
     return seconds, peak
 
 
-def run_ours(model, frames, points, batch: bool, device) -> Tuple[float, Optional[float]]:
+def run_ours(model, frames, points, batch: bool, device, output: str = "masks") -> Tuple[float, Optional[float]]:
     session = VideoSession(model, FrameSource(frames, image_size=model.image_size), fill_hole_area=0,
                            batch_objects=batch)
     for k, point in enumerate(points):
         session.add_prompt(0, k + 1, points=[point], labels=[1])
-    result = _measure(lambda: [None for _ in session.propagate()], device)
+    result = _measure(lambda: [None for _ in session.propagate(output=output)], device)
     session.close()
     return result
 
@@ -113,25 +124,47 @@ def run_meta(predictor, inputs: torch.Tensor, points, device) -> Tuple[float, Op
         return _measure(lambda: [None for _ in predictor.propagate_in_video(state)], device)
 
 
-def bench(name: str, size: int, objects: List[int], num_frames: int, device: torch.device, meta: bool,
-          per_object: bool, repeats: int = 2) -> List[Dict[str, object]]:
+#: our sides: build options and whether objects are batched (Meta's side is "meta")
+OUR_SIDES = {
+    "batched": ({}, True),
+    "per_object": ({}, False),
+    "graphs": ({"cuda_graphs": True}, True),
+    "fp32_weights": ({"low_precision_weights": False}, True),
+}
+
+
+def bench(name: str, size: int, objects: List[int], num_frames: int, device: torch.device, sides: List[str],
+          repeats: int = 2, frames_for: Optional[Dict[int, int]] = None,
+          sides_for: Optional[Dict[int, List[str]]] = None) -> List[Dict[str, object]]:
+    """Rows of {model, size, objects, frames, side: (seconds, peak MB)}; each side warmed up once first.
+
+    frames_for / sides_for: per object count, fewer frames or fewer sides (e.g. 100 objects).
+    """
     ours, predictor = same_weights(name, size, device)
+    state = {k: v.float().clone() for k, v in ours.state_dict().items()}
+    models = {"batched": ours, "per_object": ours}
     rows = []
     for n in objects:
-        frames, points = movie(num_frames, size, n)
+        count = (frames_for or {}).get(n, num_frames)
+        wanted = (sides_for or {}).get(n, sides)
+        frames, points = movie(count, size, n)
         source = FrameSource(frames, image_size=size)
-        inputs = torch.stack([source.model_input(t) for t in range(num_frames)])
-        if n == objects[0]:  # warm-up: kernels, allocator, thread pools, cuDNN choices
-            run_ours(ours, frames[:3], points, True, device)
-            run_ours(ours, frames[:3], points, False, device)
-            if meta:
-                run_meta(predictor, inputs[:3], points, device)
-        row: Dict[str, object] = {"model": name, "size": size, "objects": n, "frames": num_frames}
-        runs = {"batched": lambda: run_ours(ours, frames, points, True, device)}
-        if per_object:
-            runs["per_object"] = lambda: run_ours(ours, frames, points, False, device)
-        if meta:
-            runs["meta"] = lambda: run_meta(predictor, inputs, points, device)
+        inputs = torch.stack([source.model_input(t) for t in range(count)])
+        runs = {}
+        for side in wanted:
+            if side == "meta":
+                runs[side] = lambda: run_meta(predictor, inputs, points, device)
+                continue
+            options, batch = OUR_SIDES[side]
+            if side not in models:
+                models[side] = ours_variant(name, size, device, state, **options)
+            runs[side] = (lambda m, b: lambda: run_ours(m, frames, points, b, device))(models[side], batch)
+        for side in wanted:  # warm-up: kernels, allocator, thread pools, cuDNN choices, graph captures
+            if side == "meta":
+                run_meta(predictor, inputs[:4], points, device)
+            else:
+                run_ours(models[side], frames[:4], points, OUR_SIDES[side][1], device)
+        row: Dict[str, object] = {"model": name, "size": size, "objects": n, "frames": count}
         for _ in range(repeats):  # interleaved, fastest kept: load from other jobs hits all sides alike
             for key, run in runs.items():
                 seconds, peak = run()
@@ -139,60 +172,119 @@ def bench(name: str, size: int, objects: List[int], num_frames: int, device: tor
                     row[key] = (seconds, peak)
         rows.append(row)
         print(format_row(row), flush=True)
+    del models, ours, predictor
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return rows
 
 
 def format_row(row: Dict[str, object]) -> str:
     frames = int(row["frames"])  # type: ignore[arg-type]
-    parts = [f"{row['model']:>18} {row['size']:>5}px {row['objects']:>4} obj"]
-    for key in ("batched", "per_object", "meta"):
+    parts = [f"{row['model']:>18} {row['size']:>5}px {row['objects']:>4} obj {frames:>3} fr"]
+    for key in (*OUR_SIDES, "compiled", "meta"):
         if key in row:
             seconds, peak = row[key]  # type: ignore[misc]
-            mem = f", peak {peak:.0f} MB" if peak is not None else ""
-            parts.append(f"{key} {frames / seconds:6.2f} frames/s{mem}")
-    if "meta" in row:
-        ratio = row["meta"][0] / row["batched"][0]  # type: ignore[index]
-        parts.append(f"batched/Meta speed {ratio:.2f}x (time per frame {1 / ratio:.2f}x Meta's)")
+            mem = f" ({peak:.0f} MB)" if peak is not None else ""
+            ratio = f" = {row['meta'][0] / seconds:.2f}x Meta" if "meta" in row and key != "meta" else ""  # type: ignore[index]
+            parts.append(f"{key} {frames / seconds:6.2f} fps{mem}{ratio}")
     return " | ".join(parts)
+
+
+def bench_compiled(device: torch.device, num_frames: int, warm_frames: int = 8, name: str = "sam2.1_hiera_tiny",
+                   size: int = 1024) -> Dict[str, object]:
+    """One object, compiled (``build_model(compile=True)``): the first-use delay (build, compile and
+    ``warm_frames`` frames) and then frames/s, with Meta's eager predictor in the same run for the ratio."""
+    eager, predictor = same_weights(name, size, device)
+    state = {k: v.float().clone() for k, v in eager.state_dict().items()}
+    frames, points = movie(num_frames, size, 1)
+    start = time.perf_counter()
+    model = ours_variant(name, size, device, state, compile=True)
+    run_ours(model, frames[:warm_frames], points, True, device)
+    run_ours(model, frames[: warm_frames + 4], points, True, device)  # memory counts of later frames
+    delay = time.perf_counter() - start
+    source = FrameSource(frames, image_size=size)
+    inputs = torch.stack([source.model_input(t) for t in range(num_frames)])
+    run_meta(predictor, inputs[:4], points, device)
+    row: Dict[str, object] = {"model": name, "size": size, "objects": 1, "frames": num_frames,
+                              "first_use_seconds": round(delay, 1)}
+    for _ in range(2):
+        for key, run in (("compiled", lambda: run_ours(model, frames, points, True, device)),
+                         ("meta", lambda: run_meta(predictor, inputs, points, device))):
+            seconds, peak = run()
+            if key not in row or seconds < row[key][0]:  # type: ignore[index]
+                row[key] = (seconds, peak)
+    print(format_row(row) + f" | first use (build + compile + {warm_frames} frames) {delay:.0f} s", flush=True)
+    return row
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--frames", type=int, default=None, help="frames per run (default: 40 CUDA, 12 CPU)")
+    parser.add_argument("--frames", type=int, default=None, help="frames per run (default: 60 CUDA, 12 CPU)")
     parser.add_argument("--cpu-quick", action="store_true", help="CPU: demo 1 and 20 objects, tiny 512 with 5")
     parser.add_argument("--no-meta", action="store_true", help="skip Meta's predictor")
     parser.add_argument("--objects", type=int, nargs="+", default=None,
                         help="object counts for sam2.1 tiny on CUDA (default 1 5 20 100)")
     parser.add_argument("--presets", nargs="*", default=None,
                         help="CUDA one-object presets at 1024 (default: the four sam2.1 presets; none to skip)")
+    parser.add_argument("--parts", nargs="*", default=["presets", "objects", "demo", "compiled"],
+                        help="CUDA parts to run (default: presets objects demo compiled)")
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    meta = not args.no_meta
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    meta = [] if args.no_meta else ["meta"]
+    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
+          f", torch {torch.__version__}", flush=True)
+    rows: List[Dict[str, object]] = []
+
+    def save() -> None:
+        if args.json is not None:
+            import json
+
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        frames = args.frames or 40
+        frames = args.frames or 60
         presets = args.presets if args.presets is not None else [
             "sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"]
-        for preset in presets:
-            bench(preset, 1024, [1], frames, device, meta, per_object=False)
-        rows = bench("sam2.1_hiera_tiny", 1024, args.objects or [1, 5, 20, 100], frames, device, meta, per_object=True)
-        rows += bench("demo", 256, [1, 20, 100], frames, device, meta, per_object=True)
+        if "presets" in args.parts:
+            for preset in presets:
+                extra = ["fp32_weights"] if preset == "sam2.1_hiera_tiny" else []
+                rows += bench(preset, 1024, [1], frames, device, ["batched", "graphs", *extra, *meta])
+                save()
+        if "objects" in args.parts:
+            objects = args.objects or [1, 5, 20, 100]
+            rows += bench("sam2.1_hiera_tiny", 1024, objects, 40, device, ["batched", "graphs", "per_object", *meta],
+                          frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+            save()
+        if "demo" in args.parts:
+            rows += bench("demo", 256, [1, 20, 100], 40, device, ["batched", "graphs", "per_object", *meta],
+                          frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+            save()
+        if "compiled" in args.parts:
+            rows.append(bench_compiled(device, frames))
+            save()
     else:
         frames = args.frames or (8 if args.cpu_quick else 12)
         objects = [1, 20] if args.cpu_quick else [1, 5, 20]
-        rows = bench("demo", 256, objects, frames, device, meta, per_object=True)
-        rows += bench("sam2.1_hiera_tiny", 512, [5], max(4, frames // 2), device, meta, per_object=True)
+        rows += bench("demo", 256, objects, frames, device, ["batched", "per_object", *meta])
+        rows += bench("sam2.1_hiera_tiny", 512, [5], max(4, frames // 2), device, ["batched", "per_object", *meta])
+        save()
     by_model: Dict[str, Dict[int, float]] = {}
     for row in rows:
-        seconds = row["batched"][0]  # type: ignore[index]
-        by_model.setdefault(f"{row['model']} {row['size']}px", {})[int(row["objects"])] = seconds  # type: ignore[arg-type]
-    for model_name, times in by_model.items():
-        if 1 in times:
-            for n, seconds in sorted(times.items()):
+        if "batched" not in row:
+            continue
+        for side in ("batched", "graphs"):
+            if side in row:
+                seconds = row[side][0]  # type: ignore[index]
+                key = f"{row['model']} {row['size']}px {side}"
+                by_model.setdefault(key, {})[int(row["objects"])] = int(row["frames"]) / seconds  # type: ignore[arg-type]
+    for model_name, fps in by_model.items():
+        if 1 in fps:
+            for n, rate in sorted(fps.items()):
                 if n > 1:
-                    print(f"{model_name}: {n} objects run at {times[1] / seconds:.2f}x the one-object frames/s (batched)")
+                    print(f"{model_name}: {n} objects run at {rate / fps[1]:.2f}x the one-object frames/s")
 
 
 if __name__ == "__main__":

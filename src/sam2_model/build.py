@@ -128,6 +128,8 @@ def build_model(
     device: Union[str, torch.device] = "auto",
     image_size: Optional[int] = None,
     compile: bool = False,
+    low_precision_weights: Optional[bool] = None,
+    cuda_graphs: bool = False,
 ) -> SAM2Model:
     """Build preset ``name`` in eval mode.
 
@@ -137,6 +139,11 @@ def build_model(
     image_size: input resolution override (default: the preset's).
     compile: compile the image encoder, memory attention and mask decoder with ``torch.compile``
     (CUDA only; see :func:`compile_model`).
+    low_precision_weights: hold the linear and convolution weights in the autocast dtype (bfloat16)
+    where inference runs under autocast (CUDA), so they are not re-cast on every call; results are
+    bit-identical (see :mod:`sam2_model.precision`). None (default): on where autocast runs. Such a
+    model is for inference: ``precision.restore_full_precision(model)`` before training it.
+    cuda_graphs: replay the per-frame calls from CUDA graphs (CUDA only; see :mod:`sam2_model.cuda_graphs`).
     """
     config = get_config(name, image_size)
     source = resolve_weights(name, checkpoint)
@@ -149,9 +156,19 @@ def build_model(
         load_checkpoint(model, download(name))
     elif isinstance(source, Path):
         load_checkpoint(model, source)
-    model = model.to(resolve_device(device)).eval()
+    target = resolve_device(device)
+    model = model.to(target).eval()
+    dtype = autocast_dtype(target)
+    if dtype is not None and (low_precision_weights is None or low_precision_weights):
+        from .precision import hold_low_precision_weights
+
+        hold_low_precision_weights(model, dtype)
     if compile:
         compile_model(model)
+    if cuda_graphs:
+        from .cuda_graphs import enable_cuda_graphs
+
+        enable_cuda_graphs(model)
     return model
 
 

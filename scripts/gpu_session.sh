@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One lease of a GPU machine (no network; PyTorch and the scientific stack installed): correctness of
+# the GPU speed paths, speed against Meta's predictor, a time-boxed training stage of the embedded
+# model on the microscopy mix, then the compiled model's first-use delay and speed.
+#
+#   OUT=/some/folder SITE=.gpu/site bash scripts/gpu_session.sh [SECONDS]
+#
+# SITE holds Meta's sam2==1.1.0 source and its pure-Python needs (hydra, omegaconf, antlr4, iopath)
+# copied from a machine with network. SECONDS (default 560) is the whole script's budget; each stage
+# gets what is left, so a slow stage shortens the next ones rather than losing everything. Results:
+# $OUT/log.txt (everything printed), check.json, bench.json, history.csv, weights.json and the trained
+# weights split in parts (weights.pt.001, .002, .sha256: join with
+# `python -m sam2_model.train.package --join ... --out weights.pt`).
+set -u
+BUDGET=${1:-560}
+START=$(date +%s)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PYTHONPATH="$ROOT/src:${SITE:-$ROOT/.gpu/site}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+LOG="$OUT/log.txt"
+PY=${PYTHON:-python3}
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, log, never stop the script
+  local name=$1 limit=$2; shift 2
+  local avail; avail=$(left)
+  [ "$limit" -gt "$avail" ] && limit=$avail
+  if [ "$limit" -le 5 ]; then echo "== $name skipped: no time left" | tee -a "$LOG"; return; fi
+  echo "== $name (limit ${limit}s, $(left)s left)" | tee -a "$LOG"
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  echo "== $name rc=$? at $(( $(date +%s) - START ))s" | tee -a "$LOG"
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+  "$PY" -c "import torch, numpy, scipy, skimage; print('torch', torch.__version__, torch.cuda.get_device_name(), 'numpy', numpy.__version__)"
+  "$PY" -c "import sam2, hydra; print('sam2 oracle importable')"
+  nproc; } >>"$LOG" 2>&1
+
+stage check 90 "$PY" bench/gpu_check.py --json "$OUT/check.json"
+stage bench 240 "$PY" bench/bench_objects.py --parts presets objects demo --json "$OUT/bench.json"
+RUN=/tmp/gpu_mix_run
+stage train 190 "$PY" -m sam2_model.train --out "$RUN" --init src/sam2_model/weights/demo.pt --data mix \
+    --data-workers 14 --clip-len 8 --clips-per-step 4 --steps 1200 --lr 2e-4 --warmup-steps 50 --seed 22 \
+    --save-every 200 --time-limit 170
+if [ -f "$RUN/weights.pt" ]; then
+  cp "$RUN/weights.pt" "$OUT/weights.pt" && "$PY" -m sam2_model.train.package --split "$OUT/weights.pt" >>"$LOG" 2>&1 \
+    && rm -f "$OUT/weights.pt"
+  cp "$RUN/history.csv" "$OUT/history.csv" 2>/dev/null
+  cp "$RUN/weights.json" "$OUT/weights.json" 2>/dev/null
+  tail -3 "$RUN/history.csv" >>"$LOG"
+fi
+stage compiled 120 "$PY" bench/bench_objects.py --parts compiled
+echo "== done at $(( $(date +%s) - START ))s" | tee -a "$LOG"
+grep -E "fps|objects run at|first use|vs |graphs:|Error|error|rc=" "$LOG" | grep -v "it/s" | tail -60
