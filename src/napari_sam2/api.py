@@ -21,7 +21,8 @@ from sam2_model.build import WeightsArg
 from sam2_model.frames_io import open_stack
 
 from .controller import SegmentationController
-from .layout import StackLayout
+from .image_size import ImageSizeArg, check_image_size, resolve_image_size
+from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import box_problem, click_problem
 from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
@@ -161,7 +162,7 @@ def segment(
     model: str = "demo",
     checkpoint: WeightsArg = "download",
     device: str = "auto",
-    image_size: Optional[int] = None,
+    image_size: ImageSizeArg = None,
     frame_axis: int = 0,
     direction: str = "both",
     progress: Optional[Callable[[int, int], None]] = None,
@@ -186,6 +187,8 @@ def segment(
     model / checkpoint: the embedded demo model by default; checkpoint is one of
         ``sam2_model.build.Weights`` ("embedded": the demo's shipped weights, "download": an official
         preset's cached or downloaded file (the demo's embedded ones), "random": testing only) or a path.
+    image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in
+        the first frame: see :func:`sam2_model.input_size.suggest_image_size`), or None (the model's own).
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     data = image.data if is_layer else image
@@ -203,6 +206,7 @@ def segment(
         data = _WithoutAlpha(data)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+    check_image_size(image_size)
     clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
     boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
     _check_prompts(clicks, boxes, layout, data.shape)
@@ -221,7 +225,8 @@ def segment(
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
-    net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=image_size)
+    size = resolve_image_size(image_size, FrameView(data, layout)[0], model) if image_size is not None else None
+    net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
     labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
     options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
     controller = SegmentationController(net, data, layout, labels, session_options=options)

@@ -32,6 +32,8 @@ from sam2_model.frames_io import open_stack
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
 from ._cli_batch import add_batch_parser
 from .api import resolve_axes, segment
+from .image_size import AUTO, auto_image_size, check_image_size
+from .layout import FrameView
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
@@ -63,7 +65,9 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                        help="embedded (the demo's shipped weights), download (official presets: cached or "
                             "downloaded; demo: embedded), random (or none: testing only), or a .pt file")
     track.add_argument("--device", default="auto")
-    track.add_argument("--image-size", type=int, default=None)
+    track.add_argument("--image-size", default=None, metavar="N|auto",
+                       help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
+                            "the objects in the first frame); default: the model's own (demo 256, official 1024)")
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     track.add_argument("--axis", type=int, default=0, help="the axis to propagate through (time or z; default 0)")
     track.add_argument("--channel-axis", type=int, default=None,
@@ -120,6 +124,16 @@ def write_atomically(path: Path, labels: np.ndarray) -> None:
         raise
 
 
+def pick_image_size(value: Optional[str], first_frame: object, model: str) -> Optional[int]:
+    """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from)."""
+    checked = check_image_size(value, "--image-size")
+    if checked != AUTO:
+        return checked  # type: ignore[return-value]
+    choice = auto_image_size(first_frame, model)
+    print(f"--image-size auto: {choice.describe()}")
+    return choice.image_size
+
+
 class _LazyBar:
     """A tqdm bar created at the first progress report (so errors before propagation print no bar)."""
 
@@ -140,6 +154,7 @@ class _LazyBar:
 
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
+    check_image_size(args.image_size, "--image-size")
     if args.auto:
         return auto_command(args)
     if args.prompts is None or args.output is None:
@@ -163,10 +178,11 @@ def track_command(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
     output = prepare_output(args.output)
+    image_size = pick_image_size(args.image_size, FrameView(stack, layout)[0], args.model)
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                         image_size=args.image_size, frame_axis=args.axis, direction=args.direction, progress=bar,
+                         image_size=image_size, frame_axis=args.axis, direction=args.direction, progress=bar,
                          rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed)
     finally:
         bar.close()
@@ -191,7 +207,8 @@ def auto_command(args: argparse.Namespace) -> int:
     stack = open_stack(args.stack)
     if args.output is not None:
         args.output = prepare_output(args.output)
-    model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=args.image_size)
+    image_size = pick_image_size(args.image_size, stack[0], args.model)
+    model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     return run_auto(args, stack, model)
 
 

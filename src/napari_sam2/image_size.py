@@ -1,0 +1,78 @@
+"""The model's input size as the user gives it: a number, "auto" (from the objects' size), or None (the preset).
+
+Shared by :func:`napari_sam2.segment`, the CLI's ``--image-size N|auto`` and the widget's "Input size"
+control; the rule itself is :func:`sam2_model.input_size.suggest_image_size`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from sam2_model.config import get_config
+from sam2_model.input_size import estimate_object_diameter, suggest_image_size
+
+AUTO = "auto"
+#: what ``image_size=`` accepts: a multiple of 32, "auto", or None (the model's preset size)
+ImageSizeArg = Union[int, str, None]
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """An input size picked for a frame: the size, and the object width (frame px) it was picked from."""
+
+    image_size: int
+    object_diameter: float  # NaN: no objects were found and the preset size was kept
+    frame_shape: tuple
+
+    def describe(self) -> str:
+        """One line for the user, e.g. "input size 512 px (objects ~9.0 px wide in 1024 x 1024 frames)"."""
+        height, width = self.frame_shape[:2]
+        if math.isnan(self.object_diameter):
+            return f"input size {self.image_size} px (the model's; no objects found to measure in the first frame)"
+        return (f"input size {self.image_size} px (objects ~{self.object_diameter:.1f} px wide in "
+                f"{height} x {width} frames)")
+
+
+def check_image_size(image_size: ImageSizeArg, name: str = "image_size") -> ImageSizeArg:
+    """``image_size`` as given, checked: None, "auto" (any case) or a positive multiple of 32."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, str):
+        word = image_size.strip().lower()
+        if word == AUTO:
+            return AUTO
+        if word.isdigit():
+            image_size = int(word)
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        if image_size > 0 and image_size % 32 == 0:
+            return int(image_size)
+    raise ValueError(f"{name} must be a positive multiple of 32 (e.g. 256, 512, 1024), 'auto' (picked from the "
+                     f"objects' size), or left out / None (the model's own size); got {image_size!r}")
+
+
+def auto_image_size(frame: Any, model: str) -> SizeChoice:
+    """The suggested input size of ``model`` for frames like ``frame`` ((H, W) or (H, W, C), any numeric dtype).
+
+    Frames with more than 4 channels are averaged over their last axis first. When no object can be
+    measured (a flat frame) the preset size is kept.
+    """
+    array = np.asarray(frame)
+    if array.ndim == 3 and array.shape[-1] > 4:
+        array = array.mean(axis=-1)
+    diameter = estimate_object_diameter(array)
+    shape = tuple(int(n) for n in array.shape[:2])
+    if math.isnan(diameter):
+        return SizeChoice(get_config(model).image_size, diameter, shape)
+    return SizeChoice(suggest_image_size(diameter, shape, model), diameter, shape)
+
+
+def resolve_image_size(image_size: ImageSizeArg, frame: Any, model: str, name: str = "image_size") -> Optional[int]:
+    """``image_size`` with "auto" replaced by the suggestion for ``frame`` (None stays None: the preset)."""
+    checked = check_image_size(image_size, name)
+    if checked == AUTO:
+        return auto_image_size(frame, model).image_size
+    return checked  # type: ignore[return-value]

@@ -1,0 +1,155 @@
+"""Pick the model's input size from the size of the objects: small cells need more input pixels.
+
+A frame of (H, W) pixels is resized to the model's square S x S input, so an object ``d`` px across
+becomes about ``d * S / max(H, W)`` px across along the frame's longer axis. SAM 2 looks at the input
+through a stride-16 image embedding (prompt tokens and memory attention work there) and predicts masks
+at stride 4. An object narrower than ~16 input px covers less than one embedding cell and less than
+4 x 4 mask pixels: it blurs into its neighbours or vanishes. :func:`suggest_image_size` therefore asks
+for the smallest supported S at which a typical object is at least :data:`TARGET_OBJECT_PX` (16) input
+px across (one embedding cell, 4 mask pixels), within the model's range and never upsampling the
+frame by more than :data:`MAX_UPSAMPLING` (2x): beyond that, enlarging adds no detail, only compute.
+16 is the low end of the 16-24 px that works: the shipped demo weights were trained at 256 px input and
+lose quality on objects much larger (in input px) than they saw, so a bigger size is not free.
+
+"Object diameter" here is an object's *width* (its shortest extent: a rod's thickness, a round
+nucleus' diameter), since that is what disappears first when a frame is shrunk.
+:func:`estimate_object_diameter` measures it from an image (Otsu threshold and distance transform),
+:func:`diameter_from_masks` from masks (e.g. the first masks of clicked objects).
+
+Supported sizes: the demo model's windowed attention (windows of 8, 4, 8, 4 tokens at strides 4, 8,
+16, 32) tiles its feature maps exactly, as at its 256 px training size, when S is a multiple of 128;
+other multiples of 32 also run (windows are padded). Suggestions are 256, 384, ..., 1024. Official
+presets keep their 1024 px: they were trained at it, and a user who wants another size passes it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from .config import get_config
+
+__all__ = [
+    "TARGET_OBJECT_PX", "MAX_UPSAMPLING", "DEMO_SIZE_RANGE", "SIZE_STEP",
+    "suggest_image_size", "supported_image_sizes", "estimate_object_diameter", "diameter_from_masks",
+]
+
+TARGET_OBJECT_PX = 16.0  # an object's width at the model input: one stride-16 cell, 4 stride-4 mask px
+MAX_UPSAMPLING = 2.0  # S <= 2 x the frame's longer side
+DEMO_SIZE_RANGE = (256, 1024)  # the embedded demo model: its training size up to the official presets' size
+SIZE_STEP = 128  # demo: every attention window tiles its feature map exactly (see the module docstring)
+ESTIMATE_CROP = 512  # estimate_object_diameter looks at the central crop of at most this side
+MIN_WIDTH_PX = 3.0  # narrower connected pieces of the Otsu foreground are noise, not objects
+
+
+def supported_image_sizes(model_name: str) -> Tuple[int, ...]:
+    """The input sizes :func:`suggest_image_size` picks from for ``model_name`` (ascending).
+
+    The demo model: 256, 384, ..., 1024. Official presets: their own size only (1024).
+    """
+    config = get_config(model_name)
+    if model_name != "demo":
+        return (config.image_size,)
+    low, high = DEMO_SIZE_RANGE
+    return tuple(range(low, high + 1, SIZE_STEP))
+
+
+def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], model_name: str = "demo",
+                       target_px: float = TARGET_OBJECT_PX) -> int:
+    """The smallest supported input size at which an object ``object_diameter_px`` wide (frame px) is at
+    least ``target_px`` input px wide, for frames of ``frame_shape`` = (H, W[, ...]).
+
+    Capped to the model's range (demo: 256..1024) and to 2x the frame's longer side (the smallest
+    supported size always stays allowed). Official presets return their own size (1024).
+    Examples (demo): 40 px nuclei in 512 x 512 frames -> 256; 8 px wide bacteria in 512 x 512 -> 1024.
+    """
+    try:
+        diameter = float(object_diameter_px)
+    except (TypeError, ValueError):
+        diameter = float("nan")
+    if not math.isfinite(diameter) or diameter <= 0:
+        raise ValueError(f"object_diameter_px must be a positive number of pixels, got {object_diameter_px!r}")
+    if not (isinstance(target_px, (int, float)) and math.isfinite(target_px) and target_px > 0):
+        raise ValueError(f"target_px must be a positive number of pixels, got {target_px!r}")
+    shape = tuple(frame_shape) if isinstance(frame_shape, (tuple, list)) else None
+    if shape is None or len(shape) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape[:2]):
+        raise ValueError(f"frame_shape must be (H, W) with two positive integers, got {frame_shape!r}")
+    sizes = supported_image_sizes(model_name)  # ValueError for an unknown model
+    if len(sizes) == 1:
+        return sizes[0]
+    longest = max(int(shape[0]), int(shape[1]))
+    needed = target_px * longest / diameter
+    allowed = [s for s in sizes if s <= MAX_UPSAMPLING * longest] or [sizes[0]]
+    return next((s for s in allowed if s >= needed), allowed[-1])
+
+
+def _grey_unit(frame: Any) -> np.ndarray:
+    """(H, W) or (H, W, C) numbers -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean)."""
+    array = np.asarray(frame)
+    if array.dtype.kind not in "uifb":
+        raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4):
+        array = array.mean(axis=-1)
+    if array.ndim != 2 or min(array.shape) < 8:
+        raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least 8 px on each side, "
+                         f"got shape {np.shape(frame)}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("frame contains NaN or infinite values")
+    low, high = np.percentile(array, (1.0, 99.8))
+    if high <= low:
+        return np.zeros(array.shape, np.float32)
+    return np.clip((array - low) / (high - low), 0.0, 1.0)
+
+
+def _central_crop(frame: np.ndarray, side: int) -> np.ndarray:
+    top = max(0, (frame.shape[0] - side) // 2)
+    left = max(0, (frame.shape[1] - side) // 2)
+    return frame[top:top + side, left:left + side]
+
+
+def estimate_object_diameter(frame: Any) -> float:
+    """A typical object's width in px in ``frame`` ((H, W) or (H, W, C), any numeric dtype).
+
+    Simple and fast (~0.1 s): the frame's central 512 x 512 at most, normalised to [0, 1] and smoothed
+    (Gaussian, sigma 1 px), is split at its Otsu threshold; the objects are the smaller of the two
+    classes (bright objects on a dark background in fluorescence, dark ones on a bright background in
+    phase contrast or brightfield). Each connected object's width is twice its largest distance to the
+    background, which stays a cell's width when cells touch or are rods; the median over objects at least
+    3 px wide is returned. It errs small on textured transmitted-light images (a larger input size: slower,
+    not worse). Returns NaN when the frame is flat or holds no object.
+    """
+    from skimage.filters import threshold_otsu  # imported here: `import sam2_model` stays light
+
+    unit = _central_crop(_grey_unit(frame), ESTIMATE_CROP)
+    smooth = ndimage.gaussian_filter(unit, 1.0)
+    if float(smooth.max() - smooth.min()) < 1e-6:
+        return float("nan")
+    foreground = smooth > threshold_otsu(smooth)
+    if foreground.mean() > 0.5:  # the objects are the minority class
+        foreground = ~foreground
+    labels, count = ndimage.label(foreground)
+    if count == 0:
+        return float("nan")
+    distance = ndimage.distance_transform_edt(foreground)
+    widths = 2.0 * np.asarray(ndimage.maximum(distance, labels, index=np.arange(1, count + 1)), np.float64)
+    widths = widths[widths >= MIN_WIDTH_PX]
+    return float(np.median(widths)) if len(widths) else float("nan")
+
+
+def diameter_from_masks(masks: Any) -> float:
+    """The median width (twice the largest distance to the background) of the objects in ``masks``:
+    (N, H, W) or (H, W) bool masks, or an (H, W) integer label image (0 = background). NaN if empty."""
+    array = np.asarray(masks)
+    if array.ndim == 2 and array.dtype.kind in "iu":
+        ids = [i for i in np.unique(array) if i != 0]
+        array = np.stack([array == i for i in ids]) if ids else np.zeros((0,) + array.shape, bool)
+    elif array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(f"masks must be (N, H, W) or (H, W) masks, or an (H, W) label image; got shape {array.shape}")
+    widths = [2.0 * float(ndimage.distance_transform_edt(np.pad(m.astype(bool), 1)).max()) for m in array if m.any()]
+    return float(np.median(widths)) if widths else float("nan")
