@@ -230,6 +230,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--parts", nargs="*", default=["presets", "objects", "demo", "compiled"],
                         help="CUDA parts to run (default: presets objects demo compiled)")
     parser.add_argument("--json", type=pathlib.Path, default=None, help="also write the rows here")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per side, fastest kept (default 2)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     meta = [] if args.no_meta else ["meta"]
@@ -251,16 +252,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         if "presets" in args.parts:
             for preset in presets:
                 extra = ["fp32_weights"] if preset == "sam2.1_hiera_tiny" else []
-                rows += bench(preset, 1024, [1], frames, device, ["batched", "graphs", *extra, *meta])
+                rows += bench(preset, 1024, [1], frames, device, ["batched", "graphs", *extra, *meta], args.repeats)
                 save()
         if "objects" in args.parts:
             objects = args.objects or [1, 5, 20, 100]
             rows += bench("sam2.1_hiera_tiny", 1024, objects, 40, device, ["batched", "graphs", "per_object", *meta],
-                          frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
             save()
         if "demo" in args.parts:
             rows += bench("demo", 256, [1, 20, 100], 40, device, ["batched", "graphs", "per_object", *meta],
-                          frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
             save()
         if "compiled" in args.parts:
             rows.append(bench_compiled(device, frames))

@@ -6,13 +6,13 @@
 #   OUT=/some/folder SITE=.gpu/site bash scripts/gpu_session.sh [SECONDS]
 #
 # SITE holds Meta's sam2==1.1.0 source and its pure-Python needs (hydra, omegaconf, antlr4, iopath)
-# copied from a machine with network. SECONDS (default 560) is the whole script's budget; each stage
+# copied from a machine with network. SECONDS (default 570) is the whole script's budget; each stage
 # gets what is left, so a slow stage shortens the next ones rather than losing everything. Results:
-# $OUT/log.txt (everything printed), check.json, bench.json, history.csv, weights.json and the trained
+# $OUT/log.txt (everything printed), bench.json, bench_objects.json, history.csv, weights.json and the trained
 # weights split in parts (weights.pt.001, .002, .sha256: join with
 # `python -m sam2_model.train.package --join ... --out weights.pt`).
 set -u
-BUDGET=${1:-560}
+BUDGET=${1:-570}
 START=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -35,12 +35,16 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, log, never st
   "$PY" -c "import sam2, hydra; print('sam2 oracle importable')"
   nproc; } >>"$LOG" 2>&1
 
-stage check 90 "$PY" bench/gpu_check.py --json "$OUT/check.json"
-stage bench 240 "$PY" bench/bench_objects.py --parts presets objects demo --json "$OUT/bench.json"
+stage check 50 "$PY" bench/gpu_check.py
+stage presets 160 "$PY" bench/bench_objects.py --parts presets --json "$OUT/bench.json"
+stage objects 130 "$PY" bench/bench_objects.py --parts objects --repeats 1 --json "$OUT/bench_objects.json"
+stage profile 30 "$PY" bench/gpu_profile.py --frames 10
+stage compiled 90 "$PY" bench/bench_objects.py --parts compiled
 RUN=/tmp/gpu_mix_run
-stage train 190 "$PY" -m sam2_model.train --out "$RUN" --init src/sam2_model/weights/demo.pt --data mix \
-    --data-workers 14 --clip-len 8 --clips-per-step 4 --steps 1200 --lr 2e-4 --warmup-steps 50 --seed 22 \
-    --save-every 200 --time-limit 170
+TRAIN_LIMIT=$(( $(left) - 25 ))
+stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init src/sam2_model/weights/demo.pt \
+    --data mix --data-workers 14 --clip-len 8 --clips-per-step 4 --steps 600 --lr 2e-4 --warmup-steps 30 --seed 22 \
+    --save-every 100 --time-limit "$TRAIN_LIMIT"
 if [ -f "$RUN/weights.pt" ]; then
   cp "$RUN/weights.pt" "$OUT/weights.pt" && "$PY" -m sam2_model.train.package --split "$OUT/weights.pt" >>"$LOG" 2>&1 \
     && rm -f "$OUT/weights.pt"
@@ -48,6 +52,5 @@ if [ -f "$RUN/weights.pt" ]; then
   cp "$RUN/weights.json" "$OUT/weights.json" 2>/dev/null
   tail -3 "$RUN/history.csv" >>"$LOG"
 fi
-stage compiled 120 "$PY" bench/bench_objects.py --parts compiled
 echo "== done at $(( $(date +%s) - START ))s" | tee -a "$LOG"
 grep -E "fps|objects run at|first use|vs |graphs:|Error|error|rc=" "$LOG" | grep -v "it/s" | tail -60
