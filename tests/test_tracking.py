@@ -181,6 +181,31 @@ def test_neck_rule_splits_touching_pairs_not_elongated_cells() -> None:
     assert watch.update(1, pair, area, smallest_recent=0.8 * area) is None  # first frame of the pinch
     assert watch.update(1, pair, area, smallest_recent=0.8 * area) is not None  # second frame: a division
     assert watch.update(2, ellipse, int(ellipse.sum()), smallest_recent=0.5 * ellipse.sum()) is None
+    at_edge = np.zeros(shape, bool)  # the same pair shifted onto the frame's top edge (cells coming in)
+    at_edge[:-30] = pair[30:]
+    assert div.neck_split(at_edge, min_diameter=8) is not None
+    for _ in range(3):
+        assert watch.update(3, at_edge, area, smallest_recent=0.5 * area) is None
+
+
+def test_a_division_whose_daughter_is_lost_at_once_is_undone() -> None:
+    from sam2_model.tracking import Lineage, Track
+
+    labels = np.zeros((8, 10, 10), np.uint32)
+    labels[:3, 2:6, 2:6] = 1  # mother, frames 0-2
+    labels[3:, 2:6, 2:6] = 2  # daughter that stays
+    labels[3, 7:9, 7:9] = 3  # "daughter" lost after one frame: a fragment
+    labels[5:, 0, 0] = 4  # child of the daughter that stays (keeps a parent after the undo)
+    labels[5:, 2:6, 2:6] = 0
+    labels[5:, 2:6, 2:4] = 4
+    labels[5:, 2:6, 4:6] = 5
+    lineage = Lineage([Track(1, 0, 2, 0, "divided"), Track(2, 3, 4, 1, "divided"), Track(3, 3, 3, 1, "lost"),
+                       Track(4, 5, 7, 2, "end of stack"), Track(5, 5, 7, 2, "end of stack")])
+    assert div.undo_short_divisions(labels, lineage) == 1
+    assert [(t.track_id, t.begin, t.end, t.parent, t.end_reason) for t in lineage.rows()] == [
+        (1, 0, 4, 0, "divided"), (4, 5, 7, 1, "end of stack"), (5, 5, 7, 1, "end of stack")]
+    assert labels[3, 7, 7] == 1 and labels[4, 3, 3] == 1 and check_ctc(labels, lineage) == []
+    assert div.undo_short_divisions(labels, lineage) == 0  # 1 -> 4, 5 is a real division
 
 
 def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) -> None:

@@ -23,7 +23,15 @@ distance to the mask's edge) joined by a waist. Its thresholds, and why:
   two daughters covered by one masklet occupy more than the mother (measured 1.12-1.33x), and an
   elongated cell that merely turns or a masklet that spills onto a neighbour of the same size does not
   grow like that (1.0-1.07x). Also skips the shape test on most masklets, so it costs little.
+* a masklet touching the frame's edge is not tested: a cell entering the field grows as it comes into
+  view, and its cut-off shape says nothing about a waist (on a held-out clip an entering cell that
+  touched another newcomer was cut in two).
 * it must be seen on ``MIN_SPLIT_FRAMES`` (2) consecutive frames, as the two-piece rule.
+
+``MIN_DAUGHTER_FRAMES = 3`` (:func:`undo_short_divisions`): a division one of whose daughters is lost
+(its masklet empties; not "left the field") within 3 frames of its birth is undone: a real daughter
+stays, so the cut piece was a fragment of the mother's mask. On the held-out clips the false divisions
+removed this way all had a daughter that lasted one frame.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ NECK_RATIO = 0.9  # narrowest half-width between two cores / thinner core's half
 CORE_BALANCE = 0.7  # thinner core's half-width / thicker core's half-width
 NECK_PIECE_FRACTION = 0.3  # each watershed piece of the masklet >= this fraction of it
 MIN_GROWTH = 1.1  # masklet area / its smallest recent area before the neck rule is tried
+MIN_DAUGHTER_FRAMES = 3  # a daughter lost sooner than this after its birth undoes the division
 
 Pieces = Tuple[np.ndarray, np.ndarray]
 
@@ -183,6 +192,10 @@ def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_R
     return out[0], out[1]
 
 
+def _touches_edge(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
 @dataclass
 class NeckWatch:
     """Counts consecutive frames on which a grown masklet is pinched into two cores (:func:`neck_split`)."""
@@ -198,7 +211,7 @@ class NeckWatch:
         """Feed this frame's mask (H, W), its area and the track's smallest recent area; returns the two
         pieces once the pinch has lasted ``min_frames`` frames."""
         pieces = None
-        if smallest_recent > 0 and area >= self.min_growth * smallest_recent:
+        if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not _touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)
         if pieces is None:
             self._runs.pop(track_id, None)
@@ -259,3 +272,33 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
                 lineage.set_span(d, f + 1, lineage[d].end)
             moved_total += moved
     return moved_total
+
+
+def undo_short_divisions(labels: np.ndarray, lineage, min_frames: int = MIN_DAUGHTER_FRAMES) -> int:
+    """Undo divisions one of whose two daughters ended "lost" within ``min_frames`` frames; in place.
+
+    The mother then continues as the surviving daughter (its pixels, span, end reason and children) and
+    takes the lost daughter's few masks too. labels: (T, H, W) track ids; lineage: :class:`.lineage.Lineage`.
+    Returns the number of divisions undone.
+    """
+    undone = 0
+    for mother, daughters in lineage.divisions().items():
+        if len(daughters) != 2:
+            continue
+        short = [d for d in daughters if lineage[d].end_reason == "lost"
+                 and lineage[d].end - lineage[d].begin + 1 < min_frames and not lineage.children(d)]
+        if len(short) != 1:
+            continue
+        lost = short[0]
+        kept = daughters[0] if daughters[1] == lost else daughters[1]
+        keep = lineage[kept]
+        labels[labels == kept] = mother
+        labels[labels == lost] = mother
+        for child in lineage.children(kept):
+            lineage.reparent(child, mother)
+        lineage.remove(kept)
+        lineage.remove(lost)
+        lineage.set_span(mother, lineage[mother].begin, keep.end)
+        lineage.close(mother, keep.end, keep.end_reason)
+        undone += 1
+    return undone

@@ -67,6 +67,18 @@ class Lineage:
         track = self[track_id]
         self._put(replace(track, end=int(end), end_reason=reason))
 
+    def reparent(self, track_id: int, parent: int) -> None:
+        """Set the parent of ``track_id`` (0: none); the parent must exist."""
+        if parent and parent not in self._tracks:
+            raise ValueError(f"parent {parent} of track {track_id} is not in the lineage")
+        self._tracks[track_id] = replace(self[track_id], parent=int(parent))
+
+    def remove(self, track_id: int) -> None:
+        """Delete a track that has no children (their parent link would dangle)."""
+        if self.children(track_id):
+            raise ValueError(f"track {track_id} has children {self.children(track_id)}: reparent them first")
+        del self._tracks[self[track_id].track_id]
+
     def __getitem__(self, track_id: int) -> Track:
         if track_id not in self._tracks:
             raise ValueError(f"unknown track id {track_id!r}")

@@ -18,12 +18,16 @@ Parameters (defaults and why):
   fifth of the cost of detecting every frame (a detection costs several frames of propagation).
   A masklet whose area drops to 0.3-0.7x of its recent maximum triggers a detection at once, so a
   division is seen on the frame it happens.
-* ``divisions=True``: a masklet that splits into two daughter-sized pieces for >= 2 frames, two
+* ``divisions=True``: a masklet that splits into two daughter-sized pieces for >= 2 frames, a masklet
+  that grew >= 1.1x and is pinched into two cores for >= 2 frames (checked every frame; the demo
+  model's masklet keeps covering touching daughters, see :func:`.divisions.neck_split`), two
   detections inside one masklet, two blobs in one masklet that SAM 2 separates when each is clicked
   against the other, or a new detection touching a masklet whose area halved -> the mother ends
   ("divided") and two daughters begin with the parent link (thresholds in :mod:`.divisions`).
   :func:`track_cells` then moves each division back to the first frame whose masklet already holds two
-  nuclei (at most ``redetect_every - 1`` frames; the generator's frames are already shown by then).
+  nuclei (at most ``redetect_every - 1`` frames; the generator's frames are already shown by then), and
+  undoes a division whose daughter is lost within ``divisions.MIN_DAUGHTER_FRAMES`` (3) frames (a
+  fragment cut from the mother, not a cell).
 * ``max_lost_frames=3``: an object with an empty mask (object score <= 0, or fewer than ``min_area``
   pixels) on 3 consecutive frames ends: "left the field" when its last mask came within a cell radius
   of the border, "lost" otherwise. It is removed from the session, so it costs nothing afterwards.
@@ -362,6 +366,8 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
         done.append(t)
         if progress is not None:
             progress(len(done), len(order))
+    if tracker.divisions and len(done) == len(order):  # a daughter lost at once was a fragment, not a cell
+        div.undo_short_divisions(labels, tracker.lineage)
     if (tracker.divisions and len(done) == len(order) and tracker.lineage.divisions() and tracker.redetect_every > 1
             and not isinstance(frames, FrameSource)):  # (a FrameSource is closed with the session)
         # a division seen on a detection frame may have happened up to redetect_every - 1 frames earlier
