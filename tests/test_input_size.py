@@ -1,0 +1,157 @@
+"""Input size from object size (issue 13, item 2): the rule, the estimators, segment(image_size="auto") and the
+CLI's ``--image-size N|auto``, all on the real demo model and seeded synthetic microscopy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tifffile
+
+import sam2_model as sm
+from napari_sam2 import segment
+from napari_sam2.cli import main
+from napari_sam2.image_size import auto_image_size, check_image_size
+from sam2_model.evaluation import click_point
+from sam2_model.input_size import (
+    MAX_UPSAMPLING, TARGET_OBJECT_PX, diameter_from_masks, estimate_object_diameter, suggest_image_size,
+    supported_image_sizes,
+)
+from sam2_model.synth.microscopy import make_microscopy_timelapse
+
+
+# ---------------------------------------------------------------- the rule
+def test_bacteria_get_512_or_more_and_40px_nuclei_256():
+    assert suggest_image_size(40, (512, 512), "demo") == 256  # 40 px -> 20 px at 256: enough
+    assert suggest_image_size(8, (512, 512), "demo") >= 512  # rods 8 px wide
+    assert suggest_image_size(4, (1305, 1009), "demo") == 1024  # a few px wide in a large frame: the cap
+    assert suggest_image_size(12, (1024, 1024), "demo") == 1024
+
+
+@pytest.mark.parametrize("diameter", [3.0, 6.0, 10.0, 17.0, 25.0, 40.0, 90.0])
+@pytest.mark.parametrize("shape", [(256, 256), (512, 512), (1024, 768), (300, 200)])
+def test_smallest_size_that_makes_objects_wide_enough(diameter, shape):
+    size = suggest_image_size(diameter, shape, "demo")
+    sizes = supported_image_sizes("demo")
+    assert size in sizes
+    longest = max(shape)
+    width_at_input = diameter * size / longest
+    capped = size == sizes[-1] or size + 128 > MAX_UPSAMPLING * longest
+    assert width_at_input >= TARGET_OBJECT_PX or capped
+    if size > sizes[0]:  # the next smaller size would make the objects too small
+        assert diameter * (size - 128) / longest < TARGET_OBJECT_PX
+    assert size <= max(sizes[0], MAX_UPSAMPLING * longest)
+
+
+def test_official_presets_keep_their_size_and_bad_input_is_named():
+    assert suggest_image_size(3, (2048, 2048), "sam2.1_hiera_tiny") == 1024
+    assert supported_image_sizes("demo") == (256, 384, 512, 640, 768, 896, 1024)
+    with pytest.raises(ValueError, match="object_diameter_px"):
+        suggest_image_size(0, (512, 512))
+    with pytest.raises(ValueError, match="object_diameter_px"):
+        suggest_image_size(float("nan"), (512, 512))
+    with pytest.raises(ValueError, match="frame_shape"):
+        suggest_image_size(10, (512,))
+    with pytest.raises(ValueError, match="unknown model"):
+        suggest_image_size(10, (512, 512), "nope")
+    for bad in (300, 0, -64, "big", 256.0, True):
+        with pytest.raises(ValueError, match="image_size"):
+            check_image_size(bad)
+    assert check_image_size(" Auto ") == "auto" and check_image_size("512") == 512 and check_image_size(None) is None
+
+
+@pytest.mark.parametrize("size", [320, 384, 640])
+def test_sizes_between_the_usual_ones_build_and_run(size):
+    """384 and 640 (rule sizes besides 256/512/1024, which other tests run) and 320 (windows padded) segment."""
+    frame = np.zeros((64, 64), np.uint8)
+    frame[24:40, 24:40] = 200
+    predictor = sm.ImagePredictor(sm.build_model("demo", device="cpu", image_size=size))
+    predictor.set_image(frame)
+    masks, _, _ = predictor.predict(points=[(32, 32)], labels=[1], multimask=False)
+    assert masks.shape == (1, 64, 64) and masks[0, 32, 32]
+
+
+# ---------------------------------------------------------------- the estimators
+@pytest.mark.parametrize("modality,cell_type,cell_size,shape", [
+    ("fluorescence", "nuclei", 40, (512, 512)),
+    ("fluorescence", "nuclei", 12, (256, 256)),
+    ("fluorescence", "cells", 30, (256, 256)),
+    ("fluorescence", "rods", 10, (256, 256)),
+    ("phase", "nuclei", 16, (256, 256)),
+])
+def test_estimate_is_near_the_true_width(modality, cell_type, cell_size, shape):
+    movie = make_microscopy_timelapse(101, shape=shape, num_frames=1, modality=modality, cell_type=cell_type,
+                                      cell_size=cell_size)
+    truth = diameter_from_masks(movie.labels[0])
+    estimate = estimate_object_diameter(movie.image[0])
+    assert 0.6 * truth <= estimate <= 1.5 * truth, (truth, estimate)
+
+
+def test_estimate_orders_sizes_and_handles_flat_frames():
+    small = make_microscopy_timelapse(5, shape=(256, 256), num_frames=1, cell_type="nuclei", cell_size=10)
+    large = make_microscopy_timelapse(5, shape=(256, 256), num_frames=1, cell_type="nuclei", cell_size=50)
+    assert estimate_object_diameter(small.image[0]) < estimate_object_diameter(large.image[0]) / 2
+    assert math.isnan(estimate_object_diameter(np.full((64, 64), 7, np.uint16)))
+    assert auto_image_size(np.full((64, 64), 7, np.uint16), "demo").image_size == 256  # nothing found: the preset
+    with pytest.raises(ValueError, match="frame"):
+        estimate_object_diameter(np.zeros((4, 4)))
+
+
+def test_diameter_from_masks_is_the_width():
+    yy, xx = np.mgrid[:100, :100]
+    disc = (yy - 50) ** 2 + (xx - 50) ** 2 <= 20 ** 2  # diameter 41
+    rod = np.zeros((100, 100), bool)
+    rod[10:16, 5:95] = True  # 6 px wide, 90 long
+    assert abs(diameter_from_masks(disc) - 41) <= 2
+    assert abs(diameter_from_masks(rod) - 6) <= 1
+    labels = disc.astype(np.int32) + 2 * rod
+    assert diameter_from_masks(labels) == pytest.approx(np.median([diameter_from_masks(disc), diameter_from_masks(rod)]))
+    assert math.isnan(diameter_from_masks(np.zeros((0, 8, 8), bool)))
+
+
+# ---------------------------------------------------------------- segment() and the CLI
+@pytest.fixture(scope="module")
+def small_cells(tmp_path_factory):
+    """A 3-frame 256 x 256 stack of ~8 px nuclei (auto picks 512: the cap of 2x the frame) and one click each."""
+    movie = make_microscopy_timelapse(11, shape=(256, 256), num_frames=3, cell_type="nuclei", cell_size=8,
+                                      density=0.1, divisions=False, enter_leave=False, dtype="uint8")
+    ids = [i for i in np.unique(movie.labels[0]) if i and (movie.labels[0] == i).sum() > 20][:2]
+    clicks = []
+    for obj_id in ids:
+        x, y = click_point(movie.labels[0] == obj_id)
+        clicks.append((0, y, x, 1, obj_id))
+    folder = tmp_path_factory.mktemp("input_size")
+    tifffile.imwrite(folder / "stack.tif", movie.image, photometric="minisblack")
+    (folder / "prompts.csv").write_text("frame,obj_id,y,x,label\n" + "".join(
+        f"{f},{o},{y},{x},{l}\n" for f, y, x, l, o in clicks))
+    return movie, clicks, folder
+
+
+def test_segment_auto_runs_the_suggested_size(small_cells):
+    movie, clicks, _ = small_cells
+    chosen = auto_image_size(movie.image[0], "demo").image_size
+    assert chosen == 512  # not the demo's own 256: ~8 px nuclei need 2x (the most it upsamples)
+    kwargs = dict(model="demo", device="cpu", direction="forward")
+    auto = segment(movie.image, clicks, image_size="auto", **kwargs)
+    explicit = segment(movie.image, clicks, image_size=chosen, **kwargs)
+    np.testing.assert_array_equal(auto, explicit)
+    assert set(np.unique(auto)) - {0} == {c[4] for c in clicks}
+    with pytest.raises(ValueError, match="image_size"):
+        segment(movie.image, clicks, image_size=100, **kwargs)
+
+
+def test_cli_image_size_auto_is_printed_and_used(small_cells, capsys):
+    movie, clicks, folder = small_cells
+    out_auto, out_fixed = folder / "auto.tif", folder / "fixed.tif"
+    args = ["track", str(folder / "stack.tif"), "--prompts", str(folder / "prompts.csv"), "--device", "cpu",
+            "--direction", "forward"]
+    assert main(args + ["-o", str(out_auto), "--image-size", "auto"]) == 0
+    printed = capsys.readouterr().out
+    assert "--image-size auto: input size 512 px (objects ~" in printed and "256 x 256 frames" in printed
+    assert main(args + ["-o", str(out_fixed), "--image-size", "512"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out_auto), tifffile.imread(out_fixed))
+    bad = folder / "bad.tif"
+    assert main(args + ["-o", str(bad), "--image-size", "300"]) == 2
+    assert "--image-size must be a positive multiple of 32" in capsys.readouterr().err
+    assert not bad.exists()
