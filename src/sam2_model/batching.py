@@ -19,10 +19,15 @@ import torch.nn.functional as F
 
 from .config import SAM2Config
 from .modeling.sam2 import FrameFeatures, SAM2Model
-from .modeling.memory_bank import recent_memory_frames, select_object_pointers, split_conditioning_frames
-from .session_state import FrameResult, LazyMemoryEntry, ObjectState
+from .modeling.memory_bank import (
+    recent_memory_frames, select_object_pointers, sine_encoding_1d, split_conditioning_frames,
+)
+from .session_state import FrameResult, LazyMemoryEntry, MemoryProjection, ObjectState
 
 MAX_BATCH = 64  # objects per batch; larger groups are split (bounds the expanded features' memory)
+# Projected memories a group may hold (keys + values of every layer for its attended memories); groups
+# whose projections would exceed this run memory attention on the raw memories instead.
+KV_CACHE_BYTES = 1 << 30
 
 
 class MemoryView(Mapping):
@@ -118,7 +123,7 @@ class StackedEntry:
     def __init__(
         self, results: List[FrameResult], pos_enc: torch.Tensor, restore: Callable[[List[FrameResult]], None]
     ) -> None:
-        self._results, self._restore = results, restore
+        self.results, self._restore = results, restore
         self.pos_enc = pos_enc.expand(len(results), -1, -1, -1)
         self.obj_ptr = torch.cat([r.obj_ptr for r in results], dim=0)
         self._features: Optional[torch.Tensor] = None
@@ -126,10 +131,10 @@ class StackedEntry:
     @property
     def features(self) -> torch.Tensor:
         if self._features is None:
-            missing = [r for r in self._results if r.memory is None]
+            missing = [r for r in self.results if r.memory is None]
             if missing:
                 self._restore(missing)
-            self._features = torch.cat([r.memory for r in self._results], dim=0).float()  # type: ignore[misc]
+            self._features = torch.cat([r.memory for r in self.results], dim=0).float()  # type: ignore[misc]
         return self._features
 
 
@@ -202,14 +207,161 @@ def track_group(
     restore: Callable[[int, List[FrameResult]], None],
     num_frames: int,
     reverse: bool,
+    kv_cache_bytes: Optional[int] = None,
 ) -> List[FrameResult]:
-    """One propagation step (no prompts) for a group of objects sharing ``layout``: one result per object."""
+    """One propagation step (no prompts) for a group of objects sharing ``layout``: one result per object.
+
+    features: the frame's (batch of 1); with ``kv_cache_bytes > 0`` (None: :data:`KV_CACHE_BYTES`) memory
+    attention reuses projected memories (see the module's docstring) when the group's fit in that many bytes.
+    """
+    budget = KV_CACHE_BYTES if kv_cache_bytes is None else kv_cache_bytes
     cond, recent = stacked_banks(layout, group, pos_enc, restore)
     batch = features.expand(len(group))
-    prediction = model.track_step(frame_idx, batch, False, cond, recent, num_frames, reverse=reverse)
+    if _can_project(model, features, layout, len(group), budget):
+        fused = _condition_projected(model, frame_idx, features, layout, group, pos_enc, restore, cond, recent,
+                                     num_frames, reverse)
+        prediction = model.predict_masks(fused, batch.high_res, multimask=model.use_multimask(False, 0))
+    else:
+        prediction = model.track_step(frame_idx, batch, False, cond, recent, num_frames, reverse=reverse)
     memories = encode_memories(model, features, prediction.high_res_logits, prediction.object_score_logits)
     rows = zip(
         split_rows(prediction.low_res_logits), split_rows(prediction.obj_ptr),
         split_rows(prediction.object_score_logits), memories,
     )
     return [FrameResult(low, ptr, score, memory, releasable=True) for low, ptr, score, memory in rows]
+
+
+# ---------------------------------------------------------------------- projected memories
+def projection_bytes(model: SAM2Model, num_objects: int, num_memories: int, element_size: int = 4) -> int:
+    """Bytes of the values kept for ``num_memories`` memories of ``num_objects`` objects, all layers."""
+    c = model.config
+    tokens = c.feature_size * c.feature_size
+    inner = sum(layer.cross_attn_image.internal_dim for layer in model.memory_attention.layers)
+    return num_objects * num_memories * tokens * inner * element_size
+
+
+def _can_project(model: SAM2Model, features: FrameFeatures, layout: MemoryLayout, num_objects: int,
+                 budget: int) -> bool:
+    if budget <= 0 or model.training or model.config.num_maskmem == 0 or features.batch_size != 1:
+        return False
+    if not layout.cond_frames:
+        return False
+    device = features.image_embed.device
+    element = 2 if torch.is_autocast_enabled(device.type) else 4
+    num_memories = len(layout.cond_frames) + len(layout.recent_frames)
+    return projection_bytes(model, num_objects, num_memories, element) <= budget
+
+
+def _memories(
+    frame: int, results: List[FrameResult], restore: Callable[[int, List[FrameResult]], None]
+) -> torch.Tensor:
+    """B results' memories on ``frame`` as float32 tokens (B, h*w, mem_dim); released ones restored first."""
+    released = [r for r in results if r.memory is None]
+    if released:
+        restore(frame, released)
+    return torch.cat([r.memory for r in results], dim=0).float().flatten(2).transpose(1, 2)  # type: ignore[misc]
+
+
+def _values(
+    model: SAM2Model, frame: int, results: List[FrameResult], memory: torch.Tensor
+) -> List[torch.Tensor]:
+    """Per layer the values (B, heads, h*w, head_dim) of B results' memories (``memory``: their tokens).
+
+    Results without a projection are projected together and keep it; when all rows come from one
+    batch in order, that batch is used as it is (no copy).
+    """
+    missing = [i for i, r in enumerate(results) if r.projection is None]
+    if missing:
+        values = tuple(model.memory_attention.project_values(memory[missing] if len(missing) < len(results) else memory))
+        for row, index in enumerate(missing):
+            results[index].projection = MemoryProjection(values, row)
+    projections = [r.projection for r in results]
+    first = projections[0]
+    assert first is not None
+    if first.values[0].shape[0] == len(results) and all(
+        p is not None and p.values is first.values and p.row == i for i, p in enumerate(projections)
+    ):
+        return list(first.values)
+    rows = [p.rows() for p in projections]  # type: ignore[union-attr]
+    return [torch.cat([r[layer] for r in rows]) for layer in range(len(first.values))]
+
+
+def _pointer_tokens(
+    model: SAM2Model, frame_idx: int, cond: Dict[int, StackedEntry], recent: Dict[int, StackedEntry],
+    num_frames: int, reverse: bool,
+) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """The object-pointer memory tokens and their encodings, each (B, N * C/mem_dim, mem_dim), or None."""
+    c = model.config
+    if not c.use_obj_ptrs_in_encoder:
+        return None
+    selection = select_object_pointers(
+        frame_idx, cond, recent, num_frames, c.max_obj_ptrs_in_encoder, reverse,
+        only_past=c.only_obj_ptrs_in_the_past_for_eval, signed=c.use_signed_tpos_enc_to_obj_ptrs,
+    )
+    if not selection.frames:
+        return None
+    pointers = torch.stack([(cond[t] if t in cond else recent[t]).obj_ptr for t in selection.frames])  # (N, B, C)
+    count, batch, hidden = pointers.shape
+    mem_dim = c.mem_dim
+    if c.add_tpos_enc_to_obj_ptrs:
+        positions = torch.tensor(selection.offsets, device=pointers.device, dtype=torch.float32) / selection.max_offset
+        pos = model.obj_ptr_tpos_proj(sine_encoding_1d(positions, hidden if c.proj_tpos_enc_in_obj_ptrs else mem_dim))
+    else:
+        pos = pointers.new_zeros(count, mem_dim)
+    split = hidden // mem_dim if mem_dim < hidden else 1
+    tokens = pointers.reshape(count, batch, split, hidden // split).permute(1, 0, 2, 3).flatten(1, 2)
+    pos = pos.repeat_interleave(split, dim=0)[None].expand(batch, -1, -1)
+    return tokens, pos
+
+
+def _condition_projected(
+    model: SAM2Model, frame_idx: int, features: FrameFeatures, layout: MemoryLayout, group: Sequence[ObjectState],
+    pos_enc: torch.Tensor, restore: Callable[[int, List[FrameResult]], None], cond: Dict[int, StackedEntry],
+    recent: Dict[int, StackedEntry], num_frames: int, reverse: bool,
+) -> torch.Tensor:
+    """Memory attention for a group with kept values: -> fused features (B, C, h, w).
+
+    Computes what ``SAM2Model.condition_on_memory`` computes (same memories, encodings and order):
+    keys are projected on every frame (a memory's temporal encoding changes as it ages), values of
+    each memory only once.
+    """
+    c = model.config
+    attention = model.memory_attention
+    slots: List[Tuple[int, int, List[FrameResult]]] = [
+        (0, frame, cond[frame].results) for frame in layout.cond_frames
+    ]
+    for slot, frame in recent_memory_frames(frame_idx, c.num_maskmem, reverse, c.memory_temporal_stride_for_eval):
+        if frame in layout.recent_frames and frame in recent:
+            slots.append((slot, frame, recent[frame].results))
+    memories = [_memories(frame, results, restore) for _, frame, results in slots]  # each (B, L, mem_dim)
+    values = [_values(model, frame, results, memory) for (_, frame, results), memory in zip(slots, memories)]
+    for state in group:  # values of memories no longer attended to are dropped
+        state.keep_projections({frame for _, frame, _ in slots})
+
+    batch = len(group)
+    _, channels, height, width = features.image_embed.shape
+    tokens = height * width
+    spatial_pos = pos_enc.to(features.image_embed.device).flatten(2).transpose(1, 2)  # (1, L, mem_dim)
+    memory_pos = torch.cat([spatial_pos + model.maskmem_tpos_enc[c.num_maskmem - slot - 1].view(1, 1, -1)
+                            for slot, _, _ in slots], dim=1)
+    pointer = _pointer_tokens(model, frame_idx, cond, recent, num_frames, reverse)
+    num_ptr = 0 if pointer is None else pointer[0].shape[1]
+    if pointer is not None:
+        memories.append(pointer[0])
+        memory_pos = torch.cat([memory_pos.expand(batch, -1, -1), pointer[1]], dim=1)
+    keys = attention.project_keys(torch.cat(memories, dim=1), memory_pos, tokens, num_ptr)  # (B, heads, M, d)
+    pointer_values = attention.project_values(pointer[0]) if pointer is not None else None
+    layer_values = []
+    for layer, key in enumerate(keys):
+        value = torch.empty(key.shape, dtype=values[0][layer].dtype, device=key.device)
+        for index, part in enumerate(values):
+            value[:, :, index * tokens : (index + 1) * tokens].copy_(part[layer])
+        if pointer_values is not None:
+            value[:, :, len(slots) * tokens :].copy_(pointer_values[layer])
+        layer_values.append(value)
+
+    # (1, L, C), shared by the group; token-major so that every later op keeps a contiguous layout
+    curr = features.image_embed.flatten(2).transpose(1, 2).contiguous()
+    curr_pos = features.image_pos.flatten(2).transpose(1, 2).contiguous()
+    fused = attention.forward_projected(curr, curr_pos, keys, layer_values)  # (B, L, C)
+    return fused.transpose(1, 2).reshape(batch, channels, height, width)

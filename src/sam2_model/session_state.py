@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class MemoryProjection:
+    """Memory attention's values of one object's memory on one frame, in every layer: row ``row`` of a batch.
+
+    values: per memory-attention layer (B, heads, h*w, head_dim) for the B objects projected together;
+    rows of one batch are used as they are when the same objects are stacked again in the same order.
+    """
+
+    values: Tuple[torch.Tensor, ...]
+    row: int
+
+    def rows(self) -> List[torch.Tensor]:
+        """Per layer the values of this object alone: (1, heads, h*w, head_dim) views."""
+        return [v[self.row : self.row + 1] for v in self.values]
 
 
 @dataclass
@@ -19,6 +35,8 @@ class FrameResult:
     (1, mem_dim, h, w) in bfloat16 as the reference stores it, or None before the memory encoder
     ran or after the session released it. ``releasable``: the memory can be recomputed exactly from
     the stored logits (frames tracked without prompts), so it may be dropped to bound memory.
+    ``projection``: memory attention's values of ``memory`` (batched path only); setting
+    ``memory`` (releasing or restoring it) drops it.
     """
 
     low_res_logits: torch.Tensor
@@ -26,6 +44,12 @@ class FrameResult:
     object_score: torch.Tensor
     memory: Optional[torch.Tensor] = None
     releasable: bool = False
+    projection: Optional[MemoryProjection] = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "memory" and self.__dict__.get("projection") is not None:
+            object.__setattr__(self, "projection", None)
+        object.__setattr__(self, name, value)
 
     @property
     def has_memory(self) -> bool:
@@ -100,6 +124,7 @@ class ObjectState:
     pending_cond: Dict[int, FrameResult] = field(default_factory=dict)  # prompted since last propagation
     pending_non_cond: Dict[int, FrameResult] = field(default_factory=dict)  # corrections on tracked frames
     tracked: Dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse?
+    projected_frames: Set[int] = field(default_factory=set)  # frames whose results may hold a projection
 
     def result(self, frame: int) -> Optional[FrameResult]:
         """The newest result on ``frame``: pending first, then conditioning, then tracked."""
@@ -107,6 +132,15 @@ class ObjectState:
             if frame in table:
                 return table[frame]
         return None
+
+    def keep_projections(self, frames: Set[int]) -> None:
+        """Drop memory projections held on any frame outside ``frames`` (which may hold them from now on)."""
+        for frame in self.projected_frames - frames:
+            for table in (self.cond, self.non_cond):
+                result = table.get(frame)
+                if result is not None:
+                    result.projection = None
+        self.projected_frames = set(frames)
 
     def prompted_frames(self) -> set:
         return set(self.points) | set(self.masks)
@@ -119,11 +153,11 @@ class ObjectState:
         """An independent copy of the tables (tensors are shared: the session never edits them in place).
 
         Results are copied as shells, so a memory released or restored later in one copy leaves the
-        other as it was.
+        other as it was; the copies hold no memory projections (they are recomputed when needed).
         """
 
         def results(table: Dict[int, FrameResult]) -> Dict[int, FrameResult]:
-            return {frame: replace(result) for frame, result in table.items()}
+            return {frame: replace(result, projection=None) for frame, result in table.items()}
 
         return ObjectState(
             self.obj_id, dict(self.points), dict(self.masks), results(self.cond), results(self.non_cond),

@@ -2,6 +2,10 @@
 
 Used by the two-way transformer of the mask decoder (``Attention``) and by memory attention
 (``RoPEAttention``). State-dict keys: ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``.
+
+``RoPEAttention`` also exposes its key and value projections and the attention on ready keys and
+values, for callers that reuse projected memories (the batched video path keeps each memory's values);
+they compute exactly what ``forward`` computes. ``forward`` itself is unchanged.
 """
 
 from __future__ import annotations
@@ -138,3 +142,32 @@ class RoPEAttention(Attention):
             k_rot = rotate_pairs(k[:, :, :num_k_rope], k_cos, k_sin)
             k = torch.cat([k_rot, k[:, :, num_k_rope:]], dim=2)
         return self.attend(q, k, v)
+
+    # ------------------------------------------------------------------ reusable key/value projections
+    def rotated_keys(self, x: torch.Tensor, grid_tokens: int, num_unrotated: int = 0) -> torch.Tensor:
+        """Keys as ``forward`` computes them: x (B, n * grid_tokens + num_unrotated, kv_in_dim) holds whole
+        grids of the query grid's size (rotated), then ``num_unrotated`` tokens -> (B, heads, N, head_dim)."""
+        num_rope = x.shape[1] - num_unrotated
+        if num_rope < 0 or num_rope % grid_tokens:
+            raise ValueError(f"x holds {x.shape[1]} tokens, not whole grids of {grid_tokens} and {num_unrotated} more")
+        keys = self.split_heads(self.k_proj(x))
+        cos, sin = self._cos_sin(grid_tokens, x.device)
+        repeats = num_rope // grid_tokens
+        rotated = rotate_pairs(keys[:, :, :num_rope], cos.repeat(repeats, 1), sin.repeat(repeats, 1))
+        return torch.cat([rotated, keys[:, :, num_rope:]], dim=2) if num_unrotated else rotated
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, N, kv_in_dim) -> (B, heads, N, head_dim)."""
+        return self.split_heads(self.v_proj(x))
+
+    def attend_projected(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Queries (B | 1, Lq, embedding_dim) on ready keys and values (B, heads, N, head_dim) -> (B, Lq, embedding_dim).
+
+        Keys are already rotated where they should be; a query batch of 1 is shared by all B rows.
+        """
+        q = self.split_heads(self.q_proj(q))
+        cos, sin = self._cos_sin(q.shape[-2], q.device)
+        q = rotate_pairs(q, cos, sin)
+        if q.shape[0] != keys.shape[0]:
+            q = q.expand(keys.shape[0], -1, -1, -1)
+        return self.attend(q, keys, values)

@@ -8,11 +8,16 @@ RoPE, repeated ``n`` times) followed by object-pointer tokens, which get no rota
 State-dict keys (prefix ``memory_attention.`` in the full model): ``layers.{i}.self_attn.*``,
 ``layers.{i}.cross_attn_image.*`` ({q,k,v,out}_proj; k/v take ``mem_dim`` inputs),
 ``layers.{i}.linear1/linear2``, ``layers.{i}.norm1/norm2/norm3`` and the final ``norm``.
+
+``forward`` is the reference computation. ``forward_projected`` is the same network fed with the
+cross-attentions' keys and values ready (``project_keys`` and ``project_values`` compute them as
+``forward`` does), so a caller may keep what does not change between frames (the
+batched video path keeps each memory's values) and share the first layer's work between objects.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -98,6 +103,19 @@ class MemoryAttentionLayer(nn.Module):
         tgt = tgt + self._cross_attention(tgt, memory, memory_pos, query_pos, num_k_exclude_rope)
         return tgt + self._mlp(tgt)
 
+    def forward_projected(
+        self, tgt: torch.Tensor, query_pos: Optional[torch.Tensor], keys: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
+        """As ``forward`` with the cross-attention's keys and values given: (B, heads, M, head_dim) each.
+
+        tgt (1 | B, L, d_model): a batch of 1 (rows identical for all objects) is computed once up to
+        the cross-attention; the result has the keys' batch B.
+        """
+        tgt = tgt + self._self_attention(tgt, query_pos)
+        query = _with_pos(self.norm2(tgt), query_pos, self.pos_enc_at_cross_attn_queries)
+        tgt = tgt + self.drop_cross(self.cross_attn_image.attend_projected(query, keys, values))
+        return tgt + self._mlp(tgt)
+
 
 class MemoryAttention(nn.Module):
     """``num_layers`` :class:`MemoryAttentionLayer` and a final LayerNorm ``norm``.
@@ -142,3 +160,43 @@ class MemoryAttention(nn.Module):
         for layer in self.layers:
             tokens = layer(tokens, memory_b, memory_pos_b, query_pos, num_k_exclude_rope=num_obj_ptr_tokens)
         return self.norm(tokens).transpose(0, 1)
+
+    # ------------------------------------------------------------------ reusable projections (batched path)
+    def project_values(self, memory: torch.Tensor) -> List[torch.Tensor]:
+        """Every layer's values of memory tokens: memory (B, N, mem_dim) -> per layer (B, heads, N, head_dim)."""
+        return [layer.cross_attn_image.values(memory) for layer in self.layers]
+
+    def project_keys(
+        self, memory: torch.Tensor, memory_pos: Optional[torch.Tensor], grid_tokens: int, num_obj_ptr_tokens: int = 0
+    ) -> List[torch.Tensor]:
+        """Every layer's cross-attention keys, as ``forward`` computes them.
+
+        memory (B, M, mem_dim): whole spatial memories of ``grid_tokens`` tokens (the query grid's
+        size), then ``num_obj_ptr_tokens`` pointer tokens (not rotated); memory_pos (1 | B, M, mem_dim)
+        or None -> per layer (B, heads, M, head_dim).
+        """
+        out = []
+        for layer in self.layers:
+            key_in = _with_pos(memory, memory_pos, layer.pos_enc_at_cross_attn_keys)
+            out.append(layer.cross_attn_image.rotated_keys(key_in, grid_tokens, num_obj_ptr_tokens))
+        return out
+
+    def forward_projected(
+        self,
+        curr: torch.Tensor,
+        curr_pos: Optional[torch.Tensor],
+        keys: Sequence[torch.Tensor],
+        values: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """Condition the current frame on memories whose keys and values are ready, batch-first.
+
+        curr: (1 | B, L, d_model) the frame's tokens (a batch of 1 is shared by all B objects);
+        curr_pos: (1 | B, L, d_model) or None; keys, values: one (B, heads, M, head_dim) per layer.
+        Returns (B, L, d_model).
+        """
+        if len(keys) != len(self.layers) or len(values) != len(self.layers):
+            raise ValueError(f"keys and values must hold one tensor per layer ({len(self.layers)})")
+        tokens = _with_pos(curr, None if curr_pos is None else 0.1 * curr_pos, self.pos_enc_at_input)
+        for layer, key, value in zip(self.layers, keys, values):
+            tokens = layer.forward_projected(tokens, curr_pos, key, value)
+        return self.norm(tokens)
