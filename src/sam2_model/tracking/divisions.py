@@ -192,7 +192,8 @@ def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_R
     return out[0], out[1]
 
 
-def _touches_edge(mask: np.ndarray) -> bool:
+def touches_edge(mask: np.ndarray) -> bool:
+    """Whether a mask (H, W) reaches the frame's edge (a cell partly out of view)."""
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
@@ -211,7 +212,7 @@ class NeckWatch:
         """Feed this frame's mask (H, W), its area and the track's smallest recent area; returns the two
         pieces once the pinch has lasted ``min_frames`` frames."""
         pieces = None
-        if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not _touches_edge(mask):
+        if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)
         if pieces is None:
             self._runs.pop(track_id, None)

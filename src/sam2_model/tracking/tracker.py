@@ -323,7 +323,11 @@ class CellTracker:
 
     def _halved_neighbour(self, t: int, detection: np.ndarray, labels: np.ndarray) -> Optional[int]:
         """A track touching ``detection`` whose area is 0.3-0.7x of its recent maximum and about the
-        detection's size (the sister the masklet lost), else None."""
+        detection's size (the sister the masklet lost), else None. Not for a detection on the frame's
+        edge: that is a cell coming into view (on a held-out clip one was taken for a daughter of the
+        newcomer next to it)."""
+        if div.touches_edge(detection):
+            return None
         det_area = int(np.count_nonzero(detection))
         for track_id in np.unique(labels[ndimage.binary_dilation(detection, iterations=self._border_gap)]):
             state = self._states.get(int(track_id))
