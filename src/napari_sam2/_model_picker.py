@@ -31,13 +31,21 @@ from ._model_choice import (
     CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, load_model,
     model_names, preset_of_file,
 )
+from .image_size import AUTO, SizeChoice, auto_image_size
 from .settings import load_settings, save_settings
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+PRESET_SIZE, CUSTOM_SIZE = "preset", "custom"
+#: the "Input size" choices; "custom" shows a spin box (any multiple of 32)
+SIZE_CHOICES = (PRESET_SIZE, AUTO, "256", "512", "1024", CUSTOM_SIZE)
 
 
 class ModelPicker(QWidget):
     """Model, weights, device and input size; :meth:`when_ready` loads the choice (with download progress).
+
+    Input size: "preset" (the model's own), "auto" (picked from the objects' size in the first frame that
+    :meth:`set_frame_source` provides; see :func:`sam2_model.input_size.suggest_image_size`), 256 / 512 /
+    1024, or "custom" (the spin box). ``size_spin.setValue(n)`` also selects the matching entry.
 
     Signals: ``loaded(model)`` after every successful load; ``busy(bool)`` when a load starts and ends;
     ``changed()`` when the choice changes (the choice is saved as a setting).
@@ -68,10 +76,16 @@ class ModelPicker(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_combo.setCurrentText(settings.get("device", "auto"))
+        self.size_combo = QComboBox()
+        self.size_combo.addItems(list(SIZE_CHOICES))
         self.size_spin = QSpinBox()
         self.size_spin.setRange(0, 2048)
         self.size_spin.setSingleStep(32)
         self.size_spin.setSpecialValueText("preset")
+        self.size_note = QLabel("")
+        self._frame_source: Optional[Callable[[], Any]] = None
+        self._auto: Optional[SizeChoice] = None
+        self._restore_size(settings)
         self.progress = QProgressBar()
         self.cancel_button = QPushButton("Cancel download")
         self.status = QLabel("")
@@ -82,7 +96,11 @@ class ModelPicker(QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("Weights", self.checkpoint_combo)
         form.addRow("Device", self.device_combo)
-        form.addRow("Input size", self.size_spin)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.size_combo)
+        size_row.addWidget(self.size_spin)
+        size_row.addWidget(self.size_note, 1)
+        form.addRow("Input size", size_row)
         row = QHBoxLayout()
         row.addWidget(self.progress)
         row.addWidget(self.cancel_button)
@@ -99,14 +117,83 @@ class ModelPicker(QWidget):
         self.checkpoint_combo.textActivated.connect(self._on_weights_activated)
         for combo in (self.model_combo, self.checkpoint_combo, self.device_combo):
             combo.currentTextChanged.connect(self._on_choice_changed)
-        self.size_spin.valueChanged.connect(self._on_choice_changed)
+        self.size_combo.currentTextChanged.connect(self._on_size_combo)
+        self.size_spin.valueChanged.connect(self._on_size_spin)
 
     # ------------------------------------------------------------------ the choice
     def choice(self) -> ModelChoice:
         return ModelChoice(
             self.model_combo.currentText(), self.checkpoint_combo.currentText(), self.device_combo.currentText(),
-            self.size_spin.value() or None, self.checkpoint_file,
+            self.image_size(), self.checkpoint_file,
         )
+
+    def image_size(self) -> Optional[int]:
+        """The chosen input size: None for the model's own; "auto" resolved for the current frame source."""
+        text = self.size_combo.currentText()
+        if text == AUTO:
+            return None if self._auto is None else self._auto.image_size
+        if text == CUSTOM_SIZE:
+            return self.size_spin.value() or None
+        return None if text == PRESET_SIZE else int(text)
+
+    def set_frame_source(self, source: Optional[Callable[[], Any]]) -> None:
+        """Where "auto" measures the objects: ``source()`` returns the current image's first frame (H, W[, C])
+        or None. Call :meth:`refresh_auto` when the image behind it changes."""
+        self._frame_source = source
+        self.refresh_auto()
+
+    def refresh_auto(self) -> None:
+        """Re-measure the objects for "auto"; a new size counts as a change of the choice (``changed``)."""
+        if self.size_combo.currentText() != AUTO:
+            self._auto = None
+            self._show_size_note()
+            return
+        before = self.image_size()
+        frame = None
+        if self._frame_source is not None:
+            try:
+                frame = self._frame_source()
+            except (ValueError, IndexError, TypeError, AttributeError):
+                frame = None
+        try:
+            self._auto = None if frame is None else auto_image_size(frame, self.model_combo.currentText())
+        except ValueError as error:
+            self._auto = None
+            self.status.setText(f"Input size auto: {error}; using the model's own size")
+        self._show_size_note()
+        if self.image_size() != before:
+            self.changed.emit()
+
+    def _show_size_note(self) -> None:
+        text = self.size_combo.currentText()
+        self.size_spin.setVisible(text == CUSTOM_SIZE)
+        if text != AUTO:
+            self.size_note.setText("")
+        elif self._auto is None:
+            self.size_note.setText("(the model's own until an image is picked)")
+        else:
+            self.size_note.setText(f"→ {self._auto.image_size} px")
+            self.size_note.setToolTip(self._auto.describe())
+
+    def _restore_size(self, settings: dict) -> None:
+        saved = str(settings.get("image_size") or PRESET_SIZE)
+        self.size_spin.setValue(int(settings.get("image_size_custom") or 0))
+        self.size_combo.setCurrentText(saved if saved in SIZE_CHOICES else PRESET_SIZE)
+        self._show_size_note()
+
+    def _on_size_combo(self, text: str) -> None:
+        if text == AUTO:
+            self.refresh_auto()  # emits changed itself when the size moves
+        self._show_size_note()
+        self._on_choice_changed()
+
+    def _on_size_spin(self, value: int) -> None:
+        """The spin box set (by the user in "custom", or by a script): select the matching entry."""
+        entry = PRESET_SIZE if value == 0 else str(value) if str(value) in SIZE_CHOICES else CUSTOM_SIZE
+        if self.size_combo.currentText() != entry:
+            self.size_combo.setCurrentText(entry)  # emits the change
+        else:
+            self._on_choice_changed()
 
     def is_ready(self) -> bool:
         """The chosen model is loaded."""
@@ -210,10 +297,14 @@ class ModelPicker(QWidget):
         save_settings(
             model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
             device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
+            image_size=self.size_combo.currentText(), image_size_custom=self.size_spin.value(),
         )
         self.changed.emit()
 
     def _on_model_changed(self, name: str) -> None:
+        if self.size_combo.currentText() == AUTO:
+            self._auto = None  # the rule depends on the model (official presets keep their size)
+            self.refresh_auto()
         weights = self.checkpoint_combo.currentText()
         if name == DEMO and weights == CACHED:
             self.checkpoint_combo.setCurrentText(EMBEDDED)

@@ -36,7 +36,7 @@ from ._runs import RunMixin
 from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
-from .layout import StackLayout, world_to_data
+from .layout import FrameView, StackLayout, world_to_data
 from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
 
@@ -149,6 +149,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.load_session_button.clicked.connect(self._on_load_session)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.picker.set_frame_source(self._first_frame)  # what the "auto" input size measures
         self._refresh_images()
 
     # ------------------------------------------------------------------ the model picker's parts (scripts, tests)
@@ -273,6 +274,14 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self._show_positive(state.positive)
         self._refresh_objects()
         self.activate_clicks()
+        self.picker.refresh_auto()
+
+    def _first_frame(self) -> Optional[np.ndarray]:
+        """The current image's first frame under its layout, (H, W[, C]); None without a (single-scale) image."""
+        state = self._state
+        if state is None or getattr(state.image, "multiscale", False):
+            return None
+        return FrameView(state.image.data, self._layout(state.image))[0]
 
     def _on_image_renamed(self, state: ImageState) -> None:
         """An image's own layers follow its new name."""
@@ -322,6 +331,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
     def _on_axes_edited(self) -> None:
         if self._state is not None:
             self._state.axes = self.axes.choice()
+            self.picker.refresh_auto()
 
     def session_options(self) -> dict:
         """Session options: how the chosen channel reaches the model, and how corrections act."""

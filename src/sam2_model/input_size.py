@@ -118,9 +118,11 @@ def estimate_object_diameter(frame: Any) -> float:
     (Gaussian, sigma 1 px), is split at its Otsu threshold; the objects are the smaller of the two
     classes (bright objects on a dark background in fluorescence, dark ones on a bright background in
     phase contrast or brightfield). Each connected object's width is twice its largest distance to the
-    background, which stays a cell's width when cells touch or are rods; the median over objects at least
-    3 px wide is returned. It errs small on textured transmitted-light images (a larger input size: slower,
-    not worse). Returns NaN when the frame is flat or holds no object.
+    background, which stays a cell's width when cells touch or are rods; the median over pieces at least
+    3 px wide is returned. It errs small rather than large (debris, texture fragments and transmitted-light
+    relief add narrow pieces; an area-weighted median instead overestimates dense colonies many times,
+    which would shrink bacteria away): a larger input size is slower, not blind.
+    Returns NaN when the frame is flat or holds no object.
     """
     from skimage.filters import threshold_otsu  # imported here: `import sam2_model` stays light
 
