@@ -5,7 +5,7 @@
     python bench/bench_tracking.py --real ../shared/data/ctc-msc --real-frames 48
 
 Synthetic: frame-0 detection F1 (IoU >= 0.5, one-to-one), CTC SEG / DET / TRA and division measures
-(py-ctcmetrics), entering-cell recall (sam2_model.tracking.entering_recall), seconds per frame and the
+(py-ctcmetrics; division recall and precision at a 3-frame tolerance), entering-cell recall (sam2_model.tracking.entering_recall), seconds per frame and the
 number of cells. Real: the same CTC measures against the sequence's 01_GT (sparse SEG frames).
 Seeds >= 900001 are never used for training. Timings depend on the machine and its load.
 """
