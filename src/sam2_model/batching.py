@@ -5,6 +5,15 @@ in the same order, the same recent-memory frames present, the same object-pointe
 attention, the mask decoder and the memory encoder as one batch on the frame's shared features. The
 model stays object-agnostic: it receives ordinary ``frame -> entry`` mappings whose entries hold B
 objects, and it rediscovers the same layout from their keys.
+
+Kept values (eval mode, :data:`KV_CACHE_BYTES`): a stored memory is read by memory attention on up
+to ``num_maskmem - 1`` later frames (a conditioning memory on all of them), and each read projected
+it to values in every layer again. Here a group projects each memory's values once and keeps them on
+the result (``FrameResult.projection``; dropped when the memory is released, and when the memory
+leaves the group's attention window). Keys are projected on every frame as the model does (the
+temporal encoding on keys changes as a memory ages). The first layer's self-attention and
+cross-attention queries run once per group (their input, the frame, is shared). Results equal the
+batched reference computation up to float rounding; the per-object path never takes this route.
 """
 
 from __future__ import annotations
@@ -25,9 +34,13 @@ from .modeling.memory_bank import (
 from .session_state import FrameResult, LazyMemoryEntry, MemoryProjection, ObjectState
 
 MAX_BATCH = 64  # objects per batch; larger groups are split (bounds the expanded features' memory)
-# Projected memories a group may hold (keys + values of every layer for its attended memories); groups
-# whose projections would exceed this run memory attention on the raw memories instead.
+# Kept values a group may hold (every layer, for the memories it attends to); a group whose values would
+# exceed this runs memory attention as the model does, keeping nothing. 0 turns keeping off.
 KV_CACHE_BYTES = 1 << 30
+# On CUDA memory attention runs as the model does unless this is set: there the per-frame calls may be
+# replayed from CUDA graphs (``build_model(cuda_graphs=True)`` graphs ``memory_attention.forward``), and the
+# gain of kept values is unmeasured on a GPU; kept values are bfloat16 there (autocast), as memories are.
+KV_CACHE_ON_CUDA = False
 
 
 class MemoryView(Mapping):
@@ -212,7 +225,7 @@ def track_group(
     """One propagation step (no prompts) for a group of objects sharing ``layout``: one result per object.
 
     features: the frame's (batch of 1); with ``kv_cache_bytes > 0`` (None: :data:`KV_CACHE_BYTES`) memory
-    attention reuses projected memories (see the module's docstring) when the group's fit in that many bytes.
+    attention reuses kept values (see the module's docstring) when the group's fit in that many bytes.
     """
     budget = KV_CACHE_BYTES if kv_cache_bytes is None else kv_cache_bytes
     cond, recent = stacked_banks(layout, group, pos_enc, restore)
@@ -247,6 +260,8 @@ def _can_project(model: SAM2Model, features: FrameFeatures, layout: MemoryLayout
     if not layout.cond_frames:
         return False
     device = features.image_embed.device
+    if device.type == "cuda" and not KV_CACHE_ON_CUDA:
+        return False
     element = 2 if torch.is_autocast_enabled(device.type) else 4
     num_memories = len(layout.cond_frames) + len(layout.recent_frames)
     return projection_bytes(model, num_objects, num_memories, element) <= budget
