@@ -109,6 +109,26 @@ def test_division_starts_two_daughters(model) -> None:
     assert check_ctc(fixed, table) == [] and table.divisions()
 
 
+def test_touching_daughters_that_never_part_are_split(model) -> None:
+    """One nucleus (frames 0-3) becomes two that stay pressed together (a waist, never a gap) -- the
+    masklet keeps covering both; with no detection after frame 0 only its shape (the neck rule) tells."""
+    shape = (96, 96)
+    frames = []
+    for t in range(10):
+        if t < 4:
+            frames.append([_disc(shape, (48, 48), 10)])
+        else:
+            frames.append([_disc(shape, (48, 40), 9), _disc(shape, (48, 56), 9)])  # overlapping: a waist
+    result = track_cells(model, _render(frames, shape, seed=2), cell_diameter=(10, 30), redetect_every=20)
+    divided = result.lineage.divisions()
+    assert len(divided) == 1, result.lineage.rows()
+    (mother, daughters), = divided.items()
+    assert all(4 <= result.lineage[d].begin <= 6 for d in daughters), result.lineage.rows()  # within 2 frames
+    last = result.labels[-1]
+    left, right = int(np.bincount(last[48, 32:40]).argmax()), int(np.bincount(last[48, 57:65]).argmax())
+    assert {left, right} == set(daughters)  # one daughter on each side of the waist
+
+
 def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
     images, truth = enter_leave_clip
     backwards = track_cells(model, images, start_frame=3, reverse=True, cell_diameter=(10, 30), redetect_every=3)
