@@ -7,9 +7,9 @@
 Every run propagates forward from frame 0 (all objects clicked there) through a synthetic nuclei
 time-lapse, image encoding included, in a fresh session (Meta: a fresh ``init_state`` whose frames
 are our model inputs); ours yields boolean masks on the host (``output="masks"``), Meta's loop its
-GPU logits. Our sides: "batched" (the default build: objects batched, bfloat16-held weights on CUDA),
-"per_object" (``batch_objects=False``), "graphs" (``cuda_graphs=True``), "fp32_weights"
-(``low_precision_weights=False``: autocast re-casts the weights, as before), "compiled" (``compile=True``). Weights: Meta's model with seeded random weights copied into ours (the demo
+GPU logits. Our sides: "batched" (the default build: objects batched; on CUDA bfloat16-held weights and
+CUDA graphs), "per_object" (``batch_objects=False``), "eager" (``cuda_graphs=False``), "fp32_weights"
+(also ``low_precision_weights=False``: autocast re-casts the weights), "compiled" (``compile=True``). Weights: Meta's model with seeded random weights copied into ours (the demo
 preset: our embedded trained weights copied into Meta's). Hole filling is off on both sides (Meta
 skips it without its CUDA extension). CUDA runs use bfloat16 autocast as Meta runs it; peak memory
 is the run's peak above what was allocated before it. Each configuration runs twice, the sides
@@ -128,8 +128,8 @@ def run_meta(predictor, inputs: torch.Tensor, points, device) -> Tuple[float, Op
 OUR_SIDES = {
     "batched": ({}, True),
     "per_object": ({}, False),
-    "graphs": ({"cuda_graphs": True}, True),
-    "fp32_weights": ({"low_precision_weights": False}, True),
+    "eager": ({"cuda_graphs": False}, True),
+    "fp32_weights": ({"low_precision_weights": False, "cuda_graphs": False}, True),
 }
 
 
@@ -252,16 +252,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         if "presets" in args.parts:
             for preset in presets:
                 extra = ["fp32_weights"] if preset == "sam2.1_hiera_tiny" else []
-                rows += bench(preset, 1024, [1], frames, device, ["batched", "graphs", *extra, *meta], args.repeats)
+                rows += bench(preset, 1024, [1], frames, device, ["batched", "eager", *extra, *meta], args.repeats)
                 save()
         if "objects" in args.parts:
             objects = args.objects or [1, 5, 20, 100]
-            rows += bench("sam2.1_hiera_tiny", 1024, objects, 40, device, ["batched", "graphs", "per_object", *meta],
-                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+            rows += bench("sam2.1_hiera_tiny", 1024, objects, 40, device, ["batched", "eager", "per_object", *meta],
+                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", *meta]})
             save()
         if "demo" in args.parts:
-            rows += bench("demo", 256, [1, 20, 100], 40, device, ["batched", "graphs", "per_object", *meta],
-                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", "graphs", *meta]})
+            rows += bench("demo", 256, [1, 20, 100], 40, device, ["batched", "eager", "per_object", *meta],
+                          args.repeats, frames_for={100: 12}, sides_for={100: ["batched", *meta]})
             save()
         if "compiled" in args.parts:
             rows.append(bench_compiled(device, frames))
@@ -276,7 +276,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for row in rows:
         if "batched" not in row:
             continue
-        for side in ("batched", "graphs"):
+        for side in ("batched", "eager"):
             if side in row:
                 seconds = row[side][0]  # type: ignore[index]
                 key = f"{row['model']} {row['size']}px {side}"

@@ -66,6 +66,14 @@ def test_batched_matches_per_object(model, movie, options):
     assert_close(script(model, movie, True, **options), script(model, movie, False, **options))
 
 
+def test_groups_larger_than_max_batch_objects_run_in_chunks(model, movie):
+    """Chunks of 2 objects (of 4, then 5) give the per-object results as whole batches do."""
+    assert_close(script(model, movie, True, max_batch_objects=2), script(model, movie, False))
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="max_batch_objects must be a positive integer"):
+            VideoSession(model, movie.image, max_batch_objects=bad)
+
+
 def result(memory=True, releasable=False):
     return FrameResult(torch.zeros(1, 1, 4, 4), torch.zeros(1, 8), torch.ones(1, 1),
                        torch.zeros(1, 2, 1, 1) if memory else None, releasable)

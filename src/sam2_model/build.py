@@ -129,7 +129,7 @@ def build_model(
     image_size: Optional[int] = None,
     compile: bool = False,
     low_precision_weights: Optional[bool] = None,
-    cuda_graphs: bool = False,
+    cuda_graphs: Optional[bool] = None,
 ) -> SAM2Model:
     """Build preset ``name`` in eval mode.
 
@@ -143,7 +143,8 @@ def build_model(
     where inference runs under autocast (CUDA), so they are not re-cast on every call; results are
     bit-identical (see :mod:`sam2_model.precision`). None (default): on where autocast runs. Such a
     model is for inference: ``precision.restore_full_precision(model)`` before training it.
-    cuda_graphs: replay the per-frame calls from CUDA graphs (CUDA only; see :mod:`sam2_model.cuda_graphs`).
+    cuda_graphs: replay the per-frame calls from CUDA graphs (see :mod:`sam2_model.cuda_graphs`). None
+    (default): on for CUDA unless ``compile`` is set; True elsewhere warns and is ignored.
     """
     config = get_config(name, image_size)
     source = resolve_weights(name, checkpoint)
@@ -165,7 +166,7 @@ def build_model(
         hold_low_precision_weights(model, dtype)
     if compile:
         compile_model(model)
-    if cuda_graphs:
+    if cuda_graphs or (cuda_graphs is None and target.type == "cuda" and not compile):
         from .cuda_graphs import enable_cuda_graphs
 
         enable_cuda_graphs(model)

@@ -97,5 +97,6 @@ class PositionEmbeddingRandom(nn.Module):
     def forward_with_coords(self, coords: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
         """(B, N, 2) pixel (x, y) in an image of ``(h, w)`` -> (B, N, 2 * num_pos_feats)."""
         h, w = image_size
-        size = torch.tensor([w, h], dtype=coords.dtype, device=coords.device)
+        # Made on the device (no host-to-device copy), so the prompt path can be captured in a CUDA graph.
+        size = torch.stack((coords.new_full((), w), coords.new_full((), h)))
         return self.encode_unit((coords / size).float())
