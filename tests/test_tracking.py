@@ -268,3 +268,23 @@ def test_quality_on_a_held_out_synthetic_timelapse(model, tmp_path: Path) -> Non
     assert f1 >= 0.9 and measures["SEG"] >= 0.75 and measures["TRA"] >= 0.9, (f1, measures)
     assert entering["entered"] >= 1 and entering["recall"] >= 0.8
     assert measures["gt_divisions"] >= 1 and measures["division_recall"] >= 0.8
+
+
+def test_the_plugin_run_ends_with_the_same_division_steps_as_track_cells(model):
+    """TrackAll (widget, console, CLI-free path) and sm.tracking.track_cells give the same labels and lineage."""
+    from napari_sam2.track_all import TrackAll, TrackAllOptions
+    from sam2_model.tracking import track_cells
+
+    shape = (96, 96)
+    frames = [[_disc(shape, (48, 48), 10)] if t < 4 else [_disc(shape, (48, 40), 9), _disc(shape, (48, 56), 9)]
+              for t in range(10)]  # the clip of test_touching_daughters_that_never_part_are_split
+    images = _render(frames, shape, seed=2)
+    options = TrackAllOptions("blobs", (10.0, 30.0), 20, True)
+    library = track_cells(model, images, **options.tracker_kwargs())
+    panel = TrackAll(np.zeros(images.shape[:3], np.uint32), len(images))
+    steps = list(panel.track(model, images, 0, options))
+    assert steps[-1][0] == "done"
+    np.testing.assert_array_equal(panel.label_planes(), library.labels)
+    by_id = lambda lineage: sorted((t.track_id, t.begin, t.end, t.parent) for t in lineage.rows())  # noqa: E731
+    assert by_id(panel.lineage) == by_id(library.lineage)
+    assert library.lineage.divisions(), "the clip should hold a division"

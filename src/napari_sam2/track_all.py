@@ -31,7 +31,7 @@ import numpy as np
 from sam2_model import SAM2Model, VideoSession
 from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
-    SEEDINGS, CellTracker, Lineage, Track, TrackingResult, tracks_layer_data, write_ctc, write_geff,
+    SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data, write_ctc, write_geff,
     write_track_table,
 )
 
@@ -161,17 +161,35 @@ class TrackAll:
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
         steps = tracker.run()
+        planes: Dict[int, np.ndarray] = {}
         try:
             yield "plan", int(start_frame), 0, len(order)
             for t, plane, active in steps:
+                planes[t] = plane
                 shifted = np.where(plane > 0, plane.astype(np.int64) + offset, 0)
                 self._write(run, t, shifted)
                 self.lineage = Lineage(kept + [_shift(row, offset) for row in tracker.lineage.rows()])
                 yield "frame", int(t), int(active), len(order)
+            if len(planes) == len(order):  # finished: the same end-of-run division steps as track_cells
+                self._finish(run, tracker, planes, frames, offset, kept)
         finally:
             steps.close()
             self._drop_if_empty(run)
         yield "done", -1, 0, len(order)
+
+    def _finish(self, run: TrackRun, tracker: CellTracker, planes: Dict[int, np.ndarray], frames: Any, offset: int,
+                kept: List[Track]) -> None:
+        """Undo fragment divisions and back-date late ones (``finish_divisions``); rewrite changed frames."""
+        order = sorted(planes)
+        stack = np.zeros((self.num_frames, *planes[order[0]].shape), dtype=np.uint32)
+        for t in order:
+            stack[t] = planes[t]
+        before = stack.copy()
+        finish_divisions(tracker, stack, frames)
+        for t in order:
+            if not np.array_equal(stack[t], before[t]):
+                self._write(run, t, np.where(stack[t] > 0, stack[t].astype(np.int64) + offset, 0))
+        self.lineage = Lineage(kept + [_shift(row, offset) for row in tracker.lineage.rows()])
 
     def correct(self, model: SAM2Model, frames: Any, track_id: int, frame: int, points: Any, point_labels: Any,
                 max_lost_frames: int = 3) -> Iterator[Step]:

@@ -347,6 +347,26 @@ class CellTracker:
                 self._end(track_id, "left the field" if state.near_border else "lost")
 
 
+def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
+    """The end-of-run division steps of a finished run, in place on ``labels`` (T, H, W) and the lineage.
+
+    A daughter lost at once was a fragment, not a cell: its division is undone. A division seen on a
+    detection frame may have happened up to ``redetect_every - 1`` frames earlier: it is moved back
+    to where the frames show the pinch (``frames`` as given to the tracker; a FrameSource is skipped,
+    since the session closed it).
+    """
+    if not tracker.divisions:
+        return
+    div.undo_short_divisions(labels, tracker.lineage)
+    if tracker.lineage.divisions() and tracker.redetect_every > 1 and not isinstance(frames, FrameSource):
+        source = FrameSource(frames, image_size=tracker.session.model.image_size)
+        try:
+            div.backdate_divisions(labels, tracker.lineage, source.raw, tracker.cell_diameter,
+                                   tracker.redetect_every - 1)
+        finally:
+            source.close()
+
+
 def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse: bool = False,
                 seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
                 divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
@@ -370,15 +390,6 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
         done.append(t)
         if progress is not None:
             progress(len(done), len(order))
-    if tracker.divisions and len(done) == len(order):  # a daughter lost at once was a fragment, not a cell
-        div.undo_short_divisions(labels, tracker.lineage)
-    if (tracker.divisions and len(done) == len(order) and tracker.lineage.divisions() and tracker.redetect_every > 1
-            and not isinstance(frames, FrameSource)):  # (a FrameSource is closed with the session)
-        # a division seen on a detection frame may have happened up to redetect_every - 1 frames earlier
-        source = FrameSource(frames, image_size=model.image_size)
-        try:
-            div.backdate_divisions(labels, tracker.lineage, source.raw, tracker.cell_diameter,
-                                   tracker.redetect_every - 1)
-        finally:
-            source.close()
+    if len(done) == len(order):
+        finish_divisions(tracker, labels, frames)
     return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done)
