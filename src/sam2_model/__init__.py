@@ -9,6 +9,7 @@ from .build import CheckpointError, Weights, build_model, identify_preset, list_
 from .config import SAM2Config, get_config
 from .frames import FrameSource
 from .image_predictor import ImagePredictor
+from .input_size import estimate_object_diameter, suggest_image_size
 from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
 from .seeding import blob_points
 from .session_state import SessionSnapshot
@@ -30,10 +31,12 @@ __all__ = [
     "Weights",
     "blob_points",
     "build_model",
+    "estimate_object_diameter",
     "get_config",
     "identify_preset",
     "list_models",
     "load_checkpoint",
     "resolve_device",
+    "suggest_image_size",
     "track_cells",
 ]
