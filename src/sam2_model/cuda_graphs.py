@@ -36,13 +36,15 @@ class _Captured:
     graph: "torch.cuda.CUDAGraph"
     inputs: List[Any]
     outputs: Tuple[Optional[torch.Tensor], ...]
+    device: torch.device
 
     def run(self, args: Sequence[Any]) -> Tuple[torch.Tensor, ...]:
-        for buffer, value in zip(self.inputs, args):
-            if isinstance(buffer, torch.Tensor) and buffer.data_ptr() != value.data_ptr():
-                buffer.copy_(value)
-        self.graph.replay()
-        return tuple(None if out is None else out.clone() for out in self.outputs)
+        with torch.cuda.device(self.device):  # the model's GPU, also when another one is current
+            for buffer, value in zip(self.inputs, args):
+                if isinstance(buffer, torch.Tensor) and buffer.data_ptr() != value.data_ptr():
+                    buffer.copy_(value)
+            self.graph.replay()
+            return tuple(None if out is None else out.clone() for out in self.outputs)
 
 
 def _autocast_state() -> Tuple[bool, torch.dtype]:
@@ -110,24 +112,31 @@ class GraphedCall:
             # Autocast's weight-cast cache must be off while capturing (PyTorch's CUDA-graph rules).
             return torch.autocast("cuda", dtype=dtype, cache_enabled=False) if enabled else contextlib.nullcontext()
 
+        device = next(value.device for value in args if isinstance(value, torch.Tensor))
         try:
-            inputs = [value.clone() if isinstance(value, torch.Tensor) else value for value in args]
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side), autocast():
-                self.fn(*inputs)  # warm-up on a side stream: lazy library state is made outside the capture
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool), autocast():
-                outputs = tuple(self.fn(*inputs))
-            if self._pool is None:
-                self._pool = graph.pool()
+            with torch.cuda.device(device):
+                return self._capture_on(key, args, device, autocast)
         except Exception as error:  # any capture problem: this call stays eager
             self.disabled_reason = f"{type(error).__name__}: {error}"
             warnings.warn(f"CUDA graphs are off for {self.name} ({self.disabled_reason}); it runs eagerly",
                           stacklevel=3)
             return None
-        captured = _Captured(graph, inputs, outputs)
+
+    def _capture_on(self, key: Hashable, args: Sequence[Any], device: torch.device,
+                    autocast: Callable[[], contextlib.AbstractContextManager]) -> _Captured:
+        """Capture ``fn`` on ``args``' signature (called with ``device`` current)."""
+        inputs = [value.clone() if isinstance(value, torch.Tensor) else value for value in args]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), autocast():
+            self.fn(*inputs)  # warm-up on a side stream: lazy library state is made outside the capture
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool), autocast():
+            outputs = tuple(self.fn(*inputs))
+        if self._pool is None:
+            self._pool = graph.pool()
+        captured = _Captured(graph, inputs, outputs, device)
         self._graphs[key] = captured
         return captured
 
