@@ -56,7 +56,7 @@ def movie(num_frames: int, size: int, num_objects: int) -> Tuple[np.ndarray, Lis
 
 
 def same_weights(name: str, size: int, device: torch.device):
-    """(ours, Meta's predictor) holding identical weights, on ``device`` (ours in its default build there)."""
+    """(float32 state dict for our models, Meta's predictor on ``device``) holding identical weights."""
     predictor = reference_model(name, image_size=size, video=True)
     predictor.fill_hole_area = 0
     if name == "demo":
@@ -65,8 +65,7 @@ def same_weights(name: str, size: int, device: torch.device):
     else:
         ours = build_model(name, checkpoint="random", device="cpu", image_size=size)
         ours.load_state_dict(predictor.state_dict(), strict=True)
-    state = {k: v.clone() for k, v in ours.state_dict().items()}
-    return ours_variant(name, size, device, state), predictor.to(device).eval()
+    return ours.state_dict(), predictor.to(device).eval()
 
 
 def ours_variant(name: str, size: int, device: torch.device, state: Dict[str, torch.Tensor], **options):
@@ -140,8 +139,8 @@ def bench(name: str, size: int, objects: List[int], num_frames: int, device: tor
 
     frames_for / sides_for: per object count, fewer frames or fewer sides (e.g. 100 objects).
     """
-    ours, predictor = same_weights(name, size, device)
-    state = {k: v.float().clone() for k, v in ours.state_dict().items()}
+    state, predictor = same_weights(name, size, device)
+    ours = ours_variant(name, size, device, state)
     models = {"batched": ours, "per_object": ours}
     rows = []
     for n in objects:
@@ -172,7 +171,7 @@ def bench(name: str, size: int, objects: List[int], num_frames: int, device: tor
                     row[key] = (seconds, peak)
         rows.append(row)
         print(format_row(row), flush=True)
-    del models, ours, predictor
+    del models, ours, predictor, state
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return rows
@@ -194,8 +193,7 @@ def bench_compiled(device: torch.device, num_frames: int, warm_frames: int = 8, 
                    size: int = 1024) -> Dict[str, object]:
     """One object, compiled (``build_model(compile=True)``): the first-use delay (build, compile and
     ``warm_frames`` frames) and then frames/s, with Meta's eager predictor in the same run for the ratio."""
-    eager, predictor = same_weights(name, size, device)
-    state = {k: v.float().clone() for k, v in eager.state_dict().items()}
+    state, predictor = same_weights(name, size, device)
     frames, points = movie(num_frames, size, 1)
     start = time.perf_counter()
     model = ours_variant(name, size, device, state, compile=True)

@@ -57,6 +57,15 @@ def centre(labels_plane, obj_id):
     return int(round(y)), int(round(x))
 
 
+def click_two_objects(w, m, qtbot):
+    """Click cells 1 and 2 of frame 0 as two objects, each segmented before the next click."""
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 2))
+    wait(qtbot, w)
+
+
 # ---------------------------------------------------------------- fault 1
 def test_a_correction_sticks_when_propagating_again(cells, qtbot):
     viewer, w, m = cells
@@ -303,11 +312,7 @@ def test_export_adds_the_suffix_and_tracks_follow_the_largest_piece(cells, qtbot
 # ---------------------------------------------------------------- fault 12 and the model picker
 def test_switching_weights_reruns_the_prompts_and_keeps_the_objects(cells, qtbot):
     viewer, w, m = cells
-    click(w, 0, centre(m.labels[0], 1))
-    wait(qtbot, w)
-    w.new_object_button.click()
-    click(w, 0, centre(m.labels[0], 2))
-    wait(qtbot, w)
+    click_two_objects(w, m, qtbot)
     old = w.controller
     w.checkpoint_combo.setCurrentText(RANDOM)  # new weights
     qtbot.waitUntil(lambda: w.controller is not old, timeout=60_000)
@@ -378,11 +383,7 @@ def test_the_table_has_physical_units_from_the_layer_scale(make_napari_viewer, t
 
 def test_objects_panel_lists_hides_and_deletes_objects(cells, qtbot):
     viewer, w, m = cells
-    click(w, 0, centre(m.labels[0], 1))
-    wait(qtbot, w)
-    w.new_object_button.click()
-    click(w, 0, centre(m.labels[0], 2))
-    wait(qtbot, w)
+    click_two_objects(w, m, qtbot)
     w.forward_button.click()
     wait(qtbot, w)
     panel = w.objects

@@ -145,7 +145,6 @@ class ModelGraphs:
     """The graphed calls installed on a model by :func:`enable_cuda_graphs` (counters for benchmarks)."""
 
     def __init__(self, model: SAM2Model) -> None:
-        self.model = model
         self._encode_image = model.encode_image
         self._predict_masks = model.predict_masks
         self._encode_memory = model.encode_memory

@@ -117,18 +117,15 @@ def touching(a: np.ndarray, b: np.ndarray, gap: int) -> bool:
     return bool((grown & b[box]).any())
 
 
-@dataclass
-class SplitWatch:
-    """Counts consecutive frames on which a masklet is in two daughter-like pieces."""
+class Streaks:
+    """Consecutive-frame counts per track: a finding is confirmed once seen on ``min_frames`` frames in a row."""
 
-    min_frames: int = MIN_SPLIT_FRAMES
-
-    def __post_init__(self) -> None:
+    def __init__(self, min_frames: int) -> None:
+        self.min_frames = min_frames
         self._runs: Dict[int, int] = {}
 
-    def update(self, track_id: int, mask: np.ndarray, previous_area: float) -> Optional[Pieces]:
-        """Feed this frame's mask; returns the two pieces once the split has lasted ``min_frames``."""
-        pieces = two_pieces(mask, previous_area)
+    def confirm(self, track_id: int, pieces: Optional[Pieces]) -> Optional[Pieces]:
+        """This frame's finding (None: none); returns it on the frame its streak reaches ``min_frames``."""
         if pieces is None:
             self._runs.pop(track_id, None)
             return None
@@ -140,6 +137,23 @@ class SplitWatch:
 
     def forget(self, track_id: int) -> None:
         self._runs.pop(track_id, None)
+
+
+@dataclass
+class SplitWatch:
+    """Counts consecutive frames on which a masklet is in two daughter-like pieces."""
+
+    min_frames: int = MIN_SPLIT_FRAMES
+
+    def __post_init__(self) -> None:
+        self._streaks = Streaks(self.min_frames)
+
+    def update(self, track_id: int, mask: np.ndarray, previous_area: float) -> Optional[Pieces]:
+        """Feed this frame's mask; returns the two pieces once the split has lasted ``min_frames``."""
+        return self._streaks.confirm(track_id, two_pieces(mask, previous_area))
+
+    def forget(self, track_id: int) -> None:
+        self._streaks.forget(track_id)
 
 
 def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_RATIO,
@@ -206,7 +220,7 @@ class NeckWatch:
     min_growth: float = MIN_GROWTH
 
     def __post_init__(self) -> None:
-        self._runs: Dict[int, int] = {}
+        self._streaks = Streaks(self.min_frames)
 
     def update(self, track_id: int, mask: np.ndarray, area: int, smallest_recent: float) -> Optional[Pieces]:
         """Feed this frame's mask (H, W), its area and the track's smallest recent area; returns the two
@@ -214,17 +228,10 @@ class NeckWatch:
         pieces = None
         if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)
-        if pieces is None:
-            self._runs.pop(track_id, None)
-            return None
-        self._runs[track_id] = self._runs.get(track_id, 0) + 1
-        if self._runs[track_id] >= self.min_frames:
-            self._runs.pop(track_id, None)
-            return pieces
-        return None
+        return self._streaks.confirm(track_id, pieces)
 
     def forget(self, track_id: int) -> None:
-        self._runs.pop(track_id, None)
+        self._streaks.forget(track_id)
 
 
 def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], np.ndarray],
