@@ -62,13 +62,15 @@ def test_feature_cache_stays_within_its_budget(model, frames):
     session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
     run(session)
     assert len(session.features) >= 1
-    assert session.features.nbytes <= max(1.0 * 1024 * 1024, max_frame_bytes(session))
+    assert session.features.nbytes <= max(1.0 * 1024 * 1024, one_frame_bytes(model, frames))
 
 
-def max_frame_bytes(session):
-    from sam2_model.feature_cache import feature_bytes
-
-    return feature_bytes(session._frame_features(0))
+def one_frame_bytes(model, frames):
+    """Bytes of one frame's cached features: a session with the default budget after one frame was encoded."""
+    one = VideoSession(model, frames)
+    one.add_prompt(0, 1, points=[[10, 20]], labels=[1])
+    assert len(one.features) == 1
+    return one.features.nbytes
 
 
 def test_new_object_after_propagation_and_remove_and_reset(model, frames):
@@ -152,9 +154,9 @@ def test_released_memories_are_recomputed_exactly(model):
         session.add_prompt(0, 1, points=[[10, 20]], labels=[1])
         run(session)
         if release:
-            state = session._objects[1]
-            released = [t for t, r in state.non_cond.items() if r.memory is None]
-            assert released == list(range(1, 13 - 7))  # only frames beyond the recent-memory window
+            bank = session.memory_bank(1)
+            assert bank.prompted == (0,) and bank.tracked == tuple(range(1, 14))
+            assert bank.released == tuple(range(1, 13 - 7))  # only frames beyond the recent-memory window
         # A correction on frame 4 reads the (released, so recomputed) memories of frames 1..3.
         session.add_prompt(4, 1, points=[[50, 30]], labels=[0], clear_old=False)
         outputs[release] = [lg for _, _, lg in session.propagate(start_frame=4, max_frames=6)]
@@ -171,8 +173,8 @@ def test_correction_options(model, frames):
         run(session)
         session.add_prompt(3, 1, points=[[40, 30]], labels=[0], clear_old=False)
         session.propagate(start_frame=3)  # commits the correction
-    assert 3 in plain._objects[1].non_cond and 3 not in plain._objects[1].cond
-    assert 3 in sticky._objects[1].cond
+    assert 3 in plain.memory_bank(1).tracked and 3 not in plain.memory_bank(1).prompted
+    assert sticky.memory_bank(1).prompted == (0, 3)
     # Tracked memories within num_maskmem (7) frames of the correction were forgotten.
-    assert not set(sticky._objects[1].non_cond) & set(range(0, 6))
-    assert set(plain._objects[1].non_cond) == {1, 2, 3, 4, 5}
+    assert not set(sticky.memory_bank(1).tracked) & set(range(0, 6))
+    assert set(plain.memory_bank(1).tracked) == {1, 2, 3, 4, 5}

@@ -94,7 +94,7 @@ def test_second_object_and_negative_click(widget, qtbot):
     assert w.object_spin.value() == 2
     points.add(np.array([[0, 10 + 45 * 0.5, 5 + 40 * 0.5]]))
     wait(qtbot, w)
-    w._on_toggle_positive()
+    w.positive_button.click()  # as a person does: the +/- toggle
     points.add(np.array([[0, 10 + 5 * 0.5, 5 + 5 * 0.5]]))
     wait(qtbot, w)
     features = points.features

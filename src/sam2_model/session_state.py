@@ -26,6 +26,20 @@ class MemoryProjection:
         return [v[self.row : self.row + 1] for v in self.values]
 
 
+@dataclass(frozen=True)
+class MemoryBankView:
+    """Which frames of one object the memory bank holds, for inspection (all sorted frame indices).
+
+    prompted: frames with committed prompts (conditioning memories); tracked: frames tracked without a
+    prompt, or corrected and kept as tracked frames; released: the tracked frames whose memory the session
+    dropped (``release_memory``) and recomputes exactly if a later step reads it.
+    """
+
+    prompted: Tuple[int, ...]
+    tracked: Tuple[int, ...]
+    released: Tuple[int, ...]
+
+
 @dataclass
 class FrameResult:
     """One object's result on one frame.
@@ -132,6 +146,11 @@ class ObjectState:
             if frame in table:
                 return table[frame]
         return None
+
+    def memory_bank(self) -> MemoryBankView:
+        """The frames of this object's committed memory bank (see :class:`MemoryBankView`)."""
+        released = tuple(t for t, r in sorted(self.non_cond.items()) if r.memory is None and r.releasable)
+        return MemoryBankView(tuple(sorted(self.cond)), tuple(sorted(self.non_cond)), released)
 
     def keep_projections(self, frames: Set[int]) -> None:
         """Drop memory projections held on any frame outside ``frames`` (which may hold them from now on)."""

@@ -24,7 +24,7 @@ from . import session_outputs
 from .batching import MemoryView, group_by_layout, restore_memories, track_group
 from .postprocess import fill_holes
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
-from .session_state import FrameResult, ObjectState, PointPrompt, SessionSnapshot, mask_prompt
+from .session_state import FrameResult, MemoryBankView, ObjectState, PointPrompt, SessionSnapshot, mask_prompt
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
@@ -420,6 +420,10 @@ class VideoSession:
     def tracked_frames(self, obj_id: int) -> List[int]:
         """Frames on which the object has a result (prompted or tracked), sorted."""
         return sorted(self._state(obj_id).result_frames())
+
+    def memory_bank(self, obj_id: int) -> MemoryBankView:
+        """The frames the object's memory bank holds: prompted, tracked, and tracked but released."""
+        return self._state(obj_id).memory_bank()
 
     def lost_frames(self, obj_id: int) -> List[int]:
         """Frames with a result whose presence logit is <= 0 (the model says the object is absent), sorted."""
