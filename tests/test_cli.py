@@ -159,7 +159,7 @@ def test_rgb_stack_through_the_cli(tmp_path):
 
 
 def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(tmp_path, monkeypatch):
-    from napari_sam2 import cli
+    from napari_sam2 import export
 
     output = tmp_path / "labels.tif"
     output.write_bytes(b"the previous run's labels")
@@ -169,8 +169,8 @@ def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(tmp_path, mo
             handle.write(b"half a TIFF")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli.tifffile, "imwrite", broken_imwrite)
+    monkeypatch.setattr(export.tifffile, "imwrite", broken_imwrite)
     with pytest.raises(OSError, match="No space left"):
-        cli.write_atomically(output, np.zeros((2, 4, 4), np.uint32))
+        export.save_labels_tiff(np.zeros((2, 4, 4), np.uint32), output)
     assert output.read_bytes() == b"the previous run's labels"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.tif"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from oracle import REFERENCE_CONFIG_FILES, assert_close, max_errors, reference_model, require_oracle
-from sam2_model.config import PRESETS, get_config
+from sam2_model.config import get_config
 from sam2_model.modeling.attention import RoPEAttention
 from sam2_model.modeling.memory_attention import MemoryAttention
 from sam2_model.modeling.memory_encoder import MemoryEncoder, MemoryEncoding

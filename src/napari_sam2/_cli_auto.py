@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 from tqdm import tqdm
 
 from sam2_model.tracking import SEEDINGS, evaluate_ctc, track_cells, write_ctc, write_geff, write_track_table
+
+from .export import save_labels_tiff
 
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
@@ -63,7 +64,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         if args.table:
             write_track_table(args.table, lineage)
         if output:
-            tifffile.imwrite(output, result.labels.astype(np.uint32), compression="zlib")
+            save_labels_tiff(result.labels.astype(np.uint32), output)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)

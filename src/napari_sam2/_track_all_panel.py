@@ -24,7 +24,8 @@ from sam2_model.tracking import SEEDINGS, TrackingResult
 from ._image_state import add_points_layer, layer_name, same_layer
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from .track_all import TrackAll, TrackAllOptions, clicks_of, export_path, frame_and_plane, frame_source
+from .track_all import TrackAll, TrackAllOptions, clicks_of, frame_and_plane, frame_source
+from .track_export import export_path
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
 SETTINGS_KEY = "track_all"

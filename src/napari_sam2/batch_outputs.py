@@ -64,11 +64,10 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int]) -> Any:
 
 
 def write_labels_tiff(labels: np.ndarray, path: Path) -> None:
-    """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB)."""
-    import tifffile
+    """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB): :func:`.export.save_labels_tiff`."""
+    from .export import save_labels_tiff
 
-    labels = np.asarray(labels)
-    tifffile.imwrite(path, labels, compression="zlib", bigtiff=labels.nbytes > 2**31)
+    save_labels_tiff(labels, path)
 
 
 def write_manifest(folder: Path, record: Dict[str, Any]) -> None:

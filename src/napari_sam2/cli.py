@@ -17,14 +17,12 @@ temporary file beside the output and renamed, so a failed run never leaves a par
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
-import tifffile
 
 from sam2_model.build import Weights, build_model
 from sam2_model.frames_io import open_stack
@@ -32,6 +30,7 @@ from sam2_model.frames_io import open_stack
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
 from ._cli_batch import add_batch_parser
 from .api import resolve_axes, segment
+from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
@@ -112,18 +111,6 @@ def prepare_output(path: Path) -> Path:
     return path
 
 
-def write_atomically(path: Path, labels: np.ndarray) -> None:
-    """Write ``labels`` as a zlib-compressed grey TIFF to a temporary name beside ``path``, then rename it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack")  # never read as RGB
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def pick_image_size(value: Optional[str], first_frame: object, model: str) -> Optional[int]:
     """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from)."""
     checked = check_image_size(value, "--image-size")
@@ -186,7 +173,7 @@ def track_command(args: argparse.Namespace) -> int:
                          rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed)
     finally:
         bar.close()
-    write_atomically(output, labels)
+    save_labels_tiff(labels, output)
     print(f"wrote {output} ({labels.shape} labels, {len(np.unique(labels)) - 1} objects)")
     return 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -40,8 +42,22 @@ class Calibration:
 
 
 def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
-    """Write the labels (T, Y, X) or (Y, X) as a compressed TIFF."""
-    tifffile.imwrite(path, np.asarray(labels), compression="zlib")
+    """Write labels (T, Y, X) or (Y, X) as a zlib-compressed greyscale TIFF (BigTIFF over 2 GiB).
+
+    Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
+    and no temporary file behind.
+    """
+    path = Path(path)
+    labels = np.asarray(labels)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
+                         bigtiff=labels.nbytes > 2**31)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def measure(

@@ -20,7 +20,6 @@ Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,17 +30,16 @@ import numpy as np
 from sam2_model import SAM2Model, VideoSession
 from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
-    SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data, write_ctc, write_geff,
-    write_track_table,
+    SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
 
 from .labels_writer import RunJournal
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
+from .track_export import export_tracking
 
 Step = Tuple[str, int, int, int]
 IndexOf = Callable[[int], Tuple[Any, ...]]
-EXPORTS = ("labels", "tracks", "ctc", "geff")
 
 
 @dataclass(frozen=True)
@@ -298,29 +296,8 @@ class TrackAll:
 
     # ------------------------------------------------------------------ exports
     def export(self, what: str, path: Any, overwrite: bool = False) -> Path:
-        """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason),
-        "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path.
-
-        Each is written to a temporary name and renamed. overwrite=True replaces an earlier CTC or GEFF
-        result only: a folder holding anything else is refused (ValueError), never emptied.
-        """
-        if what not in EXPORTS:
-            raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
-        path = Path(path)
-        if overwrite:
-            _check_replaceable(what, path)
-        result = self.result()
-        if not result.labels.any():
-            raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-        if what == "labels":
-            _save_tiff(result.labels, path)
-        elif what == "tracks":
-            write_track_table(path, _lineage_for(result))
-        elif what == "ctc":
-            path, _ = write_ctc(path, result.labels, result.lineage, overwrite=overwrite)
-        else:
-            path = write_geff(path, result.labels, result.lineage, overwrite=overwrite)
-        return Path(path)
+        """Write this image's result as ``what`` (see :func:`.track_export.export_tracking`); returns the path."""
+        return export_tracking(self.result(), what, path, overwrite)
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any]) -> FrameSource:
@@ -341,60 +318,14 @@ def clicks_of(coords: np.ndarray, positive: Sequence[bool], obj_ids: Sequence[in
     raise ValueError(f"there is no click for track {track_id} on frame {frame}: click the cell on this frame")
 
 
-def export_path(what: str, path: Any) -> str:
-    """``path`` with the export's suffix (.tif, .csv, .geff) added when the name typed has none."""
-    suffix = {"labels": (".tif", ".tiff"), "tracks": (".csv",), "geff": (".geff",)}.get(what)
-    return str(path) if not suffix or str(path).lower().endswith(suffix) else str(path) + suffix[0]
-
-
 def frame_and_plane(values: Sequence[float]) -> List[float]:
     """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
     values = [float(v) for v in values]
     return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
 
 
-def _check_replaceable(what: str, path: Path) -> None:
-    """Refuse to replace a folder that is not an earlier result of the same export."""
-    if not path.exists():
-        return
-    if what == "ctc" and path.is_dir():
-        others = [p.name for p in path.iterdir() if not re.fullmatch(r"mask\d+\.tif|res_track\.txt", p.name)]
-        if others:
-            raise ValueError(f"{path} holds other files ({', '.join(sorted(others)[:3])}...): choose an empty or "
-                             "new folder for the CTC result")
-    elif what == "geff" and not any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zattrs")):
-        raise ValueError(f"{path} exists and is not a GEFF (zarr) folder: choose a new name")
-
-
-def _save_tiff(labels: np.ndarray, path: Path) -> None:
-    """(T, H, W) labels as a compressed greyscale TIFF, written to a temporary name and renamed."""
-    import os
-    import tempfile
-
-    import tifffile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, labels, photometric="minisblack", compression="zlib")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _shift(row: Track, offset: int) -> Track:
     return Track(row.track_id + offset, row.begin, row.end, row.parent + offset if row.parent else 0, row.end_reason)
-
-
-def _lineage_for(result: TrackingResult) -> Lineage:
-    """The lineage with a row for every id in the labels (ids painted by other tools get one, no parent)."""
-    from sam2_model.tracking.lineage import lineage_from_labels
-
-    rows = {t.track_id: t for t in result.lineage.rows()}
-    for t in lineage_from_labels(result.labels).rows():
-        rows.setdefault(t.track_id, t)
-    return Lineage(rows.values())
 
 
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,

@@ -17,7 +17,7 @@ batched video path keeps each memory's values) and share the first layer's work 
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
