@@ -129,6 +129,20 @@ def test_touching_daughters_that_never_part_are_split(model) -> None:
     assert {left, right} == set(daughters)  # one daughter on each side of the waist
 
 
+def test_a_division_on_the_last_frame_needs_one_frame_of_evidence(model) -> None:
+    """The pair of test_touching_daughters_that_never_part_are_split on the clip's last two frames: the
+    masklet follows a frame late, so it is pinched on the last frame only; no later frame can confirm
+    the pinch, so that frame alone is a division (fails when 2 frames are needed there too)."""
+    shape = (96, 96)
+    frames = [[_disc(shape, (48, 48), 10)] if t < 4 else [_disc(shape, (48, 40), 9), _disc(shape, (48, 56), 9)]
+              for t in range(6)]
+    result = track_cells(model, _render(frames, shape, seed=2), cell_diameter=(10, 30), redetect_every=20)
+    divided = result.lineage.divisions()
+    assert len(divided) == 1, result.lineage.rows()
+    (mother, daughters), = divided.items()
+    assert all(result.lineage[d].begin in (4, 5) for d in daughters), result.lineage.rows()
+
+
 def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
     images, truth = enter_leave_clip
     backwards = track_cells(model, images, start_frame=3, reverse=True, cell_diameter=(10, 30), redetect_every=3)
@@ -176,6 +190,11 @@ def test_matching_is_one_to_one_and_divisions_rules() -> None:
     split[14:16] = False
     watch = div.SplitWatch()
     assert watch.update(1, split, 200) is None and watch.update(1, split, 200) is not None  # 2 frames
+    assert watch.update(2, split, 200, final=True) is not None  # the run's last frame: one frame is enough
+    at_edge = np.zeros((40, 40), bool)  # the same split shifted onto the frame's edge: a cell coming in
+    at_edge[:20] = split[5:25]
+    assert div.two_pieces(at_edge, 200) is not None
+    assert all(watch.update(3, at_edge, 200, final=k == 2) is None for k in range(3))
     assert div.two_pieces(split, 600) is None  # pieces too small for a cell of 600 px
     assert div.halved(100, 200) and not div.halved(190, 200)
     assert detection_f1([top, newcomer], labels)["tp"] == 1  # IoU 0.5 counts at min_iou 0.5
@@ -200,6 +219,7 @@ def test_neck_rule_splits_touching_pairs_not_elongated_cells() -> None:
     assert watch.update(1, pair, area, smallest_recent=area) is None  # has not grown: not tried
     assert watch.update(1, pair, area, smallest_recent=0.8 * area) is None  # first frame of the pinch
     assert watch.update(1, pair, area, smallest_recent=0.8 * area) is not None  # second frame: a division
+    assert watch.update(4, pair, area, smallest_recent=0.8 * area, final=True) is not None  # last frame: one
     assert watch.update(2, ellipse, int(ellipse.sum()), smallest_recent=0.5 * ellipse.sum()) is None
     at_edge = np.zeros(shape, bool)  # the same pair shifted onto the frame's top edge (cells coming in)
     at_edge[:-30] = pair[30:]

@@ -124,13 +124,14 @@ class Streaks:
         self.min_frames = min_frames
         self._runs: Dict[int, int] = {}
 
-    def confirm(self, track_id: int, pieces: Optional[Pieces]) -> Optional[Pieces]:
-        """This frame's finding (None: none); returns it on the frame its streak reaches ``min_frames``."""
+    def confirm(self, track_id: int, pieces: Optional[Pieces], final: bool = False) -> Optional[Pieces]:
+        """This frame's finding (None: none); returns it on the frame its streak reaches ``min_frames``,
+        or at once on the run's ``final`` frame (no later frame can confirm it; see the module docstring)."""
         if pieces is None:
             self._runs.pop(track_id, None)
             return None
         self._runs[track_id] = self._runs.get(track_id, 0) + 1
-        if self._runs[track_id] >= self.min_frames:
+        if self._runs[track_id] >= self.min_frames or final:
             self._runs.pop(track_id, None)
             return pieces
         return None
@@ -148,9 +149,14 @@ class SplitWatch:
     def __post_init__(self) -> None:
         self._streaks = Streaks(self.min_frames)
 
-    def update(self, track_id: int, mask: np.ndarray, previous_area: float) -> Optional[Pieces]:
-        """Feed this frame's mask; returns the two pieces once the split has lasted ``min_frames``."""
-        return self._streaks.confirm(track_id, two_pieces(mask, previous_area))
+    def update(self, track_id: int, mask: np.ndarray, previous_area: float, final: bool = False) -> Optional[Pieces]:
+        """Feed this frame's mask; returns the two pieces once the split has lasted ``min_frames``
+        (``final``: the run's last frame, where one frame is enough). A piece on the frame's edge is a
+        cell coming into view that the masklet spilled onto, not a daughter (see the module docstring)."""
+        pieces = two_pieces(mask, previous_area)
+        if pieces is not None and (touches_edge(pieces[0]) or touches_edge(pieces[1])):
+            pieces = None
+        return self._streaks.confirm(track_id, pieces, final)
 
     def forget(self, track_id: int) -> None:
         self._streaks.forget(track_id)
@@ -222,13 +228,15 @@ class NeckWatch:
     def __post_init__(self) -> None:
         self._streaks = Streaks(self.min_frames)
 
-    def update(self, track_id: int, mask: np.ndarray, area: int, smallest_recent: float) -> Optional[Pieces]:
+    def update(self, track_id: int, mask: np.ndarray, area: int, smallest_recent: float,
+               final: bool = False) -> Optional[Pieces]:
         """Feed this frame's mask (H, W), its area and the track's smallest recent area; returns the two
-        pieces once the pinch has lasted ``min_frames`` frames."""
+        pieces once the pinch has lasted ``min_frames`` frames (``final``: the run's last frame, where one
+        frame is enough)."""
         pieces = None
         if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)
-        return self._streaks.confirm(track_id, pieces)
+        return self._streaks.confirm(track_id, pieces, final)
 
     def forget(self, track_id: int) -> None:
         self._streaks.forget(track_id)

@@ -149,7 +149,7 @@ class CellTracker:
                 if step == 0:
                     labels = self._seed(t)
                 else:
-                    labels = self._track(t, step)
+                    labels = self._track(t, step, final=t == last_frame)
                 yield t, labels, len(self.session.obj_ids)
             self._finish(last_frame)
         finally:
@@ -179,7 +179,7 @@ class CellTracker:
                              "and the seeding mode, or start on another frame")
         return labels
 
-    def _track(self, t: int, step: int) -> np.ndarray:
+    def _track(self, t: int, step: int, final: bool = False) -> np.ndarray:
         if not self.session.obj_ids:  # everything ended: look for new cells only on detection frames
             labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
             if step % self.redetect_every == 0:
@@ -190,7 +190,7 @@ class CellTracker:
             steps = list(self.session.propagate(start_frame=t + 1, reverse=True, max_frames=1))
         _, ids, logits = steps[-1]
         labels = self._compose(ids, logits)
-        triggered = self._update(t, ids, labels)
+        triggered = self._update(t, ids, labels, final)
         if step % self.redetect_every == 0 or triggered:
             self._redetect(t, labels)
         return labels
@@ -237,8 +237,11 @@ class CellTracker:
         if track_id in self.session.obj_ids:
             self.session.remove_object(track_id)
 
-    def _update(self, t: int, ids: List[int], labels: np.ndarray) -> bool:
-        """Book-keeping after a frame: lost objects, split masklets. True if a detection should run now."""
+    def _update(self, t: int, ids: List[int], labels: np.ndarray, final: bool = False) -> bool:
+        """Book-keeping after a frame: lost objects, split masklets. True if a detection should run now.
+
+        ``final``: ``t`` is the run's last frame, where a split or a pinch seen on this frame alone is
+        enough (``divisions.Streaks.confirm``): later frames, which would confirm it, do not exist."""
         triggered = False
         for track_id in ids:
             state = self._states[track_id]
@@ -252,18 +255,20 @@ class CellTracker:
             previous = state.areas[-1] if state.areas else area
             recent_max = max(state.areas) if state.areas else area
             if self.divisions:
-                pieces = self._split.update(track_id, mask, previous)
+                pieces, cue = self._split.update(track_id, mask, previous, final), "split"
                 if pieces is None and len(state.areas) >= div.MIN_SPLIT_FRAMES:
-                    pieces = self._neck.update(track_id, mask, area, min(state.areas))
+                    pieces, cue = self._neck.update(track_id, mask, area, min(state.areas), final), "neck"
                 if pieces is not None:
-                    self._divide(t, track_id, pieces, labels)
+                    self._divide(t, track_id, pieces, labels, cue)
                     continue
                 triggered |= div.halved(area, recent_max)
             self._observe(track_id, t, mask)
         return triggered
 
-    def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray) -> None:
+    def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray, cue: str) -> None:
         """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``."""
+        log.debug("frame %d: track %d divides (%s) into pieces of %s px", t, parent, cue,
+                  [int(np.count_nonzero(d)) for d in daughters])
         self._end(parent, "divided")
         self.lineage.close(parent, min(self.lineage[parent].end, t - 1), "divided")
         labels[labels == parent] = 0
@@ -288,12 +293,12 @@ class CellTracker:
                 log.debug("frame %d: track %d holds detections %s (areas %s, track %d, recent max %d) -> %s", t,
                           track_id, inside, [int(detections[i].sum()) for i in inside], area, max(state.areas), pair)
                 if pair is not None:
-                    self._divide(t, track_id, [detections[inside[k]] for k in pair], labels)
+                    self._divide(t, track_id, [detections[inside[k]] for k in pair], labels, "two detections")
             self._split_by_clicks(t, labels)
             for n in list(new):
                 mother = self._halved_neighbour(t, detections[n], labels)
                 if mother is not None:
-                    self._divide(t, mother, [labels == mother, detections[n]], labels)
+                    self._divide(t, mother, [labels == mother, detections[n]], labels, "halved neighbour")
                     new.remove(n)
         for n in new:
             mask = detections[n] & (labels == 0)
@@ -302,7 +307,12 @@ class CellTracker:
 
     def _split_by_clicks(self, t: int, labels: np.ndarray) -> None:
         """Divide masklets that hold two nuclei which SAM 2 separates when clicked one against the other
-        (the detector's ``split``; touching daughters often come out of detection as one mask)."""
+        (the detector's ``split``; touching daughters often come out of detection as one mask).
+
+        As for the neck rule, the masklet must have grown to ``divisions.MIN_GROWTH`` x its smallest recent
+        area (two daughters under one masklet cover more than their mother did): on the held-out clips
+        every division this cue made without that guard was a large single nucleus with two LoG blobs,
+        clicked into two pieces while its masklet was shrinking (0.8-0.9x its recent maximum)."""
         split = getattr(self.detector, "split", None)
         if split is None:
             return
@@ -314,12 +324,14 @@ class CellTracker:
             pieces = split(mask)
             if pieces is None:
                 continue
-            reference = max(area, max(self._states[track_id].areas))
+            areas = self._states[track_id].areas
+            reference = max(area, max(areas))
             sizes = [int(np.count_nonzero(p)) for p in pieces]
-            log.debug("frame %d: track %d clicked apart into %s (reference %d)", t, track_id, sizes, reference)
-            if min(sizes) >= div.MIN_PIECE_FRACTION * reference and \
+            log.debug("frame %d: track %d (%d px, smallest recent %d) clicked apart into %s (reference %d)", t,
+                      track_id, area, min(areas), sizes, reference)
+            if area >= div.MIN_GROWTH * min(areas) and min(sizes) >= div.MIN_PIECE_FRACTION * reference and \
                     div.TOTAL_RANGE[0] <= sum(sizes) / reference <= div.TOTAL_RANGE[1]:
-                self._divide(t, track_id, pieces, labels)
+                self._divide(t, track_id, pieces, labels, "clicked apart")
 
     def _halved_neighbour(self, t: int, detection: np.ndarray, labels: np.ndarray) -> Optional[int]:
         """A track touching ``detection`` whose area is 0.3-0.7x of its recent maximum and about the
