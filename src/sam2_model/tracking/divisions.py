@@ -5,7 +5,9 @@ whose area roughly halved.
 The thresholds (module constants, used as defaults) follow issue 10: each daughter >= ~25% of the
 mother's previous area and both together 0.7-1.3x of it (a mitosis conserves most of the mass; a
 fragment or a merge with a neighbour does not); a split must last >= 2 frames (one noisy frame is not
-a division); an area "halved" means 0.3-0.7x of the recent maximum.
+a division), except on the run's last frame, where no later frame can confirm it and one frame is
+enough; a split with a piece on the frame's edge is a cell coming into view that the masklet spilled
+onto, not a division; an area "halved" means 0.3-0.7x of the recent maximum.
 
 The neck rule (:func:`neck_split`, :class:`NeckWatch`) is for daughters that still touch: SAM 2's
 masklet then keeps covering both for several frames, so it never splits into two pieces and one click
