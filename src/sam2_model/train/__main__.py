@@ -63,6 +63,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
             kind = int if "int" in annotation else float if "float" in annotation else str
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
                             help=f"(default: {default})")
+    parser.add_argument("--no-batch-clips", dest="batch_clips", action="store_false",
+                        help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = vars(parser.parse_args(argv))
     threads = args.pop("threads")

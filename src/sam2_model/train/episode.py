@@ -6,12 +6,20 @@ error of the current prediction and decoded together with the previous logits. T
 tracked through the memory bank (memories of the prompted frame and of the recent frames, object
 pointers), and one of them may get a corrective click and become a prompted frame itself. Every
 decoded prediction adds its losses; gradients flow through the memories (back-propagation through time).
+
+A session is written once, as a generator (:func:`session`) that yields the model calls it needs
+(:class:`Decode`: what ``SAM2Model.track_step`` does for all objects of a frame; :class:`Remember`:
+the memory encoder) and receives their results. :func:`run_episode` runs the sessions of a step's
+clips either one after another, each call straight through the model (the per-clip path), or in
+lock-step, the calls of all clips at the same point of their sessions served as one batch
+(:mod:`.episode_batch`). Each clip draws its prompts from its own random generator, seeded from the
+step's generator, so both paths draw the same prompts and compute the same losses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Generator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -31,6 +39,42 @@ class EpisodeSettings:
     box_prob: float = 0.3  # ... or a box; otherwise the ground-truth mask
     max_corrections: int = 2  # corrective clicks on the first frame (0..max, uniformly)
     correction_on_tracked_frame_prob: float = 0.25  # one tracked frame gets a corrective click
+
+
+@dataclass
+class Decode:
+    """Segment frame ``frame`` for all N objects of a clip, as ``SAM2Model.track_step`` does.
+
+    cond / recent: the clip's memory bank (prompted / tracked frames); coords (N, P, 2), labels (N, P):
+    point prompts; mask_input (N, 1, S, S): a mask prompt; prev_logits (N, 1, 4h, 4w): the previous
+    low-res logits of a refinement.
+    """
+
+    frame: int
+    is_init: bool
+    cond: Mapping[int, MemoryEntry] = field(default_factory=dict)
+    recent: Mapping[int, MemoryEntry] = field(default_factory=dict)
+    coords: Optional[torch.Tensor] = None
+    labels: Optional[torch.Tensor] = None
+    mask_input: Optional[torch.Tensor] = None
+    prev_logits: Optional[torch.Tensor] = None
+
+
+@dataclass
+class Remember:
+    """Encode the memory of frame ``frame`` from ``prediction`` (N objects) -> a :class:`MemoryEntry`."""
+
+    frame: int
+    prediction: MaskPrediction
+    from_points: bool
+
+
+Request = Union[Decode, Remember]
+Phase = Tuple[int, int]  # (frame, stage): sessions in lock-step serve equal phases together
+LOSS_KEYS = ("focal", "dice", "iou", "object_score", "total", "mask_iou")  # what prediction_losses returns
+MEMORY_STAGE = 1_000_000  # a frame's memory is encoded after all of its decoding stages
+# A session yields (phase, request), is sent the request's result, and returns its loss terms.
+Session = Generator[Tuple[Phase, Request], Union[MaskPrediction, MemoryEntry], List[Dict[str, torch.Tensor]]]
 
 
 class _Points:
@@ -82,44 +126,16 @@ def _losses(prediction: MaskPrediction, target: torch.Tensor, weights: LossWeigh
     return prediction_losses(logits, prediction.ious, prediction.object_score_logits, target[:, None], weights)
 
 
-def _memory(model: SAM2Model, features: FrameFeatures, prediction: MaskPrediction, from_points: bool) -> MemoryEntry:
-    mem, pos = model.encode_memory(features, prediction.high_res_logits, prediction.object_score_logits, from_points)
-    return MemoryEntry(mem, pos, prediction.obj_ptr)
-
-
-def run_episode(
-    model: SAM2Model, clips: Sequence[Clip], rng: np.random.Generator,
-    settings: EpisodeSettings = EpisodeSettings(), weights: LossWeights = LossWeights(),
-) -> Dict[str, torch.Tensor]:
-    """Simulate one session per clip and return the mean of every loss term over all decoded predictions."""
-    device = model.device
-    images = torch.cat([clip.images for clip in clips]).to(device)
-    all_features = model.encode_image(images)
-    terms: List[Dict[str, torch.Tensor]] = []
-    offset = 0
-    for clip in clips:
-        features = FrameFeatures(
-            all_features.image_embed[offset : offset + clip.num_frames],
-            all_features.image_pos[offset : offset + clip.num_frames],
-            [x[offset : offset + clip.num_frames] for x in all_features.high_res],
-        )
-        offset += clip.num_frames
-        terms.extend(_session(model, clip, features, rng, settings, weights))
-    keys = terms[0].keys()
-    return {key: torch.stack([t[key] for t in terms]).mean() for key in keys}
-
-
-def _session(model: SAM2Model, clip: Clip, features: FrameFeatures, rng: np.random.Generator,
-             settings: EpisodeSettings, weights: LossWeights) -> List[Dict[str, torch.Tensor]]:
-    device = model.device
+def session(clip: Clip, rng: np.random.Generator, settings: EpisodeSettings, weights: LossWeights,
+            device: torch.device) -> Session:
+    """The simulated session on one clip, as a generator of model calls (see the module docstring)."""
     num_frames, num_objects = clip.num_frames, clip.num_objects
     masks = clip.masks.to(device)
     gt0 = clip.masks[0].numpy() > 0.5
     terms: List[Dict[str, torch.Tensor]] = []
-    first = _frame(features, 0, num_objects)
     kind = rng.random()
     if kind >= settings.click_prob + settings.box_prob:
-        prediction = model.track_step(0, first, True, {}, {}, num_frames, mask_input=masks[0][:, None])
+        prediction = yield (0, 0), Decode(0, True, mask_input=masks[0][:, None])
         from_points = False
     else:
         points = _Points(num_objects)
@@ -132,34 +148,127 @@ def _session(model: SAM2Model, clip: Clip, features: FrameFeatures, rng: np.rand
                 points.add(n, x0, y0, 2)
                 points.add(n, x1, y1, 3)
         coords, labels = points.tensors(device)
-        prediction = model.track_step(0, first, True, {}, {}, num_frames, coords, labels)
+        prediction = yield (0, 0), Decode(0, True, coords=coords, labels=labels)
         terms.append(_losses(prediction, masks[0], weights))
-        for _ in range(int(rng.integers(0, settings.max_corrections + 1))):
+        for round_ in range(int(rng.integers(0, settings.max_corrections + 1))):
             _add_corrections(points, prediction, masks[0], rng)
             coords, labels = points.tensors(device)
-            prediction = model.track_step(0, first, True, {}, {}, num_frames, coords, labels,
-                                          prev_mask_logits=prediction.low_res_logits)
+            prediction = yield (0, 1 + round_), Decode(0, True, coords=coords, labels=labels,
+                                                       prev_logits=prediction.low_res_logits)
             terms.append(_losses(prediction, masks[0], weights))
         from_points = True
     if num_frames == 1:
         return terms
-    cond: Dict[int, MemoryEntry] = {0: _memory(model, first, prediction, from_points)}
+    cond: Dict[int, MemoryEntry] = {0: (yield (0, MEMORY_STAGE), Remember(0, prediction, from_points))}
     recent: Dict[int, MemoryEntry] = {}
     corrected_frame: Optional[int] = None
     if rng.random() < settings.correction_on_tracked_frame_prob:
         corrected_frame = int(rng.integers(1, num_frames))
     for t in range(1, num_frames):
-        frame = _frame(features, t, num_objects)
-        prediction = model.track_step(t, frame, False, cond, recent, num_frames)
+        prediction = yield (t, 0), Decode(t, False, cond, recent)
         terms.append(_losses(prediction, masks[t], weights))
         if t == corrected_frame:
             points = _Points(num_objects)
             _add_corrections(points, prediction, masks[t], rng)
             coords, labels = points.tensors(device)
-            prediction = model.track_step(t, frame, False, cond, recent, num_frames, coords, labels,
-                                          prev_mask_logits=prediction.low_res_logits)
+            prediction = yield (t, 1), Decode(t, False, cond, recent, coords, labels,
+                                              prev_logits=prediction.low_res_logits)
             terms.append(_losses(prediction, masks[t], weights))
-            cond[t] = _memory(model, frame, prediction, True)
+            cond[t] = yield (t, MEMORY_STAGE), Remember(t, prediction, True)
         else:
-            recent[t] = _memory(model, frame, prediction, False)
+            recent[t] = yield (t, MEMORY_STAGE), Remember(t, prediction, False)
     return terms
+
+
+def clip_generators(rng: np.random.Generator, count: int) -> List[np.random.Generator]:
+    """The prompt generators of a step's ``count`` clips, seeded from the step's ``rng`` (one draw each)."""
+    return [np.random.default_rng(int(seed)) for seed in rng.integers(0, 2**63 - 1, size=count)]
+
+
+def run_direct(model: SAM2Model, features: FrameFeatures, num_frames: int, num_objects: int
+               ) -> Callable[[Request], Union[MaskPrediction, MemoryEntry]]:
+    """The per-clip path: each request of one clip's session straight through ``model``.
+
+    features: the clip's (T, ...) frame features.
+    """
+
+    def run(request: Request) -> Union[MaskPrediction, MemoryEntry]:
+        frame = _frame(features, request.frame, num_objects)
+        if isinstance(request, Remember):
+            prediction = request.prediction
+            mem, pos = model.encode_memory(frame, prediction.high_res_logits, prediction.object_score_logits,
+                                           request.from_points)
+            return MemoryEntry(mem, pos, prediction.obj_ptr)
+        return model.track_step(request.frame, frame, request.is_init, request.cond, request.recent, num_frames,
+                                request.coords, request.labels, request.mask_input,
+                                prev_mask_logits=request.prev_logits)
+
+    return run
+
+
+def drive(sessions: Sequence[Session],
+          serve: Callable[[List[Tuple[int, Request]]], List[Union[MaskPrediction, MemoryEntry]]]
+          ) -> List[List[Dict[str, torch.Tensor]]]:
+    """Run ``sessions`` in lock-step: at every round, the requests of the earliest pending phase are
+    served together by ``serve([(session index, request), ...])``. Returns each session's loss terms."""
+    pending: Dict[int, Tuple[Phase, Request]] = {i: next(s) for i, s in enumerate(sessions)}
+    terms: List[List[Dict[str, torch.Tensor]]] = [[] for _ in sessions]
+    while pending:
+        phase = min(p for p, _ in pending.values())
+        ready = [i for i in sorted(pending) if pending[i][0] == phase]
+        results = serve([(i, pending[i][1]) for i in ready])
+        for i, result in zip(ready, results):
+            try:
+                pending[i] = sessions[i].send(result)
+            except StopIteration as stop:
+                terms[i] = stop.value
+                del pending[i]
+    return terms
+
+
+def run_episode(
+    model: SAM2Model, clips: Sequence[Clip], rng: np.random.Generator,
+    settings: EpisodeSettings = EpisodeSettings(), weights: LossWeights = LossWeights(),
+    batch_clips: bool = True,
+) -> Dict[str, torch.Tensor]:
+    """Simulate one session per clip and return the mean of every loss term over all decoded predictions.
+
+    clips: each with (T, 3, S, S) images and (T, N, S, S) masks. With ``batch_clips`` the clips' model
+    calls go through the model together, one batch per frame and stage (clips of equal T and S; others
+    in batches of their own); otherwise one clip after another. Both draw the same prompts from ``rng``
+    and give the same losses (up to float rounding).
+    """
+    if not clips:
+        raise ValueError("clips must hold at least one Clip, got none")
+    device = model.device
+    generators = clip_generators(rng, len(clips))
+    images = torch.cat([clip.images for clip in clips]).to(device)
+    all_features = model.encode_image(images)
+    starts = np.cumsum([0] + [clip.num_frames for clip in clips])
+    per_clip: List[List[Dict[str, torch.Tensor]]] = [[] for _ in clips]
+    if batch_clips:
+        from .episode_batch import BatchedCalls
+
+        shapes: Dict[Tuple[int, ...], List[int]] = {}
+        for i, clip in enumerate(clips):
+            shapes.setdefault((clip.num_frames, *clip.images.shape[-2:]), []).append(i)
+        for members in shapes.values():
+            calls = BatchedCalls(model, all_features, [int(starts[i]) for i in members],
+                                 [clips[i].num_objects for i in members], clips[members[0]].num_frames)
+            sessions = [session(clips[i], generators[i], settings, weights, device) for i in members]
+            for i, terms in zip(members, drive(sessions, calls.serve)):
+                per_clip[i] = terms
+    else:
+        for i, clip in enumerate(clips):
+            a, b = int(starts[i]), int(starts[i + 1])
+            features = FrameFeatures(all_features.image_embed[a:b], all_features.image_pos[a:b],
+                                     [x[a:b] for x in all_features.high_res])
+            run = run_direct(model, features, clip.num_frames, clip.num_objects)
+            per_clip[i] = drive([session(clip, generators[i], settings, weights, device)],
+                                lambda requests: [run(request) for _, request in requests])[0]
+    terms = [t for clip_terms in per_clip for t in clip_terms]
+    if not terms:  # only mask prompts on single frames: nothing was decoded, nothing to learn
+        zero = all_features.image_embed.sum() * 0.0
+        return {key: zero for key in LOSS_KEYS}
+    keys = terms[0].keys()
+    return {key: torch.stack([t[key] for t in terms]).mean() for key in keys}

@@ -67,6 +67,7 @@ class TrainSettings:
     positional_init: bool = True  # start the decoder's cross-attentions position-aware (random init only)
     memory_positional_init: Optional[bool] = None  # memory attention starts local: None on random init only
     time_limit: Optional[float] = None  # seconds of wall time for this invocation, then stop cleanly (resumable)
+    batch_clips: bool = True  # a step's clips go through the model as one batch per frame (False: one by one)
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -275,7 +276,7 @@ def train(
             torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout: the same on resume
             batch = [next(clips) for _ in range(settings.clips_per_step)]
             data_seconds = time.perf_counter() - started
-            losses = run_episode(model, batch, rng, episode)
+            losses = run_episode(model, batch, rng, episode, batch_clips=settings.batch_clips)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
