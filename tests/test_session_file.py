@@ -88,7 +88,9 @@ def two_objects(make_napari_viewer, tmp_path, monkeypatch, qtbot):
 
 
 @pytest.mark.gui
-def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
+def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
     viewer, w, movie = two_objects
     w.corrections_check.setChecked(False)
     w.object_spin.setValue(3)
@@ -109,14 +111,18 @@ def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
     clicks = np.array(w.points_layer.data)
     ids = w.points_layer.features["obj_id"].to_numpy(int)
     mask = w.labels_layer.data[0].copy()
-    path = w.save_session(str(tmp_path / "s"))
-    assert path.name == "s.sam2.npz"
+    # the Save and Load buttons, with the file dialogs answered as a person would
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "s"), ""))
+    w.save_session_button.click()
+    path = tmp_path / "s.sam2.npz"
+    assert path.is_file() and "Saved the session" in w.status.text()
 
     viewer.layers.clear()  # close everything, then open the image again
     viewer.add_image(movie.image, name="cells again")
     assert w.corrections_check.isChecked() is False
     w.corrections_check.setChecked(True)
-    w.load_session(str(path))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    w.load_session_button.click()
     wait(qtbot, w)
     np.testing.assert_array_equal(w.points_layer.data, clicks)
     np.testing.assert_array_equal(w.points_layer.features["obj_id"].to_numpy(int), ids)
@@ -134,7 +140,9 @@ def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot):
 
 
 @pytest.mark.gui
-def test_wrong_shape_and_corrupt_files_change_nothing(two_objects, tmp_path):
+def test_wrong_shape_and_corrupt_files_change_nothing(two_objects, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
     viewer, w, movie = two_objects
     path = w.save_session(str(tmp_path / "s.sam2.npz"))
     viewer.add_image(movie.image[:, :80], name="smaller")
@@ -142,6 +150,9 @@ def test_wrong_shape_and_corrupt_files_change_nothing(two_objects, tmp_path):
     assert w.image_layer.name == "smaller"
     with pytest.raises(ValueError, match="shape"):
         w.load_session(str(path))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    w.load_session_button.click()  # the button says why in the status line
+    assert w.status.text().startswith("Not loaded (nothing changed):") and "shape" in w.status.text()
     assert len(w.points_layer.data) == 0 and w.controller is None  # nothing changed on the smaller image
     w.image_combo.setCurrentText("cells")
     before = (np.array(w.points_layer.data), w.labels_layer.data.copy(), list(w.controller.obj_ids))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_error
@@ -61,15 +61,23 @@ class SessionActionsMixin:
         return written
 
     def _on_save_session(self) -> None:
+        self._session_file_dialog("save", "Save SAM 2 session", f"SAM 2 session (*{SUFFIX})", self.save_session,
+                                  "Not saved")
+
+    def _session_file_dialog(self, mode: str, title: str, name_filter: str, action: Callable[[str], object],
+                             failed: str) -> None:
+        """Ask for a file ("save" or "open" dialog) and run ``action(path)``; an error is shown and put in the
+        status line after ``failed``."""
         from qtpy.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getSaveFileName(self, "Save SAM 2 session", "", f"SAM 2 session (*{SUFFIX})")
+        ask = QFileDialog.getSaveFileName if mode == "save" else QFileDialog.getOpenFileName
+        path, _ = ask(self, title, "", name_filter)
         if path:
             try:
-                self.save_session(path)
+                action(path)
             except Exception as error:
                 show_error(f"SAM 2: {error}")
-                self.status.setText(f"Not saved: {error}")
+                self.status.setText(f"{failed}: {error}")
 
     # ------------------------------------------------------------------ load
     def load_session(self, path: str) -> None:
@@ -138,15 +146,8 @@ class SessionActionsMixin:
         self._segment()
 
     def _on_load_session(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Load SAM 2 session", "", f"SAM 2 session (*{SUFFIX} *.npz)")
-        if path:
-            try:
-                self.load_session(path)
-            except Exception as error:
-                show_error(f"SAM 2: {error}")
-                self.status.setText(f"Not loaded (nothing changed): {error}")
+        self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
+                                  self.load_session, "Not loaded (nothing changed)")
 
     # ------------------------------------------------------------------ relabel and merge
     def _prompt_ids(self, state: ImageState) -> set:
