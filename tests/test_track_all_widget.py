@@ -222,3 +222,37 @@ def test_cli_track_auto_writes_ctc_and_geff_and_evaluate_scores_it(tmp_path, mov
     assert main(["evaluate", str(res), str(gt)]) == 0
     scores = dict(line.split() for line in capsys.readouterr().out.splitlines() if len(line.split()) == 2)
     assert float(scores["SEG"]) > 0.7 and float(scores["TRA"]) > 0.9, scores
+
+
+def test_cli_track_auto_reads_the_chosen_axis_and_channel_and_start_frame(tmp_path, movie, capsys):
+    """--auto on the frames of one z of a (Z, T, Y, X) stack (--axis 1 --fix 0=1), or on one channel of a
+    (T, C, Y, X) stack, tracks exactly what the plain (T, Y, X) stack gives; --start-frame seeds on that frame; a start frame outside the stack is refused."""
+    import tifffile
+
+    from napari_sam2.cli import main
+
+    frames = movie.image[:6]
+    options = ["--auto", "--cell-diameter", "8", "30", "--redetect-every", "2"]
+    plain, moved, channels = tmp_path / "tyx.tif", tmp_path / "ztyx.tif", tmp_path / "tcyx.tif"
+    noise = np.random.default_rng(0).integers(0, 255, frames.shape).astype(frames.dtype)
+    tifffile.imwrite(plain, frames, photometric="minisblack")
+    tifffile.imwrite(moved, np.stack([noise, frames]), photometric="minisblack")
+    tifffile.imwrite(channels, np.stack([noise, frames], axis=1), photometric="minisblack")
+    assert main(["track", str(plain), *options, "--ctc", str(tmp_path / "a")]) == 0
+    assert main(["track", str(moved), *options, "--axis", "1", "--fix", "0=1", "--ctc", str(tmp_path / "b")]) == 0
+    assert main(["track", str(channels), *options, "--channel-axis", "1", "--channel", "1",
+                 "--ctc", str(tmp_path / "c")]) == 0
+    expected, lineage = read_ctc(tmp_path / "a")
+    for name in ("b", "c"):
+        labels, rows = read_ctc(tmp_path / name)
+        np.testing.assert_array_equal(labels, expected)
+        assert rows.rows() == lineage.rows()
+
+    assert main(["track", str(plain), *options, "--start-frame", "3", "-o", str(tmp_path / "late.tif")]) == 0
+    late = tifffile.imread(tmp_path / "late.tif")
+    assert late.shape == frames.shape and not late[:3].any()  # nothing before the start frame
+    assert all(late[t].any() for t in range(3, 6))
+    capsys.readouterr()
+    assert main(["track", str(plain), *options, "--start-frame", "6", "-o", str(tmp_path / "x.tif")]) == 2
+    assert "--start-frame must be a frame of the stack, 0..5" in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()

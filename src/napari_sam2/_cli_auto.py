@@ -32,6 +32,9 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
                        help="range of cell diameters in pixels (default 8 40)")
     group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
     group.add_argument("--no-divisions", action="store_true", help="do not split tracks at divisions")
+    group.add_argument("--start-frame", type=int, default=0,
+                       help="detect the cells on this frame and track from it (default 0); with --direction "
+                            "backward towards frame 0, otherwise towards the last frame")
     group.add_argument("--ctc", type=Path, default=None, metavar="OUT_DIR",
                        help="write Cell Tracking Challenge files (mask%%03d.tif + res_track.txt) to this folder")
     group.add_argument("--geff", type=Path, default=None, metavar="FILE", help="write the lineage graph as GEFF")
@@ -40,7 +43,9 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
 
 
 def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
-    """Track every cell of ``stack`` ((T, H, W[, C]), any array-like) and write the requested outputs."""
+    """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
+
+    From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward"."""
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
@@ -53,8 +58,10 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = track_cells(model, stack, seeding=args.seeding, cell_diameter=tuple(args.cell_diameter),
-                             redetect_every=args.redetect_every, divisions=not args.no_divisions, progress=progress)
+        result = track_cells(model, stack, start_frame=args.start_frame,
+                             reverse=getattr(args, "direction", "forward") == "backward", seeding=args.seeding,
+                             cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
+                             divisions=not args.no_divisions, progress=progress)
         bar.close()
         lineage = result.lineage
         if args.ctc:

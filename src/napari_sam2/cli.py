@@ -34,6 +34,7 @@ from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
+from .track_all import frame_source
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
 
@@ -179,12 +180,15 @@ def track_command(args: argparse.Namespace) -> int:
 
 
 def auto_command(args: argparse.Namespace) -> int:
-    """``napari-sam2 track --auto``: checks first (no prompts, a (T, Y, X) stack, outputs), then track every cell."""
+    """``napari-sam2 track --auto``: checks first (no prompts, axes, start frame, outputs), then track every cell.
+
+    The stack's axes are read as for prompts (``--axis``, ``--channel-axis``/``--channel``, ``--fix``, ``--rgb``);
+    the outputs hold (T, Y, X) frames along the chosen axis.
+    """
     if args.prompts is not None:
         raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
-    if args.axis != 0 or args.channel_axis is not None or args.channel is not None or args.fix:
-        raise ValueError("--auto tracks a (T, Y, X) stack along axis 0: --axis, --channel-axis, --channel and "
-                         "--fix are not available with it")
+    if args.direction == "both":
+        args.direction = "forward"  # --auto runs one way from --start-frame (prompts' default is both)
     if not any((args.ctc, args.geff, args.table, args.output)):
         raise ValueError("--auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o labels.tif")
     if args.ctc is not None and args.ctc.exists() and any(args.ctc.iterdir()):
@@ -192,11 +196,22 @@ def auto_command(args: argparse.Namespace) -> int:
     if args.geff is not None and args.geff.exists():
         raise ValueError(f"--geff {args.geff} exists: choose a new name")
     stack = open_stack(args.stack)
+    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
+    axes = resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, parse_fixed(args.fix),
+                        getattr(stack, "axes", None), names=CLI_NAMES)
+    view = FrameView(stack, axes.layout)
+    if not 0 <= args.start_frame < len(view):
+        raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
+                         f"{axes.layout.frame_axis}, got {args.start_frame}")
     if args.output is not None:
         args.output = prepare_output(args.output)
-    image_size = pick_image_size(args.image_size, stack[0], args.model)
+    image_size = pick_image_size(args.image_size, view[args.start_frame], args.model)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
-    return run_auto(args, stack, model)
+    frames = frame_source(view, model, axes.session_options)
+    try:
+        return run_auto(args, frames, model)
+    finally:
+        frames.close()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
