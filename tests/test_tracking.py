@@ -143,6 +143,23 @@ def test_a_division_on_the_last_frame_needs_one_frame_of_evidence(model) -> None
     assert all(result.lineage[d].begin in (4, 5) for d in daughters), result.lineage.rows()
 
 
+def test_late_divisions_are_moved_back_also_when_frames_come_as_a_frame_source(model) -> None:
+    """Held-out seed 900001: a nucleus divides between frames 0 and 1, and the division is first seen on the
+    detection frame 5; the end of the run moves it back to frame 1. The plugin, the console and the CLI hand
+    the tracker a FrameSource (which the session closes): the same move must happen there (it was skipped)."""
+    from sam2_model.frames import FrameSource
+    from sam2_model.synthetic import make_timelapse
+
+    movie = make_timelapse(num_frames=7, shape=(256, 256), num_cells=12, seed=900001)
+    options = dict(cell_diameter=(8, 40), redetect_every=5)
+    from_array = track_cells(model, movie.image, **options)
+    from_source = track_cells(model, FrameSource(movie.image, image_size=model.image_size), **options)
+    (mother, daughters), = from_array.lineage.divisions().items()
+    assert [from_array.lineage[d].begin for d in daughters] == [1, 1]  # moved back from frame 5
+    np.testing.assert_array_equal(from_source.labels, from_array.labels)
+    assert from_source.lineage.rows() == from_array.lineage.rows()
+
+
 def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
     images, truth = enter_leave_clip
     backwards = track_cells(model, images, start_frame=3, reverse=True, cell_diameter=(10, 30), redetect_every=3)

@@ -162,6 +162,7 @@ class FrameSource:
         cache_frames: int = 4,
     ) -> None:
         self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
+        self._given = (frames, image_size, channel, composite, channel_axis)  # for reopen()
         self._stack = open_stack(frames)
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()  # stacks (h5py, tifffile stores) need not be thread-safe
@@ -374,6 +375,13 @@ class FrameSource:
             return tuple(self._cache)
 
     # ----------------------------------------------------------------- lifetime
+    def reopen(self, prefetch: int = 0) -> "FrameSource":
+        """A new, open source over the same frames with the same settings (channel, composite, contrast
+        limits, input size), for reading them again after this one was closed (a file is opened again)."""
+        frames, image_size, channel, composite, channel_axis = self._given
+        return FrameSource(frames, image_size=image_size, contrast_limits=self.contrast_limits, channel=channel,
+                           composite=composite, channel_axis=channel_axis, prefetch=prefetch)
+
     def close(self) -> None:
         """Stop the prefetch thread, drop cached inputs and close files this source opened."""
         with self._lock:

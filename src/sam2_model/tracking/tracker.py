@@ -364,14 +364,17 @@ def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> N
 
     A daughter lost at once was a fragment, not a cell: its division is undone. A division seen on a
     detection frame may have happened up to ``redetect_every - 1`` frames earlier: it is moved back
-    to where the frames show the pinch (``frames`` as given to the tracker; a FrameSource is skipped,
-    since the session closed it).
+    to where the frames show the pinch (``frames`` as given to the tracker; a FrameSource, which the
+    session closed, is read through :meth:`FrameSource.reopen`, with the same channel choice).
     """
     if not tracker.divisions:
         return
     div.undo_short_divisions(labels, tracker.lineage)
-    if tracker.lineage.divisions() and tracker.redetect_every > 1 and not isinstance(frames, FrameSource):
-        source = FrameSource(frames, image_size=tracker.session.model.image_size)
+    if tracker.lineage.divisions() and tracker.redetect_every > 1:
+        if isinstance(frames, FrameSource):
+            source = frames.reopen()
+        else:
+            source = FrameSource(frames, image_size=tracker.session.model.image_size, prefetch=0)
         try:
             div.backdate_divisions(labels, tracker.lineage, source.raw, tracker.cell_diameter,
                                    tracker.redetect_every - 1)
