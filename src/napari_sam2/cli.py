@@ -20,7 +20,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from sam2_model.frames_io import open_stack
 
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
 from ._cli_batch import add_batch_parser
-from .api import resolve_axes, segment
+from .api import StackAxes, resolve_axes, segment
 from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
@@ -93,6 +93,13 @@ def parse_fixed(items: List[str]) -> Dict[int, int]:
     return fixed
 
 
+def stack_axes(args: argparse.Namespace, stack: Any) -> StackAxes:
+    """The stack's axes from --axis, --channel-axis, --channel, --fix and --rgb (and its TIFF axes, if any)."""
+    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
+    return resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, parse_fixed(args.fix),
+                        getattr(stack, "axes", None), names=CLI_NAMES)
+
+
 def prepare_output(path: Path) -> Path:
     """Check that ``path`` can be written before any work: a .tif/.tiff name in a writable folder.
 
@@ -152,8 +159,7 @@ def track_command(args: argparse.Namespace) -> int:
     stack = open_stack(args.stack)  # read lazily, frame by frame
     rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
     fixed = parse_fixed(args.fix)
-    axes = resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, fixed,
-                        getattr(stack, "axes", None), names=CLI_NAMES)
+    axes = stack_axes(args, stack)
     layout = axes.layout
     frames = layout.num_frames(stack.shape)
     height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
@@ -196,9 +202,7 @@ def auto_command(args: argparse.Namespace) -> int:
     if args.geff is not None and args.geff.exists():
         raise ValueError(f"--geff {args.geff} exists: choose a new name")
     stack = open_stack(args.stack)
-    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
-    axes = resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, parse_fixed(args.fix),
-                        getattr(stack, "axes", None), names=CLI_NAMES)
+    axes = stack_axes(args, stack)
     view = FrameView(stack, axes.layout)
     if not 0 <= args.start_frame < len(view):
         raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "

@@ -106,6 +106,12 @@ def halved(area: float, recent_max: float, ratio_range: Tuple[float, float] = HA
     return recent_max > 0 and ratio_range[0] <= area / recent_max <= ratio_range[1]
 
 
+def grown(area: float, smallest_recent: float, min_growth: float = MIN_GROWTH) -> bool:
+    """Whether a masklet of ``area`` has grown to ``min_growth`` x its smallest recent area: two daughters
+    under one masklet cover more than their mother did (the guard of the neck and clicked-apart cues)."""
+    return smallest_recent > 0 and area >= min_growth * smallest_recent
+
+
 def touching(a: np.ndarray, b: np.ndarray, gap: int) -> bool:
     """Whether masks ``a`` and ``b`` (H, W) come within ``gap`` pixels of each other."""
     found = ndimage.find_objects(a.astype(np.uint8))
@@ -236,7 +242,7 @@ class NeckWatch:
         pieces once the pinch has lasted ``min_frames`` frames (``final``: the run's last frame, where one
         frame is enough)."""
         pieces = None
-        if smallest_recent > 0 and area >= self.min_growth * smallest_recent and not touches_edge(mask):
+        if grown(area, smallest_recent, self.min_growth) and not touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)
         return self._streaks.confirm(track_id, pieces, final)
 

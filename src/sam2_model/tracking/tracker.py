@@ -329,7 +329,7 @@ class CellTracker:
             sizes = [int(np.count_nonzero(p)) for p in pieces]
             log.debug("frame %d: track %d (%d px, smallest recent %d) clicked apart into %s (reference %d)", t,
                       track_id, area, min(areas), sizes, reference)
-            if area >= div.MIN_GROWTH * min(areas) and min(sizes) >= div.MIN_PIECE_FRACTION * reference and \
+            if div.grown(area, min(areas)) and min(sizes) >= div.MIN_PIECE_FRACTION * reference and \
                     div.TOTAL_RANGE[0] <= sum(sizes) / reference <= div.TOTAL_RANGE[1]:
                 self._divide(t, track_id, pieces, labels, "clicked apart")
 
