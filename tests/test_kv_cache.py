@@ -31,8 +31,14 @@ def movie():
     return make_timelapse(num_frames=NUM_FRAMES, shape=SHAPE, num_cells=8, seed=3, divisions=False)
 
 
-def test_projected_attention_equals_reference(model):
-    """Keys and values computed apart (values per memory, as the session keeps them) give forward's output."""
+@pytest.mark.parametrize("mlp_chunk_bytes", [None, 1])
+def test_projected_attention_equals_reference(model, monkeypatch, mlp_chunk_bytes):
+    """Keys and values computed apart (values per memory, as the session keeps them) give forward's output;
+    also with the MLP run in chunks of 128 tokens (of 192: a full chunk and a partial one)."""
+    if mlp_chunk_bytes is not None:
+        from sam2_model.modeling import memory_attention as memory_attention_module
+
+        monkeypatch.setattr(memory_attention_module, "MLP_CHUNK_BYTES", mlp_chunk_bytes)
     attention = model.memory_attention
     generator = torch.Generator().manual_seed(0)
     batch, side, num_memories, num_ptr = 3, 8, 3, 8

@@ -13,6 +13,9 @@ State-dict keys (prefix ``memory_attention.`` in the full model): ``layers.{i}.s
 cross-attentions' keys and values ready (``project_keys`` and ``project_values`` compute them as
 ``forward`` does), so a caller may keep what does not change between frames (the
 batched video path keeps each memory's values) and share the first layer's work between objects.
+On a CPU it also runs the MLP a chunk of tokens at a time, so that the (tokens, dim_feedforward)
+hidden activations of many objects stay in the cache (:data:`MLP_CHUNK_BYTES`; measured on 2 AVX2
+cores, sam2.1 tiny's MLP on 5 objects x 1024 tokens: 185 -> 118 ms per layer).
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from torch import nn
 from ..config import MemoryAttentionConfig
 from .attention import RoPEAttention
 from .common import activation_fn
+
+
+#: bytes of float32 hidden activations per MLP chunk in ``forward_projected`` on a CPU (a chunk holds at
+#: least 128 tokens): 256 tokens for sam2.1's 2048 hidden units, 1024 for the demo model's 512
+MLP_CHUNK_BYTES = 2 << 20
 
 
 def _with_pos(x: torch.Tensor, pos: Optional[torch.Tensor], enabled: bool) -> torch.Tensor:
@@ -91,6 +99,18 @@ class MemoryAttentionLayer(nn.Module):
         hidden = self.drop_hidden(self.activation(self.linear1(self.norm3(tgt))))
         return self.drop_mlp(self.linear2(hidden))
 
+    def _residual_mlp(self, tgt: torch.Tensor) -> torch.Tensor:
+        """``tgt + self._mlp(tgt)``; on a CPU in eval mode computed a chunk of tokens at a time (:data:`MLP_CHUNK_BYTES`)."""
+        flat = tgt.reshape(-1, tgt.shape[-1])
+        chunk = max(128, MLP_CHUNK_BYTES // (4 * self.linear1.out_features))
+        if tgt.device.type != "cpu" or self.training or flat.shape[0] <= chunk:
+            return tgt + self._mlp(tgt)
+        out = torch.empty_like(flat)
+        for start in range(0, flat.shape[0], chunk):
+            rows = flat[start : start + chunk]
+            torch.add(rows, self._mlp(rows), out=out[start : start + chunk])
+        return out.view(tgt.shape)
+
     def forward(
         self,
         tgt: torch.Tensor,
@@ -114,7 +134,7 @@ class MemoryAttentionLayer(nn.Module):
         tgt = tgt + self._self_attention(tgt, query_pos)
         query = _with_pos(self.norm2(tgt), query_pos, self.pos_enc_at_cross_attn_queries)
         tgt = tgt + self.drop_cross(self.cross_attn_image.attend_projected(query, keys, values))
-        return tgt + self._mlp(tgt)
+        return self._residual_mlp(tgt)
 
 
 class MemoryAttention(nn.Module):
