@@ -22,7 +22,7 @@ from napari_sam2._cli_batch import add_batch_parser
 from napari_sam2.api import segment
 from napari_sam2.batch import batch, gpu_cluster, local_cluster
 from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
-from napari_sam2.batch_worker import ModelSpec, StackTask, process_stack, stack_prompts
+from napari_sam2.batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, stack_prompts
 from napari_sam2.cli import read_prompts
 from sam2_model.frames_io import open_stack
 from sam2_model.synthetic import make_timelapse
@@ -267,6 +267,51 @@ def test_rgb_stack_matches_segment(data, tmp_path):
     np.testing.assert_array_equal(_labels(tmp_path / "out", "rgb"), expected)
 
 
+def test_axis_options_read_4d_stacks(data, reference, tmp_path):
+    """In-process tasks: z=1 of a (Z, T, Y, X) stack and channel 1 of a (T, C, Y, X) stack give the plain
+    (T, Y, X) stack's labels; prompts CSV rows count frames along the chosen axis."""
+    plain = tifffile.imread(data / "s2.tif")  # (T, Y, X) uint8
+    noise = np.random.default_rng(0).integers(0, 255, plain.shape, dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "zt.tif", np.stack([noise, plain, noise[::-1]]))  # (Z, T, Y, X)
+    tifffile.imwrite(tmp_path / "tc.tif", np.stack([noise, plain], axis=1))  # (T, C, Y, X)
+    prompts = str(find_prompts(data / "s2.tif"))
+    out = tmp_path / "out"
+    for name, axes in (("zt", AxisOptions(frame_axis=1, fixed=((0, 1),))), ("tc", AxisOptions(channel_axis=1, channel=1))):
+        row = process_stack(StackTask(name, str(tmp_path / f"{name}.tif"), str(out), ModelSpec(**MODEL), prompts=prompts,
+                                      axes=axes))
+        assert row["status"] == "ok", row["error"]
+        np.testing.assert_array_equal(_labels(out, name), reference["s2"])
+        assert row["frames"] == plain.shape[0]
+    # Without axis options a 4D grey stack is refused, naming what to give; nothing is left behind.
+    row = process_stack(StackTask("bare", str(tmp_path / "zt.tif"), str(out), ModelSpec(**MODEL), prompts=prompts))
+    assert row["status"] == "failed"
+    assert "zt.tif" in row["error"] and "fixed" in row["error"]
+    assert not (out / "bare").exists()
+
+
+def test_cli_auto_tracks_one_channel(data, client, tmp_path, capsys):
+    """``batch --auto --channel-axis 1 --channel 1`` on (T, C, Y, X) stacks tracks that channel: the same
+    tracks as the plain stack; a stack the options do not fit fails, naming the command-line option."""
+    plain = tifffile.imread(data / "s0.tif")
+    noise = np.random.default_rng(1).integers(0, 255, plain.shape, dtype=np.uint8)
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    tifffile.imwrite(stacks / "two.tif", np.stack([noise, plain], axis=1))  # (T, C, Y, X)
+    tifffile.imwrite(stacks / "one.tif", plain[:, None])  # (T, 1, Y, X): there is no channel 1
+    tifffile.imwrite(tmp_path / "plain.tif", plain)
+    common = ["--scheduler", client.scheduler.address, "--auto", "--cell-diameter", "6", "30", "--device", "cpu",
+              "--image-size", "256"]
+    assert _cli(["batch", str(tmp_path / "plain.tif"), "--out", str(tmp_path / "ref")] + common) == 0
+    code = _cli(["batch", str(stacks), "--out", str(tmp_path / "out"), "--channel-axis", "1", "--channel", "1"] + common)
+    assert code == 1  # one stack failed
+    summary = {row["name"]: row for row in _read_summary(tmp_path / "out")}
+    assert summary["two"]["status"] == "ok", summary["two"]["error"]
+    assert summary["one"]["status"] == "failed" and "--channel" in summary["one"]["error"]
+    np.testing.assert_array_equal(_labels(tmp_path / "out", "two"), _labels(tmp_path / "ref", "plain"))
+    assert (tmp_path / "out" / "two" / "tracks.csv").read_text() == (tmp_path / "ref" / "plain" / "tracks.csv").read_text()
+    assert not (tmp_path / "out" / "one").exists()
+
+
 def _visible_devices() -> str:
     return os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
@@ -290,3 +335,7 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     assert "unknown model 'nope'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="scheduler must be an address"):
         batch(data, tmp_path / "o", scheduler="localhost")
+    with pytest.raises(ValueError, match="fixed must map axis numbers"):
+        batch(data, tmp_path / "o", fixed=[1, 5])
+    with pytest.raises(ValueError, match="channel must be a channel index"):
+        batch(data, tmp_path / "o", channel="green")

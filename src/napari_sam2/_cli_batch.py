@@ -1,5 +1,8 @@
 """``napari-sam2 batch INPUTS... --out DIR``: the batch command's arguments and its run.
 
+Every stack is read with the same axis options as ``napari-sam2 track`` (``--axis``, ``--channel-axis``/``--channel``,
+``--fix``, ``--rgb``); outputs hold (T, Y, X) frames along ``--axis``.
+
 Exit codes: 0 every stack ok or skipped, 1 at least one stack failed (see DIR/summary.csv),
 2 a usage error (bad arguments, no stacks found, unwritable output folder, unknown model or device,
 weights that cannot be downloaded, a scheduler that cannot be reached).
@@ -12,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
+from ._cli_axes import add_axis_arguments, parse_fixed, rgb_choice
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``batch`` command to the CLI's subparsers; returns its parser."""
@@ -30,6 +34,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="with --auto: cell diameters in pixels")
     source.add_argument("--redetect-every", type=int, default=None, help="with --auto: frames between detections")
     source.add_argument("--no-divisions", action="store_true", help="with --auto: do not detect divisions")
+    add_axis_arguments(parser.add_argument_group(
+        "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis"))
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
     model.add_argument("--checkpoint", default="download",
@@ -75,6 +81,8 @@ def run_batch(args: argparse.Namespace) -> int:
     extra: Dict[str, Any] = {} if args.zarr_above is None else {"zarr_above_gb": args.zarr_above}
     checkpoint = "random" if str(args.checkpoint).lower() == "none" else args.checkpoint
     try:
+        extra.update(frame_axis=args.axis, channel_axis=args.channel_axis, channel=args.channel,
+                     fixed=parse_fixed(args.fix), rgb=rgb_choice(args), axis_names="cli")
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
                       checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
                       scheduler=args.scheduler, overwrite=args.overwrite, **extra, **options)

@@ -203,7 +203,7 @@ def segment(
     axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
     layout = axes.layout
     if axes.drop_alpha:
-        data = _WithoutAlpha(data)
+        data = WithoutAlpha(data)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
     check_image_size(image_size)
@@ -267,7 +267,7 @@ def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, s
             raise ValueError(f"boxes row {n}: {problem}")
 
 
-class _WithoutAlpha:
+class WithoutAlpha:
     """A lazy view of an RGBA array-like without its alpha channel (the model takes RGB)."""
 
     def __init__(self, data: Any) -> None:

@@ -4,6 +4,7 @@
     table = napari_sam2.batch("plate1/*.tif", "results", workers=2)          # a LocalCluster of 2 processes
     table = napari_sam2.batch(["a.tif", "b.zarr"], "results", client=client)  # an existing distributed.Client
     table = napari_sam2.batch("movies/", "results", scheduler="tcp://head:8786", auto=True)
+    table = napari_sam2.batch("plate2/", "results", auto=True, channel_axis=1, channel=0)  # (T, C, Y, X) stacks
 
 Per stack, prompts come from ``<stem>.csv`` or ``<stem>_prompts.csv`` beside it (or in ``prompts_dir``),
 or, with ``auto=True``, cells are found and tracked automatically. Outputs and their safety rules
@@ -19,11 +20,11 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
 from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
-from .batch_worker import ModelSpec, StackTask, process_stack
+from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
 
 PathLike = Union[str, os.PathLike]
 SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker"]
@@ -125,6 +126,27 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
         raise ValueError(f"zarr_above_gb must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
 
 
+def _axis_options(frame_axis: Any, channel_axis: Any, channel: Any, fixed: Any, rgb: Any, names: str) -> AxisOptions:
+    """The axis arguments checked for type (whether they fit a stack is checked per stack)."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(frame_axis):
+        raise ValueError(f"frame_axis must be an axis number, got {frame_axis!r}")
+    if channel_axis is not None and not whole(channel_axis):
+        raise ValueError(f"channel_axis must be an axis number or None, got {channel_axis!r}")
+    if channel is not None and not (whole(channel) or channel in ("mean", "max") or str(channel).isdigit()):
+        raise ValueError(f"channel must be a channel index, 'mean' or 'max', got {channel!r}")
+    if rgb is not None and not isinstance(rgb, bool):
+        raise ValueError(f"rgb must be True, False or None (detect), got {rgb!r}")
+    if not isinstance(fixed, Mapping) or not all(whole(a) and whole(i) for a, i in fixed.items()):
+        raise ValueError(f"fixed must map axis numbers to indices, e.g. {{1: 5}}, got {fixed!r}")
+    if names not in ("api", "cli"):
+        raise ValueError(f"axis_names must be 'api' or 'cli', got {names!r}")
+    channel = int(channel) if isinstance(channel, str) and channel.isdigit() else channel
+    return AxisOptions(frame_axis, channel_axis, channel, tuple(sorted(fixed.items())), rgb, names)
+
+
 def _model_spec(model: str, checkpoint: Any, device: str, image_size: Optional[int],
                 torch_threads: Optional[int]) -> ModelSpec:
     """Check the model settings here (usage errors, not one failure per stack) and make paths absolute.
@@ -166,6 +188,12 @@ def batch(
     overwrite: bool = False,
     zarr_above_gb: float = ZARR_ABOVE_BYTES / 1024**3,
     progress: bool = True,
+    frame_axis: int = 0,
+    channel_axis: Optional[int] = None,
+    channel: Union[int, str, None] = None,
+    fixed: Optional[Mapping[int, int]] = None,
+    rgb: Optional[bool] = None,
+    axis_names: str = "api",
     **tracking_options: Any,
 ) -> Any:
     """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
@@ -178,10 +206,16 @@ def batch(
     existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
     overwrite: redo stacks whose outputs are complete (otherwise they are skipped).
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
+    frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
+    :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
+    fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
+    give (frame, y, x) along it too. A stack they do not fit fails with the reason; axis_names="cli" makes
+    those reasons name the command-line options.
     The summary (also written to ``out/summary.csv``) has one row per stack: stack, name, status
     ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs, worker.
     """
     _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb)
+    axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out)
     names = stack_names(stacks)
@@ -204,7 +238,7 @@ def batch(
             continue
         tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
                                None if prompts is None else str(prompts.resolve()), auto,
-                               int(zarr_above_gb * 1024**3), dict(tracking_options)))
+                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes))
     order = {name: i for i, name in enumerate(names)}
 
     def ordered() -> List[Dict[str, Any]]:

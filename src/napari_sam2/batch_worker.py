@@ -11,17 +11,20 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 import sam2_model as sm
 
+from ._cli_axes import CLI_NAMES
+from .api import API_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             write_labels_tiff, write_manifest)
 from .controller import SegmentationController
-from .layout import StackLayout
+from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
+from .track_all import frame_source
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,30 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class AxisOptions:
+    """How every stack of a batch is read, as :func:`napari_sam2.api.segment`'s axis arguments say.
+
+    frame_axis is propagated; channel_axis holds channels (channel: an index, "mean" or "max"); fixed
+    pins each other axis ((axis, index) pairs); rgb: None detects a trailing RGB(A) axis. Each stack is
+    checked on its own (shapes and TIFF axes may differ); errors use the options' ``names`` ("api": the
+    keyword arguments, "cli": the command's options).
+    """
+
+    frame_axis: int = 0
+    channel_axis: Optional[int] = None
+    channel: Union[int, str, None] = None
+    fixed: Tuple[Tuple[int, int], ...] = ()
+    rgb: Optional[bool] = None
+    names: str = "api"
+
+    def resolve(self, stack: Any) -> StackAxes:
+        """The axes of ``stack`` (ValueError naming the options when they do not fit it)."""
+        names = CLI_NAMES if self.names == "cli" else API_NAMES
+        return resolve_axes(stack.shape, self.frame_axis, self.rgb, self.channel_axis, self.channel,
+                            dict(self.fixed), getattr(stack, "axes", None), names=names)
+
+
+@dataclass(frozen=True)
 class StackTask:
     """Everything a worker needs for one stack (paths must be readable/writable on the worker)."""
 
@@ -49,6 +76,7 @@ class StackTask:
     auto: bool = False
     zarr_above: int = ZARR_ABOVE_BYTES
     tracking_options: Dict[str, Any] = field(default_factory=dict)
+    axes: AxisOptions = AxisOptions()
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -73,25 +101,50 @@ def model_builds() -> Dict[str, int]:
     return dict(_BUILDS)
 
 
-def open_checked(path: str) -> Any:
-    """The stack at ``path`` opened lazily, checked to be (T, Y, X) or (T, Y, X, 3|4)."""
+@dataclass(frozen=True)
+class Frames:
+    """A stack opened for one task: ``view`` (T, Y, X[, C]) frames along the chosen axis (read lazily),
+    ``layout`` of that view and the session's channel choice (``session_options``); ``stack`` is the
+    opened file (closed by :meth:`close`)."""
+
+    stack: Any
+    view: FrameView
+    layout: StackLayout
+    session_options: Dict[str, Any]
+
+    def close(self) -> None:
+        if hasattr(self.stack, "close"):
+            self.stack.close()
+
+    @property
+    def grey(self) -> Optional[FrameView]:
+        """The frames as intensities for measurements when they are grey (T, Y, X), else None."""
+        return self.view if self.view.ndim == 3 else None
+
+
+def open_frames(path: str, axes: AxisOptions = AxisOptions()) -> Frames:
+    """The stack at ``path`` opened lazily and read along ``axes`` (ValueError naming the file otherwise)."""
     from sam2_model.frames_io import open_stack
 
     stack = open_stack(path)
-    shape = tuple(int(n) for n in stack.shape)
-    if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 3)) or shape[0] < 1:
-        raise ValueError(f"{path}: batch takes (T, Y, X) or (T, Y, X, 3) RGB stacks, this one has shape {shape}; "
-                         "split or reorder it first (napari-sam2 track has --axis/--channel for 4D data)")
-    return stack
-
-
-def stack_layout(ndim: int) -> StackLayout:
-    """(T, Y, X) propagated along T, or (T, Y, X, 3) with colour on the last axis."""
-    return StackLayout(ndim, 0, 3 if ndim == 4 else None)
+    try:
+        resolved = axes.resolve(stack)
+        if resolved.layout.frame_axis is None:
+            raise ValueError(f"batch needs frames to propagate through, e.g. a (T, Y, X) stack; this is a single "
+                             f"image of shape {tuple(int(n) for n in stack.shape)}")
+        view = FrameView(WithoutAlpha(stack) if resolved.drop_alpha else stack, resolved.layout)
+        if len(view) < 1:
+            raise ValueError(f"the stack has no frames along axis {resolved.layout.frame_axis}")
+    except ValueError as error:
+        if hasattr(stack, "close"):
+            stack.close()
+        raise ValueError(f"{path}: {error}") from None
+    layout = StackLayout(view.ndim, 0, 3 if view.ndim == 4 else None)
+    return Frames(stack, view, layout, dict(resolved.session_options))
 
 
 def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
-    """FramePrompts from a prompts CSV, after checking every row fits a stack of ``shape`` (T, Y, X[, 3]).
+    """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
 
     Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line.
     """
@@ -105,7 +158,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
     for line, problem in problems:
         if problem:
             raise ValueError(f"{path}, line {line}: {problem}")
-    layout = stack_layout(len(shape))
+    layout = StackLayout(len(shape), 0, 3 if len(shape) == 4 else None)
     colour = [0.0] if len(shape) == 4 else []
 
     def point(frame: float, y: float, x: float) -> list:
@@ -119,14 +172,14 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
                            boxes_a[:, 5].astype(int), layout)
 
 
-def segment_stack(model: sm.SAM2Model, stack: Any, prompts: list, labels: Any) -> SegmentationController:
+def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any) -> SegmentationController:
     """Apply ``prompts`` and propagate both ways from the first prompted frame, writing into ``labels``.
 
     labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
     :func:`napari_sam2.api.segment` with ``direction="both"``, on a model the caller keeps.
     """
-    layout = stack_layout(stack.ndim)
-    controller = SegmentationController(model, stack, layout, labels)
+    options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
+    controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options)
     for _ in controller.apply_prompts(prompts):
         pass
     for _ in controller.propagate(min(p.frame for p in prompts), "both"):
@@ -134,20 +187,20 @@ def segment_stack(model: sm.SAM2Model, stack: Any, prompts: list, labels: Any) -
     return controller
 
 
-def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
+def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     from .export import measure, save_table_csv
 
-    prompts = stack_prompts(Path(task.prompts), tuple(stack.shape))
-    shape = tuple(int(n) for n in stack.shape[:3])
+    prompts = stack_prompts(Path(task.prompts), frames.view.shape)
+    shape = frames.view.shape[:3]
     large = labels_nbytes(shape) > task.zarr_above
     if large:
         labels_name = "labels.ome.zarr"
         labels: Any = create_zarr_labels(folder / labels_name, shape)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
-    controller = segment_stack(model, stack, prompts, labels)
+    controller = segment_stack(model, frames, prompts, labels)
     if large:  # plane by plane, never the whole stack in memory (no object scores here)
-        rows = measure(labels, stack if stack.ndim == 3 else None)
+        rows = measure(labels, frames.grey)
     else:
         write_labels_tiff(labels, folder / labels_name)
         rows = controller.measurements()
@@ -155,7 +208,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path)
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids)}
 
 
-def _run_auto(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) -> Dict[str, Any]:
+def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     """Automatic tracking: labels, per-object table, per-track table, CTC folder and GEFF lineage."""
     try:
         from sam2_model import tracking
@@ -163,7 +216,11 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) ->
         raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
     from .export import measure, save_table_csv
 
-    result = tracking.track_cells(model, stack, **task.tracking_options)
+    source = frame_source(frames.view, model, frames.session_options)
+    try:
+        result = tracking.track_cells(model, source, **task.tracking_options)
+    finally:
+        source.close()
     labels = result.labels
     if labels_nbytes(labels.shape) > task.zarr_above:
         labels_name = "labels.ome.zarr"
@@ -171,7 +228,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, stack: Any, folder: Path) ->
     else:
         labels_name = "labels.tif"
         write_labels_tiff(labels, folder / labels_name)
-    save_table_csv(measure(labels, stack if stack.ndim == 3 else None), folder / "objects.csv")
+    save_table_csv(measure(labels, frames.grey), folder / "objects.csv")
     tracking.write_track_table(folder / "tracks.csv", result.lineage)
     tracking.write_ctc(folder / "ctc", labels, result.lineage)
     tracking.write_geff(folder / "tracks.geff", labels, result.lineage)
@@ -194,14 +251,15 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     row: Dict[str, Any] = {"stack": task.path, "name": task.name, "status": "failed", "error": "",
                            "seconds": 0.0, "frames": None, "objects": None, "outputs": "", "worker": _worker_name()}
     folder: Optional[Path] = None
-    stack = None
+    frames: Optional[Frames] = None
     try:
-        stack = open_checked(task.path)  # a bad file fails before any model work
+        frames = open_frames(task.path, task.axes)  # a bad file fails before any model work
         model = cached_model(task.model)
         folder = new_partial_dir(Path(task.out), task.name)
-        record = (_run_auto if task.auto else _run_prompts)(task, model, stack, folder)
+        record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
         record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
+                      axes=asdict(task.axes),
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_manifest(folder, record)  # last file: its presence means "complete"
@@ -214,7 +272,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         row["error"] = f"{type(error).__name__}: {error}"
     finally:
         discard(folder)
-        if stack is not None and hasattr(stack, "close"):
-            stack.close()
+        if frames is not None:
+            frames.close()
         row["seconds"] = round(time.perf_counter() - started, 3)
     return row

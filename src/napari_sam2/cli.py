@@ -20,7 +20,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -28,8 +28,9 @@ from sam2_model.build import Weights, build_model
 from sam2_model.frames_io import open_stack
 
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
+from ._cli_axes import add_axis_arguments, parse_fixed, rgb_choice, stack_axes
 from ._cli_batch import add_batch_parser
-from .api import StackAxes, resolve_axes, segment
+from .api import segment
 from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
@@ -38,8 +39,6 @@ from .track_all import frame_source
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
 
-CLI_NAMES = {"frame_axis": "--axis", "channel_axis": "--channel-axis", "channel": "--channel",
-             "fixed": "--fix AXIS=INDEX", "rgb": "--rgb"}
 OUTPUT_SUFFIXES = (".tif", ".tiff")
 
 
@@ -69,35 +68,9 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                        help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
                             "the objects in the first frame); default: the model's own (demo 256, official 1024)")
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
-    track.add_argument("--axis", type=int, default=0, help="the axis to propagate through (time or z; default 0)")
-    track.add_argument("--channel-axis", type=int, default=None,
-                       help="the axis that holds channels (found from TIFF metadata when it says 'C')")
-    track.add_argument("--channel", default=None, help="with a channel axis: a channel index, or mean / max")
-    track.add_argument("--fix", action="append", default=[], metavar="AXIS=INDEX",
-                       help="segment one slice of another axis, e.g. --fix 1=5 for z=5 of (T, Z, Y, X); repeatable")
-    track.add_argument("--rgb", choices=("auto", "yes", "no"), default="auto",
-                       help="a last axis of 3 or 4 is colour (auto: yes for 3D/4D stacks)")
+    add_axis_arguments(track)
     add_auto_arguments(track)
     return track
-
-
-def parse_fixed(items: List[str]) -> Dict[int, int]:
-    """``["1=5"]`` -> {1: 5}; ValueError naming --fix otherwise."""
-    fixed: Dict[int, int] = {}
-    for item in items:
-        axis, _, index = item.partition("=")
-        try:
-            fixed[int(axis)] = int(index)
-        except ValueError:
-            raise ValueError(f"--fix takes AXIS=INDEX with two integers (e.g. --fix 1=5), got {item!r}") from None
-    return fixed
-
-
-def stack_axes(args: argparse.Namespace, stack: Any) -> StackAxes:
-    """The stack's axes from --axis, --channel-axis, --channel, --fix and --rgb (and its TIFF axes, if any)."""
-    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
-    return resolve_axes(stack.shape, args.axis, rgb, args.channel_axis, args.channel, parse_fixed(args.fix),
-                        getattr(stack, "axes", None), names=CLI_NAMES)
 
 
 def prepare_output(path: Path) -> Path:
@@ -157,7 +130,7 @@ def track_command(args: argparse.Namespace) -> int:
                          "--table CSV or -o labels.tif to track every cell)")
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack = open_stack(args.stack)  # read lazily, frame by frame
-    rgb = {"auto": None, "yes": True, "no": False}[args.rgb]
+    rgb = rgb_choice(args)
     fixed = parse_fixed(args.fix)
     axes = stack_axes(args, stack)
     layout = axes.layout
