@@ -69,6 +69,8 @@ BAD_INPUTS = [
     (dict(channel=1), r"channel=1 needs a channel axis: pass channel_axis"),
     (dict(frame_axis=1), r"frame_axis=1 is a spatial \(row/column\) axis"),
     (dict(image=np.zeros((3, 128, 128, 5)), rgb=True), r"rgb=True needs a last axis of 3 \(RGB\) or 4 \(RGBA\)"),
+    (dict(contrast_limits=(5, 5)), r"contrast_limits must be \(low, high\) finite numbers with low < high, got \(5, 5\)"),
+    (dict(contrast_limits=(1,)), r"contrast_limits must be \(low, high\): two numbers, got \(1,\)"),
 ]
 
 
@@ -78,6 +80,17 @@ def test_bad_input_is_a_value_error_naming_the_argument_before_any_model_work(mo
     arguments.update(change)
     with pytest.raises(ValueError, match=message):
         segment(**arguments)
+
+
+def test_contrast_limits_reach_the_model(movie, clicks, grey_labels):
+    """The stack's own default limits given explicitly change nothing; limits that wash the frames out do."""
+    from sam2_model import FrameSource
+
+    default = FrameSource(movie.image, image_size=256).contrast_limits
+    np.testing.assert_array_equal(segment(movie.image, clicks, device="cpu", contrast_limits=default), grey_labels)
+    low = float(np.percentile(movie.image, 5))
+    washed = segment(movie.image, clicks, device="cpu", contrast_limits=(low - 1, low))  # nearly all white
+    assert not np.array_equal(washed, grey_labels)
 
 
 def test_nested_lists_segment_like_the_array(movie, clicks, grey_labels):

@@ -144,6 +144,19 @@ def test_4d_stacks_with_axis_channel_and_fix(tmp_path, capsys):
     assert code == 2 and "--fix AXIS=INDEX" in err and "--channel-axis=1" in err
 
 
+def test_contrast_limits_option(tmp_path, capsys):
+    movie = make_timelapse(num_frames=3, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image)
+    assert main(args + ["-o", str(tmp_path / "c.tif"), "--contrast-limits", "100", "30000"]) == 0
+    expected = segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", contrast_limits=(100, 30000))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "c.tif"), expected)
+    assert main(args + ["-o", str(tmp_path / "bad.tif"), "--contrast-limits", "5", "5"]) == 2
+    assert "--contrast-limits must be (low, high) finite numbers with low < high" in capsys.readouterr().err
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_rgb_stack_through_the_cli(tmp_path):
     movie = make_timelapse(num_frames=2, shape=(96, 96), seed=900_302)
     obj_id = clickable_objects(movie.labels[0])[0]

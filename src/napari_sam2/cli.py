@@ -30,7 +30,7 @@ from sam2_model.frames_io import open_stack
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
 from ._cli_axes import add_axis_arguments, parse_fixed, rgb_choice, stack_axes
 from ._cli_batch import add_batch_parser
-from .api import segment
+from .api import check_contrast_limits, segment
 from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
@@ -69,6 +69,9 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                             "the objects in the first frame); default: the model's own (demo 256, official 1024)")
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     add_axis_arguments(track)
+    track.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="grey values shown to the model as black and white (default: the stack's 0.5 and 99.8 "
+                            "percentiles; 0 255 for uint8); a black background helps dim cells on noisy backgrounds")
     add_auto_arguments(track)
     return track
 
@@ -123,6 +126,7 @@ class _LazyBar:
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
     check_image_size(args.image_size, "--image-size")
+    check_contrast_limits(args.contrast_limits, "--contrast-limits")
     if args.auto:
         return auto_command(args)
     if args.prompts is None or args.output is None:
@@ -150,7 +154,8 @@ def track_command(args: argparse.Namespace) -> int:
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
                          image_size=image_size, frame_axis=args.axis, direction=args.direction, progress=bar,
-                         rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed)
+                         rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed,
+                         contrast_limits=args.contrast_limits)
     finally:
         bar.close()
     save_labels_tiff(labels, output)
@@ -184,7 +189,10 @@ def auto_command(args: argparse.Namespace) -> int:
         args.output = prepare_output(args.output)
     image_size = pick_image_size(args.image_size, view[args.start_frame], args.model)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
-    frames = frame_source(view, model, axes.session_options)
+    options = dict(axes.session_options)
+    if args.contrast_limits is not None:
+        options["contrast_limits"] = tuple(args.contrast_limits)
+    frames = frame_source(view, model, options)
     try:
         return run_auto(args, frames, model)
     finally:
