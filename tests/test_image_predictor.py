@@ -37,6 +37,18 @@ def test_output_shapes_and_types(predictor):
     assert predictor.image_shape == (120, 160) and predictor.is_image_set
 
 
+def test_default_mask_count_follows_the_model(rgb):
+    """The demo model was trained with one output mask: by default it gives that one (the official presets, as
+    Meta's predictor, give three); ``multimask=True`` still asks for three."""
+    demo = ImagePredictor(build_model("demo", device="cpu"))
+    demo.set_image(rgb)
+    default, scores, _ = demo.predict(points=[[40, 50]], labels=[1])
+    single, _, _ = demo.predict(points=[[40, 50]], labels=[1], multimask=False)
+    assert default.shape == (1, 120, 160) and scores.shape == (1,)
+    np.testing.assert_array_equal(default, single)
+    assert demo.predict(points=[[40, 50]], labels=[1], multimask=True)[0].shape == (3, 120, 160)
+
+
 def test_logits_threshold_to_masks_and_feed_back(predictor):
     masks, _, logits = predictor.predict(points=[[40, 50], [100, 30]], labels=[1, 0])
     raw, _, _ = predictor.predict(points=[[40, 50], [100, 30]], labels=[1, 0], return_logits=True)

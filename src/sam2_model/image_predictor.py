@@ -235,7 +235,7 @@ class ImagePredictor:
         labels: Optional[Any] = None,
         box: Optional[Any] = None,
         mask_input: Optional[Any] = None,
-        multimask: bool = True,
+        multimask: Optional[bool] = None,
         return_logits: bool = False,
     ) -> Prediction:
         """Masks for the prompts on the current image.
@@ -244,6 +244,9 @@ class ImagePredictor:
         box (x0, y0, x1, y1); mask_input (1, 4h, 4w) low-res logits from an earlier call (one mask).
         Returns masks (M, H, W) bool (float32 logits when ``return_logits``), scores (M,) float32
         predicted IoU and low-res logits (M, 4h, 4w) float32, with M = 3 if ``multimask`` else 1.
+        multimask None: the model's own choice (``config.multimask_output_in_sam``): 3 masks for the official
+        presets (Meta's default), 1 for the demo model, which was trained with single-mask output (its 3
+        multimask outputs and their scores are untrained).
 
         Batched: box (B, 4) (with optional points (N, 2) shared by all boxes, or (B, N, 2) with
         labels (B, N)) and/or points (B, N, 2); mask_input then (B, 1, 4h, 4w). Returns
@@ -262,7 +265,7 @@ class ImagePredictor:
                 image_pe=encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=bool(multimask),
+                multimask_output=self.model.config.multimask_output_in_sam if multimask is None else bool(multimask),
                 repeat_image=prompts.batch > 1,
                 high_res_features=features.high_res or None,
             )
