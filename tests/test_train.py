@@ -13,7 +13,7 @@ from sam2_model import build_model
 from sam2_model.build import load_checkpoint
 from sam2_model.synthetic import make_timelapse
 from sam2_model.train.__main__ import main as train_main
-from sam2_model.train.data import SyntheticClips, lineage_masks, make_clip
+from sam2_model.train.data import MixedClips, SyntheticClips, jittered_limits, lineage_masks, make_clip
 from sam2_model.train.episode import run_episode
 from sam2_model.train.loop import TrainSettings, learning_rate_factor, train
 from sam2_model.train.losses import dice_loss, prediction_losses, sigmoid_focal_loss
@@ -71,6 +71,27 @@ def test_lineage_masks_follow_divisions():
     masks = lineage_masks(labels, [1, 4], parents={2: 1, 3: 1})
     assert masks[1, 0].sum() == 2 and masks[1, 0, 3, 3] and not masks[1, 0, 2, 2]
     assert masks[1, 1].sum() == 1 and not masks[0, 1].any()
+
+
+def test_contrast_jitter_varies_some_clips_and_keeps_the_others_and_the_stream():
+    """With contrast jitter about half the clips get other contrast limits; the rest, and the clips' content, are
+    the clips without jitter; the same seed gives the same clips."""
+    def clips(kind, jitter, count=12):
+        stream = kind(1, 64, 2, seed=5, contrast_jitter=jitter)
+        return [clip for clip, _ in zip(stream, range(count))]
+
+    for kind in (SyntheticClips, MixedClips):
+        plain, jittered, again = clips(kind, False), clips(kind, True), clips(kind, True)
+        changed = 0
+        for a, b, c in zip(plain, jittered, again):
+            assert torch.equal(b.images, c.images) and torch.equal(a.masks, b.masks)  # seeded; same objects
+            changed += not torch.equal(a.images, b.images)
+        assert 2 <= changed <= 10, f"{kind.__name__}: {changed} of 12 clips jittered"
+    stack = np.random.default_rng(0).normal(100, 10, (2, 32, 32))
+    drawn = [jittered_limits(stack, seed) for seed in range(200)]
+    lows = [d[0] for d in drawn if d is not None]
+    assert 70 <= len(lows) <= 130  # about half
+    assert min(lows) < np.percentile(stack, 10) and max(lows) > np.percentile(stack, 40)
 
 
 def test_learning_rate_warms_up_then_decays():

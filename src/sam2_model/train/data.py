@@ -5,7 +5,9 @@ nuclei generator (:class:`SyntheticClips`), from the microscopy mix (:class:`Mix
 user's annotated stack (:class:`StackClips`). Frames
 are mapped to model inputs exactly as :class:`sam2_model.frames.FrameSource` does at inference
 (stack-wide percentile contrast limits, linear to [0, 1], antialiased resize, ImageNet normalisation),
-so the model trains on what it will see.
+so the model trains on what it will see. With ``contrast_jitter`` half of the synthetic clips take their limits
+at random percentiles instead (:func:`jittered_limits`), so that the model does not depend on where the
+background's grey level lands (docs/training_data.md: the demo weights need a near-black background).
 """
 
 from __future__ import annotations
@@ -48,12 +50,28 @@ class Clip:
         return self.masks.shape[1]
 
 
-def stack_to_model_inputs(stack: np.ndarray, image_size: int) -> torch.Tensor:
-    """(T, H, W) grey stack -> (T, 3, S, S) model inputs with stack-wide contrast limits."""
-    if stack.dtype == np.uint8:
-        limits: Tuple[float, float] = UINT8_LIMITS
-    else:
-        limits = percentile_limits(list(stack))
+#: contrast jitter: share of clips jittered, and the ranges of the lower and upper limits' percentiles
+CONTRAST_JITTER_SHARE = 0.5
+CONTRAST_JITTER_LOW = (0.0, 50.0)
+CONTRAST_JITTER_HIGH = (98.0, 100.0)
+
+
+def jittered_limits(stack: np.ndarray, seed: int) -> Optional[Tuple[float, float]]:
+    """Contrast limits for a jittered clip, a pure function of ``seed`` (the clip's seed): with probability
+    :data:`CONTRAST_JITTER_SHARE`, the stack's values at a lower percentile drawn from :data:`CONTRAST_JITTER_LOW`
+    (the background from grey to black) and an upper one from :data:`CONTRAST_JITTER_HIGH` (bright cells saturated or
+    not); otherwise None (the usual limits)."""
+    rng = np.random.default_rng([seed, 0xC0])  # apart from the clip's own stream, which stays as without jitter
+    if rng.random() >= CONTRAST_JITTER_SHARE:
+        return None
+    return percentile_limits(list(stack), (float(rng.uniform(*CONTRAST_JITTER_LOW)), float(rng.uniform(*CONTRAST_JITTER_HIGH))))
+
+
+def stack_to_model_inputs(stack: np.ndarray, image_size: int, limits: Optional[Tuple[float, float]] = None) -> torch.Tensor:
+    """(T, H, W) grey stack -> (T, 3, S, S) model inputs with stack-wide contrast limits (``limits``, or
+    0-255 for uint8 and the 0.5 / 99.8 percentiles otherwise, as at inference)."""
+    if limits is None:
+        limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack))
     return torch.stack([to_model_input(to_unit(frame, limits), image_size) for frame in stack])
 
 
@@ -79,17 +97,17 @@ def pick_objects(
 
 def make_clip(
     stack: np.ndarray, labels: np.ndarray, parents: Dict[int, int], image_size: int,
-    rng: np.random.Generator, max_objects: int, min_area: int = 30,
+    rng: np.random.Generator, max_objects: int, min_area: int = 30, limits: Optional[Tuple[float, float]] = None,
 ) -> Optional[Clip]:
     """A clip from (T, H, W) ``stack`` and its instance ``labels``; objects are chosen in frame 0.
 
-    Returns None when frame 0 has no usable object.
+    Returns None when frame 0 has no usable object. limits: contrast limits (None: the usual ones).
     """
     obj_ids = pick_objects(labels, rng, max_objects, min_area)
     if not obj_ids:
         return None
     masks = lineage_masks(labels, obj_ids, parents)
-    return Clip(stack_to_model_inputs(stack, image_size), masks_to_model_resolution(masks, image_size))
+    return Clip(stack_to_model_inputs(stack, image_size, limits), masks_to_model_resolution(masks, image_size))
 
 
 class _SeededClipStream:
@@ -117,11 +135,11 @@ class SyntheticClips(_SeededClipStream):
     """
 
     def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
-                 shape: Tuple[int, int] = (256, 256)) -> None:
+                 shape: Tuple[int, int] = (256, 256), contrast_jitter: bool = False) -> None:
         if seed < 1:
             raise ValueError("training seed must be >= 1 (seeds below 1_000_000 are kept for evaluation)")
         self.clip_len, self.image_size, self.max_objects = clip_len, image_size, max_objects
-        self.seed, self.shape = seed, shape
+        self.seed, self.shape, self.contrast_jitter = seed, shape, contrast_jitter
         self.index = 0
 
     def __iter__(self) -> Iterator[Clip]:
@@ -135,7 +153,9 @@ class SyntheticClips(_SeededClipStream):
                 dtype="uint8" if rng.random() < 0.3 else "uint16",
                 radius_fraction=float(rng.uniform(0.045, 0.085)),
             )
-            clip = make_clip(movie.image, movie.labels, movie.parents, self.image_size, rng, self.max_objects)
+            limits = jittered_limits(movie.image, seed) if self.contrast_jitter else None
+            clip = make_clip(movie.image, movie.labels, movie.parents, self.image_size, rng, self.max_objects,
+                             limits=limits)
             if clip is not None:
                 yield clip
 
@@ -252,7 +272,7 @@ class MixedClips(_SeededClipStream):
 
     def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
                  shape: Optional[Tuple[int, int]] = None, nuclei_fraction: float = 0.15,
-                 min_area: int = 12, workers: int = 0) -> None:
+                 min_area: int = 12, workers: int = 0, contrast_jitter: bool = False) -> None:
         if seed < 1:
             raise ValueError("training seed must be >= 1 (seeds below 1_000_000 are kept for evaluation)")
         if not 0.0 <= nuclei_fraction <= 1.0:
@@ -263,24 +283,26 @@ class MixedClips(_SeededClipStream):
         self.seed = seed
         self.shape = (image_size, image_size) if shape is None else (int(shape[0]), int(shape[1]))
         self.nuclei_fraction, self.min_area, self.workers = nuclei_fraction, min_area, workers
+        self.contrast_jitter = contrast_jitter
         self.index = 0
 
     def _arguments(self, index: int) -> tuple:
         return (self.clip_seed(index), self.clip_len, self.shape, self.max_objects, self.min_area,
                 self.nuclei_fraction)
 
-    def _to_clip(self, arrays: Optional[Tuple[np.ndarray, np.ndarray]]) -> Optional[Clip]:
+    def _to_clip(self, arrays: Optional[Tuple[np.ndarray, np.ndarray]], index: int) -> Optional[Clip]:
         if arrays is None:
             return None
         image, masks = arrays
-        return Clip(stack_to_model_inputs(image, self.image_size), masks_to_model_resolution(masks, self.image_size))
+        limits = jittered_limits(image, self.clip_seed(index)) if self.contrast_jitter else None
+        return Clip(stack_to_model_inputs(image, self.image_size, limits), masks_to_model_resolution(masks, self.image_size))
 
     def __iter__(self) -> Iterator[Clip]:
         if self.workers == 0:
             while True:
                 arrays = mixed_clip_arrays(*self._arguments(self.index))
                 self.index += 1
-                clip = self._to_clip(arrays)
+                clip = self._to_clip(arrays, self.index - 1)
                 if clip is not None:
                     yield clip
         pool = _worker_pool(self.workers)
@@ -293,7 +315,7 @@ class MixedClips(_SeededClipStream):
                     ahead += 1
                 arrays = pending.popleft().get()
                 self.index += 1
-                clip = self._to_clip(arrays)
+                clip = self._to_clip(arrays, self.index - 1)
                 if clip is not None:
                     yield clip
         finally:

@@ -68,6 +68,7 @@ class TrainSettings:
     memory_positional_init: Optional[bool] = None  # memory attention starts local: None on random init only
     time_limit: Optional[float] = None  # seconds of wall time for this invocation, then stop cleanly (resumable)
     batch_clips: bool = True  # a step's clips go through the model as one batch per frame (False: one by one)
+    contrast_jitter: bool = False  # half of the synthetic clips get random contrast limits (train/data.py)
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -140,9 +141,10 @@ def make_clips(
         raise ValueError(f"data must be one of {DATA_KINDS}, got {settings.data!r}")
     if stack is None and settings.data == "mix":
         return MixedClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                          workers=settings.data_workers)
+                          workers=settings.data_workers, contrast_jitter=settings.contrast_jitter)
     if stack is None:
-        return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
+        return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
+                              contrast_jitter=settings.contrast_jitter)
     if isinstance(stack, (str, os.PathLike)):
         import tifffile
 
@@ -168,7 +170,8 @@ def data_description(settings: TrainSettings) -> str:
     """What a run trains on, for its metadata."""
     if settings.stack is not None:
         return f"user stack {settings.stack} with labels {settings.labels}"
-    return TRAINING_DATA.get(settings.data, settings.data)
+    described = TRAINING_DATA.get(settings.data, settings.data)
+    return described + ("; contrast jitter on half of the clips" if settings.contrast_jitter else "")
 
 
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
