@@ -91,7 +91,7 @@ def test_contrast_jitter_varies_some_clips_and_keeps_the_others_and_the_stream()
     drawn = [jittered_limits(stack, seed) for seed in range(200)]
     lows = [d[0] for d in drawn if d is not None]
     assert 70 <= len(lows) <= 130  # about half
-    assert min(lows) < np.percentile(stack, 10) and max(lows) > np.percentile(stack, 40)
+    assert min(lows) < np.percentile(stack, 0.5) < np.percentile(stack, 30) < max(lows)  # lifted grey, clipped black
 
 
 def test_learning_rate_warms_up_then_decays():

@@ -50,21 +50,26 @@ class Clip:
         return self.masks.shape[1]
 
 
-#: contrast jitter: share of clips jittered, and the ranges of the lower and upper limits' percentiles
+#: contrast jitter: share of clips jittered, the ranges of the lower and upper limits' percentiles, and how far
+#: (a share of high - low) the lower limit may then drop, lifting the background from black towards grey
 CONTRAST_JITTER_SHARE = 0.5
 CONTRAST_JITTER_LOW = (0.0, 50.0)
 CONTRAST_JITTER_HIGH = (98.0, 100.0)
+CONTRAST_JITTER_LIFT = (0.0, 0.35)
 
 
 def jittered_limits(stack: np.ndarray, seed: int) -> Optional[Tuple[float, float]]:
     """Contrast limits for a jittered clip, a pure function of ``seed`` (the clip's seed): with probability
     :data:`CONTRAST_JITTER_SHARE`, the stack's values at a lower percentile drawn from :data:`CONTRAST_JITTER_LOW`
-    (the background from grey to black) and an upper one from :data:`CONTRAST_JITTER_HIGH` (bright cells saturated or
-    not); otherwise None (the usual limits)."""
+    and an upper one from :data:`CONTRAST_JITTER_HIGH` (bright cells saturated or not), the lower one then moved
+    down by a share of the range drawn from :data:`CONTRAST_JITTER_LIFT` (a noisy camera's background lands grey,
+    not black, under percentile limits); otherwise None (the usual limits)."""
     rng = np.random.default_rng([seed, 0xC0])  # apart from the clip's own stream, which stays as without jitter
     if rng.random() >= CONTRAST_JITTER_SHARE:
         return None
-    return percentile_limits(list(stack), (float(rng.uniform(*CONTRAST_JITTER_LOW)), float(rng.uniform(*CONTRAST_JITTER_HIGH))))
+    percentiles = (float(rng.uniform(*CONTRAST_JITTER_LOW)), float(rng.uniform(*CONTRAST_JITTER_HIGH)))
+    low, high = percentile_limits(list(stack), percentiles)
+    return low - float(rng.uniform(*CONTRAST_JITTER_LIFT)) * (high - low), high
 
 
 def stack_to_model_inputs(stack: np.ndarray, image_size: int, limits: Optional[Tuple[float, float]] = None) -> torch.Tensor:
