@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Optional
 
-from .api import StackAxes, resolve_axes
+from .api import CLI_NAMES, StackAxes, resolve_axes
 
-CLI_NAMES = {"frame_axis": "--axis", "channel_axis": "--channel-axis", "channel": "--channel",
-             "fixed": "--fix AXIS=INDEX", "rgb": "--rgb"}
 RGB_CHOICES = {"auto": None, "yes": True, "no": False}
 
 

@@ -33,6 +33,9 @@ COMPOSITES = ("mean", "max")
 #: How the axis arguments are called in messages (the CLI passes its option names instead).
 API_NAMES = {"frame_axis": "frame_axis", "channel_axis": "channel_axis", "channel": "channel",
              "fixed": "fixed={axis: index}", "rgb": "rgb"}
+# the same arguments as the command line names them (napari-sam2 track and batch)
+CLI_NAMES = {"frame_axis": "--axis", "channel_axis": "--channel-axis", "channel": "--channel",
+             "fixed": "--fix AXIS=INDEX", "rgb": "--rgb"}
 
 
 @dataclass(frozen=True)

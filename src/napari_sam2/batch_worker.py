@@ -17,8 +17,7 @@ import numpy as np
 
 import sam2_model as sm
 
-from ._cli_axes import CLI_NAMES
-from .api import API_NAMES, StackAxes, WithoutAlpha, resolve_axes
+from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             write_labels_tiff, write_manifest)
 from .controller import SegmentationController
