@@ -146,7 +146,8 @@ def test_bad_images_raise_and_keep_the_previous_image(model, rgb, image, match):
 
 
 def test_bad_constructor_arguments(model):
-    with pytest.raises(ValueError, match="contrast_limits must be two finite numbers"):
+    with pytest.raises(ValueError, match=r"contrast_limits must be \(low, high\) finite numbers with low < high, "
+                                         r"got \(5, 5\)"):
         ImagePredictor(model, contrast_limits=(5, 5))
     with pytest.raises(ValueError, match="contrast_limits"):
         ImagePredictor(model, contrast_limits=(0, 1, 2))

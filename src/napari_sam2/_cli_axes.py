@@ -44,7 +44,16 @@ def rgb_choice(args: argparse.Namespace) -> Optional[bool]:
     return RGB_CHOICES[args.rgb]
 
 
-def stack_axes(args: argparse.Namespace, stack: Any) -> StackAxes:
-    """The stack's axes from --axis, --channel-axis, --channel, --fix and --rgb (and its TIFF axes, if any)."""
-    return resolve_axes(stack.shape, args.axis, rgb_choice(args), args.channel_axis, args.channel,
-                        parse_fixed(args.fix), getattr(stack, "axes", None), names=CLI_NAMES)
+def axis_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+    """The axis options as :func:`napari_sam2.api.segment`'s keyword arguments (frame_axis, rgb, channel_axis,
+    channel, fixed), each parsed once."""
+    return dict(frame_axis=args.axis, rgb=rgb_choice(args), channel_axis=args.channel_axis, channel=args.channel,
+                fixed=parse_fixed(args.fix))
+
+
+def stack_axes(args: argparse.Namespace, stack: Any, arguments: Optional[Dict[str, Any]] = None) -> StackAxes:
+    """The stack's axes from --axis, --channel-axis, --channel, --fix and --rgb (and its TIFF axes, if any);
+    ``arguments`` is :func:`axis_arguments`' result when the caller has it already."""
+    a = axis_arguments(args) if arguments is None else arguments
+    return resolve_axes(stack.shape, a["frame_axis"], a["rgb"], a["channel_axis"], a["channel"], a["fixed"],
+                        getattr(stack, "axes", None), names=CLI_NAMES)

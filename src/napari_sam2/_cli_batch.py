@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ._cli_axes import add_axis_arguments, parse_fixed, rgb_choice
+from ._cli_axes import add_axis_arguments, axis_arguments
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``batch`` command to the CLI's subparsers; returns its parser."""
@@ -81,8 +81,7 @@ def run_batch(args: argparse.Namespace) -> int:
     extra: Dict[str, Any] = {} if args.zarr_above is None else {"zarr_above_gb": args.zarr_above}
     checkpoint = "random" if str(args.checkpoint).lower() == "none" else args.checkpoint
     try:
-        extra.update(frame_axis=args.axis, channel_axis=args.channel_axis, channel=args.channel,
-                     fixed=parse_fixed(args.fix), rgb=rgb_choice(args), axis_names="cli")
+        extra.update(axis_arguments(args), axis_names="cli")
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
                       checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
                       scheduler=args.scheduler, overwrite=args.overwrite, **extra, **options)

@@ -18,6 +18,7 @@ import numpy as np
 
 import sam2_model as sm
 from sam2_model.build import WeightsArg
+from sam2_model.frames import check_contrast_limits
 from sam2_model.frames_io import open_stack
 
 from .controller import SegmentationController
@@ -252,19 +253,6 @@ def segment(
             done += 1
             progress(done, total)
     return labels
-
-
-def check_contrast_limits(limits: Optional[Sequence[float]], name: str = "contrast_limits") -> Optional[Tuple[float, float]]:
-    """None, or (low, high) as two finite floats with low < high (ValueError naming ``name`` otherwise)."""
-    if limits is None:
-        return None
-    try:
-        low, high = (float(v) for v in limits)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (low, high): two numbers, got {limits!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be (low, high) finite numbers with low < high, got ({low:g}, {high:g})")
-    return low, high
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from .api import COMPOSITES
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
 from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
 from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
@@ -135,8 +136,8 @@ def _axis_options(frame_axis: Any, channel_axis: Any, channel: Any, fixed: Any, 
         raise ValueError(f"frame_axis must be an axis number, got {frame_axis!r}")
     if channel_axis is not None and not whole(channel_axis):
         raise ValueError(f"channel_axis must be an axis number or None, got {channel_axis!r}")
-    if channel is not None and not (whole(channel) or channel in ("mean", "max") or str(channel).isdigit()):
-        raise ValueError(f"channel must be a channel index, 'mean' or 'max', got {channel!r}")
+    if channel is not None and not (whole(channel) or str(channel).lower() in COMPOSITES or str(channel).isdigit()):
+        raise ValueError(f"channel must be a channel index or one of {COMPOSITES}, got {channel!r}")
     if rgb is not None and not isinstance(rgb, bool):
         raise ValueError(f"rgb must be True, False or None (detect), got {rgb!r}")
     if not isinstance(fixed, Mapping) or not all(whole(a) and whole(i) for a, i in fixed.items()):

@@ -138,8 +138,12 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions()) -> Frames:
         if hasattr(stack, "close"):
             stack.close()
         raise ValueError(f"{path}: {error}") from None
-    layout = StackLayout(view.ndim, 0, 3 if view.ndim == 4 else None)
-    return Frames(stack, view, layout, dict(resolved.session_options))
+    return Frames(stack, view, view_layout(view.ndim), dict(resolved.session_options))
+
+
+def view_layout(ndim: int) -> StackLayout:
+    """The layout of a :class:`Frames` view: (T, Y, X) or (T, Y, X, C) with frames on axis 0."""
+    return StackLayout(ndim, 0, 3 if ndim == 4 else None)
 
 
 def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
@@ -157,7 +161,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
     for line, problem in problems:
         if problem:
             raise ValueError(f"{path}, line {line}: {problem}")
-    layout = StackLayout(len(shape), 0, 3 if len(shape) == 4 else None)
+    layout = view_layout(len(shape))
     colour = [0.0] if len(shape) == 4 else []
 
     def point(frame: float, y: float, x: float) -> list:

@@ -20,17 +20,18 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from sam2_model.build import Weights, build_model
+from sam2_model.frames import check_contrast_limits
 from sam2_model.frames_io import open_stack
 
 from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
-from ._cli_axes import add_axis_arguments, parse_fixed, rgb_choice, stack_axes
+from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
-from .api import check_contrast_limits, segment
+from .api import segment
 from .export import save_labels_tiff
 from .image_size import AUTO, auto_image_size, check_image_size
 from .layout import FrameView
@@ -126,17 +127,16 @@ class _LazyBar:
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
     check_image_size(args.image_size, "--image-size")
-    check_contrast_limits(args.contrast_limits, "--contrast-limits")
+    limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
     if args.auto:
-        return auto_command(args)
+        return auto_command(args, limits)
     if args.prompts is None or args.output is None:
         raise ValueError("track needs --prompts CSV and -o labels.tif (or --auto with --ctc OUT_DIR, --geff FILE, "
                          "--table CSV or -o labels.tif to track every cell)")
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack = open_stack(args.stack)  # read lazily, frame by frame
-    rgb = rgb_choice(args)
-    fixed = parse_fixed(args.fix)
-    axes = stack_axes(args, stack)
+    axis_options = axis_arguments(args)
+    axes = stack_axes(args, stack, axis_options)
     layout = axes.layout
     frames = layout.num_frames(stack.shape)
     height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
@@ -153,9 +153,8 @@ def track_command(args: argparse.Namespace) -> int:
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                         image_size=image_size, frame_axis=args.axis, direction=args.direction, progress=bar,
-                         rgb=rgb, channel_axis=args.channel_axis, channel=args.channel, fixed=fixed,
-                         contrast_limits=args.contrast_limits)
+                         image_size=image_size, direction=args.direction, progress=bar, contrast_limits=limits,
+                         **axis_options)
     finally:
         bar.close()
     save_labels_tiff(labels, output)
@@ -163,11 +162,11 @@ def track_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def auto_command(args: argparse.Namespace) -> int:
+def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]] = None) -> int:
     """``napari-sam2 track --auto``: checks first (no prompts, axes, start frame, outputs), then track every cell.
 
     The stack's axes are read as for prompts (``--axis``, ``--channel-axis``/``--channel``, ``--fix``, ``--rgb``);
-    the outputs hold (T, Y, X) frames along the chosen axis.
+    the outputs hold (T, Y, X) frames along the chosen axis; ``limits`` are the checked --contrast-limits.
     """
     if args.prompts is not None:
         raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
@@ -190,8 +189,8 @@ def auto_command(args: argparse.Namespace) -> int:
     image_size = pick_image_size(args.image_size, view[args.start_frame], args.model)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     options = dict(axes.session_options)
-    if args.contrast_limits is not None:
-        options["contrast_limits"] = tuple(args.contrast_limits)
+    if limits is not None:
+        options["contrast_limits"] = limits
     frames = frame_source(view, model, options)
     try:
         return run_auto(args, frames, model)

@@ -44,6 +44,23 @@ def check_finite(frame: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} contains NaN or infinite values; replace them (e.g. np.nan_to_num) first")
 
 
+def check_contrast_limits(limits: Optional[Sequence[float]],
+                          name: str = "contrast_limits") -> Optional[Tuple[float, float]]:
+    """None, or ``limits`` as (low, high): two finite floats with low < high.
+
+    ValueError naming ``name`` (an argument or a CLI option) and the accepted form otherwise.
+    """
+    if limits is None:
+        return None
+    try:
+        low, high = (float(v) for v in limits)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (low, high): two numbers, got {limits!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be (low, high) finite numbers with low < high, got ({low:g}, {high:g})")
+    return low, high
+
+
 def percentile_limits(
     frames: Iterable[np.ndarray], percentiles: Tuple[float, float] = DEFAULT_PERCENTILES,
     max_values: int = 1_000_000, count: Optional[int] = None,
@@ -233,14 +250,9 @@ class FrameSource:
         self.channel, self.composite = (None if channel is None else int(channel)), composite
 
     def _resolve_limits(self, limits: Optional[Sequence[float]]) -> Tuple[float, float]:
-        if limits is not None:
-            try:
-                low, high = (float(v) for v in limits)
-            except (TypeError, ValueError):
-                raise ValueError(f"contrast_limits must be (low, high) numbers, got {limits!r}") from None
-            if not np.isfinite([low, high]).all() or high <= low:
-                raise ValueError(f"contrast_limits must be (low, high) with low < high, got {tuple(limits)!r}")
-            return low, high
+        checked = check_contrast_limits(limits)
+        if checked is not None:
+            return checked
         if self._dtype == np.uint8:
             return UINT8_LIMITS
         sample = sample_indices(self._num_frames)

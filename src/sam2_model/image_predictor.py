@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .build import inference_autocast
-from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
+from .frames import check_contrast_limits, check_finite, percentile_limits, to_model_input, to_unit_rgb
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
@@ -56,15 +56,6 @@ class _Prompts:
     batched: bool
 
 
-def _check_limits(limits: Optional[Sequence[float]]) -> Optional[Tuple[float, float]]:
-    if limits is None:
-        return None
-    values = np.asarray(limits, dtype=np.float64).reshape(-1)
-    if values.shape != (2,) or not np.isfinite(values).all() or values[1] <= values[0]:
-        raise ValueError(f"contrast_limits must be two finite numbers (low, high) with low < high, got {limits!r}")
-    return float(values[0]), float(values[1])
-
-
 def _as_float_array(value: Any, name: str, expected: str) -> np.ndarray:
     """``value`` as a float64 array, or a ValueError naming the argument and the form it should have."""
     try:
@@ -87,7 +78,7 @@ class ImagePredictor:
         if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))):
             raise ValueError(f"channel must be an integer channel index or None, got {channel!r}")
         self.model = model
-        self.contrast_limits = _check_limits(contrast_limits)
+        self.contrast_limits = check_contrast_limits(contrast_limits)
         self.channel = None if channel is None else int(channel)
         self._features: Optional[_ImageFeatures] = None
 
