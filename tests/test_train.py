@@ -232,8 +232,13 @@ def test_on_off_training_flags_are_bools_and_old_spellings_still_work():
 
 
 def test_packaged_weights_name_the_data_each_stage_trained_on():
-    from sam2_model.train.package import TRAINING_DATA, training_data_description
+    from sam2_model.train.data import TRAINING_DATA
+    from sam2_model.train.package import training_data_description
 
     stages = [{"run": "first", "note": "folder lost"}, {"settings": {"data": "mix"}}, {"settings": {"data": "mix"}}]
     assert training_data_description(stages) == f"{TRAINING_DATA['nuclei']}; {TRAINING_DATA['mix']}"
-    assert training_data_description([{"settings": {"data": "nuclei", "stack": "movie.tif"}}]) == "user stack"
+    stack = {"data": "nuclei", "stack": "movie.tif", "labels": "truth.tif"}
+    assert training_data_description([{"settings": stack}]) == "user stack movie.tif with labels truth.tif"
+    jittered = [{"settings": {"data": "nuclei"}}, {"settings": {"data": "nuclei", "contrast_jitter": True}}]
+    assert training_data_description(jittered) == (f"{TRAINING_DATA['nuclei']}; {TRAINING_DATA['nuclei']}; "
+                                                    "contrast jitter on half of the clips")

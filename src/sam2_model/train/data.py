@@ -17,7 +17,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -219,6 +219,15 @@ TRAINING_DATA = {
     "nuclei": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
     "mix": "sam2_model.synth microscopy mix (MIX weights) + 15% sam2_model.synthetic nuclei clips (see MixedClips)",
 }
+
+
+def describe_training_data(settings: Mapping[str, Any]) -> str:
+    """What a run trained on, from its settings (a TrainSettings as a dict; older runs lack some keys)."""
+    if settings.get("stack"):
+        return f"user stack {settings['stack']} with labels {settings.get('labels')}"
+    kind = settings.get("data") or "nuclei"
+    described = TRAINING_DATA.get(kind, kind)
+    return described + ("; contrast jitter on half of the clips" if settings.get("contrast_jitter") else "")
 
 
 def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,

@@ -28,7 +28,7 @@ import torch
 
 from ..build import build_model, load_checkpoint, resolve_device
 from ..modeling.sam2 import SAM2Model
-from .data import DATA_KINDS, TRAINING_DATA, MixedClips, StackClips, SyntheticClips
+from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .machine import describe_machine, enable_tf32
 
@@ -168,10 +168,7 @@ def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, An
 
 def data_description(settings: TrainSettings) -> str:
     """What a run trains on, for its metadata."""
-    if settings.stack is not None:
-        return f"user stack {settings.stack} with labels {settings.labels}"
-    described = TRAINING_DATA.get(settings.data, settings.data)
-    return described + ("; contrast jitter on half of the clips" if settings.contrast_jitter else "")
+    return describe_training_data(dataclasses.asdict(settings))
 
 
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:

@@ -29,7 +29,7 @@ from ..build import build_model, load_checkpoint
 from ..config import get_config
 from ..evaluation import HELD_OUT_SEEDS, QualityReport, one_click_iou, propagation_j_and_f
 from ..modeling.sam2 import SAM2Model
-from .data import TRAINING_DATA
+from .data import describe_training_data
 from .loop import export_weights
 from .parts import DEFAULT_PART_BYTES, join_files, manifest_path, split_file
 
@@ -91,8 +91,7 @@ def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) ->
             "torch": sorted({m["torch"] for m in machines}),
             "sessions": state["sessions"],
         })
-    record["data"] = (f"user stack {settings['stack']}" if settings.get("stack")
-                      else TRAINING_DATA.get(settings.get("data", "nuclei"), settings.get("data")))
+    record["data"] = describe_training_data(settings)
     if evaluate:
         click, video = _held_out_quality(_trained_model(state, model_name))
         record["held_out_after_stage"] = {
@@ -103,13 +102,12 @@ def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) ->
 
 def training_data_description(stages: List[Dict[str, Any]]) -> str:
     """What the stages trained on, from their recorded settings (stages without settings: the nuclei generator)."""
-    kinds = []
+    kinds: List[str] = []
     for stage in stages:
-        settings = stage.get("settings") or {}
-        kind = settings.get("data", "nuclei") if not settings.get("stack") else "user stack"
+        kind = describe_training_data(stage.get("settings") or {})
         if kind not in kinds:
             kinds.append(kind)
-    return "; ".join(TRAINING_DATA.get(kind, kind) for kind in kinds or ["nuclei"])
+    return "; ".join(kinds)
 
 
 def package(runs: List[Path], output: Path, model_name: str = "demo",
