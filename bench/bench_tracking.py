@@ -88,8 +88,10 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--real-stability", type=float, default=0.3,
                         help="stability_score_thresh on the real data (the demo model's masks there are soft)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--weights", default="download",
+                        help="the demo model's weights: a {'model': state_dict} file (default: the shipped ones)")
     args = parser.parse_args(argv)
-    model = sm.build_model("demo", checkpoint="download")
+    model = sm.build_model("demo", checkpoint=args.weights)
     options = dict(seeding=args.seeding, cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every)
     rows = []
     for seed in args.seeds:
