@@ -265,6 +265,25 @@ def test_a_division_whose_daughter_is_lost_at_once_is_undone() -> None:
     assert div.undo_short_divisions(labels, lineage) == 0  # 1 -> 4, 5 is a real division
 
 
+def test_divisions_undone_one_after_another_in_a_chain() -> None:
+    """A daughter that is kept has its own division with a fragment: both are undone, the second on the mother
+    that the first undo handed the daughter's children to (found on the real MSC time-lapse, where it raised)."""
+    from sam2_model.tracking import Lineage, Track
+
+    labels = np.zeros((8, 10, 10), np.uint32)
+    labels[:3, 2:6, 2:6] = 1  # mother, frames 0-2
+    labels[3:5, 2:6, 2:6] = 2  # daughter that stays, frames 3-4, and divides again
+    labels[3, 7:9, 7:9] = 3  # fragment, lost after one frame
+    labels[5:, 2:6, 2:6] = 4  # the stayer's own stayer, frames 5-7
+    labels[5, 0:2, 0:2] = 5  # and its fragment
+    lineage = Lineage([Track(1, 0, 2, 0, "divided"), Track(2, 3, 4, 1, "divided"), Track(3, 3, 3, 1, "lost"),
+                       Track(4, 5, 7, 2, "end of stack"), Track(5, 5, 5, 2, "lost")])
+    assert div.undo_short_divisions(labels, lineage) == 2
+    assert [(t.track_id, t.begin, t.end, t.parent, t.end_reason) for t in lineage.rows()] == [
+        (1, 0, 7, 0, "end of stack")]
+    assert set(np.unique(labels).tolist()) == {0, 1} and check_ctc(labels, lineage) == []
+
+
 def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) -> None:
     images, truth = enter_leave_clip
     parser = argparse.ArgumentParser()

@@ -306,15 +306,11 @@ def undo_short_divisions(labels: np.ndarray, lineage, min_frames: int = MIN_DAUG
     Returns the number of divisions undone.
     """
     undone = 0
-    for mother, daughters in lineage.divisions().items():
-        if len(daughters) != 2:
-            continue
-        short = [d for d in daughters if lineage[d].end_reason == "lost"
-                 and lineage[d].end - lineage[d].begin + 1 < min_frames and not lineage.children(d)]
-        if len(short) != 1:
-            continue
-        lost = short[0]
-        kept = daughters[0] if daughters[1] == lost else daughters[1]
+    while True:  # the lineage changes with each undo (a daughter's own division passes to its mother): look again
+        found = _short_division(lineage, min_frames)
+        if found is None:
+            return undone
+        mother, kept, lost = found
         keep = lineage[kept]
         labels[labels == kept] = mother
         labels[labels == lost] = mother
@@ -325,4 +321,17 @@ def undo_short_divisions(labels: np.ndarray, lineage, min_frames: int = MIN_DAUG
         lineage.set_span(mother, lineage[mother].begin, keep.end)
         lineage.close(mother, keep.end, keep.end_reason)
         undone += 1
-    return undone
+
+
+def _short_division(lineage, min_frames: int) -> Optional[Tuple[int, int, int]]:
+    """(mother, kept daughter, lost daughter) of the first division to undo, or None."""
+    for mother, daughters in lineage.divisions().items():
+        if len(daughters) != 2:
+            continue
+        short = [d for d in daughters if lineage[d].end_reason == "lost"
+                 and lineage[d].end - lineage[d].begin + 1 < min_frames and not lineage.children(d)]
+        if len(short) == 1:
+            lost = short[0]
+            return mother, (daughters[0] if daughters[1] == lost else daughters[1]), lost
+    return None
+
