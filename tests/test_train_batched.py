@@ -77,10 +77,8 @@ def test_batched_step_gives_the_per_clip_losses_and_gradients(monkeypatch):
         assert batched[key] == pytest.approx(per_clip[key], rel=1e-4, abs=1e-7), key
     assert batched_grads.keys() == per_clip_grads.keys() and len(per_clip_grads) > 300
     for name, expected in per_clip_grads.items():
-        scale = expected.abs().max().item()
-        if name.endswith("k_proj.bias"):  # zero in exact arithmetic (softmax ignores a shift of every key):
-            scale = per_clip_grads[name[: -len("bias")] + "weight"].abs().max().item()  # rounding, on its layer's scale
-        tolerance = 1e-4 * scale + 1e-8
+        # some gradients are zero in exact arithmetic (key biases under softmax): allow 1e-8 of rounding
+        tolerance = 1e-4 * expected.abs().max().item() + 1e-8
         assert (batched_grads[name] - expected).abs().max().item() <= tolerance, name
 
 
