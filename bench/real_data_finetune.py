@@ -22,7 +22,7 @@ import tifffile
 
 from real_data_demo import DATA  # the shared CTC time-lapse, beside the repository
 from sam2_model.build import embedded_weights_path
-from sam2_model.train.loop import TrainSettings, train
+from sam2_model.train.loop import TrainSettings, fine_tuning_warmup, train
 
 
 def annotated_frames(data: pathlib.Path, first: int, last: int) -> Tuple[np.ndarray, np.ndarray, list]:
@@ -56,12 +56,18 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=19)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=1, help="the run's seed (clips, prompts, dropout)")
+    parser.add_argument("--max-objects", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up steps (default: sam2_model.train.fine_tuning_warmup, 50 for 200 steps)")
     parser.add_argument("--init", default=str(embedded_weights_path()))
     args = parser.parse_args()
     stack, labels, used = annotated_frames(args.data, args.first, args.last)
     print(f"training on frames {used}: {int(sum(len(np.unique(f)) - 1 for f in labels))} annotated cells")
-    settings = TrainSettings(out=str(args.out), init=args.init, steps=args.steps, lr=args.lr, warmup_steps=20,
-                             clip_len=min(4, len(used)), clips_per_step=2, device="cpu")
+    warmup = fine_tuning_warmup(args.steps) if args.warmup is None else args.warmup
+    settings = TrainSettings(out=str(args.out), init=args.init, steps=args.steps, lr=args.lr, warmup_steps=warmup,
+                             max_objects=args.max_objects, clip_len=min(4, len(used)), clips_per_step=2,
+                             device="cpu", seed=args.seed)
     start = time.perf_counter()
     train(settings, stack=stack, labels=labels)
     print(f"fine-tuned in {time.perf_counter() - start:.0f} s; weights: {args.out / 'weights.pt'}")

@@ -91,3 +91,5 @@ def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_pat
     torch.save({"model": build_model("demo").state_dict()}, path)
     widget.picker.set_checkpoint_file(str(path))
     assert widget.settings().init == str(path) and widget.settings().model == "demo"
+    widget.steps_spin.setValue(200)  # a long warm-up keeps a few frames' fine-tuning from collapsing (train.loop)
+    assert widget.settings().warmup_steps == 50

@@ -242,3 +242,9 @@ def test_packaged_weights_name_the_data_each_stage_trained_on():
     jittered = [{"settings": {"data": "nuclei"}}, {"settings": {"data": "nuclei", "contrast_jitter": True}}]
     assert training_data_description(jittered) == (f"{TRAINING_DATA['nuclei']}; {TRAINING_DATA['nuclei']}; "
                                                     "contrast jitter on half of the clips")
+
+
+def test_fine_tuning_warmup_is_a_quarter_of_the_run_up_to_50_steps() -> None:
+    from sam2_model.train import fine_tuning_warmup
+
+    assert [fine_tuning_warmup(n) for n in (1, 3, 40, 200, 1000)] == [1, 1, 10, 50, 50]

@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 
 import sam2_model as sm
 from sam2_model.checkpoints import find_cached
-from sam2_model.train import TrainSettings, train
+from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 
 from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
@@ -131,7 +131,7 @@ class FineTuneWidget(QWidget):
             out=self.out_edit.text().strip() or str(default_run_folder()),
             model=choice.name, init=self._start_weights(),
             steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
-            warmup_steps=max(1, min(50, self.steps_spin.value() // 10)), clips_per_step=2,
+            warmup_steps=fine_tuning_warmup(self.steps_spin.value()), clips_per_step=2,
             image_size=choice.image_size, save_every=25, device=choice.device,
         )
 

@@ -3,9 +3,9 @@
 from .data import Clip, MixedClips, StackClips, SyntheticClips
 from .episode import EpisodeSettings, run_episode
 from .losses import LossWeights, prediction_losses
-from .loop import TrainSettings, export_weights, train
+from .loop import TrainSettings, export_weights, fine_tuning_warmup, train
 
 __all__ = [
     "Clip", "EpisodeSettings", "MixedClips", "LossWeights", "StackClips", "SyntheticClips", "TrainSettings",
-    "export_weights", "prediction_losses", "run_episode", "train",
+    "export_weights", "fine_tuning_warmup", "prediction_losses", "run_episode", "train",
 ]
