@@ -38,7 +38,8 @@ def with_precision(measures: Dict[str, float], tolerance: int = 3) -> Dict[str, 
 
 def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict) -> Dict[str, float]:
     tl = make_timelapse(num_frames=frames, shape=(size, size), num_cells=cells, seed=seed)
-    detector = make_detector(model, options["seeding"], options["cell_diameter"])
+    detector = make_detector(model, options["seeding"], options["cell_diameter"],
+                             **({"min_contrast": options["min_contrast"]} if "min_contrast" in options else {}))
     f1 = detection_f1(detector(tl.image[0]), tl.labels[0])
     start = time.perf_counter()
     result = track_cells(model, tl.image, **options)
@@ -82,6 +83,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--seeding", default="blobs")
     parser.add_argument("--cell-diameter", type=float, nargs=2, default=(8, 40))
     parser.add_argument("--redetect-every", type=int, default=5)
+    parser.add_argument("--min-contrast", type=float, default=None,
+                        help="drop detections that stand out less than this from their surroundings "
+                             "(sam2_model.tracking.detection.mask_contrast; default: the detector's)")
     parser.add_argument("--real", type=Path, default=None, help="a CTC dataset folder with 01/ and 01_GT/")
     parser.add_argument("--real-frames", type=int, default=48)
     parser.add_argument("--real-cell-diameter", type=float, nargs=2, default=(40, 160))
@@ -93,6 +97,8 @@ def main(argv: List[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = sm.build_model("demo", checkpoint=args.weights)
     options = dict(seeding=args.seeding, cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every)
+    if args.min_contrast is not None:
+        options["min_contrast"] = args.min_contrast
     rows = []
     for seed in args.seeds:
         row = run_synthetic(model, seed, args.frames, args.size, args.cells, options)

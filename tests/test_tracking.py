@@ -292,7 +292,7 @@ def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) 
     add_auto_arguments(track)
     add_evaluate_parser(commands)
     args = parser.parse_args(["track", "--auto", "--cell-diameter", "10", "30", "--redetect-every", "3",
-                              "--ctc", str(tmp_path / "res"), "--geff", str(tmp_path / "t.geff"),
+                              "--min-contrast", "1.0", "--ctc", str(tmp_path / "res"), "--geff", str(tmp_path / "t.geff"),
                               "--table", str(tmp_path / "t.csv")])
     assert run_auto(args, images[:6], model) == 0
     labels, table = read_ctc(tmp_path / "res")
@@ -304,6 +304,9 @@ def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) 
     assert "TRA" in printed and "SEG" in printed
     no_output = parser.parse_args(["track", "--auto"])
     assert run_auto(no_output, images[:3], model) == 2
+    negative = parser.parse_args(["track", "--auto", "--min-contrast", "-1", "--table", str(tmp_path / "n.csv")])
+    assert run_auto(negative, images[:3], model) == 2 and not (tmp_path / "n.csv").exists()
+    assert "min_contrast must be a finite number >= 0" in capsys.readouterr().err
     assert run_evaluate(parser.parse_args(["evaluate", str(tmp_path), str(gt)])) == 2
 
 
@@ -344,3 +347,39 @@ def test_the_plugin_run_ends_with_the_same_division_steps_as_track_cells(model):
     by_id = lambda lineage: sorted((t.track_id, t.begin, t.end, t.parent) for t in lineage.rows())  # noqa: E731
     assert by_id(panel.lineage) == by_id(library.lineage)
     assert library.lineage.divisions(), "the clip should hold a division"
+
+
+def test_mask_contrast_tells_cells_from_patches_of_background() -> None:
+    rng = np.random.default_rng(3)
+    frame = rng.normal(1000.0, 40.0, (128, 128))
+    bright, dark, textured, patch = (_disc((128, 128), c, 12) for c in ((30, 30), (30, 95), (95, 30), (95, 95)))
+    frame[bright] += 400.0  # fluorescence
+    frame[dark] -= 300.0  # phase contrast body
+    frame[textured] += rng.normal(0.0, 160.0, int(textured.sum()))  # relief, same mean
+    from sam2_model.tracking.detection import mask_contrast
+
+    scores = {name: mask_contrast(frame, m) for name, m in
+              (("bright", bright), ("dark", dark), ("textured", textured), ("patch", patch))}
+    assert scores["bright"] > 5 and scores["dark"] > 5 and scores["textured"] > 1, scores
+    assert scores["patch"] < 0.2, scores
+    assert mask_contrast(np.dstack([frame] * 3), bright) == pytest.approx(scores["bright"])
+    with pytest.raises(ValueError, match="at least one pixel"):
+        mask_contrast(frame, np.zeros(frame.shape, bool))
+
+
+def test_detector_drops_masks_that_do_not_stand_out(model) -> None:
+    from sam2_model.tracking.detection import make_detector, mask_contrast
+
+    shape = (128, 128)
+    frame = _render([[_disc(shape, (40, 40), 10), _disc(shape, (90, 85), 11)]], shape=shape, seed=4)[0]
+    frame[80:100, 10:30] += 900  # a faint square: it stands out less than the nuclei
+    every = make_detector(model, "grid", (10, 40), min_contrast=0.0, points_per_side=8)(frame)
+    scores = sorted(mask_contrast(frame, m) for m in every)
+    assert len(scores) >= 2, scores
+    threshold = (scores[0] + scores[1]) / 2  # between the two least contrasted masks: drops exactly one
+    kept = make_detector(model, "grid", (10, 40), min_contrast=threshold, points_per_side=8)(frame)
+    assert len(kept) == len(every) - 1
+    assert all(mask_contrast(frame, m) >= threshold for m in kept)
+    for bad in (-0.5, float("nan"), "high"):
+        with pytest.raises(ValueError, match="min_contrast"):
+            make_detector(model, "grid", (10, 40), min_contrast=bad)

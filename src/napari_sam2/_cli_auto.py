@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from sam2_model.tracking import SEEDINGS, evaluate_ctc, track_cells, write_ctc, write_geff, write_track_table
+from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells, write_ctc, write_geff, write_track_table
 
 from .export import save_labels_tiff
 
@@ -32,6 +32,10 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
                        help="range of cell diameters in pixels (default 8 40)")
     group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
     group.add_argument("--no-divisions", action="store_true", help="do not split tracks at divisions")
+    group.add_argument("--min-contrast", type=float, default=MIN_CONTRAST, metavar="C",
+                       help="drop detections that stand out less than C from the pixels around them (|mean "
+                            "difference| / their spread; background patches score near 0, cells mostly 0.6-4; "
+                            f"default {MIN_CONTRAST:g}: off)")
     group.add_argument("--start-frame", type=int, default=0,
                        help="detect the cells on this frame and track from it (default 0); with --direction "
                             "backward towards frame 0, otherwise towards the last frame")
@@ -61,7 +65,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         result = track_cells(model, stack, start_frame=args.start_frame,
                              reverse=getattr(args, "direction", "forward") == "backward", seeding=args.seeding,
                              cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
-                             divisions=not args.no_divisions, progress=progress)
+                             divisions=not args.no_divisions, min_contrast=getattr(args, "min_contrast", MIN_CONTRAST),
+                             progress=progress)
         bar.close()
         lineage = result.lineage
         if args.ctc:
