@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +44,11 @@ def test_training_on_layers_writes_weights_that_load(finetune, qtbot, tmp_path):
     tuned = build_model("demo", checkpoint=widget.weights_path, image_size=64)  # strict load
     start = build_model("demo", image_size=64)
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), start.state_dict().values()))
+    # the run ends with a check on the user's own frames: starting against fine-tuned weights, shown in the status
+    check = json.loads((tmp_path / "run" / "weights.json").read_text())["stack_check"]
+    assert check["frames"] == 4 and check["objects"] == len(np.unique(viewer.layers["annotations"].data[0])) - 1
+    assert 0.0 <= check["before"] <= 1.0 and 0.0 <= check["after"] <= 1.0
+    assert f"{check['before']:.2f} -> {check['after']:.2f}" in widget.status.text()
     widget.use_button.click()  # hand the result to the segmentation widget
     segmentation = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")[1]
     assert segmentation.checkpoint_file == str(widget.weights_path)

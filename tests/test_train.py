@@ -139,7 +139,7 @@ def test_training_on_one_clip_lowers_its_loss():
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
 
 
-def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path):
+def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path, capsys):
     movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=4, seed=5, radius_fraction=0.12)
     tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
     tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
@@ -149,6 +149,8 @@ def test_fine_tuning_on_a_users_tiff_writes_loadable_weights(tmp_path):
                        "--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif"),
                        "--steps", "2", "--clip-len", "3", "--clips-per-step", "1", "--threads", "1"])
     assert code == 0
+    # the finished run tracked the stack's cells with the starting and the tuned weights, and said so
+    assert "tracked IoU on the stack's first 4 frames, 4 objects clicked: " in capsys.readouterr().out
     tuned = build_model("demo", checkpoint="random", image_size=64)
     load_checkpoint(tuned, tmp_path / "run" / "weights.pt")  # strict, official layout
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, start.state_dict()[k])]

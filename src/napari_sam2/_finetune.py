@@ -10,13 +10,14 @@ official layout that the segmentation widget (Weights: local file) and ``build_m
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import napari
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QComboBox,
@@ -34,6 +35,7 @@ from qtpy.QtWidgets import (
 import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
+from sam2_model.train.stack_check import StackCheck
 
 from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
@@ -43,6 +45,15 @@ from .settings import load_settings, save_settings
 def default_run_folder() -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
+
+
+def stack_check_text(check: Optional[Dict[str, Any]]) -> str:
+    """The status line's account of a run's ``stack_check`` (sam2_model.train.stack_check), or ''."""
+    if check is None:
+        return ""
+    before = "" if check["before"] is None else f"{check['before']:.2f} -> "
+    return (f"\ntracked IoU on your first {check['frames']} frames ({check['objects']} objects clicked): "
+            f"{before}{check['after']:.2f}")
 
 
 class _Relay(QObject):
@@ -192,9 +203,11 @@ class FineTuneWidget(QWidget):
             return not self._cancel
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work() -> Path:
+        def work() -> Tuple[Path, Optional[Dict[str, Any]]]:
             train(settings, stack=stack, labels=labels, progress=report)
-            return Path(settings.out) / "weights.pt"
+            weights = Path(settings.out) / "weights.pt"
+            metadata = json.loads(weights.with_suffix(".json").read_text())
+            return weights, metadata.get("stack_check")
 
         worker = work()
         worker.returned.connect(self._on_done)
@@ -223,13 +236,17 @@ class FineTuneWidget(QWidget):
 
         get_widget(self.viewer).set_checkpoint_file(str(self.weights_path))
 
-    def _on_done(self, path: Path) -> None:
+    def _on_done(self, result: Tuple[Path, Optional[Dict[str, Any]]]) -> None:
+        path, check = result
         self.weights_path = path
         self.use_button.setEnabled(True)
         state = "stopped (Train resumes)" if self._cancel else "done"
         self.status.setText(f"{state}: weights in {path}; load them in the segmentation widget "
-                            "(Weights: local file)")
+                            f"(Weights: local file){stack_check_text(check)}")
         show_info(f"SAM 2 fine-tuning {state}: {path}")
+        warning = None if check is None else StackCheck(**check).warning()
+        if warning:
+            show_warning(f"SAM 2 {warning}")
 
     def _on_finished(self) -> None:
         self.worker = None

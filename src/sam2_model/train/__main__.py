@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import torch
 
 from .loop import TrainSettings, train
+from .stack_check import StackCheck
 
 
 def _flag(text: str) -> Optional[bool]:
@@ -87,6 +90,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {settings.out}/last.pt", file=sys.stderr)
         return 130
+    check = json.loads((Path(settings.out) / "weights.json").read_text()).get("stack_check")
+    if check is not None:
+        before = "" if check["before"] is None else f"{check['before']:.3f} (starting weights) -> "
+        print(f"tracked IoU on the stack's first {check['frames']} frames, {check['objects']} objects clicked: "
+              f"{before}{check['after']:.3f}")
+        warning = StackCheck(**check).warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -31,6 +31,7 @@ from ..modeling.sam2 import SAM2Model
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .machine import describe_machine, enable_tf32
+from .stack_check import check_stack
 
 # seconds: training time so far (steps only, across invocations); data_seconds: this step's wait for clips
 HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou",
@@ -199,7 +200,8 @@ def train(
     progress(step, row) is called after every step; returning False stops the run early (it is
     saved and can be resumed). Without it a tqdm bar shows the loss. With ``settings.time_limit``, the
     run stops the same way once this call has run that many seconds (wall time from the call, set-up
-    included).
+    included). A run on a user's stack that completes its steps records ``stack_check`` in the weights'
+    metadata (:mod:`.stack_check`: tracked IoU on the stack's first frames, starting against fine-tuned weights).
     """
     invoked = time.perf_counter()
     out = Path(settings.out)
@@ -313,11 +315,21 @@ def train(
     if session["stopped_by"] is None:
         session["stopped_by"] = "steps"
     save_checkpoint()  # the final state, whatever stopped the run: resumable from here
+    model.eval()
+    check = None
+    if isinstance(source, StackClips) and session["stopped_by"] == "steps":
+        start = None
+        if settings.init is not None:
+            start = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
+            load_checkpoint(start, settings.init)
+            start.to(device).eval()
+        check = check_stack(model, start, source.stack, source.labels)
     export_weights(model, out / "weights.pt", {
         "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
         "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
         "stopped_by": session["stopped_by"], "data": data_description(settings),
         "machine": session["machine"], "torch": torch.__version__, "sessions": sessions,
         "date": datetime.date.today().isoformat(), "settings": dataclasses.asdict(settings),
+        "stack_check": None if check is None else check.as_dict(),
     })
-    return model.eval()
+    return model
