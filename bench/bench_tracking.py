@@ -24,8 +24,8 @@ import numpy as np
 
 import sam2_model as sm
 from sam2_model.synthetic import make_timelapse
-from sam2_model.tracking import (detection_f1, entering_recall, evaluate_ctc, make_detector, track_cells, write_ctc,
-                                 write_ctc_ground_truth)
+from sam2_model.tracking import (MIN_CONTRAST, detection_f1, entering_recall, evaluate_ctc, make_detector, track_cells,
+                                 write_ctc, write_ctc_ground_truth)
 
 KEYS = ("SEG", "DET", "TRA", "division_recall", "division_precision", "BC(3)", "tp_div(3)", "fp_div(3)", "fn_div(3)")
 
@@ -39,7 +39,7 @@ def with_precision(measures: Dict[str, float], tolerance: int = 3) -> Dict[str, 
 def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict) -> Dict[str, float]:
     tl = make_timelapse(num_frames=frames, shape=(size, size), num_cells=cells, seed=seed)
     detector = make_detector(model, options["seeding"], options["cell_diameter"],
-                             **({"min_contrast": options["min_contrast"]} if "min_contrast" in options else {}))
+                             min_contrast=options.get("min_contrast", MIN_CONTRAST))
     f1 = detection_f1(detector(tl.image[0]), tl.labels[0])
     start = time.perf_counter()
     result = track_cells(model, tl.image, **options)

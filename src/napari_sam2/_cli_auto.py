@@ -65,7 +65,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         result = track_cells(model, stack, start_frame=args.start_frame,
                              reverse=getattr(args, "direction", "forward") == "backward", seeding=args.seeding,
                              cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
-                             divisions=not args.no_divisions, min_contrast=getattr(args, "min_contrast", MIN_CONTRAST),
+                             divisions=not args.no_divisions, min_contrast=args.min_contrast,
                              progress=progress)
         bar.close()
         lineage = result.lineage

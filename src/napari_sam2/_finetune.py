@@ -47,15 +47,6 @@ def default_run_folder() -> Path:
     return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
 
 
-def stack_check_text(check: Optional[Dict[str, Any]]) -> str:
-    """The status line's account of a run's ``stack_check`` (sam2_model.train.stack_check), or ''."""
-    if check is None:
-        return ""
-    before = "" if check["before"] is None else f"{check['before']:.2f} -> "
-    return (f"\ntracked IoU on your first {check['frames']} frames ({check['objects']} objects clicked): "
-            f"{before}{check['after']:.2f}")
-
-
 class _Relay(QObject):
     """Carries progress from the training thread to the main thread (queued signal)."""
 
@@ -241,10 +232,11 @@ class FineTuneWidget(QWidget):
         self.weights_path = path
         self.use_button.setEnabled(True)
         state = "stopped (Train resumes)" if self._cancel else "done"
+        result_check = None if check is None else StackCheck(**check)
         self.status.setText(f"{state}: weights in {path}; load them in the segmentation widget "
-                            f"(Weights: local file){stack_check_text(check)}")
+                            "(Weights: local file)" + ("" if result_check is None else "\n" + result_check.summary()))
         show_info(f"SAM 2 fine-tuning {state}: {path}")
-        warning = None if check is None else StackCheck(**check).warning()
+        warning = None if result_check is None else result_check.warning()
         if warning:
             show_warning(f"SAM 2 {warning}")
 

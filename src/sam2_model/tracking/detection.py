@@ -135,7 +135,7 @@ class CellDetector:
 
     def __init__(self, generator: Any, blob_points: Callable[..., np.ndarray], seeding: str,
                  cell_diameter: Tuple[float, float], min_area: int, max_area: float,
-                 min_contrast: float = 0.0) -> None:
+                 min_contrast: float = MIN_CONTRAST) -> None:
         self.generator, self.blob_points, self.seeding = generator, blob_points, seeding
         self.cell_diameter, self.min_area, self.max_area = cell_diameter, min_area, max_area
         self.min_contrast = min_contrast

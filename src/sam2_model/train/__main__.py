@@ -90,12 +90,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {settings.out}/last.pt", file=sys.stderr)
         return 130
-    check = json.loads((Path(settings.out) / "weights.json").read_text()).get("stack_check")
-    if check is not None:
-        before = "" if check["before"] is None else f"{check['before']:.3f} (starting weights) -> "
-        print(f"tracked IoU on the stack's first {check['frames']} frames, {check['objects']} objects clicked: "
-              f"{before}{check['after']:.3f}")
-        warning = StackCheck(**check).warning()
+    recorded = json.loads((Path(settings.out) / "weights.json").read_text()).get("stack_check")
+    if recorded is not None:
+        check = StackCheck(**recorded)
+        print(check.summary() + " (starting -> fine-tuned weights)")
+        warning = check.warning()
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -50,33 +50,46 @@ class StackCheck:
             return f"fine-tuning did not improve tracking on your own frames ({figures}): {advice}"
         return None
 
+    def summary(self) -> str:
+        """One line for the user: frames, objects and the tracked IoU (starting -> fine-tuned)."""
+        before = "" if self.before is None else f"{self.before:.2f} -> "
+        return (f"tracked IoU on the stack's first {self.frames} frames, {self.objects} objects clicked: "
+                f"{before}{self.after:.2f}")
+
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
 
-def tracked_iou(model: SAM2Model, stack: np.ndarray, labels: np.ndarray, max_frames: int = MAX_FRAMES,
-                max_objects: int = MAX_OBJECTS) -> Optional[float]:
-    """Mean IoU of click-and-track on (T, H, W) ``stack`` against its (T, H, W) instance ``labels`` (ids
-    consistent through time), over the objects of frame 0 (at most ``max_objects``, largest first) and the
-    first ``max_frames`` frames where each is annotated. None when frame 0 has no object."""
-    stack, labels = np.asarray(stack)[:max_frames], np.asarray(labels)[:max_frames]
-    ids, areas = np.unique(labels[0][labels[0] > 0], return_counts=True)
-    if len(ids) == 0:
+def clicked_objects(first_labels: np.ndarray, max_objects: int = MAX_OBJECTS) -> List[int]:
+    """The ids of a (H, W) label image that the check clicks: at most ``max_objects``, largest first."""
+    ids, areas = np.unique(first_labels[first_labels > 0], return_counts=True)
+    return [int(i) for i in ids[np.argsort(-areas, kind="stable")][:max_objects]]
+
+
+def tracked_iou(model: SAM2Model, stack: np.ndarray, labels: np.ndarray,
+                obj_ids: Optional[List[int]] = None) -> Optional[float]:
+    """Mean IoU of click-and-track on the first :data:`MAX_FRAMES` frames of (T, H, W) ``stack`` against its
+    (T, H, W) instance ``labels`` (ids consistent through time): one click on each of ``obj_ids`` in frame 0
+    (default :func:`clicked_objects`), scored on every frame where the object is annotated. None when there
+    is no object to click."""
+    stack, labels = np.asarray(stack)[:MAX_FRAMES], np.asarray(labels)[:MAX_FRAMES]
+    obj_ids = clicked_objects(labels[0]) if obj_ids is None else obj_ids
+    if not obj_ids:
         return None
-    chosen = [int(i) for i in ids[np.argsort(-areas, kind="stable")][:max_objects]]
-    tracked = track_with_clicks(model, stack, {i: click_point(labels[0] == i) for i in chosen})
+    tracked = track_with_clicks(model, stack, {i: click_point(labels[0] == i) for i in obj_ids})
     scores: List[float] = [region_similarity(tracked[t] == i, labels[t] == i)
-                           for t in range(len(stack)) for i in chosen if (labels[t] == i).any()]
+                           for t in range(len(stack)) for i in obj_ids if (labels[t] == i).any()]
     return float(np.mean(scores))
 
 
 def check_stack(tuned: SAM2Model, start: Optional[SAM2Model], stack: np.ndarray, labels: np.ndarray) -> Optional[StackCheck]:
-    """:class:`StackCheck` of the fine-tuned model against the starting one (None: random start) on the
-    training stack; None when the stack's first frame has no object."""
-    after = tracked_iou(tuned, stack, labels)
+    """:class:`StackCheck` of the fine-tuned model against the starting one (None: random start) on the first
+    :data:`MAX_FRAMES` frames of the training stack; None when the stack's first frame has no object."""
+    labels = np.asarray(labels)
+    obj_ids = clicked_objects(labels[0])
+    after = tracked_iou(tuned, stack, labels, obj_ids)
     if after is None:
         return None
-    before = tracked_iou(start, stack, labels) if start is not None else None
-    frames = min(MAX_FRAMES, len(stack))
-    objects = min(MAX_OBJECTS, len(np.unique(np.asarray(labels[0])[np.asarray(labels[0]) > 0])))
-    return StackCheck(None if before is None else round(before, 4), round(after, 4), objects, frames)
+    before = None if start is None else tracked_iou(start, stack, labels, obj_ids)
+    return StackCheck(None if before is None else round(before, 4), round(after, 4), len(obj_ids),
+                      min(MAX_FRAMES, len(labels)))
