@@ -250,3 +250,28 @@ def test_fine_tuning_warmup_is_a_quarter_of_the_run_up_to_50_steps() -> None:
     from sam2_model.train import fine_tuning_warmup
 
     assert [fine_tuning_warmup(n) for n in (1, 3, 40, 200, 1000)] == [1, 1, 10, 50, 50]
+
+
+def test_train_only_trains_the_named_parts_and_leaves_the_rest_bit_identical(tmp_path):
+    torch.save({"model": build_model("demo", checkpoint="random", image_size=64).state_dict()}, tmp_path / "w.pt")
+    start = torch.load(tmp_path / "w.pt", weights_only=False)["model"]
+    head = "sam_mask_decoder.iou_prediction_head"
+    tuned = train(_small_settings(tmp_path / "run", steps=2, init=str(tmp_path / "w.pt"), train_only=head),
+                  progress=lambda s, r: True)
+    changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, start[k])}
+    assert changed and all(k.startswith(head + ".") for k in changed), sorted(changed)[:5]
+    # a resumed run keeps the choice (the optimiser's groups must match the checkpoint's)
+    resumed = train(_small_settings(tmp_path / "run", steps=3, init=str(tmp_path / "w.pt"), train_only=head),
+                    progress=lambda s, r: True)
+    again = {k for k, v in resumed.state_dict().items() if not torch.equal(v, start[k])}
+    assert all(k.startswith(head + ".") for k in again)
+
+
+def test_train_only_names_what_it_accepts_before_writing_anything(tmp_path):
+    with pytest.raises(ValueError, match="names no parameter.*sam_mask_decoder"):
+        train(_small_settings(tmp_path / "run", train_only="sam_mask_decoder.iou_head"))
+    with pytest.raises(ValueError, match="no parameter-name prefix"):
+        train(_small_settings(tmp_path / "run", train_only=" , "))
+    assert not (tmp_path / "run").exists()
+    assert train_main(["--out", str(tmp_path / "cli"), "--train-only", "nope", "--steps", "1"]) == 2
+    assert not (tmp_path / "cli").exists()

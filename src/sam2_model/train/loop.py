@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ class TrainSettings:
     time_limit: Optional[float] = None  # seconds of wall time for this invocation, then stop cleanly (resumable)
     batch_clips: bool = True  # a step's clips go through the model as one batch per frame (False: one by one)
     contrast_jitter: bool = False  # half of the synthetic clips get random contrast limits (train/data.py)
+    train_only: Optional[str] = None  # comma-separated parameter-name prefixes to train, the rest frozen (None: all)
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -182,6 +183,35 @@ def data_description(settings: TrainSettings) -> str:
     return describe_training_data(dataclasses.asdict(settings))
 
 
+def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> List[Tuple[str, torch.nn.Parameter]]:
+    """The (name, parameter) pairs a run trains: all of them, or with ``train_only`` ("a.b,c") those whose
+    names start with one of its comma-separated prefixes; the others get ``requires_grad=False``.
+
+    A recalibration stage, for example, trains only the decoder's IoU head:
+    ``train_only="sam_mask_decoder.iou_prediction_head"``. A prefix that names no parameter is an error
+    that lists the model's top-level parts.
+    """
+    named = list(model.named_parameters())
+    if train_only is None:
+        return named
+    prefixes = [p.strip() for p in str(train_only).split(",") if p.strip()]
+    tops = sorted({name.split(".")[0] for name, _ in named})
+    if not prefixes:
+        raise ValueError(f"train_only: no parameter-name prefix given (e.g. 'sam_mask_decoder'; "
+                         f"parts: {', '.join(tops)})")
+    for prefix in prefixes:
+        if not any(name == prefix or name.startswith(prefix.rstrip(".") + ".") for name, _ in named):
+            raise ValueError(f"train_only: {prefix!r} names no parameter of the {type(model).__name__}; "
+                             f"prefixes start with one of its parts: {', '.join(tops)}")
+    chosen = []
+    for name, parameter in named:
+        keep = any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
+        parameter.requires_grad_(keep)
+        if keep:
+            chosen.append((name, parameter))
+    return chosen
+
+
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
     """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
     return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -205,7 +235,6 @@ def train(
     """
     invoked = time.perf_counter()
     out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
     # Tiny gradients and activations become subnormal floats as training converges; on CPUs their
     # arithmetic is slow (measured: 3x slower steps). Flushing them to zero changes nothing that matters.
     torch.set_flush_denormal(True)
@@ -214,6 +243,8 @@ def train(
         enable_tf32()
     torch.manual_seed(settings.seed)  # the random initialisation is part of the run's seed
     model = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
+    trained = trained_parameters(model, settings.train_only)  # checked before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     state: Optional[Dict[str, Any]] = None
     if last.exists():
@@ -228,8 +259,8 @@ def train(
     if starting and local_memory:
         memory_attention_locality_init(model)
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n)]
+    decay = [p for n, p in trained if p.ndim >= 2 and "pos_embed" not in n]
+    no_decay = [p for n, p in trained if not (p.ndim >= 2 and "pos_embed" not in n)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings.lr,
@@ -291,7 +322,7 @@ def train(
             losses = run_episode(model, batch, rng, episode, batch_clips=settings.batch_clips)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for _, p in trained], settings.grad_clip)
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # count this step's GPU work in its own time
