@@ -35,7 +35,7 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-contrast", type=float, default=MIN_CONTRAST, metavar="C",
                        help="drop detections that stand out less than C from the pixels around them (|mean "
                             "difference| / their spread; background patches score near 0, cells mostly 0.6-4; "
-                            f"default {MIN_CONTRAST:g}: off)")
+                            f"default {MIN_CONTRAST:g}; 0: off)")
     group.add_argument("--start-frame", type=int, default=0,
                        help="detect the cells on this frame and track from it (default 0); with --direction "
                             "backward towards frame 0, otherwise towards the last frame")
