@@ -36,8 +36,9 @@ Parameters (defaults and why):
   False, larger masks are painted first so smaller cells stay visible on top.
 * ``max_coverage=0.5``, ``max_iou=0.3``: a detection is a new cell when less than half of it lies on
   tracked pixels and its best IoU with a tracked mask is below 0.3 (Hungarian matching, not first-hit).
-* ``amg_options``: passed to :func:`detection.make_detector`: ``min_contrast`` (default 1.0; 0: off; detections that
-  stand out less from the pixels around them are background, :func:`detection.mask_contrast`) and the automatic
+* ``amg_options``: passed to :func:`detection.make_detector`: ``min_contrast`` (default ``MIN_CONTRAST``, 0.7;
+  0: off; detections that stand out less from the pixels around them are background,
+  :func:`detection.mask_contrast`) and the automatic
   mask generator's options (e.g. ``pred_iou_thresh``).
 """
 

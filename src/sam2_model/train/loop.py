@@ -199,13 +199,16 @@ def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> Lis
     if not prefixes:
         raise ValueError(f"train_only: no parameter-name prefix given (e.g. 'sam_mask_decoder'; "
                          f"parts: {', '.join(tops)})")
+    def under(name: str, prefix: str) -> bool:
+        return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
     for prefix in prefixes:
-        if not any(name == prefix or name.startswith(prefix.rstrip(".") + ".") for name, _ in named):
+        if not any(under(name, prefix) for name, _ in named):
             raise ValueError(f"train_only: {prefix!r} names no parameter of the {type(model).__name__}; "
                              f"prefixes start with one of its parts: {', '.join(tops)}")
     chosen = []
     for name, parameter in named:
-        keep = any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
+        keep = any(under(name, prefix) for prefix in prefixes)
         parameter.requires_grad_(keep)
         if keep:
             chosen.append((name, parameter))
