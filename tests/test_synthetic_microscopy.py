@@ -75,6 +75,41 @@ def test_divisions_and_rod_growth():
     assert growth > 1.05  # rods grow along their axis between divisions
 
 
+def _frame_to_frame(labels):
+    """Per cell and pair of consecutive frames: centroid shift / equivalent diameter, and mask IoU."""
+    shifts, ious = [], []
+    for a, b in zip(labels[:-1], labels[1:]):
+        for i in np.unique(a)[1:]:
+            ma, mb = a == i, b == i
+            if ma.sum() < 20 or mb.sum() < 20:
+                continue
+            step = np.argwhere(ma).mean(0) - np.argwhere(mb).mean(0)
+            shifts.append(float(np.hypot(*step)) / math.sqrt(4 * ma.sum() / math.pi))
+            ious.append((ma & mb).sum() / (ma | mb).sum())
+    return np.median(shifts), np.median(ious)
+
+
+def test_speed_and_shape_change_set_how_far_cells_move_and_deform():
+    kw = dict(seed=5, shape=(192, 192), frames=8, cell_size=30.0, density=0.15, divisions=False)
+    slow_shift, slow_iou = _frame_to_frame(_movie("fluorescence", "cells", speed=0.02, shape_change=1.0, **kw).labels)
+    fast_shift, fast_iou = _frame_to_frame(_movie("fluorescence", "cells", speed=0.5, shape_change=1.0, **kw).labels)
+    assert fast_shift > 4 * slow_shift and 0.15 < fast_shift < 0.6, (slow_shift, fast_shift)
+    assert fast_iou < slow_iou
+    _, still_iou = _frame_to_frame(_movie("fluorescence", "cells", speed=0.0, shape_change=0.0, **kw).labels)
+    _, morphing_iou = _frame_to_frame(_movie("fluorescence", "cells", speed=0.0, shape_change=4.0, **kw).labels)
+    assert morphing_iou < still_iou - 0.05, (still_iou, morphing_iou)
+
+
+def test_the_mix_moves_from_slow_to_crawling_cells():
+    """Real time-lapses range from barely moving cells to cells that crawl a large part of their size between
+    frames (CTC Fluo-C2DL-MSC: median 0.15 of the diameter); the mix covers both ends."""
+    rng = np.random.default_rng(11)
+    shifts = [_frame_to_frame(make_microscopy_timelapse(seed=int(rng.integers(1 << 30)), shape=(128, 128),
+                                                       num_frames=4, modality="fluorescence", cell_type="cells",
+                                                       cell_size=24.0).labels)[0] for _ in range(12)]
+    assert min(shifts) < 0.05 and max(shifts) > 0.15, shifts
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
 def test_dtype_ranges(dtype):
     images = [_movie(mod, ct, st, seed=s, dtype=dtype, frames=2).image for s, (mod, ct, st) in enumerate(KINDS[:6])]
@@ -191,7 +226,8 @@ def test_random_mix_draws_the_documented_weights_and_valid_clips():
     (dict(modality="confocal"), "modality"), (dict(cell_type="yeast"), "cell_type"),
     (dict(cell_type="rods", stain="nuclear"), "stain"), (dict(dtype="float32"), "dtype"),
     (dict(shape=(16, 128)), "shape"), (dict(cell_size=200.0), "cell_size"), (dict(density=0.0), "density"),
-    (dict(num_frames=0), "num_frames"), (dict(overlap=0.9), "overlap"),
+    (dict(num_frames=0), "num_frames"), (dict(overlap=0.9), "overlap"), (dict(speed=-0.1), "speed"),
+    (dict(speed=3.0), "speed"), (dict(shape_change=-1.0), "shape_change"),
 ])
 def test_bad_arguments_are_named(kwargs, word):
     base = dict(seed=0, shape=(128, 128), num_frames=2)

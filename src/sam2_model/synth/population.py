@@ -31,14 +31,17 @@ MAPS = ("body", "membrane", "opl")
 class PopulationSettings:
     """cell_size: typical object length in px (nuclei/cells: diameter; rods: tip to tip); density:
     fraction of the field covered at the start; overlap: tolerated relative overlap of touching cells;
-    speed: random-walk step as a fraction of the cell radius per frame; colony: rods start inside one
-    blob-shaped patch (a colony) instead of everywhere; division_rate: per frame per eligible blob."""
+    speed: random-walk step as a fraction of the cell radius per frame (a cell moves about 0.6 x speed of
+    its diameter per frame); shape_change: scales how much blobs turn and change their outline per frame
+    (1: slowly; 4: protrusions come and go within a few frames); colony: rods start inside one blob-shaped
+    patch (a colony) instead of everywhere; division_rate: per frame per eligible blob."""
 
     cell_type: str = "nuclei"
     cell_size: float = 24.0
     density: float = 0.25
     overlap: float = 0.1
     speed: float = 0.06
+    shape_change: float = 1.0
     divisions: bool = True
     enter_leave: bool = True
     colony: bool = False
@@ -212,13 +215,14 @@ class _World:
                 c.length *= math.exp(c.growth)
                 c.theta += rng.normal(0, 0.01)
             else:
-                c.theta += rng.normal(0, 0.03)
-                c.a *= math.exp(0.003 + rng.normal(0, 0.01))
-                c.b *= math.exp(0.003 + rng.normal(0, 0.01))
-                c.amp = np.clip(c.amp + rng.normal(0, 0.006, len(c.amp)), 0, 0.3)
-                c.phase = c.phase + rng.normal(0, 0.05, len(c.phase))
-                c.lobe_amp = np.clip(c.lobe_amp + rng.normal(0, 0.04, len(c.lobe_amp)), 0.0, 1.3)
-                c.lobe_angle = c.lobe_angle + rng.normal(0, 0.04, len(c.lobe_angle))
+                k = s.shape_change
+                c.theta += rng.normal(0, 0.03 * k)
+                c.a *= math.exp(0.003 + rng.normal(0, 0.01 * k))
+                c.b *= math.exp(0.003 + rng.normal(0, 0.01 * k))
+                c.amp = np.clip(c.amp + rng.normal(0, 0.006 * k, len(c.amp)), 0, 0.3)
+                c.phase = c.phase + rng.normal(0, 0.05 * k, len(c.phase))
+                c.lobe_amp = np.clip(c.lobe_amp + rng.normal(0, 0.04 * k, len(c.lobe_amp)), 0.0, 1.3)
+                c.lobe_angle = c.lobe_angle + rng.normal(0, 0.04 * k, len(c.lobe_angle))
         self.relax(cells)
         if s.enter_leave:
             cells = [c for c in cells if -c.extent - 2 < c.pos[0] < h + c.extent + 1
