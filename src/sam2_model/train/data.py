@@ -227,7 +227,11 @@ def describe_training_data(settings: Mapping[str, Any]) -> str:
         return f"user stack {settings['stack']} with labels {settings.get('labels')}"
     kind = settings.get("data") or "nuclei"
     described = TRAINING_DATA.get(kind, kind)
-    return described + ("; contrast jitter on half of the clips" if settings.get("contrast_jitter") else "")
+    if settings.get("contrast_jitter"):
+        described += "; contrast jitter on half of the clips"
+    if settings.get("alternate_image_size"):
+        described += f"; every other step at {settings['alternate_image_size']} px input"
+    return described
 
 
 def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,

@@ -31,11 +31,13 @@ from ..modeling.sam2 import SAM2Model
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .machine import describe_machine, enable_tf32
+from .resolutions import ALTERNATE_SEED_OFFSET, model_sharing_parameters
 from .stack_check import check_stack
 
 # seconds: training time so far (steps only, across invocations); data_seconds: this step's wait for clips
+# image_size: the input size the step ran at (see alternate_image_size)
 HISTORY_FIELDS = ("step", "seconds", "lr", "total", "focal", "dice", "iou", "object_score", "mask_iou",
-                  "data_seconds")
+                  "data_seconds", "image_size")
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TrainSettings:
     data: str = "nuclei"  # synthetic data: "nuclei" (sam2_model.synthetic) or "mix" (sam2_model.synth, MixedClips)
     data_workers: int = 0  # processes making "mix" clips ahead (0: in the training process; same clips either way)
     image_size: Optional[int] = None  # model input size (default: the preset's)
+    alternate_image_size: Optional[int] = None  # every other step at this input size, same weights (resolutions.py)
     device: str = "auto"
     save_every: int = 50
     click_prob: float = 0.6
@@ -76,6 +79,10 @@ class TrainSettings:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
             raise ValueError(f"time_limit must be a positive number of seconds (or None: no limit), "
                              f"got {self.time_limit!r}")
+        if self.alternate_image_size is not None and not (
+                int(self.alternate_image_size) > 0 and int(self.alternate_image_size) % 32 == 0):
+            raise ValueError(f"alternate_image_size must be a positive multiple of 32 (e.g. 512 beside a 256 px "
+                             f"model; None: one size), got {self.alternate_image_size!r}")
         # older runs and scripts spelled these flags 1/0 and 1/0/-1 (-1: on random init only)
         self.positional_init = bool(self.positional_init)
         if self.memory_positional_init is not None and not isinstance(self.memory_positional_init, bool):
@@ -270,6 +277,11 @@ def train(
     )
     step, elapsed = 0, 0.0
     source = make_clips(settings, model.image_size, stack, labels)
+    alternate, alternate_source = None, None
+    if settings.alternate_image_size is not None:
+        alternate = model_sharing_parameters(model, settings.model, settings.alternate_image_size)
+        alternate_source = make_clips(dataclasses.replace(settings, seed=settings.seed + ALTERNATE_SEED_OFFSET),
+                                      alternate.image_size, stack, labels)
     rng = np.random.default_rng(settings.seed)
     sessions = []
     if state is not None:
@@ -277,6 +289,8 @@ def train(
         step, elapsed = int(state["step"]), float(state["seconds"])
         rng.bit_generator.state = state["rng"]
         source.restore(state["clip_position"])
+        if alternate_source is not None and state.get("alternate_clip_position") is not None:
+            alternate_source.restore(state["alternate_clip_position"])
         sessions = list(state.get("sessions", []))
     session = _session_record(describe_machine(device), step)
     sessions.append(session)
@@ -288,10 +302,12 @@ def train(
         _atomic_save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
+            "alternate_clip_position": None if alternate_source is None else alternate_source.position(),
             "settings": dataclasses.asdict(settings), "sessions": sessions,
         }, last)
 
     clips = iter(source)
+    alternate_clips = None if alternate_source is None else iter(alternate_source)
     episode = EpisodeSettings(settings.click_prob, settings.box_prob, settings.max_corrections)
     history_path = out / "history.csv"
     if history_path.exists():  # drop rows logged after the checkpoint we resume from
@@ -320,9 +336,11 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * factor
             torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout: the same on resume
-            batch = [next(clips) for _ in range(settings.clips_per_step)]
+            on_alternate = alternate is not None and step % 2 == 1
+            stepping, stream = (alternate, alternate_clips) if on_alternate else (model, clips)
+            batch = [next(stream) for _ in range(settings.clips_per_step)]
             data_seconds = time.perf_counter() - started
-            losses = run_episode(model, batch, rng, episode, batch_clips=settings.batch_clips)
+            losses = run_episode(stepping, batch, rng, episode, batch_clips=settings.batch_clips)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trained], settings.grad_clip)
@@ -334,6 +352,7 @@ def train(
             row = {"step": step, "seconds": round(elapsed, 2), "lr": settings.lr * factor}
             row.update({k: round(float(v.detach()), 5) for k, v in losses.items()})
             row["data_seconds"] = round(data_seconds, 3)
+            row["image_size"] = stepping.image_size
             writer.writerow(row)
             history_file.flush()
             if bar is not None:
