@@ -12,5 +12,4 @@ from .modalities import MODALITIES, STAINS
 from .population import CELL_TYPES
 
 __all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "MIX", "MODALITIES", "SHAPE_CHANGE_RANGES", "SPEED_RANGE", "STAINS",
-           "draw_microscopy_settings",
-           "make_microscopy_timelapse", "random_microscopy_timelapse"]
+           "draw_microscopy_settings", "make_microscopy_timelapse", "random_microscopy_timelapse"]

@@ -22,8 +22,8 @@ from .natural import make_natural_clip
 from .optics import acquire
 from .population import CELL_TYPES, PopulationSettings, simulate
 
-__all__ = ["MIX", "CELL_SIZE_RANGES", "SPEED_RANGE", "SHAPE_CHANGE_RANGES", "make_microscopy_timelapse", "draw_microscopy_settings",
-           "random_microscopy_timelapse"]
+__all__ = ["MIX", "CELL_SIZE_RANGES", "SPEED_RANGE", "SHAPE_CHANGE_RANGES", "make_microscopy_timelapse",
+           "draw_microscopy_settings", "random_microscopy_timelapse"]
 
 # (weight, modality, cell_type, stain): the mix drawn by random_microscopy_timelapse. Transmitted-light
 # kinds have no stain (None). Weights sum to 1.
