@@ -297,9 +297,10 @@ def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.nd
     labelled = ~column([c.debris for c in every], bool)
     order = np.lexsort((own[labelled], drawn.flat[labelled]))  # by pixel, then from far to near
     flat = drawn.flat[labelled][order]
-    nearest = np.r_[flat[1:] != flat[:-1], True]
-    ids = np.array([c.id for c in every], dtype=np.int32)
-    labels[t].reshape(-1)[flat[nearest]] = ids[own[labelled][order][nearest]]
+    if flat.size:  # none when only debris is in view (every cell has left the field)
+        nearest = np.r_[flat[1:] != flat[:-1], True]
+        ids = np.array([c.id for c in every], dtype=np.int32)
+        labels[t].reshape(-1)[flat[nearest]] = ids[own[labelled][order][nearest]]
     edge = np.maximum(drawn.edge, 0.0)
     rho2 = np.clip(1.0 - drawn.rho**2, 0.0, 1.0)
     whole = column([isinstance(c, Blob) and cell_type == "cells" for c in every], bool)  # spread cells
