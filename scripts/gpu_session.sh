@@ -52,7 +52,7 @@ fi
 RUN=/tmp/gpu_mix_run
 TRAIN_LIMIT=$(( $(left) - 25 ))
 stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init src/sam2_model/weights/demo.pt \
-    --data mix --image-size 256 --alternate-image-size 512 --data-workers 14 --clip-len 8 --clips-per-step 4 \
+    --data mix --image-size 256 --alternate-image-size 512 --data-workers 7 --clip-len 8 --clips-per-step 4 \
     --steps 600 --lr 1e-4 --warmup-steps 30 --seed 22 --contrast-jitter yes \
     --save-every 100 --time-limit "$TRAIN_LIMIT"
 if [ -f "$RUN/weights.pt" ]; then
