@@ -42,7 +42,9 @@ def test_a_time_limit_stops_cleanly_and_the_run_resumes(tmp_path):
     assert [s["start_step"] for s in meta["sessions"]] == [0, stopped_at]
     assert [s["stopped_by"] for s in meta["sessions"]] == ["time_limit", "steps"]
     rows = (run / "history.csv").read_text().splitlines()
-    assert len(rows) == 1 + stopped_at + 1 and rows[0].endswith("data_seconds")
+    assert len(rows) == 1 + stopped_at + 1
+    assert rows[0].split(",")[-2:] == ["data_seconds", "image_size"]
+    assert {row.split(",")[-1] for row in rows[1:]} == {"64"}  # every step ran at the model's input size
 
 
 def test_time_limit_flag_and_bad_values(tmp_path, capsys):
