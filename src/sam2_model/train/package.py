@@ -3,7 +3,8 @@
 
 Writes the last run's weights (``{"model": state_dict}``, float32) and beside them ``demo.json``: the
 configuration, every training stage's settings, steps and wall time, and the quality figures
-measured on held-out synthetic sequences through the inference path (``sam2_model.evaluation``).
+measured on held-out synthetic sequences through the inference path (``sam2_model.evaluation``; and every
+kind of the training mix, ``sam2_model.mix_evaluation``).
 
 ``--split FILE`` / ``--join PARTS --out FILE`` cut a file into parts of at most 15 MiB and join them back,
 checked by SHA-256 (see :mod:`sam2_model.train.parts`).
@@ -28,6 +29,7 @@ import torch
 from ..build import build_model, load_checkpoint
 from ..config import get_config
 from ..evaluation import HELD_OUT_SEEDS, QualityReport, one_click_iou, propagation_j_and_f
+from ..mix_evaluation import MixReport, mix_quality
 from ..modeling.sam2 import SAM2Model
 from .data import describe_training_data
 from .loop import export_weights
@@ -41,9 +43,9 @@ def _trained_model(state: Dict[str, Any], model_name: str) -> SAM2Model:
     return model.eval()
 
 
-def _held_out_quality(model: SAM2Model) -> Tuple[QualityReport, QualityReport]:
-    """One-click IoU and 30-frame propagation J&F on the held-out synthetic sequences."""
-    return one_click_iou(model), propagation_j_and_f(model, num_frames=30)
+def _held_out_quality(model: SAM2Model) -> Tuple[QualityReport, QualityReport, MixReport]:
+    """One-click IoU and 30-frame propagation J&F on the held-out synthetic sequences, and the held-out mix."""
+    return one_click_iou(model), propagation_j_and_f(model, num_frames=30), mix_quality(model)
 
 
 def load_run(run: Path) -> Dict[str, Any]:
@@ -93,9 +95,10 @@ def stage_record(run: Path, model_name: str = "demo", evaluate: bool = False) ->
         })
     record["data"] = describe_training_data(settings)
     if evaluate:
-        click, video = _held_out_quality(_trained_model(state, model_name))
+        click, video, mix = _held_out_quality(_trained_model(state, model_name))
         record["held_out_after_stage"] = {
             "one_click_iou": round(click.value, 4), "propagation_30_frames_j_and_f": round(video.value, 4),
+            "mix_one_click_iou": round(mix.one_click_iou, 4), "mix_j_and_f": round(mix.j_and_f, 4),
         }
     return record
 
@@ -118,7 +121,7 @@ def package(runs: List[Path], output: Path, model_name: str = "demo",
     stages = [dict(record) for record in earlier or []]
     stages += [stage_record(run, model_name, evaluate_stages and run != runs[-1]) for run in runs]
     model = _trained_model(load_run(runs[-1]), model_name)
-    click, video = _held_out_quality(model)
+    click, video, mix = _held_out_quality(model)
     metadata = {
         "preset": model_name,
         "config": dataclasses.asdict(get_config(model_name)),
@@ -134,6 +137,7 @@ def package(runs: List[Path], output: Path, model_name: str = "demo",
             "one_click_iou": round(click.value, 4), "one_click_objects": click.num_objects,
             "propagation_30_frames_j_and_f": round(video.value, 4), "propagation_objects": video.num_objects,
             "per_sequence": {"one_click_iou": click.per_sequence, "j_and_f": video.per_sequence},
+            "mix": mix.summary(),  # every kind of the training mix, held out (sam2_model.mix_evaluation)
         },
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
