@@ -35,6 +35,7 @@ def test_the_measure_is_repeatable_and_weighs_kinds_by_their_share(demo_model):
     report = mix_quality(demo_model, seeds_per_kind=1, kinds=[NUCLEI, PHASE_RODS])
     again = mix_quality(demo_model, seeds_per_kind=1, kinds=[NUCLEI, PHASE_RODS])
     assert isinstance(report, MixReport) and report.image_size == 256 and report.frame_shape == (256, 256)
+    assert report.seeds_per_kind == 1
     assert [k.kind for k in report.kinds] == [NUCLEI, PHASE_RODS]
     assert [(k.one_click_iou, k.j_and_f) for k in report.kinds] == [(k.one_click_iou, k.j_and_f) for k in again.kinds]
     for kind in report.kinds:

@@ -73,13 +73,14 @@ class MixReport:
     by_size: Dict[str, Tuple[float, float, int]] = field(default_factory=dict)
     image_size: int = 0
     frame_shape: Tuple[int, int] = (0, 0)
+    seeds_per_kind: int = 0
 
     def summary(self) -> Dict[str, Any]:
         """The figures as JSON-ready numbers (4 decimals): weighted means, per kind and per size bin."""
         return {
             "one_click_iou": round(self.one_click_iou, 4), "j_and_f": round(self.j_and_f, 4),
             "image_size": self.image_size, "frame_shape": list(self.frame_shape),
-            "seeds": f"{MIX_HELD_OUT_SEED} + 100 x kind index + clip",
+            "seeds": f"{MIX_HELD_OUT_SEED} + 100 x kind index + clip (0..{self.seeds_per_kind - 1})",
             "per_kind": {k.kind: {"one_click_iou": round(k.one_click_iou, 4), "j_and_f": round(k.j_and_f, 4),
                                   "objects": k.num_objects} for k in self.kinds},
             "by_size": {b: {"one_click_iou": round(c, 4), "j_and_f": round(j, 4), "objects": n}
@@ -108,7 +109,7 @@ def _chosen(ids: List[int], max_objects: int) -> List[int]:
 
 def mix_quality(
     model: SAM2Model,
-    seeds_per_kind: int = 2,
+    seeds_per_kind: int = 4,
     frame_shape: Tuple[int, int] = (256, 256),
     num_frames: int = 8,
     max_objects: int = 8,
@@ -172,4 +173,5 @@ def mix_quality(
         one_click_iou=sum(s.weight * s.one_click_iou for s in scores) / total,
         j_and_f=sum(s.weight * s.j_and_f for s in scores) / total,
         by_size=by_size, image_size=model.image_size, frame_shape=(int(frame_shape[0]), int(frame_shape[1])),
+        seeds_per_kind=seeds_per_kind,
     )
