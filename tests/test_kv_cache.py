@@ -19,6 +19,10 @@ from sam2_model.video_session import VideoSession
 
 NUM_FRAMES = 9
 SHAPE = (128, 128)
+# Largest logit difference that float32 rounding in another order may cause here (logits reach about +-20). The
+# CPU's kernels set it: the bound was 1e-3 until an AMD EPYC CI machine measured 1.9e-3 (2026-12-04, with code that
+# had passed before). The masks must still be equal pixel for pixel.
+ROUNDING_BOUND = 5e-3
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +100,13 @@ def worst(a, b):
 
 @pytest.mark.parametrize("release_memory", [True, False])
 def test_session_with_projections_matches_per_object(model, movie, monkeypatch, release_memory):
-    """Kept values change results only by float rounding (logits within 1e-3 of the batched path without
-    them and of the per-object path, masks equal); they are held only on the frames attended to last."""
+    """Kept values change results only by float rounding (logits within ROUNDING_BOUND of the batched path
+    without them and of the per-object path, masks equal); they are held only on the frames attended to last."""
     kept, steps = run(model, movie, True, monkeypatch, release_memory=release_memory)
     _, plain = run(model, movie, True, monkeypatch, budget=0, release_memory=release_memory)
     _, single = run(model, movie, False, monkeypatch, release_memory=release_memory)
     print(f"kept values vs batched: {worst(steps, plain):.1e}; vs per object: {worst(steps, single):.1e}")
-    assert worst(steps, plain) <= 1e-3 and worst(steps, single) <= 1e-3
+    assert worst(steps, plain) <= ROUNDING_BOUND and worst(steps, single) <= ROUNDING_BOUND
     assert all(np.array_equal(a > 0, b > 0) for (_, _, a), (_, _, b) in zip(steps, single))
     window = model.config.num_maskmem  # conditioning frame(s) + recent frames
     held = 0
