@@ -153,6 +153,56 @@ def test_sizes_follow_the_magnification(cell_type, size):
     assert CELL_SIZE_RANGES["rods"][0] <= 6 and CELL_SIZE_RANGES["cells"][1] >= 120
 
 
+def _background_structure(image: np.ndarray, labels: np.ndarray) -> float:
+    """Std of the 5 x 5 local mean over the background (> 3 px from any cell) divided by its pixel std: near
+    1/5 for pixel noise alone, near 1 for structure wider than a few px (0.77 on CTC Fluo-C2DL-MSC at 256 px)."""
+    image = image.astype(float)
+    background = ~ndimage.binary_dilation(labels > 0, iterations=3)
+    return float(ndimage.uniform_filter(image, 5)[background].std() / image[background].std())
+
+
+def test_sparse_fluorescence_fields_have_a_structured_background():
+    """Real widefield fluorescence has out-of-focus objects and specks beside the cells (most of the background's
+    variation on CTC Fluo-C2DL-MSC at the model's input); pixel noise alone gave 0.34 on these settings."""
+    ratios = []
+    for seed in range(8):
+        m = make_microscopy_timelapse(5000 + seed, shape=(256, 256), num_frames=1, modality="fluorescence",
+                                      cell_type="cells", stain="cytoplasm", density=0.05, cell_size=15.0)
+        ratios.append(_background_structure(m.image[0], m.labels[0]))
+    assert np.median(ratios) > 0.6 and min(ratios) < 0.5, ratios  # most fields structured, some clean
+
+
+def test_out_of_focus_clutter_is_static_unlabelled_and_in_range():
+    from sam2_model.synth.modalities import out_of_focus_clutter
+    a = out_of_focus_clutter(np.random.default_rng(3), (128, 160), 20.0)
+    b = out_of_focus_clutter(np.random.default_rng(3), (128, 160), 20.0)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (128, 160) and a.dtype == np.float32 and a.min() >= 0.0
+    fields = [out_of_focus_clutter(np.random.default_rng(s), (128, 160), 20.0) for s in range(12)]
+    assert any(f.max() == 0.0 for f in fields) or min(f.max() for f in fields) < 0.1  # some fields are clean
+    assert 0.3 < max(f.max() for f in fields) < 3.5  # specks up to a bit brighter than a cell (~1)
+
+
+def test_cells_range_from_sparse_to_confluent_and_include_spindles():
+    """Plated cells from a few per field (CTC Fluo-C2DL-MSC covers 5 %) to confluent, and whole cells from round
+    to spindle-shaped (fibroblasts, mesenchymal stem cells: several times longer than wide)."""
+    rng = np.random.default_rng(12)
+    cover, aspects = [], []
+    for _ in range(16):
+        m = make_microscopy_timelapse(int(rng.integers(1 << 30)), shape=(192, 192), num_frames=1,
+                                      modality="fluorescence", cell_type="cells", cell_size=30.0, overlap=0.0)
+        lab = m.labels[0]
+        cover.append(float((lab > 0).mean()))
+        for i, box in enumerate(ndimage.find_objects(lab), start=1):
+            if box is None or (lab[box] == i).sum() < 60 or any(s.start == 0 or s.stop == 192 for s in box):
+                continue
+            ys, xs = np.nonzero(lab[box] == i)
+            eig = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(float)))
+            aspects.append(math.sqrt(eig[1] / max(eig[0], 1e-6)))
+    assert min(cover) < 0.06 and max(cover) > 0.3, cover
+    assert max(aspects) > 5.0 and np.median(aspects) < 3.0, (max(aspects), np.median(aspects))
+
+
 def _ring(mask, inner, outer):
     """Pixels more than ``inner`` and at most ``outer`` px outside ``mask``."""
     near = ndimage.binary_dilation(mask, iterations=inner) if inner > 0 else mask

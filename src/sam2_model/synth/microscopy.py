@@ -47,7 +47,9 @@ MIX: Tuple[Tuple[float, str, str, Optional[str]], ...] = (
 # cell_type -> (smallest, largest) typical object length in px, drawn log-uniformly (magnification)
 CELL_SIZE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (8.0, 80.0), "cells": (16.0, 120.0),
                                                     "rods": (6.0, 30.0)}
-_DENSITY_RANGES = {"nuclei": (0.04, 0.4), "cells": (0.1, 0.6), "rods": (0.1, 0.7)}
+# (lowest, highest) fraction of the field covered at the start, drawn log-uniformly: from sparse fields (the CTC
+# Fluo-C2DL-MSC cells cover 5 %) to confluent ones
+_DENSITY_RANGES = {"nuclei": (0.04, 0.4), "cells": (0.03, 0.6), "rods": (0.1, 0.7)}
 # Motion, drawn log-uniformly per clip: a cell moves about 0.6 x speed of its diameter per frame, so from
 # ~1 % (a short frame interval) to ~35 % (cells that crawl far between frames: on the CTC Fluo-C2DL-MSC
 # time-lapse the median is 15 %, the 90th percentile 60 %). shape_change: how fast blobs change outline.
@@ -120,7 +122,7 @@ def make_microscopy_timelapse(
         raise ValueError(f"cell_size must be between 4 px and 0.6 x the shorter side ({0.6 * min(shape):.0f} px), "
                          f"got {cell_size}")
     if density is None:
-        density = rng.uniform(*_DENSITY_RANGES[cell_type])
+        density = math.exp(rng.uniform(*np.log(_DENSITY_RANGES[cell_type])))
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     if overlap is None:

@@ -2,7 +2,8 @@
 
 - ``fluorescence``: the stained content (``nuclear``/``cytoplasm``: the object's body, ``membrane``: a
   ring on its boundary) blurred by the PSF, on a dim uneven autofluorescent background with
-  out-of-focus haze; few photons, so shot noise matters.
+  out-of-focus haze, blurred out-of-focus objects and bright specks (:func:`out_of_focus_clutter`); few
+  photons, so shot noise matters.
 - ``phase`` (Zernike phase contrast): the optical thickness minus its low-pass (the phase ring passes
   low spatial frequencies with the direct light), so cells come out darker than the background with a
   bright halo around them.
@@ -24,7 +25,7 @@ import numpy as np
 
 from .optics import background_texture, blur, derivative, illumination, laplacian
 
-__all__ = ["MODALITIES", "STAINS", "form_image", "maps_needed"]
+__all__ = ["MODALITIES", "STAINS", "form_image", "maps_needed", "out_of_focus_clutter"]
 
 MODALITIES = ("fluorescence", "phase", "brightfield", "dic")
 STAINS = ("nuclear", "cytoplasm", "membrane")
@@ -53,14 +54,42 @@ def _flicker(rng: np.random.Generator, num_frames: int, amount: float) -> np.nda
     return (1.0 + rng.normal(0.0, amount, (num_frames, 1, 1))).astype(np.float32)
 
 
+def _spots(rng: np.random.Generator, shape: Tuple[int, int], count: int, sigma: float,
+           brightness: Tuple[float, float]) -> np.ndarray:
+    """(H, W) float32: ``count`` Gaussian spots of width ``sigma`` px at random places, each peaking at a
+    brightness drawn uniformly from ``brightness`` (where spots do not overlap)."""
+    h, w = shape
+    points = np.zeros((1, h, w), np.float32)
+    if count:
+        ys, xs = rng.integers(0, h, count), rng.integers(0, w, count)
+        np.add.at(points[0], (ys, xs), rng.uniform(*brightness, count).astype(np.float32))
+    return blur(points, sigma)[0] * np.float32(2.0 * math.pi * max(sigma, 0.4) ** 2)
+
+
+def out_of_focus_clutter(rng: np.random.Generator, shape: Tuple[int, int], cell_size: float) -> np.ndarray:
+    """(H, W) float32 >= 0, static and unlabelled: what a widefield fluorescence camera sees besides the
+    cells in focus, relative to a cell's brightness (~1). Wide dim blobs (cells and debris above or
+    below the focal plane, blurred to 0.3-0.9 x the cell size) and small bright specks (dust, beads);
+    on the CTC Fluo-C2DL-MSC frames this structure is most of the background's variation at the model's
+    input. Some fields have neither."""
+    h, w = shape
+    ghosts = int(rng.poisson(rng.uniform(0.0, 1.5) * h * w / (5.0 * cell_size) ** 2))
+    wide = _spots(rng, shape, ghosts, rng.uniform(0.3, 0.9) * cell_size, (0.05, 0.4))
+    specks = int(rng.poisson(rng.uniform(0.0, 1.0) * h * w / 4000.0))
+    fine = _spots(rng, shape, specks, rng.uniform(0.6, 1.5), (0.3, 1.5))
+    return wide + fine
+
+
 def _fluorescence(maps, rng, cell_size):
     signal = maps.get("body", maps.get("membrane"))
     t, h, w = signal.shape
     sharp = blur(signal, _psf_sigma(rng, cell_size, 0.3))
     haze = blur(signal, max(3.0, 1.5 * cell_size)) * rng.uniform(0.0, 0.25)
-    auto = rng.uniform(0.02, 0.25) * (1.0 + rng.uniform(0.0, 0.3) * background_texture(rng, (h, w), 0.2 * cell_size + 2))
+    texture = rng.uniform(0.0, 0.8) * background_texture(rng, (h, w), 0.2 * cell_size + 2)
+    auto = rng.uniform(0.02, 0.25) * np.clip(1.0 + texture, 0.2, None)
+    clutter = out_of_focus_clutter(rng, (h, w), cell_size) if rng.random() < 0.7 else 0.0
     light = illumination(rng, (h, w), rng.uniform(0.0, 0.6))
-    expected = (sharp + haze + auto[None]) * light[None] * _flicker(rng, t, 0.01)
+    expected = (sharp + haze + (auto + clutter)[None]) * light[None] * _flicker(rng, t, 0.01)
     return expected, _log_uniform(rng, 15.0, 3000.0), rng.uniform(1.0, 12.0)
 
 

@@ -96,8 +96,9 @@ class _World:
             ecc = rng.uniform(1.0, 1.8)
             amp = rng.uniform(0.0, 0.06 if rng.random() < 0.7 else 0.14, len(HARMONICS)) / np.arange(1, 6) ** 0.5
             lobes = 0
-        else:  # whole cells: elongated, concave, with protrusions
-            ecc = math.exp(rng.uniform(0.0, math.log(3.5)))
+        else:  # whole cells: elongated, concave, with protrusions; a third spindle-shaped (fibroblasts, MSCs)
+            spindle = rng.random() < 0.35
+            ecc = math.exp(rng.uniform(math.log(3.5), math.log(10.0)) if spindle else rng.uniform(0.0, math.log(3.5)))
             amp = rng.uniform(0.0, 0.22, len(HARMONICS)) / np.arange(1, 6) ** 0.7
             lobes = int(rng.choice([0, 1, 2, 3], p=[0.35, 0.3, 0.2, 0.15]))
         cell = Blob(**common, a=r * math.sqrt(ecc), b=r / math.sqrt(ecc), amp=amp,
