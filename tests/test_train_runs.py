@@ -1,18 +1,21 @@
 """Training runs on lent machines: a wall-time limit that stops cleanly, the machine recorded per invocation,
 data workers that never touch CUDA, split/join of weights for small-file transfers, and (on CUDA only) a
-real training step on the GPU."""
+real training step on the GPU; the clip parts workers send, equal to the inference path's inputs."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from sam2_model.build import build_model, load_checkpoint
+from sam2_model.frames import UINT8_LIMITS, percentile_limits, to_model_input, to_unit
 from sam2_model.train.__main__ import main as train_main
 from sam2_model.train.__main__ import parse_args
-from sam2_model.train.data import MixedClips
+from sam2_model.train.data import (MixedClips, clip_from_parts, jittered_limits, masks_to_model_resolution,
+                                   mixed_clip_arrays, mixed_clip_parts)
 from sam2_model.train.loop import TrainSettings, train
 from sam2_model.train.machine import describe_machine
 from sam2_model.train.package import load_run, main as package_main, stage_record
@@ -73,11 +76,35 @@ def test_weights_and_packaged_stages_record_machine_data_and_wall_time(tmp_path)
     assert torch.equal(load_run(run)["model"]["no_mem_embed"], torch.load(run / "weights.pt")["model"]["no_mem_embed"])
 
 
-def test_data_workers_make_the_same_clips_as_the_training_process():
-    inline = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4)
-    pooled = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4, workers=1)
+def test_clip_parts_become_the_inference_inputs_bit_for_bit():
+    """Workers send grey inputs and bool masks; normalised in the training process they equal what
+    FrameSource's per-frame path (to_model_input) gives, and the masks the ground truth."""
+    for index in range(3):
+        seed = 4 * 1_000_003 + index
+        arrays = mixed_clip_arrays(seed, 3, (96, 96), 3, 12, 0.15)
+        parts = mixed_clip_parts(seed, 3, (96, 96), 3, 12, 0.15, 64, True)
+        if arrays is None:
+            assert parts is None
+            continue
+        image, masks = arrays
+        units, small_masks = parts
+        assert units.shape == (3, 1, 64, 64) and units.dtype == np.float32 and small_masks.dtype == bool
+        limits = jittered_limits(image, seed)
+        limits = limits if limits is not None else (UINT8_LIMITS if image.dtype == np.uint8 else percentile_limits(list(image)))
+        expected = torch.stack([to_model_input(to_unit(frame, limits), 64) for frame in image])
+        clip = clip_from_parts(parts)
+        assert torch.equal(clip.images, expected)
+        assert torch.equal(clip.masks, masks_to_model_resolution(masks, 64))
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_data_workers_make_the_same_clips_as_the_training_process(jitter):
+    """Workers make whole clips (model inputs, contrast jitter included), equal to those made in-process."""
+    inline = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4, contrast_jitter=jitter)
+    pooled = MixedClips(clip_len=2, image_size=64, max_objects=2, seed=4, workers=1, contrast_jitter=jitter)
     stream = iter(pooled)
-    for a, b in zip(inline, [next(stream) for _ in range(2)]):
+    for a, b in zip(inline, [next(stream) for _ in range(4)]):
+        assert a.images.shape == b.images.shape and a.images.dtype == torch.float32
         assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
     stream.close()  # ends the worker pool
 

@@ -109,8 +109,19 @@ def to_unit_rgb(frame: np.ndarray, limits: Optional[Tuple[float, float]]) -> np.
 
 
 def normalise(tensor: torch.Tensor) -> torch.Tensor:
-    """(1 or 3, S, S) in [0, 1] -> (3, S, S) ImageNet-normalised float32."""
-    return (tensor.expand(3, -1, -1) - IMAGENET_MEAN) / IMAGENET_STD
+    """(..., 1 or 3, S, S) in [0, 1] -> (..., 3, S, S) ImageNet-normalised float32."""
+    return (tensor.expand(*tensor.shape[:-3], 3, -1, -1) - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def resize_unit(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> torch.Tensor:
+    """(H, W) or (H, W, 3) float in [0, 1] -> (1 or 3, S, S) float32 in [0, 1], resized (antialiased):
+    :func:`to_model_input` before :func:`normalise`."""
+    array = np.ascontiguousarray(unit, dtype=np.float32)
+    tensor = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    if tensor.shape[-2:] != (image_size, image_size):
+        tensor = F.interpolate(tensor[None], size=(image_size, image_size), mode=mode, align_corners=False,
+                               antialias=True)[0].clamp_(0.0, 1.0)
+    return tensor
 
 
 def to_model_input(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> torch.Tensor:
@@ -119,12 +130,7 @@ def to_model_input(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> 
     Grey frames are resized once and repeated. ``mode="bilinear"`` matches ``SAM2ImagePredictor``'s
     torchvision ``Resize`` on float tensors; the video predictor's PIL resize is bicubic.
     """
-    array = np.ascontiguousarray(unit, dtype=np.float32)
-    tensor = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
-    if tensor.shape[-2:] != (image_size, image_size):
-        tensor = F.interpolate(tensor[None], size=(image_size, image_size), mode=mode, align_corners=False,
-                               antialias=True)[0].clamp_(0.0, 1.0)
-    return normalise(tensor)
+    return normalise(resize_unit(unit, image_size, mode))
 
 
 def uint8_to_model_input(frame: np.ndarray, image_size: int) -> torch.Tensor:

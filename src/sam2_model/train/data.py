@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation import lineage_masks  # the ground truth that training and evaluation share
-from ..frames import UINT8_LIMITS, percentile_limits, to_model_input, to_unit
+from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
 from ..synth import random_microscopy_timelapse
 from ..synthetic import make_timelapse
 
@@ -72,12 +72,18 @@ def jittered_limits(stack: np.ndarray, seed: int) -> Optional[Tuple[float, float
     return low - float(rng.uniform(*CONTRAST_JITTER_LIFT)) * (high - low), high
 
 
-def stack_to_model_inputs(stack: np.ndarray, image_size: int, limits: Optional[Tuple[float, float]] = None) -> torch.Tensor:
-    """(T, H, W) grey stack -> (T, 3, S, S) model inputs with stack-wide contrast limits (``limits``, or
-    0-255 for uint8 and the 0.5 / 99.8 percentiles otherwise, as at inference)."""
+def stack_to_unit_inputs(stack: np.ndarray, image_size: int, limits: Optional[Tuple[float, float]] = None) -> torch.Tensor:
+    """(T, H, W) grey stack -> (T, 1, S, S) float32 in [0, 1], resized, with stack-wide contrast limits
+    (``limits``, or 0-255 for uint8 and the 0.5 / 99.8 percentiles otherwise, as at inference): the model
+    inputs before :func:`sam2_model.frames.normalise`."""
     if limits is None:
         limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack))
-    return torch.stack([to_model_input(to_unit(frame, limits), image_size) for frame in stack])
+    return torch.stack([resize_unit(to_unit(frame, limits), image_size) for frame in stack])
+
+
+def stack_to_model_inputs(stack: np.ndarray, image_size: int, limits: Optional[Tuple[float, float]] = None) -> torch.Tensor:
+    """(T, H, W) grey stack -> (T, 3, S, S) model inputs (:func:`stack_to_unit_inputs`, normalised)."""
+    return normalise(stack_to_unit_inputs(stack, image_size, limits))
 
 
 def masks_to_model_resolution(masks: np.ndarray, image_size: int) -> torch.Tensor:
@@ -254,6 +260,30 @@ def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_obje
     return movie.image, lineage_masks(movie.labels, obj_ids, movie.parents)
 
 
+def mixed_clip_parts(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,
+                     nuclei_fraction: float, image_size: int,
+                     contrast_jitter: bool) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """One :class:`MixedClips` clip nearly ready for training, a pure function of its arguments: the arrays
+    of :func:`mixed_clip_arrays` as (T, 1, S, S) float32 grey inputs in [0, 1] (:func:`stack_to_unit_inputs`;
+    jittered limits when ``contrast_jitter``) and (T, N, S, S) bool masks; None when frame 0 has no usable
+    object. Worker processes do all of this and send these parts (about a quarter of a :class:`Clip`'s bytes,
+    as numpy arrays pickled through the pool's pipe), so the training process only normalises
+    (:func:`clip_from_parts`) and its CPU threads stay free."""
+    arrays = mixed_clip_arrays(seed, clip_len, shape, max_objects, min_area, nuclei_fraction)
+    if arrays is None:
+        return None
+    image, masks = arrays
+    limits = jittered_limits(image, seed) if contrast_jitter else None
+    units = stack_to_unit_inputs(image, image_size, limits).numpy()
+    return units, (masks_to_model_resolution(masks, image_size) > 0.5).numpy()
+
+
+def clip_from_parts(parts: Tuple[np.ndarray, np.ndarray]) -> Clip:
+    """(grey inputs, bool masks) of :func:`mixed_clip_parts` -> the :class:`Clip` (normalised inputs, float masks)."""
+    units, masks = parts
+    return Clip(normalise(torch.from_numpy(units)), torch.from_numpy(masks).to(torch.float32))
+
+
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -306,35 +336,26 @@ class MixedClips(_SeededClipStream):
 
     def _arguments(self, index: int) -> tuple:
         return (self.clip_seed(index), self.clip_len, self.shape, self.max_objects, self.min_area,
-                self.nuclei_fraction)
-
-    def _to_clip(self, arrays: Optional[Tuple[np.ndarray, np.ndarray]], index: int) -> Optional[Clip]:
-        if arrays is None:
-            return None
-        image, masks = arrays
-        limits = jittered_limits(image, self.clip_seed(index)) if self.contrast_jitter else None
-        return Clip(stack_to_model_inputs(image, self.image_size, limits), masks_to_model_resolution(masks, self.image_size))
+                self.nuclei_fraction, self.image_size, self.contrast_jitter)
 
     def __iter__(self) -> Iterator[Clip]:
         if self.workers == 0:
             while True:
-                arrays = mixed_clip_arrays(*self._arguments(self.index))
+                parts = mixed_clip_parts(*self._arguments(self.index))
                 self.index += 1
-                clip = self._to_clip(arrays, self.index - 1)
-                if clip is not None:
-                    yield clip
+                if parts is not None:
+                    yield clip_from_parts(parts)
         pool = _worker_pool(self.workers)
         try:
             pending: "collections.deque" = collections.deque()
             ahead = self.index
             while True:
                 while len(pending) < 2 * self.workers:
-                    pending.append(pool.apply_async(mixed_clip_arrays, self._arguments(ahead)))
+                    pending.append(pool.apply_async(mixed_clip_parts, self._arguments(ahead)))
                     ahead += 1
-                arrays = pending.popleft().get()
+                parts = pending.popleft().get()
                 self.index += 1
-                clip = self._to_clip(arrays, self.index - 1)
-                if clip is not None:
-                    yield clip
+                if parts is not None:
+                    yield clip_from_parts(parts)
         finally:
             pool.terminate()
