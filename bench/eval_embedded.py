@@ -11,7 +11,9 @@ For each weights file (the baseline first, when given), on the CPU:
   figures in ``demo.json``; goals >= 0.85 and >= 0.75);
 * MSC zero-shot IoU: one click per cell on frame 0 of ``../shared/data/ctc-msc`` (never trained on), tracked
   through all frames, IoU with the segmentation ground truth (``bench/real_data_demo.py``'s
-  :func:`msc_iou`; goal >= 0.5); skipped with a note when the data is absent;
+  :func:`msc_iou`; goal >= 0.5), with a 95 % bootstrap interval over the clicked cells and, beside a baseline,
+  the interval of the paired difference (:mod:`sam2_model.confidence`: only 9 cells are scored, so read a
+  change as real only when that interval excludes 0); skipped with a note when the data is absent;
 * held-out synthetic mix: one-click IoU and 8-frame tracked J&F on every kind of the training mix (fluorescence,
   phase contrast, brightfield, DIC; nuclei, cells, rods; natural-image-like clips), weighted as in the mix, per kind
   and by object size (:func:`sam2_model.mix_evaluation.mix_quality`; no goal: it says where a model stands
@@ -41,6 +43,7 @@ from real_data_demo import DATA as MSC_DATA
 from real_data_demo import msc_available, msc_iou
 
 from sam2_model import build_model
+from sam2_model.confidence import group_bootstrap_interval
 from sam2_model.evaluation import one_click_iou, propagation_frames_per_second, propagation_j_and_f
 from sam2_model.mix_evaluation import mix_quality
 
@@ -81,6 +84,8 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
             score = msc_iou(model, msc_data)
             result["msc_iou"], result["msc_iou_frames_24_on"] = round(score.overall, 4), round(score.held_out, 4)
             result["msc_cell_frames"] = score.cell_frames
+            result["msc_per_cell"] = {str(cell): [round(v, 5) for v in values] for cell, values in score.per_cell.items()}
+            result["msc_iou_interval"] = [round(v, 4) for v in group_bootstrap_interval(list(score.per_cell.values()))]
             result["seconds"]["msc"] = round(time.perf_counter() - start, 1)
         else:
             result["msc_note"] = f"no MSC data at {msc_data}: not measured"
@@ -98,14 +103,40 @@ def _cell(value: Any, goal: Optional[float]) -> str:
     return f"{value:.3f}{mark}" if isinstance(value, float) and value < 10 else f"{value}{mark}"
 
 
+def add_msc_differences(results: List[Dict[str, Any]]) -> None:
+    """Beside a baseline (the first result): each other result's MSC IoU minus the baseline's, with the 95 %
+    interval of that difference over the same cells resampled for both (``msc_difference``)."""
+    base = results[0].get("msc_per_cell") if results and results[0].get("label") == "baseline" else None
+    if not base:
+        return
+    for result in results[1:]:
+        cells = result.get("msc_per_cell")
+        if not cells or sorted(cells) != sorted(base):
+            continue
+        order = sorted(base)
+        low, high = group_bootstrap_interval([cells[c] for c in order], baseline=[base[c] for c in order])
+        result["msc_difference"] = {"value": round(result["msc_iou"] - results[0]["msc_iou"], 4),
+                                    "interval": [round(low, 4), round(high, 4)]}
+
+
+def _interval(result: Dict[str, Any], key: str) -> str:
+    if key == "msc_iou_interval" and result.get(key):
+        return "{:.3f}-{:.3f}".format(*result[key])
+    if key == "msc_difference" and result.get(key):
+        d = result[key]
+        return "{:+.3f} ({:+.3f}, {:+.3f})".format(d["value"], *d["interval"])
+    return "-"
+
+
 def table(results: List[Dict[str, Any]]) -> str:
     """A side-by-side text table: one row per measure, one column per weights file (ok/NO against the goal)."""
     rows = [("one-click IoU (synthetic, >= 0.85)", "one_click_iou"), ("30-frame J&F (synthetic, >= 0.75)", "j_and_f_30"),
             ("mix one-click IoU (held-out)", "mix_one_click_iou"), ("mix 8-frame J&F (held-out)", "mix_j_and_f"),
-            ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
+            ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("  95 % interval over cells", "msc_iou_interval"),
+            ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
     names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
-    width = max(14, *(len(n) for n in names))
+    width = max(24, *(len(n) for n in names))
     lines = ["measure".ljust(36) + "".join(n.rjust(width + 2) for n in names)]
     for title, key in rows:
         cells = []
@@ -114,6 +145,8 @@ def table(results: List[Dict[str, Any]]) -> str:
                 training = r.get("training", {})
                 value = training.get("steps") if "steps" in title else training.get("wall_seconds", training.get("train_seconds"))
                 cells.append("-" if value is None else str(value))
+            elif key in ("msc_iou_interval", "msc_difference"):
+                cells.append(_interval(r, key))
             else:
                 cells.append(_cell(r.get(key), GOALS.get(key)))
         lines.append(title.ljust(36) + "".join(c.rjust(width + 2) for c in cells))
@@ -145,6 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             result["label"] = "baseline"
         results.append(result)
         print(f"{path}: done in {time.perf_counter() - started:.0f} s {result['seconds']}", flush=True)
+    add_msc_differences(results)
     report = {"torch_threads": torch.get_num_threads(), "goals": GOALS, "results": results}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for result in results:

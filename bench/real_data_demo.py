@@ -36,7 +36,8 @@ DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-ms
 @dataclass
 class MscScore:
     """Zero-shot IoU on the MSC time-lapse: ``overall`` over all scored cell-frames, ``held_out`` over frames
-    >= ``held_out_from``; per_frame: {frame: (mean IoU, cells scored)}; seconds: clicks and tracking."""
+    >= ``held_out_from``; per_frame: {frame: (mean IoU, cells scored)}; per_cell: {clicked cell id: its IoU on
+    each scored frame} (for intervals over cells, :mod:`sam2_model.confidence`); seconds: clicks and tracking."""
 
     overall: float
     held_out: float
@@ -46,6 +47,7 @@ class MscScore:
     image_shape: Tuple[int, ...]
     seconds: float
     per_frame: Dict[int, Tuple[float, int]] = field(default_factory=dict)
+    per_cell: Dict[int, Tuple[float, ...]] = field(default_factory=dict)
 
 
 def msc_available(data: pathlib.Path = DATA) -> bool:
@@ -72,6 +74,7 @@ def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24
     scores: List[float] = []
     held_out: List[float] = []
     per_frame: Dict[int, Tuple[float, int]] = {}
+    per_cell: Dict[int, List[float]] = {}
     for t, truth in sorted(seg.items()):
         frame_scores = []
         for obj_id in ids:
@@ -83,13 +86,15 @@ def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24
             if overlap.max() == 0:
                 continue
             frame_scores.append(region_similarity(labels[t] == obj_id, truth == int(np.argmax(overlap))))
+            per_cell.setdefault(obj_id, []).append(frame_scores[-1])
         if frame_scores:
             scores.extend(frame_scores)
             if t >= held_out_from:
                 held_out.extend(frame_scores)
             per_frame[t] = (float(np.mean(frame_scores)), len(frame_scores))
     return MscScore(float(np.mean(scores)), float(np.mean(held_out)) if held_out else float("nan"), held_out_from,
-                    len(scores), len(ids), tuple(stack.shape), seconds, per_frame)
+                    len(scores), len(ids), tuple(stack.shape), seconds, per_frame,
+                    {obj_id: tuple(values) for obj_id, values in per_cell.items()})
 
 
 def main() -> None:
