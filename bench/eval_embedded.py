@@ -12,7 +12,7 @@ For each weights file (the baseline first, when given), on the CPU:
 * MSC zero-shot IoU: one click per cell on frame 0 of ``../shared/data/ctc-msc`` (never trained on), tracked
   through all frames, IoU with the segmentation ground truth (``bench/real_data_demo.py``'s
   :func:`msc_iou`; goal >= 0.5), with a 95 % bootstrap interval over the clicked cells and, beside a baseline,
-  the interval of the paired difference (:mod:`sam2_model.confidence`: only 9 cells are scored, so read a
+  the interval of the paired difference (:mod:`sam2_model.confidence`: only 8 cells are scored, so read a
   change as real only when that interval excludes 0); skipped with a note when the data is absent;
 * held-out synthetic mix: one-click IoU and 8-frame tracked J&F on every kind of the training mix (fluorescence,
   phase contrast, brightfield, DIC; nuclei, cells, rods; natural-image-like clips), weighted as in the mix, per kind

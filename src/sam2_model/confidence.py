@@ -1,7 +1,7 @@
 """How sure a mean over a few objects is: percentile bootstrap intervals that resample whole objects.
 
 A tracked cell's IoUs on successive frames are not independent draws (a cell lost on frame 5 stays lost), so
-a figure such as the MSC zero-shot IoU (9 cells, 112 cell-frames) is only as certain as its cells are many.
+a figure such as the MSC zero-shot IoU (8 scored cells, 84 cell-frames) is only as certain as its cells are many.
 :func:`group_bootstrap_interval` resamples the groups (cells) with replacement and recomputes the mean over
 all their values, so it says how far the figure could move with other cells of the same kind; given the same
 groups scored for a baseline, it gives the interval of the paired difference, which is what decides whether
