@@ -170,6 +170,16 @@ def test_sparse_fluorescence_fields_have_a_structured_background():
                                       cell_type="cells", stain="cytoplasm", density=0.05, cell_size=15.0)
         ratios.append(_background_structure(m.image[0], m.labels[0]))
     assert np.median(ratios) > 0.6 and min(ratios) < 0.5, ratios  # most fields structured, some clean
+    settings = dict(shape=(256, 256), num_frames=1, modality="fluorescence", cell_type="cells", stain="cytoplasm",
+                    density=0.05, cell_size=15.0)
+    clean, cluttered = [], []
+    for seed in range(5000, 5008):  # clutter=False / True switch it off / on (the noise that follows differs)
+        a = make_microscopy_timelapse(seed, clutter=False, **settings)
+        b = make_microscopy_timelapse(seed, clutter=True, **settings)
+        np.testing.assert_array_equal(a.labels, b.labels)  # clutter is never labelled
+        clean.append(_background_structure(a.image[0], a.labels[0]))
+        cluttered.append(_background_structure(b.image[0], b.labels[0]))
+    assert np.median(cluttered) > np.median(clean) + 0.2, (clean, cluttered)
 
 
 def test_out_of_focus_clutter_is_static_unlabelled_and_in_range():
@@ -288,7 +298,7 @@ def test_random_mix_draws_the_documented_weights_and_valid_clips():
 
 
 @pytest.mark.parametrize("kwargs,word", [
-    (dict(modality="confocal"), "modality"), (dict(cell_type="yeast"), "cell_type"),
+    (dict(modality="confocal"), "modality"), (dict(clutter="yes"), "clutter"), (dict(cell_type="yeast"), "cell_type"),
     (dict(cell_type="rods", stain="nuclear"), "stain"), (dict(dtype="float32"), "dtype"),
     (dict(shape=(16, 128)), "shape"), (dict(cell_size=200.0), "cell_size"), (dict(density=0.0), "density"),
     (dict(num_frames=0), "num_frames"), (dict(overlap=0.9), "overlap"), (dict(speed=-0.1), "speed"),

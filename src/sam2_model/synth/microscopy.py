@@ -58,7 +58,8 @@ SHAPE_CHANGE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (1.0, 2.0), "ce
 _DEFAULT_STAIN = {"nuclei": "nuclear", "cells": "cytoplasm", "rods": "cytoplasm"}
 
 
-def _check(modality: str, cell_type: str, stain: Optional[str], dtype: str, shape, num_frames: int) -> None:
+def _check(modality: str, cell_type: str, stain: Optional[str], dtype: str, shape, num_frames: int,
+           clutter: Optional[bool] = None) -> None:
     if modality not in MODALITIES + ("natural",):
         raise ValueError(f"modality must be one of {MODALITIES + ('natural',)}, got {modality!r}")
     if modality != "natural" and cell_type not in CELL_TYPES:
@@ -74,6 +75,8 @@ def _check(modality: str, cell_type: str, stain: Optional[str], dtype: str, shap
         raise ValueError(f"shape must be (H, W) with both at least 32, got {tuple(shape)}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if clutter is not None and not isinstance(clutter, (bool, np.bool_)):
+        raise ValueError(f"clutter must be True, False or None (drawn), got {clutter!r}")
 
 
 def make_microscopy_timelapse(
@@ -90,6 +93,7 @@ def make_microscopy_timelapse(
     enter_leave: bool = True,
     overlap: Optional[float] = None,
     debris: Optional[int] = None,
+    clutter: Optional[bool] = None,
     speed: Optional[float] = None,
     shape_change: Optional[float] = None,
 ) -> SyntheticTimelapse:
@@ -101,6 +105,7 @@ def make_microscopy_timelapse(
     cell_size: typical object length in px (diameter; rods tip to tip); None: drawn log-uniformly from
     CELL_SIZE_RANGES (capped at 0.45 x the shorter side). density: fraction of the field covered at the start; None: drawn. overlap:
     tolerated overlap of touching cells (0..0.5); None: drawn. debris: unlabelled particles; None: drawn.
+    clutter (fluorescence): static out-of-focus objects and specks beside the cells; None: drawn (70 %).
     speed: random-walk step as a fraction of the cell radius per frame (0..2; a cell moves ~0.6 x speed of its
     diameter per frame); None: drawn log-uniformly from SPEED_RANGE. shape_change: >= 0, how fast blobs turn
     and change outline (1: slowly, 4: protrusions come and go within frames); None: drawn from
@@ -109,7 +114,7 @@ def make_microscopy_timelapse(
     daughter's first frame follows its mother's last). Deterministic for a given seed.
     """
     shape = (int(shape[0]), int(shape[1]))
-    _check(modality, cell_type, stain, dtype, shape, num_frames)
+    _check(modality, cell_type, stain, dtype, shape, num_frames, clutter)
     rng = np.random.default_rng(seed)
     if modality == "natural":
         image, labels, parents = make_natural_clip(rng, shape, num_frames)
@@ -149,7 +154,7 @@ def make_microscopy_timelapse(
     )
     needs = maps_needed(modality, stain) if modality == "fluorescence" else maps_needed(modality, "")
     population = simulate(rng, shape, num_frames, settings, needs)
-    expected, photons, read_noise = form_image(modality, population.maps, rng, float(cell_size))
+    expected, photons, read_noise = form_image(modality, population.maps, rng, float(cell_size), clutter)
     image = acquire(rng, expected, photons, dtype, read_noise, offset=float(rng.uniform(50.0, 500.0)))
     return SyntheticTimelapse(image=image, labels=population.labels, parents=population.parents)
 

@@ -19,7 +19,7 @@ photon count per unit of it, and the camera's read noise in ADU, ready for :func
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -80,16 +80,17 @@ def out_of_focus_clutter(rng: np.random.Generator, shape: Tuple[int, int], cell_
     return wide + fine
 
 
-def _fluorescence(maps, rng, cell_size):
+def _fluorescence(maps, rng, cell_size, clutter=None):
     signal = maps.get("body", maps.get("membrane"))
     t, h, w = signal.shape
     sharp = blur(signal, _psf_sigma(rng, cell_size, 0.3))
     haze = blur(signal, max(3.0, 1.5 * cell_size)) * rng.uniform(0.0, 0.25)
     texture = rng.uniform(0.0, 0.8) * background_texture(rng, (h, w), 0.2 * cell_size + 2)
     auto = rng.uniform(0.02, 0.25) * np.clip(1.0 + texture, 0.2, None)
-    clutter = out_of_focus_clutter(rng, (h, w), cell_size) if rng.random() < 0.7 else 0.0
+    drawn = rng.random() < 0.7
+    stray = out_of_focus_clutter(rng, (h, w), cell_size) if (drawn if clutter is None else clutter) else 0.0
     light = illumination(rng, (h, w), rng.uniform(0.0, 0.6))
-    expected = (sharp + haze + (auto + clutter)[None]) * light[None] * _flicker(rng, t, 0.01)
+    expected = (sharp + haze + (auto + stray)[None]) * light[None] * _flicker(rng, t, 0.01)
     return expected, _log_uniform(rng, 15.0, 3000.0), rng.uniform(1.0, 12.0)
 
 
@@ -99,7 +100,7 @@ def _transmitted_background(rng, shape, cell_size):
     return illumination(rng, (h, w), rng.uniform(0.0, 0.4)) * (1.0 + texture)
 
 
-def _phase(maps, rng, cell_size):
+def _phase(maps, rng, cell_size, clutter=None):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.2))
@@ -112,7 +113,7 @@ def _phase(maps, rng, cell_size):
     return expected * _flicker(rng, t, 0.005), _log_uniform(rng, 200.0, 20000.0), rng.uniform(2.0, 20.0)
 
 
-def _brightfield(maps, rng, cell_size):
+def _brightfield(maps, rng, cell_size, clutter=None):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.5))
@@ -124,7 +125,7 @@ def _brightfield(maps, rng, cell_size):
     return expected * _flicker(rng, t, 0.005), _log_uniform(rng, 300.0, 20000.0), rng.uniform(2.0, 20.0)
 
 
-def _dic(maps, rng, cell_size):
+def _dic(maps, rng, cell_size, clutter=None):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.2) + 0.5)
@@ -139,8 +140,10 @@ _FORMERS = {"fluorescence": _fluorescence, "phase": _phase, "brightfield": _brig
 
 
 def form_image(modality: str, maps: Dict[str, np.ndarray], rng: np.random.Generator,
-               cell_size: float) -> Tuple[np.ndarray, float, float]:
-    """(expected (T, H, W) float32, photons per unit, read noise in ADU) for ``modality``."""
+               cell_size: float, clutter: Optional[bool] = None) -> Tuple[np.ndarray, float, float]:
+    """(expected (T, H, W) float32, photons per unit, read noise in ADU) for ``modality``. ``clutter``
+    (fluorescence only): out-of-focus objects and specks (:func:`out_of_focus_clutter`) or not; None: drawn
+    (70 %). The random stream is the same either way up to the clutter itself."""
     if modality not in _FORMERS:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    return _FORMERS[modality](maps, rng, cell_size)
+    return _FORMERS[modality](maps, rng, cell_size, clutter)
