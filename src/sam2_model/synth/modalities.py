@@ -100,7 +100,7 @@ def _transmitted_background(rng, shape, cell_size):
     return illumination(rng, (h, w), rng.uniform(0.0, 0.4)) * (1.0 + texture)
 
 
-def _phase(maps, rng, cell_size, clutter=None):
+def _phase(maps, rng, cell_size):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.2))
@@ -113,7 +113,7 @@ def _phase(maps, rng, cell_size, clutter=None):
     return expected * _flicker(rng, t, 0.005), _log_uniform(rng, 200.0, 20000.0), rng.uniform(2.0, 20.0)
 
 
-def _brightfield(maps, rng, cell_size, clutter=None):
+def _brightfield(maps, rng, cell_size):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.5))
@@ -125,7 +125,7 @@ def _brightfield(maps, rng, cell_size, clutter=None):
     return expected * _flicker(rng, t, 0.005), _log_uniform(rng, 300.0, 20000.0), rng.uniform(2.0, 20.0)
 
 
-def _dic(maps, rng, cell_size, clutter=None):
+def _dic(maps, rng, cell_size):
     opl = maps["opl"]
     t, h, w = opl.shape
     phi = blur(opl, _psf_sigma(rng, cell_size, 0.2) + 0.5)
@@ -146,4 +146,6 @@ def form_image(modality: str, maps: Dict[str, np.ndarray], rng: np.random.Genera
     (70 %). The random stream is the same either way up to the clutter itself."""
     if modality not in _FORMERS:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    return _FORMERS[modality](maps, rng, cell_size, clutter)
+    if modality == "fluorescence":
+        return _fluorescence(maps, rng, cell_size, clutter)
+    return _FORMERS[modality](maps, rng, cell_size)

@@ -275,7 +275,9 @@ def mixed_clip_parts(seed: int, clip_len: int, shape: Tuple[int, int], max_objec
     image, masks = arrays
     limits = jittered_limits(image, seed) if contrast_jitter else None
     units = stack_to_unit_inputs(image, image_size, limits).numpy()
-    return units, (masks_to_model_resolution(masks, image_size) > 0.5).numpy()
+    if masks.shape[-2:] != (image_size, image_size):  # (clips are usually made at the input size already)
+        masks = (masks_to_model_resolution(masks, image_size) > 0.5).numpy()
+    return units, masks
 
 
 def clip_from_parts(parts: Tuple[np.ndarray, np.ndarray]) -> Clip:
