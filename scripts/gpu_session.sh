@@ -52,9 +52,9 @@ if [ "$MODE" = all ]; then
 fi
 RUN=/tmp/gpu_mix_run
 TRAIN_LIMIT=$(( $(left) - 25 ))
-stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init src/sam2_model/weights/demo.pt \
+stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init "${INIT:-src/sam2_model/weights/demo.pt}" \
     --data mix --image-size 256 --alternate-image-size 512 --data-workers 7 --clip-len 8 --clips-per-step 4 \
-    --steps 600 --lr 5e-5 --warmup-steps 20 --seed 23 --contrast-jitter yes \
+    --steps 600 --lr 5e-5 --warmup-steps 20 --seed "${SEED:-23}" --contrast-jitter yes \
     --save-every 100 --time-limit "$TRAIN_LIMIT"
 if [ -f "$RUN/weights.pt" ]; then
   cp "$RUN/weights.pt" "$OUT/weights.pt" && "$PY" -m sam2_model.train.package --split "$OUT/weights.pt" >>"$LOG" 2>&1 \

@@ -120,8 +120,7 @@ def test_split_and_join_round_trip_and_refuse_bad_parts(tmp_path, capsys):
     parts = sorted(tmp_path.glob("weights.pt.0*"))
     assert [p.name for p in parts] == ["weights.pt.001", "weights.pt.002", "weights.pt.003"]
     assert all(p.stat().st_size <= 4000 for p in parts)
-    out = tmp_path / "back" / "weights.pt"
-    out.parent.mkdir()
+    out = tmp_path / "back" / "weights.pt"  # a folder that does not exist yet is made
     assert package_main(["--join", *map(str, parts), "--out", str(out)]) == 0
     assert out.read_bytes() == payload and "checked" in capsys.readouterr().out
     assert package_main(["--join", str(parts[1]), str(parts[0]), str(parts[2]), "--out", str(tmp_path / "x.pt")]) == 2

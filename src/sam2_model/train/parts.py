@@ -72,7 +72,8 @@ def _find_manifest(parts: Sequence[Path]) -> Optional[Path]:
 
 
 def join_files(parts: Sequence[Path], output: Path, manifest: Optional[Path] = None) -> Dict[str, object]:
-    """Concatenate ``parts`` (in the given order) into ``output``, written atomically.
+    """Concatenate ``parts`` (in the given order) into ``output`` (its folder made when missing), written
+    atomically.
 
     The result is checked against ``manifest`` (default: the one :func:`split_file` wrote beside the
     parts); a wrong size or digest raises ValueError and leaves no output. Returns a summary: bytes,
@@ -87,6 +88,7 @@ def join_files(parts: Sequence[Path], output: Path, manifest: Optional[Path] = N
     manifest = Path(manifest) if manifest is not None else _find_manifest(parts)
     expected = json.loads(manifest.read_text()) if manifest is not None else None
     output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     digest, size = hashlib.sha256(), 0
     with tmp.open("wb") as handle:
