@@ -49,3 +49,22 @@ def test_paired_difference_sees_a_consistent_small_gain_that_unpaired_intervals_
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         group_bootstrap_interval(**kwargs)
+
+
+def test_eval_embedded_pairs_each_candidate_with_the_baseline_cell_by_cell(monkeypatch):
+    """bench/eval_embedded.py's paired MSC difference: a candidate better by 0.1 on every cell gets +0.1 with an
+    interval of exactly +0.1 (every resample shifts by the same); one scored on other cells gets none."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    eval_embedded = importlib.import_module("eval_embedded")
+    baseline = {"label": "baseline", "msc_iou": 0.4, "msc_per_cell": {"1": [0.5, 0.5], "2": [0.3, 0.2, 0.4]}}
+    better = {"weights": "better.pt", "msc_iou": 0.5, "msc_per_cell": {"1": [0.6, 0.6], "2": [0.4, 0.3, 0.5]}}
+    other_cells = {"weights": "other.pt", "msc_iou": 0.5, "msc_per_cell": {"1": [0.6, 0.6], "3": [0.4]}}
+    results = [baseline, better, other_cells]
+    eval_embedded.add_msc_differences(results)
+    assert better["msc_difference"]["value"] == pytest.approx(0.1)
+    assert better["msc_difference"]["interval"] == pytest.approx([0.1, 0.1])
+    assert "msc_difference" not in other_cells and "msc_difference" not in baseline
+    assert "+0.100 (+0.100, +0.100)" in eval_embedded.table(results)
