@@ -17,6 +17,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -231,6 +232,10 @@ def describe_training_data(settings: Mapping[str, Any]) -> str:
     """What a run trained on, from its settings (a TrainSettings as a dict; older runs lack some keys)."""
     if settings.get("stack"):
         return f"user stack {settings['stack']} with labels {settings.get('labels')}"
+    if settings.get("average_of"):  # sam2_model.train.average: no data, a mix of earlier weights
+        names = [Path(p).parent.name if Path(p).name == "weights.pt" else Path(p).name for p in settings["average_of"]]
+        parts = ", ".join(f"{w:g} x {name}" for name, w in zip(names, settings.get("average_weights") or []))
+        return f"no training: parameter average of {parts}"
     kind = settings.get("data") or "nuclei"
     described = TRAINING_DATA.get(kind, kind)
     if settings.get("contrast_jitter"):

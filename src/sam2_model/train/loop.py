@@ -171,7 +171,8 @@ def make_clips(
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
 
 
-def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
+def atomic_save(payload: Dict[str, Any], path: Path) -> None:
+    """torch.save ``payload`` to ``path`` through a temporary file, so a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -180,7 +181,7 @@ def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
 def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write ``{"model": state_dict}`` (float32, the official layout) and, if given, ``path``.json metadata."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    _atomic_save({"model": state}, path)
+    atomic_save({"model": state}, path)
     if metadata is not None:
         path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
 
@@ -299,7 +300,7 @@ def train(
     def save_checkpoint() -> None:
         session.update(end_step=step, train_seconds=round(elapsed - session_start_seconds, 2),
                        wall_seconds=round(time.perf_counter() - invoked, 2))
-        _atomic_save({
+        atomic_save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
             "alternate_clip_position": None if alternate_source is None else alternate_source.position(),
