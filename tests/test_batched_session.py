@@ -56,7 +56,10 @@ def assert_close(batched, single):
     worst = max(float(np.abs(a - b).max()) for (_, _, a), (_, _, b) in zip(batched, single))
     differing = max(float(((a > 0) != (b > 0)).mean()) for (_, _, a), (_, _, b) in zip(batched, single))
     print(f"batched vs per object: max |logit diff| {worst:.1e}, differing pixels {differing:.4%}")
-    assert worst <= 1e-3 and differing <= 1e-4
+    # Batched matmuls round differently from one-object ones (~1e-6), and the bfloat16 memory bank amplifies
+    # that over frames (README, Correctness): 1e-4 to 1e-3 with the weights shipped until 2026-12-04's evening,
+    # up to 7e-3 with today's; no mask pixel has flipped with either.
+    assert worst <= 1e-2 and differing <= 1e-4
 
 
 @pytest.mark.parametrize("options", [{}, dict(corrections_as_conditioning=True, clear_memory_around_corrections=True,
