@@ -24,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 
+from ..build import read_state_dict
 from .loop import atomic_save
 
 
@@ -72,12 +73,7 @@ def average_files(paths: Sequence[Path], output: Path, weights: Optional[Sequenc
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ValueError(f"these weights files do not exist: {', '.join(missing)}")
-    states = []
-    for path in paths:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
-            raise ValueError(f"{path} is not a weights file of the form {{'model': state_dict}}")
-        states.append(loaded["model"])
+    states = [read_state_dict(path) for path in paths]  # CheckpointError (a ValueError) names a bad file
     used = [1.0 / len(paths)] * len(paths) if weights is None else [float(w) for w in weights]
     averaged = average_state_dicts(states, used)
     output = Path(output)
