@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2_model.synth import (CELL_SIZE_RANGES, MIX, draw_microscopy_settings, make_microscopy_timelapse,
+from sam2_model.synth import (CELL_SIZE_RANGES, MIX, draw_jump_rate, draw_microscopy_settings, make_microscopy_timelapse,
                               random_microscopy_timelapse)
 from sam2_model.synthetic import SyntheticTimelapse
 from sam2_model.train.data import MixedClips, SyntheticClips
@@ -25,9 +25,10 @@ def _movie(modality, cell_type, stain=None, seed=3, shape=(128, 128), frames=6, 
 
 @pytest.mark.parametrize("modality,cell_type,stain", KINDS + [("natural", "nuclei", None)])
 def test_deterministic_valid_and_consistent(modality, cell_type, stain):
-    a = _movie(modality, cell_type, stain)
-    b = _movie(modality, cell_type, stain)
-    c = _movie(modality, cell_type, stain, seed=4)
+    still = {} if modality == "natural" else {"jump_rate": 0.0}  # leaps are checked in test_far_leaps
+    a = _movie(modality, cell_type, stain, **still)
+    b = _movie(modality, cell_type, stain, **still)
+    c = _movie(modality, cell_type, stain, seed=4, **still)
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.parents == b.parents
@@ -60,6 +61,41 @@ def test_deterministic_valid_and_consistent(modality, cell_type, stain):
         first = min(t for t, ids in enumerate(present) if child in ids)
         last = max(t for t, ids in enumerate(present) if parent in ids)
         assert child > parent and first == last + 1, (child, parent, first, last)
+
+
+def _centre_steps(labels: np.ndarray) -> np.ndarray:
+    """Frame-to-frame centre displacement of every cell present on both frames, in its diameters."""
+    steps = []
+    for t in range(len(labels) - 1):
+        both = sorted((set(np.unique(labels[t]).tolist()) & set(np.unique(labels[t + 1]).tolist())) - {0})
+        if not both:
+            continue
+        c0 = np.array(ndimage.center_of_mass(np.ones_like(labels[t]), labels[t], both))
+        c1 = np.array(ndimage.center_of_mass(np.ones_like(labels[t]), labels[t + 1], both))
+        diameter = 2 * np.sqrt(np.bincount(labels[t].ravel())[both] / np.pi)
+        steps.extend(np.hypot(*(c1 - c0).T) / diameter)
+    return np.array(steps)
+
+
+def test_far_leaps():
+    kw = dict(modality="fluorescence", cell_type="cells", stain="cytoplasm", shape=(192, 192), frames=10,
+              cell_size=20.0, density=0.05, speed=0.05, divisions=False, enter_leave=False)
+    calm, leaping = _movie(seed=5, jump_rate=0.0, **kw), _movie(seed=5, jump_rate=0.3, **kw)
+    assert _centre_steps(calm.labels).max() < 0.5
+    far = _centre_steps(leaping.labels)
+    assert (far > 0.9).sum() >= 3 and far.max() < 3.0  # leaps of 1 to 2.5 diameters (cells near a border clip)
+    # leaps draw from their own stream: the first frame, and a clip drawn without leaps, are unchanged
+    np.testing.assert_array_equal(calm.labels[0], leaping.labels[0])
+    drawn = [seed for seed in range(40) if draw_jump_rate(seed, "cells") == 0.0]
+    assert 0.5 < len(drawn) / 40 < 0.9  # JUMP_SHARE of the clips leap
+    seed = drawn[0]
+    np.testing.assert_array_equal(_movie(seed=seed, jump_rate=None, **kw).image,
+                                  _movie(seed=seed, jump_rate=0.0, **kw).image)
+    assert all(draw_jump_rate(s, "rods") == 0.0 for s in range(20))
+    with pytest.raises(ValueError, match="rods"):
+        _movie("phase", "rods", jump_rate=0.1)
+    with pytest.raises(ValueError, match="jump_rate must be in"):
+        _movie("phase", "cells", jump_rate=1.5)
 
 
 def test_divisions_and_rod_growth():

@@ -6,10 +6,10 @@ formation), ``optics`` (blur, illumination, camera noise), ``natural`` (natural-
 ``microscopy`` (the public generator and the training mix).
 """
 
-from .microscopy import (CELL_SIZE_RANGES, MIX, SHAPE_CHANGE_RANGES, SPEED_RANGE, draw_microscopy_settings,
-                         make_microscopy_timelapse, random_microscopy_timelapse)
+from .microscopy import (CELL_SIZE_RANGES, JUMP_RATE_RANGE, JUMP_SHARE, MIX, SHAPE_CHANGE_RANGES, SPEED_RANGE,
+                         draw_jump_rate, draw_microscopy_settings, make_microscopy_timelapse, random_microscopy_timelapse)
 from .modalities import MODALITIES, STAINS
 from .population import CELL_TYPES
 
-__all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "MIX", "MODALITIES", "SHAPE_CHANGE_RANGES", "SPEED_RANGE", "STAINS",
-           "draw_microscopy_settings", "make_microscopy_timelapse", "random_microscopy_timelapse"]
+__all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "JUMP_RATE_RANGE", "JUMP_SHARE", "MIX", "MODALITIES", "SHAPE_CHANGE_RANGES", "SPEED_RANGE", "STAINS",
+           "draw_jump_rate", "draw_microscopy_settings", "make_microscopy_timelapse", "random_microscopy_timelapse"]

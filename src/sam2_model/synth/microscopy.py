@@ -22,7 +22,8 @@ from .natural import make_natural_clip
 from .optics import acquire
 from .population import CELL_TYPES, PopulationSettings, simulate
 
-__all__ = ["MIX", "CELL_SIZE_RANGES", "SPEED_RANGE", "SHAPE_CHANGE_RANGES", "make_microscopy_timelapse",
+__all__ = ["MIX", "CELL_SIZE_RANGES", "SPEED_RANGE", "SHAPE_CHANGE_RANGES", "JUMP_SHARE", "JUMP_RATE_RANGE",
+           "draw_jump_rate", "make_microscopy_timelapse",
            "draw_microscopy_settings", "random_microscopy_timelapse"]
 
 # (weight, modality, cell_type, stain): the mix drawn by random_microscopy_timelapse. Transmitted-light
@@ -55,6 +56,13 @@ _DENSITY_RANGES = {"nuclei": (0.04, 0.4), "cells": (0.03, 0.6), "rods": (0.1, 0.
 # time-lapse the median is 15 %, the 90th percentile 60 %). shape_change: how fast blobs change outline.
 SPEED_RANGE: Tuple[float, float] = (0.02, 0.6)
 SHAPE_CHANGE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (1.0, 2.0), "cells": (1.0, 4.0), "rods": (1.0, 1.0)}
+# Far leaps on top of the random walk: on Fluo-C2DL-MSC 4 % of the cell steps cover more than a cell diameter
+# (up to 2.5), and four of its cells make them. A share of the nuclei/cells clips (JUMP_SHARE) gets a per-frame leap
+# chance drawn log-uniformly from JUMP_RATE_RANGE; each leap covers 1 to 2.5 diameters. Drawn from a stream of
+# their own (seeded by the clip's seed), so the clips without leaps are exactly those of before leaps existed.
+JUMP_SHARE = 0.3
+JUMP_RATE_RANGE: Tuple[float, float] = (0.03, 0.25)
+_JUMP_DRAW_STREAM, _LEAP_STREAM = 0x1EA7, 0x1EA8  # second words of the seeds of those streams
 _DEFAULT_STAIN = {"nuclei": "nuclear", "cells": "cytoplasm", "rods": "cytoplasm"}
 
 
@@ -96,6 +104,7 @@ def make_microscopy_timelapse(
     clutter: Optional[bool] = None,
     speed: Optional[float] = None,
     shape_change: Optional[float] = None,
+    jump_rate: Optional[float] = None,
 ) -> SyntheticTimelapse:
     """A (T, H, W) time-lapse of ``cell_type`` ('nuclei', 'cells' with a nucleus inside, 'rods') seen in
     ``modality`` ('fluorescence', 'phase', 'brightfield', 'dic'; or 'natural' for a natural-image-like
@@ -109,7 +118,8 @@ def make_microscopy_timelapse(
     speed: random-walk step as a fraction of the cell radius per frame (0..2; a cell moves ~0.6 x speed of its
     diameter per frame); None: drawn log-uniformly from SPEED_RANGE. shape_change: >= 0, how fast blobs turn
     and change outline (1: slowly, 4: protrusions come and go within frames); None: drawn from
-    SHAPE_CHANGE_RANGES.
+    SHAPE_CHANGE_RANGES. jump_rate (nuclei and cells; 0..1): chance per frame that a cell leaps 1 to 2.5 of its
+    diameter besides its random walk; None: drawn (0 for most clips, see JUMP_SHARE; always 0 for rods).
     Labels: int32, 0 = background, ids stable through time; parents: daughter id -> mother id (a
     daughter's first frame follows its mother's last). Deterministic for a given seed.
     """
@@ -145,18 +155,33 @@ def make_microscopy_timelapse(
     shape_change = change_draw if shape_change is None else float(shape_change)
     if not 0.0 <= shape_change <= 10.0:
         raise ValueError(f"shape_change must be in [0, 10], got {shape_change}")
+    jump_rate = draw_jump_rate(seed, cell_type) if jump_rate is None else float(jump_rate)
+    if not 0.0 <= jump_rate <= 1.0:
+        raise ValueError(f"jump_rate must be in [0, 1] (a chance per cell and frame), got {jump_rate}")
+    if jump_rate > 0 and cell_type == "rods":
+        raise ValueError("jump_rate applies to nuclei and cells; rods (bacteria) do not leap: use 0 or None")
     stain = stain or _DEFAULT_STAIN[cell_type]
     settings = PopulationSettings(
         cell_type=cell_type, cell_size=float(cell_size), density=float(density), overlap=float(overlap),
         speed=speed, shape_change=shape_change, divisions=divisions, enter_leave=enter_leave,
         colony=cell_type == "rods" and rng.random() < 0.5, division_rate=float(rng.uniform(0.0, 0.04)),
-        debris=int(debris), max_cells=int(300 * max(1.0, shape[0] * shape[1] / 65536.0)),
+        debris=int(debris), max_cells=int(300 * max(1.0, shape[0] * shape[1] / 65536.0)), jump_rate=jump_rate,
     )
     needs = maps_needed(modality, stain) if modality == "fluorescence" else maps_needed(modality, "")
-    population = simulate(rng, shape, num_frames, settings, needs)
+    population = simulate(rng, shape, num_frames, settings, needs, leap_rng=np.random.default_rng([seed, _LEAP_STREAM]))
     expected, photons, read_noise = form_image(modality, population.maps, rng, float(cell_size), clutter)
     image = acquire(rng, expected, photons, dtype, read_noise, offset=float(rng.uniform(50.0, 500.0)))
     return SyntheticTimelapse(image=image, labels=population.labels, parents=population.parents)
+
+
+def draw_jump_rate(seed: int, cell_type: str) -> float:
+    """The clip's leap chance per cell and frame (see JUMP_SHARE), from a stream seeded by ``seed`` alone."""
+    if cell_type == "rods":
+        return 0.0
+    rng = np.random.default_rng([int(seed), _JUMP_DRAW_STREAM])
+    if rng.random() >= JUMP_SHARE:
+        return 0.0
+    return math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
 
 
 def draw_microscopy_settings(rng: np.random.Generator) -> Dict[str, Any]:

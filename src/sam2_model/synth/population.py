@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -34,7 +34,9 @@ class PopulationSettings:
     speed: random-walk step as a fraction of the cell radius per frame (a cell moves about 0.6 x speed of
     its diameter per frame); shape_change: scales how much blobs turn and change their outline per frame
     (1: slowly; 4: protrusions come and go within a few frames); colony: rods start inside one blob-shaped
-    patch (a colony) instead of everywhere; division_rate: per frame per eligible blob."""
+    patch (a colony) instead of everywhere; division_rate: per frame per eligible blob; jump_rate: chance per
+    frame that a blob (not a rod) leaps ``jump_size`` (low, high) of its diameter in a random direction
+    beside its random walk, as fast-crawling cells do between widely spaced frames (0: never)."""
 
     cell_type: str = "nuclei"
     cell_size: float = 24.0
@@ -48,6 +50,8 @@ class PopulationSettings:
     division_rate: float = 0.02
     debris: int = 0
     max_cells: int = 300
+    jump_rate: float = 0.0
+    jump_size: Tuple[float, float] = (1.0, 2.5)
 
 
 @dataclass
@@ -61,11 +65,14 @@ class Population:
 
 
 class _World:
-    def __init__(self, rng: np.random.Generator, shape: Tuple[int, int], s: PopulationSettings) -> None:
+    def __init__(self, rng: np.random.Generator, shape: Tuple[int, int], s: PopulationSettings,
+                 leap_rng: Optional[np.random.Generator] = None) -> None:
         self.rng, self.shape, self.s = rng, shape, s
         self.next_id = 1
         self.parents: Dict[int, int] = {}
         self.drift = rng.normal(0.0, 0.25, 2) if s.enter_leave and s.cell_type != "rods" else np.zeros(2)
+        # leaps come from a stream of their own, so the rest of the population draws what it drew without them
+        self.leap_rng = leap_rng if s.jump_rate > 0 and s.cell_type != "rods" else None
 
     # -- creation --------------------------------------------------------------------------------
     def _common(self, pos, vel, debris=False) -> dict:
@@ -211,6 +218,10 @@ class _World:
             c.vel = 0.7 * c.vel + rng.normal(0.0, speed * 0.7, 2)
             c.pos = c.pos + c.vel + self.drift
             c.age += 1
+            if self.leap_rng is not None and not c.debris and self.leap_rng.random() < s.jump_rate:
+                angle = self.leap_rng.uniform(0.0, 2.0 * np.pi)
+                c.pos = c.pos + self.leap_rng.uniform(*s.jump_size) * s.cell_size * np.array([math.sin(angle),
+                                                                                              math.cos(angle)])
             if isinstance(c, Rod):
                 c.vel *= 0.3
                 c.length *= math.exp(c.growth)
@@ -324,15 +335,22 @@ def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.nd
 
 
 def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, settings: PopulationSettings,
-             needs: Sequence[str] = MAPS) -> Population:
-    """Simulate ``num_frames`` frames of ``shape`` (H, W); ``needs`` names the maps to fill."""
+             needs: Sequence[str] = MAPS, leap_rng: Optional[np.random.Generator] = None) -> Population:
+    """Simulate ``num_frames`` frames of ``shape`` (H, W); ``needs`` names the maps to fill. ``leap_rng`` draws
+    the leaps (``settings.jump_rate``); None: a stream seeded from ``rng`` (only when leaps are on)."""
     if settings.cell_type not in CELL_TYPES:
         raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {settings.cell_type!r}")
     unknown = set(needs) - set(MAPS)
     if unknown:
         raise ValueError(f"needs must name maps among {MAPS}, got {sorted(unknown)}")
+    if not 0.0 <= settings.jump_rate <= 1.0:
+        raise ValueError(f"jump_rate must be in [0, 1] (a chance per cell and frame), got {settings.jump_rate}")
+    if not 0.0 <= settings.jump_size[0] <= settings.jump_size[1]:
+        raise ValueError(f"jump_size must be (low, high) diameters with 0 <= low <= high, got {settings.jump_size}")
     h, w = shape
-    world = _World(rng, shape, settings)
+    if leap_rng is None and settings.jump_rate > 0:
+        leap_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+    world = _World(rng, shape, settings, leap_rng)
     fine, coarse = texture_field(rng, 128, 0.8), texture_field(rng, 128, 6.0)
     nucleus_factor = rng.uniform(0.25, 1.3)  # cytoplasmic stain: nucleus excluded (< 1) or enriched
     membrane_width = rng.uniform(0.6, 1.4) * max(0.7, settings.cell_size / 40)
