@@ -2,7 +2,7 @@
 and CPU speed.
 
     python bench/eval_embedded.py WEIGHTS [WEIGHTS ...] [--baseline src/sam2_model/weights/demo.pt]
-                                  [--out eval_embedded.json] [--skip mix msc fps]
+                                  [--out eval_embedded.json] [--skip mix leaps msc fps]
 
 For each weights file (the baseline first, when given), on the CPU:
 
@@ -18,6 +18,8 @@ For each weights file (the baseline first, when given), on the CPU:
   phase contrast, brightfield, DIC; nuclei, cells, rods; natural-image-like clips), weighted as in the mix, per kind
   and by object size (:func:`sam2_model.mix_evaluation.mix_quality`; no goal: it says where a model stands
   beyond the nuclei the bars are measured on); ``--mix-frame-size`` sets the clips' side (default 256);
+* far leaps: tracked J&F of sparse fluorescence cells on six held-out clips, without and with leaps of 1 to 2.5
+  diameters between frames (:func:`sam2_model.leap_evaluation.leap_quality`; the motion of MSC's lost cells);
 * frames/s propagating one object through 40 synthetic 512 x 512 frames
   (:func:`sam2_model.evaluation.propagation_frames_per_second`, ``bench/bench_demo.py``'s protocol; goal >= 5
   on 2 cores). Timings on a shared machine are noisy.
@@ -45,10 +47,11 @@ from real_data_demo import msc_available, msc_iou
 from sam2_model import build_model
 from sam2_model.confidence import group_bootstrap_interval
 from sam2_model.evaluation import one_click_iou, propagation_frames_per_second, propagation_j_and_f
+from sam2_model.leap_evaluation import leap_quality
 from sam2_model.mix_evaluation import mix_quality
 
 GOALS = {"one_click_iou": 0.85, "j_and_f_30": 0.75, "msc_iou": 0.5, "fps_512": 5.0}
-MEASURES = ("synthetic", "mix", "msc", "fps")
+MEASURES = ("synthetic", "mix", "leaps", "msc", "fps")
 
 
 def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: Optional[int] = None,
@@ -78,6 +81,12 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
         result["mix"] = mix.summary()
         result["mix_table"] = mix.table()
         result["seconds"]["mix"] = round(time.perf_counter() - start, 1)
+    if "leaps" not in skip:
+        start = time.perf_counter()
+        leaps = leap_quality(model)
+        result["leap_calm_j_and_f"], result["leap_j_and_f"] = round(leaps.calm_j_and_f, 4), round(leaps.leaping_j_and_f, 4)
+        result["leaps"] = leaps.summary()
+        result["seconds"]["leaps"] = round(time.perf_counter() - start, 1)
     if "msc" not in skip:
         if msc_available(msc_data):
             start = time.perf_counter()
@@ -132,6 +141,7 @@ def table(results: List[Dict[str, Any]]) -> str:
     """A side-by-side text table: one row per measure, one column per weights file (ok/NO against the goal)."""
     rows = [("one-click IoU (synthetic, >= 0.85)", "one_click_iou"), ("30-frame J&F (synthetic, >= 0.75)", "j_and_f_30"),
             ("mix one-click IoU (held-out)", "mix_one_click_iou"), ("mix 8-frame J&F (held-out)", "mix_j_and_f"),
+            ("sparse cells J&F, no leaps", "leap_calm_j_and_f"), ("  the same cells leaping", "leap_j_and_f"),
             ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("  95 % interval over cells", "msc_iou_interval"),
             ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
