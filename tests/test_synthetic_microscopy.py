@@ -8,10 +8,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2_model.synth import (CELL_SIZE_RANGES, MIX, draw_jump_rate, draw_microscopy_settings, make_microscopy_timelapse,
-                              random_microscopy_timelapse)
+from sam2_model.synth import (CELL_SIZE_RANGES, JUMP_RATE_RANGE, MIX, draw_jump_rate, draw_microscopy_settings,
+                              make_microscopy_timelapse, random_microscopy_timelapse)
 from sam2_model.synthetic import SyntheticTimelapse
-from sam2_model.train.data import MixedClips, SyntheticClips
+from sam2_model.train.data import MixedClips, SyntheticClips, describe_training_data
 from sam2_model.train.loop import TrainSettings, make_clips
 
 KINDS = [("fluorescence", "nuclei", "nuclear"), ("fluorescence", "cells", "cytoplasm"),
@@ -333,6 +333,16 @@ def test_random_mix_draws_the_documented_weights_and_valid_clips():
         assert m.image.shape == m.labels.shape == (3, 96, 96)
 
 
+def test_leaping_curriculum_draws_nuclei_and_cells_that_all_leap():
+    rng = np.random.default_rng(3)
+    draws = [draw_microscopy_settings(rng, leaping=True) for _ in range(300)]
+    assert {d["cell_type"] for d in draws} == {"nuclei", "cells"}
+    assert {d["modality"] for d in draws} == {"fluorescence", "phase", "brightfield", "dic"}
+    assert all(JUMP_RATE_RANGE[0] <= d["jump_rate"] <= JUMP_RATE_RANGE[1] for d in draws)
+    clip = next(iter(MixedClips(clip_len=4, image_size=96, max_objects=3, seed=2, nuclei_fraction=0.0, leaping=True)))
+    assert clip.images.shape[:2] == (4, 3) and clip.present[0].all()
+
+
 @pytest.mark.parametrize("kwargs,word", [
     (dict(modality="confocal"), "modality"), (dict(clutter="yes"), "clutter"), (dict(cell_type="yeast"), "cell_type"),
     (dict(cell_type="rods", stain="nuclear"), "stain"), (dict(dtype="float32"), "dtype"),
@@ -372,6 +382,10 @@ def test_training_data_choice_and_unchanged_default_stream():
     assert isinstance(make_clips(TrainSettings(out="x"), 64), SyntheticClips)
     mixed = make_clips(TrainSettings(out="x", data="mix", data_workers=3), 512)
     assert isinstance(mixed, MixedClips) and mixed.shape == (512, 512) and mixed.workers == 3
+    leaping = make_clips(TrainSettings(out="x", data="leaps"), 96)
+    assert isinstance(leaping, MixedClips) and leaping.leaping and leaping.nuclei_fraction == 0.0
+    assert not mixed.leaping and mixed.nuclei_fraction == 0.15
+    assert "leaps" in describe_training_data({"data": "leaps"})
     with pytest.raises(ValueError, match="data"):
         make_clips(TrainSettings(out="x", data="cells"), 64)
     # the default stream is the one the shipped demo model was trained on: first clip of seed 1, as recorded

@@ -56,10 +56,11 @@ _DENSITY_RANGES = {"nuclei": (0.04, 0.4), "cells": (0.03, 0.6), "rods": (0.1, 0.
 # time-lapse the median is 15 %, the 90th percentile 60 %). shape_change: how fast blobs change outline.
 SPEED_RANGE: Tuple[float, float] = (0.02, 0.6)
 SHAPE_CHANGE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (1.0, 2.0), "cells": (1.0, 4.0), "rods": (1.0, 1.0)}
-# Far leaps on top of the random walk: on Fluo-C2DL-MSC 4 % of the cell steps cover more than a cell diameter
-# (up to 2.5), and four of its cells make them. A share of the nuclei/cells clips (JUMP_SHARE) gets a per-frame leap
-# chance drawn log-uniformly from JUMP_RATE_RANGE; each leap covers 1 to 2.5 diameters. Drawn from a stream of
-# their own (seeded by the clip's seed), so the clips without leaps are exactly those of before leaps existed.
+# Far leaps on top of the random walk: four cells of Fluo-C2DL-MSC leap 48-84 px between some frames (1.2-2.5 cell
+# widths; their tracking markers on the two frames overlap with IoU 0-0.54), and no embedded weights followed
+# them. A share of the nuclei/cells clips (JUMP_SHARE) gets a per-frame leap chance drawn log-uniformly from
+# JUMP_RATE_RANGE; each leap covers 1 to 2.5 equivalent diameters. Drawn from streams of their own (seeded by the
+# clip's seed), so the clips without leaps are exactly those of before leaps existed.
 JUMP_SHARE = 0.3
 JUMP_RATE_RANGE: Tuple[float, float] = (0.03, 0.25)
 _JUMP_DRAW_STREAM, _LEAP_STREAM = 0x1EA7, 0x1EA8  # second words of the seeds of those streams
@@ -184,19 +185,25 @@ def draw_jump_rate(seed: int, cell_type: str) -> float:
     return math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
 
 
-def draw_microscopy_settings(rng: np.random.Generator) -> Dict[str, Any]:
+def draw_microscopy_settings(rng: np.random.Generator, leaping: bool = False) -> Dict[str, Any]:
     """Keyword arguments of :func:`make_microscopy_timelapse` for one clip of the mix: the kind is drawn
-    from :data:`MIX` by weight; 30 % of microscopy clips are uint8; the seed comes from ``rng``."""
-    weights = np.array([m[0] for m in MIX])
-    _, modality, cell_type, stain = MIX[int(rng.choice(len(MIX), p=weights / weights.sum()))]
+    from :data:`MIX` by weight; 30 % of microscopy clips are uint8; the seed comes from ``rng``.
+    leaping: only the nuclei and whole-cell kinds of MIX (by their weights), every clip with a leap chance
+    drawn log-uniformly from JUMP_RATE_RANGE (a curriculum for following cells that leap between frames)."""
+    entries = [m for m in MIX if m[2] in ("nuclei", "cells") and m[1] != "natural"] if leaping else list(MIX)
+    weights = np.array([m[0] for m in entries])
+    _, modality, cell_type, stain = entries[int(rng.choice(len(entries), p=weights / weights.sum()))]
     settings: Dict[str, Any] = {"seed": int(rng.integers(0, 2**63 - 1)), "modality": modality}
     if modality != "natural":
         settings.update(cell_type=cell_type, stain=stain, dtype="uint8" if rng.random() < 0.3 else "uint16")
+    if leaping:
+        settings["jump_rate"] = math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
     return settings
 
 
 def random_microscopy_timelapse(rng: np.random.Generator, shape: Tuple[int, int] = (256, 256),
-                                num_frames: int = 8) -> SyntheticTimelapse:
-    """One clip of the training mix (see :data:`MIX` and :func:`draw_microscopy_settings`)."""
-    settings = draw_microscopy_settings(rng)
+                                num_frames: int = 8, leaping: bool = False) -> SyntheticTimelapse:
+    """One clip of the training mix (see :data:`MIX` and :func:`draw_microscopy_settings`; ``leaping``:
+    nuclei and whole cells only, every clip with far leaps)."""
+    settings = draw_microscopy_settings(rng, leaping)
     return make_microscopy_timelapse(shape=shape, num_frames=num_frames, **settings)
