@@ -180,8 +180,11 @@ def draw_jump_rate(seed: int, cell_type: str) -> float:
     if cell_type == "rods":
         return 0.0
     rng = np.random.default_rng([int(seed), _JUMP_DRAW_STREAM])
-    if rng.random() >= JUMP_SHARE:
-        return 0.0
+    return 0.0 if rng.random() >= JUMP_SHARE else _leap_chance(rng)
+
+
+def _leap_chance(rng: np.random.Generator) -> float:
+    """A leap chance per cell and frame, log-uniform in JUMP_RATE_RANGE."""
     return math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
 
 
@@ -197,7 +200,7 @@ def draw_microscopy_settings(rng: np.random.Generator, leaping: bool = False) ->
     if modality != "natural":
         settings.update(cell_type=cell_type, stain=stain, dtype="uint8" if rng.random() < 0.3 else "uint16")
     if leaping:
-        settings["jump_rate"] = math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
+        settings["jump_rate"] = _leap_chance(rng)
     return settings
 
 
