@@ -383,7 +383,7 @@ def test_training_data_choice_and_unchanged_default_stream():
     mixed = make_clips(TrainSettings(out="x", data="mix", data_workers=3), 512)
     assert isinstance(mixed, MixedClips) and mixed.shape == (512, 512) and mixed.workers == 3
     leaping = make_clips(TrainSettings(out="x", data="leaps"), 96)
-    assert isinstance(leaping, MixedClips) and leaping.leaping and leaping.nuclei_fraction == 0.0
+    assert isinstance(leaping, MixedClips) and leaping.leaping and leaping.nuclei_fraction == 0.15
     assert not mixed.leaping and mixed.nuclei_fraction == 0.15
     assert "leaps" in describe_training_data({"data": "leaps"})
     with pytest.raises(ValueError, match="data"):

@@ -227,7 +227,7 @@ TRAINING_DATA = {
     "mix": "sam2_model.synth microscopy mix (MIX weights; far leaps in 30% of the nuclei/cell clips since "
            "2026-12-04) + 15% sam2_model.synthetic nuclei clips (see MixedClips)",
     "leaps": "sam2_model.synth nuclei and whole cells of the mix (MIX weights), every clip with far leaps between "
-             "frames (JUMP_RATE_RANGE; see MixedClips)",
+             "frames (JUMP_RATE_RANGE) + 15% sam2_model.synthetic nuclei clips (see MixedClips)",
 }
 
 
@@ -328,7 +328,7 @@ class MixedClips(_SeededClipStream):
     :class:`SyntheticClips` (``seed * 1_000_003 + index``), so the stream is reproducible and resumes by
     index. ``workers`` > 0 makes clips ahead in that many processes; the clips are the same as with 0.
     ``leaping``: the mix's nuclei and whole cells only, every clip with far leaps between frames (the
-    ``--data leaps`` curriculum; use ``nuclei_fraction=0`` for leaping clips alone).
+    ``--data leaps`` curriculum, with the same share of nuclei clips; ``nuclei_fraction=0`` for leaping clips alone).
     """
 
     def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
