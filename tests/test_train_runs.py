@@ -128,6 +128,14 @@ def test_split_and_join_round_trip_and_refuse_bad_parts(tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_package_makes_its_output_folder_before_measuring(tmp_path):
+    # packaging measures the weights for minutes before it writes; a missing output folder used to fail only then
+    out = tmp_path / "new" / "demo.pt"
+    with pytest.raises(ValueError, match="holds neither"):
+        package_main([str(tmp_path / "no_such_run"), "-o", str(out)])
+    assert out.parent.is_dir() and not out.exists()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_training_run_on_cuda_with_data_workers(tmp_path):
     run = tmp_path / "gpu"

@@ -118,6 +118,7 @@ def package(runs: List[Path], output: Path, model_name: str = "demo",
     for record in earlier or []:
         if "run" not in record or "note" not in record:
             raise ValueError(f"an earlier stage needs 'run' and 'note': {record}")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)  # before the minutes of measuring, not after
     stages = [dict(record) for record in earlier or []]
     stages += [stage_record(run, model_name, evaluate_stages and run != runs[-1]) for run in runs]
     model = _trained_model(load_run(runs[-1]), model_name)
