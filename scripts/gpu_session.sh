@@ -3,14 +3,15 @@
 # the GPU speed paths, speed against Meta's predictor, a time-boxed training stage of the embedded
 # model on the microscopy mix, then the compiled model's first-use delay and speed.
 #
-#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] bash scripts/gpu_session.sh [SECONDS] [all|train]
+#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] [DATA=mix|leaps] bash scripts/gpu_session.sh [SECONDS] [all|train]
 #
 # "all" (the default) measures speed first and trains in what is left; "train" checks the GPU paths and
 # gives the rest to training (for a lease after the speed figures are in). Training: the mix, 8-frame
 # clips, 4 clips per step put through the model together (batched clips), lr 5e-5 (1e-4 cost MSC at 256 px in
 # the first 2026-12-04 lease; 2e-4 disturbed the shipped weights more than 74 steps could mend;
 # docs/training_data.md). INIT (default: the shipped weights) and SEED let a later lease go on from the
-# weights an earlier one sent back (put them in .gpu/, which travels with `carry`), on new clips.
+# weights an earlier one sent back (put them in .gpu/, which travels with `carry`), on new clips. DATA=leaps
+# trains on the leaping-cells curriculum instead of the mix (the next step for MSC, docs/training_data.md).
 #
 # SITE holds Meta's sam2==1.1.0 source and its pure-Python needs (hydra, omegaconf, antlr4, iopath)
 # copied from a machine with network. SECONDS (default 570) is the whole script's budget; each stage
@@ -54,7 +55,7 @@ fi
 RUN=/tmp/gpu_mix_run
 TRAIN_LIMIT=$(( $(left) - 25 ))
 stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init "${INIT:-src/sam2_model/weights/demo.pt}" \
-    --data mix --image-size 256 --alternate-image-size 512 --data-workers 7 --clip-len 8 --clips-per-step 4 \
+    --data "${DATA:-mix}" --image-size 256 --alternate-image-size 512 --data-workers 7 --clip-len 8 --clips-per-step 4 \
     --steps 600 --lr 5e-5 --warmup-steps 20 --seed "${SEED:-23}" --contrast-jitter yes \
     --save-every 100 --time-limit "$TRAIN_LIMIT"
 if [ -f "$RUN/weights.pt" ]; then
