@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from sam2_model import build_model
 from sam2_model.build import embedded_weights_metadata, embedded_weights_path
-from sam2_model.evaluation import HELD_OUT_SEEDS, one_click_iou, propagation_j_and_f
+from sam2_model.evaluation import (HELD_OUT_SEEDS, clickable_objects, one_click_iou, propagation_j_and_f,
+                                 track_clicked_cells)
+from sam2_model.synthetic import make_timelapse
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +55,18 @@ def test_one_click_then_propagate_30_frames(demo_model):
     print(f"J&F {report.value:.3f} over {report.num_objects} objects; per sequence {report.per_sequence}")
     assert report.num_objects >= 30
     assert report.value >= 0.75
+
+
+def test_tracking_clicked_cells_follows_only_those_cells(demo_model):
+    """The shared step of every tracking measure: click some cells of frame 0, track them, keep their truth."""
+    movie = make_timelapse(num_frames=6, shape=(256, 256), seed=HELD_OUT_SEEDS[0])
+    chosen = clickable_objects(movie.labels[0])[:3]
+    run = track_clicked_cells(demo_model, movie, chosen)
+    assert run.obj_ids == chosen and run.predicted.shape == movie.labels.shape
+    assert run.truth.shape == (6, 3) + movie.labels.shape[1:]
+    for obj_id in chosen:  # each click lies inside its own cell
+        x, y = run.clicks[obj_id]
+        assert movie.labels[0, int(round(y)), int(round(x))] == obj_id
+    assert set(np.unique(run.predicted)) <= {0, *chosen}  # unclicked cells are never labelled
+    assert run.first_frame_iou() >= 0.8
+    assert min(score["JF"] for score in run.scores()) >= 0.6

@@ -8,8 +8,9 @@
   with :mod:`sam2_model.metrics` over the frames after the prompted one. A cell that divides is followed
   as the union of its descendants (:func:`lineage_masks`).
 
-:func:`track_synthetic` is the one place that makes a held-out time-lapse, clicks each cell of frame 0,
-tracks and keeps the ground truth; the demo (``python -m sam2_model.demo``), the training preview and
+:func:`track_clicked_cells` is the one place that clicks cells of frame 0 of a synthetic time-lapse, tracks
+them and keeps their ground truth; :func:`track_synthetic` makes a held-out time-lapse and clicks all its cells.
+The demo (``python -m sam2_model.demo``), the training preview and
 :func:`propagation_j_and_f` all score its :class:`TrackedTimelapse`.
 
 Evaluation seeds must never be used for training: training clips use seeds >= 1_000_003
@@ -108,7 +109,8 @@ class TrackedTimelapse:
 
     movie: the time-lapse ((T, H, W) image, labels, parents); obj_ids: the clicked cells (N);
     predicted: (T, H, W) int32 labels (ids of ``obj_ids``); truth: (T, N, H, W) bool, each clicked cell
-    with its descendants; seconds: the wall time of tracking (clicks and propagation).
+    with its descendants; seconds: the wall time of tracking (clicks and propagation); clicks: the (x, y)
+    click of each object on frame 0.
     """
 
     movie: SyntheticTimelapse
@@ -116,6 +118,7 @@ class TrackedTimelapse:
     predicted: np.ndarray
     truth: np.ndarray
     seconds: float
+    clicks: Dict[int, Tuple[float, float]] = field(default_factory=dict)
 
     def first_frame_iou(self) -> float:
         """Mean IoU over objects on the clicked frame 0."""
@@ -138,12 +141,19 @@ def track_synthetic(model: SAM2Model, seed: int, num_frames: int, shape: Tuple[i
                     dtype: str = "uint16") -> TrackedTimelapse:
     """Make ``make_timelapse(seed=seed)``, click each clickable cell of frame 0 once, track forward."""
     movie = make_timelapse(num_frames=num_frames, shape=shape, seed=seed, dtype=dtype)
-    obj_ids = clickable_objects(movie.labels[0])
+    return track_clicked_cells(model, movie, clickable_objects(movie.labels[0]))
+
+
+def track_clicked_cells(model: SAM2Model, movie: SyntheticTimelapse, obj_ids: Sequence[int]) -> TrackedTimelapse:
+    """Click each of ``obj_ids`` once on frame 0 of ``movie`` (at its most interior pixel), track them forward
+    with :func:`track_with_clicks` and keep each one's ground truth with its descendants (:func:`lineage_masks`)."""
+    obj_ids = [int(o) for o in obj_ids]
     clicks = {obj_id: click_point(movie.labels[0] == obj_id) for obj_id in obj_ids}
     start = time.perf_counter()
     predicted = track_with_clicks(model, movie.image, clicks)
     seconds = time.perf_counter() - start
-    return TrackedTimelapse(movie, obj_ids, predicted, lineage_masks(movie.labels, obj_ids, movie.parents), seconds)
+    return TrackedTimelapse(movie, obj_ids, predicted, lineage_masks(movie.labels, obj_ids, movie.parents), seconds,
+                            clicks)
 
 
 def propagation_j_and_f(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, num_frames: int = 30,

@@ -4,7 +4,7 @@ Real time-lapses are often sampled sparsely: on CTC Fluo-C2DL-MSC 4 % of the cel
 cell diameter, and the cells that make them are the ones every embedded weights lost. :func:`leap_quality`
 makes sparse fluorescence whole-cell clips (``sam2_model.synth``) twice from the same seeds, once without
 leaps and once with a leap chance per cell and frame, clicks the frame-0 cells once each and tracks them
-through the real inference path (:func:`sam2_model.evaluation.track_with_clicks`). Both clips share frame 0
+through the real inference path (:func:`sam2_model.evaluation.track_clicked_cells`). Both clips share frame 0
 and the random walk, so the difference of the two J&F is what the leaps cost.
 
 Seeds: clip ``n`` uses ``LEAP_HELD_OUT_SEED + n``; training clips take 63-bit seeds from the run's own
@@ -18,8 +18,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .evaluation import click_point, clickable_objects, lineage_masks, track_with_clicks
-from .metrics import j_and_f
+from .evaluation import clickable_objects, track_clicked_cells
 from .modeling.sam2 import SAM2Model
 from .synth import make_microscopy_timelapse
 
@@ -52,10 +51,7 @@ def _tracked(model: SAM2Model, seed: int, jump_rate: float, frame_shape: Tuple[i
     obj_ids = clickable_objects(movie.labels[0], 16)[:max_objects]
     if not obj_ids:
         return []
-    clicks = {o: click_point(movie.labels[0] == o) for o in obj_ids}
-    truth = lineage_masks(movie.labels, obj_ids, movie.parents)
-    predicted = track_with_clicks(model, movie.image, clicks)
-    return [float(j_and_f(predicted[1:] == o, truth[1:, k])["JF"]) for k, o in enumerate(obj_ids)]
+    return [float(score["JF"]) for score in track_clicked_cells(model, movie, obj_ids).scores()]
 
 
 def leap_quality(model: SAM2Model, num_clips: int = 6, jump_rate: float = 0.2,

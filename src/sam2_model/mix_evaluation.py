@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .evaluation import click_point, clickable_objects, lineage_masks, track_with_clicks
+from .evaluation import clickable_objects, track_clicked_cells
 from .image_predictor import ImagePredictor
-from .metrics import j_and_f, region_similarity
+from .metrics import region_similarity
 from .modeling.sam2 import SAM2Model
 from .synth import MIX, make_microscopy_timelapse
 
@@ -148,17 +148,15 @@ def mix_quality(
             obj_ids = _chosen(clickable_objects(movie.labels[0], min_area), max_objects)
             if not obj_ids:
                 continue
-            clicks = {o: click_point(movie.labels[0] == o) for o in obj_ids}
+            run = track_clicked_cells(model, movie, obj_ids)
             predictor.set_image(movie.image[0])
-            truth = lineage_masks(movie.labels, obj_ids, movie.parents)
-            predicted = track_with_clicks(model, movie.image, clicks)
-            for k, obj_id in enumerate(obj_ids):
-                masks, _, _ = predictor.predict(points=[clicks[obj_id]], labels=[1], multimask=False)
-                click = region_similarity(masks[0], truth[0, k])
-                jf = j_and_f(predicted[1:] == obj_id, truth[1:, k])["JF"]
+            for k, (obj_id, score) in enumerate(zip(run.obj_ids, run.scores())):
+                masks, _, _ = predictor.predict(points=[run.clicks[obj_id]], labels=[1], multimask=False)
+                click = region_similarity(masks[0], run.truth[0, k])
+                jf = score["JF"]
                 clicks_iou.append(click)
                 tracked.append(jf)
-                diameter = 2.0 * math.sqrt(float(truth[0, k].sum()) / math.pi) * scale
+                diameter = 2.0 * math.sqrt(float(run.truth[0, k].sum()) / math.pi) * scale
                 sized.setdefault(size_bin(diameter), []).append((click, jf))
         if clicks_iou:
             scores.append(KindScore(name, weight, float(np.mean(clicks_iou)), float(np.mean(tracked)), len(clicks_iou)))
