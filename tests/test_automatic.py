@@ -212,7 +212,8 @@ PARITY_CASES = {
                                                  stability_score_thresh=0.0)),
     "nuclei-grid6-crops": ("nuclei", dict(points_per_side=6, crop_n_layers=1, pred_iou_thresh=0.6,
                                           stability_score_thresh=0.0)),
-    "texture-grid8-m2m": ("texture", dict(points_per_side=8, use_m2m=True, pred_iou_thresh=0.8,
+    # thresholds depend on the weights: 0.75 keeps 18 masks with the shipped ones (0.8 kept 9, too few to compare)
+    "texture-grid8-m2m": ("texture", dict(points_per_side=8, use_m2m=True, pred_iou_thresh=0.75,
                                           stability_score_thresh=0.3)),
 }
 
