@@ -367,6 +367,25 @@ def test_mask_contrast_tells_cells_from_patches_of_background() -> None:
         mask_contrast(frame, np.zeros(frame.shape, bool))
 
 
+def test_detector_finds_a_cell_whose_click_spills_onto_a_neighbour(model) -> None:
+    """Held-out seed 900004, frame 15: a cell entering at the top border beside another one. One click on it
+    gives a mask mostly over the neighbour, whose own mask claims those pixels; the detector clicks it again
+    with the neighbour as a negative point and keeps it."""
+    from sam2_model.tracking.detection import make_detector
+
+    movie = make_timelapse(num_frames=24, shape=(256, 256), num_cells=12, seed=900004)  # as bench_tracking
+    entering, frame = movie.labels[15] == 15, movie.image[15]
+    detector = make_detector(model, "blobs", (8, 40))
+    masks = detector(frame)
+    ious = [np.count_nonzero(m & entering) / np.count_nonzero(m | entering) for m in masks]
+    assert max(ious) >= 0.6, ious
+    assert not np.any(np.sum(masks, axis=0) > 1)  # still one cell per pixel
+    inside = [p for p in detector.points if entering[int(round(p[1])), int(round(p[0]))]]
+    assert len(inside) == 1
+    first, _, _ = detector.generator.predictor.predict(points=inside[0][None], labels=[1], multimask=False)
+    assert np.count_nonzero(first[0] & ~entering) > np.count_nonzero(first[0] & entering)  # one click spills
+
+
 def test_detector_drops_masks_that_do_not_stand_out(model) -> None:
     from sam2_model.tracking.detection import make_detector, mask_contrast
 

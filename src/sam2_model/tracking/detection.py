@@ -29,6 +29,8 @@ MIN_CONTRAST = 0.7
 # a third of the nuclei); its 2026-12-04 weights give cells entering at the image border stability 0.36-0.39 (at
 # 0.5 they were missed), so 0.3, the bar already used on the real MSC data, with the contrast check against background
 STABILITY_THRESH = 0.3
+# a click with negative points scores lower than a lone click: the bar of a re-click (as in CellDetector.split)
+RECLICK_MIN_SCORE = 0.7
 
 
 def check_cell_diameter(cell_diameter: Sequence[float]) -> Tuple[float, float]:
@@ -70,6 +72,13 @@ def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: floa
         taken |= free
         out.append(free)
     return out
+
+
+def _interior_point(mask: np.ndarray) -> np.ndarray:
+    """(x, y) of a mask's pixel farthest from its edge."""
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return np.array([float(x), float(y)])
 
 
 def mask_contrast(frame: np.ndarray, mask: np.ndarray) -> float:
@@ -158,9 +167,43 @@ class CellDetector:
             if len(self.points):
                 records += self.generator.generate(frame, points=self.points)
         masks = clean_masks(records, self.min_area, self.max_area)
+        if len(self.points):
+            masks += self.crowded_cells(masks)
         if self.min_contrast > 0:
             masks = [mask for mask in masks if mask_contrast(frame, mask) >= self.min_contrast]
         return masks
+
+    def crowded_cells(self, masks: List[np.ndarray]) -> List[np.ndarray]:
+        """Cells whose blob point no kept mask covers because one click on them gave a mask mostly over a
+        neighbour (the neighbour's own mask claimed those pixels first; e.g. a cell entering beside another).
+        Each is clicked again with a negative point inside every kept mask its first mask overlapped (at least
+        half of that mask); the result, less the pixels already taken, is kept if its predicted IoU is at least
+        ``RECLICK_MIN_SCORE``, its area fits and it lies mostly where the first mask went beyond the neighbours.
+        masks: the (H, W) bool masks kept so far (of the last frame detected). Returns the new masks."""
+        if not masks:
+            return []
+        predictor = self.generator.predictor
+        taken = np.logical_or.reduce(masks)
+        xy = np.round(self.points).astype(int)
+        found: List[np.ndarray] = []
+        for point, (x, y) in zip(self.points, xy):
+            if taken[y, x]:
+                continue
+            first, _, _ = predictor.predict(points=point[None], labels=[1], multimask=False)
+            neighbours = [m for m in masks if np.count_nonzero(m & first[0]) * 2 >= np.count_nonzero(m)]
+            if not neighbours:  # not crowded: its mask was dropped for its own reasons
+                continue
+            negatives = [_interior_point(m) for m in neighbours]
+            again, scores, _ = predictor.predict(points=np.vstack([point[None], negatives]),
+                                                 labels=[1] + [0] * len(negatives), multimask=False)
+            free = again[0] & ~taken
+            area = int(np.count_nonzero(free))
+            beside = np.count_nonzero(free & first[0])  # where the first mask went beyond the neighbours
+            if float(scores[0]) < RECLICK_MIN_SCORE or not self.min_area <= area <= self.max_area or beside * 2 < area:
+                continue
+            found.append(free)
+            taken |= free
+        return found
 
     def split(self, mask: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """Two nuclei inside one mask (H, W) of the last frame detected, or None.
@@ -182,7 +225,7 @@ class CellDetector:
         pieces = []
         for keep, drop in ((inside[i], inside[j]), (inside[j], inside[i])):
             masks, scores, _ = predictor.predict(points=np.stack([keep, drop]), labels=[1, 0], multimask=False)
-            if float(scores[0]) < 0.7:
+            if float(scores[0]) < RECLICK_MIN_SCORE:
                 return None
             pieces.append(masks[0] & mask)
         a, b = pieces
