@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
+from ..evaluation import click_point
 from ..modeling.sam2 import SAM2Model
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
@@ -72,13 +73,6 @@ def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: floa
         taken |= free
         out.append(free)
     return out
-
-
-def _interior_point(mask: np.ndarray) -> np.ndarray:
-    """(x, y) of a mask's pixel farthest from its edge."""
-    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
-    return np.array([float(x), float(y)])
 
 
 def mask_contrast(frame: np.ndarray, mask: np.ndarray) -> float:
@@ -193,7 +187,7 @@ class CellDetector:
             neighbours = [m for m in masks if np.count_nonzero(m & first[0]) * 2 >= np.count_nonzero(m)]
             if not neighbours:  # not crowded: its mask was dropped for its own reasons
                 continue
-            negatives = [_interior_point(m) for m in neighbours]
+            negatives = [click_point(m) for m in neighbours]  # each neighbour's most interior pixel
             again, scores, _ = predictor.predict(points=np.vstack([point[None], negatives]),
                                                  labels=[1] + [0] * len(negatives), multimask=False)
             free = again[0] & ~taken
