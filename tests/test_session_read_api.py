@@ -118,3 +118,43 @@ def test_snapshot_restore_undoes_a_correction(model, movie):
         np.testing.assert_array_equal(after_undo[t], expected[t])
     session.restore(snap)  # a snapshot can be restored again
     np.testing.assert_array_equal(session.frame_logits(6), before[6])
+
+
+def teleported_cell(shift=70):
+    """One cell that jumps ``shift`` px down and right between frames 2 and 3 (about 3.5 diameters):
+    (6, 160, 160) image and labels."""
+    m = make_timelapse(num_frames=6, shape=(160, 160), num_cells=1, seed=4, divisions=False, enter_leave=False)
+    image, labels = m.image.copy(), m.labels.copy()
+    image[3:] = np.roll(m.image[3:], (shift, shift), axis=(1, 2))
+    labels[3:] = np.roll(m.labels[3:], (shift, shift), axis=(1, 2))
+    return image, labels
+
+
+def test_jumped_frames_mark_where_the_mask_left_the_cell(model):
+    image, labels = teleported_cell()
+    forward = VideoSession(model, image)
+    forward.add_prompt(0, 1, points=[click_point(labels[0] == 1)], labels=[1])
+    run(forward)
+    # The embedded model does not follow the leap: on frame 3 its mask is a speck beside where the cell was.
+    assert not (forward.frame_masks(3)[0] & (labels[3] == 1)).any()
+    assert forward.jumped_frames(1)[0] == 3
+    forward.add_prompt(3, 1, points=[click_point(labels[3] == 1)], labels=[1])  # the user re-anchors it there
+    assert 3 not in forward.jumped_frames(1)
+    # The same leap tracked in reverse (frames in the opposite order, prompt on the last frame): a frame is
+    # compared with the one after it, so the leap is flagged on frame 2.
+    backward = VideoSession(model, image[::-1].copy())
+    backward.add_prompt(5, 1, points=[click_point(labels[::-1][5] == 1)], labels=[1])
+    run(backward, reverse=True)
+    assert max(backward.jumped_frames(1)) == 2
+
+
+def test_no_jumped_frames_where_cells_are_followed(model, movie):
+    session = VideoSession(model, movie.image)
+    for obj_id, point in enumerate(clicks(movie, 3), start=1):
+        session.add_prompt(0, obj_id, points=[point], labels=[1])
+    run(session)
+    assert [session.jumped_frames(o) for o in session.obj_ids] == [[], [], []]
+    with pytest.raises(ValueError, match="max_iou"):
+        session.jumped_frames(1, max_iou=0)
+    with pytest.raises(ValueError, match="unknown object"):
+        session.jumped_frames(7)

@@ -169,3 +169,41 @@ def test_multichannel_image_pick_a_channel(make_napari_viewer, qtbot, tmp_path, 
     assert out.shape == (4, 256, 256)
     assert region_similarity(out[0] == 1, movie.labels[0] == obj_id) > 0.7
     assert w.controller.session_options["channel"] == 0
+
+
+def test_objects_panel_points_to_the_frame_where_the_mask_left_the_cell(make_napari_viewer, tmp_path, monkeypatch,
+                                                                         qtbot):
+    """A cell leaps ~3.5 diameters between frames 2 and 3; the embedded model does not follow it, and the
+    objects panel's *Check frames* column says where to look."""
+    from sam2_model.synthetic import make_timelapse
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    m = make_timelapse(num_frames=6, shape=(160, 160), num_cells=1, seed=4, divisions=False, enter_leave=False)
+    image, truth = m.image.copy(), m.labels.copy()
+    image[3:] = np.roll(m.image[3:], (70, 70), axis=(1, 2))
+    truth[3:] = np.roll(m.labels[3:], (70, 70), axis=(1, 2))
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="leap")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(256)
+    x, y = click_point(truth[0] == 1)
+    w.points_layer.add([0, y, x])
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    panel = w.objects
+    headers = [panel.table.horizontalHeaderItem(i).text() for i in range(panel.table.columnCount())]
+    check = headers.index("Check frames")
+    assert "re-anchors" in panel.table.horizontalHeaderItem(check).toolTip()
+    assert not (w.labels_layer.data[3] == 1)[truth[3] == 1].any()  # the mask stayed behind
+    assert panel.table.item(0, check).text().startswith("3")
+    assert panel.rows[0].check == tuple(w.controller.session.jumped_frames(1))
+    # A click on the cell where it landed re-anchors the object: frame 3 is no longer listed.
+    x, y = click_point(truth[3] == 1)
+    viewer.dims.set_current_step(0, 3)
+    w.points_layer.add([3, y, x])
+    wait(qtbot, w)
+    assert (w.labels_layer.data[3] == 1)[truth[3] == 1].mean() > 0.5
+    assert not panel.table.item(0, check).text().startswith("3")

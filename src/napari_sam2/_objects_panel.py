@@ -1,29 +1,37 @@
-"""The objects panel of the segmentation widget: each object's colour, the frames where it is present and
-the frames where the model lost it; hide/show, delete, relabel and merge. Rows come from the session's public read API."""
+"""The objects panel of the segmentation widget: each object's colour, the frames where it is present, the frames
+where the model lost it and those worth a look (its mask jumped); hide/show, delete, relabel and merge. Rows come from
+the session's public read API."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from qtpy.QtCore import Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from sam2_model.video_session import JUMP_MAX_IOU
+
 from ._colors import OBJECT_COLORMAP, object_colors
 
-HEADERS = ("Object", "Present on frames", "Lost on frames", "Shown")
+HEADERS = ("Object", "Present on frames", "Lost on frames", "Check frames", "Shown")
+CHECK_TIP = (f"Frames where the object's mask barely overlaps its mask on the frame it was tracked from "
+             f"(IoU < {JUMP_MAX_IOU}): it jumped further than its size, collapsed, or the model followed something "
+             f"else. A click there re-anchors it.")
 
 
 @dataclass(frozen=True)
 class ObjectRow:
-    """One object: present = frames with a result the model scores as visible; lost = scored absent."""
+    """One object: present = frames with a result the model scores as visible; lost = scored absent;
+    check = present frames whose mask jumped from the frame it was tracked from (``VideoSession.jumped_frames``)."""
 
     obj_id: int
     present: List[int]
     lost: List[int]
     hidden: bool = False
+    check: Tuple[int, ...] = ()
 
 
 def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
@@ -33,7 +41,7 @@ def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
     for obj in session.obj_ids:
         lost = session.lost_frames(obj)
         present = sorted(set(session.tracked_frames(obj)) - set(lost))
-        rows.append(ObjectRow(obj, present, lost, obj in hidden))
+        rows.append(ObjectRow(obj, present, lost, obj in hidden, tuple(session.jumped_frames(obj))))
     return rows
 
 
@@ -83,6 +91,7 @@ class ObjectsPanel(QWidget):
         super().__init__(parent)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
+        self.table.horizontalHeaderItem(HEADERS.index("Check frames")).setToolTip(CHECK_TIP)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
@@ -108,7 +117,8 @@ class ObjectsPanel(QWidget):
         self.rows = list(rows)
         self.table.setRowCount(len(rows))
         for index, (row, color) in enumerate(zip(rows, object_colors([r.obj_id for r in rows]))):
-            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), "no" if row.hidden else "yes")
+            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), frame_ranges(list(row.check)),
+                     "no" if row.hidden else "yes")
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
             swatch = QColor.fromRgbF(*[float(c) for c in color])

@@ -69,6 +69,11 @@ class FrameResult:
     def has_memory(self) -> bool:
         return self.memory is not None or self.releasable
 
+    @property
+    def present(self) -> bool:
+        """The model scores the object as visible here (presence logit > 0)."""
+        return float(self.object_score.reshape(-1)[0]) > 0
+
 
 class LazyMemoryEntry:
     """A memory-bank entry whose features are (re)computed only if the model reads them.
@@ -163,6 +168,25 @@ class ObjectState:
 
     def prompted_frames(self) -> set:
         return set(self.points) | set(self.masks)
+
+    def jumped_frames(self, max_iou: float) -> List[int]:
+        """Tracked, unprompted frames whose mask overlaps the mask of the frame it was tracked from (the one
+        before, or after when tracked in reverse) by an IoU below ``max_iou``, the object present on both
+        (presence logit > 0). Masks are the low-resolution logits > 0, before hole filling. Sorted."""
+        prompted = self.prompted_frames()
+        jumped = []
+        for frame in sorted(self.result_frames() - prompted):
+            if frame not in self.tracked:
+                continue
+            source = frame + 1 if self.tracked[frame] else frame - 1
+            here, there = self.result(frame), self.result(source)
+            if there is None or not (here.present and there.present):
+                continue
+            a, b = here.low_res_logits > 0, there.low_res_logits > 0
+            union = int((a | b).sum())
+            if union and int((a & b).sum()) < max_iou * union:
+                jumped.append(frame)
+        return jumped
 
     def result_frames(self) -> set:
         """Frames on which the object has a result (any table)."""
