@@ -7,6 +7,8 @@ file, a stack without prompts and a single image. Faults are injected into the w
 
 from __future__ import annotations
 
+import csv
+
 import argparse
 import os
 import sys
@@ -252,6 +254,9 @@ def test_large_labels_go_to_ome_zarr(data, reference, tmp_path):
     assert row["status"] == "ok", row["error"]
     assert row["outputs"] == "s2/labels.ome.zarr;s2/objects.csv;s2/manifest.json"
     np.testing.assert_array_equal(np.asarray(open_stack(tmp_path / "s2" / "labels.ome.zarr")[:]), reference["s2"])
+    with open(tmp_path / "s2" / "objects.csv") as handle:  # the table still has the session's scores and checks
+        rows = list(csv.DictReader(handle))
+    assert rows and all(np.isfinite(float(r["object_score"])) and r["check"] in ("0", "1") for r in rows)
 
 
 def test_rgb_stack_matches_segment(data, tmp_path):

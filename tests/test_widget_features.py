@@ -3,6 +3,7 @@ layer, model and weights choice (local file, failed download with progress), mul
 
 from __future__ import annotations
 
+import csv
 import http.server
 import threading
 
@@ -200,6 +201,10 @@ def test_objects_panel_points_to_the_frame_where_the_mask_left_the_cell(make_nap
     assert not (w.labels_layer.data[3] == 1)[truth[3] == 1].any()  # the mask stayed behind
     assert panel.table.item(0, check).text().startswith("3")
     assert panel.rows[0].check == tuple(w.controller.session.jumped_frames(1))
+    with open(w.export("table", str(tmp_path / "table.csv"))) as handle:  # the table marks the same frames
+        flags = {int(r["frame"]): r["check"] for r in csv.DictReader(handle) if r["obj_id"] == "1"}
+    assert {t for t, flag in flags.items() if flag == "1"} == set(panel.rows[0].check)
+    assert flags[0] == flags[1] == flags[2] == "0"
     # A click on the cell where it landed re-anchors the object: frame 3 is no longer listed.
     x, y = click_point(truth[3] == 1)
     viewer.dims.set_current_step(0, 3)

@@ -202,8 +202,8 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels)
-    if large:  # plane by plane, never the whole stack in memory (no object scores here)
-        rows = measure(labels, frames.grey)
+    if large:  # plane by plane, never the whole stack in memory
+        rows = measure(labels, frames.grey, controller.object_scores(), check=controller.check_frames())
     else:
         write_labels_tiff(labels, folder / labels_name)
         rows = controller.measurements()

@@ -7,7 +7,7 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -261,13 +261,21 @@ class SegmentationController:
         image = np.stack([self.frames[t] for t in frames]).astype(np.float32)
         if image.ndim == 4:
             image = image.mean(axis=-1)
+        return measure(self.label_planes(), image, self.object_scores(), calibration, self.check_frames())
+
+    def object_scores(self) -> Dict[Tuple[int, int], float]:
+        """{(frame, obj_id): presence logit} of every result the session holds."""
         scores = {}
         for obj_id in self.session.obj_ids:
             for t in self.session.tracked_frames(obj_id):
                 score = self.session.object_score(t, obj_id)
                 if score is not None:
                     scores[(t, obj_id)] = float(score)
-        return measure(self.label_planes(), image, scores, calibration)
+        return scores
+
+    def check_frames(self) -> Set[Tuple[int, int]]:
+        """{(frame, obj_id)} where the object's mask jumped (``VideoSession.jumped_frames``)."""
+        return {(t, obj_id) for obj_id in self.session.obj_ids for t in self.session.jumped_frames(obj_id)}
 
     def label_planes(self) -> np.ndarray:
         """(T, H, W) the labels of every frame (the fixed slices of the layout)."""

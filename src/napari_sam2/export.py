@@ -7,14 +7,14 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import AbstractSet, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tifffile
 from skimage.measure import regionprops_table
 
 COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
-           "mean_intensity", "object_score"]
+           "mean_intensity", "object_score", "check"]
 # With a Calibration: the same in physical units (napari's layer scale and units).
 CALIBRATED_COLUMNS = ["time", "time_unit", "area_scaled", "centroid_y_scaled", "centroid_x_scaled", "length_unit"]
 
@@ -62,13 +62,15 @@ def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
 
 def measure(
     labels: np.ndarray, image: Optional[np.ndarray] = None, object_scores: Optional[Dict[tuple, float]] = None,
-    calibration: Optional[Calibration] = None,
+    calibration: Optional[Calibration] = None, check: Optional[AbstractSet[Tuple[int, int]]] = None,
 ) -> List[Dict[str, Any]]:
-    """One row per object and frame with pixels: area, centroid, bbox, mean intensity, object score.
+    """One row per object and frame with pixels: area, centroid, bbox, mean intensity, object score, check.
 
     labels: (T, Y, X); image: (T, Y, X) grey values for the mean intensity (or None);
     object_scores: {(frame, obj_id): presence logit} from the session (or None);
-    calibration: adds time, area and centroid in physical units (:data:`CALIBRATED_COLUMNS`).
+    calibration: adds time, area and centroid in physical units (:data:`CALIBRATED_COLUMNS`);
+    check: the (frame, obj_id) worth a look (``VideoSession.jumped_frames``): column ``check`` is 1 there and 0
+    elsewhere; empty when None (not known, e.g. automatic tracking).
     """
     rows: List[Dict[str, Any]] = []
     for frame in range(labels.shape[0]):
@@ -86,6 +88,7 @@ def measure(
                 "bbox_y1": int(table["bbox-2"][i]), "bbox_x1": int(table["bbox-3"][i]),
                 "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
                 "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
+                "check": "" if check is None else int((frame, int(obj)) in check),
             })
             if calibration is not None:
                 rows[-1].update(calibration.columns(rows[-1]))
