@@ -173,20 +173,22 @@ class ObjectState:
         """Tracked, unprompted frames whose mask overlaps the mask of the frame it was tracked from (the one
         before, or after when tracked in reverse) by an IoU below ``max_iou``, the object present on both
         (presence logit > 0). Masks are the low-resolution logits > 0, before hole filling. Sorted."""
-        prompted = self.prompted_frames()
-        jumped = []
-        for frame in sorted(self.result_frames() - prompted):
+        pairs = []  # (frame, the frame it was tracked from), both with a result scored present
+        for frame in sorted(self.result_frames() - self.prompted_frames()):
             if frame not in self.tracked:
                 continue
             source = frame + 1 if self.tracked[frame] else frame - 1
             here, there = self.result(frame), self.result(source)
-            if there is None or not (here.present and there.present):
-                continue
-            a, b = here.low_res_logits > 0, there.low_res_logits > 0
-            union = int((a | b).sum())
-            if union and int((a & b).sum()) < max_iou * union:
-                jumped.append(frame)
-        return jumped
+            if there is not None and here.present and there.present:
+                pairs.append((frame, here.low_res_logits, there.low_res_logits))
+        if not pairs:
+            return []
+        here = torch.cat([p[1] for p in pairs]).flatten(1) > 0  # (n, S*S), one comparison for all frames
+        there = torch.cat([p[2] for p in pairs]).flatten(1) > 0
+        overlap = (here & there).sum(1)
+        union = (here | there).sum(1)
+        jumped = (union > 0) & (overlap < max_iou * union)
+        return [pair[0] for pair, flag in zip(pairs, jumped.tolist()) if flag]
 
     def result_frames(self) -> set:
         """Frames on which the object has a result (any table)."""
