@@ -55,30 +55,53 @@ def msc_available(data: pathlib.Path = DATA) -> bool:
     return (data / "01").is_dir() and (data / "01_GT" / "TRA").is_dir() and (data / "01_GT" / "SEG").is_dir()
 
 
-def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24) -> MscScore:
-    """One click per cell of frame 0 (most interior pixel of its tracking-ground-truth marker), propagation
-    through all frames, then on every frame with segmentation ground truth the IoU of each tracked mask
-    with the ground-truth cell that carries its track."""
+@dataclass
+class MscData:
+    """The MSC time-lapse: stack (T, H, W) uint16; track / seg: {frame: (H, W) tracking markers / segmentation
+    ground truth} (seg on a subset of frames); ids: the cells of frame 0's tracking ground truth."""
+
+    stack: np.ndarray
+    track: Dict[int, np.ndarray]
+    seg: Dict[int, np.ndarray]
+    ids: List[int]
+
+    def first_clicks(self) -> Dict[int, Tuple[float, float]]:
+        """One (x, y) click per cell of frame 0, at the most interior pixel of its tracking marker."""
+        return {obj_id: click_point(self.track[0] == obj_id) for obj_id in self.ids}
+
+
+def load_msc(data: pathlib.Path = DATA) -> MscData:
+    """Frames, tracking and segmentation ground truth of ``data`` (a CTC sequence 01 with its 01_GT)."""
     if not msc_available(data):
         raise ValueError(f"data: no CTC time-lapse at {data} (expected 01/, 01_GT/TRA/ and 01_GT/SEG/)")
     frames = sorted((data / "01").glob("t*.tif"))
     stack = np.stack([tifffile.imread(f) for f in frames])
     track = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((data / "01_GT" / "TRA").glob("man_track*.tif"))}
     seg = {int(p.stem[-3:]): tifffile.imread(p) for p in sorted((data / "01_GT" / "SEG").glob("man_seg*.tif"))}
-    first = track[0]
-    ids = [int(i) for i in np.unique(first) if i != 0]
-    clicks = {obj_id: click_point(first == obj_id) for obj_id in ids}
+    return MscData(stack, track, seg, [int(i) for i in np.unique(track[0]) if i != 0])
+
+
+def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24) -> MscScore:
+    """One click per cell of frame 0 (most interior pixel of its tracking-ground-truth marker), propagation
+    through all frames, then on every frame with segmentation ground truth the IoU of each tracked mask
+    with the ground-truth cell that carries its track."""
+    msc = load_msc(data)
     start = time.perf_counter()
-    labels = track_with_clicks(model, stack, clicks)
-    seconds = time.perf_counter() - start
+    labels = track_with_clicks(model, msc.stack, msc.first_clicks())
+    return score_msc(labels, msc, held_out_from, time.perf_counter() - start)
+
+
+def score_msc(labels: np.ndarray, msc: MscData, held_out_from: int = 24, seconds: float = float("nan")) -> MscScore:
+    """Score (T, H, W) tracked labels (ids of ``msc.ids``): on every frame with segmentation ground truth, the IoU
+    of each cell's mask with the ground-truth cell that carries its track."""
     scores: List[float] = []
     held_out: List[float] = []
     per_frame: Dict[int, Tuple[float, int]] = {}
     per_cell: Dict[int, List[float]] = {}
-    for t, truth in sorted(seg.items()):
+    for t, truth in sorted(msc.seg.items()):
         frame_scores = []
-        for obj_id in ids:
-            marker = track.get(t, np.zeros_like(truth)) == obj_id
+        for obj_id in msc.ids:
+            marker = msc.track.get(t, np.zeros_like(truth)) == obj_id
             if not marker.any():
                 continue
             overlap = np.bincount(truth[marker].ravel(), minlength=int(truth.max()) + 1)
@@ -93,7 +116,7 @@ def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24
                 held_out.extend(frame_scores)
             per_frame[t] = (float(np.mean(frame_scores)), len(frame_scores))
     return MscScore(float(np.mean(scores)), float(np.mean(held_out)) if held_out else float("nan"), held_out_from,
-                    len(scores), len(ids), tuple(stack.shape), seconds, per_frame,
+                    len(scores), len(msc.ids), tuple(msc.stack.shape), seconds, per_frame,
                     {obj_id: tuple(values) for obj_id, values in per_cell.items()})
 
 
