@@ -14,8 +14,8 @@ within ``--within`` frames of the loss; and the zero-shot MSC IoU (``real_data_d
 
 Then ``--rounds`` rounds of what a user does with the flags: on each cell's first flagged frame that has no click
 yet, click the cell (its marker's interior; nothing if it has left the field), propagate again, score. Beside it,
-the same number of clicks per round placed by the ground truth instead (on each still-lost cell's first lost
-frame): what a person who watched every frame would do, the best such clicks can give.
+rounds of clicks placed from the ground truth instead (one on each still-lost cell's first lost frame): what a
+person who watched every frame would do.
 """
 
 from __future__ import annotations
