@@ -173,7 +173,7 @@ class ObjectState:
         """Tracked, unprompted frames whose mask overlaps the mask of the frame it was tracked from (the one
         before, or after when tracked in reverse) by an IoU below ``max_iou``, the object present on both
         (presence logit > 0). Masks are the low-resolution logits > 0, before hole filling. Sorted."""
-        pairs = []  # (frame, the frame it was tracked from), both with a result scored present
+        pairs = []  # (frame, its logits, the logits of the frame it was tracked from), both scored present
         for frame in sorted(self.result_frames() - self.prompted_frames()):
             if frame not in self.tracked:
                 continue

@@ -29,8 +29,9 @@ from .session_state import FrameResult, MemoryBankView, ObjectState, PointPrompt
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
 # jumped_frames: a tracked mask overlapping the mask it was tracked from by less than this IoU is worth a look.
-# On the MSC time-lapse (embedded weights, the 9 cells of frame 0 clicked once) it flags 3 of the 212 frames where
-# a cell was followed, and 5 of the 8 cells that were lost or left the field within 3 frames of it.
+# On the MSC time-lapse (embedded weights, the 9 cells of frame 0 clicked once; bench/msc_check_frames.py) it flags
+# 3 of the 212 frames where a cell was followed, and for 5 of the 8 cells that were lost or left the field the first
+# flagged frame is within 3 frames of it.
 JUMP_MAX_IOU = 0.2
 
 
