@@ -398,6 +398,10 @@ def test_objects_panel_lists_hides_and_deletes_objects(cells, qtbot):
     for row in panel.rows:
         assert sorted(row.present + row.lost) == session.tracked_frames(row.obj_id)
     assert panel.table.item(1, 1).text() == "0-5" or panel.rows[1].lost
+    assert [row.check for row in panel.rows] == [(), ()]  # calm cells: nothing to check
+    panel.select_object(2)
+    panel.check_button.click()
+    assert "no frames to check" in w.status.text()
     panel.select_object(2)
     panel.hide_button.click()
     assert w.labels_layer.get_color(2)[3] == 0 and w.labels_layer.get_color(1)[3] == 1

@@ -205,10 +205,16 @@ def test_objects_panel_points_to_the_frame_where_the_mask_left_the_cell(make_nap
         flags = {int(r["frame"]): r["check"] for r in csv.DictReader(handle) if r["obj_id"] == "1"}
     assert {t for t, flag in flags.items() if flag == "1"} == set(panel.rows[0].check)
     assert flags[0] == flags[1] == flags[2] == "0"
-    # A click on the cell where it landed re-anchors the object: frame 3 is no longer listed.
+    # *Next check frame* shows frame 3 with object 1 chosen; a click on the cell where it landed re-anchors the
+    # object there, and frame 3 is no longer listed.
+    viewer.dims.set_current_step(0, 0)
+    w.new_object_button.click()  # as if the user had moved on to another object
+    panel.select_object(1)
+    panel.check_button.click()
+    assert viewer.dims.current_step[0] == 3 and w.object_spin.value() == 1
     x, y = click_point(truth[3] == 1)
-    viewer.dims.set_current_step(0, 3)
     w.points_layer.add([3, y, x])
     wait(qtbot, w)
     assert (w.labels_layer.data[3] == 1)[truth[3] == 1].mean() > 0.5
     assert not panel.table.item(0, check).text().startswith("3")
+    assert w.controller.session.prompted_frames(1) == [0, 3]

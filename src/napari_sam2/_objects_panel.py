@@ -75,17 +75,19 @@ def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
 
 
 class ObjectsPanel(QWidget):
-    """A table of the current image's objects with *Hide / show*, *Delete object*, *Relabel…* and *Merge into…*
-    for the selected row.
+    """A table of the current image's objects with *Hide / show*, *Delete object*, *Relabel…*, *Merge into…* and
+    *Next check frame* for the selected row.
 
-    Signals: ``hide_toggled(obj_id)``, ``delete_requested(obj_id)``, ``relabel_requested(obj_id)`` and
-    ``merge_requested(obj_id)`` (the widget asks for the new id / the object to merge into).
+    Signals: ``hide_toggled(obj_id)``, ``delete_requested(obj_id)``, ``relabel_requested(obj_id)``,
+    ``merge_requested(obj_id)`` (the widget asks for the new id / the object to merge into) and
+    ``check_requested(obj_id)`` (the widget shows the object's next check frame).
     """
 
     hide_toggled = Signal(int)
     delete_requested = Signal(int)
     relabel_requested = Signal(int)
     merge_requested = Signal(int)
+    check_requested = Signal(int)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -99,6 +101,9 @@ class ObjectsPanel(QWidget):
         self.delete_button = QPushButton("Delete object")
         self.relabel_button = QPushButton("Relabel…")
         self.merge_button = QPushButton("Merge into…")
+        self.check_button = QPushButton("Next check frame")
+        self.check_button.setToolTip("Go to the selected object's next check frame and make it the object that "
+                                     "clicks add to, to re-anchor it there.")
         buttons = QHBoxLayout()
         for button in (self.hide_button, self.delete_button, self.relabel_button, self.merge_button):
             buttons.addWidget(button)
@@ -106,11 +111,13 @@ class ObjectsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        layout.addWidget(self.check_button)
         self.rows: List[ObjectRow] = []
         self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
         self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
         self.relabel_button.clicked.connect(lambda: self._emit(self.relabel_requested))
         self.merge_button.clicked.connect(lambda: self._emit(self.merge_requested))
+        self.check_button.clicked.connect(lambda: self._emit(self.check_requested))
 
     def show_rows(self, rows: List[ObjectRow]) -> None:
         selected = self.selected_object()
@@ -125,6 +132,10 @@ class ObjectsPanel(QWidget):
             self.table.item(index, 0).setBackground(QBrush(swatch))
             if row.obj_id == selected:
                 self.table.selectRow(index)
+
+    def check_frames(self, obj_id: int) -> Tuple[int, ...]:
+        """The object's check frames as shown (empty for an unknown object)."""
+        return next((row.check for row in self.rows if row.obj_id == obj_id), ())
 
     def selected_object(self) -> Optional[int]:
         index = self.table.currentRow()

@@ -162,6 +162,26 @@ class PromptEventsMixin:
             state.hidden ^= {obj_id}
             self._refresh_objects()
 
+    def _on_check_requested(self, obj_id: int) -> None:
+        """Show the object's next check frame after the current one (wrapping round), and make it the object
+        that clicks add to, so a click there re-anchors it."""
+        state = self._state
+        if state is None or state.controller is None:
+            return
+        frames = self.objects.check_frames(obj_id)
+        if not frames:
+            self.status.setText(f"Object {obj_id} has no frames to check.")
+            return
+        axis = state.controller.layout.frame_axis
+        current = int(self.viewer.dims.current_step[axis]) if axis is not None else 0
+        frame = next((t for t in frames if t > current), frames[0])
+        if axis is not None:
+            self.viewer.dims.set_current_step(axis, frame)
+        self.object_spin.setValue(obj_id)
+        self.activate_clicks()
+        self.status.setText(f"Object {obj_id}, frame {frame}: check frame {frames.index(frame) + 1} of {len(frames)}. "
+                            "Click the object here to re-anchor it, then propagate.")
+
     def _on_delete_object(self, obj_id: int) -> None:
         """Delete an object: its clicks and boxes, its session state and its masks (Undo brings it back)."""
         state = self._state

@@ -145,6 +145,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.objects.delete_requested.connect(self._on_delete_object)
         self.objects.relabel_requested.connect(self._on_relabel_requested)
         self.objects.merge_requested.connect(self._on_merge_requested)
+        self.objects.check_requested.connect(self._on_check_requested)
         self.save_session_button.clicked.connect(self._on_save_session)
         self.load_session_button.clicked.connect(self._on_load_session)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
