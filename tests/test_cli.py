@@ -187,3 +187,12 @@ def test_a_failed_write_leaves_the_old_output_and_no_temporary_file(tmp_path, mo
         export.save_labels_tiff(np.zeros((2, 4, 4), np.uint32), output)
     assert output.read_bytes() == b"the previous run's labels"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.tif"]
+
+
+def test_auto_outputs_with_prompts_are_refused_not_ignored(tmp_path, capsys, no_model):
+    args = write_case(tmp_path, ["frame,obj_id,y,x", "0,1,40,40"])
+    code = main(args + ["-o", str(tmp_path / "labels.tif"), "--table", str(tmp_path / "t.csv"),
+                        "--ctc", str(tmp_path / "ctc")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--ctc, --table: outputs of --auto only" in err and "objects.csv" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.csv", "stack.tif"]  # nothing written

@@ -130,6 +130,12 @@ def track_command(args: argparse.Namespace) -> int:
     limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
     if args.auto:
         return auto_command(args, limits)
+    auto_outputs = [flag for flag in ("ctc", "geff", "table") if getattr(args, flag) is not None]
+    if auto_outputs:
+        named = ", ".join(f"--{flag}" for flag in auto_outputs)
+        raise ValueError(f"{named}: outputs of --auto only; with --prompts, track writes -o labels.tif (for a "
+                         "table per object and frame, with object scores and check frames, run napari-sam2 batch "
+                         "STACK -o OUT_DIR with the prompts beside the stack: OUT_DIR/<stack>/objects.csv)")
     if args.prompts is None or args.output is None:
         raise ValueError("track needs --prompts CSV and -o labels.tif (or --auto with --ctc OUT_DIR, --geff FILE, "
                          "--table CSV or -o labels.tif to track every cell)")
