@@ -148,12 +148,35 @@ def test_jumped_frames_mark_where_the_mask_left_the_cell(model):
     assert max(backward.jumped_frames(1)) == 2
 
 
+def test_jumped_frames_follow_results_that_are_tracked_again(model):
+    """jumped_frames keeps the overlaps it computed while the results stand: tracking the frames again (here in
+    the other direction, then after a re-anchoring click) gives what a session computing afresh gives."""
+    image, labels = teleported_cell()
+    session = VideoSession(model, image)
+    session.add_prompt(0, 1, points=[click_point(labels[0] == 1)], labels=[1])
+    run(session)
+    forward = session.jumped_frames(1)
+    assert forward[0] == 3
+    run(session, start_frame=5, reverse=True)  # frames 5..1 tracked again, each from the frame after it
+    again = session.jumped_frames(1)
+    session.restore(session.snapshot())  # copies of the results: nothing kept from before
+    assert again == session.jumped_frames(1)
+    assert again != forward
+    session.add_prompt(3, 1, points=[click_point(labels[3] == 1)], labels=[1])
+    run(session, start_frame=3)
+    anchored = session.jumped_frames(1)
+    session.restore(session.snapshot())
+    assert anchored == session.jumped_frames(1)
+    assert 3 not in anchored
+
+
 def test_no_jumped_frames_where_cells_are_followed(model, movie):
     session = VideoSession(model, movie.image)
     for obj_id, point in enumerate(clicks(movie, 3), start=1):
         session.add_prompt(0, obj_id, points=[point], labels=[1])
     run(session)
     assert [session.jumped_frames(o) for o in session.obj_ids] == [[], [], []]
+    assert session.jumped_frames(1, max_iou=np.float32(0.5)) == session.jumped_frames(1, max_iou=0.5)
     with pytest.raises(ValueError, match="max_iou"):
         session.jumped_frames(1, max_iou=0)
     with pytest.raises(ValueError, match="unknown object"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
@@ -144,6 +145,9 @@ class ObjectState:
     pending_non_cond: Dict[int, FrameResult] = field(default_factory=dict)  # corrections on tracked frames
     tracked: Dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse?
     projected_frames: Set[int] = field(default_factory=set)  # frames whose results may hold a projection
+    # frame -> (its result, its source's result, IoU) for source_overlaps; weak, so replaced results are freed
+    _overlap_cache: Dict[int, Tuple[weakref.ref, weakref.ref, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def result(self, frame: int) -> Optional[FrameResult]:
         """The newest result on ``frame``: pending first, then conditioning, then tracked."""
@@ -173,22 +177,39 @@ class ObjectState:
         """Tracked, unprompted frames whose mask overlaps the mask of the frame it was tracked from (the one
         before, or after when tracked in reverse) by an IoU below ``max_iou``, the object present on both
         (presence logit > 0). Masks are the low-resolution logits > 0, before hole filling. Sorted."""
-        pairs = []  # (frame, its logits, the logits of the frame it was tracked from), both scored present
-        for frame in sorted(self.result_frames() - self.prompted_frames()):
-            if frame not in self.tracked:
+        return [frame for frame, iou in sorted(self.source_overlaps().items()) if iou < max_iou]
+
+    def source_overlaps(self) -> Dict[int, float]:
+        """frame -> IoU of the mask with the mask of the frame it was tracked from, for the tracked,
+        unprompted frames where both are scored present (see :meth:`jumped_frames`).
+
+        An IoU is computed once per pair of results and kept while both results stand (results are
+        replaced, never edited, when a frame is tracked again), so asking again after a click on one
+        frame only compares the frames whose results changed.
+        """
+        overlaps: Dict[int, float] = {}
+        pending = []  # (frame, its logits, the logits of the frame it was tracked from), both scored present
+        prompted = self.prompted_frames()
+        for frame, reverse in self.tracked.items():
+            if frame in prompted:
                 continue
-            source = frame + 1 if self.tracked[frame] else frame - 1
-            here, there = self.result(frame), self.result(source)
-            if there is not None and here.present and there.present:
-                pairs.append((frame, here.low_res_logits, there.low_res_logits))
-        if not pairs:
-            return []
-        here = torch.cat([p[1] for p in pairs]).flatten(1) > 0  # (n, S*S), one comparison for all frames
-        there = torch.cat([p[2] for p in pairs]).flatten(1) > 0
-        overlap = (here & there).sum(1)
-        union = (here | there).sum(1)
-        jumped = (union > 0) & (overlap < max_iou * union)
-        return [pair[0] for pair, flag in zip(pairs, jumped.tolist()) if flag]
+            here, there = self.result(frame), self.result(frame + 1 if reverse else frame - 1)
+            if here is None or there is None or not (here.present and there.present):
+                continue
+            cached = self._overlap_cache.get(frame)
+            if cached is not None and cached[0]() is here and cached[1]() is there:
+                overlaps[frame] = cached[2]
+            else:
+                pending.append((frame, here, there))
+        if pending:  # one comparison for all frames that changed
+            masks = torch.cat([p[1].low_res_logits for p in pending]).flatten(1) > 0  # (n, S*S)
+            sources = torch.cat([p[2].low_res_logits for p in pending]).flatten(1) > 0
+            union = (masks | sources).sum(1)
+            ious = ((masks & sources).sum(1) / union.clamp(min=1)).where(union > 0, torch.ones(())).tolist()
+            for (frame, here, there), iou in zip(pending, ious):
+                self._overlap_cache[frame] = (weakref.ref(here), weakref.ref(there), iou)
+                overlaps[frame] = iou
+        return overlaps
 
     def result_frames(self) -> set:
         """Frames on which the object has a result (any table)."""

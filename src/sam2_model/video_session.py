@@ -10,6 +10,7 @@ filling runs on every device, and frames are read lazily (see :class:`FrameSourc
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -441,7 +442,7 @@ class VideoSession:
         (the previous frame, or the next when tracked in reverse) by an IoU below ``max_iou`` while the model
         scores it present on both. The object jumped further than its size, collapsed, or the model followed
         something else there; a click on that frame re-anchors it. Prompted frames are never listed. Sorted."""
-        if isinstance(max_iou, bool) or not isinstance(max_iou, (int, float)) or not 0 < max_iou <= 1:
+        if isinstance(max_iou, bool) or not isinstance(max_iou, numbers.Real) or not 0 < max_iou <= 1:
             raise ValueError(f"max_iou must be a number in (0, 1], got {max_iou!r}")
         return self._state(obj_id).jumped_frames(float(max_iou))
 
