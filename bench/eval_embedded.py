@@ -17,7 +17,8 @@ For each weights file (the baseline first, when given), on the CPU:
 * held-out synthetic mix: one-click IoU and 8-frame tracked J&F on every kind of the training mix (fluorescence,
   phase contrast, brightfield, DIC; nuclei, cells, rods; natural-image-like clips), weighted as in the mix, per kind
   and by object size (:func:`sam2_model.mix_evaluation.mix_quality`; no goal: it says where a model stands
-  beyond the nuclei the bars are measured on); ``--mix-frame-size`` sets the clips' side (default 256);
+  beyond the nuclei the bars are measured on), beside the J&F of keeping frame 0's true mask, or its one-click
+  mask, on every frame without tracking; ``--mix-frame-size`` sets the clips' side (default 256);
 * far leaps: tracked J&F of sparse fluorescence cells on six held-out clips, without and with leaps of 1 to 2.5
   diameters between frames (:func:`sam2_model.leap_evaluation.leap_quality`; the motion of MSC's lost cells);
 * frames/s propagating one object through 40 synthetic 512 x 512 frames
@@ -78,6 +79,8 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
         start = time.perf_counter()
         mix = mix_quality(model, frame_shape=(mix_frame_size, mix_frame_size))
         result["mix_one_click_iou"], result["mix_j_and_f"] = round(mix.one_click_iou, 4), round(mix.j_and_f, 4)
+        result["mix_copy_truth_j_and_f"] = round(mix.copy_first_j_and_f, 4)
+        result["mix_copy_click_j_and_f"] = round(mix.copy_click_j_and_f, 4)
         result["mix"] = mix.summary()
         result["mix_table"] = mix.table()
         result["seconds"]["mix"] = round(time.perf_counter() - start, 1)
@@ -141,6 +144,8 @@ def table(results: List[Dict[str, Any]]) -> str:
     """A side-by-side text table: one row per measure, one column per weights file (ok/NO against the goal)."""
     rows = [("one-click IoU (synthetic, >= 0.85)", "one_click_iou"), ("30-frame J&F (synthetic, >= 0.75)", "j_and_f_30"),
             ("mix one-click IoU (held-out)", "mix_one_click_iou"), ("mix 8-frame J&F (held-out)", "mix_j_and_f"),
+            ("  no tracking: true frame-0 mask kept", "mix_copy_truth_j_and_f"),
+            ("  no tracking: one-click mask kept", "mix_copy_click_j_and_f"),
             ("sparse cells J&F, no leaps", "leap_calm_j_and_f"), ("  the same cells leaping", "leap_j_and_f"),
             ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("  95 % interval over cells", "msc_iou_interval"),
             ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),

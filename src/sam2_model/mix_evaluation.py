@@ -8,6 +8,9 @@ measures, through the real inference path (:class:`ImagePredictor` with one outp
 * one-click IoU on frame 0;
 * J&F over the tracked frames 1..T-1 (a cell that divides is followed as the union of its descendants,
   :func:`sam2_model.evaluation.lineage_masks`);
+* beside it, two baselines without tracking: the J&F of copying the object's true frame-0 mask to every
+  frame (what the natural-video goal is set against), and of copying the one-click mask of frame 0 (what the
+  click gave before any tracking): tracking below the second loses more than the cells' motion costs;
 
 per kind, as the mix's weighted mean, and by the object's size at the model's input (equivalent diameter
 in input pixels), which says whether small objects need a larger input size.
@@ -26,7 +29,7 @@ import numpy as np
 
 from .evaluation import clickable_objects, track_clicked_cells
 from .image_predictor import ImagePredictor
-from .metrics import region_similarity
+from .metrics import j_and_f, region_similarity
 from .modeling.sam2 import SAM2Model
 from .synth import MIX, make_microscopy_timelapse
 
@@ -61,6 +64,8 @@ class KindScore:
     one_click_iou: float
     j_and_f: float
     num_objects: int
+    copy_first_j_and_f: float = float("nan")  # the true frame-0 mask copied to frames 1..T-1
+    copy_click_j_and_f: float = float("nan")  # the one-click mask of frame 0 copied to frames 1..T-1
 
 
 @dataclass
@@ -70,6 +75,8 @@ class MixReport:
     kinds: List[KindScore]
     one_click_iou: float  # weighted by the kinds' shares of the mix
     j_and_f: float
+    copy_first_j_and_f: float = float("nan")
+    copy_click_j_and_f: float = float("nan")
     by_size: Dict[str, Tuple[float, float, int]] = field(default_factory=dict)
     image_size: int = 0
     frame_shape: Tuple[int, int] = (0, 0)
@@ -79,20 +86,28 @@ class MixReport:
         """The figures as JSON-ready numbers (4 decimals): weighted means, per kind and per size bin."""
         return {
             "one_click_iou": round(self.one_click_iou, 4), "j_and_f": round(self.j_and_f, 4),
+            "copy_first_j_and_f": round(self.copy_first_j_and_f, 4),
+            "copy_click_j_and_f": round(self.copy_click_j_and_f, 4),
             "image_size": self.image_size, "frame_shape": list(self.frame_shape),
             "seeds": f"{MIX_HELD_OUT_SEED} + 100 x kind index + clip (0..{self.seeds_per_kind - 1})",
             "per_kind": {k.kind: {"one_click_iou": round(k.one_click_iou, 4), "j_and_f": round(k.j_and_f, 4),
-                                  "objects": k.num_objects} for k in self.kinds},
+                                  "copy_first_j_and_f": round(k.copy_first_j_and_f, 4),
+                                  "copy_click_j_and_f": round(k.copy_click_j_and_f, 4), "objects": k.num_objects}
+                         for k in self.kinds},
             "by_size": {b: {"one_click_iou": round(c, 4), "j_and_f": round(j, 4), "objects": n}
                         for b, (c, j, n) in self.by_size.items()},
         }
 
     def table(self) -> str:
-        """A text table: one row per kind, then the weighted means and the size bins."""
-        lines = [f"{'kind':34}{'share':>7}{'one-click':>11}{'J&F':>8}{'objects':>9}"]
+        """A text table: one row per kind (J&F of the baselines: copy truth = the true frame-0 mask, copy click =
+        the one-click mask of frame 0, copied to every frame), then the weighted means and the size bins."""
+        lines = [f"{'kind':34}{'share':>7}{'one-click':>11}{'J&F':>8}{'copy truth':>12}{'copy click':>12}"
+                 f"{'objects':>9}"]
         for k in self.kinds:
-            lines.append(f"{k.kind:34}{k.weight:7.2f}{k.one_click_iou:11.3f}{k.j_and_f:8.3f}{k.num_objects:9d}")
-        lines.append(f"{'mix (weighted)':34}{'':7}{self.one_click_iou:11.3f}{self.j_and_f:8.3f}")
+            lines.append(f"{k.kind:34}{k.weight:7.2f}{k.one_click_iou:11.3f}{k.j_and_f:8.3f}"
+                         f"{k.copy_first_j_and_f:12.3f}{k.copy_click_j_and_f:12.3f}{k.num_objects:9d}")
+        lines.append(f"{'mix (weighted)':34}{'':7}{self.one_click_iou:11.3f}{self.j_and_f:8.3f}"
+                     f"{self.copy_first_j_and_f:12.3f}{self.copy_click_j_and_f:12.3f}")
         lines.append(f"by equivalent diameter at the {self.image_size} px input:")
         for name, (click, jf, count) in self.by_size.items():
             lines.append(f"  {name + ' px':32}{'':7}{click:11.3f}{jf:8.3f}{count:9d}")
@@ -140,6 +155,8 @@ def mix_quality(
             continue
         clicks_iou: List[float] = []
         tracked: List[float] = []
+        copied: List[float] = []
+        copied_click: List[float] = []
         for n in range(seeds_per_kind):
             movie = make_microscopy_timelapse(
                 MIX_HELD_OUT_SEED + 100 * index + n, shape=frame_shape, num_frames=num_frames, modality=modality,
@@ -156,10 +173,14 @@ def mix_quality(
                 jf = score["JF"]
                 clicks_iou.append(click)
                 tracked.append(jf)
+                truth = run.truth[1:, k]
+                copied.append(j_and_f(np.broadcast_to(run.truth[0, k], truth.shape), truth)["JF"])
+                copied_click.append(j_and_f(np.broadcast_to(masks[0], truth.shape), truth)["JF"])
                 diameter = 2.0 * math.sqrt(float(run.truth[0, k].sum()) / math.pi) * scale
                 sized.setdefault(size_bin(diameter), []).append((click, jf))
         if clicks_iou:
-            scores.append(KindScore(name, weight, float(np.mean(clicks_iou)), float(np.mean(tracked)), len(clicks_iou)))
+            scores.append(KindScore(name, weight, float(np.mean(clicks_iou)), float(np.mean(tracked)), len(clicks_iou),
+                                    float(np.mean(copied)), float(np.mean(copied_click))))
     if not scores:
         raise ValueError("no clickable objects in the held-out clips; use a larger frame_shape or a smaller min_area")
     total = sum(s.weight for s in scores)
@@ -170,6 +191,8 @@ def mix_quality(
         kinds=scores,
         one_click_iou=sum(s.weight * s.one_click_iou for s in scores) / total,
         j_and_f=sum(s.weight * s.j_and_f for s in scores) / total,
+        copy_first_j_and_f=sum(s.weight * s.copy_first_j_and_f for s in scores) / total,
+        copy_click_j_and_f=sum(s.weight * s.copy_click_j_and_f for s in scores) / total,
         by_size=by_size, image_size=model.image_size, frame_shape=(int(frame_shape[0]), int(frame_shape[1])),
         seeds_per_kind=seeds_per_kind,
     )
