@@ -188,7 +188,7 @@ class ObjectState:
         frame only compares the frames whose results changed.
         """
         overlaps: Dict[int, float] = {}
-        pending = []  # (frame, its logits, the logits of the frame it was tracked from), both scored present
+        pending = []  # (frame, its result, the result of the frame it was tracked from) not yet compared
         prompted = self.prompted_frames()
         for frame, reverse in self.tracked.items():
             if frame in prompted:
