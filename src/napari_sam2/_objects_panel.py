@@ -5,7 +5,7 @@ the session's public read API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from qtpy.QtCore import Signal
@@ -28,8 +28,8 @@ class ObjectRow:
     check = present frames whose mask jumped from the frame it was tracked from (``VideoSession.jumped_frames``)."""
 
     obj_id: int
-    present: List[int]
-    lost: List[int]
+    present: Tuple[int, ...]
+    lost: Tuple[int, ...]
     hidden: bool = False
     check: Tuple[int, ...] = ()
 
@@ -39,13 +39,13 @@ def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
     hidden = set(hidden)
     rows = []
     for obj in session.obj_ids:
-        lost = session.lost_frames(obj)
-        present = sorted(set(session.tracked_frames(obj)) - set(lost))
+        lost = tuple(session.lost_frames(obj))
+        present = tuple(sorted(set(session.tracked_frames(obj)) - set(lost)))
         rows.append(ObjectRow(obj, present, lost, obj in hidden, tuple(session.jumped_frames(obj))))
     return rows
 
 
-def frame_ranges(frames: List[int]) -> str:
+def frame_ranges(frames: Sequence[int]) -> str:
     """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"; [] -> "none"."""
     if not frames:
         return "none"
@@ -124,7 +124,7 @@ class ObjectsPanel(QWidget):
         self.rows = list(rows)
         self.table.setRowCount(len(rows))
         for index, (row, color) in enumerate(zip(rows, object_colors([r.obj_id for r in rows]))):
-            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), frame_ranges(list(row.check)),
+            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), frame_ranges(row.check),
                      "no" if row.hidden else "yes")
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
