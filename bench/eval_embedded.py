@@ -79,7 +79,7 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
         start = time.perf_counter()
         mix = mix_quality(model, frame_shape=(mix_frame_size, mix_frame_size))
         result["mix_one_click_iou"], result["mix_j_and_f"] = round(mix.one_click_iou, 4), round(mix.j_and_f, 4)
-        result["mix_copy_truth_j_and_f"] = round(mix.copy_first_j_and_f, 4)
+        result["mix_copy_truth_j_and_f"] = round(mix.copy_truth_j_and_f, 4)
         result["mix_copy_click_j_and_f"] = round(mix.copy_click_j_and_f, 4)
         result["mix"] = mix.summary()
         result["mix_table"] = mix.table()

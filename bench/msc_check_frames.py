@@ -99,8 +99,7 @@ def main() -> None:
     frames = len(msc.stack)
 
     def first_unclicked_flag(session: VideoSession, obj_id: int, cover: Dict[int, float]) -> Optional[int]:
-        flagged = [t for t in session.jumped_frames(obj_id, max_iou=args.max_iou)
-                   if t not in session.prompted_frames(obj_id)]
+        flagged = session.jumped_frames(obj_id, max_iou=args.max_iou)  # never a prompted frame
         return flagged[0] if flagged else None
 
     def first_lost(session: VideoSession, obj_id: int, cover: Dict[int, float]) -> Optional[int]:

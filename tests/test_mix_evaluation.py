@@ -43,21 +43,21 @@ def test_the_measure_is_repeatable_and_weighs_kinds_by_their_share(demo_model):
         assert 0.0 <= kind.one_click_iou <= 1.0 and 0.0 <= kind.j_and_f <= 1.0
         # The baseline copies frame 0's true mask onto frames 1..T-1: cells move, so it loses overlap, but they
         # move less than their size in 8 frames, so it keeps some.
-        assert 0.2 < kind.copy_first_j_and_f < 0.99
+        assert 0.2 < kind.copy_truth_j_and_f < 0.99
         # The one-click mask is not the true mask: kept on every frame it scores below the true mask kept.
-        assert 0.0 <= kind.copy_click_j_and_f < kind.copy_first_j_and_f
+        assert 0.0 <= kind.copy_click_j_and_f < kind.copy_truth_j_and_f
     total = sum(k.weight for k in report.kinds)
     assert report.one_click_iou == pytest.approx(sum(k.weight * k.one_click_iou for k in report.kinds) / total)
     assert report.j_and_f == pytest.approx(sum(k.weight * k.j_and_f for k in report.kinds) / total)
-    assert report.copy_first_j_and_f == pytest.approx(
-        sum(k.weight * k.copy_first_j_and_f for k in report.kinds) / total)
+    assert report.copy_truth_j_and_f == pytest.approx(
+        sum(k.weight * k.copy_truth_j_and_f for k in report.kinds) / total)
     assert report.copy_click_j_and_f == pytest.approx(
         sum(k.weight * k.copy_click_j_and_f for k in report.kinds) / total)
     assert sum(n for _, _, n in report.by_size.values()) == sum(k.num_objects for k in report.kinds)
     assert "mix (weighted)" in report.table() and PHASE_RODS in report.table()
     summary = json.loads(json.dumps(report.summary()))  # what weights' metadata and eval_embedded.py record
     assert list(summary["per_kind"]) == [NUCLEI, PHASE_RODS]
-    assert summary["per_kind"][NUCLEI]["copy_first_j_and_f"] == round(report.kinds[0].copy_first_j_and_f, 4)
+    assert summary["per_kind"][NUCLEI]["copy_truth_j_and_f"] == round(report.kinds[0].copy_truth_j_and_f, 4)
     assert summary["one_click_iou"] == round(report.one_click_iou, 4) and summary["frame_shape"] == [256, 256]
 
 

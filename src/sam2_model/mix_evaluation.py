@@ -64,7 +64,7 @@ class KindScore:
     one_click_iou: float
     j_and_f: float
     num_objects: int
-    copy_first_j_and_f: float = float("nan")  # the true frame-0 mask copied to frames 1..T-1
+    copy_truth_j_and_f: float = float("nan")  # the true frame-0 mask copied to frames 1..T-1
     copy_click_j_and_f: float = float("nan")  # the one-click mask of frame 0 copied to frames 1..T-1
 
 
@@ -75,7 +75,7 @@ class MixReport:
     kinds: List[KindScore]
     one_click_iou: float  # weighted by the kinds' shares of the mix
     j_and_f: float
-    copy_first_j_and_f: float = float("nan")
+    copy_truth_j_and_f: float = float("nan")
     copy_click_j_and_f: float = float("nan")
     by_size: Dict[str, Tuple[float, float, int]] = field(default_factory=dict)
     image_size: int = 0
@@ -86,12 +86,12 @@ class MixReport:
         """The figures as JSON-ready numbers (4 decimals): weighted means, per kind and per size bin."""
         return {
             "one_click_iou": round(self.one_click_iou, 4), "j_and_f": round(self.j_and_f, 4),
-            "copy_first_j_and_f": round(self.copy_first_j_and_f, 4),
+            "copy_truth_j_and_f": round(self.copy_truth_j_and_f, 4),
             "copy_click_j_and_f": round(self.copy_click_j_and_f, 4),
             "image_size": self.image_size, "frame_shape": list(self.frame_shape),
             "seeds": f"{MIX_HELD_OUT_SEED} + 100 x kind index + clip (0..{self.seeds_per_kind - 1})",
             "per_kind": {k.kind: {"one_click_iou": round(k.one_click_iou, 4), "j_and_f": round(k.j_and_f, 4),
-                                  "copy_first_j_and_f": round(k.copy_first_j_and_f, 4),
+                                  "copy_truth_j_and_f": round(k.copy_truth_j_and_f, 4),
                                   "copy_click_j_and_f": round(k.copy_click_j_and_f, 4), "objects": k.num_objects}
                          for k in self.kinds},
             "by_size": {b: {"one_click_iou": round(c, 4), "j_and_f": round(j, 4), "objects": n}
@@ -105,9 +105,9 @@ class MixReport:
                  f"{'objects':>9}"]
         for k in self.kinds:
             lines.append(f"{k.kind:34}{k.weight:7.2f}{k.one_click_iou:11.3f}{k.j_and_f:8.3f}"
-                         f"{k.copy_first_j_and_f:12.3f}{k.copy_click_j_and_f:12.3f}{k.num_objects:9d}")
+                         f"{k.copy_truth_j_and_f:12.3f}{k.copy_click_j_and_f:12.3f}{k.num_objects:9d}")
         lines.append(f"{'mix (weighted)':34}{'':7}{self.one_click_iou:11.3f}{self.j_and_f:8.3f}"
-                     f"{self.copy_first_j_and_f:12.3f}{self.copy_click_j_and_f:12.3f}")
+                     f"{self.copy_truth_j_and_f:12.3f}{self.copy_click_j_and_f:12.3f}")
         lines.append(f"by equivalent diameter at the {self.image_size} px input:")
         for name, (click, jf, count) in self.by_size.items():
             lines.append(f"  {name + ' px':32}{'':7}{click:11.3f}{jf:8.3f}{count:9d}")
@@ -179,20 +179,24 @@ def mix_quality(
                 diameter = 2.0 * math.sqrt(float(run.truth[0, k].sum()) / math.pi) * scale
                 sized.setdefault(size_bin(diameter), []).append((click, jf))
         if clicks_iou:
-            scores.append(KindScore(name, weight, float(np.mean(clicks_iou)), float(np.mean(tracked)), len(clicks_iou),
-                                    float(np.mean(copied)), float(np.mean(copied_click))))
+            scores.append(KindScore(
+                name, weight, float(np.mean(clicks_iou)), float(np.mean(tracked)), len(clicks_iou),
+                copy_truth_j_and_f=float(np.mean(copied)), copy_click_j_and_f=float(np.mean(copied_click)),
+            ))
     if not scores:
         raise ValueError("no clickable objects in the held-out clips; use a larger frame_shape or a smaller min_area")
     total = sum(s.weight for s in scores)
+
+    def weighted(measure: str) -> float:
+        return sum(s.weight * getattr(s, measure) for s in scores) / total
+
     order = [size_bin(e - 1e-3) for e in SIZE_BIN_EDGES] + [size_bin(SIZE_BIN_EDGES[-1])]
     by_size = {b: (float(np.mean([c for c, _ in sized[b]])), float(np.mean([j for _, j in sized[b]])), len(sized[b]))
                for b in order if b in sized}
     return MixReport(
         kinds=scores,
-        one_click_iou=sum(s.weight * s.one_click_iou for s in scores) / total,
-        j_and_f=sum(s.weight * s.j_and_f for s in scores) / total,
-        copy_first_j_and_f=sum(s.weight * s.copy_first_j_and_f for s in scores) / total,
-        copy_click_j_and_f=sum(s.weight * s.copy_click_j_and_f for s in scores) / total,
+        one_click_iou=weighted("one_click_iou"), j_and_f=weighted("j_and_f"),
+        copy_truth_j_and_f=weighted("copy_truth_j_and_f"), copy_click_j_and_f=weighted("copy_click_j_and_f"),
         by_size=by_size, image_size=model.image_size, frame_shape=(int(frame_shape[0]), int(frame_shape[1])),
         seeds_per_kind=seeds_per_kind,
     )
