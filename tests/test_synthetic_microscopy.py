@@ -8,7 +8,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2_model.synth import (CELL_SIZE_RANGES, JUMP_RATE_RANGE, MIX, draw_jump_rate, draw_microscopy_settings,
+from sam2_model.synth import (CELL_SIZE_RANGES, DIM_RIM_RANGE, JUMP_RATE_RANGE, MIX, PROCESS_CHANCE_RANGE,
+                              SPREAD_CELLS_SHARE, draw_jump_rate, draw_microscopy_settings, draw_processes, draw_rim,
                               make_microscopy_timelapse, random_microscopy_timelapse)
 from sam2_model.synthetic import SyntheticTimelapse
 from sam2_model.train.data import MixedClips, SyntheticClips, describe_training_data
@@ -96,6 +97,69 @@ def test_far_leaps():
         _movie("phase", "rods", jump_rate=0.1)
     with pytest.raises(ValueError, match="jump_rate must be in"):
         _movie("phase", "cells", jump_rate=1.5)
+
+
+def _dim_share(image: np.ndarray, labels: np.ndarray) -> float:
+    """Median over cells of the share of a cell's area below a quarter of its bright middle's brightness (95th
+    percentile), both over the background (median away from every cell)."""
+    image = image.astype(np.float64)
+    background = np.median(image[~ndimage.binary_dilation(labels > 0, iterations=8)])
+    shares = []
+    for i in np.unique(labels)[1:]:
+        values = image[labels == i] - background
+        if values.size >= 80:
+            shares.append(np.mean(values < 0.25 * np.percentile(values, 95)))
+    return float(np.median(shares))
+
+
+def test_dim_rims_fade_spread_cells_towards_their_boundary():
+    kw = dict(modality="fluorescence", cell_type="cells", stain="cytoplasm", shape=(192, 192), frames=2,
+              cell_size=40.0, density=0.15, clutter=False, processes=0.0)
+    even, dim = _movie(seed=4, rim=1.0, **kw), _movie(seed=4, rim=0.1, **kw)
+    np.testing.assert_array_equal(even.labels, dim.labels)  # the same cells, only their stain differs
+    assert _dim_share(even.image[0], even.labels[0]) < 0.2  # an even body: a steep edge
+    assert _dim_share(dim.image[0], dim.labels[0]) > 0.35  # a bright middle, a dim lamella (Fluo-C2DL-MSC: 0.49)
+    # rims draw from their own stream: a clip drawn with an even rim is exactly the clip of before rims existed
+    even_seeds = [seed for seed in range(40) if draw_rim(seed) == 1.0]
+    assert 0.3 < len(even_seeds) / 40 < 0.7  # DIM_RIM_SHARE of the clips get dim rims
+    assert all(DIM_RIM_RANGE[0] <= draw_rim(s) <= DIM_RIM_RANGE[1] for s in range(40) if s not in even_seeds)
+    seed = even_seeds[0]
+    np.testing.assert_array_equal(_movie(seed=seed, rim=None, **kw).image, _movie(seed=seed, rim=1.0, **kw).image)
+    nuclei = dict(modality="fluorescence", cell_type="nuclei", stain="nuclear", frames=1)
+    np.testing.assert_array_equal(_movie(seed=4, rim=0.1, **nuclei).image, _movie(seed=4, rim=1.0, **nuclei).image)
+    with pytest.raises(ValueError, match="rim must be in"):
+        _movie(seed=4, rim=0.0, **kw)
+
+
+def test_thin_processes_trail_from_whole_cells():
+    kw = dict(modality="fluorescence", cell_type="cells", stain="cytoplasm", shape=(192, 192), frames=4,
+              cell_size=40.0, density=0.08, overlap=0.0, rim=1.0, divisions=False, enter_leave=False)
+    plain, tailed = _movie(seed=6, processes=0.0, **kw), _movie(seed=6, processes=1.0, **kw)
+    ids = np.unique(plain.labels[0])[1:]
+    np.testing.assert_array_equal(ids, np.unique(tailed.labels[0])[1:])  # the same cells, from the same draws
+    longer = 0
+    for i in ids:
+        body, whole = plain.labels[0] == i, tailed.labels[0] == i
+        assert (body & ~whole).sum() <= 0.05 * body.sum()  # tails add to a cell (a neighbour's tail may cross it)
+        added = whole & ~body
+        if added.sum() > 20:  # a tail in view: thin, so an opening of 2 px removes nearly all of it
+            opened = ndimage.binary_opening(whole, iterations=2)
+            assert (added & opened).sum() < 0.3 * added.sum()
+            longer += 1
+    assert longer >= 0.5 * len(ids)
+    assert (tailed.labels[3] > 0).sum() > (plain.labels[3] > 0).sum()  # tails move with their cells
+    # processes draw from their own streams: a clip drawn without them is exactly the clip of before
+    plain_seeds = [seed for seed in range(40) if draw_processes(seed, "cells") == 0.0]
+    assert 0.3 < len(plain_seeds) / 40 < 0.7
+    assert all(PROCESS_CHANCE_RANGE[0] <= draw_processes(s, "cells") <= PROCESS_CHANCE_RANGE[1]
+               for s in range(40) if s not in plain_seeds)
+    assert all(draw_processes(s, kind) == 0.0 for s in range(20) for kind in ("nuclei", "rods"))
+    np.testing.assert_array_equal(_movie(seed=plain_seeds[0], processes=None, **kw).image,
+                                  _movie(seed=plain_seeds[0], processes=0.0, **kw).image)
+    with pytest.raises(ValueError, match="whole cells"):
+        _movie("phase", "rods", processes=0.5)
+    with pytest.raises(ValueError, match="processes must be in"):
+        _movie("phase", "cells", processes=1.5)
 
 
 def test_divisions_and_rod_growth():
@@ -310,7 +374,8 @@ def test_dic_relief_has_one_shear_direction():
 
 
 def test_brightfield_edges_stand_out():
-    m = _movie("brightfield", "cells", seed=1, shape=(160, 160), frames=1, cell_size=30.0, density=0.15)
+    # bodies only: thin processes hardly bend light, and brightfield shows them faintly if at all
+    m = _movie("brightfield", "cells", seed=1, shape=(160, 160), frames=1, cell_size=30.0, density=0.15, processes=0.0)
     img, lab = m.image[0].astype(float), m.labels[0] > 0
     edge = _ring(lab, 0, 2) | (lab & ~ndimage.binary_erosion(lab, iterations=2))
     far = ~ndimage.binary_dilation(lab, iterations=10)
@@ -333,6 +398,21 @@ def test_random_mix_draws_the_documented_weights_and_valid_clips():
         assert m.image.shape == m.labels.shape == (3, 96, 96)
 
 
+def test_spread_cells_curriculum_raises_the_fluorescent_whole_cells():
+    rng = np.random.default_rng(8)
+    draws = [draw_microscopy_settings(rng, spread_cells=True) for _ in range(2000)]
+    flat = [d for d in draws if d["modality"] == "fluorescence" and d.get("cell_type") == "cells"
+            and d.get("stain") == "cytoplasm"]
+    assert abs(len(flat) / len(draws) - SPREAD_CELLS_SHARE) < 0.04  # 8 % in the plain mix
+    assert {d["modality"] for d in draws} == {"fluorescence", "phase", "brightfield", "dic", "natural"}
+    assert all("jump_rate" not in d for d in draws)
+    dims = [draw_rim(d["seed"]) < 1.0 for d in flat]
+    tails = [draw_processes(d["seed"], "cells") > 0 for d in flat]
+    assert 0.4 < np.mean(dims) < 0.6 and 0.4 < np.mean(tails) < 0.6  # each in half of them, independently
+    with pytest.raises(ValueError, match="choose one"):
+        draw_microscopy_settings(rng, leaping=True, spread_cells=True)
+
+
 def test_leaping_curriculum_draws_nuclei_and_cells_that_all_leap():
     rng = np.random.default_rng(3)
     draws = [draw_microscopy_settings(rng, leaping=True) for _ in range(300)]
@@ -348,7 +428,7 @@ def test_leaping_curriculum_draws_nuclei_and_cells_that_all_leap():
     (dict(cell_type="rods", stain="nuclear"), "stain"), (dict(dtype="float32"), "dtype"),
     (dict(shape=(16, 128)), "shape"), (dict(cell_size=200.0), "cell_size"), (dict(density=0.0), "density"),
     (dict(num_frames=0), "num_frames"), (dict(overlap=0.9), "overlap"), (dict(speed=-0.1), "speed"),
-    (dict(speed=3.0), "speed"), (dict(shape_change=-1.0), "shape_change"),
+    (dict(speed=3.0), "speed"), (dict(shape_change=-1.0), "shape_change"), (dict(rim=1.5), "rim"),
 ])
 def test_bad_arguments_are_named(kwargs, word):
     base = dict(seed=0, shape=(128, 128), num_frames=2)
@@ -384,8 +464,13 @@ def test_training_data_choice_and_unchanged_default_stream():
     assert isinstance(mixed, MixedClips) and mixed.shape == (512, 512) and mixed.workers == 3
     leaping = make_clips(TrainSettings(out="x", data="leaps"), 96)
     assert isinstance(leaping, MixedClips) and leaping.leaping and leaping.nuclei_fraction == 0.15
-    assert not mixed.leaping and mixed.nuclei_fraction == 0.15
+    assert not mixed.leaping and not mixed.spread_cells and mixed.nuclei_fraction == 0.15
     assert "leaps" in describe_training_data({"data": "leaps"})
+    spread = make_clips(TrainSettings(out="x", data="spread-cells"), 96)
+    assert isinstance(spread, MixedClips) and spread.spread_cells and not spread.leaping
+    assert "40%" in describe_training_data({"data": "spread-cells"})
+    with pytest.raises(ValueError, match="choose one"):
+        MixedClips(3, 96, 3, leaping=True, spread_cells=True)
     with pytest.raises(ValueError, match="data"):
         make_clips(TrainSettings(out="x", data="cells"), 64)
     # the default stream is the one the shipped demo model was trained on: first clip of seed 1, as recorded
@@ -394,16 +479,18 @@ def test_training_data_choice_and_unchanged_default_stream():
     assert float(clip.images.sum()) == pytest.approx(-39405.99, rel=1e-4)
 
 
-@pytest.mark.parametrize("cell_type", ["nuclei", "cells", "rods"])
-def test_vectorised_drawing_equals_drawing_cell_by_cell(cell_type):
+@pytest.mark.parametrize("cell_type,processes", [("nuclei", 0.0), ("cells", 0.0), ("cells", 0.8), ("rods", 0.0)])
+def test_vectorised_drawing_equals_drawing_cell_by_cell(cell_type, processes):
     from sam2_model.synth.batch import draw_many
     from sam2_model.synth.population import PopulationSettings, _World
     from sam2_model.synth.shapes import draw, texture_field
 
     rng = np.random.default_rng(0)
     fine, coarse = texture_field(rng, 128, 0.8), texture_field(rng, 128, 6.0)
-    world = _World(rng, (96, 96), PopulationSettings(cell_type=cell_type, cell_size=20, density=0.3, debris=2))
+    world = _World(rng, (96, 96), PopulationSettings(cell_type=cell_type, cell_size=20, density=0.3, debris=2,
+                                                     processes=processes))
     cells = world.populate() + world.debris
+    assert (processes > 0) == any(len(getattr(c, "process_length", ())) for c in cells)
     many = draw_many(cells, (96, 96), fine, coarse)
     for n, cell in enumerate(cells):
         one, sel = draw(cell, (96, 96), fine, coarse), many.owner == n
@@ -417,5 +504,6 @@ def test_vectorised_drawing_equals_drawing_cell_by_cell(cell_type):
         np.testing.assert_array_equal(flat[a], many.flat[sel][b])
         np.testing.assert_allclose(one.edge[one.inside][a], many.edge[sel][b], atol=1e-3)
         np.testing.assert_allclose(one.texture[one.inside][a], many.texture[sel][b], atol=1e-4)
+        np.testing.assert_allclose(one.rho[one.inside][a], many.rho[sel][b], atol=1e-4)
         if one.nucleus is not None:
             np.testing.assert_allclose(one.nucleus[one.inside][a], many.nucleus[sel][b], atol=1e-3)

@@ -47,7 +47,8 @@ def _tracked(model: SAM2Model, seed: int, jump_rate: float, frame_shape: Tuple[i
              max_objects: int) -> List[float]:
     movie = make_microscopy_timelapse(seed, shape=frame_shape, num_frames=num_frames, modality="fluorescence",
                                       cell_type="cells", stain="cytoplasm", density=0.06, cell_size=30.0,
-                                      speed=0.1, divisions=False, jump_rate=jump_rate)
+                                      speed=0.1, divisions=False, jump_rate=jump_rate,
+                                      rim=1.0, processes=0.0)  # as before rims and tails existed: a measure of leaps
     obj_ids = clickable_objects(movie.labels[0], 16)[:max_objects]
     if not obj_ids:
         return []

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .shapes import HARMONICS, Blob, Cell, Rod, draw
+from .shapes import HARMONICS, Blob, Cell, Rod, draw, process_geometry
 
 __all__ = ["DrawnMany", "draw_many"]
 
@@ -69,6 +69,15 @@ def _blob_geometry(blobs: Sequence[Blob], u: np.ndarray, v: np.ndarray):
     np.maximum(f, np.float32(0.3), out=f)
     scale = np.sqrt(u * u + v * v) / safe
     edge = (f - rho) * np.where(rho < 1e-3, b, scale)
+    rho = rho / f
+    for k in range(max(len(c.process_length) for c in blobs)):
+        has = [k < len(c.process_length) for c in blobs]
+        if not any(has):
+            continue
+        angle = _column([c.process_angle[k] if h else 0.0 for c, h in zip(blobs, has)])
+        length = _column([c.process_length[k] if h else 0.0 for c, h in zip(blobs, has)])
+        width = _column([c.process_width[k] if h else -1.0 for c, h in zip(blobs, has)])  # < 0: never inside
+        edge, rho = process_geometry(edge, rho, u, v, angle, length, width)
     nucleus = np.full(u.shape, np.inf, np.float32)
     with_nucleus = [n for n, c in enumerate(blobs) if c.nucleus is not None]
     if with_nucleus:
@@ -76,7 +85,7 @@ def _blob_geometry(blobs: Sequence[Blob], u: np.ndarray, v: np.ndarray):
         rad = np.array([blobs[n].radius for n in with_nucleus])
         uu, vv = u[with_nucleus], v[with_nucleus]
         nucleus[with_nucleus] = np.hypot(uu - _column(ou * rad), (vv - _column(ov * rad)) * 1.15) / _column(nr * rad)
-    return edge, rho / f, nucleus
+    return edge, rho, nucleus
 
 
 def _draw_group(cells: Sequence[Cell], boxes: np.ndarray, shape: Tuple[int, int], fine: np.ndarray,

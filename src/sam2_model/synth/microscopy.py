@@ -12,7 +12,7 @@ below) and its free parameters (cell size from ~6 to ~120 px, density, bit depth
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from .optics import acquire
 from .population import CELL_TYPES, PopulationSettings, simulate
 
 __all__ = ["MIX", "CELL_SIZE_RANGES", "SPEED_RANGE", "SHAPE_CHANGE_RANGES", "JUMP_SHARE", "JUMP_RATE_RANGE",
-           "draw_jump_rate", "make_microscopy_timelapse",
+           "DIM_RIM_SHARE", "DIM_RIM_RANGE", "PROCESS_SHARE", "PROCESS_CHANCE_RANGE", "draw_jump_rate", "draw_rim",
+           "SPREAD_CELLS_SHARE", "draw_processes", "make_microscopy_timelapse",
            "draw_microscopy_settings", "random_microscopy_timelapse"]
 
 # (weight, modality, cell_type, stain): the mix drawn by random_microscopy_timelapse. Transmitted-light
@@ -64,6 +65,26 @@ SHAPE_CHANGE_RANGES: Dict[str, Tuple[float, float]] = {"nuclei": (1.0, 2.0), "ce
 JUMP_SHARE = 0.3
 JUMP_RATE_RANGE: Tuple[float, float] = (0.03, 0.25)
 _JUMP_DRAW_STREAM, _LEAP_STREAM = 0x1EA7, 0x1EA8  # second words of the seeds of those streams
+# How a spread cell's stain fades towards its boundary. Whole cells of even thickness put 9-11 % of their area below
+# a quarter of their middle's brightness (over the background); the flat cells of Fluo-C2DL-MSC put 49 % there
+# (median over its 112 segmented cells: a bright middle fading into a wide dim lamella), and the embedded weights,
+# clicked on them, marked the bright middle only (precision 0.88, recall 0.53). A share of the whole-cell clips
+# (DIM_RIM_SHARE) gets a rim thinner than the middle (`rim`, drawn log-uniformly from DIM_RIM_RANGE), from a stream
+# of its own seeded by the clip's seed, so the other clips are exactly those of before.
+DIM_RIM_SHARE = 0.5
+DIM_RIM_RANGE: Tuple[float, float] = (0.05, 0.6)
+_RIM_STREAM = 0x1EA9
+# Long thin processes: the spindle-shaped cells of Fluo-C2DL-MSC trail tails several body lengths long and a few px
+# wide, which their segmentation ground truth includes and the embedded weights left out. A share of the whole-cell
+# clips (PROCESS_SHARE) gives each cell a chance, uniform in PROCESS_CHANCE_RANGE, of one or two tails
+# (population._World._grow_processes), drawn from streams of their own so that the other clips, and the rest of
+# these, are those of before.
+PROCESS_SHARE = 0.5
+PROCESS_CHANCE_RANGE: Tuple[float, float] = (0.3, 1.0)
+_PROCESS_DRAW_STREAM, _PROCESS_STREAM = 0x1EAA, 0x1EAB
+# The spread-cells curriculum (`--data spread-cells`): fluorescent whole cells, where dim rims and tails are drawn,
+# raised from 8 % of the mix to this share
+SPREAD_CELLS_SHARE = 0.4
 _DEFAULT_STAIN = {"nuclei": "nuclear", "cells": "cytoplasm", "rods": "cytoplasm"}
 
 
@@ -106,6 +127,8 @@ def make_microscopy_timelapse(
     speed: Optional[float] = None,
     shape_change: Optional[float] = None,
     jump_rate: Optional[float] = None,
+    rim: Optional[float] = None,
+    processes: Optional[float] = None,
 ) -> SyntheticTimelapse:
     """A (T, H, W) time-lapse of ``cell_type`` ('nuclei', 'cells' with a nucleus inside, 'rods') seen in
     ``modality`` ('fluorescence', 'phase', 'brightfield', 'dic'; or 'natural' for a natural-image-like
@@ -121,6 +144,10 @@ def make_microscopy_timelapse(
     and change outline (1: slowly, 4: protrusions come and go within frames); None: drawn from
     SHAPE_CHANGE_RANGES. jump_rate (nuclei and cells; 0..1): chance per frame that a cell leaps 1 to 2.5 of its
     diameter besides its random walk; None: drawn (0 for most clips, see JUMP_SHARE; always 0 for rods).
+    rim (whole cells; 0..1): a spread cell's stained thickness at its rim relative to its middle (1: even; 0.15:
+    a bright middle fading into a wide dim lamella); None: drawn (see DIM_RIM_SHARE).
+    processes (whole cells; 0..1): the chance that a cell has one or two long thin tails; None: drawn (see
+    PROCESS_SHARE; always 0 for nuclei and rods).
     Labels: int32, 0 = background, ids stable through time; parents: daughter id -> mother id (a
     daughter's first frame follows its mother's last). Deterministic for a given seed.
     """
@@ -157,6 +184,14 @@ def make_microscopy_timelapse(
     if not 0.0 <= shape_change <= 10.0:
         raise ValueError(f"shape_change must be in [0, 10], got {shape_change}")
     jump_rate = draw_jump_rate(seed, cell_type) if jump_rate is None else float(jump_rate)
+    rim = draw_rim(seed) if rim is None else float(rim)
+    processes = draw_processes(seed, cell_type) if processes is None else float(processes)
+    if not 0.0 <= processes <= 1.0:
+        raise ValueError(f"processes must be in [0, 1] (a chance per whole cell), got {processes}")
+    if processes > 0 and cell_type != "cells":
+        raise ValueError(f"processes (thin tails) apply to whole cells ('cells'), not {cell_type!r}: use 0 or None")
+    if not 0.0 < rim <= 1.0:
+        raise ValueError(f"rim must be in (0, 1] (the rim's thickness relative to the middle), got {rim}")
     if not 0.0 <= jump_rate <= 1.0:
         raise ValueError(f"jump_rate must be in [0, 1] (a chance per cell and frame), got {jump_rate}")
     if jump_rate > 0 and cell_type == "rods":
@@ -167,9 +202,11 @@ def make_microscopy_timelapse(
         speed=speed, shape_change=shape_change, divisions=divisions, enter_leave=enter_leave,
         colony=cell_type == "rods" and rng.random() < 0.5, division_rate=float(rng.uniform(0.0, 0.04)),
         debris=int(debris), max_cells=int(300 * max(1.0, shape[0] * shape[1] / 65536.0)), jump_rate=jump_rate,
+        rim=rim, processes=processes,
     )
     needs = maps_needed(modality, stain) if modality == "fluorescence" else maps_needed(modality, "")
-    population = simulate(rng, shape, num_frames, settings, needs, leap_rng=np.random.default_rng([seed, _LEAP_STREAM]))
+    population = simulate(rng, shape, num_frames, settings, needs, leap_rng=np.random.default_rng([seed, _LEAP_STREAM]),
+                          process_rng=np.random.default_rng([seed, _PROCESS_STREAM]))
     expected, photons, read_noise = form_image(modality, population.maps, rng, float(cell_size), clutter)
     image = acquire(rng, expected, photons, dtype, read_noise, offset=float(rng.uniform(50.0, 500.0)))
     return SyntheticTimelapse(image=image, labels=population.labels, parents=population.parents)
@@ -183,17 +220,50 @@ def draw_jump_rate(seed: int, cell_type: str) -> float:
     return 0.0 if rng.random() >= JUMP_SHARE else _leap_chance(rng)
 
 
+def draw_rim(seed: int) -> float:
+    """The clip's rim thickness for spread cells (see DIM_RIM_SHARE), from a stream seeded by ``seed`` alone."""
+    rng = np.random.default_rng([int(seed), _RIM_STREAM])
+    if rng.random() >= DIM_RIM_SHARE:
+        return 1.0
+    return math.exp(rng.uniform(math.log(DIM_RIM_RANGE[0]), math.log(DIM_RIM_RANGE[1])))
+
+
+def draw_processes(seed: int, cell_type: str) -> float:
+    """The clip's chance per whole cell of thin processes (see PROCESS_SHARE), from a stream seeded by ``seed``."""
+    if cell_type != "cells":
+        return 0.0
+    rng = np.random.default_rng([int(seed), _PROCESS_DRAW_STREAM])
+    return 0.0 if rng.random() >= PROCESS_SHARE else float(rng.uniform(*PROCESS_CHANCE_RANGE))
+
+
 def _leap_chance(rng: np.random.Generator) -> float:
     """A leap chance per cell and frame, log-uniform in JUMP_RATE_RANGE."""
     return math.exp(rng.uniform(math.log(JUMP_RATE_RANGE[0]), math.log(JUMP_RATE_RANGE[1])))
 
 
-def draw_microscopy_settings(rng: np.random.Generator, leaping: bool = False) -> Dict[str, Any]:
+def _spread_cells_mix() -> List[Tuple[float, str, str, Optional[str]]]:
+    """MIX with the fluorescent whole cells (cytoplasmic stain) at SPREAD_CELLS_SHARE of all clips, first, and
+    the other kinds in their MIX proportions after them."""
+    focus = ("fluorescence", "cells", "cytoplasm")
+    rest = [m for m in MIX if tuple(m[1:]) != focus]
+    total = sum(m[0] for m in rest)
+    return [(SPREAD_CELLS_SHARE,) + focus] + [((1 - SPREAD_CELLS_SHARE) * m[0] / total,) + tuple(m[1:]) for m in rest]
+
+
+def draw_microscopy_settings(rng: np.random.Generator, leaping: bool = False,
+                             spread_cells: bool = False) -> Dict[str, Any]:
     """Keyword arguments of :func:`make_microscopy_timelapse` for one clip of the mix: the kind is drawn
     from :data:`MIX` by weight; 30 % of microscopy clips are uint8; the seed comes from ``rng``.
     leaping: only the nuclei and whole-cell kinds of MIX (by their weights), every clip with a leap chance
-    drawn log-uniformly from JUMP_RATE_RANGE (a curriculum for following cells that leap between frames)."""
-    entries = [m for m in MIX if m[2] in ("nuclei", "cells") and m[1] != "natural"] if leaping else list(MIX)
+    drawn log-uniformly from JUMP_RATE_RANGE (a curriculum for following cells that leap between frames).
+    spread_cells: the fluorescent whole cells make SPREAD_CELLS_SHARE of the clips (the flat cells of the
+    CTC Fluo-C2DL-MSC kind: dim rims and thin tails in their usual shares), the other kinds the rest."""
+    if leaping and spread_cells:
+        raise ValueError("leaping and spread_cells are two different curricula: choose one")
+    if leaping:
+        entries = [m for m in MIX if m[2] in ("nuclei", "cells") and m[1] != "natural"]
+    else:
+        entries = _spread_cells_mix() if spread_cells else list(MIX)
     weights = np.array([m[0] for m in entries])
     _, modality, cell_type, stain = entries[int(rng.choice(len(entries), p=weights / weights.sum()))]
     settings: Dict[str, Any] = {"seed": int(rng.integers(0, 2**63 - 1)), "modality": modality}
@@ -205,8 +275,10 @@ def draw_microscopy_settings(rng: np.random.Generator, leaping: bool = False) ->
 
 
 def random_microscopy_timelapse(rng: np.random.Generator, shape: Tuple[int, int] = (256, 256),
-                                num_frames: int = 8, leaping: bool = False) -> SyntheticTimelapse:
+                                num_frames: int = 8, leaping: bool = False,
+                                spread_cells: bool = False) -> SyntheticTimelapse:
     """One clip of the training mix (see :data:`MIX` and :func:`draw_microscopy_settings`; ``leaping``:
-    nuclei and whole cells only, every clip with far leaps)."""
-    settings = draw_microscopy_settings(rng, leaping)
+    nuclei and whole cells only, every clip with far leaps; ``spread_cells``: fluorescent whole cells in
+    SPREAD_CELLS_SHARE of the clips)."""
+    settings = draw_microscopy_settings(rng, leaping, spread_cells)
     return make_microscopy_timelapse(shape=shape, num_frames=num_frames, **settings)

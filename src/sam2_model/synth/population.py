@@ -36,7 +36,11 @@ class PopulationSettings:
     (1: slowly; 4: protrusions come and go within a few frames); colony: rods start inside one blob-shaped
     patch (a colony) instead of everywhere; division_rate: per frame per eligible blob; jump_rate: chance per
     frame that a blob (not a rod) leaps ``jump_size`` (low, high) of its diameter in a random direction
-    beside its random walk, as fast-crawling cells do between widely spaced frames (0: never)."""
+    beside its random walk, as fast-crawling cells do between widely spaced frames (0: never); rim (whole cells,
+    0..1): the stained thickness of a spread cell's rim relative to its middle (1: even, a flat body with a steep
+    edge; 0.15: a thick bright middle fading into a wide, dim lamella, as in flat cells on a substrate);
+    processes (whole cells, 0..1): the chance that a cell grows one or two long thin processes (tails, as of
+    fibroblasts and mesenchymal stem cells; see :class:`shapes.Blob`)."""
 
     cell_type: str = "nuclei"
     cell_size: float = 24.0
@@ -52,6 +56,8 @@ class PopulationSettings:
     max_cells: int = 300
     jump_rate: float = 0.0
     jump_size: Tuple[float, float] = (1.0, 2.5)
+    rim: float = 1.0
+    processes: float = 0.0
 
 
 @dataclass
@@ -66,13 +72,19 @@ class Population:
 
 class _World:
     def __init__(self, rng: np.random.Generator, shape: Tuple[int, int], s: PopulationSettings,
-                 leap_rng: Optional[np.random.Generator] = None) -> None:
+                 leap_rng: Optional[np.random.Generator] = None,
+                 process_rng: Optional[np.random.Generator] = None) -> None:
         self.rng, self.shape, self.s = rng, shape, s
         self.next_id = 1
         self.parents: Dict[int, int] = {}
         self.drift = rng.normal(0.0, 0.25, 2) if s.enter_leave and s.cell_type != "rods" else np.zeros(2)
         # leaps come from a stream of their own, so the rest of the population draws what it drew without them
         self.leap_rng = leap_rng if s.jump_rate > 0 and s.cell_type != "rods" else None
+        # so do thin processes (their presence, shape and changes)
+        self.process_rng = None
+        if s.processes > 0 and s.cell_type == "cells":
+            self.process_rng = process_rng if process_rng is not None else np.random.default_rng(
+                int(rng.integers(0, 2**63 - 1)))
 
     # -- creation --------------------------------------------------------------------------------
     def _common(self, pos, vel, debris=False) -> dict:
@@ -114,9 +126,24 @@ class _World:
                     lobe_width=rng.uniform(0.12, 0.35, lobes))
         if kind == "cells" and not debris:
             cell.nucleus = (float(rng.normal(0, 0.15)), float(rng.normal(0, 0.1)), float(rng.uniform(0.3, 0.5)))
+            if self.process_rng is not None:
+                self._grow_processes(cell, spindle)
         if debris:
             cell.a, cell.b = cell.a * 0.25, cell.b * 0.25
         return cell
+
+    def _grow_processes(self, cell: Blob, spindle: bool) -> None:
+        """With chance ``processes``, one or two long thin tails: from a spindle's ends, along its axis; from
+        other cells in any direction; 1.3-4 x the long semi-axis from the centre; 0.05-0.15 x the mean radius wide
+        on each side at the base (at most 0.35 x the short semi-axis, at least 0.7 px)."""
+        rng = self.process_rng
+        if rng.random() >= self.s.processes:
+            return
+        count = 1 + int(rng.random() < 0.6)
+        base = rng.permutation(np.array([0.0, math.pi]))[:count] if spindle else rng.uniform(0, 2 * np.pi, count)
+        cell.process_angle = base + rng.normal(0.0, 0.15, count)
+        cell.process_length = cell.a * rng.uniform(1.3, 4.0, count)
+        cell.process_width = np.maximum(0.7, np.minimum(0.35 * cell.b, cell.radius * rng.uniform(0.05, 0.15, count)))
 
     def populate(self) -> List[Cell]:
         s, rng = self.s, self.rng
@@ -235,6 +262,10 @@ class _World:
                 c.phase = c.phase + rng.normal(0, 0.05 * k, len(c.phase))
                 c.lobe_amp = np.clip(c.lobe_amp + rng.normal(0, 0.04 * k, len(c.lobe_amp)), 0.0, 1.3)
                 c.lobe_angle = c.lobe_angle + rng.normal(0, 0.04 * k, len(c.lobe_angle))
+                if len(c.process_length):  # from their own stream: the other draws are those without processes
+                    n = len(c.process_length)
+                    c.process_angle = c.process_angle + self.process_rng.normal(0, 0.02 * k, n)
+                    c.process_length = c.process_length * np.exp(self.process_rng.normal(0, 0.03 * k, n))
         self.relax(cells)
         if s.enter_leave:
             cells = [c for c in cells if -c.extent - 2 < c.pos[0] < h + c.extent + 1
@@ -297,7 +328,7 @@ class _World:
 
 def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.ndarray,
             maps: Dict[str, np.ndarray], fine: np.ndarray, coarse: np.ndarray, cell_type: str,
-            nucleus_factor: float, membrane_width: float) -> None:
+            nucleus_factor: float, membrane_width: float, rim: float) -> None:
     """Draw frame ``t``: labels by depth (the nearest cell owns a pixel), signals added up."""
     h, w = labels.shape[1:]
     every = sorted(list(cells) + list(debris), key=lambda c: (c.depth, c.id))  # far first
@@ -324,6 +355,8 @@ def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.nd
 
     if "body" in maps:  # spread cells: thin at the rim, thicker in the middle; nuclei and rods: domes
         spread = (1.0 - np.exp(-edge / np.maximum(1.0, 0.15 * radius))) * np.where(in_nucleus, nucleus_factor, 1.0)
+        if rim < 1.0:  # a thick middle over a thin lamella: rim + (1 - rim) (1 - rho^2)^3
+            spread = spread * (rim + (1.0 - rim) * rho2**3)
         add("body", column([c.bright for c in every]) * np.where(whole, spread, 0.75 + 0.25 * rho2) * drawn.texture)
     if "membrane" in maps:
         ring = np.exp(-0.5 * (edge / membrane_width) ** 2) + 0.08
@@ -335,9 +368,11 @@ def _render(cells: Sequence[Cell], debris: Sequence[Cell], t: int, labels: np.nd
 
 
 def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, settings: PopulationSettings,
-             needs: Sequence[str] = MAPS, leap_rng: Optional[np.random.Generator] = None) -> Population:
+             needs: Sequence[str] = MAPS, leap_rng: Optional[np.random.Generator] = None,
+             process_rng: Optional[np.random.Generator] = None) -> Population:
     """Simulate ``num_frames`` frames of ``shape`` (H, W); ``needs`` names the maps to fill. ``leap_rng`` draws
-    the leaps (``settings.jump_rate``); None: a stream seeded from ``rng`` (only when leaps are on)."""
+    the leaps (``settings.jump_rate``), ``process_rng`` the thin processes (``settings.processes``); None: a
+    stream seeded from ``rng`` (only when they are on)."""
     if settings.cell_type not in CELL_TYPES:
         raise ValueError(f"cell_type must be one of {CELL_TYPES}, got {settings.cell_type!r}")
     unknown = set(needs) - set(MAPS)
@@ -345,12 +380,16 @@ def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, 
         raise ValueError(f"needs must name maps among {MAPS}, got {sorted(unknown)}")
     if not 0.0 <= settings.jump_rate <= 1.0:
         raise ValueError(f"jump_rate must be in [0, 1] (a chance per cell and frame), got {settings.jump_rate}")
+    if not 0.0 <= settings.processes <= 1.0:
+        raise ValueError(f"processes must be in [0, 1] (a chance per whole cell), got {settings.processes}")
+    if not 0.0 < settings.rim <= 1.0:
+        raise ValueError(f"rim must be in (0, 1] (the rim's thickness relative to the middle), got {settings.rim}")
     if not 0.0 <= settings.jump_size[0] <= settings.jump_size[1]:
         raise ValueError(f"jump_size must be (low, high) diameters with 0 <= low <= high, got {settings.jump_size}")
     h, w = shape
     if leap_rng is None and settings.jump_rate > 0:
         leap_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-    world = _World(rng, shape, settings, leap_rng)
+    world = _World(rng, shape, settings, leap_rng, process_rng)
     fine, coarse = texture_field(rng, 128, 0.8), texture_field(rng, 128, 6.0)
     nucleus_factor = rng.uniform(0.25, 1.3)  # cytoplasmic stain: nucleus excluded (< 1) or enriched
     membrane_width = rng.uniform(0.6, 1.4) * max(0.7, settings.cell_size / 40)
@@ -361,5 +400,5 @@ def simulate(rng: np.random.Generator, shape: Tuple[int, int], num_frames: int, 
         if t > 0:
             cells = world.step(cells)
         _render(cells, world.debris, t, labels, maps, fine, coarse, settings.cell_type,
-                nucleus_factor, membrane_width)
+                nucleus_factor, membrane_width, settings.rim)
     return Population(labels, maps, dict(world.parents))
