@@ -71,6 +71,8 @@ BAD_INPUTS = [
     (dict(image=np.zeros((3, 128, 128, 5)), rgb=True), r"rgb=True needs a last axis of 3 \(RGB\) or 4 \(RGBA\)"),
     (dict(contrast_limits=(5, 5)), r"contrast_limits must be \(low, high\) finite numbers with low < high, got \(5, 5\)"),
     (dict(contrast_limits=(1,)), r"contrast_limits must be \(low, high\): two numbers, got \(1,\)"),
+    (dict(smooth=-1), r"smooth must be a number of pixels >= 0 \(0: off\), got -1"),
+    (dict(smooth="a lot"), r"smooth must be a number of pixels >= 0 \(0: off\), got 'a lot'"),
 ]
 
 
@@ -91,6 +93,17 @@ def test_contrast_limits_reach_the_model(movie, clicks, grey_labels):
     low = float(np.percentile(movie.image, 5))
     washed = segment(movie.image, clicks, device="cpu", contrast_limits=(low - 1, low))  # nearly all white
     assert not np.array_equal(washed, grey_labels)
+
+
+def test_smoothing_is_segmenting_the_smoothed_frames(movie, clicks, grey_labels):
+    """smooth=sigma tracks exactly what the same stack blurred beforehand gives; 0 changes nothing."""
+    from scipy import ndimage
+
+    np.testing.assert_array_equal(segment(movie.image, clicks, device="cpu", smooth=0), grey_labels)
+    smoothed = segment(movie.image, clicks, device="cpu", smooth=2.5)
+    blurred = np.stack([ndimage.gaussian_filter(frame.astype(np.float32), 2.5) for frame in movie.image])
+    np.testing.assert_array_equal(segment(blurred, clicks, device="cpu"), smoothed)
+    assert not np.array_equal(smoothed, grey_labels)
 
 
 def test_nested_lists_segment_like_the_array(movie, clicks, grey_labels):

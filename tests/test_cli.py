@@ -157,6 +157,19 @@ def test_contrast_limits_option(tmp_path, capsys):
     assert not (tmp_path / "bad.tif").exists()
 
 
+def test_smooth_option(tmp_path, capsys):
+    movie = make_timelapse(num_frames=3, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image)
+    assert main(args + ["-o", str(tmp_path / "s.tif"), "--smooth", "2"]) == 0
+    expected = segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", smooth=2.0)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), expected)
+    assert main(args + ["-o", str(tmp_path / "bad.tif"), "--smooth", "-3"]) == 2
+    assert "--smooth must be a number of pixels >= 0 (0: off), got -3.0" in capsys.readouterr().err
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_rgb_stack_through_the_cli(tmp_path):
     movie = make_timelapse(num_frames=2, shape=(96, 96), seed=900_302)
     obj_id = clickable_objects(movie.labels[0])[0]

@@ -11,7 +11,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from sam2_model.frames import IMAGENET_MEAN, IMAGENET_STD, FrameIndexError, FrameSource, to_model_input
+from sam2_model.frames import (IMAGENET_MEAN, IMAGENET_STD, FrameIndexError, FrameSource, percentile_limits,
+                               to_model_input, to_unit)
 
 RNG = np.random.default_rng(0)
 
@@ -83,6 +84,35 @@ def test_uint16_contrast_limits_are_constant_across_frames():
     expected = np.clip((frames[2].astype(np.float32) - 1000) / 1000, 0, 1)
     np.testing.assert_allclose(explicit.mapped(2)[..., 1], expected, rtol=0, atol=1e-7)
     assert explicit.mapped(3).min() == 1.0  # clipped
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_smoothing_blurs_frames_before_limits_and_mapping(dtype):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    stack = rng.integers(0, 200, (4, 40, 48)).astype(dtype)
+    plain, smooth = FrameSource(stack, image_size=64), FrameSource(stack, image_size=64, smooth=1.5)
+    blurred = [ndimage.gaussian_filter(frame.astype(np.float32), 1.5) for frame in stack]
+    np.testing.assert_array_equal(smooth.filtered(2), blurred[2])
+    np.testing.assert_array_equal(smooth.raw(2), stack[2])  # raw stays as stored
+    limits = (0.0, 255.0) if dtype == np.uint8 else percentile_limits(blurred)  # the blurred frames' percentiles
+    assert smooth.contrast_limits == pytest.approx(limits)
+    torch.testing.assert_close(smooth.model_input(2), to_model_input(to_unit(blurred[2], limits), 64))
+    assert not torch.equal(smooth.model_input(2), plain.model_input(2))
+    torch.testing.assert_close(FrameSource(stack, image_size=64, smooth=0).model_input(1), plain.model_input(1))
+    again = smooth.reopen()
+    assert again.smooth == 1.5 and torch.equal(again.model_input(0), smooth.model_input(0))
+    assert "smooth=1.5" in repr(smooth) and "smooth" not in repr(plain)
+    rgb = FrameSource(rng.integers(0, 255, (2, 20, 24, 3)).astype(np.uint8), image_size=32, smooth=2.0)
+    frame = rgb.raw(0)
+    np.testing.assert_array_equal(rgb.filtered(0), ndimage.gaussian_filter(frame.astype(np.float32), (2, 2, 0)))
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "x", None, True])
+def test_bad_smoothing_is_named(value):
+    with pytest.raises(ValueError, match="smooth must be a number of pixels >= 0"):
+        FrameSource(np.zeros((2, 16, 16), np.uint8), image_size=32, smooth=value)
 
 
 def test_explicit_limits_win_for_uint8_too():

@@ -191,3 +191,17 @@ def test_relabel_and_merge_keep_labels_and_prompts_consistent(two_objects, qtbot
     assert set(np.unique(labels[0])) == {0, 1}
     assert (labels[0] == 1).sum() >= 0.9 * one.sum()
     assert [row.obj_id for row in w.objects.rows] == [1]
+
+
+@pytest.mark.gui
+def test_a_saved_session_brings_its_smoothing_back(two_objects, tmp_path, qtbot):
+    viewer, w, movie = two_objects
+    w.smooth_spin.setValue(1.5)
+    w.segment_button.click()  # the prompts again, on smoothed frames
+    wait(qtbot, w)
+    path = w.save_session(str(tmp_path / "smoothed.sam2.npz"))
+    w.smooth_spin.setValue(0.0)
+    w.load_session(str(path))
+    wait(qtbot, w)
+    assert w.smooth_spin.value() == 1.5 and w.controller.session.frames.smooth == 1.5
+    assert w.controller.obj_ids == [1, 2]

@@ -160,6 +160,24 @@ def test_late_divisions_are_moved_back_also_when_frames_come_as_a_frame_source(m
     assert from_source.lineage.rows() == from_array.lineage.rows()
 
 
+def test_smoothed_frames_reach_the_detector_the_session_and_the_division_steps(model) -> None:
+    """Tracking a FrameSource that smooths is tracking the frames blurred beforehand: seeds, re-detections,
+    propagation and the moved-back division all see the blurred frames."""
+    from scipy import ndimage
+
+    from sam2_model.frames import FrameSource
+    from sam2_model.synthetic import make_timelapse
+
+    movie = make_timelapse(num_frames=7, shape=(256, 256), num_cells=12, seed=900001)
+    options = dict(cell_diameter=(8, 40), redetect_every=5)
+    blurred = np.stack([ndimage.gaussian_filter(frame.astype(np.float32), 1.5) for frame in movie.image])
+    from_blurred = track_cells(model, blurred, **options)
+    from_source = track_cells(model, FrameSource(movie.image, image_size=model.image_size, smooth=1.5), **options)
+    np.testing.assert_array_equal(from_source.labels, from_blurred.labels)
+    assert from_source.lineage.rows() == from_blurred.lineage.rows()
+    assert not np.array_equal(from_source.labels, track_cells(model, movie.image, **options).labels)
+
+
 def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
     images, truth = enter_leave_clip
     backwards = track_cells(model, images, start_frame=3, reverse=True, cell_diameter=(10, 30), redetect_every=3)

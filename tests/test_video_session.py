@@ -178,3 +178,16 @@ def test_correction_options(model, frames):
     # Tracked memories within num_maskmem (7) frames of the correction were forgotten.
     assert not set(sticky.memory_bank(1).tracked) & set(range(0, 6))
     assert set(plain.memory_bank(1).tracked) == {1, 2, 3, 4, 5}
+
+
+def test_smoothing_is_given_once():
+    """smooth= is the session's or its FrameSource's, not two different values."""
+    from sam2_model.frames import FrameSource
+
+    model = sm.build_model("demo", device="cpu")
+    frames = np.zeros((2, 32, 32), np.uint8)
+    assert VideoSession(model, frames, smooth=2).frames.smooth == 2.0
+    source = FrameSource(frames, image_size=model.image_size, smooth=1.0)
+    assert VideoSession(model, source).frames.smooth == 1.0
+    with pytest.raises(ValueError, match="give smooth= to the FrameSource"):
+        VideoSession(model, source, smooth=3)

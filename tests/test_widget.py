@@ -137,3 +137,34 @@ def test_settings_persist(widget, tmp_path):
     w.device_combo.setCurrentText("cpu")
     assert load_settings()["device"] == "cpu"
     assert load_settings()["checkpoint"] == "embedded (demo)"
+
+
+def test_smoothing_reaches_the_model_and_is_remembered(widget, qtbot, tmp_path):
+    """Set "Smooth frames" as a person does, click: the model sees the blurred frames (the inputs of the same stack
+    blurred beforehand) and the layer shows its masks; the choice is saved, and "off" goes back to the frames as
+    stored."""
+    import torch
+    from scipy import ndimage
+
+    from napari_sam2.settings import load_settings
+    from sam2_model import FrameSource
+
+    viewer, w = widget
+    assert w.smooth_spin.value() == 0 and "smooth" not in w.session_options()
+    w.smooth_spin.setValue(2.0)
+    assert load_settings()["smooth"] == 2.0
+    w.points_layer.add(np.array([[0, 10 + 20 * 0.5, 5 + 15 * 0.5]]))
+    wait(qtbot, w)
+    session = w.controller.session
+    assert session.frames.smooth == 2.0
+    blurred = np.stack([ndimage.gaussian_filter(frame.astype(np.float32), 2.0) for frame in moving_cells()])
+    assert torch.equal(session.frames.model_input(0), FrameSource(blurred, image_size=128).model_input(0))
+    labels = w.labels_layer.data
+    np.testing.assert_array_equal(labels[0], expected_plane(w, 0))
+    assert labels[0].any()
+    w.smooth_spin.setValue(0.0)  # "off": the next run is on the frames as stored, with the object kept
+    w.segment_button.click()
+    wait(qtbot, w)
+    assert w.controller.session.frames.smooth == 0.0 and w.controller.obj_ids == [1]
+    np.testing.assert_array_equal(labels[0], expected_plane(w, 0))
+    assert load_settings()["smooth"] == 0.0

@@ -125,6 +125,15 @@ class PromptEventsMixin:
         if controller is not None:  # the session reads these flags at each correction: no new session needed
             controller.set_correction_options(self.corrections_check.isChecked(), self.forget_check.isChecked())
 
+    def _on_smoothing_changed(self, value: float) -> None:
+        """Remember the choice; the next segmentation or propagation runs in a new session on the smoothed frames
+        (the objects are kept, as for a new channel)."""
+        save_settings(smooth=float(value))
+        if self.controller is not None:
+            what = f"smoothed by {value:g} px" if value > 0 else "as stored (no smoothing)"
+            self.status.setText(f"Frames {what}: the next segmentation or propagation uses them (objects kept; "
+                                "segment the current frame or propagate again to update the masks).")
+
     def _on_model_choice_changed(self) -> None:
         """New weights or model: re-run the current image's prompts with it (keeping the objects)."""
         controller = self.controller

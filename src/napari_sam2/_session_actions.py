@@ -49,7 +49,8 @@ class SessionActionsMixin:
             points.features["obj_id"].to_numpy(int), np.asarray(rectangles).reshape(len(rectangles), 4, ndim),
             boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int), masks,
             {"corrections_as_conditioning": self.corrections_check.isChecked(),
-             "clear_memory_around_corrections": self.forget_check.isChecked()},
+             "clear_memory_around_corrections": self.forget_check.isChecked(),
+             "smooth": float(self.smooth_spin.value())},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
             asdict(self.axes.choice()),
         )
@@ -112,6 +113,7 @@ class SessionActionsMixin:
         options = record.options
         self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
         self.forget_check.setChecked(bool(options.get("clear_memory_around_corrections", False)))
+        self.smooth_spin.setValue(float(options.get("smooth", 0.0)))  # sessions saved before smoothing: 0
         self.model_combo.setCurrentText(model["name"])
         if model["weights"] == LOCAL:
             self.set_checkpoint_file(model["path"])

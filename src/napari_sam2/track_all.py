@@ -301,8 +301,9 @@ class TrackAll:
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any]) -> FrameSource:
-    """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice (each run closes its own)."""
-    keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits")}
+    """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice, contrast limits and smoothing
+    (each run closes its own)."""
+    keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits", "smooth")}
     return FrameSource(frames, image_size=model.image_size, **keep)
 
 

@@ -89,9 +89,11 @@ def one_click_iou(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, shape
     return QualityReport(float(np.mean(values)), per_sequence, len(values))
 
 
-def track_with_clicks(model: SAM2Model, image: np.ndarray, clicks: Dict[int, Tuple[float, float]]) -> np.ndarray:
-    """One click per object on frame 0, propagate forward: (T, H, W) int32 label stack (ids of ``clicks``)."""
-    session = VideoSession(model, image)
+def track_with_clicks(model: SAM2Model, image: np.ndarray, clicks: Dict[int, Tuple[float, float]],
+                      smooth: float = 0.0) -> np.ndarray:
+    """One click per object on frame 0, propagate forward: (T, H, W) int32 label stack (ids of ``clicks``);
+    ``smooth``: the session's Gaussian blur of the frames in px (see :class:`VideoSession`)."""
+    session = VideoSession(model, image, smooth=smooth)
     for obj_id, point in clicks.items():
         session.add_prompt(0, obj_id, points=[point], labels=[1])
     out = np.zeros(image.shape[:3], dtype=np.int32)

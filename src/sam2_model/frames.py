@@ -61,6 +61,31 @@ def check_contrast_limits(limits: Optional[Sequence[float]],
     return low, high
 
 
+def check_smooth(sigma: Any, name: str = "smooth") -> float:
+    """``sigma`` as a float >= 0 (a Gaussian's standard deviation in frame pixels; 0: no smoothing).
+
+    ValueError naming ``name`` (an argument or a CLI option) and the accepted values otherwise.
+    """
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of pixels >= 0 (0: off), got {sigma!r}") from None
+    if isinstance(sigma, bool) or not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a number of pixels >= 0 (0: off), got {sigma!r}")
+    return value
+
+
+def smoothed(frame: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W) or (H, W, C) ``frame`` blurred by a Gaussian of ``sigma`` px over its two spatial axes, as float32
+    (the frame itself when ``sigma`` is 0)."""
+    if not sigma:
+        return frame
+    from scipy import ndimage
+
+    spread = (sigma, sigma) + (0.0,) * (frame.ndim - 2)
+    return ndimage.gaussian_filter(frame.astype(np.float32, copy=False), spread)
+
+
 def percentile_limits(
     frames: Iterable[np.ndarray], percentiles: Tuple[float, float] = DEFAULT_PERCENTILES,
     max_values: int = 1_000_000, count: Optional[int] = None,
@@ -170,6 +195,8 @@ class FrameSource:
     the channels if they are not last (1 for (T, C, H, W)). Three channels without either are RGB.
     prefetch: how many frames ahead (in the direction of travel) a background thread prepares;
     cache_frames: prepared model inputs kept (LRU), so memory does not grow with the stack.
+    smooth: a Gaussian of this many frame pixels blurs every frame before it is mapped to the model's input
+    (and before the default contrast limits are taken), for grainy, dim cells; 0 (default): frames as stored.
     Tensors returned by :meth:`model_input` are shared with the cache: do not modify them in place.
     """
 
@@ -183,7 +210,9 @@ class FrameSource:
         channel_axis: Optional[int] = None,
         prefetch: int = 2,
         cache_frames: int = 4,
+        smooth: float = 0.0,
     ) -> None:
+        self.smooth = check_smooth(smooth)
         self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
         self._given = (frames, image_size, channel, composite, channel_axis)  # for reopen()
         self._stack = open_stack(frames)
@@ -262,7 +291,7 @@ class FrameSource:
         if self._dtype == np.uint8:
             return UINT8_LIMITS
         sample = sample_indices(self._num_frames)
-        return percentile_limits((self.raw(t) for t in sample), count=len(sample))
+        return percentile_limits((self.filtered(t) for t in sample), count=len(sample))
 
     # ----------------------------------------------------------------- properties
     num_frames = property(lambda self: self._num_frames, doc="T, the number of frames")
@@ -307,12 +336,16 @@ class FrameSource:
         check_finite(frame, f"frames: frame {t}")
         return frame
 
+    def filtered(self, t: int) -> np.ndarray:
+        """Frame ``t`` as the model sees it before mapping: :meth:`raw`, smoothed when ``smooth`` > 0 (float32)."""
+        return smoothed(self.raw(t), self.smooth)
+
     def mapped(self, t: int) -> np.ndarray:
         """Frame ``t`` at its own resolution as (H, W, 3) float32 in [0, 1] (the stack's constant limits)."""
-        return to_unit_rgb(self.raw(t), self.contrast_limits)
+        return to_unit_rgb(self.filtered(t), self.contrast_limits)
 
     def _prepare(self, t: int) -> torch.Tensor:
-        frame = self.raw(t)
+        frame = self.filtered(t)
         if frame.dtype == np.uint8 and self.contrast_limits == UINT8_LIMITS:
             return uint8_to_model_input(frame, self._image_size)
         return to_model_input(to_unit(frame, self.contrast_limits), self._image_size)
@@ -395,10 +428,10 @@ class FrameSource:
     # ----------------------------------------------------------------- lifetime
     def reopen(self, prefetch: int = 0) -> "FrameSource":
         """A new, open source over the same frames with the same settings (channel, composite, contrast
-        limits, input size), for reading them again after this one was closed (a file is opened again)."""
+        limits, input size, smoothing), for reading them again after this one was closed (a file is opened again)."""
         frames, image_size, channel, composite, channel_axis = self._given
         return FrameSource(frames, image_size=image_size, contrast_limits=self.contrast_limits, channel=channel,
-                           composite=composite, channel_axis=channel_axis, prefetch=prefetch)
+                           composite=composite, channel_axis=channel_axis, prefetch=prefetch, smooth=self.smooth)
 
     def close(self) -> None:
         """Stop the prefetch thread, drop cached inputs and close files this source opened."""
@@ -424,4 +457,5 @@ class FrameSource:
 
     def __repr__(self) -> str:
         return (f"FrameSource({self._num_frames} frames of {self._height}x{self._width}, {self._channels} channel(s), "
-                f"{self._dtype}, image_size={self._image_size}, contrast_limits={self.contrast_limits})")
+                f"{self._dtype}, image_size={self._image_size}, contrast_limits={self.contrast_limits}"
+                + (f", smooth={self.smooth:g}" if self.smooth else "") + ")")

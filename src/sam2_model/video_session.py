@@ -59,6 +59,8 @@ class VideoSession:
     memory grows with the batch (~190 MB per object for sam2.1 tiny at 1024 px on a GPU), while the
     speed gain of batching levels off after a few objects, so chunks keep the peak memory of 100+
     objects close to that of a few.
+    smooth: a Gaussian of this many frame pixels blurs every frame before the model sees it (grainy, dim
+    cells; see :class:`FrameSource`); 0 (default): frames as stored.
     """
 
     def __init__(
@@ -76,15 +78,19 @@ class VideoSession:
         release_memory: bool = True,
         batch_objects: bool = True,
         max_batch_objects: int = 8,
+        smooth: float = 0.0,
     ) -> None:
         if isinstance(frames, FrameSource):
             if frames.image_size != model.image_size:
                 raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs {model.image_size}px")
+            if smooth and smooth != frames.smooth:
+                raise ValueError(f"smooth={smooth!r} was given with a FrameSource that smooths by {frames.smooth:g} px: "
+                                 "give smooth= to the FrameSource instead")
             self.frames = frames
         else:
             self.frames = FrameSource(
                 frames, image_size=model.image_size, contrast_limits=contrast_limits, channel=channel,
-                composite=composite,
+                composite=composite, smooth=smooth,
             )
         if fill_hole_area < 0:
             raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")

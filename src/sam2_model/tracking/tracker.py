@@ -175,7 +175,7 @@ class CellTracker:
 
     def _seed(self, t: int) -> np.ndarray:
         labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
-        for mask in self.detector(self.session.frames.raw(t)):
+        for mask in self.detector(self.session.frames.filtered(t)):
             self._start(t, mask, labels)
         if not self.session.obj_ids:
             raise ValueError(f"no cells were detected on start frame {t}: check cell_diameter {self.cell_diameter} "
@@ -279,7 +279,7 @@ class CellTracker:
             self._start(t, mask, labels, parent=parent)
 
     def _redetect(self, t: int, labels: np.ndarray) -> None:
-        detections = self.detector(self.session.frames.raw(t))
+        detections = self.detector(self.session.frames.filtered(t))
         if not detections:
             return
         match = match_detections(detections, labels, self.max_coverage, self.max_iou)
@@ -379,7 +379,7 @@ def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> N
         else:
             source = FrameSource(frames, image_size=tracker.session.model.image_size, prefetch=0)
         try:
-            div.backdate_divisions(labels, tracker.lineage, source.raw, tracker.cell_diameter,
+            div.backdate_divisions(labels, tracker.lineage, source.filtered, tracker.cell_diameter,
                                    tracker.redetect_every - 1)
         finally:
             source.close()
