@@ -56,13 +56,16 @@ def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options:
             "tracks": len(result.lineage)}
 
 
-def run_real(model, root: Path, frames: int, options: Dict) -> Dict[str, float]:
+def run_real(model, root: Path, frames: int, options: Dict, smooth: float = 0.0) -> Dict[str, float]:
     import tifffile
+
+    from sam2_model.frames import FrameSource
 
     images = sorted((root / "01").glob("t*.tif"))[:frames]
     stack = np.stack([tifffile.imread(p) for p in images])
     start = time.perf_counter()
-    result = track_cells(model, stack, **options)
+    frames_in = FrameSource(stack, image_size=model.image_size, smooth=smooth) if smooth else stack
+    result = track_cells(model, frames_in, **options)
     seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         gt_src = root / "01_GT"
@@ -91,6 +94,8 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--real-cell-diameter", type=float, nargs=2, default=(40, 160))
     parser.add_argument("--real-stability", type=float, default=0.3,
                         help="stability_score_thresh on the real data (the demo model's masks there are soft)")
+    parser.add_argument("--real-smooth", type=float, default=0.0, metavar="SIGMA",
+                        help="blur the real frames by a Gaussian of SIGMA px first (the session's smooth option)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--weights", default="download",
                         help="the demo model's weights: a {'model': state_dict} file (default: the shipped ones)")
@@ -109,8 +114,9 @@ def main(argv: List[str] | None = None) -> int:
         print("mean", json.dumps({k: round(v, 3) for k, v in mean.items()}))
     if args.real is not None:
         real = run_real(model, args.real, args.real_frames, {**options, "cell_diameter": tuple(args.real_cell_diameter),
-                                                              "stability_score_thresh": args.real_stability})
-        rows.append({"real": str(args.real), **real})
+                                                              "stability_score_thresh": args.real_stability},
+                        smooth=args.real_smooth)
+        rows.append({"real": str(args.real), "smooth": args.real_smooth, **real})
         print("real", json.dumps(real))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
