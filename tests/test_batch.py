@@ -272,6 +272,20 @@ def test_rgb_stack_matches_segment(data, tmp_path):
     np.testing.assert_array_equal(_labels(tmp_path / "out", "rgb"), expected)
 
 
+def test_smoothed_stack_matches_segment(data, tmp_path):
+    """smooth= reaches the batch task's session (in-process task) as it reaches segment(), and the manifest says so."""
+    import json
+
+    prompts = find_prompts(data / "s0.tif")
+    task = StackTask("s0", str(data / "s0.tif"), str(tmp_path / "out"), ModelSpec(**MODEL), prompts=str(prompts),
+                     smooth=2.0)
+    row = process_stack(task)
+    assert row["status"] == "ok", row["error"]
+    expected = segment(tifffile.imread(data / "s0.tif"), *read_prompts(prompts), smooth=2.0, **MODEL)
+    np.testing.assert_array_equal(_labels(tmp_path / "out", "s0"), expected)
+    assert json.loads((tmp_path / "out" / "s0" / "manifest.json").read_text())["smooth"] == 2.0
+
+
 def test_axis_options_read_4d_stacks(data, reference, tmp_path):
     """In-process tasks: z=1 of a (Z, T, Y, X) stack and channel 1 of a (T, C, Y, X) stack give the plain
     (T, Y, X) stack's labels; prompts CSV rows count frames along the chosen axis."""
@@ -340,6 +354,8 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     assert "unknown model 'nope'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="scheduler must be an address"):
         batch(data, tmp_path / "o", scheduler="localhost")
+    assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--smooth", "-1"]) == 2
+    assert "--smooth must be a number of pixels >= 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fixed must map axis numbers"):
         batch(data, tmp_path / "o", fixed=[1, 5])
     with pytest.raises(ValueError, match="channel must be a channel index"):

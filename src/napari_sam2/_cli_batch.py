@@ -42,6 +42,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="a .pt file (visible to every worker), 'download' or 'none' (random weights)")
     model.add_argument("--device", default="auto")
     model.add_argument("--image-size", type=int, default=None)
+    model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
+                       help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
     run = parser.add_argument_group("scheduling and outputs")
     run.add_argument("--workers", type=int, default=1,
                      help="worker processes of a local Dask cluster (with CUDA: one per GPU, at most this many)")
@@ -84,7 +86,7 @@ def run_batch(args: argparse.Namespace) -> int:
         extra.update(axis_arguments(args), axis_names="cli")
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
                       checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
-                      scheduler=args.scheduler, overwrite=args.overwrite, **extra, **options)
+                      scheduler=args.scheduler, overwrite=args.overwrite, smooth=args.smooth, **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2

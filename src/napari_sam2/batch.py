@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from sam2_model.frames import check_smooth
+
 from .api import COMPOSITES
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
 from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
@@ -195,6 +197,7 @@ def batch(
     fixed: Optional[Mapping[int, int]] = None,
     rgb: Optional[bool] = None,
     axis_names: str = "api",
+    smooth: float = 0.0,
     **tracking_options: Any,
 ) -> Any:
     """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
@@ -212,11 +215,14 @@ def batch(
     fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
     give (frame, y, x) along it too. A stack they do not fit fails with the reason; axis_names="cli" makes
     those reasons name the command-line options.
+    smooth: blur every frame by a Gaussian of this many pixels before the model sees it (0: off; as in
+    :func:`napari_sam2.api.segment`).
     The summary (also written to ``out/summary.csv``) has one row per stack: stack, name, status
     ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs, worker.
     """
     _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb)
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
+    sigma = check_smooth(smooth, "--smooth" if axis_names == "cli" else "smooth")
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out)
     names = stack_names(stacks)
@@ -239,7 +245,7 @@ def batch(
             continue
         tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
                                None if prompts is None else str(prompts.resolve()), auto,
-                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes))
+                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma))
     order = {name: i for i, name in enumerate(names)}
 
     def ordered() -> List[Dict[str, Any]]:
