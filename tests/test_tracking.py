@@ -328,6 +328,22 @@ def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) 
     assert run_evaluate(parser.parse_args(["evaluate", str(tmp_path), str(gt)])) == 2
 
 
+def test_cli_auto_smooths_the_frames(model, enter_leave_clip, tmp_path: Path) -> None:
+    """napari-sam2 track --auto --smooth: the tracks of a smoothing FrameSource, written as labels."""
+    import tifffile
+
+    from napari_sam2.cli import main
+    from sam2_model.frames import FrameSource
+
+    images, _ = enter_leave_clip
+    tifffile.imwrite(tmp_path / "movie.tif", images[:6])
+    assert main(["track", str(tmp_path / "movie.tif"), "--auto", "--smooth", "1.5", "--cell-diameter", "10", "30",
+                 "--redetect-every", "3", "--checkpoint", "download", "-o", str(tmp_path / "labels.tif")]) == 0
+    expected = track_cells(model, FrameSource(images[:6], image_size=model.image_size, smooth=1.5),
+                           cell_diameter=(10, 30), redetect_every=3)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), expected.labels)
+
+
 def test_quality_on_a_held_out_synthetic_timelapse(model, tmp_path: Path) -> None:
     """Issue 10's bars on one held-out clip (seed 900003: 24 frames, ~14 nuclei, one entry, one division).
 
