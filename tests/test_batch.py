@@ -272,18 +272,21 @@ def test_rgb_stack_matches_segment(data, tmp_path):
     np.testing.assert_array_equal(_labels(tmp_path / "out", "rgb"), expected)
 
 
-def test_smoothed_stack_matches_segment(data, tmp_path):
-    """smooth= reaches the batch task's session (in-process task) as it reaches segment(), and the manifest says so."""
+def test_smoothed_and_contrast_mapped_stack_matches_segment(data, tmp_path):
+    """smooth= and contrast_limits= reach the batch task's session (in-process task) as they reach segment(), and
+    the manifest says so."""
     import json
 
     prompts = find_prompts(data / "s0.tif")
     task = StackTask("s0", str(data / "s0.tif"), str(tmp_path / "out"), ModelSpec(**MODEL), prompts=str(prompts),
-                     smooth=2.0)
+                     smooth=2.0, contrast_limits=(100.0, 20000.0))
     row = process_stack(task)
     assert row["status"] == "ok", row["error"]
-    expected = segment(tifffile.imread(data / "s0.tif"), *read_prompts(prompts), smooth=2.0, **MODEL)
+    expected = segment(tifffile.imread(data / "s0.tif"), *read_prompts(prompts), smooth=2.0,
+                       contrast_limits=(100, 20000), **MODEL)
     np.testing.assert_array_equal(_labels(tmp_path / "out", "s0"), expected)
-    assert json.loads((tmp_path / "out" / "s0" / "manifest.json").read_text())["smooth"] == 2.0
+    manifest = json.loads((tmp_path / "out" / "s0" / "manifest.json").read_text())
+    assert manifest["smooth"] == 2.0 and manifest["contrast_limits"] == [100.0, 20000.0]
 
 
 def test_axis_options_read_4d_stacks(data, reference, tmp_path):
@@ -356,6 +359,8 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
         batch(data, tmp_path / "o", scheduler="localhost")
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--smooth", "-1"]) == 2
     assert "--smooth must be a number of pixels >= 0" in capsys.readouterr().err
+    assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--contrast-limits", "5", "5"]) == 2
+    assert "--contrast-limits must be (low, high) finite numbers with low < high" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fixed must map axis numbers"):
         batch(data, tmp_path / "o", fixed=[1, 5])
     with pytest.raises(ValueError, match="channel must be a channel index"):

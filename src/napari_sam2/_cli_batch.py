@@ -44,6 +44,9 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     model.add_argument("--image-size", type=int, default=None)
     model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
                        help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
+    model.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="grey values shown to the model as black and white (default: each stack's 0.5 and 99.8 "
+                            "percentiles; 0 255 for uint8)")
     run = parser.add_argument_group("scheduling and outputs")
     run.add_argument("--workers", type=int, default=1,
                      help="worker processes of a local Dask cluster (with CUDA: one per GPU, at most this many)")
@@ -86,7 +89,8 @@ def run_batch(args: argparse.Namespace) -> int:
         extra.update(axis_arguments(args), axis_names="cli")
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
                       checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
-                      scheduler=args.scheduler, overwrite=args.overwrite, smooth=args.smooth, **extra, **options)
+                      scheduler=args.scheduler, overwrite=args.overwrite, smooth=args.smooth,
+                      contrast_limits=args.contrast_limits, **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2

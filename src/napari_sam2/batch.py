@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
-from sam2_model.frames import check_smooth
+from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
@@ -198,6 +198,7 @@ def batch(
     rgb: Optional[bool] = None,
     axis_names: str = "api",
     smooth: float = 0.0,
+    contrast_limits: Optional[Sequence[float]] = None,
     **tracking_options: Any,
 ) -> Any:
     """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
@@ -215,7 +216,8 @@ def batch(
     fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
     give (frame, y, x) along it too. A stack they do not fit fails with the reason; axis_names="cli" makes
     those reasons name the command-line options.
-    smooth: blur every frame by a Gaussian of this many pixels before the model sees it (0: off; as in
+    smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
+    high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
     The summary (also written to ``out/summary.csv``) has one row per stack: stack, name, status
     ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs, worker.
@@ -223,6 +225,7 @@ def batch(
     _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb)
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
     sigma = check_smooth(smooth, "--smooth" if axis_names == "cli" else "smooth")
+    limits = check_contrast_limits(contrast_limits, "--contrast-limits" if axis_names == "cli" else "contrast_limits")
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out)
     names = stack_names(stacks)
@@ -245,7 +248,7 @@ def batch(
             continue
         tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
                                None if prompts is None else str(prompts.resolve()), auto,
-                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma))
+                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma, limits))
     order = {name: i for i, name in enumerate(names)}
 
     def ordered() -> List[Dict[str, Any]]:

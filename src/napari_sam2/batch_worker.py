@@ -77,6 +77,7 @@ class StackTask:
     tracking_options: Dict[str, Any] = field(default_factory=dict)
     axes: AxisOptions = AxisOptions()
     smooth: float = 0.0  # Gaussian sigma (px) applied to every frame before the model (0: off)
+    contrast_limits: Optional[Tuple[float, float]] = None  # grey values mapped to black and white (None: percentiles)
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -122,9 +123,10 @@ class Frames:
         return self.view if self.view.ndim == 3 else None
 
 
-def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.0) -> Frames:
-    """The stack at ``path`` opened lazily and read along ``axes``, its frames smoothed by ``smooth`` px for the
-    model (ValueError naming the file otherwise)."""
+def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.0,
+                contrast_limits: Optional[Tuple[float, float]] = None) -> Frames:
+    """The stack at ``path`` opened lazily and read along ``axes``, its frames smoothed by ``smooth`` px and mapped
+    with ``contrast_limits`` (None: the stack's percentiles) for the model (ValueError naming the file otherwise)."""
     from sam2_model.frames_io import open_stack
 
     stack = open_stack(path)
@@ -141,6 +143,8 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
             stack.close()
         raise ValueError(f"{path}: {error}") from None
     options = dict(resolved.session_options, **({"smooth": float(smooth)} if smooth else {}))
+    if contrast_limits is not None:
+        options["contrast_limits"] = tuple(contrast_limits)
     return Frames(stack, view, view_layout(view.ndim), options)
 
 
@@ -259,13 +263,14 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     folder: Optional[Path] = None
     frames: Optional[Frames] = None
     try:
-        frames = open_frames(task.path, task.axes, task.smooth)  # a bad file fails before any model work
+        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
         model = cached_model(task.model)
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
         record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
                       axes=asdict(task.axes), smooth=task.smooth,
+                      contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_manifest(folder, record)  # last file: its presence means "complete"
