@@ -25,6 +25,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from sam2_model.frames import check_smooth
+
 from ._axes_panel import AxesPanel
 from ._image_state import (
     ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, layer_name, same_layer,
@@ -43,12 +45,12 @@ from .settings import load_settings
 
 
 def _saved_smooth(settings: dict) -> float:
-    """The saved smoothing (px), or 0 when none or not a usable number."""
+    """The saved smoothing (px), or 0 when none or not one the control takes (a number in 0..50)."""
     try:
-        value = float(settings.get("smooth", 0.0))
-    except (TypeError, ValueError):
+        value = check_smooth(settings.get("smooth", 0.0))
+    except ValueError:
         return 0.0
-    return value if np.isfinite(value) and 0.0 <= value <= 50.0 else 0.0
+    return value if value <= 50.0 else 0.0
 
 
 class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidget):

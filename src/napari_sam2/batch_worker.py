@@ -142,7 +142,9 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         if hasattr(stack, "close"):
             stack.close()
         raise ValueError(f"{path}: {error}") from None
-    options = dict(resolved.session_options, **({"smooth": float(smooth)} if smooth else {}))
+    options = dict(resolved.session_options)
+    if smooth:
+        options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
     return Frames(stack, view, view_layout(view.ndim), options)
