@@ -302,6 +302,41 @@ def test_divisions_undone_one_after_another_in_a_chain() -> None:
     assert set(np.unique(labels).tolist()) == {0, 1} and check_ctc(labels, lineage) == []
 
 
+def test_a_division_whose_daughters_vanish_at_the_border_or_both_is_undone() -> None:
+    """A daughter that "left the field" within a few frames was a fragment too (found on MSC, where spindle
+    cells near the border were cut into pieces that then left); when both daughters vanish soon, the mother
+    continues as the one that lasted longer; a daughter cut short by the end of the stack is not judged."""
+    from sam2_model.tracking import Lineage, Track
+
+    labels = np.zeros((8, 12, 12), np.uint32)
+    labels[:3, 2:6, 2:6] = 1  # mother, frames 0-2
+    labels[3:, 2:6, 2:6] = 2  # daughter that stays to the end of the stack
+    labels[3:5, 0:2, 8:12] = 3  # "daughter" at the border, gone after two frames
+    lineage = Lineage([Track(1, 0, 2, 0, "divided"), Track(2, 3, 7, 1, "end of stack"),
+                       Track(3, 3, 4, 1, "left the field")])
+    assert div.undo_short_divisions(labels, lineage) == 1
+    assert [(t.track_id, t.begin, t.end, t.parent, t.end_reason) for t in lineage.rows()] == [
+        (1, 0, 7, 0, "end of stack")]
+    assert labels[4, 0, 9] == 1 and check_ctc(labels, lineage) == []
+
+    labels = np.zeros((8, 12, 12), np.uint32)
+    labels[:3, 2:6, 2:6] = 1
+    labels[3:5, 2:6, 2:4] = 2  # both halves vanish: 2 lasts two frames, 3 one
+    labels[3, 2:6, 4:6] = 3
+    lineage = Lineage([Track(1, 0, 2, 0, "divided"), Track(2, 3, 4, 1, "lost"), Track(3, 3, 3, 1, "lost")])
+    assert div.undo_short_divisions(labels, lineage) == 1
+    assert [(t.track_id, t.begin, t.end, t.parent, t.end_reason) for t in lineage.rows()] == [(1, 0, 4, 0, "lost")]
+    assert set(np.unique(labels[3]).tolist()) == {0, 1} and check_ctc(labels, lineage) == []
+
+    labels = np.zeros((8, 12, 12), np.uint32)
+    labels[:6, 2:6, 2:6] = 1
+    labels[6:, 2:6, 2:4] = 2  # a division on the stack's second-to-last frame: daughters end with the stack
+    labels[6:, 2:6, 4:6] = 3
+    lineage = Lineage([Track(1, 0, 5, 0, "divided"), Track(2, 6, 7, 1, "end of stack"),
+                       Track(3, 6, 7, 1, "end of stack")])
+    assert div.undo_short_divisions(labels, lineage) == 0 and len(lineage.divisions()) == 1
+
+
 def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) -> None:
     images, truth = enter_leave_clip
     parser = argparse.ArgumentParser()

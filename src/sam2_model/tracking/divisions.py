@@ -30,10 +30,13 @@ distance to the mask's edge) joined by a waist. Its thresholds, and why:
   touched another newcomer was cut in two).
 * it must be seen on ``MIN_SPLIT_FRAMES`` (2) consecutive frames, as the two-piece rule.
 
-``MIN_DAUGHTER_FRAMES = 3`` (:func:`undo_short_divisions`): a division one of whose daughters is lost
-(its masklet empties; not "left the field") within 3 frames of its birth is undone: a real daughter
-stays, so the cut piece was a fragment of the mother's mask. On the held-out clips the false divisions
-removed this way all had a daughter that lasted one frame.
+``MIN_DAUGHTER_FRAMES = 3`` (:func:`undo_short_divisions`): a division one of whose daughters vanishes
+(its track ends "lost" or "left the field", without children of its own) within 3 frames of its birth is
+undone: a real daughter stays, so the cut piece was a fragment of the mother's mask. On the held-out clips
+the false divisions removed this way all had a daughter that lasted one frame. On the real MSC time-lapse
+(large spindle cells, many near the border) fragments also left the field within a frame or two, or both
+halves vanished: those are undone too (the mother continues as the half that lasted longer). A daughter
+cut short by the end of the stack is not judged: no later frame can say.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ NECK_RATIO = 0.9  # narrowest half-width between two cores / thinner core's half
 CORE_BALANCE = 0.7  # thinner core's half-width / thicker core's half-width
 NECK_PIECE_FRACTION = 0.3  # each watershed piece of the masklet >= this fraction of it
 MIN_GROWTH = 1.1  # masklet area / its smallest recent area before the neck rule is tried
-MIN_DAUGHTER_FRAMES = 3  # a daughter lost sooner than this after its birth undoes the division
+MIN_DAUGHTER_FRAMES = 3  # a daughter that vanishes sooner than this after its birth undoes the division
+VANISHED = ("lost", "left the field")  # track ends that count as vanishing (not "end of stack")
 
 Pieces = Tuple[np.ndarray, np.ndarray]
 
@@ -299,11 +303,13 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
 
 
 def undo_short_divisions(labels: np.ndarray, lineage, min_frames: int = MIN_DAUGHTER_FRAMES) -> int:
-    """Undo divisions one of whose two daughters ended "lost" within ``min_frames`` frames; in place.
+    """Undo divisions one of whose two daughters (or both) vanished within ``min_frames`` frames; in place.
 
-    The mother then continues as the surviving daughter (its pixels, span, end reason and children) and
-    takes the lost daughter's few masks too. labels: (T, H, W) track ids; lineage: :class:`.lineage.Lineage`.
-    Returns the number of divisions undone.
+    A daughter vanished when its track ended "lost" or "left the field" and it has no children of its own:
+    a daughter that reaches the end of the stack is not judged. The mother then continues as the daughter
+    that stayed (of two short ones, the one that lasted longer): its pixels, span, end reason and children,
+    and it takes the other daughter's few masks too. labels: (T, H, W) track ids; lineage:
+    :class:`.lineage.Lineage`. Returns the number of divisions undone.
     """
     undone = 0
     while True:  # the lineage changes with each undo (a daughter's own division passes to its mother): look again
@@ -323,15 +329,25 @@ def undo_short_divisions(labels: np.ndarray, lineage, min_frames: int = MIN_DAUG
         undone += 1
 
 
+def _vanished_soon(lineage, track_id: int, min_frames: int) -> bool:
+    """Whether the track ended lost or at the border, without children, fewer than ``min_frames`` frames
+    after it began (a fragment: a real daughter stays for its cell cycle)."""
+    track = lineage[track_id]
+    return (track.end_reason in VANISHED and track.end - track.begin + 1 < min_frames
+            and not lineage.children(track_id))
+
+
 def _short_division(lineage, min_frames: int) -> Optional[Tuple[int, int, int]]:
-    """(mother, kept daughter, lost daughter) of the first division to undo, or None."""
+    """(mother, kept daughter, vanished daughter) of the first division to undo, or None."""
     for mother, daughters in lineage.divisions().items():
         if len(daughters) != 2:
             continue
-        short = [d for d in daughters if lineage[d].end_reason == "lost"
-                 and lineage[d].end - lineage[d].begin + 1 < min_frames and not lineage.children(d)]
-        if len(short) == 1:
-            lost = short[0]
-            return mother, (daughters[0] if daughters[1] == lost else daughters[1]), lost
+        short = [d for d in daughters if _vanished_soon(lineage, d, min_frames)]
+        if not short:
+            continue
+        if len(short) == 2:  # both vanished: keep the one that lasted longer (the lower id on a tie)
+            kept = min(short, key=lambda d: (-lineage[d].end, d))
+        else:
+            kept = daughters[0] if daughters[1] == short[0] else daughters[1]
+        return mother, kept, (daughters[0] if daughters[1] == kept else daughters[1])
     return None
-

@@ -26,8 +26,8 @@ Parameters (defaults and why):
   ("divided") and two daughters begin with the parent link (thresholds in :mod:`.divisions`).
   :func:`track_cells` then moves each division back to the first frame whose masklet already holds two
   nuclei (at most ``redetect_every - 1`` frames; the generator's frames are already shown by then), and
-  undoes a division whose daughter is lost within ``divisions.MIN_DAUGHTER_FRAMES`` (3) frames (a
-  fragment cut from the mother, not a cell).
+  undoes a division whose daughter (or both) vanishes -- is lost or leaves the field -- within
+  ``divisions.MIN_DAUGHTER_FRAMES`` (3) frames (a fragment cut from the mother, not a cell).
 * ``max_lost_frames=3``: an object with an empty mask (object score <= 0, or fewer than ``min_area``
   pixels) on 3 consecutive frames ends: "left the field" when its last mask came within a cell radius
   of the border, "lost" otherwise. It is removed from the session, so it costs nothing afterwards.
