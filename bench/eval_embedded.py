@@ -14,8 +14,9 @@ For each weights file (the baseline first, when given), on the CPU:
   :func:`msc_iou`; goal >= 0.5), with a 95 % bootstrap interval over the clicked cells and, beside a baseline,
   the interval of the paired difference (:mod:`sam2_model.confidence`: only 8 cells are scored, so read a
   change as real only when that interval excludes 0); beside it the same with the frames smoothed by 8 px (the
-  sessions' ``smooth`` option a user may turn on, not the zero-shot protocol); skipped with a note when the data
-  is absent;
+  sessions' ``smooth`` option a user may turn on, not the zero-shot protocol), and one click on each segmented
+  cell of every ground-truth frame without tracking (:func:`msc_one_click_iou`: what the click alone gives);
+  skipped with a note when the data is absent;
 * held-out synthetic mix: one-click IoU and 8-frame tracked J&F on every kind of the training mix (fluorescence,
   phase contrast, brightfield, DIC; nuclei, cells, rods; natural-image-like clips), weighted as in the mix, per kind
   and by object size (:func:`sam2_model.mix_evaluation.mix_quality`; no goal: it says where a model stands
@@ -45,7 +46,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from real_data_demo import DATA as MSC_DATA
-from real_data_demo import msc_available, msc_iou
+from real_data_demo import msc_available, msc_iou, msc_one_click_iou
 
 from sam2_model import build_model
 from sam2_model.confidence import group_bootstrap_interval
@@ -103,6 +104,7 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
             result["msc_iou_interval"] = [round(v, 4) for v in group_bootstrap_interval(list(score.per_cell.values()))]
             smoothed = msc_iou(model, msc_data, smooth=MSC_SMOOTH)  # the user option, not the zero-shot protocol
             result["msc_iou_smoothed"] = round(smoothed.overall, 4)
+            result["msc_one_click_iou"] = round(msc_one_click_iou(model, msc_data)[0], 4)
             result["seconds"]["msc"] = round(time.perf_counter() - start, 1)
         else:
             result["msc_note"] = f"no MSC data at {msc_data}: not measured"
@@ -155,6 +157,7 @@ def table(results: List[Dict[str, Any]]) -> str:
             ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("  95 % interval over cells", "msc_iou_interval"),
             ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
             ("MSC IoU, frames smoothed 8 px (option)", "msc_iou_smoothed"),
+            ("MSC one click on each segmented cell, no tracking", "msc_one_click_iou"),
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
     names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
     width = max(24, *(len(n) for n in names))
