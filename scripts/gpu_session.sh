@@ -3,7 +3,7 @@
 # the GPU speed paths, speed against Meta's predictor, a time-boxed training stage of the embedded
 # model on the microscopy mix, then the compiled model's first-use delay and speed.
 #
-#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] [DATA=mix|leaps] bash scripts/gpu_session.sh [SECONDS] [all|train]
+#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] [DATA=mix|leaps|spread-cells] bash scripts/gpu_session.sh [SECONDS] [all|train]
 #
 # "all" (the default) measures speed first and trains in what is left; "train" checks the GPU paths and
 # gives the rest to training (for a lease after the speed figures are in). Training: the mix, 8-frame
@@ -11,7 +11,8 @@
 # the first 2026-12-04 lease; 2e-4 disturbed the shipped weights more than 74 steps could mend;
 # docs/training_data.md). INIT (default: the shipped weights) and SEED let a later lease go on from the
 # weights an earlier one sent back (put them in .gpu/, which travels with `carry`), on new clips. DATA=leaps
-# trains on the leaping-cells curriculum instead of the mix (the next step for MSC, docs/training_data.md).
+# trains on the leaping-cells curriculum instead of the mix, DATA=spread-cells on flat cells with dim rims and thin
+# tails (the two next steps for MSC, docs/training_data.md; at 512 px those tails are visible).
 #
 # SITE holds Meta's sam2==1.1.0 source and its pure-Python needs (hydra, omegaconf, antlr4, iopath)
 # copied from a machine with network. SECONDS (default 570) is the whole script's budget; each stage
