@@ -27,7 +27,7 @@ import numpy as np
 import tifffile
 
 from sam2_model import ImagePredictor, SAM2Model, build_model
-from sam2_model.evaluation import click_point, track_with_clicks
+from sam2_model.evaluation import click_ious, click_point, track_with_clicks
 from sam2_model.metrics import region_similarity
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc"
@@ -100,11 +100,7 @@ def msc_one_click_iou(model: SAM2Model, data: pathlib.Path = DATA) -> Tuple[floa
     predictor = ImagePredictor(model)
     scores: List[float] = []
     for t, truth in sorted(msc.seg.items()):
-        predictor.set_image(msc.stack[t])
-        for cell in np.unique(truth)[1:]:
-            mask = truth == cell
-            masks, _, _ = predictor.predict(points=np.array([click_point(mask)]), labels=np.array([1]))
-            scores.append(region_similarity(masks[0], mask))
+        scores.extend(click_ious(predictor, msc.stack[t], truth, np.unique(truth)[1:]))
     return float(np.mean(scores)), len(scores)
 
 

@@ -70,6 +70,18 @@ class QualityReport:
     num_objects: int = 0
 
 
+def click_ious(predictor: ImagePredictor, image: np.ndarray, labels: np.ndarray, obj_ids: Sequence[int]) -> List[float]:
+    """Set ``image`` (H, W[, C]) on ``predictor``, click each of ``obj_ids`` once at the most interior pixel of its
+    mask in ``labels`` (H, W) and return each one-output mask's IoU with that mask."""
+    predictor.set_image(image)
+    ious = []
+    for obj_id in obj_ids:
+        truth = labels == obj_id
+        masks, _, _ = predictor.predict(points=[click_point(truth)], labels=[1], multimask=False)
+        ious.append(region_similarity(masks[0], truth))
+    return ious
+
+
 def one_click_iou(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, shape: Tuple[int, int] = (256, 256),
                   dtype: str = "uint16") -> QualityReport:
     """Mean IoU over objects of one click each on frame 0 of ``make_timelapse(seed=s)``."""
@@ -78,12 +90,7 @@ def one_click_iou(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, shape
     per_sequence: List[float] = []
     for seed in seeds:
         movie = make_timelapse(num_frames=1, shape=shape, seed=seed, dtype=dtype)
-        predictor.set_image(movie.image[0])
-        ious = []
-        for obj_id in clickable_objects(movie.labels[0]):
-            gt = movie.labels[0] == obj_id
-            masks, _, _ = predictor.predict(points=[click_point(gt)], labels=[1], multimask=False)
-            ious.append(region_similarity(masks[0], gt))
+        ious = click_ious(predictor, movie.image[0], movie.labels[0], clickable_objects(movie.labels[0]))
         values.extend(ious)
         per_sequence.append(float(np.mean(ious)) if ious else float("nan"))
     return QualityReport(float(np.mean(values)), per_sequence, len(values))
