@@ -232,6 +232,10 @@ def test_matching_is_one_to_one_and_divisions_rules() -> None:
     assert all(watch.update(3, at_edge, 200, final=k == 2) is None for k in range(3))
     assert div.two_pieces(split, 600) is None  # pieces too small for a cell of 600 px
     assert div.halved(100, 200) and not div.halved(190, 200)
+    assert div.balanced([top, bottom])  # 100 / 100 px: a mitosis halves the cell
+    smaller = np.zeros_like(bottom)
+    smaller[15:20, 5:15] = True  # 50 px beside 100: a third of the two, a swallowed neighbour or a bump
+    assert not div.balanced([top, smaller]) and div.balanced([top, smaller], min_share=0.3)
     assert detection_f1([top, newcomer], labels)["tp"] == 1  # IoU 0.5 counts at min_iou 0.5
     assert detection_f1([top, newcomer], labels, min_iou=0.6)["f1"] == 0
 
@@ -471,3 +475,18 @@ def test_detector_drops_masks_that_do_not_stand_out(model) -> None:
     for bad in (-0.5, float("nan"), "high"):
         with pytest.raises(ValueError, match="min_contrast"):
             make_detector(model, "grid", (10, 40), min_contrast=bad)
+
+
+def test_a_given_pred_iou_thresh_is_the_bar_for_blob_and_grid_masks(model) -> None:
+    from sam2_model.tracking.detection import BLOB_IOU_THRESH, GRID_IOU_THRESH, make_detector
+
+    default = make_detector(model, "grid+blobs", (8, 40))
+    assert (default.generator.pred_iou_thresh, default.grid_iou_thresh) == (BLOB_IOU_THRESH, GRID_IOU_THRESH)
+    strict = make_detector(model, "grid+blobs", (8, 40), pred_iou_thresh=0.9)
+    assert (strict.generator.pred_iou_thresh, strict.grid_iou_thresh) == (0.9, None)
+    movie = make_timelapse(num_frames=1, shape=(256, 256), num_cells=12, seed=900001)
+    frame = movie.image[0]
+    grid = make_detector(model, "grid", (8, 40), points_per_side=16)
+    records = grid.generator.generate(frame)  # at the blob bar: the grid's masks are held to theirs afterwards
+    assert len(grid(frame)) <= len([r for r in records if r["predicted_iou"] > GRID_IOU_THRESH])
+

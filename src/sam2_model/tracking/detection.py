@@ -32,6 +32,15 @@ MIN_CONTRAST = 0.7
 STABILITY_THRESH = 0.3
 # a click with negative points scores lower than a lone click: the bar of a re-click (as in CellDetector.split)
 RECLICK_MIN_SCORE = 0.7
+# the predicted-IoU bar of a click on a blob. A blob is already evidence of a cell, so this bar only drops masks the
+# model itself calls wrong; the automatic mask generator's 0.8 (the reference's default) suits grid points, most of
+# which land on background. Weights trained on spread cells (IR, docs/training_data.md) predict IoU honestly on
+# the real MSC cells: their masks of true IoU 0.4-0.7 score 0.6-0.83 and those scoring under 0.5 have true IoU
+# <= 0.2, while the shipped weights of 2026-12-04 score every MSC mask 0.72-0.95 whatever its true IoU (0.08-0.64).
+# At 0.8 the IR weights found no cell on MSC's first frame; at 0.5 their automatic tracking of MSC reached DET 0.63
+# (shipped weights at 0.8: 0.53), and the shipped weights' synthetic tracking is unchanged.
+BLOB_IOU_THRESH = 0.5
+GRID_IOU_THRESH = 0.8  # the automatic mask generator's default, for grid points
 
 
 def check_cell_diameter(cell_diameter: Sequence[float]) -> Tuple[float, float]:
@@ -115,7 +124,9 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     "grid" (SAM 2's regular point grid, ``points_per_side``), "grid+blobs" (both, merged).
     amg_options go to :class:`sam2_model.automatic.AutomaticMaskGenerator` (its defaults, except
     ``multimask_output=False``: a click on a nucleus is not ambiguous and the demo model has one output;
-    ``stability_score_thresh=STABILITY_THRESH`` (0.3): the demo model's masks are soft at the edge).
+    ``stability_score_thresh=STABILITY_THRESH`` (0.3): the demo model's masks are soft at the edge). Without a
+    ``pred_iou_thresh`` there, masks of blob clicks need a predicted IoU above ``BLOB_IOU_THRESH`` (0.5) and masks of
+    grid points above ``GRID_IOU_THRESH`` (0.8, the generator's default); with one, it is the bar for both.
     min_contrast: masks whose :func:`mask_contrast` is lower are background, not cells (0: keep all).
     """
     if not (isinstance(min_contrast, numbers.Real) and not isinstance(min_contrast, bool)
@@ -136,8 +147,12 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     # the demo model's masks are soft at the edge: at 0.95 a third of the nuclei were dropped, at 0.8 most
     # daughters of a fresh division (the masks that start their tracks), at 0.5 cells entering at the border
     amg_options.setdefault("stability_score_thresh", STABILITY_THRESH)
+    grid_iou_thresh = None
+    if "pred_iou_thresh" not in amg_options:  # the generator keeps the lower bar; grid masks are held to theirs
+        grid_iou_thresh = GRID_IOU_THRESH
+        amg_options["pred_iou_thresh"] = min(BLOB_IOU_THRESH, GRID_IOU_THRESH)
     return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
-                        min_area, max_area, float(min_contrast))
+                        min_area, max_area, float(min_contrast), grid_iou_thresh)
 
 
 class CellDetector:
@@ -145,17 +160,19 @@ class CellDetector:
 
     def __init__(self, generator: Any, blob_points: Callable[..., np.ndarray], seeding: str,
                  cell_diameter: Tuple[float, float], min_area: int, max_area: float,
-                 min_contrast: float = MIN_CONTRAST) -> None:
+                 min_contrast: float = MIN_CONTRAST, grid_iou_thresh: Optional[float] = None) -> None:
         self.generator, self.blob_points, self.seeding = generator, blob_points, seeding
         self.cell_diameter, self.min_area, self.max_area = cell_diameter, min_area, max_area
         self.min_contrast = min_contrast
+        self.grid_iou_thresh = grid_iou_thresh  # stricter bar for grid points' masks; None: the generator's alone
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
 
     def __call__(self, frame: np.ndarray) -> List[np.ndarray]:
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
         if self.seeding in ("grid", "grid+blobs"):
-            records += self.generator.generate(frame)
+            records += [r for r in self.generator.generate(frame)
+                        if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
             if len(self.points):

@@ -261,22 +261,26 @@ class CellTracker:
                 pieces, cue = self._split.update(track_id, mask, previous, final), "split"
                 if pieces is None and len(state.areas) >= div.MIN_SPLIT_FRAMES:
                     pieces, cue = self._neck.update(track_id, mask, area, min(state.areas), final), "neck"
-                if pieces is not None:
-                    self._divide(t, track_id, pieces, labels, cue)
+                if pieces is not None and self._divide(t, track_id, pieces, labels, cue):
                     continue
                 triggered |= div.halved(area, recent_max)
             self._observe(track_id, t, mask)
         return triggered
 
-    def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray, cue: str) -> None:
-        """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``."""
-        log.debug("frame %d: track %d divides (%s) into pieces of %s px", t, parent, cue,
-                  [int(np.count_nonzero(d)) for d in daughters])
+    def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray, cue: str) -> bool:
+        """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``; False (and
+        nothing done) when the daughters are not about the same size (:func:`.divisions.balanced`)."""
+        sizes = [int(np.count_nonzero(d)) for d in daughters]
+        if not div.balanced(daughters):
+            log.debug("frame %d: track %d not divided (%s): pieces of %s px are unequal", t, parent, cue, sizes)
+            return False
+        log.debug("frame %d: track %d divides (%s) into pieces of %s px", t, parent, cue, sizes)
         self._end(parent, "divided")
         self.lineage.close(parent, min(self.lineage[parent].end, t - 1), "divided")
         labels[labels == parent] = 0
         for mask in daughters:
             self._start(t, mask, labels, parent=parent)
+        return True
 
     def _redetect(self, t: int, labels: np.ndarray) -> None:
         detections = self.detector(self.session.frames.filtered(t))
@@ -300,8 +304,8 @@ class CellTracker:
             self._split_by_clicks(t, labels)
             for n in list(new):
                 mother = self._halved_neighbour(t, detections[n], labels)
-                if mother is not None:
-                    self._divide(t, mother, [labels == mother, detections[n]], labels, "halved neighbour")
+                if mother is not None and self._divide(t, mother, [labels == mother, detections[n]], labels,
+                                                       "halved neighbour"):
                     new.remove(n)
         for n in new:
             mask = detections[n] & (labels == 0)
