@@ -135,8 +135,9 @@ def test_jumped_frames_mark_where_the_mask_left_the_cell(model):
     forward = VideoSession(model, image)
     forward.add_prompt(0, 1, points=[click_point(labels[0] == 1)], labels=[1])
     run(forward)
-    # The embedded model does not follow the leap: on frame 3 its mask is a speck beside where the cell was.
-    assert not (forward.frame_masks(3)[0] & (labels[3] == 1)).any()
+    # The embedded model does not follow the leap: on frame 3 its mask is a speck (beside where the cell was with the
+    # weights shipped until 2026-12-05, stop 33; 17 px of the ~300 px cell, where it landed, with those shipped since).
+    assert np.count_nonzero(forward.frame_masks(3)[0] & (labels[3] == 1)) < 0.2 * np.count_nonzero(labels[3] == 1)
     assert forward.jumped_frames(1)[0] == 3
     forward.add_prompt(3, 1, points=[click_point(labels[3] == 1)], labels=[1])  # the user re-anchors it there
     assert 3 not in forward.jumped_frames(1)

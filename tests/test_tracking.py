@@ -441,22 +441,28 @@ def test_mask_contrast_tells_cells_from_patches_of_background() -> None:
 
 
 def test_detector_finds_a_cell_whose_click_spills_onto_a_neighbour(model) -> None:
-    """Held-out seed 900004, frame 15: a cell entering at the top border beside another one. One click on it
-    gives a mask mostly over the neighbour, whose own mask claims those pixels; the detector clicks it again
-    with the neighbour as a negative point and keeps it."""
+    """Held-out seed 900002, frame 20: a cell beside another. A click on it gives a mask over most of the neighbour,
+    whose own mask claims those pixels; the detector clicks it again with the neighbour as a negative point and
+    keeps it. (With the weights shipped until 2026-12-05 the case was seed 900004, frame 15.)"""
     from sam2_model.tracking.detection import make_detector
 
-    movie = make_timelapse(num_frames=24, shape=(256, 256), num_cells=12, seed=900004)  # as bench_tracking
-    entering, frame = movie.labels[15] == 15, movie.image[15]
+    movie = make_timelapse(num_frames=24, shape=(256, 256), num_cells=12, seed=900002)  # as bench_tracking
+    entering, frame = movie.labels[20] == 15, movie.image[20]
     detector = make_detector(model, "blobs", (8, 40))
     masks = detector(frame)
     ious = [np.count_nonzero(m & entering) / np.count_nonzero(m | entering) for m in masks]
     assert max(ious) >= 0.6, ious
     assert not np.any(np.sum(masks, axis=0) > 1)  # still one cell per pixel
     inside = [p for p in detector.points if entering[int(round(p[1])), int(round(p[0]))]]
-    assert len(inside) == 1
-    first, _, _ = detector.generator.predictor.predict(points=inside[0][None], labels=[1], multimask=False)
-    assert np.count_nonzero(first[0] & ~entering) > np.count_nonzero(first[0] & entering)  # one click spills
+    assert inside
+
+    neighbours = [m for m, iou in zip(masks, ious) if iou < 0.5]
+
+    def spills(point: np.ndarray) -> bool:  # its mask covers at least half of a neighbour's mask
+        first, _, _ = detector.generator.predictor.predict(points=point[None], labels=[1], multimask=False)
+        return any(np.count_nonzero(first[0] & m) * 2 >= np.count_nonzero(m) for m in neighbours)
+
+    assert any(spills(p) for p in inside)
 
 
 def test_detector_drops_masks_that_do_not_stand_out(model) -> None:
@@ -490,3 +496,21 @@ def test_a_given_pred_iou_thresh_is_the_bar_for_blob_and_grid_masks(model) -> No
     records = grid.generator.generate(frame)  # at the blob bar: the grid's masks are held to theirs afterwards
     assert len(grid(frame)) <= len([r for r in records if r["predicted_iou"] > GRID_IOU_THRESH])
 
+
+MSC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ctc-msc"
+
+
+@pytest.mark.skipif(not (MSC / "01_GT" / "TRA").is_dir(), reason="the shared MSC time-lapse is not beside the repo")
+def test_the_detector_finds_the_real_msc_cells_of_the_first_frame(model) -> None:
+    """The shipped weights predict IoU honestly on MSC's dim, spread cells (their masks score 0.5-0.85, not > 0.9),
+    so at the generator's 0.8 they found no cell on frame 0; a blob's mask needs only BLOB_IOU_THRESH."""
+    import tifffile
+
+    from sam2_model.tracking.detection import make_detector
+
+    frame = tifffile.imread(MSC / "01" / "t000.tif")
+    markers = tifffile.imread(MSC / "01_GT" / "TRA" / "man_track000.tif")
+    masks = make_detector(model, "blobs", (40, 160))(frame)
+    cells = [i for i in np.unique(markers) if i]
+    found = {i for i in cells if any(np.count_nonzero(m & (markers == i)) for m in masks)}
+    assert len(found) >= len(cells) // 2, (len(found), len(cells), len(masks))

