@@ -493,7 +493,7 @@ def test_a_given_pred_iou_thresh_is_the_bar_for_blob_and_grid_masks(model) -> No
     movie = make_timelapse(num_frames=1, shape=(256, 256), num_cells=12, seed=900001)
     frame = movie.image[0]
     grid = make_detector(model, "grid", (8, 40), points_per_side=16)
-    records = grid.generator.generate(frame)  # at the blob bar: the grid's masks are held to theirs afterwards
+    records = grid.generator.generate(frame)
     assert len(grid(frame)) <= len([r for r in records if r["predicted_iou"] > GRID_IOU_THRESH])
 
 

@@ -147,10 +147,13 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     # the demo model's masks are soft at the edge: at 0.95 a third of the nuclei were dropped, at 0.8 most
     # daughters of a fresh division (the masks that start their tracks), at 0.5 cells entering at the border
     amg_options.setdefault("stability_score_thresh", STABILITY_THRESH)
-    grid_iou_thresh = None
-    if "pred_iou_thresh" not in amg_options:  # the generator keeps the lower bar; grid masks are held to theirs
-        grid_iou_thresh = GRID_IOU_THRESH
-        amg_options["pred_iou_thresh"] = min(BLOB_IOU_THRESH, GRID_IOU_THRESH)
+    grid_iou_thresh = None  # a second bar for grid masks, only where blob masks share the generator's lower one
+    if "pred_iou_thresh" not in amg_options:
+        if seeding == "grid":
+            amg_options["pred_iou_thresh"] = GRID_IOU_THRESH
+        else:
+            amg_options["pred_iou_thresh"] = min(BLOB_IOU_THRESH, GRID_IOU_THRESH)
+            grid_iou_thresh = GRID_IOU_THRESH if seeding == "grid+blobs" else None
     return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
                         min_area, max_area, float(min_contrast), grid_iou_thresh)
 
