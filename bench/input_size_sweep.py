@@ -3,8 +3,8 @@
     python bench/input_size_sweep.py src/sam2_model/weights/demo.pt [OTHER.pt ...] [--sizes 256 384 512 768]
 
 Frames: 512 x 512 synthetic fluorescence (``sam2_model.synthetic.make_timelapse``, 25 nuclei, seeds 4000-4002,
-frame 0), once with large nuclei (``radius_fraction`` 0.035: ~36 px across) and once with small ones (0.009: ~9 px
-across). Every nucleus that does not touch the border and covers at least half its nominal disc is clicked once at
+frame 0), once with large nuclei (``radius_fraction`` 0.035: ~32 px wide) and once with small ones (0.009: ~8 px
+wide). Every nucleus that does not touch the border and covers at least half its nominal disc is clicked once at
 its most interior pixel (:func:`sam2_model.evaluation.click_ious`); the table gives the mean IoU of the one-output
 masks per weights file, nucleus size and input size, and which size *auto* picks for those frames
 (:func:`sam2_model.input_size.suggest_image_size` from the true width). All on the CPU; no timing.
@@ -27,7 +27,7 @@ from sam2_model.synthetic import make_timelapse
 
 FRAME_SIDE = 512
 SEEDS = (4000, 4001, 4002)
-NUCLEI = {"large (~36 px)": 0.035, "small (~9 px)": 0.009}  # radius as a fraction of the frame's side
+NUCLEI = {"large (~32 px)": 0.035, "small (~8 px)": 0.009}  # radius as a fraction of the frame's side
 
 
 def frames_of(radius_fraction: float, seeds: Sequence[int]) -> List[tuple]:

@@ -149,11 +149,9 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     amg_options.setdefault("stability_score_thresh", STABILITY_THRESH)
     grid_iou_thresh = None  # a second bar for grid masks, only where blob masks share the generator's lower one
     if "pred_iou_thresh" not in amg_options:
-        if seeding == "grid":
-            amg_options["pred_iou_thresh"] = GRID_IOU_THRESH
-        else:
-            amg_options["pred_iou_thresh"] = min(BLOB_IOU_THRESH, GRID_IOU_THRESH)
-            grid_iou_thresh = GRID_IOU_THRESH if seeding == "grid+blobs" else None
+        amg_options["pred_iou_thresh"] = GRID_IOU_THRESH if seeding == "grid" else BLOB_IOU_THRESH
+        if seeding == "grid+blobs":
+            grid_iou_thresh = GRID_IOU_THRESH
     return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
                         min_area, max_area, float(min_contrast), grid_iou_thresh)
 
