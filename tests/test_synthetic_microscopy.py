@@ -8,7 +8,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2_model.synth import (CELL_SIZE_RANGES, DIM_RIM_RANGE, JUMP_RATE_RANGE, MIX, PROCESS_CHANCE_RANGE,
+from sam2_model.synth import (CELL_SIZE_RANGES, CROWDED_DENSITY_RANGE, CROWDED_NUCLEI_SHARE, CROWDED_SIZE_RANGE,
+                              DIM_RIM_RANGE, JUMP_RATE_RANGE, MIX, PROCESS_CHANCE_RANGE,
                               SPREAD_CELLS_SHARE, draw_jump_rate, draw_microscopy_settings, draw_processes, draw_rim,
                               make_microscopy_timelapse, random_microscopy_timelapse)
 from sam2_model.synthetic import SyntheticTimelapse
@@ -400,7 +401,7 @@ def test_random_mix_draws_the_documented_weights_and_valid_clips():
 
 def test_spread_cells_curriculum_raises_the_fluorescent_whole_cells():
     rng = np.random.default_rng(8)
-    draws = [draw_microscopy_settings(rng, spread_cells=True) for _ in range(2000)]
+    draws = [draw_microscopy_settings(rng, curriculum="spread-cells") for _ in range(2000)]
     flat = [d for d in draws if d["modality"] == "fluorescence" and d.get("cell_type") == "cells"
             and d.get("stain") == "cytoplasm"]
     assert abs(len(flat) / len(draws) - SPREAD_CELLS_SHARE) < 0.04  # 8 % in the plain mix
@@ -409,17 +410,36 @@ def test_spread_cells_curriculum_raises_the_fluorescent_whole_cells():
     dims = [draw_rim(d["seed"]) < 1.0 for d in flat]
     tails = [draw_processes(d["seed"], "cells") > 0 for d in flat]
     assert 0.4 < np.mean(dims) < 0.6 and 0.4 < np.mean(tails) < 0.6  # each in half of them, independently
-    with pytest.raises(ValueError, match="choose one"):
-        draw_microscopy_settings(rng, leaping=True, spread_cells=True)
+    with pytest.raises(ValueError, match="curriculum must be one of"):
+        draw_microscopy_settings(rng, curriculum="spread")
+
+
+def test_crowded_nuclei_curriculum_draws_touching_fluorescent_nuclei():
+    rng = np.random.default_rng(9)
+    draws = [draw_microscopy_settings(rng, curriculum="crowded-nuclei") for _ in range(2000)]
+    crowded = [d for d in draws if "density" in d]
+    assert abs(len(crowded) / len(draws) - CROWDED_NUCLEI_SHARE) < 0.04
+    assert all(d["modality"] == "fluorescence" and d["cell_type"] == "nuclei" and d["stain"] == "nuclear"
+               for d in crowded)
+    assert all(CROWDED_SIZE_RANGE[0] <= d["cell_size"] <= CROWDED_SIZE_RANGE[1] for d in crowded)
+    assert all(CROWDED_DENSITY_RANGE[0] <= d["density"] <= CROWDED_DENSITY_RANGE[1] for d in crowded)
+    rest = [d for d in draws if "density" not in d]  # drawn as for spread cells: whole cells lead
+    flat = [d for d in rest if d["modality"] == "fluorescence" and d.get("cell_type") == "cells"
+            and d.get("stain") == "cytoplasm"]
+    assert abs(len(flat) / len(rest) - SPREAD_CELLS_SHARE) < 0.05
+    # a crowded clip: many nuclei, a good part of the field covered, neighbours touching
+    movie = make_microscopy_timelapse(shape=(256, 256), num_frames=1, **crowded[0])
+    labels = movie.labels[0]
+    assert len(np.unique(labels)) - 1 >= 10 and (labels > 0).mean() >= 0.5 * crowded[0]["density"]
 
 
 def test_leaping_curriculum_draws_nuclei_and_cells_that_all_leap():
     rng = np.random.default_rng(3)
-    draws = [draw_microscopy_settings(rng, leaping=True) for _ in range(300)]
+    draws = [draw_microscopy_settings(rng, curriculum="leaps") for _ in range(300)]
     assert {d["cell_type"] for d in draws} == {"nuclei", "cells"}
     assert {d["modality"] for d in draws} == {"fluorescence", "phase", "brightfield", "dic"}
     assert all(JUMP_RATE_RANGE[0] <= d["jump_rate"] <= JUMP_RATE_RANGE[1] for d in draws)
-    clip = next(iter(MixedClips(clip_len=4, image_size=96, max_objects=3, seed=2, nuclei_fraction=0.0, leaping=True)))
+    clip = next(iter(MixedClips(clip_len=4, image_size=96, max_objects=3, seed=2, nuclei_fraction=0.0, curriculum="leaps")))
     assert clip.images.shape[:2] == (4, 3) and clip.present[0].all()
 
 
@@ -463,14 +483,17 @@ def test_training_data_choice_and_unchanged_default_stream():
     mixed = make_clips(TrainSettings(out="x", data="mix", data_workers=3), 512)
     assert isinstance(mixed, MixedClips) and mixed.shape == (512, 512) and mixed.workers == 3
     leaping = make_clips(TrainSettings(out="x", data="leaps"), 96)
-    assert isinstance(leaping, MixedClips) and leaping.leaping and leaping.nuclei_fraction == 0.15
-    assert not mixed.leaping and not mixed.spread_cells and mixed.nuclei_fraction == 0.15
+    assert isinstance(leaping, MixedClips) and leaping.curriculum == "leaps" and leaping.nuclei_fraction == 0.15
+    assert mixed.curriculum == "mix" and mixed.nuclei_fraction == 0.15
     assert "leaps" in describe_training_data({"data": "leaps"})
     spread = make_clips(TrainSettings(out="x", data="spread-cells"), 96)
-    assert isinstance(spread, MixedClips) and spread.spread_cells and not spread.leaping
+    assert isinstance(spread, MixedClips) and spread.curriculum == "spread-cells"
     assert "40%" in describe_training_data({"data": "spread-cells"})
-    with pytest.raises(ValueError, match="choose one"):
-        MixedClips(3, 96, 3, leaping=True, spread_cells=True)
+    crowded = make_clips(TrainSettings(out="x", data="crowded-nuclei"), 96)
+    assert isinstance(crowded, MixedClips) and crowded.curriculum == "crowded-nuclei"
+    assert "8-48 px" in describe_training_data({"data": "crowded-nuclei"})
+    with pytest.raises(ValueError, match="curriculum must be one of"):
+        MixedClips(3, 96, 3, curriculum="leaps+spread-cells")
     with pytest.raises(ValueError, match="data"):
         make_clips(TrainSettings(out="x", data="cells"), 64)
     # the default stream is the one the shipped demo model was trained on: first clip of seed 1, as recorded

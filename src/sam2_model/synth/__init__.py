@@ -6,15 +6,17 @@ formation), ``optics`` (blur, illumination, camera noise), ``natural`` (natural-
 ``microscopy`` (the public generator and the training mix).
 """
 
-from .microscopy import (CELL_SIZE_RANGES, DIM_RIM_RANGE, DIM_RIM_SHARE, JUMP_RATE_RANGE, JUMP_SHARE, MIX,
+from .microscopy import (CELL_SIZE_RANGES, CROWDED_DENSITY_RANGE, CROWDED_NUCLEI_SHARE, CROWDED_SIZE_RANGE, CURRICULA,
+                         DIM_RIM_RANGE, DIM_RIM_SHARE, JUMP_RATE_RANGE, JUMP_SHARE, MIX,
                          PROCESS_CHANCE_RANGE, PROCESS_SHARE, SHAPE_CHANGE_RANGES, SPEED_RANGE, SPREAD_CELLS_SHARE,
-                         draw_jump_rate,
+                         check_curriculum, draw_jump_rate,
                          draw_microscopy_settings, draw_processes, draw_rim, make_microscopy_timelapse,
                          random_microscopy_timelapse)
 from .modalities import MODALITIES, STAINS
 from .population import CELL_TYPES
 
-__all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "DIM_RIM_RANGE", "DIM_RIM_SHARE", "JUMP_RATE_RANGE", "JUMP_SHARE", "MIX",
+__all__ = ["CELL_SIZE_RANGES", "CELL_TYPES", "CROWDED_DENSITY_RANGE", "CROWDED_NUCLEI_SHARE", "CROWDED_SIZE_RANGE",
+           "CURRICULA", "DIM_RIM_RANGE", "DIM_RIM_SHARE", "JUMP_RATE_RANGE", "JUMP_SHARE", "MIX",
            "MODALITIES", "PROCESS_CHANCE_RANGE", "PROCESS_SHARE", "SHAPE_CHANGE_RANGES", "SPEED_RANGE", "SPREAD_CELLS_SHARE", "STAINS",
-           "draw_jump_rate", "draw_microscopy_settings", "draw_processes", "draw_rim", "make_microscopy_timelapse",
+           "check_curriculum", "draw_jump_rate", "draw_microscopy_settings", "draw_processes", "draw_rim", "make_microscopy_timelapse",
            "random_microscopy_timelapse"]

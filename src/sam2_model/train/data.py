@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..evaluation import lineage_masks  # the ground truth that training and evaluation share
 from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
-from ..synth import random_microscopy_timelapse
+from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
 
 
@@ -220,7 +220,7 @@ class StackClips:
             yield Clip(images, masks_to_model_resolution(masks, self.image_size))
 
 
-DATA_KINDS = ("nuclei", "mix", "leaps", "spread-cells")
+DATA_KINDS = ("nuclei",) + CURRICULA
 # what each kind of synthetic data is, for the weights' metadata
 TRAINING_DATA = {
     "nuclei": "sam2_model.synthetic.make_timelapse, clip seeds seed * 1_000_003 + index (see SyntheticClips)",
@@ -231,6 +231,9 @@ TRAINING_DATA = {
     "spread-cells": "sam2_model.synth microscopy mix with fluorescent whole cells at 40% of its clips (SPREAD_CELLS_SHARE; "
                     "dim rims and thin tails in half of them each, since 2026-12-05) + 15% sam2_model.synthetic "
                     "nuclei clips (see MixedClips)",
+    "crowded-nuclei": "sam2_model.synth fluorescent nuclei 8-48 px wide covering 15-45% of the field in 40% of the "
+                      "clips (CROWDED_NUCLEI_SHARE, since 2026-12-05), the rest drawn as for spread-cells; + 15% "
+                      "sam2_model.synthetic nuclei clips (see MixedClips)",
 }
 
 
@@ -252,13 +255,12 @@ def describe_training_data(settings: Mapping[str, Any]) -> str:
 
 
 def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,
-                      nuclei_fraction: float, leaping: bool = False,
-                      spread_cells: bool = False) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+                      nuclei_fraction: float, curriculum: str = "mix") -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """The arrays of one :class:`MixedClips` clip, a pure function of its arguments (so worker processes
     can make it): (T, H, W) image and (T, N, H, W) bool lineage masks, or None when frame 0 has no
     usable object. With probability ``nuclei_fraction`` the clip comes from the nuclei generator
-    (drawn as :class:`SyntheticClips` draws it), otherwise from the microscopy mix (``leaping``: its nuclei
-    and whole cells only, every clip with far leaps between frames)."""
+    (drawn as :class:`SyntheticClips` draws it), otherwise from the microscopy mix drawn as ``curriculum`` says
+    (:data:`sam2_model.synth.CURRICULA`)."""
     rng = np.random.default_rng(seed)
     if rng.random() < nuclei_fraction:
         movie = make_timelapse(
@@ -266,7 +268,7 @@ def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_obje
             dtype="uint8" if rng.random() < 0.3 else "uint16", radius_fraction=float(rng.uniform(0.045, 0.085)),
         )
     else:
-        movie = random_microscopy_timelapse(rng, shape, clip_len, leaping, spread_cells)
+        movie = random_microscopy_timelapse(rng, shape, clip_len, curriculum)
     obj_ids = pick_objects(movie.labels, rng, max_objects, min_area)
     if not obj_ids:
         return None
@@ -275,15 +277,14 @@ def mixed_clip_arrays(seed: int, clip_len: int, shape: Tuple[int, int], max_obje
 
 def mixed_clip_parts(seed: int, clip_len: int, shape: Tuple[int, int], max_objects: int, min_area: int,
                      nuclei_fraction: float, image_size: int,
-                     contrast_jitter: bool, leaping: bool = False,
-                     spread_cells: bool = False) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+                     contrast_jitter: bool, curriculum: str = "mix") -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """One :class:`MixedClips` clip nearly ready for training, a pure function of its arguments: the arrays
     of :func:`mixed_clip_arrays` as (T, 1, S, S) float32 grey inputs in [0, 1] (:func:`stack_to_unit_inputs`;
     jittered limits when ``contrast_jitter``) and (T, N, S, S) bool masks; None when frame 0 has no usable
     object. Worker processes do all of this and send these parts (about a quarter of a :class:`Clip`'s bytes,
     as numpy arrays pickled through the pool's pipe), so the training process only normalises
     (:func:`clip_from_parts`) and its CPU threads stay free."""
-    arrays = mixed_clip_arrays(seed, clip_len, shape, max_objects, min_area, nuclei_fraction, leaping, spread_cells)
+    arrays = mixed_clip_arrays(seed, clip_len, shape, max_objects, min_area, nuclei_fraction, curriculum)
     if arrays is None:
         return None
     image, masks = arrays
@@ -332,33 +333,33 @@ class MixedClips(_SeededClipStream):
     cells stay small at 512 px), with objects of at least ``min_area`` px in frame 0. Clip seeds follow
     :class:`SyntheticClips` (``seed * 1_000_003 + index``), so the stream is reproducible and resumes by
     index. ``workers`` > 0 makes clips ahead in that many processes; the clips are the same as with 0.
-    ``leaping``: the mix's nuclei and whole cells only, every clip with far leaps between frames (the
-    ``--data leaps`` curriculum, with the same share of nuclei clips; ``nuclei_fraction=0`` for leaping clips alone).
-    ``spread_cells``: fluorescent whole cells raised to SPREAD_CELLS_SHARE of the mix (``--data spread-cells``).
+    ``curriculum`` (:data:`sam2_model.synth.CURRICULA`, the ``--data`` of the same name): "mix"; "leaps", the
+    mix's nuclei and whole cells only, every clip with far leaps between frames (with the same share of nuclei
+    clips; ``nuclei_fraction=0`` for leaping clips alone); "spread-cells", fluorescent whole cells raised to
+    SPREAD_CELLS_SHARE of the mix; "crowded-nuclei", crowded fluorescent nuclei in CROWDED_NUCLEI_SHARE of it.
     """
 
     def __init__(self, clip_len: int, image_size: int, max_objects: int, seed: int = 1,
                  shape: Optional[Tuple[int, int]] = None, nuclei_fraction: float = 0.15,
-                 min_area: int = 12, workers: int = 0, contrast_jitter: bool = False, leaping: bool = False,
-                 spread_cells: bool = False) -> None:
+                 min_area: int = 12, workers: int = 0, contrast_jitter: bool = False,
+                 curriculum: str = "mix") -> None:
         if seed < 1:
             raise ValueError("training seed must be >= 1 (seeds below 1_000_000 are kept for evaluation)")
         if not 0.0 <= nuclei_fraction <= 1.0:
             raise ValueError(f"nuclei_fraction must be between 0 and 1, got {nuclei_fraction}")
         if workers < 0:
             raise ValueError(f"workers must be >= 0 (0: make clips in this process), got {workers}")
-        if leaping and spread_cells:
-            raise ValueError("leaping and spread_cells are two different curricula: choose one")
+        check_curriculum(curriculum)
         self.clip_len, self.image_size, self.max_objects = clip_len, image_size, max_objects
         self.seed = seed
         self.shape = (image_size, image_size) if shape is None else (int(shape[0]), int(shape[1]))
         self.nuclei_fraction, self.min_area, self.workers = nuclei_fraction, min_area, workers
-        self.contrast_jitter, self.leaping, self.spread_cells = contrast_jitter, leaping, spread_cells
+        self.contrast_jitter, self.curriculum = contrast_jitter, curriculum
         self.index = 0
 
     def _arguments(self, index: int) -> tuple:
         return (self.clip_seed(index), self.clip_len, self.shape, self.max_objects, self.min_area,
-                self.nuclei_fraction, self.image_size, self.contrast_jitter, self.leaping, self.spread_cells)
+                self.nuclei_fraction, self.image_size, self.contrast_jitter, self.curriculum)
 
     def __iter__(self) -> Iterator[Clip]:
         if self.workers == 0:

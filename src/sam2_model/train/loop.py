@@ -59,7 +59,8 @@ class TrainSettings:
     seed: int = 1  # data and sampling seed (>= 1; evaluation seeds are below 1_000_000)
     stack: Optional[str] = None  # user data: (T, H, W) TIFF ...
     labels: Optional[str] = None  # ... and its instance labels TIFF; None: synthetic data
-    data: str = "nuclei"  # synthetic data: "nuclei" (sam2_model.synthetic), "mix", "leaps" or "spread-cells" (MixedClips)
+    data: str = "nuclei"  # synthetic data: "nuclei" (sam2_model.synthetic), or a curriculum of the mix (MixedClips):
+    # "mix", "leaps", "spread-cells" or "crowded-nuclei"
     data_workers: int = 0  # processes making "mix" clips ahead (0: in the training process; same clips either way)
     image_size: Optional[int] = None  # model input size (default: the preset's)
     alternate_image_size: Optional[int] = None  # every other step at this input size, same weights (resolutions.py)
@@ -152,19 +153,19 @@ def make_clips(
 ) -> "SyntheticClips | MixedClips | StackClips":
     """The run's clip stream: a user's stack and labels (arrays or TIFF paths) or synthetic clips
     (``settings.data``: "nuclei", the microscopy "mix", "leaps": the mix's nuclei and cells, all leaping far
-    between frames, or "spread-cells": the mix with fluorescent whole cells in 40 % of its clips; made at the
-    model's input size)."""
+    between frames, "spread-cells": the mix with fluorescent whole cells in 40 % of its clips, or "crowded-nuclei":
+    crowded fluorescent nuclei in 40 % of them; made at the model's input size)."""
     stack = settings.stack if stack is None else stack
     labels = settings.labels if labels is None else labels
     if (stack is None) != (labels is None):
         raise ValueError("give both a stack and its labels to train on your own data, or neither for synthetic data")
     if settings.data not in DATA_KINDS:
         raise ValueError(f"data must be one of {DATA_KINDS}, got {settings.data!r}")
-    if stack is None and settings.data in ("mix", "leaps", "spread-cells"):
-        leaping = settings.data == "leaps"  # still 15 % nuclei clips: without them the synthetic bars fell to 0.74
+    if stack is None and settings.data != "nuclei":
+        # every curriculum keeps 15 % nuclei clips: without them the synthetic bars fell to 0.74 (leaps)
         return MixedClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                          workers=settings.data_workers, contrast_jitter=settings.contrast_jitter, leaping=leaping,
-                          spread_cells=settings.data == "spread-cells")
+                          workers=settings.data_workers, contrast_jitter=settings.contrast_jitter,
+                          curriculum=settings.data)
     if stack is None:
         return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
                               contrast_jitter=settings.contrast_jitter)
