@@ -2,7 +2,7 @@
 and CPU speed.
 
     python bench/eval_embedded.py WEIGHTS [WEIGHTS ...] [--baseline src/sam2_model/weights/demo.pt]
-                                  [--out eval_embedded.json] [--skip mix leaps msc fps]
+                                  [--out eval_embedded.json] [--skip mix leaps msc nuclei fps]
 
 For each weights file (the baseline first, when given), on the CPU:
 
@@ -22,6 +22,10 @@ For each weights file (the baseline first, when given), on the CPU:
   and by object size (:func:`sam2_model.mix_evaluation.mix_quality`; no goal: it says where a model stands
   beyond the nuclei the bars are measured on), beside the J&F of keeping frame 0's true mask, or its one-click
   mask, on every frame without tracking; ``--mix-frame-size`` sets the clips' side (default 256);
+* real nuclei: one click on each of the 110 clickable nuclei of a real widefield image (the stardist wheel's example,
+  never trained on; ``bench/real_nuclei.py``) at the model's input size, and blob-seeded automatic detection
+  (precision / recall / F1 at IoU >= 0.5) with cells of 0.5-2x the image's estimated nucleus width; skipped with a
+  note when the data is absent;
 * far leaps: tracked J&F of sparse fluorescence cells on six held-out clips, without and with leaps of 1 to 2.5
   diameters between frames (:func:`sam2_model.leap_evaluation.leap_quality`; the motion of MSC's lost cells);
 * frames/s propagating one object through 40 synthetic 512 x 512 frames
@@ -47,16 +51,18 @@ import torch
 
 from real_data_demo import DATA as MSC_DATA
 from real_data_demo import msc_available, msc_iou, msc_one_click_iou
+from real_nuclei import detection_scores, load_real_nuclei, one_click_ious, real_nuclei_folder
 
 from sam2_model import build_model
 from sam2_model.confidence import group_bootstrap_interval
 from sam2_model.evaluation import one_click_iou, propagation_frames_per_second, propagation_j_and_f
+from sam2_model.input_size import estimate_object_diameter
 from sam2_model.leap_evaluation import leap_quality
 from sam2_model.mix_evaluation import mix_quality
 
 MSC_SMOOTH = 8.0  # px: frames blurred by the session's smooth option (README, "Smoothing grainy frames")
 GOALS = {"one_click_iou": 0.85, "j_and_f_30": 0.75, "msc_iou": 0.5, "fps_512": 5.0}
-MEASURES = ("synthetic", "mix", "leaps", "msc", "fps")
+MEASURES = ("synthetic", "mix", "leaps", "msc", "nuclei", "fps")
 
 
 def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: Optional[int] = None,
@@ -108,6 +114,18 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
             result["seconds"]["msc"] = round(time.perf_counter() - start, 1)
         else:
             result["msc_note"] = f"no MSC data at {msc_data}: not measured"
+    if "nuclei" not in skip:
+        if real_nuclei_folder() is not None:
+            start = time.perf_counter()
+            nuclei = load_real_nuclei()
+            ious = one_click_ious(model, nuclei)
+            result["nuclei_one_click_iou"] = round(float(sum(ious) / len(ious)), 4)
+            detected = detection_scores(model, nuclei, estimate_object_diameter(nuclei.image))
+            result["nuclei_detection_f1"] = round(detected["f1"], 4)
+            result["nuclei_detection"] = {k: round(float(v), 4) for k, v in detected.items()}
+            result["seconds"]["nuclei"] = round(time.perf_counter() - start, 1)
+        else:
+            result["nuclei_note"] = "no real nuclei image (pip install --no-deps stardist==0.9.2): not measured"
     if "fps" not in skip:
         start = time.perf_counter()
         result["fps_512"] = round(propagation_frames_per_second(model), 2)
@@ -158,6 +176,8 @@ def table(results: List[Dict[str, Any]]) -> str:
             ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
             ("MSC IoU, frames smoothed 8 px (option)", "msc_iou_smoothed"),
             ("MSC one click on each segmented cell, no tracking", "msc_one_click_iou"),
+            ("real nuclei one-click IoU (110)", "nuclei_one_click_iou"),
+            ("real nuclei detection F1", "nuclei_detection_f1"),
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
     names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
     width = max(24, *(len(n) for n in names))

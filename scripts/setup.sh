@@ -30,6 +30,12 @@ if [ $want_tests = 1 ]; then
   pip install -q -e ".[test]"
   python -c "import sam2" 2>/dev/null || \
     SAM2_BUILD_CUDA=0 pip install -q --no-deps --no-build-isolation "sam2==1.1.0"
+  # A real fluorescence-nuclei image with every nucleus labelled rides in the stardist wheel
+  # (data/images/img2d.tif, mask2d.tif): tests/test_real_nuclei.py and bench/real_nuclei.py read it
+  # there. Only the files are wanted (stardist is never imported), so none of its dependencies.
+  python -c "import importlib.util as u; s = u.find_spec('stardist'); raise SystemExit(s is None)" 2>/dev/null || \
+    pip install -q --no-deps --only-binary=:all: "stardist==0.9.2" || \
+    echo "setup: no stardist wheel for this Python; the real-nuclei tests will be skipped" >&2
 else
   pip install -q -e ".[napari]"
 fi
