@@ -42,18 +42,18 @@ def test_auto_input_size_follows_the_objects_and_a_new_size_reruns_the_prompts(m
 
     w.image_combo.setCurrentText("small")
     picker.size_combo.setCurrentText("auto")
-    assert picker.image_size() == 512  # ~8 px nuclei in 256 px frames: 2x, the most it upsamples
-    assert picker.size_note.text() == "→ 512 px" and "px wide in 256 x 256 frames" in picker.size_note.toolTip()
+    assert picker.image_size() == 384  # ~7 px nuclei in 256 px frames: 8 px wide at 284 px -> 384
+    assert picker.size_note.text() == "→ 384 px" and "px wide in 256 x 256 frames" in picker.size_note.toolTip()
     w.image_combo.setCurrentText("large")
     assert picker.image_size() == 256  # ~50 px nuclei: the demo's own size is enough
     w.image_combo.setCurrentText("small")
-    assert picker.image_size() == 512
+    assert picker.image_size() == 384
 
     obj_id = next(i for i in np.unique(small.labels[0]) if i and (small.labels[0] == i).sum() > 30)
     x, y = click_point(small.labels[0] == obj_id)
     w.points_layer.add(np.array([[0, y, x]], float))
     wait(qtbot, w)
-    assert w.controller.model.image_size == 512
+    assert w.controller.model.image_size == 384
     first = w.labels_layer.data[0].copy()
     assert first[int(round(y)), int(round(x))] > 0
 

@@ -3,13 +3,18 @@
 A frame of (H, W) pixels is resized to the model's square S x S input, so an object ``d`` px across
 becomes about ``d * S / max(H, W)`` px across along the frame's longer axis. SAM 2 looks at the input
 through a stride-16 image embedding (prompt tokens and memory attention work there) and predicts masks
-at stride 4. An object narrower than ~16 input px covers less than one embedding cell and less than
-4 x 4 mask pixels: it blurs into its neighbours or vanishes. :func:`suggest_image_size` therefore asks
-for the smallest supported S at which a typical object is at least :data:`TARGET_OBJECT_PX` (16) input
-px across (one embedding cell, 4 mask pixels), within the model's range and never upsampling the
-frame by more than :data:`MAX_UPSAMPLING` (2x): beyond that, enlarging adds no detail, only compute.
-16 is the low end of the 16-24 px that works: the shipped demo weights were trained at 256 px input and
-lose quality on objects much larger (in input px) than they saw, so a bigger size is not free.
+at stride 4. :func:`suggest_image_size` asks for the smallest supported S at which a typical object is at
+least :data:`TARGET_OBJECT_PX` (8) input px wide, within the model's range and never upsampling the frame
+by more than :data:`MAX_UPSAMPLING` (2x): beyond that, enlarging adds no detail, only compute.
+
+Why 8 and not the 16 px of one embedding cell (the rule until 2026-12-05): a larger input is not free for the
+demo model. Its decoder places objects by a positional encoding of *normalised* image coordinates, so at 512 px
+an object's neighbours sit at half the positional distance they would at 256 px, and its clicked masks spread
+over them: on a real widefield image of touching nuclei ~24 px wide in 512 x 512 (bench/real_nuclei.py) one
+click gives IoU 0.58 at 256 px input, 0.50 at 384 and 0.39 at 512, where 16 px asked for 512. Measured with
+the shipped weights, the best size was picked by 8 px in every case: those real nuclei (estimated 17.5 px ->
+256), synthetic nuclei ~32 px wide in 512 x 512 (-> 256; IoU 0.86 against 0.82 at 512) and ~8 px wide ones
+(-> 512; 0.55 against 0.40 at 256 and 0.46 at 768). Figures: docs/input_size.md.
 
 "Object diameter" here is an object's *width* (its shortest extent: a rod's thickness, a round
 nucleus' diameter), since that is what disappears first when a frame is shrunk.
@@ -37,7 +42,7 @@ __all__ = [
     "suggest_image_size", "supported_image_sizes", "estimate_object_diameter", "diameter_from_masks",
 ]
 
-TARGET_OBJECT_PX = 16.0  # an object's width at the model input: one stride-16 cell, 4 stride-4 mask px
+TARGET_OBJECT_PX = 8.0  # an object's width at the model input: 2 stride-4 mask px (measured; module docstring)
 MAX_UPSAMPLING = 2.0  # S <= 2 x the frame's longer side
 DEMO_SIZE_RANGE = (256, 1024)  # the embedded demo model: its training size up to the official presets' size
 SIZE_STEP = 128  # demo: every attention window tiles its feature map exactly (see the module docstring)
@@ -64,7 +69,7 @@ def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], mo
 
     Capped to the model's range (demo: 256..1024) and to 2x the frame's longer side (the smallest
     supported size always stays allowed). Official presets return their own size (1024).
-    Examples (demo): 40 px nuclei in 512 x 512 frames -> 256; 8 px wide bacteria in 512 x 512 -> 1024.
+    Examples (demo): 40 px nuclei in 512 x 512 frames -> 256; 8 px wide bacteria in 512 x 512 -> 512.
     """
     try:
         diameter = float(object_diameter_px)
