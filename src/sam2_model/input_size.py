@@ -8,10 +8,11 @@ least :data:`TARGET_OBJECT_PX` (8) input px wide, within the model's range and n
 by more than :data:`MAX_UPSAMPLING` (2x): beyond that, enlarging adds no detail, only compute.
 
 Why 8 and not the 16 px of one embedding cell (the rule until 2026-12-05): a larger input is not free for the
-demo model. Its decoder places objects by a positional encoding of *normalised* image coordinates, so at 512 px
-an object's neighbours sit at half the positional distance they would at 256 px, and its clicked masks spread
-over them: on a real widefield image of touching nuclei ~24 px wide in 512 x 512 (bench/real_nuclei.py) one
-click gives IoU 0.58 at 256 px input, 0.50 at 384 and 0.39 at 512, where 16 px asked for 512. Measured with
+demo model: on a larger canvas its clicked masks spread over neighbouring objects (one cause measured: its
+decoder places objects by a positional encoding of *normalised* image coordinates, so at 512 px an object's
+neighbours sit at half the positional distance they would at 256 px). On a real widefield image of touching
+nuclei ~24 px wide in 512 x 512 (bench/real_nuclei.py) one click gives IoU 0.58 at 256 px input, 0.50 at 384
+and 0.39 at 512, where 16 px asked for 512. Measured with
 the shipped weights, the best size was picked by 8 px in every case: those real nuclei (estimated 17.5 px ->
 256), synthetic nuclei ~32 px wide in 512 x 512 (-> 256; IoU 0.86 against 0.82 at 512) and ~8 px wide ones
 (-> 512; 0.55 against 0.40 at 256 and 0.46 at 768). Figures: docs/input_size.md.

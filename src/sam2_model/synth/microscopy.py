@@ -89,7 +89,7 @@ SPREAD_CELLS_SHARE = 0.4
 # The crowded-nuclei curriculum (`--data crowded-nuclei`): real widefield nuclei (the stardist example image of the
 # 2018 Data Science Bowl set: 125 nuclei ~24 px wide on 512 x 512, a fifth of the field covered, many touching) got
 # one-click IoU 0.55 from the embedded weights at 256 px input and 0.35 at 512, and the mix's own fluorescent nuclei
-# of that size and density 0.6 / 0.46: clicked masks spread over the neighbours. The mix draws such fields rarely
+# of that size 0.60 at density 0.1 and 0.45 at 0.3 (256 px): clicked masks spread over the neighbours. The mix draws such fields rarely
 # (16 % nuclei clips, sizes 8-80 px and densities 0.04-0.4 log-uniform). This curriculum gives CROWDED_NUCLEI_SHARE
 # of the clips to fluorescent nuclei of CROWDED_SIZE_RANGE px at CROWDED_DENSITY_RANGE (both log-uniform); the
 # rest are drawn as in the spread-cells curriculum, so the flat cells it taught stay in the diet.
