@@ -92,14 +92,18 @@ def match_detections(detections: Sequence[np.ndarray], labels: np.ndarray, max_c
 
 
 def detection_f1(pred: Sequence[np.ndarray], gt_labels: np.ndarray, min_iou: float = 0.5) -> Dict[str, float]:
-    """Precision, recall and F1 of predicted masks against a GT label image (one-to-one, IoU >= min_iou)."""
+    """Precision, recall and F1 of predicted masks against a GT label image (one-to-one, IoU >= min_iou), and
+    the mean IoU of the matched pairs (``matched_iou``, 0 when none match)."""
     ids, iou = iou_with_labels(pred, gt_labels)
-    tp = len(hungarian(iou, min_iou))
+    pairs = hungarian(iou, min_iou)
+    tp = len(pairs)
     n_pred, n_gt = len(pred), len(ids)
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gt if n_gt else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "n_pred": n_pred, "n_gt": n_gt}
+    matched_iou = float(np.mean([iou[i, j] for i, j in pairs])) if pairs else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "n_pred": n_pred, "n_gt": n_gt,
+            "matched_iou": matched_iou}
 
 
 def entering_recall(result: np.ndarray, gt: np.ndarray, parents: Dict[int, int], delay: int = 5,
