@@ -22,7 +22,8 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack
 
 from .controller import SegmentationController
-from .image_size import ImageSizeArg, check_image_size, resolve_image_size
+from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, resolve_image_size,
+                         resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import box_problem, click_problem
@@ -177,6 +178,7 @@ def segment(
     fixed: Optional[Mapping[int, int]] = None,
     contrast_limits: Optional[Sequence[float]] = None,
     smooth: float = 0.0,
+    object_window: ObjectWindowArg = AUTO,
 ) -> np.ndarray:
     """Segment and track objects through ``image``; returns uint32 labels of the image's shape less its colour axis.
 
@@ -201,6 +203,11 @@ def segment(
     smooth: blur every frame by a Gaussian of this many pixels before the model sees it (0: off). For grainy, dim
         whole cells: on the MSC time-lapse, 8 px raised the demo model's tracked IoU from 0.214 to 0.267 (it lowers
         it on clean nuclei; docs/training_data.md).
+    object_window: segment and track each object in a square window of this many frame px around its first prompt
+        (:class:`sam2_model.windowed_session.WindowedSession`); "auto" (default): windows only where the objects of the
+        first frame are small against the frame (:func:`sam2_model.windows.window_side`; demo model only),
+        e.g. nuclei 24 px wide in 512 x 512 frames get 192 px windows; None or "off": every object on the whole frame.
+        Windows cost one model input per object and frame instead of one per frame.
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     data = image.data if is_layer else image
@@ -219,6 +226,7 @@ def segment(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
     check_image_size(image_size)
+    check_object_window(object_window)
     limits = check_contrast_limits(contrast_limits)
     sigma = check_smooth(smooth)
     clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
@@ -239,15 +247,17 @@ def segment(
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
-    size = resolve_image_size(image_size, FrameView(data, layout)[0], model) if image_size is not None else None
+    first = FrameView(data, layout)[0]
+    size = resolve_image_size(image_size, first, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
+    window = resolve_object_window(object_window, first, model, net.image_size)
     labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
     options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
     if limits is not None:
         options["contrast_limits"] = limits
     if sigma:
         options["smooth"] = sigma
-    controller = SegmentationController(net, data, layout, labels, session_options=options)
+    controller = SegmentationController(net, data, layout, labels, session_options=options, object_window=window)
     list(controller.apply_prompts(prompts))
     if layout.frame_axis is None:
         return labels

@@ -7,11 +7,12 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
 from sam2_model import SAM2Model, VideoSession
+from sam2_model.windowed_session import WindowedSession
 
 from .labels_writer import RunJournal, compose_frame
 from .layout import FrameView, StackLayout
@@ -20,6 +21,7 @@ from .prompts import FramePrompt, clip_to_frame
 # A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
 DIRECTIONS = ("forward", "backward", "both")
+Session = Union[VideoSession, WindowedSession]
 
 # In the plugin (widget, console API, CLI) a correction on a tracked frame is a conditioning frame, so it
 # sticks when propagating again (as Meta's web demo and micro-sam do). The library keeps Meta's default.
@@ -61,6 +63,9 @@ class SegmentationController:
     """One image layer's segmentation: its layout, session, labels array and undo history.
 
     session_options are passed to :class:`VideoSession` on top of :data:`PLUGIN_SESSION_DEFAULTS`.
+    object_window: each object is segmented and tracked in a square window of this many frame px around its first
+    prompt (:class:`sam2_model.windowed_session.WindowedSession`: objects small against the frame); None
+    (default): on the whole frame (:class:`VideoSession`).
     """
 
     model: SAM2Model
@@ -69,11 +74,16 @@ class SegmentationController:
     labels: np.ndarray  # the output labels array (the Labels layer's data)
     session_options: Dict[str, Any] = field(default_factory=dict)
     history: List[_Record] = field(default_factory=list)
+    object_window: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.session_options = {**PLUGIN_SESSION_DEFAULTS, **self.session_options}
         self.frames = FrameView(self.image, self.layout)
-        self.session = VideoSession(self.model, self.frames, **self.session_options)
+        if self.object_window is None:
+            self.session: Session = VideoSession(self.model, self.frames, **self.session_options)
+        else:
+            self.object_window = check_object_window(self.object_window)
+            self.session = WindowedSession(self.model, self.frames, window=self.object_window, **self.session_options)
         self._sent: Dict[Tuple[int, int], FramePrompt] = {}
         self.mask_prompts: Dict[Tuple[int, int], FramePrompt] = {}  # seeded masks, kept until replaced
         self._rejected: Dict[Tuple[int, int], FramePrompt] = {}
@@ -149,13 +159,7 @@ class SegmentationController:
             if _same(self._sent.get(key), prompt) or _same(self._rejected.get(key), prompt):
                 continue  # unchanged, or a prompt the session refused (it is not sent again until it changes)
             try:
-                logits = self.session.add_prompt(
-                    prompt.frame, prompt.obj_id,
-                    points=prompt.points if len(prompt.points) else None,
-                    labels=prompt.labels if len(prompt.labels) else None,
-                    box=prompt.box, mask=prompt.mask if prompt.box is None and not len(prompt.points) else None,
-                    clear_old=True,
-                )
+                logits = self._send(prompt)
             except ValueError as error:
                 self._rejected[key] = prompt
                 raise ValueError(f"the prompt of object {prompt.obj_id} on frame {prompt.frame} was refused: "
@@ -165,6 +169,14 @@ class SegmentationController:
             record.changed = True
             self._write(journal, prompt.frame, self.session.obj_ids, logits)
             yield "frame", prompt.frame, self.session.obj_ids, logits
+
+    def _send(self, prompt: FramePrompt) -> np.ndarray:
+        """One object's prompts on one frame to the session; returns the frame's logits (n_obj, H, W)."""
+        if prompt.box is None and not len(prompt.points):
+            return self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
+        return self.session.add_prompt(
+            prompt.frame, prompt.obj_id, points=prompt.points if len(prompt.points) else None,
+            labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True)
 
     def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
         """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step.
@@ -303,6 +315,14 @@ class SegmentationController:
 
     def _known_ids(self) -> set:
         return set(self.session.obj_ids) | {obj for _, obj in self._sent}
+
+
+def check_object_window(value: Any) -> int:
+    """A click window's side: an integer of at least 8 frame px (ValueError naming what is accepted)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 8:
+        return int(value)
+    raise ValueError(f"object_window must be a window side of at least 8 frame pixels (or None: the whole frame), "
+                     f"got {value!r}")
 
 
 def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:

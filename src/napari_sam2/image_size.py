@@ -14,6 +14,7 @@ import numpy as np
 
 from sam2_model.config import get_config
 from sam2_model.input_size import estimate_object_diameter, suggest_image_size
+from sam2_model.windows import window_side
 
 AUTO = "auto"
 #: what ``image_size=`` accepts: a multiple of 32, "auto", or None (the model's preset size)
@@ -76,3 +77,45 @@ def resolve_image_size(image_size: ImageSizeArg, frame: Any, model: str, name: s
     if checked == AUTO:
         return auto_image_size(frame, model).image_size
     return checked  # type: ignore[return-value]
+
+
+#: what ``object_window=`` accepts: a window side in frame px (at least 8), "auto" (from the objects' size) or
+#: None / "off" (each object on the whole frame)
+ObjectWindowArg = Union[int, str, None]
+OFF = "off"
+
+
+def check_object_window(value: ObjectWindowArg, name: str = "object_window") -> ObjectWindowArg:
+    """``value`` as given, checked: None ("off"), "auto" (any case) or a window side of at least 8 frame px."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in (AUTO, OFF):
+            return None if word == OFF else AUTO
+        if word.isdigit():
+            value = int(word)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 8:
+        return int(value)
+    raise ValueError(f"{name} must be a window side in frame pixels (at least 8, e.g. 192), 'auto' (from the "
+                     f"objects' size: windows only where objects are small against the frame) or 'off' / None "
+                     f"(every object on the whole frame); got {value!r}")
+
+
+def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_size: int,
+                          name: str = "object_window") -> Optional[int]:
+    """``value`` with "auto" replaced by :func:`sam2_model.windows.window_side` for the objects in ``frame`` at an
+    ``image_size`` px model input: None where they are not small against the frame, where none can be measured, and
+    for the official presets (trained at 1024 px on whole frames; windows are measured with the demo model only)."""
+    checked = check_object_window(value, name)
+    if checked != AUTO:
+        return checked  # type: ignore[return-value]
+    if model != "demo":
+        return None
+    array = np.asarray(frame)
+    if array.ndim == 3 and array.shape[-1] > 4:
+        array = array.mean(axis=-1)
+    diameter = estimate_object_diameter(array)
+    if math.isnan(diameter):
+        return None
+    return window_side(diameter, array.shape[:2], int(image_size))

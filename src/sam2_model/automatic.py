@@ -32,7 +32,7 @@ from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
 from .image_predictor import ImagePredictor
 from .modeling.sam2 import SAM2Model
 
-__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "records_to_labels"]
+__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "records_to_labels", "window_groups"]
 
 # Filters for the embedded "demo" model on nuclei (``AutomaticMaskGenerator(model, **DEMO_CELL_SETTINGS)``).
 # The demo model was trained with single-mask output, so its three multimask outputs are untrained, and
@@ -136,13 +136,17 @@ class AutomaticMaskGenerator:
     # ------------------------------------------------------------------ public
     @torch.inference_mode()
     def generate(
-        self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None
+        self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None,
+        window: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Masks of ``image``: (H, W), (H, W, 1) or (H, W, 3), any numeric dtype.
 
         points: optional (N, 2) (x, y) pixel prompts used instead of the grid (whole image, no crops).
+        window: with ``points``, decode them in square windows of this many image px instead of on the whole image
+        (small objects on a large image: see :mod:`sam2_model.windows`); the windows lie on a grid of half their
+        side, each point goes to the window whose centre is nearest, and windows without points are not encoded.
         predictor: optional :class:`ImagePredictor` whose image is already set to ``image`` (its
-        features are reused; only for a single layer: ``crop_n_layers=0`` or ``points`` given).
+        features are reused; only for a single layer: ``crop_n_layers=0`` or ``points`` given, no ``window``).
         After the call ``self.predictor`` holds the features of the last crop processed (the whole
         image when there is one layer).
 
@@ -153,10 +157,22 @@ class AutomaticMaskGenerator:
         unit = self._unit_image(image)
         height, width = unit.shape[:2]
         prompts = None if points is None else self._check_points(points, height, width)
+        if window is not None:
+            if prompts is None:
+                raise ValueError("window needs points: windows are placed around given points, not a grid")
+            if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 8:
+                raise ValueError(f"window must be a window side of at least 8 image pixels, or None; got {window!r}")
+            if predictor is not None:
+                raise ValueError("predictor cannot be reused with window: each window is encoded on its own")
         if prompts is not None:
             crops, layers = [[0, 0, width, height]], [0]
+            groups = [prompts]
+            if window is not None:
+                crops, groups = window_groups(prompts, int(window), height, width)
+                layers = [0] * len(crops)
         else:
             crops, layers = amg_ops.crop_boxes((height, width), self.crop_n_layers, self.crop_overlap_ratio)
+            groups = [None] * len(crops)
         if predictor is not None:
             if len(crops) > 1:
                 raise ValueError("predictor can only be reused with one layer (crop_n_layers=0 or points given)")
@@ -166,10 +182,10 @@ class AutomaticMaskGenerator:
                     "call predictor.set_image(image) first"
                 )
         found = _Found()
-        for crop, layer in zip(crops, layers):
-            if prompts is not None and prompts.shape[0] == 0:
+        for crop, layer, group in zip(crops, layers, groups):
+            if group is not None and group.shape[0] == 0:
                 break
-            self._process_crop(unit, crop, layer, prompts, predictor, found)
+            self._process_crop(unit, crop, layer, group, predictor, found)
         masks, fields = self._merge(found, len(crops), height, width)
         if self.min_mask_region_area > 0 and len(masks):
             masks, fields = self._remove_small_regions(masks, fields)
@@ -324,6 +340,32 @@ class AutomaticMaskGenerator:
                 "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
             })
         return records
+
+
+def _window_starts(side: int, size: int) -> np.ndarray:
+    """Starts of windows of ``side`` px every ``side // 2`` px along an axis of ``size`` px, the last one ending at
+    the edge (one window, [0, size), when side >= size)."""
+    if side >= size:
+        return np.zeros(1, np.int64)
+    step = max(1, side // 2)
+    starts = list(range(0, size - side, step)) + [size - side]
+    return np.unique(np.asarray(starts, np.int64))
+
+
+def window_groups(points: np.ndarray, side: int, height: int, width: int) -> Tuple[List[List[int]], List[np.ndarray]]:
+    """Points (N, 2) (x, y) of an image of (height, width) px -> the windows [x0, y0, x1, y1] that hold some of them
+    and each window's points in window pixels. Windows of ``side`` px lie on a grid of half their side; each point
+    goes to the window whose centre is nearest (so it is at least a quarter of a side from an inner window edge)."""
+    xs, ys = _window_starts(side, width), _window_starts(side, height)
+    wx, wy = min(side, width), min(side, height)
+    col = np.abs(points[:, :1] - (xs[None] + wx / 2.0)).argmin(axis=1)
+    row = np.abs(points[:, 1:] - (ys[None] + wy / 2.0)).argmin(axis=1)
+    crops, groups = [], []
+    for r, c in sorted(set(zip(row.tolist(), col.tolist()))):
+        x0, y0 = int(xs[c]), int(ys[r])
+        crops.append([x0, y0, x0 + wx, y0 + wy])
+        groups.append(points[(row == r) & (col == c)] - np.array([x0, y0], np.float64))
+    return crops, groups
 
 
 def records_to_labels(records: Sequence[Dict[str, Any]], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:

@@ -96,8 +96,9 @@ class ImagePredictor:
         """Forget the current image and its features."""
         self._features = None
 
-    def _to_unit_rgb(self, image: Any) -> np.ndarray:
-        """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1]."""
+    def unit_rgb(self, image: Any) -> np.ndarray:
+        """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1], as :meth:`set_image` maps it
+        (this predictor's channel and contrast limits)."""
         array = np.asarray(image)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
@@ -128,7 +129,7 @@ class ImagePredictor:
 
         On a ValueError the previously set image (if any) stays set.
         """
-        unit = self._to_unit_rgb(image)
+        unit = self.unit_rgb(image)
         tensor = to_model_input(unit, self.model.image_size, mode="bilinear")
         self.set_model_input(tensor, unit.shape[:2])
 

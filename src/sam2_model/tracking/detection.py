@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 
 from ..evaluation import click_point
 from ..modeling.sam2 import SAM2Model
+from ..windows import WindowedPredictor, window_side
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
 Detector = Callable[[np.ndarray], List[np.ndarray]]
+WindowArg = Union[None, int, str]  # None (the whole frame), "auto" or a window side in frame px
 # masks below this mask_contrast are dropped (0: off). 0.7 since the demo weights of 2026-12-04 (candidate D in
 # docs/training_data.md): on MSC it took their automatic tracking from DET 0.35 / 227 tracks to 0.49 / 113 tracks;
 # at 1.0 (DET 0.53) it dropped a fresh daughter that touches its sister (a division test of test_tracking.py)
@@ -117,7 +119,7 @@ def mask_contrast(frame: np.ndarray, mask: np.ndarray) -> float:
 
 def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
                   min_area: Optional[int] = None, min_contrast: float = MIN_CONTRAST,
-                  **amg_options: Any) -> "CellDetector":
+                  window: WindowArg = None, **amg_options: Any) -> "CellDetector":
     """A function frame (H, W[, C]) -> list of (H, W) bool cell masks.
 
     seeding: "blobs" (prompts on LoG blobs of the cell-size range: best for small or sparse cells),
@@ -128,6 +130,10 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     ``pred_iou_thresh`` there, masks of blob clicks need a predicted IoU above ``BLOB_IOU_THRESH`` (0.5) and masks of
     grid points above ``GRID_IOU_THRESH`` (0.8, the generator's default); with one, it is the bar for both.
     min_contrast: masks whose :func:`mask_contrast` is lower are background, not cells (0: keep all).
+    window: blob clicks (and the re-clicks of crowded and dividing cells) are decoded in windows of this many frame
+    px around them instead of on the whole frame (:mod:`sam2_model.windows`); "auto": the side
+    :func:`~sam2_model.windows.window_side` gives for the cell-diameter range's geometric mean on each frame (None
+    where the frame is not much larger than that); None (default): the whole frame.
     """
     if not (isinstance(min_contrast, numbers.Real) and not isinstance(min_contrast, bool)
             and math.isfinite(min_contrast) and min_contrast >= 0):
@@ -135,6 +141,7 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
     low, high = check_cell_diameter(cell_diameter)
+    window = check_window(window)
     min_area = default_min_area((low, high)) if min_area is None else int(min_area)
     if min_area < 1:
         raise ValueError(f"min_area must be >= 1 pixel, got {min_area}")
@@ -153,7 +160,17 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
         if seeding == "grid+blobs":
             grid_iou_thresh = GRID_IOU_THRESH
     return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
-                        min_area, max_area, float(min_contrast), grid_iou_thresh)
+                        min_area, max_area, float(min_contrast), grid_iou_thresh, window)
+
+
+def check_window(window: Any) -> "WindowArg":
+    """``window`` as given, checked: None, "auto" or a window side of at least 8 frame px."""
+    if window is None or (isinstance(window, str) and window == "auto"):
+        return window
+    if isinstance(window, (int, np.integer)) and not isinstance(window, bool) and window >= 8:
+        return int(window)
+    raise ValueError(f'window must be None (the whole frame), "auto" (from the cell diameter) or a window side of '
+                     f"at least 8 frame pixels, got {window!r}")
 
 
 class CellDetector:
@@ -161,23 +178,39 @@ class CellDetector:
 
     def __init__(self, generator: Any, blob_points: Callable[..., np.ndarray], seeding: str,
                  cell_diameter: Tuple[float, float], min_area: int, max_area: float,
-                 min_contrast: float = MIN_CONTRAST, grid_iou_thresh: Optional[float] = None) -> None:
+                 min_contrast: float = MIN_CONTRAST, grid_iou_thresh: Optional[float] = None,
+                 window: WindowArg = None) -> None:
         self.generator, self.blob_points, self.seeding = generator, blob_points, seeding
         self.cell_diameter, self.min_area, self.max_area = cell_diameter, min_area, max_area
         self.min_contrast = min_contrast
         self.grid_iou_thresh = grid_iou_thresh  # stricter bar for grid points' masks; None: the generator's alone
+        self.window = window  # None, "auto" or a side in frame px (see make_detector)
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
+        self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
+
+    def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
+        """The side (frame px) of the windows blob clicks are decoded in on frames of ``frame_shape``, or None."""
+        if self.window is None or isinstance(self.window, int):
+            return self.window
+        diameter = math.sqrt(self.cell_diameter[0] * self.cell_diameter[1])
+        return window_side(diameter, frame_shape, self.generator.model.image_size)
 
     def __call__(self, frame: np.ndarray) -> List[np.ndarray]:
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
+        side = self.window_side(np.shape(frame)[:2])
+        self._clicker = self.generator.predictor
         if self.seeding in ("grid", "grid+blobs"):
             records += [r for r in self.generator.generate(frame)
                         if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
             if len(self.points):
-                records += self.generator.generate(frame, points=self.points)
+                records += self.generator.generate(frame, points=self.points, window=side)
+            if side is not None:
+                self._clicker = WindowedPredictor(self.generator.model, side,
+                                                  contrast_limits=self.generator.predictor.contrast_limits)
+                self._clicker.set_image(frame)
         masks = clean_masks(records, self.min_area, self.max_area)
         if len(self.points):
             masks += self.crowded_cells(masks)
@@ -194,7 +227,7 @@ class CellDetector:
         masks: the (H, W) bool masks kept so far (of the last frame detected). Returns the new masks."""
         if not masks:
             return []
-        predictor = self.generator.predictor
+        predictor = self._clicker
         taken = np.logical_or.reduce(masks)
         xy = np.round(self.points).astype(int)
         found: List[np.ndarray] = []
@@ -233,7 +266,7 @@ class CellDetector:
         i, j = np.unravel_index(int(np.argmax(d)), d.shape)
         if d[i, j] < self.cell_diameter[0]:
             return None
-        predictor = self.generator.predictor
+        predictor = self._clicker
         pieces = []
         for keep, drop in ((inside[i], inside[j]), (inside[j], inside[i])):
             masks, scores, _ = predictor.predict(points=np.stack([keep, drop]), labels=[1, 0], multimask=False)
