@@ -23,7 +23,8 @@ For each weights file (the baseline first, when given), on the CPU:
   beyond the nuclei the bars are measured on), beside the J&F of keeping frame 0's true mask, or its one-click
   mask, on every frame without tracking; ``--mix-frame-size`` sets the clips' side (default 256);
 * real nuclei: one click on each of the 110 clickable nuclei of a real widefield image (the stardist wheel's example,
-  never trained on; ``bench/real_nuclei.py``) at the model's input size, and blob-seeded automatic detection
+  never trained on; ``bench/real_nuclei.py``) at the model's input size, on the whole image and in object windows
+  (``sam2_model.windows``), and blob-seeded automatic detection (whole image and windows)
   (precision / recall / F1 at IoU >= 0.5) with cells of 0.5-2x the image's estimated nucleus width; skipped with a
   note when the data is absent;
 * far leaps: tracked J&F of sparse fluorescence cells on six held-out clips, without and with leaps of 1 to 2.5
@@ -52,6 +53,7 @@ import torch
 from real_data_demo import DATA as MSC_DATA
 from real_data_demo import msc_available, msc_iou, msc_one_click_iou
 from real_nuclei import detection_scores, load_real_nuclei, one_click_ious, real_nuclei_folder
+from sam2_model.windows import window_side
 
 from sam2_model import build_model
 from sam2_model.confidence import group_bootstrap_interval
@@ -120,9 +122,16 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
             nuclei = load_real_nuclei()
             ious = one_click_ious(model, nuclei)
             result["nuclei_one_click_iou"] = round(float(sum(ious) / len(ious)), 4)
-            detected = detection_scores(model, nuclei, estimate_object_diameter(nuclei.image))
+            diameter = estimate_object_diameter(nuclei.image)
+            side = window_side(diameter, nuclei.image.shape, model.image_size)
+            if side is not None:
+                windowed = one_click_ious(model, nuclei, side)
+                result["nuclei_one_click_iou_windows"] = round(float(sum(windowed) / len(windowed)), 4)
+            detected = detection_scores(model, nuclei, diameter, window=None)
             result["nuclei_detection_f1"] = round(detected["f1"], 4)
             result["nuclei_detection"] = {k: round(float(v), 4) for k, v in detected.items()}
+            windowed_detection = detection_scores(model, nuclei, diameter, window="auto")
+            result["nuclei_detection_f1_windows"] = round(windowed_detection["f1"], 4)
             result["seconds"]["nuclei"] = round(time.perf_counter() - start, 1)
         else:
             result["nuclei_note"] = "no real nuclei image (pip install --no-deps stardist==0.9.2): not measured"
@@ -177,7 +186,8 @@ def table(results: List[Dict[str, Any]]) -> str:
             ("MSC IoU, frames smoothed 8 px (option)", "msc_iou_smoothed"),
             ("MSC one click on each segmented cell, no tracking", "msc_one_click_iou"),
             ("real nuclei one-click IoU (110)", "nuclei_one_click_iou"),
-            ("real nuclei detection F1", "nuclei_detection_f1"),
+            ("  in object windows", "nuclei_one_click_iou_windows"),
+            ("real nuclei detection F1", "nuclei_detection_f1"), ("  in windows", "nuclei_detection_f1_windows"),
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
     names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
     width = max(24, *(len(n) for n in names))

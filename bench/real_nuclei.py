@@ -15,10 +15,15 @@ Measures per weights file, on the CPU:
 * one click at the most interior pixel of every nucleus that does not touch the border
   (:func:`sam2_model.evaluation.click_ious`), mean IoU of the one-output masks at each input size and at the size
   *auto* picks (:func:`sam2_model.input_size.suggest_image_size` from :func:`estimate_object_diameter` of the
-  image, as the plugin does);
+  image, as the plugin does); and at *auto*'s size in object windows (:class:`sam2_model.windows.WindowedPredictor`,
+  the side :func:`~sam2_model.windows.window_side` gives, as ``object_window="auto"`` does);
 * automatic detection at the *auto* size (:func:`sam2_model.tracking.make_detector`, blob seeding, the cell-diameter
-  range the plugin would use around the estimated width): precision, recall and F1 at IoU >= 0.5, and the mean IoU
-  of the matched nuclei.
+  range the plugin would use around the estimated width), on the whole frame and in windows (its default, "auto"):
+  precision, recall and F1 at IoU >= 0.5, and the mean IoU of the matched nuclei;
+* a drifting time-lapse made of the image: :data:`DRIFT_FRAMES` frames, each the image rolled 2 px down and 3 px right
+  of the one before (labels alike), one click on each of the first :data:`DRIFT_OBJECTS` clickable nuclei of frame 0,
+  tracked forward by :func:`napari_sam2.segment` with ``object_window`` "off" and "auto": IoU on frame 0 and J&F over
+  the tracked frames. Real pixels, synthetic motion: it measures following real nuclei, not real cell motion.
 
 The first weights file is the reference: every other row prints its ratio to it.
 """
@@ -32,7 +37,7 @@ import os
 import pathlib
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,12 +46,15 @@ from sam2_model import SAM2Model
 from sam2_model.evaluation import click_ious, clickable_objects
 from sam2_model.image_predictor import ImagePredictor
 from sam2_model.input_size import estimate_object_diameter, suggest_image_size
+from sam2_model.windows import WindowedPredictor, window_side
 from sam2_model.tracking import detection_f1, make_detector
 
 ENV_FOLDER = "NAPARI_SAM2_REAL_NUCLEI"
 IMAGE_FILE, LABELS_FILE = "img2d.tif", "mask2d.tif"
 MIN_AREA = 40  # px: smaller labelled pieces are fragments cut by the image border or debris
 SIZES = (256, 384, 512, 768)
+DRIFT_FRAMES = 12  # frames of the drifting time-lapse
+DRIFT_OBJECTS = 40  # nuclei clicked on its frame 0
 
 
 @dataclass
@@ -79,51 +87,97 @@ def load_real_nuclei(folder: Optional[pathlib.Path] = None) -> RealNuclei:
     return RealNuclei(tifffile.imread(folder / IMAGE_FILE), tifffile.imread(folder / LABELS_FILE), folder)
 
 
-def one_click_ious(model: SAM2Model, data: RealNuclei) -> List[float]:
-    """IoU of one click on each clickable nucleus (at its most interior pixel) with ``model``'s one-output mask."""
+def one_click_ious(model: SAM2Model, data: RealNuclei, window: Optional[int] = None) -> List[float]:
+    """IoU of one click on each clickable nucleus (at its most interior pixel) with ``model``'s one-output mask,
+    decoded on the whole image or (``window``) in a window of that many px around the click."""
     ids = clickable_objects(data.labels, min_area=MIN_AREA)
-    return click_ious(ImagePredictor(model), data.image, data.labels, ids)
+    predictor = ImagePredictor(model) if window is None else WindowedPredictor(model, window)
+    return click_ious(predictor, data.image, data.labels, ids)
 
 
-def detection_scores(model: SAM2Model, data: RealNuclei, diameter: float) -> Dict[str, float]:
-    """Blob-seeded automatic detection with cells of 0.5-2x ``diameter`` px: precision / recall / F1 at
-    IoU >= 0.5 (one-to-one) and the matched nuclei's mean IoU."""
-    detector = make_detector(model, "blobs", cell_diameter=(0.5 * diameter, 2.0 * diameter))
+def detection_scores(model: SAM2Model, data: RealNuclei, diameter: float, window: Any = "auto") -> Dict[str, float]:
+    """Blob-seeded automatic detection with cells of 0.5-2x ``diameter`` px (``window`` as for ``make_detector``):
+    precision / recall / F1 at IoU >= 0.5 (one-to-one) and the matched nuclei's mean IoU."""
+    detector = make_detector(model, "blobs", cell_diameter=(0.5 * diameter, 2.0 * diameter), window=window)
     return detection_f1(detector(data.image), data.labels)
 
 
-def evaluate(weights: Optional[str], data: RealNuclei, sizes: Sequence[int]) -> Dict[str, Any]:
-    """One weights file (None: the shipped ones): one click at each of ``sizes`` and at *auto*'s size, and
-    detection at *auto*'s size, with the seconds it all took."""
+def drifting(data: RealNuclei, frames: int = DRIFT_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
+    """(T, H, W) image and labels: frame t is the image (and labels) rolled 2t px down and 3t px right."""
+    shifts = [(2 * t, 3 * t) for t in range(frames)]
+    return (np.stack([np.roll(data.image, s, axis=(0, 1)) for s in shifts]),
+            np.stack([np.roll(data.labels, s, axis=(0, 1)) for s in shifts]))
+
+
+def drift_scores(weights: Optional[str], data: RealNuclei, image_size: int, object_window: str) -> Dict[str, float]:
+    """One click on each of the first :data:`DRIFT_OBJECTS` clickable nuclei of the drifting time-lapse's frame 0,
+    tracked forward with :func:`napari_sam2.segment`: IoU on frame 0 and mean J&F over the tracked frames."""
+    from napari_sam2 import segment
+    from sam2_model.evaluation import click_point, j_and_f, region_similarity
+
+    image, labels = drifting(data)
+    ids = clickable_objects(labels[0], min_area=MIN_AREA)[:DRIFT_OBJECTS]
+    clicks = [(0, *click_point(labels[0] == i)[::-1], 1, i) for i in ids]
+    start = time.perf_counter()
+    out = segment(image, clicks=clicks, checkpoint=weights or "embedded", device="cpu", image_size=image_size,
+                  direction="forward", object_window=object_window)
+    seconds = time.perf_counter() - start
+    first = float(np.mean([region_similarity(out[0] == i, labels[0] == i) for i in ids]))
+    jf = float(np.mean([j_and_f(out[1:] == i, labels[1:] == i)["JF"] for i in ids]))
+    return {"first_frame_iou": round(first, 4), "j_and_f": round(jf, 4), "seconds": round(seconds, 1)}
+
+
+def evaluate(weights: Optional[str], data: RealNuclei, sizes: Sequence[int], drift: bool = True) -> Dict[str, Any]:
+    """One weights file (None: the shipped ones): one click at each of ``sizes`` and at *auto*'s size, on the whole
+    image and in windows, detection at *auto*'s size (whole image and windows) and, with ``drift``, the drifting
+    time-lapse tracked without and with object windows; with the seconds it all took."""
     start = time.perf_counter()
     diameter = estimate_object_diameter(data.image)
     auto = suggest_image_size(diameter, data.image.shape)
+    side = window_side(diameter, data.image.shape, auto)
     result: Dict[str, Any] = {"weights": weights or "shipped demo", "estimated_diameter": round(diameter, 1),
-                              "auto_size": auto, "one_click": {}}
+                              "auto_size": auto, "window": side, "one_click": {}}
     for size in sorted(set(sizes) | {auto}):
         model = sm.build_model("demo", checkpoint=weights, device="cpu", image_size=size)
         ious = one_click_ious(model, data)
         result["one_click"][str(size)] = {"mean": round(float(np.mean(ious)), 4), "n": len(ious),
                                           "below_0_5": int(np.sum(np.asarray(ious) < 0.5))}
         if size == auto:
-            result["detection"] = {k: round(float(v), 4) for k, v in detection_scores(model, data, diameter).items()}
+            windowed = one_click_ious(model, data, side)
+            result["one_click_windows"] = {"mean": round(float(np.mean(windowed)), 4), "n": len(windowed),
+                                           "below_0_5": int(np.sum(np.asarray(windowed) < 0.5))}
+            for key, window in (("detection", None), ("detection_windows", "auto")):
+                scores = detection_scores(model, data, diameter, window)
+                result[key] = {k: round(float(v), 4) for k, v in scores.items()}
+    if drift:
+        result["drift"] = {mode: drift_scores(weights, data, auto, mode) for mode in ("off", "auto")}
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 
 
 def table(results: List[Dict[str, Any]]) -> str:
-    sizes = list(results[0]["one_click"])
-    head = "| weights | " + " | ".join(f"one click {s} px" for s in sizes) + " | detection P / R / F1, matched IoU |"
-    lines = [head, "|" + "---|" * (len(sizes) + 2)]
+    """Markdown: per weights file one click at each size and in windows, detection, drift tracking; every row after
+    the first with its ratio to the first."""
     ref = results[0]
+    sizes = list(ref["one_click"])
+    columns = [(f"one click {s} px", lambda r, s=s: r["one_click"][s]["mean"]) for s in sizes]
+    columns += [(f"one click in {ref['window']} px windows", lambda r: r["one_click_windows"]["mean"]),
+                ("detection F1 (whole / windows)", None)]
+    if "drift" in ref:
+        columns += [("drift J&F (whole / windows)", None)]
+    lines = ["| weights | " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for r in results:
         cells = []
-        for s in sizes:
-            v = r["one_click"][s]["mean"]
-            ratio = "" if r is ref else f" ({v / ref['one_click'][s]['mean']:.2f}x)"
-            cells.append(f"{v:.3f}{ratio}")
-        d = r["detection"]
-        cells.append(f"{d['precision']:.2f} / {d['recall']:.2f} / {d['f1']:.3f}, {d['matched_iou']:.3f}")
+        for name, get in columns:
+            if get is not None:
+                value = get(r)
+                cells.append(f"{value:.3f}" + ("" if r is ref else f" ({value / get(ref):.2f}x)"))
+            elif name.startswith("detection"):
+                cells.append(f"{r['detection']['f1']:.3f} / {r['detection_windows']['f1']:.3f} "
+                             f"({r['detection_windows']['f1'] / r['detection']['f1']:.2f}x)")
+            else:
+                off, auto = r["drift"]["off"]["j_and_f"], r["drift"]["auto"]["j_and_f"]
+                cells.append(f"{off:.3f} / {auto:.3f} ({auto / off:.2f}x)")
         lines.append(f"| {pathlib.Path(r['weights']).name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -133,16 +187,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("weights", nargs="*", help="demo weights files; none: the shipped ones")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--json", type=pathlib.Path, default=None)
+    parser.add_argument("--no-drift", action="store_true", help="skip the drifting time-lapse (~1 min per weights)")
     args = parser.parse_args(argv)
     data = load_real_nuclei()
     print(f"{data.folder}: {data.image.shape} {data.image.dtype}, {len(np.unique(data.labels)) - 1} nuclei, "
           f"{len(clickable_objects(data.labels, min_area=MIN_AREA))} clicked")
     results = []
     for weights in args.weights or [None]:
-        results.append(evaluate(weights, data, args.sizes))
+        results.append(evaluate(weights, data, args.sizes, drift=not args.no_drift))
         r = results[-1]
         print(f"{r['weights']}: estimated width {r['estimated_diameter']} px -> auto {r['auto_size']} px; "
-              f"{r['one_click']}; detection {r['detection']} ({r['seconds']} s)", flush=True)
+              f"{r['one_click']}; in {r['window']} px windows {r['one_click_windows']}; detection {r['detection']}, in "
+              f"windows {r['detection_windows']}; drift {r.get('drift')} ({r['seconds']} s)", flush=True)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

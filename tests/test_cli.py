@@ -209,3 +209,20 @@ def test_auto_outputs_with_prompts_are_refused_not_ignored(tmp_path, capsys, no_
     err = capsys.readouterr().err
     assert code == 2 and "--ctc, --table: outputs of --auto only" in err and "objects.csv" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.csv", "stack.tif"]  # nothing written
+
+
+def test_object_window_option(tmp_path, capsys):
+    movie = make_timelapse(num_frames=3, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image)
+    assert main(args + ["-o", str(tmp_path / "a.tif")]) == 0  # auto by default: these cells fill a 96 px frame
+    assert "--object-window auto: off (the objects of the first frame are not small against it)" in capsys.readouterr().out
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"),
+                                  segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", object_window="off"))
+    assert main(args + ["-o", str(tmp_path / "w.tif"), "--object-window", "48"]) == 0
+    expected = segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", object_window=48)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "w.tif"), expected)
+    assert main(args + ["-o", str(tmp_path / "bad.tif"), "--object-window", "4"]) == 2
+    assert "--object-window must be a window side in frame pixels (at least 8" in capsys.readouterr().err
+    assert not (tmp_path / "bad.tif").exists()

@@ -219,3 +219,39 @@ def test_objects_panel_points_to_the_frame_where_the_mask_left_the_cell(make_nap
     assert (w.labels_layer.data[3] == 1)[truth[3] == 1].mean() > 0.5
     assert not panel.table.item(0, check).text().startswith("3")
     assert w.controller.session.prompted_frames(1) == [0, 3]
+
+
+def test_small_nuclei_are_clicked_and_tracked_in_object_windows(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Nuclei ~25 px wide in 768 x 768 frames: "auto" object windows segment each in a window around it (the
+    masks are better than on the whole frame), tracked on; "off" goes back to whole frames and keeps the objects."""
+    from sam2_model.synthetic import make_timelapse
+    from sam2_model.windowed_session import WindowedSession
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    movie = make_timelapse(num_frames=3, shape=(768, 768), seed=900_002, radius_fraction=0.02)
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image, name="small nuclei")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert w.window_combo.currentText() == "auto"
+    w.size_spin.setValue(256)
+    ids = clickable_objects(movie.labels[0])[:2]
+    for n, obj_id in enumerate(ids):
+        if n:
+            w.new_object_button.click()
+        x, y = click_point(movie.labels[0] == obj_id)
+        w.points_layer.add([0, y, x])
+        wait(qtbot, w)
+    assert isinstance(w.controller.session, WindowedSession)
+    assert 192 <= w.controller.object_window <= 320
+    out = w.labels_layer.data
+    windowed = [region_similarity(out[0] == n + 1, movie.labels[0] == i) for n, i in enumerate(ids)]
+    assert min(windowed) > 0.85, windowed
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert all((out[t] == 1).any() and (out[t] == 2).any() for t in range(3))
+    w.window_combo.setCurrentText("off")
+    assert "on whole frames" in w.status.text()
+    w.segment_button.click()
+    wait(qtbot, w)
+    assert w.controller.object_window is None and not isinstance(w.controller.session, WindowedSession)
+    assert sorted(w.controller.obj_ids) == [1, 2]

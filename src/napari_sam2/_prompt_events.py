@@ -15,6 +15,7 @@ from qtpy.QtCore import QTimer
 from ._colors import style_boxes, style_points
 from ._image_state import ImageState, capture
 from ._objects_panel import labels_colormap, object_rows
+from .image_size import OFF
 from .layout import world_to_data
 from .prompts import outside_image
 from .settings import save_settings
@@ -133,6 +134,14 @@ class PromptEventsMixin:
             what = f"smoothed by {value:g} px" if value > 0 else "as stored (no smoothing)"
             self.status.setText(f"Frames {what}: the next segmentation or propagation uses them (objects kept; "
                                 "segment the current frame or propagate again to update the masks).")
+
+    def _on_window_changed(self, text: str) -> None:
+        """Remember the choice; the next segmentation or propagation runs in a new session (objects kept)."""
+        save_settings(object_window=text)
+        if self.controller is not None:
+            what = "on whole frames" if text == OFF else f"in object windows ({text})"
+            self.status.setText(f"Objects are segmented {what} from the next segmentation or propagation (objects "
+                                "kept; segment the current frame or propagate again to update the masks).")
 
     def _on_model_choice_changed(self) -> None:
         """New weights or model: re-run the current image's prompts with it (keeping the objects)."""

@@ -6,7 +6,7 @@ comes from a :class:`~._model_picker.ModelPicker`; compute runs in napari worker
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import napari
 import numpy as np
@@ -39,9 +39,12 @@ from ._runs import RunMixin
 from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
+from .image_size import AUTO, OFF, resolve_object_window
 from .layout import FrameView, StackLayout, world_to_data
 from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
+
+WINDOW_CHOICES = (AUTO, OFF, "128", "192", "256", "384")  # the widget's object-window choices
 
 
 def _saved_smooth(settings: dict) -> float:
@@ -84,6 +87,16 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
                                     "time-lapse from 0.21 to 0.27 IoU; it lowers it on clean nuclei). The display "
                                     "is not changed.")
         self.smooth_spin.setValue(_saved_smooth(settings))
+        self.window_combo = QComboBox()  # each object in a window of the frames around it (small objects)
+        self.window_combo.addItems(list(WINDOW_CHOICES))
+        saved_window = str(settings.get("object_window", AUTO))
+        self.window_combo.setCurrentText(saved_window if saved_window in WINDOW_CHOICES else AUTO)
+        self.window_combo.setToolTip(
+            "Segment and track each object in a square window of this many pixels around its first click, so small "
+            "objects are seen large on the canvas the model knows (auto: only where the objects of the first frame "
+            "are small against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU 0.60 -> 0.75). "
+            "Each object then costs one model input per frame.")
+        self._windows: Dict[Tuple[Any, str, int], Optional[int]] = {}  # (image id, choice, input size) -> side
         self.seed_combo = QComboBox()
         self.seed_button = QPushButton("Use labels as masks (current frame)")
         self.object_spin = QSpinBox()
@@ -116,6 +129,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         form.addRow(self.corrections_check)
         form.addRow(self.forget_check)
         form.addRow("Smooth frames (px)", self.smooth_spin)
+        form.addRow("Object windows (px)", self.window_combo)
         form.addRow("Object id", self.object_spin)
         form.addRow("Frames to propagate", self.frames_spin)
         row = QHBoxLayout()
@@ -149,6 +163,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.corrections_check.toggled.connect(self._on_correction_options)
         self.forget_check.toggled.connect(self._on_correction_options)
         self.smooth_spin.valueChanged.connect(self._on_smoothing_changed)
+        self.window_combo.currentTextChanged.connect(self._on_window_changed)
         self.picker.busy.connect(self._set_busy)
         self.picker.changed.connect(self._on_model_choice_changed)
         self.seed_button.clicked.connect(self._on_seed_clicked)
@@ -300,6 +315,20 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.activate_clicks()
         self.picker.refresh_auto()
 
+    def object_window(self, model: Any) -> Optional[int]:
+        """The chosen object window's side for the current image and ``model`` (None: whole frames); "auto" is
+        measured on the first frame once per image, choice and input size."""
+        state = self._state
+        choice = self.window_combo.currentText()
+        if state is None or choice == OFF:
+            return None
+        key = (state.image.unique_id, choice, int(model.image_size))
+        if key not in self._windows:
+            frame = self._first_frame()
+            name = self.picker.model_combo.currentText()
+            self._windows[key] = None if frame is None else resolve_object_window(choice, frame, name, model.image_size)
+        return self._windows[key]
+
     def _first_frame(self) -> Optional[np.ndarray]:
         """The current image's first frame under its layout, (H, W[, C]); None without a (single-scale) image."""
         state = self._state
@@ -384,10 +413,12 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         model = self.picker.model()
         current = state.controller
         labels = self._labels_layer(state, layout)  # (re)made when missing: a deleted layer comes back
+        window = self.object_window(model)
         if (current is not None and current.layout == layout and current.model is model
-                and current.session_options == {**PLUGIN_SESSION_DEFAULTS, **options}):
+                and current.session_options == {**PLUGIN_SESSION_DEFAULTS, **options}
+                and current.object_window == window):
             return current
-        controller = SegmentationController(model, state.image.data, layout, labels.data, options)
+        controller = SegmentationController(model, state.image.data, layout, labels.data, options, object_window=window)
         if current is not None and current.layout == layout:
             controller.mask_prompts = dict(current.mask_prompts)
         state.controller = controller

@@ -25,6 +25,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from sam2_model.build import Weights, build_model
+from sam2_model.config import get_config
 from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack
 
@@ -33,7 +34,7 @@ from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from .api import segment
 from .export import save_labels_tiff
-from .image_size import AUTO, auto_image_size, check_image_size
+from .image_size import AUTO, OFF, auto_image_size, check_image_size, check_object_window, resolve_object_window
 from .layout import FrameView
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
 from .track_all import frame_source
@@ -68,6 +69,10 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
                             "the objects in the first frame); default: the model's own (demo 256, official 1024)")
+    track.add_argument("--object-window", default="auto", metavar="N|auto|off",
+                       help="segment and track each prompted object in a square window of N frame px around it "
+                            "(small objects on large frames; with --prompts); auto (default): only where the objects of "
+                            "the first frame are small against it; off: every object on the whole frame")
     track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
     add_axis_arguments(track)
     track.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -109,6 +114,16 @@ def pick_image_size(value: Optional[str], first_frame: object, model: str) -> Op
     return choice.image_size
 
 
+def pick_object_window(value: Optional[str], first_frame: object, model: str, image_size: Optional[int]) -> Optional[int]:
+    """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave)."""
+    size = image_size if image_size is not None else get_config(model).image_size
+    window = resolve_object_window(value, first_frame, model, size, "--object-window")
+    if check_object_window(value, "--object-window") == AUTO:
+        print(f"--object-window auto: each object in a {window} px window around it" if window else
+              "--object-window auto: off (the objects of the first frame are not small against it)")
+    return window
+
+
 class _LazyBar:
     """A tqdm bar created at the first progress report (so errors before propagation print no bar)."""
 
@@ -130,6 +145,7 @@ class _LazyBar:
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
     check_image_size(args.image_size, "--image-size")
+    check_object_window(args.object_window, "--object-window")
     limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
     args.smooth = check_smooth(args.smooth, "--smooth")
     if args.auto:
@@ -160,11 +176,12 @@ def track_command(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
     output = prepare_output(args.output)
     image_size = pick_image_size(args.image_size, FrameView(stack, layout)[0], args.model)
+    window = pick_object_window(args.object_window, FrameView(stack, layout)[0], args.model, image_size)
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
                          image_size=image_size, direction=args.direction, progress=bar, contrast_limits=limits,
-                         smooth=args.smooth, **axis_options)
+                         smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
     save_labels_tiff(labels, output)
