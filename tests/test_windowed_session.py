@@ -87,8 +87,8 @@ def test_a_prompt_outside_the_objects_window_is_refused_and_nothing_changes(sess
     session.add_prompt(0, a, points=[pa], labels=[1])
     before = session.frame_logits(0)
     far = (pa[0] + 300.0 if pa[0] < 384 else pa[0] - 300.0, pa[1])
-    with pytest.raises(ValueError, match=rf"object {a} lies outside its window .* remove the object and prompt"):
-        session.add_prompt(1, a, points=[far], labels=[1])
+    with pytest.raises(ValueError, match=rf"object {a} lies outside its window .* on frame 0: remove the object"):
+        session.add_prompt(0, a, points=[pa, far], labels=[1, 1])
     with pytest.raises(ValueError, match="outside"):
         session.add_prompt(0, a, points=[(900.0, 10.0)], labels=[1])  # outside the frame
     np.testing.assert_array_equal(session.frame_logits(0), before)
@@ -98,6 +98,26 @@ def test_a_prompt_outside_the_objects_window_is_refused_and_nothing_changes(sess
     with_far = session.add_prompt(0, a, points=[pa, far], labels=[1, 0])
     session.restore(snapshot)
     np.testing.assert_array_equal(session.add_prompt(0, a, points=[pa], labels=[1]), with_far)
+    # on a frame where the object has no window yet, a click places one there (the same size) around it
+    assert session.window_of(a, 1) is None
+    session.add_prompt(1, a, points=[far], labels=[1])
+    x0, y0, x1, y1 = session.window_of(a, 1)
+    assert x1 - x0 == y1 - y0 == 192 and x0 <= far[0] <= x1 and y0 <= far[1] <= y1
+    assert session.prompted_frames(a) == [0, 1]
+
+
+def test_the_window_follows_the_object(model, movie, clicks):
+    """Each tracked frame's window is centred on the object's mask of the frame before (inside the frame)."""
+    session = WindowedSession(model, movie.image, window=192)
+    a, pa = next(iter(clicks.items()))
+    session.add_prompt(0, a, points=[pa], labels=[1])
+    masks = {t: m[0] for t, _, m in session.propagate(0, output="masks")}
+    for t in range(1, movie.image.shape[0]):
+        rows, cols = np.nonzero(masks[t - 1])
+        x0, y0, x1, y1 = session.window_of(a, t)
+        expected_x = min(max(int(round(cols.mean() - 96)), 0), 768 - 192)
+        expected_y = min(max(int(round(rows.mean() - 96)), 0), 768 - 192)
+        assert (x0, y0) == (expected_x, expected_y)
 
 
 def test_mask_prompts_place_the_window_around_the_mask(session, movie, clicks):

@@ -14,6 +14,8 @@ from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
 from .seeding import blob_points
 from .session_state import SessionSnapshot
 from .video_session import VideoSession
+from .windowed_session import WindowedSession
+from .windows import WindowedPredictor, window_side
 from .tracking import track_cells
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "SAM2Model",
     "SessionSnapshot",
     "VideoSession",
+    "WindowedPredictor",
+    "WindowedSession",
     "Weights",
     "blob_points",
     "build_model",
@@ -38,5 +42,6 @@ __all__ = [
     "load_checkpoint",
     "resolve_device",
     "suggest_image_size",
+    "window_side",
     "track_cells",
 ]

@@ -1,21 +1,22 @@
-"""Track each object in a window of the frames around it: small objects on large frames (see :mod:`.windows`).
+"""Track each object in a window of the frames that follows it: small objects on large frames (see :mod:`.windows`).
 
 :class:`WindowedSession` has :class:`VideoSession`'s methods and results (full-frame logits, the same prompts), but
-each object lives in its own :class:`VideoSession` over a fixed window of the stack, placed around the object's
-first prompt (:func:`~sam2_model.windows.place_window`, ``window`` frame px square). The model sees the object
-:data:`~sam2_model.windows.WINDOW_OBJECT_PX` wide on the canvas it was trained on, instead of a few pixels wide on
-the whole frame. Measured with the embedded weights at 256 px input (one click per object on frame 0, then
-tracking; J&F over the tracked frames): synthetic nuclei ~25-30 px wide in 768 x 768 frames 0.93 / 0.83 on the whole
-frame -> 0.975 / 0.975 in windows (two sequences); real nuclei ~24 px wide in 512 x 512, drifting 2-3 px a frame:
-first frame 0.60 -> 0.75, J&F 0.49 -> 0.61 (docs/input_size.md).
+each object lives in its own :class:`VideoSession` over a window of the stack, ``window`` frame px square: on its
+first prompted frame the window is placed around the prompts (:func:`~sam2_model.windows.place_window`); on every
+other frame it is centred on the object's mask of the neighbouring frame it is tracked from (where that mask is
+empty, the window stays where it was). The model sees the object :data:`~sam2_model.windows.WINDOW_OBJECT_PX` wide
+on the canvas it was trained on, near the window's centre on every frame, instead of a few pixels wide on the whole
+frame. Measured with the embedded weights at 256 px input (one click per object on frame 0, then tracking; J&F over
+the tracked frames; docs/input_size.md): real nuclei ~24 px wide in 512 x 512 drifting 2-3 px a frame, J&F 0.49 on
+whole frames -> 0.61 in windows; synthetic nuclei ~25-30 px wide in 768 x 768, 0.93 / 0.83 -> 0.975 / 0.975.
 
 What it costs and where it stops:
 
 * each object's window is encoded on every frame it is tracked on: N objects cost N model inputs a frame, not one
-  (at 256 px input on 2 CPU cores ~0.08 s each);
-* an object is followed inside its window only: one that moves out of it is lost at the window's edge (cells move
-  a few px a frame; a window is ~10 cells wide). Prompts for an object on later frames must lie in its window;
-  to start it elsewhere, remove it and prompt again;
+  (at 256 px input on 2 CPU cores ~0.05-0.1 s each);
+* a frame's window is fixed the first time the object needs it (image features are cached by frame), so tracking
+  again after an undo or a correction reuses it; prompts on a frame must lie in the object's window there, where it
+  has one (elsewhere a window is placed around them);
 * each object is tracked alone, so ``batch_objects`` / ``max_batch_objects`` do not apply; ``non_overlap_masks``
   is applied to the composed frame (losers of an overlap are clamped to at most -10, as the session does).
 """
@@ -23,7 +24,7 @@ What it costs and where it stops:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -64,26 +65,73 @@ class _LastFrames:
 
 
 class WindowFrames:
-    """A lazy (T, h, w[, 3]) view of one window of a stack: ``view[t]`` is frame t's window (filtered, unmapped)."""
+    """A lazy (T, h, w[, 3]) view of a moving window of a stack: ``view[t]`` is frame t (filtered, unmapped) cut at
+    ``offset_of(t)`` = (x0, y0), the window's top-left corner on that frame."""
 
-    def __init__(self, frames: _LastFrames, window: Window) -> None:
+    def __init__(self, frames: _LastFrames, size: Tuple[int, int], offset_of: Callable[[int], Tuple[int, int]]) -> None:
         self._frames = frames
-        self.window = window
-        x0, y0, x1, y1 = window
+        self._offset_of = offset_of
+        self.size = size  # (h, w)
         first = frames(0)
         self.dtype = first.dtype
-        self.shape = (frames.source.num_frames, y1 - y0, x1 - x0) + tuple(first.shape[2:])
+        self.shape = (frames.source.num_frames,) + tuple(size) + tuple(first.shape[2:])
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, tuple) or isinstance(key, slice):
             raise TypeError("a WindowFrames view is read one frame at a time: view[t]")
-        x0, y0, x1, y1 = self.window
-        return self._frames(int(key))[y0:y1, x0:x1]
+        t = int(key)
+        x0, y0 = self._offset_of(t)
+        h, w = self.size
+        return self._frames(t)[y0:y0 + h, x0:x0 + w]
+
+
+class _Track:
+    """One object: its session over a moving window of ``size`` (h, w) and the window's corner on each frame."""
+
+    def __init__(self, owner: "WindowedSession", size: Tuple[int, int]) -> None:
+        self.size = size
+        self.offsets: Dict[int, Tuple[int, int]] = {}  # frame -> (x0, y0); set once, never moved (features cached)
+        self._frame_shape = owner.frame_shape
+        view = WindowFrames(owner._last, size, self.offset)
+        source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
+                             prefetch=0, cache_frames=2)
+        self.session = VideoSession(owner.model, source, **owner._options)
+
+    def window(self, t: int) -> Window:
+        x0, y0 = self.offsets[t]
+        return x0, y0, x0 + self.size[1], y0 + self.size[0]
+
+    def centred(self, x: float, y: float) -> Tuple[int, int]:
+        """The corner of the window centred on (x, y), kept inside the frame."""
+        height, width = self._frame_shape
+        h, w = self.size
+        return (min(max(int(round(x - w / 2.0)), 0), width - w), min(max(int(round(y - h / 2.0)), 0), height - h))
+
+    def offset(self, t: int) -> Tuple[int, int]:
+        """The window's corner on frame t: set before, or centred on the object's mask on the neighbouring frame it
+        is tracked from (t - 1, else t + 1), or where the window was there when that mask is empty."""
+        if t in self.offsets:
+            return self.offsets[t]
+        tracked = set(self.session.tracked_frames(_OBJ)) if self.session.obj_ids else set()
+        neighbours = [n for n in (t - 1, t + 1) if n in self.offsets and n in tracked]
+        if neighbours:
+            n = neighbours[0]
+            mask = self.session.frame_masks(n, [_OBJ])[0]
+            rows, cols = np.nonzero(mask)
+            if len(rows):
+                x0, y0 = self.offsets[n]
+                self.offsets[t] = self.centred(x0 + float(cols.mean()), y0 + float(rows.mean()))
+            else:
+                self.offsets[t] = self.offsets[n]
+        else:  # not tracked next to a known frame (a start before the prompts): the nearest known window
+            nearest = min(self.offsets, key=lambda f: (abs(f - t), f))
+            self.offsets[t] = self.offsets[nearest]
+        return self.offsets[t]
 
 
 class WindowedSession:
-    """Segment and track objects through a stack, each in a ``window`` px square of the frames around it.
+    """Segment and track objects through a stack, each in a ``window`` px square of the frames that follows it.
 
     frames, fill_hole_area, contrast_limits, channel, composite, smooth and the correction options: as for
     :class:`VideoSession` (contrast limits and smoothing are those of the whole stack, so every window sees the same
@@ -125,7 +173,7 @@ class WindowedSession:
                              clear_memory_around_corrections=bool(clear_memory_around_corrections),
                              release_memory=bool(release_memory), batch_objects=False)
         self._last = _LastFrames(self.frames)
-        self._objects: Dict[int, Tuple[Window, VideoSession]] = {}
+        self._objects: Dict[int, _Track] = {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -147,8 +195,8 @@ class WindowedSession:
     @corrections_as_conditioning.setter
     def corrections_as_conditioning(self, value: bool) -> None:
         self._options["corrections_as_conditioning"] = bool(value)
-        for _, session in self._objects.values():
-            session.corrections_as_conditioning = bool(value)
+        for track in self._objects.values():
+            track.session.corrections_as_conditioning = bool(value)
 
     @property
     def clear_memory_around_corrections(self) -> bool:
@@ -157,20 +205,26 @@ class WindowedSession:
     @clear_memory_around_corrections.setter
     def clear_memory_around_corrections(self, value: bool) -> None:
         self._options["clear_memory_around_corrections"] = bool(value)
-        for _, session in self._objects.values():
-            session.clear_memory_around_corrections = bool(value)
+        for track in self._objects.values():
+            track.session.clear_memory_around_corrections = bool(value)
 
-    def window_of(self, obj_id: int) -> Window:
-        """The object's window (x0, y0, x1, y1) in frame px (x1, y1 exclusive)."""
-        return self._entry(obj_id)[0]
+    def window_of(self, obj_id: int, frame_idx: Optional[int] = None) -> Optional[Window]:
+        """The object's window (x0, y0, x1, y1) in frame px (x1, y1 exclusive) on ``frame_idx`` (default: its first
+        prompted frame); None on a frame it has no window on yet."""
+        track = self._track(obj_id)
+        if frame_idx is None:
+            frame_idx = min(track.session.prompted_frames(_OBJ))
+        frame_idx = self.frames.check_index(frame_idx)
+        return track.window(frame_idx) if frame_idx in track.offsets else None
 
     def prompted_frames(self, obj_id: int) -> List[int]:
-        return self._entry(obj_id)[1].prompted_frames(_OBJ)
+        return self._track(obj_id).session.prompted_frames(_OBJ)
 
     # ------------------------------------------------------------------ prompts
     def add_prompt(self, frame_idx: int, obj_id: int, points: Optional[Any] = None, labels: Optional[Any] = None,
                    box: Optional[Any] = None, mask: Optional[Any] = None, clear_old: bool = True) -> np.ndarray:
-        """As :meth:`VideoSession.add_prompt` (frame pixels); a new object's window is placed around these prompts.
+        """As :meth:`VideoSession.add_prompt` (frame pixels). A new object's window is placed around these prompts,
+        as is an object's window on a frame where it has none yet.
 
         Negative clicks outside the object's window are left out (they cannot touch it). Returns logits
         (n_obj, H, W) float32 of every object on this frame. A bad call leaves the session as it was.
@@ -189,46 +243,56 @@ class WindowedSession:
                 raise ValueError("add_prompt needs points with labels, a box, or a mask")
             xy, lab = validate_points(points, labels, height, width)
             corners = validate_box(box, height, width)
-        entry = self._objects.get(obj_id)
-        window = entry[0] if entry is not None else self._place(xy, lab, corners, full_mask)
-        x0, y0, x1, y1 = window
-        offset = np.array([x0, y0], np.float32)
-        session = entry[1] if entry is not None else self._new_session(window)
+        track = self._objects.get(obj_id)
+        placed = None
+        if track is None or frame_idx not in track.offsets:
+            placed = self._place(xy, lab, corners, full_mask, None if track is None else track)
+        if track is None:
+            x0, y0, x1, y1 = placed
+            track = _Track(self, (y1 - y0, x1 - x0))
+        offset = track.offsets.get(frame_idx, placed[:2] if placed is not None else None)
+        x0, y0 = offset
+        x1, y1 = x0 + track.size[1], y0 + track.size[0]
+        window = (x0, y0, x1, y1)
         if full_mask is not None:
             outside = full_mask.copy()
             outside[y0:y1, x0:x1] = False
             if outside.any():
-                raise ValueError(f"the mask of object {obj_id} reaches outside its window {window} (x0, y0, x1, y1): "
-                                 "remove the object and give the mask again to place a new window")
-            session.add_prompt(frame_idx, _OBJ, mask=full_mask[y0:y1, x0:x1], clear_old=clear_old)
+                raise ValueError(f"the mask of object {obj_id} reaches outside its window {window} (x0, y0, x1, y1) "
+                                 f"on frame {frame_idx}: remove the object and give the mask again to place a new one")
+            local = dict(mask=full_mask[y0:y1, x0:x1])
         else:
             inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
             if (~inside & (lab == 1)).any() or (corners is not None and not (
                     corners[0] >= x0 and corners[1] >= y0 and corners[2] <= x1 and corners[3] <= y1)):
-                raise ValueError(f"a click or box of object {obj_id} lies outside its window {window} "
-                                 "(x0, y0, x1, y1): remove the object and prompt it again to place a new window")
+                raise ValueError(f"a click or box of object {obj_id} lies outside its window {window} (x0, y0, x1, y1) "
+                                 f"on frame {frame_idx}: remove the object and prompt it again to place a new window")
             if not inside.any() and corners is None:
-                raise ValueError(f"every click of object {obj_id} lies outside its window {window}")
-            session.add_prompt(frame_idx, _OBJ, points=xy[inside] - offset if inside.any() else None,
-                               labels=lab[inside] if inside.any() else None,
-                               box=None if corners is None else corners - np.tile(offset, 2), clear_old=clear_old)
-        self._objects[obj_id] = (window, session)
+                raise ValueError(f"every click of object {obj_id} lies outside its window {window} on frame "
+                                 f"{frame_idx}")
+            corner = np.array([x0, y0], np.float32)
+            local = dict(points=xy[inside] - corner if inside.any() else None,
+                         labels=lab[inside] if inside.any() else None,
+                         box=None if corners is None else corners - np.tile(corner, 2))
+        track.offsets.setdefault(frame_idx, (x0, y0))  # set once: the frame's features are cached with it
+        track.session.add_prompt(frame_idx, _OBJ, clear_old=clear_old, **local)
+        self._objects[obj_id] = track
         return self.frame_logits(frame_idx)
 
-    def _place(self, xy: np.ndarray, lab: np.ndarray, corners: Optional[np.ndarray],
-               mask: Optional[np.ndarray]) -> Window:
+    def _place(self, xy: np.ndarray, lab: np.ndarray, corners: Optional[np.ndarray], mask: Optional[np.ndarray],
+               track: Optional[_Track]) -> Window:
+        """The window around these prompts: a new one (``track`` None) or the track's size centred on them."""
         if mask is not None:
             rows, cols = np.nonzero(mask)
             if not len(rows):
-                raise ValueError("a new object's mask prompt must cover at least one pixel (its window goes around it)")
+                raise ValueError("a mask prompt must cover at least one pixel where the object has no window yet "
+                                 "(its window goes around it)")
             corners = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
-        return place_window(self.window, self.frame_shape, xy, lab, corners)
-
-    def _new_session(self, window: Window) -> VideoSession:
-        view = WindowFrames(self._last, window)
-        source = FrameSource(view, image_size=self.model.image_size, contrast_limits=self.frames.contrast_limits,
-                             prefetch=0, cache_frames=2)
-        return VideoSession(self.model, source, **self._options)
+        x0, y0, x1, y1 = place_window(self.window, self.frame_shape, xy, lab, corners)
+        if track is None:
+            return x0, y0, x1, y1
+        cx, cy = track.centred((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+        return cx, cy, cx + track.size[1], cy + track.size[0]
 
     # ------------------------------------------------------------------ propagation
     def propagate(self, start_frame: Optional[int] = None, reverse: bool = False, max_frames: Optional[int] = None,
@@ -242,9 +306,9 @@ class WindowedSession:
             raise ValueError("obj_ids must name at least one object, got an empty sequence")
         output = check_output(output)
         if start_frame is None:
-            start_frame = min(min(self._objects[o][1].prompted_frames(_OBJ)) for o in ids)
+            start_frame = min(min(self._objects[o].session.prompted_frames(_OBJ)) for o in ids)
         start_frame = self.frames.check_index(start_frame)
-        runs = {o: self._objects[o][1].propagate(start_frame, reverse, max_frames) for o in ids}
+        runs = {o: self._objects[o].session.propagate(start_frame, reverse, max_frames) for o in ids}
         return self._lockstep(runs, output)
 
     def _lockstep(self, runs: Dict[int, Iterator[PropagationStep]], output: str) -> Iterator[PropagationStep]:
@@ -260,7 +324,7 @@ class WindowedSession:
                     return
                 frame_idx = step[0]
                 crops.append(step[2][0])
-            logits = self._compose([self._objects[o][0] for o in ids], crops)
+            logits = self._compose([self._objects[o].window(frame_idx) for o in ids], crops)
             if self.non_overlap_masks:
                 logits = _clamp_losers(self.frame_logits(frame_idx))[[self.obj_ids.index(o) for o in ids]]
             if output == "masks":
@@ -270,11 +334,13 @@ class WindowedSession:
             else:
                 yield frame_idx, ids, logits
 
-    def _compose(self, windows: Sequence[Window], crops: Sequence[np.ndarray]) -> np.ndarray:
+    def _compose(self, windows: Sequence[Optional[Window]], crops: Sequence[Optional[np.ndarray]]) -> np.ndarray:
         """Each object's window logits (h, w) pasted into (n_obj, H, W) float32, -1024 outside its window."""
         out = np.full((len(windows),) + self.frame_shape, NO_OBJECT_SCORE, np.float32)
-        for row, ((x0, y0, x1, y1), crop) in enumerate(zip(windows, crops)):
-            out[row, y0:y1, x0:x1] = crop
+        for row, (window, crop) in enumerate(zip(windows, crops)):
+            if window is not None:
+                x0, y0, x1, y1 = window
+                out[row, y0:y1, x0:x1] = crop
         return out
 
     # ------------------------------------------------------------------ results
@@ -284,8 +350,10 @@ class WindowedSession:
         frame_idx = self.frames.check_index(frame_idx)
         ids = self._check_obj_ids(obj_ids)
         every = self.obj_ids if self.non_overlap_masks else ids
-        logits = self._compose([self._objects[o][0] for o in every],
-                               [self._objects[o][1].frame_logits(frame_idx)[0] for o in every])
+        tracks = [self._objects[o] for o in every]
+        has = [frame_idx in t.offsets for t in tracks]
+        logits = self._compose([t.window(frame_idx) if h else None for t, h in zip(tracks, has)],
+                               [t.session.frame_logits(frame_idx)[0] if h else None for t, h in zip(tracks, has)])
         if self.non_overlap_masks:
             logits = _clamp_losers(logits)[[every.index(o) for o in ids]]
         return logits
@@ -294,40 +362,41 @@ class WindowedSession:
         return self.frame_logits(frame_idx, obj_ids) > 0
 
     def object_score(self, frame_idx: int, obj_id: int) -> Optional[float]:
-        return self._entry(obj_id)[1].object_score(frame_idx, _OBJ)
+        return self._track(obj_id).session.object_score(frame_idx, _OBJ)
 
     def tracked_frames(self, obj_id: int) -> List[int]:
-        return self._entry(obj_id)[1].tracked_frames(_OBJ)
+        return self._track(obj_id).session.tracked_frames(_OBJ)
 
     def memory_bank(self, obj_id: int) -> MemoryBankView:
-        return self._entry(obj_id)[1].memory_bank(_OBJ)
+        return self._track(obj_id).session.memory_bank(_OBJ)
 
     def lost_frames(self, obj_id: int) -> List[int]:
-        return self._entry(obj_id)[1].lost_frames(_OBJ)
+        return self._track(obj_id).session.lost_frames(_OBJ)
 
     def jumped_frames(self, obj_id: int, max_iou: float = JUMP_MAX_IOU) -> List[int]:
-        return self._entry(obj_id)[1].jumped_frames(_OBJ, max_iou)
+        """As :meth:`VideoSession.jumped_frames`, in the object's windows (each frame's mask against the one it
+        was tracked from, both in window pixels: a window that follows the object hides slow motion, not jumps)."""
+        return self._track(obj_id).session.jumped_frames(_OBJ, max_iou)
 
     # ------------------------------------------------------------------ state
     def snapshot(self) -> "WindowedSnapshot":
-        """A cheap, opaque copy of every object's window, session and prompts and results."""
-        return WindowedSnapshot(tuple((o, w, s, s.snapshot()) for o, (w, s) in self._objects.items()))
+        """A cheap, opaque copy of every object's prompts and results (windows already placed stay placed)."""
+        return WindowedSnapshot(tuple((o, t, t.session.snapshot()) for o, t in self._objects.items()))
 
     def restore(self, snapshot: "WindowedSnapshot") -> None:
         """Put objects, prompts and results back as they were at :meth:`snapshot` (objects added since are dropped)."""
         if not isinstance(snapshot, WindowedSnapshot):
             raise ValueError("snapshot must be a WindowedSnapshot from WindowedSession.snapshot(), got "
                              f"{type(snapshot).__name__}")
-        for obj_id, window, session, state in snapshot.objects:
-            session.restore(state)
-            session.corrections_as_conditioning = self.corrections_as_conditioning
-            session.clear_memory_around_corrections = self.clear_memory_around_corrections
-        self._objects = {obj_id: (window, session) for obj_id, window, session, _ in snapshot.objects}
+        for _, track, state in snapshot.objects:
+            track.session.restore(state)
+            track.session.corrections_as_conditioning = self.corrections_as_conditioning
+            track.session.clear_memory_around_corrections = self.clear_memory_around_corrections
+        self._objects = {obj_id: track for obj_id, track, _ in snapshot.objects}
 
     def remove_object(self, obj_id: int) -> List[int]:
-        """Forget an object entirely (its window's image features too); returns the remaining object ids."""
-        _, session = self._entry(obj_id)
-        session.features.clear()
+        """Forget an object entirely (its windows' image features too); returns the remaining object ids."""
+        self._track(obj_id).session.features.clear()
         del self._objects[obj_id]
         return self.obj_ids
 
@@ -336,12 +405,12 @@ class WindowedSession:
         self._objects.clear()
 
     def close(self) -> None:
-        for _, session in self._objects.values():
-            session.close()
+        for track in self._objects.values():
+            track.session.close()
         self._objects.clear()
         self.frames.close()
 
-    def _entry(self, obj_id: int) -> Tuple[Window, VideoSession]:
+    def _track(self, obj_id: int) -> _Track:
         if obj_id not in self._objects:
             raise ValueError(f"unknown object id {obj_id!r}; this session has objects {self.obj_ids}")
         return self._objects[obj_id]
@@ -359,9 +428,9 @@ class WindowedSession:
 
 
 class WindowedSnapshot:
-    """What :meth:`WindowedSession.snapshot` returns: (obj_id, window, session, session snapshot) per object."""
+    """What :meth:`WindowedSession.snapshot` returns: (obj_id, its track, its session's snapshot) per object."""
 
-    def __init__(self, objects: Tuple[Tuple[int, Window, VideoSession, Any], ...]) -> None:
+    def __init__(self, objects: Tuple[Tuple[int, _Track, Any], ...]) -> None:
         self.objects = objects
 
 
