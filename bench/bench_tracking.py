@@ -36,10 +36,13 @@ def with_precision(measures: Dict[str, float], tolerance: int = 3) -> Dict[str, 
     return {**measures, "division_precision": tp / (tp + fp) if tp + fp else float("nan")}
 
 
-def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict) -> Dict[str, float]:
-    tl = make_timelapse(num_frames=frames, shape=(size, size), num_cells=cells, seed=seed)
+def run_synthetic(model, seed: int, frames: int, size: int, cells: int, options: Dict,
+                  radius_fraction: float = 0.06) -> Dict[str, float]:
+    tl = make_timelapse(num_frames=frames, shape=(size, size), num_cells=cells, seed=seed,
+                        radius_fraction=radius_fraction)
     detector = make_detector(model, options["seeding"], options["cell_diameter"],
-                             min_contrast=options.get("min_contrast", MIN_CONTRAST))
+                             min_contrast=options.get("min_contrast", MIN_CONTRAST),
+                             window=options.get("window", "auto"))
     f1 = detection_f1(detector(tl.image[0]), tl.labels[0])
     start = time.perf_counter()
     result = track_cells(model, tl.image, **options)
@@ -83,6 +86,11 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--cells", type=int, default=12)
+    parser.add_argument("--radius-fraction", type=float, default=0.06,
+                        help="mean nucleus radius as a fraction of the frame side (0.06: 15 px at 256; 0.02 at 768: "
+                             "nuclei ~30 px wide, small against the frame)")
+    parser.add_argument("--window", default="auto",
+                        help="object windows for detection and tracking: auto (default), off, or a side in px")
     parser.add_argument("--seeding", default="blobs")
     parser.add_argument("--cell-diameter", type=float, nargs=2, default=(8, 40))
     parser.add_argument("--redetect-every", type=int, default=5)
@@ -101,12 +109,14 @@ def main(argv: List[str] | None = None) -> int:
                         help="the demo model's weights: a {'model': state_dict} file (default: the shipped ones)")
     args = parser.parse_args(argv)
     model = sm.build_model("demo", checkpoint=args.weights)
-    options = dict(seeding=args.seeding, cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every)
+    window = None if args.window == "off" else args.window if args.window == "auto" else int(args.window)
+    options = dict(seeding=args.seeding, cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
+                   window=window)
     if args.min_contrast is not None:
         options["min_contrast"] = args.min_contrast
     rows = []
     for seed in args.seeds:
-        row = run_synthetic(model, seed, args.frames, args.size, args.cells, options)
+        row = run_synthetic(model, seed, args.frames, args.size, args.cells, options, args.radius_fraction)
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     if rows:

@@ -165,6 +165,25 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
                         min_area, max_area, float(min_contrast), grid_iou_thresh, window)
 
 
+def cell_window_side(window: "WindowArg", cell_diameter: Tuple[float, float], frame_shape: Sequence[int],
+                     image_size: int) -> Optional[int]:
+    """The window side (frame px) for cells of ``cell_diameter`` (min, max) px on frames of ``frame_shape``, or None.
+
+    ``window`` None or a side: returned as it is. "auto": :func:`~sam2_model.windows.window_side` for the range's
+    geometric mean at an ``image_size`` px input, but at least twice the largest diameter plus twice the automatic
+    mask generator's edge margin (a blob point lies at least a quarter side from an inner window edge, and a mask
+    that comes within ``EDGE_TOLERANCE`` of one is dropped as cut); None where the frame is not 1.5x that."""
+    if window is None or isinstance(window, int):
+        return window
+    side = window_side(math.sqrt(cell_diameter[0] * cell_diameter[1]), frame_shape, image_size)
+    if side is None:
+        return None
+    from ..automatic import EDGE_TOLERANCE  # lazily, as in make_detector
+
+    side = max(side, int(math.ceil((2 * cell_diameter[1] + 4 * EDGE_TOLERANCE) / 8.0) * 8))
+    return side if MIN_FRAME_TO_WINDOW * side <= max(int(frame_shape[0]), int(frame_shape[1])) else None
+
+
 def check_window(window: Any) -> "WindowArg":
     """``window`` as given, checked: None, "auto" or a window side of at least 8 frame px."""
     if window is None or (isinstance(window, str) and window == "auto"):
@@ -191,22 +210,9 @@ class CellDetector:
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
 
     def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
-        """The side (frame px) of the windows blob clicks are decoded in on frames of ``frame_shape``, or None.
-
-        "auto": :func:`~sam2_model.windows.window_side` for the cell-diameter range's geometric mean, but at least
-        twice the largest diameter plus twice the generator's edge margin: a point lies at least a quarter side from
-        an inner window edge, and a mask that comes within ``EDGE_TOLERANCE`` of one is dropped as cut."""
-        if self.window is None or isinstance(self.window, int):
-            return self.window
-        diameter = math.sqrt(self.cell_diameter[0] * self.cell_diameter[1])
-        side = window_side(diameter, frame_shape, self.generator.model.image_size)
-        if side is None:
-            return None
-        from ..automatic import EDGE_TOLERANCE  # lazily, as in make_detector
-
-        fits = int(math.ceil((2 * self.cell_diameter[1] + 4 * EDGE_TOLERANCE) / 8.0) * 8)
-        side = max(side, fits)
-        return side if MIN_FRAME_TO_WINDOW * side <= max(int(frame_shape[0]), int(frame_shape[1])) else None
+        """The side (frame px) of the windows blob clicks are decoded in on frames of ``frame_shape``, or None
+        (see :func:`cell_window_side`)."""
+        return cell_window_side(self.window, self.cell_diameter, frame_shape, self.generator.model.image_size)
 
     def __call__(self, frame: np.ndarray) -> List[np.ndarray]:
         records: List[Dict[str, Any]] = []
