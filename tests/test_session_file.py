@@ -205,3 +205,23 @@ def test_a_saved_session_brings_its_smoothing_back(two_objects, tmp_path, qtbot)
     wait(qtbot, w)
     assert w.smooth_spin.value() == 1.5 and w.controller.session.frames.smooth == 1.5
     assert w.controller.obj_ids == [1, 2]
+
+
+@pytest.mark.gui
+def test_a_saved_session_brings_its_object_windows_back(two_objects, tmp_path, qtbot):
+    """The object-window choice travels with the session (here 48 px windows on 96 px frames); sessions saved
+    before object windows existed load with whole frames."""
+    from sam2_model.windowed_session import WindowedSession
+
+    viewer, w, movie = two_objects
+    w.window_combo.addItem("48")  # a side the widget does not list, chosen by a script
+    w.window_combo.setCurrentText("48")
+    w.segment_button.click()
+    wait(qtbot, w)
+    assert isinstance(w.controller.session, WindowedSession)
+    path = w.save_session(str(tmp_path / "windows.sam2.npz"))
+    w.window_combo.setCurrentText("off")
+    w.load_session(str(path))
+    wait(qtbot, w)
+    assert w.window_combo.currentText() == "48" and w.controller.object_window == 48
+    assert w.controller.obj_ids == [1, 2]

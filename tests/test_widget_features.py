@@ -243,6 +243,7 @@ def test_small_nuclei_are_clicked_and_tracked_in_object_windows(make_napari_view
         wait(qtbot, w)
     assert isinstance(w.controller.session, WindowedSession)
     assert 192 <= w.controller.object_window <= 320
+    assert w.window_note.text() == f"→ {w.controller.object_window} px"
     out = w.labels_layer.data
     windowed = [region_similarity(out[0] == n + 1, movie.labels[0] == i) for n, i in enumerate(ids)]
     assert min(windowed) > 0.85, windowed

@@ -138,6 +138,7 @@ class PromptEventsMixin:
     def _on_window_changed(self, text: str) -> None:
         """Remember the choice; the next segmentation or propagation runs in a new session (objects kept)."""
         save_settings(object_window=text)
+        self.window_note.setText("")
         if self.controller is not None:
             what = "on whole frames" if text == OFF else f"in object windows ({text})"
             self.status.setText(f"Objects are segmented {what} from the next segmentation or propagation (objects "

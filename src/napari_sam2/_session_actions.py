@@ -50,7 +50,7 @@ class SessionActionsMixin:
             boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int), masks,
             {"corrections_as_conditioning": self.corrections_check.isChecked(),
              "clear_memory_around_corrections": self.forget_check.isChecked(),
-             "smooth": float(self.smooth_spin.value())},
+             "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
             asdict(self.axes.choice()),
         )
@@ -114,6 +114,8 @@ class SessionActionsMixin:
         self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
         self.forget_check.setChecked(bool(options.get("clear_memory_around_corrections", False)))
         self.smooth_spin.setValue(float(options.get("smooth", 0.0)))  # sessions saved before smoothing: 0
+        window = str(options.get("object_window", "off"))  # sessions saved before object windows: whole frames
+        self.window_combo.setCurrentText(window if self.window_combo.findText(window) >= 0 else "off")
         self.model_combo.setCurrentText(model["name"])
         if model["weights"] == LOCAL:
             self.set_checkpoint_file(model["path"])

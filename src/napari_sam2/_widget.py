@@ -97,6 +97,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             "are small against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU 0.60 -> 0.75). "
             "Each object then costs one model input per frame.")
         self._windows: Dict[Tuple[Any, str, int], Optional[int]] = {}  # (image id, choice, input size) -> side
+        self.window_note = QLabel("")  # what "auto" gave for the current image
         self.seed_combo = QComboBox()
         self.seed_button = QPushButton("Use labels as masks (current frame)")
         self.object_spin = QSpinBox()
@@ -129,7 +130,10 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         form.addRow(self.corrections_check)
         form.addRow(self.forget_check)
         form.addRow("Smooth frames (px)", self.smooth_spin)
-        form.addRow("Object windows (px)", self.window_combo)
+        window_row = QHBoxLayout()
+        window_row.addWidget(self.window_combo)
+        window_row.addWidget(self.window_note, 1)
+        form.addRow("Object windows (px)", window_row)
         form.addRow("Object id", self.object_spin)
         form.addRow("Frames to propagate", self.frames_spin)
         row = QHBoxLayout()
@@ -327,7 +331,10 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             frame = self._first_frame()
             name = self.picker.model_combo.currentText()
             self._windows[key] = None if frame is None else resolve_object_window(choice, frame, name, model.image_size)
-        return self._windows[key]
+        side = self._windows[key]
+        if choice == AUTO:
+            self.window_note.setText(f"→ {side} px" if side else "→ whole frames (objects not small)")
+        return side
 
     def _first_frame(self) -> Optional[np.ndarray]:
         """The current image's first frame under its layout, (H, W[, C]); None without a (single-scale) image."""

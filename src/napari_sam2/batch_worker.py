@@ -21,6 +21,7 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             write_labels_tiff, write_manifest)
 from .controller import SegmentationController
+from .image_size import AUTO, resolve_object_window
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .track_all import frame_source
@@ -188,10 +189,14 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     """Apply ``prompts`` and propagate both ways from the first prompted frame, writing into ``labels``.
 
     labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
-    :func:`napari_sam2.api.segment` with ``direction="both"``, on a model the caller keeps.
+    :func:`napari_sam2.api.segment` with ``direction="both"`` (and its object windows, "auto"), on a model the caller
+    keeps.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
-    controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options)
+    first = frames.view[0]
+    window = resolve_object_window(AUTO, first, model.config.name, model.image_size)  # segment()'s default
+    controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
+                                        object_window=window)
     for _ in controller.apply_prompts(prompts):
         pass
     for _ in controller.propagate(min(p.frame for p in prompts), "both"):

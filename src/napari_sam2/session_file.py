@@ -1,7 +1,7 @@
 """Save and reload a segmentation session of the plugin: one ``.npz`` file holding JSON metadata and the prompts.
 
 Qt-free. The file keeps, for one image: its shape, the clicks and boxes (in the image's data coordinates), seeded
-masks, the session options (corrections stick / forget memories / smoothing), the model choice (name, weights, input size,
+masks, the session options (corrections stick / forget memories / smoothing / object windows), the model choice (name, weights, input size,
 checkpoint path), the axis and channel choices and a format version. The masklets (labels) are not kept: loading
 re-runs the prompts in a fresh session (features are recomputed); export the labels separately.
 
@@ -38,7 +38,8 @@ class SessionRecord:
 
     points: (N, ndim) click coordinates in the image's data coordinates; positive: (N,) bool; point_ids: (N,) int.
     boxes: (B, 4, ndim) rectangle corners; box_ids: (B,) int. masks: {(frame, obj_id): (H, W) bool} seeded masks.
-    options: session options (``corrections_as_conditioning``, ``clear_memory_around_corrections``, ``smooth``).
+    options: session options (``corrections_as_conditioning``, ``clear_memory_around_corrections``, ``smooth``,
+        ``object_window``: the widget's choice, e.g. "auto" or "192").
     model: {"name", "weights", "image_size", "path"}; axes: {"frame_axis", "channel_axis", "channel"}.
     """
 
