@@ -9,6 +9,7 @@ import pytest
 import sam2_model as sm
 from sam2_model.automatic import AutomaticMaskGenerator, window_groups
 from sam2_model.evaluation import click_ious, click_point, clickable_objects
+from sam2_model.metrics import region_similarity
 from sam2_model.image_predictor import ImagePredictor
 from sam2_model.input_size import estimate_object_diameter
 from sam2_model.synthetic import make_timelapse
@@ -160,3 +161,26 @@ def test_detection_in_windows_finds_more_small_nuclei(model, small_nuclei):
     f_windows = detection_f1(windowed(image), labels)
     assert f_windows["f1"] >= 0.9 and f_windows["f1"] >= f_whole["f1"], (f_whole, f_windows)
     assert make_detector(model, window="auto").window_side((256, 256)) is None  # small frames: the whole frame
+
+
+def _big_disc(shape=(768, 768), centre=(400, 300), radius=60):
+    """A bright disc (radius ``radius`` px) with a soft rim on a dark, slightly noisy background, and its mask."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    distance = np.hypot(rows - centre[1], cols - centre[0])
+    image = 1000 + 3000 / (1 + np.exp(distance - radius)) + np.random.default_rng(0).normal(0, 40, shape)
+    return image.astype(np.uint16), distance <= radius
+
+
+def test_a_window_too_small_for_its_object_grows(model):
+    """The width estimate can be far too small (thin membranes measured instead of cells): a window whose mask is cut
+    by its inner edges is tried again twice as large, until the object fits."""
+    image, truth = _big_disc()
+    predictor = WindowedPredictor(model, 64)
+    predictor.set_image(image)
+    masks, _, (x0, y0, x1, y1) = predictor.predict(points=[(400.0, 300.0)], labels=[1])
+    assert x1 - x0 >= 128 and x0 <= 340 and x1 >= 460 and y0 <= 240 and y1 >= 360
+    assert region_similarity(masks[0], truth) > 0.85
+    session = sm.WindowedSession(model, image[None], window=64)
+    logits = session.add_prompt(0, 1, points=[(400.0, 300.0)], labels=[1])
+    x0, y0, x1, y1 = session.window_of(1)
+    assert x1 - x0 >= 128 and region_similarity(logits[0] > 0, truth) > 0.85

@@ -1,8 +1,11 @@
 """Track each object in a window of the frames that follows it: small objects on large frames (see :mod:`.windows`).
 
 :class:`WindowedSession` has :class:`VideoSession`'s methods and results (full-frame logits, the same prompts), but
-each object lives in its own :class:`VideoSession` over a window of the stack, ``window`` frame px square: on its
-first prompted frame the window is placed around the prompts (:func:`~sam2_model.windows.place_window`); on every
+each object lives in its own :class:`VideoSession` over a window of the stack, ``window`` frame px square (larger
+where the object is: sized for its width where its mask decoded on the whole frame is over 2.5x wider than the window
+was made for, and doubled while its first mask is cut by the window's inner edges, up to the whole frame): on its
+first prompted frame the window is placed around the prompts
+(:func:`~sam2_model.windows.place_window`); on every
 other frame it is centred on the object's mask of the neighbouring frame it is tracked from (where that mask is
 empty, the window stays where it was). The model sees the object :data:`~sam2_model.windows.WINDOW_OBJECT_PX` wide
 on the canvas it was trained on, near the window's centre on every frame, instead of a few pixels wide on the whole
@@ -34,7 +37,8 @@ from .prompt_validation import validate_box, validate_mask, validate_obj_id, val
 from .session_outputs import check_output
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
-from .windows import Window, place_window
+from .image_predictor import ImagePredictor
+from .windows import GROWTH, Window, place_window, touches_inner_edge, whole_frame_side
 
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
@@ -51,6 +55,14 @@ class _LastFrames:
         self.source = source
         self.keep = keep
         self._frames: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._layout: Optional[Tuple[np.dtype, Tuple[int, ...]]] = None
+
+    def layout(self) -> Tuple[np.dtype, Tuple[int, ...]]:
+        """The frames' dtype and colour axis ((), or (3,) for RGB), read from the first frame once."""
+        if self._layout is None:
+            first = self(0)
+            self._layout = (first.dtype, tuple(first.shape[2:]))
+        return self._layout
 
     def __call__(self, t: int) -> np.ndarray:
         frame = self._frames.get(t)
@@ -72,9 +84,8 @@ class WindowFrames:
         self._frames = frames
         self._offset_of = offset_of
         self.size = size  # (h, w)
-        first = frames(0)
-        self.dtype = first.dtype
-        self.shape = (frames.source.num_frames,) + tuple(size) + tuple(first.shape[2:])
+        self.dtype, colour = frames.layout()
+        self.shape = (frames.source.num_frames,) + tuple(size) + colour
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -174,6 +185,7 @@ class WindowedSession:
                              release_memory=bool(release_memory), batch_objects=False)
         self._last = _LastFrames(self.frames)
         self._objects: Dict[int, _Track] = {}
+        self._whole: Optional[Tuple[int, ImagePredictor]] = None  # a frame's whole-frame features (window sizes)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -244,14 +256,41 @@ class WindowedSession:
             xy, lab = validate_points(points, labels, height, width)
             corners = validate_box(box, height, width)
         track = self._objects.get(obj_id)
-        placed = None
-        if track is None or frame_idx not in track.offsets:
-            placed = self._place(xy, lab, corners, full_mask, None if track is None else track)
-        if track is None:
-            x0, y0, x1, y1 = placed
-            track = _Track(self, (y1 - y0, x1 - x0))
-        offset = track.offsets.get(frame_idx, placed[:2] if placed is not None else None)
-        x0, y0 = offset
+        if track is not None:
+            placed = None if frame_idx in track.offsets else self._place(xy, lab, corners, full_mask, track)
+            self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
+        else:  # a new object: resized if far wider on the whole frame; grown while its first mask is cut by the window
+            side = self.window if full_mask is not None else whole_frame_side(
+                self.window, self._whole_frame_mask(frame_idx, xy, lab, corners), self.model.image_size)
+            while True:
+                placed = self._place(xy, lab, corners, full_mask, None, side)
+                track = _Track(self, (placed[3] - placed[1], placed[2] - placed[0]))
+                self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
+                whole = track.size[0] >= height and track.size[1] >= width
+                if full_mask is not None or whole or not cut_by_window(track, frame_idx):
+                    break
+                side *= GROWTH
+        self._objects[obj_id] = track
+        return self.frame_logits(frame_idx)
+
+    def _whole_frame_mask(self, frame_idx: int, xy: np.ndarray, lab: np.ndarray,
+                          corners: Optional[np.ndarray]) -> np.ndarray:
+        """(H, W) bool: the best mask for these prompts decoded on the whole frame (its features kept for the frame's
+        other new objects)."""
+        if self._whole is None or self._whole[0] != frame_idx:
+            predictor = ImagePredictor(self.model)
+            predictor.set_model_input(self.frames.model_input(frame_idx), self.frame_shape)
+            self._whole = (frame_idx, predictor)
+        masks, scores, _ = self._whole[1].predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
+                                                  box=corners)
+        return masks[int(np.argmax(scores))]
+
+    def _prompt(self, track: _Track, frame_idx: int, obj_id: int, xy: np.ndarray, lab: np.ndarray,
+                corners: Optional[np.ndarray], full_mask: Optional[np.ndarray], placed: Optional[Window],
+                clear_old: bool) -> None:
+        """Checked prompts (frame px) to the track's session, in its window on the frame (``placed`` where it has
+        none there yet)."""
+        x0, y0 = track.offsets.get(frame_idx, placed[:2] if placed is not None else None)
         x1, y1 = x0 + track.size[1], y0 + track.size[0]
         window = (x0, y0, x1, y1)
         if full_mask is not None:
@@ -260,7 +299,7 @@ class WindowedSession:
             if outside.any():
                 raise ValueError(f"the mask of object {obj_id} reaches outside its window {window} (x0, y0, x1, y1) "
                                  f"on frame {frame_idx}: remove the object and give the mask again to place a new one")
-            local = dict(mask=full_mask[y0:y1, x0:x1])
+            local: Dict[str, Any] = dict(mask=full_mask[y0:y1, x0:x1])
         else:
             inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
             if (~inside & (lab == 1)).any() or (corners is not None and not (
@@ -276,19 +315,18 @@ class WindowedSession:
                          box=None if corners is None else corners - np.tile(corner, 2))
         track.offsets.setdefault(frame_idx, (x0, y0))  # set once: the frame's features are cached with it
         track.session.add_prompt(frame_idx, _OBJ, clear_old=clear_old, **local)
-        self._objects[obj_id] = track
-        return self.frame_logits(frame_idx)
 
     def _place(self, xy: np.ndarray, lab: np.ndarray, corners: Optional[np.ndarray], mask: Optional[np.ndarray],
-               track: Optional[_Track]) -> Window:
-        """The window around these prompts: a new one (``track`` None) or the track's size centred on them."""
+               track: Optional[_Track], side: Optional[int] = None) -> Window:
+        """The window around these prompts: a new one of ``side`` (default: the session's) px (``track`` None), or
+        the track's size centred on them."""
         if mask is not None:
             rows, cols = np.nonzero(mask)
             if not len(rows):
                 raise ValueError("a mask prompt must cover at least one pixel where the object has no window yet "
                                  "(its window goes around it)")
             corners = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], np.float32)
-        x0, y0, x1, y1 = place_window(self.window, self.frame_shape, xy, lab, corners)
+        x0, y0, x1, y1 = place_window(side or self.window, self.frame_shape, xy, lab, corners)
         if track is None:
             return x0, y0, x1, y1
         cx, cy = track.centred((x0 + x1) / 2.0, (y0 + y1) / 2.0)
@@ -425,6 +463,13 @@ class WindowedSession:
         if unknown:
             raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {self.obj_ids}")
         return ids
+
+
+def cut_by_window(track: _Track, frame_idx: int) -> bool:
+    """Whether the object's mask on the frame reaches within :data:`CUT_MARGIN` px of an edge of its window there
+    that is not the frame's edge: the window is too small for the object (or the mask spills beyond it)."""
+    mask = track.session.frame_masks(frame_idx, [_OBJ])[0]
+    return touches_inner_edge(mask, track.window(frame_idx), track._frame_shape)
 
 
 class WindowedSnapshot:

@@ -16,7 +16,10 @@ embeddings (Archit et al. 2025, ``tile_shape`` / ``halo``), here placed around e
   hold the box or the positive clicks with room around them (:data:`CONTEXT`), kept inside the frame;
 * :class:`WindowedPredictor`: :class:`~sam2_model.image_predictor.ImagePredictor`'s prompts, each decoded in its
   window; masks come back at the frame's full size (empty outside the window). Window features are cached, so more
-  clicks on one object cost one decoding each.
+  clicks on one object cost one decoding each. Two checks against a width estimate far too small (e.g. cells whose
+  thin membranes were measured): where the object's mask on the whole image (the model judges large objects well
+  there) is over 2.5x wider than the window was made for, the window is sized for that width; and a window whose mask
+  is cut by its inner edges is tried again twice as large.
 """
 
 from __future__ import annotations
@@ -27,21 +30,51 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .frames import to_model_input
 from .image_predictor import LOGIT_CLAMP, ImagePredictor
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
-__all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "window_side",
-           "place_window", "WindowedPredictor"]
+__all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
+           "SIZE_CHECK",
+           "window_side", "place_window", "whole_frame_side", "touches_inner_edge", "WindowedPredictor"]
 
 WINDOW_OBJECT_PX = 24.0  # an object's width at the model input inside its window (measured: module docstring)
 MAX_WINDOW_UPSAMPLING = 2.0  # a window is at least S / 2 frame px: enlarging further adds no detail
 MIN_FRAME_TO_WINDOW = 1.5  # a window is used only where the frame's longer side is at least 1.5x the window's
 CONTEXT = 1.5  # a window is at least 1.5x the extent of the prompts it holds (box, or the positive clicks)
 
+CUT_MARGIN = 2  # px: a mask this close to an inner window edge is taken as cut by the window
+GROWTH = 2  # a window whose first mask is cut is tried again this many times larger
+SIZE_CHECK = 2.5  # an object this many times wider (on the whole frame) than its window was made for resizes it
+
 Window = Tuple[int, int, int, int]  # (x0, y0, x1, y1) frame px, x1 / y1 exclusive
+
+
+def whole_frame_side(side: int, mask: np.ndarray, image_size: int) -> int:
+    """``side``, or the side :func:`window_side`'s rule gives for the object's own width where ``mask`` ((H, W) bool:
+    the object as the model segments it on the whole frame) is more than :data:`SIZE_CHECK` times wider than a
+    ``side`` px window was made for. On the whole frame the model misjudges small objects (their masks spread over
+    neighbours, ~1.5x wider) but not large ones, so this catches a width estimate that is far too small (e.g. thin
+    membranes measured instead of the cells they outline). Width: twice the mask's largest distance to its outside."""
+    if not mask.any():
+        return int(side)
+    width = 2.0 * float(ndimage.distance_transform_edt(np.pad(mask, 1)).max())
+    made_for = side * WINDOW_OBJECT_PX / image_size
+    if width <= SIZE_CHECK * made_for:
+        return int(side)
+    return max(int(side), int(math.ceil(image_size * width / WINDOW_OBJECT_PX / 8.0) * 8))
+
+
+def touches_inner_edge(mask: np.ndarray, window: Window, frame_shape: Sequence[int], margin: int = CUT_MARGIN) -> bool:
+    """Whether ``mask`` ((h, w) bool in ``window``'s pixels) comes within ``margin`` px of an edge of the window that
+    is not an edge of the frame (H, W): the object is larger than the window, or its mask spills beyond it."""
+    x0, y0, x1, y1 = window
+    height, width = int(frame_shape[0]), int(frame_shape[1])
+    return bool((x0 > 0 and mask[:, :margin].any()) or (x1 < width and mask[:, -margin:].any())
+                or (y0 > 0 and mask[:margin].any()) or (y1 < height and mask[-margin:].any()))
 
 
 def window_side(object_diameter_px: float, frame_shape: Sequence[int], image_size: int,
@@ -128,6 +161,7 @@ class WindowedPredictor:
         self._mapper = ImagePredictor(model, contrast_limits=contrast_limits, channel=channel)
         self._unit: Optional[np.ndarray] = None
         self._windows: "OrderedDict[Window, ImagePredictor]" = OrderedDict()
+        self._whole: Optional[ImagePredictor] = None  # the whole image at the model's size (the size check)
 
     @property
     def is_image_set(self) -> bool:
@@ -142,6 +176,7 @@ class WindowedPredictor:
         """Forget the current image and every window's features."""
         self._unit = None
         self._windows.clear()
+        self._whole = None
 
     def set_image(self, image: Any) -> None:
         """Take ``image``: (H, W) or (H, W, C), any numeric dtype (mapped as :meth:`ImagePredictor.set_image` maps
@@ -155,12 +190,7 @@ class WindowedPredictor:
             raise ValueError(f"a mapped image must be (H, W, 3) floats in [0, 1], got shape {array.shape}")
         self._unit = array
         self._windows.clear()
-
-    def window_for(self, points: Optional[Any] = None, labels: Optional[Any] = None,
-                   box: Optional[Any] = None) -> Window:
-        """The window (x0, y0, x1, y1) :meth:`predict` would use for these prompts (checked as there)."""
-        xy, lab, corners = self._checked(points, labels, box)
-        return place_window(self.side, self.image_shape, xy, lab, corners)
+        self._whole = None
 
     def _checked(self, points: Any, labels: Any, box: Any) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         if self._unit is None:
@@ -195,20 +225,36 @@ class WindowedPredictor:
 
         points (N, 2) (x, y) frame pixels with labels (N,) 1 / 0; box (x0, y0, x1, y1); multimask as for
         :meth:`ImagePredictor.predict`. Clicks outside the window (negative ones far from the object) are left out.
+        The window is resized by :func:`whole_frame_side` where the object's mask on the whole image (one decoding on
+        the whole image's features, computed once per image) is far wider than the window was made for, and where the best mask comes within :data:`CUT_MARGIN` px
+        of an inner edge of the window, it is tried again :data:`GROWTH` times larger, up to the whole image.
         Returns masks (M, H, W) bool (float32 logits when ``return_logits``, -32 outside the window), scores (M,)
         predicted IoU, and the window (x0, y0, x1, y1).
         """
         xy, lab, corners = self._checked(points, labels, box)
-        window = place_window(self.side, self.image_shape, xy, lab, corners)
-        x0, y0, x1, y1 = window
-        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-        offset = np.array([x0, y0], np.float32)
-        local_xy, local_lab = xy[inside] - offset, lab[inside]
-        local_box = None if corners is None else corners - np.tile(offset, 2)
-        masks, scores, _ = self._predictor(window).predict(
-            points=local_xy if len(local_xy) else None, labels=local_lab if len(local_lab) else None,
-            box=local_box, multimask=multimask, return_logits=return_logits)
         height, width = self.image_shape
+        if self._whole is None:
+            self._whole = ImagePredictor(self.model)
+            self._whole.set_model_input(to_model_input(self._unit, self.model.image_size, mode="bilinear"),
+                                        (height, width))
+        whole, whole_scores, _ = self._whole.predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
+                                                     box=corners, multimask=multimask)
+        side = whole_frame_side(self.side, whole[int(np.argmax(whole_scores))], self.model.image_size)
+        while True:  # the window grows while the object's mask is cut by its inner edges
+            window = place_window(side, self.image_shape, xy, lab, corners)
+            x0, y0, x1, y1 = window
+            inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+            offset = np.array([x0, y0], np.float32)
+            local_xy, local_lab = xy[inside] - offset, lab[inside]
+            local_box = None if corners is None else corners - np.tile(offset, 2)
+            masks, scores, _ = self._predictor(window).predict(
+                points=local_xy if len(local_xy) else None, labels=local_lab if len(local_lab) else None,
+                box=local_box, multimask=multimask, return_logits=return_logits)
+            best = masks[int(np.argmax(scores))] > 0 if return_logits else masks[int(np.argmax(scores))]
+            whole = y1 - y0 >= height and x1 - x0 >= width
+            if whole or not touches_inner_edge(best, window, (height, width)):
+                break
+            side *= GROWTH
         full = np.full((masks.shape[0], height, width), -LOGIT_CLAMP if return_logits else False, masks.dtype)
         full[:, y0:y1, x0:x1] = masks
         return full, scores, window
