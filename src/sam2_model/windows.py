@@ -58,14 +58,17 @@ def whole_frame_side(side: int, mask: np.ndarray, image_size: int) -> int:
     the object as the model segments it on the whole frame) is more than :data:`SIZE_CHECK` times wider than a
     ``side`` px window was made for. On the whole frame the model misjudges small objects (their masks spread over
     neighbours, ~1.5x wider) but not large ones, so this catches a width estimate that is far too small (e.g. thin
-    membranes measured instead of the cells they outline). Width: twice the mask's largest distance to its outside."""
+    membranes measured instead of the cells they outline). Width: twice the mask's largest distance to its outside.
+    A side that :func:`window_side` would not open a window for (over 2/3 of the frame's longer side) becomes the
+    whole frame: the longer side."""
     if not mask.any():
         return int(side)
     width = 2.0 * float(ndimage.distance_transform_edt(np.pad(mask, 1)).max())
     made_for = side * WINDOW_OBJECT_PX / image_size
     if width <= SIZE_CHECK * made_for:
         return int(side)
-    return max(int(side), int(math.ceil(image_size * width / WINDOW_OBJECT_PX / 8.0) * 8))
+    resized = window_side(width, mask.shape, image_size)
+    return max(mask.shape) if resized is None else max(int(side), resized)
 
 
 def touches_inner_edge(mask: np.ndarray, window: Window, frame_shape: Sequence[int], margin: int = CUT_MARGIN) -> bool:
