@@ -203,11 +203,12 @@ def segment(
     smooth: blur every frame by a Gaussian of this many pixels before the model sees it (0: off). For grainy, dim
         whole cells: on the MSC time-lapse, 8 px raised the demo model's tracked IoU from 0.214 to 0.267 (it lowers
         it on clean nuclei; docs/training_data.md).
-    object_window: segment and track each object in a square window of this many frame px around its first prompt
+    object_window: segment and track each object in a square window of this many frame px that follows it
         (:class:`sam2_model.windowed_session.WindowedSession`); "auto" (default): windows only where the objects of the
         first frame are small against the frame (:func:`sam2_model.windows.window_side`; demo model only),
-        e.g. nuclei 24 px wide in 512 x 512 frames get 192 px windows; None or "off": every object on the whole frame.
-        Windows cost one model input per object and frame instead of one per frame.
+        e.g. nuclei 24 px wide in 512 x 512 frames get 192 px windows; None or "off": every object on the whole frame
+        (better for membrane-stained cells: README, *Object windows*). Windows cost one model input per object and
+        frame instead of one per frame.
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     data = image.data if is_layer else image

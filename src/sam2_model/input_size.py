@@ -41,6 +41,7 @@ from .config import get_config
 __all__ = [
     "TARGET_OBJECT_PX", "MAX_UPSAMPLING", "DEMO_SIZE_RANGE", "SIZE_STEP",
     "suggest_image_size", "supported_image_sizes", "estimate_object_diameter", "diameter_from_masks",
+    "check_size_arguments",
 ]
 
 TARGET_OBJECT_PX = 8.0  # an object's width at the model input: 2 stride-4 mask px (measured; module docstring)
@@ -63,15 +64,9 @@ def supported_image_sizes(model_name: str) -> Tuple[int, ...]:
     return tuple(range(low, high + 1, SIZE_STEP))
 
 
-def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], model_name: str = "demo",
-                       target_px: float = TARGET_OBJECT_PX) -> int:
-    """The smallest supported input size at which an object ``object_diameter_px`` wide (frame px) is at
-    least ``target_px`` input px wide, for frames of ``frame_shape`` = (H, W[, ...]).
-
-    Capped to the model's range (demo: 256..1024) and to 2x the frame's longer side (the smallest
-    supported size always stays allowed). Official presets return their own size (1024).
-    Examples (demo): 40 px nuclei in 512 x 512 frames -> 256; 8 px wide bacteria in 512 x 512 -> 512.
-    """
+def check_size_arguments(object_diameter_px: Any, frame_shape: Any, target_px: Any) -> Tuple[float, Tuple[int, int]]:
+    """An object width and a frame shape as the size rules take them: (diameter, (H, W)); a ValueError naming the
+    argument otherwise (also for a ``target_px`` that is not a positive number)."""
     try:
         diameter = float(object_diameter_px)
     except (TypeError, ValueError):
@@ -83,6 +78,19 @@ def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], mo
     shape = tuple(frame_shape) if isinstance(frame_shape, (tuple, list)) else None
     if shape is None or len(shape) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape[:2]):
         raise ValueError(f"frame_shape must be (H, W) with two positive integers, got {frame_shape!r}")
+    return diameter, (int(shape[0]), int(shape[1]))
+
+
+def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], model_name: str = "demo",
+                       target_px: float = TARGET_OBJECT_PX) -> int:
+    """The smallest supported input size at which an object ``object_diameter_px`` wide (frame px) is at
+    least ``target_px`` input px wide, for frames of ``frame_shape`` = (H, W[, ...]).
+
+    Capped to the model's range (demo: 256..1024) and to 2x the frame's longer side (the smallest
+    supported size always stays allowed). Official presets return their own size (1024).
+    Examples (demo): 40 px nuclei in 512 x 512 frames -> 256; 8 px wide bacteria in 512 x 512 -> 512.
+    """
+    diameter, shape = check_size_arguments(object_diameter_px, frame_shape, target_px)
     sizes = supported_image_sizes(model_name)  # ValueError for an unknown model
     if len(sizes) == 1:
         return sizes[0]

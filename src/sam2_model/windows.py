@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from .frames import to_model_input
 from .image_predictor import LOGIT_CLAMP, ImagePredictor
+from .input_size import check_size_arguments
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
@@ -89,19 +90,9 @@ def window_side(object_diameter_px: float, frame_shape: Sequence[int], image_siz
     Examples at 256 px input: nuclei 18 px wide in 512 x 512 -> 192; in 2048 x 2048 -> 192; 40 px wide cells in
     512 x 512 -> None (a window of 427 px would hardly differ from the frame).
     """
-    try:
-        diameter = float(object_diameter_px)
-    except (TypeError, ValueError):
-        diameter = float("nan")
-    if not math.isfinite(diameter) or diameter <= 0:
-        raise ValueError(f"object_diameter_px must be a positive number of pixels, got {object_diameter_px!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    if not (isinstance(target_px, (int, float)) and math.isfinite(target_px) and target_px > 0):
-        raise ValueError(f"target_px must be a positive number of pixels, got {target_px!r}")
-    shape = tuple(frame_shape) if isinstance(frame_shape, (tuple, list)) else None
-    if shape is None or len(shape) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape[:2]):
-        raise ValueError(f"frame_shape must be (H, W) with two positive integers, got {frame_shape!r}")
+    diameter, shape = check_size_arguments(object_diameter_px, frame_shape, target_px)
     side = max(image_size * diameter / target_px, image_size / MAX_WINDOW_UPSAMPLING)
     side = int(math.ceil(side / 8.0) * 8)  # whole multiples of 8 px: windows of nearby sizes share their features
     if MIN_FRAME_TO_WINDOW * side > max(int(shape[0]), int(shape[1])):
