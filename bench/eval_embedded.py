@@ -51,7 +51,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from real_data_demo import DATA as MSC_DATA
-from real_data_demo import msc_available, msc_iou, msc_one_click_iou
+from real_data_demo import msc_available, msc_iou, msc_object_window, msc_one_click_iou
 from real_nuclei import detection_scores, load_real_nuclei, one_click_ious, real_nuclei_folder
 from sam2_model.windows import window_side
 
@@ -113,6 +113,9 @@ def evaluate_weights(path: pathlib.Path, model_name: str = "demo", image_size: O
             smoothed = msc_iou(model, msc_data, smooth=MSC_SMOOTH)  # the user option, not the zero-shot protocol
             result["msc_iou_smoothed"] = round(smoothed.overall, 4)
             result["msc_one_click_iou"] = round(msc_one_click_iou(model, msc_data)[0], 4)
+            window = msc_object_window(model, msc_data)  # what segment()'s default, object_window="auto", gives
+            if window is not None:
+                result["msc_iou_windows"] = round(msc_iou(model, msc_data, window=window).overall, 4)
             result["seconds"]["msc"] = round(time.perf_counter() - start, 1)
         else:
             result["msc_note"] = f"no MSC data at {msc_data}: not measured"
@@ -184,6 +187,7 @@ def table(results: List[Dict[str, Any]]) -> str:
             ("MSC zero-shot IoU (>= 0.5)", "msc_iou"), ("  95 % interval over cells", "msc_iou_interval"),
             ("  minus baseline (95 %, paired)", "msc_difference"), ("MSC IoU, frames >= 24", "msc_iou_frames_24_on"),
             ("MSC IoU, frames smoothed 8 px (option)", "msc_iou_smoothed"),
+            ("MSC IoU, object windows (segment()'s default)", "msc_iou_windows"),
             ("MSC one click on each segmented cell, no tracking", "msc_one_click_iou"),
             ("real nuclei one-click IoU (110)", "nuclei_one_click_iou"),
             ("  in object windows", "nuclei_one_click_iou_windows"),

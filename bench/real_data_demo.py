@@ -21,7 +21,7 @@ import argparse
 import pathlib
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tifffile
@@ -81,15 +81,26 @@ def load_msc(data: pathlib.Path = DATA) -> MscData:
     return MscData(stack, track, seg, [int(i) for i in np.unique(track[0]) if i != 0])
 
 
-def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24, smooth: float = 0.0) -> MscScore:
+def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24, smooth: float = 0.0,
+            window: Optional[int] = None) -> MscScore:
     """One click per cell of frame 0 (most interior pixel of its tracking-ground-truth marker), propagation
     through all frames, then on every frame with segmentation ground truth the IoU of each tracked mask
     with the ground-truth cell that carries its track; ``smooth``: frames blurred by a Gaussian of that many px
-    first (the session's option; 0: the zero-shot protocol)."""
+    first (the session's option; 0: the zero-shot protocol); ``window``: each cell tracked in an object window of
+    that many px (:func:`msc_object_window` gives the one ``object_window="auto"`` picks; None: whole frames)."""
     msc = load_msc(data)
     start = time.perf_counter()
-    labels = track_with_clicks(model, msc.stack, msc.first_clicks(), smooth=smooth)
+    labels = track_with_clicks(model, msc.stack, msc.first_clicks(), smooth=smooth, window=window)
     return score_msc(labels, msc, held_out_from, time.perf_counter() - start)
+
+
+def msc_object_window(model: SAM2Model, data: pathlib.Path = DATA) -> Optional[int]:
+    """The object window ``napari_sam2.segment(..., object_window="auto")`` picks for the MSC frames (the default a
+    new user gets): measured on frame 0 (128 px: the width estimate reads the speckled background; each cell's
+    window is then resized by the whole-frame size check)."""
+    from napari_sam2.image_size import resolve_object_window
+
+    return resolve_object_window("auto", load_msc(data).stack[0], model.config.name, model.image_size)
 
 
 def msc_one_click_iou(model: SAM2Model, data: pathlib.Path = DATA) -> Tuple[float, int]:

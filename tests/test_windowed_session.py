@@ -187,3 +187,17 @@ def test_segment_uses_windows_for_small_objects_only(movie, clicks):
     assert iou(auto) >= 0.9 and iou(auto) >= iou(off) + 0.05, (iou(auto), iou(off))
     with pytest.raises(ValueError, match="object_window must be"):
         segment(movie.image[:2], rows, device="cpu", object_window="huge")
+
+
+def test_track_with_clicks_tracks_in_windows_when_asked(model, movie, clicks):
+    """The benches' one-click protocol (sam2_model.evaluation.track_with_clicks) with window=: the labels a
+    WindowedSession gives for the same clicks."""
+    from sam2_model.evaluation import track_with_clicks
+
+    few = dict(list(clicks.items())[:3])
+    labels = track_with_clicks(model, movie.image[:3], few, window=192)
+    session = WindowedSession(model, movie.image[:3], window=192)
+    for obj, point in few.items():
+        session.add_prompt(0, obj, points=[point], labels=[1])
+    for frame, _, expected in session.propagate(0, output="labels"):
+        np.testing.assert_array_equal(labels[frame], expected)

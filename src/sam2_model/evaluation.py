@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -97,10 +97,16 @@ def one_click_iou(model: SAM2Model, seeds: Sequence[int] = HELD_OUT_SEEDS, shape
 
 
 def track_with_clicks(model: SAM2Model, image: np.ndarray, clicks: Dict[int, Tuple[float, float]],
-                      smooth: float = 0.0) -> np.ndarray:
+                      smooth: float = 0.0, window: Optional[int] = None) -> np.ndarray:
     """One click per object on frame 0, propagate forward: (T, H, W) int32 label stack (ids of ``clicks``);
-    ``smooth``: the session's Gaussian blur of the frames in px (see :class:`VideoSession`)."""
-    session = VideoSession(model, image, smooth=smooth)
+    ``smooth``: the session's Gaussian blur of the frames in px (see :class:`VideoSession`); ``window``: each object
+    in a window of that many px that follows it (:class:`~sam2_model.windowed_session.WindowedSession`)."""
+    if window is None:
+        session: Any = VideoSession(model, image, smooth=smooth)
+    else:
+        from .windowed_session import WindowedSession  # lazily: it imports this module's neighbours
+
+        session = WindowedSession(model, image, window=window, smooth=smooth)
     for obj_id, point in clicks.items():
         session.add_prompt(0, obj_id, points=[point], labels=[1])
     out = np.zeros(image.shape[:3], dtype=np.int32)

@@ -41,7 +41,8 @@ Parameters (defaults and why):
   cell is detected and tracked in its own window that follows it (:class:`~sam2_model.windowed_session.WindowedSession`;
   nuclei ~30 px wide in 768 x 768: SEG / DET / TRA 0.72 / 0.86 / 0.86 on whole frames, 0.94 / 0.98 / 0.98 in windows,
   two held-out seeds of 12 frames); each cell then costs one model input a frame. None: whole frames; a number: that
-  side in px. The synthetic bars (256 x 256) and the MSC time-lapse (cells 40-160 px) are on whole frames either way.
+  side in px. The synthetic bars (256 x 256) and the MSC time-lapse with its cell diameter (40-160 px) are on whole
+  frames either way.
 * ``amg_options``: passed to :func:`detection.make_detector`: ``min_contrast`` (default ``MIN_CONTRAST``, 0.7;
   0: off; detections that stand out less from the pixels around them are background,
   :func:`detection.mask_contrast`) and the automatic
