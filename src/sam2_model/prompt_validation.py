@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -65,3 +65,18 @@ def validate_mask(mask: Any, height: int, width: int) -> np.ndarray:
             raise ValueError("mask must be boolean (or 0/1 values)")
         array = array.astype(bool)
     return array
+
+
+def validate_obj_ids(obj_ids: Any, known: List[int]) -> List[int]:
+    """A session's ``obj_ids`` argument: None -> every known object; else a sequence of known ids (ValueError naming
+    a single id given bare, or the unknown ones and the session's objects)."""
+    if obj_ids is None:
+        return list(known)
+    if isinstance(obj_ids, (int, np.integer)):
+        raise ValueError(f"obj_ids must be a sequence of object ids or None, got the single id {obj_ids!r}")
+    ids = [int(o) for o in obj_ids]
+    unknown = [o for o in ids if o not in known]
+    if unknown:
+        raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {list(known)}")
+    return ids
+

@@ -24,7 +24,7 @@ from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model
 from . import session_outputs
 from .batching import MemoryView, group_by_layout, restore_memories, track_group
 from .postprocess import fill_holes
-from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
+from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_state import FrameResult, MemoryBankView, ObjectState, PointPrompt, SessionSnapshot, mask_prompt
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
@@ -394,15 +394,7 @@ class VideoSession:
 
     # ------------------------------------------------------------------ read API
     def _check_obj_ids(self, obj_ids: Optional[Sequence[int]]) -> List[int]:
-        if obj_ids is None:
-            return self.obj_ids
-        if isinstance(obj_ids, (int, np.integer)):
-            raise ValueError(f"obj_ids must be a sequence of object ids or None, got the single id {obj_ids!r}")
-        ids = [int(o) for o in obj_ids]
-        unknown = [o for o in ids if o not in self._objects]
-        if unknown:
-            raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {self.obj_ids}")
-        return ids
+        return validate_obj_ids(obj_ids, self.obj_ids)
 
     @torch.inference_mode()
     def frame_logits(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .frames import FrameSource
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
-from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_points
+from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
@@ -454,15 +454,7 @@ class WindowedSession:
         return self._objects[obj_id]
 
     def _check_obj_ids(self, obj_ids: Optional[Sequence[int]]) -> List[int]:
-        if obj_ids is None:
-            return self.obj_ids
-        if isinstance(obj_ids, (int, np.integer)):
-            raise ValueError(f"obj_ids must be a sequence of object ids or None, got the single id {obj_ids!r}")
-        ids = [int(o) for o in obj_ids]
-        unknown = [o for o in ids if o not in self._objects]
-        if unknown:
-            raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {self.obj_ids}")
-        return ids
+        return validate_obj_ids(obj_ids, self.obj_ids)
 
 
 def cut_by_window(track: _Track, frame_idx: int) -> bool:
