@@ -195,7 +195,8 @@ def table(results: List[Dict[str, Any]]) -> str:
             ("CPU frames/s, 512 px (>= 5)", "fps_512"), ("training steps", None), ("training wall s", None)]
     names = [pathlib.Path(r["weights"]).name if r.get("label") is None else r["label"] for r in results]
     width = max(24, *(len(n) for n in names))
-    lines = ["measure".ljust(36) + "".join(n.rjust(width + 2) for n in names)]
+    first = max(36, *(len(title) + 2 for title, _ in rows))  # the measure column fits its longest title
+    lines = ["measure".ljust(first) + "".join(n.rjust(width + 2) for n in names)]
     for title, key in rows:
         cells = []
         for r in results:
@@ -207,7 +208,7 @@ def table(results: List[Dict[str, Any]]) -> str:
                 cells.append(_interval(r, key))
             else:
                 cells.append(_cell(r.get(key), GOALS.get(key)))
-        lines.append(title.ljust(36) + "".join(c.rjust(width + 2) for c in cells))
+        lines.append(title.ljust(first) + "".join(c.rjust(width + 2) for c in cells))
     return "\n".join(lines)
 
 
