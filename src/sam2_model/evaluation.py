@@ -31,6 +31,7 @@ from .metrics import j_and_f, region_similarity
 from .modeling.sam2 import SAM2Model
 from .synthetic import SyntheticTimelapse, make_timelapse
 from .video_session import VideoSession
+from .windowed_session import WindowedSession
 
 HELD_OUT_SEEDS: Tuple[int, ...] = (900_001, 900_002, 900_003, 900_004, 900_005)
 
@@ -104,8 +105,6 @@ def track_with_clicks(model: SAM2Model, image: np.ndarray, clicks: Dict[int, Tup
     if window is None:
         session: Any = VideoSession(model, image, smooth=smooth)
     else:
-        from .windowed_session import WindowedSession  # lazily: it imports this module's neighbours
-
         session = WindowedSession(model, image, window=window, smooth=smooth)
     for obj_id, point in clicks.items():
         session.add_prompt(0, obj_id, points=[point], labels=[1])

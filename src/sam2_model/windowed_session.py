@@ -124,8 +124,9 @@ class _Track:
         is tracked from (t - 1, else t + 1), or where the window was there when that mask is empty."""
         if t in self.offsets:
             return self.offsets[t]
-        tracked = set(self.session.tracked_frames(_OBJ)) if self.session.obj_ids else set()
-        neighbours = [n for n in (t - 1, t + 1) if n in self.offsets and n in tracked]
+        known = bool(self.session.obj_ids)
+        neighbours = [n for n in (t - 1, t + 1)
+                      if n in self.offsets and known and self.session.object_score(n, _OBJ) is not None]
         if neighbours:
             n = neighbours[0]
             mask = self.session.frame_masks(n, [_OBJ])[0]
@@ -362,9 +363,10 @@ class WindowedSession:
                     return
                 frame_idx = step[0]
                 crops.append(step[2][0])
-            logits = self._compose([self._objects[o].window(frame_idx) for o in ids], crops)
-            if self.non_overlap_masks:
-                logits = _clamp_losers(self.frame_logits(frame_idx))[[self.obj_ids.index(o) for o in ids]]
+            if self.non_overlap_masks:  # overlaps are decided among every object with a result on the frame
+                logits = self.frame_logits(frame_idx, ids)
+            else:
+                logits = self._compose([self._objects[o].window(frame_idx) for o in ids], crops)
             if output == "masks":
                 yield frame_idx, ids, logits > 0
             elif output == "labels":
