@@ -23,7 +23,10 @@ Measures per weights file, on the CPU:
 * a drifting time-lapse made of the image: :data:`DRIFT_FRAMES` frames, each the image rolled 2 px down and 3 px right
   of the one before (labels alike), one click on each of the first :data:`DRIFT_OBJECTS` clickable nuclei of frame 0,
   tracked forward by :func:`napari_sam2.segment` with ``object_window`` "off" and "auto": IoU on frame 0 and J&F over
-  the tracked frames. Real pixels, synthetic motion: it measures following real nuclei, not real cell motion.
+  the tracked frames. Real pixels, synthetic motion: it measures following real nuclei, not real cell motion;
+* the image held still: :data:`STILL_FRAMES` copies of it, one click on every clickable nucleus of the first, tracked
+  forward in object windows: IoU on the clicked frame and mean IoU on the last. Nothing moves, so every point lost
+  between the two is the memory path's own drift (masks that grow over the neighbours or shrink).
 
 The first weights file is the reference: every other row prints its ratio to it.
 """
@@ -55,6 +58,7 @@ MIN_AREA = 40  # px: smaller labelled pieces are fragments cut by the image bord
 SIZES = (256, 384, 512, 768)
 DRIFT_FRAMES = 12  # frames of the drifting time-lapse
 DRIFT_OBJECTS = 40  # nuclei clicked on its frame 0
+STILL_FRAMES = 6  # copies of the image in the still time-lapse
 
 
 @dataclass
@@ -127,6 +131,25 @@ def drift_scores(weights: Optional[str], data: RealNuclei, image_size: int, obje
     return {"first_frame_iou": round(first, 4), "j_and_f": round(jf, 4), "seconds": round(seconds, 1)}
 
 
+def still_scores(weights: Optional[str], data: RealNuclei, image_size: int, object_window: str = "auto",
+                 frames: int = STILL_FRAMES) -> Dict[str, float]:
+    """``frames`` copies of the image, one click on every clickable nucleus of the first, tracked forward with
+    :func:`napari_sam2.segment`: mean IoU on the clicked frame, on the last frame, and over the tracked frames."""
+    from napari_sam2 import segment
+    from sam2_model.evaluation import click_point, region_similarity
+
+    image, labels = np.stack([data.image] * frames), data.labels
+    ids = clickable_objects(labels, min_area=MIN_AREA)
+    clicks = [(0, *click_point(labels == i)[::-1], 1, i) for i in ids]
+    start = time.perf_counter()
+    out = segment(image, clicks=clicks, checkpoint=weights or "embedded", device="cpu", image_size=image_size,
+                  direction="forward", object_window=object_window)
+    seconds = time.perf_counter() - start
+    iou = np.array([[region_similarity(frame == i, labels == i) for frame in out] for i in ids])  # (objects, T)
+    return {"first_frame_iou": round(float(iou[:, 0].mean()), 4), "last_frame_iou": round(float(iou[:, -1].mean()), 4),
+            "tracked_iou": round(float(iou[:, 1:].mean()), 4), "objects": len(ids), "seconds": round(seconds, 1)}
+
+
 def evaluate(weights: Optional[str], data: RealNuclei, sizes: Sequence[int], drift: bool = True) -> Dict[str, Any]:
     """One weights file (None: the shipped ones): one click at each of ``sizes`` and at *auto*'s size, on the whole
     image and in windows, detection at *auto*'s size (whole image and windows) and, with ``drift``, the drifting
@@ -151,6 +174,7 @@ def evaluate(weights: Optional[str], data: RealNuclei, sizes: Sequence[int], dri
                 result[key] = {k: round(float(v), 4) for k, v in scores.items()}
     if drift:
         result["drift"] = {mode: drift_scores(weights, data, auto, mode) for mode in ("off", "auto")}
+        result["still"] = still_scores(weights, data, auto)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 
@@ -164,7 +188,8 @@ def table(results: List[Dict[str, Any]]) -> str:
     columns += [(f"one click in {ref['window']} px windows", lambda r: r["one_click_windows"]["mean"]),
                 ("detection F1 (whole / windows)", None)]
     if "drift" in ref:
-        columns += [("drift J&F (whole / windows)", None)]
+        columns += [("drift J&F (whole / windows)", None),
+                    ("held still, clicked / last frame IoU", None)]
     lines = ["| weights | " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for r in results:
         cells = []
@@ -175,6 +200,10 @@ def table(results: List[Dict[str, Any]]) -> str:
             elif name.startswith("detection"):
                 cells.append(f"{r['detection']['f1']:.3f} / {r['detection_windows']['f1']:.3f} "
                              f"({r['detection_windows']['f1'] / r['detection']['f1']:.2f}x)")
+            elif name.startswith("held still"):
+                first, last = r["still"]["first_frame_iou"], r["still"]["last_frame_iou"]
+                cells.append(f"{first:.3f} / {last:.3f}" + ("" if r is ref else
+                                                            f" ({last / ref['still']['last_frame_iou']:.2f}x)"))
             else:
                 off, auto = r["drift"]["off"]["j_and_f"], r["drift"]["auto"]["j_and_f"]
                 cells.append(f"{off:.3f} / {auto:.3f} ({auto / off:.2f}x)")
@@ -187,7 +216,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("weights", nargs="*", help="demo weights files; none: the shipped ones")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--json", type=pathlib.Path, default=None)
-    parser.add_argument("--no-drift", action="store_true", help="skip the drifting time-lapse (~1 min per weights)")
+    parser.add_argument("--no-drift", action="store_true",
+                        help="skip the drifting and still time-lapses (~2 min per weights)")
     args = parser.parse_args(argv)
     data = load_real_nuclei()
     print(f"{data.folder}: {data.image.shape} {data.image.dtype}, {len(np.unique(data.labels)) - 1} nuclei, "
@@ -198,7 +228,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         r = results[-1]
         print(f"{r['weights']}: estimated width {r['estimated_diameter']} px -> auto {r['auto_size']} px; "
               f"{r['one_click']}; in {r['window']} px windows {r['one_click_windows']}; detection {r['detection']}, in "
-              f"windows {r['detection_windows']}; drift {r.get('drift')} ({r['seconds']} s)", flush=True)
+              f"windows {r['detection_windows']}; drift {r.get('drift')}; still {r.get('still')} ({r['seconds']} s)",
+              flush=True)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

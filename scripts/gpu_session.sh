@@ -3,7 +3,8 @@
 # the GPU speed paths, speed against Meta's predictor, a time-boxed training stage of the embedded
 # model on the microscopy mix, then the compiled model's first-use delay and speed.
 #
-#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] [DATA=mix|leaps|spread-cells] bash scripts/gpu_session.sh [SECONDS] [all|train]
+#   OUT=/some/folder SITE=.gpu/site [INIT=weights.pt] [SEED=23] [DATA=mix|leaps|spread-cells|crowded-nuclei]
+#     [TRAIN_ONLY=prefix,prefix] bash scripts/gpu_session.sh [SECONDS] [all|train]
 #
 # "all" (the default) measures speed first and trains in what is left; "train" checks the GPU paths and
 # gives the rest to training (for a lease after the speed figures are in). Training: the mix, 8-frame
@@ -12,7 +13,9 @@
 # docs/training_data.md). INIT (default: the shipped weights) and SEED let a later lease go on from the
 # weights an earlier one sent back (put them in .gpu/, which travels with `carry`), on new clips. DATA=leaps
 # trains on the leaping-cells curriculum instead of the mix, DATA=spread-cells on flat cells with dim rims and thin
-# tails (the two next steps for MSC, docs/training_data.md; at 512 px those tails are visible).
+# tails (the two next steps for MSC, docs/training_data.md; at 512 px those tails are visible), DATA=crowded-nuclei
+# on touching nuclei. TRAIN_ONLY (parameter-name prefixes, as `--train-only`) trains those parts and freezes the
+# rest, e.g. the memory path alone (docs/training_data.md, stop 37).
 #
 # SITE holds Meta's sam2==1.1.0 source and its pure-Python needs (hydra, omegaconf, antlr4, iopath)
 # copied from a machine with network. SECONDS (default 570) is the whole script's budget; each stage
@@ -58,7 +61,7 @@ TRAIN_LIMIT=$(( $(left) - 25 ))
 stage train $(( TRAIN_LIMIT + 20 )) "$PY" -m sam2_model.train --out "$RUN" --init "${INIT:-src/sam2_model/weights/demo.pt}" \
     --data "${DATA:-mix}" --image-size 256 --alternate-image-size 512 --data-workers 7 --clip-len 8 --clips-per-step 4 \
     --steps 600 --lr 5e-5 --warmup-steps 20 --seed "${SEED:-23}" --contrast-jitter yes \
-    --save-every 100 --time-limit "$TRAIN_LIMIT"
+    ${TRAIN_ONLY:+--train-only "$TRAIN_ONLY"} --save-every 100 --time-limit "$TRAIN_LIMIT"
 if [ -f "$RUN/weights.pt" ]; then
   cp "$RUN/weights.pt" "$OUT/weights.pt" && "$PY" -m sam2_model.train.package --split "$OUT/weights.pt" >>"$LOG" 2>&1 \
     && rm -f "$OUT/weights.pt"

@@ -16,7 +16,7 @@ from sam2_model.input_size import estimate_object_diameter, suggest_image_size
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 from real_nuclei import (ENV_FOLDER, detection_scores, drift_scores, load_real_nuclei, one_click_ious,  # noqa: E402
-                         real_nuclei_folder)
+                         real_nuclei_folder, still_scores)
 from sam2_model.windows import window_side  # noqa: E402
 
 pytestmark = pytest.mark.skipif(real_nuclei_folder() is None,
@@ -33,6 +33,10 @@ DETECTION_F1 = 0.58
 ONE_CLICK_WINDOWS = 0.72
 DETECTION_F1_WINDOWS = 0.75
 DRIFT_GAIN = 0.08
+# The image held still for 4 frames, every clickable nucleus clicked on the first, tracked in object windows
+# (2026-12-05, stop 37): IoU 0.784 on the clicked frame, 0.682 on the last (the memory path's masks grow over the
+# neighbours; docs/training_data.md, "Crowded nuclei held still").
+STILL_LAST_FRAME = 0.65
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +92,11 @@ def test_real_nuclei_are_followed_better_in_object_windows(nuclei):
     off = drift_scores(None, nuclei, 256, "off")
     auto = drift_scores(None, nuclei, 256, "auto")
     assert auto["first_frame_iou"] >= ONE_CLICK_WINDOWS and auto["j_and_f"] >= off["j_and_f"] + DRIFT_GAIN, (off, auto)
+
+
+def test_real_nuclei_held_still_keep_most_of_their_clicked_masks(nuclei):
+    """Nothing moves, so what the last frame loses against the clicked one is the memory path's own drift: a guard on
+    the tracking of crowded real nuclei (weights whose memory path lets masks spread lose here first)."""
+    scores = still_scores(None, nuclei, 256, frames=4)
+    assert scores["objects"] == 110
+    assert scores["first_frame_iou"] >= ONE_CLICK_WINDOWS and scores["last_frame_iou"] >= STILL_LAST_FRAME, scores
