@@ -1,9 +1,10 @@
 """Save and reload a segmentation session of the plugin: one ``.npz`` file holding JSON metadata and the prompts.
 
 Qt-free. The file keeps, for one image: its shape, the clicks and boxes (in the image's data coordinates), seeded
-masks, the session options (corrections stick / forget memories / smoothing / object windows), the model choice (name, weights, input size,
-checkpoint path), the axis and channel choices and a format version. The masklets (labels) are not kept: loading
-re-runs the prompts in a fresh session (features are recomputed); export the labels separately.
+masks, the session options (corrections stick / forget memories / smoothing / object windows), the model choice
+(name, weights, input size, checkpoint path), the axis and channel choices and a format version. The masklets
+(labels) are not kept: loading re-runs the prompts in a fresh session (features are recomputed); export the labels
+separately.
 
 Layout of the ``.npz`` (read with ``allow_pickle=False``):
 

@@ -79,4 +79,3 @@ def validate_obj_ids(obj_ids: Any, known: List[int]) -> List[int]:
     if unknown:
         raise ValueError(f"obj_ids holds unknown object ids {unknown}; this session has objects {list(known)}")
     return ids
-

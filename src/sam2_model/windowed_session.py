@@ -30,9 +30,10 @@ from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from .frames import FrameSource
-from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
+from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model, keep_highest_object
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output
 from .session_state import MemoryBankView
@@ -43,7 +44,6 @@ from .windows import GROWTH, Window, place_window, touches_inner_edge, whole_fra
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
 WINDOW_FEATURE_CACHE_MB = 16.0  # image features kept per object (its window's frames; ~1 MB a frame at 256 px)
-LOSER_CLAMP = -10.0  # non_overlap_masks: the losing objects' logits are clamped to at most this (as the session)
 _OBJ = 1  # each object's id inside its own window session
 
 
@@ -118,6 +118,12 @@ class _Track:
         height, width = self._frame_shape
         h, w = self.size
         return (min(max(int(round(x - w / 2.0)), 0), width - w), min(max(int(round(y - h / 2.0)), 0), height - h))
+
+    def cut_by_window(self, t: int) -> bool:
+        """Whether the object's mask on frame t reaches within :data:`~sam2_model.windows.CUT_MARGIN` px of an edge of
+        its window there that is not the frame's edge: the window is too small for the object (or the mask spills
+        beyond it)."""
+        return touches_inner_edge(self.session.frame_masks(t, [_OBJ])[0], self.window(t), self._frame_shape)
 
     def offset(self, t: int) -> Tuple[int, int]:
         """The window's corner on frame t: set before, or centred on the object's mask on the neighbouring frame it
@@ -267,8 +273,8 @@ class WindowedSession:
                 placed = self._place(xy, lab, corners, full_mask, None, side)
                 track = _Track(self, (placed[3] - placed[1], placed[2] - placed[0]))
                 self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
-                whole = track.size[0] >= height and track.size[1] >= width
-                if full_mask is not None or whole or not cut_by_window(track, frame_idx):
+                covers_frame = track.size[0] >= height and track.size[1] >= width
+                if full_mask is not None or covers_frame or not track.cut_by_window(frame_idx):
                     break
                 side *= GROWTH
         self._objects[obj_id] = track
@@ -395,7 +401,8 @@ class WindowedSession:
         logits = self._compose([t.window(frame_idx) if h else None for t, h in zip(tracks, has)],
                                [t.session.frame_logits(frame_idx)[0] if h else None for t, h in zip(tracks, has)])
         if self.non_overlap_masks:
-            logits = _clamp_losers(logits)[[every.index(o) for o in ids]]
+            winners = keep_highest_object(torch.from_numpy(logits)[:, None])[:, 0].numpy()
+            logits = winners[[every.index(o) for o in ids]]
         return logits
 
     def frame_masks(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -459,27 +466,11 @@ class WindowedSession:
         return validate_obj_ids(obj_ids, self.obj_ids)
 
 
-def cut_by_window(track: _Track, frame_idx: int) -> bool:
-    """Whether the object's mask on the frame reaches within :data:`CUT_MARGIN` px of an edge of its window there
-    that is not the frame's edge: the window is too small for the object (or the mask spills beyond it)."""
-    mask = track.session.frame_masks(frame_idx, [_OBJ])[0]
-    return touches_inner_edge(mask, track.window(frame_idx), track._frame_shape)
-
-
 class WindowedSnapshot:
     """What :meth:`WindowedSession.snapshot` returns: (obj_id, its track, its session's snapshot) per object."""
 
     def __init__(self, objects: Tuple[Tuple[int, _Track, Any], ...]) -> None:
         self.objects = objects
-
-
-def _clamp_losers(logits: np.ndarray) -> np.ndarray:
-    """(n_obj, H, W): where objects overlap, all but the highest are clamped to at most -10."""
-    if logits.shape[0] < 2:
-        return logits
-    best = logits.argmax(axis=0)
-    losers = np.arange(logits.shape[0])[:, None, None] != best[None]
-    return np.where(losers, np.minimum(logits, LOSER_CLAMP), logits)
 
 
 def _labels(logits: np.ndarray, ids: Sequence[int]) -> np.ndarray:

@@ -220,8 +220,9 @@ class WindowedPredictor:
         points (N, 2) (x, y) frame pixels with labels (N,) 1 / 0; box (x0, y0, x1, y1); multimask as for
         :meth:`ImagePredictor.predict`. Clicks outside the window (negative ones far from the object) are left out.
         The window is resized by :func:`whole_frame_side` where the object's mask on the whole image (one decoding on
-        the whole image's features, computed once per image) is far wider than the window was made for, and where the best mask comes within :data:`CUT_MARGIN` px
-        of an inner edge of the window, it is tried again :data:`GROWTH` times larger, up to the whole image.
+        the whole image's features, computed once per image) is far wider than the window was made for, and where the
+        best mask comes within :data:`CUT_MARGIN` px of an inner edge of the window, it is tried again :data:`GROWTH`
+        times larger, up to the whole image.
         Returns masks (M, H, W) bool (float32 logits when ``return_logits``, -32 outside the window), scores (M,)
         predicted IoU, and the window (x0, y0, x1, y1).
         """
@@ -245,8 +246,8 @@ class WindowedPredictor:
                 points=local_xy if len(local_xy) else None, labels=local_lab if len(local_lab) else None,
                 box=local_box, multimask=multimask, return_logits=return_logits)
             best = masks[int(np.argmax(scores))] > 0 if return_logits else masks[int(np.argmax(scores))]
-            whole = y1 - y0 >= height and x1 - x0 >= width
-            if whole or not touches_inner_edge(best, window, (height, width)):
+            covers_frame = y1 - y0 >= height and x1 - x0 >= width
+            if covers_frame or not touches_inner_edge(best, window, (height, width)):
                 break
             side *= GROWTH
         full = np.full((masks.shape[0], height, width), -LOGIT_CLAMP if return_logits else False, masks.dtype)
