@@ -214,6 +214,20 @@ def test_bad_arguments_name_themselves(model, enter_leave_clip) -> None:
         track_cells(model, np.full((3, 64, 64), 700, np.uint16))
 
 
+def test_daughters_share_no_pixel() -> None:
+    """A halved masklet and the detection of its lost sister may overlap: the detection (named last) keeps the
+    shared pixels, the masklet loses them, and no pixel of either is dropped."""
+    shrunken = _disc((40, 40), (20, 14), 8)
+    sister = _disc((40, 40), (20, 26), 8)
+    assert (shrunken & sister).any()
+    first, second = div.disjoint([shrunken, sister])
+    assert not (first & second).any()
+    assert np.array_equal(second, sister) and np.array_equal(first, shrunken & ~sister)
+    assert np.array_equal(first | second, shrunken | sister)
+    apart = _disc((40, 40), (8, 8), 4)
+    assert all(np.array_equal(a, b) for a, b in zip(div.disjoint([apart, sister]), [apart, sister]))
+
+
 def test_matching_is_one_to_one_and_divisions_rules() -> None:
     labels = np.zeros((40, 40), np.uint32)
     labels[5:25, 5:15] = 1  # one masklet covering two cells

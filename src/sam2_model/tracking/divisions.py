@@ -47,7 +47,7 @@ were a masklet that had swallowed a smaller neighbour, cut along the two detecti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -117,6 +117,20 @@ def balanced(daughters: Sequence[np.ndarray], min_share: float = DAUGHTER_BALANC
     their pixels together."""
     sizes = [int(np.count_nonzero(d)) for d in daughters]
     return sum(sizes) > 0 and min(sizes) >= min_share * sum(sizes)
+
+
+def disjoint(daughters: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """The daughter masks (H, W) bool made disjoint: a pixel two of them claim goes to the later one. A division's
+    daughters start as mask prompts of their own objects, so a shared pixel would be each daughter's on that frame
+    and in its memory. Callers name the fresher evidence last (the "halved neighbour" cue: the mother's shrunken
+    masklet, then the detection of the sister it lost, which may overlap it)."""
+    claimed = np.zeros_like(np.asarray(daughters[-1], dtype=bool))
+    kept: List[np.ndarray] = []
+    for mask in reversed(daughters):
+        mask = np.asarray(mask, dtype=bool)
+        kept.append(mask & ~claimed)
+        claimed |= mask
+    return kept[::-1]
 
 
 def halved(area: float, recent_max: float, ratio_range: Tuple[float, float] = HALVED_RANGE) -> bool:

@@ -285,7 +285,9 @@ class CellTracker:
 
     def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray, cue: str) -> bool:
         """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``; False (and
-        nothing done) when the daughters are not about the same size (:func:`.divisions.balanced`)."""
+        nothing done) when the daughters are not about the same size (:func:`.divisions.balanced`). Pixels two
+        daughters claim go to the later one (:func:`.divisions.disjoint`)."""
+        daughters = div.disjoint(daughters)
         sizes = [int(np.count_nonzero(d)) for d in daughters]
         if not div.balanced(daughters):
             log.debug("frame %d: track %d not divided (%s): pieces of %s px are unequal", t, parent, cue, sizes)
