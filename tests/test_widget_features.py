@@ -41,6 +41,20 @@ def test_defaults_to_the_embedded_demo_model(sample):
     assert w.checkpoint_combo.currentText() == "embedded (demo)"
 
 
+def test_the_embedded_model_says_what_it_is_good_for(sample):
+    """A new user on the embedded weights reads what they were trained on and where to turn for other cells; the
+    note goes when an official model (or the user's own demo weights) is chosen and comes back with the demo."""
+    _, w = sample
+    note = w.picker.demo_note
+    assert note.isVisibleTo(w) and "fluorescent nuclei" in note.text() and "phase contrast" in note.text()
+    w.model_combo.setCurrentText("sam2.1_hiera_tiny")
+    assert not note.isVisibleTo(w)
+    w.model_combo.setCurrentText("demo")
+    assert w.checkpoint_combo.currentText() == "embedded (demo)" and note.isVisibleTo(w)
+    w.checkpoint_combo.setCurrentText("random weights (testing)")
+    assert not note.isVisibleTo(w)
+
+
 def test_each_object_keeps_its_colour_and_negative_clicks_their_symbol(sample, qtbot):
     viewer, w = sample
     truth = viewer.layers["ground truth"].data

@@ -38,6 +38,10 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 PRESET_SIZE, CUSTOM_SIZE = "preset", "custom"
 #: the "Input size" choices; "custom" shows a spin box (any multiple of 32)
 SIZE_CHOICES = (PRESET_SIZE, AUTO, "256", "512", "1024", CUSTOM_SIZE)
+#: shown under the choice while the embedded demo weights are chosen (figures: README, "Which model for which data")
+DEMO_NOTE = ("The embedded demo model learned synthetic fluorescent nuclei: good on nuclei, weak on whole cells, "
+             "phase contrast, brightfield, DIC, bacteria and natural images. For those, pick a sam2.1 model with "
+             f"\"{CACHED}\" weights, or fine-tune on a few annotated frames.")
 
 
 class ModelPicker(QWidget):
@@ -90,6 +94,8 @@ class ModelPicker(QWidget):
         self.cancel_button = QPushButton("Cancel download")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.demo_note = QLabel(DEMO_NOTE)
+        self.demo_note.setWordWrap(True)
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -107,9 +113,11 @@ class ModelPicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
+        layout.addWidget(self.demo_note)
         layout.addLayout(row)
         layout.addWidget(self.status)
         self._show_loading(False)
+        self._show_demo_note()
 
         self.download_progress.connect(self._on_download_progress)
         self.cancel_button.clicked.connect(self.cancel)
@@ -299,7 +307,13 @@ class ModelPicker(QWidget):
             device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
             image_size=self.size_combo.currentText(), image_size_custom=self.size_spin.value(),
         )
+        self._show_demo_note()
         self.changed.emit()
+
+    def _show_demo_note(self) -> None:
+        """What the embedded weights are good for, shown while they are the choice (not for the user's own)."""
+        self.demo_note.setVisible(self.model_combo.currentText() == DEMO and
+                                  self.checkpoint_combo.currentText() == EMBEDDED)
 
     def _on_model_changed(self, name: str) -> None:
         if self.size_combo.currentText() == AUTO:
