@@ -43,7 +43,7 @@ def test_defaults_to_the_embedded_demo_model(sample):
 
 def test_the_embedded_model_says_what_it_is_good_for(sample):
     """A new user on the embedded weights reads what they were trained on and where to turn for other cells; the
-    note goes when an official model (or the user's own demo weights) is chosen and comes back with the demo."""
+    note goes when an official model or other demo weights are chosen and comes back with the embedded ones."""
     _, w = sample
     note = w.picker.demo_note
     assert note.isVisibleTo(w) and "fluorescent nuclei" in note.text() and "phase contrast" in note.text()
