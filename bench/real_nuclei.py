@@ -113,19 +113,28 @@ def drifting(data: RealNuclei, frames: int = DRIFT_FRAMES) -> Tuple[np.ndarray, 
             np.stack([np.roll(data.labels, s, axis=(0, 1)) for s in shifts]))
 
 
-def drift_scores(weights: Optional[str], data: RealNuclei, image_size: int, object_window: str) -> Dict[str, float]:
-    """One click on each of the first :data:`DRIFT_OBJECTS` clickable nuclei of the drifting time-lapse's frame 0,
-    tracked forward with :func:`napari_sam2.segment`: IoU on frame 0 and mean J&F over the tracked frames."""
+def _click_and_track(weights: Optional[str], image: np.ndarray, first_labels: np.ndarray, ids: Sequence[int],
+                     image_size: int, object_window: str) -> Tuple[np.ndarray, float]:
+    """One click on each of ``ids`` (at its most interior pixel in ``first_labels``, (H, W)) on frame 0 of ``image``
+    (T, H, W), tracked forward by :func:`napari_sam2.segment` on the CPU: (T, H, W) labels and the seconds it took."""
     from napari_sam2 import segment
-    from sam2_model.evaluation import click_point, j_and_f, region_similarity
+    from sam2_model.evaluation import click_point
 
-    image, labels = drifting(data)
-    ids = clickable_objects(labels[0], min_area=MIN_AREA)[:DRIFT_OBJECTS]
-    clicks = [(0, *click_point(labels[0] == i)[::-1], 1, i) for i in ids]
+    clicks = [(0, *click_point(first_labels == i)[::-1], 1, i) for i in ids]
     start = time.perf_counter()
     out = segment(image, clicks=clicks, checkpoint=weights or "embedded", device="cpu", image_size=image_size,
                   direction="forward", object_window=object_window)
-    seconds = time.perf_counter() - start
+    return out, time.perf_counter() - start
+
+
+def drift_scores(weights: Optional[str], data: RealNuclei, image_size: int, object_window: str) -> Dict[str, float]:
+    """One click on each of the first :data:`DRIFT_OBJECTS` clickable nuclei of the drifting time-lapse's frame 0,
+    tracked forward with :func:`napari_sam2.segment`: IoU on frame 0 and mean J&F over the tracked frames."""
+    from sam2_model.evaluation import j_and_f, region_similarity
+
+    image, labels = drifting(data)
+    ids = clickable_objects(labels[0], min_area=MIN_AREA)[:DRIFT_OBJECTS]
+    out, seconds = _click_and_track(weights, image, labels[0], ids, image_size, object_window)
     first = float(np.mean([region_similarity(out[0] == i, labels[0] == i) for i in ids]))
     jf = float(np.mean([j_and_f(out[1:] == i, labels[1:] == i)["JF"] for i in ids]))
     return {"first_frame_iou": round(first, 4), "j_and_f": round(jf, 4), "seconds": round(seconds, 1)}
@@ -135,16 +144,11 @@ def still_scores(weights: Optional[str], data: RealNuclei, image_size: int, obje
                  frames: int = STILL_FRAMES) -> Dict[str, float]:
     """``frames`` copies of the image, one click on every clickable nucleus of the first, tracked forward with
     :func:`napari_sam2.segment`: mean IoU on the clicked frame, on the last frame, and over the tracked frames."""
-    from napari_sam2 import segment
-    from sam2_model.evaluation import click_point, region_similarity
+    from sam2_model.evaluation import region_similarity
 
-    image, labels = np.stack([data.image] * frames), data.labels
+    labels = data.labels
     ids = clickable_objects(labels, min_area=MIN_AREA)
-    clicks = [(0, *click_point(labels == i)[::-1], 1, i) for i in ids]
-    start = time.perf_counter()
-    out = segment(image, clicks=clicks, checkpoint=weights or "embedded", device="cpu", image_size=image_size,
-                  direction="forward", object_window=object_window)
-    seconds = time.perf_counter() - start
+    out, seconds = _click_and_track(weights, np.stack([data.image] * frames), labels, ids, image_size, object_window)
     iou = np.array([[region_similarity(frame == i, labels == i) for frame in out] for i in ids])  # (objects, T)
     return {"first_frame_iou": round(float(iou[:, 0].mean()), 4), "last_frame_iou": round(float(iou[:, -1].mean()), 4),
             "tracked_iou": round(float(iou[:, 1:].mean()), 4), "objects": len(ids), "seconds": round(seconds, 1)}

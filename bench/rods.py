@@ -30,9 +30,8 @@ import torch
 
 import sam2_model as sm
 from sam2_model import SAM2Model
-from sam2_model.evaluation import click_point, clickable_objects
+from sam2_model.evaluation import click_ious, clickable_objects
 from sam2_model.image_predictor import ImagePredictor
-from sam2_model.metrics import region_similarity
 from sam2_model.synth import make_microscopy_timelapse
 from sam2_model.windows import WindowedPredictor
 
@@ -54,18 +53,6 @@ def _modality_name(modality: str, stain: Optional[str]) -> str:
     return modality + (f" ({stain})" if stain else "")
 
 
-def _click_ious(predictor: Any, image: np.ndarray, labels: np.ndarray, ids: Sequence[int]) -> List[float]:
-    """One click at each object's most interior pixel on ``image`` (H, W); IoU of each best mask with its label."""
-    predictor.set_image(image)
-    ious = []
-    for obj_id in ids:
-        truth = labels == obj_id
-        x, y = click_point(truth)
-        masks, scores, *_ = predictor.predict(points=[(x, y)], labels=[1], multimask=False)
-        ious.append(region_similarity(masks[int(np.argmax(scores))], truth))
-    return ious
-
-
 def rods_by_length(model: SAM2Model, lengths: Sequence[int] = LENGTHS,
                    modalities: Sequence[Tuple[str, Optional[str]]] = MODALITIES,
                    fields: int = FIELDS) -> Dict[str, Dict[str, Dict[str, float]]]:
@@ -82,7 +69,7 @@ def rods_by_length(model: SAM2Model, lengths: Sequence[int] = LENGTHS,
                                                   cell_size=float(length), dtype="uint8")
                 ids = clickable_objects(movie.labels[0], MIN_AREA)[:PER_FIELD]
                 if ids:
-                    ious.extend(_click_ious(predictor, movie.image[0], movie.labels[0], ids))
+                    ious.extend(click_ious(predictor, movie.image[0], movie.labels[0], ids))
             if ious:
                 row[str(length)] = {"iou": round(float(np.mean(ious)), 4), "rods": len(ious)}
         result[_modality_name(modality, stain)] = row
@@ -98,10 +85,10 @@ def colony(model: SAM2Model, modalities: Sequence[Tuple[str, Optional[str]]] = M
         movie = make_microscopy_timelapse(COLONY_SEED, shape=shape, num_frames=1, modality=modality, cell_type="rods",
                                           stain=stain, cell_size=COLONY_LENGTH, density=COLONY_DENSITY, dtype="uint8")
         ids = clickable_objects(movie.labels[0], 30)[:rods]
-        row = {"whole": round(float(np.mean(_click_ious(ImagePredictor(model), movie.image[0], movie.labels[0], ids))),
+        row = {"whole": round(float(np.mean(click_ious(ImagePredictor(model), movie.image[0], movie.labels[0], ids))),
                               4)}
         for side in windows:
-            ious = _click_ious(WindowedPredictor(model, side), movie.image[0], movie.labels[0], ids)
+            ious = click_ious(WindowedPredictor(model, side), movie.image[0], movie.labels[0], ids)
             row[f"{side} px"] = round(float(np.mean(ious)), 4)
         row["rods"] = len(ids)
         result[_modality_name(modality, stain)] = row
