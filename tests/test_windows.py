@@ -14,7 +14,7 @@ from sam2_model.image_predictor import ImagePredictor
 from sam2_model.input_size import estimate_object_diameter
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import make_detector
-from sam2_model.windows import CONTEXT, WindowedPredictor, place_window, window_side
+from sam2_model.windows import CONTEXT, WindowedPredictor, grow_while_cut, place_window, window_side
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,21 @@ def _big_disc(shape=(768, 768), centre=(400, 300), radius=60):
     distance = np.hypot(rows - centre[1], cols - centre[0])
     image = 1000 + 3000 / (1 + np.exp(distance - radius)) + np.random.default_rng(0).normal(0, 40, shape)
     return image.astype(np.uint16), distance <= radius
+
+
+def test_grow_while_cut_doubles_the_window_until_the_mask_is_whole_or_the_window_is_the_frame():
+    tried = []
+
+    def attempt(side, cut_below):
+        tried.append(side)
+        window = place_window(side, (300, 500), np.array([[250.0, 150.0]], np.float32), np.array([1]))
+        return f"side {side}", window, side < cut_below
+
+    assert grow_while_cut(40, (300, 500), lambda side: attempt(side, 100)) == "side 160"
+    assert tried == [40, 80, 160]
+    tried.clear()  # always cut: it stops once the window covers the whole 300 x 500 frame
+    assert grow_while_cut(40, (300, 500), lambda side: attempt(side, 10_000)) == "side 640"
+    assert tried == [40, 80, 160, 320, 640]
 
 
 def test_a_window_too_small_for_its_object_grows(model):

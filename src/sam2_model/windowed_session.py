@@ -39,7 +39,7 @@ from .session_outputs import check_output
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
 from .image_predictor import ImagePredictor
-from .windows import GROWTH, Window, place_window, touches_inner_edge, whole_frame_side
+from .windows import Window, grow_while_cut, place_window, touches_inner_edge, whole_frame_side
 
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
@@ -269,14 +269,14 @@ class WindowedSession:
         else:  # a new object: resized if far wider on the whole frame; grown while its first mask is cut by the window
             side = self.window if full_mask is not None else whole_frame_side(
                 self.window, self._whole_frame_mask(frame_idx, xy, lab, corners), self.model.image_size)
-            while True:
+
+            def attempt(side: int) -> Tuple[_Track, Window, bool]:
                 placed = self._place(xy, lab, corners, full_mask, None, side)
-                track = _Track(self, (placed[3] - placed[1], placed[2] - placed[0]))
-                self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
-                covers_frame = track.size[0] >= height and track.size[1] >= width
-                if full_mask is not None or covers_frame or not track.cut_by_window(frame_idx):
-                    break
-                side *= GROWTH
+                new_track = _Track(self, (placed[3] - placed[1], placed[2] - placed[0]))
+                self._prompt(new_track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
+                return new_track, placed, full_mask is None and new_track.cut_by_window(frame_idx)
+
+            track = grow_while_cut(side, (height, width), attempt)
         self._objects[obj_id] = track
         return self.frame_logits(frame_idx)
 

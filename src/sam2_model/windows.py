@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -40,7 +40,8 @@ from .prompt_validation import validate_box, validate_points
 
 __all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
            "SIZE_CHECK",
-           "window_side", "place_window", "whole_frame_side", "touches_inner_edge", "WindowedPredictor"]
+           "window_side", "place_window", "whole_frame_side", "touches_inner_edge", "grow_while_cut",
+           "WindowedPredictor"]
 
 WINDOW_OBJECT_PX = 24.0  # an object's width at the model input inside its window (measured: module docstring)
 MAX_WINDOW_UPSAMPLING = 2.0  # a window is at least S / 2 frame px: enlarging further adds no detail
@@ -52,6 +53,7 @@ GROWTH = 2  # a window whose first mask is cut is tried again this many times la
 SIZE_CHECK = 2.5  # an object this many times wider (on the whole frame) than its window was made for resizes it
 
 Window = Tuple[int, int, int, int]  # (x0, y0, x1, y1) frame px, x1 / y1 exclusive
+Result = TypeVar("Result")
 
 
 def whole_frame_side(side: int, mask: np.ndarray, image_size: int) -> int:
@@ -79,6 +81,19 @@ def touches_inner_edge(mask: np.ndarray, window: Window, frame_shape: Sequence[i
     height, width = int(frame_shape[0]), int(frame_shape[1])
     return bool((x0 > 0 and mask[:, :margin].any()) or (x1 < width and mask[:, -margin:].any())
                 or (y0 > 0 and mask[:margin].any()) or (y1 < height and mask[-margin:].any()))
+
+
+def grow_while_cut(side: int, frame_shape: Sequence[int],
+                   attempt: Callable[[int], Tuple[Result, Window, bool]]) -> Result:
+    """The result of ``attempt(side)``, which places a window of ``side`` px for one object and decodes it there,
+    returning (result, the window it used, whether the object's mask is cut by the window's inner edges), tried again
+    :data:`GROWTH` times larger while the mask is cut and the window does not yet cover the frame (H, W)."""
+    height, width = int(frame_shape[0]), int(frame_shape[1])
+    while True:
+        result, (x0, y0, x1, y1), cut = attempt(side)
+        if not cut or (y1 - y0 >= height and x1 - x0 >= width):
+            return result
+        side *= GROWTH
 
 
 def window_side(object_diameter_px: float, frame_shape: Sequence[int], image_size: int,
@@ -235,8 +250,9 @@ class WindowedPredictor:
         whole, whole_scores, _ = self._whole.predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
                                                      box=corners, multimask=multimask)
         side = whole_frame_side(self.side, whole[int(np.argmax(whole_scores))], self.model.image_size)
-        while True:  # the window grows while the object's mask is cut by its inner edges
-            window = place_window(side, self.image_shape, xy, lab, corners)
+
+        def attempt(side: int) -> Tuple[Tuple[np.ndarray, np.ndarray, Window], Window, bool]:
+            window = place_window(side, (height, width), xy, lab, corners)
             x0, y0, x1, y1 = window
             inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
             offset = np.array([x0, y0], np.float32)
@@ -246,10 +262,10 @@ class WindowedPredictor:
                 points=local_xy if len(local_xy) else None, labels=local_lab if len(local_lab) else None,
                 box=local_box, multimask=multimask, return_logits=return_logits)
             best = masks[int(np.argmax(scores))] > 0 if return_logits else masks[int(np.argmax(scores))]
-            covers_frame = y1 - y0 >= height and x1 - x0 >= width
-            if covers_frame or not touches_inner_edge(best, window, (height, width)):
-                break
-            side *= GROWTH
+            return (masks, scores, window), window, touches_inner_edge(best, window, (height, width))
+
+        masks, scores, window = grow_while_cut(side, (height, width), attempt)
+        x0, y0, x1, y1 = window
         full = np.full((masks.shape[0], height, width), -LOGIT_CLAMP if return_logits else False, masks.dtype)
         full[:, y0:y1, x0:x1] = masks
         return full, scores, window
