@@ -81,6 +81,22 @@ def test_wrong_layers_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, m
     assert not (tmp_path / "run").exists()
 
 
+def test_objects_too_small_for_the_input_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
+    viewer, widget = finetune
+    messages = []
+    monkeypatch.setattr("napari_sam2._finetune.show_error", messages.append)
+    labels = np.zeros((4, 512, 512), np.int32)
+    labels[:, 1:5, 1:5] = 1  # 16 px, between the samples of a 64 px input
+    viewer.add_image((labels * 200 + 10).astype(np.uint8), name="large frames")
+    viewer.add_labels(labels, name="specks")
+    widget.image_combo.setCurrentText("large frames")
+    widget.labels_combo.setCurrentText("specks")
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert messages and "no annotated object is left once the 512 x 512 frames are resized" in messages[0]
+    assert not (tmp_path / "run").exists() and widget.weights_path is None
+
+
 def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_path):
     from napari_sam2._model_picker import ModelPicker
     from sam2_model.build import embedded_weights_path

@@ -275,3 +275,19 @@ def test_train_only_names_what_it_accepts_before_writing_anything(tmp_path):
     assert not (tmp_path / "run").exists()
     assert train_main(["--out", str(tmp_path / "cli"), "--train-only", "nope", "--steps", "1"]) == 2
     assert not (tmp_path / "cli").exists()
+
+
+def test_stack_clips_leave_out_objects_too_small_for_the_model_input():
+    """An annotated object of 16 px in a 512 x 512 frame falls between the samples of a 64 px input: it is left out
+    of the clip (a click on it would have nothing to land on), and a stack of nothing else is refused by name."""
+    from sam2_model.train.data import StackClips
+
+    labels = np.zeros((2, 512, 512), np.int32)
+    labels[:, 1:5, 1:5] = 1  # between the nearest-neighbour samples (every 8th pixel from 0)
+    frames = (labels * 200 + 10).astype(np.uint8)
+    with pytest.raises(ValueError, match="no annotated object is left once the 512 x 512 frames are resized"):
+        StackClips(frames, labels, 2, 64, 2)
+    labels[:, 100:180, 200:300] = 2
+    frames = (labels * 100 + 10).astype(np.uint8)
+    for _, clip in zip(range(10), StackClips(frames, labels, 2, 64, 2, seed=4)):
+        assert clip.num_objects == 1 and bool(clip.present[0].all())

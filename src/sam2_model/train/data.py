@@ -191,6 +191,10 @@ class StackClips:
             raise ValueError(f"labels must be integer instance ids, got dtype {labels.dtype}")
         if not labels.any():
             raise ValueError("labels hold no object (all zero): annotate at least one object")
+        if not masks_to_model_resolution((labels > 0)[:, None], image_size).any():
+            raise ValueError(f"no annotated object is left once the {stack.shape[1]} x {stack.shape[2]} frames are "
+                             f"resized to the model's {image_size} x {image_size} input: annotate larger objects, "
+                             "crop the stack around them, or train at a larger input size")
         self.stack, self.labels, self.parents = stack, labels, dict(parents or {})
         self.clip_len = min(clip_len, stack.shape[0])
         self.image_size, self.max_objects = image_size, max_objects
@@ -211,13 +215,16 @@ class StackClips:
             order = np.arange(start, start + self.clip_len)
             if self.rng.random() < 0.5:
                 order = order[::-1]
-            labels = self.labels[order]
+            frames, labels = self.stack[order], self.labels[order]
             obj_ids = pick_objects(labels, self.rng, self.max_objects, min_area=10)
             if not obj_ids:
                 continue
-            masks = lineage_masks(labels, obj_ids, self.parents)
-            images = torch.stack([to_model_input(to_unit(self.stack[t], self.limits), self.image_size) for t in order])
-            yield Clip(images, masks_to_model_resolution(masks, self.image_size))
+            masks = masks_to_model_resolution(lineage_masks(labels, obj_ids, self.parents), self.image_size)
+            seen = masks[0].flatten(1).amax(dim=1) > 0  # an object a few px wide can fall between the samples
+            if not seen.any():
+                continue
+            images = torch.stack([to_model_input(to_unit(frame, self.limits), self.image_size) for frame in frames])
+            yield Clip(images, masks[:, seen])
 
 
 DATA_KINDS = ("nuclei",) + CURRICULA

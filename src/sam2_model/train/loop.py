@@ -260,6 +260,7 @@ def train(
     torch.manual_seed(settings.seed)  # the random initialisation is part of the run's seed
     model = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
     trained = trained_parameters(model, settings.train_only)  # checked before anything is written
+    source = make_clips(settings, model.image_size, stack, labels)  # so is the user's stack
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     state: Optional[Dict[str, Any]] = None
@@ -282,7 +283,6 @@ def train(
         lr=settings.lr,
     )
     step, elapsed = 0, 0.0
-    source = make_clips(settings, model.image_size, stack, labels)
     alternate, alternate_source = None, None
     if settings.alternate_image_size is not None:
         alternate = model_sharing_parameters(model, settings.model, settings.alternate_image_size)
