@@ -11,8 +11,8 @@ ground-truth cell that carries its track. Prints the mean per frame and overall 
 official checkpoint, where one is available, gives the comparison).
 
 Fine-tuning example (the README's, `bench/real_data_finetune.py`): train on the segmentation ground truth of frames
-5-19 only (ids taken from the tracking ground truth), then run this with ``--checkpoint RUN/weights.pt`` and read
-the frames >= 24.
+5-19 only (ids taken from the tracking ground truth), then run this with ``--checkpoint RUN/weights.pt [--windows]``
+and read the frames >= 24.
 """
 
 from __future__ import annotations
@@ -155,11 +155,15 @@ def main() -> None:
                         help="blur the frames by a Gaussian of SIGMA px before tracking (default 0, the zero-shot "
                              "protocol; 8 raised the demo model from 0.214 to 0.267)")
     parser.add_argument("--image-size", type=int, default=None, help="the model's input size (default: its own)")
+    parser.add_argument("--windows", action="store_true",
+                        help="track each cell in its object window, as segment()'s default does "
+                             "(default: whole frames)")
     args = parser.parse_args()
     model = build_model(args.model, checkpoint=args.checkpoint, device="cpu", image_size=args.image_size)
-    score = msc_iou(model, args.data, args.held_out_from, smooth=args.smooth)
+    window = msc_object_window(model, args.data) if args.windows else None
+    score = msc_iou(model, args.data, args.held_out_from, smooth=args.smooth, window=window)
     print(f"{args.model}: {score.num_cells} cells clicked on frame 0 of {score.image_shape}, "
-          f"tracked in {score.seconds:.1f} s")
+          f"tracked in {score.seconds:.1f} s" + (f" in object windows (from {window} px)" if window else ""))
     for t, (mean, count) in score.per_frame.items():
         print(f"  frame {t:2d}: mean IoU {mean:.3f} over {count} cells")
     held = sum(count for t, (_, count) in score.per_frame.items() if t >= args.held_out_from)

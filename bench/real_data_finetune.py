@@ -2,7 +2,7 @@
 annotate -> fine-tune -> annotate-faster loop of the paper's data engine:
 
     python bench/real_data_finetune.py --out runs/ctc_msc [--first 5 --last 19 --steps 200]
-    python bench/real_data_demo.py --checkpoint runs/ctc_msc/weights.pt     # read the frames >= 24
+    python bench/real_data_demo.py --checkpoint runs/ctc_msc/weights.pt --windows    # read the frames >= 24
 
 Training data: the frames in [first, last] that have segmentation ground truth (01_GT/SEG), each cell
 relabelled with the id of the tracking-ground-truth cell it overlaps most (01_GT/TRA), so ids are
@@ -61,13 +61,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None,
                         help="warm-up steps (default: sam2_model.train.fine_tuning_warmup, 50 for 200 steps)")
     parser.add_argument("--init", default=str(embedded_weights_path()))
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="train on the frames as they are (default: each clip turned and mirrored at random)")
     args = parser.parse_args()
     stack, labels, used = annotated_frames(args.data, args.first, args.last)
     print(f"training on frames {used}: {int(sum(len(np.unique(f)) - 1 for f in labels))} annotated cells")
     warmup = fine_tuning_warmup(args.steps) if args.warmup is None else args.warmup
     settings = TrainSettings(out=str(args.out), init=args.init, steps=args.steps, lr=args.lr, warmup_steps=warmup,
                              max_objects=args.max_objects, clip_len=min(4, len(used)), clips_per_step=2,
-                             device="cpu", seed=args.seed)
+                             device="cpu", seed=args.seed, augment=args.augment)
     start = time.perf_counter()
     train(settings, stack=stack, labels=labels)
     print(f"fine-tuned in {time.perf_counter() - start:.0f} s; weights: {args.out / 'weights.pt'}")

@@ -81,6 +81,17 @@ def test_wrong_layers_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, m
     assert not (tmp_path / "run").exists()
 
 
+def test_turning_and_mirroring_is_on_by_default_and_a_person_can_turn_it_off(finetune, qtbot, tmp_path):
+    viewer, widget = finetune
+    assert widget.augment_check.isChecked() and widget.settings().augment
+    widget.augment_check.click()  # e.g. DIC, whose relief has a direction
+    widget.steps_spin.setValue(2)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    recorded = json.loads((tmp_path / "run" / "weights.json").read_text())["settings"]
+    assert recorded["augment"] is False and recorded["steps"] == 2
+
+
 def test_objects_too_small_for_the_input_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
     viewer, widget = finetune
     messages = []

@@ -277,6 +277,56 @@ def test_train_only_names_what_it_accepts_before_writing_anything(tmp_path):
     assert not (tmp_path / "cli").exists()
 
 
+def _dihedral_index(view: np.ndarray, original: np.ndarray) -> int:
+    """Which of the 8 symmetries of the square turns ``original`` (H, W) into ``view`` (-1: none)."""
+    for index in range(8):
+        candidate = np.rot90(original, index % 4)
+        if index >= 4:
+            candidate = candidate[:, ::-1]
+        if candidate.shape == view.shape and np.array_equal(candidate, view):
+            return index
+    return -1
+
+
+def test_random_view_turns_and_mirrors_every_frame_of_a_clip_alike():
+    from sam2_model.train.data import random_view
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((3, 40, 56), np.int32)
+    for t in range(3):  # an object moving right; a second one still
+        labels[t, 5:15, 4 + 6 * t:16 + 6 * t] = 1
+        labels[t, 25:37, 40:50] = 2
+    frames = (labels * 100 + rng.integers(0, 50, labels.shape)).astype(np.uint16)
+    seen = set()
+    for _ in range(200):
+        view, view_labels = random_view(frames, labels, rng)
+        index = _dihedral_index(view[0], frames[0])
+        assert index >= 0 and all(_dihedral_index(view[t], frames[t]) == index for t in range(3))
+        assert all(_dihedral_index(view_labels[t], labels[t]) == index for t in range(3))
+        seen.add(index)
+    assert seen == set(range(8))
+
+
+def test_stack_clips_augment_only_when_asked_and_the_settings_reach_them():
+    from sam2_model.train.data import StackClips
+    from sam2_model.train.loop import make_clips
+
+    movie = make_timelapse(num_frames=4, shape=(64, 80), seed=5)
+    plain = StackClips(movie.image, movie.labels, 3, 64, 2, seed=3)
+    again = StackClips(movie.image, movie.labels, 3, 64, 2, seed=3)
+    viewed = StackClips(movie.image, movie.labels, 3, 64, 2, seed=3, augment=True)
+    first, second, third = (list(zip(range(6), clips)) for clips in (plain, again, viewed))
+    assert all(torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
+               for (_, a), (_, b) in zip(first, second))
+    assert any(not torch.equal(a.images, c.images) for (_, a), (_, c) in zip(first, third))
+    assert all(c.images.shape[-2:] == (64, 64) and c.masks.shape[-2:] == (64, 64) for _, c in third)
+    settings = TrainSettings(out="x", clip_len=3, max_objects=2)
+    assert settings.augment is True
+    assert make_clips(settings, 64, movie.image, movie.labels).augment
+    assert not make_clips(TrainSettings(out="x", augment=False), 64, movie.image, movie.labels).augment
+
+
+
 def test_stack_clips_leave_out_objects_too_small_for_the_model_input():
     """An annotated object of 16 px in a 512 x 512 frame falls between the samples of a 64 px input: it is left out
     of the clip (a click on it would have nothing to land on), and a stack of nothing else is refused by name."""

@@ -172,14 +172,27 @@ class SyntheticClips(_SeededClipStream):
                 yield clip
 
 
+def random_view(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """One clip's frames (T, H, W) and labels (T, H, W) under one of the 8 symmetries of the square, drawn at random
+    (a turn by 0, 90, 180 or 270 degrees, mirrored or not), the same for every frame so that motion stays motion:
+    eight views of each annotated frame. Returns (T, H, W) or (T, W, H) arrays."""
+    quarter_turns, mirror = int(rng.integers(4)), bool(rng.random() < 0.5)
+    frames, labels = np.rot90(frames, quarter_turns, axes=(1, 2)), np.rot90(labels, quarter_turns, axes=(1, 2))
+    if mirror:
+        frames, labels = frames[:, :, ::-1], labels[:, :, ::-1]
+    return np.ascontiguousarray(frames), np.ascontiguousarray(labels)
+
+
 class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
-    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time.
+    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time. augment: each
+    clip turned and mirrored at random (:func:`random_view`).
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
-                 max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None) -> None:
+                 max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None,
+                 augment: bool = False) -> None:
         stack, labels = np.asarray(stack), np.asarray(labels)
         if stack.ndim != 3:
             raise ValueError(f"the training stack must be (T, H, W) grey frames, got shape {stack.shape}; "
@@ -198,6 +211,7 @@ class StackClips:
         self.stack, self.labels, self.parents = stack, labels, dict(parents or {})
         self.clip_len = min(clip_len, stack.shape[0])
         self.image_size, self.max_objects = image_size, max_objects
+        self.augment = bool(augment)
         self.limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
         self.rng = np.random.default_rng(seed)
 
@@ -216,6 +230,8 @@ class StackClips:
             if self.rng.random() < 0.5:
                 order = order[::-1]
             frames, labels = self.stack[order], self.labels[order]
+            if self.augment:
+                frames, labels = random_view(frames, labels, self.rng)
             obj_ids = pick_objects(labels, self.rng, self.max_objects, min_area=10)
             if not obj_ids:
                 continue

@@ -75,6 +75,7 @@ class TrainSettings:
     batch_clips: bool = True  # a step's clips go through the model as one batch per frame (False: one by one)
     contrast_jitter: bool = False  # half of the synthetic clips get random contrast limits (train/data.py)
     train_only: Optional[str] = None  # comma-separated parameter-name prefixes to train, the rest frozen (None: all)
+    augment: bool = True  # user stacks: each clip turned by a multiple of 90 degrees and mirrored at random
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -173,7 +174,8 @@ def make_clips(
         import tifffile
 
         stack, labels = tifffile.imread(stack), tifffile.imread(labels)
-    return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed)
+    return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
+                      augment=settings.augment)
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
