@@ -45,7 +45,10 @@ def test_training_on_layers_writes_weights_that_load(finetune, qtbot, tmp_path):
     start = build_model("demo", image_size=64)
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), start.state_dict().values()))
     # the run ends with a check on the user's own frames: starting against fine-tuned weights, shown in the status
-    check = json.loads((tmp_path / "run" / "weights.json").read_text())["stack_check"]
+    metadata = json.loads((tmp_path / "run" / "weights.json").read_text())
+    assert metadata["data"].startswith("user stack of 4 x 64 x 64 frames given as arrays")  # not synthetic nuclei
+    assert metadata["data"].endswith("turned by a multiple of 90 degrees and mirrored at random")
+    check = metadata["stack_check"]
     assert check["frames"] == 4 and check["objects"] == len(np.unique(viewer.layers["annotations"].data[0])) - 1
     assert 0.0 <= check["before"] <= 1.0 and 0.0 <= check["after"] <= 1.0
     assert f"{check['before']:.2f} -> {check['after']:.2f}" in widget.status.text()
@@ -88,8 +91,9 @@ def test_turning_and_mirroring_is_on_by_default_and_a_person_can_turn_it_off(fin
     widget.steps_spin.setValue(2)
     widget.train_button.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
-    recorded = json.loads((tmp_path / "run" / "weights.json").read_text())["settings"]
-    assert recorded["augment"] is False and recorded["steps"] == 2
+    metadata = json.loads((tmp_path / "run" / "weights.json").read_text())
+    assert metadata["settings"]["augment"] is False and metadata["settings"]["steps"] == 2
+    assert metadata["data"] == "user stack of 4 x 64 x 64 frames given as arrays, with its labels"
 
 
 def test_objects_too_small_for_the_input_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):

@@ -193,9 +193,18 @@ def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, An
         path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 
-def data_description(settings: TrainSettings) -> str:
-    """What a run trains on, for its metadata."""
-    return describe_training_data(dataclasses.asdict(settings))
+def data_description(settings: TrainSettings, source: Any = None) -> str:
+    """What a run trains on, for its metadata; ``source``: the run's clip stream (a user's stack handed over as
+    arrays, as the fine-tuning widget does, has no path in the settings)."""
+    user_stack = isinstance(source, StackClips)
+    if user_stack and not settings.stack:
+        frames, height, width = source.stack.shape
+        described = f"user stack of {frames} x {height} x {width} frames given as arrays, with its labels"
+    else:
+        described = describe_training_data(dataclasses.asdict(settings))
+    if user_stack and source.augment:
+        described += "; each clip turned by a multiple of 90 degrees and mirrored at random"
+    return described
 
 
 def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> List[Tuple[str, torch.nn.Parameter]]:
@@ -388,7 +397,7 @@ def train(
     export_weights(model, out / "weights.pt", {
         "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
         "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
-        "stopped_by": session["stopped_by"], "data": data_description(settings),
+        "stopped_by": session["stopped_by"], "data": data_description(settings, source),
         "machine": session["machine"], "torch": torch.__version__, "sessions": sessions,
         "date": datetime.date.today().isoformat(), "settings": dataclasses.asdict(settings),
         "stack_check": None if check is None else check.as_dict(),
