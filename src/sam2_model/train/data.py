@@ -204,7 +204,7 @@ class StackClips:
             raise ValueError(f"labels must be integer instance ids, got dtype {labels.dtype}")
         if not labels.any():
             raise ValueError("labels hold no object (all zero): annotate at least one object")
-        if not masks_to_model_resolution((labels > 0)[:, None], image_size).any():
+        if not any(masks_to_model_resolution(frame[None, None] > 0, image_size).any() for frame in labels):
             raise ValueError(f"no annotated object is left once the {stack.shape[1]} x {stack.shape[2]} frames are "
                              f"resized to the model's {image_size} x {image_size} input: annotate larger objects, "
                              "crop the stack around them, or train at a larger input size")
