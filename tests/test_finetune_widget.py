@@ -112,6 +112,44 @@ def test_objects_too_small_for_the_input_give_a_clear_error_and_no_run(finetune,
     assert not (tmp_path / "run").exists() and widget.weights_path is None
 
 
+def test_a_stack_annotated_on_some_frames_trains_on_those(finetune, qtbot, tmp_path):
+    """A person annotates 3 frames of 8 and leaves the others blank: the run says so and trains on those 3."""
+    viewer, widget = finetune
+    movie = make_timelapse(num_frames=8, shape=(64, 64), num_cells=4, seed=8, radius_fraction=0.12)
+    labels = movie.labels.copy()
+    labels[[1, 2, 3, 5, 6]] = 0
+    viewer.add_image(movie.image, name="long movie")
+    viewer.add_labels(labels, name="three frames")
+    widget.image_combo.setCurrentText("long movie")
+    widget.labels_combo.setCurrentText("three frames")
+    widget.steps_spin.setValue(1)
+    widget.train_button.click()
+    assert "on its 3 annotated frames of 8 (0, 4, 7; frames with no label are left out)" in widget.status.text()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    metadata = json.loads((tmp_path / "run" / "weights.json").read_text())
+    assert "its 3 annotated frames (0, 4, 7), those with no label left out" in metadata["data"]
+    assert metadata["stack_check"]["frames"] == 3
+
+
+def test_labels_painted_frame_by_frame_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
+    viewer, widget = finetune
+    messages = []
+    monkeypatch.setattr("napari_sam2._finetune.show_error", messages.append)
+    tracked = viewer.layers["annotations"].data
+    painted = np.where(tracked > 0, tracked + 100 * np.arange(len(tracked))[:, None, None], 0)  # new ids each frame
+    viewer.add_labels(painted, name="painted")
+    widget.labels_combo.setCurrentText("painted")
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert messages and "object ids do not follow the cells through time: between frames 0 and 1" in messages[0]
+    assert not (tmp_path / "run").exists() and widget.weights_path is None
+    widget.clip_spin.setValue(1)  # single frames, as the message offers: ids do not matter
+    widget.steps_spin.setValue(1)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.weights_path == tmp_path / "run" / "weights.pt"
+
+
 def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_path):
     from napari_sam2._model_picker import ModelPicker
     from sam2_model.build import embedded_weights_path

@@ -1,7 +1,8 @@
 """The "SAM 2 fine-tuning" dock widget: train a model on an annotated stack open in napari.
 
 Pick an image layer (T, Y, X) and a Labels layer of the same shape whose ids are consistent through time
-(for example masklets made with the segmentation widget and corrected by hand), a starting model (the same
+(for example masklets made with the segmentation widget and corrected by hand; frames with no label are left
+out, and labels painted frame by frame under new ids are refused: ``sam2_model.train.stack_labels``), a starting model (the same
 :class:`~._model_picker.ModelPicker` as the segmentation widget's) and a number of steps, and press *Train*. Training (``sam2_model.train``) runs in a worker thread with a progress
 bar and Cancel; a cancelled run is saved and *Train* resumes it. The result is a weights file in the
 official layout that the segmentation widget (Weights: local file) and ``build_model`` load.
@@ -37,6 +38,7 @@ import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 from sam2_model.train.stack_check import StackCheck
+from sam2_model.train.stack_labels import annotated_frames, frame_list
 
 from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
@@ -95,7 +97,8 @@ class FineTuneWidget(QWidget):
         self.use_button = QPushButton("Use in the segmentation widget")
         self.use_button.setEnabled(False)
         self.progress = QProgressBar()
-        self.status = QLabel("Pick an image and its labels (ids consistent through time), then Train.")
+        self.status = QLabel("Pick an image and its labels (each cell with one id on every frame; frames with no "
+                             "label are left out), then Train.")
         self.status.setWordWrap(True)
 
         form = QFormLayout()
@@ -216,7 +219,10 @@ class FineTuneWidget(QWidget):
         self.worker = worker
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"training {settings.model} in {settings.out}…")
+        annotated = annotated_frames(labels)
+        part = (f" on its {len(annotated)} annotated frames of {len(labels)} ({frame_list(annotated)}; frames with no "
+                "label are left out)" if 0 < len(annotated) < len(labels) else "")
+        self.status.setText(f"training {settings.model} in {settings.out}{part}…")
         worker.start()
 
     def cancel(self) -> None:

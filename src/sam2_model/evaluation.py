@@ -36,17 +36,22 @@ from .windowed_session import WindowedSession
 HELD_OUT_SEEDS: Tuple[int, ...] = (900_001, 900_002, 900_003, 900_004, 900_005)
 
 
+def family_of(obj_id: int, parents: Dict[int, int]) -> List[int]:
+    """``obj_id`` and all its descendants (``parents``: child id -> parent id), sorted."""
+    family = {int(obj_id)}
+    grew = True
+    while grew:  # close the set under "child of a member"
+        before = len(family)
+        family |= {child for child, parent in parents.items() if parent in family}
+        grew = len(family) > before
+    return sorted(family)
+
+
 def lineage_masks(labels: np.ndarray, obj_ids: Sequence[int], parents: Dict[int, int]) -> np.ndarray:
     """(T, H, W) instance labels -> (T, N, H, W) bool: object ``obj_ids[n]`` together with its descendants."""
     out = np.zeros((labels.shape[0], len(obj_ids)) + labels.shape[1:], dtype=bool)
     for n, obj_id in enumerate(obj_ids):
-        family = {int(obj_id)}
-        grew = True
-        while grew:  # parents maps child -> parent; close the set under "child of a member"
-            before = len(family)
-            family |= {child for child, parent in parents.items() if parent in family}
-            grew = len(family) > before
-        out[:, n] = np.isin(labels, sorted(family))
+        out[:, n] = np.isin(labels, family_of(obj_id, parents))
     return out
 
 

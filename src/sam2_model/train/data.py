@@ -24,19 +24,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation import lineage_masks  # the ground truth that training and evaluation share
+from ..evaluation import family_of, lineage_masks  # the ground truth that training and evaluation share
 from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
 from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
+from .stack_labels import annotated_frames, annotated_spans, check_ids_follow_cells, not_annotated
 
 
 @dataclass
 class Clip:
     """images: (T, 3, S, S) float32 model inputs; masks: (T, N, S, S) float32 in {0, 1}, one channel per
-    object (the object and, after a division, its descendants); present: (T, N) bool."""
+    object (the object and, after a division, its descendants); present: (T, N) bool; unknown: (T, N) bool, True
+    where an object is not annotated (neither there nor gone: no presence loss, no corrective click), or None."""
 
     images: torch.Tensor
     masks: torch.Tensor
+    unknown: Optional[torch.Tensor] = None
 
     @property
     def present(self) -> torch.Tensor:
@@ -186,8 +189,12 @@ def random_view(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
-    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time. augment: each
-    clip turned and mirrored at random (:func:`random_view`).
+    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time. Frames with
+    no label are taken as not annotated and left out: clips run over the annotated frames (``frames``, indices into
+    the stack; ``stack`` and ``labels`` keep only those). An object missing from a frame between two on which it is
+    annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each clip turned and mirrored at random
+    (:func:`random_view`). A stack whose ids change from frame to frame is refused when clips are longer than one
+    frame (:func:`.stack_labels.check_ids_follow_cells`).
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
@@ -208,7 +215,14 @@ class StackClips:
             raise ValueError(f"no annotated object is left once the {stack.shape[1]} x {stack.shape[2]} frames are "
                              f"resized to the model's {image_size} x {image_size} input: annotate larger objects, "
                              "crop the stack around them, or train at a larger input size")
+        self.total_frames = len(stack)
+        self.frames = annotated_frames(labels)
+        if len(self.frames) < len(labels):  # copies only the annotated frames, and only when some are blank
+            stack, labels = stack[self.frames], labels[self.frames]
+        if clip_len > 1:
+            check_ids_follow_cells(labels, np.arange(len(labels)), parents)
         self.stack, self.labels, self.parents = stack, labels, dict(parents or {})
+        self.spans = annotated_spans(labels)
         self.clip_len = min(clip_len, stack.shape[0])
         self.image_size, self.max_objects = image_size, max_objects
         self.augment = bool(augment)
@@ -235,12 +249,15 @@ class StackClips:
             obj_ids = pick_objects(labels, self.rng, self.max_objects, min_area=10)
             if not obj_ids:
                 continue
-            masks = masks_to_model_resolution(lineage_masks(labels, obj_ids, self.parents), self.image_size)
+            drawn = lineage_masks(labels, obj_ids, self.parents)  # (T, N, H, W) bool
+            masks = masks_to_model_resolution(drawn, self.image_size)
             seen = masks[0].flatten(1).amax(dim=1) > 0  # an object a few px wide can fall between the samples
             if not seen.any():
                 continue
+            unknown = np.stack([not_annotated(drawn[:, n].any(axis=(1, 2)), order, family_of(obj_id, self.parents),
+                                              self.spans) for n, obj_id in enumerate(obj_ids)], axis=1)  # (T, N)
             images = torch.stack([to_model_input(to_unit(frame, self.limits), self.image_size) for frame in frames])
-            yield Clip(images, masks[:, seen])
+            yield Clip(images, masks[:, seen], torch.from_numpy(unknown[:, seen.numpy()]) if unknown.any() else None)
 
 
 DATA_KINDS = ("nuclei",) + CURRICULA

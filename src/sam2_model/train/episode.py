@@ -106,24 +106,28 @@ def _frame(features: FrameFeatures, t: int, num_objects: int) -> FrameFeatures:
 
 
 def _add_corrections(points: _Points, prediction: MaskPrediction, target: torch.Tensor,
-                     rng: np.random.Generator) -> None:
-    """One corrective click per object from the error of ``prediction`` against target (N, S, S)."""
+                     rng: np.random.Generator, unknown: Optional[torch.Tensor] = None) -> None:
+    """One corrective click per object from the error of ``prediction`` against target (N, S, S); none for an
+    object marked in ``unknown`` (N,) bool (not annotated on this frame)."""
     pred = (prediction.high_res_logits[:, 0] > 0).detach().cpu().numpy()
     gt = (target > 0.5).cpu().numpy()
     for n in range(gt.shape[0]):
-        if not gt[n].any() and not pred[n].any():
-            continue  # nothing to correct: this object's row stays padded
+        if (not gt[n].any() and not pred[n].any()) or (unknown is not None and bool(unknown[n])):
+            continue  # nothing to correct (or nothing known to correct against): this object's row stays padded
         x, y, label = corrective_click(pred[n], gt[n], rng)
         points.add(n, x, y, label)
 
 
-def _losses(prediction: MaskPrediction, target: torch.Tensor, weights: LossWeights) -> Dict[str, torch.Tensor]:
-    """The loss terms of one decoded prediction against target (N, S, S) masks."""
+def _losses(prediction: MaskPrediction, target: torch.Tensor, weights: LossWeights,
+            unknown: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """The loss terms of one decoded prediction against target (N, S, S) masks (``unknown``: see
+    :func:`prediction_losses`)."""
     logits = prediction.raw_multimask_logits
     size = target.shape[-2:]
     if logits.shape[-2:] != size:
         logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-    return prediction_losses(logits, prediction.ious, prediction.object_score_logits, target[:, None], weights)
+    return prediction_losses(logits, prediction.ious, prediction.object_score_logits, target[:, None], weights,
+                             unknown)
 
 
 def session(clip: Clip, rng: np.random.Generator, settings: EpisodeSettings, weights: LossWeights,
@@ -164,16 +168,17 @@ def session(clip: Clip, rng: np.random.Generator, settings: EpisodeSettings, wei
     corrected_frame: Optional[int] = None
     if rng.random() < settings.correction_on_tracked_frame_prob:
         corrected_frame = int(rng.integers(1, num_frames))
+    unknown = [None] * num_frames if clip.unknown is None else list(clip.unknown.to(device))
     for t in range(1, num_frames):
         prediction = yield (t, 0), Decode(t, False, cond, recent)
-        terms.append(_losses(prediction, masks[t], weights))
+        terms.append(_losses(prediction, masks[t], weights, unknown[t]))
         if t == corrected_frame:
             points = _Points(num_objects)
-            _add_corrections(points, prediction, masks[t], rng)
+            _add_corrections(points, prediction, masks[t], rng, unknown[t])
             coords, labels = points.tensors(device)
             prediction = yield (t, 1), Decode(t, False, cond, recent, coords, labels,
                                               prev_logits=prediction.low_res_logits)
-            terms.append(_losses(prediction, masks[t], weights))
+            terms.append(_losses(prediction, masks[t], weights, unknown[t]))
             cond[t] = yield (t, MEMORY_STAGE), Remember(t, prediction, True)
         else:
             recent[t] = yield (t, MEMORY_STAGE), Remember(t, prediction, False)

@@ -33,6 +33,7 @@ from .episode import EpisodeSettings, run_episode
 from .machine import describe_machine, enable_tf32
 from .resolutions import ALTERNATE_SEED_OFFSET, model_sharing_parameters
 from .stack_check import check_stack
+from .stack_labels import frame_list
 
 # seconds: training time so far (steps only, across invocations); data_seconds: this step's wait for clips
 # image_size: the input size the step ran at (see alternate_image_size)
@@ -198,10 +199,13 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
     arrays, as the fine-tuning widget does, has no path in the settings)."""
     user_stack = isinstance(source, StackClips)
     if user_stack and not settings.stack:
-        frames, height, width = source.stack.shape
-        described = f"user stack of {frames} x {height} x {width} frames given as arrays, with its labels"
+        _, height, width = source.stack.shape
+        described = f"user stack of {source.total_frames} x {height} x {width} frames given as arrays, with its labels"
     else:
         described = describe_training_data(dataclasses.asdict(settings))
+    if user_stack and len(source.frames) < source.total_frames:
+        described += (f"; its {len(source.frames)} annotated frames ({frame_list(source.frames)}), those with no "
+                      "label left out")
     if user_stack and source.augment:
         described += "; each clip turned by a multiple of 90 degrees and mirrored at random"
     return described

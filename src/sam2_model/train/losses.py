@@ -8,7 +8,7 @@ present; when the decoder outputs several masks, only the one with the lowest ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -54,12 +54,13 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def prediction_losses(
     logits: torch.Tensor, ious: torch.Tensor, object_scores: torch.Tensor, target: torch.Tensor,
-    weights: LossWeights = LossWeights(),
+    weights: LossWeights = LossWeights(), unknown: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
     """Losses of one prediction step for N objects.
 
     logits: (N, M, H, W) raw mask logits at the target's resolution; ious: (N, M) predicted IoU in
-    [0, 1]; object_scores: (N, 1) presence logits; target: (N, 1, H, W) in {0, 1}.
+    [0, 1]; object_scores: (N, 1) presence logits; target: (N, 1, H, W) in {0, 1}; unknown: (N,) bool, True for
+    an object not annotated here (an empty target that does not mean "gone": it adds no presence loss), or None.
     Returns the weighted terms (each a scalar averaged over the N objects) and their sum "total".
     """
     present = (target.flatten(1).amax(dim=1) > 0).float()  # (N,)
@@ -76,7 +77,8 @@ def prediction_losses(
         "dice": weights.dice * (dice[rows, best] * present).sum() / denominator,
         "iou": weights.iou * (iou_l1 * present).sum() / denominator,
         "object_score": weights.object_score
-        * F.binary_cross_entropy_with_logits(object_scores.float().squeeze(1), present),
+        * F.binary_cross_entropy_with_logits(object_scores.float().squeeze(1), present,
+                                             weight=None if unknown is None else (~unknown).float()),
     }
     terms["total"] = sum(terms.values())
     terms["mask_iou"] = (actual_iou[rows, best] * present).sum().detach() / denominator

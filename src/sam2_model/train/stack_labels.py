@@ -1,0 +1,121 @@
+"""What a user's label stack says before fine-tuning on it: which frames are annotated, and whether ids follow cells.
+
+Fine-tuning learns tracking from the ids of a (T, H, W) label stack: an object with the same id on two frames is
+the same object, and an object missing from a frame has left it. Two ways of annotating in napari break that:
+
+- annotating a few frames of a long stack and leaving the others blank. A blank frame would teach that every
+  cell vanished, so such frames are left out (:func:`annotated_frames`) and clips run over the annotated ones.
+- annotating only some of the cells on some frames (as the Cell Tracking Challenge's segmentation ground truth
+  does): a cell annotated before and after a frame but not on it is not annotated there, not gone
+  (:func:`annotated_spans`, :func:`not_annotated`), and training neither tells the model it left nor clicks to
+  remove it there.
+- painting each frame on its own, so that a cell carries one id on one frame and another id on the next (napari's
+  Labels layer gives every new label the next free id). :func:`relabelled_cells` finds cells that stay in place
+  under a new id; :func:`check_ids_follow_cells` refuses a stack where most do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+SAME_CELL_IOU = 0.5  # two masks on consecutive annotated frames overlapping this much are one cell (a unique match)
+
+
+def annotated_frames(labels: np.ndarray) -> np.ndarray:
+    """Indices (int64, ascending) of the frames of (T, H, W) instance ``labels`` that hold at least one object."""
+    labels = np.asarray(labels)
+    return np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))
+
+
+def frame_list(frames: np.ndarray) -> str:
+    """Frame indices written compactly, runs as ranges: [0, 1, 2, 5, 9, 10] -> "0-2, 5, 9-10"."""
+    runs: List[List[int]] = []
+    for frame in (int(f) for f in frames):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def annotated_spans(labels: np.ndarray) -> Dict[int, tuple]:
+    """For each id of (T, H, W) ``labels``: (first, last) frame index on which it is annotated."""
+    spans: Dict[int, tuple] = {}
+    for t, frame in enumerate(labels):
+        for obj_id in np.unique(np.asarray(frame)).tolist():
+            if obj_id:
+                spans[obj_id] = (spans[obj_id][0], t) if obj_id in spans else (t, t)
+    return spans
+
+
+def not_annotated(present: np.ndarray, order: np.ndarray, family: Sequence[int], spans: Dict[int, tuple]) -> np.ndarray:
+    """(T,) bool, for one object of a clip: True on the clip's frames where it is missing (``present``: (T,) bool)
+    but lies strictly inside the span of frames where it or a descendant (``family``) is annotated, so it was not
+    annotated there rather than gone. ``order``: the clip's (T,) frame indices into the stack ``spans`` describe."""
+    known = [spans[i] for i in family if i in spans]
+    if not known:
+        return np.zeros(len(order), bool)
+    first, last = min(s[0] for s in known), max(s[1] for s in known)
+    return ~np.asarray(present, bool) & (order > first) & (order < last)
+
+
+@dataclass(frozen=True)
+class FramePairIds:
+    """Cells matched between two consecutive annotated frames ``first`` and ``second`` (indices into the stack):
+    ``matched`` pairs of masks overlapping by IoU >= :data:`SAME_CELL_IOU`, of which ``relabelled`` carry another
+    id on ``second`` (a division's daughter under its mother's id is not counted); ``example``: one such
+    (id on first, id on second)."""
+
+    first: int
+    second: int
+    matched: int
+    relabelled: int
+    example: Optional[tuple]
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> Dict[tuple, int]:
+    """Pixel counts of each (id in a, id in b) pair of objects that overlap, for (H, W) label images a and b."""
+    both = (a > 0) & (b > 0)
+    pairs, counts = np.unique(np.stack([a[both], b[both]]).astype(np.int64), axis=1, return_counts=True)
+    return {(int(i), int(j)): int(n) for (i, j), n in zip(pairs.T, counts)}
+
+
+def relabelled_cells(labels: np.ndarray, frames: np.ndarray,
+                     parents: Optional[Dict[int, int]] = None) -> List[FramePairIds]:
+    """For each pair of consecutive ``frames`` of (T, H, W) ``labels``: how many cells are matched by overlap
+    and how many of them changed id. ``parents``: daughter id -> mother id (a daughter is no relabelling)."""
+    parents = parents or {}
+    result = []
+    for first, second in zip(frames[:-1], frames[1:]):
+        a, b = np.asarray(labels[first]), np.asarray(labels[second])
+        ids_a, areas_a = np.unique(a[a > 0], return_counts=True)
+        ids_b, areas_b = np.unique(b[b > 0], return_counts=True)
+        area_a, area_b = dict(zip(ids_a.tolist(), areas_a.tolist())), dict(zip(ids_b.tolist(), areas_b.tolist()))
+        matched, relabelled, example = 0, 0, None
+        for (i, j), inter in _overlaps(a, b).items():
+            if inter / (area_a[i] + area_b[j] - inter) < SAME_CELL_IOU:
+                continue
+            matched += 1
+            if i != j and parents.get(j) != i:
+                relabelled += 1
+                example = example or (i, j)
+        result.append(FramePairIds(int(first), int(second), matched, relabelled, example))
+    return result
+
+
+def check_ids_follow_cells(labels: np.ndarray, frames: np.ndarray,
+                           parents: Optional[Dict[int, int]] = None) -> None:
+    """Raise ValueError when, between some two consecutive annotated ``frames`` of (T, H, W) ``labels``, most
+    cells that stay in place carry another id: the frames were labelled one by one, not tracked."""
+    for pair in relabelled_cells(labels, frames, parents):
+        if pair.relabelled * 2 > pair.matched:
+            old, new = pair.example
+            raise ValueError(
+                f"object ids do not follow the cells through time: between frames {pair.first} and {pair.second}, "
+                f"{pair.relabelled} of the {pair.matched} cells that stay in place carry another id (for example id "
+                f"{old} became {new}). Fine-tuning learns tracking from these ids: give each cell the same id on "
+                "every frame (the segmentation widget's tracking makes such labels), or train on single frames "
+                "(1 frame per clip)")
