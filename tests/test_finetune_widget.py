@@ -131,6 +131,35 @@ def test_a_stack_annotated_on_some_frames_trains_on_those(finetune, qtbot, tmp_p
     assert metadata["stack_check"]["frames"] == 3
 
 
+def test_one_annotated_image_is_enough_to_fine_tune(finetune, qtbot, tmp_path):
+    viewer, widget = finetune
+    movie = make_timelapse(num_frames=1, shape=(64, 64), num_cells=4, seed=9, radius_fraction=0.12)
+    viewer.add_image(movie.image[0], name="one image")
+    viewer.add_labels(movie.labels[0], name="its cells")
+    widget.image_combo.setCurrentText("one image")
+    widget.labels_combo.setCurrentText("its cells")
+    widget.steps_spin.setValue(1)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.weights_path == tmp_path / "run" / "weights.pt"
+    metadata = json.loads((tmp_path / "run" / "weights.json").read_text())
+    assert metadata["data"].startswith("user image of 64 x 64 given as an array, with its labels")
+    assert metadata["stack_check"]["frames"] == 1 and "one-click IoU on the image, 4 objects clicked" in \
+        widget.status.text()
+
+
+def test_labels_of_another_shape_give_a_clear_error_before_any_run(finetune, qtbot, tmp_path, monkeypatch):
+    viewer, widget = finetune
+    messages = []
+    monkeypatch.setattr("napari_sam2._finetune.show_error", messages.append)
+    viewer.add_labels(np.zeros((4, 32, 32), np.int32), name="smaller")
+    widget.labels_combo.setCurrentText("smaller")
+    widget.train_button.click()
+    assert widget.worker is None and messages
+    assert "the labels layer 'smaller' has shape (4, 32, 32), the image layer 'nuclei' (4, 64, 64)" in messages[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_labels_painted_frame_by_frame_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
     viewer, widget = finetune
     messages = []

@@ -171,3 +171,13 @@ def test_the_challenges_segmentation_truth_needs_its_tracking_ids():
     for obj_id in missing_on_9:
         assert not_annotated((part == obj_id).any(axis=(1, 2)), order, [obj_id], spans).tolist() == [
             False, False, True, False, False]
+
+
+def test_one_annotated_image_is_a_stack_of_one_frame():
+    movie = make_timelapse(num_frames=1, shape=(64, 64), num_cells=3, seed=4, radius_fraction=0.12)
+    clips = StackClips(movie.image[0], movie.labels[0], 8, 64, 2, seed=1)
+    assert clips.clip_len == 1 and clips.total_frames == 1
+    clip = next(iter(clips))
+    assert clip.num_frames == 1 and clip.num_objects == 2 and clip.unknown is None
+    with pytest.raises(ValueError, match=r"\(T, H, W\) grey frames or one \(H, W\) grey image, got shape \(2, 64, 64, 3\)"):
+        StackClips(np.zeros((2, 64, 64, 3)), np.zeros((2, 64, 64, 3), np.int32), 8, 64, 2)

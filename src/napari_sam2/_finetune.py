@@ -102,7 +102,7 @@ class FineTuneWidget(QWidget):
         self.status.setWordWrap(True)
 
         form = QFormLayout()
-        form.addRow("Image (T, Y, X)", self.image_combo)
+        form.addRow("Image (T, Y, X) or (Y, X)", self.image_combo)
         form.addRow("Labels", self.labels_combo)
         form.addRow(self.picker)
         form.addRow("Steps", self.steps_spin)
@@ -167,9 +167,12 @@ class FineTuneWidget(QWidget):
             raise ValueError("pick an image layer and a labels layer first")
         image = self.viewer.layers[names[0]]
         labels = self.viewer.layers[names[1]]
-        if image.rgb or np.ndim(image.data) != 3:
-            raise ValueError(f"the image layer must be (T, Y, X) grey frames; '{image.name}' has shape "
-                             f"{tuple(image.data.shape)}{' (RGB)' if image.rgb else ''}: pick one channel")
+        if image.rgb or np.ndim(image.data) not in (2, 3):
+            raise ValueError(f"the image layer must be (T, Y, X) grey frames or one (Y, X) grey image; '{image.name}' "
+                             f"has shape {tuple(image.data.shape)}{' (RGB)' if image.rgb else ''}: pick one channel")
+        if np.shape(labels.data) != np.shape(image.data):
+            raise ValueError(f"the labels layer '{labels.name}' has shape {tuple(np.shape(labels.data))}, the image "
+                             f"layer '{image.name}' {tuple(np.shape(image.data))}: they must be the same")
         return np.asarray(image.data), np.asarray(labels.data)
 
     def start(self) -> None:
@@ -219,7 +222,7 @@ class FineTuneWidget(QWidget):
         self.worker = worker
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        annotated = annotated_frames(labels)
+        annotated = annotated_frames(labels) if labels.ndim == 3 else np.zeros(1, int)
         part = (f" on its {len(annotated)} annotated frames of {len(labels)} ({frame_list(annotated)}; frames with no "
                 "label are left out)" if 0 < len(annotated) < len(labels) else "")
         self.status.setText(f"training {settings.model} in {settings.out}{part}…")

@@ -189,7 +189,8 @@ def random_view(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
-    stack: (T, H, W) grey frames; labels: (T, H, W) instance labels with ids consistent through time. Frames with
+    stack: (T, H, W) grey frames (or one (H, W) image); labels: the same shape, instance labels with ids consistent
+    through time. Frames with
     no label are taken as not annotated and left out: clips run over the annotated frames (``frames``, indices into
     the stack; ``stack`` and ``labels`` keep only those). An object missing from a frame between two on which it is
     annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each clip turned and mirrored at random
@@ -201,9 +202,11 @@ class StackClips:
                  max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None,
                  augment: bool = False) -> None:
         stack, labels = np.asarray(stack), np.asarray(labels)
+        if stack.ndim == 2 and labels.ndim == 2:  # one annotated image: a stack of one frame
+            stack, labels = stack[None], labels[None]
         if stack.ndim != 3:
-            raise ValueError(f"the training stack must be (T, H, W) grey frames, got shape {stack.shape}; "
-                             "pick one channel first")
+            raise ValueError(f"the training stack must be (T, H, W) grey frames or one (H, W) grey image, got shape "
+                             f"{stack.shape}; pick one channel first")
         if labels.shape != stack.shape:
             raise ValueError(f"labels shape {labels.shape} differs from the stack's {stack.shape}; "
                              "they must be the same (T, H, W)")

@@ -200,7 +200,9 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
     user_stack = isinstance(source, StackClips)
     if user_stack and not settings.stack:
         _, height, width = source.stack.shape
-        described = f"user stack of {source.total_frames} x {height} x {width} frames given as arrays, with its labels"
+        described = (f"user image of {height} x {width} given as an array, with its labels" if source.total_frames == 1
+                     else f"user stack of {source.total_frames} x {height} x {width} frames given as arrays, with its "
+                     "labels")
     else:
         described = describe_training_data(dataclasses.asdict(settings))
     if user_stack and len(source.frames) < source.total_frames:
