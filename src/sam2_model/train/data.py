@@ -190,12 +190,11 @@ class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
     stack: (T, H, W) grey frames (or one (H, W) image); labels: the same shape, instance labels with ids consistent
-    through time. Frames with
-    no label are taken as not annotated and left out: clips run over the annotated frames (``frames``, indices into
-    the stack; ``stack`` and ``labels`` keep only those). An object missing from a frame between two on which it is
-    annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each clip turned and mirrored at random
-    (:func:`random_view`). A stack whose ids change from frame to frame is refused when clips are longer than one
-    frame (:func:`.stack_labels.check_ids_follow_cells`).
+    through time. Frames with no label are taken as not annotated and left out: clips run over the annotated frames
+    (``frames``, indices into the stack; ``stack`` and ``labels`` keep only those). An object missing from a frame
+    between two on which it is annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each
+    clip turned and mirrored at random (:func:`random_view`). A stack whose ids change from frame to frame is refused
+    when clips are longer than one frame (:func:`.stack_labels.check_ids_follow_cells`).
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
