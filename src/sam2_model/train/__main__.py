@@ -12,6 +12,9 @@ Examples::
     # fine-tune an official checkpoint on your own annotated time-lapse
     python -m sam2_model.train --out runs/mine --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
         --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
+    # ... or on Cell Tracking Challenge ground truth (the frames it segments, each cell under its tracking id)
+    python -m sam2_model.train --out runs/ctc --init src/sam2_model/weights/demo.pt \
+        --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200 --lr 1e-4 --warmup-steps 50
 
 Running the same command again resumes from ``--out``/last.pt; a larger ``--steps`` extends the run.
 """

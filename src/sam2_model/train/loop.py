@@ -28,6 +28,7 @@ import torch
 
 from ..build import build_model, load_checkpoint, resolve_device
 from ..modeling.sam2 import SAM2Model
+from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .machine import describe_machine, enable_tf32
@@ -58,8 +59,8 @@ class TrainSettings:
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0
     seed: int = 1  # data and sampling seed (>= 1; evaluation seeds are below 1_000_000)
-    stack: Optional[str] = None  # user data: (T, H, W) TIFF ...
-    labels: Optional[str] = None  # ... and its instance labels TIFF; None: synthetic data
+    stack: Optional[str] = None  # user data: (T, H, W) TIFF (or a CTC sequence folder of t%03d.tif) ...
+    labels: Optional[str] = None  # ... and its instance labels TIFF (or its CTC ground-truth folder); None: synthetic
     data: str = "nuclei"  # synthetic data: "nuclei" (sam2_model.synthetic), or a curriculum of the mix (MixedClips):
     # "mix", "leaps", "spread-cells" or "crowded-nuclei"
     data_workers: int = 0  # processes making "mix" clips ahead (0: in the training process; same clips either way)
@@ -153,7 +154,8 @@ def fine_tuning_warmup(steps: int) -> int:
 def make_clips(
     settings: TrainSettings, image_size: int, stack: Any = None, labels: Any = None
 ) -> "SyntheticClips | MixedClips | StackClips":
-    """The run's clip stream: a user's stack and labels (arrays or TIFF paths) or synthetic clips
+    """The run's clip stream: a user's stack and labels (arrays, TIFF paths, or a Cell Tracking Challenge sequence
+    folder and its ground-truth folder: :mod:`.ctc_training`) or synthetic clips
     (``settings.data``: "nuclei", the microscopy "mix", "leaps": the mix's nuclei and cells, all leaping far
     between frames, "spread-cells": the mix with fluorescent whole cells in 40 % of its clips, or "crowded-nuclei":
     crowded fluorescent nuclei in 40 % of them; made at the model's input size)."""
@@ -171,12 +173,16 @@ def make_clips(
     if stack is None:
         return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
                               contrast_jitter=settings.contrast_jitter)
-    if isinstance(stack, (str, os.PathLike)):
+    parents = None
+    if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():  # read as CTC ground truth, or refused
+        ctc = read_ctc_training(stack, labels)
+        stack, labels, parents = ctc.stack, ctc.labels, ctc.parents
+    elif isinstance(stack, (str, os.PathLike)):
         import tifffile
 
         stack, labels = tifffile.imread(stack), tifffile.imread(labels)
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                      augment=settings.augment)
+                      parents=parents, augment=settings.augment)
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
@@ -205,6 +211,9 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
                      "labels")
     else:
         described = describe_training_data(dataclasses.asdict(settings))
+    if user_stack and settings.labels and is_ctc_ground_truth(settings.labels):
+        described += (f"; Cell Tracking Challenge ground truth: the segmentation truth of frames "
+                      f"{frame_list(segmented_frames(settings.labels))}, each cell under its tracking id")
     if user_stack and len(source.frames) < source.total_frames:
         described += (f"; its {len(source.frames)} annotated frames ({frame_list(source.frames)}), those with no "
                       "label left out")
