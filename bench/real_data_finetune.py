@@ -6,7 +6,9 @@ annotate -> fine-tune -> annotate-faster loop of the paper's data engine:
 
 Training data: the frames in [first, last] that have segmentation ground truth (01_GT/SEG), each cell
 relabelled with the id of the tracking-ground-truth cell it overlaps most (01_GT/TRA), so ids are
-consistent through time. Frames after ``last`` are never seen in training; ``real_data_demo.py`` reports
+consistent through time (``sam2_model.train.ctc_training``, as ``python -m sam2_model.train --stack 01 --labels
+01_GT`` reads it); frame 9 segments 2 of its 8 cells: the others are not annotated there, not gone. Frames after
+``last`` are never seen in training; ``real_data_demo.py`` reports
 them separately.
 """
 
@@ -18,34 +20,21 @@ import time
 from typing import Tuple
 
 import numpy as np
-import tifffile
 
 from real_data_demo import DATA  # the shared CTC time-lapse, beside the repository
 from sam2_model.build import embedded_weights_path
+from sam2_model.train.ctc_training import read_ctc_training
 from sam2_model.train.loop import TrainSettings, fine_tuning_warmup, train
 
 
 def annotated_frames(data: pathlib.Path, first: int, last: int) -> Tuple[np.ndarray, np.ndarray, list]:
-    """(T, H, W) frames and (T, H, W) labels with tracking ids, for annotated frames in [first, last]."""
-    frames, labels, used = [], [], []
-    for seg_path in sorted((data / "01_GT" / "SEG").glob("man_seg*.tif")):
-        t = int(seg_path.stem[-3:])
-        if not first <= t <= last:
-            continue
-        seg = tifffile.imread(seg_path)
-        track = tifffile.imread(data / "01_GT" / "TRA" / f"man_track{t:03d}.tif")
-        relabelled = np.zeros(seg.shape, np.uint16)
-        for seg_id in np.unique(seg[seg > 0]):
-            overlap = np.bincount(track[seg == seg_id].ravel())
-            overlap[0] = 0
-            if overlap.max() > 0:
-                relabelled[seg == seg_id] = int(np.argmax(overlap))
-        frames.append(tifffile.imread(data / "01" / f"t{t:03d}.tif"))
-        labels.append(relabelled)
-        used.append(t)
-    if not frames:
-        raise SystemExit(f"no frame with segmentation ground truth in [{first}, {last}] under {data}")
-    return np.stack(frames), np.stack(labels), used
+    """(T, H, W) frames and (T, H, W) labels with tracking ids, for annotated frames in [first, last]
+    (:func:`sam2_model.train.ctc_training.read_ctc_training`; MSC has no division, so no lineage)."""
+    try:
+        ctc = read_ctc_training(data / "01", data / "01_GT", first, last)
+    except ValueError as error:
+        raise SystemExit(str(error))
+    return ctc.stack, ctc.labels, ctc.frames
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import tifffile
 import torch
 
 from sam2_model.synthetic import make_timelapse
+from sam2_model.train.ctc_training import tracking_ids
 from sam2_model.train.data import StackClips
 from sam2_model.train.losses import prediction_losses
 from sam2_model.train.stack_labels import (
@@ -150,18 +151,13 @@ def test_a_run_on_a_partly_annotated_stack_says_which_frames_it_trained_on(tmp_p
 def test_the_challenges_segmentation_truth_needs_its_tracking_ids():
     """CTC segmentation ground truth numbers the cells of each frame on its own (and annotates some frames only
     in part): trained on as it comes, it would teach tracking wrong; relabelled with the tracking truth's ids (as
-    bench/real_data_finetune.py does) it passes, and the part-annotated frame 9 marks its other cells unknown."""
+    sam2_model.train.ctc_training does) it passes, and the part-annotated frame 9 marks its other cells unknown."""
     used = sorted(int(path.stem[-3:]) for path in (MSC / "01_GT" / "SEG").glob("man_seg*.tif"))
     segmentation = np.stack([tifffile.imread(MSC / "01_GT" / "SEG" / f"man_seg{t:03d}.tif") for t in used])
     tracking = np.stack([tifffile.imread(MSC / "01_GT" / "TRA" / f"man_track{t:03d}.tif") for t in used])
     with pytest.raises(ValueError, match="object ids do not follow the cells"):
         check_ids_follow_cells(segmentation, np.arange(len(used)))
-    relabelled = np.zeros_like(segmentation)
-    for t, (seg, track) in enumerate(zip(segmentation, tracking)):
-        for seg_id in np.unique(seg[seg > 0]):
-            votes = np.bincount(track[seg == seg_id])
-            votes[0] = 0
-            relabelled[t][seg == seg_id] = int(np.argmax(votes))
+    relabelled = np.stack([tracking_ids(seg, track) for seg, track in zip(segmentation, tracking)])
     check_ids_follow_cells(relabelled, np.arange(len(used)))
     # the fine-tuning example's frames 5, 7, 9, 11 and 19: frame 9 annotates 2 of its 8 cells
     part = relabelled[[used.index(t) for t in (5, 7, 9, 11, 19)]]
