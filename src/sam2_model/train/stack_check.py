@@ -53,7 +53,8 @@ class StackCheck:
     def summary(self) -> str:
         """One line for the user: frames, objects and the tracked IoU (starting -> fine-tuned)."""
         before = "" if self.before is None else f"{self.before:.2f} -> "
-        where = "one-click IoU on the image" if self.frames == 1 else f"tracked IoU on the stack's first {self.frames} frames"
+        where = ("one-click IoU on the image" if self.frames == 1
+                 else f"tracked IoU on the stack's first {self.frames} frames")
         return f"{where}, {self.objects} objects clicked: {before}{self.after:.2f}"
 
     def as_dict(self) -> Dict[str, Any]:
