@@ -4,8 +4,9 @@ Pick an image layer (T, Y, X), or one (Y, X) image, and a Labels layer of the sa
 through time (for example masklets made with the segmentation widget and corrected by hand; frames with no label are
 left out, and labels painted frame by frame under new ids are refused: ``sam2_model.train.stack_labels``), a starting
 model (the same :class:`~._model_picker.ModelPicker` as the segmentation widget's) and a number of steps, and press
-*Train*. Training (``sam2_model.train``) runs in a worker thread with a progress bar and Cancel; a cancelled run is saved and *Train* resumes it. The result is a weights file in the
-official layout that the segmentation widget (Weights: local file) and ``build_model`` load.
+*Train*. Training (``sam2_model.train``) runs in a worker thread with a progress bar and Cancel; a cancelled run is
+saved and *Train* resumes it. The result is a weights file in the official layout that the segmentation widget
+(Weights: local file) and ``build_model`` load.
 """
 
 from __future__ import annotations
