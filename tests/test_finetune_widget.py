@@ -172,11 +172,13 @@ def test_labels_painted_frame_by_frame_give_a_clear_error_and_no_run(finetune, q
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert messages and "object ids do not follow the cells through time: between frames 0 and 1" in messages[0]
     assert not (tmp_path / "run").exists() and widget.weights_path is None
-    widget.clip_spin.setValue(1)  # single frames, as the message offers: ids do not matter
+    widget.link_check.setChecked(True)  # as the message offers: ids linked by overlap, then clips of 3 frames
     widget.steps_spin.setValue(1)
     widget.train_button.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     assert widget.weights_path == tmp_path / "run" / "weights.pt"
+    assert "ids linked from frame to frame by overlap" in json.loads((tmp_path / "run" / "weights.json").read_text())[
+        "data"]
 
 
 def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_path):

@@ -20,6 +20,7 @@ from sam2_model.train.stack_labels import (
     annotated_spans,
     check_ids_follow_cells,
     frame_list,
+    link_by_overlap,
     not_annotated,
     relabelled_cells,
 )
@@ -177,3 +178,31 @@ def test_one_annotated_image_is_a_stack_of_one_frame():
     assert clip.num_frames == 1 and clip.num_objects == 2 and clip.unknown is None
     with pytest.raises(ValueError, match=r"\(T, H, W\) grey frames or one \(H, W\) grey image, got shape \(2, 64, 64, 3\)"):
         StackClips(np.zeros((2, 64, 64, 3)), np.zeros((2, 64, 64, 3), np.int32), 8, 64, 2)
+
+
+def test_linking_by_overlap_gives_painted_labels_the_ids_of_tracked_ones():
+    movie = make_timelapse(num_frames=6, shape=(128, 128), seed=5)
+    blanked = movie.labels.copy()
+    blanked[2] = 0  # a blank frame stays blank and is walked over
+    painted = _painted_frame_by_frame(blanked)
+    linked = link_by_overlap(painted)
+    assert not linked[2].any()
+    # one linked id for each true cell, the same on every frame (whatever the numbers)
+    cells = blanked > 0
+    pairs = set(zip(linked[cells].tolist(), blanked[cells].tolist()))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(np.unique(blanked[cells]))
+    check_ids_follow_cells(linked, annotated_frames(linked))
+    clips = StackClips(movie.image, painted, 3, 64, 2, seed=1, link_ids=True)
+    assert clips.link_ids and next(iter(clips)).num_frames == 3
+
+
+def test_linking_takes_the_best_overlap_once_and_starts_a_new_track_for_a_cell_from_nowhere():
+    labels = np.zeros((2, 20, 40), np.int32)
+    labels[0, 2:10, 2:10] = 4
+    labels[1, 2:10, 3:11] = 1  # cell 4 moved a pixel
+    labels[1, 2:10, 5:6] = 2  # a sliver of it: a worse overlap, and 4 is taken
+    labels[1, 12:18, 30:36] = 3  # a cell from nowhere
+    linked = link_by_overlap(labels)
+    assert set(np.unique(linked[1][labels[1] == 1])) == {4}
+    new_ids = {int(linked[1][labels[1] == j][0]) for j in (2, 3)}
+    assert len(new_ids) == 2 and not new_ids & {4}

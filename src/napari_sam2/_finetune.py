@@ -91,6 +91,12 @@ class FineTuneWidget(QWidget):
             "of every annotated frame (on the CTC MSC example: IoU on unseen frames 1.25x on whole frames, about the "
             "same in object windows). Untick for images with a direction that turning would falsify, such as DIC "
             "relief or a flow.")
+        self.link_check = QCheckBox("Link ids by overlap")
+        self.link_check.setChecked(False)
+        self.link_check.setToolTip(
+            "For labels painted frame by frame, where a cell has another id on each frame: before training, each cell "
+            "takes the id of the cell it overlaps most on the previous annotated frame (a cell that overlaps none "
+            "starts a new track). Leave it off for tracked labels, such as the segmentation widget's.")
         self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
@@ -110,6 +116,7 @@ class FineTuneWidget(QWidget):
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Frames per clip", self.clip_spin)
         form.addRow(self.augment_check)
+        form.addRow(self.link_check)
         form.addRow("Run folder", self.out_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -148,6 +155,7 @@ class FineTuneWidget(QWidget):
             steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
             warmup_steps=fine_tuning_warmup(self.steps_spin.value()), clips_per_step=2,
             image_size=choice.image_size, save_every=25, device=choice.device, augment=self.augment_check.isChecked(),
+            link_ids=self.link_check.isChecked(),
         )
 
     def _start_weights(self) -> Optional[str]:

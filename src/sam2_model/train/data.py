@@ -28,7 +28,7 @@ from ..evaluation import family_of, lineage_masks  # the ground truth that train
 from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
 from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
-from .stack_labels import annotated_frames, annotated_spans, check_ids_follow_cells, not_annotated
+from .stack_labels import annotated_frames, annotated_spans, check_ids_follow_cells, link_by_overlap, not_annotated
 
 
 @dataclass
@@ -194,12 +194,13 @@ class StackClips:
     (``frames``, indices into the stack; ``stack`` and ``labels`` keep only those). An object missing from a frame
     between two on which it is annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each
     clip turned and mirrored at random (:func:`random_view`). A stack whose ids change from frame to frame is refused
-    when clips are longer than one frame (:func:`.stack_labels.check_ids_follow_cells`).
+    when clips are longer than one frame (:func:`.stack_labels.check_ids_follow_cells`), unless ``link_ids`` links
+    them by overlap first (:func:`.stack_labels.link_by_overlap`).
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
                  max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None,
-                 augment: bool = False) -> None:
+                 augment: bool = False, link_ids: bool = False) -> None:
         stack, labels = np.asarray(stack), np.asarray(labels)
         if stack.ndim == 2 and labels.ndim == 2:  # one annotated image: a stack of one frame
             stack, labels = stack[None], labels[None]
@@ -218,6 +219,9 @@ class StackClips:
                              f"resized to the model's {image_size} x {image_size} input: annotate larger objects, "
                              "crop the stack around them, or train at a larger input size")
         self.total_frames = len(stack)
+        self.link_ids = bool(link_ids)
+        if self.link_ids:
+            labels = link_by_overlap(labels)
         self.frames = annotated_frames(labels)
         if len(self.frames) < len(labels):  # copies only the annotated frames, and only when some are blank
             stack, labels = stack[self.frames], labels[self.frames]

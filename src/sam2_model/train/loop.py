@@ -78,6 +78,7 @@ class TrainSettings:
     contrast_jitter: bool = False  # half of the synthetic clips get random contrast limits (train/data.py)
     train_only: Optional[str] = None  # comma-separated parameter-name prefixes to train, the rest frozen (None: all)
     augment: bool = True  # user stacks: each clip turned by a multiple of 90 degrees and mirrored at random
+    link_ids: bool = False  # user stacks painted frame by frame: ids linked from frame to frame by overlap first
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -182,7 +183,7 @@ def make_clips(
 
         stack, labels = tifffile.imread(stack), tifffile.imread(labels)
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                      parents=parents, augment=settings.augment)
+                      parents=parents, augment=settings.augment, link_ids=settings.link_ids)
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
@@ -217,6 +218,8 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
     if user_stack and len(source.frames) < source.total_frames:
         described += (f"; its {len(source.frames)} annotated frames ({frame_list(source.frames)}), those with no "
                       "label left out")
+    if user_stack and source.link_ids:
+        described += "; ids linked from frame to frame by overlap"
     if user_stack and source.augment:
         described += "; each clip turned by a multiple of 90 degrees and mirrored at random"
     return described

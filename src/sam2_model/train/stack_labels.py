@@ -11,7 +11,8 @@ the same object, and an object missing from a frame has left it. Two ways of ann
   remove it there.
 - painting each frame on its own, so that a cell carries one id on one frame and another id on the next (napari's
   Labels layer gives every new label the next free id). :func:`relabelled_cells` finds cells that stay in place
-  under a new id; :func:`check_ids_follow_cells` refuses a stack where most do.
+  under a new id; :func:`check_ids_follow_cells` refuses a stack where most do; :func:`link_by_overlap` gives such
+  labels ids that follow the cells, when asked.
 """
 
 from __future__ import annotations
@@ -108,6 +109,45 @@ def relabelled_cells(labels: np.ndarray, frames: np.ndarray,
     return result
 
 
+LINK_MIN_IOU = 0.2  # a cell on the next annotated frame takes the id of the cell it overlaps at least this much
+
+
+def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.ndarray:
+    """(T, H, W) labels painted frame by frame -> the same masks with ids that follow the cells: walking the annotated
+    frames in order, each cell takes the id of the cell of the previous annotated frame it overlaps most (IoU >=
+    ``min_iou``, each id to one cell, best overlaps first); a cell that overlaps none gets a new id. Blank frames stay
+    blank; the first annotated frame keeps its ids."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, np.int64)
+    frames = annotated_frames(labels)
+    if not len(frames):
+        return out
+    out[frames[0]] = labels[frames[0]]
+    next_id = int(labels[frames[0]].max()) + 1
+    for previous, current in zip(frames[:-1], frames[1:]):
+        a, b = out[previous], np.asarray(labels[current])
+        ids_a, areas_a = np.unique(a[a > 0], return_counts=True)
+        ids_b, areas_b = np.unique(b[b > 0], return_counts=True)
+        area_a, area_b = dict(zip(ids_a.tolist(), areas_a.tolist())), dict(zip(ids_b.tolist(), areas_b.tolist()))
+        scored = sorted(((inter / (area_a[i] + area_b[j] - inter), i, j) for (i, j), inter in _overlaps(a, b).items()),
+                        reverse=True)
+        taken: Dict[int, int] = {}  # id on the current frame -> linked id
+        used = set()
+        for iou, i, j in scored:
+            if iou >= min_iou and j not in taken and i not in used:
+                taken[j] = i
+                used.add(i)
+        for j in ids_b.tolist():
+            if j not in taken:
+                taken[j] = next_id
+                next_id += 1
+        lookup = np.zeros(int(ids_b.max(initial=0)) + 1, np.int64)
+        for j, linked in taken.items():
+            lookup[j] = linked
+        out[current] = lookup[b]
+    return out
+
+
 def check_ids_follow_cells(labels: np.ndarray, frames: np.ndarray,
                            parents: Optional[Dict[int, int]] = None) -> None:
     """Raise ValueError when, between some two consecutive annotated ``frames`` of (T, H, W) ``labels``, most
@@ -119,5 +159,6 @@ def check_ids_follow_cells(labels: np.ndarray, frames: np.ndarray,
                 f"object ids do not follow the cells through time: between frames {pair.first} and {pair.second}, "
                 f"{pair.relabelled} of the {pair.matched} cells that stay in place carry another id (for example id "
                 f"{old} became {new}). Fine-tuning learns tracking from these ids: give each cell the same id on "
-                "every frame (the segmentation widget's tracking makes such labels), or train on single frames "
-                "(1 frame per clip)")
+                "every frame (the segmentation widget's tracking makes such labels), let training link them by "
+                "overlap (--link-ids yes; the widget's 'Link ids by overlap'), or train on single frames (1 frame "
+                "per clip)")
