@@ -1,7 +1,7 @@
 """What a user's label stack says before fine-tuning on it: which frames are annotated, and whether ids follow cells.
 
 Fine-tuning learns tracking from the ids of a (T, H, W) label stack: an object with the same id on two frames is
-the same object, and an object missing from a frame has left it. Two ways of annotating in napari break that:
+the same object, and an object missing from a frame has left it. Three ways of annotating break that:
 
 - annotating a few frames of a long stack and leaving the others blank. A blank frame would teach that every
   cell vanished, so such frames are left out (:func:`annotated_frames`) and clips run over the annotated ones.
@@ -77,13 +77,19 @@ class FramePairIds:
     example: Optional[tuple]
 
 
-def _overlaps(a: np.ndarray, b: np.ndarray) -> Dict[tuple, int]:
-    """Pixel counts of each (id in a, id in b) pair of objects that overlap, for (H, W) label images a and b."""
+def _pair_ious(a: np.ndarray, b: np.ndarray) -> Dict[tuple, float]:
+    """IoU of each (id in a, id in b) pair of objects that overlap, for (H, W) label images a and b."""
     both = (a > 0) & (b > 0)
     first, second = a[both].astype(np.int64), b[both].astype(np.int64)
     base = int(second.max(initial=0)) + 1
     keys, counts = np.unique(first * base + second, return_counts=True)  # one sort of a 1-D array: fast
-    return {(int(k // base), int(k % base)): int(n) for k, n in zip(keys, counts)}
+    area_a = dict(zip(*(v.tolist() for v in np.unique(a[a > 0], return_counts=True))))
+    area_b = dict(zip(*(v.tolist() for v in np.unique(b[b > 0], return_counts=True))))
+    ious = {}
+    for key, inter in zip(keys.tolist(), counts.tolist()):
+        i, j = key // base, key % base
+        ious[(i, j)] = inter / (area_a[i] + area_b[j] - inter)
+    return ious
 
 
 def relabelled_cells(labels: np.ndarray, frames: np.ndarray,
@@ -93,13 +99,9 @@ def relabelled_cells(labels: np.ndarray, frames: np.ndarray,
     parents = parents or {}
     result = []
     for first, second in zip(frames[:-1], frames[1:]):
-        a, b = np.asarray(labels[first]), np.asarray(labels[second])
-        ids_a, areas_a = np.unique(a[a > 0], return_counts=True)
-        ids_b, areas_b = np.unique(b[b > 0], return_counts=True)
-        area_a, area_b = dict(zip(ids_a.tolist(), areas_a.tolist())), dict(zip(ids_b.tolist(), areas_b.tolist()))
         matched, relabelled, example = 0, 0, None
-        for (i, j), inter in _overlaps(a, b).items():
-            if inter / (area_a[i] + area_b[j] - inter) < SAME_CELL_IOU:
+        for (i, j), iou in _pair_ious(np.asarray(labels[first]), np.asarray(labels[second])).items():
+            if iou < SAME_CELL_IOU:
                 continue
             matched += 1
             if i != j and parents.get(j) != i:
@@ -125,12 +127,9 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
     out[frames[0]] = labels[frames[0]]
     next_id = int(labels[frames[0]].max()) + 1
     for previous, current in zip(frames[:-1], frames[1:]):
-        a, b = out[previous], np.asarray(labels[current])
-        ids_a, areas_a = np.unique(a[a > 0], return_counts=True)
-        ids_b, areas_b = np.unique(b[b > 0], return_counts=True)
-        area_a, area_b = dict(zip(ids_a.tolist(), areas_a.tolist())), dict(zip(ids_b.tolist(), areas_b.tolist()))
-        scored = sorted(((inter / (area_a[i] + area_b[j] - inter), i, j) for (i, j), inter in _overlaps(a, b).items()),
-                        reverse=True)
+        b = np.asarray(labels[current])
+        ids_b = np.unique(b[b > 0])
+        scored = sorted(((iou, i, j) for (i, j), iou in _pair_ious(out[previous], b).items()), reverse=True)
         taken: Dict[int, int] = {}  # id on the current frame -> linked id
         used = set()
         for iou, i, j in scored:
