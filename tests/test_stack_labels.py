@@ -160,6 +160,12 @@ def test_the_challenges_segmentation_truth_needs_its_tracking_ids():
         check_ids_follow_cells(segmentation, np.arange(len(used)))
     relabelled = np.stack([tracking_ids(seg, track) for seg, track in zip(segmentation, tracking)])
     check_ids_follow_cells(relabelled, np.arange(len(used)))
+    # without the tracking truth, linking by overlap never joins two cells (it may break one into several tracks)
+    linked = link_by_overlap(segmentation)
+    check_ids_follow_cells(linked, np.arange(len(used)))
+    cells = relabelled > 0
+    pairs = set(zip(linked[cells].tolist(), relabelled[cells].tolist()))
+    assert len({a for a, _ in pairs}) == len(pairs)
     # the fine-tuning example's frames 5, 7, 9, 11 and 19: frame 9 annotates 2 of its 8 cells
     part = relabelled[[used.index(t) for t in (5, 7, 9, 11, 19)]]
     spans, order = annotated_spans(part), np.arange(5)
