@@ -231,9 +231,12 @@ class FineTuneWidget(QWidget):
         self.worker = worker
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        annotated = annotated_frames(labels) if labels.ndim == 3 else np.zeros(1, int)
-        part = (f" on its {len(annotated)} annotated frames of {len(labels)} ({frame_list(annotated)}; frames with no "
-                "label are left out)" if 0 < len(annotated) < len(labels) else "")
+        part = ""
+        if labels.ndim == 3:  # a stack (one (Y, X) image has no frames to leave out)
+            annotated = annotated_frames(labels)
+            if 0 < len(annotated) < len(labels):
+                part = (f" on its {len(annotated)} annotated frames of {len(labels)} ({frame_list(annotated)}; frames "
+                        "with no label are left out)")
         self.status.setText(f"training {settings.model} in {settings.out}{part}…")
         worker.start()
 

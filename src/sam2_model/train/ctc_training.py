@@ -22,6 +22,7 @@ import numpy as np
 import tifffile
 
 from ..tracking.ctc_io import read_tracks_file
+from ..tracking.matching import overlaps_with_labels
 
 
 @dataclass
@@ -55,12 +56,11 @@ def tracking_ids(segmentation: np.ndarray, tracking: np.ndarray) -> np.ndarray:
     """(H, W) segmentation truth with each cell under the id of the (H, W) tracking cell it overlaps most; a cell
     that overlaps none is dropped."""
     out = np.zeros(segmentation.shape, np.int32)
-    for seg_id in np.unique(segmentation[segmentation > 0]):
-        cell = segmentation == seg_id
-        votes = np.bincount(tracking[cell].ravel().astype(np.int64))
-        votes[0] = 0
-        if votes.max() > 0:
-            out[cell] = int(np.argmax(votes))
+    cells = [segmentation == seg_id for seg_id in np.unique(segmentation[segmentation > 0])]
+    track_ids, inter, _ = overlaps_with_labels(cells, tracking)  # inter: (cells, track ids)
+    for cell, row in zip(cells, inter):
+        if row.size and row.max() > 0:
+            out[cell] = int(track_ids[int(np.argmax(row))])  # ties: the smallest id, as ids come sorted
     return out
 
 
