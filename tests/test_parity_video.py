@@ -85,15 +85,19 @@ def _compare(ours: np.ndarray, theirs: torch.Tensor, what: str, worst: dict, exa
 
 
 @pytest.mark.parametrize(
-    "name, batch_objects",
-    [("sam2.1_hiera_tiny", False), ("sam2_hiera_tiny", False), ("demo", False), ("demo", True)],
+    "name, batch_objects, threads",
+    [("sam2.1_hiera_tiny", False, None), ("sam2.1_hiera_tiny", False, 1), ("sam2_hiera_tiny", False, None),
+     ("demo", False, None), ("demo", True, None)],
 )
-def test_prompt_script_matches_reference(name, batch_objects, tmp_path):
+def test_prompt_script_matches_reference(name, batch_objects, threads, tmp_path):
     """Random (perturbed) weights for the official presets; the embedded trained weights for "demo".
 
-    Objects tracked one by one are bit-identical to the reference; tracked as a batch, within 1e-2 (masks: 0.01% of pixels).
+    Objects tracked one by one are bit-identical to the reference, at the suite's thread count and on one
+    thread (conftest restores the count); tracked as a batch, within 1e-2 (masks: 0.01% of pixels).
     """
     require_oracle()
+    if threads is not None:
+        torch.set_num_threads(threads)
     predictor = reference_model(name, image_size=SIZE, video=True)
     predictor.fill_hole_area = 0  # the reference skips hole filling on CPU anyway
     if name == "demo":

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sam2_model as sm
+from sam2_model.frames import FrameSource
 from sam2_model.postprocess import fill_holes
 from sam2_model.video_session import VideoSession
 
@@ -191,3 +192,24 @@ def test_smoothing_is_given_once():
     assert VideoSession(model, source).frames.smooth == 1.0
     with pytest.raises(ValueError, match="give smooth= to the FrameSource"):
         VideoSession(model, source, smooth=3)
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_recomputed_high_res_logits_equal_the_decoders(threads):
+    """A released memory is recomputed from the chosen mask's low-res logits: upsampled as the SAM heads
+    did it, among three masks, the high-res logits are the decoder's to the bit, also on one CPU thread,
+    where PyTorch's bilinear kernel rounds a 3-channel tensor unlike a 1-channel one (conftest restores threads)."""
+    from sam2_model.modeling.sam2 import upsample_as_decoded
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    size = 256
+    model = sm.build_model("sam2.1_hiera_tiny", device="cpu", image_size=size)
+    image = np.random.default_rng(5).integers(0, 255, (size, size)).astype(np.uint8)
+    with torch.inference_mode():
+        features = model.encode_image(FrameSource(image[None], image_size=size).model_input(0)[None])
+        prediction = model.predict_masks(features.image_embed, features.high_res, multimask=True)
+    assert prediction.multimask_logits.shape[1] == 3
+    again = upsample_as_decoded(prediction.low_res_logits, size, decoded_masks=3)
+    assert torch.equal(again, prediction.high_res_logits)

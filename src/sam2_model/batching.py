@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from .config import SAM2Config
-from .modeling.sam2 import FrameFeatures, SAM2Model
+from .modeling.sam2 import FrameFeatures, SAM2Model, upsample_as_decoded
 from .modeling.memory_bank import (
     recent_memory_frames, select_object_pointers, sine_encoding_1d, split_conditioning_frames,
 )
@@ -202,9 +201,7 @@ def encode_memories(
 
 def restore_memories(model: SAM2Model, features: FrameFeatures, results: List[FrameResult]) -> None:
     """Recompute released memories of several objects' results on one frame (features: that frame's, B=1)."""
-    size = model.image_size
-    low_res = torch.cat([r.low_res_logits for r in results])
-    high = F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
+    high = torch.cat([upsample_as_decoded(r.low_res_logits, model.image_size, r.decoded_masks) for r in results])
     memories = encode_memories(model, features, high, torch.cat([r.object_score for r in results]))
     for result, memory in zip(results, memories):
         result.memory = memory
@@ -241,7 +238,11 @@ def track_group(
         split_rows(prediction.low_res_logits), split_rows(prediction.obj_ptr),
         split_rows(prediction.object_score_logits), memories,
     )
-    return [FrameResult(low, ptr, score, memory, releasable=True) for low, ptr, score, memory in rows]
+    decoded = prediction.multimask_logits.shape[1]
+    return [
+        FrameResult(low, ptr, score, memory, releasable=True, decoded_masks=decoded)
+        for low, ptr, score, memory in rows
+    ]
 
 
 # ---------------------------------------------------------------------- projected memories

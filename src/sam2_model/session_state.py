@@ -51,7 +51,10 @@ class FrameResult:
     ran or after the session released it. ``releasable``: the memory can be recomputed exactly from
     the stored logits (frames tracked without prompts), so it may be dropped to bound memory.
     ``projection``: memory attention's values of ``memory`` (batched path only); setting
-    ``memory`` (releasing or restoring it) drops it.
+    ``memory`` (releasing or restoring it) drops it. ``decoded_masks``: how many masks the SAM heads
+    decoded and upsampled together before choosing this one (3 with multimask output, else 1), so that a
+    released memory is recomputed from exactly the same high-res logits
+    (:func:`~sam2_model.modeling.sam2.upsample_as_decoded`).
     """
 
     low_res_logits: torch.Tensor
@@ -59,6 +62,7 @@ class FrameResult:
     object_score: torch.Tensor
     memory: Optional[torch.Tensor] = None
     releasable: bool = False
+    decoded_masks: int = 1
     projection: Optional[MemoryProjection] = field(default=None, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: object) -> None:

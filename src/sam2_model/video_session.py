@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .build import inference_autocast
 from .feature_cache import FeatureCache
 from .frames import FrameSource
-from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model
+from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model, upsample_as_decoded
 from . import session_outputs
 from .batching import MemoryView, group_by_layout, restore_memories, track_group
 from .postprocess import fill_holes
@@ -357,7 +357,8 @@ class VideoSession:
             )
         releasable = run_memory and prompt is None and mask_input is None
         return FrameResult(
-            prediction.low_res_logits, prediction.obj_ptr, prediction.object_score_logits, memory, releasable
+            prediction.low_res_logits, prediction.obj_ptr, prediction.object_score_logits, memory, releasable,
+            decoded_masks=prediction.multimask_logits.shape[1],
         )
 
     def _filled(self, result: FrameResult) -> torch.Tensor:
@@ -368,8 +369,7 @@ class VideoSession:
 
     def _restore_memory(self, frame_idx: int, result: FrameResult) -> torch.Tensor:
         """Recompute a released memory exactly as it was made: from the frame's unfilled logits."""
-        size = self.model.image_size
-        high = F.interpolate(result.low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
+        high = upsample_as_decoded(result.low_res_logits, self.model.image_size, result.decoded_masks)
         return self._encode_memory(frame_idx, high, result.object_score, from_points=False)
 
     def _release_memories(self, state: ObjectState, frame_idx: int) -> None:

@@ -28,6 +28,22 @@ NO_OBJECT_SCORE = -1024.0  # logit given to every pixel when the object-score he
 MASK_AS_OUTPUT_SCALE, MASK_AS_OUTPUT_BIAS = 20.0, -10.0  # binary mask prompt -> logits
 
 
+def upsample_as_decoded(low_res_logits: torch.Tensor, image_size: int, decoded_masks: int) -> torch.Tensor:
+    """High-res logits of a chosen mask, upsampled exactly as :meth:`SAM2Model.predict_masks` upsampled them.
+
+    low_res_logits: (B, 1, 4h, 4w) float32, the mask chosen among ``decoded_masks`` (1 or 3) decoder outputs;
+    returns (B, 1, image_size, image_size). The SAM heads upsample all their masks at once, as the reference
+    does, and on one CPU thread PyTorch's bilinear kernel rounds a 3-channel tensor unlike a 1-channel one
+    (3.8e-6 apart); a memory recomputed from stored low-res logits would then differ from the one first made.
+    Upsampling the chosen mask among as many copies of itself gives the same bits on any thread count.
+    """
+    size = (image_size, image_size)
+    if decoded_masks == 1:
+        return F.interpolate(low_res_logits, size=size, mode="bilinear", align_corners=False)
+    copies = low_res_logits.expand(-1, decoded_masks, -1, -1).contiguous()
+    return F.interpolate(copies, size=size, mode="bilinear", align_corners=False)[:, :1]
+
+
 @dataclass
 class FrameFeatures:
     """Image features of one frame, ready for the SAM heads and memory attention.
