@@ -341,3 +341,11 @@ def test_stack_clips_leave_out_objects_too_small_for_the_model_input():
     frames = (labels * 100 + 10).astype(np.uint8)
     for _, clip in zip(range(10), StackClips(frames, labels, 2, 64, 2, seed=4)):
         assert clip.num_objects == 1 and bool(clip.present[0].all())
+
+
+@pytest.mark.parametrize("field, value", [("save_every", 0), ("steps", -1), ("clip_len", 0), ("clips_per_step", 2.5),
+                                          ("max_objects", True), ("lr", 0.0)])
+def test_settings_out_of_range_are_refused_by_name(tmp_path, field, value):
+    """A bad number fails when the settings are made, naming the field, not later as a division by zero."""
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        TrainSettings(out=str(tmp_path / "run"), **{field: value})

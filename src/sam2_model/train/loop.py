@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import json
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ class TrainSettings:
     link_ids: bool = False  # user stacks painted frame by frame: ids linked from frame to frame by overlap first
 
     def __post_init__(self) -> None:
+        at_least = {"steps": 0, "warmup_steps": 0, "save_every": 1, "clip_len": 1, "clips_per_step": 1, "max_objects": 1}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if not (float(self.lr) > 0):
+            raise ValueError(f"lr must be a positive learning rate (e.g. 5e-4), got {self.lr!r}")
         if self.time_limit is not None and not (float(self.time_limit) > 0):
             raise ValueError(f"time_limit must be a positive number of seconds (or None: no limit), "
                              f"got {self.time_limit!r}")
