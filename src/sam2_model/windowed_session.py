@@ -35,7 +35,7 @@ import torch
 from .frames import FrameSource
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model, keep_highest_object
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
-from .session_outputs import check_output
+from .session_outputs import check_output, labels_from_logits
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
 from .image_predictor import ImagePredictor
@@ -376,7 +376,7 @@ class WindowedSession:
             if output == "masks":
                 yield frame_idx, ids, logits > 0
             elif output == "labels":
-                yield frame_idx, ids, _labels(logits, ids)
+                yield frame_idx, ids, labels_from_logits(logits, ids)
             else:
                 yield frame_idx, ids, logits
 
@@ -471,10 +471,3 @@ class WindowedSnapshot:
 
     def __init__(self, objects: Tuple[Tuple[int, _Track, Any], ...]) -> None:
         self.objects = objects
-
-
-def _labels(logits: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """(n_obj, H, W) logits -> (H, W) uint32: the id of the object with the highest positive logit, 0 elsewhere."""
-    best = logits.argmax(axis=0)
-    top = np.take_along_axis(logits, best[None], axis=0)[0]
-    return np.where(top > 0, np.asarray(ids, np.uint32)[best], 0).astype(np.uint32)
