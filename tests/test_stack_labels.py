@@ -212,3 +212,14 @@ def test_linking_takes_the_best_overlap_once_and_starts_a_new_track_for_a_cell_f
     assert set(np.unique(linked[1][labels[1] == 1])) == {4}
     new_ids = {int(linked[1][labels[1] == j][0]) for j in (2, 3)}
     assert len(new_ids) == 2 and not new_ids & {4}
+
+
+def test_linking_pairs_cells_for_the_largest_total_overlap():
+    """Cells 1 (columns 0-9) and 2 (10-19) become one over columns 3-15 and one over 0-2. Best overlap first would give
+    the first to cell 1 (IoU 0.44) and leave the second a new track; the pairing of largest total IoU keeps both
+    tracks: cell 1 -> columns 0-2 (0.30), cell 2 -> columns 3-15 (0.35)."""
+    labels = np.zeros((2, 4, 24), np.int32)
+    labels[0, :, 0:10], labels[0, :, 10:20] = 1, 2
+    labels[1, :, 3:16], labels[1, :, 0:3] = 7, 8
+    linked = link_by_overlap(labels)
+    assert set(np.unique(linked[1][:, 0:3])) == {1} and set(np.unique(linked[1][:, 3:16])) == {2}

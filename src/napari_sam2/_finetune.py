@@ -95,8 +95,8 @@ class FineTuneWidget(QWidget):
         self.link_check.setChecked(False)
         self.link_check.setToolTip(
             "For labels painted frame by frame, where a cell has another id on each frame: before training, each cell "
-            "takes the id of the cell it overlaps most on the previous annotated frame (a cell that overlaps none "
-            "starts a new track). Leave it off for tracked labels, such as the segmentation widget's.")
+            "takes the id of a cell it overlaps on the previous annotated frame, one to one, paired for the largest "
+            "total overlap (a cell that overlaps none starts a new track). Leave it off for tracked labels, such as the segmentation widget's.")
         self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..tracking.matching import hungarian
+
 SAME_CELL_IOU = 0.5  # two masks on consecutive annotated frames overlapping this much are one cell (a unique match)
 
 
@@ -116,8 +118,9 @@ LINK_MIN_IOU = 0.2  # a cell on the next annotated frame takes the id of the cel
 
 def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.ndarray:
     """(T, H, W) labels painted frame by frame -> the same masks with ids that follow the cells: walking the annotated
-    frames in order, each cell takes the id of the cell of the previous annotated frame it overlaps most (IoU >=
-    ``min_iou``, each id to one cell, best overlaps first); a cell that overlaps none gets a new id. Blank frames stay
+    frames in order, each cell takes the id of a cell of the previous annotated frame it overlaps (IoU >= ``min_iou``;
+    one to one, the pairing of largest total IoU: :func:`~sam2_model.tracking.matching.hungarian`); a cell that
+    overlaps none gets a new id. Blank frames stay
     blank; the first annotated frame keeps its ids."""
     labels = np.asarray(labels)
     out = np.zeros(labels.shape, np.int64)
@@ -129,13 +132,13 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
     for previous, current in zip(frames[:-1], frames[1:]):
         b = np.asarray(labels[current])
         ids_b = np.unique(b[b > 0])
-        scored = sorted(((iou, i, j) for (i, j), iou in _pair_ious(out[previous], b).items()), reverse=True)
-        taken: Dict[int, int] = {}  # id on the current frame -> linked id
-        used = set()
-        for iou, i, j in scored:
-            if iou >= min_iou and j not in taken and i not in used:
-                taken[j] = i
-                used.add(i)
+        ious = _pair_ious(out[previous], b)
+        ids_a = sorted({i for i, _ in ious})
+        ids_j = sorted({j for _, j in ious})
+        table = np.zeros((len(ids_a), len(ids_j)))
+        for (i, j), iou in ious.items():
+            table[ids_a.index(i), ids_j.index(j)] = iou if iou >= min_iou else 0.0  # a weak overlap claims no pair
+        taken: Dict[int, int] = {ids_j[c]: ids_a[r] for r, c in hungarian(table, min_iou)}  # current id -> linked id
         for j in ids_b.tolist():
             if j not in taken:
                 taken[j] = next_id
