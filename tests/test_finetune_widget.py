@@ -131,6 +131,34 @@ def test_a_stack_annotated_on_some_frames_trains_on_those(finetune, qtbot, tmp_p
     assert metadata["stack_check"]["frames"] == 3
 
 
+
+def test_held_out_frames_are_checked_after_the_run_and_shown(finetune, qtbot, tmp_path, monkeypatch):
+    """A person keeps frames 6-7 of 8 out of training: the run trains on 0-5 and shows how the tuned weights track
+    the cells of 6-7; a range beyond the movie is refused before any run."""
+    viewer, widget = finetune
+    messages = []
+    monkeypatch.setattr("napari_sam2._finetune.show_error", messages.append)
+    movie = make_timelapse(num_frames=8, shape=(64, 64), num_cells=4, seed=8, radius_fraction=0.12)
+    viewer.add_image(movie.image, name="long movie")
+    viewer.add_labels(movie.labels, name="all frames")
+    widget.image_combo.setCurrentText("long movie")
+    widget.labels_combo.setCurrentText("all frames")
+    widget.steps_spin.setValue(1)
+    widget.hold_out_edit.setText("6-9")
+    widget.train_button.click()
+    assert widget.worker is None and messages and "hold_out 6-9 lies beyond the stack's 8 frames (0-7)" in messages[0]
+    assert not (tmp_path / "run").exists()
+    widget.hold_out_edit.setText("6-7")
+    widget.train_button.click()
+    assert "on its 6 annotated frames of 8 (0-5; frames with no label are left out), frames 6-7 held out" in \
+        widget.status.text()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    metadata = json.loads((tmp_path / "run" / "weights.json").read_text())
+    held = metadata["held_out_check"]
+    assert held["held_out"] == "6-7" and held["frames"] == 2 and metadata["stack_check"]["frames"] == 6
+    assert (f"tracked IoU on held-out frames 6-7 (2 tracked), {held['objects']} objects clicked: "
+            f"{held['before']:.2f} -> {held['after']:.2f}") in widget.status.text()
+
 def test_one_annotated_image_is_enough_to_fine_tune(finetune, qtbot, tmp_path):
     viewer, widget = finetune
     movie = make_timelapse(num_frames=1, shape=(64, 64), num_cells=4, seed=9, radius_fraction=0.12)

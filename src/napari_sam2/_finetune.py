@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import napari
 import numpy as np
@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
+from sam2_model.train.hold_out import parse_frame_range, split_off
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -96,7 +97,15 @@ class FineTuneWidget(QWidget):
         self.link_check.setToolTip(
             "For labels painted frame by frame, where a cell has another id on each frame: before training, each cell "
             "takes the id of a cell it overlaps on the previous annotated frame, one to one, paired for the largest "
-            "total overlap (a cell that overlaps none starts a new track). Leave it off for tracked labels, such as the segmentation widget's.")
+            "total overlap (a cell that overlaps none starts a new track). Leave it off for tracked labels, such as "
+            "the segmentation widget's.")
+        self.hold_out_edit = QLineEdit()
+        self.hold_out_edit.setPlaceholderText("none, or e.g. 30-39")
+        self.hold_out_edit.setToolTip(
+            "Frames to keep out of training (first-last, both included, numbered from 0 as napari's time slider): "
+            "after the run the starting and the fine-tuned weights each click every annotated cell of the first "
+            "annotated frame among them and track it through them, so you see how the tuned weights do on frames "
+            "they never saw. Leave empty to train on every annotated frame.")
         self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
@@ -117,6 +126,7 @@ class FineTuneWidget(QWidget):
         form.addRow("Frames per clip", self.clip_spin)
         form.addRow(self.augment_check)
         form.addRow(self.link_check)
+        form.addRow("Hold out frames", self.hold_out_edit)
         form.addRow("Run folder", self.out_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -155,7 +165,7 @@ class FineTuneWidget(QWidget):
             steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
             warmup_steps=fine_tuning_warmup(self.steps_spin.value()), clips_per_step=2,
             image_size=choice.image_size, save_every=25, device=choice.device, augment=self.augment_check.isChecked(),
-            link_ids=self.link_check.isChecked(),
+            link_ids=self.link_check.isChecked(), hold_out=self.hold_out_edit.text().strip() or None,
         )
 
     def _start_weights(self) -> Optional[str]:
@@ -189,7 +199,10 @@ class FineTuneWidget(QWidget):
         if self.worker is not None or self.picker.worker is not None:
             return
         try:
-            self._data()
+            stack, labels = self._data()
+            hold_out = self.settings().hold_out
+            if hold_out is not None:  # the frames exist and leave some to train on: said before any run
+                split_off(stack, labels, parse_frame_range(hold_out))
             self.picker.choice().check()
         except (ValueError, FileNotFoundError) as error:
             show_error(f"SAM 2 fine-tuning: {error}")
@@ -218,11 +231,11 @@ class FineTuneWidget(QWidget):
             return not self._cancel
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work() -> Tuple[Path, Optional[Dict[str, Any]]]:
+        def work() -> Tuple[Path, List[Dict[str, Any]]]:
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
             metadata = json.loads(weights.with_suffix(".json").read_text())
-            return weights, metadata.get("stack_check")
+            return weights, [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
 
         worker = work()
         worker.returned.connect(self._on_done)
@@ -233,10 +246,13 @@ class FineTuneWidget(QWidget):
         self.cancel_button.setEnabled(True)
         part = ""
         if labels.ndim == 3:  # a stack (one (Y, X) image has no frames to leave out)
-            annotated = annotated_frames(labels)
+            held = None if settings.hold_out is None else parse_frame_range(settings.hold_out)
+            annotated = np.array([t for t in annotated_frames(labels) if held is None or t not in held], int)
             if 0 < len(annotated) < len(labels):
                 part = (f" on its {len(annotated)} annotated frames of {len(labels)} ({frame_list(annotated)}; frames "
                         "with no label are left out)")
+            if held is not None:
+                part += f", frames {held} held out to check it on"
         self.status.setText(f"training {settings.model} in {settings.out}{part}…")
         worker.start()
 
@@ -257,18 +273,19 @@ class FineTuneWidget(QWidget):
 
         get_widget(self.viewer).set_checkpoint_file(str(self.weights_path))
 
-    def _on_done(self, result: Tuple[Path, Optional[Dict[str, Any]]]) -> None:
-        path, check = result
+    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]]]) -> None:
+        path, recorded = result
         self.weights_path = path
         self.use_button.setEnabled(True)
         state = "stopped (Train resumes)" if self._cancel else "done"
-        result_check = None if check is None else StackCheck(**check)
-        self.status.setText(f"{state}: weights in {path}; load them in the segmentation widget "
-                            "(Weights: local file)" + ("" if result_check is None else "\n" + result_check.summary()))
+        checks = [StackCheck(**check) for check in recorded]  # the training frames', then the held-out frames'
+        self.status.setText("\n".join([f"{state}: weights in {path}; load them in the segmentation widget "
+                                       "(Weights: local file)"] + [check.summary() for check in checks]))
         show_info(f"SAM 2 fine-tuning {state}: {path}")
-        warning = None if result_check is None else result_check.warning()
-        if warning:
-            show_warning(f"SAM 2 {warning}")
+        for check in checks:
+            warning = check.warning()
+            if warning:
+                show_warning(f"SAM 2 {warning}")
 
     def _on_finished(self) -> None:
         self.worker = None

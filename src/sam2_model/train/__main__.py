@@ -93,13 +93,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {settings.out}/last.pt", file=sys.stderr)
         return 130
-    recorded = json.loads((Path(settings.out) / "weights.json").read_text()).get("stack_check")
-    if recorded is not None:
-        check = StackCheck(**recorded)
-        print(check.summary() + " (starting -> fine-tuned weights)")
-        warning = check.warning()
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+    metadata = json.loads((Path(settings.out) / "weights.json").read_text())
+    for key in ("stack_check", "held_out_check"):
+        if metadata.get(key) is not None:
+            check = StackCheck(**metadata[key])
+            print(check.summary() + " (starting -> fine-tuned weights)")
+            warning = check.warning()
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

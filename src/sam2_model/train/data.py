@@ -28,6 +28,7 @@ from ..evaluation import family_of, lineage_masks  # the ground truth that train
 from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
 from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
+from .hold_out import HeldOut
 from .stack_labels import annotated_frames, annotated_spans, check_ids_follow_cells, link_by_overlap, not_annotated
 
 
@@ -195,12 +196,13 @@ class StackClips:
     between two on which it is annotated is marked unknown there (:attr:`Clip.unknown`), not gone. augment: each
     clip turned and mirrored at random (:func:`random_view`). A stack whose ids change from frame to frame is refused
     when clips are longer than one frame (:func:`.stack_labels.check_ids_follow_cells`), unless ``link_ids`` links
-    them by overlap first (:func:`.stack_labels.link_by_overlap`).
+    them by overlap first (:func:`.stack_labels.link_by_overlap`). held_out: the frames the caller kept out of
+    ``stack`` and ``labels`` (:mod:`.hold_out`), carried for the check after training.
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
                  max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None,
-                 augment: bool = False, link_ids: bool = False) -> None:
+                 augment: bool = False, link_ids: bool = False, held_out: Optional[HeldOut] = None) -> None:
         stack, labels = np.asarray(stack), np.asarray(labels)
         if stack.ndim == 2 and labels.ndim == 2:  # one annotated image: a stack of one frame
             stack, labels = stack[None], labels[None]
@@ -234,6 +236,7 @@ class StackClips:
         self.augment = bool(augment)
         self.limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
         self.rng = np.random.default_rng(seed)
+        self.held_out = held_out  # frames kept out of training (not in stack and labels), for the run's check
 
     def position(self) -> Dict[str, object]:
         """Where the stream is, for resuming: its random generator's state."""

@@ -32,6 +32,7 @@ from ..modeling.sam2 import SAM2Model
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
+from .hold_out import check_held_out, parse_frame_range, read_ctc_held_out, split_off
 from .machine import describe_machine, enable_tf32
 from .resolutions import ALTERNATE_SEED_OFFSET, model_sharing_parameters
 from .stack_check import check_stack
@@ -80,6 +81,7 @@ class TrainSettings:
     train_only: Optional[str] = None  # comma-separated parameter-name prefixes to train, the rest frozen (None: all)
     augment: bool = True  # user stacks: each clip turned by a multiple of 90 degrees and mirrored at random
     link_ids: bool = False  # user stacks painted frame by frame: ids linked from frame to frame by overlap first
+    hold_out: Optional[str] = None  # user stacks: frames "first-last" not trained on, to check the run on (hold_out.py)
 
     def __post_init__(self) -> None:
         at_least = {"steps": 0, "warmup_steps": 0, "save_every": 1, "clip_len": 1, "clips_per_step": 1, "max_objects": 1}
@@ -87,6 +89,8 @@ class TrainSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if self.hold_out is not None:
+            self.hold_out = str(parse_frame_range(self.hold_out))  # refused by name here when malformed
         if not (float(self.lr) > 0):
             raise ValueError(f"lr must be a positive learning rate (e.g. 5e-4), got {self.lr!r}")
         if self.time_limit is not None and not (float(self.time_limit) > 0):
@@ -172,6 +176,8 @@ def make_clips(
     labels = settings.labels if labels is None else labels
     if (stack is None) != (labels is None):
         raise ValueError("give both a stack and its labels to train on your own data, or neither for synthetic data")
+    if settings.hold_out is not None and stack is None:
+        raise ValueError("hold_out keeps frames of your own stack out of training: give a stack and its labels")
     if settings.data not in DATA_KINDS:
         raise ValueError(f"data must be one of {DATA_KINDS}, got {settings.data!r}")
     if stack is None and settings.data != "nuclei":
@@ -182,16 +188,27 @@ def make_clips(
     if stack is None:
         return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
                               contrast_jitter=settings.contrast_jitter)
-    parents = None
+    parents, held = None, None
+    frames = None if settings.hold_out is None else parse_frame_range(settings.hold_out)
     if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():  # read as CTC ground truth, or refused
         ctc = read_ctc_training(stack, labels)
+        if frames is not None:
+            held = read_ctc_held_out(stack, labels, frames)
+            kept = [i for i, t in enumerate(ctc.frames) if t not in frames]
+            if not kept:
+                raise ValueError(f"hold_out {frames} leaves no segmented frame to train on: {labels} segments frames "
+                                 f"{frame_list(np.asarray(ctc.frames))}; hold out fewer frames")
+            ctc = dataclasses.replace(ctc, stack=ctc.stack[kept], labels=ctc.labels[kept],
+                                      frames=[ctc.frames[i] for i in kept])
         stack, labels, parents = ctc.stack, ctc.labels, ctc.parents
     elif isinstance(stack, (str, os.PathLike)):
         import tifffile
 
         stack, labels = tifffile.imread(stack), tifffile.imread(labels)
+    if frames is not None and held is None:
+        labels, held = split_off(stack, labels, frames, link_ids=settings.link_ids)
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                      parents=parents, augment=settings.augment, link_ids=settings.link_ids)
+                      parents=parents, augment=settings.augment, link_ids=settings.link_ids, held_out=held)
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
@@ -226,6 +243,8 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
     if user_stack and len(source.frames) < source.total_frames:
         described += (f"; its {len(source.frames)} annotated frames ({frame_list(source.frames)}), those with no "
                       "label left out")
+    if user_stack and source.held_out is not None:
+        described += f"; frames {source.held_out.frames} held out (not trained on; held_out_check)"
     if user_stack and source.link_ids:
         described += "; ids linked from frame to frame by overlap"
     if user_stack and source.augment:
@@ -303,6 +322,10 @@ def train(
     state: Optional[Dict[str, Any]] = None
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=False)
+        held_before = state.get("settings", {}).get("hold_out")
+        if held_before != settings.hold_out:  # else the held-out frames would be trained on, or some never
+            raise ValueError(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
+                             f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
         model.load_state_dict(state["model"])
     elif settings.init is not None:
         load_checkpoint(model, settings.init)
@@ -412,7 +435,7 @@ def train(
         session["stopped_by"] = "steps"
     save_checkpoint()  # the final state, whatever stopped the run: resumable from here
     model.eval()
-    check = None
+    check = held_check = None
     if isinstance(source, StackClips) and session["stopped_by"] == "steps":
         start = None
         if settings.init is not None:
@@ -420,6 +443,8 @@ def train(
             load_checkpoint(start, settings.init)
             start.to(device).eval()
         check = check_stack(model, start, source.stack, source.labels)
+        if source.held_out is not None:
+            held_check = check_held_out(model, start, source.held_out)
     export_weights(model, out / "weights.pt", {
         "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
         "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
@@ -427,5 +452,6 @@ def train(
         "machine": session["machine"], "torch": torch.__version__, "sessions": sessions,
         "date": datetime.date.today().isoformat(), "settings": dataclasses.asdict(settings),
         "stack_check": None if check is None else check.as_dict(),
+        "held_out_check": None if held_check is None else held_check.as_dict(),
     })
     return model

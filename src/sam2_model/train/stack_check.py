@@ -25,12 +25,14 @@ MAX_OBJECTS = 16  # objects clicked
 @dataclass
 class StackCheck:
     """Mean tracked IoU on the training stack: ``before`` (starting weights; None from random weights) and
-    ``after`` (fine-tuned), over ``objects`` objects clicked on frame 0 and ``frames`` frames."""
+    ``after`` (fine-tuned), over ``objects`` objects clicked on frame 0 and ``frames`` frames. ``held_out``: the
+    frames training never saw (e.g. "30-39", :mod:`.hold_out`); None: the training stack's first frames."""
 
     before: Optional[float]
     after: float
     objects: int
     frames: int
+    held_out: Optional[str] = None
 
     def worse(self, margin: float = 0.05) -> bool:
         """Whether fine-tuning lowered the tracked IoU by more than ``margin``."""
@@ -44,17 +46,22 @@ class StackCheck:
         advice = ("try a longer warm-up, another seed, more annotated objects or frames, or keep the starting "
                   "weights")
         figures = f"tracked IoU {self.before:.2f} -> {self.after:.2f}"
+        where = "your own frames" if self.held_out is None else f"the held-out frames {self.held_out}"
         if self.worse(margin):
-            return f"fine-tuning made tracking worse on your own frames ({figures}): {advice}"
+            return f"fine-tuning made tracking worse on {where} ({figures}): {advice}"
         if self.after < self.before + margin and self.before < good:
-            return f"fine-tuning did not improve tracking on your own frames ({figures}): {advice}"
+            return f"fine-tuning did not improve tracking on {where} ({figures}): {advice}"
         return None
 
     def summary(self) -> str:
         """One line for the user: frames, objects and the tracked IoU (starting -> fine-tuned)."""
         before = "" if self.before is None else f"{self.before:.2f} -> "
-        where = ("one-click IoU on the image" if self.frames == 1
-                 else f"tracked IoU on the stack's first {self.frames} frames")
+        if self.held_out is not None:
+            where = (f"one-click IoU on held-out frame {self.held_out}" if self.frames == 1
+                     else f"tracked IoU on held-out frames {self.held_out} ({self.frames} tracked)")
+        else:
+            where = ("one-click IoU on the image" if self.frames == 1
+                     else f"tracked IoU on the stack's first {self.frames} frames")
         return f"{where}, {self.objects} objects clicked: {before}{self.after:.2f}"
 
     def as_dict(self) -> Dict[str, Any]:
@@ -68,12 +75,12 @@ def clicked_objects(first_labels: np.ndarray, max_objects: int = MAX_OBJECTS) ->
 
 
 def tracked_iou(model: SAM2Model, stack: np.ndarray, labels: np.ndarray,
-                obj_ids: Optional[List[int]] = None) -> Optional[float]:
-    """Mean IoU of click-and-track on the first :data:`MAX_FRAMES` frames of (T, H, W) ``stack`` against its
+                obj_ids: Optional[List[int]] = None, max_frames: int = MAX_FRAMES) -> Optional[float]:
+    """Mean IoU of click-and-track on the first ``max_frames`` frames of (T, H, W) ``stack`` against its
     (T, H, W) instance ``labels`` (ids consistent through time): one click on each of ``obj_ids`` in frame 0
     (default :func:`clicked_objects`), scored on every frame where the object is annotated. None when there
     is no object to click."""
-    stack, labels = np.asarray(stack)[:MAX_FRAMES], np.asarray(labels)[:MAX_FRAMES]
+    stack, labels = np.asarray(stack)[:max_frames], np.asarray(labels)[:max_frames]
     obj_ids = clicked_objects(labels[0]) if obj_ids is None else obj_ids
     if not obj_ids:
         return None
