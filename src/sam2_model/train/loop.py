@@ -84,7 +84,8 @@ class TrainSettings:
     hold_out: Optional[str] = None  # user stacks: frames "first-last" not trained on, to check the run on (hold_out.py)
 
     def __post_init__(self) -> None:
-        at_least = {"steps": 0, "warmup_steps": 0, "save_every": 1, "clip_len": 1, "clips_per_step": 1, "max_objects": 1}
+        at_least = {"steps": 0, "warmup_steps": 0, "save_every": 1, "clip_len": 1, "clips_per_step": 1,
+                    "max_objects": 1}
         for name, low in at_least.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
