@@ -109,3 +109,20 @@ def test_a_run_resumes_only_with_the_frames_it_held_out(tmp_path):
         train(TrainSettings(**{**settings.__dict__, "hold_out": None}), movie.image, movie.labels)
     train(settings, movie.image, movie.labels, progress=lambda step, row: True)
     assert json.loads((tmp_path / "run" / "weights.json").read_text())["steps"] == 2
+
+
+def test_a_run_resumes_only_on_the_data_it_started_on(tmp_path):
+    """Resuming on other labels (another movie, or labels edited since) is refused before any step; the same data
+    resumes."""
+    from sam2_model.train.loop import train
+
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
+    settings = TrainSettings(out=str(tmp_path / "run"), image_size=64, clip_len=2, clips_per_step=1, max_objects=2,
+                             steps=2, warmup_steps=1)
+    train(settings, movie.image, movie.labels, progress=lambda step, row: step < 1)
+    edited = movie.labels.copy()
+    edited[2][edited[2] == edited[2].max()] = 0  # one cell erased on one frame
+    with pytest.raises(ValueError, match="is a run on other frames or labels than these"):
+        train(settings, movie.image, edited)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 1
+    train(settings, movie.image, movie.labels, progress=lambda step, row: True)

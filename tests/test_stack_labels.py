@@ -223,3 +223,21 @@ def test_linking_pairs_cells_for_the_largest_total_overlap():
     labels[1, :, 3:16], labels[1, :, 0:3] = 7, 8
     linked = link_by_overlap(labels)
     assert set(np.unique(linked[1][:, 0:3])) == {1} and set(np.unique(linked[1][:, 3:16])) == {2}
+
+
+def test_label_images_are_taken_as_whole_number_ids_or_refused_by_name():
+    """A 32-bit float label image of whole numbers (as Fiji saves them) trains like its integer twin; fractions,
+    negative ids and boolean masks are refused with what is accepted."""
+    movie = make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=4, radius_fraction=0.12)
+    as_float = StackClips(movie.image, movie.labels.astype(np.float32), 2, 64, 2, seed=1)
+    as_int = StackClips(movie.image, movie.labels, 2, 64, 2, seed=1)
+    np.testing.assert_array_equal(as_float.labels, as_int.labels)
+    assert np.issubdtype(as_float.labels.dtype, np.integer)
+    half = movie.labels.astype(np.float32)
+    half[half == 1] = 1.5
+    with pytest.raises(ValueError, match="labels must be whole-number instance ids; this float32 image holds 1.5"):
+        StackClips(movie.image, half, 2, 64, 2)
+    with pytest.raises(ValueError, match=r"labels must be instance ids >= 0 .* they hold -\d"):
+        StackClips(movie.image, -movie.labels.astype(np.int16), 2, 64, 2)
+    with pytest.raises(ValueError, match="got a boolean mask: give each cell its own id"):
+        StackClips(movie.image, movie.labels > 0, 2, 64, 2)

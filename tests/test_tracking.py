@@ -552,3 +552,23 @@ def test_the_detector_finds_the_real_msc_cells_of_the_first_frame(model) -> None
     cells = [i for i in np.unique(markers) if i]
     found = {i for i in cells if any(np.count_nonzero(m & (markers == i)) for m in masks)}
     assert len(found) >= len(cells) // 2, (len(found), len(cells), len(masks))
+
+
+def test_detection_warns_when_the_cell_size_range_finds_thousands_of_seeds():
+    """The default range (8-40 px) on MSC's large, dim, grainy cells finds ~4000 blobs in one frame, each a click:
+    minutes per frame. The detector says so, naming the option, before it starts clicking."""
+    import warnings
+
+    import tifffile
+
+    from sam2_model.tracking.detection import make_detector
+
+    frame_path = MSC / "01" / "t000.tif"
+    if not frame_path.is_file():
+        pytest.skip("the shared MSC time-lapse is not beside the repo")
+    detector = make_detector(sm.build_model("demo"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning stops the call before the clicks
+        with pytest.raises(UserWarning, match=r"\d{4} candidate cells \(blobs 8-40 px wide\) on one 832 x 992 frame: "
+                                              r"each is clicked.*--cell-diameter MIN MAX"):
+            detector(tifffile.imread(frame_path))

@@ -149,3 +149,62 @@ def test_a_training_run_on_cuda_with_data_workers(tmp_path):
     rows = (run / "history.csv").read_text().splitlines()[1:]
     assert len(rows) == 3 and all("nan" not in row for row in rows)
     load_checkpoint(build_model("demo", checkpoint="random", image_size=128), run / "weights.pt")
+
+
+def test_ctrl_c_finishes_the_step_saves_the_run_and_it_resumes(tmp_path):
+    """The first Ctrl-C (a real SIGINT) stops after the current step; last.pt and weights.pt are written; the
+    same call again finishes the run. Outside training, Ctrl-C behaves as before."""
+    import os
+    import signal
+
+    from sam2_model.train.interrupt import TrainingInterrupted
+
+    settings = TrainSettings(out=str(tmp_path / "run"), model="demo", image_size=64, clip_len=2, clips_per_step=1,
+                             max_objects=2, steps=4, warmup_steps=1, save_every=1000, seed=5)
+
+    def press_ctrl_c_at_step_2(step, row):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(settings, progress=press_ctrl_c_at_step_2)
+    assert stopped.value.step == 2
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
+    assert json.loads((tmp_path / "run" / "weights.json").read_text())["stopped_by"] == "interrupt"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    train(settings, progress=lambda step, row: True)
+    assert json.loads((tmp_path / "run" / "weights.json").read_text())["steps"] == 4
+
+
+def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_path, capsys):
+    """--stack without --init: the demo model starts from its embedded weights and says so; --init random trains
+    from random weights; an official model needs its checkpoint; a missing --init or an --out that is a file is
+    refused before anything is written."""
+    import tifffile
+
+    from sam2_model.build import embedded_weights_path
+    from sam2_model.synthetic import make_timelapse
+
+    movie = make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
+    data = ["--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif")]
+    assert parse_args(["--out", "x"] + data).init == str(embedded_weights_path())
+    assert "starting from the embedded demo weights" in capsys.readouterr().err
+    assert parse_args(["--out", "x", "--init", "random"] + data).init is None
+    assert parse_args(["--out", "x"]).init is None  # synthetic data: random weights, as before
+    for argv, message in (
+            (["--model", "sam2.1_hiera_tiny"], "--init: fine-tuning sam2.1_hiera_tiny on your stack starts from its "
+                                               "checkpoint file"),
+            (["--init", str(tmp_path / "nope.pt")], "no such checkpoint file"),
+            (["--out", str(tmp_path / "stack.tif")], "is a file: give a folder for the run")):
+        with pytest.raises(SystemExit):
+            parse_args((["--out", str(tmp_path / "run")] if argv[0] != "--out" else []) + argv + data)
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    code = train_main(["--out", str(tmp_path / "run"), "--init", "random", "--image-size", "64", "--steps", "1",
+                       "--clip-len", "2", "--clips-per-step", "1"] + data)
+    out = capsys.readouterr().out
+    assert code == 0 and "(trained from random weights)" in out and "starting -> fine-tuned" not in out
+    assert "trained on: user stack" in out

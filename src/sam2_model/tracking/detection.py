@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -32,6 +33,7 @@ MIN_CONTRAST = 0.7
 # a third of the nuclei); its 2026-12-04 weights give cells entering at the image border stability 0.36-0.39 (at
 # 0.5 they were missed), so 0.3, the bar already used on the real MSC data, with the contrast check against background
 STABILITY_THRESH = 0.3
+MANY_SEEDS = 1000  # blob seeds on one frame beyond which detection warns (each is a click; real frames hold fewer)
 # a click with negative points scores lower than a lone click: the bar of a re-click (as in CellDetector.split)
 RECLICK_MIN_SCORE = 0.7
 # the predicted-IoU bar of a click on a blob. A blob is already evidence of a cell, so this bar only drops masks the
@@ -224,6 +226,13 @@ class CellDetector:
                         if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
+            if len(self.points) > MANY_SEEDS:
+                low, high = self.cell_diameter
+                warnings.warn(
+                    f"{len(self.points)} candidate cells (blobs {low:g}-{high:g} px wide) on one {np.shape(frame)[0]} x "
+                    f"{np.shape(frame)[1]} frame: each is clicked, so detection will take long. If your cells are "
+                    "fewer, set their diameter range in pixels (--cell-diameter MIN MAX; cell_diameter=(min, max)): "
+                    "a range below the cells' size finds texture and noise inside them", UserWarning, stacklevel=2)
             if len(self.points):
                 records += self.generator.generate(frame, points=self.points, window=side)
             if side is not None:

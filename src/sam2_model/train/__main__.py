@@ -13,10 +13,12 @@ Examples::
     python -m sam2_model.train --out runs/mine --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
         --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
     # ... or on Cell Tracking Challenge ground truth (the frames it segments, each cell under its tracking id)
-    python -m sam2_model.train --out runs/ctc --init src/sam2_model/weights/demo.pt \
+    python -m sam2_model.train --out runs/ctc --init src/sam2_model/weights/demo.pt \\
         --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200 --lr 1e-4 --warmup-steps 50
 
-Running the same command again resumes from ``--out``/last.pt; a larger ``--steps`` extends the run.
+With --stack and no --init, the demo model starts from its embedded weights (an official model needs its checkpoint
+file); --init random trains from random weights. Running the same command again resumes from ``--out``/last.pt; a
+larger ``--steps`` extends the run; Ctrl-C stops after the current step and saves the run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import List, Optional
 
 import torch
 
+from ..build import embedded_weights_path
+from .interrupt import TrainingInterrupted
 from .loop import TrainSettings, train
 from .stack_check import StackCheck
 
@@ -73,6 +77,20 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                         help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = vars(parser.parse_args(argv))
+    if args["init"] is None and args["stack"] is not None:  # fine-tuning: from trained weights unless told otherwise
+        if args["model"] != "demo":
+            parser.error(f"--init: fine-tuning {args['model']} on your stack starts from its checkpoint file: pass "
+                         f"--init path/to/{args['model']}.pt (napari-sam2 downloads official ones to its cache), or "
+                         "--init random to train from random weights")
+        args["init"] = str(embedded_weights_path())
+        print(f"starting from the embedded demo weights ({args['init']}); --init random trains from random weights",
+              file=sys.stderr)
+    if args["init"] == "random":
+        args["init"] = None
+    elif args["init"] is not None and not Path(args["init"]).is_file():
+        parser.error(f"--init {args['init']}: no such checkpoint file")
+    if Path(args["out"]).exists() and not Path(args["out"]).is_dir():
+        parser.error(f"--out {args['out']} is a file: give a folder for the run (checkpoints, history, weights)")
     threads = args.pop("threads")
     if threads:
         torch.set_num_threads(threads)
@@ -90,14 +108,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stopped:
+        print(f"stopped after step {stopped.step}: the run is saved in {settings.out}; run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print(f"\ninterrupted; run the same command again to resume from {settings.out}/last.pt", file=sys.stderr)
+        last = Path(settings.out) / "last.pt"
+        saved = (f"the last save ({last}, step {torch.load(last, map_location='cpu', weights_only=False)['step']}) "
+                 "resumes when you run the same command again") if last.is_file() else "nothing was saved yet"
+        print(f"\ninterrupted; {saved}", file=sys.stderr)
         return 130
     metadata = json.loads((Path(settings.out) / "weights.json").read_text())
+    print(f"trained on: {metadata['data']}")
     for key in ("stack_check", "held_out_check"):
         if metadata.get(key) is not None:
             check = StackCheck(**metadata[key])
-            print(check.summary() + " (starting -> fine-tuned weights)")
+            print(check.summary() + (" (starting -> fine-tuned weights)" if check.before is not None
+                                     else " (trained from random weights)"))
             warning = check.warning()
             if warning:
                 print(f"warning: {warning}", file=sys.stderr)

@@ -13,6 +13,7 @@ background's grey level lands (docs/training_data.md: the demo weights need a ne
 from __future__ import annotations
 
 import collections
+import hashlib
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -187,6 +188,26 @@ def random_view(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     return np.ascontiguousarray(frames), np.ascontiguousarray(labels)
 
 
+def whole_number_labels(labels: np.ndarray) -> np.ndarray:
+    """Instance labels as integers: integer arrays as they are, float arrays of whole numbers (a 32-bit label
+    image saved by Fiji) as int64; fractional values, negative ids and other dtypes are refused by name."""
+    if labels.dtype == bool:
+        raise ValueError("labels must be instance ids (0 background, 1, 2, ... one per cell), got a boolean mask: "
+                         "give each cell its own id (e.g. scipy.ndimage.label)")
+    if np.issubdtype(labels.dtype, np.floating):
+        fractional = labels[np.isfinite(labels) & (labels != np.round(labels))]
+        if not np.isfinite(labels).all() or fractional.size:
+            example = fractional.flat[0] if fractional.size else labels[~np.isfinite(labels)].flat[0]
+            raise ValueError(f"labels must be whole-number instance ids; this {labels.dtype} image holds {example}")
+        labels = labels.astype(np.int64)
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer instance ids, got dtype {labels.dtype}")
+    if labels.min(initial=0) < 0:
+        raise ValueError(f"labels must be instance ids >= 0 (0 background, 1, 2, ... one per cell); they hold "
+                         f"{int(labels.min())}")
+    return labels
+
+
 class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
@@ -212,8 +233,7 @@ class StackClips:
         if labels.shape != stack.shape:
             raise ValueError(f"labels shape {labels.shape} differs from the stack's {stack.shape}; "
                              "they must be the same (T, H, W)")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be integer instance ids, got dtype {labels.dtype}")
+        labels = whole_number_labels(labels)
         if not labels.any():
             raise ValueError("labels hold no object (all zero): annotate at least one object")
         if not any(masks_to_model_resolution(frame[None, None] > 0, image_size).any() for frame in labels):
@@ -244,6 +264,15 @@ class StackClips:
 
     def restore(self, position: Dict[str, object]) -> None:
         self.rng.bit_generator.state = position["rng"]
+
+    def fingerprint(self) -> str:
+        """A digest of the frames and labels clips are drawn from (after blank frames are left out and ids linked):
+        a run resumes only on the same data."""
+        digest = hashlib.blake2b(digest_size=16)
+        for array in (self.stack, self.labels):
+            digest.update(f"{array.shape}{array.dtype}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Clip]:
         num_frames = self.stack.shape[0]

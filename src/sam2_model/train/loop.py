@@ -33,6 +33,7 @@ from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_fram
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .hold_out import check_held_out, parse_frame_range, read_ctc_held_out, split_off
+from .interrupt import DeferredInterrupt, TrainingInterrupted
 from .machine import describe_machine, enable_tf32
 from .resolutions import ALTERNATE_SEED_OFFSET, model_sharing_parameters
 from .stack_check import check_stack
@@ -327,6 +328,10 @@ def train(
         if held_before != settings.hold_out:  # else the held-out frames would be trained on, or some never
             raise ValueError(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
                              f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
+        fingerprint = state.get("data_fingerprint")  # runs saved before 2026-12-06 have none
+        if fingerprint is not None and isinstance(source, StackClips) and fingerprint != source.fingerprint():
+            raise ValueError(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
+                             "since it started): start a new run folder, or resume it with the same data")
         model.load_state_dict(state["model"])
     elif settings.init is not None:
         load_checkpoint(model, settings.init)
@@ -371,6 +376,7 @@ def train(
             "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
             "alternate_clip_position": None if alternate_source is None else alternate_source.position(),
             "settings": dataclasses.asdict(settings), "sessions": sessions,
+            "data_fingerprint": source.fingerprint() if isinstance(source, StackClips) else None,
         }, last)
 
     clips = iter(source)
@@ -390,7 +396,7 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=settings.steps, initial=step, desc="training", unit="step")
-    with history_path.open("a", newline="") as history_file:
+    with history_path.open("a", newline="") as history_file, DeferredInterrupt() as interrupt:
         writer = csv.DictWriter(history_file, fieldnames=HISTORY_FIELDS)
         if new_history:
             writer.writeheader()
@@ -428,6 +434,9 @@ def train(
             elif progress(step, row) is False:
                 session["stopped_by"] = "progress"
                 break
+            if interrupt.requested:
+                session["stopped_by"] = "interrupt"
+                break
             if step % settings.save_every == 0 and step < settings.steps:
                 save_checkpoint()
     if bar is not None:
@@ -455,4 +464,6 @@ def train(
         "stack_check": None if check is None else check.as_dict(),
         "held_out_check": None if held_check is None else held_check.as_dict(),
     })
+    if session["stopped_by"] == "interrupt":
+        raise TrainingInterrupted(step)
     return model
