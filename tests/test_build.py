@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,8 +86,63 @@ def test_truncated_file_says_so(tiny_state, tmp_path):
     path, _ = tiny_state
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[: 100_000])
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint.*download it again"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint: its zip archive is cut") as info:
         sm.build_model("sam2.1_hiera_tiny", checkpoint=truncated, device="cpu")
+    assert "download" not in str(info.value)  # the user's own file: no advice to download it again
+
+
+def test_truncated_file_in_the_download_cache_says_download_again(tiny_state, tmp_path, monkeypatch):
+    from sam2_model import checkpoints
+
+    path, _ = tiny_state
+    monkeypatch.setenv(checkpoints.CACHE_ENV, str(tmp_path / "cache"))
+    cached = checkpoints.checkpoint_path("sam2.1_hiera_tiny")
+    cached.parent.mkdir()
+    cached.write_bytes(path.read_bytes()[: 100_000])
+    with pytest.raises(CheckpointError, match="download cache.*delete it and download it again"):
+        sm.build_model("sam2.1_hiera_tiny", checkpoint="download", device="cpu")
+
+
+def _fake_resume_file(folder: Path) -> Path:
+    """A last.pt as sam2_model.train.loop writes it (model, optimizer, step, settings, sessions): its
+    sessions hold torch.__version__, a TorchVersion, which torch.load(weights_only=True) refuses."""
+    folder.mkdir()
+    state = sm.build_model("demo", device="cpu").state_dict()
+    torch.save({"model": state}, folder / "weights.pt")
+    last = folder / "last.pt"
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "step": 1, "seconds": 0.5,
+                "clip_position": 2, "settings": {"steps": 1}, "sessions": [{"torch": torch.__version__}]}, last)
+    return last
+
+
+def test_training_resume_file_points_to_its_weights(tmp_path):
+    last = _fake_resume_file(tmp_path / "run")
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("demo", checkpoint=last, device="cpu")
+    message = str(info.value)
+    assert "training run's resume file" in message and str(tmp_path / "run" / "weights.pt") in message
+    assert "weights_only" not in message and "download" not in message and "\n" not in message
+    sm.build_model("demo", checkpoint=tmp_path / "run" / "weights.pt", device="cpu")  # the advice works
+
+
+def test_image_file_is_not_a_checkpoint(tmp_path):
+    import tifffile
+
+    image = tmp_path / "crop.tif"
+    tifffile.imwrite(image, np.zeros((2, 32, 32), np.uint16))
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("demo", checkpoint=image, device="cpu")
+    message = str(info.value)
+    assert f"{image} is not a readable PyTorch checkpoint: it is a TIFF image" in message
+    assert "weights_only" not in message and "download" not in message and "\n" not in message
+
+
+def test_python_objects_besides_tensors_are_named(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"model": {}, "when": __import__("datetime").date(2024, 1, 1)}, path)
+    with pytest.raises(CheckpointError, match="holds Python objects \\(datetime.date\\)") as info:
+        read_state_dict(path)
+    assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -112,6 +168,16 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             sm.resolve_device("cuda")
+
+
+def test_unknown_device_lists_what_is_accepted():
+    for device in ("gpu", "cuda:x"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            continue  # said as "CUDA is not available" (above)
+        with pytest.raises(ValueError, match=rf"device must be auto, cpu, cuda\[:N\] or mps, got '{device}'"):
+            sm.resolve_device(device)
+    with pytest.raises(ValueError, match="device must be"):  # before any weights are read
+        sm.build_model("demo", checkpoint="/nonexistent/weights.pt", device="gpu")
 
 
 def test_weights_vocabulary_and_the_old_spellings():

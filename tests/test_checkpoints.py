@@ -135,6 +135,13 @@ def test_cache_dir_from_environment_or_platform_default(tmp_path, monkeypatch):
     assert checkpoints.cache_dir() == Path(pooch.os_cache("napari-sam2"))
 
 
+def test_in_cache_tells_downloaded_files_from_the_users_own(cache, tmp_path):
+    assert checkpoints.in_cache(checkpoints.checkpoint_path("sam2.1_hiera_tiny"))
+    assert checkpoints.in_cache(cache / "subfolder" / ".." / "anything.pt")
+    assert not checkpoints.in_cache(tmp_path / "run" / "last.pt")
+    assert not checkpoints.in_cache(tmp_path / "sam2.1_hiera_tiny.pt")  # an official name elsewhere is the user's
+
+
 # --- downloading --------------------------------------------------------------------------------
 
 

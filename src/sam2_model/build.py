@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 
+from .checkpoint_errors import unreadable_checkpoint_message
 from .config import PRESETS, SAM2Config, get_config
 from .modeling.sam2 import SAM2Model
 
@@ -108,7 +109,10 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
         raise ValueError(f"device {device!r} was requested but CUDA is not available; use 'auto' or 'cpu'")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was requested but Apple MPS is not available; use 'auto' or 'cpu'")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch lists every device type it knows; say what this package runs on
+        raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {device!r}") from None
 
 
 def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
@@ -148,6 +152,7 @@ def build_model(
     """
     config = get_config(name, image_size)
     source = resolve_weights(name, checkpoint)
+    target = resolve_device(device)  # checked before any weights are read
     model = SAM2Model(config)
     if source is Weights.EMBEDDED:
         load_checkpoint(model, embedded_weights_path())
@@ -157,7 +162,6 @@ def build_model(
         load_checkpoint(model, download(name))
     elif isinstance(source, Path):
         load_checkpoint(model, source)
-    target = resolve_device(device)
     model = model.to(target).eval()
     dtype = autocast_dtype(target)
     if dtype is not None and (low_precision_weights is None or low_precision_weights):
@@ -205,11 +209,7 @@ def read_state_dict(path: PathLike) -> StateDict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # zip, pickle and unpickler errors all mean: not a usable file
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"{path} ({size} bytes) is not a readable PyTorch checkpoint ({type(error).__name__}: {error}). "
-            "If it was downloaded, the download may be incomplete: delete the file and download it again."
-        ) from error
+        raise CheckpointError(unreadable_checkpoint_message(path, error)) from error
     state = payload.get("model", payload) if isinstance(payload, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(

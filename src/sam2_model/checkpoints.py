@@ -137,6 +137,14 @@ def find_cached(name: str) -> Optional[Path]:
     return path if path.is_file() and path.stat().st_size > 0 else None
 
 
+def in_cache(path: Union[str, Path]) -> bool:
+    """Whether ``path`` lies in the download cache (:func:`cache_dir`), where :func:`download` puts files."""
+    try:
+        return Path(path).expanduser().resolve().parent == cache_dir().expanduser().resolve()
+    except OSError:
+        return False
+
+
 def file_matches(name: str, path: Union[str, Path, None] = None) -> bool:
     """Whether ``path`` (default: the cached file) is byte-identical to the official file.
 

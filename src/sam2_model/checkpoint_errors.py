@@ -1,0 +1,80 @@
+"""Why a file given as a checkpoint could not be read, in one or two lines a user can act on.
+
+``torch.load(path, weights_only=True)`` explains a refusal with PyTorch's whole unpickler story; a user who passed a
+training run's resume file, an image or a cut-short download needs to hear which of these it is and what to load
+instead. Nothing here unpickles the file: a resume file is recognised by the names in its ``data.pkl``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+PathLike = Union[str, Path]
+
+#: how files that are not PyTorch checkpoints begin (the first bytes), to say what they are instead
+_MAGIC = ((b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"II+\x00", "a BigTIFF image"),
+          (b"MM\x00+", "a BigTIFF image"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"\x93NUMPY", "a NumPy .npy array"), (b"\x89HDF", "an HDF5 file"), (b"{", "a JSON or text file"))
+#: the start of a file written by torch.save(..., _use_new_zipfile_serialization=False) (pickled magic number)
+_LEGACY_TORCH = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+#: top-level keys of a training run's resume file (sam2_model.train.loop writes them to last.pt)
+_RESUME_KEYS = {"model", "optimizer", "step", "settings"}
+
+
+def _pickled_strings(path: Path) -> Optional[set]:
+    """The strings in a torch zip file's ``data.pkl``, read with :mod:`pickletools` (nothing is unpickled
+    or run); None when ``path`` is not a zip archive holding one."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+            if not names:
+                return None
+            data = archive.read(min(names, key=len))
+        return {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    except Exception:  # not a zip, damaged, or a pickle stream pickletools cannot walk
+        return None
+
+
+def unreadable_checkpoint_message(path: PathLike, error: BaseException) -> str:
+    """One or two lines on why ``torch.load(path, weights_only=True)`` failed with ``error``: a training run's
+    resume file, a file that is no PyTorch file at all (an image, say), a damaged archive, or Python objects
+    besides tensors. Only a file in the download cache is told to be downloaded again."""
+    import zipfile
+
+    from .checkpoints import in_cache
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    redownload = (" It is in the download cache, so the download may be incomplete: delete it and download it "
+                  "again." if in_cache(path) else "")
+    prefix = f"{path} is not a readable PyTorch checkpoint"
+    strings = _pickled_strings(path)
+    if strings is not None and _RESUME_KEYS <= strings:
+        weights = path.parent / "weights.pt"
+        where = (f"load {weights} from the same folder" if weights.is_file() else
+                 f"load the run's weights.pt (written to {path.parent} when the run finishes)")
+        return f"{path} is a training run's resume file (python -m sam2_model.train), not a checkpoint: {where}"
+    if strings is not None and {"model", "optimizer"} <= strings:
+        return (f"{prefix}: it looks like a training resume file (a model and an optimizer's state); load the "
+                "weights file that training wrote, or save {'model': model.state_dict()} with torch.save")
+    if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        return f"{prefix}: its zip archive is cut short or damaged ({size} bytes).{redownload}"
+    if not head.startswith(b"PK\x03\x04") and not head.startswith(_LEGACY_TORCH):
+        kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+        what = f"it is {kind}" if kind else f"its {size} bytes are not"
+        return (f"{prefix}: {what}{' and not' if kind else ''} a file written by torch.save (expected a .pt file "
+                f"such as an official SAM 2 checkpoint or a training run's weights.pt).{redownload}")
+    detail = str(error).strip()
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", detail)
+    if found:
+        return (f"{prefix}: besides tensors it holds Python objects ({found.group(1)}) that are not loaded, "
+                "for safety; save {'model': model.state_dict()} with torch.save instead." + redownload)
+    first = detail.splitlines()[0][:200] if detail else ""
+    return f"{prefix} ({size} bytes; {type(error).__name__}: {first}).{redownload}"
