@@ -257,6 +257,7 @@ class StackClips:
         self.limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
         self.rng = np.random.default_rng(seed)
         self.held_out = held_out  # frames kept out of training (not in stack and labels), for the run's check
+        self._fingerprint: Optional[str] = None
 
     def position(self) -> Dict[str, object]:
         """Where the stream is, for resuming: its random generator's state."""
@@ -267,12 +268,14 @@ class StackClips:
 
     def fingerprint(self) -> str:
         """A digest of the frames and labels clips are drawn from (after blank frames are left out and ids linked):
-        a run resumes only on the same data."""
-        digest = hashlib.blake2b(digest_size=16)
-        for array in (self.stack, self.labels):
-            digest.update(f"{array.shape}{array.dtype}".encode())
-            digest.update(np.ascontiguousarray(array).data)
-        return digest.hexdigest()
+        a run resumes only on the same data. Computed once (every checkpoint records it)."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=16)
+            for array in (self.stack, self.labels):
+                digest.update(f"{array.shape}{array.dtype}".encode())
+                digest.update(np.ascontiguousarray(array).data)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def __iter__(self) -> Iterator[Clip]:
         num_frames = self.stack.shape[0]
