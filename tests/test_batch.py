@@ -226,6 +226,75 @@ def test_failed_or_killed_task_leaves_nothing_finished(data, reference, client, 
     np.testing.assert_array_equal(_labels(out, "s0"), reference["s0"])
 
 
+def _install_hang(release: str) -> None:
+    """In a worker: every stack but s0 marks its arrival (``release``.arrived/<attempt>), waits at its labels write
+    until ``release`` exists, then fails."""
+    import time
+
+    import napari_sam2.batch_outputs as outputs
+    import napari_sam2.batch_worker as worker
+
+    def hanging(labels, path):
+        if f"{os.sep}s0-" in str(path):
+            return outputs.write_labels_tiff(labels, path)
+        (Path(release + ".arrived") / Path(path).parent.name).touch()
+        deadline = time.monotonic() + 120
+        while not Path(release).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise OSError("released after the test (injected)")
+
+    worker.write_labels_tiff = hanging
+
+
+def _wait_for(condition, seconds: float = 120) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_reports_the_stacks_finished_and_a_rerun_does_the_rest(data, reference, client, tmp_path, capsys):
+    import signal
+    import threading
+
+    out, release, arrived = tmp_path / "out", tmp_path / "release", tmp_path / "release.arrived"
+    arrived.mkdir()
+    main_thread = threading.main_thread().ident
+
+    def interrupt_after_first_stack() -> None:
+        """Ctrl-C once s0 is finished and listed in summary.csv, and s1 and s2 are both in flight (held)."""
+        if _wait_for(lambda: len(list(arrived.iterdir())) == 2 and (out / "summary.csv").exists()
+                     and any(r["status"] == "ok" for r in _read_summary(out))):
+            signal.pthread_kill(main_thread, signal.SIGINT)
+
+    client.run(_install_hang, str(release))
+    watcher = threading.Thread(target=interrupt_after_first_stack, daemon=True)
+    watcher.start()
+    try:
+        code = _cli(["batch", *(str(data / f"{n}.tif") for n in GOOD), "--out", str(out), "--scheduler",
+                     client.scheduler.address, "--device", "cpu", "--image-size", "256"])
+    finally:
+        release.touch()
+        watcher.join()
+        # the held attempts fail and discard their private folders before the workers get the real writer back
+        _wait_for(lambda: not (out / ".partial").is_dir() or not any((out / ".partial").iterdir()))
+        client.run(_remove_fault)
+    err = capsys.readouterr().err
+    assert code == 130
+    assert f"interrupted; 1 of 3 stacks are complete in {out}" in err and "run the same command again" in err, err
+    assert "nothing was written" not in err
+    assert [(r["name"], r["status"]) for r in _read_summary(out)] == [("s0", "ok")]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["s0", "summary.csv"]
+    np.testing.assert_array_equal(_labels(out, "s0"), reference["s0"])
+    table = batch([data / f"{n}.tif" for n in GOOD], out, client=client, progress=False, **MODEL)
+    assert list(table["status"]) == ["skipped", "ok", "ok"]
+    np.testing.assert_array_equal(_labels(out, "s2"), reference["s2"])
+
+
 def test_auto_tracking_writes_labels_tracks_ctc_and_geff(data, client, tmp_path):
     import sam2_model as sm
     from sam2_model.tracking import read_ctc, track_cells

@@ -10,13 +10,16 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, List, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells, write_ctc, write_geff, write_track_table
+from sam2_model.atomic_files import publish_together, remove, staging_path
+from sam2_model.tracking import (MIN_CONTRAST, SEEDINGS, ctc_consistent, evaluate_ctc, track_cells, write_ctc, write_geff,
+                                 write_track_table)
 
+from ._cli_outputs import prepare_file, prepare_folder
 from .export import save_labels_tiff
 
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
@@ -46,6 +49,50 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
                        help="write one row per track (id, begin, end, parent, end reason)")
 
 
+def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
+    """(option, path) of every output named: --ctc, --geff, --table, -o/--output."""
+    named = [("--ctc", args.ctc), ("--geff", args.geff), ("--table", args.table),
+             ("-o/--output", getattr(args, "output", None))]
+    return [(option, Path(path).expanduser()) for option, path in named if path is not None]
+
+
+def check_output_kinds(args: argparse.Namespace) -> None:
+    """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table not a folder."""
+    if args.ctc is not None:
+        prepare_folder("--ctc", args.ctc, create=False)
+    if args.geff is not None:
+        prepare_folder("--geff", args.geff, must_be_new=True, create=False)
+    if args.table is not None:
+        prepare_file("--table", args.table, kind="tracks table", example="tracks.csv", create=False)
+
+
+def prepare_auto_outputs(args: argparse.Namespace) -> None:
+    """Check every output of --auto and create the folders above them (before the model is built and tracking
+    starts); the paths in ``args`` become absolute. -o/--output is prepared by ``cli.prepare_output``."""
+    if args.ctc is not None:
+        args.ctc = prepare_folder("--ctc", args.ctc)
+    if args.geff is not None:
+        args.geff = prepare_folder("--geff", args.geff, must_be_new=True)
+    if args.table is not None:
+        args.table = prepare_file("--table", args.table, kind="tracks table", example="tracks.csv")
+
+
+def write_outputs(writes: List[Tuple[Path, Callable[[Path], Any]]]) -> None:
+    """Write every output, all or nothing: each ``write(staging)`` goes to a hidden name beside its final path,
+    then all are renamed into place together; a failure or Ctrl-C leaves none of them (and no staging files)."""
+    staged: List[Tuple[Path, Path]] = []
+    try:
+        for final, write in writes:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((staging_path(final), final))
+            write(staged[-1][0])
+    except BaseException:
+        for staging, _ in staged:
+            remove(staging)
+        raise
+    publish_together(staged)
+
+
 def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
     """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
 
@@ -69,14 +116,18 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
                              progress=progress)
         bar.close()
         lineage = result.lineage
+        if args.ctc:  # the CTC-consistent table (tracks with gaps split) for every output
+            lineage = ctc_consistent(result.labels, lineage)[1]
+        writes: List[Tuple[Path, Callable[[Path], Any]]] = []
         if args.ctc:
-            _, lineage = write_ctc(args.ctc, result.labels, result.lineage)  # the CTC-consistent table
+            writes.append((Path(args.ctc), lambda to: write_ctc(to, result.labels, result.lineage)))
         if args.geff:
-            write_geff(args.geff, result.labels, lineage)
+            writes.append((Path(args.geff), lambda to: write_geff(to, result.labels, lineage)))
         if args.table:
-            write_track_table(args.table, lineage)
+            writes.append((Path(args.table), lambda to: write_track_table(to, lineage)))
         if output:
-            save_labels_tiff(result.labels.astype(np.uint32), output)
+            writes.append((Path(output), lambda to: save_labels_tiff(result.labels.astype(np.uint32), to)))
+        write_outputs(writes)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)

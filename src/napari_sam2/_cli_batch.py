@@ -76,7 +76,7 @@ def run_batch(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code."""
     from sam2_model.checkpoints import CheckpointDownloadError
 
-    from .batch import batch
+    from .batch import BatchInterrupted, batch
 
     options = tracking_options(args)
     if options and not args.auto:
@@ -94,6 +94,12 @@ def run_batch(args: argparse.Namespace) -> int:
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2
+    except BatchInterrupted as interrupted:  # stacks finished before Ctrl-C are complete in --out
+        print(f"napari-sam2 batch: {interrupted}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("napari-sam2 batch: interrupted before any stack was started; no results were written", file=sys.stderr)
+        return 130
     counts = table["status"].value_counts().to_dict()
     print(f"napari-sam2 batch: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, "
           f"{counts.get('failed', 0)} failed; summary in {Path(args.out) / 'summary.csv'}")

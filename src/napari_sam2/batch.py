@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES
@@ -39,14 +40,43 @@ def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> 
     return row
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch run. The stacks finished before it are complete in ``out`` and listed in its
+    summary.csv; running the same command again skips them and does the rest."""
+
+    def __init__(self, out: Path, complete: int, failed: int, total: int) -> None:
+        super().__init__(out, complete, failed, total)
+        self.out, self.complete, self.failed, self.total = Path(out), complete, failed, total
+
+    def __str__(self) -> str:
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (f"interrupted; {self.complete} of {self.total} stacks are complete in {self.out}{failed} (see "
+                f"{self.out / 'summary.csv'}); run the same command again to do the rest")
+
+
 def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
     """Write the summary table (temporary name, then renamed)."""
-    scratch = path.with_name(path.name + ".tmp")
-    with open(scratch, "w", newline="") as handle:
+    with atomic_file(path) as scratch, open(scratch, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    scratch.replace(path)
+
+
+def prepare_out(out: Path, stacks: Sequence[Path], option: str) -> None:
+    """Create the output folder; ValueError (naming ``option``) for a file, an input, or a folder that cannot be
+    created or written."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option}: {out} is a file; it expects a folder for the results (new or existing)")
+    resolved = out.resolve()
+    for stack in stacks:
+        if stack.resolve() == resolved or (stack.is_dir() and stack.resolve() in resolved.parents):
+            raise ValueError(f"{option}: {out} is or lies inside the input stack {stack}; choose a folder outside it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{option}: the folder {out} cannot be created ({error.strerror or error})") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"{option}: {out} is not writable")
 
 
 def _gpu_count(device: str) -> int:
@@ -229,9 +259,7 @@ def batch(
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out)
     names = stack_names(stacks)
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"out: {out} is not writable")
+    prepare_out(out, stacks, "--out" if axis_names == "cli" else "out")
     in_cluster = client is not None or scheduler is not None
     spec = _model_spec(model, checkpoint, device, image_size,
                        torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers))
@@ -257,19 +285,35 @@ def batch(
     summary_path = out / "summary.csv"
     if tasks:
         clean_partials(out, [t.name for t in tasks])
-        with _client_for(client, scheduler, workers, device) as active:
-            if progress:
-                print(f"napari-sam2 batch: {len(tasks)} stacks to run; {_dashboard(active, local=not in_cluster)}",
-                      file=sys.stderr)
-            for row in _run_tasks(active, tasks, progress):
-                rows[row["name"]] = row
-                write_summary(ordered(), summary_path)
+        try:
+            with _client_for(client, scheduler, workers, device) as active:
+                if progress:
+                    print(f"napari-sam2 batch: {len(tasks)} stacks to run; {_dashboard(active, local=not in_cluster)}",
+                          file=sys.stderr)
+                for row in _run_tasks(active, tasks, progress):
+                    rows[row["name"]] = row
+                    write_summary(ordered(), summary_path)
+        except KeyboardInterrupt:
+            raise _interrupted(out, ordered(), len(names), [t.name for t in tasks], in_cluster) from None
         clean_partials(out, [t.name for t in tasks])  # attempts of killed workers (their retries are done)
     write_summary(ordered(), summary_path)
     remove_partial_root(out)
     import pandas as pd
 
     return pd.DataFrame(ordered(), columns=SUMMARY_COLUMNS)
+
+
+def _interrupted(out: Path, rows: List[Dict[str, Any]], total: int, names: Sequence[str],
+                 in_cluster: bool) -> BatchInterrupted:
+    """After Ctrl-C: the summary lists what is finished (complete stacks are in ``out``); partial attempts of a
+    local cluster (now shut down) are removed. Returns the exception that says so."""
+    if rows:
+        write_summary(rows, out / "summary.csv")
+    if not in_cluster:
+        clean_partials(out, names)
+        remove_partial_root(out)
+    complete = sum(row["status"] in ("ok", "skipped") for row in rows)
+    return BatchInterrupted(out, complete, sum(row["status"] == "failed" for row in rows), total)
 
 
 def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:

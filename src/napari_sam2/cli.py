@@ -10,15 +10,15 @@ prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a ro
 channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis.
 
 Everything that can be checked is checked before the model is built: the prompts, the stack's axes,
-and that the output can be written (missing folders are created). The labels are written to a
-temporary file beside the output and renamed, so a failed run never leaves a partial file.
+and that every output can be written and is not an input (missing folders are created; see
+:mod:`napari_sam2._cli_outputs`). The labels are written to a temporary file beside the output and renamed,
+so a failed run never leaves a partial file; outputs get the mode a plain open() gives (the umask).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -29,9 +29,11 @@ from sam2_model.config import get_config
 from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack
 
-from ._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
+from ._cli_auto import (add_auto_arguments, add_evaluate_parser, auto_outputs, check_output_kinds, prepare_auto_outputs,
+                        run_auto, run_evaluate)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
+from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
 from .export import save_labels_tiff
 from .image_size import AUTO, OFF, auto_image_size, check_image_size, check_object_window, resolve_object_window
@@ -90,18 +92,17 @@ def prepare_output(path: Path) -> Path:
 
     Missing folders are created. Returns the absolute path.
     """
-    path = Path(path).expanduser().absolute()
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"-o/--output must name a .tif or .tiff file, got {path.name!r}")
+    return prepare_file("-o/--output", path, OUTPUT_SUFFIXES, kind="labels file", example="labels.tif")
+
+
+def check_prompts_file(path: Path) -> None:
+    """--prompts must name an existing CSV file (ValueError naming the option and what it expects)."""
     if path.is_dir():
-        raise ValueError(f"-o/--output {path} is a folder; name the labels file inside it (e.g. {path / 'labels.tif'})")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
-            pass
-    except OSError as error:
-        raise ValueError(f"-o/--output {path} cannot be written ({error.strerror or error})") from None
-    return path
+        raise ValueError(f"--prompts {path} is a folder; it expects a CSV file with the header "
+                         "frame,obj_id,y,x,label[,y1,x1]")
+    if not path.exists():
+        raise ValueError(f"--prompts {path}: no such file; it expects a CSV file with the header "
+                         "frame,obj_id,y,x,label[,y1,x1]")
 
 
 def pick_image_size(value: Optional[str], first_frame: object, model: str) -> Optional[int]:
@@ -159,6 +160,9 @@ def track_command(args: argparse.Namespace) -> int:
     if args.prompts is None or args.output is None:
         raise ValueError("track needs --prompts CSV and -o labels.tif (or --auto with --ctc OUT_DIR, --geff FILE, "
                          "--table CSV or -o labels.tif to track every cell)")
+    check_prompts_file(args.prompts)
+    check_not_input("-o/--output", Path(args.output).expanduser(),
+                    [("the stack", args.stack), ("--prompts", args.prompts)])
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack = open_stack(args.stack)  # read lazily, frame by frame
     axis_options = axis_arguments(args)
@@ -201,16 +205,18 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         args.direction = "forward"  # --auto runs one way from --start-frame (prompts' default is both)
     if not any((args.ctc, args.geff, args.table, args.output)):
         raise ValueError("--auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o labels.tif")
-    if args.ctc is not None and args.ctc.exists() and any(args.ctc.iterdir()):
-        raise ValueError(f"--ctc {args.ctc} exists and is not empty: choose a new folder")
-    if args.geff is not None and args.geff.exists():
-        raise ValueError(f"--geff {args.geff} exists: choose a new name")
+    outputs = auto_outputs(args)
+    check_distinct(outputs)
+    for option, path in outputs:
+        check_not_input(option, path, [("the stack", args.stack)])
+    check_output_kinds(args)
     stack = open_stack(args.stack)
     axes = stack_axes(args, stack)
     view = FrameView(stack, axes.layout)
     if not 0 <= args.start_frame < len(view):
         raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
                          f"{axes.layout.frame_axis}, got {args.start_frame}")
+    prepare_auto_outputs(args)  # every output, before the model is built (missing folders are created)
     if args.output is not None:
         args.output = prepare_output(args.output)
     image_size = pick_image_size(args.image_size, view[args.start_frame], args.model)
@@ -234,7 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, OSError, RuntimeError) as error:  # OSError: missing files, a full disk
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # batch reports its own interruptions (what is finished); track writes at the end
         print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
         return 130
 

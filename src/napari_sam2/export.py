@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Any, Dict, List, Optional, Tuple
@@ -12,6 +10,8 @@ from typing import AbstractSet, Any, Dict, List, Optional, Tuple
 import numpy as np
 import tifffile
 from skimage.measure import regionprops_table
+
+from sam2_model.atomic_files import atomic_file
 
 COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
            "mean_intensity", "object_score", "check"]
@@ -49,15 +49,9 @@ def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
     """
     path = Path(path)
     labels = np.asarray(labels)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
         tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
                          bigtiff=labels.nbytes > 2**31)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def measure(

@@ -18,14 +18,14 @@ Layout of the ``.npz`` (read with ``allow_pickle=False``):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
+
+from sam2_model.atomic_files import atomic_file
 
 FORMAT = "napari-sam2 session"
 VERSION = 1
@@ -96,14 +96,8 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     arrays = {"meta": np.array(json.dumps(meta)), "points": record.points, "positive": record.positive,
               "point_ids": record.point_ids, "boxes": record.boxes, "box_ids": record.box_ids,
               "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temp, open(temp, "wb") as stream:  # the mode of a plain open() (umask)
+        np.savez_compressed(stream, **arrays)
     return path
 
 

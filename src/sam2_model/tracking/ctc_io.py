@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tifffile
 
+from ..atomic_files import temporary_folder
 from .lineage import Lineage, Track, check_ctc, ctc_consistent, lineage_from_labels
 
 
@@ -32,12 +32,14 @@ def _write_files(folder: Path, labels: np.ndarray, lineage: Lineage, mask_name: 
             handle.write(" ".join(str(int(v)) for v in row) + "\n")
 
 
-def _atomic_folder(out_dir: os.PathLike, overwrite: bool):
+def _atomic_folder(out_dir: os.PathLike, overwrite: bool) -> Tuple[Path, Path]:
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file; the CTC result is a folder: choose a new or empty folder")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"out_dir {out_dir} exists and is not empty; pass overwrite=True or choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return out_dir, Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    return out_dir, temporary_folder(out_dir)  # the mode of a plain mkdir() (umask), not mkdtemp's 0o700
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:

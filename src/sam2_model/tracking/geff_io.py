@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Tuple
 
 import numpy as np
 
+from ..atomic_files import temporary_folder
 from .lineage import Lineage, track_centroids
 
 
@@ -48,7 +48,7 @@ def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrit
         raise ValueError(f"path {path} exists; pass overwrite=True or choose a new name")
     graph = lineage_graph(labels, lineage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent)) / path.name
+    tmp = temporary_folder(path) / path.name  # geff.write makes it with the mode of a plain mkdir() (umask)
     try:
         geff.write(graph, tmp, axis_names=["t", "y", "x"], axis_types=["time", "space", "space"])
         if path.exists():

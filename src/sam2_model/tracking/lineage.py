@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
+
+from ..atomic_files import atomic_file
 
 END_REASONS = ("left the field", "lost", "end of stack", "divided", "active")
 
@@ -217,17 +218,11 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
 def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
     """CSV with one row per track: track_id, begin, end, parent_id, end_reason (written atomically)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tracks-", suffix=".csv", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason"])
-            for t in lineage.rows():
-                writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason"])
+        for t in lineage.rows():
+            writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason])
     return path
 
 
