@@ -226,3 +226,27 @@ def test_object_window_option(tmp_path, capsys):
     assert main(args + ["-o", str(tmp_path / "bad.tif"), "--object-window", "4"]) == 2
     assert "--object-window must be a window side in frame pixels (at least 8" in capsys.readouterr().err
     assert not (tmp_path / "bad.tif").exists()
+
+
+def test_one_image_is_segmented_as_a_stack_of_one_frame(tmp_path, capsys):
+    """A (Y, X) TIFF with prompts on frame 0 gives a (Y, X) label image: what segment() gives for that one frame."""
+    movie = make_timelapse(num_frames=1, shape=(96, 96), seed=900_302)
+    obj_id = clickable_objects(movie.labels[0])[0]
+    x, y = click_point(movie.labels[0] == obj_id)
+    args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image[0])
+    assert main(args + ["-o", str(tmp_path / "one.tif")]) == 0
+    labels = tifffile.imread(tmp_path / "one.tif")
+    assert labels.shape == (96, 96) and "((96, 96) labels, 1 objects)" in capsys.readouterr().out
+    np.testing.assert_array_equal(labels, segment(movie.image[:1], [(0, y, x, 1, obj_id)], device="cpu")[0])
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--cell-diameter", "40", "10"], "--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, "
+                                      "0 < MIN <= MAX; got 40 10"),
+    (["--redetect-every", "0"], "--redetect-every: look for new cells every K frames, K >= 1; got 0")])
+def test_auto_detection_options_are_checked_in_the_commands_words_first(tmp_path, capsys, option, message):
+    movie = make_timelapse(num_frames=2, shape=(64, 64), seed=900_302)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
+    code = main(["track", str(tmp_path / "stack.tif"), "--auto", "--table", str(tmp_path / "t.csv")] + option)
+    assert code == 2 and message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.tif"]  # nothing read, nothing written

@@ -56,6 +56,16 @@ def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
     return [(option, Path(path).expanduser()) for option, path in named if path is not None]
 
 
+def check_detection_options(args: argparse.Namespace) -> None:
+    """--cell-diameter and --redetect-every, checked in the command's words before anything is read."""
+    low, high = args.cell_diameter
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise ValueError(f"--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, 0 < MIN <= MAX; "
+                         f"got {low:g} {high:g}")
+    if args.redetect_every < 1:
+        raise ValueError(f"--redetect-every: look for new cells every K frames, K >= 1; got {args.redetect_every}")
+
+
 def check_output_kinds(args: argparse.Namespace) -> None:
     """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table not a folder."""
     if args.ctc is not None:

@@ -27,10 +27,10 @@ import numpy as np
 from sam2_model.build import Weights, build_model
 from sam2_model.config import get_config
 from sam2_model.frames import check_contrast_limits, check_smooth
-from sam2_model.frames_io import open_stack
+from sam2_model.frames_io import open_stack_or_image
 
-from ._cli_auto import (add_auto_arguments, add_evaluate_parser, auto_outputs, check_output_kinds, prepare_auto_outputs,
-                        run_auto, run_evaluate)
+from ._cli_auto import (add_auto_arguments, add_evaluate_parser, auto_outputs, check_detection_options,
+                        check_output_kinds, prepare_auto_outputs, run_auto, run_evaluate)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
@@ -164,7 +164,7 @@ def track_command(args: argparse.Namespace) -> int:
     check_not_input("-o/--output", Path(args.output).expanduser(),
                     [("the stack", args.stack), ("--prompts", args.prompts)])
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
-    stack = open_stack(args.stack)  # read lazily, frame by frame
+    stack, one_image = open_stack_or_image(args.stack)  # read lazily, frame by frame (one image: a frame)
     axis_options = axis_arguments(args)
     axes = stack_axes(args, stack, axis_options)
     layout = axes.layout
@@ -188,6 +188,8 @@ def track_command(args: argparse.Namespace) -> int:
                          smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
+    if one_image:
+        labels = labels[0]  # one image in, one label image out
     save_labels_tiff(labels, output)
     print(f"wrote {output} ({labels.shape} labels, {len(np.unique(labels)) - 1} objects)")
     return 0
@@ -210,7 +212,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     for option, path in outputs:
         check_not_input(option, path, [("the stack", args.stack)])
     check_output_kinds(args)
-    stack = open_stack(args.stack)
+    check_detection_options(args)
+    stack, _ = open_stack_or_image(args.stack)  # one image: a stack of one frame, its outputs too
     axes = stack_axes(args, stack)
     view = FrameView(stack, axes.layout)
     if not 0 <= args.start_frame < len(view):

@@ -132,6 +132,21 @@ class _PagedSeries:
         return data[rest] if np.ndim(frames) == 0 else data[(slice(None),) + tuple(rest)]
 
 
+class SingleImageError(ValueError):
+    """A TIFF holds one (Y, X) or (Y, X, colour) image where a stack of frames was expected."""
+
+
+def open_stack_or_image(source: Any) -> Tuple[Any, bool]:
+    """(:func:`open_stack`'s stack, False), or for a TIFF of one image (a stack of one frame, (1, Y, X[, C]) in
+    memory, True)."""
+    try:
+        return open_stack(source), False
+    except SingleImageError:
+        import tifffile
+
+        return np.asarray(tifffile.imread(source))[None], True
+
+
 class TiffStack:
     """The first series of a TIFF file, read lazily (pages on demand): through tifffile's zarr store,
     or page by page with tifffile alone when zarr is not installed."""
@@ -150,7 +165,7 @@ class TiffStack:
         try:
             series = self._tif.series[0]
             if series.axes.endswith("S") and len(series.shape) == 3 or len(series.shape) < 3:
-                raise ValueError(
+                raise SingleImageError(
                     f"frames: {path} holds a single image of shape {tuple(series.shape)} (axes {series.axes}); "
                     f"frames must be (T,H,W) or (T,H,W,C); {SINGLE_IMAGE_HINT}"
                 )
