@@ -17,12 +17,22 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
-    """A test that sets torch's CPU threads (the training command's --threads) leaves the next tests as they were:
-    bit-identical parity with the reference holds at the suite's thread count, not at every count (1 thread:
-    3.6e-7 on one video logit of sam2.1_hiera_tiny)."""
+    """A test that sets torch's CPU threads (the training command's --threads, the one-thread parity case) leaves
+    the next tests at the suite's thread count."""
     import torch
 
     threads = torch.get_num_threads()
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt during the test, as in a terminal, also where the suite runs with
+    SIGINT ignored (a background job, as CI starts it); the previous disposition is restored after."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -257,7 +257,8 @@ def _wait_for(condition, seconds: float = 120) -> bool:
     return False
 
 
-def test_ctrl_c_reports_the_stacks_finished_and_a_rerun_does_the_rest(data, reference, client, tmp_path, capsys):
+def test_ctrl_c_reports_the_stacks_finished_and_a_rerun_does_the_rest(data, reference, client, tmp_path, capsys,
+                                                                     ctrl_c_raises):
     import signal
     import threading
 

@@ -151,7 +151,7 @@ def test_a_training_run_on_cuda_with_data_workers(tmp_path):
     load_checkpoint(build_model("demo", checkpoint="random", image_size=128), run / "weights.pt")
 
 
-def test_ctrl_c_finishes_the_step_saves_the_run_and_it_resumes(tmp_path):
+def test_ctrl_c_finishes_the_step_saves_the_run_and_it_resumes(tmp_path, ctrl_c_raises):
     """The first Ctrl-C (a real SIGINT) stops after the current step; last.pt and weights.pt are written; the
     same call again finishes the run. Outside training, Ctrl-C behaves as before."""
     import os
@@ -208,3 +208,18 @@ def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_p
     out = capsys.readouterr().out
     assert code == 0 and "(trained from random weights)" in out and "starting -> fine-tuned" not in out
     assert "trained on: user stack" in out
+
+
+def test_training_leaves_an_ignored_ctrl_c_ignored(tmp_path):
+    """A run started where SIGINT is ignored (nohup, a background job) does not start answering Ctrl-C."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        seen = []
+        settings = TrainSettings(out=str(tmp_path / "run"), model="demo", image_size=64, clip_len=1, clips_per_step=1,
+                                 max_objects=1, steps=1, warmup_steps=1, seed=5)
+        train(settings, progress=lambda step, row: seen.append(signal.getsignal(signal.SIGINT)) or True)
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -32,7 +32,8 @@ class DeferredInterrupt:
         self._installed = False
 
     def __enter__(self) -> "DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread():
+        # only in the main thread (signal handlers live there), and not where Ctrl-C is ignored (a background job)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
             self._installed = True
         return self
