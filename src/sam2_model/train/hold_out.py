@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
+import tifffile
 
 from ..modeling.sam2 import SAM2Model
+from .ctc_training import CtcTrainingData, read_ctc_training, segmented_frames
 from .stack_check import StackCheck, clicked_objects, tracked_iou
 from .stack_labels import annotated_frames, frame_list, link_by_overlap
 
@@ -89,31 +91,28 @@ def split_off(stack: np.ndarray, labels: np.ndarray, frames: FrameRange,
     return training, held
 
 
-def read_ctc_held_out(sequence: "os.PathLike | str", ground_truth: "os.PathLike | str",
-                      frames: FrameRange) -> HeldOut:
+def read_ctc_held_out(sequence: "os.PathLike | str", ground_truth: "os.PathLike | str", frames: FrameRange,
+                      truth: Optional[CtcTrainingData] = None) -> HeldOut:
     """Every frame of CTC ``sequence`` in ``frames``, with the segmentation truth under tracking ids on the frames
-    ``ground_truth`` segments and blank labels on the others (:mod:`.ctc_training`)."""
-    import tifffile
-
-    from .ctc_training import read_ctc_training
-
+    ``ground_truth`` segments and blank labels on the others (:mod:`.ctc_training`). ``truth``: the sequence's
+    segmented frames as :func:`.ctc_training.read_ctc_training` read them already (those are not read again)."""
     sequence = Path(sequence)
     wanted = [sequence / f"t{t:03d}.tif" for t in range(frames.first, frames.last + 1)]
     missing = [path.name for path in wanted if not path.is_file()]
     if missing:
         raise ValueError(f"hold_out {frames}: {sequence} lacks {', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''}")
-    try:
-        truth = read_ctc_training(sequence, ground_truth, frames.first, frames.last)
-    except ValueError as error:
-        if "segments no frame" not in str(error):
-            raise
+    if not any(t in frames for t in segmented_frames(ground_truth)):
         raise ValueError(f"hold_out {frames}: the ground truth segments none of these frames; hold out a range with "
-                         "segmented frames") from None
-    stack = np.stack([tifffile.imread(path) for path in wanted])
+                         "segmented frames")
+    if truth is None:
+        truth = read_ctc_training(sequence, ground_truth, frames.first, frames.last)
+    segmented = {t: i for i, t in enumerate(truth.frames) if t in frames}
+    stack = np.stack([truth.stack[segmented[t]] if t in segmented else tifffile.imread(path)
+                      for t, path in zip(range(frames.first, frames.last + 1), wanted)])
     labels = np.zeros(stack.shape, truth.labels.dtype)
-    for frame, segmented in zip(truth.frames, truth.labels):
-        labels[frame - frames.first] = segmented
+    for t, index in segmented.items():
+        labels[t - frames.first] = truth.labels[index]
     return HeldOut(stack, labels, frames)
 
 

@@ -195,7 +195,7 @@ def make_clips(
     if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():  # read as CTC ground truth, or refused
         ctc = read_ctc_training(stack, labels)
         if frames is not None:
-            held = read_ctc_held_out(stack, labels, frames)
+            held = read_ctc_held_out(stack, labels, frames, truth=ctc)  # its segmented frames not read again
             kept = [i for i, t in enumerate(ctc.frames) if t not in frames]
             if not kept:
                 raise ValueError(f"hold_out {frames} leaves no segmented frame to train on: {labels} segments frames "

@@ -133,11 +133,12 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
         b = np.asarray(labels[current])
         ids_b = np.unique(b[b > 0])
         ious = _pair_ious(out[previous], b)
-        ids_a = sorted({i for i, _ in ious})
-        ids_j = sorted({j for _, j in ious})
-        table = np.zeros((len(ids_a), len(ids_j)))
+        rows = {i: r for r, i in enumerate(sorted({i for i, _ in ious}))}
+        cols = {j: c for c, j in enumerate(sorted({j for _, j in ious}))}
+        table = np.zeros((len(rows), len(cols)))
         for (i, j), iou in ious.items():
-            table[ids_a.index(i), ids_j.index(j)] = iou if iou >= min_iou else 0.0  # a weak overlap claims no pair
+            table[rows[i], cols[j]] = iou if iou >= min_iou else 0.0  # a weak overlap claims no pair
+        ids_a, ids_j = list(rows), list(cols)
         taken: Dict[int, int] = {ids_j[c]: ids_a[r] for r, c in hungarian(table, min_iou)}  # current id -> linked id
         for j in ids_b.tolist():
             if j not in taken:
