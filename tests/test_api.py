@@ -69,6 +69,16 @@ BAD_INPUTS = [
     (dict(image=np.zeros((3, 2, 128, 128))), r"axis 1 \(size 2\).*neither propagated, channel nor fixed: pass "
                                               r"fixed=\{axis: index\}.*channel_axis=1.*frame_axis=1"),
     (dict(image=np.zeros((3, 2, 128, 128)), fixed={1: 2}), r"fixed=\{axis: index\}: index 2 is outside axis 1"),
+    # a small last axis is named as channels, in the API's words (not the command line's)
+    (dict(image=np.zeros((3, 128, 128, 2))), r"axis 3 \(size 2\), the last axis .* looks like 2 channels, not image "
+                                              r"columns: pass channel_axis=3 with channel=N \(0..1\).*channel='mean' "
+                                              r"or channel='max' to combine them$"),
+    (dict(image=np.zeros((3, 128, 128, 2)), fixed={3: 1}), r"only axes before the rows can be fixed: pass "
+                                                            r"channel_axis=3, channel=1$"),
+    (dict(image=np.zeros((3, 128, 128, 3)), rgb=False), r"pass channel_axis=3 .*\(or rgb=True to use them as colour\)"),
+    (dict(image=np.zeros((3, 2, 128, 128)), channel_axis=1), r"axis 1 of the image \(3, 2, 128, 128\) holds 2 channels: "
+                                                             r"pick one with channel=N \(0..1\) or combine them with "
+                                                             r"channel='mean' or channel='max'$"),
     (dict(image=np.zeros((3, 2, 128, 128)), channel_axis=1, channel=5), r"channel must be a channel index 0..1"),
     (dict(channel=1), r"channel=1 needs a channel axis: pass channel_axis"),
     (dict(frame_axis=1), r"frame_axis=1 is a spatial \(row/column\) axis"),

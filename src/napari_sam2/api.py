@@ -32,6 +32,9 @@ from .track_all import track_cells  # noqa: F401  (the console's automatic track
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")
 COMPOSITES = ("mean", "max")
+#: a last axis this small (and smaller than the rows) is taken for channels in messages
+MAX_CHANNELS = 16
+PLACEHOLDER = "N"  # a channel index the user picks, written as is in messages
 #: How the axis arguments are called in messages (the CLI passes its option names instead).
 API_NAMES = {"frame_axis": "frame_axis", "channel_axis": "channel_axis", "channel": "channel",
              "fixed": "fixed={axis: index}", "rgb": "rgb"}
@@ -64,14 +67,90 @@ def resolve_axes(
     rgb=None detects RGB(A): a 3D or 4D image whose last axis has 3 or 4 entries (as napari does), or
     a TIFF whose ``axes`` end in "S"; ``axes`` (a TIFF series' axes, e.g. "TCYX") also locates "C".
     The last two axes that are not the channel axis are (rows, columns); 2D images ignore frame_axis.
+
+    Every mistake is a ValueError in the words of ``names`` (:data:`API_NAMES` or :data:`CLI_NAMES`): an
+    unassigned small last axis, e.g. of a (T, Y, X, 2) stack, is named as the likely channels, and a channel axis
+    of other than 1 or 3 channels without ``channel`` asks for one.
     """
     shape = tuple(int(n) for n in shape)
+    fixed = dict(fixed or {})
+    try:
+        decided = _resolve(shape, frame_axis, rgb, channel_axis, channel, fixed, axes, names)
+    except ValueError:
+        hint = _channels_last_hint(shape, frame_axis, rgb, channel_axis, channel, fixed, axes, names)
+        if hint is None:
+            raise
+        raise ValueError(hint) from None
+    _check_channel_choice(decided, shape, channel_axis is None and bool(axes), axes, names)
+    return decided
+
+
+def _option(names: Mapping[str, str], key: str, value: Any) -> str:
+    """One option as the caller writes it: ``channel_axis=3`` in Python, ``--channel-axis 3`` on the command line."""
+    name = names[key]
+    if name.startswith("--"):
+        return f"{name} {value}"
+    return f"{name}={value!r}" if isinstance(value, str) and value != PLACEHOLDER else f"{name}={value}"
+
+
+def _channels_last_hint(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bool],
+                        channel_axis: Optional[int], channel: Union[int, str, None], fixed: Mapping[int, int],
+                        axes: Optional[str], names: Mapping[str, str]) -> Optional[str]:
+    """The message for a stack whose small last axis was taken for image columns, when reading it as the channel
+    axis would fit every other option (e.g. (T, Y, X, 2), or (T, Y, X, 3) with rgb=False); else None."""
+    ndim, last = len(shape), len(shape) - 1
+    told = channel_axis is not None or rgb or (isinstance(axes, str) and "C" in axes)
+    if told or ndim < 3 or not shape[-1] <= MAX_CHANNELS or not shape[-1] < shape[-2]:
+        return None
+    fixed = {int(k) % ndim if -ndim <= int(k) < ndim else int(k): v for k, v in fixed.items()}
+    pinned = fixed.pop(last, None)  # fixing the last axis is picking a channel
+    chosen = channel if pinned is None else pinned
+    try:  # the rest of the options must fit too, or the first message is the right one
+        _resolve(shape, frame_axis, False, last, chosen, fixed, None, names)
+    except ValueError:
+        return None
+    n = shape[-1]
+    start = f"axis {last} (size {n}), the last axis of the image {shape}, looks like {n} channels, not image columns"
+    axis_option = _option(names, "channel_axis", last)
+    if pinned is not None:
+        joined = " " if names["channel"].startswith("--") else ", "
+        return (f"{start}, and only axes before the rows can be fixed: pass {axis_option}{joined}"
+                f"{_option(names, 'channel', pinned)}")
+    if channel is not None:
+        return f"{start}: pass {axis_option} with {_option(names, 'channel', channel)}"
+    colour = f" (or {_option(names, 'rgb', _yes(names))} to use them as colour)" if n in (3, 4) else ""
+    return (f"{start}: pass {axis_option} with {_option(names, 'channel', PLACEHOLDER)} (0..{n - 1}) to use one of them, "
+            f"or {_option(names, 'channel', 'mean')} or {_option(names, 'channel', 'max')} to combine them{colour}")
+
+
+def _yes(names: Mapping[str, str]) -> Any:
+    return "yes" if names["rgb"].startswith("--") else True
+
+
+def _check_channel_choice(decided: StackAxes, shape: Tuple[int, ...], from_tiff: bool, axes: Optional[str],
+                          names: Mapping[str, str]) -> None:
+    """The model takes one channel or three (as colour): more or fewer need a channel choice, said before any work."""
+    axis = decided.layout.channel_axis
+    if axis is None or decided.session_options or decided.drop_alpha or shape[axis] in (1, 3):
+        return
+    n = shape[axis]
+    source = f" (the TIFF's axes {axes} say so)" if from_tiff else ""
+    rgba = f" (or {_option(names, 'rgb', _yes(names))} if they are RGBA)" if n == 4 and axis == len(shape) - 1 else ""
+    raise ValueError(f"axis {axis} of the image {shape} holds {n} channels{source}: pick one with "
+                     f"{_option(names, 'channel', PLACEHOLDER)} (0..{n - 1}) or combine them with "
+                     f"{_option(names, 'channel', 'mean')} or {_option(names, 'channel', 'max')}{rgba}")
+
+
+def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bool], channel_axis: Optional[int],
+             channel: Union[int, str, None], fixed: Mapping[int, int], axes: Optional[str],
+             names: Mapping[str, str]) -> StackAxes:
+    """:func:`resolve_axes` without its hints: the first rule the arguments break, or the decision."""
     ndim = len(shape)
     kinds = ("2D (Y, X) image, a (T, Y, X) stack, either with a trailing RGB(A) axis, or 4D+ data with "
              f"{names['frame_axis']}, {names['channel_axis']} and {names['fixed']} saying what each other axis is")
     if ndim < 2:
         raise ValueError(f"image must be a {kinds}; got {ndim}D data of shape {shape}")
-    fixed = {int(a) % ndim if -ndim <= int(a) < ndim else int(a): int(i) for a, i in dict(fixed or {}).items()}
+    fixed = {int(a) % ndim if -ndim <= int(a) < ndim else int(a): int(i) for a, i in fixed.items()}
     if channel_axis is None and isinstance(axes, str) and len(axes) == ndim and "C" in axes and not rgb:
         channel_axis = axes.index("C")
     auto_rgb = ndim in (3, 4) and shape[-1] in (3, 4) and channel_axis is None and not fixed
