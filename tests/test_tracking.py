@@ -385,6 +385,40 @@ def test_cli_auto_and_evaluate(model, enter_leave_clip, tmp_path: Path, capsys) 
     assert run_evaluate(parser.parse_args(["evaluate", str(tmp_path), str(gt)])) == 2
 
 
+def test_cli_auto_outputs_agree_when_a_track_is_split_for_ctc(tmp_path: Path, monkeypatch, capsys) -> None:
+    """With --ctc, a track with a gap is cut in two (CTC rule): the labels file, the table and the CTC folder all hold
+    the cut result, not the labels of one track and the table of two. The bar counts the frames from the start.
+
+    The tracker's result is given (a cell lost on frame 2 and found again on frame 3): what is checked is how the
+    outputs are written, not tracking."""
+    import tifffile
+
+    import napari_sam2._cli_auto as cli_auto
+    from sam2_model.tracking import Lineage, Track, TrackingResult
+
+    labels = np.zeros((5, 16, 16), np.uint32)
+    labels[:2, 2:6, 2:6] = 1
+    labels[3:, 3:7, 3:7] = 1  # the same id after a frame without it
+    labels[:, 10:14, 10:14] = 2
+    given = TrackingResult(labels, Lineage([Track(1, 0, 4, 0, "end of stack"), Track(2, 0, 4, 0, "end of stack")]),
+                           list(range(5)))
+    monkeypatch.setattr(cli_auto, "track_cells", lambda *args, **kwargs: given)
+    parser = argparse.ArgumentParser()
+    add_auto_arguments(parser)
+    parser.add_argument("-o", dest="output")
+    args = parser.parse_args(["--ctc", str(tmp_path / "res"), "--table", str(tmp_path / "t.csv"),
+                              "-o", str(tmp_path / "labels.tif")])
+    assert run_auto(args, np.zeros((5, 16, 16), np.uint8), model=None) == 0
+    assert "0/5" in capsys.readouterr().err  # the bar's length is known before the first frame
+    ctc_labels, ctc_table = read_ctc(tmp_path / "res")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), ctc_labels)
+    assert set(np.unique(ctc_labels[3:]).tolist()) == {0, 2, 3}  # the second piece of track 1 is track 3
+    rows = (tmp_path / "t.csv").read_text().splitlines()[1:]
+    assert [tuple(row.split(",")[:4]) for row in rows] == [
+        (str(t.track_id), str(t.begin), str(t.end), str(t.parent)) for t in ctc_table.rows()]
+    assert rows[-1].startswith("3,3,4,1,")
+
+
 def test_cli_auto_smooths_the_frames(model, enter_leave_clip, tmp_path: Path) -> None:
     """napari-sam2 track --auto --smooth: the tracks of a smoothing FrameSource, written as labels."""
     import tifffile

@@ -112,7 +112,9 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
               file=sys.stderr)
         return 2
-    bar = tqdm(total=0, unit="frame", desc="tracking cells")
+    backward = getattr(args, "direction", "forward") == "backward"
+    to_track = args.start_frame + 1 if backward else len(stack) - args.start_frame  # the bar's length from the start
+    bar = tqdm(total=to_track, unit="frame", desc="tracking cells")
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -120,23 +122,23 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
 
     try:
         result = track_cells(model, stack, start_frame=args.start_frame,
-                             reverse=getattr(args, "direction", "forward") == "backward", seeding=args.seeding,
+                             reverse=backward, seeding=args.seeding,
                              cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
                              divisions=not args.no_divisions, min_contrast=args.min_contrast,
                              progress=progress)
         bar.close()
-        lineage = result.lineage
-        if args.ctc:  # the CTC-consistent table (tracks with gaps split) for every output
-            lineage = ctc_consistent(result.labels, lineage)[1]
+        labels, lineage = result.labels, result.lineage
+        if args.ctc:  # every output holds the CTC-consistent result (tracks with gaps split), ids and table alike
+            labels, lineage = ctc_consistent(labels, lineage)
         writes: List[Tuple[Path, Callable[[Path], Any]]] = []
         if args.ctc:
-            writes.append((Path(args.ctc), lambda to: write_ctc(to, result.labels, result.lineage)))
+            writes.append((Path(args.ctc), lambda to: write_ctc(to, labels, lineage)))
         if args.geff:
-            writes.append((Path(args.geff), lambda to: write_geff(to, result.labels, lineage)))
+            writes.append((Path(args.geff), lambda to: write_geff(to, labels, lineage)))
         if args.table:
             writes.append((Path(args.table), lambda to: write_track_table(to, lineage)))
         if output:
-            writes.append((Path(output), lambda to: save_labels_tiff(result.labels.astype(np.uint32), to)))
+            writes.append((Path(output), lambda to: save_labels_tiff(labels.astype(np.uint32), to)))
         write_outputs(writes)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
