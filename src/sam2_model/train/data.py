@@ -245,10 +245,10 @@ class StackClips:
         if self.link_ids:
             labels = link_by_overlap(labels)
         self.frames = annotated_frames(labels)
+        if clip_len > 1:  # before the blank frames go, so that messages name the stack's frames
+            check_ids_follow_cells(labels, self.frames, parents)
         if len(self.frames) < len(labels):  # copies only the annotated frames, and only when some are blank
             stack, labels = stack[self.frames], labels[self.frames]
-        if clip_len > 1:
-            check_ids_follow_cells(labels, np.arange(len(labels)), parents)
         self.stack, self.labels, self.parents = stack, labels, dict(parents or {})
         self.spans = annotated_spans(labels)
         self.clip_len = min(clip_len, stack.shape[0])

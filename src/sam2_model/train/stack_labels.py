@@ -10,9 +10,10 @@ the same object, and an object missing from a frame has left it. Three ways of a
   (:func:`annotated_spans`, :func:`not_annotated`), and training neither tells the model it left nor clicks to
   remove it there.
 - painting each frame on its own, so that a cell carries one id on one frame and another id on the next (napari's
-  Labels layer gives every new label the next free id). :func:`relabelled_cells` finds cells that stay in place
-  under a new id; :func:`check_ids_follow_cells` refuses a stack where most do; :func:`link_by_overlap` gives such
-  labels ids that follow the cells, when asked.
+  Labels layer gives every new label the next free id), or numbering each frame afresh (stacking the Cell Tracking
+  Challenge's per-frame segmentation truth). :func:`relabelled_cells` finds cells that stay in place under a new id;
+  :func:`check_ids_follow_cells` refuses a stack where most do, or where one hands its id to another cell;
+  :func:`link_by_overlap` gives such labels ids that follow the cells, when asked.
 """
 
 from __future__ import annotations
@@ -70,13 +71,17 @@ class FramePairIds:
     """Cells matched between two consecutive annotated frames ``first`` and ``second`` (indices into the stack):
     ``matched`` pairs of masks overlapping by IoU >= :data:`SAME_CELL_IOU`, of which ``relabelled`` carry another
     id on ``second`` (a division's daughter under its mother's id is not counted); ``example``: one such
-    (id on first, id on second)."""
+    (id on first, id on second). ``moved``: of the relabelled, those whose id on ``first`` is on another cell on
+    ``second`` (its two masks do not touch): ids handed from cell to cell, which tracking never does;
+    ``moved_example``: one such (id on first, id on second)."""
 
     first: int
     second: int
     matched: int
     relabelled: int
     example: Optional[tuple]
+    moved: int = 0
+    moved_example: Optional[tuple] = None
 
 
 def _pair_ious(a: np.ndarray, b: np.ndarray) -> Dict[tuple, float]:
@@ -101,15 +106,20 @@ def relabelled_cells(labels: np.ndarray, frames: np.ndarray,
     parents = parents or {}
     result = []
     for first, second in zip(frames[:-1], frames[1:]):
-        matched, relabelled, example = 0, 0, None
-        for (i, j), iou in _pair_ious(np.asarray(labels[first]), np.asarray(labels[second])).items():
+        matched, relabelled, example, moved, moved_example = 0, 0, None, 0, None
+        ious = _pair_ious(np.asarray(labels[first]), np.asarray(labels[second]))
+        on_second = {j for _, j in ious} | set(np.unique(np.asarray(labels[second])).tolist())
+        for (i, j), iou in ious.items():
             if iou < SAME_CELL_IOU:
                 continue
             matched += 1
             if i != j and parents.get(j) != i:
                 relabelled += 1
                 example = example or (i, j)
-        result.append(FramePairIds(int(first), int(second), matched, relabelled, example))
+                if i in on_second and (i, i) not in ious:  # id i went to a cell that does not touch its own
+                    moved += 1
+                    moved_example = moved_example or (i, j)
+        result.append(FramePairIds(int(first), int(second), matched, relabelled, example, moved, moved_example))
     return result
 
 
@@ -154,14 +164,25 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
 def check_ids_follow_cells(labels: np.ndarray, frames: np.ndarray,
                            parents: Optional[Dict[int, int]] = None) -> None:
     """Raise ValueError when, between some two consecutive annotated ``frames`` of (T, H, W) ``labels``, most
-    cells that stay in place carry another id: the frames were labelled one by one, not tracked."""
+    cells that stay in place carry another id (the frames were labelled one by one, not tracked), or a cell that
+    stays in place hands its id to another cell (ids numbered afresh on some frames: the Cell Tracking Challenge's
+    segmentation truth, frames stacked from separate files). Messages name ``frames``' own numbers."""
+    remedy = ("Fine-tuning learns tracking from these ids: give each cell the same id on every frame (the segmentation "
+              "widget's tracking makes such labels), let training link them by overlap (--link-ids yes; the widget's "
+              "'Link ids by overlap'), or train on single frames (1 frame per clip)")
     for pair in relabelled_cells(labels, frames, parents):
         if pair.relabelled * 2 > pair.matched:
             old, new = pair.example
             raise ValueError(
                 f"object ids do not follow the cells through time: between frames {pair.first} and {pair.second}, "
                 f"{pair.relabelled} of the {pair.matched} cells that stay in place carry another id (for example id "
-                f"{old} became {new}). Fine-tuning learns tracking from these ids: give each cell the same id on "
-                "every frame (the segmentation widget's tracking makes such labels), let training link them by "
-                "overlap (--link-ids yes; the widget's 'Link ids by overlap'), or train on single frames (1 frame "
-                "per clip)")
+                f"{old} became {new}). {remedy}")
+        if pair.moved:
+            old, new = pair.moved_example
+            cells = "a cell that stays in place handed its id" if pair.moved == 1 else (
+                f"{pair.moved} cells that stay in place handed their id")
+            raise ValueError(
+                f"object ids do not follow the cells through time: between frames {pair.first} and {pair.second}, "
+                f"{cells} to another cell (for example the cell with id {old} on "
+                f"frame {pair.first} has id {new} on frame {pair.second}, and id {old} is on a cell elsewhere). "
+                f"{remedy}")
