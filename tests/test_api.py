@@ -138,6 +138,57 @@ def test_rgb_and_rgba_time_lapses_are_detected_and_segmented(movie, clicks, grey
     assert region_similarity(single == clicks[0][4], movie.labels[0] == clicks[0][4]) > FOUND
 
 
+def _background_click(labels: np.ndarray) -> tuple:
+    """(y, x) of the background pixel farthest from every cell of a (Y, X) label image."""
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(labels == 0)
+    y, x = np.unravel_index(int(np.argmax(distance)), labels.shape)
+    return float(y), float(x)
+
+
+def test_a_negative_click_alone_on_a_later_frame_corrects_the_tracked_mask(movie, clicks):
+    """A negative click on frame 2 is a correction of the mask tracking makes there (as in the widget: propagate,
+    then click), not a prompt of its own: sent alone it made a mask of whatever the model saw there (IoU 0.28 against 0.89).
+    segment() gives what the widget's steps give: prompts, propagate, the correction, propagate again."""
+    from napari_sam2.controller import SegmentationController
+    from napari_sam2.layout import StackLayout
+    from napari_sam2.prompts import FramePrompt
+
+    frame, y, x, _, obj_id = clicks[1]  # the cell the demo model tracks at IoU 0.88-0.90 on frames 0-2
+    by, bx = _background_click(movie.labels[2])
+    table = [clicks[1], (2, by, bx, 0, obj_id)]
+    seen = []
+    labels = segment(movie.image, table, device="cpu", direction="forward", object_window=None,
+                     progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(n, 6) for n in range(1, 7)]  # frames 0-2 propagated twice: before and after the correction
+    for t in range(3):
+        assert region_similarity(labels[t] == obj_id, movie.labels[t] == obj_id) > FOUND
+    by_hand = np.zeros(movie.image.shape, np.uint32)
+    net = api.sm.build_model("demo", checkpoint="download", device="cpu")
+    controller = SegmentationController(net, movie.image, StackLayout(3, 0, None), by_hand,
+                                        session_options={"corrections_as_conditioning": True}, object_window=None)
+    start = FramePrompt(0, obj_id, np.array([[x, y]], np.float32), np.array([1], np.int32))
+    correction = FramePrompt(2, obj_id, np.array([[bx, by]], np.float32), np.array([0], np.int32))
+    for steps in (controller.apply_prompts([start]), controller.propagate(0, "forward"),
+                  controller.apply_prompts([start, correction]), controller.propagate(0, "forward")):
+        list(steps)
+    np.testing.assert_array_equal(labels, by_hand)
+
+
+@pytest.mark.parametrize("table, direction, message", [
+    ([(1, 60, 60, 0, 3)], "both", r"object 3 has negative clicks only \(label 0, on frame 1\): .* each object needs a "
+                                  r"positive click \(label 1\) or a box on some frame"),
+    ([(1, 60, 60, 1, 3), (0, 60, 60, 0, 3)], "forward", r"object 3's negative clicks on frame 0 correct a mask that is "
+                                                        r"never made: tracking goes forward from frame 1"),
+    ([(0, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"tracking goes backward from frame 0 .* never reaches frame 2"),
+])
+def test_negative_clicks_that_correct_nothing_are_refused_before_any_model_work(movie, no_model, table, direction,
+                                                                                message):
+    with pytest.raises(ValueError, match=message):
+        segment(movie.image, table, device="cpu", direction=direction)
+
+
 def test_4d_stacks_take_a_channel_or_a_fixed_slice(movie, clicks, grey_labels):
     stack = np.stack([np.zeros_like(movie.image), movie.image], axis=1)  # (T, 2, Y, X)
     as_channels = segment(stack, clicks, device="cpu", channel_axis=1, channel=1)

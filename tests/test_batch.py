@@ -120,6 +120,9 @@ def test_inputs_names_and_prompts(data, tmp_path):
     prompts.write_text("Frame,Obj_ID,Y,X,Label\n0,1,5,5,1\n7,1,5,5,1\n")
     with pytest.raises(ValueError, match=r"p.csv, line 3: frame 7 is not one of the stack's frames 0..4"):
         stack_prompts(prompts, (5, 96, 96))
+    prompts.write_text("frame,obj_id,y,x,label\n0,1,5,5,1\n2,1,9,9,0\n3,2,5,5,0\n")  # object 2: a correction only
+    with pytest.raises(ValueError, match=r"p.csv: object 2 has negative clicks only \(label 0, on frame 3\)"):
+        stack_prompts(prompts, (5, 96, 96))
     assert [(p.frame, p.obj_id) for p in stack_prompts(find_prompts(data / "s1.tif"), (5, 96, 96))] == \
         [(0, obj) for obj in (1, 2, 3)]
 

@@ -25,7 +25,7 @@ from .controller import SegmentationController
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, resolve_image_size,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
-from .prompts import collect_prompts
+from .prompts import collect_prompts, split_corrections
 from .prompts_csv import box_problem, click_problem
 from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
@@ -267,7 +267,10 @@ def segment(
         Other 4D+ data: ``frame_axis`` is propagated, ``channel_axis`` holds channels (``channel``:
         an index, "mean" or "max"; 3 channels without it are RGB) and ``fixed`` = {axis: index} pins
         each remaining axis (e.g. z in (T, Z, Y, X)); the labels keep those axes, filled at the slice.
-    clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates.
+    clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates. An object's
+        negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
+        made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
+        needs a positive click or a box on some frame.
     boxes: rows (frame, y0, x0, y1, x1, obj_id). For 2D images the frame is ignored.
     direction: "forward", "backward" or "both" from the first prompted frame.
     progress: called with (frames done, frames to do) during propagation.
@@ -327,6 +330,7 @@ def segment(
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
+    split_corrections(prompts, direction)  # corrections that correct nothing: refused before the model is built
     first = FrameView(data, layout)[0]
     size = resolve_image_size(image_size, first, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
@@ -338,17 +342,8 @@ def segment(
     if sigma:
         options["smooth"] = sigma
     controller = SegmentationController(net, data, layout, labels, session_options=options, object_window=window)
-    list(controller.apply_prompts(prompts))
-    if layout.frame_axis is None:
-        return labels
-    start = min(p.frame for p in prompts)
-    forward, backward = controller.session.num_frames - start, start + 1 if start > 0 else 0
-    total = {"forward": forward, "backward": backward, "both": forward + backward}[direction]
-    done = 0
-    for kind, *_ in controller.propagate(start, direction):
-        if kind == "frame" and progress is not None:
-            done += 1
-            progress(done, total)
+    for _ in controller.segment_table(prompts, direction, progress):
+        pass
     return labels
 
 

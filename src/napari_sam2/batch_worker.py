@@ -23,7 +23,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
 from .controller import SegmentationController
 from .image_size import AUTO, resolve_object_window
 from .layout import FrameView, StackLayout
-from .prompts import collect_prompts
+from .prompts import collect_prompts, split_corrections
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,13 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
     boxes_a = np.asarray(boxes, float).reshape(-1, 6)
     coords = np.array([point(f, y, x) for f, y, x, _, _ in clicks_a]).reshape(-1, len(shape))
     rectangles = [np.array([point(f, y0, x0), point(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes_a]
-    return collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
-                           boxes_a[:, 5].astype(int), layout)
+    prompts = collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
+                              boxes_a[:, 5].astype(int), layout)
+    try:
+        split_corrections(prompts, "both")  # an object with negative clicks only is refused before any work
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return prompts
 
 
 def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any) -> SegmentationController:
@@ -197,9 +202,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     window = resolve_object_window(AUTO, first, model.config.name, model.image_size)  # segment()'s default
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
-    for _ in controller.apply_prompts(prompts):
-        pass
-    for _ in controller.propagate(min(p.frame for p in prompts), "both"):
+    for _ in controller.segment_table(prompts, "both"):
         pass
     return controller
 

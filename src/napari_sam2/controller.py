@@ -7,7 +7,7 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from sam2_model.windowed_session import WindowedSession
 
 from .labels_writer import RunJournal, compose_frame
 from .layout import FrameView, StackLayout
-from .prompts import FramePrompt, clip_to_frame
+from .prompts import FramePrompt, clip_to_frame, split_corrections
 
 # A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
@@ -228,6 +228,36 @@ class SegmentationController:
                 everyone = len(starts) == 1
                 passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
         return passes
+
+    def segment_table(self, prompts: List[FramePrompt], direction: str = "both",
+                      progress: Optional[Callable[[int, int], None]] = None) -> Iterator[Step]:
+        """Segment from a whole table of prompts at once (``segment()``, the command line, batch runs), as a person
+        does it in the widget: the prompts that start objects are applied and every object is propagated
+        ``direction`` from the first of them. A correction (an object's negative clicks alone on a frame,
+        :func:`~napari_sam2.prompts.is_correction`) needs the object's mask on its frame: it is applied once
+        propagation has made it (on the tracked mask, as a click after *Propagate* is in the widget), and
+        propagation runs again with it. Without corrections this is one pass; with them, two.
+
+        progress: called with (frames propagated, frames to propagate) after each propagated frame.
+        Raises ValueError (before any model work) for an object with corrections only, or a correction on a frame the
+        propagation never reaches (:func:`~napari_sam2.prompts.split_corrections`).
+        """
+        starts, corrections = split_corrections(prompts, direction)
+        yield from self.apply_prompts(starts)
+        if self.layout.frame_axis is None:  # one image: every prompt is on it, so none is a correction
+            return
+        start = min(p.frame for p in starts)
+        runs = 2 if corrections else 1
+        done, total = 0, runs * sum(p.num_frames for p in self.plan(start, direction))
+        for run in range(runs):
+            if run:
+                yield from self.apply_prompts(starts + corrections)
+                total = done + sum(p.num_frames for p in self.plan(start, direction))
+            for step in self.propagate(start, direction):
+                if step[0] == "frame" and progress is not None:
+                    done += 1
+                    progress(done, total)
+                yield step
 
     def propagate(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None,
                   tag: Any = None) -> Iterator[Step]:

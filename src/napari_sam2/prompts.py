@@ -80,6 +80,41 @@ def collect_prompts(
     return [grouped[key] for key in sorted(grouped)]
 
 
+def is_correction(prompt: FramePrompt) -> bool:
+    """True for negative clicks only (no positive click, box or mask): they take pixels away from a mask that
+    tracking made, and mean nothing on a frame where the object has none yet."""
+    return bool(len(prompt.labels)) and not np.any(prompt.labels > 0) and prompt.box is None and prompt.mask is None
+
+
+def split_corrections(prompts: Sequence[FramePrompt],
+                      direction: str = "both") -> Tuple[List[FramePrompt], List[FramePrompt]]:
+    """A whole table of prompts -> (prompts that start objects, corrections (:func:`is_correction`)), each in order.
+
+    Raises ValueError for an object that has corrections only (nothing says what it is), and for a correction on a
+    frame that propagating ``direction`` ("forward", "backward", "both") from the first starting prompt never tracks.
+    """
+    starts = [p for p in prompts if not is_correction(p)]
+    corrections = [p for p in prompts if is_correction(p)]
+    started = {p.obj_id for p in starts}
+    for prompt in corrections:
+        if prompt.obj_id not in started:
+            frames = sorted({p.frame for p in corrections if p.obj_id == prompt.obj_id})
+            raise ValueError(
+                f"object {prompt.obj_id} has negative clicks only (label 0, on frame{'s' if len(frames) > 1 else ''} "
+                f"{', '.join(map(str, frames))}): a negative click takes pixels away from an object's mask, so each "
+                "object needs a positive click (label 1) or a box on some frame")
+    if starts and direction != "both":
+        first = min(p.frame for p in starts)
+        for prompt in corrections:
+            if (prompt.frame < first) if direction == "forward" else (prompt.frame > first):
+                raise ValueError(
+                    f"object {prompt.obj_id}'s negative clicks on frame {prompt.frame} correct a mask that is never "
+                    f"made: tracking goes {direction} from frame {first} (the first positive click or box), so it "
+                    f"never reaches frame {prompt.frame}. Propagate both ways, or start the object on frame "
+                    f"{prompt.frame} with a positive click or a box")
+    return starts, corrections
+
+
 def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
     """Clamp a box to the frame (napari lets users draw past the edge); clicks are left as they are."""
     if prompt.box is None:
