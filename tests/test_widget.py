@@ -103,6 +103,32 @@ def test_second_object_and_negative_click(widget, qtbot):
     np.testing.assert_array_equal(w.labels_layer.data[0], expected_plane(w, 0))
 
 
+def test_a_negative_click_where_the_object_has_no_mask_yet_is_refused_and_works_once_tracked(widget, qtbot):
+    """Negative clicks alone take pixels from a mask: on a frame the object was not tracked to they are refused (sent,
+    the model made a mask of whatever it saw there); after propagating, the same click corrects the tracked mask."""
+    viewer, w = widget
+    points = w.points_layer
+    points.add(np.array([[0, 10 + 20 * 0.5, 5 + 15 * 0.5]]))  # object 1 on frame 0
+    wait(qtbot, w)
+    w.positive_button.click()
+    viewer.dims.set_current_step(0, 3)
+    points.add(np.array([[3, 10 + 5 * 0.5, 5 + 60 * 0.5]]))  # a negative click on frame 3, not tracked yet
+    wait(qtbot, w)
+    assert "Failed: the prompt of object 1 on frame 3 was refused: object 1 has no mask on frame 3 yet" in w.status.text()
+    assert "propagate to frame 3 first and click there again" in w.status.text()
+    assert not w.labels_layer.data[3].any() and w.controller.session.prompted_frames(1) == [0]
+    w.forward_button.click()  # the refused click is left out: propagation runs
+    wait(qtbot, w)
+    assert w.labels_layer.data[3].any() and w.controller.session.prompted_frames(1) == [0]
+    points.selected_data = {1}
+    points.remove_selected()
+    points.add(np.array([[3, 10 + 5 * 0.5, 5 + 60 * 0.5]]))  # clicked again, now on the tracked mask
+    wait(qtbot, w)
+    assert w.controller.session.prompted_frames(1) == [0, 3] and not w.status.text().startswith("Failed")
+    np.testing.assert_array_equal(w.labels_layer.data[3], expected_plane(w, 3))
+    assert w.labels_layer.data[3].any()
+
+
 def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
     viewer = make_napari_viewer()

@@ -16,7 +16,7 @@ from sam2_model.windowed_session import WindowedSession
 
 from .labels_writer import RunJournal, compose_frame
 from .layout import FrameView, StackLayout
-from .prompts import FramePrompt, clip_to_frame, split_corrections
+from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
 # A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
@@ -145,6 +145,7 @@ class SegmentationController:
         everything = dict(self.mask_prompts)
         everything.update({(p.frame, p.obj_id): clip_to_frame(p, height, width) for p in prompts})
         in_scope = {k: v for k, v in everything.items() if frame is None or k[0] == frame}
+        self._rejected = {k: v for k, v in self._rejected.items() if k in everything}  # a prompt removed is forgotten
         stale = sorted({obj for (f, obj) in self._sent if (frame is None or f == frame) and (f, obj) not in everything})
         journal = record.journal
         for obj in stale:
@@ -171,7 +172,16 @@ class SegmentationController:
             yield "frame", prompt.frame, self.session.obj_ids, logits
 
     def _send(self, prompt: FramePrompt) -> np.ndarray:
-        """One object's prompts on one frame to the session; returns the frame's logits (n_obj, H, W)."""
+        """One object's prompts on one frame to the session; returns the frame's logits (n_obj, H, W).
+
+        Negative clicks alone (:func:`~napari_sam2.prompts.is_correction`) take pixels away from the object's mask on
+        their frame, so they are refused (ValueError) where the object has none yet: sent, the model would make a
+        mask of whatever it saw there."""
+        if is_correction(prompt) and (prompt.obj_id not in self.session.obj_ids
+                                      or prompt.frame not in self.session.tracked_frames(prompt.obj_id)):
+            raise ValueError(f"object {prompt.obj_id} has no mask on frame {prompt.frame} yet for negative clicks to "
+                             "take pixels from: add a positive click (or a box) there, or propagate to frame "
+                             f"{prompt.frame} first and click there again (these clicks are not used)")
         if prompt.box is None and not len(prompt.points):
             return self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
         return self.session.add_prompt(
