@@ -129,6 +129,36 @@ def test_a_negative_click_where_the_object_has_no_mask_yet_is_refused_and_works_
     assert w.labels_layer.data[3].any()
 
 
+def test_a_click_moved_to_another_cell_after_propagating_segments_that_cell_alone(make_napari_viewer, qtbot,
+                                                                                   tmp_path, monkeypatch):
+    """Moving the click that started an object re-segments its frame as a new click would: the mask that click made
+    is not fed back to the decoder with the moved one (it was, once the frame had been propagated from, and the mask
+    covered both cells)."""
+    from sam2_model.evaluation import click_point
+    from sam2_model.synthetic import make_timelapse
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    movie = make_timelapse(num_frames=6, shape=(96, 96), num_cells=4, seed=3, divisions=False, enter_leave=False,
+                           radius_fraction=0.1)
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image, name="cells")
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(128)
+    first, second = movie.labels[0] == 1, movie.labels[0] == 2
+    (x, y), (x2, y2) = click_point(first), click_point(second)
+    w.points_layer.add(np.array([[0, y, x]]))
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    w.points_layer.data = np.array([[0, y2, x2]])  # dragged onto the other cell
+    wait(qtbot, w)
+    mask = w.labels_layer.data[0] == 1
+    assert (mask & second).sum() > 0.6 * second.sum() and (mask & first).sum() < 0.1 * first.sum()
+    np.testing.assert_array_equal(w.labels_layer.data[0], expected_plane(w, 0))
+
+
 def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
     viewer = make_napari_viewer()

@@ -87,6 +87,8 @@ class SegmentationController:
         self._sent: Dict[Tuple[int, int], FramePrompt] = {}
         self.mask_prompts: Dict[Tuple[int, int], FramePrompt] = {}  # seeded masks, kept until replaced
         self._rejected: Dict[Tuple[int, int], FramePrompt] = {}
+        # (frame, obj) whose first prompt came before the object had a mask there: its clicks made that frame's mask
+        self._started_here: Set[Tuple[int, int]] = set()
 
     @property
     def obj_ids(self) -> List[int]:
@@ -182,11 +184,20 @@ class SegmentationController:
             raise ValueError(f"object {prompt.obj_id} has no mask on frame {prompt.frame} yet for negative clicks to "
                              "take pixels from: add a positive click (or a box) there, or propagate to frame "
                              f"{prompt.frame} first and click there again (these clicks are not used)")
+        key = (prompt.frame, prompt.obj_id)
+        sent = self._sent.get(key)
+        if sent is None:
+            self._started_here.discard(key)
+            if prompt.obj_id not in self.session.obj_ids or prompt.frame not in self.session.tracked_frames(prompt.obj_id):
+                self._started_here.add(key)
+        # clicks that replace the ones that made this frame's mask (moved, deleted, a box redrawn) are decoded afresh,
+        # as a first click is; clicks added to them refine it
+        refine = sent is None or key not in self._started_here or _adds_to(sent, prompt)
         if prompt.box is None and not len(prompt.points):
             return self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
         return self.session.add_prompt(
             prompt.frame, prompt.obj_id, points=prompt.points if len(prompt.points) else None,
-            labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True)
+            labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True, refine=refine)
 
     def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
         """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step.
@@ -375,3 +386,12 @@ def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:
         a.mask is not None and b.mask is not None and np.array_equal(a.mask, b.mask)
     )
     return boxes_equal and masks_equal and np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
+
+
+def _adds_to(old: FramePrompt, new: FramePrompt) -> bool:
+    """True when ``new`` is ``old`` with clicks added (same box, same earlier clicks in the same order)."""
+    same_box = (old.box is None and new.box is None) or (
+        old.box is not None and new.box is not None and np.array_equal(old.box, new.box))
+    count = len(old.points)
+    return (same_box and old.mask is None and new.mask is None and len(new.points) >= count
+            and np.array_equal(new.points[:count], old.points) and np.array_equal(new.labels[:count], old.labels))

@@ -136,12 +136,15 @@ class VideoSession:
         box: Optional[Any] = None,
         mask: Optional[Any] = None,
         clear_old: bool = True,
+        refine: bool = True,
     ) -> np.ndarray:
         """Add clicks, a box (with optional clicks) or a mask for ``obj_id`` on ``frame_idx``.
 
         points: (N, 2) (x, y) pixels of the original frame; labels: (N,) 1 positive / 0 negative;
         box: (x0, y0, x1, y1); mask: (H, W) boolean. clear_old=False adds clicks to the frame's
-        earlier ones. Returns logits (n_obj, H, W) float32 of every object on this frame.
+        earlier ones. refine: clicks refine the mask the frame holds (it is given to the mask decoder with them,
+        as Meta's predictor always does); False decodes them afresh, for clicks that replace the ones that made
+        that mask (a click moved to another cell). Returns logits (n_obj, H, W) float32 of every object on this frame.
         Everything is checked before any state changes, so a bad call leaves the session as it was.
         """
         frame_idx = self.frames.check_index(frame_idx)
@@ -174,7 +177,7 @@ class VideoSession:
                     prompt = PointPrompt(torch.cat([old.coords, prompt.coords], 1), torch.cat([old.labels, prompt.labels], 1))
                 state.points[frame_idx] = prompt
                 state.masks.pop(frame_idx, None)
-                previous = state.result(frame_idx)
+                previous = state.result(frame_idx) if refine else None
                 prev_logits = None if previous is None else self._filled(previous).clamp(-32.0, 32.0)
                 result = self._infer(state, frame_idx, is_init, prompt, None, reverse, False, prev_logits)
             else:

@@ -241,7 +241,8 @@ class WindowedSession:
 
     # ------------------------------------------------------------------ prompts
     def add_prompt(self, frame_idx: int, obj_id: int, points: Optional[Any] = None, labels: Optional[Any] = None,
-                   box: Optional[Any] = None, mask: Optional[Any] = None, clear_old: bool = True) -> np.ndarray:
+                   box: Optional[Any] = None, mask: Optional[Any] = None, clear_old: bool = True,
+                   refine: bool = True) -> np.ndarray:
         """As :meth:`VideoSession.add_prompt` (frame pixels). A new object's window is placed around these prompts,
         as is an object's window on a frame where it has none yet.
 
@@ -265,7 +266,7 @@ class WindowedSession:
         track = self._objects.get(obj_id)
         if track is not None:
             placed = None if frame_idx in track.offsets else self._place(xy, lab, corners, full_mask, track)
-            self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
+            self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old, refine)
         else:  # a new object: resized if far wider on the whole frame; grown while its first mask is cut by the window
             side = self.window if full_mask is not None else whole_frame_side(
                 self.window, self._whole_frame_mask(frame_idx, xy, lab, corners), self.model.image_size)
@@ -294,7 +295,7 @@ class WindowedSession:
 
     def _prompt(self, track: _Track, frame_idx: int, obj_id: int, xy: np.ndarray, lab: np.ndarray,
                 corners: Optional[np.ndarray], full_mask: Optional[np.ndarray], placed: Optional[Window],
-                clear_old: bool) -> None:
+                clear_old: bool, refine: bool = True) -> None:
         """Checked prompts (frame px) to the track's session, in its window on the frame (``placed`` where it has
         none there yet)."""
         x0, y0 = track.offsets.get(frame_idx, placed[:2] if placed is not None else None)
@@ -321,6 +322,8 @@ class WindowedSession:
                          labels=lab[inside] if inside.any() else None,
                          box=None if corners is None else corners - np.tile(corner, 2))
         track.offsets.setdefault(frame_idx, (x0, y0))  # set once: the frame's features are cached with it
+        if full_mask is None:
+            local["refine"] = refine
         track.session.add_prompt(frame_idx, _OBJ, clear_old=clear_old, **local)
 
     def _place(self, xy: np.ndarray, lab: np.ndarray, corners: Optional[np.ndarray], mask: Optional[np.ndarray],
