@@ -57,6 +57,10 @@ BAD_INPUTS = [
     (dict(clicks=[(0, 60, 60, 1)]), r"clicks must be rows \(frame, y, x, label, obj_id\) \(5 values each\); got rows of 4"),
     (dict(clicks=[(0, 60, 60, 2, 1)]), r"clicks row 0: label must be 1 \(positive\) or 0 \(negative\), got 2"),
     (dict(clicks=[(0, 60, 60, 1, 0)]), r"clicks row 0: obj_id must be a positive integer"),
+    (dict(clicks=[(0, 60, 60, 1, 2**32)]), r"clicks row 0: obj_id must be a positive integer up to 4294967295 \(labels "
+                                           r"are uint32\), got 4294967296"),
+    (dict(clicks=[], boxes=[(0, 300, 300, 400, 400, 1)]), r"boxes row 0: the box from \(y=300, x=300\) to \(y=400, "
+                                                          r"x=400\) lies wholly outside the 128 x 128"),
     (dict(clicks=[(5, 60, 60, 1, 1)]), r"clicks row 0: frame 5 is not one of the stack's frames 0..2"),
     (dict(clicks=[(0, 300, 60, 1, 1)]), r"clicks row 0: \(y=300, x=60\) lies outside the 128 x 128"),
     (dict(clicks=[(0, 60, "a", 1, 1)]), r"clicks must be rows \(frame, y, x, label, obj_id\) of numbers"),

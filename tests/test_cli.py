@@ -59,6 +59,16 @@ def test_cli_reports_bad_prompt_files(tmp_path, capsys):
     code = main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "-o",
                  str(tmp_path / "out.tif")])
     assert code == 2 and "header must name at least frame,obj_id,y,x" in capsys.readouterr().err
+    (tmp_path / "prompts.csv").write_text("frame,obj_id,y,x,label,y1,x1\n0,1,300,300,,400,400\n0,99999999999,20,20,1,,\n")
+    code = main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "-o",
+                 str(tmp_path / "out.tif")])
+    assert code == 2 and "line 3: obj_id must be a positive integer up to 4294967295" in capsys.readouterr().err
+    (tmp_path / "prompts.csv").write_text("frame,obj_id,y,x,label,y1,x1\n0,1,300,300,,400,400\n")
+    code = main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "prompts.csv"), "-o",
+                 str(tmp_path / "out.tif")])
+    assert code == 2 and "line 2: the box from (y=300, x=300) to (y=400, x=400) lies wholly outside the 256 x 256" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out.tif").exists()
     assert not (tmp_path / "out.tif").exists()
 
 

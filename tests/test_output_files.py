@@ -106,6 +106,10 @@ def test_an_output_inside_a_folder_of_frames_is_refused(tmp_path, capsys, no_mod
     (["--ctc", "{tmp}/res", "--table", "{tmp}/a_file/t.csv"], "{tmp}/a_file is a file, not a folder"),
     (["--table", "{tmp}/t.csv", "-o", "{tmp}/t.csv"], "--table and -o/--output both name"),
     (["--ctc", "{tmp}/folder"], "--ctc {tmp}/folder exists and is not empty"),
+    # the CTC folder is written whole: an output inside it was lost with the whole run, after tracking
+    (["--ctc", "{tmp}/res", "--table", "{tmp}/res/tracks.csv"], "--table {tmp}/res/tracks.csv lies inside --ctc "
+                                                                "{tmp}/res, which is written whole"),
+    (["--ctc", "{tmp}/res", "-o", "{tmp}/res/labels.tif"], "-o/--output {tmp}/res/labels.tif lies inside --ctc"),
 ])
 def test_auto_checks_every_output_before_the_model(tmp_path, capsys, no_model, extra, message):
     (tmp_path / "folder").mkdir()

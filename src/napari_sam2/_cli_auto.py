@@ -67,9 +67,17 @@ def check_detection_options(args: argparse.Namespace) -> None:
 
 
 def check_output_kinds(args: argparse.Namespace) -> None:
-    """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table not a folder."""
+    """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table not a folder;
+    no other output inside the --ctc folder (it is written whole, with the challenge's files only)."""
     if args.ctc is not None:
         prepare_folder("--ctc", args.ctc, create=False)
+        ctc = Path(args.ctc).expanduser().absolute()
+        others = (("--geff", args.geff), ("--table", args.table), ("-o/--output", getattr(args, "output", None)))
+        for option, path in others:
+            if path is not None and ctc in Path(path).expanduser().absolute().parents:
+                raise ValueError(f"{option} {path} lies inside --ctc {args.ctc}, which is written whole and holds the "
+                                 "challenge's files only (mask%03d.tif, res_track.txt): choose a path outside it, "
+                                 f"e.g. beside it in {ctc.parent}")
     if args.geff is not None:
         prepare_folder("--geff", args.geff, must_be_new=True, create=False)
     if args.table is not None:

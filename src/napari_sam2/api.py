@@ -26,7 +26,7 @@ from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, 
                          resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
-from .prompts_csv import box_problem, click_problem
+from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
 from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
@@ -355,9 +355,10 @@ def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, s
     height, width = (int(shape[a]) for a in layout.spatial_axes)
     frames = layout.num_frames(shape)
     for name, rows in (("clicks", clicks), ("boxes", boxes)):
-        bad_ids = [n for n, obj in enumerate(rows[:, -1]) if obj != int(obj) or obj <= 0]
+        bad_ids = [n for n, obj in enumerate(rows[:, -1]) if obj != int(obj) or not 0 < obj <= MAX_OBJ_ID]
         if bad_ids:
-            raise ValueError(f"{name} row {bad_ids[0]}: obj_id must be a positive integer, got {rows[bad_ids[0], -1]:g}")
+            raise ValueError(f"{name} row {bad_ids[0]}: obj_id must be a positive integer up to {MAX_OBJ_ID} (labels "
+                             f"are uint32), got {rows[bad_ids[0], -1]:.12g}")
     for n, (frame, y, x, label, _) in enumerate(clicks):
         if label not in (0, 1):
             raise ValueError(f"clicks row {n}: label must be 1 (positive) or 0 (negative), got {label:g}")
@@ -365,7 +366,7 @@ def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, s
         if problem:
             raise ValueError(f"clicks row {n}: {problem}")
     for n, row in enumerate(boxes):
-        problem = box_problem(row[0] if layout.frame_axis is not None else 0, frames)
+        problem = box_problem(row[0] if layout.frame_axis is not None else 0, frames, row[1:5], height, width)
         if problem:
             raise ValueError(f"boxes row {n}: {problem}")
 

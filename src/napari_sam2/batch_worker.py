@@ -167,7 +167,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
     frames, height, width = (int(n) for n in shape[:3])
     problems = [(line, click_problem(row[0], row[1], row[2], frames, height, width))
                 for row, line in zip(clicks, click_lines)]
-    problems += [(line, box_problem(row[0], frames)) for row, line in zip(boxes, box_lines)]
+    problems += [(line, box_problem(row[0], frames, row[1:5], height, width)) for row, line in zip(boxes, box_lines)]
     for line, problem in problems:
         if problem:
             raise ValueError(f"{path}, line {line}: {problem}")

@@ -175,7 +175,7 @@ def track_command(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
     for box, line in zip(boxes, box_lines):
-        problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames)
+        problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames, box[1:5], height, width)
         if problem:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
     output = prepare_output(args.output)

@@ -25,6 +25,7 @@ Click = Tuple[int, float, float, int, int]
 Box = Tuple[int, float, float, float, float, int]
 
 REQUIRED_COLUMNS = ("frame", "obj_id", "y", "x")
+MAX_OBJ_ID = 2**32 - 1  # the labels written are uint32
 OPTIONAL_COLUMNS = ("label", "y1", "x1")
 
 
@@ -86,8 +87,8 @@ def _parse_row(row: Dict[str, str]) -> Union[Click, Box]:
     obj_id = _integer(row, "obj_id")
     if frame < 0:
         raise ValueError(f"frame must be 0 or more (frames count from 0), got {frame}")
-    if obj_id <= 0:
-        raise ValueError(f"obj_id must be a positive integer, got {obj_id}")
+    if not 0 < obj_id <= MAX_OBJ_ID:
+        raise ValueError(f"obj_id must be a positive integer up to {MAX_OBJ_ID} (labels are uint32), got {obj_id}")
     y, x = _number(row, "y"), _number(row, "x")
     label_text = row.get("label", "")
     if label_text not in ("", "0", "1"):
@@ -130,8 +131,18 @@ def click_problem(frame: float, y: float, x: float, num_frames: int, height: int
     return None
 
 
-def box_problem(frame: float, num_frames: int) -> Optional[str]:
-    """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames, or None (boxes are clipped to the image)."""
+def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]] = None, height: int = 0,
+                width: int = 0) -> Optional[str]:
+    """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames of height x width, or None.
+
+    corners: (y0, x0, y1, x1), opposite corners in either order. A box that overlaps the image is clipped to it; one
+    wholly outside it is a problem (clipped, it became a sliver along the image's edge)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
         return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+    if corners is not None:
+        y0, x0, y1, x1 = (float(c) for c in corners)
+        top, bottom, left, right = min(y0, y1), max(y0, y1), min(x0, x1), max(x0, x1)
+        if bottom < 0 or right < 0 or top > height or left > width:
+            return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) lies wholly outside the {height} x "
+                    f"{width} (rows x columns) image")
     return None
