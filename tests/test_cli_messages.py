@@ -106,3 +106,13 @@ def test_unknown_device_says_what_is_accepted(tmp_path, prompts, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "device must be auto, cpu, cuda[:N] or mps, got 'gpu'" in err
     assert "Expected one of" not in err
+
+
+def test_auto_both_ways_from_a_later_frame_is_refused_not_tracked_one_way(tmp_path, capsys):
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, _frames(), photometric="minisblack")
+    code = main(["track", str(stack), "--auto", "--start-frame", "1", "--direction", "both",
+                 "--table", str(tmp_path / "t.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--auto tracks one way from --start-frame (1): pass --direction forward or backward" in err
+    assert not (tmp_path / "t.csv").exists()

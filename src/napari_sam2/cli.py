@@ -75,7 +75,9 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                        help="segment and track each prompted object in a square window of N frame px around it "
                             "(small objects on large frames; with --prompts); auto (default): only where the objects of "
                             "the first frame are small against it; off: every object on the whole frame")
-    track.add_argument("--direction", default="both", choices=("forward", "backward", "both"))
+    track.add_argument("--direction", default=None, choices=("forward", "backward", "both"),
+                       help="from the first prompted frame (default both); --auto tracks one way from --start-frame "
+                            "(default forward)")
     add_axis_arguments(track)
     track.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                        help="grey values shown to the model as black and white (default: the stack's 0.5 and 99.8 "
@@ -184,8 +186,8 @@ def track_command(args: argparse.Namespace) -> int:
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                         image_size=image_size, direction=args.direction, progress=bar, contrast_limits=limits,
-                         smooth=args.smooth, object_window=window or OFF, **axis_options)
+                         image_size=image_size, direction=args.direction or "both", progress=bar,
+                         contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
     if one_image:
@@ -203,8 +205,11 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     """
     if args.prompts is not None:
         raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
-    if args.direction == "both":
-        args.direction = "forward"  # --auto runs one way from --start-frame (prompts' default is both)
+    if args.direction == "both" and args.start_frame > 0:
+        raise ValueError(f"--auto tracks one way from --start-frame ({args.start_frame}): pass --direction forward or "
+                         "backward (both would leave the frames on one side untracked)")
+    if args.direction in (None, "both"):
+        args.direction = "forward"  # --auto runs one way from --start-frame; from frame 0, both is forward
     if not any((args.ctc, args.geff, args.table, args.output)):
         raise ValueError("--auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o labels.tif")
     outputs = auto_outputs(args)
