@@ -24,7 +24,7 @@ import numpy as np
 from real_data_demo import DATA  # the shared CTC time-lapse, beside the repository
 from sam2_model.build import embedded_weights_path
 from sam2_model.train.ctc_training import read_ctc_training
-from sam2_model.train.loop import TrainSettings, fine_tuning_warmup, train
+from sam2_model.train.loop import RunConflict, RunFinished, TrainSettings, fine_tuning_warmup, train
 
 
 def annotated_frames(data: pathlib.Path, first: int, last: int) -> Tuple[np.ndarray, np.ndarray, list]:
@@ -60,7 +60,13 @@ def main() -> None:
                              max_objects=args.max_objects, clip_len=min(4, len(used)), clips_per_step=2,
                              device="cpu", seed=args.seed, augment=args.augment)
     start = time.perf_counter()
-    train(settings, stack=stack, labels=labels)
+    try:
+        train(settings, stack=stack, labels=labels)
+    except RunFinished as finished:  # run again on a finished folder: its weights stand
+        print(f"nothing to do: {finished}")
+        return
+    except RunConflict as conflict:
+        raise SystemExit(f"real_data_finetune: {conflict}") from None
     print(f"fine-tuned in {time.perf_counter() - start:.0f} s; weights: {args.out / 'weights.pt'}")
 
 

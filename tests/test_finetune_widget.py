@@ -228,3 +228,66 @@ def test_the_starting_model_comes_from_the_shared_model_picker(finetune, tmp_pat
     assert widget.settings().init == str(path) and widget.settings().model == "demo"
     widget.steps_spin.setValue(200)  # a long warm-up keeps a few frames' fine-tuning from collapsing (train.loop)
     assert widget.settings().warmup_steps == 50
+
+
+def test_train_again_on_a_finished_run_with_other_settings_trains_nothing_and_offers_a_new_folder(finetune, qtbot,
+                                                                                                  tmp_path):
+    """A person trains 1 step, changes the learning rate and frames per clip and presses Train on the same folder:
+    nothing is re-finished under settings it did not use; the widget says what the folder holds and moves to run-2.
+    A newly opened widget proposes run-2 too; other frames pressed into the old run are refused in the status."""
+    from napari_sam2._finetune import FineTuneWidget
+
+    viewer, widget = finetune
+    run = tmp_path / "run"
+    widget.steps_spin.setValue(1)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    recorded = (run / "weights.json").read_text()
+    widget.lr_spin.setValue(5e-4)
+    widget.clip_spin.setValue(2)
+    widget.train_button.click()
+    assert widget.worker is None  # nothing started
+    assert (run / "weights.json").read_text() == recorded  # lr 0.0001, clip_len 3: what the step used
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 1
+    status = widget.status.text()
+    assert f"Nothing trained: {run} holds a finished run of 1 step with other settings: frames per clip 3 (here 2), " \
+           "learning rate 0.0001 (here 0.0005)" in status
+    assert widget.out_edit.text() == str(tmp_path / "run-2") and "press Train to start a new run there" in status
+    assert FineTuneWidget(viewer).out_edit.text() == str(tmp_path / "run-2")  # the remembered folder is finished
+    # the old run's own settings and more steps, but other frames: the run refuses them, and the status says so
+    widget.out_edit.setText(str(run))
+    widget.lr_spin.setValue(1e-4)
+    widget.clip_spin.setValue(3)
+    widget.steps_spin.setValue(2)
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=3, seed=8, radius_fraction=0.12)
+    viewer.add_image(movie.image, name="other")
+    viewer.add_labels(movie.labels, name="other labels")
+    widget.image_combo.setCurrentText("other")
+    widget.labels_combo.setCurrentText("other labels")
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert widget.status.text().startswith(f"failed: {run / 'last.pt'} is a run on other frames or labels")
+    assert widget.out_edit.text() == str(tmp_path / "run-2") and widget.progress.value() == -1  # the bar rewound
+    assert (run / "weights.json").read_text() == recorded
+
+
+def test_a_run_that_fails_says_so_in_the_status_line(finetune, qtbot, tmp_path, monkeypatch):
+    """Refused hold-outs (before any run) and a run refused in the worker: the status line says it failed and why,
+    and the bar rewinds; not only a notification."""
+    viewer, widget = finetune
+    monkeypatch.setattr("napari_sam2._finetune.show_error", lambda message: None)
+    widget.steps_spin.setValue(1)
+    for text, why in (("abc", "hold_out"), ("3-9", "hold_out 3-9 lies beyond the stack's 4 frames")):
+        widget.hold_out_edit.setText(text)
+        widget.train_button.click()
+        assert widget.worker is None and widget.status.text().startswith("failed, nothing trained: ")
+        assert why in widget.status.text() and widget.progress.value() == -1
+    widget.hold_out_edit.setText("")
+    tracked = viewer.layers["annotations"].data
+    viewer.add_labels(np.where(tracked > 0, tracked + 100 * np.arange(len(tracked))[:, None, None], 0), name="painted")
+    widget.labels_combo.setCurrentText("painted")
+    widget.train_button.click()
+    assert widget.status.text().startswith("training ")
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.text().startswith("failed: ") and "object ids do not follow the cells" in widget.status.text()
+    assert widget.progress.value() == -1 and widget.out_edit.text() == str(tmp_path / "run")

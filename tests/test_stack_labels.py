@@ -220,6 +220,14 @@ def test_an_id_handed_to_another_cell_is_refused_but_a_cell_that_leaps_is_not():
         StackClips(np.zeros(sparse.shape, np.uint8), sparse, 2, 96, 4)
 
 
+def test_an_image_given_as_labels_is_refused_by_name():
+    movie = make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=4, radius_fraction=0.12)
+    image = movie.image.astype(np.uint16) + 1  # a grey image: every pixel has a value, none is background
+    with pytest.raises(ValueError, match=r"labels have no background: not one pixel is 0 on any of their 3 frames "
+                                         r"\(\d+ distinct values on the first\), so they look like an image"):
+        StackClips(movie.image, image, 2, 64, 3)
+
+
 def test_one_annotated_image_is_a_stack_of_one_frame():
     movie = make_timelapse(num_frames=1, shape=(64, 64), num_cells=3, seed=4, radius_fraction=0.12)
     clips = StackClips(movie.image[0], movie.labels[0], 8, 64, 2, seed=1)

@@ -5,14 +5,18 @@ through time (for example masklets made with the segmentation widget and correct
 left out, and labels painted frame by frame under new ids are refused: ``sam2_model.train.stack_labels``), a starting
 model (the same :class:`~._model_picker.ModelPicker` as the segmentation widget's) and a number of steps, and press
 *Train*. Training (``sam2_model.train``) runs in a worker thread with a progress bar and Cancel; a cancelled run is
-saved and *Train* resumes it. The result is a weights file in the official layout that the segmentation widget
+saved and *Train* resumes it (more Steps extend a finished one). A run folder whose run *Train* cannot continue
+(finished, or trained with other settings) is left as it is: the widget moves to a fresh folder beside it and says so.
+The result is a weights file in the official layout that the segmentation widget
 (Weights: local file) and ``build_model`` load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -39,6 +43,7 @@ import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 from sam2_model.train.hold_out import parse_frame_range, split_off
+from sam2_model.train.loop import RunConflict, run_differences, run_is_finished
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -50,6 +55,51 @@ from .settings import load_settings, save_settings
 def default_run_folder() -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
+
+
+def next_free_folder(folder: Path) -> Path:
+    """A fresh folder beside ``folder`` for a new run: run -> run-2, run-2 -> run-3 (the first that does not exist)."""
+    match = re.fullmatch(r"(.+)-(\d{1,3})", folder.name)
+    stem, number = (match.group(1), int(match.group(2))) if match else (folder.name, 1)
+    while True:
+        number += 1
+        candidate = folder.with_name(f"{stem}-{number}")
+        if not candidate.exists():
+            return candidate
+
+
+def run_record(folder: Path) -> Optional[Dict[str, Any]]:
+    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights.json
+    (settings, steps, what stopped it; {} when there is none or it is unreadable)."""
+    if not (folder / "last.pt").exists() and not (folder / "weights.pt").exists():
+        return None
+    try:
+        record = json.loads((folder / "weights.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def holds_finished_run(folder: Path) -> bool:
+    """Whether Train would not resume the run in ``folder`` as it is: a finished run, or weights with no run."""
+    record = run_record(folder)
+    return record is not None and (record.get("stopped_by") == "steps" or not (folder / "last.pt").exists())
+
+
+# the form's words for the settings a run keeps (sam2_model.train.loop.run_differences)
+_FORM_NAMES = {"lr": "learning rate", "clip_len": "frames per clip", "augment": "turn and mirror clips",
+               "link_ids": "link ids by overlap", "hold_out": "hold out frames", "init": "starting weights",
+               "image_size": "input size", "warmup_steps": "warm-up steps"}
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "init":
+        return "random weights" if value is None else str(value)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class _Relay(QObject):
@@ -66,6 +116,7 @@ class FineTuneWidget(QWidget):
         self.viewer = viewer
         self.worker: Any = None
         self.weights_path: Optional[Path] = None
+        self._run_out = ""  # the run folder of the run started last
         self._cancel = False
         self._relay = _Relay()
         self._relay.step.connect(self._on_step)
@@ -106,7 +157,10 @@ class FineTuneWidget(QWidget):
             "after the run the starting and the fine-tuned weights each click every annotated cell of the first "
             "annotated frame among them and track it through them, so you see how the tuned weights do on frames "
             "they never saw. Leave empty to train on every annotated frame.")
-        self.out_edit = QLineEdit(str(saved.get("finetune_folder", "")) or str(default_run_folder()))
+        remembered = str(saved.get("finetune_folder", ""))
+        if remembered and holds_finished_run(Path(remembered)):  # a new run goes beside the finished one, not onto it
+            remembered = str(next_free_folder(Path(remembered)))
+        self.out_edit = QLineEdit(remembered or str(default_run_folder()))
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -200,12 +254,14 @@ class FineTuneWidget(QWidget):
             return
         try:
             stack, labels = self._data()
-            hold_out = self.settings().hold_out
-            if hold_out is not None:  # the frames exist and leave some to train on: said before any run
-                split_off(stack, labels, parse_frame_range(hold_out))
+            settings = self._run_settings()
+            if settings.hold_out is not None:  # the frames exist and leave some to train on: said before any run
+                split_off(stack, labels, parse_frame_range(settings.hold_out))
             self.picker.choice().check()
         except (ValueError, FileNotFoundError) as error:
-            show_error(f"SAM 2 fine-tuning: {error}")
+            self._not_started(error)
+            return
+        if self._folder_taken(settings):
             return
         choice = self.picker.choice()
         if choice.weights not in (RANDOM, LOCAL) and choice.name != DEMO and find_cached(choice.name) is None:
@@ -213,13 +269,75 @@ class FineTuneWidget(QWidget):
         else:
             self._train()
 
+    def _run_settings(self) -> TrainSettings:
+        """The form's run; continuing the run in its folder, with that run's warm-up (the form derives the warm-up
+        from Steps, and a run keeps its settings: more steps extend it)."""
+        settings = self.settings()
+        folder = Path(settings.out)
+        warmup = ((run_record(folder) or {}).get("settings") or {}).get("warmup_steps")
+        if warmup is None or not (folder / "last.pt").exists():
+            return settings
+        return dataclasses.replace(settings, warmup_steps=int(warmup))
+
+    def _folder_taken(self, settings: TrainSettings) -> bool:
+        """Whether the run folder holds a run the form cannot continue (finished with no more Steps, or trained with
+        other settings, or weights with no run): then nothing starts, the run folder becomes a fresh one beside it and
+        the status says so and how to continue the old run instead (a run never takes settings it was not trained
+        with)."""
+        folder = Path(settings.out)
+        record = run_record(folder)
+        resumable = (folder / "last.pt").exists()
+        if record is None or (resumable and not record):
+            return False  # no run there, or one with no record yet: train() checks it
+        done = int(record.get("steps", 0))
+        differences = run_differences(record.get("settings") or {}, settings)
+        finished = run_is_finished(done, record.get("stopped_by"), settings)
+        if resumable and not differences and not finished:
+            return False  # Train resumes it, or extends it to more steps
+        if not resumable:
+            held, further = "weights (weights.pt) but no run to continue (last.pt)", ""
+        else:
+            state = "finished " if record.get("stopped_by") == "steps" else ""
+            held = f"a {state}run of {done} step{'s' * (done != 1)}"
+            if differences:
+                held += " with other settings: " + ", ".join(
+                    f"{_FORM_NAMES.get(name, name)} {_shown(name, before)} (here {_shown(name, now)})"
+                    for name, before, now in differences)
+            needs = ([f"Steps above {done}"] if finished else []) + (["its settings"] if differences else [])
+            further = f" To train that run further instead, set the run folder back to it with {' and '.join(needs)}."
+        fresh = next_free_folder(folder)
+        self.out_edit.setText(str(fresh))
+        self.progress.reset()
+        self.status.setText(f"Nothing trained: {folder} holds {held}. The run folder is now {fresh}: press Train to "
+                            f"start a new run there with these settings.{further}")
+        return True
+
+    def _not_started(self, error: BaseException) -> None:
+        self.progress.reset()
+        self.status.setText(f"failed, nothing trained: {error}")
+        show_error(f"SAM 2 fine-tuning: {error}")
+
+    def _on_error(self, error: BaseException) -> None:
+        """The run failed: the status says why (the bar rewinds); a run folder whose run this one cannot resume gives
+        way to a fresh one."""
+        self.progress.reset()
+        text = f"failed: {error}"
+        if isinstance(error, RunConflict) and self.out_edit.text().strip() == self._run_out:
+            fresh = next_free_folder(Path(self._run_out))
+            self.out_edit.setText(str(fresh))
+            text += f"\nThe run folder is now {fresh}: press Train to start a new run there."
+        self.status.setText(text)
+        show_error(f"SAM 2 fine-tuning failed: {error}")
+
     def _train(self) -> None:
         try:
             stack, labels = self._data()
-            settings = self.settings()
+            settings = self._run_settings()
         except (ValueError, FileNotFoundError) as error:
-            show_error(f"SAM 2 fine-tuning: {error}")
+            self._not_started(error)
             return
+        self._run_out = settings.out
+        record = run_record(Path(settings.out)) if (Path(settings.out) / "last.pt").exists() else None
         save_settings(finetune_folder=settings.out)
         self._cancel = False
         self.progress.setRange(0, settings.steps)
@@ -239,7 +357,7 @@ class FineTuneWidget(QWidget):
 
         worker = work()
         worker.returned.connect(self._on_done)
-        worker.errored.connect(lambda error: show_error(f"SAM 2 fine-tuning failed: {error}"))
+        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.train_button.setEnabled(False)
@@ -253,6 +371,8 @@ class FineTuneWidget(QWidget):
                         "with no label are left out)")
             if held is not None:
                 part += f", frames {held} held out to check it on"
+        if record and record.get("steps"):
+            part += f", from step {record['steps']} of the run there"
         self.status.setText(f"training {settings.model} in {settings.out}{part}…")
         worker.start()
 

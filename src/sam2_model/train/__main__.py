@@ -18,7 +18,9 @@ Examples::
 
 With --stack and no --init, the demo model starts from its embedded weights (an official model needs its checkpoint
 file); --init random trains from random weights. Running the same command again resumes from ``--out``/last.pt; a
-larger ``--steps`` extends the run; Ctrl-C stops after the current step and saves the run.
+larger ``--steps`` extends the run (every other setting stays the run's own: a run folder is refused with the settings
+that differ, and a finished run given no more steps is left as it is); Ctrl-C stops after the current step and saves
+the run.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 
 from ..build import embedded_weights_path
 from .interrupt import TrainingInterrupted
-from .loop import TrainSettings, train
+from .loop import RunFinished, TrainSettings, train
 from .stack_check import StackCheck
 
 
@@ -105,6 +107,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     settings = parse_args(argv)
     try:
         train(settings)
+    except RunFinished as finished:  # the same command again on a finished run: nothing trained, nothing rewritten
+        print(f"nothing to do: {finished}", file=sys.stderr)
+        return 0
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -236,6 +236,11 @@ class StackClips:
         labels = whole_number_labels(labels)
         if not labels.any():
             raise ValueError("labels hold no object (all zero): annotate at least one object")
+        if labels.all():
+            raise ValueError(f"labels have no background: not one pixel is 0 on any of their {len(labels)} frames "
+                             f"({len(np.unique(labels[0]))} distinct values on the first), so they look like an image, "
+                             "not labels. Labels give each object a positive id and the background 0: check that the "
+                             "labels are the label stack and the stack the image")
         if not any(masks_to_model_resolution(frame[None, None] > 0, image_size).any() for frame in labels):
             raise ValueError(f"no annotated object is left once the {stack.shape[1]} x {stack.shape[2]} frames are "
                              f"resized to the model's {image_size} x {image_size} input: annotate larger objects, "

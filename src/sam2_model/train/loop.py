@@ -286,6 +286,45 @@ def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> Lis
     return chosen
 
 
+# What may change when a run resumes: where and how it runs, and its number of steps (a larger one extends the run).
+# Every other setting stays the run's own (weights.json records one set of settings for the whole run); a stack given
+# by path may move, its content is checked by fingerprint.
+RESUME_MAY_CHANGE = ("out", "steps", "time_limit", "device", "data_workers", "save_every", "batch_clips", "stack",
+                     "labels")
+
+
+class RunConflict(ValueError):
+    """The run folder holds a run that these settings or this data cannot resume (nothing was trained or written)."""
+
+
+class RunFinished(RunConflict):
+    """The run folder holds a finished run that the settings do not extend (nothing was trained or written)."""
+
+
+def _same_setting(name: str, saved: Any, now: Any) -> bool:
+    if name == "init" and saved is not None and now is not None:  # the same checkpoint file, however it is spelled
+        return saved == now or Path(saved).resolve() == Path(now).resolve()
+    if isinstance(saved, numbers.Number) and isinstance(now, numbers.Number) and not isinstance(saved, bool):
+        return math.isclose(float(saved), float(now), rel_tol=1e-9, abs_tol=0.0)
+    return saved == now
+
+
+def run_differences(saved: Dict[str, Any], settings: TrainSettings) -> List[Tuple[str, Any, Any]]:
+    """(name, the run's value, the given value) for each setting in which ``settings`` differ from a run's
+    ``saved`` settings (``last.pt``'s or ``weights.json``'s): empty when ``settings`` may resume that run.
+    Settings a run saved before they existed are not compared."""
+    now = dataclasses.asdict(settings)
+    return [(name, saved[name], now[name]) for name in now
+            if name not in RESUME_MAY_CHANGE and name in saved and not _same_setting(name, saved[name], now[name])]
+
+
+def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSettings) -> bool:
+    """Whether a run that did ``steps_done`` steps, its last call stopped by ``last_stop`` ("steps", "progress",
+    ...; None: a periodic save, or a run saved before this was recorded), has nothing left to do with ``settings``:
+    more steps than asked, or all of them and its final check (a run stopped on its last step still makes it)."""
+    return steps_done > settings.steps or (steps_done == settings.steps and last_stop == "steps")
+
+
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
     """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
     return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -326,12 +365,23 @@ def train(
         state = torch.load(last, map_location="cpu", weights_only=False)
         held_before = state.get("settings", {}).get("hold_out")
         if held_before != settings.hold_out:  # else the held-out frames would be trained on, or some never
-            raise ValueError(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
-                             f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
+            raise RunConflict(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
+                              f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
         fingerprint = state.get("data_fingerprint")  # runs saved before 2026-12-06 have none
         if fingerprint is not None and isinstance(source, StackClips) and fingerprint != source.fingerprint():
-            raise ValueError(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
-                             "since it started): start a new run folder, or resume it with the same data")
+            raise RunConflict(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
+                              "since it started): start a new run folder, or resume it with the same data")
+        differences = run_differences(state.get("settings", {}), settings)
+        if differences:  # else weights.json would record settings the run did not train with
+            listed = ", ".join(f"{name} {before!r} (not {now!r})" for name, before, now in differences)
+            raise RunConflict(f"{last} is a run with {listed}: resume it with its own settings (only steps, "
+                              "time_limit, device, data_workers, save_every and batch_clips may change) or start a "
+                              "new run folder")
+        done, sessions_before = int(state["step"]), state.get("sessions") or [{}]
+        if run_is_finished(done, sessions_before[-1].get("stopped_by"), settings):
+            raise RunFinished(f"{out} holds a finished run of {done} steps (weights in {out / 'weights.pt'}), no "
+                              f"more with steps {settings.steps}: more steps train it further with the same settings, "
+                              "or start a new run folder")
         model.load_state_dict(state["model"])
     elif settings.init is not None:
         load_checkpoint(model, settings.init)

@@ -50,7 +50,8 @@ class StackCheck:
         if self.worse(margin):
             return f"fine-tuning made tracking worse on {where} ({figures}): {advice}"
         if self.after < self.before + margin and self.before < good:
-            return f"fine-tuning did not improve tracking on {where} ({figures}): {advice}"
+            return (f"fine-tuning raised tracking on {where} by less than {margin:.2f} ({figures}; below "
+                    f"{good:.2f} to start with): {advice}")
         return None
 
     def summary(self) -> str:
