@@ -193,11 +193,15 @@ def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_p
     assert parse_args(["--out", "x"] + data).init == str(embedded_weights_path())
     assert "starting from the embedded demo weights" in capsys.readouterr().err
     assert parse_args(["--out", "x", "--init", "random"] + data).init is None
+    assert parse_args(["--out", "x", "--init", "embedded"] + data).init == str(embedded_weights_path())  # any folder
     assert parse_args(["--out", "x"]).init is None  # synthetic data: random weights, as before
     for argv, message in (
             (["--model", "sam2.1_hiera_tiny"], "--init: fine-tuning sam2.1_hiera_tiny on your stack starts from its "
                                                "checkpoint file"),
-            (["--init", str(tmp_path / "nope.pt")], "no such checkpoint file"),
+            (["--init", str(tmp_path / "nope.pt")], "no such checkpoint file (--init takes a .pt file, embedded "
+                                                    "for the demo model's shipped weights, or random)"),
+            (["--model", "sam2.1_hiera_tiny", "--init", "embedded"], "--init embedded: only the demo model ships "
+                                                                     "weights"),
             (["--out", str(tmp_path / "stack.tif")], "is a file: give a folder for the run")):
         with pytest.raises(SystemExit):
             parse_args((["--out", str(tmp_path / "run")] if argv[0] != "--out" else []) + argv + data)

@@ -7,13 +7,13 @@ Examples::
     python -m sam2_model.train --out runs/video --init runs/image/weights.pt --clip-len 8 --steps 2000
     # microscopy-like mix (nuclei, cells, bacteria; fluorescence, phase, brightfield, DIC; natural clips)
     # at 512 px input, clips made ahead by 12 worker processes
-    python -m sam2_model.train --out runs/mix512 --init src/sam2_model/weights/demo.pt --data mix \\
+    python -m sam2_model.train --out runs/mix512 --init embedded --data mix \\
         --image-size 512 --data-workers 12 --steps 4000 --lr 2e-4
     # fine-tune an official checkpoint on your own annotated time-lapse
     python -m sam2_model.train --out runs/mine --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
         --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
     # ... or on Cell Tracking Challenge ground truth (the frames it segments, each cell under its tracking id)
-    python -m sam2_model.train --out runs/ctc --init src/sam2_model/weights/demo.pt \\
+    python -m sam2_model.train --out runs/ctc --init embedded \\
         --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200 --lr 1e-4 --warmup-steps 50
 
 With --stack and no --init, the demo model starts from its embedded weights (an official model needs its checkpoint
@@ -89,8 +89,14 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
               file=sys.stderr)
     if args["init"] == "random":
         args["init"] = None
+    elif args["init"] == "embedded":  # the demo model's shipped weights, wherever the package is installed
+        if args["model"] != "demo":
+            parser.error(f"--init embedded: only the demo model ships weights; {args['model']} starts from its "
+                         "checkpoint file (--init path/to/file.pt) or from random weights (--init random)")
+        args["init"] = str(embedded_weights_path())
     elif args["init"] is not None and not Path(args["init"]).is_file():
-        parser.error(f"--init {args['init']}: no such checkpoint file")
+        parser.error(f"--init {args['init']}: no such checkpoint file (--init takes a .pt file, embedded for the "
+                     "demo model's shipped weights, or random)")
     if Path(args["out"]).exists() and not Path(args["out"]).is_dir():
         parser.error(f"--out {args['out']} is a file: give a folder for the run (checkpoints, history, weights)")
     threads = args.pop("threads")
