@@ -76,6 +76,11 @@ def test_imagej_channels_ask_for_the_channel_flag_before_any_work(tmp_path, prom
     assert "--object-window" not in out + err  # said before the object window is picked
     code, err, _ = track(tmp_path, prompts, stack, "--channel", "max", "--direction", "forward", capsys=capsys)
     assert code == 0, err
+    # three fluorescence channels (DAPI, GFP, RFP) are not colour: they were silently taken for RGB
+    three = tmp_path / "tc3.tif"
+    tifffile.imwrite(three, np.stack([frames, frames // 2, frames // 3], 1), imagej=True, metadata={"axes": "TCYX"})
+    code, err, _ = track(tmp_path, prompts, three, capsys=capsys)
+    assert code == 2 and "axis 1 of the image (3, 3, 48, 48) holds 3 channels (the TIFF's axes TCYX say so)" in err
 
 
 def test_wrong_checkpoint_files_are_told_apart(tmp_path, prompts, capsys):

@@ -81,7 +81,9 @@ def resolve_axes(
         if hint is None:
             raise
         raise ValueError(hint) from None
-    _check_channel_choice(decided, shape, channel_axis is None and bool(axes), axes, names)
+    said_c = (channel_axis is None and isinstance(axes, str) and len(axes) == len(shape) and "C" in axes
+              and decided.layout.channel_axis == axes.index("C"))  # the TIFF's axes put the channels there
+    _check_channel_choice(decided, shape, said_c, axes, names)
     return decided
 
 
@@ -129,9 +131,13 @@ def _yes(names: Mapping[str, str]) -> Any:
 
 def _check_channel_choice(decided: StackAxes, shape: Tuple[int, ...], from_tiff: bool, axes: Optional[str],
                           names: Mapping[str, str]) -> None:
-    """The model takes one channel or three (as colour): more or fewer need a channel choice, said before any work."""
+    """The model takes one channel or three (as colour): more or fewer need a channel choice, said before any work.
+    Three channels that a TIFF's axes call "C" (not "S", samples of colour) are fluorescence channels, not RGB: they
+    need a choice too."""
     axis = decided.layout.channel_axis
-    if axis is None or decided.session_options or decided.drop_alpha or shape[axis] in (1, 3):
+    if axis is None or decided.session_options or decided.drop_alpha or shape[axis] == 1:
+        return
+    if shape[axis] == 3 and not from_tiff:
         return
     n = shape[axis]
     source = f" (the TIFF's axes {axes} say so)" if from_tiff else ""
