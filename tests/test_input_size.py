@@ -168,3 +168,17 @@ def test_cli_image_size_auto_is_printed_and_used(small_cells, capsys):
     assert main(args + ["-o", str(bad), "--image-size", "300"]) == 2
     assert "--image-size must be a positive multiple of 32" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_cli_auto_picks_the_input_size_from_the_cell_diameter_it_is_given(small_cells, capsys):
+    """track --auto --cell-diameter MIN MAX --image-size auto: the size comes from the cells the user described, not
+    from what the frame's texture measures (on MSC the texture gave ~5 px for 40-160 px cells)."""
+    _, _, folder = small_cells
+    args = ["track", str(folder / "stack.tif"), "--auto", "--image-size", "auto", "--table", str(folder / "t.csv"),
+            "--checkpoint", str(folder / "missing.pt")]  # stops after the size is picked, before any tracking
+    for diameter, size in (("24", 256), ("4", 512)):
+        assert main(args + ["--cell-diameter", diameter, "48"]) == 2
+        assert (f"--image-size auto: input size {size} px (the smallest cells of --cell-diameter, {diameter} px wide, "
+                "in 256 x 256 frames)") in capsys.readouterr().out
+    assert main(args) == 2  # the default diameters say nothing about these cells: measured on the frame
+    assert "--image-size auto: input size 384 px (objects ~" in capsys.readouterr().out

@@ -31,7 +31,7 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
     group.add_argument("--auto", action="store_true", help="detect and track every cell (no --prompts needed)")
     group.add_argument("--seeding", default="blobs", choices=SEEDINGS,
                        help="point prompts on detected blobs (default, small cells), SAM 2's grid, or both")
-    group.add_argument("--cell-diameter", type=float, nargs=2, default=(8.0, 40.0), metavar=("MIN", "MAX"),
+    group.add_argument("--cell-diameter", type=float, nargs=2, default=DEFAULT_CELL_DIAMETER, metavar=("MIN", "MAX"),
                        help="range of cell diameters in pixels (default 8 40)")
     group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
     group.add_argument("--no-divisions", action="store_true", help="do not split tracks at divisions")
@@ -54,6 +54,9 @@ def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
     named = [("--ctc", args.ctc), ("--geff", args.geff), ("--table", args.table),
              ("-o/--output", getattr(args, "output", None))]
     return [(option, Path(path).expanduser()) for option, path in named if path is not None]
+
+
+DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
 
 
 def check_detection_options(args: argparse.Namespace) -> None:

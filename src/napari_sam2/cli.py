@@ -28,9 +28,10 @@ from sam2_model.build import Weights, build_model
 from sam2_model.config import get_config
 from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack_or_image
+from sam2_model.input_size import suggest_image_size
 
-from ._cli_auto import (add_auto_arguments, add_evaluate_parser, auto_outputs, check_detection_options,
-                        check_output_kinds, prepare_auto_outputs, run_auto, run_evaluate)
+from ._cli_auto import (DEFAULT_CELL_DIAMETER, add_auto_arguments, add_evaluate_parser, auto_outputs,
+                        check_detection_options, check_output_kinds, prepare_auto_outputs, run_auto, run_evaluate)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
@@ -107,14 +108,22 @@ def check_prompts_file(path: Path) -> None:
                          "frame,obj_id,y,x,label[,y1,x1]")
 
 
-def pick_image_size(value: Optional[str], first_frame: object, model: str) -> Optional[int]:
-    """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from)."""
+def pick_image_size(value: Optional[str], first_frame: object, model: str,
+                    diameter: Optional[float] = None) -> Optional[int]:
+    """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from):
+    from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on the frame."""
     checked = check_image_size(value, "--image-size")
     if checked != AUTO:
         return checked  # type: ignore[return-value]
-    choice = auto_image_size(first_frame, model)
-    print(f"--image-size auto: {choice.describe()}")
-    return choice.image_size
+    if diameter is None:
+        choice = auto_image_size(first_frame, model)
+        print(f"--image-size auto: {choice.describe()}")
+        return choice.image_size
+    shape = tuple(int(n) for n in np.shape(first_frame)[:2])
+    size = suggest_image_size(diameter, shape, model)
+    print(f"--image-size auto: input size {size} px (the smallest cells of --cell-diameter, {diameter:g} px wide, in "
+          f"{shape[0]} x {shape[1]} frames)")
+    return size
 
 
 def pick_object_window(value: Optional[str], first_frame: object, model: str, image_size: Optional[int]) -> Optional[int]:
@@ -227,7 +236,9 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     prepare_auto_outputs(args)  # every output, before the model is built (missing folders are created)
     if args.output is not None:
         args.output = prepare_output(args.output)
-    image_size = pick_image_size(args.image_size, view[args.start_frame], args.model)
+    given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
+    image_size = pick_image_size(args.image_size, view[args.start_frame], args.model,
+                                 args.cell_diameter[0] if given else None)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     options = dict(axes.session_options)
     if limits is not None:
