@@ -438,3 +438,91 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
         batch(data, tmp_path / "o", fixed=[1, 5])
     with pytest.raises(ValueError, match="channel must be a channel index"):
         batch(data, tmp_path / "o", channel="green")
+
+
+def test_inputs_in_subfolders_or_inside_the_output_folder(tmp_path, capsys):
+    """Stacks one sub-folder down are found (not deeper); stacks inside --out are refused with that reason and
+    what to do; a folder without stacks says what was searched."""
+    stack = np.zeros((3, 16, 16), np.uint8)
+    for well in ("x", "y"):
+        (tmp_path / "plate" / well).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "plate" / well / "s.tif", stack, photometric="minisblack")
+    (tmp_path / "plate" / "x" / "deep").mkdir()
+    tifffile.imwrite(tmp_path / "plate" / "x" / "deep" / "d.tif", stack, photometric="minisblack")  # not an input
+    found = find_stacks([tmp_path / "plate"])
+    assert found == [tmp_path / "plate" / "x" / "s.tif", tmp_path / "plate" / "y" / "s.tif"]
+    assert stack_names(found) == ["x_s", "y_s"]
+    (tmp_path / "empty").mkdir()
+    assert _cli(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no stacks found" in (err := capsys.readouterr().err) and "sub-folders" in err, err
+    well = tmp_path / "plate" / "x"
+    for inputs in ([str(well / "s.tif")], [str(well)]):
+        assert _cli(["batch", *inputs, "--out", str(well)]) == 2
+        err = capsys.readouterr().err
+        assert "inside the output folder (--out" in err and "choose an output folder outside the inputs" in err, err
+
+
+def test_cli_checks_every_setting_before_creating_anything(data, tmp_path, capsys):
+    """Bad settings exit 2 in the command's words, before the cluster starts or --out is made."""
+    out = tmp_path / "rX"
+    (tmp_path / "p.csv").write_text("frame,obj_id,y,x,label\n")
+    cases = {
+        ("--image-size", "100"): "--image-size must be a positive multiple of 32",
+        ("--object-window", "4"): "--object-window must be a window side",
+        ("--model", "sam3"): "unknown model 'sam3'",
+        ("--device", "nope"): "device must be auto, cpu",
+        ("--checkpoint", str(tmp_path / "nope.pt")): "--checkpoint " + str(tmp_path / "nope.pt") + ": no such file",
+        ("--prompts-dir", str(tmp_path / "nodir")): "--prompts-dir " + str(tmp_path / "nodir") + ": no such folder",
+        ("--prompts-dir", str(tmp_path / "p.csv")): "is a file; it expects the folder",
+        ("--zarr-above", "0"): "--zarr-above must be > 0",
+        ("--auto", "--cell-diameter", "40", "8"): "--cell-diameter MIN MAX",
+        ("--auto", "--redetect-every", "0"): "--redetect-every: look for new cells every K frames, K >= 1",
+        ("--auto", "--min-contrast", "-1"): "--min-contrast: ",
+        ("--auto", "--start-frame", "-1"): "--start-frame must be a frame number >= 0",
+        ("--auto", "--direction", "both"): "--direction both: automatic tracking (--auto) runs one way",
+        ("--auto", "--object-window", "off"): "--object-window applies to prompts",
+    }
+    for options, message in cases.items():
+        assert _cli(["batch", str(data / "s0.tif"), "--out", str(out), *options]) == 2, options
+        err = capsys.readouterr().err
+        assert message in err, (options, err)
+        assert not out.exists(), options
+
+
+def test_cli_model_options_counts_and_paths(data, client, tmp_path, capsys, monkeypatch):
+    """--image-size auto, --object-window off and --direction reach every stack as segment() takes them; the
+    console counts add up and name each failure; summary.csv holds absolute stack paths on every run."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("s0.tif", "s0.csv", "unprompted.tif"):
+        (inputs / name).write_bytes((data / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    options = ["--image-size", "auto", "--object-window", "off", "--direction", "forward", "--device", "cpu"]
+    code = _cli(["batch", "in", "--out", "out", "--scheduler", client.scheduler.address, *options])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "2 stacks: 1 to run, 0 skipped (complete from an earlier run), 1 failed before running" in captured.err
+    assert "failed: unprompted: no prompts CSV" in captured.err
+    assert "2 stacks: 1 ok, 0 skipped, 1 failed" in captured.out
+    expected = segment(tifffile.imread(data / "s0.tif"), *read_prompts(data / "s0.csv"), model="demo",
+                       checkpoint="download", device="cpu", image_size="auto", object_window="off",
+                       direction="forward")
+    np.testing.assert_array_equal(_labels(out, "s0"), expected)
+    import json
+
+    manifest = json.loads((out / "s0" / "manifest.json").read_text())
+    assert isinstance(manifest["image_size"], int) and manifest["object_window"] is None
+    assert manifest["direction"] == "forward"
+    table = batch("in", "out", client=client, progress=False, model="demo", device="cpu")  # s0 skipped now
+    assert list(table["status"]) == ["skipped", "failed"]
+    for run in (_read_summary(out), table.to_dict("records")):
+        assert [r["stack"] for r in run] == [str(inputs / "s0.tif"), str(inputs / "unprompted.tif")]
+
+
+def test_start_frame_beyond_a_stack_fails_that_stack(data, tmp_path):
+    """--start-frame is checked against each stack (in-process task), naming the option."""
+    task = StackTask("s0", str(data / "s0.tif"), str(tmp_path), ModelSpec(**MODEL), auto=True,
+                     tracking_options={"start_frame": 9}, axes=AxisOptions(names="cli"))
+    row = process_stack(task)
+    assert row["status"] == "failed" and "--start-frame 9 is not a frame of this stack (0..4)" in row["error"]

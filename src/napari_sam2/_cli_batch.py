@@ -1,7 +1,10 @@
 """``napari-sam2 batch INPUTS... --out DIR``: the batch command's arguments and its run.
 
 Every stack is read with the same axis options as ``napari-sam2 track`` (``--axis``, ``--channel-axis``/``--channel``,
-``--fix``, ``--rgb``); outputs hold (T, Y, X) frames along ``--axis``.
+``--fix``, ``--rgb``); outputs hold (T, Y, X) frames along ``--axis``. The model and tracking options that batch
+shares with ``track`` (``--image-size N|auto``, ``--object-window``, ``--direction``, ``--cell-diameter``,
+``--redetect-every``, ``--min-contrast``, ``--start-frame``, ...) mean the same and are checked by the same code,
+all before anything is created or the cluster starts.
 
 Exit codes: 0 every stack ok or skipped, 1 at least one stack failed (see DIR/summary.csv),
 2 a usage error (bad arguments, no stacks found, unwritable output folder, unknown model or device,
@@ -11,10 +14,12 @@ weights that cannot be downloaded, a scheduler that cannot be reached).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, Dict
 
+from ._cli_auto import check_detection_options
 from ._cli_axes import add_axis_arguments, axis_arguments
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,6 +39,14 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="with --auto: cell diameters in pixels")
     source.add_argument("--redetect-every", type=int, default=None, help="with --auto: frames between detections")
     source.add_argument("--no-divisions", action="store_true", help="with --auto: do not detect divisions")
+    source.add_argument("--min-contrast", type=float, default=None, metavar="C",
+                        help="with --auto: drop detections that stand out less than C from the pixels around them "
+                             "(as in track --auto; 0: off)")
+    source.add_argument("--start-frame", type=int, default=None,
+                        help="with --auto: detect the cells on this frame of every stack and track from it (default 0)")
+    source.add_argument("--direction", default=None, choices=("forward", "backward", "both"),
+                        help="prompts: from the first prompted frame (default both); --auto: from --start-frame, "
+                             "forward (default) or backward")
     add_axis_arguments(parser.add_argument_group(
         "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis"))
     model = parser.add_argument_group("model")
@@ -41,7 +54,13 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     model.add_argument("--checkpoint", default="download",
                        help="a .pt file (visible to every worker), 'download' or 'none' (random weights)")
     model.add_argument("--device", default="auto")
-    model.add_argument("--image-size", type=int, default=None)
+    model.add_argument("--image-size", default=None, metavar="N|auto",
+                       help="the model's input size: a multiple of 32, or auto (picked per stack from the size of the "
+                            "objects in its first frame); default: the model's own (demo 256, official 1024)")
+    model.add_argument("--object-window", default=None, metavar="N|auto|off",
+                       help="prompts only: segment and track each object in a square window of N frame px around it; "
+                            "auto (default): per stack, only where its objects are small against the frame; off: "
+                            "every object on the whole frame (e.g. membrane-stained cells)")
     model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
                        help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
     model.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -69,7 +88,29 @@ def tracking_options(args: argparse.Namespace) -> Dict[str, Any]:
         options["redetect_every"] = args.redetect_every
     if args.no_divisions:
         options["divisions"] = False
+    if args.min_contrast is not None:
+        options["min_contrast"] = args.min_contrast
+    if args.start_frame is not None:
+        options["start_frame"] = args.start_frame
     return options
+
+
+def check_batch_options(args: argparse.Namespace, options: Dict[str, Any]) -> None:
+    """The options that only the command line has, checked in its words before anything is created or started
+    (the rest is checked by :func:`napari_sam2.batch.batch` with the options' names)."""
+    if options and not args.auto:
+        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)} need --auto")
+    if args.auto and args.object_window is not None:
+        raise ValueError("--object-window applies to prompts; --auto finds and tracks cells on whole frames")
+    # track's own checks; an option left out keeps track_cells' default, so a valid stand-in is checked for it
+    check_detection_options(argparse.Namespace(
+        cell_diameter=args.cell_diameter if args.cell_diameter is not None else (1.0, 1.0),
+        redetect_every=args.redetect_every if args.redetect_every is not None else 1))
+    if args.min_contrast is not None and not (math.isfinite(args.min_contrast) and args.min_contrast >= 0):
+        raise ValueError(f"--min-contrast: how much a detection must stand out from the pixels around it, a number "
+                         f">= 0 (0: off); got {args.min_contrast:g}")
+    if args.start_frame is not None and args.start_frame < 0:
+        raise ValueError(f"--start-frame must be a frame number >= 0 (the stack's first is 0), got {args.start_frame}")
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -79,18 +120,17 @@ def run_batch(args: argparse.Namespace) -> int:
     from .batch import BatchInterrupted, batch
 
     options = tracking_options(args)
-    if options and not args.auto:
-        print(f"napari-sam2 batch: {', '.join('--' + k.replace('_', '-') for k in options)} need --auto",
-              file=sys.stderr)
-        return 2
     extra: Dict[str, Any] = {} if args.zarr_above is None else {"zarr_above_gb": args.zarr_above}
     checkpoint = "random" if str(args.checkpoint).lower() == "none" else args.checkpoint
     try:
+        check_batch_options(args, options)
         extra.update(axis_arguments(args), axis_names="cli")
         table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
-                      checkpoint=checkpoint, device=args.device, image_size=args.image_size, workers=args.workers,
-                      scheduler=args.scheduler, overwrite=args.overwrite, smooth=args.smooth,
-                      contrast_limits=args.contrast_limits, **extra, **options)
+                      checkpoint=checkpoint, device=args.device, image_size=args.image_size,
+                      object_window="auto" if args.object_window is None else args.object_window,
+                      direction=args.direction, workers=args.workers, scheduler=args.scheduler,
+                      overwrite=args.overwrite, smooth=args.smooth, contrast_limits=args.contrast_limits,
+                      **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2
@@ -101,6 +141,8 @@ def run_batch(args: argparse.Namespace) -> int:
         print("napari-sam2 batch: interrupted before any stack was started; no results were written", file=sys.stderr)
         return 130
     counts = table["status"].value_counts().to_dict()
-    print(f"napari-sam2 batch: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, "
-          f"{counts.get('failed', 0)} failed; summary in {Path(args.out) / 'summary.csv'}")
+    total = len(table)
+    print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {counts.get('ok', 0)} ok, "
+          f"{counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in "
+          f"{Path(args.out) / 'summary.csv'}")
     return 1 if counts.get("failed", 0) else 0

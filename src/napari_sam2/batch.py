@@ -25,18 +25,26 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
-from .api import COMPOSITES
+from .api import COMPOSITES, DIRECTIONS
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
 from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
 from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
+from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
 PathLike = Union[str, os.PathLike]
+#: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder
 SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker"]
+#: the command's option for each keyword argument of :func:`batch` (messages name what the user typed)
+CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_gb": "--zarr-above",
+               "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
+               "prompts_dir": "--prompts-dir", "checkpoint": "--checkpoint", "out": "--out", "auto": "--auto",
+               "overwrite": "--overwrite",
+               "smooth": "--smooth", "contrast_limits": "--contrast-limits"}
 
 
 def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
     row = {column: None for column in SUMMARY_COLUMNS}
-    row.update(stack=str(path), name=name, status=status, error=error, outputs="", **values)
+    row.update(stack=str(Path(path).resolve()), name=name, status=status, error=error, outputs="", **values)
     return row
 
 
@@ -146,17 +154,46 @@ def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str
 
 
 def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: bool,
-                     tracking_options: Dict[str, Any], zarr_above_gb: float) -> None:
+                     tracking_options: Dict[str, Any], zarr_above_gb: float, name: Any = str) -> None:
+    """Usage errors in the caller's words: ``name`` maps a keyword argument to what is shown (an option)."""
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+        raise ValueError(f"{name('workers')} must be a whole number >= 1, got {workers!r}")
     if scheduler is not None and client is not None:
         raise ValueError("give either scheduler (an address such as tcp://host:8786) or client, not both")
     if scheduler is not None and "://" not in str(scheduler):
-        raise ValueError(f"scheduler must be an address such as tcp://host:8786, got {scheduler!r}")
+        raise ValueError(f"{name('scheduler')} must be an address such as tcp://host:8786, got {scheduler!r}")
     if tracking_options and not auto:
         raise ValueError(f"tracking options {sorted(tracking_options)} apply only with auto=True")
-    if not zarr_above_gb > 0:
-        raise ValueError(f"zarr_above_gb must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
+    if not (isinstance(zarr_above_gb, (int, float)) and zarr_above_gb > 0):
+        raise ValueError(f"{name('zarr_above_gb')} must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
+
+
+def _check_direction(direction: Optional[str], auto: bool, name: Any) -> str:
+    """``direction`` checked: prompts propagate "both" ways by default; automatic tracking goes "forward" from its
+    start frame unless "backward" is asked for ("both" is refused there)."""
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"{name('direction')} must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if not auto:
+        return direction or "both"
+    if direction == "both":
+        raise ValueError(f"{name('direction')} both: automatic tracking ({name('auto')}) runs one way from its start "
+                         "frame; give forward (the default) or backward")
+    return direction or "forward"
+
+
+def _check_prompts_dir(prompts_dir: Optional[PathLike], auto: bool, name: Any) -> Optional[Path]:
+    """``prompts_dir`` checked before any work: an existing folder, and only without automatic tracking."""
+    if prompts_dir is None:
+        return None
+    option, folder = name("prompts_dir"), Path(prompts_dir).expanduser()
+    if auto:
+        raise ValueError(f"{option}: prompts are not used with automatic tracking ({name('auto')}); leave one out")
+    expects = "it expects the folder holding <stack name>.csv or <stack name>_prompts.csv for every stack"
+    if not folder.exists():
+        raise ValueError(f"{option} {folder}: no such folder; {expects}")
+    if not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file; {expects} (or leave it out: each stack's CSV beside it)")
+    return folder
 
 
 def _axis_options(frame_axis: Any, channel_axis: Any, channel: Any, fixed: Any, rgb: Any, names: str) -> AxisOptions:
@@ -180,29 +217,41 @@ def _axis_options(frame_axis: Any, channel_axis: Any, channel: Any, fixed: Any, 
     return AxisOptions(frame_axis, channel_axis, channel, tuple(sorted(fixed.items())), rgb, names)
 
 
-def _model_spec(model: str, checkpoint: Any, device: str, image_size: Optional[int],
-                torch_threads: Optional[int]) -> ModelSpec:
+def _model_spec(model: str, checkpoint: Any, device: str, image_size: ImageSizeArg,
+                torch_threads: Optional[int], name: Any = str) -> ModelSpec:
     """Check the model settings here (usage errors, not one failure per stack) and make paths absolute.
 
-    For a local cluster (torch_threads set) the device is checked and an official checkpoint is
-    downloaded once here, so that the workers find it in the cache instead of racing to fetch it.
+    image_size: a checked size, "auto" (picked per stack by the worker) or None. A checkpoint file must exist here
+    (inputs, outputs and weights are on a file system every worker sees). For a local cluster (torch_threads set)
+    the device is checked too. Nothing is downloaded or created (see :func:`_fetch_weights`).
     """
     from sam2_model import get_config, resolve_device
-    from sam2_model.build import Weights, resolve_weights
+    from sam2_model.build import resolve_weights
 
-    get_config(model, image_size)
+    get_config(model, image_size if isinstance(image_size, int) else None)
     source = resolve_weights(model, checkpoint)
     if isinstance(source, Path):
-        weights = str(source.resolve()) if source.exists() else str(source)
+        if not source.is_file():
+            problem = "is a folder" if source.is_dir() else "no such file"
+            raise ValueError(f"{name('checkpoint')} {source}: {problem}; give a checkpoint file (.pt) that every "
+                             "worker can read, download (the official weights) or none (random weights)")
+        weights = str(source.resolve())
     else:
         weights = source.value
     if torch_threads is not None:
         resolve_device(device)
-        if source is Weights.DOWNLOAD:
-            from sam2_model.checkpoints import download
-
-            download(model)
     return ModelSpec(model, weights, device, image_size, torch_threads)
+
+
+def _fetch_weights(spec: ModelSpec) -> None:
+    """For a local cluster: download an official checkpoint once here, so that the workers find it in the cache
+    instead of racing to fetch it."""
+    from sam2_model.build import Weights
+
+    if spec.torch_threads is not None and spec.checkpoint == Weights.DOWNLOAD.value:
+        from sam2_model.checkpoints import download
+
+        download(spec.model)
 
 
 def batch(
@@ -214,7 +263,9 @@ def batch(
     model: str = "demo",
     checkpoint: Optional[str] = "download",
     device: str = "auto",
-    image_size: Optional[int] = None,
+    image_size: ImageSizeArg = None,
+    object_window: ObjectWindowArg = AUTO,
+    direction: Optional[str] = None,
     workers: int = 1,
     scheduler: Optional[str] = None,
     client: Any = None,
@@ -236,7 +287,10 @@ def batch(
     inputs: stack files, folders or glob patterns (see :mod:`napari_sam2.batch_inputs`).
     auto: automatic cell tracking (``tracking_options`` go to ``sam2_model.track_cells``) instead of
     a prompts CSV per stack (``<stem>.csv`` / ``<stem>_prompts.csv`` beside it or in ``prompts_dir``).
-    model / checkpoint / device / image_size: as in :func:`napari_sam2.api.segment`.
+    model / checkpoint / device / image_size / object_window: as in :func:`napari_sam2.api.segment`; "auto" picks
+    each stack's input size (and, for prompts, object window) from its first frame (with auto=True: its start frame).
+    direction: prompts: "forward", "backward" or "both" (the default) from the first prompted frame; auto=True:
+    "forward" (the default) or "backward" from ``start_frame`` (a tracking option).
     workers: worker processes of a local cluster (one per GPU with CUDA); scheduler: the address of an
     existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
     overwrite: redo stacks whose outputs are complete (otherwise they are skipped).
@@ -249,35 +303,52 @@ def batch(
     smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
-    The summary (also written to ``out/summary.csv``) has one row per stack: stack, name, status
-    ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs, worker.
+    The summary (also written to ``out/summary.csv``) has one row per stack: stack (its absolute path), name,
+    status ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker.
+    Every setting is checked before anything is created, the cluster started or a stack read (ValueError).
     """
-    _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb)
+    if axis_names not in ("api", "cli"):
+        raise ValueError(f"axis_names must be 'api' or 'cli', got {axis_names!r}")
+
+    def word(keyword: str) -> str:
+        return CLI_OPTIONS.get(keyword, keyword) if axis_names == "cli" else keyword
+
+    _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb, word)
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
-    sigma = check_smooth(smooth, "--smooth" if axis_names == "cli" else "smooth")
-    limits = check_contrast_limits(contrast_limits, "--contrast-limits" if axis_names == "cli" else "contrast_limits")
-    out = Path(out).expanduser()
-    stacks = find_stacks(inputs, exclude=out)
-    names = stack_names(stacks)
-    prepare_out(out, stacks, "--out" if axis_names == "cli" else "out")
+    sigma = check_smooth(smooth, word("smooth"))
+    limits = check_contrast_limits(contrast_limits, word("contrast_limits"))
+    size = check_image_size(image_size, word("image_size"))
+    window = check_object_window(object_window, word("object_window"))
+    direction = _check_direction(direction, auto, word)
+    if auto:
+        tracking_options = dict(tracking_options, reverse=direction == "backward")
+    prompts_dir = _check_prompts_dir(prompts_dir, auto, word)
     in_cluster = client is not None or scheduler is not None
-    spec = _model_spec(model, checkpoint, device, image_size,
-                       torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers))
+    spec = _model_spec(model, checkpoint, device, size,
+                       torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers), name=word)
+    out = Path(out).expanduser()
+    stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
+    names = stack_names(stacks)
+    prepare_out(out, stacks, word("out"))  # the first thing made, once every setting is checked
+    _fetch_weights(spec)
     rows: Dict[str, Dict[str, Any]] = {}
     tasks: List[StackTask] = []
     for path, name in zip(stacks, names):
         if not overwrite and read_manifest(out / name) is not None:
-            rows[name] = _row(path, name, "skipped", "complete from an earlier run (overwrite to redo)")
+            rows[name] = _row(path, name, "skipped", f"complete from an earlier run ({word('overwrite')} to redo)")
             continue
         prompts = None if auto else find_prompts(path, prompts_dir)
         if not auto and prompts is None:
-            looked = ", ".join(str(p) for p in prompt_candidates(path, prompts_dir))
-            rows[name] = _row(path, name, "failed", f"no prompts CSV (looked for {looked}); or use auto")
+            looked = ", ".join(str(p.absolute()) for p in prompt_candidates(path.resolve(), prompts_dir))
+            rows[name] = _row(path, name, "failed", f"no prompts CSV (looked for {looked}); or use {word('auto')}")
             continue
         tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
                                None if prompts is None else str(prompts.resolve()), auto,
-                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma, limits))
+                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma, limits,
+                               object_window=window, direction=direction))
     order = {name: i for i, name in enumerate(names)}
+    if progress:
+        _report_start(list(rows.values()), len(names), len(tasks))
 
     def ordered() -> List[Dict[str, Any]]:
         return sorted(rows.values(), key=lambda r: order[r["name"]])
@@ -288,8 +359,7 @@ def batch(
         try:
             with _client_for(client, scheduler, workers, device) as active:
                 if progress:
-                    print(f"napari-sam2 batch: {len(tasks)} stacks to run; {_dashboard(active, local=not in_cluster)}",
-                          file=sys.stderr)
+                    print(f"napari-sam2 batch: {_dashboard(active, local=not in_cluster)}", file=sys.stderr)
                 for row in _run_tasks(active, tasks, progress):
                     rows[row["name"]] = row
                     write_summary(ordered(), summary_path)
@@ -301,6 +371,17 @@ def batch(
     import pandas as pd
 
     return pd.DataFrame(ordered(), columns=SUMMARY_COLUMNS)
+
+
+def _report_start(rows: Sequence[Dict[str, Any]], total: int, to_run: int) -> None:
+    """Before any stack runs: how the stacks divide (the counts add up to ``total``), and each stack that failed
+    already (no prompts CSV) with its reason."""
+    skipped = sum(row["status"] == "skipped" for row in rows)
+    failed = [row for row in rows if row["status"] == "failed"]
+    print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {to_run} to run, {skipped} skipped (complete "
+          f"from an earlier run), {len(failed)} failed before running", file=sys.stderr)
+    for row in failed:
+        print(f"failed: {row['name']}: {row['error']}", file=sys.stderr)
 
 
 def _interrupted(out: Path, rows: List[Dict[str, Any]], total: int, names: Sequence[str],

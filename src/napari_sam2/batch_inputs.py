@@ -2,9 +2,10 @@
 
 A stack is a multi-page TIFF / OME-TIFF, a .npy file, a zarr folder (OME-Zarr: its array "0") or a
 folder of single-frame images. A folder given as input is one stack when it is a zarr store or holds
-only single-frame images; otherwise each stack directly inside it is one stack (multi-page TIFFs,
-.npy files, zarr folders, sub-folders of frames; not searched deeper). Files that cannot be read
-are kept as stacks so that the run records why they failed.
+only single-frame images; otherwise the stacks in it and in its sub-folders (one level down: ``plate/a.tif``
+and ``plate/well1/a.tif``, not ``plate/well1/pos1/a.tif``) are its stacks (multi-page TIFFs, .npy files, zarr
+folders, folders of frames). Files that cannot be read are kept as stacks so that the run records why they
+failed. Stacks inside the run's output folder are never inputs.
 """
 
 from __future__ import annotations
@@ -49,34 +50,45 @@ def _images(folder: Path) -> List[Path]:
     )
 
 
-def _stacks_in_folder(folder: Path) -> List[Path]:
-    if is_zarr_store(folder):
-        return [folder]
+#: what a folder given as input is searched for (messages and the README say the same)
+SEARCHED = ("multi-page TIFF / OME-TIFF, .npy, zarr folders and folders of single frames, in each folder given "
+            "and in its sub-folders (one level down)")
+
+
+def _is_frames_folder(folder: Path) -> bool:
     files = _images(folder)
-    if files and all(_is_single_frame(p) for p in files):
+    return bool(files) and all(_is_single_frame(p) for p in files)
+
+
+def _stacks_in_folder(folder: Path, depth: int = 1) -> List[Path]:
+    """The stacks in ``folder`` and, ``depth`` levels down, in its sub-folders (a sub-folder that is a zarr store or
+    a folder of frames is one stack)."""
+    if is_zarr_store(folder) or _is_frames_folder(folder):
         return [folder]
-    stacks: List[Path] = list(files)
+    stacks: List[Path] = list(_images(folder))
     for sub in sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
                       key=lambda p: natural_key(p.name)):
-        if is_zarr_store(sub):
+        if is_zarr_store(sub) or _is_frames_folder(sub):
             stacks.append(sub)
-        else:
-            frames = _images(sub)
-            if frames and all(_is_single_frame(p) for p in frames):
-                stacks.append(sub)
+        elif depth > 0:
+            stacks.extend(_stacks_in_folder(sub, depth - 1))
     return stacks
 
 
-def find_stacks(inputs: Union[PathLike, Sequence[PathLike]], exclude: Optional[PathLike] = None) -> List[Path]:
+def find_stacks(inputs: Union[PathLike, Sequence[PathLike]], exclude: Optional[PathLike] = None,
+                exclude_option: str = "out") -> List[Path]:
     """Stack paths named by ``inputs`` (files, folders, glob patterns), in order, without duplicates.
 
-    exclude: a folder whose contents are never taken as inputs (the run's output folder).
-    Raises ValueError for an input that names nothing (missing path, pattern without matches).
+    exclude: a folder whose contents are never taken as inputs (the run's output folder; ``exclude_option`` names
+    it in messages). Raises ValueError for an input that names nothing (missing path, pattern without matches, a
+    folder without stacks), for a stack named on its own inside ``exclude``, and when every stack found lies
+    inside ``exclude``.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     skip = Path(exclude).resolve() if exclude is not None else None
     found: List[Path] = []
+    named: List[Path] = []  # stacks named one by one (not found in a folder or by a pattern)
     for item in inputs:
         text = os.path.expanduser(str(item))
         if _GLOB_CHARS & set(text):
@@ -95,17 +107,31 @@ def find_stacks(inputs: Union[PathLike, Sequence[PathLike]], exclude: Optional[P
                 found.extend(_stacks_in_folder(path))
             elif path.is_dir() or path.suffix.lower() in FRAME_SUFFIXES + STACK_SUFFIXES:
                 found.append(path)
+                if explicit:
+                    named.append(path)
             elif explicit:  # a pattern's other matches (prompt CSVs, notes) are passed over
                 raise ValueError(f"inputs: {path} is not a stack (accepted: {', '.join(STACK_SUFFIXES)}, "
                                  "zarr folders and folders of frames)")
     unique: Dict[Path, Path] = {}
+    inside_out: List[Path] = []
+    example = f"{exclude_option} ../results" if exclude_option.startswith("-") else f"{exclude_option}='../results'"
     for path in found:
         resolved = path.resolve()
         if skip is not None and (resolved == skip or skip in resolved.parents):
+            if path in named:
+                raise ValueError(f"inputs: {path} lies inside the output folder ({exclude_option} {exclude}), whose "
+                                 f"contents are never read as inputs; choose an output folder outside the inputs "
+                                 f"(e.g. {example})")
+            inside_out.append(path)
             continue
         unique.setdefault(resolved, path)
+    if not unique and inside_out:
+        shown = ", ".join(str(p) for p in inside_out[:3]) + (", ..." if len(inside_out) > 3 else "")
+        raise ValueError(f"inputs: the stacks found in {[str(i) for i in inputs]} ({shown}) all lie inside the output "
+                         f"folder ({exclude_option} {exclude}), whose contents are never read as inputs; choose an "
+                         f"output folder outside the inputs (e.g. {example})")
     if not unique:
-        raise ValueError(f"inputs: no stacks found in {[str(i) for i in inputs]}")
+        raise ValueError(f"inputs: no stacks found in {[str(i) for i in inputs]} (searched for {SEARCHED})")
     return list(unique.values())
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -21,7 +21,7 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             write_labels_tiff, write_manifest)
 from .controller import SegmentationController
-from .image_size import AUTO, resolve_object_window
+from .image_size import AUTO, auto_image_size, resolve_object_window
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
 from .track_all import frame_source
@@ -36,7 +36,7 @@ class ModelSpec:
     model: str = "demo"
     checkpoint: Optional[str] = "download"
     device: str = "auto"
-    image_size: Optional[int] = None
+    image_size: Union[int, str, None] = None  # "auto": picked per stack (see stack_model_spec)
     torch_threads: Optional[int] = None  # torch.set_num_threads on the worker (None: leave it)
 
 
@@ -79,6 +79,8 @@ class StackTask:
     axes: AxisOptions = AxisOptions()
     smooth: float = 0.0  # Gaussian sigma (px) applied to every frame before the model (0: off)
     contrast_limits: Optional[Tuple[float, float]] = None  # grey values mapped to black and white (None: percentiles)
+    object_window: Union[int, str, None] = AUTO  # prompts: window side in frame px, "auto" or None (whole frame)
+    direction: str = "both"  # prompts: from the first prompted frame
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -156,7 +158,26 @@ def view_layout(ndim: int) -> StackLayout:
     return StackLayout(ndim, 0, 3 if ndim == 4 else None)
 
 
-def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
+def start_frame(task: StackTask, frames: Frames) -> int:
+    """The frame automatic tracking starts on (tracking option start_frame, default 0), checked against this stack
+    (ValueError naming the option as the batch's caller named it); 0 for prompts."""
+    start = int(task.tracking_options.get("start_frame", 0)) if task.auto else 0
+    if not 0 <= start < len(frames.view):
+        option = "--start-frame" if task.axes.names == "cli" else "start_frame"
+        raise ValueError(f"{option} {start} is not a frame of this stack (0..{len(frames.view) - 1})")
+    return start
+
+
+def stack_model_spec(task: StackTask, frames: Frames) -> ModelSpec:
+    """``task.model``, with image_size "auto" replaced by the size picked from this stack's first frame (with auto:
+    its start frame), as ``segment()`` and ``track`` pick it."""
+    if task.model.image_size != AUTO:
+        return task.model
+    frame = frames.view[start_frame(task, frames)]
+    return replace(task.model, image_size=auto_image_size(frame, task.model.model).image_size)
+
+
+def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both") -> list:
     """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
 
     Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line.
@@ -184,25 +205,26 @@ def stack_prompts(path: Path, shape: Tuple[int, ...]) -> list:
     prompts = collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
                               boxes_a[:, 5].astype(int), layout)
     try:
-        split_corrections(prompts, "both")  # an object with negative clicks only is refused before any work
+        split_corrections(prompts, direction)  # an object with negative clicks only is refused before any work
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     return prompts
 
 
-def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any) -> SegmentationController:
-    """Apply ``prompts`` and propagate both ways from the first prompted frame, writing into ``labels``.
+def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any,
+                  object_window: Union[int, str, None] = AUTO, direction: str = "both") -> SegmentationController:
+    """Apply ``prompts`` and propagate ``direction`` from the first prompted frame, writing into ``labels``.
 
     labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
-    :func:`napari_sam2.api.segment` with ``direction="both"`` (and its object windows, "auto"), on a model the caller
-    keeps.
+    :func:`napari_sam2.api.segment` with that ``direction`` and ``object_window`` ("auto": from the first frame), on a
+    model the caller keeps.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
     first = frames.view[0]
-    window = resolve_object_window(AUTO, first, model.config.name, model.image_size)  # segment()'s default
+    window = resolve_object_window(object_window, first, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
-    for _ in controller.segment_table(prompts, "both"):
+    for _ in controller.segment_table(prompts, direction):
         pass
     return controller
 
@@ -210,7 +232,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
 def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     from .export import measure, save_table_csv
 
-    prompts = stack_prompts(Path(task.prompts), frames.view.shape)
+    prompts = stack_prompts(Path(task.prompts), frames.view.shape, task.direction)
     shape = frames.view.shape[:3]
     large = labels_nbytes(shape) > task.zarr_above
     if large:
@@ -218,14 +240,15 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
         labels: Any = create_zarr_labels(folder / labels_name, shape)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
-    controller = segment_stack(model, frames, prompts, labels)
+    controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
     if large:  # plane by plane, never the whole stack in memory
         rows = measure(labels, frames.grey, controller.object_scores(), check=controller.check_frames())
     else:
         write_labels_tiff(labels, folder / labels_name)
         rows = controller.measurements()
     save_table_csv(rows, folder / "objects.csv")
-    return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids)}
+    return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),
+            "object_window": controller.object_window, "direction": task.direction}
 
 
 def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
@@ -274,13 +297,15 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     frames: Optional[Frames] = None
     try:
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
-        model = cached_model(task.model)
+        start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
+        model = cached_model(stack_model_spec(task, frames))
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
         record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
+                      image_size=model.image_size,
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_manifest(folder, record)  # last file: its presence means "complete"
