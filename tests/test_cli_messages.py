@@ -121,3 +121,12 @@ def test_auto_both_ways_from_a_later_frame_is_refused_not_tracked_one_way(tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "--auto tracks one way from --start-frame (1): pass --direction forward or backward" in err
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_auto_min_contrast_is_checked_in_the_commands_words_before_any_work(tmp_path, capsys):
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, _frames(), photometric="minisblack")
+    code = main(["track", str(stack), "--auto", "--min-contrast", "-1", "--table", str(tmp_path / "t.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--min-contrast: how much a detection must stand out from the pixels around it, a number " \
+        ">= 0 (0: off); got -1" in err and "min_contrast must be" not in err

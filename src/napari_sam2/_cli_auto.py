@@ -60,13 +60,18 @@ DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detect
 
 
 def check_detection_options(args: argparse.Namespace) -> None:
-    """--cell-diameter and --redetect-every, checked in the command's words before anything is read."""
+    """--cell-diameter, --redetect-every and --min-contrast, checked in the command's words before anything is read
+    (a namespace without ``min_contrast``, or with None, leaves it unchecked)."""
     low, high = args.cell_diameter
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
         raise ValueError(f"--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, 0 < MIN <= MAX; "
                          f"got {low:g} {high:g}")
     if args.redetect_every < 1:
         raise ValueError(f"--redetect-every: look for new cells every K frames, K >= 1; got {args.redetect_every}")
+    contrast = getattr(args, "min_contrast", None)
+    if contrast is not None and not (math.isfinite(contrast) and contrast >= 0):
+        raise ValueError(f"--min-contrast: how much a detection must stand out from the pixels around it, a number "
+                         f">= 0 (0: off); got {contrast:g}")
 
 
 def check_output_kinds(args: argparse.Namespace) -> None:

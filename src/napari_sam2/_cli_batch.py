@@ -14,7 +14,6 @@ weights that cannot be downloaded, a scheduler that cannot be reached).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -105,10 +104,7 @@ def check_batch_options(args: argparse.Namespace, options: Dict[str, Any]) -> No
     # track's own checks; an option left out keeps track_cells' default, so a valid stand-in is checked for it
     check_detection_options(argparse.Namespace(
         cell_diameter=args.cell_diameter if args.cell_diameter is not None else (1.0, 1.0),
-        redetect_every=args.redetect_every if args.redetect_every is not None else 1))
-    if args.min_contrast is not None and not (math.isfinite(args.min_contrast) and args.min_contrast >= 0):
-        raise ValueError(f"--min-contrast: how much a detection must stand out from the pixels around it, a number "
-                         f">= 0 (0: off); got {args.min_contrast:g}")
+        redetect_every=args.redetect_every if args.redetect_every is not None else 1, min_contrast=args.min_contrast))
     if args.start_frame is not None and args.start_frame < 0:
         raise ValueError(f"--start-frame must be a frame number >= 0 (the stack's first is 0), got {args.start_frame}")
 
