@@ -180,8 +180,8 @@ def test_multichannel_image_pick_a_channel(make_napari_viewer, qtbot, tmp_path, 
     x, y = click_point(movie.labels[0] == obj_id)
     w.points_layer.add([0, 0, y, x])
     wait(qtbot, w)
-    out = w.labels_layer.data
-    assert out.shape == (4, 256, 256)
+    out = w.controller.labels  # the layer shows it with a size-1 channel axis (on every channel)
+    assert out.shape == (4, 256, 256) and w.labels_layer.data.shape == (4, 1, 256, 256)
     assert region_similarity(out[0] == 1, movie.labels[0] == obj_id) > 0.7
     assert w.controller.session_options["channel"] == 0
 

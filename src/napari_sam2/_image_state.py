@@ -7,13 +7,14 @@ Layer helpers here take the viewer and the image layer; nothing here knows about
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import numpy as np
 
 from ._colors import OBJECT_COLORMAP, style_boxes, style_points
+from .api import WithoutAlpha
 from .controller import SegmentationController
-from .layout import StackLayout
+from .layout import StackLayout, world_to_data
 
 POINTS_NAME, BOXES_NAME, LABELS_NAME = "SAM2 clicks", "SAM2 boxes", "SAM2 masklets"
 
@@ -33,6 +34,13 @@ def spatial_ndim(image: Any) -> int:
     return image.data.ndim - (1 if image.rgb else 0)
 
 
+def model_data(image: Any) -> Any:
+    """An image layer's data as the model reads it: RGBA layers without their alpha channel (as
+    :func:`napari_sam2.segment` does), other layers as they are."""
+    data = image.data
+    return WithoutAlpha(data) if image.rgb and data.shape[-1] == 4 else data
+
+
 @dataclass
 class AxisChoice:
     """The widget's axis and channel choices for one image (restored when the image is picked again)."""
@@ -42,9 +50,22 @@ class AxisChoice:
     channel: str = ""
 
 
+SliceKey = Tuple[Optional[int], Tuple[Tuple[int, int], ...]]  # (propagated axis, fixed axes and their indices)
+
+
+def slice_key(layout: StackLayout) -> SliceKey:
+    """Which slice of an image a session segments: its propagated axis and the index of every other axis fixed
+    (for example z=1 when propagating through time in TZYX); sessions of one image are kept per slice."""
+    return layout.frame_axis, tuple(layout.fixed)
+
+
 @dataclass(eq=False)
 class ImageState:
-    """One image layer's prompt layers, masklets layer, controller, current object and axis choices."""
+    """One image layer's prompt layers, masklets layer, controller, current object and axis choices.
+
+    sessions: a controller per slice (:func:`slice_key`) that was segmented; ``controller`` is the one the widget acts
+    on (the slice shown, or the slice last worked on when the slice shown has none).
+    """
 
     image: Any
     points: Any = None
@@ -54,9 +75,10 @@ class ImageState:
     obj_id: int = 1
     positive: bool = True
     axes: AxisChoice = field(default_factory=AxisChoice)
-    last_prompts: Optional["PromptContent"] = None  # the prompt layers after the last run (for Undo)
+    last_prompts: Optional["PromptContent"] = None  # the prompt layers as the last run read them (for Undo)
     hidden: Set[int] = field(default_factory=set)  # objects hidden in the masklets layer
     recoloured: bool = False  # the masklets layer has the colormap that hides objects
+    sessions: Dict[SliceKey, SegmentationController] = field(default_factory=dict)  # one per slice segmented
 
 
 
@@ -88,20 +110,72 @@ def add_boxes_layer(viewer: Any, image: Any, obj_id: int) -> Any:
 
 
 def add_labels_layer(viewer: Any, image: Any, layout: StackLayout, data: Optional[np.ndarray] = None) -> Any:
-    """The masklets layer of ``image``: uint32 labels shaped like the image less its channel axis.
+    """The masklets layer of ``image``: uint32 labels shaped like the image less its channel axis (the controller's
+    array), shown as :func:`show_masklets` says.
 
     data: reuse this array (for example the labels of a layer the user deleted); zeros otherwise.
     """
     shape = layout.labels_shape(image.data.shape)
     if data is None or data.shape != shape:
         data = np.zeros(shape, np.uint32)
-    if image.rgb:
-        scale, translate = image.scale, image.translate
-    else:
-        keep = [axis for axis in range(image.data.ndim) if axis != layout.channel_axis]
-        scale, translate = [image.scale[a] for a in keep], [image.translate[a] for a in keep]
-    return viewer.add_labels(data, name=layer_name(LABELS_NAME, image), scale=scale, translate=translate,
+    shown, scale, translate = _masklets_display(image, layout, data)
+    return viewer.add_labels(shown, name=layer_name(LABELS_NAME, image), scale=scale, translate=translate,
                              colormap=OBJECT_COLORMAP)
+
+
+def _masklets_display(image: Any, layout: StackLayout, data: np.ndarray) -> Tuple[np.ndarray, list, list]:
+    """What the masklets layer holds for labels ``data`` (layout.labels_shape): (array, scale, translate).
+
+    napari lines a layer up with the last axes of the viewer, so labels without the image's channel axis would slide
+    onto the wrong axes (their frame axis on the channels of (T, C, Y, X)). A channel axis of napari's world (not the
+    RGB colours) is therefore kept as a size-1 axis of a view of ``data`` (same memory: what the controller writes
+    shows, what the user paints reaches the controller), C times the image's step wide and centred on the channels,
+    so the one plane shows at every channel and the viewer's ranges stay those of the image.
+    """
+    scale, translate = [float(s) for s in image.scale], [float(t) for t in image.translate]
+    axis = None if image.rgb else layout.channel_axis
+    if axis is None:
+        return data, scale, translate
+    channels = int(image.data.shape[axis])
+    translate[axis] += (channels - 1) * scale[axis] / 2
+    scale[axis] *= channels
+    return np.expand_dims(data, axis), scale, translate
+
+
+def show_masklets(layer: Any, image: Any, layout: StackLayout, data: np.ndarray) -> None:
+    """Put labels ``data`` (shaped layout.labels_shape) in the masklets ``layer`` of ``image``, shown on its axes
+    (only what differs is set: a layer that already shows ``data`` there is left alone)."""
+    shown, scale, translate = _masklets_display(image, layout, data)
+    if masklets(layer, image, layout) is not data or layer.data.shape != shown.shape:
+        layer.data = shown
+    for name, value in (("scale", scale), ("translate", translate)):
+        if not np.allclose(getattr(layer, name), value):
+            setattr(layer, name, value)
+
+
+def masklets(layer: Any, image: Any, layout: StackLayout) -> Optional[np.ndarray]:
+    """The labels array behind the masklets ``layer`` (shaped layout.labels_shape: the array the controller writes
+    into, the same object each call), or None when the layer holds labels of another shape."""
+    shape = layout.labels_shape(image.data.shape)
+    data = layer.data
+    if tuple(data.shape) == shape:
+        return data
+    base = getattr(data, "base", None)  # the array under the size-1 channel axis of _masklets_display
+    if (isinstance(data, np.ndarray) and isinstance(base, np.ndarray) and base.shape == shape
+            and base.size == data.size and base.ctypes.data == data.ctypes.data):
+        return base
+    return None
+
+
+def clear_masklets(layer: Any) -> None:
+    """Fresh zero labels in the masklets ``layer``, shown on the same axes (the old array is left to whoever holds
+    it, for example an earlier controller's undo history)."""
+    data = layer.data
+    base = getattr(data, "base", None)
+    under = (isinstance(base, np.ndarray) and base.ndim == data.ndim - 1 and base.size == data.size
+             and base.ctypes.data == data.ctypes.data)
+    fresh = np.zeros((base if under else data).shape, data.dtype)
+    layer.data = fresh.reshape(data.shape) if under else fresh  # a view of ``fresh`` with the size-1 channel axis
 
 
 @dataclass
@@ -124,8 +198,42 @@ def capture(state: ImageState) -> PromptContent:
     )
 
 
-def restore(state: ImageState, content: PromptContent) -> None:
-    """Put the clicks and boxes layers back to ``content`` (the caller mutes its own data handlers)."""
+def on_slice(state: ImageState, layout: StackLayout, content: PromptContent) -> Tuple[np.ndarray, np.ndarray]:
+    """Which clicks and which boxes of ``content`` lie on the fixed slice of ``layout`` (two bool arrays)."""
+    image = state.image
+    to_image = dict(to_scale=image.scale, to_translate=image.translate)
+
+    def inside(coords: np.ndarray, layer: Any) -> np.ndarray:
+        coords = world_to_data(coords, layer.scale, layer.translate, **to_image)
+        keep = np.ones(len(coords), bool)
+        for axis, value in layout.fixed:
+            keep &= np.round(coords[:, axis]).astype(int) == value
+        return keep
+
+    points = inside(content.points, state.points) if len(content.points) else np.zeros(0, bool)
+    corners = np.array([box[0] for box in content.boxes]) if content.boxes else None
+    boxes = inside(corners, state.boxes) if corners is not None else np.zeros(0, bool)
+    return points, boxes
+
+
+def restore(state: ImageState, content: PromptContent, layout: Optional[StackLayout] = None) -> None:
+    """Put the clicks and boxes layers back to ``content`` (the caller mutes its own data handlers).
+
+    layout: only the clicks and boxes on this layout's fixed slice are put back (those of other slices, which
+    belong to other sessions, stay as they are); None: all of them.
+    """
+    if layout is not None and layout.fixed:
+        now = capture(state)
+        old_points, old_boxes = on_slice(state, layout, now)
+        new_points, new_boxes = on_slice(state, layout, content)
+        content = PromptContent(
+            np.concatenate([now.points[~old_points], content.points[new_points]]).reshape(-1, now.points.shape[1]),
+            np.concatenate([now.positive[~old_points], content.positive[new_points]]),
+            np.concatenate([now.point_ids[~old_points], content.point_ids[new_points]]),
+            tuple(b for b, on in zip(now.boxes, old_boxes) if not on) +
+            tuple(b for b, on in zip(content.boxes, new_boxes) if on),
+            np.concatenate([now.box_ids[~old_boxes], content.box_ids[new_boxes]]),
+        )
     points, boxes = state.points, state.boxes
     defaults = points.feature_defaults
     points.data = content.points

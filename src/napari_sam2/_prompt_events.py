@@ -13,7 +13,7 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
-from ._image_state import ImageState, capture
+from ._image_state import ImageState, capture, on_slice
 from ._objects_panel import labels_colormap, object_rows
 from .image_size import OFF
 from .layout import world_to_data
@@ -68,6 +68,7 @@ class PromptEventsMixin:
         used = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
         if state.controller is not None:
             used |= set(state.controller.obj_ids)
+        used |= self.track_all.track_ids(state.image)  # never a track's id: the tracks share the masklets layer
         self.object_spin.setValue(max(used | {0}) + 1)
         self.activate_clicks()
 
@@ -114,7 +115,7 @@ class PromptEventsMixin:
     def _prompts_edited(self) -> None:
         """A prompt was added, moved or deleted: segment its frame (after the run in progress, if any)."""
         if self.busy():
-            self._edited_while_busy = True
+            self._defer_edit()  # segmented after the run, on the image and slice it was made on
             return
         self._on_segment_clicked()
 
@@ -207,10 +208,12 @@ class PromptEventsMixin:
         if state is None or state.controller is None or self.busy():
             return
         before = self._before(state)
+        here = on_slice(state, state.controller.layout, capture(state))  # other slices' objects are their own
         self._quiet += 1
         try:
-            for layer in (state.points, state.boxes):
-                mine = np.flatnonzero(layer.features["obj_id"].to_numpy(int) == obj_id) if len(layer.data) else []
+            for layer, on in zip((state.points, state.boxes), here):
+                ids = layer.features["obj_id"].to_numpy(int)
+                mine = np.flatnonzero((ids == obj_id) & on) if len(layer.data) else []
                 if len(mine):
                     layer.selected_data = set(mine.tolist())
                     layer.remove_selected()

@@ -12,10 +12,11 @@ from typing import Any, Iterator, List, Optional
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
-from ._image_state import ImageState, PromptContent, capture, restore
+from ._image_state import ImageState, PromptContent, capture, restore, slice_key
 from .controller import PropagationPass
+from .labels_writer import EditedSince
 from .prompts import masks_from_labels
 
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}
@@ -40,34 +41,70 @@ class RunMixin:
     _run_state: Optional[ImageState] = None
     _run_outcome: str = ""
     _run_note: str = ""
+    _run_prompts: Optional[PromptContent] = None  # the prompt layers as the run read them
+    _run_history: tuple = (None, 0, None)  # the run's controller, its history length and last step at the start
+    _run_where: str = ""  # the run's slice when it is not the one shown (" on z=1 (z=2 is shown)")
 
     # ------------------------------------------------------------------ starting runs
     def _on_segment_clicked(self) -> None:
         if self._require_state() is not None:
-            self.picker.when_ready(self._segment)
+            self._when_ready(self._segment)
 
     def _on_seed_clicked(self) -> None:
         if self._require_state() is not None:
-            self.picker.when_ready(self._seed)
+            self._when_ready(self._seed)
 
     def _on_propagate(self, direction: str) -> None:
         if self._require_state() is not None:
-            self.picker.when_ready(lambda: self._propagate(direction))
+            self._when_ready(lambda: self._propagate(direction))
 
-    def _segment(self) -> None:
+    def _when_ready(self, action: Any) -> None:
+        """Run ``action`` once the chosen model is loaded; a model choice that cannot work is reported here (a load
+        that fails is reported by :meth:`_on_picker_busy`)."""
+        try:
+            self.picker.choice().check()
+        except ValueError as error:
+            self._report(error)
+            return
+        self.picker.when_ready(action)
+
+    def _report(self, error: Any) -> None:
+        """An error before a run started (nothing was changed): a notification and the status line."""
+        show_error(f"SAM 2: {error}")
+        self.status.setText(f"Not done: {error}")
+
+    def _on_picker_busy(self, busy: bool) -> None:
+        """A model load started or ended; one that ended without a model says why in the status line."""
+        self._set_busy(busy)
+        if not busy and self.picker.loaded_model() is None and self.picker.status.text():
+            self.status.setText(self.picker.status.text())
+
+    def _segment(self, layout: Any = None) -> None:
+        """Segment the prompts of the slice of ``layout`` in that slice's session (default: the slice shown, or the
+        slice of the session last worked on when the slice shown has neither session nor prompts)."""
         state = self._state
         try:
-            prompts = self.prompts()
-            if not prompts and (state.controller is None or not state.controller.has_prompts()):
+            layout = self._session_layout() if layout is None else layout
+            prompts = self.prompts(layout)
+            known = state.sessions.get(slice_key(layout))
+            if not prompts and (known is None or not known.has_prompts()):
                 self.status.setText("Click on an object (the clicks layer is active), or draw a box.")
                 return
-            controller = self.ensure_controller()
+            others = {key: c for key, c in state.sessions.items() if key != slice_key(layout) and c.obj_ids}
+            controller = self.ensure_controller(layout)
         except Exception as error:  # bad layout, model failure, ...
-            show_error(f"SAM 2: {error}")
+            self._report(error)
             return
+        note = ""
+        if known is None and others:  # a new session beside others: say they are kept
+            kept = "; ".join(f"{self.slice_name(c.layout)}: object(s) {', '.join(map(str, c.obj_ids))}"
+                             for c in others.values())
+            note = (f"{self.slice_name(layout)} has a session of its own; the sessions of other slices are kept "
+                    f"({kept}): move the slider back there to work on them.")
         self.progress.setRange(0, 0)  # busy until the first mask: a frame's features are computed once
         self._run(state, controller.apply_prompts(prompts, tag=self._before(state)),
                   "Segmenting (computing this frame's features once)")
+        self._run_note = note  # said again when the run is done
 
     def _seed(self) -> None:
         """Each label of the chosen Labels layer on the current frame becomes a mask prompt."""
@@ -90,24 +127,28 @@ class RunMixin:
             masks = masks_from_labels(plane, frame)
             if not masks:
                 raise ValueError(f"'{name}' has no labels on frame {frame}")
-            steps = controller.seed_masks(masks, self.prompts(), tag=self._before(state))
+            steps = controller.seed_masks(masks, self.prompts(layout), tag=self._before(state))
         except Exception as error:
-            show_error(f"SAM 2: {error}")
+            self._report(error)
             return
         self.object_spin.setValue(max(m.obj_id for m in masks) + 1)
         self._run(state, steps, f"Seeding {len(masks)} object(s) from '{name}'")
 
     def _propagate(self, direction: str) -> None:
+        """Propagate the session of the slice shown (or, when the slice shown has neither session nor prompts, the
+        session last worked on, wherever the slider is: the status says which slice)."""
         state = self._state
         try:
-            prompts = self.prompts()
-            if not prompts and (state.controller is None or not state.controller.obj_ids):
+            layout = self._session_layout()
+            prompts = self.prompts(layout)
+            known = state.sessions.get(slice_key(layout))
+            if not prompts and (known is None or not known.obj_ids):
                 self.status.setText("Nothing to propagate yet: click on an object first (the clicks layer is "
                                     "active), then press Propagate.")
                 return
-            controller = self.ensure_controller()
+            controller = self.ensure_controller(layout)
         except Exception as error:
-            show_error(f"SAM 2: {error}")
+            self._report(error)
             return
         if controller.layout.frame_axis is None:
             self.status.setText("This image is a single 2D frame: there is nothing to propagate through.")
@@ -123,7 +164,7 @@ class RunMixin:
             yield from controller.propagate(start, direction, max_frames, tag=now)  # the clicks stay
 
         self.progress.setRange(0, 0)
-        self._run(state, steps(), f"Propagating {direction} from frame {start}")
+        self._run(state, steps(), f"Propagating {direction} from frame {start}{self._elsewhere(layout)}")
 
     def _before(self, state: ImageState) -> PromptContent:
         """The prompt layers as they were after the last run (what Undo of the next run puts back)."""
@@ -142,6 +183,11 @@ class RunMixin:
             yield from steps
 
         self._run_outcome, self._run_note, self._run_state = "running", "", state
+        self._run_prompts = capture(state) if state.points is not None and state.boxes is not None else None
+        controller = state.controller  # the run's (ensure_controller made it the image's controller)
+        history = [] if controller is None else controller.history
+        self._run_history = (controller, len(history), history[-1] if history else None)
+        self._run_where = "" if controller is None else self._elsewhere(controller.layout)
         worker = work()
         worker.yielded.connect(self._on_step)
         worker.errored.connect(self._on_error)
@@ -184,29 +230,73 @@ class RunMixin:
 
     def _on_finished(self) -> None:
         state, outcome = self._run_state, self._run_outcome
-        self.worker, self._run_state = None, None
+        controller, length, last = self._run_history
+        self.worker, self._run_state, self._run_history = None, None, (None, 0, None)
+        changed = controller is not None and bool(controller.history) and (
+            len(controller.history) != length or controller.history[-1] is not last)  # the run left an undoable step
         self._set_busy(False)
         self._refresh_labels(state)
         if outcome == "failed":
-            self.status.setText(f"{self.status.text()} Frames written are complete; Undo reverts the run.")
+            self.status.setText(f"{self.status.text()} " + ("Frames written are complete; Undo reverts the run."
+                                                            if changed else "Nothing was changed."))
         elif outcome == "cancelled":
-            self.status.setText("Cancelled. The frames finished so far are kept; Undo reverts the run.")
+            self.status.setText("Cancelled. The frames finished so far are kept; Undo reverts the run." if changed
+                                else "Cancelled before anything was changed.")
         elif outcome.startswith("stopped"):
             self.status.setText(f"Stopped: {outcome[9:]}. The frames finished so far are kept.")
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             note = f" Note: {self._run_note}" if self._run_note else ""
-            self.status.setText(f"Done. Correct on any frame, then propagate again.{note}")
-        if state is not None and state.points is not None and state.boxes is not None:
-            state.last_prompts = capture(state)
+            self.status.setText(f"Done{self._run_where}. Correct on any frame, then propagate again.{note}")
+        if state is not None and self._run_prompts is not None:
+            state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet
+        self._run_prompts = None
+        self._on_slice_shown()
         self._refresh_objects()
         self.activate_clicks()
-        if self._edited_while_busy:
-            self._edited_while_busy = False
-            self._on_segment_clicked()
+        self._run_deferred(announce=True)
+
+    def _defer_edit(self) -> None:
+        """A prompt was edited during a run: remember the image and slice it was made on, to segment it there after
+        the run (:meth:`_run_deferred`)."""
+        state = self._state
+        if state is None:
+            return
+        step = tuple(int(i) for i in self.viewer.dims.current_step)
+        try:
+            key = slice_key(self._layout(state.image))
+        except ValueError:  # an impossible axis choice: the segmentation after the run says so
+            key = None
+        self._deferred = [e for e in self._deferred if not (e[0] is state and e[2] == key)] + [(state, step, key)]
+
+    def _run_deferred(self, announce: bool = False) -> None:
+        """Segment the prompts edited during a run where they were made: the current image's now (one slice per run,
+        the next after it), another image's when that image is picked again (announce: say so in the status)."""
+        alive = list(self.states.values())
+        self._deferred = [e for e in self._deferred if any(e[0] is s for s in alive)]
+        if self.busy() or not self._deferred:
+            return
+        state = self._state
+        mine = [e for e in self._deferred if e[0] is state]
+        if not mine and announce:
+            names = ", ".join(dict.fromkeys(f"'{e[0].image.name}'" for e in self._deferred))
+            self.status.setText(f"{self.status.text()} The prompts edited on {names} during the run are segmented "
+                                "when you pick that image again.")
+        if not mine:
+            return
+        self._deferred.remove(mine[0])
+        try:
+            layout = self.axes.layout(state.image, mine[0][1])
+        except ValueError as error:
+            self._report(error)
+            return
+        self._when_ready(lambda: self._segment(layout) if self._state is state else None)
 
     def _on_cancel(self) -> None:
+        if self.worker is not None and self.worker is self.track_all.worker:
+            self.track_all.cancel()  # a "Track all cells" run: its own Undo button reverts it
+            return
         if self.worker is not None:
             self._run_outcome = "cancelled"
             self.worker.quit()
@@ -215,34 +305,43 @@ class RunMixin:
     def _set_busy(self, busy: bool) -> None:
         busy = busy or self.busy()
         for button in (self.segment_button, self.forward_button, self.backward_button, self.both_button,
-                       self.undo_button, self.new_object_button, self.seed_button):
+                       self.undo_button, self.new_object_button, self.seed_button, self.objects.delete_button,
+                       self.objects.relabel_button, self.objects.merge_button):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(self.worker is not None)
 
     # ------------------------------------------------------------------ undo
     def _on_undo(self) -> None:
         state = self._state
-        undone = None if state is None or state.controller is None or self.busy() else state.controller.undo()
+        try:
+            undone = None if state is None or state.controller is None or self.busy() else state.controller.undo()
+        except EditedSince as error:  # frames the step wrote were changed since: nothing is thrown away silently
+            message = self.track_all.widget_undo_refused(state.image, error)
+            show_warning(f"SAM 2: {message}")
+            self.status.setText(message)
+            return
+        where = "" if state is None or state.controller is None else self._elsewhere(state.controller.layout)
         if undone is None:
-            self.status.setText("Nothing to undo.")
+            self.status.setText(f"Nothing to undo{where}.")
             return
         if isinstance(undone.tag, PromptContent) and state.points is not None and state.boxes is not None:
             self._quiet += 1
-            try:
-                restore(state, undone.tag)
+            try:  # only this session's slice: the prompts of other slices belong to their own sessions
+                restore(state, undone.tag, state.controller.layout)
             finally:
                 self._quiet -= 1
-            state.last_prompts = undone.tag
+            state.last_prompts = capture(state)
         self._refresh_labels(state)
         self._refresh_objects()
         self.activate_clicks()
-        self.status.setText(f"Undid the last step: {len(undone.frames)} frame(s), the prompts and the session "
+        self.status.setText(f"Undid the last step{where}: {len(undone.frames)} frame(s), the prompts and the session "
                             "are as they were before it.")
 
     # ------------------------------------------------------------------ exports
-    def _segmented(self) -> bool:
+    def _segmented(self, whole: bool = False) -> bool:
+        """Something is segmented on the slice of the session acted on (whole: anywhere in the masklets)."""
         controller = self.controller
-        if controller is None or not np.asarray(controller.labels).any():
+        if controller is None or not (np.asarray(controller.labels) if whole else controller.label_planes()).any():
             show_info("SAM 2: nothing is segmented yet: click on an object first")
             self.status.setText("Nothing is segmented yet: click on an object first.")
             return False
@@ -251,7 +350,7 @@ class RunMixin:
     def _on_export(self, what: str) -> None:
         from qtpy.QtWidgets import QFileDialog
 
-        if not self._segmented():
+        if not self._segmented(whole=what == "labels"):
             return
         suffix = "TIFF (*.tif)" if what == "labels" else "CSV (*.csv)"
         path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", "", suffix)
@@ -267,14 +366,16 @@ class RunMixin:
 
         if what not in SUFFIXES:
             raise ValueError(f"what must be 'labels' or 'table', not {what!r}")
-        if not self._segmented():
+        if not self._segmented(whole=what == "labels"):
             return None
         path = with_suffix(str(path), what)
         if what == "labels":
             save_labels_tiff(self.controller.labels, Path(path))
-        else:
+            where = ""  # every slice's labels
+        else:  # the objects of the session acted on, whatever slice is shown
             save_table_csv(self.controller.measurements(self.calibration()), Path(path))
-        self.status.setText(f"Wrote {path}")
+            where = self._elsewhere(self.controller.layout)
+        self.status.setText(f"Wrote {path}{where}")
         return path
 
     def calibration(self) -> Any:

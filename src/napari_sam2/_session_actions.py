@@ -15,7 +15,7 @@ import numpy as np
 from napari.utils.notifications import show_error
 
 from ._colors import style_boxes, style_points
-from ._image_state import AxisChoice, ImageState, PromptContent, capture, restore
+from ._image_state import AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore
 from ._model_choice import LOCAL, WEIGHT_CHOICES
 from .layout import world_to_data
 from .prompts import FramePrompt
@@ -107,8 +107,9 @@ class SessionActionsMixin:
 
         # checked: from here on the widget changes
         state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
+        state.sessions.clear()  # every slice's
         if state.labels is not None and state.labels in self.viewer.layers:
-            state.labels.data = np.zeros(state.labels.data.shape, state.labels.data.dtype)
+            clear_masklets(state.labels)
         self._refresh_objects()
         options = record.options
         self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
@@ -188,30 +189,37 @@ class SessionActionsMixin:
         return state
 
     def _reassign(self, state: ImageState, old: int, new: int) -> None:
-        """Prompts, session and labels of ``old`` go to ``new``; then the prompts of ``new`` are re-run."""
+        """Prompts, session and labels of ``old`` go to ``new`` on the slice of the image's session (other slices'
+        objects belong to their own sessions); then the prompts of ``new`` are re-run."""
+        controller = state.controller
+        here = ((np.ones(len(state.points.data), bool), np.ones(len(state.boxes.data), bool)) if controller is None
+                else on_slice(state, controller.layout, capture(state)))
         self._quiet += 1
         try:
-            for layer, style in ((state.points, style_points), (state.boxes, style_boxes)):
+            for layer, style, on in zip((state.points, state.boxes), (style_points, style_boxes), here):
                 if not len(layer.data):
                     continue
                 defaults = layer.feature_defaults
                 features = layer.features.copy()
-                features["obj_id"] = np.where(features["obj_id"].to_numpy(int) == old, new,
+                features["obj_id"] = np.where((features["obj_id"].to_numpy(int) == old) & on, new,
                                               features["obj_id"].to_numpy(int))
                 layer.features = features
                 layer.feature_defaults = defaults
                 style(layer)
         finally:
             self._quiet -= 1
-        controller = state.controller
         if controller is not None:
             moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in controller.mask_prompts.items()
                      if o == old}
             labels = controller.labels
-            was = np.asarray(labels) == old
+            planes = [controller.layout.frame_index_in_labels(t) for t in range(controller.session.num_frames)]
+            was = [np.asarray(labels[index]) == old for index in planes]
             if old in controller.obj_ids or any(o == old for _, o in controller.mask_prompts):
                 controller.remove_object(old)
-            labels[was] = new
+            for index, mask in zip(planes, was):
+                plane = np.array(labels[index])
+                plane[mask] = new
+                labels[index] = plane
             for key, prompt in moved.items():
                 controller.mask_prompts.setdefault(key, prompt)
             controller.history.clear()  # earlier steps knew the old ids

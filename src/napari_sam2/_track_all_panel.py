@@ -8,11 +8,11 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
     QVBoxLayout, QWidget,
@@ -21,10 +21,13 @@ from superqt import QCollapsible
 
 from sam2_model.tracking import SEEDINGS, TrackingResult
 
-from ._image_state import add_points_layer, layer_name, same_layer
+from ._colors import style_boxes, style_points
+from ._image_state import add_points_layer, layer_name
+from ._objects_panel import frame_ranges
+from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from .track_all import TrackAll, TrackAllOptions, clicks_of, frame_and_plane, frame_source
+from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source
 from .track_export import export_path
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
@@ -55,6 +58,7 @@ class TrackAllPanel(QCollapsible):
         self.worker: Any = None
         self._steps: Optional[Iterator] = None
         self._run_image: Any = None
+        self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
         self.images: Dict[Any, _ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
@@ -176,7 +180,7 @@ class TrackAllPanel(QCollapsible):
             model = controller.model
             start = self._current_frame(controller)
             frames = frame_source(controller.frames, model, controller.session_options)
-            steps = entry.tracking.track(model, frames, start, options)
+            steps = entry.tracking.track(model, frames, start, options, reserved=self.widget_ids(entry.image))
         except Exception as error:
             self._fail(error)
             return
@@ -195,12 +199,16 @@ class TrackAllPanel(QCollapsible):
         controller = self.widget.ensure_controller()
         entry = self.current()
         frames = frame_source(controller.frames, controller.model, controller.session_options)
-        for kind, _, _, total in entry.tracking.track(controller.model, frames, start_frame, options):
+        base = len(entry.tracking.history)
+        steps = entry.tracking.track(controller.model, frames, start_frame, options,
+                                     reserved=self.widget_ids(entry.image))
+        for kind, _, _, total in steps:
             if kind == "frame" and progress is not None:
                 progress(len(entry.tracking.history[-1].frames), total)
         self._refresh_labels(entry.image)
         self.update_tracks_layer(entry)
-        self._say_done(entry)
+        self._say_done(entry, _new_run(entry, base))
+        self._ids_above_tracks(entry)
         return entry.tracking.result()
 
     def _on_repropagate(self) -> None:
@@ -214,6 +222,9 @@ class TrackAllPanel(QCollapsible):
             entry = self.current()
             track_id = self.track_spin.value()
             frame = self._current_frame(controller)
+            if track_id in self.widget_ids(entry.image) and track_id not in self.track_ids(entry.image):
+                raise ValueError(f"{track_id} is an object of the segmentation widget (its clicks and Propagate "
+                                 "segment it): pick a track's id, or a free id to add a cell")
             prompt = self._fix_prompt(entry, controller, track_id, frame)
             frames = frame_source(controller.frames, controller.model, controller.session_options)
             steps = entry.tracking.correct(controller.model, frames, track_id, frame, prompt.points, prompt.labels)
@@ -229,6 +240,7 @@ class TrackAllPanel(QCollapsible):
             yield from steps
 
         self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
+        self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
         self.status.setText(f"{what}…")
         self.progress.setRange(0, 0)
         worker = work()
@@ -266,10 +278,14 @@ class TrackAllPanel(QCollapsible):
         self.status.setText(f"Failed: {error}")
 
     def cancel(self) -> None:
-        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run)."""
+        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
+
+        The widget's Cancel button calls this too while a tracking run is in progress."""
         if self.worker is not None:
             self._outcome = "cancelled"
             self.worker.quit()
+            show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
+                      "'Track all cells' reverts the run).")
 
     def _on_finished(self) -> None:
         steps, outcome, mine = self._steps, self._outcome, self.worker
@@ -282,30 +298,101 @@ class TrackAllPanel(QCollapsible):
             self.widget.worker = None
         self._set_busy(False)
         entry = self.images.get(getattr(self._run_image, "unique_id", None))
-        done = sorted(entry.tracking.history[-1].frames) if entry is not None and entry.tracking.history else []
-        span = f"frames {done[0]}-{done[-1]}" if done else "no frame"
+        run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
+        done = sorted(set(run.frames)) if run is not None else []
         if outcome == "cancelled":
-            self.status.setText(f"Cancelled: {span} are tracked (whole frames), the others are as before; "
-                                "'Undo tracking step' reverts the run.")
+            self.status.setText(f"Cancelled: {_frames(done, 'tracked')} (whole frames), the others are as before; "
+                                "'Undo tracking step' reverts the run." if done else
+                                "Cancelled before any frame was written: the labels are as they were.")
         elif outcome == "failed":
-            self.status.setText(f"{self.status.text()} ({span} written whole; 'Undo tracking step' reverts them.)")
+            self.status.setText(f"{self.status.text()} ({_frames(done, 'written')} whole; 'Undo tracking step' "
+                                "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
         else:
-            self._say_done(entry)
+            self._say_done(entry, run)
         self._refresh_labels(self._run_image)
         if entry is not None:
             self.update_tracks_layer(entry)
-            top = max([t.track_id for t in entry.tracking.lineage.rows()] + [0])
-            if top and same_layer(self.widget.image_layer, self._run_image):  # new clicks of the widget get a fresh id
-                self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
+            self._ids_above_tracks(entry)
 
-    def _say_done(self, entry: Optional[_ImageTracking]) -> None:
-        done = sorted(entry.tracking.history[-1].frames) if entry is not None and entry.tracking.history else []
-        span = f"frames {done[0]}-{done[-1]}" if done else "no frame"
+    def _say_done(self, entry: Optional[_ImageTracking], run: Optional[TrackRun]) -> None:
+        done = sorted(set(run.frames)) if run is not None else []
+        span = f"frames {frame_ranges(done)}" if done else "no frame"
         lineage = entry.tracking.lineage if entry is not None else None
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
                             "division(s). Pick a track (or a label) and click it to correct it.")
+
+    # ------------------------------------------------------------------ the widget's objects beside the tracks
+    def track_ids(self, image: Any) -> Set[int]:
+        """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
+        entry = self.images.get(getattr(image, "unique_id", None))
+        return set() if entry is None else {row.track_id for row in entry.tracking.lineage.rows()}
+
+    def widget_ids(self, image: Any) -> Set[int]:
+        """The ids the widget holds for ``image``: its sessions' objects, seeded masks and clicks and boxes (tracking
+        gives its tracks ids above these)."""
+        state = self.widget.states.get(getattr(image, "unique_id", None))
+        if state is None:
+            return set()
+        ids: Set[int] = set()
+        for controller in _controllers(state):
+            ids |= set(controller.obj_ids) | {obj for _, obj in controller.mask_prompts}
+        for layer in (state.points, state.boxes):
+            if layer is not None and len(layer.data):
+                ids |= set(layer.features["obj_id"].to_numpy(int).tolist())
+        return ids
+
+    def _ids_above_tracks(self, entry: _ImageTracking) -> None:
+        """The widget's next object id on the tracked image goes above its tracks (whichever image is shown), so a
+        click never writes into a track."""
+        top = max(self.track_ids(entry.image) | {0})
+        state = self.widget.states.get(entry.image.unique_id)
+        if not top or state is None:
+            return
+        if state is self.widget.state:
+            self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
+        elif state.obj_id <= top:  # shown again later with this id (the widget sets its spin box from it)
+            state.obj_id = top + 1
+            if state.points is not None:
+                state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
+                style_points(state.points)
+            if state.boxes is not None:
+                state.boxes.feature_defaults = {"obj_id": state.obj_id}
+                style_boxes(state.boxes)
+
+    def describe_edits(self, image: Any, frames: Sequence[int]) -> str:
+        """Who changed ``frames`` of ``image``'s masklets (an undo found them changed since its step wrote them), and
+        what reverts each: "Track all cells", the widget's clicks and propagations, or something else (a brush)."""
+        entry = self.images.get(getattr(image, "unique_id", None))
+        state = self.widget.states.get(getattr(image, "unique_id", None))
+        controllers = [] if state is None else _controllers(state)
+        tracked: List[int] = []
+        widget: List[int] = []
+        other: List[int] = []
+        for t in sorted(set(frames)):
+            if entry is not None and entry.tracking.wrote_last(t):
+                tracked.append(t)
+            elif any(c.wrote_last(t) for c in controllers):
+                widget.append(t)
+            else:
+                other.append(t)
+        parts = []
+        if tracked:
+            parts.append(f"{_frames(tracked, 'rewritten')} by 'Track all cells' (its 'Undo tracking step' reverts "
+                         "that)")
+        if widget:
+            parts.append(f"{_frames(widget, 'changed')} by the widget's clicks or propagation (its 'Undo' reverts "
+                         "that)")
+        if other:
+            parts.append(f"{_frames(other, 'changed')} by hand or another tool (the masklets layer's own undo, "
+                         "Ctrl+Z, reverts painting)")
+        return "; ".join(parts)
+
+    def widget_undo_refused(self, image: Any, error: EditedSince) -> str:
+        """The widget's message when its Undo was refused because ``error.frames`` were changed after its step."""
+        return (f"Nothing was undone: since the step that Undo would revert, {self.describe_edits(image, error.frames)}"
+                ". Revert that first, then press Undo again (an undo never throws a later change away silently).")
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():
@@ -334,6 +421,13 @@ class TrackAllPanel(QCollapsible):
             return
         try:
             run = None if entry is None else entry.tracking.undo()
+        except EditedSince as error:  # nothing is thrown away silently
+            message = (f"Nothing was undone: {_frames(error.frames, 'edited')} after this tracking step "
+                       f"({self.describe_edits(entry.image, error.frames)}). Revert that first, then 'Undo tracking "
+                       "step' again.")
+            show_warning(f"SAM 2: {message}")
+            self.status.setText(message)
+            return
         except ValueError as error:
             self._fail(error)
             return
@@ -393,7 +487,7 @@ class TrackAllPanel(QCollapsible):
         data, graph = entry.tracking.tracks_data()
         state = self.widget.states.get(entry.image.unique_id)
         labels = None if state is None else state.labels
-        if not len(data) or labels is None:
+        if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
             return None
         scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
@@ -424,6 +518,27 @@ class TrackAllPanel(QCollapsible):
         show_info(f"SAM 2: wrote {written}")
         self.status.setText(f"Wrote {written}")
         return written
+
+
+def _new_run(entry: Optional[_ImageTracking], base: int) -> Optional[TrackRun]:
+    """The run a worker added to ``entry``'s undo stack (of length ``base`` before it); None if it wrote nothing."""
+    if entry is None or len(entry.tracking.history) <= base:
+        return None
+    return entry.tracking.history[-1]
+
+
+def _controllers(state: Any) -> List[Any]:
+    """An image's segmentation controllers (one per slice segmented, where the widget keeps several)."""
+    found = [state.controller] if state.controller is not None else []
+    found += [c for c in getattr(state, "sessions", {}).values() if all(c is not f for f in found)]
+    return found
+
+
+def _frames(frames: Sequence[int], done: str = "") -> str:
+    """ "frame 3" / "frames 2-7", with ``done`` "frame 3 was <done>" / "frames 2-7 were <done>" """
+    frames = sorted(set(frames))
+    text = f"frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames)}"
+    return f"{text} {'were' if len(frames) > 1 else 'was'} {done}" if done else text
 
 
 def _hbox(*items: QWidget) -> QHBoxLayout:

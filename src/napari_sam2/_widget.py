@@ -29,8 +29,8 @@ from sam2_model.frames import check_smooth
 
 from ._axes_panel import AxesPanel
 from ._image_state import (
-    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, layer_name, same_layer,
-    BOXES_NAME, LABELS_NAME, POINTS_NAME,
+    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, layer_name, masklets, model_data,
+    same_layer, show_masklets, slice_key, BOXES_NAME, LABELS_NAME, POINTS_NAME,
 )
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
@@ -66,7 +66,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._state: Optional[ImageState] = None
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
-        self._edited_while_busy = False
+        self._deferred: List[tuple] = []  # (image state, dims step, slice) of prompts edited during a run
         self._model_rerun_due = False
         settings = load_settings()
 
@@ -169,7 +169,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.forget_check.toggled.connect(self._on_correction_options)
         self.smooth_spin.valueChanged.connect(self._on_smoothing_changed)
         self.window_combo.currentTextChanged.connect(self._on_window_changed)
-        self.picker.busy.connect(self._set_busy)
+        self.picker.busy.connect(self._on_picker_busy)
         self.picker.changed.connect(self._on_model_choice_changed)
         self.seed_button.clicked.connect(self._on_seed_clicked)
         self.new_object_button.clicked.connect(self._on_new_object)
@@ -193,6 +193,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.load_session_button.clicked.connect(self._on_load_session)
         self.viewer.layers.events.inserted.connect(self._refresh_images)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.connect(self._on_slice_shown)
         self.picker.set_frame_source(self._first_frame)  # what the "auto" input size measures
         self._refresh_images()
 
@@ -316,9 +317,11 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.object_spin.setValue(state.obj_id)
         self.object_spin.blockSignals(False)
         self._show_positive(state.positive)
+        self._on_slice_shown()
         self._refresh_objects()
         self.activate_clicks()
         self.picker.refresh_auto()
+        self._run_deferred()  # clicks made on this image during a run on another one
 
     def object_window(self, model: Any) -> Optional[int]:
         """The chosen object window's side for the current image and ``model`` (None: whole frames); "auto" is
@@ -342,7 +345,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         state = self._state
         if state is None or getattr(state.image, "multiscale", False):
             return None
-        return FrameView(state.image.data, self._layout(state.image))[0]
+        return FrameView(model_data(state.image), self._layout(state.image))[0]
 
     def _on_image_renamed(self, state: ImageState) -> None:
         """An image's own layers follow its new name."""
@@ -407,47 +410,61 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         return self.axes.layout(image, self.viewer.dims.current_step)
 
     # ------------------------------------------------------------------ controller and prompts
-    def ensure_controller(self) -> SegmentationController:
-        """The current image's controller for the chosen layout, model and options (made or remade as needed).
+    def ensure_controller(self, layout: Optional[StackLayout] = None) -> SegmentationController:
+        """The current image's controller for the slice of ``layout`` (default: the slice shown) with the chosen
+        model and options (made or remade as needed); it becomes the image's ``controller``.
 
-        A remade controller (new model, channel or layout) keeps the masklets; the prompts of the layers are
-        sent to its new session by the next run.
+        Each slice (the fixed axes, for example z in TZYX) keeps its own controller, session and undo history in
+        ``state.sessions``: starting one on another slice never drops the first. A remade controller (new model,
+        channel or options) keeps the masklets; the prompts of the layers are sent to its new session by the next run.
         """
         state = self._state
         if state is None:
             raise ValueError(NO_IMAGE)
-        layout = self._layout(state.image)
+        layout = self._layout(state.image) if layout is None else layout
         options = self.session_options()
         model = self.picker.model()
-        current = state.controller
         labels = self._labels_layer(state, layout)  # (re)made when missing: a deleted layer comes back
+        array = masklets(labels, state.image, layout)
+        for key, session in list(state.sessions.items()):  # sessions writing into labels no longer shown
+            if session.labels is not array:
+                del state.sessions[key]
+        current = state.sessions.get(slice_key(layout))
         window = self.object_window(model)
         if (current is not None and current.layout == layout and current.model is model
                 and current.session_options == {**PLUGIN_SESSION_DEFAULTS, **options}
                 and current.object_window == window):
+            state.controller = current
             return current
-        controller = SegmentationController(model, state.image.data, layout, labels.data, options, object_window=window)
+        controller = SegmentationController(model, model_data(state.image), layout,
+                                            masklets(labels, state.image, layout), options, object_window=window)
         if current is not None and current.layout == layout:
             controller.mask_prompts = dict(current.mask_prompts)
-        state.controller = controller
+        state.controller = state.sessions[slice_key(layout)] = controller
         return controller
 
     def _labels_layer(self, state: ImageState, layout: StackLayout) -> Any:
+        """The image's masklets layer for ``layout``: made when missing (with the labels so far), given zero labels
+        when the layout's labels have another shape (another channel axis), and kept on the image's axes."""
         if state.labels is None or state.labels not in self.viewer.layers:
             keep = state.controller.labels if state.controller is not None else None
             state.labels = add_labels_layer(self.viewer, state.image, layout, keep)
             self._refresh_images()
             self.activate_clicks()
-        elif state.labels.data.shape != layout.labels_shape(state.image.data.shape):
-            state.labels.data = np.zeros(layout.labels_shape(state.image.data.shape), np.uint32)
+            return state.labels
+        labels = masklets(state.labels, state.image, layout)
+        if labels is None:
+            labels = np.zeros(layout.labels_shape(state.image.data.shape), np.uint32)
+        show_masklets(state.labels, state.image, layout, labels)
         return state.labels
 
-    def prompts(self) -> List[FramePrompt]:
-        """Every click and box of the current image, as per-frame prompts of its layout."""
+    def prompts(self, layout: Optional[StackLayout] = None) -> List[FramePrompt]:
+        """Every click and box of the current image on the slice of ``layout`` (default: the slice shown), as
+        per-frame prompts of that layout."""
         state = self._state
         if state is None:
             raise ValueError(NO_IMAGE)
-        layout = self._layout(state.image)
+        layout = self._layout(state.image) if layout is None else layout
         image = state.image
         to_image = dict(to_scale=image.scale, to_translate=image.translate)
         points, boxes = state.points, state.boxes
@@ -457,3 +474,54 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int),
             rectangles, boxes.features["obj_id"].to_numpy(int) if len(rectangles) else [], layout,
         )
+
+    # ------------------------------------------------------------------ slices (one session per slice)
+    def _on_slice_shown(self, event: Any = None) -> None:
+        """The slider moved: the slice shown becomes the one the widget acts on if it has a session; otherwise the
+        session last worked on stays the one Propagate, Undo and the exports act on (they say which slice)."""
+        state = self._state
+        if state is None or not state.sessions:
+            return
+        try:
+            shown = state.sessions.get(slice_key(self._layout(state.image)))
+        except ValueError:  # an impossible axis choice: the next run says so
+            return
+        if shown is not None and shown is not state.controller:
+            state.controller = shown
+            self._refresh_objects()
+
+    def _session_layout(self) -> Optional[StackLayout]:
+        """The layout of the slice Propagate acts on: the slice shown when it has a session or prompts, otherwise the
+        slice of the session last worked on (None without an image)."""
+        state = self._state
+        if state is None:
+            return None
+        shown = self._layout(state.image)
+        controller = state.controller
+        if controller is None or slice_key(shown) in state.sessions or self.prompts(shown):
+            return shown
+        step = list(self.viewer.dims.current_step)
+        for axis, value in controller.layout.fixed:
+            step[axis] = value
+        return self.axes.layout(state.image, step)
+
+    def slice_name(self, layout: StackLayout) -> str:
+        """The fixed axes of ``layout`` in words, as the viewer names its axes, e.g. "z=1" or "axis 1 = 1"."""
+        labels = list(self.viewer.dims.axis_labels)
+        names = []
+        for axis, value in layout.fixed:
+            label = str(labels[axis]) if axis < len(labels) else str(axis)
+            numbered = label.lstrip("-").isdigit()  # napari's own name of an axis the user did not name
+            names.append(f"axis {axis} = {value}" if numbered else f"{label}={value}")
+        return ", ".join(names)
+
+    def _elsewhere(self, layout: StackLayout) -> str:
+        """" on z=1 (z=2 is shown)" when ``layout``'s slice is not the one shown; "" otherwise."""
+        state = self._state
+        try:
+            shown = None if state is None else self._layout(state.image)
+        except ValueError:
+            shown = None
+        if not layout.fixed or shown is None or slice_key(shown) == slice_key(layout):
+            return ""
+        return f" on {self.slice_name(layout)} ({self.slice_name(shown)} is shown)"

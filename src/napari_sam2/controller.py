@@ -14,7 +14,7 @@ import numpy as np
 from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
-from .labels_writer import RunJournal, compose_frame
+from .labels_writer import EditedSince, RunJournal, compose_frame
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
@@ -303,27 +303,58 @@ class SegmentationController:
         yield "done", -1, self.session.obj_ids, None
 
     def undo(self) -> Optional[Undone]:
-        """Undo the last step (prompt update or propagation): labels, session and prompts; None if none is left."""
+        """Undo the last step (prompt update or propagation): labels, session and prompts; None if none is left.
+
+        Raises :class:`~.labels_writer.EditedSince` (a ValueError naming the frames), and undoes nothing, when a
+        frame the step wrote was changed since by something else ("Track all cells", a brush, a script): restoring
+        it would throw that change away silently. Undo that change first, then this step.
+        """
         if not self.history:
             return None
-        record = self.history.pop()
+        record = self.history[-1]
+        edited = [self._frame_of(index) for index in record.journal.edited(self.labels)]
+        if edited:
+            raise EditedSince(f"frames {sorted(set(edited))} were changed after this step by another tool or by "
+                              "hand; undo that change first, then Undo again (nothing was undone)", edited)
+        self.history.pop()
         restored = record.journal.undo(self.labels)
         self.session.restore(record.snapshot)
         self._sent, self.mask_prompts = record.sent, record.mask_prompts
+        return Undone([self._frame_of(index) for index in restored], record.tag)
+
+    def _frame_of(self, index: Tuple[Any, ...]) -> int:
+        """The frame of a plane index of the labels (0 for a single image)."""
         axis = self.layout.labels_axis(self.layout.frame_axis) if self.layout.frame_axis is not None else None
-        return Undone([index[axis] if axis is not None else 0 for index in restored], record.tag)
+        return int(index[axis]) if axis is not None else 0
+
+    def wrote_last(self, frame: int) -> bool:
+        """Whether ``frame``'s labels are exactly what a step still on the undo history wrote there last."""
+        index = self.layout.frame_index_in_labels(frame)
+        return any(record.journal.holds(self.labels, index) for record in self.history)
 
     def measurements(self, calibration: Any = None) -> List[dict]:
         """Per-object, per-frame table of the labels (see :func:`napari_sam2.export.measure`).
 
         calibration: an :class:`napari_sam2.export.Calibration` for columns in physical units (or None).
+        ``mean_intensity`` measures what the session segments, in the image's own values (not smoothed): the chosen
+        channel (session option ``channel``), the mean or max of the channels (``composite``), the grey frame, or
+        for RGB frames (no channel chosen) the mean of the three colours.
         """
         from .export import measure
 
-        frames = range(self.session.num_frames)
-        image = np.stack([self.frames[t] for t in frames]).astype(np.float32)
-        if image.ndim == 4:
-            image = image.mean(axis=-1)
+        channel, composite = self.session_options.get("channel"), self.session_options.get("composite")
+
+        def intensity(frame: np.ndarray) -> np.ndarray:
+            frame = np.asarray(frame)
+            if frame.ndim == 3 and channel is not None:
+                frame = frame[..., int(channel)]
+            elif frame.ndim == 3 and composite == "max":
+                frame = frame.max(axis=-1)
+            elif frame.ndim == 3:  # composite="mean", or RGB
+                frame = frame.astype(np.float64).mean(axis=-1)
+            return frame.astype(np.float32)
+
+        image = np.stack([intensity(self.frames[t]) for t in range(self.session.num_frames)])
         return measure(self.label_planes(), image, self.object_scores(), calibration, self.check_frames())
 
     def object_scores(self) -> Dict[Tuple[int, int], float]:

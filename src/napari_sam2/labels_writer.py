@@ -2,7 +2,9 @@
 
 Each frame is written whole in one assignment, so a run that is cancelled or fails leaves every
 frame either as it was or fully updated (never half-written); the journal keeps the previous
-content of every frame a run touched, so "Undo" restores the layer exactly.
+content of every frame a run touched, so "Undo" restores the layer exactly, and a checksum of what
+it wrote there, so an undo can first check that nothing else (another tool, a brush) changed those
+frames since (:meth:`RunJournal.edited`, :class:`EditedSince`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ def compose_frame(
 ) -> np.ndarray:
     """The new content of one (H, W) labels plane.
 
-    Pixels that held any of the session's objects are cleared, then each pixel where some object's
-    logit is > 0 takes the id of the object with the highest logit. Labels that do not belong to
-    the session (painted by hand, other tools) are kept where no object covers them.
+    Pixels that held any of the session's objects are cleared, then each of those and each background
+    pixel where some object's logit is > 0 takes the id of the object with the highest logit. Labels
+    that do not belong to the session (painted by hand, "Track all cells" tracks, other tools) are
+    never changed: a session's mask that reaches over them leaves them as they are.
     logits: (n_obj, H, W) float, in the order of ``obj_ids``.
     """
     plane = np.array(current, copy=True)
@@ -30,7 +33,7 @@ def compose_frame(
     if len(obj_ids):
         logits = np.asarray(logits)
         best = np.argmax(logits, axis=0)
-        covered = np.take_along_axis(logits, best[None], axis=0)[0] > 0
+        covered = (np.take_along_axis(logits, best[None], axis=0)[0] > 0) & (plane == 0)
         ids = np.asarray(obj_ids, dtype=plane.dtype)
         plane[covered] = ids[best[covered]]
     return plane
@@ -51,11 +54,27 @@ class _SavedPlane:
         return np.frombuffer(zlib.decompress(self.payload), dtype=self.dtype).reshape(self.shape)
 
 
+def plane_checksum(plane: Any) -> int:
+    """crc32 of a plane's bytes (to tell whether it changed since it was written)."""
+    return zlib.crc32(np.ascontiguousarray(np.asarray(plane)).tobytes())
+
+
+class EditedSince(ValueError):
+    """An undo was refused (and undid nothing): ``frames`` that the step wrote were changed since by something
+    else (another tool's run, a brush), and restoring them would throw that change away silently."""
+
+    def __init__(self, message: str, frames: Sequence[int]) -> None:
+        super().__init__(message)
+        self.frames = sorted(set(int(t) for t in frames))
+
+
 @dataclass
 class RunJournal:
-    """Previous contents of every plane one run wrote, compressed (labels are mostly background)."""
+    """Previous contents of every plane one run wrote, compressed (labels are mostly background), and a
+    checksum of each plane as the run last wrote it."""
 
     saved: Dict[Tuple[Any, ...], Tuple[Tuple[Any, ...], _SavedPlane]] = field(default_factory=dict)
+    written: Dict[Tuple[Any, ...], int] = field(default_factory=dict)
 
     def write(self, labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         """Write ``plane`` at ``labels[index]``, remembering what was there the first time."""
@@ -63,6 +82,16 @@ class RunJournal:
         if key not in self.saved:
             self.saved[key] = (index, _SavedPlane.of(np.asarray(labels[index])))
         labels[index] = plane
+        self.written[key] = plane_checksum(labels[index])  # as stored (the array's dtype)
+
+    def holds(self, labels: Any, index: Tuple[Any, ...]) -> bool:
+        """Whether ``labels[index]`` is still exactly what this run last wrote there."""
+        key = _hashable(index)
+        return key in self.written and plane_checksum(labels[index]) == self.written[key]
+
+    def edited(self, labels: Any) -> list:
+        """The indices of the planes this run wrote that changed since (by anything else), in writing order."""
+        return [index for index, _ in self.saved.values() if not self.holds(labels, index)]
 
     def undo(self, labels: Any) -> list:
         """Restore every plane this run wrote; returns the indices restored."""
@@ -71,6 +100,7 @@ class RunJournal:
             labels[index] = saved.restore()
             restored.append(index)
         self.saved.clear()
+        self.written.clear()
         return restored
 
     def __len__(self) -> int:

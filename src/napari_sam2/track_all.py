@@ -20,10 +20,9 @@ Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,7 +32,7 @@ from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
 
-from .labels_writer import RunJournal
+from .labels_writer import EditedSince, RunJournal
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_export import export_tracking
@@ -75,17 +74,13 @@ class TrackAllOptions:
 
 @dataclass(eq=False)
 class TrackRun:
-    """One undoable run ("track") or correction ("correct"): the planes it wrote and the lineage before."""
+    """One undoable run ("track") or correction ("correct"): the planes it wrote (and their checksums as written,
+    in its journal) and the lineage before."""
 
     kind: str
     journal: RunJournal
     lineage_before: Lineage
     frames: List[int] = field(default_factory=list)  # frames written, in order
-    checksums: Dict[int, int] = field(default_factory=dict)  # frame -> crc32 of the plane as written
-
-
-def _checksum(plane: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(plane).tobytes())
 
 
 def _copy(lineage: Lineage) -> Lineage:
@@ -128,7 +123,6 @@ class TrackAll:
         plane = plane.astype(np.asarray(self.labels[self.index_of(t)]).dtype, copy=False)
         run.journal.write(self.labels, self.index_of(t), plane)
         run.frames.append(t)
-        run.checksums[t] = _checksum(plane)
 
     def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, set]:
         """The largest id and the set of ids on the frames not in ``frames``."""
@@ -141,12 +135,13 @@ class TrackAll:
         return max(ids | {0}), ids
 
     def track(self, model: SAM2Model, frames: Any, start_frame: int = 0,
-              options: Optional[TrackAllOptions] = None) -> Iterator[Step]:
+              options: Optional[TrackAllOptions] = None, reserved: Iterable[int] = ()) -> Iterator[Step]:
         """Track every cell from ``start_frame`` to the end of ``frames`` ((T, H, W[, C]) or a FrameSource).
 
         Frames from the start on are replaced whole; ids continue above the labels kept on the other
-        frames. The run is on the undo stack from its first frame (a cancelled run is undone like a
-        finished one); the lineage is updated after every frame.
+        frames and above ``reserved`` (ids another tool holds, e.g. the segmentation widget's objects,
+        so that its writes and this run's never share an id). The run is on the undo stack from its
+        first frame (a cancelled run is undone like a finished one); the lineage is updated after every frame.
         """
         options = options or TrackAllOptions()
         tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
@@ -155,6 +150,7 @@ class TrackAll:
             raise ValueError(f"frames has {tracker.num_frames} frames but the labels have {self.num_frames}")
         order = tracker.order
         offset, kept_ids = self._ids_outside(order)
+        offset = max([offset] + [int(i) for i in reserved])
         kept = [t for t in self.lineage.rows() if t.track_id in kept_ids]
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
@@ -274,21 +270,26 @@ class TrackAll:
     # ------------------------------------------------------------------ undo
     def edited_since(self, run: TrackRun) -> List[int]:
         """Frames that ``run`` wrote and that changed since (by other tools)."""
-        return [t for t, crc in run.checksums.items() if _checksum(self.plane(t)) != crc]
+        return [t for t in dict.fromkeys(run.frames) if not run.journal.holds(self.labels, self.index_of(t))]
+
+    def wrote_last(self, t: int) -> bool:
+        """Whether frame ``t`` holds exactly what a run or correction still on the undo stack wrote there."""
+        return any(run.journal.holds(self.labels, self.index_of(t)) for run in self.history)
 
     def undo(self) -> Optional[TrackRun]:
         """Undo the last run or correction (labels and lineage); None if there is none.
 
-        Raises ValueError (and undoes nothing) if a frame it wrote was changed since by other tools:
-        undo those first (the segmentation widget's Undo), so that nothing is lost silently.
+        Raises :class:`~.labels_writer.EditedSince` (a ValueError naming the frames; nothing is undone) if a
+        frame it wrote was changed since by other tools: undo those first (the segmentation widget's Undo),
+        so that nothing is lost silently.
         """
         if not self.history:
             return None
         run = self.history[-1]
         changed = self.edited_since(run)
         if changed:
-            raise ValueError(f"frames {changed[:10]} were edited after this tracking step; undo those edits "
-                             "first (the widget's Undo button), then undo the tracking step")
+            raise EditedSince(f"frames {changed[:10]} were edited after this tracking step; undo those edits "
+                              "first (the widget's Undo button), then undo the tracking step", changed)
         self.history.pop()
         run.journal.undo(self.labels)
         self.lineage = run.lineage_before

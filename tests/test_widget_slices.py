@@ -1,0 +1,196 @@
+"""Sessions that belong to a slice or an image, driven as a person does: a (T, Z, Y, X) stack whose z slider moves
+between clicks and Propagate, clicks made while a run goes on (on this image or another one), Undo after them, and
+errors before a run starts. The real demo model with its embedded weights, small synthetic time-lapses."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from sam2_model.evaluation import click_point  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+
+WIDGET = ("napari-sam2", "SAM 2 segmentation")
+
+
+def movie(num_frames=4, seed=3):
+    return make_timelapse(num_frames=num_frames, shape=(96, 96), num_cells=4, seed=seed, divisions=False,
+                          enter_leave=False, radius_fraction=0.1)
+
+
+def open_widget(make_napari_viewer, tmp_path, monkeypatch, *images):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    for name, data in images:
+        viewer.add_image(data, name=name)
+    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(128)
+    return viewer, w
+
+
+def wait(qtbot, w, timeout=120_000):
+    qtbot.waitUntil(lambda: not w.busy(), timeout=timeout)
+
+
+def click_at(w, where, plane, obj_id):
+    """A positive click deep inside ``obj_id`` of the labels ``plane``; ``where``: the leading (frame[, z]) indices."""
+    x, y = click_point(plane == obj_id)
+    w.points_layer.add(np.array([[*where, y, x]], float))
+
+
+def rows(w):
+    return {row.obj_id: row.present for row in w.objects.rows}
+
+
+def table_objects(path):
+    with open(path) as handle:
+        return sorted({int(row["obj_id"]) for row in csv.DictReader(handle)})
+
+
+def test_each_z_slice_keeps_its_own_session_whatever_slice_is_shown(make_napari_viewer, tmp_path, monkeypatch,
+                                                                     qtbot):
+    m = movie()
+    stack = np.stack([m.image] * 3, axis=1)  # (T, Z=3, Y, X)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("tz", stack))
+    viewer.dims.set_current_step(1, 1)
+    click_at(w, (0, 1), m.labels[0], 1)
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    labels = w.labels_layer.data
+    assert all((labels[t, 1] == 1).any() for t in range(4)) and not labels[:, [0, 2]].any()
+
+    # z moved to look around, then Propagate: the session of z=1 propagates, and the status says so
+    viewer.dims.set_current_step(1, 2)
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert "failed" not in w.status.text().lower() and "axis 1 = 1" in w.status.text(), w.status.text()
+    assert rows(w) == {1: (0, 1, 2, 3)}
+    assert not labels[:, [0, 2]].any()
+
+    # the table written at z=0 holds the session's objects (not a header alone)
+    viewer.dims.set_current_step(1, 0)
+    w.export("table", str(tmp_path / "objects.csv"))
+    assert table_objects(tmp_path / "objects.csv") == [1]
+    assert "axis 1 = 1" in w.status.text()
+
+    # a click on z=2 starts a session of its own; the one of z=1 (objects, masks, history) is kept and said so
+    viewer.dims.set_current_step(1, 2)
+    w.object_spin.setValue(2)
+    click_at(w, (0, 2), m.labels[0], 2)
+    wait(qtbot, w)
+    assert rows(w) == {2: (0,)}
+    assert "session of its own" in w.status.text() and "axis 1 = 1: object(s) 1" in w.status.text()
+    assert (labels[0, 2] == 2).any() and all((labels[t, 1] == 1).any() for t in range(4))
+    assert len(w.points_layer.data) == 2
+
+    # back on z=1: its objects and its Undo history are there; Undo leaves z=2's click alone
+    viewer.dims.set_current_step(1, 1)
+    assert rows(w) == {1: (0, 1, 2, 3)}
+    w.undo_button.click()  # the second propagation
+    w.undo_button.click()  # the first one
+    assert "Undid" in w.status.text(), w.status.text()
+    assert [t for t in range(4) if labels[t, 1].any()] == [0]
+    assert (labels[0, 2] == 2).any()
+    w.undo_button.click()  # the click
+    assert not labels[:, 1].any() and (labels[0, 2] == 2).any()
+    assert w.points_layer.data[:, 1].tolist() == [2.0]  # z=2's click stays
+    assert "Nothing to undo" in (w.undo_button.click() or w.status.text())
+    viewer.dims.set_current_step(1, 2)
+    assert rows(w) == {2: (0,)}
+
+
+def test_a_run_that_changed_nothing_does_not_offer_undo(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    m = movie()
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", m.image))
+    w.positive_button.click()  # a negative click alone where the object has no mask yet: refused
+    click_at(w, (0,), m.labels[0], 1)
+    wait(qtbot, w)
+    status = w.status.text()
+    assert "refused" in status and "Nothing was changed" in status and "Undo reverts" not in status, status
+
+
+def test_a_click_made_on_another_image_during_a_run_is_segmented_there(make_napari_viewer, tmp_path, monkeypatch,
+                                                                       qtbot):
+    a, b = movie(30), movie(4, seed=5)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("A", a.image), ("B", b.image))
+    w.image_combo.setCurrentText("A")
+    click_at(w, (0,), a.labels[0], 1)
+    wait(qtbot, w)
+    state_a = w.state
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 1, timeout=60_000)
+    w.image_combo.setCurrentText("B")
+    click_at(w, (0,), b.labels[0], 1)
+    state_b = w.state
+    w.image_combo.setCurrentText("A")
+    assert w.busy()  # the click was made during the run
+    wait(qtbot, w)
+    qtbot.wait(100)
+    wait(qtbot, w)
+    assert state_a.controller.obj_ids == [1] and len(state_a.points.data) == 1
+    assert state_b.controller is None and "'B'" in w.status.text(), w.status.text()
+    w.image_combo.setCurrentText("B")  # back on B: its click is segmented
+    wait(qtbot, w)
+    assert state_b.controller is not None and state_b.controller.obj_ids == [1]
+    assert (state_b.labels.data[0] == 1).sum() > 20
+    assert rows(w) == {1: (0,)}
+
+
+def test_undo_after_a_click_made_during_a_propagation_keeps_the_layers_and_the_session_together(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    m = movie(24)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", m.image))
+    click_at(w, (0,), m.labels[0], 1)
+    wait(qtbot, w)
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 1, timeout=60_000)
+    assert not w.objects.delete_button.isEnabled()  # nothing to delete with while the run goes on
+    w.object_spin.setValue(2)
+    click_at(w, (0,), m.labels[0], 2)
+    assert w.busy()
+    wait(qtbot, w)
+    qtbot.wait(100)
+    wait(qtbot, w)
+    assert w.objects.delete_button.isEnabled()
+    assert w.controller.obj_ids == [1, 2] and (w.labels_layer.data[0] == 2).any()
+
+    w.undo_button.click()  # the click made during the run
+    assert w.points_layer.features["obj_id"].tolist() == [1]
+    assert w.controller.obj_ids == [1] and not (w.labels_layer.data == 2).any()
+    w.undo_button.click()  # the propagation
+    assert w.points_layer.features["obj_id"].tolist() == [1]
+    assert [t for t in range(24) if w.labels_layer.data[t].any()] == [0]
+    w.undo_button.click()  # the first click
+    assert len(w.points_layer.data) == 0 and not w.labels_layer.data.any() and w.controller.obj_ids == []
+
+
+def test_errors_before_a_run_show_in_the_status_line(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    m = movie()
+    image = m.image.astype(np.float32)
+    image[2, 40, 40] = np.nan
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("nan", image), ("cells", m.image))
+    w.image_combo.setCurrentText("nan")
+    click_at(w, (0,), m.labels[0], 1)
+    wait(qtbot, w)
+    assert "NaN" in w.status.text(), w.status.text()
+
+    w.image_combo.setCurrentText("cells")
+    viewer.add_labels(np.zeros((5, 5), np.uint32), name="wrong shape")
+    w.seed_combo.setCurrentText("wrong shape")
+    w.seed_button.click()
+    wait(qtbot, w)
+    assert "has shape (5, 5)" in w.status.text(), w.status.text()
+
+    w.picker.size_combo.setCurrentText("custom")
+    w.size_spin.setValue(100)  # not a multiple of 32: the model cannot be built
+    w.segment_button.click()
+    wait(qtbot, w)
+    assert "multiple of 32" in w.status.text(), w.status.text()
