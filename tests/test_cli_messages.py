@@ -55,6 +55,10 @@ def test_rgb_stack_with_rgb_no_names_the_colour_axis(tmp_path, prompts, capsys):
     code, err, _ = track(tmp_path, prompts, stack, "--rgb", "no", capsys=capsys)
     assert code == 2
     assert "axis 3 (size 3)" in err and "--channel-axis 3" in err and "--rgb yes" in err
+    grey = tmp_path / "grey.tif"
+    tifffile.imwrite(grey, _frames(), photometric="minisblack")
+    code, err, _ = track(tmp_path, prompts, grey, "--rgb", "yes", capsys=capsys)
+    assert code == 2 and "--rgb yes needs a last axis of 3 (RGB) or 4 (RGBA) entries" in err and "=True" not in err
 
 
 def test_a_real_z_axis_is_still_named(tmp_path, prompts, capsys):

@@ -165,11 +165,11 @@ def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bo
     rgb = auto_rgb if rgb is None else bool(rgb)
     if rgb:
         if channel_axis not in (None, ndim - 1, -1):
-            raise ValueError(f"{names['rgb']}=True puts colour on the last axis; "
-                             f"{names['channel_axis']}={channel_axis} names another axis: pass only one of them")
+            raise ValueError(f"{_option(names, 'rgb', _yes(names))} puts colour on the last axis; "
+                             f"{_option(names, 'channel_axis', channel_axis)} names another axis: pass only one of them")
         if shape[-1] not in (3, 4) or ndim < 3:
-            raise ValueError(f"{names['rgb']}=True needs a last axis of 3 (RGB) or 4 (RGBA) entries; "
-                             f"got shape {shape}")
+            raise ValueError(f"{_option(names, 'rgb', _yes(names))} needs a last axis of 3 (RGB) or 4 (RGBA) "
+                             f"entries; got shape {shape}")
         channel_axis = ndim - 1
     if channel_axis is not None:
         if not -ndim <= int(channel_axis) < ndim:
