@@ -606,3 +606,11 @@ def test_detection_warns_when_the_cell_size_range_finds_thousands_of_seeds():
         with pytest.raises(UserWarning, match=r"\d{4} candidate cells \(blobs 8-40 px wide\) on one 832 x 992 frame: "
                                               r"each is clicked.*--cell-diameter MIN MAX"):
             detector(tifffile.imread(frame_path))
+
+
+def test_console_track_cells_names_a_wrong_cell_diameter(enter_leave_clip) -> None:
+    from napari_sam2 import track_cells as console_track_cells
+
+    images, _ = enter_leave_clip
+    with pytest.raises(ValueError, match=r"cell_diameter must be two numbers \(min, max\) in pixels, got 40"):
+        console_track_cells(images[:2], cell_diameter=40)  # was TypeError: 'int' object is not iterable

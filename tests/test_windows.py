@@ -14,6 +14,7 @@ from sam2_model.image_predictor import ImagePredictor
 from sam2_model.input_size import estimate_object_diameter
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import make_detector
+from sam2_model.tracking.detection import check_window
 from sam2_model.windows import CONTEXT, WindowedPredictor, grow_while_cut, place_window, window_side
 
 
@@ -146,8 +147,9 @@ def test_generate_with_windows_needs_points_and_no_predictor(model, small_nuclei
         generator.generate(image, points=[(100.0, 100.0)], window=3)
     with pytest.raises(ValueError, match="predictor cannot be reused with window"):
         generator.generate(image, points=[(100.0, 100.0)], window=192, predictor=ImagePredictor(model))
-    with pytest.raises(ValueError, match=r'window must be None \(the whole frame\), "auto"'):
+    with pytest.raises(ValueError, match=r'window must be None or "off" \(the whole frame\), "auto"'):
         make_detector(model, window="big")
+    assert check_window("off") is None and check_window(" OFF ") is None  # the word every other option takes
 
 
 def test_detection_in_windows_finds_more_small_nuclei(model, small_nuclei):

@@ -31,6 +31,7 @@ from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
+from sam2_model.tracking.detection import check_cell_diameter
 
 from .labels_writer import EditedSince, RunJournal
 from .layout import StackLayout
@@ -346,7 +347,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids.
     Options as :class:`TrackAllOptions`; ``progress(done, total)`` after each frame.
     """
-    options = TrackAllOptions(seeding, tuple(cell_diameter), redetect_every, divisions)
+    options = TrackAllOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions)
     if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
         if model is not None or checkpoint is not None:
             raise ValueError("model/checkpoint: with a viewer the widget's model choice is used; choose it there "

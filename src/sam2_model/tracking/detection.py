@@ -187,13 +187,16 @@ def cell_window_side(window: "WindowArg", cell_diameter: Tuple[float, float], fr
 
 
 def check_window(window: Any) -> "WindowArg":
-    """``window`` as given, checked: None, "auto" or a window side of at least 8 frame px."""
+    """``window`` as given, checked: None or "off" (the whole frame; returned as None), "auto" or a window side of at
+    least 8 frame px."""
+    if isinstance(window, str) and window.strip().lower() == "off":
+        return None
     if window is None or (isinstance(window, str) and window == "auto"):
         return window
     if isinstance(window, (int, np.integer)) and not isinstance(window, bool) and window >= 8:
         return int(window)
-    raise ValueError(f'window must be None (the whole frame), "auto" (from the cell diameter) or a window side of '
-                     f"at least 8 frame pixels, got {window!r}")
+    raise ValueError(f'window must be None or "off" (the whole frame), "auto" (from the cell diameter) or a window '
+                     f"side of at least 8 frame pixels, got {window!r}")
 
 
 class CellDetector:
