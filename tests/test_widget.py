@@ -77,6 +77,16 @@ def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot,
     tracks = w.add_tracks_layer()
     if len(rows) > 1:
         assert tracks.data.shape[1] == 4 and len(tracks.data) == len(rows) - 1
+        # on the masks: the image's scale and translate (the first point was 10 px above and 5 left of its mask)
+        np.testing.assert_allclose(tracks.translate, (0, 10, 5))
+        np.testing.assert_allclose(tracks.scale, (1, .5, .5))
+        first = tracks.data[0]
+        world = tracks.data_to_world(first[1:])
+        mask = labels[int(first[1])] == first[0]
+        centre = np.array([first[1], *np.argwhere(mask).mean(axis=0)]) * (1, .5, .5) + (0, 10, 5)
+        np.testing.assert_allclose(world, centre, atol=1.0)
+        w.add_tracks_layer()  # pressed again: the same layer, updated, not a second one
+        assert [layer.name for layer in viewer.layers].count(tracks.name) == 1 and len(viewer.layers) == 5
     else:  # random weights may segment nothing
         assert tracks is None
 

@@ -402,6 +402,16 @@ class RunMixin:
             return None
         data = tracks_from_labels(self.controller.label_planes())
         image = self.image_layer
+        frame = self.controller.layout.frame_axis
         rows, cols = self.controller.layout.spatial_axes
-        scale = (1.0, image.scale[rows], image.scale[cols])
-        return self.viewer.add_tracks(data, name=f"SAM2 tracks [{image.name}]", scale=scale)
+
+        def along(values: Any, unset: float) -> tuple:  # (frame, row, col) entries of the image's scale or translate
+            return (float(values[frame]) if frame is not None else unset, float(values[rows]), float(values[cols]))
+
+        scale, translate = along(image.scale, 1.0), along(image.translate, 0.0)
+        name = f"SAM2 tracks [{image.name}]"
+        if name in self.viewer.layers:  # pressed again: the layer follows the labels as they are now
+            layer = self.viewer.layers[name]
+            layer.data, layer.scale, layer.translate = data, scale, translate
+            return layer
+        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate)
