@@ -154,9 +154,11 @@ class PromptEventsMixin:
         QTimer.singleShot(0, self._rerun_with_new_model)  # once, after every combo of the change has moved
 
     def _rerun_with_new_model(self) -> None:
-        self._model_rerun_due = False
-        if self.busy():
+        if self.busy():  # the run going on uses the model it started with; the new one takes over when it ends
+            self.status.setText(f"{self.picker.choice().name} is chosen: the prompts are re-run with it when this run "
+                                "ends.")
             return
+        self._model_rerun_due = False
         show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
                   f"({self.picker.choice().weights}), keeping the objects; propagate again to update the other "
                   "frames. Undo starts a new history (earlier steps belonged to the previous model).")

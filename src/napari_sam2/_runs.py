@@ -13,6 +13,7 @@ from typing import Any, Iterator, List, Optional
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 
 from ._image_state import ImageState, PromptContent, capture, restore, slice_key
 from .controller import PropagationPass
@@ -256,6 +257,8 @@ class RunMixin:
         self._refresh_objects()
         self.activate_clicks()
         self._run_deferred(announce=True)
+        if self._model_rerun_due:  # the model was changed during the run
+            QTimer.singleShot(0, self._rerun_with_new_model)
 
     def _defer_edit(self) -> None:
         """A prompt was edited during a run: remember the image and slice it was made on, to segment it there after
