@@ -414,3 +414,40 @@ def test_objects_panel_lists_hides_and_deletes_objects(cells, qtbot):
     w.undo_button.click()  # the deleted object comes back: its click, its session state, its masks
     assert session.obj_ids == [1, 2] and w.points_layer.features["obj_id"].tolist() == [1, 2]
     np.testing.assert_array_equal(w.labels_layer.data, before)
+
+
+def test_new_data_in_the_image_layer_is_segmented_not_the_old_pixels(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A registered or denoised stack written back into the layer (layer.data = ...): the widget kept segmenting the
+    old pixels (a click on a cell of the new data gave a 28 px mask on background); a crop went to an old array."""
+    from sam2_model.evaluation import click_point
+    from sam2_model.metrics import region_similarity
+    from sam2_model.synthetic import make_timelapse
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    movie = make_timelapse(num_frames=3, shape=(128, 128), num_cells=3, seed=9, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(movie.image, name="cells")
+    _, w = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
+    w.model_combo.setCurrentText("demo")
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    w.size_spin.setValue(128)
+    x, y = click_point(movie.labels[0] == 1)
+    w.points_layer.add(np.array([[0, y, x]]))
+    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
+    shifted_image, shifted_labels = (np.roll(a, 40, axis=2) for a in (movie.image, movie.labels))
+    layer.data = shifted_image
+    assert "'cells' has new data: its segmentation sessions were reset" in w.status.text()
+    w.new_object_button.click()
+    x2, y2 = click_point(shifted_labels[0] == 2)
+    w.points_layer.add(np.array([[0, y2, x2]]))
+    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
+    assert region_similarity(w.labels_layer.data[0] == 2, shifted_labels[0] == 2) > 0.6
+    w.points_layer.selected_data = set(range(len(w.points_layer.data)))  # the clicks go, as they would off a crop
+    w.points_layer.remove_selected()
+    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
+    layer.data = shifted_image[:, :96, :96]  # a crop: the masklets follow the new shape
+    w.new_object_button.click()
+    w.points_layer.add(np.array([[0, 20, 20]]))
+    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
+    assert w.labels_layer.data.shape == (3, 96, 96) and w.controller.labels.shape == (3, 96, 96), w.status.text()

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import napari
 import numpy as np
+from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -306,6 +307,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
             layer.events.name.connect(lambda event, s=state: self._on_image_renamed(s))
+            layer.events.data.connect(lambda event, s=state: self._on_image_data_replaced(s))
         self._state = state
         self.axes.show_for(layer, state.axes)
         self._ensure_prompt_layers()
@@ -353,6 +355,20 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             if layer is not None:
                 layer.name = layer_name(base, state.image)
         self._refresh_images()
+
+    def _on_image_data_replaced(self, state: ImageState) -> None:
+        """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
+        computed on the old pixels are dropped (a run on it stops), so the next click or propagation segments the new
+        ones; the masks stay where they fit (a crop of another shape starts with empty masklets)."""
+        if not state.sessions and state.controller is None:
+            return
+        self._stop_run_of(state, "the image's data was replaced")
+        state.sessions.clear()
+        state.controller = None
+        message = (f"'{state.image.name}' has new data: its segmentation sessions were reset (the masks stay); "
+                   "segment or propagate again to use the new pixels.")
+        self.status.setText(message)
+        show_info(f"SAM 2: {message}")
 
     def _ensure_prompt_layers(self) -> None:
         state = self._state
