@@ -134,3 +134,12 @@ def test_auto_min_contrast_is_checked_in_the_commands_words_before_any_work(tmp_
     err = capsys.readouterr().err
     assert code == 2 and "--min-contrast: how much a detection must stand out from the pixels around it, a number " \
         ">= 0 (0: off); got -1" in err and "min_contrast must be" not in err
+
+
+def test_options_the_mode_would_ignore_are_refused(tmp_path, prompts, capsys):
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, _frames(), photometric="minisblack")
+    code, err, _ = track(tmp_path, prompts, stack, "--start-frame", "2", "--cell-diameter", "3", "4", capsys=capsys)
+    assert code == 2 and "--cell-diameter, --start-frame: options of --auto only" in err
+    code = main(["track", str(stack), "--auto", "--object-window", "64", "--table", str(tmp_path / "t.csv")])
+    assert code == 2 and "--object-window applies to --prompts" in capsys.readouterr().err

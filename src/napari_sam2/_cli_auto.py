@@ -22,6 +22,7 @@ from sam2_model.tracking import (MIN_CONTRAST, SEEDINGS, ctc_consistent, evaluat
 from ._cli_outputs import prepare_file, prepare_folder
 from .export import save_labels_tiff
 
+DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
 
@@ -49,14 +50,29 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
                        help="write one row per track (id, begin, end, parent, end reason)")
 
 
+#: the options of --auto that steer detection and tracking, with their defaults (outputs are checked apart)
+AUTO_ONLY = (("--seeding", "seeding", "blobs"), ("--cell-diameter", "cell_diameter", DEFAULT_CELL_DIAMETER),
+             ("--redetect-every", "redetect_every", 5), ("--no-divisions", "no_divisions", False),
+             ("--min-contrast", "min_contrast", MIN_CONTRAST), ("--start-frame", "start_frame", 0))
+
+
+def auto_options_given(args: argparse.Namespace) -> List[str]:
+    """The --auto options given other than their defaults (for a prompted run, which would ignore them)."""
+    return [flag for flag, name, default in AUTO_ONLY
+            if getattr(args, name, default) is not None and _differs(getattr(args, name, default), default)]
+
+
+def _differs(value: object, default: object) -> bool:
+    if isinstance(default, tuple):
+        return tuple(float(v) for v in value) != default  # type: ignore[union-attr]
+    return value != default
+
+
 def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
     """(option, path) of every output named: --ctc, --geff, --table, -o/--output."""
     named = [("--ctc", args.ctc), ("--geff", args.geff), ("--table", args.table),
              ("-o/--output", getattr(args, "output", None))]
     return [(option, Path(path).expanduser()) for option, path in named if path is not None]
-
-
-DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
 
 
 def check_detection_options(args: argparse.Namespace) -> None:

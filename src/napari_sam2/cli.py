@@ -30,8 +30,9 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack_or_image
 from sam2_model.input_size import suggest_image_size
 
-from ._cli_auto import (DEFAULT_CELL_DIAMETER, add_auto_arguments, add_evaluate_parser, auto_outputs,
-                        check_detection_options, check_output_kinds, prepare_auto_outputs, run_auto, run_evaluate)
+from ._cli_auto import (DEFAULT_CELL_DIAMETER, add_auto_arguments, add_evaluate_parser, auto_options_given,
+                        auto_outputs, check_detection_options, check_output_kinds, prepare_auto_outputs, run_auto,
+                        run_evaluate)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
@@ -161,7 +162,14 @@ def track_command(args: argparse.Namespace) -> int:
     limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
     args.smooth = check_smooth(args.smooth, "--smooth")
     if args.auto:
+        if args.object_window != "auto":  # --auto sizes its windows from --cell-diameter
+            raise ValueError("--object-window applies to --prompts: --auto detects and tracks cells in windows "
+                             "sized from --cell-diameter where they are small against the frame")
         return auto_command(args, limits)
+    ignored = auto_options_given(args)
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)}: options of --auto only; with --prompts, track segments the "
+                         "prompted objects from their first prompted frame (--direction says which way)")
     auto_outputs = [flag for flag in ("ctc", "geff", "table") if getattr(args, flag) is not None]
     if auto_outputs:
         named = ", ".join(f"--{flag}" for flag in auto_outputs)
