@@ -193,6 +193,10 @@ def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_p
     assert parse_args(["--out", "x"] + data).init == str(embedded_weights_path())
     assert "starting from the embedded demo weights" in capsys.readouterr().err
     assert parse_args(["--out", "x", "--init", "random"] + data).init is None
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "last.pt").write_bytes(b"")  # a run to resume: said so, not "starting from"
+    parse_args(["--out", str(tmp_path / "earlier")] + data)
+    assert f"resuming the run in {tmp_path / 'earlier'} from its last.pt" in capsys.readouterr().err
     assert parse_args(["--out", "x", "--init", "embedded"] + data).init == str(embedded_weights_path())  # any folder
     assert parse_args(["--out", "x"]).init is None  # synthetic data: random weights, as before
     for argv, message in (

@@ -85,8 +85,12 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                          f"--init path/to/{args['model']}.pt (napari-sam2 downloads official ones to its cache), or "
                          "--init random to train from random weights")
         args["init"] = str(embedded_weights_path())
-        print(f"starting from the embedded demo weights ({args['init']}); --init random trains from random weights",
-              file=sys.stderr)
+        if (Path(args["out"]) / "last.pt").is_file():  # a resume goes on from the run's own weights
+            print(f"resuming the run in {args['out']} from its last.pt (a new run starts from the embedded demo "
+                  "weights)", file=sys.stderr)
+        else:
+            print(f"starting from the embedded demo weights ({args['init']}); --init random trains from random "
+                  "weights", file=sys.stderr)
     if args["init"] == "random":
         args["init"] = None
     elif args["init"] == "embedded":  # the demo model's shipped weights, wherever the package is installed
