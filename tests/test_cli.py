@@ -260,3 +260,17 @@ def test_auto_detection_options_are_checked_in_the_commands_words_first(tmp_path
     code = main(["track", str(tmp_path / "stack.tif"), "--auto", "--table", str(tmp_path / "t.csv")] + option)
     assert code == 2 and message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.tif"]  # nothing read, nothing written
+
+
+def test_an_object_with_no_pixel_is_named(tmp_path, capsys):
+    """Two objects clicked on one cell: one mask wins every pixel and the other object vanished without a word."""
+    movie, clicks, _ = movie_and_prompts()
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image[:2], photometric="minisblack")
+    frame, y, x, _, obj_id = clicks[0]
+    (tmp_path / "p.csv").write_text(f"frame,obj_id,y,x,label\n0,1,{y},{x},1\n0,2,{y},{x},1\n")
+    assert main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "p.csv"), "-o",
+                 str(tmp_path / "out.tif"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    labels = tifffile.imread(tmp_path / "out.tif")
+    gone = sorted({1, 2} - set(np.unique(labels).tolist()))
+    assert gone and f"object {gone[0]} of the prompts has no pixel in the labels" in captured.err

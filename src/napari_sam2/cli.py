@@ -210,7 +210,14 @@ def track_command(args: argparse.Namespace) -> int:
     if one_image:
         labels = labels[0]  # one image in, one label image out
     save_labels_tiff(labels, output)
-    print(f"wrote {output} ({labels.shape} labels, {len(np.unique(labels)) - 1} objects)")
+    found = set(np.unique(labels).tolist()) - {0}
+    print(f"wrote {output} ({labels.shape} labels, {len(found)} objects)")
+    missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
+    if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel
+        many = len(missing) > 1
+        print(f"napari-sam2: warning: object{'s' if many else ''} {', '.join(map(str, missing))} of the prompts "
+              f"{'have' if many else 'has'} no pixel in the labels (the model found nothing there, or another "
+              "object's mask covers it everywhere)", file=sys.stderr)
     return 0
 
 
