@@ -147,15 +147,11 @@ def test_a_click_moved_to_another_cell_after_propagating_segments_that_cell_alon
     from sam2_model.evaluation import click_point
     from sam2_model.synthetic import make_timelapse
 
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    from widget_helpers import open_widget
+
     movie = make_timelapse(num_frames=6, shape=(96, 96), num_cells=4, seed=3, divisions=False, enter_leave=False,
                            radius_fraction=0.1)
-    viewer = make_napari_viewer()
-    viewer.add_image(movie.image, name="cells")
-    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
-    w.model_combo.setCurrentText("demo")
-    w.checkpoint_combo.setCurrentText("embedded (demo)")
-    w.size_spin.setValue(128)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     first, second = movie.labels[0] == 1, movie.labels[0] == 2
     (x, y), (x2, y2) = click_point(first), click_point(second)
     w.points_layer.add(np.array([[0, y, x]]))

@@ -423,15 +423,12 @@ def test_new_data_in_the_image_layer_is_segmented_not_the_old_pixels(make_napari
     from sam2_model.metrics import region_similarity
     from sam2_model.synthetic import make_timelapse
 
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    from widget_helpers import open_widget
+
     movie = make_timelapse(num_frames=3, shape=(128, 128), num_cells=3, seed=9, divisions=False, enter_leave=False,
                            radius_fraction=0.12)
-    viewer = make_napari_viewer()
-    layer = viewer.add_image(movie.image, name="cells")
-    _, w = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
-    w.model_combo.setCurrentText("demo")
-    w.checkpoint_combo.setCurrentText("embedded (demo)")
-    w.size_spin.setValue(128)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    layer = viewer.layers["cells"]
     x, y = click_point(movie.labels[0] == 1)
     w.points_layer.add(np.array([[0, y, x]]))
     qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)

@@ -278,15 +278,11 @@ def test_a_model_change_during_a_run_takes_over_when_the_run_ends(make_napari_vi
     from sam2_model.evaluation import click_point
     from sam2_model.synthetic import make_timelapse
 
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    from widget_helpers import open_widget
+
     movie = make_timelapse(num_frames=24, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
                            radius_fraction=0.12)
-    viewer = make_napari_viewer()
-    viewer.add_image(movie.image, name="cells")
-    _, w = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")
-    w.model_combo.setCurrentText("demo")
-    w.checkpoint_combo.setCurrentText("embedded (demo)")
-    w.size_spin.setValue(128)
+    _, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     x, y = click_point(movie.labels[0] == 1)
     w.points_layer.add(np.array([[0, y, x]]))
     qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)

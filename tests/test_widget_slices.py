@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gui
 from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-WIDGET = ("napari-sam2", "SAM 2 segmentation")
+from widget_helpers import open_widget, wait  # noqa: E402
 
 
 def movie(num_frames=4, seed=3):
@@ -23,20 +23,6 @@ def movie(num_frames=4, seed=3):
                           enter_leave=False, radius_fraction=0.1)
 
 
-def open_widget(make_napari_viewer, tmp_path, monkeypatch, *images):
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
-    viewer = make_napari_viewer()
-    for name, data in images:
-        viewer.add_image(data, name=name)
-    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
-    w.model_combo.setCurrentText("demo")
-    w.checkpoint_combo.setCurrentText("embedded (demo)")
-    w.size_spin.setValue(128)
-    return viewer, w
-
-
-def wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: not w.busy(), timeout=timeout)
 
 
 def click_at(w, where, plane, obj_id):

@@ -18,7 +18,7 @@ from scipy import ndimage  # noqa: E402
 from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-WIDGET = ("napari-sam2", "SAM 2 segmentation")
+from widget_helpers import open_widget as open_segmentation_widget  # noqa: E402
 FRAMES = 5
 
 
@@ -53,14 +53,7 @@ def notes():
 
 
 def open_widget(make_napari_viewer, tmp_path, monkeypatch, *images):
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
-    viewer = make_napari_viewer()
-    for name, data in images:
-        viewer.add_image(data, name=name)
-    _, w = viewer.window.add_plugin_dock_widget(*WIDGET)
-    w.model_combo.setCurrentText("demo")
-    w.checkpoint_combo.setCurrentText("embedded (demo)")
-    w.size_spin.setValue(128)
+    viewer, w = open_segmentation_widget(make_napari_viewer, tmp_path, monkeypatch, *images)
     panel = w.track_all
     panel.expand(animate=False)
     panel.min_diameter_spin.setValue(6)
