@@ -14,9 +14,7 @@ The result is a weights file in the official layout that the segmentation widget
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -49,57 +47,8 @@ from sam2_model.train.stack_labels import annotated_frames, frame_list
 
 from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
+from ._run_folders import default_run_folder, holds_finished_run, next_free_folder, run_record, setting_in_form_words
 from .settings import load_settings, save_settings
-
-
-def default_run_folder() -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
-
-
-def next_free_folder(folder: Path) -> Path:
-    """A fresh folder beside ``folder`` for a new run: run -> run-2, run-2 -> run-3 (the first that does not exist)."""
-    match = re.fullmatch(r"(.+)-(\d{1,3})", folder.name)
-    stem, number = (match.group(1), int(match.group(2))) if match else (folder.name, 1)
-    while True:
-        number += 1
-        candidate = folder.with_name(f"{stem}-{number}")
-        if not candidate.exists():
-            return candidate
-
-
-def run_record(folder: Path) -> Optional[Dict[str, Any]]:
-    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights.json
-    (settings, steps, what stopped it; {} when there is none or it is unreadable)."""
-    if not (folder / "last.pt").exists() and not (folder / "weights.pt").exists():
-        return None
-    try:
-        record = json.loads((folder / "weights.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def holds_finished_run(folder: Path) -> bool:
-    """Whether Train would not resume the run in ``folder`` as it is: a finished run, or weights with no run."""
-    record = run_record(folder)
-    return record is not None and (record.get("stopped_by") == "steps" or not (folder / "last.pt").exists())
-
-
-# the form's words for the settings a run keeps (sam2_model.train.loop.run_differences)
-_FORM_NAMES = {"lr": "learning rate", "clip_len": "frames per clip", "augment": "turn and mirror clips",
-               "link_ids": "link ids by overlap", "hold_out": "hold out frames", "init": "starting weights",
-               "image_size": "input size", "warmup_steps": "warm-up steps"}
-
-
-def _shown(name: str, value: Any) -> str:
-    if name == "init":
-        return "random weights" if value is None else str(value)
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class _Relay(QObject):
@@ -301,7 +250,7 @@ class FineTuneWidget(QWidget):
             held = f"a {state}run of {done} step{'s' * (done != 1)}"
             if differences:
                 held += " with other settings: " + ", ".join(
-                    f"{_FORM_NAMES.get(name, name)} {_shown(name, before)} (here {_shown(name, now)})"
+                    f"{setting_in_form_words(name, before)} (here {setting_in_form_words(name, now, named=False)})"
                     for name, before, now in differences)
             needs = ([f"Steps above {done}"] if finished else []) + (["its settings"] if differences else [])
             further = f" To train that run further instead, set the run folder back to it with {' and '.join(needs)}."
