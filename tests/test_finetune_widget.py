@@ -73,6 +73,18 @@ def test_cancel_saves_the_run_and_train_resumes_it(finetune, qtbot, tmp_path):
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == stopped + 1
 
 
+def test_closing_the_dock_stops_training_and_saves_the_run(finetune, qtbot, tmp_path):
+    """The dock's x during training: it trained on to the last step with no Cancel left; now it stops after the
+    step in progress and saves the run."""
+    viewer, widget = finetune
+    widget.steps_spin.setValue(1000)
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=120_000)
+    viewer.window.remove_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert 1 <= torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] < 1000
+
+
 def test_wrong_layers_give_a_clear_error_and_no_run(finetune, qtbot, tmp_path, monkeypatch):
     viewer, widget = finetune
     messages = []

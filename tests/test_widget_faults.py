@@ -448,3 +448,30 @@ def test_new_data_in_the_image_layer_is_segmented_not_the_old_pixels(make_napari
     w.points_layer.add(np.array([[0, 20, 20]]))
     qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
     assert w.labels_layer.data.shape == (3, 96, 96) and w.controller.labels.shape == (3, 96, 96), w.status.text()
+
+
+def test_closing_the_dock_stops_its_run_with_whole_frames(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """The dock's x (napari's remove_dock_widget) during a propagation: the run went on to the last frame with no
+    widget left to cancel it; now it stops, and the frames it finished are whole."""
+    from sam2_model.evaluation import click_point
+    from sam2_model.synthetic import make_timelapse
+    from widget_helpers import open_widget
+
+    movie = make_timelapse(num_frames=40, shape=(96, 96), num_cells=3, seed=12, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    x, y = click_point(movie.labels[0] == 1)
+    w.points_layer.add(np.array([[0, y, x]]))
+    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
+    assert w.busy()
+    viewer.window.remove_dock_widget(w)
+    qtbot.waitUntil(lambda: not w.busy(), timeout=60_000)
+    written = [t for t in range(40) if w.controller.labels[t].any()]
+    assert len(written) < 40 and written == list(range(len(written)))  # stopped early, no gap
+    for t in written:  # each frame written whole: what the session holds for it
+        session = w.controller.session
+        logits = session.frame_logits(t)
+        expected = np.where(logits.max(axis=0) > 0, np.asarray(session.obj_ids)[logits.argmax(axis=0)], 0)
+        np.testing.assert_array_equal(w.controller.labels[t], expected)

@@ -22,7 +22,7 @@ import napari
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -328,6 +328,13 @@ class FineTuneWidget(QWidget):
     def cancel(self) -> None:
         """Stop after the current step; the run is saved and Train resumes it."""
         self._cancel = True
+
+    def event(self, event: QEvent) -> bool:
+        """Closing the dock (its x) takes the widget out of the window: its training stops after the step in progress
+        and is saved (Train in a new fine-tuning widget resumes it), instead of running on with no Cancel."""
+        if event.type() == QEvent.ParentChange and self.parent() is None and self.worker is not None:
+            self.cancel()
+        return super().event(event)
 
     def _on_step(self, step: int, row: dict) -> None:
         self.progress.setValue(step)

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import napari
 import numpy as np
 from napari.utils.notifications import show_info
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -225,6 +225,17 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
     def busy(self) -> bool:
         """A model load or a run is in progress."""
         return self.worker is not None or self.picker.worker is not None
+
+    def event(self, event: QEvent) -> bool:
+        """Closing the dock (its x) takes the widget out of the window: its run stops there, keeping the frames
+        finished (a run that went on with no widget to cancel it kept writing into the layers)."""
+        if event.type() == QEvent.ParentChange and self.parent() is None and self.worker is not None:
+            if self.worker is self.track_all.worker:
+                self.track_all.cancel()
+            else:
+                self._run_outcome = "stopped: the widget was closed"
+                self.worker.quit()
+        return super().event(event)
 
     # ------------------------------------------------------------------ images and their layers
     @property
