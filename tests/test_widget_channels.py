@@ -78,6 +78,13 @@ def test_tcyx_masklets_follow_the_time_slider_at_every_channel(make_napari_viewe
     for t in range(4):
         for c in range(2):
             np.testing.assert_array_equal(shown(viewer, layer, {0: t, 1: c}), labels[t], err_msg=f"t={t} c={c}")
+    tracks = w.add_tracks_layer()  # its time on the time axis too (3-D tracks had lined up with (C, Y, X))
+    assert tracks.ndim == 4 and tuple(viewer.dims.range) == ranges
+    for point in tracks.data:
+        t = int(point[1])
+        centre = np.argwhere(labels[t] == point[0]).mean(axis=0)
+        world = np.asarray(tracks.data_to_world(point[1:]))
+        np.testing.assert_allclose(world[[0, 2, 3]], [t, *centre], atol=1.0)
 
     w.undo_button.click()  # the propagation goes; frame 0's mask stays
     for c in range(2):

@@ -18,6 +18,7 @@ from qtpy.QtCore import QTimer
 from ._image_state import ImageState, PromptContent, capture, restore, slice_key
 from .controller import PropagationPass
 from .labels_writer import EditedSince
+from ._tracks_layer import tracks_placement
 from .prompts import masks_from_labels
 
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}
@@ -403,15 +404,9 @@ class RunMixin:
 
         if not self._segmented():
             return None
-        data = tracks_from_labels(self.controller.label_planes())
         image = self.image_layer
-        frame = self.controller.layout.frame_axis
-        rows, cols = self.controller.layout.spatial_axes
-
-        def along(values: Any, unset: float) -> tuple:  # (frame, row, col) entries of the image's scale or translate
-            return (float(values[frame]) if frame is not None else unset, float(values[rows]), float(values[cols]))
-
-        scale, translate = along(image.scale, 1.0), along(image.translate, 0.0)
+        data, scale, translate = tracks_placement(tracks_from_labels(self.controller.label_planes()), image,
+                                                  self.controller.layout)
         name = f"SAM2 tracks [{image.name}]"
         if name in self.viewer.layers:  # pressed again: the layer follows the labels as they are now
             layer = self.viewer.layers[name]

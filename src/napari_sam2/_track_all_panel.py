@@ -27,6 +27,7 @@ from ._objects_panel import frame_ranges
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
+from ._tracks_layer import tracks_placement
 from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source
 from .track_export import export_path
 
@@ -489,7 +490,10 @@ class TrackAllPanel(QCollapsible):
         labels = None if state is None else state.labels
         if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
             return None
-        scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
+        if state.controller is not None:  # on the image's axes (its time on the time axis of a 4-D image)
+            data, scale, translate = tracks_placement(data, entry.image, state.controller.layout)
+        else:
+            scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
                                               scale=scale, translate=translate)
         return entry.tracks
