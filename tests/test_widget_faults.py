@@ -453,19 +453,9 @@ def test_new_data_in_the_image_layer_is_segmented_not_the_old_pixels(make_napari
 def test_closing_the_dock_stops_its_run_with_whole_frames(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     """The dock's x (napari's remove_dock_widget) during a propagation: the run went on to the last frame with no
     widget left to cancel it; now it stops, and the frames it finished are whole."""
-    from sam2_model.evaluation import click_point
-    from sam2_model.synthetic import make_timelapse
-    from widget_helpers import open_widget
+    from widget_helpers import propagating
 
-    movie = make_timelapse(num_frames=40, shape=(96, 96), num_cells=3, seed=12, divisions=False, enter_leave=False,
-                           radius_fraction=0.12)
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    x, y = click_point(movie.labels[0] == 1)
-    w.points_layer.add(np.array([[0, y, x]]))
-    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
-    w.forward_button.click()
-    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
-    assert w.busy()
+    viewer, w, _ = propagating(make_napari_viewer, tmp_path, monkeypatch, qtbot, num_frames=40, seed=12)
     viewer.window.remove_dock_widget(w)
     qtbot.waitUntil(lambda: not w.busy(), timeout=60_000)
     written = [t for t in range(40) if w.controller.labels[t].any()]

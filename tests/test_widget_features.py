@@ -275,20 +275,9 @@ def test_small_nuclei_are_clicked_and_tracked_in_object_windows(make_napari_view
 def test_a_model_change_during_a_run_takes_over_when_the_run_ends(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     """Changing the input size while propagating was dropped silently (the run ended on the old model and nothing
     said so); now it is said, and the prompts are re-run with the new model when the run ends."""
-    from sam2_model.evaluation import click_point
-    from sam2_model.synthetic import make_timelapse
+    from widget_helpers import propagating
 
-    from widget_helpers import open_widget
-
-    movie = make_timelapse(num_frames=24, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
-                           radius_fraction=0.12)
-    _, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    x, y = click_point(movie.labels[0] == 1)
-    w.points_layer.add(np.array([[0, y, x]]))
-    qtbot.waitUntil(lambda: not w.busy(), timeout=120_000)
-    w.forward_button.click()
-    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
-    assert w.busy()
+    _, w, _ = propagating(make_napari_viewer, tmp_path, monkeypatch, qtbot, num_frames=24, seed=11)
     w.size_spin.setValue(256)
     qtbot.waitUntil(lambda: "re-run with it when this run ends" in w.status.text() or not w.busy(), timeout=60_000)
     qtbot.waitUntil(lambda: not w.busy() and w.controller.model.image_size == 256, timeout=120_000)

@@ -25,3 +25,24 @@ def open_widget(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, *image
 def wait(qtbot: Any, widget: Any, timeout: int = 120_000) -> None:
     """Until the widget's run (if any) has finished."""
     qtbot.waitUntil(lambda: not widget.busy(), timeout=timeout)
+
+
+def propagating(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot: Any, num_frames: int,
+                seed: int) -> Tuple[Any, Any, Any]:
+    """(viewer, widget, movie): a synthetic movie of 96 x 96 frames with one cell clicked on frame 0, caught while
+    Propagate runs forward (two frames done, the run still going)."""
+    import numpy as np
+
+    from sam2_model.evaluation import click_point
+    from sam2_model.synthetic import make_timelapse
+
+    movie = make_timelapse(num_frames=num_frames, shape=(96, 96), num_cells=3, seed=seed, divisions=False,
+                           enter_leave=False, radius_fraction=0.12)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    x, y = click_point(movie.labels[0] == 1)
+    widget.points_layer.add(np.array([[0, y, x]]))
+    wait(qtbot, widget)
+    widget.forward_button.click()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=60_000)
+    assert widget.busy()
+    return viewer, widget, movie
