@@ -16,9 +16,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ._image_state import ImageState, PromptContent, capture, restore, slice_key
+from ._tracks_layer import tracks_placement
 from .controller import PropagationPass
 from .labels_writer import EditedSince
-from ._tracks_layer import tracks_placement
 from .prompts import masks_from_labels
 
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}

@@ -463,8 +463,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
                 and current.object_window == window):
             state.controller = current
             return current
-        controller = SegmentationController(model, model_data(state.image), layout,
-                                            masklets(labels, state.image, layout), options, object_window=window)
+        controller = SegmentationController(model, model_data(state.image), layout, array, options,
+                                            object_window=window)
         if current is not None and current.layout == layout:
             controller.mask_prompts = dict(current.mask_prompts)
         state.controller = state.sessions[slice_key(layout)] = controller
