@@ -22,7 +22,9 @@ from scipy.optimize import linear_sum_assignment
 from oracle import reference_model, require_oracle
 from sam2_model import ImagePredictor, build_model
 from sam2_model import amg_ops
-from sam2_model.automatic import AutomaticMaskGenerator, records_to_labels
+from sam2_model.automatic import (DEMO_CELL_SETTINGS, REFERENCE_FILTERS, AutomaticMaskGenerator, default_filters,
+                                  records_to_labels)
+from sam2_model.config import get_config
 from sam2_model.frames import to_model_input, to_unit_rgb
 from sam2_model.synthetic import make_timelapse
 
@@ -209,14 +211,14 @@ PARITY_CASES = {
     # thresholds depend on the weights: 0.85 keeps 16 masks here since stop 34 (22 with AV, stop 33; 0.9 kept 9)
     "nuclei-grid12-single": ("nuclei", dict(points_per_side=12, multimask_output=False, pred_iou_thresh=0.85,
                                             stability_score_thresh=0.5)),
-    "texture-grid10-multimask": ("texture", dict(points_per_side=10, pred_iou_thresh=0.5,
+    "texture-grid10-multimask": ("texture", dict(points_per_side=10, multimask_output=True, pred_iou_thresh=0.5,
                                                  stability_score_thresh=0.0)),
-    "nuclei-grid6-crops": ("nuclei", dict(points_per_side=6, crop_n_layers=1, pred_iou_thresh=0.6,
-                                          stability_score_thresh=0.0)),
+    "nuclei-grid6-crops": ("nuclei", dict(points_per_side=6, crop_n_layers=1, multimask_output=True,
+                                          pred_iou_thresh=0.6, stability_score_thresh=0.0)),
     # 0.5 keeps 19 masks with the weights shipped since stop 34 (0.6 keeps 3; with AV, stop 33, 0.6 kept 25 and
     # 0.75 3; with the weights before, 0.75 kept 18 and 0.8 9)
-    "texture-grid8-m2m": ("texture", dict(points_per_side=8, use_m2m=True, pred_iou_thresh=0.5,
-                                          stability_score_thresh=0.3)),
+    "texture-grid8-m2m": ("texture", dict(points_per_side=8, multimask_output=True, use_m2m=True,
+                                          pred_iou_thresh=0.5, stability_score_thresh=0.3)),
 }
 
 
@@ -314,6 +316,18 @@ def test_min_mask_region_area_leaves_no_small_holes_or_islands(demo_model):
 def test_bad_settings_raise_value_errors(demo_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         AutomaticMaskGenerator(demo_model, **kwargs)
+
+
+def test_filters_default_to_the_models_own(demo_model):
+    """Left out, multimask_output and stability_score_thresh are the reference's for official weights and the demo's
+    own for the demo model, whose reference-default masks were all filtered out (0 masks on 12 nuclei)."""
+    assert default_filters(get_config("sam2.1_hiera_tiny")) == REFERENCE_FILTERS
+    assert default_filters(get_config("sam2_hiera_large")) == REFERENCE_FILTERS
+    assert default_filters(demo_model.config) == DEMO_CELL_SETTINGS
+    records = AutomaticMaskGenerator(demo_model, points_per_side=12).generate(_nuclei_frame())
+    assert len(records) >= 10  # 12 nuclei on the frame
+    given = AutomaticMaskGenerator(demo_model, multimask_output=True, stability_score_thresh=0.95)
+    assert given.multimask_output and given.stability_score_thresh == 0.95  # what the caller gives wins
 
 
 def test_bad_inputs_raise_value_errors(demo_model):

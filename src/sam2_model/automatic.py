@@ -1,7 +1,8 @@
 """Automatic masks: prompt SAM 2 with a grid of points (or given points) and keep the good, distinct masks.
 
 Same parameters, defaults and order of operations as the reference ``SAM2AutomaticMaskGenerator``
-(``sam2==1.1.0``), with binary masks as the only output form:
+(``sam2==1.1.0``), with binary masks as the only output form (the embedded demo model's own filter defaults
+apart: :func:`default_filters`):
 
 1. crops: layer 0 is the whole image; ``crop_n_layers`` more layers tile it with overlapping crops;
 2. per crop: features of the crop; per batch of ``points_per_batch`` grid points, one positive click
@@ -32,7 +33,8 @@ from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
 from .image_predictor import ImagePredictor
 from .modeling.sam2 import SAM2Model
 
-__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "records_to_labels", "window_groups"]
+__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "REFERENCE_FILTERS", "default_filters", "records_to_labels",
+           "window_groups"]
 
 # Filters for the embedded "demo" model on nuclei (``AutomaticMaskGenerator(model, **DEMO_CELL_SETTINGS)``).
 # The demo model was trained with single-mask output, so its three multimask outputs are untrained, and
@@ -40,6 +42,15 @@ __all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "records_to_labels", 
 # at offset 1, so the reference's 0.95 drops most cells (held-out synthetic frames: detection F1 0.77 at
 # 0.95, 0.99 at 0.7). Official weights: keep the defaults.
 DEMO_CELL_SETTINGS = {"multimask_output": False, "stability_score_thresh": 0.7}
+REFERENCE_FILTERS = {"multimask_output": True, "stability_score_thresh": 0.95}  # sam2==1.1.0's defaults
+
+
+def default_filters(config: Any) -> Dict[str, Any]:
+    """The filters :class:`AutomaticMaskGenerator` uses where the caller gives none, for a model of ``config``
+    (a :class:`~sam2_model.config.SAM2Config`): :data:`DEMO_CELL_SETTINGS` for the embedded ``demo`` architecture
+    (its shipped or fine-tuned weights: one trained mask output, softer logits), the reference's defaults
+    (:data:`REFERENCE_FILTERS`) for every official preset."""
+    return dict(DEMO_CELL_SETTINGS if getattr(config, "name", None) == "demo" else REFERENCE_FILTERS)
 
 EDGE_TOLERANCE = 20.0  # px: a mask box this close to an inner crop edge is taken as cut by the crop
 
@@ -74,6 +85,9 @@ class AutomaticMaskGenerator:
     points_per_batch, pred_iou_thresh, stability_score_thresh, stability_score_offset,
     mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
     crop_n_points_downscale_factor, min_mask_region_area, multimask_output, use_m2m.
+    multimask_output and stability_score_thresh left as None take the model's (:func:`default_filters`): the
+    reference's True and 0.95 for official weights, :data:`DEMO_CELL_SETTINGS` (False, 0.7) for the demo model,
+    whose reference-default masks are almost all filtered out (0 masks on a frame of 12 nuclei).
     contrast_limits: (low, high) mapped to 0 and 1 for non-uint8 images (default: the image's
     0.5 / 99.8 percentiles; uint8 is always x / 255), computed once for all crops.
     """
@@ -84,7 +98,7 @@ class AutomaticMaskGenerator:
         points_per_side: Optional[int] = 32,
         points_per_batch: int = 64,
         pred_iou_thresh: float = 0.8,
-        stability_score_thresh: float = 0.95,
+        stability_score_thresh: Optional[float] = None,
         stability_score_offset: float = 1.0,
         mask_threshold: float = 0.0,
         box_nms_thresh: float = 0.7,
@@ -94,7 +108,7 @@ class AutomaticMaskGenerator:
         crop_n_points_downscale_factor: int = 1,
         point_grids: Optional[Sequence[np.ndarray]] = None,
         min_mask_region_area: int = 0,
-        multimask_output: bool = True,
+        multimask_output: Optional[bool] = None,
         use_m2m: bool = False,
         contrast_limits: Optional[Sequence[float]] = None,
     ) -> None:
@@ -119,6 +133,11 @@ class AutomaticMaskGenerator:
         self.points_per_side = points_per_side
         self.points_per_batch = _check_int(points_per_batch, "points_per_batch", 1)
         self.pred_iou_thresh = _check_fraction(pred_iou_thresh, "pred_iou_thresh")
+        filters = default_filters(model.config)
+        if stability_score_thresh is None:
+            stability_score_thresh = filters["stability_score_thresh"]
+        if multimask_output is None:
+            multimask_output = filters["multimask_output"]
         self.stability_score_thresh = _check_fraction(stability_score_thresh, "stability_score_thresh")
         self.stability_score_offset = _check_fraction(stability_score_offset, "stability_score_offset")
         self.mask_threshold = _check_fraction(mask_threshold, "mask_threshold")
