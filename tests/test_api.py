@@ -6,14 +6,20 @@ runs the embedded demo model on a short synthetic time-lapse.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import tifffile
+from scipy import ndimage
 
+import napari_sam2
 import napari_sam2.api as api
-from napari_sam2 import segment
+from napari_sam2 import segment, track_cells
 from sam2_model.evaluation import click_point, clickable_objects
 from sam2_model.metrics import region_similarity
 from sam2_model.synthetic import make_timelapse
+from sam2_model.tracking import tracks_layer_data
 
 # IoU of a found cell: the two clicked cells are small (~15 px); the weights shipped since 2026-12-05 (stop 33) give
 # 0.68 and 0.90 on frame 0, those before 0.87 and 0.96
@@ -201,3 +207,54 @@ def test_4d_stacks_take_a_channel_or_a_fixed_slice(movie, clicks, grey_labels):
     assert as_z.shape == stack.shape  # labels keep the fixed axis, filled at the slice
     np.testing.assert_array_equal(as_z[:, 1], grey_labels)
     assert not as_z[:, 0].any()
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
+def test_a_single_2d_image_gives_2d_labels_from_segment_and_track_cells(movie, clicks, colour):
+    image = movie.image[0]
+    if colour:
+        image = np.stack([image] * 3, axis=-1)  # (Y, X, 3): colour, detected as segment() does
+    labels = segment(image, clicks, device="cpu")
+    result = track_cells(image, device="cpu", image_size=256)
+    assert labels.shape == result.labels.shape == movie.image.shape[1:]
+    assert result.labels.dtype == np.uint32 and result.labels.any()
+    ids = set(np.unique(result.labels).tolist()) - {0}
+    assert {(t.track_id, t.begin, t.end) for t in result.lineage.rows()} == {(i, 0, 0) for i in ids}
+    assert result.frames_tracked == [0]
+    data, _ = tracks_layer_data(result)  # the Tracks table: one row per cell, at t = 0, on its pixels
+    assert sorted(data[:, 0].astype(int).tolist()) == sorted(ids) and not data[:, 1].any()
+    centres = ndimage.center_of_mass(np.ones(result.labels.shape), result.labels, data[:, 0])
+    np.testing.assert_allclose(data[:, 2:], np.asarray(centres))
+
+
+def test_a_stack_keeps_its_frame_axis_in_both(movie, grey_labels):
+    result = track_cells(movie.image[:2], device="cpu", image_size=256)  # two frames: still a (T, Y, X) stack
+    assert result.labels.shape == (2,) + movie.image.shape[1:] and result.frames_tracked == [0, 1]
+
+
+MSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc" / "01"
+
+
+@pytest.mark.skipif(not MSC.is_dir(), reason="the real MSC time-lapse is not here")
+def test_auto_input_size_and_windows_are_measured_on_the_picked_channel():
+    """A stack given as channel 0 of two segments like the stack alone: "auto" sizes look at the channel segmented
+    (the second channel, the frames mirrored, once made them pick 512 px and 128 px windows instead of 256 and none)."""
+    stack = np.stack([tifffile.imread(MSC / f"t{t:03d}.tif")[:256, 30:286] for t in range(2)])
+    two_colour = np.stack([stack, stack[:, ::-1]], axis=1)  # (T, C, Y, X)
+    clicks = [(0, 120, 85, 1, 1)]
+    alone = segment(stack, clicks, device="cpu", image_size="auto")
+    np.testing.assert_array_equal(segment(two_colour, clicks, device="cpu", image_size="auto", channel_axis=1,
+                                          channel=0), alone)
+
+
+@pytest.mark.gui
+def test_a_single_2d_image_in_a_viewer_gives_2d_labels_like_its_masklets_layer(make_napari_viewer, monkeypatch,
+                                                                               tmp_path, movie):
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image[0], name="one")
+    napari_sam2.get_widget(viewer).size_spin.setValue(256)
+    result = track_cells(viewer, "one")
+    assert result.labels.shape == movie.image.shape[1:] and result.frames_tracked == [0] and result.labels.any()
+    np.testing.assert_array_equal(viewer.layers["SAM2 masklets [one]"].data, result.labels)
+    assert {(t.begin, t.end) for t in result.lineage.rows()} == {(0, 0)}

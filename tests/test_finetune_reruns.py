@@ -28,3 +28,57 @@ def test_the_command_again_on_a_finished_run_changes_nothing_and_other_settings_
     metadata = json.loads((run / "weights.json").read_text())
     assert metadata["steps"] == 2 and metadata["settings"]["lr"] == 1e-4 and metadata["settings"]["clip_len"] == 2
     assert [row.split(",")[2] for row in (run / "history.csv").read_text().splitlines()[1:]] == ["0.0001"] * 2
+
+
+def _stopped_after_one_step(step: int, row: dict) -> bool:
+    return step < 1
+
+
+def test_a_run_never_changes_between_synthetic_clips_and_a_stack(tmp_path):
+    """A run started on synthetic clips (no data fingerprint) is not resumed on a user's stack, nor the other way
+    round: refused by name before any step, the run left as it was; the same data resumes."""
+    import pytest
+    import torch
+
+    from sam2_model.synthetic import make_timelapse
+    from sam2_model.train.loop import RunConflict, TrainSettings, train
+
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
+    common = dict(image_size=64, clip_len=2, clips_per_step=1, max_objects=2, steps=2, warmup_steps=1)
+    synthetic = TrainSettings(out=str(tmp_path / "synthetic"), **common)
+    train(synthetic, progress=_stopped_after_one_step)
+    with pytest.raises(RunConflict, match=r"is a run with training data synthetic clips \(data 'nuclei'\) \(not a "
+                                          r"stack and its labels\)"):
+        train(synthetic, movie.image, movie.labels)
+    assert torch.load(tmp_path / "synthetic" / "last.pt", weights_only=False)["step"] == 1
+    on_stack = TrainSettings(out=str(tmp_path / "stack"), **common)
+    train(on_stack, movie.image, movie.labels, progress=_stopped_after_one_step)
+    with pytest.raises(RunConflict, match=r"training data a stack and its labels \(not synthetic clips"):
+        train(on_stack)
+    train(synthetic, progress=lambda step, row: True)  # the same data: it goes on
+    assert json.loads((tmp_path / "synthetic" / "weights.json").read_text())["steps"] == 2
+
+
+def test_image_size_is_compared_as_the_size_it_resolves_to(tmp_path, capsys):
+    """The same input size spelled otherwise (64 and "64"; None and the preset's own 256) resumes; another is refused
+    by name, in resolved sizes."""
+    import pytest
+
+    from sam2_model.train.__main__ import parse_args
+    from sam2_model.train.loop import TrainSettings, run_differences, train
+
+    run = tmp_path / "run"
+    command = ["--out", str(run), "--image-size", "64", "--clip-len", "2", "--clips-per-step", "1",
+               "--max-objects", "2", "--warmup-steps", "1"]
+    train(parse_args(command + ["--steps", "2"]), progress=_stopped_after_one_step)  # the command's 64, an int
+    train(TrainSettings(out=str(run), image_size="64", clip_len=2, clips_per_step=1, max_objects=2, warmup_steps=1,
+                        steps=2), progress=lambda step, row: True)  # "64" is 64: resumed, not refused
+    assert json.loads((run / "weights.json").read_text())["steps"] == 2
+    assert train_main(command[:3] + ["128"] + command[4:] + ["--steps", "3"]) == 2
+    assert "is a run with image_size 64 (not 128)" in capsys.readouterr().err
+    saved = {"model": "demo", "image_size": None}  # the demo preset's own input size is 256
+    assert run_differences(saved, TrainSettings(out="x", image_size=256)) == []
+    assert run_differences(saved, TrainSettings(out="x", image_size=512)) == [("image_size", 256, 512)]
+    for bad in ("auto", 100, 0, True):
+        with pytest.raises(ValueError, match=rf"image_size must be a positive multiple of 32 pixels .*got {bad!r}"):
+            TrainSettings(out="x", image_size=bad)

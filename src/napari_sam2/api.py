@@ -5,12 +5,17 @@
     session = napari_sam2.get_session(viewer)      # the open widget's VideoSession
     result = napari_sam2.track_cells(viewer)       # track every cell (see napari_sam2.track_all.track_cells)
 
+Shapes: both return labels without the colour/channel axis, and a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives
+(Y, X) labels from both. A stack gives (T, Y, X) from both; only with ``fixed`` (e.g. z of a (T, Z, Y, X) stack) do
+they differ: segment() keeps the fixed axes (filled at the slice), track_cells() returns the (T, Y, X) planes tracked.
+
 Every input is checked before the model is built, and each mistake is a ValueError that names the
 argument, what was wrong and what is accepted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -20,14 +25,15 @@ import sam2_model as sm
 from sam2_model.build import WeightsArg
 from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack
+from sam2_model.tracking import TrackingResult
 
+from . import track_all
 from .controller import SegmentationController
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, resolve_image_size,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
-from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")
@@ -265,11 +271,12 @@ def segment(
     smooth: float = 0.0,
     object_window: ObjectWindowArg = AUTO,
 ) -> np.ndarray:
-    """Segment and track objects through ``image``; returns uint32 labels of the image's shape less its colour axis.
+    """Segment and track objects through ``image``; returns uint32 labels of the image's shape less its colour axis:
+    (T, Y, X) for a stack, (Y, X) for a single 2-D image (as :func:`track_cells` returns).
 
     image: (T, Y, X) stack or (Y, X) image, RGB(A) as a trailing axis of 3 or 4 (detected when ``rgb`` is
-        None for 3D/4D arrays; pass rgb=False for a (T, Y, 3) stack), a napari Image layer, anything
-        ``np.asarray`` takes (nested lists), or a path (TIFF, .npy, zarr, a folder of frames).
+        None for 3D/4D arrays; fluorescence channels there: channel_axis=-1 and ``channel``), a napari Image
+        layer, anything ``np.asarray`` takes (nested lists), or a path (TIFF, .npy, zarr, a folder of frames).
         Other 4D+ data: ``frame_axis`` is propagated, ``channel_axis`` holds channels (``channel``:
         an index, "mean" or "max"; 3 channels without it are RGB) and ``fixed`` = {axis: index} pins
         each remaining axis (e.g. z in (T, Z, Y, X)); the labels keep those axes, filled at the slice.
@@ -337,7 +344,7 @@ def segment(
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
     split_corrections(prompts, direction)  # corrections that correct nothing: refused before the model is built
-    first = FrameView(data, layout)[0]
+    first = first_frame_seen(data, axes)
     size = resolve_image_size(image_size, first, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
     window = resolve_object_window(object_window, first, model, net.image_size)
@@ -351,6 +358,21 @@ def segment(
     for _ in controller.segment_table(prompts, direction, progress):
         pass
     return labels
+
+
+def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
+    """The first frame of ``data`` as the model is shown it: (H, W), or (H, W, 3) colour. A picked channel or a
+    composite of channels is applied, so that "auto" input sizes and object windows are measured on what is
+    segmented, not on every channel mixed (data: the array-like, an RGBA one already without its alpha)."""
+    frame = np.asarray(FrameView(data, axes.layout)[0])
+    options = axes.session_options
+    if "channel" in options:
+        return frame[..., options["channel"]]
+    if options.get("composite") == "max":
+        return frame.max(axis=-1)
+    if options.get("composite") == "mean":
+        return frame.mean(axis=-1)
+    return frame
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:
@@ -399,3 +421,35 @@ def get_session(viewer: Any) -> Optional[sm.VideoSession]:
     """The VideoSession behind the open widget (None until something was segmented)."""
     controller = get_widget(viewer).controller
     return None if controller is None else controller.session
+
+
+def track_cells(target: Any, image: Any = None, **options: Any) -> TrackingResult:
+    """Detect and track every cell of ``target`` (a viewer, or an image as :func:`segment` takes it).
+
+    The arguments are those of :func:`napari_sam2.track_all.track_cells`. ``result.labels`` follows
+    :func:`segment`'s rule: a stack gives (T, Y, X) uint32 track ids (the planes tracked, also with ``fixed``),
+    and a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X); its lineage rows then begin and end at
+    frame 0, ``frames_tracked`` is [0] and the Tracks data (``tracks_layer_data``) has t = 0.
+    """
+    result = track_all.track_cells(target, image, **options)
+    if result.labels.ndim == 3 and len(result.labels) == 1 and _is_single_image(target, options):
+        return dataclasses.replace(result, labels=result.labels[0])  # the other fields as they are
+    return result
+
+
+track_cells.__wrapped__ = track_all.track_cells  # type: ignore[attr-defined]  # help() shows its arguments
+
+
+def _is_single_image(target: Any, options: Mapping[str, Any]) -> bool:
+    """Whether :func:`track_cells` tracked one 2-D image (no frame axis): a viewer's current image, or ``target``
+    read and resolved as :func:`track_all.track_cells` did."""
+    if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer: its widget's image
+        controller = get_widget(target).controller
+        return controller is not None and controller.layout.frame_axis is None
+    is_layer = hasattr(target, "rgb") and hasattr(target, "data")
+    data = open_stack(target.data if is_layer else target)
+    rgb = options.get("rgb")
+    rgb = bool(target.rgb) if is_layer and rgb is None else rgb
+    axes = resolve_axes(data.shape, options.get("frame_axis", 0), rgb, options.get("channel_axis"),
+                        options.get("channel"), options.get("fixed"), getattr(data, "axes", None))
+    return axes.layout.frame_axis is None

@@ -227,7 +227,8 @@ def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
 
 
 def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, int]]:
-    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack."""
+    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack ((H, W): one frame, 0)."""
+    labels = labels[None] if labels.ndim == 2 else labels
     rows = []
     for frame in range(labels.shape[0]):
         ids, counts = np.unique(labels[frame], return_counts=True)

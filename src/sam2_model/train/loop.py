@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..build import build_model, load_checkpoint, resolve_device
+from ..config import get_config
 from ..modeling.sam2 import SAM2Model
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
 from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
@@ -98,14 +99,26 @@ class TrainSettings:
         if self.time_limit is not None and not (float(self.time_limit) > 0):
             raise ValueError(f"time_limit must be a positive number of seconds (or None: no limit), "
                              f"got {self.time_limit!r}")
-        if self.alternate_image_size is not None and not (
-                int(self.alternate_image_size) > 0 and int(self.alternate_image_size) % 32 == 0):
-            raise ValueError(f"alternate_image_size must be a positive multiple of 32 (e.g. 512 beside a 256 px "
-                             f"model; None: one size), got {self.alternate_image_size!r}")
+        self.image_size = _input_size(self.image_size, "image_size", "None: the preset's own")
+        self.alternate_image_size = _input_size(self.alternate_image_size, "alternate_image_size",
+                                                "e.g. 512 beside a 256 px model; None: one size")
         # older runs and scripts spelled these flags 1/0 and 1/0/-1 (-1: on random init only)
         self.positional_init = bool(self.positional_init)
         if self.memory_positional_init is not None and not isinstance(self.memory_positional_init, bool):
             self.memory_positional_init = None if int(self.memory_positional_init) < 0 else bool(self.memory_positional_init)
+
+
+def _input_size(value: Any, name: str, default: str) -> Optional[int]:
+    """An input size setting as an int (512, "512" and 512.0 are one size), or None; a ValueError naming ``name``."""
+    if value is None:
+        return None
+    try:
+        size = int(str(value).strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        size = None
+    if isinstance(value, bool) or size is None or size != float(value) or size <= 0 or size % 32:
+        raise ValueError(f"{name} must be a positive multiple of 32 pixels ({default}), got {value!r}")
+    return size
 
 
 @torch.no_grad()
@@ -288,7 +301,8 @@ def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> Lis
 
 # What may change when a run resumes: where and how it runs, and its number of steps (a larger one extends the run).
 # Every other setting stays the run's own (weights.json records one set of settings for the whole run); a stack given
-# by path may move, its content is checked by fingerprint.
+# by path may move, its content is checked by fingerprint (and a run never changes between synthetic clips and a stack:
+# run_differences names that "training data"). image_size is compared as the size it resolves to (None: the preset's).
 RESUME_MAY_CHANGE = ("out", "steps", "time_limit", "device", "data_workers", "save_every", "batch_clips", "stack",
                      "labels")
 
@@ -309,13 +323,42 @@ def _same_setting(name: str, saved: Any, now: Any) -> bool:
     return saved == now
 
 
-def run_differences(saved: Dict[str, Any], settings: TrainSettings) -> List[Tuple[str, Any, Any]]:
+def _resolved_image_size(model: Any, value: Any) -> Any:
+    """The input size ``value`` gives ``model`` (None: the preset's own; "512": 512), or ``value`` where none."""
+    try:
+        return get_config(str(model), _input_size(value, "image_size", "")).image_size
+    except (ValueError, TypeError):
+        return value
+
+
+def _data_kind(fingerprint: Optional[str], data: Any) -> str:
+    """What a run trains on, in words, from its data fingerprint (None: synthetic clips of kind ``data``)."""
+    return f"synthetic clips (data {data!r})" if fingerprint is None else "a stack and its labels"
+
+
+def run_differences(saved: Dict[str, Any], settings: TrainSettings,
+                    data: Optional[Tuple[Optional[str], Optional[str]]] = None) -> List[Tuple[str, Any, Any]]:
     """(name, the run's value, the given value) for each setting in which ``settings`` differ from a run's
     ``saved`` settings (``last.pt``'s or ``weights.json``'s): empty when ``settings`` may resume that run.
-    Settings a run saved before they existed are not compared."""
+    Settings a run saved before they existed are not compared. ``image_size`` is compared (and listed) as the size
+    it resolves to, so None and the preset's own size, or 512 and "512", are the same. ``data``: (the run's data
+    fingerprint, these data's; None for synthetic clips), where both are known: a run on synthetic clips resumed on
+    a stack, or the other way round, differs in "training data"."""
     now = dataclasses.asdict(settings)
-    return [(name, saved[name], now[name]) for name in now
-            if name not in RESUME_MAY_CHANGE and name in saved and not _same_setting(name, saved[name], now[name])]
+    differences = []
+    for name in now:
+        if name in RESUME_MAY_CHANGE or name not in saved:
+            continue
+        before, given = saved[name], now[name]
+        if name == "image_size":
+            before, given = _resolved_image_size(saved.get("model", now["model"]), before), \
+                _resolved_image_size(now["model"], given)
+        if not _same_setting(name, before, given):
+            differences.append((name, before, given))
+    if data is not None and (data[0] is None) != (data[1] is None):
+        differences.append(("training data", _data_kind(data[0], saved.get("data", now["data"])),
+                            _data_kind(data[1], now["data"])))
+    return differences
 
 
 def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSettings) -> bool:
@@ -367,16 +410,19 @@ def train(
         if held_before != settings.hold_out:  # else the held-out frames would be trained on, or some never
             raise RunConflict(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
                               f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
-        fingerprint = state.get("data_fingerprint")  # runs saved before 2026-12-06 have none
-        if fingerprint is not None and isinstance(source, StackClips) and fingerprint != source.fingerprint():
+        fingerprint = state.get("data_fingerprint")  # runs saved before 2026-12-06 have none (not even the key)
+        given = source.fingerprint() if isinstance(source, StackClips) else None
+        if fingerprint is not None and given is not None and fingerprint != given:
             raise RunConflict(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
                               "since it started): start a new run folder, or resume it with the same data")
-        differences = run_differences(state.get("settings", {}), settings)
+        data = (fingerprint, given) if "data_fingerprint" in state else None
+        differences = run_differences(state.get("settings", {}), settings, data)
         if differences:  # else weights.json would record settings the run did not train with
-            listed = ", ".join(f"{name} {before!r} (not {now!r})" for name, before, now in differences)
-            raise RunConflict(f"{last} is a run with {listed}: resume it with its own settings (only steps, "
-                              "time_limit, device, data_workers, save_every and batch_clips may change) or start a "
-                              "new run folder")
+            listed = ", ".join(f"{name} {before!r} (not {now!r})" if name != "training data" else
+                               f"{name} {before} (not {now})" for name, before, now in differences)
+            raise RunConflict(f"{last} is a run with {listed}: resume it with its own settings and data (only steps, "
+                              "time_limit, device, data_workers, save_every and batch_clips may change, and where "
+                              "the same stack and labels are read from) or start a new run folder")
         done, sessions_before = int(state["step"]), state.get("sessions") or [{}]
         if run_is_finished(done, sessions_before[-1].get("stopped_by"), settings):
             raise RunFinished(f"{out} holds a finished run of {done} steps (weights in {out / 'weights.pt'}), no "
