@@ -526,3 +526,63 @@ def test_start_frame_beyond_a_stack_fails_that_stack(data, tmp_path):
                      tracking_options={"start_frame": 9}, axes=AxisOptions(names="cli"))
     row = process_stack(task)
     assert row["status"] == "failed" and "--start-frame 9 is not a frame of this stack (0..4)" in row["error"]
+
+
+def test_auto_outputs_of_a_stack_agree_when_a_track_has_a_gap(data, tmp_path, monkeypatch):
+    """labels.tif, objects.csv, tracks.csv, the CTC folder and the GEFF of one stack name the same tracks (batch
+    wrote the labels and tables unsplit and only the CTC folder split); in-process task."""
+    from dataclasses import replace
+
+    from sam2_model import tracking
+    from sam2_model.tracking import read_ctc, read_geff
+
+    real = tracking.track_cells
+
+    def missed_for_a_frame(*args, **kwargs):  # the real tracker's result, one cell missed on frame 2
+        result = real(*args, **kwargs)
+        labels = result.labels.copy()
+        whole = [t.track_id for t in result.lineage.rows() if t.begin <= 1 and t.end >= 3]
+        labels[2][labels[2] == whole[0]] = 0
+        return replace(result, labels=labels)
+
+    monkeypatch.setattr(tracking, "track_cells", missed_for_a_frame)
+    task = StackTask("s0", str(data / "s0.tif"), str(tmp_path), ModelSpec(**MODEL), auto=True,
+                     tracking_options={"cell_diameter": (6, 30)}, axes=AxisOptions(names="cli"))
+    row = process_stack(task)
+    assert row["status"] == "ok", row["error"]
+    folder = tmp_path / "s0"
+    ctc_labels, ctc_lineage = read_ctc(folder / "ctc")
+    np.testing.assert_array_equal(_labels(tmp_path, "s0"), ctc_labels)
+    with open(folder / "tracks.csv") as handle:
+        rows = sorted((int(r["track_id"]), int(r["begin"]), int(r["end"]), int(r["parent_id"]))
+                      for r in csv.DictReader(handle))
+    assert rows == sorted(tuple(int(v) for v in r) for r in ctc_lineage.to_array())
+    assert any(parent for *_, parent in rows)  # the piece after the gap, linked to the piece before
+    with open(folder / "objects.csv") as handle:
+        measured = {(int(r["frame"]), int(r["obj_id"])) for r in csv.DictReader(handle)}
+    assert measured == {(t, int(i)) for t in range(len(ctc_labels)) for i in np.unique(ctc_labels[t]) if i}
+    graph, _ = read_geff(folder / "tracks.geff")
+    assert graph.number_of_nodes() == len(measured)
+    assert row["objects"] == len(rows)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"start_frame": 0, "reverse": True}, "--direction backward from --start-frame 0: there is nothing before"),
+    ({"start_frame": 4}, "--direction forward from --start-frame 4: frame 4 is the stack's last (0..4)"),
+])
+def test_one_way_auto_with_nothing_to_track_fails_that_stack(data, tmp_path, options, message):
+    """The rule of track --auto, checked against each stack (in-process task), before any model is built."""
+    task = StackTask("s0", str(data / "s0.tif"), str(tmp_path), ModelSpec(**MODEL), auto=True,
+                     tracking_options=options, axes=AxisOptions(names="cli"))
+    row = process_stack(task)
+    assert row["status"] == "failed" and message in row["error"], row["error"]
+    assert not (tmp_path / "s0").exists()
+
+
+def test_prompts_forward_from_the_last_frame_fails_that_stack(data, tmp_path):
+    prompts = tmp_path / "last.csv"
+    prompts.write_text("frame,obj_id,y,x,label\n4,1,40,40,1\n")
+    task = StackTask("s0", str(data / "s0.tif"), str(tmp_path), ModelSpec(**MODEL), prompts=str(prompts),
+                     direction="forward", axes=AxisOptions(names="cli"))
+    row = process_stack(task)
+    assert row["status"] == "failed" and "--direction forward from the first prompted frame (4)" in row["error"]

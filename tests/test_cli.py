@@ -274,3 +274,33 @@ def test_an_object_with_no_pixel_is_named(tmp_path, capsys):
     labels = tifffile.imread(tmp_path / "out.tif")
     gone = sorted({1, 2} - set(np.unique(labels).tolist()))
     assert gone and f"object {gone[0]} of the prompts has no pixel in the labels" in captured.err
+
+
+def test_sam2_train_help_explains_the_command_its_workflows_and_every_option(capsys, monkeypatch):
+    """sam2-train --help: what the command does, where a run's files go, fine-tune / resume examples, and for every
+    option what it means and its default (not a bare "(default: X)")."""
+    import dataclasses
+    import sys
+
+    from sam2_model.train.__main__ import parse_args
+    from sam2_model.train.loop import TrainSettings
+
+    monkeypatch.setattr(sys, "argv", ["sam2-train"])
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    assert text.startswith("usage: sam2-train")
+    assert "fine-tune one on your own labelled time-lapse" in flat
+    for output in ("last.pt", "history.csv", "weights.pt", "weights.json"):
+        assert output in flat, output
+    assert "workflows:" in text and "--stack movie.tif --labels movie_labels.tif" in text
+    assert "resume: run the same command again" in flat and "--checkpoint runs/mine/weights.pt" in flat
+    options = re.findall(r"^  (--[a-z-]+)(?: [A-Z_]+)?\s*(.*?)(?=^  --|^  -h|\Z)", text.split("options:")[1]
+                         .split("workflows:")[0], flags=re.M | re.S)
+    helps = {option: " ".join(body.split()) for option, body in options}
+    for field in dataclasses.fields(TrainSettings):
+        option = "--" + field.name.replace("_", "-")
+        assert option in helps, option
+        assert not helps[option].startswith("(default"), f"{option} says only its default: {helps[option]}"
+        assert helps[option].count("(default:") == (field.name != "out"), helps[option]  # --out: (required)

@@ -168,3 +168,137 @@ def test_several_outputs_are_written_all_or_nothing(tmp_path):
                           (tmp_path / "new.tif", tmp_path / "missing" / "l.tif")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
     assert (tmp_path / "t.csv").read_text() == "the previous table"
+
+
+def test_track_creates_no_folder_when_a_later_check_fails(tmp_path, capsys):
+    """-o new/x.tif (and --auto's outputs) make no folder when the run stops before writing (here: the model)."""
+    args = write_case(tmp_path) + ["--model", "nope"]
+    assert main(args + ["--prompts", str(tmp_path / "prompts.csv"), "-o", str(tmp_path / "new" / "x.tif")]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(args + ["--auto", "--ctc", str(tmp_path / "new2" / "res"), "--table", str(tmp_path / "new3" / "t.csv"),
+                        "-o", str(tmp_path / "new4" / "l.tif")]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.csv", "stack.tif"]
+
+
+def test_write_outputs_removes_the_folders_it_made_when_it_fails(tmp_path):
+    _, lineage = labels_and_lineage()
+
+    def failing(to: Path) -> None:
+        raise OSError("disk full")
+
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(OSError):
+        write_outputs([(tmp_path / "a" / "b" / "t.csv", lambda to: write_track_table(to, lineage)),
+                       (tmp_path / "kept" / "c" / "l.tif", failing)])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+
+
+@pytest.mark.parametrize("option", ["-o", "--table"])
+def test_an_existing_output_is_refused_naming_it_and_overwrite(tmp_path, capsys, no_model, option):
+    existing = tmp_path / ("l.tif" if option == "-o" else "t.csv")
+    existing.write_text("an earlier result")
+    prompted = ["--prompts", str(tmp_path / "prompts.csv")] if option == "-o" else ["--auto"]
+    assert main(write_case(tmp_path) + prompted + [option, str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{existing} exists: choose a new name, or pass --overwrite to replace it" in err, err
+    assert existing.read_text() == "an earlier result"
+
+
+def test_track_overwrite_replaces_labels(tmp_path, capsys):
+    out = tmp_path / "l.tif"
+    out.write_text("an earlier result")
+    args = write_case(tmp_path) + ["--prompts", str(tmp_path / "prompts.csv"), "-o", str(out), "--overwrite"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert tifffile.imread(out).shape == (3, 96, 96)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.tif", "prompts.csv", "stack.tif"]
+
+
+def test_auto_overwrite_replaces_an_earlier_run_but_no_other_folder(tmp_path, capsys):
+    from sam2_model.tracking import read_ctc
+
+    out = tmp_path / "w"
+    outputs = ["--ctc", str(out / "res"), "--geff", str(out / "t.geff"), "--table", str(out / "t.csv"),
+               "-o", str(out / "l.tif")]
+    args = write_case(tmp_path) + ["--auto", "--cell-diameter", "10", "40"] + outputs
+    assert main(args) == 0, capsys.readouterr().err
+    first = {p: p.stat().st_mtime_ns for p in (out / "l.tif", out / "t.csv")}
+    assert main(args) == 2
+    assert "--ctc " + str(out / "res") + " exists and is not empty: choose a new folder, or pass --overwrite to " \
+        "replace an earlier CTC result" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0, capsys.readouterr().err
+    assert all(p.stat().st_mtime_ns != t for p, t in first.items())
+    labels, _ = read_ctc(out / "res")
+    np.testing.assert_array_equal(tifffile.imread(out / "l.tif"), labels)
+    assert sorted(p.name for p in out.iterdir()) == ["l.tif", "res", "t.csv", "t.geff"]  # nothing set aside is left
+    (out / "res" / "notes.txt").write_text("mine")  # not only a CTC result any more: --overwrite leaves it be
+    assert main(args + ["--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--ctc: " in err and "holds other files (notes.txt" in err and "--overwrite replaces an earlier CTC" in err
+    assert (out / "res" / "notes.txt").read_text() == "mine"
+
+
+def gapped_labels_and_lineage():
+    """Track 1 is missing on frame 1 (as a tracker gives when a cell is missed for a frame); track 2 is whole."""
+    labels = np.zeros((4, 16, 16), np.uint32)
+    labels[[0, 2, 3], 2:6, 2:6] = 1
+    labels[:, 9:13, 9:13] = 2
+    return labels, Lineage([Track(1, 0, 3, 0, "end of stack"), Track(2, 0, 3, 0, "end of stack")])
+
+
+def test_auto_outputs_of_one_run_agree_and_are_made_consistent_once(tmp_path, monkeypatch):
+    """One writer for track --auto and batch --auto: labels, table, GEFF and CTC folder hold the same tracks (the
+    gap splits track 1 into two pieces in every output), from one ctc_consistent pass."""
+    import csv
+
+    import sam2_model.tracking.ctc_io as ctc_io
+    import napari_sam2.track_export as track_export
+    from sam2_model.tracking import ctc_consistent, read_ctc, read_geff
+    from napari_sam2.track_export import AutoOutputs, write_auto_outputs
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return ctc_consistent(*args, **kwargs)
+
+    monkeypatch.setattr(ctc_io, "ctc_consistent", counted)
+    monkeypatch.setattr(track_export, "ctc_consistent", counted)
+    labels, lineage = gapped_labels_and_lineage()
+    outputs = AutoOutputs(labels=tmp_path / "l.tif", tracks=tmp_path / "t.csv", ctc=tmp_path / "res",
+                          geff=tmp_path / "t.geff")
+    written, table = write_auto_outputs(labels, lineage, outputs, write_all=write_outputs)
+    assert len(calls) == 1
+    ctc_labels, ctc_lineage = read_ctc(tmp_path / "res")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), ctc_labels)
+    np.testing.assert_array_equal(written, ctc_labels)
+    assert sorted(np.unique(ctc_labels).tolist()) == [0, 1, 2, 3]  # the piece after the gap is track 3
+    with open(tmp_path / "t.csv") as handle:
+        rows = sorted((int(r["track_id"]), int(r["begin"]), int(r["end"]), int(r["parent_id"]))
+                      for r in csv.DictReader(handle))
+    assert rows == sorted(tuple(int(v) for v in row) for row in ctc_lineage.to_array()) == \
+        [(1, 0, 0, 0), (2, 0, 3, 0), (3, 2, 3, 1)]
+    assert sorted(t.track_id for t in table.rows()) == [1, 2, 3]
+    graph, _ = read_geff(tmp_path / "t.geff")
+    assert graph.number_of_nodes() == 1 + 4 + 2  # one node per track and frame: 1 on 0, 2 on 0..3, 3 on 2..3
+
+
+def test_track_auto_makes_its_outputs_consistent_once(tmp_path, capsys, monkeypatch):
+    """track --auto --ctc ran ctc_consistent on the result, then write_ctc ran it again on consistent data."""
+    import sam2_model.tracking.ctc_io as ctc_io
+    import napari_sam2._cli_auto as cli_auto
+    import napari_sam2.track_export as track_export
+    from sam2_model.tracking import ctc_consistent
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return ctc_consistent(*args, **kwargs)
+
+    for module in (ctc_io, cli_auto, track_export):
+        monkeypatch.setattr(module, "ctc_consistent", counted, raising=False)
+    out = tmp_path / "w"
+    assert main(write_case(tmp_path) + ["--auto", "--cell-diameter", "10", "40", "--ctc", str(out / "res"),
+                                        "--table", str(out / "t.csv"), "-o", str(out / "l.tif")]) == 0
+    assert len(calls) == 1

@@ -7,20 +7,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
-import numpy as np
 from tqdm import tqdm
 
 from sam2_model.atomic_files import publish_together, remove, staging_path
-from sam2_model.tracking import (MIN_CONTRAST, SEEDINGS, ctc_consistent, evaluate_ctc, track_cells, write_ctc, write_geff,
-                                 write_track_table)
+from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells
 
 from ._cli_outputs import prepare_file, prepare_folder
-from .export import save_labels_tiff
+from .track_export import AutoOutputs, Write, check_replaceable, write_auto_outputs
+
+LABELS_SUFFIXES = (".tif", ".tiff")  # -o/--output
 
 DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
@@ -91,10 +92,12 @@ def check_detection_options(args: argparse.Namespace) -> None:
 
 
 def check_output_kinds(args: argparse.Namespace) -> None:
-    """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table not a folder;
-    no other output inside the --ctc folder (it is written whole, with the challenge's files only)."""
+    """Before anything is read or created: --ctc a new or empty folder, --geff a new name, --table and -o/--output
+    files (never folders); an existing output only with --overwrite (and --ctc/--geff only over an earlier result of
+    their kind); no other output inside the --ctc folder (it is written whole, with the challenge's files only).
+    Nothing is created; the paths in ``args`` become absolute."""
+    overwrite = bool(getattr(args, "overwrite", False))
     if args.ctc is not None:
-        prepare_folder("--ctc", args.ctc, create=False)
         ctc = Path(args.ctc).expanduser().absolute()
         others = (("--geff", args.geff), ("--table", args.table), ("-o/--output", getattr(args, "output", None)))
         for option, path in others:
@@ -102,43 +105,47 @@ def check_output_kinds(args: argparse.Namespace) -> None:
                 raise ValueError(f"{option} {path} lies inside --ctc {args.ctc}, which is written whole and holds the "
                                  "challenge's files only (mask%03d.tif, res_track.txt): choose a path outside it, "
                                  f"e.g. beside it in {ctc.parent}")
+        args.ctc = prepare_folder("--ctc", args.ctc, overwrite=overwrite, what="an earlier CTC result",
+                                  replaceable=lambda path: check_replaceable("ctc", path))
     if args.geff is not None:
-        prepare_folder("--geff", args.geff, must_be_new=True, create=False)
+        args.geff = prepare_folder("--geff", args.geff, must_be_new=True, overwrite=overwrite,
+                                   what="an earlier GEFF", replaceable=lambda path: check_replaceable("geff", path))
     if args.table is not None:
-        prepare_file("--table", args.table, kind="tracks table", example="tracks.csv", create=False)
+        args.table = prepare_file("--table", args.table, kind="tracks table", example="tracks.csv",
+                                  overwrite=overwrite)
+    if getattr(args, "output", None) is not None:
+        args.output = prepare_file("-o/--output", args.output, LABELS_SUFFIXES, kind="labels file",
+                                   example="labels.tif", overwrite=overwrite)
 
 
-def prepare_auto_outputs(args: argparse.Namespace) -> None:
-    """Check every output of --auto and create the folders above them (before the model is built and tracking
-    starts); the paths in ``args`` become absolute. -o/--output is prepared by ``cli.prepare_output``."""
-    if args.ctc is not None:
-        args.ctc = prepare_folder("--ctc", args.ctc)
-    if args.geff is not None:
-        args.geff = prepare_folder("--geff", args.geff, must_be_new=True)
-    if args.table is not None:
-        args.table = prepare_file("--table", args.table, kind="tracks table", example="tracks.csv")
-
-
-def write_outputs(writes: List[Tuple[Path, Callable[[Path], Any]]]) -> None:
+def write_outputs(writes: Sequence[Write]) -> None:
     """Write every output, all or nothing: each ``write(staging)`` goes to a hidden name beside its final path,
-    then all are renamed into place together; a failure or Ctrl-C leaves none of them (and no staging files)."""
+    then all are renamed into place together; a failure or Ctrl-C leaves none of them (and no staging files, and
+    none of the missing folders made for them)."""
+    made: List[Path] = []  # folders created here, outermost first
     staged: List[Tuple[Path, Path]] = []
     try:
         for final, write in writes:
+            made += [folder for folder in reversed(final.parents) if not folder.exists() and folder not in made]
             final.parent.mkdir(parents=True, exist_ok=True)
             staged.append((staging_path(final), final))
             write(staged[-1][0])
+        publish_together(staged)
     except BaseException:
         for staging, _ in staged:
             remove(staging)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
         raise
-    publish_together(staged)
 
 
 def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
     """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
 
-    From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward"."""
+    From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward". Every output holds the
+    same CTC-consistent result (:func:`napari_sam2.track_export.write_auto_outputs`, the writer batch uses too),
+    written all or nothing (:func:`write_outputs`)."""
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
@@ -159,19 +166,9 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
                              divisions=not args.no_divisions, min_contrast=args.min_contrast,
                              progress=progress)
         bar.close()
-        labels, lineage = result.labels, result.lineage
-        if args.ctc:  # every output holds the CTC-consistent result (tracks with gaps split), ids and table alike
-            labels, lineage = ctc_consistent(labels, lineage)
-        writes: List[Tuple[Path, Callable[[Path], Any]]] = []
-        if args.ctc:
-            writes.append((Path(args.ctc), lambda to: write_ctc(to, labels, lineage)))
-        if args.geff:
-            writes.append((Path(args.geff), lambda to: write_geff(to, labels, lineage)))
-        if args.table:
-            writes.append((Path(args.table), lambda to: write_track_table(to, lineage)))
-        if output:
-            writes.append((Path(output), lambda to: save_labels_tiff(labels.astype(np.uint32), to)))
-        write_outputs(writes)
+        outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
+                              geff=_path(args.geff))
+        _, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)
@@ -179,6 +176,10 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
     divided = len(lineage.divisions())
     print(f"tracked {len(lineage)} tracks ({divided} divisions) over {len(result.frames_tracked)} frames")
     return 0
+
+
+def _path(value: Any) -> Optional[Path]:
+    return None if value is None else Path(value)
 
 
 def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:

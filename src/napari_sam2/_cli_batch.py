@@ -45,7 +45,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="with --auto: detect the cells on this frame of every stack and track from it (default 0)")
     source.add_argument("--direction", default=None, choices=("forward", "backward", "both"),
                         help="prompts: from the first prompted frame (default both); --auto: from --start-frame, "
-                             "forward (default) or backward")
+                             "forward (default) or backward, not both (the rule of track --auto); a stack where that "
+                             "way has nothing to track (backward from frame 0, forward from its last) fails")
     add_axis_arguments(parser.add_argument_group(
         "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis"))
     model = parser.add_argument_group("model")

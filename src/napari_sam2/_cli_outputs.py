@@ -2,7 +2,8 @@
 
 Each check names the option, what was wrong and what it accepts: an output that is an input (or lies inside a
 folder being read), a folder where a file is expected or a file where a folder is expected, a folder that cannot
-be created or written. Missing parent folders are created.
+be created or written, an output that exists (replaced only with --overwrite). The checks create nothing: missing
+folders are made when the outputs are written, once every check has passed and the work is done.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 Named = Tuple[str, Path]  # (option or description, path)
 
@@ -47,25 +48,36 @@ def check_distinct(outputs: Sequence[Named]) -> None:
                 raise ValueError(f"{first} and {second} both name {a}; give each output its own path")
 
 
-def make_parent(option: str, path: Path) -> None:
-    """Create the folders above ``path`` and check that a file can be created there (ValueError otherwise)."""
+def check_writable(option: str, path: Path) -> None:
+    """Check that ``path`` could be created, creating nothing (ValueError otherwise): the nearest existing folder
+    above it must be a writable folder. Missing folders are made only when the outputs are written."""
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ValueError(f"{option} {path} cannot be written: {blocker} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
-            pass
-    except OSError as error:
-        raise ValueError(f"{option} {path} cannot be written ({error.strerror or error})") from None
+    existing = next(p for p in path.parents if p.exists())
+    if existing == path.parent:  # try it: a temporary file, removed at once
+        try:
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+                pass
+        except OSError as error:
+            raise ValueError(f"{option} {path} cannot be written ({error.strerror or error})") from None
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path} cannot be written: its folders cannot be created in {existing} "
+                         "(permission denied)")
+
+
+def refuse_existing(option: str, path: Path, what: str) -> None:
+    """ValueError for an output ``path`` that exists, naming --overwrite (``what``: what it would replace)."""
+    raise ValueError(f"{option} {path} exists: choose a new name, or pass --overwrite to replace {what}")
 
 
 def prepare_file(option: str, path: Path, suffixes: Optional[Sequence[str]] = None, kind: str = "file",
-                 example: str = "name", create: bool = True) -> Path:
-    """Check an output file before any work; returns its absolute path.
+                 example: str = "name", overwrite: bool = False) -> Path:
+    """Check an output file before any work, creating nothing; returns its absolute path.
 
     ``suffixes``: the accepted endings (e.g. (".tif", ".tiff")), or None for any; ``kind`` and ``example`` name
-    the file in messages (e.g. "labels file", "labels.tif"); ``create=False`` checks without creating folders.
+    the file in messages (e.g. "labels file", "labels.tif"); an existing file is refused unless ``overwrite``
+    (--overwrite) is given.
     """
     path = Path(path).expanduser().absolute()
     if suffixes and path.suffix.lower() not in suffixes:
@@ -73,21 +85,30 @@ def prepare_file(option: str, path: Path, suffixes: Optional[Sequence[str]] = No
         raise ValueError(f"{option} must name a {accepted} file, got {path.name!r}")
     if path.is_dir():
         raise ValueError(f"{option} {path} is a folder; name the {kind} inside it (e.g. {path / example})")
-    if create:
-        make_parent(option, path)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        refuse_existing(option, path, "it")
+    check_writable(option, path)
     return path
 
 
-def prepare_folder(option: str, path: Path, must_be_new: bool = False, create: bool = True) -> Path:
-    """Check an output folder before any work: a new or empty folder (``must_be_new``: a name that does not
-    exist yet). The folders above it are created (unless ``create`` is False); returns its absolute path."""
+def prepare_folder(option: str, path: Path, must_be_new: bool = False, overwrite: bool = False,
+                   replaceable: Optional[Callable[[Path], None]] = None, what: str = "it") -> Path:
+    """Check an output folder before any work, creating nothing: a new or empty folder (``must_be_new``: a name
+    that does not exist yet). With ``overwrite`` (--overwrite) an existing one is accepted when ``replaceable(path)``
+    raises no ValueError (an earlier result of the same kind, ``what``). Returns its absolute path."""
     path = Path(path).expanduser().absolute()
-    if path.exists() and must_be_new:
-        raise ValueError(f"{option} {path} exists: choose a new name")
-    if path.exists() and not path.is_dir():
+    if path.exists() and not path.is_dir() and not must_be_new:
         raise ValueError(f"{option} {path} is a file; it expects a folder: choose a new or empty folder")
-    if path.is_dir() and any(path.iterdir()):
-        raise ValueError(f"{option} {path} exists and is not empty: choose a new folder")
-    if create:
-        make_parent(option, path)
+    taken = path.exists() and (must_be_new or any(path.iterdir()))
+    if taken and not overwrite:
+        if must_be_new:
+            refuse_existing(option, path, what)
+        raise ValueError(f"{option} {path} exists and is not empty: choose a new folder, or pass --overwrite to "
+                         f"replace {what}")
+    if taken and replaceable is not None:
+        try:
+            replaceable(path)
+        except ValueError as error:
+            raise ValueError(f"{option}: {error} (--overwrite replaces {what} only)") from None
+    check_writable(option, path)
     return path

@@ -28,7 +28,7 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from .api import COMPOSITES, DIRECTIONS
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
 from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
-from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
+from .batch_worker import AxisOptions, ModelSpec, StackTask, auto_direction, process_stack
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
 PathLike = Union[str, os.PathLike]
@@ -168,17 +168,14 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
         raise ValueError(f"{name('zarr_above_gb')} must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
 
 
-def _check_direction(direction: Optional[str], auto: bool, name: Any) -> str:
-    """``direction`` checked: prompts propagate "both" ways by default; automatic tracking goes "forward" from its
-    start frame unless "backward" is asked for ("both" is refused there)."""
+def _check_direction(direction: Optional[str], auto: bool, name: Any, names: str = "api") -> str:
+    """``direction`` checked: prompts propagate "both" ways by default; automatic tracking follows
+    :func:`napari_sam2.batch_worker.auto_direction` (the rule ``track --auto`` follows too)."""
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"{name('direction')} must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if not auto:
         return direction or "both"
-    if direction == "both":
-        raise ValueError(f"{name('direction')} both: automatic tracking ({name('auto')}) runs one way from its start "
-                         "frame; give forward (the default) or backward")
-    return direction or "forward"
+    return auto_direction(direction, names)
 
 
 def _check_prompts_dir(prompts_dir: Optional[PathLike], auto: bool, name: Any) -> Optional[Path]:
@@ -290,7 +287,9 @@ def batch(
     model / checkpoint / device / image_size / object_window: as in :func:`napari_sam2.api.segment`; "auto" picks
     each stack's input size (and, for prompts, object window) from its first frame (with auto=True: its start frame).
     direction: prompts: "forward", "backward" or "both" (the default) from the first prompted frame; auto=True:
-    "forward" (the default) or "backward" from ``start_frame`` (a tracking option).
+    "forward" (the default) or "backward" from ``start_frame`` (a tracking option), "both" refused (the rule of
+    ``napari-sam2 track --auto`` too). A stack where one way has nothing to track (backward from frame 0, forward
+    from its last frame) fails with that reason.
     workers: worker processes of a local cluster (one per GPU with CUDA); scheduler: the address of an
     existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
     overwrite: redo stacks whose outputs are complete (otherwise they are skipped).
@@ -319,7 +318,7 @@ def batch(
     limits = check_contrast_limits(contrast_limits, word("contrast_limits"))
     size = check_image_size(image_size, word("image_size"))
     window = check_object_window(object_window, word("object_window"))
-    direction = _check_direction(direction, auto, word)
+    direction = _check_direction(direction, auto, word, axis_names)
     if auto:
         tracking_options = dict(tracking_options, reverse=direction == "backward")
     prompts_dir = _check_prompts_dir(prompts_dir, auto, word)

@@ -158,13 +158,53 @@ def view_layout(ndim: int) -> StackLayout:
     return StackLayout(ndim, 0, 3 if ndim == 4 else None)
 
 
+#: what the direction rule's messages call each setting: the keyword arguments (api) or the command's options (cli)
+DIRECTION_WORDS = {"api": {"direction": "direction", "auto": "auto=True", "start_frame": "start_frame"},
+                   "cli": {"direction": "--direction", "auto": "--auto", "start_frame": "--start-frame"}}
+
+
+def auto_direction(direction: Optional[str], names: str = "cli") -> str:
+    """The one rule for the direction of automatic tracking (``track --auto``, ``batch --auto``, ``batch(auto=True)``).
+
+    Automatic tracking runs one way from its start frame: "forward" (the default, None) towards the last frame, or
+    "backward" towards frame 0. "both" is refused, from any start frame (ValueError in the words of ``names``:
+    "cli" or "api"). Returns "forward" or "backward".
+    """
+    word = DIRECTION_WORDS[names]
+    if direction is None or direction in ("forward", "backward"):
+        return direction or "forward"
+    if direction == "both":
+        raise ValueError(f"{word['direction']} both: automatic tracking ({word['auto']}) runs one way from its start "
+                         f"frame ({word['start_frame']}, default 0): give forward (the default, towards the last "
+                         "frame) or backward (towards frame 0)")
+    raise ValueError(f"{word['direction']} must be forward or backward with {word['auto']}, got {direction!r}")
+
+
+def check_one_way(start: int, num_frames: int, direction: str, start_name: str, names: str = "cli") -> None:
+    """Refuse a one-way run with nothing to track: ``direction`` "backward" from frame 0, or "forward" from the last
+    frame, of a stack of ``num_frames`` > 1 frames; ``start_name`` says where the run starts (e.g. "--start-frame
+    0", "the first prompted frame (0)"). "both", and any direction on a single frame, pass."""
+    if num_frames <= 1 or direction == "both":
+        return
+    option = DIRECTION_WORDS[names]["direction"]
+    if direction == "backward" and start == 0:
+        raise ValueError(f"{option} backward from {start_name}: there is nothing before frame 0 to track; give "
+                         "forward (or start on a later frame)")
+    if direction == "forward" and start == num_frames - 1:
+        raise ValueError(f"{option} forward from {start_name}: frame {start} is the stack's last (0..{num_frames - 1}),"
+                         " there is nothing after it to track; give backward (or start on an earlier frame)")
+
+
 def start_frame(task: StackTask, frames: Frames) -> int:
     """The frame automatic tracking starts on (tracking option start_frame, default 0), checked against this stack
-    (ValueError naming the option as the batch's caller named it); 0 for prompts."""
+    (ValueError naming the option as the batch's caller named it; see :func:`check_one_way`); 0 for prompts."""
     start = int(task.tracking_options.get("start_frame", 0)) if task.auto else 0
+    option = DIRECTION_WORDS[task.axes.names]["start_frame"]
     if not 0 <= start < len(frames.view):
-        option = "--start-frame" if task.axes.names == "cli" else "start_frame"
         raise ValueError(f"{option} {start} is not a frame of this stack (0..{len(frames.view) - 1})")
+    if task.auto:
+        direction = "backward" if task.tracking_options.get("reverse") else "forward"
+        check_one_way(start, len(frames.view), direction, f"{option} {start}", task.axes.names)
     return start
 
 
@@ -177,10 +217,12 @@ def stack_model_spec(task: StackTask, frames: Frames) -> ModelSpec:
     return replace(task.model, image_size=auto_image_size(frame, task.model.model).image_size)
 
 
-def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both") -> list:
+def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli") -> list:
     """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
 
-    Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line.
+    Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line. A one-way
+    ``direction`` with nothing to track from the first prompted frame is refused (:func:`check_one_way`, in the
+    words of ``names``: "cli" or "api").
     """
     from .prompts_csv import box_problem, click_problem, read_prompt_lines
 
@@ -205,7 +247,10 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both") -
     prompts = collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
                               boxes_a[:, 5].astype(int), layout)
     try:
-        split_corrections(prompts, direction)  # an object with negative clicks only is refused before any work
+        starts, _ = split_corrections(prompts, direction)  # an object with negative clicks only is refused early
+        if starts:
+            first = min(p.frame for p in starts)
+            check_one_way(first, frames, direction, f"the first prompted frame ({first})", names)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     return prompts
@@ -232,7 +277,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
 def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     from .export import measure, save_table_csv
 
-    prompts = stack_prompts(Path(task.prompts), frames.view.shape, task.direction)
+    prompts = stack_prompts(Path(task.prompts), frames.view.shape, task.direction, task.axes.names)
     shape = frames.view.shape[:3]
     large = labels_nbytes(shape) > task.zarr_above
     if large:
@@ -258,25 +303,29 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     except ImportError as error:  # pragma: no cover - shipped together
         raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
     from .export import measure, save_table_csv
+    from .track_export import AutoOutputs, write_auto_outputs
 
     source = frame_source(frames.view, model, frames.session_options)
     try:
         result = tracking.track_cells(model, source, **task.tracking_options)
     finally:
         source.close()
-    labels = result.labels
-    if labels_nbytes(labels.shape) > task.zarr_above:
-        labels_name = "labels.ome.zarr"
-        create_zarr_labels(folder / labels_name, labels.shape)[:] = labels
-    else:
-        labels_name = "labels.tif"
-        write_labels_tiff(labels, folder / labels_name)
-    save_table_csv(measure(labels, frames.grey), folder / "objects.csv")
-    tracking.write_track_table(folder / "tracks.csv", result.lineage)
-    tracking.write_ctc(folder / "ctc", labels, result.lineage)
-    tracking.write_geff(folder / "tracks.geff", labels, result.lineage)
+    large = labels_nbytes(result.labels.shape) > task.zarr_above
+    labels_name = "labels.ome.zarr" if large else "labels.tif"
+
+    def write_labels(labels: np.ndarray, path: Path) -> None:
+        if large:
+            create_zarr_labels(path, labels.shape)[:] = labels
+        else:
+            write_labels_tiff(labels, path)
+
+    # the private folder is published whole later, so each output is written straight into it
+    labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(
+        labels=folder / labels_name, tracks=folder / "tracks.csv", ctc=folder / "ctc", geff=folder / "tracks.geff"),
+        write_labels=write_labels)
+    save_table_csv(measure(labels, frames.grey), folder / "objects.csv")  # the same ids as every other output
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
-    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(result.lineage)}
+    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage)}
 
 
 def _worker_name() -> str:

@@ -9,10 +9,11 @@ prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a ro
 (:mod:`napari_sam2._cli_batch`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
 channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis.
 
-Everything that can be checked is checked before the model is built: the prompts, the stack's axes,
-and that every output can be written and is not an input (missing folders are created; see
-:mod:`napari_sam2._cli_outputs`). The labels are written to a temporary file beside the output and renamed,
-so a failed run never leaves a partial file; outputs get the mode a plain open() gives (the umask).
+Everything that can be checked is checked before the model is built: the prompts, the stack's axes, the
+direction, and that every output can be written, is not an input and does not exist yet (``--overwrite`` replaces
+it; see :mod:`napari_sam2._cli_outputs`). Nothing is created before the results are written: outputs (and their
+missing folders) are written under temporary names and renamed, so a failed run leaves nothing behind; outputs
+get the mode a plain open() gives (the umask).
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ import numpy as np
 from sam2_model.build import Weights, build_model
 from sam2_model.config import get_config
 from sam2_model.frames import check_contrast_limits, check_smooth
-from sam2_model.frames_io import open_stack_or_image
+from sam2_model.frames_io import open_stack_or_image, sample_indices
 from sam2_model.input_size import suggest_image_size
 
-from ._cli_auto import (DEFAULT_CELL_DIAMETER, add_auto_arguments, add_evaluate_parser, auto_options_given,
-                        auto_outputs, check_detection_options, check_output_kinds, prepare_auto_outputs, run_auto,
-                        run_evaluate)
+from ._cli_auto import (DEFAULT_CELL_DIAMETER, LABELS_SUFFIXES, add_auto_arguments, add_evaluate_parser,
+                        auto_options_given, auto_outputs, check_detection_options, check_output_kinds, run_auto,
+                        run_evaluate, write_outputs)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
+from .batch_worker import auto_direction, check_one_way
 from .export import save_labels_tiff
 from .image_size import AUTO, OFF, auto_image_size, check_image_size, check_object_window, resolve_object_window
 from .layout import FrameView
@@ -45,7 +47,7 @@ from .track_all import frame_source
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
 
-OUTPUT_SUFFIXES = (".tif", ".tiff")
+OUTPUT_SUFFIXES = LABELS_SUFFIXES  # -o/--output, with --prompts or --auto
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,8 +80,12 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                             "(small objects on large frames; with --prompts); auto (default): only where the objects of "
                             "the first frame are small against it; off: every object on the whole frame")
     track.add_argument("--direction", default=None, choices=("forward", "backward", "both"),
-                       help="from the first prompted frame (default both); --auto tracks one way from --start-frame "
-                            "(default forward)")
+                       help="from the first prompted frame (default both); --auto tracks one way from --start-frame: "
+                            "forward (default) or backward, not both. One way with nothing to track (backward from "
+                            "frame 0, forward from the last frame) is refused")
+    track.add_argument("--overwrite", action="store_true",
+                       help="replace outputs that exist (-o, --table; --ctc and --geff only over an earlier result of "
+                            "their kind); without it an existing output is refused before any work")
     add_axis_arguments(track)
     track.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                        help="grey values shown to the model as black and white (default: the stack's 0.5 and 99.8 "
@@ -91,12 +97,51 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     return track
 
 
-def prepare_output(path: Path) -> Path:
-    """Check that ``path`` can be written before any work: a .tif/.tiff name in a writable folder.
-
-    Missing folders are created. Returns the absolute path.
+def prepare_output(path: Path, overwrite: bool = False) -> Path:
+    """Check that ``path`` can be written before any work: a .tif/.tiff name that could be created (missing folders
+    are made only when the labels are written), not an existing file unless ``overwrite`` (--overwrite).
+    Creates nothing; returns the absolute path.
     """
-    return prepare_file("-o/--output", path, OUTPUT_SUFFIXES, kind="labels file", example="labels.tif")
+    return prepare_file("-o/--output", path, OUTPUT_SUFFIXES, kind="labels file", example="labels.tif",
+                        overwrite=overwrite)
+
+
+def data_range(view: FrameView, max_values: int = 1_000_000) -> Tuple[float, float, int]:
+    """(min, max, frames looked at) of the grey values of a sample of ``view``'s frames ((T, Y, X[, C])): the frames
+    and the regular pixel grid the contrast percentiles use, about ``max_values`` values in all (never a full pass)."""
+    sample = sample_indices(len(view))
+    budget = max(1, max_values // max(1, len(sample)))
+    low, high = np.inf, -np.inf
+    for t in sample:
+        frame = np.asarray(view[t])
+        step = max(1, int(np.ceil(np.sqrt(frame.size / budget))))
+        part = frame[::step, ::step]
+        low, high = min(low, float(part.min())), max(high, float(part.max()))
+    return low, high, len(sample)
+
+
+def warn_contrast_outside(limits: Optional[Tuple[float, float]], view: FrameView) -> None:
+    """One stderr line when --contrast-limits LOW HIGH lie wholly outside the data's range (from a sample of frames):
+    the model would see every pixel as white (HIGH at or below the data's minimum) or black (LOW at or above its
+    maximum)."""
+    if limits is None or len(view) == 0:
+        return
+    low, high = limits
+    data_low, data_high, count = data_range(view)
+    if high > data_low and low < data_high:
+        return
+    shade = "white" if high <= data_low else "black"
+    frames = f"{count} frame{'s' if count != 1 else ''}"
+    print(f"napari-sam2: warning: --contrast-limits {low:g} {high:g} lie outside the data's range {data_low:g}.."
+          f"{data_high:g} (a sample of {frames}): the model sees every pixel as {shade}; leave the option out for the "
+          "stack's own 0.5 and 99.8 percentiles", file=sys.stderr)
+
+
+def first_prompted_frame(clicks: List[tuple], boxes: List[tuple]) -> Optional[int]:
+    """The frame propagation starts from: the first frame with a positive click (label 1) or a box (None: none).
+    clicks: (frame, y, x, label, obj_id) rows; boxes: (frame, y0, x0, y1, x1, obj_id) rows."""
+    frames = [int(row[0]) for row in clicks if int(row[3]) == 1] + [int(row[0]) for row in boxes]
+    return min(frames) if frames else None
 
 
 def check_prompts_file(path: Path) -> None:
@@ -182,6 +227,7 @@ def track_command(args: argparse.Namespace) -> int:
     check_prompts_file(args.prompts)
     check_not_input("-o/--output", Path(args.output).expanduser(),
                     [("the stack", args.stack), ("--prompts", args.prompts)])
+    output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack, one_image = open_stack_or_image(args.stack)  # read lazily, frame by frame (one image: a frame)
     axis_options = axis_arguments(args)
@@ -197,19 +243,23 @@ def track_command(args: argparse.Namespace) -> int:
         problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames, box[1:5], height, width)
         if problem:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
-    output = prepare_output(args.output)
+    direction = args.direction or "both"
+    first = first_prompted_frame(clicks, boxes) if layout.frame_axis is not None else None
+    if first is not None:
+        check_one_way(first, frames, direction, f"the first prompted frame ({first})")
+    warn_contrast_outside(limits, FrameView(stack, layout))
     image_size = pick_image_size(args.image_size, FrameView(stack, layout)[0], args.model)
     window = pick_object_window(args.object_window, FrameView(stack, layout)[0], args.model, image_size)
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                         image_size=image_size, direction=args.direction or "both", progress=bar,
+                         image_size=image_size, direction=direction, progress=bar,
                          contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
     if one_image:
         labels = labels[0]  # one image in, one label image out
-    save_labels_tiff(labels, output)
+    write_outputs([(output, lambda to: save_labels_tiff(labels, to))])  # its missing folders too, only now
     found = set(np.unique(labels).tolist()) - {0}
     print(f"wrote {output} ({labels.shape} labels, {len(found)} objects)")
     missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
@@ -229,18 +279,14 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     """
     if args.prompts is not None:
         raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
-    if args.direction == "both" and args.start_frame > 0:
-        raise ValueError(f"--auto tracks one way from --start-frame ({args.start_frame}): pass --direction forward or "
-                         "backward (both would leave the frames on one side untracked)")
-    if args.direction in (None, "both"):
-        args.direction = "forward"  # --auto runs one way from --start-frame; from frame 0, both is forward
+    args.direction = auto_direction(args.direction, "cli")  # the rule batch --auto follows too
     if not any((args.ctc, args.geff, args.table, args.output)):
         raise ValueError("--auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o labels.tif")
     outputs = auto_outputs(args)
     check_distinct(outputs)
     for option, path in outputs:
         check_not_input(option, path, [("the stack", args.stack)])
-    check_output_kinds(args)
+    check_output_kinds(args)  # every output (-o too), creating nothing
     check_detection_options(args)
     stack, _ = open_stack_or_image(args.stack)  # one image: a stack of one frame, its outputs too
     axes = stack_axes(args, stack)
@@ -248,9 +294,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     if not 0 <= args.start_frame < len(view):
         raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
                          f"{axes.layout.frame_axis}, got {args.start_frame}")
-    prepare_auto_outputs(args)  # every output, before the model is built (missing folders are created)
-    if args.output is not None:
-        args.output = prepare_output(args.output)
+    check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
+    warn_contrast_outside(limits, view)
     given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
     image_size = pick_image_size(args.image_size, view[args.start_frame], args.model,
                                  args.cell_diameter[0] if given else None)

@@ -8,13 +8,19 @@ nothing but such a result.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from sam2_model.tracking import Lineage, TrackingResult, write_ctc, write_geff, write_track_table
+import numpy as np
+
+from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
 from sam2_model.tracking.lineage import lineage_from_labels
 
 from .export import save_labels_tiff
+
+#: (final path, write(to)): one output of a run, written to ``to`` (a staging name, or the final path itself)
+Write = Tuple[Path, Callable[[Path], Any]]
 
 EXPORTS = ("labels", "tracks", "ctc", "geff")
 SUFFIXES = {"labels": (".tif", ".tiff"), "tracks": (".csv",), "geff": (".geff",)}
@@ -70,3 +76,46 @@ def lineage_with_every_label(result: TrackingResult) -> Lineage:
     for t in lineage_from_labels(result.labels).rows():
         rows.setdefault(t.track_id, t)
     return Lineage(rows.values())
+
+
+@dataclass(frozen=True)
+class AutoOutputs:
+    """Where the outputs of one automatic-tracking run go (``track --auto``, ``batch --auto``); None: not written."""
+
+    labels: Optional[Path] = None  # (T, H, W) uint32 labels TIFF, one id per track
+    tracks: Optional[Path] = None  # CSV, one row per track: track_id, begin, end, parent_id, end_reason
+    ctc: Optional[Path] = None  # Cell Tracking Challenge folder: mask%03d.tif + res_track.txt
+    geff: Optional[Path] = None  # GEFF (zarr) lineage graph
+
+
+def write_each(writes: Sequence[Write]) -> None:
+    """Write every output straight to its final path (a caller whose folder is private until published)."""
+    for final, write in writes:
+        write(final)
+
+
+def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutputs,
+                       write_labels: Callable[[np.ndarray, Path], Any] = save_labels_tiff,
+                       write_all: Callable[[Sequence[Write]], None] = write_each) -> Tuple[np.ndarray, Lineage]:
+    """Write the outputs of an automatic-tracking run, all from one form of the result; returns that form.
+
+    The rule: every output holds the result made CTC-consistent once (:func:`ctc_consistent`: a track with gaps is
+    cut into pieces, each later piece a new id whose parent is the piece before), whether or not a CTC folder is
+    asked for, so the labels, the tracks table, the GEFF graph and the CTC folder of one run name the same tracks
+    with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
+    writes the labels (default: a TIFF); ``write_all`` writes the list of (final path, write) pairs (default: each
+    in turn; the command line passes its all-or-nothing writer). Returns (labels uint32 (T, H, W), lineage) as
+    written (e.g. for a per-object table of the same labels).
+    """
+    labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is
+    writes: List[Write] = []
+    if outputs.labels is not None:
+        writes.append((Path(outputs.labels), lambda to: write_labels(labels, to)))
+    if outputs.tracks is not None:
+        writes.append((Path(outputs.tracks), lambda to: write_track_table(to, lineage)))
+    if outputs.ctc is not None:
+        writes.append((Path(outputs.ctc), lambda to: write_ctc(to, labels, lineage, consistent=True)))
+    if outputs.geff is not None:
+        writes.append((Path(outputs.geff), lambda to: write_geff(to, labels, lineage)))
+    write_all(writes)
+    return labels, lineage

@@ -53,16 +53,17 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 
 def write_ctc(out_dir: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False,
-              min_area: int = 1) -> Tuple[Path, Lineage]:
+              min_area: int = 1, consistent: bool = False) -> Tuple[Path, Lineage]:
     """Write a tracking result in CTC format; returns (folder, the lineage as written).
 
     labels: (T, H, W) track ids. Tracks with gaps are split (see :func:`ctc_consistent`), so the written
-    lineage can have more rows than the input. Raises ValueError if the result still breaks a rule.
+    lineage can have more rows than the input; ``consistent=True``: (labels, lineage) come from
+    :func:`ctc_consistent` already and are written as they are. Raises ValueError if the result breaks a rule.
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be a (T, H, W) stack, got shape {labels.shape}")
-    fixed, table = ctc_consistent(labels, lineage, min_area=min_area)
+    fixed, table = (labels, lineage) if consistent else ctc_consistent(labels, lineage, min_area=min_area)
     problems = check_ctc(fixed, table)
     if problems:
         raise ValueError("the result breaks the CTC format rules: " + "; ".join(problems[:5]))

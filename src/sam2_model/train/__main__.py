@@ -59,11 +59,90 @@ def _on_off(text: str) -> bool:
     return value
 
 
+DESCRIPTION = """\
+Train a SAM 2 model, or fine-tune one on your own labelled time-lapse, for napari-sam2.
+
+Each run lives in one folder (--out): last.pt (the whole run: model, optimiser, step, settings; saved every
+--save-every steps and at the end), history.csv (losses and learning rate per step), and weights.pt with weights.json
+(the trained model and how it was made). weights.pt is what napari-sam2 loads:
+napari-sam2 track STACK.tif --model demo --checkpoint RUN/weights.pt ... (or the plugin's model picker).
+Without --stack the model learns from synthetic microscopy clips (--data); with --stack and --labels it learns
+from your own frames and their instance labels, and prints how well it segments them before and after."""
+
+EPILOG = """\
+workflows:
+  fine-tune the demo model on your own labelled stack (starts from its embedded weights):
+    sam2-train --out runs/mine --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-4
+  ... keeping frames 40-49 out of training to check the result on frames it never saw:
+    sam2-train --out runs/mine-checked --stack movie.tif --labels movie_labels.tif --steps 500 --hold-out 40-49
+  fine-tune an official model (its checkpoint file is the starting point):
+    sam2-train --out runs/tiny --model sam2.1_hiera_tiny --init sam2.1_hiera_tiny.pt \\
+        --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
+  on Cell Tracking Challenge ground truth (a sequence folder and its _GT folder):
+    sam2-train --out runs/ctc --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200
+  resume: run the same command again (after Ctrl-C, --time-limit, or a crash); it goes on from --out/last.pt.
+  extend a finished run: the same command with a larger --steps (other settings must stay the run's own: a run
+  folder is refused, with the settings that differ, when they change).
+  use the result: napari-sam2 track STACK.tif --prompts p.csv -o labels.tif --checkpoint runs/mine/weights.pt
+
+(python -m sam2_model.train is the same command.) More in the README's "Training and fine-tuning" section."""
+
+#: what each option means (its default is added); settings without an entry show their default only
+OPTION_HELP = {
+    "model": "the model to train: demo (small, CPU-friendly) or an official preset such as sam2.1_hiera_tiny",
+    "init": "weights to start from: a .pt checkpoint, embedded (the demo's shipped weights) or random; with --stack "
+            "and no --init the demo starts from its embedded weights; a resumed run goes on from --out/last.pt",
+    "steps": "total optimiser steps of the run (a larger value extends a finished run)",
+    "clip_len": "frames per training clip (1: single-frame click segmentation, no memory)",
+    "clips_per_step": "clips per optimiser step (the batch size)",
+    "max_objects": "objects prompted per clip",
+    "lr": "peak learning rate of AdamW (fine-tuning trained weights: 1e-5 to 1e-4)",
+    "weight_decay": "AdamW weight decay",
+    "warmup_steps": "steps of linear learning-rate warm-up before the cosine decay",
+    "min_lr_ratio": "the cosine decay ends at lr x this",
+    "grad_clip": "clip the gradient norm to this",
+    "seed": "seed of the data and prompt sampling (>= 1): the same seed gives the same clips",
+    "stack": "your stack: a (T, H, W) TIFF or a CTC sequence folder of t%%03d.tif (with --labels)",
+    "labels": "the instance labels of --stack: a (T, H, W) TIFF, one id per object, 0 background, or its CTC "
+              "ground-truth folder (none: synthetic data, see --data)",
+    "data": "synthetic data without --stack: nuclei, or the microscopy mix: mix, leaps, spread-cells, crowded-nuclei",
+    "data_workers": "processes making mix clips ahead (0: in the training process; the same clips either way)",
+    "image_size": "the model's input size in px, a multiple of 32 (none: the preset's, demo 256, official 1024)",
+    "alternate_image_size": "every other step at this input size, the same weights (for use at two sizes)",
+    "device": "auto (CUDA, then MPS, then CPU), cpu, cuda[:N] or mps",
+    "save_every": "write --out/last.pt every this many steps (and at the end)",
+    "click_prob": "probability that an object is prompted with clicks",
+    "box_prob": "probability that an object is prompted with a box (otherwise its mask)",
+    "max_corrections": "corrective clicks simulated per prompted frame",
+    "positional_init": "random init only: start the decoder's cross-attentions position-aware (yes/no)",
+    "memory_positional_init": "start memory attention local (yes/no; auto: on random init only)",
+    "time_limit": "seconds of wall time for this invocation, then save and stop cleanly (run again to resume)",
+    "batch_clips": "put a step's clips through the model as one batch per frame (yes/no)",
+    "contrast_jitter": "half of the synthetic clips get random contrast limits (yes/no)",
+    "train_only": "comma-separated parameter-name prefixes to train, the rest frozen (none: train all)",
+    "augment": "your stack: turn each clip by a multiple of 90 degrees and mirror it at random (yes/no)",
+    "link_ids": "your labels were painted frame by frame with unrelated ids: link them between frames by overlap "
+                "(yes/no)",
+    "hold_out": "your stack: frames FIRST-LAST kept out of training, to check the run on (e.g. 40-49)",
+}
+
+
+def _option_help(name: str, default: object) -> str:
+    """``name``'s meaning and its default ("none" for None), for --help."""
+    shown = "none" if default is None else ("yes" if default is True else "no" if default is False else default)
+    meaning = OPTION_HELP.get(name)
+    return f"{meaning} (default: {shown})" if meaning else f"(default: {shown})"
+
+
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     defaults = TrainSettings(out="")
-    parser = argparse.ArgumentParser(prog="python -m sam2_model.train", description=__doc__,
+    invoked = Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(prog=invoked if invoked == "sam2-train" else "python -m sam2_model.train",
+                                     description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, weights.pt)")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR",
+                        help="the run's folder: last.pt, history.csv, weights.pt and weights.json go here; an "
+                             "existing run there is resumed (required)")
     for field in dataclasses.fields(TrainSettings):
         if field.name == "out":
             continue
@@ -74,7 +153,7 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
         else:
             kind = int if "int" in annotation else float if "float" in annotation else str
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
-                            help=f"(default: {default})")
+                            metavar=field.name.upper(), help=_option_help(field.name, default))
     parser.add_argument("--no-batch-clips", dest="batch_clips", action="store_false",
                         help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
