@@ -586,3 +586,15 @@ def test_prompts_forward_from_the_last_frame_fails_that_stack(data, tmp_path):
                      direction="forward", axes=AxisOptions(names="cli"))
     row = process_stack(task)
     assert row["status"] == "failed" and "--direction forward from the first prompted frame (4)" in row["error"]
+
+
+def test_a_local_run_without_bokeh_says_nothing_of_a_dashboard():
+    """A local cluster serves no dashboard without bokeh: batch no longer prints a note about it on every run."""
+    from napari_sam2.batch import _dashboard
+
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        assert _dashboard(None, local=True) is None
+    else:
+        pytest.skip("bokeh is installed here: a local cluster serves its dashboard")

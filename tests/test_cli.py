@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -304,3 +305,33 @@ def test_sam2_train_help_explains_the_command_its_workflows_and_every_option(cap
         assert option in helps, option
         assert not helps[option].startswith("(default"), f"{option} says only its default: {helps[option]}"
         assert helps[option].count("(default:") == (field.name != "out"), helps[option]  # --out: (required)
+
+
+MSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc" / "01"
+
+
+@pytest.mark.skipif(not MSC.is_dir(), reason="the real MSC time-lapse is not here")
+def test_track_measures_auto_sizes_on_the_channel_it_segments(tmp_path, capsys):
+    """`track --channel-axis 1 --channel 0 --image-size auto` segments as the channel alone would: the "auto" input
+    size and object windows are measured on that channel (every channel mixed, the second one mirrored, picked 512 px
+    and 128 px windows instead of 256 px and whole frames, and other labels)."""
+    stack = np.stack([tifffile.imread(MSC / f"t{t:03d}.tif")[:256, 30:286] for t in range(2)])
+    np.save(tmp_path / "alone.npy", stack)
+    np.save(tmp_path / "two.npy", np.stack([stack, stack[:, ::-1]], axis=1))  # (T, C, Y, X)
+    (tmp_path / "p.csv").write_text("frame,obj_id,y,x,label\n0,1,120,85,1\n")
+    common = ["--prompts", str(tmp_path / "p.csv"), "--device", "cpu", "--image-size", "auto"]
+    assert main(["track", str(tmp_path / "alone.npy"), "-o", str(tmp_path / "alone.tif")] + common) == 0
+    assert main(["track", str(tmp_path / "two.npy"), "--channel-axis", "1", "--channel", "0", "-o",
+                 str(tmp_path / "two.tif")] + common) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "two.tif"), tifffile.imread(tmp_path / "alone.tif"))
+    assert "1 object)" in capsys.readouterr().out
+
+
+def test_frame_as_seen_is_the_channel_segmented():
+    from napari_sam2.image_size import frame_as_seen
+
+    frame = np.arange(24).reshape(2, 4, 3)
+    np.testing.assert_array_equal(frame_as_seen(frame, {"channel": 1}), frame[..., 1])
+    np.testing.assert_array_equal(frame_as_seen(frame, {"composite": "max"}), frame[..., 2])
+    np.testing.assert_array_equal(frame_as_seen(frame, {"composite": "mean"}), frame[..., 1])
+    assert frame_as_seen(frame, {}).shape == (2, 4, 3)  # colour (or grey) as it is

@@ -29,8 +29,8 @@ from sam2_model.tracking import TrackingResult
 
 from . import track_all
 from .controller import SegmentationController
-from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, resolve_image_size,
-                         resolve_object_window)
+from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
+                         resolve_image_size, resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
@@ -364,15 +364,7 @@ def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
     """The first frame of ``data`` as the model is shown it: (H, W), or (H, W, 3) colour. A picked channel or a
     composite of channels is applied, so that "auto" input sizes and object windows are measured on what is
     segmented, not on every channel mixed (data: the array-like, an RGBA one already without its alpha)."""
-    frame = np.asarray(FrameView(data, axes.layout)[0])
-    options = axes.session_options
-    if "channel" in options:
-        return frame[..., options["channel"]]
-    if options.get("composite") == "max":
-        return frame.max(axis=-1)
-    if options.get("composite") == "mean":
-        return frame.mean(axis=-1)
-    return frame
+    return frame_as_seen(FrameView(data, axes.layout)[0], axes.session_options)
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:

@@ -128,13 +128,14 @@ def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 
                         silence_logs=logging.ERROR)
 
 
-def _dashboard(client: Any, local: bool) -> str:
-    """Where the Dask dashboard is (a local cluster serves it only when bokeh is installed)."""
+def _dashboard(client: Any, local: bool) -> Optional[str]:
+    """Where the Dask dashboard is; None for a local cluster without bokeh, which serves none (the README says how
+    to get one: a note on every run would be noise for a user who never asked for it)."""
     if local:
         try:
             import bokeh  # noqa: F401
         except ImportError:
-            return "the Dask dashboard needs bokeh (pip install 'bokeh>=3.1')"
+            return None
     return f"Dask dashboard at {client.dashboard_link}"
 
 
@@ -357,8 +358,9 @@ def batch(
         clean_partials(out, [t.name for t in tasks])
         try:
             with _client_for(client, scheduler, workers, device) as active:
-                if progress:
-                    print(f"napari-sam2 batch: {_dashboard(active, local=not in_cluster)}", file=sys.stderr)
+                dashboard = _dashboard(active, local=not in_cluster) if progress else None
+                if dashboard:
+                    print(f"napari-sam2 batch: {dashboard}", file=sys.stderr)
                 for row in _run_tasks(active, tasks, progress):
                     rows[row["name"]] = row
                     write_summary(ordered(), summary_path)

@@ -21,7 +21,7 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             write_labels_tiff, write_manifest)
 from .controller import SegmentationController
-from .image_size import AUTO, auto_image_size, resolve_object_window
+from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
 from .track_all import frame_source
@@ -213,7 +213,7 @@ def stack_model_spec(task: StackTask, frames: Frames) -> ModelSpec:
     its start frame), as ``segment()`` and ``track`` pick it."""
     if task.model.image_size != AUTO:
         return task.model
-    frame = frames.view[start_frame(task, frames)]
+    frame = frame_as_seen(frames.view[start_frame(task, frames)], frames.session_options)  # the channel segmented
     return replace(task.model, image_size=auto_image_size(frame, task.model.model).image_size)
 
 
@@ -265,7 +265,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     model the caller keeps.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
-    first = frames.view[0]
+    first = frame_as_seen(frames.view[0], frames.session_options)
     window = resolve_object_window(object_window, first, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)

@@ -40,7 +40,8 @@ from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
 from .batch_worker import auto_direction, check_one_way
 from .export import save_labels_tiff
-from .image_size import AUTO, OFF, auto_image_size, check_image_size, check_object_window, resolve_object_window
+from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
+                         resolve_object_window)
 from .layout import FrameView
 from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts
 from .track_all import frame_source
@@ -248,8 +249,9 @@ def track_command(args: argparse.Namespace) -> int:
     if first is not None:
         check_one_way(first, frames, direction, f"the first prompted frame ({first})")
     warn_contrast_outside(limits, FrameView(stack, layout))
-    image_size = pick_image_size(args.image_size, FrameView(stack, layout)[0], args.model)
-    window = pick_object_window(args.object_window, FrameView(stack, layout)[0], args.model, image_size)
+    first_frame = frame_as_seen(FrameView(stack, layout)[0], axes.session_options)  # the channel segmented
+    image_size = pick_image_size(args.image_size, first_frame, args.model)
+    window = pick_object_window(args.object_window, first_frame, args.model, image_size)
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
@@ -261,7 +263,7 @@ def track_command(args: argparse.Namespace) -> int:
         labels = labels[0]  # one image in, one label image out
     write_outputs([(output, lambda to: save_labels_tiff(labels, to))])  # its missing folders too, only now
     found = set(np.unique(labels).tolist()) - {0}
-    print(f"wrote {output} ({labels.shape} labels, {len(found)} objects)")
+    print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
     missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
     if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel
         many = len(missing) > 1
@@ -297,8 +299,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
     warn_contrast_outside(limits, view)
     given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
-    image_size = pick_image_size(args.image_size, view[args.start_frame], args.model,
-                                 args.cell_diameter[0] if given else None)
+    start = frame_as_seen(view[args.start_frame], axes.session_options)  # the channel tracked
+    image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     options = dict(axes.session_options)
     if limits is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -36,6 +36,20 @@ class SizeChoice:
             return f"input size {self.image_size} px (the model's; no objects found to measure in the first frame)"
         return (f"input size {self.image_size} px (objects ~{self.object_diameter:.1f} px wide in "
                 f"{height} x {width} frames)")
+
+
+def frame_as_seen(frame: Any, session_options: Mapping[str, Any]) -> np.ndarray:
+    """``frame`` (H, W) or (H, W, C) as the model is shown it, for measuring objects ("auto" input size and object
+    windows): the channel picked (``channel=<index>``) or the channels combined (``composite="mean"|"max"``), so that
+    the objects of the channel segmented are measured, not every channel mixed; (H, W) or (H, W, 3) colour as is."""
+    frame = np.asarray(frame)
+    if "channel" in session_options:
+        return frame[..., int(session_options["channel"])]
+    if session_options.get("composite") == "max":
+        return frame.max(axis=-1)
+    if session_options.get("composite") == "mean":
+        return frame.mean(axis=-1)
+    return frame
 
 
 def check_image_size(image_size: ImageSizeArg, name: str = "image_size") -> ImageSizeArg:
