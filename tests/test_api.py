@@ -209,6 +209,33 @@ def test_4d_stacks_take_a_channel_or_a_fixed_slice(movie, clicks, grey_labels):
     assert not as_z[:, 0].any()
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_a_file_of_one_image_is_read_as_that_image(movie, clicks, tmp_path, suffix):
+    """segment() and track_cells() take a file of one 2-D image as they take the array (it was refused: "holds a single
+    image ... add a time axis"), and give (Y, X) labels."""
+    from PIL import Image
+
+    image = movie.image[0]
+    path = tmp_path / f"one{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(path, image)
+    else:
+        Image.fromarray(image).save(path)
+    np.testing.assert_array_equal(segment(path, clicks, device="cpu"), segment(image, clicks, device="cpu"))
+    result = track_cells(str(path), device="cpu", image_size=256)
+    assert result.labels.shape == image.shape and result.labels.any()
+
+
+def test_a_pyramid_layer_is_segmented_on_its_full_resolution_level(movie, clicks, grey_labels):
+    """A multiscale (pyramid) Image layer, as napari opens large OME-Zarr and pyramidal TIFFs: segment() reads its
+    level 0, as the stack itself (it raised "list indices must be integers or slices, not tuple")."""
+    from napari.layers import Image as ImageLayer
+
+    stack = movie.image
+    pyramid = ImageLayer([stack, stack[:, ::2, ::2], stack[:, ::4, ::4]], multiscale=True)
+    np.testing.assert_array_equal(segment(pyramid, clicks, device="cpu"), grey_labels)
+
+
 @pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
 def test_a_single_2d_image_gives_2d_labels_from_segment_and_track_cells(movie, clicks, colour):
     image = movie.image[0]

@@ -16,6 +16,7 @@ argument, what was wrong and what is accepted.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -24,7 +25,7 @@ import numpy as np
 import sam2_model as sm
 from sam2_model.build import WeightsArg
 from sam2_model.frames import check_contrast_limits, check_smooth
-from sam2_model.frames_io import open_stack
+from sam2_model.frames_io import open_stack, open_stack_or_image
 from sam2_model.tracking import TrackingResult
 
 from . import track_all
@@ -306,13 +307,9 @@ def segment(
         frame instead of one per frame.
     """
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
-    data = image.data if is_layer else image
     if is_layer and rgb is None:
         rgb = bool(image.rgb)
-    try:
-        data = open_stack(data)
-    except ValueError as error:  # ragged nested lists, unknown files
-        raise ValueError(f"image: {error}") from None
+    data = open_image(image)
     if np.dtype(data.dtype).kind not in "biuf":
         raise ValueError(f"image must hold numbers (integer or floating point), got dtype {data.dtype}")
     axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
@@ -358,6 +355,21 @@ def segment(
     for _ in controller.segment_table(prompts, direction, progress):
         pass
     return labels
+
+
+def open_image(image: Any) -> Any:
+    """``image`` as :func:`segment` reads it: a napari Image layer's data (a pyramid's full-resolution level 0, read
+    lazily), an array-like, or a path opened lazily (:func:`sam2_model.frames_io.open_stack`); a file of one image (a
+    2-D or RGB TIFF, a PNG, JPEG or BMP) gives that (Y, X[, C]) image, as the same array would. ValueError "image:
+    ..." where it cannot be read."""
+    if hasattr(image, "rgb") and hasattr(image, "data"):  # a napari Image layer
+        image = image.data[0] if getattr(image, "multiscale", False) else image.data
+    try:
+        data, one_image = open_stack_or_image(image) if isinstance(image, (str, os.PathLike)) else (open_stack(image),
+                                                                                                     False)
+    except ValueError as error:  # ragged nested lists, unknown files
+        raise ValueError(f"image: {error}") from None
+    return data[0] if one_image else data
 
 
 def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
@@ -439,7 +451,7 @@ def _is_single_image(target: Any, options: Mapping[str, Any]) -> bool:
         controller = get_widget(target).controller
         return controller is not None and controller.layout.frame_axis is None
     is_layer = hasattr(target, "rgb") and hasattr(target, "data")
-    data = open_stack(target.data if is_layer else target)
+    data = open_image(target)
     rgb = options.get("rgb")
     rgb = bool(target.rgb) if is_layer and rgb is None else rgb
     axes = resolve_axes(data.shape, options.get("frame_axis", 0), rgb, options.get("channel_axis"),

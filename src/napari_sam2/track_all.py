@@ -356,13 +356,12 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
 
         return get_widget(target).track_all.track_now(image, start_frame, options, progress)
     from sam2_model import build_model
-    from sam2_model.frames_io import open_stack
 
-    from .api import resolve_axes
+    from .api import open_image, resolve_axes
     from .layout import FrameView
 
     is_layer = hasattr(target, "rgb") and hasattr(target, "data")
-    data = open_stack(target.data if is_layer else target)
+    data = open_image(target)  # a pyramid's level 0; a file of one 2-D image as that image
     rgb = bool(target.rgb) if is_layer and rgb is None else rgb
     axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
     layout = axes.layout
