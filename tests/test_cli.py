@@ -247,7 +247,7 @@ def test_one_image_is_segmented_as_a_stack_of_one_frame(tmp_path, capsys):
     args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image[0])
     assert main(args + ["-o", str(tmp_path / "one.tif")]) == 0
     labels = tifffile.imread(tmp_path / "one.tif")
-    assert labels.shape == (96, 96) and "((96, 96) labels, 1 objects)" in capsys.readouterr().out
+    assert labels.shape == (96, 96) and "((96, 96) labels, 1 object)" in capsys.readouterr().out
     np.testing.assert_array_equal(labels, segment(movie.image[:1], [(0, y, x, 1, obj_id)], device="cpu")[0])
 
 

@@ -260,6 +260,44 @@ def test_folders_of_png_and_tif_frames_in_natural_order(tmp_path):
     np.testing.assert_array_equal(FrameSource(rgba).raw(1), rgb[1])  # alpha dropped, as the reference does
 
 
+@pytest.mark.parametrize("colour, dtype, others", [(1, np.uint8, 0), (0, np.uint16, 0), (2, np.uint8, 40)],
+                         ids=["green-uint8", "red-uint16", "blue-on-constant"])
+def test_rgb_frames_with_one_colour_reach_the_model_as_that_channel_in_grey(colour, dtype, others):
+    """A green- or red-only fluorescence export (the other channels constant on every frame) is read as its one
+    channel in grey: the model input equals that of the same data given as grey (what the demo weights were trained
+    on: grey replicated to RGB), for uint8 and other dtypes (contrast limits from that channel), and the repr says
+    so. Channels first ((T, 3, H, W), channel_axis=1) too."""
+    grey = RNG.integers(0, 250 if dtype == np.uint8 else 4000, (4, 20, 24)).astype(dtype)
+    rgb = np.full(grey.shape + (3,), others, dtype)
+    rgb[..., colour] = grey
+    as_grey = FrameSource(grey, image_size=16)
+    for frames, axis in ((rgb, None), (np.moveaxis(rgb, -1, 1), 1)):
+        source = FrameSource(frames, image_size=16, channel_axis=axis)
+        assert source.colour_channel == colour and source.contrast_limits == as_grey.contrast_limits
+        np.testing.assert_array_equal(source.raw(2), grey[2])
+        assert torch.equal(source.model_input(3), as_grey.model_input(3))
+        name = ("red", "green", "blue")[colour]
+        assert f"RGB frames with {name} only" in repr(source) and f"{name} channel {colour} read as grey" in str(source)
+        assert source.reopen().colour_channel == colour
+
+
+def test_true_colour_and_picked_channels_are_left_as_they_are():
+    """RGB with two or more varying channels stays colour, bit-identical to the reference, after one frame read;
+    a channel the caller picked (or a composite) is not second-guessed; an all-constant RGB stack stays RGB."""
+    rgb = RNG.integers(0, 256, (30, 12, 14, 3), dtype=np.uint8)
+    rgb[..., 2] = 0  # red and green vary: colour
+    stack = CountingStack(rgb)
+    source = FrameSource(stack, image_size=16)
+    assert source.colour_channel is None and source.colour_note == "" and "grey" not in repr(source)
+    assert stack.frames_read() == [0]
+    assert torch.equal(source.model_input(5), reference_steps(rgb[5], 16))
+    one = np.zeros_like(rgb)
+    one[..., 1] = rgb[..., 0]
+    np.testing.assert_array_equal(FrameSource(one, channel=0).raw(3), one[3, ..., 0])
+    np.testing.assert_array_equal(FrameSource(one, composite="max").raw(3), one[3, ..., 1])
+    assert FrameSource(np.zeros((2, 8, 8, 3), np.uint8)).colour_channel is None
+
+
 # ----------------------------------------------------------------------------- laziness and prefetch
 def test_construction_reads_at_most_the_contrast_sample():
     data = RNG.integers(0, 4000, (100, 16, 16)).astype(np.uint16)

@@ -12,7 +12,8 @@ from scipy import ndimage
 import sam2_model as sm
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import (CellTracker, check_ctc, ctc_consistent, detection_f1, entering_recall, evaluate_ctc,
-                                 match_detections, read_ctc, track_cells, write_ctc, write_ctc_ground_truth)
+                                 match_detections, read_ctc, track_cells, write_ctc, write_ctc_ground_truth,
+                                 write_track_table)
 from sam2_model.tracking import divisions as div
 
 from napari_sam2._cli_auto import add_auto_arguments, add_evaluate_parser, run_auto, run_evaluate
@@ -210,8 +211,27 @@ def test_bad_arguments_name_themselves(model, enter_leave_clip) -> None:
                          (dict(start_frame=40), "40")):
         with pytest.raises(ValueError, match=name):
             CellTracker(model, images, **kwargs)
-    with pytest.raises(ValueError, match="no cells were detected"):
-        track_cells(model, np.full((3, 64, 64), 700, np.uint16))
+    empty = track_cells(model, np.full((3, 64, 64), 700, np.uint16))  # no cell anywhere: an empty result, a note
+    assert not empty.labels.any() and len(empty.lineage) == 0 and empty.frames_tracked == [0, 1, 2]
+    assert empty.note.startswith("no cells were detected on frames 0-2: check the cell diameter (8-40 px")
+
+
+def test_cells_that_appear_after_empty_start_frames_are_tracked_from_their_first_frame(model, tmp_path: Path) -> None:
+    """A z-stack that starts above the sample (or cells that come in later): the start frame has no cell. Tracking
+    goes on with no object, detects on every frame while nothing is tracked (frame 2 is not a detection frame of
+    redetect_every=5), and the cells begin on frame 2 like cells that enter (parent 0), ids and table rows alike."""
+    shape, first = (80, 80), 2
+    centres = [(24, 24), (56, 50)]
+    images = _render([[] if t < first else [_disc(shape, c, 9) for c in centres] for t in range(5)], shape)
+    result = track_cells(model, images, cell_diameter=(10, 30))
+    assert not result.labels[:first].any() and result.frames_tracked == list(range(5)) and result.note == ""
+    rows = result.lineage.rows()
+    assert len(rows) == 2 and all(row.begin == first and row.parent == 0 and row.end == 4 for row in rows)
+    for t in range(first, 5):
+        assert {int(result.labels[t][c]) for c in centres} == {row.track_id for row in rows}, t
+    table = write_track_table(tmp_path / "tracks.csv", result.lineage).read_text().splitlines()
+    assert table[0] == "track_id,begin,end,parent_id,end_reason"
+    assert [line.split(",")[1:4] for line in table[1:]] == [[str(first), "4", "0"]] * 2
 
 
 def test_daughters_share_no_pixel() -> None:

@@ -31,6 +31,8 @@ IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 DEFAULT_PERCENTILES = (0.5, 99.8)
 UINT8_LIMITS = (0.0, 255.0)
+COLOUR_NAMES = ("red", "green", "blue")
+COLOUR_SAMPLE = 5  # frames looked at (first, last, between) to tell a one-colour RGB stack from true colour
 _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uint64)}  # > float32's 24 bits
 
 
@@ -190,9 +192,13 @@ class FrameSource:
 
     frames: numpy / dask / zarr / h5py array, tifffile memmap, or a path (multi-page .tif, .npy,
     zarr folder, folder of .tif/.png/.jpg frames). Nothing is read at construction except, for
-    non-uint8 data without ``contrast_limits``, the (up to 16) frames of the contrast sample.
+    non-uint8 data without ``contrast_limits``, the (up to 16) frames of the contrast sample, and for RGB (three
+    channels, none picked) up to 5 frames to tell one colour from true colour (one frame for true colour).
     channel: use this channel; composite: "mean" or "max" over channels; channel_axis: the axis of
-    the channels if they are not last (1 for (T, C, H, W)). Three channels without either are RGB.
+    the channels if they are not last (1 for (T, C, H, W)). Three channels without either are RGB; when only one of
+    them varies in up to 5 sampled frames (the others constant, e.g. a green-only fluorescence export), that channel
+    is read as grey (``colour_channel``, ``colour_note`` and the repr say so): the model then sees what it sees for
+    the same data given as grey, not a colour image.
     prefetch: how many frames ahead (in the direction of travel) a background thread prepares;
     cache_frames: prepared model inputs kept (LRU), so memory does not grow with the stack.
     smooth: a Gaussian of this many frame pixels blurs every frame before it is mapped to the model's input
@@ -283,6 +289,26 @@ class FrameSource:
                 f"composite='mean' or 'max'{hint}"
             )
         self.channel, self.composite = (None if channel is None else int(channel)), composite
+        self._pick = self.channel  # the channel raw() reads: the one asked for, or a one-colour stack's colour
+        self.colour_channel: Optional[int] = None
+        if c == 3 and channel is None and composite is None:
+            self.colour_channel = self._single_colour_channel()
+            self._pick = self.colour_channel
+
+    def _single_colour_channel(self) -> Optional[int]:
+        """The one channel of an RGB stack that varies within its sampled frames, when the other two are constant on
+        each (e.g. zero: a green- or red-only fluorescence export), else None (true colour, or unreadable frames,
+        which the frame reads report). Stops at the first frame with two varying channels (one read for colour)."""
+        varying: set = set()
+        try:
+            for t in sample_indices(self._num_frames, COLOUR_SAMPLE):
+                frame = self.raw(t).reshape(-1, 3)
+                varying |= {k for k in range(3) if frame[:, k].min() != frame[:, k].max()}
+                if len(varying) > 1:
+                    return None
+        except ValueError:
+            return None
+        return varying.pop() if varying else None
 
     def _resolve_limits(self, limits: Optional[Sequence[float]]) -> Tuple[float, float]:
         checked = check_contrast_limits(limits)
@@ -320,11 +346,11 @@ class FrameSource:
         if self._closed:
             raise ValueError("this FrameSource is closed")
         key: Any = t
-        if self._caxis is not None and self.channel is not None:
-            key = (t,) + (slice(None),) * (self._caxis - 1) + (self.channel,)
+        if self._caxis is not None and self._pick is not None:
+            key = (t,) + (slice(None),) * (self._caxis - 1) + (self._pick,)
         with self._read_lock:
             frame = read_frame(self._stack, key)
-        if self._caxis is not None and self.channel is None:
+        if self._caxis is not None and self._pick is None:
             frame = np.moveaxis(frame, self._caxis - 1, -1)
             if self.composite == "mean":
                 frame = frame.mean(axis=-1, dtype=np.float64 if frame.dtype in _WIDE else np.float32)
@@ -458,4 +484,14 @@ class FrameSource:
     def __repr__(self) -> str:
         return (f"FrameSource({self._num_frames} frames of {self._height}x{self._width}, {self._channels} channel(s), "
                 f"{self._dtype}, image_size={self._image_size}, contrast_limits={self.contrast_limits}"
-                + (f", smooth={self.smooth:g}" if self.smooth else "") + ")")
+                + (f", smooth={self.smooth:g}" if self.smooth else "")
+                + (f", {self.colour_note}" if self.colour_note else "") + ")")
+
+    @property
+    def colour_note(self) -> str:
+        """"" unless the RGB frames hold one colour only and are read as grey: then one line saying so (for users)."""
+        if self.colour_channel is None:
+            return ""
+        name = COLOUR_NAMES[self.colour_channel]
+        return (f"RGB frames with {name} only (the other channels constant): {name} channel "
+                f"{self.colour_channel} read as grey")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # single-image files Pillow reads (one frame, like a 2-D TIFF)
 PathLike = Union[str, os.PathLike]
 SINGLE_IMAGE_HINT = "for a single image use ImagePredictor or add a time axis (frames[None])"
 # Pillow modes whose pixels are not intensities as stored (palette, alpha, 1-bit, other colour spaces)
@@ -42,7 +43,8 @@ def image_file_info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
 
 
 def read_image_file(path: Path) -> np.ndarray:
-    """One frame from a .tif/.tiff (tifffile) or .png/.jpg (Pillow), as stored (palette/alpha -> RGB)."""
+    """One frame (H, W) or (H, W, C) from a .tif/.tiff (tifffile) or .png/.jpg/.bmp (Pillow), as stored (palette/alpha
+    -> RGB)."""
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
@@ -133,18 +135,29 @@ class _PagedSeries:
 
 
 class SingleImageError(ValueError):
-    """A TIFF holds one (Y, X) or (Y, X, colour) image where a stack of frames was expected."""
+    """A TIFF, PNG, JPEG or BMP file holds one (Y, X) or (Y, X, colour) image where a stack of frames was expected."""
 
 
 def open_stack_or_image(source: Any) -> Tuple[Any, bool]:
-    """(:func:`open_stack`'s stack, False), or for a TIFF of one image (a stack of one frame, (1, Y, X[, C]) in
-    memory, True)."""
+    """(:func:`open_stack`'s stack, False), or for a file of one image -- a 2-D or RGB TIFF, a PNG, JPEG or BMP -- (a
+    stack of one frame, (1, Y, X[, C]) in memory, True). Colour stays colour (RGB last, as for TIFF); Pillow
+    reads PNG/JPEG/BMP as it reads the frames of a folder (:func:`read_image_file`)."""
     try:
         return open_stack(source), False
     except SingleImageError:
-        import tifffile
+        return np.asarray(read_image_file(Path(source).expanduser()))[None], True
 
-        return np.asarray(tifffile.imread(source))[None], True
+
+def _single_image(path: Path) -> SingleImageError:
+    """The error for a .png/.jpg/.bmp path where a stack is expected (its shape from the header); a file that is not
+    a readable image raises a plain ValueError (so :func:`open_stack_or_image` does not try to read it)."""
+    try:
+        shape, _ = image_file_info(path)
+    except Exception as error:  # not an image, truncated
+        raise ValueError(f"frames: cannot read {path} as a {path.suffix.lower()} image: {error}") from error
+    axes = "YX" if len(shape) == 2 else "YXS"
+    return SingleImageError(f"frames: {path} holds a single image of shape {tuple(shape)} (axes {axes}); frames must "
+                            f"be (T,H,W) or (T,H,W,C); {SINGLE_IMAGE_HINT}")
 
 
 class TiffStack:
@@ -191,6 +204,32 @@ class TiffStack:
         self._tif.close()
 
 
+def _is_zarr_group(source: Any) -> bool:
+    """True for an opened zarr Group (v2 or v3): it has keys and attributes, not a shape."""
+    return type(source).__module__.split(".")[0] == "zarr" and not hasattr(source, "shape") and hasattr(source, "attrs")
+
+
+def _first_dataset(attrs: Dict[str, Any]) -> str:
+    """The path of the first (full-resolution) dataset in OME-NGFF ``multiscales`` metadata; "0" without it."""
+    ome = attrs.get("ome")
+    multiscales = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
+    try:
+        return str(multiscales[0]["datasets"][0]["path"])
+    except (TypeError, KeyError, IndexError):  # no (or malformed) metadata: OME-Zarr's full resolution is "0"
+        return "0"
+
+
+def zarr_full_resolution(group: Any, name: str) -> Any:
+    """The full-resolution array of a zarr group (an OME-Zarr root): the first dataset its ``multiscales`` metadata
+    lists (OME-NGFF 0.4, or 0.5 under "ome"), else the array "0". ``name`` says what was given, for the error."""
+    key = _first_dataset(dict(group.attrs))
+    array = group[key] if key in group else None
+    if array is None or not hasattr(array, "shape"):
+        raise ValueError(f"frames: {name} has no array '{key}' (it holds {sorted(group.keys())[:8]}); pass the array "
+                         "you mean (group['name']) or the path of an OME-Zarr image")
+    return array
+
+
 def open_path(path: Path) -> Any:
     """A lazily indexable stack from a path (see :func:`open_stack`)."""
     path = Path(path).expanduser()
@@ -201,17 +240,15 @@ def open_path(path: Path) -> Any:
             import zarr
 
             array = zarr.open(str(path), mode="r")
-            if not hasattr(array, "shape"):  # a group: OME-Zarr keeps full resolution in "0"
-                if "0" not in array:
-                    raise ValueError(f"frames: {path} is a zarr group without an array '0'; open the array you mean")
-                array = array["0"]
-            return array
+            return zarr_full_resolution(array, f"the zarr group {path}") if _is_zarr_group(array) else array
         return FolderStack(path)
     suffix = path.suffix.lower()
     if suffix in TIFF_SUFFIXES:
         return TiffStack(path)
     if suffix == ".npy":
         return np.load(path, mmap_mode="r")
+    if suffix in IMAGE_SUFFIXES:
+        raise _single_image(path)
     raise ValueError(
         f"frames: {path} is not a stack this reader knows; use a multi-page .tif/.tiff, a .npy file, a zarr "
         f"folder or a folder of {'/'.join(FRAME_SUFFIXES)} frames"
@@ -222,7 +259,8 @@ def open_stack(source: Any) -> Any:
     """A lazily indexable stack from a path or an array-like (numpy, dask, zarr, memmap, h5py, torch).
 
     Paths: a TIFF (first series, through tifffile's zarr store, read frame by frame), a .npy file
-    (memory-mapped), a zarr folder, or a folder of frames. Array-likes are returned as they are.
+    (memory-mapped), a zarr folder, or a folder of frames. Array-likes are returned as they are; an opened zarr
+    group (an OME-Zarr root) gives its full-resolution array, as its path does (:func:`zarr_full_resolution`).
     """
     if isinstance(source, (str, os.PathLike)):
         return open_path(Path(source))
@@ -233,6 +271,8 @@ def open_stack(source: Any) -> Any:
             return source.detach().cpu().numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+    if _is_zarr_group(source):  # an opened OME-Zarr root: read as its path would be
+        return zarr_full_resolution(source, "the zarr group given")
     if not hasattr(source, "shape") or not hasattr(source, "__getitem__") or not hasattr(source, "dtype"):
         source = np.asarray(source)
     return source

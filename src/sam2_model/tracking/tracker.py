@@ -8,7 +8,9 @@ Parameters (defaults and why):
 
 * ``start_frame=0``, ``reverse=False``: where to seed and which way to go. Frames are the (T, H, W[, C])
   stack along the axis the caller chose (time or z). Going backwards, divisions are off (a division
-  seen backwards is two cells merging, which the tracker does not model).
+  seen backwards is two cells merging, which the tracker does not model). A start frame without cells is
+  fine (a z-stack that starts above the sample, cells that come in later): while nothing is tracked every
+  frame is a detection frame, so the first cells begin on the frame they appear.
 * ``seeding="blobs"``: point prompts on LoG blobs of the cell-size range. SAM 2's 32 x 32 grid spaces
   points 8 px apart at 256 px but 32 px at 1024 px, so small nuclei fall between them; "grid" suits
   large cells on busy backgrounds, "grid+blobs" is the most complete and the slowest.
@@ -80,6 +82,7 @@ class TrackingResult:
     labels: np.ndarray  # (T, H, W) uint32 track ids, 0 background; frames not tracked stay 0
     lineage: Lineage  # track id, begin, end, parent, end reason
     frames_tracked: List[int] = field(default_factory=list)  # in processing order
+    note: str = ""  # one line for the user when no cell was found on any frame tracked (CellTracker.note), else ""
 
     @property
     def end_reasons(self) -> Dict[int, str]:
@@ -125,6 +128,8 @@ class CellTracker:
         options: Dict[str, Any] = {"non_overlap_masks": False}
         if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
             options["batch_objects"] = True
+        self.seeding = seeding  # named in `note` (with the detector given: "the detector")
+        self._detects = f"the seeding ({seeding})" if detector is None else "the detector"
         self.detector = detector or make_detector(model, seeding, self.cell_diameter, self.min_area, window=window,
                                                   **amg_options)
         source = frames if isinstance(frames, FrameSource) else FrameSource(frames, image_size=model.image_size)
@@ -144,6 +149,7 @@ class CellTracker:
         self._neck = div.NeckWatch(self.cell_diameter[0])
         self._next_id = 1
         self._border_gap = max(1, int(round(self.cell_diameter[0] / 2)))
+        self._done: List[int] = []  # frames yielded so far, in order
 
     # ------------------------------------------------------------------ public
     @property
@@ -156,9 +162,24 @@ class CellTracker:
             return list(range(self.start_frame, -1, -1))
         return list(range(self.start_frame, self.num_frames))
 
+    @property
+    def note(self) -> str:
+        """"" while cells were found (or no frame is done yet); otherwise one line for the user: no cell was
+        detected on the frames done so far, and what to check. A stack without cells is no error: the result is
+        empty (labels all 0, no track) and callers show this line."""
+        if not self._done or len(self.lineage):
+            return ""
+        first, last = min(self._done), max(self._done)
+        frames = f"frame {first}" if first == last else f"frames {first}-{last}"
+        low, high = (f"{d:g}" for d in self.cell_diameter)
+        return (f"no cells were detected on {frames}: check the cell diameter ({low}-{high} px of the image) and "
+                f"{self._detects}")
+
     def run(self) -> Iterator[FrameStep]:
         """Yields (frame_idx, labels (H, W) uint32, number of active objects) for every frame in order.
 
+        A start frame without cells is no error: every frame is then searched until cells appear (they begin
+        there, like cells that enter), and a stack without any ends with empty labels and :attr:`note` set.
         Closing the generator stops tracking; ``self.lineage`` then describes the frames yielded so far.
         """
         order = self.order
@@ -169,8 +190,11 @@ class CellTracker:
                     labels = self._seed(t)
                 else:
                     labels = self._track(t, step, final=t == last_frame)
+                self._done.append(t)
                 yield t, labels, len(self.session.obj_ids)
             self._finish(last_frame)
+            if self.note:
+                log.info("%s", self.note)
         finally:
             self.session.close()
 
@@ -190,19 +214,17 @@ class CellTracker:
         return track_id
 
     def _seed(self, t: int) -> np.ndarray:
+        """The start frame's cells; none found is no error (a z-stack that starts above the sample, cells that come
+        in later): ``_track`` then detects on every frame until the first cells appear."""
         labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
         for mask in self.detector(self.session.frames.filtered(t)):
             self._start(t, mask, labels)
-        if not self.session.obj_ids:
-            raise ValueError(f"no cells were detected on start frame {t}: check cell_diameter {self.cell_diameter} "
-                             "and the seeding mode, or start on another frame")
         return labels
 
     def _track(self, t: int, step: int, final: bool = False) -> np.ndarray:
-        if not self.session.obj_ids:  # everything ended: look for new cells only on detection frames
-            labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
-            if step % self.redetect_every == 0:
-                self._redetect(t, labels)
+        if not self.session.obj_ids:  # nothing tracked (none yet, or all ended): detecting is the only work left,
+            labels = np.zeros(self.session.frame_shape, dtype=np.uint32)  # so every frame is a detection frame
+            self._redetect(t, labels)
             return labels
         steps = list(self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0))
         if not steps:  # the session tracks nothing backwards from frame 0: step 1 -> 0 (frame 1 is recomputed as it was)
@@ -415,7 +437,8 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     """Detect and track every cell of ``frames`` (anything :class:`VideoSession` takes: (T, H, W[, C])).
 
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
-    frame. Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage.
+    frame. Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
+    tracked the labels are all 0, the lineage is empty and ``note`` says so (no exception).
     """
     tracker = CellTracker(model, frames, start_frame=start_frame, reverse=reverse, seeding=seeding,
                           cell_diameter=cell_diameter, redetect_every=redetect_every, divisions=divisions,
@@ -432,4 +455,4 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
             progress(len(done), len(order))
     if len(done) == len(order):
         finish_divisions(tracker, labels, frames)
-    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done)
+    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
