@@ -598,3 +598,20 @@ def test_a_local_run_without_bokeh_says_nothing_of_a_dashboard():
         assert _dashboard(None, local=True) is None
     else:
         pytest.skip("bokeh is installed here: a local cluster serves its dashboard")
+
+
+def test_auto_on_a_stack_with_no_cell_finishes_empty_and_says_why(client, tmp_path, capsys):
+    """A stack with no cell on any frame (a z-stack above the sample) is tracked to the end: empty outputs, status ok,
+    and the tracker's note in summary.csv; `track --auto` prints the same note (both stopped with "no cells were
+    detected on start frame 0" before)."""
+    from napari_sam2.cli import main
+
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((4, 64, 64), np.uint8))
+    common = ["--auto", "--cell-diameter", "6", "30", "--device", "cpu", "--image-size", "256"]
+    assert _cli(["batch", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "out"), "--scheduler",
+                 client.scheduler.address] + common) == 0
+    (row,) = _read_summary(tmp_path / "out")
+    assert row["status"] == "ok" and row["objects"] == "0" and "no cells were detected" in row["note"]
+    assert not _labels(tmp_path / "out", "empty").any()
+    assert main(["track", str(tmp_path / "empty.tif"), "--table", str(tmp_path / "t.csv")] + common) == 0
+    assert "no cells were detected on frames 0-3" in capsys.readouterr().err

@@ -174,7 +174,10 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any) -> int:
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
     divided = len(lineage.divisions())
-    print(f"tracked {len(lineage)} tracks ({divided} divisions) over {len(result.frames_tracked)} frames")
+    print(f"tracked {len(lineage)} track{'s' * (len(lineage) != 1)} ({divided} division{'s' * (divided != 1)}) over "
+          f"{len(result.frames_tracked)} frames")
+    if result.note:  # e.g. no cell found on any frame: the outputs are empty, and this says why
+        print(f"napari-sam2: {result.note}", file=sys.stderr)
     return 0
 
 

@@ -33,7 +33,7 @@ from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, c
 
 PathLike = Union[str, os.PathLike]
 #: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder
-SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker"]
+SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker", "note"]
 #: the command's option for each keyword argument of :func:`batch` (messages name what the user typed)
 CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_gb": "--zarr-above",
                "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
@@ -304,7 +304,8 @@ def batch(
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
     The summary (also written to ``out/summary.csv``) has one row per stack: stack (its absolute path), name,
-    status ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker.
+    status ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker,
+    note (what the numbers alone do not say, e.g. no cell found on any frame).
     Every setting is checked before anything is created, the cluster started or a stack read (ValueError).
     """
     if axis_names not in ("api", "cli"):

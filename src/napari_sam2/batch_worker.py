@@ -325,7 +325,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
         write_labels=write_labels)
     save_table_csv(measure(labels, frames.grey), folder / "objects.csv")  # the same ids as every other output
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
-    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage)}
+    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage), "note": result.note}
 
 
 def _worker_name() -> str:
@@ -340,7 +340,7 @@ def _worker_name() -> str:
 def process_stack(task: StackTask) -> Dict[str, Any]:
     """Run one stack and publish its outputs; returns its summary row (never raises for a bad stack)."""
     started = time.perf_counter()
-    row: Dict[str, Any] = {"stack": task.path, "name": task.name, "status": "failed", "error": "",
+    row: Dict[str, Any] = {"stack": task.path, "name": task.name, "status": "failed", "error": "", "note": "",
                            "seconds": 0.0, "frames": None, "objects": None, "outputs": "", "worker": _worker_name()}
     folder: Optional[Path] = None
     frames: Optional[Frames] = None
@@ -360,7 +360,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         write_manifest(folder, record)  # last file: its presence means "complete"
         publish(folder, Path(task.out) / task.name)
         folder = None
-        row.update(status="ok", frames=record["frames"], objects=record["objects"],
+        row.update(status="ok", frames=record["frames"], objects=record["objects"], note=record.get("note", ""),
                    outputs=";".join(f"{task.name}/{name}" for name in record["outputs"] + ["manifest.json"]))
     except Exception as error:  # a bad stack must not stop the others; MemoryError is an Exception too
         log.debug("stack %s failed", task.path, exc_info=True)
