@@ -615,3 +615,17 @@ def test_auto_on_a_stack_with_no_cell_finishes_empty_and_says_why(client, tmp_pa
     assert not _labels(tmp_path / "out", "empty").any()
     assert main(["track", str(tmp_path / "empty.tif"), "--table", str(tmp_path / "t.csv")] + common) == 0
     assert "no cells were detected on frames 0-3" in capsys.readouterr().err
+
+
+def test_ome_zarr_labels_name_z_where_the_frames_run_through_z(tmp_path):
+    """Labels of a z-stack (axes metadata "ZYX", or z of "TZYX") are written as (z, y, x) space axes, not as time."""
+    import zarr
+
+    from napari_sam2.batch_outputs import create_zarr_labels
+    from napari_sam2.batch_worker import frame_axis_name
+
+    assert [frame_axis_name(a, i) for a, i in (("ZYX", 0), ("TZYX", 1), ("TZYX", 0), (None, 0))] == ["z", "z", "t", "t"]
+    for axis in ("z", "t"):
+        create_zarr_labels(tmp_path / f"{axis}.ome.zarr", (2, 8, 8), axis)
+        first = zarr.open_group(str(tmp_path / f"{axis}.ome.zarr"), mode="r").attrs["multiscales"][0]["axes"][0]
+        assert first == ({"name": "z", "type": "space"} if axis == "z" else {"name": "t", "type": "time"})

@@ -44,8 +44,9 @@ def new_partial_dir(out: Path, name: str) -> Path:
     return folder
 
 
-def create_zarr_labels(folder: Path, shape: Tuple[int, int, int]) -> Any:
-    """An OME-Zarr (NGFF 0.4, zarr format 2) group ``folder`` with a uint32 (T, Y, X) array "0".
+def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: str = "t") -> Any:
+    """An OME-Zarr (NGFF 0.4, zarr format 2) group ``folder`` with a uint32 (T, Y, X) array "0" (frame_axis "t"), or
+    (Z, Y, X) for frames through z ("z": the first axis is then space, as OME-Zarr viewers should show it).
 
     Returns the array; chunks are one frame (at most 1024 x 1024), so each written plane is whole.
     """
@@ -57,7 +58,8 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int]) -> Any:
     group.attrs["multiscales"] = [{
         "version": "0.4",
         "name": "labels",
-        "axes": [{"name": "t", "type": "time"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "axes": [{"name": "z", "type": "space"} if frame_axis == "z" else {"name": "t", "type": "time"},
+                 {"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
         "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]}],
     }]
     return array

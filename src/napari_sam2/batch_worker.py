@@ -115,6 +115,7 @@ class Frames:
     view: FrameView
     layout: StackLayout
     session_options: Dict[str, Any]
+    frame_axis_name: str = "t"  # "z" where the stack's axes metadata says the frames run through z
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -150,7 +151,16 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
-    return Frames(stack, view, view_layout(view.ndim), options)
+    return Frames(stack, view, view_layout(view.ndim), options,
+                  frame_axis_name(getattr(stack, "axes", None), resolved.layout.frame_axis))
+
+
+def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
+    """"z" when the stack's axes letters (a TIFF's or OME-Zarr's, e.g. "ZYX") name its frame axis Z, else "t" (the
+    frames of a stack without axes metadata are taken as time, as everywhere else)."""
+    if isinstance(axes, str) and 0 <= frame_axis < len(axes) and axes[frame_axis].upper() == "Z":
+        return "z"
+    return "t"
 
 
 def view_layout(ndim: int) -> StackLayout:
@@ -282,7 +292,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     large = labels_nbytes(shape) > task.zarr_above
     if large:
         labels_name = "labels.ome.zarr"
-        labels: Any = create_zarr_labels(folder / labels_name, shape)
+        labels: Any = create_zarr_labels(folder / labels_name, shape, frames.frame_axis_name)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
@@ -315,7 +325,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
 
     def write_labels(labels: np.ndarray, path: Path) -> None:
         if large:
-            create_zarr_labels(path, labels.shape)[:] = labels
+            create_zarr_labels(path, labels.shape, frames.frame_axis_name)[:] = labels
         else:
             write_labels_tiff(labels, path)
 
