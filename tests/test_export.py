@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_sam2.export import measure, save_labels_tiff, save_table_csv, tracks_data
@@ -32,3 +33,26 @@ def test_measurements_tracks_and_files(tmp_path):
     assert len(written) == 3 and list(written[0])[-1] == "check"
     save_labels_tiff(labels, tmp_path / "l.tif")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
+
+
+def test_a_failed_or_stopped_table_write_keeps_the_earlier_file(tmp_path):
+    """The CSV was written in place: a row that fails half-way left a truncated table instead of the earlier one."""
+    labels = np.zeros((3, 10, 10), np.uint32)
+    labels[:, 2:5, 2:5] = 4
+    rows = measure(labels)
+    path = tmp_path / "t.csv"
+    path.write_text("the earlier table\n")
+    with pytest.raises(ValueError, match="fields not in fieldnames"):
+        save_table_csv(rows + [{**rows[0], "not a column": 1}], path)
+    assert path.read_text() == "the earlier table\n" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+    from napari_sam2.export import table_steps
+
+    steps = table_steps(3, lambda t: labels[t], None, path)  # a worker's steps, stopped (cancelled) after frame 1
+    assert [next(steps) for _ in range(3)] == [("plan", 3, "", None), ("frame", 0, 1, None), ("frame", 1, 2, None)]
+    steps.close()
+    assert path.read_text() == "the earlier table\n" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+    assert list(table_steps(3, lambda t: labels[t], None, path))[-1] == ("written", 3, str(path), None)
+    with open(path) as handle:
+        assert [(int(r["frame"]), int(r["obj_id"])) for r in csv.DictReader(handle)] == [(0, 4), (1, 4), (2, 4)]

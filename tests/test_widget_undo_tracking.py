@@ -220,15 +220,18 @@ def test_cancel_from_the_widget_and_a_failed_run_name_the_right_undo(make_napari
     assert panel.status.text().startswith("Cancelled"), panel.status.text()
     kept_frames = w.labels_layer.data.copy()
 
-    panel.min_diameter_spin.setValue(60)  # no cell that large: the run fails on its start frame, writing nothing
+    panel.min_diameter_spin.setValue(60)  # no cell that large: the run goes through every frame and finds none
     panel.max_diameter_spin.setValue(80)
     panel.track_button.click()
     wait(qtbot, w)
     text = panel.status.text()
-    assert text.startswith("Failed") and "Nothing was written" in text and "Undo tracking step" not in text, text
-    np.testing.assert_array_equal(w.labels_layer.data, kept_frames)
+    assert text.startswith("Done") and "no track" in text and "no cells were detected" in text, text
+    assert "check the cell diameter (60-80 px" in text and "Pick a track" not in text, text
+    assert not w.labels_layer.data.any()  # its frames replaced whole, as every run's
 
     w.undo_button.click()
     assert w.status.text() == "Nothing to undo."
-    panel.undo_button.click()  # the panel's Undo reverts whatever the cancelled run wrote
+    panel.undo_button.click()  # the panel's Undo reverts the empty run: the cancelled run's frames come back
+    np.testing.assert_array_equal(w.labels_layer.data, kept_frames)
+    panel.undo_button.click()  # and then whatever the cancelled run wrote
     assert not w.labels_layer.data.any()

@@ -7,7 +7,7 @@ Layer helpers here take the viewer and the image layer; nothing here knows about
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -36,9 +36,33 @@ def spatial_ndim(image: Any) -> int:
 
 def model_data(image: Any) -> Any:
     """An image layer's data as the model reads it: RGBA layers without their alpha channel (as
-    :func:`napari_sam2.segment` does), other layers as they are."""
-    data = image.data
+    :func:`napari_sam2.segment` does), other layers as they are.
+
+    A multiscale (pyramid) layer gives its full-resolution level 0, as it is (a dask or zarr level stays lazy: a frame
+    is read when the model needs it). Level 0 has the layer's shape and its data coordinates are the layer's, so
+    masks computed on it line up with the image at the layer's scale and translate.
+    """
+    data = image.data[0] if getattr(image, "multiscale", False) else image.data
     return WithoutAlpha(data) if image.rgb and data.shape[-1] == 4 else data
+
+
+def axes_metadata(image: Any, axes: Optional[Sequence[Optional[int]]] = None) -> Dict[str, tuple]:
+    """``units`` and ``axis_labels`` keyword arguments that give a new layer the physical units and names of
+    ``image``'s axes (napari drops the units of every layer and warns "Inconsistent units across layers" when one layer
+    differs); {} for an image without them (a napari that predates layer units).
+
+    axes: which of the image's (world) axes the new layer's axes are, in order (None: all of them, for a layer with
+    the image's dimensions); an entry None is an axis the image lacks (unit "pixel", and napari's name of an unnamed
+    axis: its negative index, e.g. "-3").
+    """
+    units, labels = getattr(image, "units", None), getattr(image, "axis_labels", None)
+    if units is None or labels is None:
+        return {}
+    units, labels = tuple(units), tuple(str(label) for label in labels)
+    if axes is None:
+        return {"units": units, "axis_labels": labels}
+    return {"units": tuple(units[a] if a is not None else "pixel" for a in axes),
+            "axis_labels": tuple(labels[a] if a is not None else str(i - len(axes)) for i, a in enumerate(axes))}
 
 
 @dataclass
@@ -79,15 +103,59 @@ class ImageState:
     hidden: Set[int] = field(default_factory=set)  # objects hidden in the masklets layer
     recoloured: bool = False  # the masklets layer has the colormap that hides objects
     sessions: Dict[SliceKey, SegmentationController] = field(default_factory=dict)  # one per slice segmented
+    # the opened session that a new one (its session not opened yet: that happens in the run's worker) replaced on a
+    # slice, put back if the new one fails to open
+    replaced: Dict[SliceKey, SegmentationController] = field(default_factory=dict)
 
+
+
+def find_layer(viewer: Any, base: str, image: Any, kind: str) -> Any:
+    """The viewer's layer named as ``image``'s layer ``base`` is (:func:`layer_name`) if it is a ``kind`` layer
+    ("Points", "Shapes", "Labels"); None otherwise."""
+    name = layer_name(base, image)
+    if name not in viewer.layers:
+        return None
+    layer = viewer.layers[name]
+    return layer if layer.__class__.__name__ == kind else None
+
+
+def find_masklets(viewer: Any, image: Any, layout: StackLayout) -> Any:
+    """The masklets layer of ``image`` already in the viewer whose labels fit ``layout`` (:func:`masklets`), or
+    None."""
+    layer = find_layer(viewer, LABELS_NAME, image, "Labels")
+    return layer if layer is not None and masklets(layer, image, layout) is not None else None
+
+
+def adopt_layers(viewer: Any, state: ImageState, layout: Optional[StackLayout]) -> None:
+    """Give ``state`` the clicks, boxes and masklets layers the viewer already holds for its image, by name, as a
+    closed widget left them (a widget opened again goes on with them instead of adding "... [1]" beside them).
+
+    A clicks layer is taken when it has the image's dimensions and the ``positive`` and ``obj_id`` features (its
+    current object and polarity become ``state``'s); a boxes layer, with the dimensions and ``obj_id``; the masklets,
+    when their labels fit ``layout`` (None: not looked for). Layers that do not fit are left alone.
+    """
+    image, ndim = state.image, spatial_ndim(state.image)
+    points = find_layer(viewer, POINTS_NAME, image, "Points")
+    if points is not None and points.ndim == ndim and {"positive", "obj_id"} <= set(points.features.columns):
+        state.points = points
+        defaults = points.feature_defaults
+        if len(defaults):
+            state.obj_id = max(1, int(defaults["obj_id"].iloc[0]))
+            state.positive = bool(defaults["positive"].iloc[0])
+    boxes = find_layer(viewer, BOXES_NAME, image, "Shapes")
+    if boxes is not None and boxes.ndim == ndim and "obj_id" in boxes.features.columns:
+        state.boxes = boxes
+    if layout is not None:
+        state.labels = find_masklets(viewer, image, layout)
 
 
 def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> Any:
-    """An empty clicks layer over ``image`` (same scale and translate), in add mode."""
+    """An empty clicks layer over ``image`` (same scale, translate, units and axis labels), in add mode."""
     ndim = spatial_ndim(image)
     points = viewer.add_points(
         np.zeros((0, ndim)), name=layer_name(POINTS_NAME, image), ndim=ndim, scale=image.scale,
-        translate=image.translate, features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
+        translate=image.translate, **axes_metadata(image),
+        features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
         size=max(4.0, min(image.data.shape[-3 if image.rgb else -2:][:2]) / 60), face_color="lime",
         border_color="white",
     )
@@ -98,10 +166,11 @@ def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> An
 
 
 def add_boxes_layer(viewer: Any, image: Any, obj_id: int) -> Any:
-    """An empty rectangles layer over ``image``."""
+    """An empty rectangles layer over ``image`` (same scale, translate, units and axis labels)."""
     boxes = viewer.add_shapes(
         None, ndim=spatial_ndim(image), name=layer_name(BOXES_NAME, image), scale=image.scale,
-        translate=image.translate, shape_type="rectangle", edge_color="yellow", face_color="transparent",
+        translate=image.translate, **axes_metadata(image), shape_type="rectangle", edge_color="yellow",
+        face_color="transparent",
         features={"obj_id": np.zeros(0, int)},
     )
     boxes.feature_defaults = {"obj_id": obj_id}
@@ -120,7 +189,7 @@ def add_labels_layer(viewer: Any, image: Any, layout: StackLayout, data: Optiona
         data = np.zeros(shape, np.uint32)
     shown, scale, translate = _masklets_display(image, layout, data)
     return viewer.add_labels(shown, name=layer_name(LABELS_NAME, image), scale=scale, translate=translate,
-                             colormap=OBJECT_COLORMAP)
+                             colormap=OBJECT_COLORMAP, **axes_metadata(image))
 
 
 def _masklets_display(image: Any, layout: StackLayout, data: np.ndarray) -> Tuple[np.ndarray, list, list]:

@@ -1,11 +1,12 @@
 """The objects panel of the segmentation widget: each object's colour, the frames where it is present, the frames
 where the model lost it and those worth a look (its mask jumped); hide/show, delete, relabel and merge. Rows come from
-the session's public read API."""
+the session's public read API, less the frames where the labels no longer hold the object ("Track all cells"
+replaced it there: ``ObjectsPanel.replaced_frames``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from qtpy.QtCore import Signal
@@ -15,6 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetI
 from sam2_model.video_session import JUMP_MAX_IOU
 
 from ._colors import OBJECT_COLORMAP, object_colors
+from ._track_ids import frame_ranges  # noqa: F401 (the objects panel's frame words; imported from here too)
 
 HEADERS = ("Object", "Present on frames", "Lost on frames", "Check frames", "Shown")
 CHECK_TIP = (f"Frames where the object's mask barely overlaps its mask on the frame it was tracked from "
@@ -32,6 +34,21 @@ class ObjectRow:
     lost: Tuple[int, ...]
     hidden: bool = False
     check: Tuple[int, ...] = ()
+    replaced: Tuple[int, ...] = ()  # frames where another tool ("Track all cells") replaced the object's mask
+
+
+def without_replaced(rows: Sequence[ObjectRow], replaced: Dict[int, Sequence[int]]) -> List[ObjectRow]:
+    """``rows`` less the frames of ``replaced`` ({object: frames} whose labels no longer hold the object)."""
+    found = []
+    for row in rows:
+        gone = set(replaced.get(row.obj_id, ()))
+        if gone:
+            row = replace(row, present=tuple(t for t in row.present if t not in gone),
+                          lost=tuple(t for t in row.lost if t not in gone),
+                          check=tuple(t for t in row.check if t not in gone),
+                          replaced=tuple(sorted(gone | set(row.replaced))))
+        found.append(row)
+    return found
 
 
 def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
@@ -43,21 +60,6 @@ def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
         present = tuple(sorted(set(session.tracked_frames(obj)) - set(lost)))
         rows.append(ObjectRow(obj, present, lost, obj in hidden, tuple(session.jumped_frames(obj))))
     return rows
-
-
-def frame_ranges(frames: Sequence[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"; [] -> "none"."""
-    if not frames:
-        return "none"
-    parts, start, previous = [], frames[0], frames[0]
-    for frame in list(frames[1:]) + [None]:
-        if frame is not None and frame == previous + 1:
-            previous = frame
-            continue
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
-        if frame is not None:
-            start = previous = frame
-    return ", ".join(parts)
 
 
 def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
@@ -113,14 +115,26 @@ class ObjectsPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.check_button)
         self.rows: List[ObjectRow] = []
+        self._given: List[ObjectRow] = []  # the rows as given (before the replaced frames are taken out)
+        # {object: frames} of the objects asked about whose labels no longer hold them there (set by the widget's
+        # "Track all cells" panel; None: the rows are shown as given)
+        self.replaced_frames: Optional[Callable[[Sequence[int]], Dict[int, List[int]]]] = None
         self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
         self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
         self.relabel_button.clicked.connect(lambda: self._emit(self.relabel_requested))
         self.merge_button.clicked.connect(lambda: self._emit(self.merge_requested))
         self.check_button.clicked.connect(lambda: self._emit(self.check_requested))
 
+    def refresh(self) -> None:
+        """Show the rows last given again (after another tool changed the labels)."""
+        self.show_rows(self._given)
+
     def show_rows(self, rows: List[ObjectRow]) -> None:
+        """Show ``rows``, less the frames where :attr:`replaced_frames` says the labels no longer hold the object."""
         selected = self.selected_object()
+        self._given = list(rows)
+        if self.replaced_frames is not None and rows:
+            rows = without_replaced(rows, self.replaced_frames([r.obj_id for r in rows]))
         self.rows = list(rows)
         self.table.setRowCount(len(rows))
         for index, (row, color) in enumerate(zip(rows, object_colors([r.obj_id for r in rows]))):
@@ -128,6 +142,10 @@ class ObjectsPanel(QWidget):
                      "no" if row.hidden else "yes")
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
+            if row.replaced:
+                self.table.item(index, 1).setToolTip(f"Replaced by 'Track all cells' on frames "
+                                                     f"{frame_ranges(row.replaced)} (its tracks hold those pixels "
+                                                     "now; a click and Propagate there segment the object again).")
             swatch = QColor.fromRgbF(*[float(c) for c in color])
             self.table.item(index, 0).setBackground(QBrush(swatch))
             if row.obj_id == selected:

@@ -169,7 +169,8 @@ class PromptEventsMixin:
         """Show the current image's objects; hidden objects stay transparent in its masklets layer."""
         state = self._state
         controller = None if state is None else state.controller
-        self.objects.show_rows([] if controller is None else object_rows(controller.session, state.hidden))
+        opened = controller is not None and controller.is_open  # never open a session here: the worker does
+        self.objects.show_rows(object_rows(controller.session, state.hidden) if opened else [])
         if state is None or state.labels is None or state.labels not in self.viewer.layers:
             return
         ids = [] if controller is None else controller.obj_ids

@@ -16,12 +16,14 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ._image_state import ImageState, PromptContent, capture, restore, slice_key
-from ._tracks_layer import tracks_placement
+from ._tracks_layer import tracks_metadata, tracks_placement
 from .controller import PropagationPass
 from .labels_writer import EditedSince
 from .prompts import masks_from_labels
 
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}
+SINGLE_IMAGE_TIP = ("This image is a single 2D frame (no time or z axis under the axis choices above): there is "
+                    "nothing to propagate through. Correct the mask with more clicks or a box.")
 
 
 def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
@@ -29,6 +31,14 @@ def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
     notes = [f"object(s) {', '.join(map(str, p.obj_ids))} had never been tracked, so they start from their "
              f"clicked frame {p.start}" for p in passes if p.obj_ids is not None and p.start != start_frame]
     return ("; ".join(dict.fromkeys(notes)) + ".") if notes else ""
+
+
+def done_hint(controller: Any) -> str:
+    """What to do after a run of ``controller`` (a :class:`SegmentationController`, or None): correct and propagate
+    again on a stack; on a single 2D image (no frame axis) only correct, since there is nothing to propagate."""
+    if controller is not None and controller.layout.frame_axis is None:
+        return "Correct the mask with more clicks (negative ones remove parts) or a box."
+    return "Correct on any frame, then propagate again."
 
 
 def with_suffix(path: str, what: str) -> str:
@@ -104,8 +114,13 @@ class RunMixin:
             note = (f"{self.slice_name(layout)} has a session of its own; the sessions of other slices are kept "
                     f"({kept}): move the slider back there to work on them.")
         self.progress.setRange(0, 0)  # busy until the first mask: a frame's features are computed once
-        self._run(state, controller.apply_prompts(prompts, tag=self._before(state)),
-                  "Segmenting (computing this frame's features once)")
+        single = controller.layout.frame_axis is None  # one 2D image: no frames to speak of
+        if controller.is_open:
+            what = f"Segmenting (computing {'the image' if single else 'this frame'}'s features once)"
+        else:
+            what = ("Segmenting (reading the image's contrast, then its features)" if single else
+                    "Segmenting (reading a sample of the stack for its contrast, then this frame's features)")
+        self._run(state, controller.apply_prompts(prompts, tag=self._before(state)), what)
         self._run_note = note  # said again when the run is done
 
     def _seed(self) -> None:
@@ -118,17 +133,19 @@ class RunMixin:
             controller = self.ensure_controller()
             layout = controller.layout
             frame = int(self.viewer.dims.current_step[layout.frame_axis]) if layout.frame_axis is not None else 0
-            seed = np.asarray(self.viewer.layers[name].data)
-            if seed.shape == controller.labels.shape:
-                plane = seed[layout.frame_index_in_labels(frame)]
-            elif seed.shape == controller.session.frame_shape:
-                plane = seed
+            seed = self.viewer.layers[name].data  # only the plane seeded is read (a dask or zarr stack stays lazy)
+            shape = tuple(int(n) for n in seed.shape)
+            if shape == controller.labels.shape:
+                plane = np.asarray(seed[layout.frame_index_in_labels(frame)])
+            elif shape == controller.frame_shape:
+                plane = np.asarray(seed)
             else:
-                raise ValueError(f"'{name}' has shape {seed.shape}; seeding needs the masklets' shape "
-                                 f"{controller.labels.shape} or one frame {controller.session.frame_shape}")
+                raise ValueError(f"'{name}' has shape {shape}; seeding needs the masklets' shape "
+                                 f"{controller.labels.shape} or one frame {controller.frame_shape}")
             masks = masks_from_labels(plane, frame)
             if not masks:
                 raise ValueError(f"'{name}' has no labels on frame {frame}")
+            masks = self.track_all.free_seed_ids(state.image, masks)  # never a tracked cell's id
             steps = controller.seed_masks(masks, self.prompts(layout), tag=self._before(state))
         except Exception as error:
             self._report(error)
@@ -176,7 +193,10 @@ class RunMixin:
 
     # ------------------------------------------------------------------ the worker
     def _run(self, state: ImageState, steps: Any, what: str) -> None:
-        """Run a controller generator in a worker thread; results arrive on the main thread."""
+        """Run a controller generator in a worker thread; results arrive on the main thread. A closed widget
+        (out of the window: a model load it waited for ended after) runs nothing."""
+        if not self._attached:
+            return
         self.status.setText(f"{what}…")
         self.progress.setValue(0)
 
@@ -238,6 +258,7 @@ class RunMixin:
             len(controller.history) != length or controller.history[-1] is not last)  # the run left an undoable step
         self._set_busy(False)
         self._refresh_labels(state)
+        self._settle_session(state, controller)
         if outcome == "failed":
             self.status.setText(f"{self.status.text()} " + ("Frames written are complete; Undo reverts the run."
                                                             if changed else "Nothing was changed."))
@@ -250,7 +271,7 @@ class RunMixin:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             note = f" Note: {self._run_note}" if self._run_note else ""
-            self.status.setText(f"Done{self._run_where}. Correct on any frame, then propagate again.{note}")
+            self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{note}")
         if state is not None and self._run_prompts is not None:
             state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet
         self._run_prompts = None
@@ -260,6 +281,25 @@ class RunMixin:
         self._run_deferred(announce=True)
         if self._model_rerun_due:  # the model was changed during the run
             QTimer.singleShot(0, self._rerun_with_new_model)
+
+    def _settle_session(self, state: Optional[ImageState], controller: Any) -> None:
+        """After a run: a controller whose session could not be opened (the frames' fault, said by the run's error)
+        leaves its slice, and the session it replaced there comes back (nothing was changed)."""
+        if state is None or controller is None:
+            return
+        key = slice_key(controller.layout)
+        if controller.is_open:
+            state.replaced.pop(key, None)
+            return
+        if state.sessions.get(key) is not controller:
+            return
+        previous = state.replaced.pop(key, None)
+        if previous is None:
+            del state.sessions[key]
+        else:
+            state.sessions[key] = previous
+        if state.controller is controller:
+            state.controller = previous
 
     def _defer_edit(self) -> None:
         """A prompt was edited during a run: remember the image and slice it was made on, to segment it there after
@@ -308,11 +348,30 @@ class RunMixin:
 
     def _set_busy(self, busy: bool) -> None:
         busy = busy or self.busy()
-        for button in (self.segment_button, self.forward_button, self.backward_button, self.both_button,
-                       self.undo_button, self.new_object_button, self.seed_button, self.objects.delete_button,
-                       self.objects.relabel_button, self.objects.merge_button):
+        for button in (self.segment_button, self.undo_button, self.new_object_button, self.seed_button,
+                       self.objects.delete_button, self.objects.relabel_button, self.objects.merge_button):
             button.setEnabled(not busy)
+        single = self._single_image()
+        for widget in (self.forward_button, self.backward_button, self.both_button, self.frames_spin):
+            widget.setEnabled(not busy and not single)  # a single 2D image has nothing to propagate through
+            widget.setToolTip(SINGLE_IMAGE_TIP if single else "")
         self.cancel_button.setEnabled(self.worker is not None)
+
+    def refresh_run_buttons(self) -> None:
+        """Enable the run buttons as the widget's state says: none during a run (the widget's, a model load or
+        "Track all cells"), and never the propagate buttons on a single 2D image (they say why in a tooltip)."""
+        self._set_busy(self.busy())
+
+    def _single_image(self) -> bool:
+        """The current image is one 2D frame under its axis choices (no axis to propagate); False without an image
+        or with an axis choice that cannot work (a run says why)."""
+        state = self._state
+        if state is None:
+            return False
+        try:
+            return self._layout(state.image).frame_axis is None
+        except ValueError:
+            return False
 
     # ------------------------------------------------------------------ undo
     def _on_undo(self) -> None:
@@ -338,8 +397,10 @@ class RunMixin:
         self._refresh_labels(state)
         self._refresh_objects()
         self.activate_clicks()
-        self.status.setText(f"Undid the last step{where}: {len(undone.frames)} frame(s), the prompts and the session "
-                            "are as they were before it.")
+        what = ("the mask" if state.controller.layout.frame_axis is None  # a single 2D image: no frames
+                else f"{len(undone.frames)} frame(s)")
+        self.status.setText(f"Undid the last step{where}: {what}, the prompts and the session are as they were "
+                            "before it.")
 
     # ------------------------------------------------------------------ exports
     def _segmented(self, whole: bool = False) -> bool:
@@ -359,7 +420,7 @@ class RunMixin:
         suffix = "TIFF (*.tif)" if what == "labels" else "CSV (*.csv)"
         path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", "", suffix)
         if path:
-            self.export(what, path)
+            self.export_in_worker(what, path)  # off the GUI thread, written whole (_session_actions.py)
 
     def export(self, what: str, path: str) -> Optional[str]:
         """Write the labels ("labels", TIFF) or the measurement table ("table", CSV); returns the path written.
@@ -407,9 +468,12 @@ class RunMixin:
         image = self.image_layer
         data, scale, translate = tracks_placement(tracks_from_labels(self.controller.label_planes()), image,
                                                   self.controller.layout)
+        axes = tracks_metadata(image, self.controller.layout)  # the image's units: napari drops mixed ones
         name = f"SAM2 tracks [{image.name}]"
         if name in self.viewer.layers:  # pressed again: the layer follows the labels as they are now
             layer = self.viewer.layers[name]
             layer.data, layer.scale, layer.translate = data, scale, translate
+            for key, value in axes.items():
+                setattr(layer, key, value)
             return layer
-        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate)
+        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **axes)

@@ -1,4 +1,4 @@
-"""The segmentation widget's session file (save / load) and object relabel / merge.
+"""The segmentation widget's session file (save / load), object relabel / merge and its exports in a worker.
 
 A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the widget's
 ``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`.
@@ -9,25 +9,32 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterator, Sequence, Set, Tuple
 
 import numpy as np
+from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 
 from ._colors import style_boxes, style_points
-from ._image_state import AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore
+from ._image_state import (
+    AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key,
+)
 from ._model_choice import LOCAL, WEIGHT_CHOICES
+from .export import intensity_plane, labels_tiff_steps, table_steps
 from .layout import world_to_data
 from .prompts import FramePrompt
-from .session_file import SUFFIX, SessionRecord, read_session, write_session
+from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
 
 
 class SessionActionsMixin:
-    """Save / Load session and Relabel / Merge objects of the segmentation widget."""
+    """Save / Load session, Relabel / Merge objects and the exports' worker runs of the segmentation widget."""
+
+    _export_run: Dict[str, Any] = {}  # the export in progress: what, path, where, written, error
 
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
-        """The current image's prompts, options, model and axis choices as a :class:`SessionRecord`."""
+        """The current image's prompts, options, model and axis choices as a :class:`SessionRecord`, with the seeded
+        masks of every slice's session (each z of a TZYX image keeps its own)."""
         state = self._state
         if state is None or state.points is None or state.boxes is None:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
@@ -38,10 +45,8 @@ class SessionActionsMixin:
         coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
                   else np.zeros((0, ndim)))
         rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
-        controller = state.controller
-        masks = {} if controller is None else {k: p.mask for k, p in controller.mask_prompts.items()
-                                               if p.mask is not None}
-        if not len(coords) and not rectangles and not masks:
+        masks, slice_masks = seeded_masks(state)
+        if not len(coords) and not rectangles and not masks and not slice_masks:
             raise ValueError("there is nothing to save yet: click on an object (or draw a box) first")
         choice = self.picker.choice()
         return SessionRecord(
@@ -52,7 +57,7 @@ class SessionActionsMixin:
              "clear_memory_around_corrections": self.forget_check.isChecked(),
              "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
-            asdict(self.axes.choice()),
+            asdict(self.axes.choice()), slice_masks,
         )
 
     def save_session(self, path: str) -> Path:
@@ -133,26 +138,127 @@ class SessionActionsMixin:
         finally:
             self._quiet -= 1
         state.last_prompts = capture(state)
-        masks = {k: FramePrompt(k[0], k[1], mask=m) for k, m in record.masks.items()}
-        ids = set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in masks}
+        ids = (set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in record.masks}
+               | {o for sliced in record.slice_masks.values() for _, o in sliced})
         self.object_spin.setValue(max(ids | {0}) + 1)
         self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…")
-        self.picker.when_ready(lambda: self._rerun_loaded(state, masks))
+        self.picker.when_ready(lambda: self._rerun_loaded(state, record))
 
-    def _rerun_loaded(self, state: ImageState, masks: Dict[Tuple[int, int], FramePrompt]) -> None:
+    def _rerun_loaded(self, state: ImageState, record: SessionRecord) -> None:
+        """Give every slice of the record its session back with its seeded masks, segment the slice shown now and
+        the other slices with masks or clicks after it (one run each, as prompts edited during a run).
+
+        Only slices the record holds something on get a session: the slice shown gets none when the record has
+        nothing there, so the session re-run last (a saved slice) is the one "last worked on" that Propagate, Undo
+        and the exports act on (they name its slice), wherever the slider is; the slider is left where the user put
+        it."""
         if state is not self._state:
             return
         try:
-            controller = self.ensure_controller()
-            controller.mask_prompts = dict(masks)
+            shown = self._layout(state.image)
+            here = {**record.masks, **record.slice_masks.get(tuple(shown.fixed), {})}
+            slices = {fixed: masks for fixed, masks in record.slice_masks.items() if fixed != tuple(shown.fixed)}
+            for fixed, masks in slices.items():
+                layout = self.axes.layout(state.image, _step_on(self.viewer.dims.current_step, fixed))
+                self.ensure_controller(layout).mask_prompts = _mask_prompts(masks)
+            segment_shown = bool(here) or bool(self.prompts(shown))
+            if segment_shown:  # last: a slice with prompts shown stays the session acted on
+                self.ensure_controller(shown).mask_prompts = _mask_prompts(here)
         except Exception as error:
             show_error(f"SAM 2: {error}")
             return
-        self._segment()
+        for fixed in sorted(set(slices) | _clicked_slices(record, shown.fixed)):
+            if fixed != tuple(shown.fixed):  # segmented after the slice shown, one run each
+                step = _step_on(self.viewer.dims.current_step, fixed)
+                self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
+        if segment_shown:
+            self._segment(shown)
+        if not self.busy():  # nothing to segment on the slice shown: the other slices' runs start now
+            self._run_deferred()
 
     def _on_load_session(self) -> None:
         self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
                                   self.load_session, "Not loaded (nothing changed)")
+
+    # ------------------------------------------------------------------ exports in a worker
+    def export_in_worker(self, what: str, path: str) -> Any:
+        """Write the labels ("labels", TIFF, every slice) or the measurement table ("table", CSV, the session acted
+        on) to ``path`` in a worker thread, as the export buttons do; returns the worker (None when refused: the
+        status line says why).
+
+        Nothing that scales with the stack runs on napari's GUI thread: the frames are read and measured in the
+        worker, the progress bar follows them, the widget is busy meanwhile (run and export buttons disabled; Cancel
+        stops it) and the file appears whole or not at all (an earlier file is kept on failure or cancel). A name
+        typed without the suffix gets it (".tif" or ".csv"). :meth:`export` does the same on the calling thread.
+        """
+        from ._runs import SUFFIXES, with_suffix
+
+        if what not in SUFFIXES:
+            raise ValueError(f"what must be 'labels' or 'table', not {what!r}")
+        if self.busy():
+            self.status.setText("Busy: wait for the run in progress (or cancel it), then export.")
+            return None
+        controller = self.controller
+        if controller is None:
+            self.status.setText("Nothing is segmented yet: click on an object first.")
+            return None
+        path = Path(with_suffix(str(path), what))
+        where = "" if what == "labels" else self._elsewhere(controller.layout)
+        steps = (export_labels_steps(controller, path) if what == "labels" else
+                 export_table_steps(controller, self.calibration(), path))
+
+        @thread_worker(ignore_errors=True)  # errors go to the errored handler, not the event loop
+        def work():
+            yield from steps
+
+        worker = work()
+        self._export_run = {"what": what, "path": path, "where": where, "written": False, "error": None}
+        worker.yielded.connect(self._on_export_step)
+        worker.errored.connect(self._on_export_error)
+        worker.finished.connect(lambda: self._on_export_finished(worker))
+        self.worker = worker  # the widget is busy: runs wait, clicks are segmented after it
+        self._set_busy(True)
+        for button in (self.export_labels_button, self.export_table_button):
+            button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Exporting the {what} to {path.name}{where}…")
+        worker.start()
+        return worker
+
+    def _on_export_step(self, step: tuple) -> None:
+        try:
+            kind, value, detail, _ = step
+            if kind == "plan":
+                self.progress.setRange(0, max(int(value), 1))
+                self.progress.setValue(0)
+            elif kind == "frame":
+                self.progress.setValue(min(int(value) + 1, self.progress.maximum()))
+                self.status.setText(f"Exporting the table: frame {value} measured ({detail} row(s) so far)…")
+            elif kind == "written":
+                self._export_run["written"] = True
+        except Exception as error:  # never let an exception escape a Qt slot
+            self._on_export_error(error)
+
+    def _on_export_error(self, error: Exception) -> None:
+        self._export_run["error"] = error
+        show_error(f"SAM 2: export failed: {error}")
+
+    def _on_export_finished(self, worker: Any) -> None:
+        run = self._export_run
+        if self.worker is worker:
+            self.worker = None
+        self._set_busy(False)
+        for button in (self.export_labels_button, self.export_table_button):
+            button.setEnabled(True)
+        if run["written"]:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.status.setText(f"Wrote {run['path']}{run['where']}")
+        elif run["error"] is not None:
+            self.status.setText(f"Export failed: {run['error']}. Nothing was written (an earlier file is kept).")
+        else:
+            self.status.setText(f"Export cancelled: nothing was written to {run['path']} (an earlier file is kept).")
+        self._run_deferred(announce=True)  # clicks made during the export
 
     # ------------------------------------------------------------------ relabel and merge
     def _prompt_ids(self, state: ImageState) -> set:
@@ -165,6 +271,9 @@ class SessionActionsMixin:
         if not 1 <= int(new_id) <= 65535 or int(new_id) in self._prompt_ids(state):
             raise ValueError(f"new_id must be a free object id in 1..65535; {new_id} is taken or out of range "
                              f"(objects: {sorted(self._prompt_ids(state))})")
+        if int(new_id) in self.track_all.track_ids(state.image):  # the tracks share the masklets layer
+            raise ValueError(f"new_id {new_id} is taken by a cell 'Track all cells' tracked; free ids: "
+                             f"{self.track_all.free_ids_text(state.image)}")
         self._reassign(state, int(obj_id), int(new_id))
         self.status.setText(f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).")
 
@@ -212,7 +321,7 @@ class SessionActionsMixin:
             moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in controller.mask_prompts.items()
                      if o == old}
             labels = controller.labels
-            planes = [controller.layout.frame_index_in_labels(t) for t in range(controller.session.num_frames)]
+            planes = [controller.layout.frame_index_in_labels(t) for t in range(controller.num_frames)]
             was = [np.asarray(labels[index]) == old for index in planes]
             if old in controller.obj_ids or any(o == old for _, o in controller.mask_prompts):
                 controller.remove_object(old)
@@ -254,3 +363,59 @@ class SessionActionsMixin:
         except ValueError as error:
             show_error(f"SAM 2: {error}")
             self.status.setText(str(error))
+
+
+def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
+                                            Dict[Fixed, Dict[Tuple[int, int], np.ndarray]]]:
+    """The seeded masks of every session of ``state``'s image: ({(frame, obj_id): (H, W) bool} of a session with no
+    fixed axes, {fixed: {...}} of each slice's session (fixed: ((axis, index), ...), e.g. z of TZYX))."""
+    controllers = [state.controller] if state.controller is not None else []
+    controllers += [c for c in state.sessions.values() if all(c is not other for other in controllers)]
+    unsliced: Dict[Tuple[int, int], np.ndarray] = {}
+    sliced: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = {}
+    for controller in controllers:
+        masks = {k: p.mask for k, p in controller.mask_prompts.items() if p.mask is not None}
+        fixed = tuple(sorted((int(a), int(i)) for a, i in controller.layout.fixed))
+        if masks and fixed:
+            sliced.setdefault(fixed, {}).update(masks)
+        elif masks:
+            unsliced.update(masks)
+    return unsliced, sliced
+
+
+def export_labels_steps(controller: Any, path: Path) -> Iterator[tuple]:
+    """Write ``controller``'s labels array (every slice, the masklets' shape) to ``path`` (TIFF), in a worker."""
+    yield from labels_tiff_steps(controller.labels, path)
+
+
+def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterator[tuple]:
+    """The measurement table of ``controller``'s session (its slice's frames, read one at a time) to ``path`` (CSV),
+    in a worker: the rows of :meth:`SegmentationController.measurements`, with per-frame progress."""
+    options = controller.session_options
+    channel, composite = options.get("channel"), options.get("composite")
+    scores, check = controller.object_scores(), controller.check_frames()
+    layout = controller.layout
+    yield from table_steps(controller.num_frames, lambda t: controller.labels[layout.frame_index_in_labels(t)],
+                           lambda t: intensity_plane(controller.frames[t], channel, composite), path, scores,
+                           calibration, check)
+
+
+def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:
+    return {k: FramePrompt(k[0], k[1], mask=m) for k, m in masks.items()}
+
+
+def _step_on(step: Sequence[int], fixed: Fixed) -> Tuple[int, ...]:
+    """The viewer's dims step ``step`` moved onto the slice ``fixed``."""
+    moved = [int(i) for i in step]
+    for axis, index in fixed:
+        moved[axis] = int(index)
+    return tuple(moved)
+
+
+def _clicked_slices(record: SessionRecord, fixed: Sequence[Tuple[int, int]]) -> Set[Fixed]:
+    """The slices (indices on the axes fixed in ``fixed``) that the record's clicks and boxes lie on."""
+    axes = [int(axis) for axis, _ in fixed]
+    if not axes:
+        return set()
+    coords = np.concatenate([record.points, record.boxes.reshape(-1, len(record.image_shape))])
+    return {tuple((axis, int(round(row[axis]))) for axis in sorted(axes)) for row in coords}

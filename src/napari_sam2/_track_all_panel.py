@@ -23,18 +23,24 @@ from sam2_model.tracking import SEEDINGS, TrackingResult
 
 from ._colors import style_boxes, style_points
 from ._image_state import add_points_layer, layer_name
-from ._objects_panel import frame_ranges
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from ._tracks_layer import tracks_placement
-from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source
+from ._tracks_layer import tracks_metadata, tracks_placement
+from . import _track_ids as id_rules
+from ._track_ids import frame_ranges, id_above_tracks
+from .track_all import (
+    TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source, read_then_run, session_limits,
+)
 from .track_export import export_path
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
 SETTINGS_KEY = "track_all"
 DEFAULTS: Dict[str, Any] = {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 40.0, "redetect_every": 5,
                             "divisions": True}
+EXPORT_TIP = ("Exports describe the cells 'Track all cells' tracked (its tracks and lineage, corrections included); "
+              "objects you clicked or seeded in the segmentation widget are left out: export them with the "
+              "widget's own 'Export labels'.")
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
                "new_object_button", "seed_button")
 
@@ -127,6 +133,14 @@ class TrackAllPanel(QCollapsible):
         self.repropagate_button.clicked.connect(self._on_repropagate)
         for what, button in self.export_buttons.items():
             button.clicked.connect(lambda _=False, w=what: self._on_export(w))
+        for what, button in self.export_buttons.items():
+            button.setToolTip(EXPORT_TIP)
+        object_spin = getattr(widget, "object_spin", None)
+        if object_spin is not None:  # a typed Object id never takes a tracked cell's id
+            object_spin.valueChanged.connect(self._on_object_id_typed)
+        objects = getattr(widget, "objects", None)
+        if objects is not None:  # the objects panel shows what the labels hold after tracking replaced objects
+            objects.replaced_frames = self.replaced_frames
 
     # ------------------------------------------------------------------ options
     def options(self) -> TrackAllOptions:
@@ -151,7 +165,7 @@ class TrackAllPanel(QCollapsible):
         entry = self.images.get(image.unique_id)
         if entry is None or entry.tracking.labels is not controller.labels:
             layout = controller.layout
-            tracking = TrackAll(controller.labels, controller.session.num_frames, layout.frame_index_in_labels)
+            tracking = TrackAll(controller.labels, controller.num_frames, layout.frame_index_in_labels)  # no read
             entry = self.images[image.unique_id] = _ImageTracking(image, tracking)
             labels_layer = self.widget.labels_layer
             if labels_layer is not None:
@@ -180,8 +194,9 @@ class TrackAllPanel(QCollapsible):
             entry = self.current()
             model = controller.model
             start = self._current_frame(controller)
-            frames = frame_source(controller.frames, model, controller.session_options)
-            steps = entry.tracking.track(model, frames, start, options, reserved=self.widget_ids(entry.image))
+            reserved, limits = self.widget_ids(entry.image), session_limits(controller)
+            steps = read_then_run(lambda: frame_source(controller.frames, model, controller.session_options, limits),
+                                  lambda frames: entry.tracking.track(model, frames, start, options, reserved=reserved))
         except Exception as error:
             self._fail(error)
             return
@@ -199,7 +214,8 @@ class TrackAllPanel(QCollapsible):
             self.widget.image_combo.setCurrentText(name)
         controller = self.widget.ensure_controller()
         entry = self.current()
-        frames = frame_source(controller.frames, controller.model, controller.session_options)
+        frames = frame_source(controller.frames, controller.model, controller.session_options,
+                              session_limits(controller))
         base = len(entry.tracking.history)
         steps = entry.tracking.track(controller.model, frames, start_frame, options,
                                      reserved=self.widget_ids(entry.image))
@@ -207,6 +223,7 @@ class TrackAllPanel(QCollapsible):
             if kind == "frame" and progress is not None:
                 progress(len(entry.tracking.history[-1].frames), total)
         self._refresh_labels(entry.image)
+        self._refresh_objects_panel()
         self.update_tracks_layer(entry)
         self._say_done(entry, _new_run(entry, base))
         self._ids_above_tracks(entry)
@@ -227,8 +244,10 @@ class TrackAllPanel(QCollapsible):
                 raise ValueError(f"{track_id} is an object of the segmentation widget (its clicks and Propagate "
                                  "segment it): pick a track's id, or a free id to add a cell")
             prompt = self._fix_prompt(entry, controller, track_id, frame)
-            frames = frame_source(controller.frames, controller.model, controller.session_options)
-            steps = entry.tracking.correct(controller.model, frames, track_id, frame, prompt.points, prompt.labels)
+            model, limits = controller.model, session_limits(controller)
+            steps = read_then_run(lambda: frame_source(controller.frames, model, controller.session_options, limits),
+                                  lambda frames: entry.tracking.correct(model, frames, track_id, frame, prompt.points,
+                                                                        prompt.labels))
         except Exception as error:
             self._fail(error)
             return
@@ -311,6 +330,7 @@ class TrackAllPanel(QCollapsible):
         else:
             self._say_done(entry, run)
         self._refresh_labels(self._run_image)
+        self._refresh_objects_panel()
         if entry is not None:
             self.update_tracks_layer(entry)
             self._ids_above_tracks(entry)
@@ -321,6 +341,10 @@ class TrackAllPanel(QCollapsible):
         lineage = entry.tracking.lineage if entry is not None else None
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        note = entry.tracking.note if entry is not None else ""
+        if note and not lineage:  # nothing found: say what to check, not how to correct tracks
+            self.status.setText(f"Done: {span}, no track: {note}.")
+            return
         self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
                             "division(s). Pick a track (or a label) and click it to correct it.")
 
@@ -328,33 +352,67 @@ class TrackAllPanel(QCollapsible):
     def track_ids(self, image: Any) -> Set[int]:
         """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
         entry = self.images.get(getattr(image, "unique_id", None))
-        return set() if entry is None else {row.track_id for row in entry.tracking.lineage.rows()}
+        return id_rules.lineage_ids(None if entry is None else entry.tracking.lineage)
 
     def widget_ids(self, image: Any) -> Set[int]:
         """The ids the widget holds for ``image``: its sessions' objects, seeded masks and clicks and boxes (tracking
         gives its tracks ids above these)."""
-        state = self.widget.states.get(getattr(image, "unique_id", None))
-        if state is None:
-            return set()
-        ids: Set[int] = set()
-        for controller in _controllers(state):
-            ids |= set(controller.obj_ids) | {obj for _, obj in controller.mask_prompts}
-        for layer in (state.points, state.boxes):
-            if layer is not None and len(layer.data):
-                ids |= set(layer.features["obj_id"].to_numpy(int).tolist())
-        return ids
+        return id_rules.widget_ids(self.widget.states.get(getattr(image, "unique_id", None)))
+
+    def replaced_frames(self, obj_ids: Sequence[int]) -> Dict[int, List[int]]:
+        """{object: frames} for the current image's widget objects ``obj_ids`` that 'Track all cells' replaced (its
+        runs write frames whole) and nothing wrote back since (the objects panel leaves those frames out)."""
+        entry = self.images.get(getattr(self.widget.image_layer, "unique_id", None))
+        return {} if entry is None else entry.tracking.erased(obj_ids)
+
+    def _refresh_objects_panel(self) -> None:
+        objects = getattr(self.widget, "objects", None)
+        if objects is not None:
+            objects.refresh()
+
+    def free_ids_text(self, image: Any, taken: Set[int] = frozenset()) -> str:
+        """The ids free for the widget's objects on ``image`` in words: gaps below the highest track id (at most a
+        few) and "N and above"; ``taken``: ids also not free (e.g. other seeded objects)."""
+        return id_rules.free_ids_text(self.track_ids(image) | self.widget_ids(image) | set(taken))
+
+    def _on_object_id_typed(self, obj_id: int) -> None:
+        """A typed Object id that a tracked cell of the current image holds moves to the next free id, saying so."""
+        image = self.widget.image_layer
+        tracks = self.track_ids(image)
+        if int(obj_id) not in tracks:
+            return
+        new = id_rules.next_free_id(tracks, self.widget_ids(image))
+        message = id_rules.typed_id_message(int(obj_id), new, self.free_ids_text(image))
+        show_warning(f"SAM 2: {message}")
+        self.status.setText(message)
+        self.widget.object_spin.setValue(new)
+
+    def free_seed_ids(self, image: Any, masks: List[Any]) -> List[Any]:
+        """Seeded mask prompts (``FramePrompt`` with ``obj_id`` and ``mask``) whose ids a tracked cell of ``image``
+        holds get free ids (above the tracks and the widget's objects), saying which moved; the others keep the
+        seed layer's ids."""
+        from .prompts import FramePrompt
+
+        seeded = {int(m.obj_id) for m in masks}
+        moved = id_rules.moved_seed_ids(seeded, self.track_ids(image), self.widget_ids(image))
+        if not moved:
+            return list(masks)
+        message = id_rules.seed_ids_message(moved, self.free_ids_text(image, seeded))
+        show_warning(f"SAM 2: {message}")
+        self.status.setText(message)
+        return [FramePrompt(m.frame, moved.get(int(m.obj_id), int(m.obj_id)), mask=m.mask) for m in masks]
 
     def _ids_above_tracks(self, entry: _ImageTracking) -> None:
         """The widget's next object id on the tracked image goes above its tracks (whichever image is shown), so a
         click never writes into a track."""
-        top = max(self.track_ids(entry.image) | {0})
+        tracks = self.track_ids(entry.image)
         state = self.widget.states.get(entry.image.unique_id)
-        if not top or state is None:
+        if state is None or id_above_tracks(0, tracks) is None:
             return
         if state is self.widget.state:
-            self.widget.object_spin.setValue(max(self.widget.object_spin.value(), top + 1))
-        elif state.obj_id <= top:  # shown again later with this id (the widget sets its spin box from it)
-            state.obj_id = top + 1
+            self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
+        elif id_above_tracks(state.obj_id, tracks) != state.obj_id:  # shown again later with this id (the widget
+            state.obj_id = id_above_tracks(state.obj_id, tracks)  # sets its spin box from it)
             if state.points is not None:
                 state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
                 style_points(state.points)
@@ -367,7 +425,7 @@ class TrackAllPanel(QCollapsible):
         what reverts each: "Track all cells", the widget's clicks and propagations, or something else (a brush)."""
         entry = self.images.get(getattr(image, "unique_id", None))
         state = self.widget.states.get(getattr(image, "unique_id", None))
-        controllers = [] if state is None else _controllers(state)
+        controllers = [] if state is None else id_rules.state_controllers(state)
         tracked: List[int] = []
         widget: List[int] = []
         other: List[int] = []
@@ -413,6 +471,8 @@ class TrackAllPanel(QCollapsible):
         cancel = getattr(self.widget, "cancel_button", None)
         if cancel is not None:  # the widget's Cancel stops this run too
             cancel.setEnabled(busy)
+        if not busy:  # a single 2-D image keeps its propagate buttons off
+            self.widget.refresh_run_buttons()
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
@@ -436,6 +496,7 @@ class TrackAllPanel(QCollapsible):
             self.status.setText("No tracking step to undo.")
             return
         self._refresh_labels(entry.image)
+        self._refresh_objects_panel()
         self.update_tracks_layer(entry)
         self.status.setText(f"Undid the {'tracking run' if run.kind == 'track' else 'correction'}: "
                             f"{len(set(run.frames))} frame(s) restored.")
@@ -495,7 +556,9 @@ class TrackAllPanel(QCollapsible):
         else:
             scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
-                                              scale=scale, translate=translate)
+                                              scale=scale, translate=translate,
+                                              **tracks_metadata(entry.image, None if state.controller is None
+                                                                else state.controller.layout))
         return entry.tracks
 
     def _on_export(self, what: str) -> None:
@@ -520,7 +583,8 @@ class TrackAllPanel(QCollapsible):
             self._fail(error)
             return None
         show_info(f"SAM 2: wrote {written}")
-        self.status.setText(f"Wrote {written}")
+        self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
+                            "labels')")
         return written
 
 
@@ -529,13 +593,6 @@ def _new_run(entry: Optional[_ImageTracking], base: int) -> Optional[TrackRun]:
     if entry is None or len(entry.tracking.history) <= base:
         return None
     return entry.tracking.history[-1]
-
-
-def _controllers(state: Any) -> List[Any]:
-    """An image's segmentation controllers (one per slice segmented, where the widget keeps several)."""
-    found = [state.controller] if state.controller is not None else []
-    found += [c for c in getattr(state, "sessions", {}).values() if all(c is not f for f in found)]
-    return found
 
 
 def _frames(frames: Sequence[int], done: str = "") -> str:

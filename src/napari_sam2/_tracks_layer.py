@@ -7,11 +7,24 @@ slice, or channel 0; Tracks show their points across that axis)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._image_state import axes_metadata
 from .layout import StackLayout
+
+
+def _tracks_axes(image: Any, layout: StackLayout) -> Tuple[List[Optional[int]], Optional[int]]:
+    """(the image axis of each Tracks coordinate column after the track id, the image's one other axis given a column
+    of its own or None): [frame, rows, cols] or [frame, other, rows, cols]; frame is None for a single 2-D image."""
+    ndim = image.data.ndim - (1 if image.rgb else 0)
+    frame = layout.frame_axis
+    rows, cols = layout.spatial_axes
+    others = [axis for axis in range(ndim) if axis not in (frame, rows, cols)]
+    if frame is not None and len(others) == 1 and frame < others[0]:
+        return [frame, others[0], rows, cols], others[0]
+    return [frame, rows, cols], None
 
 
 def tracks_placement(data: np.ndarray, image: Any, layout: StackLayout) -> Tuple[np.ndarray, tuple, tuple]:
@@ -20,18 +33,26 @@ def tracks_placement(data: np.ndarray, image: Any, layout: StackLayout) -> Tuple
     data: (N, 4) float [track id, frame, row, col] in pixels of the frames. The result's data has a column more for an
     image with one axis besides its frames and planes that comes after the frame axis; otherwise it is ``data``.
     """
-    ndim = image.data.ndim - (1 if image.rgb else 0)
-    frame = layout.frame_axis
-    rows, cols = layout.spatial_axes
-    others = [axis for axis in range(ndim) if axis not in (frame, rows, cols)]
+    axes, other = _tracks_axes(image, layout)
 
-    def along(values: Sequence[float], axes: Sequence[Any], unset: float) -> tuple:
+    def along(values: Sequence[float], unset: float) -> tuple:
         return tuple(float(values[axis]) if axis is not None else unset for axis in axes)
 
-    if frame is not None and len(others) == 1 and frame < others[0]:
-        other = others[0]
-        data = np.insert(np.asarray(data, float), 2, float(dict(layout.fixed).get(other, 0)), axis=1)
-        axes = [frame, other, rows, cols]
-        return data, along(image.scale, axes, 1.0), along(image.translate, axes, 0.0)
-    axes = [frame, rows, cols]
-    return np.asarray(data, float), along(image.scale, axes, 1.0), along(image.translate, axes, 0.0)
+    data = np.asarray(data, float)
+    if other is not None:
+        data = np.insert(data, 2, float(dict(layout.fixed).get(other, 0)), axis=1)
+    return data, along(image.scale, 1.0), along(image.translate, 0.0)
+
+
+def tracks_metadata(image: Any, layout: Optional[StackLayout]) -> Dict[str, tuple]:
+    """``units`` and ``axis_labels`` keyword arguments for ``viewer.add_tracks`` over ``image``, so the Tracks layer
+    has the image's physical units (napari otherwise warns "Inconsistent units across layers" and drops every layer's
+    units); {} for an image without units (older napari).
+
+    layout: the columns are those :func:`tracks_placement` gives for it; None: (frame, row, col) are the image's first
+    and last two axes (the columns of ``track_all.frame_and_plane``).
+    """
+    if layout is not None:
+        return axes_metadata(image, _tracks_axes(image, layout)[0])
+    ndim = image.data.ndim - (1 if image.rgb else 0)
+    return axes_metadata(image, [0, ndim - 2, ndim - 1] if ndim >= 3 else [None, 0, 1])

@@ -6,7 +6,7 @@ comes from a :class:`~._model_picker.ModelPicker`; compute runs in napari worker
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import napari
 import numpy as np
@@ -30,8 +30,8 @@ from sam2_model.frames import check_smooth
 
 from ._axes_panel import AxesPanel
 from ._image_state import (
-    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, capture, layer_name, masklets, model_data,
-    same_layer, show_masklets, slice_key, BOXES_NAME, LABELS_NAME, POINTS_NAME,
+    ImageState, add_boxes_layer, add_labels_layer, add_points_layer, adopt_layers, capture, find_masklets, layer_name,
+    masklets, model_data, same_layer, show_masklets, slice_key, BOXES_NAME, LABELS_NAME, POINTS_NAME,
 )
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
@@ -69,6 +69,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
         self._deferred: List[tuple] = []  # (image state, dims step, slice) of prompts edited during a run
         self._model_rerun_due = False
+        self._links: List[Tuple[Any, Callable]] = []  # (napari event emitter, our callback) while in the window
+        self._attached = False
         settings = load_settings()
 
         self.picker = ModelPicker()
@@ -192,11 +194,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.objects.check_requested.connect(self._on_check_requested)
         self.save_session_button.clicked.connect(self._on_save_session)
         self.load_session_button.clicked.connect(self._on_load_session)
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.dims.events.current_step.connect(self._on_slice_shown)
         self.picker.set_frame_source(self._first_frame)  # what the "auto" input size measures
-        self._refresh_images()
+        self._attach()
 
     # ------------------------------------------------------------------ the model picker's parts (scripts, tests)
     @property
@@ -227,15 +226,62 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         return self.worker is not None or self.picker.worker is not None
 
     def event(self, event: QEvent) -> bool:
-        """Closing the dock (its x) takes the widget out of the window: its run stops there, keeping the frames
-        finished (a run that went on with no widget to cancel it kept writing into the layers)."""
-        if event.type() == QEvent.ParentChange and self.parent() is None and self.worker is not None:
+        """Closing the dock (its x) takes the widget out of the window (:meth:`_on_closed`); put in one again, it
+        picks the viewer's images and their layers up as a widget opened anew does."""
+        if event.type() == QEvent.ParentChange:
+            if self.parent() is None:
+                self._on_closed()
+            else:
+                self._attach()
+        return super().event(event)
+
+    def _on_closed(self) -> None:
+        """The widget left the window: its run stops there, keeping the frames finished (a run that went on with no
+        widget to cancel it kept writing into the layers), and it lets go of the viewer (:meth:`_detach`)."""
+        if self.worker is not None:
             if self.worker is self.track_all.worker:
                 self.track_all.cancel()
             else:
                 self._run_outcome = "stopped: the widget was closed"
                 self.worker.quit()
-        return super().event(event)
+        self._detach()
+
+    # ------------------------------------------------------------------ the viewer's events
+    def _listen(self, emitter: Any, callback: Callable) -> None:
+        """Connect ``callback`` to a napari event ``emitter`` for as long as the widget is in the window."""
+        emitter.connect(callback)
+        self._links.append((emitter, callback))
+
+    def _attach(self) -> None:
+        """Follow the viewer's layers and slider, and pick up its images (with the prompt layers a closed widget
+        left on them: :func:`~._image_state.adopt_layers`), as a widget opened anew does: one put back in a window
+        after it was closed starts from the layers, not from the sessions it had. Nothing happens when attached."""
+        if self._attached:
+            return
+        self._attached = True
+        self.states.clear()
+        self._state = None
+        self._listen(self.viewer.layers.events.inserted, self._refresh_images)
+        self._listen(self.viewer.layers.events.removed, self._on_layer_removed)
+        self._listen(self.viewer.dims.events.current_step, self._on_slice_shown)
+        self._refresh_images()
+
+    def _detach(self) -> None:
+        """Let go of the viewer: no handler of this widget stays on a layer or the viewer (a click on the clicks layer
+        is no longer segmented by a widget nobody sees, nor twice once the widget is opened again), its T key leaves
+        the clicks layers, and nothing waiting to be segmented after the run is started. The layers stay, with their
+        clicks and masks, for the next widget to pick up; the closed widget's sessions stay readable (scripts)."""
+        if not self._attached:
+            return
+        self._attached = False
+        for emitter, callback in self._links:
+            emitter.disconnect(callback)
+        self._links.clear()
+        for state in self.states.values():
+            if state.points is not None:
+                state.points.bind_key("t", None)  # unbinds
+        self._deferred.clear()
+        self._model_rerun_due = False
 
     # ------------------------------------------------------------------ images and their layers
     @property
@@ -315,12 +361,15 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         if self._state is not None:
             self._state.obj_id = self.object_spin.value()
         state = self.states.get(layer.unique_id)
+        new = state is None
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
-            layer.events.name.connect(lambda event, s=state: self._on_image_renamed(s))
-            layer.events.data.connect(lambda event, s=state: self._on_image_data_replaced(s))
+            self._listen(layer.events.name, lambda event, s=state: self._on_image_renamed(s))
+            self._listen(layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
         self._state = state
         self.axes.show_for(layer, state.axes)
+        if new:
+            self._adopt_layers(state)
         self._ensure_prompt_layers()
         for other in self.states.values():  # only the current image's prompts are visible (and clickable)
             for prompts in (other.points, other.boxes):
@@ -332,6 +381,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self._show_positive(state.positive)
         self._on_slice_shown()
         self._refresh_objects()
+        self.refresh_run_buttons()  # a single 2D image has nothing to propagate through
         self.activate_clicks()
         self.picker.refresh_auto()
         self._run_deferred()  # clicks made on this image during a run on another one
@@ -371,10 +421,13 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
         computed on the old pixels are dropped (a run on it stops), so the next click or propagation segments the new
         ones; the masks stay where they fit (a crop of another shape starts with empty masklets)."""
+        if state is self._state:
+            self.refresh_run_buttons()  # new data may have lost (or gained) the axis to propagate through
         if not state.sessions and state.controller is None:
             return
         self._stop_run_of(state, "the image's data was replaced")
         state.sessions.clear()
+        state.replaced.clear()
         state.controller = None
         message = (f"'{state.image.name}' has new data: its segmentation sessions were reset (the masks stay); "
                    "segment or propagate again to use the new pixels.")
@@ -388,19 +441,40 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         made = state.points is None or state.boxes is None
         if state.points is None:
             state.points = add_points_layer(self.viewer, state.image, state.obj_id, state.positive)
-            state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
-            state.points.events.data.connect(lambda event, s=state: self._on_points_changed(s, event))
+            self._watch_points(state)
         if state.boxes is None:
             state.boxes = add_boxes_layer(self.viewer, state.image, state.obj_id)
-            state.boxes.events.data.connect(lambda event, s=state: self._on_boxes_changed(s, event))
-        if made:  # what Undo of the next step puts back
+            self._watch_boxes(state)
+        if made or state.last_prompts is None:  # what Undo of the next step puts back
             state.last_prompts = capture(state)
         self.activate_clicks()
+
+    def _watch_points(self, state: ImageState) -> None:
+        """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""
+        state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
+        self._listen(state.points.events.data, lambda event, s=state: self._on_points_changed(s, event))
+
+    def _watch_boxes(self, state: ImageState) -> None:
+        """Boxes drawn, moved or deleted on ``state``'s boxes layer segment."""
+        self._listen(state.boxes.events.data, lambda event, s=state: self._on_boxes_changed(s, event))
+
+    def _adopt_layers(self, state: ImageState) -> None:
+        """Give a new image state the clicks, boxes and masklets layers the viewer already holds for its image (left
+        by a widget that was closed), so this widget goes on with them and their clicks, not beside a second set."""
+        try:
+            layout: Optional[StackLayout] = self._layout(state.image)
+        except ValueError:  # an impossible axis choice: the masklets are looked for when a run makes them
+            layout = None
+        adopt_layers(self.viewer, state, layout)
+        if state.points is not None:
+            self._watch_points(state)
+        if state.boxes is not None:
+            self._watch_boxes(state)
 
     def activate_clicks(self) -> None:
         """Make the current image's clicks layer the active layer, in add mode (a canvas click adds a prompt)."""
         points = self.points_layer
-        if points is None or points not in self.viewer.layers:
+        if points is None or points not in self.viewer.layers or not self._attached:
             return
         points.visible = True
         self.viewer.layers.selection.active = points
@@ -422,6 +496,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
     def _on_axes_edited(self) -> None:
         if self._state is not None:
             self._state.axes = self.axes.choice()
+            self.refresh_run_buttons()  # a channel axis can leave a single 2D image
             self.picker.refresh_auto()
 
     def session_options(self) -> dict:
@@ -444,6 +519,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         Each slice (the fixed axes, for example z in TZYX) keeps its own controller, session and undo history in
         ``state.sessions``: starting one on another slice never drops the first. A remade controller (new model,
         channel or options) keeps the masklets; the prompts of the layers are sent to its new session by the next run.
+        Nothing here reads the stack: a new controller's session (the contrast sample of up to 16 frames) is opened by
+        the run's worker (:meth:`SegmentationController.open`); the one it replaced comes back if that fails.
         """
         state = self._state
         if state is None:
@@ -456,6 +533,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         for key, session in list(state.sessions.items()):  # sessions writing into labels no longer shown
             if session.labels is not array:
                 del state.sessions[key]
+                state.replaced.pop(key, None)
         current = state.sessions.get(slice_key(layout))
         window = self.object_window(model)
         if (current is not None and current.layout == layout and current.model is model
@@ -467,6 +545,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
                                             object_window=window)
         if current is not None and current.layout == layout:
             controller.mask_prompts = dict(current.mask_prompts)
+        if current is not None and current.is_open:  # put back if the new session fails to open (the run says why)
+            state.replaced[slice_key(layout)] = current
         state.controller = state.sessions[slice_key(layout)] = controller
         return controller
 
@@ -474,6 +554,8 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         """The image's masklets layer for ``layout``: made when missing (with the labels so far), given zero labels
         when the layout's labels have another shape (another channel axis), and kept on the image's axes."""
         if state.labels is None or state.labels not in self.viewer.layers:
+            state.labels = find_masklets(self.viewer, state.image, layout)  # one a closed widget left, if any
+        if state.labels is None:
             keep = state.controller.labels if state.controller is not None else None
             state.labels = add_labels_layer(self.viewer, state.image, layout, keep)
             self._refresh_images()

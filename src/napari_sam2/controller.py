@@ -6,6 +6,7 @@ directly. Nothing here touches Qt.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
@@ -66,6 +67,11 @@ class SegmentationController:
     object_window: each object is segmented and tracked in a square window of this many frame px around its first
     prompt (:class:`sam2_model.windowed_session.WindowedSession`: objects small against the frame); None
     (default): on the whole frame (:class:`VideoSession`).
+
+    Making a controller reads no pixels: its session is opened (:meth:`open`) on first use, which for a non-uint8
+    stack reads and maps the contrast sample (up to 16 frames, smoothed when asked: seconds on large stacks). The
+    generators (:meth:`apply_prompts`, :meth:`seed_masks`, :meth:`propagate`) open it inside, so the widget's worker
+    thread does that work, never the GUI thread; errors of the frames (a bad channel, NaN pixels) are raised there.
     """
 
     model: SAM2Model
@@ -79,11 +85,10 @@ class SegmentationController:
     def __post_init__(self) -> None:
         self.session_options = {**PLUGIN_SESSION_DEFAULTS, **self.session_options}
         self.frames = FrameView(self.image, self.layout)
-        if self.object_window is None:
-            self.session: Session = VideoSession(self.model, self.frames, **self.session_options)
-        else:
+        if self.object_window is not None:
             self.object_window = check_object_window(self.object_window)
-            self.session = WindowedSession(self.model, self.frames, window=self.object_window, **self.session_options)
+        self._session: Optional[Session] = None
+        self._opening = threading.Lock()  # the worker and the GUI thread may ask for the session at once
         self._sent: Dict[Tuple[int, int], FramePrompt] = {}
         self.mask_prompts: Dict[Tuple[int, int], FramePrompt] = {}  # seeded masks, kept until replaced
         self._rejected: Dict[Tuple[int, int], FramePrompt] = {}
@@ -91,13 +96,50 @@ class SegmentationController:
         self._started_here: Set[Tuple[int, int]] = set()
 
     @property
+    def session(self) -> Session:
+        """The session (:class:`VideoSession`, or :class:`WindowedSession` with an ``object_window``), opened on first
+        use (:meth:`open`)."""
+        return self.open()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the session was opened (the stack's contrast sample was read)."""
+        return self._session is not None
+
+    def open(self) -> Session:
+        """The session, opened now if it was not yet: the frame reader checks the stack (shape, dtype, channel) and,
+        for non-uint8 data without ``contrast_limits``, reads the contrast sample. Slow on large stacks: call it in a
+        worker thread. Raises ValueError (the frames' or the options' fault); a later call tries again."""
+        with self._opening:
+            if self._session is None:
+                if self.object_window is None:
+                    self._session = VideoSession(self.model, self.frames, **self.session_options)
+                else:
+                    self._session = WindowedSession(self.model, self.frames, window=self.object_window,
+                                                    **self.session_options)
+            return self._session
+
+    @property
+    def num_frames(self) -> int:
+        """T, the frames of the layout (known without opening the session)."""
+        return int(self.frames.shape[0])
+
+    @property
+    def frame_shape(self) -> Tuple[int, int]:
+        """(H, W) of a frame (known without opening the session)."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
     def obj_ids(self) -> List[int]:
-        return self.session.obj_ids
+        """The session's objects ([] before the session is opened: it has none yet)."""
+        return [] if self._session is None else self._session.obj_ids
 
     def set_correction_options(self, conditioning: bool, forget: bool) -> None:
-        """Change how later corrections act (the session reads these flags at each correction)."""
-        self.session.corrections_as_conditioning = bool(conditioning)
-        self.session.clear_memory_around_corrections = bool(forget)
+        """Change how later corrections act (the session reads these flags at each correction; one not opened yet
+        is opened with them)."""
+        if self._session is not None:
+            self._session.corrections_as_conditioning = bool(conditioning)
+            self._session.clear_memory_around_corrections = bool(forget)
         self.session_options.update(corrections_as_conditioning=bool(conditioning),
                                     clear_memory_around_corrections=bool(forget))
 
@@ -204,7 +246,7 @@ class SegmentationController:
 
         The caller removes its clicks and boxes from the prompt layers. Returns the remaining object ids.
         """
-        if obj_id not in self.session.obj_ids and not any(k[1] == obj_id for k in self._sent):
+        if obj_id not in self.obj_ids and not any(k[1] == obj_id for k in self._sent):
             raise ValueError(f"obj_id {obj_id!r} is not an object of this session; objects: {self.obj_ids}")
         record = self._begin(tag)
         record.changed = True
@@ -225,7 +267,7 @@ class SegmentationController:
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
-        if not self.session.obj_ids:
+        if not self.obj_ids:
             raise ValueError("there is nothing to propagate yet: click on an object (or draw a box) first")
         total = self.session.num_frames
         start_frame = int(start_frame)
@@ -354,13 +396,13 @@ class SegmentationController:
                 frame = frame.astype(np.float64).mean(axis=-1)
             return frame.astype(np.float32)
 
-        image = np.stack([intensity(self.frames[t]) for t in range(self.session.num_frames)])
+        image = np.stack([intensity(self.frames[t]) for t in range(self.num_frames)])
         return measure(self.label_planes(), image, self.object_scores(), calibration, self.check_frames())
 
     def object_scores(self) -> Dict[Tuple[int, int], float]:
         """{(frame, obj_id): presence logit} of every result the session holds."""
         scores = {}
-        for obj_id in self.session.obj_ids:
+        for obj_id in self.obj_ids:
             for t in self.session.tracked_frames(obj_id):
                 score = self.session.object_score(t, obj_id)
                 if score is not None:
@@ -369,11 +411,11 @@ class SegmentationController:
 
     def check_frames(self) -> Set[Tuple[int, int]]:
         """{(frame, obj_id)} where the object's mask jumped (``VideoSession.jumped_frames``)."""
-        return {(t, obj_id) for obj_id in self.session.obj_ids for t in self.session.jumped_frames(obj_id)}
+        return {(t, obj_id) for obj_id in self.obj_ids for t in self.session.jumped_frames(obj_id)}
 
     def label_planes(self) -> np.ndarray:
         """(T, H, W) the labels of every frame (the fixed slices of the layout)."""
-        frames = range(self.session.num_frames)
+        frames = range(self.num_frames)
         return np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
 
     def _begin(self, tag: Any) -> _Record:
@@ -389,7 +431,7 @@ class SegmentationController:
         journal.write(self.labels, index, plane.astype(self.labels.dtype))
 
     def _clear_object(self, journal: RunJournal, obj: int) -> None:
-        for frame in range(self.session.num_frames):
+        for frame in range(self.num_frames):
             index = self.layout.frame_index_in_labels(frame)
             plane = np.asarray(self.labels[index])
             if (plane == obj).any():

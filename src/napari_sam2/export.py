@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet, Any, Dict, List, Optional, Tuple
+from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import tifffile
@@ -17,6 +17,7 @@ COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bb
            "mean_intensity", "object_score", "check"]
 # With a Calibration: the same in physical units (napari's layer scale and units).
 CALIBRATED_COLUMNS = ["time", "time_unit", "area_scaled", "centroid_y_scaled", "centroid_x_scaled", "length_unit"]
+Step = Tuple[str, int, Any, Any]  # a worker's step: (kind, number, detail, None)
 
 
 @dataclass(frozen=True)
@@ -68,30 +69,89 @@ def measure(
     """
     rows: List[Dict[str, Any]] = []
     for frame in range(labels.shape[0]):
-        plane = np.asarray(labels[frame])
-        if not plane.any():
-            continue
-        props = ["label", "area", "centroid", "bbox"] + (["intensity_mean"] if image is not None else [])
-        table = regionprops_table(plane.astype(np.int64), None if image is None else np.asarray(image[frame]),
-                                  properties=props)
-        for i, obj in enumerate(table["label"]):
-            rows.append({
-                "frame": frame, "obj_id": int(obj), "area": int(table["area"][i]),
-                "centroid_y": float(table["centroid-0"][i]), "centroid_x": float(table["centroid-1"][i]),
-                "bbox_y0": int(table["bbox-0"][i]), "bbox_x0": int(table["bbox-1"][i]),
-                "bbox_y1": int(table["bbox-2"][i]), "bbox_x1": int(table["bbox-3"][i]),
-                "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
-                "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
-                "check": "" if check is None else int((frame, int(obj)) in check),
-            })
-            if calibration is not None:
-                rows[-1].update(calibration.columns(rows[-1]))
+        rows += frame_rows(frame, labels[frame], None if image is None else image[frame], object_scores, calibration,
+                           check)
     return rows
 
 
+def frame_rows(
+    frame: int, plane: Any, image: Any = None, object_scores: Optional[Dict[tuple, float]] = None,
+    calibration: Optional[Calibration] = None, check: Optional[AbstractSet[Tuple[int, int]]] = None,
+) -> List[Dict[str, Any]]:
+    """The rows of :func:`measure` for one frame: plane (Y, X) labels, image (Y, X) grey values (or None)."""
+    plane = np.asarray(plane)
+    if not plane.any():
+        return []
+    props = ["label", "area", "centroid", "bbox"] + (["intensity_mean"] if image is not None else [])
+    table = regionprops_table(plane.astype(np.int64), None if image is None else np.asarray(image),
+                              properties=props)
+    rows: List[Dict[str, Any]] = []
+    for i, obj in enumerate(table["label"]):
+        rows.append({
+            "frame": frame, "obj_id": int(obj), "area": int(table["area"][i]),
+            "centroid_y": float(table["centroid-0"][i]), "centroid_x": float(table["centroid-1"][i]),
+            "bbox_y0": int(table["bbox-0"][i]), "bbox_x0": int(table["bbox-1"][i]),
+            "bbox_y1": int(table["bbox-2"][i]), "bbox_x1": int(table["bbox-3"][i]),
+            "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
+            "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
+            "check": "" if check is None else int((frame, int(obj)) in check),
+        })
+        if calibration is not None:
+            rows[-1].update(calibration.columns(rows[-1]))
+    return rows
+
+
+def intensity_plane(frame: Any, channel: Optional[int] = None, composite: Optional[str] = None) -> np.ndarray:
+    """(Y, X) float32 grey values of one frame (Y, X) or (Y, X, C) for the table's ``mean_intensity``: the chosen
+    ``channel``, the "max" or "mean" ``composite`` of the channels, or for colour frames without either the mean of
+    the channels (as the widget's :meth:`SegmentationController.measurements`)."""
+    frame = np.asarray(frame)
+    if frame.ndim == 3 and channel is not None:
+        frame = frame[..., int(channel)]
+    elif frame.ndim == 3 and composite == "max":
+        frame = frame.max(axis=-1)
+    elif frame.ndim == 3:  # composite="mean", or RGB
+        frame = frame.astype(np.float64).mean(axis=-1)
+    return frame.astype(np.float32)
+
+
+def table_steps(num_frames: int, label_plane: Callable[[int], Any], image_plane: Optional[Callable[[int], Any]],
+                path: Path, object_scores: Optional[Dict[tuple, float]] = None,
+                calibration: Optional[Calibration] = None,
+                check: Optional[AbstractSet[Tuple[int, int]]] = None) -> Iterator[Step]:
+    """Measure frame by frame, then write the CSV at ``path`` whole (a generator for a worker thread).
+
+    label_plane(t) -> (Y, X) labels of frame t; image_plane(t) -> (Y, X) grey values (or None: no intensity).
+    Yields ("plan", num_frames, "", None), ("frame", t, rows so far, None) after each frame and ("written", number of
+    rows, path, None) once the file is in place. Stopped before the end (cancelled) or failing, it writes nothing.
+    """
+    yield "plan", int(num_frames), "", None
+    rows: List[Dict[str, Any]] = []
+    for t in range(int(num_frames)):
+        image = None if image_plane is None else image_plane(t)
+        rows += frame_rows(t, label_plane(t), image, object_scores, calibration, check)
+        yield "frame", t, len(rows), None
+    save_table_csv(rows, path)
+    yield "written", len(rows), str(path), None
+
+
+def labels_tiff_steps(labels: Any, path: Path) -> Iterator[Step]:
+    """Write ``labels`` (T, Y, X) or (Y, X) as :func:`save_labels_tiff` does (a generator for a worker thread).
+
+    Yields ("plan", 1, "", None), then ("written", 1, path, None) once the file is in place (never half a file).
+    """
+    yield "plan", 1, "", None
+    save_labels_tiff(labels, path)
+    yield "written", 1, str(path), None
+
+
 def save_table_csv(rows: List[Dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        extra = [c for c in CALIBRATED_COLUMNS if rows and c in rows[0]]
+    """Write the rows of :func:`measure` as CSV (:data:`COLUMNS`, plus the calibrated ones when the rows have them).
+
+    Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none).
+    """
+    extra = [c for c in CALIBRATED_COLUMNS if rows and c in rows[0]]
+    with atomic_file(Path(path)) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS + extra)
         writer.writeheader()
         writer.writerows(rows)

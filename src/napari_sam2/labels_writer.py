@@ -9,9 +9,10 @@ frames since (:meth:`RunJournal.edited`, :class:`EditedSince`).
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -83,6 +84,7 @@ class RunJournal:
             self.saved[key] = (index, _SavedPlane.of(np.asarray(labels[index])))
         labels[index] = plane
         self.written[key] = plane_checksum(labels[index])  # as stored (the array's dtype)
+        _tell_watchers(labels, index, plane)
 
     def holds(self, labels: Any, index: Tuple[Any, ...]) -> bool:
         """Whether ``labels[index]`` is still exactly what this run last wrote there."""
@@ -97,8 +99,10 @@ class RunJournal:
         """Restore every plane this run wrote; returns the indices restored."""
         restored = []
         for index, saved in self.saved.values():
-            labels[index] = saved.restore()
+            plane = saved.restore()
+            labels[index] = plane
             restored.append(index)
+            _tell_watchers(labels, index, plane)
         self.saved.clear()
         self.written.clear()
         return restored
@@ -110,3 +114,37 @@ class RunJournal:
 def _hashable(index: Tuple[Any, ...]) -> Tuple[Any, ...]:
     """slice objects are not hashable before Python 3.12."""
     return tuple((item.start, item.stop, item.step) if isinstance(item, slice) else item for item in index)
+
+
+WriteWatcher = Callable[[Tuple[Any, ...], np.ndarray], None]
+_WATCHERS: Dict[int, List[Tuple[Any, Any]]] = {}  # id(labels) -> [(labels or a weak reference to it, weak method)]
+
+
+def watch_writes(labels: Any, method: WriteWatcher) -> None:
+    """Call the bound ``method(index, plane)`` after every journal write into ``labels`` (by any run, undo included),
+    with the (H, W) plane written at ``labels[index]``: so one tool learns what another wrote without scanning the
+    array. The method is held weakly (watching ends with its object); writes that bypass journals (a brush) are not
+    seen."""
+    try:
+        array_ref: Any = weakref.ref(labels)
+    except TypeError:  # an array type without weak references: held for as long as it is watched
+        array_ref = (lambda held: lambda: held)(labels)
+    _prune()
+    _WATCHERS.setdefault(id(labels), []).append((array_ref, weakref.WeakMethod(method)))
+
+
+def _tell_watchers(labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+    for array_ref, method_ref in list(_WATCHERS.get(id(labels), ())):
+        method = method_ref()
+        if method is not None and array_ref() is labels:
+            method(index, plane)
+
+
+def _prune() -> None:
+    """Forget watchers whose object or array is gone."""
+    for key, entries in list(_WATCHERS.items()):
+        alive = [(a, m) for a, m in entries if a() is not None and m() is not None]
+        if alive:
+            _WATCHERS[key] = alive
+        else:
+            del _WATCHERS[key]

@@ -4,12 +4,16 @@ Qt-free. The file keeps, for one image: its shape, the clicks and boxes (in the 
 masks, the session options (corrections stick / forget memories / smoothing / object windows), the model choice
 (name, weights, input size, checkpoint path), the axis and channel choices and a format version. The masklets
 (labels) are not kept: loading re-runs the prompts in a fresh session (features are recomputed); export the labels
-separately.
+separately. An image segmented slice by slice (for example each z of a (T, Z, Y, X) stack has its own session) keeps
+every slice's seeded masks, each with its slice (version 2).
 
 Layout of the ``.npz`` (read with ``allow_pickle=False``):
 
-* ``meta``: 0-d unicode array, JSON ``{"format": "napari-sam2 session", "version": 1, "image_shape": [...],
-  "options": {...}, "model": {...}, "axes": {...}, "mask_keys": [[frame, obj_id], ...]}``
+* ``meta``: 0-d unicode array, JSON ``{"format": "napari-sam2 session", "version": 2, "image_shape": [...],
+  "options": {...}, "model": {...}, "axes": {...}, "mask_keys": [[frame, obj_id], ...]}``; since version 2 a key may
+  have a third item, its slice: the fixed axes and their indices ``[[axis, index], ...]`` (for example
+  ``[3, 1, [[1, 2]]]``: frame 3, object 1, z=2 of a TZYX image); a key without one (every key of a version 1 file)
+  belongs to the slice shown when the file is loaded
 * ``points`` (N, ndim) float64, ``positive`` (N,) bool, ``point_ids`` (N,) int64
 * ``boxes`` (B, 4, ndim) float64, ``box_ids`` (B,) int64
 * ``masks`` (M, H, W) bool, the seeded masks in the order of ``mask_keys``
@@ -28,8 +32,9 @@ import numpy as np
 from sam2_model.atomic_files import atomic_file
 
 FORMAT = "napari-sam2 session"
-VERSION = 1
+VERSION = 2  # 2: seeded masks of every slice, with their slice (mask_keys' third item); 1 is still read
 SUFFIX = ".sam2.npz"
+Fixed = Tuple[Tuple[int, int], ...]  # a slice: its fixed axes and their indices, as StackLayout.fixed
 _ARRAYS = ("points", "positive", "point_ids", "boxes", "box_ids", "masks")
 
 
@@ -42,6 +47,9 @@ class SessionRecord:
     options: session options (``corrections_as_conditioning``, ``clear_memory_around_corrections``, ``smooth``,
         ``object_window``: the widget's choice, e.g. "auto" or "192").
     model: {"name", "weights", "image_size", "path"}; axes: {"frame_axis", "channel_axis", "channel"}.
+    slice_masks: {fixed: {(frame, obj_id): (H, W) bool}}: the seeded masks of the sessions of slices (fixed: the
+        fixed axes and their indices, ((axis, index), ...), as ``StackLayout.fixed``, e.g. ((1, 2),) for z=2 of
+        TZYX); ``masks`` holds those of no recorded slice (an image without fixed axes, or a version 1 file).
     """
 
     image_shape: Tuple[int, ...]
@@ -54,6 +62,7 @@ class SessionRecord:
     options: Dict[str, Any] = field(default_factory=dict)
     model: Dict[str, Any] = field(default_factory=dict)
     axes: Dict[str, Any] = field(default_factory=dict)
+    slice_masks: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(s) for s in self.image_shape)
@@ -69,6 +78,7 @@ class SessionRecord:
         if len(self.boxes) != len(self.box_ids):
             raise ValueError(f"boxes and box_ids must have one entry per box; got {len(self.boxes)} and "
                              f"{len(self.box_ids)}")
+        self.slice_masks = {_fixed(key, ndim): dict(masks) for key, masks in self.slice_masks.items() if masks}
 
     def check_image(self, shape: Tuple[int, ...]) -> None:
         """ValueError unless ``shape`` is the shape of the image this session was saved for."""
@@ -88,11 +98,13 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
         path = path.with_name(path.name + SUFFIX)
     if not path.parent.is_dir():
         raise ValueError(f"path: the folder {path.parent} does not exist; choose an existing folder")
-    keys = sorted(record.masks)
-    masks = [np.asarray(record.masks[k], bool) for k in keys]
+    keys: List[list] = [[int(f), int(o)] for f, o in sorted(record.masks)]
+    masks = [np.asarray(record.masks[k], bool) for k in sorted(record.masks)]
+    for fixed, sliced in sorted(record.slice_masks.items()):
+        keys += [[int(f), int(o), [list(pair) for pair in fixed]] for f, o in sorted(sliced)]
+        masks += [np.asarray(sliced[k], bool) for k in sorted(sliced)]
     meta = {"format": FORMAT, "version": VERSION, "image_shape": list(record.image_shape),
-            "options": record.options, "model": record.model, "axes": record.axes,
-            "mask_keys": [[int(f), int(o)] for f, o in keys]}
+            "options": record.options, "model": record.model, "axes": record.axes, "mask_keys": keys}
     arrays = {"meta": np.array(json.dumps(meta)), "points": record.points, "positive": record.positive,
               "point_ids": record.point_ids, "boxes": record.boxes, "box_ids": record.box_ids,
               "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
@@ -127,13 +139,32 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
         raise ValueError(f"{path} has session format version {meta.get('version')!r}; this napari-sam2 reads "
                          f"versions up to {VERSION}")
     try:
-        keys: List[Tuple[int, int]] = [(int(f), int(o)) for f, o in meta.get("mask_keys", [])]
+        keys = list(meta.get("mask_keys", []))
         if len(keys) != len(arrays["masks"]):
             raise ValueError(f"{len(keys)} mask keys for {len(arrays['masks'])} masks")
+        ndim = len(meta["image_shape"])
+        unsliced: Dict[Tuple[int, int], np.ndarray] = {}
+        sliced: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = {}
+        for key, mask in zip(keys, arrays["masks"]):
+            if len(key) not in (2, 3):
+                raise ValueError(f"a mask key must be [frame, obj_id] or [frame, obj_id, slice], got {key!r}")
+            where = unsliced if len(key) == 2 else sliced.setdefault(_fixed(key[2], ndim), {})
+            where[(int(key[0]), int(key[1]))] = mask.astype(bool)
         return SessionRecord(
             tuple(meta["image_shape"]), arrays["points"], arrays["positive"], arrays["point_ids"], arrays["boxes"],
-            arrays["box_ids"], {k: m.astype(bool) for k, m in zip(keys, arrays["masks"])},
-            dict(meta.get("options", {})), dict(meta.get("model", {})), dict(meta.get("axes", {})),
+            arrays["box_ids"], unsliced, dict(meta.get("options", {})), dict(meta.get("model", {})),
+            dict(meta.get("axes", {})), sliced,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is a damaged napari-sam2 session file ({error})") from error
+
+
+def _fixed(value: Any, ndim: int) -> Fixed:
+    """A slice ((axis, index), ...) from a list of [axis, index] pairs (ValueError naming what is wrong)."""
+    try:
+        pairs = tuple(sorted((int(axis), int(index)) for axis, index in value))
+    except (TypeError, ValueError):
+        raise ValueError(f"a slice must be [[axis, index], ...], got {value!r}") from None
+    if any(not 0 <= axis < ndim or index < 0 for axis, index in pairs) or len({a for a, _ in pairs}) != len(pairs):
+        raise ValueError(f"a slice must name distinct axes in 0..{ndim - 1} with indices >= 0, got {value!r}")
+    return pairs

@@ -33,7 +33,7 @@ from sam2_model.tracking import (
 )
 from sam2_model.tracking.detection import check_cell_diameter
 
-from .labels_writer import EditedSince, RunJournal
+from .labels_writer import EditedSince, RunJournal, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_export import export_tracking
@@ -101,6 +101,10 @@ class TrackAll:
         self.index_of: IndexOf = index_of or (lambda t: (t,))
         self.lineage = Lineage()
         self.history: List[TrackRun] = []
+        self.note = ""  # the last run's note for the user (no cell found on any frame it tracked), else ""
+        # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
+        self._erased: Dict[int, frozenset] = {}
+        watch_writes(labels, self._on_written)
 
     # ------------------------------------------------------------------ reading
     def plane(self, t: int) -> np.ndarray:
@@ -111,9 +115,14 @@ class TrackAll:
         return np.stack([self.plane(t) for t in range(self.num_frames)])
 
     def result(self) -> TrackingResult:
-        """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data)."""
-        return TrackingResult(labels=self.label_planes(), lineage=_copy(self.lineage),
-                              frames_tracked=sorted({t for run in self.history for t in run.frames}))
+        """The tracked cells' labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks
+        data): only the ids of the lineage (tracks and corrected cells); other labels of the array (the segmentation
+        widget's objects, painted labels) are left out, so exports and the Tracks layer describe what was tracked."""
+        planes = self.label_planes()
+        tracked = np.fromiter((row.track_id for row in self.lineage.rows()), dtype=np.int64)
+        planes = np.where(np.isin(planes, tracked), planes, 0).astype(planes.dtype, copy=False)
+        return TrackingResult(labels=planes, lineage=_copy(self.lineage),
+                              frames_tracked=sorted({t for run in self.history for t in run.frames}), note=self.note)
 
     def tracks_data(self) -> Tuple[np.ndarray, Dict[int, List[int]]]:
         """napari Tracks data (N, 4) [track, t, y, x] and graph {child: [parent]}."""
@@ -121,9 +130,35 @@ class TrackAll:
 
     # ------------------------------------------------------------------ writing
     def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> None:
-        plane = plane.astype(np.asarray(self.labels[self.index_of(t)]).dtype, copy=False)
-        run.journal.write(self.labels, self.index_of(t), plane)
+        old = np.asarray(self.labels[self.index_of(t)])
+        plane = plane.astype(old.dtype, copy=False)
+        gone = frozenset(np.unique(old).tolist()) - frozenset(np.unique(plane).tolist())
+        run.journal.write(self.labels, self.index_of(t), plane)  # (its own watcher drops ids the plane holds)
+        if gone:
+            self._erased[t] = self._erased.get(t, frozenset()) | gone
         run.frames.append(t)
+
+    def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+        """A journal wrote ``plane`` at ``labels[index]`` (this tracking, an undo, the segmentation widget): ids it
+        holds are no longer erased there."""
+        for t, ids in list(self._erased.items()):
+            if self.index_of(t) == tuple(index):
+                back = frozenset(np.unique(plane[np.isin(plane, list(ids))]).tolist())
+                if ids - back:
+                    self._erased[t] = ids - back
+                else:
+                    self._erased.pop(t, None)
+
+    def erased(self, ids: Iterable[int]) -> Dict[int, List[int]]:
+        """{id: frames} for each of ``ids`` (e.g. the segmentation widget's objects) that a run or correction of this
+        tracking removed from those frames (it replaces frames whole) and that no later write put back: what the
+        labels hold, from what the writers wrote (no frame is read)."""
+        wanted = set(int(i) for i in ids)
+        found: Dict[int, List[int]] = {}
+        for t, gone in sorted(dict(self._erased).items()):
+            for obj in wanted & gone:
+                found.setdefault(obj, []).append(t)
+        return found
 
     def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, set]:
         """The largest id and the set of ids on the frames not in ``frames``."""
@@ -167,6 +202,7 @@ class TrackAll:
                 yield "frame", int(t), int(active), len(order)
             if len(planes) == len(order):  # finished: the same end-of-run division steps as track_cells
                 self._finish(run, tracker, planes, frames, offset, kept)
+            self.note = tracker.note
         finally:
             steps.close()
             self._drop_if_empty(run)
@@ -302,11 +338,34 @@ class TrackAll:
         return export_tracking(self.result(), what, path, overwrite)
 
 
-def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any]) -> FrameSource:
+def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],
+                 contrast_limits: Optional[Tuple[float, float]] = None) -> FrameSource:
     """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice, contrast limits and smoothing
-    (each run closes its own)."""
+    (each run closes its own).
+
+    Without limits (``contrast_limits`` here or in ``session_options``) a non-uint8 stack's contrast sample (up to 16
+    frames) is read now: call it in a worker thread, or pass the limits an open session already took
+    (``session.frames.contrast_limits``), which are the same for the same frames and options.
+    """
     keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits", "smooth")}
+    if contrast_limits is not None:
+        keep["contrast_limits"] = contrast_limits
     return FrameSource(frames, image_size=model.image_size, **keep)
+
+
+def session_limits(controller: Any) -> Optional[Tuple[float, float]]:
+    """The contrast limits ``controller``'s session took when it opened (None when it is not open: reading them is
+    the worker's job, never the GUI thread's)."""
+    if not controller.is_open:
+        return None
+    limits = getattr(controller.session.frames, "contrast_limits", None)
+    return None if limits is None else (float(limits[0]), float(limits[1]))
+
+
+def read_then_run(make_frames: Callable[[], Any], run: Callable[[Any], Iterator]) -> Iterator:
+    """The steps of ``run(make_frames())``, the frame reader made when the first step is asked for: in the run's
+    worker thread, which so reads the contrast sample of a stack no open session knows the limits of."""
+    yield from run(make_frames())
 
 
 def clicks_of(coords: np.ndarray, positive: Sequence[bool], obj_ids: Sequence[int], layout: StackLayout,
