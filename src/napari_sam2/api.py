@@ -15,7 +15,6 @@ argument, what was wrong and what is accepted.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -26,15 +25,14 @@ import sam2_model as sm
 from sam2_model.build import WeightsArg
 from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack, open_stack_or_image
-from sam2_model.tracking import TrackingResult
 
-from . import track_all
 from .controller import SegmentationController
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
                          resolve_image_size, resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
+from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")
@@ -425,35 +423,3 @@ def get_session(viewer: Any) -> Optional[sm.VideoSession]:
     """The VideoSession behind the open widget (None until something was segmented)."""
     controller = get_widget(viewer).controller
     return None if controller is None else controller.session
-
-
-def track_cells(target: Any, image: Any = None, **options: Any) -> TrackingResult:
-    """Detect and track every cell of ``target`` (a viewer, or an image as :func:`segment` takes it).
-
-    The arguments are those of :func:`napari_sam2.track_all.track_cells`. ``result.labels`` follows
-    :func:`segment`'s rule: a stack gives (T, Y, X) uint32 track ids (the planes tracked, also with ``fixed``),
-    and a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X); its lineage rows then begin and end at
-    frame 0, ``frames_tracked`` is [0] and the Tracks data (``tracks_layer_data``) has t = 0.
-    """
-    result = track_all.track_cells(target, image, **options)
-    if result.labels.ndim == 3 and len(result.labels) == 1 and _is_single_image(target, options):
-        return dataclasses.replace(result, labels=result.labels[0])  # the other fields as they are
-    return result
-
-
-track_cells.__wrapped__ = track_all.track_cells  # type: ignore[attr-defined]  # help() shows its arguments
-
-
-def _is_single_image(target: Any, options: Mapping[str, Any]) -> bool:
-    """Whether :func:`track_cells` tracked one 2-D image (no frame axis): a viewer's current image, or ``target``
-    read and resolved as :func:`track_all.track_cells` did."""
-    if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer: its widget's image
-        controller = get_widget(target).controller
-        return controller is not None and controller.layout.frame_axis is None
-    is_layer = hasattr(target, "rgb") and hasattr(target, "data")
-    data = open_image(target)
-    rgb = options.get("rgb")
-    rgb = bool(target.rgb) if is_layer and rgb is None else rgb
-    axes = resolve_axes(data.shape, options.get("frame_axis", 0), rgb, options.get("channel_axis"),
-                        options.get("channel"), options.get("fixed"), getattr(data, "axes", None))
-    return axes.layout.frame_axis is None

@@ -20,6 +20,7 @@ Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -403,7 +404,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     SAM 2 widget is opened and its model choice used (``model``/``checkpoint`` must stay None), and the
     result lands in the image's masklets layer plus a lineage Tracks layer, undoable and correctable in
     the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download") and the axis
-    arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids.
+    arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids (the planes
+    tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
+    :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
     Options as :class:`TrackAllOptions`; ``progress(done, total)`` after each frame.
     """
     options = TrackAllOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions)
@@ -413,7 +416,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
                              "(or pass an array instead of the viewer)")
         from .api import get_widget
 
-        return get_widget(target).track_all.track_now(image, start_frame, options, progress)
+        widget = get_widget(target)
+        result = widget.track_all.track_now(image, start_frame, options, progress)
+        return _as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
     from .api import open_image, resolve_axes
@@ -430,4 +435,11 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     for kind, _, _, total in tracking.track(net, frame_source(frames, net, axes.session_options), start_frame, options):
         if kind == "frame" and progress is not None:
             progress(len(tracking.history[-1].frames), total)
-    return tracking.result()
+    return _as_image(tracking.result(), layout.frame_axis is None)
+
+
+def _as_image(result: TrackingResult, single_image: bool) -> TrackingResult:
+    """``result`` with (Y, X) labels where one 2-D image was tracked (its (1, Y, X) plane), else as it is."""
+    if single_image and result.labels.ndim == 3 and len(result.labels) == 1:
+        return dataclasses.replace(result, labels=result.labels[0])
+    return result
