@@ -465,3 +465,19 @@ def test_closing_the_dock_stops_its_run_with_whole_frames(make_napari_viewer, qt
         logits = session.frame_logits(t)
         expected = np.where(logits.max(axis=0) > 0, np.asarray(session.obj_ids)[logits.argmax(axis=0)], 0)
         np.testing.assert_array_equal(w.controller.labels[t], expected)
+
+
+def test_the_table_of_a_volume_gives_z_not_time(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Frames that are the slices of a volume (a length unit on the frame axis) are named z in the table, with their
+    unit (it said time=24.0, time_unit=micrometer)."""
+    import csv
+
+    m = movie(num_frames=3)
+    calibrated = {"scale": (3.0, 0.5, 0.5), "units": ("um", "um", "um")}
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("volume", m.image, calibrated))
+    click(w, 1, centre(m.labels[1], 1))
+    wait(qtbot, w)
+    with open(w.export("table", str(tmp_path / "table"))) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and "time" not in rows[0] and "time_unit" not in rows[0]
+    assert float(rows[0]["z"]) == 3.0 and rows[0]["z_unit"] == "micrometer"

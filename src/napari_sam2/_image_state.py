@@ -46,6 +46,19 @@ def model_data(image: Any) -> Any:
     return WithoutAlpha(data) if image.rgb and data.shape[-1] == 4 else data
 
 
+def is_depth_axis(image: Any, axis: int) -> bool:
+    """Whether ``image``'s ``axis`` runs through space, as a volume's z does: its unit is a length (um, nm) or its axis
+    label is "z" (a napari image without either, as most are, gives False: frames are time points)."""
+    units = getattr(image, "units", None)
+    try:
+        if units is not None and str(units[axis].dimensionality) == "[length]":
+            return True
+    except (AttributeError, IndexError, TypeError):  # no pint units (older napari)
+        pass
+    labels = getattr(image, "axis_labels", None)
+    return labels is not None and str(labels[axis]).lower() == "z"
+
+
 def axes_metadata(image: Any, axes: Optional[Sequence[Optional[int]]] = None) -> Dict[str, tuple]:
     """``units`` and ``axis_labels`` keyword arguments that give a new layer the physical units and names of
     ``image``'s axes (napari drops the units of every layer and warns "Inconsistent units across layers" when one layer

@@ -15,7 +15,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from ._image_state import ImageState, PromptContent, capture, restore, slice_key
+from ._image_state import ImageState, PromptContent, capture, is_depth_axis, restore, slice_key
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .controller import PropagationPass
 from .labels_writer import EditedSince
@@ -457,7 +457,8 @@ class RunMixin:
 
         frame = layout.frame_axis
         return Calibration((float(image.scale[rows]), float(image.scale[cols])), unit(cols, "pixel"),
-                           float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"))
+                           float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"),
+                           frames_through_z=frame is not None and is_depth_axis(image, frame))
 
     def add_tracks_layer(self) -> Any:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames."""

@@ -16,18 +16,24 @@ from sam2_model.atomic_files import atomic_file
 COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
            "mean_intensity", "object_score", "check"]
 # With a Calibration: the same in physical units (napari's layer scale and units).
-CALIBRATED_COLUMNS = ["time", "time_unit", "area_scaled", "centroid_y_scaled", "centroid_x_scaled", "length_unit"]
+CALIBRATED_COLUMNS = ["time", "time_unit", "z", "z_unit", "area_scaled", "centroid_y_scaled", "centroid_x_scaled",
+                      "length_unit"]
 Step = Tuple[str, int, Any, Any]  # a worker's step: (kind, number, detail, None)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Physical size of a pixel (rows, cols) in ``length_unit`` and of a frame step in ``time_unit``."""
+    """Physical size of a pixel (rows, cols) in ``length_unit`` and of a frame step in ``time_unit``.
+
+    frames_through_z: the frames are the slices of a volume, not time points (the image's frame axis is in a length
+    unit, or named z): the table then gives each row's ``z`` and ``z_unit`` instead of ``time`` and ``time_unit``.
+    """
 
     pixel_size: Tuple[float, float] = (1.0, 1.0)
     length_unit: str = "pixel"
     frame_interval: float = 1.0
     time_unit: str = "frame"
+    frames_through_z: bool = False
 
     def __post_init__(self) -> None:
         if len(self.pixel_size) != 2 or not all(np.isfinite(v) and v > 0 for v in self.pixel_size):
@@ -37,7 +43,8 @@ class Calibration:
 
     def columns(self, row: Dict[str, Any]) -> Dict[str, Any]:
         sy, sx = self.pixel_size
-        return {"time": row["frame"] * self.frame_interval, "time_unit": self.time_unit,
+        step = "z" if self.frames_through_z else "time"
+        return {step: row["frame"] * self.frame_interval, f"{step}_unit": self.time_unit,
                 "area_scaled": row["area"] * sy * sx, "centroid_y_scaled": row["centroid_y"] * sy,
                 "centroid_x_scaled": row["centroid_x"] * sx, "length_unit": self.length_unit}
 
