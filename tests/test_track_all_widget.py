@@ -12,8 +12,7 @@ import pytest
 
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import check_ctc, read_ctc, read_geff, write_ctc_ground_truth
-
-WIDGET = ("napari-sam2", "SAM 2 segmentation")
+from widget_helpers import open_widget, track_all_panel
 SEED, FRAMES = 900_719, 8
 FULL_RUN: dict = {}  # the first test's labels, to compare a cancelled run's frames with
 
@@ -28,22 +27,8 @@ def movie():
 @pytest.fixture
 def opened(make_napari_viewer, qtbot, tmp_path, monkeypatch, movie):
     pytest.importorskip("napari")
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
-    viewer = make_napari_viewer()
-    viewer.add_image(movie.image, name="cells")
-    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
-    widget.model_combo.setCurrentText("demo")
-    widget.checkpoint_combo.setCurrentText("embedded (demo)")
-    widget.size_spin.setValue(256)
-    panel = widget.track_all
-    panel.expand(animate=False)
-    panel.seeding_combo.setCurrentText("blobs")
-    panel.min_diameter_spin.setValue(8)
-    panel.max_diameter_spin.setValue(30)
-    panel.redetect_spin.setValue(2)
-    panel.divisions_check.setChecked(True)
-    viewer.dims.set_current_step(0, 0)
-    return viewer, widget, panel
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image), size=256)
+    return viewer, widget, track_all_panel(widget, diameter=(8, 30), divisions=True, seeding="blobs")
 
 
 def finish(qtbot, widget, panel, timeout=180_000):

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.gui
 from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import open_widget  # noqa: E402
+from widget_helpers import open_widget, track_all_panel  # noqa: E402
+from widget_helpers import wait_tracking as wait  # noqa: E402
 
 FRAMES = 5
 
@@ -29,19 +30,7 @@ def movie():
 @pytest.fixture
 def opened(make_napari_viewer, tmp_path, monkeypatch, movie):
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = w.track_all
-    panel.expand(animate=False)
-    panel.seeding_combo.setCurrentText("blobs")
-    panel.min_diameter_spin.setValue(6)
-    panel.max_diameter_spin.setValue(24)
-    panel.redetect_spin.setValue(2)
-    panel.divisions_check.setChecked(False)
-    viewer.dims.set_current_step(0, 0)
-    return viewer, w, panel
-
-
-def wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: w.track_all.worker is None and not w.busy(), timeout=timeout)
+    return viewer, w, track_all_panel(w, seeding="blobs")
 
 
 def track_from(qtbot, w, panel, frame):

@@ -18,7 +18,8 @@ from scipy import ndimage  # noqa: E402
 from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import open_widget as open_segmentation_widget  # noqa: E402
+from widget_helpers import open_widget as open_segmentation_widget, track_all_panel  # noqa: E402
+from widget_helpers import wait_tracking as wait  # noqa: E402
 FRAMES = 5
 
 
@@ -54,18 +55,7 @@ def notes():
 
 def open_widget(make_napari_viewer, tmp_path, monkeypatch, *images):
     viewer, w = open_segmentation_widget(make_napari_viewer, tmp_path, monkeypatch, *images)
-    panel = w.track_all
-    panel.expand(animate=False)
-    panel.min_diameter_spin.setValue(6)
-    panel.max_diameter_spin.setValue(24)
-    panel.redetect_spin.setValue(2)
-    panel.divisions_check.setChecked(False)
-    viewer.dims.set_current_step(0, 0)
-    return viewer, w, panel
-
-
-def wait(qtbot, w, timeout=120_000):
-    qtbot.waitUntil(lambda: w.track_all.worker is None and not w.busy(), timeout=timeout)
+    return viewer, w, track_all_panel(w)
 
 
 def click(qtbot, w, frame, row, col):

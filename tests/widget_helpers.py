@@ -46,3 +46,24 @@ def propagating(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot:
     qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=60_000)
     assert widget.busy()
     return viewer, widget, movie
+
+
+def track_all_panel(widget: Any, diameter: Tuple[float, float] = (6, 24), redetect: int = 2, divisions: bool = False,
+                    seeding: Any = None) -> Any:
+    """The widget's Track all panel, expanded and set to track the small synthetic cells of the tests (cell diameter
+    range, detection every ``redetect`` frames, divisions, ``seeding`` where given), the slider on frame 0."""
+    panel = widget.track_all
+    panel.expand(animate=False)
+    if seeding is not None:
+        panel.seeding_combo.setCurrentText(seeding)
+    panel.min_diameter_spin.setValue(diameter[0])
+    panel.max_diameter_spin.setValue(diameter[1])
+    panel.redetect_spin.setValue(redetect)
+    panel.divisions_check.setChecked(divisions)
+    widget.viewer.dims.set_current_step(0, 0)
+    return panel
+
+
+def wait_tracking(qtbot: Any, widget: Any, timeout: int = 120_000) -> None:
+    """Until Track all's run and the widget's (if any) have finished."""
+    qtbot.waitUntil(lambda: widget.track_all.worker is None and not widget.busy(), timeout=timeout)

@@ -382,22 +382,17 @@ class SegmentationController:
         channel (session option ``channel``), the mean or max of the channels (``composite``), the grey frame, or
         for RGB frames (no channel chosen) the mean of the three colours.
         """
-        from .export import measure
+        from .export import frame_rows, intensity_plane
 
         channel, composite = self.session_options.get("channel"), self.session_options.get("composite")
-
-        def intensity(frame: np.ndarray) -> np.ndarray:
-            frame = np.asarray(frame)
-            if frame.ndim == 3 and channel is not None:
-                frame = frame[..., int(channel)]
-            elif frame.ndim == 3 and composite == "max":
-                frame = frame.max(axis=-1)
-            elif frame.ndim == 3:  # composite="mean", or RGB
-                frame = frame.astype(np.float64).mean(axis=-1)
-            return frame.astype(np.float32)
-
-        image = np.stack([intensity(self.frames[t]) for t in range(self.num_frames)])
-        return measure(self.label_planes(), image, self.object_scores(), calibration, self.check_frames())
+        scores, check = self.object_scores(), self.check_frames()
+        rows: List[Dict[str, Any]] = []
+        for t in range(self.num_frames):  # one frame in memory at a time (a zarr stack and its labels stay on disk)
+            plane = np.asarray(self.labels[self.layout.frame_index_in_labels(t)])
+            if plane.any():
+                rows += frame_rows(t, plane, intensity_plane(self.frames[t], channel, composite), scores, calibration,
+                                   check)
+        return rows
 
     def object_scores(self) -> Dict[Tuple[int, int], float]:
         """{(frame, obj_id): presence logit} of every result the session holds."""
