@@ -100,7 +100,9 @@ def test_export_buttons_read_and_write_in_a_worker_with_progress_whole_files(
         button.click()
         assert w.busy() and not w.export_table_button.isEnabled() and not w.export_labels_button.isEnabled()
         assert not w.forward_button.isEnabled() and w.cancel_button.isEnabled()
+        assert w.exporting()  # what Cancel says it stops: an export (nothing written), not a run (frames kept)
         wait(qtbot, w)
+        assert not w.exporting()
         assert w.status.text() == f"Wrote {out / name}", w.status.text()
         assert w.progress.value() == w.progress.maximum() > 0
         assert w.export_table_button.isEnabled() and w.forward_button.isEnabled()

@@ -342,9 +342,11 @@ class RunMixin:
             self.track_all.cancel()  # a "Track all cells" run: its own Undo button reverts it
             return
         if self.worker is not None:
+            exporting = self.exporting()
             self._run_outcome = "cancelled"
             self.worker.quit()
-            show_info("SAM 2: cancelled; the frames finished so far are kept (Undo reverts the run).")
+            show_info("SAM 2: export cancelled; nothing is written (an earlier file is kept)." if exporting else
+                      "SAM 2: cancelled; the frames finished so far are kept (Undo reverts the run).")
 
     def _set_busy(self, busy: bool) -> None:
         busy = busy or self.busy()

@@ -212,7 +212,8 @@ class SessionActionsMixin:
             yield from steps
 
         worker = work()
-        self._export_run = {"what": what, "path": path, "where": where, "written": False, "error": None}
+        self._export_run = {"what": what, "path": path, "where": where, "written": False, "error": None,
+                            "worker": worker}
         worker.yielded.connect(self._on_export_step)
         worker.errored.connect(self._on_export_error)
         worker.finished.connect(lambda: self._on_export_finished(worker))
@@ -224,6 +225,11 @@ class SessionActionsMixin:
         self.status.setText(f"Exporting the {what} to {path.name}{where}…")
         worker.start()
         return worker
+
+    def exporting(self) -> bool:
+        """Whether the widget's worker is an export (:meth:`export_in_worker`), not a segmentation run."""
+        run = getattr(self, "_export_run", None)
+        return self.worker is not None and run is not None and run.get("worker") is self.worker
 
     def _on_export_step(self, step: tuple) -> None:
         try:
