@@ -102,6 +102,10 @@ def test_layouts_and_dtypes_map_as_documented(model, rgb):
     four = np.stack([grey, rgb[..., 1], rgb[..., 2], grey], axis=-1)
     np.testing.assert_allclose(run(four, channel=3), reference, atol=1e-5)
     np.testing.assert_allclose(run(rgb, channel=0), reference, atol=1e-5)  # explicit channel wins for RGB
+    # RGB with one colour only (a green-only export, zeros elsewhere) is read as that channel in grey
+    green = np.stack([np.zeros_like(grey), grey, np.zeros_like(grey)], axis=-1)
+    np.testing.assert_allclose(run(green), reference, atol=1e-5)
+    assert not np.allclose(run(np.stack([grey, grey // 2, np.zeros_like(grey)], axis=-1)), reference, atol=1e-3)
     # default percentile limits: any float image runs and is finite.
     assert np.isfinite(run(np.random.default_rng(2).normal(size=(60, 70)))).all()
     assert np.isfinite(run(np.full((60, 70), 7, np.int16))).all()  # constant image

@@ -125,6 +125,19 @@ def to_unit(frame: np.ndarray, limits: Tuple[float, float]) -> np.ndarray:
     return unit.astype(np.float32, copy=False)
 
 
+def varying_channels(frame: np.ndarray) -> set:
+    """The channels of an (H, W, C) frame whose values are not all the same (a constant channel carries no picture)."""
+    flat = np.asarray(frame).reshape(-1, frame.shape[-1])
+    return {k for k in range(flat.shape[1]) if flat[:, k].min() != flat[:, k].max()}
+
+
+def single_colour_channel(frame: np.ndarray) -> Optional[int]:
+    """For an (H, W, 3) RGB frame whose picture is in one channel only (the other two constant, e.g. a green-only
+    fluorescence export): that channel's index; else None (true colour, or nothing varies)."""
+    varying = varying_channels(frame)
+    return varying.pop() if len(varying) == 1 else None
+
+
 def to_unit_rgb(frame: np.ndarray, limits: Optional[Tuple[float, float]]) -> np.ndarray:
     """(H, W) or (H, W, 3) frame -> (H, W, 3) float32 in [0, 1]; ``limits=None`` means x / 255 for uint8."""
     if limits is None:
@@ -302,8 +315,7 @@ class FrameSource:
         varying: set = set()
         try:
             for t in sample_indices(self._num_frames, COLOUR_SAMPLE):
-                frame = self.raw(t).reshape(-1, 3)
-                varying |= {k for k in range(3) if frame[:, k].min() != frame[:, k].max()}
+                varying |= varying_channels(self.raw(t))
                 if len(varying) > 1:
                     return None
         except ValueError:

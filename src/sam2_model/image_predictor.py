@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from .build import inference_autocast
-from .frames import check_contrast_limits, check_finite, percentile_limits, to_model_input, to_unit_rgb
+from .frames import (check_contrast_limits, check_finite, percentile_limits, single_colour_channel, to_model_input,
+                     to_unit_rgb)
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
@@ -98,7 +99,8 @@ class ImagePredictor:
 
     def unit_rgb(self, image: Any) -> np.ndarray:
         """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1], as :meth:`set_image` maps it
-        (this predictor's channel and contrast limits)."""
+        (this predictor's channel and contrast limits; an RGB image whose picture is in one channel, the other two
+        constant, is read as that channel in grey, as :class:`~sam2_model.frames.FrameSource` reads such stacks)."""
         array = np.asarray(image)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
@@ -117,6 +119,8 @@ class ImagePredictor:
                     f"image has {channels} channels: pass channel=<index> to ImagePredictor "
                     "(or give an (H, W, 3) RGB array, e.g. image[..., :3] for RGBA)"
                 )
+            elif (colour := single_colour_channel(array)) is not None:
+                array = array[..., colour]  # RGB with one colour only: that channel as grey, as FrameSource reads it
         check_finite(array, "image")
         limits = self.contrast_limits
         if limits is None and array.dtype != np.uint8:
