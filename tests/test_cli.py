@@ -335,3 +335,17 @@ def test_frame_as_seen_is_the_channel_segmented():
     np.testing.assert_array_equal(frame_as_seen(frame, {"composite": "max"}), frame[..., 2])
     np.testing.assert_array_equal(frame_as_seen(frame, {"composite": "mean"}), frame[..., 1])
     assert frame_as_seen(frame, {}).shape == (2, 4, 3)  # colour (or grey) as it is
+
+
+def test_help_examples_are_commands_the_parser_takes():
+    """Every example line of `napari-sam2 --help` and `track --help` parses as written (options that exist, values of
+    the right kind), so a user can copy them."""
+    import shlex
+
+    from napari_sam2.cli import TOP_EXAMPLES, TRACK_EXAMPLES, build_parser
+
+    lines = [line.split("#")[0].strip() for line in (TOP_EXAMPLES + "\n" + TRACK_EXAMPLES).splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("napari-sam2 ") and "COMMAND" not in line]
+    assert len(commands) >= 8
+    for argv in commands:
+        build_parser().parse_args(argv)  # SystemExit (a test failure) on an unknown option or a bad value

@@ -186,7 +186,11 @@ def _path(value: Any) -> Optional[Path]:
 
 
 def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("evaluate", help="CTC measures (SEG, DET, TRA, divisions) of a result")
+    parser = subparsers.add_parser(
+        "evaluate", help="CTC measures (SEG, DET, TRA, divisions) of a result",
+        description="The Cell Tracking Challenge measures of a tracking result in CTC format (for example `track "
+                    "--auto --ctc res/`) against the challenge's ground truth folder: SEG, DET, TRA, LNK and the division "
+                    "measures, computed by the py-ctcmetrics package (installed with napari-sam2).")
     parser.add_argument("result_dir", type=Path, help="folder with mask%%03d.tif and res_track.txt")
     parser.add_argument("gt_dir", type=Path, help="folder with TRA/ (man_track.txt, man_track%%03d.tif) and SEG/")
     return parser

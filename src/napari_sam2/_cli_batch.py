@@ -52,8 +52,11 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
     model.add_argument("--checkpoint", default="download",
-                       help="a .pt file (visible to every worker), 'download' or 'none' (random weights)")
-    model.add_argument("--device", default="auto")
+                       help="embedded (the demo's shipped weights), download (official presets: cached or downloaded; "
+                            "demo: embedded), random (or none: testing only), or a .pt file (visible to every worker)")
+    model.add_argument("--device", default="auto",
+                       help="where the model runs: auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda or mps; "
+                            "with CUDA one worker per GPU")
     model.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32, or auto (picked per stack from the size of the "
                             "objects in its first frame); default: the model's own (demo 256, official 1024)")

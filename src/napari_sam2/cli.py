@@ -49,11 +49,40 @@ from .track_all import frame_source
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
 
 OUTPUT_SUFFIXES = LABELS_SUFFIXES  # -o/--output, with --prompts or --auto
+DEVICE_HELP = "where the model runs: auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"
+TOP_EXAMPLES = """examples:
+  napari-sam2 track movie.tif --prompts clicks.csv -o labels.tif      # the objects you clicked
+  napari-sam2 track movie.tif --auto --ctc res/ --table tracks.csv   # every cell, with a lineage
+  napari-sam2 batch plate/*.tif --out results/ --auto --workers 2    # many stacks, on Dask
+  napari-sam2 evaluate res/ gt/                                      # CTC measures of a result
+  sam2-train --out runs/mine --stack movie.tif --labels masks.tif    # fine-tune (then --checkpoint runs/mine/weights.pt)
+
+napari-sam2 COMMAND --help says more about each command."""
+TRACK_EXAMPLES = """examples:
+  napari-sam2 track movie.tif --prompts clicks.csv -o labels.tif
+  napari-sam2 track movie.tif --prompts clicks.csv -o labels.tif --image-size auto     # small objects
+  napari-sam2 track zstack.tif --axis 1 --fix 0=5 --prompts clicks.csv -o z5.tif       # (Z, T, Y, X): time at z = 5
+  napari-sam2 track two_colour.tif --channel-axis 1 --channel 0 --prompts c.csv -o l.tif
+  napari-sam2 track movie.tif --auto --cell-diameter 8 40 --ctc res/ --geff tracks.geff
+  napari-sam2 track movie.tif --prompts clicks.csv -o l.tif --checkpoint runs/mine/weights.pt   # fine-tuned
+
+clicks.csv:
+  frame,obj_id,y,x,label,y1,x1
+  0,1,120,85,1,,          <- a click on object 1 at row 120, column 85 of frame 0
+  0,1,130,90,0,,          <- a click off it (a part to remove)
+  0,2,40,60,,70,110       <- a box for object 2 from (40, 60) to (70, 110)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``napari-sam2`` parser; each subcommand sets ``run`` (a function of the parsed args -> exit code)."""
-    parser = argparse.ArgumentParser(prog="napari-sam2", description="SAM 2 for microscopy stacks")
+    parser = argparse.ArgumentParser(
+        prog="napari-sam2", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="SAM 2 for microscopy stacks from a shell: segment and track the objects you click (track "
+                    "--prompts), every cell with its divisions (track --auto), many stacks at once (batch), and score a "
+                    "result against Cell Tracking Challenge ground truth (evaluate). The same work is done "
+                    "interactively in napari (Plugins > napari-sam2); to fine-tune a model on your own labelled stack, "
+                    "see sam2-train --help.",
+        epilog=TOP_EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
     add_track_parser(commands)
     add_evaluate_parser(commands).set_defaults(run=run_evaluate)
@@ -62,17 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    track = commands.add_parser("track", help="segment and track objects through a stack")
+    track = commands.add_parser(
+        "track", help="segment and track objects through a stack", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Segment the objects of --prompts (clicks and boxes) and track them through the stack, or with "
+                    "--auto find and track every cell (divisions and cells that enter included). Every input is "
+                    "checked before the model is built; outputs are written together at the end (nothing is left "
+                    "half-written by a failure or Ctrl-C).", epilog=TRACK_EXAMPLES)
     track.set_defaults(run=track_command)
     track.add_argument("stack", type=Path, help="a (T, Y, X) stack: .tif, .npy, zarr or a folder of frames")
-    track.add_argument("--prompts", type=Path, default=None, help="CSV: frame,obj_id,y,x,label[,y1,x1] (not with --auto)")
+    track.add_argument("--prompts", type=Path, default=None,
+                       help="CSV with a header, one prompt per row: frame,obj_id,y,x,label is a click (label 1 on the "
+                            "object, 0 off it); a row that also has y1,x1 is a box from (y, x) to (y1, x1) (label "
+                            "empty). Not with --auto")
     track.add_argument("-o", "--output", type=Path, default=None,
                        help="labels .tif to write (folders are created); optional with --auto")
     track.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
     track.add_argument("--checkpoint", default=Weights.DOWNLOAD.value,
                        help="embedded (the demo's shipped weights), download (official presets: cached or "
                             "downloaded; demo: embedded), random (or none: testing only), or a .pt file")
-    track.add_argument("--device", default="auto")
+    track.add_argument("--device", default="auto", help=DEVICE_HELP)
     track.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
                             "the objects in the first frame); default: the model's own (demo 256, official 1024)")
