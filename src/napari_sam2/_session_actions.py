@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -207,16 +207,9 @@ class SessionActionsMixin:
         steps = (export_labels_steps(controller, path) if what == "labels" else
                  export_table_steps(controller, self.calibration(), path))
 
-        @thread_worker(ignore_errors=True)  # errors go to the errored handler, not the event loop
-        def work():
-            yield from steps
-
-        worker = work()
+        worker = steps_worker(steps, self._on_export_step, self._on_export_error, self._on_export_finished)
         self._export_run = {"what": what, "path": path, "where": where, "written": False, "error": None,
                             "worker": worker}
-        worker.yielded.connect(self._on_export_step)
-        worker.errored.connect(self._on_export_error)
-        worker.finished.connect(lambda: self._on_export_finished(worker))
         self.worker = worker  # the widget is busy: runs wait, clicks are segmented after it
         self._set_busy(True)
         for button in (self.export_labels_button, self.export_table_button):
@@ -259,11 +252,7 @@ class SessionActionsMixin:
         if run["written"]:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            self.status.setText(f"Wrote {run['path']}{run['where']}")
-        elif run["error"] is not None:
-            self.status.setText(f"Export failed: {run['error']}. Nothing was written (an earlier file is kept).")
-        else:
-            self.status.setText(f"Export cancelled: nothing was written to {run['path']} (an earlier file is kept).")
+        self.status.setText(export_outcome(run["path"], run["written"], run["error"], run["where"]))
         self._run_deferred(announce=True)  # clicks made during the export
 
     # ------------------------------------------------------------------ relabel and merge
@@ -326,15 +315,10 @@ class SessionActionsMixin:
         if controller is not None:
             moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in controller.mask_prompts.items()
                      if o == old}
-            labels = controller.labels
             planes = [controller.layout.frame_index_in_labels(t) for t in range(controller.num_frames)]
-            was = [np.asarray(labels[index]) == old for index in planes]
+            relabel_planes(controller.labels, planes, old, new)  # first: removing the object then clears nothing
             if old in controller.obj_ids or any(o == old for _, o in controller.mask_prompts):
                 controller.remove_object(old)
-            for index, mask in zip(planes, was):
-                plane = np.array(labels[index])
-                plane[mask] = new
-                labels[index] = plane
             for key, prompt in moved.items():
                 controller.mask_prompts.setdefault(key, prompt)
             controller.history.clear()  # earlier steps knew the old ids
@@ -387,6 +371,48 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
         elif masks:
             unsliced.update(masks)
     return unsliced, sliced
+
+
+def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> List[int]:
+    """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
+    it; returns the positions in ``planes`` written. A plane without ``old`` is only compared, never copied or
+    written (on the GUI thread a relabel costs one comparison per frame and a copy per frame the object is on)."""
+    written = []
+    for position, index in enumerate(planes):
+        here = np.asarray(labels[index]) == old
+        if here.any():
+            plane = np.array(labels[index])
+            plane[here] = new
+            labels[index] = plane
+            written.append(position)
+    return written
+
+
+def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_error: Callable[[Exception], None],
+                 on_finished: Callable[[Any], None]) -> Any:
+    """A napari worker (not started) running the generator ``steps`` in a thread: each step goes to ``on_step``, an
+    error to ``on_error`` (not napari's event loop) and, at the end (done, failed or cancelled), ``on_finished(worker)``
+    is called on the GUI thread. The exports of the widget and of the Track all panel run this way."""
+
+    @thread_worker(ignore_errors=True)  # errors go to the errored handler, not the event loop
+    def work():
+        yield from steps
+
+    worker = work()
+    worker.yielded.connect(on_step)
+    worker.errored.connect(on_error)
+    worker.finished.connect(lambda: on_finished(worker))
+    return worker
+
+
+def export_outcome(path: Any, written: bool, error: Any = None, where: str = "") -> str:
+    """The status line after an export in a worker: written to ``path`` (``where``: which slice), failed with
+    ``error``, or cancelled; a file or folder that was not written whole is not there (an earlier one is kept)."""
+    if written:
+        return f"Wrote {path}{where}"
+    if error is not None:
+        return f"Export failed: {error}. Nothing was written (an earlier file is kept)."
+    return f"Export cancelled: nothing was written to {path} (an earlier file is kept)."
 
 
 def export_labels_steps(controller: Any, path: Path) -> Iterator[tuple]:

@@ -32,7 +32,8 @@ from ._track_ids import frame_ranges, id_above_tracks
 from .track_all import (
     TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source, read_then_run, session_limits,
 )
-from .track_export import export_path
+from ._session_actions import export_outcome, steps_worker
+from .track_export import export_path, export_tracking_steps
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
 SETTINGS_KEY = "track_all"
@@ -67,6 +68,7 @@ class TrackAllPanel(QCollapsible):
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
+        self._export: Dict[str, Any] = {}  # the export in progress: worker, path, written, error
         self.images: Dict[Any, _ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
 
@@ -301,7 +303,10 @@ class TrackAllPanel(QCollapsible):
         """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
 
         The widget's Cancel button calls this too while a tracking run is in progress."""
-        if self.worker is not None:
+        if self.worker is not None and self.worker is self._export.get("worker"):
+            self.worker.quit()
+            show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
+        elif self.worker is not None:
             self._outcome = "cancelled"
             self.worker.quit()
             show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
@@ -570,10 +575,74 @@ class TrackAllPanel(QCollapsible):
                    "ctc": "a new or empty folder (*)"}[what]
         path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
         if path:  # the dialog asked about replacing; only an earlier result of the same kind is replaced
-            self.export(what, path, overwrite=True)
+            self.export_in_worker(what, path, overwrite=True)
+
+    def export_in_worker(self, what: str, path: str, overwrite: bool = False) -> Any:
+        """:meth:`export` in a worker thread, as the export buttons do; returns the worker (None when refused: the
+        status line says why).
+
+        Nothing that scales with the stack runs on napari's GUI thread: the labels are read and the file or folder
+        written in the worker, the progress bar follows, the panel and the widget are busy meanwhile (Cancel, the
+        panel's or the widget's, stops it) and the result appears whole or not at all (an earlier one is kept on
+        failure or cancel).
+        """
+        if self._refuse_if_busy():
+            return None
+        entry = self.current()
+        try:
+            if entry is None:
+                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+            target = export_path(what, path)
+            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite)
+        except Exception as error:
+            self._fail(error)
+            return None
+        worker = steps_worker(steps, self._on_export_step, self._on_export_error, self._on_export_finished)
+        self._export = {"worker": worker, "what": what, "path": target, "written": None, "error": None}
+        self.worker = self.widget.worker = worker  # the widget is busy while this runs
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Exporting the tracked cells ({what}) to {target}…")
+        worker.start()
+        return worker
+
+    def _on_export_step(self, step: tuple) -> None:
+        try:
+            kind, value, detail, _ = step
+            if kind == "plan":
+                self.progress.setRange(0, max(int(value), 1))
+                self.progress.setValue(0)
+            elif kind == "frame":
+                self.progress.setValue(1)
+                self.status.setText(f"Exporting the tracked cells ({self._export['what']}): labels read, writing…")
+            elif kind == "written":
+                self._export["written"] = detail
+                self.progress.setValue(self.progress.maximum())
+        except Exception as error:  # never let an exception escape a Qt slot
+            self._on_export_error(error)
+
+    def _on_export_error(self, error: Exception) -> None:
+        self._export["error"] = error
+        show_error(f"SAM 2: export failed: {error}")
+
+    def _on_export_finished(self, worker: Any) -> None:
+        run = self._export
+        if self.worker is worker:
+            self.worker = None
+        if self.widget.worker is worker:
+            self.widget.worker = None
+        self._set_busy(False)
+        written = run.get("written")
+        if written:
+            show_info(f"SAM 2: wrote {written}")
+        self.status.setText(export_outcome(written or run.get("path"), bool(written), run.get("error")) +
+                            (" (the tracked cells; the widget's own objects are in its 'Export labels')"
+                             if written else ""))
 
     def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
-        """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff"."""
+        """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
+        thread (the console; the buttons use :meth:`export_in_worker`); returns the path written (None on failure:
+        the status line says why)."""
         entry = self.current()
         try:
             if entry is None:

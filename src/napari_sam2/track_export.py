@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
 from sam2_model.tracking.lineage import lineage_from_labels
 
-from .export import save_labels_tiff
+from .export import Step, save_labels_tiff
 
 #: (final path, write(to)): one output of a run, written to ``to`` (a staging name, or the final path itself)
 Write = Tuple[Path, Callable[[Path], Any]]
@@ -49,6 +49,31 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     else:
         path = write_geff(path, result.labels, result.lineage, overwrite=overwrite)
     return Path(path)
+
+
+def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path: Any,
+                          overwrite: bool = False) -> Iterator[Step]:
+    """:func:`export_tracking` of ``result()`` as a generator for a worker thread (the Track all panel's exports).
+
+    ``what`` and a folder that may not be replaced are checked now (ValueError, nothing started); ``result()`` (it
+    reads every labels plane) and the writing run when the steps are asked for. Yields ("plan", 2, what, None),
+    ("frame", 0, "read", None) once the result is read and ("written", 1, path, None) once the file or folder is in
+    place whole. Stopped before that (cancelled) or failing, it writes nothing (an earlier result is kept).
+    """
+    if what not in EXPORTS:
+        raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
+    path = Path(path)
+    if overwrite:
+        check_replaceable(what, path)
+    return _tracking_steps(result, what, path, overwrite)
+
+
+def _tracking_steps(result: Callable[[], TrackingResult], what: str, path: Path, overwrite: bool) -> Iterator[Step]:
+    yield "plan", 2, what, None
+    tracked = result()
+    yield "frame", 0, "read", None
+    written = export_tracking(tracked, what, path, overwrite)
+    yield "written", 1, str(written), None
 
 
 def export_path(what: str, path: Any) -> str:
