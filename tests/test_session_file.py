@@ -50,6 +50,30 @@ def test_corrupt_foreign_and_newer_files_are_clear_errors(tmp_path):
         SessionRecord((4, 32, 32), [[0, 1, 1]], [True, False], [1], np.zeros((0, 4, 3)), [])
 
 
+@pytest.mark.parametrize("change, field", [
+    (dict(options={"smooth": "lots"}), "options.smooth"),
+    (dict(options={"object_window": "wide"}), "options.object_window"),
+    (dict(model={"name": "demo", "weights": "embedded (demo)", "image_size": 100}), "model.image_size"),
+    (dict(points=[[0, 5000.0, 5000.0], [2, 7.5, 8.0]]), "points: click 0"),
+    (dict(points=[[9, 5.0, 6.0], [2, 7.5, 8.0]]), "points: click 0"),  # frame 9 of 4
+    (dict(points=[[0, np.nan, 6.0], [2, 7.5, 8.0]]), "points: a click"),
+    (dict(point_ids=[-3, 2]), "point_ids"),
+    (dict(masks={(7, 4): np.eye(32, dtype=bool)}), "masks: a seeded mask is on frame 7"),
+    (dict(axes={"frame_axis": 7}), "axes.frame_axis"),
+])
+def test_values_the_widget_could_not_have_saved_are_refused_naming_the_field(tmp_path, change, field):
+    """A file with one bad value is refused when read, naming the file and the field: loading it used to clear the
+    masklets first and fail halfway (the tracked labels, which session files do not keep, were lost)."""
+    good = record()
+    fields = dict(image_shape=good.image_shape, points=good.points, positive=good.positive,
+                  point_ids=good.point_ids, boxes=good.boxes, box_ids=good.box_ids, masks=good.masks,
+                  options=good.options, model=good.model, axes=good.axes)
+    path = write_session(tmp_path / "bad", SessionRecord(**{**fields, **change}))
+    with pytest.raises(ValueError, match="damaged napari-sam2 session file") as caught:
+        read_session(path)
+    assert field in str(caught.value) and str(path) in str(caught.value)
+
+
 # ---------------------------------------------------------------- the widget
 pytest.importorskip("napari")
 from sam2_model.evaluation import click_point  # noqa: E402
@@ -163,6 +187,13 @@ def test_wrong_shape_and_corrupt_files_change_nothing(two_objects, tmp_path, mon
     np.testing.assert_array_equal(w.points_layer.data, before[0])
     np.testing.assert_array_equal(w.labels_layer.data, before[1])
     assert w.controller.obj_ids == before[2]
+    record = read_session(path)  # one click moved off the image: refused before the masklets are touched
+    record.points[0, 1] = 5000
+    off = write_session(tmp_path / "off.sam2.npz", record)
+    with pytest.raises(ValueError, match="outside the image"):
+        w.load_session(str(off))
+    np.testing.assert_array_equal(w.labels_layer.data, before[1])
+    assert w.controller.obj_ids == before[2]
 
 
 @pytest.mark.gui
@@ -225,3 +256,34 @@ def test_a_saved_session_brings_its_object_windows_back(two_objects, tmp_path, q
     wait(qtbot, w)
     assert w.window_combo.currentText() == "48" and w.controller.object_window == 48
     assert w.controller.obj_ids == [1, 2]
+
+
+@pytest.mark.gui
+def test_a_session_whose_weights_file_is_gone_loads_with_the_model_chosen_now(two_objects, tmp_path, qtbot,
+                                                                              monkeypatch):
+    """Saved with fine-tuned weights that were then moved: the prompts load and are re-run with the model chosen now,
+    and a warning says so (the load was refused, with advice that could not be followed: the prompts were lost)."""
+    import shutil
+
+    from napari.utils import notifications
+
+    from sam2_model.build import embedded_weights_path
+
+    viewer, w, movie = two_objects
+    mine = tmp_path / "mine.pt"
+    shutil.copy(embedded_weights_path(), mine)
+    w.set_checkpoint_file(str(mine))
+    path = w.save_session(str(tmp_path / "s.sam2.npz"))
+    assert read_session(path).model["path"] == str(mine)
+    mine.unlink()
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    clicks, mask = np.array(w.points_layer.data), w.labels_layer.data[0].copy()
+    warnings = []
+    monkeypatch.setattr(notifications, "show_warning", warnings.append)
+    monkeypatch.setattr("napari_sam2._session_actions.show_warning", warnings.append)
+    w.load_session(str(path))
+    wait(qtbot, w)
+    assert warnings and "mine.pt is not there" in warnings[0] and "model chosen now" in warnings[0]
+    assert w.checkpoint_combo.currentText() == "embedded (demo)"
+    np.testing.assert_array_equal(w.points_layer.data, clicks)
+    np.testing.assert_array_equal(w.labels_layer.data[0], mask)  # the same weights, so the same masks

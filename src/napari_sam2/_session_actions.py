@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 
 from ._colors import style_boxes, style_points
 from ._image_state import (
@@ -90,8 +90,10 @@ class SessionActionsMixin:
         """Restore a saved session on the current image: prompt layers, options, model and axis choices; then
         re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared).
 
-        Everything is checked before anything changes: a missing, corrupt or foreign file, an image of another
-        shape or an unknown model is a ValueError and the widget stays as it was.
+        Everything is checked before anything changes: a missing, corrupt or foreign file, a value the widget could not
+        have saved (a click off the image, a bad id, input size or option: :meth:`SessionRecord.check_values`), an
+        image of another shape or an unknown model is a ValueError naming the file and the field, and the widget stays
+        as it was. A session whose fine-tuned weights file is gone loads with the model chosen now, and says so.
         """
         record = read_session(path)
         state = self._state
@@ -105,9 +107,8 @@ class SessionActionsMixin:
         if model.get("name") not in names or model.get("weights") not in WEIGHT_CHOICES:
             raise ValueError(f"the session's model {model.get('name')!r} with weights {model.get('weights')!r} is "
                              f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
-        if model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file()):
-            raise ValueError(f"the session's checkpoint file {model.get('path')!r} is not there; put it back or "
-                             "edit the model choice after loading another session")
+        # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
+        weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
         axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
 
         # checked: from here on the widget changes
@@ -122,12 +123,13 @@ class SessionActionsMixin:
         self.smooth_spin.setValue(float(options.get("smooth", 0.0)))  # sessions saved before smoothing: 0
         window = str(options.get("object_window", "off"))  # sessions saved before object windows: whole frames
         self.window_combo.setCurrentText(window if self.window_combo.findText(window) >= 0 else "off")
-        self.model_combo.setCurrentText(model["name"])
-        if model["weights"] == LOCAL:
-            self.set_checkpoint_file(model["path"])
-        else:
-            self.checkpoint_combo.setCurrentText(model["weights"])
-        self.size_spin.setValue(int(model.get("image_size") or 0))
+        if not weights_gone:
+            self.model_combo.setCurrentText(model["name"])
+            if model["weights"] == LOCAL:
+                self.set_checkpoint_file(model["path"])
+            else:
+                self.checkpoint_combo.setCurrentText(model["weights"])
+            self.size_spin.setValue(int(model.get("image_size") or 0))
         state.axes = axes
         self.axes.show_for(state.image, axes)
         self._ensure_prompt_layers()
@@ -141,7 +143,14 @@ class SessionActionsMixin:
         ids = (set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in record.masks}
                | {o for sliced in record.slice_masks.values() for _, o in sliced})
         self.object_spin.setValue(max(ids | {0}) + 1)
-        self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…")
+        if weights_gone:
+            show_warning(f"SAM 2: the session's weights file {model.get('path')} is not there: its prompts are re-run "
+                         f"with the model chosen now ({self.model_combo.currentText()}, "
+                         f"{self.checkpoint_combo.currentText()}); put the file back and load the session again to "
+                         "use those weights.")
+        self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…"
+                            + (" (with the model chosen now: the session's weights file is missing)"
+                               if weights_gone else ""))
         self.picker.when_ready(lambda: self._rerun_loaded(state, record))
 
     def _rerun_loaded(self, state: ImageState, record: SessionRecord) -> None:

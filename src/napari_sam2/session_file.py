@@ -30,12 +30,16 @@ from typing import Any, Dict, List, Tuple, Union
 import numpy as np
 
 from sam2_model.atomic_files import atomic_file
+from sam2_model.frames import check_smooth
+
+from .image_size import check_image_size
 
 FORMAT = "napari-sam2 session"
 VERSION = 2  # 2: seeded masks of every slice, with their slice (mask_keys' third item); 1 is still read
 SUFFIX = ".sam2.npz"
 Fixed = Tuple[Tuple[int, int], ...]  # a slice: its fixed axes and their indices, as StackLayout.fixed
 _ARRAYS = ("points", "positive", "point_ids", "boxes", "box_ids", "masks")
+MAX_ID = int(np.iinfo(np.uint32).max)  # the masklets are uint32
 
 
 @dataclass
@@ -79,6 +83,49 @@ class SessionRecord:
             raise ValueError(f"boxes and box_ids must have one entry per box; got {len(self.boxes)} and "
                              f"{len(self.box_ids)}")
         self.slice_masks = {_fixed(key, ndim): dict(masks) for key, masks in self.slice_masks.items() if masks}
+
+    def check_values(self) -> None:
+        """ValueError naming the field unless every value is one the widget could have saved: clicks finite and on the
+        image (their frame among its frames), boxes finite, object ids in 1..2**32-1, seeded masks on existing frames,
+        options (smoothing, object window), input size and axes of the accepted kinds. :func:`read_session` calls it,
+        so a file that passes can be loaded without failing halfway (after the masklets were cleared)."""
+        shape = np.asarray(self.image_shape[:self.points.shape[1]] if self.points.size else (), float)
+        if not np.isfinite(self.points).all():
+            raise ValueError("points: a click has a coordinate that is not a finite number")
+        outside = (np.rint(self.points) < 0) | (np.rint(self.points) >= shape) if len(shape) else np.zeros(0, bool)
+        if outside.any():
+            row = int(np.argwhere(outside)[0][0])
+            raise ValueError(f"points: click {row} at {self.points[row].tolist()} lies outside the image of shape "
+                             f"{self.image_shape}")
+        if not np.isfinite(self.boxes).all():
+            raise ValueError("boxes: a box has a corner that is not a finite number")
+        for name, ids in (("point_ids", self.point_ids), ("box_ids", self.box_ids),
+                          ("mask object ids", np.asarray([o for _, o in self._all_mask_keys()], np.int64))):
+            if ids.size and (ids.min() < 1 or ids.max() > MAX_ID):
+                raise ValueError(f"{name}: object ids must be 1..{MAX_ID}, found {int(ids.min())}..{int(ids.max())}")
+        frames = max(self.image_shape[:-2] or (1,))
+        bad = [f for f, _ in self._all_mask_keys() if not 0 <= f < frames]
+        if bad:
+            raise ValueError(f"masks: a seeded mask is on frame {bad[0]}, which the image does not have")
+        options = self.options
+        if "smooth" in options:
+            check_smooth(options["smooth"], "options.smooth")
+        window = str(options.get("object_window", "off"))
+        if window not in ("off", "auto") and not (window.isdigit() and int(window) > 0):
+            raise ValueError(f"options.object_window must be 'off', 'auto' or a number of pixels, got {window!r}")
+        size = self.model.get("image_size")
+        if size not in (None, 0):
+            check_image_size(size, "model.image_size")
+        ndim = len(self.image_shape)
+        axis = self.axes.get("frame_axis", 0)
+        if isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis < max(ndim, 1):
+            raise ValueError(f"axes.frame_axis must be an axis of the {ndim}-D image (0..{ndim - 1}), got {axis!r}")
+        for name in ("channel_axis", "channel"):  # the widget's choices as its lists say them
+            if not isinstance(self.axes.get(name, ""), str):
+                raise ValueError(f"axes.{name} must be the widget's text of the choice, got {self.axes[name]!r}")
+
+    def _all_mask_keys(self) -> List[Tuple[int, int]]:
+        return list(self.masks) + [key for masks in self.slice_masks.values() for key in masks]
 
     def check_image(self, shape: Tuple[int, ...]) -> None:
         """ValueError unless ``shape`` is the shape of the image this session was saved for."""
@@ -150,11 +197,13 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
                 raise ValueError(f"a mask key must be [frame, obj_id] or [frame, obj_id, slice], got {key!r}")
             where = unsliced if len(key) == 2 else sliced.setdefault(_fixed(key[2], ndim), {})
             where[(int(key[0]), int(key[1]))] = mask.astype(bool)
-        return SessionRecord(
+        record = SessionRecord(
             tuple(meta["image_shape"]), arrays["points"], arrays["positive"], arrays["point_ids"], arrays["boxes"],
             arrays["box_ids"], unsliced, dict(meta.get("options", {})), dict(meta.get("model", {})),
             dict(meta.get("axes", {})), sliced,
         )
+        record.check_values()
+        return record
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is a damaged napari-sam2 session file ({error})") from error
 
