@@ -109,3 +109,29 @@ def test_table_geff_and_tracks_layer(tmp_path: Path) -> None:
     assert [a.name for a in meta.axes] == ["t", "y", "x"]
     with pytest.raises(ValueError, match="exists"):
         write_geff(geff_path, fixed, table)
+
+
+def test_a_geff_replaced_keeps_the_old_one_when_the_new_cannot_be_put_in_place(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_geff(overwrite=True) deleted the earlier GEFF before renaming the new one in: a failure in between left
+    none. Now the old one is moved aside and comes back (the rename is made to fail here)."""
+    import os
+
+    labels, lineage = _division_stack()
+    fixed, table = ctc_consistent(labels, lineage)
+    path = write_geff(tmp_path / "tracks.geff", fixed, table)
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if Path(dst) == path and not Path(src).name.startswith("."):  # the new GEFF's rename; the old one's goes back
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_geff(path, fixed, table, overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+    assert read_geff(path)[0].number_of_nodes() > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["tracks.geff"]  # nothing left beside it

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tifffile
 
-from ..atomic_files import temporary_folder
+from ..atomic_files import publish_together, temporary_folder
 from .lineage import Lineage, Track, check_ctc, ctc_consistent, lineage_from_labels
 
 
@@ -43,13 +43,8 @@ def _atomic_folder(out_dir: os.PathLike, overwrite: bool) -> Tuple[Path, Path]:
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}-old-{os.getpid()}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
+    """Move the written folder ``tmp`` to ``out_dir``; an earlier folder there is moved aside, and back if that fails."""
+    publish_together([(tmp, out_dir)])
 
 
 def write_ctc(out_dir: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False,

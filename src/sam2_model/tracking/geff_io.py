@@ -14,7 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ..atomic_files import temporary_folder
+from ..atomic_files import publish_together, temporary_folder
 from .lineage import Lineage, track_centroids
 
 
@@ -51,9 +51,7 @@ def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrit
     tmp = temporary_folder(path) / path.name  # geff.write makes it with the mode of a plain mkdir() (umask)
     try:
         geff.write(graph, tmp, axis_names=["t", "y", "x"], axis_types=["time", "space", "space"])
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        publish_together([(tmp, path)])  # an earlier GEFF is moved aside, and back if the rename fails
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
