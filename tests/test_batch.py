@@ -185,7 +185,7 @@ def _install_fault(kind: str, marker: str) -> None:
 
     import napari_sam2.batch_worker as worker
 
-    def faulty(labels, path):
+    def faulty(labels, path, *axes):
         Path(path).write_bytes(b"II*\x00 partial")
         if kind == "raise":
             raise OSError("disk full (injected)")
@@ -237,9 +237,9 @@ def _install_hang(release: str) -> None:
     import napari_sam2.batch_outputs as outputs
     import napari_sam2.batch_worker as worker
 
-    def hanging(labels, path):
+    def hanging(labels, path, *axes):
         if f"{os.sep}s0-" in str(path):
-            return outputs.write_labels_tiff(labels, path)
+            return outputs.write_labels_tiff(labels, path, *axes)
         (Path(release + ".arrived") / Path(path).parent.name).touch()
         deadline = time.monotonic() + 120
         while not Path(release).exists() and time.monotonic() < deadline:
@@ -606,7 +606,7 @@ def test_auto_on_a_stack_with_no_cell_finishes_empty_and_says_why(client, tmp_pa
     detected on start frame 0" before)."""
     from napari_sam2.cli import main
 
-    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((4, 64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((4, 64, 64), np.uint8), photometric="minisblack")
     common = ["--auto", "--cell-diameter", "6", "30", "--device", "cpu", "--image-size", "256"]
     assert _cli(["batch", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "out"), "--scheduler",
                  client.scheduler.address] + common) == 0
@@ -618,14 +618,22 @@ def test_auto_on_a_stack_with_no_cell_finishes_empty_and_says_why(client, tmp_pa
 
 
 def test_ome_zarr_labels_name_z_where_the_frames_run_through_z(tmp_path):
-    """Labels of a z-stack (axes metadata "ZYX", or z of "TZYX") are written as (z, y, x) space axes, not as time."""
+    """Labels of a z-stack (axes metadata "ZYX", or z of "TZYX") are written as (z, y, x) space axes, not as time
+    (OME-Zarr), and as ZYX in a labels TIFF."""
     import zarr
 
     from napari_sam2.batch_outputs import create_zarr_labels
     from napari_sam2.batch_worker import frame_axis_name
 
     assert [frame_axis_name(a, i) for a, i in (("ZYX", 0), ("TZYX", 1), ("TZYX", 0), (None, 0))] == ["z", "z", "t", "t"]
+    import tifffile
+
+    from napari_sam2.batch_outputs import write_labels_tiff
+
     for axis in ("z", "t"):
+        write_labels_tiff(np.zeros((2, 8, 8), np.uint32), tmp_path / f"{axis}.tif", axis)
+        with tifffile.TiffFile(tmp_path / f"{axis}.tif") as tiff:
+            assert tiff.series[0].axes == f"{axis.upper()}YX"
         create_zarr_labels(tmp_path / f"{axis}.ome.zarr", (2, 8, 8), axis)
         first = zarr.open_group(str(tmp_path / f"{axis}.ome.zarr"), mode="r").attrs["multiscales"][0]["axes"][0]
         assert first == ({"name": "z", "type": "space"} if axis == "z" else {"name": "t", "type": "time"})

@@ -349,3 +349,21 @@ def test_help_examples_are_commands_the_parser_takes():
     assert len(commands) >= 8
     for argv in commands:
         build_parser().parse_args(argv)  # SystemExit (a test failure) on an unknown option or a bad value
+
+
+def test_labels_tiffs_record_the_axes_of_the_stack(tmp_path):
+    """The labels TIFF says which axes it has (TZYX for a TZYX stack; ZYX for --auto through z), where the input
+    says: they came back as QQYX, so Fiji and napari took a TZYX result for unknown axes."""
+    movie = make_timelapse(num_frames=4, shape=(128, 128), seed=900_301)
+    x, y = click_point(movie.labels[0] == clickable_objects(movie.labels[0])[0])
+    (tmp_path / "p.csv").write_text(f"frame,obj_id,y,x,label\n0,1,{y},{x},1\n")
+    tzyx = np.stack([movie.image, movie.image[:, ::-1]], axis=1)
+    tifffile.imwrite(tmp_path / "tzyx.tif", tzyx, metadata={"axes": "TZYX"})
+    tifffile.imwrite(tmp_path / "zyx.tif", movie.image, metadata={"axes": "ZYX"})
+    assert main(["track", str(tmp_path / "tzyx.tif"), "--fix", "1=0", "--prompts", str(tmp_path / "p.csv"), "-o",
+                 str(tmp_path / "a.tif"), "--device", "cpu"]) == 0
+    assert main(["track", str(tmp_path / "zyx.tif"), "--auto", "--cell-diameter", "6", "40", "-o",
+                 str(tmp_path / "b.tif"), "--device", "cpu"]) == 0
+    with tifffile.TiffFile(tmp_path / "a.tif") as a, tifffile.TiffFile(tmp_path / "b.tif") as b:
+        assert (a.series[0].axes, a.series[0].shape) == ("TZYX", tzyx.shape)
+        assert (b.series[0].axes, b.series[0].shape) == ("ZYX", movie.image.shape)

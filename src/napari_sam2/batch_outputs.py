@@ -65,11 +65,12 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: st
     return array
 
 
-def write_labels_tiff(labels: np.ndarray, path: Path) -> None:
-    """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB): :func:`.export.save_labels_tiff`."""
+def write_labels_tiff(labels: np.ndarray, path: Path, frame_axis: str = "t") -> None:
+    """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB): :func:`.export.save_labels_tiff`, its axes
+    recorded as TYX, or ZYX for frames through z (``frame_axis`` "z"), as the OME-Zarr labels name them."""
     from .export import save_labels_tiff
 
-    save_labels_tiff(labels, path)
+    save_labels_tiff(labels, path, f"{frame_axis.upper()}YX")
 
 
 def write_manifest(folder: Path, record: Dict[str, Any]) -> None:

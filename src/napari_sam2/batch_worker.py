@@ -299,7 +299,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     if large:  # plane by plane, never the whole stack in memory
         rows = measure(labels, frames.grey, controller.object_scores(), check=controller.check_frames())
     else:
-        write_labels_tiff(labels, folder / labels_name)
+        write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name)
         rows = controller.measurements()
     save_table_csv(rows, folder / "objects.csv")
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),
@@ -327,7 +327,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
         if large:
             create_zarr_labels(path, labels.shape, frames.frame_axis_name)[:] = labels
         else:
-            write_labels_tiff(labels, path)
+            write_labels_tiff(labels, path, frames.frame_axis_name)
 
     # the private folder is published whole later, so each output is written straight into it
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(

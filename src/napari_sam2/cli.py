@@ -39,7 +39,7 @@ from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
 from .batch_worker import auto_direction, check_one_way
-from .export import save_labels_tiff
+from .export import labels_axes, save_labels_tiff
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
 from .layout import FrameView
@@ -298,7 +298,8 @@ def track_command(args: argparse.Namespace) -> int:
         bar.close()
     if one_image:
         labels = labels[0]  # one image in, one label image out
-    write_outputs([(output, lambda to: save_labels_tiff(labels, to))])  # its missing folders too, only now
+    letters = None if one_image else labels_axes(getattr(stack, "axes", None), len(stack.shape), layout.channel_axis)
+    write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters))])  # its missing folders too, only now
     found = set(np.unique(labels).tolist()) - {0}
     print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
     missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
@@ -346,7 +347,9 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         options["smooth"] = args.smooth
     frames = frame_source(view, model, options)
     try:
-        return run_auto(args, frames, model)
+        letters = labels_axes(getattr(stack, "axes", None), len(stack.shape),
+                              keep=(axes.layout.frame_axis, *axes.layout.spatial_axes))  # (T, Y, X) along the axis
+        return run_auto(args, frames, model, letters)
     finally:
         frames.close()
 

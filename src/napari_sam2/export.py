@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tifffile
@@ -49,17 +49,31 @@ class Calibration:
                 "centroid_x_scaled": row["centroid_x"] * sx, "length_unit": self.length_unit}
 
 
-def save_labels_tiff(labels: np.ndarray, path: Path) -> None:
+def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None) -> None:
     """Write labels (T, Y, X) or (Y, X) as a zlib-compressed greyscale TIFF (BigTIFF over 2 GiB).
 
+    axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (tifffile, napari) give
+    them back instead of "QQYX"; None (or letters that do not fit the labels): none recorded.
     Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
     and no temporary file behind.
     """
     path = Path(path)
     labels = np.asarray(labels)
+    metadata = {"axes": axes.upper()} if isinstance(axes, str) and len(axes) == labels.ndim else {}
     with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
         tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
-                         bigtiff=labels.nbytes > 2**31)
+                         bigtiff=labels.nbytes > 2**31, metadata=metadata)
+
+
+def labels_axes(stack_axes: Optional[str], ndim: int, channel_axis: Optional[int] = None,
+                keep: Optional[Sequence[int]] = None) -> Optional[str]:
+    """The axis letters of labels made from a stack whose ``ndim`` axes are ``stack_axes`` (e.g. a TIFF's "TZCYX"):
+    without its ``channel_axis`` (the channel or colour axis, which labels do not have), or only the axes in ``keep``
+    (e.g. (frame axis, row axis, col axis) for (T, Y, X) labels along one axis). None when the stack has no letters."""
+    if not isinstance(stack_axes, str) or len(stack_axes) != ndim:
+        return None
+    axes = [i for i in range(ndim) if i != channel_axis] if keep is None else list(keep)
+    return "".join(stack_axes[i] for i in axes).upper()
 
 
 def measure(
