@@ -201,3 +201,65 @@ def test_weights_vocabulary_and_the_old_spellings():
     key = "sam_mask_decoder.iou_token.weight"
     assert torch.equal(embedded.state_dict()[key], by_path.state_dict()[key])
     assert not torch.equal(embedded.state_dict()[key], random.state_dict()[key])
+
+
+def _track_argv(tmp_path: Path, model: str, checkpoint: str) -> list:
+    """napari-sam2 track on a tiny two-frame stack with one click, with ``model`` and ``checkpoint``."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((2, 64, 64), np.uint16), photometric="minisblack")
+    (tmp_path / "p.csv").write_text("frame,obj_id,y,x,label\n0,1,30,30,1\n")
+    return ["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "p.csv"), "-o",
+            str(tmp_path / "out.tif"), "--model", model, "--checkpoint", checkpoint, "--device", "cpu"]
+
+
+def test_weights_of_another_preset_say_which_model_to_pick_in_a_few_lines(tmp_path, capsys):
+    """The demo's weights given to an official preset: the first line says which model (--model demo on the
+    command line, build_model('demo') in Python); the key differences follow as counts and a few names."""
+    from napari_sam2.cli import main as cli_main
+
+    from sam2_model.build import embedded_weights_path
+
+    demo = embedded_weights_path()
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("sam2.1_hiera_tiny", checkpoint=demo, device="cpu")
+    message = str(info.value)
+    first, rest = message.split("\n", 1)
+    assert info.value.held_preset == "demo"
+    assert "this file holds demo weights; you asked for sam2.1_hiera_tiny" in first
+    assert "--model demo" in first and "build_model('demo', ...)" in first and len(first) < 250
+    assert "missing keys: " in rest and " in all)" in rest and len(message) < 1200, message
+    assert rest.count("\n") == 0 and rest.count(", ...") >= 1
+    assert cli_main(_track_argv(tmp_path, "sam2.1_hiera_tiny", str(demo))) == 2
+    err = capsys.readouterr().err
+    assert "--model demo" in err.splitlines()[0] and len(err) < 1200, err
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_run_folder_given_as_checkpoint_names_its_weights_file(tmp_path, capsys):
+    """A training run's folder is not read as a file: the error names RUN/weights.pt (and says when its run stopped
+    early), for build_model, napari-sam2 track --checkpoint and segment(checkpoint=...)."""
+    import json
+
+    from napari_sam2.api import segment
+    from napari_sam2.cli import main as cli_main
+
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a training run's folder, not a checkpoint file, and has no "
+                                              "weights.pt yet"):
+        sm.build_model("demo", checkpoint=run, device="cpu")
+    torch.save({"model": sm.build_model("demo", device="cpu").state_dict()}, run / "weights.pt")
+    expected = f"{run} is a training run's folder, not a checkpoint file: use {run / 'weights.pt'}"
+    with pytest.raises(CheckpointError) as info:
+        sm.build_model("demo", checkpoint=str(run), device="cpu")
+    assert str(info.value) == expected
+    (run / "weights.json").write_text(json.dumps({"steps": 1, "settings": {"steps": 50}}))
+    with pytest.raises(CheckpointError, match="holds the weights of step 1 of 50: the run stopped early"):
+        segment(np.zeros((2, 64, 64), np.uint16), [(0, 30, 30, 1, 1)], model="demo", checkpoint=str(run),
+                device="cpu")
+    assert cli_main(_track_argv(tmp_path, "demo", str(run))) == 2
+    assert f"napari-sam2: {expected}" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        sm.build_model("demo", checkpoint=tmp_path / "runs", device="cpu")

@@ -67,6 +67,7 @@ def test_cancel_saves_the_run_and_train_resumes_it(finetune, qtbot, tmp_path):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     stopped = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"]
     assert 1 <= stopped < 1000
+    assert widget.status.text().startswith(f"stopped after step {stopped} of 1000 (Train resumes): weights in ")
     widget.steps_spin.setValue(stopped + 1)
     widget.train_button.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)

@@ -32,3 +32,16 @@ def test_the_check_tells_a_tracking_model_from_one_that_lost_its_memory_path() -
     assert check_stack(good, None, movie.image, movie.labels).before is None
     empty = np.zeros_like(movie.labels)
     assert tracked_iou(good, movie.image, empty) is None and check_stack(good, good, movie.image, empty) is None
+
+
+def test_one_image_is_worded_as_one_click_segmentation_and_one_object_is_singular() -> None:
+    """A 2D image (frames == 1) is clicked, not tracked: summary and warning say the same thing."""
+    single = StackCheck(0.55, 0.57, 1, 1)
+    assert single.summary() == "one-click IoU on the image, 1 object clicked: 0.55 -> 0.57"
+    warning = single.warning()
+    assert warning.startswith("fine-tuning raised segmentation on your image by less than 0.05 (one-click IoU "
+                              "0.55 -> 0.57;"), warning
+    assert "track" not in warning
+    assert "made segmentation worse on the held-out frame 7 (one-click IoU 0.50 -> 0.30)" in \
+        StackCheck(0.5, 0.3, 2, 1, held_out="7").warning()
+    assert StackCheck(0.16, 0.18, 2, 5).summary().endswith(", 2 objects clicked: 0.16 -> 0.18")

@@ -196,7 +196,9 @@ def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_p
     (tmp_path / "earlier").mkdir()
     (tmp_path / "earlier" / "last.pt").write_bytes(b"")  # a run to resume: said so, not "starting from"
     parse_args(["--out", str(tmp_path / "earlier")] + data)
-    assert f"resuming the run in {tmp_path / 'earlier'} from its last.pt" in capsys.readouterr().err
+    resumed = capsys.readouterr().err
+    assert f"resuming the run in {tmp_path / 'earlier'} from its last.pt" in resumed
+    assert "new run" not in resumed and "embedded demo weights" not in resumed  # it does not read as a restart
     assert parse_args(["--out", "x", "--init", "embedded"] + data).init == str(embedded_weights_path())  # any folder
     assert parse_args(["--out", "x"]).init is None  # synthetic data: random weights, as before
     for argv, message in (
@@ -231,3 +233,54 @@ def test_training_leaves_an_ignored_ctrl_c_ignored(tmp_path):
         assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_time_limit_stop_says_where_the_run_is_and_how_to_resume(tmp_path, capsys):
+    """sam2-train --time-limit: the stop is told as Ctrl-C's is (the step of how many, the folder, what to type,
+    the check on the user's frames left out); the same command without the limit finishes and checks."""
+    import tifffile
+
+    from sam2_model.synthetic import make_timelapse
+
+    movie = make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
+    run = tmp_path / "run"
+    command = ["--out", str(run), "--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif"),
+               "--image-size", "64", "--clip-len", "2", "--clips-per-step", "1", "--warmup-steps", "1",
+               "--steps", "1", "--threads", "1"]
+    assert train_main(command + ["--time-limit", "0.000001"]) == 0  # spent before the first step
+    err = capsys.readouterr().err
+    assert (f"stopped by --time-limit 1e-06 after step 0 of 1: the run is saved in {run} (weights.pt holds the "
+            "weights of step 0); run the same command again to resume; the check on your own frames was not run"
+            in err), err
+    assert train_main(command) == 0
+    captured = capsys.readouterr()
+    assert "stopped by" not in captured.err and "tracked IoU on the stack's first 3 frames" in captured.out
+
+
+def test_own_data_options_are_checked_first_and_named(tmp_path, capsys):
+    """--stack without --labels, a --stack that is not there and a colour --stack are refused naming the option
+    (and how to make a grey stack) before any word on the starting weights; --init RUN_FOLDER names its weights."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((2, 32, 32, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((2, 32, 32), np.int32), photometric="minisblack")
+    labels = ["--labels", str(tmp_path / "labels.tif")]
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "weights.pt").write_bytes(b"")
+    for argv, message in (
+            (["--stack", str(tmp_path / "rgb.tif")], "--stack needs --labels: give your stack (--stack) and its "
+                                                     "instance labels (--labels)"),
+            (["--stack", str(tmp_path / "nope.tif")] + labels, f"--stack {tmp_path / 'nope.tif'}: no such file or "
+                                                               "folder"),
+            (["--stack", str(tmp_path / "rgb.tif")] + labels, "sam2-train trains on grey (T, H, W) frames and has no "
+                                                              "channel option: save the channel to train on as its "
+                                                              "own TIFF"),
+            (["--init", str(tmp_path / "done")], f"--init: {tmp_path / 'done'} is a training run's folder, not a "
+                                                 f"checkpoint file: use {tmp_path / 'done' / 'weights.pt'}")):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", str(tmp_path / "run")] + argv)
+        err = capsys.readouterr().err
+        assert message in err and "starting from" not in err, err
+    assert not (tmp_path / "run").exists()

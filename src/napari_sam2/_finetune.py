@@ -298,11 +298,12 @@ class FineTuneWidget(QWidget):
             return not self._cancel
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work() -> Tuple[Path, List[Dict[str, Any]]]:
+        def work() -> Tuple[Path, List[Dict[str, Any]], int]:
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
             metadata = json.loads(weights.with_suffix(".json").read_text())
-            return weights, [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
+            checks = [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
+            return weights, checks, int(metadata["steps"])
 
         worker = work()
         worker.returned.connect(self._on_done)
@@ -349,11 +350,13 @@ class FineTuneWidget(QWidget):
 
         get_widget(self.viewer).set_checkpoint_file(str(self.weights_path))
 
-    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]]]) -> None:
-        path, recorded = result
+    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int]) -> None:
+        """The run ended: ``result`` is (weights.pt, its checks' records, the step the run stopped after)."""
+        path, recorded, step = result
         self.weights_path = path
         self.use_button.setEnabled(True)
-        state = "stopped (Train resumes)" if self._cancel else "done"
+        total = self.progress.maximum()  # the run's --steps (set when Train was pressed)
+        state = f"stopped after step {step} of {total} (Train resumes)" if self._cancel else "done"
         checks = [StackCheck(**check) for check in recorded]  # the training frames', then the held-out frames'
         self.status.setText("\n".join([f"{state}: weights in {path}; load them in the segmentation widget "
                                        "(Weights: local file)"] + [check.summary() for check in checks]))

@@ -10,7 +10,7 @@ from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 
-from .checkpoint_errors import unreadable_checkpoint_message
+from .checkpoint_errors import run_folder_message, unreadable_checkpoint_message
 from .config import PRESETS, SAM2Config, get_config
 from .modeling.sam2 import SAM2Model
 
@@ -19,7 +19,14 @@ PathLike = Union[str, os.PathLike]
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used for the requested model; the message says why."""
+    """A checkpoint file that cannot be used for the requested model; the message says why.
+
+    ``held_preset``: the preset whose weights the file holds when that is not the model asked for (None otherwise),
+    so that a caller can word the fix its own way (``--model demo`` on a command line, ``build_model('demo')``)."""
+
+    def __init__(self, message: str, held_preset: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.held_preset = held_preset
 
 
 DEMO_MODEL = "demo"
@@ -204,6 +211,9 @@ def compile_model(model: SAM2Model) -> bool:
 def read_state_dict(path: PathLike) -> StateDict:
     """Read ``{"model": state_dict}`` (the official format) or a bare state dict from ``path``."""
     path = Path(path)
+    folder = run_folder_message(path)
+    if folder is not None:
+        raise CheckpointError(folder)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
@@ -244,6 +254,18 @@ def _state_signature(state: Mapping[str, torch.Tensor]) -> tuple:
     return tuple(sorted((key, tuple(value.shape)) for key, value in state.items()))
 
 
+def key_differences(missing: List[str], unexpected: List[str], mismatched: List[str], shown: int = 2) -> str:
+    """One line on how a file's state dict differs from a model's: each kind's count and at most ``shown`` names
+    (e.g. "missing keys: a, b, ... (114 in all); shape mismatches: ...")."""
+    parts = []
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("shape mismatches", mismatched)):
+        if items:
+            more = f", ... ({len(items)} in all)" if len(items) > shown else ""
+            parts.append(f"{title}: {', '.join(items[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def load_checkpoint(model: SAM2Model, checkpoint: Union[PathLike, Mapping[str, torch.Tensor]]) -> None:
     """Load a checkpoint strictly into ``model``; on any mismatch raise :class:`CheckpointError`.
 
@@ -263,14 +285,12 @@ def load_checkpoint(model: SAM2Model, checkpoint: Union[PathLike, Mapping[str, t
     if missing or unexpected or mismatched:
         held = identify_preset(state)
         wanted = model.config.name
-        lines = []
         if held is not None and held != wanted:
-            lines.append(f"this file holds {held} weights; you asked for {wanted}: use build_model({held!r}, ...)")
+            first = (f"this file holds {held} weights; you asked for {wanted}: load it with the {held} model "
+                     f"(--model {held} on the command line; build_model({held!r}, ...) or model={held!r} in Python)")
         else:
-            lines.append(f"{source} does not match the model {wanted}")
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
-            if items:
-                shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12 else "")
-                lines.append(f"{title}: {shown}")
-        raise CheckpointError("; ".join(lines))
+            first = f"{source} does not match the model {wanted}"
+            held = None
+        details = key_differences(missing, unexpected, mismatched)
+        raise CheckpointError(f"{first}\n({details})", held_preset=held)
     model.load_state_dict(state, strict=True)

@@ -40,6 +40,42 @@ def _pickled_strings(path: Path) -> Optional[set]:
         return None
 
 
+#: files a training run's folder holds (sam2_model.train writes them to --out)
+_RUN_FILES = ("weights.pt", "last.pt", "history.csv")
+
+
+def run_folder_message(path: PathLike) -> Optional[str]:
+    """What to load instead when ``path`` is a folder (a training run's, say) given where a checkpoint file is
+    expected; None when ``path`` is no folder. A folder is not read as its weights.pt: the file loaded stays the
+    one named, and a run stopped early (its weights.pt holds the weights of that step) is told apart."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return None
+    weights = path / "weights.pt"
+    if not any((path / name).is_file() for name in _RUN_FILES):
+        return (f"{path} is a folder, not a checkpoint file: give a .pt file (e.g. a training run's "
+                "RUN/weights.pt)")
+    if not weights.is_file():
+        return (f"{path} is a training run's folder, not a checkpoint file, and has no weights.pt yet (written when "
+                "the run stops or finishes): finish the run, then use its weights.pt")
+    return f"{path} is a training run's folder, not a checkpoint file: use {weights}{_run_state(weights)}"
+
+
+def _run_state(weights: Path) -> str:
+    """" (saved at step N of M; ...)" when ``weights``' run stopped before its last step; "" otherwise."""
+    import json
+
+    try:
+        metadata = json.loads(weights.with_suffix(".json").read_text())
+        steps, total = int(metadata["steps"]), int(metadata["settings"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if steps >= total:
+        return ""
+    return (f" (it holds the weights of step {steps} of {total}: the run stopped early; run its training command "
+            "again to finish it)")
+
+
 def unreadable_checkpoint_message(path: PathLike, error: BaseException) -> str:
     """One or two lines on why ``torch.load(path, weights_only=True)`` failed with ``error``: a training run's
     resume file, a file that is no PyTorch file at all (an image, say), a damaged archive, or Python objects

@@ -35,6 +35,7 @@ from typing import List, Optional
 import torch
 
 from ..build import embedded_weights_path
+from ..checkpoint_errors import run_folder_message
 from .interrupt import TrainingInterrupted
 from .loop import RunFinished, TrainSettings, train
 from .stack_check import StackCheck
@@ -134,6 +135,39 @@ def _option_help(name: str, default: object) -> str:
     return f"{meaning} (default: {shown})" if meaning else f"(default: {shown})"
 
 
+def own_data_problem(stack: Optional[str], labels: Optional[str]) -> Optional[str]:
+    """Why ``--stack``/``--labels`` cannot be trained on, naming the option (None: fine, or synthetic data): one
+    without the other, a path that is not there, or a TIFF stack in colour (sam2-train trains on grey frames)."""
+    if (stack is None) != (labels is None):
+        given, other = ("--stack", "--labels") if labels is None else ("--labels", "--stack")
+        return (f"{given} needs {other}: give your stack (--stack) and its instance labels (--labels) to train on "
+                "your own data, or neither for synthetic data (--data)")
+    for option, path in (("--stack", stack), ("--labels", labels)):
+        if path is not None and not Path(path).exists():
+            return f"{option} {path}: no such file or folder (expected a (T, H, W) TIFF or a CTC folder)"
+    return None if stack is None or not Path(stack).is_file() else colour_stack_problem(Path(stack))
+
+
+def colour_stack_problem(stack: Path) -> Optional[str]:
+    """How to make a grey stack of a colour (or multi-channel) TIFF ``stack``, whose shape is (T, H, W, C) or has
+    a sample axis; None for grey frames or a file tifffile cannot read (the run reports that one)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(stack) as tif:
+            series = tif.series[0]
+            shape, axes = tuple(series.shape), series.axes
+    except Exception:  # not a TIFF (e.g. .npy): left to the loader
+        return None
+    if len(shape) <= 3 and "S" not in axes:
+        return None
+    pick = "[..., 0]" if axes.endswith("S") else "[:, 0]"
+    return (f"--stack {stack}: its frames have colour or channels (shape {shape}, axes {axes}); sam2-train trains "
+            f"on grey (T, H, W) frames and has no channel option: save the channel to train on as its own TIFF, "
+            f"e.g. python -c \"import tifffile; tifffile.imwrite('channel0.tif', tifffile.imread('{stack}'){pick})\", "
+            "and pass that file as --stack (with labels of the same (T, H, W))")
+
+
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     defaults = TrainSettings(out="")
     invoked = Path(sys.argv[0]).name
@@ -158,6 +192,9 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                         help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = vars(parser.parse_args(argv))
+    problem = own_data_problem(args["stack"], args["labels"])  # before any message on the starting weights
+    if problem:
+        parser.error(problem)
     if args["init"] is None and args["stack"] is not None:  # fine-tuning: from trained weights unless told otherwise
         if args["model"] != "demo":
             parser.error(f"--init: fine-tuning {args['model']} on your stack starts from its checkpoint file: pass "
@@ -165,8 +202,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                          "--init random to train from random weights")
         args["init"] = str(embedded_weights_path())
         if (Path(args["out"]) / "last.pt").is_file():  # a resume goes on from the run's own weights
-            print(f"resuming the run in {args['out']} from its last.pt (a new run starts from the embedded demo "
-                  "weights)", file=sys.stderr)
+            print(f"resuming the run in {args['out']} from its last.pt (the weights it has trained so far)",
+                  file=sys.stderr)
         else:
             print(f"starting from the embedded demo weights ({args['init']}); --init random trains from random "
                   "weights", file=sys.stderr)
@@ -177,6 +214,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
             parser.error(f"--init embedded: only the demo model ships weights; {args['model']} starts from its "
                          "checkpoint file (--init path/to/file.pt) or from random weights (--init random)")
         args["init"] = str(embedded_weights_path())
+    elif args["init"] is not None and run_folder_message(args["init"]) is not None:
+        parser.error(f"--init: {run_folder_message(args['init'])}")
     elif args["init"] is not None and not Path(args["init"]).is_file():
         parser.error(f"--init {args['init']}: no such checkpoint file (--init takes a .pt file, embedded for the "
                      "demo model's shipped weights, or random)")
@@ -190,6 +229,15 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     except ValueError as error:
         parser.error(str(error))
         raise  # parser.error exits; this line only satisfies type checkers
+
+
+def time_limit_message(settings: TrainSettings, step: int) -> str:
+    """What a run stopped by ``--time-limit`` after ``step`` did and what to type next (as Ctrl-C tells)."""
+    checks = ("; the check on your own frames was not run (it runs when the run reaches its last step)"
+              if settings.stack is not None else "")
+    return (f"stopped by --time-limit {settings.time_limit:g} after step {step} of {settings.steps}: the run is saved "
+            f"in {settings.out} (weights.pt holds the weights of step {step}); run the same command again to "
+            f"resume{checks}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -214,6 +262,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     metadata = json.loads((Path(settings.out) / "weights.json").read_text())
     print(f"trained on: {metadata['data']}")
+    if metadata.get("stopped_by") == "time_limit":
+        print(time_limit_message(settings, int(metadata["steps"])), file=sys.stderr)
     for key in ("stack_check", "held_out_check"):
         if metadata.get(key) is not None:
             check = StackCheck(**metadata[key])

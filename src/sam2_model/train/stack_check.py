@@ -39,18 +39,23 @@ class StackCheck:
         return self.before is not None and self.after < self.before - margin
 
     def warning(self, margin: float = 0.05, good: float = 0.8) -> Optional[str]:
-        """A message for the user when the run made tracking on their frames worse, or did not raise it by
+        """A message for the user when the run made tracking on their frames (segmentation of one image) worse, or did not raise it by
         ``margin`` from a start below ``good``; None otherwise (and from random weights)."""
         if self.before is None:
             return None
         advice = ("try a longer warm-up, another seed, more annotated objects or frames, or keep the starting "
                   "weights")
-        figures = f"tracked IoU {self.before:.2f} -> {self.after:.2f}"
-        where = "your own frames" if self.held_out is None else f"the held-out frames {self.held_out}"
+        one = self.frames == 1  # one image (or frame): clicked and segmented, nothing tracked
+        task, score = ("segmentation", "one-click IoU") if one else ("tracking", "tracked IoU")
+        figures = f"{score} {self.before:.2f} -> {self.after:.2f}"
+        if self.held_out is None:
+            where = "your image" if one else "your own frames"
+        else:
+            where = f"the held-out frame {self.held_out}" if one else f"the held-out frames {self.held_out}"
         if self.worse(margin):
-            return f"fine-tuning made tracking worse on {where} ({figures}): {advice}"
+            return f"fine-tuning made {task} worse on {where} ({figures}): {advice}"
         if self.after < self.before + margin and self.before < good:
-            return (f"fine-tuning raised tracking on {where} by less than {margin:.2f} ({figures}; below "
+            return (f"fine-tuning raised {task} on {where} by less than {margin:.2f} ({figures}; below "
                     f"{good:.2f} to start with): {advice}")
         return None
 
@@ -63,7 +68,8 @@ class StackCheck:
         else:
             where = ("one-click IoU on the image" if self.frames == 1
                      else f"tracked IoU on the stack's first {self.frames} frames")
-        return f"{where}, {self.objects} objects clicked: {before}{self.after:.2f}"
+        objects = f"{self.objects} object{'s' * (self.objects != 1)} clicked"
+        return f"{where}, {objects}: {before}{self.after:.2f}"
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
