@@ -117,3 +117,19 @@ def test_a_typed_or_seeded_id_of_a_tracked_cell_moves_to_a_free_id(opened, qtbot
     with pytest.raises(ValueError, match=rf"new_id {tracks[0]} is taken by a cell .*free ids: .*and above"):
         w.relabel_object(free, tracks[0])
     assert set(w.controller.obj_ids) == objects
+
+
+def test_a_click_made_during_track_all_is_segmented_when_it_ends(opened, qtbot, movie):
+    """A click on the canvas while 'Track all cells' runs waits for the run (the widget is busy), then is segmented
+    (it waited for ever: nothing segmented it once tracking ended)."""
+    viewer, w, panel = opened
+    panel.track_button.click()
+    qtbot.waitUntil(lambda: panel.worker is not None, timeout=60_000)
+    assert w.busy()
+    x, y = click_point(movie.labels[0] == 2)
+    w.points_layer.add(np.array([[0, y, x]], float))
+    obj = int(w.points_layer.features["obj_id"].iloc[-1])
+    wait(qtbot, w)
+    qtbot.waitUntil(lambda: not w.busy() and w.controller is not None and obj in w.controller.obj_ids,
+                    timeout=60_000)
+    assert (w.labels_layer.data[0] == obj).any()

@@ -314,6 +314,12 @@ class RunMixin:
             key = None
         self._deferred = [e for e in self._deferred if not (e[0] is state and e[2] == key)] + [(state, step, key)]
 
+    def after_other_run(self) -> None:
+        """Another tool's run in this viewer ended ('Track all cells', its exports): the run buttons come back as the
+        widget's state says, and the prompts edited meanwhile are segmented (they waited for it)."""
+        self.refresh_run_buttons()
+        self._run_deferred(announce=True)
+
     def _run_deferred(self, announce: bool = False) -> None:
         """Segment the prompts edited during a run where they were made: the current image's now (one slice per run,
         the next after it), another image's when that image is picked again (announce: say so in the status)."""

@@ -476,8 +476,8 @@ class TrackAllPanel(QCollapsible):
         cancel = getattr(self.widget, "cancel_button", None)
         if cancel is not None:  # the widget's Cancel stops this run too
             cancel.setEnabled(busy)
-        if not busy:  # a single 2-D image keeps its propagate buttons off
-            self.widget.refresh_run_buttons()
+        if not busy:  # its buttons as its state says (none on a single 2-D image); clicks made meanwhile segmented
+            self.widget.after_other_run()
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
