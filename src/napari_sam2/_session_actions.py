@@ -7,9 +7,9 @@ The file format lives in :mod:`.session_file` (Qt-free).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -29,7 +29,7 @@ from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_sess
 class SessionActionsMixin:
     """Save / Load session, Relabel / Merge objects and the exports' worker runs of the segmentation widget."""
 
-    _export_run: Dict[str, Any] = {}  # the export in progress: what, path, where, written, error
+    _export_run: Optional["ExportRun"] = None  # the last export run in a worker
 
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
@@ -216,9 +216,9 @@ class SessionActionsMixin:
         steps = (export_labels_steps(controller, path) if what == "labels" else
                  export_table_steps(controller, self.calibration(), path))
 
-        worker = steps_worker(steps, self._on_export_step, self._on_export_error, self._on_export_finished)
-        self._export_run = {"what": what, "path": path, "where": where, "written": False, "error": None,
-                            "worker": worker}
+        self._export_run = ExportRun(what, path, where)
+        worker = self._export_run.worker = steps_worker(steps, self._on_export_step, self._export_run.fail,
+                                                        self._on_export_finished)
         self.worker = worker  # the widget is busy: runs wait, clicks are segmented after it
         self._set_busy(True)
         for button in (self.export_labels_button, self.export_table_button):
@@ -230,26 +230,17 @@ class SessionActionsMixin:
 
     def exporting(self) -> bool:
         """Whether the widget's worker is an export (:meth:`export_in_worker`), not a segmentation run."""
-        run = getattr(self, "_export_run", None)
-        return self.worker is not None and run is not None and run.get("worker") is self.worker
+        run = self._export_run
+        return self.worker is not None and run is not None and run.worker is self.worker
 
     def _on_export_step(self, step: tuple) -> None:
         try:
-            kind, value, detail, _ = step
-            if kind == "plan":
-                self.progress.setRange(0, max(int(value), 1))
-                self.progress.setValue(0)
-            elif kind == "frame":
+            kind, value, detail = self._export_run.follow(step, self.progress)
+            if kind == "frame":
                 self.progress.setValue(min(int(value) + 1, self.progress.maximum()))
                 self.status.setText(f"Exporting the table: frame {value} measured ({detail} row(s) so far)…")
-            elif kind == "written":
-                self._export_run["written"] = True
         except Exception as error:  # never let an exception escape a Qt slot
-            self._on_export_error(error)
-
-    def _on_export_error(self, error: Exception) -> None:
-        self._export_run["error"] = error
-        show_error(f"SAM 2: export failed: {error}")
+            self._export_run.fail(error)
 
     def _on_export_finished(self, worker: Any) -> None:
         run = self._export_run
@@ -258,10 +249,10 @@ class SessionActionsMixin:
         self._set_busy(False)
         for button in (self.export_labels_button, self.export_table_button):
             button.setEnabled(True)
-        if run["written"]:
+        if run.written:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-        self.status.setText(export_outcome(run["path"], run["written"], run["error"], run["where"]))
+        self.status.setText(run.outcome())
         self._run_deferred(announce=True)  # clicks made during the export
 
     # ------------------------------------------------------------------ relabel and merge
@@ -414,14 +405,44 @@ def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_er
     return worker
 
 
-def export_outcome(path: Any, written: bool, error: Any = None, where: str = "") -> str:
-    """The status line after an export in a worker: written to ``path`` (``where``: which slice), failed with
-    ``error``, or cancelled; a file or folder that was not written whole is not there (an earlier one is kept)."""
-    if written:
-        return f"Wrote {path}{where}"
-    if error is not None:
-        return f"Export failed: {error}. Nothing was written (an earlier file is kept)."
-    return f"Export cancelled: nothing was written to {path} (an earlier file is kept)."
+@dataclass
+class ExportRun:
+    """One export running in a worker (the widget's or the Track all panel's): what, to where, and how it ended.
+
+    The worker's steps are ("plan", count, "", None), then the writer's own, then ("written", count, path, None) once
+    the file or folder is in place (:func:`~.export.table_steps`, :func:`~.track_export.export_tracking_steps`)."""
+
+    what: str
+    path: Any
+    where: str = ""  # which slice the export acted on, for the status line ("" when it says nothing)
+    worker: Any = None
+    written: Optional[str] = None  # the path written, once it is in place
+    error: Optional[BaseException] = None
+
+    def follow(self, step: tuple, progress: Any) -> Tuple[str, Any, Any]:
+        """Follow one step on the ``progress`` bar (its range from the plan, full once written) and record a written
+        result; returns (kind, value, detail) for the caller's own words on the other steps."""
+        kind, value, detail, _ = step
+        if kind == "plan":
+            progress.setRange(0, max(int(value), 1))
+            progress.setValue(0)
+        elif kind == "written":
+            self.written = str(detail)
+            progress.setValue(progress.maximum())
+        return kind, value, detail
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        show_error(f"SAM 2: export failed: {error}")
+
+    def outcome(self) -> str:
+        """The status line at the end: written, failed, or cancelled; a file or folder that was not written whole is
+        not there (an earlier one is kept)."""
+        if self.written:
+            return f"Wrote {self.written}{self.where}"
+        if self.error is not None:
+            return f"Export failed: {self.error}. Nothing was written (an earlier file is kept)."
+        return f"Export cancelled: nothing was written to {self.path} (an earlier file is kept)."
 
 
 def export_labels_steps(controller: Any, path: Path) -> Iterator[tuple]:

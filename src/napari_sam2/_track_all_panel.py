@@ -32,7 +32,7 @@ from ._track_ids import frame_ranges, id_above_tracks
 from .track_all import (
     TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source, read_then_run, session_limits,
 )
-from ._session_actions import export_outcome, steps_worker
+from ._session_actions import ExportRun, steps_worker
 from .track_export import export_path, export_tracking_steps
 
 FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
@@ -68,7 +68,7 @@ class TrackAllPanel(QCollapsible):
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
-        self._export: Dict[str, Any] = {}  # the export in progress: worker, path, written, error
+        self._export: Optional[ExportRun] = None  # the last export run in a worker
         self.images: Dict[Any, _ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
 
@@ -303,7 +303,7 @@ class TrackAllPanel(QCollapsible):
         """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
 
         The widget's Cancel button calls this too while a tracking run is in progress."""
-        if self.worker is not None and self.worker is self._export.get("worker"):
+        if self.worker is not None and self._export is not None and self.worker is self._export.worker:
             self.worker.quit()
             show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
         elif self.worker is not None:
@@ -597,8 +597,9 @@ class TrackAllPanel(QCollapsible):
         except Exception as error:
             self._fail(error)
             return None
-        worker = steps_worker(steps, self._on_export_step, self._on_export_error, self._on_export_finished)
-        self._export = {"worker": worker, "what": what, "path": target, "written": None, "error": None}
+        self._export = ExportRun(what, target)
+        worker = self._export.worker = steps_worker(steps, self._on_export_step, self._export.fail,
+                                                    self._on_export_finished)
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         self.progress.setRange(0, 0)
@@ -608,22 +609,12 @@ class TrackAllPanel(QCollapsible):
 
     def _on_export_step(self, step: tuple) -> None:
         try:
-            kind, value, detail, _ = step
-            if kind == "plan":
-                self.progress.setRange(0, max(int(value), 1))
-                self.progress.setValue(0)
-            elif kind == "frame":
+            kind, _, _ = self._export.follow(step, self.progress)
+            if kind == "frame":
                 self.progress.setValue(1)
-                self.status.setText(f"Exporting the tracked cells ({self._export['what']}): labels read, writing…")
-            elif kind == "written":
-                self._export["written"] = detail
-                self.progress.setValue(self.progress.maximum())
+                self.status.setText(f"Exporting the tracked cells ({self._export.what}): labels read, writing…")
         except Exception as error:  # never let an exception escape a Qt slot
-            self._on_export_error(error)
-
-    def _on_export_error(self, error: Exception) -> None:
-        self._export["error"] = error
-        show_error(f"SAM 2: export failed: {error}")
+            self._export.fail(error)
 
     def _on_export_finished(self, worker: Any) -> None:
         run = self._export
@@ -632,12 +623,10 @@ class TrackAllPanel(QCollapsible):
         if self.widget.worker is worker:
             self.widget.worker = None
         self._set_busy(False)
-        written = run.get("written")
-        if written:
-            show_info(f"SAM 2: wrote {written}")
-        self.status.setText(export_outcome(written or run.get("path"), bool(written), run.get("error")) +
-                            (" (the tracked cells; the widget's own objects are in its 'Export labels')"
-                             if written else ""))
+        if run.written:
+            show_info(f"SAM 2: wrote {run.written}")
+        self.status.setText(run.outcome() + (" (the tracked cells; the widget's own objects are in its 'Export "
+                                             "labels')" if run.written else ""))
 
     def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
         """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
