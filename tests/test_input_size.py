@@ -182,3 +182,19 @@ def test_cli_auto_picks_the_input_size_from_the_cell_diameter_it_is_given(small_
                 "in 256 x 256 frames)") in capsys.readouterr().out
     assert main(args) == 2  # the default diameters say nothing about these cells: measured on the frame
     assert "--image-size auto: input size 384 px (objects ~" in capsys.readouterr().out
+
+
+def test_a_frame_sample_measures_as_the_whole_frame():
+    """The widget measures big and pyramid images from the central part of their first frame (FrameSample): the
+    input size and object window picked are the whole frame's, for the whole frame's shape."""
+    from napari_sam2.image_size import FrameSample, auto_image_size, resolve_object_window
+    from sam2_model.synthetic import make_timelapse
+
+    frame = make_timelapse(num_frames=1, shape=(1400, 1200), seed=900_002, radius_fraction=0.012).image[0]
+    side = FrameSample.side()
+    top, left = (1400 - side) // 2, (1200 - side) // 2
+    sample = FrameSample(frame[top:top + side, left:left + side], frame.shape)
+    assert auto_image_size(sample, "demo") == auto_image_size(frame, "demo")
+    assert auto_image_size(sample, "demo").frame_shape == (1400, 1200)
+    whole = resolve_object_window("auto", frame, "demo", 256)
+    assert whole is not None and resolve_object_window("auto", sample, "demo", 256) == whole

@@ -115,3 +115,30 @@ def test_single_2d_image_does_not_offer_propagation(make_napari_viewer, qtbot, t
         assert button.isEnabled() and not button.toolTip(), button.text()
     widget.image_combo.setCurrentText("one")
     assert not any(button.isEnabled() for button in buttons)
+
+
+def test_auto_choices_on_a_pyramid_are_measured_on_its_full_resolution_level(make_napari_viewer, qtbot, tmp_path,
+                                                                             monkeypatch):
+    """Small nuclei in a big pyramid image: "auto" object windows and input size are measured on the centre of level
+    0's first frame, as for the same image as one array (before: a pyramid was never measured, so small cells were
+    segmented on whole frames at 256 px and the input size stayed the model's)."""
+    da = pytest.importorskip("dask.array")
+    nuclei = make_timelapse(num_frames=2, shape=(768, 768), seed=900_002, radius_fraction=0.02)
+    level0 = da.from_array(nuclei.image, chunks=(1, 256, 256))
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    plain = viewer.add_image(nuclei.image, name="plain")
+    widget.picker.size_combo.setCurrentText("auto")
+    expected_size, expected_note = widget.picker.image_size(), widget.picker.size_note.text()
+    assert expected_size is not None
+    viewer.add_image([level0, level0[:, ::2, ::2], level0[:, ::4, ::4]], multiscale=True, name="pyramid")
+    widget.image_combo.setCurrentText("pyramid")  # the user picks it
+    assert widget.image_layer.name == "pyramid" and plain.name != widget.image_layer.name
+    assert (widget.picker.image_size(), widget.picker.size_note.text()) == (expected_size, expected_note)
+    ids = [i for i in np.unique(nuclei.labels[0]) if i and (nuclei.labels[0] == i).sum() > 100]
+    x, y = click_point(nuclei.labels[0] == ids[0])
+    widget.points_layer.add(np.array([[0, y, x]]))
+    wait(qtbot, widget)
+    assert widget.status.text().startswith("Done"), widget.status.text()
+    assert widget.controller.object_window is not None  # small against the frame: a window around the nucleus
+    assert widget.window_note.text() == f"→ {widget.controller.object_window} px"
+    assert region_similarity(np.asarray(widget.labels_layer.data[0]) == 1, nuclei.labels[0] == ids[0]) > 0.8

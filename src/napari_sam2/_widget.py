@@ -40,7 +40,7 @@ from ._runs import RunMixin
 from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
-from .image_size import AUTO, OFF, resolve_object_window
+from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout, world_to_data
 from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
@@ -194,7 +194,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
         self.objects.check_requested.connect(self._on_check_requested)
         self.save_session_button.clicked.connect(self._on_save_session)
         self.load_session_button.clicked.connect(self._on_load_session)
-        self.picker.set_frame_source(self._first_frame)  # what the "auto" input size measures
+        self.picker.set_frame_source(self._frame_sample)  # what the "auto" input size measures
         self._attach()
 
     # ------------------------------------------------------------------ the model picker's parts (scripts, tests)
@@ -395,7 +395,7 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             return None
         key = (state.image.unique_id, choice, int(model.image_size))
         if key not in self._windows:
-            frame = self._first_frame()
+            frame = self._frame_sample()
             name = self.picker.model_combo.currentText()
             self._windows[key] = None if frame is None else resolve_object_window(choice, frame, name, model.image_size)
         side = self._windows[key]
@@ -403,12 +403,15 @@ class SegmentationWidget(PromptEventsMixin, RunMixin, SessionActionsMixin, QWidg
             self.window_note.setText(f"→ {side} px" if side else "→ whole frames (objects not small)")
         return side
 
-    def _first_frame(self) -> Optional[np.ndarray]:
-        """The current image's first frame under its layout, (H, W[, C]); None without a (single-scale) image."""
+    def _frame_sample(self) -> Optional[FrameSample]:
+        """What "auto" (input size, object window) measures of the current image: its first frame's central part
+        (read alone, so a big, lazy or pyramid image costs napari's GUI thread little) and the frame's (H, W); None
+        without an image."""
         state = self._state
-        if state is None or getattr(state.image, "multiscale", False):
+        if state is None:
             return None
-        return FrameView(model_data(state.image), self._layout(state.image))[0]
+        view = FrameView(model_data(state.image), self._layout(state.image))
+        return FrameSample(view.central(0, FrameSample.side()), view.shape[1:3])
 
     def _on_image_renamed(self, state: ImageState) -> None:
         """An image's own layers follow its new name."""

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from sam2_model.config import get_config
-from sam2_model.input_size import estimate_object_diameter, suggest_image_size
+from sam2_model.input_size import ESTIMATE_CROP, estimate_object_diameter, suggest_image_size
 from sam2_model.windows import window_side
 
 AUTO = "auto"
@@ -36,6 +36,33 @@ class SizeChoice:
             return f"input size {self.image_size} px (the model's; no objects found to measure in the first frame)"
         return (f"input size {self.image_size} px (objects ~{self.object_diameter:.1f} px wide in "
                 f"{height} x {width} frames)")
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """What the "auto" choices measure of a frame that is not read whole (a big or lazy frame on napari's GUI
+    thread): its central ``ESTIMATE_CROP`` px at most (all that the object measure reads, so the result is the
+    whole frame's) and the whole frame's (H, W), which the sizes are picked for."""
+
+    pixels: np.ndarray  # (h, w) or (h, w, C): the central crop
+    frame_shape: Tuple[int, int]  # (H, W) of the whole frame
+
+    @staticmethod
+    def side() -> int:
+        """The side of the central crop to read (px)."""
+        return ESTIMATE_CROP
+
+
+def _pixels_and_shape(frame: Any) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """(pixels to measure with channels over 4 averaged, the whole frame's (H, W)) of an array or a FrameSample."""
+    if isinstance(frame, FrameSample):
+        array, shape = np.asarray(frame.pixels), tuple(int(n) for n in frame.frame_shape[:2])
+    else:
+        array = np.asarray(frame)
+        shape = tuple(int(n) for n in array.shape[:2])
+    if array.ndim == 3 and array.shape[-1] > 4:
+        array = array.mean(axis=-1)
+    return array, shape  # type: ignore[return-value]
 
 
 def frame_as_seen(frame: Any, session_options: Mapping[str, Any]) -> np.ndarray:
@@ -70,16 +97,14 @@ def check_image_size(image_size: ImageSizeArg, name: str = "image_size") -> Imag
 
 
 def auto_image_size(frame: Any, model: str) -> SizeChoice:
-    """The suggested input size of ``model`` for frames like ``frame`` ((H, W) or (H, W, C), any numeric dtype).
+    """The suggested input size of ``model`` for frames like ``frame`` ((H, W) or (H, W, C), any numeric dtype, or a
+    :class:`FrameSample` of one).
 
     Frames with more than 4 channels are averaged over their last axis first. When no object can be
     measured (a flat frame) the preset size is kept.
     """
-    array = np.asarray(frame)
-    if array.ndim == 3 and array.shape[-1] > 4:
-        array = array.mean(axis=-1)
+    array, shape = _pixels_and_shape(frame)
     diameter = estimate_object_diameter(array)
-    shape = tuple(int(n) for n in array.shape[:2])
     if math.isnan(diameter):
         return SizeChoice(get_config(model).image_size, diameter, shape)
     return SizeChoice(suggest_image_size(diameter, shape, model), diameter, shape)
@@ -118,7 +143,8 @@ def check_object_window(value: ObjectWindowArg, name: str = "object_window") -> 
 
 def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_size: int,
                           name: str = "object_window") -> Optional[int]:
-    """``value`` with "auto" replaced by :func:`sam2_model.windows.window_side` for the objects in ``frame`` at an
+    """``value`` with "auto" replaced by :func:`sam2_model.windows.window_side` for the objects in ``frame`` ((H, W[,
+    C]) or a :class:`FrameSample`) at an
     ``image_size`` px model input: None where they are not small against the frame, where none can be measured, and
     for the official presets (trained at 1024 px on whole frames; windows are measured with the demo model only)."""
     checked = check_object_window(value, name)
@@ -126,10 +152,8 @@ def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_
         return checked  # type: ignore[return-value]
     if model != "demo":
         return None
-    array = np.asarray(frame)
-    if array.ndim == 3 and array.shape[-1] > 4:
-        array = array.mean(axis=-1)
+    array, shape = _pixels_and_shape(frame)
     diameter = estimate_object_diameter(array)
     if math.isnan(diameter):
         return None
-    return window_side(diameter, array.shape[:2], int(image_size))
+    return window_side(diameter, shape, int(image_size))

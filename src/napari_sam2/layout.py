@@ -112,13 +112,26 @@ class FrameView:
             raise TypeError("FrameView is indexed by a frame number, optionally followed by in-plane indices")
         if not -len(self) <= frame < len(self):
             raise IndexError(f"frame {frame} is out of range 0..{len(self) - 1}")
-        frame = int(frame) % len(self)
+        return self._read(int(frame) % len(self), slice(None), slice(None))
+
+    def central(self, frame: int, side: int) -> np.ndarray:
+        """The central ``side`` x ``side`` px (at most) of plane ``frame``, (h, w[, C]): only those are read (a lazy
+        dask or zarr array, a pyramid's level 0, reads just the chunks under them)."""
+        if not 0 <= frame < len(self):
+            raise IndexError(f"frame {frame} is out of range 0..{len(self) - 1}")
+        rows, cols = self.shape[1:3]
+        top, left = max(0, (rows - side) // 2), max(0, (cols - side) // 2)
+        return self._read(int(frame), slice(top, top + side), slice(left, left + side))
+
+    def _read(self, frame: int, rows: slice, cols: slice) -> np.ndarray:
+        """Plane ``frame`` (0 <= frame < len), rows and columns as given, (h, w[, C])."""
         layout = self.layout
         index: list = [slice(None)] * layout.ndim
         if layout.frame_axis is not None:
             index[layout.frame_axis] = frame
         for axis, value in layout.fixed:
             index[axis] = value
+        index[layout.spatial_axes[0]], index[layout.spatial_axes[1]] = rows, cols
         plane = np.asarray(self.data[tuple(index)])
         if layout.channel_axis is not None:
             remaining = [a for a in range(layout.ndim) if not isinstance(index[a], int)]

@@ -31,7 +31,7 @@ presets keep their 1024 px: they were trained at it, and a user who wants anothe
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -100,8 +100,10 @@ def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], mo
     return next((s for s in allowed if s >= needed), allowed[-1])
 
 
-def _grey_unit(frame: Any) -> np.ndarray:
-    """(H, W) or (H, W, C) numbers -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean)."""
+def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
+    """(H, W) or (H, W, C) numbers -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean); with
+    ``side``, of the frame's central ``side`` x ``side`` px at most (cropped first: only those are read and scaled,
+    so a frame and a central crop of it of at least that side give the same result)."""
     array = np.asarray(frame)
     if array.dtype.kind not in "uifb":
         raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
@@ -110,6 +112,8 @@ def _grey_unit(frame: Any) -> np.ndarray:
     if array.ndim != 2 or min(array.shape) < 8:
         raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least 8 px on each side, "
                          f"got shape {np.shape(frame)}")
+    if side is not None:
+        array = _central_crop(array, side)
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise ValueError("frame contains NaN or infinite values")
@@ -128,7 +132,8 @@ def _central_crop(frame: np.ndarray, side: int) -> np.ndarray:
 def estimate_object_diameter(frame: Any) -> float:
     """A typical object's width in px in ``frame`` ((H, W) or (H, W, C), any numeric dtype).
 
-    Simple and fast (~0.1 s): the frame's central 512 x 512 at most, normalised to [0, 1] and smoothed
+    Simple and fast (~0.1 s): the frame's central 512 x 512 at most (:data:`ESTIMATE_CROP`; a central crop of at
+    least that side measures the same as the frame), normalised to [0, 1] and smoothed
     (Gaussian, sigma 1 px), is split at its Otsu threshold; the objects are the smaller of the two
     classes (bright objects on a dark background in fluorescence, dark ones on a bright background in
     phase contrast or brightfield). Each connected object's width is twice its largest distance to the
@@ -140,7 +145,7 @@ def estimate_object_diameter(frame: Any) -> float:
     """
     from skimage.filters import threshold_otsu  # imported here: `import sam2_model` stays light
 
-    unit = _central_crop(_grey_unit(frame), ESTIMATE_CROP)
+    unit = _grey_unit(frame, ESTIMATE_CROP)
     smooth = ndimage.gaussian_filter(unit, 1.0)
     if float(smooth.max() - smooth.min()) < 1e-6:
         return float("nan")
