@@ -1,4 +1,5 @@
-"""The "Track all cells" panel of the segmentation widget: options, run, cancel, undo, correct one cell, export.
+"""The "Track all cells" panel of the segmentation widget: options, run, cancel, undo, correct one cell (its ids
+beside the widget's objects: :mod:`._track_all_ids_mixin`; its Tracks layer and exports: :mod:`._track_all_outputs`).
 
 A collapsible part of :class:`~._widget.SegmentationWidget` (it uses only the widget's public parts: the
 viewer, the model picker, the current image's state and controller). The compute lives in
@@ -8,7 +9,7 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -21,21 +22,17 @@ from superqt import QCollapsible
 
 from sam2_model.tracking import SEEDINGS, TrackingResult
 
-from ._colors import style_boxes, style_points
 from ._image_state import add_points_layer, layer_name
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from ._tracks_layer import tracks_metadata, tracks_placement
-from . import _track_ids as id_rules
-from ._track_ids import frame_ranges, id_above_tracks
-from .track_all import (
-    TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_and_plane, frame_source, read_then_run, session_limits,
-)
-from ._session_actions import ExportRun, steps_worker
-from .track_export import export_path, export_tracking_steps
+from ._session_actions import ExportRun
+from ._track_all_ids_mixin import TrackIdsMixin
+from ._track_all_outputs import TrackOutputsMixin
+from ._track_ids import frame_ranges, frames_text
+from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits
 
-FIX_NAME, LINEAGE_NAME = "SAM2 cell fix", "SAM2 lineage"
+FIX_NAME = "SAM2 cell fix"
 SETTINGS_KEY = "track_all"
 DEFAULTS: Dict[str, Any] = {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 40.0, "redetect_every": 5,
                             "divisions": True}
@@ -46,7 +43,7 @@ RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_butt
                "new_object_button", "seed_button")
 
 
-class _ImageTracking:
+class ImageTracking:
     """One image's tracking result, its correction clicks layer and its lineage (Tracks) layer."""
 
     def __init__(self, image: Any, tracking: TrackAll) -> None:
@@ -56,7 +53,7 @@ class _ImageTracking:
         self.tracks: Any = None
 
 
-class TrackAllPanel(QCollapsible):
+class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
     """Seeding mode, cell-size range, re-detection interval, divisions; Track all cells; correct; export."""
 
     def __init__(self, widget: Any) -> None:
@@ -69,7 +66,7 @@ class TrackAllPanel(QCollapsible):
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
         self._export: Optional[ExportRun] = None  # the last export run in a worker
-        self.images: Dict[Any, _ImageTracking] = {}
+        self.images: Dict[Any, ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
 
         self.seeding_combo = QComboBox()
@@ -158,7 +155,7 @@ class TrackAllPanel(QCollapsible):
             "divisions": self.divisions_check.isChecked()}})
 
     # ------------------------------------------------------------------ the current image
-    def current(self) -> Optional[_ImageTracking]:
+    def current(self) -> Optional[ImageTracking]:
         """The current image's tracking (made on first use; remade if its labels array changed)."""
         controller = self.widget.controller
         image = self.widget.image_layer
@@ -168,7 +165,7 @@ class TrackAllPanel(QCollapsible):
         if entry is None or entry.tracking.labels is not controller.labels:
             layout = controller.layout
             tracking = TrackAll(controller.labels, controller.num_frames, layout.frame_index_in_labels)  # no read
-            entry = self.images[image.unique_id] = _ImageTracking(image, tracking)
+            entry = self.images[image.unique_id] = ImageTracking(image, tracking)
             labels_layer = self.widget.labels_layer
             if labels_layer is not None:
                 labels_layer.events.selected_label.connect(self._on_label_picked)
@@ -256,7 +253,7 @@ class TrackAllPanel(QCollapsible):
         self._remove_fix_clicks(entry, track_id)
         self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}")
 
-    def _start(self, entry: _ImageTracking, steps: Iterator, what: str) -> None:
+    def _start(self, entry: ImageTracking, steps: Iterator, what: str) -> None:
         @thread_worker(ignore_errors=True)
         def work():
             yield from steps
@@ -326,11 +323,11 @@ class TrackAllPanel(QCollapsible):
         run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
         done = sorted(set(run.frames)) if run is not None else []
         if outcome == "cancelled":
-            self.status.setText(f"Cancelled: {_frames(done, 'tracked')} (whole frames), the others are as before; "
+            self.status.setText(f"Cancelled: {frames_text(done, 'tracked')} (whole frames), the others are as before; "
                                 "'Undo tracking step' reverts the run." if done else
                                 "Cancelled before any frame was written: the labels are as they were.")
         elif outcome == "failed":
-            self.status.setText(f"{self.status.text()} ({_frames(done, 'written')} whole; 'Undo tracking step' "
+            self.status.setText(f"{self.status.text()} ({frames_text(done, 'written')} whole; 'Undo tracking step' "
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
         else:
             self._say_done(entry, run)
@@ -340,7 +337,7 @@ class TrackAllPanel(QCollapsible):
             self.update_tracks_layer(entry)
             self._ids_above_tracks(entry)
 
-    def _say_done(self, entry: Optional[_ImageTracking], run: Optional[TrackRun]) -> None:
+    def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun]) -> None:
         done = sorted(set(run.frames)) if run is not None else []
         span = f"frames {frame_ranges(done)}" if done else "no frame"
         lineage = entry.tracking.lineage if entry is not None else None
@@ -352,111 +349,6 @@ class TrackAllPanel(QCollapsible):
             return
         self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
                             "division(s). Pick a track (or a label) and click it to correct it.")
-
-    # ------------------------------------------------------------------ the widget's objects beside the tracks
-    def track_ids(self, image: Any) -> Set[int]:
-        """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
-        entry = self.images.get(getattr(image, "unique_id", None))
-        return id_rules.lineage_ids(None if entry is None else entry.tracking.lineage)
-
-    def widget_ids(self, image: Any) -> Set[int]:
-        """The ids the widget holds for ``image``: its sessions' objects, seeded masks and clicks and boxes (tracking
-        gives its tracks ids above these)."""
-        return id_rules.widget_ids(self.widget.states.get(getattr(image, "unique_id", None)))
-
-    def replaced_frames(self, obj_ids: Sequence[int]) -> Dict[int, List[int]]:
-        """{object: frames} for the current image's widget objects ``obj_ids`` that 'Track all cells' replaced (its
-        runs write frames whole) and nothing wrote back since (the objects panel leaves those frames out)."""
-        entry = self.images.get(getattr(self.widget.image_layer, "unique_id", None))
-        return {} if entry is None else entry.tracking.erased(obj_ids)
-
-    def _refresh_objects_panel(self) -> None:
-        objects = getattr(self.widget, "objects", None)
-        if objects is not None:
-            objects.refresh()
-
-    def free_ids_text(self, image: Any, taken: Set[int] = frozenset()) -> str:
-        """The ids free for the widget's objects on ``image`` in words: gaps below the highest track id (at most a
-        few) and "N and above"; ``taken``: ids also not free (e.g. other seeded objects)."""
-        return id_rules.free_ids_text(self.track_ids(image) | self.widget_ids(image) | set(taken))
-
-    def _on_object_id_typed(self, obj_id: int) -> None:
-        """A typed Object id that a tracked cell of the current image holds moves to the next free id, saying so."""
-        image = self.widget.image_layer
-        tracks = self.track_ids(image)
-        if int(obj_id) not in tracks:
-            return
-        new = id_rules.next_free_id(tracks, self.widget_ids(image))
-        message = id_rules.typed_id_message(int(obj_id), new, self.free_ids_text(image))
-        show_warning(f"SAM 2: {message}")
-        self.status.setText(message)
-        self.widget.object_spin.setValue(new)
-
-    def free_seed_ids(self, image: Any, masks: List[Any]) -> List[Any]:
-        """Seeded mask prompts (``FramePrompt`` with ``obj_id`` and ``mask``) whose ids a tracked cell of ``image``
-        holds get free ids (above the tracks and the widget's objects), saying which moved; the others keep the
-        seed layer's ids."""
-        from .prompts import FramePrompt
-
-        seeded = {int(m.obj_id) for m in masks}
-        moved = id_rules.moved_seed_ids(seeded, self.track_ids(image), self.widget_ids(image))
-        if not moved:
-            return list(masks)
-        message = id_rules.seed_ids_message(moved, self.free_ids_text(image, seeded))
-        show_warning(f"SAM 2: {message}")
-        self.status.setText(message)
-        return [FramePrompt(m.frame, moved.get(int(m.obj_id), int(m.obj_id)), mask=m.mask) for m in masks]
-
-    def _ids_above_tracks(self, entry: _ImageTracking) -> None:
-        """The widget's next object id on the tracked image goes above its tracks (whichever image is shown), so a
-        click never writes into a track."""
-        tracks = self.track_ids(entry.image)
-        state = self.widget.states.get(entry.image.unique_id)
-        if state is None or id_above_tracks(0, tracks) is None:
-            return
-        if state is self.widget.state:
-            self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
-        elif id_above_tracks(state.obj_id, tracks) != state.obj_id:  # shown again later with this id (the widget
-            state.obj_id = id_above_tracks(state.obj_id, tracks)  # sets its spin box from it)
-            if state.points is not None:
-                state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
-                style_points(state.points)
-            if state.boxes is not None:
-                state.boxes.feature_defaults = {"obj_id": state.obj_id}
-                style_boxes(state.boxes)
-
-    def describe_edits(self, image: Any, frames: Sequence[int]) -> str:
-        """Who changed ``frames`` of ``image``'s masklets (an undo found them changed since its step wrote them), and
-        what reverts each: "Track all cells", the widget's clicks and propagations, or something else (a brush)."""
-        entry = self.images.get(getattr(image, "unique_id", None))
-        state = self.widget.states.get(getattr(image, "unique_id", None))
-        controllers = [] if state is None else id_rules.state_controllers(state)
-        tracked: List[int] = []
-        widget: List[int] = []
-        other: List[int] = []
-        for t in sorted(set(frames)):
-            if entry is not None and entry.tracking.wrote_last(t):
-                tracked.append(t)
-            elif any(c.wrote_last(t) for c in controllers):
-                widget.append(t)
-            else:
-                other.append(t)
-        parts = []
-        if tracked:
-            parts.append(f"{_frames(tracked, 'rewritten')} by 'Track all cells' (its 'Undo tracking step' reverts "
-                         "that)")
-        if widget:
-            parts.append(f"{_frames(widget, 'changed')} by the widget's clicks or propagation (its 'Undo' reverts "
-                         "that)")
-        if other:
-            parts.append(f"{_frames(other, 'changed')} by hand or another tool (the masklets layer's own undo, "
-                         "Ctrl+Z, reverts painting)")
-        return "; ".join(parts)
-
-    def widget_undo_refused(self, image: Any, error: EditedSince) -> str:
-        """The widget's message when its Undo was refused because ``error.frames`` were changed after its step."""
-        return (f"Nothing was undone: since the step that Undo would revert, {self.describe_edits(image, error.frames)}"
-                ". Revert that first, then press Undo again (an undo never throws a later change away silently).")
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():
@@ -488,7 +380,7 @@ class TrackAllPanel(QCollapsible):
         try:
             run = None if entry is None else entry.tracking.undo()
         except EditedSince as error:  # nothing is thrown away silently
-            message = (f"Nothing was undone: {_frames(error.frames, 'edited')} after this tracking step "
+            message = (f"Nothing was undone: {frames_text(error.frames, 'edited')} after this tracking step "
                        f"({self.describe_edits(entry.image, error.frames)}). Revert that first, then 'Undo tracking "
                        "step' again.")
             show_warning(f"SAM 2: {message}")
@@ -530,7 +422,7 @@ class TrackAllPanel(QCollapsible):
             entry.fix_points.feature_defaults = {"positive": not self.negative_check.isChecked(),
                                                  "obj_id": self.track_spin.value()}
 
-    def _fix_prompt(self, entry: _ImageTracking, controller: Any, track_id: int, frame: int) -> Any:
+    def _fix_prompt(self, entry: ImageTracking, controller: Any, track_id: int, frame: int) -> Any:
         points, image = entry.fix_points, self.widget.image_layer
         if points is None or points not in self.viewer.layers or not len(points.data):
             raise ValueError(f"click cell {track_id} first ('Correct cell: click it', then click on frame {frame})")
@@ -538,126 +430,20 @@ class TrackAllPanel(QCollapsible):
         return clicks_of(coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int),
                          controller.layout, track_id, frame)
 
-    def _remove_fix_clicks(self, entry: _ImageTracking, track_id: int) -> None:
+    def _remove_fix_clicks(self, entry: ImageTracking, track_id: int) -> None:
         points = entry.fix_points
         ids = points.features["obj_id"].to_numpy(int)
         if (ids == track_id).any():
             points.selected_data = set(np.flatnonzero(ids == track_id).tolist())
             points.remove_selected()
 
-    # ------------------------------------------------------------------ outputs
-    def update_tracks_layer(self, entry: _ImageTracking) -> Any:
-        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked)."""
-        if entry.tracks is not None and entry.tracks in self.viewer.layers:
-            self.viewer.layers.remove(entry.tracks)
-        entry.tracks = None
-        data, graph = entry.tracking.tracks_data()
-        state = self.widget.states.get(entry.image.unique_id)
-        labels = None if state is None else state.labels
-        if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
-            return None
-        if state.controller is not None:  # on the image's axes (its time on the time axis of a 4-D image)
-            data, scale, translate = tracks_placement(data, entry.image, state.controller.layout)
-        else:
-            scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
-        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
-                                              scale=scale, translate=translate,
-                                              **tracks_metadata(entry.image, None if state.controller is None
-                                                                else state.controller.layout))
-        return entry.tracks
-
-    def _on_export(self, what: str) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        title = {"labels": "Export labels (TIFF)", "tracks": "Export tracks (CSV)", "ctc": "Export a CTC folder",
-                 "geff": "Export GEFF (a .geff folder)"}[what]
-        filters = {"labels": "TIFF (*.tif)", "tracks": "CSV (*.csv)", "geff": "GEFF (*.geff)",
-                   "ctc": "a new or empty folder (*)"}[what]
-        path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
-        if path:  # the dialog asked about replacing; only an earlier result of the same kind is replaced
-            self.export_in_worker(what, path, overwrite=True)
-
-    def export_in_worker(self, what: str, path: str, overwrite: bool = False) -> Any:
-        """:meth:`export` in a worker thread, as the export buttons do; returns the worker (None when refused: the
-        status line says why).
-
-        Nothing that scales with the stack runs on napari's GUI thread: the labels are read and the file or folder
-        written in the worker, the progress bar follows, the panel and the widget are busy meanwhile (Cancel, the
-        panel's or the widget's, stops it) and the result appears whole or not at all (an earlier one is kept on
-        failure or cancel).
-        """
-        if self._refuse_if_busy():
-            return None
-        entry = self.current()
-        try:
-            if entry is None:
-                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-            target = export_path(what, path)
-            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite)
-        except Exception as error:
-            self._fail(error)
-            return None
-        self._export = ExportRun(what, target)
-        worker = self._export.worker = steps_worker(steps, self._on_export_step, self._export.fail,
-                                                    self._on_export_finished)
-        self.worker = self.widget.worker = worker  # the widget is busy while this runs
-        self._set_busy(True)
-        self.progress.setRange(0, 0)
-        self.status.setText(f"Exporting the tracked cells ({what}) to {target}…")
-        worker.start()
-        return worker
-
-    def _on_export_step(self, step: tuple) -> None:
-        try:
-            kind, _, _ = self._export.follow(step, self.progress)
-            if kind == "frame":
-                self.progress.setValue(1)
-                self.status.setText(f"Exporting the tracked cells ({self._export.what}): labels read, writing…")
-        except Exception as error:  # never let an exception escape a Qt slot
-            self._export.fail(error)
-
-    def _on_export_finished(self, worker: Any) -> None:
-        run = self._export
-        if self.worker is worker:
-            self.worker = None
-        if self.widget.worker is worker:
-            self.widget.worker = None
-        self._set_busy(False)
-        if run.written:
-            show_info(f"SAM 2: wrote {run.written}")
-        self.status.setText(run.outcome() + (" (the tracked cells; the widget's own objects are in its 'Export "
-                                             "labels')" if run.written else ""))
-
-    def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
-        """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
-        thread (the console; the buttons use :meth:`export_in_worker`); returns the path written (None on failure:
-        the status line says why)."""
-        entry = self.current()
-        try:
-            if entry is None:
-                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite))
-        except Exception as error:
-            self._fail(error)
-            return None
-        show_info(f"SAM 2: wrote {written}")
-        self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
-                            "labels')")
-        return written
 
 
-def _new_run(entry: Optional[_ImageTracking], base: int) -> Optional[TrackRun]:
+def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:
     """The run a worker added to ``entry``'s undo stack (of length ``base`` before it); None if it wrote nothing."""
     if entry is None or len(entry.tracking.history) <= base:
         return None
     return entry.tracking.history[-1]
-
-
-def _frames(frames: Sequence[int], done: str = "") -> str:
-    """ "frame 3" / "frames 2-7", with ``done`` "frame 3 was <done>" / "frames 2-7 were <done>" """
-    frames = sorted(set(frames))
-    text = f"frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames)}"
-    return f"{text} {'were' if len(frames) > 1 else 'was'} {done}" if done else text
 
 
 def _hbox(*items: QWidget) -> QHBoxLayout:

@@ -27,6 +27,13 @@ def frame_ranges(frames: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
+def frames_text(frames: Sequence[int], done: str = "") -> str:
+    """ "frame 3" / "frames 2-7", with ``done`` "frame 3 was <done>" / "frames 2-7 were <done>" """
+    frames = sorted(set(frames))
+    text = f"frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames)}"
+    return f"{text} {'were' if len(frames) > 1 else 'was'} {done}" if done else text
+
+
 def lineage_ids(lineage: Any) -> Set[int]:
     """The track ids of a :class:`~sam2_model.tracking.Lineage` (its rows; empty for None)."""
     return set() if lineage is None else {int(row.track_id) for row in lineage.rows()}

@@ -1,0 +1,130 @@
+"""The "Track all cells" panel's ids beside the segmentation widget's own objects (a mixin of
+:class:`~._track_all_panel.TrackAllPanel`).
+
+The tracks and the widget's objects share one masklets layer: a typed, seeded or clicked object never takes a tracked
+cell's id, the widget's next id goes above the tracks, and an undo refused because of a later change says who made
+it. The rules are :mod:`._track_ids` (no Qt); this says what they did. Uses the panel's ``widget``, ``images``
+(image id -> its tracking) and ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Set
+
+from napari.utils.notifications import show_warning
+
+from ._colors import style_boxes, style_points
+from . import _track_ids as id_rules
+from ._track_ids import frames_text, id_above_tracks
+from .labels_writer import EditedSince
+
+if TYPE_CHECKING:
+    from ._track_all_panel import ImageTracking
+
+
+class TrackIdsMixin:
+    """Track ids and the widget's ids of an image; free ids; who changed a frame an undo was refused on."""
+
+    def track_ids(self, image: Any) -> Set[int]:
+        """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
+        entry = self.images.get(getattr(image, "unique_id", None))
+        return id_rules.lineage_ids(None if entry is None else entry.tracking.lineage)
+
+    def widget_ids(self, image: Any) -> Set[int]:
+        """The ids the widget holds for ``image``: its sessions' objects, seeded masks and clicks and boxes (tracking
+        gives its tracks ids above these)."""
+        return id_rules.widget_ids(self.widget.states.get(getattr(image, "unique_id", None)))
+
+    def replaced_frames(self, obj_ids: Sequence[int]) -> Dict[int, List[int]]:
+        """{object: frames} for the current image's widget objects ``obj_ids`` that 'Track all cells' replaced (its
+        runs write frames whole) and nothing wrote back since (the objects panel leaves those frames out)."""
+        entry = self.images.get(getattr(self.widget.image_layer, "unique_id", None))
+        return {} if entry is None else entry.tracking.erased(obj_ids)
+
+    def _refresh_objects_panel(self) -> None:
+        objects = getattr(self.widget, "objects", None)
+        if objects is not None:
+            objects.refresh()
+
+    def free_ids_text(self, image: Any, taken: Set[int] = frozenset()) -> str:
+        """The ids free for the widget's objects on ``image`` in words: gaps below the highest track id (at most a
+        few) and "N and above"; ``taken``: ids also not free (e.g. other seeded objects)."""
+        return id_rules.free_ids_text(self.track_ids(image) | self.widget_ids(image) | set(taken))
+
+    def _on_object_id_typed(self, obj_id: int) -> None:
+        """A typed Object id that a tracked cell of the current image holds moves to the next free id, saying so."""
+        image = self.widget.image_layer
+        tracks = self.track_ids(image)
+        if int(obj_id) not in tracks:
+            return
+        new = id_rules.next_free_id(tracks, self.widget_ids(image))
+        message = id_rules.typed_id_message(int(obj_id), new, self.free_ids_text(image))
+        show_warning(f"SAM 2: {message}")
+        self.status.setText(message)
+        self.widget.object_spin.setValue(new)
+
+    def free_seed_ids(self, image: Any, masks: List[Any]) -> List[Any]:
+        """Seeded mask prompts (``FramePrompt`` with ``obj_id`` and ``mask``) whose ids a tracked cell of ``image``
+        holds get free ids (above the tracks and the widget's objects), saying which moved; the others keep the
+        seed layer's ids."""
+        from .prompts import FramePrompt
+
+        seeded = {int(m.obj_id) for m in masks}
+        moved = id_rules.moved_seed_ids(seeded, self.track_ids(image), self.widget_ids(image))
+        if not moved:
+            return list(masks)
+        message = id_rules.seed_ids_message(moved, self.free_ids_text(image, seeded))
+        show_warning(f"SAM 2: {message}")
+        self.status.setText(message)
+        return [FramePrompt(m.frame, moved.get(int(m.obj_id), int(m.obj_id)), mask=m.mask) for m in masks]
+
+    def _ids_above_tracks(self, entry: "ImageTracking") -> None:
+        """The widget's next object id on the tracked image goes above its tracks (whichever image is shown), so a
+        click never writes into a track."""
+        tracks = self.track_ids(entry.image)
+        state = self.widget.states.get(entry.image.unique_id)
+        if state is None or id_above_tracks(0, tracks) is None:
+            return
+        if state is self.widget.state:
+            self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
+        elif id_above_tracks(state.obj_id, tracks) != state.obj_id:  # shown again later with this id (the widget
+            state.obj_id = id_above_tracks(state.obj_id, tracks)  # sets its spin box from it)
+            if state.points is not None:
+                state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
+                style_points(state.points)
+            if state.boxes is not None:
+                state.boxes.feature_defaults = {"obj_id": state.obj_id}
+                style_boxes(state.boxes)
+
+    def describe_edits(self, image: Any, frames: Sequence[int]) -> str:
+        """Who changed ``frames`` of ``image``'s masklets (an undo found them changed since its step wrote them), and
+        what reverts each: "Track all cells", the widget's clicks and propagations, or something else (a brush)."""
+        entry = self.images.get(getattr(image, "unique_id", None))
+        state = self.widget.states.get(getattr(image, "unique_id", None))
+        controllers = [] if state is None else id_rules.state_controllers(state)
+        tracked: List[int] = []
+        widget: List[int] = []
+        other: List[int] = []
+        for t in sorted(set(frames)):
+            if entry is not None and entry.tracking.wrote_last(t):
+                tracked.append(t)
+            elif any(c.wrote_last(t) for c in controllers):
+                widget.append(t)
+            else:
+                other.append(t)
+        parts = []
+        if tracked:
+            parts.append(f"{frames_text(tracked, 'rewritten')} by 'Track all cells' (its 'Undo tracking step' reverts "
+                         "that)")
+        if widget:
+            parts.append(f"{frames_text(widget, 'changed')} by the widget's clicks or propagation (its 'Undo' reverts "
+                         "that)")
+        if other:
+            parts.append(f"{frames_text(other, 'changed')} by hand or another tool (the masklets layer's own undo, "
+                         "Ctrl+Z, reverts painting)")
+        return "; ".join(parts)
+
+    def widget_undo_refused(self, image: Any, error: EditedSince) -> str:
+        """The widget's message when its Undo was refused because ``error.frames`` were changed after its step."""
+        return (f"Nothing was undone: since the step that Undo would revert, {self.describe_edits(image, error.frames)}"
+                ". Revert that first, then press Undo again (an undo never throws a later change away silently).")

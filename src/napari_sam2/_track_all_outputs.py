@@ -1,0 +1,129 @@
+"""The "Track all cells" panel's outputs: the lineage Tracks layer and the exports (a mixin of
+:class:`~._track_all_panel.TrackAllPanel`).
+
+Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all tracked and run in a worker thread
+(:func:`._session_actions.steps_worker`), written whole or not at all. Uses the panel's ``widget``, ``viewer``,
+``status``, ``progress``, ``worker``, ``current()``, ``_set_busy``, ``_fail`` and ``_refuse_if_busy``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from napari.utils.notifications import show_info
+
+from ._image_state import layer_name
+from ._session_actions import ExportRun, steps_worker
+from ._tracks_layer import tracks_metadata, tracks_placement
+from .track_all import frame_and_plane
+from .track_export import export_path, export_tracking_steps
+
+if TYPE_CHECKING:
+    from ._track_all_panel import ImageTracking
+
+LINEAGE_NAME = "SAM2 lineage"
+
+
+class TrackOutputsMixin:
+    """The image's lineage Tracks layer; exports in a worker (the buttons) or on this thread (the console)."""
+
+    _export: Optional[ExportRun] = None  # the last export run in a worker
+
+    def update_tracks_layer(self, entry: "ImageTracking") -> Any:
+        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked)."""
+        if entry.tracks is not None and entry.tracks in self.viewer.layers:
+            self.viewer.layers.remove(entry.tracks)
+        entry.tracks = None
+        data, graph = entry.tracking.tracks_data()
+        state = self.widget.states.get(entry.image.unique_id)
+        labels = None if state is None else state.labels
+        if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
+            return None
+        if state.controller is not None:  # on the image's axes (its time on the time axis of a 4-D image)
+            data, scale, translate = tracks_placement(data, entry.image, state.controller.layout)
+        else:
+            scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
+        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
+                                              scale=scale, translate=translate,
+                                              **tracks_metadata(entry.image, None if state.controller is None
+                                                                else state.controller.layout))
+        return entry.tracks
+
+    def _on_export(self, what: str) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        title = {"labels": "Export labels (TIFF)", "tracks": "Export tracks (CSV)", "ctc": "Export a CTC folder",
+                 "geff": "Export GEFF (a .geff folder)"}[what]
+        filters = {"labels": "TIFF (*.tif)", "tracks": "CSV (*.csv)", "geff": "GEFF (*.geff)",
+                   "ctc": "a new or empty folder (*)"}[what]
+        path, _ = QFileDialog.getSaveFileName(self, title, "", filters)
+        if path:  # the dialog asked about replacing; only an earlier result of the same kind is replaced
+            self.export_in_worker(what, path, overwrite=True)
+
+    def export_in_worker(self, what: str, path: str, overwrite: bool = False) -> Any:
+        """:meth:`export` in a worker thread, as the export buttons do; returns the worker (None when refused: the
+        status line says why).
+
+        Nothing that scales with the stack runs on napari's GUI thread: the labels are read and the file or folder
+        written in the worker, the progress bar follows, the panel and the widget are busy meanwhile (Cancel, the
+        panel's or the widget's, stops it) and the result appears whole or not at all (an earlier one is kept on
+        failure or cancel).
+        """
+        if self._refuse_if_busy():
+            return None
+        entry = self.current()
+        try:
+            if entry is None:
+                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+            target = export_path(what, path)
+            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite)
+        except Exception as error:
+            self._fail(error)
+            return None
+        self._export = ExportRun(what, target)
+        worker = self._export.worker = steps_worker(steps, self._on_export_step, self._export.fail,
+                                                    self._on_export_finished)
+        self.worker = self.widget.worker = worker  # the widget is busy while this runs
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Exporting the tracked cells ({what}) to {target}…")
+        worker.start()
+        return worker
+
+    def _on_export_step(self, step: tuple) -> None:
+        try:
+            kind, _, _ = self._export.follow(step, self.progress)
+            if kind == "frame":
+                self.progress.setValue(1)
+                self.status.setText(f"Exporting the tracked cells ({self._export.what}): labels read, writing…")
+        except Exception as error:  # never let an exception escape a Qt slot
+            self._export.fail(error)
+
+    def _on_export_finished(self, worker: Any) -> None:
+        run = self._export
+        if self.worker is worker:
+            self.worker = None
+        if self.widget.worker is worker:
+            self.widget.worker = None
+        self._set_busy(False)
+        if run.written:
+            show_info(f"SAM 2: wrote {run.written}")
+        self.status.setText(run.outcome() + (" (the tracked cells; the widget's own objects are in its 'Export "
+                                             "labels')" if run.written else ""))
+
+    def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
+        """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
+        thread (the console; the buttons use :meth:`export_in_worker`); returns the path written (None on failure:
+        the status line says why)."""
+        entry = self.current()
+        try:
+            if entry is None:
+                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite))
+        except Exception as error:
+            self._fail(error)
+            return None
+        show_info(f"SAM 2: wrote {written}")
+        self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
+                            "labels')")
+        return written
