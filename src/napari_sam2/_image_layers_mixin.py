@@ -1,0 +1,200 @@
+"""The segmentation widget's images and their layers (a mixin of :class:`~._widget.SegmentationWidget`).
+
+The image picked, each image's :class:`~._image_state.ImageState` made on first use (its clicks, boxes and
+masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
+"auto" object windows measure. Uses the widget's ``viewer``, ``states``, ``_state``, its controls (``image_combo``,
+``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
+runs' ``_stop_run_of``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QTimer
+
+from ._image_state import (
+    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, layer_name, model_data, same_layer,
+    BOXES_NAME, LABELS_NAME, POINTS_NAME,
+)
+from .image_size import AUTO, OFF, FrameSample, resolve_object_window
+from .layout import FrameView, StackLayout
+
+
+class ImageLayersMixin:
+    """Which image is segmented, and its prompt and masklets layers."""
+
+    def _refresh_images(self, event: Any = None) -> None:
+        seed = self.seed_combo.currentText()
+        own = [layer for state in self.states.values() for layer in (state.labels,) if layer is not None]
+        seeds = [layer.name for layer in self.viewer.layers
+                 if layer.__class__.__name__ == "Labels" and not any(same_layer(layer, o) for o in own)]
+        self.seed_combo.clear()
+        self.seed_combo.addItems(seeds)
+        if seed in seeds:
+            self.seed_combo.setCurrentText(seed)
+        current = self.image_combo.currentText()
+        if self._state is not None and self._state.image in self.viewer.layers:
+            current = self._state.image.name  # follows a renamed image
+        names = [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentText(current)
+        self.image_combo.blockSignals(False)
+        if names and (current not in names or self._state is None):
+            self._on_image_changed(self.image_combo.currentText())
+
+    def _on_layer_removed(self, event: Any) -> None:
+        layer = event.value
+        for key, state in list(self.states.items()):
+            if same_layer(layer, state.image):
+                del self.states[key]
+                if state is self._state:
+                    self._stop_run_of(state, f"the image '{layer.name}' was removed")
+                    self._state = None
+            elif same_layer(layer, state.labels):
+                state.labels = None
+                self._stop_run_of(state, f"the masklets layer '{layer.name}' was deleted")
+                if state.controller is not None:
+                    self.status.setText(f"'{layer.name}' was deleted; the next click or Propagate recreates it "
+                                        "with the labels so far (nothing is lost).")
+            elif same_layer(layer, state.points) or same_layer(layer, state.boxes):
+                if same_layer(layer, state.points):
+                    state.points = None
+                else:
+                    state.boxes = None
+                if state is self._state:
+                    QTimer.singleShot(0, self._ensure_prompt_layers)  # not while napari is removing layers
+        self._refresh_images()
+
+    def _on_image_changed(self, name: str) -> None:
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if layer is None or layer.__class__.__name__ != "Image":
+            return
+        if self._state is not None:
+            self._state.obj_id = self.object_spin.value()
+        state = self.states.get(layer.unique_id)
+        new = state is None
+        if state is None:
+            state = self.states[layer.unique_id] = ImageState(layer)
+            self._listen(layer.events.name, lambda event, s=state: self._on_image_renamed(s))
+            self._listen(layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
+        self._state = state
+        self.axes.show_for(layer, state.axes)
+        if new:
+            self._adopt_layers(state)
+        self._ensure_prompt_layers()
+        for other in self.states.values():  # only the current image's prompts are visible (and clickable)
+            for prompts in (other.points, other.boxes):
+                if prompts is not None:
+                    prompts.visible = other is state
+        self.object_spin.blockSignals(True)
+        self.object_spin.setValue(state.obj_id)
+        self.object_spin.blockSignals(False)
+        self._show_positive(state.positive)
+        self._on_slice_shown()
+        self._refresh_objects()
+        self.refresh_run_buttons()  # a single 2D image has nothing to propagate through
+        self.activate_clicks()
+        self.picker.refresh_auto()
+        self._run_deferred()  # clicks made on this image during a run on another one
+
+    def object_window(self, model: Any) -> Optional[int]:
+        """The chosen object window's side for the current image and ``model`` (None: whole frames); "auto" is
+        measured on the first frame once per image, choice and input size."""
+        state = self._state
+        choice = self.window_combo.currentText()
+        if state is None or choice == OFF:
+            return None
+        key = (state.image.unique_id, choice, int(model.image_size))
+        if key not in self._windows:
+            frame = self._frame_sample()
+            name = self.picker.model_combo.currentText()
+            self._windows[key] = None if frame is None else resolve_object_window(choice, frame, name, model.image_size)
+        side = self._windows[key]
+        if choice == AUTO:
+            self.window_note.setText(f"→ {side} px" if side else "→ whole frames (objects not small)")
+        return side
+
+    def _frame_sample(self) -> Optional[FrameSample]:
+        """What "auto" (input size, object window) measures of the current image: its first frame's central part
+        (read alone, so a big, lazy or pyramid image costs napari's GUI thread little) and the frame's (H, W); None
+        without an image."""
+        state = self._state
+        if state is None:
+            return None
+        view = FrameView(model_data(state.image), self._layout(state.image))
+        return FrameSample(view.central(0, FrameSample.side()), view.shape[1:3])
+
+    def _on_image_renamed(self, state: ImageState) -> None:
+        """An image's own layers follow its new name."""
+        for base, layer in ((POINTS_NAME, state.points), (BOXES_NAME, state.boxes), (LABELS_NAME, state.labels)):
+            if layer is not None:
+                layer.name = layer_name(base, state.image)
+        self._refresh_images()
+
+    def _on_image_data_replaced(self, state: ImageState) -> None:
+        """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
+        computed on the old pixels are dropped (a run on it stops), so the next click or propagation segments the new
+        ones; the masks stay where they fit (a crop of another shape starts with empty masklets)."""
+        if state is self._state:
+            self.refresh_run_buttons()  # new data may have lost (or gained) the axis to propagate through
+        if not state.sessions and state.controller is None:
+            return
+        self._stop_run_of(state, "the image's data was replaced")
+        state.sessions.clear()
+        state.replaced.clear()
+        state.controller = None
+        message = (f"'{state.image.name}' has new data: its segmentation sessions were reset (the masks stay); "
+                   "segment or propagate again to use the new pixels.")
+        self.status.setText(message)
+        show_info(f"SAM 2: {message}")
+
+    def _ensure_prompt_layers(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        made = state.points is None or state.boxes is None
+        if state.points is None:
+            state.points = add_points_layer(self.viewer, state.image, state.obj_id, state.positive)
+            self._watch_points(state)
+        if state.boxes is None:
+            state.boxes = add_boxes_layer(self.viewer, state.image, state.obj_id)
+            self._watch_boxes(state)
+        if made or state.last_prompts is None:  # what Undo of the next step puts back
+            state.last_prompts = capture(state)
+        self.activate_clicks()
+
+    def _watch_points(self, state: ImageState) -> None:
+        """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""
+        state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
+        self._listen(state.points.events.data, lambda event, s=state: self._on_points_changed(s, event))
+
+    def _watch_boxes(self, state: ImageState) -> None:
+        """Boxes drawn, moved or deleted on ``state``'s boxes layer segment."""
+        self._listen(state.boxes.events.data, lambda event, s=state: self._on_boxes_changed(s, event))
+
+    def _adopt_layers(self, state: ImageState) -> None:
+        """Give a new image state the clicks, boxes and masklets layers the viewer already holds for its image (left
+        by a widget that was closed), so this widget goes on with them and their clicks, not beside a second set."""
+        try:
+            layout: Optional[StackLayout] = self._layout(state.image)
+        except ValueError:  # an impossible axis choice: the masklets are looked for when a run makes them
+            layout = None
+        adopt_layers(self.viewer, state, layout)
+        if state.points is not None:
+            self._watch_points(state)
+        if state.boxes is not None:
+            self._watch_boxes(state)
+
+    def activate_clicks(self) -> None:
+        """Make the current image's clicks layer the active layer, in add mode (a canvas click adds a prompt)."""
+        points = self.points_layer
+        if points is None or points not in self.viewer.layers or not self._attached:
+            return
+        points.visible = True
+        self.viewer.layers.selection.active = points
+        points.mode = "add"
