@@ -75,3 +75,36 @@ def test_a_zarr_group_follows_its_multiscales_metadata_or_names_what_to_pass(tmp
         open_stack(plain)
     with pytest.raises(ValueError, match=r"zarr group .*plain.zarr has no array '0'"):
         open_stack(tmp_path / "plain.zarr")
+
+
+def test_a_list_of_frame_files_or_a_pattern_is_a_stack(tmp_path: Path) -> None:
+    """segment(["t0.tif", "t1.tif", ...]) and segment("frames/t*.tif") read those files as the frames of one stack (a
+    list was "image must hold numbers, got dtype <U..."; a pattern "no such file or folder"), a list in its order and
+    a pattern in natural order (t2 before t10); a missing file is named."""
+    frames = [RNG.integers(0, 4000, (12, 16), dtype=np.uint16) for _ in range(11)]
+    for t, frame in enumerate(frames):
+        tifffile.imwrite(tmp_path / f"t{t}.tif", frame)
+    listed = open_stack([tmp_path / "t3.tif", str(tmp_path / "t1.tif")])
+    assert listed.shape == (2, 12, 16)
+    np.testing.assert_array_equal(listed[0], frames[3])
+    np.testing.assert_array_equal(listed[1], frames[1])
+    pattern = open_stack(str(tmp_path / "t*.tif"))
+    assert pattern.shape == (11, 12, 16)
+    np.testing.assert_array_equal(np.stack([pattern[t] for t in range(11)]), np.stack(frames))
+    np.testing.assert_array_equal(FrameSource(pattern, image_size=64).raw(10), frames[10])
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "t99.tif"))):
+        open_stack([tmp_path / "t0.tif", tmp_path / "t99.tif"])
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        open_stack(str(tmp_path / "x*.tif"))
+    (tmp_path / "notes.txt").write_text("not a frame")
+    with pytest.raises(ValueError, match="not a frame file"):
+        open_stack([tmp_path / "t0.tif", tmp_path / "notes.txt"])
+
+
+def test_a_damaged_tiff_is_named_as_damaged(tmp_path: Path) -> None:
+    """A TIFF header followed by garbage (a truncated copy) was "cannot read ... as a TIFF stack: list index out of
+    range"; it now says the file holds no readable image."""
+    path = tmp_path / "broken.tif"
+    path.write_bytes(b"II*\x00" + b"\x00garbage" * 100)
+    with pytest.raises(ValueError, match="holds no image tifffile can read .a truncated or damaged TIFF"):
+        open_stack(path)

@@ -107,6 +107,7 @@ def test_new_object_after_propagation_and_remove_and_reset(model, frames):
         (dict(frame_idx=0, obj_id=1, mask=np.ones((5, 5), bool)), r"\(H, W\) = \(60, 80\)"),
         (dict(frame_idx=0, obj_id=1), "needs points with labels, a box, or a mask"),
         (dict(frame_idx=0, obj_id=1, box=[1, 1, 5, 5], clear_old=False), "clear_old=True"),
+        (dict(frame_idx=0, obj_id=2, points=np.zeros((0, 2)), labels=np.zeros(0)), "points are empty and there is no box"),
     ],
 )
 def test_bad_prompts_leave_the_session_usable(model, frames, kwargs, match):

@@ -14,6 +14,7 @@ FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # single-image files Pillow reads (one frame, like a 2-D TIFF)
 PathLike = Union[str, os.PathLike]
+GLOB_CHARACTERS = re.compile(r"[*?\[]")  # a path with these that names no file is a pattern of frame files
 SINGLE_IMAGE_HINT = "for a single image use ImagePredictor or add a time axis (frames[None])"
 # Pillow modes whose pixels are not intensities as stored (palette, alpha, 1-bit, other colour spaces)
 # are converted the way the reference converts every frame (``Image.convert("RGB")``), grey ones to L.
@@ -63,21 +64,38 @@ class FolderStack:
     construction, so a frame of another size is reported before any work starts.
     """
 
-    def __init__(self, folder: Path) -> None:
-        files = sorted(
-            (p for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file()),
-            key=lambda p: natural_key(p.name),
-        )
+    def __init__(self, folder: Path, files: Sequence[Path] = ()) -> None:
+        """``folder``'s frame files in natural order; or ``files`` in the order given (``folder``: where they were
+        found, for messages), as :meth:`of_files` makes them."""
+        if not files:
+            files = sorted(
+                (p for p in folder.iterdir()
+                 if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+                key=lambda p: natural_key(p.name),
+            )
         if not files:
             raise ValueError(f"frames: the folder {folder} holds no {'/'.join(FRAME_SUFFIXES)} files")
-        self.files: List[Path] = files
+        self.files: List[Path] = list(files)
         infos = [self._info(p) for p in files]
         self.frame_shape, self.dtype = infos[0]
         for path, info in zip(files[1:], infos[1:]):
             self._check(path, info)
         self.shape = (len(files),) + tuple(self.frame_shape)
         self.ndim = len(self.shape)
+
+    @classmethod
+    def of_files(cls, paths: Sequence[PathLike], what: str = "the list of files") -> "FolderStack":
+        """Frames from single-image files (TIFF, PNG, JPEG), in the order given; ValueError naming the first path that
+        is missing or not a frame file, and the frames' shapes must match as in a folder."""
+        files = [Path(p).expanduser() for p in paths]
+        if not files:
+            raise ValueError(f"frames: {what} is empty")
+        for path in files:
+            if not path.is_file():
+                raise FileNotFoundError(f"frames: no such file: {path} (in {what})")
+            if path.suffix.lower() not in FRAME_SUFFIXES:
+                raise ValueError(f"frames: {path} is not a frame file ({'/'.join(FRAME_SUFFIXES)}) (in {what})")
+        return cls(files[0].parent, files)
 
     @staticmethod
     def _info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
@@ -176,6 +194,9 @@ class TiffStack:
         except Exception as error:  # not a TIFF, truncated
             raise ValueError(f"frames: cannot read {path} as a TIFF: {error}") from error
         try:
+            if not self._tif.series:  # no readable page: a truncated or damaged file
+                raise ValueError(f"frames: {path} holds no image tifffile can read (a truncated or damaged TIFF? "
+                                 f"{len(self._tif.pages)} readable pages)")
             series = self._tif.series[0]
             if series.axes.endswith("S") and len(series.shape) == 3 or len(series.shape) < 3:
                 raise SingleImageError(
@@ -233,6 +254,12 @@ def zarr_full_resolution(group: Any, name: str) -> Any:
 def open_path(path: Path) -> Any:
     """A lazily indexable stack from a path (see :func:`open_stack`)."""
     path = Path(path).expanduser()
+    if not path.exists() and GLOB_CHARACTERS.search(str(path)):  # "frames/t*.tif": the matching files, in order
+        matches = sorted(Path(path.anchor or ".").glob(str(path.relative_to(path.anchor)) if path.anchor
+                                                       else str(path)), key=lambda p: natural_key(str(p)))
+        if not matches:
+            raise FileNotFoundError(f"frames: no file matches {path}")
+        return FolderStack.of_files(matches, f"the files matching {path}")
     if not path.exists():
         raise FileNotFoundError(f"frames: no such file or folder: {path}")
     if path.is_dir():
@@ -259,7 +286,8 @@ def open_stack(source: Any) -> Any:
     """A lazily indexable stack from a path or an array-like (numpy, dask, zarr, memmap, h5py, torch).
 
     Paths: a TIFF (first series, through tifffile's zarr store, read frame by frame), a .npy file
-    (memory-mapped), a zarr folder, or a folder of frames. Array-likes are returned as they are; an opened zarr
+    (memory-mapped), a zarr folder, a folder of frames, or a pattern of frame files ("frames/t*.tif", in natural
+    order); a list of paths of frame files is a stack of those frames in the order given. Array-likes are returned as they are; an opened zarr
     group (an OME-Zarr root) gives its full-resolution array, as its path does (:func:`zarr_full_resolution`).
     """
     if isinstance(source, (str, os.PathLike)):
@@ -271,6 +299,8 @@ def open_stack(source: Any) -> Any:
             return source.detach().cpu().numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+    if isinstance(source, (list, tuple)) and source and all(isinstance(p, (str, os.PathLike)) for p in source):
+        return FolderStack.of_files(source)  # one frame per file, in the order given
     if _is_zarr_group(source):  # an opened OME-Zarr root: read as its path would be
         return zarr_full_resolution(source, "the zarr group given")
     if not hasattr(source, "shape") or not hasattr(source, "__getitem__") or not hasattr(source, "dtype"):

@@ -160,6 +160,9 @@ class VideoSession:
                 raise ValueError("add_prompt needs points with labels, a box, or a mask")
             xy, lab = validate_points(points, labels, height, width)
             corners = validate_box(box, height, width)
+            if not len(xy) and corners is None:  # e.g. np.zeros((0, 2)): no prompt at all (it made an empty object)
+                raise ValueError("points are empty and there is no box: give at least one click (points (N, 2) as "
+                                 "(x, y) with labels (N,)), a box or a mask")
             if corners is not None and not clear_old:
                 raise ValueError("a box replaces the frame's prompts: use clear_old=True (clicks may accompany it)")
             prompt = PointPrompt.from_pixels(xy, lab, corners, self.frame_shape, self.model.image_size, self.model.device)
