@@ -367,3 +367,18 @@ def test_labels_tiffs_record_the_axes_of_the_stack(tmp_path):
     with tifffile.TiffFile(tmp_path / "a.tif") as a, tifffile.TiffFile(tmp_path / "b.tif") as b:
         assert (a.series[0].axes, a.series[0].shape) == ("TZYX", tzyx.shape)
         assert (b.series[0].axes, b.series[0].shape) == ("ZYX", movie.image.shape)
+
+
+def test_labels_of_a_stack_without_axis_letters_are_written_tyx(tmp_path):
+    """A plain (T, Y, X) TIFF (tifffile names its first axis Q): `track -o` wrote the labels as QYX while `batch` wrote
+    the same stack's labels as TYX; the axis segmented through is T in both now."""
+    movie = make_timelapse(num_frames=5, shape=(96, 96), seed=900_301)
+    x, y = click_point(movie.labels[0] == clickable_objects(movie.labels[0])[0])
+    (tmp_path / "p.csv").write_text(f"frame,obj_id,y,x,label\n0,1,{y},{x},1\n")
+    tifffile.imwrite(tmp_path / "plain.tif", movie.image)
+    with tifffile.TiffFile(tmp_path / "plain.tif") as plain:
+        assert plain.series[0].axes == "QYX"
+    assert main(["track", str(tmp_path / "plain.tif"), "--prompts", str(tmp_path / "p.csv"), "-o",
+                 str(tmp_path / "a.tif"), "--device", "cpu"]) == 0
+    with tifffile.TiffFile(tmp_path / "a.tif") as a:
+        assert (a.series[0].axes, a.series[0].shape) == ("TYX", movie.image.shape)

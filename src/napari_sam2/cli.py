@@ -298,7 +298,8 @@ def track_command(args: argparse.Namespace) -> int:
         bar.close()
     if one_image:
         labels = labels[0]  # one image in, one label image out
-    letters = None if one_image else labels_axes(getattr(stack, "axes", None), len(stack.shape), layout.channel_axis)
+    letters = None if one_image else labels_axes(getattr(stack, "axes", None), len(stack.shape), layout.channel_axis,
+                                                 frame_axis=layout.frame_axis)
     write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters))])  # its missing folders too, only now
     found = set(np.unique(labels).tolist()) - {0}
     print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
@@ -347,8 +348,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         options["smooth"] = args.smooth
     frames = frame_source(view, model, options)
     try:
-        letters = labels_axes(getattr(stack, "axes", None), len(stack.shape),
-                              keep=(axes.layout.frame_axis, *axes.layout.spatial_axes))  # (T, Y, X) along the axis
+        letters = labels_axes(getattr(stack, "axes", None), len(stack.shape),  # (T, Y, X) along the axis
+                              keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), frame_axis=axes.layout.frame_axis)
         return run_auto(args, frames, model, letters)
     finally:
         frames.close()
