@@ -168,3 +168,51 @@ def test_relabel_moves_every_pixel_once_and_leaves_nothing_to_undo(make_napari_v
         w.undo_button.click()
         qtbot.waitUntil(lambda: not w.busy(), timeout=60_000)
     assert not (labels == 1).any() and w.status.text().startswith("Nothing to undo")
+
+
+def test_the_four_exports_of_one_result_name_the_same_tracks(tmp_path):
+    """A track whose cell was missed for a frame (track 1: frames 0-1 and 3) went on whole in the labels TIFF, the
+    tracks table and the GEFF but was cut in two in the CTC folder (ids 1 and 3 there), so joining the files by id
+    went wrong; every export is now made CTC-consistent once, as the command line's."""
+    import geff
+
+    from sam2_model.tracking import Lineage, Track, TrackingResult
+    from napari_sam2.track_export import export_tracking
+
+    labels = np.zeros((4, 24, 24), np.uint32)
+    labels[[0, 1, 3], 2:8, 2:8] = 1
+    labels[:, 12:20, 12:20] = 2
+    result = TrackingResult(labels=labels, lineage=Lineage([Track(1, 0, 3, 0, "end of stack"),
+                                                            Track(2, 0, 3, 0, "end of stack")]))
+    written = {what: export_tracking(result, what, tmp_path / name)
+               for what, name in (("labels", "l.tif"), ("tracks", "t.csv"), ("ctc", "ctc"), ("geff", "g.geff"))}
+    ctc_labels, ctc_lineage = read_ctc(written["ctc"])
+    np.testing.assert_array_equal(tifffile.imread(written["labels"]), ctc_labels)
+    rows = [line.split(",")[:4] for line in written["tracks"].read_text().splitlines()[1:]]
+    assert sorted((int(a), int(b), int(c), int(d)) for a, b, c, d in rows) == \
+        sorted((t.track_id, t.begin, t.end, t.parent) for t in ctc_lineage.rows()) == [(1, 0, 1, 0), (2, 0, 3, 0),
+                                                                                         (3, 3, 3, 1)]
+    graph, _ = geff.read(written["geff"])
+    assert {(d["track_id"], d["t"]) for _, d in graph.nodes(data=True)} == \
+        {(int(i), t) for t in range(4) for i in np.unique(ctc_labels[t]) if i}
+
+
+@pytest.mark.gui
+def test_the_geff_export_carries_the_image_calibration(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """The panel's GEFF says the image's frame interval and pixel size (its layer's scale and units); it wrote frames
+    and pixels only, so tools reading it showed uncalibrated coordinates without saying so."""
+    import geff
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
+    panel = track_all_panel(widget)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    answer_dialog(monkeypatch, tmp_path / "cal.geff")
+    panel.export_buttons["geff"].click()
+    finished(qtbot, widget, panel)
+    _, meta = geff.read(tmp_path / "cal.geff")
+    assert [(a.name, a.unit, a.scale, a.scaled_unit) for a in meta.axes] == [
+        ("t", "frame", 300.0, "second"), ("y", "pixel", 0.65, "micrometer"), ("x", "pixel", 0.65, "micrometer")]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from napari.utils.notifications import show_info
 
-from ._image_state import layer_name
+from ._image_state import layer_name, same_layer
 from ._session_actions import ExportRun, steps_worker
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .track_all import frame_and_plane
@@ -76,7 +76,7 @@ class TrackOutputsMixin:
             if entry is None:
                 raise ValueError("nothing is tracked yet: press 'Track all cells' first")
             target = export_path(what, path)
-            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite)
+            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite, self._calibration(entry))
         except Exception as error:
             self._fail(error)
             return None
@@ -119,7 +119,8 @@ class TrackOutputsMixin:
         try:
             if entry is None:
                 raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite))
+            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite,
+                                                calibration=self._calibration(entry)))
         except Exception as error:
             self._fail(error)
             return None
@@ -127,3 +128,10 @@ class TrackOutputsMixin:
         self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
                             "labels')")
         return written
+
+    def _calibration(self, entry: "ImageTracking") -> Any:
+        """The tracked image's pixel size and frame interval (its layer's scale and units) for the GEFF export; None
+        when it is not the image shown (the widget measures the current one)."""
+        if self.widget.controller is None or not same_layer(entry.image, self.widget.image_layer):
+            return None
+        return self.widget.calibration()

@@ -334,9 +334,10 @@ class TrackAll:
         return run
 
     # ------------------------------------------------------------------ exports
-    def export(self, what: str, path: Any, overwrite: bool = False) -> Path:
-        """Write this image's result as ``what`` (see :func:`.track_export.export_tracking`); returns the path."""
-        return export_tracking(self.result(), what, path, overwrite)
+    def export(self, what: str, path: Any, overwrite: bool = False, calibration: Any = None) -> Path:
+        """Write this image's result as ``what`` (see :func:`.track_export.export_tracking`; ``calibration``: the
+        image's :class:`~.export.Calibration` for a GEFF's axes); returns the path."""
+        return export_tracking(self.result(), what, path, overwrite, calibration)
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],

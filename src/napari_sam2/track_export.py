@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
-from sam2_model.tracking.lineage import lineage_from_labels
 
-from .export import Step, save_labels_tiff
+from .export import Calibration, Step, save_labels_tiff
 
 #: (final path, write(to)): one output of a run, written to ``to`` (a staging name, or the final path itself)
 Write = Tuple[Path, Callable[[Path], Any]]
@@ -26,12 +25,17 @@ EXPORTS = ("labels", "tracks", "ctc", "geff")
 SUFFIXES = {"labels": (".tif", ".tiff"), "tracks": (".csv",), "geff": (".geff",)}
 
 
-def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: bool = False) -> Path:
+def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: bool = False,
+                    calibration: Optional[Calibration] = None) -> Path:
     """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason),
     "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path written.
 
-    overwrite=True replaces an earlier CTC or GEFF result only: a folder holding anything else is refused
-    (ValueError), never emptied.
+    Every kind is written from the result made CTC-consistent (:func:`ctc_consistent`, as :func:`write_auto_outputs`
+    does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
+    is the piece before, in all four, so files exported from one result name the same tracks with the same ids
+    (ids painted by other tools get rows too). ``calibration``: the image's pixel size and frame interval, written
+    into the GEFF's axes. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding anything
+    else is refused (ValueError), never emptied.
     """
     if what not in EXPORTS:
         raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
@@ -40,19 +44,31 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
         check_replaceable(what, path)
     if not result.labels.any():
         raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+    labels, lineage = ctc_consistent(result.labels, result.lineage)
     if what == "labels":
-        save_labels_tiff(result.labels, path)
+        save_labels_tiff(labels, path)
     elif what == "tracks":
-        write_track_table(path, lineage_with_every_label(result))
+        write_track_table(path, lineage)
     elif what == "ctc":
-        path, _ = write_ctc(path, result.labels, result.lineage, overwrite=overwrite)
+        path, _ = write_ctc(path, labels, lineage, overwrite=overwrite, consistent=True)
     else:
-        path = write_geff(path, result.labels, result.lineage, overwrite=overwrite)
+        path = write_geff(path, labels, lineage, overwrite=overwrite, **geff_calibration(calibration))
     return Path(path)
 
 
+def geff_calibration(calibration: Optional[Calibration]) -> Dict[str, Any]:
+    """:func:`write_geff`'s ``scale`` and ``units`` (t, y, x) from an image's calibration; {} without one. The frame
+    step is left out where the frames are a volume's slices (GEFF's t axis is time)."""
+    if calibration is None:
+        return {}
+    step, step_unit = ((None, None) if calibration.frames_through_z
+                       else (calibration.frame_interval, calibration.time_unit))
+    return {"scale": (step, *calibration.pixel_size),
+            "units": (step_unit, calibration.length_unit, calibration.length_unit)}
+
+
 def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path: Any,
-                          overwrite: bool = False) -> Iterator[Step]:
+                          overwrite: bool = False, calibration: Optional[Calibration] = None) -> Iterator[Step]:
     """:func:`export_tracking` of ``result()`` as a generator for a worker thread (the Track all panel's exports).
 
     ``what`` and a folder that may not be replaced are checked now (ValueError, nothing started); ``result()`` (it
@@ -65,14 +81,15 @@ def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path:
     path = Path(path)
     if overwrite:
         check_replaceable(what, path)
-    return _tracking_steps(result, what, path, overwrite)
+    return _tracking_steps(result, what, path, overwrite, calibration)
 
 
-def _tracking_steps(result: Callable[[], TrackingResult], what: str, path: Path, overwrite: bool) -> Iterator[Step]:
+def _tracking_steps(result: Callable[[], TrackingResult], what: str, path: Path, overwrite: bool,
+                    calibration: Optional[Calibration]) -> Iterator[Step]:
     yield "plan", 2, what, None
     tracked = result()
     yield "frame", 0, "read", None
-    written = export_tracking(tracked, what, path, overwrite)
+    written = export_tracking(tracked, what, path, overwrite, calibration)
     yield "written", 1, str(written), None
 
 
@@ -95,14 +112,6 @@ def check_replaceable(what: str, path: Path) -> None:
         raise ValueError(f"{path} exists and is not a GEFF (zarr) folder: choose a new name")
 
 
-def lineage_with_every_label(result: TrackingResult) -> Lineage:
-    """The lineage with a row for every id in the labels (ids painted by other tools get one, no parent)."""
-    rows = {t.track_id: t for t in result.lineage.rows()}
-    for t in lineage_from_labels(result.labels).rows():
-        rows.setdefault(t.track_id, t)
-    return Lineage(rows.values())
-
-
 @dataclass(frozen=True)
 class AutoOutputs:
     """Where the outputs of one automatic-tracking run go (``track --auto``, ``batch --auto``); None: not written."""
@@ -121,7 +130,8 @@ def write_each(writes: Sequence[Write]) -> None:
 
 def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutputs,
                        write_labels: Callable[[np.ndarray, Path], Any] = save_labels_tiff,
-                       write_all: Callable[[Sequence[Write]], None] = write_each) -> Tuple[np.ndarray, Lineage]:
+                       write_all: Callable[[Sequence[Write]], None] = write_each,
+                       calibration: Optional[Calibration] = None) -> Tuple[np.ndarray, Lineage]:
     """Write the outputs of an automatic-tracking run, all from one form of the result; returns that form.
 
     The rule: every output holds the result made CTC-consistent once (:func:`ctc_consistent`: a track with gaps is
@@ -129,7 +139,8 @@ def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutput
     asked for, so the labels, the tracks table, the GEFF graph and the CTC folder of one run name the same tracks
     with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
     writes the labels (default: a TIFF); ``write_all`` writes the list of (final path, write) pairs (default: each
-    in turn; the command line passes its all-or-nothing writer). Returns (labels uint32 (T, H, W), lineage) as
+    in turn; the command line passes its all-or-nothing writer); ``calibration``: the stack's pixel size and frame
+    interval for the GEFF's axes (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
     written (e.g. for a per-object table of the same labels).
     """
     labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is
@@ -141,6 +152,6 @@ def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutput
     if outputs.ctc is not None:
         writes.append((Path(outputs.ctc), lambda to: write_ctc(to, labels, lineage, consistent=True)))
     if outputs.geff is not None:
-        writes.append((Path(outputs.geff), lambda to: write_geff(to, labels, lineage)))
+        writes.append((Path(outputs.geff), lambda to: write_geff(to, labels, lineage, **geff_calibration(calibration))))
     write_all(writes)
     return labels, lineage
