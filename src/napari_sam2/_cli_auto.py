@@ -19,7 +19,7 @@ from sam2_model.atomic_files import publish_together, remove, staging_path
 from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells
 
 from ._cli_outputs import prepare_file, prepare_folder
-from .export import save_labels_tiff
+from .export import Calibration, save_labels_tiff
 from .track_export import AutoOutputs, Write, check_replaceable, write_auto_outputs
 
 LABELS_SUFFIXES = (".tif", ".tiff")  # -o/--output
@@ -141,13 +141,14 @@ def write_outputs(writes: Sequence[Write]) -> None:
         raise
 
 
-def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Optional[str] = None) -> int:
+def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Optional[str] = None,
+             calibration: Optional[Calibration] = None) -> int:
     """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
 
     From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward". Every output holds the
     same CTC-consistent result (:func:`napari_sam2.track_export.write_auto_outputs`, the writer batch uses too),
     written all or nothing (:func:`write_outputs`). labels_axes: the -o labels' axis letters (e.g. "TYX", "ZYX"),
-    recorded in the TIFF."""
+    recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF."""
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
@@ -171,7 +172,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
                               geff=_path(args.geff))
         _, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
-                                        write_labels=lambda labels, to: save_labels_tiff(labels, to, labels_axes))
+                                        write_labels=lambda labels, to: save_labels_tiff(labels, to, labels_axes),
+                                        calibration=calibration)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)

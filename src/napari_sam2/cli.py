@@ -40,6 +40,7 @@ from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
 from .batch_worker import auto_direction, check_one_way
 from .export import labels_axes, save_labels_tiff
+from .file_calibration import stack_calibration
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
 from .layout import FrameView
@@ -350,7 +351,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     try:
         letters = labels_axes(getattr(stack, "axes", None), len(stack.shape),  # (T, Y, X) along the axis
                               keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), frame_axis=axes.layout.frame_axis)
-        return run_auto(args, frames, model, letters)
+        calibration = stack_calibration(args.stack, getattr(stack, "axes", None), axes.layout)  # for the GEFF
+        return run_auto(args, frames, model, letters, calibration)
     finally:
         frames.close()
 

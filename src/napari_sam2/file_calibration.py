@@ -1,0 +1,130 @@
+"""The physical size of a stack's pixels and frames, read from its file: ImageJ and OME-TIFF metadata, OME-Zarr.
+
+The command line and batch runs read no napari layer, so the pixel size and frame interval a microscope wrote into
+the file are what calibrates their GEFF axes. Only headers are read. A file that says nothing (a plain TIFF, a .npy
+file, a folder of frames) gives None: outputs stay in pixels and frames, as before.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from .export import Calibration
+
+#: units as files spell them -> the names GEFF and OME-NGFF use
+_UNIT_NAMES = {"micron": "micrometer", "microns": "micrometer", "um": "micrometer", "\u00b5m": "micrometer",
+               "\u03bcm": "micrometer", "nm": "nanometer", "mm": "millimeter", "s": "second", "sec": "second",
+               "min": "minute", "h": "hour", "ms": "millisecond"}
+_TIME_UNITS = {"second", "minute", "hour", "millisecond", "day"}
+
+
+def unit_name(text: Any) -> Optional[str]:
+    """A unit as a file spells it ("micron", "\\u00b5m", "sec", "\\\\u00B5m" as ImageJ escapes it) -> its name
+    ("micrometer", "second"); None for none, "pixel" or "frame"."""
+    if text is None:
+        return None
+    word = re.sub(r"\\u00[bB]5", "\u00b5", str(text)).strip()
+    name = _UNIT_NAMES.get(word.lower(), word.lower())
+    return None if name in ("", "pixel", "pixels", "frame", "frames") else name
+
+
+def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequence[int],
+                     frames_through_z: bool = False) -> Optional[Calibration]:
+    """The calibration of the stack at ``path`` for frames along ``frame_axis`` and rows, columns on
+    ``spatial_axes`` (the stack's axis indices), or None where the file records no pixel size.
+
+    frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
+            found = _tiff_sizes(path, frames_through_z)
+        elif path.is_dir():
+            found = _zarr_sizes(path, frame_axis, spatial_axes)
+        else:
+            return None
+    except Exception:  # unreadable metadata is not a reason to fail a run: stay uncalibrated
+        return None
+    if found is None:
+        return None
+    (row, col), length_unit, step, step_unit = found
+    if not all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in (row, col)) or length_unit is None:
+        return None
+    good_step = step is not None and math.isfinite(step) and step > 0 and step_unit is not None
+    return Calibration((row, col), length_unit, step if good_step else 1.0,
+                       step_unit if good_step else "frame", frames_through_z=frames_through_z)
+
+
+Sizes = Tuple[Tuple[float, float], Optional[str], Optional[float], Optional[str]]
+
+
+def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
+    """((row, col) size, length unit, frame step, its unit) from an OME-TIFF's or an ImageJ TIFF's metadata."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if tif.is_ome and tif.ome_metadata:
+            return _ome_xml_sizes(tif.ome_metadata, frames_through_z)
+        if not tif.is_imagej:
+            return None
+        meta: Dict[str, Any] = tif.imagej_metadata or {}
+        tags = tif.pages[0].tags
+        if "XResolution" not in tags or "YResolution" not in tags:
+            return None
+        per_unit = [tags[name].value for name in ("YResolution", "XResolution")]
+        sizes = tuple(float(den) / float(num) if num else float("nan") for num, den in per_unit)
+        length_unit = unit_name(meta.get("unit"))
+        if frames_through_z:
+            step, step_unit = meta.get("spacing"), length_unit
+        else:
+            step, step_unit = meta.get("finterval"), unit_name(meta.get("tunit", "sec"))
+        return sizes, length_unit, None if step is None else float(step), step_unit  # type: ignore[return-value]
+
+
+def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
+    """The first image's PhysicalSizeY/X (default unit µm), TimeIncrement (default s) or PhysicalSizeZ."""
+    pixels = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", xml)
+    if pixels is None:
+        return None
+    attrs = dict(re.findall(r'(\w+)="([^"]*)"', pixels.group(1)))
+    if "PhysicalSizeX" not in attrs or "PhysicalSizeY" not in attrs:
+        return None
+    length_unit = unit_name(attrs.get("PhysicalSizeXUnit", "\u00b5m"))
+    if frames_through_z:
+        step, step_unit = attrs.get("PhysicalSizeZ"), unit_name(attrs.get("PhysicalSizeZUnit", "\u00b5m"))
+    else:
+        step, step_unit = attrs.get("TimeIncrement"), unit_name(attrs.get("TimeIncrementUnit", "s"))
+    return ((float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])), length_unit,
+            None if step is None else float(step), step_unit)
+
+
+def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[int]) -> Optional[Sizes]:
+    """From OME-Zarr ``multiscales``: the axes' units and the first dataset's scale transformation."""
+    import zarr
+
+    group = zarr.open(str(path), mode="r")
+    attrs = dict(group.attrs)
+    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    if not multiscales:
+        return None
+    first = multiscales[0]
+    axes = first.get("axes") or []
+    scale = next((t.get("scale") for t in first["datasets"][0].get("coordinateTransformations", [])
+                  if t.get("type") == "scale"), None)
+    if scale is None or len(axes) != len(scale):
+        return None
+    row, col = spatial_axes
+    units = [unit_name(a.get("unit")) if isinstance(a, dict) else None for a in axes]
+    step = None if frame_axis is None else float(scale[frame_axis])
+    step_unit = None if frame_axis is None else units[frame_axis]
+    return (float(scale[row]), float(scale[col])), units[col], step, step_unit
+
+
+def stack_calibration(path: Any, axes: Optional[str], layout: Any) -> Optional[Calibration]:
+    """:func:`read_calibration` of the stack at ``path`` read under ``layout`` (a :class:`~.layout.StackLayout`),
+    its frames a volume's slices where the stack's axis letters ``axes`` name the frame axis Z."""
+    frame = layout.frame_axis
+    through_z = isinstance(axes, str) and frame is not None and frame < len(axes) and axes[frame].upper() == "Z"
+    return read_calibration(path, frame, layout.spatial_axes, frames_through_z=through_z)

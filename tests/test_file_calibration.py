@@ -1,0 +1,71 @@
+"""The pixel size and frame interval a file records (ImageJ TIFF, OME-TIFF, OME-Zarr) calibrate the command line's
+GEFF (it wrote frames and pixels only, though the microscope's file said 0.65 um and 300 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sam2.file_calibration import read_calibration, unit_name
+
+STACK = np.zeros((5, 64, 64), np.uint16)
+
+
+def test_imagej_tiffs_give_pixel_size_and_frame_interval_or_slice_spacing(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "t.tif", STACK, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "\\u00B5m", "finterval": 300, "axes": "TYX"})
+    cal = read_calibration(tmp_path / "t.tif", 0, (1, 2))
+    assert (cal.pixel_size, cal.length_unit, cal.frame_interval, cal.time_unit) == \
+        ((pytest.approx(0.65), pytest.approx(0.65)), "micrometer", 300.0, "second")
+    tifffile.imwrite(tmp_path / "z.tif", STACK, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"unit": "micron", "spacing": 1.5, "axes": "ZYX"})
+    cal = read_calibration(tmp_path / "z.tif", 0, (1, 2), frames_through_z=True)
+    assert (cal.pixel_size, cal.length_unit, cal.frame_interval, cal.frames_through_z) == \
+        ((0.5, 0.5), "micrometer", 1.5, True)
+
+
+def test_ome_tiff_and_ome_zarr_metadata_are_read(tmp_path: Path) -> None:
+    zarr = pytest.importorskip("zarr")
+    tifffile.imwrite(tmp_path / "a.ome.tif", STACK, ome=True,
+                     metadata={"axes": "TYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.4, "TimeIncrement": 60.0})
+    cal = read_calibration(tmp_path / "a.ome.tif", 0, (1, 2))
+    assert (cal.pixel_size, cal.length_unit, cal.frame_interval, cal.time_unit) == \
+        ((0.4, 0.3), "micrometer", 60.0, "second")
+    group = zarr.open_group(str(tmp_path / "a.ome.zarr"), mode="w")
+    group.create_array("0", data=STACK)
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": "t", "type": "time", "unit": "second"}, {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [30.0, 0.2, 0.25]}]}]}]
+    cal = read_calibration(tmp_path / "a.ome.zarr", 0, (1, 2))
+    assert (cal.pixel_size, cal.length_unit, cal.frame_interval, cal.time_unit) == \
+        ((0.2, 0.25), "micrometer", 30.0, "second")
+
+
+def test_files_without_calibration_give_none(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "plain.tif", STACK)
+    np.save(tmp_path / "a.npy", STACK)
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    for name in ("plain.tif", "a.npy", "bad.tif", "missing.tif"):
+        assert read_calibration(tmp_path / name, 0, (1, 2)) is None, name
+    assert [unit_name(u) for u in ("micron", "\\u00B5m", "sec", "pixel", None)] == \
+        ["micrometer", "micrometer", "second", None, None]
+
+
+def test_track_auto_writes_the_files_calibration_into_its_geff(tmp_path: Path) -> None:
+    geff = pytest.importorskip("geff")
+    from sam2_model.synthetic import make_timelapse
+    from napari_sam2.cli import main
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "cal.tif", movie.image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "micron", "finterval": 300, "axes": "TYX"})
+    assert main(["track", str(tmp_path / "cal.tif"), "--auto", "--cell-diameter", "8", "40", "--geff",
+                 str(tmp_path / "t.geff"), "--device", "cpu"]) == 0
+    _, meta = geff.read(tmp_path / "t.geff")
+    assert [(a.name, a.scale, a.scaled_unit) for a in meta.axes] == [
+        ("t", 300.0, "second"), ("y", pytest.approx(0.65), "micrometer"), ("x", pytest.approx(0.65), "micrometer")]
