@@ -285,3 +285,101 @@ def test_a_single_2d_image_in_a_viewer_gives_2d_labels_like_its_masklets_layer(m
     assert result.labels.shape == movie.image.shape[1:] and result.frames_tracked == [0] and result.labels.any()
     np.testing.assert_array_equal(viewer.layers["SAM2 masklets [one]"].data, result.labels)
     assert {(t.begin, t.end) for t in result.lineage.rows()} == {(0, 0)}
+
+
+# ------------------------------------------------------------------ track_cells: the options of track --auto
+TRACK_BAD_OPTIONS = [
+    (dict(smooth=-1), r"smooth must be a number of pixels >= 0 \(0: off\), got -1"),
+    (dict(contrast_limits=(5, 5)), r"contrast_limits must be \(low, high\) finite numbers with low < high"),
+    (dict(min_contrast=-0.5), r"min_contrast must be a finite number >= 0 \(0 keeps every mask\), got -0.5"),
+    (dict(max_lost_frames=0), r"max_lost_frames must be an integer >= 1, got 0"),
+    (dict(direction="both"), r"direction both: automatic tracking .*runs one way from its start frame"),
+    (dict(direction="backward"), r"direction backward from start_frame 0: there is nothing before frame 0 to track"),
+]
+
+
+@pytest.mark.parametrize("change, message", TRACK_BAD_OPTIONS)
+def test_track_cells_refuses_a_bad_option_naming_it_before_any_model_work(movie, monkeypatch, change, message):
+    import sam2_model
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("build_model was called before the options were checked")
+
+    monkeypatch.setattr(sam2_model, "build_model", tripwire)  # as track_cells imports it
+    with pytest.raises(ValueError, match=message):
+        track_cells(movie.image, device="cpu", **change)
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    import sam2_model as sm
+
+    return sm.build_model("demo", checkpoint="download", device="cpu", image_size=256)
+
+
+def _library_run(model, stack, source_options=None, **tracker_options):
+    """sam2_model.tracking.track_cells on a FrameSource that reads ``stack`` with ``source_options``."""
+    from sam2_model import FrameSource
+    from sam2_model.tracking import track_cells as library_track_cells
+
+    return library_track_cells(model, FrameSource(stack, image_size=256, **(source_options or {})), **tracker_options)
+
+
+@pytest.fixture(scope="module")
+def plain_run(movie, demo_model):
+    """sam2_model.tracking.track_cells of the first two frames, every option at its default."""
+    return _library_run(demo_model, movie.image[:2])
+
+
+def _spans(labels):
+    found = {}
+    for t, frame in enumerate(labels):
+        for i in np.unique(frame[frame > 0]).tolist():
+            found[i] = (found.get(i, (t, t))[0], t)
+    return found
+
+
+@pytest.mark.parametrize("option, source_options, tracker_options", [
+    (dict(smooth=2.5), dict(smooth=2.5), {}),
+    (dict(contrast_limits=(0, 65535)), dict(contrast_limits=(0, 65535)), {}),
+    (dict(min_contrast=50.0), {}, dict(min_contrast=50.0)),
+    (dict(direction="backward", start_frame=1), {}, dict(reverse=True, start_frame=1)),
+], ids=["smooth", "contrast_limits", "min_contrast", "backward"])
+def test_track_cells_options_reach_the_tracker(movie, demo_model, plain_run, option, source_options, tracker_options):
+    """Each option of ``napari-sam2 track --auto`` that the console takes tracks what sam2_model.track_cells tracks
+    given it (on a FrameSource that reads the frames so), and changes the result (they were a TypeError)."""
+    stack = movie.image[:2]
+    result = track_cells(stack, device="cpu", image_size=256, **option)
+    library = _library_run(demo_model, stack, source_options, **tracker_options)
+    np.testing.assert_array_equal(result.labels, library.labels)
+    assert result.lineage.rows() == library.lineage.rows()
+    assert {t.track_id: (t.begin, t.end) for t in result.lineage.rows()} == _spans(result.labels)
+    assert plain_run.labels.any() and (not np.array_equal(result.labels, plain_run.labels)
+                                       or result.lineage.rows() != plain_run.lineage.rows())
+
+
+def test_track_cells_max_lost_frames_ends_cells_sooner(movie, demo_model):
+    """A blank frame between two frames of cells: max_lost_frames=1 ends the cells it empties there ("lost" on the
+    frame before); with the default (3) none ends there."""
+    image = movie.image
+    blink = np.stack([image[0], np.full_like(image[1], np.median(image[1])), image[1]])
+    result = track_cells(blink, device="cpu", image_size=256, max_lost_frames=1)
+    assert {t.track_id: (t.begin, t.end) for t in result.lineage.rows()} == _spans(result.labels)
+    ended = [t for t in result.lineage.rows() if (t.end, t.end_reason) == (0, "lost")]
+    assert ended and not any(t.end == 0 for t in _library_run(demo_model, blink).lineage.rows())
+
+
+@pytest.mark.gui
+def test_track_cells_in_a_viewer_goes_backwards_and_refuses_smoothing(make_napari_viewer, monkeypatch, tmp_path, movie):
+    """With a viewer the widget reads the frames (its own smoothing control): smooth/contrast_limits are refused;
+    direction and the tracker's options reach the run the panel makes."""
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    viewer.add_image(movie.image[:2], name="two")
+    with pytest.raises(ValueError, match=r"smooth: with a viewer the frames are tracked as the widget reads them"):
+        track_cells(viewer, "two", smooth=8)
+    napari_sam2.get_widget(viewer).size_spin.setValue(256)
+    result = track_cells(viewer, "two", direction="backward", start_frame=1, max_lost_frames=1)
+    assert result.frames_tracked == [0, 1] and result.labels.any()
+    np.testing.assert_array_equal(viewer.layers["SAM2 masklets [two]"].data, result.labels)
+    assert {t.track_id: (t.begin, t.end) for t in result.lineage.rows()} == _spans(result.labels)

@@ -42,6 +42,19 @@ def _render(masks_per_frame, shape=(96, 96), seed=0):
     return np.stack(frames)
 
 
+def _pixel_spans(labels: np.ndarray) -> dict:
+    """{id: (first frame, last frame)} of every id with pixels in (T, H, W) ``labels``."""
+    spans: dict = {}
+    for t, frame in enumerate(labels):
+        for i in np.unique(frame[frame > 0]).tolist():
+            spans[int(i)] = (spans.get(int(i), (t, t))[0], t)
+    return spans
+
+
+def _row_spans(lineage) -> dict:
+    return {t.track_id: (t.begin, t.end) for t in lineage.rows()}
+
+
 @pytest.fixture(scope="module")
 def enter_leave_clip():
     """12 frames, 96 x 96: cells A, B stay; C appears on frame 3; D disappears from frame 5 on."""
@@ -82,6 +95,7 @@ def test_tracks_identity_entries_and_losses(model, enter_leave_clip, tmp_path: P
     gone = lineage[owners[4]]
     assert gone.end == 4 and gone.end_reason == "lost"
     assert lineage[owners[1]].end_reason == "end of stack" and len(lineage) == 4
+    assert _row_spans(lineage) == _pixel_spans(labels)
     out, table = write_ctc(tmp_path / "res", labels, lineage)
     gt = write_ctc_ground_truth(tmp_path / "gt", truth)
     measures = evaluate_ctc(out, gt)
@@ -106,6 +120,7 @@ def test_division_starts_two_daughters(model) -> None:
     assert all(4 <= result.lineage[d].begin <= 8 for d in daughters)
     last = result.labels[-1]
     assert set(np.unique(last[:, :48]).tolist()) - {0} != set(np.unique(last[:, 48:]).tolist()) - {0}
+    assert _row_spans(result.lineage) == _pixel_spans(result.labels)  # the mother ends the frame before them
     fixed, table = ctc_consistent(result.labels, result.lineage)
     assert check_ctc(fixed, table) == [] and table.divisions()
 
@@ -202,6 +217,25 @@ def test_generator_reverse_and_cancel(model, enter_leave_clip) -> None:
         if len(seen) == 2:
             steps.close()  # cancel: the session is closed, the lineage covers frames 0..1
     assert seen == [0, 1] and all(t.end <= 1 for t in tracker.lineage.rows())
+
+
+def test_tracks_tracked_backwards_span_the_frames_they_are_on(model, enter_leave_clip, tmp_path: Path) -> None:
+    """Going backwards a track begins on the frame where it was seen last and ends where it was first found: each
+    row (and the CSV table) was (b, b) -- the tracker closed a track on the frame it processed last. Tracks that
+    reach frame 0, one lost on the way (cell C, which enters on frame 3), one found late (D leaves after frame 4)."""
+    images, truth = enter_leave_clip
+    result = track_cells(model, images, start_frame=7, reverse=True, cell_diameter=(10, 30), redetect_every=3,
+                         max_lost_frames=2)
+    assert result.frames_tracked == list(range(7, -1, -1)) and not result.lineage.divisions()
+    assert _row_spans(result.lineage) == _pixel_spans(result.labels)
+    found_on = {1: 7, 2: 7, 3: 7, 4: 4}  # D, gone after frame 4, is found on the detection frame 4
+    owner = {cid: int(np.bincount(result.labels[t][truth[t] == cid]).argmax()) for cid, t in found_on.items()}
+    rows = [result.lineage[owner[cid]] for cid in found_on]
+    assert [(r.begin, r.end, r.end_reason) for r in rows] == [
+        (0, 7, "end of stack"), (0, 7, "end of stack"), (3, 7, "lost"), (0, 4, "end of stack")]
+    table = write_track_table(tmp_path / "tracks.csv", result.lineage).read_text().splitlines()[1:]
+    assert sorted(tuple(int(v) for v in line.split(",")[:3]) for line in table) == sorted(
+        (i, b, e) for i, (b, e) in _pixel_spans(result.labels).items())
 
 
 def test_bad_arguments_name_themselves(model, enter_leave_clip) -> None:

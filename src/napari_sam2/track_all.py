@@ -28,11 +28,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 
 from sam2_model import SAM2Model, VideoSession
-from sam2_model.frames import FrameSource
+from sam2_model.frames import FrameSource, check_contrast_limits, check_smooth
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
-from sam2_model.tracking.detection import check_cell_diameter
+from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
+from sam2_model.tracking.tracker import check_count
 
 from .labels_writer import EditedSince, RunJournal, watch_writes
 from .layout import StackLayout
@@ -392,11 +393,34 @@ def _shift(row: Track, offset: int) -> Track:
     return Track(row.track_id + offset, row.begin, row.end, row.parent + offset if row.parent else 0, row.end_reason)
 
 
+@dataclass(frozen=True)
+class _ConsoleOptions(TrackAllOptions):
+    """The panel's choices and those of ``napari-sam2 track --auto`` that the console's :func:`track_cells` adds:
+    reverse (from the start frame down to frame 0, divisions off), max_lost_frames (empty frames before a cell ends,
+    an integer >= 1) and min_contrast (detections that stand out less are background; a number >= 0, 0: off)."""
+
+    reverse: bool = False
+    max_lost_frames: int = 3
+    min_contrast: float = MIN_CONTRAST
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_count(self.max_lost_frames, "max_lost_frames", 1)
+        check_min_contrast(self.min_contrast)
+
+    def tracker_kwargs(self) -> Dict[str, Any]:
+        return {**super().tracker_kwargs(), "reverse": bool(self.reverse), "max_lost_frames": int(self.max_lost_frames),
+                "min_contrast": float(self.min_contrast)}
+
+
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
                 device: str = "auto", image_size: Optional[int] = None, frame_axis: int = 0, start_frame: int = 0,
-                seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
-                divisions: bool = True, progress: Optional[Callable[[int, int], None]] = None,
-                rgb: Optional[bool] = None, channel_axis: Optional[int] = None, channel: Any = None,
+                direction: Optional[str] = None, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
+                redetect_every: int = 5, divisions: bool = True, max_lost_frames: int = 3,
+                min_contrast: float = MIN_CONTRAST, smooth: float = 0.0,
+                contrast_limits: Optional[Sequence[float]] = None,
+                progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
+                channel_axis: Optional[int] = None, channel: Any = None,
                 fixed: Optional[Dict[int, int]] = None) -> TrackingResult:
     """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
 
@@ -408,13 +432,40 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids (the planes
     tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
     :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
-    Options as :class:`TrackAllOptions`; ``progress(done, total)`` after each frame.
+    seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
+    each frame. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
+
+    * direction: "forward" (None, the default: towards the last frame) or "backward" (towards frame 0) from
+      ``start_frame``; "both" is refused, and so is a way with nothing to track (backward from frame 0, forward from
+      the last frame; with a viewer that run tracks the start frame alone). Backwards divisions are off whatever
+      ``divisions`` says (a division seen backwards is two cells merging, which the tracker does not model).
+    * max_lost_frames: empty frames (an integer >= 1, default 3) after which a cell ends ("lost" or "left the field").
+    * min_contrast: detections that stand out less than this from the pixels around them are background (a number >=
+      0, default ``MIN_CONTRAST``; 0: off).
+    * smooth / contrast_limits: as in :func:`napari_sam2.segment`: blur every frame by a Gaussian of this many pixels
+      (0: off; 8 on the CTC MSC time-lapse), and map these (low, high) grey values to black and white (None: the
+      stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
+      them (its "Smooth frames (px)" control).
+
+    Options are checked (ValueError naming them) before a model is built or a frame is read (whether ``start_frame``
+    is a frame of the stack: before the first frame is tracked).
     """
-    options = TrackAllOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions)
+    from .batch_worker import auto_direction, check_one_way  # (it imports this module)
+
+    way = auto_direction(direction, "api")
+    options = _ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
+                              reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
+    limits = check_contrast_limits(contrast_limits)
+    sigma = check_smooth(smooth)
     if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
         if model is not None or checkpoint is not None:
             raise ValueError("model/checkpoint: with a viewer the widget's model choice is used; choose it there "
                              "(or pass an array instead of the viewer)")
+        given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits)) if value]
+        if given:
+            raise ValueError(f"{'/'.join(given)}: with a viewer the frames are tracked as the widget reads them (its "
+                             "'Smooth frames (px)' control, the stack's contrast limits); set the smoothing there (or "
+                             "pass an array instead of the viewer)")
         from .api import get_widget
 
         widget = get_widget(target)
@@ -430,10 +481,16 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     rgb = bool(target.rgb) if is_layer and rgb is None else rgb
     axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
     layout = axes.layout
-    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=image_size)
     frames = FrameView(data, layout)
+    check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "api")
+    session_options = dict(axes.session_options)
+    if limits is not None:
+        session_options["contrast_limits"] = limits
+    if sigma:
+        session_options["smooth"] = sigma
+    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=image_size)
     tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
-    for kind, _, _, total in tracking.track(net, frame_source(frames, net, axes.session_options), start_frame, options):
+    for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
         if kind == "frame" and progress is not None:
             progress(len(tracking.history[-1].frames), total)
     return _as_image(tracking.result(), layout.frame_axis is None)

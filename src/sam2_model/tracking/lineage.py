@@ -65,6 +65,8 @@ class Lineage:
         self._tracks[track_id] = replace(self[track_id], begin=int(begin), end=int(end))
 
     def close(self, track_id: int, end: int, reason: str) -> None:
+        """End ``track_id`` on ``end``, its last frame in time (a tracker going backwards ends its tracks where they
+        begin: it passes the end :meth:`extend` kept, not the frame it saw last), for ``reason`` (``END_REASONS``)."""
         track = self[track_id]
         self._put(replace(track, end=int(end), end_reason=reason))
 

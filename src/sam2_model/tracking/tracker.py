@@ -7,9 +7,9 @@ progress and cancel by closing it); :func:`track_cells` runs it to the end and r
 Parameters (defaults and why):
 
 * ``start_frame=0``, ``reverse=False``: where to seed and which way to go. Frames are the (T, H, W[, C])
-  stack along the axis the caller chose (time or z). Going backwards, divisions are off (a division
-  seen backwards is two cells merging, which the tracker does not model). A start frame without cells is
-  fine (a z-stack that starts above the sample, cells that come in later): while nothing is tracked every
+  stack along the axis the caller chose (time or z). Going backwards, divisions are off whatever ``divisions``
+  says (a division seen backwards is two cells merging, which the tracker does not model). A start frame without
+  cells is fine (a z-stack that starts above the sample, cells that come in later): while nothing is tracked every
   frame is a detection frame, so the first cells begin on the frame they appear.
 * ``seeding="blobs"``: point prompts on LoG blobs of the cell-size range. SAM 2's 32 x 32 grid spaces
   points 8 px apart at 256 px but 32 px at 1024 px, so small nuclei fall between them; "grid" suits
@@ -97,7 +97,8 @@ class _TrackState:
     near_border: bool = False
 
 
-def _check_int(value: Any, name: str, low: int) -> int:
+def check_count(value: Any, name: str, low: int) -> int:
+    """``value`` as an int, an integer >= ``low`` (``max_lost_frames``: 1); ValueError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
@@ -117,9 +118,10 @@ class CellTracker:
                  detector: Optional[Detector] = None, window: WindowArg = "auto", **amg_options: Any) -> None:
         self.cell_diameter = check_cell_diameter(cell_diameter)
         window = check_window(window)
-        self.redetect_every = _check_int(redetect_every, "redetect_every", 1)
-        self.max_lost_frames = _check_int(max_lost_frames, "max_lost_frames", 1)
-        self.min_area = default_min_area(self.cell_diameter) if min_area is None else _check_int(min_area, "min_area", 1)
+        self.redetect_every = check_count(redetect_every, "redetect_every", 1)
+        self.max_lost_frames = check_count(max_lost_frames, "max_lost_frames", 1)
+        self.min_area = (default_min_area(self.cell_diameter) if min_area is None
+                         else check_count(min_area, "min_area", 1))
         for name, value in (("max_coverage", max_coverage), ("max_iou", max_iou)):
             if not 0.0 < float(value) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value!r}")
@@ -270,11 +272,12 @@ class CellTracker:
         self.lineage.extend(track_id, t)
 
     def _end(self, track_id: int, reason: str) -> None:
-        state = self._states.pop(track_id)
+        self._states.pop(track_id)
         self._split.forget(track_id)
         self._neck.forget(track_id)
-        end = state.last_seen if state.last_seen >= 0 else self.lineage[track_id].begin
-        self.lineage.close(track_id, end, reason)
+        # begin/end are the first and last frames in time where the track has pixels (``_observe`` widened them on
+        # every frame): going backwards the frame seen last (``state.last_seen``) is its begin, not its end
+        self.lineage.close(track_id, self.lineage[track_id].end, reason)
         if track_id in self.session.obj_ids:
             self.session.remove_object(track_id)
 
@@ -439,6 +442,12 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
     frame. Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
     tracked the labels are all 0, the lineage is empty and ``note`` says so (no exception).
+
+    ``reverse=True`` tracks from ``start_frame`` down to frame 0 with divisions off, whatever ``divisions`` says (a
+    division seen backwards is two cells merging, which the tracker does not model; ``divisions``, default True, asks
+    for them where the direction allows, so it is no error). In both directions a track's begin and end are its first
+    and last frames with pixels in ``labels``; going backwards ``end_reason`` tells how its backward run ended, on its
+    first frame: "end of stack" (it reached frame 0), "lost" or "left the field" (it appeared there).
     """
     tracker = CellTracker(model, frames, start_frame=start_frame, reverse=reverse, seeding=seeding,
                           cell_diameter=cell_diameter, redetect_every=redetect_every, divisions=divisions,
