@@ -137,7 +137,7 @@ def test_cli_runs_good_stacks_and_records_failures(data, reference, client, tmp_
     summary = {row["name"]: row for row in _read_summary(out)}
     assert {n: summary[n]["status"] for n in summary} == {
         "corrupt": "failed", "flat": "failed", "s0": "ok", "s1": "ok", "s2": "ok", "unprompted": "failed"}
-    assert "cannot read" in summary["corrupt"]["error"] and "corrupt.tif" in summary["corrupt"]["error"]
+    assert "read" in summary["corrupt"]["error"] and "corrupt.tif" in summary["corrupt"]["error"]
     assert "(T, Y, X)" in summary["flat"]["error"] or "single image" in summary["flat"]["error"]
     assert "no prompts CSV" in summary["unprompted"]["error"]
     for name in GOOD:
@@ -637,3 +637,161 @@ def test_ome_zarr_labels_name_z_where_the_frames_run_through_z(tmp_path):
         create_zarr_labels(tmp_path / f"{axis}.ome.zarr", (2, 8, 8), axis)
         first = zarr.open_group(str(tmp_path / f"{axis}.ome.zarr"), mode="r").attrs["multiscales"][0]["axes"][0]
         assert first == ({"name": "z", "type": "space"} if axis == "z" else {"name": "t", "type": "time"})
+
+
+def _copy_stack(data: Path, name: str, to: Path) -> None:
+    """``data/<name>.tif`` and its prompts CSV as ``to`` (a .tif path) and ``to``'s .csv."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    to.write_bytes((data / f"{name}.tif").read_bytes())
+    to.with_suffix(".csv").write_bytes(find_prompts(data / f"{name}.tif").read_bytes())
+
+
+def test_a_result_is_reused_only_for_the_same_input(data, reference, client, tmp_path, capsys):
+    """plate1/A01/pos1.tif and plate2/A01/pos1.tif run one plate at a time into one folder: the second plate is run
+    (it was skipped as plate 1's 'pos1'), under a name that says which plate, and summary.csv keeps plate 1's row
+    with its numbers."""
+    screen, out = tmp_path / "screen", tmp_path / "out"
+    _copy_stack(data, "s0", screen / "plate1" / "A01" / "pos1.tif")
+    _copy_stack(data, "s1", screen / "plate2" / "A01" / "pos1.tif")
+    common = ["--out", str(out), "--scheduler", client.scheduler.address, "--device", "cpu", "--image-size", "256"]
+    assert _cli(["batch", str(screen / "plate1"), *common]) == 0
+    assert _cli(["batch", str(screen / "plate2"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "1 to run, 0 skipped" in err and f"{out / 'pos1'} holds the result of {screen / 'plate1'}" in err, err
+    np.testing.assert_array_equal(_labels(out, "pos1"), reference["s0"])  # plate 1's result, untouched
+    np.testing.assert_array_equal(_labels(out, "plate2_A01_pos1"), reference["s1"])
+    rows = {row["name"]: row for row in _read_summary(out)}
+    assert rows["plate2_A01_pos1"]["status"] == "ok"
+    earlier = rows["pos1"]  # not among the second run's inputs: still listed, with its numbers
+    assert earlier["stack"] == str(screen / "plate1" / "A01" / "pos1.tif") and earlier["status"] == "skipped"
+    assert (earlier["frames"], earlier["objects"]) == ("5", "3") and float(earlier["seconds"]) > 0
+    assert earlier["outputs"] == "pos1/labels.tif;pos1/objects.csv;pos1/manifest.json"
+
+
+def test_a_stack_rewritten_in_place_is_run_again(data, client, tmp_path, capsys):
+    """The same path, rewritten since its result was made: not complete; run again under its name, and said so."""
+    import json
+
+    stack, out = tmp_path / "in" / "pos1.tif", tmp_path / "out"
+    _copy_stack(data, "s0", stack)
+    assert list(batch(stack, out, client=client, progress=False, **MODEL)["status"]) == ["ok"]
+    os.utime(stack, ns=(stack.stat().st_atime_ns, stack.stat().st_mtime_ns + 10**9))  # rewritten (newer)
+    table = batch(stack, out, client=client, **MODEL)
+    assert list(zip(table["name"], table["status"])) == [("pos1", "ok")]
+    assert "input changed since their result was made: pos1" in capsys.readouterr().err
+    assert json.loads((out / "pos1" / "manifest.json").read_text())["input"]["mtime_ns"] == stack.stat().st_mtime_ns
+    assert list(batch(stack, out, client=client, progress=False, **MODEL)["status"]) == ["skipped"]
+
+
+def test_names_stay_when_stacks_are_added_and_skipped_rows_keep_their_numbers(data, client, tmp_path):
+    """A rerun fills a skipped stack's row from its manifest; a stack added later with the same file name does not
+    rename the earlier one (whose result would be redone under a new name and left behind as a duplicate)."""
+    plate, out = tmp_path / "plate", tmp_path / "out"
+    _copy_stack(data, "s0", plate / "a.tif")
+    for _ in range(2):
+        table = batch(plate, out, client=client, progress=False, **MODEL)
+    assert list(zip(table["name"], table["status"])) == [("a", "skipped")]
+    assert (table.loc[0, "frames"], table.loc[0, "objects"], table.loc[0, "note"]) == (5, 3, "")
+    assert table.loc[0, "outputs"] == "a/labels.tif;a/objects.csv;a/manifest.json" and table.loc[0, "seconds"] > 0
+    assert [(r["name"], r["frames"], r["objects"]) for r in _read_summary(out)] == [("a", "5", "3")]
+    _copy_stack(data, "s1", plate / "well2" / "a.tif")
+    table = batch(plate, out, client=client, progress=False, **MODEL)
+    assert list(zip(table["name"], table["status"])) == [("a", "skipped"), ("well2_a", "ok")]
+    assert sorted(p.name for p in out.iterdir()) == ["a", "summary.csv", "well2_a"]
+
+
+def test_plate_well_layouts_are_named_apart_and_a_refusal_names_the_files(tmp_path):
+    """As many parent folders as it takes tell stacks apart; stacks no folder tells apart are refused by name."""
+    stack = np.zeros((3, 16, 16), np.uint8)
+    for plate in ("plate1", "plate2"):
+        (tmp_path / "screen" / plate / "A01").mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "screen" / plate / "A01" / "pos1.tif", stack, photometric="minisblack")
+    found = find_stacks([tmp_path / "screen" / "plate1", tmp_path / "screen" / "plate2"])
+    assert stack_names(found) == ["plate1_A01_pos1", "plate2_A01_pos1"]
+    tifffile.imwrite(tmp_path / "a.tif", stack, photometric="minisblack")
+    np.save(tmp_path / "a.npy", stack)
+    with pytest.raises(ValueError, match=r"share an output folder name .*a\.(tif|npy), .*a\.(npy|tif)"):
+        stack_names([tmp_path / "a.tif", tmp_path / "a.npy"])
+
+
+def _interrupted_run(client, argv: list, release: Path, count: int) -> int:
+    """Run the batch command with every stack but s0 held in its worker; Ctrl-C once ``count`` are held, then let
+    them fail and wait until their private folders are gone. Returns the exit code."""
+    import signal
+    import threading
+
+    arrived = Path(str(release) + ".arrived")
+    arrived.mkdir()
+    main_thread = threading.main_thread().ident
+
+    def interrupt() -> None:
+        if _wait_for(lambda: len(list(arrived.iterdir())) == count):
+            signal.pthread_kill(main_thread, signal.SIGINT)
+
+    client.run(_install_hang, str(release))
+    watcher = threading.Thread(target=interrupt, daemon=True)
+    watcher.start()
+    try:
+        return _cli(argv)
+    finally:
+        release.touch()
+        watcher.join()
+        out = Path(argv[argv.index("--out") + 1])
+        _wait_for(lambda: not (out / ".partial").is_dir() or not any((out / ".partial").iterdir()))
+        client.run(_remove_fault)
+
+
+def test_ctrl_c_messages_say_what_is_on_disk(data, reference, client, tmp_path, capsys, ctrl_c_raises):
+    """Ctrl-C with --overwrite while older results are complete counts and lists them; Ctrl-C before anything was
+    written does not point at a summary.csv that is not there."""
+    out = tmp_path / "out"
+    common = ["--scheduler", client.scheduler.address, "--device", "cpu", "--image-size", "256"]
+    assert _cli(["batch", str(data / "s1.tif"), "--out", str(out), *common]) == 0
+    capsys.readouterr()
+    argv = ["batch", str(data / "s1.tif"), str(data / "s2.tif"), "--out", str(out), "--overwrite", *common]
+    assert _interrupted_run(client, argv, tmp_path / "release1", 2) == 130
+    messages = capsys.readouterr().err
+    assert f"1 of 2 stacks are complete in {out} (1 of them from an earlier run, not redone) (see " \
+           f"{out / 'summary.csv'})" in messages, messages
+    (row,) = _read_summary(out)
+    assert (row["name"], row["status"], row["frames"]) == ("s1", "skipped", "5")
+    assert "interrupted before it was redone" in row["error"]
+    np.testing.assert_array_equal(_labels(out, "s1"), reference["s1"])  # the older result, complete
+    new = tmp_path / "new"
+    argv = ["batch", str(data / "s2.tif"), "--out", str(new), *common]
+    assert _interrupted_run(client, argv, tmp_path / "release2", 1) == 130
+    messages = capsys.readouterr().err
+    assert f"interrupted before any stack finished; nothing was written to {new}" in messages, messages
+    assert not (new / "summary.csv").exists()
+
+
+def test_unreachable_scheduler_leaves_no_output_folder(data, tmp_path, capsys):
+    import dask
+
+    out = tmp_path / "o"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert _cli(["batch", str(data / "s0.tif"), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "napari-sam2 batch:" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ctrl_c_while_the_local_cluster_starts_stops_quietly(tmp_path):
+    """Ctrl-C as the local cluster starts (a real command in its own process): exit 130 with one line, no
+    traceback of the half-started cluster at exit, no output folder."""
+    import signal
+    import subprocess
+
+    import psutil  # a dependency of distributed
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 32, 32), np.uint8), photometric="minisblack")
+    command = [sys.executable, "-m", "napari_sam2.cli", "batch", str(tmp_path / "a.tif"), "--out", str(tmp_path / "o"),
+               "--auto", "--device", "cpu"]
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = run.stderr.readline()  # printed just before the cluster starts
+    assert _wait_for(lambda: psutil.Process(run.pid).children())  # its worker processes are being started
+    run.send_signal(signal.SIGINT)
+    err = first + run.stderr.read()
+    assert run.wait(timeout=120) == 130, err
+    assert "1 to run" in first and "interrupted before any stack finished" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()

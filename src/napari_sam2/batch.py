@@ -26,8 +26,9 @@ from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
-from .batch_inputs import find_prompts, find_stacks, prompt_candidates, stack_names
-from .batch_outputs import ZARR_ABOVE_BYTES, clean_partials, read_manifest, remove_partial_root
+from .batch_inputs import find_prompts, find_stacks, prompt_candidates
+from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, check_out, clean_partials, plan_run, prepare_out,
+                            remove_if_empty, remove_partial_root, reusable_result)
 from .batch_worker import AxisOptions, ModelSpec, StackTask, auto_direction, process_stack
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
@@ -44,22 +45,40 @@ CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_g
 
 def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
     row = {column: None for column in SUMMARY_COLUMNS}
-    row.update(stack=str(Path(path).resolve()), name=name, status=status, error=error, outputs="", **values)
+    row.update(stack=str(Path(path).resolve()), name=name, status=status, error=error, outputs="")
+    row.update(values)
     return row
+
+
+def _earlier_row(stack: str, name: str, record: Mapping[str, Any], error: str) -> Dict[str, Any]:
+    """The summary row of a complete result from an earlier run (status "skipped"): its numbers, outputs and note
+    from its manifest (``record``); ``error`` says why it was not run now."""
+    outputs = [f"{name}/{output}" for output in list(record.get("outputs", [])) + ["manifest.json"]]
+    return _row(Path(stack), name, "skipped", error, seconds=record.get("seconds"), frames=record.get("frames"),
+                objects=record.get("objects"), outputs=";".join(outputs), note=record.get("note", ""))
 
 
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a batch run. The stacks finished before it are complete in ``out`` and listed in its
-    summary.csv; running the same command again skips them and does the rest."""
+    summary.csv; running the same command again skips them and does the rest.
 
-    def __init__(self, out: Path, complete: int, failed: int, total: int) -> None:
+    complete: stacks of the run whose results are complete in ``out`` (``earlier`` of them from an earlier run, kept
+    because the run was interrupted before ``overwrite`` redid them); summary: whether summary.csv was written."""
+
+    def __init__(self, out: Path, complete: int, failed: int, total: int, summary: bool = True,
+                 earlier: int = 0) -> None:
         super().__init__(out, complete, failed, total)
         self.out, self.complete, self.failed, self.total = Path(out), complete, failed, total
+        self.summary, self.earlier = summary, earlier
 
     def __str__(self) -> str:
+        if not self.complete and not self.summary:
+            return f"interrupted before any stack finished; nothing was written to {self.out}"
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"interrupted; {self.complete} of {self.total} stacks are complete in {self.out}{failed} (see "
-                f"{self.out / 'summary.csv'}); run the same command again to do the rest")
+        earlier = f" ({self.earlier} of them from an earlier run, not redone)" if self.earlier else ""
+        see = f" (see {self.out / 'summary.csv'})" if self.summary else ""
+        return (f"interrupted; {self.complete} of {self.total} stacks are complete in {self.out}{earlier}{failed}"
+                f"{see}; run the same command again to do the rest")
 
 
 def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
@@ -68,23 +87,6 @@ def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-
-
-def prepare_out(out: Path, stacks: Sequence[Path], option: str) -> None:
-    """Create the output folder; ValueError (naming ``option``) for a file, an input, or a folder that cannot be
-    created or written."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{option}: {out} is a file; it expects a folder for the results (new or existing)")
-    resolved = out.resolve()
-    for stack in stacks:
-        if stack.resolve() == resolved or (stack.is_dir() and stack.resolve() in resolved.parents):
-            raise ValueError(f"{option}: {out} is or lies inside the input stack {stack}; choose a folder outside it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"{option}: the folder {out} cannot be created ({error.strerror or error})") from None
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"{option}: {out} is not writable")
 
 
 def _gpu_count(device: str) -> int:
@@ -150,8 +152,45 @@ def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str
         with Client(scheduler) as own:
             yield own
         return
-    with local_cluster(workers, device) as cluster, Client(cluster) as own:
+    with _ctrl_c_held() as pressed:  # a cluster cut off half-started cannot be closed (a traceback at exit)
+        cluster = local_cluster(workers, device)
+        try:
+            own = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+    with cluster, own:
+        if pressed:
+            raise KeyboardInterrupt
         yield own
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[List[bool]]:
+    """Hold Ctrl-C (SIGINT) back while the block runs: the yielded list gets an item when it was pressed (the caller
+    then stops), a second Ctrl-C interrupts at once. Only in the main thread where Ctrl-C raises KeyboardInterrupt
+    (Python's own handler); otherwise nothing changes."""
+    import signal
+    import threading
+
+    pressed: List[bool] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield pressed
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        print("napari-sam2 batch: stopping once the local cluster has started (Ctrl-C again: at once)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: bool,
@@ -293,7 +332,9 @@ def batch(
     from its last frame) fails with that reason.
     workers: worker processes of a local cluster (one per GPU with CUDA); scheduler: the address of an
     existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
-    overwrite: redo stacks whose outputs are complete (otherwise they are skipped).
+    overwrite: redo stacks whose outputs are complete (otherwise they are skipped). A result in ``out`` is reused
+    only when it was made from the same input (resolved path, size and modification time unchanged); names and
+    reuse are decided by :func:`.batch_outputs.plan_run`.
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
     frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
     :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
@@ -303,10 +344,13 @@ def batch(
     smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
-    The summary (also written to ``out/summary.csv``) has one row per stack: stack (its absolute path), name,
-    status ("ok", "failed", "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker,
-    note (what the numbers alone do not say, e.g. no cell found on any frame).
-    Every setting is checked before anything is created, the cluster started or a stack read (ValueError).
+    The summary has one row per stack of this run: stack (its absolute path), name, status ("ok", "failed",
+    "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker, note (what the numbers
+    alone do not say, e.g. no cell found on any frame); a skipped stack's numbers, outputs and note are those of
+    its earlier result (its manifest). ``out/summary.csv`` holds these rows and then a "skipped" row for each other
+    complete result in ``out`` (stacks of earlier runs that are not among ``inputs``).
+    Every setting is checked before anything is created, the cluster started or a stack read (ValueError); ``out``
+    is created once the cluster is up (an unreachable scheduler leaves nothing behind).
     """
     if axis_names not in ("api", "cli"):
         raise ValueError(f"axis_names must be 'api' or 'cli', got {axis_names!r}")
@@ -329,14 +373,16 @@ def batch(
                        torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers), name=word)
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
-    names = stack_names(stacks)
-    prepare_out(out, stacks, word("out"))  # the first thing made, once every setting is checked
+    check_out(out, stacks, word("out"))  # nothing is created before the cluster is up (or a scheduler answered)
+    plan = plan_run(stacks, out, overwrite)
     _fetch_weights(spec)
     rows: Dict[str, Dict[str, Any]] = {}
     tasks: List[StackTask] = []
-    for path, name in zip(stacks, names):
-        if not overwrite and read_manifest(out / name) is not None:
-            rows[name] = _row(path, name, "skipped", f"complete from an earlier run ({word('overwrite')} to redo)")
+    others = _other_rows(plan)
+    for path, name in zip(stacks, plan.names):
+        if name in plan.reused:
+            rows[name] = _earlier_row(str(path), name, plan.reused[name],
+                                      f"complete from an earlier run ({word('overwrite')} to redo)")
             continue
         prompts = None if auto else find_prompts(path, prompts_dir)
         if not auto and prompts is None:
@@ -347,18 +393,22 @@ def batch(
                                None if prompts is None else str(prompts.resolve()), auto,
                                int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma, limits,
                                object_window=window, direction=direction))
-    order = {name: i for i, name in enumerate(names)}
+    order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     if progress:
-        _report_start(list(rows.values()), len(names), len(tasks))
+        _report_start(list(rows.values()), len(plan.names), len(tasks), plan.notes)
 
-    def ordered() -> List[Dict[str, Any]]:
-        return sorted(rows.values(), key=lambda r: order[r["name"]])
+    def ordered(with_others: bool = True) -> List[Dict[str, Any]]:
+        """This run's rows in input order, then (``with_others``) the other complete results in ``out``."""
+        listed = list(rows.values()) + (others if with_others else [])
+        return sorted(listed, key=lambda r: order[r["name"]])
 
     summary_path = out / "summary.csv"
+    created: Optional[Path] = None
     if tasks:
-        clean_partials(out, [t.name for t in tasks])
         try:
             with _client_for(client, scheduler, workers, device) as active:
+                created = prepare_out(out, stacks, word("out"))  # the first thing made, once the cluster is up
+                clean_partials(out, [t.name for t in tasks])
                 dashboard = _dashboard(active, local=not in_cluster) if progress else None
                 if dashboard:
                     print(f"napari-sam2 batch: {dashboard}", file=sys.stderr)
@@ -366,37 +416,61 @@ def batch(
                     rows[row["name"]] = row
                     write_summary(ordered(), summary_path)
         except KeyboardInterrupt:
-            raise _interrupted(out, ordered(), len(names), [t.name for t in tasks], in_cluster) from None
+            raise _interrupted(out, rows, plan, tasks, in_cluster, created) from None
         clean_partials(out, [t.name for t in tasks])  # attempts of killed workers (their retries are done)
+    else:
+        prepare_out(out, stacks, word("out"))
     write_summary(ordered(), summary_path)
     remove_partial_root(out)
     import pandas as pd
 
-    return pd.DataFrame(ordered(), columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(ordered(with_others=False), columns=SUMMARY_COLUMNS)
 
 
-def _report_start(rows: Sequence[Dict[str, Any]], total: int, to_run: int) -> None:
-    """Before any stack runs: how the stacks divide (the counts add up to ``total``), and each stack that failed
-    already (no prompts CSV) with its reason."""
+def _other_rows(plan: RunPlan) -> List[Dict[str, Any]]:
+    """summary.csv rows of the complete results in the output folder whose stacks are not among this run's."""
+    return [_earlier_row(record["stack"], name, record, "complete from an earlier run; not among this run's inputs")
+            for name, record in plan.others.items()]
+
+
+def _report_start(rows: Sequence[Dict[str, Any]], total: int, to_run: int, notes: Sequence[str] = ()) -> None:
+    """Before any stack runs: how the stacks divide (the counts add up to ``total``), ``notes`` on their names and
+    earlier results, and each stack that failed already (no prompts CSV) with its reason."""
     skipped = sum(row["status"] == "skipped" for row in rows)
     failed = [row for row in rows if row["status"] == "failed"]
     print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {to_run} to run, {skipped} skipped (complete "
           f"from an earlier run), {len(failed)} failed before running", file=sys.stderr)
+    for note in notes:
+        print(f"napari-sam2 batch: {note}", file=sys.stderr)
     for row in failed:
         print(f"failed: {row['name']}: {row['error']}", file=sys.stderr)
 
 
-def _interrupted(out: Path, rows: List[Dict[str, Any]], total: int, names: Sequence[str],
-                 in_cluster: bool) -> BatchInterrupted:
-    """After Ctrl-C: the summary lists what is finished (complete stacks are in ``out``); partial attempts of a
-    local cluster (now shut down) are removed. Returns the exception that says so."""
-    if rows:
-        write_summary(rows, out / "summary.csv")
+def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, tasks: Sequence[StackTask],
+                 in_cluster: bool, created: Optional[Path]) -> BatchInterrupted:
+    """After Ctrl-C: the summary lists what is complete in ``out`` (this run's finished stacks, and the earlier
+    results of stacks ``overwrite`` had not redone yet); partial attempts of a local cluster (now shut down) are
+    removed, and an output folder this run created and left empty too. Returns the exception that says so."""
+    earlier = 0
+    for task in tasks:
+        if task.name not in rows:  # not finished: its earlier result (with --overwrite) is still complete
+            record, _ = reusable_result(out / task.name, Path(task.path))
+            if record is not None:
+                rows[task.name] = _earlier_row(task.path, task.name, record, "interrupted before it was redone; "
+                                                                             "the result of an earlier run is kept")
+                earlier += 1
+    order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
+    listed = sorted([*rows.values(), *_other_rows(plan)], key=lambda r: order[r["name"]])
+    if listed and out.is_dir():  # (not before the cluster was up: then nothing was created)
+        write_summary(listed, out / "summary.csv")
     if not in_cluster:
-        clean_partials(out, names)
+        clean_partials(out, [task.name for task in tasks])
         remove_partial_root(out)
-    complete = sum(row["status"] in ("ok", "skipped") for row in rows)
-    return BatchInterrupted(out, complete, sum(row["status"] == "failed" for row in rows), total)
+        if not listed:
+            remove_if_empty(out, created)
+    complete = sum(row["status"] in ("ok", "skipped") for row in rows.values())
+    return BatchInterrupted(out, complete, sum(row["status"] == "failed" for row in rows.values()),
+                            len(plan.names), summary=bool(listed) and out.is_dir(), earlier=earlier)
 
 
 def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from sam2_model.frames_io import FRAME_SUFFIXES, TIFF_SUFFIXES, natural_key
 
@@ -144,17 +145,64 @@ def stack_stem(path: Path) -> str:
     return name
 
 
-def stack_names(paths: Sequence[Path]) -> List[str]:
-    """A distinct output name per stack: its stem, or '<parent>_<stem>' where stems collide."""
-    stems = [stack_stem(p) for p in paths]
-    names = [f"{p.resolve().parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
-    clashes = sorted({n for n in names if names.count(n) > 1})
-    if clashes:
-        raise ValueError(f"inputs: several stacks would be written as {clashes}; rename them or run them separately")
-    bad = [n for n in names if not n or n.startswith(".")]
+def names_by_level(path: Path) -> List[str]:
+    """A stack's possible output names, shortest first: its stem, then with 1, 2, ... parent folders of its resolved
+    path in front ('a', 'well1_a', 'plate1_well1_a' for ``plate1/well1/a.tif``)."""
+    resolved = Path(path).resolve()
+    parents = [p for p in resolved.parent.parts if p not in (resolved.anchor, "")]
+    stem = stack_stem(resolved)
+    return ["_".join(parents[len(parents) - level:] + [stem]) if level else stem for level in range(len(parents) + 1)]
+
+
+def stack_names(paths: Sequence[Path], kept: Optional[Mapping[Path, str]] = None, taken: Iterable[str] = (),
+                others: Iterable[Path] = ()) -> List[str]:
+    """A distinct, stable output folder name per stack.
+
+    kept: resolved stack path -> the name of its result already in the output folder: that stack keeps it (a name
+    never changes when stacks are added). The others get their stem, or, where stems collide (with each other, with
+    ``taken`` or with stacks ``others``), as many parent folders in front as it takes to tell them apart
+    ('plate1_A01_pos1' and 'plate2_A01_pos1').
+    taken: names in use in the output folder (never given to another stack).
+    others: stacks whose results are in the output folder (resolved paths): a new name does not look like theirs
+    (``plate2/A01/pos1.tif`` next to ``plate1/A01/pos1.tif``'s 'pos1' becomes 'plate2_A01_pos1', not 'A01_pos1'),
+    unless it can be told apart no other way.
+    ValueError naming the files when two stacks cannot be told apart (the same stem in the same folder).
+    """
+    kept = dict(kept or {})
+    resolved = [Path(p).resolve() for p in paths]
+    names: Dict[int, str] = {i: kept[r] for i, r in enumerate(resolved) if r in kept}
+    fresh = [i for i in range(len(paths)) if i not in names]
+    busy = set(taken) | set(names.values())
+    options = {i: names_by_level(resolved[i]) for i in fresh}
+    known: Dict[int, Dict[str, set]] = {}  # level -> a name other stacks have there -> those stacks
+    for path in {Path(o).resolve() for o in others} | {resolved[i] for i in names}:
+        for level, name in enumerate(names_by_level(path)):
+            known.setdefault(level, {}).setdefault(name, set()).add(path)
+    levels = {i: 0 for i in fresh}
+    while True:
+        wanted = {i: options[i][levels[i]] for i in fresh}
+        counts = Counter(wanted.values())
+        clashes = {i for i in fresh if wanted[i] in busy or counts[wanted[i]] > 1}
+        alike = {i for i in fresh if known.get(levels[i], {}).get(wanted[i], set()) - {resolved[i]}}
+        movable = {i for i in clashes | alike if levels[i] + 1 < len(options[i])}
+        if not movable:
+            break
+        for i in movable:
+            levels[i] += 1
+    stuck = sorted({wanted[i] for i in clashes})
+    if stuck:
+        def who(name: str) -> str:
+            files = [str(paths[i]) for i in fresh if wanted[i] == name]
+            return f"{name!r}: " + ", ".join(files) + (" (that name is taken in the output folder)" if name in busy
+                                                        else "")
+        raise ValueError(f"inputs: stacks that no parent folder tells apart would share an output folder name "
+                         f"({'; '.join(who(n) for n in stuck)}); rename one or run them into separate output folders")
+    names.update(wanted)
+    result = [names[i] for i in range(len(paths))]
+    bad = [n for n in result if not n or n.startswith(".")]
     if bad:
         raise ValueError(f"inputs: stack names {bad} cannot be output folder names")
-    return names
+    return result
 
 
 def prompt_candidates(stack: Path, prompts_dir: Optional[PathLike] = None) -> List[Path]:

@@ -11,6 +11,10 @@ Layout of an output folder ``OUT``::
 A task writes everything into ``OUT/.partial/<name>-<token>/``, writes the manifest last and then
 renames the folder to ``OUT/<name>``. A worker killed at any point therefore leaves either nothing
 under ``OUT/<name>`` or the previous complete result; the rename is atomic on one file system.
+
+A rerun into ``OUT`` (:func:`plan_run`) reuses a result only when its manifest names the same input (resolved path,
+size and modification time as recorded); a stack keeps the name of its earlier result, and no stack is given the
+name of an entry of ``OUT`` that holds something else.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,6 +102,185 @@ def read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
     if not all((Path(folder) / name).exists() for name in outputs):
         return None
     return record
+
+
+def stack_fingerprint(stack: Path) -> Optional[Dict[str, int]]:
+    """What a stack's input looked like: ``{"files", "bytes", "mtime_ns"}`` (a file: 1, its size, its modification
+    time; a zarr store or a folder of frames: the count and total size of its files and the newest modification
+    time among them). None when it cannot be read (the run then fails with the reader's reason)."""
+    try:
+        stack = Path(stack)
+        if not stack.is_dir():
+            info = stack.stat()
+            return {"files": 1, "bytes": int(info.st_size), "mtime_ns": int(info.st_mtime_ns)}
+        files = total = newest = 0
+        for root, _, names in os.walk(stack):
+            for name in names:
+                info = os.stat(os.path.join(root, name))
+                files, total, newest = files + 1, total + info.st_size, max(newest, info.st_mtime_ns)
+        return {"files": files, "bytes": int(total), "mtime_ns": int(newest)}
+    except OSError:
+        return None
+
+
+def manifest_stack(folder: Path) -> Optional[str]:
+    """The resolved path of the stack whose result ``folder`` holds (its manifest's ``stack``, complete or not), or
+    None when ``folder`` holds no batch result (no readable manifest naming a stack)."""
+    try:
+        stack = json.loads((Path(folder) / MANIFEST).read_text()).get("stack")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(Path(stack).resolve()) if isinstance(stack, str) and stack else None
+
+
+def earlier_results(out: Path) -> Dict[str, Optional[str]]:
+    """Every entry of an output folder (no hidden names): its name -> the resolved path of the stack whose result it
+    holds (see :func:`manifest_stack`), None for anything else (summary.csv, a folder of the user's). {} when
+    ``out`` does not exist."""
+    try:
+        entries = sorted(Path(out).iterdir())
+    except OSError:
+        return {}
+    return {entry.name: manifest_stack(entry) if entry.is_dir() else None
+            for entry in entries if not entry.name.startswith(".")}
+
+
+def reusable_result(folder: Path, stack: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+    """The manifest of ``folder`` when it holds a complete result made from ``stack`` as it is now, else None and
+    why not ("" where there is no complete result of this stack at all).
+
+    The same input means: the manifest's ``stack`` is ``stack``'s resolved path, and the input's size and
+    modification time (:func:`stack_fingerprint`) are those recorded when it was run; for a manifest without
+    them (written by an earlier version), the input was not modified after the manifest was written.
+    """
+    record = read_manifest(folder)
+    if record is None or manifest_stack(folder) != str(Path(stack).resolve()):
+        return None, ""
+    now = stack_fingerprint(Path(stack))
+    recorded = record.get("input")
+    if isinstance(recorded, dict):
+        changed = now != recorded
+    else:
+        changed = now is None or now["mtime_ns"] > (Path(folder) / MANIFEST).stat().st_mtime_ns
+    return (None, f"{stack} changed since its result in {folder} was made") if changed else (record, "")
+
+
+def check_out(out: Path, stacks: Sequence[Path], option: str) -> None:
+    """Check the output folder without creating anything; ValueError (naming ``option``) for a file, an input, or a
+    folder that cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option}: {out} is a file; it expects a folder for the results (new or existing)")
+    resolved = out.resolve()
+    for stack in stacks:
+        if stack.resolve() == resolved or (stack.is_dir() and stack.resolve() in resolved.parents):
+            raise ValueError(f"{option}: {out} is or lies inside the input stack {stack}; choose a folder outside it")
+    existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{option}: the folder {out} cannot be created ({existing} is a file)")
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"{option}: {out} is not writable" if existing == resolved else
+                         f"{option}: the folder {out} cannot be created ({existing} is not writable)")
+
+
+def prepare_out(out: Path, stacks: Sequence[Path], option: str) -> Optional[Path]:
+    """Check (:func:`check_out`) and create the output folder; returns the outermost folder this created (None
+    when ``out`` existed), so that a run that writes nothing can remove it again."""
+    check_out(out, stacks, option)
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{option}: the folder {out} cannot be created ({error.strerror or error})") from None
+    return missing[-1] if missing else None
+
+
+def remove_if_empty(out: Path, created: Optional[Path]) -> bool:
+    """Remove ``out`` and its parents up to ``created`` (see :func:`prepare_out`) where they are empty; True when
+    ``out`` is gone."""
+    if created is None:
+        return False
+    for folder in (out, *out.parents):
+        try:
+            folder.rmdir()
+        except OSError:
+            return False
+        if folder == created:
+            return True
+    return True
+
+
+@dataclass
+class RunPlan:
+    """What a run does with its stacks, decided from the output folder before anything is created.
+
+    names: each stack's output name (in input order); reused: name -> the manifest of a stack's complete result
+    from the same input (the stack is skipped); others: name -> the manifest of each complete result made from a
+    stack that is not among this run's (summary.csv keeps listing them); notes: what the console says before the
+    run (stacks given a longer name, results no longer current).
+    """
+
+    names: List[str]
+    reused: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    others: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+def _kept_names(stacks: Sequence[Path], earlier: Mapping[str, Optional[str]], out: Path) -> Dict[Path, str]:
+    """Stacks whose results are in ``out`` keep that folder's name; where one stack has several (left by an older
+    version), the complete one, then the shortest name."""
+    wanted = {str(p.resolve()): p.resolve() for p in stacks}
+    kept: Dict[Path, str] = {}
+    for name in sorted(earlier, key=lambda n: (read_manifest(out / n) is None, len(n), n)):
+        stack = earlier[name]
+        if stack in wanted and wanted[stack] not in kept:
+            kept[wanted[stack]] = name
+    return kept
+
+
+def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
+    """Name the stacks and find the results in ``out`` that are reused (see :class:`RunPlan`); reads ``out`` only.
+
+    A result in ``out`` is reused (the stack skipped) only when it is complete and was made from the same input
+    (:func:`reusable_result`: the same resolved path, size and modification time unchanged), and ``overwrite`` is
+    off. A stack keeps the name of its earlier result (complete or not); other stacks never get the name of an
+    entry of ``out`` (:func:`.batch_inputs.stack_names`), so a result of another input is never taken for this
+    one's, nor replaced.
+    """
+    from .batch_inputs import stack_names, stack_stem
+
+    earlier = earlier_results(out)
+    kept = _kept_names(stacks, earlier, out)
+    resolved = {str(p.resolve()) for p in stacks}
+    others = [Path(s) for s in earlier.values() if s is not None and s not in resolved]
+    plan = RunPlan(stack_names(stacks, kept, taken=earlier, others=others))
+    renamed, changed = [], []
+    for path, name in zip(stacks, plan.names):
+        if path.resolve() not in kept:
+            stem = stack_stem(path)
+            if name != stem and earlier.get(stem) is not None and earlier[stem] not in resolved:
+                renamed.append(f"{name} ({out / stem} holds the result of {earlier[stem]})")
+            continue
+        if overwrite:
+            continue
+        record, why = reusable_result(out / name, path)
+        if record is not None:
+            plan.reused[name] = record
+        elif why:
+            changed.append(name)
+    for name, stack in earlier.items():
+        record = read_manifest(out / name) if stack is not None and stack not in resolved else None
+        if record is not None:
+            plan.others[name] = dict(record, stack=stack)
+    if renamed:
+        plan.notes.append(f"{len(renamed)} stack{'s' if len(renamed) != 1 else ''} written under a longer name, "
+                          f"the short one holding another stack's result: " + "; ".join(_few(renamed)))
+    if changed:
+        plan.notes.append("run again, their input changed since their result was made: " + ", ".join(_few(changed)))
+    return plan
+
+
+def _few(items: Sequence[str], most: int = 3) -> List[str]:
+    return list(items[:most]) + ([f"and {len(items) - most} more"] if len(items) > most else [])
 
 
 def publish(partial: Path, final: Path) -> None:

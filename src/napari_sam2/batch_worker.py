@@ -19,7 +19,7 @@ import sam2_model as sm
 
 from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
-                            write_labels_tiff, write_manifest)
+                            stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
@@ -354,13 +354,14 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                            "seconds": 0.0, "frames": None, "objects": None, "outputs": "", "worker": _worker_name()}
     folder: Optional[Path] = None
     frames: Optional[Frames] = None
+    source = stack_fingerprint(Path(task.path))  # size/mtime as read: a rerun reuses the result only if unchanged
     try:
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
         start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
         model = cached_model(stack_model_spec(task, frames))
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
-        record.update(stack=task.path, name=task.name, mode="auto" if task.auto else "prompts",
+        record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
