@@ -69,3 +69,32 @@ def test_track_auto_writes_the_files_calibration_into_its_geff(tmp_path: Path) -
     _, meta = geff.read(tmp_path / "t.geff")
     assert [(a.name, a.scale, a.scaled_unit) for a in meta.axes] == [
         ("t", 300.0, "second"), ("y", pytest.approx(0.65), "micrometer"), ("x", pytest.approx(0.65), "micrometer")]
+
+
+def test_a_batch_auto_stack_gets_its_files_calibration_in_geff_and_objects_table(tmp_path: Path) -> None:
+    """batch --auto wrote its GEFF and objects.csv in pixels and frames only, though the stack's file recorded
+    0.65 um pixels and 300 s between frames; both now carry them (one in-process task, as a worker runs it)."""
+    geff = pytest.importorskip("geff")
+    import csv
+
+    from sam2_model.synthetic import make_timelapse
+    from napari_sam2.batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "cal.tif", movie.image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "micron", "finterval": 300, "axes": "TYX"})
+    task = StackTask("cal", str(tmp_path / "cal.tif"), str(tmp_path / "out"),
+                     ModelSpec(model="demo", checkpoint="download", device="cpu", image_size=256), auto=True,
+                     tracking_options={"cell_diameter": (8, 40)}, axes=AxisOptions(names="cli"))
+    (tmp_path / "out").mkdir()
+    row = process_stack(task)
+    assert row["status"] == "ok", row
+    folder = tmp_path / "out" / "cal"
+    _, meta = geff.read(folder / "tracks.geff")
+    assert [(a.name, a.scale, a.scaled_unit) for a in meta.axes] == [
+        ("t", 300.0, "second"), ("y", pytest.approx(0.65), "micrometer"), ("x", pytest.approx(0.65), "micrometer")]
+    with open(folder / "objects.csv") as table:
+        first = next(csv.DictReader(table))
+    assert first["length_unit"] == "micrometer" and first["time_unit"] == "second"
+    assert float(first["area_scaled"]) == pytest.approx(float(first["area"]) * 0.65 * 0.65, rel=1e-4)

@@ -21,6 +21,7 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
+from .file_calibration import stack_calibration
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
@@ -116,6 +117,7 @@ class Frames:
     layout: StackLayout
     session_options: Dict[str, Any]
     frame_axis_name: str = "t"  # "z" where the stack's axes metadata says the frames run through z
+    calibration: Any = None  # the pixel size and frame interval its file records (export.Calibration), or None
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -151,8 +153,9 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
-    return Frames(stack, view, view_layout(view.ndim), options,
-                  frame_axis_name(getattr(stack, "axes", None), resolved.layout.frame_axis))
+    letters = getattr(stack, "axes", None)
+    return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, resolved.layout.frame_axis),
+                  stack_calibration(path, letters, resolved.layout))
 
 
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
@@ -297,10 +300,11 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
     if large:  # plane by plane, never the whole stack in memory
-        rows = measure(labels, frames.grey, controller.object_scores(), check=controller.check_frames())
+        rows = measure(labels, frames.grey, controller.object_scores(), frames.calibration,
+                       check=controller.check_frames())
     else:
         write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name)
-        rows = controller.measurements()
+        rows = controller.measurements(frames.calibration)
     save_table_csv(rows, folder / "objects.csv")
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),
             "object_window": controller.object_window, "direction": task.direction}
@@ -332,8 +336,9 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     # the private folder is published whole later, so each output is written straight into it
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(
         labels=folder / labels_name, tracks=folder / "tracks.csv", ctc=folder / "ctc", geff=folder / "tracks.geff"),
-        write_labels=write_labels)
-    save_table_csv(measure(labels, frames.grey), folder / "objects.csv")  # the same ids as every other output
+        write_labels=write_labels, calibration=frames.calibration)
+    save_table_csv(measure(labels, frames.grey, calibration=frames.calibration),  # the same ids as every other output
+                   folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage), "note": result.note}
 
