@@ -3,8 +3,9 @@
 :class:`WindowedSession` has :class:`VideoSession`'s methods and results (full-frame logits, the same prompts), but
 each object lives in its own :class:`VideoSession` over a window of the stack, ``window`` frame px square (larger
 where the object is: sized for its width where its mask decoded on the whole frame is over 2.5x wider than the window
-was made for, and doubled while its first mask is cut by the window's inner edges, up to the whole frame): on its
-first prompted frame the window is placed around the prompts
+was made for or where its box holds a wider object, and doubled while its first mask is cut by the window's inner
+edges or empty where the whole frame's is not, up to the whole frame; RGB frames are read as the whole stack is, true
+colour or one colour as grey): on its first prompted frame the window is placed around the prompts
 (:func:`~sam2_model.windows.place_window`); on every
 other frame it is centred on the object's mask of the neighbouring frame it is tracked from (where that mask is
 empty, the window stays where it was). The model sees the object :data:`~sam2_model.windows.WINDOW_OBJECT_PX` wide
@@ -39,7 +40,7 @@ from .session_outputs import check_output, labels_from_logits
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
 from .image_predictor import ImagePredictor
-from .windows import Window, grow_while_cut, place_window, touches_inner_edge, whole_frame_side
+from .windows import Window, box_side, grow_while_cut, place_window, too_small, whole_frame_side
 
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
@@ -78,7 +79,12 @@ class _LastFrames:
 
 class WindowFrames:
     """A lazy (T, h, w[, 3]) view of a moving window of a stack: ``view[t]`` is frame t (filtered, unmapped) cut at
-    ``offset_of(t)`` = (x0, y0), the window's top-left corner on that frame."""
+    ``offset_of(t)`` = (x0, y0), the window's top-left corner on that frame.
+
+    Colour is the whole stack's: its frames come channel-picked (a one-colour RGB stack as grey), so the view has a
+    colour axis only for a true-colour stack. A window that is placed nowhere yet cannot be read (``offset_of`` raises
+    ValueError), so a :class:`FrameSource` made over the view before the first prompt samples no crop to judge colour
+    by and keeps the true colour it is given (see :class:`_Track`)."""
 
     def __init__(self, frames: _LastFrames, size: Tuple[int, int], offset_of: Callable[[int], Tuple[int, int]]) -> None:
         self._frames = frames
@@ -98,7 +104,10 @@ class WindowFrames:
 
 
 class _Track:
-    """One object: its session over a moving window of ``size`` (h, w) and the window's corner on each frame."""
+    """One object: its session over a moving window of ``size`` (h, w) and the window's corner on each frame.
+
+    The window's FrameSource is made before any window is placed, so it decides no colour of its own from a crop (a
+    crop of a true-colour frame may well hold one colour): windows see colour as the whole stack is read."""
 
     def __init__(self, owner: "WindowedSession", size: Tuple[int, int]) -> None:
         self.size = size
@@ -119,17 +128,19 @@ class _Track:
         h, w = self.size
         return (min(max(int(round(x - w / 2.0)), 0), width - w), min(max(int(round(y - h / 2.0)), 0), height - h))
 
-    def cut_by_window(self, t: int) -> bool:
-        """Whether the object's mask on frame t reaches within :data:`~sam2_model.windows.CUT_MARGIN` px of an edge of
-        its window there that is not the frame's edge: the window is too small for the object (or the mask spills
-        beyond it)."""
-        return touches_inner_edge(self.session.frame_masks(t, [_OBJ])[0], self.window(t), self._frame_shape)
+    def window_too_small(self, t: int, whole: np.ndarray) -> bool:
+        """Whether the window on frame t is too small for the object (:func:`~sam2_model.windows.too_small`): its mask
+        there reaches within :data:`~sam2_model.windows.CUT_MARGIN` px of an edge of the window that is not the
+        frame's edge, or it is empty while ``whole`` ((H, W) bool: its mask decoded on the whole frame) is not."""
+        return too_small(self.session.frame_masks(t, [_OBJ])[0], self.window(t), self._frame_shape, whole)
 
     def offset(self, t: int) -> Tuple[int, int]:
         """The window's corner on frame t: set before, or centred on the object's mask on the neighbouring frame it
         is tracked from (t - 1, else t + 1), or where the window was there when that mask is empty."""
         if t in self.offsets:
             return self.offsets[t]
+        if not self.offsets:
+            raise ValueError(f"the object's window is placed on no frame yet, so frame {t} of it cannot be read")
         known = bool(self.session.obj_ids)
         neighbours = [n for n in (t - 1, t + 1)
                       if n in self.offsets and known and self.session.object_score(n, _OBJ) is not None]
@@ -244,7 +255,10 @@ class WindowedSession:
                    box: Optional[Any] = None, mask: Optional[Any] = None, clear_old: bool = True,
                    refine: bool = True) -> np.ndarray:
         """As :meth:`VideoSession.add_prompt` (frame pixels). A new object's window is placed around these prompts,
-        as is an object's window on a frame where it has none yet.
+        as is an object's window on a frame where it has none yet. A new object's window is at least the one made for
+        its box's object (:func:`~sam2_model.windows.box_side`), and grows while its first mask is cut by the window
+        or empty where the object's mask decoded on the whole frame is not (clicks and boxes; a mask prompt keeps the
+        session's window, grown to hold the mask).
 
         Negative clicks outside the object's window are left out (they cannot touch it). Returns logits
         (n_obj, H, W) float32 of every object on this frame. A bad call leaves the session as it was.
@@ -267,19 +281,28 @@ class WindowedSession:
         if track is not None:
             placed = None if frame_idx in track.offsets else self._place(xy, lab, corners, full_mask, track)
             self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old, refine)
-        else:  # a new object: resized if far wider on the whole frame; grown while its first mask is cut by the window
-            side = self.window if full_mask is not None else whole_frame_side(
-                self.window, self._whole_frame_mask(frame_idx, xy, lab, corners), self.model.image_size)
+        else:  # a new object: sized for its box and its whole-frame mask; grown while its first mask is too small
+            whole = None if full_mask is not None else self._whole_frame_mask(frame_idx, xy, lab, corners)
+            side = self._new_side(whole, corners)
 
             def attempt(side: int) -> Tuple[_Track, Window, bool]:
                 placed = self._place(xy, lab, corners, full_mask, None, side)
                 new_track = _Track(self, (placed[3] - placed[1], placed[2] - placed[0]))
                 self._prompt(new_track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old)
-                return new_track, placed, full_mask is None and new_track.cut_by_window(frame_idx)
+                return new_track, placed, whole is not None and new_track.window_too_small(frame_idx, whole)
 
             track = grow_while_cut(side, (height, width), attempt)
         self._objects[obj_id] = track
         return self.frame_logits(frame_idx)
+
+    def _new_side(self, whole: Optional[np.ndarray], corners: Optional[np.ndarray]) -> int:
+        """A new object's first window side: the session's, larger where the object's whole-frame mask ``whole``
+        ((H, W) bool; None for a mask prompt) is far wider than it was made for (:func:`whole_frame_side`) or where its
+        box (x0, y0, x1, y1) holds an object wider than that (:func:`box_side`)."""
+        if whole is None:
+            return self.window
+        return max(whole_frame_side(self.window, whole, self.model.image_size),
+                   box_side(self.window, corners, self.frame_shape, self.model.image_size))
 
     def _whole_frame_mask(self, frame_idx: int, xy: np.ndarray, lab: np.ndarray,
                           corners: Optional[np.ndarray]) -> np.ndarray:

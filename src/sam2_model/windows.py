@@ -19,7 +19,8 @@ embeddings (Archit et al. 2025, ``tile_shape`` / ``halo``), here placed around e
   clicks on one object cost one decoding each. Two checks against a width estimate far too small (e.g. cells whose
   thin membranes were measured): where the object's mask on the whole image (the model judges large objects well
   there) is over 2.5x wider than the window was made for, the window is sized for that width; and a window whose mask
-  is cut by its inner edges is tried again twice as large.
+  is cut by its inner edges, or empty where the whole image's is not, is tried again twice as large. A box says how
+  wide its object is: the window is at least the one made for the box's width (:func:`box_side`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from .prompt_validation import validate_box, validate_points
 
 __all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
            "SIZE_CHECK",
-           "window_side", "place_window", "whole_frame_side", "touches_inner_edge", "grow_while_cut",
+           "window_side", "place_window", "whole_frame_side", "box_side", "touches_inner_edge", "too_small",
+           "grow_while_cut",
            "WindowedPredictor"]
 
 WINDOW_OBJECT_PX = 24.0  # an object's width at the model input inside its window (measured: module docstring)
@@ -74,6 +76,29 @@ def whole_frame_side(side: int, mask: np.ndarray, image_size: int) -> int:
     return max(mask.shape) if resized is None else max(int(side), resized)
 
 
+def box_side(side: int, box: Optional[np.ndarray], frame_shape: Sequence[int], image_size: int) -> int:
+    """``side``, or the larger side :func:`window_side`'s rule gives for the object a box prompt holds, so the object
+    is at most :data:`WINDOW_OBJECT_PX` wide at the model input in its window (a box that almost fills a window gives
+    the demo model nothing to segment: an empty mask). The object's width: the box's shorter side (the widest object
+    it holds; :func:`whole_frame_side` measures masks alike). box: (x0, y0, x1, y1) checked frame px, or None (then
+    ``side``); frame_shape: (H, W). A side :func:`window_side` opens no window for becomes the frame's longer side."""
+    if box is None:
+        return int(side)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    width = max(min(x1 - x0, y1 - y0), 1.0)
+    resized = window_side(width, frame_shape, image_size)
+    return max(int(frame_shape[0]), int(frame_shape[1])) if resized is None else max(int(side), resized)
+
+
+def too_small(mask: np.ndarray, window: Window, frame_shape: Sequence[int], whole: Optional[np.ndarray]) -> bool:
+    """Whether a window is too small for its object: ``mask`` ((h, w) bool in the window's pixels) is cut by an inner
+    edge (:func:`touches_inner_edge`), or it is empty where ``whole`` ((H, W) bool: the object's mask decoded on the
+    whole frame, or None when there is none) is not, so the object would vanish (e.g. a prompt filling the window)."""
+    if touches_inner_edge(mask, window, frame_shape):
+        return True
+    return whole is not None and not mask.any() and bool(whole.any())
+
+
 def touches_inner_edge(mask: np.ndarray, window: Window, frame_shape: Sequence[int], margin: int = CUT_MARGIN) -> bool:
     """Whether ``mask`` ((h, w) bool in ``window``'s pixels) comes within ``margin`` px of an edge of the window that
     is not an edge of the frame (H, W): the object is larger than the window, or its mask spills beyond it."""
@@ -86,8 +111,8 @@ def touches_inner_edge(mask: np.ndarray, window: Window, frame_shape: Sequence[i
 def grow_while_cut(side: int, frame_shape: Sequence[int],
                    attempt: Callable[[int], Tuple[Result, Window, bool]]) -> Result:
     """The result of ``attempt(side)``, which places a window of ``side`` px for one object and decodes it there,
-    returning (result, the window it used, whether the object's mask is cut by the window's inner edges), tried again
-    :data:`GROWTH` times larger while the mask is cut and the window does not yet cover the frame (H, W)."""
+    returning (result, the window it used, whether the window is too small for the object: :func:`too_small`), tried
+    again :data:`GROWTH` times larger while it is too small and does not yet cover the frame (H, W)."""
     height, width = int(frame_shape[0]), int(frame_shape[1])
     while True:
         result, (x0, y0, x1, y1), cut = attempt(side)
@@ -235,9 +260,10 @@ class WindowedPredictor:
         points (N, 2) (x, y) frame pixels with labels (N,) 1 / 0; box (x0, y0, x1, y1); multimask as for
         :meth:`ImagePredictor.predict`. Clicks outside the window (negative ones far from the object) are left out.
         The window is resized by :func:`whole_frame_side` where the object's mask on the whole image (one decoding on
-        the whole image's features, computed once per image) is far wider than the window was made for, and where the
-        best mask comes within :data:`CUT_MARGIN` px of an inner edge of the window, it is tried again :data:`GROWTH`
-        times larger, up to the whole image.
+        the whole image's features, computed once per image) is far wider than the window was made for, and by
+        :func:`box_side` to hold a box's object at the width windows are made for; where the best mask comes within
+        :data:`CUT_MARGIN` px of an inner edge of the window, or is empty while the whole image's is not, it is tried
+        again :data:`GROWTH` times larger, up to the whole image.
         Returns masks (M, H, W) bool (float32 logits when ``return_logits``, -32 outside the window), scores (M,)
         predicted IoU, and the window (x0, y0, x1, y1).
         """
@@ -249,7 +275,9 @@ class WindowedPredictor:
                                         (height, width))
         whole, whole_scores, _ = self._whole.predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
                                                      box=corners, multimask=multimask)
-        side = whole_frame_side(self.side, whole[int(np.argmax(whole_scores))], self.model.image_size)
+        whole_best = whole[int(np.argmax(whole_scores))]
+        side = max(whole_frame_side(self.side, whole_best, self.model.image_size),
+                   box_side(self.side, corners, (height, width), self.model.image_size))
 
         def attempt(side: int) -> Tuple[Tuple[np.ndarray, np.ndarray, Window], Window, bool]:
             window = place_window(side, (height, width), xy, lab, corners)
@@ -262,7 +290,7 @@ class WindowedPredictor:
                 points=local_xy if len(local_xy) else None, labels=local_lab if len(local_lab) else None,
                 box=local_box, multimask=multimask, return_logits=return_logits)
             best = masks[int(np.argmax(scores))] > 0 if return_logits else masks[int(np.argmax(scores))]
-            return (masks, scores, window), window, touches_inner_edge(best, window, (height, width))
+            return (masks, scores, window), window, too_small(best, window, (height, width), whole_best)
 
         masks, scores, window = grow_while_cut(side, (height, width), attempt)
         x0, y0, x1, y1 = window
