@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import warnings
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
@@ -22,8 +24,8 @@ from scipy.optimize import linear_sum_assignment
 from oracle import reference_model, require_oracle
 from sam2_model import ImagePredictor, build_model
 from sam2_model import amg_ops
-from sam2_model.automatic import (DEMO_CELL_SETTINGS, REFERENCE_FILTERS, AutomaticMaskGenerator, default_filters,
-                                  records_to_labels)
+from sam2_model.automatic import (DEMO_CELL_SETTINGS, REFERENCE_FILTERS, AutomaticMaskGenerator, MaskRecords,
+                                  NoMasksWarning, default_filters, records_to_labels)
 from sam2_model.config import get_config
 from sam2_model.frames import to_model_input, to_unit_rgb
 from sam2_model.synthetic import make_timelapse
@@ -326,14 +328,76 @@ def test_filters_default_to_the_models_own(demo_model):
     assert default_filters(demo_model.config) == DEMO_CELL_SETTINGS
     records = AutomaticMaskGenerator(demo_model, points_per_side=12).generate(_nuclei_frame())
     assert len(records) >= 10  # 12 nuclei on the frame
-    given = AutomaticMaskGenerator(demo_model, multimask_output=True, stability_score_thresh=0.95)
+    given = AutomaticMaskGenerator(demo_model, multimask_output=True, stability_score_thresh=0.95, pred_iou_thresh=0.8)
     assert given.multimask_output and given.stability_score_thresh == 0.95  # what the caller gives wins
+    assert given.pred_iou_thresh == 0.8 and AutomaticMaskGenerator(demo_model).pred_iou_thresh == 0.5
+    assert REFERENCE_FILTERS["pred_iou_thresh"] == 0.8  # official weights keep the reference's bar
+
+
+MSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc"
+
+
+@pytest.mark.skipif(not (MSC / "01_GT" / "TRA").is_dir(), reason="the shared MSC time-lapse is not beside the repo")
+def test_the_documented_recipe_finds_real_msc_cells_with_the_demo_model(demo_model):
+    """The demo model rates its masks of MSC's spread cells 0.5-0.8 (honestly): at the reference's pred_iou_thresh 0.8
+    the recipe returned no mask on frame 0 and records_to_labels then raised; the demo's 0.5 keeps 8 of its 9 cells."""
+    import tifffile
+
+    from sam2_model.seeding import blob_points
+
+    frame = tifffile.imread(MSC / "01" / "t000.tif")
+    markers = tifffile.imread(MSC / "01_GT" / "TRA" / "man_track000.tif")
+    records = AutomaticMaskGenerator(demo_model).generate(frame, points=blob_points(frame, cell_diameter=(40, 160)))
+    labels = records_to_labels(records)
+    cells = [i for i in np.unique(markers) if i]
+    found = [i for i in cells if np.count_nonzero(labels[markers == i]) > 0.5 * np.count_nonzero(markers == i)]
+    assert labels.shape == frame.shape and len(found) >= 0.6 * len(cells), (len(found), len(cells), len(records))
+
+
+def test_no_mask_kept_warns_naming_the_filter_and_still_paints_labels(demo_model):
+    """Every candidate filtered out: a NoMasksWarning says how many each filter removed and which option to lower,
+    and the empty records carry the image's shape, so the recipe's records_to_labels(records) gives an empty image."""
+    frame = _nuclei_frame()[:200, :240]
+    generator = AutomaticMaskGenerator(demo_model, points_per_side=4, pred_iou_thresh=0.999)
+    with pytest.warns(NoMasksWarning, match=r"kept no mask of 16 candidates \(16 had a predicted IoU <= "
+                                            r"pred_iou_thresh=0\.999 \(highest 0\.\d\d\);.*lower pred_iou_thresh"):
+        records = generator.generate(frame)
+    assert records == [] and isinstance(records, list) and records.image_shape == (200, 240)
+    assert records.filtered.candidates == records.filtered.pred_iou == 16
+    np.testing.assert_array_equal(records_to_labels(records), np.zeros((200, 240), np.int32))
+    strict = AutomaticMaskGenerator(demo_model, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=1.01)
+    with pytest.warns(NoMasksWarning, match=r"16 of the rest a stability score < stability_score_thresh=1\.01 "
+                                            r"\(highest [01]\.\d\d\).*: lower stability_score_thresh"):
+        strict.generate(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # masks kept, or nothing to filter: no warning
+        assert AutomaticMaskGenerator(demo_model, points_per_side=4, pred_iou_thresh=0.0).generate(frame)
+        assert generator.generate(frame, points=np.zeros((0, 2))) == []
+        quiet = AutomaticMaskGenerator(demo_model, points_per_side=4, pred_iou_thresh=0.999, warn_if_empty=False)
+        assert quiet.generate(frame).filtered.pred_iou == 16  # a tracker's empty frames: counted, not warned
+
+
+def test_records_to_labels_shape_sources():
+    mask = np.zeros((4, 5), bool)
+    mask[1:3, 1:4] = True
+    records = [{"segmentation": mask, "predicted_iou": 0.9}]
+    assert records_to_labels(records).max() == 1 and records_to_labels(records, shape=(4, 5)).shape == (4, 5)
+    assert records_to_labels(MaskRecords([], (6, 7))).shape == (6, 7)
+    assert records_to_labels([], shape=(2, 3)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"records is empty and carries no image shape: pass shape=image\.shape\[:2\]"):
+        records_to_labels([])
+    with pytest.raises(ValueError, match=r"shape \(5, 4\) differs from the records' masks \(4, 5\)"):
+        records_to_labels(records, shape=(5, 4))
+    with pytest.raises(ValueError, match="shape must be the image's"):
+        records_to_labels([], shape=(2, 3, 3))
 
 
 def test_bad_inputs_raise_value_errors(demo_model):
     generator = AutomaticMaskGenerator(demo_model, points_per_side=4)
     with pytest.raises(ValueError, match="image must be"):
         generator.generate(np.zeros((10, 10, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"looks channel-first .* np\.moveaxis\(image, 0, -1\)"):
+        generator.generate(np.zeros((3, 32, 40), np.uint8))
     with pytest.raises(ValueError, match="points must be an"):
         generator.generate(np.zeros((32, 32), np.uint8), points=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="points must lie inside"):

@@ -132,6 +132,11 @@ BAD_IMAGES = [
     (np.zeros((0, 4)), r"image must be a non-empty"),
     (np.zeros((2, 3, 4, 5)), r"image must be a non-empty"),
     (np.zeros((8, 8, 4), np.uint8), r"4 channels: pass channel="),
+    # channel-first: a leading axis of 1-4 before two longer ones is channels, named with the fix
+    (np.zeros((1, 40, 50), np.uint8), r"\(1, 40, 50\) looks channel-first .* np\.moveaxis\(image, 0, -1\)"),
+    (np.zeros((3, 40, 50), np.uint8), r"\(3, 40, 50\) looks channel-first \(C, H, W\) with 3 channels"),
+    # a last axis over 16 is image columns: a (T, H, W) stack is not an image
+    (np.zeros((20, 40, 50), np.uint8), r"\(20, 40, 50\): its last axis \(50\) is too long for channels .* image\[0\]"),
     (np.array([[np.nan, 1.0], [2.0, 3.0]]), "NaN or infinite"),
     (np.array([[np.inf, 1.0], [2.0, 3.0]]), "NaN or infinite"),
     (np.zeros((8, 8), bool), "numeric"),
@@ -159,6 +164,28 @@ def test_bad_constructor_arguments(model):
         ImagePredictor(model, channel="red")
     with pytest.raises(ValueError, match="channel=5 is out of range for an image with 3 channels"):
         ImagePredictor(model, channel=5).set_image(np.zeros((8, 8, 3), np.uint8))
+
+
+@pytest.mark.parametrize("image", [np.zeros((3, 40, 50), np.uint8), np.zeros((10, 40, 50), np.uint8),
+                                   np.zeros((5, 60, 8), np.uint8)])
+def test_channel_never_cuts_a_channel_first_array_into_a_thin_image(model, rgb, image):
+    """channel=<index> picks from the last axis; on a (C, H, W) array that gave a (C, H) "image" (3 x 40 here,
+    832 x 3 on MSC) and segmented it. Refused where the last axis is columns (a leading 1-4 or a last axis over 16)
+    or the image left would be under 8 px on a side; the previous image stays set."""
+    pred = ImagePredictor(model, channel=0)
+    pred.set_image(rgb)
+    with pytest.raises(ValueError, match=r"channel-first|too long for channels|under 8 px on a side"):
+        pred.set_image(image)
+    assert pred.image_shape == (120, 160)
+
+
+def test_a_channel_first_image_moved_as_the_message_says_is_the_rgb_image(model, rgb):
+    first = np.moveaxis(rgb, -1, 0)  # (3, 120, 160)
+    pred = ImagePredictor(model)
+    with pytest.raises(ValueError, match=r"np\.moveaxis\(image, 0, -1\)"):
+        pred.set_image(first)
+    pred.set_image(np.moveaxis(first, 0, -1))
+    assert pred.image_shape == (120, 160)
 
 
 BAD_PROMPTS = [

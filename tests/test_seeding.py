@@ -82,6 +82,22 @@ def test_blob_points_options_and_errors():
         blob_points(np.full((16, 16), np.nan))
 
 
+def test_blob_points_refuse_stacks_and_channel_first_images():
+    """Any 3-D array was averaged over its last axis: a (T, H, W) stack or a (C, H, W) image became an (H, X-less)
+    strip and gave points along one column, without an error. Only (H, W) and (H, W, C) with C in 1..4 are frames."""
+    image, _ = _frame(SEEDS[0])  # (256, 256)
+    for bad, hint in [
+        (np.stack([image, image]), r"channel-first \(C, H, W\), pass np\.moveaxis\(image, 0, -1\).*image\[0\]"),
+        (image[None], "channel-first"),
+        (np.stack([image] * 8), r"\(T, H, W\) stack pass one frame, e\.g\. image\[0\]"),
+        (np.repeat(image[..., None], 5, axis=-1), r"1-4 channels last, got shape \(256, 256, 5\)"),
+    ]:
+        with pytest.raises(ValueError, match=hint):
+            blob_points(bad)
+    rgba = np.concatenate([np.repeat(image[..., None], 3, axis=-1), np.full(image.shape + (1,), 255, image.dtype)], -1)
+    np.testing.assert_allclose(blob_points(rgba), blob_points(image))  # a constant alpha changes nothing
+
+
 def _detection_f1(records, labels) -> float:
     """F1 of one-to-one (Hungarian) matches with mask IoU >= 0.5."""
     ids = [i for i in np.unique(labels) if i]

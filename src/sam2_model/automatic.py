@@ -23,26 +23,34 @@ cell once instead of a grid; or use a denser grid (``points_per_side=64``) for s
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from . import amg_ops
 from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
-from .image_predictor import ImagePredictor
+from .image_predictor import ImagePredictor, channels_last_problem
 from .modeling.sam2 import SAM2Model
 
-__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "REFERENCE_FILTERS", "default_filters", "records_to_labels",
-           "window_groups"]
+__all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "FilterCounts", "MaskRecords", "NoMasksWarning",
+           "REFERENCE_FILTERS", "default_filters", "records_to_labels", "window_groups"]
 
 # Filters for the embedded "demo" model on nuclei (``AutomaticMaskGenerator(model, **DEMO_CELL_SETTINGS)``).
 # The demo model was trained with single-mask output, so its three multimask outputs are untrained, and
 # its logits are softer than the official models': good nuclei masks have stability scores of 0.75-0.97
 # at offset 1, so the reference's 0.95 drops most cells (held-out synthetic frames: detection F1 0.77 at
-# 0.95, 0.99 at 0.7). Official weights: keep the defaults.
-DEMO_CELL_SETTINGS = {"multimask_output": False, "stability_score_thresh": 0.7}
-REFERENCE_FILTERS = {"multimask_output": True, "stability_score_thresh": 0.95}  # sam2==1.1.0's defaults
+# 0.95, 0.99 at 0.7). Its predicted IoU is honest, i.e. low, on real cells unlike its training nuclei: 0.51-0.81
+# for the masks that pass stability on MSC frames 0, 5 and 9 (blob points or grids), so the reference's 0.8 kept
+# no mask there (blob points: 0 of 8 cells on frame 0) and 0.5 keeps them all (8 of 9 marked cells), as the tracker's
+# bar for blob clicks (tracking.detection.BLOB_IOU_THRESH); on synthetic nuclei (seeds 123, 5, 950, 951) 0.5 instead
+# of 0.8 adds 0-6 masks to the 38-49 of a 32 x 32 grid (at most 5 false) and one true nucleus to blob points (no
+# false mask). Official weights: keep the defaults.
+DEMO_CELL_SETTINGS = {"multimask_output": False, "stability_score_thresh": 0.7, "pred_iou_thresh": 0.5}
+REFERENCE_FILTERS = {"multimask_output": True, "stability_score_thresh": 0.95, "pred_iou_thresh": 0.8}  # sam2 1.1.0
 
 
 def default_filters(config: Any) -> Dict[str, Any]:
@@ -67,11 +75,46 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+class NoMasksWarning(UserWarning):
+    """:meth:`AutomaticMaskGenerator.generate` kept no mask although the model proposed some (a filter removed all)."""
+
+
+@dataclass
+class FilterCounts:
+    """How many candidate masks (one per click, or three with multimask) each filter removed in one
+    :meth:`AutomaticMaskGenerator.generate` call; the filters run in this order, each on what the one before kept."""
+
+    candidates: int = 0
+    pred_iou: int = 0  # predicted IoU <= pred_iou_thresh
+    stability: int = 0  # stability score < stability_score_thresh (empty masks have none and are removed)
+    crop_edge: int = 0  # box within EDGE_TOLERANCE px of a crop edge that is not an image edge
+    best_iou: float = -math.inf  # the highest predicted IoU of all candidates
+    best_stability: float = -math.inf  # the highest stability score of the candidates over pred_iou_thresh
+
+    def removed_by(self) -> List[str]:
+        """The field names of the filters that removed some candidates, the one that removed most first."""
+        names = [name for name in ("pred_iou", "stability", "crop_edge") if getattr(self, name)]
+        return sorted(names, key=lambda name: -getattr(self, name))
+
+
+class MaskRecords(list):
+    """What :meth:`AutomaticMaskGenerator.generate` returns: a plain list of the reference's record dicts (it is a
+    ``list``: index it, slice it, ``json`` it) that also carries ``image_shape`` (H, W) of the image, so that
+    :func:`records_to_labels` needs no shape when no mask was kept, and ``filtered``, the :class:`FilterCounts`."""
+
+    def __init__(self, records: Iterable[Dict[str, Any]] = (), image_shape: Optional[Tuple[int, int]] = None,
+                 filtered: Optional[FilterCounts] = None) -> None:
+        super().__init__(records)
+        self.image_shape = None if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
+        self.filtered = FilterCounts() if filtered is None else filtered
+
+
 class _Found:
-    """Masks kept so far. masks (N, h, w) bool of their crop; boxes (N, 4) XYXY in image pixels."""
+    """Masks kept so far. masks (N, h, w) bool of their crop; boxes (N, 4) XYXY in image pixels; what was filtered."""
 
     def __init__(self) -> None:
         self.parts: List[Dict[str, Any]] = []
+        self.counts = FilterCounts()
 
     def add(self, **fields: Any) -> None:
         self.parts.append(fields)
@@ -85,9 +128,12 @@ class AutomaticMaskGenerator:
     points_per_batch, pred_iou_thresh, stability_score_thresh, stability_score_offset,
     mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh, crop_overlap_ratio,
     crop_n_points_downscale_factor, min_mask_region_area, multimask_output, use_m2m.
-    multimask_output and stability_score_thresh left as None take the model's (:func:`default_filters`): the
-    reference's True and 0.95 for official weights, :data:`DEMO_CELL_SETTINGS` (False, 0.7) for the demo model,
-    whose reference-default masks are almost all filtered out (0 masks on a frame of 12 nuclei).
+    multimask_output, stability_score_thresh and pred_iou_thresh left as None take the model's
+    (:func:`default_filters`): the reference's True, 0.95 and 0.8 for official weights, :data:`DEMO_CELL_SETTINGS`
+    (False, 0.7, 0.5) for the demo model, whose reference-default masks are almost all filtered out (0 masks on a
+    frame of 12 nuclei; none on real MSC cells, whose predicted IoUs are 0.5-0.8). When every candidate mask was
+    filtered out, :meth:`generate` warns (:class:`NoMasksWarning`) naming the filter that removed most, unless
+    ``warn_if_empty=False`` (callers for whom an image without objects is normal, e.g. a tracker's empty frames).
     contrast_limits: (low, high) mapped to 0 and 1 for non-uint8 images (default: the image's
     0.5 / 99.8 percentiles; uint8 is always x / 255), computed once for all crops.
     """
@@ -97,7 +143,7 @@ class AutomaticMaskGenerator:
         model: SAM2Model,
         points_per_side: Optional[int] = 32,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.8,
+        pred_iou_thresh: Optional[float] = None,
         stability_score_thresh: Optional[float] = None,
         stability_score_offset: float = 1.0,
         mask_threshold: float = 0.0,
@@ -111,6 +157,7 @@ class AutomaticMaskGenerator:
         multimask_output: Optional[bool] = None,
         use_m2m: bool = False,
         contrast_limits: Optional[Sequence[float]] = None,
+        warn_if_empty: bool = True,
     ) -> None:
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("give exactly one of points_per_side (an integer) and point_grids (normalised grids)")
@@ -132,8 +179,10 @@ class AutomaticMaskGenerator:
             self.point_grids = grids
         self.points_per_side = points_per_side
         self.points_per_batch = _check_int(points_per_batch, "points_per_batch", 1)
-        self.pred_iou_thresh = _check_fraction(pred_iou_thresh, "pred_iou_thresh")
         filters = default_filters(model.config)
+        if pred_iou_thresh is None:
+            pred_iou_thresh = filters["pred_iou_thresh"]
+        self.pred_iou_thresh = _check_fraction(pred_iou_thresh, "pred_iou_thresh")
         if stability_score_thresh is None:
             stability_score_thresh = filters["stability_score_thresh"]
         if multimask_output is None:
@@ -149,6 +198,7 @@ class AutomaticMaskGenerator:
         self.min_mask_region_area = _check_int(min_mask_region_area, "min_mask_region_area", 0)
         self.multimask_output = bool(multimask_output)
         self.use_m2m = bool(use_m2m)
+        self.warn_if_empty = bool(warn_if_empty)
         self.predictor = ImagePredictor(model, contrast_limits=contrast_limits)
         self.model = model
 
@@ -157,7 +207,7 @@ class AutomaticMaskGenerator:
     def generate(
         self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None,
         window: Optional[int] = None,
-    ) -> List[Dict[str, Any]]:
+    ) -> MaskRecords:
         """Masks of ``image``: (H, W), (H, W, 1) or (H, W, 3), any numeric dtype.
 
         points: optional (N, 2) (x, y) pixel prompts used instead of the grid (whole image, no crops).
@@ -171,7 +221,10 @@ class AutomaticMaskGenerator:
 
         Returns one dict per mask, best first within the final NMS order: segmentation (H, W) bool,
         area int, bbox [x, y, w, h] (w = x1 - x0 of the inclusive pixel extent), predicted_iou float,
-        point_coords [[x, y]], stability_score float, crop_box [x, y, w, h].
+        point_coords [[x, y]], stability_score float, crop_box [x, y, w, h]; in a :class:`MaskRecords` list that
+        also holds ``image_shape`` (H, W) (so ``records_to_labels(records)`` works when it is empty) and
+        ``filtered`` (:class:`FilterCounts`). When the model proposed masks but the filters kept none, a
+        :class:`NoMasksWarning` names the filter that removed most and the option to lower.
         """
         unit = self._unit_image(image)
         height, width = unit.shape[:2]
@@ -208,7 +261,28 @@ class AutomaticMaskGenerator:
         masks, fields = self._merge(found, len(crops), height, width)
         if self.min_mask_region_area > 0 and len(masks):
             masks, fields = self._remove_small_regions(masks, fields)
-        return self._records(masks, fields)
+        records = MaskRecords(self._records(masks, fields), (height, width), found.counts)
+        if not records and found.counts.candidates and self.warn_if_empty:
+            # stacklevel 3: the caller of generate, past torch.inference_mode's wrapper
+            warnings.warn(self._no_mask_message(found.counts), NoMasksWarning, stacklevel=3)
+        return records
+
+    def _no_mask_message(self, counts: FilterCounts) -> str:
+        """Why no mask was kept: each filter's count, and what to lower for the one that removed most."""
+        def best(value: float) -> str:
+            return f" (highest {value:.2f})" if math.isfinite(value) else ""
+
+        steps = (f"{counts.pred_iou} had a predicted IoU <= pred_iou_thresh={self.pred_iou_thresh:g}"
+                 f"{best(counts.best_iou)}; {counts.stability} of the rest a stability score < "
+                 f"stability_score_thresh={self.stability_score_thresh:g}{best(counts.best_stability)}; "
+                 f"{counts.crop_edge} touched an inner crop edge")
+        advice = {
+            "pred_iou": f"lower pred_iou_thresh (now {self.pred_iou_thresh:g}) to keep masks the model rates lower",
+            "stability": f"lower stability_score_thresh (now {self.stability_score_thresh:g}) to keep softer masks",
+            "crop_edge": "raise crop_overlap_ratio or lower crop_n_layers so that objects fit inside a crop",
+        }
+        fixes = ", or ".join(advice[name] for name in counts.removed_by())
+        return f"AutomaticMaskGenerator kept no mask of {counts.candidates} candidates ({steps}): {fixes}"
 
     # ------------------------------------------------------------------ steps
     def _unit_image(self, image: Any) -> np.ndarray:
@@ -217,7 +291,9 @@ class AutomaticMaskGenerator:
         if array.ndim == 3 and array.shape[2] == 1:
             array = array[..., 0]
         if array.ndim not in (2, 3) or 0 in array.shape or (array.ndim == 3 and array.shape[2] != 3):
-            raise ValueError(f"image must be a non-empty (H, W), (H, W, 1) or (H, W, 3) array, got {array.shape}")
+            problem = channels_last_problem(array.shape) if array.ndim == 3 and 0 not in array.shape else None
+            raise ValueError(f"image must be a non-empty (H, W), (H, W, 1) or (H, W, 3) array, got {array.shape}"
+                             + ("" if problem is None else f" ({problem})"))
         if array.dtype.kind not in "uif":
             raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
         check_finite(array, "image")
@@ -259,7 +335,8 @@ class AutomaticMaskGenerator:
             predictor.set_model_input(tensor, crop_hw)
         if prompts is None:
             prompts = self.point_grids[layer] * np.array(crop_hw[::-1], dtype=np.float64)[None]
-        kept = [self._process_batch(predictor, prompts[i : i + self.points_per_batch], crop, unit.shape[:2])
+        kept = [self._process_batch(predictor, prompts[i : i + self.points_per_batch], crop, unit.shape[:2],
+                                    found.counts)
                 for i in range(0, prompts.shape[0], self.points_per_batch)]
         masks = torch.cat([k[0] for k in kept])
         boxes = torch.cat([k[1] for k in kept])
@@ -285,8 +362,9 @@ class AutomaticMaskGenerator:
                 torch.from_numpy(low).flatten(0, 1))
 
     def _process_batch(self, predictor: ImagePredictor, xy: np.ndarray, crop: List[int],
-                       image_hw: Tuple[int, int]) -> Tuple[torch.Tensor, ...]:
-        """(B, 2) crop-pixel clicks -> kept masks (K, h, w) bool, boxes (K, 4), IoU, stability, points (K, 2)."""
+                       image_hw: Tuple[int, int], counts: FilterCounts) -> Tuple[torch.Tensor, ...]:
+        """(B, 2) crop-pixel clicks -> kept masks (K, h, w) bool, boxes (K, 4), IoU, stability, points (K, 2);
+        adds what each filter removed to ``counts``."""
         logits, ious, low = self._predict(predictor, xy, None, self.multimask_output)
         per_point = logits.shape[0] // len(xy)
         points = torch.from_numpy(np.repeat(xy.astype(np.float32), per_point, axis=0))
@@ -296,17 +374,23 @@ class AutomaticMaskGenerator:
                        for i in range(0, len(points), self.points_per_batch)]
             logits = torch.cat([r[0] for r in refined])
             ious = torch.cat([r[1] for r in refined])
+        counts.candidates += len(ious)
+        counts.best_iou = max([counts.best_iou] + ious.tolist())
         if self.pred_iou_thresh > 0.0:
             keep = ious > self.pred_iou_thresh
+            counts.pred_iou += int((~keep).sum())
             logits, ious, points = logits[keep], ious[keep], points[keep]
         stability = amg_ops.stability_score(logits, self.mask_threshold, self.stability_score_offset)
+        counts.best_stability = max([counts.best_stability] + [v for v in stability.tolist() if math.isfinite(v)])
         if self.stability_score_thresh > 0.0:
             keep = stability >= self.stability_score_thresh
+            counts.stability += int((~keep).sum())
             logits, ious, points, stability = logits[keep], ious[keep], points[keep], stability[keep]
         masks = logits > self.mask_threshold
         boxes = amg_ops.masks_to_boxes(masks)
         height, width = image_hw
         keep = ~amg_ops.near_crop_edge(boxes, crop, [0, 0, width, height], EDGE_TOLERANCE)
+        counts.crop_edge += int((~keep).sum())
         return masks[keep], boxes[keep], ious[keep], stability[keep], points[keep]
 
     def _merge(self, found: _Found, n_crops: int, height: int, width: int) -> Tuple[torch.Tensor, Dict[str, Any]]:
@@ -391,13 +475,28 @@ def records_to_labels(records: Sequence[Dict[str, Any]], shape: Optional[Tuple[i
     """Records of :meth:`AutomaticMaskGenerator.generate` -> (H, W) int32 label image.
 
     Record i gets label i + 1; where masks overlap the pixel goes to the record with the higher
-    predicted IoU. ``shape`` is needed only when ``records`` is empty.
+    predicted IoU. The shape is the masks'; for no records it is ``shape``, else the ``image_shape`` that
+    :meth:`AutomaticMaskGenerator.generate`'s :class:`MaskRecords` carry (a plain empty list, e.g. a filtered copy,
+    needs ``shape=image.shape[:2]``). A ``shape`` that differs from the masks' is a ValueError.
     """
+    if shape is not None:
+        given = shape
+        try:
+            shape = tuple(int(n) for n in given)
+        except (TypeError, ValueError):
+            shape = ()
+        if len(shape) != 2 or min(shape) < 0:
+            raise ValueError(f"shape must be the image's (H, W), got {given!r}")
     if not records:
+        shape = shape if shape is not None else getattr(records, "image_shape", None)
         if shape is None:
-            raise ValueError("shape (H, W) is needed when records is empty")
+            raise ValueError("records is empty and carries no image shape: pass shape=image.shape[:2] (the records "
+                             "AutomaticMaskGenerator.generate returns carry it; a list made from them does not)")
         return np.zeros(tuple(shape), dtype=np.int32)
-    labels = np.zeros(records[0]["segmentation"].shape, dtype=np.int32)
+    mask_shape = tuple(np.shape(records[0]["segmentation"]))
+    if shape is not None and shape != mask_shape:
+        raise ValueError(f"shape {shape} differs from the records' masks {mask_shape}")
+    labels = np.zeros(mask_shape, dtype=np.int32)
     best = np.full(labels.shape, -np.inf)
     for index, record in enumerate(records):
         wins = record["segmentation"] & (record["predicted_iou"] > best)

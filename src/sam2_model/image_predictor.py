@@ -34,6 +34,28 @@ from .prompt_validation import validate_box, validate_points
 Prediction = Tuple[np.ndarray, np.ndarray, np.ndarray]
 BOX_CORNER_LABELS = (2, 3)  # prompt-encoder labels of a box's top-left and bottom-right corners
 LOGIT_CLAMP = 32.0  # the reference clamps returned low-res logits to +-32
+MAX_CHANNELS = 16  # a last axis longer than this is image columns, not channels (as FrameSource reads stacks)
+MAX_LEADING_CHANNELS = 4  # (A, B, C) with A <= 4 < B, C is read as channel-first (C, H, W)
+MIN_CHANNEL_SIDE = 8  # channel=<index> must leave an image at least this many px on each side
+
+
+def channels_last_problem(shape: Sequence[int]) -> Optional[str]:
+    """Why a 3-D array of ``shape`` (A, B, C) cannot be an (H, W, C) image with channels last, or None.
+
+    The rule: A <= 4 with B and C both > 4 is channel-first (C, H, W) (a 1-4 px tall image with 5 or more channels
+    is not a microscope picture); C > 16 (:data:`MAX_CHANNELS`) is image columns, not channels (a (T, H, W) stack or
+    a (C, H, W) image). Both messages say what is accepted and how to get there."""
+    a, b, c = (int(n) for n in shape)
+    if a <= MAX_LEADING_CHANNELS and b > MAX_LEADING_CHANNELS and c > MAX_LEADING_CHANNELS:
+        plural = "" if a == 1 else "s"
+        return (f"image of shape {tuple(shape)} looks channel-first (C, H, W) with {a} channel{plural}: images are "
+                "(H, W) or (H, W, C) with the channels last; pass np.moveaxis(image, 0, -1)")
+    if c > MAX_CHANNELS:
+        fix = " or, if its first axis holds channels, np.moveaxis(image, 0, -1)" if a <= MAX_CHANNELS else ""
+        return (f"image of shape {tuple(shape)}: its last axis ({c}) is too long for channels (at most "
+                f"{MAX_CHANNELS}), so this is not an (H, W) or (H, W, C) image; pass one 2-D frame (e.g. image[0] "
+                f"of a (T, H, W) stack){fix}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,7 +92,9 @@ class ImagePredictor:
 
     contrast_limits: (low, high) mapped to 0 and 1 (default: x / 255 for uint8, the 0.5 / 99.8
     percentiles of the image for other dtypes); channel: which channel of an (H, W, C) image to use
-    (required when C is not 1 or 3; when given it is used for RGB images too).
+    (required when C is not 1 or 3; when given it is used for RGB images too). Channels are the last axis, 16 at
+    most; channel-first arrays are refused (:func:`channels_last_problem`), and so is a channel that would leave an
+    image under 8 px on a side.
     """
 
     def __init__(
@@ -107,10 +131,18 @@ class ImagePredictor:
         if array.dtype.kind not in "uif":
             raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
         if array.ndim == 3:
+            if (problem := channels_last_problem(array.shape)) is not None:
+                raise ValueError(problem)
             channels = array.shape[2]
             if self.channel is not None:
                 if not -channels <= self.channel < channels:
                     raise ValueError(f"channel={self.channel} is out of range for an image with {channels} channels")
+                if min(array.shape[:2]) < MIN_CHANNEL_SIDE:
+                    raise ValueError(
+                        f"channel={self.channel} would leave a {array.shape[0]}x{array.shape[1]} image of the "
+                        f"{array.shape} array (under {MIN_CHANNEL_SIDE} px on a side): channels must be the last "
+                        "axis of an (H, W, C) image (np.moveaxis(image, 0, -1) moves them there)"
+                    )
                 array = array[..., self.channel]
             elif channels == 1:
                 array = array[..., 0]
@@ -243,6 +275,8 @@ class ImagePredictor:
         multimask None: the model's own choice (``config.multimask_output_in_sam``): 3 masks for the official
         presets (Meta's default), 1 for the demo model, which was trained with single-mask output (its 3
         multimask outputs and their scores are untrained).
+        No prompt at all (no points, box or mask_input) is not an error: the masks the model gives for an empty
+        prompt come back, as Meta's ``SAM2ImagePredictor.predict()`` returns them (kept for parity).
 
         Batched: box (B, 4) (with optional points (N, 2) shared by all boxes, or (B, N, 2) with
         labels (B, N)) and/or points (B, N, 2); mask_input then (B, 1, 4h, 4w). Returns

@@ -27,6 +27,7 @@ PERCENTILES = (1.0, 99.8)
 NUM_SIGMA = 6
 MERGE_FRACTION = 1.5  # points closer than 1.5 radii of a stronger blob are the same cell
 BLOB_OVERLAP = 0.5  # blob_log drops the smaller of two blobs overlapping by more than this fraction
+MAX_CHANNELS = 4  # (H, W, C) frames with 1-4 channels (grey, RGB, RGBA, ...) are averaged over C
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
@@ -42,13 +43,29 @@ def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
     return float(low), float(high)
 
 
+def _layout_problem(shape: Tuple[int, ...]) -> Optional[str]:
+    """Why an array of ``shape`` is not one non-empty (H, W) or (H, W, C) frame with C in 1..4, or None."""
+    if len(shape) in (2, 3) and 0 not in shape and (len(shape) == 2 or 1 <= shape[2] <= MAX_CHANNELS):
+        return None
+    accepted = (f"image must be one non-empty frame, (H, W) or (H, W, C) with 1-{MAX_CHANNELS} channels last, "
+                f"got shape {shape}")
+    if len(shape) == 3 and 0 not in shape:
+        if shape[0] <= MAX_CHANNELS:
+            return (f"{accepted}: if it is channel-first (C, H, W), pass np.moveaxis(image, 0, -1); if it is a "
+                    "(T, H, W) stack, pass one frame, e.g. image[0]")
+        return f"{accepted}: for a (T, H, W) stack pass one frame, e.g. image[0]"
+    return accepted
+
+
 def normalise_frame(image: Any) -> np.ndarray:
-    """(H, W) or (H, W, C) numeric -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean)."""
+    """(H, W) or (H, W, C) numeric, C in 1..4 -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean).
+
+    Any other shape (a (T, H, W) stack, a channel-first (C, H, W) image) is a ValueError naming it."""
     array = np.asarray(image)
+    if (problem := _layout_problem(array.shape)) is not None:
+        raise ValueError(problem)
     if array.ndim == 3:
         array = array.mean(axis=2)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {np.shape(image)}")
     if array.dtype.kind not in "uifb":
         raise ValueError(f"image must have a numeric dtype, got {array.dtype}")
     array = array.astype(np.float32)
@@ -70,7 +87,8 @@ def blob_points(
 ) -> np.ndarray:
     """One (x, y) point per bright blob of diameter in ``cell_diameter`` = (min, max) pixels.
 
-    image: (H, W) or (H, W, C), any numeric dtype. threshold: absolute minimum of the
+    image: (H, W) or (H, W, C) with 1-4 channels last (averaged), any numeric dtype; other shapes (a (T, H, W)
+    stack, a channel-first (C, H, W) image) are a ValueError. threshold: absolute minimum of the
     scale-normalised LoG response on the [0, 1]-normalised frame (default
     :data:`DEFAULT_THRESHOLD`, 0.02; lower finds dimmer cells and more false points);
     relative_threshold: instead a fraction of the strongest response (exclusive with threshold).

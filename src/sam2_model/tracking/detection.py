@@ -161,6 +161,7 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
 
     # one click in the middle of a nucleus is not ambiguous, and the demo model is trained for one output
     amg_options.setdefault("multimask_output", False)
+    amg_options.setdefault("warn_if_empty", False)  # a frame without cells is normal in a time-lapse
     # the demo model's masks are soft at the edge: at 0.95 a third of the nuclei were dropped, at 0.8 most
     # daughters of a fresh division (the masks that start their tracks), at 0.5 cells entering at the border
     amg_options.setdefault("stability_score_thresh", STABILITY_THRESH)
