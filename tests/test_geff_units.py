@@ -19,6 +19,7 @@ from geff.validate.data import ValidationConfig
 from geff.validate.tracks import validate_lineages, validate_tracklets
 
 import sam2_model as sm
+from lineage_examples import division_stack
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import Lineage, Track, ctc_consistent, read_ctc, track_cells, write_ctc, write_geff
 
@@ -28,14 +29,7 @@ EVERY_CHECK = ValidationConfig(graph=True, tracklet=True, lineage=True)
 def division_and_gap() -> Tuple[np.ndarray, Lineage]:
     """CTC-consistent labels (4, 20, 20): track 1 (frames 0-1) divides into 2 and 3 (frames 2-3); track 4 is absent
     on frame 2, so the piece after the gap is track 5 with parent 4 (one daughter: the same tracklet as 4)."""
-    labels = np.zeros((4, 20, 20), np.uint32)
-    labels[0:2, 2:8, 2:8] = 1
-    labels[2:4, 2:5, 2:8] = 2
-    labels[2:4, 5:8, 2:8] = 3
-    labels[[0, 1, 3], 12:16, 12:16] = 4
-    lineage = Lineage([Track(1, 0, 1, 0, "divided"), Track(2, 2, 3, 1, "end of stack"),
-                       Track(3, 2, 3, 1, "end of stack"), Track(4, 0, 3, 0, "end of stack")])
-    return ctc_consistent(labels, lineage)
+    return ctc_consistent(*division_stack())
 
 
 def read_valid(path: Path):

@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lineage_examples import division_stack
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import (Lineage, Track, TrackingResult, check_ctc, ctc_consistent, read_ctc, read_geff,
                                  tracks_layer_data, write_ctc, write_ctc_ground_truth, write_geff, write_track_table)
-
-
-def _division_stack() -> tuple[np.ndarray, Lineage]:
-    """Track 1 (frames 0-1) divides into 2 and 3 (frames 2-3); track 4 is absent on frame 2 (a gap)."""
-    labels = np.zeros((4, 20, 20), np.uint32)
-    labels[0:2, 2:8, 2:8] = 1
-    labels[2:4, 2:5, 2:8] = 2
-    labels[2:4, 5:8, 2:8] = 3
-    labels[[0, 1, 3], 12:16, 12:16] = 4
-    lineage = Lineage([Track(1, 0, 1, 0, "divided"), Track(2, 2, 3, 1, "end of stack"),
-                       Track(3, 2, 3, 1, "end of stack"), Track(4, 0, 3, 0, "end of stack")])
-    return labels, lineage
 
 
 def test_lineage_rejects_bad_rows() -> None:
@@ -39,7 +28,7 @@ def test_lineage_rejects_bad_rows() -> None:
 
 
 def test_checker_finds_each_broken_rule() -> None:
-    labels, lineage = _division_stack()
+    labels, lineage = division_stack()
     problems = check_ctc(labels, lineage)
     assert len(problems) == 1 and "frame 2" in problems[0] and "[4]" in problems[0]  # the gap of track 4
     late_parent = Lineage([Track(1, 0, 2), Track(2, 2, 3, 1), Track(3, 2, 3, 1), Track(4, 0, 3)])
@@ -49,7 +38,7 @@ def test_checker_finds_each_broken_rule() -> None:
 
 
 def test_consistent_splits_gaps_and_keeps_divisions() -> None:
-    labels, lineage = _division_stack()
+    labels, lineage = division_stack()
     fixed, table = ctc_consistent(labels, lineage)
     assert check_ctc(fixed, table) == []
     rows = {t.track_id: (t.begin, t.end, t.parent) for t in table.rows()}
@@ -60,7 +49,7 @@ def test_consistent_splits_gaps_and_keeps_divisions() -> None:
 
 
 def test_write_read_ctc_roundtrip_and_atomic(tmp_path: Path) -> None:
-    labels, lineage = _division_stack()
+    labels, lineage = division_stack()
     out, written = write_ctc(tmp_path / "res", labels, lineage)
     assert sorted(p.name for p in out.iterdir()) == [f"mask{t:03d}.tif" for t in range(4)] + ["res_track.txt"]
     back, table = read_ctc(out)
@@ -90,7 +79,7 @@ def test_ground_truth_layout_from_synthetic(tmp_path: Path) -> None:
 
 
 def test_table_geff_and_tracks_layer(tmp_path: Path) -> None:
-    labels, lineage = _division_stack()
+    labels, lineage = division_stack()
     fixed, table = ctc_consistent(labels, lineage)
     result = TrackingResult(labels=fixed, lineage=table)
     path = write_track_table(tmp_path / "tracks.csv", table)
@@ -117,7 +106,7 @@ def test_a_geff_replaced_keeps_the_old_one_when_the_new_cannot_be_put_in_place(t
     none. Now the old one is moved aside and comes back (the rename is made to fail here)."""
     import os
 
-    labels, lineage = _division_stack()
+    labels, lineage = division_stack()
     fixed, table = ctc_consistent(labels, lineage)
     path = write_geff(tmp_path / "tracks.geff", fixed, table)
     before = sorted(p.relative_to(path) for p in path.rglob("*"))
