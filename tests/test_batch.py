@@ -795,3 +795,14 @@ def test_ctrl_c_while_the_local_cluster_starts_stops_quietly(tmp_path):
     assert run.wait(timeout=120) == 130, err
     assert "1 to run" in first and "interrupted before any stack finished" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_single_image_in_a_batch_fails_with_a_command_line_reason(tmp_path):
+    """A 2-D image among the stacks failed with the reader's Python advice ("use ImagePredictor or add a time axis
+    (frames[None])"); the batch row now says what batch takes and which command takes one image."""
+    tifffile.imwrite(tmp_path / "one.tif", np.zeros((64, 64), np.uint16))
+    task = StackTask("one", str(tmp_path / "one.tif"), str(tmp_path), ModelSpec(**MODEL), auto=True,
+                     tracking_options={}, axes=AxisOptions(names="cli"))
+    row = process_stack(task)
+    assert row["status"] == "failed" and "a single image, not a stack of frames" in row["error"]
+    assert "napari-sam2 track IMAGE" in row["error"] and "frames[None]" not in row["error"]

@@ -133,9 +133,13 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
                 contrast_limits: Optional[Tuple[float, float]] = None) -> Frames:
     """The stack at ``path`` opened lazily and read along ``axes``, its frames smoothed by ``smooth`` px and mapped
     with ``contrast_limits`` (None: the stack's percentiles) for the model (ValueError naming the file otherwise)."""
-    from sam2_model.frames_io import open_stack
+    from sam2_model.frames_io import SingleImageError, open_stack
 
-    stack = open_stack(path)
+    try:
+        stack = open_stack(path)
+    except SingleImageError:  # the reader's advice is for Python; say it for a batch run
+        raise ValueError(f"{path}: a single image, not a stack of frames: batch runs segment and track (T, Y, X) "
+                         "stacks (for one image use `napari-sam2 track IMAGE ...`, which takes single images)") from None
     try:
         resolved = axes.resolve(stack)
         if resolved.layout.frame_axis is None:

@@ -215,7 +215,9 @@ def read_state_dict(path: PathLike) -> StateDict:
     if folder is not None:
         raise CheckpointError(folder)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise FileNotFoundError(f"checkpoint file not found: {path} (checkpoint takes the path of a weights file, "
+                                "'download' (Meta's file of an official model; the demo model's embedded weights) "
+                                "or None (random weights))")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # zip, pickle and unpickler errors all mean: not a usable file
