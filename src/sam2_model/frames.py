@@ -211,7 +211,8 @@ class FrameSource:
     the channels if they are not last (1 for (T, C, H, W)). Three channels without either are RGB; when only one of
     them varies in up to 5 sampled frames (the others constant, e.g. a green-only fluorescence export), that channel
     is read as grey (``colour_channel``, ``colour_note`` and the repr say so): the model then sees what it sees for
-    the same data given as grey, not a colour image.
+    the same data given as grey, not a colour image; ``colour_as_given=True`` skips that check and reads three
+    channels as colour (frames whose colour was decided already, e.g. the windows of a stack read as it is).
     prefetch: how many frames ahead (in the direction of travel) a background thread prepares;
     cache_frames: prepared model inputs kept (LRU), so memory does not grow with the stack.
     smooth: a Gaussian of this many frame pixels blurs every frame before it is mapped to the model's input
@@ -230,8 +231,10 @@ class FrameSource:
         prefetch: int = 2,
         cache_frames: int = 4,
         smooth: float = 0.0,
+        colour_as_given: bool = False,
     ) -> None:
         self.smooth = check_smooth(smooth)
+        self._colour_as_given = bool(colour_as_given)
         self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
         self._given = (frames, image_size, channel, composite, channel_axis)  # for reopen()
         self._stack = open_stack(frames)
@@ -304,7 +307,7 @@ class FrameSource:
         self.channel, self.composite = (None if channel is None else int(channel)), composite
         self._pick = self.channel  # the channel raw() reads: the one asked for, or a one-colour stack's colour
         self.colour_channel: Optional[int] = None
-        if c == 3 and channel is None and composite is None:
+        if c == 3 and channel is None and composite is None and not self._colour_as_given:
             self.colour_channel = self._single_colour_channel()
             self._pick = self.colour_channel
 
@@ -469,7 +472,8 @@ class FrameSource:
         limits, input size, smoothing), for reading them again after this one was closed (a file is opened again)."""
         frames, image_size, channel, composite, channel_axis = self._given
         return FrameSource(frames, image_size=image_size, contrast_limits=self.contrast_limits, channel=channel,
-                           composite=composite, channel_axis=channel_axis, prefetch=prefetch, smooth=self.smooth)
+                           composite=composite, channel_axis=channel_axis, prefetch=prefetch, smooth=self.smooth,
+                           colour_as_given=self._colour_as_given)
 
     def close(self) -> None:
         """Stop the prefetch thread, drop cached inputs and close files this source opened."""

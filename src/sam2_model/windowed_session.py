@@ -82,9 +82,8 @@ class WindowFrames:
     ``offset_of(t)`` = (x0, y0), the window's top-left corner on that frame.
 
     Colour is the whole stack's: its frames come channel-picked (a one-colour RGB stack as grey), so the view has a
-    colour axis only for a true-colour stack. A window that is placed nowhere yet cannot be read (``offset_of`` raises
-    ValueError), so a :class:`FrameSource` made over the view before the first prompt samples no crop to judge colour
-    by and keeps the true colour it is given (see :class:`_Track`)."""
+    colour axis only for a true-colour stack, read as colour (see :class:`_Track`). A window that is placed nowhere yet
+    cannot be read (``offset_of`` raises ValueError)."""
 
     def __init__(self, frames: _LastFrames, size: Tuple[int, int], offset_of: Callable[[int], Tuple[int, int]]) -> None:
         self._frames = frames
@@ -106,8 +105,8 @@ class WindowFrames:
 class _Track:
     """One object: its session over a moving window of ``size`` (h, w) and the window's corner on each frame.
 
-    The window's FrameSource is made before any window is placed, so it decides no colour of its own from a crop (a
-    crop of a true-colour frame may well hold one colour): windows see colour as the whole stack is read."""
+    The window's FrameSource takes colour as given (``colour_as_given``): it decides no colour of its own from a crop
+    (a crop of a true-colour frame may well hold one colour); windows see colour as the whole stack is read."""
 
     def __init__(self, owner: "WindowedSession", size: Tuple[int, int]) -> None:
         self.size = size
@@ -115,7 +114,7 @@ class _Track:
         self._frame_shape = owner.frame_shape
         view = WindowFrames(owner._last, size, self.offset)
         source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
-                             prefetch=0, cache_frames=2)
+                             prefetch=0, cache_frames=2, colour_as_given=True)
         self.session = VideoSession(owner.model, source, **owner._options)
 
     def window(self, t: int) -> Window:
