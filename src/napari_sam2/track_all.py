@@ -120,9 +120,10 @@ class TrackAll:
         """The tracked cells' labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks
         data): only the ids of the lineage (tracks and corrected cells); other labels of the array (the segmentation
         widget's objects, painted labels) are left out, so exports and the Tracks layer describe what was tracked."""
-        planes = self.label_planes()
+        planes = self.label_planes()  # a copy, cleared plane by plane (no stack-sized temporaries)
         tracked = np.fromiter((row.track_id for row in self.lineage.rows()), dtype=np.int64)
-        planes = np.where(np.isin(planes, tracked), planes, 0).astype(planes.dtype, copy=False)
+        for plane in planes:
+            plane[~np.isin(plane, tracked)] = 0
         return TrackingResult(labels=planes, lineage=_copy(self.lineage),
                               frames_tracked=sorted({t for run in self.history for t in run.frames}), note=self.note)
 
