@@ -29,7 +29,8 @@ from .api import COMPOSITES, DIRECTIONS
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, check_out, clean_partials, plan_run, prepare_out,
                             remove_if_empty, remove_partial_root, reusable_result)
-from .batch_worker import AxisOptions, ModelSpec, StackTask, auto_direction, process_stack
+from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
+from .directions import auto_direction
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
 PathLike = Union[str, os.PathLike]
@@ -210,7 +211,7 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
 
 def _check_direction(direction: Optional[str], auto: bool, name: Any, names: str = "api") -> str:
     """``direction`` checked: prompts propagate "both" ways by default; automatic tracking follows
-    :func:`napari_sam2.batch_worker.auto_direction` (the rule ``track --auto`` follows too)."""
+    :func:`napari_sam2.directions.auto_direction` (the rule ``track --auto`` follows too)."""
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"{name('direction')} must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if not auto:

@@ -38,7 +38,7 @@ from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
 from .api import segment
-from .batch_worker import auto_direction, check_one_way
+from .directions import auto_direction, check_one_way
 from .export import labels_axes, save_labels_tiff
 from .file_calibration import stack_calibration
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,

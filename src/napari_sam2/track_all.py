@@ -35,6 +35,7 @@ from sam2_model.tracking import (
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 from sam2_model.tracking.tracker import check_count
 
+from .directions import auto_direction, check_one_way
 from .labels_writer import EditedSince, RunJournal, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
@@ -451,9 +452,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     Options are checked (ValueError naming them) before a model is built or a frame is read (whether ``start_frame``
     is a frame of the stack: before the first frame is tracked).
     """
-    from .batch_worker import auto_direction, check_one_way  # (it imports this module)
-
-    way = auto_direction(direction, "api")
+    way = auto_direction(direction, "console")
     options = _ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
                               reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
     limits = check_contrast_limits(contrast_limits)
@@ -483,7 +482,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
     layout = axes.layout
     frames = FrameView(data, layout)
-    check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "api")
+    check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
     session_options = dict(axes.session_options)
     if limits is not None:
         session_options["contrast_limits"] = limits
