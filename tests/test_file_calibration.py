@@ -98,3 +98,12 @@ def test_a_batch_auto_stack_gets_its_files_calibration_in_geff_and_objects_table
         first = next(csv.DictReader(table))
     assert first["length_unit"] == "micrometer" and first["time_unit"] == "second"
     assert float(first["area_scaled"]) == pytest.approx(float(first["area"]) * 0.65 * 0.65, rel=1e-4)
+    # the manifest records every tracking setting (it listed only those given), the device used and the calibration
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["tracking_options"]["cell_diameter"] == [8, 40]
+    assert {"seeding", "redetect_every", "divisions", "max_lost_frames", "min_contrast", "start_frame"} <= \
+        set(manifest["tracking_options"])
+    assert manifest["model"]["device"] == "cpu" and manifest["device_used"] == "cpu"
+    assert manifest["calibration"]["length_unit"] == "micrometer" and manifest["calibration"]["frame_interval"] == 300

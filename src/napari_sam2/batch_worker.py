@@ -320,6 +320,21 @@ def _worker_name() -> str:
         return "local"
 
 
+def tracking_settings(given: Dict[str, Any]) -> Dict[str, Any]:
+    """Every setting automatic tracking ran with: ``given`` over the tracker's defaults
+    (:func:`sam2_model.tracking.track_cells`' keywords), so a manifest says them all, not only those changed."""
+    import inspect
+
+    from sam2_model.tracking import track_cells
+    from sam2_model.tracking.detection import MIN_CONTRAST
+
+    defaults = {name: p.default for name, p in inspect.signature(track_cells).parameters.items()
+                if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and name not in ("progress", "detector")}
+    settings = {**defaults, "min_contrast": MIN_CONTRAST, **given}  # min_contrast reaches the detector
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()
+            if v is None or isinstance(v, (bool, int, float, str, list, tuple))}
+
+
 def process_stack(task: StackTask) -> Dict[str, Any]:
     """Run one stack and publish its outputs; returns its summary row (never raises for a bad stack)."""
     started = time.perf_counter()
@@ -335,10 +350,12 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
-                      prompts=task.prompts, model=asdict(task.model), tracking_options=task.tracking_options,
+                      prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),
+                      tracking_options=tracking_settings(task.tracking_options) if task.auto else {},
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
                       image_size=model.image_size,
+                      calibration=None if frames.calibration is None else asdict(frames.calibration),
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_manifest(folder, record)  # last file: its presence means "complete"
