@@ -35,6 +35,7 @@ from . import amg_ops
 from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
 from .image_predictor import ImagePredictor, channels_last_problem
 from .modeling.sam2 import SAM2Model
+from .windows import window_groups
 
 __all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "FilterCounts", "MaskRecords", "NoMasksWarning",
            "REFERENCE_FILTERS", "default_filters", "records_to_labels", "window_groups"]
@@ -443,32 +444,6 @@ class AutomaticMaskGenerator:
                 "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
             })
         return records
-
-
-def _window_starts(side: int, size: int) -> np.ndarray:
-    """Starts of windows of ``side`` px every ``side // 2`` px along an axis of ``size`` px, the last one ending at
-    the edge (one window, [0, size), when side >= size)."""
-    if side >= size:
-        return np.zeros(1, np.int64)
-    step = max(1, side // 2)
-    starts = list(range(0, size - side, step)) + [size - side]
-    return np.unique(np.asarray(starts, np.int64))
-
-
-def window_groups(points: np.ndarray, side: int, height: int, width: int) -> Tuple[List[List[int]], List[np.ndarray]]:
-    """Points (N, 2) (x, y) of an image of (height, width) px -> the windows [x0, y0, x1, y1] that hold some of them
-    and each window's points in window pixels. Windows of ``side`` px lie on a grid of half their side; each point
-    goes to the window whose centre is nearest (so it is at least a quarter of a side from an inner window edge)."""
-    xs, ys = _window_starts(side, width), _window_starts(side, height)
-    wx, wy = min(side, width), min(side, height)
-    col = np.abs(points[:, :1] - (xs[None] + wx / 2.0)).argmin(axis=1)
-    row = np.abs(points[:, 1:] - (ys[None] + wy / 2.0)).argmin(axis=1)
-    crops, groups = [], []
-    for r, c in sorted(set(zip(row.tolist(), col.tolist()))):
-        x0, y0 = int(xs[c]), int(ys[r])
-        crops.append([x0, y0, x0 + wx, y0 + wy])
-        groups.append(points[(row == r) & (col == c)] - np.array([x0, y0], np.float64))
-    return crops, groups
 
 
 def records_to_labels(records: Sequence[Dict[str, Any]], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:

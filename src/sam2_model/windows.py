@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from .prompt_validation import validate_box, validate_points
 __all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
            "SIZE_CHECK",
            "window_side", "place_window", "whole_frame_side", "box_side", "touches_inner_edge", "too_small",
-           "grow_while_cut",
+           "grow_while_cut", "window_groups",
            "WindowedPredictor"]
 
 WINDOW_OBJECT_PX = 24.0  # an object's width at the model input inside its window (measured: module docstring)
@@ -297,3 +297,29 @@ class WindowedPredictor:
         full = np.full((masks.shape[0], height, width), -LOGIT_CLAMP if return_logits else False, masks.dtype)
         full[:, y0:y1, x0:x1] = masks
         return full, scores, window
+
+
+def _window_starts(side: int, size: int) -> np.ndarray:
+    """Starts of windows of ``side`` px every ``side // 2`` px along an axis of ``size`` px, the last one ending at
+    the edge (one window, [0, size), when side >= size)."""
+    if side >= size:
+        return np.zeros(1, np.int64)
+    step = max(1, side // 2)
+    starts = list(range(0, size - side, step)) + [size - side]
+    return np.unique(np.asarray(starts, np.int64))
+
+
+def window_groups(points: np.ndarray, side: int, height: int, width: int) -> Tuple[List[List[int]], List[np.ndarray]]:
+    """Points (N, 2) (x, y) of an image of (height, width) px -> the windows [x0, y0, x1, y1] that hold some of them
+    and each window's points in window pixels. Windows of ``side`` px lie on a grid of half their side; each point
+    goes to the window whose centre is nearest (so it is at least a quarter of a side from an inner window edge)."""
+    xs, ys = _window_starts(side, width), _window_starts(side, height)
+    wx, wy = min(side, width), min(side, height)
+    col = np.abs(points[:, :1] - (xs[None] + wx / 2.0)).argmin(axis=1)
+    row = np.abs(points[:, 1:] - (ys[None] + wy / 2.0)).argmin(axis=1)
+    crops, groups = [], []
+    for r, c in sorted(set(zip(row.tolist(), col.tolist()))):
+        x0, y0 = int(xs[c]), int(ys[r])
+        crops.append([x0, y0, x0 + wx, y0 + wy])
+        groups.append(points[(row == r) & (col == c)] - np.array([x0, y0], np.float64))
+    return crops, groups
