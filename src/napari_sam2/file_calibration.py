@@ -12,23 +12,24 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .export import Calibration
+from sam2_model.tracking.geff_io import unit_name as geff_unit_name
 
-#: units as files spell them -> the names GEFF and OME-NGFF use
-_UNIT_NAMES = {"micron": "micrometer", "microns": "micrometer", "um": "micrometer", "\u00b5m": "micrometer",
-               "\u03bcm": "micrometer", "nm": "nanometer", "mm": "millimeter", "s": "second", "sec": "second",
-               "min": "minute", "h": "hour", "ms": "millisecond"}
-_TIME_UNITS = {"second", "minute", "hour", "millisecond", "day"}
+from .export import Calibration
 
 
 def unit_name(text: Any) -> Optional[str]:
-    """A unit as a file spells it ("micron", "\\u00b5m", "sec", "\\\\u00B5m" as ImageJ escapes it) -> its name
-    ("micrometer", "second"); None for none, "pixel" or "frame"."""
+    """A unit as a file spells it ("micron", "\\u00b5m", "sec", "\\\\u00B5m" as ImageJ escapes it) -> its OME-NGFF name
+    ("micrometer", "second"), by the GEFF writer's rule (:func:`sam2_model.tracking.geff_io.unit_name`, length or
+    time); None for none, "pixel", "frame" or a unit it does not know."""
     if text is None:
         return None
     word = re.sub(r"\\u00[bB]5", "\u00b5", str(text)).strip()
-    name = _UNIT_NAMES.get(word.lower(), word.lower())
-    return None if name in ("", "pixel", "pixels", "frame", "frames") else name
+    for kind in ("space", "time"):
+        try:
+            return geff_unit_name(word, kind)
+        except ValueError:
+            continue
+    return None
 
 
 def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequence[int],
