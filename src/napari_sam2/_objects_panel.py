@@ -16,7 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetI
 from sam2_model.video_session import JUMP_MAX_IOU
 
 from ._colors import OBJECT_COLORMAP, object_colors
-from ._track_ids import frame_ranges  # noqa: F401 (the objects panel's frame words; imported from here too)
+from ._track_ids import frame_ranges
 
 HEADERS = ("Object", "Present on frames", "Lost on frames", "Check frames", "Shown")
 CHECK_TIP = (f"Frames where the object's mask barely overlaps its mask on the frame it was tracked from "

@@ -17,9 +17,10 @@ from napari.utils.notifications import show_error, show_warning
 
 from ._colors import style_boxes, style_points
 from ._image_state import (
-    AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key,
+    AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key, spatial_ndim,
 )
 from ._model_choice import LOCAL, WEIGHT_CHOICES
+from ._track_ids import state_controllers
 from .export import intensity_plane, labels_tiff_steps, table_steps
 from .layout import world_to_data
 from .prompts import FramePrompt
@@ -41,7 +42,7 @@ class SessionActionsMixin:
         image = state.image
         to_image = dict(to_scale=image.scale, to_translate=image.translate)
         points, boxes = state.points, state.boxes
-        ndim = image.data.ndim - (1 if image.rgb else 0)
+        ndim = spatial_ndim(image)
         coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
                   else np.zeros((0, ndim)))
         rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
@@ -230,8 +231,7 @@ class SessionActionsMixin:
 
     def exporting(self) -> bool:
         """Whether the widget's worker is an export (:meth:`export_in_worker`), not a segmentation run."""
-        run = self._export_run
-        return self.worker is not None and run is not None and run.worker is self.worker
+        return self._export_run is not None and self._export_run.owns(self.worker)
 
     def _on_export_step(self, step: tuple) -> None:
         try:
@@ -359,11 +359,9 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
                                             Dict[Fixed, Dict[Tuple[int, int], np.ndarray]]]:
     """The seeded masks of every session of ``state``'s image: ({(frame, obj_id): (H, W) bool} of a session with no
     fixed axes, {fixed: {...}} of each slice's session (fixed: ((axis, index), ...), e.g. z of TZYX))."""
-    controllers = [state.controller] if state.controller is not None else []
-    controllers += [c for c in state.sessions.values() if all(c is not other for other in controllers)]
     unsliced: Dict[Tuple[int, int], np.ndarray] = {}
     sliced: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = {}
-    for controller in controllers:
+    for controller in state_controllers(state):
         masks = {k: p.mask for k, p in controller.mask_prompts.items() if p.mask is not None}
         fixed = tuple(sorted((int(a), int(i)) for a, i in controller.layout.fixed))
         if masks and fixed:
@@ -430,6 +428,10 @@ class ExportRun:
             self.written = str(detail)
             progress.setValue(progress.maximum())
         return kind, value, detail
+
+    def owns(self, worker: Any) -> bool:
+        """Whether ``worker`` (a widget's or panel's current worker, or None) is this export's."""
+        return worker is not None and worker is self.worker
 
     def fail(self, error: BaseException) -> None:
         self.error = error

@@ -83,12 +83,14 @@ class TrackIdsMixin:
         click never writes into a track."""
         tracks = self.track_ids(entry.image)
         state = self.widget.states.get(entry.image.unique_id)
-        if state is None or id_above_tracks(0, tracks) is None:
+        if state is None or not any(tracks):  # no track: nothing to keep clear of
             return
         if state is self.widget.state:
             self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
-        elif id_above_tracks(state.obj_id, tracks) != state.obj_id:  # shown again later with this id (the widget
-            state.obj_id = id_above_tracks(state.obj_id, tracks)  # sets its spin box from it)
+            return
+        above = id_above_tracks(state.obj_id, tracks)
+        if above != state.obj_id:  # shown again later with this id (the widget sets its spin box from it)
+            state.obj_id = above
             if state.points is not None:
                 state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
                 style_points(state.points)

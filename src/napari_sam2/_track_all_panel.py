@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
@@ -26,7 +25,7 @@ from ._image_state import add_points_layer, layer_name
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from ._session_actions import ExportRun
+from ._session_actions import steps_worker
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
 from ._track_ids import frame_ranges, frames_text
@@ -65,7 +64,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
-        self._export: Optional[ExportRun] = None  # the last export run in a worker
         self.images: Dict[Any, ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
 
@@ -132,7 +130,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.repropagate_button.clicked.connect(self._on_repropagate)
         for what, button in self.export_buttons.items():
             button.clicked.connect(lambda _=False, w=what: self._on_export(w))
-        for what, button in self.export_buttons.items():
             button.setToolTip(EXPORT_TIP)
         object_spin = getattr(widget, "object_spin", None)
         if object_spin is not None:  # a typed Object id never takes a tracked cell's id
@@ -254,18 +251,11 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}")
 
     def _start(self, entry: ImageTracking, steps: Iterator, what: str) -> None:
-        @thread_worker(ignore_errors=True)
-        def work():
-            yield from steps
-
         self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
         self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
         self.status.setText(f"{what}…")
         self.progress.setRange(0, 0)
-        worker = work()
-        worker.yielded.connect(self._on_step)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        worker = steps_worker(steps, self._on_step, self._on_error, lambda _worker: self._on_finished())
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         worker.start()
@@ -300,7 +290,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
 
         The widget's Cancel button calls this too while a tracking run is in progress."""
-        if self.worker is not None and self._export is not None and self.worker is self._export.worker:
+        if self._export is not None and self._export.owns(self.worker):
             self.worker.quit()
             show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
         elif self.worker is not None:

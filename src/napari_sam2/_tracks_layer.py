@@ -11,14 +11,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._image_state import axes_metadata
+from ._image_state import axes_metadata, spatial_ndim
 from .layout import StackLayout
 
 
 def _tracks_axes(image: Any, layout: StackLayout) -> Tuple[List[Optional[int]], Optional[int]]:
     """(the image axis of each Tracks coordinate column after the track id, the image's one other axis given a column
     of its own or None): [frame, rows, cols] or [frame, other, rows, cols]; frame is None for a single 2-D image."""
-    ndim = image.data.ndim - (1 if image.rgb else 0)
+    ndim = spatial_ndim(image)
     frame = layout.frame_axis
     rows, cols = layout.spatial_axes
     others = [axis for axis in range(ndim) if axis not in (frame, rows, cols)]
@@ -54,5 +54,5 @@ def tracks_metadata(image: Any, layout: Optional[StackLayout]) -> Dict[str, tupl
     """
     if layout is not None:
         return axes_metadata(image, _tracks_axes(image, layout)[0])
-    ndim = image.data.ndim - (1 if image.rgb else 0)
+    ndim = spatial_ndim(image)
     return axes_metadata(image, [0, ndim - 2, ndim - 1] if ndim >= 3 else [None, 0, 1])
