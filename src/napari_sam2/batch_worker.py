@@ -22,7 +22,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
-from .file_calibration import stack_calibration
+from .file_calibration import frames_through_z, stack_calibration
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts, split_corrections
@@ -166,9 +166,7 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
     """"z" when the stack's axes letters (a TIFF's or OME-Zarr's, e.g. "ZYX") name its frame axis Z, else "t" (the
     frames of a stack without axes metadata are taken as time, as everywhere else)."""
-    if isinstance(axes, str) and 0 <= frame_axis < len(axes) and axes[frame_axis].upper() == "Z":
-        return "z"
-    return "t"
+    return "z" if frames_through_z(axes, frame_axis) else "t"
 
 
 def view_layout(ndim: int) -> StackLayout:
@@ -246,7 +244,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     model the caller keeps.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
-    first = frame_as_seen(frames.view[0], frames.session_options)
+    first = frame_as_seen(frames.view[0], frames.session_options)  # the channel segmented
     window = resolve_object_window(object_window, first, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)

@@ -37,7 +37,7 @@ from ._cli_auto import (DEFAULT_CELL_DIAMETER, LABELS_SUFFIXES, add_auto_argumen
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, prepare_file
-from .api import segment
+from .api import first_frame_seen, segment
 from .directions import auto_direction, check_one_way
 from .export import labels_axes, save_labels_tiff
 from .file_calibration import stack_calibration
@@ -287,7 +287,7 @@ def track_command(args: argparse.Namespace) -> int:
     if first is not None:
         check_one_way(first, frames, direction, f"the first prompted frame ({first})")
     warn_contrast_outside(limits, FrameView(stack, layout))
-    first_frame = frame_as_seen(FrameView(stack, layout)[0], axes.session_options)  # the channel segmented
+    first_frame = first_frame_seen(stack, axes)  # the channel segmented
     image_size = pick_image_size(args.image_size, first_frame, args.model)
     window = pick_object_window(args.object_window, first_frame, args.model, image_size)
     bar = _LazyBar()

@@ -123,9 +123,15 @@ def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[in
     return (float(scale[row]), float(scale[col])), units[col], step, step_unit
 
 
+def frames_through_z(axes: Optional[str], frame_axis: Optional[int]) -> bool:
+    """Whether a stack's axis letters ``axes`` (a TIFF's or OME-Zarr's, e.g. "ZYX") name its ``frame_axis`` Z: the
+    frames are a volume's slices (a stack without letters is taken as time)."""
+    return isinstance(axes, str) and frame_axis is not None and 0 <= frame_axis < len(axes) and \
+        axes[frame_axis].upper() == "Z"
+
+
 def stack_calibration(path: Any, axes: Optional[str], layout: Any) -> Optional[Calibration]:
     """:func:`read_calibration` of the stack at ``path`` read under ``layout`` (a :class:`~.layout.StackLayout`),
     its frames a volume's slices where the stack's axis letters ``axes`` name the frame axis Z."""
     frame = layout.frame_axis
-    through_z = isinstance(axes, str) and frame is not None and frame < len(axes) and axes[frame].upper() == "Z"
-    return read_calibration(path, frame, layout.spatial_axes, frames_through_z=through_z)
+    return read_calibration(path, frame, layout.spatial_axes, frames_through_z=frames_through_z(axes, frame))

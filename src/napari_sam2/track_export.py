@@ -37,11 +37,7 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     into the GEFF's axes. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding anything
     else is refused (ValueError), never emptied.
     """
-    if what not in EXPORTS:
-        raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
-    path = Path(path)
-    if overwrite:
-        check_replaceable(what, path)
+    path = _checked(what, path, overwrite)
     if not result.labels.any():
         raise ValueError("nothing is tracked yet: press 'Track all cells' first")
     labels, lineage = ctc_consistent(result.labels, result.lineage)
@@ -76,12 +72,18 @@ def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path:
     ("frame", 0, "read", None) once the result is read and ("written", 1, path, None) once the file or folder is in
     place whole. Stopped before that (cancelled) or failing, it writes nothing (an earlier result is kept).
     """
+    return _tracking_steps(result, what, _checked(what, path, overwrite), overwrite, calibration)
+
+
+def _checked(what: str, path: Any, overwrite: bool) -> Path:
+    """``path`` as a Path once ``what`` is an export kind and, with ``overwrite``, what is there may be replaced
+    (ValueError otherwise)."""
     if what not in EXPORTS:
         raise ValueError(f"what must be one of {EXPORTS}, got {what!r}")
     path = Path(path)
     if overwrite:
         check_replaceable(what, path)
-    return _tracking_steps(result, what, path, overwrite, calibration)
+    return path
 
 
 def _tracking_steps(result: Callable[[], TrackingResult], what: str, path: Path, overwrite: bool,
