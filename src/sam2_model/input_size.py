@@ -107,13 +107,14 @@ def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
     array = np.asarray(frame)
     if array.dtype.kind not in "uifb":
         raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4):
-        array = array.mean(axis=-1)
-    if array.ndim != 2 or min(array.shape) < 8:
+    channels = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
+    if not (array.ndim == 2 or channels) or min(array.shape[:2]) < 8:
         raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least 8 px on each side, "
                          f"got shape {np.shape(frame)}")
     if side is not None:
         array = _central_crop(array, side)
+    if channels:
+        array = array.mean(axis=-1)
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise ValueError("frame contains NaN or infinite values")

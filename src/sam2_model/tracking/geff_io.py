@@ -195,19 +195,6 @@ def _tracklets_and_lineages(track_ids: np.ndarray, edges: Sequence[Tuple[int, in
     return tracklets, lineages
 
 
-def lineage_graph(labels: np.ndarray, lineage: Lineage):
-    """networkx DiGraph of a tracking result (labels (T, H, W) or (T, Z, H, W), lineage); node ids are 0..N-1
-    ints with the properties of :func:`graph_arrays`."""
-    import networkx as nx
-
-    props, edges = graph_arrays(labels, lineage)
-    graph = nx.DiGraph()
-    for node in range(len(props["t"])):
-        graph.add_node(node, **{name: values[node].item() for name, values in props.items()})
-    graph.add_edges_from((int(u), int(v)) for u, v in edges)
-    return graph
-
-
 def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False, *,
                scale: Optional[Sequence[Optional[float]]] = None,
                units: Optional[Sequence[Any]] = None) -> Path:

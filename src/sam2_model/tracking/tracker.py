@@ -130,7 +130,6 @@ class CellTracker:
         options: Dict[str, Any] = {"non_overlap_masks": False}
         if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
             options["batch_objects"] = True
-        self.seeding = seeding  # named in `note` (with the detector given: "the detector")
         self._detects = f"the seeding ({seeding})" if detector is None else "the detector"
         self.detector = detector or make_detector(model, seeding, self.cell_diameter, self.min_area, window=window,
                                                   **amg_options)

@@ -214,8 +214,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
             parser.error(f"--init embedded: only the demo model ships weights; {args['model']} starts from its "
                          "checkpoint file (--init path/to/file.pt) or from random weights (--init random)")
         args["init"] = str(embedded_weights_path())
-    elif args["init"] is not None and run_folder_message(args["init"]) is not None:
-        parser.error(f"--init: {run_folder_message(args['init'])}")
+    elif args["init"] is not None and (folder := run_folder_message(args["init"])) is not None:
+        parser.error(f"--init: {folder}")
     elif args["init"] is not None and not Path(args["init"]).is_file():
         parser.error(f"--init {args['init']}: no such checkpoint file (--init takes a .pt file, embedded for the "
                      "demo model's shipped weights, or random)")
