@@ -79,7 +79,7 @@ class RunJournal:
 
     def write(self, labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         """Write ``plane`` at ``labels[index]``, remembering what was there the first time."""
-        key = _hashable(index)
+        key = hashable_index(index)
         if key not in self.saved:
             self.saved[key] = (index, _SavedPlane.of(np.asarray(labels[index])))
         labels[index] = plane
@@ -88,7 +88,7 @@ class RunJournal:
 
     def holds(self, labels: Any, index: Tuple[Any, ...]) -> bool:
         """Whether ``labels[index]`` is still exactly what this run last wrote there."""
-        key = _hashable(index)
+        key = hashable_index(index)
         return key in self.written and plane_checksum(labels[index]) == self.written[key]
 
     def edited(self, labels: Any) -> list:
@@ -111,7 +111,7 @@ class RunJournal:
         return len(self.saved)
 
 
-def _hashable(index: Tuple[Any, ...]) -> Tuple[Any, ...]:
+def hashable_index(index: Tuple[Any, ...]) -> Tuple[Any, ...]:
     """slice objects are not hashable before Python 3.12."""
     return tuple((item.start, item.stop, item.step) if isinstance(item, slice) else item for item in index)
 

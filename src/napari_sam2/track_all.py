@@ -36,7 +36,7 @@ from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, che
 from sam2_model.tracking.tracker import check_count
 
 from .directions import auto_direction, check_one_way
-from .labels_writer import EditedSince, RunJournal, watch_writes
+from .labels_writer import EditedSince, RunJournal, hashable_index, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_export import export_tracking
@@ -107,6 +107,7 @@ class TrackAll:
         self.note = ""  # the last run's note for the user (no cell found on any frame it tracked), else ""
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
+        self._frame_at = {hashable_index(self.index_of(t)): t for t in range(self.num_frames)}  # plane index -> frame
         watch_writes(labels, self._on_written)
 
     # ------------------------------------------------------------------ reading
@@ -145,13 +146,14 @@ class TrackAll:
     def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         """A journal wrote ``plane`` at ``labels[index]`` (this tracking, an undo, the segmentation widget): ids it
         holds are no longer erased there."""
-        for t, ids in list(self._erased.items()):
-            if self.index_of(t) == tuple(index):
-                back = frozenset(np.unique(plane[np.isin(plane, list(ids))]).tolist())
-                if ids - back:
-                    self._erased[t] = ids - back
-                else:
-                    self._erased.pop(t, None)
+        t = self._frame_at.get(hashable_index(tuple(index)))
+        ids = self._erased.get(t) if t is not None else None
+        if ids:
+            back = frozenset(np.unique(plane[np.isin(plane, list(ids))]).tolist())
+            if ids - back:
+                self._erased[t] = ids - back
+            else:
+                self._erased.pop(t, None)
 
     def erased(self, ids: Iterable[int]) -> Dict[int, List[int]]:
         """{id: frames} for each of ``ids`` (e.g. the segmentation widget's objects) that a run or correction of this
