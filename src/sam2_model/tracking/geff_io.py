@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from ..atomic_files import publish_together, temporary_folder
-from .lineage import Lineage, track_centroids
+from .lineage import Lineage, frame_centroids
 
 # Units are written as OME-NGFF names (GEFF's recommendation; napari's pint units give these names). Other common
 # spellings (ImageJ's "micron", "um", "s", "min", ...) are read as the names they stand for.
@@ -123,18 +122,7 @@ def detections(labels: np.ndarray) -> List[Detection]:
     """(track_id, frame, centroid, area) of every id on every frame of labels (T, H, W) (centroid (y, x)) or
     (T, Z, H, W) (centroid (z, y, x)), sorted by track then frame."""
     labels = np.asarray(labels)
-    if labels.ndim != 4:
-        rows = [(i, t, (y, x), area) for i, t, y, x, area in track_centroids(labels)]
-    else:
-        rows = []
-        for frame in range(labels.shape[0]):
-            ids, counts = np.unique(labels[frame], return_counts=True)
-            keep = ids != 0
-            if not keep.any():
-                continue
-            centres = ndimage.center_of_mass(np.ones(labels.shape[1:]), labels[frame], ids[keep])
-            rows += [(int(i), frame, tuple(float(c) for c in centre), int(n))
-                     for i, n, centre in zip(ids[keep].tolist(), counts[keep].tolist(), centres)]
+    rows = frame_centroids(labels[None] if labels.ndim == 2 else labels)
     return sorted(rows, key=lambda row: (row[0], row[1]))
 
 

@@ -228,9 +228,9 @@ def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
     return path
 
 
-def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, int]]:
-    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack ((H, W): one frame, 0)."""
-    labels = labels[None] if labels.ndim == 2 else labels
+def frame_centroids(labels: np.ndarray) -> List[Tuple[int, int, Tuple[float, ...], int]]:
+    """(track_id, frame, centre, area) for every id in every frame of a label stack (T, *spatial): centre (y, x) of
+    (T, H, W) labels, (z, y, x) of (T, Z, H, W); sorted by frame then id."""
     rows = []
     for frame in range(labels.shape[0]):
         ids, counts = np.unique(labels[frame], return_counts=True)
@@ -239,9 +239,15 @@ def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, in
         if not len(ids):
             continue
         centres = ndimage.center_of_mass(np.ones(labels.shape[1:]), labels[frame], ids)
-        for i, c, (y, x) in zip(ids.tolist(), counts.tolist(), centres):
-            rows.append((int(i), frame, float(y), float(x), int(c)))
+        rows += [(int(i), frame, tuple(float(c) for c in centre), int(n))
+                 for i, n, centre in zip(ids.tolist(), counts.tolist(), centres)]
     return rows
+
+
+def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, int]]:
+    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack ((H, W): one frame, 0)."""
+    labels = labels[None] if labels.ndim == 2 else labels
+    return [(i, t, y, x, area) for i, t, (y, x), area in frame_centroids(labels)]
 
 
 def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
