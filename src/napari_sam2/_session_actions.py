@@ -21,7 +21,7 @@ from ._image_state import (
 )
 from ._model_choice import LOCAL, WEIGHT_CHOICES
 from ._track_ids import state_controllers
-from .export import intensity_plane, labels_tiff_steps, table_steps
+from .export import frame_table_steps, labels_tiff_steps
 from .layout import world_to_data
 from .prompts import FramePrompt
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
@@ -455,13 +455,7 @@ def export_labels_steps(controller: Any, path: Path) -> Iterator[tuple]:
 def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterator[tuple]:
     """The measurement table of ``controller``'s session (its slice's frames, read one at a time) to ``path`` (CSV),
     in a worker: the rows of :meth:`SegmentationController.measurements`, with per-frame progress."""
-    options = controller.session_options
-    channel, composite = options.get("channel"), options.get("composite")
-    scores, check = controller.object_scores(), controller.check_frames()
-    layout = controller.layout
-    yield from table_steps(controller.num_frames, lambda t: controller.labels[layout.frame_index_in_labels(t)],
-                           lambda t: intensity_plane(controller.frames[t], channel, composite), path, scores,
-                           calibration, check)
+    yield from frame_table_steps(controller.frame_table(), path, calibration)  # the rows measurements() gives
 
 
 def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:

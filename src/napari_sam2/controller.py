@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from sam2_model.windowed_session import WindowedSession
 from .labels_writer import EditedSince, RunJournal, compose_frame
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
+
+if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured
+    from .export import FrameTable
 
 # A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
@@ -382,17 +385,19 @@ class SegmentationController:
         channel (session option ``channel``), the mean or max of the channels (``composite``), the grey frame, or
         for RGB frames (no channel chosen) the mean of the three colours.
         """
-        from .export import frame_rows, intensity_plane
+        return self.frame_table().rows(calibration)
+
+    def frame_table(self) -> FrameTable:
+        """The session's measurement table, frame by frame (an :class:`napari_sam2.export.FrameTable`): the labels
+        of frame t (the layout's fixed slices) and its intensities as :meth:`measurements` says, with the session's
+        object scores and check frames. The widget's table and its CSV export both read it, one frame in memory at a
+        time (a zarr stack and its labels stay on disk)."""
+        from .export import FrameTable, intensity_plane
 
         channel, composite = self.session_options.get("channel"), self.session_options.get("composite")
-        scores, check = self.object_scores(), self.check_frames()
-        rows: List[Dict[str, Any]] = []
-        for t in range(self.num_frames):  # one frame in memory at a time (a zarr stack and its labels stay on disk)
-            plane = np.asarray(self.labels[self.layout.frame_index_in_labels(t)])
-            if plane.any():
-                rows += frame_rows(t, plane, intensity_plane(self.frames[t], channel, composite), scores, calibration,
-                                   check)
-        return rows
+        return FrameTable(self.num_frames, lambda t: self.labels[self.layout.frame_index_in_labels(t)],
+                          lambda t: intensity_plane(self.frames[t], channel, composite), self.object_scores(),
+                          self.check_frames())
 
     def object_scores(self) -> Dict[Tuple[int, int], float]:
         """{(frame, obj_id): presence logit} of every result the session holds."""

@@ -93,11 +93,42 @@ def measure(
     check: the (frame, obj_id) worth a look (``VideoSession.jumped_frames``): column ``check`` is 1 there and 0
     elsewhere; empty when None (not known, e.g. automatic tracking).
     """
-    rows: List[Dict[str, Any]] = []
-    for frame in range(labels.shape[0]):
-        rows += frame_rows(frame, labels[frame], None if image is None else image[frame], object_scores, calibration,
-                           check)
-    return rows
+    image_plane = None if image is None else (lambda t: image[t])
+    return FrameTable(labels.shape[0], lambda t: labels[t], image_plane, object_scores, check).rows(calibration)
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """The one place that measures a stack's labels frame by frame (the widget's table, its CSV export, batch and
+    :func:`measure` all read their rows here), one frame in memory at a time.
+
+    label_plane(t) -> (Y, X) labels of frame t (of ``num_frames``); image_plane(t) -> (Y, X) grey values for
+    ``mean_intensity`` (None: no intensity), read only for frames with labels; object_scores and check as in
+    :func:`frame_rows`.
+    """
+
+    num_frames: int
+    label_plane: Callable[[int], Any]
+    image_plane: Optional[Callable[[int], Any]] = None
+    object_scores: Optional[Dict[tuple, float]] = None
+    check: Optional[AbstractSet[Tuple[int, int]]] = None
+
+    def frame(self, t: int, calibration: Optional[Calibration] = None) -> List[Dict[str, Any]]:
+        """The rows of frame ``t`` (:func:`frame_rows`; [] for a frame without labels)."""
+        plane = np.asarray(self.label_plane(t))
+        if not plane.any():
+            return []
+        image = None if self.image_plane is None else self.image_plane(t)
+        return frame_rows(t, plane, image, self.object_scores, calibration, self.check)
+
+    def by_frame(self, calibration: Optional[Calibration] = None) -> Iterator[Tuple[int, List[Dict[str, Any]]]]:
+        """(t, rows of frame t) for every frame in order."""
+        for t in range(int(self.num_frames)):
+            yield t, self.frame(t, calibration)
+
+    def rows(self, calibration: Optional[Calibration] = None) -> List[Dict[str, Any]]:
+        """Every frame's rows, in frame order (the rows of :func:`measure`)."""
+        return [row for _, rows in self.by_frame(calibration) for row in rows]
 
 
 def frame_rows(
@@ -151,11 +182,16 @@ def table_steps(num_frames: int, label_plane: Callable[[int], Any], image_plane:
     Yields ("plan", num_frames, "", None), ("frame", t, rows so far, None) after each frame and ("written", number of
     rows, path, None) once the file is in place. Stopped before the end (cancelled) or failing, it writes nothing.
     """
-    yield "plan", int(num_frames), "", None
+    yield from frame_table_steps(FrameTable(num_frames, label_plane, image_plane, object_scores, check), path,
+                                 calibration)
+
+
+def frame_table_steps(table: FrameTable, path: Path, calibration: Optional[Calibration] = None) -> Iterator[Step]:
+    """:func:`table_steps` of a :class:`FrameTable` (e.g. a session's, ``SegmentationController.frame_table()``)."""
+    yield "plan", int(table.num_frames), "", None
     rows: List[Dict[str, Any]] = []
-    for t in range(int(num_frames)):
-        image = None if image_plane is None else image_plane(t)
-        rows += frame_rows(t, label_plane(t), image, object_scores, calibration, check)
+    for t, frame in table.by_frame(calibration):
+        rows += frame
         yield "frame", t, len(rows), None
     save_table_csv(rows, path)
     yield "written", len(rows), str(path), None
