@@ -24,6 +24,12 @@ from .track_export import AutoOutputs, Write, check_replaceable, write_auto_outp
 
 LABELS_SUFFIXES = (".tif", ".tiff")  # -o/--output
 
+# The model options' help, one text each for track and batch (batch adds what differs on a cluster)
+MODEL_HELP = "demo (embedded, the default) or an official preset"
+CHECKPOINT_HELP = ("embedded (the demo's shipped weights), download (official presets: cached or downloaded; demo: "
+                   "embedded), random (or none: testing only), or a .pt file")
+DEVICE_HELP = "where the model runs: auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"
+
 DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
@@ -115,8 +121,15 @@ def check_output_kinds(args: argparse.Namespace) -> None:
         args.table = prepare_file("--table", args.table, kind="tracks table", example="tracks.csv",
                                   overwrite=overwrite)
     if getattr(args, "output", None) is not None:
-        args.output = prepare_file("-o/--output", args.output, LABELS_SUFFIXES, kind="labels file",
-                                   example="labels.tif", overwrite=overwrite)
+        args.output = prepare_output(args.output, overwrite)
+
+
+def prepare_output(path: Path, overwrite: bool = False) -> Path:
+    """Check -o/--output (``track --prompts`` and ``track --auto`` alike) before any work: a .tif/.tiff name that
+    could be created (missing folders are made only when the labels are written), not an existing file unless
+    ``overwrite`` (--overwrite). Creates nothing; returns the absolute path (ValueError naming -o/--output)."""
+    return prepare_file("-o/--output", path, LABELS_SUFFIXES, kind="labels file", example="labels.tif",
+                        overwrite=overwrite)
 
 
 def write_outputs(writes: Sequence[Write]) -> None:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ._cli_auto import check_detection_options
+from ._cli_auto import CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, check_detection_options
 from ._cli_axes import add_axis_arguments, axis_arguments
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -50,13 +50,10 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_axis_arguments(parser.add_argument_group(
         "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis"))
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="demo", help="demo (embedded, the default) or an official preset")
-    model.add_argument("--checkpoint", default="download",
-                       help="embedded (the demo's shipped weights), download (official presets: cached or downloaded; "
-                            "demo: embedded), random (or none: testing only), or a .pt file (visible to every worker)")
+    model.add_argument("--model", default="demo", help=MODEL_HELP)
+    model.add_argument("--checkpoint", default="download", help=f"{CHECKPOINT_HELP} (visible to every worker)")
     model.add_argument("--device", default="auto",
-                       help="where the model runs: auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda or mps; "
-                            "with CUDA one worker per GPU")
+                       help=f"{DEVICE_HELP}; with auto or cuda, one worker per GPU (cuda:N: every worker on GPU N)")
     model.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32, or auto (picked per stack from the size of the "
                             "objects in its first frame); default: the model's own (demo 256, official 1024)")

@@ -89,19 +89,35 @@ def write_manifest(folder: Path, record: Dict[str, Any]) -> None:
     scratch.replace(folder / MANIFEST)
 
 
+@dataclass(frozen=True)
+class FoundResult:
+    """What one entry of an output folder holds, from one read of its manifest: ``stack``, the resolved path of the
+    stack whose result it is (complete or not; None: no batch result), and ``record``, its manifest when the result
+    is complete (manifest and every output present), else None."""
+
+    stack: Optional[str] = None
+    record: Optional[Dict[str, Any]] = None
+
+
+def find_result(folder: Path) -> FoundResult:
+    """Read the manifest of ``folder`` once (see :class:`FoundResult`); an entry without one holds nothing."""
+    try:
+        raw = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return FoundResult()
+    if not isinstance(raw, dict):
+        return FoundResult()
+    stack = raw.get("stack")
+    stack = str(Path(stack).resolve()) if isinstance(stack, str) and stack else None
+    outputs = raw.get("outputs")
+    complete = (isinstance(outputs, list) and bool(outputs) and raw.get("version") == MANIFEST_VERSION
+                and all(isinstance(name, str) and (Path(folder) / name).exists() for name in outputs))
+    return FoundResult(stack, raw if complete else None)
+
+
 def read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
     """The manifest of a published stack folder if it is complete (manifest and every output present)."""
-    path = Path(folder) / MANIFEST
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    outputs = record.get("outputs")
-    if not isinstance(outputs, list) or not outputs or record.get("version") != MANIFEST_VERSION:
-        return None
-    if not all((Path(folder) / name).exists() for name in outputs):
-        return None
-    return record
+    return find_result(folder).record
 
 
 def stack_fingerprint(stack: Path) -> Optional[Dict[str, int]]:
@@ -126,35 +142,41 @@ def stack_fingerprint(stack: Path) -> Optional[Dict[str, int]]:
 def manifest_stack(folder: Path) -> Optional[str]:
     """The resolved path of the stack whose result ``folder`` holds (its manifest's ``stack``, complete or not), or
     None when ``folder`` holds no batch result (no readable manifest naming a stack)."""
+    return find_result(folder).stack
+
+
+def found_results(out: Path) -> Dict[str, FoundResult]:
+    """Every entry of an output folder (no hidden names), each manifest read once: its name -> what it holds
+    (:class:`FoundResult`; an empty one for anything else: summary.csv, a folder of the user's). {} when ``out``
+    does not exist."""
     try:
-        stack = json.loads((Path(folder) / MANIFEST).read_text()).get("stack")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(Path(stack).resolve()) if isinstance(stack, str) and stack else None
+        entries = sorted(Path(out).iterdir())
+    except OSError:
+        return {}
+    return {entry.name: find_result(entry) if entry.is_dir() else FoundResult()
+            for entry in entries if not entry.name.startswith(".")}
 
 
 def earlier_results(out: Path) -> Dict[str, Optional[str]]:
     """Every entry of an output folder (no hidden names): its name -> the resolved path of the stack whose result it
     holds (see :func:`manifest_stack`), None for anything else (summary.csv, a folder of the user's). {} when
     ``out`` does not exist."""
-    try:
-        entries = sorted(Path(out).iterdir())
-    except OSError:
-        return {}
-    return {entry.name: manifest_stack(entry) if entry.is_dir() else None
-            for entry in entries if not entry.name.startswith(".")}
+    return {name: found.stack for name, found in found_results(out).items()}
 
 
-def reusable_result(folder: Path, stack: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+def reusable_result(folder: Path, stack: Path,
+                    found: Optional[FoundResult] = None) -> Tuple[Optional[Dict[str, Any]], str]:
     """The manifest of ``folder`` when it holds a complete result made from ``stack`` as it is now, else None and
     why not ("" where there is no complete result of this stack at all).
 
     The same input means: the manifest's ``stack`` is ``stack``'s resolved path, and the input's size and
     modification time (:func:`stack_fingerprint`) are those recorded when it was run; for a manifest without
     them (written by an earlier version), the input was not modified after the manifest was written.
+    ``found``: what ``folder`` holds, already read (:func:`find_result`; None: read it here).
     """
-    record = read_manifest(folder)
-    if record is None or manifest_stack(folder) != str(Path(stack).resolve()):
+    found = find_result(folder) if found is None else found
+    record = found.record
+    if record is None or found.stack != str(Path(stack).resolve()):
         return None, ""
     now = stack_fingerprint(Path(stack))
     recorded = record.get("input")
@@ -225,13 +247,13 @@ class RunPlan:
     notes: List[str] = field(default_factory=list)
 
 
-def _kept_names(stacks: Sequence[Path], earlier: Mapping[str, Optional[str]], out: Path) -> Dict[Path, str]:
-    """Stacks whose results are in ``out`` keep that folder's name; where one stack has several (left by an older
-    version), the complete one, then the shortest name."""
+def _kept_names(stacks: Sequence[Path], found: Mapping[str, FoundResult]) -> Dict[Path, str]:
+    """Stacks whose results are in the output folder (``found``: :func:`found_results`) keep that folder's name;
+    where one stack has several (left by an older version), the complete one, then the shortest name."""
     wanted = {str(p.resolve()): p.resolve() for p in stacks}
     kept: Dict[Path, str] = {}
-    for name in sorted(earlier, key=lambda n: (read_manifest(out / n) is None, len(n), n)):
-        stack = earlier[name]
+    for name in sorted(found, key=lambda n: (found[n].record is None, len(n), n)):
+        stack = found[name].stack
         if stack in wanted and wanted[stack] not in kept:
             kept[wanted[stack]] = name
     return kept
@@ -248,8 +270,9 @@ def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
     """
     from .batch_inputs import stack_names, stack_stem
 
-    earlier = earlier_results(out)
-    kept = _kept_names(stacks, earlier, out)
+    found = found_results(out)  # each manifest read once
+    earlier = {name: result.stack for name, result in found.items()}
+    kept = _kept_names(stacks, found)
     resolved = {str(p.resolve()) for p in stacks}
     others = [Path(s) for s in earlier.values() if s is not None and s not in resolved]
     plan = RunPlan(stack_names(stacks, kept, taken=earlier, others=others))
@@ -262,15 +285,14 @@ def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
             continue
         if overwrite:
             continue
-        record, why = reusable_result(out / name, path)
+        record, why = reusable_result(out / name, path, found.get(name))
         if record is not None:
             plan.reused[name] = record
         elif why:
             changed.append(name)
-    for name, stack in earlier.items():
-        record = read_manifest(out / name) if stack is not None and stack not in resolved else None
-        if record is not None:
-            plan.others[name] = dict(record, stack=stack)
+    for name, result in found.items():
+        if result.record is not None and result.stack is not None and result.stack not in resolved:
+            plan.others[name] = dict(result.record, stack=result.stack)
     if renamed:
         plan.notes.append(f"{len(renamed)} stack{'s' if len(renamed) != 1 else ''} written under a longer name, "
                           f"the short one holding another stack's result: " + "; ".join(_few(renamed)))

@@ -21,11 +21,11 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
-from .directions import DIRECTION_WORDS, check_one_way
+from .directions import DIRECTION_WORDS, check_one_way, check_prompted_way
 from .file_calibration import frames_through_z, stack_calibration
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
-from .prompts import collect_prompts, split_corrections
+from .prompts import collect_prompts
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,9 @@ def stack_model_spec(task: StackTask, frames: Frames) -> ModelSpec:
 def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli") -> list:
     """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
 
-    Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line. A one-way
-    ``direction`` with nothing to track from the first prompted frame is refused (:func:`check_one_way`, in the
-    words of ``names``: "cli" or "api").
+    Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line. The prompts and
+    ``direction`` are checked as ``napari-sam2 track`` checks them (:func:`.directions.check_prompted_way`, in the
+    words of ``names``: "cli" or "api"); errors name the file.
     """
     from .prompts_csv import box_problem, click_problem, read_prompt_lines
 
@@ -226,10 +226,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
     prompts = collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
                               boxes_a[:, 5].astype(int), layout)
     try:
-        starts, _ = split_corrections(prompts, direction)  # an object with negative clicks only is refused early
-        if starts:
-            first = min(p.frame for p in starts)
-            check_one_way(first, frames, direction, f"the first prompted frame ({first})", names)
+        check_prompted_way(prompts, frames, direction, names)  # the rule track --prompts follows too
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     return prompts
@@ -254,7 +251,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
 
 
 def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
-    from .export import measure, save_table_csv
+    from .export import save_table_csv
 
     prompts = stack_prompts(Path(task.prompts), frames.view.shape, task.direction, task.axes.names)
     shape = frames.view.shape[:3]
@@ -265,13 +262,9 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
-    if large:  # plane by plane, never the whole stack in memory
-        rows = measure(labels, frames.grey, controller.object_scores(), frames.calibration,
-                       check=controller.check_frames())
-    else:
+    if not large:  # (zarr labels are written plane by plane, never the whole stack in memory)
         write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name)
-        rows = controller.measurements(frames.calibration)
-    save_table_csv(rows, folder / "objects.csv")
+    save_table_csv(controller.measurements(frames.calibration), folder / "objects.csv")  # the widget's table
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),
             "object_window": controller.object_window, "direction": task.direction}
 

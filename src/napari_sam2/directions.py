@@ -1,9 +1,12 @@
 """Which way automatic tracking runs, one rule for every route: ``napari-sam2 track --auto``, ``batch --auto``,
-``napari_sam2.batch(auto=True)`` and the console's ``napari_sam2.track_cells`` (no Qt, no model)."""
+``napari_sam2.batch(auto=True)`` and the console's ``napari_sam2.track_cells`` (no Qt, no model); and which way a
+prompts CSV can be propagated, one rule for ``napari-sam2 track --prompts`` and ``batch`` (:func:`check_prompted_way`)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
+
+from .prompts import FramePrompt, is_correction, split_corrections
 
 
 #: what the direction rule's messages call each setting: the keyword arguments (api) or the command's options (cli)
@@ -43,3 +46,22 @@ def check_one_way(start: int, num_frames: int, direction: str, start_name: str, 
     if direction == "forward" and start == num_frames - 1:
         raise ValueError(f"{option} forward from {start_name}: frame {start} is the stack's last (0..{num_frames - 1}),"
                          " there is nothing after it to track; give backward (or start on an earlier frame)")
+
+
+def check_prompted_way(prompts: Sequence[FramePrompt], num_frames: int, direction: str,
+                       names: str = "cli") -> Optional[int]:
+    """The one rule for a table of prompts and the way it is propagated (``track --prompts``, ``batch``); returns the
+    first prompted frame (the first positive click or box; None without one).
+
+    Refused (ValueError), in this order: an object with negative clicks only (nothing says what it is); a one-way
+    ``direction`` with nothing to track from the first prompted frame (:func:`check_one_way`, in the words of
+    ``names``); a correction on a frame that ``direction`` never reaches (:func:`~.prompts.split_corrections`).
+    ``num_frames``: the frames of the stack (1 for a single image: any direction passes).
+    """
+    split_corrections(prompts, "both")  # objects with negative clicks only
+    starts = [p.frame for p in prompts if not is_correction(p)]
+    first = min(starts) if starts else None
+    if first is not None:
+        check_one_way(first, num_frames, direction, f"the first prompted frame ({first})", names)
+    split_corrections(prompts, direction)  # corrections that tracking never reaches
+    return first

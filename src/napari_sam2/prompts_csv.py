@@ -19,6 +19,11 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
+from .layout import StackLayout
+from .prompts import FramePrompt, collect_prompts
+
 #: a click row for ``segment()``: (frame, y, x, label, obj_id)
 Click = Tuple[int, float, float, int, int]
 #: a box row for ``segment()``: (frame, y0, x0, y1, x1, obj_id)
@@ -146,3 +151,16 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) lies wholly outside the {height} x "
                     f"{width} (rows x columns) image")
     return None
+
+
+def table_prompts(clicks: Sequence[Sequence[float]], boxes: Sequence[Sequence[float]]) -> List[FramePrompt]:
+    """A prompts table as FramePrompts (grouped by frame and object, in frame order).
+
+    clicks: (frame, y, x, label, obj_id) rows, label 1 positive / 0 negative; boxes: (frame, y0, x0, y1, x1, obj_id)
+    rows; pixel coordinates of (T, Y, X) frames (as :func:`read_prompt_lines` gives them).
+    """
+    clicks_a = np.asarray(clicks, float).reshape(-1, 5)
+    boxes_a = np.asarray(boxes, float).reshape(-1, 6)
+    rectangles = [np.array([[f, y0, x0], [f, y1, x1]]) for f, y0, x0, y1, x1, _ in boxes_a]
+    return collect_prompts(clicks_a[:, :3], clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
+                           boxes_a[:, 5].astype(int), StackLayout(3, 0, None))
