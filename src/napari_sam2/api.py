@@ -27,10 +27,11 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack, open_stack_or_image
 
 from .controller import SegmentationController
+from .directions import check_prompted_way
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
                          resolve_image_size, resolve_object_window)
 from .layout import FrameView, StackLayout
-from .prompts import collect_prompts, split_corrections
+from .prompts import collect_prompts
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
 from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
@@ -284,7 +285,8 @@ def segment(
         made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
         needs a positive click or a box on some frame.
     boxes: rows (frame, y0, x0, y1, x1, obj_id). For 2D images the frame is ignored.
-    direction: "forward", "backward" or "both" from the first prompted frame.
+    direction: "forward", "backward" or "both" from the first prompted frame; a one-way direction with nothing to
+        track from there (backward from frame 0, forward from the last) is refused, as by ``napari-sam2 track``.
     progress: called with (frames done, frames to do) during propagation.
     model / checkpoint: the embedded demo model by default; checkpoint is one of
         ``sam2_model.build.Weights`` ("embedded": the demo's shipped weights, "download": an official
@@ -338,7 +340,8 @@ def segment(
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
-    split_corrections(prompts, direction)  # corrections that correct nothing: refused before the model is built
+    num_frames = layout.num_frames(data.shape) if layout.frame_axis is not None else 1
+    check_prompted_way(prompts, num_frames, direction, "api")  # as track/batch: refused before the model is built
     first = first_frame_seen(data, axes)
     size = resolve_image_size(image_size, first, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
