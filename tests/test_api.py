@@ -191,7 +191,9 @@ def test_a_negative_click_alone_on_a_later_frame_corrects_the_tracked_mask(movie
                                   r"positive click \(label 1\) or a box on some frame"),
     ([(1, 60, 60, 1, 3), (0, 60, 60, 0, 3)], "forward", r"object 3's negative clicks on frame 0 correct a mask that is "
                                                         r"never made: tracking goes forward from frame 1"),
-    ([(0, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"tracking goes backward from frame 0 .* never reaches frame 2"),
+    ([(1, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"tracking goes backward from frame 1 .* never reaches frame 2"),
+    ([(0, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"direction backward from the first prompted frame \(0\): "
+                                                         r"there is nothing before frame 0"),
 ])
 def test_negative_clicks_that_correct_nothing_are_refused_before_any_model_work(movie, no_model, table, direction,
                                                                                 message):
