@@ -284,6 +284,28 @@ def test_points_mode_reuses_predictor_and_paints_labels(demo_model):
     assert records_to_labels([], shape=(4, 5)).shape == (4, 5)
 
 
+def test_rgba_and_one_colour_images_give_the_masks_of_their_grey_image(demo_model):
+    """The generator mapped images with its own copy of ImagePredictor's rule, which refused (H, W, 4) and read a
+    one-colour RGB image (a green-only export) as colour, unlike ImagePredictor and FrameSource. Now it maps them as
+    ImagePredictor.unit_rgb does: RGBA without its alpha, one colour as grey."""
+    grey = _nuclei_frame()
+    zero = np.zeros_like(grey)
+    green = np.stack([zero, grey, zero], axis=-1)
+
+    def rgba(image):
+        return np.concatenate([image, np.full(image.shape[:2] + (1,), 255, image.dtype)], axis=-1)
+
+    generator = AutomaticMaskGenerator(demo_model, points_per_side=8)
+    expected = generator.generate(grey)
+    assert len(expected) >= 3, "the case must produce masks to compare"
+    for image in (green, rgba(np.repeat(grey[..., None], 3, axis=-1)), rgba(green)):
+        records = generator.generate(image)
+        assert len(records) == len(expected)
+        for ours, theirs in zip(records, expected):
+            np.testing.assert_array_equal(ours["segmentation"], theirs["segmentation"])
+            assert ours["predicted_iou"] == theirs["predicted_iou"]
+
+
 def test_min_mask_region_area_leaves_no_small_holes_or_islands(demo_model):
     frame = _nuclei_frame()
     settings = dict(points_per_side=8, multimask_output=False, stability_score_thresh=0.0, pred_iou_thresh=0.0)
@@ -394,8 +416,10 @@ def test_records_to_labels_shape_sources():
 
 def test_bad_inputs_raise_value_errors(demo_model):
     generator = AutomaticMaskGenerator(demo_model, points_per_side=4)
-    with pytest.raises(ValueError, match="image must be"):
-        generator.generate(np.zeros((10, 10, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"image has 5 channels: .* \(H, W, 3\) RGB or an \(H, W, 4\) RGBA array"):
+        generator.generate(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"image must be a non-empty \(H, W\) or \(H, W, C\) array"):
+        generator.generate(np.zeros((2, 10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match=r"looks channel-first .* np\.moveaxis\(image, 0, -1\)"):
         generator.generate(np.zeros((3, 32, 40), np.uint8))
     with pytest.raises(ValueError, match="points must be an"):

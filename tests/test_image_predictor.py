@@ -111,6 +111,28 @@ def test_layouts_and_dtypes_map_as_documented(model, rgb):
     assert np.isfinite(run(np.full((60, 70), 7, np.int16))).all()  # constant image
 
 
+def test_rgba_is_read_as_rgb_without_its_alpha(model, rgb):
+    """A PNG screenshot is (H, W, 4) RGBA: it was refused ("4 channels: pass channel="), while napari_sam2's segment()
+    drops the alpha. Now the alpha is dropped here too, and a one-colour RGBA image is that colour in grey as for RGB;
+    an explicit channel still picks any of the four."""
+    grey = rgb[..., 0]
+    click = dict(points=[[40, 50]], labels=[1])
+
+    def run(image, **kwargs):
+        pred = ImagePredictor(model, **kwargs)
+        pred.set_image(image)
+        return pred.predict(**click)[2]
+
+    def with_alpha(image, alpha):
+        return np.concatenate([image, np.full(image.shape[:2] + (1,), alpha, image.dtype)], axis=-1)
+
+    np.testing.assert_array_equal(run(with_alpha(rgb, 255)), run(rgb))
+    np.testing.assert_array_equal(run(with_alpha(rgb, 0)), run(rgb))  # the alpha's value does not matter
+    green = np.stack([np.zeros_like(grey), grey, np.zeros_like(grey)], axis=-1)
+    np.testing.assert_allclose(run(with_alpha(green, 255)), run(grey), atol=1e-5)
+    np.testing.assert_allclose(run(with_alpha(rgb, 255), channel=3), run(np.full_like(grey, 255)), atol=1e-5)
+
+
 def test_mixed_precision_path_returns_float32(model, rgb, predictor, monkeypatch):
     """The CUDA path runs under bfloat16 autocast; exercise it on the CPU (outputs stay float32 numpy)."""
     import torch
@@ -131,7 +153,7 @@ BAD_IMAGES = [
     (np.float32(1.0), r"image must be a non-empty"),
     (np.zeros((0, 4)), r"image must be a non-empty"),
     (np.zeros((2, 3, 4, 5)), r"image must be a non-empty"),
-    (np.zeros((8, 8, 4), np.uint8), r"4 channels: pass channel="),
+    (np.zeros((8, 8, 5), np.uint8), r"5 channels: pass channel=.* \(H, W, 4\) RGBA"),
     # channel-first: a leading axis of 1-4 before two longer ones is channels, named with the fix
     (np.zeros((1, 40, 50), np.uint8), r"\(1, 40, 50\) looks channel-first .* np\.moveaxis\(image, 0, -1\)"),
     (np.zeros((3, 40, 50), np.uint8), r"\(3, 40, 50\) looks channel-first \(C, H, W\) with 3 channels"),

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from sam2_model import build_model
+from sam2_model import ImagePredictor, build_model
 from sam2_model.automatic import DEMO_CELL_SETTINGS, AutomaticMaskGenerator
 from sam2_model.seeding import blob_points
 from sam2_model.synthetic import make_timelapse
 
 # Held out: the demo model trains on seeds >= 1_000_003 and the seeding settings were tuned on 900-907.
 SEEDS = (950, 951, 952)
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    return build_model("demo", device="cpu")
 
 
 def _frame(seed: int, **kwargs):
@@ -87,15 +92,29 @@ def test_blob_points_refuse_stacks_and_channel_first_images():
     strip and gave points along one column, without an error. Only (H, W) and (H, W, C) with C in 1..4 are frames."""
     image, _ = _frame(SEEDS[0])  # (256, 256)
     for bad, hint in [
-        (np.stack([image, image]), r"channel-first \(C, H, W\), pass np\.moveaxis\(image, 0, -1\).*image\[0\]"),
+        (np.stack([image, image]),
+         r"channel-first \(C, H, W\) with 2 channels.* np\.moveaxis\(image, 0, -1\).*image\[0\]"),
         (image[None], "channel-first"),
-        (np.stack([image] * 8), r"\(T, H, W\) stack pass one frame, e\.g\. image\[0\]"),
+        (np.stack([image] * 8), r"last axis \(256\) is too long for channels.*image\[0\] of a \(T, H, W\) stack"),
         (np.repeat(image[..., None], 5, axis=-1), r"1-4 channels last, got shape \(256, 256, 5\)"),
     ]:
         with pytest.raises(ValueError, match=hint):
             blob_points(bad)
     rgba = np.concatenate([np.repeat(image[..., None], 3, axis=-1), np.full(image.shape + (1,), 255, image.dtype)], -1)
     np.testing.assert_allclose(blob_points(rgba), blob_points(image))  # a constant alpha changes nothing
+
+
+def test_blob_points_diagnose_layouts_as_the_image_predictor_does(demo_model):
+    """blob_points had its own copy of the channel-first / stack diagnosis with other messages; both now use
+    prompt_validation.channels_last_problem, so one array gets one diagnosis wherever it is passed."""
+    predictor = ImagePredictor(demo_model)
+    for bad in (np.zeros((2, 64, 64), np.uint8), np.zeros((1, 64, 80), np.uint8), np.zeros((8, 64, 64), np.uint8),
+                np.zeros((3, 4, 64), np.uint8)):
+        with pytest.raises(ValueError) as seeding_error:
+            blob_points(bad)
+        with pytest.raises(ValueError) as predictor_error:
+            predictor.set_image(bad)
+        assert str(seeding_error.value) == str(predictor_error.value), bad.shape
 
 
 def _detection_f1(records, labels) -> float:
@@ -112,8 +131,8 @@ def _detection_f1(records, labels) -> float:
     return 2 * matched / (len(records) + len(ids))
 
 
-def test_demo_model_detects_nuclei_from_blob_points():
-    model = build_model("demo", device="cpu")
+def test_demo_model_detects_nuclei_from_blob_points(demo_model):
+    model = demo_model
     scores = []
     for seed in SEEDS[:2]:
         image, labels = _frame(seed, shape=(256, 256))

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from . import amg_ops
-from .frames import check_finite, percentile_limits, to_model_input, to_unit_rgb
-from .image_predictor import ImagePredictor, channels_last_problem
+from .frames import to_model_input
+from .image_predictor import ImagePredictor
 from .modeling.sam2 import SAM2Model
+from .prompt_validation import check_count
 from .windows import window_groups
 
 __all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "FilterCounts", "MaskRecords", "NoMasksWarning",
@@ -68,12 +69,6 @@ def _check_fraction(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class NoMasksWarning(UserWarning):
@@ -162,10 +157,10 @@ class AutomaticMaskGenerator:
     ) -> None:
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("give exactly one of points_per_side (an integer) and point_grids (normalised grids)")
-        self.crop_n_layers = _check_int(crop_n_layers, "crop_n_layers", 0)
+        self.crop_n_layers = check_count(crop_n_layers, "crop_n_layers", 0)
         if points_per_side is not None:
-            _check_int(points_per_side, "points_per_side", 1)
-            factor = _check_int(crop_n_points_downscale_factor, "crop_n_points_downscale_factor", 1)
+            check_count(points_per_side, "points_per_side", 1)
+            factor = check_count(crop_n_points_downscale_factor, "crop_n_points_downscale_factor", 1)
             self.point_grids = amg_ops.layer_point_grids(int(points_per_side), self.crop_n_layers, factor)
         else:
             grids = [np.asarray(g, dtype=np.float64) for g in point_grids]
@@ -179,7 +174,7 @@ class AutomaticMaskGenerator:
                 )
             self.point_grids = grids
         self.points_per_side = points_per_side
-        self.points_per_batch = _check_int(points_per_batch, "points_per_batch", 1)
+        self.points_per_batch = check_count(points_per_batch, "points_per_batch", 1)
         filters = default_filters(model.config)
         if pred_iou_thresh is None:
             pred_iou_thresh = filters["pred_iou_thresh"]
@@ -196,7 +191,7 @@ class AutomaticMaskGenerator:
         self.crop_overlap_ratio = _check_fraction(crop_overlap_ratio, "crop_overlap_ratio")
         if not 0 <= self.crop_overlap_ratio < 1:
             raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {crop_overlap_ratio!r}")
-        self.min_mask_region_area = _check_int(min_mask_region_area, "min_mask_region_area", 0)
+        self.min_mask_region_area = check_count(min_mask_region_area, "min_mask_region_area", 0)
         self.multimask_output = bool(multimask_output)
         self.use_m2m = bool(use_m2m)
         self.warn_if_empty = bool(warn_if_empty)
@@ -209,7 +204,9 @@ class AutomaticMaskGenerator:
         self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None,
         window: Optional[int] = None,
     ) -> MaskRecords:
-        """Masks of ``image``: (H, W), (H, W, 1) or (H, W, 3), any numeric dtype.
+        """Masks of ``image``: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (RGBA, read without its alpha), any numeric
+        dtype, mapped as :meth:`ImagePredictor.unit_rgb` maps it (an RGB image whose picture is in one channel, the
+        other two constant, is read as that channel in grey).
 
         points: optional (N, 2) (x, y) pixel prompts used instead of the grid (whole image, no crops).
         window: with ``points``, decode them in square windows of this many image px instead of on the whole image
@@ -227,7 +224,7 @@ class AutomaticMaskGenerator:
         ``filtered`` (:class:`FilterCounts`). When the model proposed masks but the filters kept none, a
         :class:`NoMasksWarning` names the filter that removed most and the option to lower.
         """
-        unit = self._unit_image(image)
+        unit = self.predictor.unit_rgb(image)  # mapped once for all crops, as ImagePredictor.set_image maps it
         height, width = unit.shape[:2]
         prompts = None if points is None else self._check_points(points, height, width)
         if window is not None:
@@ -286,23 +283,6 @@ class AutomaticMaskGenerator:
         return f"AutomaticMaskGenerator kept no mask of {counts.candidates} candidates ({steps}): {fixes}"
 
     # ------------------------------------------------------------------ steps
-    def _unit_image(self, image: Any) -> np.ndarray:
-        """(H, W[, 1 or 3]) any numeric dtype -> (H, W, 3) float32 in [0, 1], mapped once for all crops."""
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[..., 0]
-        if array.ndim not in (2, 3) or 0 in array.shape or (array.ndim == 3 and array.shape[2] != 3):
-            problem = channels_last_problem(array.shape) if array.ndim == 3 and 0 not in array.shape else None
-            raise ValueError(f"image must be a non-empty (H, W), (H, W, 1) or (H, W, 3) array, got {array.shape}"
-                             + ("" if problem is None else f" ({problem})"))
-        if array.dtype.kind not in "uif":
-            raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
-        check_finite(array, "image")
-        limits = self.predictor.contrast_limits
-        if limits is None and array.dtype != np.uint8:
-            limits = percentile_limits([array])
-        return to_unit_rgb(array, limits)
-
     @staticmethod
     def _check_points(points: Any, height: int, width: int) -> np.ndarray:
         try:

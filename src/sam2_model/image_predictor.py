@@ -12,8 +12,8 @@ On the same preprocessed input this equals the reference ``SAM2ImagePredictor`` 
   ``mask_input``.
 
 Images are mapped to the model input by :mod:`sam2_model.frames` (uint8 as x / 255; other dtypes
-through contrast limits; grey repeated to RGB) and resized bilinearly with antialiasing, as the
-reference's torchvision ``Resize`` does on float tensors.
+through contrast limits; grey repeated to RGB; RGBA without its alpha) and resized bilinearly with
+antialiasing, as the reference's torchvision ``Resize`` does on float tensors.
 """
 
 from __future__ import annotations
@@ -29,33 +29,13 @@ from .build import inference_autocast
 from .frames import (check_contrast_limits, check_finite, percentile_limits, single_colour_channel, to_model_input,
                      to_unit_rgb)
 from .modeling.sam2 import SAM2Model
-from .prompt_validation import validate_box, validate_points
+from .prompt_validation import channels_last_problem, validate_box, validate_points
 
 Prediction = Tuple[np.ndarray, np.ndarray, np.ndarray]
 BOX_CORNER_LABELS = (2, 3)  # prompt-encoder labels of a box's top-left and bottom-right corners
 LOGIT_CLAMP = 32.0  # the reference clamps returned low-res logits to +-32
-MAX_CHANNELS = 16  # a last axis longer than this is image columns, not channels (as FrameSource reads stacks)
-MAX_LEADING_CHANNELS = 4  # (A, B, C) with A <= 4 < B, C is read as channel-first (C, H, W)
 MIN_CHANNEL_SIDE = 8  # channel=<index> must leave an image at least this many px on each side
-
-
-def channels_last_problem(shape: Sequence[int]) -> Optional[str]:
-    """Why a 3-D array of ``shape`` (A, B, C) cannot be an (H, W, C) image with channels last, or None.
-
-    The rule: A <= 4 with B and C both > 4 is channel-first (C, H, W) (a 1-4 px tall image with 5 or more channels
-    is not a microscope picture); C > 16 (:data:`MAX_CHANNELS`) is image columns, not channels (a (T, H, W) stack or
-    a (C, H, W) image). Both messages say what is accepted and how to get there."""
-    a, b, c = (int(n) for n in shape)
-    if a <= MAX_LEADING_CHANNELS and b > MAX_LEADING_CHANNELS and c > MAX_LEADING_CHANNELS:
-        plural = "" if a == 1 else "s"
-        return (f"image of shape {tuple(shape)} looks channel-first (C, H, W) with {a} channel{plural}: images are "
-                "(H, W) or (H, W, C) with the channels last; pass np.moveaxis(image, 0, -1)")
-    if c > MAX_CHANNELS:
-        fix = " or, if its first axis holds channels, np.moveaxis(image, 0, -1)" if a <= MAX_CHANNELS else ""
-        return (f"image of shape {tuple(shape)}: its last axis ({c}) is too long for channels (at most "
-                f"{MAX_CHANNELS}), so this is not an (H, W) or (H, W, C) image; pass one 2-D frame (e.g. image[0] "
-                f"of a (T, H, W) stack){fix}")
-    return None
+RGB_CHANNELS = 3  # an (H, W, 4) image is RGBA: its first three channels are shown, its alpha is dropped
 
 
 @dataclass(frozen=True)
@@ -92,9 +72,10 @@ class ImagePredictor:
 
     contrast_limits: (low, high) mapped to 0 and 1 (default: x / 255 for uint8, the 0.5 / 99.8
     percentiles of the image for other dtypes); channel: which channel of an (H, W, C) image to use
-    (required when C is not 1 or 3; when given it is used for RGB images too). Channels are the last axis, 16 at
-    most; channel-first arrays are refused (:func:`channels_last_problem`), and so is a channel that would leave an
-    image under 8 px on a side.
+    (required when C is not 1, 3 or 4; when given it is used for RGB and RGBA images too). An (H, W, 4) image is RGBA:
+    its alpha channel is dropped. Channels are the last axis, 16 at most; channel-first arrays are refused
+    (:func:`~sam2_model.prompt_validation.channels_last_problem`), and so is a channel that would leave an image under
+    8 px on a side.
     """
 
     def __init__(
@@ -123,8 +104,9 @@ class ImagePredictor:
 
     def unit_rgb(self, image: Any) -> np.ndarray:
         """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1], as :meth:`set_image` maps it
-        (this predictor's channel and contrast limits; an RGB image whose picture is in one channel, the other two
-        constant, is read as that channel in grey, as :class:`~sam2_model.frames.FrameSource` reads such stacks)."""
+        (this predictor's channel and contrast limits; an (H, W, 4) image is RGBA, read without its alpha; an RGB
+        image whose picture is in one channel, the other two constant, is read as that channel in grey, as
+        :class:`~sam2_model.frames.FrameSource` reads such stacks)."""
         array = np.asarray(image)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
@@ -146,13 +128,15 @@ class ImagePredictor:
                 array = array[..., self.channel]
             elif channels == 1:
                 array = array[..., 0]
-            elif channels != 3:
+            elif channels not in (3, 4):
                 raise ValueError(
                     f"image has {channels} channels: pass channel=<index> to ImagePredictor "
-                    "(or give an (H, W, 3) RGB array, e.g. image[..., :3] for RGBA)"
+                    "(or give one channel, image[..., c], an (H, W, 3) RGB or an (H, W, 4) RGBA array)"
                 )
-            elif (colour := single_colour_channel(array)) is not None:
-                array = array[..., colour]  # RGB with one colour only: that channel as grey, as FrameSource reads it
+            else:
+                array = array[..., :RGB_CHANNELS]  # RGBA: the alpha channel is not shown to the model
+                if (colour := single_colour_channel(array)) is not None:
+                    array = array[..., colour]  # RGB with one colour only: that channel as grey, as FrameSource does
         check_finite(array, "image")
         limits = self.contrast_limits
         if limits is None and array.dtype != np.uint8:

@@ -1,10 +1,43 @@
-"""Checks of user prompts, shared by VideoSession and ImagePredictor; errors name the argument."""
+"""Checks of user input shared across the package: prompts (VideoSession, ImagePredictor), counts (the automatic mask
+generator's and the tracker's integer options) and image layouts (ImagePredictor, blob_points); errors name the
+argument, what was wrong and what is accepted. numpy only."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+MAX_CHANNELS = 16  # a last axis longer than this is image columns, not channels (as FrameSource reads stacks)
+MAX_LEADING_CHANNELS = 4  # (A, B, C) with A <= 4 < B, C is read as channel-first (C, H, W)
+
+
+def check_count(value: Any, name: str, low: int) -> int:
+    """``value`` as an int, an integer >= ``low`` (``max_lost_frames``: 1); ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def channels_last_problem(shape: Sequence[int]) -> Optional[str]:
+    """Why a 3-D array of ``shape`` (A, B, C) cannot be an (H, W, C) image with channels last, or None.
+
+    The rule: A <= 4 with B and C both > 4 is channel-first (C, H, W) (a 1-4 px tall image with 5 or more channels
+    is not a microscope picture) or a short (T, H, W) stack; C > 16 (:data:`MAX_CHANNELS`) is image columns, not
+    channels (a (T, H, W) stack or a (C, H, W) image). Both messages say what is accepted and how to get there.
+    Callers that take fewer channels (e.g. :func:`~sam2_model.seeding.blob_points`: 1-4) check that themselves."""
+    a, b, c = (int(n) for n in shape)
+    if a <= MAX_LEADING_CHANNELS and b > MAX_LEADING_CHANNELS and c > MAX_LEADING_CHANNELS:
+        plural = "" if a == 1 else "s"
+        return (f"image of shape {tuple(shape)} looks channel-first (C, H, W) with {a} channel{plural}: images are "
+                "(H, W) or (H, W, C) with the channels last; pass np.moveaxis(image, 0, -1) (or one frame, e.g. "
+                "image[0], if it is a (T, H, W) stack)")
+    if c > MAX_CHANNELS:
+        fix = " or, if its first axis holds channels, np.moveaxis(image, 0, -1)" if a <= MAX_CHANNELS else ""
+        return (f"image of shape {tuple(shape)}: its last axis ({c}) is too long for channels (at most "
+                f"{MAX_CHANNELS}), so this is not an (H, W) or (H, W, C) image; pass one 2-D frame (e.g. image[0] "
+                f"of a (T, H, W) stack){fix}")
+    return None
 
 
 def validate_obj_id(obj_id: Any) -> int:

@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .prompt_validation import channels_last_problem
+
 __all__ = ["blob_points", "DEFAULT_THRESHOLD"]
 
 DEFAULT_THRESHOLD = 0.02  # scale-normalised LoG response on the [0, 1] frame; dim nuclei give ~0.03
@@ -44,17 +46,17 @@ def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
 
 
 def _layout_problem(shape: Tuple[int, ...]) -> Optional[str]:
-    """Why an array of ``shape`` is not one non-empty (H, W) or (H, W, C) frame with C in 1..4, or None."""
-    if len(shape) in (2, 3) and 0 not in shape and (len(shape) == 2 or 1 <= shape[2] <= MAX_CHANNELS):
-        return None
+    """Why an array of ``shape`` is not one non-empty (H, W) or (H, W, C) frame with C in 1..4, or None (channel-first
+    arrays and stacks: :func:`~sam2_model.prompt_validation.channels_last_problem`, as ImagePredictor reads them)."""
     accepted = (f"image must be one non-empty frame, (H, W) or (H, W, C) with 1-{MAX_CHANNELS} channels last, "
                 f"got shape {shape}")
-    if len(shape) == 3 and 0 not in shape:
-        if shape[0] <= MAX_CHANNELS:
-            return (f"{accepted}: if it is channel-first (C, H, W), pass np.moveaxis(image, 0, -1); if it is a "
-                    "(T, H, W) stack, pass one frame, e.g. image[0]")
-        return f"{accepted}: for a (T, H, W) stack pass one frame, e.g. image[0]"
-    return accepted
+    if len(shape) not in (2, 3) or 0 in shape:
+        return accepted
+    if len(shape) == 3:
+        problem = channels_last_problem(shape)
+        if problem is not None or shape[2] > MAX_CHANNELS:
+            return problem or accepted
+    return None
 
 
 def normalise_frame(image: Any) -> np.ndarray:
