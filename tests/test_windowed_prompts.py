@@ -16,7 +16,7 @@ from napari_sam2 import segment
 from sam2_model.evaluation import click_point, clickable_objects, region_similarity
 from sam2_model.synthetic import make_timelapse
 from sam2_model.windowed_session import WindowedSession
-from sam2_model.windows import WindowedPredictor, box_side, too_small
+from sam2_model.windows import WindowedPredictor, box_side, first_window_side, too_small, whole_frame_side
 
 MSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ctc-msc" / "01"
 needs_msc = pytest.mark.skipif(not MSC.is_dir(), reason="the real MSC time-lapse is not here")
@@ -116,6 +116,30 @@ def test_box_side_sizes_a_window_for_the_boxs_object():
     assert box_side(192, np.array([100, 100, 140, 140]), (768, 768), 256) == 432  # 40 px: 24 px at the input
     assert box_side(192, np.array([100, 100, 300, 140]), (768, 768), 256) == 432  # a long box: its shorter side
     assert box_side(128, np.array([354, 32, 434, 112]), (832, 992), 256) == 992  # no window: the whole frame
+
+
+def test_first_window_side_is_the_larger_of_the_box_and_whole_frame_mask_rules():
+    """One rule for a new object's first window, used by WindowedPredictor.predict and WindowedSession.add_prompt."""
+    small, wide = np.zeros((768, 768), bool), np.zeros((768, 768), bool)
+    small[100:110, 100:110] = True
+    wide[100:300, 100:300] = True  # 200 px: far wider than the 18 px a 192 px window is made for
+    box = np.array([100, 100, 140, 140])
+    assert first_window_side(192, None, None, (768, 768), 256) == 192  # a mask prompt: the session's window
+    assert first_window_side(192, small, None, (768, 768), 256) == 192
+    assert first_window_side(192, None, box, (768, 768), 256) == box_side(192, box, (768, 768), 256) == 432
+    assert first_window_side(192, wide, None, (768, 768), 256) == whole_frame_side(192, wide, 256) == 768
+    assert first_window_side(192, small, box, (768, 768), 256) == 432
+
+
+def test_a_box_or_click_gets_the_same_first_window_in_the_session_and_the_predictor(model, big_nuclei):
+    truth = big_nuclei.labels[0]
+    predictor = WindowedPredictor(model, 192)
+    predictor.set_image(big_nuclei.image[0])
+    for obj in clickable_objects(truth)[:2]:
+        for prompt in (dict(box=padded_box(truth == obj)), dict(points=[click_point(truth == obj)], labels=[1])):
+            session = WindowedSession(model, big_nuclei.image, window=192)
+            session.add_prompt(0, obj, **prompt)
+            assert session.window_of(obj) == tuple(predictor.predict(**prompt)[2]), (obj, list(prompt))
 
 
 def test_too_small_is_cut_or_empty_where_the_whole_frame_is_not():

@@ -33,7 +33,7 @@ from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
-from sam2_model.tracking.tracker import check_count
+from sam2_model.prompt_validation import check_count
 
 from .directions import auto_direction, check_one_way
 from .labels_writer import EditedSince, RunJournal, hashable_index, watch_writes

@@ -40,7 +40,7 @@ from .session_outputs import check_output, labels_from_logits
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
 from .image_predictor import ImagePredictor
-from .windows import Window, box_side, grow_while_cut, place_window, too_small, whole_frame_side
+from .windows import Window, first_window_side, grow_while_cut, place_window, too_small
 
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
@@ -282,7 +282,7 @@ class WindowedSession:
             self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old, refine)
         else:  # a new object: sized for its box and its whole-frame mask; grown while its first mask is too small
             whole = None if full_mask is not None else self._whole_frame_mask(frame_idx, xy, lab, corners)
-            side = self._new_side(whole, corners)
+            side = first_window_side(self.window, whole, corners, self.frame_shape, self.model.image_size)
 
             def attempt(side: int) -> Tuple[_Track, Window, bool]:
                 placed = self._place(xy, lab, corners, full_mask, None, side)
@@ -293,15 +293,6 @@ class WindowedSession:
             track = grow_while_cut(side, (height, width), attempt)
         self._objects[obj_id] = track
         return self.frame_logits(frame_idx)
-
-    def _new_side(self, whole: Optional[np.ndarray], corners: Optional[np.ndarray]) -> int:
-        """A new object's first window side: the session's, larger where the object's whole-frame mask ``whole``
-        ((H, W) bool; None for a mask prompt) is far wider than it was made for (:func:`whole_frame_side`) or where its
-        box (x0, y0, x1, y1) holds an object wider than that (:func:`box_side`)."""
-        if whole is None:
-            return self.window
-        return max(whole_frame_side(self.window, whole, self.model.image_size),
-                   box_side(self.window, corners, self.frame_shape, self.model.image_size))
 
     def _whole_frame_mask(self, frame_idx: int, xy: np.ndarray, lab: np.ndarray,
                           corners: Optional[np.ndarray]) -> np.ndarray:

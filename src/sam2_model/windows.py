@@ -41,8 +41,8 @@ from .prompt_validation import validate_box, validate_points
 
 __all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
            "SIZE_CHECK",
-           "window_side", "place_window", "whole_frame_side", "box_side", "touches_inner_edge", "too_small",
-           "grow_while_cut", "window_groups",
+           "window_side", "place_window", "whole_frame_side", "box_side", "first_window_side", "touches_inner_edge",
+           "too_small", "grow_while_cut", "window_groups",
            "WindowedPredictor"]
 
 WINDOW_OBJECT_PX = 24.0  # an object's width at the model input inside its window (measured: module docstring)
@@ -88,6 +88,17 @@ def box_side(side: int, box: Optional[np.ndarray], frame_shape: Sequence[int], i
     width = max(min(x1 - x0, y1 - y0), 1.0)
     resized = window_side(width, frame_shape, image_size)
     return max(int(frame_shape[0]), int(frame_shape[1])) if resized is None else max(int(side), resized)
+
+
+def first_window_side(side: int, whole: Optional[np.ndarray], box: Optional[np.ndarray], frame_shape: Sequence[int],
+                      image_size: int) -> int:
+    """A new object's first window side (frame px), the same for :class:`WindowedPredictor` and
+    :class:`~sam2_model.windowed_session.WindowedSession`: ``side``, larger where the object's mask on the whole frame
+    ``whole`` ((H, W) bool; None when there is none, e.g. for a mask prompt) is far wider than a ``side`` px window was
+    made for (:func:`whole_frame_side`), or where its ``box`` ((x0, y0, x1, y1) checked frame px, or None) holds an
+    object wider than that (:func:`box_side`). frame_shape: (H, W)."""
+    by_mask = int(side) if whole is None else whole_frame_side(side, whole, image_size)
+    return max(by_mask, box_side(side, box, frame_shape, image_size))
 
 
 def too_small(mask: np.ndarray, window: Window, frame_shape: Sequence[int], whole: Optional[np.ndarray]) -> bool:
@@ -276,8 +287,7 @@ class WindowedPredictor:
         whole, whole_scores, _ = self._whole.predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
                                                      box=corners, multimask=multimask)
         whole_best = whole[int(np.argmax(whole_scores))]
-        side = max(whole_frame_side(self.side, whole_best, self.model.image_size),
-                   box_side(self.side, corners, (height, width), self.model.image_size))
+        side = first_window_side(self.side, whole_best, corners, (height, width), self.model.image_size)
 
         def attempt(side: int) -> Tuple[Tuple[np.ndarray, np.ndarray, Window], Window, bool]:
             window = place_window(side, (height, width), xy, lab, corners)

@@ -64,6 +64,7 @@ from scipy import ndimage
 
 from ..frames import FrameSource
 from ..modeling.sam2 import SAM2Model
+from ..prompt_validation import check_count
 from ..video_session import VideoSession
 from ..windowed_session import WindowedSession
 from . import divisions as div
@@ -95,13 +96,6 @@ class _TrackState:
     lost: int = 0
     last_seen: int = -1
     near_border: bool = False
-
-
-def check_count(value: Any, name: str, low: int) -> int:
-    """``value`` as an int, an integer >= ``low`` (``max_lost_frames``: 1); ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 class CellTracker:
