@@ -142,3 +142,43 @@ def test_prompt_script_matches_reference(name, batch_objects, threads, tmp_path)
         both_propagate(start_frame=NUM_FRAMES - 1, reverse=True)
     print(f"{name}: max |logit diff| {worst['abs']:.2e} (relative {worst.get('rel', 0.0):.1e}), "
           f"max differing mask pixels {worst['pixels']:.4%}")
+
+
+def test_other_objects_rows_after_a_prompt_match_reference(tmp_path):
+    """add_prompt returns every object's row as the reference does: a pending correction of one object is not shown
+    next to another object's first prompt on that frame (and the reverse), while frame_logits shows the newest."""
+    require_oracle()
+    predictor = reference_model("demo", image_size=SIZE, video=True)
+    predictor.fill_hole_area = 0
+    model = build_model("demo", device="cpu")
+    predictor.load_state_dict(model.state_dict(), strict=True)
+    source = FrameSource(moving_blobs(6), image_size=SIZE)
+    state = _reference_state(predictor, tmp_path, torch.stack([source.model_input(t) for t in range(6)]))
+    session = VideoSession(model, source, fill_hole_area=0, batch_objects=False)
+    worst = {"abs": 0.0, "pixels": 0.0}
+
+    def both_prompt(frame, obj, points, labels, clear_old=True):
+        points, labels = np.array(points, np.float32), np.array(labels, np.int32)
+        _, ids, theirs = predictor.add_new_points_or_box(state, frame, obj, points=points, labels=labels,
+                                                         clear_old_points=clear_old)
+        ours = session.add_prompt(frame, obj, points=points, labels=labels, clear_old=clear_old)
+        assert list(ids) == session.obj_ids
+        _compare(ours, theirs, f"add_prompt frame {frame} obj {obj}", worst)
+        return ours
+
+    with torch.inference_mode():
+        both_prompt(0, 2, [[70.0, 80.0]], [1])
+        list(predictor.propagate_in_video(state))
+        list(session.propagate())
+        correction = both_prompt(4, 2, [[82.0, 95.0]], [1], clear_old=False)  # a correction of a tracked frame
+        ours = both_prompt(4, 1, [[162.0, 150.0], [82.0, 80.0]], [1, 0])  # a new object there: its first prompt
+        newest = session.frame_logits(4)
+        row = session.obj_ids.index(2)
+        assert not np.array_equal(ours[row], correction[0]), "the script must make the two views differ"
+        np.testing.assert_array_equal(newest[row], correction[0])  # frame_logits: the pending correction
+        both_prompt(4, 2, [[85.0, 85.0]], [1], clear_old=False)  # object 1's pending first prompt is not shown
+        ref_steps = list(predictor.propagate_in_video(state))
+        our_steps = list(session.propagate())
+    for (frame, ids, ours), (_, ref_ids, theirs) in zip(our_steps, ref_steps):
+        assert ids == list(ref_ids)
+        _compare(ours, theirs, f"propagate frame {frame}", worst)

@@ -239,10 +239,14 @@ class SegmentationController:
         # as a first click is; clicks added to them refine it
         refine = sent is None or key not in self._started_here or _adds_to(sent, prompt)
         if prompt.box is None and not len(prompt.points):
-            return self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
-        return self.session.add_prompt(
-            prompt.frame, prompt.obj_id, points=prompt.points if len(prompt.points) else None,
-            labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True, refine=refine)
+            self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
+        else:
+            self.session.add_prompt(
+                prompt.frame, prompt.obj_id, points=prompt.points if len(prompt.points) else None,
+                labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True, refine=refine)
+        # every object's newest result: a correction not yet propagated stays shown next to another object's new
+        # prompt (add_prompt returns the reference's view, which shows that object's tracked mask there)
+        return self.session.frame_logits(prompt.frame)
 
     def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
         """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step.

@@ -160,6 +160,15 @@ class ObjectState:
                 return table[frame]
         return None
 
+    def result_as_prompted(self, frame: int, is_cond: bool) -> Optional[FrameResult]:
+        """The result Meta's predictor shows on ``frame`` next to a prompt of kind ``is_cond`` (a conditioning prompt,
+        or a correction kept out of the conditioning frames) of any object: the pending result of that kind, then
+        conditioning, then tracked. A pending result of the other kind is not shown until propagation commits it."""
+        for table in (self.pending_cond if is_cond else self.pending_non_cond, self.cond, self.non_cond):
+            if frame in table:
+                return table[frame]
+        return None
+
     def memory_bank(self) -> MemoryBankView:
         """The frames of this object's committed memory bank (see :class:`MemoryBankView`)."""
         released = tuple(t for t, r in sorted(self.non_cond.items()) if r.memory is None and r.releasable)

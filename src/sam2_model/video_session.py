@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -144,7 +144,10 @@ class VideoSession:
         box: (x0, y0, x1, y1); mask: (H, W) boolean. clear_old=False adds clicks to the frame's
         earlier ones. refine: clicks refine the mask the frame holds (it is given to the mask decoder with them,
         as Meta's predictor always does); False decodes them afresh, for clicks that replace the ones that made
-        that mask (a click moved to another cell). Returns logits (n_obj, H, W) float32 of every object on this frame.
+        that mask (a click moved to another cell). Returns logits (n_obj, H, W) float32 of every object on this frame as
+        Meta's predictor returns them: another object's pending prompt shows only when it is of this prompt's kind (a
+        first prompt on a frame, or a correction of a tracked one), else its committed result (-1024 without one);
+        :meth:`frame_logits` gives every object's newest result, pending corrections included.
         Everything is checked before any state changes, so a bad call leaves the session as it was.
         """
         frame_idx = self.frames.check_index(frame_idx)
@@ -188,7 +191,8 @@ class VideoSession:
                 state.points.pop(frame_idx, None)
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
-        return self.frame_logits(frame_idx)
+            low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result_as_prompted(frame_idx, is_cond))
+        return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
 
     # ------------------------------------------------------------------ propagation
     def propagate(
@@ -263,7 +267,7 @@ class VideoSession:
         """The propagated objects' results on a frame as ``output`` asks."""
         if self.non_overlap_masks and output != "labels" and len(ids) < len(self._objects):
             # Overlaps are decided among every object with a result on this frame, not only those tracked now.
-            low_res, present = self._newest_low_res(frame_idx, self.obj_ids)
+            low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result(frame_idx))
             rows = [self.obj_ids.index(o) for o in ids]
             if output == "logits":
                 return session_outputs.to_logits(low_res, self.frame_shape, True, present)[rows]
@@ -386,13 +390,15 @@ class VideoSession:
                 result.memory = None
 
     # ------------------------------------------------------------------ outputs
-    def _newest_low_res(self, frame_idx: int, obj_ids: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(n, 1, 4h, 4w) filled low-res logits of each object's newest result (absent: -1024), present (n,) bool."""
+    def _low_res(self, frame_idx: int, obj_ids: Sequence[int],
+                 pick: Callable[[ObjectState], Optional[FrameResult]]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(n, 1, 4h, 4w) filled low-res logits of the result ``pick`` takes of each object (None: absent, -1024),
+        present (n,) bool."""
         size = 4 * self.model.config.feature_size
         out = torch.full((len(obj_ids), 1, size, size), NO_OBJECT_SCORE, device=self.model.device)
         present = torch.zeros(len(obj_ids), dtype=torch.bool, device=self.model.device)
         for index, obj_id in enumerate(obj_ids):
-            result = self._objects[obj_id].result(frame_idx)
+            result = pick(self._objects[obj_id])
             if result is not None:
                 out[index : index + 1] = self._filled(result).float()
                 present[index] = True
@@ -413,7 +419,7 @@ class VideoSession:
         frame_idx = self.frames.check_index(frame_idx)
         ids = self._check_obj_ids(obj_ids)
         if not self.non_overlap_masks or obj_ids is None:
-            low_res, present = self._newest_low_res(frame_idx, ids)
+            low_res, present = self._low_res(frame_idx, ids, lambda o: o.result(frame_idx))
             return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
         every = self.frame_logits(frame_idx)  # the overlap is decided among all objects
         return every[[self.obj_ids.index(o) for o in ids]]
