@@ -30,6 +30,10 @@ class AxesPanel(QWidget):
         self.axis_spin = QSpinBox()
         self.channel_axis_combo = QComboBox()
         self.channel_combo = QComboBox()
+        self.axis_spin.setToolTip("The image axis to propagate along: time for a time-lapse, z for a volume "
+                                  "(0 is the first axis, as in napari's sliders).")
+        self.channel_axis_combo.setToolTip("The axis that holds the colour channels, if any (none for one channel).")
+        self.channel_combo.setToolTip("Which channel the model sees (or the mean or maximum of all of them).")
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Propagate along axis", self.axis_spin)

@@ -115,6 +115,16 @@ class FineTuneWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.use_button = QPushButton("Use in the segmentation widget")
         self.use_button.setEnabled(False)
+        for control, tip in ((self.image_combo, "The image to learn from (a time-lapse or one frame)."),
+                             (self.labels_combo, "Its labels: each cell with one id on every frame it is in."),
+                             (self.steps_spin, "How many training steps (more: longer, fits your cells better)."),
+                             (self.lr_spin, "How fast the model changes at each step (keep the default unless "
+                                            "training is unstable)."),
+                             (self.clip_spin, "How many consecutive frames each training example holds."),
+                             (self.train_button, "Start fine-tuning the model on this image and its labels."),
+                             (self.cancel_button, "Stop training (the last saved weights are kept)."),
+                             (self.use_button, "Use the fine-tuned weights in the segmentation widget.")):
+            control.setToolTip(tip)
         self.progress = QProgressBar()
         self.status = QLabel("Pick an image and its labels (each cell with one id on every frame; frames with no "
                              "label are left out), then Train.")

@@ -15,8 +15,8 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._image_state import (
-    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, layer_name, model_data, same_layer,
-    BOXES_NAME, LABELS_NAME, POINTS_NAME,
+    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, keep_removed, layer_name, model_data,
+    put_back_removed, same_layer, BOXES_NAME, LABELS_NAME, POINTS_NAME,
 )
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout
@@ -62,6 +62,7 @@ class ImageLayersMixin:
                     self.status.setText(f"'{layer.name}' was deleted; the next click or Propagate recreates it "
                                         "with the labels so far (nothing is lost).")
             elif same_layer(layer, state.points) or same_layer(layer, state.boxes):
+                keep_removed(state, layer)  # the new layer gets them back: the session was made from them
                 if same_layer(layer, state.points):
                     state.points = None
                 else:
@@ -164,9 +165,30 @@ class ImageLayersMixin:
         if state.boxes is None:
             state.boxes = add_boxes_layer(self.viewer, state.image, state.obj_id)
             self._watch_boxes(state)
-        if made or state.last_prompts is None:  # what Undo of the next step puts back
+        back = self._put_back_removed(state) if made else {}
+        if (made and not back) or state.last_prompts is None:  # what Undo of the next step puts back
             state.last_prompts = capture(state)
         self.activate_clicks()
+
+    def _put_back_removed(self, state: ImageState) -> dict:
+        """A clicks or boxes layer the user deleted was just made again: its prompts (the ones the session was made
+        from) go back into it, and the status line says so; returns {"points" or "boxes": count put back}."""
+        self._quiet += 1
+        try:
+            back = put_back_removed(state)
+        finally:
+            self._quiet -= 1
+        if back:
+            what = " and ".join(f"{count} {'click(s)' if kind == 'points' else 'box(es)'}"
+                                for kind, count in back.items())
+            layers = " and ".join(f"'{layer.name}'" for kind, layer in (("points", state.points),
+                                                                          ("boxes", state.boxes)) if kind in back)
+            were = "were deleted and are back" if len(back) > 1 else "was deleted and is back"
+            message = (f"{layers} {were} with its {what}: the session's objects were made from them. To remove "
+                       "prompts, select them and press Delete (or use Delete object).")
+            self.status.setText(message)
+            show_info(f"SAM 2: {message}")
+        return back
 
     def _watch_points(self, state: ImageState) -> None:
         """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""

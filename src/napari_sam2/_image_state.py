@@ -119,6 +119,9 @@ class ImageState:
     # the opened session that a new one (its session not opened yet: that happens in the run's worker) replaced on a
     # slice, put back if the new one fails to open
     replaced: Dict[SliceKey, SegmentationController] = field(default_factory=dict)
+    # the content of a prompt layer the user deleted ("points" or "boxes": (coords, features)), put back in the layer
+    # that replaces it (:func:`put_back_removed`)
+    removed: Dict[str, Tuple[Any, Dict[str, np.ndarray]]] = field(default_factory=dict)
 
 
 
@@ -331,3 +334,35 @@ def restore(state: ImageState, content: PromptContent, layout: Optional[StackLay
         boxes.features = {"obj_id": content.box_ids}
     boxes.feature_defaults = box_defaults
     style_boxes(boxes)
+
+
+def keep_removed(state: ImageState, layer: Any) -> int:
+    """Remember the prompts of ``state``'s clicks or boxes ``layer`` that the user deleted (it is being removed from
+    the viewer), for :func:`put_back_removed`; returns how many clicks or boxes it held."""
+    kind = "points" if same_layer(layer, state.points) else "boxes"
+    if kind == "points":
+        data: Any = np.array(layer.data, copy=True)
+        features = {name: layer.features[name].to_numpy(dtype).copy()
+                    for name, dtype in (("positive", bool), ("obj_id", int))}
+    else:
+        data = [np.array(box, copy=True) for box in layer.data]
+        features = {"obj_id": layer.features["obj_id"].to_numpy(int).copy() if len(data) else np.zeros(0, int)}
+    if len(data):
+        state.removed[kind] = (data, features)
+    return len(data)
+
+
+def put_back_removed(state: ImageState) -> Dict[str, int]:
+    """Put the prompts of deleted prompt layers (:func:`keep_removed`) into ``state``'s new ones (the caller mutes its
+    own data handlers); returns {"points" or "boxes": count put back}."""
+    if not state.removed or state.points is None or state.boxes is None:
+        return {}
+    now = capture(state)
+    points = state.removed.pop("points", None)
+    boxes = state.removed.pop("boxes", None)
+    content = PromptContent(
+        now.points if points is None else points[0], now.positive if points is None else points[1]["positive"],
+        now.point_ids if points is None else points[1]["obj_id"],
+        now.boxes if boxes is None else tuple(boxes[0]), now.box_ids if boxes is None else boxes[1]["obj_id"])
+    restore(state, content)
+    return {kind: len(item[0]) for kind, item in (("points", points), ("boxes", boxes)) if item is not None}

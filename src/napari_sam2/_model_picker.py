@@ -96,6 +96,16 @@ class ModelPicker(QWidget):
         self.status.setWordWrap(True)
         self.demo_note = QLabel(DEMO_NOTE)
         self.demo_note.setWordWrap(True)
+        self.model_combo.setToolTip("Which SAM 2 model segments: larger ones are more accurate and slower; 'demo' is "
+                                    "tiny and ships with the plugin (for trying the tool, not for results).")
+        self.checkpoint_combo.setToolTip("Where the model's trained weights come from: downloaded once and cached, "
+                                         "a file of your own (e.g. fine-tuned), or the demo's embedded weights.")
+        self.device_combo.setToolTip("Where the model runs: auto picks a GPU when there is one, otherwise the CPU.")
+        self.size_combo.setToolTip("The size frames are scaled to for the model: the model's preset, a number of "
+                                   "your own, or auto (larger for small cells: slower, more accurate).")
+        self.size_spin.setToolTip("The model's input size in pixels (preset: the model's own); larger helps small "
+                                  "cells and costs time and memory.")
+        self.cancel_button.setToolTip("Stop downloading the model's weights (nothing is kept half-written).")
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)

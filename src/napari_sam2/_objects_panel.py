@@ -1,12 +1,13 @@
 """The objects panel of the segmentation widget: each object's colour, the frames where it is present, the frames
 where the model lost it and those worth a look (its mask jumped); hide/show, delete, relabel and merge. Rows come from
 the session's public read API, less the frames where the labels no longer hold the object ("Track all cells"
-replaced it there: ``ObjectsPanel.replaced_frames``)."""
+replaced it there: ``ObjectsPanel.replaced_frames``); the labels are the truth for "present": a frame the session
+scored visible whose labels hold none of the object's pixels is listed as lost (``ObjectsPanel.pixel_frames``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from qtpy.QtCore import Signal
@@ -51,6 +52,20 @@ def without_replaced(rows: Sequence[ObjectRow], replaced: Dict[int, Sequence[int
     return found
 
 
+def with_pixels(rows: Sequence[ObjectRow], held: Mapping[int, Collection[int]]) -> List[ObjectRow]:
+    """``rows`` with "present" read from the labels: of each row's frames (present and lost), those where ``held``
+    ({object: frames whose labels hold at least one of its pixels}) says the object has pixels are present, the others
+    lost (an object scored visible with an empty mask was lost there); check frames stay only where it is present."""
+    found = []
+    for row in rows:
+        frames = sorted(set(row.present) | set(row.lost))
+        mine = set(held.get(row.obj_id, ()))
+        present = tuple(t for t in frames if t in mine)
+        found.append(replace(row, present=present, lost=tuple(t for t in frames if t not in mine),
+                             check=tuple(t for t in row.check if t in mine)))
+    return found
+
+
 def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
     """The rows of a :class:`~sam2_model.VideoSession` (only its public read API is used)."""
     hidden = set(hidden)
@@ -90,6 +105,7 @@ class ObjectsPanel(QWidget):
     relabel_requested = Signal(int)
     merge_requested = Signal(int)
     check_requested = Signal(int)
+    object_selected = Signal(int)  # a person selected the object's row (not emitted when the table is refilled)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -103,6 +119,14 @@ class ObjectsPanel(QWidget):
         self.delete_button = QPushButton("Delete object")
         self.relabel_button = QPushButton("Relabel…")
         self.merge_button = QPushButton("Merge into…")
+        self.table.setToolTip("The objects of this image. Select a row to make clicks add to that object (the Object "
+                              "id follows the selection).")
+        self.hide_button.setToolTip("Hide the selected object's masks (or show them again); its masks are kept.")
+        self.delete_button.setToolTip("Delete the selected object: its clicks, boxes and masks on every frame "
+                                      "(Undo brings it back).")
+        self.relabel_button.setToolTip("Give the selected object another id (asks for the new id); cannot be undone.")
+        self.merge_button.setToolTip("Merge the selected object into another one (asks which): one cell segmented "
+                                     "twice becomes one object; cannot be undone.")
         self.check_button = QPushButton("Next check frame")
         self.check_button.setToolTip("Go to the selected object's next check frame and make it the object that "
                                      "clicks add to, to re-anchor it there.")
@@ -119,6 +143,11 @@ class ObjectsPanel(QWidget):
         # {object: frames} of the objects asked about whose labels no longer hold them there (set by the widget's
         # "Track all cells" panel; None: the rows are shown as given)
         self.replaced_frames: Optional[Callable[[Sequence[int]], Dict[int, List[int]]]] = None
+        # {object: frames holding its pixels} among the frames asked about ({object: frames}), read from the labels
+        # (set by the widget; None: "present" is the session's score)
+        self.pixel_frames: Optional[Callable[[Dict[int, List[int]]], Dict[int, List[int]]]] = None
+        self._filling = False  # True while show_rows refills the table (its selection changes are not a person's)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
         self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
         self.relabel_button.clicked.connect(lambda: self._emit(self.relabel_requested))
@@ -135,10 +164,23 @@ class ObjectsPanel(QWidget):
         self._given = list(rows)
         if self.replaced_frames is not None and rows:
             rows = without_replaced(rows, self.replaced_frames([r.obj_id for r in rows]))
+        if self.pixel_frames is not None and rows:
+            rows = with_pixels(rows, self.pixel_frames({r.obj_id: sorted(set(r.present) | set(r.lost))
+                                                        for r in rows}))
+        self._filling = True
+        try:
+            self._fill(rows, selected)
+        finally:
+            self._filling = False
+
+    def _fill(self, rows: List[ObjectRow], selected: Optional[int]) -> None:
         self.rows = list(rows)
         self.table.setRowCount(len(rows))
         for index, (row, color) in enumerate(zip(rows, object_colors([r.obj_id for r in rows]))):
-            cells = (str(row.obj_id), frame_ranges(row.present), frame_ranges(row.lost), frame_ranges(row.check),
+            present = frame_ranges(row.present)
+            if row.replaced:  # say it in the cell: a tooltip alone is easily missed
+                present += f" (Track all replaced {frame_ranges(row.replaced)})"
+            cells = (str(row.obj_id), present, frame_ranges(row.lost), frame_ranges(row.check),
                      "no" if row.hidden else "yes")
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
@@ -163,6 +205,12 @@ class ObjectsPanel(QWidget):
         for index, row in enumerate(self.rows):
             if row.obj_id == obj_id:
                 self.table.selectRow(index)
+
+    def _on_selection_changed(self) -> None:
+        """A person selected a row: say which object (the widget makes it the one clicks add to)."""
+        obj = self.selected_object()
+        if not self._filling and obj is not None and self.table.selectionModel().hasSelection():
+            self.object_selected.emit(obj)
 
     def _emit(self, signal: object) -> None:
         obj = self.selected_object()

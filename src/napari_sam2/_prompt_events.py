@@ -53,6 +53,44 @@ class PromptEventsMixin:
         self.status.setText(message[7:])
         return True
 
+    def _displayed_off_frame(self, state: ImageState) -> str:
+        """The axes of ``state``'s image displayed on the canvas that are not a frame's rows and columns (the frame
+        axis, a channel or a fixed slice axis, e.g. after viewer.dims.order put time on screen), in words; "" when
+        the canvas shows a frame."""
+        try:
+            layout = self._layout(state.image)
+        except ValueError:  # an impossible axis choice: the run that follows says so
+            return ""
+        offset = self.viewer.dims.ndim - state.points.ndim  # the viewer lines layers up with its last axes
+        labels = list(self.viewer.dims.axis_labels)
+        roles = {layout.frame_axis: "frame", layout.channel_axis: "channel", **{a: "slice" for a, _ in layout.fixed}}
+        off = [axis - offset for axis in self.viewer.dims.displayed
+               if axis - offset not in layout.spatial_axes and axis - offset >= 0]
+        return ", ".join(f"the {roles.get(axis, 'other')} axis {axis} ('{labels[axis + offset]}')" for axis in off)
+
+    def _reject_off_view(self, layer: Any, state: ImageState, event: Any) -> bool:
+        """Remove the prompts just added to ``layer`` (``state``'s clicks or boxes) while the canvas does not show a
+        frame (:meth:`_displayed_off_frame`): they would land on frames the user never saw. True if removed."""
+        off = self._displayed_off_frame(state)
+        if not off or not len(layer.data):
+            return False
+        count = len(layer.data)
+        added = getattr(event, "data_indices", None) or (-1,)  # napari says -1 for the one appended last
+        added = [int(i) % count for i in added if -count <= int(i) < count]
+        self._quiet += 1
+        try:
+            layer.selected_data = set(added)
+            layer.remove_selected()
+            (style_points if layer is state.points else style_boxes)(layer)
+        finally:
+            self._quiet -= 1
+        message = (f"SAM 2: the prompt was removed (nothing segmented): the canvas displays {off}, so it would land on "
+                   "frames you do not see. Transpose back (the viewer's transpose / roll buttons) until the image's "
+                   "rows and columns are displayed, with 2D view, then click.")
+        show_info(message)
+        self.status.setText(message[7:])
+        return True
+
     # ------------------------------------------------------------------ objects and clicks
     def _require_state(self) -> Optional[ImageState]:
         if self._state is None or self._state.points is None:
@@ -99,6 +137,8 @@ class PromptEventsMixin:
             return
         if state is not self._state:
             self.image_combo.setCurrentText(state.image.name)
+        if str(event.action) == "added" and self._reject_off_view(state.points, state, event):
+            return
         if self._reject_outside(state) and str(event.action) == "added":
             return  # the click was outside the image: nothing else changed
         style_points(state.points)
@@ -109,6 +149,8 @@ class PromptEventsMixin:
             return
         if state is not self._state:
             self.image_combo.setCurrentText(state.image.name)
+        if str(event.action) == "added" and self._reject_off_view(state.boxes, state, event):
+            return
         style_boxes(state.boxes)
         self._prompts_edited()
 

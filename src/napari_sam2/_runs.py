@@ -16,6 +16,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ._image_state import ImageState, PromptContent, capture, is_depth_axis, restore, slice_key
+from ._track_ids import frame_ranges
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .controller import PropagationPass
 from .labels_writer import EditedSince
@@ -24,6 +25,13 @@ from .prompts import masks_from_labels
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}
 SINGLE_IMAGE_TIP = ("This image is a single 2D frame (no time or z axis under the axis choices above): there is "
                     "nothing to propagate through. Correct the mask with more clicks or a box.")
+PROPAGATE_TIPS = {  # the widget's tooltips of these controls (a single 2D image adds SINGLE_IMAGE_TIP below)
+    "forward_button": "Track the objects from the frame shown to the later frames (or as many as 'Frames to "
+                      "propagate' says).",
+    "backward_button": "Track the objects from the frame shown to the earlier frames.",
+    "both_button": "Track the objects from the frame shown to the earlier and the later frames.",
+    "frames_spin": "How many frames Propagate tracks from the frame shown (all: to the end of the stack).",
+}
 
 
 def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
@@ -41,6 +49,22 @@ def done_hint(controller: Any) -> str:
     return "Correct on any frame, then propagate again."
 
 
+def sentence(text: str) -> str:
+    """``text`` ending with a full stop (or ?, !, …) so another sentence can follow it."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def nothing_tracked(direction: str, start: int, num_frames: int) -> str:
+    """Why a propagation from ``start`` tracked no frame beyond it, in words."""
+    if direction == "forward" and start >= num_frames - 1:
+        return f"Nothing to propagate forward from frame {start} (the last frame): go back to an earlier frame, or " \
+               "use ◀ Propagate."
+    if direction == "backward" and start <= 0:
+        return "Nothing to propagate backward from frame 0 (the first frame): use Propagate ▶."
+    return f"Nothing was propagated {direction} from frame {start}: no frame beyond it to track."
+
+
 def with_suffix(path: str, what: str) -> str:
     """``path`` with the export's suffix added when the name typed has none of the accepted ones."""
     default, accepted = SUFFIXES[what]
@@ -56,6 +80,9 @@ class RunMixin:
     _run_prompts: Optional[PromptContent] = None  # the prompt layers as the run read them
     _run_history: tuple = (None, 0, None)  # the run's controller, its history length and last step at the start
     _run_where: str = ""  # the run's slice when it is not the one shown (" on z=1 (z=2 is shown)")
+    _run_frames: Optional[List[int]] = None  # the frames the run wrote, in order
+    _run_propagation: Optional[tuple] = None  # (direction, start frame, frames in the stack) of a propagate run
+    _run_planned: Optional[int] = None  # where the propagation's frames start in _run_frames (None before its plan)
 
     # ------------------------------------------------------------------ starting runs
     def _on_segment_clicked(self) -> None:
@@ -177,6 +204,7 @@ class RunMixin:
         before, now = self._before(state), capture(state)
 
         def steps() -> Iterator[tuple]:
+            controller.check_propagation(prompts)  # a run that would fail after removing objects changes nothing
             yield from controller.apply_prompts(prompts, tag=before)  # Undo of new clicks puts the layers back
             passes = controller.plan(start, direction, max_frames)
             yield "plan", sum(p.num_frames for p in passes), describe_plan(passes, start), None
@@ -184,6 +212,7 @@ class RunMixin:
 
         self.progress.setRange(0, 0)
         self._run(state, steps(), f"Propagating {direction} from frame {start}{self._elsewhere(layout)}")
+        self._run_propagation = (direction, start, controller.num_frames)
 
     def _before(self, state: ImageState) -> PromptContent:
         """The prompt layers as they were after the last run (what Undo of the next run puts back)."""
@@ -205,6 +234,7 @@ class RunMixin:
             yield from steps
 
         self._run_outcome, self._run_note, self._run_state = "running", "", state
+        self._run_frames, self._run_propagation, self._run_planned = [], None, None
         self._run_prompts = capture(state) if state.points is not None and state.boxes is not None else None
         controller = state.controller  # the run's (ensure_controller made it the image's controller)
         history = [] if controller is None else controller.history
@@ -213,7 +243,9 @@ class RunMixin:
         worker = work()
         worker.yielded.connect(self._on_step)
         worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # a plain function, not a bound method: Qt drops a widget's slots when the viewer's window deletes it, and the
+        # widget (kept by a script) would stay busy forever after the viewer was closed during a run
+        worker.finished.connect(lambda: self._on_worker_finished(worker))
         self.worker = worker
         self._set_busy(True)
         worker.start()
@@ -225,10 +257,13 @@ class RunMixin:
                 self.progress.setRange(0, max(int(value), 1))
                 self.progress.setValue(0)
                 self._run_note = str(detail)
+                self._run_planned = len(self._run_frames or ())  # the frames after this are the propagation's
                 return
             if self.progress.maximum() == 0:  # the busy bar of a click: the mask is here
                 self.progress.setRange(0, 1)
             if kind == "frame":
+                if self._run_frames is not None:
+                    self._run_frames.append(int(value))
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 self.status.setText(f"frame {value}: objects {detail}")
             self._refresh_labels(self._run_state)
@@ -250,6 +285,16 @@ class RunMixin:
             self._run_outcome = f"stopped: {why}"
             self.worker.quit()
 
+    def _on_worker_finished(self, worker: Any) -> None:
+        """The run's worker ended: :meth:`_on_finished`; once the viewer's window (and the widget in it) is gone,
+        only let go of the worker, so the widget is no longer busy."""
+        if self.worker is not worker:
+            return
+        try:
+            self._on_finished()
+        except RuntimeError:  # the widget's Qt parts were deleted with the window: nothing left to show
+            self.worker, self._run_state, self._run_history = None, None, (None, 0, None)
+
     def _on_finished(self) -> None:
         state, outcome = self._run_state, self._run_outcome
         controller, length, last = self._run_history
@@ -259,18 +304,31 @@ class RunMixin:
         self._set_busy(False)
         self._refresh_labels(state)
         self._settle_session(state, controller)
+        frames = sorted(set(self._run_frames or ()))
         if outcome == "failed":
-            self.status.setText(f"{self.status.text()} " + ("Frames written are complete; Undo reverts the run."
-                                                            if changed else "Nothing was changed."))
+            self.status.setText(f"{sentence(self.status.text())} " + (
+                f"{self._kept(frames)}; Undo reverts the run." if changed and frames else
+                "Undo reverts the run." if changed else "Nothing was changed."))
         elif outcome == "cancelled":
-            self.status.setText("Cancelled. The frames finished so far are kept; Undo reverts the run." if changed
-                                else "Cancelled before anything was changed.")
+            self.status.setText(f"Cancelled. {self._kept(frames)}; Undo reverts the run.{self._go_on(frames)}"
+                                if changed else "Cancelled before anything was changed.")
         elif outcome.startswith("stopped"):
-            self.status.setText(f"Stopped: {outcome[9:]}. The frames finished so far are kept.")
+            self.status.setText(f"Stopped: {outcome[9:]}. {self._kept(frames)}.")
+        elif self._run_propagation is not None and self._run_planned is not None and set(
+                (self._run_frames or [])[self._run_planned:]) <= {self._run_propagation[1]}:  # none beyond the start
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.status.setText(nothing_tracked(*self._run_propagation))
+        elif not changed and not frames and self._run_propagation is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.status.setText("Nothing new to segment: the clicks and boxes are segmented already (this frame has "
+                                "none of its own). Click an object here, or propagate.")
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            note = f" Note: {self._run_note}" if self._run_note else ""
+            notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "") if n)
+            note = f" Note: {notes}" if notes else ""
             self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{note}")
         if state is not None and self._run_prompts is not None:
             state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet
@@ -281,6 +339,16 @@ class RunMixin:
         self._run_deferred(announce=True)
         if self._model_rerun_due:  # the model was changed during the run
             QTimer.singleShot(0, self._rerun_with_new_model)
+
+    def _kept(self, frames: List[int]) -> str:
+        """"Kept frames 0-3 (whole)" for the frames a stopped run wrote."""
+        return f"Kept frames {frame_ranges(frames)} (whole)" if frames else "No frame was written"
+
+    def _go_on(self, frames: List[int]) -> str:
+        """Where to resume a cancelled propagation: its last frame written."""
+        if self._run_propagation is None or not self._run_frames:
+            return ""
+        return f" Propagate again from frame {self._run_frames[-1]} to go on."
 
     def _settle_session(self, state: Optional[ImageState], controller: Any) -> None:
         """After a run: a controller whose session could not be opened (the frames' fault, said by the run's error)
@@ -356,13 +424,14 @@ class RunMixin:
 
     def _set_busy(self, busy: bool) -> None:
         busy = busy or self.busy()
-        for button in (self.segment_button, self.undo_button, self.new_object_button, self.seed_button,
+        for button in (self.segment_button, self.undo_button, self.seed_button,  # New object works during a run
                        self.objects.delete_button, self.objects.relabel_button, self.objects.merge_button):
             button.setEnabled(not busy)
         single = self._single_image()
-        for widget in (self.forward_button, self.backward_button, self.both_button, self.frames_spin):
+        for name, tip in PROPAGATE_TIPS.items():
+            widget = getattr(self, name)
             widget.setEnabled(not busy and not single)  # a single 2D image has nothing to propagate through
-            widget.setToolTip(SINGLE_IMAGE_TIP if single else "")
+            widget.setToolTip(f"{tip}\n\n{SINGLE_IMAGE_TIP}" if single else tip)  # the reason added, never instead
         self.cancel_button.setEnabled(self.worker is not None)
 
     def refresh_run_buttons(self) -> None:
@@ -393,7 +462,8 @@ class RunMixin:
             return
         where = "" if state is None or state.controller is None else self._elsewhere(state.controller.layout)
         if undone is None:
-            self.status.setText(f"Nothing to undo{where}.")
+            note = "" if state is None or state.controller is None else state.controller.history_note
+            self.status.setText(f"Nothing to undo{where}" + (f": {note}." if note else "."))
             return
         if isinstance(undone.tag, PromptContent) and state.points is not None and state.boxes is not None:
             self._quiet += 1

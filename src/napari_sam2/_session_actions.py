@@ -87,9 +87,14 @@ class SessionActionsMixin:
                 self.status.setText(f"{failed}: {error}")
 
     # ------------------------------------------------------------------ load
-    def load_session(self, path: str) -> None:
+    def load_session(self, path: str, confirm: Optional[Callable[[str], bool]] = None) -> bool:
         """Restore a saved session on the current image: prompt layers, options, model and axis choices; then
-        re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared).
+        re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared). The undo
+        history starts after that re-run (Undo cannot bring back what the load replaced, and says so).
+
+        confirm: asked (with the question, in words) before work on the image is replaced: objects in its sessions or
+        prompt layers, or masks in its masklets (the Load session… button asks the user, :meth:`_confirm_replace`); a
+        False answer loads nothing and changes nothing. None: not asked (scripts). Returns whether it loaded.
 
         Everything is checked before anything changes: a missing, corrupt or foreign file, a value the widget could not
         have saved (a click off the image, a bad id, input size or option: :meth:`SessionRecord.check_values`), an
@@ -111,6 +116,10 @@ class SessionActionsMixin:
         # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
         weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
         axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
+        question = self._replace_question(state)
+        if confirm is not None and question and not confirm(question):
+            self.status.setText(f"Not loaded: {Path(path).name} (the objects on '{state.image.name}' are kept).")
+            return False
 
         # checked: from here on the widget changes
         state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
@@ -152,9 +161,33 @@ class SessionActionsMixin:
         self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…"
                             + (" (with the model chosen now: the session's weights file is missing)"
                                if weights_gone else ""))
-        self.picker.when_ready(lambda: self._rerun_loaded(state, record))
+        self.picker.when_ready(lambda: self._rerun_loaded(state, record, Path(path).name))
+        return True
 
-    def _rerun_loaded(self, state: ImageState, record: SessionRecord) -> None:
+    def _replace_question(self, state: ImageState) -> str:
+        """The question to ask before Load session… replaces the work on ``state``'s image; "" when there is none
+        (no objects in its sessions or prompt layers, no masks in its masklets)."""
+        ids = set(state.points.features["obj_id"].tolist()) if state.points is not None else set()
+        ids |= set(state.boxes.features["obj_id"].tolist()) if state.boxes is not None else set()
+        for controller in state_controllers(state):
+            ids |= set(controller.obj_ids)
+        masks = bool(ids) or (state.labels is not None and state.labels in self.viewer.layers
+                              and bool(np.any(state.labels.data)))  # scanned only without objects
+        if not masks:
+            return ""
+        what = f"the {len(ids)} object(s)" if ids else "the masks"
+        return (f"Replace {what} on '{state.image.name}' with the session's? Their masks are discarded "
+                "(Save session… keeps them).")
+
+    def _confirm_replace(self, question: str) -> bool:
+        """Ask the user ``question`` (Yes / Cancel); True for Yes."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "Load SAM 2 session", question,
+                                      QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Yes
+
+    def _rerun_loaded(self, state: ImageState, record: SessionRecord, name: str = "the file") -> None:
         """Give every slice of the record its session back with its seeded masks, segment the slice shown now and
         the other slices with masks or clicks after it (one run each, as prompts edited during a run).
 
@@ -168,12 +201,18 @@ class SessionActionsMixin:
             shown = self._layout(state.image)
             here = {**record.masks, **record.slice_masks.get(tuple(shown.fixed), {})}
             slices = {fixed: masks for fixed, masks in record.slice_masks.items() if fixed != tuple(shown.fixed)}
+            fresh = (f"the history starts at the session loaded from {name} (what it replaced cannot be brought "
+                     "back)")
             for fixed, masks in slices.items():
                 layout = self.axes.layout(state.image, _step_on(self.viewer.dims.current_step, fixed))
-                self.ensure_controller(layout).mask_prompts = _mask_prompts(masks)
+                controller = self.ensure_controller(layout)
+                controller.mask_prompts = _mask_prompts(masks)
+                controller.start_history_after_next(fresh)
             segment_shown = bool(here) or bool(self.prompts(shown))
             if segment_shown:  # last: a slice with prompts shown stays the session acted on
-                self.ensure_controller(shown).mask_prompts = _mask_prompts(here)
+                controller = self.ensure_controller(shown)
+                controller.mask_prompts = _mask_prompts(here)
+                controller.start_history_after_next(fresh)
         except Exception as error:
             show_error(f"SAM 2: {error}")
             return
@@ -188,7 +227,8 @@ class SessionActionsMixin:
 
     def _on_load_session(self) -> None:
         self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
-                                  self.load_session, "Not loaded (nothing changed)")
+                                  lambda path: self.load_session(path, confirm=self._confirm_replace),
+                                  "Not loaded (nothing changed)")
 
     # ------------------------------------------------------------------ exports in a worker
     def export_in_worker(self, what: str, path: str) -> Any:
@@ -321,7 +361,8 @@ class SessionActionsMixin:
                 controller.remove_object(old)
             for key, prompt in moved.items():
                 controller.mask_prompts.setdefault(key, prompt)
-            controller.history.clear()  # earlier steps knew the old ids
+            # earlier steps knew the old ids, and the re-run below is not undoable either
+            controller.start_history_after_next("Relabel and Merge can't be undone (the history starts after them)")
         state.hidden.discard(old)
         state.last_prompts = capture(state)
         self._refresh_labels(state)

@@ -39,7 +39,7 @@ EXPORT_TIP = ("Exports describe the cells 'Track all cells' tracked (its tracks 
               "objects you clicked or seeded in the segmentation widget are left out: export them with the "
               "widget's own 'Export labels'.")
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
-               "new_object_button", "seed_button")
+               "seed_button")  # New object stays usable: it only moves the Object id
 
 
 class ImageTracking:
@@ -99,6 +99,22 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.seeding_combo.setToolTip("blobs: clicks on detected blobs of the cell size (small or sparse cells); "
                                       "grid: SAM 2's point grid (large cells); grid+blobs: both, slowest")
         self.redetect_spin.setToolTip("frames between detections of new (entering) cells")
+        for control, tip in (
+                (self.min_diameter_spin, "The smallest cell diameter to detect, in pixels."),
+                (self.max_diameter_spin, "The largest cell diameter to detect, in pixels."),
+                (self.divisions_check, "Follow cell divisions: a dividing cell's track ends and its two daughters "
+                                       "start new tracks linked to it."),
+                (self.track_spin, "The track (cell) to correct; picking a label in the masklets layer sets it."),
+                (self.track_button, "Find every cell on the frame shown and track them all to the end of the stack."),
+                (self.cancel_button, "Stop tracking; the frames finished so far are kept whole."),
+                (self.undo_button, "Undo the last tracking run or cell correction."),
+                (self.fix_button, "Correct one cell: click it on the frame shown (its track id above), then "
+                                  "'Re-segment & propagate this cell'."),
+                (self.negative_check, "Correction clicks mark background (remove from the cell) instead of the cell."),
+                (self.repropagate_button, "Segment the chosen cell from your correction clicks and track it again "
+                                          "from this frame.")):
+            control.setToolTip(tip)
+        self.toggleButton().setToolTip("Show or hide automatic tracking of every cell (no clicks needed).")
         body = QWidget()
         form = QFormLayout()
         form.addRow("Seeding", self.seeding_combo)
@@ -321,6 +337,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
         else:
             self._say_done(entry, run)
+        if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
+            self.widget.status.setText(f"Track all cells: {self.status.text()}")
         self._refresh_labels(self._run_image)
         self._refresh_objects_panel()
         if entry is not None:

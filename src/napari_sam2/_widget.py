@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -37,7 +38,7 @@ from ._image_state import (
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
-from ._runs import RunMixin
+from ._runs import PROPAGATE_TIPS, RunMixin
 from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
@@ -56,6 +57,20 @@ def _saved_smooth(settings: dict) -> float:
     except ValueError:
         return 0.0
     return value if value <= 50.0 else 0.0
+
+
+def ids_in_plane(plane: np.ndarray) -> set:
+    """The label values (> 0) of one (H, W) labels plane; one pass (a count per value) where the values are small."""
+    flat = plane.ravel()
+    if not flat.size:
+        return set()
+    top = int(flat.max())
+    if top == 0:
+        return set()
+    if top < (1 << 20) and np.issubdtype(flat.dtype, np.integer) and int(flat.min()) >= 0:
+        counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
+        return {int(v) + 1 for v in np.flatnonzero(counts[1:])}
+    return {int(v) for v in np.unique(flat)} - {0}
 
 
 class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionActionsMixin, QWidget):
@@ -147,7 +162,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         seed_row = QHBoxLayout()
         seed_row.addWidget(QLabel("Seed from"))
         seed_row.addWidget(self.seed_combo)
-        layout = QVBoxLayout(self)
+        content = QWidget()  # in a scroll area: on a laptop screen the dock scrolls, its rows keep their height
+        layout = QVBoxLayout(content)
         layout.addLayout(form)
         for widget in (self.new_object_button, self.positive_button, self.segment_button):
             layout.addWidget(widget)
@@ -165,6 +181,16 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.track_all = TrackAllPanel(self)  # "Track all cells (automatic)", collapsed at first
         layout.addWidget(self.track_all)
         layout.addStretch()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setWidget(content)
+        self.scroll.setMinimumWidth(content.minimumSizeHint().width()
+                                    + self.scroll.verticalScrollBar().sizeHint().width())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+        self._set_tooltips()
         self.cancel_button.setEnabled(False)
 
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
@@ -193,10 +219,68 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.objects.relabel_requested.connect(self._on_relabel_requested)
         self.objects.merge_requested.connect(self._on_merge_requested)
         self.objects.check_requested.connect(self._on_check_requested)
+        self.objects.object_selected.connect(self.object_spin.setValue)  # the next click goes to that object
+        self.objects.pixel_frames = self.object_frames
         self.save_session_button.clicked.connect(self._on_save_session)
         self.load_session_button.clicked.connect(self._on_load_session)
         self.picker.set_frame_source(self._frame_sample)  # what the "auto" input size measures
         self._attach()
+
+    def _set_tooltips(self) -> None:
+        """What each control does, in a biologist's words (the propagate buttons' tips: :data:`._runs.PROPAGATE_TIPS`,
+        kept by the busy/idle refreshes)."""
+        tips = {
+            self.image_combo: "The image layer to segment; each image keeps its own clicks, masks and objects.",
+            self.corrections_check: "On: a frame you corrected with clicks guides the tracking of the frames after "
+                                    "it (recommended). Off: corrections fix only their own frame.",
+            self.forget_check: "After a correction, forget what was tracked on the frames next to it, so a wrong "
+                               "track does not pull the object back (useful when the model followed another cell).",
+            self.seed_combo: "A Labels layer (e.g. from another segmentation tool) whose labels on the current frame "
+                             "can become objects ('Use labels as masks').",
+            self.seed_button: "Make every label of the chosen Labels layer on the current frame an object, then "
+                              "propagate them as usual.",
+            self.object_spin: "The object the next click or box belongs to. Select a row of the objects table to "
+                              "pick an existing object.",
+            self.new_object_button: "Start a new object: the next click or box belongs to a new id (works during a "
+                                    "run too; the click is segmented when the run ends).",
+            self.positive_button: "Whether clicks add to the object (positive) or remove from it (negative). Key: T "
+                                  "on the clicks layer.",
+            self.segment_button: "Segment the clicks and boxes of the frame shown now (clicks are segmented by "
+                                 "themselves; use this after changing an option).",
+            self.cancel_button: "Stop the run in progress; the frames finished so far are kept (Undo reverts them).",
+            self.undo_button: "Undo the last step (click, propagation, deletion): masks, clicks and objects go back "
+                              "to how they were before it.",
+            self.export_labels_button: "Save the masks of every frame as a TIFF stack (one value per object).",
+            self.export_table_button: "Save a table of each object's area, position and intensity on each frame "
+                                      "(CSV, in the image's units where it has them).",
+            self.tracks_button: "Add a napari Tracks layer following each object's centre through the frames.",
+            self.save_session_button: "Save the clicks, boxes and options of this image to a file, to continue later "
+                                      "or on another computer.",
+            self.load_session_button: "Load a saved session onto this image: its clicks and boxes are segmented "
+                                      "again.",
+        }
+        tips.update({getattr(self, name): tip for name, tip in PROPAGATE_TIPS.items()})
+        for control, tip in tips.items():
+            control.setToolTip(tip)
+
+    def object_frames(self, candidates: Dict[int, List[int]]) -> Dict[int, List[int]]:
+        """{object: frames whose labels hold at least one of its pixels} among ``candidates`` ({object: frames}) in
+        the labels of the session acted on; each frame's (H, W) plane is read once (never the whole stack at once)."""
+        controller = self.controller
+        held: Dict[int, List[int]] = {obj: [] for obj in candidates}
+        if controller is None:
+            return held
+        wanted: Dict[int, List[int]] = {}
+        for obj, frames in candidates.items():
+            for t in frames:
+                if 0 <= int(t) < controller.num_frames:
+                    wanted.setdefault(int(t), []).append(obj)
+        for t in sorted(wanted):
+            ids = ids_in_plane(np.asarray(controller.labels[controller.layout.frame_index_in_labels(t)]))
+            for obj in wanted[t]:
+                if obj in ids:
+                    held[obj].append(t)
+        return held
 
     # ------------------------------------------------------------------ the model picker's parts (scripts, tests)
     @property
@@ -266,6 +350,12 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self._listen(self.viewer.layers.events.removed, self._on_layer_removed)
         self._listen(self.viewer.dims.events.current_step, self._on_slice_shown)
         self._refresh_images()
+        state = self._state
+        if state is not None and state.points is not None and (
+                len(state.points.data) or (state.boxes is not None and len(state.boxes.data))):
+            self.status.setText(f"Picked up the clicks and boxes on '{state.image.name}' (and their masks): press "
+                                "'Segment current frame' or Propagate to go on with them; the objects table fills "
+                                "after that run.")
 
     def _detach(self) -> None:
         """Let go of the viewer: no handler of this widget stays on a layer or the viewer (a click on the clicks layer

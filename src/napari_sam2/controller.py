@@ -60,6 +60,7 @@ class _Record:
     mask_prompts: Dict[Tuple[int, int], FramePrompt]
     tag: Any = None
     changed: bool = False  # the session was changed (even where no label changed)
+    baseline: bool = False  # the step the history starts after (not undoable: :meth:`start_history_after_next`)
 
 
 @dataclass
@@ -97,6 +98,41 @@ class SegmentationController:
         self._rejected: Dict[Tuple[int, int], FramePrompt] = {}
         # (frame, obj) whose first prompt came before the object had a mask there: its clicks made that frame's mask
         self._started_here: Set[Tuple[int, int]] = set()
+        self.history_note = ""  # why the undo history starts where it does ("" when it holds every step)
+        self._baseline_next = False
+        self._notes: List[str] = []  # what the steps since :meth:`pop_notes` did that the user should know
+
+    def forget_history(self, note: str) -> None:
+        """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
+        an Undo that finds nothing to undo."""
+        self.history.clear()
+        self.history_note = note
+
+    def start_history_after_next(self, note: str) -> None:
+        """The next step begun (a re-run of the prompts after Merge or Load session) is not undoable: the history
+        starts after it, and ``note`` says why (:meth:`forget_history`)."""
+        self.forget_history(note)
+        self._baseline_next = True
+
+    def pop_notes(self) -> str:
+        """What the steps since the last call did that the user should be told (e.g. frames cleared), in words; ""
+        when nothing."""
+        notes, self._notes = self._notes, []
+        return " ".join(notes)
+
+    def check_propagation(self, prompts: List[FramePrompt]) -> None:
+        """Raise ValueError, before anything changes, when propagating after :meth:`apply_prompts` (``prompts``: every
+        prompt of the slice) would find no object: the objects whose clicks and boxes are all gone would be removed
+        first, so such a run would change labels and then fail."""
+        kept = {p.obj_id for p in prompts} | {obj for _, obj in self.mask_prompts}
+        kept |= set(self.obj_ids) - {obj for _, obj in self._sent}  # objects not made by clicks or boxes
+        if kept:
+            return
+        gone = sorted(set(self.obj_ids))
+        if gone:
+            raise ValueError(f"the clicks and boxes of object(s) {', '.join(map(str, gone))} are gone from the prompt "
+                             "layers, so there is nothing to propagate: Undo (or click the objects again) first.")
+        raise ValueError("there is nothing to propagate yet: click on an object (or draw a box) first.")
 
     @property
     def session(self) -> Session:
@@ -180,6 +216,7 @@ class SegmentationController:
         An object whose prompt was deleted from a frame is removed from the session and re-added
         from its remaining prompts (the session has no way to forget one frame's prompt).
         """
+        self._notes = []  # a failed run's notes are not said after the next one
         record = self._begin(tag)
         try:
             yield from self._apply(prompts, frame, record)
@@ -195,13 +232,19 @@ class SegmentationController:
         self._rejected = {k: v for k, v in self._rejected.items() if k in everything}  # a prompt removed is forgotten
         stale = sorted({obj for (f, obj) in self._sent if (frame is None or f == frame) and (f, obj) not in everything})
         journal = record.journal
+        cleared: Dict[int, List[int]] = {}
         for obj in stale:
             if obj in self.session.obj_ids:
                 self.session.remove_object(obj)
             self._sent = {k: v for k, v in self._sent.items() if k[1] != obj}
-            self._clear_object(journal, obj)
+            cleared[obj] = self._clear_object(journal, obj)
             in_scope.update({k: v for k, v in everything.items() if k[1] == obj})
             record.changed = True
+        remade = {k[1]: set() for k in in_scope}
+        for f, obj in in_scope:
+            remade[obj].add(f)
+        self._note_cleared({obj: [f for f in frames if f not in remade.get(obj, set())]
+                            for obj, frames in cleared.items() if obj in remade})
         for key in sorted(in_scope):
             prompt = in_scope[key]
             if _same(self._sent.get(key), prompt) or _same(self._rejected.get(key), prompt):
@@ -423,9 +466,14 @@ class SegmentationController:
         return np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
 
     def _begin(self, tag: Any) -> _Record:
-        return _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag)
+        record = _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag,
+                         baseline=self._baseline_next)
+        self._baseline_next = False
+        return record
 
     def _end(self, record: _Record) -> None:
+        if record.baseline:  # the history starts after this step
+            return
         if (record.changed or len(record.journal)) and not any(r is record for r in self.history):
             self.history.append(record)
 
@@ -434,12 +482,25 @@ class SegmentationController:
         plane = compose_frame(np.asarray(self.labels[index]), obj_ids, logits, session_ids=self._known_ids())
         journal.write(self.labels, index, plane.astype(self.labels.dtype))
 
-    def _clear_object(self, journal: RunJournal, obj: int) -> None:
+    def _clear_object(self, journal: RunJournal, obj: int) -> List[int]:
+        """Clear ``obj`` from every frame's labels; returns the frames it was on."""
+        frames = []
         for frame in range(self.num_frames):
             index = self.layout.frame_index_in_labels(frame)
             plane = np.asarray(self.labels[index])
             if (plane == obj).any():
                 journal.write(self.labels, index, np.where(plane == obj, 0, plane).astype(self.labels.dtype))
+                frames.append(frame)
+        return frames
+
+    def _note_cleared(self, cleared: Dict[int, List[int]]) -> None:
+        """Say which frames lost an object re-made from its remaining prompts (the session cannot forget one frame's
+        prompt, so the object's tracked masks elsewhere were cleared)."""
+        for obj, frames in sorted(cleared.items()):
+            if frames:
+                self._notes.append(f"a prompt of object {obj} was removed, so it was re-made from its other prompts "
+                                   f"and its masks on frame(s) {_frame_ranges(frames)} were cleared: propagate again "
+                                   "to track it there (or Undo).")
 
     def _known_ids(self) -> set:
         return set(self.session.obj_ids) | {obj for _, obj in self._sent}
@@ -451,6 +512,17 @@ def check_object_window(value: Any) -> int:
         return int(value)
     raise ValueError(f"object_window must be a window side of at least 8 frame pixels (or None: the whole frame), "
                      f"got {value!r}")
+
+
+def _frame_ranges(frames: List[int]) -> str:
+    """Sorted frame indices in short words: [1, 2, 3, 5] -> "1-3, 5"."""
+    runs: List[List[int]] = []
+    for frame in sorted(frames):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:

@@ -169,7 +169,10 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
     if not path.is_file():
         raise ValueError(f"path: {path} is not a file; choose a session file (*{SUFFIX})")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array: no archive of named arrays
+            raise ValueError(f"it holds one {type(loaded).__name__} (a .npy file), not the named arrays of a session")
+        with loaded as data:
             if "meta" not in data.files:
                 raise ValueError("it has no 'meta' entry")
             meta = json.loads(str(data["meta"][()]))

@@ -1,0 +1,190 @@
+"""The segmentation dock driven as a person does (a real viewer, the widget from the manifest with the demo model's
+embedded weights, prompts added to the layers, buttons pressed, workers awaited): New object during a run, the
+objects table read from the labels, a dock that fits a laptop screen, tooltips on every control, status lines that
+say what happened, a selected row that picks the object, and a viewer closed during a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDockWidget, QPushButton  # noqa: E402
+
+from sam2_model.evaluation import click_point  # noqa: E402
+from sam2_model.synthetic import make_timelapse  # noqa: E402
+from widget_helpers import WIDGET, open_widget, propagating, track_all_panel, wait, wait_tracking  # noqa: E402
+
+FRAMES = 5
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=3, divisions=False,
+                          enter_leave=False, radius_fraction=0.12)
+
+
+def click_cell(points, movie, obj: int, frame: int = 0) -> None:
+    """A click on the clicks layer deep inside cell ``obj`` of ``movie`` on ``frame``."""
+    x, y = click_point(movie.labels[frame] == obj)
+    points.add(np.array([[frame, y, x]], float))
+
+
+@pytest.fixture
+def opened(make_napari_viewer, tmp_path, monkeypatch, movie):
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    w.window_combo.setCurrentText("off")
+    viewer.dims.set_current_step(0, 0)
+    return viewer, w
+
+
+def tracked(qtbot, w, movie, obj: int = 1):
+    """Cell ``obj`` clicked on frame 0 and propagated forward over the whole movie."""
+    click_cell(w.points_layer, movie, obj)
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith("Done"), w.status.text()
+
+
+def test_new_object_during_a_run_gives_the_waiting_click_a_new_id(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Fault: New object was disabled during a run, so the next click on another cell joined the previous object
+    (two cells under one id, silently). Now it moves the Object id; the click waits for the run and becomes the new
+    object."""
+    viewer, w, movie = propagating(make_napari_viewer, tmp_path, monkeypatch, qtbot, num_frames=10, seed=4)
+    assert w.new_object_button.isEnabled()
+    w.new_object_button.click()
+    assert w.object_spin.value() == 2
+    click_cell(w.points_layer, movie, 2)  # during the run: deferred
+    wait(qtbot, w)
+    assert sorted(w.controller.obj_ids) == [1, 2], w.status.text()
+    frame0 = np.asarray(w.labels_layer.data[0])
+    cell2 = movie.labels[0] == 2
+    assert (frame0[cell2] == 2).mean() > 0.5 and not (frame0[cell2] == 1).any()
+
+
+def rows(w):
+    return {row.obj_id: (row.present, row.lost) for row in w.objects.rows}
+
+
+def test_objects_table_reads_present_frames_from_the_labels(opened, qtbot, movie):
+    """Fault: the table said "present on 0-4, lost on none" for an object whose labels were empty on some frames (it
+    read the model's score). Now present = frames whose labels hold the object, the others are lost; and Segment
+    current frame with nothing new says so instead of "Done."."""
+    viewer, w = opened
+    tracked(qtbot, w, movie)
+    assert rows(w)[1] == (tuple(range(FRAMES)), ())
+    labels = w.labels_layer.data
+    labels[3:][labels[3:] == 1] = 0  # erased on frames 3-4 (the score stays positive)
+    w.labels_layer.refresh()
+    w.segment_button.click()  # frame 0: its click is segmented already
+    wait(qtbot, w)
+    assert rows(w)[1] == ((0, 1, 2), (3, 4))
+    assert w.objects.table.item(0, 2).text() == "3-4"
+    assert w.status.text().startswith("Nothing new to segment"), w.status.text()
+
+
+def test_dock_fits_a_laptop_screen_with_rows_at_their_height(opened, qtbot):
+    """Fault: the dock needed 1037 px and squeezed the Model/Weights/Device rows to 12 px. Now its content scrolls."""
+    viewer, w = opened
+    dock = w.parentWidget()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    assert dock.minimumSizeHint().height() <= 600
+    window = dock.window()
+    window.resize(1366, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)
+    for combo in (w.model_combo, w.checkpoint_combo, w.device_combo, w.image_combo):
+        assert combo.height() >= combo.sizeHint().height(), combo.currentText()
+    assert w.forward_button in w.findChildren(QPushButton)  # child widgets are still found under the widget
+
+
+def controls_without_tip(w):
+    kinds = (QPushButton, QComboBox, QAbstractSpinBox)
+    return [c.text() if isinstance(c, QPushButton) else type(c).__name__ for c in w.findChildren(kinds)
+            if not c.toolTip().strip()]
+
+
+def test_every_button_combo_and_spin_box_has_a_tooltip_before_and_after_a_run(opened, qtbot, movie):
+    """Fault: about 40 controls had no tooltip, and every busy/idle refresh blanked the propagate buttons'."""
+    viewer, w = opened
+    w.track_all.expand(animate=False)
+    assert controls_without_tip(w) == []
+    before = w.forward_button.toolTip()
+    tracked(qtbot, w, movie)
+    assert controls_without_tip(w) == [] and w.forward_button.toolTip() == before
+
+
+def test_status_says_when_nothing_was_propagated_and_where_a_cancel_stopped(opened, qtbot, movie,
+                                                                          make_napari_viewer, tmp_path, monkeypatch):
+    """Fault: Propagate ▶ on the last frame and ◀ on frame 0 said "Done." though nothing was tracked; a refused click
+    ran its message into "Nothing was changed." without a full stop; Cancel did not name the frames kept."""
+    viewer, w = opened
+    tracked(qtbot, w, movie)
+    viewer.dims.set_current_step(0, FRAMES - 1)
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith(f"Nothing to propagate forward from frame {FRAMES - 1} (the last"), \
+        w.status.text()
+    viewer.dims.set_current_step(0, 0)
+    w.backward_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith("Nothing to propagate backward from frame 0"), w.status.text()
+
+    w.new_object_button.click()
+    w.positive_button.click()  # negative: a negative click alone on a new object is refused
+    click_cell(w.points_layer, movie, 2, frame=2)
+    wait(qtbot, w)
+    status = w.status.text()
+    assert "refused" in status and "used). Nothing was changed." in status, status
+
+
+def test_cancel_names_the_frames_kept(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    viewer, w, movie = propagating(make_napari_viewer, tmp_path, monkeypatch, qtbot, num_frames=12, seed=4)
+    w.cancel_button.click()
+    wait(qtbot, w)
+    status = w.status.text()
+    assert status.startswith("Cancelled. Kept frames 0-") and "Propagate again from frame" in status, status
+
+
+def test_status_after_track_all_and_after_reopening_the_dock(opened, qtbot, movie):
+    """Fault: after Track all ended, and after the dock was opened again over clicks and masks, the status still said
+    "Pick an image layer, then click on an object."."""
+    viewer, w = opened
+    panel = track_all_panel(w)
+    tracked(qtbot, w, movie)
+    panel.track_button.click()
+    wait_tracking(qtbot, w)
+    assert w.status.text().startswith("Track all cells: Done"), w.status.text()
+
+    viewer.window.remove_dock_widget(w)
+    _, again = viewer.window.add_plugin_dock_widget(*WIDGET)
+    assert again.status.text().startswith("Picked up the clicks"), again.status.text()
+
+
+def test_selecting_a_row_makes_clicks_go_to_that_object(opened, qtbot, movie):
+    """Fault: selecting object 1's row left Object id on another object, so the next click went to that one."""
+    viewer, w = opened
+    tracked(qtbot, w, movie, 1)
+    w.new_object_button.click()
+    click_cell(w.points_layer, movie, 2)
+    wait(qtbot, w)
+    w.new_object_button.click()
+    assert w.object_spin.value() == 3
+    w.objects.table.selectRow([row.obj_id for row in w.objects.rows].index(1))
+    assert w.object_spin.value() == 1
+    w.forward_button.click()  # the table is refilled after the run: that is not a person's selection
+    w.object_spin.setValue(3)
+    wait(qtbot, w)
+    assert w.object_spin.value() == 3
+
+
+def test_closing_the_viewer_during_a_run_leaves_the_widget_idle(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Fault: the viewer closed mid-run left ``widget.busy()`` True for ever (a script holding the widget waited)."""
+    viewer, w, movie = propagating(make_napari_viewer, tmp_path, monkeypatch, qtbot, num_frames=12, seed=4)
+    viewer.close()
+    qtbot.waitUntil(lambda: not w.busy(), timeout=30_000)
