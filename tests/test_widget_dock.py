@@ -77,8 +77,9 @@ def test_objects_table_reads_present_frames_from_the_labels(opened, qtbot, movie
     tracked(qtbot, w, movie)
     assert rows(w)[1] == (tuple(range(FRAMES)), ())
     labels = w.labels_layer.data
-    labels[3:][labels[3:] == 1] = 0  # erased on frames 3-4 (the score stays positive)
-    w.labels_layer.refresh()
+    erased = np.nonzero(labels == 1)
+    keep = erased[0] >= 3
+    w.labels_layer.data_setitem(tuple(axis[keep] for axis in erased), 0)  # the eraser on frames 3-4 (score positive)
     w.segment_button.click()  # frame 0: its click is segmented already
     wait(qtbot, w)
     assert rows(w)[1] == ((0, 1, 2), (3, 4))

@@ -43,6 +43,7 @@ from ._session_actions import SessionActionsMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .image_size import AUTO, OFF
+from .labels_writer import PlaneIds
 from .layout import StackLayout, world_to_data
 from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
@@ -59,20 +60,6 @@ def _saved_smooth(settings: dict) -> float:
     return value if value <= 50.0 else 0.0
 
 
-def ids_in_plane(plane: np.ndarray) -> set:
-    """The label values (> 0) of one (H, W) labels plane; one pass (a count per value) where the values are small."""
-    flat = plane.ravel()
-    if not flat.size:
-        return set()
-    top = int(flat.max())
-    if top == 0:
-        return set()
-    if top < (1 << 20) and np.issubdtype(flat.dtype, np.integer) and int(flat.min()) >= 0:
-        counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
-        return {int(v) + 1 for v in np.flatnonzero(counts[1:])}
-    return {int(v) for v in np.unique(flat)} - {0}
-
-
 class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionActionsMixin, QWidget):
     """Pick an image and a model, click objects, propagate, correct, undo."""
 
@@ -82,6 +69,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.worker: Any = None
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._state: Optional[ImageState] = None
+        self._plane_ids: Optional[PlaneIds] = None  # the objects table's per-frame label values (:meth:`object_frames`)
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
         self._deferred: List[tuple] = []  # (image state, dims step, slice) of prompts edited during a run
         self._model_rerun_due = False
@@ -265,18 +253,24 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
 
     def object_frames(self, candidates: Dict[int, List[int]]) -> Dict[int, List[int]]:
         """{object: frames whose labels hold at least one of its pixels} among ``candidates`` ({object: frames}) in
-        the labels of the session acted on; each frame's (H, W) plane is read once (never the whole stack at once)."""
+        the labels of the session acted on: each frame's (H, W) plane read once and then known from the writes into it
+        (:class:`~napari_sam2.labels_writer.PlaneIds`; a run's worker pays for the frames it writes, not the panel)."""
         controller = self.controller
         held: Dict[int, List[int]] = {obj: [] for obj in candidates}
         if controller is None:
             return held
+        if self._plane_ids is None or self._plane_ids.labels is not controller.labels:
+            self._plane_ids = PlaneIds(controller.labels)  # kept up to date by the runs' writes, read once otherwise
+            layer = self._state.labels if self._state is not None else None
+            if layer is not None and hasattr(layer, "events") and hasattr(layer.events, "paint"):
+                layer.events.paint.connect(self._plane_ids.forget)  # a brush stroke bypasses the journals
         wanted: Dict[int, List[int]] = {}
         for obj, frames in candidates.items():
             for t in frames:
                 if 0 <= int(t) < controller.num_frames:
                     wanted.setdefault(int(t), []).append(obj)
         for t in sorted(wanted):
-            ids = ids_in_plane(np.asarray(controller.labels[controller.layout.frame_index_in_labels(t)]))
+            ids = self._plane_ids.ids(controller.layout.frame_index_in_labels(t))
             for obj in wanted[t]:
                 if obj in ids:
                     held[obj].append(t)

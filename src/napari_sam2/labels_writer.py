@@ -148,3 +148,43 @@ def _prune() -> None:
             _WATCHERS[key] = alive
         else:
             del _WATCHERS[key]
+
+
+def ids_in_plane(plane: np.ndarray) -> set:
+    """The label values (> 0) of one (H, W) labels plane; one pass (a count per value) where the values are small."""
+    flat = plane.ravel()
+    if not flat.size:
+        return set()
+    top = int(flat.max())
+    if top == 0:
+        return set()
+    if top < (1 << 20) and np.issubdtype(flat.dtype, np.integer) and int(flat.min()) >= 0:
+        counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
+        return {int(v) + 1 for v in np.flatnonzero(counts[1:])}
+    return {int(v) for v in np.unique(flat)} - {0}
+
+
+class PlaneIds:
+    """The label values held by each (H, W) plane of ``labels``: read from the array the first time a plane is asked
+    about, then taken from every journal write into it (runs, undo, Track all: :func:`watch_writes`, in the writer's
+    thread), so asking again costs nothing. :meth:`forget` after writes that bypass journals (a brush stroke)."""
+
+    def __init__(self, labels: Any) -> None:
+        self.labels = labels
+        self._ids: Dict[Tuple[Any, ...], set] = {}
+        watch_writes(labels, self._on_written)
+
+    def ids(self, index: Tuple[Any, ...]) -> set:
+        """The values > 0 of ``labels[index]``."""
+        key = hashable_index(index)
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = ids_in_plane(np.asarray(self.labels[index]))
+        return found
+
+    def forget(self, *_: Any) -> None:
+        """Read every plane again when next asked (e.g. after painting)."""
+        self._ids.clear()
+
+    def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+        self._ids[hashable_index(index)] = ids_in_plane(np.asarray(plane))
