@@ -194,9 +194,11 @@ def test_a_negative_click_alone_on_a_later_frame_corrects_the_tracked_mask(movie
     ([(1, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"tracking goes backward from frame 1 .* never reaches frame 2"),
     ([(0, 60, 60, 1, 3), (2, 60, 60, 0, 3)], "backward", r"direction backward from the first prompted frame \(0\): "
                                                          r"there is nothing before frame 0"),
+    ([(2, 60, 60, 1, 3)], "forward", r"direction forward from the first prompted frame \(2\): frame 2 is the stack's "
+                                     r"last"),
 ])
-def test_negative_clicks_that_correct_nothing_are_refused_before_any_model_work(movie, no_model, table, direction,
-                                                                                message):
+def test_prompts_that_track_or_correct_nothing_are_refused_before_any_model_work(movie, no_model, table, direction,
+                                                                                   message):
     with pytest.raises(ValueError, match=message):
         segment(movie.image, table, device="cpu", direction=direction)
 

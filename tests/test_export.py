@@ -46,13 +46,14 @@ def test_a_failed_or_stopped_table_write_keeps_the_earlier_file(tmp_path):
         save_table_csv(rows + [{**rows[0], "not a column": 1}], path)
     assert path.read_text() == "the earlier table\n" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
-    from napari_sam2.export import table_steps
+    from napari_sam2.export import FrameTable, frame_table_steps
 
-    steps = table_steps(3, lambda t: labels[t], None, path)  # a worker's steps, stopped (cancelled) after frame 1
+    # a worker's steps, stopped (cancelled) after frame 1
+    steps = frame_table_steps(FrameTable(3, lambda t: labels[t]), path)
     assert [next(steps) for _ in range(3)] == [("plan", 3, "", None), ("frame", 0, 1, None), ("frame", 1, 2, None)]
     steps.close()
     assert path.read_text() == "the earlier table\n" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
-    assert list(table_steps(3, lambda t: labels[t], None, path))[-1] == ("written", 3, str(path), None)
+    assert list(frame_table_steps(FrameTable(3, lambda t: labels[t]), path))[-1] == ("written", 3, str(path), None)
     with open(path) as handle:
         assert [(int(r["frame"]), int(r["obj_id"])) for r in csv.DictReader(handle)] == [(0, 4), (1, 4), (2, 4)]

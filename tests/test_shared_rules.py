@@ -180,20 +180,3 @@ def test_batch_measures_zarr_and_tiff_labels_alike(tmp_path):
             tables.append(list(csv.DictReader(handle)))
     assert tables[0] == tables[1] and tables[0]
     assert all(np.isfinite(float(r["mean_intensity"])) for r in tables[0])
-
-
-@pytest.mark.parametrize("clicks, direction, message", [
-    ([(0, 10, 10, 1, 1)], "backward", r"direction backward from the first prompted frame \(0\): there is nothing"),
-    ([(3, 10, 10, 1, 1)], "forward", r"direction forward from the first prompted frame \(3\): frame 3 is the stack's"),
-    ([(0, 10, 10, 1, 1), (2, 12, 12, 0, 2)], "both", r"object 2 has negative clicks only"),
-])
-def test_segment_refuses_what_track_refuses_before_building_a_model(monkeypatch, clicks, direction, message):
-    """napari_sam2.segment() follows the prompts/direction rule of track and batch, in its keyword's words."""
-    import napari_sam2.api as api
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model was built before the prompts were checked")
-
-    monkeypatch.setattr(api.sm, "build_model", no_model)
-    with pytest.raises(ValueError, match=message):
-        api.segment(np.zeros((4, 32, 32), np.uint8), clicks, direction=direction)

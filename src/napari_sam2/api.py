@@ -340,8 +340,7 @@ def segment(
     rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
-    num_frames = layout.num_frames(data.shape) if layout.frame_axis is not None else 1
-    check_prompted_way(prompts, num_frames, direction, "api")  # as track/batch: refused before the model is built
+    check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track and batch, before a model
     first = first_frame_seen(data, axes)
     size = resolve_image_size(image_size, first, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)

@@ -115,11 +115,6 @@ def find_result(folder: Path) -> FoundResult:
     return FoundResult(stack, raw if complete else None)
 
 
-def read_manifest(folder: Path) -> Optional[Dict[str, Any]]:
-    """The manifest of a published stack folder if it is complete (manifest and every output present)."""
-    return find_result(folder).record
-
-
 def stack_fingerprint(stack: Path) -> Optional[Dict[str, int]]:
     """What a stack's input looked like: ``{"files", "bytes", "mtime_ns"}`` (a file: 1, its size, its modification
     time; a zarr store or a folder of frames: the count and total size of its files and the newest modification
@@ -139,12 +134,6 @@ def stack_fingerprint(stack: Path) -> Optional[Dict[str, int]]:
         return None
 
 
-def manifest_stack(folder: Path) -> Optional[str]:
-    """The resolved path of the stack whose result ``folder`` holds (its manifest's ``stack``, complete or not), or
-    None when ``folder`` holds no batch result (no readable manifest naming a stack)."""
-    return find_result(folder).stack
-
-
 def found_results(out: Path) -> Dict[str, FoundResult]:
     """Every entry of an output folder (no hidden names), each manifest read once: its name -> what it holds
     (:class:`FoundResult`; an empty one for anything else: summary.csv, a folder of the user's). {} when ``out``
@@ -155,13 +144,6 @@ def found_results(out: Path) -> Dict[str, FoundResult]:
         return {}
     return {entry.name: find_result(entry) if entry.is_dir() else FoundResult()
             for entry in entries if not entry.name.startswith(".")}
-
-
-def earlier_results(out: Path) -> Dict[str, Optional[str]]:
-    """Every entry of an output folder (no hidden names): its name -> the resolved path of the stack whose result it
-    holds (see :func:`manifest_stack`), None for anything else (summary.csv, a folder of the user's). {} when
-    ``out`` does not exist."""
-    return {name: found.stack for name, found in found_results(out).items()}
 
 
 def reusable_result(folder: Path, stack: Path,
@@ -271,7 +253,7 @@ def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
     from .batch_inputs import stack_names, stack_stem
 
     found = found_results(out)  # each manifest read once
-    earlier = {name: result.stack for name, result in found.items()}
+    earlier = {name: result.stack for name, result in found.items()}  # name -> its stack (None: not a result)
     kept = _kept_names(stacks, found)
     resolved = {str(p.resolve()) for p in stacks}
     others = [Path(s) for s in earlier.values() if s is not None and s not in resolved]

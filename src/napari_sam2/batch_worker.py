@@ -21,11 +21,10 @@ from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
-from .directions import DIRECTION_WORDS, check_one_way, check_prompted_way
+from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, stack_calibration
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
-from .prompts import collect_prompts
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
@@ -200,10 +199,10 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
     """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
 
     Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line. The prompts and
-    ``direction`` are checked as ``napari-sam2 track`` checks them (:func:`.directions.check_prompted_way`, in the
-    words of ``names``: "cli" or "api"); errors name the file.
+    ``direction`` are checked as ``napari-sam2 track`` checks them (:func:`.prompts_csv.checked_table_prompts`, in
+    the words of ``names``: "cli" or "api"); errors name the file.
     """
-    from .prompts_csv import box_problem, click_problem, read_prompt_lines
+    from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
 
     clicks, boxes, click_lines, box_lines = read_prompt_lines(path)
     frames, height, width = (int(n) for n in shape[:3])
@@ -213,23 +212,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
     for line, problem in problems:
         if problem:
             raise ValueError(f"{path}, line {line}: {problem}")
-    layout = view_layout(len(shape))
-    colour = [0.0] if len(shape) == 4 else []
-
-    def point(frame: float, y: float, x: float) -> list:
-        return [frame, y, x] + colour
-
-    clicks_a = np.asarray(clicks, float).reshape(-1, 5)
-    boxes_a = np.asarray(boxes, float).reshape(-1, 6)
-    coords = np.array([point(f, y, x) for f, y, x, _, _ in clicks_a]).reshape(-1, len(shape))
-    rectangles = [np.array([point(f, y0, x0), point(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes_a]
-    prompts = collect_prompts(coords, clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
-                              boxes_a[:, 5].astype(int), layout)
-    try:
-        check_prompted_way(prompts, frames, direction, names)  # the rule track --prompts follows too
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    return prompts
+    return checked_table_prompts(path, clicks, boxes, frames, direction, names)
 
 
 def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any,
@@ -262,7 +245,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
-    if not large:  # (zarr labels are written plane by plane, never the whole stack in memory)
+    if not large:  # (large stacks: the zarr labels were written plane by plane as they were tracked)
         write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name)
     save_table_csv(controller.measurements(frames.calibration), folder / "objects.csv")  # the widget's table
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),

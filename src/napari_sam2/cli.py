@@ -31,7 +31,7 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack_or_image, sample_indices
 from sam2_model.input_size import suggest_image_size
 
-from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, LABELS_SUFFIXES, MODEL_HELP,
+from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MODEL_HELP,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
                         check_detection_options, check_output_kinds, prepare_output, run_auto, run_evaluate,
                         write_outputs)
@@ -39,18 +39,17 @@ from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
 from .api import first_frame_seen, segment
-from .directions import auto_direction, check_one_way, check_prompted_way
+from .directions import auto_direction, check_one_way
 from .export import labels_axes, save_labels_tiff
 from .file_calibration import stack_calibration
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
 from .layout import FrameView
-from .prompts_csv import box_problem, click_problem, read_prompt_lines, read_prompts, table_prompts
+from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines, read_prompts
 from .track_all import frame_source
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
 
-OUTPUT_SUFFIXES = LABELS_SUFFIXES  # -o/--output, with --prompts or --auto
 TOP_EXAMPLES = """examples:
   napari-sam2 track movie.tif --prompts clicks.csv -o labels.tif      # the objects you clicked
   napari-sam2 track movie.tif --auto --ctc res/ --table tracks.csv   # every cell, with a lineage
@@ -165,20 +164,6 @@ def warn_contrast_outside(limits: Optional[Tuple[float, float]], view: FrameView
           "stack's own 0.5 and 99.8 percentiles", file=sys.stderr)
 
 
-def check_prompts_way(path: Path, clicks: List[tuple], boxes: List[tuple], num_frames: int,
-                      direction: str) -> Optional[int]:
-    """The prompts of ``path`` and ``direction`` checked by the rule batch follows too
-    (:func:`.directions.check_prompted_way`; ValueError naming the file); returns the first prompted frame.
-    clicks: (frame, y, x, label, obj_id) rows; boxes: (frame, y0, x0, y1, x1, obj_id) rows; ``num_frames``: 1 for
-    a single image (its prompts' frames are then ignored, as :func:`.api.segment` ignores them)."""
-    if num_frames == 1:
-        clicks, boxes = [(0, *row[1:]) for row in clicks], [(0, *row[1:]) for row in boxes]
-    try:
-        return check_prompted_way(table_prompts(clicks, boxes), num_frames, direction)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-
-
 def check_prompts_file(path: Path) -> None:
     """--prompts must name an existing CSV file (ValueError naming the option and what it expects)."""
     if path.is_dir():
@@ -279,7 +264,7 @@ def track_command(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(f"{args.prompts}, line {line}: {problem}")
     direction = args.direction or "both"
-    check_prompts_way(args.prompts, clicks, boxes, frames if layout.frame_axis is not None else 1, direction)
+    checked_table_prompts(args.prompts, clicks, boxes, frames, direction)  # the rule batch and segment() follow
     warn_contrast_outside(limits, FrameView(stack, layout))
     first_frame = first_frame_seen(stack, axes)  # the channel segmented
     image_size = pick_image_size(args.image_size, first_frame, args.model)

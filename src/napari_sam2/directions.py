@@ -1,12 +1,13 @@
 """Which way automatic tracking runs, one rule for every route: ``napari-sam2 track --auto``, ``batch --auto``,
 ``napari_sam2.batch(auto=True)`` and the console's ``napari_sam2.track_cells`` (no Qt, no model); and which way a
-prompts CSV can be propagated, one rule for ``napari-sam2 track --prompts`` and ``batch`` (:func:`check_prompted_way`)."""
+set of prompts can be propagated, one rule for ``napari-sam2 track --prompts``, ``batch`` and ``napari_sam2.segment``
+(:func:`check_prompted_way`)."""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .prompts import FramePrompt, is_correction, split_corrections
+from .prompts import FramePrompt, split_corrections
 
 
 #: what the direction rule's messages call each setting: the keyword arguments (api) or the command's options (cli)
@@ -48,20 +49,17 @@ def check_one_way(start: int, num_frames: int, direction: str, start_name: str, 
                          " there is nothing after it to track; give backward (or start on an earlier frame)")
 
 
-def check_prompted_way(prompts: Sequence[FramePrompt], num_frames: int, direction: str,
-                       names: str = "cli") -> Optional[int]:
-    """The one rule for a table of prompts and the way it is propagated (``track --prompts``, ``batch``); returns the
-    first prompted frame (the first positive click or box; None without one).
+def check_prompted_way(prompts: Sequence[FramePrompt], num_frames: int, direction: str, names: str = "cli") -> None:
+    """The one rule for prompts and the way they are propagated (``track --prompts``, ``batch``, ``segment()``).
 
     Refused (ValueError), in this order: an object with negative clicks only (nothing says what it is); a one-way
-    ``direction`` with nothing to track from the first prompted frame (:func:`check_one_way`, in the words of
-    ``names``); a correction on a frame that ``direction`` never reaches (:func:`~.prompts.split_corrections`).
-    ``num_frames``: the frames of the stack (1 for a single image: any direction passes).
+    ``direction`` with nothing to track from the first prompted frame (the first positive click or box;
+    :func:`check_one_way`, in the words of ``names``); a correction on a frame that ``direction`` never reaches
+    (:func:`~.prompts.split_corrections`). ``num_frames``: the frames of the stack (1 for a single image: any
+    direction passes).
     """
-    split_corrections(prompts, "both")  # objects with negative clicks only
-    starts = [p.frame for p in prompts if not is_correction(p)]
-    first = min(starts) if starts else None
-    if first is not None:
+    starts, _ = split_corrections(prompts, "both")  # objects with negative clicks only
+    if starts:
+        first = min(p.frame for p in starts)
         check_one_way(first, num_frames, direction, f"the first prompted frame ({first})", names)
     split_corrections(prompts, direction)  # corrections that tracking never reaches
-    return first

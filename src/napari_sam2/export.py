@@ -172,22 +172,13 @@ def intensity_plane(frame: Any, channel: Optional[int] = None, composite: Option
     return frame.astype(np.float32)
 
 
-def table_steps(num_frames: int, label_plane: Callable[[int], Any], image_plane: Optional[Callable[[int], Any]],
-                path: Path, object_scores: Optional[Dict[tuple, float]] = None,
-                calibration: Optional[Calibration] = None,
-                check: Optional[AbstractSet[Tuple[int, int]]] = None) -> Iterator[Step]:
-    """Measure frame by frame, then write the CSV at ``path`` whole (a generator for a worker thread).
+def frame_table_steps(table: FrameTable, path: Path, calibration: Optional[Calibration] = None) -> Iterator[Step]:
+    """Measure ``table`` frame by frame, then write the CSV at ``path`` whole (a generator for a worker thread; e.g.
+    a session's table, ``SegmentationController.frame_table()``).
 
-    label_plane(t) -> (Y, X) labels of frame t; image_plane(t) -> (Y, X) grey values (or None: no intensity).
     Yields ("plan", num_frames, "", None), ("frame", t, rows so far, None) after each frame and ("written", number of
     rows, path, None) once the file is in place. Stopped before the end (cancelled) or failing, it writes nothing.
     """
-    yield from frame_table_steps(FrameTable(num_frames, label_plane, image_plane, object_scores, check), path,
-                                 calibration)
-
-
-def frame_table_steps(table: FrameTable, path: Path, calibration: Optional[Calibration] = None) -> Iterator[Step]:
-    """:func:`table_steps` of a :class:`FrameTable` (e.g. a session's, ``SegmentationController.frame_table()``)."""
     yield "plan", int(table.num_frames), "", None
     rows: List[Dict[str, Any]] = []
     for t, frame in table.by_frame(calibration):

@@ -164,3 +164,21 @@ def table_prompts(clicks: Sequence[Sequence[float]], boxes: Sequence[Sequence[fl
     rectangles = [np.array([[f, y0, x0], [f, y1, x1]]) for f, y0, x0, y1, x1, _ in boxes_a]
     return collect_prompts(clicks_a[:, :3], clicks_a[:, 3] > 0, clicks_a[:, 4].astype(int), rectangles,
                            boxes_a[:, 5].astype(int), StackLayout(3, 0, None))
+
+
+def checked_table_prompts(path: Path, clicks: Sequence[Sequence[float]], boxes: Sequence[Sequence[float]],
+                          num_frames: int, direction: str, names: str = "cli") -> List[FramePrompt]:
+    """The prompts of the table ``path`` (:func:`table_prompts`), checked with ``direction`` by the rule
+    ``napari-sam2 track``, ``batch`` and ``segment()`` share (:func:`.directions.check_prompted_way`, in the words of
+    ``names``); ValueError naming the file. ``num_frames``: 1 for a single image (its prompts' frames are then
+    ignored, as :func:`.api.segment` ignores them)."""
+    from .directions import check_prompted_way
+
+    if num_frames == 1:
+        clicks, boxes = [(0, *row[1:]) for row in clicks], [(0, *row[1:]) for row in boxes]
+    prompts = table_prompts(clicks, boxes)
+    try:
+        check_prompted_way(prompts, num_frames, direction, names)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return prompts

@@ -146,8 +146,8 @@ class TrackAll:
     def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         """A journal wrote ``plane`` at ``labels[index]`` (this tracking, an undo, the segmentation widget): ids it
         holds are no longer erased there."""
-        t = self._frame_at.get(hashable_index(tuple(index)))
-        ids = self._erased.get(t) if t is not None else None
+        t = self._frame_at.get(hashable_index(index))
+        ids = self._erased.get(t)
         if ids:
             back = frozenset(np.unique(plane[np.isin(plane, list(ids))]).tolist())
             if ids - back:

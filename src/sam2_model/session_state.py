@@ -153,18 +153,18 @@ class ObjectState:
     _overlap_cache: Dict[int, Tuple[weakref.ref, weakref.ref, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
-    def result(self, frame: int) -> Optional[FrameResult]:
-        """The newest result on ``frame``: pending first, then conditioning, then tracked."""
-        for table in (self.pending_cond, self.pending_non_cond, self.cond, self.non_cond):
-            if frame in table:
-                return table[frame]
-        return None
+    def result(self, frame: int, is_cond: Optional[bool] = None) -> Optional[FrameResult]:
+        """The newest result on ``frame``: pending first, then conditioning, then tracked.
 
-    def result_as_prompted(self, frame: int, is_cond: bool) -> Optional[FrameResult]:
-        """The result Meta's predictor shows on ``frame`` next to a prompt of kind ``is_cond`` (a conditioning prompt,
-        or a correction kept out of the conditioning frames) of any object: the pending result of that kind, then
-        conditioning, then tracked. A pending result of the other kind is not shown until propagation commits it."""
-        for table in (self.pending_cond if is_cond else self.pending_non_cond, self.cond, self.non_cond):
+        With ``is_cond``, the result Meta's predictor shows on ``frame`` next to a prompt of that kind (of any object;
+        True: a conditioning prompt, False: a correction kept out of the conditioning frames): the pending result of
+        that kind only, then conditioning, then tracked (a pending result of the other kind is not shown until
+        propagation commits it)."""
+        if is_cond is None:
+            pending: Tuple[Dict[int, FrameResult], ...] = (self.pending_cond, self.pending_non_cond)
+        else:
+            pending = (self.pending_cond if is_cond else self.pending_non_cond,)
+        for table in (*pending, self.cond, self.non_cond):
             if frame in table:
                 return table[frame]
         return None

@@ -191,7 +191,7 @@ class VideoSession:
                 state.points.pop(frame_idx, None)
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
-            low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result_as_prompted(frame_idx, is_cond))
+            low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result(frame_idx, is_cond))
         return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
 
     # ------------------------------------------------------------------ propagation

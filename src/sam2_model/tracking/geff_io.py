@@ -122,7 +122,7 @@ def detections(labels: np.ndarray) -> List[Detection]:
     """(track_id, frame, centroid, area) of every id on every frame of labels (T, H, W) (centroid (y, x)) or
     (T, Z, H, W) (centroid (z, y, x)), sorted by track then frame."""
     labels = np.asarray(labels)
-    rows = frame_centroids(labels[None] if labels.ndim == 2 else labels)
+    rows = frame_centroids(labels)
     return sorted(rows, key=lambda row: (row[0], row[1]))
 
 

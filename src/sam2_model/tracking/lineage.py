@@ -230,7 +230,8 @@ def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
 
 def frame_centroids(labels: np.ndarray) -> List[Tuple[int, int, Tuple[float, ...], int]]:
     """(track_id, frame, centre, area) for every id in every frame of a label stack (T, *spatial): centre (y, x) of
-    (T, H, W) labels, (z, y, x) of (T, Z, H, W); sorted by frame then id."""
+    (T, H, W) labels, (z, y, x) of (T, Z, H, W); an (H, W) image is one frame, 0. Sorted by frame then id."""
+    labels = labels[None] if labels.ndim == 2 else labels
     rows = []
     for frame in range(labels.shape[0]):
         ids, counts = np.unique(labels[frame], return_counts=True)
@@ -244,12 +245,6 @@ def frame_centroids(labels: np.ndarray) -> List[Tuple[int, int, Tuple[float, ...
     return rows
 
 
-def track_centroids(labels: np.ndarray) -> List[Tuple[int, int, float, float, int]]:
-    """(track_id, frame, y, x, area) for every id in every frame of a (T, H, W) label stack ((H, W): one frame, 0)."""
-    labels = labels[None] if labels.ndim == 2 else labels
-    return [(i, t, y, x, area) for i, t, (y, x), area in frame_centroids(labels)]
-
-
 def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
     """napari Tracks layer input from a tracking result (anything with ``labels`` and ``lineage``).
 
@@ -258,7 +253,7 @@ def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
     """
     labels: np.ndarray = result.labels
     lineage: Lineage = result.lineage
-    rows = sorted((i, t, y, x) for i, t, y, x, _ in track_centroids(labels))
+    rows = sorted((i, t, *centre) for i, t, centre, _ in frame_centroids(labels))
     data = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     present = set(int(i) for i in data[:, 0]) if len(data) else set()
     graph = {t.track_id: [t.parent] for t in lineage.rows()
