@@ -30,3 +30,23 @@ def test_ids_in_plane_small_large_and_signed_values():
     assert ids_in_plane(np.array([[0, 2**31]], np.uint32)) == {2**31}
     assert ids_in_plane(np.array([[-1, 0, 4]], np.int32)) == {-1, 4}
     assert ids_in_plane(np.zeros((0, 3), np.uint8)) == set()
+
+
+def test_a_brush_stroke_makes_only_the_planes_it_touched_read_again():
+    """napari's paint event names the stroke's history atoms: a paint (a box of slices) or a data_setitem (a
+    multi-index) makes the planes they touch read again, the others stay known; an event that says nothing: all."""
+    from napari.layers import Labels
+
+    labels = np.zeros((3, 16, 16), np.uint32)
+    labels[0, 0, 0], labels[2, 0, 0] = 4, 6
+    layer = Labels(labels)
+    planes = PlaneIds(labels)
+    layer.events.paint.connect(planes.forget)
+    assert [planes.ids((t,)) for t in range(3)] == [{4}, set(), {6}]
+    labels[0, 1, 1] = 5  # behind everyone's back: only a full forget finds it
+    layer.paint((1, 8, 8), 9)  # a brush stroke on plane 1
+    assert [planes.ids((t,)) for t in range(3)] == [{4}, {9}, {6}]
+    layer.data_setitem((np.array([2]), np.array([3]), np.array([3])), 7)
+    assert [planes.ids((t,)) for t in range(3)] == [{4}, {9}, {6, 7}]
+    planes.forget()
+    assert planes.ids((0,)) == {4, 5}

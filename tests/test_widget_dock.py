@@ -13,9 +13,10 @@ pytestmark = pytest.mark.gui
 
 from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDockWidget, QPushButton  # noqa: E402
 
-from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
-from widget_helpers import WIDGET, open_widget, propagating, track_all_panel, wait, wait_tracking  # noqa: E402
+from widget_helpers import (  # noqa: E402
+    WIDGET, click_cell, open_widget, propagating, track_all_panel, wait, wait_tracking,
+)
 
 FRAMES = 5
 
@@ -24,12 +25,6 @@ FRAMES = 5
 def movie():
     return make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=3, divisions=False,
                           enter_leave=False, radius_fraction=0.12)
-
-
-def click_cell(points, movie, obj: int, frame: int = 0) -> None:
-    """A click on the clicks layer deep inside cell ``obj`` of ``movie`` on ``frame``."""
-    x, y = click_point(movie.labels[frame] == obj)
-    points.add(np.array([[frame, y, x]], float))
 
 
 @pytest.fixture
@@ -85,6 +80,73 @@ def test_objects_table_reads_present_frames_from_the_labels(opened, qtbot, movie
     assert rows(w)[1] == ((0, 1, 2), (3, 4))
     assert w.objects.table.item(0, 2).text() == "3-4"
     assert w.status.text().startswith("Nothing new to segment"), w.status.text()
+    assert "none of its own" not in w.status.text()  # frame 0 has its own click (it was said before)
+
+
+def erase(layer, frame: int, obj: int) -> None:
+    """The eraser over every pixel of ``obj`` on ``frame`` of the masklets ``layer`` (napari's paint event follows)."""
+    rr, cc = np.nonzero(np.asarray(layer.data[frame]) == obj)
+    layer.data_setitem((np.full(len(rr), frame), rr, cc), 0)
+
+
+def test_objects_table_after_a_merge_knows_the_frames_only_the_relabel_changed(opened, qtbot, movie, monkeypatch):
+    """Fault: Merge relabelled the frames behind the runs' journals, so the table's per-frame ids stayed as before:
+    object 2, erased from frame 3 where object 1 now lies merged into it, was still listed as lost there."""
+    viewer, w = opened
+    tracked(qtbot, w, movie, 1)
+    w.new_object_button.click()
+    click_cell(w.points_layer, movie, 2)
+    wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    erase(w.labels_layer, 3, 2)
+    w.objects.refresh()
+    assert rows(w)[2] == ((0, 1, 2, 4), (3,))
+    monkeypatch.setattr("qtpy.QtWidgets.QInputDialog.getInt", lambda *a, **k: (2, True))
+    w.objects.select_object(1)
+    w.objects.merge_button.click()  # the re-run after it writes frame 0 only
+    wait(qtbot, w)
+    assert (np.asarray(w.labels_layer.data[3]) == 2).any()
+    assert rows(w)[2] == (tuple(range(FRAMES)), ())
+
+
+def test_a_brush_stroke_on_a_rebuilt_masklets_layer_reaches_the_objects_table(opened, qtbot, movie):
+    """Fault: the table followed brush strokes only on the masklets layer it first saw: after that layer was deleted
+    and made again (same labels), an eraser stroke left the table saying the object was still there."""
+    viewer, w = opened
+    tracked(qtbot, w, movie)
+    viewer.layers.remove(w.labels_layer)
+    w.segment_button.click()  # the next run makes the layer again, with the labels so far
+    wait(qtbot, w)
+    assert w.labels_layer in viewer.layers and rows(w)[1] == (tuple(range(FRAMES)), ())
+    erase(w.labels_layer, 4, 1)
+    w.objects.refresh()
+    assert rows(w)[1] == ((0, 1, 2, 3), (4,))
+
+
+def test_a_cancelled_propagation_still_gives_its_note(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Fault: the run's notes (here: the object starts from its clicked frame, not the one shown) were said only when
+    a run was done, not when it was cancelled, failed or tracked nothing."""
+    movie = make_timelapse(num_frames=12, shape=(96, 96), num_cells=3, seed=4, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_cell(w.points_layer, movie, 1)
+    wait(qtbot, w)
+    w.frames_spin.setValue(1)
+    w.forward_button.click()  # object 1 tracked on frames 0-1
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click_cell(w.points_layer, movie, 2)  # object 2: only clicked
+    wait(qtbot, w)
+    w.frames_spin.setValue(0)
+    viewer.dims.set_current_step(0, 1)
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
+    w.cancel_button.click()
+    wait(qtbot, w)
+    status = w.status.text()
+    assert status.startswith("Cancelled. Kept frames") and "Undo reverts the run" in status, status
+    assert "Note: object(s) 2 had never been tracked, so they start from their clicked frame 0" in status, status
 
 
 def test_dock_fits_a_laptop_screen_with_rows_at_their_height(opened, qtbot):

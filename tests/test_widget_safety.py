@@ -12,10 +12,9 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
-from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import open_widget, wait  # noqa: E402
+from widget_helpers import centre, open_widget, wait  # noqa: E402
 
 FRAMES = 5
 
@@ -31,12 +30,6 @@ def cells(make_napari_viewer, tmp_path, monkeypatch, movie):
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     viewer.dims.set_current_step(0, 0)
     return viewer, w
-
-
-def centre(plane, obj_id):
-    """(row, col) of a pixel deep inside object ``obj_id`` of a labels ``plane``."""
-    x, y = click_point(plane == obj_id)
-    return float(round(y)), float(round(x))
 
 
 def click_and_propagate(w, qtbot, movie, cells=(1, 2)):
@@ -169,6 +162,52 @@ def test_undo_after_merge_says_merge_cannot_be_undone(cells, qtbot, movie, monke
     assert w.status.text() == ("Nothing to undo: Relabel and Merge can't be undone (the history starts after "
                                "them)."), w.status.text()
     np.testing.assert_array_equal(w.labels_layer.data, merged)
+
+
+def test_a_step_after_a_merge_whose_re_run_never_started_is_undoable(cells, qtbot, movie, tmp_path):
+    """Fault: Merge marked the next step as the start of the history before its re-run waited for the model; a model
+    that could not load dropped the re-run, so the user's next step (here: Delete object) could not be undone."""
+    import torch
+
+    _, w = cells
+    for obj in (1, 2, 3):
+        if obj > 1:
+            w.new_object_button.click()
+        w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
+        wait(qtbot, w)
+    weights = tmp_path / "tuned.pt"
+    torch.save({"model": w.picker.loaded_model().state_dict()}, weights)
+    w.set_checkpoint_file(str(weights))
+    weights.unlink()  # moved away: the model cannot load
+    qtbot.wait(50)  # the re-run the model change asks for is refused
+    w.merge_objects(1, 2)
+    wait(qtbot, w)
+    assert sorted(w.controller.obj_ids) == [2, 3]  # merged; its re-run was dropped with the load
+    w.objects.select_object(3)
+    w.objects.delete_button.click()
+    assert w.controller.obj_ids == [2]
+    w.undo_button.click()
+    assert w.status.text().startswith("Undid the last step"), w.status.text()
+    assert sorted(w.controller.obj_ids) == [2, 3]
+
+
+def test_cancelling_the_re_run_of_a_loaded_session_names_the_frames_it_wrote(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Fault: the re-run after Load session is not an undoable step, so a Cancel after it wrote frames said
+    "Cancelled before anything was changed." (and a failure "Nothing was changed.")."""
+    long = make_timelapse(num_frames=16, shape=(96, 96), num_cells=3, seed=5, divisions=False, enter_leave=False,
+                          radius_fraction=0.12)
+    _, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", long.image))
+    w.points_layer.add(np.array([[t, *centre(long.labels[t], 1)] for t in range(16)]))  # one click on each frame
+    wait(qtbot, w)
+    saved = w.save_session(str(tmp_path / "clicks"))
+    assert w.load_session(str(saved))
+    qtbot.waitUntil(lambda: w.progress.value() >= 1, timeout=60_000)  # its first frame is written
+    w.cancel_button.click()
+    wait(qtbot, w)
+    status = w.status.text()
+    assert status.startswith("Cancelled. Kept frames 0"), status
+    assert "Undo reverts" not in status and "Undo cannot revert it: the history starts at the session" in status
 
 
 # ---------------------------------------------------------------- fault 7: clicks in a transposed view

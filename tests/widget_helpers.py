@@ -22,6 +22,25 @@ def open_widget(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, *image
     return viewer, widget
 
 
+def click_cell(points: Any, movie: Any, obj: int, frame: int = 0) -> None:
+    """A click on the clicks layer ``points`` deep inside cell ``obj`` of ``movie`` (a synthetic time-lapse with
+    ``labels``) on ``frame`` (the layers have unit scale)."""
+    import numpy as np
+
+    from sam2_model.evaluation import click_point
+
+    x, y = click_point(movie.labels[frame] == obj)
+    points.add(np.array([[frame, y, x]], float))
+
+
+def centre(plane: Any, obj_id: int) -> Tuple[float, float]:
+    """(row, col) of a pixel deep inside object ``obj_id`` of a (H, W) labels ``plane``."""
+    from sam2_model.evaluation import click_point
+
+    x, y = click_point(plane == obj_id)
+    return float(round(y)), float(round(x))
+
+
 def wait(qtbot: Any, widget: Any, timeout: int = 120_000) -> None:
     """Until the widget's run (if any) has finished."""
     qtbot.waitUntil(lambda: not widget.busy(), timeout=timeout)

@@ -119,9 +119,9 @@ class ImageState:
     # the opened session that a new one (its session not opened yet: that happens in the run's worker) replaced on a
     # slice, put back if the new one fails to open
     replaced: Dict[SliceKey, SegmentationController] = field(default_factory=dict)
-    # the content of a prompt layer the user deleted ("points" or "boxes": (coords, features)), put back in the layer
-    # that replaces it (:func:`put_back_removed`)
-    removed: Dict[str, Tuple[Any, Dict[str, np.ndarray]]] = field(default_factory=dict)
+    # the content of a prompt layer the user deleted ("points": :func:`points_content`, "boxes": :func:`boxes_content`),
+    # put back in the layer that replaces it (:func:`put_back_removed`)
+    removed: Dict[str, Tuple[Any, ...]] = field(default_factory=dict)
 
 
 
@@ -275,12 +275,20 @@ class PromptContent:
 
 
 def capture(state: ImageState) -> PromptContent:
-    points, boxes = state.points, state.boxes
-    return PromptContent(
-        np.array(points.data, copy=True), points.features["positive"].to_numpy(bool).copy(),
-        points.features["obj_id"].to_numpy(int).copy(), tuple(np.array(b, copy=True) for b in boxes.data),
-        boxes.features["obj_id"].to_numpy(int).copy() if len(boxes.data) else np.zeros(0, int),
-    )
+    """A copy of the clicks and boxes of ``state``'s prompt layers."""
+    return PromptContent(*points_content(state.points), *boxes_content(state.boxes))
+
+
+def points_content(layer: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A copy of a clicks ``layer``'s content: (coordinates (N, ndim), positive (N,) bool, obj_id (N,) int)."""
+    return (np.array(layer.data, copy=True), layer.features["positive"].to_numpy(bool).copy(),
+            layer.features["obj_id"].to_numpy(int).copy())
+
+
+def boxes_content(layer: Any) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:
+    """A copy of a boxes ``layer``'s content: (each box's (4, ndim) corners, obj_id (M,) int)."""
+    return (tuple(np.array(b, copy=True) for b in layer.data),
+            layer.features["obj_id"].to_numpy(int).copy() if len(layer.data) else np.zeros(0, int))
 
 
 def on_slice(state: ImageState, layout: StackLayout, content: PromptContent) -> Tuple[np.ndarray, np.ndarray]:
@@ -336,20 +344,15 @@ def restore(state: ImageState, content: PromptContent, layout: Optional[StackLay
     style_boxes(boxes)
 
 
-def keep_removed(state: ImageState, layer: Any) -> int:
+def keep_removed(state: ImageState, layer: Any) -> None:
     """Remember the prompts of ``state``'s clicks or boxes ``layer`` that the user deleted (it is being removed from
-    the viewer), for :func:`put_back_removed`; returns how many clicks or boxes it held."""
-    kind = "points" if same_layer(layer, state.points) else "boxes"
-    if kind == "points":
-        data: Any = np.array(layer.data, copy=True)
-        features = {name: layer.features[name].to_numpy(dtype).copy()
-                    for name, dtype in (("positive", bool), ("obj_id", int))}
+    the viewer), for :func:`put_back_removed`."""
+    if same_layer(layer, state.points):
+        kind, content = "points", points_content(layer)
     else:
-        data = [np.array(box, copy=True) for box in layer.data]
-        features = {"obj_id": layer.features["obj_id"].to_numpy(int).copy() if len(data) else np.zeros(0, int)}
-    if len(data):
-        state.removed[kind] = (data, features)
-    return len(data)
+        kind, content = "boxes", boxes_content(layer)
+    if len(content[0]):
+        state.removed[kind] = content
 
 
 def put_back_removed(state: ImageState) -> Dict[str, int]:
@@ -360,9 +363,7 @@ def put_back_removed(state: ImageState) -> Dict[str, int]:
     now = capture(state)
     points = state.removed.pop("points", None)
     boxes = state.removed.pop("boxes", None)
-    content = PromptContent(
-        now.points if points is None else points[0], now.positive if points is None else points[1]["positive"],
-        now.point_ids if points is None else points[1]["obj_id"],
-        now.boxes if boxes is None else tuple(boxes[0]), now.box_ids if boxes is None else boxes[1]["obj_id"])
+    content = PromptContent(*((now.points, now.positive, now.point_ids) if points is None else points),
+                            *((now.boxes, now.box_ids) if boxes is None else boxes))
     restore(state, content)
     return {kind: len(item[0]) for kind, item in (("points", points), ("boxes", boxes)) if item is not None}

@@ -6,9 +6,10 @@ correction options; new weights re-run the prompts. A mixin of :class:`~._widget
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from napari.layers import Points
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
@@ -40,18 +41,23 @@ class PromptEventsMixin:
         if not bad.any():
             return False
         rows, cols = layout.spatial_axes
+        self._remove_prompts(points, np.flatnonzero(bad).tolist(),
+                             f"{int(bad.sum())} click(s) outside the image were removed (the image has "
+                             f"{image.data.shape[rows]} rows and {image.data.shape[cols]} columns); click inside it.")
+        return True
+
+    def _remove_prompts(self, layer: Any, indices: Sequence[int], message: str) -> None:
+        """Remove the clicks or boxes at ``indices`` of the prompt ``layer`` (the widget's own edit: nothing is
+        segmented for it), restyle it, and say ``message`` (a notification and the status line)."""
         self._quiet += 1
         try:
-            points.selected_data = set(np.flatnonzero(bad).tolist())
-            points.remove_selected()
-            style_points(points)
+            layer.selected_data = set(int(i) for i in indices)
+            layer.remove_selected()
+            (style_points if isinstance(layer, Points) else style_boxes)(layer)
         finally:
             self._quiet -= 1
-        message = (f"SAM 2: {int(bad.sum())} click(s) outside the image were removed (the image has "
-                   f"{image.data.shape[rows]} rows and {image.data.shape[cols]} columns); click inside it.")
-        show_info(message)
-        self.status.setText(message[7:])
-        return True
+        show_info(f"SAM 2: {message}")
+        self.status.setText(message)
 
     def _displayed_off_frame(self, state: ImageState) -> str:
         """The axes of ``state``'s image displayed on the canvas that are not a frame's rows and columns (the frame
@@ -77,18 +83,9 @@ class PromptEventsMixin:
         count = len(layer.data)
         added = getattr(event, "data_indices", None) or (-1,)  # napari says -1 for the one appended last
         added = [int(i) % count for i in added if -count <= int(i) < count]
-        self._quiet += 1
-        try:
-            layer.selected_data = set(added)
-            layer.remove_selected()
-            (style_points if layer is state.points else style_boxes)(layer)
-        finally:
-            self._quiet -= 1
-        message = (f"SAM 2: the prompt was removed (nothing segmented): the canvas displays {off}, so it would land on "
-                   "frames you do not see. Transpose back (the viewer's transpose / roll buttons) until the image's "
-                   "rows and columns are displayed, with 2D view, then click.")
-        show_info(message)
-        self.status.setText(message[7:])
+        self._remove_prompts(layer, added, f"the prompt was removed (nothing segmented): the canvas displays {off}, "
+                             "so it would land on frames you do not see. Transpose back (the viewer's transpose / roll "
+                             "buttons) until the image's rows and columns are displayed, with 2D view, then click.")
         return True
 
     # ------------------------------------------------------------------ objects and clicks

@@ -65,6 +65,18 @@ def nothing_tracked(direction: str, start: int, num_frames: int) -> str:
     return f"Nothing was propagated {direction} from frame {start}: no frame beyond it to track."
 
 
+def qt_deleted(widget: Any) -> bool:
+    """Whether the C++ object of the Qt ``widget`` was deleted (e.g. with the viewer's window), with whichever Qt
+    binding qtpy found: sip's ``isdeleted`` (PyQt) or shiboken's ``isValid`` (PySide)."""
+    try:
+        from qtpy import sip
+    except Exception:  # PySide: no sip
+        from qtpy import shiboken
+
+        return not shiboken.isValid(widget)
+    return bool(sip.isdeleted(widget))
+
+
 def with_suffix(path: str, what: str) -> str:
     """``path`` with the export's suffix added when the name typed has none of the accepted ones."""
     default, accepted = SUFFIXES[what]
@@ -118,9 +130,12 @@ class RunMixin:
         if not busy and self.picker.loaded_model() is None and self.picker.status.text():
             self.status.setText(self.picker.status.text())
 
-    def _segment(self, layout: Any = None) -> None:
+    def _segment(self, layout: Any = None, baseline: str = "") -> None:
         """Segment the prompts of the slice of ``layout`` in that slice's session (default: the slice shown, or the
-        slice of the session last worked on when the slice shown has neither session nor prompts)."""
+        slice of the session last worked on when the slice shown has neither session nor prompts).
+
+        baseline: the run is not undoable, the undo history starts after it, and Undo says this (a re-run after
+        Relabel / Merge: :meth:`SegmentationController.start_history_after_next`, set only when the run starts)."""
         state = self._state
         try:
             layout = self._session_layout() if layout is None else layout
@@ -147,6 +162,8 @@ class RunMixin:
         else:
             what = ("Segmenting (reading the image's contrast, then its features)" if single else
                     "Segmenting (reading a sample of the stack for its contrast, then this frame's features)")
+        if baseline and self._attached:  # a closed widget runs nothing (:meth:`_run`)
+            controller.start_history_after_next(baseline)
         self._run(state, controller.apply_prompts(prompts, tag=self._before(state)), what)
         self._run_note = note  # said again when the run is done
 
@@ -292,43 +309,47 @@ class RunMixin:
             return
         try:
             self._on_finished()
-        except RuntimeError:  # the widget's Qt parts were deleted with the window: nothing left to show
+        except RuntimeError:
+            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                raise
+            # the widget's Qt parts were deleted with the window: nothing left to show
             self.worker, self._run_state, self._run_history = None, None, (None, 0, None)
 
     def _on_finished(self) -> None:
         state, outcome = self._run_state, self._run_outcome
         controller, length, last = self._run_history
         self.worker, self._run_state, self._run_history = None, None, (None, 0, None)
-        changed = controller is not None and bool(controller.history) and (
+        undoable = controller is not None and bool(controller.history) and (
             len(controller.history) != length or controller.history[-1] is not last)  # the run left an undoable step
         self._set_busy(False)
         self._refresh_labels(state)
         self._settle_session(state, controller)
         frames = sorted(set(self._run_frames or ()))
+        notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "") if n)
+        note = f" Note: {notes}" if notes else ""  # said whatever the outcome
         if outcome == "failed":
             self.status.setText(f"{sentence(self.status.text())} " + (
-                f"{self._kept(frames)}; Undo reverts the run." if changed and frames else
-                "Undo reverts the run." if changed else "Nothing was changed."))
+                f"{self._kept(frames)}{self._undo_words(undoable, controller)}" if frames else
+                "Undo reverts the run." if undoable else "Nothing was changed.") + note)
         elif outcome == "cancelled":
-            self.status.setText(f"Cancelled. {self._kept(frames)}; Undo reverts the run.{self._go_on(frames)}"
-                                if changed else "Cancelled before anything was changed.")
+            self.status.setText(f"Cancelled. {self._kept(frames)}{self._undo_words(undoable, controller)}"
+                                f"{self._go_on()}{note}" if frames or undoable else
+                                f"Cancelled before anything was changed.{note}")
         elif outcome.startswith("stopped"):
-            self.status.setText(f"Stopped: {outcome[9:]}. {self._kept(frames)}.")
+            self.status.setText(f"Stopped: {outcome[9:]}. {self._kept(frames)}.{note}")
         elif self._run_propagation is not None and self._run_planned is not None and set(
                 (self._run_frames or [])[self._run_planned:]) <= {self._run_propagation[1]}:  # none beyond the start
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            self.status.setText(nothing_tracked(*self._run_propagation))
-        elif not changed and not frames and self._run_propagation is None:
+            self.status.setText(f"{nothing_tracked(*self._run_propagation)}{note}")
+        elif not undoable and not frames and self._run_propagation is None:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            self.status.setText("Nothing new to segment: the clicks and boxes are segmented already (this frame has "
-                                "none of its own). Click an object here, or propagate.")
+            self.status.setText("Nothing new to segment: the clicks and boxes are segmented already. Click an object "
+                                f"here, or propagate.{note}")
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "") if n)
-            note = f" Note: {notes}" if notes else ""
             self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{note}")
         if state is not None and self._run_prompts is not None:
             state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet
@@ -344,7 +365,16 @@ class RunMixin:
         """"Kept frames 0-3 (whole)" for the frames a stopped run wrote."""
         return f"Kept frames {frame_ranges(frames)} (whole)" if frames else "No frame was written"
 
-    def _go_on(self, frames: List[int]) -> str:
+    @staticmethod
+    def _undo_words(undoable: bool, controller: Any) -> str:
+        """"; Undo reverts the run." when the run left an undoable step; otherwise why Undo cannot (a re-run after
+        Load session, Relabel or Merge starts the history: ``controller.history_note``)."""
+        if undoable:
+            return "; Undo reverts the run."
+        why = "" if controller is None else controller.history_note
+        return f" (Undo cannot revert it: {why})." if why else "."
+
+    def _go_on(self) -> str:
         """Where to resume a cancelled propagation: its last frame written."""
         if self._run_propagation is None or not self._run_frames:
             return ""

@@ -22,9 +22,13 @@ from ._image_state import (
 from ._model_choice import LOCAL, WEIGHT_CHOICES
 from ._track_ids import state_controllers
 from .export import frame_table_steps, labels_tiff_steps
+from .labels_writer import tell_written
 from .layout import world_to_data
 from .prompts import FramePrompt
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
+
+
+REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
 
 
 class SessionActionsMixin:
@@ -361,14 +365,13 @@ class SessionActionsMixin:
                 controller.remove_object(old)
             for key, prompt in moved.items():
                 controller.mask_prompts.setdefault(key, prompt)
-            # earlier steps knew the old ids, and the re-run below is not undoable either
-            controller.start_history_after_next("Relabel and Merge can't be undone (the history starts after them)")
+            controller.forget_history(REASSIGNED)  # earlier steps knew the old ids
         state.hidden.discard(old)
         state.last_prompts = capture(state)
         self._refresh_labels(state)
         self._refresh_objects()
-        if controller is not None:
-            self.picker.when_ready(self._segment)
+        if controller is not None:  # the re-run is not undoable either: marked so only as it starts (a model load
+            self.picker.when_ready(lambda: self._segment(baseline=REASSIGNED))  # that fails runs nothing)
 
     def _on_relabel_requested(self, obj_id: int) -> None:
         self._ask_target(obj_id, merge=False)
@@ -414,7 +417,8 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
 
 def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> List[int]:
     """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
-    it; returns the positions in ``planes`` written. A plane without ``old`` is only compared, never copied or
+    it, telling the array's watchers (:func:`~.labels_writer.tell_written`); returns the positions in ``planes``
+    written. A plane without ``old`` is only compared, never copied or
     written (on the GUI thread a relabel costs one comparison per frame and a copy per frame the object is on)."""
     written = []
     for position, index in enumerate(planes):
@@ -423,6 +427,7 @@ def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new
             plane = np.array(labels[index])
             plane[here] = new
             labels[index] = plane
+            tell_written(labels, index, plane)  # the objects table's and Track all's knowledge of the planes
             written.append(position)
     return written
 
@@ -449,7 +454,8 @@ class ExportRun:
     """One export running in a worker (the widget's or the Track all panel's): what, to where, and how it ended.
 
     The worker's steps are ("plan", count, "", None), then the writer's own, then ("written", count, path, None) once
-    the file or folder is in place (:func:`~.export.table_steps`, :func:`~.track_export.export_tracking_steps`)."""
+    the file or folder is in place (:func:`~.export.frame_table_steps`,
+    :func:`~.track_export.export_tracking_steps`)."""
 
     what: str
     path: Any

@@ -261,9 +261,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             return held
         if self._plane_ids is None or self._plane_ids.labels is not controller.labels:
             self._plane_ids = PlaneIds(controller.labels)  # kept up to date by the runs' writes, read once otherwise
-            layer = self._state.labels if self._state is not None else None
-            if layer is not None and hasattr(layer, "events") and hasattr(layer.events, "paint"):
-                layer.events.paint.connect(self._plane_ids.forget)  # a brush stroke bypasses the journals
+        self._follow_paint(self._state.labels if self._state is not None else None)
         wanted: Dict[int, List[int]] = {}
         for obj, frames in candidates.items():
             for t in frames:
@@ -313,6 +311,19 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             else:
                 self._attach()
         return super().event(event)
+
+    def _follow_paint(self, layer: Any) -> None:
+        """Have the brush strokes on the masklets ``layer`` (napari's paint event: they bypass the runs' journals)
+        make the objects table read the planes they touched again (:meth:`_on_painted`); once per layer while the
+        widget is in the window (:meth:`_detach` lets go)."""
+        emitter = getattr(getattr(layer, "events", None), "paint", None)
+        if emitter is not None and not any(e is emitter and c == self._on_painted for e, c in self._links):
+            self._listen(emitter, self._on_painted)
+
+    def _on_painted(self, event: Any = None) -> None:
+        """A brush stroke on a masklets layer: the planes it touched are read again when the table next asks."""
+        if self._plane_ids is not None:
+            self._plane_ids.forget(event)
 
     def _on_closed(self) -> None:
         """The widget left the window: its run stops there, keeping the frames finished (a run that went on with no
@@ -472,6 +483,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         if state.labels is None:
             keep = state.controller.labels if state.controller is not None else None
             state.labels = add_labels_layer(self.viewer, state.image, layout, keep)
+            self._follow_paint(state.labels)
             self._refresh_images()
             self.activate_clicks()
             return state.labels
@@ -479,6 +491,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         if labels is None:
             labels = np.zeros(layout.labels_shape(state.image.data.shape), np.uint32)
         show_masklets(state.labels, state.image, layout, labels)
+        self._follow_paint(state.labels)
         return state.labels
 
     def prompts(self, layout: Optional[StackLayout] = None) -> List[FramePrompt]:

@@ -15,6 +15,7 @@ import numpy as np
 from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
+from ._track_ids import frame_ranges
 from .labels_writer import EditedSince, RunJournal, compose_frame
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
@@ -499,8 +500,8 @@ class SegmentationController:
         for obj, frames in sorted(cleared.items()):
             if frames:
                 self._notes.append(f"a prompt of object {obj} was removed, so it was re-made from its other prompts "
-                                   f"and its masks on frame(s) {_frame_ranges(frames)} were cleared: propagate again "
-                                   "to track it there (or Undo).")
+                                   f"and its masks on frame(s) {frame_ranges(sorted(set(frames)))} were cleared: "
+                                   "propagate again to track it there (or Undo).")
 
     def _known_ids(self) -> set:
         return set(self.session.obj_ids) | {obj for _, obj in self._sent}
@@ -512,17 +513,6 @@ def check_object_window(value: Any) -> int:
         return int(value)
     raise ValueError(f"object_window must be a window side of at least 8 frame pixels (or None: the whole frame), "
                      f"got {value!r}")
-
-
-def _frame_ranges(frames: List[int]) -> str:
-    """Sorted frame indices in short words: [1, 2, 3, 5] -> "1-3, 5"."""
-    runs: List[List[int]] = []
-    for frame in sorted(frames):
-        if runs and frame == runs[-1][1] + 1:
-            runs[-1][1] = frame
-        else:
-            runs.append([frame, frame])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:

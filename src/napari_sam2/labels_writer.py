@@ -84,7 +84,7 @@ class RunJournal:
             self.saved[key] = (index, _SavedPlane.of(np.asarray(labels[index])))
         labels[index] = plane
         self.written[key] = plane_checksum(labels[index])  # as stored (the array's dtype)
-        _tell_watchers(labels, index, plane)
+        tell_written(labels, index, plane)
 
     def holds(self, labels: Any, index: Tuple[Any, ...]) -> bool:
         """Whether ``labels[index]`` is still exactly what this run last wrote there."""
@@ -102,7 +102,7 @@ class RunJournal:
             plane = saved.restore()
             labels[index] = plane
             restored.append(index)
-            _tell_watchers(labels, index, plane)
+            tell_written(labels, index, plane)
         self.saved.clear()
         self.written.clear()
         return restored
@@ -123,8 +123,8 @@ _WATCHERS: Dict[int, List[Tuple[Any, Any]]] = {}  # id(labels) -> [(labels or a 
 def watch_writes(labels: Any, method: WriteWatcher) -> None:
     """Call the bound ``method(index, plane)`` after every journal write into ``labels`` (by any run, undo included),
     with the (H, W) plane written at ``labels[index]``: so one tool learns what another wrote without scanning the
-    array. The method is held weakly (watching ends with its object); writes that bypass journals (a brush) are not
-    seen."""
+    array. The method is held weakly (watching ends with its object); other writers say what they wrote with
+    :func:`tell_written`; writes that do neither (a brush) are not seen."""
     try:
         array_ref: Any = weakref.ref(labels)
     except TypeError:  # an array type without weak references: held for as long as it is watched
@@ -133,7 +133,9 @@ def watch_writes(labels: Any, method: WriteWatcher) -> None:
     _WATCHERS.setdefault(id(labels), []).append((array_ref, weakref.WeakMethod(method)))
 
 
-def _tell_watchers(labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+def tell_written(labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+    """Tell the watchers of ``labels`` (:func:`watch_writes`) that the (H, W) ``plane`` was just written at
+    ``labels[index]``: every write that is not a journal's (e.g. a relabel) calls this, so their caches stay true."""
     for array_ref, method_ref in list(_WATCHERS.get(id(labels), ())):
         method = method_ref()
         if method is not None and array_ref() is labels:
@@ -182,9 +184,44 @@ class PlaneIds:
             found = self._ids[key] = ids_in_plane(np.asarray(self.labels[index]))
         return found
 
-    def forget(self, *_: Any) -> None:
-        """Read every plane again when next asked (e.g. after painting)."""
-        self._ids.clear()
+    def forget(self, event: Any = None) -> None:
+        """Read again, when next asked, the planes a brush stroke touched: those of napari's paint ``event`` (its
+        ``value``: the stroke's history atoms, each a ``slice_key`` box or an ``(indices, old, new)`` multi-index into
+        the layer's data), every plane when the event does not say (or there is none)."""
+        atoms = getattr(event, "value", None)
+        if not isinstance(atoms, (list, tuple)):
+            self._ids.clear()
+            return
+        try:
+            stale = [key for key in self._ids if any(_touches(atom, key) for atom in atoms)]
+        except (TypeError, ValueError, IndexError):  # an atom of a kind not known here: read everything again
+            self._ids.clear()
+            return
+        for key in stale:
+            del self._ids[key]
 
     def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         self._ids[hashable_index(index)] = ids_in_plane(np.asarray(plane))
+
+
+def _touches(atom: Any, key: Tuple[Any, ...]) -> bool:
+    """Whether a napari Labels history ``atom`` (a ``slice_key`` box, or ``(indices, old, new)`` with a numpy
+    multi-index) changed pixels of the plane ``key`` (a :func:`hashable_index`: ints fix axes, the rest spans them)."""
+    fixed = [(axis, int(item)) for axis, item in enumerate(key) if isinstance(item, (int, np.integer))]
+    box = getattr(atom, "slice_key", None)
+    if box is not None:
+        for axis, value in fixed:
+            part = box[axis]
+            if isinstance(part, slice):
+                if not (part.start or 0) <= value < (value + 1 if part.stop is None else part.stop):
+                    return False
+            elif int(part) != value:
+                return False
+        return True
+    indices = atom[0]
+    if not isinstance(indices, tuple):
+        raise TypeError(f"not a numpy multi-index: {type(indices).__name__}")
+    hit = np.ones(np.broadcast(*indices).shape if indices else (), bool)
+    for axis, value in fixed:
+        hit = hit & (np.asarray(indices[axis]) == value)
+    return bool(np.any(hit))
