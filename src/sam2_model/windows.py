@@ -248,7 +248,11 @@ class WindowedPredictor:
         return xy, lab, corners
 
     def _predictor(self, window: Window) -> ImagePredictor:
-        """An ImagePredictor holding ``window``'s features (encoded now unless cached)."""
+        """An ImagePredictor holding ``window``'s features (encoded now unless cached). The whole image's window
+        (0, 0, W, H) is the whole image's predictor of the size check (the same input; encoded once)."""
+        height, width = self.image_shape
+        if self._whole is not None and tuple(window) == (0, 0, width, height):
+            return self._whole
         predictor = self._windows.get(window)
         if predictor is not None:
             self._windows.move_to_end(window)

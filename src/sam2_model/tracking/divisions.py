@@ -291,8 +291,18 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
     on ``read_frame(f)``) or the mask is pinched into two cores (:func:`neck_split`): two nuclei inside one
     masklet. At most ``max_frames`` frames per division.
     labels: (T, H, W) track ids; lineage: :class:`.lineage.Lineage`. Returns the number of frames moved.
+    Each frame's blob points are found once per call (two divisions on one frame, or one stepping back over frames
+    another already read, reuse them).
     """
     from ..seeding import blob_points
+
+    frame_points: Dict[int, np.ndarray] = {}
+
+    def points_of(f: int) -> np.ndarray:
+        """(N, 2) int (x, y) blob points of frame ``f``, computed on first use."""
+        if f not in frame_points:
+            frame_points[f] = blob_points(read_frame(f), cell_diameter=cell_diameter).astype(int)
+        return frame_points[f]
 
     moved_total = 0
     for mother, daughters in lineage.divisions().items():
@@ -312,7 +322,7 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
             part_a, part_b = mask & to_a, mask & ~to_a
             if min(part_a.sum(), part_b.sum()) < MIN_PIECE_FRACTION * mask.sum():
                 break
-            points = blob_points(read_frame(f), cell_diameter=cell_diameter).astype(int)
+            points = points_of(f)
             hits_a = len(points) > 0 and part_a[points[:, 1], points[:, 0]].any()
             hits_b = len(points) > 0 and part_b[points[:, 1], points[:, 0]].any()
             if not (hits_a and hits_b) and neck_split(mask, cell_diameter[0]) is None:
