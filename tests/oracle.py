@@ -126,6 +126,18 @@ def point_inputs(coords: torch.Tensor, labels: torch.Tensor) -> dict:
     return {"point_coords": coords, "point_labels": labels}
 
 
+def share_weights(name: str, reference: torch.nn.Module, image_size: int) -> torch.nn.Module:
+    """Our model of preset ``name`` holding the same weights as ``reference`` (a reference model of that preset): the
+    demo's shipped trained weights are loaded into the reference, an official preset's (random) weights come from it."""
+    if name == "demo":
+        model = build_model("demo", device="cpu")
+        reference.load_state_dict(model.state_dict(), strict=True)
+    else:
+        model = build_model(name, device="cpu", image_size=image_size)
+        model.load_state_dict(reference.state_dict(), strict=True)
+    return model
+
+
 def paired_models(name: str, image_size: int) -> tuple:
     """(reference SAM2VideoPredictor, our SAM2Model) of preset ``name`` holding the same random weights."""
     reference = reference_model(name, image_size=image_size, video=True)

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from oracle import max_errors, reference_model
-from sam2_model import ImagePredictor, build_model
+from oracle import max_errors, reference_model, share_weights
+from sam2_model import ImagePredictor
 from sam2_model.frames import FrameSource, to_model_input, to_unit_rgb
 from sam2_model.video_session import VideoSession
 from test_parity_image_predictor import _reference_predictor_class, _set_reference_features
@@ -122,12 +122,7 @@ class VideoPair:
         predictor.fill_hole_area = 0  # the reference skips hole filling on CPU anyway
         predictor.add_all_frames_to_correct_as_cond = config.corrections_as_conditioning
         predictor.non_overlap_masks = config.non_overlap_masks
-        if config.preset == "demo":
-            self.model = build_model("demo", device="cpu")
-            predictor.load_state_dict(self.model.state_dict(), strict=True)
-        else:
-            self.model = build_model(config.preset, device="cpu", image_size=SIZE)
-            self.model.load_state_dict(predictor.state_dict(), strict=True)
+        self.model = share_weights(config.preset, predictor, SIZE)
         _promote_reference_memory(predictor)
         self.predictor = predictor
         self.source = FrameSource(blob_frames(config.num_frames, config.height, config.width), image_size=SIZE)
@@ -354,12 +349,7 @@ class ImagePair:
 
     def __init__(self, preset: str) -> None:
         net = reference_model(preset, image_size=SIZE)
-        if preset == "demo":
-            model = build_model("demo", device="cpu")
-            net.load_state_dict(model.state_dict(), strict=True)
-        else:
-            model = build_model(preset, device="cpu", image_size=SIZE)
-            model.load_state_dict(net.state_dict(), strict=True)
+        model = share_weights(preset, net, SIZE)
         self.preset = preset
         self.ours = ImagePredictor(model)
         self.reference = _reference_predictor_class()(net)

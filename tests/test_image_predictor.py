@@ -83,14 +83,18 @@ def test_batched_boxes_equal_one_at_a_time(predictor):
     assert fed_back[0].shape == (3, 1, 120, 160)
 
 
+def _clicked_logits(model, image, **kwargs) -> np.ndarray:
+    """The low-res logits of one click at (40, 50) on ``image`` read by an ImagePredictor made with ``kwargs``."""
+    pred = ImagePredictor(model, **kwargs)
+    pred.set_image(image)
+    return pred.predict(points=[[40, 50]], labels=[1])[2]
+
+
 def test_layouts_and_dtypes_map_as_documented(model, rgb):
     grey = rgb[..., 0]
-    click = dict(points=[[40, 50]], labels=[1])
 
     def run(image, **kwargs):
-        pred = ImagePredictor(model, **kwargs)
-        pred.set_image(image)
-        return pred.predict(**click)[2]
+        return _clicked_logits(model, image, **kwargs)
 
     reference = run(np.repeat(grey[..., None], 3, axis=-1))
     np.testing.assert_allclose(run(grey), reference, atol=1e-5)  # grey is repeated to RGB
@@ -116,12 +120,9 @@ def test_rgba_is_read_as_rgb_without_its_alpha(model, rgb):
     drops the alpha. Now the alpha is dropped here too, and a one-colour RGBA image is that colour in grey as for RGB;
     an explicit channel still picks any of the four."""
     grey = rgb[..., 0]
-    click = dict(points=[[40, 50]], labels=[1])
 
     def run(image, **kwargs):
-        pred = ImagePredictor(model, **kwargs)
-        pred.set_image(image)
-        return pred.predict(**click)[2]
+        return _clicked_logits(model, image, **kwargs)
 
     def with_alpha(image, alpha):
         return np.concatenate([image, np.full(image.shape[:2] + (1,), alpha, image.dtype)], axis=-1)

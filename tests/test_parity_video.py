@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from oracle import reference_model, require_oracle
-from sam2_model import build_model
+from oracle import reference_model, require_oracle, share_weights
 from sam2_model.frames import FrameSource
 from sam2_model.video_session import VideoSession
 
@@ -101,12 +100,7 @@ def test_prompt_script_matches_reference(name, batch_objects, threads, tmp_path)
         torch.set_num_threads(threads)
     predictor = reference_model(name, image_size=SIZE, video=True)
     predictor.fill_hole_area = 0  # the reference skips hole filling on CPU anyway
-    if name == "demo":
-        model = build_model("demo", device="cpu")
-        predictor.load_state_dict(model.state_dict(), strict=True)
-    else:
-        model = build_model(name, device="cpu", image_size=SIZE)
-        model.load_state_dict(predictor.state_dict(), strict=True)
+    model = share_weights(name, predictor, SIZE)
 
     frames = moving_blobs()
     source = FrameSource(frames, image_size=SIZE)
@@ -151,8 +145,7 @@ def test_other_objects_rows_after_a_prompt_match_reference(tmp_path):
     require_oracle()
     predictor = reference_model("demo", image_size=SIZE, video=True)
     predictor.fill_hole_area = 0
-    model = build_model("demo", device="cpu")
-    predictor.load_state_dict(model.state_dict(), strict=True)
+    model = share_weights("demo", predictor, SIZE)
     source = FrameSource(moving_blobs(6), image_size=SIZE)
     state = _reference_state(predictor, tmp_path, torch.stack([source.model_input(t) for t in range(6)]))
     session = VideoSession(model, source, fill_hole_area=0, batch_objects=False)

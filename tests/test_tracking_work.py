@@ -8,7 +8,6 @@ import collections
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 import sam2_model as sm
 from sam2_model.image_predictor import ImagePredictor
@@ -16,28 +15,12 @@ from sam2_model.tracking import Lineage, Track, track_cells
 from sam2_model.tracking import divisions as div
 from sam2_model.tracking.detection import make_detector
 from sam2_model.windows import WindowedPredictor
+from test_tracking import _disc, _render  # the nuclei-like test frames of the tracking tests
 
 
 @pytest.fixture(scope="module")
 def model():
     return sm.build_model("demo", checkpoint="download")
-
-
-def _disc(shape, centre, radius):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
-
-
-def _render(masks_per_frame, shape, seed=0):
-    """uint16 nuclei-like frames (blurred bright discs on a noisy background), (T, H, W)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for masks in masks_per_frame:
-        signal = np.zeros(shape, np.float32)
-        for m in masks:
-            signal[m] = 9000.0
-        frames.append(rng.poisson(ndimage.gaussian_filter(signal, 1.3) + 800.0).astype(np.uint16))
-    return np.stack(frames)
 
 
 def test_masklets_that_did_not_grow_are_not_clicked_apart(model) -> None:
