@@ -50,3 +50,26 @@ def test_a_brush_stroke_makes_only_the_planes_it_touched_read_again():
     assert [planes.ids((t,)) for t in range(3)] == [{4}, {9}, {6, 7}]
     planes.forget()
     assert planes.ids((0,)) == {4, 5}
+
+
+def test_napari_undo_and_redo_of_a_brush_stroke_are_seen():
+    """Fault: napari's Labels Undo / Redo puts a stroke's pixels back with no paint event, so the planes it touched
+    kept the ids from before (the objects table said a cell was there after its stroke was undone). Strokes are
+    remembered; a redraw (set_data, which undo sends) has their planes read again, the others stay known."""
+    from napari.layers import Labels
+
+    labels = np.zeros((3, 16, 16), np.uint32)
+    labels[0, 0, 0] = 4
+    layer = Labels(labels)
+    planes = PlaneIds(labels)
+    layer.events.paint.connect(planes.forget)
+    layer.events.set_data.connect(planes.may_have_replayed)
+    layer.paint((1, 8, 8), 9)
+    assert [planes.ids((t,)) for t in range(3)] == [{4}, {9}, set()]
+    labels[0, 1, 1] = 5  # behind everyone's back: plane 0 is not one a stroke touched, so it stays as known
+    layer.undo()
+    assert [planes.ids((t,)) for t in range(3)] == [{4}, set(), set()]
+    layer.redo()
+    assert planes.ids((1,)) == {9}
+    layer.refresh()  # a redraw with no stroke replayed: the stroke's plane is read again, and is right
+    assert planes.ids((1,)) == {9} and planes.ids((0,)) == {4}

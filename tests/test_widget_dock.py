@@ -124,6 +124,22 @@ def test_a_brush_stroke_on_a_rebuilt_masklets_layer_reaches_the_objects_table(op
     assert rows(w)[1] == ((0, 1, 2, 3), (4,))
 
 
+def test_the_objects_table_sees_napari_undo_and_redo_of_a_brush_stroke(opened, qtbot, movie):
+    """Fault: napari's own Undo (Ctrl+Z) of an eraser stroke on the masklets layer sends no paint event, so the table
+    still said the object was lost on the frame whose pixels the undo had put back."""
+    viewer, w = opened
+    tracked(qtbot, w, movie)
+    erase(w.labels_layer, 4, 1)
+    w.objects.refresh()
+    assert rows(w)[1] == ((0, 1, 2, 3), (4,))
+    w.labels_layer.undo()
+    w.objects.refresh()
+    assert rows(w)[1] == (tuple(range(FRAMES)), ())
+    w.labels_layer.redo()
+    w.objects.refresh()
+    assert rows(w)[1] == ((0, 1, 2, 3), (4,))
+
+
 def test_a_cancelled_propagation_still_gives_its_note(make_napari_viewer, tmp_path, monkeypatch, qtbot):
     """Fault: the run's notes (here: the object starts from its clicked frame, not the one shown) were said only when
     a run was done, not when it was cancelled, failed or tracked nothing."""

@@ -314,16 +314,24 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
 
     def _follow_paint(self, layer: Any) -> None:
         """Have the brush strokes on the masklets ``layer`` (napari's paint event: they bypass the runs' journals)
-        make the objects table read the planes they touched again (:meth:`_on_painted`); once per layer while the
-        widget is in the window (:meth:`_detach` lets go)."""
-        emitter = getattr(getattr(layer, "events", None), "paint", None)
-        if emitter is not None and not any(e is emitter and c == self._on_painted for e, c in self._links):
-            self._listen(emitter, self._on_painted)
+        and their undo / redo make the objects table read the planes they touched again (:meth:`_on_painted`,
+        :meth:`_on_set_data`); once per layer while the widget is in the window (:meth:`_detach` lets go)."""
+        events = getattr(layer, "events", None)
+        for name, callback in (("paint", self._on_painted), ("set_data", self._on_set_data)):
+            emitter = getattr(events, name, None)
+            if emitter is not None and not any(e is emitter and c == callback for e, c in self._links):
+                self._listen(emitter, callback)
 
     def _on_painted(self, event: Any = None) -> None:
         """A brush stroke on a masklets layer: the planes it touched are read again when the table next asks."""
         if self._plane_ids is not None:
             self._plane_ids.forget(event)
+
+    def _on_set_data(self, event: Any = None) -> None:
+        """The masklets layer redrawn, maybe by its own Undo / Redo of a brush stroke (no paint event then): the
+        planes strokes touched are read again when the table next asks."""
+        if self._plane_ids is not None:
+            self._plane_ids.may_have_replayed(event)
 
     def _on_closed(self) -> None:
         """The widget left the window: its run stops there, keeping the frames finished (a run that went on with no

@@ -169,15 +169,21 @@ def ids_in_plane(plane: np.ndarray) -> set:
 class PlaneIds:
     """The label values held by each (H, W) plane of ``labels``: read from the array the first time a plane is asked
     about, then taken from every journal write into it (runs, undo, Track all: :func:`watch_writes`, in the writer's
-    thread), so asking again costs nothing. :meth:`forget` after writes that bypass journals (a brush stroke)."""
+    thread), so asking again costs nothing. :meth:`forget` after writes that bypass journals (a brush stroke), and
+    :meth:`may_have_replayed` when napari may have undone or redone one."""
 
     def __init__(self, labels: Any) -> None:
         self.labels = labels
         self._ids: Dict[Tuple[Any, ...], set] = {}
+        self._strokes: List[Any] = []  # the history atoms of every brush stroke seen: an undo/redo replays one of them
+        self._replayed = False  # a stroke may have been undone or redone since the planes were last asked about
         watch_writes(labels, self._on_written)
 
     def ids(self, index: Tuple[Any, ...]) -> set:
         """The values > 0 of ``labels[index]``."""
+        if self._replayed:
+            self._replayed = False
+            self._forget_touched(self._strokes)
         key = hashable_index(index)
         found = self._ids.get(key)
         if found is None:
@@ -192,13 +198,25 @@ class PlaneIds:
         if not isinstance(atoms, (list, tuple)):
             self._ids.clear()
             return
+        self._strokes.extend(atoms)
+        self._forget_touched(atoms)
+
+    def may_have_replayed(self, event: Any = None) -> None:
+        """napari's Labels Undo / Redo (Ctrl+Z, Ctrl+Shift+Z) puts a brush stroke's old or new pixels back with no
+        paint event (only ``set_data``, which every redraw sends too): the planes a stroke seen by :meth:`forget`
+        touched are read again when next asked. Cheap: a flag here, the work at the next :meth:`ids`."""
+        if self._strokes:
+            self._replayed = True
+
+    def _forget_touched(self, atoms: Sequence[Any]) -> None:
+        """Drop the known ids of the planes napari history ``atoms`` touched (every plane for an unknown atom)."""
         try:
-            stale = [key for key in self._ids if any(_touches(atom, key) for atom in atoms)]
+            stale = [key for key in list(self._ids) if any(_touches(atom, key) for atom in atoms)]
         except (TypeError, ValueError, IndexError):  # an atom of a kind not known here: read everything again
             self._ids.clear()
             return
         for key in stale:
-            del self._ids[key]
+            self._ids.pop(key, None)
 
     def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         self._ids[hashable_index(index)] = ids_in_plane(np.asarray(plane))
