@@ -57,3 +57,15 @@ def test_a_failed_or_stopped_table_write_keeps_the_earlier_file(tmp_path):
     assert list(frame_table_steps(FrameTable(3, lambda t: labels[t]), path))[-1] == ("written", 3, str(path), None)
     with open(path) as handle:
         assert [(int(r["frame"]), int(r["obj_id"])) for r in csv.DictReader(handle)] == [(0, 4), (1, 4), (2, 4)]
+
+
+def test_the_tables_scaled_positions_start_at_the_calibrations_origin():
+    """The scaled centroid and time columns are where napari draws the pixel: origin + size * index (a layer's
+    translate, an OME-Zarr's translation), as the GEFF's axes say; no origin: as before."""
+    from napari_sam2.export import Calibration
+
+    row = {"frame": 2, "area": 4, "centroid_y": 3.0, "centroid_x": 5.0}
+    placed = Calibration((0.5, 0.25), "um", 30.0, "s", origin=(60.0, 10.0, -5.0)).columns(row)
+    assert (placed["time"], placed["centroid_y_scaled"], placed["centroid_x_scaled"]) == (120.0, 11.5, -3.75)
+    plain = Calibration((0.5, 0.25), "um", 30.0, "s").columns(row)
+    assert (plain["time"], plain["centroid_y_scaled"], plain["centroid_x_scaled"]) == (60.0, 1.5, 1.25)

@@ -187,3 +187,103 @@ def test_identical_runs_give_byte_identical_folders(tracked, tmp_path: Path) -> 
     assert ".zattrs" in folders[0] and len(folders[0]) > 5
     assert folders[0] == folders[1]
     assert folders[0] == folder_bytes(write_geff(tmp_path / "here.geff", labels, lineage))
+
+
+# ---------------------------------------------------------------- where the image lies (napari's layer.translate)
+def axis_offsets(meta) -> list:
+    return [(a.name, a.offset) for a in meta.axes]
+
+
+def test_an_offset_is_written_as_the_axes_offset_and_positions_stay_indices(tmp_path: Path) -> None:
+    """write_geff(offset=...) is each axis's GEFF ``offset`` (0 or None: none written); node positions unchanged."""
+    labels, lineage = division_and_gap()
+    graph, meta = read_valid(write_geff(tmp_path / "o.geff", labels, lineage, scale=(60.0, 0.5, 0.5),
+                                        units=("s", "um", "um"), offset=(0, 10.0, -5.0)))
+    assert axis_offsets(meta) == [("t", None), ("y", 10.0), ("x", -5.0)]
+    assert nodes_by_track_and_frame(graph) == nodes_by_track_and_frame(read_valid(write_geff(
+        tmp_path / "plain.geff", labels, lineage))[0])
+
+
+@pytest.mark.parametrize("offset, message", [
+    ((0.0, 1.0), r"offset must give one entry per axis \(t, y, x\): 3 entries, got 2"),
+    ((0.0, float("nan"), 1.0), r"offset: axis y must be a finite number or None, got nan"),
+    ((0.0, 1.0, "2"), r"offset: axis x must be a finite number or None, got '2'"),
+    ((True, 1.0, 2.0), r"offset: axis t must be a finite number or None, got True"),
+])
+def test_a_bad_offset_is_refused_before_anything_is_written(tmp_path: Path, offset, message) -> None:
+    labels, lineage = division_and_gap()
+    with pytest.raises(ValueError, match=message):
+        write_geff(tmp_path / "out" / "t.geff", labels, lineage, offset=offset)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_calibration_refuses_a_bad_origin() -> None:
+    from napari_sam2.export import Calibration
+
+    for origin in ((0.0, 1.0), (0.0, float("inf"), 1.0), (0.0, "1", 2.0)):
+        with pytest.raises(ValueError, match=r"origin must be three finite numbers \(t, y, x\)"):
+            Calibration(origin=origin)
+
+
+def world_position(node: dict, meta) -> np.ndarray:
+    """A node's (t, y, x) as a GEFF reader places it: offset + scale * position along each axis."""
+    return np.array([node[a.name] * (a.scale or 1.0) + (a.offset or 0.0) for a in meta.axes])
+
+
+@pytest.mark.gui
+def test_the_panels_geff_lies_where_napari_draws_a_translated_image(make_napari_viewer, qtbot, tmp_path,
+                                                                     monkeypatch) -> None:
+    """An image layer with scale and translate (e.g. read from an OME-Zarr with a translation): napari draws pixel i
+    at translate + scale * i. Before, the GEFF said only the scale (offset None), so every cell read back 10 um too
+    high and 5 um too far left of where napari (and the panel's own Tracks layer) shows it."""
+    from sam2_model.synthetic import make_timelapse
+    from widget_helpers import open_widget, track_all_panel, wait_tracking
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    layer = viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), translate=(600.0, 10.0, -5.0),
+                             units=("s", "um", "um"))
+    panel = track_all_panel(widget)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    monkeypatch.setattr("qtpy.QtWidgets.QFileDialog.getSaveFileName", lambda *a, **k: (str(tmp_path / "p.geff"), ""))
+    panel.export_buttons["geff"].click()
+    qtbot.waitUntil(lambda: panel.worker is None and not widget.busy(), timeout=60_000)
+    graph, meta = read_valid(tmp_path / "p.geff")
+    assert axis_offsets(meta) == [("t", 600.0), ("y", 10.0), ("x", -5.0)]
+    nodes = [d for _, d in graph.nodes(data=True)]
+    assert len(nodes) >= 3
+    for node in nodes:  # where napari draws the node's pixel position on the layer
+        expected = np.asarray(layer.data_to_world((node["t"], node["y"], node["x"])))
+        np.testing.assert_allclose(world_position(node, meta), expected, rtol=1e-6)
+
+
+def test_track_auto_places_its_geff_at_an_ome_zarrs_translation(tmp_path: Path) -> None:
+    """An OME-Zarr whose first dataset has a translation: napari places it there; the command line's GEFF offsets
+    now say it (before: the scale only, the cells off by the translation)."""
+    zarr = pytest.importorskip("zarr")
+    from sam2_model.synthetic import make_timelapse
+    from napari_sam2.cli import main
+    from napari_sam2.file_calibration import read_calibration
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    group = zarr.open_group(str(tmp_path / "a.ome.zarr"), mode="w")
+    group.create_array("0", data=movie.image)
+    transforms = [{"type": "scale", "scale": [30.0, 0.2, 0.25]}, {"type": "translation", "translation": [60.0, 10.0, -5.0]}]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": "t", "type": "time", "unit": "second"}, {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": transforms}]}]
+    assert read_calibration(tmp_path / "a.ome.zarr", 0, (1, 2)).origin == (60.0, 10.0, -5.0)
+    assert main(["track", str(tmp_path / "a.ome.zarr"), "--auto", "--cell-diameter", "8", "40", "--geff",
+                 str(tmp_path / "t.geff"), "--device", "cpu"]) == 0
+    _, meta = read_valid(tmp_path / "t.geff")
+    assert [(a.name, a.scale, a.offset) for a in meta.axes] == [("t", 30.0, 60.0), ("y", 0.2, 10.0), ("x", 0.25, -5.0)]
+    # a broken translation places nothing but keeps the calibration
+    transforms[1]["translation"] = [0.0, "ten", 1.0]
+    group.attrs["multiscales"] = [{**group.attrs["multiscales"][0], "datasets": [
+        {"path": "0", "coordinateTransformations": transforms}]}]
+    cal = read_calibration(tmp_path / "a.ome.zarr", 0, (1, 2))
+    assert cal.pixel_size == (0.2, 0.25) and cal.origin == (0.0, 0.0, 0.0)

@@ -1,6 +1,73 @@
-"""napari-sam2: SAM 2 segmentation and tracking in napari (widgets, layer <-> prompt conversion, CLI)."""
+"""napari-sam2: SAM 2 segmentation and tracking in napari (widgets, layer <-> prompt conversion, CLI).
 
-from .api import get_session, get_widget, segment, track_cells
-from .batch import batch  # the function; the module stays importable as napari_sam2.batch
+The console API (``from napari_sam2 import segment, track_cells, batch, get_session, get_widget``) is imported when a
+name is first asked for, so importing the package stays cheap (napari's plugin manager, the ``napari-sam2``
+command's start-up): torch and the model's code load with the first name that needs them.
+"""
+
+from __future__ import annotations
+
+import sys  # nothing else at the top: Ctrl-C can land in any import made before cli_main() runs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional
 
 __all__ = ["batch", "get_session", "get_widget", "segment", "track_cells"]
+
+_FROM_API = ("get_session", "get_widget", "segment", "track_cells")
+
+
+def __getattr__(name: str) -> Any:
+    """The console API's functions of :mod:`.api`, imported on first use; a submodule by its name (``export``), as
+    an eager import of the API made every submodule it uses an attribute of the package."""
+    import importlib
+
+    if name in _FROM_API:
+        value = getattr(importlib.import_module(".api", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":  # the submodule exists but something it imports is missing
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    """The console API and the command's entry point (tab completion in napari's console), with the dunders."""
+    return sorted({name for name in globals() if name.startswith("__")} | set(__all__) | {"cli_main"})
+
+
+class _Package(type(sys)):  # type: ignore[misc]  # types.ModuleType
+    """The package's module type: ``napari_sam2.batch`` is the function :func:`napari_sam2.batch.batch`, also after
+    the submodule of that name is imported (the import system binds a submodule to the attribute of its name on the
+    package; the module stays importable as ``napari_sam2.batch``)."""
+
+    @property
+    def batch(self) -> Any:
+        from .batch import batch as run
+
+        return run
+
+    @batch.setter
+    def batch(self, value: Any) -> None:
+        """Ignored: the import system binding the submodule (it is in ``sys.modules``)."""
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def cli_main(argv: Optional[List[str]] = None) -> int:
+    """The ``napari-sam2`` command (its console-script entry point): :func:`napari_sam2.cli.main` of ``argv`` (None:
+    the command line), imported here so that Ctrl-C while the command starts (torch and the model's code load for
+    seconds) ends it as Ctrl-C during a run does: one line on stderr and exit status 130, no traceback."""
+    try:
+        from .cli import main
+
+        return main(argv)
+    except KeyboardInterrupt:
+        print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
+        return 130

@@ -8,6 +8,7 @@ Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 from napari.utils.notifications import show_info
@@ -130,8 +131,14 @@ class TrackOutputsMixin:
         return written
 
     def _calibration(self, entry: "ImageTracking") -> Any:
-        """The tracked image's pixel size and frame interval (its layer's scale and units) for the GEFF export; None
-        when it is not the image shown (the widget measures the current one)."""
+        """The tracked image's pixel size, frame interval (its layer's scale and units) and origin (its layer's
+        translate: where napari draws it) for the GEFF export; None when it is not the image shown (the widget
+        measures the current one)."""
         if self.widget.controller is None or not same_layer(entry.image, self.widget.image_layer):
             return None
-        return self.widget.calibration()
+        layout = self.widget.controller.layout
+        translate = self.widget.image_layer.translate
+        rows, cols = layout.spatial_axes
+        frame = layout.frame_axis
+        origin = (0.0 if frame is None else float(translate[frame]), float(translate[rows]), float(translate[cols]))
+        return dataclasses.replace(self.widget.calibration(), origin=origin)

@@ -18,6 +18,11 @@ get the mode a plain open() gives (the umask).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m napari_sam2.cli: the command's entry point, which imports this module itself
+    from napari_sam2 import cli_main  # so that Ctrl-C during the imports below ends it quietly (exit status 130)
+
+    raise SystemExit(cli_main())
+
 import argparse
 import sys
 from pathlib import Path
@@ -80,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SAM 2 for microscopy stacks from a shell: segment and track the objects you click (track "
                     "--prompts), every cell with its divisions (track --auto), many stacks at once (batch), and score a "
                     "result against Cell Tracking Challenge ground truth (evaluate). The same work is done "
-                    "interactively in napari (Plugins > napari-sam2); to fine-tune a model on your own labelled stack, "
+                    "interactively in napari (Plugins > SAM 2 segmentation); to fine-tune a model on your own labelled stack, "
                     "see sam2-train --help.",
         epilog=TOP_EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -337,6 +342,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``napari-sam2`` on ``argv`` (None: the command line); returns the exit status (2: a bad input, 130:
+    interrupted). The command's entry point is :func:`napari_sam2.cli_main`, which also covers the start-up imports."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -346,7 +353,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # batch reports its own interruptions (what is finished); track writes at the end
         print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -27,6 +27,9 @@ class Calibration:
 
     frames_through_z: the frames are the slices of a volume, not time points (the image's frame axis is in a length
     unit, or named z): the table then gives each row's ``z`` and ``z_unit`` instead of ``time`` and ``time_unit``.
+    origin: where frame 0's pixel (0, 0) lies (t, y, x) in those units, napari's layer ``translate`` along the
+    frame, row and column axes (pixel i is drawn at ``origin + size * i``): added to the table's scaled positions and
+    written as the GEFF axes' offset.
     """
 
     pixel_size: Tuple[float, float] = (1.0, 1.0)
@@ -34,19 +37,26 @@ class Calibration:
     frame_interval: float = 1.0
     time_unit: str = "frame"
     frames_through_z: bool = False
+    origin: Tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         if len(self.pixel_size) != 2 or not all(np.isfinite(v) and v > 0 for v in self.pixel_size):
             raise ValueError(f"pixel_size must be two positive numbers (row, col), got {self.pixel_size}")
         if not (np.isfinite(self.frame_interval) and self.frame_interval > 0):
             raise ValueError(f"frame_interval must be a positive number, got {self.frame_interval}")
+        origin = tuple(self.origin)
+        if len(origin) != 3 or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                       and not isinstance(v, (bool, np.bool_)) and np.isfinite(v) for v in origin):
+            raise ValueError(f"origin must be three finite numbers (t, y, x), got {self.origin!r}")
+        object.__setattr__(self, "origin", tuple(float(v) for v in origin))
 
     def columns(self, row: Dict[str, Any]) -> Dict[str, Any]:
         sy, sx = self.pixel_size
+        t0, y0, x0 = self.origin
         step = "z" if self.frames_through_z else "time"
-        return {step: row["frame"] * self.frame_interval, f"{step}_unit": self.time_unit,
-                "area_scaled": row["area"] * sy * sx, "centroid_y_scaled": row["centroid_y"] * sy,
-                "centroid_x_scaled": row["centroid_x"] * sx, "length_unit": self.length_unit}
+        return {step: t0 + row["frame"] * self.frame_interval, f"{step}_unit": self.time_unit,
+                "area_scaled": row["area"] * sy * sx, "centroid_y_scaled": y0 + row["centroid_y"] * sy,
+                "centroid_x_scaled": x0 + row["centroid_x"] * sx, "length_unit": self.length_unit}
 
 
 def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None) -> None:

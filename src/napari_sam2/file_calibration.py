@@ -1,4 +1,5 @@
-"""The physical size of a stack's pixels and frames, read from its file: ImageJ and OME-TIFF metadata, OME-Zarr.
+"""The physical size of a stack's pixels and frames, read from its file: ImageJ and OME-TIFF metadata, OME-Zarr
+(and an OME-Zarr's translation: where the image lies, as napari places it).
 
 The command line and batch runs read no napari layer, so the pixel size and frame interval a microscope wrote into
 the file are what calibrates their GEFF axes. Only headers are read. A file that says nothing (a plain TIFF, a .npy
@@ -37,7 +38,9 @@ def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequenc
     """The calibration of the stack at ``path`` for frames along ``frame_axis`` and rows, columns on
     ``spatial_axes`` (the stack's axis indices), or None where the file records no pixel size.
 
-    frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing)."""
+    frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing). An OME-Zarr
+    whose first dataset has a ``translation`` gives it as the calibration's origin
+    (t, y, x) (napari's layer ``translate``), written as the GEFF axes' offset."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
@@ -50,19 +53,23 @@ def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequenc
         return None
     if found is None:
         return None
-    (row, col), length_unit, step, step_unit = found
+    (row, col), length_unit, step, step_unit, origin = found
     if not all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in (row, col)) or length_unit is None:
         return None
     good_step = step is not None and math.isfinite(step) and step > 0 and step_unit is not None
-    return Calibration((row, col), length_unit, step if good_step else 1.0,
-                       step_unit if good_step else "frame", frames_through_z=frames_through_z)
+    calibration = Calibration((row, col), length_unit, step if good_step else 1.0,
+                              step_unit if good_step else "frame", frames_through_z=frames_through_z,
+                              origin=(0.0, 0.0, 0.0) if origin is None else origin)
+    return calibration
 
 
-Sizes = Tuple[Tuple[float, float], Optional[str], Optional[float], Optional[str]]
+#: ((row, col) size, length unit, frame step, its unit, origin (t, y, x) or None where the file places nothing)
+Sizes = Tuple[Tuple[float, float], Optional[str], Optional[float], Optional[str], Optional[Tuple[float, float, float]]]
 
 
 def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
-    """((row, col) size, length unit, frame step, its unit) from an OME-TIFF's or an ImageJ TIFF's metadata."""
+    """((row, col) size, length unit, frame step, its unit, None) from an OME-TIFF's or an ImageJ TIFF's metadata (no
+    origin: napari's TIFF reader places every TIFF at 0)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -81,7 +88,7 @@ def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
             step, step_unit = meta.get("spacing"), length_unit
         else:
             step, step_unit = meta.get("finterval"), unit_name(meta.get("tunit", "sec"))
-        return sizes, length_unit, None if step is None else float(step), step_unit  # type: ignore[return-value]
+        return sizes, length_unit, None if step is None else float(step), step_unit, None  # type: ignore[return-value]
 
 
 def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
@@ -98,11 +105,12 @@ def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
     else:
         step, step_unit = attrs.get("TimeIncrement"), unit_name(attrs.get("TimeIncrementUnit", "s"))
     return ((float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])), length_unit,
-            None if step is None else float(step), step_unit)
+            None if step is None else float(step), step_unit, None)
 
 
 def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[int]) -> Optional[Sizes]:
-    """From OME-Zarr ``multiscales``: the axes' units and the first dataset's scale transformation."""
+    """From OME-Zarr ``multiscales``: the axes' units and the first dataset's scale and translation
+    transformations (the origin: None without a translation)."""
     import zarr
 
     group = zarr.open(str(path), mode="r")
@@ -112,15 +120,29 @@ def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[in
         return None
     first = multiscales[0]
     axes = first.get("axes") or []
-    scale = next((t.get("scale") for t in first["datasets"][0].get("coordinateTransformations", [])
-                  if t.get("type") == "scale"), None)
+    transforms = first["datasets"][0].get("coordinateTransformations", [])
+    scale = next((t.get("scale") for t in transforms if t.get("type") == "scale"), None)
+    translation = next((t.get("translation") for t in transforms if t.get("type") == "translation"), None)
     if scale is None or len(axes) != len(scale):
         return None
     row, col = spatial_axes
     units = [unit_name(a.get("unit")) if isinstance(a, dict) else None for a in axes]
     step = None if frame_axis is None else float(scale[frame_axis])
     step_unit = None if frame_axis is None else units[frame_axis]
-    return (float(scale[row]), float(scale[col])), units[col], step, step_unit
+    origin = _zarr_origin(translation, len(scale), (frame_axis, row, col))
+    return (float(scale[row]), float(scale[col])), units[col], step, step_unit, origin
+
+
+def _zarr_origin(translation: Any, ndim: int, axes: Tuple[Optional[int], int, int]) -> Optional[Tuple[float, ...]]:
+    """(t, y, x) of an OME-Zarr ``translation`` (one number per axis) along ``axes`` (frame, row, col; frame None: t
+    0); None where there is none or it is not ``ndim`` finite numbers (a broken origin places nothing)."""
+    if not isinstance(translation, (list, tuple)) or len(translation) != ndim:
+        return None
+    try:
+        origin = tuple(0.0 if axis is None else float(translation[axis]) for axis in axes)
+    except (TypeError, ValueError):
+        return None
+    return origin if all(math.isfinite(v) for v in origin) else None
 
 
 def frames_through_z(axes: Optional[str], frame_axis: Optional[int]) -> bool:

@@ -33,9 +33,9 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     Every kind is written from the result made CTC-consistent (:func:`ctc_consistent`, as :func:`write_auto_outputs`
     does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
     is the piece before, in all four, so files exported from one result name the same tracks with the same ids
-    (ids painted by other tools get rows too). ``calibration``: the image's pixel size and frame interval, written
-    into the GEFF's axes. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding anything
-    else is refused (ValueError), never emptied.
+    (ids painted by other tools get rows too). ``calibration``: the image's pixel size, frame interval and origin,
+    written into the GEFF's axes. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
+    anything else is refused (ValueError), never emptied.
     """
     path = _checked(what, path, overwrite)
     if not result.labels.any():
@@ -53,14 +53,17 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
 
 
 def geff_calibration(calibration: Optional[Calibration]) -> Dict[str, Any]:
-    """:func:`write_geff`'s ``scale`` and ``units`` (t, y, x) from an image's calibration; {} without one. The frame
-    step is left out where the frames are a volume's slices (GEFF's t axis is time)."""
+    """:func:`write_geff`'s ``scale``, ``units`` and ``offset`` (t, y, x) from an image's calibration; {} without one.
+    The offset is the calibration's origin. The frame step and origin are left out where the frames are a volume's
+    slices (GEFF's t axis is time)."""
     if calibration is None:
         return {}
-    step, step_unit = ((None, None) if calibration.frames_through_z
-                       else (calibration.frame_interval, calibration.time_unit))
+    origin = calibration.origin
+    step, step_unit, start = ((None, None, None) if calibration.frames_through_z
+                              else (calibration.frame_interval, calibration.time_unit, origin[0]))
     return {"scale": (step, *calibration.pixel_size),
-            "units": (step_unit, calibration.length_unit, calibration.length_unit)}
+            "units": (step_unit, calibration.length_unit, calibration.length_unit),
+            "offset": (start, *origin[1:])}
 
 
 def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path: Any,
@@ -142,7 +145,7 @@ def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutput
     with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
     writes the labels (default: a TIFF); ``write_all`` writes the list of (final path, write) pairs (default: each
     in turn; the command line passes its all-or-nothing writer); ``calibration``: the stack's pixel size and frame
-    interval for the GEFF's axes (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
+    interval and origin for the GEFF's axes (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
     written (e.g. for a per-object table of the same labels).
     """
     labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is

@@ -82,13 +82,13 @@ def unit_name(unit: Any, kind: str) -> Optional[str]:
 
 
 def geff_axes(names: Sequence[str], scale: Optional[Sequence[Any]] = None,
-              units: Optional[Sequence[Any]] = None) -> List[Any]:
+              units: Optional[Sequence[Any]] = None, offset: Optional[Sequence[Any]] = None) -> List[Any]:
     """GEFF ``Axis`` objects for axes ``names`` (t first, then space): unit "frame" / "pixel" (the node positions),
-    with ``scale`` and ``scaled_unit`` where a calibration is given (see :func:`write_geff`). ValueError naming the
-    axis for a bad scale or unit."""
+    with ``scale`` and ``scaled_unit`` where a calibration is given and ``offset`` where the axis does not start at 0
+    (see :func:`write_geff`). ValueError naming the axis for a bad scale, unit or offset."""
     from geff_spec import Axis
 
-    for what, values in (("scale", scale), ("units", units)):
+    for what, values in (("scale", scale), ("units", units), ("offset", offset)):
         if values is not None and len(values) != len(names):
             raise ValueError(f"{what} must give one entry per axis ({', '.join(names)}): {len(names)} entries, "
                              f"got {len(values)}")
@@ -104,9 +104,20 @@ def geff_axes(names: Sequence[str], scale: Optional[Sequence[Any]] = None,
             step = 1.0  # a unit without a scale: one frame / pixel is one of that unit (napari's default scale)
         if scaled_unit is None and step == 1.0:
             step = None  # a scale of 1 in frames / pixels says nothing
+        shift = _offset_value(name, None if offset is None else offset[i])
         axes.append(Axis(name=name, type=kind, unit="frame" if kind == "time" else "pixel", scale=step,
-                         scaled_unit=scaled_unit))
+                         scaled_unit=scaled_unit, offset=shift))
     return axes
+
+
+def _offset_value(axis: str, value: Any) -> Optional[float]:
+    """An axis's offset as a float; None for None or 0 (an axis that starts at 0 says nothing)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"offset: axis {axis} must be a finite number or None, got {value!r}")
+    return float(value) or None
 
 
 def _scale_value(axis: str, value: Any) -> Optional[float]:
@@ -185,7 +196,7 @@ def _tracklets_and_lineages(track_ids: np.ndarray, edges: Sequence[Tuple[int, in
 
 def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False, *,
                scale: Optional[Sequence[Optional[float]]] = None,
-               units: Optional[Sequence[Any]] = None) -> Path:
+               units: Optional[Sequence[Any]] = None, offset: Optional[Sequence[Optional[float]]] = None) -> Path:
     """Write the result as a GEFF zarr folder at ``path`` (e.g. ``tracks.geff``); returns ``path``.
 
     labels: (T, H, W) or (T, Z, H, W) track ids ((H, W): one frame); lineage: their tracks (parents).
@@ -195,8 +206,10 @@ def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrit
     units: the unit of each of those steps, same order, e.g. ("second", "micrometer", "micrometer") (napari's
         ``layer.units``, as names or pint units): OME-NGFF names (``um``, ``micron``, ``nm``, ``s``, ``min``, ``h``,
         ... are read as these); None, "pixel" or "frame": not calibrated. A unit without a scale means a scale of 1.
+    offset: where index 0 of each axis lies, same order, in the scaled unit (napari's ``layer.translate``): a node at
+        index i is at ``offset + scale * i``, where napari draws it; None, or None / 0 for one axis: at 0.
     Node positions stay frame indices and pixels (axis units "frame" and "pixel"); a calibration is each axis's
-    GEFF ``scale`` and ``scaled_unit``. A bad scale or unit, labels of another shape, or an existing ``path``
+    GEFF ``scale``, ``scaled_unit`` and ``offset``. A bad scale or unit, labels of another shape, or an existing ``path``
     without ``overwrite`` raise ValueError before anything is written.
     """
     from geff.core_io import write_arrays
@@ -205,7 +218,7 @@ def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrit
     path = Path(path)
     if path.exists() and not overwrite:
         raise ValueError(f"path {path} exists; pass overwrite=True or choose a new name")
-    axes = geff_axes(geff_axis_names(np.ndim(labels)), scale, units)
+    axes = geff_axes(geff_axis_names(np.ndim(labels)), scale, units, offset)
     props, edges = graph_arrays(labels, lineage)
     metadata = GeffMetadata(
         directed=True, axes=axes, edge_props_metadata={},
