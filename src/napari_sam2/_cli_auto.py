@@ -161,7 +161,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward". Every output holds the
     same CTC-consistent result (:func:`napari_sam2.track_export.write_auto_outputs`, the writer batch uses too),
     written all or nothing (:func:`write_outputs`). labels_axes: the -o labels' axis letters (e.g. "TYX", "ZYX"),
-    recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF."""
+    recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF, the
+    labels TIFF and the tracks table."""
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
@@ -185,7 +186,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
                               geff=_path(args.geff))
         _, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
-                                        write_labels=lambda labels, to: save_labels_tiff(labels, to, labels_axes),
+                                        write_labels=lambda labels, to: save_labels_tiff(labels, to, labels_axes,
+                                                                                         calibration),
                                         calibration=calibration)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -59,20 +61,88 @@ class Calibration:
                 "centroid_x_scaled": x0 + row["centroid_x"] * sx, "length_unit": self.length_unit}
 
 
-def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None) -> None:
+def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
+                     calibration: Optional[Calibration] = None) -> None:
     """Write labels (T, Y, X) or (Y, X) as a zlib-compressed greyscale TIFF (BigTIFF over 2 GiB).
 
     axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (tifffile, napari) give
     them back instead of "QQYX"; None (or letters that do not fit the labels): none recorded.
+    calibration: the image's pixel size and frame step, written as an OME-TIFF (``PhysicalSizeX/Y``, and
+    ``TimeIncrement``, or ``PhysicalSizeZ`` where the frames are a volume's slices; uint32 labels cannot be an ImageJ
+    hyperstack) and as the X/YResolution tags in pixels per centimetre, which ImageJ's own TIFF reader takes
+    (:func:`tiff_calibration`). Axes as ``axes`` says, else "TYX" ("ZYX" for slices) or "YX". A calibration that
+    records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
     Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
     and no temporary file behind.
     """
     path = Path(path)
     labels = np.asarray(labels)
     metadata = {"axes": axes.upper()} if isinstance(axes, str) and len(axes) == labels.ndim else {}
+    calibrated = tiff_calibration(calibration, metadata.get("axes") or _default_axes(labels.ndim, calibration))
+    if calibrated:
+        metadata = calibrated.pop("metadata")
+        metadata["UUID"] = _content_uuid(labels, metadata)  # a rerun writes the same bytes
     with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
         tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
-                         bigtiff=labels.nbytes > 2**31, metadata=metadata)
+                         bigtiff=labels.nbytes > 2**31, metadata=metadata, **calibrated)
+
+
+#: OME's symbol and the size in metres of the length units (OME-NGFF names) a TIFF's calibration is written in
+TIFF_LENGTH_UNITS = {"meter": ("m", 1.0), "decimeter": ("dm", 1e-1), "centimeter": ("cm", 1e-2),
+                     "millimeter": ("mm", 1e-3), "micrometer": ("\u00b5m", 1e-6), "nanometer": ("nm", 1e-9),
+                     "picometer": ("pm", 1e-12), "angstrom": ("\u00c5", 1e-10)}
+TIFF_TIME_UNITS = {"second": "s", "millisecond": "ms", "microsecond": "\u00b5s", "nanosecond": "ns", "minute": "min",
+                   "hour": "h", "day": "d"}
+
+
+def tiff_calibration(calibration: Optional[Calibration], axes: Optional[str]) -> Dict[str, Any]:
+    """tifffile.imwrite arguments recording ``calibration`` in a TIFF whose axis letters are ``axes`` (e.g. "TYX"):
+    ``ome`` and ``metadata`` (axes; PhysicalSizeY/X where Y and X are among ``axes``, with ``resolution`` and
+    ``resolutionunit`` in pixels per cm; the frame step as TimeIncrement where T is, or PhysicalSizeZ where Z is and the
+    frames are a volume's slices). Only sizes in a unit of :data:`TIFF_LENGTH_UNITS` / :data:`TIFF_TIME_UNITS` are
+    written; {} where none is (no calibration, napari's "pixel" / "frame", an unknown unit, no axes)."""
+    if calibration is None or not axes:
+        return {}
+    through_z = calibration.frames_through_z
+    length = _unit_in(calibration.length_unit, "space") if "Y" in axes and "X" in axes else None
+    step_axis, step_kind = ("Z", "space") if through_z else ("T", "time")
+    step = _unit_in(calibration.time_unit, step_kind) if step_axis in axes else None
+    metadata: Dict[str, Any] = {"axes": axes}
+    resolution: Dict[str, Any] = {}
+    if length in TIFF_LENGTH_UNITS:
+        (symbol, metres), (row, col) = TIFF_LENGTH_UNITS[length], calibration.pixel_size
+        metadata.update(PhysicalSizeY=row, PhysicalSizeYUnit=symbol, PhysicalSizeX=col, PhysicalSizeXUnit=symbol)
+        resolution = {"resolution": (0.01 / (col * metres), 0.01 / (row * metres)), "resolutionunit": "CENTIMETER"}
+    step_symbol = (TIFF_LENGTH_UNITS.get(step or "", (None,))[0] if through_z else TIFF_TIME_UNITS.get(step or ""))
+    if step_symbol is not None:
+        key = "PhysicalSizeZ" if through_z else "TimeIncrement"
+        metadata.update({key: calibration.frame_interval, f"{key}Unit": step_symbol})
+    return {"ome": True, "metadata": metadata, **resolution} if len(metadata) > 1 else {}
+
+
+def _unit_in(unit: str, kind: str) -> Optional[str]:
+    """The OME-NGFF name of ``unit`` as a "space" or "time" unit; None for "pixel" / "frame" or a unit not of that
+    kind (left out of the TIFF: the labels are written all the same)."""
+    from sam2_model.tracking.geff_io import unit_name
+
+    try:
+        return unit_name(unit, kind)
+    except ValueError:
+        return None
+
+
+def _default_axes(ndim: int, calibration: Optional[Calibration]) -> Optional[str]:
+    """The letters of (T, Y, X) labels ("ZYX" where the frames are a volume's slices) or (Y, X); None otherwise."""
+    frames = "Z" if calibration is not None and calibration.frames_through_z else "T"
+    return {2: "YX", 3: frames + "YX"}.get(ndim)
+
+
+def _content_uuid(labels: np.ndarray, metadata: Dict[str, Any]) -> str:
+    """The OME UUID of a labels TIFF from its pixels and metadata (tifffile's default is random: every rerun would
+    give a different file)."""
+    digest = hashlib.sha1(np.ascontiguousarray(labels).view(np.uint8).reshape(-1).data)
+    digest.update(f"{labels.shape}{labels.dtype}{sorted(metadata.items())}".encode())
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}"
 
 
 def labels_axes(stack_axes: Optional[str], ndim: int, channel_axis: Optional[int] = None,

@@ -7,6 +7,7 @@ nothing but such a result.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from sam2_model.atomic_files import atomic_file
 from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
 
 from .export import Calibration, Step, save_labels_tiff
@@ -27,14 +29,16 @@ SUFFIXES = {"labels": (".tif", ".tiff"), "tracks": (".csv",), "geff": (".geff",)
 
 def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: bool = False,
                     calibration: Optional[Calibration] = None) -> Path:
-    """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason),
-    "ctc" (a Cell Tracking Challenge folder) or "geff" (a GEFF zarr folder); returns the path written.
+    """Write "labels" (TIFF (T, H, W)), "tracks" (CSV: track_id, begin, end, parent_id, end_reason, with a
+    calibration also the frames' times: :func:`write_tracks_csv`), "ctc" (a Cell Tracking Challenge folder) or "geff"
+    (a GEFF zarr folder); returns the path written.
 
     Every kind is written from the result made CTC-consistent (:func:`ctc_consistent`, as :func:`write_auto_outputs`
     does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
     is the piece before, in all four, so files exported from one result name the same tracks with the same ids
     (ids painted by other tools get rows too). ``calibration``: the image's pixel size, frame interval and origin,
-    written into the GEFF's axes. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
+    written into the GEFF's axes, the labels TIFF (OME-TIFF sizes and resolution tags: :func:`.export.save_labels_tiff`)
+    and the tracks CSV. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
     anything else is refused (ValueError), never emptied.
     """
     path = _checked(what, path, overwrite)
@@ -42,9 +46,9 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
         raise ValueError("nothing is tracked yet: press 'Track all cells' first")
     labels, lineage = ctc_consistent(result.labels, result.lineage)
     if what == "labels":
-        save_labels_tiff(labels, path)
+        save_labels_tiff(labels, path, calibration=calibration)
     elif what == "tracks":
-        write_track_table(path, lineage)
+        write_tracks_csv(path, lineage, calibration)
     elif what == "ctc":
         path, _ = write_ctc(path, labels, lineage, overwrite=overwrite, consistent=True)
     else:
@@ -64,6 +68,37 @@ def geff_calibration(calibration: Optional[Calibration]) -> Dict[str, Any]:
     return {"scale": (step, *calibration.pixel_size),
             "units": (step_unit, calibration.length_unit, calibration.length_unit),
             "offset": (start, *origin[1:])}
+
+
+def write_tracks_csv(path: Any, lineage: Lineage, calibration: Optional[Calibration] = None) -> Path:
+    """The tracks CSV, one row per track: track_id, begin, end, parent_id, end_reason (begin and end: first and last
+    frame, inclusive), written whole under a temporary name and renamed.
+
+    Where ``calibration`` places the frames (:func:`frames_calibrated`), three columns follow for plotting: the first
+    and last frame's time and its unit, ``begin_time, end_time, time_unit`` (origin + frame * interval), or
+    ``begin_z, end_z, z_unit`` where the frames are a volume's slices. Without one: exactly
+    :func:`sam2_model.tracking.write_track_table`'s file.
+    """
+    if calibration is None or not frames_calibrated(calibration):
+        return write_track_table(path, lineage)
+    step = "z" if calibration.frames_through_z else "time"
+    start, interval = calibration.origin[0], calibration.frame_interval
+    path = Path(path)
+    with atomic_file(path, suffix=".csv") as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason", f"begin_{step}", f"end_{step}",
+                         f"{step}_unit"])
+        for t in lineage.rows():
+            writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason, start + t.begin * interval,
+                             start + t.end * interval, calibration.time_unit])
+    return path
+
+
+def frames_calibrated(calibration: Optional[Calibration]) -> bool:
+    """Whether ``calibration`` gives the frames a time (or z) other than their index: a frame interval other than 1,
+    a unit other than napari's "frame" / "pixel", or a start other than 0 (napari's uncalibrated image: no)."""
+    return calibration is not None and (calibration.frame_interval != 1.0 or calibration.origin[0] != 0.0
+                                        or calibration.time_unit not in ("frame", "pixel"))
 
 
 def export_tracking_steps(result: Callable[[], TrackingResult], what: str, path: Any,
@@ -122,7 +157,7 @@ class AutoOutputs:
     """Where the outputs of one automatic-tracking run go (``track --auto``, ``batch --auto``); None: not written."""
 
     labels: Optional[Path] = None  # (T, H, W) uint32 labels TIFF, one id per track
-    tracks: Optional[Path] = None  # CSV, one row per track: track_id, begin, end, parent_id, end_reason
+    tracks: Optional[Path] = None  # CSV, one row per track: track_id, begin, end, parent_id, end_reason (+ times)
     ctc: Optional[Path] = None  # Cell Tracking Challenge folder: mask%03d.tif + res_track.txt
     geff: Optional[Path] = None  # GEFF (zarr) lineage graph
 
@@ -134,7 +169,7 @@ def write_each(writes: Sequence[Write]) -> None:
 
 
 def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutputs,
-                       write_labels: Callable[[np.ndarray, Path], Any] = save_labels_tiff,
+                       write_labels: Optional[Callable[[np.ndarray, Path], Any]] = None,
                        write_all: Callable[[Sequence[Write]], None] = write_each,
                        calibration: Optional[Calibration] = None) -> Tuple[np.ndarray, Lineage]:
     """Write the outputs of an automatic-tracking run, all from one form of the result; returns that form.
@@ -143,17 +178,19 @@ def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutput
     cut into pieces, each later piece a new id whose parent is the piece before), whether or not a CTC folder is
     asked for, so the labels, the tracks table, the GEFF graph and the CTC folder of one run name the same tracks
     with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
-    writes the labels (default: a TIFF); ``write_all`` writes the list of (final path, write) pairs (default: each
-    in turn; the command line passes its all-or-nothing writer); ``calibration``: the stack's pixel size and frame
-    interval and origin for the GEFF's axes (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
+    writes the labels (default: a TIFF with ``calibration``); ``write_all`` writes the list of (final path, write)
+    pairs (default: each in turn; the command line passes its all-or-nothing writer); ``calibration``: the stack's
+    pixel size and frame interval and origin for the GEFF's axes, the tracks CSV's times (:func:`write_tracks_csv`)
+    and the default labels TIFF (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
     written (e.g. for a per-object table of the same labels).
     """
     labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is
+    labels_writer = write_labels or (lambda plane_stack, to: save_labels_tiff(plane_stack, to, calibration=calibration))
     writes: List[Write] = []
     if outputs.labels is not None:
-        writes.append((Path(outputs.labels), lambda to: write_labels(labels, to)))
+        writes.append((Path(outputs.labels), lambda to: labels_writer(labels, to)))
     if outputs.tracks is not None:
-        writes.append((Path(outputs.tracks), lambda to: write_track_table(to, lineage)))
+        writes.append((Path(outputs.tracks), lambda to: write_tracks_csv(to, lineage, calibration)))
     if outputs.ctc is not None:
         writes.append((Path(outputs.ctc), lambda to: write_ctc(to, labels, lineage, consistent=True)))
     if outputs.geff is not None:

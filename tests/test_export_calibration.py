@@ -1,0 +1,184 @@
+"""The automatic-tracking exports carry the image's calibration like the GEFF does: the labels TIFF as an OME-TIFF
+(PhysicalSizeX/Y, TimeIncrement or PhysicalSizeZ) with X/YResolution in pixels per cm (ImageJ's own reader), the
+tracks CSV with each track's first and last time. Before, the panel's and ``track --auto``'s labels TIFF had
+XResolution (1, 1) and no units, and the CSV frames only. Uncalibrated exports stay as they were.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sam2.export import Calibration
+from napari_sam2.file_calibration import read_calibration
+from napari_sam2.track_export import AutoOutputs, export_tracking, write_auto_outputs
+from sam2_model.tracking import Lineage, Track, TrackingResult, write_track_table
+
+CALIBRATED = Calibration((0.65, 0.5), "micrometer", 300.0, "second")
+
+
+def gap_result() -> TrackingResult:
+    """(4, 24, 24) labels: track 1 on frames 0, 1 and 3 (cut into 1 and 3 when exported), track 2 on every frame."""
+    labels = np.zeros((4, 24, 24), np.uint32)
+    labels[[0, 1, 3], 2:8, 2:8] = 1
+    labels[:, 12:20, 12:20] = 2
+    return TrackingResult(labels=labels, lineage=Lineage([Track(1, 0, 3, 0, "end of stack"),
+                                                          Track(2, 0, 3, 0, "end of stack")]))
+
+
+def csv_rows(path: Path) -> List[Dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def tiff_sizes(path: Path) -> dict:
+    """Axes, OME Pixels attributes and the (x, y) size ImageJ's TIFF reader takes from the resolution tags (cm)."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        xml = tif.ome_metadata or ""
+        per_cm = page.get_resolution()
+        return {"axes": tif.series[0].axes, "ome": xml, "unit": page.resolutionunit,
+                "size_cm": tuple(1.0 / v for v in per_cm)}
+
+
+def test_a_calibrated_labels_tiff_records_pixel_size_and_frame_interval(tmp_path: Path) -> None:
+    """Before: XResolution (1, 1), no unit, axes 'QYX'; read back, the file said pixels and frames."""
+    result = gap_result()
+    path = export_tracking(result, "labels", tmp_path / "l.tif", calibration=CALIBRATED)
+    sizes = tiff_sizes(path)
+    assert sizes["axes"] == "TYX"
+    for attribute in ('PhysicalSizeX="0.5"', 'PhysicalSizeXUnit="\u00b5m"', 'PhysicalSizeY="0.65"',
+                      'TimeIncrement="300.0"', 'TimeIncrementUnit="s"', 'Type="uint32"'):
+        assert attribute in sizes["ome"]
+    assert sizes["unit"] == tifffile.RESUNIT.CENTIMETER
+    assert sizes["size_cm"] == pytest.approx((0.5e-4, 0.65e-4))
+    # the project's own reader (the CLI's and batch's) gives the calibration back
+    back = read_calibration(path, 0, (1, 2))
+    assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
+        (pytest.approx((0.65, 0.5)), "micrometer", 300.0, "second")
+    # the same pixels as the uncalibrated export, and a rerun writes the same bytes
+    plain = export_tracking(result, "labels", tmp_path / "plain.tif")
+    np.testing.assert_array_equal(tifffile.imread(path), tifffile.imread(plain))
+    again = export_tracking(result, "labels", tmp_path / "again.tif", calibration=CALIBRATED)
+    assert hashlib.sha1(again.read_bytes()).digest() == hashlib.sha1(path.read_bytes()).digest()
+
+
+def test_a_calibrated_tracks_csv_gives_each_tracks_times(tmp_path: Path) -> None:
+    """Before: frames only. The columns of before come first, unchanged; begin_time / end_time follow."""
+    calibration = Calibration((0.65, 0.65), "micrometer", 300.0, "second", origin=(600.0, 0.0, 0.0))
+    rows = csv_rows(export_tracking(gap_result(), "tracks", tmp_path / "t.csv", calibration=calibration))
+    assert list(rows[0]) == ["track_id", "begin", "end", "parent_id", "end_reason", "begin_time", "end_time",
+                             "time_unit"]
+    assert [(r["track_id"], r["begin"], r["end"], r["parent_id"]) for r in rows] == \
+        [("1", "0", "1", "0"), ("2", "0", "3", "0"), ("3", "3", "3", "1")]
+    assert [(float(r["begin_time"]), float(r["end_time"]), r["time_unit"]) for r in rows] == \
+        [(600.0, 900.0, "second"), (600.0, 1500.0, "second"), (1500.0, 1500.0, "second")]
+
+
+def test_a_volumes_slices_are_written_as_z(tmp_path: Path) -> None:
+    """Frames that are a volume's slices: the TIFF's frame axis is Z with PhysicalSizeZ, the CSV gives z."""
+    volume = Calibration((0.2, 0.2), "micrometer", 1.5, "micrometer", frames_through_z=True)
+    path = export_tracking(gap_result(), "labels", tmp_path / "v.tif", calibration=volume)
+    sizes = tiff_sizes(path)
+    assert sizes["axes"] == "ZYX" and 'PhysicalSizeZ="1.5"' in sizes["ome"] and "TimeIncrement" not in sizes["ome"]
+    back = read_calibration(path, 0, (1, 2), frames_through_z=True)
+    assert (back.frame_interval, back.time_unit) == (1.5, "micrometer")
+    rows = csv_rows(export_tracking(gap_result(), "tracks", tmp_path / "v.csv", calibration=volume))
+    assert [(r["begin_z"], r["end_z"], r["z_unit"]) for r in rows][1] == ("0.0", "4.5", "micrometer")
+    assert "begin_time" not in rows[0]
+
+
+def test_pixels_only_calibration_leaves_the_frames_alone(tmp_path: Path) -> None:
+    """A pixel size without a frame interval (napari's unit "frame", scale 1): the TIFF gets the pixel size only and
+    the CSV stays as it was."""
+    pixels_only = Calibration((0.65, 0.65), "um", 1.0, "frame")
+    sizes = tiff_sizes(export_tracking(gap_result(), "labels", tmp_path / "p.tif", calibration=pixels_only))
+    assert 'PhysicalSizeX="0.65"' in sizes["ome"] and "TimeIncrement" not in sizes["ome"]
+    table = export_tracking(gap_result(), "tracks", tmp_path / "p.csv", calibration=pixels_only)
+    assert table.read_text().splitlines()[0] == "track_id,begin,end,parent_id,end_reason"
+
+
+@pytest.mark.parametrize("calibration", [None, Calibration()], ids=["none", "napari-uncalibrated"])
+def test_uncalibrated_exports_are_the_files_of_before(tmp_path: Path, calibration) -> None:
+    """No calibration, or napari's uncalibrated image (scale 1, units pixel / frame, as the panel passes it): the
+    labels TIFF has the same bytes as the plain zlib TIFF written before, the CSV is write_track_table's."""
+    from sam2_model.tracking import ctc_consistent
+
+    result = gap_result()
+    labels, lineage = ctc_consistent(result.labels, result.lineage)
+    tifffile.imwrite(tmp_path / "before.tif", labels, compression="zlib", photometric="minisblack", bigtiff=False,
+                     metadata={})
+    write_track_table(tmp_path / "before.csv", lineage)
+    tiff = export_tracking(result, "labels", tmp_path / "l.tif", calibration=calibration)
+    table = export_tracking(result, "tracks", tmp_path / "t.csv", calibration=calibration)
+    assert tiff.read_bytes() == (tmp_path / "before.tif").read_bytes()
+    assert table.read_text() == (tmp_path / "before.csv").read_text()
+
+
+def test_write_auto_outputs_default_labels_and_tracks_are_calibrated(tmp_path: Path) -> None:
+    """The writer ``track --auto`` and ``batch --auto`` share: its default labels TIFF and its CSV carry the
+    calibration it is given (before: only its GEFF did)."""
+    result = gap_result()
+    write_auto_outputs(result.labels, result.lineage, AutoOutputs(labels=tmp_path / "l.tif",
+                                                                  tracks=tmp_path / "t.csv"), calibration=CALIBRATED)
+    assert read_calibration(tmp_path / "l.tif", 0, (1, 2)).pixel_size == pytest.approx((0.65, 0.5))
+    assert csv_rows(tmp_path / "t.csv")[1]["end_time"] == "900.0"
+
+
+def test_track_auto_writes_the_files_calibration_into_labels_and_table(tmp_path: Path) -> None:
+    """``napari-sam2 track STACK.tif --auto -o labels.tif --table tracks.csv`` of an ImageJ TIFF with 0.65 um pixels
+    and 300 s frames: before, the labels were in pixels (XResolution 1/1) and the table in frames."""
+    from sam2_model.synthetic import make_timelapse
+    from napari_sam2.cli import main
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "cal.tif", movie.image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "micron", "finterval": 300, "axes": "TYX"})
+    assert main(["track", str(tmp_path / "cal.tif"), "--auto", "--cell-diameter", "8", "40", "-o",
+                 str(tmp_path / "labels.tif"), "--table", str(tmp_path / "tracks.csv"), "--device", "cpu"]) == 0
+    back = read_calibration(tmp_path / "labels.tif", 0, (1, 2))
+    assert (back.pixel_size, back.frame_interval, back.time_unit) == (pytest.approx((0.65, 0.65)), 300.0, "second")
+    assert tiff_sizes(tmp_path / "labels.tif")["axes"] == "TYX"
+    rows = csv_rows(tmp_path / "tracks.csv")
+    assert rows and all(float(r["end_time"]) == 300.0 * int(r["end"]) and r["time_unit"] == "second" for r in rows)
+
+
+@pytest.mark.gui
+def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_napari_viewer, qtbot, tmp_path,
+                                                                          monkeypatch) -> None:
+    """The finding: an image of scale (300 s, 0.65 um, 0.65 um); the panel's GEFF was calibrated, its Labels TIFF
+    (XResolution 1/1, no units) and tracks CSV (frames only) were not. Both now say um and s; napari opens the TIFF
+    as the same labels."""
+    from sam2_model.synthetic import make_timelapse
+    from widget_helpers import open_widget, track_all_panel, wait_tracking
+
+    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
+    panel = track_all_panel(widget)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    for what, name in (("labels", "cal.tif"), ("tracks", "cal.csv")):
+        answer = str(tmp_path / name)
+        monkeypatch.setattr("qtpy.QtWidgets.QFileDialog.getSaveFileName", lambda *a, to=answer, **k: (to, ""))
+        panel.export_buttons[what].click()
+        qtbot.waitUntil(lambda: panel.worker is None and not widget.busy(), timeout=60_000)
+        assert (tmp_path / name).exists(), panel.status.text()
+    sizes = tiff_sizes(tmp_path / "cal.tif")
+    assert sizes["axes"] == "TYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
+    back = read_calibration(tmp_path / "cal.tif", 0, (1, 2))
+    assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
+        (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
+    opened = viewer.open(str(tmp_path / "cal.tif"), plugin="napari")[0]
+    np.testing.assert_array_equal(np.asarray(opened.data), tifffile.imread(tmp_path / "cal.tif"))
+    rows = csv_rows(tmp_path / "cal.csv")
+    assert rows and all(float(r["begin_time"]) == 300.0 * int(r["begin"]) and r["time_unit"] == "second"
+                        for r in rows)
