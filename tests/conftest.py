@@ -36,3 +36,19 @@ def ctrl_c_raises():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_unanswered_questions(monkeypatch):
+    """A modal question (QMessageBox.question: Load session over unsaved objects, Track all from a middle frame) that
+    a test does not answer (monkeypatch it) fails the test at once instead of waiting for a click that never comes."""
+    try:
+        from qtpy.QtWidgets import QMessageBox
+    except ImportError:  # no Qt binding: nothing can ask
+        return
+
+    def unanswered(parent, title, text, *args, **kwargs):
+        raise AssertionError(f"the test left a modal question unanswered: {title!r}: {text!r} (monkeypatch "
+                             f"QMessageBox.question to answer it)")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(unanswered))

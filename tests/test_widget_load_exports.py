@@ -125,6 +125,7 @@ def test_track_all_reads_the_contrast_sample_in_its_worker(make_napari_viewer, t
     panel.max_diameter_spin.setValue(30)
     panel.divisions_check.setChecked(False)
     sampled = on_gui_thread(monkeypatch, frames_module, "percentile_limits")
+    viewer.dims.set_current_step(0, 0)  # from frame 0 (on napari's middle frame 'Track all' asks where to start)
     panel.track_button.click()
     qtbot.waitUntil(lambda: panel.worker is None and not w.busy(), timeout=120_000)
     assert panel.status.text().startswith("Done"), panel.status.text()

@@ -301,6 +301,8 @@ class RunMixin:
         if self.worker is not None and self._run_state is state:
             self._run_outcome = f"stopped: {why}"
             self.worker.quit()
+        if getattr(self, "track_all", None) is not None:  # a Track all run on that image stops too
+            self.track_all.stop_run_on(state.image, why)
 
     def _on_worker_finished(self, worker: Any) -> None:
         """The run's worker ended: :meth:`_on_finished`; once the viewer's window (and the widget in it) is gone,

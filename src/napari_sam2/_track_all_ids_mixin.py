@@ -5,11 +5,14 @@ The tracks and the widget's objects share one masklets layer: a typed, seeded or
 cell's id, the widget's next id goes above the tracks, and an undo refused because of a later change says who made
 it. The rules are :mod:`._track_ids` (no Qt); this says what they did. Uses the panel's ``widget``, ``images``
 (image id -> its tracking) and ``status``.
+
+Exports hold every label of the masklets layer but the widget's objects: cells painted by hand become tracks of their
+own (:meth:`TrackIdsMixin.export_result`), and the export's status says so (:meth:`TrackIdsMixin.painted_note`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Set
 
 from napari.utils.notifications import show_warning
 
@@ -19,11 +22,15 @@ from ._track_ids import frames_text, id_above_tracks
 from .labels_writer import EditedSince
 
 if TYPE_CHECKING:
+    from sam2_model.tracking import TrackingResult
+
     from ._track_all_panel import ImageTracking
 
 
 class TrackIdsMixin:
     """Track ids and the widget's ids of an image; free ids; who changed a frame an undo was refused on."""
+
+    _painted: Sequence[int] = ()  # the hand-painted ids the last export added as tracks
 
     def track_ids(self, image: Any) -> Set[int]:
         """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
@@ -87,6 +94,7 @@ class TrackIdsMixin:
             return
         if state is self.widget.state:
             self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
+            self._free_paint_label(entry, state.labels, self.widget.object_spin.value())
             return
         above = id_above_tracks(state.obj_id, tracks)
         if above != state.obj_id:  # shown again later with this id (the widget sets its spin box from it)
@@ -97,6 +105,41 @@ class TrackIdsMixin:
             if state.boxes is not None:
                 state.boxes.feature_defaults = {"obj_id": state.obj_id}
                 style_boxes(state.boxes)
+        self._free_paint_label(entry, state.labels, state.obj_id)
+
+    def _free_paint_label(self, entry: "ImageTracking", layer: Any, next_object: int) -> None:
+        """The masklets ``layer``'s paint label becomes a free id: above every track, the widget's ids and its next
+        object id ``next_object`` (a missed cell painted right after a run never joins a track, and is exported as a
+        cell of its own). Picking it is not picking a track (the panel's track id stays)."""
+        if layer is None or layer not in self.viewer.layers:
+            return
+        free = id_rules.next_free_id(self.track_ids(entry.image), self.widget_ids(entry.image), {int(next_object)})
+        with layer.events.selected_label.blocker(self._on_label_picked):
+            layer.selected_label = free
+
+    def export_result(self, entry: "ImageTracking") -> Callable[[], TrackingResult]:
+        """What an export of ``entry`` writes, read when called (in the export's worker): its tracking's
+        :meth:`~.track_all.TrackAll.result`, every label of the masklets layer but the widget's objects (its own 'Export
+        labels' writes those); the cells painted by hand that it adds as tracks are remembered for
+        :meth:`painted_note`."""
+        leave_out = self.widget_ids(entry.image)  # read here, on the GUI thread
+        self._painted = []
+
+        def result() -> TrackingResult:
+            made = entry.tracking.result(leave_out)
+            self._painted = entry.tracking.untracked_ids(made)
+            return made
+
+        return result
+
+    def painted_note(self) -> str:
+        """". N hand-painted id(s) (…) were added as tracks: …" after an export that added some, else ""."""
+        ids = self._painted
+        if not ids:
+            return ""
+        shown = ", ".join(map(str, ids[:10])) + (", …" if len(ids) > 10 else "")
+        return (f". {len(ids)} hand-painted id(s) ({shown}) were added as tracks: begin and end from their pixels, no "
+                "parent")
 
     def describe_edits(self, image: Any, frames: Sequence[int]) -> str:
         """Who changed ``frames`` of ``image``'s masklets (an undo found them changed since its step wrote them), and

@@ -17,7 +17,7 @@ from ._image_state import layer_name, same_layer
 from ._session_actions import ExportRun, steps_worker
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .track_all import frame_and_plane
-from .track_export import export_path, export_tracking_steps
+from .track_export import export_path, export_tracking, export_tracking_steps
 
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
@@ -35,7 +35,7 @@ class TrackOutputsMixin:
         if entry.tracks is not None and entry.tracks in self.viewer.layers:
             self.viewer.layers.remove(entry.tracks)
         entry.tracks = None
-        data, graph = entry.tracking.tracks_data()
+        data, graph = entry.tracking.tracks_data(self.widget_ids(entry.image))  # what the masklets show
         state = self.widget.states.get(entry.image.unique_id)
         labels = None if state is None else state.labels
         if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
@@ -77,13 +77,13 @@ class TrackOutputsMixin:
             if entry is None:
                 raise ValueError("nothing is tracked yet: press 'Track all cells' first")
             target = export_path(what, path)
-            steps = export_tracking_steps(entry.tracking.result, what, target, overwrite, self._calibration(entry))
+            steps = export_tracking_steps(self.export_result(entry), what, target, overwrite, self._calibration(entry))
         except Exception as error:
             self._fail(error)
             return None
         self._export = ExportRun(what, target)
-        worker = self._export.worker = steps_worker(steps, self._on_export_step, self._export.fail,
-                                                    self._on_export_finished)
+        worker = self._export.worker = steps_worker(steps, self.slot(self._on_export_step), self._export.fail,
+                                                    self.slot(self._on_export_finished, ends_run=True))
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         self.progress.setRange(0, 0)
@@ -110,7 +110,7 @@ class TrackOutputsMixin:
         if run.written:
             show_info(f"SAM 2: wrote {run.written}")
         self.status.setText(run.outcome() + (" (the tracked cells; the widget's own objects are in its 'Export "
-                                             "labels')" if run.written else ""))
+                                             f"labels'){self.painted_note()}" if run.written else ""))
 
     def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
         """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
@@ -120,14 +120,14 @@ class TrackOutputsMixin:
         try:
             if entry is None:
                 raise ValueError("nothing is tracked yet: press 'Track all cells' first")
-            written = str(entry.tracking.export(what, export_path(what, path), overwrite=overwrite,
-                                                calibration=self._calibration(entry)))
+            written = str(export_tracking(self.export_result(entry)(), what, export_path(what, path), overwrite,
+                                          self._calibration(entry)))
         except Exception as error:
             self._fail(error)
             return None
         show_info(f"SAM 2: wrote {written}")
         self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
-                            "labels')")
+                            f"labels'){self.painted_note()}")
         return written
 
     def _calibration(self, entry: "ImageTracking") -> Any:

@@ -14,17 +14,18 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+    QSpinBox, QVBoxLayout, QWidget,
 )
 from superqt import QCollapsible
 
 from sam2_model.tracking import SEEDINGS, TrackingResult
 
-from ._image_state import add_points_layer, layer_name
+from ._image_state import add_points_layer, layer_name, same_layer
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
+from ._runs import qt_deleted
 from ._session_actions import steps_worker
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
@@ -35,9 +36,20 @@ FIX_NAME = "SAM2 cell fix"
 SETTINGS_KEY = "track_all"
 DEFAULTS: Dict[str, Any] = {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 40.0, "redetect_every": 5,
                             "divisions": True}
-EXPORT_TIP = ("Exports describe the cells 'Track all cells' tracked (its tracks and lineage, corrections included); "
-              "objects you clicked or seeded in the segmentation widget are left out: export them with the "
-              "widget's own 'Export labels'.")
+EXPORT_TIP = ("Exports hold what the masklets layer shows: the cells 'Track all cells' tracked (its tracks and "
+              "lineage, corrections included) and cells painted by hand (tracks of their own, no parent); objects you "
+              "clicked or seeded in the segmentation widget are left out: export them with the widget's own 'Export "
+              "labels'.")
+MAX_CHANNELS = 8  # an extra axis of at most this many slices may hold channels (the empty-result hint names it)
+EXPORT_TIPS = {  # what each export button writes (then EXPORT_TIP)
+    "labels": "Write one labels TIFF (a .tif file, frames x rows x cols) of track ids.",
+    "tracks": "Write a CSV table (a .csv file), one row per track: track_id, begin, end (frames), parent_id, "
+              "end_reason.",
+    "ctc": "Write a Cell Tracking Challenge result folder (mask000.tif, … and res_track.txt); the folder must be new, "
+           "empty or an earlier CTC result (a folder with other files is never emptied).",
+    "geff": "Write a GEFF graph (a .geff zarr folder): a node per cell and frame at its centre, edges along tracks and "
+            "divisions, the image's pixel size and frame interval as its axes.",
+}
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
                "seed_button")  # New object stays usable: it only moves the Object id
 
@@ -146,7 +158,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.repropagate_button.clicked.connect(self._on_repropagate)
         for what, button in self.export_buttons.items():
             button.clicked.connect(lambda _=False, w=what: self._on_export(w))
-            button.setToolTip(EXPORT_TIP)
+            button.setToolTip(f"{EXPORT_TIPS[what]} {EXPORT_TIP}")
         object_spin = getattr(widget, "object_spin", None)
         if object_spin is not None:  # a typed Object id never takes a tracked cell's id
             object_spin.valueChanged.connect(self._on_object_id_typed)
@@ -157,8 +169,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
     # ------------------------------------------------------------------ options
     def options(self) -> TrackAllOptions:
         """The panel's choices (ValueError naming the option when they are inconsistent)."""
-        return TrackAllOptions(self.seeding_combo.currentText(),
-                               (self.min_diameter_spin.value(), self.max_diameter_spin.value()),
+        low, high = self.min_diameter_spin.value(), self.max_diameter_spin.value()
+        if low > high:
+            raise ValueError(f"Cell diameter: the largest cell ({high:g} px, the box after 'to') must be >= the "
+                             f"smallest cell ({low:g} px, the first box); set them to the range of the cells' "
+                             "diameters")
+        return TrackAllOptions(self.seeding_combo.currentText(), (low, high),
                                self.redetect_spin.value(), self.divisions_check.isChecked())
 
     def _save_settings(self, *_: Any) -> None:
@@ -205,7 +221,11 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             controller = self.widget.ensure_controller()
             entry = self.current()
             model = controller.model
-            start = self._current_frame(controller)
+            start = self._start_frame(entry, self._current_frame(controller))
+            if start is None:
+                self.status.setText("Not tracked (cancelled): move the slider to the frame to start from, then "
+                                    "'Track all cells'.")
+                return
             reserved, limits = self.widget_ids(entry.image), session_limits(controller)
             steps = read_then_run(lambda: frame_source(controller.frames, model, controller.session_options, limits),
                                   lambda frames: entry.tracking.track(model, frames, start, options, reserved=reserved))
@@ -213,6 +233,25 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             self._fail(error)
             return
         self._start(entry, steps, f"Tracking all cells from frame {start}")
+
+    def _start_frame(self, entry: ImageTracking, shown: int) -> Optional[int]:
+        """The frame to track from: the one ``shown``, or frame 0 if the person says so when the frames before it hold
+        no labels (napari opens a stack on its middle frame; frames that hold some are continued, not asked about);
+        None when the person cancels."""
+        if shown == 0 or any(entry.tracking.plane(t).any() for t in range(shown - 1, -1, -1)):
+            return shown
+        from qtpy.QtWidgets import QMessageBox
+
+        before = frames_text(range(shown))
+        answer = QMessageBox.question(
+            self, "Track all cells",
+            f"The slider is on frame {shown} and {before} hold{'s' if shown == 1 else ''} no labels. Track the whole "
+            f"movie from frame 0?\n\nYes: from frame 0. No: from frame {shown} ({before} stay empty). Cancel: "
+            "nothing is tracked.",
+            QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.Yes)
+        if answer == QMessageBox.Cancel:
+            return None
+        return 0 if answer == QMessageBox.Yes else shown
 
     def track_now(self, image: Any = None, start_frame: int = 0, options: Optional[TrackAllOptions] = None,
                   progress: Optional[Callable[[int, int], None]] = None) -> TrackingResult:
@@ -239,7 +278,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.update_tracks_layer(entry)
         self._say_done(entry, _new_run(entry, base))
         self._ids_above_tracks(entry)
-        return entry.tracking.result()
+        return entry.tracking.result(self.widget_ids(entry.image))  # what an export writes
 
     def _on_repropagate(self) -> None:
         if self._refuse_if_busy():
@@ -271,10 +310,53 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
         self.status.setText(f"{what}…")
         self.progress.setRange(0, 0)
-        worker = steps_worker(steps, self._on_step, self._on_error, lambda _worker: self._on_finished())
+        self._show_progress()
+        worker = steps_worker(steps, self.slot(self._on_step), self.slot(self._on_error),
+                              self.slot(lambda _worker: self._on_finished(), ends_run=True))
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         worker.start()
+
+    def slot(self, callback: Callable[..., None], ends_run: bool = False) -> Callable[..., None]:
+        """``callback`` for a worker's signal (``ends_run``: its finished signal, given the worker), as
+        ``_runs._on_worker_finished`` guards the widget's: once the viewer's window (and this panel in it) was
+        closed, the deleted widgets' RuntimeError (which aborted Python) is not raised; the run is stopped instead and,
+        when it ends, let go of (the widget is no longer busy). Any other error is raised."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except RuntimeError:
+                if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                    raise
+                self._window_closed(args[0] if ends_run and args else None)
+
+        return guarded
+
+    def _window_closed(self, finished: Any = None) -> None:
+        """The panel's Qt parts were deleted with the window: stop the run (nothing is left to show it); once its
+        worker has ``finished``, close its steps and let go of it."""
+        if finished is None:
+            if self.worker is not None:
+                self.worker.quit()
+            return
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.close()
+        if self.worker is finished:
+            self.worker = None
+        if self.widget.worker is finished:
+            self.widget.worker = None
+
+    def _show_progress(self) -> None:
+        """Scroll the dock (the QScrollArea napari puts a tall widget in) so that the status line, the progress bar
+        and Cancel are in view while a run goes on (the panel sits at the bottom of the widget)."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.ensureWidgetVisible(self.status)
+            area.ensureWidgetVisible(self.progress)
 
     def _on_step(self, step: tuple) -> None:
         try:
@@ -315,6 +397,17 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
                       "'Track all cells' reverts the run).")
 
+    def stop_run_on(self, image: Any, why: str) -> None:
+        """Stop the tracking run (or correction) working on ``image`` (an Image layer whose image or masklets layer
+        is going away; ``why`` says which): the frames finished are kept whole, and the status says why. An export
+        goes on (it has read what it writes)."""
+        worker = self.worker
+        if worker is None or (self._export is not None and self._export.owns(worker)):
+            return
+        if same_layer(self._run_image, image):
+            self._outcome = f"stopped: {why}"
+            worker.quit()
+
     def _on_finished(self) -> None:
         steps, outcome, mine = self._steps, self._outcome, self.worker
         if outcome == "running" and mine is not None and mine.abort_requested:
@@ -328,7 +421,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         entry = self.images.get(getattr(self._run_image, "unique_id", None))
         run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
         done = sorted(set(run.frames)) if run is not None else []
-        if outcome == "cancelled":
+        if outcome.startswith("stopped"):
+            self.status.setText(f"Stopped: {outcome[9:]}. " + (f"{frames_text(done, 'tracked')} (whole frames)."
+                                                               if done else "Nothing was written."))
+        elif outcome == "cancelled":
             self.status.setText(f"Cancelled: {frames_text(done, 'tracked')} (whole frames), the others are as before; "
                                 "'Undo tracking step' reverts the run." if done else
                                 "Cancelled before any frame was written: the labels are as they were.")
@@ -341,7 +437,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
         self._refresh_labels(self._run_image)
         self._refresh_objects_panel()
-        if entry is not None:
+        if entry is not None and entry.image in self.viewer.layers:  # not for a removed image
             self.update_tracks_layer(entry)
             self._ids_above_tracks(entry)
 
@@ -353,10 +449,30 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.progress.setValue(1)
         note = entry.tracking.note if entry is not None else ""
         if note and not lineage:  # nothing found: say what to check, not how to correct tracks
-            self.status.setText(f"Done: {span}, no track: {note}.")
+            self.status.setText(f"Done: {span}, no track: {note}.{self._channel_hint(entry)}")
             return
+        joined = run.continued if run is not None and run.kind == "track" else {}
+        went_on = (f" {len(joined)} cell(s) on frame {done[0]} continue their tracks of frame {done[0] - 1} (same "
+                   "ids)." if joined else "")
         self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
-                            "division(s). Pick a track (or a label) and click it to correct it.")
+                            f"division(s).{went_on} Pick a track (or a label) and click it to correct it.")
+
+    def _channel_hint(self, entry: ImageTracking) -> str:
+        """" Only slice i of axis a … was tracked: …" when ``entry``'s image has an axis of at most ``MAX_CHANNELS``
+        slices that is neither its frames, its planes nor its channel axis (one slice of it was tracked: the slider's);
+        else ""."""
+        state = self.widget.states.get(entry.image.unique_id)
+        layout = None if state is None or state.controller is None else state.controller.layout
+        shape = getattr(entry.image.data, "shape", None)
+        if layout is None or shape is None or layout.channel_axis is not None:
+            return ""
+        small = [(axis, index) for axis, index in layout.fixed if shape[axis] <= MAX_CHANNELS]
+        if not small:
+            return ""
+        axis, index = small[0]
+        return (f" Only slice {index} of axis {axis} ({shape[axis]} slices) was tracked: if that axis holds channels, "
+                f"choose 'axis {axis} ({shape[axis]})' as the widget's 'Channel axis' and the channel that shows the "
+                "cells, then track again.")
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():

@@ -8,7 +8,8 @@ thread (scripts run them directly):
 * :meth:`TrackAll.track` runs :class:`sam2_model.tracking.CellTracker` from a start frame and writes
   each frame whole, in one assignment, through a :class:`~.labels_writer.RunJournal`; a run that is
   cancelled or fails therefore leaves whole frames (tracked or as before), and :meth:`TrackAll.undo`
-  restores every plane it wrote, and the lineage.
+  restores every plane it wrote, and the lineage. A run from a later frame continues the tracks of the frame
+  before it (same ids, by overlap).
 * :meth:`TrackAll.correct` re-segments one track from the person's clicks on one frame and propagates
   that object alone (a new :class:`sam2_model.VideoSession` holding only it) forwards until the track
   ends (its division, or the end of the stack / when it is lost); on every frame it writes, only that
@@ -42,6 +43,7 @@ from .prompts import FramePrompt, collect_prompts
 from .track_export import export_tracking
 
 Step = Tuple[str, int, int, int]
+CONTINUE_IOU = 0.2  # a cell on a run's first frame continues the track it overlaps at least this much the frame before
 IndexOf = Callable[[int], Tuple[Any, ...]]
 
 
@@ -85,6 +87,7 @@ class TrackRun:
     journal: RunJournal
     lineage_before: Lineage
     frames: List[int] = field(default_factory=list)  # frames written, in order
+    continued: Dict[int, int] = field(default_factory=dict)  # a "track" run's {new id: kept track it continues}
 
 
 def _copy(lineage: Lineage) -> Lineage:
@@ -118,20 +121,35 @@ class TrackAll:
         """(T, H, W) the labels of every frame."""
         return np.stack([self.plane(t) for t in range(self.num_frames)])
 
-    def result(self) -> TrackingResult:
-        """The tracked cells' labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks
-        data): only the ids of the lineage (tracks and corrected cells); other labels of the array (the segmentation
-        widget's objects, painted labels) are left out, so exports and the Tracks layer describe what was tracked."""
+    def result(self, leave_out: Iterable[int] = ()) -> TrackingResult:
+        """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data): every id
+        > 0 of the labels but ``leave_out`` (ids another tool exports, e.g. the segmentation widget's objects; a
+        track's id is never left out), so exports and the Tracks layer hold what the masklets layer shows. An id
+        without a lineage row (a cell painted by hand) gets one: begin and end from its pixels, no parent, ended
+        "end of stack" on the last frame, else "lost" (:meth:`untracked_ids` names them)."""
+        rows = {row.track_id: row for row in self.lineage.rows()}
+        out = np.fromiter(set(int(i) for i in leave_out) - set(rows), dtype=np.int64)
         planes = self.label_planes()  # a copy, cleared plane by plane (no stack-sized temporaries)
-        tracked = np.fromiter((row.track_id for row in self.lineage.rows()), dtype=np.int64)
-        for plane in planes:
-            plane[~np.isin(plane, tracked)] = 0
-        return TrackingResult(labels=planes, lineage=_copy(self.lineage),
+        spans: Dict[int, List[int]] = {}
+        for t, plane in enumerate(planes):
+            if len(out):
+                plane[np.isin(plane, out)] = 0
+            for i in np.unique(plane).tolist():
+                if i and i not in rows:
+                    spans.setdefault(int(i), [t, t])[1] = t
+        added = [Track(i, b, e, 0, "end of stack" if e == self.num_frames - 1 else "lost")
+                 for i, (b, e) in sorted(spans.items())]
+        return TrackingResult(labels=planes, lineage=Lineage(list(rows.values()) + added),
                               frames_tracked=sorted({t for run in self.history for t in run.frames}), note=self.note)
 
-    def tracks_data(self) -> Tuple[np.ndarray, Dict[int, List[int]]]:
-        """napari Tracks data (N, 4) [track, t, y, x] and graph {child: [parent]}."""
-        return tracks_layer_data(self.result())
+    def untracked_ids(self, result: TrackingResult) -> List[int]:
+        """The ids of ``result`` (from :meth:`result`) that no run or correction of this tracking made: cells painted
+        by hand, which :meth:`result` added as tracks."""
+        return sorted({row.track_id for row in result.lineage.rows()} - {row.track_id for row in self.lineage.rows()})
+
+    def tracks_data(self, leave_out: Iterable[int] = ()) -> Tuple[np.ndarray, Dict[int, List[int]]]:
+        """napari Tracks data (N, 4) [track, t, y, x] and graph {child: [parent]} of :meth:`result`."""
+        return tracks_layer_data(self.result(leave_out))
 
     # ------------------------------------------------------------------ writing
     def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> None:
@@ -166,15 +184,14 @@ class TrackAll:
                 found.setdefault(obj, []).append(t)
         return found
 
-    def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, set]:
-        """The largest id and the set of ids on the frames not in ``frames``."""
+    def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, Dict[int, int]]:
+        """The largest id on the frames not in ``frames``, and {id: the last of those frames it is on}."""
         skip = set(frames)
-        ids: set = set()
+        last: Dict[int, int] = {}
         for t in range(self.num_frames):
             if t not in skip:
-                ids |= set(np.unique(self.plane(t)).tolist())
-        ids.discard(0)
-        return max(ids | {0}), ids
+                last.update((int(i), t) for i in np.unique(self.plane(t)).tolist() if i)
+        return max(list(last) + [0]), last
 
     def track(self, model: SAM2Model, frames: Any, start_frame: int = 0,
               options: Optional[TrackAllOptions] = None, reserved: Iterable[int] = ()) -> Iterator[Step]:
@@ -182,8 +199,11 @@ class TrackAll:
 
         Frames from the start on are replaced whole; ids continue above the labels kept on the other
         frames and above ``reserved`` (ids another tool holds, e.g. the segmentation widget's objects,
-        so that its writes and this run's never share an id). The run is on the undo stack from its
-        first frame (a cancelled run is undone like a finished one); the lineage is updated after every frame.
+        so that its writes and this run's never share an id). A forward run from a frame s > 0 continues the
+        tracks of frame s - 1: a cell found on frame s takes the id of the track it overlaps most there (one to
+        one, IoU >= ``CONTINUE_IOU``; ``TrackRun.continued``); a kept track that does not go on ends at its last
+        frame before s ("lost"). The run is on the undo stack from its first frame (a cancelled run is undone like a
+        finished one); the lineage is updated after every frame.
         """
         options = options or TrackAllOptions()
         tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
@@ -191,32 +211,44 @@ class TrackAll:
             tracker.session.close()
             raise ValueError(f"frames has {tracker.num_frames} frames but the labels have {self.num_frames}")
         order = tracker.order
-        offset, kept_ids = self._ids_outside(order)
+        offset, last_seen = self._ids_outside(order)
         offset = max([offset] + [int(i) for i in reserved])
-        kept = [t for t in self.lineage.rows() if t.track_id in kept_ids]
+        kept = [t for t in self.lineage.rows() if t.track_id in last_seen]
+        before = order[0] - 1 if not tracker.reverse and order[0] > 0 else None  # the frame the run continues
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
         steps = tracker.run()
         planes: Dict[int, np.ndarray] = {}
+
+        def place(plane: np.ndarray) -> np.ndarray:  # the tracker's ids -> this labels array's
+            return _relabel(np.where(plane > 0, plane.astype(np.int64) + offset, 0), run.continued)
+
+        def lineage() -> Lineage:
+            return _joined(kept, [_shift(row, offset) for row in tracker.lineage.rows()], run.continued,
+                           None if tracker.reverse else order[0], last_seen)
+
         try:
             yield "plan", int(start_frame), 0, len(order)
             for t, plane, active in steps:
                 planes[t] = plane
-                shifted = np.where(plane > 0, plane.astype(np.int64) + offset, 0)
-                self._write(run, t, shifted)
-                self.lineage = Lineage(kept + [_shift(row, offset) for row in tracker.lineage.rows()])
+                if t == order[0] and before is not None:
+                    run.continued = _continuations(self.plane(before), place(plane), {row.track_id for row in kept})
+                self._write(run, t, place(plane))
+                self.lineage = lineage()
                 yield "frame", int(t), int(active), len(order)
             if len(planes) == len(order):  # finished: the same end-of-run division steps as track_cells
-                self._finish(run, tracker, planes, frames, offset, kept)
+                self._finish(run, tracker, planes, frames, place)
+                self.lineage = lineage()
             self.note = tracker.note
         finally:
             steps.close()
             self._drop_if_empty(run)
         yield "done", -1, 0, len(order)
 
-    def _finish(self, run: TrackRun, tracker: CellTracker, planes: Dict[int, np.ndarray], frames: Any, offset: int,
-                kept: List[Track]) -> None:
-        """Undo fragment divisions and back-date late ones (``finish_divisions``); rewrite changed frames."""
+    def _finish(self, run: TrackRun, tracker: CellTracker, planes: Dict[int, np.ndarray], frames: Any,
+                place: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Undo fragment divisions and back-date late ones (``finish_divisions``); rewrite changed frames (the
+        tracker's ids through ``place``)."""
         order = sorted(planes)
         stack = np.zeros((self.num_frames, *planes[order[0]].shape), dtype=np.uint32)
         for t in order:
@@ -225,8 +257,7 @@ class TrackAll:
         finish_divisions(tracker, stack, frames)
         for t in order:
             if not np.array_equal(stack[t], before[t]):
-                self._write(run, t, np.where(stack[t] > 0, stack[t].astype(np.int64) + offset, 0))
-        self.lineage = Lineage(kept + [_shift(row, offset) for row in tracker.lineage.rows()])
+                self._write(run, t, place(stack[t]))
 
     def correct(self, model: SAM2Model, frames: Any, track_id: int, frame: int, points: Any, point_labels: Any,
                 max_lost_frames: int = 3) -> Iterator[Step]:
@@ -339,10 +370,12 @@ class TrackAll:
         return run
 
     # ------------------------------------------------------------------ exports
-    def export(self, what: str, path: Any, overwrite: bool = False, calibration: Any = None) -> Path:
-        """Write this image's result as ``what`` (see :func:`.track_export.export_tracking`; ``calibration``: the
-        image's :class:`~.export.Calibration` for a GEFF's axes); returns the path."""
-        return export_tracking(self.result(), what, path, overwrite, calibration)
+    def export(self, what: str, path: Any, overwrite: bool = False, calibration: Any = None,
+               leave_out: Iterable[int] = ()) -> Path:
+        """Write this image's result (:meth:`result` without ``leave_out``) as ``what`` (see
+        :func:`.track_export.export_tracking`; ``calibration``: the image's :class:`~.export.Calibration` for a GEFF's
+        axes); returns the path."""
+        return export_tracking(self.result(leave_out), what, path, overwrite, calibration)
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],
@@ -391,6 +424,63 @@ def frame_and_plane(values: Sequence[float]) -> List[float]:
     """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
     values = [float(v) for v in values]
     return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
+
+
+def _continuations(before: np.ndarray, after: np.ndarray, old_ids: Iterable[int]) -> Dict[int, int]:
+    """{id on ``after``: id of ``old_ids`` on ``before``} for the cells of two consecutive (H, W) planes that are one
+    cell: one to one, the pairs of highest IoU first, each at least ``CONTINUE_IOU``."""
+    old = np.fromiter((int(i) for i in old_ids), dtype=np.int64)
+    before = np.where(np.isin(before, old), before, 0).astype(np.int64)
+    after = np.asarray(after, dtype=np.int64)
+    both = (before > 0) & (after > 0)
+    if not both.any():
+        return {}
+    pairs, overlaps = np.unique(np.stack([before[both], after[both]]), axis=1, return_counts=True)
+    area_before = dict(zip(*(v.tolist() for v in np.unique(before, return_counts=True))))
+    area_after = dict(zip(*(v.tolist() for v in np.unique(after, return_counts=True))))
+    scored = sorted(((c / (area_before[o] + area_after[n] - c), o, n)
+                     for (o, n), c in zip(pairs.T.tolist(), overlaps.tolist())), reverse=True)
+    links: Dict[int, int] = {}
+    for iou, o, n in scored:
+        if iou >= CONTINUE_IOU and n not in links and o not in links.values():
+            links[n] = o
+    return links
+
+
+def _relabel(plane: np.ndarray, links: Dict[int, int]) -> np.ndarray:
+    """``plane`` with each id of ``links`` replaced by its value."""
+    if not links:
+        return plane
+    keys = np.fromiter(links, dtype=np.int64)
+    values = np.fromiter(links.values(), dtype=np.int64)
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    at = np.searchsorted(keys, plane).clip(0, len(keys) - 1)
+    return np.where(keys[at] == plane, values[at], plane)
+
+
+def _joined(kept: List[Track], new: List[Track], continued: Dict[int, int], start: Optional[int],
+            last_seen: Dict[int, int]) -> Lineage:
+    """The lineage of a forward run from ``start``: the ``kept`` rows (tracks on the frames before) and the run's
+    ``new`` rows, each new track that ``continued`` a kept one ({new: kept}) joined to it under the kept id. A kept
+    track that ran into the run's frames, or divided there, and is not continued ends on its last frame before
+    ``start`` (``last_seen``) as "lost". ``start`` None (a backward run): the kept rows are kept as they are."""
+    rows: Dict[int, Track] = {}
+    for row in kept:
+        daughters_gone = row.end_reason == "divided" and not any(r.parent == row.track_id for r in kept)
+        if start is None or (row.end < start and not daughters_gone):
+            rows[row.track_id] = row
+            continue
+        end = min(row.end, last_seen.get(row.track_id, row.end), start - 1)
+        rows[row.track_id] = Track(row.track_id, row.begin, end, row.parent, "lost")
+    for row in new:
+        parent = continued.get(row.parent, row.parent)
+        if row.track_id in continued:
+            old = rows[continued[row.track_id]]
+            rows[old.track_id] = Track(old.track_id, old.begin, row.end, old.parent, row.end_reason)
+        else:
+            rows[row.track_id] = Track(row.track_id, row.begin, row.end, parent, row.end_reason)
+    return Lineage(rows.values())
 
 
 def _shift(row: Track, offset: int) -> Track:
