@@ -24,7 +24,9 @@ PYTHON=${PYTHON:-python3}
 # shellcheck disable=SC1091
 . .venv/bin/activate
 pip install -q --upgrade pip
-# A CPU build of torch first, pinned, so that nothing below pulls a multi-GB CUDA build.
+# torch first, pinned, so that nothing below pulls another version. Plain pip gives the default build: on Linux,
+# PyPI's CUDA build (several GB). For a CPU-only build, install it into .venv before running this script
+# (.venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu): a torch found is kept.
 python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
 if [ $want_tests = 1 ]; then
   pip install -q -e ".[test]"

@@ -218,6 +218,33 @@ def test_the_command_fine_tunes_from_trained_weights_unless_told_otherwise(tmp_p
     out = capsys.readouterr().out
     assert code == 0 and "(trained from random weights)" in out and "starting -> fine-tuned" not in out
     assert "trained on: user stack" in out
+    recorded = json.loads((tmp_path / "run" / "weights.json").read_text())["settings"]
+    assert recorded["warmup_steps"] == 1  # the fine-tuning rule for 1 step, not TrainSettings' 100
+
+
+def test_the_command_warms_up_fine_tuning_as_the_widget_does(tmp_path):
+    """Without --warmup-steps, fine-tuning on a stack warms up for a quarter of --steps, at most 50 (the widget's and
+    bench/real_data_finetune.py's rule, one function); synthetic training keeps 100; a given value is kept; a run
+    being resumed keeps the warm-up it started with, so a larger --steps extends it instead of being refused."""
+    import tifffile
+
+    from sam2_model.synthetic import make_timelapse
+    from sam2_model.train import fine_tuning_warmup
+
+    movie = make_timelapse(num_frames=2, shape=(32, 32), num_cells=2, seed=5, radius_fraction=0.15)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
+    data = ["--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif")]
+    fresh = ["--out", str(tmp_path / "fresh")]
+    for steps, warmup in (("300", 50), ("200", 50), ("100", 25), ("8", 2), ("2", 1)):
+        assert parse_args(fresh + data + ["--steps", steps]).warmup_steps == warmup == fine_tuning_warmup(int(steps))
+    assert parse_args(fresh + data + ["--steps", "300", "--warmup-steps", "75"]).warmup_steps == 75
+    assert parse_args(fresh + ["--steps", "300"]).warmup_steps == TrainSettings(out="").warmup_steps == 100
+    run = tmp_path / "earlier"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+    (run / "weights.json").write_text(json.dumps({"settings": {"warmup_steps": 25, "steps": 100}}))
+    assert parse_args(["--out", str(run)] + data + ["--steps", "300"]).warmup_steps == 25
 
 
 def test_training_leaves_an_ignored_ctrl_c_ignored(tmp_path):

@@ -30,14 +30,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from ..build import embedded_weights_path
 from ..checkpoint_errors import run_folder_message
 from .interrupt import TrainingInterrupted
-from .loop import RunFinished, TrainSettings, train
+from .loop import RunFinished, TrainSettings, fine_tuning_warmup, train
 from .stack_check import StackCheck
 
 
@@ -86,7 +86,8 @@ workflows:
   folder is refused, with the settings that differ, when they change).
   use the result: napari-sam2 track STACK.tif --prompts p.csv -o labels.tif --checkpoint runs/mine/weights.pt
 
-(python -m sam2_model.train is the same command.) More in the README's "Training and fine-tuning" section."""
+(python -m sam2_model.train is the same command.) More in the README's "Training and fine-tuning" section and in
+docs/training.md."""
 
 #: what each option means (its default is added); settings without an entry show their default only
 OPTION_HELP = {
@@ -99,7 +100,8 @@ OPTION_HELP = {
     "max_objects": "objects prompted per clip",
     "lr": "peak learning rate of AdamW (fine-tuning trained weights: 1e-5 to 1e-4)",
     "weight_decay": "AdamW weight decay",
-    "warmup_steps": "steps of linear learning-rate warm-up before the cosine decay",
+    "warmup_steps": "steps of linear learning-rate warm-up before the cosine decay (none: with --stack a quarter "
+                    "of --steps, at most 50, as the fine-tuning widget; a resumed run keeps its own; else 100)",
     "min_lr_ratio": "the cosine decay ends at lr x this",
     "grad_clip": "clip the gradient norm to this",
     "seed": "seed of the data and prompt sampling (>= 1): the same seed gives the same clips",
@@ -168,6 +170,35 @@ def colour_stack_problem(stack: Path) -> Optional[str]:
             "and pass that file as --stack (with labels of the same (T, H, W))")
 
 
+def default_warmup(out: Path, steps: int, own_data: bool) -> int:
+    """Warm-up steps when ``--warmup-steps`` is not given: a run in ``out`` keeps the warm-up it started with (read
+    from its ``weights.json`` or ``last.pt``, so a larger ``--steps`` extends it instead of changing a setting);
+    fine-tuning on your own stack (``own_data``) warms up as the fine-tuning widget does
+    (:func:`~sam2_model.train.loop.fine_tuning_warmup`: a quarter of ``steps``, at most 50); synthetic training
+    keeps :class:`TrainSettings`' default (100)."""
+    if (out / "last.pt").is_file():
+        saved = _saved_settings(out)
+        if isinstance(saved.get("warmup_steps"), int):
+            return int(saved["warmup_steps"])
+    return fine_tuning_warmup(steps) if own_data else TrainSettings(out="").warmup_steps
+
+
+def _saved_settings(out: Path) -> Dict[str, Any]:
+    """The settings a run folder was started with: its ``weights.json``'s, else its ``last.pt``'s ({} if neither
+    can be read; the run then reports what is wrong when it starts)."""
+    try:
+        record = json.loads((out / "weights.json").read_text())
+        if isinstance(record, dict) and isinstance(record.get("settings"), dict):
+            return record["settings"]
+    except (OSError, ValueError):
+        pass
+    try:
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    except Exception:  # unreadable or not a checkpoint: train() names the problem
+        return {}
+    return (state.get("settings") or {}) if isinstance(state, dict) else {}
+
+
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     defaults = TrainSettings(out="")
     invoked = Path(sys.argv[0]).name
@@ -180,7 +211,7 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     for field in dataclasses.fields(TrainSettings):
         if field.name == "out":
             continue
-        default = getattr(defaults, field.name)
+        default = None if field.name == "warmup_steps" else getattr(defaults, field.name)  # derived below
         annotation = str(field.type)
         if "bool" in annotation:
             kind = _flag if "Optional" in annotation else _on_off
@@ -221,6 +252,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                      "demo model's shipped weights, or random)")
     if Path(args["out"]).exists() and not Path(args["out"]).is_dir():
         parser.error(f"--out {args['out']} is a file: give a folder for the run (checkpoints, history, weights)")
+    if args["warmup_steps"] is None:
+        args["warmup_steps"] = default_warmup(Path(args["out"]), args["steps"], args["stack"] is not None)
     threads = args.pop("threads")
     if threads:
         torch.set_num_threads(threads)
