@@ -48,6 +48,24 @@ def test_consistent_splits_gaps_and_keeps_divisions() -> None:
     assert table.divisions() == {1: [2, 3]}
 
 
+def test_consistent_end_reason_follows_where_the_pixels_end() -> None:
+    """A track clipped (hand edits) before the last frame is "lost", not its old "end of stack"; one that still
+    divides stays "divided"; one that ends on the last frame is "end of stack"; one with no pixels has no row."""
+    labels = np.zeros((8, 8, 8), np.uint32)
+    labels[0:5, 0:2, 0:2] = 1  # was 0-7, "end of stack": erased on frames 5-7
+    labels[0:3, 4:6, 0:2] = 2  # divided at 2 into 3 and 4
+    labels[3:8, 4:5, 4:6] = 3
+    labels[3:6, 6:7, 4:6] = 4  # was "lost" at 7; now ends at 5 with a longer life erased
+    labels[2:8, 0:2, 6:8] = 6  # painted by hand, no row: on to the last frame
+    lineage = Lineage([Track(1, 0, 7, 0, "end of stack"), Track(2, 0, 2, 0, "divided"), Track(3, 3, 7, 2, "active"),
+                       Track(4, 3, 7, 2, "lost"), Track(5, 0, 7, 0, "end of stack")])  # 5: erased everywhere
+    fixed, table = ctc_consistent(labels, lineage)
+    rows = {t.track_id: (t.begin, t.end, t.parent, t.end_reason) for t in table.rows()}
+    assert rows == {1: (0, 4, 0, "lost"), 2: (0, 2, 0, "divided"), 3: (3, 7, 2, "end of stack"),
+                    4: (3, 5, 2, "lost"), 6: (2, 7, 0, "end of stack")}
+    assert check_ctc(fixed, table) == []
+
+
 def test_write_read_ctc_roundtrip_and_atomic(tmp_path: Path) -> None:
     labels, lineage = division_stack()
     out, written = write_ctc(tmp_path / "res", labels, lineage)

@@ -30,12 +30,13 @@ class TrackOutputsMixin:
 
     _export: Optional[ExportRun] = None  # the last export run in a worker
 
-    def update_tracks_layer(self, entry: "ImageTracking") -> Any:
-        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked)."""
+    def update_tracks_layer(self, entry: "ImageTracking", tracks: Optional[tuple] = None) -> Any:
+        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked);
+        ``tracks``: its (data, graph) when already derived (else read from the labels here)."""
         if entry.tracks is not None and entry.tracks in self.viewer.layers:
             self.viewer.layers.remove(entry.tracks)
         entry.tracks = None
-        data, graph = entry.tracking.tracks_data(self.widget_ids(entry.image))  # what the masklets show
+        data, graph = tracks if tracks is not None else entry.tracking.tracks_data(self.widget_ids(entry.image))
         state = self.widget.states.get(entry.image.unique_id)
         labels = None if state is None else state.labels
         if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
@@ -49,6 +50,25 @@ class TrackOutputsMixin:
                                               **tracks_metadata(entry.image, None if state.controller is None
                                                                 else state.controller.layout))
         return entry.tracks
+
+    def follow_tracks_layer(self, entry: "ImageTracking", data: Any, graph: Any) -> Any:
+        """The image's lineage Tracks layer shows ``data`` (N, 4) [track, t, y, x] and ``graph`` {child: [parent]}
+        (from the labels after hand edits): the layer's data replaced in place (the layer being painted stays the
+        active one), made when there is none, removed when nothing is left."""
+        layer = entry.tracks
+        if layer is None or layer not in self.viewer.layers or not len(data) or not len(entry.tracking.lineage):
+            active = self.viewer.layers.selection.active
+            made = self.update_tracks_layer(entry, (data, graph))
+            if made is not None and active is not None and active in self.viewer.layers:
+                self.viewer.layers.selection.active = active  # keep painting where the person was
+            return made
+        state = self.widget.states.get(entry.image.unique_id)
+        if state is not None and state.controller is not None:
+            data = tracks_placement(data, entry.image, state.controller.layout)[0]
+        layer.graph = {}  # the old links may name tracks the new data lacks
+        layer.data = data
+        layer.graph = graph
+        return layer
 
     def _on_export(self, what: str) -> None:
         from qtpy.QtWidgets import QFileDialog

@@ -9,17 +9,20 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional
+import zlib
+from functools import partial
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
     QSpinBox, QVBoxLayout, QWidget,
 )
 from superqt import QCollapsible
 
-from sam2_model.tracking import SEEDINGS, TrackingResult
+from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
 from ._image_state import add_points_layer, layer_name, same_layer
 from .labels_writer import EditedSince
@@ -50,6 +53,7 @@ EXPORT_TIPS = {  # what each export button writes (then EXPORT_TIP)
     "geff": "Write a GEFF graph (a .geff zarr folder): a node per cell and frame at its centre, edges along tracks and "
             "divisions, the image's pixel size and frame interval as its axes.",
 }
+FOLLOW_DELAY_MS = 500  # after the last brush / fill / eraser stroke, the Tracks layer and the lineage follow the labels
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
                "seed_button")  # New object stays usable: it only moves the Object id
 
@@ -62,6 +66,8 @@ class ImageTracking:
         self.tracking = tracking
         self.fix_points: Any = None
         self.tracks: Any = None
+        self.painted = False  # a brush / fill / eraser stroke was seen on its masklets layer
+        self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
 
 
 class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
@@ -102,6 +108,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.fix_button = QPushButton("Correct cell: click it")
         self.negative_check = QCheckBox("Negative clicks")
         self.repropagate_button = QPushButton("Re-segment && propagate this cell")
+        self.delete_button = QPushButton("Delete track")
+        self.merge_button = QPushButton("Merge track into id")
+        self.merge_spin = QSpinBox()
+        self.merge_spin.setRange(1, 2**31 - 1)
         self.export_buttons = {what: QPushButton(text) for what, text in (
             ("labels", "Labels (TIFF)…"), ("tracks", "Tracks (CSV)…"), ("ctc", "CTC folder…"), ("geff", "GEFF…"))}
         self.progress = QProgressBar()
@@ -124,7 +134,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
                                   "'Re-segment & propagate this cell'."),
                 (self.negative_check, "Correction clicks mark background (remove from the cell) instead of the cell."),
                 (self.repropagate_button, "Segment the chosen cell from your correction clicks and track it again "
-                                          "from this frame.")):
+                                          "from this frame."),
+                (self.delete_button, "Delete the track in 'Track id' on every frame, and its lineage row (its "
+                                     "daughters become tracks without a parent). 'Undo tracking step' restores it."),
+                (self.merge_button, "Relabel the track in 'Track id' as the id in the box beside on every frame: "
+                                    "merges two pieces of one cell (refused where both are on one frame), or relabels "
+                                    "the track when that id is unused. 'Undo tracking step' restores it."),
+                (self.merge_spin, "The id the track in 'Track id' is merged into (a track) or relabelled as (an "
+                                  "unused id).")):
             control.setToolTip(tip)
         self.toggleButton().setToolTip("Show or hide automatic tracking of every cell (no clicks needed).")
         body = QWidget()
@@ -139,6 +156,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         column.addLayout(form)
         column.addLayout(_hbox(self.track_button, self.cancel_button, self.undo_button))
         column.addLayout(_hbox(self.fix_button, self.negative_check, self.repropagate_button))
+        column.addLayout(_hbox(self.delete_button, self.merge_button, self.merge_spin))
         column.addWidget(self.progress)
         column.addLayout(_hbox(QLabel("Export"), *self.export_buttons.values()))
         column.addWidget(self.status)
@@ -156,6 +174,16 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.negative_check.toggled.connect(self._on_click_kind)
         self.track_spin.valueChanged.connect(self._on_click_kind)
         self.repropagate_button.clicked.connect(self._on_repropagate)
+        self.delete_button.clicked.connect(self._on_delete_track)
+        self.merge_button.clicked.connect(self._on_merge_track)
+        self.follow_worker: Any = None  # the worker refreshing the lineage and Tracks from hand-edited labels
+        self._follow_again: Optional[ImageTracking] = None  # a refresh asked for while one runs
+        self._follow_timer = QTimer(self)
+        self._follow_timer.setSingleShot(True)
+        self._follow_timer.setInterval(FOLLOW_DELAY_MS)
+        self._follow_timer.timeout.connect(self._follow_labels)
+        self._follow_entry: Optional[ImageTracking] = None
+        self._watched: list = []  # the masklets layers whose strokes are followed
         for what, button in self.export_buttons.items():
             button.clicked.connect(lambda _=False, w=what: self._on_export(w))
             button.setToolTip(f"{EXPORT_TIPS[what]} {EXPORT_TIP}")
@@ -198,7 +226,17 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             labels_layer = self.widget.labels_layer
             if labels_layer is not None:
                 labels_layer.events.selected_label.connect(self._on_label_picked)
+        self._watch_masklets(self.widget.labels_layer)
         return entry
+
+    def _watch_masklets(self, layer: Any) -> None:
+        """Follow the brush / fill / eraser strokes on the masklets ``layer`` (and napari's undo / redo of them), once
+        per layer (the layer may be made after its image's tracking)."""
+        if layer is None or any(seen is layer for seen in self._watched):
+            return
+        self._watched.append(layer)
+        layer.events.paint.connect(partial(self._on_masklets_painted, layer))  # (the events' source is not the layer)
+        layer.events.set_data.connect(partial(self._on_masklets_redrawn, layer))
 
     def _current_frame(self, controller: Any) -> int:
         axis = controller.layout.frame_axis
@@ -431,6 +469,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         elif outcome == "failed":
             self.status.setText(f"{self.status.text()} ({frames_text(done, 'written')} whole; 'Undo tracking step' "
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
+        elif run is not None and run.kind in ("delete", "merge"):
+            self.status.setText(f"Done: {run.what} on {frames_text(done, 'changed')}; {self._counts(entry)}. "
+                                "'Undo tracking step' restores it.")
         else:
             self._say_done(entry, run)
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
@@ -457,6 +498,128 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
                             f"division(s).{went_on} Pick a track (or a label) and click it to correct it.")
 
+    @staticmethod
+    def _counts(entry: Optional[ImageTracking]) -> str:
+        lineage = entry.tracking.lineage if entry is not None else Lineage()
+        return f"{len(lineage)} track(s), {len(lineage.divisions())} division(s)"
+
+    # ------------------------------------------------------------------ track-level edits
+    def _on_delete_track(self) -> None:
+        self._track_edit(lambda entry, track_id: entry.tracking.delete_track(track_id),
+                         lambda track_id: f"Deleting track {track_id}")
+
+    def _on_merge_track(self) -> None:
+        into = self.merge_spin.value()
+        self._track_edit(lambda entry, track_id: entry.tracking.merge_track(track_id, into),
+                         lambda track_id: f"Merging track {track_id} into {into}", into)
+
+    def _track_edit(self, make: Callable[[ImageTracking, int], Iterator], what: Callable[[int], str],
+                    into: Optional[int] = None) -> None:
+        """Run a track-level edit of the track in 'Track id' (``make(entry, id)``: its steps) in a worker, as a run
+        (undoable, the Tracks layer follows at its end); refused, saying why, for the widget's own objects."""
+        if self._refuse_if_busy():
+            return
+        try:
+            if self.widget.controller is None:
+                raise ValueError("Track the cells first ('Track all cells'), then pick a track (Track id)")
+            entry = self.current()
+            track_id = self.track_spin.value()
+            objects = self.widget_ids(entry.image) - self.track_ids(entry.image)
+            for value, role in ((track_id, "Track id"), (into, "the id to merge into")):
+                if value is not None and value in objects:
+                    raise ValueError(f"{role} {value} is an object of the segmentation widget (its own Delete / Merge "
+                                     "act on it): choose a track's id, or an unused id")
+            steps = make(entry, track_id)
+        except Exception as error:
+            self._fail(error)
+            return
+        self._follow_timer.stop()  # the edit's end remakes the Tracks layer from the labels
+        self._start(entry, steps, what(track_id))
+
+    # ------------------------------------------------------------------ following hand edits
+    def _entry_of(self, layer: Any) -> Optional[ImageTracking]:
+        """The tracking whose masklets layer is ``layer`` (None: none)."""
+        for entry in self.images.values():
+            state = self.widget.states.get(entry.image.unique_id)
+            if state is not None and layer is not None and state.labels is layer:
+                return entry
+        return None
+
+    def _on_masklets_painted(self, layer: Any, event: Any = None) -> None:
+        """A brush / fill / eraser stroke on a tracked image's masklets layer: the lineage and Tracks follow soon."""
+        entry = self._entry_of(layer)
+        if entry is not None and len(entry.tracking.lineage):
+            entry.painted = True
+            self.schedule_follow(entry)
+
+    def _on_masklets_redrawn(self, layer: Any, event: Any = None) -> None:
+        """The masklets layer redrawn (every redraw; also napari's own Undo / Redo of a stroke, which sends no paint
+        event): after strokes, the lineage follows when the plane shown changed since it last did (a checksum of one
+        plane: cheap)."""
+        entry = self._entry_of(layer)
+        if entry is None or not entry.painted:
+            return
+        state = self.widget.states.get(entry.image.unique_id)
+        if state is None or state.controller is None:
+            return
+        t = self._current_frame(state.controller)
+        if 0 <= t < entry.tracking.num_frames and entry.checksums.get(t) != _checksum(entry.tracking.plane(t)):
+            self.schedule_follow(entry)
+
+    def schedule_follow(self, entry: ImageTracking) -> None:
+        """Have the lineage and the Tracks layer of ``entry`` follow its labels ``FOLLOW_DELAY_MS`` after the last
+        call (strokes come in bursts)."""
+        self._follow_entry = entry
+        self._follow_timer.start()
+
+    def _follow_labels(self) -> None:
+        """Re-derive the lineage and Tracks data from the labels in a worker thread (one at a time: a refresh asked
+        for meanwhile runs once after it; a run or export in progress delays it)."""
+        entry = self._follow_entry
+        if entry is None:
+            return
+        if self.follow_worker is not None:
+            self._follow_again = entry
+            return
+        if self.worker is not None or self.widget.busy():
+            self._follow_timer.start()
+            return
+        from napari.qt.threading import create_worker
+
+        before, runs, leave_out = entry.tracking.lineage, len(entry.tracking.history), self.widget_ids(entry.image)
+        worker = self.follow_worker = create_worker(_followed, entry.tracking, leave_out, _start_thread=False,
+                                                    _ignore_errors=True)
+        worker.returned.connect(self.slot(lambda out: self._apply_follow(entry, before, runs, out)))
+        worker.errored.connect(self.slot(self._fail))
+        worker.finished.connect(self.slot(lambda: self._follow_done(worker)))
+        worker.start()
+
+    def _apply_follow(self, entry: ImageTracking, before: Lineage, runs: int, out: tuple) -> None:
+        """Take the refreshed lineage and Tracks data, unless a run, undo or edit changed the tracking meanwhile."""
+        lineage, result, tracks, checksums = out
+        if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
+            self.schedule_follow(entry)  # derived from a state that is gone: again, from the labels now
+            return
+        changed = lineage.rows() != before.rows()
+        entry.tracking.follow(lineage)
+        entry.checksums = checksums
+        if entry.image in self.viewer.layers:
+            self.follow_tracks_layer(entry, *tracks)
+        painted = sorted({row.track_id for row in result.lineage.rows()} - {row.track_id for row in lineage.rows()})
+        if changed or painted:
+            extra = (f" ({len(painted)} of them painted by hand: {', '.join(map(str, painted[:10]))})" if painted
+                     else "")
+            self.status.setText(f"Labels edited by hand: {len(result.lineage)} track(s){extra}, "
+                                f"{len(result.lineage.divisions())} division(s); the Tracks layer and the lineage "
+                                "follow the labels.")
+
+    def _follow_done(self, worker: Any) -> None:
+        if self.follow_worker is worker:
+            self.follow_worker = None
+        again, self._follow_again = self._follow_again, None
+        if again is not None:
+            self.schedule_follow(again)
+
     def _channel_hint(self, entry: ImageTracking) -> str:
         """" Only slice i of axis a … was tracked: …" when ``entry``'s image has an axis of at most ``MAX_CHANNELS``
         slices that is neither its frames, its planes nor its channel axis (one slice of it was tracked: the slider's);
@@ -482,7 +645,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
 
     def _set_busy(self, busy: bool) -> None:
         busy = busy or self.worker is not None
-        for button in (self.track_button, self.undo_button, self.repropagate_button, *self.export_buttons.values()):
+        for button in (self.track_button, self.undo_button, self.repropagate_button, self.delete_button,
+                       self.merge_button, *self.export_buttons.values()):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         for name in RUN_BUTTONS:  # the widget's own runs wait for this one
@@ -519,8 +683,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
         self.update_tracks_layer(entry)
-        self.status.setText(f"Undid the {'tracking run' if run.kind == 'track' else 'correction'}: "
-                            f"{len(set(run.frames))} frame(s) restored.")
+        what = {"track": "tracking run", "correct": "correction"}.get(run.kind, run.what or run.kind)
+        self.status.setText(f"Undid the {what}: {len(set(run.frames))} frame(s) restored.")
 
     # ------------------------------------------------------------------ correction clicks
     def start_correction(self) -> None:
@@ -561,6 +725,18 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             points.selected_data = set(np.flatnonzero(ids == track_id).tolist())
             points.remove_selected()
 
+
+
+def _checksum(plane: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(plane).view(np.uint8))
+
+
+def _followed(tracking: TrackAll, leave_out: Any) -> Tuple[Lineage, TrackingResult, tuple, Dict[int, int]]:
+    """(the lineage as the labels hold it, the result with it, its Tracks (data, graph), {frame: checksum}): in the
+    follow worker's thread."""
+    lineage, result = tracking.followed(leave_out)
+    checksums = {t: _checksum(tracking.plane(t)) for t in range(tracking.num_frames)}
+    return lineage, result, tracks_layer_data(result), checksums
 
 
 def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:

@@ -33,6 +33,7 @@ from sam2_model.frames import FrameSource, check_contrast_limits, check_smooth
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
+from sam2_model.tracking.lineage import end_reason_at
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 from sam2_model.prompt_validation import check_count
 
@@ -88,6 +89,7 @@ class TrackRun:
     lineage_before: Lineage
     frames: List[int] = field(default_factory=list)  # frames written, in order
     continued: Dict[int, int] = field(default_factory=dict)  # a "track" run's {new id: kept track it continues}
+    what: str = ""  # a "delete" / "merge" step in words
 
 
 def _copy(lineage: Lineage) -> Lineage:
@@ -107,6 +109,7 @@ class TrackAll:
         self.index_of: IndexOf = index_of or (lambda t: (t,))
         self.lineage = Lineage()
         self.history: List[TrackRun] = []
+        self.dropped: Dict[int, Track] = {}  # rows :meth:`follow` dropped (their pixels were erased by hand)
         self.note = ""  # the last run's note for the user (no cell found on any frame it tracked), else ""
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
@@ -150,6 +153,87 @@ class TrackAll:
     def tracks_data(self, leave_out: Iterable[int] = ()) -> Tuple[np.ndarray, Dict[int, List[int]]]:
         """napari Tracks data (N, 4) [track, t, y, x] and graph {child: [parent]} of :meth:`result`."""
         return tracks_layer_data(self.result(leave_out))
+
+    def followed(self, leave_out: Iterable[int] = ()) -> Tuple[Lineage, TrackingResult]:
+        """The lineage as the labels now hold it (after hand edits: brush, fill, eraser), and :meth:`result` with it.
+
+        Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
+        become roots); the others begin and end where their pixels do, their end reason following
+        (:func:`~sam2_model.tracking.lineage.end_reason_at`). The result's lineage also has the hand-painted ids."""
+        result = self.result(leave_out)
+        spans = id_spans(result.labels)
+        back = [row for i, row in dict(self.dropped).items() if i in spans and i not in self.lineage]  # napari's undo
+        lineage = lineage_of_pixels(Lineage(self.lineage.rows() + back), spans, self.num_frames)
+        rows = {row.track_id: row for row in result.lineage.rows() if row.track_id not in lineage
+                and row.track_id in spans}  # the hand-painted ids
+        rows.update((row.track_id, row) for row in lineage.rows())
+        return lineage, dataclasses.replace(result, lineage=Lineage(rows.values()))
+
+    def follow(self, lineage: Lineage) -> None:
+        """Take ``lineage`` from :meth:`followed` (on the thread that owns this tracking); the rows it dropped are
+        kept aside, so that a track whose pixels come back (napari's own undo of the stroke) gets its row back."""
+        self.dropped.update((row.track_id, row) for row in self.lineage.rows() if row.track_id not in lineage)
+        for row in lineage.rows():
+            self.dropped.pop(row.track_id, None)
+        self.lineage = lineage
+
+    # ------------------------------------------------------------------ track-level edits
+    def delete_track(self, track_id: int) -> Iterator[Step]:
+        """Delete ``track_id``: its pixels on every frame and its lineage row (its daughters become roots), as one
+        undoable step (kind "delete"). Reads every plane (run it in a worker); ValueError when no frame holds it."""
+        track_id = _check_id(track_id, "track id")
+        frames = [t for t in range(self.num_frames) if (self.plane(t) == track_id).any()]
+        if not frames:
+            raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows "
+                             "(Track id box, or pick a label)")
+        run = TrackRun("delete", RunJournal(), _copy(self.lineage), what=f"deleted track {track_id}")
+        yield from self._relabel_frames(run, frames, track_id, 0)
+        rows = {row.track_id: row for row in self.lineage.rows() if row.track_id != track_id}
+        self.lineage = Lineage(dataclasses.replace(row, parent=0) if row.parent == track_id else row
+                               for row in rows.values())
+        yield "done", -1, 0, len(frames)
+
+    def merge_track(self, track_id: int, into: int) -> Iterator[Step]:
+        """Relabel ``track_id`` as ``into`` on every frame (one undoable step, kind "merge"): merge two pieces of one
+        cell (an id switch, a broken track), or relabel a track when ``into`` holds no pixels. The joined track begins
+        with the first piece (its parent) and ends with the last (its end reason and daughters). Refused (ValueError
+        naming the frames, nothing written) when both hold pixels on the same frame. Reads every plane (a worker)."""
+        track_id, into = _check_id(track_id, "track id"), _check_id(into, "the id to merge into")
+        if track_id == into:
+            raise ValueError(f"cannot merge track {track_id} into itself: choose another id to merge into")
+        source: List[int] = []
+        target: List[int] = []
+        for t in range(self.num_frames):
+            ids = np.unique(self.plane(t))
+            if track_id in ids:
+                source.append(t)
+            if into in ids:
+                target.append(t)
+        if not source:
+            raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows")
+        both = sorted(set(source) & set(target))
+        if both:
+            raise ValueError(f"tracks {track_id} and {into} are both on frame(s) {both[:10]}: a track holds one cell "
+                             f"per frame; erase one of them there first, or merge into an id not on those frames")
+        kind = "merged" if target else "relabelled"
+        run = TrackRun("merge", RunJournal(), _copy(self.lineage),
+                       what=f"{kind} track {track_id} into {into}" if target else f"relabelled {track_id} as {into}")
+        yield from self._relabel_frames(run, source, track_id, into)
+        self.lineage = _merged(self.lineage, track_id, into, source, target, self.num_frames)
+        yield "done", -1, 0, len(source)
+
+    def _relabel_frames(self, run: TrackRun, frames: List[int], old: int, new: int) -> Iterator[Step]:
+        """Write ``old`` -> ``new`` on ``frames`` through ``run``'s journal (on the undo stack from its first frame)."""
+        self.history.append(run)
+        try:
+            yield "plan", frames[0], 0, len(frames)
+            for t in frames:
+                plane = self.plane(t).copy()
+                plane[plane == old] = new
+                self._write(run, t, plane)
+                yield "frame", t, 1, len(frames)
+        finally:
+            self._drop_if_empty(run)
 
     # ------------------------------------------------------------------ writing
     def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> None:
@@ -481,6 +565,60 @@ def _joined(kept: List[Track], new: List[Track], continued: Dict[int, int], star
         else:
             rows[row.track_id] = Track(row.track_id, row.begin, row.end, parent, row.end_reason)
     return Lineage(rows.values())
+
+
+def id_spans(labels: np.ndarray) -> Dict[int, Tuple[int, int]]:
+    """{id: (first frame, last frame)} of every id > 0 of (T, H, W) ``labels``."""
+    spans: Dict[int, Tuple[int, int]] = {}
+    for t, plane in enumerate(labels):
+        for i in np.unique(plane).tolist():
+            if i:
+                spans[int(i)] = (spans.get(int(i), (t, t))[0], t)
+    return spans
+
+
+def lineage_of_pixels(lineage: Lineage, spans: Dict[int, Tuple[int, int]], num_frames: int) -> Lineage:
+    """``lineage``'s rows as the pixels hold them (``spans``: :func:`id_spans`): rows without pixels are dropped (their
+    daughters become roots), the others begin and end where their pixels do, with the end reason that follows."""
+    rows = {row.track_id: Track(row.track_id, *spans[row.track_id], row.parent, row.end_reason)
+            for row in lineage.rows() if row.track_id in spans}
+    rows = {i: row if row.parent in rows else dataclasses.replace(row, parent=0) for i, row in rows.items()}
+    out = []
+    for i, row in rows.items():
+        divides = any(r.parent == i and r.begin == row.end + 1 for r in rows.values())
+        out.append(dataclasses.replace(row, end_reason=end_reason_at(lineage[i], row.end, num_frames - 1, divides)))
+    return Lineage(out)
+
+
+def _merged(lineage: Lineage, track_id: int, into: int, source: List[int], target: List[int],
+            num_frames: int) -> Lineage:
+    """``lineage`` after ``track_id`` (on frames ``source``) was relabelled ``into`` (on ``target``): one row for
+    ``into``, from the first frame to the last, parent of the piece that begins first, end reason of the one that
+    ends last; ``track_id``'s daughters become ``into``'s."""
+    rows = {row.track_id: row for row in lineage.rows()}
+    old, new = rows.pop(track_id, None), rows.get(into)
+    frames = sorted(source + target)
+    first = old if not target or min(source) < min(target) else new
+    last = old if not target or max(source) > max(target) else new
+    parent = first.parent if first is not None else 0
+    reason = last.end_reason if last is not None else ("end of stack" if frames[-1] == num_frames - 1 else "lost")
+    rows[into] = Track(into, frames[0], frames[-1], 0 if parent in (track_id, into) else parent, reason)
+    joined = rows[into]
+
+    def relinked(row: Track) -> Track:  # daughters of either go on from the joined track, if they begin after it ends
+        parent = into if row.parent == track_id else row.parent
+        if parent == into and row.begin <= joined.end:
+            parent = 0
+        return dataclasses.replace(row, parent=parent)
+
+    return Lineage(relinked(row) if row.track_id != into else row for row in rows.values())
+
+
+def _check_id(value: Any, what: str) -> int:
+    """``value`` as a label id (1 .. 2**32 - 1), else ValueError naming ``what``."""
+    if isinstance(value, bool) or int(value) != value or not 1 <= int(value) <= int(np.iinfo(np.uint32).max):
+        raise ValueError(f"{what} must be a positive label id (1 to {np.iinfo(np.uint32).max}), got {value!r}")
+    return int(value)
 
 
 def _shift(row: Track, offset: int) -> Track:

@@ -205,15 +205,33 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
             parent = known[parent].parent if parent in known else 0
         return last_piece.get(parent, 0)
 
-    rows = []
+    rows: Dict[int, Track] = {}
     for piece, t in pieces.items():
         if t.parent == 0 and piece in known:  # first piece: inherit the original parent
             parent = resolve_parent(known[piece].parent)
             if parent and pieces[parent].end >= t.begin:
                 parent = 0
             t = replace(t, parent=parent)
-        rows.append(t)
-    return out, Lineage(rows)
+        rows[piece] = t
+    last_frame = out.shape[0] - 1
+    for i, piece in last_piece.items():  # each track's last piece: why it ends where its pixels now end
+        t = rows[piece]
+        divides = any(r.parent == piece and r.begin == t.end + 1 for r in rows.values())
+        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, last_frame, divides))
+    return out, Lineage(rows.values())
+
+
+def end_reason_at(track: Track, end: int, last_frame: int, divides: bool) -> str:
+    """Why ``track`` ends on frame ``end`` once its pixels end there (hand edits, a later run, an export's cut at a
+    gap): "end of stack" on ``last_frame``; "divided" when ``divides`` (daughters begin on ``end + 1``); its own reason
+    when it still ends where it ended ("lost", "left the field"); otherwise "lost"."""
+    if end >= last_frame:
+        return "end of stack"
+    if divides:
+        return "divided"
+    if end == track.end and track.end_reason in ("lost", "left the field"):
+        return track.end_reason
+    return "lost"
 
 
 # ---------------------------------------------------------------------------------------------- tables
