@@ -10,15 +10,14 @@ import tifffile
 
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import read_ctc
-from widget_helpers import open_widget, track_all_panel, wait_tracking
+from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
 
 FRAMES = 5
 
 
 @pytest.fixture
 def tracked(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    movie = make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=11, divisions=False,
-                           enter_leave=False, radius_fraction=0.12)
+    movie = small_movie(FRAMES, 11)
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     panel = track_all_panel(widget)
     panel.track_button.click()

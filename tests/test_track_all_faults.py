@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam2_model.synthetic import make_timelapse
-from widget_helpers import open_widget, track_all_panel, wait_tracking
+from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
 
 FRAMES = 6
 
 
 @pytest.fixture(scope="module")
 def movie():
-    return make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=11, divisions=False,
-                          enter_leave=False, radius_fraction=0.12)
+    return small_movie(FRAMES, 11)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDockWidget, QPushButton
 
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 from widget_helpers import (  # noqa: E402
-    WIDGET, click_cell, open_widget, propagating, track_all_panel, wait, wait_tracking,
+    WIDGET, click_cell, open_widget, propagating, small_movie, track_all_panel, wait, wait_tracking,
 )
 
 FRAMES = 5
@@ -23,8 +23,7 @@ FRAMES = 5
 
 @pytest.fixture(scope="module")
 def movie():
-    return make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=3, divisions=False,
-                          enter_leave=False, radius_fraction=0.12)
+    return small_movie(FRAMES, 3)
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ pytestmark = pytest.mark.gui
 
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import centre, open_widget, wait  # noqa: E402
+from widget_helpers import centre, open_widget, small_movie, wait  # noqa: E402
 
 FRAMES = 5
 
 
 @pytest.fixture(scope="module")
 def movie():
-    return make_timelapse(num_frames=FRAMES, shape=(96, 96), num_cells=3, seed=5, divisions=False,
-                          enter_leave=False, radius_fraction=0.12)
+    return small_movie(FRAMES, 5)
 
 
 @pytest.fixture
@@ -116,7 +115,7 @@ def test_load_session_over_objects_asks_first_and_undo_after_it_says_the_history
     answers.append(False)
     w.load_session_button.click()
     wait(qtbot, w)
-    assert questions == [f"Replace the 1 object(s) on 'cells' with the session's? Their masks are discarded "
+    assert questions == ["Replace the 1 object(s) on 'cells' with the session's? Their masks are discarded "
                          "(Save session… keeps them)."]
     assert "Not loaded" in w.status.text(), w.status.text()
     assert per_frame(w, 1) == work and w.controller.obj_ids == [1]

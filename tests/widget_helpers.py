@@ -8,6 +8,15 @@ from typing import Any, Tuple
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 
 
+def small_movie(num_frames: int, seed: int) -> Any:
+    """The GUI tests' small time-lapse: ``num_frames`` frames of 96 x 96, three round cells that neither divide nor
+    enter or leave (``make_timelapse``'s result: .image (T, 96, 96), .labels)."""
+    from sam2_model.synthetic import make_timelapse
+
+    return make_timelapse(num_frames=num_frames, shape=(96, 96), num_cells=3, seed=seed, divisions=False,
+                          enter_leave=False, radius_fraction=0.12)
+
+
 def open_widget(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, *images: Tuple[str, Any],
                 size: int = 128) -> Tuple[Any, Any]:
     """(viewer, widget): a viewer holding ``images`` ((name, data) pairs) and the widget on the demo model."""
