@@ -237,12 +237,12 @@ def test_a_kept_track_whose_daughters_a_later_run_replaced_ends_lost_before_it_u
     continue (their daughters' parent too)."""
     from sam2_model.tracking import Track
 
-    from napari_sam2.track_all import _joined
+    from napari_sam2.track_continuation import joined_lineage
 
     kept = [Track(1, 0, 5, 0, "end of stack"), Track(2, 0, 5, 0, "end of stack"), Track(3, 0, 1, 0, "lost"),
             Track(4, 0, 2, 0, "divided")]
     new = [Track(11, 3, 4, 0, "divided"), Track(12, 5, 5, 11, "end of stack"), Track(13, 3, 5, 0, "end of stack")]
-    rows = {row.track_id: row for row in _joined(kept, new, {11: 1}, 3, {1: 2, 2: 1, 3: 1, 4: 2}).rows()}
+    rows = {row.track_id: row for row in joined_lineage(kept, new, {11: 1}, 3, {1: 2, 2: 1, 3: 1, 4: 2}).rows()}
     assert rows == {1: Track(1, 0, 4, 0, "divided"), 2: Track(2, 0, 1, 0, "lost"), 3: Track(3, 0, 1, 0, "lost"),
                     4: Track(4, 0, 2, 0, "lost"), 12: Track(12, 5, 5, 1, "end of stack"),
                     13: Track(13, 3, 5, 0, "end of stack")}

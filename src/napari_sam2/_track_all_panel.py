@@ -1,5 +1,7 @@
 """The "Track all cells" panel of the segmentation widget: options, run, cancel, undo, correct one cell (its ids
-beside the widget's objects: :mod:`._track_all_ids_mixin`; its Tracks layer and exports: :mod:`._track_all_outputs`).
+beside the widget's objects: :mod:`._track_all_ids_mixin`; its Tracks layer and exports: :mod:`._track_all_outputs`;
+Delete / Merge track and following hand edits: :mod:`._track_all_edits_mixin`; a run's start frame and its guards:
+:mod:`._track_all_run_mixin`).
 
 A collapsible part of :class:`~._widget.SegmentationWidget` (it uses only the widget's public parts: the
 viewer, the model picker, the current image's state and controller). The compute lives in
@@ -9,29 +11,27 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-import zlib
-from functools import partial
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QSpinBox, QVBoxLayout, QWidget,
 )
 from superqt import QCollapsible
 
-from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
+from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult
 
-from ._image_state import add_points_layer, layer_name, same_layer
+from ._image_state import add_points_layer, layer_name
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from ._runs import qt_deleted
 from ._session_actions import steps_worker
+from ._track_all_edits_mixin import TrackEditsMixin
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
+from ._track_all_run_mixin import TrackRunMixin
 from ._track_ids import frame_ranges, frames_text
 from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits
 
@@ -53,9 +53,6 @@ EXPORT_TIPS = {  # what each export button writes (then EXPORT_TIP)
     "geff": "Write a GEFF graph (a .geff zarr folder): a node per cell and frame at its centre, edges along tracks and "
             "divisions, the image's pixel size and frame interval as its axes.",
 }
-FOLLOW_DELAY_MS = 500  # after the last brush / fill / eraser stroke, the Tracks layer and the lineage follow the labels
-RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
-               "seed_button")  # New object stays usable: it only moves the Object id
 
 
 class ImageTracking:
@@ -70,7 +67,7 @@ class ImageTracking:
         self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
 
 
-class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
+class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunMixin, QCollapsible):
     """Seeding mode, cell-size range, re-detection interval, divisions; Track all cells; correct; export."""
 
     def __init__(self, widget: Any) -> None:
@@ -176,14 +173,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self.repropagate_button.clicked.connect(self._on_repropagate)
         self.delete_button.clicked.connect(self._on_delete_track)
         self.merge_button.clicked.connect(self._on_merge_track)
-        self.follow_worker: Any = None  # the worker refreshing the lineage and Tracks from hand-edited labels
-        self._follow_again: Optional[ImageTracking] = None  # a refresh asked for while one runs
-        self._follow_timer = QTimer(self)
-        self._follow_timer.setSingleShot(True)
-        self._follow_timer.setInterval(FOLLOW_DELAY_MS)
-        self._follow_timer.timeout.connect(self._follow_labels)
-        self._follow_entry: Optional[ImageTracking] = None
-        self._watched: list = []  # the masklets layers whose strokes are followed
+        self._init_follow()
         for what, button in self.export_buttons.items():
             button.clicked.connect(lambda _=False, w=what: self._on_export(w))
             button.setToolTip(f"{EXPORT_TIPS[what]} {EXPORT_TIP}")
@@ -229,15 +219,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._watch_masklets(self.widget.labels_layer)
         return entry
 
-    def _watch_masklets(self, layer: Any) -> None:
-        """Follow the brush / fill / eraser strokes on the masklets ``layer`` (and napari's undo / redo of them), once
-        per layer (the layer may be made after its image's tracking)."""
-        if layer is None or any(seen is layer for seen in self._watched):
-            return
-        self._watched.append(layer)
-        layer.events.paint.connect(partial(self._on_masklets_painted, layer))  # (the events' source is not the layer)
-        layer.events.set_data.connect(partial(self._on_masklets_redrawn, layer))
-
     def _current_frame(self, controller: Any) -> int:
         axis = controller.layout.frame_axis
         return 0 if axis is None else int(self.viewer.dims.current_step[axis])
@@ -271,25 +252,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             self._fail(error)
             return
         self._start(entry, steps, f"Tracking all cells from frame {start}")
-
-    def _start_frame(self, entry: ImageTracking, shown: int) -> Optional[int]:
-        """The frame to track from: the one ``shown``, or frame 0 if the person says so when the frames before it hold
-        no labels (napari opens a stack on its middle frame; frames that hold some are continued, not asked about);
-        None when the person cancels."""
-        if shown == 0 or any(entry.tracking.plane(t).any() for t in range(shown - 1, -1, -1)):
-            return shown
-        from qtpy.QtWidgets import QMessageBox
-
-        before = frames_text(range(shown))
-        answer = QMessageBox.question(
-            self, "Track all cells",
-            f"The slider is on frame {shown} and {before} hold{'s' if shown == 1 else ''} no labels. Track the whole "
-            f"movie from frame 0?\n\nYes: from frame 0. No: from frame {shown} ({before} stay empty). Cancel: "
-            "nothing is tracked.",
-            QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.Yes)
-        if answer == QMessageBox.Cancel:
-            return None
-        return 0 if answer == QMessageBox.Yes else shown
 
     def track_now(self, image: Any = None, start_frame: int = 0, options: Optional[TrackAllOptions] = None,
                   progress: Optional[Callable[[int, int], None]] = None) -> TrackingResult:
@@ -355,47 +317,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         self._set_busy(True)
         worker.start()
 
-    def slot(self, callback: Callable[..., None], ends_run: bool = False) -> Callable[..., None]:
-        """``callback`` for a worker's signal (``ends_run``: its finished signal, given the worker), as
-        ``_runs._on_worker_finished`` guards the widget's: once the viewer's window (and this panel in it) was
-        closed, the deleted widgets' RuntimeError (which aborted Python) is not raised; the run is stopped instead and,
-        when it ends, let go of (the widget is no longer busy). Any other error is raised."""
-
-        def guarded(*args: Any) -> None:
-            try:
-                callback(*args)
-            except RuntimeError:
-                if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
-                    raise
-                self._window_closed(args[0] if ends_run and args else None)
-
-        return guarded
-
-    def _window_closed(self, finished: Any = None) -> None:
-        """The panel's Qt parts were deleted with the window: stop the run (nothing is left to show it); once its
-        worker has ``finished``, close its steps and let go of it."""
-        if finished is None:
-            if self.worker is not None:
-                self.worker.quit()
-            return
-        steps, self._steps = self._steps, None
-        if steps is not None:
-            steps.close()
-        if self.worker is finished:
-            self.worker = None
-        if self.widget.worker is finished:
-            self.widget.worker = None
-
-    def _show_progress(self) -> None:
-        """Scroll the dock (the QScrollArea napari puts a tall widget in) so that the status line, the progress bar
-        and Cancel are in view while a run goes on (the panel sits at the bottom of the widget)."""
-        area = self.parentWidget()
-        while area is not None and not isinstance(area, QScrollArea):
-            area = area.parentWidget()
-        if area is not None:
-            area.ensureWidgetVisible(self.status)
-            area.ensureWidgetVisible(self.progress)
-
     def _on_step(self, step: tuple) -> None:
         try:
             kind, frame, active, total = step
@@ -421,30 +342,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
     def _fail(self, error: Exception) -> None:
         show_error(f"SAM 2: {error}")
         self.status.setText(f"Failed: {error}")
-
-    def cancel(self) -> None:
-        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
-
-        The widget's Cancel button calls this too while a tracking run is in progress."""
-        if self._export is not None and self._export.owns(self.worker):
-            self.worker.quit()
-            show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
-        elif self.worker is not None:
-            self._outcome = "cancelled"
-            self.worker.quit()
-            show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
-                      "'Track all cells' reverts the run).")
-
-    def stop_run_on(self, image: Any, why: str) -> None:
-        """Stop the tracking run (or correction) working on ``image`` (an Image layer whose image or masklets layer
-        is going away; ``why`` says which): the frames finished are kept whole, and the status says why. An export
-        goes on (it has read what it writes)."""
-        worker = self.worker
-        if worker is None or (self._export is not None and self._export.owns(worker)):
-            return
-        if same_layer(self._run_image, image):
-            self._outcome = f"stopped: {why}"
-            worker.quit()
 
     def _on_finished(self) -> None:
         steps, outcome, mine = self._steps, self._outcome, self.worker
@@ -503,123 +400,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         lineage = entry.tracking.lineage if entry is not None else Lineage()
         return f"{len(lineage)} track(s), {len(lineage.divisions())} division(s)"
 
-    # ------------------------------------------------------------------ track-level edits
-    def _on_delete_track(self) -> None:
-        self._track_edit(lambda entry, track_id: entry.tracking.delete_track(track_id),
-                         lambda track_id: f"Deleting track {track_id}")
-
-    def _on_merge_track(self) -> None:
-        into = self.merge_spin.value()
-        self._track_edit(lambda entry, track_id: entry.tracking.merge_track(track_id, into),
-                         lambda track_id: f"Merging track {track_id} into {into}", into)
-
-    def _track_edit(self, make: Callable[[ImageTracking, int], Iterator], what: Callable[[int], str],
-                    into: Optional[int] = None) -> None:
-        """Run a track-level edit of the track in 'Track id' (``make(entry, id)``: its steps) in a worker, as a run
-        (undoable, the Tracks layer follows at its end); refused, saying why, for the widget's own objects."""
-        if self._refuse_if_busy():
-            return
-        try:
-            if self.widget.controller is None:
-                raise ValueError("Track the cells first ('Track all cells'), then pick a track (Track id)")
-            entry = self.current()
-            track_id = self.track_spin.value()
-            objects = self.widget_ids(entry.image) - self.track_ids(entry.image)
-            for value, role in ((track_id, "Track id"), (into, "the id to merge into")):
-                if value is not None and value in objects:
-                    raise ValueError(f"{role} {value} is an object of the segmentation widget (its own Delete / Merge "
-                                     "act on it): choose a track's id, or an unused id")
-            steps = make(entry, track_id)
-        except Exception as error:
-            self._fail(error)
-            return
-        self._follow_timer.stop()  # the edit's end remakes the Tracks layer from the labels
-        self._start(entry, steps, what(track_id))
-
-    # ------------------------------------------------------------------ following hand edits
-    def _entry_of(self, layer: Any) -> Optional[ImageTracking]:
-        """The tracking whose masklets layer is ``layer`` (None: none)."""
-        for entry in self.images.values():
-            state = self.widget.states.get(entry.image.unique_id)
-            if state is not None and layer is not None and state.labels is layer:
-                return entry
-        return None
-
-    def _on_masklets_painted(self, layer: Any, event: Any = None) -> None:
-        """A brush / fill / eraser stroke on a tracked image's masklets layer: the lineage and Tracks follow soon."""
-        entry = self._entry_of(layer)
-        if entry is not None and len(entry.tracking.lineage):
-            entry.painted = True
-            self.schedule_follow(entry)
-
-    def _on_masklets_redrawn(self, layer: Any, event: Any = None) -> None:
-        """The masklets layer redrawn (every redraw; also napari's own Undo / Redo of a stroke, which sends no paint
-        event): after strokes, the lineage follows when the plane shown changed since it last did (a checksum of one
-        plane: cheap)."""
-        entry = self._entry_of(layer)
-        if entry is None or not entry.painted:
-            return
-        state = self.widget.states.get(entry.image.unique_id)
-        if state is None or state.controller is None:
-            return
-        t = self._current_frame(state.controller)
-        if 0 <= t < entry.tracking.num_frames and entry.checksums.get(t) != _checksum(entry.tracking.plane(t)):
-            self.schedule_follow(entry)
-
-    def schedule_follow(self, entry: ImageTracking) -> None:
-        """Have the lineage and the Tracks layer of ``entry`` follow its labels ``FOLLOW_DELAY_MS`` after the last
-        call (strokes come in bursts)."""
-        self._follow_entry = entry
-        self._follow_timer.start()
-
-    def _follow_labels(self) -> None:
-        """Re-derive the lineage and Tracks data from the labels in a worker thread (one at a time: a refresh asked
-        for meanwhile runs once after it; a run or export in progress delays it)."""
-        entry = self._follow_entry
-        if entry is None:
-            return
-        if self.follow_worker is not None:
-            self._follow_again = entry
-            return
-        if self.worker is not None or self.widget.busy():
-            self._follow_timer.start()
-            return
-        from napari.qt.threading import create_worker
-
-        before, runs, leave_out = entry.tracking.lineage, len(entry.tracking.history), self.widget_ids(entry.image)
-        worker = self.follow_worker = create_worker(_followed, entry.tracking, leave_out, _start_thread=False,
-                                                    _ignore_errors=True)
-        worker.returned.connect(self.slot(lambda out: self._apply_follow(entry, before, runs, out)))
-        worker.errored.connect(self.slot(self._fail))
-        worker.finished.connect(self.slot(lambda: self._follow_done(worker)))
-        worker.start()
-
-    def _apply_follow(self, entry: ImageTracking, before: Lineage, runs: int, out: tuple) -> None:
-        """Take the refreshed lineage and Tracks data, unless a run, undo or edit changed the tracking meanwhile."""
-        lineage, result, tracks, checksums = out
-        if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
-            self.schedule_follow(entry)  # derived from a state that is gone: again, from the labels now
-            return
-        changed = lineage.rows() != before.rows()
-        entry.tracking.follow(lineage)
-        entry.checksums = checksums
-        if entry.image in self.viewer.layers:
-            self.follow_tracks_layer(entry, *tracks)
-        painted = sorted({row.track_id for row in result.lineage.rows()} - {row.track_id for row in lineage.rows()})
-        if changed or painted:
-            extra = (f" ({len(painted)} of them painted by hand: {', '.join(map(str, painted[:10]))})" if painted
-                     else "")
-            self.status.setText(f"Labels edited by hand: {len(result.lineage)} track(s){extra}, "
-                                f"{len(result.lineage.divisions())} division(s); the Tracks layer and the lineage "
-                                "follow the labels.")
-
-    def _follow_done(self, worker: Any) -> None:
-        if self.follow_worker is worker:
-            self.follow_worker = None
-        again, self._follow_again = self._follow_again, None
-        if again is not None:
-            self.schedule_follow(again)
-
     def _channel_hint(self, entry: ImageTracking) -> str:
         """" Only slice i of axis a … was tracked: …" when ``entry``'s image has an axis of at most ``MAX_CHANNELS``
         slices that is neither its frames, its planes nor its channel axis (one slice of it was tracked: the slider's);
@@ -636,28 +416,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
         return (f" Only slice {index} of axis {axis} ({shape[axis]} slices) was tracked: if that axis holds channels, "
                 f"choose 'axis {axis} ({shape[axis]})' as the widget's 'Channel axis' and the channel that shows the "
                 "cells, then track again.")
-
-    def _refuse_if_busy(self) -> bool:
-        if self.worker is not None or self.widget.busy():
-            self.status.setText("Busy: wait for the run in progress (or cancel it).")
-            return True
-        return False
-
-    def _set_busy(self, busy: bool) -> None:
-        busy = busy or self.worker is not None
-        for button in (self.track_button, self.undo_button, self.repropagate_button, self.delete_button,
-                       self.merge_button, *self.export_buttons.values()):
-            button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-        for name in RUN_BUTTONS:  # the widget's own runs wait for this one
-            button = getattr(self.widget, name, None)
-            if button is not None:
-                button.setEnabled(not busy)
-        cancel = getattr(self.widget, "cancel_button", None)
-        if cancel is not None:  # the widget's Cancel stops this run too
-            cancel.setEnabled(busy)
-        if not busy:  # its buttons as its state says (none on a single 2-D image); clicks made meanwhile segmented
-            self.widget.after_other_run()
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
@@ -725,18 +483,6 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, QCollapsible):
             points.selected_data = set(np.flatnonzero(ids == track_id).tolist())
             points.remove_selected()
 
-
-
-def _checksum(plane: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(plane).view(np.uint8))
-
-
-def _followed(tracking: TrackAll, leave_out: Any) -> Tuple[Lineage, TrackingResult, tuple, Dict[int, int]]:
-    """(the lineage as the labels hold it, the result with it, its Tracks (data, graph), {frame: checksum}): in the
-    follow worker's thread."""
-    lineage, result = tracking.followed(leave_out)
-    checksums = {t: _checksum(tracking.plane(t)) for t in range(tracking.num_frames)}
-    return lineage, result, tracks_layer_data(result), checksums
 
 
 def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:

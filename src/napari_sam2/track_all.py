@@ -17,6 +17,9 @@ thread (scripts run them directly):
 
 Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames to do), "frame"
 (a frame was written), "done".
+
+Delete / merge a track and the lineage that follows hand edits live in :mod:`.track_edits` (TrackAll's methods of
+the same names call them), how a run continues the tracks of the frame before it in :mod:`.track_continuation`.
 """
 
 from __future__ import annotations
@@ -33,18 +36,18 @@ from sam2_model.frames import FrameSource, check_contrast_limits, check_smooth
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
-from sam2_model.tracking.lineage import end_reason_at
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 from sam2_model.prompt_validation import check_count
 
+from . import track_edits
 from .directions import auto_direction, check_one_way
 from .labels_writer import EditedSince, RunJournal, hashable_index, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
+from .track_continuation import continuations, joined_lineage, relabel_ids
 from .track_export import export_tracking
 
 Step = Tuple[str, int, int, int]
-CONTINUE_IOU = 0.2  # a cell on a run's first frame continues the track it overlaps at least this much the frame before
 IndexOf = Callable[[int], Tuple[Any, ...]]
 
 
@@ -155,72 +158,29 @@ class TrackAll:
         return tracks_layer_data(self.result(leave_out))
 
     def followed(self, leave_out: Iterable[int] = ()) -> Tuple[Lineage, TrackingResult]:
-        """The lineage as the labels now hold it (after hand edits: brush, fill, eraser), and :meth:`result` with it.
-
-        Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
-        become roots); the others begin and end where their pixels do, their end reason following
-        (:func:`~sam2_model.tracking.lineage.end_reason_at`). The result's lineage also has the hand-painted ids."""
-        result = self.result(leave_out)
-        spans = id_spans(result.labels)
-        back = [row for i, row in dict(self.dropped).items() if i in spans and i not in self.lineage]  # napari's undo
-        lineage = lineage_of_pixels(Lineage(self.lineage.rows() + back), spans, self.num_frames)
-        rows = {row.track_id: row for row in result.lineage.rows() if row.track_id not in lineage
-                and row.track_id in spans}  # the hand-painted ids
-        rows.update((row.track_id, row) for row in lineage.rows())
-        return lineage, dataclasses.replace(result, lineage=Lineage(rows.values()))
+        """The lineage as the labels now hold it (after hand edits), and :meth:`result` with it
+        (:func:`.track_edits.followed`; reads every plane: call it in a worker thread)."""
+        return track_edits.followed(self, leave_out)
 
     def follow(self, lineage: Lineage) -> None:
-        """Take ``lineage`` from :meth:`followed` (on the thread that owns this tracking); the rows it dropped are
-        kept aside, so that a track whose pixels come back (napari's own undo of the stroke) gets its row back."""
-        self.dropped.update((row.track_id, row) for row in self.lineage.rows() if row.track_id not in lineage)
-        for row in lineage.rows():
-            self.dropped.pop(row.track_id, None)
-        self.lineage = lineage
+        """Take ``lineage`` from :meth:`followed` (:func:`.track_edits.follow`; on the thread that owns this
+        tracking)."""
+        track_edits.follow(self, lineage)
 
     # ------------------------------------------------------------------ track-level edits
     def delete_track(self, track_id: int) -> Iterator[Step]:
-        """Delete ``track_id``: its pixels on every frame and its lineage row (its daughters become roots), as one
-        undoable step (kind "delete"). Reads every plane (run it in a worker); ValueError when no frame holds it."""
-        track_id = _check_id(track_id, "track id")
-        frames = [t for t in range(self.num_frames) if (self.plane(t) == track_id).any()]
-        if not frames:
-            raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows "
-                             "(Track id box, or pick a label)")
-        run = TrackRun("delete", RunJournal(), _copy(self.lineage), what=f"deleted track {track_id}")
-        yield from self._relabel_frames(run, frames, track_id, 0)
-        rows = {row.track_id: row for row in self.lineage.rows() if row.track_id != track_id}
-        self.lineage = Lineage(dataclasses.replace(row, parent=0) if row.parent == track_id else row
-                               for row in rows.values())
-        yield "done", -1, 0, len(frames)
+        """Delete ``track_id`` as one undoable step (kind "delete"): :func:`.track_edits.delete_track`."""
+        return track_edits.delete_track(self, track_id)
 
     def merge_track(self, track_id: int, into: int) -> Iterator[Step]:
-        """Relabel ``track_id`` as ``into`` on every frame (one undoable step, kind "merge"): merge two pieces of one
-        cell (an id switch, a broken track), or relabel a track when ``into`` holds no pixels. The joined track begins
-        with the first piece (its parent) and ends with the last (its end reason and daughters). Refused (ValueError
-        naming the frames, nothing written) when both hold pixels on the same frame. Reads every plane (a worker)."""
-        track_id, into = _check_id(track_id, "track id"), _check_id(into, "the id to merge into")
-        if track_id == into:
-            raise ValueError(f"cannot merge track {track_id} into itself: choose another id to merge into")
-        source: List[int] = []
-        target: List[int] = []
-        for t in range(self.num_frames):
-            ids = np.unique(self.plane(t))
-            if track_id in ids:
-                source.append(t)
-            if into in ids:
-                target.append(t)
-        if not source:
-            raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows")
-        both = sorted(set(source) & set(target))
-        if both:
-            raise ValueError(f"tracks {track_id} and {into} are both on frame(s) {both[:10]}: a track holds one cell "
-                             f"per frame; erase one of them there first, or merge into an id not on those frames")
-        kind = "merged" if target else "relabelled"
-        run = TrackRun("merge", RunJournal(), _copy(self.lineage),
-                       what=f"{kind} track {track_id} into {into}" if target else f"relabelled {track_id} as {into}")
-        yield from self._relabel_frames(run, source, track_id, into)
-        self.lineage = _merged(self.lineage, track_id, into, source, target, self.num_frames)
-        yield "done", -1, 0, len(source)
+        """Relabel ``track_id`` as ``into`` as one undoable step (kind "merge"): :func:`.track_edits.merge_track`."""
+        return track_edits.merge_track(self, track_id, into)
+
+    def relabel_step(self, kind: str, what: str, frames: List[int], old: int, new: int) -> Iterator[Step]:
+        """Write ``old`` -> ``new`` on ``frames`` as one undoable step (a :class:`TrackRun` of ``kind``, ``what`` in
+        words, on the undo stack from its first frame); the caller updates the lineage after it."""
+        run = TrackRun(kind, RunJournal(), _copy(self.lineage), what=what)
+        yield from self._relabel_frames(run, frames, old, new)
 
     def _relabel_frames(self, run: TrackRun, frames: List[int], old: int, new: int) -> Iterator[Step]:
         """Write ``old`` -> ``new`` on ``frames`` through ``run``'s journal (on the undo stack from its first frame)."""
@@ -285,9 +245,9 @@ class TrackAll:
         frames and above ``reserved`` (ids another tool holds, e.g. the segmentation widget's objects,
         so that its writes and this run's never share an id). A forward run from a frame s > 0 continues the
         tracks of frame s - 1: a cell found on frame s takes the id of the track it overlaps most there (one to
-        one, IoU >= ``CONTINUE_IOU``; ``TrackRun.continued``); a kept track that does not go on ends at its last
-        frame before s ("lost"). The run is on the undo stack from its first frame (a cancelled run is undone like a
-        finished one); the lineage is updated after every frame.
+        one, IoU >= :data:`.track_continuation.CONTINUE_IOU`; ``TrackRun.continued``); a kept track that does not go
+        on ends at its last frame before s ("lost"). The run is on the undo stack from its first frame (a cancelled run
+        is undone like a finished one); the lineage is updated after every frame.
         """
         options = options or TrackAllOptions()
         tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
@@ -305,10 +265,10 @@ class TrackAll:
         planes: Dict[int, np.ndarray] = {}
 
         def place(plane: np.ndarray) -> np.ndarray:  # the tracker's ids -> this labels array's
-            return _relabel(np.where(plane > 0, plane.astype(np.int64) + offset, 0), run.continued)
+            return relabel_ids(np.where(plane > 0, plane.astype(np.int64) + offset, 0), run.continued)
 
         def lineage() -> Lineage:
-            return _joined(kept, [_shift(row, offset) for row in tracker.lineage.rows()], run.continued,
+            return joined_lineage(kept, [_shift(row, offset) for row in tracker.lineage.rows()], run.continued,
                            None if tracker.reverse else order[0], last_seen)
 
         try:
@@ -316,7 +276,7 @@ class TrackAll:
             for t, plane, active in steps:
                 planes[t] = plane
                 if t == order[0] and before is not None:
-                    run.continued = _continuations(self.plane(before), place(plane), {row.track_id for row in kept})
+                    run.continued = continuations(self.plane(before), place(plane), {row.track_id for row in kept})
                 self._write(run, t, place(plane))
                 self.lineage = lineage()
                 yield "frame", int(t), int(active), len(order)
@@ -508,117 +468,6 @@ def frame_and_plane(values: Sequence[float]) -> List[float]:
     """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
     values = [float(v) for v in values]
     return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
-
-
-def _continuations(before: np.ndarray, after: np.ndarray, old_ids: Iterable[int]) -> Dict[int, int]:
-    """{id on ``after``: id of ``old_ids`` on ``before``} for the cells of two consecutive (H, W) planes that are one
-    cell: one to one, the pairs of highest IoU first, each at least ``CONTINUE_IOU``."""
-    old = np.fromiter((int(i) for i in old_ids), dtype=np.int64)
-    before = np.where(np.isin(before, old), before, 0).astype(np.int64)
-    after = np.asarray(after, dtype=np.int64)
-    both = (before > 0) & (after > 0)
-    if not both.any():
-        return {}
-    pairs, overlaps = np.unique(np.stack([before[both], after[both]]), axis=1, return_counts=True)
-    area_before = dict(zip(*(v.tolist() for v in np.unique(before, return_counts=True))))
-    area_after = dict(zip(*(v.tolist() for v in np.unique(after, return_counts=True))))
-    scored = sorted(((c / (area_before[o] + area_after[n] - c), o, n)
-                     for (o, n), c in zip(pairs.T.tolist(), overlaps.tolist())), reverse=True)
-    links: Dict[int, int] = {}
-    for iou, o, n in scored:
-        if iou >= CONTINUE_IOU and n not in links and o not in links.values():
-            links[n] = o
-    return links
-
-
-def _relabel(plane: np.ndarray, links: Dict[int, int]) -> np.ndarray:
-    """``plane`` with each id of ``links`` replaced by its value."""
-    if not links:
-        return plane
-    keys = np.fromiter(links, dtype=np.int64)
-    values = np.fromiter(links.values(), dtype=np.int64)
-    order = np.argsort(keys)
-    keys, values = keys[order], values[order]
-    at = np.searchsorted(keys, plane).clip(0, len(keys) - 1)
-    return np.where(keys[at] == plane, values[at], plane)
-
-
-def _joined(kept: List[Track], new: List[Track], continued: Dict[int, int], start: Optional[int],
-            last_seen: Dict[int, int]) -> Lineage:
-    """The lineage of a forward run from ``start``: the ``kept`` rows (tracks on the frames before) and the run's
-    ``new`` rows, each new track that ``continued`` a kept one ({new: kept}) joined to it under the kept id. A kept
-    track that ran into the run's frames, or divided there, and is not continued ends on its last frame before
-    ``start`` (``last_seen``) as "lost". ``start`` None (a backward run): the kept rows are kept as they are."""
-    rows: Dict[int, Track] = {}
-    for row in kept:
-        daughters_gone = row.end_reason == "divided" and not any(r.parent == row.track_id for r in kept)
-        if start is None or (row.end < start and not daughters_gone):
-            rows[row.track_id] = row
-            continue
-        end = min(row.end, last_seen.get(row.track_id, row.end), start - 1)
-        rows[row.track_id] = Track(row.track_id, row.begin, end, row.parent, "lost")
-    for row in new:
-        parent = continued.get(row.parent, row.parent)
-        if row.track_id in continued:
-            old = rows[continued[row.track_id]]
-            rows[old.track_id] = Track(old.track_id, old.begin, row.end, old.parent, row.end_reason)
-        else:
-            rows[row.track_id] = Track(row.track_id, row.begin, row.end, parent, row.end_reason)
-    return Lineage(rows.values())
-
-
-def id_spans(labels: np.ndarray) -> Dict[int, Tuple[int, int]]:
-    """{id: (first frame, last frame)} of every id > 0 of (T, H, W) ``labels``."""
-    spans: Dict[int, Tuple[int, int]] = {}
-    for t, plane in enumerate(labels):
-        for i in np.unique(plane).tolist():
-            if i:
-                spans[int(i)] = (spans.get(int(i), (t, t))[0], t)
-    return spans
-
-
-def lineage_of_pixels(lineage: Lineage, spans: Dict[int, Tuple[int, int]], num_frames: int) -> Lineage:
-    """``lineage``'s rows as the pixels hold them (``spans``: :func:`id_spans`): rows without pixels are dropped (their
-    daughters become roots), the others begin and end where their pixels do, with the end reason that follows."""
-    rows = {row.track_id: Track(row.track_id, *spans[row.track_id], row.parent, row.end_reason)
-            for row in lineage.rows() if row.track_id in spans}
-    rows = {i: row if row.parent in rows else dataclasses.replace(row, parent=0) for i, row in rows.items()}
-    out = []
-    for i, row in rows.items():
-        divides = any(r.parent == i and r.begin == row.end + 1 for r in rows.values())
-        out.append(dataclasses.replace(row, end_reason=end_reason_at(lineage[i], row.end, num_frames - 1, divides)))
-    return Lineage(out)
-
-
-def _merged(lineage: Lineage, track_id: int, into: int, source: List[int], target: List[int],
-            num_frames: int) -> Lineage:
-    """``lineage`` after ``track_id`` (on frames ``source``) was relabelled ``into`` (on ``target``): one row for
-    ``into``, from the first frame to the last, parent of the piece that begins first, end reason of the one that
-    ends last; ``track_id``'s daughters become ``into``'s."""
-    rows = {row.track_id: row for row in lineage.rows()}
-    old, new = rows.pop(track_id, None), rows.get(into)
-    frames = sorted(source + target)
-    first = old if not target or min(source) < min(target) else new
-    last = old if not target or max(source) > max(target) else new
-    parent = first.parent if first is not None else 0
-    reason = last.end_reason if last is not None else ("end of stack" if frames[-1] == num_frames - 1 else "lost")
-    rows[into] = Track(into, frames[0], frames[-1], 0 if parent in (track_id, into) else parent, reason)
-    joined = rows[into]
-
-    def relinked(row: Track) -> Track:  # daughters of either go on from the joined track, if they begin after it ends
-        parent = into if row.parent == track_id else row.parent
-        if parent == into and row.begin <= joined.end:
-            parent = 0
-        return dataclasses.replace(row, parent=parent)
-
-    return Lineage(relinked(row) if row.track_id != into else row for row in rows.values())
-
-
-def _check_id(value: Any, what: str) -> int:
-    """``value`` as a label id (1 .. 2**32 - 1), else ValueError naming ``what``."""
-    if isinstance(value, bool) or int(value) != value or not 1 <= int(value) <= int(np.iinfo(np.uint32).max):
-        raise ValueError(f"{what} must be a positive label id (1 to {np.iinfo(np.uint32).max}), got {value!r}")
-    return int(value)
 
 
 def _shift(row: Track, offset: int) -> Track:

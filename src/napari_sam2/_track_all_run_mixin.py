@@ -1,0 +1,135 @@
+"""The "Track all cells" panel's run lifecycle guards (a mixin of :class:`~._track_all_panel.TrackAllPanel`).
+
+The frame a run starts from (asking whether to start at frame 0 when the frames before the one shown are empty), the
+progress kept in view, worker slots that survive the viewer's window being closed mid-run, and stopping a run whose
+image or masklets layer is going away; cancelling it, and the buttons disabled while it runs. Uses the panel's
+``widget``, ``worker``, ``status``, ``progress``, its buttons, ``_steps``, ``_run_image``, ``_outcome`` and
+``_export``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QScrollArea
+
+from ._image_state import same_layer
+from ._runs import qt_deleted
+from ._track_ids import frames_text
+
+if TYPE_CHECKING:
+    from ._track_all_panel import ImageTracking
+
+RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
+               "seed_button")  # New object stays usable: it only moves the Object id
+
+
+class TrackRunMixin:
+    """Guards of a tracking run's life: its start frame, its progress in view, its worker's slots, stopping it."""
+
+    def slot(self, callback: Callable[..., None], ends_run: bool = False) -> Callable[..., None]:
+        """``callback`` for a worker's signal (``ends_run``: its finished signal, given the worker), as
+        ``_runs._on_worker_finished`` guards the widget's: once the viewer's window (and this panel in it) was
+        closed, the deleted widgets' RuntimeError (which aborted Python) is not raised; the run is stopped instead and,
+        when it ends, let go of (the widget is no longer busy). Any other error is raised."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except RuntimeError:
+                if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                    raise
+                self._window_closed(args[0] if ends_run and args else None)
+
+        return guarded
+
+    def _window_closed(self, finished: Any = None) -> None:
+        """The panel's Qt parts were deleted with the window: stop the run (nothing is left to show it); once its
+        worker has ``finished``, close its steps and let go of it."""
+        if finished is None:
+            if self.worker is not None:
+                self.worker.quit()
+            return
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.close()
+        if self.worker is finished:
+            self.worker = None
+        if self.widget.worker is finished:
+            self.widget.worker = None
+
+    def _show_progress(self) -> None:
+        """Scroll the dock (the QScrollArea napari puts a tall widget in) so that the status line, the progress bar
+        and Cancel are in view while a run goes on (the panel sits at the bottom of the widget)."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.ensureWidgetVisible(self.status)
+            area.ensureWidgetVisible(self.progress)
+
+    def stop_run_on(self, image: Any, why: str) -> None:
+        """Stop the tracking run (or correction) working on ``image`` (an Image layer whose image or masklets layer
+        is going away; ``why`` says which): the frames finished are kept whole, and the status says why. An export
+        goes on (it has read what it writes)."""
+        worker = self.worker
+        if worker is None or (self._export is not None and self._export.owns(worker)):
+            return
+        if same_layer(self._run_image, image):
+            self._outcome = f"stopped: {why}"
+            worker.quit()
+
+    def _start_frame(self, entry: ImageTracking, shown: int) -> Optional[int]:
+        """The frame to track from: the one ``shown``, or frame 0 if the person says so when the frames before it hold
+        no labels (napari opens a stack on its middle frame; frames that hold some are continued, not asked about);
+        None when the person cancels."""
+        if shown == 0 or any(entry.tracking.plane(t).any() for t in range(shown - 1, -1, -1)):
+            return shown
+        from qtpy.QtWidgets import QMessageBox
+
+        before = frames_text(range(shown))
+        answer = QMessageBox.question(
+            self, "Track all cells",
+            f"The slider is on frame {shown} and {before} hold{'s' if shown == 1 else ''} no labels. Track the whole "
+            f"movie from frame 0?\n\nYes: from frame 0. No: from frame {shown} ({before} stay empty). Cancel: "
+            "nothing is tracked.",
+            QMessageBox.Yes | QMessageBox.No | QMessageBox.Cancel, QMessageBox.Yes)
+        if answer == QMessageBox.Cancel:
+            return None
+        return 0 if answer == QMessageBox.Yes else shown
+
+    def cancel(self) -> None:
+        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
+
+        The widget's Cancel button calls this too while a tracking run is in progress."""
+        if self._export is not None and self._export.owns(self.worker):
+            self.worker.quit()
+            show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
+        elif self.worker is not None:
+            self._outcome = "cancelled"
+            self.worker.quit()
+            show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
+                      "'Track all cells' reverts the run).")
+
+    def _refuse_if_busy(self) -> bool:
+        if self.worker is not None or self.widget.busy():
+            self.status.setText("Busy: wait for the run in progress (or cancel it).")
+            return True
+        return False
+
+    def _set_busy(self, busy: bool) -> None:
+        busy = busy or self.worker is not None
+        for button in (self.track_button, self.undo_button, self.repropagate_button, self.delete_button,
+                       self.merge_button, *self.export_buttons.values()):
+            button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        for name in RUN_BUTTONS:  # the widget's own runs wait for this one
+            button = getattr(self.widget, name, None)
+            if button is not None:
+                button.setEnabled(not busy)
+        cancel = getattr(self.widget, "cancel_button", None)
+        if cancel is not None:  # the widget's Cancel stops this run too
+            cancel.setEnabled(busy)
+        if not busy:  # its buttons as its state says (none on a single 2-D image); clicks made meanwhile segmented
+            self.widget.after_other_run()

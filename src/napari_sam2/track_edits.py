@@ -1,0 +1,147 @@
+"""Track-level edits of a :class:`~.track_all.TrackAll` tracking and its lineage from the pixels; no Qt.
+
+* :func:`delete_track` / :func:`merge_track`: the panel's Delete track and Merge track into id, each one undoable step
+  of the tracking (:meth:`~.track_all.TrackAll.relabel_step`).
+* :func:`followed` / :func:`follow`: the lineage as the labels hold it after the person's hand edits (brush, fill,
+  eraser, napari's own undo of them), from :func:`id_spans` and :func:`lineage_of_pixels`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Tuple
+
+import numpy as np
+
+from sam2_model.tracking import Lineage, Track, TrackingResult
+from sam2_model.tracking.lineage import end_reason_at
+
+if TYPE_CHECKING:
+    from .track_all import Step, TrackAll
+
+
+def delete_track(tracking: TrackAll, track_id: int) -> Iterator[Step]:
+    """Delete ``track_id`` of ``tracking``: its pixels on every frame and its lineage row (its daughters become roots),
+    as one undoable step (kind "delete"). Reads every plane (run it in a worker); ValueError when no frame holds it."""
+    track_id = _check_id(track_id, "track id")
+    frames = [t for t in range(tracking.num_frames) if (tracking.plane(t) == track_id).any()]
+    if not frames:
+        raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows "
+                         "(Track id box, or pick a label)")
+    yield from tracking.relabel_step("delete", f"deleted track {track_id}", frames, track_id, 0)
+    rows = {row.track_id: row for row in tracking.lineage.rows() if row.track_id != track_id}
+    tracking.lineage = Lineage(dataclasses.replace(row, parent=0) if row.parent == track_id else row
+                               for row in rows.values())
+    yield "done", -1, 0, len(frames)
+
+
+def merge_track(tracking: TrackAll, track_id: int, into: int) -> Iterator[Step]:
+    """Relabel ``track_id`` as ``into`` on every frame of ``tracking`` (one undoable step, kind "merge"): merge two
+    pieces of one cell (an id switch, a broken track), or relabel a track when ``into`` holds no pixels. The joined
+    track begins with the first piece (its parent) and ends with the last (its end reason and daughters). Refused
+    (ValueError naming the frames, nothing written) when both hold pixels on the same frame. Reads every plane (a
+    worker)."""
+    track_id, into = _check_id(track_id, "track id"), _check_id(into, "the id to merge into")
+    if track_id == into:
+        raise ValueError(f"cannot merge track {track_id} into itself: choose another id to merge into")
+    source: List[int] = []
+    target: List[int] = []
+    for t in range(tracking.num_frames):
+        ids = np.unique(tracking.plane(t))
+        if track_id in ids:
+            source.append(t)
+        if into in ids:
+            target.append(t)
+    if not source:
+        raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows")
+    both = sorted(set(source) & set(target))
+    if both:
+        raise ValueError(f"tracks {track_id} and {into} are both on frame(s) {both[:10]}: a track holds one cell "
+                         f"per frame; erase one of them there first, or merge into an id not on those frames")
+    kind = "merged" if target else "relabelled"
+    what = f"{kind} track {track_id} into {into}" if target else f"relabelled {track_id} as {into}"
+    yield from tracking.relabel_step("merge", what, source, track_id, into)
+    tracking.lineage = _merged(tracking.lineage, track_id, into, source, target, tracking.num_frames)
+    yield "done", -1, 0, len(source)
+
+
+def followed(tracking: TrackAll, leave_out: Iterable[int] = ()) -> Tuple[Lineage, TrackingResult]:
+    """The lineage of ``tracking`` as its labels now hold it (after hand edits: brush, fill, eraser), and its
+    :meth:`~.track_all.TrackAll.result` with it.
+
+    Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
+    become roots); the others begin and end where their pixels do, their end reason following
+    (:func:`~sam2_model.tracking.lineage.end_reason_at`). The result's lineage also has the hand-painted ids."""
+    result = tracking.result(leave_out)
+    spans = id_spans(result.labels)
+    back = [row for i, row in dict(tracking.dropped).items()
+            if i in spans and i not in tracking.lineage]  # napari's undo
+    lineage = lineage_of_pixels(Lineage(tracking.lineage.rows() + back), spans, tracking.num_frames)
+    rows = {row.track_id: row for row in result.lineage.rows() if row.track_id not in lineage
+            and row.track_id in spans}  # the hand-painted ids
+    rows.update((row.track_id, row) for row in lineage.rows())
+    return lineage, dataclasses.replace(result, lineage=Lineage(rows.values()))
+
+
+def follow(tracking: TrackAll, lineage: Lineage) -> None:
+    """Give ``tracking`` ``lineage`` from :func:`followed` (on the thread that owns the tracking); the rows it dropped
+    are kept aside (``tracking.dropped``), so that a track whose pixels come back (napari's own undo of the stroke)
+    gets its row back."""
+    tracking.dropped.update((row.track_id, row) for row in tracking.lineage.rows() if row.track_id not in lineage)
+    for row in lineage.rows():
+        tracking.dropped.pop(row.track_id, None)
+    tracking.lineage = lineage
+
+
+def id_spans(labels: np.ndarray) -> Dict[int, Tuple[int, int]]:
+    """{id: (first frame, last frame)} of every id > 0 of (T, H, W) ``labels``."""
+    spans: Dict[int, Tuple[int, int]] = {}
+    for t, plane in enumerate(labels):
+        for i in np.unique(plane).tolist():
+            if i:
+                spans[int(i)] = (spans.get(int(i), (t, t))[0], t)
+    return spans
+
+
+def lineage_of_pixels(lineage: Lineage, spans: Dict[int, Tuple[int, int]], num_frames: int) -> Lineage:
+    """``lineage``'s rows as the pixels hold them (``spans``: :func:`id_spans`): rows without pixels are dropped (their
+    daughters become roots), the others begin and end where their pixels do, with the end reason that follows."""
+    rows = {row.track_id: Track(row.track_id, *spans[row.track_id], row.parent, row.end_reason)
+            for row in lineage.rows() if row.track_id in spans}
+    rows = {i: row if row.parent in rows else dataclasses.replace(row, parent=0) for i, row in rows.items()}
+    out = []
+    for i, row in rows.items():
+        divides = any(r.parent == i and r.begin == row.end + 1 for r in rows.values())
+        out.append(dataclasses.replace(row, end_reason=end_reason_at(lineage[i], row.end, num_frames - 1, divides)))
+    return Lineage(out)
+
+
+def _merged(lineage: Lineage, track_id: int, into: int, source: List[int], target: List[int],
+            num_frames: int) -> Lineage:
+    """``lineage`` after ``track_id`` (on frames ``source``) was relabelled ``into`` (on ``target``): one row for
+    ``into``, from the first frame to the last, parent of the piece that begins first, end reason of the one that
+    ends last; ``track_id``'s daughters become ``into``'s."""
+    rows = {row.track_id: row for row in lineage.rows()}
+    old, new = rows.pop(track_id, None), rows.get(into)
+    frames = sorted(source + target)
+    first = old if not target or min(source) < min(target) else new
+    last = old if not target or max(source) > max(target) else new
+    parent = first.parent if first is not None else 0
+    reason = last.end_reason if last is not None else ("end of stack" if frames[-1] == num_frames - 1 else "lost")
+    rows[into] = Track(into, frames[0], frames[-1], 0 if parent in (track_id, into) else parent, reason)
+    joined = rows[into]
+
+    def relinked(row: Track) -> Track:  # daughters of either go on from the joined track, if they begin after it ends
+        parent = into if row.parent == track_id else row.parent
+        if parent == into and row.begin <= joined.end:
+            parent = 0
+        return dataclasses.replace(row, parent=parent)
+
+    return Lineage(relinked(row) if row.track_id != into else row for row in rows.values())
+
+
+def _check_id(value: Any, what: str) -> int:
+    """``value`` as a label id (1 .. 2**32 - 1), else ValueError naming ``what``."""
+    if isinstance(value, bool) or int(value) != value or not 1 <= int(value) <= int(np.iinfo(np.uint32).max):
+        raise ValueError(f"{what} must be a positive label id (1 to {np.iinfo(np.uint32).max}), got {value!r}")
+    return int(value)
