@@ -16,18 +16,19 @@ if TYPE_CHECKING:
 __all__ = ["batch", "get_session", "get_widget", "segment", "track_cells"]
 
 _FROM_API = ("get_session", "get_widget", "segment", "track_cells")
+INTERRUPTED = "napari-sam2: interrupted; nothing was written"  # what the command says on Ctrl-C (exit status 130)
 
 
 def __getattr__(name: str) -> Any:
-    """The console API's functions of :mod:`.api`, imported on first use; a submodule by its name (``export``), as
-    an eager import of the API made every submodule it uses an attribute of the package."""
+    """The console API's functions of :mod:`.api`, imported on first use; a public submodule by its name
+    (``export``), as an eager import of the API made every submodule it uses an attribute of the package."""
     import importlib
 
     if name in _FROM_API:
         value = getattr(importlib.import_module(".api", __name__), name)
         globals()[name] = value
         return value
-    if not name.startswith("__"):
+    if not name.startswith("_"):  # a public submodule (a private one, e.g. the Qt widget's, only when imported)
         try:
             return importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as error:
@@ -69,5 +70,5 @@ def cli_main(argv: Optional[List[str]] = None) -> int:
 
         return main(argv)
     except KeyboardInterrupt:
-        print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130

@@ -554,7 +554,8 @@ class RunMixin:
         return path
 
     def calibration(self) -> Any:
-        """Pixel size, frame interval and their units from the image layer's scale and units."""
+        """Pixel size, frame interval and their units from the image layer's scale and units; the origin (t, y, x)
+        from its translate (where napari draws frame 0's pixel (0, 0))."""
         from .export import Calibration
 
         image, layout = self.image_layer, self.controller.layout
@@ -566,9 +567,11 @@ class RunMixin:
             return default if name == "pixel" else name  # napari's unit of an uncalibrated axis
 
         frame = layout.frame_axis
+        translate = image.translate
+        origin = (0.0 if frame is None else float(translate[frame]), float(translate[rows]), float(translate[cols]))
         return Calibration((float(image.scale[rows]), float(image.scale[cols])), unit(cols, "pixel"),
                            float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"),
-                           frames_through_z=frame is not None and is_depth_axis(image, frame))
+                           frames_through_z=frame is not None and is_depth_axis(image, frame), origin=origin)
 
     def add_tracks_layer(self) -> Any:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames."""

@@ -8,7 +8,6 @@ Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
 from napari.utils.notifications import show_info
@@ -156,9 +155,4 @@ class TrackOutputsMixin:
         measures the current one)."""
         if self.widget.controller is None or not same_layer(entry.image, self.widget.image_layer):
             return None
-        layout = self.widget.controller.layout
-        translate = self.widget.image_layer.translate
-        rows, cols = layout.spatial_axes
-        frame = layout.frame_axis
-        origin = (0.0 if frame is None else float(translate[frame]), float(translate[rows]), float(translate[cols]))
-        return dataclasses.replace(self.widget.calibration(), origin=origin)
+        return self.widget.calibration()

@@ -70,12 +70,13 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: st
     return array
 
 
-def write_labels_tiff(labels: np.ndarray, path: Path, frame_axis: str = "t") -> None:
+def write_labels_tiff(labels: np.ndarray, path: Path, frame_axis: str = "t", calibration: Any = None) -> None:
     """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB): :func:`.export.save_labels_tiff`, its axes
-    recorded as TYX, or ZYX for frames through z (``frame_axis`` "z"), as the OME-Zarr labels name them."""
+    recorded as TYX, or ZYX for frames through z (``frame_axis`` "z"), as the OME-Zarr labels name them; with the
+    stack's ``calibration`` (an :class:`~.export.Calibration`, or None) its pixel size and frame step."""
     from .export import save_labels_tiff
 
-    save_labels_tiff(labels, path, f"{frame_axis.upper()}YX")
+    save_labels_tiff(labels, path, f"{frame_axis.upper()}YX", calibration)
 
 
 def write_manifest(folder: Path, record: Dict[str, Any]) -> None:

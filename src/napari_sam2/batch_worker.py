@@ -246,7 +246,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
     if not large:  # (large stacks: the zarr labels were written plane by plane as they were tracked)
-        write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name)
+        write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name, frames.calibration)
     save_table_csv(controller.measurements(frames.calibration), folder / "objects.csv")  # the widget's table
     return {"outputs": [labels_name, "objects.csv"], "frames": shape[0], "objects": len(controller.obj_ids),
             "object_window": controller.object_window, "direction": task.direction}
@@ -273,7 +273,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
         if large:
             create_zarr_labels(path, labels.shape, frames.frame_axis_name)[:] = labels
         else:
-            write_labels_tiff(labels, path, frames.frame_axis_name)
+            write_labels_tiff(labels, path, frames.frame_axis_name, frames.calibration)
 
     # the private folder is published whole later, so each output is written straight into it
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(

@@ -36,6 +36,7 @@ from sam2_model.frames import check_contrast_limits, check_smooth
 from sam2_model.frames_io import open_stack_or_image, sample_indices
 from sam2_model.input_size import suggest_image_size
 
+from . import INTERRUPTED
 from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MODEL_HELP,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
                         check_detection_options, check_output_kinds, prepare_output, run_auto, run_evaluate,
@@ -351,5 +352,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # batch reports its own interruptions (what is finished); track writes at the end
-        print("napari-sam2: interrupted; nothing was written", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130

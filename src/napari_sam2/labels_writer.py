@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import weakref
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -166,6 +167,9 @@ def ids_in_plane(plane: np.ndarray) -> set:
     return {int(v) for v in np.unique(flat)} - {0}
 
 
+STROKES_KEPT = 100  # napari's Labels keep this many undo steps (Labels._history_limit in napari 0.4-0.9)
+
+
 class PlaneIds:
     """The label values held by each (H, W) plane of ``labels``: read from the array the first time a plane is asked
     about, then taken from every journal write into it (runs, undo, Track all: :func:`watch_writes`, in the writer's
@@ -175,7 +179,9 @@ class PlaneIds:
     def __init__(self, labels: Any) -> None:
         self.labels = labels
         self._ids: Dict[Tuple[Any, ...], set] = {}
-        self._strokes: List[Any] = []  # the history atoms of every brush stroke seen: an undo/redo replays one of them
+        # the history atoms of the latest brush strokes seen, one list a stroke: an undo/redo replays one of them
+        # (napari keeps the last STROKES_KEPT steps of a layer's history)
+        self._strokes: Deque[Sequence[Any]] = deque(maxlen=STROKES_KEPT)
         self._replayed = False  # a stroke may have been undone or redone since the planes were last asked about
         watch_writes(labels, self._on_written)
 
@@ -183,7 +189,7 @@ class PlaneIds:
         """The values > 0 of ``labels[index]``."""
         if self._replayed:
             self._replayed = False
-            self._forget_touched(self._strokes)
+            self._forget_touched([atom for stroke in self._strokes for atom in stroke])
         key = hashable_index(index)
         found = self._ids.get(key)
         if found is None:
@@ -198,7 +204,7 @@ class PlaneIds:
         if not isinstance(atoms, (list, tuple)):
             self._ids.clear()
             return
-        self._strokes.extend(atoms)
+        self._strokes.append(list(atoms))
         self._forget_touched(atoms)
 
     def may_have_replayed(self, event: Any = None) -> None:
