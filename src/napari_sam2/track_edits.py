@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Tuple
 import numpy as np
 
 from sam2_model.tracking import Lineage, Track, TrackingResult
-from sam2_model.tracking.lineage import end_reason_at
+from sam2_model.tracking.lineage import daughter_starts, end_reason_at
 
 if TYPE_CHECKING:
     from .track_all import Step, TrackAll
@@ -110,8 +110,9 @@ def lineage_of_pixels(lineage: Lineage, spans: Dict[int, Tuple[int, int]], num_f
             for row in lineage.rows() if row.track_id in spans}
     rows = {i: row if row.parent in rows else dataclasses.replace(row, parent=0) for i, row in rows.items()}
     out = []
+    starts = daughter_starts(rows.values())
     for i, row in rows.items():
-        divides = any(r.parent == i and r.begin == row.end + 1 for r in rows.values())
+        divides = (i, row.end + 1) in starts
         out.append(dataclasses.replace(row, end_reason=end_reason_at(lineage[i], row.end, num_frames - 1, divides)))
     return Lineage(out)
 

@@ -11,7 +11,7 @@ import csv
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -194,9 +194,7 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
                 next_id += 1
                 for f in run:
                     out[f][out[f] == i] = piece
-            last = k == len(runs) - 1
-            pieces[piece] = Track(piece, int(run[0]), int(run[-1]), previous,
-                                  known[i].end_reason if last else "lost")
+            pieces[piece] = Track(piece, int(run[0]), int(run[-1]), previous, "lost")  # the last piece's: below
             previous = piece
         last_piece[i] = previous
 
@@ -214,11 +212,17 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
             t = replace(t, parent=parent)
         rows[piece] = t
     last_frame = out.shape[0] - 1
+    starts = daughter_starts(rows.values())
     for i, piece in last_piece.items():  # each track's last piece: why it ends where its pixels now end
         t = rows[piece]
-        divides = any(r.parent == piece and r.begin == t.end + 1 for r in rows.values())
-        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, last_frame, divides))
+        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, last_frame, (piece, t.end + 1) in starts))
     return out, Lineage(rows.values())
+
+
+def daughter_starts(rows: Iterable[Track]) -> Set[Tuple[int, int]]:
+    """{(parent id, first frame)} of the tracks ``rows`` that have a parent: a track ``i`` ending on frame ``e``
+    divides there when ``(i, e + 1)`` is in it (one set for every track: no pass over all rows per track)."""
+    return {(row.parent, row.begin) for row in rows if row.parent}
 
 
 def end_reason_at(track: Track, end: int, last_frame: int, divides: bool) -> str:
@@ -235,14 +239,24 @@ def end_reason_at(track: Track, end: int, last_frame: int, divides: bool) -> str
 
 
 # ---------------------------------------------------------------------------------------------- tables
-def write_track_table(path: os.PathLike, lineage: Lineage) -> Path:
-    """CSV with one row per track: track_id, begin, end, parent_id, end_reason (written atomically)."""
+def write_track_table(path: os.PathLike, lineage: Lineage,
+                      extra: Optional[Tuple[Sequence[str], Callable[[Track], Sequence[Any]]]] = None) -> Path:
+    """CSV with one row per track: track_id, begin, end, parent_id, end_reason (written atomically).
+
+    ``extra``: (names, values) adds columns after those five: ``names`` their headers, ``values(track)`` one row's
+    cells (as many as ``names``); None: the five columns only.
+    """
     path = Path(path)
+    names, values = extra if extra is not None else ((), lambda _track: ())
     with atomic_file(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason"])
+        writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason", *names])
         for t in lineage.rows():
-            writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason])
+            cells = list(values(t))
+            if len(cells) != len(names):
+                raise ValueError(f"extra columns {list(names)} got {len(cells)} values for track {t.track_id}: "
+                                 f"give one value per column")
+            writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason, *cells])
     return path
 
 
