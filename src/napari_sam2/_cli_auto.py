@@ -19,7 +19,7 @@ from sam2_model.atomic_files import publish_together, remove, staging_path
 from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells
 
 from ._cli_outputs import prepare_file, prepare_folder
-from .export import Calibration, save_labels_tiff
+from .export import Calibration
 from .track_export import AutoOutputs, Write, check_replaceable, write_auto_outputs
 
 LABELS_SUFFIXES = (".tif", ".tiff")  # -o/--output
@@ -186,9 +186,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
                               geff=_path(args.geff))
         _, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
-                                        write_labels=lambda labels, to: save_labels_tiff(labels, to, labels_axes,
-                                                                                         calibration),
-                                        calibration=calibration)
+                                        calibration=calibration, labels_axes=labels_axes)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)

@@ -41,7 +41,7 @@ import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 from sam2_model.train.hold_out import parse_frame_range, split_off
-from sam2_model.train.loop import RunConflict, run_differences, run_is_finished
+from sam2_model.train.loop import RunConflict, run_differences, run_is_finished, run_warmup
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -232,11 +232,8 @@ class FineTuneWidget(QWidget):
         """The form's run; continuing the run in its folder, with that run's warm-up (the form derives the warm-up
         from Steps, and a run keeps its settings: more steps extend it)."""
         settings = self.settings()
-        folder = Path(settings.out)
-        warmup = ((run_record(folder) or {}).get("settings") or {}).get("warmup_steps")
-        if warmup is None or not (folder / "last.pt").exists():
-            return settings
-        return dataclasses.replace(settings, warmup_steps=int(warmup))
+        warmup = run_warmup(Path(settings.out))
+        return settings if warmup is None else dataclasses.replace(settings, warmup_steps=warmup)
 
     def _folder_taken(self, settings: TrainSettings) -> bool:
         """Whether the run folder holds a run the form cannot continue (finished with no more Steps, or trained with

@@ -7,7 +7,6 @@ nothing but such a result.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from sam2_model.atomic_files import atomic_file
 from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
 
 from .export import Calibration, Step, save_labels_tiff
@@ -82,16 +80,9 @@ def write_tracks_csv(path: Any, lineage: Lineage, calibration: Optional[Calibrat
     if calibration is None or not frames_calibrated(calibration):
         return write_track_table(path, lineage)
     step = "z" if calibration.frames_through_z else "time"
-    start, interval = calibration.origin[0], calibration.frame_interval
-    path = Path(path)
-    with atomic_file(path, suffix=".csv") as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["track_id", "begin", "end", "parent_id", "end_reason", f"begin_{step}", f"end_{step}",
-                         f"{step}_unit"])
-        for t in lineage.rows():
-            writer.writerow([t.track_id, t.begin, t.end, t.parent, t.end_reason, start + t.begin * interval,
-                             start + t.end * interval, calibration.time_unit])
-    return path
+    start, interval, unit = calibration.origin[0], calibration.frame_interval, calibration.time_unit
+    return write_track_table(path, lineage, ((f"begin_{step}", f"end_{step}", f"{step}_unit"),
+                                             lambda t: (start + t.begin * interval, start + t.end * interval, unit)))
 
 
 def frames_calibrated(calibration: Optional[Calibration]) -> bool:
@@ -171,21 +162,23 @@ def write_each(writes: Sequence[Write]) -> None:
 def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutputs,
                        write_labels: Optional[Callable[[np.ndarray, Path], Any]] = None,
                        write_all: Callable[[Sequence[Write]], None] = write_each,
-                       calibration: Optional[Calibration] = None) -> Tuple[np.ndarray, Lineage]:
+                       calibration: Optional[Calibration] = None,
+                       labels_axes: Optional[str] = None) -> Tuple[np.ndarray, Lineage]:
     """Write the outputs of an automatic-tracking run, all from one form of the result; returns that form.
 
     The rule: every output holds the result made CTC-consistent once (:func:`ctc_consistent`: a track with gaps is
     cut into pieces, each later piece a new id whose parent is the piece before), whether or not a CTC folder is
     asked for, so the labels, the tracks table, the GEFF graph and the CTC folder of one run name the same tracks
     with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
-    writes the labels (default: a TIFF with ``calibration``); ``write_all`` writes the list of (final path, write)
-    pairs (default: each in turn; the command line passes its all-or-nothing writer); ``calibration``: the stack's
+    writes the labels (default: a TIFF with ``calibration`` and axis letters ``labels_axes``, e.g. "TYX", "ZYX"; None:
+    the TIFF's default axes); ``write_all`` writes the list of (final path, write) pairs (default: each in turn; the
+    command line passes its all-or-nothing writer); ``calibration``: the stack's
     pixel size and frame interval and origin for the GEFF's axes, the tracks CSV's times (:func:`write_tracks_csv`)
     and the default labels TIFF (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
     written (e.g. for a per-object table of the same labels).
     """
     labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is
-    labels_writer = write_labels or (lambda plane_stack, to: save_labels_tiff(plane_stack, to, calibration=calibration))
+    labels_writer = write_labels or (lambda stack, to: save_labels_tiff(stack, to, labels_axes, calibration))
     writes: List[Write] = []
     if outputs.labels is not None:
         writes.append((Path(outputs.labels), lambda to: labels_writer(labels, to)))

@@ -30,14 +30,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import torch
 
 from ..build import embedded_weights_path
 from ..checkpoint_errors import run_folder_message
 from .interrupt import TrainingInterrupted
-from .loop import RunFinished, TrainSettings, fine_tuning_warmup, train
+from .loop import RunFinished, TrainSettings, fine_tuning_warmup, run_warmup, train
 from .stack_check import StackCheck
 
 
@@ -171,32 +171,15 @@ def colour_stack_problem(stack: Path) -> Optional[str]:
 
 
 def default_warmup(out: Path, steps: int, own_data: bool) -> int:
-    """Warm-up steps when ``--warmup-steps`` is not given: a run in ``out`` keeps the warm-up it started with (read
-    from its ``weights.json`` or ``last.pt``, so a larger ``--steps`` extends it instead of changing a setting);
+    """Warm-up steps when ``--warmup-steps`` is not given: a run in ``out`` keeps the warm-up it started with
+    (:func:`~sam2_model.train.loop.run_warmup`, so a larger ``--steps`` extends it instead of changing a setting);
     fine-tuning on your own stack (``own_data``) warms up as the fine-tuning widget does
     (:func:`~sam2_model.train.loop.fine_tuning_warmup`: a quarter of ``steps``, at most 50); synthetic training
     keeps :class:`TrainSettings`' default (100)."""
-    if (out / "last.pt").is_file():
-        saved = _saved_settings(out)
-        if isinstance(saved.get("warmup_steps"), int):
-            return int(saved["warmup_steps"])
+    resumed = run_warmup(out)
+    if resumed is not None:
+        return resumed
     return fine_tuning_warmup(steps) if own_data else TrainSettings(out="").warmup_steps
-
-
-def _saved_settings(out: Path) -> Dict[str, Any]:
-    """The settings a run folder was started with: its ``weights.json``'s, else its ``last.pt``'s ({} if neither
-    can be read; the run then reports what is wrong when it starts)."""
-    try:
-        record = json.loads((out / "weights.json").read_text())
-        if isinstance(record, dict) and isinstance(record.get("settings"), dict):
-            return record["settings"]
-    except (OSError, ValueError):
-        pass
-    try:
-        state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-    except Exception:  # unreadable or not a checkpoint: train() names the problem
-        return {}
-    return (state.get("settings") or {}) if isinstance(state, dict) else {}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:

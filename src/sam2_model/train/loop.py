@@ -368,6 +368,47 @@ def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSe
     return steps_done > settings.steps or (steps_done == settings.steps and last_stop == "steps")
 
 
+def run_warmup(out: Path) -> Optional[int]:
+    """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s
+    settings, else its ``last.pt``'s (read memory-mapped: the pickled settings, not the weights). None where there is
+    no run to resume (no ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
+    A resumed run keeps its own warm-up (the command line's and the fine-tuning widget's rule), so more steps extend
+    it instead of being refused as another setting."""
+    out = Path(out)
+    if not (out / "last.pt").is_file():
+        return None
+    warmup = _recorded_settings(out / "weights.json").get("warmup_steps")
+    if not _whole(warmup):
+        warmup = _checkpoint_settings(out / "last.pt").get("warmup_steps")
+    return int(warmup) if _whole(warmup) else None
+
+
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is a whole number (not a bool): a recorded warm-up."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _recorded_settings(path: Path) -> Dict[str, Any]:
+    """The "settings" of a weights.json at ``path`` ({} when missing, unreadable or without them)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    settings = record.get("settings") if isinstance(record, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+def _checkpoint_settings(path: Path) -> Dict[str, Any]:
+    """The "settings" saved in the checkpoint ``path`` ({} when it cannot be read); its tensors are memory-mapped,
+    not read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # unreadable or not a checkpoint: train() names the problem
+        return {}
+    settings = state.get("settings") if isinstance(state, dict) else None
+    return dict(settings) if isinstance(settings, dict) else {}
+
+
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
     """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
     return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
