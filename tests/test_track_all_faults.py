@@ -3,6 +3,8 @@ xvfb-run, the demo model, small synthetic time-lapses (96 x 96)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -246,3 +248,81 @@ def test_a_kept_track_whose_daughters_a_later_run_replaced_ends_lost_before_it_u
     assert rows == {1: Track(1, 0, 4, 0, "divided"), 2: Track(2, 0, 1, 0, "lost"), 3: Track(3, 0, 1, 0, "lost"),
                     4: Track(4, 0, 2, 0, "lost"), 12: Track(12, 5, 5, 1, "end of stack"),
                     13: Track(13, 3, 5, 0, "end of stack")}
+
+
+def settled(panel) -> bool:
+    return panel.follow_worker is None and not panel._follow_timer.isActive()
+
+
+@pytest.mark.gui
+def test_after_a_delete_the_brush_avoids_a_hand_painted_cell_and_no_false_hand_edit_status(opened, qtbot,
+                                                                                          monkeypatch):
+    """Faults: (B1) the brush's free id came from the lineage and the widget only, so after Delete it was the id of a
+    cell painted by hand (no lineage row) again: a second painted cell joined it; (B4) the Tracks layer was remade
+    by reading the whole stack on the GUI thread; (B3) once a stroke was seen, every
+    later run / undo / edit started a whole-stack follow that replaced the status with "Labels edited by hand"."""
+    viewer, widget, panel = opened
+    track(qtbot, widget, panel)
+    layer = widget.labels_layer
+    tracking = panel.current().tracking
+    painted = int(layer.selected_label)
+    y, x = background_spot(layer.data, [0])
+    layer.mode = "paint"
+    layer.brush_size = 7
+    layer.paint((0, y, x), painted)  # a missed cell, painted with the free id the panel gave the brush
+    qtbot.waitUntil(lambda: settled(panel) and panel.status.text().startswith("Labels edited by hand"),
+                    timeout=30_000)
+    first = tracking.lineage.rows()[0].track_id
+    panel.track_spin.setValue(first)
+    gui_reads = []  # (B4) the Tracks layer after Delete is derived in its worker, not by reading the stack here
+    result = tracking.result_and_spans
+    monkeypatch.setattr(tracking, "result_and_spans", lambda *a: (
+        gui_reads.append(1) if threading.current_thread() is threading.main_thread() else None, result(*a))[1])
+    panel.delete_button.click()
+    wait_tracking(qtbot, widget)
+    assert panel.status.text().startswith(f"Done: deleted track {first}"), panel.status.text()
+    assert not gui_reads and first not in panel.current().tracks.data[:, 0]
+    assert layer.selected_label != painted  # a cell painted next is a cell of its own
+    qtbot.wait(3 * 500)  # longer than the follow's delay: nothing was edited by hand, so the status stays
+    assert panel.status.text().startswith(f"Done: deleted track {first}"), panel.status.text()
+    panel.undo_button.click()
+    qtbot.wait(3 * 500)
+    assert panel.status.text().startswith("Undid the deleted track"), panel.status.text()
+    assert layer.selected_label != painted
+
+
+@pytest.mark.gui
+def test_a_cancelled_delete_changes_nothing_and_says_so(opened, qtbot):
+    """Fault (B2): Cancel part-way through Delete / Merge kept the frames relabelled but not the lineage (it was
+    updated only after the last frame) and the status said "frames … were tracked". Now a cancelled edit is undone
+    whole; the status says nothing changed, or (cancelled after its last frame) names what changed."""
+    viewer, widget, panel = opened
+    track(qtbot, widget, panel)
+    layer = widget.labels_layer
+    tracking = panel.current().tracking
+    before, rows, runs = layer.data.copy(), tracking.lineage.rows(), len(tracking.history)
+    first = rows[0].track_id
+
+    steps = tracking.delete_track(first)  # part-way: two of its frames written, then closed (what Cancel does)
+    assert [next(steps)[0], next(steps)[0]] == ["plan", "frame"] and (layer.data != before).any()
+    steps.close()
+    np.testing.assert_array_equal(layer.data, before)
+    assert tracking.lineage.rows() == rows and len(tracking.history) == runs
+    steps = tracking.merge_track(first, 90)  # failed part-way: the same
+    next(steps), next(steps)
+    with pytest.raises(OSError):
+        steps.throw(OSError("disk gone"))
+    np.testing.assert_array_equal(layer.data, before)
+    assert tracking.lineage.rows() == rows and len(tracking.history) == runs
+
+    panel.track_spin.setValue(first)  # from the panel: Cancel right after Delete
+    panel.delete_button.click()
+    panel.cancel_button.click()
+    wait_tracking(qtbot, widget)
+    text = panel.status.text()
+    assert "tracked" not in text, text
+    if len(tracking.history) == runs:
+        assert text.startswith("Cancelled: nothing changed"), text
+        np.testing.assert_array_equal(layer.data, before)
+    else:  # cancelled after its last frame: the delete is whole, lineage included
+        assert first not in tracking.lineage and not (layer.data == first).any(), text

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import zlib
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 from qtpy.QtCore import QTimer
 
 from sam2_model.tracking import Lineage, TrackingResult, tracks_layer_data
+
+from ._track_all_ids_mixin import ids_text
 
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
@@ -79,8 +81,23 @@ class TrackEditsMixin:
         if state is None or state.controller is None:
             return
         t = self._current_frame(state.controller)
-        if 0 <= t < entry.tracking.num_frames and entry.checksums.get(t) != _checksum(entry.tracking.plane(t)):
+        if not 0 <= t < entry.tracking.num_frames:
+            return
+        now = _checksum(entry.tracking.plane(t))
+        if t not in entry.checksums:  # a run, undo or edit wrote it since the last follow: what it wrote is known
+            entry.checksums[t] = now
+        elif entry.checksums[t] != now:
             self.schedule_follow(entry)
+
+    def forget_checksums(self, entry: Optional[ImageTracking], frames: Optional[Iterable[int]] = None) -> None:
+        """A run, undo or edit wrote ``frames`` of ``entry`` (None: any): their checksums are taken anew at their next
+        redraw (no follow: nothing was edited by hand there)."""
+        if entry is None:
+            return
+        if frames is None:
+            entry.checksums.clear()
+        for t in frames or ():
+            entry.checksums.pop(int(t), None)
 
     def schedule_follow(self, entry: ImageTracking) -> None:
         """Have the lineage and the Tracks layer of ``entry`` follow its labels ``FOLLOW_DELAY_MS`` after the last
@@ -116,15 +133,15 @@ class TrackEditsMixin:
         if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
             self.schedule_follow(entry)  # derived from a state that is gone: again, from the labels now
             return
-        changed = lineage.rows() != before.rows()
         entry.tracking.follow(lineage)
+        painted = entry.tracking.untracked_ids(result)
+        changed = lineage.rows() != before.rows() or set(painted) != entry.untracked
         entry.checksums = checksums
+        entry.untracked = set(painted)
         if entry.image in self.viewer.layers:
             self.follow_tracks_layer(entry, *tracks)
-        painted = sorted({row.track_id for row in result.lineage.rows()} - {row.track_id for row in lineage.rows()})
-        if changed or painted:
-            extra = (f" ({len(painted)} of them painted by hand: {', '.join(map(str, painted[:10]))})" if painted
-                     else "")
+        if changed:  # (a redraw that changed nothing says nothing)
+            extra = f" ({len(painted)} of them painted by hand: {ids_text(painted)})" if painted else ""
             self.status.setText(f"Labels edited by hand: {len(result.lineage)} track(s){extra}, "
                                 f"{len(result.lineage.divisions())} division(s); the Tracks layer and the lineage "
                                 "follow the labels.")
@@ -167,7 +184,7 @@ class TrackEditsMixin:
             self._fail(error)
             return
         self._follow_timer.stop()  # the edit's end remakes the Tracks layer from the labels
-        self._start(entry, steps, what(track_id))
+        self._start(entry, steps, what(track_id), self.widget_ids(entry.image))
 
 
 def _checksum(plane: np.ndarray) -> int:
@@ -180,3 +197,13 @@ def _followed(tracking: TrackAll, leave_out: Any) -> Tuple[Lineage, TrackingResu
     lineage, result = tracking.followed(leave_out)
     checksums = {t: _checksum(tracking.plane(t)) for t in range(tracking.num_frames)}
     return lineage, result, tracks_layer_data(result), checksums
+
+
+def with_tracks(steps: Iterator, tracking: TrackAll, leave_out: Any, out: Dict[str, Any]) -> Iterator:
+    """``steps`` (a run's or an edit's), then, in the same worker thread, what its end shows: ``out["tracks"]``, the
+    Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]}) of the tracking's result without ``leave_out``, and
+    ``out["untracked"]``, its hand-painted ids (nothing is set when the steps were closed: cancelled)."""
+    yield from steps
+    result = tracking.result(leave_out)
+    out["untracked"] = set(tracking.untracked_ids(result))
+    out["tracks"] = tracks_layer_data(result)

@@ -108,12 +108,13 @@ class TrackIdsMixin:
         self._free_paint_label(entry, state.labels, state.obj_id)
 
     def _free_paint_label(self, entry: "ImageTracking", layer: Any, next_object: int) -> None:
-        """The masklets ``layer``'s paint label becomes a free id: above every track, the widget's ids and its next
-        object id ``next_object`` (a missed cell painted right after a run never joins a track, and is exported as a
+        """The masklets ``layer``'s paint label becomes a free id: above every track, the widget's ids, its next
+        object id ``next_object`` and the hand-painted ids the last follow found (``entry.untracked``; a missed cell painted right after a run never joins a track, and is exported as a
         cell of its own). Picking it is not picking a track (the panel's track id stays)."""
         if layer is None or layer not in self.viewer.layers:
             return
-        free = id_rules.next_free_id(self.track_ids(entry.image), self.widget_ids(entry.image), {int(next_object)})
+        taken = {int(next_object)} | set(entry.untracked)  # hand-painted ids have no lineage row
+        free = id_rules.next_free_id(self.track_ids(entry.image), self.widget_ids(entry.image), taken)
         with layer.events.selected_label.blocker(self._on_label_picked):
             layer.selected_label = free
 
@@ -137,8 +138,7 @@ class TrackIdsMixin:
         ids = self._painted
         if not ids:
             return ""
-        shown = ", ".join(map(str, ids[:10])) + (", …" if len(ids) > 10 else "")
-        return (f". {len(ids)} hand-painted id(s) ({shown}) were added as tracks: begin and end from their pixels, no "
+        return (f". {len(ids)} hand-painted id(s) ({ids_text(ids)}) were added as tracks: begin and end from their pixels, no "
                 "parent")
 
     def describe_edits(self, image: Any, frames: Sequence[int]) -> str:
@@ -173,3 +173,8 @@ class TrackIdsMixin:
         """The widget's message when its Undo was refused because ``error.frames`` were changed after its step."""
         return (f"Nothing was undone: since the step that Undo would revert, {self.describe_edits(image, error.frames)}"
                 ". Revert that first, then press Undo again (an undo never throws a later change away silently).")
+
+
+def ids_text(ids: Sequence[int], shown: int = 10) -> str:
+    """The first ``shown`` of ``ids`` in words ("3, 7, 12", then ", …" when there are more)."""
+    return ", ".join(map(str, list(ids)[:shown])) + (", …" if len(ids) > shown else "")

@@ -11,7 +11,7 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Set
 
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
@@ -21,14 +21,14 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult
+from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
 from ._image_state import add_points_layer, layer_name
 from .labels_writer import EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
 from ._session_actions import steps_worker
-from ._track_all_edits_mixin import TrackEditsMixin
+from ._track_all_edits_mixin import TrackEditsMixin, with_tracks
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
 from ._track_all_run_mixin import TrackRunMixin
@@ -65,6 +65,7 @@ class ImageTracking:
         self.tracks: Any = None
         self.painted = False  # a brush / fill / eraser stroke was seen on its masklets layer
         self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
+        self.untracked: Set[int] = set()  # the hand-painted ids (no lineage row) the last follow found
 
 
 class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunMixin, QCollapsible):
@@ -76,6 +77,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.viewer = widget.viewer
         self.worker: Any = None
         self._steps: Optional[Iterator] = None
+        self._derived: Dict[str, Any] = {}  # what the run's worker derived at its end (:func:`with_tracks`)
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
@@ -251,7 +253,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         except Exception as error:
             self._fail(error)
             return
-        self._start(entry, steps, f"Tracking all cells from frame {start}")
+        self._start(entry, steps, f"Tracking all cells from frame {start}", reserved)
 
     def track_now(self, image: Any = None, start_frame: int = 0, options: Optional[TrackAllOptions] = None,
                   progress: Optional[Callable[[int, int], None]] = None) -> TrackingResult:
@@ -273,12 +275,15 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         for kind, _, _, total in steps:
             if kind == "frame" and progress is not None:
                 progress(len(entry.tracking.history[-1].frames), total)
+        self.forget_checksums(entry)
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
-        self.update_tracks_layer(entry)
+        result = entry.tracking.result(self.widget_ids(entry.image))  # what an export writes
+        entry.untracked = set(entry.tracking.untracked_ids(result))
+        self.update_tracks_layer(entry, tracks_layer_data(result))
         self._say_done(entry, _new_run(entry, base))
         self._ids_above_tracks(entry)
-        return entry.tracking.result(self.widget_ids(entry.image))  # what an export writes
+        return result
 
     def _on_repropagate(self) -> None:
         if self._refuse_if_busy():
@@ -303,9 +308,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._fail(error)
             return
         self._remove_fix_clicks(entry, track_id)
-        self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}")
+        self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}", self.widget_ids(entry.image))
 
-    def _start(self, entry: ImageTracking, steps: Iterator, what: str) -> None:
+    def _start(self, entry: ImageTracking, steps: Iterator, what: str, leave_out: Optional[Set[int]] = None) -> None:
+        """Run ``steps`` in a worker; with ``leave_out`` (the widget's ids) the worker also derives the Tracks layer's
+        data at their end (:func:`with_tracks`: the GUI thread reads no stack)."""
+        self._derived = {}
+        if leave_out is not None:
+            steps = with_tracks(steps, entry.tracking, leave_out, self._derived)
         self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
         self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
         self.status.setText(f"{what}…")
@@ -326,6 +336,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             elif kind == "frame":
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 self.status.setText(f"frame {frame}: {active} cell(s) tracked")
+                self.forget_checksums(self.images.get(getattr(self._run_image, "unique_id", None)), [frame])
                 self._refresh_labels(self._run_image)
         except Exception as error:  # never let an exception escape a Qt slot
             self._on_error(error)
@@ -357,12 +368,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
         done = sorted(set(run.frames)) if run is not None else []
         if outcome.startswith("stopped"):
-            self.status.setText(f"Stopped: {outcome[9:]}. " + (f"{frames_text(done, 'tracked')} (whole frames)."
+            self.status.setText(f"Stopped: {outcome[9:]}. " + (f"{frames_text(done, _done_word(run))} (whole frames)."
                                                                if done else "Nothing was written."))
         elif outcome == "cancelled":
-            self.status.setText(f"Cancelled: {frames_text(done, 'tracked')} (whole frames), the others are as before; "
-                                "'Undo tracking step' reverts the run." if done else
-                                "Cancelled before any frame was written: the labels are as they were.")
+            self.status.setText(f"Cancelled: {frames_text(done, _done_word(run))} (whole frames), the others are as "
+                                "before; 'Undo tracking step' reverts the run." if done else
+                                "Cancelled: nothing changed (the labels are as they were).")
         elif outcome == "failed":
             self.status.setText(f"{self.status.text()} ({frames_text(done, 'written')} whole; 'Undo tracking step' "
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
@@ -373,10 +384,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._say_done(entry, run)
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
+        self.forget_checksums(entry)
         self._refresh_labels(self._run_image)
         self._refresh_objects_panel()
+        derived, self._derived = self._derived, {}
+        if entry is not None and "untracked" in derived:
+            entry.untracked = derived["untracked"]
         if entry is not None and entry.image in self.viewer.layers:  # not for a removed image
-            self.update_tracks_layer(entry)
+            self.update_tracks_layer(entry, derived.get("tracks"))
             self._ids_above_tracks(entry)
 
     def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun]) -> None:
@@ -438,6 +453,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         if run is None:
             self.status.setText("No tracking step to undo.")
             return
+        self.forget_checksums(entry)
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
         self.update_tracks_layer(entry)
@@ -490,6 +506,11 @@ def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:
     if entry is None or len(entry.tracking.history) <= base:
         return None
     return entry.tracking.history[-1]
+
+
+def _done_word(run: Optional[TrackRun]) -> str:
+    """What ``run`` did to the frames it wrote, in one word: "tracked", "corrected" or "changed" (a delete / merge)."""
+    return {"track": "tracked", "correct": "corrected"}.get(getattr(run, "kind", ""), "changed")
 
 
 def _hbox(*items: QWidget) -> QHBoxLayout:

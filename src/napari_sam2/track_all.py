@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,6 +36,7 @@ from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
+from sam2_model.tracking.lineage import end_reason_at
 from sam2_model.prompt_validation import check_count
 
 from . import track_edits
@@ -45,7 +45,6 @@ from .labels_writer import EditedSince, RunJournal, hashable_index, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
-from .track_export import export_tracking
 
 Step = Tuple[str, int, int, int]
 IndexOf = Callable[[int], Tuple[Any, ...]]
@@ -133,20 +132,24 @@ class TrackAll:
         track's id is never left out), so exports and the Tracks layer hold what the masklets layer shows. An id
         without a lineage row (a cell painted by hand) gets one: begin and end from its pixels, no parent, ended
         "end of stack" on the last frame, else "lost" (:meth:`untracked_ids` names them)."""
+        return self.result_and_spans(leave_out)[0]
+
+    def result_and_spans(self, leave_out: Iterable[int] = ()) -> Tuple[TrackingResult, Dict[int, Tuple[int, int]]]:
+        """:meth:`result` and {id: (first frame, last frame)} of every id its labels hold
+        (:func:`.track_edits.id_spans`), from one pass over the stack."""
         rows = {row.track_id: row for row in self.lineage.rows()}
         out = np.fromiter(set(int(i) for i in leave_out) - set(rows), dtype=np.int64)
         planes = self.label_planes()  # a copy, cleared plane by plane (no stack-sized temporaries)
-        spans: Dict[int, List[int]] = {}
-        for t, plane in enumerate(planes):
-            if len(out):
+        if len(out):
+            for plane in planes:
                 plane[np.isin(plane, out)] = 0
-            for i in np.unique(plane).tolist():
-                if i and i not in rows:
-                    spans.setdefault(int(i), [t, t])[1] = t
-        added = [Track(i, b, e, 0, "end of stack" if e == self.num_frames - 1 else "lost")
-                 for i, (b, e) in sorted(spans.items())]
-        return TrackingResult(labels=planes, lineage=Lineage(list(rows.values()) + added),
-                              frames_tracked=sorted({t for run in self.history for t in run.frames}), note=self.note)
+        spans = track_edits.id_spans(planes)
+        last = self.num_frames - 1
+        added = [Track(i, b, e, 0, end_reason_at(Track(i, b, e, 0, "lost"), e, last, False))
+                 for i, (b, e) in sorted(spans.items()) if i not in rows]
+        result = TrackingResult(labels=planes, lineage=Lineage(list(rows.values()) + added),
+                                frames_tracked=sorted({t for run in self.history for t in run.frames}), note=self.note)
+        return result, spans
 
     def untracked_ids(self, result: TrackingResult) -> List[int]:
         """The ids of ``result`` (from :meth:`result`) that no run or correction of this tracking made: cells painted
@@ -178,9 +181,24 @@ class TrackAll:
 
     def relabel_step(self, kind: str, what: str, frames: List[int], old: int, new: int) -> Iterator[Step]:
         """Write ``old`` -> ``new`` on ``frames`` as one undoable step (a :class:`TrackRun` of ``kind``, ``what`` in
-        words, on the undo stack from its first frame); the caller updates the lineage after it."""
+        words, on the undo stack from its first frame); the caller updates the lineage after it. Cancelled (closed)
+        or failed part-way, the step is undone whole (its journal; it leaves the undo stack): nothing changes."""
         run = TrackRun(kind, RunJournal(), _copy(self.lineage), what=what)
-        yield from self._relabel_frames(run, frames, old, new)
+        finished = False
+        try:
+            yield from self._relabel_frames(run, frames, old, new)
+            finished = True
+        finally:
+            if not finished:
+                self._revert(run)
+
+    def _revert(self, run: TrackRun) -> None:
+        """Undo ``run``'s writes (its journal) and take it off the undo stack; the lineage is as before it."""
+        if self.history and self.history[-1] is run:
+            self.history.pop()
+        run.journal.undo(self.labels)
+        run.frames.clear()
+        self.lineage = run.lineage_before
 
     def _relabel_frames(self, run: TrackRun, frames: List[int], old: int, new: int) -> Iterator[Step]:
         """Write ``old`` -> ``new`` on ``frames`` through ``run``'s journal (on the undo stack from its first frame)."""
@@ -412,14 +430,6 @@ class TrackAll:
         run.journal.undo(self.labels)
         self.lineage = run.lineage_before
         return run
-
-    # ------------------------------------------------------------------ exports
-    def export(self, what: str, path: Any, overwrite: bool = False, calibration: Any = None,
-               leave_out: Iterable[int] = ()) -> Path:
-        """Write this image's result (:meth:`result` without ``leave_out``) as ``what`` (see
-        :func:`.track_export.export_tracking`; ``calibration``: the image's :class:`~.export.Calibration` for a GEFF's
-        axes); returns the path."""
-        return export_tracking(self.result(leave_out), what, path, overwrite, calibration)
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],

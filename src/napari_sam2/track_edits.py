@@ -72,8 +72,7 @@ def followed(tracking: TrackAll, leave_out: Iterable[int] = ()) -> Tuple[Lineage
     Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
     become roots); the others begin and end where their pixels do, their end reason following
     (:func:`~sam2_model.tracking.lineage.end_reason_at`). The result's lineage also has the hand-painted ids."""
-    result = tracking.result(leave_out)
-    spans = id_spans(result.labels)
+    result, spans = tracking.result_and_spans(leave_out)
     back = [row for i, row in dict(tracking.dropped).items()
             if i in spans and i not in tracking.lineage]  # napari's undo
     lineage = lineage_of_pixels(Lineage(tracking.lineage.rows() + back), spans, tracking.num_frames)
@@ -128,7 +127,8 @@ def _merged(lineage: Lineage, track_id: int, into: int, source: List[int], targe
     first = old if not target or min(source) < min(target) else new
     last = old if not target or max(source) > max(target) else new
     parent = first.parent if first is not None else 0
-    reason = last.end_reason if last is not None else ("end of stack" if frames[-1] == num_frames - 1 else "lost")
+    reason = (last.end_reason if last is not None
+              else end_reason_at(Track(into, frames[0], frames[-1], 0, "lost"), frames[-1], num_frames - 1, False))
     rows[into] = Track(into, frames[0], frames[-1], 0 if parent in (track_id, into) else parent, reason)
     joined = rows[into]
 
