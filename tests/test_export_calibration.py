@@ -134,11 +134,10 @@ def test_write_auto_outputs_default_labels_and_tracks_are_calibrated(tmp_path: P
 def test_track_auto_writes_the_files_calibration_into_labels_and_table(tmp_path: Path) -> None:
     """``napari-sam2 track STACK.tif --auto -o labels.tif --table tracks.csv`` of an ImageJ TIFF with 0.65 um pixels
     and 300 s frames: before, the labels were in pixels (XResolution 1/1) and the table in frames."""
-    from sam2_model.synthetic import make_timelapse
     from napari_sam2.cli import main
+    from widget_helpers import small_movie
 
-    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
-                           radius_fraction=0.12)
+    movie = small_movie(4, 11)
     tifffile.imwrite(tmp_path / "cal.tif", movie.image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
                      metadata={"unit": "micron", "finterval": 300, "axes": "TYX"})
     assert main(["track", str(tmp_path / "cal.tif"), "--auto", "--cell-diameter", "8", "40", "-o",
@@ -156,11 +155,9 @@ def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_n
     """The finding: an image of scale (300 s, 0.65 um, 0.65 um); the panel's GEFF was calibrated, its Labels TIFF
     (XResolution 1/1, no units) and tracks CSV (frames only) were not. Both now say um and s; napari opens the TIFF
     as the same labels."""
-    from sam2_model.synthetic import make_timelapse
-    from widget_helpers import open_widget, track_all_panel, wait_tracking
+    from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
 
-    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
-                           radius_fraction=0.12)
+    movie = small_movie(4, 11)
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
     viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
     panel = track_all_panel(widget)

@@ -202,8 +202,7 @@ def test_the_geff_export_carries_the_image_calibration(make_napari_viewer, qtbot
     and pixels only, so tools reading it showed uncalibrated coordinates without saying so."""
     import geff
 
-    movie = make_timelapse(num_frames=4, shape=(96, 96), num_cells=3, seed=11, divisions=False, enter_leave=False,
-                           radius_fraction=0.12)
+    movie = small_movie(4, 11)
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
     viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
     panel = track_all_panel(widget)
