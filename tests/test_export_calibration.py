@@ -155,14 +155,9 @@ def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_n
     """The finding: an image of scale (300 s, 0.65 um, 0.65 um); the panel's GEFF was calibrated, its Labels TIFF
     (XResolution 1/1, no units) and tracks CSV (frames only) were not. Both now say um and s; napari opens the TIFF
     as the same labels."""
-    from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+    from widget_helpers import tracked_calibrated
 
-    movie = small_movie(4, 11)
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
-    viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
-    panel = track_all_panel(widget)
-    panel.track_button.click()
-    wait_tracking(qtbot, widget)
+    viewer, widget, panel = tracked_calibrated(make_napari_viewer, tmp_path, monkeypatch, qtbot)
     for what, name in (("labels", "cal.tif"), ("tracks", "cal.csv")):
         answer = str(tmp_path / name)
         monkeypatch.setattr("qtpy.QtWidgets.QFileDialog.getSaveFileName", lambda *a, to=answer, **k: (to, ""))

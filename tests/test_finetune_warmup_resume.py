@@ -11,27 +11,14 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
-from sam2_model.synthetic import make_timelapse  # noqa: E402
+from widget_helpers import open_finetune  # noqa: E402
 from sam2_model.train import train  # noqa: E402
 
 
 def test_train_resumes_a_run_without_weights_json_with_its_own_warmup(make_napari_viewer, qtbot, tmp_path,
                                                                       monkeypatch):
-    from napari_sam2._finetune import FineTuneWidget
-
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
-    viewer = make_napari_viewer()
-    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=3, seed=7, radius_fraction=0.12)
-    viewer.add_image(movie.image, name="nuclei")
-    viewer.add_labels(movie.labels, name="annotations")
-    widget = FineTuneWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("nuclei")
-    widget.labels_combo.setCurrentText("annotations")
-    widget.size_spin.setValue(64)
-    widget.clip_spin.setValue(2)
+    viewer, widget, movie = open_finetune(make_napari_viewer, tmp_path, monkeypatch, num_cells=3, clip=2)
     run = tmp_path / "run"
-    widget.out_edit.setText(str(run))
     # a run of 2 steps with a warm-up of 5 (the form's other settings and layers) stopped after its first and killed
     # before it wrote weights.json: only last.pt knows its settings
     train(dataclasses.replace(widget.settings(), steps=2, warmup_steps=5), movie.image, movie.labels,

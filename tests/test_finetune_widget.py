@@ -13,24 +13,12 @@ pytestmark = pytest.mark.gui
 
 from sam2_model import build_model  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
+from widget_helpers import open_finetune  # noqa: E402
 
 
 @pytest.fixture
 def finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from napari_sam2._finetune import FineTuneWidget
-
-    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
-    viewer = make_napari_viewer()
-    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=4, seed=7, radius_fraction=0.12)
-    viewer.add_image(movie.image, name="nuclei")
-    viewer.add_labels(movie.labels, name="annotations")
-    widget = FineTuneWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.image_combo.setCurrentText("nuclei")
-    widget.labels_combo.setCurrentText("annotations")
-    widget.size_spin.setValue(64)  # small input size: a fast test
-    widget.clip_spin.setValue(3)
-    widget.out_edit.setText(str(tmp_path / "run"))
+    viewer, widget, _ = open_finetune(make_napari_viewer, tmp_path, monkeypatch, num_cells=4, clip=3)
     return viewer, widget
 
 

@@ -10,7 +10,7 @@ import tifffile
 
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import read_ctc
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from widget_helpers import open_widget, small_movie, track_all_panel, tracked_calibrated, wait_tracking
 
 FRAMES = 5
 
@@ -202,12 +202,7 @@ def test_the_geff_export_carries_the_image_calibration(make_napari_viewer, qtbot
     and pixels only, so tools reading it showed uncalibrated coordinates without saying so."""
     import geff
 
-    movie = small_movie(4, 11)
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
-    viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
-    panel = track_all_panel(widget)
-    panel.track_button.click()
-    wait_tracking(qtbot, widget)
+    viewer, widget, panel = tracked_calibrated(make_napari_viewer, tmp_path, monkeypatch, qtbot)
     answer_dialog(monkeypatch, tmp_path / "cal.geff")
     panel.export_buttons["geff"].click()
     finished(qtbot, widget, panel)

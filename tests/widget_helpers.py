@@ -8,6 +8,38 @@ from typing import Any, Tuple
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 
 
+def open_finetune(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, num_cells: int,
+                  clip: int) -> Tuple[Any, Any, Any]:
+    """(viewer, fine-tuning widget, movie): a 4-frame 64 px time-lapse of ``num_cells`` nuclei as "nuclei" with its
+    labels as "annotations", chosen in the widget at 64 px input, ``clip`` frames a clip, the run in tmp_path/run."""
+    from napari_sam2._finetune import FineTuneWidget
+    from sam2_model.synthetic import make_timelapse
+
+    monkeypatch.setenv("NAPARI_SAM2_SETTINGS", str(tmp_path / "settings.json"))
+    viewer = make_napari_viewer()
+    movie = make_timelapse(num_frames=4, shape=(64, 64), num_cells=num_cells, seed=7, radius_fraction=0.12)
+    viewer.add_image(movie.image, name="nuclei")
+    viewer.add_labels(movie.labels, name="annotations")
+    widget = FineTuneWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_combo.setCurrentText("nuclei")
+    widget.labels_combo.setCurrentText("annotations")
+    widget.size_spin.setValue(64)  # small input size: a fast test
+    widget.clip_spin.setValue(clip)
+    widget.out_edit.setText(str(tmp_path / "run"))
+    return viewer, widget, movie
+
+
+def tracked_calibrated(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot: Any) -> Tuple[Any, Any, Any]:
+    """(viewer, widget, Track all panel) after Track all on a small movie of scale (300 s, 0.65 um, 0.65 um)."""
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    viewer.add_image(small_movie(4, 11).image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
+    panel = track_all_panel(widget)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    return viewer, widget, panel
+
+
 def small_movie(num_frames: int, seed: int) -> Any:
     """The GUI tests' small time-lapse: ``num_frames`` frames of 96 x 96, three round cells that neither divide nor
     enter or leave (``make_timelapse``'s result: .image (T, 96, 96), .labels)."""
