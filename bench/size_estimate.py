@@ -2,9 +2,9 @@
 
     python bench/size_estimate.py [--frames] [--seeds 201 202 ...]      (~25 s on 2 CPU cores)
 
-For every frame: the true width (:func:`sam2_model.input_size.diameter_from_masks` of its labels, as
-:func:`true_width` computes it: the median of twice each object's largest distance to the background), the width that :func:`estimate_object_diameter` reads from
-the pixels, and whether the input size *auto* picks from it (:func:`suggest_image_size`, demo model) is the one the
+For every frame: the true width (:func:`sam2_model.input_size.diameter_from_masks` of its labels: the median of twice
+each object's largest distance to the background), the width that :func:`estimate_object_diameter` reads from the
+pixels, and whether the input size *auto* picks from it (:func:`suggest_image_size`, demo model) is the one the
 true width gives. Two estimators side by side: ``shipped`` (:func:`estimate_object_diameter`) and ``candidate``
 (:func:`candidate_estimate`: a noise floor where Otsu separates poorly, the median over area where the crop holds
 fewer than 10 pieces; tried and left on 2026-12-06, docs/input_size.md: it reads the real MSC cells right, but object
@@ -37,7 +37,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from sam2_model.input_size import (
-    ESTIMATE_CROP, MIN_WIDTH_PX, _grey_unit, estimate_object_diameter, suggest_image_size,
+    ESTIMATE_CROP, MIN_WIDTH_PX, _grey_unit, diameter_from_masks, estimate_object_diameter, suggest_image_size,
 )
 from sam2_model.synth.microscopy import make_microscopy_timelapse
 
@@ -61,17 +61,6 @@ SYNTHETIC_ROWS: Tuple[Tuple[str, str, str, float, Tuple[int, int]], ...] = (
 )
 
 Estimator = Callable[[Any], float]
-
-
-def true_width(labels: np.ndarray) -> float:
-    """:func:`diameter_from_masks` of an (H, W) label image, each object measured in its bounding box grown by 1 px
-    (the same widths: every pixel next to an object lies in it), so hundreds of objects take milliseconds."""
-    widths = []
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is not None:
-            mask = np.pad(labels[box] == index, 1)
-            widths.append(2.0 * float(ndimage.distance_transform_edt(mask).max()))
-    return float(np.median(widths)) if widths else float("nan")
 
 
 @dataclass
@@ -177,7 +166,7 @@ def synthetic_cases(seeds: Sequence[int] = SEEDS) -> Iterator[Case]:
             movie = make_microscopy_timelapse(seed, shape=shape, num_frames=1, modality=modality,
                                               cell_type=cell_type, cell_size=cell_size)
             yield Case(row, f"{modality} {cell_type} {cell_size:g} seed {seed}", movie.image[0],
-                       true_width(movie.labels[0]))
+                       diameter_from_masks(movie.labels[0]))
 
 
 def msc_truth(data: pathlib.Path, frame: int, seg: Dict[int, np.ndarray], track: np.ndarray) -> Tuple[float, str]:
@@ -192,8 +181,8 @@ def msc_truth(data: pathlib.Path, frame: int, seg: Dict[int, np.ndarray], track:
     full = sorted(t for t in seg if complete(t))
     gap = min(abs(t - frame) for t in full)
     nearest = [t for t in full if abs(t - frame) == gap]
-    width = float(np.mean([true_width(seg[t]) for t in nearest]))
-    return width, "SEG " + "+".join(f"{t:03d}" for t in nearest) + f", TRA {true_width(track):.1f}"
+    width = float(np.mean([diameter_from_masks(seg[t]) for t in nearest]))
+    return width, "SEG " + "+".join(f"{t:03d}" for t in nearest) + f", TRA {diameter_from_masks(track):.1f}"
 
 
 def msc_cases(data: pathlib.Path = MSC, frames: Sequence[int] = MSC_FRAMES) -> Iterator[Case]:
@@ -220,7 +209,7 @@ def real_nuclei_cases() -> Iterator[Case]:
         return
     nuclei = load_real_nuclei()
     yield Case("real nuclei (stardist example, 512 x 512)", "real nuclei", nuclei.image,
-               true_width(nuclei.labels))
+               diameter_from_masks(nuclei.labels))
 
 
 @dataclass

@@ -164,14 +164,24 @@ def estimate_object_diameter(frame: Any) -> float:
 
 def diameter_from_masks(masks: Any) -> float:
     """The median width (twice the largest distance to the background) of the objects in ``masks``:
-    (N, H, W) or (H, W) bool masks, or an (H, W) integer label image (0 = background). NaN if empty."""
+    (N, H, W) or (H, W) bool masks, or an (H, W) integer label image (0 = background). NaN if empty.
+    Each object is measured in its bounding box grown by 1 px, which gives the same widths as the whole frame (the
+    nearest background pixel of any pixel inside lies in that box), so hundreds of objects take milliseconds."""
     array = np.asarray(masks)
     if array.ndim == 2 and array.dtype.kind in "iu":
-        ids = [i for i in np.unique(array) if i != 0]
-        array = np.stack([array == i for i in ids]) if ids else np.zeros((0,) + array.shape, bool)
-    elif array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3:
+        ids = np.unique(array)
+        ids = ids[ids != 0]
+        dense = np.where(array == 0, 0, np.searchsorted(ids, array) + 1)  # ids 1..N, whatever the file's ids
+        objects = [dense[box] == index for index, box in enumerate(ndimage.find_objects(dense), start=1)]
+    elif array.ndim in (2, 3):
+        masks3 = array.astype(bool, copy=False).reshape((-1,) + array.shape[-2:])
+        objects = [mask[box[0]] for mask in masks3 for box in [ndimage.find_objects(mask.view(np.uint8))] if box]
+    else:
         raise ValueError(f"masks must be (N, H, W) or (H, W) masks, or an (H, W) label image; got shape {array.shape}")
-    widths = [2.0 * float(ndimage.distance_transform_edt(np.pad(m.astype(bool), 1)).max()) for m in array if m.any()]
+    widths = [_box_width(mask) for mask in objects]
     return float(np.median(widths)) if widths else float("nan")
+
+
+def _box_width(mask: np.ndarray) -> float:
+    """Twice the largest distance to the background of an (h, w) bool ``mask`` cropped to its object's box."""
+    return 2.0 * float(ndimage.distance_transform_edt(np.pad(mask, 1)).max())
