@@ -16,7 +16,7 @@ from sam2_model.train.__main__ import main as train_main
 from sam2_model.train.__main__ import parse_args
 from sam2_model.train.data import (MixedClips, clip_from_parts, jittered_limits, masks_to_model_resolution,
                                    mixed_clip_arrays, mixed_clip_parts)
-from sam2_model.train.loop import TrainSettings, train
+from sam2_model.train.loop import TrainSettings, saved_step, train
 from sam2_model.train.machine import describe_machine
 from sam2_model.train.package import load_run, main as package_main, stage_record
 
@@ -171,6 +171,9 @@ def test_ctrl_c_finishes_the_step_saves_the_run_and_it_resumes(tmp_path, ctrl_c_
         train(settings, progress=press_ctrl_c_at_step_2)
     assert stopped.value.step == 2
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
+    assert saved_step(tmp_path / "run" / "last.pt") == 2  # what the command's Ctrl-C line reports, read memory-mapped
+    (tmp_path / "not_a_checkpoint.pt").write_bytes(b"half a file")
+    assert saved_step(tmp_path / "not_a_checkpoint.pt") is None and saved_step(tmp_path / "missing.pt") is None
     assert json.loads((tmp_path / "run" / "weights.json").read_text())["stopped_by"] == "interrupt"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     train(settings, progress=lambda step, row: True)

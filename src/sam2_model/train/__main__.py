@@ -37,7 +37,7 @@ import torch
 from ..build import embedded_weights_path
 from ..checkpoint_errors import run_folder_message
 from .interrupt import TrainingInterrupted
-from .loop import RunFinished, TrainSettings, fine_tuning_warmup, run_warmup, train
+from .loop import RunFinished, TrainSettings, fine_tuning_warmup, run_warmup, saved_step, train
 from .stack_check import StackCheck
 
 
@@ -272,8 +272,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except KeyboardInterrupt:
         last = Path(settings.out) / "last.pt"
-        saved = (f"the last save ({last}, step {torch.load(last, map_location='cpu', weights_only=False)['step']}) "
-                 "resumes when you run the same command again") if last.is_file() else "nothing was saved yet"
+        step = saved_step(last)
+        saved = (f"the last save ({last}, step {step}) resumes when you run the same command again"
+                 if step is not None else "nothing was saved yet")
         print(f"\ninterrupted; {saved}", file=sys.stderr)
         return 130
     metadata = json.loads((Path(settings.out) / "weights.json").read_text())

@@ -409,6 +409,17 @@ def _checkpoint_settings(path: Path) -> Dict[str, Any]:
     return dict(settings) if isinstance(settings, dict) else {}
 
 
+def saved_step(path: Path) -> Optional[int]:
+    """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read.
+    Its tensors are memory-mapped, not read, so asking costs milliseconds whatever the model's size."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # missing, unreadable or not a checkpoint
+        return None
+    step = state.get("step") if isinstance(state, dict) else None
+    return int(step) if isinstance(step, int) else None
+
+
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
     """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
     return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
