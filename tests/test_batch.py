@@ -806,3 +806,45 @@ def test_a_single_image_in_a_batch_fails_with_a_command_line_reason(tmp_path):
     row = process_stack(task)
     assert row["status"] == "failed" and "a single image, not a stack of frames" in row["error"]
     assert "napari-sam2 track IMAGE" in row["error"] and "frames[None]" not in row["error"]
+
+
+PLAIN_ZARR_AXES = [{"name": "t", "type": "time"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+
+
+def test_ome_zarr_labels_carry_the_stacks_pixel_size_and_frame_interval(data, reference, tmp_path):
+    """A calibrated stack (ImageJ: 0.65 um pixels, 300 s frames) whose labels go to OME-Zarr: before, the dataset's
+    scale was (1, 1, 1) without units while the same run's labels TIFF said um and s. Now the scale is (300, 0.65,
+    0.65) with units "second" / "micrometer" (OME-NGFF 0.4), read back as the TIFF's calibration; an origin is
+    written as a translation. An uncalibrated stack's OME-Zarr metadata is that of before."""
+    import zarr
+
+    from napari_sam2.batch_outputs import create_zarr_labels
+    from napari_sam2.export import Calibration
+    from napari_sam2.file_calibration import read_calibration
+
+    tifffile.imwrite(tmp_path / "cal.tif", tifffile.imread(data / "s2.tif"), imagej=True,
+                     resolution=(1 / 0.65, 1 / 0.65), metadata={"unit": "micron", "finterval": 300, "axes": "TYX"})
+    task = StackTask("cal", str(tmp_path / "cal.tif"), str(tmp_path / "out"), ModelSpec(**MODEL),
+                     prompts=str(find_prompts(data / "s2.tif")), zarr_above=1)
+    row = process_stack(task)
+    assert row["status"] == "ok", row["error"]
+    store = tmp_path / "out" / "cal" / "labels.ome.zarr"
+    np.testing.assert_array_equal(np.asarray(open_stack(store)[:]), reference["s2"])
+    first = zarr.open_group(str(store), mode="r").attrs["multiscales"][0]
+    assert first["axes"] == [{"name": "t", "type": "time", "unit": "second"},
+                             {"name": "y", "type": "space", "unit": "micrometer"},
+                             {"name": "x", "type": "space", "unit": "micrometer"}]
+    assert first["datasets"][0]["coordinateTransformations"] == [{"type": "scale", "scale": [300.0, 0.65, 0.65]}]
+    back = read_calibration(store, 0, (1, 2))
+    assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
+        (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
+
+    placed = Calibration((0.2, 0.25), "um", 1.5, "um", frames_through_z=True, origin=(3.0, 10.0, -4.0))
+    create_zarr_labels(tmp_path / "z.ome.zarr", (2, 8, 8), "z", placed)
+    assert read_calibration(tmp_path / "z.ome.zarr", 0, (1, 2), frames_through_z=True) == Calibration(
+        (0.2, 0.25), "micrometer", 1.5, "micrometer", frames_through_z=True, origin=(3.0, 10.0, -4.0))
+    plain = {"version": "0.4", "name": "labels", "axes": PLAIN_ZARR_AXES,
+             "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]}]}
+    for name, calibration in (("none", None), ("napari", Calibration())):
+        create_zarr_labels(tmp_path / f"{name}.ome.zarr", (2, 8, 8), "t", calibration)
+        assert zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r").attrs.asdict() == {"multiscales": [plain]}

@@ -174,3 +174,99 @@ def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_n
     rows = csv_rows(tmp_path / "cal.csv")
     assert rows and all(float(r["begin_time"]) == 300.0 * int(r["begin"]) and r["time_unit"] == "second"
                         for r in rows)
+
+
+def prompted_stack(tmp_path: Path, name: str, **imagej) -> tuple:
+    """small_movie(4, 11) as ``name`` (an ImageJ TIFF with ``imagej``'s resolution and metadata, or a plain TIFF
+    without) and a prompts CSV of one click on cell 1 of frame 0; returns (stack path, prompts path)."""
+    from sam2_model.evaluation import click_point
+    from widget_helpers import small_movie
+
+    movie = small_movie(4, 11)
+    data = movie.image
+    if imagej.get("metadata", {}).get("axes") == "TZYX":  # two z planes, tracked along T at z = 0
+        data = np.stack([movie.image, movie.image[:, ::-1]], axis=1)
+    tifffile.imwrite(tmp_path / name, data, **({"imagej": True, **imagej} if imagej else {"photometric": "minisblack"}))
+    x, y = click_point(movie.labels[0] == 1)
+    prompts = tmp_path / f"{name}.csv"
+    prompts.write_text(f"frame,obj_id,y,x,label\n0,1,{y},{x},1\n")
+    return tmp_path / name, prompts
+
+
+def test_track_prompts_writes_the_files_calibration_into_its_labels(tmp_path: Path) -> None:
+    """``napari-sam2 track STACK.tif --prompts clicks.csv -o labels.tif`` of an ImageJ (T, Z, Y, X) TIFF with 0.65 um
+    pixels and 300 s frames: before, the labels TIFF said pixels (XResolution 1/1, no OME sizes) where ``--auto``'s
+    said um and s. A plain TIFF still gives the plain labels TIFF of before (axes recorded, nothing else)."""
+    from napari_sam2.cli import main
+
+    stack, prompts = prompted_stack(tmp_path, "cal.tif", resolution=(1 / 0.65, 1 / 0.65),
+                                    metadata={"unit": "micron", "finterval": 300, "axes": "TZYX"})
+    out = tmp_path / "labels.tif"
+    assert main(["track", str(stack), "--prompts", str(prompts), "--axis", "0", "--fix", "1=0", "-o", str(out),
+                 "--device", "cpu"]) == 0
+    sizes = tiff_sizes(out)
+    assert sizes["axes"] == "TZYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
+    assert 'TimeIncrement="300.0"' in sizes["ome"] and 'PhysicalSizeXUnit="\u00b5m"' in sizes["ome"]
+    back = read_calibration(out, 0, (2, 3))
+    assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
+        (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
+    assert tifffile.imread(out)[:, 0].any() and not tifffile.imread(out)[:, 1].any()
+
+    plain, plain_prompts = prompted_stack(tmp_path, "plain.tif")
+    assert main(["track", str(plain), "--prompts", str(plain_prompts), "-o", str(tmp_path / "plain_labels.tif"),
+                 "--device", "cpu"]) == 0
+    labels = tifffile.imread(tmp_path / "plain_labels.tif")
+    tifffile.imwrite(tmp_path / "before.tif", labels, compression="zlib", photometric="minisblack", bigtiff=False,
+                     metadata={"axes": "TYX"})
+    assert (tmp_path / "plain_labels.tif").read_bytes() == (tmp_path / "before.tif").read_bytes()
+
+
+def test_the_widgets_labels_letters_name_every_axis_of_its_labels() -> None:
+    """Export labels of a (T, Z, Y, X) image: its 4-D labels get letters (before: none, so no calibration could be
+    recorded beyond (T, Y, X)); the frame axis is T, or Z where the frames are a volume's slices."""
+    from napari_sam2._runs import labels_letters
+    from napari_sam2.layout import StackLayout
+
+    assert labels_letters(StackLayout(2, None)) == "YX"
+    assert labels_letters(StackLayout(3, 0)) == "TYX" and labels_letters(StackLayout(3, 0), True) == "ZYX"
+    assert labels_letters(StackLayout(4, 0, fixed=((1, 2),))) == "TZYX"
+    assert labels_letters(StackLayout(4, 1, fixed=((0, 0),))) == "ZTYX"
+    assert labels_letters(StackLayout(4, 1, fixed=((0, 0),)), True) == "TZYX"
+    assert labels_letters(StackLayout(4, 0, channel_axis=3)) == "TYX"  # RGB: no letter for the colours
+    assert labels_letters(StackLayout(5, 0, fixed=((1, 0), (2, 0)))) is None  # two other axes: no letters to give
+
+
+@pytest.mark.gui
+def test_the_widgets_export_labels_carries_the_image_calibration(make_napari_viewer, qtbot, tmp_path,
+                                                                 monkeypatch) -> None:
+    """The widget's own Export labels (button, in a worker, and the console's ``export``) of an image of scale
+    (300 s, 0.65 um, 0.65 um): before, the TIFF had XResolution 1/1 and no units while its table export was
+    calibrated. Now Fiji reads um and s; the pixels are the labels layer's. With the calibration taken off the image
+    the file is the plain TIFF of before, byte for byte."""
+    from widget_helpers import click_cell, open_widget, small_movie, wait
+
+    movie = small_movie(4, 11)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    image = viewer.add_image(movie.image, name="cells", scale=(300.0, 0.65, 0.65), units=("s", "um", "um"))
+    click_cell(widget.points_layer, movie, 1)
+    wait(qtbot, widget)
+    assert widget.labels_layer.data.any(), widget.status.text()
+    answer = str(tmp_path / "button.tif")
+    monkeypatch.setattr("qtpy.QtWidgets.QFileDialog.getSaveFileName", lambda *a, **k: (answer, ""))
+    widget.export_labels_button.click()
+    wait(qtbot, widget)
+    assert widget.status.text() == f"Wrote {answer}", widget.status.text()
+    console = widget.export("labels", str(tmp_path / "console.tif"))
+    for path in (Path(answer), Path(console)):
+        sizes = tiff_sizes(path)
+        assert sizes["axes"] == "TYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
+        back = read_calibration(path, 0, (1, 2))
+        assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
+            (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
+        np.testing.assert_array_equal(tifffile.imread(path), widget.labels_layer.data)
+
+    image.scale, image.units = (1.0, 1.0, 1.0), ("pixel", "pixel", "pixel")
+    plain = widget.export("labels", str(tmp_path / "plain.tif"))
+    tifffile.imwrite(tmp_path / "before.tif", np.asarray(widget.labels_layer.data), compression="zlib",
+                     photometric="minisblack", bigtiff=False, metadata={})
+    assert Path(plain).read_bytes() == (tmp_path / "before.tif").read_bytes()

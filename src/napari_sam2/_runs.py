@@ -8,7 +8,7 @@ Every run belongs to one image; its results land in that image's masklets layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -20,6 +20,7 @@ from ._track_ids import frame_ranges
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .controller import PropagationPass
 from .labels_writer import EditedSince
+from .layout import StackLayout
 from .prompts import masks_from_labels
 
 SUFFIXES = {"labels": (".tif", (".tif", ".tiff")), "table": (".csv", (".csv",))}
@@ -63,6 +64,18 @@ def nothing_tracked(direction: str, start: int, num_frames: int) -> str:
     if direction == "backward" and start <= 0:
         return "Nothing to propagate backward from frame 0 (the first frame): use Propagate ▶."
     return f"Nothing was propagated {direction} from frame {start}: no frame beyond it to track."
+
+
+def labels_letters(layout: StackLayout, frames_through_z: bool = False) -> Optional[str]:
+    """The axis letters of the widget's labels of an image of ``layout`` (the image's axes less its channel axis):
+    Y and X on its spatial axes, T on the frame axis (Z where the frames are a volume's slices) and, on one other axis
+    (fixed at a slice), the other of T and Z: e.g. "YX", "TYX", "ZYX", "TZYX", "ZTYX". None where more than one other
+    axis has no letter left (the labels are then written without letters, so without a calibration)."""
+    frame, other = ("Z", "T") if frames_through_z else ("T", "Z")
+    rows, cols = layout.spatial_axes
+    named = {rows: "Y", cols: "X", layout.frame_axis: frame}
+    letters = "".join(named.get(axis, other) for axis in range(layout.ndim) if axis != layout.channel_axis)
+    return letters if len(set(letters)) == len(letters) else None
 
 
 def qt_deleted(widget: Any) -> bool:
@@ -545,13 +558,24 @@ class RunMixin:
             return None
         path = with_suffix(str(path), what)
         if what == "labels":
-            save_labels_tiff(self.controller.labels, Path(path))
+            save_labels_tiff(self.controller.labels, Path(path), *self.labels_calibration())
             where = ""  # every slice's labels
         else:  # the objects of the session acted on, whatever slice is shown
             save_table_csv(self.controller.measurements(self.calibration()), Path(path))
             where = self._elsewhere(self.controller.layout)
         self.status.setText(f"Wrote {path}{where}")
         return path
+
+    def labels_calibration(self) -> Tuple[Optional[str], Any]:
+        """(axis letters, calibration) of the labels TIFF that Export labels writes: the labels' axes
+        (:func:`labels_letters`) and the image's pixel size and frame step (:meth:`calibration`), so that Fiji reads
+        microns and seconds where the image layer has them. Letters None where the calibration records nothing in
+        them (an uncalibrated image: the plain TIFF of before, byte for byte)."""
+        from .export import tiff_calibration
+
+        calibration = self.calibration()
+        letters = labels_letters(self.controller.layout, calibration.frames_through_z)
+        return (letters if tiff_calibration(calibration, letters) else None), calibration
 
     def calibration(self) -> Any:
         """Pixel size, frame interval and their units from the image layer's scale and units; the origin (t, y, x)

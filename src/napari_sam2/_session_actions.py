@@ -21,7 +21,7 @@ from ._image_state import (
 )
 from ._model_choice import LOCAL, WEIGHT_CHOICES
 from ._track_ids import state_controllers
-from .export import frame_table_steps, labels_tiff_steps
+from .export import Calibration, frame_table_steps, labels_tiff_steps
 from .labels_writer import tell_written
 from .layout import world_to_data
 from .prompts import FramePrompt
@@ -258,8 +258,8 @@ class SessionActionsMixin:
             return None
         path = Path(with_suffix(str(path), what))
         where = "" if what == "labels" else self._elsewhere(controller.layout)
-        steps = (export_labels_steps(controller, path) if what == "labels" else
-                 export_table_steps(controller, self.calibration(), path))
+        steps = (export_labels_steps(controller, path, *self.labels_calibration()) if what == "labels" else
+                 export_table_steps(controller, self.calibration(), path))  # the image's units, read here
 
         self._export_run = ExportRun(what, path, where)
         worker = self._export_run.worker = steps_worker(steps, self._on_export_step, self._export_run.fail,
@@ -494,9 +494,12 @@ class ExportRun:
         return f"Export cancelled: nothing was written to {self.path} (an earlier file is kept)."
 
 
-def export_labels_steps(controller: Any, path: Path) -> Iterator[tuple]:
-    """Write ``controller``'s labels array (every slice, the masklets' shape) to ``path`` (TIFF), in a worker."""
-    yield from labels_tiff_steps(controller.labels, path)
+def export_labels_steps(controller: Any, path: Path, axes: Optional[str] = None,
+                        calibration: Optional[Calibration] = None) -> Iterator[tuple]:
+    """Write ``controller``'s labels array (every slice, the masklets' shape) to ``path`` (TIFF), in a worker: its
+    axis letters ``axes`` (e.g. "TYX", "TZYX"; None: none recorded) and the image's ``calibration``
+    (:meth:`~._runs.RunMixin.labels_calibration`), as :func:`~.export.save_labels_tiff` writes them."""
+    yield from labels_tiff_steps(controller.labels, path, axes, calibration)
 
 
 def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterator[tuple]:

@@ -49,10 +49,14 @@ def new_partial_dir(out: Path, name: str) -> Path:
     return folder
 
 
-def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: str = "t") -> Any:
+def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: str = "t",
+                       calibration: Any = None) -> Any:
     """An OME-Zarr (NGFF 0.4, zarr format 2) group ``folder`` with a uint32 (T, Y, X) array "0" (frame_axis "t"), or
     (Z, Y, X) for frames through z ("z": the first axis is then space, as OME-Zarr viewers should show it).
 
+    calibration: the stack's pixel size, frame step and origin (an :class:`~.export.Calibration`, or None), written
+    as the dataset's ``scale`` and ``translation`` and the axes' units (:func:`zarr_transforms`), as
+    :func:`write_labels_tiff` writes them into a TIFF; without one: scale 1, no units, as before.
     Returns the array; chunks are one frame (at most 1024 x 1024), so each written plane is whole.
     """
     import zarr
@@ -60,14 +64,39 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: st
     group = zarr.open_group(str(folder), mode="w", zarr_format=2)
     chunks = (1, min(int(shape[1]), 1024), min(int(shape[2]), 1024))
     array = group.create_array("0", shape=tuple(int(n) for n in shape), chunks=chunks, dtype="uint32", fill_value=0)
+    axes, transforms = zarr_transforms(frame_axis, calibration)
     group.attrs["multiscales"] = [{
         "version": "0.4",
         "name": "labels",
-        "axes": [{"name": "z", "type": "space"} if frame_axis == "z" else {"name": "t", "type": "time"},
-                 {"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]}],
+        "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": transforms}],
     }]
     return array
+
+
+def zarr_transforms(frame_axis: str = "t", calibration: Any = None) -> Tuple[List[Dict[str, str]],
+                                                                             List[Dict[str, Any]]]:
+    """OME-NGFF 0.4 ``axes`` and ``coordinateTransformations`` of (T, Y, X) labels (frame_axis "t") or (Z, Y, X)
+    ("z"): a ``scale`` of (frame step, row size, col size), each axis's ``unit`` (its OME-NGFF name: "micrometer",
+    "second") where ``calibration`` names a known unit of that axis's kind (napari's "pixel" / "frame" are none), and
+    a ``translation`` of the calibration's origin (t, y, x) where it is not 0. None: scale 1, no units."""
+    from .units import unit_in
+
+    step_kind = "space" if frame_axis == "z" else "time"
+    axes = [{"name": "z" if frame_axis == "z" else "t", "type": step_kind},
+            {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    if calibration is None:
+        return axes, [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
+    units = (unit_in(calibration.time_unit, step_kind), unit_in(calibration.length_unit, "space"),
+             unit_in(calibration.length_unit, "space"))
+    for axis, unit in zip(axes, units):
+        if unit is not None:
+            axis["unit"] = unit
+    scale = [float(calibration.frame_interval), *(float(v) for v in calibration.pixel_size)]
+    transforms: List[Dict[str, Any]] = [{"type": "scale", "scale": scale}]
+    if any(calibration.origin):
+        transforms.append({"type": "translation", "translation": [float(v) for v in calibration.origin]})
+    return axes, transforms
 
 
 def write_labels_tiff(labels: np.ndarray, path: Path, frame_axis: str = "t", calibration: Any = None) -> None:

@@ -241,7 +241,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
     large = labels_nbytes(shape) > task.zarr_above
     if large:
         labels_name = "labels.ome.zarr"
-        labels: Any = create_zarr_labels(folder / labels_name, shape, frames.frame_axis_name)
+        labels: Any = create_zarr_labels(folder / labels_name, shape, frames.frame_axis_name, frames.calibration)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
     controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
@@ -271,7 +271,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
 
     def write_labels(labels: np.ndarray, path: Path) -> None:
         if large:
-            create_zarr_labels(path, labels.shape, frames.frame_axis_name)[:] = labels
+            create_zarr_labels(path, labels.shape, frames.frame_axis_name, frames.calibration)[:] = labels
         else:
             write_labels_tiff(labels, path, frames.frame_axis_name, frames.calibration)
 

@@ -26,7 +26,7 @@ if __name__ == "__main__":  # python -m napari_sam2.cli: the command's entry poi
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,11 +46,11 @@ from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
 from .api import first_frame_seen, segment
 from .directions import auto_direction, check_one_way
-from .export import labels_axes, save_labels_tiff
+from .export import Calibration, labels_axes, save_labels_tiff
 from .file_calibration import stack_calibration
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
-from .layout import FrameView
+from .layout import FrameView, StackLayout
 from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines, read_prompts
 from .track_all import frame_source
 
@@ -226,6 +226,18 @@ class _LazyBar:
             self.bar.close()
 
 
+def labels_metadata(path: Path, stack: Any, layout: StackLayout,
+                    keep: Optional[Sequence[int]] = None) -> Tuple[Optional[str], Optional[Calibration]]:
+    """(axis letters, calibration) of the labels ``track`` writes from the stack opened from ``path`` (its
+    ``axes`` letters where the reader gives them) and read under ``layout``: the stack's letters less its channel
+    axis (or only the axes in ``keep``: (frame, row, col) for --auto's (T, Y, X) labels; :func:`.export.labels_axes`)
+    and the pixel size and frame step its file records (:func:`.file_calibration.stack_calibration`; None where it
+    records none: the labels are written in pixels and frames, as before). --prompts and --auto both ask here."""
+    letters = getattr(stack, "axes", None)
+    axes = labels_axes(letters, len(stack.shape), layout.channel_axis, keep, layout.frame_axis)
+    return axes, stack_calibration(path, letters, layout)
+
+
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
     check_image_size(args.image_size, "--image-size")
@@ -282,11 +294,10 @@ def track_command(args: argparse.Namespace) -> int:
                          contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
+    letters, calibration = labels_metadata(args.stack, stack, layout)  # the stack's axes less channels, as --auto
     if one_image:
-        labels = labels[0]  # one image in, one label image out
-    letters = None if one_image else labels_axes(getattr(stack, "axes", None), len(stack.shape), layout.channel_axis,
-                                                 frame_axis=layout.frame_axis)
-    write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters))])  # its missing folders too, only now
+        labels, letters = labels[0], None  # one image in, one label image out (YX)
+    write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration))])  # folders too, only now
     found = set(np.unique(labels).tolist()) - {0}
     print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
     missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
@@ -334,9 +345,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         options["smooth"] = args.smooth
     frames = frame_source(view, model, options)
     try:
-        letters = labels_axes(getattr(stack, "axes", None), len(stack.shape),  # (T, Y, X) along the axis
-                              keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), frame_axis=axes.layout.frame_axis)
-        calibration = stack_calibration(args.stack, getattr(stack, "axes", None), axes.layout)  # for the GEFF
+        letters, calibration = labels_metadata(args.stack, stack, axes.layout,  # (T, Y, X) along the axis
+                                               keep=(axes.layout.frame_axis, *axes.layout.spatial_axes))
         return run_auto(args, frames, model, letters, calibration)
     finally:
         frames.close()

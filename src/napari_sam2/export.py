@@ -15,6 +15,8 @@ from skimage.measure import regionprops_table
 
 from sam2_model.atomic_files import atomic_file
 
+from .units import unit_in  # None for an unknown unit: that size is left out of the TIFF
+
 COLUMNS = ["frame", "obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
            "mean_intensity", "object_score", "check"]
 # With a Calibration: the same in physical units (napari's layer scale and units).
@@ -104,9 +106,9 @@ def tiff_calibration(calibration: Optional[Calibration], axes: Optional[str]) ->
     if calibration is None or not axes:
         return {}
     through_z = calibration.frames_through_z
-    length = _unit_in(calibration.length_unit, "space") if "Y" in axes and "X" in axes else None
+    length = unit_in(calibration.length_unit, "space") if "Y" in axes and "X" in axes else None
     step_axis, step_kind = ("Z", "space") if through_z else ("T", "time")
-    step = _unit_in(calibration.time_unit, step_kind) if step_axis in axes else None
+    step = unit_in(calibration.time_unit, step_kind) if step_axis in axes else None
     metadata: Dict[str, Any] = {"axes": axes}
     resolution: Dict[str, Any] = {}
     if length in TIFF_LENGTH_UNITS:
@@ -118,17 +120,6 @@ def tiff_calibration(calibration: Optional[Calibration], axes: Optional[str]) ->
         key = "PhysicalSizeZ" if through_z else "TimeIncrement"
         metadata.update({key: calibration.frame_interval, f"{key}Unit": step_symbol})
     return {"ome": True, "metadata": metadata, **resolution} if len(metadata) > 1 else {}
-
-
-def _unit_in(unit: str, kind: str) -> Optional[str]:
-    """The OME-NGFF name of ``unit`` as a "space" or "time" unit; None for "pixel" / "frame" or a unit not of that
-    kind (left out of the TIFF: the labels are written all the same)."""
-    from sam2_model.tracking.geff_io import unit_name
-
-    try:
-        return unit_name(unit, kind)
-    except ValueError:
-        return None
 
 
 def _default_axes(ndim: int, calibration: Optional[Calibration]) -> Optional[str]:
@@ -268,13 +259,15 @@ def frame_table_steps(table: FrameTable, path: Path, calibration: Optional[Calib
     yield "written", len(rows), str(path), None
 
 
-def labels_tiff_steps(labels: Any, path: Path) -> Iterator[Step]:
-    """Write ``labels`` (T, Y, X) or (Y, X) as :func:`save_labels_tiff` does (a generator for a worker thread).
+def labels_tiff_steps(labels: Any, path: Path, axes: Optional[str] = None,
+                      calibration: Optional[Calibration] = None) -> Iterator[Step]:
+    """Write ``labels`` (T, Y, X) or (Y, X) (any axes ``axes`` names, e.g. "TZYX") with ``calibration`` as
+    :func:`save_labels_tiff` does (a generator for a worker thread).
 
     Yields ("plan", 1, "", None), then ("written", 1, path, None) once the file is in place (never half a file).
     """
     yield "plan", 1, "", None
-    save_labels_tiff(labels, path)
+    save_labels_tiff(labels, path, axes, calibration)
     yield "written", 1, str(path), None
 
 

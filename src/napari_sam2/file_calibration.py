@@ -13,24 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from sam2_model.tracking.geff_io import unit_name as geff_unit_name
-
 from .export import Calibration
-
-
-def unit_name(text: Any) -> Optional[str]:
-    """A unit as a file spells it ("micron", "\\u00b5m", "sec", "\\\\u00B5m" as ImageJ escapes it) -> its OME-NGFF name
-    ("micrometer", "second"), by the GEFF writer's rule (:func:`sam2_model.tracking.geff_io.unit_name`, length or
-    time); None for none, "pixel", "frame" or a unit it does not know."""
-    if text is None:
-        return None
-    word = re.sub(r"\\u00[bB]5", "\u00b5", str(text)).strip()
-    for kind in ("space", "time"):
-        try:
-            return geff_unit_name(word, kind)
-        except ValueError:
-            continue
-    return None
+from .units import unit_name  # a unit as a file spells it -> its OME-NGFF name (the writers' rule too)
 
 
 def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequence[int],
