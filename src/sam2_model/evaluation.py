@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
+from .click_points import click_point  # its home before: callers import it from here too
 from .image_predictor import ImagePredictor
 from .metrics import j_and_f, region_similarity
 from .modeling.sam2 import SAM2Model
@@ -53,13 +53,6 @@ def lineage_masks(labels: np.ndarray, obj_ids: Sequence[int], parents: Dict[int,
     for n, obj_id in enumerate(obj_ids):
         out[:, n] = np.isin(labels, family_of(obj_id, parents))
     return out
-
-
-def click_point(mask: np.ndarray) -> Tuple[float, float]:
-    """(x, y) of the pixel of ``mask`` (H, W) farthest from its boundary."""
-    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(distance)), mask.shape)
-    return float(x), float(y)
 
 
 def clickable_objects(labels: np.ndarray, min_area: int = 100) -> List[int]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import ndimage
 
-from ..evaluation import click_point
+from ..click_points import click_point
 from ..modeling.sam2 import SAM2Model
 from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
 

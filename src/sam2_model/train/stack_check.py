@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..evaluation import click_point, track_with_clicks
+from ..click_points import click_point
+from ..evaluation import track_with_clicks
 from ..metrics import region_similarity
 from ..modeling.sam2 import SAM2Model
 
