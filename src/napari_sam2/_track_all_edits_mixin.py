@@ -3,20 +3,23 @@
 
 * Delete track / Merge track into id: the track in 'Track id' deleted or relabelled on every frame in a worker, as a
   run (undoable; :func:`.track_edits.delete_track`, :func:`.track_edits.merge_track`).
-* Following the masklets' hand edits: brush / fill / eraser strokes (and napari's own undo / redo of them) on a
-  tracked image's masklets layer are watched; ``FOLLOW_DELAY_MS`` after the last one the lineage and the Tracks layer
-  are re-derived from the labels in a worker (:func:`.track_edits.followed`) and applied on the GUI thread.
+* Following the masklets' hand edits: brush / fill / eraser strokes (and napari's own undo / redo of them, on any
+  frame: the frames the strokes touched are checked, in the worker) on a tracked image's masklets layer are watched;
+  ``FOLLOW_DELAY_MS`` after the last one the lineage and the Tracks layer are re-derived from the labels in a worker
+  (:func:`.track_edits.followed`) and applied on the GUI thread.
+* The Tracks layer after Undo or a run that did not finish (cancelled, failed, stopped) is derived in a worker too
+  (:meth:`TrackEditsMixin.derive_tracks`), as at the end of a run (:func:`with_tracks`): the GUI thread reads no stack.
 
 Uses the panel's ``widget``, ``viewer``, ``images``, ``status``, ``track_spin``, ``merge_spin``, ``worker``,
-``current()``, ``slot()``, ``widget_ids()``, ``track_ids()``, ``follow_tracks_layer()``, ``_current_frame``,
-``_start``, ``_fail`` and ``_refuse_if_busy``.
+``current()``, ``slot()``, ``widget_ids()``, ``track_ids()``, ``follow_tracks_layer()``, ``update_tracks_layer()``,
+``_ids_above_tracks``, ``_current_frame``, ``_start``, ``_fail`` and ``_refuse_if_busy``.
 """
 
 from __future__ import annotations
 
 import zlib
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Optional, Set, Tuple, Union
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -38,12 +41,13 @@ class TrackEditsMixin:
     def _init_follow(self) -> None:
         """The follow worker, timer and watched layers (called once from the panel's ``__init__``)."""
         self.follow_worker: Any = None  # the worker refreshing the lineage and Tracks from hand-edited labels
-        self._follow_again: Optional[ImageTracking] = None  # a refresh asked for while one runs
         self._follow_timer = QTimer(self)
         self._follow_timer.setSingleShot(True)
         self._follow_timer.setInterval(FOLLOW_DELAY_MS)
         self._follow_timer.timeout.connect(self._follow_labels)
-        self._follow_entry: Optional[ImageTracking] = None
+        # the follows asked for, by tracking: the frames to compare first (None: follow whatever they hold)
+        self._follow_pending: Dict[ImageTracking, Optional[Set[int]]] = {}
+        self._derive_entry: Optional[ImageTracking] = None  # a Tracks layer to derive after the follow worker's run
         self._watched: list = []  # the masklets layers whose strokes are followed
 
     def _watch_masklets(self, layer: Any) -> None:
@@ -64,16 +68,19 @@ class TrackEditsMixin:
         return None
 
     def _on_masklets_painted(self, layer: Any, event: Any = None) -> None:
-        """A brush / fill / eraser stroke on a tracked image's masklets layer: the lineage and Tracks follow soon."""
+        """A brush / fill / eraser stroke on a tracked image's masklets layer: the lineage and Tracks follow soon; the
+        frames it touched are remembered (napari's undo / redo of it changes them back, on whatever frame is shown)."""
         entry = self._entry_of(layer)
         if entry is not None and len(entry.tracking.lineage):
             entry.painted = True
+            entry.strokes.append(entry.tracking.stroke_frames(getattr(event, "value", None)))
             self.schedule_follow(entry)
 
     def _on_masklets_redrawn(self, layer: Any, event: Any = None) -> None:
         """The masklets layer redrawn (every redraw; also napari's own Undo / Redo of a stroke, which sends no paint
         event): after strokes, the lineage follows when the plane shown changed since it last did (a checksum of one
-        plane: cheap)."""
+        plane: cheap), or when a frame an earlier stroke touched did (napari undoes a stroke on whichever frame it was
+        made: those frames are compared in the follow's worker, ``FOLLOW_DELAY_MS`` after the last redraw)."""
         entry = self._entry_of(layer)
         if entry is None or not entry.painted:
             return
@@ -88,6 +95,10 @@ class TrackEditsMixin:
             entry.checksums[t] = now
         elif entry.checksums[t] != now:
             self.schedule_follow(entry)
+            return
+        stroked = set().union(*entry.strokes) - {t}
+        if stroked:
+            self.schedule_follow(entry, stroked)
 
     def forget_checksums(self, entry: Optional[ImageTracking], frames: Optional[Iterable[int]] = None) -> None:
         """A run, undo or edit wrote ``frames`` of ``entry`` (None: any): their checksums are taken anew at their next
@@ -99,40 +110,58 @@ class TrackEditsMixin:
         for t in frames or ():
             entry.checksums.pop(int(t), None)
 
-    def schedule_follow(self, entry: ImageTracking) -> None:
+    def schedule_follow(self, entry: ImageTracking, frames: Optional[Iterable[int]] = None) -> None:
         """Have the lineage and the Tracks layer of ``entry`` follow its labels ``FOLLOW_DELAY_MS`` after the last
-        call (strokes come in bursts)."""
-        self._follow_entry = entry
+        call (strokes come in bursts); ``frames``: only if one of these frames changed since the lineage last followed
+        the labels (compared in the worker; None: they changed)."""
+        pending = self._follow_pending.get(entry, set())
+        self._follow_pending[entry] = None if frames is None or pending is None else pending | {int(t) for t in frames}
         self._follow_timer.start()
 
     def _follow_labels(self) -> None:
-        """Re-derive the lineage and Tracks data from the labels in a worker thread (one at a time: a refresh asked
-        for meanwhile runs once after it; a run or export in progress delays it)."""
-        entry = self._follow_entry
-        if entry is None:
-            return
-        if self.follow_worker is not None:
-            self._follow_again = entry
+        """Re-derive the lineage and Tracks data of a tracking :meth:`schedule_follow` asked for from its labels in a
+        worker thread (one at a time: those asked for meanwhile run after it; a run or export in progress delays
+        them)."""
+        if not self._follow_pending or self.follow_worker is not None:  # (its end starts the next)
             return
         if self.worker is not None or self.widget.busy():
             self._follow_timer.start()
             return
+        entry = next(iter(self._follow_pending))
+        check = self._follow_pending.pop(entry)
+        known = None if check is None else {t: entry.checksums.get(t) for t in sorted(check)
+                                            if 0 <= t < entry.tracking.num_frames}
+        if known == {}:  # (no frame of the stack to compare)
+            if self._follow_pending:
+                self._follow_timer.start()
+            return
+        before, runs, leave_out = entry.tracking.lineage, len(entry.tracking.history), self.widget_ids(entry.image)
+        self._in_worker(_followed, (entry.tracking, leave_out, known),
+                        lambda out: self._apply_follow(entry, before, runs, known, out))
+
+    def _in_worker(self, work: Callable[..., Any], args: tuple, apply: Callable[[Any], None]) -> None:
+        """``work(*args)`` in the follow worker's thread, ``apply(its result)`` on the GUI thread (errors: the status
+        line); when it is done, a Tracks layer or a follow asked for meanwhile is derived."""
         from napari.qt.threading import create_worker
 
-        before, runs, leave_out = entry.tracking.lineage, len(entry.tracking.history), self.widget_ids(entry.image)
-        worker = self.follow_worker = create_worker(_followed, entry.tracking, leave_out, _start_thread=False,
-                                                    _ignore_errors=True)
-        worker.returned.connect(self.slot(lambda out: self._apply_follow(entry, before, runs, out)))
+        worker = self.follow_worker = create_worker(work, *args, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self.slot(apply))
         worker.errored.connect(self.slot(self._fail))
         worker.finished.connect(self.slot(lambda: self._follow_done(worker)))
         worker.start()
 
-    def _apply_follow(self, entry: ImageTracking, before: Lineage, runs: int, out: tuple) -> None:
-        """Take the refreshed lineage and Tracks data, unless a run, undo or edit changed the tracking meanwhile."""
-        lineage, result, tracks, checksums = out
+    def _apply_follow(self, entry: ImageTracking, before: Lineage, runs: int, known: Optional[Dict[int, Any]],
+                      out: Union[Dict[int, int], tuple]) -> None:
+        """Take the refreshed lineage and Tracks data, unless a run, undo or edit changed the tracking meanwhile; when
+        the frames it compared first (``known``) had not changed, only the checksums of those not known yet."""
         if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
-            self.schedule_follow(entry)  # derived from a state that is gone: again, from the labels now
+            self.schedule_follow(entry, known)  # derived from a state that is gone: again, from the labels now
             return
+        if isinstance(out, dict):  # nothing changed: what the frames hold now is what the lineage follows
+            for t, value in out.items():
+                entry.checksums.setdefault(t, value)
+            return
+        lineage, result, tracks, checksums = out
         entry.tracking.follow(lineage)
         painted = entry.tracking.untracked_ids(result)
         changed = lineage.rows() != before.rows() or set(painted) != entry.untracked
@@ -149,9 +178,40 @@ class TrackEditsMixin:
     def _follow_done(self, worker: Any) -> None:
         if self.follow_worker is worker:
             self.follow_worker = None
-        again, self._follow_again = self._follow_again, None
-        if again is not None:
-            self.schedule_follow(again)
+        if self._derive_entry is not None:
+            self._derive_next()
+        if self._follow_pending:
+            self._follow_timer.start()
+
+    def derive_tracks(self, entry: ImageTracking) -> None:
+        """Remake ``entry``'s Tracks layer (and its hand-painted ids) from its labels and lineage in a worker thread,
+        as the end of a run does in the run's (:func:`with_tracks`): after Undo, or a run that did not finish. Applied
+        on the GUI thread unless the tracking changed meanwhile (what changed it remakes them); with nothing tracked
+        the layer goes at once."""
+        if not len(entry.tracking.lineage):
+            self.update_tracks_layer(entry, (np.zeros((0, 4)), {}))
+        self._derive_entry = entry
+        if self.follow_worker is None:
+            self._derive_next()
+
+    def _derive_next(self) -> None:
+        """Start deriving the Tracks layer :meth:`derive_tracks` asked for (not while a run goes on: its end does)."""
+        entry, self._derive_entry = self._derive_entry, None
+        if entry is None or self.worker is not None:
+            return
+        before, runs = entry.tracking.lineage, len(entry.tracking.history)
+        self._in_worker(derived_tracks, (entry.tracking, self.widget_ids(entry.image)),
+                        lambda out: self._apply_derived(entry, before, runs, out))
+
+    def _apply_derived(self, entry: ImageTracking, before: Lineage, runs: int, out: tuple) -> None:
+        """Show what :meth:`derive_tracks` derived, unless a run, undo, edit or follow changed the tracking meanwhile
+        (it remade the Tracks layer itself)."""
+        if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
+            return
+        entry.untracked, tracks = out
+        if entry.image in self.viewer.layers:  # not for a removed image
+            self.follow_tracks_layer(entry, *tracks)
+            self._ids_above_tracks(entry)
 
     # ------------------------------------------------------------------ track-level edits
     def _on_delete_track(self) -> None:
@@ -191,19 +251,29 @@ def _checksum(plane: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(plane).view(np.uint8))
 
 
-def _followed(tracking: TrackAll, leave_out: Any) -> Tuple[Lineage, TrackingResult, tuple, Dict[int, int]]:
+def _followed(tracking: TrackAll, leave_out: Any, known: Optional[Dict[int, Optional[int]]] = None
+              ) -> Union[Dict[int, int], Tuple[Lineage, TrackingResult, tuple, Dict[int, int]]]:
     """(the lineage as the labels hold it, the result with it, its Tracks (data, graph), {frame: checksum}): in the
-    follow worker's thread."""
+    follow worker's thread. ``known``: {frame: its checksum when the lineage last followed the labels, None: not
+    taken}: those frames are read first and, when none of them changed, only {frame: checksum} of them comes back."""
+    if known is not None:
+        now = {t: _checksum(tracking.plane(t)) for t in known}
+        if all(known[t] in (None, now[t]) for t in known):
+            return now
     lineage, result = tracking.followed(leave_out)
     checksums = {t: _checksum(tracking.plane(t)) for t in range(tracking.num_frames)}
     return lineage, result, tracks_layer_data(result), checksums
 
 
 def with_tracks(steps: Iterator, tracking: TrackAll, leave_out: Any, out: Dict[str, Any]) -> Iterator:
-    """``steps`` (a run's or an edit's), then, in the same worker thread, what its end shows: ``out["tracks"]``, the
-    Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]}) of the tracking's result without ``leave_out``, and
-    ``out["untracked"]``, its hand-painted ids (nothing is set when the steps were closed: cancelled)."""
+    """``steps`` (a run's or an edit's), then, in the same worker thread, what its end shows (:func:`derived_tracks`):
+    ``out["untracked"]`` and ``out["tracks"]`` (nothing is set when the steps were closed: cancelled)."""
     yield from steps
+    out["untracked"], out["tracks"] = derived_tracks(tracking, leave_out)
+
+
+def derived_tracks(tracking: TrackAll, leave_out: Any) -> Tuple[Set[int], tuple]:
+    """(the hand-painted ids, the Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]})) of ``tracking``'s
+    result without ``leave_out``; reads every plane (a worker thread's work)."""
     result = tracking.result(leave_out)
-    out["untracked"] = set(tracking.untracked_ids(result))
-    out["tracks"] = tracks_layer_data(result)
+    return set(tracking.untracked_ids(result)), tracks_layer_data(result)

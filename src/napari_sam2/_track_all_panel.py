@@ -11,7 +11,8 @@ viewer, the model picker, the current image's state and controller). The compute
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional, Set
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterator, Optional, Set
 
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
@@ -24,7 +25,7 @@ from superqt import QCollapsible
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
 from ._image_state import add_points_layer, layer_name
-from .labels_writer import EditedSince
+from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
 from ._session_actions import steps_worker
@@ -66,6 +67,8 @@ class ImageTracking:
         self.painted = False  # a brush / fill / eraser stroke was seen on its masklets layer
         self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
         self.untracked: Set[int] = set()  # the hand-painted ids (no lineage row) the last follow found
+        # the frames each of the latest strokes on its masklets layer touched (napari's undo / redo replays one)
+        self.strokes: Deque[Set[int]] = deque(maxlen=STROKES_KEPT)
 
 
 class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunMixin, QCollapsible):
@@ -391,7 +394,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         if entry is not None and "untracked" in derived:
             entry.untracked = derived["untracked"]
         if entry is not None and entry.image in self.viewer.layers:  # not for a removed image
-            self.update_tracks_layer(entry, derived.get("tracks"))
+            if "tracks" in derived:
+                self.update_tracks_layer(entry, derived["tracks"])
+            else:  # it did not finish (cancelled, failed, stopped): derived in a worker all the same
+                self.derive_tracks(entry)
             self._ids_above_tracks(entry)
 
     def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun]) -> None:
@@ -434,7 +440,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
 
     # ------------------------------------------------------------------ undo
     def undo(self) -> None:
-        """Undo the last tracking run or correction of the current image (labels, lineage, Tracks layer)."""
+        """Undo the last tracking run or correction of the current image (labels, lineage; the Tracks layer follows
+        from a worker thread: :meth:`derive_tracks`)."""
         entry = self.current()
         if self._refuse_if_busy():
             return
@@ -456,7 +463,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.forget_checksums(entry)
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
-        self.update_tracks_layer(entry)
+        self.derive_tracks(entry)
         what = {"track": "tracking run", "correct": "correction"}.get(run.kind, run.what or run.kind)
         self.status.setText(f"Undid the {what}: {len(set(run.frames))} frame(s) restored.")
 

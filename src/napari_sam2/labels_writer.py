@@ -228,6 +228,18 @@ class PlaneIds:
         self._ids[hashable_index(index)] = ids_in_plane(np.asarray(plane))
 
 
+def planes_touched(atoms: Any, planes: Dict[Tuple[Any, ...], int]) -> set:
+    """The values of ``planes`` ({:func:`hashable_index` of a plane: e.g. its frame}) whose plane a napari Labels
+    history item ``atoms`` (a paint event's ``value``: one stroke's atoms) changed pixels of; every value when
+    ``atoms`` is not a list of atoms of a kind known here (any plane may have changed)."""
+    if not isinstance(atoms, (list, tuple)):
+        return set(planes.values())
+    try:
+        return {value for key, value in planes.items() if any(_touches(atom, key) for atom in atoms)}
+    except (TypeError, ValueError, IndexError):
+        return set(planes.values())
+
+
 def _touches(atom: Any, key: Tuple[Any, ...]) -> bool:
     """Whether a napari Labels history ``atom`` (a ``slice_key`` box, or ``(indices, old, new)`` with a numpy
     multi-index) changed pixels of the plane ``key`` (a :func:`hashable_index`: ints fix axes, the rest spans them)."""

@@ -36,12 +36,12 @@ from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
-from sam2_model.tracking.lineage import end_reason_at
+from sam2_model.tracking.lineage import daughter_starts, end_reason_at
 from sam2_model.prompt_validation import check_count
 
 from . import track_edits
 from .directions import auto_direction, check_one_way
-from .labels_writer import EditedSince, RunJournal, hashable_index, watch_writes
+from .labels_writer import EditedSince, RunJournal, hashable_index, planes_touched, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
@@ -112,6 +112,7 @@ class TrackAll:
         self.lineage = Lineage()
         self.history: List[TrackRun] = []
         self.dropped: Dict[int, Track] = {}  # rows :meth:`follow` dropped (their pixels were erased by hand)
+        self.unlinked: Dict[int, int] = {}  # {daughter: mother} links :meth:`follow` cut with a dropped mother's row
         self.note = ""  # the last run's note for the user (no cell found on any frame it tracked), else ""
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
@@ -125,6 +126,12 @@ class TrackAll:
     def label_planes(self) -> np.ndarray:
         """(T, H, W) the labels of every frame."""
         return np.stack([self.plane(t) for t in range(self.num_frames)])
+
+    def stroke_frames(self, atoms: Any) -> set:
+        """The frames whose planes a napari Labels history item ``atoms`` (a paint event's ``value``: a brush / fill /
+        eraser stroke on the labels) changed; every frame when it does not say
+        (:func:`.labels_writer.planes_touched`)."""
+        return planes_touched(atoms, self._frame_at)
 
     def result(self, leave_out: Iterable[int] = ()) -> TrackingResult:
         """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data): every id
@@ -387,7 +394,8 @@ class TrackAll:
         self._write(run, t, plane)
 
     def _relineage(self, track_id: int) -> None:
-        """Begin/end of ``track_id`` from its pixels (its parent and children links are kept)."""
+        """Begin/end of ``track_id`` from its pixels (its parent and children links are kept), its end reason as the
+        lineage that follows hand edits gives it (:func:`~sam2_model.tracking.lineage.end_reason_at`)."""
         present = [t for t in range(self.num_frames) if (self.plane(t) == track_id).any()]
         rows = {row.track_id: row for row in self.lineage.rows()}
         old = rows.get(track_id)
@@ -397,10 +405,11 @@ class TrackAll:
                 if row.parent == track_id:
                     rows[child] = Track(row.track_id, row.begin, row.end, 0, row.end_reason)
         else:
-            reason = old.end_reason if old is not None and self.lineage.children(track_id) else (
-                "end of stack" if present[-1] == self.num_frames - 1 else "lost")
-            parent = old.parent if old is not None else 0
-            rows[track_id] = Track(track_id, present[0], present[-1], parent, reason)
+            begin, end = present[0], present[-1]
+            divides = (track_id, end + 1) in daughter_starts(rows.values())
+            known = old if old is not None else Track(track_id, begin, end, 0, "lost")
+            reason = end_reason_at(known, end, self.num_frames - 1, divides)
+            rows[track_id] = Track(track_id, begin, end, old.parent if old is not None else 0, reason)
         self.lineage = Lineage(rows.values())
 
     # ------------------------------------------------------------------ undo

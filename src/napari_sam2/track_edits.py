@@ -71,11 +71,13 @@ def followed(tracking: TrackAll, leave_out: Iterable[int] = ()) -> Tuple[Lineage
 
     Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
     become roots); the others begin and end where their pixels do, their end reason following
-    (:func:`~sam2_model.tracking.lineage.end_reason_at`). The result's lineage also has the hand-painted ids."""
+    (:func:`~sam2_model.tracking.lineage.end_reason_at`). A dropped row whose pixels came back (napari's undo of the
+    stroke) is back with its daughters' links. The result's lineage also has the hand-painted ids."""
     result, spans = tracking.result_and_spans(leave_out)
     back = [row for i, row in dict(tracking.dropped).items()
             if i in spans and i not in tracking.lineage]  # napari's undo
-    lineage = lineage_of_pixels(Lineage(tracking.lineage.rows() + back), spans, tracking.num_frames)
+    lineage = lineage_of_pixels(Lineage(_relinked(tracking.lineage.rows() + back, tracking.unlinked)), spans,
+                                tracking.num_frames)
     rows = {row.track_id: row for row in result.lineage.rows() if row.track_id not in lineage
             and row.track_id in spans}  # the hand-painted ids
     rows.update((row.track_id, row) for row in lineage.rows())
@@ -84,12 +86,27 @@ def followed(tracking: TrackAll, leave_out: Iterable[int] = ()) -> Tuple[Lineage
 
 def follow(tracking: TrackAll, lineage: Lineage) -> None:
     """Give ``tracking`` ``lineage`` from :func:`followed` (on the thread that owns the tracking); the rows it dropped
-    are kept aside (``tracking.dropped``), so that a track whose pixels come back (napari's own undo of the stroke)
-    gets its row back."""
-    tracking.dropped.update((row.track_id, row) for row in tracking.lineage.rows() if row.track_id not in lineage)
+    are kept aside (``tracking.dropped``), and so are the links of their daughters that lost their mother with them
+    (``tracking.unlinked``), so that a track whose pixels come back (napari's own undo of the stroke) gets its row and
+    its daughters back."""
+    gone = {row.track_id for row in tracking.lineage.rows() if row.track_id not in lineage}
+    tracking.dropped.update((row.track_id, row) for row in tracking.lineage.rows() if row.track_id in gone)
+    tracking.unlinked.update((row.track_id, row.parent) for row in tracking.lineage.rows()
+                             if row.parent in gone and row.track_id in lineage and not lineage[row.track_id].parent)
     for row in lineage.rows():
         tracking.dropped.pop(row.track_id, None)
+        if row.parent:
+            tracking.unlinked.pop(row.track_id, None)
     tracking.lineage = lineage
+
+
+def _relinked(rows: List[Track], unlinked: Dict[int, int]) -> List[Track]:
+    """``rows``, each daughter that :func:`follow` cut from its mother's dropped row (``unlinked``: {daughter:
+    mother}) and that has no parent since linked to that mother again where ``rows`` hold her (her pixels came
+    back)."""
+    ids = {row.track_id for row in rows}
+    return [dataclasses.replace(row, parent=unlinked[row.track_id])
+            if not row.parent and unlinked.get(row.track_id) in ids else row for row in rows]
 
 
 def id_spans(labels: np.ndarray) -> Dict[int, Tuple[int, int]]:
