@@ -3,7 +3,7 @@
     import napari_sam2
     labels = napari_sam2.segment(stack, clicks=[(0, 120, 85, 1, 1)], boxes=[(3, 40, 30, 90, 70, 2)])
     session = napari_sam2.get_session(viewer)      # the open widget's VideoSession
-    result = napari_sam2.track_cells(viewer)       # track every cell (see napari_sam2.track_all.track_cells)
+    result = napari_sam2.track_cells(viewer)       # track every cell (see napari_sam2.console_tracking.track_cells)
 
 Shapes: both return labels without the colour/channel axis, and a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives
 (Y, X) labels from both. A stack gives (T, Y, X) from both; only with ``fixed`` (e.g. z of a (T, Z, Y, X) stack) do
@@ -33,7 +33,7 @@ from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, 
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
-from .track_all import track_cells  # noqa: F401  (the console's automatic tracking entry)
+from .console_tracking import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")

@@ -1,0 +1,131 @@
+"""The console's automatic tracking: :func:`track_cells` (``napari_sam2.track_cells(viewer)`` or of an array, a layer
+or a file; no Qt of its own: with a viewer it asks the widget's Track all panel).
+
+With a viewer the panel tracks (its masklets and Tracks layers, undoable and correctable there); otherwise a
+:class:`~.track_all.TrackAll` of this call's own tracks the frames into a fresh labels array. The options it adds to
+the panel's (direction, lost frames, minimum contrast) are those of ``napari-sam2 track --auto``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import numpy as np
+
+from sam2_model.frames import check_contrast_limits, check_smooth
+from sam2_model.prompt_validation import check_count
+from sam2_model.tracking import TrackingResult
+from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
+
+from .directions import auto_direction, check_one_way
+from .track_all import TrackAll, TrackAllOptions, frame_source
+
+
+@dataclass(frozen=True)
+class ConsoleOptions(TrackAllOptions):
+    """The panel's choices and those of ``napari-sam2 track --auto`` that the console's :func:`track_cells` adds:
+    reverse (from the start frame down to frame 0, divisions off), max_lost_frames (empty frames before a cell ends,
+    an integer >= 1) and min_contrast (detections that stand out less are background; a number >= 0, 0: off)."""
+
+    reverse: bool = False
+    max_lost_frames: int = 3
+    min_contrast: float = MIN_CONTRAST
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_count(self.max_lost_frames, "max_lost_frames", 1)
+        check_min_contrast(self.min_contrast)
+
+    def tracker_kwargs(self) -> Dict[str, Any]:
+        return {**super().tracker_kwargs(), "reverse": bool(self.reverse), "max_lost_frames": int(self.max_lost_frames),
+                "min_contrast": float(self.min_contrast)}
+
+
+def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
+                device: str = "auto", image_size: Optional[int] = None, frame_axis: int = 0, start_frame: int = 0,
+                direction: Optional[str] = None, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
+                redetect_every: int = 5, divisions: bool = True, max_lost_frames: int = 3,
+                min_contrast: float = MIN_CONTRAST, smooth: float = 0.0,
+                contrast_limits: Optional[Sequence[float]] = None,
+                progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
+                channel_axis: Optional[int] = None, channel: Any = None,
+                fixed: Optional[Dict[int, int]] = None) -> TrackingResult:
+    """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
+
+    target: a napari viewer, or an image (array, napari Image layer or path, as :func:`napari_sam2.segment`).
+    With a viewer: ``image`` is the Image layer (or its name; default the widget's current image), the
+    SAM 2 widget is opened and its model choice used (``model``/``checkpoint`` must stay None), and the
+    result lands in the image's masklets layer plus a lineage Tracks layer, undoable and correctable in
+    the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download") and the axis
+    arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids (the planes
+    tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
+    :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
+    seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
+    each frame. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
+
+    * direction: "forward" (None, the default: towards the last frame) or "backward" (towards frame 0) from
+      ``start_frame``; "both" is refused, and so is a way with nothing to track (backward from frame 0, forward from
+      the last frame; with a viewer that run tracks the start frame alone). Backwards divisions are off whatever
+      ``divisions`` says (a division seen backwards is two cells merging, which the tracker does not model).
+    * max_lost_frames: empty frames (an integer >= 1, default 3) after which a cell ends ("lost" or "left the field").
+    * min_contrast: detections that stand out less than this from the pixels around them are background (a number >=
+      0, default ``MIN_CONTRAST``; 0: off).
+    * smooth / contrast_limits: as in :func:`napari_sam2.segment`: blur every frame by a Gaussian of this many pixels
+      (0: off; 8 on the CTC MSC time-lapse), and map these (low, high) grey values to black and white (None: the
+      stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
+      them (its "Smooth frames (px)" control).
+
+    Options are checked (ValueError naming them) before a model is built or a frame is read (whether ``start_frame``
+    is a frame of the stack: before the first frame is tracked).
+    """
+    way = auto_direction(direction, "console")
+    options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
+                              reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
+    limits = check_contrast_limits(contrast_limits)
+    sigma = check_smooth(smooth)
+    if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
+        if model is not None or checkpoint is not None:
+            raise ValueError("model/checkpoint: with a viewer the widget's model choice is used; choose it there "
+                             "(or pass an array instead of the viewer)")
+        given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits)) if value]
+        if given:
+            raise ValueError(f"{'/'.join(given)}: with a viewer the frames are tracked as the widget reads them (its "
+                             "'Smooth frames (px)' control, the stack's contrast limits); set the smoothing there (or "
+                             "pass an array instead of the viewer)")
+        from .api import get_widget
+
+        widget = get_widget(target)
+        result = widget.track_all.track_now(image, start_frame, options, progress)
+        return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
+    from sam2_model import build_model
+
+    from .api import open_image, resolve_axes
+    from .layout import FrameView
+
+    is_layer = hasattr(target, "rgb") and hasattr(target, "data")
+    data = open_image(target)  # a pyramid's level 0; a file of one 2-D image as that image
+    rgb = bool(target.rgb) if is_layer and rgb is None else rgb
+    axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
+    layout = axes.layout
+    frames = FrameView(data, layout)
+    check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
+    session_options = dict(axes.session_options)
+    if limits is not None:
+        session_options["contrast_limits"] = limits
+    if sigma:
+        session_options["smooth"] = sigma
+    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=image_size)
+    tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
+    for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
+        if kind == "frame" and progress is not None:
+            progress(len(tracking.history[-1].frames), total)
+    return as_image(tracking.result(), layout.frame_axis is None)
+
+
+def as_image(result: TrackingResult, single_image: bool) -> TrackingResult:
+    """``result`` with (Y, X) labels where one 2-D image was tracked (its (1, Y, X) plane), else as it is."""
+    if single_image and result.labels.ndim == 3 and len(result.labels) == 1:
+        return dataclasses.replace(result, labels=result.labels[0])
+    return result
