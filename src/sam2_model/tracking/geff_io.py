@@ -66,14 +66,14 @@ def geff_axis_names(ndim: int) -> Tuple[str, ...]:
 def unit_name(unit: Any, kind: str) -> Optional[str]:
     """The OME-NGFF name of ``unit`` (a str or a pint unit) for a "space" or "time" axis; None for None, "pixel"
     and "frame" (not calibrated). ValueError for a unit of the other kind or one that is not known."""
-    from geff_spec import validate_space_unit, validate_time_unit
-
     if unit is None:
         return None
     text = str(unit).strip()
     name = _ALIASES.get(text.lower(), text.lower())
     if name in ("pixel", "frame"):
         return None
+    from geff_spec import validate_space_unit, validate_time_unit  # (here: an uncalibrated axis needs no import)
+
     if (validate_space_unit if kind == "space" else validate_time_unit)(name):
         return name
     length = "length" if kind == "space" else "time"
