@@ -91,6 +91,7 @@ def test_click_segments_the_frame_and_propagation_fills_the_stack(widget, qtbot,
         assert tracks is None
 
     w.undo_button.click()
+    wait(qtbot, w)
     assert not labels[2:].any()  # the propagation run was undone; the click's frame stays
     np.testing.assert_array_equal(labels[1], expected_plane(w, 1))
 
@@ -189,6 +190,7 @@ def test_cancel_leaves_whole_frames_and_undo_restores(make_napari_viewer, qtbot,
         else:
             np.testing.assert_array_equal(labels[frame], before[frame])
     w.undo_button.click()
+    wait(qtbot, w)
     np.testing.assert_array_equal(labels, before)
 
 

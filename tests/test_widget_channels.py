@@ -87,6 +87,7 @@ def test_tcyx_masklets_follow_the_time_slider_at_every_channel(make_napari_viewe
         np.testing.assert_allclose(world[[0, 2, 3]], [t, *centre], atol=1.0)
 
     w.undo_button.click()  # the propagation goes; frame 0's mask stays
+    wait(qtbot, w)
     for c in range(2):
         assert not shown(viewer, layer, {0: 2, 1: c}).any()
         np.testing.assert_array_equal(shown(viewer, layer, {0: 0, 1: c}), labels[0])

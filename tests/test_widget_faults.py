@@ -241,10 +241,12 @@ def test_undo_puts_back_the_prompts_and_the_session(cells, qtbot):
     wait(qtbot, w)
     assert not np.array_equal(session.frame_logits(0), logits)
     w.undo_button.click()
+    wait(qtbot, w)
     assert len(w.points_layer.data) == 1 and w.points_layer.features["obj_id"].tolist() == [1]
     np.testing.assert_array_equal(session.frame_logits(0), logits)
     np.testing.assert_array_equal(w.labels_layer.data, labels)
     w.undo_button.click()  # and the first click too
+    wait(qtbot, w)
     assert len(w.points_layer.data) == 0 and session.obj_ids == [] and not w.labels_layer.data.any()
     assert not w.busy()  # restoring the layers did not start a run
 
@@ -409,9 +411,11 @@ def test_objects_panel_lists_hides_and_deletes_objects(cells, qtbot):
     before = w.labels_layer.data.copy()
     panel.select_object(2)
     panel.delete_button.click()
+    wait(qtbot, w)
     assert session.obj_ids == [1] and not (w.labels_layer.data == 2).any()
     assert w.points_layer.features["obj_id"].tolist() == [1] and [r.obj_id for r in panel.rows] == [1]
     w.undo_button.click()  # the deleted object comes back: its click, its session state, its masks
+    wait(qtbot, w)
     assert session.obj_ids == [1, 2] and w.points_layer.features["obj_id"].tolist() == [1, 2]
     np.testing.assert_array_equal(w.labels_layer.data, before)
 

@@ -184,8 +184,10 @@ def test_a_step_after_a_merge_whose_re_run_never_started_is_undoable(cells, qtbo
     assert sorted(w.controller.obj_ids) == [2, 3]  # merged; its re-run was dropped with the load
     w.objects.select_object(3)
     w.objects.delete_button.click()
+    wait(qtbot, w)
     assert w.controller.obj_ids == [2]
     w.undo_button.click()
+    wait(qtbot, w)
     assert w.status.text().startswith("Undid the last step"), w.status.text()
     assert sorted(w.controller.obj_ids) == [2, 3]
 

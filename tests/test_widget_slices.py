@@ -81,11 +81,14 @@ def test_each_z_slice_keeps_its_own_session_whatever_slice_is_shown(make_napari_
     viewer.dims.set_current_step(1, 1)
     assert rows(w) == {1: (0, 1, 2, 3)}
     w.undo_button.click()  # the second propagation
+    wait(qtbot, w)
     w.undo_button.click()  # the first one
+    wait(qtbot, w)
     assert "Undid" in w.status.text(), w.status.text()
     assert [t for t in range(4) if labels[t, 1].any()] == [0]
     assert (labels[0, 2] == 2).any()
     w.undo_button.click()  # the click
+    wait(qtbot, w)
     assert not labels[:, 1].any() and (labels[0, 2] == 2).any()
     assert w.points_layer.data[:, 1].tolist() == [2.0]  # z=2's click stays
     assert "Nothing to undo" in (w.undo_button.click() or w.status.text())
@@ -149,12 +152,15 @@ def test_undo_after_a_click_made_during_a_propagation_keeps_the_layers_and_the_s
     assert w.controller.obj_ids == [1, 2] and (w.labels_layer.data[0] == 2).any()
 
     w.undo_button.click()  # the click made during the run
+    wait(qtbot, w)
     assert w.points_layer.features["obj_id"].tolist() == [1]
     assert w.controller.obj_ids == [1] and not (w.labels_layer.data == 2).any()
     w.undo_button.click()  # the propagation
+    wait(qtbot, w)
     assert w.points_layer.features["obj_id"].tolist() == [1]
     assert [t for t in range(24) if w.labels_layer.data[t].any()] == [0]
     w.undo_button.click()  # the first click
+    wait(qtbot, w)
     assert len(w.points_layer.data) == 0 and not w.labels_layer.data.any() and w.controller.obj_ids == []
 
 

@@ -148,6 +148,7 @@ def test_widget_undo_refuses_when_track_all_rewrote_its_frames_and_both_undos_th
     assert not np.array_equal(tracked[2:], propagated[2:])
 
     w.undo_button.click()  # would restore frames 0-4 to before the propagation, erasing tracks on 2-4
+    wait(qtbot, w)
     np.testing.assert_array_equal(labels, tracked)
     message = w.status.text()
     assert "Nothing was undone" in message and "frames 2-4 were rewritten by 'Track all cells'" in message, message
@@ -163,14 +164,17 @@ def test_widget_undo_refuses_when_track_all_rewrote_its_frames_and_both_undos_th
     assert "frame 3 was changed by the widget's clicks or propagation" in panel.status.text(), panel.status.text()
 
     w.undo_button.click()  # the click
+    wait(qtbot, w)
     np.testing.assert_array_equal(labels, tracked)
     panel.undo_button.click()  # the tracking run
     np.testing.assert_array_equal(labels, propagated)
     assert "SAM2 lineage [cells]" not in viewer.layers
     w.undo_button.click()  # the propagation, now that nothing later is in the way
+    wait(qtbot, w)
     assert w.status.text().startswith("Undid"), w.status.text()
     assert not labels[1:].any() and labels[0].any()
     w.undo_button.click()  # the first click
+    wait(qtbot, w)
     np.testing.assert_array_equal(labels, empty)
 
 
@@ -189,11 +193,13 @@ def test_widget_undo_refuses_after_painting_until_the_paint_is_undone(make_napar
     assert (painted[3] == 5).sum() >= 5
 
     w.undo_button.click()
+    wait(qtbot, w)
     np.testing.assert_array_equal(layer.data, painted)  # the painting is not lost silently
     assert "frame 3 was changed by hand or another tool" in w.status.text(), w.status.text()
     layer.undo()  # the layer's own undo (Ctrl+Z) takes the paint back
     assert not (layer.data == 5).any()
     w.undo_button.click()
+    wait(qtbot, w)
     assert w.status.text().startswith("Undid"), w.status.text()
     assert not layer.data[1:].any()
 

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 from napari.layers import Points
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
@@ -245,12 +245,23 @@ class PromptEventsMixin:
                             "Click the object here to re-anchor it, then propagate.")
 
     def _on_delete_object(self, obj_id: int) -> None:
-        """Delete an object: its clicks and boxes, its session state and its masks (Undo brings it back)."""
+        """Delete an object: its clicks and boxes, its session state and its masks (Undo brings it back).
+
+        The clicks and boxes go here; the masks (every frame compared, those holding it saved for Undo) in a worker
+        thread, the widget busy meanwhile (:meth:`run_edit`); the table and the status follow when it is done. A failure
+        puts the clicks and boxes back: nothing changed."""
         state = self._state
         if state is None or state.controller is None or self.busy():
             return
-        before = self._before(state)
-        here = on_slice(state, state.controller.layout, capture(state))  # other slices' objects are their own
+        controller = state.controller
+        try:
+            steps = controller.remove_object_steps(obj_id, tag=self._before(state))  # checked before anything changes
+        except ValueError as error:
+            show_error(f"SAM 2: {error}")
+            self.status.setText(f"Not deleted: {error}")
+            return
+        now = capture(state)
+        here = on_slice(state, controller.layout, now)  # other slices' objects are their own
         self._quiet += 1
         try:
             for layer, on in zip((state.points, state.boxes), here):
@@ -263,10 +274,19 @@ class PromptEventsMixin:
             style_boxes(state.boxes)
         finally:
             self._quiet -= 1
-        state.controller.remove_object(obj_id, tag=before)
-        state.hidden.discard(obj_id)
-        state.last_prompts = capture(state)
-        self._refresh_labels(state)
-        self._refresh_objects()
-        self.activate_clicks()
-        self.status.setText(f"Deleted object {obj_id} (Undo brings it back).")
+        after = capture(state)
+
+        def deleted(_: Any) -> None:
+            state.hidden.discard(obj_id)
+            state.last_prompts = after
+            self._refresh_labels(state)
+            self._refresh_objects()
+            self.activate_clicks()
+            self.status.setText(f"Deleted object {obj_id} (Undo brings it back).")
+
+        def failed(error: BaseException) -> None:
+            self._put_back_prompts(state, now)
+            show_error(f"SAM 2: {error}")
+            self.status.setText(f"Not deleted: {error} (nothing was changed).")
+
+        self.run_edit(steps, f"Deleting object {obj_id}", deleted, failed)

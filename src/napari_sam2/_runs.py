@@ -7,8 +7,9 @@ Every run belongs to one image; its results land in that image's masklets layer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -108,6 +109,7 @@ class RunMixin:
     _run_frames: Optional[List[int]] = None  # the frames the run wrote, in order
     _run_propagation: Optional[tuple] = None  # (direction, start frame, frames in the stack) of a propagate run
     _run_planned: Optional[int] = None  # where the propagation's frames start in _run_frames (None before its plan)
+    _tracks_run: Optional["TracksRun"] = None  # the last Add Tracks layer run in a worker
 
     # ------------------------------------------------------------------ starting runs
     def _on_segment_clicked(self) -> None:
@@ -296,13 +298,35 @@ class RunMixin:
                     self._run_frames.append(int(value))
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 self.status.setText(f"frame {value}: objects {detail}")
-            self._refresh_labels(self._run_state)
+                self._refresh_labels(self._run_state, self._run_history[0], int(value))
+            elif kind != "done":  # "done" ends a pass: the end of the run redraws (:meth:`_on_finished`)
+                self._refresh_labels(self._run_state)
         except Exception as error:  # never let an exception escape a Qt slot (it aborts the process)
             self._on_error(error)
 
-    def _refresh_labels(self, state: Optional[ImageState]) -> None:
-        if state is not None and state.labels is not None and state.labels in self.viewer.layers:
+    def _refresh_labels(self, state: Optional[ImageState], controller: Any = None,
+                        frame: Optional[int] = None) -> None:
+        """Redraw ``state``'s masklets layer; with ``controller`` and ``frame``: only when napari shows that frame of
+        the controller's slice (:meth:`_shows`), as a run writes frame after frame (a redraw of the whole layer per
+        frame froze napari for 0.2-0.3 s a frame on 832 x 992 frames; the end of the run redraws once)."""
+        if state is None or state.labels is None or state.labels not in self.viewer.layers:
+            return
+        if frame is None or controller is None or self._shows(state.labels,
+                                                              controller.layout.frame_index_in_labels(frame)):
             state.labels.refresh()
+
+    def _shows(self, layer: Any, index: Tuple[Any, ...]) -> bool:
+        """Whether napari draws the plane ``index`` of the Labels ``layer`` now (``index``: ints on the axes a plane
+        fixes, e.g. :meth:`StackLayout.frame_index_in_labels`): each fixed axis is displayed on the canvas (3-D display,
+        or the frame axis put on screen) or its value is where the slider is; always with a projection (a thick slice
+        of several frames)."""
+        if str(getattr(layer, "projection_mode", "none")) != "none":
+            return True
+        offset = self.viewer.dims.ndim - layer.ndim  # the viewer lines layers up with its last axes
+        displayed = set(self.viewer.dims.displayed)
+        point = layer.world_to_data(self.viewer.dims.point)  # the slider's position in the layer's pixels
+        return all(isinstance(value, slice) or axis + offset in displayed or int(np.round(point[axis])) == int(value)
+                   for axis, value in enumerate(index))
 
     def _on_error(self, error: Exception) -> None:
         self._run_outcome = "failed"
@@ -460,6 +484,11 @@ class RunMixin:
         if self.worker is not None and self.worker is self.track_all.worker:
             self.track_all.cancel()  # a "Track all cells" run: its own Undo button reverts it
             return
+        if self._tracks_run is not None and self._tracks_run.owns(self.worker):
+            self._tracks_run.cancelled = True  # no layer changes, even if the last frame is measured already
+            self.worker.quit()
+            show_info("SAM 2: Add Tracks layer cancelled; no layer was changed.")
+            return
         if self.worker is not None:
             exporting = self.exporting()
             self._run_outcome = "cancelled"
@@ -497,39 +526,53 @@ class RunMixin:
 
     # ------------------------------------------------------------------ undo
     def _on_undo(self) -> None:
+        """Undo the last step of the session acted on: its checks and labels (every frame the step wrote checksummed,
+        then its saved planes written back) in a worker thread, the widget busy meanwhile (:meth:`run_edit`); the prompt
+        layers, the table and the status here once it is done. "Nothing to undo" is said at once."""
         state = self._state
-        try:
-            undone = None if state is None or state.controller is None or self.busy() else state.controller.undo()
-        except EditedSince as error:  # frames the step wrote were changed since: nothing is thrown away silently
-            message = self.track_all.widget_undo_refused(state.image, error)
-            show_warning(f"SAM 2: {message}")
-            self.status.setText(message)
-            return
-        where = "" if state is None or state.controller is None else self._elsewhere(state.controller.layout)
-        if undone is None:
-            note = "" if state is None or state.controller is None else state.controller.history_note
+        controller = None if state is None else state.controller
+        where = "" if controller is None else self._elsewhere(controller.layout)
+        if controller is None or self.busy() or not controller.history:
+            note = "" if controller is None else controller.history_note
             self.status.setText(f"Nothing to undo{where}" + (f": {note}." if note else "."))
             return
-        if isinstance(undone.tag, PromptContent) and state.points is not None and state.boxes is not None:
-            self._quiet += 1
-            try:  # only this session's slice: the prompts of other slices belong to their own sessions
-                restore(state, undone.tag, state.controller.layout)
-            finally:
-                self._quiet -= 1
-            state.last_prompts = capture(state)
-        self._refresh_labels(state)
-        self._refresh_objects()
-        self.activate_clicks()
-        what = ("the mask" if state.controller.layout.frame_axis is None  # a single 2D image: no frames
-                else f"{len(undone.frames)} frame(s)")
-        self.status.setText(f"Undid the last step{where}: {what}, the prompts and the session are as they were "
-                            "before it.")
+
+        def undone(result: Any) -> None:
+            if result is None:  # the history was emptied meanwhile
+                self.status.setText(f"Nothing to undo{where}.")
+                return
+            if isinstance(result.tag, PromptContent) and state.points is not None and state.boxes is not None:
+                self._quiet += 1
+                try:  # only this session's slice: the prompts of other slices belong to their own sessions
+                    restore(state, result.tag, controller.layout)
+                finally:
+                    self._quiet -= 1
+                state.last_prompts = capture(state)
+            self._refresh_labels(state)
+            self._refresh_objects()
+            self.activate_clicks()
+            what = ("the mask" if controller.layout.frame_axis is None  # a single 2D image: no frames
+                    else f"{len(result.frames)} frame(s)")
+            self.status.setText(f"Undid the last step{where}: {what}, the prompts and the session are as they were "
+                                "before it.")
+
+        def refused(error: BaseException) -> None:
+            if isinstance(error, EditedSince):  # frames the step wrote were changed since: nothing thrown away
+                message = self.track_all.widget_undo_refused(state.image, error)
+                show_warning(f"SAM 2: {message}")
+            else:
+                message = f"Undo failed: {error}"
+                show_error(f"SAM 2: {message}")
+            self.status.setText(message)
+
+        self.run_edit(controller.undo_steps(), f"Undoing the last step{where}", undone, refused)
 
     # ------------------------------------------------------------------ exports
     def _segmented(self, whole: bool = False) -> bool:
-        """Something is segmented on the slice of the session acted on (whole: anywhere in the masklets)."""
+        """Something is segmented on the slice of the session acted on (whole: anywhere in the masklets). The slice's
+        frames are read one at a time, up to the first with a label."""
         controller = self.controller
-        if controller is None or not (np.asarray(controller.labels) if whole else controller.label_planes()).any():
+        if controller is None or not (np.asarray(controller.labels).any() if whole else has_labels(controller)):
             show_info("SAM 2: nothing is segmented yet: click on an object first")
             self.status.setText("Nothing is segmented yet: click on an object first.")
             return False
@@ -598,20 +641,146 @@ class RunMixin:
                            frames_through_z=frame is not None and is_depth_axis(image, frame), origin=origin)
 
     def add_tracks_layer(self) -> Any:
-        """A napari Tracks layer following each object (the centroid of its largest piece) through the frames."""
-        from .export import tracks_from_labels
+        """A napari Tracks layer following each object (the centroid of its largest piece) through the frames,
+        computed on the calling thread (scripts, the console); returns the layer (None when nothing is segmented).
+        The Add Tracks layer button computes it in a worker instead (:meth:`add_tracks_in_worker`)."""
+        from .export import tracks_steps
 
         if not self._segmented():
             return None
-        image = self.image_layer
-        data, scale, translate = tracks_placement(tracks_from_labels(self.controller.label_planes()), image,
-                                                  self.controller.layout)
-        axes = tracks_metadata(image, self.controller.layout)  # the image's units: napari drops mixed ones
+        controller = self.controller
+        steps = tracks_steps(controller.num_frames, label_plane_of(controller))
+        data = next(detail for kind, _, detail, _ in steps if kind == "tracks")
+        return self._place_tracks(self.image_layer, controller.layout, data)
+
+    def _on_tracks_clicked(self) -> None:
+        self.add_tracks_in_worker()
+
+    def add_tracks_in_worker(self) -> Any:
+        """What the Add Tracks layer button does: the Tracks data of :meth:`add_tracks_layer`, measured frame by frame
+        in a worker thread (the progress bar follows the frames; Cancel stops it), then the layer added or updated on
+        the GUI thread. The widget is busy meanwhile (runs wait; clicks are segmented after it). A cancelled or failed
+        run changes no layer. Returns the worker (None when refused: the status line says why)."""
+        from ._session_actions import steps_worker
+        from .export import tracks_steps
+
+        if self.busy():
+            self.status.setText("Busy: wait for the run in progress (or cancel it), then add the Tracks layer.")
+            return None
+        if not self._segmented():
+            return None
+        controller = self.controller
+        run = self._tracks_run = TracksRun(self.image_layer, controller.layout, self._elsewhere(controller.layout))
+        worker = run.worker = steps_worker(tracks_steps(controller.num_frames, label_plane_of(controller)),
+                                           self._on_tracks_step, run.fail, self._on_tracks_finished)
+        self.worker = worker
+        self._set_busy(True)
+        self.tracks_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Adding the Tracks layer{run.where}: measuring the objects frame by frame…")
+        worker.start()
+        return worker
+
+    def _on_tracks_step(self, step: tuple) -> None:
+        try:
+            kind, value, detail, _ = step
+            if kind == "plan":
+                self.progress.setRange(0, max(int(value), 1))
+                self.progress.setValue(0)
+            elif kind == "frame":
+                self.progress.setValue(min(int(value) + 1, self.progress.maximum()))
+                self.status.setText(f"Adding the Tracks layer: frame {value} measured ({detail} point(s) so far)…")
+            elif kind == "tracks":
+                self._tracks_run.data = detail
+        except Exception as error:  # never let an exception escape a Qt slot
+            self._tracks_run.fail(error)
+
+    def _on_tracks_finished(self, worker: Any) -> None:
+        """The Tracks worker ended: the layer is added or updated only when it finished whole (not cancelled, not
+        failed) and its image is still in the viewer."""
+        run = self._tracks_run
+        if self.worker is worker:
+            self.worker = None
+        try:
+            self._set_busy(False)
+            self.tracks_button.setEnabled(True)
+        except RuntimeError:
+            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                raise
+            return  # the widget's Qt parts were deleted with the window: nothing left to show
+        text, added = run.outcome(self.viewer.layers), False
+        if text is None:
+            try:
+                layer = self._place_tracks(run.image, run.layout, run.data)
+                text, added = f"Added the Tracks layer '{layer.name}'{run.where}: {len(run.data)} point(s).", True
+            except Exception as error:
+                run.fail(error)
+                text = run.outcome(self.viewer.layers)
+        if added or self.progress.maximum() == 0:  # full when added; a busy bar stopped otherwise
+            self.progress.setRange(0, 1)
+            self.progress.setValue(int(added))
+        self.status.setText(text)
+        self._run_deferred(announce=True)  # clicks made meanwhile
+
+    def _place_tracks(self, image: Any, layout: StackLayout, tracks: np.ndarray) -> Any:
+        """Add the Tracks layer of ``tracks`` ((N, 4): object id, frame, y, x in the frames' pixels) over ``image``
+        segmented with ``layout``, or update it when it is there (pressed again: it follows the labels as they are
+        now); returns the layer."""
+        data, scale, translate = tracks_placement(tracks, image, layout)
+        axes = tracks_metadata(image, layout)  # the image's units: napari drops mixed ones
         name = f"SAM2 tracks [{image.name}]"
-        if name in self.viewer.layers:  # pressed again: the layer follows the labels as they are now
+        if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data, layer.scale, layer.translate = data, scale, translate
             for key, value in axes.items():
                 setattr(layer, key, value)
             return layer
         return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **axes)
+
+
+def label_plane_of(controller: Any) -> Callable[[int], Any]:
+    """frame t -> the (Y, X) labels of ``controller``'s session on frame t (its slice of the masklets), read when
+    called: one plane in memory at a time, never the stack."""
+    labels, layout = controller.labels, controller.layout
+    return lambda t: labels[layout.frame_index_in_labels(int(t))]
+
+
+def has_labels(controller: Any) -> bool:
+    """Whether a frame of ``controller``'s session has a label (read one plane at a time, up to the first with one)."""
+    plane = label_plane_of(controller)
+    return any(np.asarray(plane(t)).any() for t in range(controller.num_frames))
+
+
+@dataclass
+class TracksRun:
+    """One Add Tracks layer run in a worker: the image and layout it measures, where (the slice, in words, when it is
+    not the one shown), and how it ended."""
+
+    image: Any
+    layout: StackLayout
+    where: str = ""
+    worker: Any = None
+    data: Optional[np.ndarray] = None  # (N, 4) once the last frame is measured
+    error: Optional[BaseException] = None
+    cancelled: bool = False
+
+    def owns(self, worker: Any) -> bool:
+        """Whether ``worker`` (the widget's current worker, or None) is this run's."""
+        return worker is not None and worker is self.worker
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        show_error(f"SAM 2: Add Tracks layer failed: {error}")
+
+    def outcome(self, layers: Any) -> Optional[str]:
+        """The status line of a run that adds no layer (cancelled, failed, or its image removed from ``layers``);
+        None when the layer is to be added."""
+        if self.cancelled:
+            return "Cancelled: no Tracks layer was added or changed."
+        if self.error is not None:
+            return f"Add Tracks layer failed: {self.error}. No Tracks layer was added or changed."
+        if self.data is None:
+            return "Stopped: no Tracks layer was added or changed."
+        if self.image not in layers:
+            return f"Not added: the image '{self.image.name}' was removed from the viewer meanwhile."
+        return None

@@ -1,4 +1,4 @@
-"""The segmentation widget's session file (save / load), object relabel / merge and its exports in a worker.
+"""The segmentation widget's session file (save / load), object relabel / merge, and its exports and edits in a worker.
 
 A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the widget's
 ``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`.
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
 from ._image_state import (
@@ -21,8 +22,8 @@ from ._image_state import (
 )
 from ._model_choice import LOCAL, WEIGHT_CHOICES
 from ._track_ids import state_controllers
+from .controller import finish
 from .export import Calibration, frame_table_steps, labels_tiff_steps
-from .labels_writer import tell_written
 from .layout import world_to_data
 from .prompts import FramePrompt
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
@@ -32,9 +33,11 @@ REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"
 
 
 class SessionActionsMixin:
-    """Save / Load session, Relabel / Merge objects and the exports' worker runs of the segmentation widget."""
+    """Save / Load session, Relabel / Merge objects and the exports' and edits' worker runs of the segmentation
+    widget."""
 
     _export_run: Optional["ExportRun"] = None  # the last export run in a worker
+    _edit_run: Optional["EditRun"] = None  # the edit running in a worker (Delete object, Undo, Relabel, Merge)
 
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
@@ -299,13 +302,69 @@ class SessionActionsMixin:
         self.status.setText(run.outcome())
         self._run_deferred(announce=True)  # clicks made during the export
 
+    # ------------------------------------------------------------------ edits in a worker
+    def run_edit(self, steps: Iterator[tuple], what: str, done: Callable[[Any], None],
+                 failed: Callable[[BaseException], None], in_worker: bool = True) -> Any:
+        """Run an edit of the labels and the undo history (a controller's ``remove_object_steps``, ``undo_steps``,
+        ``reassign_steps``: one ("done", result) step once whole, nothing changed when it fails), then ``done(result)``
+        on the GUI thread, or ``failed(error)``.
+
+        in_worker (the buttons): in a worker thread, so nothing that scales with the stack (comparing, compressing,
+        checksumming every frame) runs on napari's GUI thread; returns the worker. The widget is busy meanwhile (the run
+        and edit buttons refuse, prompts edited meanwhile are segmented after it), with no Cancel (an edit is whole or
+        not done) and the status saying ``what``. False (a script's call): on the calling thread, done when this
+        returns; the error is raised after ``failed``. Returns None then."""
+        if not in_worker:
+            try:
+                result = finish(steps)
+            except Exception as error:
+                failed(error)
+                raise
+            done(result)
+            return None
+        edit = EditRun(what, done, failed, (self.progress.minimum(), self.progress.maximum(), self.progress.value()))
+        edit.worker = steps_worker(edit.steps(steps), edit.take, edit.take_error, self._on_edit_finished)
+        self._edit_run, self.worker = edit, edit.worker  # the widget is busy: runs wait, clicks are segmented after it
+        self._set_busy(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"{what}…")
+        edit.worker.start()
+        return edit.worker
+
+    def _on_edit_finished(self, worker: Any) -> None:
+        """The edit's worker ended: the progress bar as it was, ``done`` or ``failed`` on this (the GUI) thread, then
+        the prompts edited meanwhile are segmented; once the widget's window is gone, only let go of the worker."""
+        from ._runs import qt_deleted
+
+        edit = self._edit_run
+        if self.worker is worker:
+            self.worker = None
+        if edit is None or edit.worker is not worker:
+            return
+        self._edit_run = None
+        try:
+            self._set_busy(False)
+            low, high, value = edit.progress
+            self.progress.setRange(low, high)
+            self.progress.setValue(value)
+            edit.settle()
+            self._run_deferred(announce=True)  # prompts edited during the edit
+            if self._model_rerun_due:  # the model was changed meanwhile
+                QTimer.singleShot(0, self._rerun_with_new_model)
+        except RuntimeError:
+            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                raise
+
     # ------------------------------------------------------------------ relabel and merge
     def _prompt_ids(self, state: ImageState) -> set:
         ids = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
         return ids | (set(state.controller.obj_ids) if state.controller is not None else set())
 
-    def relabel_object(self, obj_id: int, new_id: int) -> None:
-        """Give object ``obj_id`` the free id ``new_id``: its clicks, boxes, seeded masks and labels (not undoable)."""
+    def relabel_object(self, obj_id: int, new_id: int, in_worker: bool = False) -> None:
+        """Give object ``obj_id`` the free id ``new_id``: its clicks, boxes, seeded masks and labels (not undoable);
+        then its prompts are re-run (in a worker). in_worker: the labels are rewritten in a worker too, the widget busy
+        meanwhile (the Relabel… button); False: done when this returns (a script)."""
         state = self._reassign_checks(obj_id)
         if not 1 <= int(new_id) <= 65535 or int(new_id) in self._prompt_ids(state):
             raise ValueError(f"new_id must be a free object id in 1..65535; {new_id} is taken or out of range "
@@ -313,17 +372,19 @@ class SessionActionsMixin:
         if int(new_id) in self.track_all.track_ids(state.image):  # the tracks share the masklets layer
             raise ValueError(f"new_id {new_id} is taken by a cell 'Track all cells' tracked; free ids: "
                              f"{self.track_all.free_ids_text(state.image)}")
-        self._reassign(state, int(obj_id), int(new_id))
-        self.status.setText(f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).")
+        self._reassign(state, int(obj_id), int(new_id), f"Relabelling object {obj_id} as {new_id}",
+                       f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).", in_worker)
 
-    def merge_objects(self, obj_id: int, into: int) -> None:
-        """Merge object ``obj_id`` into object ``into``: prompts, seeded masks and labels join it (not undoable)."""
+    def merge_objects(self, obj_id: int, into: int, in_worker: bool = False) -> None:
+        """Merge object ``obj_id`` into object ``into``: prompts, seeded masks and labels join it (not undoable); then
+        the prompts of ``into`` are re-run (in a worker). in_worker: the labels are rewritten in a worker too, the
+        widget busy meanwhile (the Merge into… button); False: done when this returns (a script)."""
         state = self._reassign_checks(obj_id)
         if int(into) == int(obj_id) or int(into) not in self._prompt_ids(state):
             raise ValueError(f"into must be another existing object; {into} is not (objects: "
                              f"{sorted(self._prompt_ids(state))})")
-        self._reassign(state, int(obj_id), int(into))
-        self.status.setText(f"Merged object {obj_id} into object {into} (merge cannot be undone with Undo).")
+        self._reassign(state, int(obj_id), int(into), f"Merging object {obj_id} into object {into}",
+                       f"Merged object {obj_id} into object {into} (merge cannot be undone with Undo).", in_worker)
 
     def _reassign_checks(self, obj_id: int) -> ImageState:
         state = self._state
@@ -336,12 +397,15 @@ class SessionActionsMixin:
                              f"{sorted(self._prompt_ids(state))})")
         return state
 
-    def _reassign(self, state: ImageState, old: int, new: int) -> None:
+    def _reassign(self, state: ImageState, old: int, new: int, what: str, words: str, in_worker: bool = False) -> None:
         """Prompts, session and labels of ``old`` go to ``new`` on the slice of the image's session (other slices'
-        objects belong to their own sessions); then the prompts of ``new`` are re-run."""
+        objects belong to their own sessions); then the prompts of ``new`` are re-run and the status says ``words``.
+        The prompts change here; the labels (every frame compared) in a worker when ``in_worker`` (:meth:`run_edit`,
+        the status saying ``what`` meanwhile). A failure puts the prompts back: nothing changed."""
         controller = state.controller
+        before = capture(state)
         here = ((np.ones(len(state.points.data), bool), np.ones(len(state.boxes.data), bool)) if controller is None
-                else on_slice(state, controller.layout, capture(state)))
+                else on_slice(state, controller.layout, before))
         self._quiet += 1
         try:
             for layer, style, on in zip((state.points, state.boxes), (style_points, style_boxes), here):
@@ -356,22 +420,40 @@ class SessionActionsMixin:
                 style(layer)
         finally:
             self._quiet -= 1
-        if controller is not None:
-            moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in controller.mask_prompts.items()
-                     if o == old}
-            planes = [controller.layout.frame_index_in_labels(t) for t in range(controller.num_frames)]
-            relabel_planes(controller.labels, planes, old, new)  # first: removing the object then clears nothing
-            if old in controller.obj_ids or any(o == old for _, o in controller.mask_prompts):
-                controller.remove_object(old)
-            for key, prompt in moved.items():
-                controller.mask_prompts.setdefault(key, prompt)
-            controller.forget_history(REASSIGNED)  # earlier steps knew the old ids
+        after = capture(state)
+        if controller is None:
+            self._reassigned(state, old, after, None, words)
+            return
+
+        def failed(error: BaseException) -> None:
+            self._put_back_prompts(state, before)
+            show_error(f"SAM 2: {error}")
+            self.status.setText(f"Not done: {error} (nothing was changed).")
+
+        # earlier steps knew the old ids: the history is dropped (Undo says why: REASSIGNED)
+        self.run_edit(controller.reassign_steps(old, new, REASSIGNED), what,
+                      lambda _: self._reassigned(state, old, after, controller, words), failed, in_worker)
+
+    def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str) -> None:
+        """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the prompts
+        (the layers' ``prompts`` after it) re-run, and the status saying ``words``."""
         state.hidden.discard(old)
-        state.last_prompts = capture(state)
+        state.last_prompts = prompts
         self._refresh_labels(state)
         self._refresh_objects()
         if controller is not None:  # the re-run is not undoable either: marked so only as it starts (a model load
             self.picker.when_ready(lambda: self._segment(baseline=REASSIGNED))  # that fails runs nothing)
+        self.status.setText(words)
+
+    def _put_back_prompts(self, state: ImageState, content: PromptContent) -> None:
+        """The clicks and boxes layers back to ``content`` (an edit that failed), not segmented again."""
+        if state.points is None or state.boxes is None:
+            return
+        self._quiet += 1
+        try:
+            restore(state, content)
+        finally:
+            self._quiet -= 1
 
     def _on_relabel_requested(self, obj_id: int) -> None:
         self._ask_target(obj_id, merge=False)
@@ -393,7 +475,7 @@ class SessionActionsMixin:
         if not ok:
             return
         try:
-            (self.merge_objects if merge else self.relabel_object)(obj_id, value)
+            (self.merge_objects if merge else self.relabel_object)(obj_id, value, in_worker=True)
         except ValueError as error:
             show_error(f"SAM 2: {error}")
             self.status.setText(str(error))
@@ -413,23 +495,6 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
         elif masks:
             unsliced.update(masks)
     return unsliced, sliced
-
-
-def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> List[int]:
-    """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
-    it, telling the array's watchers (:func:`~.labels_writer.tell_written`); returns the positions in ``planes``
-    written. A plane without ``old`` is only compared, never copied or
-    written (on the GUI thread a relabel costs one comparison per frame and a copy per frame the object is on)."""
-    written = []
-    for position, index in enumerate(planes):
-        here = np.asarray(labels[index]) == old
-        if here.any():
-            plane = np.array(labels[index])
-            plane[here] = new
-            labels[index] = plane
-            tell_written(labels, index, plane)  # the objects table's and Track all's knowledge of the planes
-            written.append(position)
-    return written
 
 
 def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_error: Callable[[Exception], None],
@@ -506,6 +571,45 @@ def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterato
     """The measurement table of ``controller``'s session (its slice's frames, read one at a time) to ``path`` (CSV),
     in a worker: the rows of :meth:`SegmentationController.measurements`, with per-frame progress."""
     yield from frame_table_steps(controller.frame_table(), path, calibration)  # the rows measurements() gives
+
+
+@dataclass
+class EditRun:
+    """One edit running in a worker (:meth:`SessionActionsMixin.run_edit`): its words, what to do at the end on the
+    GUI thread, and its result or error once it arrives."""
+
+    what: str
+    done: Callable[[Any], None]
+    failed: Callable[[BaseException], None]
+    progress: Tuple[int, int, int]  # the progress bar's (minimum, maximum, value) before, put back after
+    worker: Any = None
+    result: Any = None
+    ended: bool = False  # the edit yielded its result: it is whole
+    error: Optional[BaseException] = None
+
+    def steps(self, steps: Iterator[tuple]) -> Iterator[tuple]:
+        """``steps`` with any error handed on as a ("failed", error) step (superqt's worker drops a RuntimeError)."""
+        try:
+            yield from steps
+        except Exception as error:
+            yield "failed", error
+
+    def take(self, step: tuple) -> None:
+        kind, value = step[0], step[1]
+        if kind == "failed":
+            self.error = value
+        else:
+            self.result, self.ended = value, True
+
+    def take_error(self, error: BaseException) -> None:
+        self.error = error
+
+    def settle(self) -> None:
+        """``done(result)`` when the edit is whole, else ``failed(error)`` (nothing was changed)."""
+        if self.error is None and self.ended:
+            self.done(self.result)
+        else:
+            self.failed(self.error or RuntimeError(f"{self.what} was stopped before it began"))
 
 
 def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:

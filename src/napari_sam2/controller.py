@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
 from ._track_ids import frame_ranges
-from .labels_writer import EditedSince, RunJournal, compose_frame
+from .labels_writer import EditedSince, RunJournal, compose_frame, tell_written
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
 DIRECTIONS = ("forward", "backward", "both")
 Session = Union[VideoSession, WindowedSession]
+# An edit of the labels and the undo history (remove an object, undo, relabel) runs as steps too, so the widget can run
+# it in a worker thread: it yields one ("done", result) step once it is whole (never one part way: a worker stopped
+# between steps would leave it half done) and changes nothing when it fails.
+EditStep = Tuple[str, Any]
 
 # In the plugin (widget, console API, CLI) a correction on a tracked frame is a conditioning frame, so it
 # sticks when propagating again (as Meta's web demo and micro-sam do). The library keeps Meta's default.
@@ -293,21 +297,56 @@ class SegmentationController:
         return self.session.frame_logits(prompt.frame)
 
     def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
-        """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step.
+        """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step
+        (:meth:`remove_object_steps` on the calling thread).
 
         The caller removes its clicks and boxes from the prompt layers. Returns the remaining object ids.
         """
+        return finish(self.remove_object_steps(obj_id, tag))
+
+    def remove_object_steps(self, obj_id: int, tag: Any = None) -> Iterator[EditStep]:
+        """:meth:`remove_object` as steps for a worker thread: ``obj_id`` is checked now (ValueError naming the objects,
+        nothing changed); when the steps run, every frame's (H, W) labels plane is compared and each one holding the
+        object is saved in the undo journal and written without it; then one ("done", remaining object ids) step. A
+        failure part way puts the planes already written back (nothing changed)."""
         if obj_id not in self.obj_ids and not any(k[1] == obj_id for k in self._sent):
             raise ValueError(f"obj_id {obj_id!r} is not an object of this session; objects: {self.obj_ids}")
+        return self._remove_object(obj_id, tag)
+
+    def _remove_object(self, obj_id: int, tag: Any) -> Iterator[EditStep]:
         record = self._begin(tag)
         record.changed = True
-        if obj_id in self.session.obj_ids:
-            self.session.remove_object(obj_id)
+        try:
+            self._clear_object(record.journal, obj_id)  # the labels first: the only part that scales with the stack
+            if obj_id in self.session.obj_ids:
+                self.session.remove_object(obj_id)
+        except BaseException:
+            record.journal.undo(self.labels)  # the planes already written, back whole
+            self._baseline_next = record.baseline
+            raise
         keep = lambda table: {k: v for k, v in table.items() if k[1] != obj_id}  # noqa: E731
         self._sent, self.mask_prompts, self._rejected = keep(self._sent), keep(self.mask_prompts), keep(self._rejected)
-        self._clear_object(record.journal, obj_id)
         self._end(record)
-        return self.obj_ids
+        yield "done", self.obj_ids
+
+    def reassign_steps(self, old: int, new: int, note: str) -> Iterator[EditStep]:
+        """Give object ``old``'s pixels the id ``new`` on every frame of this session's slice and forget ``old``
+        (session, prompts; its seeded masks become ``new``'s on the frames where ``new`` has none), as Relabel and Merge
+        do; the undo history is dropped (its steps knew the old id: ``note`` says so, :meth:`forget_history`). Steps for
+        a worker thread: one ("done", object ids) step once whole; a failure part way puts every plane back."""
+        moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in self.mask_prompts.items() if o == old}
+        planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
+        relabelled = relabel_planes(self.labels, planes, old, new)  # first: removing the object then clears nothing
+        try:
+            if old in self.obj_ids or any(o == old for _, o in self.mask_prompts):
+                finish(self._remove_object(old, None))
+        except BaseException:
+            put_back_ids(self.labels, relabelled, old)
+            raise
+        for key, prompt in moved.items():
+            self.mask_prompts.setdefault(key, prompt)
+        self.forget_history(note)
+        yield "done", self.obj_ids
 
     def plan(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None) -> List[PropagationPass]:
         """The propagation passes of :meth:`propagate`.
@@ -396,24 +435,32 @@ class SegmentationController:
         yield "done", -1, self.session.obj_ids, None
 
     def undo(self) -> Optional[Undone]:
-        """Undo the last step (prompt update or propagation): labels, session and prompts; None if none is left.
+        """Undo the last step (prompt update or propagation): labels, session and prompts; None if none is left
+        (:meth:`undo_steps` on the calling thread).
 
         Raises :class:`~.labels_writer.EditedSince` (a ValueError naming the frames), and undoes nothing, when a
         frame the step wrote was changed since by something else ("Track all cells", a brush, a script): restoring
         it would throw that change away silently. Undo that change first, then this step.
         """
+        return finish(self.undo_steps())
+
+    def undo_steps(self) -> Iterator[EditStep]:
+        """:meth:`undo` as steps for a worker thread (the checksums of the (H, W) planes the step wrote, then its saved
+        planes decompressed and written back): one ("done", :class:`Undone`, or None when the history is empty) step;
+        :class:`~.labels_writer.EditedSince` is raised there, before anything is undone."""
         if not self.history:
-            return None
+            yield "done", None
+            return
         record = self.history[-1]
         edited = [self._frame_of(index) for index in record.journal.edited(self.labels)]
         if edited:
             raise EditedSince(f"frames {sorted(set(edited))} were changed after this step by another tool or by "
                               "hand; undo that change first, then Undo again (nothing was undone)", edited)
-        self.history.pop()
         restored = record.journal.undo(self.labels)
         self.session.restore(record.snapshot)
+        self.history.pop()
         self._sent, self.mask_prompts = record.sent, record.mask_prompts
-        return Undone([self._frame_of(index) for index in restored], record.tag)
+        yield "done", Undone([self._frame_of(index) for index in restored], record.tag)
 
     def _frame_of(self, index: Tuple[Any, ...]) -> int:
         """The frame of a plane index of the labels (0 for a single image)."""
@@ -505,6 +552,48 @@ class SegmentationController:
 
     def _known_ids(self) -> set:
         return set(self.session.obj_ids) | {obj for _, obj in self._sent}
+
+
+def finish(steps: Iterator[EditStep]) -> Any:
+    """Run an edit's steps (:meth:`SegmentationController.remove_object_steps`, ``undo_steps``, ``reassign_steps``) on
+    the calling thread; returns its result (its last step's)."""
+    result = None
+    for _, result in steps:
+        pass
+    return result
+
+
+Relabelled = List[Tuple[Tuple[Any, ...], np.ndarray]]  # (plane index, flat indices of the pixels relabelled)
+
+
+def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> Relabelled:
+    """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
+    it, telling the array's watchers (:func:`~.labels_writer.tell_written`); returns each plane written with the flat
+    indices of its pixels relabelled (:func:`put_back_ids` undoes it). A plane without ``old`` is only compared, never
+    copied or written. All or nothing: a failure part way gives the planes already written their old id back."""
+    written: Relabelled = []
+    try:
+        for index in planes:
+            here = np.asarray(labels[index]) == old
+            if here.any():
+                plane = np.array(labels[index])
+                plane[here] = new
+                labels[index] = plane
+                written.append((index, np.flatnonzero(here)))
+                tell_written(labels, index, plane)  # the objects table's and Track all's knowledge of the planes
+    except BaseException:
+        put_back_ids(labels, written, old)
+        raise
+    return written
+
+
+def put_back_ids(labels: Any, relabelled: Relabelled, old: int) -> None:
+    """Undo :func:`relabel_planes`: the pixels it relabelled get ``old`` back, each plane written whole."""
+    for index, pixels in reversed(relabelled):
+        plane = np.array(labels[index])
+        plane.flat[pixels] = old
+        labels[index] = plane
+        tell_written(labels, index, plane)
 
 
 def check_object_window(value: Any) -> int:

@@ -291,26 +291,73 @@ def tracks_data(rows: List[Dict[str, Any]]) -> np.ndarray:
     return data[np.lexsort((data[:, 1], data[:, 0]))]
 
 
-def tracks_from_labels(labels: np.ndarray) -> np.ndarray:
+def tracks_from_labels(labels: Any) -> np.ndarray:
     """napari Tracks data (N, 4) (object id, frame, y, x) from (T, Y, X) labels, sorted by track then frame.
 
     Each point is the centroid of the object's largest connected piece on that frame, so a track follows the
     body of a cell and does not jump to the middle of two fragments (or between them) when a mask breaks up.
+    ``labels`` is read one frame at a time (a numpy, zarr or dask stack); :func:`tracks_steps` gives the same
+    with progress, for a worker thread.
+    """
+    steps = tracks_steps(int(labels.shape[0]), lambda t: labels[t])
+    return next(detail for kind, _, detail, _ in steps if kind == "tracks")
+
+
+def tracks_steps(num_frames: int, label_plane: Callable[[int], Any]) -> Iterator[Step]:
+    """The Tracks data of :func:`tracks_from_labels`, frame by frame (a generator for a worker thread).
+
+    label_plane(t) -> (Y, X) labels of frame t (of ``num_frames``), read once each. Yields ("plan", num_frames, "",
+    None), ("frame", t, points so far, None) after each frame and last ("tracks", number of points, data, None) with
+    data (N, 4) float (object id, frame, y, x) sorted by track then frame. Stopped early, it gives no data.
+    """
+    yield "plan", int(num_frames), "", None
+    rows: List[List[float]] = []
+    for frame in range(int(num_frames)):
+        rows += [[obj, frame, y, x] for obj, y, x in plane_track_points(label_plane(frame))]
+        yield "frame", frame, len(rows), None
+    data = np.array(rows, float) if rows else np.zeros((0, 4))
+    yield "tracks", len(rows), data[np.lexsort((data[:, 1], data[:, 0]))], None
+
+
+def plane_track_points(plane: Any) -> List[Tuple[int, float, float]]:
+    """(object id, y, x) for each object on one (Y, X) labels plane, by increasing id: the centroid of the object's
+    largest connected piece (4-connected, :func:`scipy.ndimage.label`'s rule; of pieces of equal size, the first in
+    row-major order). 0 is background.
+
+    One pass over the plane finds every object's bounding box (:func:`object_boxes`); each object is then labelled and
+    measured inside its box only. The centroid is the exact mean of the piece's pixel coordinates, correctly rounded:
+    the same floats as :func:`scipy.ndimage.center_of_mass` of the piece's mask over the whole plane.
     """
     from scipy import ndimage
 
-    rows = []
-    for frame in range(labels.shape[0]):
-        plane = np.asarray(labels[frame])
-        for obj in np.unique(plane):
-            if obj == 0:
-                continue
-            pieces, count = ndimage.label(plane == obj)
-            sizes = np.bincount(pieces.ravel())[1:]
-            largest = int(np.argmax(sizes)) + 1
-            y, x = ndimage.center_of_mass(pieces == largest)
-            rows.append([int(obj), frame, float(y), float(x)])
-    if not rows:
-        return np.zeros((0, 4))
-    data = np.array(rows, float)
-    return data[np.lexsort((data[:, 1], data[:, 0]))]
+    points = []
+    for obj, mask, box in object_boxes(np.asarray(plane)):
+        pieces, count = ndimage.label(mask)
+        if count > 1:
+            mask = pieces == int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1
+        rows, cols = np.nonzero(mask)
+        n = int(rows.size)
+        y = (int(rows.sum()) + box[0].start * n) / n  # integers summed exactly, one rounding in the division
+        x = (int(cols.sum()) + box[1].start * n) / n
+        points.append((obj, float(y), float(x)))
+    return points
+
+
+DENSE_IDS = 1 << 20  # ids up to this are boxed by value (scipy's find_objects keeps a list as long as the largest id)
+
+
+def object_boxes(plane: np.ndarray) -> List[Tuple[int, np.ndarray, Tuple[slice, slice]]]:
+    """(id, mask, box) for each non-zero value of the (Y, X) ``plane``, by increasing value: box the (rows, cols)
+    slices of its bounding box, mask (box-shaped, bool) where the plane holds the value; id ``int(value)``."""
+    from scipy import ndimage
+
+    if plane.dtype == bool:
+        plane = plane.view(np.uint8)
+    if plane.dtype.kind in "iu" and plane.size and 0 <= plane.min() and plane.max() <= DENSE_IDS:
+        boxes = ndimage.find_objects(plane)  # one pass
+        return [(value, plane[box] == value, box) for value, box in enumerate(boxes, start=1) if box is not None]
+    values, inverse = np.unique(plane, return_inverse=True)  # negative, huge or non-integer values: numbered 0..k
+    inverse = inverse.reshape(plane.shape)
+    boxes = ndimage.find_objects(inverse + 1)
+    return [(int(value), inverse[box] == k, box) for k, (value, box) in enumerate(zip(values, boxes))
+            if value != 0 and box is not None]

@@ -79,11 +79,13 @@ class RunJournal:
     written: Dict[Tuple[Any, ...], int] = field(default_factory=dict)
 
     def write(self, labels: Any, index: Tuple[Any, ...], plane: np.ndarray) -> None:
-        """Write ``plane`` at ``labels[index]``, remembering what was there the first time."""
+        """Write ``plane`` at ``labels[index]``, remembering what was there the first time (only once it is written: a
+        write that fails leaves the journal as it was)."""
         key = hashable_index(index)
-        if key not in self.saved:
-            self.saved[key] = (index, _SavedPlane.of(np.asarray(labels[index])))
+        first = None if key in self.saved else (index, _SavedPlane.of(np.asarray(labels[index])))
         labels[index] = plane
+        if first is not None:
+            self.saved[key] = first
         self.written[key] = plane_checksum(labels[index])  # as stored (the array's dtype)
         tell_written(labels, index, plane)
 

@@ -1,0 +1,259 @@
+"""Delete object, Undo, Relabel and Merge keep napari's GUI thread free: their bookkeeping (every frame compared,
+compressed into the undo journal, checksummed, decompressed, relabelled) runs in a worker thread, the widget busy
+meanwhile, and ends exactly where the same action on the GUI thread ended (labels, objects, table, prompts, undo
+history, status words). A failure changes nothing. Driven as a person does: a real viewer, the widget from the manifest
+on the demo model, clicks on its layers, its buttons pressed, the worker awaited. Where each function ran is observed
+by wrapping the real function (it still does the work) and by the labels' own write watchers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+import napari_sam2.controller as controller_module  # noqa: E402
+from napari_sam2.controller import SegmentationController  # noqa: E402
+from napari_sam2.labels_writer import RunJournal, watch_writes  # noqa: E402
+from napari_sam2.layout import StackLayout  # noqa: E402
+from napari_sam2.prompts import FramePrompt  # noqa: E402
+from sam2_model import build_model  # noqa: E402
+from widget_helpers import centre, open_widget, small_movie, wait  # noqa: E402
+
+FRAMES = 5
+MAIN = threading.main_thread().ident
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return small_movie(FRAMES, 5)
+
+
+class Threads:
+    """The threads that wrapped functions ran on (``where[name]``: one thread id a call) and that wrote planes into a
+    labels array (its write watchers are called on the writer's thread); the real functions still do the work."""
+
+    def __init__(self) -> None:
+        self.where: Dict[str, List[int]] = {}
+
+    def wrap(self, monkeypatch: Any, owner: Any, name: str) -> None:
+        real = getattr(owner, name, None)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.where.setdefault(name, []).append(threading.get_ident())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper, raising=False)
+
+    def written(self, index: Any, plane: np.ndarray) -> None:
+        self.where.setdefault("plane written", []).append(threading.get_ident())
+
+    def off_main(self, name: str) -> bool:
+        """``name`` ran, and never on the main (GUI) thread."""
+        return bool(self.where.get(name)) and MAIN not in self.where[name]
+
+    def clear(self) -> None:
+        self.where.clear()
+
+
+def three_cells(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot: Any, movie: Any) -> Any:
+    """(viewer, widget): cells 1-3 of the movie clicked on frame 0 as objects 1-3 and propagated over every frame."""
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    viewer.dims.set_current_step(0, 0)
+    for obj in (1, 2, 3):
+        if obj > 1:
+            w.new_object_button.click()
+        w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
+        wait(qtbot, w)
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith("Done"), w.status.text()
+    assert all((w.labels_layer.data[t] == obj).any() for t in range(FRAMES) for obj in (1, 2, 3))
+    return viewer, w
+
+
+def said(monkeypatch: Any, w: Any) -> List[str]:
+    """Every text the widget's status line is given from now on (the real setText still shows it)."""
+    texts: List[str] = []
+    real = w.status.setText
+
+    def set_text(text: str) -> None:
+        texts.append(text)
+        real(text)
+
+    monkeypatch.setattr(w.status, "setText", set_text)
+    return texts
+
+
+@pytest.mark.gui
+def test_delete_object_and_its_undo_run_the_journal_in_a_worker_and_end_as_before(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+    viewer, w = three_cells(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie)
+    labels, controller = w.labels_layer.data, w.controller
+    before = labels.copy()
+    clicks, ids = np.array(w.points_layer.data), w.points_layer.features["obj_id"].to_numpy(int)
+    history = len(controller.history)
+    threads = Threads()
+    for name in ("write", "edited", "undo"):
+        threads.wrap(monkeypatch, RunJournal, name)
+    watch_writes(labels, threads.written)
+
+    w.objects.select_object(2)
+    w.objects.delete_button.click()
+    assert w.busy() and not w.undo_button.isEnabled() and not w.objects.delete_button.isEnabled()
+    assert not w.cancel_button.isEnabled()  # an edit is whole or not done: nothing to cancel part way
+    assert w.status.text() == "Deleting object 2…", w.status.text()
+    wait(qtbot, w)
+    assert threads.off_main("write") and threads.off_main("plane written"), threads.where
+    # what the same deletion on the GUI thread gave
+    np.testing.assert_array_equal(labels, np.where(before == 2, 0, before))
+    assert controller.obj_ids == [1, 3] and [row.obj_id for row in w.objects.rows] == [1, 3]
+    assert w.points_layer.features["obj_id"].tolist() == [1, 3]
+    assert len(controller.history) == history + 1
+    assert w.status.text() == "Deleted object 2 (Undo brings it back).", w.status.text()
+
+    threads.clear()
+    w.undo_button.click()
+    assert w.busy() and not w.objects.delete_button.isEnabled()
+    wait(qtbot, w)
+    assert threads.off_main("edited") and threads.off_main("undo") and threads.off_main("plane written"), threads.where
+    np.testing.assert_array_equal(labels, before)
+    assert controller.obj_ids == [1, 2, 3] and [row.obj_id for row in w.objects.rows] == [1, 2, 3]
+    np.testing.assert_array_equal(w.points_layer.data, clicks)
+    np.testing.assert_array_equal(w.points_layer.features["obj_id"].to_numpy(int), ids)
+    assert len(controller.history) == history
+    assert w.status.text() == (f"Undid the last step: {FRAMES} frame(s), the prompts and the session are as they "
+                               "were before it."), w.status.text()
+    w.undo_button.click()  # the propagation, then the clicks: each one a worker
+    wait(qtbot, w)
+    assert not labels[1:].any() and labels[0].any()
+
+
+@pytest.mark.gui
+def test_relabel_and_merge_buttons_rewrite_the_labels_in_a_worker_and_console_calls_stay_synchronous(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+    from qtpy.QtWidgets import QInputDialog
+
+    viewer, w = three_cells(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie)
+    labels, controller = w.labels_layer.data, w.controller
+    threads = Threads()
+    threads.wrap(monkeypatch, controller_module, "relabel_planes")
+    watch_writes(labels, threads.written)
+    texts = said(monkeypatch, w)
+    before = labels.copy()
+
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *args: (7, True)))  # the person types 7
+    w.objects.select_object(2)
+    w.objects.relabel_button.click()
+    assert w.busy() and texts[-1] == "Relabelling object 2 as 7…", texts
+    wait(qtbot, w)  # the relabel, then the re-run of object 7's prompts
+    assert threads.off_main("relabel_planes"), threads.where
+    assert "Object 2 is now object 7 (relabel cannot be undone with Undo)." in texts, texts
+    assert sorted(controller.obj_ids) == [1, 3, 7] and sorted(r.obj_id for r in w.objects.rows) == [1, 3, 7]
+    assert sorted(w.points_layer.features["obj_id"].tolist()) == [1, 3, 7]
+    # frames 1-4 as the relabel left them (the re-run segments frame 0's prompts only)
+    np.testing.assert_array_equal(labels[1:], np.where(before[1:] == 2, 7, before[1:]))
+    assert not (labels == 2).any()
+
+    threads.clear()
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *args: (1, True)))  # merge into object 1
+    w.objects.select_object(7)
+    w.objects.merge_button.click()
+    assert w.busy() and texts[-1] == "Merging object 7 into object 1…", texts
+    wait(qtbot, w)
+    assert threads.off_main("relabel_planes") and threads.off_main("plane written"), threads.where
+    assert "Merged object 7 into object 1 (merge cannot be undone with Undo)." in texts, texts
+    assert sorted(controller.obj_ids) == [1, 3] and not (labels == 7).any()
+    assert sorted(w.points_layer.features["obj_id"].tolist()) == [1, 1, 3]
+    w.undo_button.click()
+    assert w.status.text() == ("Nothing to undo: Relabel and Merge can't be undone (the history starts after "
+                               "them)."), w.status.text()
+
+    threads.clear()
+    w.merge_objects(3, 1)  # a script's call: done when it returns, on the calling thread
+    assert controller.obj_ids == [1] and not (labels == 3).any()
+    assert threads.where.get("relabel_planes") == [MAIN], threads.where
+    assert w.status.text() == "Merged object 3 into object 1 (merge cannot be undone with Undo).", w.status.text()
+    wait(qtbot, w)  # its re-run
+
+
+@pytest.mark.gui
+def test_a_delete_that_fails_in_its_worker_changes_nothing(make_napari_viewer, tmp_path, monkeypatch, qtbot,
+                                                             movie):
+    viewer, w = three_cells(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie)
+    labels, controller = w.labels_layer.data, w.controller
+    before = labels.copy()
+    clicks, ids = np.array(w.points_layer.data), w.points_layer.features["obj_id"].to_numpy(int)
+    history = list(controller.history)
+    labels.flags.writeable = False  # the labels cannot be written (as a read-only memory map)
+    try:
+        w.objects.select_object(2)
+        w.objects.delete_button.click()
+        wait(qtbot, w)
+    finally:
+        labels.flags.writeable = True
+    assert w.status.text().startswith("Not deleted: ") and "read-only" in w.status.text(), w.status.text()
+    assert w.status.text().endswith("(nothing was changed)."), w.status.text()
+    np.testing.assert_array_equal(labels, before)
+    np.testing.assert_array_equal(w.points_layer.data, clicks)  # the clicks are back
+    np.testing.assert_array_equal(w.points_layer.features["obj_id"].to_numpy(int), ids)
+    assert controller.obj_ids == [1, 2, 3] and [row.obj_id for row in w.objects.rows] == [1, 2, 3]
+    assert controller.history == history
+    w.objects.select_object(2)
+    w.objects.delete_button.click()  # writable again: it works
+    wait(qtbot, w)
+    assert controller.obj_ids == [1, 3] and not (labels == 2).any()
+
+
+class OneFailedWrite:
+    """A (T, H, W) labels store whose ``fail_at``-th plane write fails once (a network drive's hiccup); reads and the
+    other writes go to ``array``."""
+
+    def __init__(self, array: np.ndarray, fail_at: int) -> None:
+        self.array, self.fail_at, self.writes = array, fail_at, 0
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.array[index]
+
+    def __setitem__(self, index: Any, value: np.ndarray) -> None:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            raise OSError("the store refused the write")
+        self.array[index] = value
+
+
+def test_remove_object_and_reassign_put_every_plane_back_when_a_write_fails(movie):
+    """The controller's edit steps are whole or nothing: a write that fails part way (the third plane) leaves the
+    labels, the objects and the undo history as they were, and the edit works once the store writes again."""
+    frames = movie.image
+    array = np.zeros(frames.shape, np.uint32)
+    controller = SegmentationController(build_model("demo", device="cpu", image_size=128), frames,
+                                        StackLayout(3, 0), array, object_window=None)
+    clicks = [FramePrompt(0, obj, points=np.array([centre(movie.labels[0], obj)[::-1]]), labels=np.array([1]))
+              for obj in (1, 2)]  # points are (x, y)
+    list(controller.apply_prompts(clicks))
+    list(controller.propagate(0, "forward"))
+    assert all((array[t] == 2).any() for t in range(FRAMES))
+    before, history = array.copy(), list(controller.history)
+    controller.labels = store = OneFailedWrite(array, fail_at=3)
+
+    with pytest.raises(OSError, match="refused"):
+        controller.remove_object(2)
+    np.testing.assert_array_equal(array, before)
+    assert controller.obj_ids == [1, 2] and controller.history == history
+
+    store.writes, store.fail_at = 0, 3
+    with pytest.raises(OSError, match="refused"):
+        controller_module.finish(controller.reassign_steps(2, 1, "merged"))
+    np.testing.assert_array_equal(array, before)
+    assert controller.obj_ids == [1, 2] and controller.history == history
+
+    store.fail_at = 0  # writes again
+    assert controller.remove_object(2) == [1]
+    np.testing.assert_array_equal(array, np.where(before == 2, 0, before))
+    assert controller.undo().frames == list(range(FRAMES))
+    np.testing.assert_array_equal(array, before)
