@@ -105,6 +105,8 @@ def test_delete_object_and_its_undo_run_the_journal_in_a_worker_and_end_as_befor
     w.objects.delete_button.click()
     assert w.busy() and not w.undo_button.isEnabled() and not w.objects.delete_button.isEnabled()
     assert not w.cancel_button.isEnabled()  # an edit is whole or not done: nothing to cancel part way
+    w.refresh_run_buttons()  # what a model load or an image change does meanwhile
+    assert not w.cancel_button.isEnabled()
     assert w.status.text() == "Deleting object 2…", w.status.text()
     wait(qtbot, w)
     assert threads.off_main("write") and threads.off_main("plane written"), threads.where

@@ -506,7 +506,7 @@ class RunMixin:
             widget = getattr(self, name)
             widget.setEnabled(not busy and not single)  # a single 2D image has nothing to propagate through
             widget.setToolTip(f"{tip}\n\n{SINGLE_IMAGE_TIP}" if single else tip)  # the reason added, never instead
-        self.cancel_button.setEnabled(self.worker is not None)
+        self.cancel_button.setEnabled(self.worker is not None and self._edit_run is None)  # an edit is whole or not done
 
     def refresh_run_buttons(self) -> None:
         """Enable the run buttons as the widget's state says: none during a run (the widget's, a model load or

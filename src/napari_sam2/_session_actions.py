@@ -325,8 +325,7 @@ class SessionActionsMixin:
         edit = EditRun(what, done, failed, (self.progress.minimum(), self.progress.maximum(), self.progress.value()))
         edit.worker = steps_worker(edit.steps(steps), edit.take, edit.take_error, self._on_edit_finished)
         self._edit_run, self.worker = edit, edit.worker  # the widget is busy: runs wait, clicks are segmented after it
-        self._set_busy(True)
-        self.cancel_button.setEnabled(False)
+        self._set_busy(True)  # (Cancel stays off: an edit is whole or not done)
         self.progress.setRange(0, 0)
         self.status.setText(f"{what}…")
         edit.worker.start()
