@@ -508,11 +508,6 @@ class SegmentationController:
         """{(frame, obj_id)} where the object's mask jumped (``VideoSession.jumped_frames``)."""
         return {(t, obj_id) for obj_id in self.obj_ids for t in self.session.jumped_frames(obj_id)}
 
-    def label_planes(self) -> np.ndarray:
-        """(T, H, W) the labels of every frame (the fixed slices of the layout)."""
-        frames = range(self.num_frames)
-        return np.stack([np.asarray(self.labels[self.layout.frame_index_in_labels(t)]) for t in frames])
-
     def _begin(self, tag: Any) -> _Record:
         record = _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag,
                          baseline=self._baseline_next)
