@@ -179,7 +179,7 @@ def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_n
 def prompted_stack(tmp_path: Path, name: str, **imagej) -> tuple:
     """small_movie(4, 11) as ``name`` (an ImageJ TIFF with ``imagej``'s resolution and metadata, or a plain TIFF
     without) and a prompts CSV of one click on cell 1 of frame 0; returns (stack path, prompts path)."""
-    from sam2_model.evaluation import click_point
+    from sam2_model.click_points import click_point
     from widget_helpers import small_movie
 
     movie = small_movie(4, 11)

@@ -644,13 +644,12 @@ class RunMixin:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames,
         computed on the calling thread (scripts, the console); returns the layer (None when nothing is segmented).
         The Add Tracks layer button computes it in a worker instead (:meth:`add_tracks_in_worker`)."""
-        from .export import tracks_steps
+        from .export import tracks_of
 
         if not self._segmented():
             return None
         controller = self.controller
-        steps = tracks_steps(controller.num_frames, label_plane_of(controller))
-        data = next(detail for kind, _, detail, _ in steps if kind == "tracks")
+        data = tracks_of(controller.num_frames, label_plane_of(controller))
         return self._place_tracks(self.image_layer, controller.layout, data)
 
     def _on_tracks_clicked(self) -> None:

@@ -29,6 +29,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .units import unit_in
+
 MANIFEST = "manifest.json"
 PARTIAL = ".partial"
 MANIFEST_VERSION = 1
@@ -55,8 +57,8 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: st
     (Z, Y, X) for frames through z ("z": the first axis is then space, as OME-Zarr viewers should show it).
 
     calibration: the stack's pixel size, frame step and origin (an :class:`~.export.Calibration`, or None), written
-    as the dataset's ``scale`` and ``translation`` and the axes' units (:func:`zarr_transforms`), as
-    :func:`write_labels_tiff` writes them into a TIFF; without one: scale 1, no units, as before.
+    as the dataset's ``scale`` and ``translation`` and the axes' units (:func:`zarr_transforms`), the calibration
+    :func:`write_labels_tiff` writes into a TIFF; without one: scale 1, no units, as before.
     Returns the array; chunks are one frame (at most 1024 x 1024), so each written plane is whole.
     """
     import zarr
@@ -80,15 +82,13 @@ def zarr_transforms(frame_axis: str = "t", calibration: Any = None) -> Tuple[Lis
     ("z"): a ``scale`` of (frame step, row size, col size), each axis's ``unit`` (its OME-NGFF name: "micrometer",
     "second") where ``calibration`` names a known unit of that axis's kind (napari's "pixel" / "frame" are none), and
     a ``translation`` of the calibration's origin (t, y, x) where it is not 0. None: scale 1, no units."""
-    from .units import unit_in
-
     step_kind = "space" if frame_axis == "z" else "time"
     axes = [{"name": "z" if frame_axis == "z" else "t", "type": step_kind},
             {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
     if calibration is None:
         return axes, [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
-    units = (unit_in(calibration.time_unit, step_kind), unit_in(calibration.length_unit, "space"),
-             unit_in(calibration.length_unit, "space"))
+    length = unit_in(calibration.length_unit, "space")
+    units = (unit_in(calibration.time_unit, step_kind), length, length)
     for axis, unit in zip(axes, units):
         if unit is not None:
             axis["unit"] = unit

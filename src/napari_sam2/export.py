@@ -14,6 +14,7 @@ import tifffile
 from skimage.measure import regionprops_table
 
 from sam2_model.atomic_files import atomic_file
+from sam2_model.object_boxes import object_boxes
 
 from .units import unit_in  # None for an unknown unit: that size is left out of the TIFF
 
@@ -299,8 +300,12 @@ def tracks_from_labels(labels: Any) -> np.ndarray:
     ``labels`` is read one frame at a time (a numpy, zarr or dask stack); :func:`tracks_steps` gives the same
     with progress, for a worker thread.
     """
-    steps = tracks_steps(int(labels.shape[0]), lambda t: labels[t])
-    return next(detail for kind, _, detail, _ in steps if kind == "tracks")
+    return tracks_of(int(labels.shape[0]), lambda t: labels[t])
+
+
+def tracks_of(num_frames: int, label_plane: Callable[[int], Any]) -> np.ndarray:
+    """The Tracks data (N, 4) of :func:`tracks_steps`, on the calling thread (all its steps run)."""
+    return next(detail for kind, _, detail, _ in tracks_steps(num_frames, label_plane) if kind == "tracks")
 
 
 def tracks_steps(num_frames: int, label_plane: Callable[[int], Any]) -> Iterator[Step]:
@@ -341,23 +346,3 @@ def plane_track_points(plane: Any) -> List[Tuple[int, float, float]]:
         x = (int(cols.sum()) + box[1].start * n) / n
         points.append((obj, float(y), float(x)))
     return points
-
-
-DENSE_IDS = 1 << 20  # ids up to this are boxed by value (scipy's find_objects keeps a list as long as the largest id)
-
-
-def object_boxes(plane: np.ndarray) -> List[Tuple[int, np.ndarray, Tuple[slice, slice]]]:
-    """(id, mask, box) for each non-zero value of the (Y, X) ``plane``, by increasing value: box the (rows, cols)
-    slices of its bounding box, mask (box-shaped, bool) where the plane holds the value; id ``int(value)``."""
-    from scipy import ndimage
-
-    if plane.dtype == bool:
-        plane = plane.view(np.uint8)
-    if plane.dtype.kind in "iu" and plane.size and 0 <= plane.min() and plane.max() <= DENSE_IDS:
-        boxes = ndimage.find_objects(plane)  # one pass
-        return [(value, plane[box] == value, box) for value, box in enumerate(boxes, start=1) if box is not None]
-    values, inverse = np.unique(plane, return_inverse=True)  # negative, huge or non-integer values: numbered 0..k
-    inverse = inverse.reshape(plane.shape)
-    boxes = ndimage.find_objects(inverse + 1)
-    return [(int(value), inverse[box] == k, box) for k, (value, box) in enumerate(zip(values, boxes))
-            if value != 0 and box is not None]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .export import Calibration
-from .units import unit_name  # a unit as a file spells it -> its OME-NGFF name (the writers' rule too)
+from .units import file_unit_name as unit_name  # a unit as a file spells it -> its OME-NGFF name
 
 
 def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequence[int],

@@ -1,6 +1,6 @@
 """One rule for unit names, shared by the writers (:mod:`.export`'s TIFF, :mod:`.batch_outputs`' OME-Zarr) and the
-reader of files' calibrations (:mod:`.file_calibration`), which imports :mod:`.export`: the rule lives here so that
-neither has to import the other for it.
+reader of files' calibrations (:mod:`.file_calibration`): a unit not of the kind asked for is None here, once, for
+all of them.
 
 The rule is the GEFF writer's (:func:`sam2_model.tracking.geff_io.unit_name`): a unit's OME-NGFF name ("micrometer",
 "second"), None for napari's uncalibrated "pixel" / "frame".
@@ -23,7 +23,7 @@ def unit_in(unit: Any, kind: str) -> Optional[str]:
         return None
 
 
-def unit_name(text: Any) -> Optional[str]:
+def file_unit_name(text: Any) -> Optional[str]:
     """A unit as a file spells it ("micron", "\\u00b5m", "sec", "\\\\u00B5m" as ImageJ escapes it) -> its OME-NGFF name
     ("micrometer", "second"), length or time (:func:`unit_in`); None for none, "pixel", "frame" or a unit it does not
     know."""

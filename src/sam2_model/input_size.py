@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from .config import get_config
+from .object_boxes import object_boxes
 
 __all__ = [
     "TARGET_OBJECT_PX", "MAX_UPSAMPLING", "DEMO_SIZE_RANGE", "SIZE_STEP",
@@ -169,10 +170,7 @@ def diameter_from_masks(masks: Any) -> float:
     nearest background pixel of any pixel inside lies in that box), so hundreds of objects take milliseconds."""
     array = np.asarray(masks)
     if array.ndim == 2 and array.dtype.kind in "iu":
-        ids = np.unique(array)
-        ids = ids[ids != 0]
-        dense = np.where(array == 0, 0, np.searchsorted(ids, array) + 1)  # ids 1..N, whatever the file's ids
-        objects = [dense[box] == index for index, box in enumerate(ndimage.find_objects(dense), start=1)]
+        objects = [mask for _, mask, _ in object_boxes(array)]
     elif array.ndim in (2, 3):
         masks3 = array.astype(bool, copy=False).reshape((-1,) + array.shape[-2:])
         objects = [mask[box[0]] for mask in masks3 for box in [ndimage.find_objects(mask.view(np.uint8))] if box]

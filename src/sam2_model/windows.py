@@ -31,11 +31,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from .frames import to_model_input
 from .image_predictor import LOGIT_CLAMP, ImagePredictor
-from .input_size import check_size_arguments
+from .input_size import check_size_arguments, diameter_from_masks
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import validate_box, validate_points
 
@@ -68,7 +67,7 @@ def whole_frame_side(side: int, mask: np.ndarray, image_size: int) -> int:
     whole frame: the longer side."""
     if not mask.any():
         return int(side)
-    width = 2.0 * float(ndimage.distance_transform_edt(np.pad(mask, 1)).max())
+    width = diameter_from_masks(np.asarray(mask, bool))  # the same width, measured in the object's box
     made_for = side * WINDOW_OBJECT_PX / image_size
     if width <= SIZE_CHECK * made_for:
         return int(side)

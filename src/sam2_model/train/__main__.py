@@ -274,7 +274,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         last = Path(settings.out) / "last.pt"
         step = saved_step(last)
         saved = (f"the last save ({last}, step {step}) resumes when you run the same command again"
-                 if step is not None else "nothing was saved yet")
+                 if step is not None else f"the last save ({last}) cannot be read" if last.is_file()
+                 else "nothing was saved yet")
         print(f"\ninterrupted; {saved}", file=sys.stderr)
         return 130
     metadata = json.loads((Path(settings.out) / "weights.json").read_text())

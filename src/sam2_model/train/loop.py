@@ -398,25 +398,25 @@ def _recorded_settings(path: Path) -> Dict[str, Any]:
     return settings if isinstance(settings, dict) else {}
 
 
-def _checkpoint_settings(path: Path) -> Dict[str, Any]:
-    """The "settings" saved in the checkpoint ``path`` ({} when it cannot be read); its tensors are memory-mapped,
-    not read."""
+def _checkpoint_state(path: Path) -> Dict[str, Any]:
+    """The training checkpoint ``path`` as saved ({} when it cannot be read: missing, unreadable or not one; train()
+    names the problem); its tensors are memory-mapped, not read, so this costs milliseconds whatever the model."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # unreadable or not a checkpoint: train() names the problem
+    except Exception:
         return {}
-    settings = state.get("settings") if isinstance(state, dict) else None
+    return state if isinstance(state, dict) else {}
+
+
+def _checkpoint_settings(path: Path) -> Dict[str, Any]:
+    """The "settings" saved in the checkpoint ``path`` ({} when it cannot be read)."""
+    settings = _checkpoint_state(path).get("settings")
     return dict(settings) if isinstance(settings, dict) else {}
 
 
 def saved_step(path: Path) -> Optional[int]:
-    """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read.
-    Its tensors are memory-mapped, not read, so asking costs milliseconds whatever the model's size."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # missing, unreadable or not a checkpoint
-        return None
-    step = state.get("step") if isinstance(state, dict) else None
+    """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read."""
+    step = _checkpoint_state(path).get("step")
     return int(step) if isinstance(step, int) else None
 
 
