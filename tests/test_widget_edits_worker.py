@@ -259,3 +259,210 @@ def test_remove_object_and_reassign_put_every_plane_back_when_a_write_fails(movi
     np.testing.assert_array_equal(array, np.where(before == 2, 0, before))
     assert controller.undo().frames == list(range(FRAMES))
     np.testing.assert_array_equal(array, before)
+
+
+class Gate:
+    """Holds a wrapped function's calls in the worker until :meth:`open` (the real function then does the work), so a
+    test acts while the worker is surely still running, as a person acting during a long edit does."""
+
+    def __init__(self) -> None:
+        self.event, self.entered = threading.Event(), threading.Event()
+
+    def hold(self, monkeypatch: Any, owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != MAIN:
+                self.entered.set()
+                self.event.wait(60)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, held)
+
+    def open(self) -> None:
+        self.event.set()
+
+
+@pytest.mark.gui
+def test_relabel_then_another_image_picked_reruns_the_relabelled_image_not_the_one_shown(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+    """The re-run after a Relabel acted on whatever image was current when the worker ended: the other image's Undo
+    history was wiped and its prompts re-run; the relabelled image was never re-run."""
+    from qtpy.QtWidgets import QInputDialog
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("A", movie.image), ("B", movie.image.copy()))
+    for name in ("A", "B"):
+        w.image_combo.setCurrentText(name)
+        for obj in (1, 2):
+            if obj > 1:
+                w.new_object_button.click()
+            w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
+            wait(qtbot, w)
+    b_controller = w.controller
+    b_history = list(b_controller.history)
+    assert b_history
+    w.image_combo.setCurrentText("A")
+    a_controller = w.controller
+    gate = Gate()
+    gate.hold(monkeypatch, controller_module, "relabel_planes")
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *args: (7, True)))
+    try:
+        w.objects.select_object(2)
+        w.objects.relabel_button.click()
+        assert gate.entered.wait(30) and w.busy()
+        w.image_combo.setCurrentText("B")  # the person moves on while it says "Relabelling…"
+    finally:
+        gate.open()
+    wait(qtbot, w)
+    assert w.controller is b_controller and b_controller.history == b_history  # B untouched: its Undo still works
+    assert b_controller.history_note == ""
+    w.image_combo.setCurrentText("A")  # A's re-run waited for it
+    wait(qtbot, w)
+    assert w.controller is a_controller and sorted(a_controller.obj_ids) == [1, 7]
+    assert (w.labels_layer.data[0] == 7).any() and not (w.labels_layer.data == 2).any()
+    w.undo_button.click()
+    assert "Relabel and Merge can't be undone" in w.status.text(), w.status.text()
+
+
+@pytest.mark.gui
+def test_a_model_chosen_during_add_tracks_layer_reruns_the_prompts_when_it_ends(
+        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+    """The status promised a re-run with the new model when the Add Tracks layer run ended; none came, and later model
+    changes were ignored."""
+    import napari_sam2._runs as runs
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    w.points_layer.add(np.array([[0, *centre(movie.labels[0], 1)]]))
+    wait(qtbot, w)
+    gate = Gate()
+    real_plane_of = runs.label_plane_of
+    monkeypatch.setattr(runs, "label_plane_of", lambda controller: gated(real_plane_of(controller)))
+
+    def gated(plane: Any) -> Any:
+        def read(t: int) -> Any:
+            if threading.get_ident() != MAIN:
+                gate.entered.set()
+                gate.event.wait(60)
+            return plane(t)
+        return read
+
+    try:
+        w.tracks_button.click()
+        assert gate.entered.wait(30) and w.busy()
+        w.size_spin.setValue(64)  # a new model while the Tracks are measured
+        qtbot.waitUntil(lambda: "re-run with it when this run ends" in w.status.text(), timeout=60_000)
+    finally:
+        gate.open()
+    qtbot.waitUntil(lambda: not w.busy() and w.controller.model.image_size == 64, timeout=60_000)
+    wait(qtbot, w)
+    assert "SAM2 tracks [cells]" in viewer.layers and not w._model_rerun_due
+
+
+@pytest.mark.gui
+def test_a_runtime_error_in_a_worker_ends_the_run_with_its_words(make_napari_viewer, tmp_path, monkeypatch, qtbot,
+                                                                 movie):
+    """superqt's worker drops a RuntimeError raised in its generator (no errored, no finished): the widget stayed
+    busy for good. Add Tracks layer (steps_worker) and a propagation (the widget's own worker) now end and say why."""
+    import napari_sam2._runs as runs
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    w.points_layer.add(np.array([[0, *centre(movie.labels[0], 1)]]))
+    wait(qtbot, w)
+    real_plane_of = runs.label_plane_of
+
+    def broken(controller: Any) -> Any:
+        plane = real_plane_of(controller)
+
+        def read(t: int) -> Any:
+            if t == 2 and threading.get_ident() != MAIN:
+                raise RuntimeError("blosc decompression failed")
+            return plane(t)
+        return read
+
+    monkeypatch.setattr(runs, "label_plane_of", broken)
+    w.tracks_button.click()
+    qtbot.waitUntil(lambda: not w.busy(), timeout=15_000)
+    assert w.status.text() == ("Add Tracks layer failed: blosc decompression failed. No Tracks layer was added or "
+                               "changed."), w.status.text()
+    assert "SAM2 tracks [cells]" not in viewer.layers and w.tracks_button.isEnabled()
+
+    real_propagate = SegmentationController.propagate
+
+    def out_of_memory(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for number, step in enumerate(real_propagate(self, *args, **kwargs)):
+            if number == 2:
+                raise RuntimeError("CUDA out of memory")
+            yield step
+
+    monkeypatch.setattr(SegmentationController, "propagate", out_of_memory)
+    w.forward_button.click()
+    qtbot.waitUntil(lambda: not w.busy(), timeout=30_000)
+    assert "CUDA out of memory" in w.status.text() and w.forward_button.isEnabled(), w.status.text()
+
+
+@pytest.mark.gui
+def test_during_an_edit_the_layers_cannot_be_edited_and_save_session_waits(make_napari_viewer, tmp_path, monkeypatch,
+                                                                          qtbot, movie):
+    """A click or brush stroke during Delete object was lost (a failed edit put the layers back; the worker wrote
+    whole planes over a stroke) and Save session wrote a mixed session. Now the image's clicks, boxes and masklets
+    layers are read-only while the edit runs, as they were after it, and Save session says to wait."""
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer, w = three_cells(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie)
+    layers = (w.points_layer, w.boxes_layer, w.labels_layer)
+    w.activate_clicks()
+    w.labels_layer.mode = "paint"
+    modes = [str(layer.mode) for layer in layers]
+    assert all(layer.editable for layer in layers)
+    path = tmp_path / "during.sam2.npz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args, **kwargs: (str(path), "")))
+    gate = Gate()
+    gate.hold(monkeypatch, RunJournal, "write")
+    try:
+        w.objects.select_object(2)
+        w.objects.delete_button.click()
+        assert gate.entered.wait(30) and w.busy()
+        assert not w.points_layer.editable and not w.boxes_layer.editable
+        w.points_layer.mode = "add"  # the person tries to click a new point
+        w.labels_layer.mode = "paint"  # and to pick the brush (the labels keep their own paint history)
+        assert str(w.points_layer.mode) == "pan_zoom" and str(w.labels_layer.mode) == "pan_zoom"
+        w.save_session_button.click()
+        assert w.status.text() == ("Not saved: an edit (Delete object, Undo, Relabel or Merge) is in progress: save "
+                                   "when it is done."), w.status.text()
+        assert not path.exists()
+        w.tracks_button.click()
+        assert w.status.text() == ("Busy: wait for the edit in progress (it cannot be cancelled), then add the Tracks "
+                                   "layer."), w.status.text()
+    finally:
+        gate.open()
+    wait(qtbot, w)
+    assert w.controller.obj_ids == [1, 3]
+    assert all(layer.editable for layer in layers)
+    assert [str(layer.mode) for layer in layers] == modes
+    w.save_session_button.click()
+    assert path.exists(), w.status.text()
+
+
+def test_an_undo_whose_write_fails_part_way_puts_every_plane_back(movie):
+    """A failed Undo left the planes written before the failure restored and the step on the history: the next Undo
+    blamed 'another tool or by hand'. Now it changes nothing, and the next Undo works."""
+    frames = movie.image
+    array = np.zeros(frames.shape, np.uint32)
+    controller = SegmentationController(build_model("demo", device="cpu", image_size=128), frames,
+                                        StackLayout(3, 0), array, object_window=None)
+    clicks = [FramePrompt(0, obj, points=np.array([centre(movie.labels[0], obj)[::-1]]), labels=np.array([1]))
+              for obj in (1, 2)]
+    list(controller.apply_prompts(clicks))
+    list(controller.propagate(0, "forward"))
+    before = array.copy()
+    controller.remove_object(2)
+    deleted, history = array.copy(), list(controller.history)
+    controller.labels = store = OneFailedWrite(array, fail_at=3)
+    with pytest.raises(OSError, match="refused"):
+        controller.undo()
+    np.testing.assert_array_equal(array, deleted)
+    assert controller.history == history and controller.obj_ids == [1]
+    store.fail_at = 0
+    assert controller.undo().frames == list(range(FRAMES))
+    np.testing.assert_array_equal(array, before)
+    assert controller.obj_ids == [1, 2]

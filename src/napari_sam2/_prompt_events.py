@@ -281,7 +281,8 @@ class PromptEventsMixin:
             state.last_prompts = after
             self._refresh_labels(state)
             self._refresh_objects()
-            self.activate_clicks()
+            if self._state is state:  # another image picked meanwhile: its layers stay as the user left them
+                self.activate_clicks()
             self.status.setText(f"Deleted object {obj_id} (Undo brings it back).")
 
         def failed(error: BaseException) -> None:

@@ -261,10 +261,9 @@ class RunMixin:
         self.status.setText(f"{what}…")
         self.progress.setValue(0)
 
-        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work():
-            yield from steps
+        from ._session_actions import reported
 
+        work = thread_worker(reported(steps), ignore_errors=True)  # errors (a RuntimeError too) to _on_error
         self._run_outcome, self._run_note, self._run_state = "running", "", state
         self._run_frames, self._run_propagation, self._run_planned = [], None, None
         self._run_prompts = capture(state) if state.points is not None and state.boxes is not None else None
@@ -396,9 +395,21 @@ class RunMixin:
         self._on_slice_shown()
         self._refresh_objects()
         self.activate_clicks()
+        self._after_run()
+
+    def _after_run(self) -> None:
+        """What every run of the widget (segmentation, edit, export, Add Tracks layer) and another tool's run do as they
+        end: segment the prompts edited meanwhile (:meth:`_run_deferred`), then re-run the prompts with a model chosen
+        meanwhile (it waited for the run; :meth:`_rerun_with_new_model` waits again while anything is busy)."""
         self._run_deferred(announce=True)
-        if self._model_rerun_due:  # the model was changed during the run
+        if self._model_rerun_due:
             QTimer.singleShot(0, self._rerun_with_new_model)
+
+    def busy_words(self) -> str:
+        """"Busy: wait for …" for a refused action: the run in progress (or cancel it), or the edit (no Cancel)."""
+        if self._edit_run is not None:
+            return "Busy: wait for the edit in progress (it cannot be cancelled)"
+        return "Busy: wait for the run in progress (or cancel it)"
 
     def _kept(self, frames: List[int]) -> str:
         """"Kept frames 0-3 (whole)" for the frames a stopped run wrote."""
@@ -455,7 +466,7 @@ class RunMixin:
         """Another tool's run in this viewer ended ('Track all cells', its exports): the run buttons come back as the
         widget's state says, and the prompts edited meanwhile are segmented (they waited for it)."""
         self.refresh_run_buttons()
-        self._run_deferred(announce=True)
+        self._after_run()
 
     def _run_deferred(self, announce: bool = False) -> None:
         """Segment the prompts edited during a run where they were made: the current image's now (one slice per run,
@@ -537,10 +548,7 @@ class RunMixin:
             self.status.setText(f"Nothing to undo{where}" + (f": {note}." if note else "."))
             return
 
-        def undone(result: Any) -> None:
-            if result is None:  # the history was emptied meanwhile
-                self.status.setText(f"Nothing to undo{where}.")
-                return
+        def undone(result: Any) -> None:  # (the history was not empty: nothing else changes it while the edit runs)
             if isinstance(result.tag, PromptContent) and state.points is not None and state.boxes is not None:
                 self._quiet += 1
                 try:  # only this session's slice: the prompts of other slices belong to their own sessions
@@ -550,7 +558,8 @@ class RunMixin:
                 state.last_prompts = capture(state)
             self._refresh_labels(state)
             self._refresh_objects()
-            self.activate_clicks()
+            if self._state is state:  # another image picked meanwhile: its layers stay as the user left them
+                self.activate_clicks()
             what = ("the mask" if controller.layout.frame_axis is None  # a single 2D image: no frames
                     else f"{len(result.frames)} frame(s)")
             self.status.setText(f"Undid the last step{where}: {what}, the prompts and the session are as they were "
@@ -652,9 +661,6 @@ class RunMixin:
         data = tracks_of(controller.num_frames, label_plane_of(controller))
         return self._place_tracks(self.image_layer, controller.layout, data)
 
-    def _on_tracks_clicked(self) -> None:
-        self.add_tracks_in_worker()
-
     def add_tracks_in_worker(self) -> Any:
         """What the Add Tracks layer button does: the Tracks data of :meth:`add_tracks_layer`, measured frame by frame
         in a worker thread (the progress bar follows the frames; Cancel stops it), then the layer added or updated on
@@ -664,7 +670,7 @@ class RunMixin:
         from .export import tracks_steps
 
         if self.busy():
-            self.status.setText("Busy: wait for the run in progress (or cancel it), then add the Tracks layer.")
+            self.status.setText(f"{self.busy_words()}, then add the Tracks layer.")
             return None
         if not self._segmented():
             return None
@@ -719,7 +725,7 @@ class RunMixin:
             self.progress.setRange(0, 1)
             self.progress.setValue(int(added))
         self.status.setText(text)
-        self._run_deferred(announce=True)  # clicks made meanwhile
+        self._after_run()  # clicks made meanwhile, a model chosen meanwhile
 
     def _place_tracks(self, image: Any, layout: StackLayout, tracks: np.ndarray) -> Any:
         """Add the Tracks layer of ``tracks`` ((N, 4): object id, frame, y, x in the frames' pixels) over ``image``

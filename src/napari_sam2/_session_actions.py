@@ -7,14 +7,13 @@ The file format lives in :mod:`.session_file` (Qt-free).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
 from ._image_state import (
@@ -27,6 +26,8 @@ from .export import Calibration, frame_table_steps, labels_tiff_steps
 from .layout import world_to_data
 from .prompts import FramePrompt
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
+
+EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progress: save when it is done"
 
 
 REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
@@ -46,6 +47,8 @@ class SessionActionsMixin:
         state = self._state
         if state is None or state.points is None or state.boxes is None:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
+        if self._edit_run is not None:
+            raise ValueError(EDIT_IN_PROGRESS)
         image = state.image
         to_image = dict(to_scale=image.scale, to_translate=image.translate)
         points, boxes = state.points, state.boxes
@@ -75,6 +78,9 @@ class SessionActionsMixin:
         return written
 
     def _on_save_session(self) -> None:
+        if self._edit_run is not None:  # the prompt layers show the edit, the session not yet: a save would mix them
+            self.status.setText(f"Not saved: {EDIT_IN_PROGRESS}.")
+            return
         self._session_file_dialog("save", "Save SAM 2 session", f"SAM 2 session (*{SUFFIX})", self.save_session,
                                   "Not saved")
 
@@ -253,7 +259,7 @@ class SessionActionsMixin:
         if what not in SUFFIXES:
             raise ValueError(f"what must be 'labels' or 'table', not {what!r}")
         if self.busy():
-            self.status.setText("Busy: wait for the run in progress (or cancel it), then export.")
+            self.status.setText(f"{self.busy_words()}, then export.")
             return None
         controller = self.controller
         if controller is None:
@@ -300,7 +306,7 @@ class SessionActionsMixin:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
         self.status.setText(run.outcome())
-        self._run_deferred(announce=True)  # clicks made during the export
+        self._after_run()  # clicks made during the export, a model chosen meanwhile
 
     # ------------------------------------------------------------------ edits in a worker
     def run_edit(self, steps: Iterator[tuple], what: str, done: Callable[[Any], None],
@@ -311,8 +317,10 @@ class SessionActionsMixin:
 
         in_worker (the buttons): in a worker thread, so nothing that scales with the stack (comparing, compressing,
         checksumming every frame) runs on napari's GUI thread; returns the worker. The widget is busy meanwhile (the run
-        and edit buttons refuse, prompts edited meanwhile are segmented after it), with no Cancel (an edit is whole or
-        not done) and the status saying ``what``. False (a script's call): on the calling thread, done when this
+        and edit buttons refuse, Save session too), with no Cancel (an edit is whole or not done) and the status saying
+        ``what``; the current image's clicks and boxes layers cannot be edited and its masklets layer stays in pan/zoom
+        mode until it ends (a click or brush stroke then would be undone by a failed edit or overwritten by the
+        worker), all put back as they were after it. False (a script's call): on the calling thread, done when this
         returns; the error is raised after ``failed``. Returns None then."""
         if not in_worker:
             try:
@@ -323,8 +331,11 @@ class SessionActionsMixin:
             done(result)
             return None
         edit = EditRun(what, done, failed, (self.progress.minimum(), self.progress.maximum(), self.progress.value()))
-        edit.worker = steps_worker(edit.steps(steps), edit.take, edit.take_error, self._on_edit_finished)
-        self._edit_run, self.worker = edit, edit.worker  # the widget is busy: runs wait, clicks are segmented after it
+        edit.worker = steps_worker(steps, edit.take, edit.take_error, self._on_edit_finished)
+        state = self._state
+        if state is not None:
+            edit.freeze((state.points, state.boxes), state.labels)
+        self._edit_run, self.worker = edit, edit.worker  # the widget is busy: runs wait
         self._set_busy(True)  # (Cancel stays off: an edit is whole or not done)
         self.progress.setRange(0, 0)
         self.status.setText(f"{what}…")
@@ -343,14 +354,13 @@ class SessionActionsMixin:
             return
         self._edit_run = None
         try:
+            edit.thaw()
             self._set_busy(False)
             low, high, value = edit.progress
             self.progress.setRange(low, high)
             self.progress.setValue(value)
             edit.settle()
-            self._run_deferred(announce=True)  # prompts edited during the edit
-            if self._model_rerun_due:  # the model was changed meanwhile
-                QTimer.singleShot(0, self._rerun_with_new_model)
+            self._after_run()  # prompts edited during the edit, a model chosen meanwhile
         except RuntimeError:
             if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
                 raise
@@ -435,14 +445,35 @@ class SessionActionsMixin:
 
     def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str) -> None:
         """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the prompts
-        (the layers' ``prompts`` after it) re-run, and the status saying ``words``."""
+        (the layers' ``prompts`` after it) of ``controller``'s slice re-run, and the status saying ``words``.
+
+        The re-run is of that image and slice whatever is shown when the edit ends: now when they are still the
+        current image and its session, else when that image is picked again (as prompts edited during a run)."""
         state.hidden.discard(old)
         state.last_prompts = prompts
         self._refresh_labels(state)
         self._refresh_objects()
-        if controller is not None:  # the re-run is not undoable either: marked so only as it starts (a model load
-            self.picker.when_ready(lambda: self._segment(baseline=REASSIGNED))  # that fails runs nothing)
+        if controller is not None and self._state is state and state.controller is controller:  # the re-run is not
+            self.picker.when_ready(lambda: self._rerun_reassigned(state, controller))  # undoable either: marked so as
+        elif controller is not None:  # it starts (a failed model load runs nothing)
+            self._defer_reassigned(state, controller)
         self.status.setText(words)
+
+    def _rerun_reassigned(self, state: ImageState, controller: Any) -> None:
+        """Re-run the prompts of ``controller``'s slice of ``state`` after a relabel or merge (not undoable) when that
+        image is still the current one once the model is ready; else when it is picked again."""
+        if self._state is state:
+            self._segment(controller.layout, baseline=REASSIGNED)
+        else:
+            self._defer_reassigned(state, controller)
+
+    def _defer_reassigned(self, state: ImageState, controller: Any) -> None:
+        """The re-run after a relabel or merge waits, as prompts edited during a run do (:meth:`_run_deferred`): on
+        ``controller``'s slice of ``state``, its next step not undoable (its history is gone already)."""
+        controller.start_history_after_next(REASSIGNED)
+        layout = controller.layout
+        step, key = _step_on(self.viewer.dims.current_step, layout.fixed), slice_key(layout)
+        self._deferred = [e for e in self._deferred if not (e[0] is state and e[2] == key)] + [(state, step, key)]
 
     def _put_back_prompts(self, state: ImageState, content: PromptContent) -> None:
         """The clicks and boxes layers back to ``content`` (an edit that failed), not segmented again."""
@@ -496,17 +527,34 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
     return unsliced, sliced
 
 
+class StepFailed(Exception):
+    """A RuntimeError raised in a worker's steps (:func:`reported`), with its words; the RuntimeError is its cause."""
+
+
+def reported(steps: Iterator[tuple]) -> Callable[[], Iterator[tuple]]:
+    """A generator function yielding ``steps``, a RuntimeError raised in them raised again as :class:`StepFailed`:
+    superqt's ``GeneratorWorker`` returns a RuntimeError from its work (it takes it for the generator's end), so
+    neither ``errored`` nor ``finished`` would be emitted and the worker's owner would stay busy for good."""
+
+    def work() -> Iterator[tuple]:
+        try:
+            yield from steps
+        except RuntimeError as error:
+            raise StepFailed(str(error) or type(error).__name__) from error
+
+    return work
+
+
 def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_error: Callable[[Exception], None],
                  on_finished: Callable[[Any], None]) -> Any:
     """A napari worker (not started) running the generator ``steps`` in a thread: each step goes to ``on_step``, an
     error to ``on_error`` (not napari's event loop) and, at the end (done, failed or cancelled), ``on_finished(worker)``
-    is called on the GUI thread. The exports of the widget and of the Track all panel run this way."""
+    is called on the GUI thread. The exports of the widget and of the Track all panel run this way.
 
-    @thread_worker(ignore_errors=True)  # errors go to the errored handler, not the event loop
-    def work():
-        yield from steps
+    A RuntimeError of ``steps`` (a blosc/zarr decode error, CUDA out of memory) reaches ``on_error`` as a
+    :class:`StepFailed` with its words: superqt's worker would drop it without ``errored`` or ``finished``."""
+    worker = thread_worker(reported(steps), ignore_errors=True)()  # errors go to on_error, not the event loop
 
-    worker = work()
     worker.yielded.connect(on_step)
     worker.errored.connect(on_error)
     worker.finished.connect(lambda: on_finished(worker))
@@ -585,20 +633,42 @@ class EditRun:
     result: Any = None
     ended: bool = False  # the edit yielded its result: it is whole
     error: Optional[BaseException] = None
+    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of the layers made read-only
+    held: Any = None  # the Labels layer held in pan/zoom mode while the edit runs, and its mode before
 
-    def steps(self, steps: Iterator[tuple]) -> Iterator[tuple]:
-        """``steps`` with any error handed on as a ("failed", error) step (superqt's worker drops a RuntimeError)."""
-        try:
-            yield from steps
-        except Exception as error:
-            yield "failed", error
+    def freeze(self, layers: Sequence[Any], labels: Any = None) -> None:
+        """Make ``layers`` (clicks, boxes; None skipped) not editable while the edit runs, and hold the Labels layer
+        ``labels`` in pan/zoom mode (no brush, eraser or fill: napari would drop its own paint history if it were made
+        not editable), remembering how they were."""
+        for layer in layers:
+            if layer is not None:
+                self.frozen.append((layer, layer.editable, layer.mode))
+                layer.editable = False
+        if labels is not None:
+            self.held = (labels, labels.mode)
+            labels.mode = "pan_zoom"
+            labels.events.mode.connect(self._keep_still)
+
+    def _keep_still(self, event: Any = None) -> None:
+        if self.held is not None and str(self.held[0].mode) != "pan_zoom":
+            self.held[0].mode = "pan_zoom"  # a paint tool picked during the edit: not yet
+
+    def thaw(self) -> None:
+        """The layers editable and in their mode as they were before the edit."""
+        frozen, self.frozen = self.frozen, []
+        for layer, editable, mode in frozen:
+            layer.editable = editable
+            if editable and layer.mode != mode:
+                layer.mode = mode
+        if self.held is not None:
+            labels, mode = self.held
+            self.held = None
+            labels.events.mode.disconnect(self._keep_still)
+            if labels.editable:
+                labels.mode = mode
 
     def take(self, step: tuple) -> None:
-        kind, value = step[0], step[1]
-        if kind == "failed":
-            self.error = value
-        else:
-            self.result, self.ended = value, True
+        self.result, self.ended = step[1], True
 
     def take_error(self, error: BaseException) -> None:
         self.error = error

@@ -201,7 +201,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.undo_button.clicked.connect(self._on_undo)
         self.export_labels_button.clicked.connect(lambda: self._on_export("labels"))
         self.export_table_button.clicked.connect(lambda: self._on_export("table"))
-        self.tracks_button.clicked.connect(self._on_tracks_clicked)  # in a worker (_runs.py)
+        self.tracks_button.clicked.connect(self.add_tracks_in_worker)  # in a worker (_runs.py)
         self.objects.hide_toggled.connect(self._on_hide_toggled)
         self.objects.delete_requested.connect(self._on_delete_object)
         self.objects.relabel_requested.connect(self._on_relabel_requested)

@@ -99,13 +99,22 @@ class RunJournal:
         return [index for index, _ in self.saved.values() if not self.holds(labels, index)]
 
     def undo(self, labels: Any) -> list:
-        """Restore every plane this run wrote; returns the indices restored."""
-        restored = []
-        for index, saved in self.saved.values():
-            plane = saved.restore()
-            labels[index] = plane
-            restored.append(index)
-            tell_written(labels, index, plane)
+        """Restore every plane this run wrote; returns the indices restored. All or nothing: when a write fails, the
+        planes restored before it get back what they held (then the error is raised; the journal is kept)."""
+        restored: list = []  # (index, the plane it held before this undo, compressed as the journal keeps planes)
+        try:
+            for index, saved in self.saved.values():
+                plane, held = saved.restore(), _SavedPlane.of(np.asarray(labels[index]))
+                labels[index] = plane
+                restored.append((index, held))
+                tell_written(labels, index, plane)
+        except BaseException:
+            for index, held in reversed(restored):
+                plane = held.restore()
+                labels[index] = plane
+                tell_written(labels, index, plane)
+            raise
+        restored = [index for index, _ in restored]
         self.saved.clear()
         self.written.clear()
         return restored
