@@ -668,3 +668,56 @@ def test_console_track_cells_names_a_wrong_cell_diameter(enter_leave_clip) -> No
     images, _ = enter_leave_clip
     with pytest.raises(ValueError, match=r"cell_diameter must be two numbers \(min, max\) in pixels, got 40"):
         console_track_cells(images[:2], cell_diameter=40)  # was TypeError: 'int' object is not iterable
+
+
+def test_work_steps_inside_frames_leave_the_frames_and_lineage_as_they_were(model, enter_leave_clip) -> None:
+    """Fault: the tracker yielded once per frame, and a detection frame of the MSC time-lapse takes 20-30 s on 2 cores
+    (re-clicks of crowded blobs, each a model call): progress stood still and a cancel waited up to a whole frame.
+    ``run(work=True)`` also yields a WorkStep between the pieces of model work inside each frame; the frames, labels
+    and lineage are those of ``run()``, and a close after one stops inside that frame with the lineage of the frames
+    yielded before it."""
+    from sam2_model.tracking.tracker import STAGE_ENDS, WorkStep
+
+    images, _ = enter_leave_clip
+    options = dict(cell_diameter=(10, 30), redetect_every=2, max_lost_frames=2)
+    plain = CellTracker(model, images[:6], **options)
+    expected = list(plain.run())
+    tracker = CellTracker(model, images[:6], **options)
+    steps = list(tracker.run(work=True))
+    frames = [step for step in steps if not isinstance(step, WorkStep)]
+    assert [t for t, _, _ in frames] == [t for t, _, _ in expected] == list(range(6))
+    for (_, got, active), (_, want, want_active) in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
+        assert active == want_active
+    assert tracker.lineage.rows() == plain.lineage.rows() and len(tracker.lineage) >= 3
+    work: dict = {}
+    current = 0
+    for step in steps:
+        if isinstance(step, WorkStep):
+            assert step.frame == current and step.stage in STAGE_ENDS, step  # inside the frame that comes next
+            work.setdefault(step.frame, []).append(step)
+        else:
+            current = step[0] + 1
+    assert sorted(work) == list(range(6)), sorted(work)  # every frame reports its work
+    for t, found in work.items():
+        shares = [step.fraction for step in found]
+        assert shares == sorted(shares) and 0 <= shares[0] and shares[-1] <= 1, (t, found)
+    assert {"seeding", "adding"} <= {step.stage for step in work[0]}  # frame 0: detection, then its cells prompted
+    assert "propagating" in {step.stage for step in work[1]} and "seeding" in {step.stage for step in work[2]}
+
+    stopped = CellTracker(model, images[:6], **options)
+    run = stopped.run(work=True)
+    done = []
+    for step in run:
+        if isinstance(step, WorkStep) and step.frame == 2 and step.stage == "seeding":  # past frame 2's book-keeping
+            run.close()  # (the cancel of a caller)
+            break
+        if not isinstance(step, WorkStep):
+            done.append(step[0])
+    assert done == [0, 1]
+    at_frame_1 = CellTracker(model, images[:6], **options)
+    for t, _, _ in at_frame_1.run():
+        if t == 1:
+            break  # closed after frame 1 (the generator is closed when dropped; the lineage is read here)
+    assert stopped.lineage.rows() == at_frame_1.lineage.rows()
+    assert all(row.end <= 1 for row in stopped.lineage.rows()), stopped.lineage.rows()

@@ -8,8 +8,9 @@ Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
+import numpy as np
 from napari.utils.notifications import show_info
 
 from ._image_state import layer_name, same_layer
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
 
 LINEAGE_NAME = "SAM2 lineage"
+# what a person may have set on the lineage layer; kept when the layer must be made anew (its axes changed)
+DISPLAY_SETTINGS = ("name", "visible", "opacity", "blending", "tail_width", "tail_length", "head_length", "colormap",
+                    "display_id", "display_tail", "display_graph", "hide_completed_tracks")
 
 
 class TrackOutputsMixin:
@@ -30,43 +34,59 @@ class TrackOutputsMixin:
     _export: Optional[ExportRun] = None  # the last export run in a worker
 
     def update_tracks_layer(self, entry: "ImageTracking", tracks: Optional[tuple] = None) -> Any:
-        """(Re)make the image's lineage Tracks layer from the labels and lineage (None when nothing is tracked);
-        ``tracks``: its (data, graph) when already derived (else read from the labels here)."""
-        if entry.tracks is not None and entry.tracks in self.viewer.layers:
-            self.viewer.layers.remove(entry.tracks)
-        entry.tracks = None
+        """Show the labels and lineage in the image's lineage Tracks layer (None when nothing is tracked: the layer
+        goes); ``tracks``: its (data (N, 4) [track, t, y, x], graph {child: [parent]}) when already derived (else read
+        from the labels here).
+
+        A layer that is there on the same axes (scale, translate, columns, units) is updated in place (its data and
+        graph), so its name, display settings (tail length, colormap, ...), place in the layer list and the layer
+        selection stay as the person left them; otherwise it is made (anew, with those settings, where its axes
+        changed)."""
         data, graph = tracks if tracks is not None else entry.tracking.tracks_data(self.widget_ids(entry.image))
         state = self.widget.states.get(entry.image.unique_id)
         labels = None if state is None else state.labels
+        old = entry.tracks if entry.tracks is not None and entry.tracks in self.viewer.layers else None
         if not len(data) or labels is None or not len(entry.tracking.lineage):  # nothing tracked (any more)
+            if old is not None:
+                self.viewer.layers.remove(old)
+            entry.tracks = None
             return None
-        if state.controller is not None:  # on the image's axes (its time on the time axis of a 4-D image)
-            data, scale, translate = tracks_placement(data, entry.image, state.controller.layout)
+        layout = None if state.controller is None else state.controller.layout
+        if layout is not None:  # on the image's axes (its time on the time axis of a 4-D image)
+            data, scale, translate = tracks_placement(data, entry.image, layout)
         else:
             scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
+        metadata = tracks_metadata(entry.image, layout)
+        if old is not None and same_placement(old, data, scale, translate, metadata):
+            old.graph = {}  # the old links may name tracks the new data lacks
+            old.data = data
+            old.graph = graph
+            return old
+        kept: Dict[str, Any] = {} if old is None else {name: getattr(old, name) for name in DISPLAY_SETTINGS}
+        selection = self.viewer.layers.selection
+        selected, active = list(selection), selection.active
+        if old is not None:
+            self.viewer.layers.remove(old)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
-                                              scale=scale, translate=translate,
-                                              **tracks_metadata(entry.image, None if state.controller is None
-                                                                else state.controller.layout))
+                                              scale=scale, translate=translate, **metadata)
+        for name, value in kept.items():
+            setattr(entry.tracks, name, value)
+        if old is not None:  # the new layer takes the old one's place in the selection
+            selection.clear()
+            selection.update(entry.tracks if layer is old else layer for layer in selected
+                             if layer is old or layer in self.viewer.layers)
+            selection.active = entry.tracks if active is old else active
         return entry.tracks
 
     def follow_tracks_layer(self, entry: "ImageTracking", data: Any, graph: Any) -> Any:
         """The image's lineage Tracks layer shows ``data`` (N, 4) [track, t, y, x] and ``graph`` {child: [parent]}
-        (from the labels after hand edits): the layer's data replaced in place (the layer being painted stays the
-        active one), made when there is none, removed when nothing is left."""
-        layer = entry.tracks
-        if layer is None or layer not in self.viewer.layers or not len(data) or not len(entry.tracking.lineage):
-            active = self.viewer.layers.selection.active
-            made = self.update_tracks_layer(entry, (data, graph))
-            if made is not None and active is not None and active in self.viewer.layers:
-                self.viewer.layers.selection.active = active  # keep painting where the person was
-            return made
-        state = self.widget.states.get(entry.image.unique_id)
-        if state is not None and state.controller is not None:
-            data = tracks_placement(data, entry.image, state.controller.layout)[0]
-        layer.graph = {}  # the old links may name tracks the new data lacks
-        layer.data = data
-        layer.graph = graph
+        (from the labels after hand edits): as :meth:`update_tracks_layer` (in place where it is there), and the layer
+        being painted stays the active one when the layer is made."""
+        active = self.viewer.layers.selection.active
+        layer = self.update_tracks_layer(entry, (data, graph))
+        if layer is not None and active is not None and active in self.viewer.layers \
+                and self.viewer.layers.selection.active is not active:
+            self.viewer.layers.selection.active = active  # keep painting where the person was
         return layer
 
     def _on_export(self, what: str) -> None:
@@ -156,3 +176,15 @@ class TrackOutputsMixin:
         if self.widget.controller is None or not same_layer(entry.image, self.widget.image_layer):
             return None
         return self.widget.calibration()
+
+
+def same_placement(layer: Any, data: np.ndarray, scale: Sequence[float], translate: Sequence[float],
+                   metadata: Dict[str, tuple]) -> bool:
+    """Whether the Tracks ``layer`` lies on the axes a layer of ``data`` (N, 1 + D) made with ``scale``, ``translate``
+    (D,) and ``metadata`` (:func:`._tracks_layer.tracks_metadata`: units, axis labels) would: then its data can be
+    replaced in place."""
+    if np.shape(layer.data)[1:] != np.shape(data)[1:] or len(layer.scale) != len(scale):
+        return False
+    if not (np.allclose(layer.scale, scale) and np.allclose(layer.translate, translate)):
+        return False
+    return all([str(v) for v in getattr(layer, key, ())] == [str(v) for v in values] for key, values in metadata.items())

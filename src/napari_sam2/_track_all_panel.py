@@ -44,6 +44,7 @@ EXPORT_TIP = ("Exports hold what the masklets layer shows: the cells 'Track all 
               "lineage, corrections included) and cells painted by hand (tracks of their own, no parent); objects you "
               "clicked or seeded in the segmentation widget are left out: export them with the widget's own 'Export "
               "labels'.")
+BAR_FORMAT = "%p%"  # the progress bar's text (QProgressBar's own); inside a frame the frame's share is added
 MAX_CHANNELS = 8  # an extra axis of at most this many slices may hold channels (the empty-result hint names it)
 EXPORT_TIPS = {  # what each export button writes (then EXPORT_TIP)
     "labels": "Write one labels TIFF (a .tif file, frames x rows x cols) of track ids.",
@@ -336,7 +337,13 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             if kind == "plan":
                 self.progress.setRange(0, max(int(total), 1))
                 self.progress.setValue(0)
+                self.progress.setFormat(BAR_FORMAT)
+            elif kind == "work":  # inside a frame (the bar counts whole frames): its text and the status line move
+                share = int(100 * int(active) / max(int(total), 1))
+                self.progress.setFormat(f"{BAR_FORMAT} (frame {frame}: {share}%)")
+                self.status.setText(f"Tracking frame {frame}: {share}% of its work done…")
             elif kind == "frame":
+                self.progress.setFormat(BAR_FORMAT)
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 self.status.setText(f"frame {frame}: {active} cell(s) tracked")
                 self.forget_checksums(self.images.get(getattr(self._run_image, "unique_id", None)), [frame])
@@ -362,6 +369,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         if outcome == "running" and mine is not None and mine.abort_requested:
             outcome = "cancelled"  # stopped by the widget's own Cancel button
         self._steps, self.worker = None, None
+        self.progress.setFormat(BAR_FORMAT)
         if steps is not None:
             steps.close()  # ends the tracker's session now (a cancelled generator is left suspended)
         if self.widget.worker is mine:
@@ -381,8 +389,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self.status.setText(f"{self.status.text()} ({frames_text(done, 'written')} whole; 'Undo tracking step' "
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
         elif run is not None and run.kind in ("delete", "merge"):
-            self.status.setText(f"Done: {run.what} on {frames_text(done, 'changed')}; {self._counts(entry)}. "
-                                "'Undo tracking step' restores it.")
+            self.status.setText(_edit_done(run, self._counts(entry)))
         else:
             self._say_done(entry, run)
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
@@ -513,6 +520,13 @@ def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:
     if entry is None or len(entry.tracking.history) <= base:
         return None
     return entry.tracking.history[-1]
+
+
+def _edit_done(run: TrackRun, counts: str) -> str:
+    """The status line after a Delete / Merge track step ``run`` (its ``what`` and frames), ``counts`` the tracks and
+    divisions left, e.g. "Done: deleted track 1 on frames 0-2; now 24 track(s), 3 division(s). 'Undo tracking step'
+    restores it." """
+    return f"Done: {run.what} on {frames_text(run.frames)}; now {counts}. 'Undo tracking step' restores it."
 
 
 def _done_word(run: Optional[TrackRun]) -> str:

@@ -16,7 +16,9 @@ thread (scripts run them directly):
   track's pixels change: its old pixels are cleared and the new mask is painted on background only.
 
 Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames to do), "frame"
-(a frame was written), "done".
+(a frame was written), "done"; :meth:`TrackAll.track` also yields ``("work", frame, done, WORK_TOTAL)`` between the
+pieces of model work inside a frame (``done`` of ``WORK_TOTAL``: how much of that frame's work is done, never going
+down within it), so that progress moves and Cancel acts within a frame; a frame is still written whole, once done.
 
 Delete / merge a track and the lineage that follows hand edits live in :mod:`.track_edits` (TrackAll's methods of
 the same names call them), how a run continues the tracks of the frame before it in :mod:`.track_continuation`, the
@@ -35,6 +37,7 @@ from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
 )
+from sam2_model.tracking.tracker import WorkStep
 from sam2_model.tracking.detection import check_cell_diameter
 from sam2_model.tracking.lineage import daughter_starts, end_reason_at
 
@@ -45,6 +48,7 @@ from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
 
 Step = Tuple[str, int, int, int]
+WORK_TOTAL = 1000  # a "work" step's total: its done is the share of the frame's work done, in thousandths
 IndexOf = Callable[[int], Tuple[Any, ...]]
 
 
@@ -265,7 +269,8 @@ class TrackAll:
         tracks of frame s - 1: a cell found on frame s takes the id of the track it overlaps most there (one to
         one, IoU >= :data:`.track_continuation.CONTINUE_IOU`; ``TrackRun.continued``); a kept track that does not go
         on ends at its last frame before s ("lost"). The run is on the undo stack from its first frame (a cancelled run
-        is undone like a finished one); the lineage is updated after every frame.
+        is undone like a finished one); the lineage is updated after every frame. Inside a frame "work" steps come
+        between the pieces of model work: closed after one (Cancel), the run stops there and that frame is as before.
         """
         options = options or TrackAllOptions()
         tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
@@ -279,7 +284,7 @@ class TrackAll:
         before = order[0] - 1 if not tracker.reverse and order[0] > 0 else None  # the frame the run continues
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
-        steps = tracker.run()
+        steps = tracker.run(work=True)
         planes: Dict[int, np.ndarray] = {}
 
         def place(plane: np.ndarray) -> np.ndarray:  # the tracker's ids -> this labels array's
@@ -291,7 +296,11 @@ class TrackAll:
 
         try:
             yield "plan", int(start_frame), 0, len(order)
-            for t, plane, active in steps:
+            for step in steps:
+                if isinstance(step, WorkStep):  # inside a frame: nothing is written until it is done
+                    yield "work", int(step.frame), int(step.fraction * WORK_TOTAL), WORK_TOTAL
+                    continue
+                t, plane, active = step
                 planes[t] = plane
                 if t == order[0] and before is not None:
                     run.continued = continuations(self.plane(before), place(plane), {row.track_id for row in kept})

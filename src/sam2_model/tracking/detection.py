@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 from scipy import ndimage
@@ -24,6 +24,11 @@ from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
 Detector = Callable[[np.ndarray], List[np.ndarray]]
+# (stage, done, total): how far one detection is, yielded by CellDetector.steps between pieces of model work. stage:
+# "seeding" (the grid / blob points and their masks), "clicking" (blob points clicked again: crowded cells) or
+# "contrast" (masks checked against their surroundings); done of total units of that stage
+DetectionWork = Tuple[str, int, int]
+Result = TypeVar("Result")
 WindowArg = Union[None, int, str]  # None (the whole frame), "auto" or a window side in frame px
 # masks below this mask_contrast are dropped (0: off). 0.7 since the demo weights of 2026-12-04 (candidate D in
 # docs/training_data.md): on MSC it took their automatic tracking from DET 0.35 / 227 tracks to 0.49 / 113 tracks;
@@ -61,6 +66,16 @@ def default_min_area(cell_diameter: Sequence[float]) -> int:
     """A quarter of the smallest cell's disc: smaller masks are fragments (cells entering show more)."""
     low, _ = check_cell_diameter(cell_diameter)
     return max(4, int(0.25 * math.pi * (low / 2) ** 2))
+
+
+def drain(steps: Generator[Any, None, Result]) -> Result:
+    """Run the generator ``steps`` to its end, dropping what it yields; returns its return value (the work a
+    ``*_steps`` generator reports piece by piece, done in one call)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: float,
@@ -227,6 +242,14 @@ class CellDetector:
         return cell_window_side(self.window, self.cell_diameter, frame_shape, self.generator.model.image_size)
 
     def __call__(self, frame: np.ndarray) -> List[np.ndarray]:
+        return drain(self.steps(frame))
+
+    def steps(self, frame: np.ndarray) -> Generator[DetectionWork, None, List[np.ndarray]]:
+        """The cell masks of ``frame`` (H, W[, C]) as :meth:`__call__` finds them (its return value), found piece by
+        piece: a :data:`DetectionWork` (stage, done, total) is yielded after the seeding's parts (grid masks, blob
+        points, their masks), before each blob point clicked again (:meth:`crowded_cells`: one or two model calls) and
+        after each mask's contrast check, so that a caller can show progress and stop (close the generator) within a
+        frame. Stopped part-way, it returns nothing; ``points`` and the re-click predictor may then be this frame's."""
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
         side = self.window_side(np.shape(frame)[:2])
@@ -234,8 +257,10 @@ class CellDetector:
         if self.seeding in ("grid", "grid+blobs"):
             records += [r for r in self.generator.generate(frame)
                         if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
+            yield "seeding", 1, 3
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
+            yield "seeding", 2, 3
             if len(self.points) > MANY_SEEDS:
                 low, high = self.cell_diameter
                 warnings.warn(
@@ -249,11 +274,17 @@ class CellDetector:
                 self._clicker = WindowedPredictor(self.generator.model, side,
                                                   contrast_limits=self.generator.predictor.contrast_limits)
                 self._clicker.set_image(frame)
+            yield "seeding", 3, 3
         masks = clean_masks(records, self.min_area, self.max_area)
         if len(self.points):
-            masks += self.crowded_cells(masks)
+            masks += yield from self.crowded_steps(masks)
         if self.min_contrast > 0:
-            masks = [mask for mask in masks if mask_contrast(frame, mask) >= self.min_contrast]
+            kept = []
+            for done, mask in enumerate(masks, start=1):
+                if mask_contrast(frame, mask) >= self.min_contrast:
+                    kept.append(mask)
+                yield "contrast", done, len(masks)
+            masks = kept
         return masks
 
     def crowded_cells(self, masks: List[np.ndarray]) -> List[np.ndarray]:
@@ -263,15 +294,21 @@ class CellDetector:
         half of that mask); the result, less the pixels already taken, is kept if its predicted IoU is at least
         ``RECLICK_MIN_SCORE``, its area fits and it lies mostly where the first mask went beyond the neighbours.
         masks: the (H, W) bool masks kept so far (of the last frame detected). Returns the new masks."""
+        return drain(self.crowded_steps(masks))
+
+    def crowded_steps(self, masks: List[np.ndarray]) -> Generator[DetectionWork, None, List[np.ndarray]]:
+        """:meth:`crowded_cells` (its return value) with ("clicking", points done, points) yielded before each blob
+        point it clicks (one or two model calls each)."""
         if not masks:
             return []
         predictor = self._clicker
         taken = np.logical_or.reduce(masks)
         xy = np.round(self.points).astype(int)
         found: List[np.ndarray] = []
-        for point, (x, y) in zip(self.points, xy):
+        for done, (point, (x, y)) in enumerate(zip(self.points, xy)):
             if taken[y, x]:
                 continue
+            yield "clicking", done, len(self.points)
             first, _, _ = predictor.predict(points=point[None], labels=[1], multimask=False)
             neighbours = [m for m in masks if np.count_nonzero(m & first[0]) * 2 >= np.count_nonzero(m)]
             if not neighbours:  # not crowded: its mask was dropped for its own reasons

@@ -57,7 +57,7 @@ import inspect
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
@@ -68,14 +68,43 @@ from ..prompt_validation import check_count
 from ..video_session import VideoSession
 from ..windowed_session import WindowedSession
 from . import divisions as div
-from .detection import (Detector, WindowArg, cell_window_side, check_cell_diameter, check_window, default_min_area,
-                        make_detector)
+from .detection import (CellDetector, Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
+                        check_window, default_min_area, drain, make_detector)
 from .lineage import Lineage
 from .matching import match_detections
 
 log = logging.getLogger(__name__)
 FrameStep = Tuple[int, np.ndarray, int]
 Progress = Callable[[int, int], None]
+# the stages of one frame's work in the order they run, each with the share of the frame it ends at (a rough
+# measure of their cost on the MSC time-lapse: detection's re-clicks of crowded cells take most of a detection frame)
+STAGE_ENDS = {"propagating": 0.1, "seeding": 0.3, "clicking": 0.75, "contrast": 0.8, "splitting": 0.9, "adding": 1.0}
+
+
+@dataclass(frozen=True)
+class WorkStep:
+    """Work done inside frame ``frame`` (``CellTracker.run(work=True)`` yields one between pieces of model work, so a
+    caller can show progress and stop within a frame): ``done`` of ``total`` units of ``stage`` (``STAGE_ENDS``:
+    "propagating" every tracked cell, "seeding" (the detector's grid / blob points and their masks), "clicking" (blob
+    points clicked again), "contrast" (detections checked), "splitting" (masklets clicked apart), "adding" (new
+    cells prompted))."""
+
+    frame: int
+    stage: str
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """How much of the frame's work is done, in [0, 1]: the stage's share (``STAGE_ENDS``) times done / total;
+        it never goes down within a frame (the stages come in that order; a frame may skip some)."""
+        stages = list(STAGE_ENDS)
+        start = STAGE_ENDS[stages[stages.index(self.stage) - 1]] if stages.index(self.stage) else 0.0
+        part = min(max(self.done / self.total, 0.0), 1.0) if self.total > 0 else 1.0
+        return start + (STAGE_ENDS[self.stage] - start) * part
+
+
+FrameWork = Generator[WorkStep, None, np.ndarray]  # a frame's work: WorkSteps, then its labels (H, W) uint32
 
 
 @dataclass
@@ -170,21 +199,32 @@ class CellTracker:
         return (f"no cells were detected on {frames}: check the cell diameter ({low}-{high} px of the image) and "
                 f"{self._detects}")
 
-    def run(self) -> Iterator[FrameStep]:
-        """Yields (frame_idx, labels (H, W) uint32, number of active objects) for every frame in order.
+    def run(self, work: bool = False) -> Iterator[Union[FrameStep, WorkStep]]:
+        """Yields (frame_idx, labels (H, W) uint32, number of active objects) for every frame in order; with ``work``
+        also a :class:`WorkStep` between the pieces of model work inside each frame (a propagation, the detector's
+        seeding, each blob point it clicks again, each masklet clicked apart, each new cell prompted), so that a
+        caller can show progress and stop within a frame (a detection frame of the MSC time-lapse takes 20-30 s on
+        2 cores). The frames and lineage are the same either way.
 
         A start frame without cells is no error: every frame is then searched until cells appear (they begin
         there, like cells that enter), and a stack without any ends with empty labels and :attr:`note` set.
-        Closing the generator stops tracking; ``self.lineage`` then describes the frames yielded so far.
+        Closing the generator stops tracking; ``self.lineage`` then describes the frames yielded so far (closed
+        inside a frame, after a WorkStep, that frame is left out whole).
         """
         order = self.order
         last_frame = order[-1]
         try:
             for step, t in enumerate(order):
-                if step == 0:
-                    labels = self._seed(t)
+                frame_work = self._seed(t) if step == 0 else self._track(t, step, final=t == last_frame)
+                if work:
+                    before = Lineage(self.lineage.rows())
+                    try:
+                        labels = yield from frame_work
+                    except GeneratorExit:  # stopped inside frame t: the lineage of the frames yielded
+                        self.lineage = before
+                        raise
                 else:
-                    labels = self._track(t, step, final=t == last_frame)
+                    labels = drain(frame_work)
                 self._done.append(t)
                 yield t, labels, len(self.session.obj_ids)
             self._finish(last_frame)
@@ -208,27 +248,38 @@ class CellTracker:
         labels[mask & (labels == 0)] = track_id
         return track_id
 
-    def _seed(self, t: int) -> np.ndarray:
+    def _detect(self, t: int) -> Generator[WorkStep, None, List[np.ndarray]]:
+        """The detector's cell masks on frame ``t``: a :class:`~.detection.CellDetector`'s found piece by piece (its
+        ``steps``, reported as WorkSteps), another detector's (a plain function) in one call."""
+        frame = self.session.frames.filtered(t)
+        if not (isinstance(self.detector, CellDetector) and type(self.detector).__call__ is CellDetector.__call__):
+            return self.detector(frame)
+        return (yield from _as_work(t, self.detector.steps(frame)))
+
+    def _seed(self, t: int) -> FrameWork:
         """The start frame's cells; none found is no error (a z-stack that starts above the sample, cells that come
         in later): ``_track`` then detects on every frame until the first cells appear."""
         labels = np.zeros(self.session.frame_shape, dtype=np.uint32)
-        for mask in self.detector(self.session.frames.filtered(t)):
+        detections = yield from self._detect(t)
+        for done, mask in enumerate(detections, start=1):
             self._start(t, mask, labels)
+            yield WorkStep(t, "adding", done, len(detections))
         return labels
 
-    def _track(self, t: int, step: int, final: bool = False) -> np.ndarray:
+    def _track(self, t: int, step: int, final: bool = False) -> FrameWork:
         if not self.session.obj_ids:  # nothing tracked (none yet, or all ended): detecting is the only work left,
             labels = np.zeros(self.session.frame_shape, dtype=np.uint32)  # so every frame is a detection frame
-            self._redetect(t, labels)
+            yield from self._redetect(t, labels)
             return labels
         steps = list(self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0))
         if not steps:  # the session tracks nothing backwards from frame 0: step 1 -> 0 (frame 1 is recomputed as it was)
             steps = list(self.session.propagate(start_frame=t + 1, reverse=True, max_frames=1))
         _, ids, logits = steps[-1]
         labels = self._compose(ids, logits)
+        yield WorkStep(t, "propagating", 1, 1)
         triggered = self._update(t, ids, labels, final)
         if step % self.redetect_every == 0 or triggered:
-            self._redetect(t, labels)
+            yield from self._redetect(t, labels)
         return labels
 
     def _compose(self, ids: List[int], logits: np.ndarray) -> np.ndarray:
@@ -318,8 +369,8 @@ class CellTracker:
             self._start(t, mask, labels, parent=parent)
         return True
 
-    def _redetect(self, t: int, labels: np.ndarray) -> None:
-        detections = self.detector(self.session.frames.filtered(t))
+    def _redetect(self, t: int, labels: np.ndarray) -> Generator[WorkStep, None, None]:
+        detections = yield from self._detect(t)
         if not detections:
             return
         match = match_detections(detections, labels, self.max_coverage, self.max_iou)
@@ -337,18 +388,19 @@ class CellTracker:
                           track_id, inside, [int(detections[i].sum()) for i in inside], area, max(state.areas), pair)
                 if pair is not None:
                     self._divide(t, track_id, [detections[inside[k]] for k in pair], labels, "two detections")
-            self._split_by_clicks(t, labels)
+            yield from self._split_by_clicks(t, labels)
             for n in list(new):
                 mother = self._halved_neighbour(t, detections[n], labels)
                 if mother is not None and self._divide(t, mother, [labels == mother, detections[n]], labels,
                                                        "halved neighbour"):
                     new.remove(n)
-        for n in new:
+        for done, n in enumerate(new, start=1):
             mask = detections[n] & (labels == 0)
             if np.count_nonzero(mask) >= self.min_area:
                 self._start(t, mask, labels)
+                yield WorkStep(t, "adding", done, len(new))
 
-    def _split_by_clicks(self, t: int, labels: np.ndarray) -> None:
+    def _split_by_clicks(self, t: int, labels: np.ndarray) -> Generator[WorkStep, None, None]:
         """Divide masklets that hold two nuclei which SAM 2 separates when clicked one against the other
         (the detector's ``split``; touching daughters often come out of detection as one mask).
 
@@ -360,12 +412,14 @@ class CellTracker:
         split = getattr(self.detector, "split", None)
         if split is None:
             return
-        for track_id in [i for i in self._states if i in self.lineage and self.lineage[i].begin < t]:
+        candidates = [i for i in self._states if i in self.lineage and self.lineage[i].begin < t]
+        for done, track_id in enumerate(candidates):
             mask = labels == track_id
             area = int(np.count_nonzero(mask))
             areas = self._states[track_id].areas
             if area < self.min_area or not areas or not div.grown(area, min(areas)):
                 continue
+            yield WorkStep(t, "splitting", done, len(candidates))
             pieces = split(mask)
             if pieces is None:
                 continue
@@ -401,6 +455,19 @@ class CellTracker:
                 self._end(track_id, "end of stack")
             else:
                 self._end(track_id, "left the field" if state.near_border else "lost")
+
+
+def _as_work(t: int, steps: Generator[DetectionWork, None, Any]) -> Generator[WorkStep, None, Any]:
+    """The detector's ``steps`` on frame ``t`` as WorkSteps; returns what they return (closed, they are closed)."""
+    try:
+        while True:
+            try:
+                stage, done, total = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield WorkStep(t, stage, done, total)
+    finally:
+        steps.close()
 
 
 def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
