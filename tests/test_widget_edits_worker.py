@@ -21,7 +21,7 @@ from napari_sam2.labels_writer import RunJournal, watch_writes  # noqa: E402
 from napari_sam2.layout import StackLayout  # noqa: E402
 from napari_sam2.prompts import FramePrompt  # noqa: E402
 from sam2_model import build_model  # noqa: E402
-from widget_helpers import centre, open_widget, small_movie, wait  # noqa: E402
+from widget_helpers import centre, click_and_propagate, click_cells, open_widget, small_movie, wait  # noqa: E402
 
 FRAMES = 5
 MAIN = threading.main_thread().ident
@@ -63,14 +63,7 @@ def three_cells(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot:
     """(viewer, widget): cells 1-3 of the movie clicked on frame 0 as objects 1-3 and propagated over every frame."""
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     viewer.dims.set_current_step(0, 0)
-    for obj in (1, 2, 3):
-        if obj > 1:
-            w.new_object_button.click()
-        w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
-        wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
+    click_and_propagate(w, qtbot, movie, (1, 2, 3))
     assert all((w.labels_layer.data[t] == obj).any() for t in range(FRAMES) for obj in (1, 2, 3))
     return viewer, w
 
@@ -210,6 +203,21 @@ def test_a_delete_that_fails_in_its_worker_changes_nothing(make_napari_viewer, t
     assert controller.obj_ids == [1, 3] and not (labels == 2).any()
 
 
+def tracked(movie: Any) -> Any:
+    """(controller, labels): cells 1 and 2 of the movie clicked on frame 0 as objects 1 and 2 and propagated over
+    every frame, in a controller of the demo model (no widget)."""
+    frames = movie.image
+    array = np.zeros(frames.shape, np.uint32)
+    controller = SegmentationController(build_model("demo", device="cpu", image_size=128), frames,
+                                        StackLayout(3, 0), array, object_window=None)
+    clicks = [FramePrompt(0, obj, points=np.array([centre(movie.labels[0], obj)[::-1]]), labels=np.array([1]))
+              for obj in (1, 2)]  # points are (x, y)
+    list(controller.apply_prompts(clicks))
+    list(controller.propagate(0, "forward"))
+    assert all((array[t] == obj).any() for t in range(FRAMES) for obj in (1, 2))
+    return controller, array
+
+
 class OneFailedWrite:
     """A (T, H, W) labels store whose ``fail_at``-th plane write fails once (a network drive's hiccup); reads and the
     other writes go to ``array``."""
@@ -231,15 +239,7 @@ class OneFailedWrite:
 def test_remove_object_and_reassign_put_every_plane_back_when_a_write_fails(movie):
     """The controller's edit steps are whole or nothing: a write that fails part way (the third plane) leaves the
     labels, the objects and the undo history as they were, and the edit works once the store writes again."""
-    frames = movie.image
-    array = np.zeros(frames.shape, np.uint32)
-    controller = SegmentationController(build_model("demo", device="cpu", image_size=128), frames,
-                                        StackLayout(3, 0), array, object_window=None)
-    clicks = [FramePrompt(0, obj, points=np.array([centre(movie.labels[0], obj)[::-1]]), labels=np.array([1]))
-              for obj in (1, 2)]  # points are (x, y)
-    list(controller.apply_prompts(clicks))
-    list(controller.propagate(0, "forward"))
-    assert all((array[t] == 2).any() for t in range(FRAMES))
+    controller, array = tracked(movie)
     before, history = array.copy(), list(controller.history)
     controller.labels = store = OneFailedWrite(array, fail_at=3)
 
@@ -293,11 +293,7 @@ def test_relabel_then_another_image_picked_reruns_the_relabelled_image_not_the_o
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("A", movie.image), ("B", movie.image.copy()))
     for name in ("A", "B"):
         w.image_combo.setCurrentText(name)
-        for obj in (1, 2):
-            if obj > 1:
-                w.new_object_button.click()
-            w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
-            wait(qtbot, w)
+        click_cells(w, qtbot, movie, (1, 2))
     b_controller = w.controller
     b_history = list(b_controller.history)
     assert b_history
@@ -446,14 +442,7 @@ def test_during_an_edit_the_layers_cannot_be_edited_and_save_session_waits(make_
 def test_an_undo_whose_write_fails_part_way_puts_every_plane_back(movie):
     """A failed Undo left the planes written before the failure restored and the step on the history: the next Undo
     blamed 'another tool or by hand'. Now it changes nothing, and the next Undo works."""
-    frames = movie.image
-    array = np.zeros(frames.shape, np.uint32)
-    controller = SegmentationController(build_model("demo", device="cpu", image_size=128), frames,
-                                        StackLayout(3, 0), array, object_window=None)
-    clicks = [FramePrompt(0, obj, points=np.array([centre(movie.labels[0], obj)[::-1]]), labels=np.array([1]))
-              for obj in (1, 2)]
-    list(controller.apply_prompts(clicks))
-    list(controller.propagate(0, "forward"))
+    controller, array = tracked(movie)
     before = array.copy()
     controller.remove_object(2)
     deleted, history = array.copy(), list(controller.history)
@@ -466,3 +455,73 @@ def test_an_undo_whose_write_fails_part_way_puts_every_plane_back(movie):
     assert controller.undo().frames == list(range(FRAMES))
     np.testing.assert_array_equal(array, before)
     assert controller.obj_ids == [1, 2]
+
+
+class CountedReads(OneFailedWrite):
+    """A (T, H, W) labels store that counts the reads of each plane (``reads[t]``); every write goes through."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        super().__init__(array, fail_at=0)
+        self.reads: Dict[int, int] = {}
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        frame = int(index[0] if isinstance(index, tuple) else index)
+        self.reads[frame] = self.reads.get(frame, 0) + 1
+        return self.array[index]
+
+
+def test_merge_reads_each_frame_once_and_gives_the_result_of_a_relabel_then_delete(movie):
+    """Relabel and Merge compared every frame twice (the relabel, then the old id's removal, which found nothing left).
+    Now each (H, W) plane is read once, and the result is the same: the old id's pixels are the new id's on every
+    frame, the old object has left the session and its seeded masks are the new id's where the new id has none, the
+    history is dropped (Undo says why), and a later step is undone back to the merged labels."""
+    controller, array = tracked(movie)
+    seeded = {(3, 2): array[3] == 2, (4, 2): array[4] == 2, (4, 1): array[4] == 1}
+    controller.mask_prompts.update({k: FramePrompt(k[0], k[1], mask=m) for k, m in seeded.items()})
+    before = array.copy()
+    controller.labels = store = CountedReads(array)
+
+    assert controller_module.finish(controller.reassign_steps(2, 1, "merged")) == [1]
+    assert store.reads == {t: 1 for t in range(FRAMES)}, store.reads
+    merged = np.where(before == 2, 1, before)
+    np.testing.assert_array_equal(array, merged)
+    assert sorted(controller.mask_prompts) == [(3, 1), (4, 1)]
+    np.testing.assert_array_equal(controller.mask_prompts[(3, 1)].mask, seeded[(3, 2)])  # moved to object 1
+    np.testing.assert_array_equal(controller.mask_prompts[(4, 1)].mask, seeded[(4, 1)])  # object 1's own kept
+    assert controller.history == [] and controller.history_note == "merged" and controller.undo() is None
+
+    controller.remove_object(1)  # a later step: undoable, back to the merged labels
+    assert not array.any()
+    assert controller.undo().frames == list(range(FRAMES))
+    np.testing.assert_array_equal(array, merged)
+    assert controller.obj_ids == [1]
+
+
+@pytest.mark.gui
+def test_closing_the_viewer_during_an_export_ends_it_quietly(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+    """An export, Add Tracks layer and an edit end the same way (one end for every worker run of the widget): the
+    export's end raised 'wrapped C/C++ object has been deleted' once the viewer's window had closed during it (the
+    others let go of their worker quietly)."""
+    import napari_sam2._session_actions as actions
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_cells(w, qtbot, movie, (1,))
+    gate = Gate()
+    real_steps = actions.export_labels_steps
+
+    def held_steps(*args: Any) -> Any:
+        gate.entered.set()
+        gate.event.wait(60)
+        yield from real_steps(*args)
+
+    monkeypatch.setattr(actions, "export_labels_steps", held_steps)
+    path = tmp_path / "labels.tif"
+    try:
+        assert w.export_in_worker("labels", str(path)) is not None
+        assert gate.entered.wait(30) and w.busy()
+        viewer.close()
+    finally:
+        gate.open()
+    qtbot.waitUntil(lambda: not w.busy(), timeout=30_000)
+    qtbot.wait(100)  # the worker's end has run (an exception there fails the test)
+    assert not [p.name for p in tmp_path.iterdir() if "labels" in p.name]  # stopped with the viewer: nothing written

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gui
 
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import centre, open_widget, small_movie, wait  # noqa: E402
+from widget_helpers import centre, click_and_propagate, click_cells, open_widget, small_movie, wait  # noqa: E402
 
 FRAMES = 5
 
@@ -29,18 +29,6 @@ def cells(make_napari_viewer, tmp_path, monkeypatch, movie):
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     viewer.dims.set_current_step(0, 0)
     return viewer, w
-
-
-def click_and_propagate(w, qtbot, movie, cells=(1, 2)):
-    """Click ``cells`` of the movie on frame 0 as objects 1, 2, ... and propagate forward over every frame."""
-    for k, cell in enumerate(cells):
-        if k:
-            w.new_object_button.click()
-        w.points_layer.add(np.array([[0, *centre(movie.labels[0], cell)]]))
-        wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
 
 
 def per_frame(w, obj_id):
@@ -169,11 +157,7 @@ def test_a_step_after_a_merge_whose_re_run_never_started_is_undoable(cells, qtbo
     import torch
 
     _, w = cells
-    for obj in (1, 2, 3):
-        if obj > 1:
-            w.new_object_button.click()
-        w.points_layer.add(np.array([[0, *centre(movie.labels[0], obj)]]))
-        wait(qtbot, w)
+    click_cells(w, qtbot, movie, (1, 2, 3))
     weights = tmp_path / "tuned.pt"
     torch.save({"model": w.picker.loaded_model().state_dict()}, weights)
     w.set_checkpoint_file(str(weights))

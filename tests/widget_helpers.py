@@ -87,6 +87,26 @@ def wait(qtbot: Any, widget: Any, timeout: int = 120_000) -> None:
     qtbot.waitUntil(lambda: not widget.busy(), timeout=timeout)
 
 
+def click_cells(widget: Any, qtbot: Any, movie: Any, cells: Tuple[int, ...] = (1, 2)) -> None:
+    """Click ``cells`` of ``movie`` (a synthetic time-lapse with ``labels``) on frame 0 as objects 1, 2, ... (New object
+    pressed between them), each click segmented before the next."""
+    import numpy as np
+
+    for k, cell in enumerate(cells):
+        if k:
+            widget.new_object_button.click()
+        widget.points_layer.add(np.array([[0, *centre(movie.labels[0], cell)]]))
+        wait(qtbot, widget)
+
+
+def click_and_propagate(widget: Any, qtbot: Any, movie: Any, cells: Tuple[int, ...] = (1, 2)) -> None:
+    """:func:`click_cells`, then Propagate ▶ over every frame (its status says "Done")."""
+    click_cells(widget, qtbot, movie, cells)
+    widget.forward_button.click()
+    wait(qtbot, widget)
+    assert widget.status.text().startswith("Done"), widget.status.text()
+
+
 def propagating(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot: Any, num_frames: int,
                 seed: int) -> Tuple[Any, Any, Any]:
     """(viewer, widget, movie): a synthetic movie of 96 x 96 frames with one cell clicked on frame 0, caught while

@@ -7,9 +7,9 @@ Every run belongs to one image; its results land in that image's masklets layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -405,6 +405,42 @@ class RunMixin:
         if self._model_rerun_due:
             QTimer.singleShot(0, self._rerun_with_new_model)
 
+    def _start_worker_run(self, run: "WorkerRun", steps: Iterator[tuple], on_step: Callable[[tuple], None],
+                          on_finished: Callable[[Any], None], words: str, buttons: Sequence[Any] = ()) -> Any:
+        """Start ``run`` (an export, Add Tracks layer, an edit) in a worker of the generator ``steps``
+        (:func:`~._session_actions.steps_worker`: each step to ``on_step``, an error to ``run.fail``, the end to
+        ``on_finished(worker)``, which ends with :meth:`_end_worker_run`). The widget is busy meanwhile (runs wait,
+        clicks are segmented after it; ``buttons`` off too), the progress bar busy and the status saying ``words``.
+        Returns the worker."""
+        from ._session_actions import steps_worker
+
+        worker = run.worker = steps_worker(steps, on_step, run.fail, on_finished)
+        self.worker = worker
+        self._set_busy(True)
+        for button in buttons:
+            button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText(words)
+        worker.start()
+        return worker
+
+    def _end_worker_run(self, worker: Any, ending: Callable[[], None], buttons: Sequence[Any] = ()) -> None:
+        """The end of a run started by :meth:`_start_worker_run`, on the GUI thread: the worker let go, the widget no
+        longer busy and ``buttons`` on again, ``ending()`` (the run's own progress bar and status line), then what
+        every run does as it ends (:meth:`_after_run`). Once the widget's window is gone (its Qt parts deleted with the
+        viewer's), only the worker is let go."""
+        if self.worker is worker:
+            self.worker = None
+        try:
+            self._set_busy(False)
+            for button in buttons:
+                button.setEnabled(True)
+            ending()
+            self._after_run()
+        except RuntimeError:
+            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
+                raise
+
     def busy_words(self) -> str:
         """"Busy: wait for …" for a refused action: the run in progress (or cancel it), or the edit (no Cancel)."""
         if self._edit_run is not None:
@@ -666,7 +702,6 @@ class RunMixin:
         in a worker thread (the progress bar follows the frames; Cancel stops it), then the layer added or updated on
         the GUI thread. The widget is busy meanwhile (runs wait; clicks are segmented after it). A cancelled or failed
         run changes no layer. Returns the worker (None when refused: the status line says why)."""
-        from ._session_actions import steps_worker
         from .export import tracks_steps
 
         if self.busy():
@@ -676,15 +711,10 @@ class RunMixin:
             return None
         controller = self.controller
         run = self._tracks_run = TracksRun(self.image_layer, controller.layout, self._elsewhere(controller.layout))
-        worker = run.worker = steps_worker(tracks_steps(controller.num_frames, label_plane_of(controller)),
-                                           self._on_tracks_step, run.fail, self._on_tracks_finished)
-        self.worker = worker
-        self._set_busy(True)
-        self.tracks_button.setEnabled(False)
-        self.progress.setRange(0, 0)
-        self.status.setText(f"Adding the Tracks layer{run.where}: measuring the objects frame by frame…")
-        worker.start()
-        return worker
+        return self._start_worker_run(run, tracks_steps(controller.num_frames, label_plane_of(controller)),
+                                      self._on_tracks_step, self._on_tracks_finished,
+                                      f"Adding the Tracks layer{run.where}: measuring the objects frame by frame…",
+                                      (self.tracks_button,))
 
     def _on_tracks_step(self, step: tuple) -> None:
         try:
@@ -704,15 +734,11 @@ class RunMixin:
         """The Tracks worker ended: the layer is added or updated only when it finished whole (not cancelled, not
         failed) and its image is still in the viewer."""
         run = self._tracks_run
-        if self.worker is worker:
-            self.worker = None
-        try:
-            self._set_busy(False)
-            self.tracks_button.setEnabled(True)
-        except RuntimeError:
-            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
-                raise
-            return  # the widget's Qt parts were deleted with the window: nothing left to show
+        self._end_worker_run(worker, lambda: self._end_tracks(run), (self.tracks_button,))
+
+    def _end_tracks(self, run: "TracksRun") -> None:
+        """The Tracks layer of a whole run placed (:meth:`_place_tracks`), the progress bar and the status saying how
+        it ended."""
         text, added = run.outcome(self.viewer.layers), False
         if text is None:
             try:
@@ -725,7 +751,6 @@ class RunMixin:
             self.progress.setRange(0, 1)
             self.progress.setValue(int(added))
         self.status.setText(text)
-        self._after_run()  # clicks made meanwhile, a model chosen meanwhile
 
     def _place_tracks(self, image: Any, layout: StackLayout, tracks: np.ndarray) -> Any:
         """Add the Tracks layer of ``tracks`` ((N, 4): object id, frame, y, x in the frames' pixels) over ``image``
@@ -757,25 +782,37 @@ def has_labels(controller: Any) -> bool:
 
 
 @dataclass
-class TracksRun:
+class WorkerRun:
+    """What every run in a worker of the widget or the Track all panel keeps (:class:`TracksRun`,
+    :class:`~._session_actions.ExportRun`, :class:`~._edit_runs.EditRun`): its worker and the error that ended it.
+    ``failure`` names the run in the notification of its error ("": its owner says it)."""
+
+    worker: Any = field(default=None, kw_only=True)
+    error: Optional[BaseException] = field(default=None, kw_only=True)
+    failure = ""  # a class attribute, not a field: each kind of run sets its own
+
+    def owns(self, worker: Any) -> bool:
+        """Whether ``worker`` (a widget's or panel's current worker, or None) is this run's."""
+        return worker is not None and worker is self.worker
+
+    def fail(self, error: BaseException) -> None:
+        """Keep the error that ended the run, and notify it where ``failure`` names the run."""
+        self.error = error
+        if self.failure:
+            show_error(f"SAM 2: {self.failure}: {error}")
+
+
+@dataclass
+class TracksRun(WorkerRun):
     """One Add Tracks layer run in a worker: the image and layout it measures, where (the slice, in words, when it is
     not the one shown), and how it ended."""
 
     image: Any
     layout: StackLayout
     where: str = ""
-    worker: Any = None
     data: Optional[np.ndarray] = None  # (N, 4) once the last frame is measured
-    error: Optional[BaseException] = None
     cancelled: bool = False
-
-    def owns(self, worker: Any) -> bool:
-        """Whether ``worker`` (the widget's current worker, or None) is this run's."""
-        return worker is not None and worker is self.worker
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        show_error(f"SAM 2: Add Tracks layer failed: {error}")
+    failure = "Add Tracks layer failed"
 
     def outcome(self, layers: Any) -> Optional[str]:
         """The status line of a run that adds no layer (cancelled, failed, or its image removed from ``layers``);

@@ -1,13 +1,13 @@
-"""The segmentation widget's session file (save / load), object relabel / merge, and its exports and edits in a worker.
+"""The segmentation widget's session file (save / load), object relabel / merge, and its exports in a worker.
 
 A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the widget's
-``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`.
-The file format lives in :mod:`.session_file` (Qt-free).
+``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`;
+relabel / merge run as edits (:mod:`._edit_runs`). The file format lives in :mod:`.session_file` (Qt-free).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
 
@@ -16,12 +16,13 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_warning
 
 from ._colors import style_boxes, style_points
+from ._edit_runs import EditRunMixin
 from ._image_state import (
     AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key, spatial_ndim,
 )
 from ._model_choice import LOCAL, WEIGHT_CHOICES
+from ._runs import SUFFIXES, WorkerRun, with_suffix
 from ._track_ids import state_controllers
-from .controller import finish
 from .export import Calibration, frame_table_steps, labels_tiff_steps
 from .layout import world_to_data
 from .prompts import FramePrompt
@@ -33,12 +34,11 @@ EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progre
 REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
 
 
-class SessionActionsMixin:
-    """Save / Load session, Relabel / Merge objects and the exports' and edits' worker runs of the segmentation
-    widget."""
+class SessionActionsMixin(EditRunMixin):
+    """Save / Load session, Relabel / Merge objects (edits: :class:`~._edit_runs.EditRunMixin`) and the exports' worker
+    runs of the segmentation widget."""
 
     _export_run: Optional["ExportRun"] = None  # the last export run in a worker
-    _edit_run: Optional["EditRun"] = None  # the edit running in a worker (Delete object, Undo, Relabel, Merge)
 
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
@@ -254,8 +254,6 @@ class SessionActionsMixin:
         stops it) and the file appears whole or not at all (an earlier file is kept on failure or cancel). A name
         typed without the suffix gets it (".tif" or ".csv"). :meth:`export` does the same on the calling thread.
         """
-        from ._runs import SUFFIXES, with_suffix
-
         if what not in SUFFIXES:
             raise ValueError(f"what must be 'labels' or 'table', not {what!r}")
         if self.busy():
@@ -271,16 +269,12 @@ class SessionActionsMixin:
                  export_table_steps(controller, self.calibration(), path))  # the image's units, read here
 
         self._export_run = ExportRun(what, path, where)
-        worker = self._export_run.worker = steps_worker(steps, self._on_export_step, self._export_run.fail,
-                                                        self._on_export_finished)
-        self.worker = worker  # the widget is busy: runs wait, clicks are segmented after it
-        self._set_busy(True)
-        for button in (self.export_labels_button, self.export_table_button):
-            button.setEnabled(False)
-        self.progress.setRange(0, 0)
-        self.status.setText(f"Exporting the {what} to {path.name}{where}…")
-        worker.start()
-        return worker
+        return self._start_worker_run(self._export_run, steps, self._on_export_step, self._on_export_finished,
+                                      f"Exporting the {what} to {path.name}{where}…", self._export_buttons())
+
+    def _export_buttons(self) -> Tuple[Any, ...]:
+        """The buttons off while an export runs."""
+        return self.export_labels_button, self.export_table_button
 
     def exporting(self) -> bool:
         """Whether the widget's worker is an export (:meth:`export_in_worker`), not a segmentation run."""
@@ -297,73 +291,14 @@ class SessionActionsMixin:
 
     def _on_export_finished(self, worker: Any) -> None:
         run = self._export_run
-        if self.worker is worker:
-            self.worker = None
-        self._set_busy(False)
-        for button in (self.export_labels_button, self.export_table_button):
-            button.setEnabled(True)
+        self._end_worker_run(worker, lambda: self._end_export(run), self._export_buttons())
+
+    def _end_export(self, run: "ExportRun") -> None:
+        """The progress bar full when ``run`` wrote its file, and the status saying how it ended."""
         if run.written:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
         self.status.setText(run.outcome())
-        self._after_run()  # clicks made during the export, a model chosen meanwhile
-
-    # ------------------------------------------------------------------ edits in a worker
-    def run_edit(self, steps: Iterator[tuple], what: str, done: Callable[[Any], None],
-                 failed: Callable[[BaseException], None], in_worker: bool = True) -> Any:
-        """Run an edit of the labels and the undo history (a controller's ``remove_object_steps``, ``undo_steps``,
-        ``reassign_steps``: one ("done", result) step once whole, nothing changed when it fails), then ``done(result)``
-        on the GUI thread, or ``failed(error)``.
-
-        in_worker (the buttons): in a worker thread, so nothing that scales with the stack (comparing, compressing,
-        checksumming every frame) runs on napari's GUI thread; returns the worker. The widget is busy meanwhile (the run
-        and edit buttons refuse, Save session too), with no Cancel (an edit is whole or not done) and the status saying
-        ``what``; the current image's clicks and boxes layers cannot be edited and its masklets layer stays in pan/zoom
-        mode until it ends (a click or brush stroke then would be undone by a failed edit or overwritten by the
-        worker), all put back as they were after it. False (a script's call): on the calling thread, done when this
-        returns; the error is raised after ``failed``. Returns None then."""
-        if not in_worker:
-            try:
-                result = finish(steps)
-            except Exception as error:
-                failed(error)
-                raise
-            done(result)
-            return None
-        edit = EditRun(what, done, failed, (self.progress.minimum(), self.progress.maximum(), self.progress.value()))
-        edit.worker = steps_worker(steps, edit.take, edit.take_error, self._on_edit_finished)
-        state = self._state
-        if state is not None:
-            edit.freeze((state.points, state.boxes), state.labels)
-        self._edit_run, self.worker = edit, edit.worker  # the widget is busy: runs wait
-        self._set_busy(True)  # (Cancel stays off: an edit is whole or not done)
-        self.progress.setRange(0, 0)
-        self.status.setText(f"{what}…")
-        edit.worker.start()
-        return edit.worker
-
-    def _on_edit_finished(self, worker: Any) -> None:
-        """The edit's worker ended: the progress bar as it was, ``done`` or ``failed`` on this (the GUI) thread, then
-        the prompts edited meanwhile are segmented; once the widget's window is gone, only let go of the worker."""
-        from ._runs import qt_deleted
-
-        edit = self._edit_run
-        if self.worker is worker:
-            self.worker = None
-        if edit is None or edit.worker is not worker:
-            return
-        self._edit_run = None
-        try:
-            edit.thaw()
-            self._set_busy(False)
-            low, high, value = edit.progress
-            self.progress.setRange(low, high)
-            self.progress.setValue(value)
-            edit.settle()
-            self._after_run()  # prompts edited during the edit, a model chosen meanwhile
-        except RuntimeError:
-            if not qt_deleted(self):  # a fault of ours, not a closed window: not hidden
-                raise
 
     # ------------------------------------------------------------------ relabel and merge
     def _prompt_ids(self, state: ImageState) -> set:
@@ -549,7 +484,8 @@ def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_er
                  on_finished: Callable[[Any], None]) -> Any:
     """A napari worker (not started) running the generator ``steps`` in a thread: each step goes to ``on_step``, an
     error to ``on_error`` (not napari's event loop) and, at the end (done, failed or cancelled), ``on_finished(worker)``
-    is called on the GUI thread. The exports of the widget and of the Track all panel run this way.
+    is called on the GUI thread. The widget's exports, edits and Add Tracks layer
+    (:meth:`~._runs.RunMixin._start_worker_run`) and the Track all panel's runs and exports run this way.
 
     A RuntimeError of ``steps`` (a blosc/zarr decode error, CUDA out of memory) reaches ``on_error`` as a
     :class:`StepFailed` with its words: superqt's worker would drop it without ``errored`` or ``finished``."""
@@ -562,7 +498,7 @@ def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_er
 
 
 @dataclass
-class ExportRun:
+class ExportRun(WorkerRun):
     """One export running in a worker (the widget's or the Track all panel's): what, to where, and how it ended.
 
     The worker's steps are ("plan", count, "", None), then the writer's own, then ("written", count, path, None) once
@@ -572,9 +508,8 @@ class ExportRun:
     what: str
     path: Any
     where: str = ""  # which slice the export acted on, for the status line ("" when it says nothing)
-    worker: Any = None
     written: Optional[str] = None  # the path written, once it is in place
-    error: Optional[BaseException] = None
+    failure = "export failed"
 
     def follow(self, step: tuple, progress: Any) -> Tuple[str, Any, Any]:
         """Follow one step on the ``progress`` bar (its range from the plan, full once written) and record a written
@@ -587,14 +522,6 @@ class ExportRun:
             self.written = str(detail)
             progress.setValue(progress.maximum())
         return kind, value, detail
-
-    def owns(self, worker: Any) -> bool:
-        """Whether ``worker`` (a widget's or panel's current worker, or None) is this export's."""
-        return worker is not None and worker is self.worker
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        show_error(f"SAM 2: export failed: {error}")
 
     def outcome(self) -> str:
         """The status line at the end: written, failed, or cancelled; a file or folder that was not written whole is
@@ -618,67 +545,6 @@ def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterato
     """The measurement table of ``controller``'s session (its slice's frames, read one at a time) to ``path`` (CSV),
     in a worker: the rows of :meth:`SegmentationController.measurements`, with per-frame progress."""
     yield from frame_table_steps(controller.frame_table(), path, calibration)  # the rows measurements() gives
-
-
-@dataclass
-class EditRun:
-    """One edit running in a worker (:meth:`SessionActionsMixin.run_edit`): its words, what to do at the end on the
-    GUI thread, and its result or error once it arrives."""
-
-    what: str
-    done: Callable[[Any], None]
-    failed: Callable[[BaseException], None]
-    progress: Tuple[int, int, int]  # the progress bar's (minimum, maximum, value) before, put back after
-    worker: Any = None
-    result: Any = None
-    ended: bool = False  # the edit yielded its result: it is whole
-    error: Optional[BaseException] = None
-    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of the layers made read-only
-    held: Any = None  # the Labels layer held in pan/zoom mode while the edit runs, and its mode before
-
-    def freeze(self, layers: Sequence[Any], labels: Any = None) -> None:
-        """Make ``layers`` (clicks, boxes; None skipped) not editable while the edit runs, and hold the Labels layer
-        ``labels`` in pan/zoom mode (no brush, eraser or fill: napari would drop its own paint history if it were made
-        not editable), remembering how they were."""
-        for layer in layers:
-            if layer is not None:
-                self.frozen.append((layer, layer.editable, layer.mode))
-                layer.editable = False
-        if labels is not None:
-            self.held = (labels, labels.mode)
-            labels.mode = "pan_zoom"
-            labels.events.mode.connect(self._keep_still)
-
-    def _keep_still(self, event: Any = None) -> None:
-        if self.held is not None and str(self.held[0].mode) != "pan_zoom":
-            self.held[0].mode = "pan_zoom"  # a paint tool picked during the edit: not yet
-
-    def thaw(self) -> None:
-        """The layers editable and in their mode as they were before the edit."""
-        frozen, self.frozen = self.frozen, []
-        for layer, editable, mode in frozen:
-            layer.editable = editable
-            if editable and layer.mode != mode:
-                layer.mode = mode
-        if self.held is not None:
-            labels, mode = self.held
-            self.held = None
-            labels.events.mode.disconnect(self._keep_still)
-            if labels.editable:
-                labels.mode = mode
-
-    def take(self, step: tuple) -> None:
-        self.result, self.ended = step[1], True
-
-    def take_error(self, error: BaseException) -> None:
-        self.error = error
-
-    def settle(self) -> None:
-        """``done(result)`` when the edit is whole, else ``failed(error)`` (nothing was changed)."""
-        if self.error is None and self.ended:
-            self.done(self.result)
-        else:
-            self.failed(self.error or RuntimeError(f"{self.what} was stopped before it began"))
 
 
 def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:

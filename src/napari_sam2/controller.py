@@ -313,11 +313,14 @@ class SegmentationController:
             raise ValueError(f"obj_id {obj_id!r} is not an object of this session; objects: {self.obj_ids}")
         return self._remove_object(obj_id, tag)
 
-    def _remove_object(self, obj_id: int, tag: Any) -> Iterator[EditStep]:
+    def _remove_object(self, obj_id: int, tag: Any, clear_labels: bool = True) -> Iterator[EditStep]:
+        """Forget ``obj_id`` as one step (``tag``), its pixels cleared from every frame first unless ``clear_labels`` is
+        False (a relabel gave them another id already)."""
         record = self._begin(tag)
         record.changed = True
         try:
-            self._clear_object(record.journal, obj_id)  # the labels first: the only part that scales with the stack
+            if clear_labels:  # the labels first: the only part that scales with the stack
+                self._clear_object(record.journal, obj_id)
             if obj_id in self.session.obj_ids:
                 self.session.remove_object(obj_id)
         except BaseException:
@@ -333,13 +336,14 @@ class SegmentationController:
         """Give object ``old``'s pixels the id ``new`` on every frame of this session's slice and forget ``old``
         (session, prompts; its seeded masks become ``new``'s on the frames where ``new`` has none), as Relabel and Merge
         do; the undo history is dropped (its steps knew the old id: ``note`` says so, :meth:`forget_history`). Steps for
-        a worker thread: one ("done", object ids) step once whole; a failure part way puts every plane back."""
+        a worker thread: every frame's (H, W) plane read and compared once, then one ("done", object ids) step once
+        whole; a failure part way puts every plane back."""
         moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in self.mask_prompts.items() if o == old}
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
-        relabelled = relabel_planes(self.labels, planes, old, new)  # first: removing the object then clears nothing
+        relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
         try:
-            if old in self.obj_ids or any(o == old for _, o in self.mask_prompts):
-                finish(self._remove_object(old, None))
+            if old in self.obj_ids or any(o == old for _, o in self.mask_prompts):  # no pixel of old is left to clear
+                finish(self._remove_object(old, None, clear_labels=False))
         except BaseException:
             put_back_ids(self.labels, relabelled, old)
             raise
@@ -564,14 +568,16 @@ Relabelled = List[Tuple[Tuple[Any, ...], np.ndarray]]  # (plane index, flat indi
 def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> Relabelled:
     """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
     it, telling the array's watchers (:func:`~.labels_writer.tell_written`); returns each plane written with the flat
-    indices of its pixels relabelled (:func:`put_back_ids` undoes it). A plane without ``old`` is only compared, never
-    copied or written. All or nothing: a failure part way gives the planes already written their old id back."""
+    indices of its pixels relabelled (:func:`put_back_ids` undoes it). Each plane is read once; one without ``old`` is
+    only compared, never copied or written. All or nothing: a failure part way gives the planes already written their
+    old id back."""
     written: Relabelled = []
     try:
         for index in planes:
-            here = np.asarray(labels[index]) == old
+            plane = np.asarray(labels[index])
+            here = plane == old
             if here.any():
-                plane = np.array(labels[index])
+                plane = plane.copy()  # not the labels' own plane: they change by the write below (watchers told)
                 plane[here] = new
                 labels[index] = plane
                 written.append((index, np.flatnonzero(here)))
