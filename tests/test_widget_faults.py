@@ -485,3 +485,27 @@ def test_the_table_of_a_volume_gives_z_not_time(make_napari_viewer, tmp_path, mo
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and "time" not in rows[0] and "time_unit" not in rows[0]
     assert float(rows[0]["z"]) == 3.0 and rows[0]["z_unit"] == "micrometer"
+
+
+def test_an_object_the_model_finds_nothing_for_is_named_in_the_status(make_napari_viewer, tmp_path, monkeypatch,
+                                                                      qtbot):
+    m = movie(num_frames=3)
+    tiny = np.ascontiguousarray(m.image[:, 40:56, 40:56])  # 16 x 16 frames: the demo model finds no cell there
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("tiny", tiny, {}))
+    click(w, 0, (8, 8))
+    wait(qtbot, w)
+    assert not w.labels_layer.data.any()
+    assert "found nothing for object 1" in w.status.text() and "Object windows" in w.status.text()
+    w.forward_button.click()
+    wait(qtbot, w)
+    assert not w.labels_layer.data.any() and "found nothing for object 1" in w.status.text()
+
+
+def test_a_found_object_gets_no_nothing_found_words(cells, qtbot):
+    viewer, w, m = cells
+    click(w, 0, centre(m.labels[0], 1))
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click(w, 0, centre(m.labels[0], 2))
+    wait(qtbot, w)
+    assert w.status.text().startswith("Done") and "found nothing" not in w.status.text()

@@ -57,6 +57,19 @@ def sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?…" else text + "."
 
 
+def empty_objects(rows: List[Any]) -> List[int]:
+    """The objects of the objects panel's ``rows`` (:class:`~._objects_panel.ObjectRow`) whose labels hold no pixel on
+    any frame the session has a result for (every such frame is listed as lost)."""
+    return [row.obj_id for row in rows if not row.present and row.lost]
+
+
+def nothing_found(obj_ids: List[int]) -> str:
+    """The status words for objects whose mask came out empty on every frame (:func:`empty_objects`)."""
+    which = f"object {obj_ids[0]}" if len(obj_ids) == 1 else f"objects {', '.join(map(str, obj_ids))}"
+    return (f"The model found nothing for {which}: the mask is empty on every frame. For a small or faint object, "
+            "draw a box around it, or set 'Object windows' to a size a few times the object's.")
+
+
 def nothing_tracked(direction: str, start: int, num_frames: int) -> str:
     """Why a propagation from ``start`` tracked no frame beyond it, in words."""
     if direction == "forward" and start >= num_frames - 1:
@@ -365,6 +378,7 @@ class RunMixin:
         frames = sorted(set(self._run_frames or ()))
         notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "") if n)
         note = f" Note: {notes}" if notes else ""  # said whatever the outcome
+        done = False  # the run ended whole with something written ("Done")
         if outcome == "failed":
             self.status.setText(f"{sentence(self.status.text())} " + (
                 f"{self._kept(frames)}{self._undo_words(undoable, controller)}" if frames else
@@ -389,11 +403,14 @@ class RunMixin:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{note}")
+            done = True
         if state is not None and self._run_prompts is not None:
             state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet
         self._run_prompts = None
         self._on_slice_shown()
         self._refresh_objects()
+        if done and frames and state is self._state and (empty := empty_objects(self.objects.rows)):
+            self.status.setText(f"{sentence(self.status.text())} {nothing_found(empty)}")
         self.activate_clicks()
         self._after_run()
 
