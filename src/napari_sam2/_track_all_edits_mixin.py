@@ -47,7 +47,9 @@ class TrackEditsMixin:
         self._follow_timer.timeout.connect(self._follow_labels)
         # the follows asked for, by tracking: the frames to compare first (None: follow whatever they hold)
         self._follow_pending: Dict[ImageTracking, Optional[Set[int]]] = {}
-        self._derive_entry: Optional[ImageTracking] = None  # a Tracks layer to derive after the follow worker's run
+        # the Tracks layers to derive when the follow worker is free and no run goes on, in the order asked for (one
+        # per image: the latest request; a dict as an ordered set)
+        self._derive_pending: Dict[ImageTracking, None] = {}
         self._watched: list = []  # the masklets layers whose strokes are followed
 
     def _watch_masklets(self, layer: Any) -> None:
@@ -77,10 +79,12 @@ class TrackEditsMixin:
             self.schedule_follow(entry)
 
     def _on_masklets_redrawn(self, layer: Any, event: Any = None) -> None:
-        """The masklets layer redrawn (every redraw; also napari's own Undo / Redo of a stroke, which sends no paint
-        event): after strokes, the lineage follows when the plane shown changed since it last did (a checksum of one
-        plane: cheap), or when a frame an earlier stroke touched did (napari undoes a stroke on whichever frame it was
-        made: those frames are compared in the follow's worker, ``FOLLOW_DELAY_MS`` after the last redraw)."""
+        """The masklets layer redrawn (every redraw: slider moves too; also napari's own Undo / Redo of a stroke, which
+        sends no paint event): after strokes, the lineage follows when the plane shown changed since it last did (a
+        checksum of one plane: cheap), or when a frame an earlier stroke touched did: napari undoes a stroke on
+        whichever frame it was made, redrawing the frame shown in place, so on a redraw of the frame the last redraw
+        showed (not a slider move) those frames are compared in the follow's worker, ``FOLLOW_DELAY_MS`` after the
+        last redraw."""
         entry = self._entry_of(layer)
         if entry is None or not entry.painted:
             return
@@ -90,24 +94,24 @@ class TrackEditsMixin:
         t = self._current_frame(state.controller)
         if not 0 <= t < entry.tracking.num_frames:
             return
+        in_place, entry.last_shown = t == entry.last_shown, t
         now = _checksum(entry.tracking.plane(t))
         if t not in entry.checksums:  # a run, undo or edit wrote it since the last follow: what it wrote is known
             entry.checksums[t] = now
         elif entry.checksums[t] != now:
             self.schedule_follow(entry)
             return
-        stroked = set().union(*entry.strokes) - {t}
+        stroked = set().union(*entry.strokes) - {t} if in_place else set()
         if stroked:
             self.schedule_follow(entry, stroked)
 
-    def forget_checksums(self, entry: Optional[ImageTracking], frames: Optional[Iterable[int]] = None) -> None:
-        """A run, undo or edit wrote ``frames`` of ``entry`` (None: any): their checksums are taken anew at their next
-        redraw (no follow: nothing was edited by hand there)."""
+    def forget_checksums(self, entry: Optional[ImageTracking], frames: Iterable[int]) -> None:
+        """A run, undo or edit wrote ``frames`` of ``entry``: their checksums are taken anew at their next redraw or
+        follow (no follow: nothing was edited by hand there). The other frames keep theirs, so that napari's undo of
+        an earlier stroke there is still seen."""
         if entry is None:
             return
-        if frames is None:
-            entry.checksums.clear()
-        for t in frames or ():
+        for t in frames:
             entry.checksums.pop(int(t), None)
 
     def schedule_follow(self, entry: ImageTracking, frames: Optional[Iterable[int]] = None) -> None:
@@ -178,8 +182,7 @@ class TrackEditsMixin:
     def _follow_done(self, worker: Any) -> None:
         if self.follow_worker is worker:
             self.follow_worker = None
-        if self._derive_entry is not None:
-            self._derive_next()
+        self._derive_next()
         if self._follow_pending:
             self._follow_timer.start()
 
@@ -190,15 +193,17 @@ class TrackEditsMixin:
         the layer goes at once."""
         if not len(entry.tracking.lineage):
             self.update_tracks_layer(entry, (np.zeros((0, 4)), {}))
-        self._derive_entry = entry
-        if self.follow_worker is None:
-            self._derive_next()
+        self._derive_pending.pop(entry, None)  # one per image, the latest, last in line
+        self._derive_pending[entry] = None
+        self._derive_next()
 
     def _derive_next(self) -> None:
-        """Start deriving the Tracks layer :meth:`derive_tracks` asked for (not while a run goes on: its end does)."""
-        entry, self._derive_entry = self._derive_entry, None
-        if entry is None or self.worker is not None:
+        """Start deriving the first Tracks layer :meth:`derive_tracks` asked for, if the follow worker is free and no
+        run goes on (the follow worker's end and a run's end call this again: each image asked for is derived)."""
+        if not self._derive_pending or self.follow_worker is not None or self.worker is not None:
             return
+        entry = next(iter(self._derive_pending))
+        del self._derive_pending[entry]
         before, runs = entry.tracking.lineage, len(entry.tracking.history)
         self._in_worker(derived_tracks, (entry.tracking, self.widget_ids(entry.image)),
                         lambda out: self._apply_derived(entry, before, runs, out))

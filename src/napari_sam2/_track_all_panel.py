@@ -34,7 +34,9 @@ from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
 from ._track_all_run_mixin import TrackRunMixin
 from ._track_ids import frame_ranges, frames_text
-from .track_all import TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits
+from .track_all import (
+    TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits, thin_work,
+)
 
 FIX_NAME = "SAM2 cell fix"
 SETTINGS_KEY = "track_all"
@@ -68,6 +70,7 @@ class ImageTracking:
         self.painted = False  # a brush / fill / eraser stroke was seen on its masklets layer
         self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
         self.untracked: Set[int] = set()  # the hand-painted ids (no lineage row) the last follow found
+        self.last_shown: Optional[int] = None  # the frame the last redraw of its masklets layer showed (after strokes)
         # the frames each of the latest strokes on its masklets layer touched (napari's undo / redo replays one)
         self.strokes: Deque[Set[int]] = deque(maxlen=STROKES_KEPT)
 
@@ -279,13 +282,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         for kind, _, _, total in steps:
             if kind == "frame" and progress is not None:
                 progress(len(entry.tracking.history[-1].frames), total)
-        self.forget_checksums(entry)
+        run = _new_run(entry, base)
+        self.forget_checksums(entry, run.frames if run is not None else ())
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
         result = entry.tracking.result(self.widget_ids(entry.image))  # what an export writes
         entry.untracked = set(entry.tracking.untracked_ids(result))
         self.update_tracks_layer(entry, tracks_layer_data(result))
-        self._say_done(entry, _new_run(entry, base))
+        self._say_done(entry, run)
         self._ids_above_tracks(entry)
         return result
 
@@ -320,6 +324,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._derived = {}
         if leave_out is not None:
             steps = with_tracks(steps, entry.tracking, leave_out, self._derived)
+        # a frame's progress crosses to this thread once per percent; a step after Cancel at once (the worker stops)
+        steps = thin_work(steps, lambda: bool(getattr(self.worker, "abort_requested", False)))
         self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
         self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
         self.status.setText(f"{what}…")
@@ -394,7 +400,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._say_done(entry, run)
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
-        self.forget_checksums(entry)
+        self.forget_checksums(entry, done)  # (a step cancelled whole wrote its frames back: _on_step forgot them)
         self._refresh_labels(self._run_image)
         self._refresh_objects_panel()
         derived, self._derived = self._derived, {}
@@ -402,10 +408,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             entry.untracked = derived["untracked"]
         if entry is not None and entry.image in self.viewer.layers:  # not for a removed image
             if "tracks" in derived:
+                self._derive_pending.pop(entry, None)  # (the run derived it after any Undo before it)
                 self.update_tracks_layer(entry, derived["tracks"])
             else:  # it did not finish (cancelled, failed, stopped): derived in a worker all the same
                 self.derive_tracks(entry)
             self._ids_above_tracks(entry)
+        self._derive_next()  # Tracks layers of other images asked for while it ran
 
     def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun]) -> None:
         done = sorted(set(run.frames)) if run is not None else []
@@ -467,7 +475,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         if run is None:
             self.status.setText("No tracking step to undo.")
             return
-        self.forget_checksums(entry)
+        self.forget_checksums(entry, run.frames)
         self._refresh_labels(entry.image)
         self._refresh_objects_panel()
         self.derive_tracks(entry)

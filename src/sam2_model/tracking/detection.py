@@ -277,7 +277,7 @@ class CellDetector:
             yield "seeding", 3, 3
         masks = clean_masks(records, self.min_area, self.max_area)
         if len(self.points):
-            masks += yield from self.crowded_steps(masks)
+            masks += yield from self.crowded_cells(masks)
         if self.min_contrast > 0:
             kept = []
             for done, mask in enumerate(masks, start=1):
@@ -287,18 +287,15 @@ class CellDetector:
             masks = kept
         return masks
 
-    def crowded_cells(self, masks: List[np.ndarray]) -> List[np.ndarray]:
+    def crowded_cells(self, masks: List[np.ndarray]) -> Generator[DetectionWork, None, List[np.ndarray]]:
         """Cells whose blob point no kept mask covers because one click on them gave a mask mostly over a
         neighbour (the neighbour's own mask claimed those pixels first; e.g. a cell entering beside another).
         Each is clicked again with a negative point inside every kept mask its first mask overlapped (at least
         half of that mask); the result, less the pixels already taken, is kept if its predicted IoU is at least
         ``RECLICK_MIN_SCORE``, its area fits and it lies mostly where the first mask went beyond the neighbours.
-        masks: the (H, W) bool masks kept so far (of the last frame detected). Returns the new masks."""
-        return drain(self.crowded_steps(masks))
-
-    def crowded_steps(self, masks: List[np.ndarray]) -> Generator[DetectionWork, None, List[np.ndarray]]:
-        """:meth:`crowded_cells` (its return value) with ("clicking", points done, points) yielded before each blob
-        point it clicks (one or two model calls each)."""
+        masks: the (H, W) bool masks kept so far (of the last frame detected). A generator (part of :meth:`steps`):
+        ("clicking", points done, points) is yielded before each blob point it clicks (one or two model calls each);
+        it returns the new masks (:func:`drain` runs it in one call)."""
         if not masks:
             return []
         predictor = self._clicker

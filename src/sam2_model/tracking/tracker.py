@@ -68,7 +68,7 @@ from ..prompt_validation import check_count
 from ..video_session import VideoSession
 from ..windowed_session import WindowedSession
 from . import divisions as div
-from .detection import (CellDetector, Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
+from .detection import (Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
                         check_window, default_min_area, drain, make_detector)
 from .lineage import Lineage
 from .matching import match_detections
@@ -249,12 +249,14 @@ class CellTracker:
         return track_id
 
     def _detect(self, t: int) -> Generator[WorkStep, None, List[np.ndarray]]:
-        """The detector's cell masks on frame ``t``: a :class:`~.detection.CellDetector`'s found piece by piece (its
-        ``steps``, reported as WorkSteps), another detector's (a plain function) in one call."""
+        """The detector's cell masks on frame ``t``: found piece by piece by a detector with a ``steps(frame)``
+        generator (a :class:`~.detection.CellDetector`: its pieces reported as WorkSteps), by another (a plain
+        function) in one call."""
         frame = self.session.frames.filtered(t)
-        if not (isinstance(self.detector, CellDetector) and type(self.detector).__call__ is CellDetector.__call__):
+        steps = getattr(self.detector, "steps", None)
+        if steps is None:
             return self.detector(frame)
-        return (yield from _as_work(t, self.detector.steps(frame)))
+        return (yield from _as_work(t, steps(frame)))
 
     def _seed(self, t: int) -> FrameWork:
         """The start frame's cells; none found is no error (a z-stack that starts above the sample, cells that come
