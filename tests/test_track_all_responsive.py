@@ -124,7 +124,7 @@ def test_the_lineage_layer_is_updated_in_place_and_delete_says_what_it_did(make_
 
     viewer.layers.selection.active = layer
     image.scale = (1.0, 2.0, 2.0)  # the image's pixel size changed: the tracks' axes with it
-    remade = panel.update_tracks_layer(entry)
+    remade = panel.update_tracks_layer(entry, entry.tracking.tracks_data(panel.widget_ids(entry.image)))
     assert remade is not layer and layer not in viewer.layers and tuple(remade.scale) == (1.0, 2.0, 2.0)
     assert (remade.name, remade.tail_length, remade.colormap) == ("my lineage", 7, "viridis")
     assert viewer.layers.selection.active is remade

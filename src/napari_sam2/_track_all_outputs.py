@@ -33,16 +33,16 @@ class TrackOutputsMixin:
 
     _export: Optional[ExportRun] = None  # the last export run in a worker
 
-    def update_tracks_layer(self, entry: "ImageTracking", tracks: Optional[tuple] = None) -> Any:
+    def update_tracks_layer(self, entry: "ImageTracking", tracks: tuple) -> Any:
         """Show the labels and lineage in the image's lineage Tracks layer (None when nothing is tracked: the layer
-        goes); ``tracks``: its (data (N, 4) [track, t, y, x], graph {child: [parent]}) when already derived (else read
-        from the labels here).
+        goes); ``tracks``: its (data (N, 4) [track, t, y, x], graph {child: [parent]}), derived from the labels in a
+        worker or by the run (reading every frame here would stall napari's GUI thread).
 
         A layer that is there on the same axes (scale, translate, columns, units) is updated in place (its data and
         graph), so its name, display settings (tail length, colormap, ...), place in the layer list and the layer
         selection stay as the person left them; otherwise it is made (anew, with those settings, where its axes
         changed)."""
-        data, graph = tracks if tracks is not None else entry.tracking.tracks_data(self.widget_ids(entry.image))
+        data, graph = tracks
         state = self.widget.states.get(entry.image.unique_id)
         labels = None if state is None else state.labels
         old = entry.tracks if entry.tracks is not None and entry.tracks in self.viewer.layers else None
