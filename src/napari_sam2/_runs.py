@@ -1,4 +1,5 @@
-"""The segmentation widget's runs: segment, seed, propagate in a napari worker; cancel, undo, export.
+"""The widget's runs in napari workers: segment, seed, propagate, Add Tracks layer; cancel, undo; how a worker run
+starts and ends.
 
 A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the
 widget's buttons, ``progress``, ``status``, ``picker``, ``worker`` and the current :class:`ImageState`.

@@ -17,10 +17,11 @@ Examples::
         --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200 --lr 1e-4 --warmup-steps 50
 
 With --stack and no --init, the demo model starts from its embedded weights (an official model needs its checkpoint
-file); --init random trains from random weights. Running the same command again resumes from ``--out``/last.pt; a
-larger ``--steps`` extends the run (every other setting stays the run's own: a run folder is refused with the settings
-that differ, and a finished run given no more steps is left as it is); Ctrl-C stops after the current step and saves
-the run.
+file); --init random trains from random weights. Without --lr a run from trained weights (--init a checkpoint or
+embedded, or --stack) learns at 1e-4, as the fine-tuning widget, and one from random weights at 5e-4. Running the same
+command again resumes from ``--out``/last.pt; a larger ``--steps`` extends the run (every other setting stays the
+run's own: a run folder is refused with the settings that differ, and a finished run given no more steps is left as it
+is); Ctrl-C stops after the current step and saves the run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 from ..build import embedded_weights_path
 from ..checkpoint_errors import run_folder_message
 from .interrupt import TrainingInterrupted
-from .loop import RunFinished, TrainSettings, fine_tuning_warmup, run_warmup, saved_step, train
+from .loop import FINE_TUNING_LR, RunFinished, TrainSettings, fine_tuning_warmup, run_lr, run_warmup, saved_step, train
 from .stack_check import StackCheck
 
 
@@ -98,7 +99,9 @@ OPTION_HELP = {
     "clip_len": "frames per training clip (1: single-frame click segmentation, no memory)",
     "clips_per_step": "clips per optimiser step (the batch size)",
     "max_objects": "objects prompted per clip",
-    "lr": "peak learning rate of AdamW (fine-tuning trained weights: 1e-5 to 1e-4)",
+    "lr": "peak learning rate of AdamW; fine-tuning trained weights: 1e-5 to 1e-4 (none: 1e-4, the fine-tuning "
+          "widget's, for a run from trained weights, i.e. --init a checkpoint or embedded, or --stack without --init; "
+          "5e-4 from random weights; a resumed run keeps its own)",
     "weight_decay": "AdamW weight decay",
     "warmup_steps": "steps of linear learning-rate warm-up before the cosine decay (none: with --stack a quarter "
                     "of --steps, at most 50, as the fine-tuning widget; a resumed run keeps its own; else 100)",
@@ -182,6 +185,17 @@ def default_warmup(out: Path, steps: int, own_data: bool) -> int:
     return fine_tuning_warmup(steps) if own_data else TrainSettings(out="").warmup_steps
 
 
+def default_lr(out: Path, init: Optional[str]) -> float:
+    """The learning rate when ``--lr`` is not given: a run in ``out`` keeps its own
+    (:func:`~sam2_model.train.loop.run_lr`); a run from trained weights (``init``: the checkpoint path that
+    ``--init`` or ``--stack`` resolved to) takes :data:`~sam2_model.train.loop.FINE_TUNING_LR` (1e-4), as the
+    fine-tuning widget does; a run from random weights (``init`` None) keeps :class:`TrainSettings`' default (5e-4)."""
+    resumed = run_lr(out)
+    if resumed is not None:
+        return resumed
+    return FINE_TUNING_LR if init is not None else TrainSettings(out="").lr
+
+
 def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     defaults = TrainSettings(out="")
     invoked = Path(sys.argv[0]).name
@@ -194,7 +208,7 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
     for field in dataclasses.fields(TrainSettings):
         if field.name == "out":
             continue
-        default = None if field.name == "warmup_steps" else getattr(defaults, field.name)  # derived below
+        default = None if field.name in ("warmup_steps", "lr") else getattr(defaults, field.name)  # derived below
         annotation = str(field.type)
         if "bool" in annotation:
             kind = _flag if "Optional" in annotation else _on_off
@@ -235,6 +249,8 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                      "demo model's shipped weights, or random)")
     if Path(args["out"]).exists() and not Path(args["out"]).is_dir():
         parser.error(f"--out {args['out']} is a file: give a folder for the run (checkpoints, history, weights)")
+    if args["lr"] is None:
+        args["lr"] = default_lr(Path(args["out"]), args["init"])
     if args["warmup_steps"] is None:
         args["warmup_steps"] = default_warmup(Path(args["out"]), args["steps"], args["stack"] is not None)
     threads = args.pop("threads")

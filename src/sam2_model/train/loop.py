@@ -169,6 +169,12 @@ def learning_rate_factor(step: int, settings: TrainSettings) -> float:
     return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+#: The command line's learning rate for a run that starts from trained weights (``--init`` a checkpoint or embedded,
+#: or ``--stack`` without ``--init``): the fine-tuning widget's. :class:`TrainSettings`' ``lr`` (5e-4) is the value for
+#: training from random weights, too large a step for trained weights once the warm-up is short.
+FINE_TUNING_LR = 1e-4
+
+
 def fine_tuning_warmup(steps: int) -> int:
     """Warm-up steps for fine-tuning on a user's few annotated frames: a quarter of the run, at most 50.
 
@@ -381,6 +387,21 @@ def run_warmup(out: Path) -> Optional[int]:
     if not _whole(warmup):
         warmup = _checkpoint_settings(out / "last.pt").get("warmup_steps")
     return int(warmup) if _whole(warmup) else None
+
+
+def run_lr(out: Path) -> Optional[float]:
+    """The learning rate of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s settings,
+    else its ``last.pt``'s. None where there is no run to resume (no ``last.pt``) or neither file records a positive
+    one. A resumed run keeps its own learning rate when none is given (the command line's rule, as for the warm-up), so
+    a run started under another default is not refused as another setting."""
+    out = Path(out)
+    if not (out / "last.pt").is_file():
+        return None
+    for read in (lambda: _recorded_settings(out / "weights.json"), lambda: _checkpoint_settings(out / "last.pt")):
+        lr = read().get("lr")
+        if isinstance(lr, numbers.Real) and not isinstance(lr, bool) and lr > 0:
+            return float(lr)
+    return None
 
 
 def _whole(value: Any) -> bool:
