@@ -41,7 +41,7 @@ import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 from sam2_model.train.hold_out import parse_frame_range, split_off
-from sam2_model.train.loop import RunConflict, run_differences, run_is_finished, run_warmup
+from sam2_model.train.loop import FINE_TUNING_LR, RunConflict, run_differences, run_is_finished, run_warmup
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -81,7 +81,7 @@ class FineTuneWidget(QWidget):
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(1e-6, 1e-2)
         self.lr_spin.setSingleStep(1e-5)
-        self.lr_spin.setValue(1e-4)
+        self.lr_spin.setValue(FINE_TUNING_LR)  # the fine-tuning rate sam2-train uses too
         self.clip_spin = QSpinBox()
         self.clip_spin.setRange(1, 16)
         self.clip_spin.setValue(8)
