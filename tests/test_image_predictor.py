@@ -228,7 +228,7 @@ BAD_PROMPTS = [
     (dict(box=np.zeros((2, 4)), points=np.ones((3, 1, 2)), labels=np.ones((3, 1))), "batches must agree"),
     (dict(points=np.ones((2, 1, 2)), labels=[1, 1]), r"batched points must be \(B, N, 2\) with labels \(B, N\)"),
     (dict(points=[[10, 10]], labels=[1], mask_input=np.zeros((1, 32, 32))), r"mask_input must be .* \(1, 64, 64\)"),
-    (dict(box=np.ones((2, 4)), mask_input=np.zeros((1, 64, 64))), r"mask_input must be .* \(2, 1, 64, 64\)"),
+    (dict(box=[[1, 1, 9, 9]] * 2, mask_input=np.zeros((1, 64, 64))), r"mask_input must be .* \(2, 1, 64, 64\)"),
     (dict(mask_input=np.full((1, 64, 64), np.nan)), "mask_input contains NaN"),
 ]
 

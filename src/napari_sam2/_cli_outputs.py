@@ -2,8 +2,9 @@
 
 Each check names the option, what was wrong and what it accepts: an output that is an input (or lies inside a
 folder being read), a folder where a file is expected or a file where a folder is expected, a folder that cannot
-be created or written, an output that exists (replaced only with --overwrite). The checks create nothing: missing
-folders are made when the outputs are written, once every check has passed and the work is done.
+be created or written, an output that exists (replaced only with --overwrite). The checks leave nothing behind (a
+trial file or folder is removed at once): missing folders are made when the outputs are written, once every check
+has passed and the work is done.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def check_distinct(outputs: Sequence[Named]) -> None:
 
 
 def check_writable(option: str, path: Path) -> None:
-    """Check that ``path`` could be created, creating nothing (ValueError otherwise): the nearest existing folder
-    above it must be a writable folder. Missing folders are made only when the outputs are written."""
+    """Check that ``path`` could be created, leaving nothing behind (ValueError otherwise): a trial file in its folder,
+    or where that folder is missing a trial folder in the nearest existing folder above it, is made and removed at
+    once. Missing folders are made only when the outputs are written."""
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ValueError(f"{option} {path} cannot be written: {blocker} is a file, not a folder")
@@ -61,9 +63,12 @@ def check_writable(option: str, path: Path) -> None:
                 pass
         except OSError as error:
             raise ValueError(f"{option} {path} cannot be written ({error.strerror or error})") from None
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path} cannot be written: its folders cannot be created in {existing} "
-                         "(permission denied)")
+    else:  # try it: a temporary folder where the first missing one would go, removed at once (os.access says yes
+        try:  # to root everywhere, also in /sys or on a read-only mount)
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".napari-sam2-", suffix=".check"))
+        except OSError as error:
+            raise ValueError(f"{option} {path} cannot be written: its folders cannot be created in {existing} "
+                             f"({error.strerror or error})") from None
 
 
 def refuse_existing(option: str, path: Path, what: str) -> None:

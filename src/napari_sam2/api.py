@@ -23,13 +23,15 @@ import numpy as np
 
 import sam2_model as sm
 from sam2_model.build import WeightsArg
-from sam2_model.frames import check_contrast_limits, check_smooth
+from sam2_model.frames import check_contrast_limits, check_finite, check_smooth
 from sam2_model.frames_io import open_stack, open_stack_or_image
+from sam2_model.prompt_validation import dtype_problem, frame_size_problem
 
 from .controller import SegmentationController
 from .directions import check_prompted_way
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
                          resolve_image_size, resolve_object_window)
+from .axis_moves import PLACEHOLDER, axis_number, option_words, read_rows_columns_last, rows_columns_not_last
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
@@ -40,7 +42,6 @@ DIRECTIONS = ("forward", "backward", "both")
 COMPOSITES = ("mean", "max")
 #: a last axis this small (and smaller than the rows) is taken for channels in messages
 MAX_CHANNELS = 16
-PLACEHOLDER = "N"  # a channel index the user picks, written as is in messages
 #: How the axis arguments are called in messages (the CLI passes its option names instead).
 API_NAMES = {"frame_axis": "frame_axis", "channel_axis": "channel_axis", "channel": "channel",
              "fixed": "fixed={axis: index}", "rgb": "rgb"}
@@ -76,12 +77,21 @@ def resolve_axes(
 
     Every mistake is a ValueError in the words of ``names`` (:data:`API_NAMES` or :data:`CLI_NAMES`): an
     unassigned small last axis, e.g. of a (T, Y, X, 2) stack, is named as the likely channels, and a channel axis
-    of other than 1 or 3 channels without ``channel`` asks for one.
+    of other than 1 or 3 channels without ``channel`` asks for one. Frames thinner than 8 px on a side are refused
+    (a short last axis read as the columns is named as the frames or the channels it may be), and so are TIFF axes
+    that put another axis after Y, X (callers that can move it, :func:`~.axis_moves.read_rows_columns_last`, do so first).
     """
     shape = tuple(int(n) for n in shape)
     fixed = dict(fixed or {})
+    unread = rows_columns_not_last(axes, len(shape))
+    if unread is not None:  # segment(), track_cells() and track move them first (rows_columns_last)
+        raise ValueError(f"the TIFF's axes {axes} put other axes after its rows and columns (Y, X), but they are read "
+                         f"as the last two axes: save the stack as {unread} (segment(), track_cells() and napari-sam2 "
+                         "track read it as it is)")
     try:
         decided = _resolve(shape, frame_axis, rgb, channel_axis, channel, fixed, axes, names)
+    except FrameSizeError as error:
+        raise ValueError(f"{error}{_small_axis_hint(shape, decided_cols=error.cols, names=names)}") from None
     except ValueError:
         hint = _channels_last_hint(shape, frame_axis, rgb, channel_axis, channel, fixed, axes, names)
         if hint is None:
@@ -93,14 +103,6 @@ def resolve_axes(
     return decided
 
 
-def _option(names: Mapping[str, str], key: str, value: Any) -> str:
-    """One option as the caller writes it: ``channel_axis=3`` in Python, ``--channel-axis 3`` on the command line."""
-    name = names[key]
-    if name.startswith("--"):
-        return f"{name} {value}"
-    return f"{name}={value!r}" if isinstance(value, str) and value != PLACEHOLDER else f"{name}={value}"
-
-
 def _channels_last_hint(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bool],
                         channel_axis: Optional[int], channel: Union[int, str, None], fixed: Mapping[int, int],
                         axes: Optional[str], names: Mapping[str, str]) -> Optional[str]:
@@ -109,6 +111,8 @@ def _channels_last_hint(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: 
     ndim, last = len(shape), len(shape) - 1
     told = channel_axis is not None or rgb or (isinstance(axes, str) and "C" in axes)
     if told or ndim < 3 or not shape[-1] <= MAX_CHANNELS or not shape[-1] < shape[-2]:
+        return None
+    if axis_number(frame_axis, ndim) == last:  # the user said the last axis holds the frames, not channels
         return None
     fixed = {int(k) % ndim if -ndim <= int(k) < ndim else int(k): v for k, v in fixed.items()}
     pinned = fixed.pop(last, None)  # fixing the last axis is picking a channel
@@ -119,16 +123,16 @@ def _channels_last_hint(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: 
         return None
     n = shape[-1]
     start = f"axis {last} (size {n}), the last axis of the image {shape}, looks like {n} channels, not image columns"
-    axis_option = _option(names, "channel_axis", last)
+    axis_option = option_words(names, "channel_axis", last)
     if pinned is not None:
         joined = " " if names["channel"].startswith("--") else ", "
         return (f"{start}, and only axes before the rows can be fixed: pass {axis_option}{joined}"
-                f"{_option(names, 'channel', pinned)}")
+                f"{option_words(names, 'channel', pinned)}")
     if channel is not None:
-        return f"{start}: pass {axis_option} with {_option(names, 'channel', channel)}"
-    colour = f" (or {_option(names, 'rgb', _yes(names))} to use them as colour)" if n in (3, 4) else ""
-    return (f"{start}: pass {axis_option} with {_option(names, 'channel', PLACEHOLDER)} (0..{n - 1}) to use one of them, "
-            f"or {_option(names, 'channel', 'mean')} or {_option(names, 'channel', 'max')} to combine them{colour}")
+        return f"{start}: pass {axis_option} with {option_words(names, 'channel', channel)}"
+    colour = f" (or {option_words(names, 'rgb', _yes(names))} to use them as colour)" if n in (3, 4) else ""
+    return (f"{start}: pass {axis_option} with {option_words(names, 'channel', PLACEHOLDER)} (0..{n - 1}) to use one of them, "
+            f"or {option_words(names, 'channel', 'mean')} or {option_words(names, 'channel', 'max')} to combine them{colour}")
 
 
 def _yes(names: Mapping[str, str]) -> Any:
@@ -147,10 +151,10 @@ def _check_channel_choice(decided: StackAxes, shape: Tuple[int, ...], from_tiff:
         return
     n = shape[axis]
     source = f" (the TIFF's axes {axes} say so)" if from_tiff else ""
-    rgba = f" (or {_option(names, 'rgb', _yes(names))} if they are RGBA)" if n == 4 and axis == len(shape) - 1 else ""
+    rgba = f" (or {option_words(names, 'rgb', _yes(names))} if they are RGBA)" if n == 4 and axis == len(shape) - 1 else ""
     raise ValueError(f"axis {axis} of the image {shape} holds {n} channels{source}: pick one with "
-                     f"{_option(names, 'channel', PLACEHOLDER)} (0..{n - 1}) or combine them with "
-                     f"{_option(names, 'channel', 'mean')} or {_option(names, 'channel', 'max')}{rgba}")
+                     f"{option_words(names, 'channel', PLACEHOLDER)} (0..{n - 1}) or combine them with "
+                     f"{option_words(names, 'channel', 'mean')} or {option_words(names, 'channel', 'max')}{rgba}")
 
 
 def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bool], channel_axis: Optional[int],
@@ -171,10 +175,10 @@ def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bo
     rgb = auto_rgb if rgb is None else bool(rgb)
     if rgb:
         if channel_axis not in (None, ndim - 1, -1):
-            raise ValueError(f"{_option(names, 'rgb', _yes(names))} puts colour on the last axis; "
-                             f"{_option(names, 'channel_axis', channel_axis)} names another axis: pass only one of them")
+            raise ValueError(f"{option_words(names, 'rgb', _yes(names))} puts colour on the last axis; "
+                             f"{option_words(names, 'channel_axis', channel_axis)} names another axis: pass only one of them")
         if shape[-1] not in (3, 4) or ndim < 3:
-            raise ValueError(f"{_option(names, 'rgb', _yes(names))} needs a last axis of 3 (RGB) or 4 (RGBA) "
+            raise ValueError(f"{option_words(names, 'rgb', _yes(names))} needs a last axis of 3 (RGB) or 4 (RGBA) "
                              f"entries; got shape {shape}")
         channel_axis = ndim - 1
     if channel_axis is not None:
@@ -193,9 +197,14 @@ def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bo
                              f"(the axis to propagate through), got {frame_axis}")
         frame = int(frame_axis) % ndim
         if frame not in others:
-            what = "the channel axis" if frame == channel_axis else "a spatial (row/column) axis"
-            raise ValueError(f"{names['frame_axis']}={frame_axis} is {what} of the image {shape}; "
-                             f"propagate through one of the axes {others}")
+            if frame == channel_axis:
+                raise ValueError(f"{names['frame_axis']}={frame_axis} is the channel axis of the image {shape}; "
+                                 f"propagate through one of the axes {others}")
+            move = ("save the stack with its frames first (T, Y, X)" if names["frame_axis"].startswith("--") else
+                    f"pass np.moveaxis(stack, {frame}, 0)")
+            raise ValueError(f"{names['frame_axis']}={frame_axis} is a spatial (row/column) axis of the image "
+                             f"{shape}: rows and columns must be its last two axes (a channel axis aside); propagate "
+                             f"through one of the axes {others}, or, if axis {frame} holds the frames, {move}")
     for axis, index in fixed.items():
         if axis not in others or axis == frame:
             raise ValueError(f"{names['fixed']}: axis {axis} cannot be fixed; only axes {sorted(set(others) - {frame})} "
@@ -210,8 +219,31 @@ def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bo
             f"pass {names['fixed']} to segment one slice of it, {names['channel_axis']}={axis} if it holds "
             f"channels, or {names['frame_axis']}={axis} to propagate through it"
         )
+    rows, cols = spatial
+    small = frame_size_problem(shape[rows], shape[cols])
+    if small is not None:
+        raise FrameSizeError(f"{small}; here they are axes {rows} and {cols} of the image {shape}", cols)
     layout = StackLayout(ndim, frame, channel_axis, tuple(sorted(fixed.items())))
     return StackAxes(layout, options, drop_alpha=bool(rgb) and shape[-1] == 4)
+
+
+class FrameSizeError(ValueError):
+    """Frames (rows x columns) thinner than SAM 2 can segment; ``cols`` is the axis read as the columns."""
+
+    def __init__(self, message: str, cols: int) -> None:
+        super().__init__(message)
+        self.cols = cols
+
+
+def _small_axis_hint(shape: Tuple[int, ...], decided_cols: int, names: Mapping[str, str]) -> str:
+    """For frames too small because a short axis was read as the columns (e.g. T of a (Y, X, T) stack): what that axis
+    may hold instead, frames or channels, each with its option; "" for any other shape (a thin strip)."""
+    n = shape[decided_cols]
+    if n > MAX_CHANNELS or len(shape) < 3:
+        return ""
+    return (f". If axis {decided_cols} (size {n}) holds the frames, pass {option_words(names, 'frame_axis', decided_cols)}; "
+            f"if it holds channels, pass {option_words(names, 'channel_axis', decided_cols)} with "
+            f"{option_words(names, 'channel', PLACEHOLDER)} (0..{n - 1}) or {option_words(names, 'channel', 'mean')}")
 
 
 def _channel_options(shape: Tuple[int, ...], channel_axis: Optional[int], channel: Union[int, str, None],
@@ -280,6 +312,10 @@ def segment(
         Other 4D+ data: ``frame_axis`` is propagated, ``channel_axis`` holds channels (``channel``:
         an index, "mean" or "max"; 3 channels without it are RGB) and ``fixed`` = {axis: index} pins
         each remaining axis (e.g. z in (T, Z, Y, X)); the labels keep those axes, filled at the slice.
+        Frames after the rows and columns, e.g. (Y, X, T): a TIFF whose axes say so (YXT) is read frames first
+        (``frame_axis`` 0 then means its T), and ``frame_axis`` naming the last axis (channels aside) of an array
+        reads the two axes before it as rows and columns (:func:`~.axis_moves.rows_columns_last`); the labels keep the stack's
+        order. Frames thinner than 8 px on a side, and bool images (``image.astype(np.uint8)``), are refused.
     clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates. An object's
         negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
         made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
@@ -310,9 +346,10 @@ def segment(
     if is_layer and rgb is None:
         rgb = bool(image.rgb)
     data = open_image(image)
-    if np.dtype(data.dtype).kind not in "biuf":
-        raise ValueError(f"image must hold numbers (integer or floating point), got dtype {data.dtype}")
-    axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
+    check_dtype(data.dtype)
+    data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
+                                                           channel=channel, fixed=fixed), API_NAMES)
+    axes = resolve_axes(data.shape, names=API_NAMES, axes=getattr(data, "axes", None), **given)
     layout = axes.layout
     if axes.drop_alpha:
         data = WithoutAlpha(data)
@@ -354,7 +391,15 @@ def segment(
     controller = SegmentationController(net, data, layout, labels, session_options=options, object_window=window)
     for _ in controller.segment_table(prompts, direction, progress):
         pass
-    return labels
+    return labels if moved is None else moved.labels_back(labels, layout)
+
+
+def check_dtype(dtype: Any) -> None:
+    """ValueError for data that are not grey values (bool names its fix, ``.astype(np.uint8)``)."""
+    if np.dtype(dtype).kind == "b":
+        raise ValueError(f"image: {dtype_problem(dtype)}")
+    if np.dtype(dtype).kind not in "iuf":
+        raise ValueError(f"image must hold numbers (integer or floating point), got dtype {dtype}")
 
 
 def open_image(image: Any) -> Any:
@@ -376,7 +421,9 @@ def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
     """The first frame of ``data`` as the model is shown it: (H, W), or (H, W, 3) colour. A picked channel or a
     composite of channels is applied, so that "auto" input sizes and object windows are measured on what is
     segmented, not on every channel mixed (data: the array-like, an RGBA one already without its alpha)."""
-    return frame_as_seen(FrameView(data, axes.layout)[0], axes.session_options)
+    frame = FrameView(data, axes.layout)[0]
+    check_finite(frame, "frames: frame 0")  # as every later read says it, before "auto" measures the frame
+    return frame_as_seen(frame, axes.session_options)
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:

@@ -26,13 +26,13 @@ if __name__ == "__main__":  # python -m napari_sam2.cli: the command's entry poi
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from sam2_model.build import Weights, build_model
 from sam2_model.config import get_config
-from sam2_model.frames import check_contrast_limits, check_smooth
+from sam2_model.frames import check_contrast_limits, check_finite, check_smooth
 from sam2_model.frames_io import open_stack_or_image, sample_indices
 from sam2_model.input_size import suggest_image_size
 
@@ -44,10 +44,11 @@ from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MOD
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
-from .api import first_frame_seen, segment
+from .api import CLI_NAMES, first_frame_seen, segment
+from .axis_moves import AxisMove, read_rows_columns_last
 from .directions import auto_direction, check_one_way
 from .export import Calibration, labels_axes, save_labels_tiff
-from .file_calibration import stack_calibration
+from .file_calibration import frames_through_z, read_calibration, stack_calibration
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
@@ -226,16 +227,36 @@ class _LazyBar:
             self.bar.close()
 
 
-def labels_metadata(path: Path, stack: Any, layout: StackLayout,
-                    keep: Optional[Sequence[int]] = None) -> Tuple[Optional[str], Optional[Calibration]]:
+def labels_metadata(path: Path, stack: Any, layout: StackLayout, keep: Optional[Sequence[int]] = None,
+                    moved: Optional[AxisMove] = None) -> Tuple[Optional[str], Optional[Calibration]]:
     """(axis letters, calibration) of the labels ``track`` writes from the stack opened from ``path`` (its
     ``axes`` letters where the reader gives them) and read under ``layout``: the stack's letters less its channel
     axis (or only the axes in ``keep``: (frame, row, col) for --auto's (T, Y, X) labels; :func:`.export.labels_axes`)
     and the pixel size and frame step its file records (:func:`.file_calibration.stack_calibration`; None where it
-    records none: the labels are written in pixels and frames, as before). --prompts and --auto both ask here."""
+    records none: the labels are written in pixels and frames, as before). --prompts and --auto both ask here.
+    ``moved``: the stack is a view with its rows and columns moved last (:func:`stack_read_as`); its file's axes are
+    those the move came from."""
     letters = getattr(stack, "axes", None)
     axes = labels_axes(letters, len(stack.shape), layout.channel_axis, keep, layout.frame_axis)
-    return axes, stack_calibration(path, letters, layout)
+    if moved is None:
+        return axes, stack_calibration(path, letters, layout)
+    frame = None if layout.frame_axis is None else moved.order[layout.frame_axis]
+    spatial = tuple(moved.order[a] for a in layout.spatial_axes)
+    through_z = frames_through_z(letters, layout.frame_axis)
+    return axes, read_calibration(path, frame, spatial, frames_through_z=through_z)
+
+
+def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, Any], Optional[AxisMove]]:
+    """The stack, its axis options and how it was moved (:func:`.api.read_rows_columns_last`): a stack whose frames
+    lie after its rows and columns (a TIFF of axes YXT, or --axis naming the last axis) is read as a lazy view with
+    them last, said in one line; the labels are then written frames first. A stack of booleans is refused here."""
+    if np.dtype(stack.dtype).kind == "b":
+        raise ValueError(f"{args.stack} holds booleans (a mask, e.g. a thresholded image): SAM 2 segments grey "
+                         "values; give the image the mask was made from, or save the mask as 8-bit (0 and 255)")
+    view, options, moved = read_rows_columns_last(stack, axis_arguments(args), CLI_NAMES)
+    if moved is not None:
+        print(f"{moved.describe(stack.shape)}; the labels are written in that order")
+    return view, options, moved
 
 
 def track_command(args: argparse.Namespace) -> int:
@@ -268,7 +289,7 @@ def track_command(args: argparse.Namespace) -> int:
     output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack, one_image = open_stack_or_image(args.stack)  # read lazily, frame by frame (one image: a frame)
-    axis_options = axis_arguments(args)
+    stack, axis_options, moved = stack_read_as(args, stack)
     axes = stack_axes(args, stack, axis_options)
     layout = axes.layout
     frames = layout.num_frames(stack.shape)
@@ -294,7 +315,7 @@ def track_command(args: argparse.Namespace) -> int:
                          contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
     finally:
         bar.close()
-    letters, calibration = labels_metadata(args.stack, stack, layout)  # the stack's axes less channels, as --auto
+    letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
     if one_image:
         labels, letters = labels[0], None  # one image in, one label image out (YX)
     write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration))])  # folders too, only now
@@ -327,15 +348,19 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     check_output_kinds(args)  # every output (-o too), creating nothing
     check_detection_options(args)
     stack, _ = open_stack_or_image(args.stack)  # one image: a stack of one frame, its outputs too
-    axes = stack_axes(args, stack)
+    stack, axis_options, moved = stack_read_as(args, stack)
+    axes = stack_axes(args, stack, axis_options)
     view = FrameView(stack, axes.layout)
     if not 0 <= args.start_frame < len(view):
+        frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]
         raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
-                         f"{axes.layout.frame_axis}, got {args.start_frame}")
+                         f"{frame_axis}, got {args.start_frame}")
     check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
     warn_contrast_outside(limits, view)
     given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
-    start = frame_as_seen(view[args.start_frame], axes.session_options)  # the channel tracked
+    start_frame = view[args.start_frame]
+    check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
+    start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
     image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     options = dict(axes.session_options)
@@ -346,7 +371,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     frames = frame_source(view, model, options)
     try:
         letters, calibration = labels_metadata(args.stack, stack, axes.layout,  # (T, Y, X) along the axis
-                                               keep=(axes.layout.frame_axis, *axes.layout.spatial_axes))
+                                               keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), moved=moved)
         return run_auto(args, frames, model, letters, calibration)
     finally:
         frames.close()

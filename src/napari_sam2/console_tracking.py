@@ -77,8 +77,10 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
       stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
       them (its "Smooth frames (px)" control).
 
-    Options are checked (ValueError naming them) before a model is built or a frame is read (whether ``start_frame``
-    is a frame of the stack: before the first frame is tracked).
+    Options are checked (ValueError naming them) before a model is built or a frame is read (with a viewer, whether
+    ``start_frame`` is a frame of the stack: before the first frame is tracked). Without a viewer the stack is read as
+    :func:`napari_sam2.segment` reads it: a TIFF of axes YXT (or ``frame_axis`` naming the last axis) frames first,
+    frames thinner than 8 px and bool images refused.
     """
     way = auto_direction(direction, "console")
     options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
@@ -101,15 +103,20 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
-    from .api import open_image, resolve_axes
+    from .api import API_NAMES, check_dtype, open_image, resolve_axes
+    from .axis_moves import read_rows_columns_last
     from .layout import FrameView
 
     is_layer = hasattr(target, "rgb") and hasattr(target, "data")
     data = open_image(target)  # a pyramid's level 0; a file of one 2-D image as that image
+    check_dtype(data.dtype)
     rgb = bool(target.rgb) if is_layer and rgb is None else rgb
-    axes = resolve_axes(data.shape, frame_axis, rgb, channel_axis, channel, fixed, getattr(data, "axes", None))
+    data, given, _ = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
+                                                       channel=channel, fixed=fixed), API_NAMES)  # e.g. YXT
+    axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
     layout = axes.layout
     frames = FrameView(data, layout)
+    check_start_frame(start_frame, len(frames))
     check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
     session_options = dict(axes.session_options)
     if limits is not None:
@@ -122,6 +129,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         if kind == "frame" and progress is not None:
             progress(len(tracking.history[-1].frames), total)
     return as_image(tracking.result(), layout.frame_axis is None)
+
+
+def check_start_frame(start_frame: Any, num_frames: int) -> None:
+    """ValueError naming ``start_frame`` unless it is a frame of the stack (an integer 0..num_frames-1)."""
+    whole = isinstance(start_frame, (int, np.integer)) and not isinstance(start_frame, bool)
+    if not whole or not 0 <= start_frame < num_frames:
+        raise ValueError(f"start_frame must be a frame of the stack, an integer 0..{num_frames - 1}, got "
+                         f"{start_frame!r}")
 
 
 def as_image(result: TrackingResult, single_image: bool) -> TrackingResult:

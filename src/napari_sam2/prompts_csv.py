@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from sam2_model.prompt_validation import zero_extent
+
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 
@@ -32,6 +34,7 @@ Box = Tuple[int, float, float, float, float, int]
 REQUIRED_COLUMNS = ("frame", "obj_id", "y", "x")
 MAX_OBJ_ID = 2**32 - 1  # the labels written are uint32
 OPTIONAL_COLUMNS = ("label", "y1", "x1")
+EXPECTED_HEADER = "frame,obj_id,y,x,label[,y1,x1]"
 
 
 def read_prompts(path: Union[str, Path]) -> Tuple[List[Click], List[Box]]:
@@ -51,27 +54,38 @@ def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], L
     boxes: List[Box] = []
     click_lines: List[int] = []
     box_lines: List[int] = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        columns = _columns(path, header)
-        for line, values in enumerate(reader, start=2):
-            if not any(value.strip() for value in values):
-                continue  # blank line
-            row = {name: (values[i].strip() if i < len(values) else "") for name, i in columns.items()}
-            try:
-                prompt = _parse_row(row)
-            except ValueError as error:
-                raise ValueError(f"{path}, line {line}: {error}") from None
-            if len(prompt) == 6:
-                boxes.append(prompt)  # type: ignore[arg-type]
-                box_lines.append(line)
-            else:
-                clicks.append(prompt)  # type: ignore[arg-type]
-                click_lines.append(line)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            columns = _columns(path, header)
+            for line, values in enumerate(reader, start=2):
+                if not any(value.strip() for value in values):
+                    continue  # blank line
+                row = {name: (values[i].strip() if i < len(values) else "") for name, i in columns.items()}
+                try:
+                    prompt = _parse_row(row)
+                except ValueError as error:
+                    raise ValueError(f"{path}, line {line}: {error}") from None
+                if len(prompt) == 6:
+                    boxes.append(prompt)  # type: ignore[arg-type]
+                    box_lines.append(line)
+                else:
+                    clicks.append(prompt)  # type: ignore[arg-type]
+                    click_lines.append(line)
+    except (UnicodeDecodeError, csv.Error) as error:  # an image or another binary file given as the prompts
+        raise ValueError(f"{path} is not a text CSV file ({_why_not_text(error)}): prompts are a CSV table with the "
+                         f"header {EXPECTED_HEADER} and one row per click or box") from None
     if not clicks and not boxes:
         raise ValueError(f"{path} holds no prompts: add one row per click (frame,obj_id,y,x,label) or box (+y1,x1)")
     return clicks, boxes, click_lines, box_lines
+
+
+def _why_not_text(error: Exception) -> str:
+    """What made a prompts file unreadable as text, in a few words."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"byte {error.start} is not UTF-8 text"
+    return str(error)
 
 
 def _columns(path: Path, header: Optional[Sequence[str]]) -> Dict[str, int]:
@@ -141,13 +155,18 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
     """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames of height x width, or None.
 
     corners: (y0, x0, y1, x1), opposite corners in either order. A box that overlaps the image is clipped to it; one
-    wholly outside it is a problem (clipped, it became a sliver along the image's edge)."""
+    wholly outside it is a problem (clipped, it became a sliver along the image's edge), and so is one of zero width
+    or height (the model would make a mask of whatever lies under a line or a point)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
         return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
     if corners is not None:
         y0, x0, y1, x1 = (float(c) for c in corners)
         top, bottom, left, right = min(y0, y1), max(y0, y1), min(x0, x1), max(x0, x1)
-        if bottom < 0 or right < 0 or top > height or left > width:
+        flat = zero_extent(right - left, bottom - top)
+        if flat:
+            return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) has zero {flat}: give two opposite "
+                    "corners of a box around the object, or a click instead")
+        if bottom <= 0 or right <= 0 or top >= height or left >= width:
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) lies wholly outside the {height} x "
                     f"{width} (rows x columns) image")
     return None

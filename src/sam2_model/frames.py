@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .frames_io import SINGLE_IMAGE_HINT, open_stack, read_frame, sample_indices
+from .prompt_validation import check_frame_size, dtype_problem
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -283,9 +284,10 @@ class FrameSource:
         self._channels = shape[axis] if self._caxis else 1
         if 0 in (self._num_frames, self._height, self._width, self._channels):
             raise ValueError(f"frames: the stack is empty (shape {shape}); it needs at least one frame of at least 1x1")
+        check_frame_size(self._height, self._width)  # thinner frames give empty masks, not an error
         self._dtype = np.dtype(self._stack.dtype)
-        if self._dtype.kind not in "uif":
-            raise ValueError(f"frames: unsupported dtype {self._dtype}; use integer or floating-point data")
+        if dtype_problem(self._dtype) is not None:
+            raise ValueError(f"frames: {dtype_problem(self._dtype)}")
         if int(image_size) < 1:
             raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
         self._image_size = int(image_size)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -43,18 +45,99 @@ def image_file_info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
     return (height, width) + stub.shape[2:], stub.dtype
 
 
+def damaged_tiff(path: Path, error: Exception) -> ValueError:
+    """The error for a TIFF whose pages cannot be read (tifffile's own words in brackets), naming the file."""
+    return ValueError(f"frames: {path} looks damaged or truncated (an interrupted copy or download?): its image data "
+                      f"cannot be read ({error}); copy or export it again")
+
+
+def unreadable_data(error: Exception) -> bool:
+    """Whether reading a TIFF's pixels failed on the file's bytes (tifffile's own error, or a decompression error of
+    imagecodecs or zlib), not on the way it was asked (an index out of range)."""
+    import tifffile
+
+    return isinstance(error, tifffile.TiffFileError) or type(error).__module__.split(".")[0] in ("imagecodecs", "zlib")
+
+
+@contextlib.contextmanager
+def tifffile_log(records: List[logging.LogRecord]) -> Iterator[None]:
+    """Hold back what tifffile logs (e.g. "invalid page offset" for a truncated file) into ``records`` while opening a
+    file, so that a damaged file gives one message that names it instead of a stray log line first."""
+    logger = logging.getLogger("tifffile")
+
+    def keep(record: logging.LogRecord) -> bool:
+        records.append(record)
+        return False
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _data_past_end(tif: Any, series: Any) -> bool:
+    """Whether the contiguous image data ``series`` promises ends past the end of the file (a truncated file)."""
+    try:
+        offset = series.dataoffset
+        return offset is not None and int(offset) + int(series.nbytes) > int(tif.filehandle.size)
+    except Exception:  # compressed or scattered data: read errors say it instead (TiffStack.__getitem__)
+        return False
+
+
+def _single(series: Any) -> bool:
+    """Whether a TIFF series is one (Y, X) or (Y, X, S) image, not a stack."""
+    return series.axes.endswith("S") and len(series.shape) == 3 or len(series.shape) < 3
+
+
+def _without_source(message: str) -> str:
+    """A tifffile log message without the object it names first ("<tifffile.TiffPages @8> invalid page offset")."""
+    return re.sub(r"^<[^>]*>\s*", "", message)
+
+
+def _truncated(path: Path, tif: Any, series: Any, broken: Sequence[str]) -> str:
+    """The message for a TIFF that tifffile opened only in part: no image, data past the file's end, or a stack cut
+    down to an image of its first pages (``broken``: what tifffile logged as errors while opening it)."""
+    if series is None:
+        return (f"frames: {path} holds no image tifffile can read (a truncated or damaged TIFF? {len(tif.pages)} "
+                "readable pages)")
+    start = f"frames: {path} looks damaged or truncated (an interrupted copy or download?)"
+    end = "; copy or export it again"
+    if _data_past_end(tif, series):
+        return (f"{start}: its {tuple(series.shape)} image needs {series.nbytes} bytes of data from byte "
+                f"{series.dataoffset}, but the file ends after {tif.filehandle.size} bytes{end}")
+    said = f" ({broken[0]})" if broken else ""
+    return f"{start}: only {len(tif.pages)} of its pages can be read{said}{end}"
+
+
 def read_image_file(path: Path) -> np.ndarray:
     """One frame (H, W) or (H, W, C) from a .tif/.tiff (tifffile) or .png/.jpg/.bmp (Pillow), as stored (palette/alpha
-    -> RGB)."""
+    -> RGB). A TIFF whose data cannot be read is a ValueError naming it (:func:`damaged_tiff`)."""
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
-        return tifffile.imread(path)
+        records: List[logging.LogRecord] = []
+        try:
+            with tifffile_log(records):
+                return tifffile.imread(path)
+        except Exception as error:
+            if unreadable_data(error):
+                raise damaged_tiff(path, error) from None
+            raise
+        finally:
+            _pass_on(records)
     from PIL import Image
 
     with Image.open(path) as image:
         mode = _PIL_CONVERT.get(image.mode)
         return np.asarray(image.convert(mode) if mode else image)
+
+
+def _pass_on(records: List[logging.LogRecord]) -> None:
+    """Log what :func:`tifffile_log` held back, as tifffile would have (for a file that is read after all)."""
+    logger = logging.getLogger("tifffile")
+    for record in records:
+        logger.handle(record)
 
 
 class FolderStack:
@@ -189,16 +272,22 @@ class TiffStack:
             import zarr
         except ImportError:  # a core dependency, but TIFF stacks do not need it
             zarr = None
+        self.path = path
+        records: List[logging.LogRecord] = []
         try:
-            self._tif = tifffile.TiffFile(path)
+            with tifffile_log(records):
+                self._tif = tifffile.TiffFile(path)
+                found = self._tif.series
         except Exception as error:  # not a TIFF, truncated
+            _pass_on(records)
             raise ValueError(f"frames: cannot read {path} as a TIFF: {error}") from error
-        try:
-            if not self._tif.series:  # no readable page: a truncated or damaged file
-                raise ValueError(f"frames: {path} holds no image tifffile can read (a truncated or damaged TIFF? "
-                                 f"{len(self._tif.pages)} readable pages)")
-            series = self._tif.series[0]
-            if series.axes.endswith("S") and len(series.shape) == 3 or len(series.shape) < 3:
+        try:  # what tifffile logged is said by the errors below, or passed on for a file that reads
+            broken = [_without_source(r.getMessage()) for r in records if r.levelno >= logging.ERROR]
+            series = found[0] if found else None
+            if series is None or _data_past_end(self._tif, series) or (broken and _single(series)):
+                raise ValueError(_truncated(path, self._tif, series, broken))
+            _pass_on(records)
+            if _single(series):
                 raise SingleImageError(
                     f"frames: {path} holds a single image of shape {tuple(series.shape)} (axes {series.axes}); "
                     f"frames must be (T,H,W) or (T,H,W,C); {SINGLE_IMAGE_HINT}"
@@ -219,7 +308,12 @@ class TiffStack:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self._array[key])
+        try:
+            return np.asarray(self._array[key])
+        except Exception as error:  # a damaged page (a strip cut short, compressed data that does not decompress)
+            if unreadable_data(error):
+                raise damaged_tiff(self.path, error) from None
+            raise
 
     def close(self) -> None:
         self._tif.close()

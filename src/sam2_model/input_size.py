@@ -37,7 +37,9 @@ import numpy as np
 from scipy import ndimage
 
 from .config import get_config
+from .frames import check_finite
 from .object_boxes import object_boxes
+from .prompt_validation import MIN_FRAME_SIDE
 
 __all__ = [
     "TARGET_OBJECT_PX", "MAX_UPSAMPLING", "DEMO_SIZE_RANGE", "SIZE_STEP",
@@ -109,16 +111,15 @@ def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
     if array.dtype.kind not in "uifb":
         raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
     channels = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
-    if not (array.ndim == 2 or channels) or min(array.shape[:2]) < 8:
-        raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least 8 px on each side, "
+    if not (array.ndim == 2 or channels) or min(array.shape[:2]) < MIN_FRAME_SIDE:
+        raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least {MIN_FRAME_SIDE} px on each side, "
                          f"got shape {np.shape(frame)}")
     if side is not None:
         array = _central_crop(array, side)
     if channels:
         array = array.mean(axis=-1)
     array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise ValueError("frame contains NaN or infinite values")
+    check_finite(array, "frame")  # the words every frame read uses (sessions add the frame's index)
     low, high = np.percentile(array, (1.0, 99.8))
     if high <= low:
         return np.zeros(array.shape, np.float32)

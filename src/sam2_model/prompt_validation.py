@@ -10,6 +10,37 @@ import numpy as np
 
 MAX_CHANNELS = 16  # a last axis longer than this is image columns, not channels (as FrameSource reads stacks)
 MAX_LEADING_CHANNELS = 4  # (A, B, C) with A <= 4 < B, C is read as channel-first (C, H, W)
+#: frames thinner than this (rows or columns) hold nothing SAM 2 can segment: a 4 x 4000 strip gives empty masks
+MIN_FRAME_SIDE = 8
+BOOL_FIX = "image.astype(np.uint8)"  # how a thresholded (bool) image becomes numbers SAM 2 reads
+
+
+def frame_size_problem(height: int, width: int) -> Optional[str]:
+    """Why frames of ``height`` x ``width`` px cannot be segmented (a side under :data:`MIN_FRAME_SIDE`), or None."""
+    if min(int(height), int(width)) >= MIN_FRAME_SIDE:
+        return None
+    return (f"frames of {int(height)} x {int(width)} px (rows x columns) are too small: SAM 2 needs frames at least "
+            f"{MIN_FRAME_SIDE} px on each side")
+
+
+def check_frame_size(height: int, width: int) -> None:
+    """ValueError (:func:`frame_size_problem`'s words) when a side is under :data:`MIN_FRAME_SIDE`: one early refusal
+    instead of empty masks from the model."""
+    problem = frame_size_problem(height, width)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def dtype_problem(dtype: Any) -> Optional[str]:
+    """Why an image of ``dtype`` cannot be read as grey values (booleans, complex numbers, text, objects), or None.
+    Booleans (a thresholded mask) name the fix: ``image.astype(np.uint8)``."""
+    kind = np.dtype(dtype).kind
+    if kind in "uif":
+        return None
+    if kind == "b":
+        return (f"unsupported dtype bool (a mask, e.g. a thresholded image): SAM 2 segments grey values; pass "
+                f"{BOOL_FIX} (or the image it was made from)")
+    return f"unsupported dtype {np.dtype(dtype)}; use integer or floating-point data"
 
 
 def check_count(value: Any, name: str, low: int) -> int:
@@ -83,9 +114,18 @@ def validate_box(box: Any, height: int, width: int) -> Optional[np.ndarray]:
     x0, y0, x1, y1 = corners
     if x1 < x0 or y1 < y0:
         raise ValueError(f"box must have x0 <= x1 and y0 <= y1 (x0, y0, x1, y1), got {tuple(corners.tolist())}")
+    flat = zero_extent(x1 - x0, y1 - y0)
+    if flat:
+        raise ValueError(f"box (x0, y0, x1, y1) = ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero {flat}: drag a box "
+                         "around the object, or give a click (points) instead")
     if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
         raise ValueError(f"box {tuple(corners.tolist())} extends outside the {width}x{height} frame")
     return corners.astype(np.float32)
+
+
+def zero_extent(width: float, height: float) -> str:
+    """"width", "height" or "width and height" for the sides of a box that are zero; "" for a box with an area."""
+    return " and ".join(name for name, size in (("width", width), ("height", height)) if size == 0)
 
 
 def validate_mask(mask: Any, height: int, width: int) -> np.ndarray:
