@@ -7,7 +7,7 @@ Layer helpers here take the viewer and the image layer; nothing here knows about
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -90,6 +90,26 @@ class AxisChoice:
 SliceKey = Tuple[Optional[int], Tuple[Tuple[int, int], ...]]  # (propagated axis, fixed axes and their indices)
 
 
+CHANNEL_LABELS = ("c", "ch", "channel", "channels")  # axis labels that name a channel axis (any case)
+FEW_PLANES = 4  # a slice axis this short is more likely channels than z planes
+
+
+def channel_like_axes(image: Any, layout: StackLayout) -> List[int]:
+    """The axes of ``image`` that ``layout`` fixes as slices (segmented one plane at a time, as z) but that look like
+    channels: the layer's axis label names a channel (:data:`CHANNEL_LABELS`), or the axis holds at most
+    :data:`FEW_PLANES` planes and is not a depth axis (:func:`is_depth_axis`). [] for RGB layers and layouts with a
+    channel axis (the channels are chosen already)."""
+    if image.rgb or layout.channel_axis is not None:
+        return []
+    labels = getattr(image, "axis_labels", None)
+    found = []
+    for axis, _ in layout.fixed:
+        named = labels is not None and str(labels[axis]).lower() in CHANNEL_LABELS
+        if named or (int(image.data.shape[axis]) <= FEW_PLANES and not is_depth_axis(image, axis)):
+            found.append(axis)
+    return found
+
+
 def slice_key(layout: StackLayout) -> SliceKey:
     """Which slice of an image a session segments: its propagated axis and the index of every other axis fixed
     (for example z=1 when propagating through time in TZYX); sessions of one image are kept per slice."""
@@ -122,6 +142,10 @@ class ImageState:
     # the content of a prompt layer the user deleted ("points": :func:`points_content`, "boxes": :func:`boxes_content`),
     # put back in the layer that replaces it (:func:`put_back_removed`)
     removed: Dict[str, Tuple[Any, ...]] = field(default_factory=dict)
+    # the masklets layer the widget added for a run whose session has not opened yet (removed again, still empty, if
+    # it never opens: a failed first click leaves no layer behind)
+    new_labels: Any = None
+    channel_hint_said: bool = False  # the status said once how to segment a channel-like slice axis per channel
 
 
 

@@ -17,11 +17,33 @@ from ._colors import style_boxes, style_points
 from ._image_state import ImageState, capture, on_slice
 from ._objects_panel import labels_colormap, object_rows
 from .image_size import OFF
-from .layout import world_to_data
+from .layout import StackLayout, world_to_data
 from .prompts import outside_image
 from .settings import save_settings
 
 NO_IMAGE = "Add an image layer first (File > Open, or File > Open Sample > napari-sam2)."
+
+
+def outside_words(coords: np.ndarray, layout: StackLayout, image_shape: Sequence[int]) -> str:
+    """Why the clicks at ``coords`` ((N, ndim) image-data coordinates, all outside the image: :func:`outside_image`)
+    were removed: the frames they name that the image lacks, with its frames, and the count off its rows and columns.
+    """
+    rows, cols = (int(image_shape[axis]) for axis in layout.spatial_axes)
+    frames = layout.num_frames(image_shape)
+    on_frames = [layout.point_to_prompt(point)[0] for point in coords]
+    off_frames = [frame for frame in on_frames if not 0 <= frame < frames]
+    missing = sorted(set(off_frames))
+    pixels = f"the image has {rows} rows and {cols} columns"
+    if not missing:
+        return f"{len(coords)} click(s) outside the image were removed ({pixels}); click inside it."
+    shown = ", ".join(str(frame) for frame in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    have = f"frames 0-{frames - 1}" if frames > 1 else "only frame 0"
+    words = (f"{len(coords)} click(s) outside the image were removed: frame{'s' if len(missing) > 1 else ''} {shown} "
+             f"{'do' if len(missing) > 1 else 'does'} not exist (the image has {have})")
+    off = len(coords) - len(off_frames)  # on one of its frames, off its rows or columns
+    if off:
+        return f"{words}, and {off} lie(s) off its rows and columns ({pixels}); click inside it, on one of its frames."
+    return f"{words}; click on one of its frames."
 
 
 class PromptEventsMixin:
@@ -40,10 +62,8 @@ class PromptEventsMixin:
         bad = outside_image(coords, layout, image.data.shape)
         if not bad.any():
             return False
-        rows, cols = layout.spatial_axes
         self._remove_prompts(points, np.flatnonzero(bad).tolist(),
-                             f"{int(bad.sum())} click(s) outside the image were removed (the image has "
-                             f"{image.data.shape[rows]} rows and {image.data.shape[cols]} columns); click inside it.")
+                             outside_words(coords[bad], layout, image.data.shape))
         return True
 
     def _remove_prompts(self, layer: Any, indices: Sequence[int], message: str) -> None:

@@ -29,11 +29,13 @@ from qtpy.QtWidgets import (
 )
 
 from sam2_model.frames import check_smooth
+from sam2_model.prompt_validation import check_frame_size
 
 from ._axes_panel import AxesPanel
 from ._image_layers_mixin import ImageLayersMixin
 from ._image_state import (
-    ImageState, add_labels_layer, find_masklets, masklets, model_data, show_masklets, slice_key,
+    ImageState, add_labels_layer, channel_like_axes, find_masklets, masklets, model_data, same_layer, show_masklets,
+    slice_key,
 )
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
@@ -452,6 +454,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         Each slice (the fixed axes, for example z in TZYX) keeps its own controller, session and undo history in
         ``state.sessions``: starting one on another slice never drops the first. A remade controller (new model,
         channel or options) keeps the masklets; the prompts of the layers are sent to its new session by the next run.
+        Frames thinner than SAM 2 takes are refused here, by their own size (ValueError), before any layer is added.
         Nothing here reads the stack: a new controller's session (the contrast sample of up to 16 frames) is opened by
         the run's worker (:meth:`SegmentationController.open`); the one it replaced comes back if that fails.
         """
@@ -459,8 +462,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         if state is None:
             raise ValueError(NO_IMAGE)
         layout = self._layout(state.image) if layout is None else layout
+        check_frame_size(*(state.image.data.shape[axis] for axis in layout.spatial_axes))  # the frames' own size
         options = self.session_options()
         model = self.picker.model()
+        window = self.object_window(model)  # before the masklets layer: a frame it refuses adds no layer
         labels = self._labels_layer(state, layout)  # (re)made when missing: a deleted layer comes back
         array = masklets(labels, state.image, layout)
         for key, session in list(state.sessions.items()):  # sessions writing into labels no longer shown
@@ -468,7 +473,6 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
                 del state.sessions[key]
                 state.replaced.pop(key, None)
         current = state.sessions.get(slice_key(layout))
-        window = self.object_window(model)
         if (current is not None and current.layout == layout and current.model is model
                 and current.session_options == {**PLUGIN_SESSION_DEFAULTS, **options}
                 and current.object_window == window):
@@ -490,7 +494,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             state.labels = find_masklets(self.viewer, state.image, layout)  # one a closed widget left, if any
         if state.labels is None:
             keep = state.controller.labels if state.controller is not None else None
-            state.labels = add_labels_layer(self.viewer, state.image, layout, keep)
+            state.labels = state.new_labels = add_labels_layer(self.viewer, state.image, layout, keep)
             self._follow_paint(state.labels)
             self._refresh_images()
             self.activate_clicks()
@@ -501,6 +505,68 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         show_masklets(state.labels, state.image, layout, labels)
         self._follow_paint(state.labels)
         return state.labels
+
+    def _settle_session(self, state: Optional[ImageState], controller: Any) -> None:
+        """After a segmentation run (RunMixin's: a controller whose session never opened leaves its slice), what the
+        widget adds to the run's note: the empty masklets layer added for a session that never opened is removed
+        again (:meth:`_drop_unopened_labels`), and the first run on an image says once how to segment a slice axis
+        that looks like channels (:meth:`_channel_hint`)."""
+        super()._settle_session(state, controller)
+        if state is None or controller is None:
+            return
+        dropped = ""
+        if self._drop_unopened_labels(state):
+            again = ("after fixing what stopped the run, press 'Segment current frame' to try them again"
+                     if self._run_outcome == "failed" else "press 'Segment current frame' to segment them")
+            dropped = (f"The empty masklets layer added for this run was removed; the clicks and boxes are kept: "
+                       f"{again} (or delete them).")
+        notes = (self._run_note, dropped, self._channel_hint(state, controller.layout))
+        self._run_note = " ".join(note for note in notes if note)
+
+    def _report(self, error: Any) -> None:
+        """RunMixin's (a run refused before it started: nothing was changed), and a masklets layer added for it goes
+        again (:meth:`_drop_unopened_labels`; e.g. a seed layer with no labels on the frame)."""
+        super()._report(error)
+        if self._state is not None:
+            self._drop_unopened_labels(self._state)
+
+    def _drop_unopened_labels(self, state: ImageState) -> bool:
+        """Remove the masklets layer :meth:`_labels_layer` added for ``state`` (``state.new_labels``) while it is
+        unused: no session of the image has opened (a NaN frame failed the first run, a Cancel came while the stack
+        was read, the run was refused), Track all has not worked on the image, and it holds no label. True if removed;
+        once used the layer stays. The clicks and boxes are not touched."""
+        layer = state.new_labels
+        if layer is None:
+            return False
+        tracked = state.image.unique_id in self.track_all.images  # Track all follows the layer (it opens no session)
+        if tracked or any(c.is_open for c in (state.controller, *state.sessions.values()) if c is not None):
+            state.new_labels = None  # the layer is a session's or Track all's now
+            return False
+        if not same_layer(layer, state.labels) or layer not in self.viewer.layers or np.any(layer.data):
+            return False
+        state.labels = state.new_labels = None  # first: _on_layer_removed then takes it for no layer of ours
+        self.viewer.layers.remove(layer)
+        return True
+
+    def _channel_hint(self, state: ImageState, layout: StackLayout) -> str:
+        """Once per image, on its first run: how to segment per channel when ``layout`` treats axes that look like
+        channels (:func:`~._image_state.channel_like_axes`) as slices, as z; "" otherwise. A hint: nothing changes."""
+        if state.channel_hint_said:
+            return ""
+        state.channel_hint_said = True
+        axes = channel_like_axes(state.image, layout)
+        if not axes:
+            return ""
+        axis = axes[0]
+        labels = getattr(state.image, "axis_labels", None)
+        label = str(labels[axis]) if labels is not None else ""
+        count = int(state.image.data.shape[axis])
+        named = f"'{label}', " if label and not label.lstrip("-").isdigit() else ""  # napari's own names: "-3"
+        return (f"axis {axis} ({named}{count} planes) is segmented as slices, like z: each plane on its own, so the "
+                f"masks are only on the plane clicked ({self.slice_name(layout)}). If its planes are channels, choose "
+                f"'Channel axis: axis {axis} ({count})' and a 'Channel' above (the masks then show on every channel), "
+                f"or give each channel its own image layer (right-click the layer > Split Stack, or open it with "
+                f"channel_axis={axis}).")
 
     def prompts(self, layout: Optional[StackLayout] = None) -> List[FramePrompt]:
         """Every click and box of the current image on the slice of ``layout`` (default: the slice shown), as
