@@ -88,7 +88,9 @@ def test_frame_axis_naming_the_last_axis_reads_it_as_the_frames(tmp_path, tyx_la
                                          r"least 8 px on each side.* If axis 2 \(size 5\) holds the frames, pass "
                                          r"frame_axis=2; if it holds channels, pass channel_axis=2"):
         segment(yxt, clicks(), **RUN)
-    np.testing.assert_array_equal(segment(yxt, clicks(), frame_axis=2, **RUN), np.moveaxis(tyx_labels, 0, -1))
+    with pytest.warns(UserWarning, match=r"frame_axis=2 names the stack's last axis.* read as \(5, 96, 96\)"):
+        moved = segment(yxt, clicks(), frame_axis=2, **RUN)
+    np.testing.assert_array_equal(moved, np.moveaxis(tyx_labels, 0, -1))
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, yxt.copy())  # no axes: tifffile guesses QYX
     code, err, out = track(plain, prompts_csv(tmp_path), tmp_path / "p.tif", capsys)
@@ -97,6 +99,30 @@ def test_frame_axis_naming_the_last_axis_reads_it_as_the_frames(tmp_path, tyx_la
     assert code == 0, err
     assert "--axis 2 names the stack's last axis, after its rows and columns (axes 0 and 1)" in out
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tif"), tyx_labels)
+
+
+def test_frame_axis_naming_the_columns_of_a_tyx_stack_is_refused_not_read_as_scrambled_frames():
+    """A (T, Y, X) stack given frame_axis=2 by mistake: axis 2 is as long as the rows, so it is not moved (frames of
+    T x Y would be nonsense); the refusal names the fix."""
+    with pytest.raises(ValueError, match=r"frame_axis=2 is a spatial \(row/column\) axis"):
+        segment(MOVIE.image, clicks(), frame_axis=2, **RUN)
+    with pytest.raises(ValueError, match=r"frame_axis=-1 is a spatial \(row/column\) axis"):
+        track_cells(MOVIE.image, frame_axis=-1, cell_diameter=(8, 40), **RUN)
+
+
+def test_errors_after_an_axis_move_say_how_the_axes_were_read(tmp_path):
+    """A YXZT TIFF is read as (Z, T, Y, X): resolve_axes' words number that reading, so the error says how its axes
+    map to the stack's, whose numbers the options take."""
+    path = tmp_path / "yxzt.tif"
+    volume = np.stack([MOVIE.image, MOVIE.image], axis=0)  # (Z, T, Y, X)
+    tifffile.imwrite(path, np.moveaxis(volume, (0, 1), (2, 3)).copy(), metadata={"axes": "YXZT"})
+    with pytest.raises(ValueError, match=r"axis numbers of the stack as read: .*there axis 0 is its axis 2, 1 is its "
+                                         r"axis 3, 2 is its axis 0, 3 is its axis 1; give the options in the stack's "
+                                         r"own numbers"):
+        segment(str(path), clicks(), **RUN)
+    with pytest.warns(UserWarning, match="YXZT"):
+        labels = segment(str(path), clicks(), fixed={2: 1}, **RUN)  # z = 1, in the file's own numbers
+    assert labels.shape == (96, 96, 2, 5) and labels[..., 1, :].any() and not labels[..., 0, :].any()
 
 
 def test_readers_that_keep_the_axes_say_how_to_move_them():

@@ -16,6 +16,7 @@ argument, what was wrong and what is accepted.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -31,7 +32,9 @@ from .controller import SegmentationController
 from .directions import check_prompted_way
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
                          resolve_image_size, resolve_object_window)
-from .axis_moves import PLACEHOLDER, axis_number, option_words, read_rows_columns_last, rows_columns_not_last
+from .axis_moves import (
+    PLACEHOLDER, axis_number, numbered_as_read, option_words, read_rows_columns_last, rows_columns_not_last,
+)
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
@@ -202,8 +205,8 @@ def _resolve(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: Optional[bo
                                  f"propagate through one of the axes {others}")
             move = ("save the stack with its frames first (T, Y, X)" if names["frame_axis"].startswith("--") else
                     f"pass np.moveaxis(stack, {frame}, 0)")
-            raise ValueError(f"{names['frame_axis']}={frame_axis} is a spatial (row/column) axis of the image "
-                             f"{shape}: rows and columns must be its last two axes (a channel axis aside); propagate "
+            raise ValueError(f"{option_words(names, 'frame_axis', frame_axis)} is a spatial (row/column) axis of the "
+                             f"image {shape}: rows and columns must be its last two axes (a channel axis aside); propagate "
                              f"through one of the axes {others}, or, if axis {frame} holds the frames, {move}")
     for axis, index in fixed.items():
         if axis not in others or axis == frame:
@@ -314,7 +317,8 @@ def segment(
         each remaining axis (e.g. z in (T, Z, Y, X)); the labels keep those axes, filled at the slice.
         Frames after the rows and columns, e.g. (Y, X, T): a TIFF whose axes say so (YXT) is read frames first
         (``frame_axis`` 0 then means its T), and ``frame_axis`` naming the last axis (channels aside) of an array
-        reads the two axes before it as rows and columns (:func:`~.axis_moves.rows_columns_last`); the labels keep the stack's
+        reads the two axes before it as rows and columns where it is shorter than both
+        (:func:`~.axis_moves.rows_columns_last`; said in a UserWarning); the labels keep the stack's
         order. Frames thinner than 8 px on a side, and bool images (``image.astype(np.uint8)``), are refused.
     clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates. An object's
         negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
@@ -347,9 +351,13 @@ def segment(
         rgb = bool(image.rgb)
     data = open_image(image)
     check_dtype(data.dtype)
+    stack_shape = tuple(data.shape)
     data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
                                                            channel=channel, fixed=fixed), API_NAMES)
-    axes = resolve_axes(data.shape, names=API_NAMES, axes=getattr(data, "axes", None), **given)
+    with numbered_as_read(moved, stack_shape):
+        axes = resolve_axes(data.shape, names=API_NAMES, axes=getattr(data, "axes", None), **given)
+    if moved is not None:
+        warnings.warn(f"{moved.describe(stack_shape)}; the labels come back in the stack's own order", stacklevel=2)
     layout = axes.layout
     if axes.drop_alpha:
         data = WithoutAlpha(data)

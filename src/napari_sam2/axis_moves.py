@@ -7,8 +7,9 @@ Used by :func:`~.api.segment`, :func:`~.console_tracking.track_cells` and ``napa
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -122,7 +123,8 @@ def rows_columns_last(shape: Sequence[int], options: Mapping[str, Any], letters:
     Only where it is said: a TIFF's axis letters with Y and X before another axis (e.g. "YXT": the frames are T, and
     ``frame_axis`` 0, the default, means T there; an explicit ``frame_axis`` is the stack's own axis number), or a
     ``frame_axis`` naming the last axis (channels aside) of a stack whose letters are unknown or tifffile's guess
-    ("QYX"): the two axes before it are then the rows and columns. ``options``: segment()'s axis arguments
+    ("QYX") and that is shorter than both axes before it: those are then the rows and columns (a last axis as long
+    as them is more likely the columns of a (T, Y, X) stack named by mistake: not moved, refused by resolve_axes). ``options``: segment()'s axis arguments
     (frame_axis, rgb, channel_axis, channel, fixed), given back in the view's numbering. ValueError for a frame_axis
     that the letters call Y or X (in the words of ``names``)."""
     shape = tuple(int(n) for n in shape)
@@ -187,6 +189,8 @@ def _move_by_frame_axis(shape: Tuple[int, ...], options: Mapping[str, Any], lett
     fixed = {axis_number(a, ndim) for a in dict(options.get("fixed") or {})}
     if rows in fixed or cols in fixed:
         return None
+    if not shape[frame] < min(shape[rows], shape[cols]):  # e.g. X of a (T, Y, X) stack named by mistake: refused
+        return None  # (resolve_axes: "a spatial (row/column) axis ... np.moveaxis"), never read as scrambled frames
     trailing = [channel] if channel == ndim - 1 else []
     order = tuple([a for a in range(ndim) if a not in (rows, cols, *trailing)] + [rows, cols] + trailing)
     view_letters = None
@@ -200,10 +204,25 @@ def _move_by_frame_axis(shape: Tuple[int, ...], options: Mapping[str, Any], lett
 
 def read_rows_columns_last(data: Any, options: Dict[str, Any], names: Mapping[str, str]
                            ) -> Tuple[Any, Dict[str, Any], Optional[AxisMove]]:
-    """``data`` and its axis ``options`` (frame_axis, rgb, channel_axis, channel, fixed) as :func:`~.api.resolve_axes` takes
-    them: for a stack whose frames lie after its rows and columns (:func:`rows_columns_last`, e.g. a TIFF of axes
+    """``data`` and its axis ``options`` (frame_axis, rgb, channel_axis, channel, fixed) as :func:`~.api.resolve_axes`
+    takes them: for a stack whose frames lie after its rows and columns (:func:`rows_columns_last`, e.g. a TIFF of axes
     YXT), a lazy view with them last and the options in its numbering, and the move (None: ``data`` as it is)."""
     moved = rows_columns_last(data.shape, options, getattr(data, "axes", None), names)
     if moved is None:
         return data, options, None
     return moved.view(data), moved.options, moved
+
+
+@contextmanager
+def numbered_as_read(moved: Optional[AxisMove], shape: Sequence[int]) -> Iterator[None]:
+    """A ValueError raised inside (resolve_axes' words, in the numbers of the view ``moved`` made of a stack of
+    ``shape``) raised again with how the stack was read and how its axes map: the user gives the stack's own numbers.
+    Nothing changes where ``moved`` is None."""
+    try:
+        yield
+    except ValueError as error:
+        if moved is None:
+            raise
+        pairs = ", ".join(f"{i} is its axis {a}" for i, a in enumerate(moved.order))
+        raise ValueError(f"{error} (axis numbers of the stack as read: {moved.describe(shape)}; there axis {pairs}; "
+                         "give the options in the stack's own numbers)") from None

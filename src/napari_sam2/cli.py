@@ -45,7 +45,7 @@ from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
 from .api import CLI_NAMES, first_frame_seen, segment
-from .axis_moves import AxisMove, read_rows_columns_last
+from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
 from .directions import auto_direction, check_one_way
 from .export import Calibration, labels_axes, save_labels_tiff
 from .file_calibration import frames_through_z, read_calibration, stack_calibration
@@ -247,7 +247,7 @@ def labels_metadata(path: Path, stack: Any, layout: StackLayout, keep: Optional[
 
 
 def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, Any], Optional[AxisMove]]:
-    """The stack, its axis options and how it was moved (:func:`.api.read_rows_columns_last`): a stack whose frames
+    """The stack, its axis options and how it was moved (:func:`.axis_moves.read_rows_columns_last`): a stack whose frames
     lie after its rows and columns (a TIFF of axes YXT, or --axis naming the last axis) is read as a lazy view with
     them last, said in one line; the labels are then written frames first. A stack of booleans is refused here."""
     if np.dtype(stack.dtype).kind == "b":
@@ -289,8 +289,10 @@ def track_command(args: argparse.Namespace) -> int:
     output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     stack, one_image = open_stack_or_image(args.stack)  # read lazily, frame by frame (one image: a frame)
+    stack_shape = tuple(stack.shape)
     stack, axis_options, moved = stack_read_as(args, stack)
-    axes = stack_axes(args, stack, axis_options)
+    with numbered_as_read(moved, stack_shape):
+        axes = stack_axes(args, stack, axis_options)
     layout = axes.layout
     frames = layout.num_frames(stack.shape)
     height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
@@ -348,8 +350,10 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     check_output_kinds(args)  # every output (-o too), creating nothing
     check_detection_options(args)
     stack, _ = open_stack_or_image(args.stack)  # one image: a stack of one frame, its outputs too
+    stack_shape = tuple(stack.shape)
     stack, axis_options, moved = stack_read_as(args, stack)
-    axes = stack_axes(args, stack, axis_options)
+    with numbered_as_read(moved, stack_shape):
+        axes = stack_axes(args, stack, axis_options)
     view = FrameView(stack, axes.layout)
     if not 0 <= args.start_frame < len(view):
         frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]

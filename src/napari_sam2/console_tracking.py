@@ -9,6 +9,7 @@ the panel's (direction, lost frames, minimum contrast) are those of ``napari-sam
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -104,16 +105,20 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     from sam2_model import build_model
 
     from .api import API_NAMES, check_dtype, open_image, resolve_axes
-    from .axis_moves import read_rows_columns_last
+    from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
     is_layer = hasattr(target, "rgb") and hasattr(target, "data")
     data = open_image(target)  # a pyramid's level 0; a file of one 2-D image as that image
     check_dtype(data.dtype)
     rgb = bool(target.rgb) if is_layer and rgb is None else rgb
-    data, given, _ = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
-                                                       channel=channel, fixed=fixed), API_NAMES)  # e.g. YXT
-    axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
+    stack_shape = tuple(data.shape)
+    data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
+                                                           channel=channel, fixed=fixed), API_NAMES)  # e.g. YXT
+    with numbered_as_read(moved, stack_shape):
+        axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
+    if moved is not None:
+        warnings.warn(f"{moved.describe(stack_shape)}; the labels are frames first, as read", stacklevel=2)
     layout = axes.layout
     frames = FrameView(data, layout)
     check_start_frame(start_frame, len(frames))

@@ -254,7 +254,7 @@ class CellTracker:
         function) in one call."""
         frame = self.session.frames.filtered(t)
         steps = getattr(self.detector, "steps", None)
-        if steps is None:
+        if not callable(steps):  # a plain function, or a detector with a "steps" setting: called whole
             return self.detector(frame)
         return (yield from _as_work(t, steps(frame)))
 
