@@ -8,6 +8,7 @@ would give (0o666 / 0o777 masked by the process umask) before it is renamed into
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -56,10 +57,26 @@ def folder_mode() -> int:
     return 0o777 & ~current_umask()
 
 
-def temporary_file(target: PathLike, suffix: str = ".tmp") -> Path:
-    """A new empty file beside ``target`` (hidden name), with the mode of a plain ``open()``."""
+def naming_target(error: OSError, target: PathLike) -> OSError:
+    """``error`` (raised on a hidden temporary file beside ``target``) as the same kind of OSError about ``target``,
+    the file the user asked for, and its folder: "[Errno 13] Permission denied (cannot write in /data/run: choose a
+    folder you can write to): '/data/run/s.sam2.npz'"; errors about other files are returned as they are."""
     target = Path(target)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    if error.filename is None or Path(error.filename).parent != target.parent or \
+            not Path(error.filename).name.startswith(f".{target.name}"):
+        return error
+    advice = (": choose a folder you can write to" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "")
+    return type(error)(error.errno, f"{error.strerror} (cannot write in {target.parent}{advice})", str(target))
+
+
+def temporary_file(target: PathLike, suffix: str = ".tmp") -> Path:
+    """A new empty file beside ``target`` (hidden name), with the mode of a plain ``open()``; an OSError names
+    ``target`` and its folder, not the hidden name (:func:`naming_target`)."""
+    target = Path(target)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as error:
+        raise naming_target(error, target) from None
     try:
         os.fchmod(handle, file_mode())
     finally:
@@ -79,15 +96,19 @@ def temporary_folder(target: PathLike) -> Path:
 def atomic_file(target: PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; renamed to ``target`` when the block ends without error.
 
-    On any error (Ctrl-C included) the temporary file is removed and ``target`` is left as it was.
+    On any error (Ctrl-C included) the temporary file is removed and ``target`` is left as it was; an OSError on the
+    temporary file (writing it, renaming it) names ``target`` instead (:func:`naming_target`).
     """
     target = Path(target)
     temporary = temporary_file(target, suffix)
     try:
         yield temporary
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        told = naming_target(error, target) if isinstance(error, OSError) else error
+        if told is not error:
+            raise told from None
         raise
 
 

@@ -21,7 +21,7 @@ file); --init random trains from random weights. Without --lr a run from trained
 embedded, or --stack) learns at 1e-4, as the fine-tuning widget, and one from random weights at 5e-4. Running the same
 command again resumes from ``--out``/last.pt; a larger ``--steps`` extends the run (every other setting stays the
 run's own: a run folder is refused with the settings that differ, and a finished run given no more steps is left as it
-is); Ctrl-C stops after the current step and saves the run.
+is); Ctrl-C (or SIGTERM, as a cluster scheduler sends at a time limit) stops after the current step and saves the run.
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ from typing import List, Optional
 
 import torch
 
-from ..build import embedded_weights_path
+from ..build import embedded_weights_path, list_models
 from ..checkpoint_errors import run_folder_message
-from .interrupt import TrainingInterrupted
-from .loop import FINE_TUNING_LR, RunFinished, TrainSettings, fine_tuning_warmup, run_lr, run_warmup, saved_step, train
+from ..config import get_config
+from .interrupt import TrainingInterrupted, stop_on_sigterm
+from .loop import (FINE_TUNING_LR, RunFinished, TrainSettings, fine_tuning_warmup, run_lr, run_warmup, saved_step,
+                   short_run_warning, train)
 from .stack_check import StackCheck
 
 
@@ -82,7 +84,8 @@ workflows:
         --stack movie.tif --labels movie_labels.tif --steps 500 --lr 1e-5
   on Cell Tracking Challenge ground truth (a sequence folder and its _GT folder):
     sam2-train --out runs/ctc --stack Fluo-C2DL-MSC/01 --labels Fluo-C2DL-MSC/01_GT --steps 200
-  resume: run the same command again (after Ctrl-C, --time-limit, or a crash); it goes on from --out/last.pt.
+  resume: run the same command again (after Ctrl-C, SIGTERM, --time-limit, or a crash); it goes on from
+  --out/last.pt.
   extend a finished run: the same command with a larger --steps (other settings must stay the run's own: a run
   folder is refused, with the settings that differ, when they change).
   use the result: napari-sam2 track STACK.tif --prompts p.csv -o labels.tif --checkpoint runs/mine/weights.pt
@@ -150,7 +153,22 @@ def own_data_problem(stack: Optional[str], labels: Optional[str]) -> Optional[st
     for option, path in (("--stack", stack), ("--labels", labels)):
         if path is not None and not Path(path).exists():
             return f"{option} {path}: no such file or folder (expected a (T, H, W) TIFF or a CTC folder)"
+        if path is not None and Path(path).is_file() and (problem := tiff_problem(Path(path))) is not None:
+            return f"{option} {path}: cannot be read as a TIFF ({problem}); expected a (T, H, W) TIFF or a CTC folder"
     return None if stack is None or not Path(stack).is_file() else colour_stack_problem(Path(stack))
+
+
+def tiff_problem(path: Path) -> Optional[str]:
+    """What tifffile says when it cannot read the file ``path`` as a TIFF (another format, a damaged or empty file);
+    None when it can (its header and first series are read, not its pixels)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tif.series[0].shape  # reads the header and page structure: enough to tell a TIFF
+    except (OSError, ValueError, IndexError) as error:  # tifffile.TiffFileError is a ValueError
+        return str(error) or type(error).__name__
+    return None
 
 
 def colour_stack_problem(stack: Path) -> Optional[str]:
@@ -220,6 +238,10 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                         help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = vars(parser.parse_args(argv))
+    if args["model"] not in list_models():
+        parser.error(f"--model {args['model']}: no such model; the models are {', '.join(list_models())}")
+    if args["steps"] < 1:
+        parser.error(f"--steps must be a whole number >= 1 (the run's total optimiser steps), got {args['steps']}")
     problem = own_data_problem(args["stack"], args["labels"])  # before any message on the starting weights
     if problem:
         parser.error(problem)
@@ -272,20 +294,52 @@ def time_limit_message(settings: TrainSettings, step: int) -> str:
             f"resume{checks}")
 
 
+def plan_message(settings: TrainSettings) -> Optional[str]:
+    """What a new run will do, said before it starts (a bare ``--out`` trains 1000 steps from random weights on
+    synthetic clips: hours on a laptop): its steps, model, input size, starting weights and data. None where
+    ``--out`` holds a run to resume."""
+    out = Path(settings.out)
+    if (out / "last.pt").is_file():
+        return None
+    size = get_config(settings.model, settings.image_size).image_size
+    if settings.init is None:
+        weights = "random weights"
+    elif Path(settings.init).resolve() == embedded_weights_path().resolve():
+        weights = "the embedded demo weights"
+    else:
+        weights = settings.init
+    data = (f"your stack {settings.stack} with labels {settings.labels}" if settings.stack is not None
+            else f"synthetic clips (--data {settings.data})")
+    steps = f"{settings.steps} step{'s' * (settings.steps != 1)}"
+    return (f"a new run in {out}: {steps} of the {settings.model} model at {size} px from {weights}, "
+            f"on {data}; Ctrl-C stops after the current step and saves the run, and the same command resumes it")
+
+
+#: the exit code of a run stopped by each signal, as a shell reports a process the signal ended (128 + its number)
+STOPPED_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     settings = parse_args(argv)
+    plan = plan_message(settings)
+    if plan is not None:
+        print(plan, file=sys.stderr)
+    warning = short_run_warning(settings, resumed=plan is None)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     try:
-        train(settings)
+        with stop_on_sigterm():  # a scheduler's time limit stops the run as Ctrl-C does: after a step, saved
+            train(settings)
     except RunFinished as finished:  # the same command again on a finished run: nothing trained, nothing rewritten
         print(f"nothing to do: {finished}", file=sys.stderr)
         return 0
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # FileNotFoundError included: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stopped:
-        print(f"stopped after step {stopped.step}: the run is saved in {settings.out}; run the same command again to "
-              "resume", file=sys.stderr)
-        return 130
+        print(f"stopped by {stopped.by} after step {stopped.step}: the run is saved in {settings.out}; run the same "
+              "command again to resume", file=sys.stderr)
+        return STOPPED_CODES.get(stopped.by, 130)
     except KeyboardInterrupt:
         last = Path(settings.out) / "last.pt"
         step = saved_step(last)

@@ -19,14 +19,14 @@ import multiprocessing.pool
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..evaluation import family_of, lineage_masks  # the ground truth that training and evaluation share
-from ..frames import UINT8_LIMITS, normalise, percentile_limits, resize_unit, to_model_input, to_unit
+from ..frames import UINT8_LIMITS, check_finite, normalise, percentile_limits, resize_unit, to_model_input, to_unit
 from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
 from .hold_out import HeldOut
@@ -186,6 +186,20 @@ def random_view(frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     if mirror:
         frames, labels = frames[:, :, ::-1], labels[:, :, ::-1]
     return np.ascontiguousarray(frames), np.ascontiguousarray(labels)
+
+
+def check_finite_frames(stack: Any, numbers: Optional[Sequence[int]] = None) -> None:
+    """Refuse a stack to fine-tune on that holds NaN or infinity, before any run folder or file is made: a
+    ValueError naming the first such frame in the words every frame read uses ("frames: frame 3 contains NaN or
+    infinite values; replace them (e.g. np.nan_to_num) first"). ``stack``: (T, H, W) frames or one (H, W) image
+    (an array or array-like); ``numbers``: the frames' own numbers (T,) to name, e.g. a Cell Tracking Challenge
+    sequence's ``t%03d`` numbers (None: 0, 1, 2, ...). Integer frames cannot hold either. Looked at frame by frame (one frame's
+    mask in memory at a time). Without this check a NaN pixel trains every step to NaN weights."""
+    frames = np.asarray(stack)
+    if frames.dtype.kind != "f":
+        return
+    for index, frame in enumerate(frames[None] if frames.ndim == 2 else frames):
+        check_finite(frame, f"frames: frame {index if numbers is None else int(numbers[index])}")
 
 
 def whole_number_labels(labels: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import json
 import math
 import numbers
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..build import build_model, load_checkpoint, resolve_device
 from ..config import get_config
 from ..modeling.sam2 import SAM2Model
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
-from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, describe_training_data
+from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, check_finite_frames, describe_training_data
 from .episode import EpisodeSettings, run_episode
 from .hold_out import check_held_out, parse_frame_range, read_ctc_held_out, split_off
 from .interrupt import DeferredInterrupt, TrainingInterrupted
@@ -169,6 +170,19 @@ def learning_rate_factor(step: int, settings: TrainSettings) -> float:
     return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def short_run_warning(settings: TrainSettings, resumed: bool = False) -> Optional[str]:
+    """Why the learning rate of a run with ``settings`` never reaches ``lr``: fewer steps than its warm-up (a
+    ``resumed`` run keeps the warm-up it started with, so giving it fewer steps than it started with does this); None
+    when it reaches it. Nothing changes in the run: this is for the message before it starts."""
+    if settings.steps >= settings.warmup_steps:
+        return None
+    reached = learning_rate_factor(settings.steps - 1, settings) if settings.steps > 0 else 0.0
+    whose = "this run's warm-up, kept when it resumes" if resumed else "its warm-up"
+    return (f"the learning rate rises over {settings.warmup_steps} steps ({whose}), more than the run's "
+            f"{settings.steps} step{'s' * (settings.steps != 1)}: it reaches only {reached:.0%} of lr {settings.lr:g}; "
+            f"give at least {settings.warmup_steps} steps to train at the full rate")
+
+
 #: The command line's learning rate for a run that starts from trained weights (``--init`` a checkpoint or embedded,
 #: or ``--stack`` without ``--init``): the fine-tuning widget's. :class:`TrainSettings`' ``lr`` (5e-4) is the value for
 #: training from random weights, too large a step for trained weights once the warm-up is short.
@@ -213,8 +227,10 @@ def make_clips(
     frames = None if settings.hold_out is None else parse_frame_range(settings.hold_out)
     if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():  # read as CTC ground truth, or refused
         ctc = read_ctc_training(stack, labels)
+        check_finite_frames(ctc.stack, ctc.frames)  # named by the sequence's t%03d numbers
         if frames is not None:
             held = read_ctc_held_out(stack, labels, frames, truth=ctc)  # its segmented frames not read again
+            check_finite_frames(held.stack, range(frames.first, frames.last + 1))
             kept = [i for i, t in enumerate(ctc.frames) if t not in frames]
             if not kept:
                 raise ValueError(f"hold_out {frames} leaves no segmented frame to train on: {labels} segments frames "
@@ -222,21 +238,43 @@ def make_clips(
             ctc = dataclasses.replace(ctc, stack=ctc.stack[kept], labels=ctc.labels[kept],
                                       frames=[ctc.frames[i] for i in kept])
         stack, labels, parents = ctc.stack, ctc.labels, ctc.parents
-    elif isinstance(stack, (str, os.PathLike)):
-        import tifffile
-
-        stack, labels = tifffile.imread(stack), tifffile.imread(labels)
+    else:
+        if isinstance(stack, (str, os.PathLike)):
+            stack, labels = _read_tiff(stack, "stack"), _read_tiff(labels, "labels")
+        check_finite_frames(stack)  # every frame, the held-out ones too (the check after the run tracks on them)
     if frames is not None and held is None:
         labels, held = split_off(stack, labels, frames, link_ids=settings.link_ids)
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
                       parents=parents, augment=settings.augment, link_ids=settings.link_ids, held_out=held)
 
 
+def _read_tiff(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
+    """The TIFF at ``path`` (the run's ``name``: "stack" or "labels") as an array; a ValueError naming the setting
+    and the file when tifffile cannot read it (another format, a damaged file)."""
+    import tifffile
+
+    try:
+        return tifffile.imread(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:  # tifffile.TiffFileError is a ValueError
+        raise ValueError(f"{name} {path}: cannot be read as a TIFF ({error}); give a (T, H, W) TIFF or a Cell "
+                         "Tracking Challenge sequence folder") from None
+
+
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
-    """torch.save ``payload`` to ``path`` through a temporary file, so a reader never sees half a file."""
+    """torch.save ``payload`` to ``path`` through a temporary file, so a reader never sees half a file; an error or a
+    second Ctrl-C during the save removes the temporary file (``path`` stays as it was)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the error that stopped the save is the one to tell
+        raise
 
 
 def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
@@ -319,6 +357,43 @@ class RunConflict(ValueError):
 
 class RunFinished(RunConflict):
     """The run folder holds a finished run that the settings do not extend (nothing was trained or written)."""
+
+
+class NonFiniteLoss(ValueError):
+    """A step's loss or gradient became NaN or infinite: the run stopped before that step changed the weights (its
+    ``last.pt`` stays the last save, every step of it finite; no weights.pt is written)."""
+
+
+def non_finite_message(settings: TrainSettings, step: int, loss: float, saved: Optional[int]) -> str:
+    """What a run stopped at ``step`` by a non-finite ``loss`` (or gradient) did and what to try; ``saved``: the step
+    of the run's last save (None: none yet)."""
+    what = f"its loss is {loss:g}" if not math.isfinite(loss) else f"its gradient is not finite (loss {loss:g})"
+    kept = (f"{Path(settings.out) / 'last.pt'} still holds the run at step {saved}, its last save" if saved is not None
+            else "no step of this run was saved yet")
+    return (f"training stopped at step {step} of {settings.steps}: {what}, and that step would have made the weights "
+            f"NaN, so it was not taken and no weights.pt was written; {kept}. A learning rate too large for these "
+            f"weights does this: start a new run folder with a lower lr (now {settings.lr:g}, e.g. "
+            f"{settings.lr / 10:g}), or check the frames for extreme values")
+
+
+def make_run_folder(out: Path) -> None:
+    """Create the run folder ``out`` (with its parents) and check that a file can be written in it, before a step
+    is trained; a ValueError naming the folder otherwise (a file of that name, a folder the user may not write in, a
+    read-only drive): a one-line error instead of an OSError at the first save. The check leaves nothing behind."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the run folder {out} is a file: give a folder for the run (checkpoints, history, weights)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot make the run folder {out} ({error.strerror or error}): choose a folder you can "
+                         "write to") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=out)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"cannot write in the run folder {out} ({error.strerror or error}): choose a folder you can "
+                         "write to") from None
 
 
 def _same_setting(name: str, saved: Any, now: Any) -> bool:
@@ -435,6 +510,22 @@ def _checkpoint_settings(path: Path) -> Dict[str, Any]:
     return dict(settings) if isinstance(settings, dict) else {}
 
 
+def _resume_state(last: Path) -> Dict[str, Any]:
+    """The run's resume file ``last`` as saved; a :class:`RunConflict` naming it when it cannot be read (cut short,
+    emptied, not a training checkpoint), instead of torch's traceback."""
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as error:  # zip, pickle and unpickler errors all mean: not a usable resume file
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise RunConflict(f"{last} cannot be read as a run's resume file ({type(error).__name__}: {detail}; "
+                          f"{last.stat().st_size} bytes): start a new run folder, or move it away to start this run "
+                          "again from its first step") from None
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise RunConflict(f"{last} is not a run's resume file (sam2-train writes last.pt with the model, optimiser "
+                          "and step): start a new run folder")
+    return state
+
+
 def saved_step(path: Path) -> Optional[int]:
     """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read."""
     step = _checkpoint_state(path).get("step")
@@ -474,11 +565,10 @@ def train(
     model = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
     trained = trained_parameters(model, settings.train_only)  # checked before anything is written
     source = make_clips(settings, model.image_size, stack, labels)  # so is the user's stack
-    out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     state: Optional[Dict[str, Any]] = None
     if last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = _resume_state(last)
         held_before = state.get("settings", {}).get("hold_out")
         if held_before != settings.hold_out:  # else the held-out frames would be trained on, or some never
             raise RunConflict(f"{last} is a run that held out {held_before or 'no frames'}; resume it with the same "
@@ -510,6 +600,7 @@ def train(
     local_memory = settings.init is None if settings.memory_positional_init is None else settings.memory_positional_init
     if starting and local_memory:
         memory_attention_locality_init(model)
+    make_run_folder(out)  # only now: a refused stack, run or starting checkpoint leaves no folder behind
     model.to(device).train()
     decay = [p for n, p in trained if p.ndim >= 2 and "pos_embed" not in n]
     no_decay = [p for n, p in trained if not (p.ndim >= 2 and "pos_embed" not in n)]
@@ -517,7 +608,7 @@ def train(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings.lr,
     )
-    step, elapsed = 0, 0.0
+    step, elapsed, failed_loss = 0, 0.0, math.nan
     alternate, alternate_source = None, None
     if settings.alternate_image_size is not None:
         alternate = model_sharing_parameters(model, settings.model, settings.alternate_image_size)
@@ -573,6 +664,9 @@ def train(
             if settings.time_limit is not None and time.perf_counter() - invoked >= settings.time_limit:
                 session["stopped_by"] = "time_limit"
                 break
+            if interrupt.requested:  # asked to stop before the first step (SIGTERM during set-up: stop_on_sigterm)
+                session["stopped_by"] = "interrupt"
+                break
             started = time.perf_counter()
             factor = learning_rate_factor(step, settings)
             for group in optimizer.param_groups:
@@ -585,7 +679,10 @@ def train(
             losses = run_episode(stepping, batch, rng, episode, batch_clips=settings.batch_clips)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in trained], settings.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_([p for _, p in trained], settings.grad_clip)
+            if not (torch.isfinite(losses["total"]) and torch.isfinite(norm)):  # the update would make weights NaN
+                session["stopped_by"], failed_loss = "non_finite", float(losses["total"].detach())
+                break
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # count this step's GPU work in its own time
@@ -610,6 +707,8 @@ def train(
                 save_checkpoint()
     if bar is not None:
         bar.close()
+    if session["stopped_by"] == "non_finite":  # nothing of that step is kept; last.pt stays the last good save
+        raise NonFiniteLoss(non_finite_message(settings, step + 1, failed_loss, saved_step(last)))
     if session["stopped_by"] is None:
         session["stopped_by"] = "steps"
     save_checkpoint()  # the final state, whatever stopped the run: resumable from here
@@ -634,5 +733,5 @@ def train(
         "held_out_check": None if held_check is None else held_check.as_dict(),
     })
     if session["stopped_by"] == "interrupt":
-        raise TrainingInterrupted(step)
+        raise TrainingInterrupted(step, interrupt.requested_by or "Ctrl-C")
     return model

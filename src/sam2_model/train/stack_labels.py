@@ -85,9 +85,16 @@ class FramePairIds:
 
 
 def _pair_ious(a: np.ndarray, b: np.ndarray) -> Dict[tuple, float]:
-    """IoU of each (id in a, id in b) pair of objects that overlap, for (H, W) label images a and b."""
+    """IoU of each (id in a, id in b) pair of objects that overlap, for (H, W) label images a and b (any whole ids
+    >= 0 of their dtype, uint64 included)."""
     both = (a > 0) & (b > 0)
-    first, second = a[both].astype(np.int64), b[both].astype(np.int64)
+    first, second = a[both], b[both]
+    ids_first = ids_second = None
+    if (int(first.max(initial=0)) + 1) * (int(second.max(initial=0)) + 1) <= np.iinfo(np.int64).max:
+        first, second = first.astype(np.int64), second.astype(np.int64)
+    else:  # ids too large for first * base + second in int64 (both above ~3.04e9): pair their ranks instead
+        ids_first, first = np.unique(first, return_inverse=True)
+        ids_second, second = np.unique(second, return_inverse=True)
     base = int(second.max(initial=0)) + 1
     keys, counts = np.unique(first * base + second, return_counts=True)  # one sort of a 1-D array: fast
     area_a = dict(zip(*(v.tolist() for v in np.unique(a[a > 0], return_counts=True))))
@@ -95,6 +102,8 @@ def _pair_ious(a: np.ndarray, b: np.ndarray) -> Dict[tuple, float]:
     ious = {}
     for key, inter in zip(keys.tolist(), counts.tolist()):
         i, j = key // base, key % base
+        if ids_first is not None and ids_second is not None:
+            i, j = int(ids_first[i]), int(ids_second[j])
         ious[(i, j)] = inter / (area_a[i] + area_b[j] - inter)
     return ious
 
@@ -154,11 +163,20 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
             if j not in taken:
                 taken[j] = next_id
                 next_id += 1
-        lookup = np.zeros(int(ids_b.max(initial=0)) + 1, np.int64)
-        for j, linked in taken.items():
-            lookup[j] = linked
-        out[current] = lookup[b]
+        out[current] = _relabelled(b, ids_b, taken)
     return out
+
+
+def _relabelled(frame: np.ndarray, ids: np.ndarray, new_ids: Dict[int, int]) -> np.ndarray:
+    """(H, W) ``frame`` with each of its ``ids`` (ascending, its nonzero ids) replaced by ``new_ids[id]``, 0 kept, as
+    int64: through a table indexed by id where the largest id is at most the frame's size (fast), else by sorted
+    search (ids up to 2**32 and beyond would make that table gigabytes)."""
+    linked = np.array([0] + [new_ids[j] for j in ids.tolist()], np.int64)
+    if int(ids.max(initial=0)) <= frame.size:
+        table = np.zeros(int(ids.max(initial=0)) + 1, np.int64)
+        table[ids.astype(np.int64)] = linked[1:]
+        return table[frame]
+    return linked[np.searchsorted(np.concatenate([np.zeros(1, ids.dtype), ids]), frame)]
 
 
 def check_ids_follow_cells(labels: np.ndarray, frames: np.ndarray,
