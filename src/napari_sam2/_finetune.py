@@ -8,13 +8,17 @@ model (the same :class:`~._model_picker.ModelPicker` as the segmentation widget'
 saved and *Train* resumes it (more Steps extend a finished one). A run folder whose run *Train* cannot continue
 (finished, or trained with other settings) is left as it is: the widget moves to a fresh folder beside it and says so.
 The result is a weights file in the official layout that the segmentation widget
-(Weights: local file) and ``build_model`` load.
+(Weights: local file) and ``build_model`` load; *Use in the segmentation widget* sets it there with the input size the
+run trained at. Checked before a run starts, nothing written otherwise: frames with NaN or infinity, a run folder that
+is a file or cannot be written (a relative one is made absolute: it is under napari's working folder).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -39,7 +43,9 @@ from qtpy.QtWidgets import (
 
 import sam2_model as sm
 from sam2_model.checkpoints import find_cached
+from sam2_model.config import get_config
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
+from sam2_model.train.data import check_finite_frames
 from sam2_model.train.hold_out import parse_frame_range, split_off
 from sam2_model.train.loop import FINE_TUNING_LR, RunConflict, run_differences, run_is_finished, run_warmup
 from sam2_model.train.stack_check import StackCheck
@@ -49,6 +55,13 @@ from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
 from ._run_folders import default_run_folder, holds_finished_run, next_free_folder, run_record, setting_in_form_words
 from .settings import load_settings, save_settings
+
+
+#: the status line's words after Use in the segmentation widget
+USED = "The segmentation widget now runs"
+#: the status line before a run
+FIRST_WORDS = ("Pick an image and its labels (each cell with one id on every frame; frames with no label are left out), "
+               "then Train.")
 
 
 class _Relay(QObject):
@@ -65,6 +78,8 @@ class FineTuneWidget(QWidget):
         self.viewer = viewer
         self.worker: Any = None
         self.weights_path: Optional[Path] = None
+        self._weights_run: Tuple[str, int] = ("", 0)  # the model and input size the last run trained at
+        self._hint_shown = False  # the status shows the float-labels hint (_show_labels_hint)
         self._run_out = ""  # the run folder of the run started last
         self._cancel = False
         self._relay = _Relay()
@@ -126,8 +141,7 @@ class FineTuneWidget(QWidget):
                              (self.use_button, "Use the fine-tuned weights in the segmentation widget.")):
             control.setToolTip(tip)
         self.progress = QProgressBar()
-        self.status = QLabel("Pick an image and its labels (each cell with one id on every frame; frames with no "
-                             "label are left out), then Train.")
+        self.status = QLabel(FIRST_WORDS)
         self.status.setWordWrap(True)
 
         form = QFormLayout()
@@ -163,6 +177,34 @@ class FineTuneWidget(QWidget):
             combo.addItems(names)
             if current in names:
                 combo.setCurrentText(current)
+        self._show_labels_hint()
+
+    def _labels_hint(self) -> str:
+        """How to make labels of an Image layer when there is no Labels layer but an Image layer holds whole,
+        non-negative numbers as floats with the shape of another image (a float label TIFF, as Fiji saves them, opens
+        as an image: napari makes no Labels layer of floats); "" otherwise. Reads one frame of each such layer."""
+        if self.labels_combo.count():
+            return ""
+        images = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
+        for layer in images:
+            shape = np.shape(layer.data)
+            if (not layer.multiscale and np.issubdtype(layer.data.dtype, np.floating) and len(shape) in (2, 3)
+                    and any(other is not layer and np.shape(other.data) == shape for other in images)
+                    and _whole_numbers(np.asarray(layer.data[0] if len(shape) == 3 else layer.data))):
+                return (f"'{layer.name}' looks like labels saved as floats (napari opens those as an image): "
+                        "right-click it in the layer list > Convert to Labels, then pick it as Labels here.")
+        return ""
+
+    def _show_labels_hint(self) -> None:
+        """The status shows :meth:`_labels_hint` while there is one (not during a run); the first words once it goes."""
+        if self.worker is not None:
+            return
+        hint = self._labels_hint()
+        if hint:
+            self.status.setText(hint)
+        elif self._hint_shown:
+            self.status.setText(FIRST_WORDS)
+        self._hint_shown = bool(hint)
 
     @property
     def size_spin(self) -> QSpinBox:
@@ -173,7 +215,7 @@ class FineTuneWidget(QWidget):
         """The run the form describes (checked when training starts)."""
         choice = self.picker.choice()
         return TrainSettings(
-            out=self.out_edit.text().strip() or str(default_run_folder()),
+            out=_absolute_folder(self.out_edit.text().strip() or str(default_run_folder())),
             model=choice.name, init=self._start_weights(),
             steps=self.steps_spin.value(), lr=self.lr_spin.value(), clip_len=self.clip_spin.value(),
             warmup_steps=fine_tuning_warmup(self.steps_spin.value()), clips_per_step=2,
@@ -196,7 +238,7 @@ class FineTuneWidget(QWidget):
     def _data(self) -> tuple:
         names = self.image_combo.currentText(), self.labels_combo.currentText()
         if not names[0] or not names[1]:
-            raise ValueError("pick an image layer and a labels layer first")
+            raise ValueError(" ".join(["pick an image layer and a labels layer first.", self._labels_hint()]).strip())
         image = self.viewer.layers[names[0]]
         labels = self.viewer.layers[names[1]]
         if image.rgb or np.ndim(image.data) not in (2, 3):
@@ -213,13 +255,16 @@ class FineTuneWidget(QWidget):
             return
         try:
             stack, labels = self._data()
+            check_finite_frames(stack)  # a NaN pixel would train every step to NaN weights
             settings = self._run_settings()
             if settings.hold_out is not None:  # the frames exist and leave some to train on: said before any run
                 split_off(stack, labels, parse_frame_range(settings.hold_out))
             self.picker.choice().check()
+            check_run_folder(Path(settings.out))
         except (ValueError, FileNotFoundError) as error:
             self._not_started(error)
             return
+        self.out_edit.setText(settings.out)  # a relative folder shown as the absolute one it is
         if self._folder_taken(settings):
             return
         choice = self.picker.choice()
@@ -278,6 +323,9 @@ class FineTuneWidget(QWidget):
         way to a fresh one."""
         self.progress.reset()
         text = f"failed: {error}"
+        if isinstance(error, PermissionError):  # the folder became unwritable after the check at Train
+            text = (f"failed: cannot write {error.filename or self._run_out} ({error.strerror}): choose a run folder "
+                    "you can write to")
         if isinstance(error, RunConflict) and self.out_edit.text().strip() == self._run_out:
             fresh = next_free_folder(Path(self._run_out))
             self.out_edit.setText(str(fresh))
@@ -304,13 +352,15 @@ class FineTuneWidget(QWidget):
             relay.step.emit(step, dict(row))
             return not self._cancel
 
+        trained_at = (settings.model, get_config(settings.model, settings.image_size).image_size)
+
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work() -> Tuple[Path, List[Dict[str, Any]], int]:
+        def work() -> Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int]]:
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
             metadata = json.loads(weights.with_suffix(".json").read_text())
             checks = [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
-            return weights, checks, int(metadata["steps"])
+            return weights, checks, int(metadata["steps"]), trained_at
 
         worker = work()
         worker.returned.connect(self._on_done)
@@ -355,15 +405,23 @@ class FineTuneWidget(QWidget):
             return
         from .api import get_widget
 
-        get_widget(self.viewer).set_checkpoint_file(str(self.weights_path))
+        model, size = self._weights_run
+        segmentation = get_widget(self.viewer)
+        segmentation.picker.use_checkpoint_file(str(self.weights_path), model)  # the run's own model: nothing to read
+        segmentation.size_spin.setValue(size)
+        said = self.status.text().split(f"\n{USED}")[0]  # the run's words, once
+        self.status.setText(f"{said}\n{USED} {model} with these weights at {size} px, the input size they were "
+                            "trained at (its Input size changes it).")
 
-    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int]) -> None:
-        """The run ended: ``result`` is (weights.pt, its checks' records, the step the run stopped after)."""
-        path, recorded, step = result
+    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int]]) -> None:
+        """The run ended: ``result`` is (weights.pt, its checks' records, the step the run stopped after, (the model,
+        the input size in pixels) it trained)."""
+        path, recorded, step, self._weights_run = result
         self.weights_path = path
         self.use_button.setEnabled(True)
         total = self.progress.maximum()  # the run's --steps (set when Train was pressed)
-        state = f"stopped after step {step} of {total} (Train resumes)" if self._cancel else "done"
+        # a Cancel after the last step (during the check on the user's frames) stopped nothing: the run is finished
+        state = f"stopped after step {step} of {total} (Train resumes)" if step < total else "done"
         checks = [StackCheck(**check) for check in recorded]  # the training frames', then the held-out frames'
         self.status.setText("\n".join([f"{state}: weights in {path}; load them in the segmentation widget "
                                        "(Weights: local file)"] + [check.summary() for check in checks]))
@@ -377,3 +435,33 @@ class FineTuneWidget(QWidget):
         self.worker = None
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+
+
+def _absolute_folder(text: str) -> str:
+    """The run folder typed as ``text`` as an absolute path ("~" expanded; a relative one is under napari's working
+    folder, so it is shown and recorded whole)."""
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def check_run_folder(folder: Path) -> None:
+    """ValueError unless a run can be written in ``folder``: it (or, when it does not exist yet, the nearest folder
+    above it that does, where it would be made) must be a folder this process can write in. Tried by making and
+    deleting a temporary file there, so a read-only or immutable folder is caught whoever runs napari."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = f"the run folder {folder}" if existing == folder else f"{existing} (above the run folder {folder})"
+        raise ValueError(f"{where} is a file: choose a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write in {existing} ({error.strerror or error}): choose a run folder you can write "
+                         "to") from None
+
+
+def _whole_numbers(plane: np.ndarray) -> bool:
+    """Whether ``plane`` holds finite, whole, non-negative numbers, not all 0 (labels saved as floats)."""
+    return bool(plane.size and np.isfinite(plane).all() and (plane >= 0).all() and plane.any()
+                and (plane == np.round(plane)).all())

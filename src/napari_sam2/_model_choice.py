@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Union
 
 import sam2_model as sm
 from sam2_model.build import Weights
-from sam2_model.checkpoints import download, find_cached
+from sam2_model.checkpoints import CACHE_ENV, checkpoint_path, download, find_cached, official
 
 EMBEDDED, CACHED, LOCAL, RANDOM = "embedded (demo)", "cached or download", "local file…", "random weights (testing)"
 WEIGHT_CHOICES = (EMBEDDED, CACHED, LOCAL, RANDOM)
@@ -55,6 +55,18 @@ class ModelChoice:
         if self.weights == LOCAL and not (self.path and Path(self.path).is_file()):
             raise ValueError(f"choose a checkpoint file (Weights: {LOCAL}); {self.path or 'none'} is not a file")
 
+    def not_downloaded(self) -> Optional[str]:
+        """Why this choice's official weights are not on this computer (an official model, weights "cached or
+        download", its file not in the cache), in words naming the file, the cache path and ``NAPARI_SAM2_CACHE``; None
+        when nothing needs downloading. Looks at the cache folder only (no network)."""
+        if self.weights != CACHED or self.name == DEMO or find_cached(self.name) is not None:
+            return None
+        entry = official(self.name)
+        return (f"the weights of {self.name} ({entry.filename}) are not on this computer (not in "
+                f"{checkpoint_path(self.name).parent}): choose {self.name} with Weights '{CACHED}' and segment once to "
+                f"download them, or, offline, download {entry.url} on a machine with internet access and put it at "
+                f"{checkpoint_path(self.name)} (or set {CACHE_ENV} to the folder that holds it)")
+
 
 def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None]] = None) -> sm.SAM2Model:
     """Build the chosen model, downloading an official checkpoint first if needed.
@@ -74,5 +86,19 @@ def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None
 
 
 def preset_of_file(path: str) -> Optional[str]:
-    """The preset whose tensors a checkpoint file holds (None if it matches none); errors say why."""
+    """The preset whose tensors a checkpoint file holds (None if it matches none); errors say why. Reads the whole file
+    and, the first time, the shapes of every preset's model (seconds for a file of no known model): the widgets run it
+    in a worker, or where it is a check before anything changes."""
     return sm.identify_preset(sm.build.read_state_dict(path))
+
+
+def usable_file_preset(path: str) -> str:
+    """The preset of the local checkpoint file ``path``: ValueError saying why it is not a file the model picker can
+    use (missing, a folder, unreadable or cut short, no SAM 2 state dict, or tensors of no known model)."""
+    try:
+        preset = preset_of_file(path)
+    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
+        raise ValueError(str(error)) from error
+    if preset is None:
+        raise ValueError(f"{path} holds no known SAM 2 model (its tensors match none of {model_names()})")
+    return preset

@@ -2,12 +2,13 @@
 
 Used by the segmentation and the fine-tuning widgets. It owns its worker slot, progress bar and
 "Cancel download" button, so cancelling a download never touches another widget's run, and it
-emits :attr:`ModelPicker.loaded` with the model once one is loaded.
+emits :attr:`ModelPicker.loaded` with the model once one is loaded. A checkpoint file chosen in its file dialog is
+read and identified in that worker too (seconds for a large file or one of no known model).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
@@ -29,7 +30,7 @@ import sam2_model as sm
 
 from ._model_choice import (
     CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, load_model,
-    model_names, preset_of_file,
+    model_names, usable_file_preset,
 )
 from .image_size import AUTO, SizeChoice, auto_image_size
 from .settings import load_settings, save_settings
@@ -68,6 +69,8 @@ class ModelPicker(QWidget):
         self._model_key: Optional[ModelChoice] = None
         self._cancelled = False
         self._pending: List[Callable[[], None]] = []
+        self._failed = False  # the status shows a failed load or a refused file (cleared when the choice changes)
+        self._identified: Optional[Tuple[str, Optional[str], str]] = None  # (path, preset or None, why not) read
         self.checkpoint_file: Optional[str] = settings.get("checkpoint_file")
 
         self.model_combo = QComboBox()
@@ -296,6 +299,7 @@ class ModelPicker(QWidget):
         else:
             self.status.setText(f"Could not load the model: {error}")
             show_error(f"SAM 2 could not load the model: {error}")
+        self._failed = True
 
     def _on_load_finished(self) -> None:
         self.worker = None
@@ -312,6 +316,9 @@ class ModelPicker(QWidget):
 
     # ------------------------------------------------------------------ choices
     def _on_choice_changed(self, *_: Any) -> None:
+        if self._failed and self.worker is None:  # a failed load's or refused file's words belong to the old choice
+            self.status.setText("")
+            self._failed = False
         save_settings(
             model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
             device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
@@ -339,18 +346,76 @@ class ModelPicker(QWidget):
         if text == LOCAL:
             path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "PyTorch checkpoint (*.pt *.pth)")
             if path:
-                self.set_checkpoint_file(path)
+                self.choose_checkpoint_file(path)
 
     def set_checkpoint_file(self, path: str) -> None:
-        """Use a local checkpoint file; the model selector follows the preset the file holds."""
+        """Use a local checkpoint file; the model selector follows the preset the file holds. Reads the file on this
+        thread (scripts); the file dialog reads it in a worker (:meth:`choose_checkpoint_file`)."""
         try:
-            preset = preset_of_file(path)
-        except (ValueError, FileNotFoundError) as error:
-            show_error(f"SAM 2: {error}")
+            preset = usable_file_preset(path)
+        except ValueError as error:
+            self._refuse_file(str(error))
             return
+        self.use_checkpoint_file(path, preset)
+
+    def choose_checkpoint_file(self, path: str) -> None:
+        """Use the local checkpoint file ``path`` (the file dialog's): it is read and identified in the picker's worker
+        (reading a large file, or the shapes of every model for a file of none, takes seconds), the picker busy
+        meanwhile; then the model selector follows the preset the file holds, or the file is refused with why (the
+        choice unchanged). Actions asked for meanwhile (:meth:`when_ready`) wait for it; a refused file drops them."""
+        if self.worker is not None:
+            show_error("SAM 2: a model is loading: choose the file once it is loaded (or cancelled)")
+            return
+        self._identified = None
+
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
+        def identify() -> Tuple[str, Optional[str], str]:
+            try:
+                return path, usable_file_preset(path), ""
+            except ValueError as error:
+                return path, None, str(error)
+
+        worker = identify()
+        worker.returned.connect(self._on_identified)
+        worker.errored.connect(lambda error: self._on_identified((path, None, f"{path}: {error}")))
+        worker.finished.connect(self._on_identify_finished)
+        self.worker = worker
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)  # busy: reading the file
+        self.status.setText(f"Reading {path}…")
+        self.busy.emit(True)
+        worker.start()
+
+    def _on_identified(self, result: Tuple[str, Optional[str], str]) -> None:
+        self._identified = result  # applied once the worker slot is free (_on_identify_finished)
+
+    def _on_identify_finished(self) -> None:
+        """The file of :meth:`choose_checkpoint_file` is read: the choice follows it (or it is refused), then the
+        actions that waited run (each loads the model first)."""
+        self.worker = None
+        self._show_loading(False)
+        result, self._identified = self._identified, None
+        actions, self._pending = self._pending, []
+        path, preset, why = result if result is not None else ("", None, "the file could not be read")
         if preset is None:
-            show_error(f"SAM 2: {path} holds no known SAM 2 model (its tensors match none of {model_names()})")
-            return
+            self._refuse_file(why)
+            actions = []
+        else:
+            self.status.setText("")
+            self.use_checkpoint_file(path, preset)
+        self.busy.emit(False)
+        for action in actions:
+            self.when_ready(action)
+
+    def _refuse_file(self, why: str) -> None:
+        """A local checkpoint file that cannot be used: said (a notification and the status line); nothing changes."""
+        show_error(f"SAM 2: {why}")
+        self.status.setText(f"Not used: {why}")
+        self._failed = True
+
+    def use_checkpoint_file(self, path: str, preset: str) -> None:
+        """Use the local checkpoint file ``path`` known to hold ``preset``'s weights (a file already read: a
+        fine-tuning run's result, a session's checked file); the model selector follows ``preset``. Reads nothing."""
         self.checkpoint_file = str(path)
         if preset != self.model_combo.currentText():
             show_info(f"SAM 2: {path} holds {preset} weights; the model is now {preset}")

@@ -20,7 +20,7 @@ from ._edit_runs import EditRunMixin
 from ._image_state import (
     AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key, spatial_ndim,
 )
-from ._model_choice import LOCAL, WEIGHT_CHOICES
+from ._model_choice import LOCAL, WEIGHT_CHOICES, ModelChoice, usable_file_preset
 from ._runs import SUFFIXES, WorkerRun, with_suffix
 from ._track_ids import state_controllers
 from .export import Calibration, frame_table_steps, labels_tiff_steps
@@ -112,7 +112,10 @@ class SessionActionsMixin(EditRunMixin):
         Everything is checked before anything changes: a missing, corrupt or foreign file, a value the widget could not
         have saved (a click off the image, a bad id, input size or option: :meth:`SessionRecord.check_values`), an
         image of another shape or an unknown model is a ValueError naming the file and the field, and the widget stays
-        as it was. A session whose fine-tuned weights file is gone loads with the model chosen now, and says so.
+        as it was; so is a model whose weights are not on this computer (an official model not downloaded: the file,
+        the cache path and ``NAPARI_SAM2_CACHE`` named) or a fine-tuned weights file that cannot be used (cut short, not
+        a checkpoint, no known model: read here, as the model picker reads a chosen file). A session whose fine-tuned
+        weights file is gone loads with the model chosen now, and says so.
         """
         record = read_session(path)
         state = self._state
@@ -128,6 +131,7 @@ class SessionActionsMixin(EditRunMixin):
                              f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
         # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
         weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
+        preset = None if weights_gone else _session_weights(model, Path(path).name)
         axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
         question = self._replace_question(state)
         if confirm is not None and question and not confirm(question):
@@ -149,7 +153,7 @@ class SessionActionsMixin(EditRunMixin):
         if not weights_gone:
             self.model_combo.setCurrentText(model["name"])
             if model["weights"] == LOCAL:
-                self.set_checkpoint_file(model["path"])
+                self.picker.use_checkpoint_file(model["path"], preset)  # read above
             else:
                 self.checkpoint_combo.setCurrentText(model["weights"])
             self.size_spin.setValue(int(model.get("image_size") or 0))
@@ -460,6 +464,23 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
         elif masks:
             unsliced.update(masks)
     return unsliced, sliced
+
+
+def _session_weights(model: Dict[str, Any], name: str) -> Optional[str]:
+    """Check that the session's model (``model``: name, weights, path) can be loaded on this computer, before a load
+    changes anything: the choice is one the picker accepts, an official model's file is in the cache and a local
+    weights file is a readable checkpoint of a known model. Returns that file's preset (None for other weights);
+    ValueError naming the session file ``name`` and what to do otherwise."""
+    choice = ModelChoice(str(model["name"]), str(model["weights"]), path=model.get("path"))
+    try:
+        choice.check()
+        missing = choice.not_downloaded()
+        if missing:
+            raise ValueError(missing)
+        return usable_file_preset(str(choice.path)) if choice.weights == LOCAL else None
+    except ValueError as error:
+        raise ValueError(f"{name} was saved with {choice.name} ({choice.weights}), which cannot be loaded here: "
+                         f"{error}. Nothing was loaded; load the session again once that is fixed.") from None
 
 
 class StepFailed(Exception):
