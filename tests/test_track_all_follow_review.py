@@ -52,18 +52,24 @@ def whole_cell(tracking) -> int:
     return next(row.track_id for row in tracking.lineage.rows() if row.begin == 0 and row.end == FRAMES - 1)
 
 
+def tracked_movie(make_napari_viewer, tmp_path, monkeypatch, movie, qtbot):
+    """(viewer, widget, panel, masklets layer, the image's tracking entry, a cell tracked on every frame) after Track
+    all on ``movie``."""
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    panel = track_all_panel(widget)
+    track(qtbot, widget, panel)
+    entry = panel.current()
+    return viewer, widget, panel, widget.labels_layer, entry, whole_cell(entry.tracking)
+
+
 @pytest.mark.gui
 def test_ctrl_z_of_a_stroke_on_a_frame_a_run_or_undo_did_not_write_is_followed(make_napari_viewer, tmp_path,
                                                                               monkeypatch, movie, qtbot):
     """Fault: the end of a run and Undo forgot the checksums of every frame, not only of those they wrote; napari's
     Ctrl+Z of an earlier stroke on another frame (during a run from a later frame, or just after Undo) then read as
     "what the frame holds is what the lineage follows" and the lineage and Tracks layer kept the erased cell out."""
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = track_all_panel(widget)
-    track(qtbot, widget, panel)
-    layer, entry = widget.labels_layer, panel.current()
+    viewer, widget, panel, layer, entry, cell = tracked_movie(make_napari_viewer, tmp_path, monkeypatch, movie, qtbot)
     tracking = entry.tracking
-    cell = whole_cell(tracking)
     erase(viewer, layer, cell, 0)
     qtbot.waitUntil(lambda: settled(panel) and tracking.lineage[cell].begin == 1, timeout=30_000)
 
@@ -92,12 +98,8 @@ def test_moving_the_slider_after_strokes_queues_no_check_and_ctrl_z_is_still_fol
     """Fault: after any stroke every redraw, each slider move included, queued a check of every stroked frame in the
     follow worker. Now only a redraw that shows the frame the last one showed (napari's Ctrl+Z / Ctrl+Shift+Z redraws
     in place) does; a stroke undone on a frame not shown is still followed at once."""
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = track_all_panel(widget)
-    track(qtbot, widget, panel)
-    layer, entry = widget.labels_layer, panel.current()
+    viewer, widget, panel, layer, entry, cell = tracked_movie(make_napari_viewer, tmp_path, monkeypatch, movie, qtbot)
     tracking = entry.tracking
-    cell = whole_cell(tracking)
     last = FRAMES - 1
     erase(viewer, layer, cell, last)
     qtbot.waitUntil(lambda: settled(panel) and tracking.lineage[cell].end == last - 1, timeout=30_000)
