@@ -58,6 +58,7 @@ def test_a_session_of_an_official_model_not_downloaded_is_refused_before_anythin
                              "download), which cannot be loaded here: the weights of sam2.1_hiera_tiny "
                              "(sam2.1_hiera_tiny.pt) are not on this computer"), status
     assert str(cache / "sam2.1_hiera_tiny.pt") in status and "NAPARI_SAM2_CACHE" in status
+    assert "download('sam2.1_hiera_tiny', True)" in status  # online: the one command that gets it
     after = what_is_shown(widget)
     np.testing.assert_array_equal(after[0], before[0])
     np.testing.assert_array_equal(after[1], before[1])

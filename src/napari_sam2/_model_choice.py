@@ -63,9 +63,10 @@ class ModelChoice:
             return None
         entry = official(self.name)
         return (f"the weights of {self.name} ({entry.filename}) are not on this computer (not in "
-                f"{checkpoint_path(self.name).parent}): choose {self.name} with Weights '{CACHED}' and segment once to "
-                f"download them, or, offline, download {entry.url} on a machine with internet access and put it at "
-                f"{checkpoint_path(self.name)} (or set {CACHE_ENV} to the folder that holds it)")
+                f"{checkpoint_path(self.name).parent}): download them with python -c \"from sam2_model.checkpoints "
+                f"import download; download('{self.name}', True)\" (online; with a progress bar), or, offline, download "
+                f"{entry.url} on a machine with internet access and put it at {checkpoint_path(self.name)} (or set "
+                f"{CACHE_ENV} to the folder that holds it)")
 
 
 def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None]] = None) -> sm.SAM2Model:

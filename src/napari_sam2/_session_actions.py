@@ -131,12 +131,13 @@ class SessionActionsMixin(EditRunMixin):
                              f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
         # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
         weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
-        preset = None if weights_gone else _session_weights(model, Path(path).name)
         axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
         question = self._replace_question(state)
         if confirm is not None and question and not confirm(question):
             self.status.setText(f"Not loaded: {Path(path).name} (the objects on '{state.image.name}' are kept).")
             return False
+        # after the question (a No reads no weights file), before anything changes
+        preset = None if weights_gone else _session_weights(model, Path(path).name)
 
         # checked: from here on the widget changes
         state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
