@@ -124,7 +124,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_its_last_good_save(tmp_pa
         train(_tiny(run, clip_len=1, max_objects=1, steps=3, save_every=1, lr=1e30),
               progress=lambda step, row: rows.append(row) is None)
     assert "training stopped at step 2 of 3: its loss is nan" in str(stopped.value)
-    assert f"{run / 'last.pt'} still holds the run at step 1" in str(stopped.value) and "lower lr" in str(stopped.value)
+    assert f"{run / 'last.pt'} still holds the run at step 1" in str(stopped.value) and "lower learning rate" in str(stopped.value)
     state = torch.load(run / "last.pt", weights_only=False)
     assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
     assert [row["step"] for row in rows] == [1] and not (run / "weights.pt").exists()

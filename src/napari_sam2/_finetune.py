@@ -59,6 +59,8 @@ from .settings import load_settings, save_settings
 
 #: the status line's words after Use in the segmentation widget
 USED = "The segmentation widget now runs"
+#: the learning rate field's label (the widget's errors name it, not sam2-train's --lr)
+LR_FIELD = "Learning rate"
 #: the status line before a run
 FIRST_WORDS = ("Pick an image and its labels (each cell with one id on every frame; frames with no label are left out), "
                "then Train.")
@@ -149,7 +151,7 @@ class FineTuneWidget(QWidget):
         form.addRow("Labels", self.labels_combo)
         form.addRow(self.picker)
         form.addRow("Steps", self.steps_spin)
-        form.addRow("Learning rate", self.lr_spin)
+        form.addRow(LR_FIELD, self.lr_spin)
         form.addRow("Frames per clip", self.clip_spin)
         form.addRow(self.augment_check)
         form.addRow(self.link_check)
@@ -261,7 +263,7 @@ class FineTuneWidget(QWidget):
                 split_off(stack, labels, parse_frame_range(settings.hold_out))
             self.picker.choice().check()
             check_run_folder(Path(settings.out))
-        except (ValueError, FileNotFoundError) as error:
+        except (ValueError, OSError) as error:  # OSError: a path that cannot be looked at (a folder not to enter)
             self._not_started(error)
             return
         self.out_edit.setText(settings.out)  # a relative folder shown as the absolute one it is
@@ -323,21 +325,20 @@ class FineTuneWidget(QWidget):
         way to a fresh one."""
         self.progress.reset()
         text = f"failed: {error}"
-        if isinstance(error, PermissionError):  # the folder became unwritable after the check at Train
-            text = (f"failed: cannot write {error.filename or self._run_out} ({error.strerror}): choose a run folder "
-                    "you can write to")
+        if isinstance(error, OSError) and self._run_out not in text:  # a save that failed mid-run (atomic_save names
+            text += f" (run folder {self._run_out})"  # the file and its folder); any other OSError: the folder too
         if isinstance(error, RunConflict) and self.out_edit.text().strip() == self._run_out:
             fresh = next_free_folder(Path(self._run_out))
             self.out_edit.setText(str(fresh))
             text += f"\nThe run folder is now {fresh}: press Train to start a new run there."
         self.status.setText(text)
-        show_error(f"SAM 2 fine-tuning failed: {error}")
+        show_error(f"SAM 2 fine-tuning {text}")
 
     def _train(self) -> None:
         try:
             stack, labels = self._data()
             settings = self._run_settings()
-        except (ValueError, FileNotFoundError) as error:
+        except (ValueError, OSError) as error:
             self._not_started(error)
             return
         self._run_out = settings.out
@@ -400,7 +401,8 @@ class FineTuneWidget(QWidget):
                             f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
 
     def use_in_segmentation(self) -> None:
-        """Open the segmentation widget with the fine-tuned weights as its local checkpoint file."""
+        """Open the segmentation widget with the fine-tuned weights as its local checkpoint file, the run's model and
+        the input size the run trained at (its Input size)."""
         if self.weights_path is None:
             return
         from .api import get_widget

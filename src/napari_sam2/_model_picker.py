@@ -362,7 +362,8 @@ class ModelPicker(QWidget):
         """Use the local checkpoint file ``path`` (the file dialog's): it is read and identified in the picker's worker
         (reading a large file, or the shapes of every model for a file of none, takes seconds), the picker busy
         meanwhile; then the model selector follows the preset the file holds, or the file is refused with why (the
-        choice unchanged). Actions asked for meanwhile (:meth:`when_ready`) wait for it; a refused file drops them."""
+        choice unchanged). The Model and Weights menus are disabled while it is read (a choice made meanwhile would be
+        overwritten). Actions asked for meanwhile (:meth:`when_ready`) wait for it; a refused file drops them."""
         if self.worker is not None:
             show_error("SAM 2: a model is loading: choose the file once it is loaded (or cancelled)")
             return
@@ -380,6 +381,7 @@ class ModelPicker(QWidget):
         worker.errored.connect(lambda error: self._on_identified((path, None, f"{path}: {error}")))
         worker.finished.connect(self._on_identify_finished)
         self.worker = worker
+        self._hold_choice(True)  # a Model or Weights picked meanwhile would be overwritten when the file is read
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)  # busy: reading the file
         self.status.setText(f"Reading {path}…")
@@ -394,6 +396,7 @@ class ModelPicker(QWidget):
         actions that waited run (each loads the model first)."""
         self.worker = None
         self._show_loading(False)
+        self._hold_choice(False)
         result, self._identified = self._identified, None
         actions, self._pending = self._pending, []
         path, preset, why = result if result is not None else ("", None, "the file could not be read")
@@ -406,6 +409,12 @@ class ModelPicker(QWidget):
         self.busy.emit(False)
         for action in actions:
             self.when_ready(action)
+
+    def _hold_choice(self, held: bool) -> None:
+        """Disable (``held``) or enable the Model and Weights menus: held while a chosen file is read, whose preset
+        then sets them."""
+        self.model_combo.setEnabled(not held)
+        self.checkpoint_combo.setEnabled(not held)
 
     def _refuse_file(self, why: str) -> None:
         """A local checkpoint file that cannot be used: said (a notification and the status line); nothing changes."""

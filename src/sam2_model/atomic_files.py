@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -67,6 +68,23 @@ def naming_target(error: OSError, target: PathLike) -> OSError:
         return error
     advice = (": choose a folder you can write to" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "")
     return type(error)(error.errno, f"{error.strerror} (cannot write in {target.parent}{advice})", str(target))
+
+
+def write_failed(target: PathLike, reason: str) -> OSError:
+    """An OSError about ``target`` and its folder for a writer's failure that is no OSError: ``reason`` is its text,
+    e.g. torch.save's C++ writer's RuntimeError "[enforce fail at inline_container.cc:747] . open file failed with
+    strerror: Operation not permitted" (the kind that strerror names: a PermissionError here, worded as
+    :func:`naming_target`) or "... unexpected pos 704 vs 598" (a drive full or over quota: a plain OSError that says
+    so; its text names ``target``)."""
+    target = Path(target)
+    text = re.sub(r"^\[enforce fail at [^\]]*\][ .]*", "", str(reason)).strip() or "the write failed"
+    said = re.search(r"strerror: (.+)$", text)
+    code = next((code for code in sorted(errno.errorcode) if said and os.strerror(code) == said.group(1).strip()),
+                None)
+    if code is not None:
+        return naming_target(OSError(code, os.strerror(code), str(target.with_name(f".{target.name}"))), target)
+    return OSError(f"cannot write {target} ({text}; is the drive full or over its quota?): free some space or choose "
+                   f"a folder other than {target.parent}")
 
 
 def temporary_file(target: PathLike, suffix: str = ".tmp") -> Path:

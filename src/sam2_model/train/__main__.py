@@ -320,8 +320,12 @@ STOPPED_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    settings = parse_args(argv)
-    plan = plan_message(settings)
+    try:  # a path that cannot even be looked at (a folder on the way the user may not enter, a name too long)
+        settings = parse_args(argv)
+        plan = plan_message(settings)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if plan is not None:
         print(plan, file=sys.stderr)
     warning = short_run_warning(settings, resumed=plan is None)
@@ -333,7 +337,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except RunFinished as finished:  # the same command again on a finished run: nothing trained, nothing rewritten
         print(f"nothing to do: {finished}", file=sys.stderr)
         return 0
-    except (ValueError, OSError) as error:  # FileNotFoundError included: one line, no traceback
+    except (ValueError, OSError) as error:  # FileNotFoundError and a failed save (atomic_save) included: one line
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stopped:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..atomic_files import atomic_file, write_failed
 from ..build import build_model, load_checkpoint, resolve_device
 from ..config import get_config
 from ..modeling.sam2 import SAM2Model
@@ -263,18 +264,15 @@ def _read_tiff(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
-    """torch.save ``payload`` to ``path`` through a temporary file, so a reader never sees half a file; an error or a
-    second Ctrl-C during the save removes the temporary file (``path`` stays as it was)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """torch.save ``payload`` to ``path`` through a hidden temporary file beside it (:func:`atomic_file`), so a reader
+    never sees half a file; an error or a second Ctrl-C during the save removes the temporary file (``path`` stays as
+    it was). A save that fails (a folder that became unwritable, a full drive) is an OSError naming ``path`` and its
+    folder (torch's own RuntimeError, C++ text and no file name, is its ``__cause__``)."""
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the error that stopped the save is the one to tell
-        raise
+        with atomic_file(path) as temporary:
+            torch.save(payload, temporary)
+    except RuntimeError as error:  # torch's C++ writer: "[enforce fail at inline_container.cc:...] ..."
+        raise write_failed(path, str(error)) from error
 
 
 def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
@@ -372,7 +370,7 @@ def non_finite_message(settings: TrainSettings, step: int, loss: float, saved: O
             else "no step of this run was saved yet")
     return (f"training stopped at step {step} of {settings.steps}: {what}, and that step would have made the weights "
             f"NaN, so it was not taken and no weights.pt was written; {kept}. A learning rate too large for these "
-            f"weights does this: start a new run folder with a lower lr (now {settings.lr:g}, e.g. "
+            f"weights does this: start a new run folder with a lower learning rate (now {settings.lr:g}, e.g. "
             f"{settings.lr / 10:g}), or check the frames for extreme values")
 
 
