@@ -3,8 +3,6 @@ would: a real viewer, layers, the widget's buttons, the file dialog answered, wo
 
 from __future__ import annotations
 
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,22 +13,15 @@ pytestmark = pytest.mark.gui
 
 from sam2_model import build_model  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
-from widget_helpers import open_finetune  # noqa: E402
+from unwritable import unwritable  # noqa: E402
+from widget_helpers import one_step_finetune, train_and_wait  # noqa: E402
 
 LOCAL = "local file…"
 
 
 @pytest.fixture
 def finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    viewer, widget, _ = open_finetune(make_napari_viewer, tmp_path, monkeypatch, num_cells=3, clip=2)
-    monkeypatch.setattr("napari_sam2._finetune.show_error", lambda message: None)
-    widget.steps_spin.setValue(1)
-    return viewer, widget
-
-
-def train(widget, qtbot) -> None:
-    widget.train_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    return one_step_finetune(make_napari_viewer, tmp_path, monkeypatch)
 
 
 def test_nan_frames_are_refused_before_any_run(finetune, qtbot, tmp_path):
@@ -41,7 +32,7 @@ def test_nan_frames_are_refused_before_any_run(finetune, qtbot, tmp_path):
     frames[2, :3, :3] = np.nan
     viewer.add_image(frames, name="registered")
     widget.image_combo.setCurrentText("registered")
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     assert widget.status.text().startswith("failed, nothing trained: frames: frame 2 contains NaN")
     assert not (tmp_path / "run").exists() and widget.weights_path is None
 
@@ -52,7 +43,7 @@ def test_cancel_after_the_last_step_says_the_run_finished(finetune, qtbot):
     viewer, widget = finetune
     widget.steps_spin.setValue(2)
     widget.progress.valueChanged.connect(lambda value: value == 2 and widget.cancel_button.click())
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     assert widget.status.text().startswith("done: weights in "), widget.status.text()
     assert "stopped" not in widget.status.text()
 
@@ -61,7 +52,7 @@ def test_a_relative_run_folder_is_shown_as_the_absolute_folder_it_is(finetune, q
     viewer, widget = finetune
     monkeypatch.chdir(tmp_path)  # napari's working folder
     widget.out_edit.setText("myrun")
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     weights = tmp_path / "myrun" / "weights.pt"
     assert weights.is_file() and widget.out_edit.text() == str(tmp_path / "myrun")
     assert widget.status.text().startswith(f"done: weights in {weights};")
@@ -70,7 +61,7 @@ def test_a_relative_run_folder_is_shown_as_the_absolute_folder_it_is(finetune, q
 def test_a_run_folder_that_is_a_file_is_refused_in_words(finetune, qtbot, tmp_path):
     viewer, widget = finetune
     (tmp_path / "run").write_text("my notes")
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     assert widget.status.text() == f"failed, nothing trained: the run folder {tmp_path / 'run'} is a file: choose a " \
                                    "folder"
     assert (tmp_path / "run").read_text() == "my notes"
@@ -82,20 +73,14 @@ def read_only_folder(tmp_path):
     where neither works."""
     folder = tmp_path / "locked"
     folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("root and no chattr +i here: cannot make a folder read-only")
-    yield folder
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
-    folder.chmod(0o755)
+    with unwritable(folder):
+        yield folder
 
 
 def test_a_run_folder_that_cannot_be_written_is_named_before_any_run(finetune, qtbot, read_only_folder):
     viewer, widget = finetune
     widget.out_edit.setText(str(read_only_folder / "run"))
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     status = widget.status.text()
     assert status.startswith(f"failed, nothing trained: cannot write in {read_only_folder} (") and \
         status.endswith("): choose a run folder you can write to"), status
@@ -108,7 +93,7 @@ def test_use_carries_the_input_size_the_run_trained_at(finetune, qtbot, tmp_path
     viewer, widget = finetune
     segmentation = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 segmentation")[1]
     segmentation.size_spin.setValue(128)
-    train(widget, qtbot)
+    train_and_wait(widget, qtbot)
     widget.use_button.click()
     choice = segmentation.picker.choice()
     assert (choice.weights, choice.path, choice.name) == (LOCAL, str(tmp_path / "run" / "weights.pt"), "demo")

@@ -5,10 +5,8 @@ refusal, the model picker's menus are held while a chosen file is read."""
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import signal
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +16,8 @@ import torch
 from sam2_model.atomic_files import write_failed
 from sam2_model.train.__main__ import main as train_main
 from sam2_model.train.loop import TrainSettings, atomic_save, train
+from unwritable import unwritable
+from widget_helpers import one_step_finetune, train_and_wait  # Qt-free: napari is imported by the fixture
 
 SMALL = ["--image-size", "64", "--clip-len", "1", "--clips-per-step", "1", "--steps", "1"]
 #: a folder name longer than any file system takes: Path.exists() raises OSError (ENAMETOOLONG), as it raises
@@ -36,21 +36,6 @@ def drive_full_above(limit: int) -> Iterator[None]:
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, old)
         signal.signal(signal.SIGXFSZ, handler)
-
-
-@contextlib.contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    """``folder`` unwritable meanwhile (chmod for a user, the immutable flag for root; skipped where neither works)."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("root and no chattr +i here: cannot make a folder read-only")
-    try:
-        yield
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
-        folder.chmod(0o755)
 
 
 def _tiny(out: Path, **changes: object) -> TrainSettings:
@@ -92,7 +77,7 @@ def test_a_run_folder_locked_after_step_one_names_last_pt_and_the_folder(tmp_pat
 
     def lock_after_first(step: int, row: dict) -> bool:  # told after each step, before its save
         if step == 2:
-            stack.enter_context(locked(run))
+            stack.enter_context(unwritable(run))
         return True
 
     with stack, pytest.raises(PermissionError) as failed:
@@ -127,17 +112,7 @@ LOCAL = "local file…"
 @pytest.fixture
 def finetune(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     pytest.importorskip("napari")
-    from widget_helpers import open_finetune
-
-    viewer, widget, _ = open_finetune(make_napari_viewer, tmp_path, monkeypatch, num_cells=3, clip=2)
-    monkeypatch.setattr("napari_sam2._finetune.show_error", lambda message: None)
-    widget.steps_spin.setValue(1)
-    return viewer, widget
-
-
-def _train(widget, qtbot) -> None:
-    widget.train_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    return one_step_finetune(make_napari_viewer, tmp_path, monkeypatch)
 
 
 @pytest.mark.gui
@@ -146,7 +121,7 @@ def test_the_widget_names_the_file_and_folder_of_a_save_that_failed(finetune, qt
     viewer, widget = finetune
     run = tmp_path / "run"
     with drive_full_above(64 * 1024):
-        _train(widget, qtbot)
+        train_and_wait(widget, qtbot)
     status = widget.status.text()
     assert status.startswith(f"failed: cannot write {run / 'last.pt'} (") and "enforce fail" not in status, status
 

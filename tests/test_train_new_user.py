@@ -5,13 +5,12 @@ above 3e9, argument gaps of sam2-train, SIGTERM saving the run as Ctrl-C does, a
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Iterator, List
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from sam2_model.train.__main__ import parse_args, plan_message
 from sam2_model.train.data import StackClips, check_finite_frames
 from sam2_model.train.loop import NonFiniteLoss, TrainSettings, atomic_save, short_run_warning, train
 from sam2_model.train.stack_labels import _pair_ious, link_by_overlap
+from unwritable import unwritable
 
 NAN_MESSAGE = "frames: frame 2 contains NaN or infinite values; replace them (e.g. np.nan_to_num) first"
 
@@ -49,44 +49,13 @@ def stack_files(tmp_path: Path) -> List[str]:
     return ["--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif")]
 
 
-def _lock(path: Path) -> Optional[Callable[[], None]]:
-    """Make ``path`` (a folder or a file) unwritable as the user's own drive would be (chmod, or chattr +i where the
-    tests run as root, whom modes do not stop); returns the undo, or None where neither works here."""
-    folder = path.is_dir()
-
-    def writable() -> bool:
-        try:
-            if folder:
-                (path / ".probe").touch()
-                (path / ".probe").unlink()
-            else:
-                path.open("ab").close()
-            return True
-        except OSError:
-            return False
-
-    mode = path.stat().st_mode
-    path.chmod(0o555 if folder else 0o444)
-    if not writable():
-        return lambda: path.chmod(mode)
-    path.chmod(mode)
-    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
-        if not writable():
-            return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-    return None
-
-
 @pytest.fixture
 def locked_folder(tmp_path: Path) -> Iterator[Path]:
     """An existing folder nobody may write in (skipped where this machine cannot make one)."""
     folder = tmp_path / "locked"
     folder.mkdir()
-    unlock = _lock(folder)
-    if unlock is None:
-        pytest.skip("cannot make an unwritable folder here")
-    yield folder
-    unlock()
+    with unwritable(folder):
+        yield folder
 
 
 def test_nan_frames_are_refused_before_any_run_folder_is_made(tmp_path: Path, stack_files: List[str],
@@ -162,14 +131,8 @@ def test_a_temporary_file_that_cannot_be_made_or_written_names_the_file_asked_fo
     assert missing.value.filename == str(tmp_path / "nope" / "s.sam2.npz")
     target = tmp_path / "out.csv"
     with pytest.raises(OSError) as failed:
-        with atomic_file(target) as temporary:
-            unlock = _lock(temporary)
-            if unlock is None:
-                pytest.skip("cannot make an unwritable file here")
-            try:
-                open(temporary, "w").close()
-            finally:
-                unlock()
+        with atomic_file(target) as temporary, unwritable(temporary):
+            open(temporary, "w").close()
     assert failed.value.filename == str(target) and f"cannot write in {tmp_path}" in str(failed.value)
     assert list(tmp_path.glob(".out.csv*")) == [] and not target.exists()
 

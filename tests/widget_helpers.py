@@ -30,6 +30,21 @@ def open_finetune(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, num_
     return viewer, widget, movie
 
 
+def one_step_finetune(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any) -> Tuple[Any, Any]:
+    """(viewer, fine-tuning widget): :func:`open_finetune` with 3 nuclei, 2-frame clips and a 1-step run, its error
+    notifications silenced (the tests read its status line)."""
+    viewer, widget, _ = open_finetune(make_napari_viewer, tmp_path, monkeypatch, num_cells=3, clip=2)
+    monkeypatch.setattr("napari_sam2._finetune.show_error", lambda message: None)
+    widget.steps_spin.setValue(1)
+    return viewer, widget
+
+
+def train_and_wait(widget: Any, qtbot: Any) -> None:
+    """Press the fine-tuning widget's Train and wait until its worker ended (trained, refused or failed)."""
+    widget.train_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+
+
 def tracked_calibrated(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, qtbot: Any) -> Tuple[Any, Any, Any]:
     """(viewer, widget, Track all panel) after Track all on a small movie of scale (300 s, 0.65 um, 0.65 um)."""
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch)

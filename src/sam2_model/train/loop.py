@@ -453,13 +453,8 @@ def run_warmup(out: Path) -> Optional[int]:
     no run to resume (no ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
     A resumed run keeps its own warm-up (the command line's and the fine-tuning widget's rule), so more steps extend
     it instead of being refused as another setting."""
-    out = Path(out)
-    if not (out / "last.pt").is_file():
-        return None
-    warmup = _recorded_settings(out / "weights.json").get("warmup_steps")
-    if not _whole(warmup):
-        warmup = _checkpoint_settings(out / "last.pt").get("warmup_steps")
-    return int(warmup) if _whole(warmup) else None
+    warmup = _resumed_setting(out, "warmup_steps", _whole)
+    return None if warmup is None else int(warmup)
 
 
 def run_lr(out: Path) -> Optional[float]:
@@ -467,13 +462,20 @@ def run_lr(out: Path) -> Optional[float]:
     else its ``last.pt``'s. None where there is no run to resume (no ``last.pt``) or neither file records a positive
     one. A resumed run keeps its own learning rate when none is given (the command line's rule, as for the warm-up), so
     a run started under another default is not refused as another setting."""
+    lr = _resumed_setting(out, "lr", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
+    return None if lr is None else float(lr)
+
+
+def _resumed_setting(out: Path, key: str, valid: Callable[[Any], bool]) -> Any:
+    """Setting ``key`` of the run in folder ``out`` that :func:`train` would resume, as its ``weights.json`` records
+    it, else its ``last.pt`` (the first that ``valid`` accepts); None with no ``last.pt`` or no valid record."""
     out = Path(out)
     if not (out / "last.pt").is_file():
         return None
     for read in (lambda: _recorded_settings(out / "weights.json"), lambda: _checkpoint_settings(out / "last.pt")):
-        lr = read().get("lr")
-        if isinstance(lr, numbers.Real) and not isinstance(lr, bool) and lr > 0:
-            return float(lr)
+        value = read().get(key)
+        if valid(value):
+            return value
     return None
 
 
