@@ -62,8 +62,8 @@ def test_a_run_folder_that_is_a_file_is_refused_in_words(finetune, qtbot, tmp_pa
     viewer, widget = finetune
     (tmp_path / "run").write_text("my notes")
     train_and_wait(widget, qtbot)
-    assert widget.status.text() == f"failed, nothing trained: the run folder {tmp_path / 'run'} is a file: choose a " \
-                                   "folder"
+    assert widget.status.text() == f"failed, nothing trained: the run folder {tmp_path / 'run'} is a file: give a " \
+                                   "folder for the run (checkpoints, history, weights)"
     assert (tmp_path / "run").read_text() == "my notes"
 
 
@@ -82,8 +82,9 @@ def test_a_run_folder_that_cannot_be_written_is_named_before_any_run(finetune, q
     widget.out_edit.setText(str(read_only_folder / "run"))
     train_and_wait(widget, qtbot)
     status = widget.status.text()
-    assert status.startswith(f"failed, nothing trained: cannot write in {read_only_folder} (") and \
-        status.endswith("): choose a run folder you can write to"), status
+    assert status.startswith(f"failed, nothing trained: cannot make the run folder {read_only_folder / 'run'} "
+                             f"(cannot write in {read_only_folder}: ") and \
+        status.endswith("): choose a folder you can write to"), status
     assert list(read_only_folder.iterdir()) == []
 
 

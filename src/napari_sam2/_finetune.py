@@ -9,8 +9,11 @@ saved and *Train* resumes it (more Steps extend a finished one). A run folder wh
 (finished, or trained with other settings) is left as it is: the widget moves to a fresh folder beside it and says so.
 The result is a weights file in the official layout that the segmentation widget
 (Weights: local file) and ``build_model`` load; *Use in the segmentation widget* sets it there with the input size the
-run trained at. Checked before a run starts, nothing written otherwise: frames with NaN or infinity, a run folder that
-is a file or cannot be written (a relative one is made absolute: it is under napari's working folder).
+run trained at. Checked before a run starts, nothing written otherwise: frames with NaN or infinity, labels that do not
+lie on the image in the viewer (another scale, translate, rotate, shear or affine: training pairs them pixel by pixel),
+a run folder that is a file or cannot be written (``sam2_model.train.loop.check_run_folder``, the check train() makes;
+a relative one is made absolute: it is under napari's working folder). A Cancel during the last step stops nothing:
+the run finishes with its check on the user's frames.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -47,7 +49,8 @@ from sam2_model.config import get_config
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
 from sam2_model.train.data import check_finite_frames
 from sam2_model.train.hold_out import parse_frame_range, split_off
-from sam2_model.train.loop import FINE_TUNING_LR, RunConflict, run_differences, run_is_finished, run_warmup
+from sam2_model.train.loop import (FINE_TUNING_LR, RunConflict, check_run_folder, run_differences, run_is_finished,
+                                   run_warmup)
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -61,6 +64,8 @@ from .settings import load_settings, save_settings
 USED = "The segmentation widget now runs"
 #: the learning rate field's label (the widget's errors name it, not sam2-train's --lr)
 LR_FIELD = "Learning rate"
+#: the status line's second line after the last step, while the run checks the tuned weights on the user's frames
+CHECKING = "all steps done: checking the tuned weights on your frames (a short tracking run)…"
 #: the status line before a run
 FIRST_WORDS = ("Pick an image and its labels (each cell with one id on every frame; frames with no label are left out), "
                "then Train.")
@@ -182,9 +187,10 @@ class FineTuneWidget(QWidget):
         self._show_labels_hint()
 
     def _labels_hint(self) -> str:
-        """How to make labels of an Image layer when there is no Labels layer but an Image layer holds whole,
-        non-negative numbers as floats with the shape of another image (a float label TIFF, as Fiji saves them, opens
-        as an image: napari makes no Labels layer of floats); "" otherwise. Reads one frame of each such layer."""
+        """How to make labels of an Image layer when there is no Labels layer but an Image layer with the shape of
+        another image holds labels as floats (a float label TIFF, as Fiji saves them, opens as an image: napari makes
+        no Labels layer of floats): :func:`looks_like_float_labels`, which reads at most 3 frames of each such layer;
+        "" otherwise. Runs on the GUI thread at every layer list change: milliseconds (docstring there)."""
         if self.labels_combo.count():
             return ""
         images = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
@@ -192,7 +198,7 @@ class FineTuneWidget(QWidget):
             shape = np.shape(layer.data)
             if (not layer.multiscale and np.issubdtype(layer.data.dtype, np.floating) and len(shape) in (2, 3)
                     and any(other is not layer and np.shape(other.data) == shape for other in images)
-                    and _whole_numbers(np.asarray(layer.data[0] if len(shape) == 3 else layer.data))):
+                    and looks_like_float_labels(layer.data)):
                 return (f"'{layer.name}' looks like labels saved as floats (napari opens those as an image): "
                         "right-click it in the layer list > Convert to Labels, then pick it as Labels here.")
         return ""
@@ -249,6 +255,7 @@ class FineTuneWidget(QWidget):
         if np.shape(labels.data) != np.shape(image.data):
             raise ValueError(f"the labels layer '{labels.name}' has shape {tuple(np.shape(labels.data))}, the image "
                              f"layer '{image.name}' {tuple(np.shape(image.data))}: they must be the same")
+        check_same_placement(image, labels)
         return np.asarray(image.data), np.asarray(labels.data)
 
     def start(self) -> None:
@@ -356,12 +363,12 @@ class FineTuneWidget(QWidget):
         trained_at = (settings.model, get_config(settings.model, settings.image_size).image_size)
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
-        def work() -> Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int]]:
+        def work() -> Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int], str]:
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
             metadata = json.loads(weights.with_suffix(".json").read_text())
             checks = [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
-            return weights, checks, int(metadata["steps"]), trained_at
+            return weights, checks, int(metadata["steps"]), trained_at, str(metadata.get("stopped_by"))
 
         worker = work()
         worker.returned.connect(self._on_done)
@@ -396,9 +403,15 @@ class FineTuneWidget(QWidget):
         return super().event(event)
 
     def _on_step(self, step: int, row: dict) -> None:
+        """A step ended: the bar and the status show it; after the last one the run checks the tuned weights on the
+        user's frames, which the status says (a Cancel then stops nothing: the run is finished, so it is off)."""
         self.progress.setValue(step)
-        self.status.setText(f"step {step}: loss {row.get('total', float('nan')):.3f}, "
-                            f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
+        text = (f"step {step}: loss {row.get('total', float('nan')):.3f}, "
+                f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
+        if step >= self.progress.maximum():
+            self.cancel_button.setEnabled(False)
+            text += f"\n{CHECKING}"
+        self.status.setText(text)
 
     def use_in_segmentation(self) -> None:
         """Open the segmentation widget with the fine-tuned weights as its local checkpoint file, the run's model and
@@ -415,15 +428,16 @@ class FineTuneWidget(QWidget):
         self.status.setText(f"{said}\n{USED} {model} with these weights at {size} px, the input size they were "
                             "trained at (its Input size changes it).")
 
-    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int]]) -> None:
+    def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int], str]) -> None:
         """The run ended: ``result`` is (weights.pt, its checks' records, the step the run stopped after, (the model,
-        the input size in pixels) it trained)."""
-        path, recorded, step, self._weights_run = result
+        the input size in pixels) it trained, what stopped it: weights.json's ``stopped_by``). "done" only for a run
+        that did all its steps and its final check ("steps"; a Cancel during the last step or the check stopped
+        nothing: ``train`` finishes such a run); a cancelled one says where it stopped."""
+        path, recorded, step, self._weights_run, stopped_by = result
         self.weights_path = path
         self.use_button.setEnabled(True)
         total = self.progress.maximum()  # the run's --steps (set when Train was pressed)
-        # a Cancel after the last step (during the check on the user's frames) stopped nothing: the run is finished
-        state = f"stopped after step {step} of {total} (Train resumes)" if step < total else "done"
+        state = "done" if stopped_by == "steps" else f"stopped after step {step} of {total} (Train resumes)"
         checks = [StackCheck(**check) for check in recorded]  # the training frames', then the held-out frames'
         self.status.setText("\n".join([f"{state}: weights in {path}; load them in the segmentation widget "
                                        "(Weights: local file)"] + [check.summary() for check in checks]))
@@ -445,22 +459,77 @@ def _absolute_folder(text: str) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
-def check_run_folder(folder: Path) -> None:
-    """ValueError unless a run can be written in ``folder``: it (or, when it does not exist yet, the nearest folder
-    above it that does, where it would be made) must be a folder this process can write in. Tried by making and
-    deleting a temporary file there, so a read-only or immutable folder is caught whoever runs napari."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = f"the run folder {folder}" if existing == folder else f"{existing} (above the run folder {folder})"
-        raise ValueError(f"{where} is a file: choose a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise ValueError(f"cannot write in {existing} ({error.strerror or error}): choose a run folder you can write "
-                         "to") from None
+#: the parts of a layer's placement in the viewer (data to world) that must agree for pixel-by-pixel training
+PLACEMENT = ("scale", "translate", "rotate", "shear", "affine")
+
+
+def _placement(layer: Any, part: str) -> np.ndarray:
+    """The layer's ``part`` of :data:`PLACEMENT` as an array (``affine``: its matrix)."""
+    value = getattr(layer, part)
+    return np.asarray(value.affine_matrix if part == "affine" else value, dtype=float)
+
+
+def _numbers(values: np.ndarray) -> str:
+    """A 1-D placement (scale, translate) as "(1, 0.5, 0.5)"."""
+    return "(" + ", ".join(f"{v:g}" for v in np.ravel(values)) + ")"
+
+
+def check_same_placement(image: Any, labels: Any) -> None:
+    """ValueError unless the image and labels layers (same shape) lie on each other in the viewer: the same scale,
+    translate, rotate, shear and affine. Training pairs them voxel by voxel (pixel (t, y, x) of the labels with pixel
+    (t, y, x) of the image), so labels shown at another scale or shifted would train on pairs that do not overlap on
+    screen. The error names both layers, the parts that differ with their values, what is accepted and how to set
+    them equal in napari's console."""
+    differing = [part for part in PLACEMENT
+                 if not np.allclose(_placement(image, part), _placement(labels, part), rtol=1e-6, atol=1e-9)]
+    if not differing:
+        return
+
+    def values(layer: Any) -> str:
+        return ", ".join(f"{part} {_numbers(_placement(layer, part))}" for part in ("scale", "translate"))
+
+    others = [part for part in differing if part not in ("scale", "translate")]  # rotate, shear, affine
+    same = "the same scale and translate" + (f" (and {', '.join(others)})" if others else "")
+    fixes = "; ".join(f"viewer.layers['{labels.name}'].{part} = viewer.layers['{image.name}'].{part}"
+                      for part in differing)
+    raise ValueError(
+        f"the labels layer '{labels.name}' ({values(labels)}) does not lie on the image layer '{image.name}' "
+        f"({values(image)}) in the viewer: training pairs them pixel by pixel, so they must have the same shape and "
+        f"{same}. If the labels were drawn on this image, set them equal in napari's console (Window > Console): "
+        f"{fixes}; if they belong to another grid, resample them onto the image's pixels first")
+
+
+#: frames :func:`looks_like_float_labels` reads at most (evenly spaced: first, middle, last)
+HINT_FRAMES = 3
+#: labels: at least this share of the non-zero pixels equal their right neighbour (object interiors); camera counts
+#: with noise: few do (Poisson noise around 100 counts: about 3 %; around 2 counts: about 22 %)
+PIECEWISE_CONSTANT = 0.5
+
+
+def looks_like_float_labels(data: Any) -> bool:
+    """Whether a float (Y, X) image or (T, Y, X) stack ``data`` (a NumPy or lazy array: dask, zarr) holds labels: the
+    first non-blank frame among at most :data:`HINT_FRAMES` evenly spaced ones (first, middle, last: a stack whose
+    first frames are unannotated still counts) holds finite, whole, non-negative numbers, and is piecewise constant
+    (:data:`PIECEWISE_CONSTANT` of its non-zero pixels equal their right neighbour), which tells labels from
+    whole-number camera counts saved as floats. Only those frames are read (``np.asarray`` of one frame at a time);
+    on a 40 x 1024 x 1024 float32 stack a few milliseconds."""
+    shape = np.shape(data)
+    frames = [None] if len(shape) == 2 else np.unique(np.linspace(0, shape[0] - 1, min(HINT_FRAMES, shape[0])).round())
+    for t in frames:
+        plane = np.asarray(data if t is None else data[int(t)])
+        if not plane.any():
+            continue  # blank (an unannotated frame): the next one decides
+        return _piecewise_constant(plane) and _whole_numbers(plane)
+    return False
+
+
+def _piecewise_constant(plane: np.ndarray) -> bool:
+    """Whether at least :data:`PIECEWISE_CONSTANT` of the non-zero pixels of the (Y, X) ``plane`` equal their right
+    neighbour (False with no non-zero pixel left of another)."""
+    left, right = plane[:, :-1], plane[:, 1:]
+    inside = left != 0
+    counted = np.count_nonzero(inside)
+    return bool(counted) and np.count_nonzero(inside & (left == right)) >= PIECEWISE_CONSTANT * counted
 
 
 def _whole_numbers(plane: np.ndarray) -> bool:

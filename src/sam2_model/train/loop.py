@@ -374,24 +374,46 @@ def non_finite_message(settings: TrainSettings, step: int, loss: float, saved: O
             f"{settings.lr / 10:g}), or check the frames for extreme values")
 
 
-def make_run_folder(out: Path) -> None:
-    """Create the run folder ``out`` (with its parents) and check that a file can be written in it, before a step
-    is trained; a ValueError naming the folder otherwise (a file of that name, a folder the user may not write in, a
-    read-only drive): a one-line error instead of an OSError at the first save. The check leaves nothing behind."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"the run folder {out} is a file: give a folder for the run (checkpoints, history, weights)")
+#: what a run folder refusal asks for (one wording for sam2-train, train() and the fine-tuning widget)
+CHOOSE_FOLDER = "choose a folder you can write to"
+
+
+def check_run_folder(folder: Path) -> None:
+    """ValueError unless a run can be written in ``folder``, making nothing: ``folder``, or when it does not exist yet
+    the nearest folder above it that does (where it would be made), must be a folder this process can write in. Tried
+    by making and deleting a hidden temporary file there, so a read-only drive or an immutable folder is caught
+    whoever runs it (root included). The fine-tuning widget calls this before a run starts; :func:`make_run_folder`
+    (train()) too, so both say the same. An OSError when a folder on the way cannot even be looked at."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    where = (f"the run folder {folder}" if existing == folder
+             else f"{existing} (where the run folder {folder} would be made)")
+    if not existing.is_dir():
+        raise ValueError(f"{where} is a file: give a folder for the run (checkpoints, history, weights)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"cannot make the run folder {out} ({error.strerror or error}): choose a folder you can "
-                         "write to") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=out)
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise ValueError(f"cannot write in the run folder {out} ({error.strerror or error}): choose a folder you can "
-                         "write to") from None
+        reason = error.strerror or str(error)
+        if existing == folder:
+            raise ValueError(f"cannot write in the run folder {folder} ({reason}): {CHOOSE_FOLDER}") from None
+        raise ValueError(f"cannot make the run folder {folder} (cannot write in {existing}: {reason}): "
+                         f"{CHOOSE_FOLDER}") from None
+
+
+def make_run_folder(out: Path) -> None:
+    """Create the run folder ``out`` (with its parents) once :func:`check_run_folder` passed, before a step is
+    trained: a one-line ValueError naming the folder (a file of that name, a folder the user may not write in, a
+    read-only drive) instead of an OSError at the first save. The checks leave nothing behind; a refused folder is not
+    made."""
+    check_run_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. the drive filled or the folder above was locked since the check
+        raise ValueError(f"cannot make the run folder {out} ({error.strerror or error}): {CHOOSE_FOLDER}") from None
 
 
 def _same_setting(name: str, saved: Any, now: Any) -> bool:
@@ -548,9 +570,10 @@ def train(
     """Run (or resume) training as ``settings`` say; returns the trained model.
 
     progress(step, row) is called after every step; returning False stops the run early (it is
-    saved and can be resumed). Without it a tqdm bar shows the loss. With ``settings.time_limit``, the
-    run stops the same way once this call has run that many seconds (wall time from the call, set-up
-    included). A run on a user's stack that completes its steps records ``stack_check`` in the weights'
+    saved and can be resumed); returned after the last step it stops nothing: the run is finished, as without it, and
+    makes its final check (a Cancel that landed during the last step). Without it a tqdm bar shows the loss. With
+    ``settings.time_limit``, the run stops the same way once this call has run that many seconds (wall time from the
+    call, set-up included). A run on a user's stack that completes its steps records ``stack_check`` in the weights'
     metadata (:mod:`.stack_check`: tracked IoU on the stack's first frames, starting against fine-tuned weights).
     """
     invoked = time.perf_counter()
@@ -697,8 +720,8 @@ def train(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['total']:.3f}", iou=f"{row['mask_iou']:.2f}")
-            elif progress(step, row) is False:
-                session["stopped_by"] = "progress"
+            elif progress(step, row) is False and step < settings.steps:  # after the last step a stop stops
+                session["stopped_by"] = "progress"  # nothing: the run is finished and makes its final check
                 break
             if interrupt.requested:
                 session["stopped_by"] = "interrupt"
