@@ -132,3 +132,44 @@ def test_track_all_reads_the_contrast_sample_in_its_worker(make_napari_viewer, t
     assert sampled and not any(sampled), "the contrast sample was read on the GUI thread"
     assert not w.controller.is_open  # Track all does not open the widget's own session
     assert w.labels_layer.data.any()
+
+
+def test_load_session_reads_its_weights_file_in_the_pickers_worker(make_napari_viewer, tmp_path, monkeypatch, qtbot,
+                                                                   movie):
+    """A session saved with a fine-tuned weights file: Load session read and identified the whole file on the GUI
+    thread (1.5-3 s for an official-sized one, napari frozen). Now the model picker's worker reads it: load_session
+    returns at once, nothing changed yet and the widget busy; then the load completes as before (the file's weights,
+    the prompts run once)."""
+    import shutil
+
+    import napari_sam2._model_choice as choice_module
+    from sam2_model.build import embedded_weights_path
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    x, y = click_point(movie.labels[0] == 1)
+    w.points_layer.add(np.array([[0, y, x]], float))
+    wait(qtbot, w)
+    mine = tmp_path / "mine.pt"
+    shutil.copy(embedded_weights_path(), mine)
+    w.set_checkpoint_file(str(mine))
+    qtbot.wait(50)  # the re-run the weights change asks for starts
+    wait(qtbot, w)
+    path = w.save_session(str(tmp_path / "tuned"))
+    w.checkpoint_combo.setCurrentText("embedded (demo)")
+    qtbot.wait(50)
+    wait(qtbot, w)
+    w.points_layer.data = np.zeros((0, 3))  # nothing on the image: no question
+    wait(qtbot, w)
+    read = on_gui_thread(monkeypatch, choice_module, "preset_of_file")
+    runs, run = [], w._run
+    monkeypatch.setattr(w, "_run", lambda *a, **k: (runs.append(a), run(*a, **k))[1])
+
+    assert w.load_session(str(path)) is True
+    assert w.busy() and w.picker.choice().weights == "embedded (demo)" and len(w.points_layer.data) == 0
+    assert w.status.text().startswith(f"Loading tuned.sam2.npz: reading its weights file {mine} first")
+    wait(qtbot, w)
+    qtbot.wait(200)
+    wait(qtbot, w)
+    assert read == [False], "the session's weights file was read on the GUI thread"
+    assert w.picker.choice().weights == "local file…" and w.picker.choice().path == str(mine)
+    assert w.controller.obj_ids == [1] and (w.labels_layer.data[0] == 1).any() and len(runs) == 1

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Union
 
 import sam2_model as sm
 from sam2_model.build import Weights
-from sam2_model.checkpoints import CACHE_ENV, checkpoint_path, download, find_cached, official
+from sam2_model.checkpoints import download, find_cached
 
 EMBEDDED, CACHED, LOCAL, RANDOM = "embedded (demo)", "cached or download", "local file…", "random weights (testing)"
 WEIGHT_CHOICES = (EMBEDDED, CACHED, LOCAL, RANDOM)
@@ -55,18 +55,10 @@ class ModelChoice:
         if self.weights == LOCAL and not (self.path and Path(self.path).is_file()):
             raise ValueError(f"choose a checkpoint file (Weights: {LOCAL}); {self.path or 'none'} is not a file")
 
-    def not_downloaded(self) -> Optional[str]:
-        """Why this choice's official weights are not on this computer (an official model, weights "cached or
-        download", its file not in the cache), in words naming the file, the cache path and ``NAPARI_SAM2_CACHE``; None
-        when nothing needs downloading. Looks at the cache folder only (no network)."""
-        if self.weights != CACHED or self.name == DEMO or find_cached(self.name) is not None:
-            return None
-        entry = official(self.name)
-        return (f"the weights of {self.name} ({entry.filename}) are not on this computer (not in "
-                f"{checkpoint_path(self.name).parent}): download them with python -c \"from sam2_model.checkpoints "
-                f"import download; download('{self.name}', True)\" (online; with a progress bar), or, offline, download "
-                f"{entry.url} on a machine with internet access and put it at {checkpoint_path(self.name)} (or set "
-                f"{CACHE_ENV} to the folder that holds it)")
+    def needs_download(self) -> bool:
+        """An official model with weights "cached or download" whose file is not in the cache yet (looks at the cache
+        folder only: no network)."""
+        return self.weights == CACHED and self.name != DEMO and find_cached(self.name) is None
 
 
 def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None]] = None) -> sm.SAM2Model:
@@ -84,6 +76,21 @@ def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None
     else:  # downloaded here (not by build_model) to report progress and allow a cancel
         checkpoint = str(download(choice.name, progressbar=progress or False))
     return sm.build_model(choice.name, checkpoint=checkpoint, device=choice.device, image_size=choice.image_size)
+
+
+def fetch_weights(choice: ModelChoice, progress: Optional[Callable[[int, int], None]] = None) -> Optional[str]:
+    """Make ``choice``'s weights usable without building the model (the slow part of a load that can fail): an official
+    file not in the cache is downloaded and verified (:func:`~sam2_model.checkpoints.download`; ``progress(done,
+    total)`` as in :func:`load_model`, which may raise to cancel), a local file is read and identified. Returns the
+    local file's preset (:func:`usable_file_preset`), None for other weights. Errors: ValueError (the choice cannot work,
+    the file is no usable checkpoint) or CheckpointDownloadError (offline, a corrupted transfer: its words name the URL,
+    the cache path and ``NAPARI_SAM2_CACHE``). Seconds to minutes: the widgets run it in a worker."""
+    choice.check()
+    if choice.weights == LOCAL:
+        return usable_file_preset(str(choice.path))
+    if choice.needs_download():
+        download(choice.name, progressbar=progress or False)
+    return None
 
 
 def preset_of_file(path: str) -> Optional[str]:

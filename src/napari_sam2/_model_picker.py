@@ -3,7 +3,8 @@
 Used by the segmentation and the fine-tuning widgets. It owns its worker slot, progress bar and
 "Cancel download" button, so cancelling a download never touches another widget's run, and it
 emits :attr:`ModelPicker.loaded` with the model once one is loaded. A checkpoint file chosen in its file dialog is
-read and identified in that worker too (seconds for a large file or one of no known model).
+read and identified in that worker too (seconds for a large file or one of no known model), and so are the weights a
+loaded session needs (:meth:`ModelPicker.fetch_weights`: downloaded or identified before the session changes anything).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from qtpy.QtWidgets import (
 import sam2_model as sm
 
 from ._model_choice import (
-    CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, load_model,
-    model_names, usable_file_preset,
+    CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, fetch_weights,
+    load_model, model_names, usable_file_preset,
 )
 from .image_size import AUTO, SizeChoice, auto_image_size
 from .settings import load_settings, save_settings
@@ -71,6 +72,8 @@ class ModelPicker(QWidget):
         self._pending: List[Callable[[], None]] = []
         self._failed = False  # the status shows a failed load or a refused file (cleared when the choice changes)
         self._identified: Optional[Tuple[str, Optional[str], str]] = None  # (path, preset or None, why not) read
+        self._fetched: Optional[Tuple[Optional[str], Optional[BaseException]]] = None  # fetch_weights: (preset, error)
+        self._downloading = ""  # the model whose file is downloading (the progress line names it)
         self.checkpoint_file: Optional[str] = settings.get("checkpoint_file")
 
         self.model_combo = QComboBox()
@@ -250,13 +253,7 @@ class ModelPicker(QWidget):
             self._pending.clear()
             show_error(f"SAM 2: {error}")
             return
-        self._cancelled = False
-        relay = self.download_progress
-
-        def progress(done: int, total: int) -> None:
-            if self._cancelled:
-                raise LoadCancelled("download cancelled")
-            relay.emit(int(done), int(total))
+        progress = self._download_relay(choice.name)
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
         def load() -> sm.SAM2Model:
@@ -273,6 +270,21 @@ class ModelPicker(QWidget):
         self.busy.emit(True)
         worker.start()
 
+    def _download_relay(self, name: str) -> Callable[[int, int], None]:
+        """A download's progress callback for a worker: relays (done, total) to the progress bar (the status naming
+        ``name``) and raises :class:`LoadCancelled` once Cancel download was pressed (the download stops, nothing
+        saved). Clears an earlier cancel."""
+        self._cancelled = False
+        self._downloading = name
+        relay = self.download_progress
+
+        def progress(done: int, total: int) -> None:
+            if self._cancelled:
+                raise LoadCancelled("download cancelled")
+            relay.emit(int(done), int(total))
+
+        return progress
+
     def cancel(self) -> None:
         """Stop a download in progress (nothing is saved)."""
         if self.worker is not None:
@@ -286,7 +298,7 @@ class ModelPicker(QWidget):
     def _on_download_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, max(total, 1)))
-        self.status.setText(f"Downloading {self.model_combo.currentText()}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+        self.status.setText(f"Downloading {self._downloading}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
 
     def _on_loaded(self, choice: ModelChoice, model: sm.SAM2Model) -> None:
         self._model, self._model_key = model, choice
@@ -407,6 +419,63 @@ class ModelPicker(QWidget):
             self.status.setText("")
             self.use_checkpoint_file(path, preset)
         self.busy.emit(False)
+        for action in actions:
+            self.when_ready(action)
+
+    def fetch_weights(self, choice: ModelChoice, done: Callable[[Optional[str], str, bool], None]) -> None:
+        """Make ``choice``'s weights usable in the picker's worker, without choosing it (a session's model, before the
+        session load changes anything): an official model's file not in the cache is downloaded (the progress bar and
+        Cancel download, as when the model is chosen), a local file is read and identified
+        (:func:`~._model_choice.fetch_weights`). The picker is busy meanwhile, its Model and Weights menus held.
+
+        Once the worker slot is free again, on the GUI thread: ``done(preset, error, cancelled)``: preset the local
+        file's (None for other weights), error "" when the weights are usable, else why not (the download's words name
+        the URL, the cache path and ``NAPARI_SAM2_CACHE``); cancelled when Cancel download was pressed (then nothing is
+        used, even a file that arrived whole). Then the actions asked for meanwhile (:meth:`when_ready`) run, with the
+        choice as it is then. ValueError (nothing started) while a load or a read runs."""
+        if self.worker is not None:
+            raise ValueError("a model is loading: wait for it (or cancel it) first")
+        progress = self._download_relay(choice.name)
+        self._fetched = None
+
+        @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
+        def fetch() -> Optional[str]:
+            return fetch_weights(choice, progress)
+
+        worker = fetch()
+        worker.returned.connect(lambda preset: setattr(self, "_fetched", (preset, None)))
+        worker.errored.connect(lambda error: setattr(self, "_fetched", (None, error)))
+        worker.finished.connect(lambda: self._on_fetch_finished(done))
+        self.worker = worker
+        self._hold_choice(True)  # the session sets them once its weights are here
+        downloading = choice.weights == CACHED
+        self._show_loading(downloading)  # Cancel download: for a download only (reading a file cannot be stopped)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)  # busy until the first byte count arrives
+        self.status.setText(f"Downloading {choice.name}…" if downloading else f"Reading {choice.path}…")
+        self.busy.emit(True)
+        worker.start()
+
+    def _on_fetch_finished(self, done: Callable[[Optional[str], str, bool], None]) -> None:
+        """The end of :meth:`fetch_weights`: the worker slot freed, ``done`` told how it went, then the actions that
+        waited."""
+        self.worker = None
+        self._show_loading(False)
+        self._hold_choice(False)
+        fetched, self._fetched = self._fetched, None
+        preset, error = fetched if fetched is not None else (None, RuntimeError("the weights could not be fetched"))
+        cancelled = self._cancelled or isinstance(error, LoadCancelled)
+        if cancelled:
+            self.status.setText("Download cancelled; nothing was saved." if error is not None else
+                                "Cancelled (the file had arrived whole: it is kept in the cache).")
+        elif error is not None:
+            self.status.setText(f"Could not get the weights: {error}")
+        else:
+            self.status.setText("")
+        self._failed = cancelled or error is not None  # cleared with the next choice
+        actions, self._pending = self._pending, []
+        self.busy.emit(False)
+        done(preset, "" if error is None else str(error) or type(error).__name__, cancelled)
         for action in actions:
             self.when_ready(action)
 

@@ -213,6 +213,8 @@ class PromptEventsMixin:
         QTimer.singleShot(0, self._rerun_with_new_model)  # once, after every combo of the change has moved
 
     def _rerun_with_new_model(self) -> None:
+        if not self._model_rerun_due:  # dropped meanwhile (a session load re-runs its own prompts once)
+            return
         if self.busy():  # the run going on uses the model it started with; the new one takes over when it ends
             self.status.setText(f"{self.picker.choice().name} is chosen: the prompts are re-run with it when this run "
                                 "ends.")

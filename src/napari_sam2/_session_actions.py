@@ -13,14 +13,16 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
+from sam2_model.checkpoints import CACHE_ENV, official
 
 from ._colors import style_boxes, style_points
 from ._edit_runs import EditRunMixin
 from ._image_state import (
-    AxisChoice, ImageState, PromptContent, capture, clear_masklets, on_slice, restore, slice_key, spatial_ndim,
+    AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, on_slice, points_content, restore,
+    slice_key, spatial_ndim,
 )
-from ._model_choice import LOCAL, WEIGHT_CHOICES, ModelChoice, usable_file_preset
+from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
 from ._runs import SUFFIXES, WorkerRun, with_suffix
 from ._track_ids import state_controllers
 from .export import Calibration, frame_table_steps, labels_tiff_steps
@@ -107,15 +109,29 @@ class SessionActionsMixin(EditRunMixin):
 
         confirm: asked (with the question, in words) before work on the image is replaced: objects in its sessions or
         prompt layers, or masks in its masklets (the Load session… button asks the user, :meth:`_confirm_replace`); a
-        False answer loads nothing and changes nothing. None: not asked (scripts). Returns whether it loaded.
+        False answer loads nothing and changes nothing. None: not asked (scripts).
 
-        Everything is checked before anything changes: a missing, corrupt or foreign file, a value the widget could not
-        have saved (a click off the image, a bad id, input size or option: :meth:`SessionRecord.check_values`), an
-        image of another shape or an unknown model is a ValueError naming the file and the field, and the widget stays
-        as it was; so is a model whose weights are not on this computer (an official model not downloaded: the file,
-        the cache path and ``NAPARI_SAM2_CACHE`` named) or a fine-tuned weights file that cannot be used (cut short, not
-        a checkpoint, no known model: read here, as the model picker reads a chosen file). A session whose fine-tuned
-        weights file is gone loads with the model chosen now, and says so.
+        Everything that can be checked at once is checked before anything changes: a missing, corrupt or foreign file,
+        a value the widget could not have saved (a click off the image, a bad id, input size or option:
+        :meth:`SessionRecord.check_values`), an image of another shape, an unknown model or weights choice is a
+        ValueError naming the file and the field, and the widget stays as it was.
+
+        Weights that take time are made ready after the question, in the model picker's worker, before anything
+        changes (:meth:`~._model_picker.ModelPicker.fetch_weights`): an official model not in this computer's cache is
+        downloaded (the picker's progress bar and its Cancel download), a fine-tuned weights file is read and
+        identified (a file cut short, not a checkpoint or of no known model is refused). The widget is busy meanwhile
+        (runs wait; the picker's Model and Weights menus are held). Then the load happens as with weights at hand, or,
+        if the download failed (offline: the status names the URL, the cache path and ``NAPARI_SAM2_CACHE``), was
+        cancelled or the file is refused, nothing has changed and the status line says why. The load is abandoned (the
+        status says so) when the image was removed or another image picked meanwhile; when the image's clicks or boxes
+        changed meanwhile, ``confirm`` is asked again with the question as it is then (the answer given was about the
+        work there was). Embedded, random and cached official weights need no worker: the load happens before this
+        returns. A session whose fine-tuned weights file is gone loads with the model chosen now, and says so.
+
+        Returns False when ``confirm`` said No (nothing changed); True when the session is loaded or its load started
+        (weights fetched in a worker). Scripts wait for ``widget.busy()`` to turn False (napari's event loop running):
+        then the prompts are re-run and their masks are in the masklets layer, or the load was refused or abandoned and
+        ``widget.status`` says why ("Not loaded…").
         """
         record = read_session(path)
         state = self._state
@@ -129,17 +145,76 @@ class SessionActionsMixin(EditRunMixin):
         if model.get("name") not in names or model.get("weights") not in WEIGHT_CHOICES:
             raise ValueError(f"the session's model {model.get('name')!r} with weights {model.get('weights')!r} is "
                              f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
+        name = Path(path).name
         # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
         weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
-        axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
+        choice = None if weights_gone else _session_choice(model, name)  # reads no file
         question = self._replace_question(state)
         if confirm is not None and question and not confirm(question):
-            self.status.setText(f"Not loaded: {Path(path).name} (the objects on '{state.image.name}' are kept).")
+            self.status.setText(f"Not loaded: {name} (the objects on '{state.image.name}' are kept).")
             return False
-        # after the question (a No reads no weights file), before anything changes
-        preset = None if weights_gone else _session_weights(model, Path(path).name)
+        load = SessionLoad(state, record, name, confirm, _prompts_now(state), weights_gone)
+        if choice is None or (choice.weights != LOCAL and not choice.needs_download()):
+            self._apply_session(load, None)  # nothing to fetch: loaded now
+            return True
+        # after the question (a No reads and downloads nothing), before anything changes
+        self.picker.fetch_weights(choice, lambda preset, error, cancelled: self._on_session_weights(
+            load, choice, preset, error, cancelled))
+        what = (f"reading its weights file {choice.path}" if choice.weights == LOCAL else
+                f"downloading the weights of {choice.name} (Cancel download stops it)")
+        self.status.setText(f"Loading {name}: {what} first; nothing changes until they are ready…")
+        return True
 
-        # checked: from here on the widget changes
+    def _on_session_weights(self, load: "SessionLoad", choice: ModelChoice, preset: Optional[str], error: str,
+                            cancelled: bool) -> None:
+        """The session's weights were fetched in the picker's worker (:meth:`load_session`), on the GUI thread: load
+        the session now, or say why not (refused, cancelled, abandoned: nothing changed; the prompts edited meanwhile
+        are segmented then)."""
+        if not self._attached:  # the widget left the window meanwhile: nothing to load onto
+            return
+        state, name = load.state, load.name
+        why = ""
+        if cancelled:
+            why = (f"Not loaded (nothing changed): the download of {choice.name}'s weights for {name} was cancelled"
+                   + ("." if error else " (the file had arrived whole and is kept in the cache: load the session again "
+                                        "to use it)."))
+        elif error:
+            why = f"Not loaded (nothing changed): {_cannot_load(name, choice, error)}"
+            show_error(f"SAM 2: {why}")
+        elif state is not self._state:
+            what = ("removed" if not any(s is state for s in self.states.values()) else
+                    f"no longer the image picked ('{self.image_combo.currentText()}' is)")
+            why = (f"Not loaded: {name} was for the image '{state.image.name}', which was {what} while the session's "
+                   "weights were made ready; pick that image and load the session again.")
+            show_info(f"SAM 2: {why}")  # a run of clicks made meanwhile may take the status line
+        elif self.busy():  # another tool's run started meanwhile (Track all cells)
+            why = (f"Not loaded (nothing changed): a run started while the weights of {name} were made ready; load "
+                   "the session again once it is done.")
+        else:
+            try:
+                load.record.check_image(state.image.data.shape)  # its data may have been replaced meanwhile
+            except ValueError as problem:
+                why = f"Not loaded (nothing changed): {problem}"
+        if not why and load.confirm is not None and _prompts_now(state) != load.prompts:
+            question = self._replace_question(state)  # the clicks changed since the answer: ask about them
+            if question and not load.confirm(question):
+                why = f"Not loaded: {name} (the objects on '{state.image.name}' are kept)."
+        if why:
+            self.status.setText(why)
+            self._after_run()  # the prompts edited meanwhile are segmented now (they waited)
+            return
+        self._apply_session(load, preset)
+
+    def _apply_session(self, load: "SessionLoad", preset: Optional[str]) -> None:
+        """Put the checked session ``load`` on its image (the current one): a fresh session, its options, model (the
+        local weights file known to hold ``preset``), axes and prompt layers, then its prompts re-run once the model is
+        ready (:meth:`_rerun_loaded`)."""
+        state, record, name = load.state, load.record, load.name
+        model, weights_gone = record.model, load.weights_gone
+        axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
+        # the load replaces the prompts edited meanwhile and re-runs the session's once, with its own model
+        self._deferred = [e for e in self._deferred if e[0] is not state]
+        self._model_rerun_due = False
         state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
         state.sessions.clear()  # every slice's
         if state.labels is not None and state.labels in self.viewer.layers:
@@ -154,7 +229,7 @@ class SessionActionsMixin(EditRunMixin):
         if not weights_gone:
             self.model_combo.setCurrentText(model["name"])
             if model["weights"] == LOCAL:
-                self.picker.use_checkpoint_file(model["path"], preset)  # read above
+                self.picker.use_checkpoint_file(model["path"], str(preset))  # identified in the picker's worker
             else:
                 self.checkpoint_combo.setCurrentText(model["weights"])
             self.size_spin.setValue(int(model.get("image_size") or 0))
@@ -176,11 +251,10 @@ class SessionActionsMixin(EditRunMixin):
                          f"with the model chosen now ({self.model_combo.currentText()}, "
                          f"{self.checkpoint_combo.currentText()}); put the file back and load the session again to "
                          "use those weights.")
-        self.status.setText(f"Loaded {Path(path).name}: {len(ids)} object(s); re-running their prompts…"
+        self.status.setText(f"Loaded {name}: {len(ids)} object(s); re-running their prompts…"
                             + (" (with the model chosen now: the session's weights file is missing)"
                                if weights_gone else ""))
-        self.picker.when_ready(lambda: self._rerun_loaded(state, record, Path(path).name))
-        return True
+        self.picker.when_ready(lambda: self._rerun_loaded(state, record, name))
 
     def _replace_question(self, state: ImageState) -> str:
         """The question to ask before Load session… replaces the work on ``state``'s image; "" when there is none
@@ -467,21 +541,52 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
     return unsliced, sliced
 
 
-def _session_weights(model: Dict[str, Any], name: str) -> Optional[str]:
-    """Check that the session's model (``model``: name, weights, path) can be loaded on this computer, before a load
-    changes anything: the choice is one the picker accepts, an official model's file is in the cache and a local
-    weights file is a readable checkpoint of a known model. Returns that file's preset (None for other weights);
-    ValueError naming the session file ``name`` and what to do otherwise."""
+@dataclass
+class SessionLoad:
+    """A session load whose file is checked and whose replace question was answered (:meth:`load_session`), waiting
+    for its weights or applied now."""
+
+    state: ImageState  # the image it loads onto
+    record: SessionRecord
+    name: str  # the session file's name, for the status line
+    confirm: Optional[Callable[[str], bool]]  # asked again if the clicks change while the weights are fetched
+    prompts: Tuple[bytes, ...]  # the image's clicks and boxes when the question was answered (:func:`_prompts_now`)
+    weights_gone: bool  # its fine-tuned weights file is gone: loaded with the model chosen now
+
+
+def _session_choice(model: Dict[str, Any], name: str) -> ModelChoice:
+    """The session's model (``model``: name, weights, path) as a choice the picker accepts (checked without reading a
+    file); ValueError naming the session file ``name`` and what to do otherwise."""
     choice = ModelChoice(str(model["name"]), str(model["weights"]), path=model.get("path"))
     try:
         choice.check()
-        missing = choice.not_downloaded()
-        if missing:
-            raise ValueError(missing)
-        return usable_file_preset(str(choice.path)) if choice.weights == LOCAL else None
     except ValueError as error:
-        raise ValueError(f"{name} was saved with {choice.name} ({choice.weights}), which cannot be loaded here: "
-                         f"{error}. Nothing was loaded; load the session again once that is fixed.") from None
+        raise ValueError(_cannot_load(name, choice, str(error))) from None
+    return choice
+
+
+def _cannot_load(name: str, choice: ModelChoice, why: str) -> str:
+    """Why the session file ``name`` cannot be loaded with its ``choice`` of model (``why``: the check's, the file's or
+    the download's words; a failed download's always end with the offline route: the URL, the cache path and
+    ``NAPARI_SAM2_CACHE``)."""
+    why = why.rstrip(". ")
+    if choice.weights == CACHED and CACHE_ENV not in why:  # a download that failed on its way
+        why += f" (or set {CACHE_ENV} to a folder that holds {official(choice.name).filename})"
+    return (f"{name} was saved with {choice.name} ({choice.weights}), which cannot be loaded here: {why}. Nothing "
+            "was loaded; load the session again once that is fixed.")
+
+
+def _prompts_now(state: ImageState) -> Tuple[bytes, ...]:
+    """The clicks (coordinates, positive, object ids) and boxes (corners, object ids) of ``state``'s prompt layers as
+    bytes: equal when no prompt was added, moved, deleted or given another id."""
+    parts: list = []
+    if state.points is not None:
+        coords, positive, ids = points_content(state.points)
+        parts += [np.asarray(coords, float).tobytes(), positive.tobytes(), ids.tobytes()]
+    if state.boxes is not None:
+        corners, box_ids = boxes_content(state.boxes)
+        parts += [b"".join(np.asarray(c, float).tobytes() for c in corners), box_ids.tobytes()]
+    return tuple(parts)
 
 
 class StepFailed(Exception):
