@@ -848,3 +848,34 @@ def test_ome_zarr_labels_carry_the_stacks_pixel_size_and_frame_interval(data, re
     for name, calibration in (("none", None), ("napari", Calibration())):
         create_zarr_labels(tmp_path / f"{name}.ome.zarr", (2, 8, 8), "t", calibration)
         assert zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r").attrs.asdict() == {"multiscales": [plain]}
+
+
+def test_frames_last_stacks_are_read_frames_first_as_track_reads_them(data, reference, client, tmp_path, capsys):
+    """A TIFF of axes YXT (batch --axis 0, the default, means its T) and a (Y, X, T) .npy with frame_axis=2 (its last
+    axis, shorter than the rows and columns) give the (T, Y, X) stack's labels, frames first as napari-sam2 track
+    writes them; the console, the summary's note and the manifest say how each was read, in track's words. They
+    were refused ("save the stack as TYX")."""
+    import json
+    import shutil
+
+    yxt = np.moveaxis(tifffile.imread(data / "s0.tif"), 0, -1)  # (96, 96, 5)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "yxt.tif", yxt, metadata={"axes": "YXT"})
+    shutil.copy(find_prompts(data / "s0.tif"), folder / "yxt.csv")
+    out = tmp_path / "out"
+    code = _cli(["batch", str(folder / "yxt.tif"), "--out", str(out), "--scheduler", client.scheduler.address,
+                 "--model", "demo", "--device", "cpu", "--image-size", "256"])
+    line = ("the TIFF's axes YXT put the frames (T, axis 2) after the rows and columns: read as (5, 96, 96) (TYX), "
+            "frames first; the labels are written in that order")
+    assert code == 0 and f"yxt: {line}" in capsys.readouterr().out  # as track prints it, one line
+    np.testing.assert_array_equal(_labels(out, "yxt"), reference["s0"])
+    assert _read_summary(out)[0]["note"] == line
+    assert json.loads((out / "yxt" / "manifest.json").read_text())["read_as"] == line
+    np.save(folder / "plain.npy", yxt)
+    row = process_stack(StackTask("plain", str(folder / "plain.npy"), str(out), ModelSpec(**MODEL),
+                                  prompts=str(folder / "yxt.csv"), axes=AxisOptions(frame_axis=2)))
+    assert row["status"] == "ok", row["error"]
+    assert row["note"].startswith("frame_axis=2 names the stack's last axis, after its rows and columns (axes 0 and "
+                                  "1): read as (5, 96, 96), frames first")
+    np.testing.assert_array_equal(_labels(out, "plain"), reference["s0"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sam2_model import ImagePredictor, build_model
+from sam2_model.automatic import AutomaticMaskGenerator
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +161,17 @@ BAD_IMAGES = [
     (np.zeros((3, 40, 50), np.uint8), r"\(3, 40, 50\) looks channel-first \(C, H, W\) with 3 channels"),
     # a last axis over 16 is image columns: a (T, H, W) stack is not an image
     (np.zeros((20, 40, 50), np.uint8), r"\(20, 40, 50\): its last axis \(50\) is too long for channels .* image\[0\]"),
-    (np.array([[np.nan, 1.0], [2.0, 3.0]]), "NaN or infinite"),
-    (np.array([[np.inf, 1.0], [2.0, 3.0]]), "NaN or infinite"),
-    (np.zeros((8, 8), bool), "numeric"),
-    (np.array([["a", "b"]]), "numeric"),
+    (np.pad([[np.nan]], ((0, 7), (0, 7))), "NaN or infinite"),
+    (np.pad([[np.inf]], ((0, 7), (0, 7))), "NaN or infinite"),
+    # the video doors' words (FrameSource, segment, track_cells): a bool image names its fix
+    (np.zeros((8, 8), bool), r"image: unsupported dtype bool \(a mask, e\.g\. a thresholded image\): SAM 2 segments "
+                             r"grey values; pass image\.astype\(np\.uint8\)"),
+    (np.array([["a", "b"]]), r"image: unsupported dtype <U1; use integer or floating-point data"),
+    # thinner than 8 px on a side: the model gives empty masks; refused as the video doors refuse such frames
+    (np.zeros((4, 4000), np.uint8), r"frames of 4 x 4000 px \(rows x columns\) are too small: SAM 2 needs frames at "
+                                    r"least 8 px on each side"),
+    (np.zeros((96, 7, 3), np.uint8), r"frames of 96 x 7 px \(rows x columns\) are too small"),
+    (np.zeros((1, 1)), r"frames of 1 x 1 px"),
 ]
 
 
@@ -253,3 +261,14 @@ def test_predict_needs_an_image(model, rgb):
         pred.predict(points=[[1, 1]], labels=[1])
     pred.set_image(rgb[:50, :60])
     assert pred.predict(points=[[1, 1]], labels=[1])[0].shape == (3, 50, 60)
+
+
+def test_an_image_8_px_on_a_side_is_still_segmented(model):
+    """The size check refuses under 8 px only: an 8 x 300 strip (and an 8 x 8 RGB image) still give masks of their
+    shape, on every door that maps images as set_image does (the automatic mask generator too)."""
+    pred = ImagePredictor(model)
+    for image in (np.full((8, 300), 200, np.uint8), np.full((8, 8, 3), 200, np.uint8)):
+        pred.set_image(image)
+        assert pred.predict(points=[[4, 4]], labels=[1])[0].shape[1:] == image.shape[:2]
+    with pytest.raises(ValueError, match=r"frames of 5 x 300 px \(rows x columns\) are too small"):
+        AutomaticMaskGenerator(model, points_per_side=2).generate(np.zeros((5, 300), np.uint8))

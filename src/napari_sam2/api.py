@@ -87,10 +87,10 @@ def resolve_axes(
     shape = tuple(int(n) for n in shape)
     fixed = dict(fixed or {})
     unread = rows_columns_not_last(axes, len(shape))
-    if unread is not None:  # segment(), track_cells() and track move them first (rows_columns_last)
+    if unread is not None:  # segment(), track_cells(), track and batch move them first (rows_columns_last)
         raise ValueError(f"the TIFF's axes {axes} put other axes after its rows and columns (Y, X), but they are read "
-                         f"as the last two axes: save the stack as {unread} (segment(), track_cells() and napari-sam2 "
-                         "track read it as it is)")
+                         f"as the last two axes: save the stack as {unread} (segment(), track_cells(), napari-sam2 "
+                         "track and batch read it as it is)")
     try:
         decided = _resolve(shape, frame_axis, rgb, channel_axis, channel, fixed, axes, names)
     except FrameSizeError as error:

@@ -2,7 +2,8 @@
 user said so (a TIFF's axis letters such as YXT, or a ``frame_axis`` naming the last axis), and the options written as
 the caller writes them (``channel_axis=3`` in Python, ``--channel-axis 3`` on the command line).
 
-Used by :func:`~.api.segment`, :func:`~.console_tracking.track_cells` and ``napari-sam2 track``; Qt-free.
+Used by :func:`~.api.segment`, :func:`~.console_tracking.track_cells`, ``napari-sam2 track`` and batch runs
+(:meth:`~.batch_worker.AxisOptions.read`); Qt-free.
 """
 
 from __future__ import annotations

@@ -340,8 +340,10 @@ def batch(
     frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
     :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
     fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
-    give (frame, y, x) along it too. A stack they do not fit fails with the reason; axis_names="cli" makes
-    those reasons name the command-line options.
+    give (frame, y, x) along it too. A stack with its frames after its rows and columns (a TIFF of axes YXT, or
+    ``frame_axis`` naming the last axis where it is shorter than the two before it) is read frames first, as
+    segment() and ``napari-sam2 track`` read it; its note (and a console line) says so. A stack they do not fit
+    fails with the reason; axis_names="cli" makes those reasons name the command-line options.
     smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
@@ -491,8 +493,11 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
             except Exception as error:  # KilledWorker (process died: out of memory, killed), lost connection
                 row = _row(Path(task.path), task.name, "failed", f"{type(error).__name__}: {error}")
             bar.update(1)
+            read_as = row.pop("read_as", "")  # a frames-last stack: how it was read (the line track prints)
             if row["status"] == "failed":
                 bar.write(f"failed: {task.name}: {row['error']}")
+            elif read_as:
+                bar.write(f"{task.name}: {read_as}")
             yield row
     finally:
         bar.close()

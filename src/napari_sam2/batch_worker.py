@@ -18,16 +18,19 @@ import numpy as np
 import sam2_model as sm
 
 from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
+from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
-from .file_calibration import frames_through_z, stack_calibration
+from .file_calibration import frames_through_z, read_calibration, stack_calibration
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
+#: after how a frames-last stack was read (the words of ``napari-sam2 track``): the labels are (T, Y, X), frames first
+LABELS_AS_READ = "the labels are written in that order"
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,24 @@ class AxisOptions:
     rgb: Optional[bool] = None
     names: str = "api"
 
-    def resolve(self, stack: Any) -> StackAxes:
-        """The axes of ``stack`` (ValueError naming the options when they do not fit it)."""
-        names = CLI_NAMES if self.names == "cli" else API_NAMES
-        return resolve_axes(stack.shape, self.frame_axis, self.rgb, self.channel_axis, self.channel,
-                            dict(self.fixed), getattr(stack, "axes", None), names=names)
+    @property
+    def words(self) -> Dict[str, str]:
+        """How the options are called in messages: :data:`~.api.CLI_NAMES` or :data:`~.api.API_NAMES`."""
+        return CLI_NAMES if self.names == "cli" else API_NAMES
+
+    def read(self, stack: Any) -> Tuple[Any, StackAxes, Optional[AxisMove]]:
+        """``stack`` as these options read it: (the stack or a lazy view of it frames first, its axes, the move or
+        None). A stack whose frames lie after its rows and columns (a TIFF of axes YXT, or ``frame_axis`` naming
+        the last axis where it is shorter than both before it) is read frames first, as ``napari-sam2 track`` and
+        :func:`~.api.segment` read it (:func:`~.axis_moves.read_rows_columns_last`). ValueError naming the options
+        (after a move, in the stack's own axis numbers) where they do not fit."""
+        options = dict(frame_axis=self.frame_axis, rgb=self.rgb, channel_axis=self.channel_axis,
+                       channel=self.channel, fixed=dict(self.fixed))
+        shape = tuple(int(n) for n in stack.shape)
+        data, given, moved = read_rows_columns_last(stack, options, self.words)
+        with numbered_as_read(moved, shape):
+            resolved = resolve_axes(data.shape, names=self.words, axes=getattr(data, "axes", None), **given)
+        return data, resolved, moved
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,7 @@ class Frames:
     session_options: Dict[str, Any]
     frame_axis_name: str = "t"  # "z" where the stack's axes metadata says the frames run through z
     calibration: Any = None  # the pixel size and frame interval its file records (export.Calibration), or None
+    read_as: str = ""  # for a stack with its frames after its rows and columns (YXT): how it was read, frames first
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -141,11 +158,11 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         raise ValueError(f"{path}: a single image, not a stack of frames: batch runs segment and track (T, Y, X) "
                          "stacks (for one image use `napari-sam2 track IMAGE ...`, which takes single images)") from None
     try:
-        resolved = axes.resolve(stack)
+        data, resolved, moved = axes.read(stack)  # frames-last stacks (YXT) through a view, frames first
         if resolved.layout.frame_axis is None:
             raise ValueError(f"batch needs frames to propagate through, e.g. a (T, Y, X) stack; this is a single "
                              f"image of shape {tuple(int(n) for n in stack.shape)}")
-        view = FrameView(WithoutAlpha(stack) if resolved.drop_alpha else stack, resolved.layout)
+        view = FrameView(WithoutAlpha(data) if resolved.drop_alpha else data, resolved.layout)
         if len(view) < 1:
             raise ValueError(f"the stack has no frames along axis {resolved.layout.frame_axis}")
     except ValueError as error:
@@ -157,9 +174,16 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
-    letters = getattr(stack, "axes", None)
-    return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, resolved.layout.frame_axis),
-                  stack_calibration(path, letters, resolved.layout))
+    layout, letters = resolved.layout, getattr(data, "axes", None)  # a view's letters: the stack's, moved
+    if moved is None:
+        calibration, read_as = stack_calibration(path, letters, layout), ""
+    else:  # the file's calibration by the stack's own axes; said in the line napari-sam2 track prints
+        calibration = read_calibration(path, moved.order[layout.frame_axis],
+                                       tuple(moved.order[a] for a in layout.spatial_axes),
+                                       frames_through_z=frames_through_z(letters, layout.frame_axis))
+        read_as = f"{moved.describe(stack.shape)}; {LABELS_AS_READ}"
+    return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
+                  calibration, read_as)
 
 
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
@@ -323,6 +347,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         model = cached_model(stack_model_spec(task, frames))
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
+        if frames.read_as:  # a frames-last stack: the summary's note and the manifest say how it was read
+            record.update(read_as=frames.read_as, note="; ".join(filter(None, [frames.read_as, record.get("note")])))
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),
                       tracking_options=tracking_settings(task.tracking_options) if task.auto else {},
@@ -336,6 +362,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         publish(folder, Path(task.out) / task.name)
         folder = None
         row.update(status="ok", frames=record["frames"], objects=record["objects"], note=record.get("note", ""),
+                   read_as=frames.read_as,  # printed by the batch's console (not a summary column)
                    outputs=";".join(f"{task.name}/{name}" for name in record["outputs"] + ["manifest.json"]))
     except Exception as error:  # a bad stack must not stop the others; MemoryError is an Exception too
         log.debug("stack %s failed", task.path, exc_info=True)

@@ -21,6 +21,7 @@ from sam2_model.tracking import TrackingResult
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 
 from .directions import auto_direction, check_one_way
+from .image_size import ImageSizeArg, check_image_size, resolve_image_size
 from .track_all import TrackAll, TrackAllOptions, frame_source
 
 
@@ -45,7 +46,7 @@ class ConsoleOptions(TrackAllOptions):
 
 
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
-                device: str = "auto", image_size: Optional[int] = None, frame_axis: int = 0, start_frame: int = 0,
+                device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0, start_frame: int = 0,
                 direction: Optional[str] = None, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
                 redetect_every: int = 5, divisions: bool = True, max_lost_frames: int = 3,
                 min_contrast: float = MIN_CONTRAST, smooth: float = 0.0,
@@ -78,12 +79,20 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
       stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
       them (its "Smooth frames (px)" control).
 
-    Options are checked (ValueError naming them) before a model is built or a frame is read (with a viewer, whether
-    ``start_frame`` is a frame of the stack: before the first frame is tracked). Without a viewer the stack is read as
-    :func:`napari_sam2.segment` reads it: a TIFF of axes YXT (or ``frame_axis`` naming the last axis) frames first,
-    frames thinner than 8 px and bool images refused.
+    image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in the first
+    frame, as :func:`napari_sam2.segment` picks it) or None (the model's own); not with a viewer (the widget's).
+
+    Options are checked (ValueError naming them) before a model is built or a frame is read; ``start_frame`` is
+    checked against the frames of the stack before the model is built, with a viewer too (the frames along the
+    widget's propagated axis, of ``image``, which becomes the widget's current image). Without a viewer the stack is
+    read as :func:`napari_sam2.segment` reads it: a TIFF of axes YXT (or ``frame_axis`` naming the last axis) frames
+    first, frames thinner than 8 px and bool images refused.
     """
     way = auto_direction(direction, "console")
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a function called with (frames done, frames to do), or None; got "
+                         f"{progress!r}")
+    check_image_size(image_size)
     options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
                               reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
     limits = check_contrast_limits(contrast_limits)
@@ -100,11 +109,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         from .api import get_widget
 
         widget = get_widget(target)
+        count = frames_in_widget(widget, image)
+        if count is not None:  # else track_now says what is missing (no image, a busy widget)
+            check_start_frame(start_frame, count)
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
-    from .api import API_NAMES, check_dtype, open_image, resolve_axes
+    from .api import API_NAMES, check_dtype, first_frame_seen, open_image, resolve_axes
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -128,7 +140,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         session_options["contrast_limits"] = limits
     if sigma:
         session_options["smooth"] = sigma
-    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=image_size)
+    size = None if image_size is None else resolve_image_size(image_size, first_frame_seen(data, axes), model or "demo")
+    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
     tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
     for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
         if kind == "frame" and progress is not None:
@@ -142,6 +155,29 @@ def check_start_frame(start_frame: Any, num_frames: int) -> None:
     if not whole or not 0 <= start_frame < num_frames:
         raise ValueError(f"start_frame must be a frame of the stack, an integer 0..{num_frames - 1}, got "
                          f"{start_frame!r}")
+
+
+def frames_in_widget(widget: Any, image: Any = None) -> Optional[int]:
+    """How many frames the SAM 2 ``widget``'s Track all would track of ``image`` (an Image layer or its name; None:
+    the widget's current image), along the axis its axes panel propagates; the image named becomes the widget's
+    current one (as the run makes it). None where the run itself will refuse (a busy widget, no such image, axes
+    that clash): it says why, before any model work."""
+    if widget.busy() or widget.track_all.worker is not None:
+        return None
+    if image is not None:
+        name = getattr(image, "name", image)
+        layers = widget.viewer.layers
+        if not isinstance(name, str) or name not in layers or layers[name].__class__.__name__ != "Image":
+            return None
+        widget.image_combo.setCurrentText(name)
+    layer = widget.image_layer
+    if layer is None:
+        return None
+    try:
+        layout = widget.axes.layout(layer, widget.viewer.dims.current_step)
+    except ValueError:
+        return None
+    return layout.num_frames(layer.data.shape)
 
 
 def as_image(result: TrackingResult, single_image: bool) -> TrackingResult:

@@ -29,12 +29,13 @@ from .build import inference_autocast
 from .frames import (check_contrast_limits, check_finite, percentile_limits, single_colour_channel, to_model_input,
                      to_unit_rgb)
 from .modeling.sam2 import SAM2Model
-from .prompt_validation import channels_last_problem, validate_box, validate_points
+from .prompt_validation import (MIN_FRAME_SIDE, channels_last_problem, check_frame_size, dtype_problem, validate_box,
+                                validate_points)
 
 Prediction = Tuple[np.ndarray, np.ndarray, np.ndarray]
 BOX_CORNER_LABELS = (2, 3)  # prompt-encoder labels of a box's top-left and bottom-right corners
 LOGIT_CLAMP = 32.0  # the reference clamps returned low-res logits to +-32
-MIN_CHANNEL_SIDE = 8  # channel=<index> must leave an image at least this many px on each side
+MIN_CHANNEL_SIDE = MIN_FRAME_SIDE  # channel=<index> must leave an image at least this many px on each side
 RGB_CHANNELS = 3  # an (H, W, 4) image is RGBA: its first three channels are shown, its alpha is dropped
 
 
@@ -75,7 +76,8 @@ class ImagePredictor:
     (required when C is not 1, 3 or 4; when given it is used for RGB and RGBA images too). An (H, W, 4) image is RGBA:
     its alpha channel is dropped. Channels are the last axis, 16 at most; channel-first arrays are refused
     (:func:`~sam2_model.prompt_validation.channels_last_problem`), and so is a channel that would leave an image under
-    8 px on a side.
+    8 px on a side, and any image under 8 px on a side (as :class:`~sam2_model.frames.FrameSource` refuses such
+    frames: the model gives them empty masks).
     """
 
     def __init__(
@@ -106,12 +108,14 @@ class ImagePredictor:
         """(H, W) or (H, W, C) of any numeric dtype -> (H, W, 3) float32 in [0, 1], as :meth:`set_image` maps it
         (this predictor's channel and contrast limits; an (H, W, 4) image is RGBA, read without its alpha; an RGB
         image whose picture is in one channel, the other two constant, is read as that channel in grey, as
-        :class:`~sam2_model.frames.FrameSource` reads such stacks)."""
+        :class:`~sam2_model.frames.FrameSource` reads such stacks). ValueError, in the words of the video doors
+        (:mod:`~sam2_model.prompt_validation`), for an image thinner than 8 px on a side (the image the channel
+        leaves) and for non-numeric data (a bool mask names its fix, ``image.astype(np.uint8)``)."""
         array = np.asarray(image)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
-        if array.dtype.kind not in "uif":
-            raise ValueError(f"image must have a numeric (integer or float) dtype, got {array.dtype}")
+        if (problem := dtype_problem(array.dtype)) is not None:  # the video doors' words (bool: its fix)
+            raise ValueError(f"image: {problem}")
         if array.ndim == 3:
             if (problem := channels_last_problem(array.shape)) is not None:
                 raise ValueError(problem)
@@ -137,6 +141,7 @@ class ImagePredictor:
                 array = array[..., :RGB_CHANNELS]  # RGBA: the alpha channel is not shown to the model
                 if (colour := single_colour_channel(array)) is not None:
                     array = array[..., colour]  # RGB with one colour only: that channel as grey, as FrameSource does
+        check_frame_size(*array.shape[:2])  # as the video doors refuse them: thinner images give empty masks
         check_finite(array, "image")
         limits = self.contrast_limits
         if limits is None and array.dtype != np.uint8:
@@ -145,7 +150,7 @@ class ImagePredictor:
 
     @torch.inference_mode()
     def set_image(self, image: Any) -> None:
-        """Compute the features of ``image``: (H, W) or (H, W, C), any numeric dtype.
+        """Compute the features of ``image``: (H, W) or (H, W, C), any numeric dtype, at least 8 px on each side.
 
         On a ValueError the previously set image (if any) stays set.
         """

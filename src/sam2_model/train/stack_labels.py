@@ -19,7 +19,7 @@ the same object, and an object missing from a frame has left it. Three ways of a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -139,15 +139,16 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
     """(T, H, W) labels painted frame by frame -> the same masks with ids that follow the cells: walking the annotated
     frames in order, each cell takes the id of a cell of the previous annotated frame it overlaps (IoU >= ``min_iou``;
     one to one, the pairing of largest total IoU: :func:`~sam2_model.tracking.matching.hungarian`); a cell that
-    overlaps none gets a new id. Blank frames stay
-    blank; the first annotated frame keeps its ids."""
+    overlaps none gets a new id (one above the largest given so far; the smallest unused id once that would not fit
+    the output's dtype). Blank frames stay blank; the first annotated frame keeps its ids. Returns int64 labels, or
+    uint64 for uint64 ``labels`` (ids of 2**63 and above kept whole, not wrapped to negative numbers)."""
     labels = np.asarray(labels)
-    out = np.zeros(labels.shape, np.int64)
+    out = np.zeros(labels.shape, np.uint64 if labels.dtype == np.uint64 else np.int64)
     frames = annotated_frames(labels)
     if not len(frames):
         return out
     out[frames[0]] = labels[frames[0]]
-    next_id = int(labels[frames[0]].max()) + 1
+    new_id = _NewIds(np.unique(labels[frames[0]]).tolist(), int(np.iinfo(out.dtype).max))
     for previous, current in zip(frames[:-1], frames[1:]):
         b = np.asarray(labels[current])
         ids_b = np.unique(b[b > 0])
@@ -161,19 +162,38 @@ def link_by_overlap(labels: np.ndarray, min_iou: float = LINK_MIN_IOU) -> np.nda
         taken: Dict[int, int] = {ids_j[c]: ids_a[r] for r, c in hungarian(table, min_iou)}  # current id -> linked id
         for j in ids_b.tolist():
             if j not in taken:
-                taken[j] = next_id
-                next_id += 1
-        out[current] = _relabelled(b, ids_b, taken)
+                taken[j] = new_id()
+        out[current] = _relabelled(b, ids_b, taken, out.dtype)
     return out
 
 
-def _relabelled(frame: np.ndarray, ids: np.ndarray, new_ids: Dict[int, int]) -> np.ndarray:
+class _NewIds:
+    """The ids :func:`link_by_overlap` gives cells that continue no track: one above the largest id given so far
+    (``given``: the first frame's ids, 0 among them), and once that would pass ``top`` (the output dtype's largest
+    id) the smallest id not given yet."""
+
+    def __init__(self, given: Sequence[int], top: int) -> None:
+        self.given = set(int(i) for i in given) | {0}
+        self.next, self.top, self.free = max(self.given) + 1, top, 1
+
+    def __call__(self) -> int:
+        if self.next <= self.top:
+            chosen, self.next = self.next, self.next + 1
+        else:
+            while self.free in self.given:
+                self.free += 1
+            chosen = self.free
+        self.given.add(chosen)
+        return chosen
+
+
+def _relabelled(frame: np.ndarray, ids: np.ndarray, new_ids: Dict[int, int], dtype: Any = np.int64) -> np.ndarray:
     """(H, W) ``frame`` with each of its ``ids`` (ascending, its nonzero ids) replaced by ``new_ids[id]``, 0 kept, as
-    int64: through a table indexed by id where the largest id is at most the frame's size (fast), else by sorted
+    ``dtype``: through a table indexed by id where the largest id is at most the frame's size (fast), else by sorted
     search (ids up to 2**32 and beyond would make that table gigabytes)."""
-    linked = np.array([0] + [new_ids[j] for j in ids.tolist()], np.int64)
+    linked = np.array([0] + [new_ids[j] for j in ids.tolist()], dtype)
     if int(ids.max(initial=0)) <= frame.size:
-        table = np.zeros(int(ids.max(initial=0)) + 1, np.int64)
+        table = np.zeros(int(ids.max(initial=0)) + 1, dtype)
         table[ids.astype(np.int64)] = linked[1:]
         return table[frame]
     return linked[np.searchsorted(np.concatenate([np.zeros(1, ids.dtype), ids]), frame)]
