@@ -111,7 +111,7 @@ def saved(make_napari_viewer, tmp_path, monkeypatch, qtbot, cache):
     movie = small_movie(4, 5)
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     click_cells(widget, qtbot, movie)
-    monkeypatch.setattr("napari_sam2._session_actions.show_error", lambda message: None)
+    monkeypatch.setattr("napari_sam2._session_files.show_error", lambda message: None)
     record = read_session(widget.save_session(str(tmp_path / "s")))
     record.model.update(name=TINY, weights="cached or download")
     return viewer, widget, write_session(tmp_path / "tiny.sam2.npz", record)

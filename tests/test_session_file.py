@@ -280,7 +280,7 @@ def test_a_session_whose_weights_file_is_gone_loads_with_the_model_chosen_now(tw
     clicks, mask = np.array(w.points_layer.data), w.labels_layer.data[0].copy()
     warnings = []
     monkeypatch.setattr(notifications, "show_warning", warnings.append)
-    monkeypatch.setattr("napari_sam2._session_actions.show_warning", warnings.append)
+    monkeypatch.setattr("napari_sam2._session_files.show_warning", warnings.append)
     w.load_session(str(path))
     wait(qtbot, w)
     assert warnings and "mine.pt is not there" in warnings[0] and "model chosen now" in warnings[0]

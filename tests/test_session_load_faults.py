@@ -22,7 +22,7 @@ def two_objects(make_napari_viewer, tmp_path, monkeypatch, qtbot):
     movie = small_movie(4, 5)
     viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     click_cells(widget, qtbot, movie)
-    monkeypatch.setattr("napari_sam2._session_actions.show_error", lambda message: None)
+    monkeypatch.setattr("napari_sam2._session_files.show_error", lambda message: None)
     return viewer, widget
 
 

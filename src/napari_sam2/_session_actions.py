@@ -1,326 +1,37 @@
-"""The segmentation widget's session file (save / load), object relabel / merge, and its exports in a worker.
+"""The segmentation widget's object relabel / merge, and its exports in a worker (and the worker helpers the widget's
+runs and the Track all panel share: :func:`steps_worker`, :class:`ExportRun`).
 
-A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea). It uses the widget's
-``state``, ``picker``, ``axes``, option check boxes, ``status`` and the run helpers of :class:`~._runs.RunMixin`;
-relabel / merge run as edits (:mod:`._edit_runs`). The file format lives in :mod:`.session_file` (Qt-free).
+A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea; the session file, Save /
+Load session…, is :mod:`._session_files`). It uses the widget's ``state``, ``picker``, ``status`` and the run helpers
+of :class:`~._runs.RunMixin`; relabel / merge run as edits (:mod:`._edit_runs`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info, show_warning
-from sam2_model.checkpoints import CACHE_ENV, official
+from napari.utils.notifications import show_error
 
 from ._colors import style_boxes, style_points
 from ._edit_runs import EditRunMixin
-from ._image_state import (
-    AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, on_slice, points_content, restore,
-    slice_key, spatial_ndim,
-)
-from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
+from ._image_state import ImageState, PromptContent, capture, on_slice, restore, slice_key
 from ._runs import SUFFIXES, WorkerRun, with_suffix
-from ._track_ids import state_controllers
 from .export import Calibration, frame_table_steps, labels_tiff_steps
-from .layout import world_to_data
-from .prompts import FramePrompt
-from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
-
-EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progress: save when it is done"
+from .session_file import Fixed
 
 
 REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
 
 
 class SessionActionsMixin(EditRunMixin):
-    """Save / Load session, Relabel / Merge objects (edits: :class:`~._edit_runs.EditRunMixin`) and the exports' worker
-    runs of the segmentation widget."""
+    """Relabel / Merge objects (edits: :class:`~._edit_runs.EditRunMixin`) and the exports' worker runs of the
+    segmentation widget (Save / Load session: :class:`~._session_files.SessionFilesMixin`)."""
 
     _export_run: Optional["ExportRun"] = None  # the last export run in a worker
-
-    # ------------------------------------------------------------------ save
-    def session_record(self) -> SessionRecord:
-        """The current image's prompts, options, model and axis choices as a :class:`SessionRecord`, with the seeded
-        masks of every slice's session (each z of a TZYX image keeps its own)."""
-        state = self._state
-        if state is None or state.points is None or state.boxes is None:
-            raise ValueError("there is no image with prompts to save: add an image and click on an object first")
-        if self._edit_run is not None:
-            raise ValueError(EDIT_IN_PROGRESS)
-        image = state.image
-        to_image = dict(to_scale=image.scale, to_translate=image.translate)
-        points, boxes = state.points, state.boxes
-        ndim = spatial_ndim(image)
-        coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
-                  else np.zeros((0, ndim)))
-        rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
-        masks, slice_masks = seeded_masks(state)
-        if not len(coords) and not rectangles and not masks and not slice_masks:
-            raise ValueError("there is nothing to save yet: click on an object (or draw a box) first")
-        choice = self.picker.choice()
-        return SessionRecord(
-            tuple(image.data.shape), coords, points.features["positive"].to_numpy(bool),
-            points.features["obj_id"].to_numpy(int), np.asarray(rectangles).reshape(len(rectangles), 4, ndim),
-            boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int), masks,
-            {"corrections_as_conditioning": self.corrections_check.isChecked(),
-             "clear_memory_around_corrections": self.forget_check.isChecked(),
-             "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
-            {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
-            asdict(self.axes.choice()), slice_masks,
-        )
-
-    def save_session(self, path: str) -> Path:
-        """Write the current image's session to ``path`` (``.sam2.npz`` added when missing); returns the path."""
-        written = write_session(path, self.session_record())
-        self.status.setText(f"Saved the session to {written} (prompts and options; export the labels separately).")
-        return written
-
-    def _on_save_session(self) -> None:
-        if self._edit_run is not None:  # the prompt layers show the edit, the session not yet: a save would mix them
-            self.status.setText(f"Not saved: {EDIT_IN_PROGRESS}.")
-            return
-        self._session_file_dialog("save", "Save SAM 2 session", f"SAM 2 session (*{SUFFIX})", self.save_session,
-                                  "Not saved")
-
-    def _session_file_dialog(self, mode: str, title: str, name_filter: str, action: Callable[[str], object],
-                             failed: str) -> None:
-        """Ask for a file ("save" or "open" dialog) and run ``action(path)``; an error is shown and put in the
-        status line after ``failed``."""
-        from qtpy.QtWidgets import QFileDialog
-
-        ask = QFileDialog.getSaveFileName if mode == "save" else QFileDialog.getOpenFileName
-        path, _ = ask(self, title, "", name_filter)
-        if path:
-            try:
-                action(path)
-            except Exception as error:
-                show_error(f"SAM 2: {error}")
-                self.status.setText(f"{failed}: {error}")
-
-    # ------------------------------------------------------------------ load
-    def load_session(self, path: str, confirm: Optional[Callable[[str], bool]] = None) -> bool:
-        """Restore a saved session on the current image: prompt layers, options, model and axis choices; then
-        re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared). The undo
-        history starts after that re-run (Undo cannot bring back what the load replaced, and says so).
-
-        confirm: asked (with the question, in words) before work on the image is replaced: objects in its sessions or
-        prompt layers, or masks in its masklets (the Load session… button asks the user, :meth:`_confirm_replace`); a
-        False answer loads nothing and changes nothing. None: not asked (scripts).
-
-        Everything that can be checked at once is checked before anything changes: a missing, corrupt or foreign file,
-        a value the widget could not have saved (a click off the image, a bad id, input size or option:
-        :meth:`SessionRecord.check_values`), an image of another shape, an unknown model or weights choice is a
-        ValueError naming the file and the field, and the widget stays as it was.
-
-        Weights that take time are made ready after the question, in the model picker's worker, before anything
-        changes (:meth:`~._model_picker.ModelPicker.fetch_weights`): an official model not in this computer's cache is
-        downloaded (the picker's progress bar and its Cancel download), a fine-tuned weights file is read and
-        identified (a file cut short, not a checkpoint or of no known model is refused). The widget is busy meanwhile
-        (runs wait; the picker's Model and Weights menus are held). Then the load happens as with weights at hand, or,
-        if the download failed (offline: the status names the URL, the cache path and ``NAPARI_SAM2_CACHE``), was
-        cancelled or the file is refused, nothing has changed and the status line says why. The load is abandoned (the
-        status says so) when the image was removed or another image picked meanwhile; when the image's clicks or boxes
-        changed meanwhile, ``confirm`` is asked again with the question as it is then (the answer given was about the
-        work there was). Embedded, random and cached official weights need no worker: the load happens before this
-        returns. A session whose fine-tuned weights file is gone loads with the model chosen now, and says so.
-
-        Returns False when ``confirm`` said No (nothing changed); True when the session is loaded or its load started
-        (weights fetched in a worker). Scripts wait for ``widget.busy()`` to turn False (napari's event loop running):
-        then the prompts are re-run and their masks are in the masklets layer, or the load was refused or abandoned and
-        ``widget.status`` says why ("Not loaded…").
-        """
-        record = read_session(path)
-        state = self._state
-        if state is None:
-            raise ValueError("add and pick the image the session was made on first")
-        if self.busy():
-            raise ValueError("a run or a model load is in progress: wait for it (or Cancel), then load")
-        record.check_image(state.image.data.shape)
-        model = record.model
-        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
-        if model.get("name") not in names or model.get("weights") not in WEIGHT_CHOICES:
-            raise ValueError(f"the session's model {model.get('name')!r} with weights {model.get('weights')!r} is "
-                             f"not one of this napari-sam2's models {names} / weights {list(WEIGHT_CHOICES)}")
-        name = Path(path).name
-        # fine-tuned weights moved or deleted: the prompts still load, with the model chosen now (said below)
-        weights_gone = model["weights"] == LOCAL and not (model.get("path") and Path(model["path"]).is_file())
-        choice = None if weights_gone else _session_choice(model, name)  # reads no file
-        question = self._replace_question(state)
-        if confirm is not None and question and not confirm(question):
-            self.status.setText(f"Not loaded: {name} (the objects on '{state.image.name}' are kept).")
-            return False
-        load = SessionLoad(state, record, name, confirm, _prompts_now(state), weights_gone)
-        if choice is None or (choice.weights != LOCAL and not choice.needs_download()):
-            self._apply_session(load, None)  # nothing to fetch: loaded now
-            return True
-        # after the question (a No reads and downloads nothing), before anything changes
-        self.picker.fetch_weights(choice, lambda preset, error, cancelled: self._on_session_weights(
-            load, choice, preset, error, cancelled))
-        what = (f"reading its weights file {choice.path}" if choice.weights == LOCAL else
-                f"downloading the weights of {choice.name} (Cancel download stops it)")
-        self.status.setText(f"Loading {name}: {what} first; nothing changes until they are ready…")
-        return True
-
-    def _on_session_weights(self, load: "SessionLoad", choice: ModelChoice, preset: Optional[str], error: str,
-                            cancelled: bool) -> None:
-        """The session's weights were fetched in the picker's worker (:meth:`load_session`), on the GUI thread: load
-        the session now, or say why not (refused, cancelled, abandoned: nothing changed; the prompts edited meanwhile
-        are segmented then)."""
-        if not self._attached:  # the widget left the window meanwhile: nothing to load onto
-            return
-        state, name = load.state, load.name
-        why = ""
-        if cancelled:
-            why = (f"Not loaded (nothing changed): the download of {choice.name}'s weights for {name} was cancelled"
-                   + ("." if error else " (the file had arrived whole and is kept in the cache: load the session again "
-                                        "to use it)."))
-        elif error:
-            why = f"Not loaded (nothing changed): {_cannot_load(name, choice, error)}"
-            show_error(f"SAM 2: {why}")
-        elif state is not self._state:
-            what = ("removed" if not any(s is state for s in self.states.values()) else
-                    f"no longer the image picked ('{self.image_combo.currentText()}' is)")
-            why = (f"Not loaded: {name} was for the image '{state.image.name}', which was {what} while the session's "
-                   "weights were made ready; pick that image and load the session again.")
-            show_info(f"SAM 2: {why}")  # a run of clicks made meanwhile may take the status line
-        elif self.busy():  # another tool's run started meanwhile (Track all cells)
-            why = (f"Not loaded (nothing changed): a run started while the weights of {name} were made ready; load "
-                   "the session again once it is done.")
-        else:
-            try:
-                load.record.check_image(state.image.data.shape)  # its data may have been replaced meanwhile
-            except ValueError as problem:
-                why = f"Not loaded (nothing changed): {problem}"
-        if not why and load.confirm is not None and _prompts_now(state) != load.prompts:
-            question = self._replace_question(state)  # the clicks changed since the answer: ask about them
-            if question and not load.confirm(question):
-                why = f"Not loaded: {name} (the objects on '{state.image.name}' are kept)."
-        if why:
-            self.status.setText(why)
-            self._after_run()  # the prompts edited meanwhile are segmented now (they waited)
-            return
-        self._apply_session(load, preset)
-
-    def _apply_session(self, load: "SessionLoad", preset: Optional[str]) -> None:
-        """Put the checked session ``load`` on its image (the current one): a fresh session, its options, model (the
-        local weights file known to hold ``preset``), axes and prompt layers, then its prompts re-run once the model is
-        ready (:meth:`_rerun_loaded`)."""
-        state, record, name = load.state, load.record, load.name
-        model, weights_gone = record.model, load.weights_gone
-        axes = AxisChoice(**{k: record.axes[k] for k in ("frame_axis", "channel_axis", "channel") if k in record.axes})
-        # the load replaces the prompts edited meanwhile and re-runs the session's once, with its own model
-        self._deferred = [e for e in self._deferred if e[0] is not state]
-        self._model_rerun_due = False
-        state.controller, state.hidden, state.last_prompts = None, set(), None  # a fresh session
-        state.sessions.clear()  # every slice's
-        if state.labels is not None and state.labels in self.viewer.layers:
-            clear_masklets(state.labels)
-        self._refresh_objects()
-        options = record.options
-        self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
-        self.forget_check.setChecked(bool(options.get("clear_memory_around_corrections", False)))
-        self.smooth_spin.setValue(float(options.get("smooth", 0.0)))  # sessions saved before smoothing: 0
-        window = str(options.get("object_window", "off"))  # sessions saved before object windows: whole frames
-        self.window_combo.setCurrentText(window if self.window_combo.findText(window) >= 0 else "off")
-        if not weights_gone:
-            self.model_combo.setCurrentText(model["name"])
-            if model["weights"] == LOCAL:
-                self.picker.use_checkpoint_file(model["path"], str(preset))  # identified in the picker's worker
-            else:
-                self.checkpoint_combo.setCurrentText(model["weights"])
-            self.size_spin.setValue(int(model.get("image_size") or 0))
-        state.axes = axes
-        self.axes.show_for(state.image, axes)
-        self._ensure_prompt_layers()
-        self._quiet += 1
-        try:
-            restore(state, PromptContent(record.points, record.positive, record.point_ids,
-                                         tuple(record.boxes), record.box_ids))
-        finally:
-            self._quiet -= 1
-        state.last_prompts = capture(state)
-        ids = (set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in record.masks}
-               | {o for sliced in record.slice_masks.values() for _, o in sliced})
-        self.object_spin.setValue(max(ids | {0}) + 1)
-        if weights_gone:
-            show_warning(f"SAM 2: the session's weights file {model.get('path')} is not there: its prompts are re-run "
-                         f"with the model chosen now ({self.model_combo.currentText()}, "
-                         f"{self.checkpoint_combo.currentText()}); put the file back and load the session again to "
-                         "use those weights.")
-        self.status.setText(f"Loaded {name}: {len(ids)} object(s); re-running their prompts…"
-                            + (" (with the model chosen now: the session's weights file is missing)"
-                               if weights_gone else ""))
-        self.picker.when_ready(lambda: self._rerun_loaded(state, record, name))
-
-    def _replace_question(self, state: ImageState) -> str:
-        """The question to ask before Load session… replaces the work on ``state``'s image; "" when there is none
-        (no objects in its sessions or prompt layers, no masks in its masklets)."""
-        ids = set(state.points.features["obj_id"].tolist()) if state.points is not None else set()
-        ids |= set(state.boxes.features["obj_id"].tolist()) if state.boxes is not None else set()
-        for controller in state_controllers(state):
-            ids |= set(controller.obj_ids)
-        masks = bool(ids) or (state.labels is not None and state.labels in self.viewer.layers
-                              and bool(np.any(state.labels.data)))  # scanned only without objects
-        if not masks:
-            return ""
-        what = f"the {len(ids)} object(s)" if ids else "the masks"
-        return (f"Replace {what} on '{state.image.name}' with the session's? Their masks are discarded "
-                "(Save session… keeps them).")
-
-    def _confirm_replace(self, question: str) -> bool:
-        """Ask the user ``question`` (Yes / Cancel); True for Yes."""
-        from qtpy.QtWidgets import QMessageBox
-
-        answer = QMessageBox.question(self, "Load SAM 2 session", question,
-                                      QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
-        return answer == QMessageBox.Yes
-
-    def _rerun_loaded(self, state: ImageState, record: SessionRecord, name: str = "the file") -> None:
-        """Give every slice of the record its session back with its seeded masks, segment the slice shown now and
-        the other slices with masks or clicks after it (one run each, as prompts edited during a run).
-
-        Only slices the record holds something on get a session: the slice shown gets none when the record has
-        nothing there, so the session re-run last (a saved slice) is the one "last worked on" that Propagate, Undo
-        and the exports act on (they name its slice), wherever the slider is; the slider is left where the user put
-        it."""
-        if state is not self._state:
-            return
-        try:
-            shown = self._layout(state.image)
-            here = {**record.masks, **record.slice_masks.get(tuple(shown.fixed), {})}
-            slices = {fixed: masks for fixed, masks in record.slice_masks.items() if fixed != tuple(shown.fixed)}
-            fresh = (f"the history starts at the session loaded from {name} (what it replaced cannot be brought "
-                     "back)")
-            for fixed, masks in slices.items():
-                layout = self.axes.layout(state.image, _step_on(self.viewer.dims.current_step, fixed))
-                controller = self.ensure_controller(layout)
-                controller.mask_prompts = _mask_prompts(masks)
-                controller.start_history_after_next(fresh)
-            segment_shown = bool(here) or bool(self.prompts(shown))
-            if segment_shown:  # last: a slice with prompts shown stays the session acted on
-                controller = self.ensure_controller(shown)
-                controller.mask_prompts = _mask_prompts(here)
-                controller.start_history_after_next(fresh)
-        except Exception as error:
-            show_error(f"SAM 2: {error}")
-            return
-        for fixed in sorted(set(slices) | _clicked_slices(record, shown.fixed)):
-            if fixed != tuple(shown.fixed):  # segmented after the slice shown, one run each
-                step = _step_on(self.viewer.dims.current_step, fixed)
-                self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
-        if segment_shown:
-            self._segment(shown)
-        if not self.busy():  # nothing to segment on the slice shown: the other slices' runs start now
-            self._run_deferred()
-
-    def _on_load_session(self) -> None:
-        self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
-                                  lambda path: self.load_session(path, confirm=self._confirm_replace),
-                                  "Not loaded (nothing changed)")
 
     # ------------------------------------------------------------------ exports in a worker
     def export_in_worker(self, what: str, path: str) -> Any:
@@ -525,70 +236,6 @@ class SessionActionsMixin(EditRunMixin):
             self.status.setText(str(error))
 
 
-def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
-                                            Dict[Fixed, Dict[Tuple[int, int], np.ndarray]]]:
-    """The seeded masks of every session of ``state``'s image: ({(frame, obj_id): (H, W) bool} of a session with no
-    fixed axes, {fixed: {...}} of each slice's session (fixed: ((axis, index), ...), e.g. z of TZYX))."""
-    unsliced: Dict[Tuple[int, int], np.ndarray] = {}
-    sliced: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = {}
-    for controller in state_controllers(state):
-        masks = {k: p.mask for k, p in controller.mask_prompts.items() if p.mask is not None}
-        fixed = tuple(sorted((int(a), int(i)) for a, i in controller.layout.fixed))
-        if masks and fixed:
-            sliced.setdefault(fixed, {}).update(masks)
-        elif masks:
-            unsliced.update(masks)
-    return unsliced, sliced
-
-
-@dataclass
-class SessionLoad:
-    """A session load whose file is checked and whose replace question was answered (:meth:`load_session`), waiting
-    for its weights or applied now."""
-
-    state: ImageState  # the image it loads onto
-    record: SessionRecord
-    name: str  # the session file's name, for the status line
-    confirm: Optional[Callable[[str], bool]]  # asked again if the clicks change while the weights are fetched
-    prompts: Tuple[bytes, ...]  # the image's clicks and boxes when the question was answered (:func:`_prompts_now`)
-    weights_gone: bool  # its fine-tuned weights file is gone: loaded with the model chosen now
-
-
-def _session_choice(model: Dict[str, Any], name: str) -> ModelChoice:
-    """The session's model (``model``: name, weights, path) as a choice the picker accepts (checked without reading a
-    file); ValueError naming the session file ``name`` and what to do otherwise."""
-    choice = ModelChoice(str(model["name"]), str(model["weights"]), path=model.get("path"))
-    try:
-        choice.check()
-    except ValueError as error:
-        raise ValueError(_cannot_load(name, choice, str(error))) from None
-    return choice
-
-
-def _cannot_load(name: str, choice: ModelChoice, why: str) -> str:
-    """Why the session file ``name`` cannot be loaded with its ``choice`` of model (``why``: the check's, the file's or
-    the download's words; a failed download's always end with the offline route: the URL, the cache path and
-    ``NAPARI_SAM2_CACHE``)."""
-    why = why.rstrip(". ")
-    if choice.weights == CACHED and CACHE_ENV not in why:  # a download that failed on its way
-        why += f" (or set {CACHE_ENV} to a folder that holds {official(choice.name).filename})"
-    return (f"{name} was saved with {choice.name} ({choice.weights}), which cannot be loaded here: {why}. Nothing "
-            "was loaded; load the session again once that is fixed.")
-
-
-def _prompts_now(state: ImageState) -> Tuple[bytes, ...]:
-    """The clicks (coordinates, positive, object ids) and boxes (corners, object ids) of ``state``'s prompt layers as
-    bytes: equal when no prompt was added, moved, deleted or given another id."""
-    parts: list = []
-    if state.points is not None:
-        coords, positive, ids = points_content(state.points)
-        parts += [np.asarray(coords, float).tobytes(), positive.tobytes(), ids.tobytes()]
-    if state.boxes is not None:
-        corners, box_ids = boxes_content(state.boxes)
-        parts += [b"".join(np.asarray(c, float).tobytes() for c in corners), box_ids.tobytes()]
-    return tuple(parts)
-
-
 class StepFailed(Exception):
     """A RuntimeError raised in a worker's steps (:func:`reported`), with its words; the RuntimeError is its cause."""
 
@@ -674,22 +321,9 @@ def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterato
     yield from frame_table_steps(controller.frame_table(), path, calibration)  # the rows measurements() gives
 
 
-def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:
-    return {k: FramePrompt(k[0], k[1], mask=m) for k, m in masks.items()}
-
-
 def _step_on(step: Sequence[int], fixed: Fixed) -> Tuple[int, ...]:
     """The viewer's dims step ``step`` moved onto the slice ``fixed``."""
     moved = [int(i) for i in step]
     for axis, index in fixed:
         moved[axis] = int(index)
     return tuple(moved)
-
-
-def _clicked_slices(record: SessionRecord, fixed: Sequence[Tuple[int, int]]) -> Set[Fixed]:
-    """The slices (indices on the axes fixed in ``fixed``) that the record's clicks and boxes lie on."""
-    axes = [int(axis) for axis, _ in fixed]
-    if not axes:
-        return set()
-    coords = np.concatenate([record.points, record.boxes.reshape(-1, len(record.image_shape))])
-    return {tuple((axis, int(round(row[axis]))) for axis in sorted(axes)) for row in coords}

@@ -2,8 +2,8 @@
 
 Each image layer has its own prompt layers, masklets layer and session (see :mod:`._image_state`); the model
 comes from a :class:`~._model_picker.ModelPicker`; compute runs in napari worker threads (see :mod:`._runs`). The
-image picked and its layers: :mod:`._image_layers_mixin`; clicks and boxes: :mod:`._prompt_events`; sessions and
-exports: :mod:`._session_actions`.
+image picked and its layers: :mod:`._image_layers_mixin`; clicks and boxes: :mod:`._prompt_events`; session files:
+:mod:`._session_files`; relabel, merge and exports: :mod:`._session_actions`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ._objects_panel import ObjectsPanel
 from ._prompt_events import NO_IMAGE, PromptEventsMixin
 from ._runs import PROPAGATE_TIPS, RunMixin
 from ._session_actions import SessionActionsMixin
+from ._session_files import SessionFilesMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .image_size import AUTO, OFF
@@ -62,7 +63,8 @@ def _saved_smooth(settings: dict) -> float:
     return value if value <= 50.0 else 0.0
 
 
-class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionActionsMixin, QWidget):
+class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionActionsMixin, SessionFilesMixin,
+                         QWidget):
     """Pick an image and a model, click objects, propagate, correct, undo."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
