@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import http.server
 import re
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -16,23 +13,11 @@ import pytest
 import torch
 
 import sam2_model as sm
+import local_mirror
+from local_mirror import Mirror, expect_official
 from sam2_model import checkpoints
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """Refuse to resolve any host but loopback, so a test can never reach the internet."""
-    real_getaddrinfo = socket.getaddrinfo
-
-    def guarded(host, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name not in _LOOPBACK:
-            raise socket.gaierror(socket.EAI_NONAME, f"test guard: {name} is not loopback")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+loopback_only = local_mirror.loopback_only  # autouse: no test here can reach the internet
 
 
 @pytest.fixture
@@ -43,39 +28,11 @@ def cache(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-class _Server:
-    """A static file server on a free loopback port that counts GET requests per path."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.counts: dict[str, int] = {}
-        counts = self.counts
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(root), **kwargs)
-
-            def do_GET(self):  # noqa: N802 - http.server API
-                counts[self.path] = counts.get(self.path, 0) + 1
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
-    srv = _Server(root)
+    srv = Mirror(root)
     yield srv
     srv.close()
 
@@ -83,13 +40,6 @@ def server(tmp_path):
 def _payload(n_bytes: int, seed: int = 0) -> bytes:
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n_bytes,), dtype=torch.uint8, generator=generator).numpy().tobytes()
-
-
-def _register(monkeypatch, name: str, payload: bytes) -> None:
-    """Make the registry expect ``payload`` (its SHA-256 and size) for ``name``."""
-    entry = checkpoints.OFFICIAL_CHECKPOINTS[name]
-    fake = dataclasses.replace(entry, sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
-    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, name, fake)
 
 
 def _closed_port() -> int:
@@ -148,7 +98,7 @@ def test_in_cache_tells_downloaded_files_from_the_users_own(cache, tmp_path):
 def test_download_lands_in_the_cache_once(server, cache, monkeypatch):
     payload = _payload(300_000)
     (server.root / "sam2.1_hiera_tiny.pt").write_bytes(payload)
-    _register(monkeypatch, "sam2.1_hiera_tiny", payload)
+    expect_official(monkeypatch, "sam2.1_hiera_tiny", payload)
 
     path = checkpoints.download("sam2.1_hiera_tiny", base_url=server.url)
     assert path == cache / "sam2.1_hiera_tiny.pt" and path.read_bytes() == payload
@@ -163,7 +113,7 @@ def test_download_lands_in_the_cache_once(server, cache, monkeypatch):
 def test_progress_callback_counts_up_to_the_total(server, cache, monkeypatch):
     payload = _payload(5 * (1 << 20) // 2)  # 2.5 MiB: three 1 MiB chunks
     (server.root / "sam2_hiera_tiny.pt").write_bytes(payload)
-    _register(monkeypatch, "sam2_hiera_tiny", payload)
+    expect_official(monkeypatch, "sam2_hiera_tiny", payload)
     seen = []
     checkpoints.download("sam2_hiera_tiny", progressbar=lambda *args: seen.append(args), base_url=server.url)
     assert len(seen) >= 3
@@ -175,7 +125,7 @@ def test_progress_callback_counts_up_to_the_total(server, cache, monkeypatch):
 def test_cancel_from_the_progress_callback_leaves_nothing(server, cache, monkeypatch):
     payload = _payload(3 << 20)
     (server.root / "sam2_hiera_tiny.pt").write_bytes(payload)
-    _register(monkeypatch, "sam2_hiera_tiny", payload)
+    expect_official(monkeypatch, "sam2_hiera_tiny", payload)
 
     class Cancelled(Exception):
         pass
@@ -189,7 +139,7 @@ def test_cancel_from_the_progress_callback_leaves_nothing(server, cache, monkeyp
 
 
 def test_corrupted_download_is_rejected_and_not_kept(server, cache, monkeypatch):
-    _register(monkeypatch, "sam2_hiera_small", _payload(200_000, seed=1))
+    expect_official(monkeypatch, "sam2_hiera_small", _payload(200_000, seed=1))
     (server.root / "sam2_hiera_small.pt").write_bytes(_payload(200_000, seed=2))  # same size, other bytes
     with pytest.raises(checkpoints.CheckpointDownloadError) as info:
         checkpoints.download("sam2_hiera_small", base_url=server.url)
@@ -249,7 +199,7 @@ def test_server_error_status_is_a_download_error(server, cache):
 def test_mirror_environment_variable(server, cache, monkeypatch):
     payload = _payload(10_000)
     (server.root / "sam2.1_hiera_small.pt").write_bytes(payload)
-    _register(monkeypatch, "sam2.1_hiera_small", payload)
+    expect_official(monkeypatch, "sam2.1_hiera_small", payload)
     monkeypatch.setenv(checkpoints.MIRROR_ENV, server.url + "/")
     assert checkpoints.download("sam2.1_hiera_small").read_bytes() == payload
     assert server.counts == {"/sam2.1_hiera_small.pt": 1}

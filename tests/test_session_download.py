@@ -6,12 +6,6 @@ whose object-score head always finds an object, so the masks are not empty) serv
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import http.server
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +14,14 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
+import local_mirror  # noqa: E402
+from local_mirror import Mirror, expect_official  # noqa: E402
 from napari_sam2.session_file import read_session, write_session  # noqa: E402
 from sam2_model import checkpoints  # noqa: E402
 from widget_helpers import click_cells, open_widget, small_movie, wait  # noqa: E402
 
 TINY = "sam2.1_hiera_tiny"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """Refuse to resolve any host but loopback, so a test can never reach the internet."""
-    real_getaddrinfo = socket.getaddrinfo
-
-    def guarded(host, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name not in _LOOPBACK:
-            raise socket.gaierror(socket.EAI_NONAME, f"test guard: {name} is not loopback")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+loopback_only = local_mirror.loopback_only  # autouse: no test here can reach the internet
 
 
 @pytest.fixture(scope="module")
@@ -59,41 +41,12 @@ def official_file(tmp_path_factory) -> Path:
     return path
 
 
-class Mirror:
-    """A checkpoint mirror on a free loopback port serving ``root``; ``delay`` seconds after each 1 MB sent (a slow
-    line, so a test can act during the download)."""
-
-    def __init__(self, root: Path, delay: float = 0.0) -> None:
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(root), **kwargs)
-
-            def copyfile(self, source, outputfile):  # noqa: D401 - http.server API
-                while chunk := source.read(1 << 20):
-                    outputfile.write(chunk)
-                    time.sleep(delay)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch, official_file) -> Path:
     """An empty download cache, the registry expecting ``official_file`` as the official tiny checkpoint."""
     folder = tmp_path / "cache"
     monkeypatch.setenv(checkpoints.CACHE_ENV, str(folder))
-    data = official_file.read_bytes()
-    entry = dataclasses.replace(checkpoints.OFFICIAL_CHECKPOINTS[TINY], sha256=hashlib.sha256(data).hexdigest(),
-                                size=len(data))
-    monkeypatch.setitem(checkpoints.OFFICIAL_CHECKPOINTS, TINY, entry)
+    expect_official(monkeypatch, TINY, official_file.read_bytes())
     return folder
 
 
