@@ -423,7 +423,7 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     assert _cli(["batch", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--seeding", "grid"]) == 2
-    assert "need --auto" in capsys.readouterr().err
+    assert "--seeding needs --auto" in capsys.readouterr().err
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "workers must be" in capsys.readouterr().err
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
@@ -504,7 +504,7 @@ def test_cli_model_options_counts_and_paths(data, client, tmp_path, capsys, monk
     assert code == 1
     assert "2 stacks: 1 to run, 0 skipped (complete from an earlier run), 1 failed before running" in captured.err
     assert "failed: unprompted: no prompts CSV" in captured.err
-    assert "2 stacks: 1 ok, 0 skipped, 1 failed" in captured.out
+    assert "2 stacks: 1 ok, 0 skipped, 1 failed" in captured.err and not captured.out  # every line on stderr
     expected = segment(tifffile.imread(data / "s0.tif"), *read_prompts(data / "s0.csv"), model="demo",
                        checkpoint="download", device="cpu", image_size="auto", object_window="off",
                        direction="forward")
@@ -514,7 +514,12 @@ def test_cli_model_options_counts_and_paths(data, client, tmp_path, capsys, monk
     manifest = json.loads((out / "s0" / "manifest.json").read_text())
     assert isinstance(manifest["image_size"], int) and manifest["object_window"] is None
     assert manifest["direction"] == "forward"
-    table = batch("in", "out", client=client, progress=False, model="demo", device="cpu")  # s0 skipped now
+    from dask.system import cpu_count  # 2 worker processes of 1 thread on this machine share its cores
+
+    assert manifest["torch_threads"] == max(1, cpu_count() // 2), manifest["torch_threads_why"]
+    assert "2 worker processes on this machine / 1 Dask thread each" in manifest["torch_threads_why"]
+    table = batch("in", "out", client=client, progress=False, model="demo", device="cpu", image_size="auto",
+                  object_window="off", direction="forward")  # the same settings: s0 skipped now
     assert list(table["status"]) == ["skipped", "failed"]
     for run in (_read_summary(out), table.to_dict("records")):
         assert [r["stack"] for r in run] == [str(inputs / "s0.tif"), str(inputs / "unprompted.tif")]
@@ -610,6 +615,8 @@ def test_auto_on_a_stack_with_no_cell_finishes_empty_and_says_why(client, tmp_pa
     common = ["--auto", "--cell-diameter", "6", "30", "--device", "cpu", "--image-size", "256"]
     assert _cli(["batch", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "out"), "--scheduler",
                  client.scheduler.address] + common) == 0
+    err = capsys.readouterr().err  # the note on the console as the stack finishes, and counted at the end
+    assert "empty: note: no cells were detected on frames 0-3" in err and "1 ok (1 with a note: see summary.csv)" in err
     (row,) = _read_summary(tmp_path / "out")
     assert row["status"] == "ok" and row["objects"] == "0" and "no cells were detected" in row["note"]
     assert not _labels(tmp_path / "out", "empty").any()
@@ -752,7 +759,10 @@ def test_ctrl_c_messages_say_what_is_on_disk(data, reference, client, tmp_path, 
     assert _interrupted_run(client, argv, tmp_path / "release1", 2) == 130
     messages = capsys.readouterr().err
     assert f"1 of 2 stacks are complete in {out} (1 of them from an earlier run, not redone) (see " \
-           f"{out / 'summary.csv'})" in messages, messages
+           f"{out / 'summary.csv'}); run it again without --overwrite to do the rest (with it, every stack is " \
+           "redone); that run also skips the 1 earlier result kept from the same stack and settings (s1): to redo " \
+           "it, run it alone with --overwrite" in messages, messages  # (it said: run the same command again)
+    assert not (out / ".batch.lock").exists()  # released
     (row,) = _read_summary(out)
     assert (row["name"], row["status"], row["frames"]) == ("s1", "skipped", "5")
     assert "interrupted before it was redone" in row["error"]
@@ -795,6 +805,34 @@ def test_ctrl_c_while_the_local_cluster_starts_stops_quietly(tmp_path):
     assert run.wait(timeout=120) == 130, err
     assert "1 to run" in first and "interrupted before any stack finished" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_sigterm_mid_run_stops_as_ctrl_c_does(data, tmp_path):
+    """SIGTERM (a job's time limit, scancel, timeout) once a stack is finished, to a real command with its local
+    cluster in its own process: exit 143 with Ctrl-C's line, summary.csv listing the finished stacks, no .partial/
+    attempt, no lock, no leaked semaphores (it died silently, leaving .partial/ and a summary that did not say so)."""
+    import signal
+    import subprocess
+
+    stacks, out = tmp_path / "in", tmp_path / "o"
+    for i in range(6):
+        _copy_stack(data, GOOD[i % 3], stacks / f"t{i}.tif")
+    command = [sys.executable, "-m", "napari_sam2.cli", "batch", str(stacks), "--out", str(out), "--device", "cpu",
+               "--image-size", "256"]
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert _wait_for(lambda: (out / "summary.csv").exists() or run.poll() is not None, 300)
+        run.send_signal(signal.SIGTERM)
+        err = run.communicate(timeout=120)[1]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, err
+    assert "napari-sam2 batch: interrupted by SIGTERM; " in err and "run the same command again" in err, err
+    assert "leaked" not in err and "Traceback" not in err, err
+    rows = _read_summary(out)
+    assert 1 <= len(rows) < 6 and {r["status"] for r in rows} == {"ok"}, rows
+    assert sorted(p.name for p in out.iterdir()) == sorted([r["name"] for r in rows] + ["summary.csv"])
 
 
 def test_a_single_image_in_a_batch_fails_with_a_command_line_reason(tmp_path):
@@ -868,7 +906,7 @@ def test_frames_last_stacks_are_read_frames_first_as_track_reads_them(data, refe
                  "--model", "demo", "--device", "cpu", "--image-size", "256"])
     line = ("the TIFF's axes YXT put the frames (T, axis 2) after the rows and columns: read as (5, 96, 96) (TYX), "
             "frames first; the labels are written in that order")
-    assert code == 0 and f"yxt: {line}" in capsys.readouterr().out  # as track prints it, one line
+    assert code == 0 and f"yxt: {line}" in capsys.readouterr().err  # as track prints it, one line
     np.testing.assert_array_equal(_labels(out, "yxt"), reference["s0"])
     assert _read_summary(out)[0]["note"] == line
     assert json.loads((out / "yxt" / "manifest.json").read_text())["read_as"] == line

@@ -7,8 +7,9 @@ shares with ``track`` (``--image-size N|auto``, ``--object-window``, ``--directi
 all before anything is created or the cluster starts.
 
 Exit codes: 0 every stack ok or skipped, 1 at least one stack failed (see DIR/summary.csv),
-2 a usage error (bad arguments, no stacks found, unwritable output folder, unknown model or device,
-weights that cannot be downloaded, a scheduler that cannot be reached).
+2 a usage error (bad arguments, no stacks found, unwritable output folder or one another run is writing into,
+unknown model or device, weights that cannot be downloaded, a scheduler that cannot be reached), 130 Ctrl-C,
+143 SIGTERM (a job's time limit, scancel: stopped as after Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any, Dict
 
 from ._cli_auto import CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, check_detection_options
 from ._cli_axes import add_axis_arguments, axis_arguments
+
+#: exit codes of a run stopped by Ctrl-C (SIGINT) or SIGTERM (a job's time limit, scancel, kill): 128 + the signal
+INTERRUPTED_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
+
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``batch`` command to the CLI's subparsers; returns its parser."""
@@ -99,7 +104,8 @@ def check_batch_options(args: argparse.Namespace, options: Dict[str, Any]) -> No
     """The options that only the command line has, checked in its words before anything is created or started
     (the rest is checked by :func:`napari_sam2.batch.batch` with the options' names)."""
     if options and not args.auto:
-        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)} need --auto")
+        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)} "
+                         f"{'needs' if len(options) == 1 else 'need'} --auto")
     if args.auto and args.object_window is not None:
         raise ValueError("--object-window applies to prompts; --auto finds and tracks cells on whole frames")
     # track's own checks; an option left out keeps track_cells' default, so a valid stand-in is checked for it
@@ -114,32 +120,37 @@ def run_batch(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code."""
     from sam2_model.checkpoints import CheckpointDownloadError
 
-    from .batch import BatchInterrupted, batch
+    from .batch import BatchInterrupted, Terminated, batch, sigterm_stops
 
     options = tracking_options(args)
     extra: Dict[str, Any] = {} if args.zarr_above is None else {"zarr_above_gb": args.zarr_above}
     checkpoint = "random" if str(args.checkpoint).lower() == "none" else args.checkpoint
     try:
-        check_batch_options(args, options)
-        extra.update(axis_arguments(args), axis_names="cli")
-        table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
-                      checkpoint=checkpoint, device=args.device, image_size=args.image_size,
-                      object_window="auto" if args.object_window is None else args.object_window,
-                      direction=args.direction, workers=args.workers, scheduler=args.scheduler,
-                      overwrite=args.overwrite, smooth=args.smooth, contrast_limits=args.contrast_limits,
-                      **extra, **options)
+        with sigterm_stops():  # a job's time limit or scancel stops the run as Ctrl-C does
+            check_batch_options(args, options)
+            extra.update(axis_arguments(args), axis_names="cli")
+            table = batch(args.inputs, args.out, auto=args.auto, prompts_dir=args.prompts_dir, model=args.model,
+                          checkpoint=checkpoint, device=args.device, image_size=args.image_size,
+                          object_window="auto" if args.object_window is None else args.object_window,
+                          direction=args.direction, workers=args.workers, scheduler=args.scheduler,
+                          overwrite=args.overwrite, smooth=args.smooth, contrast_limits=args.contrast_limits,
+                          **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2
     except BatchInterrupted as interrupted:  # stacks finished before Ctrl-C are complete in --out
         print(f"napari-sam2 batch: {interrupted}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("napari-sam2 batch: interrupted before any stack was started; no results were written", file=sys.stderr)
-        return 130
+        return INTERRUPTED_CODES[interrupted.by]
+    except KeyboardInterrupt as stop:
+        by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        print(f"napari-sam2 batch: interrupted{' by SIGTERM' * (by == 'SIGTERM')} before any stack was started; no "
+              "results were written", file=sys.stderr)
+        return INTERRUPTED_CODES[by]
     counts = table["status"].value_counts().to_dict()
-    total = len(table)
-    print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {counts.get('ok', 0)} ok, "
+    total, ok = len(table), counts.get("ok", 0)
+    noted = int(((table["status"] == "ok") & (table["note"].fillna("").astype(str) != "")).sum())
+    with_note = f" ({noted} with a note: see summary.csv)" if noted else ""
+    print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {ok} ok{with_note}, "
           f"{counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; summary in "
-          f"{Path(args.out) / 'summary.csv'}")
+          f"{Path(args.out) / 'summary.csv'}", file=sys.stderr)
     return 1 if counts.get("failed", 0) else 0

@@ -19,18 +19,21 @@ import logging
 import os
 import sys
 import uuid
+from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates
-from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, check_out, clean_partials, plan_run, prepare_out,
-                            remove_if_empty, remove_partial_root, reusable_result)
-from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack
-from .directions import auto_direction
+from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
+                            plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
+                            reusable_result)
+from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, tracking_settings
+from .directions import DIRECTION_WORDS, auto_direction, check_one_way
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
 PathLike = Union[str, os.PathLike]
@@ -59,27 +62,49 @@ def _earlier_row(stack: str, name: str, record: Mapping[str, Any], error: str) -
                 objects=record.get("objects"), outputs=";".join(outputs), note=record.get("note", ""))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job's time limit, ``scancel``, ``kill``) under :func:`sigterm_stops`: raised where Ctrl-C raises
+    KeyboardInterrupt, so that a batch stops the same way (its finished stacks listed, its local cluster closed)."""
+
+
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a batch run. The stacks finished before it are complete in ``out`` and listed in its
-    summary.csv; running the same command again skips them and does the rest.
+    """Ctrl-C (or SIGTERM: ``by``) during a batch run. The stacks finished before it are complete in ``out`` and
+    listed in its summary.csv; the message says how to do the rest.
 
     complete: stacks of the run whose results are complete in ``out`` (``earlier`` of them from an earlier run, kept
-    because the run was interrupted before ``overwrite`` redid them); summary: whether summary.csv was written."""
+    because the run was interrupted before ``overwrite`` redid them); summary: whether summary.csv was written;
+    overwrite: the option the run was given, as the caller names it ("" when off: the same command does the rest);
+    current: the kept earlier results that a run without it would skip (made from the same stack and settings)."""
 
     def __init__(self, out: Path, complete: int, failed: int, total: int, summary: bool = True,
-                 earlier: int = 0) -> None:
+                 earlier: int = 0, by: str = "Ctrl-C", overwrite: str = "", current: Sequence[str] = ()) -> None:
         super().__init__(out, complete, failed, total)
         self.out, self.complete, self.failed, self.total = Path(out), complete, failed, total
-        self.summary, self.earlier = summary, earlier
+        self.summary, self.earlier, self.by = summary, earlier, by
+        self.overwrite, self.current = overwrite, list(current)
 
     def __str__(self) -> str:
+        by = "" if self.by == "Ctrl-C" else f" by {self.by}"
         if not self.complete and not self.summary:
-            return f"interrupted before any stack finished; nothing was written to {self.out}"
+            return f"interrupted{by} before any stack finished; nothing was written to {self.out}"
         failed = f", {self.failed} failed" if self.failed else ""
         earlier = f" ({self.earlier} of them from an earlier run, not redone)" if self.earlier else ""
         see = f" (see {self.out / 'summary.csv'})" if self.summary else ""
-        return (f"interrupted; {self.complete} of {self.total} stacks are complete in {self.out}{earlier}{failed}"
-                f"{see}; run the same command again to do the rest")
+        return (f"interrupted{by}; {self.complete} of {self.total} stacks are complete in {self.out}{earlier}{failed}"
+                f"{see}; {self.advice()}")
+
+    def advice(self) -> str:
+        """How to do the rest: the same command, or (it redoes every stack with overwrite) the command without it."""
+        if not self.overwrite:
+            return "run the same command again to do the rest"
+        said = f"run it again without {self.overwrite} to do the rest (with it, every stack is redone)"
+        if self.current:
+            count = len(self.current)
+            said += (f"; that run also skips the {count} earlier result{'s' * (count != 1)} kept from the same stack "
+                     f"and settings ({', '.join(self.current[:3])}{', ...' if count > 3 else ''}): to redo "
+                     f"{'them' if count != 1 else 'it'}, run {'them' if count != 1 else 'it'} alone with "
+                     f"{self.overwrite}")
+        return said
 
 
 def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
@@ -142,17 +167,32 @@ def _dashboard(client: Any, local: bool) -> Optional[str]:
     return f"Dask dashboard at {client.dashboard_link}"
 
 
+def _cores() -> int:
+    """The cores this process may use (affinity and cgroup limits, as Dask counts them; os.cpu_count() counts every
+    core of the machine, also those a job scheduler did not give it)."""
+    from dask.system import cpu_count
+
+    return cpu_count()
+
+
 @contextlib.contextmanager
-def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str) -> Iterator[Any]:
+def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str, say: bool = True) -> Iterator[Any]:
     if client is not None:
         yield client
         return
     from distributed import Client
 
     if scheduler is not None:
+        if say:
+            print(f"napari-sam2 batch: connecting to the Dask scheduler at {scheduler}...", file=sys.stderr)
         with Client(scheduler) as own:
             yield own
         return
+    if say:
+        gpus = _gpu_count(device)
+        count = min(workers, gpus) if gpus else workers
+        print(f"napari-sam2 batch: starting Dask's local cluster ({count} worker{'s' * (count != 1)}"
+              f"{', one per GPU' if gpus else ''})...", file=sys.stderr)
     with _ctrl_c_held() as pressed:  # a cluster cut off half-started cannot be closed (a traceback at exit)
         cluster = local_cluster(workers, device)
         try:
@@ -162,36 +202,67 @@ def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str
             raise
     with cluster, own:
         if pressed:
-            raise KeyboardInterrupt
+            raise Terminated if pressed[0] == "SIGTERM" else KeyboardInterrupt
         yield own
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the run is stopping: another SIGTERM changes nothing
+    raise Terminated
+
+
 @contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[List[bool]]:
-    """Hold Ctrl-C (SIGINT) back while the block runs: the yielded list gets an item when it was pressed (the caller
-    then stops), a second Ctrl-C interrupts at once. Only in the main thread where Ctrl-C raises KeyboardInterrupt
-    (Python's own handler); otherwise nothing changes."""
+def sigterm_stops() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`Terminated` where Ctrl-C raises
+    KeyboardInterrupt, so the command stops as after Ctrl-C (exit code 143); a second SIGTERM is ignored while it
+    stops. For the command line; the previous handler is back when the block ends."""
     import signal
     import threading
 
-    pressed: List[bool] = []
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[List[str]]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM back while the block runs: the yielded list gets "Ctrl-C" or "SIGTERM" when
+    one came (the caller then stops); a second Ctrl-C interrupts at once. Only in the main thread, and each signal
+    only where it raises (Python's own Ctrl-C handler; SIGTERM under :func:`sigterm_stops`); otherwise nothing
+    changes."""
+    import signal
+    import threading
+
+    pressed: List[str] = []
+    if threading.current_thread() is not threading.main_thread():
         yield pressed
         return
 
     def hold(signum: int, frame: Any) -> None:
+        by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
         if pressed:
-            raise KeyboardInterrupt
-        pressed.append(True)
-        print("napari-sam2 batch: stopping once the local cluster has started (Ctrl-C again: at once)",
-              file=sys.stderr)
+            if by == "Ctrl-C":
+                raise KeyboardInterrupt
+            return
+        pressed.append(by)
+        again = "Ctrl-C: at once" if by == "Ctrl-C" else "another SIGTERM changes nothing"
+        print(f"napari-sam2 batch: stopping once the local cluster has started ({again})", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    held = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _on_sigterm}
+    previous = {number: signal.signal(number, hold) for number, raising in held.items()
+                if signal.getsignal(number) is raising}
     try:
         yield pressed
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: bool,
@@ -334,8 +405,10 @@ def batch(
     workers: worker processes of a local cluster (one per GPU with CUDA); scheduler: the address of an
     existing Dask scheduler; client: an existing ``distributed.Client`` (then neither is used).
     overwrite: redo stacks whose outputs are complete (otherwise they are skipped). A result in ``out`` is reused
-    only when it was made from the same input (resolved path, size and modification time unchanged); names and
-    reuse are decided by :func:`.batch_outputs.plan_run`.
+    only when it was made from the same input (resolved path, size and modification time unchanged), the same
+    prompts CSV content, in the same mode and with the same settings (model and weights, image_size, object_window,
+    direction, tracking options, axes, smooth, contrast_limits: its manifest's ``settings``); the console names
+    the stacks run again and why. Names and reuse are decided by :func:`.batch_outputs.plan_run`.
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
     frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
     :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
@@ -352,8 +425,12 @@ def batch(
     alone do not say, e.g. no cell found on any frame); a skipped stack's numbers, outputs and note are those of
     its earlier result (its manifest). ``out/summary.csv`` holds these rows and then a "skipped" row for each other
     complete result in ``out`` (stacks of earlier runs that are not among ``inputs``).
-    Every setting is checked before anything is created, the cluster started or a stack read (ValueError); ``out``
-    is created once the cluster is up (an unreachable scheduler leaves nothing behind).
+    Every setting is checked before anything is created, the cluster started or a stack read (ValueError); then
+    ``out`` is created with its lock (one run per output folder: :class:`.batch_outputs.OutputFolderBusy`, a
+    ValueError, while another run holds it) and removed again by a run that ends before writing anything (an
+    unreachable scheduler). In the workers of a cluster of the user's, PyTorch's threads per task follow
+    :func:`.batch_worker.task_threads` (Dask's nanny leaves it one thread). Ctrl-C (KeyboardInterrupt) or
+    :class:`Terminated` stops the run: :class:`BatchInterrupted` says what is complete and how to do the rest.
     """
     if axis_names not in ("api", "cli"):
         raise ValueError(f"axis_names must be 'api' or 'cli', got {axis_names!r}")
@@ -370,15 +447,67 @@ def batch(
     direction = _check_direction(direction, auto, word, axis_names)
     if auto:
         tracking_options = dict(tracking_options, reverse=direction == "backward")
+        _check_start(tracking_options, axis_names)
     prompts_dir = _check_prompts_dir(prompts_dir, auto, word)
     in_cluster = client is not None or scheduler is not None
     spec = _model_spec(model, checkpoint, device, size,
-                       torch_threads=None if in_cluster else max(1, (os.cpu_count() or 1) // workers), name=word)
+                       torch_threads=None if in_cluster else max(1, _cores() // workers), name=word)
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
-    check_out(out, stacks, word("out"))  # nothing is created before the cluster is up (or a scheduler answered)
-    plan = plan_run(stacks, out, overwrite)
-    _fetch_weights(spec)
+    template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
+                         dict(tracking_options), axes, sigma, limits, object_window=window, direction=direction,
+                         run=uuid.uuid4().hex[:8])
+    created = prepare_out(out, stacks, word("out"))  # checked and made before the plan, which runs under its lock
+    try:
+        with out_lock(out, word("out")):  # one run per output folder: its plan and summary stay true
+            return _plan_and_run(stacks, out, template, overwrite=overwrite, prompts_dir=prompts_dir, word=word,
+                                 client=client, scheduler=scheduler, workers=workers, device=device,
+                                 progress=progress)
+    finally:
+        remove_if_empty(out, created)  # a run stopped before it wrote anything (unreachable scheduler, Ctrl-C)
+
+
+def _check_start(tracking_options: Mapping[str, Any], names: str) -> None:
+    """Automatic tracking backward from frame 0 has nothing to track in any stack: refused before the run (forward
+    from the last frame depends on each stack's length: that stack fails)."""
+    start = int(tracking_options.get("start_frame", 0))
+    if tracking_options.get("reverse") and start == 0:
+        check_one_way(0, 2, "backward", f"{DIRECTION_WORDS[names]['start_frame']} 0", names)
+
+
+def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
+    """What decides a stack's result besides the stack itself (``template``: this run's settings; ``prompts``: its
+    CSV): recorded in its manifest ("settings") and compared by a rerun (:func:`.batch_outputs.reusable_result`).
+    Not among them: the device, threads, ``zarr_above_gb`` (how the labels are stored, not what they are)."""
+    model = template.model
+    weights = Path(model.checkpoint) if model.checkpoint and os.path.isabs(model.checkpoint) else None
+    axes = asdict(template.axes)
+    axes.pop("names")  # (only how messages name the options)
+    return as_recorded({
+        "mode": "auto" if template.auto else "prompts", "prompts": prompts_fingerprint(prompts),
+        "model": model.model, "checkpoint": model.checkpoint,
+        "checkpoint_file": None if weights is None else file_fingerprint(weights), "image_size": model.image_size,
+        "object_window": None if template.auto else template.object_window, "direction": template.direction,
+        "tracking_options": tracking_settings(template.tracking_options) if template.auto else {},
+        "axes": axes, "smooth": template.smooth, "contrast_limits": template.contrast_limits})
+
+
+def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, overwrite: bool,
+                  prompts_dir: Optional[Path], word: Any, client: Any, scheduler: Optional[str], workers: int,
+                  device: str, progress: bool) -> Any:
+    """The run itself, once ``out`` exists and its lock is held: plan (names, reuse), then run the stacks left on
+    the cluster; returns this run's rows (a DataFrame). See :func:`batch`."""
+    auto, in_cluster = template.auto, client is not None or scheduler is not None
+    found: Dict[Path, Dict[str, Any]] = {}  # each stack's prompts CSV and settings, read once
+
+    def settings_of(path: Path) -> Dict[str, Any]:
+        if path not in found:
+            prompts = None if auto else find_prompts(path, prompts_dir)
+            found[path] = {"prompts": prompts, "settings": _settings(template, prompts)}
+        return found[path]["settings"]
+
+    plan = plan_run(stacks, out, overwrite, settings_of)
+    _fetch_weights(template.model)
     rows: Dict[str, Dict[str, Any]] = {}
     tasks: List[StackTask] = []
     others = _other_rows(plan)
@@ -387,15 +516,14 @@ def batch(
             rows[name] = _earlier_row(str(path), name, plan.reused[name],
                                       f"complete from an earlier run ({word('overwrite')} to redo)")
             continue
-        prompts = None if auto else find_prompts(path, prompts_dir)
+        settings = settings_of(path)
+        prompts = found[path]["prompts"]
         if not auto and prompts is None:
             looked = ", ".join(str(p.absolute()) for p in prompt_candidates(path.resolve(), prompts_dir))
             rows[name] = _row(path, name, "failed", f"no prompts CSV (looked for {looked}); or use {word('auto')}")
             continue
-        tasks.append(StackTask(name, str(path.resolve()), str(out.resolve()), spec,
-                               None if prompts is None else str(prompts.resolve()), auto,
-                               int(zarr_above_gb * 1024**3), dict(tracking_options), axes, sigma, limits,
-                               object_window=window, direction=direction))
+        tasks.append(replace(template, name=name, path=str(path.resolve()),
+                             prompts=None if prompts is None else str(prompts.resolve()), settings=settings))
     order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     if progress:
         _report_start(list(rows.values()), len(plan.names), len(tasks), plan.notes)
@@ -406,28 +534,37 @@ def batch(
         return sorted(listed, key=lambda r: order[r["name"]])
 
     summary_path = out / "summary.csv"
-    created: Optional[Path] = None
     if tasks:
         try:
-            with _client_for(client, scheduler, workers, device) as active:
-                created = prepare_out(out, stacks, word("out"))  # the first thing made, once the cluster is up
+            with _client_for(client, scheduler, workers, device, say=progress) as active:
                 clean_partials(out, [t.name for t in tasks])
                 dashboard = _dashboard(active, local=not in_cluster) if progress else None
                 if dashboard:
                     print(f"napari-sam2 batch: {dashboard}", file=sys.stderr)
-                for row in _run_tasks(active, tasks, progress):
+                machines = _workers_per_machine(active) if in_cluster else ()
+                for row in _run_tasks(active, [replace(t, host_workers=machines) for t in tasks], progress):
                     rows[row["name"]] = row
                     write_summary(ordered(), summary_path)
-        except KeyboardInterrupt:
-            raise _interrupted(out, rows, plan, tasks, in_cluster, created) from None
+        except KeyboardInterrupt as stop:
+            raise _interrupted(out, rows, plan, tasks, in_cluster, stop, word("overwrite") if overwrite else "") \
+                from None
         clean_partials(out, [t.name for t in tasks])  # attempts of killed workers (their retries are done)
-    else:
-        prepare_out(out, stacks, word("out"))
     write_summary(ordered(), summary_path)
     remove_partial_root(out)
     import pandas as pd
 
     return pd.DataFrame(ordered(with_others=False), columns=SUMMARY_COLUMNS)
+
+
+def _workers_per_machine(client: Any) -> Tuple[Tuple[str, int], ...]:
+    """(worker address, the cluster's worker processes on its machine) for each worker now connected: workers on one
+    machine share its cores (:func:`.batch_worker.task_threads`)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # an older distributed: every worker is listed
+        workers = client.scheduler_info()["workers"]
+    hosts = Counter(info.get("host") for info in workers.values())
+    return tuple((address, hosts[info.get("host")]) for address, info in workers.items())
 
 
 def _other_rows(plan: RunPlan) -> List[Dict[str, Any]]:
@@ -450,30 +587,35 @@ def _report_start(rows: Sequence[Dict[str, Any]], total: int, to_run: int, notes
 
 
 def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, tasks: Sequence[StackTask],
-                 in_cluster: bool, created: Optional[Path]) -> BatchInterrupted:
-    """After Ctrl-C: the summary lists what is complete in ``out`` (this run's finished stacks, and the earlier
-    results of stacks ``overwrite`` had not redone yet); partial attempts of a local cluster (now shut down) are
-    removed, and an output folder this run created and left empty too. Returns the exception that says so."""
-    earlier = 0
+                 in_cluster: bool, stop: BaseException, overwrite: str = "") -> BatchInterrupted:
+    """After Ctrl-C or SIGTERM (``stop``): the summary lists what is complete in ``out`` (this run's finished stacks,
+    and the earlier results of stacks ``overwrite`` had not redone yet); partial attempts of a local cluster (now shut
+    down) are removed. Returns the exception that says so (and, after ``overwrite``, what a run without it does)."""
+    earlier, current = 0, []
     for task in tasks:
         if task.name not in rows:  # not finished: its earlier result (with --overwrite) is still complete
             record, _ = reusable_result(out / task.name, Path(task.path))
-            if record is not None:
+            if record is not None and record.get("run") == task.run:  # finished by a worker as the run stopped
+                rows[task.name] = _earlier_row(task.path, task.name, record, "")
+                rows[task.name]["status"] = "ok"
+            elif record is not None:
                 rows[task.name] = _earlier_row(task.path, task.name, record, "interrupted before it was redone; "
                                                                              "the result of an earlier run is kept")
                 earlier += 1
+                if reusable_result(out / task.name, Path(task.path), settings=task.settings)[0] is not None:
+                    current.append(task.name)  # a run without overwrite skips it
     order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     listed = sorted([*rows.values(), *_other_rows(plan)], key=lambda r: order[r["name"]])
-    if listed and out.is_dir():  # (not before the cluster was up: then nothing was created)
+    if listed and out.is_dir():
         write_summary(listed, out / "summary.csv")
     if not in_cluster:
         clean_partials(out, [task.name for task in tasks])
         remove_partial_root(out)
-        if not listed:
-            remove_if_empty(out, created)
     complete = sum(row["status"] in ("ok", "skipped") for row in rows.values())
     return BatchInterrupted(out, complete, sum(row["status"] == "failed" for row in rows.values()),
-                            len(plan.names), summary=bool(listed) and out.is_dir(), earlier=earlier)
+                            len(plan.names), summary=bool(listed) and out.is_dir(), earlier=earlier,
+                            by="SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C", overwrite=overwrite,
+                            current=current)
 
 
 def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:
@@ -481,7 +623,7 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
     from distributed import as_completed
     from tqdm import tqdm
 
-    run = uuid.uuid4().hex[:8]
+    run = tasks[0].run or uuid.uuid4().hex[:8]
     futures = {client.submit(process_stack, task, key=f"napari-sam2-{task.name}-{run}", pure=False): task
                for task in tasks}
     bar = tqdm(total=len(tasks), unit="stack", desc="batch", disable=not progress, file=sys.stderr)
@@ -495,11 +637,21 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
             bar.update(1)
             read_as = row.pop("read_as", "")  # a frames-last stack: how it was read (the line track prints)
             if row["status"] == "failed":
-                bar.write(f"failed: {task.name}: {row['error']}")
-            elif read_as:
-                bar.write(f"{task.name}: {read_as}")
+                bar.write(f"failed: {task.name}: {row['error']}", file=sys.stderr)
+            else:
+                if read_as:
+                    bar.write(f"{task.name}: {read_as}", file=sys.stderr)
+                note = str(row.get("note") or "").replace(read_as, "", 1).strip("; ")  # the tracker's, e.g.
+                if note:
+                    bar.write(f"{task.name}: note: {_short(note)}", file=sys.stderr)
             yield row
     finally:
         bar.close()
         for future in futures:
             future.release()
+
+
+def _short(text: str, most: int = 150) -> str:
+    """``text`` on one console line: cut after ``most`` characters, pointing to summary.csv for the rest."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most].rstrip() + "... (see summary.csv)"

@@ -7,25 +7,31 @@ Layout of an output folder ``OUT``::
     OUT/<name>/labels.tif      (T, Y, X) uint32 labels, or labels.ome.zarr/ for large stacks
     OUT/<name>/objects.csv     one row per object and frame (area, centroid, bbox, intensity, score)
     OUT/.partial/              stacks being written (never a finished-looking name)
+    OUT/.batch.lock            the run writing into OUT (pid, host): one run per output folder at a time
 
 A task writes everything into ``OUT/.partial/<name>-<token>/``, writes the manifest last and then
 renames the folder to ``OUT/<name>``. A worker killed at any point therefore leaves either nothing
 under ``OUT/<name>`` or the previous complete result; the rename is atomic on one file system.
 
 A rerun into ``OUT`` (:func:`plan_run`) reuses a result only when its manifest names the same input (resolved path,
-size and modification time as recorded); a stack keeps the name of its earlier result, and no stack is given the
-name of an entry of ``OUT`` that holds something else.
+size and modification time as recorded) and the same settings (the prompts CSV's content, the mode, the model, ...:
+:func:`reusable_result`); a stack keeps the name of its earlier result, and no stack is given the name of an entry
+of ``OUT`` that holds something else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -176,14 +182,87 @@ def found_results(out: Path) -> Dict[str, FoundResult]:
             for entry in entries if not entry.name.startswith(".")}
 
 
-def reusable_result(folder: Path, stack: Path,
-                    found: Optional[FoundResult] = None) -> Tuple[Optional[Dict[str, Any]], str]:
-    """The manifest of ``folder`` when it holds a complete result made from ``stack`` as it is now, else None and
-    why not ("" where there is no complete result of this stack at all).
+def prompts_fingerprint(path: Optional[Path]) -> Optional[Dict[str, Any]]:
+    """What a prompts CSV held: ``{"path": its resolved path, "sha256": of its bytes}`` (a prompts table is small);
+    None for no file (automatic tracking) or one that cannot be read."""
+    if path is None:
+        return None
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    return {"path": str(Path(path).resolve()), "sha256": digest}
+
+
+def file_fingerprint(path: Path) -> Optional[Dict[str, int]]:
+    """``{"bytes", "mtime_ns"}`` of a file (a checkpoint rewritten in place by a fine-tuning run), None if missing."""
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return None
+    return {"bytes": int(info.st_size), "mtime_ns": int(info.st_mtime_ns)}
+
+
+def as_recorded(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """``settings`` as a manifest holds them once written and read back (tuples become lists), so that the settings
+    of a run compare equal to the same settings recorded."""
+    return json.loads(json.dumps(dict(settings), default=str))
+
+
+def settings_changes(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> List[str]:
+    """The names of the settings (see :func:`reusable_result`) that differ between a result's manifest and this
+    run, in ``wanted``'s order; the tracking options and the axes name their keys that differ. The prompts compare
+    by content (their sha256), not by path."""
+    changed: List[str] = []
+    for key, value in as_recorded(wanted).items():
+        before = recorded.get(key)
+        if key == "prompts":
+            same = (before or {}).get("sha256") == (value or {}).get("sha256") if before or value else True
+        elif key in ("tracking_options", "axes") and isinstance(value, dict) and isinstance(before, dict):
+            changed += [k for k in value if value[k] != before.get(k)] + [k for k in before if k not in value]
+            continue
+        else:
+            same = before == value
+        if not same:
+            changed.append(key)
+    return changed
+
+
+def _stale_by_settings(record: Mapping[str, Any], wanted: Mapping[str, Any], manifest: Path) -> str:
+    """Why a complete result of the same stack was not made as this run would make it ("" when it was): its
+    ``settings`` against ``wanted``. A manifest without them (an earlier version) is judged by what it does record:
+    the mode, and for prompts the same CSV not modified since the manifest was written."""
+    recorded = record.get("settings")
+    if isinstance(recorded, dict):
+        changed = settings_changes(recorded, wanted)
+    else:
+        changed = [] if record.get("mode") == wanted.get("mode") else ["mode"]
+        prompts = wanted.get("prompts") or {}
+        if not changed and prompts:
+            now = file_fingerprint(Path(prompts["path"]))
+            if record.get("prompts") != prompts["path"] or now is None or \
+                    now["mtime_ns"] > manifest.stat().st_mtime_ns:
+                changed.append("prompts")
+    if changed == ["prompts"]:
+        return "their prompts CSV changed since their result was made"
+    if "mode" in changed:
+        return f"their result was made {'with prompts' if wanted.get('mode') == 'auto' else 'by automatic tracking'}"
+    return f"their result was made with other settings ({', '.join(_few(changed, 4))})" if changed else ""
+
+
+def reusable_result(folder: Path, stack: Path, found: Optional[FoundResult] = None,
+                    settings: Optional[Mapping[str, Any]] = None) -> Tuple[Optional[Dict[str, Any]], str]:
+    """The manifest of ``folder`` when it holds a complete result made from ``stack`` as it is now (and, given
+    ``settings``, made with them), else None and why not, in a few words for the console ("their input changed since
+    their result was made", "their result was made with other settings (cell_diameter)", ...; "" where there is no
+    complete result of this stack at all).
 
     The same input means: the manifest's ``stack`` is ``stack``'s resolved path, and the input's size and
     modification time (:func:`stack_fingerprint`) are those recorded when it was run; for a manifest without
     them (written by an earlier version), the input was not modified after the manifest was written.
+    settings: what decides the result besides the stack (the mode, the prompts CSV's content, the model and its
+    weights, input size, object window, direction, tracking options, axes, smoothing, contrast limits: the
+    ``settings`` a manifest records, see :func:`settings_changes`); None: not compared.
     ``found``: what ``folder`` holds, already read (:func:`find_result`; None: read it here).
     """
     found = find_result(folder) if found is None else found
@@ -196,7 +275,10 @@ def reusable_result(folder: Path, stack: Path,
         changed = now != recorded
     else:
         changed = now is None or now["mtime_ns"] > (Path(folder) / MANIFEST).stat().st_mtime_ns
-    return (None, f"{stack} changed since its result in {folder} was made") if changed else (record, "")
+    if changed:
+        return None, "their input changed since their result was made"
+    why = "" if settings is None else _stale_by_settings(record, settings, Path(folder) / MANIFEST)
+    return (None, why) if why else (record, "")
 
 
 def check_out(out: Path, stacks: Sequence[Path], option: str) -> None:
@@ -226,6 +308,96 @@ def prepare_out(out: Path, stacks: Sequence[Path], option: str) -> Optional[Path
     except OSError as error:
         raise ValueError(f"{option}: the folder {out} cannot be created ({error.strerror or error})") from None
     return missing[-1] if missing else None
+
+
+#: ``OUT/.batch.lock``: held by the run writing into ``OUT`` (hidden: never a result's or an input's name)
+LOCK = ".batch.lock"
+
+
+class OutputFolderBusy(ValueError):
+    """Another batch run holds the output folder's lock (a usage error: exit code 2)."""
+
+
+def _lock_holder(text: str) -> Dict[str, Any]:
+    try:
+        held = json.loads(text)
+    except ValueError:
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
+def _holder_is_gone(held: Mapping[str, Any]) -> bool:
+    """True when the lock's run is known to be over: it names this machine and a process that no longer runs (or a
+    process started after the lock was taken: its number was reused). A lock of another machine is never judged."""
+    pid, started = held.get("pid"), held.get("started_s")
+    if held.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: it runs
+        return False
+    try:
+        import psutil  # a dependency of distributed
+
+        return isinstance(started, (int, float)) and psutil.Process(pid).create_time() > started + 1
+    except Exception:  # no psutil, or the process ended meanwhile (then the next try takes the lock)
+        return False
+
+
+def take_lock(out: Path, option: str = "out") -> str:
+    """Take ``OUT/.batch.lock`` (created with O_EXCL: of two runs, one gets it) holding this process's pid, host and
+    start time; returns what it holds (for :func:`release_lock`). A lock left by a run that ended without releasing
+    it (killed: its process is gone from this machine) is taken over. OutputFolderBusy, naming the other run and
+    ``option``, while another run holds it."""
+    lock = Path(out) / LOCK
+    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                       "started_s": time.time(), "token": uuid.uuid4().hex})
+    held: Dict[str, Any] = {}
+    for _ in range(5):
+        try:
+            handle = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                text = lock.read_text()
+            except FileNotFoundError:  # released meanwhile: try again
+                continue
+            held = _lock_holder(text)
+            if not _holder_is_gone(held):
+                break
+            with contextlib.suppress(FileNotFoundError):
+                if lock.read_text() == text:  # still the dead run's (not one taken meanwhile)
+                    lock.unlink()
+            continue
+        except OSError as error:
+            raise ValueError(f"{option}: cannot write in {out} ({error.strerror or error})") from None
+        with os.fdopen(handle, "w") as stream:
+            stream.write(mine)
+        return mine
+    who = (f"pid {held.get('pid')} on {held.get('host')}, started {held.get('started')}" if held
+           else "its lock is being written")
+    raise OutputFolderBusy(f"{option} {out} is in use by another batch run ({who}): wait for it to end, or choose "
+                           f"another {option}; if that run is no longer going (its machine was restarted), delete "
+                           f"{lock}")
+
+
+def release_lock(out: Path, mine: str) -> None:
+    """Remove ``OUT/.batch.lock`` if it is still the one :func:`take_lock` wrote (``mine``)."""
+    lock = Path(out) / LOCK
+    with contextlib.suppress(OSError):
+        if lock.read_text() == mine:
+            lock.unlink()
+
+
+@contextlib.contextmanager
+def out_lock(out: Path, option: str = "out") -> Iterator[None]:
+    """Hold ``OUT``'s lock while the block runs (:func:`take_lock`); released however the block ends."""
+    mine = take_lock(out, option)
+    try:
+        yield
+    finally:
+        release_lock(out, mine)
 
 
 def remove_if_empty(out: Path, created: Optional[Path]) -> bool:
@@ -271,14 +443,16 @@ def _kept_names(stacks: Sequence[Path], found: Mapping[str, FoundResult]) -> Dic
     return kept
 
 
-def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
+def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool,
+             settings: Optional[Callable[[Path], Mapping[str, Any]]] = None) -> RunPlan:
     """Name the stacks and find the results in ``out`` that are reused (see :class:`RunPlan`); reads ``out`` only.
 
-    A result in ``out`` is reused (the stack skipped) only when it is complete and was made from the same input
-    (:func:`reusable_result`: the same resolved path, size and modification time unchanged), and ``overwrite`` is
-    off. A stack keeps the name of its earlier result (complete or not); other stacks never get the name of an
-    entry of ``out`` (:func:`.batch_inputs.stack_names`), so a result of another input is never taken for this
-    one's, nor replaced.
+    A result in ``out`` is reused (the stack skipped) only when it is complete, was made from the same input
+    (:func:`reusable_result`: the same resolved path, size and modification time unchanged) and, given
+    ``settings`` (a stack -> what decides its result: its prompts CSV's content, the mode, the model, ...), with
+    the same settings, and ``overwrite`` is off; the notes say which stacks run again and why. A stack keeps the
+    name of its earlier result (complete or not); other stacks never get the name of an entry of ``out``
+    (:func:`.batch_inputs.stack_names`), so a result of another input is never taken for this one's, nor replaced.
     """
     from .batch_inputs import stack_names, stack_stem
 
@@ -288,7 +462,8 @@ def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
     resolved = {str(p.resolve()) for p in stacks}
     others = [Path(s) for s in earlier.values() if s is not None and s not in resolved]
     plan = RunPlan(stack_names(stacks, kept, taken=earlier, others=others))
-    renamed, changed = [], []
+    renamed: List[str] = []
+    changed: Dict[str, List[str]] = {}  # why -> the stacks run again for it
     for path, name in zip(stacks, plan.names):
         if path.resolve() not in kept:
             stem = stack_stem(path)
@@ -297,19 +472,19 @@ def plan_run(stacks: Sequence[Path], out: Path, overwrite: bool) -> RunPlan:
             continue
         if overwrite:
             continue
-        record, why = reusable_result(out / name, path, found.get(name))
+        record, why = reusable_result(out / name, path, found.get(name), None if settings is None else settings(path))
         if record is not None:
             plan.reused[name] = record
         elif why:
-            changed.append(name)
+            changed.setdefault(why, []).append(name)
     for name, result in found.items():
         if result.record is not None and result.stack is not None and result.stack not in resolved:
             plan.others[name] = dict(result.record, stack=result.stack)
     if renamed:
         plan.notes.append(f"{len(renamed)} stack{'s' if len(renamed) != 1 else ''} written under a longer name, "
                           f"the short one holding another stack's result: " + "; ".join(_few(renamed)))
-    if changed:
-        plan.notes.append("run again, their input changed since their result was made: " + ", ".join(_few(changed)))
+    for why, names in changed.items():
+        plan.notes.append(f"run again, {why}: " + ", ".join(_few(names)))
     return plan
 
 

@@ -8,6 +8,7 @@ summary row with status "failed" and the error, after deleting its private outpu
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,7 +42,7 @@ class ModelSpec:
     checkpoint: Optional[str] = "download"
     device: str = "auto"
     image_size: Union[int, str, None] = None  # "auto": picked per stack (see stack_model_spec)
-    torch_threads: Optional[int] = None  # torch.set_num_threads on the worker (None: leave it)
+    torch_threads: Optional[int] = None  # torch threads per task on the worker (None: :func:`task_threads` decides)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ class StackTask:
     contrast_limits: Optional[Tuple[float, float]] = None  # grey values mapped to black and white (None: percentiles)
     object_window: Union[int, str, None] = AUTO  # prompts: window side in frame px, "auto" or None (whole frame)
     direction: str = "both"  # prompts: from the first prompted frame
+    settings: Dict[str, Any] = field(default_factory=dict)  # what decides the result (manifest "settings"; reruns)
+    #: (worker address, worker processes of the cluster on its machine) when the tasks were sent (see task_threads)
+    host_workers: Tuple[Tuple[str, int], ...] = ()
+    run: str = ""  # the batch run's token (manifest "run": a result this very run finished as it was stopped)
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -107,10 +112,6 @@ _BUILDS: Dict[str, int] = {}
 def cached_model(spec: ModelSpec) -> sm.SAM2Model:
     """The worker's model for ``spec``, built on first use."""
     if spec not in _MODELS:
-        if spec.torch_threads:
-            import torch
-
-            torch.set_num_threads(int(spec.torch_threads))
         _MODELS[spec] = sm.build_model(spec.model, checkpoint=spec.checkpoint, device=spec.device,
                                        image_size=spec.image_size)
         _BUILDS[spec.model] = _BUILDS.get(spec.model, 0) + 1
@@ -309,6 +310,46 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage), "note": result.note}
 
 
+def task_threads(task: StackTask) -> Tuple[Optional[int], str]:
+    """How many threads PyTorch gets for this task, and why (the manifest records both).
+
+    ``task.model.torch_threads`` when batch set it (its local cluster: the machine's cores / its workers). In a
+    worker of another cluster (a Client or scheduler of the user's; Dask's nanny starts workers with
+    OMP_NUM_THREADS=1 and MKL_NUM_THREADS=1, which leave PyTorch one thread): OMP_NUM_THREADS when the worker's
+    environment sets it above 1 (the user's: Dask's default is 1); else the cores this process may use (affinity and
+    cgroup limits: ``dask.system.cpu_count``) shared among the cluster's worker processes on its machine and their
+    Dask threads (tasks at once), at least 1. Outside a Dask worker (a task run in-process): None, left as it is.
+    """
+    if task.model.torch_threads:
+        return int(task.model.torch_threads), "batch's local cluster: the machine's cores / its workers"
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None, "not in a Dask worker: left as it was"
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 1:
+        return int(omp), f"OMP_NUM_THREADS={omp} in the worker's environment"
+    from dask.system import cpu_count
+
+    cores, tasks = cpu_count(), max(1, int(worker.state.nthreads))
+    sharing = dict(task.host_workers).get(worker.address, 1)
+    return max(1, cores // (sharing * tasks)), (f"{cores} cores / {sharing} worker process{'es' * (sharing != 1)} on "
+                                                f"this machine / {tasks} Dask thread{'s' * (tasks != 1)} each")
+
+
+def set_task_threads(task: StackTask) -> Tuple[int, str]:
+    """Set PyTorch's threads for this task (:func:`task_threads`; per task: Dask may run tasks on new threads, and
+    OpenMP's setting is per thread); returns the threads PyTorch now uses and why."""
+    import torch
+
+    threads, why = task_threads(task)
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads(), why
+
+
 def _worker_name() -> str:
     try:
         from distributed import get_worker
@@ -342,6 +383,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     frames: Optional[Frames] = None
     source = stack_fingerprint(Path(task.path))  # size/mtime as read: a rerun reuses the result only if unchanged
     try:
+        threads, threads_why = set_task_threads(task)
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
         start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
         model = cached_model(stack_model_spec(task, frames))
@@ -354,7 +396,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                       tracking_options=tracking_settings(task.tracking_options) if task.auto else {},
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
-                      image_size=model.image_size,
+                      image_size=model.image_size, settings=task.settings, run=task.run, torch_threads=threads,
+                      torch_threads_why=threads_why,
                       calibration=None if frames.calibration is None else asdict(frames.calibration),
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -92,6 +92,11 @@ def _columns(path: Path, header: Optional[Sequence[str]]) -> Dict[str, int]:
     """Column index of each known name, matched case-insensitively."""
     names = [name.strip().lower() for name in header or ()]
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing and len(names) == 1:
+        for separator, called in ((";", "semicolons (';')"), ("\t", "tabs")):  # spreadsheets in many languages
+            if not [name for name in REQUIRED_COLUMNS if name not in names[0].split(separator)]:
+                raise ValueError(f"{path}: its columns are separated by {called}, not commas: save it as CSV with "
+                                 f"commas (and '.' as the decimal point), e.g. {EXPECTED_HEADER}")
     if missing:
         found = ",".join(header or ()) or "nothing"
         raise ValueError(
