@@ -27,7 +27,8 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from napari_sam2.batch import batch, local_cluster
+from napari_sam2.batch import batch
+from napari_sam2.batch_cluster import local_cluster
 from sam2_model.synthetic import make_timelapse
 
 

@@ -22,7 +22,8 @@ from scipy import ndimage
 
 from napari_sam2._cli_batch import add_batch_parser
 from napari_sam2.api import segment
-from napari_sam2.batch import batch, gpu_cluster, local_cluster
+from napari_sam2.batch import batch
+from napari_sam2.batch_cluster import gpu_cluster, local_cluster
 from napari_sam2.batch_inputs import find_prompts, find_stacks, stack_names
 from napari_sam2.batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, stack_prompts
 from napari_sam2.cli import read_prompts
@@ -595,12 +596,12 @@ def test_prompts_forward_from_the_last_frame_fails_that_stack(data, tmp_path):
 
 def test_a_local_run_without_bokeh_says_nothing_of_a_dashboard():
     """A local cluster serves no dashboard without bokeh: batch no longer prints a note about it on every run."""
-    from napari_sam2.batch import _dashboard
+    from napari_sam2.batch_cluster import dashboard_line
 
     try:
         import bokeh  # noqa: F401
     except ImportError:
-        assert _dashboard(None, local=True) is None
+        assert dashboard_line(None, local=True) is None
     else:
         pytest.skip("bokeh is installed here: a local cluster serves its dashboard")
 

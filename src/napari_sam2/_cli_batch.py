@@ -120,7 +120,8 @@ def run_batch(args: argparse.Namespace) -> int:
     """Run the batch command; returns the exit code."""
     from sam2_model.checkpoints import CheckpointDownloadError
 
-    from .batch import BatchInterrupted, Terminated, batch, sigterm_stops
+    from .batch import BatchInterrupted, batch
+    from .batch_cluster import Terminated, sigterm_stops
 
     options = tracking_options(args)
     extra: Dict[str, Any] = {} if args.zarr_above is None else {"zarr_above_gb": args.zarr_above}

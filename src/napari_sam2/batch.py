@@ -8,26 +8,25 @@
 
 Per stack, prompts come from ``<stem>.csv`` or ``<stem>_prompts.csv`` beside it (or in ``prompts_dir``),
 or, with ``auto=True``, cells are found and tracked automatically. Outputs and their safety rules
-are described in :mod:`napari_sam2.batch_outputs`; ``OUT/summary.csv`` has one row per stack.
+are described in :mod:`napari_sam2.batch_outputs`; ``OUT/summary.csv`` has one row per stack. The cluster a run
+starts or connects to, and Ctrl-C / SIGTERM while it runs, are in :mod:`napari_sam2.batch_cluster`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import logging
 import os
 import sys
 import uuid
-from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
+from .batch_cluster import Terminated, client_for, dashboard_line, usable_cores, workers_per_machine
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
@@ -35,6 +34,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partia
 from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, tracking_settings
 from .directions import DIRECTION_WORDS, auto_direction, check_one_way
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
+
 
 PathLike = Union[str, os.PathLike]
 #: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder
@@ -60,11 +60,6 @@ def _earlier_row(stack: str, name: str, record: Mapping[str, Any], error: str) -
     outputs = [f"{name}/{output}" for output in list(record.get("outputs", [])) + ["manifest.json"]]
     return _row(Path(stack), name, "skipped", error, seconds=record.get("seconds"), frames=record.get("frames"),
                 objects=record.get("objects"), outputs=";".join(outputs), note=record.get("note", ""))
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a job's time limit, ``scancel``, ``kill``) under :func:`sigterm_stops`: raised where Ctrl-C raises
-    KeyboardInterrupt, so that a batch stops the same way (its finished stacks listed, its local cluster closed)."""
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -113,156 +108,6 @@ def write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-
-
-def _gpu_count(device: str) -> int:
-    """GPUs to spread workers over: only for device "auto"/"cuda" (a named "cuda:N" is the user's pick)."""
-    if device not in ("auto", "cuda"):
-        return 0
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def gpu_cluster(count: int, threads_per_worker: int = 1, dashboard_address: str = ":8787") -> Any:
-    """A local cluster of ``count`` worker processes, worker i seeing only GPU i (CUDA_VISIBLE_DEVICES)."""
-    from distributed import Nanny, Scheduler, SpecCluster
-
-    specs = {i: {"cls": Nanny, "options": {"nthreads": threads_per_worker, "silence_logs": logging.ERROR,
-                                           "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
-             for i in range(count)}
-    return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": dashboard_address}},
-                       silence_logs=logging.ERROR)
-
-
-def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 1) -> Any:
-    """A local Dask cluster of worker processes.
-
-    With CUDA (device "auto" or "cuda"): one worker per GPU (at most ``workers``), each seeing only
-    its GPU (dask-cuda's LocalCUDACluster when it is installed, else :func:`gpu_cluster`).
-    Otherwise ``workers`` processes with ``threads_per_worker`` Dask threads each.
-    """
-    gpus = _gpu_count(device)
-    if gpus:
-        count = min(workers, gpus)
-        try:
-            from dask_cuda import LocalCUDACluster
-        except ImportError:
-            return gpu_cluster(count, threads_per_worker)
-        return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, silence_logs=logging.ERROR)
-    from distributed import LocalCluster
-
-    return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                        silence_logs=logging.ERROR)
-
-
-def _dashboard(client: Any, local: bool) -> Optional[str]:
-    """Where the Dask dashboard is; None for a local cluster without bokeh, which serves none (the README says how
-    to get one: a note on every run would be noise for a user who never asked for it)."""
-    if local:
-        try:
-            import bokeh  # noqa: F401
-        except ImportError:
-            return None
-    return f"Dask dashboard at {client.dashboard_link}"
-
-
-def _cores() -> int:
-    """The cores this process may use (affinity and cgroup limits, as Dask counts them; os.cpu_count() counts every
-    core of the machine, also those a job scheduler did not give it)."""
-    from dask.system import cpu_count
-
-    return cpu_count()
-
-
-@contextlib.contextmanager
-def _client_for(client: Any, scheduler: Optional[str], workers: int, device: str, say: bool = True) -> Iterator[Any]:
-    if client is not None:
-        yield client
-        return
-    from distributed import Client
-
-    if scheduler is not None:
-        if say:
-            print(f"napari-sam2 batch: connecting to the Dask scheduler at {scheduler}...", file=sys.stderr)
-        with Client(scheduler) as own:
-            yield own
-        return
-    if say:
-        gpus = _gpu_count(device)
-        count = min(workers, gpus) if gpus else workers
-        print(f"napari-sam2 batch: starting Dask's local cluster ({count} worker{'s' * (count != 1)}"
-              f"{', one per GPU' if gpus else ''})...", file=sys.stderr)
-    with _ctrl_c_held() as pressed:  # a cluster cut off half-started cannot be closed (a traceback at exit)
-        cluster = local_cluster(workers, device)
-        try:
-            own = Client(cluster)
-        except BaseException:
-            cluster.close()
-            raise
-    with cluster, own:
-        if pressed:
-            raise Terminated if pressed[0] == "SIGTERM" else KeyboardInterrupt
-        yield own
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the run is stopping: another SIGTERM changes nothing
-    raise Terminated
-
-
-@contextlib.contextmanager
-def sigterm_stops() -> Iterator[None]:
-    """While the block runs (in the main thread), SIGTERM raises :class:`Terminated` where Ctrl-C raises
-    KeyboardInterrupt, so the command stops as after Ctrl-C (exit code 143); a second SIGTERM is ignored while it
-    stops. For the command line; the previous handler is back when the block ends."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[List[str]]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM back while the block runs: the yielded list gets "Ctrl-C" or "SIGTERM" when
-    one came (the caller then stops); a second Ctrl-C interrupts at once. Only in the main thread, and each signal
-    only where it raises (Python's own Ctrl-C handler; SIGTERM under :func:`sigterm_stops`); otherwise nothing
-    changes."""
-    import signal
-    import threading
-
-    pressed: List[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed
-        return
-
-    def hold(signum: int, frame: Any) -> None:
-        by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        if pressed:
-            if by == "Ctrl-C":
-                raise KeyboardInterrupt
-            return
-        pressed.append(by)
-        again = "Ctrl-C: at once" if by == "Ctrl-C" else "another SIGTERM changes nothing"
-        print(f"napari-sam2 batch: stopping once the local cluster has started ({again})", file=sys.stderr)
-
-    held = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _on_sigterm}
-    previous = {number: signal.signal(number, hold) for number, raising in held.items()
-                if signal.getsignal(number) is raising}
-    try:
-        yield pressed
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: bool,
@@ -430,7 +275,8 @@ def batch(
     ValueError, while another run holds it) and removed again by a run that ends before writing anything (an
     unreachable scheduler). In the workers of a cluster of the user's, PyTorch's threads per task follow
     :func:`.batch_worker.task_threads` (Dask's nanny leaves it one thread). Ctrl-C (KeyboardInterrupt) or
-    :class:`Terminated` stops the run: :class:`BatchInterrupted` says what is complete and how to do the rest.
+    :class:`Terminated` (of :mod:`.batch_cluster`) stops the run: :class:`BatchInterrupted` says what is complete and
+    how to do the rest.
     """
     if axis_names not in ("api", "cli"):
         raise ValueError(f"axis_names must be 'api' or 'cli', got {axis_names!r}")
@@ -451,7 +297,7 @@ def batch(
     prompts_dir = _check_prompts_dir(prompts_dir, auto, word)
     in_cluster = client is not None or scheduler is not None
     spec = _model_spec(model, checkpoint, device, size,
-                       torch_threads=None if in_cluster else max(1, _cores() // workers), name=word)
+                       torch_threads=None if in_cluster else max(1, usable_cores() // workers), name=word)
     out = Path(out).expanduser()
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
     template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
@@ -536,12 +382,12 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
     summary_path = out / "summary.csv"
     if tasks:
         try:
-            with _client_for(client, scheduler, workers, device, say=progress) as active:
+            with client_for(client, scheduler, workers, device, say=progress) as active:
                 clean_partials(out, [t.name for t in tasks])
-                dashboard = _dashboard(active, local=not in_cluster) if progress else None
+                dashboard = dashboard_line(active, local=not in_cluster) if progress else None
                 if dashboard:
                     print(f"napari-sam2 batch: {dashboard}", file=sys.stderr)
-                machines = _workers_per_machine(active) if in_cluster else ()
+                machines = workers_per_machine(active) if in_cluster else ()
                 for row in _run_tasks(active, [replace(t, host_workers=machines) for t in tasks], progress):
                     rows[row["name"]] = row
                     write_summary(ordered(), summary_path)
@@ -554,17 +400,6 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
     import pandas as pd
 
     return pd.DataFrame(ordered(with_others=False), columns=SUMMARY_COLUMNS)
-
-
-def _workers_per_machine(client: Any) -> Tuple[Tuple[str, int], ...]:
-    """(worker address, the cluster's worker processes on its machine) for each worker now connected: workers on one
-    machine share its cores (:func:`.batch_worker.task_threads`)."""
-    try:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-    except TypeError:  # an older distributed: every worker is listed
-        workers = client.scheduler_info()["workers"]
-    hosts = Counter(info.get("host") for info in workers.values())
-    return tuple((address, hosts[info.get("host")]) for address, info in workers.items())
 
 
 def _other_rows(plan: RunPlan) -> List[Dict[str, Any]]:
