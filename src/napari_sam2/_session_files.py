@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -25,7 +25,7 @@ from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
 from ._session_actions import _step_on
 from ._track_ids import state_controllers
 from .layout import world_to_data
-from .prompts import FramePrompt
+from .prompts import FramePrompt, collect_prompts
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
 
 EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progress: save when it is done"
@@ -36,8 +36,10 @@ class SessionFilesMixin:
 
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
-        """The current image's prompts, options, model and axis choices as a :class:`SessionRecord`, with the seeded
-        masks of every slice's session (each z of a TZYX image keeps its own)."""
+        """The current image's prompts (in the order they were made), options, model and axis choices as a
+        :class:`SessionRecord`, with the seeded masks of every slice's session (each z of a TZYX image keeps its own)
+        and the prompts each session took as corrections of a tracked mask (:meth:`SegmentationController.
+        refined_keys`)."""
         state = self._state
         if state is None or state.points is None or state.boxes is None:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
@@ -62,7 +64,7 @@ class SessionFilesMixin:
              "clear_memory_around_corrections": self.forget_check.isChecked(),
              "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
-            asdict(self.axes.choice()), slice_masks,
+            asdict(self.axes.choice()), slice_masks, refined_keys(state),
         )
 
     def save_session(self, path: str) -> Path:
@@ -96,8 +98,11 @@ class SessionFilesMixin:
     # ------------------------------------------------------------------ load
     def load_session(self, path: str, confirm: Optional[Callable[[str], bool]] = None) -> bool:
         """Restore a saved session on the current image: prompt layers, options, model and axis choices; then
-        re-run the prompts in a fresh session (features are recomputed; the image's masklets are cleared). The undo
-        history starts after that re-run (Undo cannot bring back what the load replaced, and says so).
+        re-run the prompts in a fresh session, in the order they were made (features are recomputed; the image's
+        masklets are cleared): clicks one at a time, and a session with corrections (clicks that corrected a mask
+        tracking had made) tracked both ways, corrected, and tracked both ways again from the last correction
+        (:meth:`SegmentationController.replay`). The undo history starts after that re-run (Undo cannot bring back
+        what the load replaced, and says so).
 
         confirm: asked (with the question, in words) before work on the image is replaced: objects in its sessions or
         prompt layers, or masks in its masklets (the Load session… button asks the user, :meth:`_confirm_replace`); a
@@ -123,7 +128,8 @@ class SessionFilesMixin:
         Returns False when ``confirm`` said No (nothing changed); True when the session is loaded or its load started
         (weights fetched in a worker). Scripts wait for ``widget.busy()`` to turn False (napari's event loop running):
         then the prompts are re-run and their masks are in the masklets layer, or the load was refused or abandoned and
-        ``widget.status`` says why ("Not loaded…").
+        ``widget.status`` says why ("Not loaded…"); prompts that could not be restored (negative clicks of an object
+        with nothing else to correct) are named in the status after "Note:".
         """
         record = read_session(path)
         state = self._state
@@ -243,7 +249,9 @@ class SessionFilesMixin:
                          f"with the model chosen now ({self.model_combo.currentText()}, "
                          f"{self.checkpoint_combo.currentText()}); put the file back and load the session again to "
                          "use those weights.")
-        self.status.setText(f"Loaded {name}: {len(ids)} object(s); re-running their prompts…"
+        corrections = any(record.refined.values()) or not record.positive.all()  # negative clicks: perhaps
+        self.status.setText(f"Loaded {name}: {len(ids)} object(s); re-running their prompts"
+                            + (" (with corrections: tracking first)…" if corrections else "…")
                             + (" (with the model chosen now: the session's weights file is missing)"
                                if weights_gone else ""))
         self.picker.when_ready(lambda: self._rerun_loaded(state, record, name))
@@ -273,7 +281,8 @@ class SessionFilesMixin:
 
     def _rerun_loaded(self, state: ImageState, record: SessionRecord, name: str = "the file") -> None:
         """Give every slice of the record its session back with its seeded masks, segment the slice shown now and
-        the other slices with masks or clicks after it (one run each, as prompts edited during a run).
+        the other slices with masks or clicks after it (one run each, as prompts edited during a run), each run
+        re-making its session from the prompts in the order they were made (:meth:`_loaded_replay`).
 
         Only slices the record holds something on get a session: the slice shown gets none when the record has
         nothing there, so the session re-run last (a saved slice) is the one "last worked on" that Propagate, Undo
@@ -285,29 +294,63 @@ class SessionFilesMixin:
             shown = self._layout(state.image)
             here = {**record.masks, **record.slice_masks.get(tuple(shown.fixed), {})}
             slices = {fixed: masks for fixed, masks in record.slice_masks.items() if fixed != tuple(shown.fixed)}
+            others = sorted((set(slices) | _clicked_slices(record, shown.fixed)) - {tuple(shown.fixed)})
             fresh = (f"the history starts at the session loaded from {name} (what it replaced cannot be brought "
                      "back)")
-            for fixed, masks in slices.items():
+            for fixed in others:  # each gets its session now (its run waits): the replay is set on it
                 layout = self.axes.layout(state.image, _step_on(self.viewer.dims.current_step, fixed))
                 controller = self.ensure_controller(layout)
-                controller.mask_prompts = _mask_prompts(masks)
+                controller.mask_prompts = _mask_prompts(slices.get(fixed, {}))
                 controller.start_history_after_next(fresh)
+                controller.load_replay = set(record.refined.get(fixed, ()))
             segment_shown = bool(here) or bool(self.prompts(shown))
             if segment_shown:  # last: a slice with prompts shown stays the session acted on
                 controller = self.ensure_controller(shown)
                 controller.mask_prompts = _mask_prompts(here)
                 controller.start_history_after_next(fresh)
+                controller.load_replay = set(record.refined.get(tuple(shown.fixed), ()))
         except Exception as error:
             show_error(f"SAM 2: {error}")
             return
-        for fixed in sorted(set(slices) | _clicked_slices(record, shown.fixed)):
-            if fixed != tuple(shown.fixed):  # segmented after the slice shown, one run each
-                step = _step_on(self.viewer.dims.current_step, fixed)
-                self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
+        for fixed in others:  # segmented after the slice shown, one run each
+            step = _step_on(self.viewer.dims.current_step, fixed)
+            self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
         if segment_shown:
             self._segment(shown)
         if not self.busy():  # nothing to segment on the slice shown: the other slices' runs start now
             self._run_deferred()
+
+    def _loaded_replay(self, state: ImageState, controller: Any) -> Optional[Iterator[tuple]]:
+        """The steps that re-make ``controller``'s session of a loaded session file (its prompts on that slice, in
+        the order they were made: :meth:`SegmentationController.replay`), once; None when no load is due there (a
+        plain segmentation). Called by :meth:`~._runs.RunMixin._segment` on the GUI thread (it reads the layers)."""
+        refined = controller.load_replay
+        if refined is None:
+            return None
+        items = self._prompts_in_order(state, controller.layout)  # a box across frames: ValueError, the replay kept
+        controller.load_replay = None
+        return controller.replay(items, refined, tag=self._before(state))
+
+    def _prompts_in_order(self, state: ImageState, layout: Any) -> List[FramePrompt]:
+        """The boxes, then the clicks of ``state``'s prompt layers on the slice of ``layout``, one per
+        :class:`FramePrompt` (a click: its point and label), in the layers' order (the order they were made)."""
+        image = state.image
+        to_image = dict(to_scale=image.scale, to_translate=image.translate)
+        points, boxes = state.points, state.boxes
+        items: List[FramePrompt] = []
+        for shape, obj in zip(boxes.data, boxes.features["obj_id"].to_numpy(int) if len(boxes.data) else []):
+            corners = world_to_data(shape, boxes.scale, boxes.translate, **to_image)
+            items += collect_prompts(np.zeros((0, len(image.data.shape))), [], [], [corners], [obj], layout)
+        if len(points.data):
+            coords = world_to_data(points.data, points.scale, points.translate, **to_image)
+            for row, positive, obj in zip(coords, points.features["positive"].to_numpy(bool),
+                                          points.features["obj_id"].to_numpy(int)):
+                where = layout.point_to_prompt(row)
+                if where is not None:
+                    frame, x, y = where
+                    items.append(FramePrompt(frame, int(obj), np.array([[x, y]], np.float32),
+                                             np.array([1 if positive else 0], np.int32)))
+        return items
 
     def _on_load_session(self) -> None:
         self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
@@ -377,6 +420,17 @@ def _prompts_now(state: ImageState) -> Tuple[bytes, ...]:
         corners, box_ids = boxes_content(state.boxes)
         parts += [b"".join(np.asarray(c, float).tobytes() for c in corners), box_ids.tobytes()]
     return tuple(parts)
+
+
+def refined_keys(state: ImageState) -> Dict[Fixed, Set[Tuple[int, int]]]:
+    """{fixed: {(frame, obj_id)}}: the prompts each session of ``state``'s image took as corrections of a mask
+    tracking had made (:meth:`SegmentationController.refined_keys`; fixed ``()``: a session with no fixed axes)."""
+    found: Dict[Fixed, Set[Tuple[int, int]]] = {}
+    for controller in state_controllers(state):
+        keys = controller.refined_keys()
+        if keys:
+            found.setdefault(tuple(sorted((int(a), int(i)) for a, i in controller.layout.fixed)), set()).update(keys)
+    return found
 
 
 def _mask_prompts(masks: Dict[Tuple[int, int], np.ndarray]) -> Dict[Tuple[int, int], FramePrompt]:

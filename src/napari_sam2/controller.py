@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
+)
 
 import numpy as np
 
@@ -106,6 +108,10 @@ class SegmentationController:
         self.history_note = ""  # why the undo history starts where it does ("" when it holds every step)
         self._baseline_next = False
         self._notes: List[str] = []  # what the steps since :meth:`pop_notes` did that the user should know
+        # set by Load session: the (frame, obj_id) its file says refined a tracked mask (:meth:`refined_keys`); the
+        # next segmentation re-makes the session with :meth:`replay` (None: a plain segmentation)
+        self.load_replay: Optional[Set[Tuple[int, int]]] = None
+        self._withheld: Set[Tuple[int, int]] = set()  # seeded masks a replay has not sent yet (:meth:`replay`)
 
     def forget_history(self, note: str) -> None:
         """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
@@ -231,7 +237,7 @@ class SegmentationController:
 
     def _apply(self, prompts: List[FramePrompt], frame: Optional[int], record: _Record) -> Iterator[Step]:
         height, width = self.session.frame_shape
-        everything = dict(self.mask_prompts)
+        everything = {k: v for k, v in self.mask_prompts.items() if k not in self._withheld}
         everything.update({(p.frame, p.obj_id): clip_to_frame(p, height, width) for p in prompts})
         in_scope = {k: v for k, v in everything.items() if frame is None or k[0] == frame}
         self._rejected = {k: v for k, v in self._rejected.items() if k in everything}  # a prompt removed is forgotten
@@ -385,6 +391,102 @@ class SegmentationController:
                 everyone = len(starts) == 1
                 passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
         return passes
+
+    def refined_keys(self) -> Set[Tuple[int, int]]:
+        """(frame, obj_id) of the clicks and boxes sent that refined a mask the object already had on their frame (one
+        that propagation made: a correction), as against those that made the object's first mask there. A session file
+        keeps them, so that Load session applies them after tracking, as they were made (:meth:`replay`)."""
+        return {key for key, prompt in self._sent.items() if key not in self._started_here and prompt.mask is None}
+
+    def replay(self, items: Sequence[FramePrompt], refined: Collection[Tuple[int, int]] = (),
+               tag: Any = None) -> Iterator[Step]:
+        """Re-make a saved session from its prompts in the order they were made (Load session), so that each prompt
+        meets the mask it met then and the masks come out as they were.
+
+        items: the session's boxes and clicks one per FramePrompt (a click: one point and its label), in the order
+        they were made (boxes first, then the clicks layer's rows). refined: the (frame, obj_id) whose prompts refined
+        a mask tracking had made (:meth:`refined_keys`, saved with the session; empty for files saved before it was);
+        an object's negative clicks alone on a frame (:func:`~napari_sam2.prompts.is_correction`) are always such
+        corrections. The seeded masks (``mask_prompts``) are sent too.
+
+        1. Object after object (by id: the order of New object), its seeded masks, its boxes, then its clicks that
+           start it one at a time (each refines the mask of the clicks before it on its frame, as when it was clicked;
+           an object's mask on its prompted frames does not depend on the other objects).
+        2. Only when there are corrections: every object is propagated both ways over every frame, the corrections
+           are sent one click at a time, and every object is propagated both ways again from the frame of the last
+           one (a ("plan", frames, words, None) step first says so). The masks are then exactly those of a person who
+           propagated both ways, corrected, and propagated both ways from that frame.
+
+        Corrections of an object with nothing else (no positive click, box or mask on any frame) are not sent: they
+        are kept as refused prompts (not sent again until they change) and a note says so (:meth:`pop_notes`), as
+        does a prompt the session refuses; the rest is restored. Each step is undoable unless the history was set
+        to start after the next step (:meth:`start_history_after_next`): then none of them is.
+        """
+        final: Dict[Tuple[int, int], FramePrompt] = {}
+        for item in items:
+            key = (int(item.frame), int(item.obj_id))
+            final[key] = _with(final.get(key), item)
+        corrections = {key for key, prompt in final.items() if is_correction(prompt)}
+        refining = {(int(f), int(o)) for f, o in refined} & (set(final) - corrections)
+        started = {obj for frame, obj in final if (frame, obj) not in corrections | refining}
+        started |= {obj for _, obj in self.mask_prompts} | set(self.obj_ids)
+        refining = {key for key in refining if key[1] in started}  # an object's only prompts make it
+        unused = sorted(key for key in corrections if key[1] not in started)
+        later = (corrections | refining) - set(unused)
+        first_items = [i for i in items if (int(i.frame), int(i.obj_id)) not in later | set(unused)]
+        later_items = [i for i in items if (int(i.frame), int(i.obj_id)) in later]
+        baseline, refused = self._baseline_next, []
+        sent: Dict[Tuple[int, int], FramePrompt] = {}
+
+        def send(new: List[FramePrompt]) -> Iterator[Step]:
+            """Add ``new`` (boxes or one click) to the prompts sent so far and send them, as one step."""
+            for item in new:
+                key = (int(item.frame), int(item.obj_id))
+                sent[key] = _with(sent.get(key), item)
+            self._baseline_next, before = baseline, dict(self._rejected)
+            try:
+                yield from self.apply_prompts(list(sent.values()), tag=tag)
+            except ValueError as error:
+                keys = {(int(i.frame), int(i.obj_id)) for i in new}
+                if not any(self._rejected.get(key) is not before.get(key) for key in keys if key in self._rejected):
+                    raise  # not a prompt the session refused: the run fails
+                refused.append(str(error))
+
+        self._withheld = set(self.mask_prompts)
+        try:
+            for obj in sorted({o for _, o in self.mask_prompts} | {int(i.obj_id) for i in first_items}):
+                self._withheld -= {key for key in self._withheld if key[1] == obj}
+                yield from send([i for i in first_items if i.obj_id == obj and i.box is not None])
+                for item in first_items:
+                    if item.obj_id == obj and item.box is None:
+                        yield from send([item])
+        finally:
+            self._withheld = set()
+        # corrections need the tracked masks (a single 2D image has nothing to propagate through: sent as they are)
+        retrack = bool(later_items and self.obj_ids and self.layout.frame_axis is not None)
+        if retrack:
+            last = int(later_items[-1].frame)
+            first = min([f for f, o in final if (f, o) not in later] + [f for f, _ in self.mask_prompts], default=last)
+            total = sum(p.num_frames for p in self.plan(first, "both")) + len(later_items) + self.num_frames + 1
+            where = "; ".join(f"object {obj} on frame(s) {frame_ranges(sorted(f for f, o in later if o == obj))}"
+                              for obj in sorted({o for _, o in later}))
+            yield ("plan", total, f"the corrections ({where}) were made on tracked masks, so every object was tracked "
+                   f"both ways, then corrected in the order they were made, then tracked both ways again from frame "
+                   f"{last}.", None)
+            self._baseline_next = baseline
+            yield from self.propagate(first, "both", tag=tag)
+        boxes = [i for i in later_items if i.box is not None]
+        for new in ([boxes] if boxes else []) + [[i] for i in later_items if i.box is None]:
+            yield from send(new)
+        if retrack:
+            self._baseline_next = baseline
+            yield from self.propagate(last, "both", tag=tag)
+        for key in unused:  # not sent again until they change (as when the widget refused them)
+            self._rejected[key] = final[key]
+        self._notes = [f"object {obj}'s negative clicks on frame {frame} were not used: object {obj} has no positive "
+                       "click, box or mask on any frame for them to take pixels from (add one, then propagate)."
+                       for frame, obj in unused] + [f"not restored: {why}." for why in refused]
+        self._baseline_next = False
 
     def segment_table(self, prompts: List[FramePrompt], direction: str = "both",
                       progress: Optional[Callable[[int, int], None]] = None) -> Iterator[Step]:
@@ -615,6 +717,18 @@ def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:
         a.mask is not None and b.mask is not None and np.array_equal(a.mask, b.mask)
     )
     return boxes_equal and masks_equal and np.array_equal(a.points, b.points) and np.array_equal(a.labels, b.labels)
+
+
+def _with(prompt: Optional[FramePrompt], item: FramePrompt) -> FramePrompt:
+    """``prompt`` (None: nothing yet) with the clicks of ``item`` added after its own and ``item``'s box, if any."""
+    if prompt is None:
+        return FramePrompt(int(item.frame), int(item.obj_id), np.asarray(item.points, np.float32).reshape(-1, 2),
+                           np.asarray(item.labels, np.int32).reshape(-1), item.box, item.mask)
+    return FramePrompt(prompt.frame, prompt.obj_id,
+                       np.vstack([prompt.points, np.asarray(item.points, np.float32).reshape(-1, 2)]),
+                       np.append(prompt.labels, np.asarray(item.labels, np.int32)).astype(np.int32),
+                       item.box if item.box is not None else prompt.box,
+                       item.mask if item.mask is not None else prompt.mask)
 
 
 def _adds_to(old: FramePrompt, new: FramePrompt) -> bool:

@@ -5,7 +5,8 @@ masks, the session options (corrections stick / forget memories / smoothing / ob
 (name, weights, input size, checkpoint path), the axis and channel choices and a format version. The masklets
 (labels) are not kept: loading re-runs the prompts in a fresh session (features are recomputed); export the labels
 separately. An image segmented slice by slice (for example each z of a (T, Z, Y, X) stack has its own session) keeps
-every slice's seeded masks, each with its slice (version 2).
+every slice's seeded masks, each with its slice (version 2). The clicks and boxes keep the order they were made in, and
+the file names those that corrected a mask tracking had made, so that a load can re-make them in that order.
 
 Layout of the ``.npz`` (read with ``allow_pickle=False``):
 
@@ -13,8 +14,10 @@ Layout of the ``.npz`` (read with ``allow_pickle=False``):
   "options": {...}, "model": {...}, "axes": {...}, "mask_keys": [[frame, obj_id], ...]}``; since version 2 a key may
   have a third item, its slice: the fixed axes and their indices ``[[axis, index], ...]`` (for example
   ``[3, 1, [[1, 2]]]``: frame 3, object 1, z=2 of a TZYX image); a key without one (every key of a version 1 file)
-  belongs to the slice shown when the file is loaded
-* ``points`` (N, ndim) float64, ``positive`` (N,) bool, ``point_ids`` (N,) int64
+  belongs to the slice shown when the file is loaded. Optional (absent from files saved before corrections were
+  kept): ``"refined_keys": [[frame, obj_id, [[axis, index], ...]], ...]``, the prompts (frame, object, slice: ``[]``
+  for an image without fixed axes) that refined a mask tracking had made (a correction after propagating)
+* ``points`` (N, ndim) float64, ``positive`` (N,) bool, ``point_ids`` (N,) int64, in the order they were clicked
 * ``boxes`` (B, 4, ndim) float64, ``box_ids`` (B,) int64
 * ``masks`` (M, H, W) bool, the seeded masks in the order of ``mask_keys``
 """
@@ -25,7 +28,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Set, Tuple, Union
 
 import numpy as np
 
@@ -54,6 +57,9 @@ class SessionRecord:
     slice_masks: {fixed: {(frame, obj_id): (H, W) bool}}: the seeded masks of the sessions of slices (fixed: the
         fixed axes and their indices, ((axis, index), ...), as ``StackLayout.fixed``, e.g. ((1, 2),) for z=2 of
         TZYX); ``masks`` holds those of no recorded slice (an image without fixed axes, or a version 1 file).
+    refined: {fixed: {(frame, obj_id)}}: the prompts of each slice's session (fixed ``()``: an image without fixed
+        axes) that refined a mask tracking had made (a correction after propagating), so that a load applies them
+        after tracking, in the order they were clicked; empty in files saved before it was kept.
     """
 
     image_shape: Tuple[int, ...]
@@ -67,6 +73,7 @@ class SessionRecord:
     model: Dict[str, Any] = field(default_factory=dict)
     axes: Dict[str, Any] = field(default_factory=dict)
     slice_masks: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = field(default_factory=dict)
+    refined: Dict[Fixed, Set[Tuple[int, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(s) for s in self.image_shape)
@@ -83,6 +90,8 @@ class SessionRecord:
             raise ValueError(f"boxes and box_ids must have one entry per box; got {len(self.boxes)} and "
                              f"{len(self.box_ids)}")
         self.slice_masks = {_fixed(key, ndim): dict(masks) for key, masks in self.slice_masks.items() if masks}
+        self.refined = {_fixed(key, ndim): {(int(f), int(o)) for f, o in keys}
+                        for key, keys in self.refined.items() if keys}
 
     def check_values(self) -> None:
         """ValueError naming the field unless every value is one the widget could have saved: clicks finite and on the
@@ -99,14 +108,19 @@ class SessionRecord:
                              f"{self.image_shape}")
         if not np.isfinite(self.boxes).all():
             raise ValueError("boxes: a box has a corner that is not a finite number")
+        refined = [key for keys in self.refined.values() for key in keys]
         for name, ids in (("point_ids", self.point_ids), ("box_ids", self.box_ids),
-                          ("mask object ids", np.asarray([o for _, o in self._all_mask_keys()], np.int64))):
+                          ("mask object ids", np.asarray([o for _, o in self._all_mask_keys()], np.int64)),
+                          ("refined_keys object ids", np.asarray([o for _, o in refined], np.int64))):
             if ids.size and (ids.min() < 1 or ids.max() > MAX_ID):
                 raise ValueError(f"{name}: object ids must be 1..{MAX_ID}, found {int(ids.min())}..{int(ids.max())}")
         frames = max(self.image_shape[:-2] or (1,))
         bad = [f for f, _ in self._all_mask_keys() if not 0 <= f < frames]
         if bad:
             raise ValueError(f"masks: a seeded mask is on frame {bad[0]}, which the image does not have")
+        bad = [f for f, _ in refined if not 0 <= f < frames]
+        if bad:
+            raise ValueError(f"refined_keys: a correction is on frame {bad[0]}, which the image does not have")
         options = self.options
         if "smooth" in options:
             check_smooth(options["smooth"], "options.smooth")
@@ -150,8 +164,11 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     for fixed, sliced in sorted(record.slice_masks.items()):
         keys += [[int(f), int(o), [list(pair) for pair in fixed]] for f, o in sorted(sliced)]
         masks += [np.asarray(sliced[k], bool) for k in sorted(sliced)]
+    refined = [[int(f), int(o), [list(pair) for pair in fixed]]
+               for fixed, pairs in sorted(record.refined.items()) for f, o in sorted(pairs)]
     meta = {"format": FORMAT, "version": VERSION, "image_shape": list(record.image_shape),
-            "options": record.options, "model": record.model, "axes": record.axes, "mask_keys": keys}
+            "options": record.options, "model": record.model, "axes": record.axes, "mask_keys": keys,
+            "refined_keys": refined}
     arrays = {"meta": np.array(json.dumps(meta)), "points": record.points, "positive": record.positive,
               "point_ids": record.point_ids, "boxes": record.boxes, "box_ids": record.box_ids,
               "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
@@ -200,10 +217,15 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
                 raise ValueError(f"a mask key must be [frame, obj_id] or [frame, obj_id, slice], got {key!r}")
             where = unsliced if len(key) == 2 else sliced.setdefault(_fixed(key[2], ndim), {})
             where[(int(key[0]), int(key[1]))] = mask.astype(bool)
+        refined: Dict[Fixed, Set[Tuple[int, int]]] = {}
+        for key in meta.get("refined_keys", []):  # absent from files saved before it was kept
+            if not isinstance(key, list) or len(key) != 3:
+                raise ValueError(f"refined_keys: each must be [frame, obj_id, slice], got {key!r}")
+            refined.setdefault(_fixed(key[2], ndim), set()).add((int(key[0]), int(key[1])))
         record = SessionRecord(
             tuple(meta["image_shape"]), arrays["points"], arrays["positive"], arrays["point_ids"], arrays["boxes"],
             arrays["box_ids"], unsliced, dict(meta.get("options", {})), dict(meta.get("model", {})),
-            dict(meta.get("axes", {})), sliced,
+            dict(meta.get("axes", {})), sliced, refined,
         )
         record.check_values()
         return record
