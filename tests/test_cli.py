@@ -228,7 +228,7 @@ def test_object_window_option(tmp_path, capsys):
     x, y = click_point(movie.labels[0] == obj_id)
     args = write_case(tmp_path, ["frame,obj_id,y,x", f"0,{obj_id},{y},{x}"], movie.image)
     assert main(args + ["-o", str(tmp_path / "a.tif")]) == 0  # auto by default: these cells fill a 96 px frame
-    assert "--object-window auto: off (the objects of the first frame are not small against it)" in capsys.readouterr().out
+    assert "--object-window auto: off (the objects of frame 0 are not small against it)" in capsys.readouterr().out
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"),
                                   segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", object_window="off"))
     assert main(args + ["-o", str(tmp_path / "w.tif"), "--object-window", "48"]) == 0

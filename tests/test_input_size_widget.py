@@ -72,3 +72,33 @@ def test_auto_input_size_follows_the_objects_and_a_new_size_reruns_the_prompts(m
     w.size_spin.setValue(512)
     assert picker.size_combo.currentText() == "512"
     wait(qtbot, w)
+
+
+def test_auto_measures_the_slice_clicked_not_the_empty_slice_0(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """E3 finding 2: in a z-stack whose first slices lie above the sample, "auto" measured slice 0 (noise: "objects
+    ~4.5 px wide", 512 px) whatever slice was clicked. It measures the slice shown, and again on the image's first
+    click or box, on the slice it is made on; later clicks keep that size (no model rebuilt)."""
+    from test_zstack_edges import clicks_on, nuclei_volume
+    from widget_helpers import open_widget
+
+    image, labels = nuclei_volume()  # (6, 256, 256): noise on slices 0-1, nuclei ~19 px wide on 2-5
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("zyx", image))
+    picker = w.picker
+    viewer.dims.set_current_step(0, 0)  # the empty top slice shown when "auto" is chosen
+    picker.size_combo.setCurrentText("auto")
+    assert picker.image_size() == 512  # as frame 0 always measured
+
+    viewer.dims.set_current_step(0, 3)
+    (z, y, x, _, _), = clicks_on(labels, 3)[:1]
+    w.points_layer.add(np.array([[z, y, x]], float))  # the first click, on the nuclei's slice
+    wait(qtbot, w)
+    assert w.controller.model.image_size == 256 and picker.image_size() == 256
+    assert "measured on frame 3" in picker.size_note.toolTip()
+    assert w.window_note.text() == "→ whole frames (objects not small)"  # slice 0 at this size: 128 px windows
+    assert w.labels_layer.data[3, y, x] == 1
+
+    viewer.dims.set_current_step(0, 0)
+    w.object_spin.setValue(2)
+    w.points_layer.add(np.array([[0, 128, 128]], float))  # a later click, on the empty slice: the size stays
+    wait(qtbot, w)
+    assert picker.image_size() == 256 and w.controller.model.image_size == 256

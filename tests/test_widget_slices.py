@@ -186,3 +186,59 @@ def test_errors_before_a_run_show_in_the_status_line(make_napari_viewer, tmp_pat
     w.segment_button.click()
     wait(qtbot, w)
     assert "multiple of 32" in w.status.text(), w.status.text()
+
+
+def test_changing_the_propagated_axis_shows_that_axis_sessions_objects_at_once(make_napari_viewer, tmp_path,
+                                                                                monkeypatch, qtbot):
+    """E3 finding 8a: after 'Propagate along axis' changed, the objects table kept the other axis' session until the
+    slider moved."""
+    m = movie(3)
+    stack = np.stack([m.image] * 3, axis=1)  # (T, Z=3, Y, X)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("tz", stack))
+    viewer.dims.set_current_step(0, 0)
+    viewer.dims.set_current_step(1, 1)
+    click_at(w, (0, 1), m.labels[0], 1)  # through time, at z=1
+    wait(qtbot, w)
+    assert rows(w) == {1: (0,)}
+    viewer.dims.set_current_step(0, 2)
+    w.axis_spin.setValue(1)  # through z, at t=2
+    w.object_spin.setValue(2)
+    click_at(w, (2, 1), m.labels[2], 2)
+    wait(qtbot, w)
+    assert rows(w) == {2: (1,)}
+    w.axis_spin.setValue(0)  # back through time: z=1 is shown, and its session has object 1
+    assert rows(w) == {1: (0,)}
+    assert w.controller.layout.frame_axis == 0
+    w.axis_spin.setValue(1)  # and through z again, t=2 shown: object 2
+    assert rows(w) == {2: (1,)}
+
+
+def test_choosing_a_channel_axis_drops_the_per_plane_session_and_says_so(make_napari_viewer, tmp_path, monkeypatch,
+                                                                         qtbot):
+    """E3 finding 8b: a click made before the channel axis was chosen made a session of the plane c=0; after the
+    choice the next click's note read "Note:  has a session of its own ... (c=0: object(s) 1)": a blank name, and a
+    session said kept that the new choice could not use (its masks, per plane, were replaced)."""
+    m = movie(4)
+    noise = np.random.default_rng(0).integers(0, 60, m.image.shape).astype(m.image.dtype)
+    zc = np.stack([m.image, noise], axis=1)  # (Z=4, C=2, Y, X): nuclei, then a channel of noise
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch)
+    viewer.add_image(zc, name="zc", axis_labels=("z", "c", "y", "x"))
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 0)
+    click_at(w, (1, 0), m.labels[1], 1)  # before the channel choice: a session of the plane c=0
+    wait(qtbot, w)
+    assert rows(w) == {1: (1,)} and list(w.state.sessions) == [(0, ((1, 0),))]
+
+    w.channel_axis_combo.setCurrentText("axis 1 (2)")
+    w.channel_combo.setCurrentText("channel 0")
+    assert rows(w) == {} and w.state.sessions == {} and w.controller is None  # the table follows at once
+    status = w.status.text()
+    assert "were dropped" in status and "c=0: object(s) 1" in status, status
+
+    w.object_spin.setValue(2)
+    click_at(w, (1, 0), m.labels[1], 2)
+    wait(qtbot, w)
+    status = w.status.text()
+    assert "Note:  has" not in status and "c=0" not in status, status
+    assert list(w.state.sessions) == [(0, ())] and set(rows(w)) == {1, 2}  # both clicks, on the chosen channel
+    assert w.slice_name(w.controller.layout) == "the whole stack"

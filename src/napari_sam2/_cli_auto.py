@@ -43,7 +43,12 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cell-diameter", type=float, nargs=2, default=DEFAULT_CELL_DIAMETER, metavar=("MIN", "MAX"),
                        help="range of cell diameters in pixels (default 8 40)")
     group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
-    group.add_argument("--no-divisions", action="store_true", help="do not split tracks at divisions")
+    divisions = group.add_mutually_exclusive_group()
+    divisions.add_argument("--no-divisions", action="store_true",
+                           help="do not split tracks at divisions (the default where the frames are z slices)")
+    divisions.add_argument("--divisions", action="store_true",
+                           help="split tracks at divisions even where the frames are z slices (a TIFF's axes or an "
+                                "OME-Zarr's units say so; there the default is off: cells do not divide along z)")
     group.add_argument("--min-contrast", type=float, default=MIN_CONTRAST, metavar="C",
                        help="drop detections that stand out less than C from the pixels around them (|mean "
                             "difference| / their spread; background patches score near 0, cells mostly 0.6-4; "
@@ -61,6 +66,7 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
 #: the options of --auto that steer detection and tracking, with their defaults (outputs are checked apart)
 AUTO_ONLY = (("--seeding", "seeding", "blobs"), ("--cell-diameter", "cell_diameter", DEFAULT_CELL_DIAMETER),
              ("--redetect-every", "redetect_every", 5), ("--no-divisions", "no_divisions", False),
+             ("--divisions", "divisions", False),
              ("--min-contrast", "min_contrast", MIN_CONTRAST), ("--start-frame", "start_frame", 0))
 
 
@@ -155,19 +161,26 @@ def write_outputs(writes: Sequence[Write]) -> None:
 
 
 def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Optional[str] = None,
-             calibration: Optional[Calibration] = None) -> int:
+             calibration: Optional[Calibration] = None, through_z: Optional[str] = None) -> int:
     """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
 
     From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward". Every output holds the
     same CTC-consistent result (:func:`napari_sam2.track_export.write_auto_outputs`, the writer batch uses too),
     written all or nothing (:func:`write_outputs`). labels_axes: the -o labels' axis letters (e.g. "TYX", "ZYX"),
     recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF, the
-    labels TIFF and the tracks table."""
+    labels TIFF and the tracks table. through_z: what says the frames are a volume's z slices (None: time): there
+    divisions are off unless --divisions asks for them (:func:`napari_sam2.api.auto_divisions`; one line says so)."""
+    from .api import auto_divisions
+
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
         print("napari-sam2: --auto needs at least one output: --ctc OUT_DIR, --geff FILE, --table CSV or -o FILE",
               file=sys.stderr)
         return 2
+    asked = True if getattr(args, "divisions", False) else False if getattr(args, "no_divisions", False) else None
+    divisions, said = auto_divisions(asked, through_z, "--divisions")
+    if said:
+        print(said)
     backward = getattr(args, "direction", "forward") == "backward"
     to_track = args.start_frame + 1 if backward else len(stack) - args.start_frame  # the bar's length from the start
     bar = tqdm(total=to_track, unit="frame", desc="tracking cells")
@@ -180,7 +193,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         result = track_cells(model, stack, start_frame=args.start_frame,
                              reverse=backward, seeding=args.seeding,
                              cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
-                             divisions=not args.no_divisions, min_contrast=args.min_contrast,
+                             divisions=divisions, min_contrast=args.min_contrast,
                              progress=progress)
         bar.close()
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),

@@ -2,7 +2,7 @@
 
 The image picked, each image's :class:`~._image_state.ImageState` made on first use (its clicks, boxes and
 masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
-"auto" object windows measure. Uses the widget's ``viewer``, ``states``, ``_state``, its controls (``image_combo``,
+"auto" sizes measure (the slice shown, then the one the first click or box on the image was made on). Uses the widget's ``viewer``, ``states``, ``_state``, its controls (``image_combo``,
 ``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
 runs' ``_stop_run_of``.
 """
@@ -105,7 +105,8 @@ class ImageLayersMixin:
 
     def object_window(self, model: Any) -> Optional[int]:
         """The chosen object window's side for the current image and ``model`` (None: whole frames); "auto" is
-        measured on the first frame once per image, choice and input size."""
+        measured on the slice shown (:meth:`_frame_sample`) once per image, choice and input size: at the image's
+        first segmentation, on the slice its first click or box was made on."""
         state = self._state
         choice = self.window_combo.currentText()
         if state is None or choice == OFF:
@@ -121,14 +122,33 @@ class ImageLayersMixin:
         return side
 
     def _frame_sample(self) -> Optional[FrameSample]:
-        """What "auto" (input size, object window) measures of the current image: its first frame's central part
-        (read alone, so a big, lazy or pyramid image costs napari's GUI thread little) and the frame's (H, W); None
-        without an image."""
+        """What "auto" (input size, object window) measures of the current image: the central part of the frame
+        shown (the slider's frame along the propagated axis, at the slider's other slices; read alone, so a big,
+        lazy or pyramid image costs napari's GUI thread little) and the frame's (H, W); None without an image. Not
+        frame 0: in a z-stack that is often an empty slice above the sample, whose noise measures as tiny objects."""
         state = self._state
         if state is None:
             return None
-        view = FrameView(model_data(state.image), self._layout(state.image))
-        return FrameSample(view.central(0, FrameSample.side()), view.shape[1:3])
+        layout = self._layout(state.image)
+        view = FrameView(model_data(state.image), layout)
+        shown = 0
+        if layout.frame_axis is not None:
+            step = self.viewer.dims.current_step
+            shown = min(max(int(step[layout.frame_axis]), 0), len(view) - 1) if layout.frame_axis < len(step) else 0
+        return FrameSample(view.central(shown, FrameSample.side()), view.shape[1:3],
+                           shown if layout.frame_axis is not None else None)
+
+    def _measure_at_first_prompt(self, state: ImageState, event: Any) -> None:
+        """A click or box added on an image nothing was segmented on yet: "auto" input size and object windows are
+        measured again, on the slice it was made on (the slice shown), before it is segmented; the image's later
+        prompts use what was measured then (a new size would rebuild the model and re-run every prompt)."""
+        if self._quiet or str(getattr(event, "action", "")) != "added" or state is not self._state:
+            return
+        if state.controller is not None or state.sessions:
+            return
+        image = state.image.unique_id
+        self._windows = {key: side for key, side in self._windows.items() if key[0] != image}
+        self.picker.refresh_auto()
 
     def _on_image_renamed(self, state: ImageState) -> None:
         """An image's own layers follow its new name."""
@@ -193,11 +213,13 @@ class ImageLayersMixin:
     def _watch_points(self, state: ImageState) -> None:
         """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""
         state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
-        self._listen(state.points.events.data, lambda event, s=state: self._on_points_changed(s, event))
+        self._listen(state.points.events.data, lambda event, s=state: (self._measure_at_first_prompt(s, event),
+                                                                       self._on_points_changed(s, event)))
 
     def _watch_boxes(self, state: ImageState) -> None:
         """Boxes drawn, moved or deleted on ``state``'s boxes layer segment."""
-        self._listen(state.boxes.events.data, lambda event, s=state: self._on_boxes_changed(s, event))
+        self._listen(state.boxes.events.data, lambda event, s=state: (self._measure_at_first_prompt(s, event),
+                                                                      self._on_boxes_changed(s, event)))
 
     def _adopt_layers(self, state: ImageState) -> None:
         """Give a new image state the clicks, boxes and masklets layers the viewer already holds for its image (left

@@ -431,10 +431,49 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         return self.axes.channel_combo
 
     def _on_axes_edited(self) -> None:
-        if self._state is not None:
-            self._state.axes = self.axes.choice()
-            self.refresh_run_buttons()  # a channel axis can leave a single 2D image
-            self.picker.refresh_auto()
+        """An axis or channel choice changed: the widget acts on the session of the slice shown under the new choice
+        when it has one, and the objects table shows it at once, as when the slider moves (:meth:`_on_slice_shown`);
+        sessions made under another channel axis are dropped, said in the status line
+        (:meth:`_drop_other_channel_sessions`)."""
+        state = self._state
+        if state is None:
+            return
+        state.axes = self.axes.choice()
+        self.refresh_run_buttons()  # a channel axis can leave a single 2D image
+        self.picker.refresh_auto()
+        self._drop_other_channel_sessions(state)
+        self._on_slice_shown()
+
+    def _drop_other_channel_sessions(self, state: ImageState) -> None:
+        """Drop ``state``'s sessions whose labels have another shape than the new axis choice's (made before a channel
+        axis was chosen or cleared: per plane of the channel axis, or per channel); the next run would replace their
+        masks anyway (:meth:`ensure_controller`). The status line names them; their clicks and boxes stay, and the
+        next click or 'Segment current frame' segments them under the new choice. Nothing is dropped during a run
+        (the next run's :meth:`ensure_controller` does it) or for a choice that cannot work (the next run says why)."""
+        if self.busy():
+            return
+        try:
+            layout = self._layout(state.image)
+        except ValueError:
+            return
+        shape = layout.labels_shape(state.image.data.shape)
+        stale = {key: c for key, c in state.sessions.items() if tuple(c.labels.shape) != shape}
+        if not stale:
+            return
+        for key in stale:
+            del state.sessions[key]
+            state.replaced.pop(key, None)
+        if state.controller is not None and all(c is not state.controller for c in state.sessions.values()):
+            state.controller = None
+        self._refresh_objects()
+        named = "; ".join(f"{self.slice_name(c.layout)}: object(s) {', '.join(map(str, c.obj_ids))}" if c.obj_ids
+                          else self.slice_name(c.layout) for c in stale.values())
+        axis = self.axes.channel_axis()
+        lead = (f"With channel axis {axis} every channel shares one mask per object" if axis is not None else
+                "With no channel axis each plane is segmented on its own")
+        self.status.setText(f"{lead}: the session(s) made under the previous channel choice ({named}) were dropped "
+                            "(their masks are cleared at the next segmentation). The clicks and boxes stay: click or "
+                            "press 'Segment current frame' to segment them with this choice.")
 
     def session_options(self) -> dict:
         """Session options: how the chosen channel reaches the model (and how much it is smoothed first), and how
@@ -618,7 +657,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         return self.axes.layout(state.image, step)
 
     def slice_name(self, layout: StackLayout) -> str:
-        """The fixed axes of ``layout`` in words, as the viewer names its axes, e.g. "z=1" or "axis 1 = 1"."""
+        """The fixed axes of ``layout`` in words, as the viewer names its axes, e.g. "z=1" or "axis 1 = 1"; "the whole
+        stack" (or "the whole image", one 2D image) where none is fixed."""
+        if not layout.fixed:
+            return "the whole image" if layout.frame_axis is None else "the whole stack"
         labels = list(self.viewer.dims.axis_labels)
         names = []
         for axis, value in layout.fixed:

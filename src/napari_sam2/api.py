@@ -332,7 +332,8 @@ def segment(
         ``sam2_model.build.Weights`` ("embedded": the demo's shipped weights, "download": an official
         preset's cached or downloaded file (the demo's embedded ones), "random": testing only) or a path.
     image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in
-        the first frame: see :func:`sam2_model.input_size.suggest_image_size`), or None (the model's own).
+        the first prompted frame, :func:`prompted_frame`: see :func:`sam2_model.input_size.suggest_image_size`),
+        or None (the model's own).
     contrast_limits: (low, high) grey values mapped to black and white for the model (default: the stack's
         0.5 and 99.8 percentiles; 0 and 255 for uint8). For dim cells on a noisy background, limits that make the
         background black help the demo model (docs/training_data.md: one click on MSC cells, IoU 0.23 -> 0.42).
@@ -341,7 +342,7 @@ def segment(
         it on clean nuclei; docs/training_data.md).
     object_window: segment and track each object in a square window of this many frame px that follows it
         (:class:`sam2_model.windowed_session.WindowedSession`); "auto" (default): windows only where the objects of the
-        first frame are small against the frame (:func:`sam2_model.windows.window_side`; demo model only),
+        first prompted frame are small against the frame (:func:`sam2_model.windows.window_side`; demo model only),
         e.g. nuclei 24 px wide in 512 x 512 frames get 192 px windows; None or "off": every object on the whole frame
         (better for membrane-stained cells: README, *Object windows*). Windows cost one model input per object and
         frame instead of one per frame.
@@ -386,10 +387,10 @@ def segment(
     prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                               boxes[:, 5].astype(int), layout)
     check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track and batch, before a model
-    first = first_frame_seen(data, axes)
-    size = resolve_image_size(image_size, first, model) if image_size is not None else None
+    measured = frame_seen(data, axes, prompted_frame(clicks, boxes))  # "auto" measures the prompted frame
+    size = resolve_image_size(image_size, measured, model) if image_size is not None else None
     net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
-    window = resolve_object_window(object_window, first, model, net.image_size)
+    window = resolve_object_window(object_window, measured, model, net.image_size)
     labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
     options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
     if limits is not None:
@@ -425,13 +426,66 @@ def open_image(image: Any) -> Any:
     return data[0] if one_image else data
 
 
-def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
-    """The first frame of ``data`` as the model is shown it: (H, W), or (H, W, 3) colour. A picked channel or a
-    composite of channels is applied, so that "auto" input sizes and object windows are measured on what is
-    segmented, not on every channel mixed (data: the array-like, an RGBA one already without its alpha)."""
-    frame = FrameView(data, axes.layout)[0]
-    check_finite(frame, "frames: frame 0")  # as every later read says it, before "auto" measures the frame
+def frame_seen(data: Any, axes: StackAxes, index: int = 0) -> np.ndarray:
+    """Frame ``index`` (along the propagated axis; 0 for a single image) of ``data`` as the model is shown it: (H, W),
+    or (H, W, 3) colour. A picked channel or a composite of channels is applied, so that "auto" input sizes and
+    object windows are measured on what is segmented, not on every channel mixed (data: the array-like, an RGBA one
+    already without its alpha)."""
+    index = int(index) if axes.layout.frame_axis is not None else 0
+    frame = FrameView(data, axes.layout)[index]
+    check_finite(frame, f"frames: frame {index}")  # as every later read says it, before "auto" measures the frame
     return frame_as_seen(frame, axes.session_options)
+
+
+def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
+    """Frame 0 of ``data`` as the model is shown it (:func:`frame_seen`): what "auto" measures without prompts."""
+    return frame_seen(data, axes, 0)
+
+
+def prompted_frame(clicks: Any = (), boxes: Any = ()) -> int:
+    """The frame "auto" input sizes and object windows are measured on for a table of prompts: the first frame with a
+    positive click or a box (where the objects' first masks are made and propagation starts; in a z-stack the slice
+    clicked, not an empty slice above the sample), else the first clicked frame; 0 without prompts. clicks: rows
+    (frame, y, x, label, obj_id); boxes: rows (frame, y0, x0, y1, x1, obj_id)."""
+    starts = [int(row[0]) for row in clicks if float(row[3]) > 0] + [int(row[0]) for row in boxes]
+    return min(starts or [int(row[0]) for row in clicks] or [0])
+
+
+def frames_are_z(stack: Any, layout: StackLayout, calibration: Any = None) -> Optional[str]:
+    """What says the frames of ``stack`` read under ``layout`` are a volume's z slices, in words for the user: its
+    axis letters (a TIFF's ``axes``, e.g. "ZYX") naming the frame axis Z, or its file's calibration (an
+    :class:`~.export.Calibration` or None) saying so or giving the frame step in a length unit (an OME-Zarr's z axis
+    in micrometers); None where nothing does (the frames are taken as time)."""
+    from .file_calibration import frames_through_z
+    from .units import unit_in
+
+    letters = getattr(stack, "axes", None)
+    if frames_through_z(letters, layout.frame_axis):
+        return f"the stack's axes {letters} say so"
+    if calibration is None:
+        return None
+    if getattr(calibration, "frames_through_z", False):
+        return "the file's axes say so"
+    unit = getattr(calibration, "time_unit", None)
+    if unit is not None and unit_in(unit, "space") is not None:
+        return f"the file gives their step in {unit}"
+    return None
+
+
+def auto_divisions(divisions: Optional[bool], through_z: Optional[str], ask: str = "divisions=True") -> Tuple[bool, str]:
+    """Whether automatic tracking looks for divisions, and a line saying so where it decided it, not the user.
+
+    divisions: as the user gave it (True or False: kept, whatever the frames are), or None (not said): on, except
+    where the frames are a volume's z slices. through_z: what says they are (e.g. "the TIFF's axes ZYX say so"), or
+    None (not known to be z: time). Cells do not divide along z, so through z a nucleus whose mask narrows to two
+    touching slices would be "divided": off there, said in the line ("" where nothing was decided here), which
+    names ``ask``, how the caller's user turns them on ("--divisions" on the command line)."""
+    if divisions is not None:
+        return bool(divisions), ""
+    if through_z is None:
+        return True, ""
+    return False, (f"divisions off: the frames are z slices ({through_z}), and cells do not divide along z ({ask} "
+                   "looks for them anyway)")
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:

@@ -44,11 +44,11 @@ from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MOD
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
-from .api import CLI_NAMES, first_frame_seen, segment
+from .api import CLI_NAMES, frame_seen, frames_are_z, prompted_frame, segment
 from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
 from .directions import auto_direction, check_one_way
 from .export import Calibration, labels_axes, save_labels_tiff
-from .file_calibration import frames_through_z, read_calibration, stack_calibration
+from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
 from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
@@ -117,11 +117,12 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track.add_argument("--device", default="auto", help=DEVICE_HELP)
     track.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
-                            "the objects in the first frame); default: the model's own (demo 256, official 1024)")
+                            "the objects in the first prompted frame; --auto: --start-frame); default: the model's own "
+                            "(demo 256, official 1024)")
     track.add_argument("--object-window", default="auto", metavar="N|auto|off",
                        help="segment and track each prompted object in a square window of N frame px around it "
                             "(small objects on large frames; with --prompts); auto (default): only where the objects of "
-                            "the first frame are small against it; off: every object on the whole frame")
+                            "the first prompted frame are small against it; off: every object on the whole frame")
     track.add_argument("--direction", default=None, choices=("forward", "backward", "both"),
                        help="from the first prompted frame (default both); --auto tracks one way from --start-frame: "
                             "forward (default) or backward, not both. One way with nothing to track (backward from "
@@ -181,31 +182,35 @@ def check_prompts_file(path: Path) -> None:
                          "frame,obj_id,y,x,label[,y1,x1]")
 
 
-def pick_image_size(value: Optional[str], first_frame: object, model: str,
-                    diameter: Optional[float] = None) -> Optional[int]:
+def pick_image_size(value: Optional[str], frame: object, model: str,
+                    diameter: Optional[float] = None, frame_index: Optional[int] = None) -> Optional[int]:
     """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from):
-    from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on the frame."""
+    from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on ``frame``
+    (frame ``frame_index``: the first prompted frame, or --auto's start frame)."""
     checked = check_image_size(value, "--image-size")
     if checked != AUTO:
         return checked  # type: ignore[return-value]
     if diameter is None:
-        choice = auto_image_size(first_frame, model)
+        choice = auto_image_size(frame, model, frame_index)
         print(f"--image-size auto: {choice.describe()}")
         return choice.image_size
-    shape = tuple(int(n) for n in np.shape(first_frame)[:2])
+    shape = tuple(int(n) for n in np.shape(frame)[:2])
     size = suggest_image_size(diameter, shape, model)
     print(f"--image-size auto: input size {size} px (the smallest cells of --cell-diameter, {diameter:g} px wide, in "
           f"{shape[0]} x {shape[1]} frames)")
     return size
 
 
-def pick_object_window(value: Optional[str], first_frame: object, model: str, image_size: Optional[int]) -> Optional[int]:
-    """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave)."""
+def pick_object_window(value: Optional[str], frame: object, model: str, image_size: Optional[int],
+                       frame_index: int = 0) -> Optional[int]:
+    """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave), measured on
+    ``frame`` (frame ``frame_index``, the first prompted frame)."""
     size = image_size if image_size is not None else get_config(model).image_size
-    window = resolve_object_window(value, first_frame, model, size, "--object-window")
+    window = resolve_object_window(value, frame, model, size, "--object-window")
     if check_object_window(value, "--object-window") == AUTO:
-        print(f"--object-window auto: each object in a {window} px window around it" if window else
-              "--object-window auto: off (the objects of the first frame are not small against it)")
+        print(f"--object-window auto: each object in a {window} px window around it (measured on frame "
+              f"{frame_index})" if window else
+              f"--object-window auto: off (the objects of frame {frame_index} are not small against it)")
     return window
 
 
@@ -236,7 +241,7 @@ def labels_metadata(path: Path, stack: Any, layout: StackLayout, keep: Optional[
     records none: the labels are written in pixels and frames, as before). --prompts and --auto both ask here.
     ``moved``: the stack is a view with its rows and columns moved last (:func:`stack_read_as`); its file's axes are
     those the move came from."""
-    letters = getattr(stack, "axes", None)
+    letters = getattr(stack, "axes", None) if moved is not None else stack_letters(path, stack)  # an OME-Zarr's too
     axes = labels_axes(letters, len(stack.shape), layout.channel_axis, keep, layout.frame_axis)
     if moved is None:
         return axes, stack_calibration(path, letters, layout)
@@ -307,9 +312,10 @@ def track_command(args: argparse.Namespace) -> int:
     direction = args.direction or "both"
     checked_table_prompts(args.prompts, clicks, boxes, frames, direction)  # the rule batch and segment() follow
     warn_contrast_outside(limits, FrameView(stack, layout))
-    first_frame = first_frame_seen(stack, axes)  # the channel segmented
-    image_size = pick_image_size(args.image_size, first_frame, args.model)
-    window = pick_object_window(args.object_window, first_frame, args.model, image_size)
+    index = prompted_frame(clicks, boxes) if layout.frame_axis is not None else 0  # "auto" measures it, not frame 0
+    measured = frame_seen(stack, axes, index)  # the channel segmented
+    image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
+    window = pick_object_window(args.object_window, measured, args.model, image_size, index)
     bar = _LazyBar()
     try:
         labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
@@ -365,7 +371,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     start_frame = view[args.start_frame]
     check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
     start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
-    image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None)
+    image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None,
+                                 args.start_frame)
     model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
     options = dict(axes.session_options)
     if limits is not None:
@@ -376,7 +383,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     try:
         letters, calibration = labels_metadata(args.stack, stack, axes.layout,  # (T, Y, X) along the axis
                                                keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), moved=moved)
-        return run_auto(args, frames, model, letters, calibration)
+        return run_auto(args, frames, model, letters, calibration, frames_are_z(stack, axes.layout, calibration))
     finally:
         frames.close()
 

@@ -48,7 +48,7 @@ class ConsoleOptions(TrackAllOptions):
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
                 device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0, start_frame: int = 0,
                 direction: Optional[str] = None, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
-                redetect_every: int = 5, divisions: bool = True, max_lost_frames: int = 3,
+                redetect_every: int = 5, divisions: Optional[bool] = None, max_lost_frames: int = 3,
                 min_contrast: float = MIN_CONTRAST, smooth: float = 0.0,
                 contrast_limits: Optional[Sequence[float]] = None,
                 progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
@@ -65,7 +65,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
     :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
     seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
-    each frame. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
+    each frame. divisions None (the default): on, except where the frames are known to be a volume's z slices (a
+    TIFF whose axes name the frame axis Z, an OME-Zarr whose frame axis is in a length unit): off there, said in a
+    UserWarning (cells do not divide along z); True or False is kept whatever the frames are. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
 
     * direction: "forward" (None, the default: towards the last frame) or "backward" (towards frame 0) from
       ``start_frame``; "both" is refused, and so is a way with nothing to track (backward from frame 0, forward from
@@ -79,8 +81,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
       stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
       them (its "Smooth frames (px)" control).
 
-    image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in the first
-    frame, as :func:`napari_sam2.segment` picks it) or None (the model's own); not with a viewer (the widget's).
+    image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in the start
+    frame, as ``napari-sam2 track --auto`` picks it) or None (the model's own); not with a viewer (the widget's).
 
     Options are checked (ValueError naming them) before a model is built or a frame is read; ``start_frame`` is
     checked against the frames of the stack before the model is built, with a viewer too (the frames along the
@@ -93,7 +95,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         raise ValueError(f"progress must be a function called with (frames done, frames to do), or None; got "
                          f"{progress!r}")
     check_image_size(image_size)
-    options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every, divisions,
+    options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every,
+                             True if divisions is None else divisions,
                               reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
     limits = check_contrast_limits(contrast_limits)
     sigma = check_smooth(smooth)
@@ -116,7 +119,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
-    from .api import API_NAMES, check_dtype, first_frame_seen, open_image, resolve_axes
+    from .api import API_NAMES, auto_divisions, check_dtype, frame_seen, frames_are_z, open_image, resolve_axes
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -140,13 +143,30 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         session_options["contrast_limits"] = limits
     if sigma:
         session_options["smooth"] = sigma
-    size = None if image_size is None else resolve_image_size(image_size, first_frame_seen(data, axes), model or "demo")
+    on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(target, data, layout, moved)))
+    if said:
+        warnings.warn(said, stacklevel=2)
+        options = dataclasses.replace(options, divisions=on)
+    size = None if image_size is None else resolve_image_size(image_size, frame_seen(data, axes, start_frame),
+                                                              model or "demo")
     net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
     tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
     for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
         if kind == "frame" and progress is not None:
             progress(len(tracking.history[-1].frames), total)
     return as_image(tracking.result(), layout.frame_axis is None)
+
+
+def _file_calibration(target: Any, data: Any, layout: Any, moved: Any) -> Any:
+    """The calibration of the file ``target`` names (:func:`.file_calibration.stack_calibration`), where it is a path
+    read as it is stored; None for arrays and layers."""
+    import os
+
+    if moved is not None or not isinstance(target, (str, os.PathLike)):
+        return None
+    from .file_calibration import stack_calibration
+
+    return stack_calibration(target, getattr(data, "axes", None), layout)
 
 
 def check_start_frame(start_frame: Any, num_frames: int) -> None:

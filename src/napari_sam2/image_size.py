@@ -2,6 +2,11 @@
 
 Shared by :func:`napari_sam2.segment`, the CLI's ``--image-size N|auto`` and the widget's "Input size"
 control; the rule itself is :func:`sam2_model.input_size.suggest_image_size`.
+
+Which frame "auto" (input size and object windows) measures is the caller's: the first prompted frame for
+:func:`napari_sam2.segment` and ``napari-sam2 track --prompts`` (:func:`napari_sam2.api.prompted_frame`), the slice
+shown (then the one clicked first) in the widget, the start frame for ``--auto``; frame 0 only without prompts. In
+a z-stack frame 0 is often an empty slice above the sample, whose noise measures as tiny objects.
 """
 
 from __future__ import annotations
@@ -23,19 +28,24 @@ ImageSizeArg = Union[int, str, None]
 
 @dataclass(frozen=True)
 class SizeChoice:
-    """An input size picked for a frame: the size, and the object width (frame px) it was picked from."""
+    """An input size picked for a frame: the size, the object width (frame px) it was picked from, and the index of
+    the frame measured where the caller said it (None: not said)."""
 
     image_size: int
     object_diameter: float  # NaN: no objects were found and the preset size was kept
     frame_shape: tuple
+    frame_index: Optional[int] = None
 
     def describe(self) -> str:
-        """One line for the user, e.g. "input size 512 px (objects ~9.0 px wide in 1024 x 1024 frames)"."""
+        """One line for the user, e.g. "input size 512 px (objects ~9.0 px wide in 1024 x 1024 frames, measured on
+        frame 8)"."""
         height, width = self.frame_shape[:2]
+        where = "the frame measured" if self.frame_index is None else f"frame {self.frame_index}"
         if math.isnan(self.object_diameter):
-            return f"input size {self.image_size} px (the model's; no objects found to measure in the first frame)"
+            return f"input size {self.image_size} px (the model's; no objects found to measure in {where})"
+        on = "" if self.frame_index is None else f", measured on frame {self.frame_index}"
         return (f"input size {self.image_size} px (objects ~{self.object_diameter:.1f} px wide in "
-                f"{height} x {width} frames)")
+                f"{height} x {width} frames{on})")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class FrameSample:
 
     pixels: np.ndarray  # (h, w) or (h, w, C): the central crop
     frame_shape: Tuple[int, int]  # (H, W) of the whole frame
+    frame_index: Optional[int] = None  # which frame (along the propagated axis) it is of, where known
 
     @staticmethod
     def side() -> int:
@@ -96,18 +107,21 @@ def check_image_size(image_size: ImageSizeArg, name: str = "image_size") -> Imag
                      f"objects' size), or left out / None (the model's own size); got {image_size!r}")
 
 
-def auto_image_size(frame: Any, model: str) -> SizeChoice:
+def auto_image_size(frame: Any, model: str, frame_index: Optional[int] = None) -> SizeChoice:
     """The suggested input size of ``model`` for frames like ``frame`` ((H, W) or (H, W, C), any numeric dtype, or a
-    :class:`FrameSample` of one).
+    :class:`FrameSample` of one); ``frame_index``: which frame it is (said by :meth:`SizeChoice.describe`; default
+    the sample's own, else unsaid).
 
     Frames with more than 4 channels are averaged over their last axis first. When no object can be
     measured (a flat frame) the preset size is kept.
     """
     array, shape = _pixels_and_shape(frame)
+    if frame_index is None and isinstance(frame, FrameSample):
+        frame_index = frame.frame_index
     diameter = estimate_object_diameter(array)
     if math.isnan(diameter):
-        return SizeChoice(get_config(model).image_size, diameter, shape)
-    return SizeChoice(suggest_image_size(diameter, shape, model), diameter, shape)
+        return SizeChoice(get_config(model).image_size, diameter, shape, frame_index)
+    return SizeChoice(suggest_image_size(diameter, shape, model), diameter, shape, frame_index)
 
 
 def resolve_image_size(image_size: ImageSizeArg, frame: Any, model: str, name: str = "image_size") -> Optional[int]:
