@@ -107,3 +107,82 @@ def test_a_batch_auto_stack_gets_its_files_calibration_in_geff_and_objects_table
         set(manifest["tracking_options"])
     assert manifest["model"]["device"] == "cpu" and manifest["device_used"] == "cpu"
     assert manifest["calibration"]["length_unit"] == "micrometer" and manifest["calibration"]["frame_interval"] == 300
+
+
+def ngff_zarr(path: Path, data: np.ndarray, axes: list, scale: list) -> Path:
+    """An OME-Zarr (NGFF 0.4, zarr v2) of one level holding ``data``, its axes ``axes`` ((name, type, unit)) and its
+    ``scale``."""
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("0", data=data)
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": name, "type": kind, **({"unit": unit} if unit else {})} for name, kind, unit in axes],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}]
+    return path
+
+
+ZYX_AXES = [("z", "space", "micrometer"), ("y", "space", "micrometer"), ("x", "space", "micrometer")]
+TZYX_AXES = [("t", "time", "second")] + ZYX_AXES
+
+
+def test_an_ome_zarr_z_stack_read_without_letters_is_slices_with_their_spacing(tmp_path: Path) -> None:
+    """An OME-Zarr z-stack (axes z, y, x in micrometer, scale 2, .3, .3): its reader gives no axis letters, so its
+    frames were taken as time, their 2 um step dropped from the labels TIFF (z declared as time). The zarr's own axis
+    names now say z, whether the caller passes letters or not."""
+    from napari_sam2.file_calibration import stack_calibration, stack_letters, zarr_axis_letters
+    from napari_sam2.layout import StackLayout
+
+    path = ngff_zarr(tmp_path / "zyx.ome.zarr", STACK, ZYX_AXES, [2.0, 0.3, 0.3])
+    for cal in (stack_calibration(path, None, StackLayout(3, 0)), read_calibration(path, 0, (1, 2))):
+        assert (cal.frames_through_z, cal.frame_interval, cal.time_unit, cal.pixel_size, cal.other_steps) == \
+            (True, 2.0, "micrometer", (0.3, 0.3), ())
+    assert zarr_axis_letters(path) == "ZYX"
+    import zarr
+
+    assert stack_letters(path, zarr.open(str(path / "0"), mode="r")) == "ZYX"
+    assert stack_letters(path, np.zeros((2, 5, 64, 64))) is None  # letters that do not fit the stack: none
+    assert stack_letters(tmp_path / "missing.tif", STACK) is None
+
+
+def test_zarr_axis_letters_follow_types_then_names(tmp_path: Path) -> None:
+    from napari_sam2.file_calibration import zarr_axis_letters
+
+    five = ngff_zarr(tmp_path / "a.zarr", np.zeros((1, 1, 1, 4, 4), np.uint8),
+                     [("time", "time", "second"), ("ch", "channel", None)] + ZYX_AXES, [1.0] * 5)
+    assert zarr_axis_letters(five) == "TCZYX"
+    odd = ngff_zarr(tmp_path / "b.zarr", np.zeros((2, 4, 4), np.uint8),
+                    [("angle", "space", None), ("y", "space", None), ("x", "space", None)], [1.0] * 3)
+    assert zarr_axis_letters(odd) == "QYX"
+    twice = ngff_zarr(tmp_path / "c.zarr", np.zeros((2, 4, 4), np.uint8),
+                      [("z", "space", None), ("z", "space", None), ("x", "space", None)], [1.0] * 3)
+    assert zarr_axis_letters(twice) is None
+    assert zarr_axis_letters(tmp_path) is None and zarr_axis_letters(tmp_path / "none") is None
+
+
+TZYX = np.zeros((3, 4, 32, 32), np.uint16)
+
+
+def test_a_tzyx_files_other_axis_step_is_kept_whichever_axis_is_propagated(tmp_path: Path) -> None:
+    """TZYX stacks (ImageJ, OME-TIFF, OME-Zarr) record 60 s between time points and 2 um between slices: read along
+    t the calibration held the 60 s only, along z the 2 um only; the other axis's step now rides along."""
+    tifffile.imwrite(tmp_path / "ij.tif", TZYX, imagej=True, resolution=(1 / 0.3, 1 / 0.3),
+                     metadata={"axes": "TZYX", "spacing": 2.0, "unit": "um", "finterval": 60.0})
+    tifffile.imwrite(tmp_path / "a.ome.tif", TZYX, ome=True, metadata={
+        "axes": "TZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3, "PhysicalSizeZ": 2.0, "TimeIncrement": 60.0})
+    zarr_path = ngff_zarr(tmp_path / "a.ome.zarr", TZYX, TZYX_AXES, [60.0, 2.0, 0.3, 0.3])
+    for path in (tmp_path / "ij.tif", tmp_path / "a.ome.tif", zarr_path):
+        along_t = read_calibration(path, 0, (2, 3))
+        assert (along_t.frames_through_z, along_t.frame_interval, along_t.time_unit, along_t.other_steps) == \
+            (False, 60.0, "second", (("Z", 2.0, "micrometer"),)), path
+        along_z = read_calibration(path, 1, (2, 3), frames_through_z=path.suffix != ".zarr")  # a zarr knows
+        assert (along_z.frames_through_z, along_z.frame_interval, along_z.time_unit, along_z.other_steps) == \
+            (True, 2.0, "micrometer", (("T", 60.0, "second"),)), path
+        assert along_t.pixel_size == along_z.pixel_size == pytest.approx((0.3, 0.3))
+
+
+def test_a_step_the_stack_has_no_axis_for_is_not_kept(tmp_path: Path) -> None:
+    """An OME-TIFF time-lapse (TYX) whose microscope also wrote PhysicalSizeZ keeps no z step (its labels have no z)."""
+    tifffile.imwrite(tmp_path / "t.ome.tif", STACK, ome=True, metadata={
+        "axes": "TYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3, "PhysicalSizeZ": 2.0, "TimeIncrement": 60.0})
+    cal = read_calibration(tmp_path / "t.ome.tif", 0, (1, 2))
+    assert (cal.frame_interval, cal.time_unit, cal.other_steps) == (60.0, "second", ())

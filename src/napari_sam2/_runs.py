@@ -173,8 +173,9 @@ class RunMixin:
             if not prompts and (known is None or not known.has_prompts()):
                 self.status.setText("Click on an object (the clicks layer is active), or draw a box.")
                 return
+            controller = self.ensure_controller(layout)  # first: it drops sessions of another channel axis
             others = {key: c for key, c in state.sessions.items() if key != slice_key(layout) and c.obj_ids}
-            controller = self.ensure_controller(layout)
+            steps = self._loaded_replay(state, controller)  # a loaded session: its prompts as they were made
         except Exception as error:  # bad layout, model failure, ...
             self._report(error)
             return
@@ -193,7 +194,9 @@ class RunMixin:
                     "Segmenting (reading a sample of the stack for its contrast, then this frame's features)")
         if baseline and self._attached:  # a closed widget runs nothing (:meth:`_run`)
             controller.start_history_after_next(baseline)
-        self._run(state, controller.apply_prompts(prompts, tag=self._before(state)), what)
+        if steps is None:
+            steps = controller.apply_prompts(prompts, tag=self._before(state))
+        self._run(state, steps, what)
         self._run_note = note  # said again when the run is done
 
     def _seed(self) -> None:
@@ -685,8 +688,9 @@ class RunMixin:
 
     def calibration(self) -> Any:
         """Pixel size, frame interval and their units from the image layer's scale and units; the origin (t, y, x)
-        from its translate (where napari draws frame 0's pixel (0, 0))."""
-        from .export import Calibration
+        from its translate (where napari draws frame 0's pixel (0, 0)); the step of its other non-spatial axis (z of a
+        TZYX layer propagated through t, or t through z) for the labels TIFF (:func:`.export.layer_other_steps`)."""
+        from .export import Calibration, layer_other_steps
 
         image, layout = self.image_layer, self.controller.layout
         rows, cols = layout.spatial_axes
@@ -699,9 +703,11 @@ class RunMixin:
         frame = layout.frame_axis
         translate = image.translate
         origin = (0.0 if frame is None else float(translate[frame]), float(translate[rows]), float(translate[cols]))
+        through_z = frame is not None and is_depth_axis(image, frame)
         return Calibration((float(image.scale[rows]), float(image.scale[cols])), unit(cols, "pixel"),
                            float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"),
-                           frames_through_z=frame is not None and is_depth_axis(image, frame), origin=origin)
+                           frames_through_z=through_z, origin=origin,
+                           other_steps=layer_other_steps(image.scale, units, layout, through_z))
 
     def add_tracks_layer(self) -> Any:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames,

@@ -24,7 +24,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
                             stack_fingerprint, write_labels_tiff, write_manifest)
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
-from .file_calibration import frames_through_z, read_calibration, stack_calibration
+from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
 from .track_all import frame_source
@@ -175,7 +175,8 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
-    layout, letters = resolved.layout, getattr(data, "axes", None)  # a view's letters: the stack's, moved
+    layout = resolved.layout  # a view's letters: the stack's, moved; an OME-Zarr's from its axes
+    letters = getattr(data, "axes", None) if moved is not None else stack_letters(path, data)
     if moved is None:
         calibration, read_as = stack_calibration(path, letters, layout), ""
     else:  # the file's calibration by the stack's own axes; said in the line napari-sam2 track prints

@@ -28,13 +28,19 @@ Step = Tuple[str, int, Any, Any]  # a worker's step: (kind, number, detail, None
 
 @dataclass(frozen=True)
 class Calibration:
-    """Physical size of a pixel (rows, cols) in ``length_unit`` and of a frame step in ``time_unit``.
+    """Physical size of a pixel (rows, cols) in ``length_unit`` and of a frame step in ``time_unit`` (and of the
+    labels' other non-spatial axis, :attr:`other_steps`).
 
     frames_through_z: the frames are the slices of a volume, not time points (the image's frame axis is in a length
     unit, or named z): the table then gives each row's ``z`` and ``z_unit`` instead of ``time`` and ``time_unit``.
     origin: where frame 0's pixel (0, 0) lies (t, y, x) in those units, napari's layer ``translate`` along the
     frame, row and column axes (pixel i is drawn at ``origin + size * i``): added to the table's scaled positions and
     written as the GEFF axes' offset.
+    other_steps: the step of each non-spatial axis the labels keep besides the frame axis, as (letter, step, unit):
+    ("Z", 2.0, "micrometer") for the slice spacing of a time-lapse of volumes (TZYX labels propagated through time,
+    z fixed at a slice), ("T", 60.0, "second") for the time interval of volumes segmented through z. Only the labels
+    TIFF's metadata reads them (:func:`tiff_calibration`: TimeIncrement and PhysicalSizeZ both); the table, GEFF and
+    OME-Zarr outputs hold the frame axis only. Empty: none known (the labels have no other axis, or it has no size).
     """
 
     pixel_size: Tuple[float, float] = (1.0, 1.0)
@@ -43,6 +49,7 @@ class Calibration:
     time_unit: str = "frame"
     frames_through_z: bool = False
     origin: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    other_steps: Tuple[Tuple[str, float, str], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.pixel_size) != 2 or not all(np.isfinite(v) and v > 0 for v in self.pixel_size):
@@ -54,6 +61,44 @@ class Calibration:
                                        and not isinstance(v, (bool, np.bool_)) and np.isfinite(v) for v in origin):
             raise ValueError(f"origin must be three finite numbers (t, y, x), got {self.origin!r}")
         object.__setattr__(self, "origin", tuple(float(v) for v in origin))
+        object.__setattr__(self, "other_steps", self._checked_other_steps())
+
+    @property
+    def frame_letter(self) -> str:
+        """The frame axis's letter: "Z" where the frames are a volume's slices, else "T"."""
+        return "Z" if self.frames_through_z else "T"
+
+    def step(self, letter: str) -> Optional[Tuple[float, str]]:
+        """(step, unit) of the labels' axis ``letter`` ("T" or "Z"): the frame step for the frame axis's letter
+        (:attr:`frame_letter`), else that axis's entry of :attr:`other_steps`; None where none is known."""
+        letter = letter.upper()
+        if letter == self.frame_letter:
+            return self.frame_interval, self.time_unit
+        return next(((step, unit) for name, step, unit in self.other_steps if name == letter), None)
+
+    def _checked_other_steps(self) -> Tuple[Tuple[str, float, str], ...]:
+        """:attr:`other_steps` as a tuple of (letter in upper case, float step, unit), or ValueError naming what is
+        wrong: each entry three items, a one-letter axis other than the frame axis's and the spatial Y / X, given
+        once, a positive finite step and a unit name."""
+        checked: List[Tuple[str, float, str]] = []
+        for entry in tuple(self.other_steps):
+            if not (isinstance(entry, (tuple, list)) and len(entry) == 3):
+                raise ValueError(f"other_steps must hold (letter, step, unit) triples, e.g. ('Z', 2.0, "
+                                 f"'micrometer'), got {entry!r}")
+            letter, step, unit = entry
+            if not (isinstance(letter, str) and len(letter) == 1 and letter.isalpha()) or \
+                    letter.upper() in ("Y", "X", self.frame_letter) or \
+                    letter.upper() in (name for name, _, _ in checked):
+                raise ValueError(f"other_steps: axis letter {letter!r} must be one letter, given once, other than Y, "
+                                 f"X and the frame axis's {self.frame_letter!r} (e.g. 'Z' or 'T')")
+            if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.integer, np.floating)) \
+                    or not (np.isfinite(step) and step > 0):
+                raise ValueError(f"other_steps: the step of axis {letter!r} must be a positive number, got {step!r}")
+            if not isinstance(unit, str):
+                raise ValueError(f"other_steps: the unit of axis {letter!r} must be a name (e.g. 'micrometer'), "
+                                 f"got {unit!r}")
+            checked.append((letter.upper(), float(step), unit))
+        return tuple(checked)
 
     def columns(self, row: Dict[str, Any]) -> Dict[str, Any]:
         sy, sx = self.pixel_size
@@ -71,7 +116,8 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
     axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (tifffile, napari) give
     them back instead of "QQYX"; None (or letters that do not fit the labels): none recorded.
     calibration: the image's pixel size and frame step, written as an OME-TIFF (``PhysicalSizeX/Y``, and
-    ``TimeIncrement``, or ``PhysicalSizeZ`` where the frames are a volume's slices; uint32 labels cannot be an ImageJ
+    ``TimeIncrement``, or ``PhysicalSizeZ`` where the frames are a volume's slices; both for TZYX labels whose
+    calibration has the other axis's step, :attr:`Calibration.other_steps`; uint32 labels cannot be an ImageJ
     hyperstack) and as the X/YResolution tags in pixels per centimetre, which ImageJ's own TIFF reader takes
     (:func:`tiff_calibration`). Axes as ``axes`` says, else "TYX" ("ZYX" for slices) or "YX". A calibration that
     records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
@@ -99,34 +145,65 @@ TIFF_TIME_UNITS = {"second": "s", "millisecond": "ms", "microsecond": "\u00b5s",
 
 
 def tiff_calibration(calibration: Optional[Calibration], axes: Optional[str]) -> Dict[str, Any]:
-    """tifffile.imwrite arguments recording ``calibration`` in a TIFF whose axis letters are ``axes`` (e.g. "TYX"):
-    ``ome`` and ``metadata`` (axes; PhysicalSizeY/X where Y and X are among ``axes``, with ``resolution`` and
-    ``resolutionunit`` in pixels per cm; the frame step as TimeIncrement where T is, or PhysicalSizeZ where Z is and the
-    frames are a volume's slices). Only sizes in a unit of :data:`TIFF_LENGTH_UNITS` / :data:`TIFF_TIME_UNITS` are
-    written; {} where none is (no calibration, napari's "pixel" / "frame", an unknown unit, no axes)."""
+    """tifffile.imwrite arguments recording ``calibration`` in a TIFF whose axis letters are ``axes`` (e.g. "TYX",
+    "TZYX"): ``ome`` and ``metadata`` (axes; PhysicalSizeY/X where Y and X are among ``axes``, with ``resolution`` and
+    ``resolutionunit`` in pixels per cm; TimeIncrement where T is and PhysicalSizeZ where Z is, each from the frame
+    step or the :attr:`Calibration.other_steps` entry of that letter: both for TZYX labels). Only sizes in a unit of
+    :data:`TIFF_LENGTH_UNITS` / :data:`TIFF_TIME_UNITS` are written; {} where none is (no calibration, napari's
+    "pixel" / "frame", an unknown unit, no axes)."""
     if calibration is None or not axes:
         return {}
-    through_z = calibration.frames_through_z
     length = unit_in(calibration.length_unit, "space") if "Y" in axes and "X" in axes else None
-    step_axis, step_kind = ("Z", "space") if through_z else ("T", "time")
-    step = unit_in(calibration.time_unit, step_kind) if step_axis in axes else None
     metadata: Dict[str, Any] = {"axes": axes}
     resolution: Dict[str, Any] = {}
     if length in TIFF_LENGTH_UNITS:
         (symbol, metres), (row, col) = TIFF_LENGTH_UNITS[length], calibration.pixel_size
         metadata.update(PhysicalSizeY=row, PhysicalSizeYUnit=symbol, PhysicalSizeX=col, PhysicalSizeXUnit=symbol)
         resolution = {"resolution": (0.01 / (col * metres), 0.01 / (row * metres)), "resolutionunit": "CENTIMETER"}
-    step_symbol = (TIFF_LENGTH_UNITS.get(step or "", (None,))[0] if through_z else TIFF_TIME_UNITS.get(step or ""))
-    if step_symbol is not None:
-        key = "PhysicalSizeZ" if through_z else "TimeIncrement"
-        metadata.update({key: calibration.frame_interval, f"{key}Unit": step_symbol})
+    for letter, key, symbol_of in (("T", "TimeIncrement", _time_symbol), ("Z", "PhysicalSizeZ", _length_symbol)):
+        found = calibration.step(letter) if letter in axes else None
+        symbol = None if found is None else symbol_of(found[1])
+        if symbol is not None:
+            metadata.update({key: found[0], f"{key}Unit": symbol})
     return {"ome": True, "metadata": metadata, **resolution} if len(metadata) > 1 else {}
+
+
+def _length_symbol(unit: str) -> Optional[str]:
+    """OME's symbol of a length ``unit`` of :data:`TIFF_LENGTH_UNITS` ("micrometer", "um" -> "µm"); None otherwise."""
+    return TIFF_LENGTH_UNITS.get(unit_in(unit, "space") or "", (None, 0.0))[0]
+
+
+def _time_symbol(unit: str) -> Optional[str]:
+    """OME's symbol of a time ``unit`` of :data:`TIFF_TIME_UNITS` ("second", "s" -> "s"); None otherwise."""
+    return TIFF_TIME_UNITS.get(unit_in(unit, "time") or "")
 
 
 def _default_axes(ndim: int, calibration: Optional[Calibration]) -> Optional[str]:
     """The letters of (T, Y, X) labels ("ZYX" where the frames are a volume's slices) or (Y, X); None otherwise."""
     frames = "Z" if calibration is not None and calibration.frames_through_z else "T"
     return {2: "YX", 3: frames + "YX"}.get(ndim)
+
+
+def layer_other_steps(scale: Sequence[float], units: Optional[Sequence[Any]], layout: Any,
+                      frames_through_z: bool) -> Tuple[Tuple[str, float, str], ...]:
+    """:attr:`Calibration.other_steps` of the labels of an image whose axes have ``scale`` and ``units`` (a napari
+    layer's ``scale`` and ``units``; units None: it has none) read under ``layout`` (a :class:`~.layout.StackLayout`).
+
+    The image's one non-spatial axis besides its frame and channel axes -- z of a TZYX layer propagated through time
+    (fixed at a slice), t of one propagated through z -- gives ("Z", step, unit), or ("T", step, unit) where the frames
+    are a volume's slices: the letters the widget's labels TIFF gives them (``_runs.labels_letters``). () where the
+    image has no such axis, more than one (its labels then get no letters) or that axis is uncalibrated (napari's unit
+    "pixel", or no units)."""
+    spatial = tuple(layout.spatial_axes)
+    others = [axis for axis in range(int(layout.ndim))
+              if axis not in spatial and axis not in (layout.frame_axis, layout.channel_axis)]
+    if len(others) != 1 or units is None:
+        return ()
+    axis = others[0]
+    unit, step = str(units[axis]), float(scale[axis])
+    if unit == "pixel" or not (np.isfinite(step) and step > 0):
+        return ()
+    return (("T" if frames_through_z else "Z", step, unit),)
 
 
 def _content_uuid(labels: np.ndarray, metadata: Dict[str, Any]) -> str:

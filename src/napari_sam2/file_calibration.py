@@ -2,8 +2,13 @@
 (and an OME-Zarr's translation: where the image lies, as napari places it).
 
 The command line and batch runs read no napari layer, so the pixel size and frame interval a microscope wrote into
-the file are what calibrates their GEFF axes. Only headers are read. A file that says nothing (a plain TIFF, a .npy
-file, a folder of frames) gives None: outputs stay in pixels and frames, as before.
+the file are what calibrates their GEFF axes and labels TIFFs. Only headers are read. A file that says nothing (a plain
+TIFF, a .npy file, a folder of frames) gives None: outputs stay in pixels and frames, as before.
+
+A volume's slice spacing and a time-lapse's interval are both read where the stack has both axes (TZYX): the frame
+axis's step is the calibration's frame step, the other's goes to :attr:`~.export.Calibration.other_steps`. An OME-Zarr
+names its axes (``multiscales`` ``axes``: name and type): :func:`zarr_axis_letters` turns them into letters as a TIFF
+gives them, so frames along its z axis are known to be a volume's slices.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from .export import Calibration
 from .units import file_unit_name as unit_name  # a unit as a file spells it -> its OME-NGFF name
@@ -22,61 +27,89 @@ def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequenc
     """The calibration of the stack at ``path`` for frames along ``frame_axis`` and rows, columns on
     ``spatial_axes`` (the stack's axis indices), or None where the file records no pixel size.
 
-    frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing). An OME-Zarr
-    whose first dataset has a ``translation`` gives it as the calibration's origin
-    (t, y, x) (napari's layer ``translate``), written as the GEFF axes' offset."""
+    frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing); an OME-Zarr whose
+    axis ``frame_axis`` is its z axis (:func:`zarr_axis_letters`) says so itself. The step of the stack's other
+    non-spatial axis (z of a TZYX stack propagated through time, t of one segmented through z) goes to the
+    calibration's ``other_steps`` where the file records it. An OME-Zarr whose first dataset has a ``translation``
+    gives it as the calibration's origin (t, y, x) (napari's layer ``translate``), written as the GEFF axes' offset."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
             found = _tiff_sizes(path, frames_through_z)
         elif path.is_dir():
-            found = _zarr_sizes(path, frame_axis, spatial_axes)
+            found = _zarr_sizes(path, frame_axis, spatial_axes, frames_through_z)
         else:
             return None
     except Exception:  # unreadable metadata is not a reason to fail a run: stay uncalibrated
         return None
     if found is None:
         return None
-    (row, col), length_unit, step, step_unit, origin = found
+    (row, col), length_unit, step, step_unit = found.pixel_size, found.length_unit, found.step, found.step_unit
     if not all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in (row, col)) or length_unit is None:
         return None
-    good_step = step is not None and math.isfinite(step) and step > 0 and step_unit is not None
-    calibration = Calibration((row, col), length_unit, step if good_step else 1.0,
-                              step_unit if good_step else "frame", frames_through_z=frames_through_z,
-                              origin=(0.0, 0.0, 0.0) if origin is None else origin)
-    return calibration
+    frame_letter = "Z" if found.through_z else "T"
+    others = tuple((letter, value, unit) for letter, value, unit in found.others
+                   if letter != frame_letter and _good_step(value, unit))
+    frame_step, frame_unit = (step, step_unit) if step is not None and step_unit is not None and \
+        _good_step(step, step_unit) else (1.0, "frame")
+    return Calibration((row, col), length_unit, frame_step, frame_unit, frames_through_z=found.through_z,
+                       origin=(0.0, 0.0, 0.0) if found.origin is None else found.origin, other_steps=others)
 
 
-#: ((row, col) size, length unit, frame step, its unit, origin (t, y, x) or None where the file places nothing)
-Sizes = Tuple[Tuple[float, float], Optional[str], Optional[float], Optional[str], Optional[Tuple[float, float, float]]]
+def _good_step(step: Optional[float], unit: Optional[str]) -> bool:
+    """Whether ``step`` is a positive finite number with a known ``unit`` (else the axis stays in frames)."""
+    return isinstance(step, float) and math.isfinite(step) and step > 0 and unit is not None
+
+
+class Sizes(NamedTuple):
+    """What a file records of a stack read along one frame axis."""
+
+    pixel_size: Tuple[float, float]  #: (row, col) size
+    length_unit: Optional[str]
+    step: Optional[float]  #: the frame axis's step (None: not recorded)
+    step_unit: Optional[str]
+    origin: Optional[Tuple[float, float, float]]  #: (t, y, x), None where the file places nothing
+    through_z: bool  #: the frames are a volume's slices
+    others: Tuple[Tuple[str, float, str], ...] = ()  #: (letter, step, unit) of its other non-spatial axes
 
 
 def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
-    """((row, col) size, length unit, frame step, its unit, None) from an OME-TIFF's or an ImageJ TIFF's metadata (no
-    origin: napari's TIFF reader places every TIFF at 0)."""
+    """The sizes an OME-TIFF's or an ImageJ TIFF's metadata records (no origin: napari's TIFF reader places every
+    TIFF at 0); the other axis's step (T where the frames are z, Z where they are time) only where the TIFF's first
+    series has that axis."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
+        letters = tif.series[0].axes.upper() if tif.series else ""
         if tif.is_ome and tif.ome_metadata:
-            return _ome_xml_sizes(tif.ome_metadata, frames_through_z)
-        if not tif.is_imagej:
+            found = _ome_xml_sizes(tif.ome_metadata, frames_through_z)
+        elif not tif.is_imagej:
             return None
-        meta: Dict[str, Any] = tif.imagej_metadata or {}
-        tags = tif.pages[0].tags
-        if "XResolution" not in tags or "YResolution" not in tags:
-            return None
-        per_unit = [tags[name].value for name in ("YResolution", "XResolution")]
-        sizes = tuple(float(den) / float(num) if num else float("nan") for num, den in per_unit)
-        length_unit = unit_name(meta.get("unit"))
-        if frames_through_z:
-            step, step_unit = meta.get("spacing"), length_unit
         else:
-            step, step_unit = meta.get("finterval"), unit_name(meta.get("tunit", "sec"))
-        return sizes, length_unit, None if step is None else float(step), step_unit, None  # type: ignore[return-value]
+            found = _imagej_sizes(tif, frames_through_z)
+    if found is None:
+        return None
+    return found._replace(others=tuple(other for other in found.others if other[0] in letters))
+
+
+def _imagej_sizes(tif: Any, frames_through_z: bool) -> Optional[Sizes]:
+    """Sizes from an ImageJ TIFF: X/YResolution, ``unit``, ``spacing`` (z) and ``finterval`` / ``tunit`` (time)."""
+    meta: Dict[str, Any] = tif.imagej_metadata or {}
+    tags = tif.pages[0].tags
+    if "XResolution" not in tags or "YResolution" not in tags:
+        return None
+    per_unit = [tags[name].value for name in ("YResolution", "XResolution")]
+    sizes = tuple(float(den) / float(num) if num else float("nan") for num, den in per_unit)
+    length_unit = unit_name(meta.get("unit"))
+    z = (_number(meta.get("spacing")), length_unit)
+    t = (_number(meta.get("finterval")), unit_name(meta.get("tunit", "sec")))
+    (step, step_unit), (other, other_unit), letter = (z, t, "T") if frames_through_z else (t, z, "Z")
+    return Sizes((sizes[0], sizes[1]), length_unit, step, step_unit, None, frames_through_z,
+                 _other(letter, other, other_unit))
 
 
 def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
-    """The first image's PhysicalSizeY/X (default unit µm), TimeIncrement (default s) or PhysicalSizeZ."""
+    """The first image's PhysicalSizeY/X (default unit µm), TimeIncrement (default s) and PhysicalSizeZ."""
     pixels = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", xml)
     if pixels is None:
         return None
@@ -84,25 +117,89 @@ def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
     if "PhysicalSizeX" not in attrs or "PhysicalSizeY" not in attrs:
         return None
     length_unit = unit_name(attrs.get("PhysicalSizeXUnit", "\u00b5m"))
-    if frames_through_z:
-        step, step_unit = attrs.get("PhysicalSizeZ"), unit_name(attrs.get("PhysicalSizeZUnit", "\u00b5m"))
-    else:
-        step, step_unit = attrs.get("TimeIncrement"), unit_name(attrs.get("TimeIncrementUnit", "s"))
-    return ((float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])), length_unit,
-            None if step is None else float(step), step_unit, None)
+    z = (_number(attrs.get("PhysicalSizeZ")), unit_name(attrs.get("PhysicalSizeZUnit", "\u00b5m")))
+    t = (_number(attrs.get("TimeIncrement")), unit_name(attrs.get("TimeIncrementUnit", "s")))
+    (step, step_unit), (other, other_unit), letter = (z, t, "T") if frames_through_z else (t, z, "Z")
+    return Sizes((float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])), length_unit, step, step_unit, None,
+                 frames_through_z, _other(letter, other, other_unit))
 
 
-def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[int]) -> Optional[Sizes]:
-    """From OME-Zarr ``multiscales``: the axes' units and the first dataset's scale and translation
-    transformations (the origin: None without a translation)."""
+def _number(value: Any) -> Optional[float]:
+    """``value`` as a float; None for None or what is not a number."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _other(letter: str, step: Optional[float], unit: Optional[str]) -> Tuple[Tuple[str, float, str], ...]:
+    """((letter, step, unit),) where the step and its unit are known; () otherwise."""
+    return ((letter, step, unit),) if step is not None and unit is not None else ()
+
+
+def _multiscales(path: Path) -> Optional[Dict[str, Any]]:
+    """The first ``multiscales`` entry of the OME-Zarr at ``path`` (NGFF 0.4, or 0.5 under "ome"); None without."""
     import zarr
 
-    group = zarr.open(str(path), mode="r")
-    attrs = dict(group.attrs)
-    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
-    if not multiscales:
+    attrs = dict(zarr.open(str(path), mode="r").attrs)
+    ome = attrs.get("ome")
+    multiscales = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
+    return multiscales[0] if isinstance(multiscales, list) and multiscales and \
+        isinstance(multiscales[0], dict) else None
+
+
+#: the letter of an OME-Zarr axis by its type ("time", "channel"), else by its name
+_TYPE_LETTERS = {"time": "T", "channel": "C"}
+_NAME_LETTERS = {"t": "T", "time": "T", "c": "C", "channel": "C", "z": "Z", "y": "Y", "x": "X"}
+
+
+def _axis_letter(axis: Any) -> str:
+    """One OME-Zarr axis (NGFF 0.4 ``{"name": "z", "type": "space"}``, or 0.3's bare name "z") as a letter: T for
+    type time, C for channel, else T / C / Z / Y / X by its name; Q (tifffile's unknown axis) otherwise."""
+    if isinstance(axis, dict):
+        kind, name = str(axis.get("type", "")).lower(), str(axis.get("name", "")).lower()
+    else:
+        kind, name = "", str(axis).lower()
+    letter = _TYPE_LETTERS.get(kind) or _NAME_LETTERS.get(name, "Q")
+    return "Q" if kind == "space" and letter in ("T", "C") else letter
+
+
+def zarr_axis_letters(path: Any) -> Optional[str]:
+    """The axis letters of the OME-Zarr at ``path``, as a TIFF gives them ("ZYX" for axes z, y, x; "TZYX"), from its
+    ``multiscales`` ``axes``; None where it has none, names a letter twice (Q aside) or is not a readable zarr."""
+    try:
+        first = _multiscales(Path(path))
+    except Exception:  # not a zarr, unreadable: no letters
         return None
-    first = multiscales[0]
+    axes = None if first is None else first.get("axes")
+    if not isinstance(axes, list) or not axes:
+        return None
+    letters = "".join(_axis_letter(axis) for axis in axes)
+    named = letters.replace("Q", "")
+    return letters if len(set(named)) == len(named) else None
+
+
+def stack_letters(path: Any, stack: Any) -> Optional[str]:
+    """The axis letters of a stack opened from ``path``: its reader's (a TIFF's ``axes``), else an OME-Zarr's
+    (:func:`zarr_axis_letters`) where they are one per axis of ``stack``; None where neither names them."""
+    letters = getattr(stack, "axes", None)
+    if isinstance(letters, str):
+        return letters
+    if path is None or not Path(path).is_dir():
+        return None
+    letters = zarr_axis_letters(path)
+    return letters if letters is not None and len(letters) == len(getattr(stack, "shape", ())) else None
+
+
+def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[int],
+                frames_through_z: bool = False) -> Optional[Sizes]:
+    """From OME-Zarr ``multiscales``: the axes' units and the first dataset's scale and translation
+    transformations (the origin: None without a translation). The frames are a volume's slices where
+    ``frames_through_z`` says so or the zarr names ``frame_axis`` z; the step of its other axis named t or z is one
+    of the others."""
+    first = _multiscales(path)
+    if first is None:
+        return None
     axes = first.get("axes") or []
     transforms = first["datasets"][0].get("coordinateTransformations", [])
     scale = next((t.get("scale") for t in transforms if t.get("type") == "scale"), None)
@@ -111,10 +208,15 @@ def _zarr_sizes(path: Path, frame_axis: Optional[int], spatial_axes: Sequence[in
         return None
     row, col = spatial_axes
     units = [unit_name(a.get("unit")) if isinstance(a, dict) else None for a in axes]
-    step = None if frame_axis is None else float(scale[frame_axis])
+    letters = [_axis_letter(a) for a in axes]
+    through_z = frames_through_z or (frame_axis is not None and letters[frame_axis] == "Z")
+    step = None if frame_axis is None else _number(scale[frame_axis])
     step_unit = None if frame_axis is None else units[frame_axis]
     origin = _zarr_origin(translation, len(scale), (frame_axis, row, col))
-    return (float(scale[row]), float(scale[col])), units[col], step, step_unit, origin
+    others = tuple(other for axis, letter in enumerate(letters)
+                   if axis not in (frame_axis, row, col) and letter in ("T", "Z")
+                   for other in _other(letter, _number(scale[axis]), units[axis]))
+    return Sizes((float(scale[row]), float(scale[col])), units[col], step, step_unit, origin, through_z, others)
 
 
 def _zarr_origin(translation: Any, ndim: int, axes: Tuple[Optional[int], int, int]) -> Optional[Tuple[float, ...]]:
@@ -138,6 +240,7 @@ def frames_through_z(axes: Optional[str], frame_axis: Optional[int]) -> bool:
 
 def stack_calibration(path: Any, axes: Optional[str], layout: Any) -> Optional[Calibration]:
     """:func:`read_calibration` of the stack at ``path`` read under ``layout`` (a :class:`~.layout.StackLayout`),
-    its frames a volume's slices where the stack's axis letters ``axes`` name the frame axis Z."""
+    its frames a volume's slices where the stack's axis letters ``axes`` name the frame axis Z (an OME-Zarr's own axis
+    names say so too, letters or not: :func:`stack_letters` gives them to callers that need the labels' letters)."""
     frame = layout.frame_axis
     return read_calibration(path, frame, layout.spatial_axes, frames_through_z=frames_through_z(axes, frame))
