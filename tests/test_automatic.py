@@ -29,6 +29,7 @@ from sam2_model.automatic import (DEMO_CELL_SETTINGS, REFERENCE_FILTERS, Automat
 from sam2_model.config import get_config
 from sam2_model.frames import to_model_input, to_unit_rgb
 from sam2_model.synthetic import make_timelapse
+from sam2_model.windows import window_groups
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -282,6 +283,61 @@ def test_points_mode_reuses_predictor_and_paints_labels(demo_model):
     labels = records_to_labels(records)
     assert labels.shape == frame.shape and labels.max() == len(records)
     assert records_to_labels([], shape=(4, 5)).shape == (4, 5)
+
+
+def _same_records(a: List[Dict], b: List[Dict]) -> bool:
+    """Whether two record lists are equal field by field (masks bit for bit, scores exactly)."""
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) if k == "segmentation" else x[k] == y[k] for k in x)
+        for x, y in zip(a, b))
+
+
+def test_generate_steps_gives_generates_records_and_stops_between_two_model_calls(demo_model, monkeypatch):
+    """Fault (E2 item 2): ``generate(frame, points=1029 blob points, window=...)`` was one step: a Cancel of Track all
+    waited for the whole call (15-20 s on 2 cores). ``generate_steps`` yields (done, total) after every model call (a
+    window's or crop's features, a batch of clicks) and gives the same records, bit for bit; closed after a step, it
+    makes no further model call."""
+    frame = _nuclei_frame()
+    yy, xx = np.mgrid[10:256:21, 10:256:21]
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64)  # 144 clicks, as many blob points would be
+    generator = AutomaticMaskGenerator(demo_model, points_per_batch=32, multimask_output=False, pred_iou_thresh=0.0,
+                                       stability_score_thresh=0.05)  # (many masks kept: more to compare)
+    calls: List[str] = []
+    for name in ("predict", "set_model_input"):
+        method = getattr(generator.predictor, name)
+        monkeypatch.setattr(generator.predictor, name,
+                            lambda *a, _method=method, _name=name, **k: (calls.append(_name), _method(*a, **k))[1])
+    crops, groups = window_groups(points, 96, 256, 256)
+    for kwargs, total in ((dict(points=points, window=96), len(crops) + sum(-(-len(g) // 32) for g in groups)),
+                          (dict(points=points), 1 + -(-len(points) // 32))):
+        whole = generator.generate(frame, **kwargs)
+        calls.clear()
+        steps = generator.generate_steps(frame, **kwargs)
+        seen = []
+        while True:
+            try:
+                seen.append(next(steps))
+            except StopIteration as stop:
+                records = stop.value
+                break
+        assert seen == [(done, total) for done in range(1, total + 1)] and len(calls) == total
+        assert _same_records(records, whole) and len(whole) > 3 and records.image_shape == whole.image_shape
+        assert records.filtered == whole.filtered
+        calls.clear()
+        steps = generator.generate_steps(frame, **kwargs)
+        assert next(steps) == (1, total) and next(steps) == (2, total)
+        steps.close()  # (a Cancel)
+        assert len(calls) == 2
+    grid = AutomaticMaskGenerator(demo_model, points_per_side=6, points_per_batch=16, crop_n_layers=1)
+    steps = grid.generate_steps(frame)  # crops: 1 + 4, each its features and 3 batches of its 36 grid points
+    seen = []
+    while True:
+        try:
+            seen.append(next(steps))
+        except StopIteration as stop:
+            assert _same_records(stop.value, grid.generate(frame))
+            break
+    assert seen[-1] == (5 * 4, 5 * 4) and len(seen) == 20
 
 
 def test_rgba_and_one_colour_images_give_the_masks_of_their_grey_image(demo_model):

@@ -206,3 +206,26 @@ def test_a_correction_ends_a_track_as_the_lineage_that_follows_hand_edits_does(t
     assert (lineage[2].end, lineage[2].end_reason) == (1, "lost")
     assert [lineage[d].parent for d in (3, 4)] == [2, 2]  # the links are kept
     assert tracking.followed()[0].rows() == lineage.rows()  # what a follow of the same pixels gives
+
+
+def test_a_merge_refusal_names_the_frames_as_ranges():
+    """Fault (E2 item 6): the refusal to merge two tracks that share frames printed a Python list cut at 10 frames
+    without saying so ("frame(s) [0, 1, ..., 9]" for frames 0-11). Now it names them as the status lines do, and says
+    how many when it shortens them. Nothing is written."""
+    from napari_sam2.track_all import TrackAll
+
+    labels = np.zeros((30, 16, 16), np.uint32)
+    labels[:12, 2:5, 2:5] = 2
+    labels[:12, 8:11, 8:11] = 3
+    tracking = TrackAll(labels, 30)
+    with pytest.raises(ValueError, match=r"^tracks 2 and 3 are both on frames 0-11: a track holds one cell per frame"):
+        list(tracking.merge_track(2, 3))
+    labels[:12] = 0
+    labels[12:30:2, 8:11, 8:11] = 2  # 2 on every other frame from 12, 3 on every frame from 12
+    labels[12:, 2:5, 2:5] = 3
+    with pytest.raises(ValueError, match=r"both on frames 12, 14, 16, 18, 20, 22, 24, 26, … \(9 in all\): "):
+        list(tracking.merge_track(2, 3))
+    labels[13:, 8:11, 8:11] = 0
+    with pytest.raises(ValueError, match=r"both on frame 12: "):
+        list(tracking.merge_track(2, 3))
+    assert not tracking.history

@@ -721,3 +721,47 @@ def test_work_steps_inside_frames_leave_the_frames_and_lineage_as_they_were(mode
             break  # closed after frame 1 (the generator is closed when dropped; the lineage is read here)
     assert stopped.lineage.rows() == at_frame_1.lineage.rows()
     assert all(row.end <= 1 for row in stopped.lineage.rows()), stopped.lineage.rows()
+
+
+def test_detection_stops_within_its_seeding_and_finds_the_masks_of_one_whole_call(model, monkeypatch) -> None:
+    """Fault (E2 item 2): the blob points' masks were one ``generate`` call (1029 points on MSC: 15-20 s on 2 cores) with
+    no step inside, so Cancel waited for all of it. The detector now reports a "seeding" step after each model call of
+    the mask generator and a close there stops it; run to its end it finds the masks of the whole call, bit for bit."""
+    from sam2_model.tracking.detection import drain, make_detector
+
+    image = np.zeros((320, 320), np.float32)
+    image[16::32, 16::32] = 1.0  # 100 nuclei-like spots, blob points in windows of the frame
+    frame = (ndimage.gaussian_filter(image, 3.0) * 4e4 + 300).astype(np.uint16)
+    chunked = make_detector(model, "blobs", (8, 24))
+    assert chunked.window_side(frame.shape) is not None
+    steps = chunked.steps(frame)
+    work = []
+    while True:
+        try:
+            work.append(next(steps))
+        except StopIteration as stop:
+            masks = stop.value
+            break
+    seeding = [step for step in work if step[0] == "seeding"]
+    assert len(seeding) > 10 and [d / t for _, d, t in seeding] == sorted(d / t for _, d, t in seeding), seeding
+
+    whole = make_detector(model, "blobs", (8, 24))  # its generator's work in one step, as before
+    in_pieces = whole.generator.generate_steps
+
+    def one_step(*args, **kwargs):
+        return drain(in_pieces(*args, **kwargs))
+        yield  # (a generator)
+
+    monkeypatch.setattr(whole.generator, "generate_steps", one_step)
+    expected = whole(frame)
+    assert len(masks) == len(expected) >= 50 and all(np.array_equal(a, b) for a, b in zip(masks, expected))
+
+    calls = []
+    predict = chunked.generator.predictor.predict
+    monkeypatch.setattr(chunked.generator.predictor, "predict", lambda *a, **k: (calls.append(1), predict(*a, **k))[1])
+    steps = chunked.steps(frame)
+    for stage, done, total in steps:
+        if stage == "seeding" and 0 < done / total < 1 and len(calls) >= 1:
+            break  # inside the blob points' masks, after one batch of clicks
+    steps.close()
+    assert len(calls) == 1

@@ -7,7 +7,8 @@ thread (scripts run them directly):
 
 * :meth:`TrackAll.track` runs :class:`sam2_model.tracking.CellTracker` from a start frame and writes
   each frame whole, in one assignment, through a :class:`~.labels_writer.RunJournal`; a run that is
-  cancelled or fails therefore leaves whole frames (tracked or as before), and :meth:`TrackAll.undo`
+  cancelled or fails therefore leaves whole frames (tracked or as before) and a lineage of both (the run's on its
+  frames, the one of before on the others: :meth:`TrackAll.track` says how they meet), and :meth:`TrackAll.undo`
   restores every plane it wrote, and the lineage. A run from a later frame continues the tracks of the frame
   before it (same ids, by overlap).
 * :meth:`TrackAll.correct` re-segments one track from the person's clicks on one frame and propagates
@@ -18,7 +19,9 @@ thread (scripts run them directly):
 Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames to do), "frame"
 (a frame was written), "done"; :meth:`TrackAll.track` also yields ``("work", frame, done, WORK_TOTAL)`` between the
 pieces of model work inside a frame (``done`` of ``WORK_TOTAL``: how much of that frame's work is done, never going
-down within it), so that progress moves and Cancel acts within a frame; a frame is still written whole, once done.
+down within it), so that progress moves and Cancel acts within a frame (one model call later); a frame is still
+written whole, once done; and ``("note", frame, 0, 0)`` once, when :attr:`TrackAll.advice` gets a line for the user
+(too many candidate cells on that frame: the cell diameter range to set).
 :func:`thin_work` passes on one "work" step per percent of a frame (the panel's worker relays its steps to the GUI
 thread).
 
@@ -114,6 +117,10 @@ class TrackAll:
         self.dropped: Dict[int, Track] = {}  # rows :meth:`follow` dropped (their pixels were erased by hand)
         self.unlinked: Dict[int, int] = {}  # {daughter: mother} links :meth:`follow` cut with a dropped mother's row
         self.note = ""  # the last run's note for the user (no cell found on any frame it tracked), else ""
+        # the last step's advice for the user on its options, from the frame it concerns on (a "note" step says when it
+        # comes): too many candidate cells on a frame of a run ("frame 0: 1029 candidate cells ..."); else "" (a
+        # correction, Delete or Merge track resets it)
+        self.advice = ""
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
         self._frame_at = {hashable_index(self.index_of(t)): t for t in range(self.num_frames)}  # plane index -> frame
@@ -191,6 +198,7 @@ class TrackAll:
         words, on the undo stack from its first frame); the caller updates the lineage after it. Cancelled (closed)
         or failed part-way, the step is undone whole (its journal; it leaves the undo stack): nothing changes."""
         run = TrackRun(kind, RunJournal(), _copy(self.lineage), what=what)
+        self.advice = ""
         finished = False
         try:
             yield from self._relabel_frames(run, frames, old, new)
@@ -221,14 +229,17 @@ class TrackAll:
             self._drop_if_empty(run)
 
     # ------------------------------------------------------------------ writing
-    def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> None:
+    def _write(self, run: TrackRun, t: int, plane: np.ndarray) -> frozenset:
+        """Write ``plane`` as frame ``t`` through ``run``'s journal; returns the ids > 0 it holds."""
         old = np.asarray(self.labels[self.index_of(t)])
         plane = plane.astype(old.dtype, copy=False)
-        gone = frozenset(np.unique(old).tolist()) - frozenset(np.unique(plane).tolist())
+        held = frozenset(np.unique(plane).tolist())
+        gone = frozenset(np.unique(old).tolist()) - held
         run.journal.write(self.labels, self.index_of(t), plane)  # (its own watcher drops ids the plane holds)
         if gone:
             self._erased[t] = self._erased.get(t, frozenset()) | gone
         run.frames.append(t)
+        return held - {0}
 
     def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
         """A journal wrote ``plane`` at ``labels[index]`` (this tracking, an undo, the segmentation widget): ids it
@@ -253,14 +264,14 @@ class TrackAll:
                 found.setdefault(obj, []).append(t)
         return found
 
-    def _ids_outside(self, frames: Sequence[int]) -> Tuple[int, Dict[int, int]]:
-        """The largest id on the frames not in ``frames``, and {id: the last of those frames it is on}."""
-        skip = set(frames)
-        last: Dict[int, int] = {}
+    def _ids_by_frame(self) -> Dict[int, frozenset]:
+        """{frame: the ids > 0 it holds} of every frame that holds some (reads every plane)."""
+        held: Dict[int, frozenset] = {}
         for t in range(self.num_frames):
-            if t not in skip:
-                last.update((int(i), t) for i in np.unique(self.plane(t)).tolist() if i)
-        return max(list(last) + [0]), last
+            plane = self.plane(t)
+            if plane.any():
+                held[t] = frozenset(np.unique(plane).tolist()) - {0}
+        return held
 
     def track(self, model: SAM2Model, frames: Any, start_frame: int = 0,
               options: Optional[TrackAllOptions] = None, reserved: Iterable[int] = ()) -> Iterator[Step]:
@@ -274,6 +285,17 @@ class TrackAll:
         on ends at its last frame before s ("lost"). The run is on the undo stack from its first frame (a cancelled run
         is undone like a finished one); the lineage is updated after every frame. Inside a frame "work" steps come
         between the pieces of model work: closed after one (Cancel), the run stops there and that frame is as before.
+
+        Stopped part-way (closed: Cancel; or failed), the frames it did not reach hold the labels of before, and the
+        run meets them at a seam, its last frame d and the next: a track of the run that is one cell with a track of
+        those frames there (IoU >= ``CONTINUE_IOU``, one to one; :func:`.track_edits.seam_ids`; a track no frame before
+        s holds) takes that track's id on the run's frames and goes on as one track (the run's begin and parent, the old end and end reason, and
+        the daughters of a division past the seam); a track of the run that is not, whose id those frames hold for
+        another cell (a rerun numbers its tracks from the same start), takes a new id above every id on the stack; the
+        tracks it continues from the frames before s keep theirs. The run's frames are rewritten for this (journal
+        writes of the run: Undo restores them too). The lineage then holds the run's rows for its frames and the rows
+        of before for the frames not reached, each beginning and ending where its pixels do
+        (:func:`.track_edits.seam_lineage`): it agrees with the labels on every frame.
         """
         options = options or TrackAllOptions()
         tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
@@ -281,14 +303,18 @@ class TrackAll:
             tracker.session.close()
             raise ValueError(f"frames has {tracker.num_frames} frames but the labels have {self.num_frames}")
         order = tracker.order
-        offset, last_seen = self._ids_outside(order)
-        offset = max([offset] + [int(i) for i in reserved])
+        self.advice = ""
+        held = self._ids_by_frame()  # the ids of every frame before the run (the frames it does not reach keep them)
+        outside = [t for t in range(self.num_frames) if t not in set(order)]
+        last_seen = {i: t for t in outside for i in held.get(t, ())}  # {id on a frame outside the run: its last there}
+        offset = max([0, *last_seen, *(int(i) for i in reserved)])
         kept = [t for t in self.lineage.rows() if t.track_id in last_seen]
         before = order[0] - 1 if not tracker.reverse and order[0] > 0 else None  # the frame the run continues
         run = TrackRun("track", RunJournal(), _copy(self.lineage))
         self.history.append(run)
         steps = tracker.run(work=True)
         planes: Dict[int, np.ndarray] = {}
+        wrote: Dict[int, frozenset] = {}  # frame -> the ids the run wrote there
 
         def place(plane: np.ndarray) -> np.ndarray:  # the tracker's ids -> this labels array's
             return relabel_ids(np.where(plane > 0, plane.astype(np.int64) + offset, 0), run.continued)
@@ -302,12 +328,16 @@ class TrackAll:
             for step in steps:
                 if isinstance(step, WorkStep):  # inside a frame: nothing is written until it is done
                     yield "work", int(step.frame), int(step.fraction * WORK_TOTAL), WORK_TOTAL
+                    advice = getattr(tracker.detector, "advice", "")
+                    if advice and not self.advice:  # as soon as the detector has it (before the clicks it warns of)
+                        self.advice = f"frame {step.frame}: {advice}"
+                        yield "note", int(step.frame), 0, 0
                     continue
                 t, plane, active = step
                 planes[t] = plane
                 if t == order[0] and before is not None:
                     run.continued = continuations(self.plane(before), place(plane), {row.track_id for row in kept})
-                self._write(run, t, place(plane))
+                wrote[t] = self._write(run, t, place(plane))
                 self.lineage = lineage()
                 yield "frame", int(t), int(active), len(order)
             if len(planes) == len(order):  # finished: the same end-of-run division steps as track_cells
@@ -315,9 +345,36 @@ class TrackAll:
                 self.lineage = lineage()
             self.note = tracker.note
         finally:
-            steps.close()
+            steps.close()  # (closed inside a frame, the tracker's lineage is the one of the frames written)
+            if wrote and len(wrote) < len(order) and not tracker.reverse:  # stopped part-way
+                self._seam(run, order, held, wrote, offset, lineage())
             self._drop_if_empty(run)
         yield "done", -1, 0, len(order)
+
+    def _seam(self, run: TrackRun, order: Sequence[int], held: Dict[int, frozenset], wrote: Dict[int, frozenset],
+              floor: int, ran: Lineage) -> None:
+        """Join a forward run that stopped part-way to the frames it did not reach (see :meth:`track`): move the run's
+        ids that go on there, or clash with theirs, on its frames (:func:`.track_edits.seam_ids`), then the lineage of
+        both (:func:`.track_edits.seam_lineage`). held: {frame: ids} before the run; wrote: {frame: ids} the run wrote;
+        floor: the lowest id the run may take; ran: the run's lineage (its rows and those of the frames before it)."""
+        unreached = [t for t in order if t not in wrote]
+        outside = set(range(self.num_frames)) - set(order)
+        kept_ids = frozenset().union(*(held.get(t, ()) for t in outside))
+        old_ids = frozenset().union(*(held.get(t, ()) for t in unreached))
+        run_ids = frozenset().union(*wrote.values())
+        moved = track_edits.seam_ids(
+            self.plane(max(wrote)), self.plane(unreached[0]), run_ids - kept_ids, old_ids - kept_ids, old_ids,
+            max([floor, *run_ids, *frozenset().union(*held.values())]))
+        if moved:
+            for t in sorted(wrote):
+                if wrote[t] & moved.keys():
+                    wrote[t] = self._write(run, t, relabel_ids(self.plane(t), moved))
+        now = {t: wrote.get(t, held.get(t, frozenset())) for t in range(self.num_frames)}
+        spans, spans_before = _spans(now), _spans(held)
+        rows = [Track(moved.get(row.track_id, row.track_id), row.begin, row.end, moved.get(row.parent, row.parent),
+                      row.end_reason) for row in ran.rows()]
+        self.lineage = track_edits.seam_lineage(Lineage(rows), run.lineage_before, spans, spans_before, set(old_ids),
+                                                set(wrote), self.num_frames)
 
     def _finish(self, run: TrackRun, tracker: CellTracker, planes: Dict[int, np.ndarray], frames: Any,
                 place: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -356,6 +413,7 @@ class TrackAll:
                 raise ValueError(f"track {track_id} divided into {children} after frame {last}; correct one of "
                                  f"its daughters on frame {frame}")
         session = VideoSession(model, frames, non_overlap_masks=False)
+        self.advice = ""
         run = TrackRun("correct", RunJournal(), _copy(self.lineage))
         self.history.append(run)
         total = last - frame + 1
@@ -438,8 +496,9 @@ class TrackAll:
         run = self.history[-1]
         changed = self.edited_since(run)
         if changed:
-            raise EditedSince(f"frames {changed[:10]} were edited after this tracking step; undo those edits "
-                              "first (the widget's Undo button), then undo the tracking step", changed)
+            raise EditedSince(f"{track_edits.frames_in_words(changed)} {'were' if len(changed) > 1 else 'was'} "
+                              "edited after this tracking step; undo those edits first (the widget's Undo button), "
+                              "then undo the tracking step", changed)
         self.history.pop()
         run.journal.undo(self.labels)
         self.lineage = run.lineage_before
@@ -513,6 +572,15 @@ def frame_and_plane(values: Sequence[float]) -> List[float]:
     """(frame, row, col) entries of a labels layer's scale or translate (its first and last two axes)."""
     values = [float(v) for v in values]
     return [values[0], values[-2], values[-1]] if len(values) >= 3 else [1.0] + values[-2:]
+
+
+def _spans(ids_by_frame: Dict[int, frozenset]) -> Dict[int, Tuple[int, int]]:
+    """{id: (first frame, last frame)} from {frame: ids}."""
+    spans: Dict[int, Tuple[int, int]] = {}
+    for t in sorted(ids_by_frame):
+        for i in ids_by_frame[t]:
+            spans[i] = (spans.get(i, (t, t))[0], t)
+    return spans
 
 
 def _shift(row: Track, offset: int) -> Track:

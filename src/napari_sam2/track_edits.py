@@ -4,17 +4,24 @@
   of the tracking (:meth:`~.track_all.TrackAll.relabel_step`).
 * :func:`followed` / :func:`follow`: the lineage as the labels hold it after the person's hand edits (brush, fill,
   eraser, napari's own undo of them), from :func:`id_spans` and :func:`lineage_of_pixels`.
+* :func:`seam_ids` / :func:`seam_lineage`: where a Track all run that stopped part-way (Cancel, a failure) meets the
+  frames it did not reach, which hold the labels of before the run: which of the run's ids go on as a track of those
+  frames or move out of their way, and the lineage of the whole stack then (the run's rows on its frames, the rows of
+  before on the others).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Tuple
+from typing import TYPE_CHECKING, Any, Collection, Dict, Iterable, Iterator, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 
 from sam2_model.tracking import Lineage, Track, TrackingResult
 from sam2_model.tracking.lineage import daughter_starts, end_reason_at
+
+from ._track_ids import frame_ranges
+from .track_continuation import continuations
 
 if TYPE_CHECKING:
     from .track_all import Step, TrackAll
@@ -56,7 +63,7 @@ def merge_track(tracking: TrackAll, track_id: int, into: int) -> Iterator[Step]:
         raise ValueError(f"track {track_id} has no pixels on any frame: pick an id the masklets layer shows")
     both = sorted(set(source) & set(target))
     if both:
-        raise ValueError(f"tracks {track_id} and {into} are both on frame(s) {both[:10]}: a track holds one cell "
+        raise ValueError(f"tracks {track_id} and {into} are both on {frames_in_words(both)}: a track holds one cell "
                          f"per frame; erase one of them there first, or merge into an id not on those frames")
     kind = "merged" if target else "relabelled"
     what = f"{kind} track {track_id} into {into}" if target else f"relabelled {track_id} as {into}"
@@ -163,3 +170,80 @@ def _check_id(value: Any, what: str) -> int:
     if isinstance(value, bool) or int(value) != value or not 1 <= int(value) <= int(np.iinfo(np.uint32).max):
         raise ValueError(f"{what} must be a positive label id (1 to {np.iinfo(np.uint32).max}), got {value!r}")
     return int(value)
+
+
+def frames_in_words(frames: Sequence[int], runs: int = 8) -> str:
+    """"frame 3", "frames 0-11", "frames 0-2, 5, 7-8": consecutive frames as ranges; past ``runs`` ranges the first
+    ones, then "… (N in all)" (N frames)."""
+    frames = sorted(set(int(t) for t in frames))
+    parts = frame_ranges(frames).split(", ")
+    text = ", ".join(parts[:runs]) + (f", … ({len(frames)} in all)" if len(parts) > runs else "")
+    return f"frame{'s' if len(frames) > 1 else ''} {text}"
+
+
+def seam_ids(run_plane: np.ndarray, old_plane: np.ndarray, movable: Collection[int], linkable: Collection[int],
+             taken: Collection[int], top: int) -> Dict[int, int]:
+    """{run id: id it takes} on the frames of a run that stopped part-way, so that one id is one cell across the seam
+    between the run's last frame (``run_plane``, (H, W): the run's ids) and the next frame, which holds the labels of
+    before the run (``old_plane``, (H, W)).
+
+    A run id of ``movable`` (the run's ids but those it continues from the frames before it) that is one cell with a
+    track of ``linkable`` there (:func:`~.track_continuation.continuations`: IoU >= ``CONTINUE_IOU``, one to one)
+    takes that track's id: the track goes on through the seam. One that is not and that is in ``taken`` (the ids the
+    frames the run did not reach hold: a same number for another cell) takes a new id above ``top``, in the order of
+    the ids. The others keep theirs (not in the result)."""
+    movable = set(int(i) for i in movable)
+    mine = np.where(np.isin(run_plane, np.fromiter(movable, dtype=np.int64)), run_plane, 0)
+    links = continuations(old_plane, mine, linkable)
+    taken = set(int(i) for i in taken)
+    moved: Dict[int, int] = {}
+    for run_id in sorted(movable):
+        if run_id in links:
+            target = links[run_id]
+        elif run_id in taken:
+            top += 1
+            target = top
+        else:
+            continue
+        if target != run_id:
+            moved[run_id] = target
+    return moved
+
+
+def seam_lineage(ran: Lineage, before: Lineage, spans: Mapping[int, Tuple[int, int]],
+                 spans_before: Mapping[int, Tuple[int, int]], unreached: Set[int], run_frames: Set[int],
+                 num_frames: int) -> Lineage:
+    """The lineage of a stack after a forward Track all run stopped part-way: every id with pixels and a row gets one.
+
+    ran: the run's lineage on the frames before it and its own (its ids as :func:`seam_ids` left them); before: the
+    lineage before the run; spans / spans_before: {id: (first, last) frame} of the labels now / before the run;
+    unreached: the ids the frames the run did not reach hold (as before the run); run_frames: the frames it wrote.
+
+    An id the run wrote that goes on in the frames not reached is one track: its begin and parent the run's, its end
+    reason the one of before. A track of before on the frames not reached keeps its parent where the division is
+    still in the labels (the daughter begins and the mother ends where they did, on frames the run did not write), so
+    the divisions past the seam stay. Every row begins and ends where its pixels do, and ends for the reason that
+    follows (:func:`~sam2_model.tracking.lineage.end_reason_at`). Ids without a row before or from the run (painted by
+    hand) get none here (:meth:`~.track_all.TrackAll.result` adds them)."""
+    pieces: Dict[int, Tuple[Track, Track]] = {}  # id -> (the piece that begins first, the piece that ends last)
+    for track_id in spans:
+        mine = ran[track_id] if track_id in ran else None
+        old = before[track_id] if track_id in unreached and track_id in before else None
+        if mine is not None or old is not None:
+            pieces[track_id] = (mine or old, old or mine)
+
+    def division_kept(track_id: int, parent: int) -> bool:
+        end = spans_before.get(parent, (0, -1))[1]
+        return (parent in spans and spans[parent][1] == end and end not in run_frames
+                and spans[track_id][0] == spans_before.get(track_id, (None,))[0])
+
+    rows = {}
+    for track_id, (first, last) in pieces.items():
+        parent = first.parent
+        if first is last and track_id not in ran and parent and not division_kept(track_id, parent):
+            parent = 0
+        rows[track_id] = Track(track_id, *spans[track_id], parent, last.end_reason)
+    rows = {i: row if row.parent in rows else dataclasses.replace(row, parent=0) for i, row in rows.items()}
+    starts = daughter_starts(rows.values())
+    return Lineage(dataclasses.replace(row, end_reason=end_reason_at(
+        pieces[i][1], row.end, num_frames - 1, (i, row.end + 1) in starts)) for i, row in rows.items())

@@ -234,6 +234,7 @@ class CellDetector:
         self.grid_iou_thresh = grid_iou_thresh  # stricter bar for grid points' masks; None: the generator's alone
         self.window = window  # None, "auto" or a side in frame px (see make_detector)
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
+        self.advice = ""  # the last frame's advice when its blob points were too many (many_seeds_advice), else ""
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
 
     def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
@@ -246,30 +247,33 @@ class CellDetector:
 
     def steps(self, frame: np.ndarray) -> Generator[DetectionWork, None, List[np.ndarray]]:
         """The cell masks of ``frame`` (H, W[, C]) as :meth:`__call__` finds them (its return value), found piece by
-        piece: a :data:`DetectionWork` (stage, done, total) is yielded after the seeding's parts (grid masks, blob
-        points, their masks), before each blob point clicked again (:meth:`crowded_cells`: one or two model calls) and
-        after each mask's contrast check, so that a caller can show progress and stop (close the generator) within a
-        frame. Stopped part-way, it returns nothing; ``points`` and the re-click predictor may then be this frame's."""
+        piece: a :data:`DetectionWork` (stage, done, total) is yielded after each model call of the seeding (an image's
+        or window's features, a batch of clicks: :meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`)
+        and after its parts (grid masks, blob points, their masks), before each blob point clicked again and between
+        its two clicks (:meth:`crowded_cells`) and after each mask's contrast check, so that a caller can show progress
+        and stop (close the generator) within a frame, one model call later whatever the number of blob points. The
+        masks are the same as without stopping. Stopped part-way, it returns nothing; ``points``, ``advice`` and the
+        re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning given) as soon as the blob
+        points are found, when they are more than :data:`MANY_SEEDS`."""
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
+        self.advice = ""
         side = self.window_side(np.shape(frame)[:2])
         self._clicker = self.generator.predictor
         if self.seeding in ("grid", "grid+blobs"):
-            records += [r for r in self.generator.generate(frame)
-                        if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
+            grid = yield from _seeding_work(self.generator, 0, frame)
+            records += [r for r in grid if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
             yield "seeding", 1, 3
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
-            yield "seeding", 2, 3
             if len(self.points) > MANY_SEEDS:
-                low, high = self.cell_diameter
-                warnings.warn(
-                    f"{len(self.points)} candidate cells (blobs {low:g}-{high:g} px wide) on one {np.shape(frame)[0]} x "
-                    f"{np.shape(frame)[1]} frame: each is clicked, so detection will take long. If your cells are "
-                    "fewer, set their diameter range in pixels (--cell-diameter MIN MAX; cell_diameter=(min, max)): "
-                    "a range below the cells' size finds texture and noise inside them", UserWarning, stacklevel=2)
+                self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
+                warnings.warn(many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2],
+                                                " (--cell-diameter MIN MAX; cell_diameter=(min, max))"),
+                              UserWarning, stacklevel=2)
+            yield "seeding", 2, 3
             if len(self.points):
-                records += self.generator.generate(frame, points=self.points, window=side)
+                records += yield from _seeding_work(self.generator, 2, frame, points=self.points, window=side)
             if side is not None:
                 self._clicker = WindowedPredictor(self.generator.model, side,
                                                   contrast_limits=self.generator.predictor.contrast_limits)
@@ -294,8 +298,8 @@ class CellDetector:
         half of that mask); the result, less the pixels already taken, is kept if its predicted IoU is at least
         ``RECLICK_MIN_SCORE``, its area fits and it lies mostly where the first mask went beyond the neighbours.
         masks: the (H, W) bool masks kept so far (of the last frame detected). A generator (part of :meth:`steps`):
-        ("clicking", points done, points) is yielded before each blob point it clicks (one or two model calls each);
-        it returns the new masks (:func:`drain` runs it in one call)."""
+        ("clicking", points done, points) is yielded before each blob point it clicks and between its two clicks (one
+        or two model calls each); it returns the new masks (:func:`drain` runs it in one call)."""
         if not masks:
             return []
         predictor = self._clicker
@@ -310,6 +314,7 @@ class CellDetector:
             neighbours = [m for m in masks if np.count_nonzero(m & first[0]) * 2 >= np.count_nonzero(m)]
             if not neighbours:  # not crowded: its mask was dropped for its own reasons
                 continue
+            yield "clicking", done, len(self.points)  # (between its two model calls: a stop waits for one only)
             negatives = [click_point(m) for m in neighbours]  # each neighbour's most interior pixel
             again, scores, _ = predictor.predict(points=np.vstack([point[None], negatives]),
                                                  labels=[1] + [0] * len(negatives), multimask=False)
@@ -348,6 +353,36 @@ class CellDetector:
         a, b = pieces
         a &= ~b  # disjoint daughters
         return a, b
+
+
+def many_seeds_advice(count: int, cell_diameter: Sequence[float], frame_shape: Sequence[int], names: str = "") -> str:
+    """What to do when blob seeding found ``count`` (> :data:`MANY_SEEDS`) candidate cells of ``cell_diameter``
+    (min, max) px on one frame of ``frame_shape`` (H, W), in words for the user; ``names``: the option's names where
+    it is set, put after "diameter range in pixels" (the detector's warning names the command line's and the API's;
+    :attr:`CellDetector.advice`, which Track all shows, none)."""
+    low, high = (float(v) for v in cell_diameter)
+    return (f"{count} candidate cells (blobs {low:g}-{high:g} px wide) on one {int(frame_shape[0])} x "
+            f"{int(frame_shape[1])} frame: each is clicked, so detection will take long. If your cells are fewer, set "
+            f"their diameter range in pixels{names}: a range below the cells' size finds texture and noise inside them "
+            "(a larger minimum diameter); grid seeding suits cells larger than the range")
+
+
+def _seeding_work(generator: Any, part: int, *args: Any, **kwargs: Any) -> Generator[DetectionWork, None, Any]:
+    """``generator.generate_steps(*args, **kwargs)`` (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`:
+    (done, total) model calls) as "seeding" work of :meth:`CellDetector.steps`: in the ``part``-th third of that stage
+    (0: grid points' masks, 2: blob points' masks); returns their records, as ``generate`` would (its warning when none
+    was kept included); closed, they are closed."""
+    steps = generator.generate_steps(*args, **kwargs)
+    try:
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as stop:
+                generator.warn_if_none_kept(stop.value, stacklevel=4)  # (off unless the caller asked for it)
+                return stop.value
+            yield "seeding", part * total + done, 3 * total
+    finally:
+        steps.close()
 
 
 def detect_cells(model: SAM2Model, frame: np.ndarray, seeding: str = "blobs",
