@@ -135,7 +135,8 @@ def test_delete_and_merge_a_track_from_the_panel_then_undo(tracked, qtbot):
     panel.merge_spin.setValue(first)  # both are on every frame: refused, naming the frames, nothing written
     panel.merge_button.click()
     wait_tracking(qtbot, widget)
-    assert "both on frame(s) [0, 1, 2, 3, 4]" in panel.status.text(), panel.status.text()
+    assert f"tracks {second} and {first} are both on frames 0-{FRAMES - 1}" in panel.status.text(), \
+        panel.status.text()
     np.testing.assert_array_equal(layer.data, before)
 
     viewer.dims.set_current_step(0, 3)  # an id switch made by hand: the cell is 60 from frame 3 on
@@ -157,3 +158,62 @@ def test_delete_and_merge_a_track_from_the_panel_then_undo(tracked, qtbot):
     wait_tracking(qtbot, widget)
     assert "track 99 has no pixels" in panel.status.text(), panel.status.text()
 
+
+
+@pytest.mark.gui
+def test_track_all_asks_before_replacing_frames_edited_by_hand(tracked, qtbot, monkeypatch):
+    """Fault (E2): pressing Track all again replaced frames the person had corrected by hand without a word. Now a
+    run that would replace frames holding hand edits made after the run that wrote them asks first: No starts
+    nothing, Yes replaces them (Undo tracking step brings them back). Frames that hold what a run wrote (napari's own
+    undo took the strokes back, or a run came after them) and scripts (``napari_sam2.track_cells``) ask nothing."""
+    import napari_sam2
+    from qtpy.QtWidgets import QMessageBox
+
+    viewer, widget, panel, (first, *_) = tracked
+    layer = widget.labels_layer
+    tracking = panel.current().tracking
+    asked, answers = [], []
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr("qtpy.QtWidgets.QMessageBox.question", question)
+    for t in (3, 4):  # the person erases a false cell on frames 3-4
+        erase(viewer, layer, first, t)
+    qtbot.waitUntil(lambda: settled(panel), timeout=30_000)
+    edited, runs = layer.data.copy(), len(tracking.history)
+    viewer.dims.set_current_step(0, 0)
+
+    answers.append(QMessageBox.No)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    assert asked == ["Frames 3-4 hold hand edits made after the last run: Track all replaces them (Undo tracking step "
+                     "brings them back). Go on?"], asked
+    assert panel.status.text() == "Not tracked: frames 3-4 keep the hand edits.", panel.status.text()
+    np.testing.assert_array_equal(layer.data, edited)
+    assert len(tracking.history) == runs
+
+    answers.append(QMessageBox.Yes)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    assert len(asked) == 2 and panel.status.text().startswith("Done: frames 0-4"), panel.status.text()
+    assert (layer.data[3:] == first).any(axis=(1, 2)).all()  # the run tracked the cell there again
+    panel.undo_button.click()
+    np.testing.assert_array_equal(layer.data, edited)  # the hand edits are back
+
+    viewer.dims.set_current_step(0, 4)
+    layer.undo()  # napari's own undo (Ctrl+Z) of both strokes: frames 3-4 hold what the first run wrote again
+    layer.undo()
+    assert (layer.data[3:] == first).any(axis=(1, 2)).all()
+    qtbot.waitUntil(lambda: settled(panel), timeout=30_000)
+    viewer.dims.set_current_step(0, 0)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    assert len(asked) == 2 and panel.status.text().startswith("Done: frames 0-4"), panel.status.text()
+
+    cell = layer.data[2] == first
+    erase(viewer, layer, first, 2)  # a script replaces a frame edited by hand without asking (as a run from the
+    qtbot.waitUntil(lambda: settled(panel), timeout=30_000)  # console always did; Undo tracking step restores it)
+    napari_sam2.track_cells(viewer, "cells")
+    assert len(asked) == 2 and layer.data[2][cell].any()

@@ -44,6 +44,37 @@ def test_closing_the_viewer_while_track_all_runs_stops_it_quietly(opened, qtbot)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
 
 
+@pytest.mark.gui
+def test_closing_the_viewer_inside_a_frame_shows_no_error(make_napari_viewer, tmp_path, monkeypatch, movie, qtbot):
+    """Fault (E2): a step that reached the panel after its window closed touched the deleted progress bar; the
+    panel's step handler caught that and notified "ERROR: SAM 2: wrapped C/C++ object of type QProgressBar has been
+    deleted". Now the run stops without a word. The run is held inside frame 0 until the window is closed, so the
+    next step always arrives after it."""
+    from napari_sam2.track_all import TrackAll
+
+    real = TrackAll.track
+    closed = threading.Event()
+
+    def held(self, *args, **kwargs):  # the real run, held after its first "work" step until the window is closed
+        for step in real(self, *args, **kwargs):
+            yield step
+            if step[0] == "work":
+                assert closed.wait(60), "the viewer was not closed"
+
+    monkeypatch.setattr(TrackAll, "track", held)
+    errors = []
+    monkeypatch.setattr("napari_sam2._track_all_panel.show_error", errors.append)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    panel = track_all_panel(widget)
+    panel.track_button.click()
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Tracking frame 0:"), timeout=120_000)
+    worker = panel.worker
+    viewer.close()
+    closed.set()
+    qtbot.waitUntil(lambda: not worker.is_running and panel.worker is None and not widget.busy(), timeout=60_000)
+    assert errors == []
+
+
 def background_spot(labels: np.ndarray, frames, radius: int = 6) -> tuple:
     """(row, col) whose disk of ``radius`` is background on every one of ``frames``."""
     from scipy import ndimage
@@ -90,17 +121,37 @@ def test_a_cell_painted_by_hand_is_in_every_export(opened, qtbot, tmp_path, monk
 @pytest.mark.parametrize("removed", ["image", "masklets"])
 def test_removing_the_image_or_its_masklets_mid_run_stops_track_all(opened, qtbot, removed):
     """Fault: the run went on to the end, said "Done … Pick a track" and added a lineage layer for a removed image;
-    the widget's own runs stop ("stopped: the image … was removed")."""
+    the widget's own runs stop ("stopped: the image … was removed"). Then (E2) the frames kept read "frames 0-1 were
+    tracked" after a full stop, and for a deleted masklets layer did not say that they are kept (they are: the next
+    run shows them in a new masklets layer)."""
     viewer, widget, panel = opened
+    viewer_image_id = viewer.layers["cells"].unique_id
     panel.track_button.click()
     qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=120_000)
     name = "cells" if removed == "image" else "SAM2 masklets [cells]"
     viewer.layers.remove(name)
     qtbot.waitUntil(lambda: panel.worker is None and not widget.busy(), timeout=60_000)
     why = "the image 'cells' was removed" if removed == "image" else f"the masklets layer '{name}' was deleted"
-    assert panel.status.text().startswith(f"Stopped: {why}."), panel.status.text()
-    assert "(whole frames)" in panel.status.text()
+    done = sorted(set(panel.images[viewer_image_id].tracking.history[-1].frames))
+    kept = f"Frames 0-{done[-1]} were" if len(done) > 1 else "Frame 0 was"
+    text = panel.status.text()
+    assert text.startswith(f"Stopped: {why}. {kept} tracked (whole frames)"), text
     assert "SAM2 lineage [cells]" not in viewer.layers
+    if removed == "image":
+        assert text.endswith("(whole frames)."), text
+        return
+    # (E2: "… was deleted. frames 0-1 were tracked": lower case, and the frames are not lost) they are kept and the
+    # next run shows them in a new masklets layer
+    assert text.endswith("and are kept: 'Track all cells', a click or Propagate shows them again in a new masklets "
+                         "layer." if len(done) > 1 else "and is kept: 'Track all cells', a click or Propagate shows it "
+                         "again in a new masklets layer."), text
+    planes = panel.images[viewer_image_id].tracking.labels[done].copy()
+    assert all(plane.any() for plane in planes)
+    viewer.dims.set_current_step(0, done[-1] + 1)
+    panel.track_button.click()
+    wait_tracking(qtbot, widget)
+    assert panel.status.text().startswith(f"Done: frames {done[-1] + 1}-"), panel.status.text()
+    np.testing.assert_array_equal(widget.labels_layer.data[done], planes)
 
 
 @pytest.mark.gui

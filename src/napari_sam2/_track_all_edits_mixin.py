@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zlib
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -27,6 +27,8 @@ from qtpy.QtCore import QTimer
 from sam2_model.tracking import Lineage, TrackingResult, tracks_layer_data
 
 from ._track_all_ids_mixin import ids_text
+from ._track_ids import state_controllers
+from .labels_writer import hashable_index
 
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
@@ -71,12 +73,39 @@ class TrackEditsMixin:
 
     def _on_masklets_painted(self, layer: Any, event: Any = None) -> None:
         """A brush / fill / eraser stroke on a tracked image's masklets layer: the lineage and Tracks follow soon; the
-        frames it touched are remembered (napari's undo / redo of it changes them back, on whatever frame is shown)."""
+        frames it touched are remembered (napari's undo / redo of it changes them back, on whatever frame is shown;
+        a run that would replace them asks first: :meth:`hand_edited`)."""
         entry = self._entry_of(layer)
-        if entry is not None and len(entry.tracking.lineage):
+        if entry is None:
+            return
+        frames = entry.tracking.stroke_frames(getattr(event, "value", None))
+        entry.stroked |= frames
+        if len(entry.tracking.lineage):
             entry.painted = True
-            entry.strokes.append(entry.tracking.stroke_frames(getattr(event, "value", None)))
+            entry.strokes.append(frames)
             self.schedule_follow(entry)
+
+    def hand_edited(self, entry: ImageTracking, frames: Iterable[int]) -> List[int]:
+        """Those of ``frames`` that hold hand edits (brush, fill, eraser strokes on the masklets layer) made after the
+        tracking step that wrote them: stroked frames that no longer hold what the newest step on the undo stack
+        wrote there; and, once a step is on the stack, stroked frames no step wrote that hold labels. Frames the
+        widget's clicks or propagation wrote last are not counted (their objects are the widget's). Reads only the
+        stroked frames' planes (a checksum each)."""
+        tracking = entry.tracking
+        state = self.widget.states.get(entry.image.unique_id)
+        controllers = [] if state is None else state_controllers(state)
+        edited = []
+        for t in sorted(set(int(t) for t in frames) & entry.stroked):
+            index = tracking.index_of(t)
+            key = hashable_index(index)
+            writer = next((run for run in reversed(tracking.history) if key in run.journal.written), None)
+            if writer is not None:
+                changed = not writer.journal.holds(tracking.labels, index)
+            else:
+                changed = bool(tracking.history) and bool(tracking.plane(t).any())
+            if changed and not any(c.wrote_last(t) for c in controllers):
+                edited.append(t)
+        return edited
 
     def _on_masklets_redrawn(self, layer: Any, event: Any = None) -> None:
         """The masklets layer redrawn (every redraw: slider moves too; also napari's own Undo / Redo of a stroke, which
@@ -249,7 +278,7 @@ class TrackEditsMixin:
             self._fail(error)
             return
         self._follow_timer.stop()  # the edit's end remakes the Tracks layer from the labels
-        self._start(entry, steps, what(track_id), self.widget_ids(entry.image))
+        self._start(entry, steps, what(track_id), self.widget_ids(entry.image), model_run=False)
 
 
 def _checksum(plane: np.ndarray) -> int:

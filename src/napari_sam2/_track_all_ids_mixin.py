@@ -169,6 +169,13 @@ class TrackIdsMixin:
                          "Ctrl+Z, reverts painting)")
         return "; ".join(parts)
 
+    def tracking_undo_refused(self, image: Any, frames: Sequence[int]) -> str:
+        """The panel's message when 'Undo tracking step' was refused because ``frames`` were changed after its step:
+        one sentence naming each frame once, who changed it and what reverts that (as :meth:`widget_undo_refused`)."""
+        return (f"Nothing was undone, as frames were edited after this tracking step: "
+                f"{self.describe_edits(image, frames)}; revert that first, then press 'Undo tracking step' again (an "
+                "undo never throws a later change away silently).")
+
     def widget_undo_refused(self, image: Any, error: EditedSince) -> str:
         """The widget's message when its Undo was refused because ``error.frames`` were changed after its step."""
         return (f"Nothing was undone: since the step that Undo would revert, {self.describe_edits(image, error.frames)}"

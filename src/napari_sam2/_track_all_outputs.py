@@ -14,6 +14,7 @@ import numpy as np
 from napari.utils.notifications import show_info
 
 from ._image_state import layer_name, same_layer
+from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .track_all import frame_and_plane
@@ -137,6 +138,8 @@ class TrackOutputsMixin:
                 self.progress.setValue(1)
                 self.status.setText(f"Exporting the tracked cells ({self._export.what}): labels read, writing…")
         except Exception as error:  # never let an exception escape a Qt slot
+            if isinstance(error, RuntimeError) and qt_deleted(self):
+                raise  # the window was closed: :meth:`slot` stops the export quietly (no error notification)
             self._export.fail(error)
 
     def _on_export_finished(self, worker: Any) -> None:

@@ -12,7 +12,7 @@ viewer, the model picker, the current image's state and controller). The compute
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterator, Optional, Set
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set
 
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
@@ -24,10 +24,11 @@ from superqt import QCollapsible
 
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
-from ._image_state import add_points_layer, layer_name
+from ._image_state import add_points_layer, layer_name, same_layer
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
+from ._runs import qt_deleted
 from ._session_actions import steps_worker
 from ._track_all_edits_mixin import TrackEditsMixin, with_tracks
 from ._track_all_ids_mixin import TrackIdsMixin
@@ -46,6 +47,7 @@ EXPORT_TIP = ("Exports hold what the masklets layer shows: the cells 'Track all 
               "lineage, corrections included) and cells painted by hand (tracks of their own, no parent); objects you "
               "clicked or seeded in the segmentation widget are left out: export them with the widget's own 'Export "
               "labels'.")
+LOADING = "Loading the model… Track all starts when it is ready."
 BAR_FORMAT = "%p%"  # the progress bar's text (QProgressBar's own); inside a frame the frame's share is added
 MAX_CHANNELS = 8  # an extra axis of at most this many slices may hold channels (the empty-result hint names it)
 EXPORT_TIPS = {  # what each export button writes (then EXPORT_TIP)
@@ -71,6 +73,7 @@ class ImageTracking:
         self.checksums: Dict[int, int] = {}  # frame -> crc32 of its plane when the lineage last followed the labels
         self.untracked: Set[int] = set()  # the hand-painted ids (no lineage row) the last follow found
         self.last_shown: Optional[int] = None  # the frame the last redraw of its masklets layer showed (after strokes)
+        self.stroked: Set[int] = set()  # every frame a brush / fill / eraser stroke on its masklets layer touched
         # the frames each of the latest strokes on its masklets layer touched (napari's undo / redo replays one)
         self.strokes: Deque[Set[int]] = deque(maxlen=STROKES_KEPT)
 
@@ -88,6 +91,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._outcome = ""
+        self._waiting_for_model = False  # Track all was pressed and waits for the model to load
+        self._model_run = True  # the run in progress calls the model (a track or a correction; not Delete / Merge)
         self.images: Dict[Any, ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
 
@@ -192,6 +197,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         objects = getattr(widget, "objects", None)
         if objects is not None:  # the objects panel shows what the labels hold after tracking replaced objects
             objects.replaced_frames = self.replaced_frames
+        picker = getattr(widget, "picker", None)
+        if picker is not None:  # a load that ends without a model drops a waiting Track all: said
+            picker.busy.connect(self.slot(self._on_picker_busy))
 
     # ------------------------------------------------------------------ options
     def options(self) -> TrackAllOptions:
@@ -239,13 +247,50 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
 
     # ------------------------------------------------------------------ runs
     def _on_track(self) -> None:
-        if self._refuse_if_busy():
+        """Track all pressed: the options are checked now (a refusal says why at once); with the model not loaded
+        yet the status says so and the run starts, with the options as pressed, once it is."""
+        picker = self.widget.picker
+        if self._waiting_for_model:  # pressed again while the model loads: it starts once
+            self.status.setText(LOADING)
+            self._show_progress()
             return
-        self.widget.picker.when_ready(self._track)
-
-    def _track(self) -> None:
+        if (self.worker is not None or self.widget.worker is not None) and self._refuse_if_busy():
+            return
         try:
             options = self.options()
+            picker.choice().check()
+        except ValueError as error:
+            self._fail(error)
+            return
+        if not picker.is_ready() or picker.worker is not None:
+            self._waiting_for_model = True
+            self.status.setText(LOADING)
+            self._show_progress()  # (the status line in view)
+        picker.when_ready(lambda: self._track(options))
+
+    def _on_picker_busy(self, busy: bool) -> None:
+        """A model load ended: a Track all that waited for it and was dropped (the load failed or was cancelled)
+        says so (checked once the picker ran the actions that waited: a load that went well ran it)."""
+        if not busy and self._waiting_for_model:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self.slot(self._model_wait_ended))
+
+    def _model_wait_ended(self) -> None:
+        picker = self.widget.picker
+        if self._waiting_for_model and picker.worker is None:  # (a worker: the picker loads the model next)
+            self._waiting_for_model = False
+            why = picker.status.text()
+            self.status.setText(f"Not tracked: the model is not loaded{f' ({why})' if why else ''}.")
+
+    def _track(self, options: Optional[TrackAllOptions] = None) -> None:
+        """Start a run from the frame shown (or frame 0, :meth:`_start_frame`) with ``options`` (default: the
+        panel's), after asking when it would replace frames edited by hand since a tracking step wrote them."""
+        self._waiting_for_model = False
+        if self._refuse_if_busy():
+            return
+        try:
+            options = self.options() if options is None else options
             controller = self.widget.ensure_controller()
             entry = self.current()
             model = controller.model
@@ -253,6 +298,11 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             if start is None:
                 self.status.setText("Not tracked (cancelled): move the slider to the frame to start from, then "
                                     "'Track all cells'.")
+                return
+            edited = self.hand_edited(entry, range(start, entry.tracking.num_frames))
+            if edited and not self._replace_hand_edits(edited):
+                self.status.setText(f"Not tracked: {frames_text(edited)} keep{'s' if len(edited) == 1 else ''} "
+                                    "the hand edits.")
                 return
             reserved, limits = self.widget_ids(entry.image), session_limits(controller)
             steps = read_then_run(lambda: frame_source(controller.frames, model, controller.session_options, limits),
@@ -262,9 +312,24 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             return
         self._start(entry, steps, f"Tracking all cells from frame {start}", reserved)
 
+    def _replace_hand_edits(self, frames: Sequence[int]) -> bool:
+        """Whether the person lets a run replace ``frames`` (they hold hand edits made after the tracking step that
+        wrote them): a Yes / No question (scripts, :meth:`track_now`, are not asked)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        text = frames_text(frames)
+        answer = QMessageBox.question(
+            self, "Track all cells",
+            f"{text[0].upper()}{text[1:]} hold{'s' if len(frames) == 1 else ''} hand edits made after the last run: "
+            "Track all replaces them (Undo tracking step brings them back). Go on?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
     def track_now(self, image: Any = None, start_frame: int = 0, options: Optional[TrackAllOptions] = None,
                   progress: Optional[Callable[[int, int], None]] = None) -> TrackingResult:
-        """Track ``image`` (an Image layer or its name; default the current one) on this thread (the console)."""
+        """Track ``image`` (an Image layer or its name; default the current one) on this thread (the console). It asks
+        nothing (the start frame is the caller's; frames edited by hand are replaced, as a run does: Undo tracking
+        step brings them back)."""
         if self._refuse_if_busy():
             raise ValueError("the SAM 2 widget is busy: wait for its run to finish (or cancel it)")
         if image is not None:
@@ -318,10 +383,13 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._remove_fix_clicks(entry, track_id)
         self._start(entry, steps, f"Correcting cell {track_id} from frame {frame}", self.widget_ids(entry.image))
 
-    def _start(self, entry: ImageTracking, steps: Iterator, what: str, leave_out: Optional[Set[int]] = None) -> None:
+    def _start(self, entry: ImageTracking, steps: Iterator, what: str, leave_out: Optional[Set[int]] = None,
+               model_run: bool = True) -> None:
         """Run ``steps`` in a worker; with ``leave_out`` (the widget's ids) the worker also derives the Tracks layer's
-        data at their end (:func:`with_tracks`: the GUI thread reads no stack)."""
+        data at their end (:func:`with_tracks`: the GUI thread reads no stack). ``model_run``: its steps are model
+        calls (a track or a correction; Cancel says it stops after the current one)."""
         self._derived = {}
+        self._model_run = model_run
         if leave_out is not None:
             steps = with_tracks(steps, entry.tracking, leave_out, self._derived)
         # a frame's progress crosses to this thread once per percent; a step after Cancel at once (the worker stops)
@@ -338,8 +406,11 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         worker.start()
 
     def _on_step(self, step: tuple) -> None:
+        """One step of the run: the bar and the status line follow (the status line keeps "Cancelling…" or the
+        reason a run is stopping once those are said)."""
         try:
             kind, frame, active, total = step
+            say = self.status.setText if self._outcome == "running" else (lambda text: None)
             if kind == "plan":
                 self.progress.setRange(0, max(int(total), 1))
                 self.progress.setValue(0)
@@ -347,14 +418,18 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             elif kind == "work":  # inside a frame (the bar counts whole frames): its text and the status line move
                 share = int(100 * int(active) / max(int(total), 1))
                 self.progress.setFormat(f"{BAR_FORMAT} (frame {frame}: {share}%)")
-                self.status.setText(f"Tracking frame {frame}: {share}% of its work done…")
+                say(f"Tracking frame {frame}: {share}% of its work done…{self._advice()}")
+            elif kind == "note":  # the run found something to advise on (too many candidate cells on a frame)
+                say(f"Tracking frame {frame}…{self._advice()}")
             elif kind == "frame":
                 self.progress.setFormat(BAR_FORMAT)
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
-                self.status.setText(f"frame {frame}: {active} cell(s) tracked")
+                say(f"frame {frame}: {active} cell(s) tracked")
                 self.forget_checksums(self.images.get(getattr(self._run_image, "unique_id", None)), [frame])
                 self._refresh_labels(self._run_image)
         except Exception as error:  # never let an exception escape a Qt slot
+            if isinstance(error, RuntimeError) and qt_deleted(self):
+                raise  # the window was closed: :meth:`slot` stops the run quietly
             self._on_error(error)
 
     def _refresh_labels(self, image: Any) -> None:
@@ -367,6 +442,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._fail(error)
 
     def _fail(self, error: Exception) -> None:
+        if qt_deleted(self):  # the window was closed: nothing is left to show it in
+            return
         show_error(f"SAM 2: {error}")
         self.status.setText(f"Failed: {error}")
 
@@ -384,20 +461,23 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         entry = self.images.get(getattr(self._run_image, "unique_id", None))
         run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
         done = sorted(set(run.frames)) if run is not None else []
+        image = self._run_image  # named when another image is shown now
+        where = "" if image is None or same_layer(image, self.widget.image_layer) else f" on '{image.name}'"
         if outcome.startswith("stopped"):
-            self.status.setText(f"Stopped: {outcome[9:]}. " + (f"{frames_text(done, _done_word(run))} (whole frames)."
-                                                               if done else "Nothing was written."))
+            self.status.setText(f"Stopped: {outcome[9:]}. " + (_stopped_kept(done, run, outcome) if done else
+                                                               "Nothing was written."))
         elif outcome == "cancelled":
-            self.status.setText(f"Cancelled: {frames_text(done, _done_word(run))} (whole frames), the others are as "
-                                "before; 'Undo tracking step' reverts the run." if done else
-                                "Cancelled: nothing changed (the labels are as they were).")
+            self.status.setText(f"Cancelled{where}: {frames_text(done, _done_word(run))} (whole frames), the others "
+                                "are as before; 'Undo tracking step' reverts the run." if done else
+                                f"Cancelled{where}: nothing changed (the labels are as they were).")
         elif outcome == "failed":
             self.status.setText(f"{self.status.text()} ({frames_text(done, 'written')} whole; 'Undo tracking step' "
                                 "reverts them.)" if done else f"{self.status.text()} (Nothing was written.)")
         elif run is not None and run.kind in ("delete", "merge"):
-            self.status.setText(_edit_done(run, self._counts(entry)))
+            self.status.setText(_edit_done(run, self._counts(entry), where))
         else:
-            self._say_done(entry, run)
+            self._say_done(entry, run, where)
+        self.status.setText(self.status.text() + self._advice())  # Done, Cancelled or Failed: the advice stays
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
         self.forget_checksums(entry, done)  # (a step cancelled whole wrote its frames back: _on_step forgot them)
@@ -415,7 +495,16 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._ids_above_tracks(entry)
         self._derive_next()  # Tracks layers of other images asked for while it ran
 
-    def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun]) -> None:
+    def _advice(self) -> str:
+        """" Note: <advice>." for the run's image while its tracking has advice (:attr:`TrackAll.advice`: too many
+        candidate cells on a frame), else ""."""
+        entry = self.images.get(getattr(self._run_image, "unique_id", None))
+        advice = entry.tracking.advice if entry is not None else ""
+        return f" Note: {advice}." if advice else ""
+
+    def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun], where: str = "") -> None:
+        """The status line of a run that ended whole ("Done: frames …"; ``where``: " on 'image'" when another image is
+        shown now)."""
         done = sorted(set(run.frames)) if run is not None else []
         span = f"frames {frame_ranges(done)}" if done else "no frame"
         lineage = entry.tracking.lineage if entry is not None else None
@@ -423,12 +512,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.progress.setValue(1)
         note = entry.tracking.note if entry is not None else ""
         if note and not lineage:  # nothing found: say what to check, not how to correct tracks
-            self.status.setText(f"Done: {span}, no track: {note}.{self._channel_hint(entry)}")
+            self.status.setText(f"Done{where}: {span}, no track: {note}.{self._channel_hint(entry)}")
             return
         joined = run.continued if run is not None and run.kind == "track" else {}
         went_on = (f" {len(joined)} cell(s) on frame {done[0]} continue their tracks of frame {done[0] - 1} (same "
                    "ids)." if joined else "")
-        self.status.setText(f"Done: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
+        self.status.setText(f"Done{where}: {span}, {len(lineage or ())} track(s), {len(lineage.divisions()) if lineage else 0} "
                             f"division(s).{went_on} Pick a track (or a label) and click it to correct it.")
 
     @staticmethod
@@ -463,9 +552,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         try:
             run = None if entry is None else entry.tracking.undo()
         except EditedSince as error:  # nothing is thrown away silently
-            message = (f"Nothing was undone: {frames_text(error.frames, 'edited')} after this tracking step "
-                       f"({self.describe_edits(entry.image, error.frames)}). Revert that first, then 'Undo tracking "
-                       "step' again.")
+            message = self.tracking_undo_refused(entry.image, error.frames)
             show_warning(f"SAM 2: {message}")
             self.status.setText(message)
             return
@@ -530,11 +617,23 @@ def _new_run(entry: Optional[ImageTracking], base: int) -> Optional[TrackRun]:
     return entry.tracking.history[-1]
 
 
-def _edit_done(run: TrackRun, counts: str) -> str:
+def _edit_done(run: TrackRun, counts: str, where: str = "") -> str:
     """The status line after a Delete / Merge track step ``run`` (its ``what`` and frames), ``counts`` the tracks and
     divisions left, e.g. "Done: deleted track 1 on frames 0-2; now 24 track(s), 3 division(s). 'Undo tracking step'
-    restores it." """
-    return f"Done: {run.what} on {frames_text(run.frames)}; now {counts}. 'Undo tracking step' restores it."
+    restores it." (``where``: " on 'image'" after "Done" when another image is shown now)."""
+    return f"Done{where}: {run.what} on {frames_text(run.frames)}; now {counts}. 'Undo tracking step' restores it."
+
+
+def _stopped_kept(done: List[int], run: Optional[TrackRun], outcome: str) -> str:
+    """What a stopped run that wrote ``done`` left: "Frames 0-1 were tracked (whole frames)."; when its masklets
+    layer was deleted, where they are (the labels keep them: the next run or click shows them in a new layer)."""
+    text = frames_text(done, _done_word(run))
+    text = f"{text[0].upper()}{text[1:]} (whole frames)"
+    if "masklets layer" in outcome:
+        kept, them = ("are", "them") if len(set(done)) > 1 else ("is", "it")
+        return (f"{text} and {kept} kept: 'Track all cells', a click or Propagate shows {them} again in a new "
+                "masklets layer.")
+    return f"{text}."
 
 
 def _done_word(run: Optional[TrackRun]) -> str:

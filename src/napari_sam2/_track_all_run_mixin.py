@@ -21,6 +21,7 @@ from ._track_ids import frames_text
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
 
+CANCELLING = "Cancelling… (stops after the current model call)"
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
                "seed_button")  # New object stays usable: it only moves the Object id
 
@@ -100,15 +101,22 @@ class TrackRunMixin:
         return 0 if answer == QMessageBox.Yes else shown
 
     def cancel(self) -> None:
-        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run).
+        """Stop the run: the frames finished so far are kept whole (Undo tracking step reverts the run). The status
+        line says "Cancelling…" at once and Cancel (the panel's and the widget's) is disabled: the worker stops at its
+        next step, after the model call in progress; the run's end says what was kept.
 
         The widget's Cancel button calls this too while a tracking run is in progress."""
         if self._export is not None and self._export.owns(self.worker):
             self.worker.quit()
             show_info("SAM 2: export cancelled; nothing is written (an earlier file or folder is kept).")
         elif self.worker is not None:
-            self._outcome = "cancelled"
+            if self._outcome == "running":  # (a run stopping for another reason keeps that reason)
+                self._outcome = "cancelled"
             self.worker.quit()
+            self.status.setText(CANCELLING if getattr(self, "_model_run", True) else "Cancelling…")
+            for button in (self.cancel_button, getattr(self.widget, "cancel_button", None)):
+                if button is not None:
+                    button.setEnabled(False)
             show_info("SAM 2: cancelled; the frames finished so far are kept whole ('Undo tracking step' in "
                       "'Track all cells' reverts the run).")
 
