@@ -42,7 +42,13 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument("--cell-diameter", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
                         help="with --auto: cell diameters in pixels")
     source.add_argument("--redetect-every", type=int, default=None, help="with --auto: frames between detections")
-    source.add_argument("--no-divisions", action="store_true", help="with --auto: do not detect divisions")
+    divisions = source.add_mutually_exclusive_group()
+    divisions.add_argument("--no-divisions", action="store_true",
+                           help="with --auto: do not detect divisions (the default in stacks whose frames are z "
+                                "slices)")
+    divisions.add_argument("--divisions", action="store_true",
+                           help="with --auto: detect divisions even in stacks whose frames are z slices (a TIFF's "
+                                "axes or an OME-Zarr's say so; there the default is off: cells do not divide along z)")
     source.add_argument("--min-contrast", type=float, default=None, metavar="C",
                         help="with --auto: drop detections that stand out less than C from the pixels around them "
                              "(as in track --auto; 0: off)")
@@ -61,11 +67,12 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help=f"{DEVICE_HELP}; with auto or cuda, one worker per GPU (cuda:N: every worker on GPU N)")
     model.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32, or auto (picked per stack from the size of the "
-                            "objects in its first frame); default: the model's own (demo 256, official 1024)")
+                            "objects in its first prompted frame; --auto: its --start-frame); default: the model's own "
+                            "(demo 256, official 1024)")
     model.add_argument("--object-window", default=None, metavar="N|auto|off",
                        help="prompts only: segment and track each object in a square window of N frame px around it; "
-                            "auto (default): per stack, only where its objects are small against the frame; off: "
-                            "every object on the whole frame (e.g. membrane-stained cells)")
+                            "auto (default): per stack, only where the objects of its first prompted frame are small "
+                            "against it; off: every object on the whole frame (e.g. membrane-stained cells)")
     model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
                        help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
     model.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -91,8 +98,8 @@ def tracking_options(args: argparse.Namespace) -> Dict[str, Any]:
         options["cell_diameter"] = tuple(args.cell_diameter)
     if args.redetect_every is not None:
         options["redetect_every"] = args.redetect_every
-    if args.no_divisions:
-        options["divisions"] = False
+    if args.no_divisions or args.divisions:  # neither: on, except where a stack's frames are z slices
+        options["divisions"] = bool(args.divisions)
     if args.min_contrast is not None:
         options["min_contrast"] = args.min_contrast
     if args.start_frame is not None:

@@ -49,9 +49,10 @@ DEMO_NOTE = ("The embedded demo model learned synthetic fluorescent nuclei: good
 class ModelPicker(QWidget):
     """Model, weights, device and input size; :meth:`when_ready` loads the choice (with download progress).
 
-    Input size: "preset" (the model's own), "auto" (picked from the objects' size in the first frame that
-    :meth:`set_frame_source` provides; see :func:`sam2_model.input_size.suggest_image_size`), 256 / 512 /
-    1024, or "custom" (the spin box). ``size_spin.setValue(n)`` also selects the matching entry.
+    Input size: "preset" (the model's own), "auto" (picked from the objects' size in the frame that
+    :meth:`set_frame_source` provides, the widget's: the slice shown, then the slice clicked first; see
+    :func:`sam2_model.input_size.suggest_image_size`), 256 / 512 / 1024, or "custom" (the spin box).
+    ``size_spin.setValue(n)`` also selects the matching entry.
 
     Signals: ``loaded(model)`` after every successful load; ``busy(bool)`` when a load starts and ends;
     ``changed()`` when the choice changes (the choice is saved as a setting).
@@ -161,8 +162,10 @@ class ModelPicker(QWidget):
         return None if text == PRESET_SIZE else int(text)
 
     def set_frame_source(self, source: Optional[Callable[[], Any]]) -> None:
-        """Where "auto" measures the objects: ``source()`` returns the current image's first frame (H, W[, C])
-        or None. Call :meth:`refresh_auto` when the image behind it changes."""
+        """Where "auto" measures the objects: ``source()`` returns a frame of the current image (H, W[, C]) or a
+        :class:`~.image_size.FrameSample` of one (the widget's: the slice shown, not frame 0: in a z-stack often an
+        empty slice above the sample), or None. Call :meth:`refresh_auto` when the image or the slice behind it
+        changes."""
         self._frame_source = source
         self.refresh_auto()
 

@@ -242,7 +242,9 @@ def batch(
     auto: automatic cell tracking (``tracking_options`` go to ``sam2_model.track_cells``) instead of
     a prompts CSV per stack (``<stem>.csv`` / ``<stem>_prompts.csv`` beside it or in ``prompts_dir``).
     model / checkpoint / device / image_size / object_window: as in :func:`napari_sam2.api.segment`; "auto" picks
-    each stack's input size (and, for prompts, object window) from its first frame (with auto=True: its start frame).
+    each stack's input size (and, for prompts, object window) from its first prompted frame (with auto=True: its
+    start frame). Tracking option ``divisions`` left out: on, except in a stack whose frames are z slices (its axes
+    say so), where cells do not divide: off there, said in its note (``divisions=True`` looks for them anyway).
     direction: prompts: "forward", "backward" or "both" (the default) from the first prompted frame; auto=True:
     "forward" (the default) or "backward" from ``start_frame`` (a tracking option), "both" refused (the rule of
     ``napari-sam2 track --auto`` too). A stack where one way has nothing to track (backward from frame 0, forward

@@ -12,13 +12,13 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import sam2_model as sm
 
-from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, resolve_axes
+from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, auto_divisions, frames_are_z, resolve_axes
 from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
@@ -27,6 +27,7 @@ from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
 from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
+from .prompts import FramePrompt
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ class Frames:
     frame_axis_name: str = "t"  # "z" where the stack's axes metadata says the frames run through z
     calibration: Any = None  # the pixel size and frame interval its file records (export.Calibration), or None
     read_as: str = ""  # for a stack with its frames after its rows and columns (YXT): how it was read, frames first
+    #: what says the frames are a volume's z slices, in words (:func:`~.api.frames_are_z`), or None (time)
+    through_z: Optional[str] = None
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -184,8 +187,10 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
                                        tuple(moved.order[a] for a in layout.spatial_axes),
                                        frames_through_z=frames_through_z(letters, layout.frame_axis))
         read_as = f"{moved.describe(stack.shape)}; {LABELS_AS_READ}"
+    through_z = frames_are_z(data, layout, calibration) or (  # an OME-Zarr's letters, read from its file
+        f"the stack's axes {letters} say so" if frames_through_z(letters, layout.frame_axis) else None)
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
-                  calibration, read_as)
+                  calibration, read_as, through_z)
 
 
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
@@ -212,12 +217,23 @@ def start_frame(task: StackTask, frames: Frames) -> int:
     return start
 
 
-def stack_model_spec(task: StackTask, frames: Frames) -> ModelSpec:
-    """``task.model``, with image_size "auto" replaced by the size picked from this stack's first frame (with auto:
-    its start frame), as ``segment()`` and ``track`` pick it."""
+def prompted_frame(prompts: Sequence[FramePrompt]) -> int:
+    """The frame "auto" input sizes and object windows are measured on for ``prompts``: the first frame with a
+    positive click, a box or a mask (where the objects' first masks are made; in a z-stack the slice clicked, not
+    an empty slice above the sample), else the first prompted frame; 0 without prompts. The rule of
+    :func:`napari_sam2.api.prompted_frame`, which ``segment()`` and ``track`` follow on their tables."""
+    starts = [p.frame for p in prompts if p.box is not None or p.mask is not None or (np.asarray(p.labels) > 0).any()]
+    return int(min(starts or [p.frame for p in prompts] or [0]))
+
+
+def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = None) -> ModelSpec:
+    """``task.model``, with image_size "auto" replaced by the size picked from frame ``index`` of this stack (None:
+    with auto its start frame, else frame 0; :func:`process_stack` gives prompts their first prompted frame,
+    :func:`prompted_frame`), as ``segment()`` and ``track`` pick it."""
     if task.model.image_size != AUTO:
         return task.model
-    frame = frame_as_seen(frames.view[start_frame(task, frames)], frames.session_options)  # the channel segmented
+    index = start_frame(task, frames) if index is None else index
+    frame = frame_as_seen(frames.view[index], frames.session_options)  # the channel segmented
     return replace(task.model, image_size=auto_image_size(frame, task.model.model).image_size)
 
 
@@ -246,12 +262,12 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     """Apply ``prompts`` and propagate ``direction`` from the first prompted frame, writing into ``labels``.
 
     labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
-    :func:`napari_sam2.api.segment` with that ``direction`` and ``object_window`` ("auto": from the first frame), on a
-    model the caller keeps.
+    :func:`napari_sam2.api.segment` with that ``direction`` and ``object_window`` ("auto": measured on the first
+    prompted frame, :func:`prompted_frame`), on a model the caller keeps.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
-    first = frame_as_seen(frames.view[0], frames.session_options)  # the channel segmented
-    window = resolve_object_window(object_window, first, model.config.name, model.image_size)
+    measured = frame_as_seen(frames.view[prompted_frame(prompts)], frames.session_options)  # the channel segmented
+    window = resolve_object_window(object_window, measured, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
     for _ in controller.segment_table(prompts, direction):
@@ -259,10 +275,11 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     return controller
 
 
-def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
+def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path,
+                 prompts: Sequence[FramePrompt]) -> Dict[str, Any]:
+    """Segment and track ``prompts`` (the stack's checked prompts CSV, :func:`stack_prompts`): labels, objects table."""
     from .export import save_table_csv
 
-    prompts = stack_prompts(Path(task.prompts), frames.view.shape, task.direction, task.axes.names)
     shape = frames.view.shape[:3]
     large = labels_nbytes(shape) > task.zarr_above
     if large:
@@ -287,9 +304,12 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     from .export import measure, save_table_csv
     from .track_export import AutoOutputs, write_auto_outputs
 
+    options = dict(task.tracking_options)  # divisions: as given, else off through z (said in the note)
+    divisions, said = auto_divisions(options.pop("divisions", None), frames.through_z,
+                                     "--divisions" if task.axes.names == "cli" else "divisions=True")
     source = frame_source(frames.view, model, frames.session_options)
     try:
-        result = tracking.track_cells(model, source, **task.tracking_options)
+        result = tracking.track_cells(model, source, divisions=divisions, **options)
     finally:
         source.close()
     large = labels_nbytes(result.labels.shape) > task.zarr_above
@@ -308,7 +328,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     save_table_csv(measure(labels, frames.grey, calibration=frames.calibration),  # the same ids as every other output
                    folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
-    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage), "note": result.note}
+    return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage),
+            "note": "; ".join(filter(None, [said, result.note])), "divisions": divisions}
 
 
 def task_threads(task: StackTask) -> Tuple[Optional[int], str]:
@@ -362,7 +383,9 @@ def _worker_name() -> str:
 
 def tracking_settings(given: Dict[str, Any]) -> Dict[str, Any]:
     """Every setting automatic tracking ran with: ``given`` over the tracker's defaults
-    (:func:`sam2_model.tracking.track_cells`' keywords), so a manifest says them all, not only those changed."""
+    (:func:`sam2_model.tracking.track_cells`' keywords), so a manifest says them all, not only those changed.
+    ``divisions`` not given is None: decided per stack (off where its frames are z slices, :func:`_run_auto`), so a
+    rerun with divisions asked for is not taken for one without (a manifest's tracking_options say what was used)."""
     import inspect
 
     from sam2_model.tracking import track_cells
@@ -370,7 +393,7 @@ def tracking_settings(given: Dict[str, Any]) -> Dict[str, Any]:
 
     defaults = {name: p.default for name, p in inspect.signature(track_cells).parameters.items()
                 if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and name not in ("progress", "detector")}
-    settings = {**defaults, "min_contrast": MIN_CONTRAST, **given}  # min_contrast reaches the detector
+    settings = {**defaults, "min_contrast": MIN_CONTRAST, "divisions": None, **given}  # min_contrast: the detector's
     return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()
             if v is None or isinstance(v, (bool, int, float, str, list, tuple))}
 
@@ -386,15 +409,21 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     try:
         threads, threads_why = set_task_threads(task)
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
-        start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
-        model = cached_model(stack_model_spec(task, frames))
+        index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
+        prompts = None if task.auto else stack_prompts(Path(task.prompts), frames.view.shape, task.direction,
+                                                       task.axes.names)  # a bad CSV: its reason, before the model
+        if prompts is not None:
+            index = prompted_frame(prompts)  # "auto" measures where the objects are, not an empty slice 0
+        model = cached_model(stack_model_spec(task, frames, index))
         folder = new_partial_dir(Path(task.out), task.name)
-        record = (_run_auto if task.auto else _run_prompts)(task, model, frames, folder)
+        record = (_run_auto(task, model, frames, folder) if prompts is None else
+                  _run_prompts(task, model, frames, folder, prompts))
+        used = {"divisions": record.pop("divisions")} if "divisions" in record else {}  # as run on this stack
         if frames.read_as:  # a frames-last stack: the summary's note and the manifest say how it was read
             record.update(read_as=frames.read_as, note="; ".join(filter(None, [frames.read_as, record.get("note")])))
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),
-                      tracking_options=tracking_settings(task.tracking_options) if task.auto else {},
+                      tracking_options=tracking_settings({**task.tracking_options, **used}) if task.auto else {},
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
                       image_size=model.image_size, settings=task.settings, run=task.run, torch_threads=threads,
