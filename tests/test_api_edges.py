@@ -46,6 +46,9 @@ def test_track_cells_in_a_viewer_refuses_a_start_frame_the_stack_lacks_before_an
         with pytest.raises(ValueError, match=rf"start_frame must be a frame of the stack, an integer 0\.\.1, got "
                                              rf"{re.escape(repr(start))}"):
             track_cells(viewer, "two", start_frame=start)
+    assert widget.image_combo.currentText() == "four"  # a refused call leaves the image the widget showed (review)
+    with pytest.raises(ValueError, match=r"model/checkpoint/image_size: with a viewer"):
+        track_cells(viewer, image_size=256)  # was ignored silently: the widget's input size is used
     assert [layer.name for layer in viewer.layers] == layers and widget.controller is None
     assert widget.picker.worker is None and napari_sam2.get_widget(viewer) is widget
 

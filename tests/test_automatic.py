@@ -440,6 +440,10 @@ def test_no_mask_kept_warns_naming_the_filter_and_still_paints_labels(demo_model
     with pytest.warns(NoMasksWarning, match=r"kept no mask of 16 candidates \(16 had a predicted IoU <= "
                                             r"pred_iou_thresh=0\.999 \(highest 0\.\d\d\);.*lower pred_iou_thresh"):
         records = generator.generate(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generator.generate(frame)
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]  # it points at the line calling generate
     assert records == [] and isinstance(records, list) and records.image_shape == (200, 240)
     assert records.filtered.candidates == records.filtered.pred_iou == 16
     np.testing.assert_array_equal(records_to_labels(records), np.zeros((200, 240), np.int32))

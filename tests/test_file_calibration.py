@@ -186,3 +186,19 @@ def test_a_step_the_stack_has_no_axis_for_is_not_kept(tmp_path: Path) -> None:
         "axes": "TYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3, "PhysicalSizeZ": 2.0, "TimeIncrement": 60.0})
     cal = read_calibration(tmp_path / "t.ome.tif", 0, (1, 2))
     assert (cal.frame_interval, cal.time_unit, cal.other_steps) == (60.0, "second", ())
+
+
+def test_frames_of_an_ome_zarr_named_z_without_units_are_z_for_every_door(tmp_path: Path) -> None:
+    """Review: an OME-Zarr whose axes are named z, y, x but carry no units gave no calibration saying z, and
+    ``track --auto`` / ``track_cells(path)`` read no letters from it, so they looked for divisions along z (batch read
+    the names). frames_are_z reads the zarr's axis names from its path, for all three."""
+    import zarr
+
+    from napari_sam2.api import frames_are_z
+    from napari_sam2.layout import StackLayout
+
+    path = ngff_zarr(tmp_path / "zyx.ome.zarr", STACK, [("z", "space", None), ("y", "space", None),
+                                                        ("x", "space", None)], [1.0, 1.0, 1.0])
+    stack = zarr.open(str(path / "0"), mode="r")
+    assert frames_are_z(stack, StackLayout(3, 0)) is None  # without its path nothing says so
+    assert frames_are_z(stack, StackLayout(3, 0), None, path) == "the stack's axes ZYX say so"

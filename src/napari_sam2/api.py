@@ -437,11 +437,6 @@ def frame_seen(data: Any, axes: StackAxes, index: int = 0) -> np.ndarray:
     return frame_as_seen(frame, axes.session_options)
 
 
-def first_frame_seen(data: Any, axes: StackAxes) -> np.ndarray:
-    """Frame 0 of ``data`` as the model is shown it (:func:`frame_seen`): what "auto" measures without prompts."""
-    return frame_seen(data, axes, 0)
-
-
 def prompted_frame(clicks: Any = (), boxes: Any = ()) -> int:
     """The frame "auto" input sizes and object windows are measured on for a table of prompts: the first frame with a
     positive click or a box (where the objects' first masks are made and propagation starts; in a z-stack the slice
@@ -451,15 +446,17 @@ def prompted_frame(clicks: Any = (), boxes: Any = ()) -> int:
     return min(starts or [int(row[0]) for row in clicks] or [0])
 
 
-def frames_are_z(stack: Any, layout: StackLayout, calibration: Any = None) -> Optional[str]:
+def frames_are_z(stack: Any, layout: StackLayout, calibration: Any = None, path: Any = None) -> Optional[str]:
     """What says the frames of ``stack`` read under ``layout`` are a volume's z slices, in words for the user: its
-    axis letters (a TIFF's ``axes``, e.g. "ZYX") naming the frame axis Z, or its file's calibration (an
+    axis letters (a TIFF's ``axes``, e.g. "ZYX", or, for a stack opened from the OME-Zarr folder ``path``, its axis
+    names: :func:`~.file_calibration.stack_letters`) naming the frame axis Z, or its file's calibration (an
     :class:`~.export.Calibration` or None) saying so or giving the frame step in a length unit (an OME-Zarr's z axis
-    in micrometers); None where nothing does (the frames are taken as time)."""
-    from .file_calibration import frames_through_z
+    in micrometers); None where nothing does (the frames are taken as time). The CLI, ``track_cells`` and batch runs
+    decide divisions by it (:func:`auto_divisions`)."""
+    from .file_calibration import frames_through_z, stack_letters
     from .units import unit_in
 
-    letters = getattr(stack, "axes", None)
+    letters = stack_letters(path, stack)
     if frames_through_z(letters, layout.frame_axis):
         return f"the stack's axes {letters} say so"
     if calibration is None:

@@ -187,8 +187,7 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
                                        tuple(moved.order[a] for a in layout.spatial_axes),
                                        frames_through_z=frames_through_z(letters, layout.frame_axis))
         read_as = f"{moved.describe(stack.shape)}; {LABELS_AS_READ}"
-    through_z = frames_are_z(data, layout, calibration) or (  # an OME-Zarr's letters, read from its file
-        f"the stack's axes {letters} say so" if frames_through_z(letters, layout.frame_axis) else None)
+    through_z = frames_are_z(data, layout, calibration, path if moved is None else None)  # an OME-Zarr's names too
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
                   calibration, read_as, through_z)
 

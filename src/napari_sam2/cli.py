@@ -383,7 +383,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     try:
         letters, calibration = labels_metadata(args.stack, stack, axes.layout,  # (T, Y, X) along the axis
                                                keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), moved=moved)
-        return run_auto(args, frames, model, letters, calibration, frames_are_z(stack, axes.layout, calibration))
+        return run_auto(args, frames, model, letters, calibration, frames_are_z(stack, axes.layout, calibration, args.stack))
     finally:
         frames.close()
 

@@ -9,6 +9,7 @@ the panel's (direction, lost frames, minimum contrast) are those of ``napari-sam
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence
@@ -101,9 +102,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     limits = check_contrast_limits(contrast_limits)
     sigma = check_smooth(smooth)
     if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
-        if model is not None or checkpoint is not None:
-            raise ValueError("model/checkpoint: with a viewer the widget's model choice is used; choose it there "
-                             "(or pass an array instead of the viewer)")
+        if model is not None or checkpoint is not None or image_size is not None:
+            raise ValueError("model/checkpoint/image_size: with a viewer the widget's model choice and input size are "
+                             "used; choose them there (or pass an array instead of the viewer)")
         given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits)) if value]
         if given:
             raise ValueError(f"{'/'.join(given)}: with a viewer the frames are tracked as the widget reads them (its "
@@ -112,9 +113,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         from .api import get_widget
 
         widget = get_widget(target)
+        shown = widget.image_combo.currentText()
         count = frames_in_widget(widget, image)
         if count is not None:  # else track_now says what is missing (no image, a busy widget)
-            check_start_frame(start_frame, count)
+            try:
+                check_start_frame(start_frame, count)
+            except ValueError:
+                widget.image_combo.setCurrentText(shown)  # refused: the widget stays on the image it showed
+                raise
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
@@ -143,7 +149,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         session_options["contrast_limits"] = limits
     if sigma:
         session_options["smooth"] = sigma
-    on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(target, data, layout, moved)))
+    stored = target if moved is None and isinstance(target, (str, os.PathLike)) else None  # a file read as stored
+    on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(stored, data, layout), stored))
     if said:
         warnings.warn(said, stacklevel=2)
         options = dataclasses.replace(options, divisions=on)
@@ -157,16 +164,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     return as_image(tracking.result(), layout.frame_axis is None)
 
 
-def _file_calibration(target: Any, data: Any, layout: Any, moved: Any) -> Any:
-    """The calibration of the file ``target`` names (:func:`.file_calibration.stack_calibration`), where it is a path
-    read as it is stored; None for arrays and layers."""
-    import os
-
-    if moved is not None or not isinstance(target, (str, os.PathLike)):
+def _file_calibration(path: Any, data: Any, layout: Any) -> Any:
+    """The calibration of the file at ``path`` (:func:`.file_calibration.stack_calibration`; its OME-Zarr axis names
+    read too); None without a path (arrays, layers, a stack read with its axes moved)."""
+    if path is None:
         return None
-    from .file_calibration import stack_calibration
+    from .file_calibration import stack_calibration, stack_letters
 
-    return stack_calibration(target, getattr(data, "axes", None), layout)
+    return stack_calibration(path, stack_letters(path, data), layout)
 
 
 def check_start_frame(start_frame: Any, num_frames: int) -> None:

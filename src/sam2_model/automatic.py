@@ -232,7 +232,7 @@ class AutomaticMaskGenerator:
             except StopIteration as stop:
                 records: MaskRecords = stop.value
                 break
-        self.warn_if_none_kept(records, stacklevel=3)  # generate's caller
+        self.warn_if_none_kept(records, stacklevel=2)  # generate's caller
         return records
 
     def warn_if_none_kept(self, records: MaskRecords, stacklevel: int = 2) -> None:
