@@ -266,3 +266,46 @@ def test_a_correction_on_another_z_slice_comes_back_in_that_slices_session(make_
     _loaded(qtbot, w, path)
     np.testing.assert_array_equal(w.labels_layer.data, made)
     assert read_session(path).refined == {((1, 1),): {(2, 1)}}  # the correction, with its slice
+
+
+@pytest.mark.gui
+def test_a_load_cancelled_during_its_replay_replays_at_the_next_run(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """Review: Cancel during a loaded session's re-run dropped the replay (its flag was cleared before the first step)
+    and left the replay's withheld seeded masks on the controller until the generator was collected: the next run sent
+    every prompt at once and the correction was refused again. Now the cancelled run's steps are closed when its
+    worker ends and the replay stays due: Segment after the Cancel gives the corrected masks."""
+    movie = small_movie(6, 5)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    viewer.dims.set_current_step(0, 2)
+    click_cell(w.points_layer, movie, 1, frame=2)
+    wait(qtbot, w)
+    w.both_button.click()
+    wait(qtbot, w)
+    viewer.dims.set_current_step(0, 4)
+    _negative_click_on_the_mask(w, 4)
+    wait(qtbot, w)
+    w.both_button.click()
+    wait(qtbot, w)
+    corrected = w.labels_layer.data.copy()
+    path = w.save_session(str(tmp_path / "corrected"))
+
+    viewer.layers.remove(w.labels_layer)
+    viewer.dims.set_current_step(0, 0)
+    cancelled = []
+
+    def cancel_once(step):  # the replay's first step (the first click's mask) is in: Cancel
+        if not cancelled and w.worker is not None:
+            cancelled.append(step)
+            w.cancel_button.click()
+
+    assert w.load_session(str(path), confirm=lambda question: True) is True
+    qtbot.waitUntil(lambda: w.worker is not None, timeout=60_000)
+    w.worker.yielded.connect(cancel_once)
+    qtbot.waitUntil(lambda: not w.busy() and not w._deferred, timeout=120_000)
+    assert cancelled and w.status.text().startswith("Cancelled"), w.status.text()
+    assert not w.controller._withheld  # the replay's clean-up ran when its worker ended
+    w.segment_button.click()
+    wait(qtbot, w)
+    status = w.status.text()
+    assert status.startswith("Done") and "refused" not in status, status
+    np.testing.assert_array_equal(w.labels_layer.data, corrected)

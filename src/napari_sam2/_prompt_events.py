@@ -221,8 +221,9 @@ class PromptEventsMixin:
             return
         self._model_rerun_due = False
         show_info(f"SAM 2: re-running the prompts with {self.picker.choice().name} "
-                  f"({self.picker.choice().weights}), keeping the objects; propagate again to update the other "
-                  "frames. Undo starts a new history (earlier steps belonged to the previous model).")
+                  f"({self.picker.choice().weights}), keeping the objects, in the order they were made (corrections "
+                  "after tracking, so that they apply); propagate again to update the other frames. Undo starts a new "
+                  "history (earlier steps belonged to the previous model).")
         self._on_segment_clicked()
 
     # ------------------------------------------------------------------ the objects panel

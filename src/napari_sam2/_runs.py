@@ -251,10 +251,16 @@ class RunMixin:
         start = int(self.viewer.dims.current_step[controller.layout.frame_axis])
         max_frames = self.frames_spin.value() or None
         before, now = self._before(state), capture(state)
+        try:  # a session remade (another option) or loaded: its prompts first, in the order they were made
+            replay = self._loaded_replay(state, controller)
+        except Exception as error:
+            self._report(error)
+            return
 
         def steps() -> Iterator[tuple]:
             controller.check_propagation(prompts)  # a run that would fail after removing objects changes nothing
-            yield from controller.apply_prompts(prompts, tag=before)  # Undo of new clicks puts the layers back
+            # Undo of new clicks puts the layers back
+            yield from controller.apply_prompts(prompts, tag=before) if replay is None else replay
             passes = controller.plan(start, direction, max_frames)
             yield "plan", sum(p.num_frames for p in passes), describe_plan(passes, start), None
             yield from controller.propagate(start, direction, max_frames, tag=now)  # the clicks stay
@@ -282,6 +288,7 @@ class RunMixin:
 
         work = thread_worker(reported(steps), ignore_errors=True)  # errors (a RuntimeError too) to _on_error
         self._run_outcome, self._run_note, self._run_state = "running", "", state
+        self._run_steps = steps  # closed when the worker ends (:meth:`_on_worker_finished`)
         self._run_frames, self._run_propagation, self._run_planned = [], None, None
         self._run_prompts = capture(state) if state.points is not None and state.boxes is not None else None
         controller = state.controller  # the run's (ensure_controller made it the image's controller)
@@ -362,6 +369,9 @@ class RunMixin:
         only let go of the worker, so the widget is no longer busy."""
         if self.worker is not worker:
             return
+        steps, self._run_steps = self._run_steps, None
+        if hasattr(steps, "close"):  # a cancelled run's steps stop here, on this thread: their clean-up (the undo
+            steps.close()  # step's record, a replay's withheld masks) runs now, not when the generator is collected
         try:
             self._on_finished()
         except RuntimeError:

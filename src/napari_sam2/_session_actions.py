@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -21,6 +21,7 @@ from ._edit_runs import EditRunMixin
 from ._image_state import ImageState, PromptContent, capture, on_slice, restore, slice_key
 from ._runs import SUFFIXES, WorkerRun, with_suffix
 from .export import Calibration, frame_table_steps, labels_tiff_steps
+from .prompts import is_correction
 from .session_file import Fixed
 
 
@@ -158,6 +159,10 @@ class SessionActionsMixin(EditRunMixin):
         if controller is None:
             self._reassigned(state, old, after, None, words)
             return
+        # the ids as they are after it (read before the edit forgets old); with corrections the re-run replays every
+        # prompt in the order it was made, as Load session does: sent at once, a correction would meet no mask
+        refined = controller.refined_keys(merged=(old, new))
+        replay = refined if refined or any(is_correction(p) for p in self.prompts(controller.layout)) else None
 
         def failed(error: BaseException) -> None:
             self._put_back_prompts(state, before)
@@ -166,16 +171,24 @@ class SessionActionsMixin(EditRunMixin):
 
         # earlier steps knew the old ids: the history is dropped (Undo says why: REASSIGNED)
         self.run_edit(controller.reassign_steps(old, new, REASSIGNED), what,
-                      lambda _: self._reassigned(state, old, after, controller, words), failed, in_worker)
+                      lambda _: self._reassigned(state, old, after, controller, words, replay), failed, in_worker)
 
-    def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str) -> None:
+    def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str,
+                    replay: Optional[Set[Tuple[int, int]]] = None) -> None:
         """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the prompts
         (the layers' ``prompts`` after it) of ``controller``'s slice re-run, and the status saying ``words``.
+
+        replay: the session's corrections (:meth:`SegmentationController.refined_keys`, the ids after the edit) when
+        it has any: the re-run re-makes the session from every prompt in the order it was made (the first clicks,
+        tracking both ways, the corrections, tracking again: :meth:`SegmentationController.replay`); None: the
+        prompts are sent as they are.
 
         The re-run is of that image and slice whatever is shown when the edit ends: now when they are still the
         current image and its session, else when that image is picked again (as prompts edited during a run)."""
         state.hidden.discard(old)
         state.last_prompts = prompts
+        if controller is not None and replay is not None:
+            controller.load_replay = set(replay)  # taken by the re-run (:meth:`~._runs.RunMixin._segment`)
         self._refresh_labels(state)
         self._refresh_objects()
         if controller is not None and self._state is state and state.controller is controller:  # the re-run is not

@@ -323,13 +323,13 @@ class SessionFilesMixin:
     def _loaded_replay(self, state: ImageState, controller: Any) -> Optional[Iterator[tuple]]:
         """The steps that re-make ``controller``'s session of a loaded session file (its prompts on that slice, in
         the order they were made: :meth:`SegmentationController.replay`), once; None when no load is due there (a
-        plain segmentation). Called by :meth:`~._runs.RunMixin._segment` on the GUI thread (it reads the layers)."""
+        plain segmentation; a replay cancelled or failed part-way stays due, for the next run). Called by
+        :meth:`~._runs.RunMixin._segment` on the GUI thread (it reads the layers)."""
         refined = controller.load_replay
         if refined is None:
             return None
         items = self._prompts_in_order(state, controller.layout)  # a box across frames: ValueError, the replay kept
-        controller.load_replay = None
-        return controller.replay(items, refined, tag=self._before(state))
+        return controller.replay(items, refined, tag=self._before(state))  # it clears load_replay once it is done
 
     def _prompts_in_order(self, state: ImageState, layout: Any) -> List[FramePrompt]:
         """The boxes, then the clicks of ``state``'s prompt layers on the slice of ``layout``, one per

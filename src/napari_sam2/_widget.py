@@ -494,7 +494,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
 
         Each slice (the fixed axes, for example z in TZYX) keeps its own controller, session and undo history in
         ``state.sessions``: starting one on another slice never drops the first. A remade controller (new model,
-        channel or options) keeps the masklets; the prompts of the layers are sent to its new session by the next run.
+        channel or options) keeps the masklets; the prompts of the layers are sent to its new session by the next run,
+        in the order they were made (:meth:`SegmentationController.take_replay`: corrections after tracking).
         Frames thinner than SAM 2 takes are refused here, by their own size (ValueError), before any layer is added.
         Nothing here reads the stack: a new controller's session (the contrast sample of up to 16 frames) is opened by
         the run's worker (:meth:`SegmentationController.open`); the one it replaced comes back if that fails.
@@ -521,8 +522,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             return current
         controller = SegmentationController(model, model_data(state.image), layout, array, options,
                                             object_window=window)
-        if current is not None and current.layout == layout:
+        if current is not None and current.layout == layout:  # its prompts are replayed in the order they were made
             controller.mask_prompts = dict(current.mask_prompts)
+            controller.take_replay(current)
         if current is not None and current.is_open:  # put back if the new session fails to open (the run says why)
             state.replaced[slice_key(layout)] = current
         state.controller = state.sessions[slice_key(layout)] = controller

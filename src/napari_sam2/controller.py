@@ -392,11 +392,32 @@ class SegmentationController:
                 passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
         return passes
 
-    def refined_keys(self) -> Set[Tuple[int, int]]:
+    def refined_keys(self, merged: Optional[Tuple[int, int]] = None) -> Set[Tuple[int, int]]:
         """(frame, obj_id) of the clicks and boxes sent that refined a mask the object already had on their frame (one
         that propagation made: a correction), as against those that made the object's first mask there. A session file
-        keeps them, so that Load session applies them after tracking, as they were made (:meth:`replay`)."""
-        return {key for key, prompt in self._sent.items() if key not in self._started_here and prompt.mask is None}
+        keeps them, so that Load session applies them after tracking, as they were made (:meth:`replay`).
+
+        merged: (old, new) ids, the keys as they are once object ``old`` is object ``new`` (Relabel, Merge); a frame
+        where either object's clicks made its first mask is not a correction of the merged object."""
+        refined = {key for key, prompt in self._sent.items() if key not in self._started_here and prompt.mask is None}
+        if merged is None:
+            return refined
+        old, new = (int(i) for i in merged)
+        started = {(f, new) for f, o in set(self._sent) - refined if o in (old, new)}
+        return {(f, new if o == old else o) for f, o in refined} - started
+
+    def take_replay(self, previous: "SegmentationController") -> None:
+        """This controller replaces ``previous`` on its slice (another model, input size or option): its first run
+        re-makes the session from the prompts in the order they were made (:meth:`replay`, as a loaded session is),
+        so that corrections meet the tracked masks they were made on: ``previous``'s load still due, else its
+        corrections (:meth:`refined_keys`) when it had sent prompts; a history that was to start after ``previous``'s
+        next step starts after this one's."""
+        if previous.load_replay is not None:
+            self.load_replay = set(previous.load_replay)
+        elif previous._sent:
+            self.load_replay = previous.refined_keys()
+        if previous._baseline_next:
+            self.start_history_after_next(previous.history_note)
 
     def replay(self, items: Sequence[FramePrompt], refined: Collection[Tuple[int, int]] = (),
                tag: Any = None) -> Iterator[Step]:
@@ -487,6 +508,7 @@ class SegmentationController:
                        "click, box or mask on any frame for them to take pixels from (add one, then propagate)."
                        for frame, obj in unused] + [f"not restored: {why}." for why in refused]
         self._baseline_next = False
+        self.load_replay = None  # done: the next run sends the prompts as they are
 
     def segment_table(self, prompts: List[FramePrompt], direction: str = "both",
                       progress: Optional[Callable[[int, int], None]] = None) -> Iterator[Step]:
