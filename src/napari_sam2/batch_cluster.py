@@ -105,7 +105,12 @@ def client_for(client: Any, scheduler: Optional[str], workers: int, device: str,
             raise
     with cluster, own:
         if pressed:
-            raise Terminated if pressed[0] == "SIGTERM" else KeyboardInterrupt
+            if pressed[0] == "SIGTERM":
+                import signal
+
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as _on_sigterm: another one changes nothing
+                raise Terminated
+            raise KeyboardInterrupt
         yield own
 
 
