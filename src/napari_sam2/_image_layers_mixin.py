@@ -104,9 +104,12 @@ class ImageLayersMixin:
         self._run_deferred()  # clicks made on this image during a run on another one
 
     def object_window(self, model: Any) -> Optional[int]:
-        """The chosen object window's side for the current image and ``model`` (None: whole frames); "auto" is
-        measured on the slice shown (:meth:`_frame_sample`) once per image, choice and input size: at the image's
-        first segmentation, on the slice its first click or box was made on."""
+        """The chosen object window's side for the current image and ``model`` (None: whole frames). "auto" is
+        measured on the slice shown (:meth:`_frame_sample`) when first asked for this image, choice and input size,
+        and kept; the image's first click or box (nothing segmented on it yet) drops what was kept
+        (:meth:`_measure_at_first_prompt`), so its first segmentation measures the slice shown when that click or box
+        was added (a click made in the viewer: its own slice; a script that adds a point on another frame without
+        moving the slider gets the shown frame measured)."""
         state = self._state
         choice = self.window_combo.currentText()
         if state is None or choice == OFF:

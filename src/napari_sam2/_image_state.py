@@ -116,6 +116,15 @@ def slice_key(layout: StackLayout) -> SliceKey:
     return layout.frame_axis, tuple(layout.fixed)
 
 
+def step_on_slice(step: Sequence[int], fixed: Sequence[Tuple[int, int]]) -> Tuple[int, ...]:
+    """The viewer's dims step ``step`` (one index per axis) moved onto the slice ``fixed`` ((axis, index) pairs, a
+    layout's fixed axes): each fixed axis set to its index, the other axes as in ``step``."""
+    moved = [int(i) for i in step]
+    for axis, index in fixed:
+        moved[axis] = int(index)
+    return tuple(moved)
+
+
 @dataclass(eq=False)
 class ImageState:
     """One image layer's prompt layers, masklets layer, controller, current object and axis choices.
@@ -307,6 +316,19 @@ def points_content(layer: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A copy of a clicks ``layer``'s content: (coordinates (N, ndim), positive (N,) bool, obj_id (N,) int)."""
     return (np.array(layer.data, copy=True), layer.features["positive"].to_numpy(bool).copy(),
             layer.features["obj_id"].to_numpy(int).copy())
+
+
+def prompts_in_data(state: ImageState) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[np.ndarray], np.ndarray]:
+    """``state``'s clicks and boxes in the image's data coordinates (the layers' scale and translate undone onto the
+    image's), each in its layer's order (the order they were made): (click coordinates (N, ndim), positive (N,) bool,
+    obj_id (N,) int, each box's (4, ndim) corners, the boxes' obj_id (M,) int); ndim: the image's spatial axes."""
+    image, points, boxes = state.image, state.points, state.boxes
+    to_image = dict(to_scale=image.scale, to_translate=image.translate)
+    coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
+              else np.zeros((0, spatial_ndim(image))))
+    rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
+    return (coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int), rectangles,
+            boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int))
 
 
 def boxes_content(layer: Any) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:

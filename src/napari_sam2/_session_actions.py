@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Iterator, Optional, Set, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -18,11 +18,10 @@ from napari.utils.notifications import show_error
 
 from ._colors import style_boxes, style_points
 from ._edit_runs import EditRunMixin
-from ._image_state import ImageState, PromptContent, capture, on_slice, restore, slice_key
+from ._image_state import ImageState, PromptContent, capture, on_slice, restore, slice_key, step_on_slice
 from ._runs import SUFFIXES, WorkerRun, with_suffix
 from .export import Calibration, frame_table_steps, labels_tiff_steps
 from .prompts import is_correction
-from .session_file import Fixed
 
 
 REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
@@ -210,7 +209,7 @@ class SessionActionsMixin(EditRunMixin):
         ``controller``'s slice of ``state``, its next step not undoable (its history is gone already)."""
         controller.start_history_after_next(REASSIGNED)
         layout = controller.layout
-        step, key = _step_on(self.viewer.dims.current_step, layout.fixed), slice_key(layout)
+        step, key = step_on_slice(self.viewer.dims.current_step, layout.fixed), slice_key(layout)
         self._deferred = [e for e in self._deferred if not (e[0] is state and e[2] == key)] + [(state, step, key)]
 
     def _put_back_prompts(self, state: ImageState, content: PromptContent) -> None:
@@ -332,11 +331,3 @@ def export_table_steps(controller: Any, calibration: Any, path: Path) -> Iterato
     """The measurement table of ``controller``'s session (its slice's frames, read one at a time) to ``path`` (CSV),
     in a worker: the rows of :meth:`SegmentationController.measurements`, with per-frame progress."""
     yield from frame_table_steps(controller.frame_table(), path, calibration)  # the rows measurements() gives
-
-
-def _step_on(step: Sequence[int], fixed: Fixed) -> Tuple[int, ...]:
-    """The viewer's dims step ``step`` moved onto the slice ``fixed``."""
-    moved = [int(i) for i in step]
-    for axis, index in fixed:
-        moved[axis] = int(index)
-    return tuple(moved)

@@ -19,12 +19,10 @@ from sam2_model.checkpoints import CACHE_ENV, official
 
 from ._image_state import (
     AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, points_content, restore, slice_key,
-    spatial_ndim,
+    prompts_in_data, spatial_ndim, step_on_slice,
 )
 from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
-from ._session_actions import _step_on
 from ._track_ids import state_controllers
-from .layout import world_to_data
 from .prompts import FramePrompt, collect_prompts
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
 
@@ -45,21 +43,15 @@ class SessionFilesMixin:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
         if self._edit_run is not None:
             raise ValueError(EDIT_IN_PROGRESS)
-        image = state.image
-        to_image = dict(to_scale=image.scale, to_translate=image.translate)
-        points, boxes = state.points, state.boxes
-        ndim = spatial_ndim(image)
-        coords = (world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data)
-                  else np.zeros((0, ndim)))
-        rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
+        image, ndim = state.image, spatial_ndim(state.image)
+        coords, positive, obj_ids, rectangles, box_ids = prompts_in_data(state)
         masks, slice_masks = seeded_masks(state)
         if not len(coords) and not rectangles and not masks and not slice_masks:
             raise ValueError("there is nothing to save yet: click on an object (or draw a box) first")
         choice = self.picker.choice()
         return SessionRecord(
-            tuple(image.data.shape), coords, points.features["positive"].to_numpy(bool),
-            points.features["obj_id"].to_numpy(int), np.asarray(rectangles).reshape(len(rectangles), 4, ndim),
-            boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int), masks,
+            tuple(image.data.shape), coords, positive, obj_ids,
+            np.asarray(rectangles).reshape(len(rectangles), 4, ndim), box_ids, masks,
             {"corrections_as_conditioning": self.corrections_check.isChecked(),
              "clear_memory_around_corrections": self.forget_check.isChecked(),
              "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
@@ -298,7 +290,7 @@ class SessionFilesMixin:
             fresh = (f"the history starts at the session loaded from {name} (what it replaced cannot be brought "
                      "back)")
             for fixed in others:  # each gets its session now (its run waits): the replay is set on it
-                layout = self.axes.layout(state.image, _step_on(self.viewer.dims.current_step, fixed))
+                layout = self.axes.layout(state.image, step_on_slice(self.viewer.dims.current_step, fixed))
                 controller = self.ensure_controller(layout)
                 controller.mask_prompts = _mask_prompts(slices.get(fixed, {}))
                 controller.start_history_after_next(fresh)
@@ -313,7 +305,7 @@ class SessionFilesMixin:
             show_error(f"SAM 2: {error}")
             return
         for fixed in others:  # segmented after the slice shown, one run each
-            step = _step_on(self.viewer.dims.current_step, fixed)
+            step = step_on_slice(self.viewer.dims.current_step, fixed)
             self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
         if segment_shown:
             self._segment(shown)
@@ -334,22 +326,13 @@ class SessionFilesMixin:
     def _prompts_in_order(self, state: ImageState, layout: Any) -> List[FramePrompt]:
         """The boxes, then the clicks of ``state``'s prompt layers on the slice of ``layout``, one per
         :class:`FramePrompt` (a click: its point and label), in the layers' order (the order they were made)."""
-        image = state.image
-        to_image = dict(to_scale=image.scale, to_translate=image.translate)
-        points, boxes = state.points, state.boxes
+        coords, positive, obj_ids, rectangles, box_ids = prompts_in_data(state)
+        nothing = np.zeros((0, coords.shape[1]))
         items: List[FramePrompt] = []
-        for shape, obj in zip(boxes.data, boxes.features["obj_id"].to_numpy(int) if len(boxes.data) else []):
-            corners = world_to_data(shape, boxes.scale, boxes.translate, **to_image)
-            items += collect_prompts(np.zeros((0, len(image.data.shape))), [], [], [corners], [obj], layout)
-        if len(points.data):
-            coords = world_to_data(points.data, points.scale, points.translate, **to_image)
-            for row, positive, obj in zip(coords, points.features["positive"].to_numpy(bool),
-                                          points.features["obj_id"].to_numpy(int)):
-                where = layout.point_to_prompt(row)
-                if where is not None:
-                    frame, x, y = where
-                    items.append(FramePrompt(frame, int(obj), np.array([[x, y]], np.float32),
-                                             np.array([1 if positive else 0], np.int32)))
+        for corners, obj in zip(rectangles, box_ids):  # each on its own: one FramePrompt a box, off-slice ones dropped
+            items += collect_prompts(nothing, [], [], [corners], [obj], layout)
+        for row, up, obj in zip(coords, positive, obj_ids):  # each click its own FramePrompt, in the layer's order
+            items += collect_prompts(row[None], [up], [obj], [], [], layout)
         return items
 
     def _on_load_session(self) -> None:

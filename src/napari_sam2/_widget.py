@@ -34,8 +34,8 @@ from sam2_model.prompt_validation import check_frame_size
 from ._axes_panel import AxesPanel
 from ._image_layers_mixin import ImageLayersMixin
 from ._image_state import (
-    ImageState, add_labels_layer, channel_like_axes, find_masklets, masklets, model_data, same_layer, show_masklets,
-    slice_key,
+    ImageState, add_labels_layer, channel_like_axes, find_masklets, masklets, model_data, prompts_in_data, same_layer,
+    show_masklets, slice_key,
 )
 from ._model_picker import ModelPicker
 from ._objects_panel import ObjectsPanel
@@ -47,7 +47,7 @@ from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
 from .image_size import AUTO, OFF
 from .labels_writer import PlaneIds
-from .layout import StackLayout, world_to_data
+from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
 
@@ -104,10 +104,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.window_combo.setCurrentText(saved_window if saved_window in WINDOW_CHOICES else AUTO)
         self.window_combo.setToolTip(
             "Segment and track each object in a square window of this many pixels that follows it, so small objects "
-            "are seen large on the canvas the model knows (auto: only where the objects of the first frame are small "
-            "against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU 0.58 -> 0.74, tracked J&F "
-            "0.49 -> 0.68). Each object then costs one model input per frame. Membrane-stained cells do worse in "
-            "windows: choose off for them.")
+            "are seen large on the canvas the model knows (auto: only where the objects of the slice shown (the slice "
+            "clicked first) are small against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU "
+            "0.58 -> 0.74, tracked J&F 0.49 -> 0.68). Each object then costs one model input per frame. "
+            "Membrane-stained cells do worse in windows: choose off for them.")
         self._windows: Dict[Tuple[Any, str, int], Optional[int]] = {}  # (image id, choice, input size) -> side
         self.window_note = QLabel("")  # what "auto" gave for the current image
         self.seed_combo = QComboBox()
@@ -618,15 +618,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         if state is None:
             raise ValueError(NO_IMAGE)
         layout = self._layout(state.image) if layout is None else layout
-        image = state.image
-        to_image = dict(to_scale=image.scale, to_translate=image.translate)
-        points, boxes = state.points, state.boxes
-        coords = world_to_data(points.data, points.scale, points.translate, **to_image) if len(points.data) else points.data
-        rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
-        return collect_prompts(
-            coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int),
-            rectangles, boxes.features["obj_id"].to_numpy(int) if len(rectangles) else [], layout,
-        )
+        coords, positive, ids, rectangles, box_ids = prompts_in_data(state)
+        return collect_prompts(coords, positive, ids, rectangles, box_ids, layout)
 
     # ------------------------------------------------------------------ slices (one session per slice)
     def _on_slice_shown(self, event: Any = None) -> None:

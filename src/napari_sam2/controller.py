@@ -421,8 +421,9 @@ class SegmentationController:
 
     def replay(self, items: Sequence[FramePrompt], refined: Collection[Tuple[int, int]] = (),
                tag: Any = None) -> Iterator[Step]:
-        """Re-make a saved session from its prompts in the order they were made (Load session), so that each prompt
-        meets the mask it met then and the masks come out as they were.
+        """Re-make a session from its prompts in the order they were made (Load session; a controller remade for
+        another model, input size or option, :meth:`take_replay`; Relabel / Merge with corrections), so that each
+        prompt meets the mask it met then and the masks come out as they were.
 
         items: the session's boxes and clicks one per FramePrompt (a click: one point and its label), in the order
         they were made (boxes first, then the clicks layer's rows). refined: the (frame, obj_id) whose prompts refined
@@ -435,8 +436,12 @@ class SegmentationController:
            an object's mask on its prompted frames does not depend on the other objects).
         2. Only when there are corrections: every object is propagated both ways over every frame, the corrections
            are sent one click at a time, and every object is propagated both ways again from the frame of the last
-           one (a ("plan", frames, words, None) step first says so). The masks are then exactly those of a person who
-           propagated both ways, corrected, and propagated both ways from that frame.
+           one (a ("plan", frames, words, None) step first says so). The masks are then as if a person had clicked
+           every object, propagated both ways from the first frame an object was started on, corrected, and
+           propagated both ways from the last correction's frame: exactly the saved session's masks only when it was
+           made that way. Other sessions are re-made this way too, so their tracked masks may differ: one-way
+           propagations (replayed both ways), several rounds of corrections (one round, after one tracking), objects
+           added after tracking (clicked before it here, so the first tracking pass tracks them).
 
         Corrections of an object with nothing else (no positive click, box or mask on any frame) are not sent: they
         are kept as refused prompts (not sent again until they change) and a note says so (:meth:`pop_notes`), as
