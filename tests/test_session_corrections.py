@@ -106,6 +106,24 @@ def _loaded(qtbot, w, path, **load):
     qtbot.waitUntil(lambda: not w.busy() and not w._deferred, timeout=120_000)
 
 
+def _corrected(qtbot, viewer, w, movie):
+    """A person's work: click object 1 on frame 2, Propagate both ways, a negative click on its mask on frame 4,
+    Propagate both ways from there. Returns the labels before and after the correction."""
+    viewer.dims.set_current_step(0, 2)
+    click_cell(w.points_layer, movie, 1, frame=2)
+    wait(qtbot, w)
+    w.both_button.click()
+    wait(qtbot, w)
+    uncorrected = w.labels_layer.data.copy()
+    viewer.dims.set_current_step(0, 4)
+    _negative_click_on_the_mask(w, 4)
+    wait(qtbot, w)
+    w.both_button.click()
+    wait(qtbot, w)
+    assert w.status.text().startswith("Done"), w.status.text()
+    return uncorrected, w.labels_layer.data.copy()
+
+
 def _negative_click_on_the_mask(w, frame):
     """A negative click on object 1's mask on ``frame``, near its right edge (it trims the mask there)."""
     ys, xs = np.nonzero(w.labels_layer.data[frame] == 1)
@@ -124,19 +142,7 @@ def test_a_session_with_a_correction_reloads_with_the_correction_applied(make_na
     before the corrections were kept too."""
     movie = small_movie(6, 5)
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    viewer.dims.set_current_step(0, 2)
-    click_cell(w.points_layer, movie, 1, frame=2)
-    wait(qtbot, w)
-    w.both_button.click()
-    wait(qtbot, w)
-    uncorrected = w.labels_layer.data.copy()
-    viewer.dims.set_current_step(0, 4)
-    _negative_click_on_the_mask(w, 4)
-    wait(qtbot, w)
-    w.both_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
-    corrected = w.labels_layer.data.copy()
+    uncorrected, corrected = _corrected(qtbot, viewer, w, movie)
     changed = [t for t in range(6) if (corrected[t] != uncorrected[t]).any()]
     assert 4 in changed and len(changed) >= 2, changed  # the correction trimmed frame 4 and was propagated
     clicks, positive = np.array(w.points_layer.data), w.points_layer.features["positive"].to_numpy(bool).copy()
@@ -276,17 +282,7 @@ def test_a_load_cancelled_during_its_replay_replays_at_the_next_run(make_napari_
     worker ends and the replay stays due: Segment after the Cancel gives the corrected masks."""
     movie = small_movie(6, 5)
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    viewer.dims.set_current_step(0, 2)
-    click_cell(w.points_layer, movie, 1, frame=2)
-    wait(qtbot, w)
-    w.both_button.click()
-    wait(qtbot, w)
-    viewer.dims.set_current_step(0, 4)
-    _negative_click_on_the_mask(w, 4)
-    wait(qtbot, w)
-    w.both_button.click()
-    wait(qtbot, w)
-    corrected = w.labels_layer.data.copy()
+    _, corrected = _corrected(qtbot, viewer, w, movie)
     path = w.save_session(str(tmp_path / "corrected"))
 
     viewer.layers.remove(w.labels_layer)

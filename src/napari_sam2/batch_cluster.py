@@ -126,17 +126,10 @@ def sigterm_stops() -> Iterator[None]:
     """While the block runs (in the main thread), SIGTERM raises :class:`Terminated` where Ctrl-C raises
     KeyboardInterrupt, so the command stops as after Ctrl-C (exit code 143); a second SIGTERM is ignored while it
     stops. For the command line; the previous handler is back when the block ends."""
-    import signal
-    import threading
+    from sam2_model.train.interrupt import sigterm_handled
 
-    if threading.current_thread() is not threading.main_thread():
+    with sigterm_handled(_on_sigterm):
         yield
-        return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -99,12 +99,23 @@ def stop_on_sigterm() -> Iterator[None]:
     finishing). A second SIGTERM does not abort. For the command line (a scheduler's time limit); only in the main
     thread; the previous handler is back when the block ends."""
     global _pending
+    try:
+        with sigterm_handled(_on_sigterm):
+            yield
+    finally:
+        _pending = None
+
+
+@contextlib.contextmanager
+def sigterm_handled(handler: Any) -> Iterator[None]:
+    """While the block runs in the main thread, SIGTERM calls ``handler(signum, frame)``; the previous handler is back
+    when the block ends. Elsewhere (a worker thread cannot set handlers) nothing changes. Shared by sam2-train's
+    :func:`stop_on_sigterm` and batch runs' ``sigterm_stops``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _pending = None
