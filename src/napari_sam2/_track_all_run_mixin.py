@@ -113,7 +113,7 @@ class TrackRunMixin:
             if self._outcome == "running":  # (a run stopping for another reason keeps that reason)
                 self._outcome = "cancelled"
             self.worker.quit()
-            self.status.setText(CANCELLING if getattr(self, "_model_run", True) else "Cancelling…")
+            self.status.setText(CANCELLING if self._model_run else "Cancelling…")
             for button in (self.cancel_button, getattr(self.widget, "cancel_button", None)):
                 if button is not None:
                     button.setEnabled(False)
