@@ -1,5 +1,6 @@
-"""Ctrl-C while ``napari-sam2`` starts (its imports of numpy, torch and the model's code take seconds): one line and
-exit status 130, as during a run, not a long traceback; the package's import stays cheap and its console names work.
+"""Ctrl-C while ``napari-sam2`` starts a command (its imports of numpy, torch and the model's code take seconds; parsing
+and --help load none of them): one line and exit status 130, as during a run, not a long traceback; the package's
+import stays cheap and its console names work.
 
 Each command runs in its own process with an import hook that stalls the import of one module (it says so on
 stderr, then sleeps), so SIGINT lands exactly while that module is being imported, with no timing guesswork.
@@ -30,7 +31,7 @@ class Stall:
         return None
 
 sys.meta_path.insert(0, Stall())
-sys.argv[1:] = ["track", "--help"]
+sys.argv[1:] = ["evaluate", "/no/such/result", "/no/such/truth"]  # a command that runs: it loads torch
 """
 
 

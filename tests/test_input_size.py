@@ -198,3 +198,69 @@ def test_a_frame_sample_measures_as_the_whole_frame():
     assert auto_image_size(sample, "demo").frame_shape == (1400, 1200)
     whole = resolve_object_window("auto", frame, "demo", 256)
     assert whole is not None and resolve_object_window("auto", sample, "demo", 256) == whole
+
+
+# ---------------------------------------------------------------- --auto on a z-stack whose top slices are empty
+@pytest.fixture(scope="module")
+def top_empty_zstack(tmp_path_factory):
+    """(6, 256, 256) z-stack (axes ZYX) of ~8 px nuclei whose first 3 slices are empty: background noise, or zeros;
+    (folder, the sizes and widths auto picks on each slice)."""
+    movie = make_microscopy_timelapse(11, shape=(256, 256), num_frames=6, cell_type="nuclei", cell_size=8,
+                                      density=0.1, divisions=False, enter_leave=False, dtype="uint8")
+    noisy = movie.image.copy()
+    background = float(np.median(noisy[0]))
+    noisy[:3] = np.clip(np.random.default_rng(0).normal(background, 2, noisy[:3].shape), 0, 255).astype(np.uint8)
+    black = movie.image.copy()
+    black[:3] = 0
+    folder = tmp_path_factory.mktemp("top_empty")
+    for name, stack in (("noisy", noisy), ("black", black)):
+        tifffile.imwrite(folder / f"{name}.tif", stack, photometric="minisblack", metadata={"axes": "ZYX"})
+    return folder, [auto_image_size(frame, "demo") for frame in noisy]
+
+
+@pytest.mark.parametrize("name", ["noisy", "black"])
+def test_cli_auto_measures_a_fuller_slice_when_the_start_slice_is_empty(top_empty_zstack, capsys, name):
+    """Before: --auto --image-size auto measured the start slice only: its noise as ~4.5 px objects (512 px input,
+    twice the cells' own), or nothing ("the model's; no objects found"). Now the fullest of the sampled slices is
+    measured and the line says which and why."""
+    folder, choices = top_empty_zstack
+    assert choices[0].image_size == 512 and choices[3].image_size == 384  # noise measures as tiny objects
+    args = ["track", str(folder / f"{name}.tif"), "--auto", "--image-size", "auto", "--table", str(folder / "t.csv"),
+            "--checkpoint", str(folder / "missing.pt")]  # stops after the size is picked, before any tracking
+    assert main(args) == 2
+    printed = capsys.readouterr().out
+    line = next(line for line in printed.splitlines() if line.startswith("--image-size auto:"))
+    assert line.startswith(f"--image-size auto: input size 384 px (objects ~{choices[3].object_diameter:.1f} px wide in "
+                           "256 x 256 frames, measured on frame 3: the start frame 0 holds too little to measure"), line
+    assert main(args + ["--start-frame", "4"]) == 2  # a start slice with cells is measured itself, as before
+    assert (f"input size {choices[4].image_size} px (objects ~{choices[4].object_diameter:.1f} px wide in 256 x 256 "
+            "frames, measured on frame 4)\n") in capsys.readouterr().out
+
+
+def test_auto_size_of_a_time_lapse_is_measured_on_its_start_frame(small_cells):
+    """Frames that look alike (a time-lapse): the start frame is measured, with no note, whichever it is."""
+    from napari_sam2.image_size import auto_image_size_from
+
+    movie, _, _ = small_cells
+    for start in (0, 2):
+        choice = auto_image_size_from(movie.image, "demo", start)
+        assert choice == auto_image_size(movie.image[start], "demo", start) and choice.note == ""
+    one = auto_image_size_from(movie.image[:1], "demo", 0)
+    assert one == auto_image_size(movie.image[0], "demo", 0)
+
+
+def test_tracking_image_size_follows_the_same_rule(top_empty_zstack):
+    """resolve_tracking_image_size (for callers that track every cell: track_cells, batch --auto) gives what the CLI
+    prints; a sampled frame holding NaN is left out of the comparison, not an error here."""
+    from napari_sam2.image_size import resolve_tracking_image_size
+
+    folder, choices = top_empty_zstack
+    stack = tifffile.imread(folder / "noisy.tif")
+    assert resolve_tracking_image_size("auto", stack, "demo", 0) == choices[3].image_size == 384
+    assert resolve_tracking_image_size(None, stack, "demo") is None
+    assert resolve_tracking_image_size(512, stack, "demo") == 512
+    with pytest.raises(ValueError, match="image_size must be a positive multiple of 32"):
+        resolve_tracking_image_size(300, stack, "demo")
+    with_nan = stack.astype(np.float32)
+    with_nan[5, 0, 0] = np.nan
+    assert resolve_tracking_image_size("auto", with_nan, "demo", 0) == 384

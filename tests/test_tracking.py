@@ -447,7 +447,7 @@ def test_cli_auto_outputs_agree_when_a_track_is_split_for_ctc(tmp_path: Path, mo
     outputs are written, not tracking."""
     import tifffile
 
-    import napari_sam2._cli_auto as cli_auto
+    import sam2_model.tracking as tracking
     from sam2_model.tracking import Lineage, Track, TrackingResult
 
     labels = np.zeros((5, 16, 16), np.uint32)
@@ -456,7 +456,7 @@ def test_cli_auto_outputs_agree_when_a_track_is_split_for_ctc(tmp_path: Path, mo
     labels[:, 10:14, 10:14] = 2
     given = TrackingResult(labels, Lineage([Track(1, 0, 4, 0, "end of stack"), Track(2, 0, 4, 0, "end of stack")]),
                            list(range(5)))
-    monkeypatch.setattr(cli_auto, "track_cells", lambda *args, **kwargs: given)
+    monkeypatch.setattr(tracking, "track_cells", lambda *args, **kwargs: given)  # run_auto imports it when it runs
     parser = argparse.ArgumentParser()
     add_auto_arguments(parser)
     parser.add_argument("-o", dest="output")

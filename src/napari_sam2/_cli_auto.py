@@ -11,16 +11,13 @@ import contextlib
 import math
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
-
-from tqdm import tqdm
-
-from sam2_model.atomic_files import publish_together, remove, staging_path
-from sam2_model.tracking import MIN_CONTRAST, SEEDINGS, evaluate_ctc, track_cells
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 from ._cli_outputs import prepare_file, prepare_folder
-from .export import Calibration
-from .track_export import AutoOutputs, Write, check_replaceable, write_auto_outputs
+
+if TYPE_CHECKING:  # the model's code (torch) loads when a command runs, not while the command line is parsed
+    from .export import Calibration
+    from .track_export import Write
 
 LABELS_SUFFIXES = (".tif", ".tiff")  # -o/--output
 
@@ -31,6 +28,10 @@ CHECKPOINT_HELP = ("embedded (the demo's shipped weights), download (official pr
 DEVICE_HELP = "where the model runs: auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"
 
 DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detector's)
+# The model's own values, repeated so that parsing needs no torch (tests/test_cli_startup.py checks they agree):
+SEEDINGS = ("blobs", "grid", "grid+blobs")  # sam2_model.tracking.SEEDINGS
+MIN_CONTRAST = 0.7  # sam2_model.tracking.MIN_CONTRAST
+WEIGHTS_DEFAULT = "download"  # sam2_model.build.Weights.DOWNLOAD.value: --checkpoint's default
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
 
@@ -109,6 +110,8 @@ def check_output_kinds(args: argparse.Namespace) -> None:
     files (never folders); an existing output only with --overwrite (and --ctc/--geff only over an earlier result of
     their kind); no other output inside the --ctc folder (it is written whole, with the challenge's files only).
     Nothing is created; the paths in ``args`` become absolute."""
+    from .track_export import check_replaceable
+
     overwrite = bool(getattr(args, "overwrite", False))
     if args.ctc is not None:
         ctc = Path(args.ctc).expanduser().absolute()
@@ -142,6 +145,8 @@ def write_outputs(writes: Sequence[Write]) -> None:
     """Write every output, all or nothing: each ``write(staging)`` goes to a hidden name beside its final path,
     then all are renamed into place together; a failure or Ctrl-C leaves none of them (and no staging files, and
     none of the missing folders made for them)."""
+    from sam2_model.atomic_files import publish_together, remove, staging_path
+
     made: List[Path] = []  # folders created here, outermost first
     staged: List[Tuple[Path, Path]] = []
     try:
@@ -170,7 +175,12 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF, the
     labels TIFF and the tracks table. through_z: what says the frames are a volume's z slices (None: time): there
     divisions are off unless --divisions asks for them (:func:`napari_sam2.api.auto_divisions`; one line says so)."""
+    from tqdm import tqdm
+
+    from sam2_model.tracking import track_cells
+
     from .api import auto_divisions
+    from .track_export import AutoOutputs, write_auto_outputs
 
     output = getattr(args, "output", None)
     if not any((args.ctc, args.geff, args.table, output)):
@@ -228,6 +238,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from sam2_model.tracking import evaluate_ctc
+
     try:
         measures = evaluate_ctc(args.result_dir, args.gt_dir)
     except (ValueError, FileNotFoundError, AssertionError) as error:

@@ -8,9 +8,10 @@ last axis of 3 or 4 is colour. They mean what :func:`napari_sam2.api.segment`'s 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .api import CLI_NAMES, StackAxes, resolve_axes
+if TYPE_CHECKING:  # the API (torch) loads when a command runs, not while the command line is parsed
+    from .api import StackAxes
 
 RGB_CHOICES = {"auto": None, "yes": True, "no": False}
 
@@ -57,6 +58,8 @@ def stack_axes(args: argparse.Namespace, stack: Any, arguments: Optional[Dict[st
 
     Every mistake is a ValueError in the command line's words (:func:`napari_sam2.api.resolve_axes` with
     :data:`~napari_sam2.api.CLI_NAMES`), raised before the model is built."""
+    from .api import CLI_NAMES, resolve_axes
+
     a = axis_arguments(args) if arguments is None else arguments
     shape = tuple(int(n) for n in stack.shape)
     return resolve_axes(shape, a["frame_axis"], a["rgb"], a["channel_axis"], a["channel"], a["fixed"],

@@ -15,17 +15,18 @@ argument, what was wrong and what is accepted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import sam2_model as sm
 from sam2_model.build import WeightsArg
 from sam2_model.frames import check_contrast_limits, check_finite, check_smooth
-from sam2_model.frames_io import open_stack, open_stack_or_image
+from sam2_model.frames_io import close_stack, open_stack, open_stack_or_image
 from sam2_model.prompt_validation import dtype_problem, frame_size_problem
 
 from .controller import SegmentationController
@@ -350,57 +351,59 @@ def segment(
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     if is_layer and rgb is None:
         rgb = bool(image.rgb)
-    data = open_image(image)
-    check_dtype(data.dtype)
-    stack_shape = tuple(data.shape)
-    data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
-                                                           channel=channel, fixed=fixed), API_NAMES)
-    with numbered_as_read(moved, stack_shape):
-        axes = resolve_axes(data.shape, names=API_NAMES, axes=getattr(data, "axes", None), **given)
-    if moved is not None:
-        warnings.warn(f"{moved.describe(stack_shape)}; the labels come back in the stack's own order", stacklevel=2)
-    layout = axes.layout
-    if axes.drop_alpha:
-        data = WithoutAlpha(data)
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
-    check_image_size(image_size)
-    check_object_window(object_window)
-    limits = check_contrast_limits(contrast_limits)
-    sigma = check_smooth(smooth)
-    clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
-    boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
-    _check_prompts(clicks, boxes, layout, data.shape)
+    with opened_image(image) as data:  # a file opened here is closed when segment() returns, fails or is stopped
+        check_dtype(data.dtype)
+        stack_shape = tuple(data.shape)
+        asked = dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis, channel=channel, fixed=fixed)
+        data, given, moved = read_rows_columns_last(data, asked, API_NAMES)
+        with numbered_as_read(moved, stack_shape):
+            axes = resolve_axes(data.shape, names=API_NAMES, axes=getattr(data, "axes", None), **given)
+        if moved is not None:
+            warnings.warn(f"{moved.describe(stack_shape)}; the labels come back in the stack's own order",
+                          stacklevel=2)
+        layout = axes.layout
+        if axes.drop_alpha:
+            data = WithoutAlpha(data)
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+        check_image_size(image_size)
+        check_object_window(object_window)
+        limits = check_contrast_limits(contrast_limits)
+        sigma = check_smooth(smooth)
+        clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
+        boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
+        _check_prompts(clicks, boxes, layout, data.shape)
 
-    def coords(frame: float, y: float, x: float) -> list:
-        point = [0.0] * layout.ndim
-        if layout.frame_axis is not None:
-            point[layout.frame_axis] = frame
-        for axis, index in layout.fixed:
-            point[axis] = index
-        rows, cols = layout.spatial_axes
-        point[rows], point[cols] = y, x
-        return point
+        def coords(frame: float, y: float, x: float) -> list:
+            point = [0.0] * layout.ndim
+            if layout.frame_axis is not None:
+                point[layout.frame_axis] = frame
+            for axis, index in layout.fixed:
+                point[axis] = index
+            rows, cols = layout.spatial_axes
+            point[rows], point[cols] = y, x
+            return point
 
-    point_coords = np.array([coords(f, y, x) for f, y, x, _, _ in clicks]).reshape(-1, layout.ndim)
-    rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
-    prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
-                              boxes[:, 5].astype(int), layout)
-    check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track and batch, before a model
-    measured = frame_seen(data, axes, prompted_frame(clicks, boxes))  # "auto" measures the prompted frame
-    size = resolve_image_size(image_size, measured, model) if image_size is not None else None
-    net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
-    window = resolve_object_window(object_window, measured, model, net.image_size)
-    labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
-    options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
-    if limits is not None:
-        options["contrast_limits"] = limits
-    if sigma:
-        options["smooth"] = sigma
-    controller = SegmentationController(net, data, layout, labels, session_options=options, object_window=window)
-    for _ in controller.segment_table(prompts, direction, progress):
-        pass
-    return labels if moved is None else moved.labels_back(labels, layout)
+        point_coords = np.array([coords(f, y, x) for f, y, x, _, _ in clicks]).reshape(-1, layout.ndim)
+        rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
+        prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
+                                  boxes[:, 5].astype(int), layout)
+        check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track, batch; before a model
+        measured = frame_seen(data, axes, prompted_frame(clicks, boxes))  # "auto" measures the prompted frame
+        size = resolve_image_size(image_size, measured, model) if image_size is not None else None
+        net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
+        window = resolve_object_window(object_window, measured, model, net.image_size)
+        labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
+        options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
+        if limits is not None:
+            options["contrast_limits"] = limits
+        if sigma:
+            options["smooth"] = sigma
+        controller = SegmentationController(net, data, layout, labels, session_options=options,
+                                            object_window=window)
+        for _ in controller.segment_table(prompts, direction, progress):
+            pass
+        return labels if moved is None else moved.labels_back(labels, layout)
 
 
 def check_dtype(dtype: Any) -> None:
@@ -424,6 +427,19 @@ def open_image(image: Any) -> Any:
     except ValueError as error:  # ragged nested lists, unknown files
         raise ValueError(f"image: {error}") from None
     return data[0] if one_image else data
+
+
+@contextlib.contextmanager
+def opened_image(image: Any) -> Iterator[Any]:
+    """:func:`open_image` of ``image`` for the length of a ``with`` block: a file opened here from a path (a TIFF's,
+    read lazily while frames are needed) is closed when the block ends, also on an error or Ctrl-C; arrays, layers
+    and stacks the caller opened stay as they were."""
+    data = open_image(image)
+    try:
+        yield data
+    finally:
+        if isinstance(image, (str, os.PathLike)):
+            close_stack(data)
 
 
 def frame_seen(data: Any, axes: StackAxes, index: int = 0) -> np.ndarray:

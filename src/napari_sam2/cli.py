@@ -24,38 +24,52 @@ if __name__ == "__main__":  # python -m napari_sam2.cli: the command's entry poi
     raise SystemExit(cli_main())
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from sam2_model.build import Weights, build_model
-from sam2_model.config import get_config
-from sam2_model.frames import check_contrast_limits, check_finite, check_smooth
-from sam2_model.frames_io import open_stack_or_image, sample_indices
-from sam2_model.input_size import suggest_image_size
-
+# Only what parsing needs is imported here: ``--help``, an unknown option or a missing file answer in a fraction of a
+# second. torch, the model's code and the readers load when a command runs (inside main()'s handlers, so Ctrl-C
+# there ends it as during a run).
 from . import INTERRUPTED
-from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MODEL_HELP,
+from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAULT,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
                         check_detection_options, check_output_kinds, prepare_output, run_auto, run_evaluate,
                         write_outputs)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
-from .api import CLI_NAMES, frame_seen, frames_are_z, prompted_frame, segment
-from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
-from .directions import auto_direction, check_one_way
-from .export import Calibration, labels_axes, save_labels_tiff
-from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
-from .image_size import (AUTO, OFF, auto_image_size, check_image_size, check_object_window, frame_as_seen,
-                         resolve_object_window)
-from .layout import FrameView, StackLayout
-from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines, read_prompts
-from .track_all import frame_source
+
+if TYPE_CHECKING:
+    from .axis_moves import AxisMove
+    from .prompts_csv import read_prompts
+    from .export import Calibration
+    from .layout import FrameView, StackLayout
 
 __all__ = ["main", "read_prompts"]  # read_prompts: kept here for scripts that import it from the CLI
+
+
+#: names of this module imported on first use (they load the model's code, which parsing does not need):
+#: read_prompts for scripts; build_model and segment, which the commands call through :func:`_lazy`
+_LAZY = {"read_prompts": ("napari_sam2.prompts_csv", "read_prompts"), "build_model": ("sam2_model.build", "build_model"),
+         "segment": ("napari_sam2.api", "segment")}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of :data:`_LAZY`, imported from its module now."""
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _lazy(name: str) -> Any:
+    """The value of ``name`` (of :data:`_LAZY`) for a command: one set on this module (a test's stand-in, e.g. for
+    build_model) or else imported now."""
+    return globals()[name] if name in globals() else __getattr__(name)
 
 TOP_EXAMPLES = """examples:
   napari-sam2 track movie.tif --prompts clicks.csv -o labels.tif      # the objects you clicked
@@ -113,12 +127,13 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track.add_argument("-o", "--output", type=Path, default=None,
                        help="labels .tif to write (folders are created); optional with --auto")
     track.add_argument("--model", default="demo", help=MODEL_HELP)
-    track.add_argument("--checkpoint", default=Weights.DOWNLOAD.value, help=CHECKPOINT_HELP)
+    track.add_argument("--checkpoint", default=WEIGHTS_DEFAULT, help=CHECKPOINT_HELP)
     track.add_argument("--device", default="auto", help=DEVICE_HELP)
     track.add_argument("--image-size", default=None, metavar="N|auto",
                        help="the model's input size: a multiple of 32 (e.g. 512), or auto (picked from the size of "
-                            "the objects in the first prompted frame; --auto: --start-frame); default: the model's own "
-                            "(demo 256, official 1024)")
+                            "the objects in the first prompted frame; --auto: --start-frame, or where that frame holds "
+                            "too little to measure, e.g. an empty top slice of a z-stack, the fullest of a few frames "
+                            "sampled through the stack); default: the model's own (demo 256, official 1024)")
     track.add_argument("--object-window", default="auto", metavar="N|auto|off",
                        help="segment and track each prompted object in a square window of N frame px around it "
                             "(small objects on large frames; with --prompts); auto (default): only where the objects of "
@@ -144,6 +159,10 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
 def data_range(view: FrameView, max_values: int = 1_000_000) -> Tuple[float, float, int]:
     """(min, max, frames looked at) of the grey values of a sample of ``view``'s frames ((T, Y, X[, C])): the frames
     and the regular pixel grid the contrast percentiles use, about ``max_values`` values in all (never a full pass)."""
+    import numpy as np
+
+    from sam2_model.frames_io import sample_indices
+
     sample = sample_indices(len(view))
     budget = max(1, max_values // max(1, len(sample)))
     low, high = np.inf, -np.inf
@@ -172,6 +191,13 @@ def warn_contrast_outside(limits: Optional[Tuple[float, float]], view: FrameView
           "stack's own 0.5 and 99.8 percentiles", file=sys.stderr)
 
 
+def check_stack_path(path: Path) -> None:
+    """The stack must exist (FileNotFoundError, as the reader says it), unless its name holds glob characters (a
+    pattern the reader expands, e.g. frames/t*.tif): checked before the model's code loads."""
+    if not Path(path).exists() and not any(c in str(path) for c in "*?["):
+        raise FileNotFoundError(f"frames: no such file or folder: {path}")
+
+
 def check_prompts_file(path: Path) -> None:
     """--prompts must name an existing CSV file (ValueError naming the option and what it expects)."""
     if path.is_dir():
@@ -183,15 +209,28 @@ def check_prompts_file(path: Path) -> None:
 
 
 def pick_image_size(value: Optional[str], frame: object, model: str,
-                    diameter: Optional[float] = None, frame_index: Optional[int] = None) -> Optional[int]:
+                    diameter: Optional[float] = None, frame_index: Optional[int] = None,
+                    stack: Optional[Tuple[FrameView, Dict[str, Any]]] = None) -> Optional[int]:
     """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from):
     from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on ``frame``
-    (frame ``frame_index``: the first prompted frame, or --auto's start frame)."""
+    (frame ``frame_index``: the first prompted frame, or --auto's start frame). ``stack``: (the frames, their session
+    options) that --auto tracks from ``frame_index``: where that frame holds too little to measure (an empty slice
+    at the top of a z-stack), a fuller frame sampled through them is measured, and the line says which
+    (:func:`.image_size.auto_image_size_from`)."""
+    import numpy as np
+
+    from sam2_model.input_size import suggest_image_size
+
+    from .image_size import AUTO, auto_image_size, auto_image_size_from, check_image_size
+
     checked = check_image_size(value, "--image-size")
     if checked != AUTO:
         return checked  # type: ignore[return-value]
     if diameter is None:
-        choice = auto_image_size(frame, model, frame_index)
+        if stack is not None and frame_index is not None:
+            choice = auto_image_size_from(stack[0], model, frame_index, stack[1])
+        else:
+            choice = auto_image_size(frame, model, frame_index)
         print(f"--image-size auto: {choice.describe()}")
         return choice.image_size
     shape = tuple(int(n) for n in np.shape(frame)[:2])
@@ -205,6 +244,10 @@ def pick_object_window(value: Optional[str], frame: object, model: str, image_si
                        frame_index: int = 0) -> Optional[int]:
     """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave), measured on
     ``frame`` (frame ``frame_index``, the first prompted frame)."""
+    from sam2_model.config import get_config
+
+    from .image_size import AUTO, check_object_window, resolve_object_window
+
     size = image_size if image_size is not None else get_config(model).image_size
     window = resolve_object_window(value, frame, model, size, "--object-window")
     if check_object_window(value, "--object-window") == AUTO:
@@ -212,6 +255,19 @@ def pick_object_window(value: Optional[str], frame: object, model: str, image_si
               f"{frame_index})" if window else
               f"--object-window auto: off (the objects of frame {frame_index} are not small against it)")
     return window
+
+
+@contextlib.contextmanager
+def opened_stack(path: Path) -> Iterator[Tuple[Any, bool]]:
+    """(stack, one image) of ``path`` (:func:`sam2_model.frames_io.open_stack_or_image`, read lazily) for the length of
+    a ``with`` block: its file (a TIFF's) is closed when the block ends, also on an error or Ctrl-C."""
+    from sam2_model.frames_io import close_stack, open_stack_or_image
+
+    stack, one_image = open_stack_or_image(path)
+    try:
+        yield stack, one_image
+    finally:
+        close_stack(stack)
 
 
 class _LazyBar:
@@ -241,6 +297,9 @@ def labels_metadata(path: Path, stack: Any, layout: StackLayout, keep: Optional[
     records none: the labels are written in pixels and frames, as before). --prompts and --auto both ask here.
     ``moved``: the stack is a view with its rows and columns moved last (:func:`stack_read_as`); its file's axes are
     those the move came from."""
+    from .export import labels_axes
+    from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
+
     letters = getattr(stack, "axes", None) if moved is not None else stack_letters(path, stack)  # an OME-Zarr's too
     axes = labels_axes(letters, len(stack.shape), layout.channel_axis, keep, layout.frame_axis)
     if moved is None:
@@ -255,6 +314,11 @@ def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, 
     """The stack, its axis options and how it was moved (:func:`.axis_moves.read_rows_columns_last`): a stack whose frames
     lie after its rows and columns (a TIFF of axes YXT, or --axis naming the last axis) is read as a lazy view with
     them last, said in one line; the labels are then written frames first. A stack of booleans is refused here."""
+    import numpy as np
+
+    from .api import CLI_NAMES
+    from .axis_moves import read_rows_columns_last
+
     if np.dtype(stack.dtype).kind == "b":
         raise ValueError(f"{args.stack} holds booleans (a mask, e.g. a thresholded image): SAM 2 segments grey "
                          "values; give the image the mask was made from, or save the mask as 8-bit (0 and 255)")
@@ -266,6 +330,13 @@ def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, 
 
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
+    check_stack_path(args.stack)  # before the model's code loads (seconds): a mistyped name answers at once
+    if args.prompts is not None and not args.auto:
+        check_prompts_file(args.prompts)
+    from sam2_model.frames import check_contrast_limits, check_smooth
+
+    from .image_size import check_image_size, check_object_window
+
     check_image_size(args.image_size, "--image-size")
     check_object_window(args.object_window, "--object-window")
     limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
@@ -288,54 +359,63 @@ def track_command(args: argparse.Namespace) -> int:
     if args.prompts is None or args.output is None:
         raise ValueError("track needs --prompts CSV and -o labels.tif (or --auto with --ctc OUT_DIR, --geff FILE, "
                          "--table CSV or -o labels.tif to track every cell)")
-    check_prompts_file(args.prompts)
     check_not_input("-o/--output", Path(args.output).expanduser(),
                     [("the stack", args.stack), ("--prompts", args.prompts)])
     output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
+    import numpy as np
+
+    from .api import frame_seen, prompted_frame
+    from .axis_moves import numbered_as_read
+    from .export import save_labels_tiff
+    from .image_size import OFF
+    from .layout import FrameView
+    from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
+
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
-    stack, one_image = open_stack_or_image(args.stack)  # read lazily, frame by frame (one image: a frame)
-    stack_shape = tuple(stack.shape)
-    stack, axis_options, moved = stack_read_as(args, stack)
-    with numbered_as_read(moved, stack_shape):
-        axes = stack_axes(args, stack, axis_options)
-    layout = axes.layout
-    frames = layout.num_frames(stack.shape)
-    height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
-    for (frame, y, x, _, _), line in zip(clicks, click_lines):
-        problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
-        if problem:
-            raise ValueError(f"{args.prompts}, line {line}: {problem}")
-    for box, line in zip(boxes, box_lines):
-        problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames, box[1:5], height, width)
-        if problem:
-            raise ValueError(f"{args.prompts}, line {line}: {problem}")
-    direction = args.direction or "both"
-    checked_table_prompts(args.prompts, clicks, boxes, frames, direction)  # the rule batch and segment() follow
-    warn_contrast_outside(limits, FrameView(stack, layout))
-    index = prompted_frame(clicks, boxes) if layout.frame_axis is not None else 0  # "auto" measures it, not frame 0
-    measured = frame_seen(stack, axes, index)  # the channel segmented
-    image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
-    window = pick_object_window(args.object_window, measured, args.model, image_size, index)
-    bar = _LazyBar()
-    try:
-        labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                         image_size=image_size, direction=direction, progress=bar,
-                         contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
-    finally:
-        bar.close()
-    letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
-    if one_image:
-        labels, letters = labels[0], None  # one image in, one label image out (YX)
-    write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration))])  # folders too, only now
-    found = set(np.unique(labels).tolist()) - {0}
-    print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
-    missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
-    if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel
-        many = len(missing) > 1
-        print(f"napari-sam2: warning: object{'s' if many else ''} {', '.join(map(str, missing))} of the prompts "
-              f"{'have' if many else 'has'} no pixel in the labels (the model found nothing there, or another "
-              "object's mask covers it everywhere)", file=sys.stderr)
-    return 0
+    with opened_stack(args.stack) as (stack, one_image):  # read lazily, frame by frame (one image: a frame)
+        stack_shape = tuple(stack.shape)
+        stack, axis_options, moved = stack_read_as(args, stack)
+        with numbered_as_read(moved, stack_shape):
+            axes = stack_axes(args, stack, axis_options)
+        layout = axes.layout
+        frames = layout.num_frames(stack.shape)
+        height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
+        for (frame, y, x, _, _), line in zip(clicks, click_lines):
+            problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
+            if problem:
+                raise ValueError(f"{args.prompts}, line {line}: {problem}")
+        for box, line in zip(boxes, box_lines):
+            problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames, box[1:5], height, width)
+            if problem:
+                raise ValueError(f"{args.prompts}, line {line}: {problem}")
+        direction = args.direction or "both"
+        checked_table_prompts(args.prompts, clicks, boxes, frames, direction)  # the rule batch and segment() follow
+        warn_contrast_outside(limits, FrameView(stack, layout))
+        index = prompted_frame(clicks, boxes) if layout.frame_axis is not None else 0  # "auto" measures it, not frame 0
+        measured = frame_seen(stack, axes, index)  # the channel segmented
+        image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
+        window = pick_object_window(args.object_window, measured, args.model, image_size, index)
+        bar = _LazyBar()
+        try:
+            segment = _lazy("segment")
+            labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
+                             image_size=image_size, direction=direction, progress=bar,
+                             contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
+        finally:
+            bar.close()
+        letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
+        if one_image:
+            labels, letters = labels[0], None  # one image in, one label image out (YX)
+        write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration))])  # folders too, only now
+        found = set(np.unique(labels).tolist()) - {0}
+        print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
+        missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
+        if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel
+            many = len(missing) > 1
+            print(f"napari-sam2: warning: object{'s' if many else ''} {', '.join(map(str, missing))} of the prompts "
+                  f"{'have' if many else 'has'} no pixel in the labels (the model found nothing there, or another "
+                  "object's mask covers it everywhere)", file=sys.stderr)
+        return 0
 
 
 def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]] = None) -> int:
@@ -344,6 +424,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     The stack's axes are read as for prompts (``--axis``, ``--channel-axis``/``--channel``, ``--fix``, ``--rgb``);
     the outputs hold (T, Y, X) frames along the chosen axis; ``limits`` are the checked --contrast-limits.
     """
+    from .directions import auto_direction
+
     if args.prompts is not None:
         raise ValueError("--prompts and --auto exclude each other: --auto finds the cells itself")
     args.direction = auto_direction(args.direction, "cli")  # the rule batch --auto follows too
@@ -355,37 +437,49 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         check_not_input(option, path, [("the stack", args.stack)])
     check_output_kinds(args)  # every output (-o too), creating nothing
     check_detection_options(args)
-    stack, _ = open_stack_or_image(args.stack)  # one image: a stack of one frame, its outputs too
-    stack_shape = tuple(stack.shape)
-    stack, axis_options, moved = stack_read_as(args, stack)
-    with numbered_as_read(moved, stack_shape):
-        axes = stack_axes(args, stack, axis_options)
-    view = FrameView(stack, axes.layout)
-    if not 0 <= args.start_frame < len(view):
-        frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]
-        raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
-                         f"{frame_axis}, got {args.start_frame}")
-    check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
-    warn_contrast_outside(limits, view)
-    given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
-    start_frame = view[args.start_frame]
-    check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
-    start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
-    image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None,
-                                 args.start_frame)
-    model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
-    options = dict(axes.session_options)
-    if limits is not None:
-        options["contrast_limits"] = limits
-    if args.smooth:
-        options["smooth"] = args.smooth
-    frames = frame_source(view, model, options)
-    try:
-        letters, calibration = labels_metadata(args.stack, stack, axes.layout,  # (T, Y, X) along the axis
-                                               keep=(axes.layout.frame_axis, *axes.layout.spatial_axes), moved=moved)
-        return run_auto(args, frames, model, letters, calibration, frames_are_z(stack, axes.layout, calibration, args.stack))
-    finally:
-        frames.close()
+    from sam2_model.frames import check_finite
+
+    from .api import frames_are_z
+    from .axis_moves import numbered_as_read
+    from .directions import check_one_way
+    from .image_size import frame_as_seen
+    from .layout import FrameView
+    from .track_all import frame_source
+
+    with opened_stack(args.stack) as (stack, _):  # one image: a stack of one frame, its outputs too
+        stack_shape = tuple(stack.shape)
+        stack, axis_options, moved = stack_read_as(args, stack)
+        with numbered_as_read(moved, stack_shape):
+            axes = stack_axes(args, stack, axis_options)
+        view = FrameView(stack, axes.layout)
+        if not 0 <= args.start_frame < len(view):
+            frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]
+            raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
+                             f"{frame_axis}, got {args.start_frame}")
+        check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
+        warn_contrast_outside(limits, view)
+        given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
+        start_frame = view[args.start_frame]
+        check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
+        start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
+        measure = None if given else (view, axes.session_options)  # a nearly empty start slice: a fuller frame
+        image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None,
+                                     args.start_frame, measure)
+        build_model = _lazy("build_model")
+        model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
+        options = dict(axes.session_options)
+        if limits is not None:
+            options["contrast_limits"] = limits
+        if args.smooth:
+            options["smooth"] = args.smooth
+        frames = frame_source(view, model, options)
+        try:
+            keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
+            letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
+            through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
+            return run_auto(args, frames, model, letters, calibration, through_z)
+        finally:
+            frames.close()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

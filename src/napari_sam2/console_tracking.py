@@ -22,7 +22,7 @@ from sam2_model.tracking import TrackingResult
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 
 from .directions import auto_direction, check_one_way
-from .image_size import ImageSizeArg, check_image_size, resolve_image_size
+from .image_size import ImageSizeArg, check_image_size, resolve_tracking_image_size
 from .track_all import TrackAll, TrackAllOptions, frame_source
 
 
@@ -125,43 +125,47 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
-    from .api import API_NAMES, auto_divisions, check_dtype, frame_seen, frames_are_z, open_image, resolve_axes
+    from .api import API_NAMES, auto_divisions, check_dtype, frame_seen, frames_are_z, opened_image, resolve_axes
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
     is_layer = hasattr(target, "rgb") and hasattr(target, "data")
-    data = open_image(target)  # a pyramid's level 0; a file of one 2-D image as that image
-    check_dtype(data.dtype)
-    rgb = bool(target.rgb) if is_layer and rgb is None else rgb
-    stack_shape = tuple(data.shape)
-    data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
-                                                           channel=channel, fixed=fixed), API_NAMES)  # e.g. YXT
-    with numbered_as_read(moved, stack_shape):
-        axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
-    if moved is not None:
-        warnings.warn(f"{moved.describe(stack_shape)}; the labels are frames first, as read", stacklevel=2)
-    layout = axes.layout
-    frames = FrameView(data, layout)
-    check_start_frame(start_frame, len(frames))
-    check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
-    session_options = dict(axes.session_options)
-    if limits is not None:
-        session_options["contrast_limits"] = limits
-    if sigma:
-        session_options["smooth"] = sigma
-    stored = target if moved is None and isinstance(target, (str, os.PathLike)) else None  # a file read as stored
-    on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(stored, data, layout), stored))
-    if said:
-        warnings.warn(said, stacklevel=2)
-        options = dataclasses.replace(options, divisions=on)
-    size = None if image_size is None else resolve_image_size(image_size, frame_seen(data, axes, start_frame),
-                                                              model or "demo")
-    net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
-    tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames), layout.frame_index_in_labels)
-    for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
-        if kind == "frame" and progress is not None:
-            progress(len(tracking.history[-1].frames), total)
-    return as_image(tracking.result(), layout.frame_axis is None)
+    # a pyramid's level 0; a file of one 2-D image as that image; a file opened here is closed when tracking ends
+    with opened_image(target) as data:
+        check_dtype(data.dtype)
+        rgb = bool(target.rgb) if is_layer and rgb is None else rgb
+        stack_shape = tuple(data.shape)
+        data, given, moved = read_rows_columns_last(data, dict(frame_axis=frame_axis, rgb=rgb, channel_axis=channel_axis,
+                                                               channel=channel, fixed=fixed), API_NAMES)  # e.g. YXT
+        with numbered_as_read(moved, stack_shape):
+            axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
+        if moved is not None:
+            warnings.warn(f"{moved.describe(stack_shape)}; the labels are frames first, as read", stacklevel=2)
+        layout = axes.layout
+        frames = FrameView(data, layout)
+        check_start_frame(start_frame, len(frames))
+        check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
+        session_options = dict(axes.session_options)
+        if limits is not None:
+            session_options["contrast_limits"] = limits
+        if sigma:
+            session_options["smooth"] = sigma
+        stored = target if moved is None and isinstance(target, (str, os.PathLike)) else None  # a file read as stored
+        on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(stored, data, layout), stored))
+        if said:
+            warnings.warn(said, stacklevel=2)
+            options = dataclasses.replace(options, divisions=on)
+        if image_size is not None:
+            frame_seen(data, axes, start_frame)  # the start frame checked (finite) as every later read checks it
+        size = None if image_size is None else resolve_tracking_image_size(image_size, frames, model or "demo",
+                                                                           start_frame, session_options)
+        net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
+        tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
+                            layout.frame_index_in_labels)
+        for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
+            if kind == "frame" and progress is not None:
+                progress(len(tracking.history[-1].frames), total)
+        return as_image(tracking.result(), layout.frame_axis is None)
 
 
 def _file_calibration(path: Any, data: Any, layout: Any) -> Any:

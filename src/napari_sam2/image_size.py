@@ -6,18 +6,21 @@ control; the rule itself is :func:`sam2_model.input_size.suggest_image_size`.
 Which frame "auto" (input size and object windows) measures is the caller's: the first prompted frame for
 :func:`napari_sam2.segment` and ``napari-sam2 track --prompts`` (:func:`napari_sam2.api.prompted_frame`), the slice
 shown (then the one clicked first) in the widget, the start frame for ``--auto``; frame 0 only without prompts. In
-a z-stack frame 0 is often an empty slice above the sample, whose noise measures as tiny objects.
+a z-stack frame 0 is often an empty slice above the sample, whose noise measures as tiny objects: where tracking
+starts on a frame that holds too little to measure, :func:`auto_image_size_from` measures the fullest of a few
+frames sampled through the stack instead, and says so.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from sam2_model.config import get_config
+from sam2_model.frames_io import sample_indices
 from sam2_model.input_size import ESTIMATE_CROP, estimate_object_diameter, suggest_image_size
 from sam2_model.windows import window_side
 
@@ -35,17 +38,19 @@ class SizeChoice:
     object_diameter: float  # NaN: no objects were found and the preset size was kept
     frame_shape: tuple
     frame_index: Optional[int] = None
+    note: str = ""  # why frame_index was measured and not the frame asked for ("": it was that frame)
 
     def describe(self) -> str:
         """One line for the user, e.g. "input size 512 px (objects ~9.0 px wide in 1024 x 1024 frames, measured on
         frame 8)"."""
         height, width = self.frame_shape[:2]
         where = "the frame measured" if self.frame_index is None else f"frame {self.frame_index}"
+        why = f": {self.note}" if self.note else ""
         if math.isnan(self.object_diameter):
-            return f"input size {self.image_size} px (the model's; no objects found to measure in {where})"
+            return f"input size {self.image_size} px (the model's; no objects found to measure in {where}{why})"
         on = "" if self.frame_index is None else f", measured on frame {self.frame_index}"
         return (f"input size {self.image_size} px (objects ~{self.object_diameter:.1f} px wide in "
-                f"{height} x {width} frames{on})")
+                f"{height} x {width} frames{on}{why})")
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,84 @@ def auto_image_size(frame: Any, model: str, frame_index: Optional[int] = None) -
     if math.isnan(diameter):
         return SizeChoice(get_config(model).image_size, diameter, shape, frame_index)
     return SizeChoice(suggest_image_size(diameter, shape, model), diameter, shape, frame_index)
+
+
+#: frames sampled through a stack (its first and last among them) when the start frame holds too little to measure
+SAMPLED_FRAMES = 8
+#: the start frame holds too little when its grey values spread less than this fraction of the sampled frames' most
+NEARLY_EMPTY = 0.5
+
+
+def grey_spread(frame: Any) -> float:
+    """How far the grey values of ``frame`` ((H, W) or (H, W, C) as seen, or a :class:`FrameSample`) spread: the
+    difference of their 99.8 and 1 percentiles (the ones the object measure normalises by) over the central
+    :data:`~sam2_model.input_size.ESTIMATE_CROP` px, channels averaged; NaN where those hold NaN or infinity. An empty
+    slice above a sample spreads its noise only, one through the cells their brightness above the background."""
+    array, _ = _pixels_and_shape(frame)
+    side = ESTIMATE_CROP
+    top, left = max(0, (array.shape[0] - side) // 2), max(0, (array.shape[1] - side) // 2)
+    array = array[top:top + side, left:left + side]
+    if array.ndim == 3:
+        array = array.mean(axis=-1)
+    array = np.asarray(array, np.float64)
+    if not np.isfinite(array).all():
+        return float("nan")
+    low, high = np.percentile(array, (1.0, 99.8))
+    return float(high - low)
+
+
+def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
+                         session_options: Optional[Mapping[str, Any]] = None) -> SizeChoice:
+    """The "auto" input size for tracking from frame ``start`` of ``frames`` (a sequence of (H, W[, C]) frames, e.g.
+    a :class:`~napari_sam2.layout.FrameView`, read lazily; ``session_options``: the channel picked or combined, as in
+    :func:`frame_as_seen`): measured on the start frame where it holds objects, as :func:`auto_image_size` does.
+
+    In a z-stack the start slice is often empty or nearly so (the top of the volume): its noise measures as tiny
+    objects, or nothing measures (the model's size is kept). Where the start frame's grey values spread less than
+    :data:`NEARLY_EMPTY` of the most that :data:`SAMPLED_FRAMES` frames sampled through the stack spread
+    (:func:`grey_spread`), or no object can be measured on it, the sampled frame that spreads most is measured
+    instead: the choice's ``frame_index`` says which, and its ``note`` why (:meth:`SizeChoice.describe`). A time-lapse,
+    whose frames look alike, is measured on its start frame. One rule for ``napari-sam2 track --auto``, batch runs and
+    :func:`napari_sam2.track_cells`.
+    """
+    options = session_options or {}
+    start = int(start)
+    seen = {start: frame_as_seen(frames[start], options)}
+    first = auto_image_size(seen[start], model, start)
+    count = len(frames)
+    if count < 2:
+        return first
+    for index in sample_indices(count, SAMPLED_FRAMES):
+        if index not in seen:
+            seen[index] = frame_as_seen(frames[index], options)
+    spreads = {index: grey_spread(frame) for index, frame in seen.items()}
+    finite = {index: value for index, value in spreads.items() if math.isfinite(value)}
+    if not finite:
+        return first
+    fullest = max(finite, key=lambda index: (finite[index], -abs(index - start)))
+    start_spread = finite.get(start, float("nan"))
+    nearly_empty = not start_spread >= NEARLY_EMPTY * finite[fullest]
+    if fullest == start or not (nearly_empty or math.isnan(first.object_diameter)):
+        return first
+    other = auto_image_size(seen[fullest], model, fullest)
+    if math.isnan(other.object_diameter):
+        return first
+    reason = ("holds too little to measure" if nearly_empty else "holds no object to measure")
+    note = (f"the start frame {start} {reason}, so the fullest of {len(seen)} frames sampled through the stack was "
+            "measured")
+    return SizeChoice(other.image_size, other.object_diameter, other.frame_shape, fullest, note)
+
+
+def resolve_tracking_image_size(image_size: ImageSizeArg, frames: Sequence[Any], model: str, start: int = 0,
+                                session_options: Optional[Mapping[str, Any]] = None,
+                                name: str = "image_size") -> Optional[int]:
+    """``image_size`` for tracking every cell from frame ``start`` of ``frames``: "auto" replaced by
+    :func:`auto_image_size_from`'s choice (a fuller frame where the start frame holds too little to measure); None
+    stays None (the preset)."""
+    checked = check_image_size(image_size, name)
+    if checked == AUTO:
+        return auto_image_size_from(frames, model, start, session_options).image_size
+    return checked  # type: ignore[return-value]
 
 
 def resolve_image_size(image_size: ImageSizeArg, frame: Any, model: str, name: str = "image_size") -> Optional[int]:

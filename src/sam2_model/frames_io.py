@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
@@ -263,7 +264,11 @@ def _single_image(path: Path) -> SingleImageError:
 
 class TiffStack:
     """The first series of a TIFF file, read lazily (pages on demand): through tifffile's zarr store,
-    or page by page with tifffile alone when zarr is not installed."""
+    or page by page with tifffile alone when zarr is not installed.
+
+    The file stays open while frames are read: :meth:`close` it (or use it as a context manager, or
+    :func:`close_stack`) when done. One never closed is closed when it is garbage-collected, without a
+    ResourceWarning."""
 
     def __init__(self, path: Path) -> None:
         import tifffile
@@ -277,6 +282,7 @@ class TiffStack:
         try:
             with tifffile_log(records):
                 self._tif = tifffile.TiffFile(path)
+                self._closer = weakref.finalize(self, self._tif.close)  # holds the file, not the stack
                 found = self._tif.series
         except Exception as error:  # not a TIFF, truncated
             _pass_on(records)
@@ -316,7 +322,21 @@ class TiffStack:
             raise
 
     def close(self) -> None:
-        self._tif.close()
+        """Close the file (again: nothing happens); frames cannot be read after."""
+        self._closer()
+
+    def __enter__(self) -> "TiffStack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def close_stack(stack: Any) -> None:
+    """Close what :func:`open_stack` opened for ``stack`` (a TIFF's file); stacks that hold no open file (arrays,
+    memory-mapped .npy files, zarr arrays, folders of frames) have nothing to close."""
+    if isinstance(stack, TiffStack):
+        stack.close()
 
 
 def _is_zarr_group(source: Any) -> bool:
