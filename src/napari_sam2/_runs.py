@@ -52,6 +52,29 @@ def done_hint(controller: Any) -> str:
     return "Correct on any frame, then propagate again."
 
 
+def calibration_words(calibration: Any, frames: bool) -> str:
+    """``calibration``'s sizes in words: "pixel size 0.3 µm and frame interval 300 s" ("slice spacing" where the
+    frames are z slices; the frame step left out where it is in frames or there are no frames)."""
+    words = f"pixel size {_size_words(calibration.pixel_size[1], calibration.length_unit)}"
+    if calibration.pixel_size[0] != calibration.pixel_size[1]:
+        words += f" x {_size_words(calibration.pixel_size[0], calibration.length_unit)} (rows)"
+    if frames and calibration.time_unit != "frame":
+        step = "slice spacing" if calibration.frames_through_z else "frame interval"
+        words += f" and {step} {_size_words(calibration.frame_interval, calibration.time_unit)}"
+    return words
+
+
+def _size_words(value: float, unit: str) -> str:
+    """``value`` with ``unit``'s symbol ("0.3 µm", "300 s"); the unit's name where pint knows no symbol for it."""
+    try:
+        import pint
+
+        symbol = f"{pint.Unit(unit):~P}"
+    except Exception:  # not a pint unit: its name
+        symbol = unit
+    return f"{value:g} {symbol}"
+
+
 def sentence(text: str) -> str:
     """``text`` ending with a full stop (or ?, !, …) so another sentence can follow it."""
     text = text.rstrip()
@@ -123,6 +146,7 @@ class RunMixin:
     _run_frames: Optional[List[int]] = None  # the frames the run wrote, in order
     _run_propagation: Optional[tuple] = None  # (direction, start frame, frames in the stack) of a propagate run
     _run_planned: Optional[int] = None  # where the propagation's frames start in _run_frames (None before its plan)
+    _calibrations_told: frozenset = frozenset()  # the files whose calibration a notification named (once each)
     _tracks_run: Optional["TracksRun"] = None  # the last Add Tracks layer run in a worker
 
     # ------------------------------------------------------------------ starting runs
@@ -699,7 +723,12 @@ class RunMixin:
     def calibration(self) -> Any:
         """Pixel size, frame interval and their units from the image layer's scale and units; the origin (t, y, x)
         from its translate (where napari draws frame 0's pixel (0, 0)); the step of its other non-spatial axis (z of a
-        TZYX layer propagated through t, or t through z) for the labels TIFF (:func:`.export.layer_other_steps`)."""
+        TZYX layer propagated through t, or t through z) for the labels TIFF (:func:`.export.layer_other_steps`).
+
+        A layer of scale 1 in pixels (napari's File > Open of an ImageJ TIFF or OME-TIFF gives one) whose source
+        file records a pixel size gives the file's calibration instead (:func:`.file_calibration.source_calibration`:
+        the file's axes matched to the layer's), said once per file in a notification; the layer's own scale on
+        screen is left as it is. A layer with a scale or units of its own keeps them (the layer wins)."""
         from .export import Calibration, layer_other_steps
 
         image, layout = self.image_layer, self.controller.layout
@@ -713,11 +742,39 @@ class RunMixin:
         frame = layout.frame_axis
         translate = image.translate
         origin = (0.0 if frame is None else float(translate[frame]), float(translate[rows]), float(translate[cols]))
+        from_file = self.source_file_calibration(image, layout)
+        if from_file is not None:  # the layer's translate is in its pixels: in the file's units there
+            steps = (from_file.frame_interval if frame is not None else 1.0, *from_file.pixel_size)
+            placed = tuple(o + t * s for o, t, s in zip(from_file.origin, origin, steps))
+            return Calibration(from_file.pixel_size, from_file.length_unit, from_file.frame_interval,
+                               from_file.time_unit, frames_through_z=from_file.frames_through_z, origin=placed,
+                               other_steps=from_file.other_steps)
         through_z = frame is not None and is_depth_axis(image, frame)
         return Calibration((float(image.scale[rows]), float(image.scale[cols])), unit(cols, "pixel"),
                            float(image.scale[frame]) if frame is not None else 1.0, unit(frame, "frame"),
                            frames_through_z=through_z, origin=origin,
                            other_steps=layer_other_steps(image.scale, units, layout, through_z))
+
+    def source_file_calibration(self, image: Any, layout: StackLayout, tell: bool = True) -> Any:
+        """The calibration ``image``'s source file records (:func:`.file_calibration.source_calibration`) for the
+        image read under ``layout`` where the layer itself is uncalibrated (every scale 1, every unit napari's "pixel"
+        or none); None otherwise. tell: the first time a file's calibration is found, a notification says what was
+        read from where (the exports' :meth:`calibration`; False: nothing is said, as when the Track all panel asks
+        whether the frames are z slices)."""
+        from .file_calibration import source_calibration
+
+        path = getattr(getattr(image, "source", None), "path", None)
+        units = getattr(image, "units", None)
+        if path is None or not np.allclose(np.asarray(image.scale, float), 1.0) or \
+                (units is not None and any(str(u) != "pixel" for u in units)):
+            return None
+        data = image.data[0] if getattr(image, "multiscale", False) else image.data
+        found = source_calibration(path, tuple(np.shape(data)), layout)
+        if tell and found is not None and str(path) not in self._calibrations_told:
+            self._calibrations_told = self._calibrations_told | {str(path)}
+            show_info(f"SAM 2: {calibration_words(found, layout.frame_axis is not None)} read from {path} (the "
+                      "layer's scale is 1 pixel: the exports use the file's calibration)")
+        return found
 
     def add_tracks_layer(self) -> Any:
         """A napari Tracks layer following each object (the centroid of its largest piece) through the frames,

@@ -16,6 +16,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequenc
 
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QSpinBox, QVBoxLayout, QWidget,
@@ -33,7 +34,7 @@ from ._session_actions import steps_worker
 from ._track_all_edits_mixin import TrackEditsMixin, with_tracks
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
-from ._track_all_run_mixin import TrackRunMixin
+from ._track_all_run_mixin import DIVISIONS_TEXT, DIVISIONS_TIP, TrackRunMixin
 from ._track_ids import frame_ranges, frames_text
 from .track_all import (
     TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits, thin_work,
@@ -109,8 +110,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.redetect_spin = QSpinBox()
         self.redetect_spin.setRange(1, 1000)
         self.redetect_spin.setValue(int(saved["redetect_every"]))
-        self.divisions_check = QCheckBox("Divisions (split a track when its cell divides)")
+        self.divisions_check = QCheckBox(DIVISIONS_TEXT)
         self.divisions_check.setChecked(bool(saved["divisions"]))
+        self._timelapse_divisions = bool(saved["divisions"])  # the saved setting (time-lapses)
+        self._z_image: Any = None  # the z-stack whose Divisions were turned off (:meth:`refresh_divisions`)
         self.track_button = QPushButton("Track all cells (from this frame)")
         self.cancel_button = QPushButton("Cancel")
         self.undo_button = QPushButton("Undo tracking step")
@@ -135,8 +138,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         for control, tip in (
                 (self.min_diameter_spin, "The smallest cell diameter to detect, in pixels."),
                 (self.max_diameter_spin, "The largest cell diameter to detect, in pixels."),
-                (self.divisions_check, "Follow cell divisions: a dividing cell's track ends and its two daughters "
-                                       "start new tracks linked to it."),
+                (self.divisions_check, DIVISIONS_TIP),
                 (self.track_spin, "The track (cell) to correct; picking a label in the masklets layer sets it."),
                 (self.track_button, "Find every cell on the frame shown and track them all to the end of the stack."),
                 (self.cancel_button, "Stop tracking; the frames finished so far are kept whole."),
@@ -178,6 +180,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
                        self.max_diameter_spin.valueChanged, self.redetect_spin.valueChanged,
                        self.divisions_check.toggled):
             signal.connect(self._save_settings)
+        for signal in (widget.image_combo.currentTextChanged, widget.axes.edited):  # after the widget's own slots
+            signal.connect(lambda *_: QTimer.singleShot(0, self.slot(self.refresh_divisions)))
         self.track_button.clicked.connect(self._on_track)
         self.cancel_button.clicked.connect(self.cancel)
         self.undo_button.clicked.connect(self.undo)
@@ -203,7 +207,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
 
     # ------------------------------------------------------------------ options
     def options(self) -> TrackAllOptions:
-        """The panel's choices (ValueError naming the option when they are inconsistent)."""
+        """The panel's choices (ValueError naming the option when they are inconsistent); Divisions as
+        :meth:`refresh_divisions` leaves them for the current image (off on a z-stack unless ticked)."""
+        self.refresh_divisions()
         low, high = self.min_diameter_spin.value(), self.max_diameter_spin.value()
         if low > high:
             raise ValueError(f"Cell diameter: the largest cell ({high:g} px, the box after 'to') must be >= the "
@@ -213,10 +219,13 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
                                self.redetect_spin.value(), self.divisions_check.isChecked())
 
     def _save_settings(self, *_: Any) -> None:
+        """Keep the options for the next session; Divisions as set for time-lapses (a z-stack's are not saved)."""
+        if self._z_image is None:
+            self._timelapse_divisions = self.divisions_check.isChecked()
         save_settings(**{SETTINGS_KEY: {
             "seeding": self.seeding_combo.currentText(), "min_diameter": self.min_diameter_spin.value(),
             "max_diameter": self.max_diameter_spin.value(), "redetect_every": self.redetect_spin.value(),
-            "divisions": self.divisions_check.isChecked()}})
+            "divisions": self._timelapse_divisions}})
 
     # ------------------------------------------------------------------ the current image
     def current(self) -> Optional[ImageTracking]:

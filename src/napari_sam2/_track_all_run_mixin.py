@@ -1,20 +1,22 @@
 """The "Track all cells" panel's run lifecycle guards (a mixin of :class:`~._track_all_panel.TrackAllPanel`).
 
-The frame a run starts from (asking whether to start at frame 0 when the frames before the one shown are empty), the
-progress kept in view, worker slots that survive the viewer's window being closed mid-run, and stopping a run whose
-image or masklets layer is going away; cancelling it, and the buttons disabled while it runs. Uses the panel's
+The frame a run starts from (asking whether to start at frame 0 when the frames before the one shown are empty), its
+Divisions default (off where the frames are a volume's z slices, as the command line's), the progress kept in view,
+worker slots that survive the viewer's window being closed mid-run, and stopping a run whose image or masklets layer
+is going away; cancelling it, and the buttons disabled while it runs. Uses the panel's
 ``widget``, ``worker``, ``status``, ``progress``, its buttons, ``_steps``, ``_run_image``, ``_outcome`` and
 ``_export``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QScrollArea
 
-from ._image_state import same_layer
+from ._image_state import is_depth_axis, same_layer
 from ._runs import qt_deleted
 from ._track_ids import frames_text
 
@@ -22,6 +24,14 @@ if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
 
 CANCELLING = "Cancelling… (stops after the current model call)"
+DIVISIONS_TEXT = "Divisions (split a track when its cell divides)"
+DIVISIONS_TIP = ("Follow cell divisions: a dividing cell's track ends and its two daughters start new tracks linked to "
+                 "it.")
+#: the Divisions checkbox on an image whose frames are z slices ({why}: what says so)
+DIVISIONS_Z_TEXT = "Divisions (off: the frames are z slices; tick to look for them anyway)"
+DIVISIONS_Z_TIP = ("The frames are a volume's z slices ({why}), and cells do not divide along z: a nucleus whose mask "
+                   "narrows to two touching slices would be split, so divisions are off for this image unless you tick "
+                   "the box (your setting for time-lapses is kept). ")
 RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_button", "undo_button",
                "seed_button")  # New object stays usable: it only moves the Object id
 
@@ -59,6 +69,51 @@ class TrackRunMixin:
             self.worker = None
         if self.widget.worker is finished:
             self.widget.worker = None
+
+    def refresh_divisions(self) -> None:
+        """The Divisions checkbox for the current image: where its frame axis (the axis propagated) is a volume's z
+        (:meth:`frames_z_words`) it is unticked, once per image shown, and says why (text and tooltip), the saved
+        setting for time-lapses left as it was; a tick the person gives it then holds for that image. Elsewhere it
+        shows the time-lapse setting again. Called when the image or its axes change, and when a run reads the
+        options."""
+        check = self.divisions_check
+        why = self.frames_z_words()
+        if why is None:
+            if self._z_image is not None:  # back on time points: the time-lapse setting
+                self._z_image = None
+                _set_quietly(check, self._timelapse_divisions)
+            check.setText(DIVISIONS_TEXT)
+            check.setToolTip(DIVISIONS_TIP)
+            return
+        image = self.widget.image_layer.unique_id
+        if self._z_image != image:  # a z-stack shown: off until ticked
+            self._z_image = image
+            _set_quietly(check, False)
+        check.setText(DIVISIONS_Z_TEXT)
+        check.setToolTip(DIVISIONS_Z_TIP.format(why=why) + DIVISIONS_TIP)
+
+    def frames_z_words(self) -> Optional[str]:
+        """What says the current image's frames (along the axis the axes panel propagates) are a volume's z slices, in
+        words ("its frame axis is in micrometer", "its frame axis is named z", "the axes of cells.tif say so"); None
+        where nothing does (time points), for a single 2-D image, or an axis choice that cannot work (the run says
+        why)."""
+        image = self.widget.image_layer
+        if image is None:
+            return None
+        try:
+            layout = self.widget.axes.layout(image, self.viewer.dims.current_step)
+        except ValueError:
+            return None
+        frame = layout.frame_axis
+        if frame is None:
+            return None
+        if is_depth_axis(image, frame):
+            unit = str(image.units[frame]) if getattr(image, "units", None) is not None else "pixel"
+            return f"its frame axis is in {unit}" if unit != "pixel" else "its frame axis is named z"
+        found = self.widget.source_file_calibration(image, layout, tell=False)
+        if found is not None and found.frames_through_z:
+            return f"the axes of {Path(str(image.source.path)).name} say so"
+        return None
 
     def _show_progress(self) -> None:
         """Scroll the dock (the QScrollArea napari puts a tall widget in) so that the status line, the progress bar
@@ -141,3 +196,10 @@ class TrackRunMixin:
             cancel.setEnabled(busy)
         if not busy:  # its buttons as its state says (none on a single 2-D image); clicks made meanwhile segmented
             self.widget.after_other_run()
+
+
+def _set_quietly(check: Any, on: bool) -> None:
+    """Tick or untick ``check`` without its ``toggled`` signal (an automatic choice is not saved as the person's)."""
+    check.blockSignals(True)
+    check.setChecked(bool(on))
+    check.blockSignals(False)

@@ -244,3 +244,46 @@ def stack_calibration(path: Any, axes: Optional[str], layout: Any) -> Optional[C
     names say so too, letters or not: :func:`stack_letters` gives them to callers that need the labels' letters)."""
     frame = layout.frame_axis
     return read_calibration(path, frame, layout.spatial_axes, frames_through_z=frames_through_z(axes, frame))
+
+
+def source_calibration(path: Any, shape: Sequence[int], layout: Any) -> Optional[Calibration]:
+    """The calibration the file at ``path`` records for a napari layer of ``shape`` read from it as stored (napari's
+    own File > Open: its built-in reader gives the TIFF's or OME-Zarr's axes as they are, at scale 1 and in pixels)
+    and segmented under ``layout`` (a :class:`~.layout.StackLayout` of the layer's axes); None where the file records
+    no pixel size, or where its axes cannot be told to be the layer's: the TIFF's first series is not of ``shape``
+    (a reader that moved, split or dropped axes), the layer's row and column axes are not the file's Y and X.
+
+    The frame step is the file's frame interval where the frame axis is its T, the slice spacing where it is its Z;
+    along another axis (ImageJ's C or I, tifffile's Q) the frames stay in frames (the file's pixel size is kept), as
+    does a layout without frames (a single 2-D image)."""
+    path = Path(path)
+    try:
+        letters = _stored_letters(path, shape)
+    except Exception:  # unreadable: the layer stays uncalibrated
+        return None
+    if letters is None:
+        return None
+    rows, cols = layout.spatial_axes
+    if letters[rows] != "Y" or letters[cols] != "X":
+        return None
+    frame = layout.frame_axis
+    letter = None if frame is None else letters[frame]
+    found = read_calibration(path, frame, (rows, cols), frames_through_z=letter == "Z")
+    if found is None or letter in ("T", "Z"):
+        return found
+    return Calibration(found.pixel_size, found.length_unit, origin=found.origin)
+
+
+def _stored_letters(path: Path, shape: Sequence[int]) -> Optional[str]:
+    """The axis letters of the stack stored at ``path`` where it has ``shape`` (a TIFF's first series, tifffile's
+    letters) or ``len(shape)`` named axes (an OME-Zarr folder); None otherwise."""
+    import tifffile
+
+    shape = tuple(int(n) for n in shape)
+    if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
+        with tifffile.TiffFile(path) as tif:  # a plain TIFF records no size: its pages are not scanned for series
+            if not (tif.is_ome or tif.is_imagej) or not tif.series or tuple(tif.series[0].shape) != shape:
+                return None
+            return tif.series[0].axes.upper()
+    letters = zarr_axis_letters(path) if path.is_dir() else None
+    return letters if letters is not None and len(letters) == len(shape) else None

@@ -38,7 +38,17 @@ MIN_CONTRAST = 0.7
 # a third of the nuclei); its 2026-12-04 weights give cells entering at the image border stability 0.36-0.39 (at
 # 0.5 they were missed), so 0.3, the bar already used on the real MSC data, with the contrast check against background
 STABILITY_THRESH = 0.3
-MANY_SEEDS = 1000  # blob seeds on one frame beyond which detection warns (each is a click; real frames hold fewer)
+# When blob seeding warns that a frame is crowded. Each seed is a click (MSC's 912-929 a frame took minutes), and more
+# seeds than cells could be there means the texture inside cells or noise, found at a diameter range below the cells'.
+# It warns beyond MANY_SEEDS seeds whatever the frame (slow), and beyond CROWDED_SEEDS where the seeds' discs at the
+# smallest diameter would cover more than CROWDED_COVER of the frame (implausible, and slow enough to say). Measured
+# at 8-40 px: the MSC time-lapse halved to 416 x 496 gave 912-1086 blobs a frame for its 8-9 cells, discs covering
+# 22-26 % of it; noise gives 31-45 %, a lattice of bright spots 14 px apart 25 %. Real nuclei can be that dense too
+# (touching at twice the smallest diameter: 91 % / 4 = 23 %; a synthetic frame of 255+ nuclei of 12 px at 9-26 px
+# gave 279 blobs, 26 %): under CROWDED_SEEDS such a frame is quick, and is not warned about.
+MANY_SEEDS = 1000
+CROWDED_SEEDS = 300
+CROWDED_COVER = 0.15
 # a click with negative points scores lower than a lone click: the bar of a re-click (as in CellDetector.split)
 RECLICK_MIN_SCORE = 0.7
 # the predicted-IoU bar of a click on a blob. A blob is already evidence of a cell, so this bar only drops masks the
@@ -254,7 +264,7 @@ class CellDetector:
         and stop (close the generator) within a frame, one model call later whatever the number of blob points. The
         masks are the same as without stopping. Stopped part-way, it returns nothing; ``points``, ``advice`` and the
         re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning given) as soon as the blob
-        points are found, when they are more than :data:`MANY_SEEDS`."""
+        points are found, when they are too many for the frame (:func:`crowded_frame`)."""
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
         self.advice = ""
@@ -266,7 +276,7 @@ class CellDetector:
             yield "seeding", 1, 3
         if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
-            if len(self.points) > MANY_SEEDS:
+            if crowded_frame(len(self.points), self.cell_diameter, np.shape(frame)[:2]):
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
                 warnings.warn(many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2],
                                                 " (--cell-diameter MIN MAX; cell_diameter=(min, max))"),
@@ -355,9 +365,20 @@ class CellDetector:
         return a, b
 
 
+def crowded_frame(count: int, cell_diameter: Sequence[float], frame_shape: Sequence[int]) -> bool:
+    """Whether ``count`` blob seeds on one frame of ``frame_shape`` (H, W) with cells of ``cell_diameter`` (min, max)
+    px are too many: more than :data:`MANY_SEEDS` (each is a click: slow, whatever the frame), or more than
+    :data:`CROWDED_SEEDS` whose discs at the smallest diameter would cover more than :data:`CROWDED_COVER` of the frame
+    (more candidate cells than plausible: the texture inside cells or noise, found at a diameter below the cells')."""
+    low, _ = check_cell_diameter(cell_diameter)
+    area = float(frame_shape[0]) * float(frame_shape[1])
+    cover = count * math.pi * (low / 2) ** 2 / max(area, 1.0)
+    return count > MANY_SEEDS or (count > CROWDED_SEEDS and cover > CROWDED_COVER)
+
+
 def many_seeds_advice(count: int, cell_diameter: Sequence[float], frame_shape: Sequence[int], names: str = "") -> str:
-    """What to do when blob seeding found ``count`` (> :data:`MANY_SEEDS`) candidate cells of ``cell_diameter``
-    (min, max) px on one frame of ``frame_shape`` (H, W), in words for the user; ``names``: the option's names where
+    """What to do when blob seeding found ``count`` (too many: :func:`crowded_frame`) candidate cells of
+    ``cell_diameter`` (min, max) px on one frame of ``frame_shape`` (H, W), in words for the user; ``names``: the option's names where
     it is set, put after "diameter range in pixels" (the detector's warning names the command line's and the API's;
     :attr:`CellDetector.advice`, which Track all shows, none)."""
     low, high = (float(v) for v in cell_diameter)
