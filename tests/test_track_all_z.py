@@ -91,3 +91,20 @@ def test_a_zyx_tiff_opened_with_file_open_gets_divisions_off(make_napari_viewer,
     show(widget, qtbot, "volume", False)
     assert "volume.tif say so" in widget.track_all.divisions_check.toolTip()
     assert widget.track_all.options().divisions is False
+
+
+def test_track_cells_with_a_viewer_turns_divisions_off_through_z(make_napari_viewer, qtbot, tmp_path, monkeypatch,
+                                                                  runs):
+    """``track_cells(viewer)`` with divisions left unsaid: off on a volume shown in the widget, said in a warning, as
+    without a viewer (before, the viewer path always looked for divisions); a time-lapse keeps them; True is kept."""
+    import napari_sam2
+
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", small_movie(3, 11).image))
+    viewer.add_image(small_movie(3, 3).image, name="volume", scale=(2.0, 0.5, 0.5), units=("um", "um", "um"))
+    with pytest.warns(UserWarning, match="divisions off: the frames are z slices .its frame axis is in micrometer"):
+        napari_sam2.track_cells(viewer, image="volume", cell_diameter=(6, 24))
+    assert runs[-1].divisions is False
+    napari_sam2.track_cells(viewer, image="volume", cell_diameter=(6, 24), divisions=True)
+    assert runs[-1].divisions is True
+    napari_sam2.track_cells(viewer, image="cells", cell_diameter=(6, 24))
+    assert runs[-1].divisions is True

@@ -67,8 +67,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
     seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
     each frame. divisions None (the default): on, except where the frames are known to be a volume's z slices (a
-    TIFF whose axes name the frame axis Z, an OME-Zarr whose frame axis is in a length unit): off there, said in a
-    UserWarning (cells do not divide along z); True or False is kept whatever the frames are. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
+    TIFF whose axes name the frame axis Z, an OME-Zarr whose frame axis is in a length unit; with a viewer, as the
+    Track all panel decides it: a frame axis in a length unit or named z, or a source file whose axes say Z): off
+    there, said in a UserWarning (cells do not divide along z); True or False is kept whatever the frames are. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
 
     * direction: "forward" (None, the default: towards the last frame) or "backward" (towards frame 0) from
       ``start_frame``; "both" is refused, and so is a way with nothing to track (backward from frame 0, forward from
@@ -121,6 +122,13 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             except ValueError:
                 widget.image_combo.setCurrentText(shown)  # refused: the widget stays on the image it showed
                 raise
+        if divisions is None:  # the widget's image is the one to track now: divisions off where its frames are z
+            from .api import auto_divisions
+
+            on, said = auto_divisions(None, widget.track_all.frames_z_words())
+            if said:
+                warnings.warn(said, stacklevel=2)
+                options = dataclasses.replace(options, divisions=on)
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
