@@ -209,3 +209,41 @@ def test_the_geff_export_carries_the_image_calibration(make_napari_viewer, qtbot
     _, meta = geff.read(tmp_path / "cal.geff")
     assert [(a.name, a.unit, a.scale, a.scaled_unit) for a in meta.axes] == [
         ("t", "frame", 300.0, "second"), ("y", "pixel", 0.65, "micrometer"), ("x", "pixel", 0.65, "micrometer")]
+
+
+@pytest.mark.gui
+def test_clicked_objects_export_as_tracks_before_track_all(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """Cells clicked and propagated by hand (no 'Track all cells' run) export through the panel's CTC, GEFF and tracks
+    buttons, one track each from its first to its last frame; before, every export failed with "nothing is tracked
+    yet", so hand-tracked cells had no route to a CTC folder or a GEFF."""
+    from sam2_model.tracking import read_geff
+    from widget_helpers import click_and_propagate
+
+    movie = small_movie(FRAMES, 11)
+    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_and_propagate(widget, qtbot, movie, cells=(1, 2))
+    masklets = np.asarray(widget.labels_layer.data)
+    assert set(np.unique(masklets)) == {0, 1, 2}
+    panel = track_all_panel(widget)
+    answer_dialog(monkeypatch, tmp_path / "ctc")
+    panel.export_buttons["ctc"].click()
+    finished(qtbot, widget, panel)
+    assert panel.status.text().startswith("Wrote") and "the widget's objects (one track each" in panel.status.text(), \
+        panel.status.text()
+    ctc_labels, lineage = read_ctc(tmp_path / "ctc")
+    np.testing.assert_array_equal(ctc_labels, masklets)
+    assert sorted((t.track_id, t.begin, t.end, t.parent) for t in lineage.rows()) == [(1, 0, FRAMES - 1, 0),
+                                                                                      (2, 0, FRAMES - 1, 0)]
+    answer_dialog(monkeypatch, tmp_path / "objects.geff")
+    panel.export_buttons["geff"].click()
+    finished(qtbot, widget, panel)
+    graph, _ = read_geff(tmp_path / "objects.geff")
+    assert graph.number_of_nodes() == 2 * FRAMES
+
+    panel.track_button.click()  # once Track all has tracks, its exports leave the widget's objects out again
+    wait_tracking(qtbot, widget)
+    assert panel.current().tracking.lineage, panel.status.text()
+    answer_dialog(monkeypatch, tmp_path / "tracks.csv")
+    panel.export_buttons["tracks"].click()
+    finished(qtbot, widget, panel)
+    assert "the tracked cells" in panel.status.text(), panel.status.text()

@@ -31,6 +31,7 @@ class TrackIdsMixin:
     """Track ids and the widget's ids of an image; free ids; who changed a frame an undo was refused on."""
 
     _painted: Sequence[int] = ()  # the hand-painted ids the last export added as tracks
+    _exports_objects = False  # the last export is of the widget's objects (nothing tracked by Track all yet)
 
     def track_ids(self, image: Any) -> Set[int]:
         """The track ids of ``image``'s tracking (lineage rows; empty when it was never tracked)."""
@@ -122,16 +123,29 @@ class TrackIdsMixin:
         """What an export of ``entry`` writes, read when called (in the export's worker): its tracking's
         :meth:`~.track_all.TrackAll.result`, every label of the masklets layer but the widget's objects (its own 'Export
         labels' writes those); the cells painted by hand that it adds as tracks are remembered for
-        :meth:`painted_note`."""
-        leave_out = self.widget_ids(entry.image)  # read here, on the GUI thread
+        :meth:`painted_note`. Before 'Track all cells' made any track, the widget's objects (clicked and propagated)
+        are what is exported: one track each, from its first to its last frame, no parent. :meth:`export_words` says
+        which."""
+        tracked = len(entry.tracking.lineage) > 0
+        leave_out = self.widget_ids(entry.image) if tracked else set()  # read here, on the GUI thread
         self._painted = []
+        self._exports_objects = not tracked
 
         def result() -> TrackingResult:
             made = entry.tracking.result(leave_out)
-            self._painted = entry.tracking.untracked_ids(made)
+            if tracked:
+                self._painted = entry.tracking.untracked_ids(made)
             return made
 
         return result
+
+    def export_words(self, detail: bool = False) -> str:
+        """What the last :meth:`export_result` exports, in words ("the tracked cells" or "the widget's objects"); with
+        ``detail``, also what is left out or how the objects became tracks."""
+        if self._exports_objects:
+            return "the widget's objects" + (" (one track each, from its first to its last frame; no divisions)"
+                                             if detail else "")
+        return "the tracked cells" + ("; the widget's own objects are in its 'Export labels'" if detail else "")
 
     def painted_note(self) -> str:
         """". N hand-painted id(s) (…) were added as tracks: …" after an export that added some, else ""."""

@@ -115,7 +115,7 @@ class TrackOutputsMixin:
         entry = self.current()
         try:
             if entry is None:
-                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+                raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
             target = export_path(what, path)
             steps = export_tracking_steps(self.export_result(entry), what, target, overwrite, self._calibration(entry))
         except Exception as error:
@@ -127,7 +127,7 @@ class TrackOutputsMixin:
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         self.progress.setRange(0, 0)
-        self.status.setText(f"Exporting the tracked cells ({what}) to {target}…")
+        self.status.setText(f"Exporting {self.export_words()} ({what}) to {target}…")
         worker.start()
         return worker
 
@@ -136,7 +136,7 @@ class TrackOutputsMixin:
             kind, _, _ = self._export.follow(step, self.progress)
             if kind == "frame":
                 self.progress.setValue(1)
-                self.status.setText(f"Exporting the tracked cells ({self._export.what}): labels read, writing…")
+                self.status.setText(f"Exporting {self.export_words()} ({self._export.what}): labels read, writing…")
         except Exception as error:  # never let an exception escape a Qt slot
             if isinstance(error, RuntimeError) and qt_deleted(self):
                 raise  # the window was closed: :meth:`slot` stops the export quietly (no error notification)
@@ -151,8 +151,8 @@ class TrackOutputsMixin:
         self._set_busy(False)
         if run.written:
             show_info(f"SAM 2: wrote {run.written}")
-        self.status.setText(run.outcome() + (" (the tracked cells; the widget's own objects are in its 'Export "
-                                             f"labels'){self.painted_note()}" if run.written else ""))
+        self.status.setText(run.outcome() + (f" ({self.export_words(detail=True)}){self.painted_note()}"
+                                             if run.written else ""))
 
     def export(self, what: str, path: str, overwrite: bool = False) -> Optional[str]:
         """Write the current image's "labels" (.tif), "tracks" (.csv with parent ids), "ctc" folder or "geff" on this
@@ -161,15 +161,14 @@ class TrackOutputsMixin:
         entry = self.current()
         try:
             if entry is None:
-                raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+                raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
             written = str(export_tracking(self.export_result(entry)(), what, export_path(what, path), overwrite,
                                           self._calibration(entry)))
         except Exception as error:
             self._fail(error)
             return None
         show_info(f"SAM 2: wrote {written}")
-        self.status.setText(f"Wrote {written} (the tracked cells; the widget's own objects are in its 'Export "
-                            f"labels'){self.painted_note()}")
+        self.status.setText(f"Wrote {written} ({self.export_words(detail=True)}){self.painted_note()}")
         return written
 
     def _calibration(self, entry: "ImageTracking") -> Any:

@@ -41,7 +41,7 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     """
     path = _checked(what, path, overwrite)
     if not result.labels.any():
-        raise ValueError("nothing is tracked yet: press 'Track all cells' first")
+        raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
     labels, lineage = ctc_consistent(result.labels, result.lineage)
     if what == "labels":
         save_labels_tiff(labels, path, calibration=calibration)
