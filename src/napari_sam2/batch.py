@@ -26,7 +26,8 @@ from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
-from .batch_cluster import Terminated, client_for, dashboard_line, usable_cores, workers_per_machine
+from .batch_cluster import (Terminated, check_main_guard, client_for, dashboard_line, usable_cores,
+                            workers_per_machine)
 from .batch_inputs import find_prompts, find_stacks, prompt_candidates
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
@@ -37,8 +38,12 @@ from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, c
 
 
 PathLike = Union[str, os.PathLike]
-#: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder
-SUMMARY_COLUMNS = ["stack", "name", "status", "error", "seconds", "frames", "objects", "outputs", "worker", "note"]
+#: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder; ``error``
+#: is a failed stack's, ``reason`` why a stack was skipped (not run by this run)
+SUMMARY_COLUMNS = ["stack", "name", "status", "reason", "error", "seconds", "frames", "objects", "outputs", "worker",
+                   "note"]
+#: seconds between two progress lines where stderr is no terminal (a log file: SLURM, nohup; a terminal gets a bar)
+PLAIN_EVERY_S = 30.0
 #: the command's option for each keyword argument of :func:`batch` (messages name what the user typed)
 CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_gb": "--zarr-above",
                "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
@@ -49,17 +54,18 @@ CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_g
 
 def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
     row = {column: None for column in SUMMARY_COLUMNS}
-    row.update(stack=str(Path(path).resolve()), name=name, status=status, error=error, outputs="")
+    row.update(stack=str(Path(path).resolve()), name=name, status=status, reason="", error=error, outputs="")
     row.update(values)
     return row
 
 
-def _earlier_row(stack: str, name: str, record: Mapping[str, Any], error: str) -> Dict[str, Any]:
+def _earlier_row(stack: str, name: str, record: Mapping[str, Any], reason: str) -> Dict[str, Any]:
     """The summary row of a complete result from an earlier run (status "skipped"): its numbers, outputs and note
-    from its manifest (``record``); ``error`` says why it was not run now."""
+    from its manifest (``record``); ``reason`` says why it was not run now."""
     outputs = [f"{name}/{output}" for output in list(record.get("outputs", [])) + ["manifest.json"]]
-    return _row(Path(stack), name, "skipped", error, seconds=record.get("seconds"), frames=record.get("frames"),
-                objects=record.get("objects"), outputs=";".join(outputs), note=record.get("note", ""))
+    return _row(Path(stack), name, "skipped", reason=reason, seconds=record.get("seconds"),
+                frames=record.get("frames"), objects=record.get("objects"), outputs=";".join(outputs),
+                note=record.get("note", ""))
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -257,6 +263,9 @@ def batch(
     direction, tracking options, axes, smooth, contrast_limits: its manifest's ``settings``); the console names
     the stacks run again and why. Names and reuse are decided by :func:`.batch_outputs.plan_run`.
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
+    progress: what the run says on stderr (False: nothing): the plan, each failure and note, the stacks and the
+    frames done in the stacks in flight (a bar in a terminal; in a log file a plain line every :data:`PLAIN_EVERY_S`
+    seconds), and with auto the detector's advice of too many candidate cells, once per stack as soon as it comes.
     frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
     :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
     fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
@@ -268,11 +277,14 @@ def batch(
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
     The summary has one row per stack of this run: stack (its absolute path), name, status ("ok", "failed",
-    "skipped"), error, seconds, frames, objects, outputs (paths relative to ``out``), worker, note (what the numbers
-    alone do not say, e.g. no cell found on any frame); a skipped stack's numbers, outputs and note are those of
-    its earlier result (its manifest). ``out/summary.csv`` holds these rows and then a "skipped" row for each other
+    "skipped"), reason (why a skipped stack was not run), error (why a failed one failed), seconds, frames, objects,
+    outputs (paths relative to ``out``), worker, note (what the numbers alone do not say, e.g. no cell found on any
+    frame); a skipped stack's numbers, outputs and note are those of its earlier result (its manifest).
+    ``out/summary.csv`` holds these rows and then a "skipped" row for each other
     complete result in ``out`` (stacks of earlier runs that are not among ``inputs``).
-    Every setting is checked before anything is created, the cluster started or a stack read (ValueError); then
+    Every setting is checked before anything is created, the cluster started or a stack read (ValueError; a local
+    cluster started from a script's top level without ``if __name__ == "__main__":``, whose workers would run the
+    script again: :class:`.batch_cluster.UnguardedScript`, naming the line and the fix); then
     ``out`` is created with its lock (one run per output folder: :class:`.batch_outputs.OutputFolderBusy`, a
     ValueError, while another run holds it) and removed again by a run that ends before writing anything (an
     unreachable scheduler). In the workers of a cluster of the user's, PyTorch's threads per task follow
@@ -287,6 +299,7 @@ def batch(
         return CLI_OPTIONS.get(keyword, keyword) if axis_names == "cli" else keyword
 
     _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb, word)
+    check_main_guard(sys._getframe(1), local=client is None and scheduler is None)  # a script without the guard
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
     sigma = check_smooth(smooth, word("smooth"))
     limits = check_contrast_limits(contrast_limits, word("contrast_limits"))
@@ -386,7 +399,7 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
         try:
             with client_for(client, scheduler, workers, device, say=progress) as active:
                 clean_partials(out, [t.name for t in tasks])
-                dashboard = dashboard_line(active, local=not in_cluster) if progress else None
+                dashboard = dashboard_line(active) if progress else None
                 if dashboard:
                     print(f"napari-sam2 batch: {dashboard}", file=sys.stderr)
                 machines = workers_per_machine(active) if in_cluster else ()
@@ -455,15 +468,114 @@ def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, task
                             current=current)
 
 
+class _Console:
+    """A run's progress on stderr, for ``total`` stacks: a tqdm bar in a terminal; where stderr is no terminal (a log
+    file: SLURM, nohup) plain lines, one every :data:`PLAIN_EVERY_S` seconds (also through a long first frame that
+    sends no event) and when the last stack is done, never a bar's carriage returns. The workers' events of this
+    ``run`` (:func:`.batch_worker.tell`): the frames done in each stack in flight (the bar's text, or in the plain
+    lines) and the detector's advice of too many candidate cells, printed once per stack as it comes. ``show``
+    False: silent. :meth:`close` ends it (and its clock's thread)."""
+
+    def __init__(self, total: int, run: str, show: bool = True, stream: Any = None) -> None:
+        import threading
+        import time
+
+        from tqdm import tqdm
+
+        self.stream = sys.stderr if stream is None else stream
+        self.total, self.run, self.show, self.done = total, run, show, 0
+        self.tty = show and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar = tqdm(total=total, unit="stack", desc="batch", file=self.stream) if self.tty else None
+        self.frames: Dict[str, Any] = {}  # stack in flight -> (frames done, frames to do)
+        self.advised: set = set()
+        self.finished: set = set()  # (a stack's late frames event must not put it back in flight)
+        self.started = self.last = time.monotonic()
+        self.lock = threading.RLock()  # events come on the client's thread
+        self.stopped = threading.Event()
+        if show:  # the bar's clock, or a plain line where no event came for PLAIN_EVERY_S
+            threading.Thread(target=self._clock, name="napari-sam2-batch-console", daemon=True).start()
+
+    def _clock(self) -> None:
+        while not self.stopped.wait(1.0 if self.bar is not None else max(0.2, min(PLAIN_EVERY_S, 5.0))):
+            with self.lock:
+                if self.stopped.is_set():
+                    return
+                if self.bar is not None:
+                    self.bar.refresh()
+                else:
+                    self._plain()
+
+    def line(self, text: str) -> None:
+        if not self.show:
+            return
+        with self.lock:
+            if self.bar is not None:
+                self.bar.write(text, file=self.stream)
+            else:
+                print(text, file=self.stream, flush=True)
+
+    def stack_done(self, name: str) -> None:
+        with self.lock:
+            self.done += 1
+            self.finished.add(name)
+            self.frames.pop(name, None)
+            if self.bar is not None:
+                self.bar.set_postfix_str(self._in_flight(), refresh=False)
+                self.bar.update(1)
+            self._plain(force=self.done == self.total)
+
+    def event(self, event: Any) -> None:
+        """A worker's event ((time, message) from Dask's ``subscribe_topic``)."""
+        message = event[1] if isinstance(event, tuple) else event
+        if not isinstance(message, dict) or message.get("run") != self.run:
+            return
+        name = str(message.get("name"))
+        with self.lock:
+            if message.get("advice") and name not in self.advised:
+                self.advised.add(name)
+                self.line(f"{name}: {' '.join(str(message['advice']).split())}")
+            if "frames" in message and name not in self.finished:
+                self.frames[name] = (int(message["frames"]), int(message["total"]))
+                if self.bar is not None:
+                    self.bar.set_postfix_str(self._in_flight(), refresh=True)
+                self._plain()
+
+    def _in_flight(self) -> str:
+        shown = sorted(self.frames.items())
+        text = ", ".join(f"{name}: {done}/{total} frames" for name, (done, total) in shown[:3])
+        return text + (f", {len(shown) - 3} more" if len(shown) > 3 else "")
+
+    def _plain(self, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.bar is not None or not self.show or (not force and (now - self.last < PLAIN_EVERY_S
+                                                                    or self.done >= self.total)):
+            return
+        self.last = now
+        flight = self._in_flight()
+        self.line(f"napari-sam2 batch: {self.done} of {self.total} stacks done{'; ' + flight if flight else ''} "
+                  f"({now - self.started:.0f} s)")
+
+    def close(self) -> None:
+        with self.lock:
+            self.stopped.set()
+            if self.bar is not None:
+                self.bar.close()
+
+
 def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:
     """Submit one task per stack; yield summary rows as tasks finish (a dead worker is a failed row)."""
     from distributed import as_completed
-    from tqdm import tqdm
+
+    from .batch_worker import PROGRESS_TOPIC
 
     run = tasks[0].run or uuid.uuid4().hex[:8]
-    futures = {client.submit(process_stack, task, key=f"napari-sam2-{task.name}-{run}", pure=False): task
-               for task in tasks}
-    bar = tqdm(total=len(tasks), unit="stack", desc="batch", disable=not progress, file=sys.stderr)
+    console = _Console(len(tasks), run, progress)
+    if progress:
+        client.subscribe_topic(PROGRESS_TOPIC, console.event)
+    futures = {client.submit(process_stack, replace(task, run=run), key=f"napari-sam2-{task.name}-{run}",
+                             pure=False): task for task in tasks}
     try:
         for future in as_completed(futures):
             task = futures[future]
@@ -471,19 +583,28 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
                 row = future.result()
             except Exception as error:  # KilledWorker (process died: out of memory, killed), lost connection
                 row = _row(Path(task.path), task.name, "failed", f"{type(error).__name__}: {error}")
-            bar.update(1)
             read_as = row.pop("read_as", "")  # a frames-last stack: how it was read (the line track prints)
+            advice = row.pop("advice", "")  # the detector's, printed as it came
             if row["status"] == "failed":
-                bar.write(f"failed: {task.name}: {row['error']}", file=sys.stderr)
+                console.line(f"failed: {task.name}: {row['error']}")
             else:
                 if read_as:
-                    bar.write(f"{task.name}: {read_as}", file=sys.stderr)
-                note = str(row.get("note") or "").replace(read_as, "", 1).strip("; ")  # the tracker's, e.g.
+                    console.line(f"{task.name}: {read_as}")
+                if advice and task.name not in console.advised:  # (its event was lost)
+                    console.line(f"{task.name}: {' '.join(advice.split())}")
+                note = str(row.get("note") or "")
+                for said in (read_as, advice):
+                    note = note.replace(said, "", 1) if said else note
+                note = "; ".join(part.strip() for part in note.split("; ") if part.strip())  # the tracker's, e.g.
                 if note:
-                    bar.write(f"{task.name}: note: {_short(note)}", file=sys.stderr)
+                    console.line(f"{task.name}: note: {_short(note)}")
+            row.setdefault("reason", "")
+            console.stack_done(task.name)
             yield row
     finally:
-        bar.close()
+        if progress:
+            client.unsubscribe_topic(PROGRESS_TOPIC)
+        console.close()
         for future in futures:
             future.release()
 

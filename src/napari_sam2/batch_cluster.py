@@ -1,16 +1,91 @@
 """The Dask side of a batch run (:func:`napari_sam2.batch.batch`): its local cluster (one worker per GPU with CUDA),
 the client it runs on (the user's, a scheduler's or its own local cluster), where the dashboard is, the cores this
-process may use and each worker's machine; and Ctrl-C / SIGTERM while the command runs and while the local cluster
-starts (:func:`sigterm_stops`, :class:`Terminated`). No model, no Qt.
+process may use and each worker's machine; a script that would start the local cluster without
+``if __name__ == "__main__":`` (:func:`check_main_guard`); and Ctrl-C / SIGTERM while the command runs and while
+the local cluster starts (:func:`sigterm_stops`, :class:`Terminated`). No model, no Qt.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import sys
 from collections import Counter
+from types import FrameType
 from typing import Any, Iterator, List, Optional, Tuple
+
+#: how to fix a script that starts the local cluster at its top level (the words of docs/batch.md)
+GUARD_FIX = ('put the call under `if __name__ == "__main__":` (or in a function called there): the cluster\'s '
+             "workers are new processes that import the script, and without the guard each would start a batch of its "
+             "own (or pass client= or scheduler=)")
+
+
+class UnguardedScript(ValueError):
+    """batch() would start its local cluster from a script's top level without ``if __name__ == "__main__":``: its
+    worker processes (started by "spawn", Dask's default) would run the script again and fail (Dask's "Nanny failed
+    to start", ~80 lines of tracebacks). Raised before anything is created."""
+
+
+def _guarded(path: str, line: int) -> bool:
+    """Whether ``line`` of the Python file ``path`` lies inside an ``if __name__ == "__main__":`` block (or the file
+    cannot be read or parsed: then nothing is refused)."""
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return True
+
+    def names_main(test: ast.expr) -> bool:
+        for node in ast.walk(test):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides) and any(
+                        isinstance(s, ast.Constant) and s.value == "__main__" for s in sides):
+                    return True
+        return False
+
+    return any(isinstance(node, ast.If) and names_main(node.test) and node.lineno <= line <= (node.end_lineno or 0)
+               for node in ast.walk(tree))
+
+
+def _script_line(frame: Optional[FrameType]) -> Optional[Tuple[str, int]]:
+    """(file, line) of the main script's top-level statement that led to ``frame`` (the call itself, or a call of a
+    function that makes it); None when the main module is no file spawn would run again (an interactive session,
+    ``python -c``, a notebook, napari's console) or the call does not come from its top level."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return None
+    import os
+
+    target = os.path.realpath(path)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "<module>" and frame.f_globals.get("__name__") in ("__main__", "__mp_main__") and \
+                os.path.realpath(code.co_filename) == target:
+            return code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def check_main_guard(caller: Optional[FrameType], local: bool = True) -> None:
+    """Refuse (:class:`UnguardedScript`) a ``local`` cluster started from a script's top level outside
+    ``if __name__ == "__main__":``, before anything is created; ``caller``: the frame that called batch(). In a worker
+    process that runs such a script again while it starts (where the refusal did not catch it), the same message.
+    Nothing is refused for Dask's "fork" start method, which runs no script again."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # a spawned process importing the script
+        raise UnguardedScript(f"batch() was called while a worker process was starting (it runs the main script "
+                              f"again): {GUARD_FIX}")
+    import dask
+
+    if not local or dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+        return
+    where = _script_line(caller)
+    if where is not None and not _guarded(*where):
+        raise UnguardedScript(f"batch() would start a local Dask cluster from the top level of the script "
+                              f"{where[0]} (line {where[1]}): {GUARD_FIX}")
 
 
 class Terminated(KeyboardInterrupt):
@@ -43,31 +118,51 @@ def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 
 
     With CUDA (device "auto" or "cuda"): one worker per GPU (at most ``workers``), each seeing only
     its GPU (dask-cuda's LocalCUDACluster when it is installed, else :func:`gpu_cluster`).
-    Otherwise ``workers`` processes with ``threads_per_worker`` Dask threads each.
+    Otherwise ``workers`` processes with ``threads_per_worker`` Dask threads each. Without bokeh (no dashboard) its
+    scheduler's HTTP server takes any free port (two runs at once: no "port 8787 is already in use" warning).
     """
     gpus = _gpu_count(device)
+    dashboard = ":8787" if _has_bokeh() else ":0"  # no dashboard without bokeh: any free port, no "8787 in use"
     if gpus:
         count = min(workers, gpus)
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
-            return gpu_cluster(count, threads_per_worker)
-        return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, silence_logs=logging.ERROR)
+            return gpu_cluster(count, threads_per_worker, dashboard)
+        return LocalCUDACluster(n_workers=count, threads_per_worker=threads_per_worker, silence_logs=logging.ERROR,
+                                dashboard_address=dashboard)
     from distributed import LocalCluster
 
     return LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                        silence_logs=logging.ERROR)
+                        silence_logs=logging.ERROR, dashboard_address=dashboard)
 
 
-def dashboard_line(client: Any, local: bool) -> Optional[str]:
-    """Where the Dask dashboard is; None for a local cluster without bokeh, which serves none (the README says how
-    to get one: a note on every run would be noise for a user who never asked for it)."""
-    if local:
-        try:
-            import bokeh  # noqa: F401
-        except ImportError:
-            return None
-    return f"Dask dashboard at {client.dashboard_link}"
+def _serves_dashboard(dask_scheduler: Any) -> bool:
+    """On the scheduler: whether its HTTP server serves Dask's dashboard (bokeh's application is connected to it;
+    without bokeh>=3.1 the server only answers "Dask needs bokeh for the dashboard")."""
+    applications = getattr(getattr(dask_scheduler, "http_application", None), "applications", ())
+    return "dashboard" in getattr(dask_scheduler, "services", {}) and any(
+        "Bokeh" in type(application).__name__ for application in applications)
+
+
+def dashboard_line(client: Any) -> Optional[str]:
+    """Where the Dask dashboard is, only when the scheduler really serves one (asked on the scheduler: a cluster
+    without bokeh, or with its dashboard off, serves none, and its address would lead nowhere); None otherwise, or
+    when the scheduler cannot be asked (the docs say how to get a dashboard: a note on every run would be noise for
+    a user who never asked for one)."""
+    try:
+        serves = client.run_on_scheduler(_serves_dashboard)
+        link = client.dashboard_link
+    except Exception:  # a scheduler that refuses to run functions, or one without this package
+        return None
+    return f"Dask dashboard at {link}" if serves and link else None
+
+
+def _has_bokeh() -> bool:
+    """Whether bokeh is importable here, so that a local cluster's scheduler (in this process) serves a dashboard."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def usable_cores() -> int:

@@ -7,12 +7,15 @@ summary row with status "failed" and the error, after deleting its private outpu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,6 +34,10 @@ from .prompts import FramePrompt
 from .track_all import frame_source
 
 log = logging.getLogger(__name__)
+#: the Dask event topic a task tells the batch's console on (:func:`tell`): frames done, the detector's advice
+PROGRESS_TOPIC = "napari-sam2-batch"
+#: seconds between two "frames done" events of one task (the console shows them at its own pace)
+PROGRESS_EVERY_S = 2.0
 #: after how a frames-last stack was read (the words of ``napari-sam2 track``): the labels are (T, Y, X), frames first
 LABELS_AS_READ = "the labels are written in that order"
 
@@ -257,19 +264,21 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
 
 
 def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any,
-                  object_window: Union[int, str, None] = AUTO, direction: str = "both") -> SegmentationController:
+                  object_window: Union[int, str, None] = AUTO, direction: str = "both",
+                  progress: Optional[Callable[[int, int], None]] = None) -> SegmentationController:
     """Apply ``prompts`` and propagate ``direction`` from the first prompted frame, writing into ``labels``.
 
     labels: (T, Y, X) uint32, numpy or zarr (written one whole plane at a time). Same steps as
     :func:`napari_sam2.api.segment` with that ``direction`` and ``object_window`` ("auto": measured on the first
-    prompted frame, :func:`prompted_frame`), on a model the caller keeps.
+    prompted frame, :func:`prompted_frame`), on a model the caller keeps. progress: called with (frames propagated,
+    frames to propagate) after each frame.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
     measured = frame_as_seen(frames.view[prompted_frame(prompts)], frames.session_options)  # the channel segmented
     window = resolve_object_window(object_window, measured, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
-    for _ in controller.segment_table(prompts, direction):
+    for _ in controller.segment_table(prompts, direction, progress):
         pass
     return controller
 
@@ -286,7 +295,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
         labels: Any = create_zarr_labels(folder / labels_name, shape, frames.frame_axis_name, frames.calibration)
     else:
         labels_name, labels = "labels.tif", np.zeros(shape, np.uint32)
-    controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction)
+    controller = segment_stack(model, frames, prompts, labels, task.object_window, task.direction, frames_told(task))
     if not large:  # (large stacks: the zarr labels were written plane by plane as they were tracked)
         write_labels_tiff(labels, folder / labels_name, frames.frame_axis_name, frames.calibration)
     save_table_csv(controller.measurements(frames.calibration), folder / "objects.csv")  # the widget's table
@@ -308,7 +317,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
                                      "--divisions" if task.axes.names == "cli" else "divisions=True")
     source = frame_source(frames.view, model, frames.session_options)
     try:
-        result = tracking.track_cells(model, source, divisions=divisions, **options)
+        with detector_advice(task) as advice:  # too many candidate cells: said once, as soon as it comes
+            result = tracking.track_cells(model, source, divisions=divisions, progress=frames_told(task), **options)
     finally:
         source.close()
     large = labels_nbytes(result.labels.shape) > task.zarr_above
@@ -328,7 +338,75 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
                    folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage),
-            "note": "; ".join(filter(None, [said, result.note])), "divisions": divisions}
+            "note": "; ".join(filter(None, [said, *advice, result.note])), "advice": "".join(advice),
+            "divisions": divisions}
+
+
+def tell(task: StackTask, **message: Any) -> None:
+    """Send ``message`` (plain values) to the batch's console as a Dask event on :data:`PROGRESS_TOPIC`, tagged with
+    the run and the stack's name; nothing outside a Dask worker (a task run in-process)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    worker.log_event(PROGRESS_TOPIC, {"run": task.run, "name": task.name, **message})
+
+
+def frames_told(task: StackTask) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that tells the console the frames done (at most every
+    :data:`PROGRESS_EVERY_S` seconds, and the last frame)."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            last[0] = now
+            tell(task, frames=int(done), total=int(total))
+
+    return progress
+
+
+#: words of the detector's warning of too many candidate cells (:func:`sam2_model.tracking.detection.many_seeds_advice`)
+MANY_CANDIDATES = "candidate cells"
+_ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: shown)
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """warnings.showwarning while :func:`detector_advice` is in use in this process: the detector's advice goes to
+    the sink of the thread that warned, when it has one; every other warning to the hook it replaced."""
+    sink = getattr(_ADVICE, "sink", None)
+    if sink is not None and MANY_CANDIDATES in str(message):
+        sink(str(message))
+    else:
+        _show_warning.previous(message, category, filename, lineno, file, line)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def detector_advice(task: StackTask) -> Iterator[list]:
+    """While the block runs in this thread, the detector's warning of too many candidate cells (one per frame it
+    detects on) is told to the console once for this stack, as soon as it comes (before the slow clicks it warns
+    of), and kept in the yielded list (at most one text); other warnings, and other threads' (a worker running
+    several stacks at once), are shown as before. Per thread, not ``warnings.catch_warnings`` (process-wide, and
+    restored out of order by tasks that overlap)."""
+    said: list = []
+
+    def sink(message: str) -> None:
+        if not said:
+            said.append(message)
+            tell(task, advice=message)
+
+    if warnings.showwarning is not _show_warning:
+        _show_warning.previous = warnings.showwarning  # type: ignore[attr-defined]
+        warnings.showwarning = _show_warning
+    # every frame's warning reaches the sink, also where an earlier stack of this process gave the same text
+    warnings.filterwarnings("always", message=f".*{MANY_CANDIDATES}", category=UserWarning)
+    _ADVICE.sink = sink
+    try:
+        yield said
+    finally:
+        _ADVICE.sink = None
 
 
 def task_threads(task: StackTask) -> Tuple[Optional[int], str]:
@@ -409,6 +487,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         threads, threads_why = set_task_threads(task)
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
         index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
+        tell(task, frames=0, total=len(frames.view))  # the console shows it in flight (a first frame can be long)
         prompts = None if task.auto else stack_prompts(Path(task.prompts), frames.view.shape, task.direction,
                                                        task.axes.names)  # a bad CSV: its reason, before the model
         if prompts is not None:
@@ -418,6 +497,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         record = (_run_auto(task, model, frames, folder) if prompts is None else
                   _run_prompts(task, model, frames, folder, prompts))
         used = {"divisions": record.pop("divisions")} if "divisions" in record else {}  # as run on this stack
+        advice = record.pop("advice", "")  # in the note; the console said it as it came
         if frames.read_as:  # a frames-last stack: the summary's note and the manifest say how it was read
             record.update(read_as=frames.read_as, note="; ".join(filter(None, [frames.read_as, record.get("note")])))
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
@@ -434,7 +514,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         publish(folder, Path(task.out) / task.name)
         folder = None
         row.update(status="ok", frames=record["frames"], objects=record["objects"], note=record.get("note", ""),
-                   read_as=frames.read_as,  # printed by the batch's console (not a summary column)
+                   read_as=frames.read_as, advice=advice,  # for the batch's console (not summary columns)
                    outputs=";".join(f"{task.name}/{name}" for name in record["outputs"] + ["manifest.json"]))
     except Exception as error:  # a bad stack must not stop the others; MemoryError is an Exception too
         log.debug("stack %s failed", task.path, exc_info=True)
