@@ -20,11 +20,26 @@ Z_SPACING, PIXEL, INTERVAL = 2.0, 0.3, 60.0
 
 
 def pixels(path: Path) -> Dict[str, str]:
-    """The OME ``Pixels`` attributes of a TIFF, with its axes under "axes"."""
+    """The OME ``Pixels`` attributes of a TIFF, with its axes under "axes"; for an ImageJ hyperstack (the labels TIFF
+    whose ids fit 16 bits) the same names from its description: frames, slices, spacing, finterval (in seconds) and
+    the X/YResolution tags (in pixels per ``unit``)."""
     with tifffile.TiffFile(path) as tif:
+        axes = tif.series[0].axes
+        if tif.is_imagej:
+            meta, page = tif.imagej_metadata, tif.pages[0]
+            symbol = {"micron": "\u00b5m"}.get(meta.get("unit"), meta.get("unit"))
+            found = {"SizeT": str(meta.get("frames", 1)), "SizeZ": str(meta.get("slices", 1))}
+            if "spacing" in meta:
+                found.update(PhysicalSizeZ=str(meta["spacing"]), PhysicalSizeZUnit=symbol)
+            if "finterval" in meta:
+                found.update(TimeIncrement=str(meta["finterval"]), TimeIncrementUnit="s")
+            if "unit" in meta:
+                x, y = (1.0 / v for v in page.get_resolution())
+                found.update(PhysicalSizeX=str(x), PhysicalSizeY=str(y), PhysicalSizeXUnit=symbol)
+            return {**found, "axes": axes}
         found = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", tif.ome_metadata or "")
         attrs = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1))) if found else {}
-        return {**attrs, "axes": tif.series[0].axes}
+        return {**attrs, "axes": axes}
 
 
 def spheres(num_slices: int = 6, size: int = 64) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""The automatic-tracking exports carry the image's calibration like the GEFF does: the labels TIFF as an OME-TIFF
-(PhysicalSizeX/Y, TimeIncrement or PhysicalSizeZ) with X/YResolution in pixels per cm (ImageJ's own reader), the
-tracks CSV with each track's first and last time. Before, the panel's and ``track --auto``'s labels TIFF had
-XResolution (1, 1) and no units, and the CSV frames only. Uncalibrated exports stay as they were.
+"""The automatic-tracking exports carry the image's calibration like the GEFF does: the labels TIFF as an ImageJ
+hyperstack (its axes, X/YResolution in pixels per ``unit``, ``finterval`` or ``spacing``: what Fiji's plain opener
+reads; tests/test_labels_tiff_fiji.py checks the format itself), the tracks CSV with each track's first and last time.
+Before, the panel's and ``track --auto``'s labels TIFF had XResolution (1, 1) and no units, and the CSV frames only.
+Uncalibrated exports are the same hyperstack with their axes only, and the CSV as it was.
 """
 
 from __future__ import annotations
@@ -38,13 +39,19 @@ def csv_rows(path: Path) -> List[Dict[str, str]]:
 
 
 def tiff_sizes(path: Path) -> dict:
-    """Axes, OME Pixels attributes and the (x, y) size ImageJ's TIFF reader takes from the resolution tags (cm)."""
+    """Axes, dtype, ImageJ metadata ({} for another TIFF), OME-XML ("" without) and the (x, y) pixel size ImageJ's TIFF
+    reader takes from the resolution tags (in the description's ``unit``)."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
-        xml = tif.ome_metadata or ""
-        per_cm = page.get_resolution()
-        return {"axes": tif.series[0].axes, "ome": xml, "unit": page.resolutionunit,
-                "size_cm": tuple(1.0 / v for v in per_cm)}
+        return {"axes": tif.series[0].axes, "dtype": tif.series[0].dtype, "imagej": tif.imagej_metadata or {},
+                "ome": tif.ome_metadata or "", "size": tuple(1.0 / v for v in page.get_resolution())}
+
+
+def plain_hyperstack(labels: np.ndarray, path: Path, axes: str = "TYX") -> Path:
+    """The uncalibrated labels TIFF: a zlib ImageJ hyperstack of uint16 ``labels`` that records ``axes`` only."""
+    tifffile.imwrite(path, labels.astype(np.uint16), imagej=True, compression="zlib", photometric="minisblack",
+                     metadata={"axes": axes})
+    return path
 
 
 def test_a_calibrated_labels_tiff_records_pixel_size_and_frame_interval(tmp_path: Path) -> None:
@@ -52,12 +59,10 @@ def test_a_calibrated_labels_tiff_records_pixel_size_and_frame_interval(tmp_path
     result = gap_result()
     path = export_tracking(result, "labels", tmp_path / "l.tif", calibration=CALIBRATED)
     sizes = tiff_sizes(path)
-    assert sizes["axes"] == "TYX"
-    for attribute in ('PhysicalSizeX="0.5"', 'PhysicalSizeXUnit="\u00b5m"', 'PhysicalSizeY="0.65"',
-                      'TimeIncrement="300.0"', 'TimeIncrementUnit="s"', 'Type="uint32"'):
-        assert attribute in sizes["ome"]
-    assert sizes["unit"] == tifffile.RESUNIT.CENTIMETER
-    assert sizes["size_cm"] == pytest.approx((0.5e-4, 0.65e-4))
+    assert (sizes["axes"], sizes["dtype"]) == ("TYX", np.uint16)
+    assert {key: sizes["imagej"].get(key) for key in ("frames", "unit", "finterval", "tunit")} == \
+        {"frames": 4, "unit": "micron", "finterval": 300.0, "tunit": "sec"}
+    assert sizes["size"] == pytest.approx((0.5, 0.65))
     # the project's own reader (the CLI's and batch's) gives the calibration back
     back = read_calibration(path, 0, (1, 2))
     assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
@@ -82,11 +87,13 @@ def test_a_calibrated_tracks_csv_gives_each_tracks_times(tmp_path: Path) -> None
 
 
 def test_a_volumes_slices_are_written_as_z(tmp_path: Path) -> None:
-    """Frames that are a volume's slices: the TIFF's frame axis is Z with PhysicalSizeZ, the CSV gives z."""
+    """Frames that are a volume's slices: the TIFF's frame axis is Z (ImageJ's slices) with its spacing, the CSV
+    gives z."""
     volume = Calibration((0.2, 0.2), "micrometer", 1.5, "micrometer", frames_through_z=True)
     path = export_tracking(gap_result(), "labels", tmp_path / "v.tif", calibration=volume)
     sizes = tiff_sizes(path)
-    assert sizes["axes"] == "ZYX" and 'PhysicalSizeZ="1.5"' in sizes["ome"] and "TimeIncrement" not in sizes["ome"]
+    assert sizes["axes"] == "ZYX" and sizes["imagej"]["slices"] == 4 and sizes["imagej"]["spacing"] == 1.5
+    assert "finterval" not in sizes["imagej"] and "frames" not in sizes["imagej"]
     back = read_calibration(path, 0, (1, 2), frames_through_z=True)
     assert (back.frame_interval, back.time_unit) == (1.5, "micrometer")
     rows = csv_rows(export_tracking(gap_result(), "tracks", tmp_path / "v.csv", calibration=volume))
@@ -99,7 +106,8 @@ def test_pixels_only_calibration_leaves_the_frames_alone(tmp_path: Path) -> None
     the CSV stays as it was."""
     pixels_only = Calibration((0.65, 0.65), "um", 1.0, "frame")
     sizes = tiff_sizes(export_tracking(gap_result(), "labels", tmp_path / "p.tif", calibration=pixels_only))
-    assert 'PhysicalSizeX="0.65"' in sizes["ome"] and "TimeIncrement" not in sizes["ome"]
+    assert sizes["imagej"]["unit"] == "micron" and sizes["size"] == pytest.approx((0.65, 0.65))
+    assert "finterval" not in sizes["imagej"]
     table = export_tracking(gap_result(), "tracks", tmp_path / "p.csv", calibration=pixels_only)
     assert table.read_text().splitlines()[0] == "track_id,begin,end,parent_id,end_reason"
 
@@ -107,13 +115,13 @@ def test_pixels_only_calibration_leaves_the_frames_alone(tmp_path: Path) -> None
 @pytest.mark.parametrize("calibration", [None, Calibration()], ids=["none", "napari-uncalibrated"])
 def test_uncalibrated_exports_are_the_files_of_before(tmp_path: Path, calibration) -> None:
     """No calibration, or napari's uncalibrated image (scale 1, units pixel / frame, as the panel passes it): the
-    labels TIFF has the same bytes as the plain zlib TIFF written before, the CSV is write_track_table's."""
+    labels TIFF is the hyperstack with its axes only (before: a plain uint32 TIFF, axes 'QYX'), the CSV is
+    write_track_table's."""
     from sam2_model.tracking import ctc_consistent
 
     result = gap_result()
     labels, lineage = ctc_consistent(result.labels, result.lineage)
-    tifffile.imwrite(tmp_path / "before.tif", labels, compression="zlib", photometric="minisblack", bigtiff=False,
-                     metadata={})
+    plain_hyperstack(labels, tmp_path / "before.tif")
     write_track_table(tmp_path / "before.csv", lineage)
     tiff = export_tracking(result, "labels", tmp_path / "l.tif", calibration=calibration)
     table = export_tracking(result, "tracks", tmp_path / "t.csv", calibration=calibration)
@@ -145,6 +153,7 @@ def test_track_auto_writes_the_files_calibration_into_labels_and_table(tmp_path:
     back = read_calibration(tmp_path / "labels.tif", 0, (1, 2))
     assert (back.pixel_size, back.frame_interval, back.time_unit) == (pytest.approx((0.65, 0.65)), 300.0, "second")
     assert tiff_sizes(tmp_path / "labels.tif")["axes"] == "TYX"
+    assert tiff_sizes(tmp_path / "labels.tif")["imagej"]["finterval"] == 300.0
     rows = csv_rows(tmp_path / "tracks.csv")
     assert rows and all(float(r["end_time"]) == 300.0 * int(r["end"]) and r["time_unit"] == "second" for r in rows)
 
@@ -165,7 +174,8 @@ def test_the_panels_labels_and_tracks_exports_carry_the_image_calibration(make_n
         qtbot.waitUntil(lambda: panel.worker is None and not widget.busy(), timeout=60_000)
         assert (tmp_path / name).exists(), panel.status.text()
     sizes = tiff_sizes(tmp_path / "cal.tif")
-    assert sizes["axes"] == "TYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
+    assert sizes["axes"] == "TYX" and sizes["size"] == pytest.approx((0.65, 0.65))
+    assert (sizes["imagej"]["unit"], sizes["imagej"]["finterval"]) == ("micron", 300.0)
     back = read_calibration(tmp_path / "cal.tif", 0, (1, 2))
     assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
         (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
@@ -196,7 +206,7 @@ def prompted_stack(tmp_path: Path, name: str, **imagej) -> tuple:
 def test_track_prompts_writes_the_files_calibration_into_its_labels(tmp_path: Path) -> None:
     """``napari-sam2 track STACK.tif --prompts clicks.csv -o labels.tif`` of an ImageJ (T, Z, Y, X) TIFF with 0.65 um
     pixels and 300 s frames: before, the labels TIFF said pixels (XResolution 1/1, no OME sizes) where ``--auto``'s
-    said um and s. A plain TIFF still gives the plain labels TIFF of before (axes recorded, nothing else)."""
+    said um and s. A plain TIFF gives the uncalibrated hyperstack (axes recorded, nothing else)."""
     from napari_sam2.cli import main
 
     stack, prompts = prompted_stack(tmp_path, "cal.tif", resolution=(1 / 0.65, 1 / 0.65),
@@ -205,8 +215,9 @@ def test_track_prompts_writes_the_files_calibration_into_its_labels(tmp_path: Pa
     assert main(["track", str(stack), "--prompts", str(prompts), "--axis", "0", "--fix", "1=0", "-o", str(out),
                  "--device", "cpu"]) == 0
     sizes = tiff_sizes(out)
-    assert sizes["axes"] == "TZYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
-    assert 'TimeIncrement="300.0"' in sizes["ome"] and 'PhysicalSizeXUnit="\u00b5m"' in sizes["ome"]
+    assert sizes["axes"] == "TZYX" and sizes["size"] == pytest.approx((0.65, 0.65))
+    assert {key: sizes["imagej"].get(key) for key in ("frames", "slices", "unit", "finterval")} == \
+        {"frames": 4, "slices": 2, "unit": "micron", "finterval": 300.0}
     back = read_calibration(out, 0, (2, 3))
     assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
         (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
@@ -216,9 +227,8 @@ def test_track_prompts_writes_the_files_calibration_into_its_labels(tmp_path: Pa
     assert main(["track", str(plain), "--prompts", str(plain_prompts), "-o", str(tmp_path / "plain_labels.tif"),
                  "--device", "cpu"]) == 0
     labels = tifffile.imread(tmp_path / "plain_labels.tif")
-    tifffile.imwrite(tmp_path / "before.tif", labels, compression="zlib", photometric="minisblack", bigtiff=False,
-                     metadata={"axes": "TYX"})
-    assert (tmp_path / "plain_labels.tif").read_bytes() == (tmp_path / "before.tif").read_bytes()
+    before = plain_hyperstack(labels, tmp_path / "before.tif")
+    assert (tmp_path / "plain_labels.tif").read_bytes() == before.read_bytes()
 
 
 def test_the_widgets_labels_letters_name_every_axis_of_its_labels() -> None:
@@ -242,7 +252,7 @@ def test_the_widgets_export_labels_carries_the_image_calibration(make_napari_vie
     """The widget's own Export labels (button, in a worker, and the console's ``export``) of an image of scale
     (300 s, 0.65 um, 0.65 um): before, the TIFF had XResolution 1/1 and no units while its table export was
     calibrated. Now Fiji reads um and s; the pixels are the labels layer's. With the calibration taken off the image
-    the file is the plain TIFF of before, byte for byte."""
+    the file is the uncalibrated hyperstack, its axes recorded (before: none, tifffile read 'QYX')."""
     from widget_helpers import click_cell, open_widget, small_movie, wait
 
     movie = small_movie(4, 11)
@@ -259,7 +269,9 @@ def test_the_widgets_export_labels_carries_the_image_calibration(make_napari_vie
     console = widget.export("labels", str(tmp_path / "console.tif"))
     for path in (Path(answer), Path(console)):
         sizes = tiff_sizes(path)
-        assert sizes["axes"] == "TYX" and sizes["size_cm"] == pytest.approx((0.65e-4, 0.65e-4))
+        assert sizes["axes"] == "TYX" and sizes["size"] == pytest.approx((0.65, 0.65))
+        assert (sizes["imagej"]["unit"], sizes["imagej"]["finterval"], sizes["imagej"]["tunit"]) == \
+            ("micron", 300.0, "sec")
         back = read_calibration(path, 0, (1, 2))
         assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
             (pytest.approx((0.65, 0.65)), "micrometer", 300.0, "second")
@@ -267,6 +279,6 @@ def test_the_widgets_export_labels_carries_the_image_calibration(make_napari_vie
 
     image.scale, image.units = (1.0, 1.0, 1.0), ("pixel", "pixel", "pixel")
     plain = widget.export("labels", str(tmp_path / "plain.tif"))
-    tifffile.imwrite(tmp_path / "before.tif", np.asarray(widget.labels_layer.data), compression="zlib",
-                     photometric="minisblack", bigtiff=False, metadata={})
-    assert Path(plain).read_bytes() == (tmp_path / "before.tif").read_bytes()
+    assert tiff_sizes(Path(plain))["axes"] == "TYX"
+    before = plain_hyperstack(np.asarray(widget.labels_layer.data), tmp_path / "before.tif")
+    assert Path(plain).read_bytes() == before.read_bytes()

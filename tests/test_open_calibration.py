@@ -55,7 +55,7 @@ def test_file_open_of_a_calibrated_imagej_tiff_exports_calibrated(make_napari_vi
     back = read_calibration(labels, 0, (1, 2))
     assert back is not None, "the labels TIFF was written uncalibrated"
     assert (back.pixel_size, back.length_unit, back.frame_interval, back.time_unit) == \
-        (pytest.approx((0.3, 0.3)), "micrometer", 5.0, "minute")
+        (pytest.approx((0.3, 0.3)), "micrometer", 300.0, "second")  # an ImageJ labels TIFF's interval is in seconds
     with open(export_and_wait(widget, qtbot, "table", tmp_path / "table.csv"), newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and {(r["time_unit"], r["length_unit"]) for r in rows} == {("minute", "micrometer")}

@@ -711,14 +711,11 @@ class RunMixin:
 
     def labels_calibration(self) -> Tuple[Optional[str], Any]:
         """(axis letters, calibration) of the labels TIFF that Export labels writes: the labels' axes
-        (:func:`labels_letters`) and the image's pixel size and frame step (:meth:`calibration`), so that Fiji reads
-        microns and seconds where the image layer has them. Letters None where the calibration records nothing in
-        them (an uncalibrated image: the plain TIFF of before, byte for byte)."""
-        from .export import tiff_calibration
-
+        (:func:`labels_letters`), recorded in every labels TIFF (calibrated or not: Fiji and tifffile then know the
+        frames from slices), and the image's pixel size and frame step (:meth:`calibration`), so that Fiji reads
+        microns and seconds where the image layer has them (:func:`.export.save_labels_tiff`)."""
         calibration = self.calibration()
-        letters = labels_letters(self.controller.layout, calibration.frames_through_z)
-        return (letters if tiff_calibration(calibration, letters) else None), calibration
+        return labels_letters(self.controller.layout, calibration.frames_through_z), calibration
 
     def calibration(self) -> Any:
         """Pixel size, frame interval and their units from the image layer's scale and units; the origin (t, y, x)

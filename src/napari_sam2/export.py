@@ -111,29 +111,129 @@ class Calibration:
 
 def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
                      calibration: Optional[Calibration] = None) -> None:
-    """Write labels (T, Y, X) or (Y, X) as a zlib-compressed greyscale TIFF (BigTIFF over 2 GiB).
+    """Write labels (T, Y, X) or (Y, X) (or any axes ``axes`` names, e.g. "TZYX") as a zlib-compressed greyscale TIFF.
 
-    axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (tifffile, napari) give
-    them back instead of "QQYX"; None (or letters that do not fit the labels): none recorded.
-    calibration: the image's pixel size and frame step, written as an OME-TIFF (``PhysicalSizeX/Y``, and
-    ``TimeIncrement``, or ``PhysicalSizeZ`` where the frames are a volume's slices; both for TZYX labels whose
-    calibration has the other axis's step, :attr:`Calibration.other_steps`; uint32 labels cannot be an ImageJ
-    hyperstack) and as the X/YResolution tags in pixels per centimetre, which ImageJ's own TIFF reader takes
-    (:func:`tiff_calibration`). Axes as ``axes`` says, else "TYX" ("ZYX" for slices) or "YX". A calibration that
-    records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
+    axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (Fiji, tifffile, napari)
+    give them back; None (or letters that do not fit the labels): "TYX" ("ZYX" where the calibration's frames are a
+    volume's slices) for 3-D labels, "YX" for 2-D ones, none for others.
+    calibration: the image's pixel size, frame step and origin (:class:`Calibration`), recorded as below.
+
+    The file is an ImageJ hyperstack (:func:`imagej_labels`: Fiji's plain File > Open gives frames as frames, slices
+    as slices, the pixel size, slice spacing, frame interval and origin; Bio-Formats, tifffile and napari read it too)
+    wherever it can be one: ids that fit 16 bits (0 to 65535; written as uint16, or uint8 as given), axes among
+    T, Z, Y, X in that order, at most 2 GiB of pixels. Otherwise (an id of 65536 or more, other axes, a bigger stack)
+    it is the TIFF of before, in the labels' own dtype (this project's are uint32): an OME-TIFF where the calibration records a known unit (:func:`tiff_calibration`;
+    Fiji's plain opener then shows the frames as 32-bit slices with the pixel size only: its Bio-Formats importer
+    reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB).
+    A calibration that records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
     Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
     and no temporary file behind.
     """
     path = Path(path)
     labels = np.asarray(labels)
-    metadata = {"axes": axes.upper()} if isinstance(axes, str) and len(axes) == labels.ndim else {}
-    calibrated = tiff_calibration(calibration, metadata.get("axes") or _default_axes(labels.ndim, calibration))
+    letters = axes.upper() if isinstance(axes, str) and len(axes) == labels.ndim else \
+        _default_axes(labels.ndim, calibration)
+    imagej = imagej_labels(labels, letters, calibration)
+    if imagej is not None:
+        data, arguments = imagej
+        with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
+            tifffile.imwrite(temporary, data, imagej=True, compression="zlib", photometric="minisblack", **arguments)
+        return
+    metadata: Dict[str, Any] = {"axes": letters} if letters else {}
+    calibrated = tiff_calibration(calibration, letters)
     if calibrated:
         metadata = calibrated.pop("metadata")
         metadata["UUID"] = _content_uuid(labels, metadata)  # a rerun writes the same bytes
-    with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
+    with atomic_file(path) as temporary:
         tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
                          bigtiff=labels.nbytes > 2**31, metadata=metadata, **calibrated)
+
+
+#: the most bytes of pixels an ImageJ hyperstack is written with (a classic TIFF, which ImageJ 1 reads; bigger labels
+#: are written as a BigTIFF, :func:`save_labels_tiff`)
+IMAGEJ_MAX_BYTES = 2**31
+#: ImageJ's spelling of the length units of :data:`TIFF_LENGTH_UNITS` (ASCII, read back by
+#: :func:`.units.file_unit_name`; ImageJ shows "micron" as µm)
+IMAGEJ_LENGTH_UNITS = {"meter": "m", "decimeter": "decimeter", "centimeter": "cm", "millimeter": "mm",
+                       "micrometer": "micron", "nanometer": "nm", "picometer": "picometer", "angstrom": "angstrom"}
+#: seconds in each time unit of :data:`TIFF_TIME_UNITS`: an ImageJ file's frame interval is written in seconds, as
+#: Bio-Formats reads ``finterval`` whatever its ``tunit`` says
+SECONDS = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond": 1e-9, "minute": 60.0,
+           "hour": 3600.0, "day": 86400.0}
+
+
+def imagej_labels(labels: np.ndarray, axes: Optional[str],
+                  calibration: Optional[Calibration]) -> Optional[Tuple[np.ndarray, Dict[str, Any]]]:
+    """(pixels, tifffile.imwrite arguments) writing ``labels`` as an ImageJ hyperstack with ``imagej=True``: uint8
+    and uint16 labels as they are, other integer labels as uint16, with the axes ``axes`` and :func:`imagej_calibration`; None
+    where the labels cannot be one: an id of 65536 or more (or a negative one), ``axes`` None or not among T, Z, Y, X
+    in that order (ImageJ's, e.g. "ZTYX"), over :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot
+    hold."""
+    if not isinstance(axes, str) or len(axes) != labels.ndim or not _imagej_order(axes):
+        return None
+    if labels.dtype not in (np.uint8, np.uint16):
+        if labels.dtype.kind not in "biu" or \
+                (labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0)):
+            return None
+        if labels.size * 2 > IMAGEJ_MAX_BYTES:
+            return None
+        labels = labels.astype(np.uint16)
+    if labels.nbytes > IMAGEJ_MAX_BYTES:
+        return None
+    arguments = imagej_calibration(calibration, axes)
+    return None if arguments is None else (labels, arguments)
+
+
+def _imagej_order(axes: str) -> bool:
+    """Whether ``axes`` are ImageJ hyperstack axes of labels: each of T, Z at most once, in that order, then Y, X."""
+    return axes.endswith("YX") and axes[:-2] in ("", "T", "Z", "TZ")
+
+
+def imagej_calibration(calibration: Optional[Calibration], axes: str) -> Optional[Dict[str, Any]]:
+    """tifffile.imwrite arguments (``metadata``, ``resolution``) recording ``calibration`` in an ImageJ hyperstack
+    whose axes are ``axes`` (e.g. "TYX", "ZYX", "TZYX"), as ImageJ's description keys: ``unit`` and the X/YResolution
+    tags in pixels per unit where the pixel size is in a unit of :data:`IMAGEJ_LENGTH_UNITS`; ``spacing`` (the Z
+    step, in that unit) where Z is among ``axes``; ``finterval`` (in seconds, ``tunit`` "sec") where T is; ``xorigin``
+    / ``yorigin`` (and ``zorigin`` where the frames are the slices) in pixels, ImageJ's origin, from the calibration's
+    origin (pixel 0 at ``origin``: ImageJ's origin is ``-origin / size``; a time origin has no ImageJ key and is left
+    out). Steps in an unknown unit, or of the wrong kind, are left out (as :func:`tiff_calibration` does); axes only
+    for no calibration or napari's "pixel" / "frame". None where ImageJ cannot hold the calibration: a Z step in a
+    length unit while the pixel size is uncalibrated (ImageJ has one length unit for X, Y and Z)."""
+    metadata: Dict[str, Any] = {"axes": axes}
+    arguments: Dict[str, Any] = {"metadata": metadata}
+    if calibration is None:
+        return arguments
+    length = unit_in(calibration.length_unit, "space")
+    metres = TIFF_LENGTH_UNITS[length][1] if length in IMAGEJ_LENGTH_UNITS else None
+    z = calibration.step("Z") if "Z" in axes else None
+    z_unit = None if z is None else unit_in(z[1], "space")
+    if z_unit in TIFF_LENGTH_UNITS and metres is None:
+        return None
+    if metres is None:
+        length_origin: Dict[str, Any] = {}
+    else:
+        (row, col), (t0, y0, x0) = calibration.pixel_size, calibration.origin
+        arguments["resolution"] = (1.0 / col, 1.0 / row)
+        metadata["unit"] = IMAGEJ_LENGTH_UNITS[length]
+        length_origin = {"xorigin": -x0 / col, "yorigin": -y0 / row}
+        if z is not None and z_unit in TIFF_LENGTH_UNITS:
+            spacing = _in_unit(z[0], TIFF_LENGTH_UNITS[z_unit][1] / metres)
+            metadata["spacing"] = spacing
+            if calibration.frames_through_z:
+                length_origin["zorigin"] = -t0 / spacing
+    t = calibration.step("T") if "T" in axes else None
+    seconds = None if t is None else SECONDS.get(unit_in(t[1], "time") or "")
+    if seconds is not None:
+        metadata.update(finterval=_in_unit(t[0], seconds), tunit="sec")
+    metadata.update({key: int(value) if value.is_integer() else value  # Bio-Formats reads whole pixels only
+                     for key, value in length_origin.items() if value != 0.0})
+    return arguments
+
+
+def _in_unit(value: float, factor: float) -> float:
+    """``value`` times the unit ``factor`` to 12 significant digits (2000 nm in µm is 2.0, not 2.0000000000000004);
+    ``value`` itself for a factor of 1."""
+    return float(value) if factor == 1.0 else float(f"{value * factor:.12g}")
 
 
 #: OME's symbol and the size in metres of the length units (OME-NGFF names) a TIFF's calibration is written in

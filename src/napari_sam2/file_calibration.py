@@ -25,7 +25,11 @@ from .units import file_unit_name as unit_name  # a unit as a file spells it -> 
 def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequence[int],
                      frames_through_z: bool = False) -> Optional[Calibration]:
     """The calibration of the stack at ``path`` for frames along ``frame_axis`` and rows, columns on
-    ``spatial_axes`` (the stack's axis indices), or None where the file records no pixel size.
+    ``spatial_axes`` (the stack's axis indices), or None where the file records neither a pixel size nor a step.
+
+    A file that records a frame interval (or slice spacing) without a pixel size (an ImageJ TIFF with ``finterval``
+    alone, an OME-TIFF with ``TimeIncrement`` alone) gives that step with pixels of size 1 in napari's "pixel": the
+    outputs' times are kept, their positions stay in pixels.
 
     frames_through_z: the frames are a volume's slices (the frame step is then the slice spacing); an OME-Zarr whose
     axis ``frame_axis`` is its z axis (:func:`zarr_axis_letters`) says so itself. The step of the stack's other
@@ -45,13 +49,15 @@ def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequenc
     if found is None:
         return None
     (row, col), length_unit, step, step_unit = found.pixel_size, found.length_unit, found.step, found.step_unit
-    if not all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in (row, col)) or length_unit is None:
-        return None
+    sized = all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in (row, col)) and length_unit is not None
     frame_letter = "Z" if found.through_z else "T"
     others = tuple((letter, value, unit) for letter, value, unit in found.others
                    if letter != frame_letter and _good_step(value, unit))
-    frame_step, frame_unit = (step, step_unit) if step is not None and step_unit is not None and \
-        _good_step(step, step_unit) else (1.0, "frame")
+    stepped = _good_step(step, step_unit)
+    if not sized and not stepped and not others:
+        return None
+    (row, col), length_unit = ((row, col), length_unit) if sized else ((1.0, 1.0), "pixel")
+    frame_step, frame_unit = (step, step_unit) if stepped else (1.0, "frame")
     return Calibration((row, col), length_unit, frame_step, frame_unit, frames_through_z=found.through_z,
                        origin=(0.0, 0.0, 0.0) if found.origin is None else found.origin, other_steps=others)
 
@@ -64,8 +70,8 @@ def _good_step(step: Optional[float], unit: Optional[str]) -> bool:
 class Sizes(NamedTuple):
     """What a file records of a stack read along one frame axis."""
 
-    pixel_size: Tuple[float, float]  #: (row, col) size
-    length_unit: Optional[str]
+    pixel_size: Tuple[float, float]  #: (row, col) size (NaN where not recorded)
+    length_unit: Optional[str]  #: None where not recorded (or not a known unit)
     step: Optional[float]  #: the frame axis's step (None: not recorded)
     step_unit: Optional[str]
     origin: Optional[Tuple[float, float, float]]  #: (t, y, x), None where the file places nothing
@@ -93,13 +99,15 @@ def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
 
 
 def _imagej_sizes(tif: Any, frames_through_z: bool) -> Optional[Sizes]:
-    """Sizes from an ImageJ TIFF: X/YResolution, ``unit``, ``spacing`` (z) and ``finterval`` / ``tunit`` (time)."""
+    """Sizes from an ImageJ TIFF: X/YResolution, ``unit``, ``spacing`` (z) and ``finterval`` / ``tunit`` (time; ImageJ's
+    default unit is seconds). No resolution tags: no pixel size (the steps are still read)."""
     meta: Dict[str, Any] = tif.imagej_metadata or {}
     tags = tif.pages[0].tags
-    if "XResolution" not in tags or "YResolution" not in tags:
-        return None
-    per_unit = [tags[name].value for name in ("YResolution", "XResolution")]
-    sizes = tuple(float(den) / float(num) if num else float("nan") for num, den in per_unit)
+    if "XResolution" in tags and "YResolution" in tags:
+        per_unit = [tags[name].value for name in ("YResolution", "XResolution")]
+        sizes = tuple(float(den) / float(num) if num else float("nan") for num, den in per_unit)
+    else:
+        sizes = (float("nan"), float("nan"))
     length_unit = unit_name(meta.get("unit"))
     z = (_number(meta.get("spacing")), length_unit)
     t = (_number(meta.get("finterval")), unit_name(meta.get("tunit", "sec")))
@@ -109,19 +117,20 @@ def _imagej_sizes(tif: Any, frames_through_z: bool) -> Optional[Sizes]:
 
 
 def _ome_xml_sizes(xml: str, frames_through_z: bool) -> Optional[Sizes]:
-    """The first image's PhysicalSizeY/X (default unit µm), TimeIncrement (default s) and PhysicalSizeZ."""
+    """The first image's PhysicalSizeY/X (default unit µm), TimeIncrement (default s) and PhysicalSizeZ (no pixel size
+    where PhysicalSizeX or Y is missing: the steps are still read)."""
     pixels = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", xml)
     if pixels is None:
         return None
     attrs = dict(re.findall(r'(\w+)="([^"]*)"', pixels.group(1)))
-    if "PhysicalSizeX" not in attrs or "PhysicalSizeY" not in attrs:
-        return None
-    length_unit = unit_name(attrs.get("PhysicalSizeXUnit", "\u00b5m"))
+    sized = "PhysicalSizeX" in attrs and "PhysicalSizeY" in attrs
+    length_unit = unit_name(attrs.get("PhysicalSizeXUnit", "\u00b5m")) if sized else None
     z = (_number(attrs.get("PhysicalSizeZ")), unit_name(attrs.get("PhysicalSizeZUnit", "\u00b5m")))
     t = (_number(attrs.get("TimeIncrement")), unit_name(attrs.get("TimeIncrementUnit", "s")))
     (step, step_unit), (other, other_unit), letter = (z, t, "T") if frames_through_z else (t, z, "Z")
-    return Sizes((float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])), length_unit, step, step_unit, None,
-                 frames_through_z, _other(letter, other, other_unit))
+    row, col = (_number(attrs["PhysicalSizeY"]), _number(attrs["PhysicalSizeX"])) if sized else (None, None)
+    return Sizes((float("nan") if row is None else row, float("nan") if col is None else col), length_unit, step,
+                 step_unit, None, frames_through_z, _other(letter, other, other_unit))
 
 
 def _number(value: Any) -> Optional[float]:
@@ -271,6 +280,8 @@ def source_calibration(path: Any, shape: Sequence[int], layout: Any) -> Optional
     found = read_calibration(path, frame, (rows, cols), frames_through_z=letter == "Z")
     if found is None or letter in ("T", "Z"):
         return found
+    if found.length_unit == "pixel":  # a step alone, of another axis than the frames': nothing for this layer
+        return None
     return Calibration(found.pixel_size, found.length_unit, origin=found.origin)
 
 

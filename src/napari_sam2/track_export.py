@@ -35,7 +35,7 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
     is the piece before, in all four, so files exported from one result name the same tracks with the same ids
     (ids painted by other tools get rows too). ``calibration``: the image's pixel size, frame interval and origin,
-    written into the GEFF's axes, the labels TIFF (OME-TIFF sizes and resolution tags: :func:`.export.save_labels_tiff`)
+    written into the GEFF's axes, the labels TIFF (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`)
     and the tracks CSV. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
     anything else is refused (ValueError), never emptied.
     """
