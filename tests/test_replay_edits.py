@@ -1,7 +1,9 @@
 """Relabel, Merge and a new model or input size keep an object's corrections (a negative click on a frame where
-propagation had made its mask): their re-run replays the prompts in the order they were made, as Load session does
-(the first clicks, tracking both ways, the corrections, tracking again), where it re-sent them all at once to a
-session with no mask for the correction to take pixels from ("Failed: the prompt of object 1 on frame 4 was refused").
+propagation had made its mask). A new model or input size replays the prompts in the order they were made, as Load
+session does (the first clicks, tracking both ways, the corrections, tracking again), where it re-sent them all at once
+to a session with no mask for the correction to take pixels from ("Failed: the prompt of object 1 on frame 4 was
+refused"). Relabel renames the object in the session (nothing is segmented again); Merge segments the merged object's
+prompts again, its correction on that object's mask.
 
 Driven as a person would (real viewer, the widget opened through the manifest, clicks added to the layers, the
 buttons pressed, workers awaited) on a small synthetic movie with the embedded demo model."""
@@ -50,8 +52,9 @@ def _corrected(make_napari_viewer, tmp_path, monkeypatch, qtbot):
 def test_relabel_and_merge_of_a_corrected_object_keep_the_correction(make_napari_viewer, tmp_path, monkeypatch,
                                                                      qtbot, edit):
     """Relabel 1 -> 7 (the Relabel… button's path, in a worker): every frame's labels are the user's with 1 now 7,
-    the correction still applied; Merge 2 -> 1: no failure, the correction still applied on frame 4. Before, the re-run
-    failed ("the prompt of object 7 on frame 4 was refused")."""
+    the correction still applied, nothing segmented again; Merge 1 -> 2: no failure, the correction still applied on
+    frame 4, the frames not segmented again as they were. Before, the re-run failed ("the prompt of object 7 on
+    frame 4 was refused")."""
     viewer, w, (row, col), labels = _corrected(make_napari_viewer, tmp_path, monkeypatch, qtbot)
     if edit == "relabel":
         w.relabel_object(1, 7, in_worker=True)
@@ -62,15 +65,17 @@ def test_relabel_and_merge_of_a_corrected_object_keep_the_correction(make_napari
     qtbot.waitUntil(lambda: not w.busy() and not w._deferred and w.controller.load_replay is None, timeout=120_000)
     wait(qtbot, w)
     status = w.status.text()
-    assert status.startswith("Done") and "refused" not in status and "Failed" not in status, status
+    assert "refused" not in status and "Failed" not in status, status
     after = w.labels_layer.data
     assert after[4, row, col] != kept  # the correction still applied
     assert (after[4] == kept).any()
-    if edit == "relabel":  # the same work, re-done in order: the same masks, object 1 now 7
+    if edit == "relabel":  # renamed in the session: nothing segmented again, every mask as it was, 1 now 7
+        assert status == "Object 1 is now object 7 (relabel cannot be undone with Undo).", status
         np.testing.assert_array_equal(after, np.where(labels == 1, 7, labels))
-    else:  # the same work, re-done in order as one object: both cells clicked on frame 2, ◀▶, corrected, ◀▶
-        np.testing.assert_array_equal(after, _redone(w.controller, w.points_layer, [[0, 1], "both from 2", [2],
-                                                                                    "both from 4"]))
+    else:  # object 2's prompts on frames 2 (both clicks) and 4 (the correction, on object 2's mask) segmented again
+        assert status.startswith("Done") and "object 1 is part of object 2 now" in status, status
+        for t in (0, 1, 3, 5):  # frames not segmented again: as they were, object 1 now object 2
+            np.testing.assert_array_equal(after[t], np.where(labels[t] == 1, 2, labels[t]))
     assert w.controller.refined_keys() == {(4, kept)}  # the correction is still known as one (saved, it replays)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Set, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
@@ -21,7 +21,6 @@ from ._edit_runs import EditRunMixin
 from ._image_state import ImageState, PromptContent, capture, on_slice, restore, slice_key, step_on_slice
 from ._runs import SUFFIXES, WorkerRun, with_suffix
 from .export import Calibration, frame_table_steps, labels_tiff_steps
-from .prompts import is_correction
 
 
 REASSIGNED = "Relabel and Merge can't be undone (the history starts after them)"  # Undo's words after them
@@ -96,9 +95,10 @@ class SessionActionsMixin(EditRunMixin):
         return ids | (set(state.controller.obj_ids) if state.controller is not None else set())
 
     def relabel_object(self, obj_id: int, new_id: int, in_worker: bool = False) -> None:
-        """Give object ``obj_id`` the free id ``new_id``: its clicks, boxes, seeded masks and labels (not undoable);
-        then its prompts are re-run (in a worker). in_worker: the labels are rewritten in a worker too, the widget busy
-        meanwhile (the Relabel… button); False: done when this returns (a script)."""
+        """Give object ``obj_id`` the free id ``new_id``: its clicks, boxes, seeded masks, labels and its object in the
+        model's session (:meth:`SegmentationController.rename_steps`; not undoable). Nothing is segmented again: every
+        mask stays as it was, the object's under its new id. in_worker: the labels are rewritten in a worker, the
+        widget busy meanwhile (the Relabel… button); False: done when this returns (a script)."""
         state = self._reassign_checks(obj_id)
         if not 1 <= int(new_id) <= 65535 or int(new_id) in self._prompt_ids(state):
             raise ValueError(f"new_id must be a free object id in 1..65535; {new_id} is taken or out of range "
@@ -107,18 +107,22 @@ class SessionActionsMixin(EditRunMixin):
             raise ValueError(f"new_id {new_id} is taken by a cell 'Track all cells' tracked; free ids: "
                              f"{self.track_all.free_ids_text(state.image)}")
         self._reassign(state, int(obj_id), int(new_id), f"Relabelling object {obj_id} as {new_id}",
-                       f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).", in_worker)
+                       f"Object {obj_id} is now object {new_id} (relabel cannot be undone with Undo).", in_worker,
+                       merge=False)
 
     def merge_objects(self, obj_id: int, into: int, in_worker: bool = False) -> None:
         """Merge object ``obj_id`` into object ``into``: prompts, seeded masks and labels join it (not undoable); then
-        the prompts of ``into`` are re-run (in a worker). in_worker: the labels are rewritten in a worker too, the
-        widget busy meanwhile (the Merge into… button); False: done when this returns (a script)."""
+        the prompts of ``into`` on the frames where ``obj_id`` had some are segmented again (in a worker; nothing is
+        tracked again and no other object changes: :meth:`SegmentationController.reassign_steps`). in_worker: the
+        labels are rewritten in a worker too, the widget busy meanwhile (the Merge into… button); False: the labels
+        are done when this returns (a script)."""
         state = self._reassign_checks(obj_id)
         if int(into) == int(obj_id) or int(into) not in self._prompt_ids(state):
             raise ValueError(f"into must be another existing object; {into} is not (objects: "
                              f"{sorted(self._prompt_ids(state))})")
         self._reassign(state, int(obj_id), int(into), f"Merging object {obj_id} into object {into}",
-                       f"Merged object {obj_id} into object {into} (merge cannot be undone with Undo).", in_worker)
+                       f"Merged object {obj_id} into object {into} (merge cannot be undone with Undo).", in_worker,
+                       merge=True)
 
     def _reassign_checks(self, obj_id: int) -> ImageState:
         state = self._state
@@ -131,12 +135,17 @@ class SessionActionsMixin(EditRunMixin):
                              f"{sorted(self._prompt_ids(state))})")
         return state
 
-    def _reassign(self, state: ImageState, old: int, new: int, what: str, words: str, in_worker: bool = False) -> None:
+    def _reassign(self, state: ImageState, old: int, new: int, what: str, words: str, in_worker: bool = False,
+                  merge: bool = True) -> None:
         """Prompts, session and labels of ``old`` go to ``new`` on the slice of the image's session (other slices'
-        objects belong to their own sessions); then the prompts of ``new`` are re-run and the status says ``words``.
-        The prompts change here; the labels (every frame compared) in a worker when ``in_worker`` (:meth:`run_edit`,
-        the status saying ``what`` meanwhile). A failure puts the prompts back: nothing changed."""
+        objects belong to their own sessions) and the status says ``words``; a merge (``merge``) then segments the
+        prompts of ``new`` that changed, a relabel segments nothing (the session renamed the object). The prompts
+        change here; the labels (every frame compared) in a worker when ``in_worker`` (:meth:`run_edit`, the status
+        saying ``what`` meanwhile). A failure puts the prompts back: nothing changed."""
         controller = state.controller
+        # checked before anything changes; earlier steps knew the old id: the history is dropped (Undo says why)
+        steps = None if controller is None else (controller.reassign_steps if merge else controller.rename_steps)(
+            old, new, REASSIGNED)
         before = capture(state)
         here = ((np.ones(len(state.points.data), bool), np.ones(len(state.boxes.data), bool)) if controller is None
                 else on_slice(state, controller.layout, before))
@@ -158,54 +167,45 @@ class SessionActionsMixin(EditRunMixin):
         if controller is None:
             self._reassigned(state, old, after, None, words)
             return
-        # the ids as they are after it (read before the edit forgets old); with corrections the re-run replays every
-        # prompt in the order it was made, as Load session does: sent at once, a correction would meet no mask
-        refined = controller.refined_keys(merged=(old, new))
-        replay = refined if refined or any(is_correction(p) for p in self.prompts(controller.layout)) else None
 
         def failed(error: BaseException) -> None:
             self._put_back_prompts(state, before)
             show_error(f"SAM 2: {error}")
             self.status.setText(f"Not done: {error} (nothing was changed).")
 
-        # earlier steps knew the old ids: the history is dropped (Undo says why: REASSIGNED)
-        self.run_edit(controller.reassign_steps(old, new, REASSIGNED), what,
-                      lambda _: self._reassigned(state, old, after, controller, words, replay), failed, in_worker)
+        self.run_edit(steps, what, lambda _: self._reassigned(state, old, after, controller, words, merge), failed,
+                      in_worker)
 
     def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str,
-                    replay: Optional[Set[Tuple[int, int]]] = None) -> None:
-        """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the prompts
-        (the layers' ``prompts`` after it) of ``controller``'s slice re-run, and the status saying ``words``.
-
-        replay: the session's corrections (:meth:`SegmentationController.refined_keys`, the ids after the edit) when
-        it has any: the re-run re-makes the session from every prompt in the order it was made (the first clicks,
-        tracking both ways, the corrections, tracking again: :meth:`SegmentationController.replay`); None: the
-        prompts are sent as they are.
+                    rerun: bool = True) -> None:
+        """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the status
+        saying ``words`` and, for a merge (``rerun``), the prompts (the layers' ``prompts`` after it) of
+        ``controller``'s slice segmented as they are (the merged object's that changed: no replay, no tracking; a
+        loaded session not re-made yet is re-made as Load session does).
 
         The re-run is of that image and slice whatever is shown when the edit ends: now when they are still the
         current image and its session, else when that image is picked again (as prompts edited during a run)."""
         state.hidden.discard(old)
         state.last_prompts = prompts
-        if controller is not None and replay is not None:
-            controller.load_replay = set(replay)  # taken by the re-run (:meth:`~._runs.RunMixin._segment`)
         self._refresh_labels(state)
         self._refresh_objects()
-        if controller is not None and self._state is state and state.controller is controller:  # the re-run is not
-            self.picker.when_ready(lambda: self._rerun_reassigned(state, controller))  # undoable either: marked so as
-        elif controller is not None:  # it starts (a failed model load runs nothing)
-            self._defer_reassigned(state, controller)
+        if controller is not None and rerun:  # the re-run is not undoable either: marked so as it starts (a failed
+            if self._state is state and state.controller is controller:  # model load runs nothing)
+                self.picker.when_ready(lambda: self._rerun_reassigned(state, controller))
+            else:
+                self._defer_reassigned(state, controller)
         self.status.setText(words)
 
     def _rerun_reassigned(self, state: ImageState, controller: Any) -> None:
-        """Re-run the prompts of ``controller``'s slice of ``state`` after a relabel or merge (not undoable) when that
-        image is still the current one once the model is ready; else when it is picked again."""
+        """Re-run the prompts of ``controller``'s slice of ``state`` after a merge (not undoable) when that image is
+        still the current one once the model is ready; else when it is picked again."""
         if self._state is state:
             self._segment(controller.layout, baseline=REASSIGNED)
         else:
             self._defer_reassigned(state, controller)
 
     def _defer_reassigned(self, state: ImageState, controller: Any) -> None:
-        """The re-run after a relabel or merge waits, as prompts edited during a run do (:meth:`_run_deferred`): on
+        """The re-run after a merge waits, as prompts edited during a run do (:meth:`_run_deferred`): on
         ``controller``'s slice of ``state``, its next step not undoable (its history is gone already)."""
         controller.start_history_after_next(REASSIGNED)
         layout = controller.layout
@@ -235,8 +235,12 @@ class SessionActionsMixin(EditRunMixin):
         if state is None or state.points is None:
             return
         ids = sorted(self._prompt_ids(state) - {obj_id})
-        title, label = (("Merge object", f"Merge object {obj_id} into object (one of {ids}):") if merge else
-                        ("Relabel object", f"New id for object {obj_id} (a free id):"))
+        if merge and not ids:
+            self.status.setText(f"There is no other object to merge object {obj_id} into.")
+            return
+        # one line whatever the number of objects (listing every id made it wider than the screen at 80 objects)
+        title, label = (("Merge object", f"Merge object {obj_id} into object (an existing id, e.g. {ids[0]}):")
+                        if merge else ("Relabel object", f"New id for object {obj_id} (a free id):"))
         default = ids[0] if merge and ids else max(self._prompt_ids(state) | {0}) + 1
         value, ok = QInputDialog.getInt(self, title, label, default, 1, 65535)
         if not ok:

@@ -7,7 +7,7 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import (
     TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
 )
@@ -108,6 +108,7 @@ class SegmentationController:
         self.history_note = ""  # why the undo history starts where it does ("" when it holds every step)
         self._baseline_next = False
         self._notes: List[str] = []  # what the steps since :meth:`pop_notes` did that the user should know
+        self._carried: List[str] = []  # what an edit did, said after the run that follows it (a new run keeps it)
         # set by Load session: the (frame, obj_id) its file says refined a tracked mask (:meth:`refined_keys`); the
         # next segmentation re-makes the session with :meth:`replay` (None: a plain segmentation)
         self.load_replay: Optional[Set[Tuple[int, int]]] = None
@@ -126,9 +127,9 @@ class SegmentationController:
         self._baseline_next = True
 
     def pop_notes(self) -> str:
-        """What the steps since the last call did that the user should be told (e.g. frames cleared), in words; ""
-        when nothing."""
-        notes, self._notes = self._notes, []
+        """What the steps since the last call did that the user should be told (e.g. frames cleared; a merge, said
+        after the run that follows it), in words; "" when nothing."""
+        notes, self._notes, self._carried = self._carried + self._notes, [], []
         return " ".join(notes)
 
     def check_propagation(self, prompts: List[FramePrompt]) -> None:
@@ -338,13 +339,69 @@ class SegmentationController:
         self._end(record)
         yield "done", self.obj_ids
 
-    def reassign_steps(self, old: int, new: int, note: str) -> Iterator[EditStep]:
-        """Give object ``old``'s pixels the id ``new`` on every frame of this session's slice and forget ``old``
-        (session, prompts; its seeded masks become ``new``'s on the frames where ``new`` has none), as Relabel and Merge
-        do; the undo history is dropped (its steps knew the old id: ``note`` says so, :meth:`forget_history`). Steps for
-        a worker thread: every frame's (H, W) plane read and compared once, then one ("done", object ids) step once
+    def rename_steps(self, old: int, new: int, note: str) -> Iterator[EditStep]:
+        """Relabel: object ``old`` is object ``new`` from now on, and nothing else changes. Its pixels take the id
+        ``new`` on every frame of this session's slice; the session renames it (``rename_object``: its prompts, results
+        and memories as they are, no model work) and so does this controller's bookkeeping (prompts sent, refused or
+        withheld, seeded masks, the frames its clicks started it on, a Load session's corrections still to replay). No
+        mask of any object changes, and a later step (a click, Propagate) gives what it would have given for ``old``.
+        The undo history is dropped (its steps knew the old id: ``note`` says so, :meth:`forget_history`).
+
+        ``new`` is checked now: ValueError, nothing changed, when an object of this controller has it. Steps for a
+        worker thread: every frame's (H, W) plane read and compared once, then one ("done", object ids) step once
         whole; a failure part way puts every plane back."""
+        old, new = int(old), int(new)
+        if new in self._bookkept_ids():
+            raise ValueError(f"new id {new} is taken by an object of this session (objects: "
+                             f"{sorted(self._bookkept_ids())}): give a free id")
+        return self._rename(old, new, note)
+
+    def _rename(self, old: int, new: int, note: str) -> Iterator[EditStep]:
+        planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
+        relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+        try:
+            if self._session is not None and old in self._session.obj_ids:
+                self._session.rename_object(old, new)
+        except BaseException:
+            put_back_ids(self.labels, relabelled, old)
+            raise
+
+        def key(k: Tuple[int, int]) -> Tuple[int, int]:
+            return (k[0], new) if k[1] == old else k
+
+        def moved(table: Dict[Tuple[int, int], FramePrompt]) -> Dict[Tuple[int, int], FramePrompt]:
+            return {key(k): replace(p, obj_id=new) if k[1] == old else p for k, p in table.items()}
+
+        self._sent, self.mask_prompts = moved(self._sent), moved(self.mask_prompts)
+        self._rejected = moved(self._rejected)
+        self._started_here, self._withheld = {key(k) for k in self._started_here}, {key(k) for k in self._withheld}
+        if self.load_replay is not None:
+            self.load_replay = {key(k) for k in self.load_replay}
+        self.forget_history(note)
+        yield "done", self.obj_ids
+
+    def _bookkept_ids(self) -> Set[int]:
+        """Every object id this controller knows: the session's and those of its prompts, seeded masks and refused
+        prompts."""
+        tables = (self._sent, self.mask_prompts, self._rejected)
+        return set(self.obj_ids) | {obj for table in tables for _, obj in table}
+
+    def reassign_steps(self, old: int, new: int, note: str) -> Iterator[EditStep]:
+        """Merge: give object ``old``'s pixels the id ``new`` on every frame of this session's slice and forget ``old``
+        (session, prompts; its seeded masks become ``new``'s on the frames where ``new`` has none); no other object
+        changes. The caller then segments the prompts as they are (:meth:`apply_prompts`): ``old``'s clicks and boxes,
+        now ``new``'s, are sent on their frames, so a correction of ``old`` on a frame where ``new`` has a mask refines
+        that mask (nothing is replayed or tracked again). ``old``'s negative clicks alone on a frame where ``new`` has
+        no mask (which :meth:`_send` would refuse, failing that run) are kept as refused prompts of ``new`` (not sent
+        until they change). What was done is said after the next run (:meth:`pop_notes`). The undo history is dropped
+        (its steps knew the old id: ``note`` says so, :meth:`forget_history`).
+
+        Steps for a worker thread: every frame's (H, W) plane read and compared once, then one ("done", object ids)
+        step once whole; a failure part way puts every plane back."""
         moved = {(f, new): FramePrompt(f, new, mask=p.mask) for (f, o), p in self.mask_prompts.items() if o == old}
+        frames = sorted({f for table in (self._sent, self._rejected) for f, o in table if o == old}
+                        | {f for f, _ in moved if (f, new) not in self.mask_prompts})  # the frames re-segmented
+        refused = self._refused_as(old, new)
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
         relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
         try:
@@ -355,8 +412,29 @@ class SegmentationController:
             raise
         for key, prompt in moved.items():
             self.mask_prompts.setdefault(key, prompt)
+        self._rejected.update(refused)
+        if self.load_replay is not None:  # a loaded session still to be re-made: its corrections are new's now
+            self.load_replay = {(f, new if o == old else o) for f, o in self.load_replay}
+        again = [f for f in frames if (f, new) not in refused]
+        self._carried = [f"object {old} is part of object {new} now" + (
+            f"; object {new}'s prompts on frame(s) {frame_ranges(again)} were segmented again (its other frames keep "
+            "their masks until you propagate)" if again else "") + "."]
+        if refused:
+            where = frame_ranges(sorted(f for f, _ in refused))
+            self._carried.append(f"object {old}'s negative clicks on frame(s) {where} were not used: object {new} has "
+                                 "no mask there for them to take pixels from (propagate there, then click again).")
         self.forget_history(note)
         yield "done", self.obj_ids
+
+    def _refused_as(self, old: int, new: int) -> Dict[Tuple[int, int], FramePrompt]:
+        """``old``'s prompts that would be refused as ``new``'s: negative clicks alone (:func:`is_correction`) on a
+        frame where ``new`` has no mask ({(frame, new): the prompt as new's})."""
+        session = self._session
+        tracked = set(session.tracked_frames(new)) if session is not None and new in session.obj_ids else set()
+        theirs = {f for table in (self._sent, self.mask_prompts, self._rejected) for f, o in table if o == new}
+        mine = {**self._rejected, **self._sent}  # the newest word on a frame: sent after a refusal
+        return {(f, new): replace(p, obj_id=new) for (f, o), p in mine.items()
+                if o == old and is_correction(p) and f not in tracked and f not in theirs}
 
     def plan(self, start_frame: int, direction: str = "forward", max_frames: Optional[int] = None) -> List[PropagationPass]:
         """The propagation passes of :meth:`propagate`.
@@ -392,19 +470,11 @@ class SegmentationController:
                 passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
         return passes
 
-    def refined_keys(self, merged: Optional[Tuple[int, int]] = None) -> Set[Tuple[int, int]]:
+    def refined_keys(self) -> Set[Tuple[int, int]]:
         """(frame, obj_id) of the clicks and boxes sent that refined a mask the object already had on their frame (one
         that propagation made: a correction), as against those that made the object's first mask there. A session file
-        keeps them, so that Load session applies them after tracking, as they were made (:meth:`replay`).
-
-        merged: (old, new) ids, the keys as they are once object ``old`` is object ``new`` (Relabel, Merge); a frame
-        where either object's clicks made its first mask is not a correction of the merged object."""
-        refined = {key for key, prompt in self._sent.items() if key not in self._started_here and prompt.mask is None}
-        if merged is None:
-            return refined
-        old, new = (int(i) for i in merged)
-        started = {(f, new) for f, o in set(self._sent) - refined if o in (old, new)}
-        return {(f, new if o == old else o) for f, o in refined} - started
+        keeps them, so that Load session applies them after tracking, as they were made (:meth:`replay`)."""
+        return {key for key, prompt in self._sent.items() if key not in self._started_here and prompt.mask is None}
 
     def take_replay(self, previous: "SegmentationController") -> None:
         """This controller replaces ``previous`` on its slice (another model, input size or option): its first run
@@ -422,8 +492,8 @@ class SegmentationController:
     def replay(self, items: Sequence[FramePrompt], refined: Collection[Tuple[int, int]] = (),
                tag: Any = None) -> Iterator[Step]:
         """Re-make a session from its prompts in the order they were made (Load session; a controller remade for
-        another model, input size or option, :meth:`take_replay`; Relabel / Merge with corrections), so that each
-        prompt meets the mask it met then and the masks come out as they were.
+        another model, input size or option, :meth:`take_replay`), so that each prompt meets the mask it met then and
+        the masks come out as they were.
 
         items: the session's boxes and clicks one per FramePrompt (a click: one point and its label), in the order
         they were made (boxes first, then the clicks layer's rows). refined: the (frame, obj_id) whose prompts refined

@@ -481,6 +481,25 @@ class VideoSession:
         del self._objects[obj_id]
         return self.obj_ids
 
+    def rename_object(self, obj_id: int, new_id: int) -> List[int]:
+        """Give object ``obj_id`` the id ``new_id``; returns the object ids.
+
+        Nothing else changes and no model work is done: its prompts, results and memory bank stay as they are, and it
+        keeps its place in :attr:`obj_ids` (the order objects are batched, composed and returned in), so every later
+        call (propagation, corrections, :meth:`frame_logits`) gives exactly what it gives for ``obj_id`` without the
+        rename, ``new_id`` in its place. Raises ValueError, changing nothing, for an unknown ``obj_id`` or a
+        ``new_id`` that is not a positive integer or is another object's."""
+        state = self._state(obj_id)
+        new_id = validate_obj_id(new_id)
+        if new_id == state.obj_id:
+            return self.obj_ids
+        if new_id in self._objects:
+            raise ValueError(f"new_id {new_id} is another object of this session (objects: {self.obj_ids}): give a "
+                             "free id")
+        state.obj_id = new_id  # snapshots hold copies of the state: they keep the old id
+        self._objects = {(new_id if o == obj_id else o): s for o, s in self._objects.items()}
+        return self.obj_ids
+
     def reset(self) -> None:
         """Forget all objects and prompts (cached image features are kept)."""
         self._objects.clear()

@@ -463,6 +463,20 @@ class WindowedSession:
         del self._objects[obj_id]
         return self.obj_ids
 
+    def rename_object(self, obj_id: int, new_id: int) -> List[int]:
+        """As :meth:`VideoSession.rename_object`: object ``obj_id`` is ``new_id`` from now on, its window, prompts,
+        results and place in :attr:`obj_ids` as they were (no model work); returns the object ids. ValueError, nothing
+        changed, for an unknown ``obj_id`` or a ``new_id`` that is not a positive integer or is another object's."""
+        self._track(obj_id)
+        new_id = validate_obj_id(new_id)
+        if new_id == obj_id:
+            return self.obj_ids
+        if new_id in self._objects:
+            raise ValueError(f"new_id {new_id} is another object of this session (objects: {self.obj_ids}): give a "
+                             "free id")
+        self._objects = {(new_id if o == obj_id else o): t for o, t in self._objects.items()}
+        return self.obj_ids
+
     def reset(self) -> None:
         """Forget all objects and prompts."""
         self._objects.clear()
