@@ -18,11 +18,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from sam2_model.checkpoints import CACHE_ENV, official
 
 from ._image_state import (
-    AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, points_content, restore, slice_key,
-    prompts_in_data, spatial_ndim, step_on_slice,
+    AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, masklets, points_content, restore,
+    slice_key, prompts_in_data, spatial_ndim, step_on_slice,
 )
 from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
 from ._track_ids import state_controllers
+from .labels_writer import RunJournal
 from .prompts import FramePrompt, collect_prompts
 from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
 
@@ -32,12 +33,15 @@ EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progre
 class SessionFilesMixin:
     """Save session… and Load session… of the segmentation widget (the session file: :mod:`.session_file`)."""
 
+    _loaded_labels: Optional["LoadedLabels"] = None  # the masklets of the last load, put back slice by slice
+
     # ------------------------------------------------------------------ save
     def session_record(self) -> SessionRecord:
         """The current image's prompts (in the order they were made), options, model and axis choices as a
-        :class:`SessionRecord`, with the seeded masks of every slice's session (each z of a TZYX image keeps its own)
-        and the prompts each session took as corrections of a tracked mask (:meth:`SegmentationController.
-        refined_keys`)."""
+        :class:`SessionRecord`, with the seeded masks of every slice's session (each z of a TZYX image keeps its own),
+        the prompts each session took as corrections of a tracked mask (:meth:`SegmentationController.
+        refined_keys`) and the masklets of every slice with a session, as they are now (tracked, corrected, painted by
+        hand: :func:`kept_labels`)."""
         state = self._state
         if state is None or state.points is None or state.boxes is None:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
@@ -57,12 +61,13 @@ class SessionFilesMixin:
              "smooth": float(self.smooth_spin.value()), "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
             asdict(self.axes.choice()), slice_masks, refined_keys(state),
+            kept_labels(state) if state.labels is not None and state.labels in self.viewer.layers else None,
         )
 
     def save_session(self, path: str) -> Path:
         """Write the current image's session to ``path`` (``.sam2.npz`` added when missing); returns the path."""
         written = write_session(path, self.session_record())
-        self.status.setText(f"Saved the session to {written} (prompts and options; export the labels separately).")
+        self.status.setText(f"Saved the session to {written} (prompts, options and masklets).")
         return written
 
     def _on_save_session(self) -> None:
@@ -93,8 +98,11 @@ class SessionFilesMixin:
         re-run the prompts in a fresh session, in the order they were made (features are recomputed; the image's
         masklets are cleared): clicks one at a time, and a session with corrections (clicks that corrected a mask
         tracking had made) tracked both ways, corrected, and tracked both ways again from the last correction
-        (:meth:`SegmentationController.replay`). The undo history starts after that re-run (Undo cannot bring back
-        what the load replaced, and says so).
+        (:meth:`SegmentationController.replay`). That re-run makes the model's memory; once a slice's re-run is done,
+        the masklets the file keeps for that slice are put back exactly, every frame of it at once (a re-run
+        cancelled or failed puts nothing back: they wait for the re-run to complete at the next run, as long as the
+        clicks and boxes are still the loaded ones; :meth:`_loaded_replay`). The undo history starts after that
+        re-run (Undo cannot bring back what the load replaced, and says so).
 
         confirm: asked (with the question, in words) before work on the image is replaced: objects in its sessions or
         prompt layers, or masks in its masklets (the Load session… button asks the user, :meth:`_confirm_replace`); a
@@ -102,8 +110,9 @@ class SessionFilesMixin:
 
         Everything that can be checked at once is checked before anything changes: a missing, corrupt or foreign file,
         a value the widget could not have saved (a click off the image, a bad id, input size or option:
-        :meth:`SessionRecord.check_values`), an image of another shape, an unknown model or weights choice is a
-        ValueError naming the file and the field, and the widget stays as it was.
+        :meth:`SessionRecord.check_values`), an image of another shape, masklets whose planes are not the image's
+        frames, an unknown model or weights choice is a ValueError naming the file and the field, and the widget
+        stays as it was.
 
         Weights that take time are made ready after the question, in the model picker's worker, before anything
         changes (:meth:`~._model_picker.ModelPicker.fetch_weights`): an official model not in this computer's cache is
@@ -119,7 +128,8 @@ class SessionFilesMixin:
 
         Returns False when ``confirm`` said No (nothing changed); True when the session is loaded or its load started
         (weights fetched in a worker). Scripts wait for ``widget.busy()`` to turn False (napari's event loop running):
-        then the prompts are re-run and their masks are in the masklets layer, or the load was refused or abandoned and
+        then the prompts are re-run and the saved masklets (or, from a file that keeps none, the re-run's masks) are in
+        the masklets layer, or the load was refused or abandoned and
         ``widget.status`` says why ("Not loaded…"); prompts that could not be restored (negative clicks of an object
         with nothing else to correct) are named in the status after "Note:".
         """
@@ -130,6 +140,10 @@ class SessionFilesMixin:
         if self.busy():
             raise ValueError("a run or a model load is in progress: wait for it (or Cancel), then load")
         record.check_image(state.image.data.shape)
+        try:
+            record.check_labels_fit(frame_shape(state.image, record.axes))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
         model = record.model
         names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
         if model.get("name") not in names or model.get("weights") not in WEIGHT_CHOICES:
@@ -233,6 +247,9 @@ class SessionFilesMixin:
         finally:
             self._quiet -= 1
         state.last_prompts = capture(state)
+        self._loaded_labels = (None if record.labels is None else
+                               LoadedLabels(state, _prompts_now(state), name,
+                                            {fixed: dict(planes) for fixed, planes in record.labels.items()}))
         ids = (set(record.point_ids.tolist()) | set(record.box_ids.tolist()) | {o for _, o in record.masks}
                | {o for sliced in record.slice_masks.values() for _, o in sliced})
         self.object_spin.setValue(max(ids | {0}) + 1)
@@ -274,7 +291,9 @@ class SessionFilesMixin:
     def _rerun_loaded(self, state: ImageState, record: SessionRecord, name: str = "the file") -> None:
         """Give every slice of the record its session back with its seeded masks, segment the slice shown now and
         the other slices with masks or clicks after it (one run each, as prompts edited during a run), each run
-        re-making its session from the prompts in the order they were made (:meth:`_loaded_replay`).
+        re-making its session from the prompts in the order they were made (:meth:`_loaded_replay`: each run puts the
+        slice's saved masklets back when its re-run is done). A slice whose masklets the file keeps but that no run
+        re-makes (its session had no prompts left: masks painted by hand) gets them back here, at once.
 
         Only slices the record holds something on get a session: the slice shown gets none when the record has
         nothing there, so the session re-run last (a saved slice) is the one "last worked on" that Propagate, Undo
@@ -304,6 +323,10 @@ class SessionFilesMixin:
         except Exception as error:
             show_error(f"SAM 2: {error}")
             return
+        try:  # the slices no run re-makes get their masklets now (the runs still start if that fails)
+            self._put_back_now(state, set(others) | ({tuple(shown.fixed)} if segment_shown else set()))
+        except Exception as error:
+            show_error(f"SAM 2: the saved masklets could not be put back: {error}")
         for fixed in others:  # segmented after the slice shown, one run each
             step = step_on_slice(self.viewer.dims.current_step, fixed)
             self._deferred.append((state, step, slice_key(self.axes.layout(state.image, step))))
@@ -315,13 +338,58 @@ class SessionFilesMixin:
     def _loaded_replay(self, state: ImageState, controller: Any) -> Optional[Iterator[tuple]]:
         """The steps that re-make ``controller``'s session of a loaded session file (its prompts on that slice, in
         the order they were made: :meth:`SegmentationController.replay`), once; None when no load is due there (a
-        plain segmentation; a replay cancelled or failed part-way stays due, for the next run). Called by
-        :meth:`~._runs.RunMixin._segment` on the GUI thread (it reads the layers)."""
+        plain segmentation; a replay cancelled or failed part-way stays due, for the next run). The masklets the load
+        keeps for that slice are put back once the replay is done (:meth:`_replay_then_labels`), while the image's
+        clicks and boxes are still those the load put there (changed since: they are dropped, not put back). Called by
+        :meth:`~._runs.RunMixin._segment` and ``_propagate`` on the GUI thread (it reads the layers)."""
         refined = controller.load_replay
         if refined is None:
             return None
         items = self._prompts_in_order(state, controller.layout)  # a box across frames: ValueError, the replay kept
-        return controller.replay(items, refined, tag=self._before(state))  # it clears load_replay once it is done
+        replay = controller.replay(items, refined, tag=self._before(state))  # it clears load_replay once it is done
+        load, fixed = self._loaded_labels, tuple(sorted(controller.layout.fixed))
+        if load is None or load.state is not state or fixed not in load.slices:
+            return replay
+        if _prompts_now(state) != load.prompts:  # the clicks changed since the load: its masklets are not theirs
+            self._loaded_labels = None
+            return replay
+        return self._replay_then_labels(replay, controller, load, fixed)
+
+    def _replay_then_labels(self, replay: Iterator[tuple], controller: Any, load: "LoadedLabels",
+                            fixed: Fixed) -> Iterator[tuple]:
+        """The steps of ``replay``, then the masklets ``load`` keeps for the slice ``fixed`` put back on every frame of
+        ``controller``'s slice at once (:func:`put_back_labels`, on the worker's thread; all or nothing) and a
+        ("labels", frames written, object ids, None) step that redraws them. Cancelled or failed before that, nothing
+        is put back and they stay due (the replay stays due too); a Cancel adds a note saying so."""
+        written = False
+        try:
+            yield from replay
+            frames = put_back_labels(controller.labels, controller.layout, controller.num_frames, load.slices[fixed])
+            written = True
+            load.slices.pop(fixed, None)
+            yield "labels", len(frames), controller.obj_ids, None
+        except GeneratorExit:  # closed on the GUI thread once the cancelled run's worker ended
+            if not written:
+                note = (f"the masklets saved in {load.name} are put back once its prompts are re-run whole: press "
+                        "'Segment current frame' (or load the session again).")
+                self._run_note = f"{self._run_note} {note}".strip()
+            raise
+
+    def _put_back_now(self, state: ImageState, rerun: Set[Fixed]) -> None:
+        """Put back, on the GUI thread, the loaded masklets of the slices no run of the load re-makes (``rerun``: those
+        it does): a slice that had a session but whose prompts are gone (masks painted by hand, say)."""
+        load = self._loaded_labels
+        if load is None or load.state is not state or state.labels is None:
+            return
+        written = []
+        for fixed in sorted(set(load.slices) - rerun):
+            layout = self.axes.layout(state.image, step_on_slice(self.viewer.dims.current_step, fixed))
+            array = masklets(state.labels, state.image, layout)
+            if array is not None and tuple(layout.fixed) == fixed:  # a slice of these axes
+                written += put_back_labels(array, layout, layout.num_frames(state.image.data.shape),
+                                           load.slices.pop(fixed))
+        if written:
+            state.labels.refresh()
 
     def _prompts_in_order(self, state: ImageState, layout: Any) -> List[FramePrompt]:
         """The boxes, then the clicks of ``state``'s prompt layers on the slice of ``layout``, one per
@@ -355,6 +423,64 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
         elif masks:
             unsliced.update(masks)
     return unsliced, sliced
+
+
+def kept_labels(state: ImageState) -> Dict[Fixed, Dict[int, np.ndarray]]:
+    """The masklets of every slice of ``state``'s image that has a session: {fixed: {frame: (H, W) uint32 copy}}, the
+    frames that hold any label (fixed: ((axis, index), ...), ``()`` for an image without fixed axes)."""
+    kept: Dict[Fixed, Dict[int, np.ndarray]] = {}
+    for controller in state_controllers(state):
+        layout = controller.layout
+        array = masklets(state.labels, state.image, layout)
+        if array is None:  # labels of another channel axis: not this session's
+            continue
+        planes = kept.setdefault(tuple(sorted((int(a), int(i)) for a, i in layout.fixed)), {})
+        for frame in range(controller.num_frames):
+            plane = np.asarray(array[layout.frame_index_in_labels(frame)])
+            if plane.any():
+                planes[frame] = plane.astype(np.uint32)  # a copy
+    return kept
+
+
+def put_back_labels(labels: Any, layout: Any, num_frames: int, planes: Dict[int, np.ndarray]) -> List[int]:
+    """Give the ``num_frames`` frames of ``layout``'s slice of the masklets array ``labels`` exactly the kept
+    ``planes`` ({frame: (H, W)}; a frame not among them: no label), telling the array's watchers; returns the frames
+    written (those that differed). All or nothing: a write that fails gives the frames written before it back what
+    they held, then raises."""
+    journal, written = RunJournal(), []
+    try:
+        for frame in range(num_frames):
+            index = layout.frame_index_in_labels(frame)
+            now = np.asarray(labels[index])
+            plane = planes.get(frame)
+            plane = np.zeros_like(now) if plane is None else np.asarray(plane).astype(now.dtype)
+            if not np.array_equal(now, plane):
+                journal.write(labels, index, plane)
+                written.append(frame)
+    except BaseException:
+        journal.undo(labels)
+        raise
+    return written
+
+
+def frame_shape(image: Any, axes: Dict[str, Any]) -> Tuple[int, ...]:
+    """(H, W) of the frames of the napari Image layer ``image`` with the axis choices ``axes`` (a session file's:
+    the channel axis, "axis k (n)" or none; the colours of an RGB layer), as the masklets hold them."""
+    shape = tuple(int(n) for n in image.data.shape)
+    words = str(axes.get("channel_axis", "")).split()
+    digits = words[1] if len(words) > 1 and words[0] == "axis" and words[1].isdigit() else None
+    channel = len(shape) - 1 if image.rgb else int(digits) if digits is not None else None
+    return tuple(n for axis, n in enumerate(shape) if axis != channel)[-2:]
+
+
+@dataclass
+class LoadedLabels:
+    """The masklets of a loaded session file waiting to be put back: each slice's, once its re-run is done."""
+
+    state: ImageState  # the image it was loaded onto
+    prompts: Tuple[bytes, ...]  # its clicks and boxes as the load put them (:func:`_prompts_now`): unchanged, or none
+    name: str  # the session file's name, for the status line
+    slices: Dict[Fixed, Dict[int, np.ndarray]]  # {fixed: {frame: (H, W) plane}}, a slice gone once put back
 
 
 @dataclass

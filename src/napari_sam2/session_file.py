@@ -1,12 +1,14 @@
-"""Save and reload a segmentation session of the plugin: one ``.npz`` file holding JSON metadata and the prompts.
+"""Save and reload a segmentation session of the plugin: one ``.npz`` file holding JSON metadata, the prompts and
+the masklets.
 
 Qt-free. The file keeps, for one image: its shape, the clicks and boxes (in the image's data coordinates), seeded
-masks, the session options (corrections stick / forget memories / smoothing / object windows), the model choice
-(name, weights, input size, checkpoint path), the axis and channel choices and a format version. The masklets
-(labels) are not kept: loading re-runs the prompts in a fresh session (features are recomputed); export the labels
-separately. An image segmented slice by slice (for example each z of a (T, Z, Y, X) stack has its own session) keeps
-every slice's seeded masks, each with its slice (version 2). The clicks and boxes keep the order they were made in, and
-the file names those that corrected a mask tracking had made, so that a load can re-make them in that order.
+masks, the masklets (labels) of every slice that has a session, the session options (corrections stick / forget
+memories / smoothing / object windows), the model choice (name, weights, input size, checkpoint path), the axis and
+channel choices and a format version. The model's memory is not kept: loading re-runs the prompts in a fresh session
+(features are recomputed), then puts the saved masklets back. An image segmented slice by slice (for example each z
+of a (T, Z, Y, X) stack has its own session) keeps every slice's seeded masks, each with its slice (version 2). The
+clicks and boxes keep the order they were made in, and the file names those that corrected a mask tracking had made,
+so that a load can re-make them in that order.
 
 Layout of the ``.npz`` (read with ``allow_pickle=False``):
 
@@ -20,6 +22,12 @@ Layout of the ``.npz`` (read with ``allow_pickle=False``):
 * ``points`` (N, ndim) float64, ``positive`` (N,) bool, ``point_ids`` (N,) int64, in the order they were clicked
 * ``boxes`` (B, 4, ndim) float64, ``box_ids`` (B,) int64
 * ``masks`` (M, H, W) bool, the seeded masks in the order of ``mask_keys``
+
+Optional (absent from files saved before the masklets were kept; an older reader ignores them, so the version stays 2):
+``meta["labels_slices"]``, ``[[[axis, index], ...], ...]``: the slices whose masklets are kept (``[]``: an image
+without fixed axes), every frame of them; ``meta["labels_keys"]``, ``[[frame, [[axis, index], ...]], ...]``: the frames
+that hold any label (a kept slice's other frames were empty); ``labels`` (P, H, W) uint32, their planes in the order of
+``labels_keys`` (compressed with the rest).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -60,6 +68,9 @@ class SessionRecord:
     refined: {fixed: {(frame, obj_id)}}: the prompts of each slice's session (fixed ``()``: an image without fixed
         axes) that refined a mask tracking had made (a correction after propagating), so that a load applies them
         after tracking, in the order they were clicked; empty in files saved before it was kept.
+    labels: {fixed: {frame: (H, W) uint32}}: the masklets of each slice that had a session (fixed ``()``: an image
+        without fixed axes), the frames that hold any label (the slice's other frames were empty); a load puts them
+        back once its re-run of the prompts is done. None: not kept (files saved before they were).
     """
 
     image_shape: Tuple[int, ...]
@@ -74,6 +85,7 @@ class SessionRecord:
     axes: Dict[str, Any] = field(default_factory=dict)
     slice_masks: Dict[Fixed, Dict[Tuple[int, int], np.ndarray]] = field(default_factory=dict)
     refined: Dict[Fixed, Set[Tuple[int, int]]] = field(default_factory=dict)
+    labels: Optional[Dict[Fixed, Dict[int, np.ndarray]]] = None
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(s) for s in self.image_shape)
@@ -92,6 +104,9 @@ class SessionRecord:
         self.slice_masks = {_fixed(key, ndim): dict(masks) for key, masks in self.slice_masks.items() if masks}
         self.refined = {_fixed(key, ndim): {(int(f), int(o)) for f, o in keys}
                         for key, keys in self.refined.items() if keys}
+        if self.labels is not None:  # a slice with no frame kept stays: its masklets were empty
+            self.labels = {_fixed(key, ndim): {int(f): np.asarray(p) for f, p in planes.items()}
+                           for key, planes in self.labels.items()}
 
     def check_values(self) -> None:
         """ValueError naming the field unless every value is one the widget could have saved: clicks finite and on the
@@ -121,6 +136,7 @@ class SessionRecord:
         bad = [f for f, _ in refined if not 0 <= f < frames]
         if bad:
             raise ValueError(f"refined_keys: a correction is on frame {bad[0]}, which the image does not have")
+        self._check_labels(frames)
         options = self.options
         if "smooth" in options:
             check_smooth(options["smooth"], "options.smooth")
@@ -137,6 +153,30 @@ class SessionRecord:
         for name in ("channel_axis", "channel"):  # the widget's choices as its lists say them
             if not isinstance(self.axes.get(name, ""), str):
                 raise ValueError(f"axes.{name} must be the widget's text of the choice, got {self.axes[name]!r}")
+
+    def _check_labels(self, frames: int) -> None:
+        """ValueError unless the masklets kept are on existing frames, all (H, W) planes of one shape, of ids 0..2**32-1
+        (the masklets' uint32)."""
+        planes = [(f, p) for kept in (self.labels or {}).values() for f, p in kept.items()]
+        bad = [f for f, _ in planes if not 0 <= f < frames]
+        if bad:
+            raise ValueError(f"labels_keys: masklets are kept for frame {bad[0]}, which the image does not have")
+        shapes = sorted({tuple(p.shape) for _, p in planes})
+        if len(shapes) > 1 or any(len(s) != 2 for s in shapes):
+            raise ValueError(f"labels: the masklets kept must be (H, W) planes of one shape, found shapes {shapes}")
+        for _, plane in planes:
+            if not np.issubdtype(plane.dtype, np.integer) or (plane.size and (plane.min() < 0 or plane.max() > MAX_ID)):
+                raise ValueError(f"labels: the masklets kept must hold object ids 0..{MAX_ID} (uint32), found "
+                                 f"{plane.dtype} values")
+
+    def check_labels_fit(self, frame_shape: Tuple[int, int]) -> None:
+        """ValueError unless the masklets kept (if any) are planes of ``frame_shape`` (H, W): the frames of the image
+        with the session's axis choices."""
+        shapes = {tuple(p.shape) for kept in (self.labels or {}).values() for p in kept.values()}
+        wrong = sorted(s for s in shapes if s != tuple(frame_shape))
+        if wrong:
+            raise ValueError(f"the masklets kept in this session are planes of {wrong[0]} pixels, but the image's "
+                             f"frames are {tuple(frame_shape)}; the file does not belong to this image (or is damaged)")
 
     def _all_mask_keys(self) -> List[Tuple[int, int]]:
         return list(self.masks) + [key for masks in self.slice_masks.values() for key in masks]
@@ -169,9 +209,17 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     meta = {"format": FORMAT, "version": VERSION, "image_shape": list(record.image_shape),
             "options": record.options, "model": record.model, "axes": record.axes, "mask_keys": keys,
             "refined_keys": refined}
-    arrays = {"meta": np.array(json.dumps(meta)), "points": record.points, "positive": record.positive,
-              "point_ids": record.point_ids, "boxes": record.boxes, "box_ids": record.box_ids,
+    arrays = {"points": record.points, "positive": record.positive, "point_ids": record.point_ids,
+              "boxes": record.boxes, "box_ids": record.box_ids,
               "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
+    if record.labels is not None:  # the masklets: only the frames that hold a label
+        kept = sorted(record.labels.items())
+        meta["labels_slices"] = [[list(pair) for pair in fixed] for fixed, _ in kept]
+        meta["labels_keys"] = [[int(f), [list(pair) for pair in fixed]]
+                               for fixed, planes in kept for f in sorted(planes)]
+        planes = [np.asarray(planes[f], np.uint32) for _, planes in kept for f in sorted(planes)]
+        arrays["labels"] = np.stack(planes) if planes else np.zeros((0, 0, 0), np.uint32)
+    arrays["meta"] = np.array(json.dumps(meta))
     with atomic_file(path) as temp, open(temp, "wb") as stream:  # the mode of a plain open() (umask)
         np.savez_compressed(stream, **arrays)
     return path
@@ -197,6 +245,8 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
             if missing:
                 raise ValueError(f"it lacks {missing}")
             arrays = {name: data[name] for name in _ARRAYS}
+            if "labels" in data.files:  # the masklets (files saved before they were kept have none)
+                arrays["labels"] = data["labels"]
     except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, ValueError, KeyError) as error:
         raise ValueError(f"{path} is not a napari-sam2 session file ({error})") from error
     found = meta.get("format") if isinstance(meta, dict) else None
@@ -225,12 +275,34 @@ def read_session(path: Union[str, Path]) -> SessionRecord:
         record = SessionRecord(
             tuple(meta["image_shape"]), arrays["points"], arrays["positive"], arrays["point_ids"], arrays["boxes"],
             arrays["box_ids"], unsliced, dict(meta.get("options", {})), dict(meta.get("model", {})),
-            dict(meta.get("axes", {})), sliced, refined,
+            dict(meta.get("axes", {})), sliced, refined, _read_labels(meta, arrays.get("labels"), ndim),
         )
         record.check_values()
         return record
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is a damaged napari-sam2 session file ({error})") from error
+
+
+def _read_labels(meta: Dict[str, Any], planes: Optional[np.ndarray],
+                 ndim: int) -> Optional[Dict[Fixed, Dict[int, np.ndarray]]]:
+    """The masklets kept in a file ({fixed: {frame: (H, W) plane}}; None when it keeps none: saved before they were
+    kept); ValueError naming what does not fit."""
+    if "labels_slices" not in meta:
+        return None
+    if planes is None:
+        raise ValueError("it names kept masklets (labels_slices) but lacks 'labels'")
+    kept: Dict[Fixed, Dict[int, np.ndarray]] = {_fixed(value, ndim): {} for value in meta["labels_slices"]}
+    keys = list(meta.get("labels_keys", []))
+    if len(keys) != len(planes):
+        raise ValueError(f"{len(keys)} labels keys for {len(planes)} masklet planes")
+    for key, plane in zip(keys, planes):
+        if not isinstance(key, list) or len(key) != 2:
+            raise ValueError(f"labels_keys: each must be [frame, slice], got {key!r}")
+        fixed = _fixed(key[1], ndim)
+        if fixed not in kept:
+            raise ValueError(f"labels_keys: {key!r} is on a slice that labels_slices does not name")
+        kept[fixed][int(key[0])] = plane
+    return kept
 
 
 def _fixed(value: Any, ndim: int) -> Fixed:
