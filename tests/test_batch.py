@@ -886,7 +886,42 @@ def test_ome_zarr_labels_carry_the_stacks_pixel_size_and_frame_interval(data, re
              "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]}]}
     for name, calibration in (("none", None), ("napari", Calibration())):
         create_zarr_labels(tmp_path / f"{name}.ome.zarr", (2, 8, 8), "t", calibration)
-        assert zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r").attrs.asdict() == {"multiscales": [plain]}
+        assert zarr.open_group(str(tmp_path / f"{name}.ome.zarr"), mode="r").attrs.asdict() == {
+            "multiscales": [plain], "image-label": {"version": "0.4"}}
+
+
+def test_ome_zarr_labels_are_an_ngff_label_image(tmp_path):
+    """labels.ome.zarr (--zarr-above) was a valid OME-Zarr 0.4 *image*: without the spec's "image-label" attributes
+    ome-zarr-py found only its multiscales and napari-ome-zarr opened it as a grey image (ome-zarr-models' v04
+    ImageLabel: "attributes.image-label Field required"). Now it is a label image those readers take as labels, and
+    our own reader still opens its array and calibration."""
+    import zarr
+
+    from napari_sam2.batch_outputs import create_zarr_labels
+    from napari_sam2.export import Calibration
+    from napari_sam2.file_calibration import read_calibration
+
+    store = tmp_path / "labels.ome.zarr"
+    array = create_zarr_labels(store, (2, 8, 8), "t", Calibration((0.65, 0.65), "um", 300.0, "s"))
+    array[1] = np.arange(64, dtype=np.uint32).reshape(8, 8) % 3
+    attrs = zarr.open_group(str(store), mode="r").attrs.asdict()
+    assert attrs["image-label"] == {"version": "0.4"}  # OME-NGFF 0.4, "labels": what marks a label image
+    assert attrs["multiscales"][0]["version"] == "0.4" and attrs["multiscales"][0]["datasets"][0]["path"] == "0"
+    assert np.asarray(open_stack(store)[:]).dtype == np.uint32 and int(np.asarray(open_stack(store)[1]).max()) == 2
+    assert read_calibration(store, 0, (1, 2)).frame_interval == 300.0
+    try:  # the spec's validator and reader, where installed (not among this project's dependencies)
+        from ome_zarr_models.v04.image_label import ImageLabel
+    except ImportError:
+        ImageLabel = None
+    if ImageLabel is not None:
+        ImageLabel.from_zarr(zarr.open_group(str(store), mode="r"))
+    try:
+        from ome_zarr.io import parse_url
+        from ome_zarr.reader import Label, Reader
+    except ImportError:
+        return
+    (node, *_) = list(Reader(parse_url(str(store)))())
+    assert node.load(Label) is not None
 
 
 def test_frames_last_stacks_are_read_frames_first_as_track_reads_them(data, reference, client, tmp_path, capsys):

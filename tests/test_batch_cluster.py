@@ -57,3 +57,20 @@ def test_workers_of_a_users_local_cluster_give_torch_their_cores(tmp_path):
         assert (manifest["torch_threads"], manifest["torch_threads_why"]) == (
             3, "OMP_NUM_THREADS=3 in the worker's environment")
     assert tifffile.imread(out / "a" / "labels.tif").max() > 0
+
+
+def test_the_main_guard_check_leaves_no_file_open(tmp_path):
+    """F1: the check read the script with a bare open() that nobody closed (a ResourceWarning in test_cli_wiring's
+    batch test, where -W error turns it into a failure)."""
+    import gc
+    import warnings
+
+    from napari_sam2.batch_cluster import _guarded
+
+    script = tmp_path / "my_batch.py"
+    script.write_text('import napari_sam2\n\nif __name__ == "__main__":\n    napari_sam2.batch("a.tif", "out")\n')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert _guarded(str(script), 4) and not _guarded(str(script), 1)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+import napari_sam2.batch_console as batch_console
 import napari_sam2.batch_worker as batch_worker
 from napari_sam2.batch import batch
 from test_batch import MODEL, _write_stack
 
 distributed = pytest.importorskip("distributed")
-batch_module = sys.modules["napari_sam2.batch"]  # (napari_sam2.batch is also the function's name)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_skipped_rows_give_their_reason_in_their_own_column(client, tmp_path):
 def test_a_log_file_gets_plain_progress_lines_with_the_frames_done(client, tmp_path, capsys, monkeypatch):
     """stderr a file (SLURM's log): no tqdm bar redrawn with '\\r', but plain lines at a set pace, naming the frames
     done within a stack in flight (the bar sat at 0/1 through a long stack) and the stacks done."""
-    monkeypatch.setattr(batch_module, "PLAIN_EVERY_S", 0.0, raising=False)  # every event a line (a real log: 30 s)
+    monkeypatch.setattr(batch_console, "PLAIN_EVERY_S", 0.0, raising=False)  # every event a line (a real log: 30 s)
     monkeypatch.setattr(batch_worker, "PROGRESS_EVERY_S", 0.0, raising=False)
     _write_stack(tmp_path, "a", seed=74)
     assert list(batch(tmp_path / "a.tif", tmp_path / "out", client=client, **MODEL)["status"]) == ["ok"]
@@ -102,29 +102,29 @@ def test_a_terminal_gets_the_bar_and_the_plain_pace_holds_lines_back(monkeypatch
     (and one when the last stack is done), also where no event comes (a long first frame: it said nothing)."""
     import time
 
-    from napari_sam2.batch import _Console
+    from napari_sam2.batch_console import Console
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     shown = Terminal()
-    console = _Console(2, "r1", stream=shown)
+    console = Console(2, "r1", stream=shown)
     console.event((0.0, {"run": "r1", "name": "a", "frames": 3, "total": 9}))
     console.event((0.0, {"run": "other", "name": "b", "frames": 1, "total": 9}))  # another run's: not shown
     assert "a: 3/9 frames" in shown.getvalue() and "b: 1/9" not in shown.getvalue()
     console.close()
     log = io.StringIO()
-    console = _Console(2, "r1", stream=log)
+    console = Console(2, "r1", stream=log)
     for done in range(1, 5):
         console.event((0.0, {"run": "r1", "name": "a", "frames": done, "total": 9}))
     console.stack_done("a")
     console.stack_done("b")
     assert log.getvalue().count("\n") == 1 and "2 of 2 stacks done (" in log.getvalue(), log.getvalue()
     console.close()
-    monkeypatch.setattr(batch_module, "PLAIN_EVERY_S", 0.3)
+    monkeypatch.setattr(batch_console, "PLAIN_EVERY_S", 0.3)
     log = io.StringIO()
-    console = _Console(1, "r1", stream=log)
+    console = Console(1, "r1", stream=log)
     console.event((0.0, {"run": "r1", "name": "a", "frames": 0, "total": 9}))  # the task started: no frame done yet
     time.sleep(1.5)
     console.close()
@@ -153,3 +153,47 @@ def test_the_detectors_advice_of_too_many_candidates_is_said_once_per_stack(tmp_
         assert len(said) == 1 and "--cell-diameter MIN MAX" in said[0], err
     assert err.count("candidate cells") == 2 and "UserWarning" not in err, err
     assert all("candidate cells (blobs 8-40 px wide)" in note for note in table["note"]), list(table["note"])
+
+
+def test_the_advice_filter_lasts_only_while_a_task_runs(client, tmp_path, capsys, monkeypatch):
+    """The "always" filter that lets every frame's advice reach its stack's line stayed in a process that ran a task
+    (an in-process cluster, napari's console): that process then showed the detector's warning on every frame of
+    every later run. Now the process's warning filters and hook are as they were once its tasks are done; tasks that
+    overlap (two threads) keep them until the last one ends."""
+    import threading
+    import warnings
+
+    from sam2_model.tracking import detection
+
+    monkeypatch.setattr(detection, "MANY_SEEDS", 0)  # every frame's blobs are "too many"
+    _write_stack(tmp_path, "a", seed=76)
+    filters, hook = list(warnings.filters), warnings.showwarning
+    table = batch(tmp_path / "a.tif", tmp_path / "out", client=client, auto=True, redetect_every=1, **MODEL)
+    assert list(table["status"]) == ["ok"] and "candidate cells" in table.loc[0, "note"]
+    assert "a: " in capsys.readouterr().err
+    assert warnings.filters == filters and warnings.showwarning is hook
+
+    task = batch_worker.StackTask("t", "", "", batch_worker.ModelSpec())
+    always = [entry for entry in warnings.filters if entry[0] == "always" and entry[1] is not None
+              and entry[1].pattern.endswith(batch_worker.MANY_CANDIDATES)]
+    assert not always
+    first_in, second_out, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first() -> None:
+        with batch_worker.detector_advice(task):
+            first_in.set()
+            second_out.wait(30)
+            seen["while the first runs"] = list(warnings.filters) != filters
+        first_out.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(30)
+    with batch_worker.detector_advice(task):
+        seen["both"] = list(warnings.filters) != filters
+    second_out.set()
+    first_out.wait(30)
+    thread.join(30)
+    assert seen == {"both": True, "while the first runs": True}
+    assert warnings.filters == filters and warnings.showwarning is hook

@@ -86,3 +86,50 @@ def test_batch_auto_through_z_looks_for_no_divisions_unless_asked(client, tmp_pa
     with pytest.raises(SystemExit):  # argparse: not both
         _batch(common + ["--divisions", "--no-divisions"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def top_empty_zstack(tmp_path_factory):
+    """tests/test_input_size.py's volume: (6, 256, 256) ZYX of ~8 px nuclei whose slices 0-2 are empty (background
+    noise, or zeros); (folder, the size choice auto makes on each slice)."""
+    import numpy as np
+
+    from napari_sam2.image_size import auto_image_size
+    from sam2_model.synth.microscopy import make_microscopy_timelapse
+
+    movie = make_microscopy_timelapse(11, shape=(256, 256), num_frames=6, cell_type="nuclei", cell_size=8,
+                                      density=0.1, divisions=False, enter_leave=False, dtype="uint8")
+    noisy, black = movie.image.copy(), movie.image.copy()
+    noisy[:3] = np.clip(np.random.default_rng(0).normal(float(np.median(noisy[0])), 2, noisy[:3].shape), 0,
+                        255).astype(np.uint8)
+    black[:3] = 0
+    folder = tmp_path_factory.mktemp("top_empty")
+    for name, stack in (("noisy", noisy), ("black", black)):
+        tifffile.imwrite(folder / f"{name}.tif", stack, photometric="minisblack", metadata={"axes": "ZYX"})
+    return folder, [auto_image_size(frame, "demo") for frame in noisy]
+
+
+def test_batch_auto_picks_the_input_size_by_tracks_rule_where_the_top_slices_are_empty(top_empty_zstack):
+    """F1's rule for --auto (track --auto, track_cells): "auto" measures the start slice unless it holds too little
+    to measure (an empty top slice of a z-stack: noise, or zeros), then the fullest of a few sampled slices. batch
+    --auto measured slice 0 alone: 512 px from the noise's "~4.5 px objects" (or the model's size where it found
+    none), twice the cells' own input. Now 384 px, measured on slice 3, as track --auto picks it and the same
+    choice; a stack whose start slice holds cells is measured there; prompts keep their first prompted frame."""
+    from napari_sam2.batch_worker import AxisOptions, ModelSpec, StackTask, open_frames, stack_model_spec
+    from napari_sam2.image_size import auto_image_size_from
+
+    folder, choices = top_empty_zstack
+    assert choices[0].image_size == 512 and choices[3].image_size == 384  # noise measures as tiny objects
+    model = ModelSpec("demo", "none", "cpu", "auto")
+    for name in ("noisy", "black"):
+        frames = open_frames(str(folder / f"{name}.tif"), AxisOptions())
+        try:
+            task = StackTask(name, str(folder / f"{name}.tif"), str(folder / "out"), model, None, True)
+            assert stack_model_spec(task, frames).image_size == 384, name
+            assert auto_image_size_from(frames.view, "demo", 0).frame_index == 3
+            later = StackTask(name, task.path, task.out, model, None, True, tracking_options={"start_frame": 4})
+            assert stack_model_spec(later, frames).image_size == choices[4].image_size  # its start slice itself
+            prompted = StackTask(name, task.path, task.out, model, str(folder / "p.csv"), False)
+            assert stack_model_spec(prompted, frames, 4).image_size == choices[4].image_size  # the prompted slice
+        finally:
+            frames.close()

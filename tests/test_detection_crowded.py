@@ -56,12 +56,18 @@ def test_a_few_cells_do_not_warn():
 
 
 @pytest.mark.parametrize("count, shape, crowded", [
-    (912, (416, 496), True),  # MSC halved at 8-40 px: 22 % of the frame (before: no warning)
-    (279, (256, 256), False),  # a dense frame of real nuclei near the smallest diameter: quick, not warned
+    (912, (416, 496), True),  # MSC halved at 8-40 px: 22 % of the frame (before F3: no warning)
+    (234, (256, 256), True),  # E1's 256 x 256 MSC crop of 4 cells at 8-40 px: 18 %, 35x slower than at 20-80 px
+    # (its frames: 228-260 blobs; under the old floor of 300 it gave no advice)
+    (279, (256, 256), True),  # 255+ real nuclei near the smallest diameter: 21 %; by count and cover no different
+    # from MSC's texture, and 279 clicks a frame are slow too (the advice: change the range only if cells are fewer)
     (450, (240, 240), True),  # noise
+    (199, (256, 256), False),  # 15.3 %, but under CROWDED_SEEDS: quick enough not to say
+    (150, (128, 128), False),  # a small frame (a 128 x 128 crop of MSC: 141-157 blobs, 46 %): few clicks
+    (43, (256, 256), False),  # a synthetic test movie's most: 3.3 %
     (900, (2048, 2048), False),  # many real cells on a large frame: 1 %
     (1001, (4096, 4096), True),  # more than MANY_SEEDS clicks: slow whatever the frame
-    (5, (64, 64), False),
+    (5, (64, 64), False),  # a few cells on a small frame
 ])
 def test_crowded_frame_weighs_seeds_against_the_frames_area(count, shape, crowded):
     assert detection.crowded_frame(count, (8, 40), shape) is crowded

@@ -6,8 +6,9 @@
     table = napari_sam2.batch("movies/", "results", scheduler="tcp://head:8786", auto=True)
     table = napari_sam2.batch("plate2/", "results", auto=True, channel_axis=1, channel=0)  # (T, C, Y, X) stacks
 
-Per stack, prompts come from ``<stem>.csv`` or ``<stem>_prompts.csv`` beside it (or in ``prompts_dir``),
-or, with ``auto=True``, cells are found and tracked automatically. Outputs and their safety rules
+Per stack, prompts come from ``<name>.csv`` or ``<name>_prompts.csv`` beside it (or in ``prompts_dir``; ``<name>``:
+its output name, ``movie`` for ``movie.ome.tif``, whose ``movie.ome.csv`` is found too:
+:func:`.batch_inputs.find_prompts`), or, with ``auto=True``, cells are found and tracked automatically. Outputs and their safety rules
 are described in :mod:`napari_sam2.batch_outputs`; ``OUT/summary.csv`` has one row per stack. The cluster a run
 starts or connects to, and Ctrl-C / SIGTERM while it runs, are in :mod:`napari_sam2.batch_cluster`.
 """
@@ -26,9 +27,10 @@ from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
+from .batch_console import Console, report_start
 from .batch_cluster import (Terminated, check_main_guard, client_for, dashboard_line, usable_cores,
                             workers_per_machine)
-from .batch_inputs import find_prompts, find_stacks, prompt_candidates
+from .batch_inputs import AmbiguousPrompts, find_prompts, find_stacks, prompt_candidates
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
                             reusable_result)
@@ -42,8 +44,6 @@ PathLike = Union[str, os.PathLike]
 #: is a failed stack's, ``reason`` why a stack was skipped (not run by this run)
 SUMMARY_COLUMNS = ["stack", "name", "status", "reason", "error", "seconds", "frames", "objects", "outputs", "worker",
                    "note"]
-#: seconds between two progress lines where stderr is no terminal (a log file: SLURM, nohup; a terminal gets a bar)
-PLAIN_EVERY_S = 30.0
 #: the command's option for each keyword argument of :func:`batch` (messages name what the user typed)
 CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_gb": "--zarr-above",
                "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
@@ -246,11 +246,14 @@ def batch(
 
     inputs: stack files, folders or glob patterns (see :mod:`napari_sam2.batch_inputs`).
     auto: automatic cell tracking (``tracking_options`` go to ``sam2_model.track_cells``) instead of
-    a prompts CSV per stack (``<stem>.csv`` / ``<stem>_prompts.csv`` beside it or in ``prompts_dir``).
+    a prompts CSV per stack (``<name>.csv`` / ``<name>_prompts.csv`` beside it or in ``prompts_dir``; two that differ:
+    that stack fails, naming both; :func:`.batch_inputs.find_prompts`).
     model / checkpoint / device / image_size / object_window: as in :func:`napari_sam2.api.segment`; "auto" picks
-    each stack's input size (and, for prompts, object window) from its first prompted frame (with auto=True: its
-    start frame). Tracking option ``divisions`` left out: on, except in a stack whose frames are z slices (its axes
-    say so), where cells do not divide: off there, said in its note (``divisions=True`` looks for them anyway).
+    each stack's input size (and, for prompts, object window) from its first prompted frame (with auto=True: by
+    :func:`.image_size.auto_image_size_from`, the rule of ``track --auto`` and ``track_cells``: its start frame, or
+    a fuller sampled frame where that holds too little to measure, e.g. an empty top slice of a z-stack). Tracking
+    option ``divisions`` left out: on, except in a stack whose frames are z slices (its axes say so), where cells do
+    not divide: off there, said in its note (``divisions=True`` looks for them anyway).
     direction: prompts: "forward", "backward" or "both" (the default) from the first prompted frame; auto=True:
     "forward" (the default) or "backward" from ``start_frame`` (a tracking option), "both" refused (the rule of
     ``napari-sam2 track --auto`` too). A stack where one way has nothing to track (backward from frame 0, forward
@@ -264,8 +267,9 @@ def batch(
     the stacks run again and why. Names and reuse are decided by :func:`.batch_outputs.plan_run`.
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
     progress: what the run says on stderr (False: nothing): the plan, each failure and note, the stacks and the
-    frames done in the stacks in flight (a bar in a terminal; in a log file a plain line every :data:`PLAIN_EVERY_S`
-    seconds), and with auto the detector's advice of too many candidate cells, once per stack as soon as it comes.
+    frames done in the stacks in flight (a bar in a terminal; in a log file a plain line every
+    :data:`.batch_console.PLAIN_EVERY_S` seconds), and with auto the detector's advice of too many candidate
+    cells, once per stack as soon as it comes (:mod:`.batch_console`).
     frame_axis / channel_axis / channel / fixed / rgb: how to read every stack's axes, as in
     :func:`napari_sam2.api.segment` (e.g. ``channel_axis=1, channel=0`` for (T, C, Y, X) stacks, ``frame_axis=1,
     fixed={0: 3}`` for z=3 of (Z, T, Y, X)); labels are (T, Y, X) along ``frame_axis``, prompts CSV rows
@@ -363,8 +367,12 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
 
     def settings_of(path: Path) -> Dict[str, Any]:
         if path not in found:
-            prompts = None if auto else find_prompts(path, prompts_dir)
-            found[path] = {"prompts": prompts, "settings": _settings(template, prompts)}
+            prompts, error = None, ""
+            try:
+                prompts = None if auto else find_prompts(path, prompts_dir)
+            except AmbiguousPrompts as ambiguous:  # that stack fails with the reason; the others run
+                error = str(ambiguous)
+            found[path] = {"prompts": prompts, "settings": _settings(template, prompts), "error": error}
         return found[path]["settings"]
 
     plan = plan_run(stacks, out, overwrite, settings_of)
@@ -379,6 +387,9 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
             continue
         settings = settings_of(path)
         prompts = found[path]["prompts"]
+        if found[path]["error"]:
+            rows[name] = _row(path, name, "failed", found[path]["error"])
+            continue
         if not auto and prompts is None:
             looked = ", ".join(str(p.absolute()) for p in prompt_candidates(path.resolve(), prompts_dir))
             rows[name] = _row(path, name, "failed", f"no prompts CSV (looked for {looked}); or use {word('auto')}")
@@ -387,7 +398,7 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
                              prompts=None if prompts is None else str(prompts.resolve()), settings=settings))
     order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     if progress:
-        _report_start(list(rows.values()), len(plan.names), len(tasks), plan.notes)
+        report_start(list(rows.values()), len(plan.names), len(tasks), plan.notes)
 
     def ordered(with_others: bool = True) -> List[Dict[str, Any]]:
         """This run's rows in input order, then (``with_others``) the other complete results in ``out``."""
@@ -423,19 +434,6 @@ def _other_rows(plan: RunPlan) -> List[Dict[str, Any]]:
             for name, record in plan.others.items()]
 
 
-def _report_start(rows: Sequence[Dict[str, Any]], total: int, to_run: int, notes: Sequence[str] = ()) -> None:
-    """Before any stack runs: how the stacks divide (the counts add up to ``total``), ``notes`` on their names and
-    earlier results, and each stack that failed already (no prompts CSV) with its reason."""
-    skipped = sum(row["status"] == "skipped" for row in rows)
-    failed = [row for row in rows if row["status"] == "failed"]
-    print(f"napari-sam2 batch: {total} stack{'s' if total != 1 else ''}: {to_run} to run, {skipped} skipped (complete "
-          f"from an earlier run), {len(failed)} failed before running", file=sys.stderr)
-    for note in notes:
-        print(f"napari-sam2 batch: {note}", file=sys.stderr)
-    for row in failed:
-        print(f"failed: {row['name']}: {row['error']}", file=sys.stderr)
-
-
 def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, tasks: Sequence[StackTask],
                  in_cluster: bool, stop: BaseException, overwrite: str = "") -> BatchInterrupted:
     """After Ctrl-C or SIGTERM (``stop``): the summary lists what is complete in ``out`` (this run's finished stacks,
@@ -468,102 +466,6 @@ def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, task
                             current=current)
 
 
-class _Console:
-    """A run's progress on stderr, for ``total`` stacks: a tqdm bar in a terminal; where stderr is no terminal (a log
-    file: SLURM, nohup) plain lines, one every :data:`PLAIN_EVERY_S` seconds (also through a long first frame that
-    sends no event) and when the last stack is done, never a bar's carriage returns. The workers' events of this
-    ``run`` (:func:`.batch_worker.tell`): the frames done in each stack in flight (the bar's text, or in the plain
-    lines) and the detector's advice of too many candidate cells, printed once per stack as it comes. ``show``
-    False: silent. :meth:`close` ends it (and its clock's thread)."""
-
-    def __init__(self, total: int, run: str, show: bool = True, stream: Any = None) -> None:
-        import threading
-        import time
-
-        from tqdm import tqdm
-
-        self.stream = sys.stderr if stream is None else stream
-        self.total, self.run, self.show, self.done = total, run, show, 0
-        self.tty = show and bool(getattr(self.stream, "isatty", lambda: False)())
-        self.bar = tqdm(total=total, unit="stack", desc="batch", file=self.stream) if self.tty else None
-        self.frames: Dict[str, Any] = {}  # stack in flight -> (frames done, frames to do)
-        self.advised: set = set()
-        self.finished: set = set()  # (a stack's late frames event must not put it back in flight)
-        self.started = self.last = time.monotonic()
-        self.lock = threading.RLock()  # events come on the client's thread
-        self.stopped = threading.Event()
-        if show:  # the bar's clock, or a plain line where no event came for PLAIN_EVERY_S
-            threading.Thread(target=self._clock, name="napari-sam2-batch-console", daemon=True).start()
-
-    def _clock(self) -> None:
-        while not self.stopped.wait(1.0 if self.bar is not None else max(0.2, min(PLAIN_EVERY_S, 5.0))):
-            with self.lock:
-                if self.stopped.is_set():
-                    return
-                if self.bar is not None:
-                    self.bar.refresh()
-                else:
-                    self._plain()
-
-    def line(self, text: str) -> None:
-        if not self.show:
-            return
-        with self.lock:
-            if self.bar is not None:
-                self.bar.write(text, file=self.stream)
-            else:
-                print(text, file=self.stream, flush=True)
-
-    def stack_done(self, name: str) -> None:
-        with self.lock:
-            self.done += 1
-            self.finished.add(name)
-            self.frames.pop(name, None)
-            if self.bar is not None:
-                self.bar.set_postfix_str(self._in_flight(), refresh=False)
-                self.bar.update(1)
-            self._plain(force=self.done == self.total)
-
-    def event(self, event: Any) -> None:
-        """A worker's event ((time, message) from Dask's ``subscribe_topic``)."""
-        message = event[1] if isinstance(event, tuple) else event
-        if not isinstance(message, dict) or message.get("run") != self.run:
-            return
-        name = str(message.get("name"))
-        with self.lock:
-            if message.get("advice") and name not in self.advised:
-                self.advised.add(name)
-                self.line(f"{name}: {' '.join(str(message['advice']).split())}")
-            if "frames" in message and name not in self.finished:
-                self.frames[name] = (int(message["frames"]), int(message["total"]))
-                if self.bar is not None:
-                    self.bar.set_postfix_str(self._in_flight(), refresh=True)
-                self._plain()
-
-    def _in_flight(self) -> str:
-        shown = sorted(self.frames.items())
-        text = ", ".join(f"{name}: {done}/{total} frames" for name, (done, total) in shown[:3])
-        return text + (f", {len(shown) - 3} more" if len(shown) > 3 else "")
-
-    def _plain(self, force: bool = False) -> None:
-        import time
-
-        now = time.monotonic()
-        if self.bar is not None or not self.show or (not force and (now - self.last < PLAIN_EVERY_S
-                                                                    or self.done >= self.total)):
-            return
-        self.last = now
-        flight = self._in_flight()
-        self.line(f"napari-sam2 batch: {self.done} of {self.total} stacks done{'; ' + flight if flight else ''} "
-                  f"({now - self.started:.0f} s)")
-
-    def close(self) -> None:
-        with self.lock:
-            self.stopped.set()
-            if self.bar is not None:
-                self.bar.close()
-
-
 def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Iterator[Dict[str, Any]]:
     """Submit one task per stack; yield summary rows as tasks finish (a dead worker is a failed row)."""
     from distributed import as_completed
@@ -571,7 +473,7 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
     from .batch_worker import PROGRESS_TOPIC
 
     run = tasks[0].run or uuid.uuid4().hex[:8]
-    console = _Console(len(tasks), run, progress)
+    console = Console(len(tasks), run, progress)
     if progress:
         client.subscribe_topic(PROGRESS_TOPIC, console.event)
     futures = {client.submit(process_stack, replace(task, run=run), key=f"napari-sam2-{task.name}-{run}",
@@ -583,21 +485,7 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
                 row = future.result()
             except Exception as error:  # KilledWorker (process died: out of memory, killed), lost connection
                 row = _row(Path(task.path), task.name, "failed", f"{type(error).__name__}: {error}")
-            read_as = row.pop("read_as", "")  # a frames-last stack: how it was read (the line track prints)
-            advice = row.pop("advice", "")  # the detector's, printed as it came
-            if row["status"] == "failed":
-                console.line(f"failed: {task.name}: {row['error']}")
-            else:
-                if read_as:
-                    console.line(f"{task.name}: {read_as}")
-                if advice and task.name not in console.advised:  # (its event was lost)
-                    console.line(f"{task.name}: {' '.join(advice.split())}")
-                note = str(row.get("note") or "")
-                for said in (read_as, advice):
-                    note = note.replace(said, "", 1) if said else note
-                note = "; ".join(part.strip() for part in note.split("; ") if part.strip())  # the tracker's, e.g.
-                if note:
-                    console.line(f"{task.name}: note: {_short(note)}")
+            console.stack_row(task.name, row)
             row.setdefault("reason", "")
             console.stack_done(task.name)
             yield row
@@ -607,9 +495,3 @@ def _run_tasks(client: Any, tasks: Sequence[StackTask], progress: bool) -> Itera
         console.close()
         for future in futures:
             future.release()
-
-
-def _short(text: str, most: int = 150) -> str:
-    """``text`` on one console line: cut after ``most`` characters, pointing to summary.csv for the rest."""
-    text = " ".join(text.split())
-    return text if len(text) <= most else text[:most].rstrip() + "... (see summary.csv)"

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 from collections import Counter
+from pathlib import Path
 from types import FrameType
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -31,7 +32,7 @@ def _guarded(path: str, line: int) -> bool:
     """Whether ``line`` of the Python file ``path`` lies inside an ``if __name__ == "__main__":`` block (or the file
     cannot be read or parsed: then nothing is refused)."""
     try:
-        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), path)  # (the file closed at once)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return True
 

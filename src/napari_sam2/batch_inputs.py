@@ -206,13 +206,30 @@ def stack_names(paths: Sequence[Path], kept: Optional[Mapping[Path, str]] = None
 
 
 def prompt_candidates(stack: Path, prompts_dir: Optional[PathLike] = None) -> List[Path]:
-    """Where a stack's prompts CSV is looked for, in order: ``<stem>.csv``, then ``<stem>_prompts.csv``,
-    in ``prompts_dir`` when given, else beside the stack."""
+    """Where a stack's prompts CSV is looked for, in order: ``<stem>.csv``, then ``<stem>_prompts.csv`` (the stem is
+    the stack's output name: ``movie`` for ``movie.ome.tif``), and for an OME file (``movie.ome.tif``, ``.ome.tiff``,
+    ``.ome.zarr``) also ``movie.ome.csv`` and ``movie.ome_prompts.csv`` (Python's ``Path.stem`` of it is
+    ``movie.ome``); in ``prompts_dir`` when given, else beside the stack."""
     stem = stack_stem(stack)
     folder = Path(prompts_dir) if prompts_dir is not None else stack.parent
-    return [folder / f"{stem}.csv", folder / f"{stem}_prompts.csv"]
+    stems = [stem]
+    if stack.name.lower().startswith(f"{stem.lower()}.ome."):
+        stems.append(stack.name[: len(stem) + len(".ome")])  # (the file's own spelling of ".ome")
+    return [folder / f"{name}{end}" for name in stems for end in (".csv", "_prompts.csv")]
+
+
+class AmbiguousPrompts(ValueError):
+    """Two or more of a stack's prompts CSVs (:func:`prompt_candidates`) exist and differ: which one is meant is not
+    guessed."""
 
 
 def find_prompts(stack: Path, prompts_dir: Optional[PathLike] = None) -> Optional[Path]:
-    """The first existing prompts CSV for ``stack`` (see :func:`prompt_candidates`), or None."""
-    return next((p for p in prompt_candidates(stack, prompts_dir) if p.is_file()), None)
+    """The prompts CSV for ``stack`` (see :func:`prompt_candidates`): the first that exists, or None.
+
+    Raises :class:`AmbiguousPrompts` naming the files when more than one exists and their contents differ (the same
+    rows saved twice, e.g. ``movie.csv`` and ``movie.ome.csv``, are one CSV: the first is used)."""
+    found = [path for path in prompt_candidates(stack, prompts_dir) if path.is_file()]
+    if len({path.read_bytes() for path in found}) > 1:
+        raise AmbiguousPrompts(f"{len(found)} different prompts CSVs for {stack.name} ({', '.join(map(str, found))}); "
+                               "keep the one meant for it (or make them the same)")
+    return found[0] if found else None

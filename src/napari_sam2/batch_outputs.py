@@ -59,8 +59,13 @@ def new_partial_dir(out: Path, name: str) -> Path:
 
 def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: str = "t",
                        calibration: Any = None) -> Any:
-    """An OME-Zarr (NGFF 0.4, zarr format 2) group ``folder`` with a uint32 (T, Y, X) array "0" (frame_axis "t"), or
-    (Z, Y, X) for frames through z ("z": the first axis is then space, as OME-Zarr viewers should show it).
+    """An OME-Zarr (NGFF 0.4, zarr format 2) label image ``folder`` with a uint32 (T, Y, X) array "0" (frame_axis
+    "t"), or (Z, Y, X) for frames through z ("z": the first axis is then space, as OME-Zarr viewers should show it).
+
+    The group carries ``multiscales`` and the spec's ``image-label`` attributes (``{"version": "0.4"}``), so OME-Zarr
+    readers (ome-zarr-py, napari-ome-zarr, ome-zarr-models' ``ImageLabel``) take it as labels, not as a grey image.
+    It stands alone: the spec's ``labels/<name>`` group sits under the image it labels, and a batch run writes no
+    copy of the stack's image (its source may be a TIFF), so ``image-label`` names no ``source``.
 
     calibration: the stack's pixel size, frame step and origin (an :class:`~.export.Calibration`, or None), written
     as the dataset's ``scale`` and ``translation`` and the axes' units (:func:`zarr_transforms`), the calibration
@@ -79,6 +84,7 @@ def create_zarr_labels(folder: Path, shape: Tuple[int, int, int], frame_axis: st
         "axes": axes,
         "datasets": [{"path": "0", "coordinateTransformations": transforms}],
     }]
+    group.attrs["image-label"] = {"version": "0.4"}  # labels, not intensities (OME-NGFF 0.4 "labels")
     return array
 
 

@@ -28,7 +28,8 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
-from .image_size import AUTO, auto_image_size, frame_as_seen, resolve_object_window
+from .image_size import (AUTO, SizeChoice, auto_image_size, auto_image_size_from, frame_as_seen,
+                         resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt
 from .track_all import frame_source
@@ -232,15 +233,30 @@ def prompted_frame(prompts: Sequence[FramePrompt]) -> int:
     return int(min(starts or [p.frame for p in prompts] or [0]))
 
 
-def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = None) -> ModelSpec:
-    """``task.model``, with image_size "auto" replaced by the size picked from frame ``index`` of this stack (None:
-    with auto its start frame, else frame 0; :func:`process_stack` gives prompts their first prompted frame,
-    :func:`prompted_frame`), as ``segment()`` and ``track`` pick it."""
+def auto_size(task: StackTask, frames: Frames, index: Optional[int] = None) -> Optional[SizeChoice]:
+    """How image_size "auto" is picked for this stack (None where ``task.model.image_size`` is not "auto").
+
+    With ``task.auto``: by the rule of ``napari-sam2 track --auto`` and :func:`napari_sam2.track_cells`
+    (:func:`.image_size.auto_image_size_from`): measured on the start frame (``index``, None: the task's start frame),
+    or, where that frame holds too little to measure (an empty top slice of a z-stack), on the fullest of a few frames
+    sampled through the stack; the choice's ``describe()`` says which and why. Prompts: on frame ``index`` (None: 0;
+    :func:`process_stack` gives their first prompted frame, :func:`prompted_frame`), as ``segment()`` picks it."""
     if task.model.image_size != AUTO:
-        return task.model
-    index = start_frame(task, frames) if index is None else index
+        return None
+    if task.auto:
+        start = start_frame(task, frames) if index is None else index
+        return auto_image_size_from(frames.view, task.model.model, start, frames.session_options)
+    index = 0 if index is None else index
     frame = frame_as_seen(frames.view[index], frames.session_options)  # the channel segmented
-    return replace(task.model, image_size=auto_image_size(frame, task.model.model).image_size)
+    return auto_image_size(frame, task.model.model, index)
+
+
+def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = None,
+                     choice: Optional[SizeChoice] = None) -> ModelSpec:
+    """``task.model``, with image_size "auto" replaced by the size :func:`auto_size` picks for frame ``index`` of
+    this stack (``choice``: that pick, when the caller has made it already)."""
+    choice = auto_size(task, frames, index) if choice is None else choice
+    return task.model if choice is None else replace(task.model, image_size=choice.image_size)
 
 
 def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli") -> list:
@@ -371,6 +387,9 @@ def frames_told(task: StackTask) -> Callable[[int, int], None]:
 #: words of the detector's warning of too many candidate cells (:func:`sam2_model.tracking.detection.many_seeds_advice`)
 MANY_CANDIDATES = "candidate cells"
 _ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: shown)
+#: the tasks of this process inside :func:`detector_advice` now, and the warnings filter they share (None: none)
+_ADVISING = {"tasks": 0, "filter": None}
+_ADVISING_LOCK = threading.Lock()
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -383,13 +402,39 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
         _show_warning.previous(message, category, filename, lineno, file, line)  # type: ignore[attr-defined]
 
 
+def _advising(entering: bool) -> None:
+    """Count a task into (``entering``) or out of :func:`detector_advice`. The first one in puts the hook
+    (:func:`_show_warning`) and an "always" filter for the advice in place (every frame's warning reaches the sink,
+    also where an earlier stack of this process gave the same text); the last one out takes both away again, so that
+    the process (an in-process cluster, the user's own session) warns afterwards as it did before: the filters it has
+    then (its own added meanwhile kept), the hook it set (left alone where it was replaced meanwhile)."""
+    with _ADVISING_LOCK:
+        _ADVISING["tasks"] += 1 if entering else -1
+        if entering and _ADVISING["tasks"] == 1:
+            if warnings.showwarning is not _show_warning:
+                _show_warning.previous = warnings.showwarning  # type: ignore[attr-defined]
+                warnings.showwarning = _show_warning
+            warnings.filterwarnings("always", message=f".*{MANY_CANDIDATES}", category=UserWarning)
+            _ADVISING["filter"] = warnings.filters[0]
+        elif not entering and _ADVISING["tasks"] == 0:
+            added, _ADVISING["filter"] = _ADVISING["filter"], None
+            if added is not None and any(entry is added for entry in warnings.filters):
+                warnings.filters[:] = [entry for entry in warnings.filters if entry is not added]  # (the same list)
+                mutated = getattr(warnings, "_filters_mutated", None)  # as resetwarnings() does: registries renewed
+                if callable(mutated):
+                    mutated()
+            if warnings.showwarning is _show_warning:
+                warnings.showwarning = _show_warning.previous  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def detector_advice(task: StackTask) -> Iterator[list]:
     """While the block runs in this thread, the detector's warning of too many candidate cells (one per frame it
     detects on) is told to the console once for this stack, as soon as it comes (before the slow clicks it warns
     of), and kept in the yielded list (at most one text); other warnings, and other threads' (a worker running
     several stacks at once), are shown as before. Per thread, not ``warnings.catch_warnings`` (process-wide, and
-    restored out of order by tasks that overlap)."""
+    restored out of order by tasks that overlap); what it changes process-wide (:func:`_advising`) lasts while a task
+    of this process is inside it, and no longer."""
     said: list = []
 
     def sink(message: str) -> None:
@@ -397,16 +442,13 @@ def detector_advice(task: StackTask) -> Iterator[list]:
             said.append(message)
             tell(task, advice=message)
 
-    if warnings.showwarning is not _show_warning:
-        _show_warning.previous = warnings.showwarning  # type: ignore[attr-defined]
-        warnings.showwarning = _show_warning
-    # every frame's warning reaches the sink, also where an earlier stack of this process gave the same text
-    warnings.filterwarnings("always", message=f".*{MANY_CANDIDATES}", category=UserWarning)
+    _advising(True)
     _ADVICE.sink = sink
     try:
         yield said
     finally:
         _ADVICE.sink = None
+        _advising(False)
 
 
 def task_threads(task: StackTask) -> Tuple[Optional[int], str]:
@@ -492,7 +534,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                                                        task.axes.names)  # a bad CSV: its reason, before the model
         if prompts is not None:
             index = prompted_frame(prompts)  # "auto" measures where the objects are, not an empty slice 0
-        model = cached_model(stack_model_spec(task, frames, index))
+        size = auto_size(task, frames, index)  # image_size "auto": how it was picked (the manifest says)
+        model = cached_model(stack_model_spec(task, frames, index, size))
         folder = new_partial_dir(Path(task.out), task.name)
         record = (_run_auto(task, model, frames, folder) if prompts is None else
                   _run_prompts(task, model, frames, folder, prompts))
@@ -505,7 +548,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                       tracking_options=tracking_settings({**task.tracking_options, **used}) if task.auto else {},
                       axes=asdict(task.axes), smooth=task.smooth,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
-                      image_size=model.image_size, settings=task.settings, run=task.run, torch_threads=threads,
+                      image_size=model.image_size, image_size_picked=None if size is None else size.describe(),
+                      settings=task.settings, run=task.run, torch_threads=threads,
                       torch_threads_why=threads_why,
                       calibration=None if frames.calibration is None else asdict(frames.calibration),
                       seconds=round(time.perf_counter() - started, 3),

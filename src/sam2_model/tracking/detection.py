@@ -43,11 +43,15 @@ STABILITY_THRESH = 0.3
 # It warns beyond MANY_SEEDS seeds whatever the frame (slow), and beyond CROWDED_SEEDS where the seeds' discs at the
 # smallest diameter would cover more than CROWDED_COVER of the frame (implausible, and slow enough to say). Measured
 # at 8-40 px: the MSC time-lapse halved to 416 x 496 gave 912-1086 blobs a frame for its 8-9 cells, discs covering
-# 22-26 % of it; noise gives 31-45 %, a lattice of bright spots 14 px apart 25 %. Real nuclei can be that dense too
-# (touching at twice the smallest diameter: 91 % / 4 = 23 %; a synthetic frame of 255+ nuclei of 12 px at 9-26 px
-# gave 279 blobs, 26 %): under CROWDED_SEEDS such a frame is quick, and is not warned about.
+# 22-26 % of it; 256 x 256 crops of MSC's full frames 234-586 blobs (18-45 %; the crop of 4 cells with 228-260
+# blobs, 18-20 %, ran 35x slower than at 20-80 px, which found 15-19); noise gives 31-48 %, a lattice of bright spots
+# 14 px apart 25 %; the synthetic test movies at most 3.3 %. Real nuclei can be that dense too (touching at twice the
+# smallest diameter: 91 % / 4 = 23 %; a synthetic frame of 255+ nuclei of 12 px at 9-26 px gave 279 blobs, 26 %):
+# those are warned about as well (by count and cover they look like MSC's texture, and 279 clicks a frame are slow
+# too; the advice says to change the range only if the cells are fewer). Under CROWDED_SEEDS a frame is quick enough
+# not to warn, whatever it covers (a small frame: a 128 x 128 crop of MSC gives 141-157 blobs).
 MANY_SEEDS = 1000
-CROWDED_SEEDS = 300
+CROWDED_SEEDS = 200
 CROWDED_COVER = 0.15
 # a click with negative points scores lower than a lone click: the bar of a re-click (as in CellDetector.split)
 RECLICK_MIN_SCORE = 0.7
