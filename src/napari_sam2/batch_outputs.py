@@ -4,7 +4,8 @@ Layout of an output folder ``OUT``::
 
     OUT/summary.csv            one row per stack (see napari_sam2.batch)
     OUT/<name>/manifest.json   written last: the stack, the settings and the files below
-    OUT/<name>/labels.tif      (T, Y, X) uint32 labels, or labels.ome.zarr/ for large stacks
+    OUT/<name>/labels.tif      (T, Y, X) labels (a uint16 ImageJ hyperstack; uint32 OME-TIFF past id 65535),
+                               or labels.ome.zarr/ for large stacks
     OUT/<name>/objects.csv     one row per object and frame (area, centroid, bbox, intensity, score)
     OUT/.partial/              stacks being written (never a finished-looking name)
     OUT/.batch.lock            the run writing into OUT (pid, host): one run per output folder at a time
