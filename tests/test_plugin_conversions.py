@@ -111,6 +111,20 @@ def test_compose_frame_argmax_and_keeps_foreign_labels():
     assert plane[3, 0] == 0 and current[3, 3] == 2  # the input is not modified
 
 
+def test_highest_logit_is_numpys_argmax_and_max_ties_to_the_first():
+    """compose_frame's running maximum gives np.argmax / np.max over the objects, ties to the first object, on random
+    logits with many ties (rounded) and on one object."""
+    from napari_sam2.labels_writer import highest
+
+    rng = np.random.default_rng(3)
+    for shape in ((7, 33, 21), (1, 8, 8), (80, 16, 16)):
+        logits = np.round(rng.normal(size=shape), 1).astype(np.float32)  # ties at almost every pixel of 80 objects
+        best, top = highest(logits)
+        np.testing.assert_array_equal(best, np.argmax(logits, axis=0))
+        np.testing.assert_array_equal(top, logits.max(axis=0))
+        assert not np.shares_memory(top, logits)
+
+
 def test_journal_undo_restores_exactly():
     labels = np.zeros((3, 4, 4), np.uint16)
     labels[1, 0, 0] = 5
