@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from typing import Callable, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from sam2_model.video_session import JUMP_MAX_IOU
 
-from ._colors import OBJECT_COLORMAP, object_colors
+from ._colors import OBJECT_COLORMAP, object_colormap, object_colors, palette_slot
 from ._track_ids import frame_ranges
 
 HEADERS = ("Object", "Present on frames", "Lost on frames", "Check frames", "Shown")
@@ -78,12 +78,18 @@ def object_rows(session: object, hidden: Iterable[int] = ()) -> List[ObjectRow]:
 
 
 def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
-    """The masklets layer's colormap: the object colours, with hidden objects transparent."""
+    """The masklets layer's colormap: the object colours, with hidden objects transparent. Other labels in the layer
+    (Track all's tracks, brush strokes with a new id) keep their colours, unless they share a palette row with a
+    hidden object (ids 255 apart); where a shown object of ``obj_ids`` shares one, the objects are listed one by one
+    instead (every other label is then transparent while an object is hidden)."""
     from napari.utils.colormaps import DirectLabelColormap
 
     hidden = set(hidden)
     if not hidden:
         return OBJECT_COLORMAP
+    shown = {palette_slot(k) for k in set(obj_ids) - hidden if k > 0}
+    if not shown & {palette_slot(k) for k in hidden if k > 0}:
+        return object_colormap(transparent=sorted(hidden))
     ids = sorted(set(obj_ids) | hidden)
     colors: Dict[Optional[int], np.ndarray] = {None: np.zeros(4, np.float32), 0: np.zeros(4, np.float32)}
     for obj, color in zip(ids, object_colors(ids)):
@@ -94,6 +100,9 @@ def labels_colormap(obj_ids: Iterable[int], hidden: Iterable[int]) -> object:
 class ObjectsPanel(QWidget):
     """A table of the current image's objects with *Hide / show*, *Delete object*, *Relabel…*, *Merge into…* and
     *Next check frame* for the selected row.
+
+    The selection follows the widget's *Object id* (:meth:`follow`): the row of the object being clicked is selected
+    and scrolled into view, and selecting a row makes clicks add to that object.
 
     Signals: ``hide_toggled(obj_id)``, ``delete_requested(obj_id)``, ``relabel_requested(obj_id)``,
     ``merge_requested(obj_id)`` (the widget asks for the new id / the object to merge into) and
@@ -119,8 +128,8 @@ class ObjectsPanel(QWidget):
         self.delete_button = QPushButton("Delete object")
         self.relabel_button = QPushButton("Relabel…")
         self.merge_button = QPushButton("Merge into…")
-        self.table.setToolTip("The objects of this image. Select a row to make clicks add to that object (the Object "
-                              "id follows the selection).")
+        self.table.setToolTip("The objects of this image; the row of the Object id (the object being clicked) is "
+                              "selected and scrolled into view. Select a row to make clicks add to that object.")
         self.hide_button.setToolTip("Hide the selected object's masks (or show them again); its masks are kept.")
         self.delete_button.setToolTip("Delete the selected object: its clicks, boxes and masks on every frame "
                                       "(Undo brings it back).")
@@ -146,7 +155,12 @@ class ObjectsPanel(QWidget):
         # {object: frames holding its pixels} among the frames asked about ({object: frames}), read from the labels
         # (set by the widget; None: "present" is the session's score)
         self.pixel_frames: Optional[Callable[[Dict[int, List[int]]], Dict[int, List[int]]]] = None
-        self._filling = False  # True while show_rows refills the table (its selection changes are not a person's)
+        self._filling = False  # True while the panel itself selects (refill, follow): not a person's choice
+        self.current: Optional[int] = None  # the object followed (:meth:`follow`); None: the selection is kept
+        self._scroll_later = QTimer(self)
+        self._scroll_later.setSingleShot(True)
+        self._scroll_later.setInterval(0)
+        self._scroll_later.timeout.connect(self._scroll_to_current)
         self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.hide_button.clicked.connect(lambda: self._emit(self.hide_toggled))
         self.delete_button.clicked.connect(lambda: self._emit(self.delete_requested))
@@ -159,7 +173,8 @@ class ObjectsPanel(QWidget):
         self.show_rows(self._given)
 
     def show_rows(self, rows: List[ObjectRow]) -> None:
-        """Show ``rows``, less the frames where :attr:`replaced_frames` says the labels no longer hold the object."""
+        """Show ``rows``, less the frames where :attr:`replaced_frames` says the labels no longer hold the object; the
+        row of the object followed (:meth:`follow`) is selected and in view (without one: the row selected stays)."""
         selected = self.selected_object()
         self._given = list(rows)
         if self.replaced_frames is not None and rows:
@@ -190,21 +205,54 @@ class ObjectsPanel(QWidget):
                                                      "now; a click and Propagate there segment the object again).")
             swatch = QColor.fromRgbF(*[float(c) for c in color])
             self.table.item(index, 0).setBackground(QBrush(swatch))
-            if row.obj_id == selected:
+            if row.obj_id == selected and self.current is None:
                 self.table.selectRow(index)
+        if self.current is not None:
+            self._show_current()
 
     def check_frames(self, obj_id: int) -> Tuple[int, ...]:
         """The object's check frames as shown (empty for an unknown object)."""
         return next((row.check for row in self.rows if row.obj_id == obj_id), ())
 
     def selected_object(self) -> Optional[int]:
+        """The object of the selected row (the buttons act on it); None when no row is selected."""
         index = self.table.currentRow()
-        return self.rows[index].obj_id if 0 <= index < len(self.rows) else None
+        if not 0 <= index < len(self.rows) or not self.table.selectionModel().isRowSelected(index):
+            return None
+        return self.rows[index].obj_id
 
     def select_object(self, obj_id: int) -> None:
         for index, row in enumerate(self.rows):
             if row.obj_id == obj_id:
                 self.table.selectRow(index)
+
+    def follow(self, obj_id: Optional[int]) -> None:
+        """Make ``obj_id`` the object the panel follows (the widget's *Object id*: the one clicks add to): its row is
+        selected and scrolled into view, now and whenever the rows are shown again; with no row for it (a new object
+        not segmented yet) no row is selected. Emits nothing (:attr:`object_selected` is a person's choice only)."""
+        self.current = obj_id
+        self._filling = True
+        try:
+            self._show_current()
+        finally:
+            self._filling = False
+
+    def _show_current(self) -> None:
+        """Select and scroll to the row of :attr:`current`; clear the selection when it has none."""
+        index = next((i for i, row in enumerate(self.rows) if row.obj_id == self.current), None)
+        if index is None:
+            self.table.selectionModel().clear()  # the selection and the current row: the buttons act on nothing
+            return
+        if self.selected_object() != self.current:
+            self.table.selectRow(index)
+        self._scroll_to_current()
+        self._scroll_later.start()  # again once Qt has laid the rows out (a scroll bar showing moves the last row)
+
+    def _scroll_to_current(self) -> None:
+        """Scroll the row of :attr:`current` into view (nothing when it is in view or has no row)."""
+        index = next((i for i, row in enumerate(self.rows) if row.obj_id == self.current), None)
+        if index is not None and self.table.item(index, 0) is not None:
+            self.table.scrollToItem(self.table.item(index, 0))
 
     def _on_selection_changed(self) -> None:
         """A person selected a row: say which object (the widget makes it the one clicks add to)."""

@@ -117,21 +117,35 @@ class PromptEventsMixin:
         return self._state
 
     def _on_new_object(self) -> None:
+        """*New object* (or its key, N on the clicks and boxes layers): the next click or box starts a new id."""
         state = self._require_state()
         if state is None:
             return
+        self.object_spin.setValue(self._fresh_object_id(state))
+        self.activate_clicks()
+
+    def _fresh_object_id(self, state: ImageState, taken: Sequence[int] = ()) -> int:
+        """One above every id ``state``'s image uses (its clicks, boxes, session objects and Track all's tracks) and
+        ``taken`` (e.g. an object just deleted, kept free for its Undo)."""
         used = set(state.points.features["obj_id"].tolist()) | set(state.boxes.features["obj_id"].tolist())
         if state.controller is not None:
             used |= set(state.controller.obj_ids)
         used |= self.track_all.track_ids(state.image)  # never a track's id: the tracks share the masklets layer
-        self.object_spin.setValue(max(used | {0}) + 1)
-        self.activate_clicks()
+        return max(used | set(int(t) for t in taken) | {0}) + 1
 
     def _on_object_changed(self, obj_id: int) -> None:
-        state = self._state
-        if state is None or state.points is None or state.boxes is None:
-            return
+        """The Object id changed (typed, *New object*, a row selected, ...): new clicks and boxes take it, and the
+        objects panel selects and shows its row (none for a new object)."""
+        self.objects.follow(obj_id)
+        if self._state is not None:
+            self._take_object_id(self._state, obj_id)
+
+    @staticmethod
+    def _take_object_id(state: ImageState, obj_id: int) -> None:
+        """New clicks and boxes on ``state``'s image belong to ``obj_id`` (and are drawn in its colour)."""
         state.obj_id = obj_id
+        if state.points is None or state.boxes is None:
+            return
         state.points.feature_defaults = {"positive": state.positive, "obj_id": obj_id}
         state.boxes.feature_defaults = {"obj_id": obj_id}
         style_points(state.points)
@@ -159,6 +173,7 @@ class PromptEventsMixin:
         if self._reject_outside(state) and str(event.action) == "added":
             return  # the click was outside the image: nothing else changed
         style_points(state.points)
+        self._follow_added(state, event)
         self._prompts_edited()
 
     def _on_boxes_changed(self, state: ImageState, event: Any) -> None:
@@ -169,7 +184,15 @@ class PromptEventsMixin:
         if str(event.action) == "added" and self._reject_off_view(state.boxes, state, event):
             return
         style_boxes(state.boxes)
+        self._follow_added(state, event)
         self._prompts_edited()
+
+    def _follow_added(self, state: ImageState, event: Any) -> None:
+        """A click or box was added to the current image: the objects panel selects and scrolls back to the object it
+        belongs to (the Object id), in case the person scrolled the table away; a new object's row follows when its
+        segmentation ends (:meth:`_refresh_objects`)."""
+        if str(event.action) == "added" and state is self._state:
+            self.objects.follow(state.obj_id)
 
     def _prompts_edited(self) -> None:
         """A prompt was added, moved or deleted: segment its frame (after the run in progress, if any)."""
@@ -232,6 +255,7 @@ class PromptEventsMixin:
         state = self._state
         controller = None if state is None else state.controller
         opened = controller is not None and controller.is_open  # never open a session here: the worker does
+        self.objects.current = None if state is None else state.obj_id  # its row is selected and shown
         self.objects.show_rows(object_rows(controller.session, state.hidden) if opened else [])
         if state is None or state.labels is None or state.labels not in self.viewer.layers:
             return
@@ -303,10 +327,18 @@ class PromptEventsMixin:
             state.hidden.discard(obj_id)
             state.last_prompts = after
             self._refresh_labels(state)
+            moved = ""
+            if state.obj_id == obj_id:  # the next click would make the deleted object again: start a new one
+                fresh = self._fresh_object_id(state, taken=(obj_id,))
+                if self._state is state:
+                    self.object_spin.setValue(fresh)
+                else:  # shown in the Object id when the image is picked again
+                    self._take_object_id(state, fresh)
+                moved = f"; the next click starts object {fresh}"
             self._refresh_objects()
             if self._state is state:  # another image picked meanwhile: its layers stay as the user left them
                 self.activate_clicks()
-            self.status.setText(f"Deleted object {obj_id} (Undo brings it back).")
+            self.status.setText(f"Deleted object {obj_id} (Undo brings it back){moved}.")
 
         def failed(error: BaseException) -> None:
             self._put_back_prompts(state, now)

@@ -52,6 +52,8 @@ from .prompts import FramePrompt, collect_prompts
 from .settings import load_settings
 
 WINDOW_CHOICES = (AUTO, OFF, "128", "192", "256", "384")  # the widget's object-window choices
+NEW_OBJECT_KEY = "n"  # New object, on the clicks and boxes layers (no napari binding of its own there, nor on
+# Labels or Image layers: napari 0.9's Labels take M for a new label; T toggles the clicks' polarity)
 
 
 def _saved_smooth(settings: dict) -> float:
@@ -114,7 +116,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.seed_button = QPushButton("Use labels as masks (current frame)")
         self.object_spin = QSpinBox()
         self.object_spin.setRange(1, 65535)
-        self.new_object_button = QPushButton("New object")
+        self.new_object_button = QPushButton(f"New object ({NEW_OBJECT_KEY.upper()})")
         self.positive_button = QPushButton("Clicks: positive (T toggles)")
         self.segment_button = QPushButton("Segment current frame")
         self.forward_button = QPushButton("Propagate ▶")
@@ -231,10 +233,11 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
                              "can become objects ('Use labels as masks').",
             self.seed_button: "Make every label of the chosen Labels layer on the current frame an object, then "
                               "propagate them as usual.",
-            self.object_spin: "The object the next click or box belongs to. Select a row of the objects table to "
-                              "pick an existing object.",
+            self.object_spin: "The object the next click or box belongs to (the objects table selects its row). "
+                              "Select a row of the objects table to pick an existing object.",
             self.new_object_button: "Start a new object: the next click or box belongs to a new id (works during a "
-                                    "run too; the click is segmented when the run ends).",
+                                    "run too; the click is segmented when the run ends). Key: N on the clicks or "
+                                    "boxes layer.",
             self.positive_button: "Whether clicks add to the object (positive) or remove from it (negative). Key: T "
                                   "on the clicks layer.",
             self.segment_button: "Segment the clicks and boxes of the frame shown now (clicks are segmented by "
@@ -388,8 +391,26 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         for state in self.states.values():
             if state.points is not None:
                 state.points.bind_key("t", None)  # unbinds
+            for layer in (state.points, state.boxes):
+                if layer is not None:
+                    layer.bind_key(NEW_OBJECT_KEY, None)
         self._deferred.clear()
         self._model_rerun_due = False
+
+    def _watch_points(self, state: ImageState) -> None:
+        """ImageLayersMixin's (clicks segment; T toggles their polarity), and N starts a new object."""
+        super()._watch_points(state)
+        self._bind_new_object_key(state.points)
+
+    def _watch_boxes(self, state: ImageState) -> None:
+        """ImageLayersMixin's (boxes segment), and N starts a new object."""
+        super()._watch_boxes(state)
+        self._bind_new_object_key(state.boxes)
+
+    def _bind_new_object_key(self, layer: Any) -> None:
+        """:data:`NEW_OBJECT_KEY` on the prompt ``layer`` (while it is the active layer) presses *New object*: many
+        cells are clicked without a trip to the dock between them (unbound by :meth:`_detach`)."""
+        layer.bind_key(NEW_OBJECT_KEY, lambda _layer: self._on_new_object(), overwrite=True)
 
     # ------------------------------------------------------------------ images and their layers
     @property
