@@ -69,6 +69,23 @@ def test_no_dashboard_line_for_a_client_whose_scheduler_serves_none(client, tmp_
     assert "dashboard" not in capsys.readouterr().err
 
 
+def test_the_dashboard_line_where_the_scheduler_serves_one_or_cannot_be_asked(client, monkeypatch):
+    """A scheduler whose HTTP server carries Bokeh's application gets the line; so does one that cannot be asked (it
+    refuses to run functions, e.g. one without napari-sam2 installed, before the question travelled by value): the
+    link it always had. One without: none."""
+    from napari_sam2.batch_cluster import dashboard_line
+
+    assert dashboard_line(client) is None
+    scheduler = client.cluster.scheduler  # in-process: the real scheduler object
+    BokehApplication = type("BokehApplication", (), {})
+    monkeypatch.setitem(scheduler.services, "dashboard", scheduler.services.get("dashboard"))
+    monkeypatch.setattr(scheduler.http_application, "applications", [BokehApplication()], raising=False)
+    assert dashboard_line(client) == f"Dask dashboard at {client.dashboard_link}"
+    monkeypatch.setattr(type(client), "run_on_scheduler", lambda self, function: (_ for _ in ()).throw(
+        RuntimeError("cannot run functions")))
+    assert dashboard_line(client) == f"Dask dashboard at {client.dashboard_link}"
+
+
 def test_skipped_rows_give_their_reason_in_their_own_column(client, tmp_path):
     """A skipped stack's explanation went into `error`, so `error != ""` also picked out skipped stacks: it now has
     its own `reason` column, and `error` is a failed stack's alone."""

@@ -103,3 +103,17 @@ def test_a_glob_pattern_is_not_refused_as_missing(tmp_path: Path) -> None:
     check_stack_path(tmp_path / "t*.tif")
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         check_stack_path(tmp_path / "t0.tif")
+
+
+def test_a_stack_under_the_home_folder_is_found(tmp_path: Path, monkeypatch) -> None:
+    """``~/movie.tif`` (quoted in a shell, or from Python) is the home folder's file, as the reader reads it: the early
+    check refused it ("no such file or folder") before it expanded "~"."""
+    from napari_sam2.cli import check_stack_path
+    from sam2_model.frames_io import GLOB_CHARACTERS
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "movie.tif").write_bytes(b"")
+    check_stack_path(Path("~/movie.tif"))
+    with pytest.raises(FileNotFoundError, match="no such file or folder: ~/other.tif"):
+        check_stack_path(Path("~/other.tif"))
+    assert all(GLOB_CHARACTERS.search(c) for c in "*?[")  # the characters the early check lets through

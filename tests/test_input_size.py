@@ -247,6 +247,12 @@ def test_auto_size_of_a_time_lapse_is_measured_on_its_start_frame(small_cells):
         assert choice == auto_image_size(movie.image[start], "demo", start) and choice.note == ""
     one = auto_image_size_from(movie.image[:1], "demo", 0)
     assert one == auto_image_size(movie.image[0], "demo", 0)
+    # a rising fluorescence (the first frame at 0.3x the last's brightness): still the start frame's cells, with no
+    # note (the review found "the start frame 0 holds too little to measure" and frame 7 measured instead)
+    ramp = np.linspace(0.3, 1.0, len(movie.image))[:, None, None]
+    dim = (movie.image.astype(np.float32) * ramp).astype(movie.image.dtype)
+    assert auto_image_size_from(dim, "demo", 0) == auto_image_size(dim[0], "demo", 0)
+    assert auto_image_size_from(dim, "demo", 0).note == ""
 
 
 def test_tracking_image_size_follows_the_same_rule(top_empty_zstack):
@@ -256,11 +262,11 @@ def test_tracking_image_size_follows_the_same_rule(top_empty_zstack):
 
     folder, choices = top_empty_zstack
     stack = tifffile.imread(folder / "noisy.tif")
-    assert resolve_tracking_image_size("auto", stack, "demo", 0) == choices[3].image_size == 384
+    assert resolve_tracking_image_size("auto", stack, "demo", 0, through_z=True) == choices[3].image_size == 384
     assert resolve_tracking_image_size(None, stack, "demo") is None
     assert resolve_tracking_image_size(512, stack, "demo") == 512
     with pytest.raises(ValueError, match="image_size must be a positive multiple of 32"):
         resolve_tracking_image_size(300, stack, "demo")
     with_nan = stack.astype(np.float32)
     with_nan[5, 0, 0] = np.nan
-    assert resolve_tracking_image_size("auto", with_nan, "demo", 0) == 384
+    assert resolve_tracking_image_size("auto", with_nan, "demo", 0, through_z=True) == 384

@@ -101,6 +101,10 @@ def test_a_volume_and_a_time_lapse_of_volumes_keep_every_step_in_imagejs_units(t
         {"slices": 4, "frames": None, "spacing": 1.5, "zorigin": -2.0, "finterval": None}
     back = read_calibration(tmp_path / "zyx.tif", 0, (1, 2), frames_through_z=True)
     assert (back.frame_interval, back.time_unit, back.frames_through_z) == (1.5, "micrometer", True)
+    in_nm = Calibration((0.5, 0.5), "micrometer", 200.0, "nanometer", frames_through_z=True, origin=(1000.0, 0, 0))
+    save_labels_tiff(labels_stack(), tmp_path / "zyx_nm.tif", None, in_nm)  # a z step in another unit than x, y
+    found = read_tiff(tmp_path / "zyx_nm.tif")
+    assert (found["meta"]["spacing"], found["meta"]["zorigin"]) == (0.2, -5)  # 1000 nm / 200 nm a slice (was -5000)
 
     both = Calibration((0.3, 0.3), "micrometer", 5.0, "minute", other_steps=(("Z", 2000.0, "nm"),))
     tzyx = np.stack([labels_stack()] * 3, axis=1)

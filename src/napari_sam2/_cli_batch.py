@@ -36,8 +36,8 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     source = parser.add_argument_group("prompts or automatic tracking")
     source.add_argument("--prompts-dir", type=Path, default=None,
-                        help="folder of <name>.csv / <name>_prompts.csv, <name> as the output folder's (movie for "
-                             "movie.ome.tif, also movie.ome.csv) (default: beside each stack)")
+                        help="folder of <name>.csv / <name>_prompts.csv, <name> the stack's file name without its suffix "
+                             "(movie for movie.ome.tif, also movie.ome.csv) (default: beside each stack)")
     source.add_argument("--auto", action="store_true", help="find and track cells automatically (no prompts)")
     source.add_argument("--seeding", default=None, choices=("blobs", "grid", "grid+blobs"), help="with --auto")
     source.add_argument("--cell-diameter", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,

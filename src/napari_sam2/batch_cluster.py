@@ -138,24 +138,27 @@ def local_cluster(workers: int, device: str = "auto", threads_per_worker: int = 
                         silence_logs=logging.ERROR, dashboard_address=dashboard)
 
 
-def _serves_dashboard(dask_scheduler: Any) -> bool:
-    """On the scheduler: whether its HTTP server serves Dask's dashboard (bokeh's application is connected to it;
-    without bokeh>=3.1 the server only answers "Dask needs bokeh for the dashboard")."""
-    applications = getattr(getattr(dask_scheduler, "http_application", None), "applications", ())
-    return "dashboard" in getattr(dask_scheduler, "services", {}) and any(
-        "Bokeh" in type(application).__name__ for application in applications)
-
-
 def dashboard_line(client: Any) -> Optional[str]:
     """Where the Dask dashboard is, only when the scheduler really serves one (asked on the scheduler: a cluster
-    without bokeh, or with its dashboard off, serves none, and its address would lead nowhere); None otherwise, or
-    when the scheduler cannot be asked (the docs say how to get a dashboard: a note on every run would be noise for
-    a user who never asked for one)."""
+    without bokeh, or with its dashboard off, serves none, and its address would lead nowhere); None then. A
+    scheduler that cannot be asked (one that refuses to run functions) gets the line, as before the question."""
+
+    def serves_dashboard(dask_scheduler: Any) -> bool:
+        """On the scheduler: whether its HTTP server serves Dask's dashboard (bokeh's application is connected to it;
+        without bokeh>=3.1 the server only answers "Dask needs bokeh for the dashboard"). Defined here so that it
+        travels by value: the scheduler needs no napari-sam2 (only the workers do)."""
+        applications = getattr(getattr(dask_scheduler, "http_application", None), "applications", ())
+        return "dashboard" in getattr(dask_scheduler, "services", {}) and any(
+            "Bokeh" in type(application).__name__ for application in applications)
+
     try:
-        serves = client.run_on_scheduler(_serves_dashboard)
         link = client.dashboard_link
-    except Exception:  # a scheduler that refuses to run functions, or one without this package
+    except Exception:
         return None
+    try:
+        serves = client.run_on_scheduler(serves_dashboard)
+    except Exception:  # not asked: the link, as a user's cluster always had it
+        serves = True
     return f"Dask dashboard at {link}" if serves and link else None
 
 

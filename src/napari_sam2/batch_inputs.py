@@ -207,7 +207,8 @@ def stack_names(paths: Sequence[Path], kept: Optional[Mapping[Path, str]] = None
 
 def prompt_candidates(stack: Path, prompts_dir: Optional[PathLike] = None) -> List[Path]:
     """Where a stack's prompts CSV is looked for, in order: ``<stem>.csv``, then ``<stem>_prompts.csv`` (the stem is
-    the stack's output name: ``movie`` for ``movie.ome.tif``), and for an OME file (``movie.ome.tif``, ``.ome.tiff``,
+    the file name without its stack suffix, :func:`stack_stem`: ``movie`` for ``movie.ome.tif``; not the output
+    name, which may add parent folders), and for an OME file (``movie.ome.tif``, ``.ome.tiff``,
     ``.ome.zarr``) also ``movie.ome.csv`` and ``movie.ome_prompts.csv`` (Python's ``Path.stem`` of it is
     ``movie.ome``); in ``prompts_dir`` when given, else beside the stack."""
     stem = stack_stem(stack)

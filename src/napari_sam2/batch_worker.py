@@ -238,14 +238,15 @@ def auto_size(task: StackTask, frames: Frames, index: Optional[int] = None) -> O
 
     With ``task.auto``: by the rule of ``napari-sam2 track --auto`` and :func:`napari_sam2.track_cells`
     (:func:`.image_size.auto_image_size_from`): measured on the start frame (``index``, None: the task's start frame),
-    or, where that frame holds too little to measure (an empty top slice of a z-stack), on the fullest of a few frames
-    sampled through the stack; the choice's ``describe()`` says which and why. Prompts: on frame ``index`` (None: 0;
+    or, in a z-stack whose start slice holds too little to measure (an empty top slice), on the fullest of a few
+    slices sampled through the stack; the choice's ``describe()`` says which and why. Prompts: on frame ``index`` (None: 0;
     :func:`process_stack` gives their first prompted frame, :func:`prompted_frame`), as ``segment()`` picks it."""
     if task.model.image_size != AUTO:
         return None
     if task.auto:
         start = start_frame(task, frames) if index is None else index
-        return auto_image_size_from(frames.view, task.model.model, start, frames.session_options)
+        return auto_image_size_from(frames.view, task.model.model, start, frames.session_options,
+                                    frames.through_z is not None)
     index = 0 if index is None else index
     frame = frame_as_seen(frames.view[index], frames.session_options)  # the channel segmented
     return auto_image_size(frame, task.model.model, index)

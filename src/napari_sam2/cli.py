@@ -192,9 +192,10 @@ def warn_contrast_outside(limits: Optional[Tuple[float, float]], view: FrameView
 
 
 def check_stack_path(path: Path) -> None:
-    """The stack must exist (FileNotFoundError, as the reader says it), unless its name holds glob characters (a
-    pattern the reader expands, e.g. frames/t*.tif): checked before the model's code loads."""
-    if not Path(path).exists() and not any(c in str(path) for c in "*?["):
+    """The stack must exist (FileNotFoundError, as the reader says it; "~" is the home folder, as the reader reads
+    it), unless its name holds glob characters (a pattern the reader expands, e.g. frames/t*.tif: the characters of
+    ``sam2_model.frames_io.GLOB_CHARACTERS``, whose module loads torch): checked before the model's code loads."""
+    if not Path(path).expanduser().exists() and not any(c in str(path) for c in "*?["):
         raise FileNotFoundError(f"frames: no such file or folder: {path}")
 
 
@@ -210,7 +211,7 @@ def check_prompts_file(path: Path) -> None:
 
 def pick_image_size(value: Optional[str], frame: object, model: str,
                     diameter: Optional[float] = None, frame_index: Optional[int] = None,
-                    stack: Optional[Tuple[FrameView, Dict[str, Any]]] = None) -> Optional[int]:
+                    stack: Optional[Tuple[FrameView, Dict[str, Any]]] = None, through_z: bool = False) -> Optional[int]:
     """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from):
     from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on ``frame``
     (frame ``frame_index``: the first prompted frame, or --auto's start frame). ``stack``: (the frames, their session
@@ -228,7 +229,7 @@ def pick_image_size(value: Optional[str], frame: object, model: str,
         return checked  # type: ignore[return-value]
     if diameter is None:
         if stack is not None and frame_index is not None:
-            choice = auto_image_size_from(stack[0], model, frame_index, stack[1])
+            choice = auto_image_size_from(stack[0], model, frame_index, stack[1], through_z)
         else:
             choice = auto_image_size(frame, model, frame_index)
         print(f"--image-size auto: {choice.describe()}")
@@ -462,9 +463,12 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         start_frame = view[args.start_frame]
         check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
         start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
-        measure = None if given else (view, axes.session_options)  # a nearly empty start slice: a fuller frame
+        keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
+        letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
+        through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
+        measure = None if given else (view, axes.session_options)  # a nearly empty top slice: a fuller one
         image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None,
-                                     args.start_frame, measure)
+                                     args.start_frame, measure, through_z is not None)
         build_model = _lazy("build_model")
         model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
         options = dict(axes.session_options)
@@ -474,9 +478,6 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
             options["smooth"] = args.smooth
         frames = frame_source(view, model, options)
         try:
-            keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
-            letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
-            through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
             return run_auto(args, frames, model, letters, calibration, through_z)
         finally:
             frames.close()

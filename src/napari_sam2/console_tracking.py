@@ -159,14 +159,15 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         if sigma:
             session_options["smooth"] = sigma
         stored = target if moved is None and isinstance(target, (str, os.PathLike)) else None  # a file read as stored
-        on, said = auto_divisions(divisions, frames_are_z(data, layout, _file_calibration(stored, data, layout), stored))
+        through_z = frames_are_z(data, layout, _file_calibration(stored, data, layout), stored)
+        on, said = auto_divisions(divisions, through_z)
         if said:
             warnings.warn(said, stacklevel=2)
             options = dataclasses.replace(options, divisions=on)
         if image_size is not None:
             frame_seen(data, axes, start_frame)  # the start frame checked (finite) as every later read checks it
-        size = None if image_size is None else resolve_tracking_image_size(image_size, frames, model or "demo",
-                                                                           start_frame, session_options)
+        size = None if image_size is None else resolve_tracking_image_size(
+            image_size, frames, model or "demo", start_frame, session_options, through_z=through_z is not None)
         net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
         tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
                             layout.frame_index_in_labels)

@@ -172,10 +172,9 @@ def imagej_labels(labels: np.ndarray, axes: Optional[str],
     if not isinstance(axes, str) or len(axes) != labels.ndim or not _imagej_order(axes):
         return None
     if labels.dtype not in (np.uint8, np.uint16):
-        if labels.dtype.kind not in "biu" or \
-                (labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0)):
+        if labels.dtype.kind not in "biu" or labels.size * 2 > IMAGEJ_MAX_BYTES:  # (the cheap checks first)
             return None
-        if labels.size * 2 > IMAGEJ_MAX_BYTES:
+        if labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0):
             return None
         labels = labels.astype(np.uint16)
     if labels.nbytes > IMAGEJ_MAX_BYTES:
@@ -220,7 +219,7 @@ def imagej_calibration(calibration: Optional[Calibration], axes: str) -> Optiona
             spacing = _in_unit(z[0], TIFF_LENGTH_UNITS[z_unit][1] / metres)
             metadata["spacing"] = spacing
             if calibration.frames_through_z:
-                length_origin["zorigin"] = -t0 / spacing
+                length_origin["zorigin"] = -t0 / z[0]  # the origin and the step both in the z unit
     t = calibration.step("T") if "T" in axes else None
     seconds = None if t is None else SECONDS.get(unit_in(t[1], "time") or "")
     if seconds is not None:

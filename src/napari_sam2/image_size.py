@@ -154,26 +154,27 @@ def grey_spread(frame: Any) -> float:
 
 
 def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
-                         session_options: Optional[Mapping[str, Any]] = None) -> SizeChoice:
+                         session_options: Optional[Mapping[str, Any]] = None, through_z: bool = False) -> SizeChoice:
     """The "auto" input size for tracking from frame ``start`` of ``frames`` (a sequence of (H, W[, C]) frames, e.g.
     a :class:`~napari_sam2.layout.FrameView`, read lazily; ``session_options``: the channel picked or combined, as in
     :func:`frame_as_seen`): measured on the start frame where it holds objects, as :func:`auto_image_size` does.
 
-    In a z-stack the start slice is often empty or nearly so (the top of the volume): its noise measures as tiny
-    objects, or nothing measures (the model's size is kept). Where the start frame's grey values spread less than
-    :data:`NEARLY_EMPTY` of the most that :data:`SAMPLED_FRAMES` frames sampled through the stack spread
-    (:func:`grey_spread`), or no object can be measured on it, the sampled frame that spreads most is measured
-    instead: the choice's ``frame_index`` says which, and its ``note`` why (:meth:`SizeChoice.describe`). A time-lapse,
-    whose frames look alike, is measured on its start frame. One rule for ``napari-sam2 track --auto``, batch runs and
-    :func:`napari_sam2.track_cells`.
+    In a z-stack (``through_z``: the frames are a volume's slices) the start slice is often empty or nearly so (the
+    top of the volume): its noise measures as tiny objects, or nothing measures (the model's size is kept). There,
+    where the start frame's grey values spread less than :data:`NEARLY_EMPTY` of the most that :data:`SAMPLED_FRAMES`
+    frames sampled through the stack spread (:func:`grey_spread`), or no object can be measured on it, the sampled
+    frame that spreads most is measured instead: the choice's ``frame_index`` says which, and its ``note`` why
+    (:meth:`SizeChoice.describe`). A time-lapse is measured on its start frame (a dimmer first frame of a rising
+    fluorescence is still its cells), unless no object can be measured on it. The rule of ``napari-sam2 track
+    --auto`` without ``--cell-diameter``, batch runs with ``--auto`` and :func:`napari_sam2.track_cells`.
     """
     options = session_options or {}
     start = int(start)
     seen = {start: frame_as_seen(frames[start], options)}
     first = auto_image_size(seen[start], model, start)
     count = len(frames)
-    if count < 2:
-        return first
+    if count < 2 or not (through_z or math.isnan(first.object_diameter)):
+        return first  # (frames are not read where they cannot change the choice)
     for index in sample_indices(count, SAMPLED_FRAMES):
         if index not in seen:
             seen[index] = frame_as_seen(frames[index], options)
@@ -197,13 +198,13 @@ def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
 
 def resolve_tracking_image_size(image_size: ImageSizeArg, frames: Sequence[Any], model: str, start: int = 0,
                                 session_options: Optional[Mapping[str, Any]] = None,
-                                name: str = "image_size") -> Optional[int]:
+                                name: str = "image_size", through_z: bool = False) -> Optional[int]:
     """``image_size`` for tracking every cell from frame ``start`` of ``frames``: "auto" replaced by
-    :func:`auto_image_size_from`'s choice (a fuller frame where the start frame holds too little to measure); None
-    stays None (the preset)."""
+    :func:`auto_image_size_from`'s choice (in a z-stack, ``through_z``, a fuller slice where the start slice holds
+    too little to measure); None stays None (the preset)."""
     checked = check_image_size(image_size, name)
     if checked == AUTO:
-        return auto_image_size_from(frames, model, start, session_options).image_size
+        return auto_image_size_from(frames, model, start, session_options, through_z).image_size
     return checked  # type: ignore[return-value]
 
 
