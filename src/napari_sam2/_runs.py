@@ -38,9 +38,16 @@ PROPAGATE_TIPS = {  # the widget's tooltips of these controls (a single 2D image
 
 
 def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
-    """Plain words for objects that start somewhere other than the viewed frame."""
+    """Plain words for objects that start somewhere other than the viewed frame, and for each way, how many objects
+    are tracked and how many are left out because nothing changed for them (``PropagationPass.unchanged``)."""
     notes = [f"object(s) {', '.join(map(str, p.obj_ids))} had never been tracked, so they start from their "
-             f"clicked frame {p.start}" for p in passes if p.obj_ids is not None and p.start != start_frame]
+             f"clicked frame {p.start}" for p in passes if p.obj_ids and p.start != start_frame]
+    for reverse, way in ((False, "forward"), (True, "backward")):
+        kept = {o for p in passes if p.reverse == reverse for o in p.unchanged}
+        if kept:
+            moving = {o for p in passes if p.reverse == reverse for o in (p.obj_ids or ())}
+            notes.append(f"{way}: {len(moving)} object{'s' * (len(moving) != 1)} tracked ({len(kept)} unchanged since "
+                         "they were tracked this way keep their masks)")
     return ("; ".join(dict.fromkeys(notes)) + ".") if notes else ""
 
 

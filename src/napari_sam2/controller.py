@@ -41,12 +41,31 @@ PLUGIN_SESSION_DEFAULTS: Dict[str, Any] = {"corrections_as_conditioning": True}
 
 @dataclass(frozen=True)
 class PropagationPass:
-    """One call of ``VideoSession.propagate``: from ``start``, one way, for ``obj_ids`` (None: all objects)."""
+    """One call of ``VideoSession.propagate``: from ``start``, one way, for ``obj_ids`` (None: all objects), over
+    ``num_frames`` frames. ``unchanged``: the objects left out of it because tracking them again would give exactly
+    the results they have (:meth:`SegmentationController.plan`). ``obj_ids == ()``: no object is tracked (every one is
+    unchanged): the pass only redraws its frames from every object's results, with no model work."""
 
     start: int
     reverse: bool
     obj_ids: Optional[Tuple[int, ...]]
     num_frames: int
+    unchanged: Tuple[int, ...] = ()
+
+    @property
+    def frames(self) -> List[int]:
+        """The frames the pass goes through, in its order."""
+        step = -1 if self.reverse else 1
+        return list(range(self.start, self.start + step * self.num_frames, step))
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """The last propagation pass that wrote an object's results, whole: one way from ``start`` to the stack's edge
+    (frame 0 backward, the last frame forward), with nothing of the object changed since (its prompts, its results)."""
+
+    reverse: bool
+    start: int
 
 
 @dataclass
@@ -92,6 +111,7 @@ class SegmentationController:
     session_options: Dict[str, Any] = field(default_factory=dict)
     history: List[_Record] = field(default_factory=list)
     object_window: Optional[int] = None
+    skip_unchanged: bool = True  # Propagate leaves out objects it would give the results they have (:meth:`plan`)
 
     def __post_init__(self) -> None:
         self.session_options = {**PLUGIN_SESSION_DEFAULTS, **self.session_options}
@@ -113,6 +133,8 @@ class SegmentationController:
         # next segmentation re-makes the session with :meth:`replay` (None: a plain segmentation)
         self.load_replay: Optional[Set[Tuple[int, int]]] = None
         self._withheld: Set[Tuple[int, int]] = set()  # seeded masks a replay has not sent yet (:meth:`replay`)
+        # {obj_id: the last whole pass that tracked it, nothing of it changed since}: objects :meth:`plan` may leave out
+        self._tracked: Dict[int, _Tracked] = {}
 
     def forget_history(self, note: str) -> None:
         """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
@@ -187,7 +209,8 @@ class SegmentationController:
 
     def set_correction_options(self, conditioning: bool, forget: bool) -> None:
         """Change how later corrections act (the session reads these flags at each correction; one not opened yet
-        is opened with them)."""
+        is opened with them). No object is left out of the next propagation (:meth:`plan`): they track differently."""
+        self._tracked.clear()
         if self._session is not None:
             self._session.corrections_as_conditioning = bool(conditioning)
             self._session.clear_memory_around_corrections = bool(forget)
@@ -246,6 +269,7 @@ class SegmentationController:
         journal = record.journal
         cleared: Dict[int, List[int]] = {}
         for obj in stale:
+            self._tracked.pop(obj, None)
             if obj in self.session.obj_ids:
                 self.session.remove_object(obj)
             self._sent = {k: v for k, v in self._sent.items() if k[1] != obj}
@@ -285,6 +309,7 @@ class SegmentationController:
                              "take pixels from: add a positive click (or a box) there, or propagate to frame "
                              f"{prompt.frame} first and click there again (these clicks are not used)")
         key = (prompt.frame, prompt.obj_id)
+        self._tracked.pop(prompt.obj_id, None)  # its prompts change: it is tracked again (:meth:`plan`)
         sent = self._sent.get(key)
         if sent is None:
             self._started_here.discard(key)
@@ -325,6 +350,7 @@ class SegmentationController:
         False (a relabel gave them another id already)."""
         record = self._begin(tag)
         record.changed = True
+        self._tracked.pop(obj_id, None)
         try:
             if clear_labels:  # the labels first: the only part that scales with the stack
                 self._clear_object(record.journal, obj_id)
@@ -359,6 +385,8 @@ class SegmentationController:
     def _rename(self, old: int, new: int, note: str) -> Iterator[EditStep]:
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
         relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+        for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
+            self._tracked.pop(obj, None)
         try:
             if self._session is not None and old in self._session.obj_ids:
                 self._session.rename_object(old, new)
@@ -404,6 +432,8 @@ class SegmentationController:
         refused = self._refused_as(old, new)
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
         relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+        for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
+            self._tracked.pop(obj, None)
         try:
             if old in self.obj_ids or any(o == old for _, o in self.mask_prompts):  # no pixel of old is left to clear
                 finish(self._remove_object(old, None, clear_labels=False))
@@ -442,6 +472,17 @@ class SegmentationController:
         Objects already tracked start at ``start_frame``. An object that was never tracked (it has results only
         on its prompted frames) starts at its own first prompted frame (forward) or last one (backward), so a
         click on frame 0 followed by "propagate from frame 9" still fills frames 1-8 of that object.
+
+        With ``skip_unchanged`` (default) an object is left out of a pass (``PropagationPass.unchanged``) when tracking
+        it again would give exactly the results it has: SAM 2 tracks each object from its own memory only (its
+        prompted frames and the frames before in the direction of travel), so an object whose last pass went the same
+        way to the stack's edge from a frame at or before this pass's start (in that direction), with nothing of it
+        changed since, keeps its results. Anything else tracks it again: a prompt of it sent, changed or removed since;
+        that pass cancelled, failed or cut short (``max_frames``); an earlier pass of this plan that tracks it; Undo;
+        a relabel or merge naming it; another correction option; the option that forgets memories around corrections
+        (``clear_memory_around_corrections``) set. A pass left with no object to track (``obj_ids == ()``) only
+        redraws its frames from every object's results (the labels come out as a full re-run's), through no frame
+        (``num_frames == 0``) where other passes of this plan the same way draw them all.
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
@@ -452,6 +493,8 @@ class SegmentationController:
         if not 0 <= start_frame < total:
             raise ValueError(f"start_frame must be a frame index in 0..{total - 1}, got {start_frame}")
         span = total if max_frames is None else int(max_frames)
+        skipping = self.skip_unchanged and not self.session.clear_memory_around_corrections
+        marks = dict(self._tracked) if skipping else {}  # as they will be when each pass of the plan begins
         passes: List[PropagationPass] = []
         for reverse in {"forward": [False], "backward": [True], "both": [False, True]}[direction]:
             starts: Dict[int, List[int]] = {}
@@ -460,14 +503,25 @@ class SegmentationController:
                 never_tracked = prompted and set(self.session.tracked_frames(obj)) <= set(prompted)
                 start = (max(prompted) if reverse else min(prompted)) if never_tracked else start_frame
                 starts.setdefault(start, []).append(obj)
+            way: List[PropagationPass] = []
             for start in sorted(starts, reverse=reverse):
                 objs = starts[start]
                 if reverse:
                     count = start - max(start - span, 0) + 1 if start > 0 else 0
                 else:
                     count = min(start + span, total - 1) - start + 1
-                everyone = len(starts) == 1
-                passes.append(PropagationPass(start, reverse, None if everyone else tuple(objs), count))
+                same = tuple(o for o in objs if _unchanged(marks.get(o), start, reverse))
+                moving = tuple(o for o in objs if o not in same)
+                if count:  # a pass through no frame (backward from frame 0) changes no result
+                    whole = (start - count + 1 == 0) if reverse else (start + count == total)
+                    for obj in moving:
+                        marks.pop(obj, None)
+                        if whole:
+                            marks[obj] = _Tracked(reverse, start)
+                everyone = len(starts) == 1 and not same
+                way.append(PropagationPass(start, reverse, None if everyone else moving, count, same))
+            drawn = {t for p in way if p.obj_ids != () for t in p.frames}  # a redraw these cover goes through none
+            passes += [replace(p, num_frames=0) if p.obj_ids == () and set(p.frames) <= drawn else p for p in way]
         return passes
 
     def refined_keys(self) -> Set[Tuple[int, int]]:
@@ -518,6 +572,7 @@ class SegmentationController:
         does a prompt the session refuses; the rest is restored. Each step is undoable unless the history was set
         to start after the next step (:meth:`start_history_after_next`): then none of them is.
         """
+        self._tracked.clear()  # the session is re-made: its propagations say what a later one may leave out
         final: Dict[Tuple[int, int], FramePrompt] = {}
         for item in items:
             key = (int(item.frame), int(item.obj_id))
@@ -626,15 +681,32 @@ class SegmentationController:
         record = self._begin(tag)
         record.changed = True
         self._end(record)  # recorded first: a cancelled run is undone like a finished one
+        total = self.session.num_frames
         for step in passes:
+            if step.obj_ids == ():  # every object unchanged: the frames redrawn from their results, no model work
+                for frame in step.frames:
+                    obj_ids, logits = self.session.obj_ids, self.session.frame_logits(frame)
+                    self._write(record.journal, frame, obj_ids, logits)
+                    yield "frame", frame, obj_ids, logits
+                continue
+            moving = self.session.obj_ids if step.obj_ids is None else list(step.obj_ids)
+            if step.num_frames:  # until the pass ends whole, its objects are tracked again by the next one
+                for obj in moving:
+                    self._tracked.pop(obj, None)
             extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids)}
             frames = self.session.propagate(start_frame=step.start, reverse=step.reverse, max_frames=max_frames,
                                             **extra)
+            reached = None
             for frame, obj_ids, logits in frames:
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
                     obj_ids, logits = self.session.obj_ids, self.session.frame_logits(frame)
                 self._write(record.journal, frame, obj_ids, logits)
+                reached = frame
                 yield "frame", frame, obj_ids, logits
+            if reached == (0 if step.reverse else total - 1):  # whole, to the stack's edge (not cut by max_frames)
+                for obj in moving:
+                    if obj in self.session.obj_ids:
+                        self._tracked[obj] = _Tracked(step.reverse, step.start)
         yield "done", -1, self.session.obj_ids, None
 
     def undo(self) -> Optional[Undone]:
@@ -660,6 +732,7 @@ class SegmentationController:
             raise EditedSince(f"frames {sorted(set(edited))} were changed after this step by another tool or by "
                               "hand; undo that change first, then Undo again (nothing was undone)", edited)
         restored = record.journal.undo(self.labels)
+        self._tracked.clear()  # the session goes back: every object is tracked again by the next propagation
         self.session.restore(record.snapshot)
         self.history.pop()
         self._sent, self.mask_prompts = record.sent, record.mask_prompts
@@ -802,6 +875,16 @@ def check_object_window(value: Any) -> int:
         return int(value)
     raise ValueError(f"object_window must be a window side of at least 8 frame pixels (or None: the whole frame), "
                      f"got {value!r}")
+
+
+def _unchanged(mark: Optional[_Tracked], start: int, reverse: bool) -> bool:
+    """Whether an object whose last whole pass was ``mark`` (None: none, or something of it changed since) gets the
+    results it has when tracked from ``start`` the same way: that pass went this way from ``start`` or before it (in
+    the direction of travel), so it tracked every frame from ``start`` to the stack's edge from the memories the object
+    has now."""
+    if mark is None or mark.reverse != reverse:
+        return False
+    return mark.start >= start if reverse else mark.start <= start
 
 
 def _same(a: Optional[FramePrompt], b: FramePrompt) -> bool:
