@@ -143,7 +143,8 @@ def test_merging_a_correction_where_the_other_object_has_no_mask_keeps_it_as_a_r
     assert sorted(step[1] for step in steps if step[0] == "frame") == [0]  # frame 0 only: 2's first mask there
     assert (labels[0] == 2).sum() > 0.5 * (cells.labels[0] == 1).sum()
     notes = controller.pop_notes()
-    assert notes.startswith("object 1 is part of object 2 now; object 2's prompts on frame(s) 0 were segmented"), notes
+    assert notes.startswith("object 1 is part of object 2 now (merge cannot be undone with Undo); object 2's prompts "
+                            "on frame(s) 0 were segmented"), notes
     assert "object 1's negative clicks on frame(s) 2 were not used: object 2 has no mask there" in notes, notes
     assert controller.pop_notes() == ""
     assert list(controller.apply_prompts(merged))[:-1] == []  # refused: not sent again until it changes
@@ -298,7 +299,39 @@ def test_merge_after_a_correction_changes_no_other_object_and_tracks_nothing(mak
     assert calls.count.get("SegmentationController.replay", 0) == 0, calls.count
     assert calls.count.get("VideoSession.add_prompt") == 2, calls.count  # object 10 on frames 0 and 3
     status = w.status.text()
-    assert status.startswith("Done.") and ("Note: object 3 is part of object 10 now; object 10's prompts on frame(s) "
-                                           "0, 3 were segmented again") in status, status
+    assert status.startswith("Done.") and ("Note: object 3 is part of object 10 now (merge cannot be undone with "
+                                           "Undo); object 10's prompts on frame(s) 0, 3 were segmented again") in status, \
+        status
     assert sorted(w.controller.obj_ids) == sorted(set(range(1, 21)) - {3})
     assert w.controller.refined_keys() == {(3, 10)}
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("edit", ["relabel", "merge"])
+def test_the_object_id_follows_a_relabel_or_merge_of_the_current_object(make_napari_viewer, tmp_path, monkeypatch,
+                                                                         qtbot, edit):
+    """Row 2 picked (Object id 2), then Relabel to 7 or Merge into 1: the Object id becomes the object that holds 2's
+    clicks and pixels now, so the next click adds to it. Before, it stayed 2 and the next click made object 2 again
+    (found by the review)."""
+    from qtpy.QtWidgets import QInputDialog
+
+    from widget_helpers import click_cell, open_widget, small_movie, wait
+
+    movie = small_movie(4, 5)
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_cell(w.points_layer, movie, 1, frame=0)
+    wait(qtbot, w)
+    w.new_object_button.click()
+    click_cell(w.points_layer, movie, 2, frame=0)
+    wait(qtbot, w)
+    target = 7 if edit == "relabel" else 1
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *a, **k: (target, True)))
+    w.objects.select_object(2)
+    assert w.object_spin.value() == 2
+    (w.objects.relabel_button if edit == "relabel" else w.objects.merge_button).click()
+    qtbot.waitUntil(lambda: not w.busy() and not w._deferred, timeout=120_000)
+    wait(qtbot, w)
+    assert w.object_spin.value() == target and w.objects.selected_object() == target
+    click_cell(w.points_layer, movie, 3, frame=0)  # the next cell clicked adds to that object
+    wait(qtbot, w)
+    assert 2 not in w.controller.obj_ids and sorted(w.controller.obj_ids) == sorted({1, target})

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Sequence
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
 
-from ._image_state import AxisChoice, spatial_ndim
+from ._image_state import AxisChoice, channel_axis_of, spatial_ndim
 from .layout import StackLayout
 
 NO_CHANNEL_AXIS = "none (grey or RGB)"
@@ -70,8 +70,7 @@ class AxesPanel(QWidget):
 
     def channel_axis(self) -> Optional[int]:
         """The image axis holding channels (None: grey, or RGB layers whose colour axis napari knows)."""
-        text = self.channel_axis_combo.currentText()
-        return int(text.split()[1]) if text.startswith("axis ") else None
+        return channel_axis_of(self.channel_axis_combo.currentText())
 
     def channel_options(self) -> Dict[str, Any]:
         """How the chosen channel reaches the model: {} (grey/RGB), {"channel": c} or {"composite": mean|max}."""

@@ -87,6 +87,13 @@ class AxisChoice:
     channel: str = ""
 
 
+def channel_axis_of(text: str) -> Optional[int]:
+    """The image axis an :attr:`AxisChoice.channel_axis` text names ("axis k (n)": k), None for any other text (grey,
+    or RGB layers whose colour axis napari knows)."""
+    words = str(text).split()
+    return int(words[1]) if len(words) > 1 and words[0] == "axis" and words[1].isdigit() else None
+
+
 SliceKey = Tuple[Optional[int], Tuple[Tuple[int, int], ...]]  # (propagated axis, fixed axes and their indices)
 
 

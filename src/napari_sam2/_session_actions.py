@@ -165,7 +165,7 @@ class SessionActionsMixin(EditRunMixin):
             self._quiet -= 1
         after = capture(state)
         if controller is None:
-            self._reassigned(state, old, after, None, words)
+            self._reassigned(state, old, new, after, None, words)
             return
 
         def failed(error: BaseException) -> None:
@@ -173,10 +173,10 @@ class SessionActionsMixin(EditRunMixin):
             show_error(f"SAM 2: {error}")
             self.status.setText(f"Not done: {error} (nothing was changed).")
 
-        self.run_edit(steps, what, lambda _: self._reassigned(state, old, after, controller, words, merge), failed,
-                      in_worker)
+        self.run_edit(steps, what, lambda _: self._reassigned(state, old, new, after, controller, words, merge),
+                      failed, in_worker)
 
-    def _reassigned(self, state: ImageState, old: int, prompts: PromptContent, controller: Any, words: str,
+    def _reassigned(self, state: ImageState, old: int, new: int, prompts: PromptContent, controller: Any, words: str,
                     rerun: bool = True) -> None:
         """The end of a relabel or merge of ``old`` on the GUI thread: the table and the masklets shown, the status
         saying ``words`` and, for a merge (``rerun``), the prompts (the layers' ``prompts`` after it) of
@@ -187,6 +187,11 @@ class SessionActionsMixin(EditRunMixin):
         current image and its session, else when that image is picked again (as prompts edited during a run)."""
         state.hidden.discard(old)
         state.last_prompts = prompts
+        if state.obj_id == old:  # the next click adds to the object that holds old's clicks and pixels now (it made
+            if self._state is state:  # old again)
+                self.object_spin.setValue(new)
+            else:
+                self._take_object_id(state, new)
         self._refresh_labels(state)
         self._refresh_objects()
         if controller is not None and rerun:  # the re-run is not undoable either: marked so as it starts (a failed

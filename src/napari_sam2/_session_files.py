@@ -18,8 +18,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from sam2_model.checkpoints import CACHE_ENV, official
 
 from ._image_state import (
-    AxisChoice, ImageState, PromptContent, boxes_content, capture, clear_masklets, masklets, points_content, restore,
-    slice_key, prompts_in_data, spatial_ndim, step_on_slice,
+    AxisChoice, ImageState, PromptContent, boxes_content, capture, channel_axis_of, clear_masklets, masklets,
+    points_content, restore, slice_key, prompts_in_data, spatial_ndim, step_on_slice,
 )
 from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
 from ._track_ids import state_controllers
@@ -359,8 +359,10 @@ class SessionFilesMixin:
                             fixed: Fixed) -> Iterator[tuple]:
         """The steps of ``replay``, then the masklets ``load`` keeps for the slice ``fixed`` put back on every frame of
         ``controller``'s slice at once (:func:`put_back_labels`, on the worker's thread; all or nothing) and a
-        ("labels", frames written, object ids, None) step that redraws them. Cancelled or failed before that, nothing
-        is put back and they stay due (the replay stays due too); a Cancel adds a note saying so."""
+        ("labels", frames written, object ids, None) step that redraws them. Cancelled or failed during the replay,
+        nothing is put back and they stay due (the replay stays due too); a Cancel adds a note saying so. A failure of
+        the put-back itself (all or nothing) leaves the replay's masks and fails the run (the replay is done by then:
+        load the session again to have them)."""
         written = False
         try:
             yield from replay
@@ -382,14 +384,17 @@ class SessionFilesMixin:
         if load is None or load.state is not state or state.labels is None:
             return
         written = []
-        for fixed in sorted(set(load.slices) - rerun):
-            layout = self.axes.layout(state.image, step_on_slice(self.viewer.dims.current_step, fixed))
-            array = masklets(state.labels, state.image, layout)
-            if array is not None and tuple(layout.fixed) == fixed:  # a slice of these axes
-                written += put_back_labels(array, layout, layout.num_frames(state.image.data.shape),
-                                           load.slices.pop(fixed))
-        if written:
-            state.labels.refresh()
+        try:
+            for fixed in sorted(set(load.slices) - rerun):
+                layout = self.axes.layout(state.image, step_on_slice(self.viewer.dims.current_step, fixed))
+                array = masklets(state.labels, state.image, layout)
+                if array is not None and tuple(layout.fixed) == fixed:  # a slice of these axes
+                    written += put_back_labels(array, layout, layout.num_frames(state.image.data.shape),
+                                               load.slices[fixed])
+                    load.slices.pop(fixed)  # once written whole (a failed write keeps them due)
+        finally:
+            if written:  # the slices written before a failure are shown too
+                state.labels.refresh()
 
     def _prompts_in_order(self, state: ImageState, layout: Any) -> List[FramePrompt]:
         """The boxes, then the clicks of ``state``'s prompt layers on the slice of ``layout``, one per
@@ -467,9 +472,7 @@ def frame_shape(image: Any, axes: Dict[str, Any]) -> Tuple[int, ...]:
     """(H, W) of the frames of the napari Image layer ``image`` with the axis choices ``axes`` (a session file's:
     the channel axis, "axis k (n)" or none; the colours of an RGB layer), as the masklets hold them."""
     shape = tuple(int(n) for n in image.data.shape)
-    words = str(axes.get("channel_axis", "")).split()
-    digits = words[1] if len(words) > 1 and words[0] == "axis" and words[1].isdigit() else None
-    channel = len(shape) - 1 if image.rgb else int(digits) if digits is not None else None
+    channel = len(shape) - 1 if image.rgb else channel_axis_of(axes.get("channel_axis", ""))
     return tuple(n for axis, n in enumerate(shape) if axis != channel)[-2:]
 
 

@@ -446,7 +446,7 @@ class SegmentationController:
         if self.load_replay is not None:  # a loaded session still to be re-made: its corrections are new's now
             self.load_replay = {(f, new if o == old else o) for f, o in self.load_replay}
         again = [f for f in frames if (f, new) not in refused]
-        self._carried = [f"object {old} is part of object {new} now" + (
+        self._carried = [f"object {old} is part of object {new} now (merge cannot be undone with Undo)" + (
             f"; object {new}'s prompts on frame(s) {frame_ranges(again)} were segmented again (its other frames keep "
             "their masks until you propagate)" if again else "") + "."]
         if refused:
