@@ -108,6 +108,31 @@ def test_the_files_axes_are_matched_to_the_layers(tmp_path):
     assert source_calibration(tmp_path / "missing.tif", (3, 16, 20), StackLayout(3, 0)) is None
 
 
+def test_a_files_calibration_is_read_once_until_the_file_changes(tmp_path, monkeypatch):
+    """The widget asks on napari's GUI thread at every change of image or axes: the file's header is parsed once (it
+    was parsed at every question, from the review), and again once the file is rewritten."""
+    import napari_sam2.file_calibration as file_calibration
+
+    opened: List[str] = []
+    tiff_file = tifffile.TiffFile
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return tiff_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "TiffFile", counting)
+    stack = imagej_movie(tmp_path / "cache.tif", np.zeros((3, 16, 20), np.uint8))
+    layout = StackLayout(3, 0)
+    first = file_calibration.source_calibration(stack, (3, 16, 20), layout)
+    reads = len(opened)
+    assert first.pixel_size == pytest.approx((0.3, 0.3)) and reads
+    assert file_calibration.source_calibration(stack, (3, 16, 20), layout) == first and len(opened) == reads
+    tifffile.imwrite(stack, np.zeros((4, 16, 20), np.uint8), imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TYX", "unit": "um"})  # rewritten: another size
+    assert file_calibration.source_calibration(stack, (4, 16, 20), layout).pixel_size == pytest.approx((0.5, 0.5))
+    assert len(opened) > reads
+
+
 def test_track_all_exports_of_a_file_opened_layer_are_calibrated(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     """Track all's exports (tracks CSV, GEFF) read the widget's calibration: the file's, for a File > Open layer."""
     from widget_helpers import track_all_panel, wait_tracking

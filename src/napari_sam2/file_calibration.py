@@ -13,6 +13,7 @@ gives them, so frames along its z axis are known to be a volume's slices.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -264,18 +265,34 @@ def source_calibration(path: Any, shape: Sequence[int], layout: Any) -> Optional
 
     The frame step is the file's frame interval where the frame axis is its T, the slice spacing where it is its Z;
     along another axis (ImageJ's C or I, tifffile's Q) the frames stay in frames (the file's pixel size is kept), as
-    does a layout without frames (a single 2-D image)."""
+    does a layout without frames (a single 2-D image).
+
+    Remembered per file (its path, size and modification time), shape and axes: the widget asks on napari's GUI
+    thread at every change of image or axes, and a large OME-TIFF's header takes a while to parse."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:  # gone: the layer stays uncalibrated
+        return None
+    return _source_calibration(str(path), stat.st_size, stat.st_mtime_ns, tuple(int(n) for n in shape),
+                               layout.frame_axis, tuple(layout.spatial_axes))
+
+
+@functools.lru_cache(maxsize=32)
+def _source_calibration(name: str, size: int, modified: int, shape: Tuple[int, ...], frame: Optional[int],
+                        spatial: Tuple[int, int]) -> Optional[Calibration]:
+    """:func:`source_calibration` of the file ``name`` (of ``size`` bytes, modified at ``modified`` ns: the cache's
+    key), the layer's ``shape``, frame axis and (row, col) axes."""
+    path = Path(name)
     try:
         letters = _stored_letters(path, shape)
     except Exception:  # unreadable: the layer stays uncalibrated
         return None
     if letters is None:
         return None
-    rows, cols = layout.spatial_axes
+    rows, cols = spatial
     if letters[rows] != "Y" or letters[cols] != "X":
         return None
-    frame = layout.frame_axis
     letter = None if frame is None else letters[frame]
     found = read_calibration(path, frame, (rows, cols), frames_through_z=letter == "Z")
     if found is None or letter in ("T", "Z"):
