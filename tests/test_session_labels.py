@@ -5,6 +5,7 @@ session; files saved before the masklets were kept load as before; a cancelled l
 from __future__ import annotations
 
 import json
+from typing import List
 
 import numpy as np
 import pytest
@@ -219,12 +220,9 @@ def test_a_file_without_masklets_loads_as_before_and_masklets_of_another_size_ar
     np.testing.assert_array_equal(w.labels_layer.data, saved)
 
 
-@pytest.mark.gui
-def test_a_cancelled_load_puts_nothing_back_half_way_and_its_next_run_does(make_napari_viewer, tmp_path, monkeypatch,
-                                                                          qtbot):
-    """Cancel during a loaded session's re-run: the masklets are as that run left them (the frames it finished), none
-    of the saved planes, and the status says the saved masklets come back once the prompts are re-run whole; Segment
-    re-runs them and then the masklets are the saved ones."""
+def _cancelled_load(make_napari_viewer, tmp_path, monkeypatch, qtbot):
+    """(viewer, widget, movie, the masklets saved): a session with a correction and a painted pixel, saved, then
+    loaded into the same viewer and its re-run cancelled at its first step."""
     movie = small_movie(6, 5)
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     w.points_layer.add(np.array([[0, *centre(movie.labels[0], 1)]]))
@@ -254,8 +252,19 @@ def test_a_cancelled_load_puts_nothing_back_half_way_and_its_next_run_does(make_
     qtbot.waitUntil(lambda: w.worker is not None, timeout=60_000)
     w.worker.yielded.connect(cancel_once)
     qtbot.waitUntil(lambda: not w.busy() and not w._deferred, timeout=120_000)
+    assert cancelled
+    return viewer, w, movie, saved
+
+
+@pytest.mark.gui
+def test_a_cancelled_load_puts_nothing_back_half_way_and_its_next_run_does(make_napari_viewer, tmp_path, monkeypatch,
+                                                                          qtbot):
+    """Cancel during a loaded session's re-run: the masklets are as that run left them (the frames it finished), none
+    of the saved planes, and the status says the saved masklets come back once the prompts are re-run whole; Segment
+    re-runs them and then the masklets are the saved ones."""
+    viewer, w, _, saved = _cancelled_load(make_napari_viewer, tmp_path, monkeypatch, qtbot)
     status = w.status.text()
-    assert cancelled and status.startswith("Cancelled"), status
+    assert status.startswith("Cancelled"), status
     assert "the masklets saved in corrected.sam2.npz are put back once its prompts are re-run whole" in status, status
     assert not (w.labels_layer.data == 77).any()  # no saved plane was written
     assert not np.array_equal(w.labels_layer.data, saved)
@@ -263,6 +272,23 @@ def test_a_cancelled_load_puts_nothing_back_half_way_and_its_next_run_does(make_
     wait(qtbot, w)
     assert w.status.text().startswith("Done"), w.status.text()
     np.testing.assert_array_equal(w.labels_layer.data, saved)
+
+
+@pytest.mark.gui
+def test_clicks_changed_after_a_cancelled_load_say_the_masklets_are_not_put_back(make_napari_viewer, tmp_path,
+                                                                                 monkeypatch, qtbot):
+    """After the Cancel, a new click: the next run does not put the saved masklets back (they were those of the
+    loaded clicks) and says so; before, they were dropped without a word although the Cancel had promised them (found
+    by the review)."""
+    said: List[str] = []
+    monkeypatch.setattr("napari_sam2._session_files.show_info", said.append)
+    viewer, w, movie, saved = _cancelled_load(make_napari_viewer, tmp_path, monkeypatch, qtbot)
+    w.new_object_button.click()
+    w.points_layer.add(np.array([[0, *centre(movie.labels[0], 2)]]))
+    wait(qtbot, w)
+    assert any("the masklets saved in corrected.sam2.npz are not put back: the clicks or boxes changed" in text
+               for text in said), said
+    assert not (w.labels_layer.data == 77).any()
 
 
 @pytest.mark.gui

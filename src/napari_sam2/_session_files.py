@@ -352,6 +352,8 @@ class SessionFilesMixin:
             return replay
         if _prompts_now(state) != load.prompts:  # the clicks changed since the load: its masklets are not theirs
             self._loaded_labels = None
+            show_info(f"SAM 2: the masklets saved in {load.name} are not put back: the clicks or boxes changed since "
+                      "the load was cancelled (the masks are those of the prompts as they are now).")
             return replay
         return self._replay_then_labels(replay, controller, load, fixed)
 
