@@ -140,6 +140,15 @@ class PromptEventsMixin:
         if self._state is not None:
             self._take_object_id(self._state, obj_id)
 
+    def set_object_id(self, state: ImageState, obj_id: int) -> None:
+        """The Object id of ``state``'s image becomes ``obj_id``: the spin box where that image is shown (its slot
+        follows: the prompt layers' defaults, the objects panel), else the image's own (shown when it is picked
+        again)."""
+        if self._state is state:
+            self.object_spin.setValue(obj_id)
+        else:
+            self._take_object_id(state, obj_id)
+
     @staticmethod
     def _take_object_id(state: ImageState, obj_id: int) -> None:
         """New clicks and boxes on ``state``'s image belong to ``obj_id`` (and are drawn in its colour)."""
@@ -330,10 +339,7 @@ class PromptEventsMixin:
             moved = ""
             if state.obj_id == obj_id:  # the next click would make the deleted object again: start a new one
                 fresh = self._fresh_object_id(state, taken=(obj_id,))
-                if self._state is state:
-                    self.object_spin.setValue(fresh)
-                else:  # shown in the Object id when the image is picked again
-                    self._take_object_id(state, fresh)
+                self.set_object_id(state, fresh)
                 moved = f"; the next click starts object {fresh}"
             self._refresh_objects()
             if self._state is state:  # another image picked meanwhile: its layers stay as the user left them

@@ -188,10 +188,7 @@ class SessionActionsMixin(EditRunMixin):
         state.hidden.discard(old)
         state.last_prompts = prompts
         if state.obj_id == old:  # the next click adds to the object that holds old's clicks and pixels now (it made
-            if self._state is state:  # old again)
-                self.object_spin.setValue(new)
-            else:
-                self._take_object_id(state, new)
+            self.set_object_id(state, new)  # old again)
         self._refresh_labels(state)
         self._refresh_objects()
         if controller is not None and rerun:  # the re-run is not undoable either: marked so as it starts (a failed

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Set
 
 from napari.utils.notifications import show_warning
 
-from ._colors import style_boxes, style_points
 from . import _track_ids as id_rules
 from ._track_ids import frames_text, id_above_tracks
 from .labels_writer import EditedSince
@@ -93,19 +92,9 @@ class TrackIdsMixin:
         state = self.widget.states.get(entry.image.unique_id)
         if state is None or not any(tracks):  # no track: nothing to keep clear of
             return
-        if state is self.widget.state:
-            self.widget.object_spin.setValue(id_above_tracks(self.widget.object_spin.value(), tracks))
-            self._free_paint_label(entry, state.labels, self.widget.object_spin.value())
-            return
-        above = id_above_tracks(state.obj_id, tracks)
-        if above != state.obj_id:  # shown again later with this id (the widget sets its spin box from it)
-            state.obj_id = above
-            if state.points is not None:
-                state.points.feature_defaults = {"positive": state.positive, "obj_id": state.obj_id}
-                style_points(state.points)
-            if state.boxes is not None:
-                state.boxes.feature_defaults = {"obj_id": state.obj_id}
-                style_boxes(state.boxes)
+        above = id_above_tracks(state.obj_id, tracks)  # (the Object id's spin box shows state.obj_id where shown)
+        if above != state.obj_id:
+            self.widget.set_object_id(state, above)
         self._free_paint_label(entry, state.labels, state.obj_id)
 
     def _free_paint_label(self, entry: "ImageTracking", layer: Any, next_object: int) -> None:
