@@ -539,10 +539,10 @@ def test_auto_outputs_of_a_stack_agree_when_a_track_has_a_gap(data, tmp_path, mo
     wrote the labels and tables unsplit and only the CTC folder split); in-process task."""
     from dataclasses import replace
 
-    from sam2_model import tracking
+    import napari_sam2.batch_worker as worker
     from sam2_model.tracking import read_ctc, read_geff
 
-    real = tracking.track_cells
+    real = worker.track_cells_advised  # sam2_model.tracking.track_cells, with the detector's advice handed over
 
     def missed_for_a_frame(*args, **kwargs):  # the real tracker's result, one cell missed on frame 2
         result = real(*args, **kwargs)
@@ -551,7 +551,7 @@ def test_auto_outputs_of_a_stack_agree_when_a_track_has_a_gap(data, tmp_path, mo
         labels[2][labels[2] == whole[0]] = 0
         return replace(result, labels=labels)
 
-    monkeypatch.setattr(tracking, "track_cells", missed_for_a_frame)
+    monkeypatch.setattr(worker, "track_cells_advised", missed_for_a_frame)
     task = StackTask("s0", str(data / "s0.tif"), str(tmp_path), ModelSpec(**MODEL), auto=True,
                      tracking_options={"cell_diameter": (6, 30)}, axes=AxisOptions(names="cli"))
     row = process_stack(task)

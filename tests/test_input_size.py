@@ -178,8 +178,8 @@ def test_cli_auto_picks_the_input_size_from_the_cell_diameter_it_is_given(small_
             "--checkpoint", str(folder / "missing.pt")]  # stops after the size is picked, before any tracking
     for diameter, size in (("24", 256), ("4", 512)):
         assert main(args + ["--cell-diameter", diameter, "48"]) == 2
-        assert (f"--image-size auto: input size {size} px (the smallest cells of --cell-diameter, {diameter} px wide, "
-                "in 256 x 256 frames)") in capsys.readouterr().out
+        assert (f"--image-size auto: input size {size} px (from the cell diameter {diameter}-48 px you gave: its "
+                f"smallest cells, {diameter} px wide, in 256 x 256 frames)") in capsys.readouterr().out
     assert main(args) == 2  # the default diameters say nothing about these cells: measured on the frame
     assert "--image-size auto: input size 384 px (objects ~" in capsys.readouterr().out
 

@@ -41,8 +41,9 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
     group.add_argument("--auto", action="store_true", help="detect and track every cell (no --prompts needed)")
     group.add_argument("--seeding", default="blobs", choices=SEEDINGS,
                        help="point prompts on detected blobs (default, small cells), SAM 2's grid, or both")
-    group.add_argument("--cell-diameter", type=float, nargs=2, default=DEFAULT_CELL_DIAMETER, metavar=("MIN", "MAX"),
-                       help="range of cell diameters in pixels (default 8 40)")
+    group.add_argument("--cell-diameter", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                       help="range of cell diameters in pixels (default 8 40); given, it also picks --image-size "
+                            "auto (else measured on the frames)")
     group.add_argument("--redetect-every", type=int, default=5, help="look for new cells every K frames (default 5)")
     divisions = group.add_mutually_exclusive_group()
     divisions.add_argument("--no-divisions", action="store_true",
@@ -93,7 +94,7 @@ def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
 def check_detection_options(args: argparse.Namespace) -> None:
     """--cell-diameter, --redetect-every and --min-contrast, checked in the command's words before anything is read
     (a namespace without ``min_contrast``, or with None, leaves it unchecked)."""
-    low, high = args.cell_diameter
+    low, high = DEFAULT_CELL_DIAMETER if args.cell_diameter is None else args.cell_diameter  # None: not given
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
         raise ValueError(f"--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, 0 < MIN <= MAX; "
                          f"got {low:g} {high:g}")
@@ -202,7 +203,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     try:
         result = track_cells(model, stack, start_frame=args.start_frame,
                              reverse=backward, seeding=args.seeding,
-                             cell_diameter=tuple(args.cell_diameter), redetect_every=args.redetect_every,
+                             cell_diameter=tuple(args.cell_diameter or DEFAULT_CELL_DIAMETER),
+                             redetect_every=args.redetect_every,
                              divisions=divisions, min_contrast=args.min_contrast,
                              progress=progress)
         bar.close()

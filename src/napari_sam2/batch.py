@@ -250,8 +250,9 @@ def batch(
     that stack fails, naming both; :func:`.batch_inputs.find_prompts`).
     model / checkpoint / device / image_size / object_window: as in :func:`napari_sam2.api.segment`; "auto" picks
     each stack's input size (and, for prompts, object window) from its first prompted frame (with auto=True: by
-    :func:`.image_size.auto_image_size_from`, the rule of ``track --auto`` and ``track_cells``: its start frame, or,
-    in a z-stack whose start slice holds too little to measure (an empty top slice), a fuller sampled slice). Tracking
+    :func:`.image_size.tracking_size_choice`, the rule of ``track --auto`` and ``track_cells``: from the tracking
+    option ``cell_diameter`` where it is given, else measured on its start frame, or, in a z-stack whose start slice
+    holds too little to measure (an empty top slice), a fuller sampled slice). Tracking
     option ``divisions`` left out: on, except in a stack whose frames are z slices (its axes say so), where cells do
     not divide: off there, said in its note (``divisions=True`` looks for them anyway).
     direction: prompts: "forward", "backward" or "both" (the default) from the first prompted frame; auto=True:

@@ -28,7 +28,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
-from .image_size import (AUTO, SizeChoice, auto_image_size, auto_image_size_from, frame_as_seen,
+from .image_size import (AUTO, SizeChoice, auto_image_size, frame_as_seen, tracking_size_choice,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt
@@ -237,16 +237,17 @@ def auto_size(task: StackTask, frames: Frames, index: Optional[int] = None) -> O
     """How image_size "auto" is picked for this stack (None where ``task.model.image_size`` is not "auto").
 
     With ``task.auto``: by the rule of ``napari-sam2 track --auto`` and :func:`napari_sam2.track_cells`
-    (:func:`.image_size.auto_image_size_from`): measured on the start frame (``index``, None: the task's start frame),
-    or, in a z-stack whose start slice holds too little to measure (an empty top slice), on the fullest of a few
-    slices sampled through the stack; the choice's ``describe()`` says which and why. Prompts: on frame ``index`` (None: 0;
-    :func:`process_stack` gives their first prompted frame, :func:`prompted_frame`), as ``segment()`` picks it."""
+    (:func:`.image_size.tracking_size_choice`): from the tracking option ``cell_diameter`` where it was given, else
+    measured on the start frame (``index``, None: the task's start frame), or, in a z-stack whose start slice holds
+    too little to measure (an empty top slice), on the fullest of a few slices sampled through the stack; the
+    choice's ``describe()`` says which and why. Prompts: on frame ``index`` (None: 0; :func:`process_stack` gives
+    their first prompted frame, :func:`prompted_frame`), as ``segment()`` picks it."""
     if task.model.image_size != AUTO:
         return None
     if task.auto:
         start = start_frame(task, frames) if index is None else index
-        return auto_image_size_from(frames.view, task.model.model, start, frames.session_options,
-                                    frames.through_z is not None)
+        return tracking_size_choice(frames.view, task.model.model, start, frames.session_options,
+                                    frames.through_z is not None, task.tracking_options.get("cell_diameter"))
     index = 0 if index is None else index
     frame = frame_as_seen(frames.view[index], frames.session_options)  # the channel segmented
     return auto_image_size(frame, task.model.model, index)
@@ -322,10 +323,6 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
 
 def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     """Automatic tracking: labels, per-object table, per-track table, CTC folder and GEFF lineage."""
-    try:
-        from sam2_model import tracking
-    except ImportError as error:  # pragma: no cover - shipped together
-        raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
     from .export import measure, save_table_csv
     from .track_export import AutoOutputs, write_auto_outputs
 
@@ -335,7 +332,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     source = frame_source(frames.view, model, frames.session_options)
     try:
         with detector_advice(task) as advice:  # too many candidate cells: said once, as soon as it comes
-            result = tracking.track_cells(model, source, divisions=divisions, progress=frames_told(task), **options)
+            result = track_cells_advised(model, source, divisions=divisions, progress=frames_told(task), **options)
     finally:
         source.close()
     large = labels_nbytes(result.labels.shape) > task.zarr_above
@@ -387,55 +384,83 @@ def frames_told(task: StackTask) -> Callable[[int, int], None]:
 
 #: words of the detector's warning of too many candidate cells (:func:`sam2_model.tracking.detection.many_seeds_advice`)
 MANY_CANDIDATES = "candidate cells"
-_ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: shown)
-#: the tasks of this process inside :func:`detector_advice` now, and the warnings filter they share (None: none)
-_ADVISING = {"tasks": 0, "filter": None}
+#: the option names the advice gives, as the detector's warning gives them
+ADVICE_NAMES = " (--cell-diameter MIN MAX; cell_diameter=(min, max))"
+_ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: no task)
+#: the tasks of this process inside :func:`detector_advice` now (the warnings hook is in place while there are any)
+_ADVISING = {"tasks": 0}
 _ADVISING_LOCK = threading.Lock()
 
 
-def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    """warnings.showwarning while :func:`detector_advice` is in use in this process: the detector's advice goes to
-    the sink of the thread that warned, when it has one; every other warning to the hook it replaced."""
+def track_cells_advised(model: sm.SAM2Model, frames: Any, progress: Optional[Callable[[int, int], None]] = None,
+                        **options: Any) -> Any:
+    """:func:`sam2_model.tracking.track_cells` of ``frames`` (same arguments, same result), which also hands the
+    detector's advice of too many candidate cells to this thread's task (:func:`detector_advice`) as soon as the
+    detector has it, before the slow clicks it warns of: read from the detector itself
+    (:attr:`~sam2_model.tracking.detection.CellDetector.advice`, between the pieces of a frame's work, as Track all
+    reads it), not caught from Python's warnings, whose filters are one for the whole process: a task's advice
+    arrives whatever the user's filters say and whatever other stacks of this process said, and no filter is
+    changed for the others' warnings."""
+    try:
+        from sam2_model.tracking import TrackingResult
+        from sam2_model.tracking.detection import many_seeds_advice
+        from sam2_model.tracking.tracker import CellTracker, WorkStep, finish_divisions
+    except ImportError as error:  # pragma: no cover - shipped together
+        raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
+
+    tracker = CellTracker(model, frames, **options)
+    labels = np.zeros((tracker.num_frames, *tracker.session.frame_shape), dtype=np.uint32)
+    order, done = tracker.order, []
     sink = getattr(_ADVICE, "sink", None)
-    if sink is not None and MANY_CANDIDATES in str(message):
-        sink(str(message))
-    else:
-        _show_warning.previous(message, category, filename, lineno, file, line)  # type: ignore[attr-defined]
+    for step in tracker.run(work=True):
+        if isinstance(step, WorkStep):
+            detector = tracker.detector
+            if sink is not None and getattr(detector, "advice", ""):  # in the warning's words, its option names too
+                sink(many_seeds_advice(len(detector.points), detector.cell_diameter, tracker.session.frame_shape,
+                                       ADVICE_NAMES))
+            continue
+        t, frame_labels, _ = step
+        labels[t] = frame_labels
+        done.append(t)
+        if progress is not None:
+            progress(len(done), len(order))
+    if len(done) == len(order):
+        finish_divisions(tracker, labels, frames)
+    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """warnings.showwarning while :func:`detector_advice` is in use in this process: the detector's warning of too
+    many candidate cells in a thread running a task is not shown (the task has it from the detector and its stack's
+    console line says it once, not once per frame in the worker's log); every other warning, and every warning of
+    the other threads (the user's, a thread without a task), goes to the hook it replaced, as it would have."""
+    if getattr(_ADVICE, "sink", None) is not None and MANY_CANDIDATES in str(message):
+        return
+    _show_warning.previous(message, category, filename, lineno, file, line)  # type: ignore[attr-defined]
 
 
 def _advising(entering: bool) -> None:
     """Count a task into (``entering``) or out of :func:`detector_advice`. The first one in puts the hook
-    (:func:`_show_warning`) and an "always" filter for the advice in place (every frame's warning reaches the sink,
-    also where an earlier stack of this process gave the same text); the last one out takes both away again, so that
-    the process (an in-process cluster, the user's own session) warns afterwards as it did before: the filters it has
-    then (its own added meanwhile kept), the hook it set (left alone where it was replaced meanwhile)."""
+    (:func:`_show_warning`) in place and the last one out takes it away (left alone where it was replaced
+    meanwhile). The process's warning filters are never changed: the user's own filters (an "ignore", the once-per-
+    place default) keep applying to their warnings and to the other threads' while tasks run."""
     with _ADVISING_LOCK:
         _ADVISING["tasks"] += 1 if entering else -1
         if entering and _ADVISING["tasks"] == 1:
             if warnings.showwarning is not _show_warning:
                 _show_warning.previous = warnings.showwarning  # type: ignore[attr-defined]
                 warnings.showwarning = _show_warning
-            warnings.filterwarnings("always", message=f".*{MANY_CANDIDATES}", category=UserWarning)
-            _ADVISING["filter"] = warnings.filters[0]
-        elif not entering and _ADVISING["tasks"] == 0:
-            added, _ADVISING["filter"] = _ADVISING["filter"], None
-            if added is not None and any(entry is added for entry in warnings.filters):
-                warnings.filters[:] = [entry for entry in warnings.filters if entry is not added]  # (the same list)
-                mutated = getattr(warnings, "_filters_mutated", None)  # as resetwarnings() does: registries renewed
-                if callable(mutated):
-                    mutated()
-            if warnings.showwarning is _show_warning:
-                warnings.showwarning = _show_warning.previous  # type: ignore[attr-defined]
+        elif not entering and _ADVISING["tasks"] == 0 and warnings.showwarning is _show_warning:
+            warnings.showwarning = _show_warning.previous  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def detector_advice(task: StackTask) -> Iterator[list]:
-    """While the block runs in this thread, the detector's warning of too many candidate cells (one per frame it
-    detects on) is told to the console once for this stack, as soon as it comes (before the slow clicks it warns
-    of), and kept in the yielded list (at most one text); other warnings, and other threads' (a worker running
-    several stacks at once), are shown as before. Per thread, not ``warnings.catch_warnings`` (process-wide, and
-    restored out of order by tasks that overlap); what it changes process-wide (:func:`_advising`) lasts while a task
-    of this process is inside it, and no longer."""
+    """While the block runs in this thread, the detector's advice of too many candidate cells
+    (:func:`track_cells_advised` hands it over, one per frame it detects on) is told to the console once for this
+    stack, as soon as it comes, and kept in the yielded list (at most one text); the detector's own warning of it in
+    this thread is not shown (:func:`_show_warning`). Other warnings, and other threads' (another stack of a worker
+    running several at once, the user's), are shown as the process's filters say, which nothing here changes."""
     said: list = []
 
     def sink(message: str) -> None:

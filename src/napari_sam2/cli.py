@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 # second. torch, the model's code and the readers load when a command runs (inside main()'s handlers, so Ctrl-C
 # there ends it as during a run).
 from . import INTERRUPTED
-from ._cli_auto import (CHECKPOINT_HELP, DEFAULT_CELL_DIAMETER, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAULT,
+from ._cli_auto import (CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAULT,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
                         check_detection_options, check_output_kinds, prepare_output, run_auto, run_evaluate,
                         write_outputs)
@@ -210,35 +210,26 @@ def check_prompts_file(path: Path) -> None:
 
 
 def pick_image_size(value: Optional[str], frame: object, model: str,
-                    diameter: Optional[float] = None, frame_index: Optional[int] = None,
+                    cell_diameter: Optional[Tuple[float, float]] = None, frame_index: Optional[int] = None,
                     stack: Optional[Tuple[FrameView, Dict[str, Any]]] = None, through_z: bool = False) -> Optional[int]:
-    """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from):
-    from ``diameter`` (frame px) when the user gave the cells' size, else from the objects measured on ``frame``
-    (frame ``frame_index``: the first prompted frame, or --auto's start frame). ``stack``: (the frames, their session
-    options) that --auto tracks from ``frame_index``: where that frame holds too little to measure (an empty slice
-    at the top of a z-stack), a fuller frame sampled through them is measured, and the line says which
-    (:func:`.image_size.auto_image_size_from`)."""
-    import numpy as np
-
-    from sam2_model.input_size import suggest_image_size
-
-    from .image_size import AUTO, auto_image_size, auto_image_size_from, check_image_size
+    """``--image-size``: None (the model's own), a multiple of 32, or "auto" (printed with what it was picked from).
+    With prompts: measured on ``frame`` (frame ``frame_index``, the first prompted frame). With --auto (``stack``:
+    the frames and their session options, tracked from ``frame_index``): by
+    :func:`.image_size.tracking_size_choice`, the rule of ``batch --auto`` and ``track_cells`` too: from
+    ``cell_diameter`` ((MIN, MAX) px) where the user gave --cell-diameter, else measured on the start frame, or
+    where it holds too little to measure (an empty slice at the top of a z-stack) a fuller frame sampled through
+    them; the printed line says which."""
+    from .image_size import AUTO, auto_image_size, check_image_size, tracking_size_choice
 
     checked = check_image_size(value, "--image-size")
     if checked != AUTO:
         return checked  # type: ignore[return-value]
-    if diameter is None:
-        if stack is not None and frame_index is not None:
-            choice = auto_image_size_from(stack[0], model, frame_index, stack[1], through_z)
-        else:
-            choice = auto_image_size(frame, model, frame_index)
-        print(f"--image-size auto: {choice.describe()}")
-        return choice.image_size
-    shape = tuple(int(n) for n in np.shape(frame)[:2])
-    size = suggest_image_size(diameter, shape, model)
-    print(f"--image-size auto: input size {size} px (the smallest cells of --cell-diameter, {diameter:g} px wide, in "
-          f"{shape[0]} x {shape[1]} frames)")
-    return size
+    if stack is not None:
+        choice = tracking_size_choice(stack[0], model, frame_index or 0, stack[1], through_z, cell_diameter)
+    else:
+        choice = auto_image_size(frame, model, frame_index)
+    print(f"--image-size auto: {choice.describe()}")
+    return choice.image_size
 
 
 def pick_object_window(value: Optional[str], frame: object, model: str, image_size: Optional[int],
@@ -459,16 +450,15 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
                              f"{frame_axis}, got {args.start_frame}")
         check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
         warn_contrast_outside(limits, view)
-        given = tuple(args.cell_diameter) != DEFAULT_CELL_DIAMETER  # the user said how large the cells are
         start_frame = view[args.start_frame]
         check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
         start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
         keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
         letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
         through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
-        measure = None if given else (view, axes.session_options)  # a nearly empty top slice: a fuller one
-        image_size = pick_image_size(args.image_size, start, args.model, args.cell_diameter[0] if given else None,
-                                     args.start_frame, measure, through_z is not None)
+        given = None if args.cell_diameter is None else tuple(args.cell_diameter)  # the user said how large
+        image_size = pick_image_size(args.image_size, start, args.model, given, args.start_frame,
+                                     (view, axes.session_options), through_z is not None)
         build_model = _lazy("build_model")
         model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
         options = dict(axes.session_options)

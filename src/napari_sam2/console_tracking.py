@@ -9,6 +9,7 @@ the panel's (direction, lost frames, minimum contrast) are those of ``napari-sam
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from sam2_model.tracking import TrackingResult
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 
 from .directions import auto_direction, check_one_way
-from .image_size import ImageSizeArg, check_image_size, resolve_tracking_image_size
+from .image_size import ImageSizeArg, check_image_size, tracking_size_choice
 from .track_all import TrackAll, TrackAllOptions, frame_source
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class ConsoleOptions(TrackAllOptions):
 
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
                 device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0, start_frame: int = 0,
-                direction: Optional[str] = None, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
+                direction: Optional[str] = None, seeding: str = "blobs",
+                cell_diameter: Optional[Sequence[float]] = None,
                 redetect_every: int = 5, divisions: Optional[bool] = None, max_lost_frames: int = 3,
                 min_contrast: float = MIN_CONTRAST, smooth: float = 0.0,
                 contrast_limits: Optional[Sequence[float]] = None,
@@ -83,8 +87,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
       stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
       them (its "Smooth frames (px)" control).
 
-    image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in the start
-    frame, as ``napari-sam2 track --auto`` picks it) or None (the model's own); not with a viewer (the widget's).
+    cell_diameter: (min, max) cell diameter in pixels; None (the default): the detector's (8, 40), and the cells'
+    size is not known (below).
+
+    image_size: the model's input size (a multiple of 32), "auto" or None (the model's own); not with a viewer (the
+    widget's). "auto" is picked as ``napari-sam2 track --auto`` and ``batch --auto`` pick it
+    (:func:`.image_size.tracking_size_choice`): from ``cell_diameter`` where it is given (the user's word on the
+    cells), else from the objects measured on the start frame (a fuller sampled slice where the start slice of a
+    z-stack holds too little); the choice is logged (logger ``napari_sam2.console_tracking``, INFO), saying which.
 
     Options are checked (ValueError naming them) before a model is built or a frame is read; ``start_frame`` is
     checked against the frames of the stack before the model is built, with a viewer too (the frames along the
@@ -97,7 +107,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         raise ValueError(f"progress must be a function called with (frames done, frames to do), or None; got "
                          f"{progress!r}")
     check_image_size(image_size)
-    options = ConsoleOptions(seeding, check_cell_diameter(cell_diameter), redetect_every,
+    diameter = None if cell_diameter is None else check_cell_diameter(cell_diameter)  # the user's word on the cells
+    options = ConsoleOptions(seeding, diameter or (8.0, 40.0), redetect_every,
                              True if divisions is None else divisions,
                               reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
     limits = check_contrast_limits(contrast_limits)
@@ -166,8 +177,12 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             options = dataclasses.replace(options, divisions=on)
         if image_size is not None:
             frame_seen(data, axes, start_frame)  # the start frame checked (finite) as every later read checks it
-        size = None if image_size is None else resolve_tracking_image_size(
-            image_size, frames, model or "demo", start_frame, session_options, through_z=through_z is not None)
+        size = None if image_size is None else check_image_size(image_size)
+        if size == "auto":
+            choice = tracking_size_choice(frames, model or "demo", start_frame, session_options, through_z is not None,
+                                          diameter)
+            _LOG.info("image_size auto: %s", choice.describe())
+            size = choice.image_size
         net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
         tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
                             layout.frame_index_in_labels)

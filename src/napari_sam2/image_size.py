@@ -5,7 +5,8 @@ control; the rule itself is :func:`sam2_model.input_size.suggest_image_size`.
 
 Which frame "auto" (input size and object windows) measures is the caller's: the first prompted frame for
 :func:`napari_sam2.segment` and ``napari-sam2 track --prompts`` (:func:`napari_sam2.api.prompted_frame`), the slice
-shown (then the one clicked first) in the widget, the start frame for ``--auto``; frame 0 only without prompts. In
+shown (then the one clicked first) in the widget, the start frame for ``--auto`` (where no cell diameter is given:
+one given decides, :func:`tracking_size_choice`); frame 0 only without prompts. In
 a z-stack frame 0 is often an empty slice above the sample, whose noise measures as tiny objects: where tracking
 starts on a frame that holds too little to measure, :func:`auto_image_size_from` measures the fullest of a few
 frames sampled through the stack instead, and says so.
@@ -39,11 +40,18 @@ class SizeChoice:
     frame_shape: tuple
     frame_index: Optional[int] = None
     note: str = ""  # why frame_index was measured and not the frame asked for ("": it was that frame)
+    #: the (min, max) cell diameter in frame px the user gave, which picked the size (None: measured on a frame)
+    given_diameter: Optional[Tuple[float, float]] = None
 
     def describe(self) -> str:
         """One line for the user, e.g. "input size 512 px (objects ~9.0 px wide in 1024 x 1024 frames, measured on
-        frame 8)"."""
+        frame 8)", or where the user's cell diameter picked it "input size 512 px (from the cell diameter 4-48 px you
+        gave: its smallest cells, 4 px wide, in 256 x 256 frames)"."""
         height, width = self.frame_shape[:2]
+        if self.given_diameter is not None:
+            low, high = self.given_diameter
+            return (f"input size {self.image_size} px (from the cell diameter {low:g}-{high:g} px you gave: its "
+                    f"smallest cells, {low:g} px wide, in {height} x {width} frames)")
         where = "the frame measured" if self.frame_index is None else f"frame {self.frame_index}"
         why = f": {self.note}" if self.note else ""
         if math.isnan(self.object_diameter):
@@ -166,7 +174,8 @@ def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
     frame that spreads most is measured instead: the choice's ``frame_index`` says which, and its ``note`` why
     (:meth:`SizeChoice.describe`). A time-lapse is measured on its start frame (a dimmer first frame of a rising
     fluorescence is still its cells), unless no object can be measured on it. The rule of ``napari-sam2 track
-    --auto`` without ``--cell-diameter``, batch runs with ``--auto`` and :func:`napari_sam2.track_cells`.
+    --auto``, batch runs with ``--auto`` and :func:`napari_sam2.track_cells` where no cell diameter is given
+    (:func:`tracking_size_choice`).
     """
     options = session_options or {}
     start = int(start)
@@ -196,15 +205,36 @@ def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
     return SizeChoice(other.image_size, other.object_diameter, other.frame_shape, fullest, note)
 
 
+def tracking_size_choice(frames: Sequence[Any], model: str, start: int = 0,
+                         session_options: Optional[Mapping[str, Any]] = None, through_z: bool = False,
+                         cell_diameter: Optional[Sequence[float]] = None) -> SizeChoice:
+    """The "auto" input size for finding and tracking every cell from frame ``start`` of ``frames``: the one rule of
+    ``napari-sam2 track --auto``, ``napari-sam2 batch --auto`` and :func:`napari_sam2.track_cells`.
+
+    A cell diameter the user gave (``cell_diameter``: (min, max) frame px; None where they gave none, the detector's
+    default then being no word on these cells) decides: the size at which its smallest cells are wide enough
+    (:func:`~sam2_model.input_size.suggest_image_size` of min, for the (H, W) of frame ``start``), as the user said
+    how large the cells are (the frames' texture can measure far from it: ~5 px on MSC for 40-160 px cells).
+    Otherwise the objects are measured on the frames (:func:`auto_image_size_from`). The choice's ``describe()``
+    says which."""
+    if cell_diameter is None:
+        return auto_image_size_from(frames, model, start, session_options, through_z)
+    low, high = (float(value) for value in cell_diameter)
+    shape = tuple(int(n) for n in np.shape(frames[int(start)])[:2])
+    return SizeChoice(suggest_image_size(low, shape, model), low, shape, given_diameter=(low, high))
+
+
 def resolve_tracking_image_size(image_size: ImageSizeArg, frames: Sequence[Any], model: str, start: int = 0,
                                 session_options: Optional[Mapping[str, Any]] = None,
-                                name: str = "image_size", through_z: bool = False) -> Optional[int]:
+                                name: str = "image_size", through_z: bool = False,
+                                cell_diameter: Optional[Sequence[float]] = None) -> Optional[int]:
     """``image_size`` for tracking every cell from frame ``start`` of ``frames``: "auto" replaced by
-    :func:`auto_image_size_from`'s choice (in a z-stack, ``through_z``, a fuller slice where the start slice holds
-    too little to measure); None stays None (the preset)."""
+    :func:`tracking_size_choice`'s choice (``cell_diameter``: the one the user gave, which decides, else None: measured;
+    in a z-stack, ``through_z``, a fuller slice where the start slice holds too little to measure); None stays None
+    (the preset)."""
     checked = check_image_size(image_size, name)
     if checked == AUTO:
-        return auto_image_size_from(frames, model, start, session_options, through_z).image_size
+        return tracking_size_choice(frames, model, start, session_options, through_z, cell_diameter).image_size
     return checked  # type: ignore[return-value]
 
 

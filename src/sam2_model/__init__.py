@@ -2,21 +2,45 @@
 
     import sam2_model as sm
     model = sm.build_model("sam2.1_hiera_tiny", checkpoint="download", device="auto")
+
+The public names below are imported when first asked for (``sm.build_model``, ``from sam2_model import
+VideoSession``), so importing the package, or a light submodule of it (``sam2_model.config``, the ``sam2-train``
+command's argument parsing and ``--help``), does not load torch and the model's code.
 """
 
-from .automatic import AutomaticMaskGenerator
-from .build import CheckpointError, Weights, build_model, identify_preset, list_models, load_checkpoint, resolve_device
-from .config import SAM2Config, get_config
-from .frames import FrameSource
-from .image_predictor import ImagePredictor
-from .input_size import estimate_object_diameter, suggest_image_size
-from .modeling.sam2 import FrameFeatures, MaskPrediction, MemoryEntry, SAM2Model
-from .seeding import blob_points
-from .session_state import SessionSnapshot
-from .video_session import VideoSession
-from .windowed_session import WindowedSession
-from .windows import WindowedPredictor, window_side
-from .tracking import track_cells
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List
+
+#: each public name and the submodule it lives in
+_PUBLIC: Dict[str, str] = {
+    "AutomaticMaskGenerator": "automatic",
+    "CheckpointError": "build",
+    "Weights": "build",
+    "build_model": "build",
+    "identify_preset": "build",
+    "list_models": "build",
+    "load_checkpoint": "build",
+    "resolve_device": "build",
+    "SAM2Config": "config",
+    "get_config": "config",
+    "FrameSource": "frames",
+    "ImagePredictor": "image_predictor",
+    "estimate_object_diameter": "input_size",
+    "suggest_image_size": "input_size",
+    "FrameFeatures": "modeling.sam2",
+    "MaskPrediction": "modeling.sam2",
+    "MemoryEntry": "modeling.sam2",
+    "SAM2Model": "modeling.sam2",
+    "blob_points": "seeding",
+    "SessionSnapshot": "session_state",
+    "VideoSession": "video_session",
+    "WindowedSession": "windowed_session",
+    "WindowedPredictor": "windows",
+    "window_side": "windows",
+    "track_cells": "tracking",
+}
 
 __all__ = [
     "AutomaticMaskGenerator",
@@ -45,3 +69,24 @@ __all__ = [
     "window_side",
     "track_cells",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name of :data:`__all__`, imported from its submodule on first use (then kept here); else a
+    submodule by its name (``sm.frames_io``), as the package's former eager imports made many of them attributes."""
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":  # the submodule exists but something it imports is missing
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    """The public names with the module's own (tab completion)."""
+    return sorted(set(globals()) | set(__all__))
