@@ -30,6 +30,23 @@ def test_the_command_again_on_a_finished_run_changes_nothing_and_other_settings_
     assert [row.split(",")[2] for row in (run / "history.csv").read_text().splitlines()[1:]] == ["0.0001"] * 2
 
 
+def test_a_run_stopped_after_more_steps_than_asked_is_not_called_finished(tmp_path, capsys):
+    """A run stopped (Cancel, Ctrl-C) after 2 of its 4 steps, asked again for 1 step: nothing to do, in words that
+    say how it stopped and what to give, not "a finished run" (it never made its final check)."""
+    from sam2_model.train.__main__ import parse_args
+    from sam2_model.train.loop import train
+
+    run = tmp_path / "run"
+    command = ["--out", str(run), "--image-size", "64", "--clip-len", "2", "--clips-per-step", "1",
+               "--max-objects", "2", "--warmup-steps", "1", "--lr", "1e-4"]
+    train(parse_args(command + ["--steps", "4"]), progress=lambda step, row: step < 2)
+    capsys.readouterr()
+    assert train_main(command + ["--steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "finished" not in err, err
+    assert f"{run} holds a run stopped (Cancel) after step 2" in err and "give more than 2 steps" in err, err
+
+
 def _stopped_after_one_step(step: int, row: dict) -> bool:
     return step < 1
 

@@ -394,6 +394,20 @@ def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSe
     return steps_done > settings.steps or (steps_done == settings.steps and last_stop == "steps")
 
 
+def finished_words(out: Path, steps_done: int, last_stop: Optional[str], steps: int) -> str:
+    """Why a run folder has nothing to do with ``steps`` (:func:`run_is_finished`): it finished them, or it was
+    stopped (Ctrl-C, a time limit, ``last_stop`` says) after more steps than ``steps`` now asks for."""
+    weights = out / "weights.pt"
+    if last_stop == "steps" and steps_done == steps:
+        return (f"{out} holds a finished run of {steps_done} steps (weights in {weights}), no more with steps "
+                f"{steps}: more steps train it further with the same settings, or start a new run folder")
+    how = {"interrupt": "stopped by Ctrl-C", "time_limit": "stopped by its time limit", "steps": "finished",
+           "non_finite": "stopped by a non-finite loss", "progress": "stopped (Cancel)"}.get(str(last_stop), "saved")
+    return (f"{out} holds a run {how} after step {steps_done} (its weights so far in {out / 'last.pt'}): steps "
+            f"{steps} asks for no more than it has done; give more than {steps_done} steps to train it further with "
+            "the same settings, or start a new run folder")
+
+
 def run_warmup(out: Path) -> Optional[int]:
     """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s
     settings, else its ``last.pt``'s (read memory-mapped: the pickled settings, not the weights). None where there is
@@ -535,10 +549,9 @@ def train(
                               "time_limit, device, data_workers, save_every and batch_clips may change, and where "
                               "the same stack and labels are read from) or start a new run folder")
         done, sessions_before = int(state["step"]), state.get("sessions") or [{}]
-        if run_is_finished(done, sessions_before[-1].get("stopped_by"), settings):
-            raise RunFinished(f"{out} holds a finished run of {done} steps (weights in {out / 'weights.pt'}), no "
-                              f"more with steps {settings.steps}: more steps train it further with the same settings, "
-                              "or start a new run folder")
+        last_stop = sessions_before[-1].get("stopped_by")
+        if run_is_finished(done, last_stop, settings):
+            raise RunFinished(finished_words(out, done, last_stop, settings.steps))
         model.load_state_dict(state["model"])
     elif settings.init is not None:
         load_checkpoint(model, settings.init)
