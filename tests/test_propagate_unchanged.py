@@ -205,7 +205,7 @@ CASES = [
     ("a later start", correct, (5, "forward"), [3, 7]),
     ("after a cancelled backward pass", _cancelled_backward, (4, "forward"), "all"),
     ("after a pass cut by max_frames", _cut, (2, "forward"), "all"),
-    ("after Undo", _undone, (2, "forward"), "all"),
+    ("after Undo", _undone, (2, "forward"), []),
     ("after another correction option", _option, (2, "forward"), "all"),
     ("after a delete", _deleted, (2, "forward"), []),
     ("after a brush stroke (frames redrawn)", _brushed, (2, "forward"), []),

@@ -18,7 +18,7 @@ from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
 from ._track_ids import frame_ranges
-from .labels_writer import EditedSince, RunJournal, compose_frame, tell_written
+from .labels_writer import EditedSince, RunJournal, compose_frame, compose_winners, tell_written
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
@@ -87,6 +87,9 @@ class _Record:
     tag: Any = None
     changed: bool = False  # the session was changed (even where no label changed)
     baseline: bool = False  # the step the history starts after (not undoable: :meth:`start_history_after_next`)
+    # the objects' last whole passes before the step (``_tracked``), true again once the session is restored to
+    # ``snapshot``; None when no longer certain (the correction options changed since)
+    tracked: Optional[Dict[int, _Tracked]] = None
 
 
 @dataclass
@@ -209,8 +212,11 @@ class SegmentationController:
 
     def set_correction_options(self, conditioning: bool, forget: bool) -> None:
         """Change how later corrections act (the session reads these flags at each correction; one not opened yet
-        is opened with them). No object is left out of the next propagation (:meth:`plan`): they track differently."""
+        is opened with them). No object is left out of the next propagation (:meth:`plan`): they track differently, also
+        after an Undo of an earlier step."""
         self._tracked.clear()
+        for record in self.history:
+            record.tracked = None
         if self._session is not None:
             self._session.corrections_as_conditioning = bool(conditioning)
             self._session.clear_memory_around_corrections = bool(forget)
@@ -286,7 +292,7 @@ class SegmentationController:
             if _same(self._sent.get(key), prompt) or _same(self._rejected.get(key), prompt):
                 continue  # unchanged, or a prompt the session refused (it is not sent again until it changes)
             try:
-                logits = self._send(prompt)
+                self._send(prompt)
             except ValueError as error:
                 self._rejected[key] = prompt
                 raise ValueError(f"the prompt of object {prompt.obj_id} on frame {prompt.frame} was refused: "
@@ -294,11 +300,12 @@ class SegmentationController:
             self._rejected.pop(key, None)
             self._sent[key] = prompt
             record.changed = True
-            self._write(journal, prompt.frame, self.session.obj_ids, logits)
-            yield "frame", prompt.frame, self.session.obj_ids, logits
+            self._write_newest(journal, prompt.frame)
+            yield "frame", prompt.frame, self.session.obj_ids, None
 
-    def _send(self, prompt: FramePrompt) -> np.ndarray:
-        """One object's prompts on one frame to the session; returns the frame's logits (n_obj, H, W).
+    def _send(self, prompt: FramePrompt) -> None:
+        """One object's prompts on one frame to the session (the frame's labels are drawn by the caller from every
+        object's newest result there, :meth:`_write_newest`).
 
         Negative clicks alone (:func:`~napari_sam2.prompts.is_correction`) take pixels away from the object's mask on
         their frame, so they are refused (ValueError) where the object has none yet: sent, the model would make a
@@ -318,15 +325,16 @@ class SegmentationController:
         # clicks that replace the ones that made this frame's mask (moved, deleted, a box redrawn) are decoded afresh,
         # as a first click is; clicks added to them refine it
         refine = sent is None or key not in self._started_here or _adds_to(sent, prompt)
+        # what add_prompt returns is not used (the reference's view, which shows another object's tracked mask where
+        # its correction is not propagated yet): the session is told not to make it (every object upsampled)
+        unused = {"return_logits": False}
         if prompt.box is None and not len(prompt.points):
-            self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True)
+            self.session.add_prompt(prompt.frame, prompt.obj_id, mask=prompt.mask, clear_old=True, **unused)
         else:
             self.session.add_prompt(
                 prompt.frame, prompt.obj_id, points=prompt.points if len(prompt.points) else None,
-                labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True, refine=refine)
-        # every object's newest result: a correction not yet propagated stays shown next to another object's new
-        # prompt (add_prompt returns the reference's view, which shows that object's tracked mask there)
-        return self.session.frame_logits(prompt.frame)
+                labels=prompt.labels if len(prompt.labels) else None, box=prompt.box, clear_old=True, refine=refine,
+                **unused)
 
     def remove_object(self, obj_id: int, tag: Any = None) -> List[int]:
         """Forget an object (session, prompts, seeded masks) and clear it from the labels, as one undoable step
@@ -478,9 +486,11 @@ class SegmentationController:
         prompted frames and the frames before in the direction of travel), so an object whose last pass went the same
         way to the stack's edge from a frame at or before this pass's start (in that direction), with nothing of it
         changed since, keeps its results. Anything else tracks it again: a prompt of it sent, changed or removed since;
-        that pass cancelled, failed or cut short (``max_frames``); an earlier pass of this plan that tracks it; Undo;
-        a relabel or merge naming it; another correction option; the option that forgets memories around corrections
-        (``clear_memory_around_corrections``) set. A pass left with no object to track (``obj_ids == ()``) only
+        that pass cancelled, failed or cut short (``max_frames``); an earlier pass of this plan that tracks it; an Undo
+        past a change of the correction options; a relabel or merge naming it; another correction option; the option
+        that forgets memories around corrections (``clear_memory_around_corrections``) set. An Undo otherwise puts
+        back what was known before the step it undoes (the session goes back to that state): after undoing a click,
+        the objects tracked before it are left out again. A pass left with no object to track (``obj_ids == ()``) only
         redraws its frames from every object's results (the labels come out as a full re-run's), through no frame
         (``num_frames == 0``) where other passes of this plan the same way draw them all.
         """
@@ -685,22 +695,25 @@ class SegmentationController:
         for step in passes:
             if step.obj_ids == ():  # every object unchanged: the frames redrawn from their results, no model work
                 for frame in step.frames:
-                    obj_ids, logits = self.session.obj_ids, self.session.frame_logits(frame)
-                    self._write(record.journal, frame, obj_ids, logits)
-                    yield "frame", frame, obj_ids, logits
+                    self._write_newest(record.journal, frame)
+                    yield "frame", frame, self.session.obj_ids, None
                 continue
             moving = self.session.obj_ids if step.obj_ids is None else list(step.obj_ids)
             if step.num_frames:  # until the pass ends whole, its objects are tracked again by the next one
                 for obj in moving:
                     self._tracked.pop(obj, None)
-            extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids)}
+            # a subset's frames are drawn from every object's newest result (below): its own output is not used, so
+            # it is asked for as labels (no full-resolution logits of every object)
+            extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids), "output": "labels"}
             frames = self.session.propagate(start_frame=step.start, reverse=step.reverse, max_frames=max_frames,
                                             **extra)
             reached = None
             for frame, obj_ids, logits in frames:
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
-                    obj_ids, logits = self.session.obj_ids, self.session.frame_logits(frame)
-                self._write(record.journal, frame, obj_ids, logits)
+                    obj_ids, logits = self.session.obj_ids, None
+                    self._write_newest(record.journal, frame)
+                else:
+                    self._write(record.journal, frame, obj_ids, logits)
                 reached = frame
                 yield "frame", frame, obj_ids, logits
             if reached == (0 if step.reverse else total - 1):  # whole, to the stack's edge (not cut by max_frames)
@@ -732,7 +745,9 @@ class SegmentationController:
             raise EditedSince(f"frames {sorted(set(edited))} were changed after this step by another tool or by "
                               "hand; undo that change first, then Undo again (nothing was undone)", edited)
         restored = record.journal.undo(self.labels)
-        self._tracked.clear()  # the session goes back: every object is tracked again by the next propagation
+        # the session goes back to the snapshot: the passes that had tracked its objects whole then hold again (the
+        # next propagation leaves those objects out, :meth:`plan`); where that is not known, every object is tracked
+        self._tracked = dict(record.tracked) if record.tracked is not None else {}
         self.session.restore(record.snapshot)
         self.history.pop()
         self._sent, self.mask_prompts = record.sent, record.mask_prompts
@@ -786,7 +801,7 @@ class SegmentationController:
 
     def _begin(self, tag: Any) -> _Record:
         record = _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag,
-                         baseline=self._baseline_next)
+                         baseline=self._baseline_next, tracked=dict(self._tracked))
         self._baseline_next = False
         return record
 
@@ -799,6 +814,16 @@ class SegmentationController:
     def _write(self, journal: RunJournal, frame: int, obj_ids: List[int], logits: np.ndarray) -> None:
         index = self.layout.frame_index_in_labels(frame)
         plane = compose_frame(np.asarray(self.labels[index]), obj_ids, logits, session_ids=self._known_ids())
+        journal.write(self.labels, index, plane.astype(self.labels.dtype))
+
+    def _write_newest(self, journal: RunJournal, frame: int) -> None:
+        """Write ``frame``'s labels from every object's newest result there (pending corrections included): the plane
+        :meth:`_write` gives for ``session.frame_logits(frame)``, from the session's ``frame_winners`` (no (n_obj, H, W)
+        logits: a click's wait barely grows with the number of objects)."""
+        index = self.layout.frame_index_in_labels(frame)
+        obj_ids = self.session.obj_ids
+        winners = self.session.frame_winners(frame) if obj_ids else None
+        plane = compose_winners(np.asarray(self.labels[index]), obj_ids, winners, session_ids=self._known_ids())
         journal.write(self.labels, index, plane.astype(self.labels.dtype))
 
     def _clear_object(self, journal: RunJournal, obj: int) -> List[int]:

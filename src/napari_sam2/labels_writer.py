@@ -13,7 +13,7 @@ import weakref
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,14 +29,28 @@ def compose_frame(
     never changed: a session's mask that reaches over them leaves them as they are.
     logits: (n_obj, H, W) float, in the order of ``obj_ids``.
     """
+    winners = None
+    if len(obj_ids):
+        best, top = highest(np.asarray(logits))
+        winners = np.where(top > 0, best, -1)
+    return compose_winners(current, obj_ids, winners, session_ids)
+
+
+def compose_winners(
+    current: np.ndarray, obj_ids: Sequence[int], winners: Optional[np.ndarray], session_ids: Iterable[int]
+) -> np.ndarray:
+    """:func:`compose_frame` from the winners of the frame instead of its logits: ``winners`` (H, W) int, the index in
+    ``obj_ids`` of the object with the highest logit where that is > 0, -1 where none is (a session's
+    ``frame_winners``; None or ignored when there is no object). The same plane as :func:`compose_frame` gives for
+    those logits, with no (n_obj, H, W) array."""
     plane = np.array(current, copy=True)
     owned = np.isin(plane, np.fromiter(session_ids, dtype=np.int64))
     plane[owned] = 0
-    if len(obj_ids):
-        best, top = highest(np.asarray(logits))
-        covered = (top > 0) & (plane == 0)
+    if len(obj_ids) and winners is not None:
+        winners = np.asarray(winners)
+        covered = (winners >= 0) & (plane == 0)
         ids = np.asarray(obj_ids, dtype=plane.dtype)
-        plane[covered] = ids[best[covered]]
+        plane[covered] = ids[winners[covered]]
     return plane
 
 

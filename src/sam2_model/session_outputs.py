@@ -90,6 +90,72 @@ def to_labels(low_res: torch.Tensor, size: Tuple[int, int], obj_ids: Sequence[in
     return labels.cpu().numpy().astype(np.uint32)
 
 
+def winners(low_res: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
+    """-> (H, W) int64 numpy: at each pixel the index of the object whose full-resolution logit (:func:`to_logits`,
+    the same bilinear upsampling) is the highest there where that logit is > 0, -1 where no object's is; a tie goes
+    to the first object (as ``argmax``). The same with or without non-overlap clamping (its winner keeps its logit,
+    the others drop to <= -10), and objects absent from the frame (-1024 everywhere) never win.
+
+    Without an (n_obj, H, W) array: bilinear upsampling (``align_corners=False``) gives each output pixel a weighted
+    sum, with weights >= 0, of the 2 x 2 block of low-res pixels around it, so an object's logit can be > 0 only
+    where that block holds one of its positive low-res pixels, and then the whole block lies within one low-res pixel
+    of it. Objects whose positive pixels, each grown by one pixel, do not meet share one low-res plane (a layer; the
+    rest of it -1024), and each layer is upsampled once: where an upsampled layer is > 0 its block holds one object's
+    own values only, so the value is that object's :func:`to_logits` value bit for bit (the same interpolation of the
+    same four values with the same weights); a second plane per layer, of object indices, upsampled the same way and
+    rounded, says whose it is. Touching or overlapping objects go to different layers, so the work grows with how
+    many objects meet at one place, not with how many there are.
+    """
+    num = int(low_res.shape[0])
+    if num == 0:
+        return np.full(size, -1, np.int64)
+    device = low_res.device
+    values = low_res[:, 0].float()
+    positive = values > 0
+    grown = (F.max_pool2d(positive[:, None].float(), 3, stride=1, padding=1)[:, 0] > 0).cpu().numpy()
+    host = values.cpu().numpy()
+    planes: List[np.ndarray] = []  # per layer: the low-res logits of its objects, -1024 elsewhere
+    owners: List[np.ndarray] = []  # per layer: the index of the object of each pixel taken, -1 elsewhere
+    taken: List[np.ndarray] = []  # per layer: the pixels taken (its objects' positive pixels grown by one)
+    members: List[List[int]] = []
+    for index in np.flatnonzero(positive.flatten(1).any(1).cpu().numpy()):
+        rows, cols = np.flatnonzero(grown[index].any(1)), np.flatnonzero(grown[index].any(0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        mine = grown[index][box]
+        layer = next((k for k, used in enumerate(taken) if not (used[box] & mine).any()), len(taken))
+        if layer == len(taken):
+            planes.append(np.full(host.shape[1:], NO_OBJECT_SCORE, np.float32))
+            owners.append(np.full(host.shape[1:], -1.0, np.float32))
+            taken.append(np.zeros(host.shape[1:], bool))
+            members.append([])
+        planes[layer][box][mine] = host[index][box][mine]
+        owners[layer][box][mine] = index
+        taken[layer][box] |= mine
+        members[layer].append(int(index))
+    best = torch.full(size, -torch.inf, device=device)
+    out = torch.full(size, num, dtype=torch.int32, device=device)
+    for part in _chunks(len(planes), size):
+        logits = F.interpolate(torch.from_numpy(np.stack(planes[part])[:, None]).to(device), size=size,
+                               mode="bilinear", align_corners=False)[:, 0]
+        top = logits.max(dim=0).values
+        level = logits == top  # the layers holding the highest value at each pixel (ties: the first object wins)
+        alone = [k for k in range(part.start, part.stop) if len(members[k]) == 1]
+        shared = [k for k in range(part.start, part.stop) if len(members[k]) > 1]
+        first = torch.full(size, num, dtype=torch.int32, device=device)
+        if alone:
+            index = torch.tensor([members[k][0] for k in alone], dtype=torch.int32, device=device)[:, None, None]
+            first = torch.where(level[[k - part.start for k in alone]], index, first).amin(dim=0)
+        if shared:  # layers of several objects: whose pixel it is, upsampled the same way (four equal values)
+            owner = torch.from_numpy(np.stack([owners[k] for k in shared])[:, None]).to(device)
+            whose = (F.interpolate(owner, size=size, mode="bilinear", align_corners=False)[:, 0] + 0.5).int()
+            whose = torch.where(level[[k - part.start for k in shared]], whose, first).amin(dim=0)
+            first = torch.minimum(first, whose)
+        better = (top > best) | ((top == best) & (first < out))
+        best = torch.where(better, top, best)
+        out = torch.where(better, first, out)
+    return torch.where(best > 0, out, torch.full_like(out, -1)).cpu().numpy().astype(np.int64)
+
+
 def labels_from_logits(logits: np.ndarray, obj_ids: Sequence[int]) -> np.ndarray:
     """(n_obj, H, W) full-resolution logits -> (H, W) uint32 by :func:`to_labels`' rule (the highest positive
     logit's id, 0 where none is positive; ties to the first object), for logits already upsampled."""

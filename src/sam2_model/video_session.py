@@ -137,7 +137,8 @@ class VideoSession:
         mask: Optional[Any] = None,
         clear_old: bool = True,
         refine: bool = True,
-    ) -> np.ndarray:
+        return_logits: bool = True,
+    ) -> Optional[np.ndarray]:
         """Add clicks, a box (with optional clicks) or a mask for ``obj_id`` on ``frame_idx``.
 
         points: (N, 2) (x, y) pixels of the original frame; labels: (N,) 1 positive / 0 negative;
@@ -148,6 +149,8 @@ class VideoSession:
         Meta's predictor returns them: another object's pending prompt shows only when it is of this prompt's kind (a
         first prompt on a frame, or a correction of a tracked one), else its committed result (-1024 without one);
         :meth:`frame_logits` gives every object's newest result, pending corrections included.
+        return_logits=False returns None and upsamples nothing (every object's (H, W) logits: a cost that grows with
+        the objects), for a caller that reads the frame another way next (:meth:`frame_winners`).
         Everything is checked before any state changes, so a bad call leaves the session as it was.
         """
         frame_idx = self.frames.check_index(frame_idx)
@@ -191,6 +194,8 @@ class VideoSession:
                 state.points.pop(frame_idx, None)
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
+            if not return_logits:
+                return None
             low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result(frame_idx, is_cond))
         return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
 
@@ -397,9 +402,15 @@ class VideoSession:
         size = 4 * self.model.config.feature_size
         out = torch.full((len(obj_ids), 1, size, size), NO_OBJECT_SCORE, device=self.model.device)
         present = torch.zeros(len(obj_ids), dtype=torch.bool, device=self.model.device)
-        for index, obj_id in enumerate(obj_ids):
-            result = pick(self._objects[obj_id])
-            if result is not None:
+        found = [(index, result) for index, result in enumerate(pick(self._objects[o]) for o in obj_ids)
+                 if result is not None]
+        if len({result.low_res_logits.dtype for _, result in found}) == 1:  # one hole filling for all (per object)
+            rows = torch.tensor([index for index, _ in found], device=self.model.device)
+            raw = torch.cat([result.low_res_logits for _, result in found])
+            out[rows] = (fill_holes(raw, self.fill_hole_area) if self.fill_hole_area > 0 else raw).float()
+            present[rows] = True
+        else:
+            for index, result in found:
                 out[index : index + 1] = self._filled(result).float()
                 present[index] = True
         return out, present
@@ -423,6 +434,17 @@ class VideoSession:
             return session_outputs.to_logits(low_res, self.frame_shape, self.non_overlap_masks, present)
         every = self.frame_logits(frame_idx)  # the overlap is decided among all objects
         return every[[self.obj_ids.index(o) for o in ids]]
+
+    @torch.inference_mode()
+    def frame_winners(self, frame_idx: int) -> np.ndarray:
+        """(H, W) int64: at each pixel the index (in :attr:`obj_ids`) of the object whose :meth:`frame_logits` is the
+        highest there where that is > 0, -1 where no object's is (a tie goes to the first object); with or without
+        ``non_overlap_masks`` alike. What a label image of the frame needs (``ids[winners]`` where >= 0), without
+        every object's (H, W) logits: only the objects that meet at a place are upsampled apart
+        (:func:`~sam2_model.session_outputs.winners`), so the cost barely grows with the number of objects."""
+        frame_idx = self.frames.check_index(frame_idx)
+        low_res, _ = self._low_res(frame_idx, self.obj_ids, lambda o: o.result(frame_idx))
+        return session_outputs.winners(low_res, self.frame_shape)
 
     def frame_masks(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
         """(n_obj, H, W) bool: :meth:`frame_logits` > 0."""

@@ -31,10 +31,9 @@ from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from .frames import FrameSource
-from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model, keep_highest_object
+from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output, labels_from_logits
 from .session_state import MemoryBankView
@@ -252,7 +251,7 @@ class WindowedSession:
     # ------------------------------------------------------------------ prompts
     def add_prompt(self, frame_idx: int, obj_id: int, points: Optional[Any] = None, labels: Optional[Any] = None,
                    box: Optional[Any] = None, mask: Optional[Any] = None, clear_old: bool = True,
-                   refine: bool = True) -> np.ndarray:
+                   refine: bool = True, return_logits: bool = True) -> Optional[np.ndarray]:
         """As :meth:`VideoSession.add_prompt` (frame pixels). A new object's window is placed around these prompts,
         as is an object's window on a frame where it has none yet. A new object's window is at least the one made for
         its box's object (:func:`~sam2_model.windows.box_side`), and grows while its first mask is cut by the window
@@ -260,7 +259,8 @@ class WindowedSession:
         session's window, grown to hold the mask).
 
         Negative clicks outside the object's window are left out (they cannot touch it). Returns logits
-        (n_obj, H, W) float32 of every object on this frame. A bad call leaves the session as it was.
+        (n_obj, H, W) float32 of every object on this frame; with ``return_logits=False`` None (nothing pasted into
+        frames: a cost that grows with the number of objects). A bad call leaves the session as it was.
         """
         frame_idx = self.frames.check_index(frame_idx)
         obj_id = validate_obj_id(obj_id)
@@ -292,7 +292,7 @@ class WindowedSession:
 
             track = grow_while_cut(side, (height, width), attempt)
         self._objects[obj_id] = track
-        return self.frame_logits(frame_idx)
+        return self.frame_logits(frame_idx) if return_logits else None
 
     def _whole_frame_mask(self, frame_idx: int, xy: np.ndarray, lab: np.ndarray,
                           corners: Optional[np.ndarray]) -> np.ndarray:
@@ -414,12 +414,47 @@ class WindowedSession:
         every = self.obj_ids if self.non_overlap_masks else ids
         tracks = [self._objects[o] for o in every]
         has = [frame_idx in t.offsets for t in tracks]
-        logits = self._compose([t.window(frame_idx) if h else None for t, h in zip(tracks, has)],
-                               [t.session.frame_logits(frame_idx)[0] if h else None for t, h in zip(tracks, has)])
+        windows = [t.window(frame_idx) if h else None for t, h in zip(tracks, has)]
+        crops = [t.session.frame_logits(frame_idx)[0] if h else None for t, h in zip(tracks, has)]
+        logits = self._compose(windows, crops)
         if self.non_overlap_masks:
-            winners = keep_highest_object(torch.from_numpy(logits)[:, None])[:, 0].numpy()
-            logits = winners[[every.index(o) for o in ids]]
+            # keep_highest_object over the composed (n_obj, H, W), where it can change anything: outside its window an
+            # object is -1024 whoever wins; inside, it keeps its logits where it is the first of the highest of the
+            # objects there (an object outside at -1024 never beats one inside as far as the clamp can tell), else
+            # they are clamped to at most -10
+            top = np.full(self.frame_shape, -np.inf, np.float32)
+            best = np.full(self.frame_shape, -1, np.int64)
+            for row, (window, crop) in enumerate(zip(windows, crops)):
+                if window is not None:
+                    x0, y0, x1, y1 = window
+                    higher = crop > top[y0:y1, x0:x1]
+                    np.copyto(top[y0:y1, x0:x1], crop, where=higher)
+                    np.copyto(best[y0:y1, x0:x1], row, where=higher)
+            for row, (window, crop) in enumerate(zip(windows, crops)):
+                if window is not None:
+                    x0, y0, x1, y1 = window
+                    np.copyto(logits[row, y0:y1, x0:x1], np.minimum(crop, np.float32(-10.0)),
+                              where=best[y0:y1, x0:x1] != row)
+            logits = logits[[every.index(o) for o in ids]]
         return logits
+
+    def frame_winners(self, frame_idx: int) -> np.ndarray:
+        """As :meth:`VideoSession.frame_winners`: (H, W) int64, the index (in :attr:`obj_ids`) of the object whose
+        :meth:`frame_logits` is the highest where that is > 0, -1 where none is (ties: the first object). Each object's
+        window logits are compared where they lie, one running maximum: no (n_obj, H, W) array."""
+        frame_idx = self.frames.check_index(frame_idx)
+        top = np.zeros(self.frame_shape, np.float32)  # only logits > 0 win
+        best = np.full(self.frame_shape, -1, np.int64)
+        for index, obj_id in enumerate(self.obj_ids):
+            track = self._objects[obj_id]
+            if frame_idx not in track.offsets:
+                continue
+            x0, y0, x1, y1 = track.window(frame_idx)
+            crop = track.session.frame_logits(frame_idx)[0]
+            higher = crop > top[y0:y1, x0:x1]  # strictly: a tie stays with the earlier object
+            np.copyto(top[y0:y1, x0:x1], crop, where=higher)
+            np.copyto(best[y0:y1, x0:x1], index, where=higher)
+        return best
 
     def frame_masks(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
         return self.frame_logits(frame_idx, obj_ids) > 0
