@@ -137,13 +137,14 @@ def test_nested_lists_segment_like_the_array(movie, clicks, grey_labels):
 
 def test_rgb_and_rgba_time_lapses_are_detected_and_segmented(movie, clicks, grey_labels):
     rgb = np.repeat(movie.image[..., None], 3, axis=-1)
-    colour = segment(rgb, clicks, device="cpu")  # (T, Y, X, 3): the last axis is colour
+    with pytest.warns(UserWarning, match="read as RGB colour"):  # not uint8: colour, said with both readings
+        colour = segment(rgb, clicks, device="cpu")  # (T, Y, X, 3): the last axis is colour
     assert colour.shape == movie.image.shape
     for _, _, _, _, obj_id in clicks:
         assert region_similarity(colour[0] == obj_id, movie.labels[0] == obj_id) > FOUND
     rgba = np.concatenate([rgb, np.full(rgb.shape[:-1] + (1,), 9, rgb.dtype)], axis=-1)
-    np.testing.assert_array_equal(segment(rgba, clicks, device="cpu"), colour)  # alpha is not shown to the model
-    single = segment(rgb[0], clicks[:1], device="cpu")  # (Y, X, 3): one RGB image, the frame is ignored
+    np.testing.assert_array_equal(segment(rgba, clicks, device="cpu", rgb=True), colour)  # alpha not shown to the model
+    single = segment(rgb[0], clicks[:1], device="cpu", rgb=True)  # (Y, X, 3): one RGB image
     assert single.shape == movie.image.shape[1:]
     assert region_similarity(single == clicks[0][4], movie.labels[0] == clicks[0][4]) > FOUND
 
@@ -245,7 +246,7 @@ def test_a_single_2d_image_gives_2d_labels_from_segment_and_track_cells(movie, c
     image = movie.image[0]
     if colour:
         image = np.stack([image] * 3, axis=-1)  # (Y, X, 3): colour, detected as segment() does
-    labels = segment(image, clicks, device="cpu")
+    labels = segment(image, clicks, device="cpu", **({"rgb": True} if colour else {}))
     result = track_cells(image, device="cpu", image_size=256)
     assert labels.shape == result.labels.shape == movie.image.shape[1:]
     assert result.labels.dtype == np.uint32 and result.labels.any()

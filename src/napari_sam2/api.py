@@ -139,6 +139,31 @@ def _channels_last_hint(shape: Tuple[int, ...], frame_axis: Optional[int], rgb: 
             f"or {option_words(names, 'channel', 'mean')} or {option_words(names, 'channel', 'max')} to combine them{colour}")
 
 
+def colour_guess(shape: Sequence[int], dtype: Any, rgb: Optional[bool], decided: StackAxes,
+                 names: Mapping[str, str] = API_NAMES) -> Optional[str]:
+    """A warning for an image whose last axis of 3 or 4 entries was taken for RGB(A) colour although nobody said so
+    (``rgb`` None) and its data are not uint8; None otherwise (uint8 colour, ``rgb`` given, channels chosen).
+
+    16-bit or floating-point data with 3 entries on the last axis are almost always 3 channels (e.g. fluorescence):
+    read as colour, their masks are wrong without a word (one click on a nucleus: IoU 0.01 as colour, 0.89 with
+    its channel). The message names both readings and the option that picks each, in the words of ``names``
+    (:data:`API_NAMES` or :data:`CLI_NAMES`); giving either silences it."""
+    shape = tuple(int(n) for n in shape)
+    last = len(shape) - 1
+    if rgb is not None or np.dtype(dtype) == np.uint8 or decided.session_options:
+        return None
+    if decided.layout.channel_axis != last or shape[last] not in (3, 4):
+        return None
+    n = shape[last]
+    colour = "RGB colour" if n == 3 else "RGBA colour (its alpha entry is not shown to the model)"
+    return (f"the last axis (size {n}) of the {np.dtype(dtype)} image {shape} is read as {colour}, but {n} entries "
+            f"of {np.dtype(dtype)} data are more often {n} channels (e.g. fluorescence) than colour, and read as "
+            f"colour their masks come out wrong. If they are channels, pass {option_words(names, 'channel_axis', -1)} with "
+            f"{option_words(names, 'channel', PLACEHOLDER)} (0..{n - 1}) to use one of them, or "
+            f"{option_words(names, 'channel', 'mean')} or {option_words(names, 'channel', 'max')} to combine them; "
+            f"if they are colour, pass {option_words(names, 'rgb', _yes(names))} (either choice silences this warning)")
+
+
 def _yes(names: Mapping[str, str]) -> Any:
     return "yes" if names["rgb"].startswith("--") else True
 
@@ -311,7 +336,8 @@ def segment(
     (T, Y, X) for a stack, (Y, X) for a single 2-D image (as :func:`track_cells` returns).
 
     image: (T, Y, X) stack or (Y, X) image, RGB(A) as a trailing axis of 3 or 4 (detected when ``rgb`` is
-        None for 3D/4D arrays; fluorescence channels there: channel_axis=-1 and ``channel``), a napari Image
+        None for 3D/4D arrays, with a UserWarning naming both readings where the data are not uint8:
+        :func:`colour_guess`; fluorescence channels there: channel_axis=-1 and ``channel``), a napari Image
         layer, anything ``np.asarray`` takes (nested lists), or a path (TIFF, .npy, zarr, a folder of frames).
         Other 4D+ data: ``frame_axis`` is propagated, ``channel_axis`` holds channels (``channel``:
         an index, "mean" or "max"; 3 channels without it are RGB) and ``fixed`` = {axis: index} pins
@@ -325,7 +351,8 @@ def segment(
         negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
         made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
         needs a positive click or a box on some frame.
-    boxes: rows (frame, y0, x0, y1, x1, obj_id). For 2D images the frame is ignored.
+    boxes: rows (frame, y0, x0, y1, x1, obj_id). A single 2-D image has frame 0 only: clicks and boxes on any
+        other frame are refused (as by ``napari-sam2 track``).
     direction: "forward", "backward" or "both" from the first prompted frame; a one-way direction with nothing to
         track from there (backward from frame 0, forward from the last) is refused, as by ``napari-sam2 track``.
     progress: called with (frames done, frames to do) during propagation.
@@ -361,6 +388,9 @@ def segment(
         if moved is not None:
             warnings.warn(f"{moved.describe(stack_shape)}; the labels come back in the stack's own order",
                           stacklevel=2)
+        guess = colour_guess(data.shape, data.dtype, given.get("rgb"), axes)
+        if guess is not None:
+            warnings.warn(guess, stacklevel=2)
         layout = axes.layout
         if axes.drop_alpha:
             data = WithoutAlpha(data)
@@ -502,7 +532,9 @@ def auto_divisions(divisions: Optional[bool], through_z: Optional[str], ask: str
 
 
 def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, shape: Sequence[int]) -> None:
-    """Every prompt fits the image: frames exist, clicks lie inside, labels are 0/1, ids are positive."""
+    """Every prompt fits the image: frames exist (a single 2-D image has frame 0 only: a prompt on another frame
+    is refused, as ``napari-sam2 track`` refuses it, so that a swapped column is caught), clicks lie inside, labels
+    are 0/1, ids are positive."""
     if not len(clicks) and not len(boxes):
         raise ValueError("segment() needs at least one click or box: clicks=[(frame, y, x, label, obj_id)] or "
                          "boxes=[(frame, y0, x0, y1, x1, obj_id)]")
@@ -516,11 +548,11 @@ def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, s
     for n, (frame, y, x, label, _) in enumerate(clicks):
         if label not in (0, 1):
             raise ValueError(f"clicks row {n}: label must be 1 (positive) or 0 (negative), got {label:g}")
-        problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
+        problem = click_problem(frame, y, x, frames, height, width)  # a 2-D image has frame 0 only, as in the CLI
         if problem:
             raise ValueError(f"clicks row {n}: {problem}")
     for n, row in enumerate(boxes):
-        problem = box_problem(row[0] if layout.frame_axis is not None else 0, frames, row[1:5], height, width)
+        problem = box_problem(row[0], frames, row[1:5], height, width)
         if problem:
             raise ValueError(f"boxes row {n}: {problem}")
 
@@ -539,8 +571,12 @@ class WithoutAlpha:
 
 
 def get_widget(viewer: Any) -> Any:
-    """The viewer's SAM 2 dock widget (opened if it is not yet)."""
-    return viewer.window.add_plugin_dock_widget(*WIDGET)[1]
+    """The viewer's SAM 2 dock widget (opened if it is not yet); the one a script made and docked itself, if any (a
+    viewer has one widget: a second ``SegmentationWidget(viewer)`` is refused)."""
+    from ._widget import attached_widget
+
+    widget = attached_widget(viewer)
+    return widget if widget is not None else viewer.window.add_plugin_dock_widget(*WIDGET)[1]
 
 
 def get_session(viewer: Any) -> Optional[sm.VideoSession]:

@@ -3,7 +3,9 @@
 
 The command line and batch runs read no napari layer, so the pixel size and frame interval a microscope wrote into
 the file are what calibrates their GEFF axes and labels TIFFs. Only headers are read. A file that says nothing (a plain
-TIFF, a .npy file, a folder of frames) gives None: outputs stay in pixels and frames, as before.
+TIFF without resolution tags, a .npy file, a folder of frames) gives None: outputs stay in pixels and frames, as
+before. A plain TIFF's baseline resolution (X/YResolution per centimetre or inch, as slide scanners, PIL and skimage
+write it) is its pixel size in micrometres (:func:`_baseline_sizes`).
 
 A volume's slice spacing and a time-lapse's interval are both read where the stack has both axes (TZYX): the frame
 axis's step is the calibration's frame step, the other's goes to :attr:`~.export.Calibration.other_steps`. An OME-Zarr
@@ -91,12 +93,40 @@ def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
         if tif.is_ome and tif.ome_metadata:
             found = _ome_xml_sizes(tif.ome_metadata, frames_through_z)
         elif not tif.is_imagej:
-            return None
+            found = _baseline_sizes(tif, frames_through_z)
         else:
             found = _imagej_sizes(tif, frames_through_z)
     if found is None:
         return None
     return found._replace(others=tuple(other for other in found.others if other[0] in letters))
+
+
+#: micrometres per ResolutionUnit of a plain TIFF (2: inch, 3: centimetre; 4, 5: tifffile's millimetre, micrometre)
+MICROMETERS_PER_RESOLUTION_UNIT = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}
+#: a plain TIFF's pixel coarser than this (um) is a screen or print resolution (72 dpi: 353 um), not a microscope's
+MAX_BASELINE_PIXEL_UM = 20.0
+
+
+def _baseline_sizes(tif: Any, frames_through_z: bool) -> Optional[Sizes]:
+    """The pixel size of a plain TIFF (neither ImageJ nor OME) from its baseline tags, in micrometres: X/YResolution
+    (pixels per unit) with ResolutionUnit centimetre or inch, as slide scanners, PIL, skimage and tifffile's
+    ``resolution=`` write them (40000 px/cm: 0.25 um). None without both tags, without a unit (ResolutionUnit NONE),
+    or where a pixel would be coarser than :data:`MAX_BASELINE_PIXEL_UM` (72 or 300 dpi: a screen or print setting,
+    not a calibration). A plain TIFF records no frame step."""
+    tags = tif.pages[0].tags
+    if "XResolution" not in tags or "YResolution" not in tags or "ResolutionUnit" not in tags:
+        return None
+    per_unit = MICROMETERS_PER_RESOLUTION_UNIT.get(int(tags["ResolutionUnit"].value))
+    if per_unit is None:
+        return None
+    sizes = []
+    for name in ("YResolution", "XResolution"):
+        num, den = tags[name].value
+        size = per_unit * float(den) / float(num) if num and den else float("nan")
+        if not (math.isfinite(size) and 0 < size <= MAX_BASELINE_PIXEL_UM):
+            return None
+        sizes.append(size)
+    return Sizes((sizes[0], sizes[1]), unit_name("micrometer"), None, None, None, frames_through_z)
 
 
 def _imagej_sizes(tif: Any, frames_through_z: bool) -> Optional[Sizes]:

@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
+from .prompt_validation import frame_size_problem
+
 FRAME_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # single-image files Pillow reads (one frame, like a 2-D TIFF)
@@ -243,11 +245,17 @@ class SingleImageError(ValueError):
 def open_stack_or_image(source: Any) -> Tuple[Any, bool]:
     """(:func:`open_stack`'s stack, False), or for a file of one image -- a 2-D or RGB TIFF, a PNG, JPEG or BMP -- (a
     stack of one frame, (1, Y, X[, C]) in memory, True). Colour stays colour (RGB last, as for TIFF); Pillow
-    reads PNG/JPEG/BMP as it reads the frames of a folder (:func:`read_image_file`)."""
+    reads PNG/JPEG/BMP as it reads the frames of a folder (:func:`read_image_file`). An image thinner than 8 px on a
+    side is a ValueError naming its own shape (not the one-frame stack's: (1, 500), not (1, 1, 500))."""
     try:
         return open_stack(source), False
     except SingleImageError:
-        return np.asarray(read_image_file(Path(source).expanduser()))[None], True
+        image = np.asarray(read_image_file(Path(source).expanduser()))
+        problem = frame_size_problem(image.shape[0], image.shape[1])
+        if problem is not None:
+            raise ValueError(f"{problem}; here they are the rows and columns of the image {image.shape} in "
+                             f"{source}") from None
+        return image[None], True
 
 
 def _single_image(path: Path) -> SingleImageError:
