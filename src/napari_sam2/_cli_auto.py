@@ -233,7 +233,9 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evaluate", help="CTC measures (SEG, DET, TRA, divisions) of a result",
         description="The Cell Tracking Challenge measures of a tracking result in CTC format (for example `track "
                     "--auto --ctc res/`) against the challenge's ground truth folder: SEG, DET, TRA, LNK and the division "
-                    "measures, computed by the py-ctcmetrics package (installed with napari-sam2).")
+                    "measures, computed by the py-ctcmetrics package (installed with napari-sam2). Printed one measure "
+                    "a line, NAME VALUE (lines starting with # are headings): first the main measures, each with what "
+                    "it is, then the others.")
     parser.add_argument("result_dir", type=Path, help="folder with mask%%03d.tif and res_track.txt")
     parser.add_argument("gt_dir", type=Path, help="folder with TRA/ (man_track.txt, man_track%%03d.tif) and SEG/")
     return parser
@@ -247,10 +249,40 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, AssertionError) as error:
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
-    keys = [k for k in EVALUATE_ORDER if k in measures] + sorted(k for k in measures if k not in EVALUATE_ORDER)
-    for key in keys:
-        value = measures[key]
-        text = str(int(value)) if float(value).is_integer() and not 0 < value < 1 else f"{value:.4f}"
-        if not math.isnan(value):
-            print(f"{key:>16}  {text}")
+    shown = {k: v for k, v in measures.items() if not math.isnan(v)}
+    main = [(key, meaning) for key, meaning in EVALUATE_MAIN if key in shown]
+    print("# the main measures (0-1, higher is better, except the counts); every line below that does not start with #")
+    print("# is NAME VALUE")
+    for key, meaning in main:
+        print(f"#   {key}: {meaning}")
+    for key, _ in main:
+        print(f"{key:>16}  {_measure_text(shown.pop(key))}")
+    rest = [k for k in EVALUATE_ORDER if k in shown] + sorted(k for k in shown if k not in EVALUATE_ORDER)
+    if rest:
+        print("# the others (LNK: links only; CT: tracks followed whole; TF: mean fraction of a track followed; "
+              "BC(i), CCA, *_div(i): divisions within i frames; AOGM*: the weighted fixes behind DET and TRA; BIO, "
+              "OP_*: the challenge's combined scores)")
+    for key in rest:
+        print(f"{key:>16}  {_measure_text(shown[key])}")
     return 0
+
+
+def _measure_text(value: float) -> str:
+    """A count as an integer, any other measure with 4 decimals."""
+    return str(int(value)) if float(value).is_integer() and not 0 < value < 1 else f"{value:.4f}"
+
+
+# the measures `evaluate` prints first (the rest under a heading), each with what it is
+EVALUATE_MAIN = (
+    ("SEG", "segmentation: mean IoU of each true cell's mask with the mask covering over half of it (0 if none), on "
+            "the frames with SEG truth"),
+    ("DET", "detection: 1 - the weighted fixes (cells missed, extra, to split) over building it from nothing"),
+    ("TRA", "tracking: DET's fixes plus those of the links between frames and to parents"),
+    ("gt_divisions", "divisions in the ground truth"),
+    ("tp_div(3)", "divisions found (within 3 frames of the true one)"),
+    ("fp_div(3)", "false divisions (a track split where no cell divided)"),
+    ("fn_div(3)", "divisions missed"),
+    ("division_recall", "tp_div(3) / gt_divisions"),
+    ("BC(3)", "branching correctness: F1 of the divisions (within 3 frames)"),
+    ("Valid", "1: the result keeps the CTC format's rules (0: it does not)"),
+)

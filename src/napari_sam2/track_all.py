@@ -411,7 +411,8 @@ class TrackAll:
             last = self.lineage[track_id].end
             if frame > last:
                 raise ValueError(f"track {track_id} divided into {children} after frame {last}; correct one of "
-                                 f"its daughters on frame {frame}")
+                                 f"its daughters on frame {frame}, or, if it did not divide, delete the false daughter "
+                                 f"and merge the other into {track_id} (docs/plugin.md, 'A false division')")
         session = VideoSession(model, frames, non_overlap_masks=False)
         self.advice = ""
         run = TrackRun("correct", RunJournal(), _copy(self.lineage))

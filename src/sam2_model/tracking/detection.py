@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
 from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -30,6 +32,9 @@ Detector = Callable[[np.ndarray], List[np.ndarray]]
 DetectionWork = Tuple[str, int, int]
 Result = TypeVar("Result")
 WindowArg = Union[None, int, str]  # None (the whole frame), "auto" or a window side in frame px
+# the folders of this package and of the plugin beside it: a warning of advice names the first frame outside them
+_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), name)
+                  + os.sep for name in ("sam2_model", "napari_sam2"))
 # masks below this mask_contrast are dropped (0: off). 0.7 since the demo weights of 2026-12-04 (candidate D in
 # docs/training_data.md): on MSC it took their automatic tracking from DET 0.35 / 227 tracks to 0.49 / 113 tracks;
 # at 1.0 (DET 0.53) it dropped a fresh daughter that touches its sister (a division test of test_tracking.py)
@@ -284,7 +289,7 @@ class CellDetector:
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
                 warnings.warn(many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2],
                                                 " (--cell-diameter MIN MAX; cell_diameter=(min, max))"),
-                              UserWarning, stacklevel=2)
+                              UserWarning, stacklevel=user_stacklevel())
             yield "seeding", 2, 3
             if len(self.points):
                 records += yield from _seeding_work(self.generator, 2, frame, points=self.points, window=side)
@@ -389,7 +394,20 @@ def many_seeds_advice(count: int, cell_diameter: Sequence[float], frame_shape: S
     return (f"{count} candidate cells (blobs {low:g}-{high:g} px wide) on one {int(frame_shape[0])} x "
             f"{int(frame_shape[1])} frame: each is clicked, so detection will take long. If your cells are fewer, set "
             f"their diameter range in pixels{names}: a range below the cells' size finds texture and noise inside them "
-            "(a larger minimum diameter); grid seeding suits cells larger than the range")
+            "(a larger minimum diameter); measure a few cells' width and length, e.g. 40 160 for cells 40-160 px "
+            "across (CTC's MSC stem cells); grid seeding suits cells larger than the range")
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called in the function that calls this one: the first frame of the call
+    stack outside ``sam2_model`` and ``napari_sam2`` (the user's script, the console's line, the command's entry point),
+    as Python 3.12's ``skip_file_prefixes`` would give. Python's warning display quotes that frame's source line: with
+    a fixed stacklevel, a warning given in a generator quoted whichever line of ours drove it (``stage, done, total =
+    next(steps)``), which read like a piece of a traceback. All frames ours (a thread of our own): the outermost."""
+    frame, level = sys._getframe(2), 2  # the caller's caller: stacklevel 2 of a warning given by the caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_OWN_CODE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _seeding_work(generator: Any, part: int, *args: Any, **kwargs: Any) -> Generator[DetectionWork, None, Any]:
