@@ -21,7 +21,8 @@ import numpy as np
 
 import sam2_model as sm
 
-from .api import API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, auto_divisions, frames_are_z, resolve_axes
+from .api import (API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, auto_divisions, colour_guess, frames_are_z,
+                  resolve_axes)
 from .axis_moves import AxisMove, numbered_as_read, read_rows_columns_last
 from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, labels_nbytes, new_partial_dir, publish,
                             stack_fingerprint, write_labels_tiff, write_manifest)
@@ -144,7 +145,9 @@ class Frames:
     session_options: Dict[str, Any]
     frame_axis_name: str = "t"  # "z" where the stack's axes metadata says the frames run through z
     calibration: Any = None  # the pixel size and frame interval its file records (export.Calibration), or None
-    read_as: str = ""  # for a stack with its frames after its rows and columns (YXT): how it was read, frames first
+    #: how the stack was read where that needs saying: frames first for a stack with its frames after its rows and
+    #: columns (YXT); a last axis of 3 or 4 non-uint8 entries taken for colour (:func:`~.api.colour_guess`)
+    read_as: str = ""
     #: what says the frames are a volume's z slices, in words (:func:`~.api.frames_are_z`), or None (time)
     through_z: Optional[str] = None
 
@@ -195,6 +198,8 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
                                        tuple(moved.order[a] for a in layout.spatial_axes),
                                        frames_through_z=frames_through_z(letters, layout.frame_axis))
         read_as = f"{moved.describe(stack.shape)}; {LABELS_AS_READ}"
+    guess = colour_guess(data.shape, data.dtype, axes.rgb, resolved, axes.words)  # 16-bit "RGB": said as read_as is
+    read_as = "; ".join(filter(None, [read_as, guess]))
     through_z = frames_are_z(data, layout, calibration, path if moved is None else None)  # an OME-Zarr's names too
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
                   calibration, read_as, through_z)
@@ -567,7 +572,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                   _run_prompts(task, model, frames, folder, prompts))
         used = {"divisions": record.pop("divisions")} if "divisions" in record else {}  # as run on this stack
         advice = record.pop("advice", "")  # in the note; the console said it as it came
-        if frames.read_as:  # a frames-last stack: the summary's note and the manifest say how it was read
+        if frames.read_as:  # frames-last, or 16-bit "RGB": the summary's note and the manifest say how it was read
             record.update(read_as=frames.read_as, note="; ".join(filter(None, [frames.read_as, record.get("note")])))
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),

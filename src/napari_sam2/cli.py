@@ -42,6 +42,7 @@ from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
 
 if TYPE_CHECKING:
+    from .api import StackAxes
     from .axis_moves import AxisMove
     from .prompts_csv import read_prompts
     from .export import Calibration
@@ -320,6 +321,26 @@ def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, 
     return view, options, moved
 
 
+def warn_colour_guess(stack: Any, axes: StackAxes, rgb: Optional[bool], one_image: bool) -> Optional[bool]:
+    """Say once on stderr, in the command's words (``napari-sam2: warning: ...``, :func:`napari_sam2.api.colour_guess`
+    with :data:`~napari_sam2.api.CLI_NAMES`), where a last axis of 3 or 4 entries of data that are not uint8 is read
+    as colour without --rgb or a channel choice; returns the ``rgb`` to pass on: True where it was said (the reading
+    stays colour, and segment() does not say it again in Python's words), else ``rgb`` as given.
+
+    ``stack``: the stack as read (:func:`stack_read_as`), ``axes`` its :func:`stack_axes`; ``one_image``: a file of one
+    image, read as a stack of one frame (1, Y, X, C): the message names the file's own shape (Y, X, C)."""
+    from .api import CLI_NAMES, colour_guess
+
+    shape = tuple(int(n) for n in stack.shape)
+    message = colour_guess(shape, stack.dtype, rgb, axes, CLI_NAMES)
+    if message is None:
+        return rgb
+    if one_image and len(shape) > 1 and shape[0] == 1:
+        message = message.replace(str(shape), str(shape[1:]), 1)  # the file's shape, not the one-frame stack's
+    print(f"napari-sam2: warning: {message}", file=sys.stderr)
+    return True
+
+
 def track_command(args: argparse.Namespace) -> int:
     """``napari-sam2 track``: check everything cheap first (prompts, axes, output), then segment and write."""
     check_stack_path(args.stack)  # before the model's code loads (seconds): a mistyped name answers at once
@@ -370,14 +391,14 @@ def track_command(args: argparse.Namespace) -> int:
         with numbered_as_read(moved, stack_shape):
             axes = stack_axes(args, stack, axis_options)
         layout = axes.layout
-        frames = layout.num_frames(stack.shape)
+        frames = layout.num_frames(stack.shape)  # a 2-D image (frame_axis None): one frame, 0, as segment() rules
         height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
         for (frame, y, x, _, _), line in zip(clicks, click_lines):
-            problem = click_problem(frame if layout.frame_axis is not None else 0, y, x, frames, height, width)
+            problem = click_problem(frame, y, x, frames, height, width)
             if problem:
                 raise ValueError(f"{args.prompts}, line {line}: {problem}")
         for box, line in zip(boxes, box_lines):
-            problem = box_problem(box[0] if layout.frame_axis is not None else 0, frames, box[1:5], height, width)
+            problem = box_problem(box[0], frames, box[1:5], height, width)
             if problem:
                 raise ValueError(f"{args.prompts}, line {line}: {problem}")
         direction = args.direction or "both"
@@ -387,14 +408,16 @@ def track_command(args: argparse.Namespace) -> int:
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
         window = pick_object_window(args.object_window, measured, args.model, image_size, index)
-        bar = _LazyBar()
+        axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image)
+        bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
             segment = _lazy("segment")
             labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
                              image_size=image_size, direction=direction, progress=bar,
                              contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
         if one_image:
             labels, letters = labels[0], None  # one image in, one label image out (YX)
@@ -438,11 +461,12 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     from .layout import FrameView
     from .track_all import frame_source
 
-    with opened_stack(args.stack) as (stack, _):  # one image: a stack of one frame, its outputs too
+    with opened_stack(args.stack) as (stack, one_image):  # one image: a stack of one frame, its outputs too
         stack_shape = tuple(stack.shape)
         stack, axis_options, moved = stack_read_as(args, stack)
         with numbered_as_read(moved, stack_shape):
             axes = stack_axes(args, stack, axis_options)
+        warn_colour_guess(stack, axes, axis_options["rgb"], one_image)
         view = FrameView(stack, axes.layout)
         if not 0 <= args.start_frame < len(view):
             frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]

@@ -66,8 +66,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     SAM 2 widget is opened and its model choice used (``model``/``checkpoint`` must stay None), and the
     result lands in the image's masklets layer plus a lineage Tracks layer, undoable and correctable in
     the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download") and the axis
-    arguments are those of :func:`napari_sam2.segment`. result.labels: (T, H, W) uint32 track ids (the planes
-    tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
+    arguments are those of :func:`napari_sam2.segment` (a last axis of 3 or 4 entries of data that are not uint8,
+    taken for colour without ``rgb`` or a channel choice, warns as there). result.labels: (T, H, W) uint32 track
+    ids (the planes tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
     :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
     seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
     each frame. divisions None (the default): on, except where the frames are known to be a volume's z slices (a
@@ -144,7 +145,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
 
-    from .api import API_NAMES, auto_divisions, check_dtype, frame_seen, frames_are_z, opened_image, resolve_axes
+    from .api import (API_NAMES, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z, opened_image,
+                      resolve_axes)
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -160,6 +162,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
         if moved is not None:
             warnings.warn(f"{moved.describe(stack_shape)}; the labels are frames first, as read", stacklevel=2)
+        guess = colour_guess(data.shape, data.dtype, given.get("rgb"), axes)  # 16-bit "RGB": channels, more often
+        if guess is not None:
+            warnings.warn(guess, stacklevel=2)
         layout = axes.layout
         frames = FrameView(data, layout)
         check_start_frame(start_frame, len(frames))
