@@ -64,6 +64,10 @@ class AxesPanel(QWidget):
         for widget in widgets:
             widget.blockSignals(False)
 
+    def forget_image(self) -> None:
+        """Let go of the image shown (the window closed: its Qt parts are gone, so :meth:`show_for` cannot run)."""
+        self._image = None
+
     def choice(self) -> AxisChoice:
         return AxisChoice(self.axis_spin.value(), self.channel_axis_combo.currentText(),
                           self.channel_combo.currentText())

@@ -9,17 +9,24 @@ runs' ``_stop_run_of``.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from itertools import product
+from typing import Any, Iterable, Optional
 
+import numpy as np
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._image_state import (
-    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, keep_removed, layer_name, model_data,
-    put_back_removed, same_layer, BOXES_NAME, LABELS_NAME, POINTS_NAME,
+    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, keep_removed, layer_name, masklets,
+    model_data, put_back_removed, same_layer, show_masklets, BOXES_NAME, LABELS_NAME, POINTS_NAME,
 )
+from ._track_ids import frame_ranges
+from .labels_writer import tell_written
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout
+
+#: why a run stops when its masklets layer was given other data (``layer.data = ...``) while it ran
+MASKLETS_REPLACED = "the masklets layer's data was replaced during the run"
 
 
 class ImageLayersMixin:
@@ -176,6 +183,53 @@ class ImageLayersMixin:
                    "segment or propagate again to use the new pixels.")
         self.status.setText(message)
         show_info(f"SAM 2: {message}")
+
+    def stop_if_masklets_replaced(self, state: Optional[ImageState], layout: Optional[StackLayout],
+                                  array: Any) -> bool:
+        """During a run writing into ``array`` (the labels of ``layout``'s shape its masklets layer showed when it
+        started): when ``state``'s masklets layer shows other data now (``layer.data = ...`` by a script or another
+        plugin), the run stops (the widget's and a Track all run on the image: :meth:`_stop_run_of`), as when the
+        layer is deleted; its end puts its frames into the new data (:meth:`masklets_back`). True when replaced."""
+        if not self._shows_other_data(state, layout, array):
+            return False
+        self._stop_run_of(state, MASKLETS_REPLACED)
+        return True
+
+    def _shows_other_data(self, state: Optional[ImageState], layout: Optional[StackLayout], array: Any) -> bool:
+        """Whether ``state``'s masklets layer (in the viewer) no longer shows ``array`` under ``layout``."""
+        if state is None or layout is None or array is None or state.labels is None:
+            return False
+        return state.labels in self.viewer.layers and masklets(state.labels, state.image, layout) is not array
+
+    def masklets_back(self, state: Optional[ImageState], layout: Optional[StackLayout], array: Any,
+                      frames: Iterable[int]) -> str:
+        """At the end of a run that wrote ``frames`` (of ``layout``) into ``array``, on the GUI thread (the worker has
+        ended): when ``state``'s masklets layer was given other data meanwhile, that data is copied into ``array``
+        except on the run's frames, which keep what the run wrote (whole), and the layer shows ``array`` again. So the
+        layer shows the new data with the run's frames in it, and the image's sessions, their Undo (which then reverts
+        the run's frames; earlier steps see their frames changed) and Track all keep the array they know: the next
+        click or Propagate loses no frame. New data of another shape cannot take the run's frames: the layer keeps it
+        as given (the next click starts from it). Returns the words for the run's status ("" when not replaced)."""
+        if not self._shows_other_data(state, layout, array):
+            return ""
+        layer, frames = state.labels, sorted(set(int(t) for t in frames))
+        new = masklets(layer, state.image, layout)
+        if new is None or not isinstance(array, np.ndarray):  # (an array written in place: it could not take them)
+            shape = "labels of another shape" if new is None else "other labels"
+            return (f"'{layer.name}' was given {shape} during the run: the run's frames are not in them; the next "
+                    "click or Propagate starts from the layer as it is now.")
+        kept = [(index, np.array(array[index])) for index in map(layout.frame_index_in_labels, frames)]
+        np.copyto(array, np.asarray(new), casting="unsafe")
+        for index, plane in kept:
+            array[index] = plane
+        planes = [range(n) if isinstance(item, int) else [item]
+                  for n, item in zip(array.shape, layout.frame_index_in_labels(0))]
+        for index in product(*planes):  # every plane changed: the caches of what each holds read it again
+            tell_written(array, index, array[index])
+        show_masklets(layer, state.image, layout, array)
+        layer.refresh()
+        where = f"frame(s) {frame_ranges(frames)} of the run" if frames else "nothing of the run"
+        return f"'{layer.name}' shows the data given to it during the run, with {where} written into it."
 
     def _ensure_prompt_layers(self) -> None:
         state = self._state

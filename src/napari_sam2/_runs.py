@@ -348,6 +348,9 @@ class RunMixin:
                 return
             if self.progress.maximum() == 0:  # the busy bar of a click: the mask is here
                 self.progress.setRange(0, 1)
+            run = self._run_history[0]  # its masklets given other data meanwhile: the run stops (its end says so)
+            if run is not None:
+                self.stop_if_masklets_replaced(self._run_state, run.layout, run.labels)
             if kind == "frame":
                 if self._run_frames is not None:
                     self._run_frames.append(int(value))
@@ -421,10 +424,11 @@ class RunMixin:
         undoable = controller is not None and bool(controller.history) and (
             len(controller.history) != length or controller.history[-1] is not last)  # the run left an undoable step
         self._set_busy(False)
+        frames = sorted(set(self._run_frames or ()))
+        back = "" if controller is None else self.masklets_back(state, controller.layout, controller.labels, frames)
         self._refresh_labels(state)
         self._settle_session(state, controller)
-        frames = sorted(set(self._run_frames or ()))
-        notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "") if n)
+        notes = " ".join(n for n in (self._run_note, controller.pop_notes() if controller else "", back) if n)
         note = f" Note: {notes}" if notes else ""  # said whatever the outcome
         done = False  # the run ended whole with something written ("Done")
         if outcome == "failed":
@@ -435,8 +439,9 @@ class RunMixin:
             self.status.setText(f"Cancelled. {self._kept(frames)}{self._undo_words(undoable, controller)}"
                                 f"{self._go_on()}{note}" if frames or undoable else
                                 f"Cancelled before anything was changed.{note}")
-        elif outcome.startswith("stopped"):
-            self.status.setText(f"Stopped: {outcome[9:]}. {self._kept(frames)}.{note}")
+        elif outcome.startswith("stopped"):  # (data replaced: the run's frames are in the layer; Undo can revert them)
+            undo = self._undo_words(undoable, controller) if back and frames else "."
+            self.status.setText(f"Stopped: {outcome[9:]}. {self._kept(frames)}{undo}{note}")
         elif self._run_propagation is not None and self._run_planned is not None and set(
                 (self._run_frames or [])[self._run_planned:]) <= {self._run_propagation[1]}:  # none beyond the start
             self.progress.setRange(0, 1)
@@ -593,9 +598,14 @@ class RunMixin:
         self._when_ready(lambda: self._segment(layout) if self._state is state else None)
 
     def _on_cancel(self) -> None:
+        """Stop the run in progress, once: Cancel goes off until the run ends (the run stops after its current step;
+        a second press said the same again)."""
         if self.worker is not None and self.worker is self.track_all.worker:
             self.track_all.cancel()  # a "Track all cells" run: its own Undo button reverts it
             return
+        if self.worker is None or _stopping(self.worker):
+            return
+        self.cancel_button.setEnabled(False)
         if self._tracks_run is not None and self._tracks_run.owns(self.worker):
             self._tracks_run.cancelled = True  # no layer changes, even if the last frame is measured already
             self.worker.quit()
@@ -618,7 +628,11 @@ class RunMixin:
             widget = getattr(self, name)
             widget.setEnabled(not busy and not single)  # a single 2D image has nothing to propagate through
             widget.setToolTip(f"{tip}\n\n{SINGLE_IMAGE_TIP}" if single else tip)  # the reason added, never instead
-        self.cancel_button.setEnabled(self.worker is not None and self._edit_run is None)  # an edit is whole or not done
+        self.cancel_button.setEnabled(self.worker is not None and self._edit_run is None  # an edit is whole or not done
+                                      and not _stopping(self.worker))  # pressed once is enough
+        track_all = getattr(self, "track_all", None)
+        if track_all is not None:  # its runs wait for the widget's (not for a model load: Track all waits for it)
+            track_all.follow_widget_run(self.worker is not None)
 
     def refresh_run_buttons(self) -> None:
         """Enable the run buttons as the widget's state says: none during a run (the widget's, a model load or
@@ -691,6 +705,9 @@ class RunMixin:
     def _on_export(self, what: str) -> None:
         from qtpy.QtWidgets import QFileDialog
 
+        if self.busy():  # said before the file dialog, not after the name was chosen
+            self.status.setText(f"{self.busy_words()}, then export.")
+            return
         if not self._segmented(whole=what == "labels"):
             return
         suffix = "TIFF (*.tif)" if what == "labels" else "CSV (*.csv)"
@@ -864,6 +881,11 @@ class RunMixin:
                 setattr(layer, key, value)
             return layer
         return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **axes)
+
+
+def _stopping(worker: Any) -> bool:
+    """Whether ``worker`` (a napari worker) was asked to stop (Cancel pressed, the widget closed)."""
+    return bool(getattr(worker, "abort_requested", False))
 
 
 def label_plane_of(controller: Any) -> Callable[[int], Any]:

@@ -364,7 +364,8 @@ class SessionFilesMixin:
         ("labels", frames written, object ids, None) step that redraws them. Cancelled or failed during the replay,
         nothing is put back and they stay due (the replay stays due too); a Cancel adds a note saying so. A failure of
         the put-back itself (all or nothing) leaves the replay's masks and fails the run (the replay is done by then:
-        load the session again to have them)."""
+        load the session again to have them). Stopped because the image was removed, the note says they were not put
+        back (there is nothing left to segment)."""
         written = False
         try:
             yield from replay
@@ -374,7 +375,9 @@ class SessionFilesMixin:
             yield "labels", len(frames), controller.obj_ids, None
         except GeneratorExit:  # closed on the GUI thread once the cancelled run's worker ended
             if not written:
-                note = (f"the masklets saved in {load.name} are put back once its prompts are re-run whole: press "
+                note = (f"the masklets saved in {load.name} were not put back (the image was removed)."
+                        if load.state.image not in self.viewer.layers else
+                        f"the masklets saved in {load.name} are put back once its prompts are re-run whole: press "
                         "'Segment current frame' (or load the session again).")
                 self._run_note = f"{self._run_note} {note}".strip()
             raise
@@ -411,6 +414,9 @@ class SessionFilesMixin:
         return items
 
     def _on_load_session(self) -> None:
+        if self.busy():  # said before the file dialog, not after the file was chosen
+            self.status.setText(f"Not loaded: {self.busy_words()[6:]}, then load.")
+            return
         self._session_file_dialog("open", "Load SAM 2 session", f"SAM 2 session (*{SUFFIX} *.npz)",
                                   lambda path: self.load_session(path, confirm=self._confirm_replace),
                                   "Not loaded (nothing changed)")

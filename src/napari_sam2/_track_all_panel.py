@@ -25,6 +25,7 @@ from superqt import QCollapsible
 
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
+from ._image_layers_mixin import MASKLETS_REPLACED
 from ._image_state import add_points_layer, layer_name, same_layer
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
@@ -34,10 +35,11 @@ from ._session_actions import steps_worker
 from ._track_all_edits_mixin import TrackEditsMixin, with_tracks
 from ._track_all_ids_mixin import TrackIdsMixin
 from ._track_all_outputs import TrackOutputsMixin
-from ._track_all_run_mixin import DIVISIONS_TEXT, DIVISIONS_TIP, TrackRunMixin
+from ._track_all_run_mixin import BUSY, DIVISIONS_TEXT, DIVISIONS_TIP, TrackRunMixin
 from ._track_ids import frame_ranges, frames_text
 from .track_all import (
-    TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, read_then_run, session_limits, thin_work,
+    TrackAll, TrackAllOptions, TrackRun, clicks_of, frame_source, painted_pixels, read_then_run, session_limits,
+    thin_work,
 )
 
 FIX_NAME = "SAM2 cell fix"
@@ -91,6 +93,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._derived: Dict[str, Any] = {}  # what the run's worker derived at its end (:func:`with_tracks`)
         self._run_image: Any = None
         self._run_base = 0  # the length of the run's image's undo stack before the run
+        self._run_layout: Any = None  # the layout of the run's labels (its image's controller's when it started)
+        self._run_masklets: Any = None  # the masklets layer whose strokes the run follows (:meth:`_on_run_painted`)
+        self._run_strokes: Dict[int, int] = {}  # frame stroked during the run -> the run's writes of it by then
         self._outcome = ""
         self._waiting_for_model = False  # Track all was pressed and waits for the model to load
         self._model_run = True  # the run in progress calls the model (a track or a correction; not Delete / Merge)
@@ -255,6 +260,17 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self.track_spin.setValue(int(layer.selected_label))
 
     # ------------------------------------------------------------------ runs
+    def follow_widget_run(self, running: bool) -> None:
+        """The widget's run (Propagate, a click, Load session, an export, an edit; this panel's own runs too) started
+        (``running``) or ended: the panel's run, undo, edit and export buttons are off meanwhile (they would only say
+        "Busy"), and on again after it unless a run of the panel goes on; a "Busy" line a press left is cleared."""
+        busy = running or self.worker is not None
+        for button in (self.track_button, self.undo_button, self.repropagate_button, self.delete_button,
+                       self.merge_button, *self.export_buttons.values()):
+            button.setEnabled(not busy)
+        if not busy and self.status.text().startswith(BUSY):
+            self.status.setText("")
+
     def _on_track(self) -> None:
         """Track all pressed: the options are checked now (a refusal says why at once); with the model not loaded
         yet the status says so and the run starts, with the options as pressed, once it is."""
@@ -405,6 +421,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         steps = thin_work(steps, lambda: bool(getattr(self.worker, "abort_requested", False)))
         self._steps, self._run_image, self._outcome = steps, self.widget.image_layer, "running"
         self._run_base = len(entry.tracking.history)  # the run joins the stack when its generator starts
+        controller, state = self.widget.controller, self.widget.states.get(entry.image.unique_id)
+        self._run_layout = None if controller is None else controller.layout
+        self._strokes_replaced(None)  # (a run whose end never came, its window closed: no longer followed)
+        self._run_masklets = None if state is None else state.labels
+        if self._run_masklets is not None:
+            self._run_masklets.events.paint.connect(self._on_run_painted)
         self.status.setText(f"{what}…")
         self.progress.setRange(0, 0)
         self._show_progress()
@@ -431,6 +453,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             elif kind == "note":  # the run found something to advise on (too many candidate cells on a frame)
                 say(f"Tracking frame {frame}…{self._advice()}")
             elif kind == "frame":
+                entry = self.images.get(getattr(self._run_image, "unique_id", None))
+                if entry is not None:  # its masklets given other data meanwhile: the run stops (its end says so)
+                    self.widget.stop_if_masklets_replaced(self.widget.states.get(entry.image.unique_id),
+                                                          self._run_layout, entry.tracking.labels)
                 self.progress.setFormat(BAR_FORMAT)
                 self.progress.setValue(min(self.progress.value() + 1, self.progress.maximum()))
                 say(f"frame {frame}: {active} cell(s) tracked")
@@ -440,6 +466,47 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             if isinstance(error, RuntimeError) and qt_deleted(self):
                 raise  # the window was closed: :meth:`slot` stops the run quietly
             self._on_error(error)
+
+    def _on_run_painted(self, event: Any = None) -> None:
+        """A brush / fill / eraser stroke on the run's masklets layer while it runs: the pixels it changed, frame by
+        frame, are kept as painted by the run's writes of those frames (:attr:`TrackAll.painted`; a run writes frames
+        whole, so a stroke on a frame it had not reached was lost). A stroke whose pixels cannot be told: its frames
+        are remembered with how often the run had written each by then, and the run's end names those it wrote after
+        the stroke (:meth:`_strokes_replaced`)."""
+        entry = self.images.get(getattr(self._run_image, "unique_id", None))
+        layer = self._run_masklets
+        if entry is None or layer is None or self.worker is None:
+            return
+        tracking, atoms = entry.tracking, getattr(event, "value", None)
+        run = _new_run(entry, self._run_base)
+        written = [] if run is None else list(run.frames)
+        for t in sorted(tracking.stroke_frames(atoms)):
+            index = tracking.index_of(t)
+            channel = getattr(self._run_layout, "channel_axis", None)
+            if layer.data.ndim == len(index) + 1 and channel is not None:  # the masklets shown on the image's axes
+                index = (*index[:channel], 0, *index[channel:])
+            pixels = painted_pixels(atoms, index, tracking.plane(t).shape) if layer.data.ndim == len(index) else None
+            if pixels is None:
+                self._run_strokes.setdefault(int(t), written.count(int(t)))
+            elif pixels.any():
+                tracking.painted[int(t)] = pixels | tracking.painted.get(int(t), False)
+
+    def _strokes_replaced(self, run: Optional[TrackRun]) -> str:
+        """" Note: the strokes painted during the run on frame 18 were replaced …" for the frames stroked during the
+        run, whose pixels could not be told, that it wrote after the stroke (:meth:`_on_run_painted`), else ""; stops
+        following the strokes (the run's tracking keeps no painted pixels)."""
+        if self._run_masklets is not None:
+            self._run_masklets.events.paint.disconnect(self._on_run_painted)
+        strokes, self._run_strokes, self._run_masklets = self._run_strokes, {}, None
+        for entry in self.images.values():
+            entry.tracking.painted = {}
+        written = [] if run is None else list(run.frames)
+        replaced = sorted(t for t, before in strokes.items() if written.count(t) > before)
+        if not replaced:
+            return ""
+        return (f" Note: the strokes painted during the run on {frames_text(replaced)} were replaced: the run "
+                f"tracked {'that frame' if len(replaced) == 1 else 'those frames'} after them (it writes frames "
+                "whole). Paint them again where needed ('Undo tracking step' reverts the run).")
 
     def _refresh_labels(self, image: Any) -> None:
         state = None if image is None else self.widget.states.get(image.unique_id)
@@ -472,6 +539,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         done = sorted(set(run.frames)) if run is not None else []
         image = self._run_image  # named when another image is shown now
         where = "" if image is None or same_layer(image, self.widget.image_layer) else f" on '{image.name}'"
+        strokes = self._strokes_replaced(run)
+        back = "" if entry is None else self.widget.masklets_back(  # its masklets given other data meanwhile
+            self.widget.states.get(entry.image.unique_id), self._run_layout, entry.tracking.labels, done)
         if outcome.startswith("stopped"):
             self.status.setText(f"Stopped: {outcome[9:]}. " + (_stopped_kept(done, run, outcome) if done else
                                                                "Nothing was written."))
@@ -486,7 +556,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self.status.setText(_edit_done(run, self._counts(entry), where))
         else:
             self._say_done(entry, run, where)
-        self.status.setText(self.status.text() + self._advice())  # Done, Cancelled or Failed: the advice stays
+        if back:
+            self.status.setText(f"{self.status.text()} Note: {back}")
+        self.status.setText(self.status.text() + strokes + self._advice())  # Done, Cancelled or Failed: advice stays
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
         self.forget_checksums(entry, done)  # (a step cancelled whole wrote its frames back: _on_step forgot them)
@@ -577,6 +649,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.derive_tracks(entry)
         what = {"track": "tracking run", "correct": "correction"}.get(run.kind, run.what or run.kind)
         self.status.setText(f"Undid the {what}: {len(set(run.frames))} frame(s) restored.")
+        self.widget.status.setText(f"Track all cells: {self.status.text()}")  # not the run's "Done" any more
 
     # ------------------------------------------------------------------ correction clicks
     def start_correction(self) -> None:
@@ -638,10 +711,12 @@ def _stopped_kept(done: List[int], run: Optional[TrackRun], outcome: str) -> str
     layer was deleted, where they are (the labels keep them: the next run or click shows them in a new layer)."""
     text = frames_text(done, _done_word(run))
     text = f"{text[0].upper()}{text[1:]} (whole frames)"
-    if "masklets layer" in outcome:
+    if "masklets layer" in outcome and MASKLETS_REPLACED not in outcome:
         kept, them = ("are", "them") if len(set(done)) > 1 else ("is", "it")
         return (f"{text} and {kept} kept: 'Track all cells', a click or Propagate shows {them} again in a new "
                 "masklets layer.")
+    if MASKLETS_REPLACED in outcome:
+        return f"{text}; 'Undo tracking step' reverts the run."
     return f"{text}."
 
 

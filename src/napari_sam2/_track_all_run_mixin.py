@@ -23,6 +23,7 @@ from ._track_ids import frames_text
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
 
+BUSY = "Busy:"  # how a press refused while a run goes on starts (cleared when the run ends)
 CANCELLING = "Cancelling… (stops after the current model call)"
 DIVISIONS_TEXT = "Divisions (split a track when its cell divides)"
 DIVISIONS_TIP = ("Follow cell divisions: a dividing cell's track ends and its two daughters start new tracks linked to "
@@ -69,6 +70,17 @@ class TrackRunMixin:
             self.worker = None
         if self.widget.worker is finished:
             self.widget.worker = None
+
+    def release(self) -> None:
+        """The viewer's window was closed and no run of the panel is left (the widget's ``_release``): let go of
+        every image's tracking (its undo stack, its lineage) and of the last run's image, so that nothing the closed
+        viewer showed stays in memory through the panel."""
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            steps.close()
+        self.images.clear()
+        self._run_image = None
+        self._derived = {}
 
     def refresh_divisions(self) -> None:
         """The Divisions checkbox for the current image: where its frame axis (the axis propagated) is a volume's z
@@ -177,7 +189,7 @@ class TrackRunMixin:
 
     def _refuse_if_busy(self) -> bool:
         if self.worker is not None or self.widget.busy():
-            self.status.setText("Busy: wait for the run in progress (or cancel it).")
+            self.status.setText(f"{BUSY} wait for the run in progress (or cancel it).")
             return True
         return False
 

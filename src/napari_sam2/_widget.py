@@ -8,11 +8,13 @@ image picked and its layers: :mod:`._image_layers_mixin`; clicks and boxes: :mod
 
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import napari
 import numpy as np
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,6 +58,30 @@ NEW_OBJECT_KEY = "n"  # New object, on the clicks and boxes layers (no napari bi
 # Labels or Image layers: napari 0.9's Labels take M for a new label; T toggles the clicks' polarity)
 
 
+#: the widgets following a viewer now (attached): one per viewer (:func:`attached_widget`)
+_ATTACHED: "weakref.WeakSet[SegmentationWidget]" = weakref.WeakSet()
+ONE_WIDGET = ("this viewer has a SAM 2 segmentation widget open already: use that one (napari_sam2.get_widget(viewer) "
+              "returns it), or close its dock first")
+
+
+def attached_widget(viewer: Any) -> Optional["SegmentationWidget"]:
+    """The segmentation widget that follows ``viewer`` (a napari Viewer, or the proxy napari gives plugins) now; None
+    when none does (none opened, its dock closed, or the viewer closed)."""
+    target = getattr(viewer, "__wrapped__", viewer)
+    for widget in list(_ATTACHED):
+        if getattr(widget.viewer, "__wrapped__", widget.viewer) is target:
+            return widget
+    return None
+
+
+def _window_deleted(widget: "weakref.ref[SegmentationWidget]", *_: Any) -> None:
+    """The widget's Qt object was deleted (the viewer's window closed) or a run it waited for then ended: let go of
+    its sessions (:meth:`SegmentationWidget._release`). Nothing when the widget itself is gone."""
+    alive = widget()
+    if alive is not None:
+        alive._release()
+
+
 def _saved_smooth(settings: dict) -> float:
     """The saved smoothing (px), or 0 when none or not one the control takes (a number in 0..50)."""
     try:
@@ -70,6 +96,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
     """Pick an image and a model, click objects, propagate, correct, undo."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        """A widget on ``viewer``; ValueError (:data:`ONE_WIDGET`) when the viewer has one open already."""
+        if attached_widget(viewer) is not None:  # before any Qt part or layer is made
+            raise ValueError(ONE_WIDGET)
         super().__init__()
         self.viewer = viewer
         self.worker: Any = None
@@ -219,6 +248,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.load_session_button.clicked.connect(self._on_load_session)
         self.picker.set_frame_source(self._frame_sample)  # what the "auto" input size measures
         self._attach()
+        # the viewer's window closed deletes the widget's Qt parts: its sessions are closed then (:meth:`_release`);
+        # held weakly, so that this connection keeps nothing alive
+        self.destroyed.connect(functools.partial(_window_deleted, weakref.ref(self)))
 
     def _set_tooltips(self) -> None:
         """What each control does, in a biologist's words (the propagate buttons' tips: :data:`._runs.PROPAGATE_TIPS`,
@@ -316,7 +348,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             if self.parent() is None:
                 self._on_closed()
             else:
-                self._attach()
+                try:
+                    self._attach()
+                except ValueError as error:  # another widget follows this viewer now: this one stays closed
+                    self.status.setText(f"Not following the viewer: {error}.")
         return super().event(event)
 
     def _follow_paint(self, layer: Any) -> None:
@@ -351,6 +386,40 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
                 self.worker.quit()
         self._detach()
 
+    def _release(self) -> None:
+        """The widget's Qt parts were deleted with the viewer's window (closed): nothing can show or drive it again.
+        Its runs stop (one still in its worker is waited for: its session is closed once the worker ended), then every
+        image's sessions are closed (their frame-prefetch threads end) and the widget and its Track all panel let go
+        of the images, sessions, masks and undo histories. napari keeps the window's workers, and their callbacks keep
+        this widget: without this, each viewer closed after a click kept its session (and its thread) for good."""
+        self._detach()
+        runs = {id(w): w for w in (self.worker, self.track_all.worker) if w is not None}  # let go of as they end
+        loading = self.picker.worker  # (the picker's own slot may not run now: only a running one is waited for)
+        waited = [*runs.values(), *([loading] if loading is not None and loading.is_running else [])]
+        if waited:  # released again once each has finished
+            if self.worker is not None and self._run_outcome == "running":
+                self._run_outcome = "stopped: the viewer was closed"
+            again = functools.partial(_window_deleted, weakref.ref(self))
+            for worker in waited:
+                if worker is not loading:
+                    worker.quit()
+                worker.finished.connect(again)
+                if not worker.is_running:  # it ended already: its end is on its way to this thread, then this
+                    QTimer.singleShot(0, again)
+            return
+        for state in self.states.values():
+            controllers = (state.controller, *state.sessions.values(), *state.replaced.values())
+            for controller in {id(c): c for c in controllers if c is not None}.values():
+                if controller.is_open:
+                    controller.session.close()  # its frame reader's prefetch thread ends
+        self.states.clear()
+        self._state = self._run_state = self._run_steps = self._run_prompts = None
+        self._run_history = (None, 0, None)
+        self._plane_ids = self._loaded_labels = self._tracks_run = self._export_run = self._edit_run = None
+        self._deferred.clear()
+        self.axes.forget_image()
+        self.track_all.release()
+
     # ------------------------------------------------------------------ the viewer's events
     def _listen(self, emitter: Any, callback: Callable) -> None:
         """Connect ``callback`` to a napari event ``emitter`` for as long as the widget is in the window."""
@@ -363,7 +432,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         after it was closed starts from the layers, not from the sessions it had. Nothing happens when attached."""
         if self._attached:
             return
+        if attached_widget(self.viewer) is not None:  # two would both segment each click and share the layers
+            raise ValueError(ONE_WIDGET)
         self._attached = True
+        _ATTACHED.add(self)
         self.states.clear()
         self._state = None
         self._listen(self.viewer.layers.events.inserted, self._refresh_images)
@@ -385,6 +457,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         if not self._attached:
             return
         self._attached = False
+        _ATTACHED.discard(self)
         for emitter, callback in self._links:
             emitter.disconnect(callback)
         self._links.clear()

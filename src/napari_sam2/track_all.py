@@ -124,6 +124,10 @@ class TrackAll:
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
         self._frame_at = {hashable_index(self.index_of(t)): t for t in range(self.num_frames)}  # plane index -> frame
+        # frame -> (H, W) bool: the pixels painted by hand (brush, fill, eraser) while a run goes on, which its writes
+        # of that frame keep as painted (the dock's panel fills it on the GUI thread from the strokes' paint events
+        # and empties it when the run ends: :func:`painted_pixels`); a run writes its other pixels whole
+        self.painted: Dict[int, np.ndarray] = {}
         watch_writes(labels, self._on_written)
 
     # ------------------------------------------------------------------ reading
@@ -233,6 +237,9 @@ class TrackAll:
         """Write ``plane`` as frame ``t`` through ``run``'s journal; returns the ids > 0 it holds."""
         old = np.asarray(self.labels[self.index_of(t)])
         plane = plane.astype(old.dtype, copy=False)
+        kept = self.painted.get(t) if run.kind == "track" else None
+        if kept is not None:  # strokes painted during the run stay (as the widget's Propagate keeps them)
+            plane = np.where(kept, old, plane)
         held = frozenset(np.unique(plane).tolist())
         gone = frozenset(np.unique(old).tolist()) - held
         run.journal.write(self.labels, self.index_of(t), plane)  # (its own watcher drops ids the plane holds)
@@ -504,6 +511,45 @@ class TrackAll:
         run.journal.undo(self.labels)
         self.lineage = run.lineage_before
         return run
+
+
+def painted_pixels(atoms: Any, index: Tuple[Any, ...], shape: Tuple[int, int]) -> Optional[np.ndarray]:
+    """The (H, W) ``shape`` pixels of the plane at ``index`` (in the Labels layer's data axes: ints on the axes it
+    fixes, slices on its two spatial axes) that a napari Labels history item ``atoms`` (a paint event's ``value``: one
+    brush, fill or eraser stroke; its atoms a mask in a ``slice_key`` box, or ``(indices, old, new)``) changed, as a
+    bool array; None when the atoms are of a kind not known here."""
+    if not isinstance(atoms, (list, tuple)):
+        return None
+    spatial = [axis for axis, item in enumerate(index) if isinstance(item, slice)]
+    fixed = {axis: int(item) for axis, item in enumerate(index) if not isinstance(item, slice)}
+    if len(spatial) != 2:
+        return None
+    out = np.zeros(shape, bool)
+    try:
+        for atom in atoms:
+            box = getattr(atom, "slice_key", None)
+            if box is not None:
+                starts = [part.start or 0 for part in box]
+                if any(not starts[axis] <= value < box[axis].stop for axis, value in fixed.items()):
+                    continue
+                rows, cols = (box[axis] for axis in spatial)
+                mask = getattr(atom, "mask", None)
+                hit = (np.ones((rows.stop - starts[spatial[0]], cols.stop - starts[spatial[1]]), bool) if mask is None
+                       else np.asarray(mask)[tuple(fixed[a] - starts[a] if a in fixed else slice(None)
+                                                   for a in range(len(box)))])
+                out[starts[spatial[0]]:rows.stop, starts[spatial[1]]:cols.stop] |= hit
+                continue
+            indices = atom[0]
+            if not isinstance(indices, tuple) or len(indices) != len(index):
+                return None
+            hit = np.ones(np.broadcast(*indices).shape, bool)
+            for axis, value in fixed.items():
+                hit &= np.asarray(indices[axis]) == value
+            out[np.broadcast_to(indices[spatial[0]], hit.shape)[hit],
+                np.broadcast_to(indices[spatial[1]], hit.shape)[hit]] = True
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return None
+    return out
 
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],
