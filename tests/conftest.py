@@ -7,6 +7,18 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (scripts/test.sh runs one worker per core) each worker gives torch its share of the cores:
+    two workers of two threads each on two cores spend their time waiting for each other."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Record each phase's report on the item (napari's make_napari_viewer reads rep_call)."""
@@ -25,6 +37,15 @@ def _restore_torch_threads():
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_file(tmp_path_factory, monkeypatch):
+    """Each test reads and writes its own napari-sam2 settings file (the widget saves choices there), never the
+    user's, and never one that a test running at the same time in another pytest-xdist worker writes."""
+    from napari_sam2.settings import SETTINGS_ENV
+
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path_factory.mktemp("settings") / "settings.json"))
 
 
 @pytest.fixture
