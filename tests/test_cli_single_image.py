@@ -163,7 +163,7 @@ def test_a_prompt_row_on_another_frame_of_a_2d_image_is_refused_naming_the_line(
     code = main(["track", str(path), "--prompts", str(csv_path), "-o", str(out), *MODEL_ARGS])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert f"{csv_path}, line {line}: frame {row[0]} is not one of the stack's frames 0..0" in err
+    assert f"{csv_path}, line {line}: frame {row[0]}: the image has one frame, frame 0" in err
 
 
 # ---------------------------------------------------------------- no propagation bar for one image

@@ -116,7 +116,7 @@ def test_colour_guess_speaks_the_command_lines_words():
 ], ids=["click-frame-1", "second-click-frame-5", "box-frame-3"])
 def test_a_prompt_on_another_frame_of_a_2d_image_is_refused_as_the_cli_refuses_it(image, prompts, stop_before_model):
     """X3 #4: these were segmented on frame 0 without a word (a swapped column went unnoticed)."""
-    with pytest.raises(ValueError, match=r"row \d: frame \d is not one of the stack's frames 0\.\.0"):
+    with pytest.raises(ValueError, match=r"row \d: frame \d: the image has one frame, frame 0"):
         segment(image, **prompts)
 
 
@@ -178,6 +178,19 @@ def test_a_line_tiff_is_refused_naming_its_own_shape(tmp_path, capsys):
     error = capsys.readouterr().err
     assert code != 0 and "(1, 500)" in error and "(1, 1, 500)" not in error
     with pytest.raises(ValueError, match=r"frames of 1 x 500 px.*\(1, 500\)"):
+        segment(path, clicks=[(0, 0, 100, 1, 1)])
+
+
+def test_a_one_dimensional_tiff_is_refused_naming_its_shape(tmp_path, capsys):
+    """A (500,) array in a TIFF ended in "IndexError: tuple index out of range" (review of the line-image fix)."""
+    path = tmp_path / "flat.tif"
+    tifffile.imwrite(path, np.ones(500, np.uint16))
+    prompts = _prompts(tmp_path / "p.csv", [[0, 1, 0, 100, 1]])
+    code = main(["track", str(path), "--prompts", str(prompts), "-o", str(tmp_path / "l.tif"), "--checkpoint",
+                 "embedded", "--device", "cpu"])
+    error = capsys.readouterr().err
+    assert code == 2 and "1-D array (500,)" in error and "Traceback" not in error, error
+    with pytest.raises(ValueError, match=r"1-D array \(500,\), not an image"):
         segment(path, clicks=[(0, 0, 100, 1, 1)])
 
 

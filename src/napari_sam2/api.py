@@ -156,9 +156,9 @@ def colour_guess(shape: Sequence[int], dtype: Any, rgb: Optional[bool], decided:
         return None
     n = shape[last]
     colour = "RGB colour" if n == 3 else "RGBA colour (its alpha entry is not shown to the model)"
-    return (f"the last axis (size {n}) of the {np.dtype(dtype)} image {shape} is read as {colour}, but {n} entries "
-            f"of {np.dtype(dtype)} data are more often {n} channels (e.g. fluorescence) than colour, and read as "
-            f"colour their masks come out wrong. If they are channels, pass {option_words(names, 'channel_axis', -1)} with "
+    return (f"the last axis (size {n}) of the {np.dtype(dtype)} image {shape} is read as {colour}; {n} entries of "
+            f"{np.dtype(dtype)} data (not 8-bit colour) are often {n} channels (e.g. fluorescence), whose masks come "
+            f"out wrong read as colour. If they are channels, pass {option_words(names, 'channel_axis', -1)} with "
             f"{option_words(names, 'channel', PLACEHOLDER)} (0..{n - 1}) to use one of them, or "
             f"{option_words(names, 'channel', 'mean')} or {option_words(names, 'channel', 'max')} to combine them; "
             f"if they are colour, pass {option_words(names, 'rgb', _yes(names))} (either choice silences this warning)")

@@ -389,8 +389,6 @@ def frames_told(task: StackTask) -> Callable[[int, int], None]:
 
 #: words of the detector's warning of too many candidate cells (:func:`sam2_model.tracking.detection.many_seeds_advice`)
 MANY_CANDIDATES = "candidate cells"
-#: the option names the advice gives, as the detector's warning gives them
-ADVICE_NAMES = " (--cell-diameter MIN MAX; cell_diameter=(min, max))"
 _ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: no task)
 #: the tasks of this process inside :func:`detector_advice` now (the warnings hook is in place while there are any)
 _ADVISING = {"tasks": 0}
@@ -399,39 +397,15 @@ _ADVISING_LOCK = threading.Lock()
 
 def track_cells_advised(model: sm.SAM2Model, frames: Any, progress: Optional[Callable[[int, int], None]] = None,
                         **options: Any) -> Any:
-    """:func:`sam2_model.tracking.track_cells` of ``frames`` (same arguments, same result), which also hands the
-    detector's advice of too many candidate cells to this thread's task (:func:`detector_advice`) as soon as the
-    detector has it, before the slow clicks it warns of: read from the detector itself
-    (:attr:`~sam2_model.tracking.detection.CellDetector.advice`, between the pieces of a frame's work, as Track all
-    reads it), not caught from Python's warnings, whose filters are one for the whole process: a task's advice
-    arrives whatever the user's filters say and whatever other stacks of this process said, and no filter is
-    changed for the others' warnings."""
+    """:func:`sam2_model.tracking.track_cells` of ``frames`` (same arguments, same result) that hands the detector's
+    advice of too many candidate cells to this thread's task (:func:`detector_advice`) as soon as the detector has it,
+    before the slow clicks it warns of: read from the detector (``on_advice``), not caught from Python's warnings,
+    whose filters are one for the whole process, so a task's advice arrives whatever the user's filters say."""
     try:
-        from sam2_model.tracking import TrackingResult
-        from sam2_model.tracking.detection import many_seeds_advice
-        from sam2_model.tracking.tracker import CellTracker, WorkStep, finish_divisions
+        from sam2_model.tracking import track_cells
     except ImportError as error:  # pragma: no cover - shipped together
         raise RuntimeError(f"auto needs sam2_model.tracking, which this installation lacks ({error})") from error
-
-    tracker = CellTracker(model, frames, **options)
-    labels = np.zeros((tracker.num_frames, *tracker.session.frame_shape), dtype=np.uint32)
-    order, done = tracker.order, []
-    sink = getattr(_ADVICE, "sink", None)
-    for step in tracker.run(work=True):
-        if isinstance(step, WorkStep):
-            detector = tracker.detector
-            if sink is not None and getattr(detector, "advice", ""):  # in the warning's words, its option names too
-                sink(many_seeds_advice(len(detector.points), detector.cell_diameter, tracker.session.frame_shape,
-                                       ADVICE_NAMES))
-            continue
-        t, frame_labels, _ = step
-        labels[t] = frame_labels
-        done.append(t)
-        if progress is not None:
-            progress(len(done), len(order))
-    if len(done) == len(order):
-        finish_divisions(tracker, labels, frames)
-    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
+    return track_cells(model, frames, progress=progress, on_advice=getattr(_ADVICE, "sink", None), **options)
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:

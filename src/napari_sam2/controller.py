@@ -25,7 +25,8 @@ from .prompts import FramePrompt, clip_to_frame, is_correction, split_correction
 if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured
     from .export import FrameTable
 
-# A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...).
+# A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...); logits is None where
+# the frame was drawn from every object's newest result (clicks, redraws, passes over a few objects): no caller reads it.
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
 DIRECTIONS = ("forward", "backward", "both")
 Session = Union[VideoSession, WindowedSession]

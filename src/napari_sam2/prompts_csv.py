@@ -146,10 +146,18 @@ def _number(row: Dict[str, str], name: str) -> float:
     return value
 
 
+def frame_problem(frame: float, num_frames: int) -> str:
+    """The words for a prompt on ``frame``, which is not one of the ``num_frames`` frames (0..num_frames - 1)."""
+    if num_frames == 1:  # a single image (a 2-D one, or a stack of one frame)
+        return (f"frame {frame:g}: the image has one frame, frame 0 (a row's first column is its frame: check the "
+                "columns' order)")
+    return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+
+
 def click_problem(frame: float, y: float, x: float, num_frames: int, height: int, width: int) -> Optional[str]:
     """Why a click (frame, y, x) does not fit a stack of ``num_frames`` frames of height x width, or None."""
     if frame != int(frame) or not 0 <= frame < num_frames:
-        return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+        return frame_problem(frame, num_frames)
     if not (0 <= y <= height and 0 <= x <= width):
         return f"(y={y:g}, x={x:g}) lies outside the {height} x {width} (rows x columns) image"
     return None
@@ -163,7 +171,7 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
     wholly outside it is a problem (clipped, it became a sliver along the image's edge), and so is one of zero width
     or height (the model would make a mask of whatever lies under a line or a point)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
-        return f"frame {frame:g} is not one of the stack's frames 0..{num_frames - 1}"
+        return frame_problem(frame, num_frames)
     if corners is not None:
         y0, x0, y1, x1 = (float(c) for c in corners)
         top, bottom, left, right = min(y0, y1), max(y0, y1), min(x0, x1), max(x0, x1)

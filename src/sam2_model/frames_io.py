@@ -251,6 +251,9 @@ def open_stack_or_image(source: Any) -> Tuple[Any, bool]:
         return open_stack(source), False
     except SingleImageError:
         image = np.asarray(read_image_file(Path(source).expanduser()))
+        if image.ndim < 2:
+            raise ValueError(f"{source} holds a {image.ndim}-D array {image.shape}, not an image: a stack or image has "
+                             "rows and columns (Y, X), with frames, slices or colour beside them") from None
         problem = frame_size_problem(image.shape[0], image.shape[1])
         if problem is not None:
             raise ValueError(f"{problem}; here they are the rows and columns of the image {image.shape} in "

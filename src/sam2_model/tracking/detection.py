@@ -254,6 +254,7 @@ class CellDetector:
         self.window = window  # None, "auto" or a side in frame px (see make_detector)
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
         self.advice = ""  # the last frame's advice when its blob points were too many (many_seeds_advice), else ""
+        self.advice_with_options = ""  # the same naming the options that set the range (the warning's words)
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
 
     def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
@@ -276,7 +277,7 @@ class CellDetector:
         points are found, when they are too many for the frame (:func:`crowded_frame`)."""
         records: List[Dict[str, Any]] = []
         self.points = np.zeros((0, 2))
-        self.advice = ""
+        self.advice = self.advice_with_options = ""
         side = self.window_side(np.shape(frame)[:2])
         self._clicker = self.generator.predictor
         if self.seeding in ("grid", "grid+blobs"):
@@ -287,9 +288,9 @@ class CellDetector:
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
             if crowded_frame(len(self.points), self.cell_diameter, np.shape(frame)[:2]):
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
-                warnings.warn(many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2],
-                                                " (--cell-diameter MIN MAX; cell_diameter=(min, max))"),
-                              UserWarning, stacklevel=user_stacklevel())
+                self.advice_with_options = many_seeds_advice(len(self.points), self.cell_diameter,
+                                                             np.shape(frame)[:2], ADVICE_OPTION_NAMES)
+                warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
             yield "seeding", 2, 3
             if len(self.points):
                 records += yield from _seeding_work(self.generator, 2, frame, points=self.points, window=side)
@@ -383,6 +384,10 @@ def crowded_frame(count: int, cell_diameter: Sequence[float], frame_shape: Seque
     area = float(frame_shape[0]) * float(frame_shape[1])
     cover = count * math.pi * (low / 2) ** 2 / max(area, 1.0)
     return count > MANY_SEEDS or (count > CROWDED_SEEDS and cover > CROWDED_COVER)
+
+
+#: the option names the detector's warning gives for the diameter range (the command line's and the API's)
+ADVICE_OPTION_NAMES = " (--cell-diameter MIN MAX; cell_diameter=(min, max))"
 
 
 def many_seeds_advice(count: int, cell_diameter: Sequence[float], frame_shape: Sequence[int], names: str = "") -> str:

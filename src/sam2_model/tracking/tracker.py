@@ -499,11 +499,14 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
                 seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
                 divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
                 min_area: Optional[int] = None, progress: Optional[Progress] = None,
-                detector: Optional[Detector] = None, **amg_options: Any) -> TrackingResult:
+                detector: Optional[Detector] = None, on_advice: Optional[Callable[[str], None]] = None,
+                **amg_options: Any) -> TrackingResult:
     """Detect and track every cell of ``frames`` (anything :class:`VideoSession` takes: (T, H, W[, C])).
 
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
-    frame. Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
+    frame. ``on_advice(words)`` is called as soon as the detector has advice for the user on a frame (too many
+    candidate cells: its ``advice_with_options``), before the slow clicks it warns of (the detector also warns).
+    Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
     tracked the labels are all 0, the lineage is empty and ``note`` says so (no exception).
 
     ``reverse=True`` tracks from ``start_frame`` down to frame 0 with divisions off, whatever ``divisions`` says (a
@@ -520,7 +523,15 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     labels = np.zeros((tracker.num_frames, height, width), dtype=np.uint32)
     order = tracker.order
     done: List[int] = []
-    for t, frame_labels, _ in tracker.run():
+    told = ""  # the advice already handed to on_advice (once per frame that has some)
+    for step in tracker.run(work=on_advice is not None):
+        if isinstance(step, WorkStep):  # only with on_advice: between pieces of a frame's work
+            advice = getattr(tracker.detector, "advice_with_options", "")
+            if advice and advice != told:
+                on_advice(advice)
+            told = advice
+            continue
+        t, frame_labels, _ = step
         labels[t] = frame_labels
         done.append(t)
         if progress is not None:
