@@ -136,3 +136,27 @@ def test_correcting_a_divided_track_after_its_division_names_the_false_division_
     assert "if it did not divide, delete the false daughter and merge the other into 3" in message, message
     assert "docs/plugin.md, 'A false division'" in message and "**A false division**" in (
         ROOT / "docs" / "plugin.md").read_text()
+
+
+# --- progress inside a frame ----------------------------------------------------------------------------------------
+
+def test_track_auto_says_where_it_is_inside_a_frame(tmp_path, capsys):
+    """A frame with thousands of candidate cells took 36 min with the bar at 0/1 and nothing else: the bar now names
+    the frame and the stage of its work (seeding, clicking, ...), and track_cells hands each step to on_work."""
+    from napari_sam2.cli import main
+    from sam2_model.tracking import track_cells
+    from sam2_model.tracking.tracker import WorkStep
+
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, _movie(2), photometric="minisblack")
+    code = main(["track", str(path), "--auto", "--table", str(tmp_path / "t.csv"), "--model", "demo",
+                 "--checkpoint", "embedded", "--device", "cpu", "--image-size", "256"])
+    assert code == 0
+    assert "frame 0: seeding" in capsys.readouterr().err
+    steps = []
+    model = sm.build_model("demo", checkpoint="embedded", device="cpu", image_size=256)
+    plain = track_cells(model, _movie(2))
+    seen = track_cells(model, _movie(2), on_work=steps.append)
+    assert steps and all(isinstance(step, WorkStep) for step in steps)
+    assert {step.frame for step in steps} == {0, 1} and "seeding" in {step.stage for step in steps}
+    np.testing.assert_array_equal(seen.labels, plain.labels)  # stopping between pieces changes nothing

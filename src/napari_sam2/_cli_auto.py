@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import math
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
@@ -196,9 +197,18 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     to_track = args.start_frame + 1 if backward else len(stack) - args.start_frame  # the bar's length from the start
     bar = tqdm(total=to_track, unit="frame", desc="tracking cells")
 
+    shown = [0.0]  # when the bar's words on the frame in progress were last redrawn
+
     def progress(done: int, total: int) -> None:
         bar.total = total
+        bar.set_postfix_str("", refresh=False)
         bar.update(done - bar.n)
+
+    def working(step: Any) -> None:  # a frame can take minutes (thousands of candidate cells): say where it is
+        now = time.monotonic()
+        if now - shown[0] >= 0.5 or step.done == 0:
+            shown[0] = now
+            bar.set_postfix_str(f"frame {step.frame}: {step.stage} {step.done}/{step.total}")
 
     try:
         result = track_cells(model, stack, start_frame=args.start_frame,
@@ -206,7 +216,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
                              cell_diameter=tuple(args.cell_diameter or DEFAULT_CELL_DIAMETER),
                              redetect_every=args.redetect_every,
                              divisions=divisions, min_contrast=args.min_contrast,
-                             progress=progress)
+                             progress=progress, on_work=working)
         bar.close()
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
                               geff=_path(args.geff))

@@ -500,12 +500,14 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
                 divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
                 min_area: Optional[int] = None, progress: Optional[Progress] = None,
                 detector: Optional[Detector] = None, on_advice: Optional[Callable[[str], None]] = None,
-                **amg_options: Any) -> TrackingResult:
+                on_work: Optional[Callable[["WorkStep"], None]] = None, **amg_options: Any) -> TrackingResult:
     """Detect and track every cell of ``frames`` (anything :class:`VideoSession` takes: (T, H, W[, C])).
 
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
     frame. ``on_advice(words)`` is called as soon as the detector has advice for the user on a frame (too many
     candidate cells: its ``advice_with_options``), before the slow clicks it warns of (the detector also warns).
+    ``on_work(step)`` gets each :class:`WorkStep` inside a frame (its stage and how much of it is done), for progress
+    within a frame that takes long (thousands of candidate cells).
     Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
     tracked the labels are all 0, the lineage is empty and ``note`` says so (no exception).
 
@@ -524,12 +526,14 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     order = tracker.order
     done: List[int] = []
     told = ""  # the advice already handed to on_advice (once per frame that has some)
-    for step in tracker.run(work=on_advice is not None):
-        if isinstance(step, WorkStep):  # only with on_advice: between pieces of a frame's work
+    for step in tracker.run(work=on_advice is not None or on_work is not None):
+        if isinstance(step, WorkStep):  # only with on_advice or on_work: between pieces of a frame's work
             advice = getattr(tracker.detector, "advice_with_options", "")
-            if advice and advice != told:
+            if on_advice is not None and advice and advice != told:
                 on_advice(advice)
             told = advice
+            if on_work is not None:
+                on_work(step)
             continue
         t, frame_labels, _ = step
         labels[t] = frame_labels
