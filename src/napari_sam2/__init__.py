@@ -22,19 +22,9 @@ INTERRUPTED = "napari-sam2: interrupted; nothing was written"  # what the comman
 def __getattr__(name: str) -> Any:
     """The console API's functions of :mod:`.api`, imported on first use; a public submodule by its name
     (``export``), as an eager import of the API made every submodule it uses an attribute of the package."""
-    import importlib
+    from sam2_model.lazy import lazy_attribute
 
-    if name in _FROM_API:
-        value = getattr(importlib.import_module(".api", __name__), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):  # a public submodule (a private one, e.g. the Qt widget's, only when imported)
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":  # the submodule exists but something it imports is missing
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_attribute(__name__, globals(), name, {api_name: "api" for api_name in _FROM_API})
 
 
 def __dir__() -> List[str]:

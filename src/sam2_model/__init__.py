@@ -10,7 +10,6 @@ command's argument parsing and ``--help``), does not load torch and the model's 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, List
 
 #: each public name and the submodule it lives in
@@ -74,17 +73,9 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """A public name of :data:`__all__`, imported from its submodule on first use (then kept here); else a
     submodule by its name (``sm.frames_io``), as the package's former eager imports made many of them attributes."""
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":  # the submodule exists but something it imports is missing
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .lazy import lazy_attribute
+
+    return lazy_attribute(__name__, globals(), name, _PUBLIC)
 
 
 def __dir__() -> List[str]:
