@@ -98,3 +98,22 @@ def test_later_clicks_redraw_only_the_box_they_changed(make_napari_viewer: Any, 
     qtbot.wait(100)
     assert labels.data[r, c] > 0 and not (labels.data == 9).any()
     assert _drawn_matches(labels), "after a brush stroke, its Undo and a click, napari draws other labels"
+
+
+def test_a_write_landing_while_napari_draws_a_plane_whole_stays_to_be_drawn():
+    """The plane's signature was taken after napari's full redraw: a worker write landing between napari's read and
+    the signature was seen as "the same plane again" and never drawn (review). It is taken before the draw now."""
+    import numpy as np
+
+    from napari_sam2._labels_redraw import FULL, PlaneChanges
+    from napari_sam2.labels_writer import tell_written
+
+    labels = np.zeros((2, 64, 64), np.uint32)
+    changes = PlaneChanges(labels)
+    index = (0, slice(None), slice(None))
+    assert changes.take(index) is FULL  # never drawn: napari draws it whole
+    assert changes.before_whole_draw(index, labels)
+    labels[0, 10:20, 10:20] = 5  # the worker writes while napari reads the plane
+    changes.drawn_whole(index)
+    tell_written(labels, index, labels[0])  # then its watcher runs
+    assert changes.take(index) == (10, 20, 10, 20)

@@ -106,21 +106,27 @@ class PlaneChanges:
                 return FULL
             return self._pending.pop(key, None)
 
-    def drawn_whole(self, index: Tuple[Any, ...], array: np.ndarray) -> None:
-        """napari just drew the plane ``index`` of ``array`` whole: later writes into it can be drawn as boxes (its
-        signature is taken here where no write gave it yet: once per plane)."""
+    def before_whole_draw(self, index: Tuple[Any, ...], array: np.ndarray) -> bool:
+        """napari is about to draw the plane ``index`` of ``array`` whole: its signature is taken now where no write
+        gave it yet (once per plane), BEFORE napari reads the plane, so that a write landing during the draw differs
+        from it and stays pending. False where the plane is not 2-D (no box can be drawn of it)."""
         key = hashable_index(index)  # (what was pending was taken before the draw: later writes stay pending)
         with self._lock:
             known = key in self._signatures
         if not known:
             plane = np.asarray(array[index])
             if plane.ndim != 2:
-                return
+                return False
             signature = _signature(plane)
             with self._lock:
                 self._signatures.setdefault(key, signature)
+        return True
+
+    def drawn_whole(self, index: Tuple[Any, ...]) -> None:
+        """napari drew the plane ``index`` whole (:meth:`before_whole_draw` first): later writes into it can be drawn
+        as boxes."""
         with self._lock:
-            self._drawn.add(key)
+            self._drawn.add(hashable_index(index))
 
 
 def tracker(layer: Any, written: Any) -> Optional[PlaneChanges]:
@@ -173,30 +179,39 @@ def redraw(layer: Any, written: Any) -> str:
     todo = changes.take(index)
     if todo is None:
         return "none"
-    if todo is not FULL and _draw_box(layer, todo):
+    if todo is not FULL and _draw_box(layer, todo, index):
         return "box"
+    boxes_later = changes.before_whole_draw(index, layer.data)
     changes.redrawing = True
     try:
         layer.refresh()
     finally:
         changes.redrawing = False
-    changes.drawn_whole(index, layer.data)
+    if boxes_later:
+        changes.drawn_whole(index)
     return "full"
 
 
-def _draw_box(layer: Any, box: Box) -> bool:
-    """Recast ``box`` of the plane napari shows into its texture and upload that part (what napari's own painting
-    does: ``Labels._partial_labels_refresh``); False when the slice napari holds is not a view of the data."""
+def _draw_box(layer: Any, box: Box, index: Tuple[Any, ...]) -> bool:
+    """Recast ``box`` of the plane ``index`` into napari's texture and upload that part (what napari's own painting
+    does: ``Labels._partial_labels_refresh``); False (nothing drawn: the caller refreshes whole) when the slice napari
+    holds is not that plane of the data (its slicing lags, another plane), or napari lacks or refuses the private parts
+    used."""
     image = getattr(getattr(layer, "_slice", None), "image", None)
     raw, view = getattr(image, "raw", None), getattr(image, "view", None)
     if (not isinstance(raw, np.ndarray) or not isinstance(view, np.ndarray) or raw.shape != view.shape
-            or raw.ndim != 2 or not np.may_share_memory(raw, layer.data)
-            or not hasattr(layer, "_partial_labels_refresh")):
+            or raw.ndim != 2 or not hasattr(layer, "_partial_labels_refresh")):
         return False
+    plane = layer.data[index]
+    if raw.shape != plane.shape or raw.__array_interface__["data"][0] != plane.__array_interface__["data"][0]:
+        return False  # not a view of this plane
     r0, r1, c0, c1 = box
     if r1 > raw.shape[0] or c1 > raw.shape[1]:
         return False
-    view[r0:r1, c0:c1] = layer.colormap._data_to_texture(raw[r0:r1, c0:c1])
-    layer._updated_slice = tuple([slice(None)] * (layer.ndim - 2) + [slice(r0, r1), slice(c0, c1)])
-    layer._partial_labels_refresh()
+    try:
+        view[r0:r1, c0:c1] = layer.colormap._data_to_texture(raw[r0:r1, c0:c1])
+        layer._updated_slice = tuple([slice(None)] * (layer.ndim - 2) + [slice(r0, r1), slice(c0, c1)])
+        layer._partial_labels_refresh()
+    except (AttributeError, TypeError, ValueError):  # another napari: its full refresh
+        return False
     return True
