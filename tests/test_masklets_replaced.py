@@ -109,3 +109,41 @@ def test_painted_pixels_of_a_stroke():
                            (2, slice(None), slice(None)), (4, 4))
     assert sorted(zip(*np.nonzero(fancy))) == [(0, 1), (1, 1)]
     assert painted_pixels("not atoms", (0, slice(None), slice(None)), (4, 4)) is None
+
+
+def test_on_an_image_with_a_channel_axis_the_replaced_data_gets_the_runs_frames(make_napari_viewer, qtbot):
+    """(T, C, Y, X): the masklets layer shows (T, 1, Y, X); new data of that shape (what a script sees) was taken for
+    "labels of another shape", the run's frames were not put in it, and the next click lost them (review)."""
+    from sam2_model.evaluation import click_point
+    from sam2_model.synthetic import make_timelapse
+    from widget_helpers import WIDGET, wait
+
+    movie = make_timelapse(num_frames=16, shape=(96, 96), num_cells=3, seed=3, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    noise = np.random.default_rng(0).integers(0, 60000, movie.image.shape).astype(np.uint16)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.stack([movie.image, noise], axis=1), name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    widget.model_combo.setCurrentText("demo")
+    widget.checkpoint_combo.setCurrentText("embedded (demo)")
+    widget.size_spin.setValue(128)
+    widget.window_combo.setCurrentText("off")
+    widget.channel_axis_combo.setCurrentText("axis 1 (2)")
+    widget.channel_combo.setCurrentText("channel 0")
+    x, y = click_point(movie.labels[0] == 1)
+    widget.points_layer.add([0, 0, y, x])
+    wait(qtbot, widget)
+    widget.forward_button.click()
+    qtbot.waitUntil(lambda: widget.progress.value() >= 2, timeout=60_000)
+    layer, controller = widget.labels_layer, widget.controller
+    layer.data = np.zeros_like(layer.data)  # a script clears the masklets mid-run (the shape it sees)
+    wait(qtbot, widget)
+    kept = [t for t in range(16) if (controller.labels[t] == 1).any()]
+    shown = [t for t in range(16) if (np.asarray(layer.data)[t] == 1).any()]
+    assert len(kept) >= 2 and shown == kept, (kept, shown, widget.status.text())
+    assert "another shape" not in widget.status.text(), widget.status.text()
+    widget.new_object_button.click()
+    x, y = click_point(movie.labels[0] == 2)
+    widget.points_layer.add([0, 0, y, x])
+    wait(qtbot, widget)
+    assert [t for t in range(16) if (np.asarray(layer.data)[t] == 1).any()] == kept  # the next click loses none

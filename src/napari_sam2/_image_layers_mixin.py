@@ -214,6 +214,9 @@ class ImageLayersMixin:
             return ""
         layer, frames = state.labels, sorted(set(int(t) for t in frames))
         new = masklets(layer, state.image, layout)
+        if new is None and isinstance(layer.data, np.ndarray) and layer.data.size == array.size and \
+                tuple(n for n in layer.data.shape if n != 1) == tuple(n for n in array.shape if n != 1):
+            new = layer.data.reshape(array.shape)  # the layer's shape (the size-1 channel axis shown): the same labels
         if new is None or not isinstance(array, np.ndarray):  # (an array written in place: it could not take them)
             shape = "labels of another shape" if new is None else "other labels"
             return (f"'{layer.name}' was given {shape} during the run: the run's frames are not in them; the next "
