@@ -157,9 +157,12 @@ def _plane_of(layer: Any) -> Optional[Tuple[int, ...]]:
         return None
     try:  # a napari without it (private, napari 0.5-0.9): napari's full refresh
         point = layer._get_pt_not_disp()  # {axis: its integer position} of the slice napari holds
-        return tuple(int(point[axis]) for axis in range(layer.ndim - 2))
+        plane = tuple(int(point[axis]) for axis in range(layer.ndim - 2))
     except (AttributeError, KeyError, TypeError):
         return None
+    if any(not 0 <= at < size for at, size in zip(plane, layer.data.shape)):
+        return None  # the dims stand outside this layer (another, longer image's slider): napari shows none of it
+    return plane
 
 
 def redraw(layer: Any, written: Any) -> str:
