@@ -36,6 +36,30 @@ PROPAGATE_TIPS = {  # the widget's tooltips of these controls (a single 2D image
     "both_button": "Track the objects from the frame shown to the earlier and the later frames.",
     "frames_spin": "How many frames Propagate tracks from the frame shown (all: to the end of the stack).",
 }
+ONE_IMAGE_TIP = "Off: one image: nothing to propagate/track through."  # added to frame-only controls' tooltips
+FRAME_ONLY = ("corrections_check", "forget_check", "tracks_button")  # the widget's controls that act across frames
+
+
+def single_frame(layout: Any, shape: Optional[Sequence[int]]) -> bool:
+    """Whether an image of ``shape`` read with ``layout`` (a :class:`StackLayout`) is one 2D image: no frame axis,
+    or a frame axis of length 1 (a (1, Y, X) stack has nothing to propagate to either)."""
+    axis = layout.frame_axis
+    return axis is None or (shape is not None and len(shape) > axis and int(shape[axis]) == 1)
+
+
+def one_frame(controller: Any) -> bool:
+    """Whether ``controller`` (a :class:`SegmentationController`) works on one 2D image (:func:`single_frame`)."""
+    return controller.layout.frame_axis is None or controller.num_frames == 1
+
+
+def with_tip(control: Any, single: bool, on: bool = True, why: str = ONE_IMAGE_TIP) -> None:
+    """Enable ``control`` where ``on`` and not ``single``; on one image (``single``) its tooltip ends with ``why``
+    (its own tip kept before it, and given back whole when the control is enabled again)."""
+    suffix = f"\n\n{why}"
+    tip = control.toolTip()
+    base = tip[:-len(suffix)] if tip.endswith(suffix) else "" if tip == why else tip
+    control.setEnabled(on and not single)
+    control.setToolTip((f"{base}{suffix}" if base else why) if single else base)
 
 
 def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
@@ -54,8 +78,8 @@ def describe_plan(passes: List[PropagationPass], start_frame: int) -> str:
 
 def done_hint(controller: Any) -> str:
     """What to do after a run of ``controller`` (a :class:`SegmentationController`, or None): correct and propagate
-    again on a stack; on a single 2D image (no frame axis) only correct, since there is nothing to propagate."""
-    if controller is not None and controller.layout.frame_axis is None:
+    again on a stack; on a single 2D image (no frame axis, or one frame) only correct: nothing to propagate."""
+    if controller is not None and one_frame(controller):
         return "Correct the mask with more clicks (negative ones remove parts) or a box."
     return "Correct on any frame, then propagate again."
 
@@ -277,7 +301,7 @@ class RunMixin:
         except Exception as error:
             self._report(error)
             return
-        if controller.layout.frame_axis is None:
+        if one_frame(controller):
             self.status.setText("This image is a single 2D frame: there is nothing to propagate through.")
             return
         start = int(self.viewer.dims.current_step[controller.layout.frame_axis])
@@ -450,8 +474,9 @@ class RunMixin:
         elif not undoable and not frames and self._run_propagation is None:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
+            single = controller is not None and one_frame(controller)
             self.status.setText("Nothing new to segment: the clicks and boxes are segmented already. Click an object "
-                                f"here, or propagate.{note}")
+                                f"here{'' if single else ', or propagate'}.{note}")
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
@@ -623,11 +648,13 @@ class RunMixin:
         for button in (self.segment_button, self.undo_button, self.seed_button,  # New object works during a run
                        self.objects.delete_button, self.objects.relabel_button, self.objects.merge_button):
             button.setEnabled(not busy)
-        single = self._single_image()
+        single = self.single_image()
         for name, tip in PROPAGATE_TIPS.items():
             widget = getattr(self, name)
             widget.setEnabled(not busy and not single)  # a single 2D image has nothing to propagate through
             widget.setToolTip(f"{tip}\n\n{SINGLE_IMAGE_TIP}" if single else tip)  # the reason added, never instead
+        for control in (*(getattr(self, name) for name in FRAME_ONLY), self.objects.check_button):
+            with_tip(control, single)  # frame-only options and tools: off on one image, saying why
         self.cancel_button.setEnabled(self.worker is not None and self._edit_run is None  # an edit is whole or not done
                                       and not _stopping(self.worker))  # pressed once is enough
         track_all = getattr(self, "track_all", None)
@@ -639,14 +666,14 @@ class RunMixin:
         "Track all cells"), and never the propagate buttons on a single 2D image (they say why in a tooltip)."""
         self._set_busy(self.busy())
 
-    def _single_image(self) -> bool:
-        """The current image is one 2D frame under its axis choices (no axis to propagate); False without an image
-        or with an axis choice that cannot work (a run says why)."""
+    def single_image(self) -> bool:
+        """The current image is one 2D frame under its axis choices (no axis to propagate, or one of length 1:
+        :func:`single_frame`); False without an image or with an axis choice that cannot work (a run says why)."""
         state = self._state
         if state is None:
             return False
         try:
-            return self._layout(state.image).frame_axis is None
+            return single_frame(self._layout(state.image), getattr(state.image.data, "shape", None))
         except ValueError:
             return False
 
@@ -675,7 +702,7 @@ class RunMixin:
             self._refresh_objects()
             if self._state is state:  # another image picked meanwhile: its layers stay as the user left them
                 self.activate_clicks()
-            what = ("the mask" if controller.layout.frame_axis is None  # a single 2D image: no frames
+            what = ("the mask" if one_frame(controller)  # a single 2D image: no frames
                     else f"{len(result.frames)} frame(s)")
             self.status.setText(f"Undid the last step{where}: {what}, the prompts and the session are as they were "
                                 "before it.")

@@ -30,7 +30,7 @@ from ._image_state import add_points_layer, layer_name, same_layer
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
-from ._runs import qt_deleted
+from ._runs import qt_deleted, single_frame, with_tip
 from ._session_actions import steps_worker
 from ._track_all_edits_mixin import TrackEditsMixin, with_tracks
 from ._track_all_ids_mixin import TrackIdsMixin
@@ -50,6 +50,8 @@ EXPORT_TIP = ("Exports hold what the masklets layer shows: the cells 'Track all 
               "lineage, corrections included) and cells painted by hand (tracks of their own, no parent); objects you "
               "clicked or seeded in the segmentation widget are left out: export them with the widget's own 'Export "
               "labels'.")
+REPROPAGATE_TEXT = "Re-segment && propagate this cell"
+RESEGMENT_TEXT = "Re-segment this cell"  # on one image: nothing to propagate to
 LOADING = "Loading the model… Track all starts when it is ready."
 BAR_FORMAT = "%p%"  # the progress bar's text (QProgressBar's own); inside a frame the frame's share is added
 MAX_CHANNELS = 8  # an extra axis of at most this many slices may hold channels (the empty-result hint names it)
@@ -126,7 +128,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.track_spin.setRange(1, 2**31 - 1)
         self.fix_button = QPushButton("Correct cell: click it")
         self.negative_check = QCheckBox("Negative clicks")
-        self.repropagate_button = QPushButton("Re-segment && propagate this cell")
+        self.repropagate_button = QPushButton(REPROPAGATE_TEXT)
         self.delete_button = QPushButton("Delete track")
         self.merge_button = QPushButton("Merge track into id")
         self.merge_spin = QSpinBox()
@@ -268,8 +270,30 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         for button in (self.track_button, self.undo_button, self.repropagate_button, self.delete_button,
                        self.merge_button, *self.export_buttons.values()):
             button.setEnabled(not busy)
+        self.refresh_frame_controls(busy)
         if not busy and self.status.text().startswith(BUSY):
             self.status.setText("")
+
+    def single_image(self, image: Any = None) -> bool:
+        """Whether ``image`` (default: the current image, under the widget's axis choices now) is one 2D image (no
+        frame axis, or one of length 1): nothing to track through; another image is read with the axes of its last
+        run. False without an image (or run) or for axes that cannot work."""
+        current = self.widget.image_layer
+        if image is None or image is current:
+            return current is not None and self.widget.single_image()
+        state = self.widget.states.get(image.unique_id)
+        if state is None or state.controller is None:
+            return False
+        return single_frame(state.controller.layout, getattr(image.data, "shape", None))
+
+    def refresh_frame_controls(self, busy: bool = False) -> None:
+        """The frame-only options and tools off on one image, their tooltips saying why (Detect new cells every,
+        Divisions, the Tracks CSV); the correction button then only re-segments (there is nothing to propagate to)."""
+        single = self.single_image()
+        with_tip(self.redetect_spin, single)
+        with_tip(self.divisions_check, single)
+        with_tip(self.export_buttons["tracks"], single, on=not busy)
+        self.repropagate_button.setText(RESEGMENT_TEXT if single else REPROPAGATE_TEXT)
 
     def _on_track(self) -> None:
         """Track all pressed: the options are checked now (a refusal says why at once); with the model not loaded
@@ -592,6 +616,12 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         note = entry.tracking.note if entry is not None else ""
+        if entry is not None and self.single_image(entry.image):  # one image: cells, not frames, tracks, divisions
+            found = f"{len(lineage)} cell(s)" if lineage else f"no cell: {note}" if note else "no cell"
+            hint = (" Pick a cell (or a label) and click it to correct it." if lineage else
+                    self._channel_hint(entry))
+            self.status.setText(f"Done{where}: {found}.{hint}")
+            return
         if note and not lineage:  # nothing found: say what to check, not how to correct tracks
             self.status.setText(f"Done{where}: {span}, no track: {note}.{self._channel_hint(entry)}")
             return
@@ -605,6 +635,13 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
     def _counts(entry: Optional[ImageTracking]) -> str:
         lineage = entry.tracking.lineage if entry is not None else Lineage()
         return f"{len(lineage)} track(s), {len(lineage.divisions())} division(s)"
+
+    def update_tracks_layer(self, entry: ImageTracking, tracks: tuple) -> Any:
+        """As :meth:`TrackOutputsMixin.update_tracks_layer`, but one image gets no lineage Tracks layer (one point
+        per cell at t=0 shows nothing the labels do not; a layer left from a stack is removed): None then."""
+        if self.single_image(entry.image):
+            tracks = (np.zeros((0, 4)), {})
+        return super().update_tracks_layer(entry, tracks)
 
     def _channel_hint(self, entry: ImageTracking) -> str:
         """" Only slice i of axis a … was tracked: …" when ``entry``'s image has an axis of at most ``MAX_CHANNELS``

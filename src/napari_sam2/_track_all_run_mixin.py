@@ -86,7 +86,7 @@ class TrackRunMixin:
         """The Divisions checkbox for the current image: where its frame axis (the axis propagated) is a volume's z
         (:meth:`frames_z_words`) it is unticked, once per image shown, and says why (text and tooltip), the saved
         setting for time-lapses left as it was; a tick the person gives it then holds for that image. Elsewhere it
-        shows the time-lapse setting again. Called when the image or its axes change, and when a run reads the
+        shows the time-lapse setting again (off on one image, saying why). Called when the image or its axes change, and when a run reads the
         options."""
         check = self.divisions_check
         why = self.frames_z_words()
@@ -96,6 +96,7 @@ class TrackRunMixin:
                 _set_quietly(check, self._timelapse_divisions)
             check.setText(DIVISIONS_TEXT)
             check.setToolTip(DIVISIONS_TIP)
+            self.refresh_frame_controls(self.worker is not None or self.widget.busy())  # one image: off, says why
             return
         image = self.widget.image_layer.unique_id
         if self._z_image != image:  # a z-stack shown: off until ticked
