@@ -187,6 +187,8 @@ class TrackEditsMixin:
                       out: Union[Dict[int, int], tuple]) -> None:
         """Take the refreshed lineage and Tracks data, unless a run, undo or edit changed the tracking meanwhile; when
         the frames it compared first (``known``) had not changed, only the checksums of those not known yet."""
+        if entry not in self.images.values():  # the viewer was closed meanwhile (:meth:`release`)
+            return
         if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
             self.schedule_follow(entry, known)  # derived from a state that is gone: again, from the labels now
             return
@@ -241,6 +243,8 @@ class TrackEditsMixin:
         """Show what :meth:`derive_tracks` derived, unless a run, undo, edit or follow changed the tracking meanwhile
         (it remade the Tracks layer itself)."""
         if entry.tracking.lineage is not before or len(entry.tracking.history) != runs:
+            return
+        if entry not in self.images.values():  # the viewer was closed meanwhile (:meth:`release`)
             return
         entry.untracked, tracks = out
         if entry.image in self.viewer.layers:  # not for a removed image

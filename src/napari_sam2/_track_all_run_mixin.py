@@ -78,6 +78,10 @@ class TrackRunMixin:
         steps, self._steps = self._steps, None
         if steps is not None:
             steps.close()
+        self._derive_pending.clear()  # no Tracks layer is derived for a closed viewer
+        self._follow_pending.clear()  # (its timer went with the window)
+        if self.follow_worker is not None:
+            self.follow_worker.quit()
         self.images.clear()
         self._run_image = None
         self._derived = {}

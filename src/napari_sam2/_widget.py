@@ -102,6 +102,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         super().__init__()
         self.viewer = viewer
         self.worker: Any = None
+        self._ended_waited: set = set()  # ids of ended workers _release waited for once (the window closed)
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._state: Optional[ImageState] = None
         self._plane_ids: Optional[PlaneIds] = None  # the objects table's per-frame label values (:meth:`object_frames`)
@@ -394,6 +395,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         this widget: without this, each viewer closed after a click kept its session (and its thread) for good."""
         self._detach()
         runs = {id(w): w for w in (self.worker, self.track_all.worker) if w is not None}  # let go of as they end
+        # a worker that has ended is waited for once (its end is queued to this thread); still held after that (its
+        # end's slot failed), it is not waited for again: no timer re-armed forever
+        runs = {key: w for key, w in runs.items() if w.is_running or key not in self._ended_waited}
+        self._ended_waited.update(key for key, w in runs.items() if not w.is_running)
         loading = self.picker.worker  # (the picker's own slot may not run now: only a running one is waited for)
         waited = [*runs.values(), *([loading] if loading is not None and loading.is_running else [])]
         if waited:  # released again once each has finished
