@@ -160,3 +160,20 @@ def test_track_auto_says_where_it_is_inside_a_frame(tmp_path, capsys):
     assert steps and all(isinstance(step, WorkStep) for step in steps)
     assert {step.frame for step in steps} == {0, 1} and "seeding" in {step.stage for step in steps}
     np.testing.assert_array_equal(seen.labels, plain.labels)  # stopping between pieces changes nothing
+
+
+def test_a_caller_that_takes_the_advice_is_not_warned_as_well(monkeypatch):
+    """batch takes the crowded-frame advice through track_cells(on_advice=); the detector warned as well, so a user's
+    "turn warnings into errors" filter failed a batch task over advice it was already given (review). Without
+    on_advice the warning is given as before."""
+    from sam2_model.tracking import track_cells
+
+    monkeypatch.setattr(detection, "MANY_SEEDS", 0)  # every frame's blobs are "too many"
+    model = sm.build_model("demo", checkpoint="embedded", device="cpu", image_size=256)
+    told = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        track_cells(model, _movie(1), on_advice=told.append)
+        assert told and "candidate cells" in told[0] and "--cell-diameter MIN MAX" in told[0], told
+        with pytest.raises(UserWarning, match="candidate cells"):
+            track_cells(model, _movie(1))

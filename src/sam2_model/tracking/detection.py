@@ -255,6 +255,7 @@ class CellDetector:
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
         self.advice = ""  # the last frame's advice when its blob points were too many (many_seeds_advice), else ""
         self.advice_with_options = ""  # the same naming the options that set the range (the warning's words)
+        self.warn_advice = True  # False: the advice is only kept (a caller that reads it, e.g. track_cells' on_advice)
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
 
     def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
@@ -290,7 +291,8 @@ class CellDetector:
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
                 self.advice_with_options = many_seeds_advice(len(self.points), self.cell_diameter,
                                                              np.shape(frame)[:2], ADVICE_OPTION_NAMES)
-                warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
+                if self.warn_advice:
+                    warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
             yield "seeding", 2, 3
             if len(self.points):
                 records += yield from _seeding_work(self.generator, 2, frame, points=self.points, window=side)

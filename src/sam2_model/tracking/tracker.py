@@ -505,7 +505,8 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
 
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
     frame. ``on_advice(words)`` is called as soon as the detector has advice for the user on a frame (too many
-    candidate cells: its ``advice_with_options``), before the slow clicks it warns of (the detector also warns).
+    candidate cells: its ``advice_with_options``), before the slow clicks it warns of; the detector then gives no
+    warning of it (the caller has it: a ``-W error`` filter does not fail the run over it).
     ``on_work(step)`` gets each :class:`WorkStep` inside a frame (its stage and how much of it is done), for progress
     within a frame that takes long (thousands of candidate cells).
     Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
@@ -526,20 +527,27 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     order = tracker.order
     done: List[int] = []
     told = ""  # the advice already handed to on_advice (once per frame that has some)
-    for step in tracker.run(work=on_advice is not None or on_work is not None):
-        if isinstance(step, WorkStep):  # only with on_advice or on_work: between pieces of a frame's work
-            advice = getattr(tracker.detector, "advice_with_options", "")
-            if on_advice is not None and advice and advice != told:
-                on_advice(advice)
-            told = advice
-            if on_work is not None:
-                on_work(step)
-            continue
-        t, frame_labels, _ = step
-        labels[t] = frame_labels
-        done.append(t)
-        if progress is not None:
-            progress(len(done), len(order))
+    quiet = on_advice is not None and getattr(tracker.detector, "warn_advice", None) is True
+    if quiet:  # the caller takes the advice: no warning of it (restored after: the detector may be the caller's)
+        tracker.detector.warn_advice = False
+    try:
+        for step in tracker.run(work=on_advice is not None or on_work is not None):
+            if isinstance(step, WorkStep):  # only with on_advice or on_work: between pieces of a frame's work
+                advice = getattr(tracker.detector, "advice_with_options", "")
+                if on_advice is not None and advice and advice != told:
+                    on_advice(advice)
+                told = advice
+                if on_work is not None:
+                    on_work(step)
+                continue
+            t, frame_labels, _ = step
+            labels[t] = frame_labels
+            done.append(t)
+            if progress is not None:
+                progress(len(done), len(order))
+    finally:
+        if quiet:
+            tracker.detector.warn_advice = True
     if len(done) == len(order):
         finish_divisions(tracker, labels, frames)
     return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
