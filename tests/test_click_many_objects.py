@@ -33,7 +33,7 @@ from napari_sam2.labels_writer import compose_frame, highest
 from napari_sam2.layout import StackLayout
 from napari_sam2.prompts import FramePrompt
 
-from test_propagate_unchanged import NUM, both
+from test_propagate_unchanged import NUM, add_click, both
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +87,7 @@ class Checked:
         self.checked = 0
 
     def click(self, frame: int, cell: int, obj: Optional[int] = None, positive: bool = True) -> None:
-        plane = self.movie.labels[frame] == cell
-        if positive:
-            xy = np.array(click_point(plane), np.float32)
-        else:
-            ys, xs = np.nonzero(plane)
-            xy = np.array([xs.max(), ys[xs.argmax()]], np.float32)
-        key = (frame, cell if obj is None else obj)
-        old = self.prompts.get(key)
-        points = xy[None] if old is None else np.vstack([old.points, xy[None]])
-        labels = np.array([int(positive)]) if old is None else np.append(old.labels, int(positive))
-        self.prompts[key] = FramePrompt(frame, key[1], points.astype(np.float32), labels.astype(np.int32))
+        add_click(self.prompts, self.movie.labels[frame] == cell, frame, cell if obj is None else obj, positive)
         self.run(self.controller.apply_prompts(list(self.prompts.values())), every=True)
 
     def run(self, steps: Any, every: bool) -> None:

@@ -256,17 +256,13 @@ def test_auto_size_of_a_time_lapse_is_measured_on_its_start_frame(small_cells):
 
 
 def test_tracking_image_size_follows_the_same_rule(top_empty_zstack):
-    """resolve_tracking_image_size (for callers that track every cell: track_cells, batch --auto) gives what the CLI
-    prints; a sampled frame holding NaN is left out of the comparison, not an error here."""
-    from napari_sam2.image_size import resolve_tracking_image_size
+    """tracking_size_choice (the rule of every caller that tracks every cell: track_cells, batch --auto, track --auto)
+    gives what the CLI prints; a sampled frame holding NaN is left out of the comparison, not an error here."""
+    from napari_sam2.image_size import tracking_size_choice
 
     folder, choices = top_empty_zstack
     stack = tifffile.imread(folder / "noisy.tif")
-    assert resolve_tracking_image_size("auto", stack, "demo", 0, through_z=True) == choices[3].image_size == 384
-    assert resolve_tracking_image_size(None, stack, "demo") is None
-    assert resolve_tracking_image_size(512, stack, "demo") == 512
-    with pytest.raises(ValueError, match="image_size must be a positive multiple of 32"):
-        resolve_tracking_image_size(300, stack, "demo")
+    assert tracking_size_choice(stack, "demo", 0, through_z=True).image_size == choices[3].image_size == 384
     with_nan = stack.astype(np.float32)
     with_nan[5, 0, 0] = np.nan
-    assert resolve_tracking_image_size("auto", with_nan, "demo", 0, through_z=True) == 384
+    assert tracking_size_choice(with_nan, "demo", 0, through_z=True).image_size == 384

@@ -121,15 +121,14 @@ def test_track_auto_batch_auto_and_track_cells_pick_one_input_size_from_a_given_
 
 def test_the_rule_itself(small_nuclei):
     """tracking_size_choice: (24, 48) given -> 256 px (its smallest cells), whatever the frames measure (512 px);
-    None -> the frames' measure (auto_image_size_from); resolve_tracking_image_size follows it."""
-    from napari_sam2.image_size import auto_image_size_from, resolve_tracking_image_size, tracking_size_choice
+    None -> the frames' measure (auto_image_size_from)."""
+    from napari_sam2.image_size import auto_image_size_from, tracking_size_choice
 
     stack, _ = small_nuclei
     choice = tracking_size_choice(stack, "demo", 0, cell_diameter=(24, 48))
     assert (choice.image_size, choice.given_diameter, choice.frame_shape) == (256, (24.0, 48.0), (256, 256))
     assert tracking_size_choice(stack, "demo", 1) == auto_image_size_from(stack, "demo", 1)
-    assert resolve_tracking_image_size("auto", stack, "demo", cell_diameter=(24, 48)) == 256
-    assert resolve_tracking_image_size("auto", stack, "demo") == 512
+    assert tracking_size_choice(stack, "demo", 0).image_size == 512
 
 
 # --- batch: the detector's advice per task, no process-wide warning filter ----------------------------------------
@@ -141,8 +140,9 @@ def test_tasks_on_threads_leave_the_users_warnings_and_filters_alone():
     """While a stack ran, batch put an "always" filter for the advice in front of the process's filters: on a worker
     running two stacks on threads, or an in-process cluster in the user's session, the user's own "ignore" of that
     advice stopped applying (their thread showed it) and every thread's repeats were shown. Now the filters are not
-    touched: two tasks inside at once hide only their own threads' advice; the user's thread warns as its filters
-    say, and other warnings of the task threads are shown."""
+    touched: with two tasks inside at once, every thread (theirs and the user's) warns as the user's filters say,
+    and other warnings of the task threads are shown (s52: nothing of batch hides a warning any more; the detector
+    gives none of its advice to a caller that takes it, track_cells(on_advice=))."""
     import threading
     import warnings
 
@@ -154,7 +154,7 @@ def test_tasks_on_threads_leave_the_users_warnings_and_filters_alone():
     def run_task(name: str) -> None:
         with worker.detector_advice(task):
             inside.wait(30)
-            warnings.warn(f"{name}: {ADVICE}", UserWarning)  # the detector's, in the task's thread: not shown
+            warnings.warn(f"{name}: {ADVICE}", UserWarning)  # advice words in a task's thread: the user's ignore
             warnings.warn(f"{name}: another warning of the task's thread", UserWarning)  # shown
             done.wait(30)
 

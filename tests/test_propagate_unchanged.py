@@ -44,6 +44,22 @@ def movie() -> Any:
                           radius_fraction=0.045)
 
 
+
+def add_click(prompts: Dict[Tuple[int, int], FramePrompt], plane: np.ndarray, frame: int, obj: int,
+              positive: bool = True) -> None:
+    """Add a click on the cell ``plane`` ((H, W) bool) of ``frame`` to object ``obj``'s prompt in ``prompts``
+    (keyed (frame, obj); created at the first click): inside the cell (``click_point``), or, negative, on its right
+    edge. Shared by this file's and test_click_many_objects' controller drivers."""
+    if positive:
+        xy = np.array(click_point(plane), np.float32)
+    else:
+        ys, xs = np.nonzero(plane)
+        xy = np.array([xs.max(), ys[xs.argmax()]], np.float32)
+    old = prompts.get((frame, obj))
+    points = xy[None] if old is None else np.vstack([old.points, xy[None]])
+    labels = np.array([int(positive)], np.int32) if old is None else np.append(old.labels, int(positive))
+    prompts[(frame, obj)] = FramePrompt(frame, obj, points.astype(np.float32), labels.astype(np.int32))
+
 class Run:
     """One controller driven as the widget drives it: every prompt so far sent before each propagation; the objects
     each of the session's ``propagate`` calls was given, recorded by a spy that calls through."""
@@ -61,16 +77,7 @@ class Run:
 
     def click(self, frame: int, cell: int, positive: bool = True) -> None:
         """A click inside cell ``cell`` (object ``cell``) on ``frame``; a negative one on the cell's right edge."""
-        plane = self.movie.labels[frame] == cell
-        if positive:
-            xy = np.array(click_point(plane), np.float32)
-        else:
-            ys, xs = np.nonzero(plane)
-            xy = np.array([xs.max(), ys[xs.argmax()]], np.float32)
-        old = self.prompts.get((frame, cell))
-        points = xy[None] if old is None else np.vstack([old.points, xy[None]])
-        labels = np.array([int(positive)], np.int32) if old is None else np.append(old.labels, int(positive))
-        self.prompts[(frame, cell)] = FramePrompt(frame, cell, points.astype(np.float32), labels.astype(np.int32))
+        add_click(self.prompts, self.movie.labels[frame] == cell, frame, cell, positive)
         list(self.controller.apply_prompts(list(self.prompts.values())))
         self._spy()
 

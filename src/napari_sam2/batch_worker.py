@@ -198,7 +198,7 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
                                        tuple(moved.order[a] for a in layout.spatial_axes),
                                        frames_through_z=frames_through_z(letters, layout.frame_axis))
         read_as = f"{moved.describe(stack.shape)}; {LABELS_AS_READ}"
-    guess = colour_guess(data.shape, data.dtype, axes.rgb, resolved, axes.words)  # 16-bit "RGB": said as read_as is
+    guess = colour_guess(data.shape, data.dtype, axes.rgb, resolved, axes.words, source=path)  # 16-bit "RGB": said as read_as is
     read_as = "; ".join(filter(None, [read_as, guess]))
     through_z = frames_are_z(data, layout, calibration, path if moved is None else None)  # an OME-Zarr's names too
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
@@ -390,9 +390,6 @@ def frames_told(task: StackTask) -> Callable[[int, int], None]:
 #: words of the detector's warning of too many candidate cells (:func:`sam2_model.tracking.detection.many_seeds_advice`)
 MANY_CANDIDATES = "candidate cells"
 _ADVICE = threading.local()  # .sink: where the detector's advice goes in the thread running a task (None: no task)
-#: the tasks of this process inside :func:`detector_advice` now (the warnings hook is in place while there are any)
-_ADVISING = {"tasks": 0}
-_ADVISING_LOCK = threading.Lock()
 
 
 def track_cells_advised(model: sm.SAM2Model, frames: Any, progress: Optional[Callable[[int, int], None]] = None,
@@ -408,38 +405,14 @@ def track_cells_advised(model: sm.SAM2Model, frames: Any, progress: Optional[Cal
     return track_cells(model, frames, progress=progress, on_advice=getattr(_ADVICE, "sink", None), **options)
 
 
-def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    """warnings.showwarning while :func:`detector_advice` is in use in this process: the detector's warning of too
-    many candidate cells in a thread running a task is not shown (the task has it from the detector and its stack's
-    console line says it once, not once per frame in the worker's log); every other warning, and every warning of
-    the other threads (the user's, a thread without a task), goes to the hook it replaced, as it would have."""
-    if getattr(_ADVICE, "sink", None) is not None and MANY_CANDIDATES in str(message):
-        return
-    _show_warning.previous(message, category, filename, lineno, file, line)  # type: ignore[attr-defined]
-
-
-def _advising(entering: bool) -> None:
-    """Count a task into (``entering``) or out of :func:`detector_advice`. The first one in puts the hook
-    (:func:`_show_warning`) in place and the last one out takes it away (left alone where it was replaced
-    meanwhile). The process's warning filters are never changed: the user's own filters (an "ignore", the once-per-
-    place default) keep applying to their warnings and to the other threads' while tasks run."""
-    with _ADVISING_LOCK:
-        _ADVISING["tasks"] += 1 if entering else -1
-        if entering and _ADVISING["tasks"] == 1:
-            if warnings.showwarning is not _show_warning:
-                _show_warning.previous = warnings.showwarning  # type: ignore[attr-defined]
-                warnings.showwarning = _show_warning
-        elif not entering and _ADVISING["tasks"] == 0 and warnings.showwarning is _show_warning:
-            warnings.showwarning = _show_warning.previous  # type: ignore[attr-defined]
-
-
 @contextlib.contextmanager
 def detector_advice(task: StackTask) -> Iterator[list]:
     """While the block runs in this thread, the detector's advice of too many candidate cells
     (:func:`track_cells_advised` hands it over, one per frame it detects on) is told to the console once for this
-    stack, as soon as it comes, and kept in the yielded list (at most one text); the detector's own warning of it in
-    this thread is not shown (:func:`_show_warning`). Other warnings, and other threads' (another stack of a worker
-    running several at once, the user's), are shown as the process's filters say, which nothing here changes."""
+    stack, as soon as it comes, and kept in the yielded list (at most one text); the detector gives no warning of it
+    then (``track_cells(on_advice=)``: the caller has it). Nothing process-wide is touched (no warnings filter, no
+    ``warnings.showwarning`` hook): every warning, this thread's and the others' (another stack of a worker running
+    several at once, the user's), is shown as the process's filters say."""
     said: list = []
 
     def sink(message: str) -> None:
@@ -447,13 +420,11 @@ def detector_advice(task: StackTask) -> Iterator[list]:
             said.append(message)
             tell(task, advice=message)
 
-    _advising(True)
     _ADVICE.sink = sink
     try:
         yield said
     finally:
         _ADVICE.sink = None
-        _advising(False)
 
 
 def task_threads(task: StackTask) -> Tuple[Optional[int], str]:

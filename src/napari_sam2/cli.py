@@ -321,18 +321,20 @@ def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, 
     return view, options, moved
 
 
-def warn_colour_guess(stack: Any, axes: StackAxes, rgb: Optional[bool], one_image: bool) -> Optional[bool]:
+def warn_colour_guess(stack: Any, axes: StackAxes, rgb: Optional[bool], one_image: bool,
+                      source: Any = None) -> Optional[bool]:
     """Say once on stderr, in the command's words (``napari-sam2: warning: ...``, :func:`napari_sam2.api.colour_guess`
     with :data:`~napari_sam2.api.CLI_NAMES`), where a last axis of 3 or 4 entries of data that are not uint8 is read
     as colour without --rgb or a channel choice; returns the ``rgb`` to pass on: True where it was said (the reading
     stays colour, and segment() does not say it again in Python's words), else ``rgb`` as given.
 
     ``stack``: the stack as read (:func:`stack_read_as`), ``axes`` its :func:`stack_axes`; ``one_image``: a file of one
-    image, read as a stack of one frame (1, Y, X, C): the message names the file's own shape (Y, X, C)."""
+    image, read as a stack of one frame (1, Y, X, C): the message names the file's own shape (Y, X, C); ``source``:
+    the path given, whose TIFF tags may say it is colour (then nothing is said)."""
     from .api import CLI_NAMES, colour_guess
 
     shape = tuple(int(n) for n in stack.shape)
-    message = colour_guess(shape, stack.dtype, rgb, axes, CLI_NAMES)
+    message = colour_guess(shape, stack.dtype, rgb, axes, CLI_NAMES, source=source)
     if message is None:
         return rgb
     if one_image and len(shape) > 1 and shape[0] == 1:
@@ -408,7 +410,7 @@ def track_command(args: argparse.Namespace) -> int:
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
         window = pick_object_window(args.object_window, measured, args.model, image_size, index)
-        axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image)
+        axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
             segment = _lazy("segment")
@@ -466,7 +468,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         stack, axis_options, moved = stack_read_as(args, stack)
         with numbered_as_read(moved, stack_shape):
             axes = stack_axes(args, stack, axis_options)
-        warn_colour_guess(stack, axes, axis_options["rgb"], one_image)
+        warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         view = FrameView(stack, axes.layout)
         if not 0 <= args.start_frame < len(view):
             frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]

@@ -162,7 +162,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             axes = resolve_axes(data.shape, axes=getattr(data, "axes", None), **given)
         if moved is not None:
             warnings.warn(f"{moved.describe(stack_shape)}; the labels are frames first, as read", stacklevel=2)
-        guess = colour_guess(data.shape, data.dtype, given.get("rgb"), axes)  # 16-bit "RGB": channels, more often
+        guess = colour_guess(data.shape, data.dtype, given.get("rgb"), axes, source=target)  # 16-bit "RGB": channels, more often
         if guess is not None:
             warnings.warn(guess, stacklevel=2)
         layout = axes.layout

@@ -345,3 +345,28 @@ def _stored_letters(path: Path, shape: Sequence[int]) -> Optional[str]:
             return tif.series[0].axes.upper()
     letters = zarr_axis_letters(path) if path.is_dir() else None
     return letters if letters is not None and len(letters) == len(shape) else None
+
+
+#: a TIFF's PhotometricInterpretation values that say its samples are colour (2: RGB; 6: YCbCr, read as RGB)
+_COLOUR_PHOTOMETRIC = (2, 6)
+
+
+def tiff_says_colour(path: Any) -> bool:
+    """True where ``path`` is a TIFF file whose own tags say its image is colour: the first page's
+    PhotometricInterpretation RGB (or YCbCr) with 3 or 4 samples per pixel (tifffile's axes end in "S": (Y, X, 3) or
+    (T, Y, X, 4) as read). False for any other file or object, a TIFF of 3 or 4 "min-is-black" samples (channels, not
+    colour) included, and for a file that cannot be read (its reader says why). Only the first page's tags are read."""
+    import tifffile
+
+    try:
+        path = Path(path)
+    except TypeError:  # None, an array: no file
+        return False
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+            return int(page.photometric) in _COLOUR_PHOTOMETRIC and int(page.samplesperpixel) in (3, 4)
+    except Exception:  # not a TIFF, unreadable: not its word on colour
+        return False

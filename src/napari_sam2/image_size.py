@@ -224,20 +224,6 @@ def tracking_size_choice(frames: Sequence[Any], model: str, start: int = 0,
     return SizeChoice(suggest_image_size(low, shape, model), low, shape, given_diameter=(low, high))
 
 
-def resolve_tracking_image_size(image_size: ImageSizeArg, frames: Sequence[Any], model: str, start: int = 0,
-                                session_options: Optional[Mapping[str, Any]] = None,
-                                name: str = "image_size", through_z: bool = False,
-                                cell_diameter: Optional[Sequence[float]] = None) -> Optional[int]:
-    """``image_size`` for tracking every cell from frame ``start`` of ``frames``: "auto" replaced by
-    :func:`tracking_size_choice`'s choice (``cell_diameter``: the one the user gave, which decides, else None: measured;
-    in a z-stack, ``through_z``, a fuller slice where the start slice holds too little to measure); None stays None
-    (the preset)."""
-    checked = check_image_size(image_size, name)
-    if checked == AUTO:
-        return tracking_size_choice(frames, model, start, session_options, through_z, cell_diameter).image_size
-    return checked  # type: ignore[return-value]
-
-
 def resolve_image_size(image_size: ImageSizeArg, frame: Any, model: str, name: str = "image_size") -> Optional[int]:
     """``image_size`` with "auto" replaced by the suggestion for ``frame`` (None stays None: the preset)."""
     checked = check_image_size(image_size, name)

@@ -346,10 +346,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if plan is not None:
         print(plan, file=sys.stderr)
-    from .loop import RunFinished, saved_step, short_run_warning, train
+    from .loop import RunFinished, finished_run_words, saved_step, short_run_warning, train
     from .stack_check import StackCheck
 
-    warning = short_run_warning(settings, resumed=plan is None)
+    # a run that will not train (finished: "nothing to do" below) gets no warning of how it would have trained
+    finishing = plan is None and finished_run_words(settings) is not None
+    warning = None if finishing else short_run_warning(settings, resumed=plan is None)
     if warning is not None:
         print(f"warning: {warning}", file=sys.stderr)
     try:

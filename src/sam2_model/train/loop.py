@@ -408,6 +408,22 @@ def finished_words(out: Path, steps_done: int, last_stop: Optional[str], steps: 
             "the same settings, or start a new run folder")
 
 
+def finished_run_words(settings: TrainSettings) -> Optional[str]:
+    """:func:`finished_words` where the run in ``settings.out`` has nothing left to do with ``settings``
+    (:func:`run_is_finished` of its ``last.pt``: the step and how its last call stopped), else None (no run there, an
+    unreadable one, or one these settings train further). Read memory-mapped, before anything is said: a command that
+    will only say "nothing to do" says no warning of the run it will not train first. :func:`train` still decides
+    (it refuses a run with other settings before it calls a run finished)."""
+    out = Path(settings.out)
+    state = _checkpoint_state(out / "last.pt")
+    done = state.get("step")
+    if not isinstance(done, int) or isinstance(done, bool):
+        return None
+    sessions = state.get("sessions") or [{}]
+    last_stop = sessions[-1].get("stopped_by") if isinstance(sessions[-1], dict) else None
+    return finished_words(out, done, last_stop, settings.steps) if run_is_finished(done, last_stop, settings) else None
+
+
 def run_warmup(out: Path) -> Optional[int]:
     """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s
     settings, else its ``last.pt``'s (read memory-mapped: the pickled settings, not the weights). None where there is
