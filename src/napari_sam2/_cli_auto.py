@@ -216,7 +216,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
                              cell_diameter=tuple(args.cell_diameter or DEFAULT_CELL_DIAMETER),
                              redetect_every=args.redetect_every,
                              divisions=divisions, min_contrast=args.min_contrast,
-                             progress=progress, on_work=working)
+                             invert=bool(getattr(stack, "invert", False)), progress=progress, on_work=working)
         bar.close()
         outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
                               geff=_path(args.geff))

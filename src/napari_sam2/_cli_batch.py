@@ -76,6 +76,9 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                             "against it; off: every object on the whole frame (e.g. membrane-stained cells)")
     model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
                        help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
+    model.add_argument("--invert", action="store_true",
+                       help="dark objects on a bright background (brightfield, phase contrast, stained histology): "
+                            "the model sees the grey values inverted, and --auto detects the dark cells")
     model.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                        help="grey values shown to the model as black and white (default: each stack's 0.5 and 99.8 "
                             "percentiles; 0 255 for uint8)")
@@ -143,7 +146,7 @@ def run_batch(args: argparse.Namespace) -> int:
                           object_window="auto" if args.object_window is None else args.object_window,
                           direction=args.direction, workers=args.workers, scheduler=args.scheduler,
                           overwrite=args.overwrite, smooth=args.smooth, contrast_limits=args.contrast_limits,
-                          **extra, **options)
+                          invert=args.invert, **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2

@@ -240,6 +240,15 @@ class PromptEventsMixin:
             self.status.setText(f"Frames {what}: the next segmentation or propagation uses them (objects kept; "
                                 "segment the current frame or propagate again to update the masks).")
 
+    def _on_invert_changed(self, checked: bool) -> None:
+        """Remember the choice; the next segmentation or propagation runs in a new session on the frames inverted (or
+        not) for the model (the objects are kept, as for a smoothing change)."""
+        save_settings(invert=bool(checked))
+        if self.controller is not None:
+            what = "inverted for the model (dark objects)" if checked else "as stored (not inverted)"
+            self.status.setText(f"Frames {what}: the next segmentation or propagation uses them (objects kept; "
+                                "segment the current frame or propagate again to update the masks).")
+
     def _on_window_changed(self, text: str) -> None:
         """Remember the choice; the next segmentation or propagation runs in a new session (objects kept)."""
         save_settings(object_window=text)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from sam2_model.atomic_files import atomic_file
-from sam2_model.frames import check_contrast_limits, check_smooth
+from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
 
 from .api import COMPOSITES, DIRECTIONS
 from .batch_console import Console, report_start
@@ -49,7 +49,7 @@ CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_g
                "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
                "prompts_dir": "--prompts-dir", "checkpoint": "--checkpoint", "out": "--out", "auto": "--auto",
                "overwrite": "--overwrite",
-               "smooth": "--smooth", "contrast_limits": "--contrast-limits"}
+               "smooth": "--smooth", "contrast_limits": "--contrast-limits", "invert": "--invert"}
 
 
 def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
@@ -240,6 +240,7 @@ def batch(
     axis_names: str = "api",
     smooth: float = 0.0,
     contrast_limits: Optional[Sequence[float]] = None,
+    invert: bool = False,
     **tracking_options: Any,
 ) -> Any:
     """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
@@ -264,7 +265,7 @@ def batch(
     overwrite: redo stacks whose outputs are complete (otherwise they are skipped). A result in ``out`` is reused
     only when it was made from the same input (resolved path, size and modification time unchanged), the same
     prompts CSV content, in the same mode and with the same settings (model and weights, image_size, object_window,
-    direction, tracking options, axes, smooth, contrast_limits: its manifest's ``settings``); the console names
+    direction, tracking options, axes, smooth, contrast_limits, invert: its manifest's ``settings``); the console names
     the stacks run again and why. Names and reuse are decided by :func:`.batch_outputs.plan_run`.
     zarr_above_gb: labels larger than this (uint32 GiB) are written as OME-Zarr instead of TIFF.
     progress: what the run says on stderr (False: nothing): the plan, each failure and note, the stacks and the
@@ -281,6 +282,9 @@ def batch(
     smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
     high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`).
+    invert: dark objects on a bright background: the model sees 1 - x of each frame's [0, 1] values, and with auto
+    the detector finds the dark cells (as :func:`napari_sam2.api.segment` and ``track_cells``); labels and measures
+    keep the stacks' own values.
     The summary has one row per stack of this run: stack (its absolute path), name, status ("ok", "failed",
     "skipped"), reason (why a skipped stack was not run), error (why a failed one failed), seconds, frames, objects,
     outputs (paths relative to ``out``), worker, note (what the numbers alone do not say, e.g. no cell found on any
@@ -308,6 +312,7 @@ def batch(
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
     sigma = check_smooth(smooth, word("smooth"))
     limits = check_contrast_limits(contrast_limits, word("contrast_limits"))
+    flip = check_invert(invert, word("invert"))
     size = check_image_size(image_size, word("image_size"))
     window = check_object_window(object_window, word("object_window"))
     direction = _check_direction(direction, auto, word, axis_names)
@@ -322,7 +327,7 @@ def batch(
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
     template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
                          dict(tracking_options), axes, sigma, limits, object_window=window, direction=direction,
-                         run=uuid.uuid4().hex[:8])
+                         run=uuid.uuid4().hex[:8], invert=flip)
     created = prepare_out(out, stacks, word("out"))  # checked and made before the plan, which runs under its lock
     try:
         with out_lock(out, word("out")):  # one run per output folder: its plan and summary stay true
@@ -355,7 +360,9 @@ def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
         "checkpoint_file": None if weights is None else file_fingerprint(weights), "image_size": model.image_size,
         "object_window": None if template.auto else template.object_window, "direction": template.direction,
         "tracking_options": tracking_settings(template.tracking_options) if template.auto else {},
-        "axes": axes, "smooth": template.smooth, "contrast_limits": template.contrast_limits})
+        "axes": axes, "smooth": template.smooth, "contrast_limits": template.contrast_limits,
+        # only when on: the results of runs before the option (all without it) stay reusable
+        **({"invert": True} if template.invert else {})})
 
 
 def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, overwrite: bool,

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -113,6 +112,7 @@ class StackTask:
     #: (worker address, worker processes of the cluster on its machine) when the tasks were sent (see task_threads)
     host_workers: Tuple[Tuple[str, int], ...] = ()
     run: str = ""  # the batch run's token (manifest "run": a result this very run finished as it was stopped)
+    invert: bool = False  # the model sees 1 - x of every frame's [0, 1] values (dark objects on a bright background)
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -162,9 +162,10 @@ class Frames:
 
 
 def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.0,
-                contrast_limits: Optional[Tuple[float, float]] = None) -> Frames:
+                contrast_limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> Frames:
     """The stack at ``path`` opened lazily and read along ``axes``, its frames smoothed by ``smooth`` px and mapped
-    with ``contrast_limits`` (None: the stack's percentiles) for the model (ValueError naming the file otherwise)."""
+    with ``contrast_limits`` (None: the stack's percentiles) for the model, inverted for it when ``invert``
+    (ValueError naming the file otherwise)."""
     from sam2_model.frames_io import SingleImageError, open_stack
 
     try:
@@ -189,6 +190,8 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         options["smooth"] = float(smooth)
     if contrast_limits is not None:
         options["contrast_limits"] = tuple(contrast_limits)
+    if invert:
+        options["invert"] = True
     layout = resolved.layout  # a view's letters: the stack's, moved; an OME-Zarr's from its axes
     letters = getattr(data, "axes", None) if moved is not None else stack_letters(path, data)
     if moved is None:
@@ -337,7 +340,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     source = frame_source(frames.view, model, frames.session_options)
     try:
         with detector_advice(task) as advice:  # too many candidate cells: said once, as soon as it comes
-            result = track_cells_advised(model, source, divisions=divisions, progress=frames_told(task), **options)
+            result = track_cells_advised(model, source, divisions=divisions, progress=frames_told(task),
+                                         invert=source.invert, **options)  # the detector finds the cells tracked
     finally:
         source.close()
     large = labels_nbytes(result.labels.shape) > task.zarr_above
@@ -503,7 +507,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     source = stack_fingerprint(Path(task.path))  # size/mtime as read: a rerun reuses the result only if unchanged
     try:
         threads, threads_why = set_task_threads(task)
-        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits)  # a bad file fails first
+        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits,
+                             task.invert)  # a bad file fails first
         index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
         tell(task, frames=0, total=len(frames.view))  # the console shows it in flight (a first frame can be long)
         prompts = None if task.auto else stack_prompts(Path(task.prompts), frames.view.shape, task.direction,
@@ -522,7 +527,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),
                       tracking_options=tracking_settings({**task.tracking_options, **used}) if task.auto else {},
-                      axes=asdict(task.axes), smooth=task.smooth,
+                      axes=asdict(task.axes), smooth=task.smooth, invert=task.invert,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
                       image_size=model.image_size, image_size_picked=None if size is None else size.describe(),
                       settings=task.settings, run=task.run, torch_threads=threads,

@@ -153,6 +153,10 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
                        help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: "
                             "off); for grainy, dim whole cells (8 on the CTC MSC time-lapse)")
+    track.add_argument("--invert", action="store_true",
+                       help="dark objects on a bright background (brightfield, phase contrast, stained histology): "
+                            "the model sees each frame's grey values inverted (the demo model knows bright objects "
+                            "on dark), and --auto detects the dark cells; labels and measures keep the image's values")
     add_auto_arguments(track)
     return track
 
@@ -416,7 +420,8 @@ def track_command(args: argparse.Namespace) -> int:
             segment = _lazy("segment")
             labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
                              image_size=image_size, direction=direction, progress=bar,
-                             contrast_limits=limits, smooth=args.smooth, object_window=window or OFF, **axis_options)
+                             contrast_limits=limits, smooth=args.smooth, object_window=window or OFF,
+                             invert=bool(getattr(args, "invert", False)), **axis_options)
         finally:
             if bar is not None:
                 bar.close()
@@ -492,6 +497,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
             options["contrast_limits"] = limits
         if args.smooth:
             options["smooth"] = args.smooth
+        if getattr(args, "invert", False):
+            options["invert"] = True
         frames = frame_source(view, model, options)
         try:
             return run_auto(args, frames, model, letters, calibration, through_z)

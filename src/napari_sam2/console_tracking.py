@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from sam2_model.frames import check_contrast_limits, check_smooth
+from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
 from sam2_model.prompt_validation import check_count
 from sam2_model.tracking import TrackingResult
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
@@ -33,20 +33,24 @@ _LOG = logging.getLogger(__name__)
 class ConsoleOptions(TrackAllOptions):
     """The panel's choices and those of ``napari-sam2 track --auto`` that the console's :func:`track_cells` adds:
     reverse (from the start frame down to frame 0, divisions off), max_lost_frames (empty frames before a cell ends,
-    an integer >= 1) and min_contrast (detections that stand out less are background; a number >= 0, 0: off)."""
+    an integer >= 1) and min_contrast (detections that stand out less are background; a number >= 0, 0: off); invert
+    (dark cells on a bright background: the detector reflects each frame as the session's ``invert`` does, so it finds
+    the dark cells the model then tracks)."""
 
     reverse: bool = False
     max_lost_frames: int = 3
     min_contrast: float = MIN_CONTRAST
+    invert: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_count(self.max_lost_frames, "max_lost_frames", 1)
         check_min_contrast(self.min_contrast)
+        check_invert(self.invert)
 
     def tracker_kwargs(self) -> Dict[str, Any]:
         return {**super().tracker_kwargs(), "reverse": bool(self.reverse), "max_lost_frames": int(self.max_lost_frames),
-                "min_contrast": float(self.min_contrast)}
+                "min_contrast": float(self.min_contrast), "invert": bool(self.invert)}
 
 
 def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
@@ -58,7 +62,7 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
                 contrast_limits: Optional[Sequence[float]] = None,
                 progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
                 channel_axis: Optional[int] = None, channel: Any = None,
-                fixed: Optional[Dict[int, int]] = None) -> TrackingResult:
+                fixed: Optional[Dict[int, int]] = None, invert: bool = False) -> TrackingResult:
     """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
 
     target: a napari viewer, or an image (array, napari Image layer or path, as :func:`napari_sam2.segment`).
@@ -87,6 +91,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
       (0: off; 8 on the CTC MSC time-lapse), and map these (low, high) grey values to black and white (None: the
       stack's percentiles), before the model sees it. Not with a viewer: it tracks the frames as the widget reads
       them (its "Smooth frames (px)" control).
+    * invert: dark cells on a bright background (brightfield, phase contrast, stained histology): the model sees 1 - x
+      of each frame's [0, 1] values, as in :func:`napari_sam2.segment`, and the detector looks for dark cells (the
+      ones the model then tracks). Not with a viewer: there the widget's "Invert (dark objects)" box decides.
 
     cell_diameter: (min, max) cell diameter in pixels; None (the default): the detector's (8, 40), and the cells'
     size is not known (below).
@@ -114,15 +121,16 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
                               reverse=way == "backward", max_lost_frames=max_lost_frames, min_contrast=min_contrast)
     limits = check_contrast_limits(contrast_limits)
     sigma = check_smooth(smooth)
+    flip = check_invert(invert)
     if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
         if model is not None or checkpoint is not None or image_size is not None:
             raise ValueError("model/checkpoint/image_size: with a viewer the widget's model choice and input size are "
                              "used; choose them there (or pass an array instead of the viewer)")
-        given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits)) if value]
+        given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits), ("invert", flip)) if value]
         if given:
             raise ValueError(f"{'/'.join(given)}: with a viewer the frames are tracked as the widget reads them (its "
-                             "'Smooth frames (px)' control, the stack's contrast limits); set the smoothing there (or "
-                             "pass an array instead of the viewer)")
+                             "'Smooth frames (px)' and 'Invert (dark objects)' controls, the stack's contrast limits); "
+                             "set them there (or pass an array instead of the viewer)")
         from .api import get_widget
 
         widget = get_widget(target)
@@ -141,6 +149,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             if said:
                 warnings.warn(said, stacklevel=2)
                 options = dataclasses.replace(options, divisions=on)
+        if getattr(widget, "invert_check", None) is not None and widget.invert_check.isChecked():
+            options = dataclasses.replace(options, invert=True)  # the detector finds the dark cells the model tracks
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from sam2_model import build_model
@@ -174,6 +184,9 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             session_options["contrast_limits"] = limits
         if sigma:
             session_options["smooth"] = sigma
+        if flip:
+            session_options["invert"] = True
+            options = dataclasses.replace(options, invert=True)  # the detector finds the dark cells the model tracks
         stored = target if moved is None and isinstance(target, (str, os.PathLike)) else None  # a file read as stored
         through_z = frames_are_z(data, layout, _file_calibration(stored, data, layout), stored)
         on, said = auto_divisions(divisions, through_z)

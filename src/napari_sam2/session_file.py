@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import numpy as np
 
 from sam2_model.atomic_files import atomic_file
-from sam2_model.frames import check_smooth
+from sam2_model.frames import check_invert, check_smooth
 
 from .image_size import check_image_size
 
@@ -60,7 +60,8 @@ class SessionRecord:
     points: (N, ndim) click coordinates in the image's data coordinates; positive: (N,) bool; point_ids: (N,) int.
     boxes: (B, 4, ndim) rectangle corners; box_ids: (B,) int. masks: {(frame, obj_id): (H, W) bool} seeded masks.
     options: session options (``corrections_as_conditioning``, ``clear_memory_around_corrections``, ``smooth``,
-        ``object_window``: the widget's choice, e.g. "auto" or "192").
+        ``invert`` (dark objects; a file saved before it: off), ``object_window``: the widget's choice, e.g. "auto" or
+        "192").
     model: {"name", "weights", "image_size", "path"}; axes: {"frame_axis", "channel_axis", "channel"}.
     slice_masks: {fixed: {(frame, obj_id): (H, W) bool}}: the seeded masks of the sessions of slices (fixed: the
         fixed axes and their indices, ((axis, index), ...), as ``StackLayout.fixed``, e.g. ((1, 2),) for z=2 of
@@ -111,8 +112,8 @@ class SessionRecord:
     def check_values(self) -> None:
         """ValueError naming the field unless every value is one the widget could have saved: clicks finite and on the
         image (their frame among its frames), boxes finite, object ids in 1..2**32-1, seeded masks on existing frames,
-        options (smoothing, object window), input size and axes of the accepted kinds. :func:`read_session` calls it,
-        so a file that passes can be loaded without failing halfway (after the masklets were cleared)."""
+        options (smoothing, inversion, object window), input size and axes of the accepted kinds. :func:`read_session`
+        calls it, so a file that passes can be loaded without failing halfway (after the masklets were cleared)."""
         shape = np.asarray(self.image_shape[:self.points.shape[1]] if self.points.size else (), float)
         if not np.isfinite(self.points).all():
             raise ValueError("points: a click has a coordinate that is not a finite number")
@@ -140,6 +141,8 @@ class SessionRecord:
         options = self.options
         if "smooth" in options:
             check_smooth(options["smooth"], "options.smooth")
+        if "invert" in options:
+            check_invert(options["invert"], "options.invert")
         window = str(options.get("object_window", "off"))
         if window not in ("off", "auto") and not (window.isdigit() and int(window) > 0):
             raise ValueError(f"options.object_window must be 'off', 'auto' or a number of pixels, got {window!r}")

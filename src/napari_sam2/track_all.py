@@ -554,14 +554,15 @@ def painted_pixels(atoms: Any, index: Tuple[Any, ...], shape: Tuple[int, int]) -
 
 def frame_source(frames: Any, model: SAM2Model, session_options: Dict[str, Any],
                  contrast_limits: Optional[Tuple[float, float]] = None) -> FrameSource:
-    """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice, contrast limits and smoothing
-    (each run closes its own).
+    """A fresh reader of ``frames`` (T, H, W[, C]) with the session's channel choice, contrast limits, smoothing and
+    inversion (each run closes its own).
 
     Without limits (``contrast_limits`` here or in ``session_options``) a non-uint8 stack's contrast sample (up to 16
     frames) is read now: call it in a worker thread, or pass the limits an open session already took
     (``session.frames.contrast_limits``), which are the same for the same frames and options.
     """
-    keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits", "smooth")}
+    keep = {k: v for k, v in session_options.items() if k in ("channel", "composite", "contrast_limits", "smooth",
+                                                                     "invert")}
     if contrast_limits is not None:
         keep["contrast_limits"] = contrast_limits
     return FrameSource(frames, image_size=model.image_size, **keep)

@@ -78,6 +78,30 @@ def check_smooth(sigma: Any, name: str = "smooth") -> float:
     return value
 
 
+def check_invert(invert: Any, name: str = "invert") -> bool:
+    """``invert`` as a bool (True / False, or 0 / 1 as numpy or JSON may give them).
+
+    ValueError naming ``name`` (an argument, a CLI option or a file's field) and the accepted values otherwise (a
+    string such as "no" is refused rather than read as True).
+    """
+    if isinstance(invert, (bool, np.bool_)):
+        return bool(invert)
+    if isinstance(invert, (int, np.integer)) and int(invert) in (0, 1):
+        return bool(invert)
+    raise ValueError(f"{name} must be True or False (True: dark objects on a bright background), got {invert!r}")
+
+
+def inverted(frame: np.ndarray, limits: Tuple[float, float]) -> np.ndarray:
+    """``frame`` (H, W[, C]) reflected within ``limits`` = (low, high): low + high - x, so that
+    ``to_unit(inverted(frame, limits), limits) == 1 - to_unit(frame, limits)`` (dark objects become bright ones).
+    uint8 with (0, 255) stays uint8 (255 - x, exact); other data become float32 (float64 for wide integers)."""
+    low, high = limits
+    if frame.dtype == np.uint8 and (low, high) == UINT8_LIMITS:
+        return np.subtract(np.uint8(255), frame)
+    work = np.float64 if frame.dtype in _WIDE else np.float32
+    return (work(low + high) - frame.astype(work)).astype(work, copy=False)
+
+
 def smoothed(frame: np.ndarray, sigma: float) -> np.ndarray:
     """(H, W) or (H, W, C) ``frame`` blurred by a Gaussian of ``sigma`` px over its two spatial axes, as float32
     (the frame itself when ``sigma`` is 0)."""
@@ -218,6 +242,10 @@ class FrameSource:
     cache_frames: prepared model inputs kept (LRU), so memory does not grow with the stack.
     smooth: a Gaussian of this many frame pixels blurs every frame before it is mapped to the model's input
     (and before the default contrast limits are taken), for grainy, dim cells; 0 (default): frames as stored.
+    invert: the model sees 1 - x of every frame's [0, 1] mapped values (after the contrast limits and smoothing; each
+    colour channel of an RGB frame alike), for dark objects on a bright background (brightfield, phase contrast,
+    stained histology): the demo model knows bright objects on a dark background. Only what the model sees changes:
+    :meth:`raw` and :meth:`filtered` (what masks are measured on) keep the image's own values.
     Tensors returned by :meth:`model_input` are shared with the cache: do not modify them in place.
     """
 
@@ -233,8 +261,10 @@ class FrameSource:
         cache_frames: int = 4,
         smooth: float = 0.0,
         colour_as_given: bool = False,
+        invert: bool = False,
     ) -> None:
         self.smooth = check_smooth(smooth)
+        self.invert = check_invert(invert)
         self._colour_as_given = bool(colour_as_given)
         self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
         self._given = (frames, image_size, channel, composite, channel_axis)  # for reopen()
@@ -384,14 +414,19 @@ class FrameSource:
         return smoothed(self.raw(t), self.smooth)
 
     def mapped(self, t: int) -> np.ndarray:
-        """Frame ``t`` at its own resolution as (H, W, 3) float32 in [0, 1] (the stack's constant limits)."""
-        return to_unit_rgb(self.filtered(t), self.contrast_limits)
+        """Frame ``t`` at its own resolution as (H, W, 3) float32 in [0, 1] (the stack's constant limits; 1 - x of
+        that when ``invert``)."""
+        unit = to_unit_rgb(self.filtered(t), self.contrast_limits)
+        return np.subtract(1.0, unit, out=unit) if self.invert else unit
 
     def _prepare(self, t: int) -> torch.Tensor:
         frame = self.filtered(t)
         if frame.dtype == np.uint8 and self.contrast_limits == UINT8_LIMITS:
-            return uint8_to_model_input(frame, self._image_size)
-        return to_model_input(to_unit(frame, self.contrast_limits), self._image_size)
+            return uint8_to_model_input(inverted(frame, UINT8_LIMITS) if self.invert else frame, self._image_size)
+        unit = to_unit(frame, self.contrast_limits)
+        if self.invert:
+            np.subtract(1.0, unit, out=unit)
+        return to_model_input(unit, self._image_size)
 
     def model_input(self, t: int) -> torch.Tensor:
         """Frame ``t`` as the model's input: (3, S, S) float32, ImageNet-normalised (cached; read-only)."""
@@ -471,11 +506,12 @@ class FrameSource:
     # ----------------------------------------------------------------- lifetime
     def reopen(self, prefetch: int = 0) -> "FrameSource":
         """A new, open source over the same frames with the same settings (channel, composite, contrast
-        limits, input size, smoothing), for reading them again after this one was closed (a file is opened again)."""
+        limits, input size, smoothing, inversion), for reading them again after this one was closed (a file is opened
+        again)."""
         frames, image_size, channel, composite, channel_axis = self._given
         return FrameSource(frames, image_size=image_size, contrast_limits=self.contrast_limits, channel=channel,
                            composite=composite, channel_axis=channel_axis, prefetch=prefetch, smooth=self.smooth,
-                           colour_as_given=self._colour_as_given)
+                           colour_as_given=self._colour_as_given, invert=self.invert)
 
     def close(self) -> None:
         """Stop the prefetch thread, drop cached inputs and close files this source opened."""
@@ -503,6 +539,7 @@ class FrameSource:
         return (f"FrameSource({self._num_frames} frames of {self._height}x{self._width}, {self._channels} channel(s), "
                 f"{self._dtype}, image_size={self._image_size}, contrast_limits={self.contrast_limits}"
                 + (f", smooth={self.smooth:g}" if self.smooth else "")
+                + (", invert=True" if self.invert else "")
                 + (f", {self.colour_note}" if self.colour_note else "") + ")")
 
     @property

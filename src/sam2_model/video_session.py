@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .build import inference_autocast
 from .feature_cache import FeatureCache
-from .frames import FrameSource
+from .frames import FrameSource, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model, upsample_as_decoded
 from . import session_outputs
 from .batching import MemoryView, group_by_layout, restore_memories, track_group
@@ -61,6 +61,8 @@ class VideoSession:
     objects close to that of a few.
     smooth: a Gaussian of this many frame pixels blurs every frame before the model sees it (grainy, dim
     cells; see :class:`FrameSource`); 0 (default): frames as stored.
+    invert: the model sees 1 - x of every frame's [0, 1] values (dark objects on a bright background; see
+    :class:`FrameSource`); False (default): as mapped. Masks and measures are unchanged in kind.
     """
 
     def __init__(
@@ -79,18 +81,23 @@ class VideoSession:
         batch_objects: bool = True,
         max_batch_objects: int = 8,
         smooth: float = 0.0,
+        invert: bool = False,
     ) -> None:
+        invert = check_invert(invert)
         if isinstance(frames, FrameSource):
             if frames.image_size != model.image_size:
                 raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs {model.image_size}px")
             if smooth and smooth != frames.smooth:
                 raise ValueError(f"smooth={smooth!r} was given with a FrameSource that smooths by {frames.smooth:g} px: "
                                  "give smooth= to the FrameSource instead")
+            if invert and not frames.invert:
+                raise ValueError("invert=True was given with a FrameSource that does not invert: give invert=True to "
+                                 "the FrameSource instead")
             self.frames = frames
         else:
             self.frames = FrameSource(
                 frames, image_size=model.image_size, contrast_limits=contrast_limits, channel=channel,
-                composite=composite, smooth=smooth,
+                composite=composite, smooth=smooth, invert=invert,
             )
         if fill_hole_area < 0:
             raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from .frames import FrameSource
+from .frames import FrameSource, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output, labels_from_logits
@@ -113,7 +113,7 @@ class _Track:
         self._frame_shape = owner.frame_shape
         view = WindowFrames(owner._last, size, self.offset)
         source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
-                             prefetch=0, cache_frames=2, colour_as_given=True)
+                             prefetch=0, cache_frames=2, colour_as_given=True, invert=owner.frames.invert)
         self.session = VideoSession(owner.model, source, **owner._options)
 
     def window(self, t: int) -> Window:
@@ -160,9 +160,9 @@ class _Track:
 class WindowedSession:
     """Segment and track objects through a stack, each in a ``window`` px square of the frames that follows it.
 
-    frames, fill_hole_area, contrast_limits, channel, composite, smooth and the correction options: as for
-    :class:`VideoSession` (contrast limits and smoothing are those of the whole stack, so every window sees the same
-    grey values). feature_cache_mb is per object here (default :data:`WINDOW_FEATURE_CACHE_MB`).
+    frames, fill_hole_area, contrast_limits, channel, composite, smooth, invert and the correction options: as for
+    :class:`VideoSession` (contrast limits, smoothing and inversion are those of the whole stack, so every window sees
+    the same grey values). feature_cache_mb is per object here (default :data:`WINDOW_FEATURE_CACHE_MB`).
     """
 
     def __init__(
@@ -182,16 +182,21 @@ class WindowedSession:
         batch_objects: bool = True,
         max_batch_objects: int = 8,
         smooth: float = 0.0,
+        invert: bool = False,
     ) -> None:
+        invert = check_invert(invert)
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 8:
             raise ValueError(f"window must be a window side of at least 8 frame pixels, got {window!r}")
         if fill_hole_area < 0:
             raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")
         if isinstance(frames, FrameSource):
+            if invert and not frames.invert:
+                raise ValueError("invert=True was given with a FrameSource that does not invert: give invert=True to "
+                                 "the FrameSource instead")
             self.frames = frames
         else:
             self.frames = FrameSource(frames, image_size=model.image_size, contrast_limits=contrast_limits,
-                                      channel=channel, composite=composite, smooth=smooth)
+                                      channel=channel, composite=composite, smooth=smooth, invert=invert)
         self.model = model
         self.window = int(window)
         self.non_overlap_masks = bool(non_overlap_masks)

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..click_points import click_point
+from ..frames import UINT8_LIMITS, check_invert, inverted, percentile_limits
 from ..modeling.sam2 import SAM2Model
 from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
 
@@ -163,7 +164,7 @@ def check_min_contrast(min_contrast: Any) -> float:
 
 def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40),
                   min_area: Optional[int] = None, min_contrast: float = MIN_CONTRAST,
-                  window: WindowArg = "auto", **amg_options: Any) -> "CellDetector":
+                  window: WindowArg = "auto", invert: bool = False, **amg_options: Any) -> "CellDetector":
     """A function frame (H, W[, C]) -> list of (H, W) bool cell masks.
 
     seeding: "blobs" (prompts on LoG blobs of the cell-size range: best for small or sparse cells),
@@ -180,8 +181,13 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
     see :meth:`CellDetector.window_side`; the whole frame where it is not much larger than a window); None: the whole
     frame. On real nuclei ~24 px wide in 512 x 512 (bench/real_nuclei.py) windows of 192 px took detection F1 from
     0.61 to 0.79.
+    invert: dark cells on a bright background (as :class:`~sam2_model.frames.FrameSource`'s ``invert``): each frame is
+    reflected within its contrast limits (:func:`~sam2_model.frames.inverted`) before anything looks at it, so the
+    model sees 1 - x of its [0, 1] values, as the tracking session does, and the blobs seeded are the dark ones
+    (as :func:`~sam2_model.seeding.blob_points` finds them with ``dark_cells=True``).
     """
     min_contrast = check_min_contrast(min_contrast)
+    invert = check_invert(invert)
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
     low, high = check_cell_diameter(cell_diameter)
@@ -205,7 +211,7 @@ def make_detector(model: SAM2Model, seeding: str = "blobs", cell_diameter: Seque
         if seeding == "grid+blobs":
             grid_iou_thresh = GRID_IOU_THRESH
     return CellDetector(AutomaticMaskGenerator(model, **amg_options), blob_points, seeding, (low, high),
-                        min_area, max_area, float(min_contrast), grid_iou_thresh, window)
+                        min_area, max_area, float(min_contrast), grid_iou_thresh, window, invert)
 
 
 def cell_window_side(window: "WindowArg", cell_diameter: Tuple[float, float], frame_shape: Sequence[int],
@@ -246,8 +252,9 @@ class CellDetector:
     def __init__(self, generator: Any, blob_points: Callable[..., np.ndarray], seeding: str,
                  cell_diameter: Tuple[float, float], min_area: int, max_area: float,
                  min_contrast: float = MIN_CONTRAST, grid_iou_thresh: Optional[float] = None,
-                 window: WindowArg = None) -> None:
+                 window: WindowArg = None, invert: bool = False) -> None:
         self.generator, self.blob_points, self.seeding = generator, blob_points, seeding
+        self.invert = bool(invert)  # dark cells: frames reflected within their limits first (see make_detector)
         self.cell_diameter, self.min_area, self.max_area = cell_diameter, min_area, max_area
         self.min_contrast = min_contrast
         self.grid_iou_thresh = grid_iou_thresh  # stricter bar for grid points' masks; None: the generator's alone
@@ -277,6 +284,8 @@ class CellDetector:
         re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning given) as soon as the blob
         points are found, when they are too many for the frame (:func:`crowded_frame`)."""
         records: List[Dict[str, Any]] = []
+        if self.invert:
+            frame = self.reflected(frame)
         self.points = np.zeros((0, 2))
         self.advice = self.advice_with_options = ""
         side = self.window_side(np.shape(frame)[:2])
@@ -312,6 +321,17 @@ class CellDetector:
                 yield "contrast", done, len(masks)
             masks = kept
         return masks
+
+    def reflected(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` (H, W[, C]) with dark and bright swapped within the limits the generator's predictor maps it with
+        (its ``contrast_limits``; else 0-255 for uint8, the frame's percentiles otherwise), clipped to them: the model
+        then sees (about) 1 - x of what it would have seen."""
+        frame = np.asarray(frame)
+        limits = getattr(self.generator.predictor, "contrast_limits", None)
+        if limits is None:
+            limits = UINT8_LIMITS if frame.dtype == np.uint8 else percentile_limits([frame])
+        flipped = inverted(frame, limits)
+        return flipped if flipped.dtype == np.uint8 else np.clip(flipped, limits[0], limits[1], out=flipped)
 
     def crowded_cells(self, masks: List[np.ndarray]) -> Generator[DetectionWork, None, List[np.ndarray]]:
         """Cells whose blob point no kept mask covers because one click on them gave a mask mostly over a
