@@ -57,6 +57,7 @@ from sam2_model.train.stack_labels import annotated_frames, frame_list
 from ._model_choice import DEMO, LOCAL, RANDOM
 from ._model_picker import ModelPicker
 from ._run_folders import default_run_folder, holds_finished_run, next_free_folder, run_record, setting_in_form_words
+from ._session_actions import let_go_when_finished
 from .settings import load_settings, save_settings
 
 
@@ -374,6 +375,7 @@ class FineTuneWidget(QWidget):
         worker.returned.connect(self._on_done)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
+        let_go_when_finished(worker)  # napari keeps its workers: a finished one keeps none of our slots
         self.worker = worker
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

@@ -266,6 +266,9 @@ class ModelPicker(QWidget):
         worker.returned.connect(lambda model: self._on_loaded(choice, model))
         worker.errored.connect(self._on_load_error)
         worker.finished.connect(self._on_load_finished)
+        from ._session_actions import let_go_when_finished
+
+        let_go_when_finished(worker)  # napari keeps the worker: once it ends its slots (this picker's) go
         self.worker = worker
         self._show_loading(True)
         self.progress.setRange(0, 0)  # busy until the first byte count arrives

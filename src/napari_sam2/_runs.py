@@ -340,7 +340,7 @@ class RunMixin:
         self.status.setText(f"{what}…")
         self.progress.setValue(0)
 
-        from ._session_actions import reported
+        from ._session_actions import let_go_when_finished, reported
 
         work = thread_worker(reported(steps), ignore_errors=True)  # errors (a RuntimeError too) to _on_error
         self._run_outcome, self._run_note, self._run_state = "running", "", state
@@ -357,6 +357,7 @@ class RunMixin:
         # a plain function, not a bound method: Qt drops a widget's slots when the viewer's window deletes it, and the
         # widget (kept by a script) would stay busy forever after the viewer was closed during a run
         worker.finished.connect(lambda: self._on_worker_finished(worker))
+        let_go_when_finished(worker)  # then its slots go: napari keeps the worker, they kept this widget and its viewer
         self.worker = worker
         self._set_busy(True)
         worker.start()

@@ -1,5 +1,5 @@
 """The segmentation widget's object relabel / merge, and its exports in a worker (and the worker helpers the widget's
-runs and the Track all panel share: :func:`steps_worker`, :class:`ExportRun`).
+runs and the Track all panel share: :func:`steps_worker`, :func:`let_go_when_finished`, :class:`ExportRun`).
 
 A mixin of :class:`~._widget.SegmentationWidget` (split out to keep each file to one idea; the session file, Save /
 Load session…, is :mod:`._session_files`). It uses the widget's ``state``, ``picker``, ``status`` and the run helpers
@@ -8,6 +8,7 @@ of :class:`~._runs.RunMixin`; relabel / merge run as edits (:mod:`._edit_runs`).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Tuple
@@ -15,6 +16,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
 from ._edit_runs import EditRunMixin
@@ -286,7 +288,43 @@ def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_er
     worker.yielded.connect(on_step)
     worker.errored.connect(on_error)
     worker.finished.connect(lambda: on_finished(worker))
+    let_go_when_finished(worker)
     return worker
+
+
+#: a napari worker's public signals (superqt's ``_finished``, which drops the worker from its running set, is not ours)
+WORKER_SIGNALS = ("started", "yielded", "returned", "errored", "warned", "aborted", "paused", "resumed", "finished")
+
+
+def let_go(worker: Any) -> None:
+    """Disconnect every slot of ``worker``'s public signals (:data:`WORKER_SIGNALS`), ours and napari's task-status
+    ones alike: the worker then keeps none of its callbacks, and so nothing they hold (a widget, its viewer, the worker
+    itself). napari keeps every worker it made in its window's task list for good (its cancel button calls the
+    worker's ``quit``), and a slot Qt holds (a lambda or a partial) is no Python reference: a slot that held the worker
+    made a cycle through Qt that the garbage collector never frees; either kept the closed viewer, its layers and
+    their data alive. Nothing when the worker's signals were deleted already."""
+    signals = getattr(worker, "signals", None)
+    for name in WORKER_SIGNALS:
+        signal = getattr(signals, name, None)
+        if signal is None:
+            continue
+        try:
+            signal.disconnect()
+        except (TypeError, RuntimeError):  # nothing connected to it; its Qt object deleted
+            pass
+
+
+def let_go_when_finished(worker: Any) -> None:
+    """:func:`let_go` of ``worker`` once it has finished and every slot of its ``finished`` signal connected until
+    then has run (a turn of the event loop later; connect this after them). Holds the worker weakly."""
+    held = weakref.ref(worker)
+
+    def after_the_end() -> None:
+        alive = held()
+        if alive is not None:
+            let_go(alive)
+
+    worker.finished.connect(lambda: QTimer.singleShot(0, after_the_end))
 
 
 @dataclass

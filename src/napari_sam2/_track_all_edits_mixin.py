@@ -181,6 +181,9 @@ class TrackEditsMixin:
         worker.returned.connect(self.slot(apply))
         worker.errored.connect(self.slot(self._fail))
         worker.finished.connect(self.slot(lambda: self._follow_done(worker)))
+        from ._session_actions import let_go_when_finished
+
+        let_go_when_finished(worker)  # its lambda held the worker and this panel: napari keeps workers for good
         worker.start()
 
     def _apply_follow(self, entry: ImageTracking, before: Lineage, runs: int, known: Optional[Dict[int, Any]],

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QScrollArea
 
 from ._image_state import is_depth_axis, same_layer
 from ._runs import qt_deleted
+from ._session_actions import let_go
 from ._track_ids import frames_text
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ class TrackRunMixin:
         self._follow_pending.clear()  # (its timer went with the window)
         if self.follow_worker is not None:
             self.follow_worker.quit()
+            let_go(self.follow_worker)  # its end touches nothing of the closed viewer; napari keeps the worker, and its
+            self.follow_worker = None  # slots kept this panel, the widget and the viewer
         self.images.clear()
         self._run_image = None
         self._derived = {}

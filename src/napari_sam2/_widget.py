@@ -82,6 +82,18 @@ def _window_deleted(widget: "weakref.ref[SegmentationWidget]", *_: Any) -> None:
         alive._release()
 
 
+def _weakly(method: Callable[[], Any]) -> Callable[[], Any]:
+    """``method`` (a bound method, no arguments) called through a weak reference to its object: None once the object
+    is gone. For callbacks kept by what outlives the widget."""
+    held = weakref.WeakMethod(method)
+
+    def call() -> Any:
+        alive = held()
+        return None if alive is None else alive()
+
+    return call
+
+
 def _saved_smooth(settings: dict) -> float:
     """The saved smoothing (px), or 0 when none or not one the control takes (a number in 0..50)."""
     try:
@@ -256,7 +268,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.objects.pixel_frames = self.object_frames
         self.save_session_button.clicked.connect(self._on_save_session)
         self.load_session_button.clicked.connect(self._on_load_session)
-        self.picker.set_frame_source(self._frame_sample)  # what the "auto" input size measures
+        # what the "auto" input size measures; held weakly: napari keeps the picker's model-load workers, whose slots
+        # keep the picker, and through a bound method it kept this widget and the closed viewer
+        self.picker.set_frame_source(_weakly(self._frame_sample))
         self._attach()
         # the viewer's window closed deletes the widget's Qt parts: its sessions are closed then (:meth:`_release`);
         # held weakly, so that this connection keeps nothing alive
