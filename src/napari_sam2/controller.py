@@ -18,15 +18,15 @@ from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
 from ._track_ids import frame_ranges
-from .labels_writer import EditedSince, RunJournal, compose_frame, compose_winners, tell_written
+from .labels_writer import EditedSince, RunJournal, compose_winners, tell_written
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
 if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured
     from .export import FrameTable
 
-# A propagation yields ("frame", frame_idx, obj_ids, logits) per frame and a final ("done", ...); logits is None where
-# the frame was drawn from every object's newest result (clicks, redraws, passes over a few objects): no caller reads it.
+# A propagation yields ("frame", frame_idx, obj_ids, None) per frame and a final ("done", ...): the last item held the
+# frame's logits once; no caller read it, and propagation no longer makes every object's full-resolution logits.
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
 DIRECTIONS = ("forward", "backward", "both")
 Session = Union[VideoSession, WindowedSession]
@@ -703,20 +703,20 @@ class SegmentationController:
             if step.num_frames:  # until the pass ends whole, its objects are tracked again by the next one
                 for obj in moving:
                     self._tracked.pop(obj, None)
-            # a subset's frames are drawn from every object's newest result (below): its own output is not used, so
-            # it is asked for as labels (no full-resolution logits of every object)
-            extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids), "output": "labels"}
+            # labels, not every object's full-resolution logits (the session makes them without an (n_obj, H, W)
+            # array); a subset's frames are drawn from every object's newest result (below), not from its output
+            extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids)}
             frames = self.session.propagate(start_frame=step.start, reverse=step.reverse, max_frames=max_frames,
-                                            **extra)
+                                            output="labels", **extra)
             reached = None
-            for frame, obj_ids, logits in frames:
+            for frame, obj_ids, labels in frames:
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
-                    obj_ids, logits = self.session.obj_ids, None
+                    obj_ids = self.session.obj_ids
                     self._write_newest(record.journal, frame)
                 else:
-                    self._write(record.journal, frame, obj_ids, logits)
+                    self._write_labels(record.journal, frame, obj_ids, labels)
                 reached = frame
-                yield "frame", frame, obj_ids, logits
+                yield "frame", frame, obj_ids, None
             if reached == (0 if step.reverse else total - 1):  # whole, to the stack's edge (not cut by max_frames)
                 for obj in moving:
                     if obj in self.session.obj_ids:
@@ -812,15 +812,19 @@ class SegmentationController:
         if (record.changed or len(record.journal)) and not any(r is record for r in self.history):
             self.history.append(record)
 
-    def _write(self, journal: RunJournal, frame: int, obj_ids: List[int], logits: np.ndarray) -> None:
+    def _write_labels(self, journal: RunJournal, frame: int, obj_ids: List[int], labels: np.ndarray) -> None:
+        """Write ``frame``'s labels from a propagation's (H, W) label image of ``obj_ids`` (``output="labels"``): the
+        plane :func:`~.labels_writer.compose_frame` gives for the same pass's logits, bit for bit (the winner of each
+        pixel is the object labelled there), with no (n_obj, H, W) array."""
         index = self.layout.frame_index_in_labels(frame)
-        plane = compose_frame(np.asarray(self.labels[index]), obj_ids, logits, session_ids=self._known_ids())
+        plane = compose_winners(np.asarray(self.labels[index]), obj_ids, _indices(labels, obj_ids),
+                                session_ids=self._known_ids())
         journal.write(self.labels, index, plane.astype(self.labels.dtype))
 
     def _write_newest(self, journal: RunJournal, frame: int) -> None:
         """Write ``frame``'s labels from every object's newest result there (pending corrections included): the plane
-        :meth:`_write` gives for ``session.frame_logits(frame)``, from the session's ``frame_winners`` (no (n_obj, H, W)
-        logits: a click's wait barely grows with the number of objects)."""
+        :func:`~.labels_writer.compose_frame` gives for ``session.frame_logits(frame)``, from the session's
+        ``frame_winners`` (no (n_obj, H, W) logits: a click's wait barely grows with the number of objects)."""
         index = self.layout.frame_index_in_labels(frame)
         obj_ids = self.session.obj_ids
         winners = self.session.frame_winners(frame) if obj_ids else None
@@ -893,6 +897,18 @@ def put_back_ids(labels: Any, relabelled: Relabelled, old: int) -> None:
         plane.flat[pixels] = old
         labels[index] = plane
         tell_written(labels, index, plane)
+
+
+def _indices(labels: np.ndarray, obj_ids: Sequence[int]) -> np.ndarray:
+    """(H, W) label image of ``obj_ids`` (0: none) -> (H, W) int64, the index of each pixel's id in ``obj_ids``, -1
+    where it is 0 (the ``winners`` that :func:`~.labels_writer.compose_winners` takes)."""
+    labels = np.asarray(labels)
+    if not len(obj_ids):
+        return np.full(labels.shape, -1, np.int64)
+    ids = np.asarray(obj_ids, np.int64)
+    order = np.argsort(ids, kind="stable")
+    where = order[np.minimum(np.searchsorted(ids[order], labels), len(ids) - 1)]
+    return np.where(labels > 0, where, -1)
 
 
 def check_object_window(value: Any) -> int:

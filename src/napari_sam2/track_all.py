@@ -432,10 +432,10 @@ class TrackAll:
             yield "frame", frame, 1, total
             lost = 0
             if frame < last:
-                for t, _, out in session.propagate(start_frame=frame, max_frames=last - frame):
+                for t, _, out in session.propagate(start_frame=frame, max_frames=last - frame, output="masks"):
                     if t == frame:
                         continue
-                    mask = out[0] > 0
+                    mask = out[0]
                     lost = 0 if mask.any() else lost + 1
                     self._paint(run, t, track_id, mask)
                     yield "frame", int(t), int(lost == 0), total

@@ -16,6 +16,10 @@ from .modeling.sam2 import NO_OBJECT_SCORE, keep_highest_object
 
 OUTPUTS = ("logits", "masks", "labels")
 _CHUNK_BYTES = 64 * 1024 * 1024  # float32 full-resolution logits upsampled at once for masks/labels
+# to_labels upsamples every object up to this many full-resolution pixels in all, else only the objects that meet
+# (winners): on 2 CPU cores (best of 5) winners took 18 ms for 5 objects on 256 x 256 frames where upsampling all took
+# 1 ms, and 80 / 180 ms for 60 / 120 objects on 512 x 512 frames where upsampling all took 450 / 780 ms
+_SMALL = 1 << 20
 
 
 def check_output(output: object) -> str:
@@ -81,13 +85,25 @@ def to_masks(low_res: torch.Tensor, size: Tuple[int, int], non_overlap: bool) ->
 
 
 def to_labels(low_res: torch.Tensor, size: Tuple[int, int], obj_ids: Sequence[int]) -> np.ndarray:
-    """-> (H, W) uint32: the id of the object with the highest positive logit, 0 where none is positive."""
+    """-> (H, W) uint32: the id of the object with the highest positive logit, 0 where none is positive (a tie goes
+    to the first object). The same with or without non-overlap clamping, and bit for bit the labels of
+    :func:`to_logits`' (n_obj, H, W) array, made by :func:`winners` without it: only objects that meet at one place
+    are upsampled apart, so the cost grows little with the number of objects (up to ``_SMALL`` pixels in all, every
+    object is upsampled, in chunks: cheaper there)."""
     if low_res.shape[0] == 0:
         return np.zeros(size, np.uint32)
-    _, best, index = _winners(low_res, size)
-    ids = torch.as_tensor(list(obj_ids), dtype=torch.long, device=low_res.device)
-    labels = torch.where(best > 0, ids[index], torch.zeros_like(index))
-    return labels.cpu().numpy().astype(np.uint32)
+    if low_res.shape[0] * size[0] * size[1] <= _SMALL:  # a few objects on a small frame: upsampling all is cheaper
+        _, best, index = _winners(low_res, size)
+        return labels_of_winners(torch.where(best > 0, index, -1).cpu().numpy(), obj_ids)
+    return labels_of_winners(winners(low_res, size), obj_ids)
+
+
+def labels_of_winners(index: np.ndarray, obj_ids: Sequence[int]) -> np.ndarray:
+    """(H, W) object indices (:func:`winners`: -1 where none) -> (H, W) uint32 ids (0 where none)."""
+    ids = np.asarray(list(obj_ids), dtype=np.int64)
+    if not len(ids):
+        return np.zeros(np.shape(index), np.uint32)
+    return np.where(index >= 0, ids[np.maximum(index, 0)], 0).astype(np.uint32)
 
 
 def winners(low_res: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:

@@ -221,7 +221,10 @@ class VideoSession:
         output: "logits" yields (frame_idx, obj_ids, logits (n_obj, H, W) float32); "masks" yields
         (frame_idx, obj_ids, masks (n_obj, H, W) bool) without a float32 full-resolution copy of each
         object; "labels" yields (frame_idx, obj_ids, labels (H, W) uint32): the id of the object with
-        the highest positive logit, 0 for background. ``max_frames`` limits how many frames past the
+        the highest positive logit, 0 for background (ties: the first object), bit for bit the labels of the
+        logits, made without them: only objects that meet at one place are upsampled apart
+        (:func:`~sam2_model.session_outputs.to_labels`), so with many objects it is the cheap output for a
+        caller that needs only labels. ``max_frames`` limits how many frames past the
         start are tracked. Arguments are checked (and pending prompts of the tracked objects committed
         to memory) when this is called, before the first frame is yielded.
         """

@@ -35,7 +35,7 @@ import numpy as np
 from .frames import FrameSource, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
-from .session_outputs import check_output, labels_from_logits
+from .session_outputs import check_output, labels_of_winners
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
 from .image_predictor import ImagePredictor
@@ -390,16 +390,33 @@ class WindowedSession:
                     return
                 frame_idx = step[0]
                 crops.append(step[2][0])
+            if output == "labels":  # no (n_obj, H, W) array: each window's logits compared where they lie
+                yield frame_idx, ids, self._frame_labels(frame_idx, ids, crops)
+                continue
             if self.non_overlap_masks:  # overlaps are decided among every object with a result on the frame
                 logits = self.frame_logits(frame_idx, ids)
             else:
                 logits = self._compose([self._objects[o].window(frame_idx) for o in ids], crops)
-            if output == "masks":
-                yield frame_idx, ids, logits > 0
-            elif output == "labels":
-                yield frame_idx, ids, labels_from_logits(logits, ids)
-            else:
-                yield frame_idx, ids, logits
+            yield frame_idx, ids, (logits > 0) if output == "masks" else logits
+
+    def _frame_labels(self, frame_idx: int, ids: List[int], crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(H, W) uint32: the labels ``labels_from_logits`` gives for the frame's composed logits of ``ids`` (those
+        :meth:`_lockstep` would yield), bit for bit, without composing them. Without ``non_overlap_masks``: the
+        object of ``ids`` whose window logits (``crops``, in the order of ``ids``) are the highest where they are
+        > 0 (a tie: the first), one running maximum over the windows. With it, the losers of an overlap among every
+        object are clamped to <= -10, so a pixel is labelled only where its winner among every object
+        (:meth:`frame_winners`) is one of ``ids``."""
+        if self.non_overlap_masks:
+            every = np.asarray(self.obj_ids, np.int64)
+            return labels_of_winners(self.frame_winners(frame_idx), np.where(np.isin(every, ids), every, 0))
+        top = np.zeros(self.frame_shape, np.float32)  # only logits > 0 win
+        best = np.full(self.frame_shape, -1, np.int64)
+        for index, (obj_id, crop) in enumerate(zip(ids, crops)):
+            x0, y0, x1, y1 = self._objects[obj_id].window(frame_idx)
+            higher = crop > top[y0:y1, x0:x1]  # strictly: a tie stays with the earlier object
+            np.copyto(top[y0:y1, x0:x1], crop, where=higher)
+            np.copyto(best[y0:y1, x0:x1], index, where=higher)
+        return labels_of_winners(best, ids)
 
     def _compose(self, windows: Sequence[Optional[Window]], crops: Sequence[Optional[np.ndarray]]) -> np.ndarray:
         """Each object's window logits (h, w) pasted into (n_obj, H, W) float32, -1024 outside its window."""

@@ -241,7 +241,7 @@ class CellTracker:
 
     def _start(self, t: int, mask: np.ndarray, labels: np.ndarray, parent: int = 0) -> int:
         track_id = self._new_id()
-        self.session.add_prompt(t, track_id, mask=mask)
+        self.session.add_prompt(t, track_id, mask=mask, return_logits=False)  # not every object's logits per cell
         self.lineage.add(track_id, t, parent)
         self._states[track_id] = _TrackState()
         self._observe(track_id, t, mask)
@@ -273,28 +273,30 @@ class CellTracker:
             labels = np.zeros(self.session.frame_shape, dtype=np.uint32)  # so every frame is a detection frame
             yield from self._redetect(t, labels)
             return labels
-        steps = list(self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0))
+        # labels straight from the session where each pixel goes to the highest logit (no (n, H, W) logits); masks
+        # where larger ones are painted first (their areas need every object's whole mask)
+        output = "labels" if self.non_overlap else "masks"
+        steps = list(self.session.propagate(start_frame=t, reverse=self.reverse, max_frames=0, output=output))
         if not steps:  # the session tracks nothing backwards from frame 0: step 1 -> 0 (frame 1 is recomputed as it was)
-            steps = list(self.session.propagate(start_frame=t + 1, reverse=True, max_frames=1))
-        _, ids, logits = steps[-1]
-        labels = self._compose(ids, logits)
+            steps = list(self.session.propagate(start_frame=t + 1, reverse=True, max_frames=1, output=output))
+        _, ids, out = steps[-1]
+        labels = self._compose(ids, out)
         yield WorkStep(t, "propagating", 1, 1)
         triggered = self._update(t, ids, labels, final)
         if step % self.redetect_every == 0 or triggered:
             yield from self._redetect(t, labels)
         return labels
 
-    def _compose(self, ids: List[int], logits: np.ndarray) -> np.ndarray:
-        """(n, H, W) logits -> (H, W) uint32 ids; pieces smaller than min_area are dropped."""
-        labels = np.zeros(logits.shape[1:], dtype=np.uint32)
+    def _compose(self, ids: List[int], out: np.ndarray) -> np.ndarray:
+        """The session's frame -> (H, W) uint32 ids; pieces smaller than min_area are dropped. ``out``: with
+        ``non_overlap`` its labels (H, W) (each pixel the id of the highest positive logit, ties to the first object,
+        as ``np.argmax`` over the objects' logits), else its masks (n, H, W) bool, painted largest first."""
         if self.non_overlap:
-            best = np.argmax(logits, axis=0)
-            fg = np.take_along_axis(logits, best[None], 0)[0] > 0
-            labels[fg] = np.asarray(ids, dtype=np.uint32)[best[fg]]
+            labels = np.array(out, dtype=np.uint32)
         else:
-            masks = logits > 0
-            for k in np.argsort([-int(m.sum()) for m in masks]):
-                labels[masks[k]] = ids[k]
+            labels = np.zeros(out.shape[1:], dtype=np.uint32)
+            for k in np.argsort([-int(m.sum()) for m in out]):
+                labels[out[k]] = ids[k]
         for track_id, box in enumerate(ndimage.find_objects(labels), start=1):
             if box is None:
                 continue
