@@ -305,7 +305,10 @@ class TrackAll:
         (:func:`.track_edits.seam_lineage`): it agrees with the labels on every frame.
         """
         options = options or TrackAllOptions()
-        tracker = CellTracker(model, frames, start_frame=start_frame, **options.tracker_kwargs())
+        kwargs = options.tracker_kwargs()
+        # the detector looks for the cells the model is shown: dark ones where the frames are inverted for it
+        kwargs["invert"] = bool(kwargs.get("invert", False) or getattr(frames, "invert", False))
+        tracker = CellTracker(model, frames, start_frame=start_frame, **kwargs)
         if tracker.num_frames != self.num_frames:
             tracker.session.close()
             raise ValueError(f"frames has {tracker.num_frames} frames but the labels have {self.num_frames}")
