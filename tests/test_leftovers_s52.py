@@ -37,16 +37,29 @@ def _colour_warnings(caught) -> list:
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 @pytest.mark.parametrize("shape", [(64, 64, 3), (2, 64, 64, 3), (64, 64, 4)])
 def test_a_tiff_whose_tags_say_rgb_is_colour_without_a_warning(tmp_path, stop_before_model, dtype, shape):
-    """A 16-bit or float RGB(A) TIFF (photometric RGB: tifffile's axes end in "S") warned that its colour might be
-    channels, as a bare array does; the file says what it is, so it is read as colour silently."""
+    """A 16-bit or float RGB(A) TIFF of a camera or scanner (photometric RGB: tifffile's axes end in "S") warned that
+    its colour might be channels, as a bare array does; the file says what it is, so it is read as colour silently."""
     path = tmp_path / "photo.tif"
-    tifffile.imwrite(path, np.zeros(shape, dtype), photometric="rgb")
+    tifffile.imwrite(path, np.zeros(shape, dtype), photometric="rgb", software="a slide scanner 2.1")
     assert tiff_says_colour(path) and tiff_says_colour(str(path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(stop_before_model):
             segment(path, clicks=[(0, 30, 30, 1, 1)])
     assert not _colour_warnings(caught), [str(w.message) for w in caught]
+
+
+def test_tifffiles_rgb_guess_from_the_shape_still_warns(tmp_path, stop_before_model):
+    """tifffile tags any (Y, X, 3) array RGB unless told otherwise (its Software tag says it wrote the file): three
+    fluorescence channels saved with a plain ``tifffile.imwrite`` are not colour by anyone's word, so they warn."""
+    path = tmp_path / "three_channels.tif"
+    tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint16))
+    with tifffile.TiffFile(path) as tif:
+        assert int(tif.pages[0].photometric) == 2  # RGB, from the shape alone
+    assert not tiff_says_colour(path)
+    with pytest.warns(UserWarning, match="read as RGB colour"):
+        with pytest.raises(stop_before_model):
+            segment(path, clicks=[(0, 30, 30, 1, 1)])
 
 
 def test_channels_that_the_file_does_not_call_rgb_still_warn(tmp_path, stop_before_model):

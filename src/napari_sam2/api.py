@@ -151,9 +151,9 @@ def colour_guess(shape: Sequence[int], dtype: Any, rgb: Optional[bool], decided:
     (:data:`API_NAMES` or :data:`CLI_NAMES`); giving either silences it.
 
     ``source``: where the image was read from, a path or a stack opened from one (its ``path``), or None. A TIFF
-    whose own tags say it is colour (photometric RGB, 3 or 4 samples per pixel:
-    :func:`~.file_calibration.tiff_says_colour`) is colour by the file's word, whatever its data type: no warning.
-    A 16-bit or float array, or a TIFF of 3 "min-is-black" samples, still warns. So does float data in [0, 1] (a
+    whose own tags say it is colour (photometric RGB, 3 or 4 samples per pixel, written by a camera or scanner, not
+    by tifffile's guess from the shape: :func:`~.file_calibration.tiff_says_colour`) is colour by the file's word,
+    whatever its data type: no warning. A 16-bit or float array, or a TIFF of 3 "min-is-black" samples, still warns. So does float data in [0, 1] (a
     photograph after ``skimage.img_as_float``): its values cannot tell colour from channels scaled to [0, 1], and the
     cost of each wrong reading differs (demo model, one click per cell, mean IoU, s52): a float photo read as colour
     does as its uint8 original (0.44 against 0.40 stained on light, 0.75 against 0.75 coloured on dark), while
