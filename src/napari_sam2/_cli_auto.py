@@ -248,16 +248,35 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "it is, then the others.")
     parser.add_argument("result_dir", type=Path, help="folder with mask%%03d.tif and res_track.txt")
     parser.add_argument("gt_dir", type=Path, help="folder with TRA/ (man_track.txt, man_track%%03d.tif) and SEG/")
+    parser.add_argument("--frames", type=frames_option, default=None, metavar="A-B",
+                        help="score frames A to B (both included, from 0) of the ground truth: for a result of part of "
+                             "a longer movie (e.g. --frames 0-5 for one of its first 6 frames); a result of the whole "
+                             "movie is cut to the same frames")
     return parser
+
+
+def frames_option(text: str) -> range:
+    """``--frames A-B`` (or one frame ``A``) -> range(A, B + 1); argparse's error naming the option otherwise."""
+    first, dash, last = text.strip().partition("-")
+    try:
+        a, b = int(first), int(last) if dash else int(first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes A-B, two frame numbers from 0 (e.g. 0-5), got {text!r}") from None
+    if a < 0 or b < a:
+        raise argparse.ArgumentTypeError(f"takes A-B with 0 <= A <= B (e.g. 0-5), got {text!r}")
+    return range(a, b + 1)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from sam2_model.tracking import evaluate_ctc
 
     try:
-        measures = evaluate_ctc(args.result_dir, args.gt_dir)
+        measures = evaluate_ctc(args.result_dir, args.gt_dir, frames=args.frames)
     except (ValueError, FileNotFoundError, AssertionError) as error:
-        print(f"napari-sam2: {error}", file=sys.stderr)
+        text = str(error)
+        if args.frames is not None:  # the API's words for the option -> the command line's
+            text = text.replace(f"frames={args.frames!r}", f"--frames {args.frames.start}-{args.frames.stop - 1}")
+        print(f"napari-sam2: {text}", file=sys.stderr)
         return 2
     shown = {k: v for k, v in measures.items() if not math.isnan(v)}
     main = [(key, meaning) for key, meaning in EVALUATE_MAIN if key in shown]

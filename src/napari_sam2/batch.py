@@ -324,7 +324,8 @@ def batch(
     spec = _model_spec(model, checkpoint, device, size,
                        torch_threads=None if in_cluster else max(1, usable_cores() // workers), name=word)
     out = Path(out).expanduser()
-    stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"))
+    read_as: List[str] = []  # folders of one CYX / ZYX file per time point, read as one stack: said at the start
+    stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"), notes=read_as)
     template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
                          dict(tracking_options), axes, sigma, limits, object_window=window, direction=direction,
                          run=uuid.uuid4().hex[:8], invert=flip)
@@ -333,7 +334,7 @@ def batch(
         with out_lock(out, word("out")):  # one run per output folder: its plan and summary stay true
             return _plan_and_run(stacks, out, template, overwrite=overwrite, prompts_dir=prompts_dir, word=word,
                                  client=client, scheduler=scheduler, workers=workers, device=device,
-                                 progress=progress)
+                                 progress=progress, read_as=read_as)
     finally:
         remove_if_empty(out, created)  # a run stopped before it wrote anything (unreachable scheduler, Ctrl-C)
 
@@ -367,9 +368,10 @@ def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
 
 def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, overwrite: bool,
                   prompts_dir: Optional[Path], word: Any, client: Any, scheduler: Optional[str], workers: int,
-                  device: str, progress: bool) -> Any:
+                  device: str, progress: bool, read_as: Sequence[str] = ()) -> Any:
     """The run itself, once ``out`` exists and its lock is held: plan (names, reuse), then run the stacks left on
-    the cluster; returns this run's rows (a DataFrame). See :func:`batch`."""
+    the cluster; returns this run's rows (a DataFrame). See :func:`batch`. ``read_as``: notes on how input folders
+    were read (said at the start with the plan's)."""
     auto, in_cluster = template.auto, client is not None or scheduler is not None
     found: Dict[Path, Dict[str, Any]] = {}  # each stack's prompts CSV and settings, read once
 
@@ -406,7 +408,7 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
                              prompts=None if prompts is None else str(prompts.resolve()), settings=settings))
     order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     if progress:
-        report_start(list(rows.values()), len(plan.names), len(tasks), plan.notes)
+        report_start(list(rows.values()), len(plan.names), len(tasks), [*read_as, *plan.notes])
 
     def ordered(with_others: bool = True) -> List[Dict[str, Any]]:
         """This run's rows in input order, then (``with_others``) the other complete results in ``out``."""

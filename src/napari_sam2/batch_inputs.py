@@ -2,21 +2,24 @@
 
 A stack is a multi-page TIFF / OME-TIFF, a .npy file, a zarr folder (OME-Zarr: its array "0") or a
 folder of single-frame images. A folder given as input is one stack when it is a zarr store or holds
-only single-frame images; otherwise the stacks in it and in its sub-folders (one level down: ``plate/a.tif``
-and ``plate/well1/a.tif``, not ``plate/well1/pos1/a.tif``) are its stacks (multi-page TIFFs, .npy files, zarr
-folders, folders of frames). Files that cannot be read are kept as stacks so that the run records why they
+only single-frame images: 2-D or colour images, or TIFFs whose own axes say each is one time point with channels or
+z slices (a microscope's one CYX or ZYX file per time point; :func:`sam2_model.frames_io.is_frame_file`), read as
+``napari-sam2 track`` reads the folder; otherwise the stacks in it and in its sub-folders (one level down:
+``plate/a.tif`` and ``plate/well1/a.tif``, not ``plate/well1/pos1/a.tif``) are its stacks (multi-page TIFFs, .npy
+files, zarr folders, folders of frames). Files that cannot be read are kept as stacks so that the run records why they
 failed. Stacks inside the run's output folder are never inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from sam2_model.frames_io import FRAME_SUFFIXES, TIFF_SUFFIXES, natural_key
+from sam2_model.frames_io import FRAME_SUFFIXES, TIFF_SUFFIXES, image_file_header, is_frame_file, natural_key
 
 PathLike = Union[str, os.PathLike]
 STACK_SUFFIXES = TIFF_SUFFIXES + (".npy", ".zarr")
@@ -25,22 +28,6 @@ _GLOB_CHARS = set("*?[")
 
 def is_zarr_store(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _is_single_frame(path: Path) -> bool:
-    """True for a 2D (or 2D RGB) image file; False for a multi-page stack or an unreadable file."""
-    suffix = path.suffix.lower()
-    if suffix not in TIFF_SUFFIXES:
-        return suffix in FRAME_SUFFIXES
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, axes = tuple(series.shape), series.axes
-    except Exception:  # unreadable: a stack candidate that will fail with its reason
-        return False
-    return len(shape) == 2 or (len(shape) == 3 and axes.endswith("S"))
 
 
 def _images(folder: Path) -> List[Path]:
@@ -56,34 +43,49 @@ SEARCHED = ("multi-page TIFF / OME-TIFF, .npy, zarr folders and folders of singl
             "and in its sub-folders (one level down)")
 
 
-def _is_frames_folder(folder: Path) -> bool:
+def _is_frames_folder(folder: Path, notes: Optional[List[str]] = None) -> bool:
+    """Whether ``folder`` is one stack of frames: every image file in it is a frame (:func:`~sam2_model.frames_io.
+    is_frame_file`: a 2-D or colour image, or a TIFF whose own axes say it is one time point with channels or z
+    slices, e.g. CYX). ``notes`` gets a line saying so for a folder of such multi-axis files (which might also have
+    been meant as separate stacks)."""
     files = _images(folder)
-    return bool(files) and all(_is_single_frame(p) for p in files)
+    if not files or not all(is_frame_file(p) for p in files):
+        return False
+    if notes is not None and files[0].suffix.lower() in TIFF_SUFFIXES:
+        with contextlib.suppress(Exception):  # unreadable: reading the stack says why
+            shape, _, axes = image_file_header(files[0])
+            if len(shape) > 2 and not str(axes).endswith("S"):
+                notes.append(
+                    f"{folder}: read as one stack of {len(files)} frames, each file one time point of axes {axes} "
+                    f"{tuple(shape)} (as `napari-sam2 track` reads the folder); to run each file as a stack of its "
+                    f"own, give them as a pattern ({str(folder / ('*' + files[0].suffix))!r})")
+    return True
 
 
-def _stacks_in_folder(folder: Path, depth: int = 1) -> List[Path]:
+def _stacks_in_folder(folder: Path, depth: int = 1, notes: Optional[List[str]] = None) -> List[Path]:
     """The stacks in ``folder`` and, ``depth`` levels down, in its sub-folders (a sub-folder that is a zarr store or
     a folder of frames is one stack)."""
-    if is_zarr_store(folder) or _is_frames_folder(folder):
+    if is_zarr_store(folder) or _is_frames_folder(folder, notes):
         return [folder]
     stacks: List[Path] = list(_images(folder))
     for sub in sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
                       key=lambda p: natural_key(p.name)):
-        if is_zarr_store(sub) or _is_frames_folder(sub):
+        if is_zarr_store(sub) or _is_frames_folder(sub, notes):
             stacks.append(sub)
         elif depth > 0:
-            stacks.extend(_stacks_in_folder(sub, depth - 1))
+            stacks.extend(_stacks_in_folder(sub, depth - 1, notes))
     return stacks
 
 
 def find_stacks(inputs: Union[PathLike, Sequence[PathLike]], exclude: Optional[PathLike] = None,
-                exclude_option: str = "out") -> List[Path]:
+                exclude_option: str = "out", notes: Optional[List[str]] = None) -> List[Path]:
     """Stack paths named by ``inputs`` (files, folders, glob patterns), in order, without duplicates.
 
     exclude: a folder whose contents are never taken as inputs (the run's output folder; ``exclude_option`` names
-    it in messages). Raises ValueError for an input that names nothing (missing path, pattern without matches, a
-    folder without stacks), for a stack named on its own inside ``exclude``, and when every stack found lies
-    inside ``exclude``.
+    it in messages). notes: gets a line for each folder of multi-axis frame files (one CYX or ZYX TIFF per time
+    point) read as one stack, saying so and how to run its files one by one instead. Raises ValueError for an input
+    that names nothing (missing path, pattern without matches, a folder without stacks), for a stack named on its own
+    inside ``exclude``, and when every stack found lies inside ``exclude``.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -105,7 +107,7 @@ def find_stacks(inputs: Union[PathLike, Sequence[PathLike]], exclude: Optional[P
             paths, explicit = [path], True
         for path in paths:
             if path.is_dir() and not is_zarr_store(path):
-                found.extend(_stacks_in_folder(path))
+                found.extend(_stacks_in_folder(path, notes=notes))
             elif path.is_dir() or path.suffix.lower() in FRAME_SUFFIXES + STACK_SUFFIXES:
                 found.append(path)
                 if explicit:

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
+from sam2_model.frames_io import multiscales_entry, ome_axis_letter, ome_axis_letters
+
 from .export import Calibration
 from .units import file_unit_name as unit_name  # a unit as a file spells it -> its OME-NGFF name
 
@@ -181,42 +183,23 @@ def _multiscales(path: Path) -> Optional[Dict[str, Any]]:
     """The first ``multiscales`` entry of the OME-Zarr at ``path`` (NGFF 0.4, or 0.5 under "ome"); None without."""
     import zarr
 
-    attrs = dict(zarr.open(str(path), mode="r").attrs)
-    ome = attrs.get("ome")
-    multiscales = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
-    return multiscales[0] if isinstance(multiscales, list) and multiscales and \
-        isinstance(multiscales[0], dict) else None
+    return multiscales_entry(dict(zarr.open(str(path), mode="r").attrs))
 
 
-#: the letter of an OME-Zarr axis by its type ("time", "channel"), else by its name
-_TYPE_LETTERS = {"time": "T", "channel": "C"}
-_NAME_LETTERS = {"t": "T", "time": "T", "c": "C", "channel": "C", "z": "Z", "y": "Y", "x": "X"}
-
-
-def _axis_letter(axis: Any) -> str:
-    """One OME-Zarr axis (NGFF 0.4 ``{"name": "z", "type": "space"}``, or 0.3's bare name "z") as a letter: T for
-    type time, C for channel, else T / C / Z / Y / X by its name; Q (tifffile's unknown axis) otherwise."""
-    if isinstance(axis, dict):
-        kind, name = str(axis.get("type", "")).lower(), str(axis.get("name", "")).lower()
-    else:
-        kind, name = "", str(axis).lower()
-    letter = _TYPE_LETTERS.get(kind) or _NAME_LETTERS.get(name, "Q")
-    return "Q" if kind == "space" and letter in ("T", "C") else letter
+_axis_letter = ome_axis_letter  # one OME-Zarr axis as a letter (the reader's rule: sam2_model.frames_io)
 
 
 def zarr_axis_letters(path: Any) -> Optional[str]:
     """The axis letters of the OME-Zarr at ``path``, as a TIFF gives them ("ZYX" for axes z, y, x; "TZYX"), from its
-    ``multiscales`` ``axes``; None where it has none, names a letter twice (Q aside) or is not a readable zarr."""
+    ``multiscales`` ``axes`` (:func:`sam2_model.frames_io.ome_axis_letters`, the letters the reader gives the array);
+    None where it has none, names a letter twice (Q aside) or is not a readable zarr."""
+    import zarr
+
     try:
-        first = _multiscales(Path(path))
+        attrs = dict(zarr.open(str(Path(path)), mode="r").attrs)
     except Exception:  # not a zarr, unreadable: no letters
         return None
-    axes = None if first is None else first.get("axes")
-    if not isinstance(axes, list) or not axes:
-        return None
-    letters = "".join(_axis_letter(axis) for axis in axes)
-    named = letters.replace("Q", "")
-    return letters if len(set(named)) == len(named) else None
+    return ome_axis_letters(attrs)
 
 
 def stack_letters(path: Any, stack: Any) -> Optional[str]:

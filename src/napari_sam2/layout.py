@@ -8,7 +8,7 @@ every other non-spatial axis at the slice the viewer shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -104,15 +104,27 @@ class FrameView:
         return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        """view[t] -> (H, W[, C]) plane; view[t, rows, cols, channel] indexes within the plane."""
+        """view[t] -> (H, W[, C]) plane; view[t, rows, cols, channel] indexes within the plane.
+
+        Rows, columns and the channel given as integers or slices are read as asked (``view[t, :, :, 1]`` reads
+        channel 1 of plane t only, not every channel); other in-plane indices (lists, masks, ``...``) index the
+        plane after it is read."""
         if isinstance(key, tuple) and key and isinstance(key[0], (int, np.integer)):
-            return self[key[0]][key[1:]]
-        frame = key
+            frame, inner = key[0], key[1:]
+            limit = 2 if self.layout.channel_axis is None else 3
+            if len(inner) > limit or not all(isinstance(k, (slice, int, np.integer)) for k in inner):
+                return self[frame][inner]
+            rows, cols, channel = tuple(inner) + (slice(None),) * (3 - len(inner))
+            return self._read(self._frame(frame), rows, cols, channel)
+        return self._read(self._frame(key), slice(None), slice(None))
+
+    def _frame(self, frame: Any) -> int:
+        """A frame number as 0 <= frame < len (negative numbers count from the end); TypeError / IndexError."""
         if not isinstance(frame, (int, np.integer)):
             raise TypeError("FrameView is indexed by a frame number, optionally followed by in-plane indices")
         if not -len(self) <= frame < len(self):
             raise IndexError(f"frame {frame} is out of range 0..{len(self) - 1}")
-        return self._read(int(frame) % len(self), slice(None), slice(None))
+        return int(frame) % len(self)
 
     def central(self, frame: int, side: int) -> np.ndarray:
         """The central ``side`` x ``side`` px (at most) of plane ``frame``, (h, w[, C]): only those are read (a lazy
@@ -123,8 +135,11 @@ class FrameView:
         top, left = max(0, (rows - side) // 2), max(0, (cols - side) // 2)
         return self._read(int(frame), slice(top, top + side), slice(left, left + side))
 
-    def _read(self, frame: int, rows: slice, cols: slice) -> np.ndarray:
-        """Plane ``frame`` (0 <= frame < len), rows and columns as given, (h, w[, C])."""
+    def _read(self, frame: int, rows: Union[slice, int], cols: Union[slice, int],
+              channel: Union[slice, int] = slice(None)) -> np.ndarray:
+        """Plane ``frame`` (0 <= frame < len), rows, columns and channels as given, (h, w[, c]) (an integer drops its
+        axis): only those are read from the data (one channel of a lazy (T, C, Y, X) array reads that channel's
+        chunks alone)."""
         layout = self.layout
         index: list = [slice(None)] * layout.ndim
         if layout.frame_axis is not None:
@@ -132,9 +147,11 @@ class FrameView:
         for axis, value in layout.fixed:
             index[axis] = value
         index[layout.spatial_axes[0]], index[layout.spatial_axes[1]] = rows, cols
-        plane = np.asarray(self.data[tuple(index)])
         if layout.channel_axis is not None:
-            remaining = [a for a in range(layout.ndim) if not isinstance(index[a], int)]
+            index[layout.channel_axis] = channel
+        plane = np.asarray(self.data[tuple(index)])
+        if layout.channel_axis is not None and isinstance(channel, slice):
+            remaining = [a for a in range(layout.ndim) if isinstance(index[a], slice)]
             plane = np.moveaxis(plane, remaining.index(layout.channel_axis), -1)
         return plane
 

@@ -9,7 +9,7 @@ import os
 import re
 import weakref
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -34,18 +34,55 @@ def natural_key(name: str) -> Tuple[Any, ...]:
 
 def image_file_info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
     """(shape, dtype) of one frame file as :func:`read_image_file` returns it, from its header only."""
+    shape, dtype, _ = image_file_header(path)
+    return shape, dtype
+
+
+#: the axes one time point of a time-lapse may have: channels, z slices, rows, columns (tifffile's letters)
+TIME_POINT_LETTERS = frozenset("CZYX")
+
+
+def time_point_axes(axes: Optional[str]) -> bool:
+    """Whether a file's own axis letters (a TIFF's, as tifffile reads them: "CYX", "ZYX", "ZCYX") say it holds one
+    time point with channels or z slices: each of C, Z, Y, X at most once, C or Z among them, ending in YX. A file
+    whose letters say nothing (tifffile's Q, ImageJ's I), or that has a time axis (T), is a stack of its own."""
+    if not isinstance(axes, str) or len(axes) < 3:
+        return False
+    letters = axes.upper()
+    return (set(letters) <= TIME_POINT_LETTERS and len(set(letters)) == len(letters) and letters.endswith("YX")
+            and bool({"C", "Z"} & set(letters)))
+
+
+def image_file_header(path: Path) -> Tuple[Tuple[int, ...], np.dtype, Optional[str]]:
+    """(shape, dtype, axis letters) of one frame file as :func:`read_image_file` returns it, from its header only: the
+    letters of a TIFF's first series as tifffile reads them ("YX", "CYX", "QYX"); None for PNG/JPEG/BMP."""
     if path.suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return tuple(series.shape), np.dtype(series.dtype)
+            return tuple(series.shape), np.dtype(series.dtype), str(series.axes)
     from PIL import Image
 
     with Image.open(path) as image:
         mode, (width, height) = _PIL_CONVERT.get(image.mode, image.mode), image.size
     stub = np.asarray(Image.new(mode, (1, 1)))
-    return (height, width) + stub.shape[2:], stub.dtype
+    return (height, width) + stub.shape[2:], stub.dtype, None
+
+
+def is_frame_file(path: Path) -> bool:
+    """Whether the image file at ``path`` is one frame of a folder of frames rather than a stack of its own: a PNG,
+    JPEG or BMP; a 2-D (or 2-D colour) TIFF; a TIFF whose own axes say it is one time point with channels or z slices
+    (:func:`time_point_axes`: a microscope's one CYX or ZYX file per time point). False for a multi-page stack whose
+    axes say nothing or name time, and for a file that cannot be read (as a stack it fails with its reason)."""
+    suffix = path.suffix.lower()
+    if suffix not in TIFF_SUFFIXES:
+        return suffix in FRAME_SUFFIXES
+    try:
+        shape, _, axes = image_file_header(path)
+    except Exception:  # unreadable: a stack candidate that will fail with its reason
+        return False
+    return len(shape) == 2 or (len(shape) == 3 and str(axes).endswith("S")) or time_point_axes(axes)
 
 
 def damaged_tiff(path: Path, error: Exception) -> ValueError:
@@ -162,12 +199,18 @@ class FolderStack:
         if not files:
             raise ValueError(f"frames: the folder {folder} holds no {'/'.join(FRAME_SUFFIXES)} files")
         self.files: List[Path] = list(files)
-        infos = [self._info(p) for p in files]
-        self.frame_shape, self.dtype = infos[0]
-        for path, info in zip(files[1:], infos[1:]):
-            self._check(path, info)
+        headers = [self._info(p) for p in files]
+        self.frame_shape, self.dtype = headers[0][:2]
+        for path, header in zip(files[1:], headers[1:]):
+            self._check(path, header[:2])
         self.shape = (len(files),) + tuple(self.frame_shape)
         self.ndim = len(self.shape)
+        letters = {header[2] for header in headers}
+        #: "T" + the files' own axis letters where every file says it is one time point alike ("TCYX" for a folder of
+        #: CYX TIFFs: channels found as in a TCYX TIFF); None otherwise
+        self.axes: Optional[str] = None
+        if len(letters) == 1 and time_point_axes(headers[0][2]) and len(headers[0][2]) == len(self.frame_shape):
+            self.axes = "T" + str(headers[0][2]).upper()
 
     @classmethod
     def of_files(cls, paths: Sequence[PathLike], what: str = "the list of files") -> "FolderStack":
@@ -184,9 +227,9 @@ class FolderStack:
         return cls(files[0].parent, files)
 
     @staticmethod
-    def _info(path: Path) -> Tuple[Tuple[int, ...], np.dtype]:
+    def _info(path: Path) -> Tuple[Tuple[int, ...], np.dtype, Optional[str]]:
         try:
-            return image_file_info(path)
+            return image_file_header(path)
         except Exception as error:
             raise ValueError(f"frames: cannot read {path}: {error}") from error
 
@@ -355,24 +398,69 @@ def _is_zarr_group(source: Any) -> bool:
     return type(source).__module__.split(".")[0] == "zarr" and not hasattr(source, "shape") and hasattr(source, "attrs")
 
 
-def _first_dataset(attrs: Dict[str, Any]) -> str:
-    """The path of the first (full-resolution) dataset in OME-NGFF ``multiscales`` metadata; "0" without it."""
+def multiscales_entry(attrs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The first ``multiscales`` entry of an OME-Zarr group's attributes (OME-NGFF 0.4, or 0.5 under "ome"); None
+    without (or malformed)."""
     ome = attrs.get("ome")
     multiscales = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
+    return multiscales[0] if isinstance(multiscales, list) and multiscales and isinstance(multiscales[0], dict) \
+        else None
+
+
+def _first_dataset(attrs: Dict[str, Any]) -> str:
+    """The path of the first (full-resolution) dataset in OME-NGFF ``multiscales`` metadata; "0" without it."""
     try:
-        return str(multiscales[0]["datasets"][0]["path"])
+        return str(multiscales_entry(attrs)["datasets"][0]["path"])  # type: ignore[index]
     except (TypeError, KeyError, IndexError):  # no (or malformed) metadata: OME-Zarr's full resolution is "0"
         return "0"
 
 
+#: the letter of an OME-Zarr axis by its type ("time", "channel"), else by its name
+_TYPE_LETTERS = {"time": "T", "channel": "C"}
+_NAME_LETTERS = {"t": "T", "time": "T", "c": "C", "channel": "C", "z": "Z", "y": "Y", "x": "X"}
+
+
+def ome_axis_letter(axis: Any) -> str:
+    """One OME-Zarr axis (NGFF 0.4 ``{"name": "z", "type": "space"}``, or 0.3's bare name "z") as a letter: T for
+    type time, C for channel, else T / C / Z / Y / X by its name; Q (tifffile's unknown axis) otherwise."""
+    if isinstance(axis, dict):
+        kind, name = str(axis.get("type", "")).lower(), str(axis.get("name", "")).lower()
+    else:
+        kind, name = "", str(axis).lower()
+    letter = _TYPE_LETTERS.get(kind) or _NAME_LETTERS.get(name, "Q")
+    return "Q" if kind == "space" and letter in ("T", "C") else letter
+
+
+def ome_axis_letters(attrs: Dict[str, Any]) -> Optional[str]:
+    """The axis letters of an OME-Zarr image from its group's attributes, as a TIFF gives them ("TCYX" for axes t
+    (time), c (channel), y, x), from ``multiscales`` ``axes``; None where it has none or names a letter twice (Q
+    aside)."""
+    entry = multiscales_entry(attrs)
+    axes = None if entry is None else entry.get("axes")
+    if not isinstance(axes, list) or not axes:
+        return None
+    letters = "".join(ome_axis_letter(axis) for axis in axes)
+    named = letters.replace("Q", "")
+    return letters if len(set(named)) == len(named) else None
+
+
 def zarr_full_resolution(group: Any, name: str) -> Any:
     """The full-resolution array of a zarr group (an OME-Zarr root): the first dataset its ``multiscales`` metadata
-    lists (OME-NGFF 0.4, or 0.5 under "ome"), else the array "0". ``name`` says what was given, for the error."""
-    key = _first_dataset(dict(group.attrs))
+    lists (OME-NGFF 0.4, or 0.5 under "ome"), else the array "0". ``name`` says what was given, for the error.
+
+    The array carries the image's axis letters as ``axes`` (:func:`ome_axis_letters`, one per axis: "TCYX"), as a
+    TIFF stack does, so that its channel axis is found from them as an OME-TIFF's is; none where the metadata does
+    not name one letter per axis."""
+    attrs = dict(group.attrs)
+    key = _first_dataset(attrs)
     array = group[key] if key in group else None
     if array is None or not hasattr(array, "shape"):
         raise ValueError(f"frames: {name} has no array '{key}' (it holds {sorted(group.keys())[:8]}); pass the array "
                          "you mean (group['name']) or the path of an OME-Zarr image")
+    letters = ome_axis_letters(attrs)
+    if letters is not None and len(letters) == len(array.shape) and getattr(array, "axes", None) is None:
+        with contextlib.suppress(AttributeError, TypeError):  # an array class that takes no new attributes
+            array.axes = letters
     return array
 
 

@@ -11,11 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 DEFAULT_METRICS = ("Valid", "SEG", "DET", "TRA", "LNK", "BC", "CT", "TF", "CCA")
+
+#: ``frames=``: a range or slice of frame numbers (step 1), or (first, last) both included
+FramesArg = Union[range, slice, Tuple[int, int], None]
+_NUMBERED = re.compile(r"^(?P<stem>[A-Za-z_]*?)(?P<frame>\d+)(?P<rest>(_\d+)?)\.tif$")
 
 
 def _check_folders(result_dir: Path, gt_dir: Path) -> None:
@@ -25,15 +32,115 @@ def _check_folders(result_dir: Path, gt_dir: Path) -> None:
         raise ValueError(f"gt_dir {gt_dir} must hold TRA/man_track.txt and TRA/man_track%03d.tif (CTC layout)")
 
 
+def _frame_files(folder: Path) -> Dict[int, List[Path]]:
+    """Frame number -> the numbered .tif files of that frame in a CTC folder (``mask005.tif``, ``man_track005.tif``,
+    ``man_seg005.tif``; a 3-D SEG's ``man_seg_005_012.tif`` slices: the first number is the frame)."""
+    found: Dict[int, List[Path]] = {}
+    for path in sorted(folder.glob("*.tif")) if folder.is_dir() else []:
+        match = _NUMBERED.match(path.name)
+        if match:
+            found.setdefault(int(match["frame"]), []).append(path)
+    return found
+
+
+def _as_range(frames: FramesArg, count: int) -> range:
+    """``frames`` as a range within 0..count-1 (step 1, not empty); ValueError naming what was given."""
+    if isinstance(frames, tuple) and len(frames) == 2 and all(isinstance(n, int) for n in frames):
+        chosen = range(frames[0], frames[1] + 1)
+    elif isinstance(frames, slice):
+        chosen = range(count)[frames]
+    elif isinstance(frames, range):
+        chosen = frames
+    else:
+        raise ValueError(f"frames must be a range, a slice or (first, last) of frame numbers, got {frames!r}")
+    if chosen.step != 1 or len(chosen) == 0 or chosen.start < 0 or chosen.stop > count:
+        raise ValueError(f"frames={frames!r} must be consecutive frames (step 1, at least one) within the ground "
+                         f"truth's frames 0-{count - 1}")
+    return chosen
+
+
+def _cut_tracks(text: str, frames: range) -> str:
+    """A CTC track table (``L B E P`` per line) cut to ``frames``, renumbered from 0: tracks outside dropped, begins
+    and ends clipped, a parent that is dropped (it ended before the first frame) becomes 0 (CTC's rule for a track
+    whose parent is not in the sequence)."""
+    rows = [[int(v) for v in line.split()] for line in text.splitlines() if line.strip()]
+    first, last = frames.start, frames.stop - 1
+    kept = {label for label, begin, end, _ in rows if begin <= last and end >= first}
+    return "".join(f"{label} {max(begin, first) - first} {min(end, last) - first} {parent if parent in kept else 0}\n"
+                   for label, begin, end, parent in rows if label in kept)
+
+
+def _cut_folder(source: Path, target: Path, frames: range, track_file: Optional[str]) -> None:
+    """Copy the numbered frame files of ``frames`` (and ``track_file``, cut: :func:`_cut_tracks`) from ``source`` to
+    ``target``, renumbered from 0 with the same number of digits."""
+    target.mkdir(parents=True)
+    for frame, paths in _frame_files(source).items():
+        if frame in frames:
+            for path in paths:
+                match = _NUMBERED.match(path.name)
+                number = f"{frame - frames.start:0{len(match['frame'])}d}"
+                shutil.copyfile(path, target / f"{match['stem']}{number}{match['rest']}.tif")
+    if track_file is not None:
+        (target / track_file).write_text(_cut_tracks((source / track_file).read_text(), frames))
+
+
+def _span(count: int) -> str:
+    return "frame 0" if count == 1 else f"frames 0-{count - 1}"
+
+
 def evaluate_ctc(result_dir: os.PathLike, gt_dir: os.PathLike, metrics: Optional[Sequence[str]] = None,
-                 division_tolerance: int = 3) -> Dict[str, float]:
+                 division_tolerance: int = 3, frames: FramesArg = None) -> Dict[str, float]:
     """SEG, DET, TRA, LNK and the division measures BC(i) (with tp/fp/fn per tolerance i frames), CT, TF,
     CCA (py-ctcmetrics). Adds ``division_recall`` = tp_div(i) / gt_divisions at i = ``division_tolerance``.
-    SEG is left out when GT_DIR has no SEG folder. Returns name -> value (floats and counts)."""
-    from ctc_metrics.scripts.evaluate import calculate_metrics, load_data
+    SEG is left out when GT_DIR has no SEG folder. Returns name -> value (floats and counts).
 
+    frames: score only these frames of the ground truth (a range or slice of frame numbers, step 1, or (first, last)
+    both included), e.g. ``range(6)`` for a result of the first 6 frames of a longer movie, ``range(10, 21)`` for one
+    of frames 10-20. The ground truth is cut to them as the challenge would have it for that sequence (a copy in a
+    temporary folder: frames renumbered from 0; man_track.txt's tracks outside dropped, their begins and ends clipped,
+    a parent that ended before the first frame set to 0); the result is taken as is where it has that many frames,
+    and cut the same way where it has as many frames as the ground truth. Without ``frames`` the result must have the
+    ground truth's number of frames.
+
+    ValueError for a folder not in CTC layout, ``frames`` outside the ground truth, and a result whose number of frames
+    fits neither (naming both counts and ``frames=``).
+    """
     result_dir, gt_dir = Path(result_dir), Path(gt_dir)
     _check_folders(result_dir, gt_dir)
+    gt_count, res_count = len(_frame_files(gt_dir / "TRA")), len(_frame_files(result_dir))
+    if gt_count == 0:
+        raise ValueError(f"gt_dir {gt_dir}: TRA holds no man_track%03d.tif masks")
+    with tempfile.TemporaryDirectory(prefix="ctc_frames_") as scratch:
+        if frames is not None:
+            chosen = _as_range(frames, gt_count)
+            if res_count not in (len(chosen), gt_count):
+                raise ValueError(
+                    f"result_dir {result_dir} has {res_count} frames ({_span(res_count)}); frames={frames!r} chose "
+                    f"{len(chosen)} of the ground truth's {gt_count}: the result must have {len(chosen)} frames (a "
+                    f"result of those frames) or {gt_count} (cut the same way)")
+            cut_gt = Path(scratch) / "GT"
+            _cut_folder(gt_dir / "TRA", cut_gt / "TRA", chosen, "man_track.txt")
+            if (gt_dir / "SEG").is_dir():
+                _cut_folder(gt_dir / "SEG", cut_gt / "SEG", chosen, None)
+            gt_dir = cut_gt
+            if res_count != len(chosen):  # a result of the whole movie: the same frames of it
+                cut_res = Path(scratch) / "RES"
+                _cut_folder(result_dir, cut_res, chosen, "res_track.txt")
+                result_dir = cut_res
+        elif res_count != gt_count:
+            raise ValueError(
+                f"result_dir {result_dir} has {res_count} frames ({_span(res_count)}) but gt_dir {gt_dir} has "
+                f"{gt_count} ({_span(gt_count)}); to score a result of part of the movie, name the ground truth's "
+                f"frames it covers: frames=range({res_count}) for the first {res_count} (napari-sam2 evaluate "
+                f"--frames 0-{res_count - 1}), or frames=range(a, a + {res_count}) for frames a..a+{res_count - 1}")
+        return _evaluate(result_dir, gt_dir, metrics, division_tolerance)
+
+
+def _evaluate(result_dir: Path, gt_dir: Path, metrics: Optional[Sequence[str]],
+              division_tolerance: int) -> Dict[str, float]:
+    """:func:`evaluate_ctc` of two folders with the same number of frames."""
+    from ctc_metrics.scripts.evaluate import calculate_metrics, load_data
+
     chosen = list(metrics or DEFAULT_METRICS)
     has_seg = (gt_dir / "SEG").is_dir() and any((gt_dir / "SEG").glob("man_seg*.tif"))
     if not has_seg:
