@@ -267,17 +267,23 @@ def opened_stack(path: Path) -> Iterator[Tuple[Any, bool]]:
         close_stack(stack)
 
 
-class _LazyBar:
-    """A tqdm bar created at the first progress report (so errors before propagation print no bar)."""
+#: seconds a labels write runs before ``track`` shows its bar (a short write shows none)
+WRITE_BAR_DELAY = 2.0
 
-    def __init__(self) -> None:
+
+class _LazyBar:
+    """A tqdm bar created at the first progress report (so errors before propagation print no bar): ``desc`` and
+    ``unit`` name the work; ``delay``: seconds before it shows (tqdm's ``delay``; 0: at once)."""
+
+    def __init__(self, desc: str = "propagating", unit: str = "frame", delay: float = 0.0) -> None:
         self.bar = None
+        self.desc, self.unit, self.delay = desc, unit, delay
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="frame", desc="propagating")
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, delay=self.delay)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -381,11 +387,9 @@ def track_command(args: argparse.Namespace) -> int:
     check_not_input("-o/--output", Path(args.output).expanduser(),
                     [("the stack", args.stack), ("--prompts", args.prompts)])
     output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
-    import numpy as np
-
     from .api import frame_seen, prompted_frame
     from .axis_moves import numbered_as_read
-    from .export import save_labels_tiff
+    from .export import labels_ids, save_labels_tiff
     from .image_size import OFF
     from .layout import FrameView
     from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
@@ -428,8 +432,12 @@ def track_command(args: argparse.Namespace) -> int:
         letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
         if one_image:
             labels, letters = labels[0], None  # one image in, one label image out (YX)
-        write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration))])  # folders too, only now
-        found = set(np.unique(labels).tolist()) - {0}
+        writing = _LazyBar("writing labels", "plane", WRITE_BAR_DELAY)  # plane by plane; a bar where it takes long
+        try:
+            write_outputs([(output, lambda to: save_labels_tiff(labels, to, letters, calibration, writing))])
+        finally:  # folders too, only now
+            writing.close()
+        found = labels_ids(labels)  # a plane at a time (no sorted copy of the stack)
         print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
         missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
         if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel

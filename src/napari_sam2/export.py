@@ -110,13 +110,15 @@ class Calibration:
 
 
 def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
-                     calibration: Optional[Calibration] = None) -> None:
+                     calibration: Optional[Calibration] = None,
+                     on_plane: Optional[Callable[[int, int], None]] = None) -> None:
     """Write labels (T, Y, X) or (Y, X) (or any axes ``axes`` names, e.g. "TZYX") as a zlib-compressed greyscale TIFF.
 
     axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (Fiji, tifffile, napari)
     give them back; None (or letters that do not fit the labels): "TYX" ("ZYX" where the calibration's frames are a
     volume's slices) for 3-D labels, "YX" for 2-D ones, none for others.
     calibration: the image's pixel size, frame step and origin (:class:`Calibration`), recorded as below.
+    on_plane: called as ``on_plane(done, total)`` as the (Y, X) planes are written (progress; ``total`` planes).
 
     The file is an ImageJ hyperstack (:func:`imagej_labels`: Fiji's plain File > Open gives frames as frames, slices
     as slices, the pixel size, slice spacing, frame interval and origin; Bio-Formats, tifffile and napari read it too)
@@ -126,6 +128,8 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
     Fiji's plain opener then shows the frames as 32-bit slices with the pixel size only: its Bio-Formats importer
     reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB).
     A calibration that records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
+    The planes are written one at a time (:func:`label_planes`): the memory the write takes beyond ``labels`` is that
+    of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack).
     Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
     and no temporary file behind.
     """
@@ -135,9 +139,11 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
         _default_axes(labels.ndim, calibration)
     imagej = imagej_labels(labels, letters, calibration)
     if imagej is not None:
-        data, arguments = imagej
+        dtype, arguments = imagej
         with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
-            tifffile.imwrite(temporary, data, imagej=True, compression="zlib", photometric="minisblack", **arguments)
+            tifffile.imwrite(temporary, **_pixels(labels, dtype, on_plane), imagej=True, compression="zlib",
+                             photometric="minisblack", **arguments)
+        _done(labels, on_plane)
         return
     metadata: Dict[str, Any] = {"axes": letters} if letters else {}
     calibrated = tiff_calibration(calibration, letters)
@@ -145,8 +151,52 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
         metadata = calibrated.pop("metadata")
         metadata["UUID"] = _content_uuid(labels, metadata)  # a rerun writes the same bytes
     with atomic_file(path) as temporary:
-        tifffile.imwrite(temporary, labels, compression="zlib", photometric="minisblack",  # never read as RGB
+        tifffile.imwrite(temporary, **_pixels(labels, labels.dtype, on_plane), compression="zlib",
+                         photometric="minisblack",  # never read as RGB
                          bigtiff=labels.nbytes > 2**31, metadata=metadata, **calibrated)
+    _done(labels, on_plane)
+
+
+def label_planes(labels: np.ndarray) -> Iterator[np.ndarray]:
+    """The (Y, X) planes of labels of two or more axes, in the file's (C) order: views, no copies (the labels
+    themselves for (Y, X) labels)."""
+    for index in np.ndindex(*labels.shape[:-2]):
+        yield labels[index]
+
+
+def labels_ids(labels: np.ndarray) -> AbstractSet[int]:
+    """The ids > 0 that ``labels`` (any axes, (Y, X) last) hold, read a plane at a time: no stack-sized copy (as
+    ``np.unique`` of the whole stack would sort)."""
+    if labels.ndim < 2:
+        return set(np.unique(labels[labels != 0]).tolist())
+    found: set = set()
+    for plane in label_planes(labels):
+        found.update(np.unique(plane[plane != 0]).tolist())
+    return found
+
+
+def _pixels(labels: np.ndarray, dtype: Any, on_plane: Optional[Callable[[int, int], None]]) -> Dict[str, Any]:
+    """tifffile.imwrite's data arguments for ``labels`` written as ``dtype``: an iterator of its (Y, X) planes with
+    ``shape`` and ``dtype`` (tifffile writes each as one page: the same bytes as the whole array gives), or the array
+    itself where it is one plane or less (then a copy of it where the dtype changes)."""
+    if labels.ndim <= 2 or labels.size == 0:
+        return {"data": labels.astype(dtype, copy=False)}
+    total = int(np.prod(labels.shape[:-2], dtype=np.int64))
+
+    def planes() -> Iterator[np.ndarray]:
+        for done, plane in enumerate(label_planes(labels), start=1):
+            yield plane.astype(dtype, copy=False)  # a copy of this plane only where the dtype changes
+            if on_plane is not None and done < total:
+                on_plane(done, total)  # the next plane is asked for: this one is written
+
+    return {"data": planes(), "shape": labels.shape, "dtype": np.dtype(dtype)}
+
+
+def _done(labels: np.ndarray, on_plane: Optional[Callable[[int, int], None]]) -> None:
+    """Tell ``on_plane`` that every plane of ``labels`` is written."""
+    if on_plane is not None:
+        total = int(np.prod(labels.shape[:-2], dtype=np.int64)) if labels.ndim >= 2 else 1
+        on_plane(total, total)
 
 
 #: the most bytes of pixels an ImageJ hyperstack is written with (a classic TIFF, which ImageJ 1 reads; bigger labels
@@ -163,24 +213,25 @@ SECONDS = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond"
 
 
 def imagej_labels(labels: np.ndarray, axes: Optional[str],
-                  calibration: Optional[Calibration]) -> Optional[Tuple[np.ndarray, Dict[str, Any]]]:
-    """(pixels, tifffile.imwrite arguments) writing ``labels`` as an ImageJ hyperstack with ``imagej=True``: uint8
-    and uint16 labels as they are, other integer labels as uint16, with the axes ``axes`` and :func:`imagej_calibration`; None
-    where the labels cannot be one: an id of 65536 or more (or a negative one), ``axes`` None or not among T, Z, Y, X
-    in that order (ImageJ's, e.g. "ZTYX"), over :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot
-    hold."""
+                  calibration: Optional[Calibration]) -> Optional[Tuple[np.dtype, Dict[str, Any]]]:
+    """(dtype, tifffile.imwrite arguments) writing ``labels`` as an ImageJ hyperstack with ``imagej=True``: uint8
+    and uint16 labels as they are, other integer labels as uint16 (the dtype returned; nothing is copied here), with
+    the axes ``axes`` and :func:`imagej_calibration`; None where the labels cannot be one: an id of 65536 or more (or
+    a negative one), ``axes`` None or not among T, Z, Y, X in that order (ImageJ's, e.g. "ZTYX"), over
+    :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot hold."""
     if not isinstance(axes, str) or len(axes) != labels.ndim or not _imagej_order(axes):
         return None
-    if labels.dtype not in (np.uint8, np.uint16):
-        if labels.dtype.kind not in "biu" or labels.size * 2 > IMAGEJ_MAX_BYTES:  # (the cheap checks first)
+    dtype = labels.dtype
+    if dtype not in (np.uint8, np.uint16):
+        if dtype.kind not in "biu" or labels.size * 2 > IMAGEJ_MAX_BYTES:  # (the cheap checks first)
             return None
         if labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0):
-            return None
-        labels = labels.astype(np.uint16)
-    if labels.nbytes > IMAGEJ_MAX_BYTES:
+            return None  # (max and min read the labels without copying them)
+        dtype = np.dtype(np.uint16)
+    if labels.size * dtype.itemsize > IMAGEJ_MAX_BYTES:
         return None
     arguments = imagej_calibration(calibration, axes)
-    return None if arguments is None else (labels, arguments)
+    return None if arguments is None else (dtype, arguments)
 
 
 def _imagej_order(axes: str) -> bool:
@@ -307,8 +358,10 @@ def layer_other_steps(scale: Sequence[float], units: Optional[Sequence[Any]], la
 
 def _content_uuid(labels: np.ndarray, metadata: Dict[str, Any]) -> str:
     """The OME UUID of a labels TIFF from its pixels and metadata (tifffile's default is random: every rerun would
-    give a different file)."""
-    digest = hashlib.sha1(np.ascontiguousarray(labels).view(np.uint8).reshape(-1).data)
+    give a different file); the pixels are hashed a plane at a time (the digest of the whole array's bytes)."""
+    digest = hashlib.sha1()
+    for plane in (label_planes(labels) if labels.ndim > 2 else (labels,)):
+        digest.update(np.ascontiguousarray(plane).view(np.uint8).reshape(-1).data)
     digest.update(f"{labels.shape}{labels.dtype}{sorted(metadata.items())}".encode())
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}"
 

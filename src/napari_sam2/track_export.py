@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
+from sam2_model.tracking.ctc_io import consistent_labels
 
 from .export import Calibration, Step, save_labels_tiff
 
@@ -34,17 +35,19 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     Every kind is written from the result made CTC-consistent (:func:`ctc_consistent`, as :func:`write_auto_outputs`
     does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
     is the piece before, in all four, so files exported from one result name the same tracks with the same ids
-    (ids painted by other tools get rows too). ``calibration``: the image's pixel size, frame interval and origin,
+    (ids painted by other tools get rows too). The CTC folder and the GEFF read the labels a frame at a time
+    (:func:`sam2_model.tracking.ctc_io.consistent_labels`): they take memory of a few planes beyond the result's own
+    labels, whatever the number of frames. ``calibration``: the image's pixel size, frame interval and origin,
     written into the GEFF's axes, the labels TIFF (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`)
     and the tracks CSV. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
     anything else is refused (ValueError), never emptied.
     """
     path = _checked(what, path, overwrite)
-    if not result.labels.any():
+    labels, lineage = consistent_labels(result.labels, result.lineage)  # a plane at a time: no copy of the stack
+    if not any(len(ids) for ids in labels.ids):
         raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
-    labels, lineage = ctc_consistent(result.labels, result.lineage)
     if what == "labels":
-        save_labels_tiff(labels, path, calibration=calibration)
+        save_labels_tiff(np.asarray(labels), path, calibration=calibration)  # the one export that holds them whole
     elif what == "tracks":
         write_tracks_csv(path, lineage, calibration)
     elif what == "ctc":

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic_files import publish_together, temporary_folder
-from .lineage import Lineage, frame_centroids
+from .lineage import Lineage
 
 # Units are written as OME-NGFF names (GEFF's recommendation; napari's pint units give these names). Other common
 # spellings (ImageJ's "micron", "um", "s", "min", ...) are read as the names they stand for.
@@ -129,15 +129,39 @@ def _scale_value(axis: str, value: Any) -> Optional[float]:
     return float(value)
 
 
-def detections(labels: np.ndarray) -> List[Detection]:
+def detections(labels: Any) -> List[Detection]:
     """(track_id, frame, centroid, area) of every id on every frame of labels (T, H, W) (centroid (y, x)) or
-    (T, Z, H, W) (centroid (z, y, x)), sorted by track then frame."""
-    labels = np.asarray(labels)
-    rows = frame_centroids(labels)
+    (T, Z, H, W) (centroid (z, y, x)) ((H, W): one frame), sorted by track then frame.
+
+    Read a frame at a time (``labels[t]``: a numpy, zarr or dask stack, or a :class:`.ctc_io.ConsistentLabels`), and
+    each frame measured in a few numpy passes over its cells' pixels only (:func:`frame_detections`): no copy of the
+    stack, and no long call that holds the GIL (a GUI's export worker leaves napari responsive)."""
+    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
+    shape = tuple(int(n) for n in labels.shape)
+    if len(shape) == 2:
+        return sorted(frame_detections(0, np.asarray(labels)), key=lambda row: (row[0], row[1]))
+    rows: List[Detection] = []
+    for frame in range(shape[0]):
+        rows += frame_detections(frame, np.asarray(labels[frame]))
     return sorted(rows, key=lambda row: (row[0], row[1]))
 
 
-def graph_arrays(labels: np.ndarray, lineage: Lineage) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+def frame_detections(frame: int, plane: np.ndarray) -> List[Detection]:
+    """(track_id, frame, centroid, area) of each id > 0 of one frame ``plane`` ((H, W) or (Z, H, W)), by id: the
+    centroid is the mean of its pixels' coordinates, the same floats as :func:`scipy.ndimage.center_of_mass` gives
+    (exact integer sums, one division)."""
+    flat = np.flatnonzero(plane)
+    if not len(flat):
+        return []
+    ids, inverse, counts = np.unique(plane.reshape(-1)[flat], return_inverse=True, return_counts=True)
+    coordinates = np.unravel_index(flat, plane.shape)
+    sums = [np.bincount(inverse, weights=axis, minlength=len(ids)) for axis in coordinates]
+    centres = np.stack(sums, axis=1) / counts[:, None]
+    return [(int(i), int(frame), tuple(float(c) for c in centre), int(n))
+            for i, n, centre in zip(ids.tolist(), counts.tolist(), centres)]
+
+
+def graph_arrays(labels: Any, lineage: Lineage) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """(node properties, edges) of a tracking result: labels (T, H, W) or (T, Z, H, W), lineage.
 
     Node i (0..N-1) is the i-th detection by (track, frame); properties (N,) in the order written: t, (z,) y, x,
@@ -194,12 +218,13 @@ def _tracklets_and_lineages(track_ids: np.ndarray, edges: Sequence[Tuple[int, in
     return tracklets, lineages
 
 
-def write_geff(path: os.PathLike, labels: np.ndarray, lineage: Lineage, overwrite: bool = False, *,
+def write_geff(path: os.PathLike, labels: Any, lineage: Lineage, overwrite: bool = False, *,
                scale: Optional[Sequence[Optional[float]]] = None,
                units: Optional[Sequence[Any]] = None, offset: Optional[Sequence[Optional[float]]] = None) -> Path:
     """Write the result as a GEFF zarr folder at ``path`` (e.g. ``tracks.geff``); returns ``path``.
 
-    labels: (T, H, W) or (T, Z, H, W) track ids ((H, W): one frame); lineage: their tracks (parents).
+    labels: (T, H, W) or (T, Z, H, W) track ids ((H, W): one frame), read a frame at a time (:func:`detections`);
+    lineage: their tracks (parents).
     scale: the physical size of one step along each labels axis, in their order (t, (z,) y, x), e.g.
         (300.0, 0.65, 0.65) for 5-minute frames of 0.65 um pixels (napari's ``layer.scale``); None, or None for
         one axis: not calibrated.
