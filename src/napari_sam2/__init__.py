@@ -1,8 +1,8 @@
 """napari-sam2: SAM 2 segmentation and tracking in napari (widgets, layer <-> prompt conversion, CLI).
 
-The console API (``from napari_sam2 import segment, track_cells, batch, get_session, get_widget``) is imported when a
-name is first asked for, so importing the package stays cheap (napari's plugin manager, the ``napari-sam2``
-command's start-up): torch and the model's code load with the first name that needs them.
+The console API (``from napari_sam2 import segment, track_cells, measure, batch, get_session, get_widget``) is
+imported when a name is first asked for, so importing the package stays cheap (napari's plugin manager, the
+``napari-sam2`` command's start-up): torch and the model's code load with the first name that needs them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, List, Optional
 
-__all__ = ["batch", "get_session", "get_widget", "segment", "track_cells"]
+__all__ = ["batch", "get_session", "get_widget", "measure", "segment", "track_cells"]
 
 _FROM_API = ("get_session", "get_widget", "segment", "track_cells")
 INTERRUPTED = "napari-sam2: interrupted; nothing was written"  # what the command says on Ctrl-C (exit status 130)
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
     (``export``), as an eager import of the API made every submodule it uses an attribute of the package."""
     from sam2_model.lazy import lazy_attribute
 
-    return lazy_attribute(__name__, globals(), name, {api_name: "api" for api_name in _FROM_API})
+    return lazy_attribute(__name__, globals(), name, {**{api_name: "api" for api_name in _FROM_API}, "measure": "export"})
 
 
 def __dir__() -> List[str]:

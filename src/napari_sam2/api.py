@@ -38,7 +38,7 @@ from .axis_moves import (
 )
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
-from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem
+from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem, is_table, prompts_from_table
 from .console_tracking import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
@@ -326,11 +326,36 @@ def prompt_rows(rows: Any, width: int, name: str, columns: str) -> np.ndarray:
     return array
 
 
+def table_prompts(clicks: Any, boxes: Any) -> Tuple[Any, Any]:
+    """``clicks`` and ``boxes`` of :func:`segment` with tables (pandas DataFrames) read by their column names
+    (:func:`.prompts_csv.prompts_from_table`: frame, obj_id, y, x, label[, y1, x1], as a prompts CSV): a table's
+    click rows join the clicks and its box rows the boxes; a table given as ``boxes`` must hold boxes only. Rows
+    (lists, arrays) are left as they are: positional, (frame, y, x, label, obj_id) and (frame, y0, x0, y1, x1,
+    obj_id)."""
+    if not is_table(clicks) and not is_table(boxes):
+        return clicks, boxes
+    found_clicks: list = []
+    found_boxes: list = []
+    for name, rows in (("clicks", clicks), ("boxes", boxes)):
+        if is_table(rows):
+            table_clicks, table_boxes = prompts_from_table(rows, name)
+            if name == "boxes" and table_clicks:
+                raise ValueError("boxes: a table given as boxes must have y1 and x1 on every row (the corner opposite "
+                                 "(y, x)); pass a table of clicks and boxes as clicks")
+            found_clicks += table_clicks
+            found_boxes += table_boxes
+        else:
+            rows = prompt_rows(rows, 5 if name == "clicks" else 6, name,
+                               "(frame, y, x, label, obj_id)" if name == "clicks" else "(frame, y0, x0, y1, x1, obj_id)")
+            (found_clicks if name == "clicks" else found_boxes).extend(tuple(row) for row in rows)
+    return found_clicks, found_boxes
+
+
 def segment(
     image: Any,
     clicks: Sequence[Sequence[float]] = (),
     boxes: Sequence[Sequence[float]] = (),
-    model: str = "demo",
+    model: ModelArg = "demo",
     checkpoint: WeightsArg = "download",
     device: str = "auto",
     image_size: ImageSizeArg = None,
@@ -362,7 +387,11 @@ def segment(
         reads the two axes before it as rows and columns where it is shorter than both
         (:func:`~.axis_moves.rows_columns_last`; said in a UserWarning); the labels keep the stack's
         order. Frames thinner than 8 px on a side, and bool images (``image.astype(np.uint8)``), are refused.
-    clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates. An object's
+    clicks: rows (frame, y, x, label, obj_id), label 1 positive / 0 negative, in pixel coordinates; or a table with
+        named columns (a pandas DataFrame, e.g. ``pandas.read_csv("prompts.csv")``) read by its names as the prompts
+        CSV of ``napari-sam2 track`` (frame, obj_id, y, x, label[, y1, x1]: rows with y1, x1 are boxes), a table
+        without those names refused with the names it needs (``napari_sam2.prompts_csv.read_prompts(path)`` gives
+        (clicks, boxes) rows of such a file). An object's
         negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
         made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
         needs a positive click or a box on some frame.
@@ -371,7 +400,11 @@ def segment(
     direction: "forward", "backward" or "both" from the first prompted frame; a one-way direction with nothing to
         track from there (backward from frame 0, forward from the last) is refused, as by ``napari-sam2 track``.
     progress: called with (frames done, frames to do) during propagation.
-    model / checkpoint: the embedded demo model by default; checkpoint is one of
+    model / checkpoint: the embedded demo model by default. model: a preset name (``sam2_model.list_models()``),
+        built on every call, or a model built once with ``sam2_model.build_model`` and used as it is (a notebook that
+        segments many stacks builds it once: ``net = sam2_model.build_model("demo"); segment(stack, clicks,
+        model=net)``); with a built model, checkpoint, device and image_size stay at their defaults (it keeps its
+        own; "auto" object windows are measured for its preset). checkpoint is one of
         ``sam2_model.build.Weights`` ("embedded": the demo's shipped weights, "download": an official
         preset's cached or downloaded file (the demo's embedded ones), "random": testing only) or a path.
     image_size: the model's input size (a multiple of 32), "auto" (picked from the size of the objects in
@@ -394,6 +427,7 @@ def segment(
         (better for membrane-stained cells: README, *Object windows*). Windows cost one model input per object and
         frame instead of one per frame.
     """
+    check_model_choice(model, checkpoint, device, image_size)
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
     if is_layer and rgb is None:
         rgb = bool(image.rgb)
@@ -420,6 +454,7 @@ def segment(
         limits = check_contrast_limits(contrast_limits)
         sigma = check_smooth(smooth)
         flip = check_invert(invert)
+        clicks, boxes = table_prompts(clicks, boxes)
         clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
         boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
         _check_prompts(clicks, boxes, layout, data.shape)
@@ -441,8 +476,8 @@ def segment(
         check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track, batch; before a model
         measured = frame_seen(data, axes, prompted_frame(clicks, boxes))  # "auto" measures the prompted frame
         size = resolve_image_size(image_size, measured, model) if image_size is not None else None
-        net = sm.build_model(model, checkpoint=checkpoint, device=device, image_size=size)
-        window = resolve_object_window(object_window, measured, model, net.image_size)
+        net = model_to_use(model, checkpoint, device, size)
+        window = resolve_object_window(object_window, measured, model_name(model), net.image_size)
         labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
         options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
         if limits is not None:
@@ -456,6 +491,54 @@ def segment(
         for _ in controller.segment_table(prompts, direction, progress):
             pass
         return labels if moved is None else moved.labels_back(labels, layout)
+
+
+#: what ``model=`` of :func:`segment` and :func:`track_cells` accepts: a preset name, or a model already built
+ModelArg = Union[str, "sm.SAM2Model"]
+
+
+def check_model_choice(model: Any, checkpoint: Any = None, device: Any = "auto", image_size: Any = None) -> None:
+    """Check ``model=`` (and, for a built model, the arguments that would rebuild it) before any work.
+
+    model: a preset name (``sam2_model.list_models()``) or a :class:`sam2_model.SAM2Model` built by
+    ``sam2_model.build_model`` (used as it is, not rebuilt: a notebook builds it once). Anything else is a TypeError
+    naming its type (never its repr). A built model keeps its weights, device and input size: ``checkpoint`` must then
+    be None or "download" (the defaults), ``image_size`` None, and ``device`` "auto" or the model's own device;
+    otherwise a ValueError says how to get what was asked (build the model with it)."""
+    if isinstance(model, str):
+        return
+    if not isinstance(model, sm.SAM2Model):
+        known = ", ".join(sm.list_models())
+        raise TypeError(f"model must be a preset name ({known}) or a model built by sam2_model.build_model; got a "
+                        f"{type(model).__name__}")
+    asked = []
+    if checkpoint not in (None, "download"):
+        asked.append(f"checkpoint={checkpoint!r:.80}")
+    if image_size is not None:
+        asked.append(f"image_size={image_size!r:.40}")
+    if not (isinstance(device, str) and device.lower() == "auto"):
+        wanted = sm.resolve_device(device)
+        held = model.device
+        if wanted.type != held.type or (wanted.index is not None and wanted.index != (held.index or 0)):
+            asked.append(f"device={device!r:.40} (the model is on {held})")
+    if asked:
+        raise ValueError(f"{', '.join(asked)}: a model already built keeps its weights, device and input size "
+                         f"({model.image_size} px); build it with them (sam2_model.build_model({model.config.name!r}, "
+                         "checkpoint=..., device=..., image_size=...)) or pass model as a preset name")
+
+
+def model_to_use(model: ModelArg, checkpoint: Any, device: Any, image_size: Optional[int]) -> "sm.SAM2Model":
+    """The model to run: ``model`` itself where it is built (checked by :func:`check_model_choice`), else the preset
+    built with ``checkpoint``, ``device`` and ``image_size``."""
+    if isinstance(model, str):
+        return sm.build_model(model, checkpoint=checkpoint, device=device, image_size=image_size)
+    return model
+
+
+def model_name(model: ModelArg) -> str:
+    """The preset name of ``model`` (a name, or a built model's ``config.name``): what "auto" sizes and windows
+    measure for."""
+    return model if isinstance(model, str) else model.config.name
 
 
 def check_dtype(dtype: Any) -> None:

@@ -53,7 +53,7 @@ class ConsoleOptions(TrackAllOptions):
                 "min_contrast": float(self.min_contrast), "invert": bool(self.invert)}
 
 
-def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, checkpoint: Any = None,
+def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint: Any = None,
                 device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0, start_frame: int = 0,
                 direction: Optional[str] = None, seeding: str = "blobs",
                 cell_diameter: Optional[Sequence[float]] = None,
@@ -62,20 +62,32 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
                 contrast_limits: Optional[Sequence[float]] = None,
                 progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
                 channel_axis: Optional[int] = None, channel: Any = None,
-                fixed: Optional[Dict[int, int]] = None, invert: bool = False) -> TrackingResult:
+                fixed: Optional[Dict[int, int]] = None, invert: bool = False,
+                on_work: Optional[Callable[[int, float], None]] = None, stop: Any = None) -> TrackingResult:
     """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
 
     target: a napari viewer, or an image (array, napari Image layer or path, as :func:`napari_sam2.segment`).
     With a viewer: ``image`` is the Image layer (or its name; default the widget's current image), the
     SAM 2 widget is opened and its model choice used (``model``/``checkpoint`` must stay None), and the
     result lands in the image's masklets layer plus a lineage Tracks layer, undoable and correctable in
-    the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download") and the axis
+    the widget. Otherwise ``model``/``checkpoint`` default to the demo model ("download"); ``model`` is a preset name
+    (built on every call) or a model built once with ``sam2_model.build_model`` and used as it is (``net =
+    sam2_model.build_model("demo")``, then ``track_cells(stack, model=net)`` for every stack; its checkpoint, device
+    and input size are its own: those arguments stay at their defaults, see :func:`.api.check_model_choice`); the axis
     arguments are those of :func:`napari_sam2.segment` (a last axis of 3 or 4 entries of data that are not uint8,
     taken for colour without ``rgb`` or a channel choice, warns as there). result.labels: (T, H, W) uint32 track
     ids (the planes tracked, also with ``fixed``); a single 2-D image ((Y, X), or (Y, X, 3) RGB) gives (Y, X), as from
     :func:`napari_sam2.segment`: its lineage rows then begin and end at frame 0 and ``frames_tracked`` is [0].
     seeding, cell_diameter, redetect_every, divisions as :class:`TrackAllOptions`; ``progress(done, total)`` after
-    each frame. divisions None (the default): on, except where the frames are known to be a volume's z slices (a
+    each frame; ``on_work(frame, fraction)`` between the pieces of model work inside a frame (``fraction`` of that
+    frame's work done, in [0, 1], never going down within it): progress within the slow first frame (the detection of
+    every cell; minutes on large frames). Stopping early (not with a viewer: its Track all panel's Cancel does it):
+    ``stop``, a ``threading.Event`` or a function of no arguments, is checked after every frame and every piece of
+    model work; once it is set (or returns true) tracking stops there and the result of the frames done is returned
+    (the frame in progress is left out whole: its labels stay 0; ``frames_tracked`` lists the frames done, the tracks
+    still followed end "active", and ``note`` says where it stopped). Ctrl-C (KeyboardInterrupt) still raises, as
+    Python's rule is, with the result of the frames done as the exception's ``result`` (in a notebook, after an
+    interrupt: ``sys.last_value.result``; or ``except KeyboardInterrupt as error: result = error.result``). divisions None (the default): on, except where the frames are known to be a volume's z slices (a
     TIFF whose axes name the frame axis Z, an OME-Zarr whose frame axis is in a length unit; with a viewer, as the
     Track all panel decides it: a frame axis in a length unit or named z, or a source file whose axes say Z): off
     there, said in a UserWarning (cells do not divide along z); True or False is kept whatever the frames are. The options of ``napari-sam2 track --auto`` (see :class:`sam2_model.tracking.CellTracker`):
@@ -114,6 +126,14 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be a function called with (frames done, frames to do), or None; got "
                          f"{progress!r}")
+    if on_work is not None and not callable(on_work):
+        raise ValueError(f"on_work must be a function called with (frame, fraction of its work done), or None; got "
+                         f"{on_work!r:.200}")
+    should_stop = stop_check(stop)
+    if model is not None:
+        from .api import check_model_choice
+
+        check_model_choice(model, checkpoint, device, image_size)
     check_image_size(image_size)
     diameter = None if cell_diameter is None else check_cell_diameter(cell_diameter)  # the user's word on the cells
     options = ConsoleOptions(seeding, diameter or (8.0, 40.0), redetect_every,
@@ -126,6 +146,10 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
         if model is not None or checkpoint is not None or image_size is not None:
             raise ValueError("model/checkpoint/image_size: with a viewer the widget's model choice and input size are "
                              "used; choose them there (or pass an array instead of the viewer)")
+        if stop is not None or on_work is not None:
+            raise ValueError("stop/on_work: with a viewer the Track all panel runs the tracking (its progress bar moves "
+                             "within frames, and its Cancel stops it keeping the frames done); pass an array instead "
+                             "of the viewer to stop it from a script")
         given = [name for name, value in (("smooth", sigma), ("contrast_limits", limits), ("invert", flip)) if value]
         if given:
             raise ValueError(f"{'/'.join(given)}: with a viewer the frames are tracked as the widget reads them (its "
@@ -153,10 +177,8 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             options = dataclasses.replace(options, invert=True)  # the detector finds the dark cells the model tracks
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
-    from sam2_model import build_model
-
-    from .api import (API_NAMES, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z, opened_image,
-                      resolve_axes)
+    from .api import (API_NAMES, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z, model_name,
+                      model_to_use, opened_image, resolve_axes)
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -197,17 +219,57 @@ def track_cells(target: Any, image: Any = None, *, model: Optional[str] = None, 
             frame_seen(data, axes, start_frame)  # the start frame checked (finite) as every later read checks it
         size = None if image_size is None else check_image_size(image_size)
         if size == "auto":
-            choice = tracking_size_choice(frames, model or "demo", start_frame, session_options, through_z is not None,
-                                          diameter)
+            choice = tracking_size_choice(frames, model_name(model or "demo"), start_frame, session_options,
+                                          through_z is not None, diameter)
             _LOG.info("image_size auto: %s", choice.describe())
             size = choice.image_size
-        net = build_model(model or "demo", checkpoint=checkpoint or "download", device=device, image_size=size)
+        net = model_to_use(model or "demo", checkpoint or "download", device, size)
         tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
                             layout.frame_index_in_labels)
-        for kind, _, _, total in tracking.track(net, frame_source(frames, net, session_options), start_frame, options):
-            if kind == "frame" and progress is not None:
-                progress(len(tracking.history[-1].frames), total)
+        run = tracking.track(net, frame_source(frames, net, session_options), start_frame, options)
+        planned = 0  # the frames this run tracks (its "plan" step says)
+        try:
+            for kind, frame, done, total in run:
+                if kind == "plan":
+                    planned = total
+                elif kind == "work" and on_work is not None:
+                    on_work(frame, done / total)
+                elif kind == "frame" and progress is not None:
+                    progress(len(tracking.history[-1].frames), total)
+                finished = kind == "frame" and len(tracking.history[-1].frames) == planned  # its end steps to come
+                if kind in ("work", "frame") and not finished and should_stop():
+                    run.close()  # the frame in progress is left out whole (TrackAll.track)
+                    return as_image(stopped_result(tracking, planned, "stop was set"), layout.frame_axis is None)
+        except KeyboardInterrupt as error:
+            run.close()
+            error.result = as_image(stopped_result(tracking, planned, "interrupted"),  # type: ignore[attr-defined]
+                                    layout.frame_axis is None)
+            raise
         return as_image(tracking.result(), layout.frame_axis is None)
+
+
+def stop_check(stop: Any) -> Callable[[], bool]:
+    """``stop`` of :func:`track_cells` as a function that says whether to stop now: a ``threading.Event`` (set: stop),
+    a function of no arguments (true: stop), or None (never). ValueError naming what is accepted otherwise."""
+    if stop is None:
+        return lambda: False
+    if callable(getattr(stop, "is_set", None)):
+        return lambda: bool(stop.is_set())
+    if callable(stop):
+        return lambda: bool(stop())
+    raise ValueError(f"stop must be a threading.Event or a function of no arguments (set / true: stop tracking and "
+                     f"return the frames done), or None; got {stop!r:.200}")
+
+
+def stopped_result(tracking: TrackAll, total: int, why: str) -> TrackingResult:
+    """The result of a run stopped part-way (``why``: "stop was set", "interrupted"): the frames done, whose tracks
+    still followed end "active", and a ``note`` that says where it stopped."""
+    result = tracking.result()
+    done = tracking.history[-1].frames if tracking.history else []  # in the order tracked (empty runs are dropped)
+    where = f"after frame {done[-1]}" if done else "before any frame was done"
+    note = (f"tracking stopped ({why}) {where}: {len(done)} of {total} frames tracked (frames_tracked); the other "
+            "frames' labels are 0 and tracks still followed end 'active'")
+    return dataclasses.replace(result, note=note)
 
 
 def _file_calibration(path: Any, data: Any, layout: Any) -> Any:

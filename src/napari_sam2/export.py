@@ -383,19 +383,54 @@ def labels_axes(stack_axes: Optional[str], ndim: int, channel_axis: Optional[int
 
 
 def measure(
-    labels: np.ndarray, image: Optional[np.ndarray] = None, object_scores: Optional[Dict[tuple, float]] = None,
-    calibration: Optional[Calibration] = None, check: Optional[AbstractSet[Tuple[int, int]]] = None,
+    labels: Any, image: Any = None, object_scores: Optional[Dict[tuple, float]] = None,
+    calibration: Optional[Calibration] = None, check: Optional[AbstractSet[Tuple[int, int]]] = None, *,
+    scale: Optional[Sequence[float]] = None, length_unit: str = "pixel", time_unit: str = "frame",
 ) -> List[Dict[str, Any]]:
-    """One row per object and frame with pixels: area, centroid, bbox, mean intensity, object score, check.
+    """One row per object and frame with pixels (``napari_sam2.measure``; ``pandas.DataFrame(measure(...))``): frame,
+    obj_id, area (px), centroid_y / centroid_x, bbox_y0 / bbox_x0 / bbox_y1 / bbox_x1 (px, end exclusive),
+    mean_intensity, object_score and check (:data:`COLUMNS`), in frame order, then by id. Every column is numeric.
 
-    labels: (T, Y, X); image: (T, Y, X) grey values for the mean intensity (or None);
-    object_scores: {(frame, obj_id): presence logit} from the session (or None);
-    calibration: adds time, area and centroid in physical units (:data:`CALIBRATED_COLUMNS`);
-    check: the (frame, obj_id) worth a look (``VideoSession.jumped_frames``): column ``check`` is 1 there and 0
-    elsewhere; empty when None (not known, e.g. automatic tracking).
+    labels: (T, Y, X) integer labels (0: background), e.g. ``segment()``'s labels or ``track_cells()``'s
+    ``result.labels``, or the TrackingResult itself; a single (Y, X) image is frame 0.
+    image: the grey values for ``mean_intensity``, shaped as ``labels`` ((T, Y, X); a trailing colour or channel axis
+    is averaged per pixel), any array-like read a frame at a time (a dask array, a TIFF memmap); None: the column is
+    NaN.
+    object_scores: {(frame, obj_id): presence logit} from a session (``VideoSession``); None: ``object_score`` is
+    NaN (so for automatic tracking, ``track_cells``, and for ``segment()``, which return labels only).
+    check: the (frame, obj_id) worth a look (``VideoSession.jumped_frames``): ``check`` is 1 there and 0 elsewhere;
+    None (not known, e.g. automatic tracking): NaN, not 0 (0 says "looked at, nothing odd"), so the column stays
+    numeric (a float column in pandas: 1.0 / 0.0 / NaN).
+    calibration: adds the frame's time (or z), area and centroid in physical units (:data:`CALIBRATED_COLUMNS`);
+    or, from a script, ``scale=(frame step, row size, column size)`` (napari's layer ``scale`` of a (T, Y, X) image)
+    with ``time_unit`` and ``length_unit`` (e.g. ``scale=(5, 0.65, 0.65), time_unit="minute",
+    length_unit="micrometer"``), not both.
     """
-    image_plane = None if image is None else (lambda t: image[t])
-    return FrameTable(labels.shape[0], lambda t: labels[t], image_plane, object_scores, check).rows(calibration)
+    labels = getattr(labels, "labels", labels)  # a TrackingResult
+    shape = tuple(getattr(labels, "shape", np.shape(labels)))
+    if len(shape) not in (2, 3):
+        raise ValueError(f"labels must be (T, Y, X) or one (Y, X) image of integer labels; got shape {shape}")
+    planes = labels if len(shape) == 3 else np.asarray(labels)[None]
+    if image is not None:
+        image_shape = tuple(getattr(image, "shape", np.shape(image)))
+        if image_shape[:len(shape)] != shape or len(image_shape) > len(shape) + 1:
+            raise ValueError(f"image must have the labels' shape {shape} (with at most a trailing colour or channel "
+                             f"axis); got shape {image_shape}")
+    if scale is not None:
+        if calibration is not None:
+            raise ValueError("pass calibration or scale (with time_unit and length_unit), not both")
+        steps = tuple(float(v) for v in scale) if np.ndim(scale) == 1 else ()
+        if len(steps) != 3:
+            raise ValueError(f"scale must be three numbers (frame step, row size, column size), got {scale!r:.80}")
+        calibration = Calibration(pixel_size=steps[1:], length_unit=length_unit, frame_interval=steps[0],
+                                  time_unit=time_unit)
+
+    def image_plane(t: int) -> np.ndarray:
+        plane = np.asarray(image[t]) if len(shape) == 3 else np.asarray(image)
+        return intensity_plane(plane) if plane.ndim == 3 else plane
+
+    return FrameTable(len(planes), lambda t: planes[t], None if image is None else image_plane, object_scores,
+                      check).rows(calibration)
 
 
 @dataclass(frozen=True)
@@ -452,7 +487,7 @@ def frame_rows(
             "bbox_y1": int(table["bbox-2"][i]), "bbox_x1": int(table["bbox-3"][i]),
             "mean_intensity": float(table["intensity_mean"][i]) if image is not None else float("nan"),
             "object_score": float((object_scores or {}).get((frame, int(obj)), float("nan"))),
-            "check": "" if check is None else int((frame, int(obj)) in check),
+            "check": float("nan") if check is None else int((frame, int(obj)) in check),  # NaN: not known
         })
         if calibration is not None:
             rows[-1].update(calibration.columns(rows[-1]))

@@ -9,7 +9,9 @@ A prompts CSV has a header and one row per click or box, in pixel coordinates of
 
 Header names are case-insensitive and may come in any order (``Frame,Obj_ID,Y,X`` is fine); other
 columns are ignored. ``label`` is 1 (positive, the default when empty) or 0 (negative); a box row
-has both ``y1`` and ``x1`` and no label (or 1). Every error names the file and the line.
+has both ``y1`` and ``x1`` and no label (or 1). Whole numbers written as floats ("1.0", "12.0": pandas writes a
+column with empty cells so) are read as the integers. Every error names the file and the line.
+:func:`prompts_from_table` reads a pandas DataFrame of the same columns (``segment(clicks=table)``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,51 @@ def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], L
     return clicks, boxes, click_lines, box_lines
 
 
+def is_table(rows: object) -> bool:
+    """Whether ``rows`` is a table with named columns (a pandas DataFrame, or anything with ``columns`` and
+    ``to_dict``), which :func:`prompts_from_table` reads by its column names."""
+    return hasattr(rows, "columns") and callable(getattr(rows, "to_dict", None))
+
+
+def prompts_from_table(table: object, name: str = "clicks") -> Tuple[List[Click], List[Box]]:
+    """(clicks, boxes) rows for ``segment()`` from a table with named columns (a pandas DataFrame, e.g.
+    ``pandas.read_csv("prompts.csv")``), read by its column names as a prompts CSV is (module doc): frame, obj_id, y,
+    x, and optionally label (1 where empty: NaN or None) and y1, x1 (a row with both is a box), case-insensitive, in
+    any order, other columns ignored. ``name``: the argument it came in, for messages. ValueError naming the missing
+    columns (and the accepted ones), or the row and what is wrong in it; a table without rows gives no prompts."""
+    found = [str(column) for column in table.columns]  # type: ignore[attr-defined]
+    names = {column.strip().lower(): column for column in found}
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if missing:
+        raise ValueError(f"{name}: a table is read by its column names, {EXPECTED_HEADER} (case-insensitive, in any "
+                         f"order, others ignored); missing {','.join(missing)} in {','.join(found) or 'nothing'} (or "
+                         "pass rows (frame, y, x, label, obj_id) as a list or array)")
+    records = table.to_dict("records")  # type: ignore[attr-defined]
+    clicks: List[Click] = []
+    boxes: List[Box] = []
+    for number, record in enumerate(records):
+        row = {key: _as_text(record[names[key]]) for key in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if key in names}
+        try:
+            prompt = _parse_row(row)
+        except ValueError as error:
+            raise ValueError(f"{name} row {number}: {error}") from None
+        if len(prompt) == 6:
+            boxes.append(prompt)  # type: ignore[arg-type]
+        else:
+            clicks.append(prompt)  # type: ignore[arg-type]
+    return clicks, boxes
+
+
+def _as_text(value: object) -> str:
+    """A table cell as a prompts CSV holds it: "" for NaN or None, whole floats without ".0" (pandas reads a column
+    with empty cells as float)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _why_not_text(error: Exception) -> str:
     """What made a prompts file unreadable as text, in a few words."""
     if isinstance(error, UnicodeDecodeError):
@@ -114,7 +161,7 @@ def _parse_row(row: Dict[str, str]) -> Union[Click, Box]:
     if not 0 < obj_id <= MAX_OBJ_ID:
         raise ValueError(f"obj_id must be a positive integer up to {MAX_OBJ_ID} (labels are uint32), got {obj_id}")
     y, x = _number(row, "y"), _number(row, "x")
-    label_text = row.get("label", "")
+    label_text = _whole(row.get("label", ""))
     if label_text not in ("", "0", "1"):
         raise ValueError(f"label must be 1 (positive) or 0 (negative), got {label_text!r}")
     y1_text, x1_text = row.get("y1", ""), row.get("x1", "")
@@ -127,8 +174,18 @@ def _parse_row(row: Dict[str, str]) -> Union[Click, Box]:
     return frame, y, x, 0 if label_text == "0" else 1, obj_id
 
 
+def _whole(text: str) -> str:
+    """``text`` of a whole number written as a float ("1.0", as pandas writes a column with empty cells) without its
+    ".0"; any other text as it is."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value.is_integer() and "." in text and "e" not in text.lower() else text
+
+
 def _integer(row: Dict[str, str], name: str) -> int:
-    text = row.get(name, "")
+    text = _whole(row.get(name, ""))
     try:
         return int(text)
     except ValueError:

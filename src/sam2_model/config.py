@@ -214,7 +214,13 @@ PRESETS["demo"] = DEMO_CONFIG
 
 
 def get_config(name: str, image_size: int | None = None) -> SAM2Config:
-    """Return the preset called ``name``, optionally at another input resolution."""
+    """Return the preset called ``name``, optionally at another input resolution. A ``name`` that is not a string (e.g.
+    a model already built) is a TypeError naming its type, not its repr (a model's repr is hundreds of lines)."""
+    if not isinstance(name, str):
+        known = ", ".join(sorted(PRESETS))
+        built = " (a model already built: use it as it is, e.g. sam2_model.VideoSession(model, frames))" if (
+            type(name).__name__ == "SAM2Model") else ""
+        raise TypeError(f"model must be a preset name, one of {known}; got a {type(name).__name__}{built}")
     if name not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"unknown model {name!r}; known models: {known}")

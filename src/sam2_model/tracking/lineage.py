@@ -18,11 +18,24 @@ from scipy import ndimage
 
 from ..atomic_files import atomic_file
 
+#: why a track ended (:attr:`Track.end_reason`)
 END_REASONS = ("left the field", "lost", "end of stack", "divided", "active")
 
 
 @dataclass(frozen=True)
 class Track:
+    """One track of a lineage (a row of :meth:`Lineage.rows`; ``dataclasses.asdict(row)`` for a DataFrame).
+
+    track_id: int > 0, the track's value in the labels (``result.labels == track_id`` is its masks).
+    begin, end: int, its first and last frame (indices into the stack tracked; ``end >= begin``).
+    parent: int, the track it divided from (its mother), 0 for none.
+    end_reason: str, one of :data:`END_REASONS`: "left the field" (lost within a cell radius of the frame's border),
+    "lost" (its mask was empty for ``max_lost_frames`` frames elsewhere), "end of stack" (it reached the last frame
+    tracked; going backwards: frame 0), "divided" (it split into two daughters, whose ``parent`` is this track), or
+    "active" (still followed: a run stopped part-way, or read from CTC files, which store no end reason:
+    :func:`~.ctc_io.read_ctc` gives every track "active").
+    """
+
     track_id: int
     begin: int
     end: int

@@ -107,8 +107,20 @@ class WorkStep:
 FrameWork = Generator[WorkStep, None, np.ndarray]  # a frame's work: WorkSteps, then its labels (H, W) uint32
 
 
-@dataclass
+@dataclass(repr=False)
 class TrackingResult:
+    """What automatic tracking returns (:func:`track_cells`, ``napari_sam2.track_cells``).
+
+    labels: (T, H, W) uint32 array, each pixel the id of the track that holds it (0: background); frames not tracked
+        stay 0 (``napari_sam2.track_cells`` of one 2-D image gives (H, W)). ``napari_sam2.measure(result, stack)``
+        gives one row per track and frame (area, centroid, intensity).
+    lineage: :class:`~.lineage.Lineage`, one :class:`~.lineage.Track` per id (track_id, begin, end, parent,
+        end_reason); ``[dataclasses.asdict(t) for t in result.lineage.rows()]`` for a DataFrame.
+    frames_tracked: the frames done, in the order tracked (backwards: descending).
+    note: "" for a run that found cells and finished; else one line for the user: no cell was found on any frame
+        tracked (and what to check), or where a stopped run stopped (``napari_sam2.track_cells``'s ``stop``).
+    """
+
     labels: np.ndarray  # (T, H, W) uint32 track ids, 0 background; frames not tracked stay 0
     lineage: Lineage  # track id, begin, end, parent, end reason
     frames_tracked: List[int] = field(default_factory=list)  # in processing order
@@ -116,7 +128,17 @@ class TrackingResult:
 
     @property
     def end_reasons(self) -> Dict[int, str]:
+        """{track id: why it ended} (:data:`~.lineage.END_REASONS`)."""
         return {t.track_id: t.end_reason for t in self.lineage.rows()}
+
+    def __repr__(self) -> str:
+        """A summary, not the labels array: their shape and dtype, the number of tracks and divisions, the frames."""
+        shape = "x".join(str(n) for n in np.shape(self.labels))
+        frames = self.frames_tracked
+        done = f"{len(frames)} frames ({frames[0]}..{frames[-1]})" if frames else "no frames"
+        note = f", note={self.note!r}" if self.note else ""
+        return (f"TrackingResult(labels={shape} {getattr(self.labels, 'dtype', '?')}, {len(self.lineage)} tracks, "
+                f"{len(self.lineage.divisions())} divisions, frames_tracked: {done}{note})")
 
 
 @dataclass
@@ -497,6 +519,56 @@ def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> N
             source.close()
 
 
+#: options of ``napari_sam2.track_cells`` that prepare the frames (:class:`~sam2_model.frames.FrameSource`'s), not
+#: the tracker's: :func:`track_cells` refuses them with where they go
+FRAME_OPTIONS = ("smooth", "contrast_limits", "channel", "composite", "prefetch")
+
+
+def detector_option_names() -> List[str]:
+    """The names :func:`track_cells` (and :class:`CellTracker`) take in ``**amg_options``: the detector's own
+    (:func:`detection.make_detector`: ``min_contrast``, ``invert``) and the automatic mask generator's
+    (:class:`~sam2_model.automatic.AutomaticMaskGenerator`, e.g. ``pred_iou_thresh``, ``points_per_side``)."""
+    from ..automatic import AutomaticMaskGenerator
+
+    own = [n for n in inspect.signature(make_detector).parameters if n not in ("model", "amg_options")]
+    amg = [n for n in inspect.signature(AutomaticMaskGenerator.__init__).parameters if n not in ("self", "model")]
+    taken = {"seeding", "cell_diameter", "min_area", "window"}  # named arguments of the tracker, given by it
+    # a frame option the generator takes for images it maps itself (contrast_limits) is refused: here the frames
+    # are mapped once, by the FrameSource, for the detector and the tracking session alike
+    return [n for n in own if n not in taken] + [n for n in amg if n not in own and n not in FRAME_OPTIONS]
+
+
+def check_tracking_options(model: SAM2Model, frames: Any, amg_options: Dict[str, Any]) -> None:
+    """TypeError for a name in ``amg_options`` that neither the detector nor the mask generator takes (checked before
+    any frame is read), naming the valid ones, a close match, and where frame options (:data:`FRAME_OPTIONS`: smooth,
+    contrast_limits, ...) go instead; ValueError for ``invert=True`` with a FrameSource that does not invert the
+    frames (the detector would look for dark cells the model is not shown dark), and for a FrameSource made for
+    another input size than the model's (FrameSource's default is 1024 px, the official models'), naming the fix."""
+    import difflib
+
+    named = [n for n in inspect.signature(track_cells).parameters if n not in ("model", "frames", "amg_options")]
+    tracker = [n for n in inspect.signature(CellTracker.__init__).parameters
+               if n not in ("self", "model", "frames", "amg_options", *named)]  # e.g. window, max_iou
+    valid = detector_option_names()
+    unknown = [name for name in amg_options if name not in valid and name not in tracker]
+    if unknown:
+        framing = [name for name in unknown if name in FRAME_OPTIONS]
+        where = (f"; {', '.join(framing)} prepare{'s' * (len(framing) == 1)} the frames: pass "
+                 f"sam2_model.FrameSource(frames, image_size=model.image_size, {framing[0]}=...) as the frames, or "
+                 f"call napari_sam2.track_cells(stack, model=model, {framing[0]}=...)") if framing else ""
+        close = [m for name in unknown if name not in framing
+                 for m in difflib.get_close_matches(name, named + tracker + valid, 1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(f"track_cells() got unknown option{'s' * (len(unknown) > 1)} {', '.join(unknown)}{hint}{where}. "
+                        f"It takes {', '.join(named + tracker)}, and the detector's {', '.join(valid)}")
+    if isinstance(frames, FrameSource) and frames.image_size != model.image_size:
+        raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs {model.image_size}px: "
+                         "make it with FrameSource(..., image_size=model.image_size)")
+    if amg_options.get("invert") and isinstance(frames, FrameSource) and not frames.invert:
+        raise ValueError("invert=True makes the detector look for dark cells, but the FrameSource given does not invert "
+                         "the frames the model sees: make it with FrameSource(..., invert=True)")
+
+
 def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse: bool = False,
                 seeding: str = "blobs", cell_diameter: Sequence[float] = (8, 40), redetect_every: int = 5,
                 divisions: bool = True, max_lost_frames: int = 3, non_overlap: bool = True,
@@ -519,7 +591,19 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     for them where the direction allows, so it is no error). In both directions a track's begin and end are its first
     and last frames with pixels in ``labels``; going backwards ``end_reason`` tells how its backward run ended, on its
     first frame: "end of stack" (it reached frame 0), "lost" or "left the field" (it appeared there).
+
+    ``amg_options``: the detector's options (:func:`detector_option_names`: ``min_contrast``, ``invert``, and the
+    automatic mask generator's, e.g. ``pred_iou_thresh``), checked before any frame is read
+    (:func:`check_tracking_options`: an unknown name is a TypeError naming the valid ones). Options that prepare the
+    frames (smooth, contrast_limits, a channel) are :class:`~sam2_model.frames.FrameSource`'s: pass
+    ``FrameSource(stack, image_size=model.image_size, smooth=8)`` as ``frames`` (or use ``napari_sam2.track_cells``,
+    which takes them all). ``invert=True`` (dark cells) shows the model inverted frames too: frames that are not a
+    FrameSource are read through ``FrameSource(frames, image_size=model.image_size, invert=True)``; a FrameSource must
+    have been made with ``invert=True``.
     """
+    check_tracking_options(model, frames, amg_options)
+    if amg_options.get("invert") and not isinstance(frames, FrameSource):  # the model sees the dark cells bright
+        frames = FrameSource(frames, image_size=model.image_size, invert=True)
     tracker = CellTracker(model, frames, start_frame=start_frame, reverse=reverse, seeding=seeding,
                           cell_diameter=cell_diameter, redetect_every=redetect_every, divisions=divisions,
                           max_lost_frames=max_lost_frames, non_overlap=non_overlap, min_area=min_area,
