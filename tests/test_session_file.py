@@ -138,6 +138,7 @@ def test_save_then_load_on_a_reopened_image(two_objects, tmp_path, qtbot, monkey
     # the Save and Load buttons, with the file dialogs answered as a person would
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "s"), ""))
     w.save_session_button.click()
+    wait(qtbot, w)  # it saves in a worker
     path = tmp_path / "s.sam2.npz"
     assert path.is_file() and "Saved the session" in w.status.text()
 

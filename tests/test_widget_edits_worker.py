@@ -436,6 +436,7 @@ def test_during_an_edit_the_layers_cannot_be_edited_and_save_session_waits(make_
     assert all(layer.editable for layer in layers)
     assert [str(layer.mode) for layer in layers] == modes
     w.save_session_button.click()
+    wait(qtbot, w)  # it saves in a worker
     assert path.exists(), w.status.text()
 
 

@@ -9,9 +9,9 @@ It uses the widget's ``state``, ``picker``, ``axes``, option check boxes, ``stat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -21,11 +21,13 @@ from ._image_state import (
     AxisChoice, ImageState, PromptContent, boxes_content, capture, channel_axis_of, clear_masklets, masklets,
     points_content, restore, slice_key, prompts_in_data, spatial_ndim, step_on_slice,
 )
+from ._edit_runs import EditRun
 from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
+from ._session_actions import ExportRun
 from ._track_ids import state_controllers
 from .labels_writer import RunJournal
 from .prompts import FramePrompt, collect_prompts
-from .session_file import SUFFIX, Fixed, SessionRecord, read_session, write_session
+from .session_file import SUFFIX, Fixed, SessionRecord, read_session, session_path, write_session_steps
 
 EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progress: save when it is done"
 
@@ -41,7 +43,17 @@ class SessionFilesMixin:
         :class:`SessionRecord`, with the seeded masks of every slice's session (each z of a TZYX image keeps its own),
         the prompts each session took as corrections of a tracked mask (:meth:`SegmentationController.
         refined_keys`) and the masklets of every slice with a session, as they are now (tracked, corrected, painted by
-        hand: :func:`kept_labels`)."""
+        hand: :func:`kept_labels`, copies)."""
+        record, sources = self._record_to_save()
+        if sources is not None:
+            record.labels = _drain(labels_steps(sources, copy=True))
+        return record
+
+    def _record_to_save(self) -> Tuple[SessionRecord, Optional[List["LabelsSource"]]]:
+        """What :meth:`session_record` reads on the GUI thread (the layers, the sessions, the options): the record
+        without its masklets, and where they are (:func:`labels_sources`; None when the image has no masklets layer),
+        to be read by :func:`labels_steps` (in a worker: it reads every frame). ValueError when there is nothing to
+        save or an edit is in progress."""
         state = self._state
         if state is None or state.points is None or state.boxes is None:
             raise ValueError("there is no image with prompts to save: add an image and click on an object first")
@@ -53,7 +65,7 @@ class SessionFilesMixin:
         if not len(coords) and not rectangles and not masks and not slice_masks:
             raise ValueError("there is nothing to save yet: click on an object (or draw a box) first")
         choice = self.picker.choice()
-        return SessionRecord(
+        record = SessionRecord(
             tuple(image.data.shape), coords, positive, obj_ids,
             np.asarray(rectangles).reshape(len(rectangles), 4, ndim), box_ids, masks,
             {"corrections_as_conditioning": self.corrections_check.isChecked(),
@@ -61,22 +73,87 @@ class SessionFilesMixin:
              "smooth": float(self.smooth_spin.value()), "invert": self.invert_check.isChecked(),
              "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
-            asdict(self.axes.choice()), slice_masks, refined_keys(state),
-            kept_labels(state) if state.labels is not None and state.labels in self.viewer.layers else None,
+            asdict(self.axes.choice()), slice_masks, refined_keys(state), None,
         )
+        has_labels = state.labels is not None and state.labels in self.viewer.layers
+        return record, (labels_sources(state) if has_labels else None)
 
     def save_session(self, path: str) -> Path:
-        """Write the current image's session to ``path`` (``.sam2.npz`` added when missing); returns the path."""
-        written = write_session(path, self.session_record())
+        """Write the current image's session to ``path`` (``.sam2.npz`` added when missing) on the calling thread (a
+        script's call; the button saves in a worker: :meth:`save_session_in_worker`); returns the path written."""
+        record, sources = self._record_to_save()
+        written = _drain(save_steps(path, record, sources))
         self.status.setText(f"Saved the session to {written} (prompts, options and masklets).")
         return written
+
+    def save_session_in_worker(self, path: str) -> Any:
+        """Save session… as the button does: the prompts, options and model choice are read here (the GUI thread: they
+        are small), the masklets read and the file written in a worker thread (:func:`save_steps`: every frame is read,
+        the planes holding a label compressed one at a time), so napari stays responsive on a large stack. Returns the
+        worker; None when refused (a run or an edit in progress: the status line says so).
+
+        Meanwhile the widget is busy (the run buttons wait, clicks made are segmented after; Save / Load session… and
+        the exports are off; *Cancel* stops the save), the progress bar follows the frames read then the planes
+        written, and the image's masklets layer is held in pan/zoom mode (no brush, eraser or fill until the save ends,
+        as during an edit): the file holds the masklets as they were when Save was pressed. The file appears whole or
+        not at all: a failed or cancelled save writes nothing (an earlier file of that name is kept). Nothing to save,
+        or a folder that does not exist: ValueError, before anything starts."""
+        if self.busy():
+            self.status.setText(f"Not saved: {self.busy_words()[6:]}, then save.")
+            return None
+        record, sources = self._record_to_save()
+        target = session_path(path)  # a folder that does not exist: refused now, not in the worker
+        run = SaveRun("session", target)
+        run.steps = save_steps(target, record, sources)
+        state = self._state
+        run.freeze((), state.labels if sources is not None else None)
+        self._export_run = run  # an export's run: Cancel says nothing is written
+        return self._start_worker_run(run, run.steps, self._on_save_step, self._on_save_finished,
+                                      f"Saving the session to {target.name}…", self._save_buttons())
+
+    def _save_buttons(self) -> Tuple[Any, ...]:
+        """The buttons off while a save runs (the exports' too: one file at a time)."""
+        return (self.save_session_button, self.load_session_button, self.export_labels_button,
+                self.export_table_button)
+
+    def _on_save_step(self, step: tuple) -> None:
+        run = self._export_run
+        try:
+            kind, value, detail = run.follow(step, self.progress)
+            if kind in ("read", "wrote"):
+                self.progress.setValue(min(int(value), self.progress.maximum()))
+            if kind == "read":
+                self.status.setText(f"Saving the session to {run.path.name}: masklets of frame {value} of {detail} "
+                                    "read…")
+            elif kind == "wrote":
+                self.status.setText(f"Saving the session to {run.path.name}: {value} of {detail} masklet plane(s) "
+                                    "written…")
+        except Exception as error:  # never let an exception escape a Qt slot
+            run.fail(error)
+
+    def _on_save_finished(self, worker: Any) -> None:
+        """The save's worker ended (written, failed or cancelled): its steps closed here (a cancelled save's temporary
+        file removed now, not when the generator is collected), the masklets layer's mode as it was, the status saying
+        how it ended."""
+        run = self._export_run
+        if not isinstance(run, SaveRun) or not run.owns(worker):
+            if self.worker is worker:
+                self.worker = None
+            return
+        if run.steps is not None:
+            run.steps.close()
+        run.thaw()  # first: the layers outlive the widget's window
+        self._end_worker_run(worker, lambda: self._end_export(run), self._save_buttons())
 
     def _on_save_session(self) -> None:
         if self._edit_run is not None:  # the prompt layers show the edit, the session not yet: a save would mix them
             self.status.setText(f"Not saved: {EDIT_IN_PROGRESS}.")
             return
-        self._session_file_dialog("save", "Save SAM 2 session", f"SAM 2 session (*{SUFFIX})", self.save_session,
-                                  "Not saved")
+        if self.busy():  # said before the file dialog, not after the file was chosen
+            self.status.setText(f"Not saved: {self.busy_words()[6:]}, then save.")
+            return
+        self._session_file_dialog("save", "Save SAM 2 session", f"SAM 2 session (*{SUFFIX})",
+                                  self.save_session_in_worker, "Not saved")
 
     def _session_file_dialog(self, mode: str, title: str, name_filter: str, action: Callable[[str], object],
                              failed: str) -> None:
@@ -443,18 +520,108 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
 def kept_labels(state: ImageState) -> Dict[Fixed, Dict[int, np.ndarray]]:
     """The masklets of every slice of ``state``'s image that has a session: {fixed: {frame: (H, W) uint32 copy}}, the
     frames that hold any label (fixed: ((axis, index), ...), ``()`` for an image without fixed axes)."""
-    kept: Dict[Fixed, Dict[int, np.ndarray]] = {}
+    return _drain(labels_steps(labels_sources(state), copy=True))
+
+
+@dataclass
+class LabelsSource:
+    """Where the masklets of one session of an image are: its slice ``fixed``, the masklets array (its slice's frames
+    indexed by ``layout``) and its frame count."""
+
+    fixed: Fixed
+    array: Any
+    layout: Any
+    num_frames: int
+
+
+def labels_sources(state: ImageState) -> List[LabelsSource]:
+    """The masklets of every session of ``state``'s image (read on the GUI thread: the layers and sessions; no frame
+    is read), for :func:`labels_steps`; a session of another channel axis than the masklets' is left out."""
+    sources = []
     for controller in state_controllers(state):
         layout = controller.layout
         array = masklets(state.labels, state.image, layout)
-        if array is None:  # labels of another channel axis: not this session's
-            continue
-        planes = kept.setdefault(tuple(sorted((int(a), int(i)) for a, i in layout.fixed)), {})
-        for frame in range(controller.num_frames):
-            plane = np.asarray(array[layout.frame_index_in_labels(frame)])
+        if array is not None:  # labels of another channel axis: not this session's
+            sources.append(LabelsSource(tuple(sorted((int(a), int(i)) for a, i in layout.fixed)), array, layout,
+                                        int(controller.num_frames)))
+    return sources
+
+
+def labels_steps(sources: Sequence[LabelsSource], copy: bool = False) -> Generator[tuple, None,
+                                                                                  Dict[Fixed, Dict[int, np.ndarray]]]:
+    """Read the masklets of ``sources`` frame by frame: yields ("read", frames read, frames in all, None) after each;
+    returns {fixed: {frame: (H, W) plane}}, the frames that hold any label (uint32; ``copy``: copies, else the
+    masklets' own planes where they are uint32 arrays in memory: written at once, never kept)."""
+    kept: Dict[Fixed, Dict[int, np.ndarray]] = {}
+    frames, done = sum(source.num_frames for source in sources), 0
+    for source in sources:
+        planes = kept.setdefault(source.fixed, {})
+        for frame in range(source.num_frames):
+            plane = np.asarray(source.array[source.layout.frame_index_in_labels(frame)])
             if plane.any():
-                planes[frame] = plane.astype(np.uint32)  # a copy
+                planes[frame] = plane.astype(np.uint32, copy=copy)
+            done += 1
+            yield "read", done, frames, None
     return kept
+
+
+def save_steps(path: Any, record: SessionRecord,
+               sources: Optional[Sequence[LabelsSource]]) -> Generator[tuple, None, Path]:
+    """Save ``record`` to ``path`` with the masklets of ``sources`` (None: the record's own ``labels``):
+    ("plan", frames, "", None), ("read", k, frames, None) after each frame read (:func:`labels_steps`),
+    ("plan", planes, "", None), ("wrote", k, planes, None) after each masklet plane written
+    (:func:`write_session_steps`), then ("written", 1, the path, None) once the file is in place; returns the path.
+    Closed or failed part-way, nothing is written (an earlier file is kept)."""
+    if sources is not None:
+        yield "plan", sum(source.num_frames for source in sources), "", None
+        record.labels = yield from labels_steps(sources)
+    planes = sum(len(kept) for kept in (record.labels or {}).values())
+    yield "plan", planes, "", None
+    writing = write_session_steps(path, record)
+    try:
+        while True:
+            try:
+                done = next(writing)
+            except StopIteration as stop:
+                written = stop.value
+                break
+            yield "wrote", done, planes, None
+    finally:
+        writing.close()
+    yield "written", 1, str(written), None
+    return written
+
+
+def _drain(steps: Generator[Any, None, Any]) -> Any:
+    """Run the generator ``steps`` to its end on the calling thread; returns its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+@dataclass
+class SaveRun(ExportRun):
+    """Save session… running in a worker (:meth:`SessionFilesMixin.save_session_in_worker`): an export's progress
+    and end (:class:`~._session_actions.ExportRun`) in a save's words, its steps (closed when the worker ends) and the
+    masklets layer held in pan/zoom mode meanwhile, as an edit holds it (:meth:`~._edit_runs.EditRun.freeze`)."""
+
+    steps: Any = None
+    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of layers made read-only (none)
+    held: Any = None  # the Labels layer held in pan/zoom mode while the save runs, and its mode before
+    failure = "Save session failed"
+    freeze = EditRun.freeze
+    thaw = EditRun.thaw
+    _keep_still = EditRun._keep_still
+
+    def outcome(self) -> str:
+        """The status line at the end: saved, failed or cancelled (nothing written then; an earlier file is kept)."""
+        if self.written:
+            return f"Saved the session to {self.written} (prompts, options and masklets)."
+        if self.error is not None:
+            return f"Not saved: {self.error}. Nothing was written (an earlier file is kept)."
+        return f"Save cancelled: nothing was written to {self.path} (an earlier file is kept)."
 
 
 def put_back_labels(labels: Any, layout: Any, num_frames: int, planes: Dict[int, np.ndarray]) -> List[int]:

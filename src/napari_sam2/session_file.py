@@ -36,7 +36,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, Generator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -195,13 +195,38 @@ class SessionRecord:
 def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     """Write ``record`` to ``path`` (``.sam2.npz`` added when the name has no ``.npz``); returns the path written.
 
-    Written to a temporary file in the same folder and renamed, so a failure never leaves a half-written file.
+    Written to a temporary file in the same folder and renamed, so a failure never leaves a half-written file
+    (:func:`write_session_steps` does the work; this runs it to its end).
     """
+    steps = write_session_steps(path, record)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def session_path(path: Union[str, Path]) -> Path:
+    """The path :func:`write_session` writes for ``path``: ``.sam2.npz`` added when the name has no ``.npz``;
+    ValueError when its folder does not exist."""
     path = Path(path)
     if path.suffix.lower() != ".npz":
         path = path.with_name(path.name + SUFFIX)
     if not path.parent.is_dir():
         raise ValueError(f"path: the folder {path.parent} does not exist; choose an existing folder")
+    return path
+
+
+def write_session_steps(path: Union[str, Path], record: SessionRecord) -> Generator[int, None, Path]:
+    """:func:`write_session`'s work, a step at a time: yields the count of masklet planes written so far after each
+    (so a worker can show progress and stop between planes; closed, it removes its temporary file and ``path`` is left
+    as it was); returns the path written.
+
+    The file is what ``np.savez_compressed`` writes for these arrays (same entries in the same order, same bytes once
+    uncompressed), but the masklet planes are compressed one at a time from ``record.labels`` (they may be views of the
+    masklets: read here, never copied into one stack), so the memory used does not grow with the stack.
+    """
+    path = session_path(path)
     keys: List[list] = [[int(f), int(o)] for f, o in sorted(record.masks)]
     masks = [np.asarray(record.masks[k], bool) for k in sorted(record.masks)]
     for fixed, sliced in sorted(record.slice_masks.items()):
@@ -212,20 +237,43 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     meta = {"format": FORMAT, "version": VERSION, "image_shape": list(record.image_shape),
             "options": record.options, "model": record.model, "axes": record.axes, "mask_keys": keys,
             "refined_keys": refined}
-    arrays = {"points": record.points, "positive": record.positive, "point_ids": record.point_ids,
-              "boxes": record.boxes, "box_ids": record.box_ids,
-              "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
+    arrays: Dict[str, Any] = {"points": record.points, "positive": record.positive, "point_ids": record.point_ids,
+                              "boxes": record.boxes, "box_ids": record.box_ids,
+                              "masks": np.stack(masks) if masks else np.zeros((0, 0, 0), bool)}
+    planes: List[np.ndarray] = []
     if record.labels is not None:  # the masklets: only the frames that hold a label
         kept = sorted(record.labels.items())
         meta["labels_slices"] = [[list(pair) for pair in fixed] for fixed, _ in kept]
         meta["labels_keys"] = [[int(f), [list(pair) for pair in fixed]]
-                               for fixed, planes in kept for f in sorted(planes)]
-        planes = [np.asarray(planes[f], np.uint32) for _, planes in kept for f in sorted(planes)]
-        arrays["labels"] = np.stack(planes) if planes else np.zeros((0, 0, 0), np.uint32)
+                               for fixed, frames in kept for f in sorted(frames)]
+        planes = [np.asarray(frames[f]) for _, frames in kept for f in sorted(frames)]
+        arrays["labels"] = planes
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_file(path) as temp, open(temp, "wb") as stream:  # the mode of a plain open() (umask)
-        np.savez_compressed(stream, **arrays)
+        # as np.savez_compressed: a zip64 archive of deflated .npy entries, in this order
+        with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                    if name != "labels":
+                        np.lib.format.write_array(entry, np.asanyarray(value), allow_pickle=False)
+                        continue
+                    yield from _write_planes(entry, value)
     return path
+
+
+def _write_planes(entry: Any, planes: List[np.ndarray]) -> Generator[int, None, None]:
+    """Write ``planes`` ((H, W) each, one shape) to the open ``.npy`` entry ``entry`` as one (P, H, W) uint32 array, as
+    ``np.lib.format.write_array`` writes that stack (its header, then its bytes in C order), one plane at a time;
+    yields the count written after each."""
+    shape = (len(planes),) + (tuple(planes[0].shape) if planes else (0, 0))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint32)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(entry, header)
+    for done, plane in enumerate(planes, start=1):
+        if tuple(plane.shape) != shape[1:]:
+            raise ValueError(f"labels: the masklets kept must be (H, W) planes of one shape, found {shape[1:]} and "
+                             f"{tuple(plane.shape)}")
+        entry.write(np.ascontiguousarray(plane, np.uint32).tobytes())
+        yield done
 
 
 def read_session(path: Union[str, Path]) -> SessionRecord:

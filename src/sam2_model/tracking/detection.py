@@ -28,8 +28,9 @@ from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
 SEEDINGS = ("blobs", "grid", "grid+blobs")
 Detector = Callable[[np.ndarray], List[np.ndarray]]
 # (stage, done, total): how far one detection is, yielded by CellDetector.steps between pieces of model work. stage:
-# "seeding" (the grid / blob points and their masks), "clicking" (blob points clicked again: crowded cells) or
-# "contrast" (masks checked against their surroundings); done of total units of that stage
+# "seeding" (seeds placed: the grid and blob points whose masks are made, of the frame's seeds), "clicking" (blob points
+# clicked again: crowded cells) or "contrast" (masks checked against their surroundings); done of total units of that
+# stage (one unit per stage: a count that only goes up within a frame)
 DetectionWork = Tuple[str, int, int]
 Result = TypeVar("Result")
 WindowArg = Union[None, int, str]  # None (the whole frame), "auto" or a window side in frame px
@@ -277,12 +278,13 @@ class CellDetector:
         """The cell masks of ``frame`` (H, W[, C]) as :meth:`__call__` finds them (its return value), found piece by
         piece: a :data:`DetectionWork` (stage, done, total) is yielded after each model call of the seeding (an image's
         or window's features, a batch of clicks: :meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`)
-        and after its parts (grid masks, blob points, their masks), before each blob point clicked again and between
-        its two clicks (:meth:`crowded_cells`) and after each mask's contrast check, so that a caller can show progress
-        and stop (close the generator) within a frame, one model call later whatever the number of blob points. The
-        masks are the same as without stopping. Stopped part-way, it returns nothing; ``points``, ``advice`` and the
-        re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning given) as soon as the blob
-        points are found, when they are too many for the frame (:func:`crowded_frame`)."""
+        and once the seeds are known (blob points found: ("seeding", 0, seeds)), the seeding counted in seeds placed
+        (grid points first, then blob points: :func:`grid_seed_count` + blob points in all), before each blob point
+        clicked again and between its two clicks (:meth:`crowded_cells`) and after each mask's contrast check, so that
+        a caller can show progress and stop (close the generator) within a frame, one model call later whatever the
+        number of blob points. The masks are the same as without stopping. Stopped part-way, it returns nothing;
+        ``points``, ``advice`` and the re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning
+        given) as soon as the blob points are found, when they are too many for the frame (:func:`crowded_frame`)."""
         records: List[Dict[str, Any]] = []
         if self.invert:
             frame = self.reflected(frame)
@@ -290,11 +292,9 @@ class CellDetector:
         self.advice = self.advice_with_options = ""
         side = self.window_side(np.shape(frame)[:2])
         self._clicker = self.generator.predictor
-        if self.seeding in ("grid", "grid+blobs"):
-            grid = yield from _seeding_work(self.generator, 0, frame)
-            records += [r for r in grid if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
-            yield "seeding", 1, 3
-        if self.seeding in ("blobs", "grid+blobs"):  # last, so the predictor keeps this frame's features
+        # the blob points are found first (no model call), so that the seeding is one count from its start: of the
+        # frame's seeds (grid points, then blob points) whose masks are made
+        if self.seeding in ("blobs", "grid+blobs"):
             self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
             if crowded_frame(len(self.points), self.cell_diameter, np.shape(frame)[:2]):
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
@@ -302,14 +302,19 @@ class CellDetector:
                                                              np.shape(frame)[:2], ADVICE_OPTION_NAMES)
                 if self.warn_advice:
                     warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
-            yield "seeding", 2, 3
-            if len(self.points):
-                records += yield from _seeding_work(self.generator, 2, frame, points=self.points, window=side)
-            if side is not None:
-                self._clicker = WindowedPredictor(self.generator.model, side,
-                                                  contrast_limits=self.generator.predictor.contrast_limits)
-                self._clicker.set_image(frame)
-            yield "seeding", 3, 3
+        grid_seeds = grid_seed_count(self.generator) if self.seeding in ("grid", "grid+blobs") else 0
+        seeds = grid_seeds + len(self.points)
+        yield "seeding", 0, seeds  # the seeds are known (and the advice given): none placed yet
+        if grid_seeds:
+            grid = yield from _seeding_work(self.generator, 0, grid_seeds, seeds, frame)
+            records += [r for r in grid if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
+        if len(self.points):  # last, so the predictor keeps this frame's features
+            records += yield from _seeding_work(self.generator, grid_seeds, len(self.points), seeds, frame,
+                                                points=self.points, window=side)
+        if self.seeding in ("blobs", "grid+blobs") and side is not None:
+            self._clicker = WindowedPredictor(self.generator.model, side,
+                                              contrast_limits=self.generator.predictor.contrast_limits)
+            self._clicker.set_image(frame)
         masks = clean_masks(records, self.min_area, self.max_area)
         if len(self.points):
             masks += yield from self.crowded_cells(masks)
@@ -437,20 +442,29 @@ def user_stacklevel() -> int:
     return level
 
 
-def _seeding_work(generator: Any, part: int, *args: Any, **kwargs: Any) -> Generator[DetectionWork, None, Any]:
+def grid_seed_count(generator: Any) -> int:
+    """How many grid points ``generator`` (an :class:`~sam2_model.automatic.AutomaticMaskGenerator`) clicks on a
+    frame: each crop layer's grid once per crop of that layer (layer k: (2**k)**2 crops)."""
+    return sum(len(grid) * 4 ** layer for layer, grid in enumerate(generator.point_grids))
+
+
+def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: Any,
+                  **kwargs: Any) -> Generator[DetectionWork, None, Any]:
     """``generator.generate_steps(*args, **kwargs)`` (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`:
-    (done, total) model calls) as "seeding" work of :meth:`CellDetector.steps`: in the ``part``-th third of that stage
-    (0: grid points' masks, 2: blob points' masks); returns their records, as ``generate`` would (its warning when none
-    was kept included); closed, they are closed."""
+    (done, total) model calls) as "seeding" work of :meth:`CellDetector.steps`, counted in seeds: its ``seeds`` points
+    (the grid's or the blobs') are the seeds ``before`` .. ``before + seeds`` of the frame's ``total``, placed in
+    proportion to the model calls done (a window's features, a batch of clicks); so the count goes up from ``before``
+    to ``before + seeds`` and never down. Returns their records, as ``generate`` would (its warning when none was kept
+    included); closed, they are closed."""
     steps = generator.generate_steps(*args, **kwargs)
     try:
         while True:
             try:
-                done, total = next(steps)
+                done, calls = next(steps)
             except StopIteration as stop:
                 generator.warn_if_none_kept(stop.value, stacklevel=4)  # (off unless the caller asked for it)
                 return stop.value
-            yield "seeding", part * total + done, 3 * total
+            yield "seeding", before + seeds * done // max(calls, 1), total
     finally:
         steps.close()
 
