@@ -86,7 +86,8 @@ class VideoSession:
         invert = check_invert(invert)
         if isinstance(frames, FrameSource):
             if frames.image_size != model.image_size:
-                raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs {model.image_size}px")
+                raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs "
+                                 f"{model.image_size}px: make it with FrameSource(..., image_size=model.image_size)")
             if smooth and smooth != frames.smooth:
                 raise ValueError(f"smooth={smooth!r} was given with a FrameSource that smooths by {frames.smooth:g} px: "
                                  "give smooth= to the FrameSource instead")
