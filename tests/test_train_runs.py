@@ -304,9 +304,8 @@ def test_own_data_options_are_checked_first_and_named(tmp_path, capsys):
                                                      "instance labels (--labels)"),
             (["--stack", str(tmp_path / "nope.tif")] + labels, f"--stack {tmp_path / 'nope.tif'}: no such file or "
                                                                "folder"),
-            (["--stack", str(tmp_path / "rgb.tif")] + labels, "sam2-train trains on grey (T, H, W) frames and has no "
-                                                              "channel option: save the channel to train on as its "
-                                                              "own TIFF"),
+            (["--stack", str(tmp_path / "rgb.tif")] + labels, "sam2-train trains on grey (T, H, W) frames: pick the "
+                                                              "channel to train on as you segment it, e.g. --channel 0"),
             (["--init", str(tmp_path / "done")], f"--init: {tmp_path / 'done'} is a training run's folder, not a "
                                                  f"checkpoint file: use {tmp_path / 'done' / 'weights.pt'}")):
         with pytest.raises(SystemExit):

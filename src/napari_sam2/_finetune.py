@@ -47,7 +47,7 @@ import sam2_model as sm
 from sam2_model.checkpoints import find_cached
 from sam2_model.config import get_config
 from sam2_model.train import TrainSettings, fine_tuning_warmup, train
-from sam2_model.train.data import check_finite_frames
+from sam2_model.train.data import FrameOptions, check_finite_frames
 from sam2_model.train.hold_out import parse_frame_range, split_off
 from sam2_model.train.loop import (FINE_TUNING_LR, RunConflict, check_run_folder, run_differences, run_is_finished,
                                    run_warmup)
@@ -67,6 +67,13 @@ USED = "The segmentation widget now runs"
 LR_FIELD = "Learning rate"
 #: the status line's second line after the last step, while the run checks the tuned weights on the user's frames
 CHECKING = "all steps done: checking the tuned weights on your frames (a short tracking run)…"
+#: the Steps field's tooltip: the README's advice to time a short run first
+STEPS_TIP = ("How many training steps (more: longer, fits your cells better). A step takes about a second on a GPU "
+             "and seconds to minutes on a laptop's CPU (1-2 min under load; Frames per clip 4 about halves it): train "
+             "20 steps first, read the seconds per step and the time left in the status line, then raise Steps and "
+             "press Train again (the run goes on from where it stopped).")
+#: the status line's words while a Cancel waits for the step in progress to end
+STOPPING = "stopping after this step (the run is saved)…"
 #: the status line before a run
 FIRST_WORDS = ("Pick an image and its labels (each cell with one id on every frame; frames with no label are left out), "
                "then Train.")
@@ -90,6 +97,7 @@ class FineTuneWidget(QWidget):
         self._hint_shown = False  # the status shows the float-labels hint (_show_labels_hint)
         self._run_out = ""  # the run folder of the run started last
         self._cancel = False
+        self._started_at: Tuple[int, float] = (0, 0.0)  # (step, training seconds) the run in progress started from
         self._relay = _Relay()
         self._relay.step.connect(self._on_step)
         saved = load_settings()
@@ -140,7 +148,7 @@ class FineTuneWidget(QWidget):
         self.use_button.setEnabled(False)
         for control, tip in ((self.image_combo, "The image to learn from (a time-lapse or one frame)."),
                              (self.labels_combo, "Its labels: each cell with one id on every frame it is in."),
-                             (self.steps_spin, "How many training steps (more: longer, fits your cells better)."),
+                             (self.steps_spin, STEPS_TIP),
                              (self.lr_spin, "How fast the model changes at each step (keep the default unless "
                                             "training is unstable)."),
                              (self.clip_spin, "How many consecutive frames each training example holds."),
@@ -230,7 +238,19 @@ class FineTuneWidget(QWidget):
             warmup_steps=fine_tuning_warmup(self.steps_spin.value()), clips_per_step=2,
             image_size=choice.image_size, save_every=25, device=choice.device, augment=self.augment_check.isChecked(),
             link_ids=self.link_check.isChecked(), hold_out=self.hold_out_edit.text().strip() or None,
+            **self.frame_options(),
         )
+
+    def frame_options(self) -> Dict[str, Any]:
+        """How the segmentation widget shows frames to the model now, for training to see them the same way: its
+        *Smooth frames* ({"smooth": px}) and *Invert* ({"invert": True}) from its ``session_options()``; {} without a
+        segmentation widget or with both off. (Its channel choice is for a stack with channels, which this form does
+        not take: pick a (T, Y, X) channel layer here.)"""
+        from ._widget import attached_widget
+
+        segmentation = attached_widget(self.viewer)
+        options = {} if segmentation is None else segmentation.session_options()
+        return {name: options[name] for name in ("smooth", "invert") if name in options}
 
     def _start_weights(self) -> Optional[str]:
         """The checkpoint file training starts from (None: random weights)."""
@@ -353,6 +373,8 @@ class FineTuneWidget(QWidget):
         record = run_record(Path(settings.out)) if (Path(settings.out) / "last.pt").exists() else None
         save_settings(finetune_folder=settings.out)
         self._cancel = False
+        # (the step and the training seconds the run resumes from: this call's pace is measured from there)
+        self._started_at = (int(record.get("steps", 0)), float(record.get("train_seconds", 0.0))) if record else (0, 0.0)
         self.progress.setRange(0, settings.steps)
         self.progress.setValue(0)
         relay = self._relay
@@ -388,14 +410,21 @@ class FineTuneWidget(QWidget):
                         "with no label are left out)")
             if held is not None:
                 part += f", frames {held} held out to check it on"
+        seen = FrameOptions.of(settings).words()
+        if seen:
+            part += f", its frames {seen} as the segmentation widget shows them"
         if record and record.get("steps"):
             part += f", from step {record['steps']} of the run there"
         self.status.setText(f"training {settings.model} in {settings.out}{part}…")
         worker.start()
 
     def cancel(self) -> None:
-        """Stop after the current step; the run is saved and Train resumes it."""
+        """Stop after the current step; the run is saved and Train resumes it. At once: Cancel is disabled and the
+        status says the run stops after the step in progress (a step takes minutes on a CPU)."""
         self._cancel = True
+        if self.worker is not None and self.cancel_button.isEnabled():  # (not during the final check: it finishes)
+            self.cancel_button.setEnabled(False)
+            self.status.setText(f"{self.status.text()}\n{STOPPING}")
 
     def event(self, event: QEvent) -> bool:
         """Closing the dock (its x) takes the widget out of the window: its training stops after the step in progress
@@ -408,11 +437,17 @@ class FineTuneWidget(QWidget):
         """A step ended: the bar and the status show it; after the last one the run checks the tuned weights on the
         user's frames, which the status says (a Cancel then stops nothing: the run is finished, so it is off)."""
         self.progress.setValue(step)
-        text = (f"step {step}: loss {row.get('total', float('nan')):.3f}, "
+        total = self.progress.maximum()
+        text = (f"step {step} of {total}: loss {row.get('total', float('nan')):.3f}, "
                 f"mask IoU {row.get('mask_iou', float('nan')):.2f}")
-        if step >= self.progress.maximum():
+        pace = step_pace(step, total, row.get("seconds"), self._started_at)
+        if pace:
+            text += f"; {pace}"
+        if step >= total:
             self.cancel_button.setEnabled(False)
             text += f"\n{CHECKING}"
+        elif self._cancel:
+            text += f"\n{STOPPING}"
         self.status.setText(text)
 
     def use_in_segmentation(self) -> None:
@@ -453,6 +488,30 @@ class FineTuneWidget(QWidget):
         self.worker = None
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+
+
+def step_pace(step: int, total: int, seconds: Any, started_at: Tuple[int, float]) -> str:
+    """The status line's pace after ``step`` of ``total``: "12.3 s a step, about 40 min left" (as sam2-train's bar
+    shows it), from the run's training seconds so far (history's cumulative ``seconds``) less those of
+    ``started_at`` = (the step, the seconds) this call resumed from, over the steps since; "" before a step of this
+    call ended or without a time."""
+    done = step - started_at[0]
+    if done < 1 or not isinstance(seconds, (int, float)) or not np.isfinite(seconds):
+        return ""
+    each = max(0.0, float(seconds) - started_at[1]) / done
+    words = f"{each:.1f} s a step" if each < 100 else f"{each / 60:.1f} min a step"
+    left = each * max(0, total - step)
+    return f"{words}, {duration_words(left)} left" if step < total else words
+
+
+def duration_words(seconds: float) -> str:
+    """``seconds`` in a user's words: "less than a minute", "about 12 min", "about 3 h 05 min"."""
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
 
 
 def _absolute_folder(text: str) -> str:

@@ -47,7 +47,10 @@ def holds_finished_run(folder: Path) -> bool:
 #: the form's words for the settings a run keeps (sam2_model.train.loop.run_differences)
 FORM_NAMES = {"lr": "learning rate", "clip_len": "frames per clip", "augment": "turn and mirror clips",
               "link_ids": "link ids by overlap", "hold_out": "hold out frames", "init": "starting weights",
-              "image_size": "input size", "warmup_steps": "warm-up steps"}
+              "image_size": "input size", "warmup_steps": "warm-up steps",
+              # how frames reach the model: the segmentation widget's choices, which the form takes from it
+              "smooth": "smooth frames (px, the segmentation widget's)", "invert": "invert (the segmentation widget's)",
+              "contrast_limits": "contrast limits", "channel": "channel", "channel_axis": "channel axis"}
 
 
 def setting_in_form_words(name: str, value: Any, named: bool = True) -> str:

@@ -145,6 +145,30 @@ OPTION_HELP = {
     "hold_out": "your stack: frames FIRST-LAST kept out of training, to check the run on (e.g. 40-49)",
 }
 
+#: the options of how your frames reach the model: napari-sam2 track's words and checks (FrameSource's options); the
+#: run maps its clips and its checks as segmentation with the same options does, and weights.json records them
+FRAME_OPTION_HELP = {
+    "contrast_limits": "your stack: grey values shown to the model as black and white (default: the stack's 0.5 and "
+                       "99.8 percentiles; 0 255 for uint8), as napari-sam2 track --contrast-limits",
+    "smooth": "your stack: blur every frame by a Gaussian of SIGMA pixels before the model sees it (default: 0, off), "
+              "as napari-sam2 track --smooth: train with the smoothing you segment with (8 on the CTC MSC time-lapse)",
+    "invert": "your stack: dark objects on a bright background: the model sees each frame's grey values inverted, as "
+              "napari-sam2 track --invert (default: off)",
+    "channel_axis": "your stack: the axis that holds channels (default: the last, for (T, Y, X, C) frames)",
+    "channel": "your stack: with channels, a channel index, or mean / max, as napari-sam2 track --channel "
+               "(default: none, for grey frames)",
+}
+
+
+def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --contrast-limits, --smooth, --invert, --channel-axis and --channel (napari-sam2 track's) to ``parser``."""
+    parser.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help=FRAME_OPTION_HELP["contrast_limits"])
+    parser.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA", help=FRAME_OPTION_HELP["smooth"])
+    parser.add_argument("--invert", action="store_true", help=FRAME_OPTION_HELP["invert"])
+    parser.add_argument("--channel-axis", type=int, default=None, help=FRAME_OPTION_HELP["channel_axis"])
+    parser.add_argument("--channel", default=None, help=FRAME_OPTION_HELP["channel"])
+
 
 def _option_help(name: str, default: object) -> str:
     """``name``'s meaning and its default ("none" for None), for --help."""
@@ -153,9 +177,10 @@ def _option_help(name: str, default: object) -> str:
     return f"{meaning} (default: {shown})" if meaning else f"(default: {shown})"
 
 
-def own_data_problem(stack: Optional[str], labels: Optional[str]) -> Optional[str]:
+def own_data_problem(stack: Optional[str], labels: Optional[str], picked: bool = False) -> Optional[str]:
     """Why ``--stack``/``--labels`` cannot be trained on, naming the option (None: fine, or synthetic data): one
-    without the other, a path that is not there, or a TIFF stack in colour (sam2-train trains on grey frames)."""
+    without the other, a path that is not there, or a TIFF stack in colour with no channel picked (``picked``:
+    ``--channel`` given; sam2-train trains on grey frames)."""
     if (stack is None) != (labels is None):
         given, other = ("--stack", "--labels") if labels is None else ("--labels", "--stack")
         return (f"{given} needs {other}: give your stack (--stack) and its instance labels (--labels) to train on "
@@ -165,7 +190,7 @@ def own_data_problem(stack: Optional[str], labels: Optional[str]) -> Optional[st
             return f"{option} {path}: no such file or folder (expected a (T, H, W) TIFF or a CTC folder)"
         if path is not None and Path(path).is_file() and (problem := tiff_problem(Path(path))) is not None:
             return f"{option} {path}: cannot be read as a TIFF ({problem}); expected a (T, H, W) TIFF or a CTC folder"
-    return None if stack is None or not Path(stack).is_file() else colour_stack_problem(Path(stack))
+    return None if stack is None or picked or not Path(stack).is_file() else colour_stack_problem(Path(stack))
 
 
 def tiff_problem(path: Path) -> Optional[str]:
@@ -194,11 +219,10 @@ def colour_stack_problem(stack: Path) -> Optional[str]:
         return None
     if len(shape) <= 3 and "S" not in axes:
         return None
-    pick = "[..., 0]" if axes.endswith("S") else "[:, 0]"
+    axis = "" if "S" in axes or "C" in axes or len(shape) < 4 else " --channel-axis 1"  # (a named C axis is found)
     return (f"--stack {stack}: its frames have colour or channels (shape {shape}, axes {axes}); sam2-train trains "
-            f"on grey (T, H, W) frames and has no channel option: save the channel to train on as its own TIFF, "
-            f"e.g. python -c \"import tifffile; tifffile.imwrite('channel0.tif', tifffile.imread('{stack}'){pick})\", "
-            "and pass that file as --stack (with labels of the same (T, H, W))")
+            f"on grey (T, H, W) frames: pick the channel to train on as you segment it, e.g.{axis} --channel 0 (or "
+            "mean / max), with labels of the frames' (T, H, W)")
 
 
 def default_warmup(out: Path, steps: int, own_data: bool) -> int:
@@ -238,7 +262,7 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                         help="the run's folder: last.pt, history.csv, weights.pt and weights.json go here; an "
                              "existing run there is resumed (required)")
     for field in dataclasses.fields(TrainSettings):
-        if field.name == "out":
+        if field.name == "out" or field.name in FRAME_OPTION_HELP:  # (those: added below, as track has them)
             continue
         default = None if field.name in ("warmup_steps", "lr") else getattr(defaults, field.name)  # derived below
         annotation = str(field.type)
@@ -248,6 +272,7 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
             kind = int if "int" in annotation else float if "float" in annotation else str
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
                             metavar=field.name.upper(), help=_option_help(field.name, default))
+    add_frame_arguments(parser)
     parser.add_argument("--no-batch-clips", dest="batch_clips", action="store_false",
                         help="put a step's clips through the model one after another (same as --batch-clips no)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -256,9 +281,13 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
         parser.error(f"--model {args['model']}: no such model; the models are {', '.join(list_models())}")
     if args["steps"] < 1:
         parser.error(f"--steps must be a whole number >= 1 (the run's total optimiser steps), got {args['steps']}")
-    problem = own_data_problem(args["stack"], args["labels"])  # before any message on the starting weights
-    if problem:
+    problem = own_data_problem(args["stack"], args["labels"], picked=args["channel"] is not None)
+    if problem:  # before any message on the starting weights
         parser.error(problem)
+    given = [name for name in FRAME_OPTION_HELP if args[name] not in (None, False, 0.0)]
+    if given and args["stack"] is None:
+        parser.error(f"{', '.join('--' + name.replace('_', '-') for name in given)}: how your frames reach the model; "
+                     "give them with --stack and --labels (synthetic clips are made as the model sees them)")
     if args["init"] is None and args["stack"] is not None:  # fine-tuning: from trained weights unless told otherwise
         if args["model"] != "demo":
             parser.error(f"--init: fine-tuning {args['model']} on your stack starts from its checkpoint file: pass "

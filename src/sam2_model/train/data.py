@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation import family_of, lineage_masks  # the ground truth that training and evaluation share
-from ..frames import UINT8_LIMITS, check_finite, normalise, percentile_limits, resize_unit, to_model_input, to_unit
+from ..frames import (UINT8_LIMITS, FrameSource, check_contrast_limits, check_finite, check_invert, check_smooth,
+                      normalise, percentile_limits, resize_unit, to_model_input, to_unit)
 from ..synth import CURRICULA, check_curriculum, random_microscopy_timelapse
 from ..synthetic import make_timelapse
 from .hold_out import HeldOut
@@ -222,6 +223,106 @@ def whole_number_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+@dataclass(frozen=True)
+class FrameOptions:
+    """How a user's frames reach the model, the options segmentation takes (``napari-sam2 track --smooth
+    --contrast-limits --invert --channel --channel-axis``, the segmentation widget's *Smooth frames* and *Invert*):
+    ``smooth`` a Gaussian of that many px before mapping (0: off), ``contrast_limits`` (low, high) shown as black and
+    white (None: the stack's 0.5 and 99.8 percentiles after smoothing, 0-255 for uint8), ``invert`` the model sees
+    1 - x, ``channel`` an index or "mean" / "max" over the channels, ``channel_axis`` the axis holding them (None:
+    the last one). Training maps its clips through :class:`sam2_model.frames.FrameSource` with these, so the model
+    trains on what it will see. The defaults (:attr:`given` False) leave the frames as they were always mapped."""
+
+    smooth: float = 0.0
+    contrast_limits: Optional[Tuple[float, float]] = None
+    invert: bool = False
+    channel: "int | str | None" = None
+    channel_axis: Optional[int] = None
+
+    @classmethod
+    def of(cls, settings: Any) -> "FrameOptions":
+        """The frame options of a TrainSettings (or its dict, as a record holds it; older runs lack them)."""
+        get = settings.get if isinstance(settings, Mapping) else lambda name, default=None: getattr(settings, name,
+                                                                                                     default)
+        limits = get("contrast_limits")
+        return cls(float(get("smooth") or 0.0), None if limits is None else (float(limits[0]), float(limits[1])),
+                   bool(get("invert") or False), get("channel"), get("channel_axis"))
+
+    @property
+    def given(self) -> bool:
+        """Whether any option differs from its default (else training maps frames as it always did)."""
+        return self != FrameOptions()
+
+    def source(self, frames: Any, image_size: int,
+               limits: Optional[Tuple[float, float]] = None) -> FrameSource:
+        """A :class:`FrameSource` over (T, H, W[, C]) ``frames`` with these options (``limits`` win over
+        ``contrast_limits``: the training stack's, for its held-out frames)."""
+        channel, composite = self.channel, None
+        if channel in ("mean", "max"):
+            channel, composite = None, channel
+        return FrameSource(frames, image_size=image_size, contrast_limits=limits or self.contrast_limits,
+                           channel=channel, composite=composite, channel_axis=self.channel_axis, prefetch=0,
+                           smooth=self.smooth, invert=self.invert)
+
+    def words(self) -> str:
+        """The options in a user's words ("smoothed by 8 px, inverted"); "" for the defaults."""
+        parts = []
+        if self.channel is not None:
+            axis = "" if self.channel_axis is None else f" of axis {self.channel_axis}"
+            parts.append(f"channel {self.channel}{axis}" if isinstance(self.channel, int) else
+                         f"the {self.channel} of the channels{axis}")
+        if self.smooth:
+            parts.append(f"smoothed by {self.smooth:g} px")
+        if self.contrast_limits is not None:
+            parts.append(f"contrast limits {self.contrast_limits[0]:g} {self.contrast_limits[1]:g}")
+        if self.invert:
+            parts.append("inverted")
+        return ", ".join(parts)
+
+
+def check_frame_options(smooth: Any = 0.0, contrast_limits: Any = None, invert: Any = False, channel: Any = None,
+                        channel_axis: Any = None) -> Tuple[float, Optional[List[float]], bool, "int | str | None",
+                                                           Optional[int]]:
+    """The frame options of a run, checked as ``napari-sam2 track`` checks them (:func:`sam2_model.frames.check_smooth`,
+    :func:`~sam2_model.frames.check_contrast_limits`, :func:`~sam2_model.frames.check_invert`): (smooth, [low, high]
+    or None, invert, channel: an index >= 0 or "mean" / "max" or None, channel_axis or None). A ValueError names the
+    option and what it accepts."""
+    smooth = check_smooth(smooth, "smooth")
+    limits = check_contrast_limits(contrast_limits, "contrast_limits")
+    invert = check_invert(invert, "invert")
+    if channel is not None:
+        word = str(channel).strip().lower()
+        if word in ("mean", "max"):
+            channel = word
+        elif word.isdigit() and not isinstance(channel, (bool, float)):
+            channel = int(word)
+        else:
+            raise ValueError(f"channel must be a channel index (0, 1, ...) or mean / max, got {channel!r}")
+    if channel_axis is not None:
+        if isinstance(channel_axis, bool) or not (isinstance(channel_axis, (int, np.integer))
+                                                  or str(channel_axis).strip().lstrip("-").isdigit()):
+            raise ValueError(f"channel_axis must be a whole number (the axis holding the channels, e.g. 1 for "
+                             f"(T, C, Y, X)), got {channel_axis!r}")
+        channel_axis = int(channel_axis)
+    return smooth, None if limits is None else [limits[0], limits[1]], invert, channel, channel_axis
+
+
+def frames_as_seen(stack: Any, options: FrameOptions, image_size: int,
+                   limits: Optional[Tuple[float, float]] = None) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """(T, H, W[, C]) ``stack`` (or one (H, W) image) as the model sees it before the contrast mapping, through a
+    :class:`FrameSource` with ``options``: the channel picked or combined and the frames smoothed
+    (:meth:`FrameSource.filtered`: (T, H, W), float32 when smoothed), and the contrast limits the source maps them
+    with (``limits`` when given, else the options', else the stack's percentiles after smoothing, as at inference).
+    One (H, W) image comes back as (H, W)."""
+    array = np.asarray(stack)
+    if array.ndim == 2:
+        frames, found = frames_as_seen(array[None], options, image_size, limits)
+        return frames[0], found
+    with options.source(array, image_size, limits) as view:
+        frames = np.stack([view.filtered(t) for t in range(view.num_frames)])
+        return frames, view.contrast_limits
+
+
 class StackClips:
     """Endless random clips (random start, random direction) from a user's annotated stack.
 
@@ -232,12 +333,15 @@ class StackClips:
     clip turned and mirrored at random (:func:`random_view`). A stack whose ids change from frame to frame is refused
     when clips are longer than one frame (:func:`.stack_labels.check_ids_follow_cells`), unless ``link_ids`` links
     them by overlap first (:func:`.stack_labels.link_by_overlap`). held_out: the frames the caller kept out of
-    ``stack`` and ``labels`` (:mod:`.hold_out`), carried for the check after training.
+    ``stack`` and ``labels`` (:mod:`.hold_out`), carried for the check after training. limits, invert: the frames'
+    contrast limits and inversion as :class:`FrameSource` maps them (:func:`frames_as_seen` gives the frames and the
+    limits; None: 0-255 for uint8, else the annotated frames' percentiles, as before frame options existed).
     """
 
     def __init__(self, stack: np.ndarray, labels: np.ndarray, clip_len: int, image_size: int,
                  max_objects: int, seed: int = 1, parents: Optional[Dict[int, int]] = None,
-                 augment: bool = False, link_ids: bool = False, held_out: Optional[HeldOut] = None) -> None:
+                 augment: bool = False, link_ids: bool = False, held_out: Optional[HeldOut] = None,
+                 limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> None:
         stack, labels = np.asarray(stack), np.asarray(labels)
         if stack.ndim == 2 and labels.ndim == 2:  # one annotated image: a stack of one frame
             stack, labels = stack[None], labels[None]
@@ -273,7 +377,10 @@ class StackClips:
         self.clip_len = min(clip_len, stack.shape[0])
         self.image_size, self.max_objects = image_size, max_objects
         self.augment = bool(augment)
-        self.limits = UINT8_LIMITS if stack.dtype == np.uint8 else percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
+        self.given_limits = limits  # the frame options' limits, the run's check maps with them too (None: its own)
+        self.limits = limits if limits is not None else UINT8_LIMITS if stack.dtype == np.uint8 else \
+            percentile_limits(list(stack[:: max(1, len(stack) // 16)]))
+        self.invert = bool(invert)
         self.rng = np.random.default_rng(seed)
         self.held_out = held_out  # frames kept out of training (not in stack and labels), for the run's check
         self._fingerprint: Optional[str] = None
@@ -296,6 +403,11 @@ class StackClips:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
+    def _unit(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W) frame -> float32 in [0, 1] as :meth:`FrameSource.mapped` maps it (limits, then 1 - x if inverted)."""
+        unit = to_unit(frame, self.limits)
+        return np.subtract(1.0, unit, out=unit) if self.invert else unit
+
     def __iter__(self) -> Iterator[Clip]:
         num_frames = self.stack.shape[0]
         while True:
@@ -316,7 +428,7 @@ class StackClips:
                 continue
             unknown = np.stack([not_annotated(drawn[:, n].any(axis=(1, 2)), order, family_of(obj_id, self.parents),
                                               self.spans) for n, obj_id in enumerate(obj_ids)], axis=1)  # (T, N)
-            images = torch.stack([to_model_input(to_unit(frame, self.limits), self.image_size) for frame in frames])
+            images = torch.stack([to_model_input(self._unit(frame), self.image_size) for frame in frames])
             yield Clip(images, masks[:, seen], torch.from_numpy(unknown[:, seen.numpy()]) if unknown.any() else None)
 
 
@@ -345,6 +457,8 @@ def describe_training_data(settings: Mapping[str, Any]) -> str:
         names = [Path(p).parent.name if Path(p).name == "weights.pt" else Path(p).name for p in settings["average_of"]]
         parts = ", ".join(f"{w:g} x {name}" for name, w in zip(names, settings.get("average_weights") or []))
         return f"no training: parameter average of {parts}"
+    if "data" in settings and settings["data"] is None:  # a run on a user's stack handed over as arrays records none
+        return "a user's stack given as arrays, with its labels"
     kind = settings.get("data") or "nuclei"
     described = TRAINING_DATA.get(kind, kind)
     if settings.get("contrast_jitter"):

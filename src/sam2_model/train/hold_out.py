@@ -116,17 +116,20 @@ def read_ctc_held_out(sequence: "os.PathLike | str", ground_truth: "os.PathLike 
     return HeldOut(stack, labels, frames)
 
 
-def check_held_out(tuned: SAM2Model, start: Optional[SAM2Model], held: HeldOut) -> Optional[StackCheck]:
+def check_held_out(tuned: SAM2Model, start: Optional[SAM2Model], held: HeldOut,
+                   limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> Optional[StackCheck]:
     """:class:`.stack_check.StackCheck` on the held-out frames: one click on each annotated object of the first
     annotated frame (at most :data:`.stack_check.MAX_OBJECTS`, largest first), tracked through at most
-    :data:`MAX_FRAMES` frames, for the fine-tuned weights and the starting ones (None: random start)."""
+    :data:`MAX_FRAMES` frames, for the fine-tuned weights and the starting ones (None: random start); the frames
+    mapped with ``limits`` and ``invert`` as training mapped its own (:func:`.stack_check.tracked_iou`)."""
     first = int(annotated_frames(held.labels)[0])
     stack, labels = held.stack[first : first + MAX_FRAMES], held.labels[first : first + MAX_FRAMES]
     obj_ids = clicked_objects(labels[0])
-    after = tracked_iou(tuned, stack, labels, obj_ids, max_frames=MAX_FRAMES)
+    after = tracked_iou(tuned, stack, labels, obj_ids, max_frames=MAX_FRAMES, limits=limits, invert=invert)
     if after is None:
         return None
-    before = None if start is None else tracked_iou(start, stack, labels, obj_ids, max_frames=MAX_FRAMES)
+    before = None if start is None else tracked_iou(start, stack, labels, obj_ids, max_frames=MAX_FRAMES,
+                                                    limits=limits, invert=invert)
     return StackCheck(None if before is None else round(before, 4), round(after, 4), len(obj_ids), len(stack),
                       held_out=str(held.frames))
 

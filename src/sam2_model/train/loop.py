@@ -32,14 +32,15 @@ from ..build import build_model, load_checkpoint, resolve_device
 from ..config import get_config
 from ..modeling.sam2 import SAM2Model
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
-from .data import DATA_KINDS, MixedClips, StackClips, SyntheticClips, check_finite_frames, describe_training_data
+from .data import (DATA_KINDS, FrameOptions, MixedClips, StackClips, SyntheticClips, check_finite_frames,
+                   describe_training_data, frames_as_seen)
 from .episode import EpisodeSettings, run_episode
 from .hold_out import check_held_out, parse_frame_range, read_ctc_held_out, split_off
 from .interrupt import DeferredInterrupt, TrainingInterrupted
 from .machine import describe_machine, enable_tf32
 from .resolutions import ALTERNATE_SEED_OFFSET, model_sharing_parameters
 from .stack_check import check_stack
-from .settings import TrainSettings, _input_size  # noqa: F401 (re-exported: TrainSettings' home was here)
+from .settings import FRAME_DEFAULTS, TrainSettings, _input_size  # noqa: F401 (re-exported: TrainSettings' home was here)
 from .stack_labels import frame_list
 
 # seconds: training time so far (steps only, across invocations); data_seconds: this step's wait for clips
@@ -132,7 +133,9 @@ def make_clips(
     folder and its ground-truth folder: :mod:`.ctc_training`) or synthetic clips
     (``settings.data``: "nuclei", the microscopy "mix", "leaps": the mix's nuclei and cells, all leaping far
     between frames, "spread-cells": the mix with fluorescent whole cells in 40 % of its clips, or "crowded-nuclei":
-    crowded fluorescent nuclei in 40 % of them; made at the model's input size)."""
+    crowded fluorescent nuclei in 40 % of them; made at the model's input size). A user's frames go through
+    :class:`~sam2_model.frames.FrameSource` with the settings' frame options (smooth, contrast_limits, invert,
+    channel, channel_axis: :class:`.data.FrameOptions`), as segmentation shows them to the model."""
     stack = settings.stack if stack is None else stack
     labels = settings.labels if labels is None else labels
     if (stack is None) != (labels is None):
@@ -149,14 +152,20 @@ def make_clips(
     if stack is None:
         return SyntheticClips(settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
                               contrast_jitter=settings.contrast_jitter)
-    parents, held = None, None
+    options = FrameOptions.of(settings)
+    parents, held, limits = None, None, None
     frames = None if settings.hold_out is None else parse_frame_range(settings.hold_out)
     if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():  # read as CTC ground truth, or refused
         ctc = read_ctc_training(stack, labels)
         check_finite_frames(ctc.stack, ctc.frames)  # named by the sequence's t%03d numbers
+        if options.given:  # the segmented frames as segmentation would show them (limits from these frames)
+            seen, limits = frames_as_seen(ctc.stack, options, image_size)
+            ctc = dataclasses.replace(ctc, stack=seen)
         if frames is not None:
             held = read_ctc_held_out(stack, labels, frames, truth=ctc)  # its segmented frames not read again
             check_finite_frames(held.stack, range(frames.first, frames.last + 1))
+            if options.given:
+                held = dataclasses.replace(held, stack=frames_as_seen(held.stack, options, image_size, limits)[0])
             kept = [i for i, t in enumerate(ctc.frames) if t not in frames]
             if not kept:
                 raise ValueError(f"hold_out {frames} leaves no segmented frame to train on: {labels} segments frames "
@@ -166,12 +175,17 @@ def make_clips(
         stack, labels, parents = ctc.stack, ctc.labels, ctc.parents
     else:
         if isinstance(stack, (str, os.PathLike)):
+            if options.channel is not None and options.channel_axis is None:  # a TIFF that says where its channels
+                options = dataclasses.replace(options, channel_axis=_tiff_channel_axis(stack))  # are, as track reads it
             stack, labels = _read_tiff(stack, "stack"), _read_tiff(labels, "labels")
         check_finite_frames(stack)  # every frame, the held-out ones too (the check after the run tracks on them)
+        if options.given:  # every frame as segmentation shows it, the limits from the whole stack as at inference
+            stack, limits = frames_as_seen(stack, options, image_size)
     if frames is not None and held is None:
         labels, held = split_off(stack, labels, frames, link_ids=settings.link_ids)
     return StackClips(stack, labels, settings.clip_len, image_size, settings.max_objects, seed=settings.seed,
-                      parents=parents, augment=settings.augment, link_ids=settings.link_ids, held_out=held)
+                      parents=parents, augment=settings.augment, link_ids=settings.link_ids, held_out=held,
+                      limits=limits, invert=options.invert)
 
 
 def _read_tiff(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
@@ -186,6 +200,19 @@ def _read_tiff(path: "str | os.PathLike[str]", name: str) -> np.ndarray:
     except (OSError, ValueError) as error:  # tifffile.TiffFileError is a ValueError
         raise ValueError(f"{name} {path}: cannot be read as a TIFF ({error}); give a (T, H, W) TIFF or a Cell "
                          "Tracking Challenge sequence folder") from None
+
+
+def _tiff_channel_axis(path: "str | os.PathLike[str]") -> Optional[int]:
+    """The channel axis that the TIFF at ``path`` names in its axes ("TCYX": 1, "TZCYX" has no place here), as
+    :class:`~sam2_model.frames.FrameSource` reads it from a file; None when it names none or cannot be read."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes
+    except (OSError, ValueError, IndexError):
+        return None
+    return axes.find("C") if len(axes) == 4 and axes.find("C") in (1, 2) else None
 
 
 def atomic_save(payload: Dict[str, Any], path: Path) -> None:
@@ -220,8 +247,10 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
     else:
         described = describe_training_data(dataclasses.asdict(settings))
     if user_stack and settings.labels and is_ctc_ground_truth(settings.labels):
+        held = None if source.held_out is None else source.held_out.frames  # those are not trained on: not listed
+        trained = np.array([t for t in segmented_frames(settings.labels) if held is None or t not in held], int)
         described += (f"; Cell Tracking Challenge ground truth: the segmentation truth of frames "
-                      f"{frame_list(segmented_frames(settings.labels))}, each cell under its tracking id")
+                      f"{frame_list(trained)}, each cell under its tracking id")
     if user_stack and len(source.frames) < source.total_frames:
         described += (f"; its {len(source.frames)} annotated frames ({frame_list(source.frames)}), those with no "
                       "label left out")
@@ -231,7 +260,19 @@ def data_description(settings: TrainSettings, source: Any = None) -> str:
         described += "; ids linked from frame to frame by overlap"
     if user_stack and source.augment:
         described += "; each clip turned by a multiple of 90 degrees and mirrored at random"
+    options = FrameOptions.of(settings).words() if user_stack else ""
+    if options:
+        described += f"; frames as segmentation with these options shows them: {options}"
     return described
+
+
+def recorded_settings(settings: TrainSettings, source: Any) -> Dict[str, Any]:
+    """``settings`` as a run records them (last.pt, weights.json): a run on a user's stack (``source`` a
+    :class:`StackClips`) records ``data`` None, not the synthetic kind it did not train on (the stack is its data)."""
+    recorded = dataclasses.asdict(settings)
+    if isinstance(source, StackClips):
+        recorded["data"] = None
+    return recorded
 
 
 def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> List[Tuple[str, torch.nn.Parameter]]:
@@ -272,6 +313,11 @@ def trained_parameters(model: torch.nn.Module, train_only: Optional[str]) -> Lis
 # run_differences names that "training data"). image_size is compared as the size it resolves to (None: the preset's).
 RESUME_MAY_CHANGE = ("out", "steps", "time_limit", "device", "data_workers", "save_every", "batch_clips", "stack",
                      "labels")
+
+
+#: the frame options (:class:`.data.FrameOptions`) as a run saved before they existed trained with them: such a run
+#: resumes without them and is refused with them, by name
+FRAME_OPTION_DEFAULTS = dict(zip(("smooth", "contrast_limits", "invert", "channel", "channel_axis"), FRAME_DEFAULTS))
 
 
 class RunConflict(ValueError):
@@ -373,9 +419,11 @@ def run_differences(saved: Dict[str, Any], settings: TrainSettings,
     now = dataclasses.asdict(settings)
     differences = []
     for name in now:
-        if name in RESUME_MAY_CHANGE or name not in saved:
+        if name in RESUME_MAY_CHANGE or (name not in saved and name not in FRAME_OPTION_DEFAULTS):
             continue
-        before, given = saved[name], now[name]
+        if name == "data" and saved.get(name) is None:  # a run on a user's stack records none (the stack is its data)
+            continue
+        before, given = saved.get(name, FRAME_OPTION_DEFAULTS.get(name)), now[name]  # (older runs: no options)
         if name == "image_size":
             before, given = _resolved_image_size(saved.get("model", now["model"]), before), \
                 _resolved_image_size(now["model"], given)
@@ -553,10 +601,9 @@ def train(
                               f"hold_out ({'none' if held_before is None else held_before}) or start a new run folder")
         fingerprint = state.get("data_fingerprint")  # runs saved before 2026-12-06 have none (not even the key)
         given = source.fingerprint() if isinstance(source, StackClips) else None
-        if fingerprint is not None and given is not None and fingerprint != given:
-            raise RunConflict(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
-                              "since it started): start a new run folder, or resume it with the same data")
         data = (fingerprint, given) if "data_fingerprint" in state else None
+        # settings first: other frame options (smoothing, a channel) change the frames the fingerprint digests too,
+        # and the user should read which option differs, not that the data changed
         differences = run_differences(state.get("settings", {}), settings, data)
         if differences:  # else weights.json would record settings the run did not train with
             listed = ", ".join(f"{name} {before!r} (not {now!r})" if name != "training data" else
@@ -564,6 +611,9 @@ def train(
             raise RunConflict(f"{last} is a run with {listed}: resume it with its own settings and data (only steps, "
                               "time_limit, device, data_workers, save_every and batch_clips may change, and where "
                               "the same stack and labels are read from) or start a new run folder")
+        if fingerprint is not None and given is not None and fingerprint != given:
+            raise RunConflict(f"{last} is a run on other frames or labels than these (the stack or its labels changed "
+                              "since it started): start a new run folder, or resume it with the same data")
         done, sessions_before = int(state["step"]), state.get("sessions") or [{}]
         last_stop = sessions_before[-1].get("stopped_by")
         if run_is_finished(done, last_stop, settings):
@@ -601,6 +651,7 @@ def train(
         if alternate_source is not None and state.get("alternate_clip_position") is not None:
             alternate_source.restore(state["alternate_clip_position"])
         sessions = list(state.get("sessions", []))
+    recorded = recorded_settings(settings, source)
     session = _session_record(describe_machine(device), step)
     sessions.append(session)
     session_start_seconds = elapsed
@@ -612,7 +663,7 @@ def train(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "seconds": elapsed, "rng": rng.bit_generator.state, "clip_position": source.position(),
             "alternate_clip_position": None if alternate_source is None else alternate_source.position(),
-            "settings": dataclasses.asdict(settings), "sessions": sessions,
+            "settings": recorded, "sessions": sessions,
             "data_fingerprint": source.fingerprint() if isinstance(source, StackClips) else None,
         }, last)
 
@@ -697,15 +748,16 @@ def train(
             start = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
             load_checkpoint(start, settings.init)
             start.to(device).eval()
-        check = check_stack(model, start, source.stack, source.labels)
+        seen = dict(limits=source.given_limits, invert=source.invert)  # the frames as training mapped them
+        check = check_stack(model, start, source.stack, source.labels, **seen)
         if source.held_out is not None:
-            held_check = check_held_out(model, start, source.held_out)
+            held_check = check_held_out(model, start, source.held_out, **seen)
     export_weights(model, out / "weights.pt", {
         "preset": settings.model, "steps": step, "train_seconds": round(elapsed, 1),
         "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
         "stopped_by": session["stopped_by"], "data": data_description(settings, source),
         "machine": session["machine"], "torch": torch.__version__, "sessions": sessions,
-        "date": datetime.date.today().isoformat(), "settings": dataclasses.asdict(settings),
+        "date": datetime.date.today().isoformat(), "settings": recorded,
         "stack_check": None if check is None else check.as_dict(),
         "held_out_check": None if held_check is None else held_check.as_dict(),
     })

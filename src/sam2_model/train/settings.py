@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, List, Optional, Union
+
+
+#: smooth, contrast_limits, invert, channel, channel_axis as a run without frame options has them
+FRAME_DEFAULTS = (0.0, None, False, None, None)
 
 
 @dataclass
@@ -46,6 +50,12 @@ class TrainSettings:
     augment: bool = True  # user stacks: each clip turned by a multiple of 90 degrees and mirrored at random
     link_ids: bool = False  # user stacks painted frame by frame: ids linked from frame to frame by overlap first
     hold_out: Optional[str] = None  # user stacks: frames "first-last" not trained on, to check the run on (hold_out.py)
+    # user stacks: how frames reach the model, as segmentation's options say (data.FrameOptions, FrameSource's words)
+    smooth: float = 0.0  # a Gaussian of this many px blurs every frame before it is mapped (0: off)
+    contrast_limits: Optional[List[float]] = None  # [low, high] shown as black and white (None: the percentiles)
+    invert: bool = False  # the model sees 1 - x (dark objects on a bright background)
+    channel: Optional[Union[int, str]] = None  # a channel index, or "mean" / "max" over the channels
+    channel_axis: Optional[int] = None  # the axis holding the channels (None: the last, for (T, H, W, C))
 
     def __post_init__(self) -> None:
         at_least = {"steps": 0, "warmup_steps": 0, "save_every": 1, "clip_len": 1, "clips_per_step": 1,
@@ -58,6 +68,11 @@ class TrainSettings:
             from .hold_out import parse_frame_range  # (lazily: it imports the model's code)
 
             self.hold_out = str(parse_frame_range(self.hold_out))  # refused by name here when malformed
+        if FRAME_DEFAULTS != (self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis):
+            from .data import check_frame_options  # (lazily: it imports torch, which --help does without)
+
+            self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis = check_frame_options(
+                self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis)
         if not (float(self.lr) > 0):
             raise ValueError(f"lr must be a positive learning rate (e.g. 5e-4), got {self.lr!r}")
         if self.time_limit is not None and not (float(self.time_limit) > 0):

@@ -10,12 +10,13 @@ path collapsed scored 0.16 -> 0.18 here, the mended one 0.16 -> 0.58.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..click_points import click_point
 from ..evaluation import track_with_clicks
+from ..frames import FrameSource
 from ..metrics import region_similarity
 from ..modeling.sam2 import SAM2Model
 
@@ -41,7 +42,8 @@ class StackCheck:
 
     def warning(self, margin: float = 0.05, good: float = 0.8) -> Optional[str]:
         """A message for the user when the run made tracking on their frames (segmentation of one image) worse, or did not raise it by
-        ``margin`` from a start below ``good``; None otherwise (and from random weights)."""
+        ``margin`` from a start below ``good`` (worded as the figures read: raised by less than the margin, did not
+        raise it, or made it slightly worse); None otherwise (and from random weights)."""
         if self.before is None:
             return None
         advice = ("try a longer warm-up, another seed, more annotated objects or frames, or keep the starting "
@@ -56,8 +58,11 @@ class StackCheck:
         if self.worse(margin):
             return f"fine-tuning made {task} worse on {where} ({figures}): {advice}"
         if self.after < self.before + margin and self.before < good:
-            return (f"fine-tuning raised {task} on {where} by less than {margin:.2f} ({figures}; below "
-                    f"{good:.2f} to start with): {advice}")
+            shown = round(self.after, 2) - round(self.before, 2)  # worded as the figures read
+            moved = (f"raised {task} on {where} by less than {margin:.2f}" if shown > 0 else
+                     f"did not raise {task} on {where}" if shown == 0 else
+                     f"made {task} slightly worse on {where}")
+            return f"fine-tuning {moved} ({figures}; below {good:.2f} to start with): {advice}"
         return None
 
     def summary(self) -> str:
@@ -83,29 +88,39 @@ def clicked_objects(first_labels: np.ndarray, max_objects: int = MAX_OBJECTS) ->
 
 
 def tracked_iou(model: SAM2Model, stack: np.ndarray, labels: np.ndarray,
-                obj_ids: Optional[List[int]] = None, max_frames: int = MAX_FRAMES) -> Optional[float]:
+                obj_ids: Optional[List[int]] = None, max_frames: int = MAX_FRAMES,
+                limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> Optional[float]:
     """Mean IoU of click-and-track on the first ``max_frames`` frames of (T, H, W) ``stack`` against its
     (T, H, W) instance ``labels`` (ids consistent through time): one click on each of ``obj_ids`` in frame 0
     (default :func:`clicked_objects`), scored on every frame where the object is annotated. None when there
-    is no object to click."""
+    is no object to click. ``limits``, ``invert``: the contrast limits and inversion the frames are mapped with (as
+    training mapped them: :class:`.data.FrameOptions`; None and False: the tracked frames' own percentiles)."""
     stack, labels = np.asarray(stack)[:max_frames], np.asarray(labels)[:max_frames]
     obj_ids = clicked_objects(labels[0]) if obj_ids is None else obj_ids
     if not obj_ids:
         return None
-    tracked = track_with_clicks(model, stack, {i: click_point(labels[0] == i) for i in obj_ids})
+    clicks = {i: click_point(labels[0] == i) for i in obj_ids}
+    if limits is None and not invert:
+        tracked = track_with_clicks(model, stack, clicks)
+    else:
+        with FrameSource(stack, image_size=model.image_size, contrast_limits=limits, invert=invert,
+                         prefetch=0) as frames:
+            tracked = track_with_clicks(model, frames, clicks)
     scores: List[float] = [region_similarity(tracked[t] == i, labels[t] == i)
                            for t in range(len(stack)) for i in obj_ids if (labels[t] == i).any()]
     return float(np.mean(scores))
 
 
-def check_stack(tuned: SAM2Model, start: Optional[SAM2Model], stack: np.ndarray, labels: np.ndarray) -> Optional[StackCheck]:
+def check_stack(tuned: SAM2Model, start: Optional[SAM2Model], stack: np.ndarray, labels: np.ndarray,
+                limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> Optional[StackCheck]:
     """:class:`StackCheck` of the fine-tuned model against the starting one (None: random start) on the first
-    :data:`MAX_FRAMES` frames of the training stack; None when the stack's first frame has no object."""
+    :data:`MAX_FRAMES` frames of the training stack (mapped with ``limits`` and ``invert``: :func:`tracked_iou`);
+    None when the stack's first frame has no object."""
     labels = np.asarray(labels)
     obj_ids = clicked_objects(labels[0])
-    after = tracked_iou(tuned, stack, labels, obj_ids)
+    after = tracked_iou(tuned, stack, labels, obj_ids, limits=limits, invert=invert)
     if after is None:
         return None
-    before = None if start is None else tracked_iou(start, stack, labels, obj_ids)
+    before = None if start is None else tracked_iou(start, stack, labels, obj_ids, limits=limits, invert=invert)
     return StackCheck(None if before is None else round(before, 4), round(after, 4), len(obj_ids),
                       min(MAX_FRAMES, len(labels)))
