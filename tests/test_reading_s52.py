@@ -146,8 +146,9 @@ def test_a_folder_of_one_multichannel_tiff_per_time_point_is_one_stack(tmp_path:
     zyx = _frames_folder(tmp_path / "zyx", data, "ZYX")
     assert find_stacks([cyx]) == [cyx]
     notes: list = []
-    assert find_stacks([tmp_path], notes=notes) == [cyx, zyx]  # each a stack, one level down
-    assert any(str(zyx) in note and "ZYX" in note and "'" + str(zyx / "*.tif") + "'" in note for note in notes)
+    # batch keeps ZYX files apart (a folder of z-stacks, or of ImageJ stacks, looks the same); CYX frames are one stack
+    assert find_stacks([tmp_path], notes=notes) == [cyx, *sorted(zyx.glob("*.tif"))]
+    assert any(str(cyx) in note and "CYX" in note and "'" + str(cyx / "*.tif") + "'" in note for note in notes)
     assert [p.name for p in find_stacks(str(cyx / "*.tif"))] == [f"t{t:03d}.tif" for t in range(4)]  # one by one
     stack = open_stack(cyx)
     assert stack.shape == data.shape and stack.axes == "TCYX"
@@ -165,6 +166,18 @@ def test_a_folder_of_one_multichannel_tiff_per_time_point_is_one_stack(tmp_path:
     assert [p.name for p in find_stacks([plain])] == ["a.tif", "b.tif"]
     assert [p.name for p in find_stacks([timed])] == ["a.tif", "b.tif"]
     assert getattr(open_stack(plain / "a.tif"), "axes", None) == "QYX"
+
+
+def test_a_folder_of_movies_saved_by_imagej_or_as_ome_stays_separate_stacks(tmp_path: Path) -> None:
+    """tifffile labels a plain (10, Y, X) movie saved with imagej=True or ome=True "CYX", and an ImageJ stack "ZYX":
+    batch once read a folder of three such movies as one stack of 3 "time points" (review); they are three stacks."""
+    for kind, options in (("imagej", dict(imagej=True)), ("ome", dict(ome=True)),
+                          ("slices", dict(imagej=True, metadata={"axes": "ZYX"}))):
+        folder = tmp_path / kind
+        folder.mkdir()
+        for name in ("movie_01", "movie_02", "movie_03"):
+            tifffile.imwrite(folder / f"{name}.tif", np.zeros((10, 32, 32), np.uint8), **options)
+        assert [p.name for p in find_stacks([folder])] == ["movie_01.tif", "movie_02.tif", "movie_03.tif"], kind
 
 
 def test_track_finds_the_channel_axis_of_an_ome_zarr_and_of_a_cyx_frames_folder(tmp_path: Path) -> None:

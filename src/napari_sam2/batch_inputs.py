@@ -2,9 +2,12 @@
 
 A stack is a multi-page TIFF / OME-TIFF, a .npy file, a zarr folder (OME-Zarr: its array "0") or a
 folder of single-frame images. A folder given as input is one stack when it is a zarr store or holds
-only single-frame images: 2-D or colour images, or TIFFs whose own axes say each is one time point with channels or
-z slices (a microscope's one CYX or ZYX file per time point; :func:`sam2_model.frames_io.is_frame_file`), read as
-``napari-sam2 track`` reads the folder; otherwise the stacks in it and in its sub-folders (one level down:
+only single-frame images: 2-D or colour images, or TIFFs whose own axes say each is one time point with at most
+:data:`MAX_FRAME_CHANNELS` channels ("CYX": a microscope's one multi-channel file per time point), read as
+``napari-sam2 track`` reads the folder. Files of other axes stay stacks of their own here, although ``track`` reads a
+folder of them as one stack: tifffile and ImageJ label a plain 3-D movie saved with ``imagej=True`` or ``ome=True``
+"CYX" and an ImageJ stack "ZYX", so a folder of movies or of z-stacks cannot be told from one time-lapse by those
+letters, and batch keeps its files apart as it always did; otherwise the stacks in it and in its sub-folders (one level down:
 ``plate/a.tif`` and ``plate/well1/a.tif``, not ``plate/well1/pos1/a.tif``) are its stacks (multi-page TIFFs, .npy
 files, zarr folders, folders of frames). Files that cannot be read are kept as stacks so that the run records why they
 failed. Stacks inside the run's output folder are never inputs.
@@ -43,13 +46,34 @@ SEARCHED = ("multi-page TIFF / OME-TIFF, .npy, zarr folders and folders of singl
             "and in its sub-folders (one level down)")
 
 
+#: the most channels a "CYX" file of a folder may have for batch to take it as one time point (a 3-D movie that
+#: tifffile or ImageJ labelled "CYX" has more frames than a microscope has channels)
+MAX_FRAME_CHANNELS = 8
+
+
+def _is_batch_frame_file(path: Path) -> bool:
+    """A frame of a folder of frames, for batch: a 2-D or colour image, or a TIFF whose axes are "CYX" with at most
+    :data:`MAX_FRAME_CHANNELS` channels (:func:`~sam2_model.frames_io.is_frame_file` takes any CYX / ZYX / ZCYX file,
+    as ``track`` reads one folder; here a folder of movies or z-stacks must stay separate stacks)."""
+    if not is_frame_file(path):
+        return False
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return True
+    try:
+        shape, _, axes = image_file_header(path)
+    except Exception:  # unreadable: is_frame_file said no already
+        return False
+    if len(shape) == 2 or (len(shape) == 3 and str(axes).endswith("S")):
+        return True
+    return str(axes).upper() == "CYX" and shape[0] <= MAX_FRAME_CHANNELS
+
+
 def _is_frames_folder(folder: Path, notes: Optional[List[str]] = None) -> bool:
-    """Whether ``folder`` is one stack of frames: every image file in it is a frame (:func:`~sam2_model.frames_io.
-    is_frame_file`: a 2-D or colour image, or a TIFF whose own axes say it is one time point with channels or z
-    slices, e.g. CYX). ``notes`` gets a line saying so for a folder of such multi-axis files (which might also have
-    been meant as separate stacks)."""
+    """Whether ``folder`` is one stack of frames: every image file in it is a frame (:func:`_is_batch_frame_file`: a
+    2-D or colour image, or a TIFF whose own axes say it is one time point with a few channels, "CYX"). ``notes`` gets
+    a line saying so for a folder of such multi-channel files (which might also have been meant as separate stacks)."""
     files = _images(folder)
-    if not files or not all(is_frame_file(p) for p in files):
+    if not files or not all(_is_batch_frame_file(p) for p in files):
         return False
     if notes is not None and files[0].suffix.lower() in TIFF_SUFFIXES:
         with contextlib.suppress(Exception):  # unreadable: reading the stack says why
