@@ -57,6 +57,12 @@ def test_tifffiles_rgb_guess_from_the_shape_still_warns(tmp_path, stop_before_mo
     with tifffile.TiffFile(path) as tif:
         assert int(tif.pages[0].photometric) == 2  # RGB, from the shape alone
     assert not tiff_says_colour(path)
+    bare = tmp_path / "no_software_tag.tif"  # a writer that names no software (review): no one's word either
+    tifffile.imwrite(bare, np.zeros((64, 64, 3), np.uint16), software=False)
+    assert not tiff_says_colour(bare)
+    camera = tmp_path / "camera.tif"
+    tifffile.imwrite(camera, np.zeros((64, 64, 3), np.uint16), software=False, extratags=[(271, "s", 0, "Leica", True)])
+    assert tiff_says_colour(camera)
     with pytest.warns(UserWarning, match="read as RGB colour"):
         with pytest.raises(stop_before_model):
             segment(path, clicks=[(0, 30, 30, 1, 1)])

@@ -337,7 +337,8 @@ _COLOUR_PHOTOMETRIC = (2, 6)
 def tiff_says_colour(path: Any) -> bool:
     """True where ``path`` is a TIFF file whose own tags say its image is colour: the first page's
     PhotometricInterpretation RGB (or YCbCr) with 3 or 4 samples per pixel (tifffile's axes end in "S": (Y, X, 3) or
-    (T, Y, X, 4) as read), written by software other than tifffile. False for any other file or object, a TIFF of 3 or
+    (T, Y, X, 4) as read), written by a camera or scanner: its Make / Model tags, or a Software tag other than
+    tifffile's (a file without any of them is no one's word). False for any other file or object, a TIFF of 3 or
     4 "min-is-black" samples (channels, not colour) included, and for a file that cannot be read (its reader says why).
     tifffile (and what writes through it: scikit-image, napari, our own scripts) tags any (..., 3) or (..., 4) array
     RGB unless told otherwise, so its RGB is a guess from the shape, not the file's word: 3 fluorescence channels
@@ -355,6 +356,8 @@ def tiff_says_colour(path: Any) -> bool:
             page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
             if int(page.photometric) not in _COLOUR_PHOTOMETRIC or int(page.samplesperpixel) not in (3, 4):
                 return False
-            return not str(page.software or "").lower().startswith("tifffile")
+            software = str(page.software or "").strip().lower()
+            camera = any(code in page.tags for code in (271, 272))  # Make / Model: a camera or scanner's own file
+            return camera or (bool(software) and not software.startswith("tifffile"))
     except Exception:  # not a TIFF, unreadable: not its word on colour
         return False
