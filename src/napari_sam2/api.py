@@ -31,7 +31,7 @@ from sam2_model.prompt_validation import dtype_problem, frame_size_problem
 
 from .controller import SegmentationController
 from .directions import check_prompted_way
-from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, frame_as_seen,
+from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, read_as_seen,
                          resolve_image_size, resolve_object_window)
 from .axis_moves import (
     PLACEHOLDER, axis_number, numbered_as_read, option_words, read_rows_columns_last, rows_columns_not_last,
@@ -583,9 +583,9 @@ def frame_seen(data: Any, axes: StackAxes, index: int = 0) -> np.ndarray:
     object windows are measured on what is segmented, not on every channel mixed (data: the array-like, an RGBA one
     already without its alpha)."""
     index = int(index) if axes.layout.frame_axis is not None else 0
-    frame = FrameView(data, axes.layout)[index]
+    frame = read_as_seen(FrameView(data, axes.layout), index, axes.session_options)  # only the channel picked is read
     check_finite(frame, f"frames: frame {index}")  # as every later read says it, before "auto" measures the frame
-    return frame_as_seen(frame, axes.session_options)
+    return frame
 
 
 def prompted_frame(clicks: Any = (), boxes: Any = ()) -> int:

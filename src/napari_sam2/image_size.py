@@ -103,6 +103,17 @@ def frame_as_seen(frame: Any, session_options: Mapping[str, Any]) -> np.ndarray:
     return frame
 
 
+def read_as_seen(frames: Any, index: int, session_options: Mapping[str, Any]) -> np.ndarray:
+    """Frame ``index`` of ``frames`` (a sequence of (H, W[, C]) frames, e.g. a :class:`~napari_sam2.layout.FrameView`)
+    as the model is shown it (:func:`frame_as_seen`), reading only the channel picked where ``frames`` is indexed
+    (T, H, W, C) (``frames[index, :, :, channel]``: a FrameView reads that channel alone from a lazy stack, not every
+    channel); composites read the channels they combine."""
+    channel = session_options.get("channel")
+    if channel is not None and len(getattr(frames, "shape", ())) == 4:
+        return np.asarray(frames[int(index), :, :, int(channel)])
+    return frame_as_seen(frames[int(index)], session_options)
+
+
 def check_image_size(image_size: ImageSizeArg, name: str = "image_size") -> ImageSizeArg:
     """``image_size`` as given, checked: None, "auto" (any case) or a positive multiple of 32."""
     if image_size is None:
@@ -179,14 +190,14 @@ def auto_image_size_from(frames: Sequence[Any], model: str, start: int = 0,
     """
     options = session_options or {}
     start = int(start)
-    seen = {start: frame_as_seen(frames[start], options)}
+    seen = {start: read_as_seen(frames, start, options)}
     first = auto_image_size(seen[start], model, start)
     count = len(frames)
     if count < 2 or not (through_z or math.isnan(first.object_diameter)):
         return first  # (frames are not read where they cannot change the choice)
     for index in sample_indices(count, SAMPLED_FRAMES):
         if index not in seen:
-            seen[index] = frame_as_seen(frames[index], options)
+            seen[index] = read_as_seen(frames, index, options)
     spreads = {index: grey_spread(frame) for index, frame in seen.items()}
     finite = {index: value for index, value in spreads.items() if math.isfinite(value)}
     if not finite:
@@ -220,7 +231,8 @@ def tracking_size_choice(frames: Sequence[Any], model: str, start: int = 0,
     if cell_diameter is None:
         return auto_image_size_from(frames, model, start, session_options, through_z)
     low, high = (float(value) for value in cell_diameter)
-    shape = tuple(int(n) for n in np.shape(frames[int(start)])[:2])
+    known = tuple(getattr(frames, "shape", ()))  # (T, H, W[, C]): no frame read for its shape
+    shape = tuple(int(n) for n in (known[1:3] if len(known) >= 3 else np.shape(frames[int(start)])[:2]))
     return SizeChoice(suggest_image_size(low, shape, model), low, shape, given_diameter=(low, high))
 
 

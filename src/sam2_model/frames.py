@@ -420,7 +420,12 @@ class FrameSource:
         return np.subtract(1.0, unit, out=unit) if self.invert else unit
 
     def _prepare(self, t: int) -> torch.Tensor:
-        frame = self.filtered(t)
+        return self.input_of(self.filtered(t))
+
+    def input_of(self, frame: np.ndarray) -> torch.Tensor:
+        """A frame as :meth:`filtered` returns it (h, w) or (h, w, 3), or a crop of one, as the model's input:
+        (3, S, S) float32, mapped and normalised as :meth:`model_input` maps a frame, but not cached and with nothing
+        prefetched (for a caller that already holds the frame, read once for several uses)."""
         if frame.dtype == np.uint8 and self.contrast_limits == UINT8_LIMITS:
             return uint8_to_model_input(inverted(frame, UINT8_LIMITS) if self.invert else frame, self._image_size)
         unit = to_unit(frame, self.contrast_limits)

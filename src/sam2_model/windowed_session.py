@@ -49,7 +49,8 @@ _OBJ = 1  # each object's id inside its own window session
 
 class _LastFrames:
     """The stack's frames as the model sees them before mapping (:meth:`FrameSource.filtered`), the last few kept,
-    so the windows of many objects on one frame read and smooth it once."""
+    so the windows of many objects on one frame, and the whole-frame masks that size new objects' windows, read and
+    smooth it once."""
 
     def __init__(self, source: FrameSource, keep: int = 2) -> None:
         self.source = source
@@ -57,10 +58,11 @@ class _LastFrames:
         self._frames: "OrderedDict[int, np.ndarray]" = OrderedDict()
         self._layout: Optional[Tuple[np.dtype, Tuple[int, ...]]] = None
 
-    def layout(self) -> Tuple[np.dtype, Tuple[int, ...]]:
-        """The frames' dtype and colour axis ((), or (3,) for RGB), read from the first frame once."""
+    def layout(self, t: int = 0) -> Tuple[np.dtype, Tuple[int, ...]]:
+        """The frames' dtype and colour axis ((), or (3,) for RGB), taken once from a frame read already, else from
+        frame ``t`` (read now and kept, so the frame about to be used is not read twice)."""
         if self._layout is None:
-            first = self(0)
+            first = next(reversed(self._frames.values())) if self._frames else self(t)
             self._layout = (first.dtype, tuple(first.shape[2:]))
         return self._layout
 
@@ -286,6 +288,7 @@ class WindowedSession:
             placed = None if frame_idx in track.offsets else self._place(xy, lab, corners, full_mask, track)
             self._prompt(track, frame_idx, obj_id, xy, lab, corners, full_mask, placed, clear_old, refine)
         else:  # a new object: sized for its box and its whole-frame mask; grown while its first mask is too small
+            self._last.layout(frame_idx)  # the frames' layout from this frame (read once for its windows too)
             whole = None if full_mask is not None else self._whole_frame_mask(frame_idx, xy, lab, corners)
             side = first_window_side(self.window, whole, corners, self.frame_shape, self.model.image_size)
 
@@ -302,10 +305,11 @@ class WindowedSession:
     def _whole_frame_mask(self, frame_idx: int, xy: np.ndarray, lab: np.ndarray,
                           corners: Optional[np.ndarray]) -> np.ndarray:
         """(H, W) bool: the best mask for these prompts decoded on the whole frame (its features kept for the frame's
-        other new objects)."""
+        other new objects). The frame is the one the windows read (:class:`_LastFrames`): no second read, and no
+        whole-frame model inputs of the next frames prepared ahead (windows never use them)."""
         if self._whole is None or self._whole[0] != frame_idx:
             predictor = ImagePredictor(self.model)
-            predictor.set_model_input(self.frames.model_input(frame_idx), self.frame_shape)
+            predictor.set_model_input(self.frames.input_of(self._last(frame_idx)), self.frame_shape)
             self._whole = (frame_idx, predictor)
         masks, scores, _ = self._whole[1].predict(points=xy if len(xy) else None, labels=lab if len(lab) else None,
                                                   box=corners)
