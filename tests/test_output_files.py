@@ -248,22 +248,25 @@ def gapped_labels_and_lineage():
 
 def test_auto_outputs_of_one_run_agree_and_are_made_consistent_once(tmp_path, monkeypatch):
     """One writer for track --auto and batch --auto: labels, table, GEFF and CTC folder hold the same tracks (the
-    gap splits track 1 into two pieces in every output), from one ctc_consistent pass."""
+    gap splits track 1 into two pieces in every output), from one consistent_labels pass (the one copy of the rule:
+    ctc_consistent is it too)."""
     import csv
 
     import sam2_model.tracking.ctc_io as ctc_io
+    import sam2_model.tracking.lineage as lineage_module
     import napari_sam2.track_export as track_export
-    from sam2_model.tracking import ctc_consistent, read_ctc, read_geff
+    from sam2_model.tracking import read_ctc, read_geff
+    from sam2_model.tracking.lineage import consistent_labels
     from napari_sam2.track_export import AutoOutputs, write_auto_outputs
 
     calls = []
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return ctc_consistent(*args, **kwargs)
+        return consistent_labels(*args, **kwargs)
 
-    monkeypatch.setattr(ctc_io, "ctc_consistent", counted)
-    monkeypatch.setattr(track_export, "ctc_consistent", counted)
+    for module in (lineage_module, ctc_io, track_export):
+        monkeypatch.setattr(module, "consistent_labels", counted)
     labels, lineage = gapped_labels_and_lineage()
     outputs = AutoOutputs(labels=tmp_path / "l.tif", tracks=tmp_path / "t.csv", ctc=tmp_path / "res",
                           geff=tmp_path / "t.geff")
@@ -284,20 +287,21 @@ def test_auto_outputs_of_one_run_agree_and_are_made_consistent_once(tmp_path, mo
 
 
 def test_track_auto_makes_its_outputs_consistent_once(tmp_path, capsys, monkeypatch):
-    """track --auto --ctc ran ctc_consistent on the result, then write_ctc ran it again on consistent data."""
+    """track --auto --ctc ran the CTC rule on the result, then write_ctc ran it again on consistent data."""
     import sam2_model.tracking.ctc_io as ctc_io
+    import sam2_model.tracking.lineage as lineage_module
     import napari_sam2._cli_auto as cli_auto
     import napari_sam2.track_export as track_export
-    from sam2_model.tracking import ctc_consistent
+    from sam2_model.tracking.lineage import consistent_labels
 
     calls = []
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return ctc_consistent(*args, **kwargs)
+        return consistent_labels(*args, **kwargs)
 
-    for module in (ctc_io, cli_auto, track_export):
-        monkeypatch.setattr(module, "ctc_consistent", counted, raising=False)
+    for module in (lineage_module, ctc_io, cli_auto, track_export):
+        monkeypatch.setattr(module, "consistent_labels", counted, raising=False)
     out = tmp_path / "w"
     assert main(write_case(tmp_path) + ["--auto", "--cell-diameter", "10", "40", "--ctc", str(out / "res"),
                                         "--table", str(out / "t.csv"), "-o", str(out / "l.tif")]) == 0

@@ -110,18 +110,19 @@ class TrackIdsMixin:
 
     def export_result(self, entry: "ImageTracking") -> Callable[[], TrackingResult]:
         """What an export of ``entry`` writes, read when called (in the export's worker): its tracking's
-        :meth:`~.track_all.TrackAll.result`, every label of the masklets layer but the widget's objects (its own 'Export
-        labels' writes those); the cells painted by hand that it adds as tracks are remembered for
-        :meth:`painted_note`. Before 'Track all cells' made any track, the widget's objects (clicked and propagated)
-        are what is exported: one track each, from its first to its last frame, no parent. :meth:`export_words` says
-        which."""
+        :meth:`~.track_all.TrackAll.result` with ``lazy=True`` (the masklets layer read in place, a frame at a time as
+        the writer goes: no copy of the stack; the layer must not change until the export ends), every label of the
+        masklets layer but the widget's objects (its own 'Export labels' writes those); the cells painted by hand
+        that it adds as tracks are remembered for :meth:`painted_note`. Before 'Track all cells' made any track, the
+        widget's objects (clicked and propagated) are what is exported: one track each, from its first to its last
+        frame, no parent. :meth:`export_words` says which."""
         tracked = len(entry.tracking.lineage) > 0
         leave_out = self.widget_ids(entry.image) if tracked else set()  # read here, on the GUI thread
         self._painted = []
         self._exports_objects = not tracked
 
         def result() -> TrackingResult:
-            made = entry.tracking.result(leave_out)
+            made = entry.tracking.result(leave_out, lazy=True)  # the masklets read in place, a frame at a time
             if tracked:
                 self._painted = entry.tracking.untracked_ids(made)
             return made

@@ -2,17 +2,21 @@
 :class:`~._track_all_panel.TrackAllPanel`).
 
 Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all tracked and run in a worker thread
-(:func:`._session_actions.steps_worker`), written whole or not at all. Uses the panel's ``widget``, ``viewer``,
-``status``, ``progress``, ``worker``, ``current()``, ``_set_busy``, ``_fail`` and ``_refuse_if_busy``.
+(:func:`._session_actions.steps_worker`), written whole or not at all; they read the masklets layer in place, a frame
+at a time (no copy of it), the layer held in pan/zoom mode meanwhile (:class:`TrackExportRun`). Uses the panel's
+``widget``, ``viewer``, ``status``, ``progress``, ``worker``, ``current()``, ``_set_busy``, ``_fail`` and
+``_refuse_if_busy``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 import numpy as np
 from napari.utils.notifications import show_info
 
+from ._edit_runs import EditRun
 from ._image_state import layer_name, same_layer
 from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
@@ -29,10 +33,25 @@ DISPLAY_SETTINGS = ("name", "visible", "opacity", "blending", "tail_width", "tai
                     "display_id", "display_tail", "display_graph", "hide_completed_tracks")
 
 
+@dataclass
+class TrackExportRun(ExportRun):
+    """An export of the Track all panel running in a worker (:class:`~._session_actions.ExportRun`) and the masklets
+    layer it reads, held in pan/zoom mode meanwhile as Save session holds it (:meth:`~._edit_runs.EditRun.freeze`):
+    the writers read the layer in place, a frame at a time, so no brush, eraser or fill may change it before the
+    export ends (a frame changed anyway, e.g. from the console, fails the export with nothing written:
+    :class:`~.track_all.LabelsChanged`)."""
+
+    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of layers made read-only (none)
+    held: Any = None  # the masklets layer held in pan/zoom mode while the export runs, and its mode before
+    freeze = EditRun.freeze
+    thaw = EditRun.thaw
+    _keep_still = EditRun._keep_still
+
+
 class TrackOutputsMixin:
     """The image's lineage Tracks layer; exports in a worker (the buttons) or on this thread (the console)."""
 
-    _export: Optional[ExportRun] = None  # the last export run in a worker
+    _export: Optional[TrackExportRun] = None  # the last export run in a worker
 
     def update_tracks_layer(self, entry: "ImageTracking", tracks: tuple) -> Any:
         """Show the labels and lineage in the image's lineage Tracks layer (None when nothing is tracked: the layer
@@ -108,7 +127,8 @@ class TrackOutputsMixin:
         Nothing that scales with the stack runs on napari's GUI thread: the labels are read and the file or folder
         written in the worker, the progress bar follows, the panel and the widget are busy meanwhile (Cancel, the
         panel's or the widget's, stops it) and the result appears whole or not at all (an earlier one is kept on
-        failure or cancel).
+        failure or cancel). The masklets layer is read in place, a frame at a time as the writer goes (no copy of
+        it), so it is held in pan/zoom mode until the export ends (:class:`TrackExportRun`).
         """
         if self._refuse_if_busy():
             return None
@@ -121,9 +141,11 @@ class TrackOutputsMixin:
         except Exception as error:
             self._fail(error)
             return None
-        self._export = ExportRun(what, target)
+        self._export = TrackExportRun(what, target)
         worker = self._export.worker = steps_worker(steps, self.slot(self._on_export_step), self._export.fail,
                                                     self.slot(self._on_export_finished, ends_run=True))
+        state = self.widget.states.get(entry.image.unique_id)
+        self._export.freeze((), None if state is None else state.labels)  # read in place: no painting until the end
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         self.progress.setRange(0, 0)
@@ -144,6 +166,7 @@ class TrackOutputsMixin:
 
     def _on_export_finished(self, worker: Any) -> None:
         run = self._export
+        run.thaw()  # first: the layer outlives the panel's window
         if self.worker is worker:
             self.worker = None
         if self.widget.worker is worker:

@@ -127,8 +127,36 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
         raise ValueError(f"{name('scheduler')} must be an address such as tcp://host:8786, got {scheduler!r}")
     if tracking_options and not auto:
         raise ValueError(f"tracking options {sorted(tracking_options)} apply only with auto=True")
+    if auto:
+        _check_tracking_options(tracking_options, name)
     if not (isinstance(zarr_above_gb, (int, float)) and zarr_above_gb > 0):
         raise ValueError(f"{name('zarr_above_gb')} must be > 0 (GiB of uint32 labels), got {zarr_above_gb!r}")
+
+
+#: track_cells's arguments that batch gives each stack itself (beside ``invert`` and ``progress``, its own keywords),
+#: and the argument of batch that sets each
+_SET_BY_BATCH = {"reverse": "direction", "on_advice": "progress", "frames": "inputs"}
+
+
+def _check_tracking_options(tracking_options: Mapping[str, Any], name: Any = str) -> None:
+    """The names of ``tracking_options`` checked before any task starts (a typo fails no stack in its worker): a name
+    :func:`sam2_model.tracking.track_cells` does not take is a TypeError naming the valid ones and a close match
+    (:func:`sam2_model.tracking.tracker.check_tracking_options`, names only: no model or frames are needed); one that
+    batch sets itself (reverse, on_advice, frames) is a ValueError naming batch's own argument for it."""
+    import inspect
+
+    from sam2_model.tracking.tracker import check_tracking_options, track_cells
+
+    own = sorted(set(tracking_options) & set(_SET_BY_BATCH))
+    if own:
+        raise ValueError(f"tracking option{'s' * (len(own) > 1)} {', '.join(own)} {'is' if len(own) == 1 else 'are'} "
+                         f"set by batch itself: use its own argument{'s' * (len(own) > 1)} "
+                         f"{', '.join(sorted({name(_SET_BY_BATCH[o]) for o in own}))}")
+    named = set(inspect.signature(track_cells).parameters) - {"amg_options"}
+    try:  # the rest go to the detector (**amg_options); no FrameSource is given: only their names are checked
+        check_tracking_options(None, None, {k: v for k, v in tracking_options.items() if k not in named})
+    except TypeError as error:
+        raise TypeError(f"batch(auto=True), whose tracking options go to track_cells: {error}") from None
 
 
 def _check_direction(direction: Optional[str], auto: bool, name: Any, names: str = "api") -> str:
@@ -291,7 +319,8 @@ def batch(
     frame); a skipped stack's numbers, outputs and note are those of its earlier result (its manifest).
     ``out/summary.csv`` holds these rows and then a "skipped" row for each other
     complete result in ``out`` (stacks of earlier runs that are not among ``inputs``).
-    Every setting is checked before anything is created, the cluster started or a stack read (ValueError; a local
+    Every setting is checked before anything is created, the cluster started or a stack read (ValueError; a tracking
+    option that track_cells does not take, e.g. a typo: TypeError naming the valid ones and a close match; a local
     cluster started from a script's top level without ``if __name__ == "__main__":``, whose workers would run the
     script again: :class:`.batch_cluster.UnguardedScript`, naming the line and the fix); then
     ``out`` is created with its lock (one run per output folder: :class:`.batch_outputs.OutputFolderBusy`, a

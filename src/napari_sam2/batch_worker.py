@@ -347,9 +347,11 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     large = labels_nbytes(result.labels.shape) > task.zarr_above
     labels_name = "labels.ome.zarr" if large else "labels.tif"
 
-    def write_labels(labels: np.ndarray, path: Path) -> None:
+    def write_labels(labels: Any, path: Path) -> None:  # (a ConsistentLabels: one plane made per frame read)
         if large:
-            create_zarr_labels(path, labels.shape, frames.frame_axis_name, frames.calibration)[:] = labels
+            array = create_zarr_labels(path, labels.shape, frames.frame_axis_name, frames.calibration)
+            for t in range(labels.shape[0]):
+                array[t] = labels[t]  # one frame = whole chunks: no copy of the stack
         else:
             write_labels_tiff(labels, path, frames.frame_axis_name, frames.calibration)
 
@@ -357,7 +359,7 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(
         labels=folder / labels_name, tracks=folder / "tracks.csv", ctc=folder / "ctc", geff=folder / "tracks.geff"),
         write_labels=write_labels, calibration=frames.calibration)
-    save_table_csv(measure(labels, frames.grey, calibration=frames.calibration),  # the same ids as every other output
+    save_table_csv(measure(labels, frames.grey, calibration=frames.calibration),  # the same ids, a frame at a time
                    folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage),

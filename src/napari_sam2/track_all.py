@@ -47,7 +47,7 @@ from sam2_model.tracking.detection import check_cell_diameter
 from sam2_model.tracking.lineage import daughter_starts, end_reason_at
 
 from . import track_edits
-from .labels_writer import EditedSince, RunJournal, hashable_index, planes_touched, watch_writes
+from .labels_writer import EditedSince, RunJournal, hashable_index, plane_checksum, planes_touched, watch_writes
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
@@ -97,6 +97,87 @@ class TrackRun:
     what: str = ""  # a "delete" / "merge" step in words
 
 
+class LabelsChanged(RuntimeError):
+    """A frame of the labels changed while a :class:`FramesView` that watches them was being read (an export read
+    them in place): what was read does not describe one state of the labels, so nothing may be written from it."""
+
+
+@dataclass(frozen=True)
+class FramesView:
+    """A (T, H, W) stack that reads a tracking's labels array in place, one frame when it is indexed (the writers of
+    :mod:`.track_export` read a frame at a time): ``view[t]`` is frame t's (H, W) plane ``labels[index_of(t)]``, the
+    ids ``cleared`` read as 0 (then a new plane; otherwise a read-only view of the labels' own plane where they are a
+    numpy array); ``np.asarray(view)`` is a copy of the stack, filled a plane at a time. Nothing is copied until a
+    frame is read, so the labels must not change while a view is in use; one made with ``watch=True`` checks it:
+    a frame read again that differs from its first read (a crc32 of its plane) raises :class:`LabelsChanged`. Make one
+    with :meth:`of`."""
+
+    labels: Any
+    index_of: IndexOf
+    shape: Tuple[int, int, int]
+    dtype: np.dtype
+    cleared: np.ndarray  # int64 ids read as 0
+    watch: bool = False
+    read: Dict[int, int] = field(default_factory=dict, compare=False)  # watched: frame -> crc32 of its first read
+
+    @classmethod
+    def of(cls, labels: Any, num_frames: int, index_of: IndexOf, cleared: Iterable[int] = (),
+           watch: bool = False) -> "FramesView":
+        """The view of ``num_frames`` frames of ``labels`` (any layout whose frames are its last two axes, e.g. a
+        Labels layer's data; ``index_of(t)``: frame t's plane index)."""
+        shape = tuple(int(n) for n in np.shape(labels)[-2:])
+        dtype = getattr(labels, "dtype", None)
+        dtype = np.dtype(np.asarray(labels[index_of(0)]).dtype if dtype is None else dtype)
+        return cls(labels, index_of, (int(num_frames), *shape), dtype,
+                   np.fromiter(sorted(set(int(i) for i in cleared)), dtype=np.int64), watch)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        t = int(frame)
+        if not -len(self) <= t < len(self):
+            raise IndexError(f"frame {t} is out of range for a stack of {len(self)} frames")
+        t %= len(self)
+        plane = np.asarray(self.labels[self.index_of(t)])
+        if self.watch:
+            now = plane_checksum(plane)
+            if self.read.setdefault(t, now) != now:
+                raise LabelsChanged(f"frame {t} of the labels changed while they were being read (painted or written "
+                                    "meanwhile); try again once the change is done")
+        if len(self.cleared):
+            plane = plane.copy()
+            plane[self._cleared_in(plane)] = 0
+            return plane
+        plane = plane.view()
+        plane.flags.writeable = False  # the labels' own pixels: read, never written through this
+        return plane
+
+    def _cleared_in(self, plane: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels of ``plane`` that hold a cleared id (a few ids: compared one by one, 20 times faster
+        than ``np.isin`` on a 1024 x 1024 plane)."""
+        if len(self.cleared) > 8:
+            return np.isin(plane, self.cleared)
+        ids = self.cleared.tolist()  # Python ints: compared in the plane's own dtype
+        mask = plane == ids[0]
+        for i in ids[1:]:
+            mask |= plane == i
+        return mask
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[t] for t in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        stack = np.empty(self.shape, self.dtype)
+        for t in range(len(self)):
+            stack[t] = self[t]
+        return stack if dtype is None else stack.astype(dtype, copy=False)
+
+
 def _copy(lineage: Lineage) -> Lineage:
     return Lineage(lineage.rows())
 
@@ -135,8 +216,14 @@ class TrackAll:
         return np.asarray(self.labels[self.index_of(t)])
 
     def label_planes(self) -> np.ndarray:
-        """(T, H, W) the labels of every frame."""
-        return np.stack([self.plane(t) for t in range(self.num_frames)])
+        """(T, H, W) the labels of every frame (a copy)."""
+        return np.asarray(self.frames_view())
+
+    def frames_view(self, cleared: Iterable[int] = (), watch: bool = False) -> "FramesView":
+        """The labels of every frame as a (T, H, W) :class:`FramesView`: read in place when a frame is indexed, ids
+        ``cleared`` read as 0 (``watch``: a frame that changes between two reads raises :class:`LabelsChanged`);
+        nothing is copied here."""
+        return FramesView.of(self.labels, self.num_frames, self.index_of, cleared, watch)
 
     def stroke_frames(self, atoms: Any) -> set:
         """The frames whose planes a napari Labels history item ``atoms`` (a paint event's ``value``: a brush / fill /
@@ -144,23 +231,27 @@ class TrackAll:
         (:func:`.labels_writer.planes_touched`)."""
         return planes_touched(atoms, self._frame_at)
 
-    def result(self, leave_out: Iterable[int] = ()) -> TrackingResult:
+    def result(self, leave_out: Iterable[int] = (), lazy: bool = False) -> TrackingResult:
         """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data): every id
         > 0 of the labels but ``leave_out`` (ids another tool exports, e.g. the segmentation widget's objects; a
         track's id is never left out), so exports and the Tracks layer hold what the masklets layer shows. An id
         without a lineage row (a cell painted by hand) gets one: begin and end from its pixels, no parent, ended
-        "end of stack" on the last frame, else "lost" (:meth:`untracked_ids` names them)."""
-        return self.result_and_spans(leave_out)[0]
+        "end of stack" on the last frame, else "lost" (:meth:`untracked_ids` names them).
 
-    def result_and_spans(self, leave_out: Iterable[int] = ()) -> Tuple[TrackingResult, Dict[int, Tuple[int, int]]]:
+        lazy=False: the labels are a copy (the labels' dtype). lazy=True: they are a :class:`FramesView` of the labels
+        themselves, each frame read (and ``leave_out`` cleared from it) when it is indexed: no copy of the stack, for
+        writers that read a frame at a time (the exports: :func:`.track_export.export_tracking`); the labels must not
+        change until the result is used up (the panel's export holds the masklets layer still meanwhile), and a frame
+        that changes between two of its reads raises :class:`LabelsChanged` (a writer then writes nothing)."""
+        return self.result_and_spans(leave_out, lazy)[0]
+
+    def result_and_spans(self, leave_out: Iterable[int] = (), lazy: bool = False
+                         ) -> Tuple[TrackingResult, Dict[int, Tuple[int, int]]]:
         """:meth:`result` and {id: (first frame, last frame)} of every id its labels hold
         (:func:`.track_edits.id_spans`), from one pass over the stack."""
         rows = {row.track_id: row for row in self.lineage.rows()}
-        out = np.fromiter(set(int(i) for i in leave_out) - set(rows), dtype=np.int64)
-        planes = self.label_planes()  # a copy, cleared plane by plane (no stack-sized temporaries)
-        if len(out):
-            for plane in planes:
-                plane[np.isin(plane, out)] = 0
+        view = self.frames_view(set(int(i) for i in leave_out) - set(rows), watch=lazy)
+        planes = view if lazy else np.asarray(view)  # a copy is filled plane by plane (no stack-sized temporaries)
         spans = track_edits.id_spans(planes)
         last = self.num_frames - 1
         added = [Track(i, b, e, 0, end_reason_at(Track(i, b, e, 0, "lost"), e, last, False))

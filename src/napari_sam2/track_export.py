@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from sam2_model.tracking import Lineage, TrackingResult, ctc_consistent, write_ctc, write_geff, write_track_table
-from sam2_model.tracking.ctc_io import consistent_labels
+from sam2_model.tracking import Lineage, TrackingResult, write_ctc, write_geff, write_track_table
+from sam2_model.tracking.lineage import ConsistentLabels, consistent_labels
 
 from .export import Calibration, Step, save_labels_tiff
 
@@ -32,15 +32,17 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     calibration also the frames' times: :func:`write_tracks_csv`), "ctc" (a Cell Tracking Challenge folder) or "geff"
     (a GEFF zarr folder); returns the path written.
 
-    Every kind is written from the result made CTC-consistent (:func:`ctc_consistent`, as :func:`write_auto_outputs`
-    does for the command line): a track whose cell was missed for a frame or two goes on under a new id whose parent
-    is the piece before, in all four, so files exported from one result name the same tracks with the same ids
-    (ids painted by other tools get rows too). The CTC folder and the GEFF read the labels a frame at a time
-    (:func:`sam2_model.tracking.ctc_io.consistent_labels`): they take memory of a few planes beyond the result's own
-    labels, whatever the number of frames. ``calibration``: the image's pixel size, frame interval and origin,
-    written into the GEFF's axes, the labels TIFF (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`)
-    and the tracks CSV. overwrite=True replaces an earlier CTC or GEFF result only: a folder holding
-    anything else is refused (ValueError), never emptied.
+    Every kind is written from the result made CTC-consistent (:func:`~sam2_model.tracking.lineage.consistent_labels`,
+    as :func:`write_auto_outputs` does for the command line): a track whose cell was missed for a frame or two goes on
+    under a new id whose parent is the piece before, in all four, so files exported from one result name the same
+    tracks with the same ids (ids painted by other tools get rows too). ``result.labels`` is read a frame at a time
+    (any stack indexable by frame: an array, or the masklets layer read in place,
+    :meth:`.track_all.TrackAll.result` with ``lazy=True``): the CSV, CTC folder and GEFF take memory of a few planes
+    beyond it, whatever the number of frames (the labels TIFF one uint32 copy of the stack, as
+    :func:`.export.save_labels_tiff` takes an array). The labels must not change until this returns.
+    ``calibration``: the image's pixel size, frame interval and origin, written into the GEFF's axes, the labels TIFF
+    (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`) and the tracks CSV. overwrite=True replaces
+    an earlier CTC or GEFF result only: a folder holding anything else is refused (ValueError), never emptied.
     """
     path = _checked(what, path, overwrite)
     labels, lineage = consistent_labels(result.labels, result.lineage)  # a plane at a time: no copy of the stack
@@ -163,24 +165,28 @@ def write_each(writes: Sequence[Write]) -> None:
 
 
 def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutputs,
-                       write_labels: Optional[Callable[[np.ndarray, Path], Any]] = None,
+                       write_labels: Optional[Callable[[ConsistentLabels, Path], Any]] = None,
                        write_all: Callable[[Sequence[Write]], None] = write_each,
                        calibration: Optional[Calibration] = None,
-                       labels_axes: Optional[str] = None) -> Tuple[np.ndarray, Lineage]:
+                       labels_axes: Optional[str] = None) -> Tuple[ConsistentLabels, Lineage]:
     """Write the outputs of an automatic-tracking run, all from one form of the result; returns that form.
 
-    The rule: every output holds the result made CTC-consistent once (:func:`ctc_consistent`: a track with gaps is
-    cut into pieces, each later piece a new id whose parent is the piece before), whether or not a CTC folder is
-    asked for, so the labels, the tracks table, the GEFF graph and the CTC folder of one run name the same tracks
-    with the same ids. labels: (T, H, W) track ids as tracked; lineage: their tracks. ``write_labels(labels, path)``
-    writes the labels (default: a TIFF with ``calibration`` and axis letters ``labels_axes``, e.g. "TYX", "ZYX"; None:
+    The rule: every output holds the result made CTC-consistent once
+    (:func:`~sam2_model.tracking.lineage.consistent_labels`: a track with gaps is cut into pieces, each later piece a
+    new id whose parent is the piece before), whether or not a CTC folder is asked for, so the labels, the tracks
+    table, the GEFF graph and the CTC folder of one run name the same tracks with the same ids. labels: (T, H, W) track
+    ids as tracked (read a frame at a time: no copy of the stack is made here; it must not change until the outputs
+    are written); lineage: their tracks. ``write_labels(labels, path)`` writes the labels, given as a
+    :class:`~sam2_model.tracking.lineage.ConsistentLabels` (``labels[t]``: one uint32 plane; ``np.asarray``: the whole
+    stack) (default: a TIFF with ``calibration`` and axis letters ``labels_axes``, e.g. "TYX", "ZYX"; None:
     the TIFF's default axes); ``write_all`` writes the list of (final path, write) pairs (default: each in turn; the
     command line passes its all-or-nothing writer); ``calibration``: the stack's
     pixel size and frame interval and origin for the GEFF's axes, the tracks CSV's times (:func:`write_tracks_csv`)
-    and the default labels TIFF (None: frames and pixels). Returns (labels uint32 (T, H, W), lineage) as
-    written (e.g. for a per-object table of the same labels).
+    and the default labels TIFF (None: frames and pixels). Returns (labels, lineage) as written: the labels a
+    :class:`~sam2_model.tracking.lineage.ConsistentLabels` over ``labels`` (e.g. for a per-object table of the same
+    labels, read a frame at a time).
     """
-    labels, lineage = ctc_consistent(labels, lineage)  # the one pass; the writers below take it as it is
+    labels, lineage = consistent_labels(labels, lineage)  # the one pass; the writers below take it as it is
     labels_writer = write_labels or (lambda stack, to: save_labels_tiff(stack, to, labels_axes, calibration))
     writes: List[Write] = []
     if outputs.labels is not None:

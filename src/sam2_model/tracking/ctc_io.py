@@ -1,9 +1,9 @@
 """Cell Tracking Challenge files: ``mask%03d.tif`` (uint16) per frame + ``res_track.txt`` (``L B E P`` rows).
 
-:func:`write_ctc` makes the result CTC-consistent (:func:`consistent_labels`: :func:`.lineage.ctc_consistent`'s
-rule, a plane at a time), checks it (:func:`.lineage.check_ctc`) and writes everything, one frame in memory at a
-time, to a temporary folder next to the target that is renamed when complete, so a failed or cancelled export
-leaves nothing half-written.
+:func:`write_ctc` makes the result CTC-consistent (:func:`.lineage.consistent_labels`, the one rule every output
+follows, a plane at a time; importable from here too), checks it (:func:`.lineage.check_ctc`) and writes everything,
+one frame in memory at a time, to a temporary folder next to the target that is renamed when complete, so a failed or
+cancelled export leaves nothing half-written.
 :func:`write_ctc_ground_truth` writes ground truth in the layout py-ctcmetrics reads
 (``TRA/man_track.txt``, ``TRA/man_track%03d.tif``, ``SEG/man_seg%03d.tif``).
 """
@@ -14,123 +14,13 @@ import os
 import re
 import shutil
 from pathlib import Path
-from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tifffile
 
 from ..atomic_files import publish_together, temporary_folder
-from .lineage import (Lineage, Track, check_ctc, ctc_consistent, daughter_starts, end_reason_at,
-                      lineage_from_labels)
-
-
-@dataclass(frozen=True)
-class ConsistentLabels:
-    """(T, H, W) labels made CTC-consistent a plane at a time (:func:`consistent_labels`), never copied whole.
-
-    ``source[t]`` is frame t as tracked (a numpy, zarr or dask stack, or anything indexable by frame);
-    ``relabel[t]`` {id: new id} the ids that change on frame t (0: erased, a piece smaller than ``min_area``; a new
-    id: a later piece of a track with gaps); ``ids[t]`` the sorted ids > 0 frame t holds once changed.
-    Indexing gives one uint32 (H, W) plane, the plane :func:`.lineage.ctc_consistent` gives there."""
-
-    source: Any
-    shape: Tuple[int, ...]
-    relabel: Tuple[Dict[int, int], ...]
-    ids: Tuple[np.ndarray, ...]
-    dtype = np.dtype(np.uint32)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, frame: int) -> np.ndarray:
-        plane = np.array(self.source[int(frame)], dtype=np.uint32, copy=True)
-        changes = self.relabel[int(frame)]
-        if changes:
-            masks = [(plane == old, new) for old, new in changes.items()]  # all read before any is written
-            for mask, new in masks:
-                plane[mask] = new
-        return plane
-
-    def __iter__(self):
-        return (self[t] for t in range(len(self)))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        stack = np.stack(list(self)) if len(self) else np.zeros(self.shape, np.uint32)
-        return stack if dtype is None else stack.astype(dtype, copy=False)
-
-
-def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1) -> Tuple[ConsistentLabels, Lineage]:
-    """:func:`.lineage.ctc_consistent` read a frame at a time: (labels, lineage) that satisfy the CTC rules, the
-    labels as a :class:`ConsistentLabels` (each plane made when it is read) instead of a uint32 copy of the stack.
-
-    labels: (T, H, W) integer track ids (any stack indexable by frame, read once here, once more per plane read
-    later). The lineage, and every plane, are those :func:`ctc_consistent` gives (the same rule: segments smaller
-    than ``min_area`` erased, a track with gaps cut into pieces, each later piece a new id whose parent is the piece
-    before; tracks without pixels dropped, their children re-attached to the dropped track's parent).
-    """
-    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
-    shape = tuple(int(n) for n in labels.shape)
-    if len(shape) != 3:
-        raise ValueError(f"labels must be (T, H, W), got shape {shape}")
-    present: Dict[int, List[int]] = {}
-    relabel: List[Dict[int, int]] = []
-    kept: List[np.ndarray] = []
-    for frame in range(shape[0]):
-        plane = np.asarray(labels[frame])
-        ids, counts = np.unique(plane[plane != 0], return_counts=True)  # the pixels of cells only
-        small = counts < min_area
-        relabel.append({int(i): 0 for i in ids[small].tolist()})
-        kept.append(ids[~small].astype(np.int64))
-        for i in kept[-1].tolist():
-            present.setdefault(i, []).append(frame)
-    known = {t.track_id: t for t in lineage.rows()}
-    for i in present:
-        if i not in known:
-            known[i] = Track(i, present[i][0], present[i][-1])
-    next_id = max(list(known) + [0]) + 1
-    last_piece: Dict[int, int] = {}  # original id -> id of its last piece
-    pieces: Dict[int, Track] = {}
-    for i in sorted(known):
-        frames = present.get(i, [])
-        if not frames:
-            continue
-        runs = np.split(np.asarray(frames), np.where(np.diff(frames) > 1)[0] + 1)
-        previous = 0
-        for k, run in enumerate(runs):
-            piece = i if k == 0 else next_id
-            if k > 0:
-                next_id += 1
-                for f in run.tolist():
-                    relabel[f][i] = piece
-            pieces[piece] = Track(piece, int(run[0]), int(run[-1]), previous, "lost")
-            previous = piece
-        last_piece[i] = previous
-
-    def resolve_parent(parent: int) -> int:
-        while parent and parent not in last_piece:
-            parent = known[parent].parent if parent in known else 0
-        return last_piece.get(parent, 0)
-
-    rows: Dict[int, Track] = {}
-    for piece, t in pieces.items():
-        if t.parent == 0 and piece in known:  # first piece: inherit the original parent
-            parent = resolve_parent(known[piece].parent)
-            if parent and pieces[parent].end >= t.begin:
-                parent = 0
-            t = replace(t, parent=parent)
-        rows[piece] = t
-    starts = daughter_starts(rows.values())
-    for i, piece in last_piece.items():  # each track's last piece: why it ends where its pixels now end
-        t = rows[piece]
-        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, shape[0] - 1, (piece, t.end + 1) in starts))
-    ids = tuple(np.unique([relabel[f].get(i, i) for i in kept[f].tolist()]).astype(np.int64) if len(kept[f])
-                else kept[f] for f in range(shape[0]))
-    return ConsistentLabels(labels, shape, tuple(relabel), ids), Lineage(rows.values())
+from .lineage import ConsistentLabels, Lineage, Track, check_ctc, consistent_labels, lineage_from_labels
 
 
 def _problems(labels: Any, lineage: Lineage) -> List[str]:
@@ -171,8 +61,8 @@ def write_ctc(out_dir: os.PathLike, labels: Any, lineage: Lineage, overwrite: bo
 
     labels: (T, H, W) track ids (a numpy array, or any stack indexable by frame: read a frame at a time, never
     copied whole). Tracks with gaps are split (see :func:`consistent_labels`), so the written lineage can have more
-    rows than the input; ``consistent=True``: (labels, lineage) come from :func:`ctc_consistent` or
-    :func:`consistent_labels` already and are written as they are. Raises ValueError if the result breaks a rule.
+    rows than the input; ``consistent=True``: (labels, lineage) come from :func:`consistent_labels` or
+    :func:`.lineage.ctc_consistent` already and are written as they are. Raises ValueError if the result breaks a rule.
     """
     labels = labels if hasattr(labels, "shape") else np.asarray(labels)  # (a list of planes)
     if len(labels.shape) != 3:
@@ -231,8 +121,8 @@ def write_ctc_ground_truth(gt_dir: os.PathLike, labels: np.ndarray, parents: Opt
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be a (T, H, W) stack, got shape {labels.shape}")
-    fixed, table = ctc_consistent(labels, lineage_from_labels(labels, parents))
-    problems = check_ctc(fixed, table)
+    fixed, table = consistent_labels(labels, lineage_from_labels(labels, parents))  # each plane made when written
+    problems = _problems(fixed, table)
     if problems:
         raise ValueError("ground truth breaks the CTC format rules: " + "; ".join(problems[:5]))
     gt_dir, tmp = _atomic_folder(gt_dir, overwrite)

@@ -11,7 +11,7 @@ import csv
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -167,27 +167,78 @@ def check_ctc(labels: np.ndarray, lineage: Lineage) -> List[str]:
     return problems
 
 
-def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> Tuple[np.ndarray, Lineage]:
-    """A copy of (labels, lineage) that satisfies :func:`check_ctc`.
+@dataclass(frozen=True)
+class ConsistentLabels:
+    """(T, H, W) labels made CTC-consistent a plane at a time (:func:`consistent_labels`), never copied whole.
 
-    Begin and end come from the frames where each id has pixels (segments smaller than ``min_area``
-    are erased); a track with gaps is cut into contiguous pieces, each later piece a new id whose
-    parent is the piece before (the CTC convention); tracks without pixels are dropped and their
-    children re-attached to the dropped track's parent. labels: (T, H, W) -> uint32 copy.
+    ``source[t]`` is frame t as tracked (a numpy, zarr or dask stack, or anything indexable by frame);
+    ``relabel[t]`` {id: new id} the ids that change on frame t (0: erased, a piece smaller than ``min_area``; a new
+    id: a later piece of a track with gaps); ``ids[t]`` the sorted ids > 0 frame t holds once changed.
+    Indexing gives one new uint32 (H, W) plane; ``np.asarray`` the whole (T, H, W) uint32 stack (one copy, filled a
+    plane at a time: what :func:`ctc_consistent` returns)."""
+
+    source: Any
+    shape: Tuple[int, ...]
+    relabel: Tuple[Dict[int, int], ...]
+    ids: Tuple[np.ndarray, ...]
+    dtype = np.dtype(np.uint32)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        return self._fill(int(frame), np.empty(self.shape[1:], np.uint32))
+
+    def _fill(self, frame: int, out: np.ndarray) -> np.ndarray:
+        """Frame ``frame`` made consistent, written into the uint32 (H, W) ``out``; returns ``out``."""
+        out[...] = np.asarray(self.source[frame])
+        changes = self.relabel[frame]
+        if changes:
+            masks = [(out == old, new) for old, new in changes.items()]  # all read before any is written
+            for mask, new in masks:
+                out[mask] = new
+        return out
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[t] for t in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        stack = np.empty(self.shape, np.uint32)
+        for t in range(len(self)):
+            self._fill(t, stack[t])
+        return stack if dtype is None else stack.astype(dtype, copy=False)
+
+
+def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1) -> Tuple[ConsistentLabels, Lineage]:
+    """(labels, lineage) that satisfy :func:`check_ctc`, the labels read a frame at a time: a
+    :class:`ConsistentLabels` (each plane made when it is read), not a copy of the stack.
+
+    The one rule every output follows: begin and end come from the frames where each id has pixels (segments smaller
+    than ``min_area`` erased); a track with gaps is cut into contiguous pieces, each later piece a new id (above every
+    id there) whose parent is the piece before (the CTC convention); tracks without pixels are dropped and their
+    children re-attached to the dropped track's parent; each track's last piece ends for the reason that follows
+    (:func:`end_reason_at`). labels: (T, H, W) integer track ids (any stack indexable by frame, read once here, once
+    more per plane read later: it must not change meanwhile). :func:`ctc_consistent` is this, copied whole.
     """
-    out = np.asarray(labels).astype(np.uint32, copy=True)
-    if out.ndim != 3:
-        raise ValueError(f"labels must be (T, H, W), got shape {out.shape}")
+    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
+    shape = tuple(int(n) for n in labels.shape)
+    if len(shape) != 3:
+        raise ValueError(f"labels must be (T, H, W), got shape {shape}")
     present: Dict[int, List[int]] = {}
-    for frame in range(out.shape[0]):
-        ids, counts = np.unique(out[frame], return_counts=True)
-        for i, c in zip(ids.tolist(), counts.tolist()):
-            if i == 0:
-                continue
-            if c < min_area:
-                out[frame][out[frame] == i] = 0
-            else:
-                present.setdefault(i, []).append(frame)
+    relabel: List[Dict[int, int]] = []
+    kept: List[np.ndarray] = []
+    for frame in range(shape[0]):
+        plane = np.asarray(labels[frame])
+        ids, counts = np.unique(plane[plane != 0], return_counts=True)  # the pixels of cells only
+        small = counts < min_area
+        relabel.append({int(i): 0 for i in ids[small].tolist()})
+        kept.append(ids[~small].astype(np.int64))
+        for i in kept[-1].tolist():
+            present.setdefault(i, []).append(frame)
     known = {t.track_id: t for t in lineage.rows()}
     for i in present:
         if i not in known:
@@ -205,8 +256,8 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
             piece = i if k == 0 else next_id
             if k > 0:
                 next_id += 1
-                for f in run:
-                    out[f][out[f] == i] = piece
+                for f in run.tolist():
+                    relabel[f][i] = piece
             pieces[piece] = Track(piece, int(run[0]), int(run[-1]), previous, "lost")  # the last piece's: below
             previous = piece
         last_piece[i] = previous
@@ -224,12 +275,21 @@ def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> T
                 parent = 0
             t = replace(t, parent=parent)
         rows[piece] = t
-    last_frame = out.shape[0] - 1
     starts = daughter_starts(rows.values())
     for i, piece in last_piece.items():  # each track's last piece: why it ends where its pixels now end
         t = rows[piece]
-        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, last_frame, (piece, t.end + 1) in starts))
-    return out, Lineage(rows.values())
+        rows[piece] = replace(t, end_reason=end_reason_at(known[i], t.end, shape[0] - 1, (piece, t.end + 1) in starts))
+    ids = tuple(np.unique([relabel[f].get(i, i) for i in kept[f].tolist()]).astype(np.int64) if len(kept[f])
+                else kept[f] for f in range(shape[0]))
+    return ConsistentLabels(labels, shape, tuple(relabel), ids), Lineage(rows.values())
+
+
+def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> Tuple[np.ndarray, Lineage]:
+    """A copy of (labels, lineage) that satisfies :func:`check_ctc`: :func:`consistent_labels` (the rule), its
+    labels made whole. labels: (T, H, W) -> a uint32 (T, H, W) copy (the writers take :func:`consistent_labels`'s
+    view instead: no copy of the stack)."""
+    view, table = consistent_labels(labels, lineage, min_area)
+    return np.asarray(view), table
 
 
 def daughter_starts(rows: Iterable[Track]) -> Set[Tuple[int, int]]:
