@@ -551,7 +551,8 @@ def labels_steps(sources: Sequence[LabelsSource], copy: bool = False) -> Generat
                                                                                   Dict[Fixed, Dict[int, np.ndarray]]]:
     """Read the masklets of ``sources`` frame by frame: yields ("read", frames read, frames in all, None) after each;
     returns {fixed: {frame: (H, W) plane}}, the frames that hold any label (uint32; ``copy``: copies, else the
-    masklets' own planes where they are uint32 arrays in memory: written at once, never kept)."""
+    masklets' own planes where they are uint32 arrays in memory: views kept until the file is written, so the caller
+    keeps the layer unchanged meanwhile (the widget's save holds it in pan/zoom and counts as busy))."""
     kept: Dict[Fixed, Dict[int, np.ndarray]] = {}
     frames, done = sum(source.num_frames for source in sources), 0
     for source in sources:

@@ -84,9 +84,9 @@ def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], L
 
 
 def is_table(rows: object) -> bool:
-    """Whether ``rows`` is a table with named columns (a pandas DataFrame, or anything with ``columns`` and
-    ``to_dict``), which :func:`prompts_from_table` reads by its column names."""
-    return hasattr(rows, "columns") and callable(getattr(rows, "to_dict", None))
+    """Whether ``rows`` is a pandas DataFrame, which :func:`prompts_from_table` reads by its column names (another
+    library's table: convert it, e.g. polars' ``to_pandas()``, or pass its rows as an array)."""
+    return any(cls.__module__.split(".")[0] == "pandas" and cls.__name__ == "DataFrame" for cls in type(rows).__mro__)
 
 
 def prompts_from_table(table: object, name: str = "clicks") -> Tuple[List[Click], List[Box]]:
