@@ -4,6 +4,8 @@
     python bench/bench_propagate_many.py --objects 60 --sizes 512 --frames 4
     python bench/bench_propagate_many.py --parts track_cells      # track_cells on a 60-cell 512 px movie
     PYTHONPATH=/tmp/old/src python bench/bench_propagate_many.py  # the same on another copy of the code
+    python bench/bench_propagate_many.py --parts tracker --sizes 512 --divisions   # with the division rules on
+    python bench/bench_propagate_many.py --parts track_cells --track-cells 30 60 120 --track-window none
 
 Demo model at its 256 px input on the CPU. Every cell of frame 0 of a synthetic nuclei movie is an object, then:
 
@@ -11,11 +13,15 @@ Demo model at its 256 px input on the CPU. Every cell of frame 0 of a synthetic 
   whole frames, labels written as the widget writes them);
 * ``tracker``: the automatic tracking's propagation (``CellTracker`` seeded with the true masks of frame 0 and no
   re-detection, so its frames are propagation, labels and book-keeping only), on whole frames and in object windows;
+  ``--divisions`` turns its division rules on (split and neck watches every frame, as ``track_cells`` has them);
 * ``outputs``: one propagated frame's model seconds, then its labels made from the same results the old way (every
   object's full-resolution logits, then ``compose_frame`` or the tracker's argmax) and the new (``output="labels"``),
   best of 3 each (the cleanest split of a frame's time between the model and its labels);
-* ``track_cells``: ``track_cells`` with its defaults on a ``--track-frames`` frame, 60-cell, 512 x 512 movie
-  (detection included).
+* ``track_cells``: ``track_cells`` with its defaults on a ``--track-frames`` frame, 512 x 512 movie of each
+  ``--track-cells`` count (60: detection included), in object windows or, with ``--track-window none``, whole frames.
+
+"bookkeeping" is the time in ``CellTracker._update`` (the per-frame book-keeping: areas, lost cells, the split and
+neck rules; a division's new objects' prompts included), per frame.
 
 "model" is the time inside the session's batched model calls (each window session's for windows); "rest" is the
 remainder: upsampling, labels, writes, book-keeping. Each run prints a checksum of the labels it made, so two copies
@@ -50,25 +56,36 @@ def digest(labels: np.ndarray) -> str:
 
 class ModelClock:
     """Seconds spent in the wrapped sessions' model calls of propagation (``_track_batched``, or ``_infer`` where
-    objects are tracked one by one, as in each object's window session)."""
+    objects are tracked one by one, as in each object's window session), and in ``_encode_memory`` (the memories of
+    objects prompted since the last propagation, e.g. the seed frame's, encoded on the first frame propagated);
+    a call inside another counted call is not counted again."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self._wrapped: set = set()
+        self._depth = 0
 
     def wrap(self, session: Any) -> None:
         if id(session) in self._wrapped:
             return
         self._wrapped.add(id(session))
-        name = "_track_batched" if session.batch_objects else "_infer"  # a window's session tracks one object
+        names = ["_track_batched" if session.batch_objects else "_infer"]  # a window's session tracks one object
+        names += ["_encode_memory"] if hasattr(session, "_encode_memory") else []
+        for name in names:
+            self._time(session, name)
+
+    def _time(self, session: Any, name: str) -> None:
         real = getattr(session, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
+            self._depth += 1
             try:
                 return real(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self._depth -= 1
+                if not self._depth:
+                    self.seconds += time.perf_counter() - start
         setattr(session, name, timed)
 
     def wrap_all(self, session: Any) -> None:
@@ -95,7 +112,31 @@ def controller_run(model: Any, size: int, count: int, frames: int) -> Dict[str, 
             "frames": done, "labels": digest(labels)}
 
 
-def tracker_run(model: Any, size: int, count: int, frames: int, window: Any) -> Dict[str, Any]:
+class UpdateClock:
+    """Seconds spent in ``CellTracker._update`` (the per-frame book-keeping), on the class while in use."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._real = CellTracker._update
+
+    def __enter__(self) -> "UpdateClock":
+        real = self._real
+
+        def timed(tracker: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return real(tracker, *args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        CellTracker._update = timed
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        CellTracker._update = self._real
+
+
+def tracker_run(model: Any, size: int, count: int, frames: int, window: Any,
+                divisions: bool = False) -> Dict[str, Any]:
     data, ids = cells(size, count, frames)
     first = [data.labels[0] == c for c in ids]
     calls: List[int] = []
@@ -104,7 +145,7 @@ def tracker_run(model: Any, size: int, count: int, frames: int, window: Any) -> 
         calls.append(1)
         return first if len(calls) == 1 else []
 
-    tracker = CellTracker(model, data.image, detector=detector, redetect_every=10 ** 6, divisions=False,
+    tracker = CellTracker(model, data.image, detector=detector, redetect_every=10 ** 6, divisions=divisions,
                           window=window)
     clock = ModelClock()
     out = np.zeros(data.image.shape, np.uint32)
@@ -112,16 +153,19 @@ def tracker_run(model: Any, size: int, count: int, frames: int, window: Any) -> 
     steps = tracker.run()
     t, out[0], _ = next(steps)  # the seed frame (mask prompts), not timed
     clock.wrap_all(tracker.session)
-    while True:
-        start = time.perf_counter()
-        step = next(steps, None)
-        if step is None:
-            break
-        spent += time.perf_counter() - start
-        t, out[t], _ = step
-        done += 1
+    with UpdateClock() as update:
+        while True:
+            start = time.perf_counter()
+            step = next(steps, None)
+            if step is None:
+                break
+            spent += time.perf_counter() - start
+            t, out[t], _ = step
+            done += 1
     return {"s_frame": spent / done, "model": clock.seconds / done, "rest": (spent - clock.seconds) / done,
-            "frames": done, "labels": digest(out), "window": getattr(tracker, "window", None)}
+            "bookkeeping": update.seconds / done, "frames": done, "labels": digest(out),
+            "lineage": digest(np.array([[r.track_id, r.begin, r.end, r.parent] for r in tracker.lineage.rows()])),
+            "window": getattr(tracker, "window", None)}
 
 
 def outputs_run(model: Any, size: int, count: int, repeats: int = 3) -> Dict[str, Any]:
@@ -169,13 +213,17 @@ def outputs_run(model: Any, size: int, count: int, repeats: int = 3) -> Dict[str
             "labels": best(lambda: session._frame_output(1, states, obj_ids, "labels"))}
 
 
-def track_cells_run(model: Any, frames: int, count: int, size: int) -> Dict[str, Any]:
+def track_cells_run(model: Any, frames: int, count: int, size: int, window: Any = "auto") -> Dict[str, Any]:
     data = make_timelapse(num_frames=frames, shape=(size, size), num_cells=count, seed=7, radius_fraction=0.025)
-    start = time.perf_counter()
-    result = track_cells(model, data.image)
-    total = time.perf_counter() - start
-    return {"s_frame": total / frames, "frames": frames, "tracks": len(result.lineage),
-            "cells_frame0": int(len(np.unique(data.labels[0])) - 1), "labels": digest(result.labels)}
+    with UpdateClock() as update:
+        start = time.perf_counter()
+        result = track_cells(model, data.image, window=window)
+        total = time.perf_counter() - start
+    rows = [(r.track_id, r.begin, r.end, r.parent, r.end_reason) for r in result.lineage.rows()]
+    return {"s_frame": total / frames, "bookkeeping": update.seconds / frames, "frames": frames,
+            "tracks": len(result.lineage), "divisions": len(result.lineage.divisions()),
+            "cells_frame0": int(len(np.unique(data.labels[0])) - 1), "labels": digest(result.labels),
+            "lineage": hashlib.sha256(repr(rows).encode()).hexdigest()[:12]}
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -186,7 +234,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--parts", nargs="+", default=["controller", "tracker"],
                         choices=["controller", "tracker", "tracker_windows", "outputs", "track_cells"])
     parser.add_argument("--track-frames", type=int, default=10)
-    parser.add_argument("--track-cells", type=int, default=60)
+    parser.add_argument("--track-cells", type=int, nargs="+", default=[60])
+    parser.add_argument("--track-window", default="auto", help="track_cells' window: auto, none or a side in px")
+    parser.add_argument("--divisions", action="store_true", help="the tracker part with its division rules on")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -194,16 +244,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"demo model at {model.image_size} px input, CPU, {torch.get_num_threads()} threads")
     runs: Dict[str, Callable[[int, int], Dict[str, Any]]] = {
         "controller": lambda s, n: controller_run(model, s, n, args.frames),
-        "tracker": lambda s, n: tracker_run(model, s, n, args.frames, None),
+        "tracker": lambda s, n: tracker_run(model, s, n, args.frames, None, args.divisions),
         "tracker_windows": lambda s, n: tracker_run(model, s, n, args.frames, 96),
         "outputs": lambda s, n: outputs_run(model, s, n),
     }
     rows = []
     for part in args.parts:
         if part == "track_cells":
-            row = {"part": part, "size": 512, **track_cells_run(model, args.track_frames, args.track_cells, 512)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            window = {"auto": "auto", "none": None}.get(args.track_window.lower(), None)
+            window = int(args.track_window) if args.track_window.isdigit() else window
+            for count in args.track_cells:
+                row = {"part": part, "size": 512, "objects": count, "window": args.track_window,
+                       **track_cells_run(model, args.track_frames, count, 512, window)}
+                rows.append(row)
+                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
             continue
         for size in args.sizes:
             for count in args.objects:

@@ -47,7 +47,7 @@ were a masklet that had swallowed a smaller neighbour, cut along the two detecti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
@@ -65,19 +65,60 @@ VANISHED = ("lost", "left the field")  # track ends that count as vanishing (not
 DAUGHTER_BALANCE = 0.35  # the smaller daughter >= this share of the two together (module docstring)
 
 Pieces = Tuple[np.ndarray, np.ndarray]
+Box = Tuple[slice, slice]
 
 
-def two_pieces(mask: np.ndarray, previous_area: float, min_fraction: float = MIN_PIECE_FRACTION,
+@dataclass(frozen=True)
+class Crop:
+    """A mask of a frame cut to a box: the tracker's per-frame book-keeping works on each track's box
+    (``ndimage.find_objects`` of the frame's labels), not on the whole frame, so n tracks cost n small crops a frame
+    instead of n whole-frame passes.
+
+    mask: (h, w) bool, the frame mask's pixels inside ``box``; the frame mask is False outside it. box: (rows, cols)
+    slices of the frame with explicit start and stop. shape: the frame's (H, W). The division rules that depend on the
+    frame (a piece on the frame's edge, :func:`touches_edge`) keep their meaning through ``box`` and ``shape``."""
+
+    mask: np.ndarray
+    box: Box
+    shape: Tuple[int, int]
+
+    @classmethod
+    def whole(cls, mask: np.ndarray) -> "Crop":
+        """The whole frame's mask (H, W) as a crop whose box is the frame."""
+        h, w = mask.shape
+        return cls(np.asarray(mask, dtype=bool), (slice(0, h), slice(0, w)), (h, w))
+
+    def full(self, part: np.ndarray) -> np.ndarray:
+        """``part`` (h, w) bool, placed in a frame: (H, W) bool, False outside the box."""
+        out = np.zeros(self.shape, dtype=bool)
+        out[self.box] = part
+        return out
+
+    def inner(self, box: Box) -> Box:
+        """A box of the crop (slices of ``mask``) as a box of the frame."""
+        (r, c), (ys, xs) = self.box, box
+        return slice(r.start + ys.start, r.start + ys.stop), slice(c.start + xs.start, c.start + xs.stop)
+
+
+MaskLike = Union[np.ndarray, Crop]  # a frame's mask (H, W) bool, or a Crop of it
+
+
+def _crop(mask: MaskLike) -> Crop:
+    return mask if isinstance(mask, Crop) else Crop.whole(mask)
+
+
+def two_pieces(mask: MaskLike, previous_area: float, min_fraction: float = MIN_PIECE_FRACTION,
                total_range: Tuple[float, float] = TOTAL_RANGE) -> Optional[Pieces]:
-    """The two largest connected pieces of ``mask`` (H, W) if they look like daughters of a cell of
-    ``previous_area`` pixels, else None."""
+    """The two largest connected pieces of ``mask`` (H, W), or of a :class:`Crop` of it, if they look like daughters
+    of a cell of ``previous_area`` pixels, else None. The pieces are (H, W) bool masks of the whole frame."""
     if previous_area <= 0:
         return None
-    found = ndimage.find_objects(mask.astype(np.uint8))
+    crop = _crop(mask)
+    found = ndimage.find_objects(crop.mask.astype(np.uint8))
     if not found or found[0] is None:
         return None
     box = found[0]
-    pieces, count = ndimage.label(mask[box])
+    pieces, count = ndimage.label(crop.mask[box])
     if count < 2:
         return None
     sizes = np.bincount(pieces.ravel())[1:]
@@ -87,10 +128,11 @@ def two_pieces(mask: np.ndarray, previous_area: float, min_fraction: float = MIN
         return None
     if not total_range[0] <= (a + b) / previous_area <= total_range[1]:
         return None
+    frame_box = crop.inner(box)
     out = []
     for i in order:
-        full = np.zeros(mask.shape, dtype=bool)
-        full[box] = pieces == i + 1
+        full = np.zeros(crop.shape, dtype=bool)
+        full[frame_box] = pieces == i + 1
         out.append(full)
     return out[0], out[1]
 
@@ -188,10 +230,11 @@ class SplitWatch:
     def __post_init__(self) -> None:
         self._streaks = Streaks(self.min_frames)
 
-    def update(self, track_id: int, mask: np.ndarray, previous_area: float, final: bool = False) -> Optional[Pieces]:
-        """Feed this frame's mask; returns the two pieces once the split has lasted ``min_frames``
-        (``final``: the run's last frame, where one frame is enough). A piece on the frame's edge is a
-        cell coming into view that the masklet spilled onto, not a daughter (see the module docstring)."""
+    def update(self, track_id: int, mask: MaskLike, previous_area: float, final: bool = False) -> Optional[Pieces]:
+        """Feed this frame's mask (H, W) bool, or a :class:`Crop` of it; returns the two pieces ((H, W) bool) once the
+        split has lasted ``min_frames`` (``final``: the run's last frame, where one frame is enough). A piece on the
+        frame's edge is a cell coming into view that the masklet spilled onto, not a daughter (see the module
+        docstring)."""
         pieces = two_pieces(mask, previous_area)
         if pieces is not None and (touches_edge(pieces[0]) or touches_edge(pieces[1])):
             pieces = None
@@ -201,9 +244,10 @@ class SplitWatch:
         self._streaks.forget(track_id)
 
 
-def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_RATIO,
+def neck_split(mask: MaskLike, min_diameter: float, neck_ratio: float = NECK_RATIO,
                core_balance: float = CORE_BALANCE, min_fraction: float = NECK_PIECE_FRACTION) -> Optional[Pieces]:
-    """Two touching cells in one connected mask (H, W) bool: its two pieces (H, W) bool, else None.
+    """Two touching cells in one connected mask (H, W) bool, or a :class:`Crop` of it: its two pieces (H, W) bool,
+    else None.
 
     Cores are maxima of the distance to the mask's edge at least ``min_diameter / 2`` apart and at least
     ``min_diameter / 4`` deep (the smallest cell's half radius). Of the pairs of the 4 deepest cores with
@@ -214,12 +258,17 @@ def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_R
     from skimage.feature import peak_local_max  # lazily: skimage is only needed for divisions
     from skimage.segmentation import watershed
 
-    found = ndimage.find_objects(mask.astype(np.uint8))
+    given = _crop(mask)
+    found = ndimage.find_objects(given.mask.astype(np.uint8))
     if not found or found[0] is None:
         return None
-    ys, xs = found[0]
-    box = (slice(max(ys.start - 1, 0), ys.stop + 1), slice(max(xs.start - 1, 0), xs.stop + 1))
-    crop = np.pad(mask[box], 1)  # the frame's edge counts as the mask's edge
+    ys, xs = given.inner(found[0])  # the mask's own box, in the frame
+    height, width = given.shape
+    # the box one pixel wider where the frame allows, then padded by one: the frame's edge counts as the mask's edge
+    # (outside its own box the mask is False, so the crop's pixels padded with zeros are the frame's)
+    box = (slice(max(ys.start - 1, 0), min(ys.stop + 1, height)), slice(max(xs.start - 1, 0), min(xs.stop + 1, width)))
+    crop = np.pad(given.mask[found[0]], ((1 + (ys.start > 0), 1 + (ys.stop < height)),
+                                         (1 + (xs.start > 0), 1 + (xs.stop < width))))
     dist = ndimage.distance_transform_edt(crop)
     cores = peak_local_max(dist, min_distance=max(2, int(min_diameter / 2)), threshold_abs=min_diameter / 4,
                            labels=crop.astype(np.int32), num_peaks=4, exclude_border=False)
@@ -240,10 +289,10 @@ def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_R
     markers = np.zeros(crop.shape, dtype=np.int32)
     markers[tuple(best[1])], markers[tuple(best[2])] = 1, 2
     basins = watershed(-dist, markers, mask=crop)[1:-1, 1:-1]
-    area = int(np.count_nonzero(mask))
+    area = int(np.count_nonzero(given.mask))
     out = []
     for k in (1, 2):
-        piece = np.zeros(mask.shape, dtype=bool)
+        piece = np.zeros(given.shape, dtype=bool)
         piece[box] = basins == k
         if np.count_nonzero(piece) < min_fraction * area:
             return None
@@ -251,9 +300,15 @@ def neck_split(mask: np.ndarray, min_diameter: float, neck_ratio: float = NECK_R
     return out[0], out[1]
 
 
-def touches_edge(mask: np.ndarray) -> bool:
-    """Whether a mask (H, W) reaches the frame's edge (a cell partly out of view)."""
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+def touches_edge(mask: MaskLike) -> bool:
+    """Whether a mask (H, W), or a :class:`Crop` of it, reaches the frame's edge (a cell partly out of view)."""
+    if not isinstance(mask, Crop):
+        return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    (ys, xs), (height, width), part = mask.box, mask.shape, mask.mask
+    if part.size == 0:
+        return False
+    return bool((ys.start == 0 and part[0].any()) or (ys.stop == height and part[-1].any())
+                or (xs.start == 0 and part[:, 0].any()) or (xs.stop == width and part[:, -1].any()))
 
 
 @dataclass
@@ -267,11 +322,11 @@ class NeckWatch:
     def __post_init__(self) -> None:
         self._streaks = Streaks(self.min_frames)
 
-    def update(self, track_id: int, mask: np.ndarray, area: int, smallest_recent: float,
+    def update(self, track_id: int, mask: MaskLike, area: int, smallest_recent: float,
                final: bool = False) -> Optional[Pieces]:
-        """Feed this frame's mask (H, W), its area and the track's smallest recent area; returns the two
-        pieces once the pinch has lasted ``min_frames`` frames (``final``: the run's last frame, where one
-        frame is enough)."""
+        """Feed this frame's mask (H, W) bool or a :class:`Crop` of it, its area and the track's smallest recent
+        area; returns the two pieces ((H, W) bool) once the pinch has lasted ``min_frames`` frames (``final``: the
+        run's last frame, where one frame is enough)."""
         pieces = None
         if grown(area, smallest_recent, self.min_growth) and not touches_edge(mask):
             pieces = neck_split(mask, self.min_diameter)

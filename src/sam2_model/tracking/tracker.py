@@ -266,7 +266,7 @@ class CellTracker:
         self.session.add_prompt(t, track_id, mask=mask, return_logits=False)  # not every object's logits per cell
         self.lineage.add(track_id, t, parent)
         self._states[track_id] = _TrackState()
-        self._observe(track_id, t, mask)
+        self._observe(track_id, t, div.Crop.whole(mask))
         labels[mask & (labels == 0)] = track_id
         return track_id
 
@@ -330,15 +330,19 @@ class CellTracker:
                 labels[box][small[pieces]] = 0
         return labels
 
-    def _observe(self, track_id: int, t: int, mask: np.ndarray) -> None:
+    def _observe(self, track_id: int, t: int, crop: div.Crop, area: Optional[int] = None) -> None:
+        """Record the track's mask on frame ``t`` (a :class:`~.divisions.Crop` of the frame: its box, not the
+        frame, is read): its area (``area`` when the caller counted it), seen now, and whether it comes within
+        ``_border_gap`` pixels of the frame's edge."""
         state = self._states[track_id]
-        area = int(np.count_nonzero(mask))
-        state.areas.append(area)
+        state.areas.append(int(np.count_nonzero(crop.mask)) if area is None else area)
         state.lost, state.last_seen = 0, t
-        ys, xs = np.nonzero(mask)
-        h, w = mask.shape
+        ys, xs = np.nonzero(crop.mask)
+        (rows, cols), (h, w) = crop.box, crop.shape
+        top, bottom = rows.start + ys.min(), rows.start + ys.max()
+        left, right = cols.start + xs.min(), cols.start + xs.max()
         gap = self._border_gap
-        state.near_border = bool(ys.min() < gap or xs.min() < gap or ys.max() >= h - gap or xs.max() >= w - gap)
+        state.near_border = bool(top < gap or left < gap or bottom >= h - gap or right >= w - gap)
         self.lineage.extend(track_id, t)
 
     def _end(self, track_id: int, reason: str) -> None:
@@ -355,12 +359,17 @@ class CellTracker:
         """Book-keeping after a frame: lost objects, split masklets. True if a detection should run now.
 
         ``final``: ``t`` is the run's last frame, where a split or a pinch seen on this frame alone is
-        enough (``divisions.Streaks.confirm``): later frames, which would confirm it, do not exist."""
+        enough (``divisions.Streaks.confirm``): later frames, which would confirm it, do not exist.
+
+        Each track is read in its box of the frame (``ndimage.find_objects`` once per frame), not the whole frame.
+        A division here only removes its mother's pixels and paints its daughters (new ids) on pixels of no track,
+        so the boxes of the tracks after it in ``ids`` still hold all their pixels."""
         triggered = False
+        boxes = self._boxes(labels)
         for track_id in ids:
             state = self._states[track_id]
-            mask = labels == track_id
-            area = int(np.count_nonzero(mask))
+            crop = self._crop(labels, boxes, track_id)
+            area = int(np.count_nonzero(crop.mask))
             if area < self.min_area:
                 state.lost += 1
                 if state.lost >= self.max_lost_frames:
@@ -369,14 +378,29 @@ class CellTracker:
             previous = state.areas[-1] if state.areas else area
             recent_max = max(state.areas) if state.areas else area
             if self.divisions:
-                pieces, cue = self._split.update(track_id, mask, previous, final), "split"
+                pieces, cue = self._split.update(track_id, crop, previous, final), "split"
                 if pieces is None and len(state.areas) >= div.MIN_SPLIT_FRAMES:
-                    pieces, cue = self._neck.update(track_id, mask, area, min(state.areas), final), "neck"
+                    pieces, cue = self._neck.update(track_id, crop, area, min(state.areas), final), "neck"
                 if pieces is not None and self._divide(t, track_id, pieces, labels, cue):
                     continue
                 triggered |= div.halved(area, recent_max)
-            self._observe(track_id, t, mask)
+            self._observe(track_id, t, crop, area)
         return triggered
+
+    @staticmethod
+    def _boxes(labels: np.ndarray) -> List[Optional[Tuple[slice, slice]]]:
+        """Each id's box in ``labels`` (H, W): entry ``id - 1``, None for an id without pixels."""
+        return ndimage.find_objects(labels)
+
+    @staticmethod
+    def _crop(labels: np.ndarray, boxes: Sequence[Optional[Tuple[slice, slice]]], track_id: int) -> div.Crop:
+        """Track ``track_id``'s mask in ``labels`` (H, W) as a :class:`~.divisions.Crop` of its box (``boxes``:
+        :meth:`_boxes` of these labels, or of labels where the track has lost pixels since); an empty (0, 0) crop
+        for a track without pixels."""
+        box = boxes[track_id - 1] if 0 < track_id <= len(boxes) else None
+        if box is None:
+            return div.Crop(np.zeros((0, 0), dtype=bool), (slice(0, 0), slice(0, 0)), labels.shape)
+        return div.Crop(labels[box] == track_id, box, labels.shape)
 
     def _divide(self, t: int, parent: int, daughters: Sequence[np.ndarray], labels: np.ndarray, cue: str) -> bool:
         """End ``parent`` on the frame before ``t`` and start its daughters (mask prompts) on ``t``; False (and
@@ -439,14 +463,15 @@ class CellTracker:
         if split is None:
             return
         candidates = [i for i in self._states if i in self.lineage and self.lineage[i].begin < t]
+        boxes = self._boxes(labels)  # a division below adds new ids on pixels of no track: the boxes stay whole
         for done, track_id in enumerate(candidates):
-            mask = labels == track_id
-            area = int(np.count_nonzero(mask))
+            crop = self._crop(labels, boxes, track_id)
+            area = int(np.count_nonzero(crop.mask))
             areas = self._states[track_id].areas
             if area < self.min_area or not areas or not div.grown(area, min(areas)):
                 continue
             yield WorkStep(t, "splitting", done, len(candidates))
-            pieces = split(mask)
+            pieces = split(crop.full(crop.mask))
             if pieces is None:
                 continue
             reference = max(area, max(areas))
