@@ -315,3 +315,26 @@ def test_widget_track_all_finds_the_dark_cells_with_invert_ticked(make_napari_vi
     wait_tracking(qtbot, w)
     labels = np.asarray(w.labels_layer.data).reshape(truth.shape)
     assert seg_score(labels, truth) > 0.85, seg_score(labels, truth)  # measured: 0.0 without the fix
+
+
+def test_sam2_model_track_cells_follows_an_inverting_frame_source():
+    """sam2_model.track_cells given FrameSource(..., invert=True): the detector looks for the dark cells the model is
+    shown bright (it found none: review); invert=False with such a source is refused; a refused argument with
+    invert=True on an array leaves no prefetch thread behind (the tracker makes the source after its checks)."""
+    import threading
+
+    import sam2_model as sm
+
+    images, truth, _ = dark_movie()
+    model = sm.build_model("demo")
+    source = FrameSource(images, image_size=model.image_size, invert=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sm.track_cells(model, source, cell_diameter=(8, 40), divisions=False)
+    assert len(result.lineage) >= 5 and seg_score(result.labels, truth) > 0.85
+    with pytest.raises(ValueError, match="invert=False was given with a FrameSource that inverts"):
+        sm.track_cells(model, FrameSource(images, image_size=model.image_size, invert=True), invert=False)
+    threads = threading.active_count()
+    with pytest.raises(ValueError):
+        sm.track_cells(model, images, seeding="bad", invert=True)
+    assert threading.active_count() == threads

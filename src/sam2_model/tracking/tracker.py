@@ -176,9 +176,16 @@ class CellTracker:
         if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
             options["batch_objects"] = True
         self._detects = f"the seeding ({seeding})" if detector is None else "the detector"
+        if isinstance(frames, FrameSource) and frames.invert:  # the detector looks for the cells the model is shown
+            if amg_options.get("invert", True) is False:
+                raise ValueError("invert=False was given with a FrameSource that inverts the frames: the detector "
+                                 "would look for bright cells the model is shown dark; leave invert out")
+            if detector is None:
+                amg_options = {**amg_options, "invert": True}
         self.detector = detector or make_detector(model, seeding, self.cell_diameter, self.min_area, window=window,
                                                   **amg_options)
-        source = frames if isinstance(frames, FrameSource) else FrameSource(frames, image_size=model.image_size)
+        source = frames if isinstance(frames, FrameSource) else FrameSource(
+            frames, image_size=model.image_size, invert=bool(amg_options.get("invert", False)))  # dark cells shown bright
         try:
             self.start_frame = source.check_index(start_frame)
         except ValueError:
@@ -623,12 +630,11 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     frames (smooth, contrast_limits, a channel) are :class:`~sam2_model.frames.FrameSource`'s: pass
     ``FrameSource(stack, image_size=model.image_size, smooth=8)`` as ``frames`` (or use ``napari_sam2.track_cells``,
     which takes them all). ``invert=True`` (dark cells) shows the model inverted frames too: frames that are not a
-    FrameSource are read through ``FrameSource(frames, image_size=model.image_size, invert=True)``; a FrameSource must
-    have been made with ``invert=True``.
+    FrameSource are read through ``FrameSource(frames, image_size=model.image_size, invert=True)`` (by the
+    :class:`CellTracker`, after its other arguments are checked); a FrameSource must have been made with
+    ``invert=True``, and one made so makes the detector look for dark cells without being told.
     """
     check_tracking_options(model, frames, amg_options)
-    if amg_options.get("invert") and not isinstance(frames, FrameSource):  # the model sees the dark cells bright
-        frames = FrameSource(frames, image_size=model.image_size, invert=True)
     tracker = CellTracker(model, frames, start_frame=start_frame, reverse=reverse, seeding=seeding,
                           cell_diameter=cell_diameter, redetect_every=redetect_every, divisions=divisions,
                           max_lost_frames=max_lost_frames, non_overlap=non_overlap, min_area=min_area,
