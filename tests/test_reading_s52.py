@@ -58,6 +58,7 @@ def test_part_of_a_movie_scores_as_a_hand_cut_ground_truth(ground_truth: Path, h
     assert 0.3 < by_hand["SEG"] < 0.99 and by_hand["gt_divisions"] == 1
     assert evaluate_ctc(res, ground_truth, frames=range(FIRST, LAST + 1)) == by_hand
     assert evaluate_ctc(res, ground_truth, frames=(FIRST, LAST)) == by_hand
+    assert evaluate_ctc(res, ground_truth, frames=(np.int64(FIRST), np.int64(LAST))) == by_hand  # numpy ints (review)
     assert evaluate_ctc(res, ground_truth, frames=slice(FIRST, LAST + 1)) == by_hand
     # a result of the whole movie is cut to the same frames
     full, full_lineage = read_ctc(ground_truth / "TRA")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 import os
 import re
 import shutil
@@ -45,8 +46,9 @@ def _frame_files(folder: Path) -> Dict[int, List[Path]]:
 
 def _as_range(frames: FramesArg, count: int) -> range:
     """``frames`` as a range within 0..count-1 (step 1, not empty); ValueError naming what was given."""
-    if isinstance(frames, tuple) and len(frames) == 2 and all(isinstance(n, int) for n in frames):
-        chosen = range(frames[0], frames[1] + 1)
+    if (isinstance(frames, (tuple, list)) and len(frames) == 2
+            and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in frames)):
+        chosen = range(int(frames[0]), int(frames[1]) + 1)  # numpy integers too (e.g. from np.unique)
     elif isinstance(frames, slice):
         chosen = range(count)[frames]
     elif isinstance(frames, range):
