@@ -16,6 +16,8 @@ argument, what was wrong and what is accepted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -371,9 +373,11 @@ def segment(
     smooth: float = 0.0,
     object_window: ObjectWindowArg = AUTO,
     invert: bool = False,
+    frames: FrameRangeArg = None,
 ) -> np.ndarray:
     """Segment and track objects through ``image``; returns uint32 labels of the image's shape less its colour axis:
-    (T, Y, X) for a stack, (Y, X) for a single 2-D image (as :func:`track_cells` returns).
+    (T, Y, X) for a stack, (Y, X) for a single 2-D image (as :func:`track_cells` returns); with ``frames``, the frame
+    axis covers those frames only.
 
     image: (T, Y, X) stack or (Y, X) image, RGB(A) as a trailing axis of 3 or 4 (detected when ``rgb`` is
         None for 3D/4D arrays, with a UserWarning naming both readings where the data are not uint8:
@@ -426,6 +430,14 @@ def segment(
         e.g. nuclei 24 px wide in 512 x 512 frames get 192 px windows; None or "off": every object on the whole frame
         (better for membrane-stained cells: README, *Object windows*). Windows cost one model input per object and
         frame instead of one per frame.
+    frames: segment part of a stack: (first, last), both included (as ``napari-sam2 evaluate --frames A-B``; numpy
+        integers too), or a range of step 1; None (default): every frame. Only those frames are read (a file path
+        stays read lazily, a frame at a time), and the default contrast limits are sampled from them. Frame numbers
+        stay the movie's: the clicks' and boxes' frames are the movie's (each must lie in the range), and frame
+        ``first + i`` of the movie is index ``i`` of the labels' frame axis: labels of (last - first + 1, Y, X) for a
+        (T, Y, X) stack. A one-way ``direction`` from the range's first (backward) or last (forward) frame is refused.
+        Not for a single 2-D image. A reversed range, one outside the movie, or numbers that are not integers are a
+        ValueError before any model work.
     """
     check_model_choice(model, checkpoint, device, image_size)
     is_layer = hasattr(image, "rgb") and hasattr(image, "data")  # a napari Image layer
@@ -445,6 +457,7 @@ def segment(
         if guess is not None:
             warnings.warn(guess, stacklevel=2)
         layout = axes.layout
+        chosen = stack_frame_range(frames, layout, data.shape)  # None: every frame
         if axes.drop_alpha:
             data = WithoutAlpha(data)
         if direction not in DIRECTIONS:
@@ -457,7 +470,9 @@ def segment(
         clicks, boxes = table_prompts(clicks, boxes)
         clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
         boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
-        _check_prompts(clicks, boxes, layout, data.shape)
+        if chosen is not None:
+            _check_prompts_in_range(clicks, boxes, chosen)
+        _check_prompts(clicks, boxes, layout, data.shape)  # the movie's frame numbers, also with a range
 
         def coords(frame: float, y: float, x: float) -> list:
             point = [0.0] * layout.ndim
@@ -473,8 +488,16 @@ def segment(
         rectangles = [np.array([coords(f, y0, x0), coords(f, y1, x1)]) for f, y0, x0, y1, x1, _ in boxes]
         prompts = collect_prompts(point_coords, clicks[:, 3] > 0, clicks[:, 4].astype(int), rectangles,
                                   boxes[:, 5].astype(int), layout)
-        check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track, batch; before a model
-        measured = frame_seen(data, axes, prompted_frame(clicks, boxes))  # "auto" measures the prompted frame
+        start = prompted_frame(clicks, boxes)  # "auto" measures it
+        if chosen is None:
+            check_prompted_way(prompts, layout.num_frames(data.shape), direction, "api")  # as track, batch; before a model
+        else:  # in the movie's numbers; then read and segment the range's frames only, numbered from its first
+            check_way_in_range(start, chosen, direction)
+            check_prompted_way(prompts, chosen.stop, direction, "api")
+            prompts = [dataclasses.replace(prompt, frame=prompt.frame - chosen.start) for prompt in prompts]
+            data = FrameRange(data, layout.frame_axis, chosen)
+            start -= chosen.start
+        measured = frame_seen(data, axes, start)
         size = resolve_image_size(image_size, measured, model) if image_size is not None else None
         net = model_to_use(model, checkpoint, device, size)
         window = resolve_object_window(object_window, measured, model_name(model), net.image_size)
@@ -660,6 +683,120 @@ def _check_prompts(clicks: np.ndarray, boxes: np.ndarray, layout: StackLayout, s
         problem = box_problem(row[0], frames, row[1:5], height, width)
         if problem:
             raise ValueError(f"boxes row {n}: {problem}")
+
+
+#: ``frames=`` of :func:`segment` and :func:`track_cells`: (first, last), both included, in the movie's frame numbers
+#: (as ``napari-sam2 evaluate --frames A-B``), a range of step 1, or None (every frame)
+FrameRangeArg = Union[Tuple[int, int], range, None]
+
+
+def check_frame_range(frames: Any, num_frames: int) -> Optional[range]:
+    """``frames=`` of :func:`segment` / :func:`track_cells` as range(first, last + 1) within a movie of ``num_frames``
+    frames (numbered 0..num_frames - 1); None for None (every frame).
+
+    Accepted: (first, last), a tuple or list of two integers (numpy integers too, e.g. from ``np.unique``), both
+    included, as ``evaluate_ctc(frames=(first, last))`` and ``napari-sam2 evaluate --frames A-B``; or a range of step 1.
+    ValueError naming what was given and what is accepted for anything else (not integers, bools, first after last,
+    frames outside the movie)."""
+    if frames is None:
+        return None
+    span = f"the movie's frames 0-{num_frames - 1}" if num_frames > 1 else "the movie's only frame, 0"
+    if isinstance(frames, range):
+        if frames.step != 1 or len(frames) == 0:
+            raise ValueError(f"frames={frames!r} must be consecutive frames (step 1, at least one); or pass (first, "
+                             "last), both included")
+        first, last = frames.start, frames.stop - 1
+    elif (isinstance(frames, (tuple, list)) and len(frames) == 2
+          and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in frames)):
+        first, last = int(frames[0]), int(frames[1])
+    else:
+        raise ValueError(f"frames must be (first, last), two integer frame numbers of the movie, both included (e.g. "
+                         f"frames=(100, 150)), a range of step 1, or None for every frame; got {frames!r:.100}")
+    if first > last:
+        raise ValueError(f"frames={frames!r}: the first frame ({first}) is after the last ({last}); give "
+                         f"frames=({last}, {first}) (first, last), both included")
+    if first < 0 or last >= num_frames:
+        raise ValueError(f"frames={frames!r} is outside {span} (frames are numbered from 0); give (first, last) "
+                         f"within 0..{num_frames - 1}")
+    return range(first, last + 1)
+
+
+def stack_frame_range(frames: Any, layout: StackLayout, shape: Sequence[int]) -> Optional[range]:
+    """:func:`check_frame_range` of ``frames`` for an image of ``shape`` read under ``layout``: its frames are those of
+    the propagated axis; a single 2-D image (no frame axis) takes no ``frames`` (ValueError)."""
+    if frames is None:
+        return None
+    if layout.frame_axis is None:
+        raise ValueError(f"frames={frames!r:.100} picks frames of a stack, but the image {tuple(shape)} is a single 2-D "
+                         "image (frame 0 only): leave frames out")
+    return check_frame_range(frames, layout.num_frames(shape))
+
+
+class FrameRange:
+    """A lazy view of the frames ``frames`` (a range of step 1) of an array-like along its axis ``axis``: view index i
+    on that axis is the data's frame ``frames[i]``; only what is indexed is read (a TIFF's, zarr's or dask array's
+    frames outside the range never are). ``axes`` (a TIFF's axis letters) is kept where the data have it."""
+
+    def __init__(self, data: Any, axis: int, frames: range) -> None:
+        self.data = data
+        self.axis = int(axis)
+        self.frames = frames
+        shape = [int(n) for n in data.shape]
+        shape[self.axis] = len(frames)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(data.dtype)
+        self.ndim = len(self.shape)
+        if getattr(data, "axes", None) is not None:
+            self.axes = data.axes
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = list(key) if isinstance(key, tuple) else [key]
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key[at:at + 1] = [slice(None)] * (self.ndim - len(key) + 1)
+        key += [slice(None)] * (self.ndim - len(key))
+        index = key[self.axis]
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            if not -len(self.frames) <= index < len(self.frames):
+                raise IndexError(f"frame {index} is out of range 0..{len(self.frames) - 1} of the frames read")
+            key[self.axis] = self.frames[int(index)]
+        elif isinstance(index, slice):
+            picked = self.frames[index]
+            stop = picked.stop if picked.stop >= 0 else None  # a backward slice down to frame 0
+            key[self.axis] = slice(picked.start, stop, picked.step)
+        else:  # lists or arrays of view indices
+            key[self.axis] = np.asarray(self.frames)[np.asarray(index)]
+        return np.asarray(self.data[tuple(key)])
+
+
+def _check_prompts_in_range(clicks: np.ndarray, boxes: np.ndarray, frames: range) -> None:
+    """Every click and box lies on a frame of ``frames`` (the movie's numbers): ValueError naming the row otherwise."""
+    first, last = frames.start, frames.stop - 1
+    for name, rows in (("clicks", clicks), ("boxes", boxes)):
+        for n, frame in enumerate(rows[:, 0]):
+            if frame == int(frame) and not first <= frame <= last:
+                raise ValueError(f"{name} row {n}: frame {int(frame)} is outside frames=({first}, {last}) (frames "
+                                 "are the movie's numbers): prompt a frame of the range, or widen it")
+
+
+def check_way_in_range(start: int, frames: range, direction: str, start_name: str = "the first prompted frame") -> None:
+    """Refuse a one-way ``direction`` with nothing to track from ``start`` within ``frames`` (the movie's numbers):
+    backward from the range's first frame, forward from its last (one frame: any way passes). ``start_name`` says what
+    ``start`` is, in the message."""
+    first, last = frames.start, frames.stop - 1
+    if len(frames) <= 1:
+        return
+    if direction == "backward" and start == first:
+        raise ValueError(f"direction backward from {start_name} ({start}): it is the first of "
+                         f"frames=({first}, {last}), there is nothing before it to track; give forward (or widen the "
+                         "range)")
+    if direction == "forward" and start == last:
+        raise ValueError(f"direction forward from {start_name} ({start}): it is the last of "
+                         f"frames=({first}, {last}), there is nothing after it to track; give backward (or widen the "
+                         "range)")
 
 
 class WithoutAlpha:

@@ -20,6 +20,7 @@ import numpy as np
 from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
 from sam2_model.prompt_validation import check_count
 from sam2_model.tracking import TrackingResult
+from sam2_model.tracking.lineage import Lineage
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 
 from .directions import auto_direction, check_one_way
@@ -54,7 +55,8 @@ class ConsoleOptions(TrackAllOptions):
 
 
 def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint: Any = None,
-                device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0, start_frame: int = 0,
+                device: str = "auto", image_size: ImageSizeArg = None, frame_axis: int = 0,
+                start_frame: Optional[int] = None,
                 direction: Optional[str] = None, seeding: str = "blobs",
                 cell_diameter: Optional[Sequence[float]] = None,
                 redetect_every: int = 5, divisions: Optional[bool] = None, max_lost_frames: int = 3,
@@ -63,7 +65,8 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
                 progress: Optional[Callable[[int, int], None]] = None, rgb: Optional[bool] = None,
                 channel_axis: Optional[int] = None, channel: Any = None,
                 fixed: Optional[Dict[int, int]] = None, invert: bool = False,
-                on_work: Optional[Callable[[int, float], None]] = None, stop: Any = None) -> TrackingResult:
+                on_work: Optional[Callable[[int, float], None]] = None, stop: Any = None,
+                frames: Any = None) -> TrackingResult:
     """Detect and track every cell (napari's console, notebooks); returns the :class:`TrackingResult`.
 
     target: a napari viewer, or an image (array, napari Image layer or path, as :func:`napari_sam2.segment`).
@@ -116,6 +119,15 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
     cells), else from the objects measured on the start frame (a fuller sampled slice where the start slice of a
     z-stack holds too little); the choice is logged (logger ``napari_sam2.console_tracking``, INFO), saying which.
 
+    frames: track part of a movie (not with a viewer): (first, last), both included (as ``napari-sam2 evaluate
+    --frames A-B``; numpy integers too), or a range of step 1; None (default): every frame. Only those frames are read
+    (a file path stays read lazily, a frame at a time; the default contrast limits are sampled from them), and frame
+    numbers stay the movie's: ``start_frame`` is a frame of the range (None, the default: its first frame; without
+    ``frames``, frame 0), and result.labels is (last - first + 1, H, W), its index ``i`` the movie's frame ``first +
+    i``, while ``frames_tracked``, the lineage's begin and end, ``on_work``'s frame and a stopped run's ``note`` are the
+    movie's frame numbers (a track reaching ``last`` ends "end of stack"). A reversed range, one outside the movie, or numbers that are not integers are a
+    ValueError before the model is built.
+
     Options are checked (ValueError naming them) before a model is built or a frame is read; ``start_frame`` is
     checked against the frames of the stack before the model is built, with a viewer too (the frames along the
     widget's propagated axis, of ``image``, which becomes the widget's current image). Without a viewer the stack is
@@ -143,6 +155,10 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
     sigma = check_smooth(smooth)
     flip = check_invert(invert)
     if hasattr(target, "window") and hasattr(target, "layers"):  # a napari viewer
+        if frames is not None:
+            raise ValueError("frames: with a viewer the Track all panel tracks the whole stack; pass the array, layer "
+                             "or file instead of the viewer to track part of it")
+        start_frame = 0 if start_frame is None else start_frame
         if model is not None or checkpoint is not None or image_size is not None:
             raise ValueError("model/checkpoint/image_size: with a viewer the widget's model choice and input size are "
                              "used; choose them there (or pass an array instead of the viewer)")
@@ -177,8 +193,9 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
             options = dataclasses.replace(options, invert=True)  # the detector finds the dark cells the model tracks
         result = widget.track_all.track_now(image, start_frame, options, progress)
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
-    from .api import (API_NAMES, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z, model_name,
-                      model_to_use, opened_image, resolve_axes)
+    from .api import (API_NAMES, FrameRange, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z,
+                      check_way_in_range, model_name, model_to_use, opened_image, resolve_axes,
+                      stack_frame_range)
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -198,9 +215,18 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
         if guess is not None:
             warnings.warn(guess, stacklevel=2)
         layout = axes.layout
+        chosen = stack_frame_range(frames, layout, data.shape)  # the movie's frame numbers; None: every frame
+        start_frame = (0 if chosen is None else chosen.start) if start_frame is None else start_frame
+        check_start_frame(start_frame, layout.num_frames(data.shape), chosen)
+        first = 0 if chosen is None else chosen.start
+        if chosen is not None:  # read only the range's frames, numbered from its first (shifted back at the end)
+            data = FrameRange(data, layout.frame_axis, chosen)
         frames = FrameView(data, layout)
-        check_start_frame(start_frame, len(frames))
-        check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
+        if chosen is None:
+            check_one_way(start_frame, len(frames), way, f"start_frame {start_frame}", "console")
+        else:
+            check_way_in_range(start_frame, chosen, way, "start_frame")
+        start_frame -= first  # from here, numbered within the frames read
         session_options = dict(axes.session_options)
         if limits is not None:
             session_options["contrast_limits"] = limits
@@ -233,19 +259,20 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
                 if kind == "plan":
                     planned = total
                 elif kind == "work" and on_work is not None:
-                    on_work(frame, done / total)
+                    on_work(frame + first, done / total)  # the movie's frame number
                 elif kind == "frame" and progress is not None:
                     progress(len(tracking.history[-1].frames), total)
                 finished = kind == "frame" and len(tracking.history[-1].frames) == planned  # its end steps to come
                 if kind in ("work", "frame") and not finished and should_stop():
                     run.close()  # the frame in progress is left out whole (TrackAll.track)
-                    return as_image(stopped_result(tracking, planned, "stop was set"), layout.frame_axis is None)
+                    return in_movie(as_image(stopped_result(tracking, planned, "stop was set", first),
+                                             layout.frame_axis is None), first)
         except KeyboardInterrupt as error:
             run.close()
-            error.result = as_image(stopped_result(tracking, planned, "interrupted"),  # type: ignore[attr-defined]
-                                    layout.frame_axis is None)
+            error.result = in_movie(as_image(stopped_result(tracking, planned, "interrupted", first),  # type: ignore[attr-defined]
+                                             layout.frame_axis is None), first)
             raise
-        return as_image(tracking.result(), layout.frame_axis is None)
+        return in_movie(as_image(tracking.result(), layout.frame_axis is None), first)
 
 
 def stop_check(stop: Any) -> Callable[[], bool]:
@@ -261,12 +288,13 @@ def stop_check(stop: Any) -> Callable[[], bool]:
                      f"return the frames done), or None; got {stop!r:.200}")
 
 
-def stopped_result(tracking: TrackAll, total: int, why: str) -> TrackingResult:
+def stopped_result(tracking: TrackAll, total: int, why: str, first: int = 0) -> TrackingResult:
     """The result of a run stopped part-way (``why``: "stop was set", "interrupted"): the frames done, whose tracks
-    still followed end "active", and a ``note`` that says where it stopped."""
+    still followed end "active", and a ``note`` that says where it stopped (in the movie's numbers: frames tracked
+    numbered from its frame ``first``)."""
     result = tracking.result()
     done = tracking.history[-1].frames if tracking.history else []  # in the order tracked (empty runs are dropped)
-    where = f"after frame {done[-1]}" if done else "before any frame was done"
+    where = f"after frame {done[-1] + first}" if done else "before any frame was done"
     note = (f"tracking stopped ({why}) {where}: {len(done)} of {total} frames tracked (frames_tracked); the other "
             "frames' labels are 0 and tracks still followed end 'active'")
     return dataclasses.replace(result, note=note)
@@ -282,12 +310,26 @@ def _file_calibration(path: Any, data: Any, layout: Any) -> Any:
     return stack_calibration(path, stack_letters(path, data), layout)
 
 
-def check_start_frame(start_frame: Any, num_frames: int) -> None:
-    """ValueError naming ``start_frame`` unless it is a frame of the stack (an integer 0..num_frames-1)."""
+def check_start_frame(start_frame: Any, num_frames: int, frames: Optional[range] = None) -> None:
+    """ValueError naming ``start_frame`` unless it is a frame of the stack (an integer 0..num_frames-1) and, where
+    ``frames`` (the range tracked, the movie's numbers) is given, of that range."""
     whole = isinstance(start_frame, (int, np.integer)) and not isinstance(start_frame, bool)
     if not whole or not 0 <= start_frame < num_frames:
         raise ValueError(f"start_frame must be a frame of the stack, an integer 0..{num_frames - 1}, got "
                          f"{start_frame!r}")
+    if frames is not None and start_frame not in frames:
+        raise ValueError(f"start_frame {start_frame} is outside frames=({frames.start}, {frames.stop - 1}): it must be "
+                         f"a frame of the range tracked (the movie's numbers), {frames.start}..{frames.stop - 1}")
+
+
+def in_movie(result: TrackingResult, first: int) -> TrackingResult:
+    """``result`` of the frames from the movie's frame ``first`` on, tracked numbered from 0, with its frame numbers
+    the movie's: ``frames_tracked`` and the lineage's begin and end shifted by ``first`` (the labels stay as they are:
+    index 0 of their frame axis is frame ``first``); as it is for ``first`` 0."""
+    if not first:
+        return result
+    lineage = Lineage(dataclasses.replace(t, begin=t.begin + first, end=t.end + first) for t in result.lineage.rows())
+    return dataclasses.replace(result, lineage=lineage, frames_tracked=[t + first for t in result.frames_tracked])
 
 
 def frames_in_widget(widget: Any, image: Any = None) -> Optional[int]:

@@ -14,10 +14,12 @@ import os
 import re
 import shutil
 from pathlib import Path
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import tifffile
+from scipy import ndimage
 
 from ..atomic_files import publish_together, temporary_folder
 from .lineage import ConsistentLabels, Lineage, Track, check_ctc, consistent_labels, lineage_from_labels
@@ -97,7 +99,9 @@ def read_tracks_file(path: os.PathLike) -> Lineage:
 
 def read_ctc(folder: os.PathLike) -> Tuple[np.ndarray, Lineage]:
     """Read a CTC result folder (``mask*.tif`` + ``res_track.txt``) or a GT ``TRA`` folder
-    (``man_track*.tif`` + ``man_track.txt``). Returns (labels (T, H, W) uint32, lineage)."""
+    (``man_track*.tif`` + ``man_track.txt``). Returns (labels (T, H, W) uint32, lineage); the files store no end
+    reasons, so each track's is derived as the tracker names it (:func:`with_end_reasons`: "end of stack", "divided",
+    "left the field", "lost")."""
     folder = Path(folder)
     for pattern, track_file in ((r"mask(\d+)\.tif$", "res_track.txt"), (r"man_track(\d+)\.tif$", "man_track.txt")):
         files = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := re.match(pattern, p.name)))
@@ -108,7 +112,48 @@ def read_ctc(folder: os.PathLike) -> Tuple[np.ndarray, Lineage]:
     if [f for f, _ in files] != list(range(len(files))):
         raise ValueError(f"folder {folder}: frame numbers are not 0..{len(files) - 1}")
     labels = np.stack([tifffile.imread(p) for _, p in files]).astype(np.uint32)
-    return labels, read_tracks_file(folder / track_file)
+    return labels, with_end_reasons(labels, read_tracks_file(folder / track_file))
+
+
+#: how near the frame's border (px) a track's last mask lies when it "left the field": the tracker's margin with its
+#: default cell diameter (8, 40), half the smallest cell (``CellTracker``'s ``_border_gap``)
+BORDER_GAP = 4
+
+
+def with_end_reasons(labels: np.ndarray, lineage: Lineage, border_gap: int = BORDER_GAP) -> Lineage:
+    """``lineage`` with each track's ``end_reason`` derived from ``labels`` (T, H, W) and the parent links, as the
+    tracker and the writers (:func:`.lineage.end_reason_at`) name them, since CTC files store none: "end of stack"
+    where it reaches the last frame; "divided" where a child begins on the frame after its end, or it has two or more
+    children; else "left the field" where its last mask lies within ``border_gap`` px of the frame's border, "lost"
+    otherwise (also a track cut at a gap, whose one child is its piece after the gap)."""
+    rows = lineage.rows()
+    last = int(labels.shape[0]) - 1
+    children: Dict[int, List[Track]] = {}
+    for row in rows:
+        if row.parent:
+            children.setdefault(row.parent, []).append(row)
+    reasons: Dict[int, str] = {}
+    ended: Dict[int, List[Track]] = {}  # frame -> the tracks that stop there without dividing
+    for row in rows:
+        kids = children.get(row.track_id, [])
+        if row.end >= last:
+            reasons[row.track_id] = "end of stack"
+        elif len(kids) >= 2 or any(kid.begin == row.end + 1 for kid in kids):
+            reasons[row.track_id] = "divided"
+        elif 0 <= row.end <= last:
+            ended.setdefault(row.end, []).append(row)
+        else:  # a table frame outside the masks
+            reasons[row.track_id] = "lost"
+    for frame, stopped in ended.items():
+        plane = labels[frame]
+        height, width = plane.shape[-2:]
+        boxes = ndimage.find_objects(plane, max_label=max(t.track_id for t in stopped))
+        for row in stopped:
+            box = boxes[row.track_id - 1] if row.track_id <= len(boxes) else None
+            near = box is not None and (box[-2].start < border_gap or box[-1].start < border_gap
+                                        or box[-2].stop > height - border_gap or box[-1].stop > width - border_gap)
+            reasons[row.track_id] = "left the field" if near else "lost"
+    return Lineage(replace(row, end_reason=reasons[row.track_id]) for row in rows)
 
 
 def write_ctc_ground_truth(gt_dir: os.PathLike, labels: np.ndarray, parents: Optional[Dict[int, int]] = None,
