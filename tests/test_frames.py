@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sam2_model.frames import (IMAGENET_MEAN, IMAGENET_STD, FrameIndexError, FrameSource, percentile_limits,
-                               to_model_input, to_unit)
+                               resize_unit, to_model_input, to_unit)
 
 RNG = np.random.default_rng(0)
 
@@ -510,3 +510,20 @@ def test_real_time_lapse_folder():
     assert int(first.min()) <= low < high <= 2 * int(first.max())
     tensor = source.model_input(47)
     assert tensor.shape == (3, 256, 256) and torch.isfinite(tensor).all()
+
+
+@pytest.mark.parametrize("shape", [(333, 700), (1000, 1000), (900, 1200, 3)])
+def test_bilinear_input_keeps_the_rounding_above_one_as_the_image_predictors_resize_does(shape):
+    """SAM2ImagePredictor resizes the /255 tensor with torchvision's Resize: an antialiased bilinear interpolate, no
+    clamp. Over saturated pixels the filter's weights sum a rounding above 1 (1.0000002); clamping it changed the
+    model input by one last bit in thousands of values at these sizes (found by comparing with Meta's set_image)."""
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    frame[: shape[0] // 2] = 255
+    unit = frame.astype(np.float32) / 255.0
+    chw = torch.from_numpy(unit[None] if unit.ndim == 2 else unit.transpose(2, 0, 1).copy())
+    reference = torch.nn.functional.interpolate(chw[None], size=(256, 256), mode="bilinear", align_corners=False,
+                                                antialias=True)[0]
+    assert reference.max() > 1.0  # the case this test is about
+    ours = resize_unit(unit, 256, mode="bilinear")
+    assert torch.equal(ours, reference)

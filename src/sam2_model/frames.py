@@ -179,13 +179,19 @@ def normalise(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def resize_unit(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> torch.Tensor:
-    """(H, W) or (H, W, 3) float in [0, 1] -> (1 or 3, S, S) float32 in [0, 1], resized (antialiased):
-    :func:`to_model_input` before :func:`normalise`."""
+    """(H, W) or (H, W, 3) float in [0, 1] -> (1 or 3, S, S) float32, resized (antialiased):
+    :func:`to_model_input` before :func:`normalise`.
+
+    Bicubic overshoots at edges and is clamped to [0, 1] (as PIL's resize of 8-bit frames clips). Bilinear weights are
+    never negative, so its only excess is rounding (1.0000002 over saturated pixels): it is kept, as torchvision's
+    ``Resize`` in ``SAM2ImagePredictor`` keeps it, so that the image routes stay bit-identical to the reference."""
     array = np.ascontiguousarray(unit, dtype=np.float32)
     tensor = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
     if tensor.shape[-2:] != (image_size, image_size):
         tensor = F.interpolate(tensor[None], size=(image_size, image_size), mode=mode, align_corners=False,
-                               antialias=True)[0].clamp_(0.0, 1.0)
+                               antialias=True)[0]
+        if mode != "bilinear":
+            tensor.clamp_(0.0, 1.0)
     return tensor
 
 
