@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 import numpy as np
 from qtpy.QtCore import QTimer
 
-from sam2_model.tracking import Lineage, TrackingResult, tracks_layer_data
+from sam2_model.tracking import Lineage, TrackingResult
 
 from ._track_all_ids_mixin import ids_text
+from . import track_edits
 from ._track_ids import state_controllers
+from ._tracks_layer import tracks_of
 from .labels_writer import hashable_index
 
 if TYPE_CHECKING:
@@ -301,9 +303,9 @@ def _followed(tracking: TrackAll, leave_out: Any, known: Optional[Dict[int, Opti
         now = {t: _checksum(tracking.plane(t)) for t in known}
         if all(known[t] in (None, now[t]) for t in known):
             return now
-    lineage, result = tracking.followed(leave_out)
-    checksums = {t: _checksum(tracking.plane(t)) for t in range(tracking.num_frames)}
-    return lineage, result, tracks_layer_data(result), checksums
+    lineage, result = track_edits.followed(tracking, leave_out, lazy=True)  # the labels read in place: no copy
+    checksums = dict(result.labels.read)  # {frame: crc32 of the plane the lineage was read from}
+    return lineage, result, tracks_of(result), checksums
 
 
 def with_tracks(steps: Iterator, tracking: TrackAll, leave_out: Any, out: Dict[str, Any]) -> Iterator:
@@ -316,5 +318,5 @@ def with_tracks(steps: Iterator, tracking: TrackAll, leave_out: Any, out: Dict[s
 def derived_tracks(tracking: TrackAll, leave_out: Any) -> Tuple[Set[int], tuple]:
     """(the hand-painted ids, the Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]})) of ``tracking``'s
     result without ``leave_out``; reads every plane (a worker thread's work)."""
-    result = tracking.result(leave_out)
-    return set(tracking.untracked_ids(result)), tracks_layer_data(result)
+    result = tracking.result(leave_out, lazy=True)  # the labels read in place, a frame at a time: no copy
+    return set(tracking.untracked_ids(result)), tracks_of(result)

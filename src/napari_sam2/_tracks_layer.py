@@ -3,13 +3,17 @@ image's axes so that the tracks' time lies on the image's time axis and their po
 
 napari aligns a layer's axes with the viewer's trailing axes, so (id, t, y, x) tracks over a (T, C, Y, X) or
 (T, Z, Y, X) image would put their time on C or Z: such an image's one other axis gets a column of its own (the fixed
-slice, or channel 0; Tracks show their points across that axis)."""
+slice, or channel 0; Tracks show their points across that axis). :func:`tracks_of`: the Tracks data of a tracking result
+read a frame at a time (the masklets layer in place: no copy of the stack)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from sam2_model.tracking import tracks_layer_data
 
 from ._image_state import axes_metadata, spatial_ndim
 from .layout import StackLayout
@@ -56,3 +60,34 @@ def tracks_metadata(image: Any, layout: Optional[StackLayout]) -> Dict[str, tupl
         return axes_metadata(image, _tracks_axes(image, layout)[0])
     ndim = spatial_ndim(image)
     return axes_metadata(image, [0, ndim - 2, ndim - 1] if ndim >= 3 else [None, 0, 1])
+
+
+class _FrameAtATime:
+    """A (T, H, W) stack read a frame at a time, the frame read last kept (one plane): each frame is read once even
+    where a reader indexes it twice in a row (``frame_centroids``: its ids, then their centres), so both come from
+    one state of the frame."""
+
+    def __init__(self, frames: Any) -> None:
+        self.frames, self.shape, self.ndim = frames, tuple(frames.shape), 3
+        self._last: Tuple[int, Optional[np.ndarray]] = (-1, None)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        t = int(frame)
+        if self._last[0] != t:
+            self._last = (t, np.array(self.frames[t]))  # a copy of this plane: the layer may be painted meanwhile
+        return self._last[1]
+
+
+def tracks_of(result: Any) -> Tuple[np.ndarray, Dict[int, List[int]]]:
+    """napari Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]}) of a tracking ``result``
+    (``tracks_layer_data``) whose labels are read a frame at a time, each frame once (a copy of that one plane), never
+    the stack copied: e.g. :meth:`~.track_all.TrackAll.result` with ``lazy=True``, whose frames may be painted
+    meanwhile (read again unwatched: a frame changed since the result's first read is read as it is now, not refused;
+    what changed it has the Tracks follow again)."""
+    labels = result.labels
+    if getattr(labels, "watch", False):  # a FramesView: read without comparing with its first reads
+        labels = dataclasses.replace(labels, watch=False, read={})
+    return tracks_layer_data(dataclasses.replace(result, labels=_FrameAtATime(labels)))

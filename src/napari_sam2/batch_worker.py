@@ -28,8 +28,9 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
-from .image_size import (AUTO, SizeChoice, auto_image_size, frame_as_seen, tracking_size_choice,
+from .image_size import (AUTO, SizeChoice, auto_image_size, read_as_seen, tracking_size_choice,
                          resolve_object_window)
+from .labels_writer import save_labels_planes
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt
 from .track_all import frame_source
@@ -257,7 +258,7 @@ def auto_size(task: StackTask, frames: Frames, index: Optional[int] = None) -> O
         return tracking_size_choice(frames.view, task.model.model, start, frames.session_options,
                                     frames.through_z is not None, task.tracking_options.get("cell_diameter"))
     index = 0 if index is None else index
-    frame = frame_as_seen(frames.view[index], frames.session_options)  # the channel segmented
+    frame = read_as_seen(frames.view, index, frames.session_options)  # the channel segmented, alone read
     return auto_image_size(frame, task.model.model, index)
 
 
@@ -300,7 +301,7 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     frames to propagate) after each frame.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
-    measured = frame_as_seen(frames.view[prompted_frame(prompts)], frames.session_options)  # the channel segmented
+    measured = read_as_seen(frames.view, prompted_frame(prompts), frames.session_options)  # that channel alone read
     window = resolve_object_window(object_window, measured, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
@@ -352,8 +353,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
             array = create_zarr_labels(path, labels.shape, frames.frame_axis_name, frames.calibration)
             for t in range(labels.shape[0]):
                 array[t] = labels[t]  # one frame = whole chunks: no copy of the stack
-        else:
-            write_labels_tiff(labels, path, frames.frame_axis_name, frames.calibration)
+        else:  # plane by plane, as write_labels_tiff writes it (which would copy the ConsistentLabels whole first)
+            save_labels_planes(labels, path, f"{frames.frame_axis_name.upper()}YX", frames.calibration)
 
     # the private folder is published whole later, so each output is written straight into it
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(

@@ -472,7 +472,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     from .api import frames_are_z
     from .axis_moves import numbered_as_read
     from .directions import check_one_way
-    from .image_size import frame_as_seen
+    from .image_size import read_as_seen
     from .layout import FrameView
     from .track_all import frame_source
 
@@ -489,9 +489,8 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
                              f"{frame_axis}, got {args.start_frame}")
         check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
         warn_contrast_outside(limits, view)
-        start_frame = view[args.start_frame]
-        check_finite(start_frame, f"frames: frame {args.start_frame}")  # before "auto" measures it
-        start = frame_as_seen(start_frame, axes.session_options)  # the channel tracked
+        start = read_as_seen(view, args.start_frame, axes.session_options)  # the channel tracked, alone read
+        check_finite(start, f"frames: frame {args.start_frame}")  # before "auto" measures it
         keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
         letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
         through_z = frames_are_z(stack, axes.layout, calibration, args.stack)

@@ -21,6 +21,7 @@ from sam2_model.tracking import Lineage, Track, TrackingResult
 from sam2_model.tracking.lineage import daughter_starts, end_reason_at
 
 from ._track_ids import frame_ranges
+from .labels_writer import ids_in_plane
 from .track_continuation import continuations
 
 if TYPE_CHECKING:
@@ -72,15 +73,16 @@ def merge_track(tracking: TrackAll, track_id: int, into: int) -> Iterator[Step]:
     yield "done", -1, 0, len(source)
 
 
-def followed(tracking: TrackAll, leave_out: Iterable[int] = ()) -> Tuple[Lineage, TrackingResult]:
+def followed(tracking: TrackAll, leave_out: Iterable[int] = (), lazy: bool = False) -> Tuple[Lineage, TrackingResult]:
     """The lineage of ``tracking`` as its labels now hold it (after hand edits: brush, fill, eraser), and its
-    :meth:`~.track_all.TrackAll.result` with it.
+    :meth:`~.track_all.TrackAll.result` with it (``lazy``: as there; True: its labels a view of the masklets read in
+    place, each frame read once here, no copy of the stack).
 
     Reads every plane (call it in a worker thread). Tracks with no pixels left lose their row (their daughters
     become roots); the others begin and end where their pixels do, their end reason following
     (:func:`~sam2_model.tracking.lineage.end_reason_at`). A dropped row whose pixels came back (napari's undo of the
     stroke) is back with its daughters' links. The result's lineage also has the hand-painted ids."""
-    result, spans = tracking.result_and_spans(leave_out)
+    result, spans = tracking.result_and_spans(leave_out, lazy)
     back = [row for i, row in dict(tracking.dropped).items()
             if i in spans and i not in tracking.lineage]  # napari's undo
     lineage = lineage_of_pixels(Lineage(_relinked(tracking.lineage.rows() + back, tracking.unlinked)), spans,
@@ -116,13 +118,15 @@ def _relinked(rows: List[Track], unlinked: Dict[int, int]) -> List[Track]:
             if not row.parent and unlinked.get(row.track_id) in ids else row for row in rows]
 
 
-def id_spans(labels: np.ndarray) -> Dict[int, Tuple[int, int]]:
-    """{id: (first frame, last frame)} of every id > 0 of (T, H, W) ``labels``."""
+def id_spans(labels: Any) -> Dict[int, Tuple[int, int]]:
+    """{id: (first frame, last frame)} of every id > 0 of (T, H, W) ``labels`` (an array, or any stack indexable by
+    frame: e.g. a :class:`~.track_all.FramesView` of the masklets layer), in the order of their first frame, then of
+    the ids. Each plane is read once and counted where it lies (:func:`.labels_writer.ids_in_plane`: its values other
+    than 0 picked out and counted), never sorted nor copied whole (``np.unique`` sorted a copy of every plane)."""
     spans: Dict[int, Tuple[int, int]] = {}
-    for t, plane in enumerate(labels):
-        for i in np.unique(plane).tolist():
-            if i:
-                spans[int(i)] = (spans.get(int(i), (t, t))[0], t)
+    for t in range(len(labels)):
+        for i in sorted(ids_in_plane(np.asarray(labels[t]))):
+            spans[i] = (spans.get(i, (t, t))[0], t)
     return spans
 
 
