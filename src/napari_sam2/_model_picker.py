@@ -5,11 +5,14 @@ Used by the segmentation and the fine-tuning widgets. It owns its worker slot, p
 emits :attr:`ModelPicker.loaded` with the model once one is loaded. A checkpoint file chosen in its file dialog is
 read and identified in that worker too (seconds for a large file or one of no known model), and so are the weights a
 loaded session needs (:meth:`ModelPicker.fetch_weights`: downloaded or identified before the session changes anything).
+The Weights menu also offers the fine-tuning runs that wrote weights (:func:`._run_folders.trained_runs`, listed again
+each time the menu opens): picking one uses its weights.pt as the local file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
@@ -33,6 +36,7 @@ from ._model_choice import (
     CACHED, DEMO, EMBEDDED, LOCAL, WEIGHT_CHOICES, LoadCancelled, ModelChoice, default_model, fetch_weights,
     load_model, model_names, usable_file_preset,
 )
+from ._run_folders import TRAINED_RUN_PREFIX, trained_runs
 from .image_size import AUTO, SizeChoice, auto_image_size
 from .settings import load_settings, save_settings
 
@@ -44,6 +48,18 @@ SIZE_CHOICES = (PRESET_SIZE, AUTO, "256", "512", "1024", CUSTOM_SIZE)
 DEMO_NOTE = ("The embedded demo model learned synthetic fluorescent nuclei: good on nuclei, weak on whole cells, "
              "phase contrast, brightfield, DIC, bacteria and natural images. For those, pick a sam2.1 model with "
              f"\"{CACHED}\" weights, or fine-tune on a few annotated frames.")
+
+
+class _RunsComboBox(QComboBox):
+    """The Weights menu: calls ``about_to_show()`` before its list opens (the runs are listed again then)."""
+
+    def __init__(self, about_to_show: Callable[[], None]) -> None:
+        super().__init__()
+        self._about_to_show = about_to_show
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt's name)
+        self._about_to_show()
+        super().showPopup()
 
 
 class ModelPicker(QWidget):
@@ -80,10 +96,13 @@ class ModelPicker(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.addItems(model_names())
         self.model_combo.setCurrentText(settings.get("model") or default_model())
-        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo = _RunsComboBox(self.refresh_runs)
         self.checkpoint_combo.addItems(list(WEIGHT_CHOICES))
         default_weights = EMBEDDED if self.model_combo.currentText() == DEMO else CACHED
         self.checkpoint_combo.setCurrentText(settings.get("checkpoint") or default_weights)
+        self._runs: Dict[str, str] = {}  # the Weights menu's fine-tuned run entries: label -> weights.pt
+        self._weights_before = self.checkpoint_combo.currentText()  # what a vanished run's entry goes back to
+        self.refresh_runs()
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_combo.setCurrentText(settings.get("device", "auto"))
@@ -106,7 +125,8 @@ class ModelPicker(QWidget):
         self.model_combo.setToolTip("Which SAM 2 model segments: larger ones are more accurate and slower; 'demo' is "
                                     "tiny and ships with the plugin (for trying the tool, not for results).")
         self.checkpoint_combo.setToolTip("Where the model's trained weights come from: downloaded once and cached, "
-                                         "a file of your own (e.g. fine-tuned), or the demo's embedded weights.")
+                                         "a file of your own, a run of the Fine-tune widget ('fine-tuned: FOLDER "
+                                         "(date)', newest first), or the demo's embedded weights.")
         self.device_combo.setToolTip("Where the model runs: auto picks a GPU when there is one, otherwise the CPU.")
         self.size_combo.setToolTip("The size frames are scaled to for the model: the model's preset, a number of "
                                    "your own, or auto (larger for small cells: slower, more accurate).")
@@ -147,10 +167,55 @@ class ModelPicker(QWidget):
 
     # ------------------------------------------------------------------ the choice
     def choice(self) -> ModelChoice:
+        weights = self.checkpoint_combo.currentText()
+        if weights in self._runs:  # a run's entry, while its file is read: the run's weights.pt is the local file
+            return ModelChoice(self.model_combo.currentText(), LOCAL, self.device_combo.currentText(),
+                               self.image_size(), self._runs[weights])
         return ModelChoice(
-            self.model_combo.currentText(), self.checkpoint_combo.currentText(), self.device_combo.currentText(),
+            self.model_combo.currentText(), weights, self.device_combo.currentText(),
             self.image_size(), self.checkpoint_file,
         )
+
+    # ------------------------------------------------------------------ fine-tuned runs
+    def refresh_runs(self) -> None:
+        """List the fine-tuning runs that wrote weights in the Weights menu, after its fixed entries (newest first; see
+        :func:`._run_folders.trained_runs`: ~/napari-sam2-runs and beside the Fine-tune widget's remembered folder). A
+        run whose folder vanished is dropped. The current entry is kept (a vanished run's: the entry before it)."""
+        remembered = str(load_settings().get("finetune_folder") or "")
+        runs = trained_runs([Path(remembered)] if remembered else [])
+        combo = self.checkpoint_combo
+        current = combo.currentText()
+        self._runs = {run.label: str(run.weights) for run in runs}
+        combo.blockSignals(True)  # the list changes, not the choice
+        try:
+            while combo.count() > len(WEIGHT_CHOICES):
+                combo.removeItem(combo.count() - 1)
+            combo.addItems(list(self._runs))
+            combo.setCurrentText(current if combo.findText(current) >= 0 else self._weights_before)
+        finally:
+            combo.blockSignals(False)
+
+    def run_entries(self) -> Dict[str, str]:
+        """The Weights menu's fine-tuned runs: {entry: its weights.pt}."""
+        return dict(self._runs)
+
+    def _use_run(self, label: str) -> None:
+        """The run ``label`` was picked in the Weights menu: its weights.pt is read and used as the local file
+        (:meth:`choose_checkpoint_file`: the model follows the file's preset); a run that vanished since the menu was
+        listed is dropped from it and said, the choice back to what it was."""
+        path = self._runs.get(label)
+        if self.worker is not None:
+            self.checkpoint_combo.setCurrentText(self._weights_before)
+            show_error("SAM 2: a model is loading: choose the run once it is loaded (or cancelled)")
+            return
+        if path is None or not Path(path).is_file():
+            self.refresh_runs()
+            self.checkpoint_combo.setCurrentText(self._weights_before)
+            folder = Path(path).parent.name if path else label[len(TRAINED_RUN_PREFIX):]
+            self._refuse_file(f"the fine-tuned run {folder} is gone ({path} no longer exists); it is no longer "
+                              "listed")
+            return
+        self.choose_checkpoint_file(path)
 
     def image_size(self) -> Optional[int]:
         """The chosen input size: None for the model's own; "auto" resolved for the current frame source."""
@@ -337,8 +402,12 @@ class ModelPicker(QWidget):
         if self._failed and self.worker is None:  # a failed load's or refused file's words belong to the old choice
             self.status.setText("")
             self._failed = False
+        weights = self.checkpoint_combo.currentText()
+        if weights in self._runs:
+            return  # a run's entry: its file is read next, and the choice becomes that local file
+        self._weights_before = weights
         save_settings(
-            model=self.model_combo.currentText(), checkpoint=self.checkpoint_combo.currentText(),
+            model=self.model_combo.currentText(), checkpoint=weights,
             device=self.device_combo.currentText(), checkpoint_file=self.checkpoint_file,
             image_size=self.size_combo.currentText(), image_size_custom=self.size_spin.value(),
         )
@@ -361,7 +430,9 @@ class ModelPicker(QWidget):
             self.checkpoint_combo.setCurrentText(CACHED)
 
     def _on_weights_activated(self, text: str) -> None:
-        if text == LOCAL:
+        if text in self._runs:
+            self._use_run(text)
+        elif text == LOCAL:
             path, _ = QFileDialog.getOpenFileName(self, "SAM 2 checkpoint", "", "PyTorch checkpoint (*.pt *.pth)")
             if path:
                 self.choose_checkpoint_file(path)
@@ -419,6 +490,8 @@ class ModelPicker(QWidget):
         actions, self._pending = self._pending, []
         path, preset, why = result if result is not None else ("", None, "the file could not be read")
         if preset is None:
+            if self.checkpoint_combo.currentText() in self._runs:  # a run's entry whose file was refused
+                self.checkpoint_combo.setCurrentText(self._weights_before)
             self._refuse_file(why)
             actions = []
         else:

@@ -1,18 +1,84 @@
-"""Run folders of the fine-tuning widget: a fresh folder's name, what a folder holds of a run, and a run's settings in
-the form's words. No Qt: the widget (``_finetune``) asks, this module answers."""
+"""Run folders of the fine-tuning widget: a fresh folder's name, what a folder holds of a run, a run's settings in
+the form's words, and the runs that wrote weights (the model picker offers them). No Qt: the widgets (``_finetune``,
+``_model_picker``) ask, this module answers."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, List, Optional
+
+
+def runs_root() -> Path:
+    """Where the fine-tuning widget puts its runs unless told otherwise: ~/napari-sam2-runs."""
+    return Path.home() / "napari-sam2-runs"
 
 
 def default_run_folder() -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path.home() / "napari-sam2-runs" / f"finetune-{stamp}"
+    return runs_root() / f"finetune-{stamp}"
+
+
+#: the model picker's Weights entries for runs begin so
+TRAINED_RUN_PREFIX = "fine-tuned: "
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run folder holding weights: ``weights`` its weights.pt, ``label`` the model picker's entry ("fine-tuned:
+    FOLDER (YYYY-MM-DD HH:MM)", with the steps when the run stopped early), ``modified`` the weights' time (s)."""
+
+    weights: Path
+    label: str
+    modified: float
+
+
+def trained_runs(places: Iterable[Path] = (), limit: int = 20) -> List[TrainedRun]:
+    """The runs with a weights.pt, newest first (at most ``limit``): the folders in :func:`runs_root` and beside each of
+    ``places`` (e.g. the fine-tuning widget's remembered run folder, which may be anywhere), and those places
+    themselves. Folders that cannot be read, or that vanish meanwhile, are left out (never an error)."""
+    folders: Dict[str, Path] = {}
+    for place in [runs_root(), *(Path(p).expanduser() for p in places)]:
+        for candidate in [place, *_subfolders(place), *_subfolders(place.parent)] if place != runs_root() else \
+                _subfolders(place):
+            folders.setdefault(str(candidate.absolute()), candidate)
+    runs: List[TrainedRun] = []
+    for folder in folders.values():
+        weights = folder / "weights.pt"
+        try:
+            modified = weights.stat().st_mtime
+        except OSError:  # no weights (yet), or gone
+            continue
+        stamp = datetime.datetime.fromtimestamp(modified).strftime("%Y-%m-%d %H:%M")
+        runs.append(TrainedRun(weights, f"{TRAINED_RUN_PREFIX}{folder.name} ({stamp}{_stopped_early(folder)})",
+                               modified))
+    runs.sort(key=lambda run: run.modified, reverse=True)
+    labels: Dict[str, TrainedRun] = {}
+    for run in runs:  # two folders of one name elsewhere: the second named by its parent too
+        label = run.label if run.label not in labels else \
+            run.label.replace(TRAINED_RUN_PREFIX, f"{TRAINED_RUN_PREFIX}{run.weights.parent.parent.name}/", 1)
+        labels.setdefault(label, TrainedRun(run.weights, label, run.modified))
+    return list(labels.values())[:limit]
+
+
+def _subfolders(place: Path) -> List[Path]:
+    try:
+        return [child for child in place.iterdir() if child.is_dir()]
+    except OSError:  # missing, not a folder, no permission
+        return []
+
+
+def _stopped_early(folder: Path) -> str:
+    """", stopped at step N of M" when the run in ``folder`` stopped before its last step (its weights.json says)."""
+    record = run_record(folder) or {}
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    steps, planned = record.get("steps"), settings.get("steps")
+    if isinstance(steps, int) and isinstance(planned, int) and steps < planned:
+        return f", stopped at step {steps} of {planned}"
+    return ""
 
 
 def next_free_folder(folder: Path) -> Path:

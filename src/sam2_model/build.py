@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import warnings
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from .checkpoint_errors import run_folder_message, unreadable_checkpoint_message
+from .checkpoint_errors import TrainingRecord, run_folder_message, training_record, unreadable_checkpoint_message
 from .config import PRESETS, SAM2Config, get_config
 from .modeling.sam2 import SAM2Model
 
@@ -147,7 +148,10 @@ def build_model(
     checkpoint: a :class:`Weights` source or a path (see :func:`resolve_weights`): "embedded" (the
     demo's shipped weights), "download" (an official file, cached or fetched; the demo: embedded),
     "random", a path (strict load), or None (embedded for "demo", random for the official presets).
-    image_size: input resolution override (default: the preset's).
+    image_size: input resolution override (default: the preset's, or for a checkpoint file with a training record
+    the size its weights were trained at: see :func:`weights_record`; a size given that differs from the trained one
+    is used, with a warning naming both). A file whose training run stopped before its last step warns (steps done
+    of those planned); a record that cannot be read is ignored with a warning.
     compile: compile the image encoder, memory attention and mask decoder with ``torch.compile``
     (CUDA only; see :func:`compile_model`).
     low_precision_weights: hold the linear and convolution weights in the autocast dtype (bfloat16)
@@ -157,9 +161,15 @@ def build_model(
     cuda_graphs: replay the per-frame calls from CUDA graphs (see :mod:`sam2_model.cuda_graphs`). None
     (default): on for CUDA unless ``compile`` is set; True elsewhere warns and is ignored.
     """
-    config = get_config(name, image_size)
+    config = get_config(name, image_size)  # the name and an asked size checked before anything is read
     source = resolve_weights(name, checkpoint)
     target = resolve_device(device)  # checked before any weights are read
+    state: Optional[StateDict] = None
+    if isinstance(source, Path):
+        state, inside = read_checkpoint(source)
+        trained = _size_from_record(name, source, weights_record(source, inside), image_size)
+        if trained != image_size:
+            config = get_config(name, trained)
     model = SAM2Model(config)
     if source is Weights.EMBEDDED:
         load_checkpoint(model, embedded_weights_path())
@@ -167,8 +177,8 @@ def build_model(
         from .checkpoints import download
 
         load_checkpoint(model, download(name))
-    elif isinstance(source, Path):
-        load_checkpoint(model, source)
+    elif state is not None:
+        _load_state(model, state, str(source))
     model = model.to(target).eval()
     dtype = autocast_dtype(target)
     if dtype is not None and (low_precision_weights is None or low_precision_weights):
@@ -209,7 +219,16 @@ def compile_model(model: SAM2Model) -> bool:
 
 
 def read_state_dict(path: PathLike) -> StateDict:
-    """Read ``{"model": state_dict}`` (the official format) or a bare state dict from ``path``."""
+    """Read ``{"model": state_dict}`` (the official format; a training run's weights.pt adds ``"record"``) or a bare
+    state dict from ``path``."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: PathLike) -> Tuple[StateDict, Optional[Dict[str, Any]]]:
+    """``(state_dict, record)`` of the checkpoint file ``path``: record is the training record stored beside
+    ``"model"`` (``{"model": state_dict, "record": {...}}``, as ``sam2_model.train`` writes weights.pt; the same as
+    its weights.json), None when the file holds none (official files, older runs' weights, a bare state dict).
+    Errors as :func:`read_state_dict`'s."""
     path = Path(path)
     folder = run_folder_message(path)
     if folder is not None:
@@ -227,7 +246,75 @@ def read_state_dict(path: PathLike) -> StateDict:
         raise CheckpointError(
             f"{path} does not hold a SAM 2 state dict: expected {{'model': state_dict}} as in Meta's files"
         )
-    return dict(state)
+    record = payload.get("record") if isinstance(payload, Mapping) and "model" in payload else None
+    return dict(state), (dict(record) if isinstance(record, Mapping) else None)
+
+
+def weights_record(path: PathLike, inside: Optional[Mapping[str, Any]] = None,
+                   quiet: bool = False) -> Optional[TrainingRecord]:
+    """The training record of the checkpoint file ``path``: the JSON beside it (``RUN/weights.json`` beside
+    ``RUN/weights.pt``, ``demo.json`` beside ``demo.pt``), else ``inside``, the record stored in the file itself
+    (:func:`read_checkpoint`; a weights.pt copied away from its JSON keeps it). None when there is neither. A record
+    that cannot be read (damaged JSON, another tool's, wrong types) is ignored with a warning (unless ``quiet``),
+    then the next one is tried: never an error."""
+    path = Path(path).expanduser()
+    beside = path.with_suffix(".json")
+    candidates: List[Tuple[str, Any]] = []
+    if beside.is_file():
+        candidates.append((str(beside), beside))
+    if inside is not None:
+        candidates.append((f"the record inside {path}", inside))
+    for where, raw in candidates:
+        try:
+            if isinstance(raw, Path):
+                import json
+
+                raw = json.loads(raw.read_text())
+            return training_record(raw, where)
+        except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if not quiet:
+                warnings.warn(f"{where} is ignored: it is not a readable training record of {path.name} ({error}); "
+                              "the weights load with the input size asked for (or the model's own)", stacklevel=3)
+    return None
+
+
+def trained_input_size(name: str, checkpoint: WeightsArg) -> Optional[int]:
+    """The input size :func:`build_model` ``(name, checkpoint, image_size=None)`` builds at when it is not the preset's:
+    a checkpoint file's trained size (its training record, :func:`weights_record`), else None. Reads the JSON beside
+    the file, or the record inside it (memory-mapped: its tensors are not read); says nothing (no warnings). For a
+    caller that sizes something from the input size before building (an object window)."""
+    source = resolve_weights(name, checkpoint)
+    if not isinstance(source, Path) or not source.is_file():
+        return None
+    inside = None
+    if not source.with_suffix(".json").is_file():
+        try:
+            payload = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
+            inside = payload.get("record") if isinstance(payload, Mapping) else None
+        except Exception:  # build_model says why the file cannot be read
+            return None
+    record = weights_record(source, inside if isinstance(inside, Mapping) else None, quiet=True)
+    size = None if record is None else record.image_size
+    return None if size is None or size == get_config(name).image_size else size
+
+
+def _size_from_record(name: str, path: Path, record: Optional[TrainingRecord],
+                      image_size: Optional[int]) -> Optional[int]:
+    """The input size to build ``name`` at from the checkpoint file ``path`` with training record ``record``: the size
+    asked for (``image_size``; a warning names both sizes when the weights were trained at another), else the trained
+    size (None when it is the preset's own or not recorded). Warns once when the record's run stopped early."""
+    if record is None:
+        return image_size
+    if record.stopped_early:
+        warnings.warn(record.stopped_early_words(path), stacklevel=3)
+    trained = record.image_size
+    if image_size is None:
+        return None if trained is None or trained == get_config(name).image_size else trained
+    if trained is not None and int(image_size) != trained:
+        warnings.warn(f"{path} was trained at input size {trained} px ({record.where}); it runs at {image_size} px as "
+                      f"asked, which may segment worse: leave the input size unset to use {trained} px",
+                      stacklevel=3)
+    return image_size
 
 
 def identify_preset(state: Mapping[str, torch.Tensor]) -> Optional[str]:
@@ -275,7 +362,11 @@ def load_checkpoint(model: SAM2Model, checkpoint: Union[PathLike, Mapping[str, t
     missing keys, unexpected keys and shape mismatches.
     """
     state = read_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
-    source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "the state dict"
+    _load_state(model, state, str(checkpoint) if not isinstance(checkpoint, Mapping) else "the state dict")
+
+
+def _load_state(model: SAM2Model, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` strictly into ``model`` (:func:`load_checkpoint`'s rule); ``source`` names it in errors."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -3,13 +3,18 @@
 ``torch.load(path, weights_only=True)`` explains a refusal with PyTorch's whole unpickler story; a user who passed a
 training run's resume file, an image or a cut-short download needs to hear which of these it is and what to load
 instead. Nothing here unpickles the file: a resume file is recognised by the names in its ``data.pkl``.
+
+A weights file's training record (a run's ``weights.json`` beside its ``weights.pt``, or the same record stored inside
+the .pt) is read here too (:func:`training_record`): the input size the weights were trained at and whether the run
+did all its steps, for :func:`sam2_model.build.build_model` to apply and to say.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 PathLike = Union[str, Path]
 
@@ -66,14 +71,89 @@ def _run_state(weights: Path) -> str:
     import json
 
     try:
-        metadata = json.loads(weights.with_suffix(".json").read_text())
-        steps, total = int(metadata["steps"]), int(metadata["settings"]["steps"])
-    except (OSError, ValueError, KeyError, TypeError):
+        record = training_record(json.loads(weights.with_suffix(".json").read_text()), "")
+    except (OSError, ValueError):
         return ""
-    if steps >= total:
+    if not record.stopped_early:
         return ""
-    return (f" (it holds the weights of step {steps} of {total}: the run stopped early; run its training command "
-            "again to finish it)")
+    return (f" (it holds the weights of step {record.steps} of {record.planned_steps}: the run stopped early; run its "
+            "training command again to finish it)")
+
+
+#: what stopped a run (weights.json's ``stopped_by``), as a user says it
+_STOPPED_BY = {"time_limit": "its time limit", "interrupt": "Ctrl-C (or a stop signal)", "progress": "a Cancel",
+               "non_finite": "a loss that was not finite"}
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a weights file's training record says (:func:`training_record`).
+
+    where: the record's place, for messages ("RUN/weights.json", "the record inside RUN/weights.pt");
+    image_size: the input size in pixels the weights were trained at (None: not recorded, e.g. an average of files);
+    steps: the steps done; planned_steps: the steps the run was asked for (None: not recorded);
+    stopped_by: what ended the run ("steps", "time_limit", "interrupt", "progress" (a Cancel), ...; None: not recorded).
+    """
+
+    where: str
+    image_size: Optional[int]
+    steps: Optional[int]
+    planned_steps: Optional[int]
+    stopped_by: Optional[str]
+
+    @property
+    def stopped_early(self) -> bool:
+        """The run did fewer steps than it was asked for (its weights are those of the step it stopped at)."""
+        return self.steps is not None and self.planned_steps is not None and self.steps < self.planned_steps
+
+    def stopped_early_words(self, path: PathLike) -> str:
+        """One line on a run that stopped early: the steps done of those planned, what stopped it, what to do."""
+        by = _STOPPED_BY.get(str(self.stopped_by), None)
+        return (f"{path} holds the weights of step {self.steps} of {self.planned_steps}: its training run stopped "
+                f"early{f' (stopped by {by})' if by else ''} and made no final quality check; run its training "
+                "command (or the Fine-tune widget's Train) again with the same folder to finish it")
+
+
+def _whole_number(value: Any, what: str, where: str, positive: bool = True) -> Optional[int]:
+    """``value`` as an int (None stays None); ValueError naming ``what`` when it is no whole number (booleans too)."""
+    if value is None:
+        return None
+    import math
+
+    whole = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+             and value == int(value) and int(value) >= (1 if positive else 0))
+    if not whole:
+        raise ValueError(f"{where}: {what} is {value!r}, not a whole number{' above 0' if positive else ''}")
+    return int(value)
+
+
+def training_record(record: Any, where: str) -> TrainingRecord:
+    """Read a training record: a run's (``sam2_model.train``: "settings" with "image_size", "model" and "steps";
+    "steps", "stopped_by"), or a packaged model's (``sam2_model.train.package``, the demo's demo.json: "config" with
+    "image_size"). ValueError saying why when ``record`` is neither (another tool's JSON, a damaged one): a caller
+    ignores such a record and says so."""
+    from .config import PRESETS, get_config
+
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} holds a {type(record).__name__}, not a training record (a JSON object)")
+    settings, config = record.get("settings"), record.get("config")
+    if isinstance(settings, dict):
+        model = settings.get("model") if settings.get("model") in PRESETS else None
+        size = _whole_number(settings.get("image_size"), "settings.image_size", where)
+        if size is None and model is not None:
+            size = get_config(model).image_size  # the run trained at its preset's own size
+        planned = _whole_number(settings.get("steps"), "settings.steps", where, positive=False)
+    elif isinstance(config, dict):
+        size = _whole_number(config.get("image_size"), "config.image_size", where)
+        planned = None  # a packaged model: its stages' steps are its record, none of them unfinished
+    else:
+        raise ValueError(f"{where} is not a training record (no 'settings' of a sam2_model.train run, no 'config' of a "
+                         "packaged model)")
+    if size is not None and size % 32:
+        raise ValueError(f"{where}: the input size {size} is not a multiple of 32")
+    stopped_by = record.get("stopped_by")
+    return TrainingRecord(where, size, _whole_number(record.get("steps"), "steps", where, positive=False), planned,
+                          stopped_by if isinstance(stopped_by, str) else None)
 
 
 def unreadable_checkpoint_message(path: PathLike, error: BaseException) -> str:

@@ -2,8 +2,9 @@
 
 A run lives in one folder: ``last.pt`` (model, optimiser, step, data position, settings; written
 atomically every ``save_every`` steps and at the end), ``history.csv`` (one row per step) and
-``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``) with
-``weights.json`` beside it (steps, wall time, data, and the machine of every invocation).
+``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``, with the run's record
+as ``"record"`` beside it) with that record as ``weights.json`` beside it (steps, wall time, data, settings such as the
+input size, and the machine of every invocation).
 Running again with the same folder resumes where it stopped, bit for bit in the data it sees.
 ``time_limit`` bounds one invocation's wall time: the run then stops cleanly after the current step
 (checkpoint and weights written, ``stopped_by: "time_limit"`` in the metadata) and resumes on the next call.
@@ -228,11 +229,14 @@ def atomic_save(payload: Dict[str, Any], path: Path) -> None:
 
 
 def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``{"model": state_dict}`` (float32, the official layout) and, if given, ``path``.json metadata."""
+    """Write ``{"model": state_dict}`` (float32, the official layout) and, if given, ``path``.json metadata, which the
+    file also holds as ``"record"`` beside ``"model"`` (plain JSON values, loadable with ``weights_only=True``), so a
+    weights.pt copied without its JSON still tells ``build_model`` its trained input size and steps."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    atomic_save({"model": state}, path)
-    if metadata is not None:
-        path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+    text = None if metadata is None else json.dumps(metadata, indent=2) + "\n"
+    atomic_save({"model": state} if text is None else {"model": state, "record": json.loads(text)}, path)
+    if text is not None:
+        path.with_suffix(".json").write_text(text)
 
 
 def data_description(settings: TrainSettings, source: Any = None) -> str:
