@@ -49,6 +49,15 @@ def _own_settings_file(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def stack_files(tmp_path):
+    """sam2-train's --stack and --labels of a small synthetic (3, 64, 64) uint16 time-lapse with 3 cells
+    (:func:`train_helpers.small_movie`), written in the test's tmp_path (stack.tif, labels.tif)."""
+    from train_helpers import write_stack_files
+
+    return write_stack_files(tmp_path)
+
+
+@pytest.fixture
 def ctrl_c_raises():
     """Ctrl-C (SIGINT) raises KeyboardInterrupt during the test, as in a terminal, also where the suite runs with
     SIGINT ignored (a background job, as CI starts it); the previous disposition is restored after."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from sam2_model import VideoSession, build_model
 from sam2_model.evaluation import click_point, clickable_objects
 from sam2_model import session_outputs
-from sam2_model.session_outputs import labels_from_logits, to_labels, to_logits
+from sam2_model.session_outputs import to_labels, to_logits
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import CellTracker
 from sam2_model.windowed_session import WindowedSession
@@ -45,6 +45,28 @@ def _movie(cells: int = 14, frames: int = 5, **options: Any) -> Any:
     settings = dict(divisions=False, enter_leave=False, radius_fraction=0.07)
     settings.update(options)
     return make_timelapse(num_frames=frames, shape=(150, 200), num_cells=cells, seed=4, **settings)
+
+
+def labels_from_logits(logits: np.ndarray, obj_ids: List[int]) -> np.ndarray:
+    """The old path, the oracle: (n_obj, H, W) full-resolution logits -> (H, W) uint32, the id of the highest logit
+    where it is > 0, else 0 (ties: the first object), by numpy's argmax over every object."""
+    if len(logits) == 0:
+        return np.zeros(np.shape(logits)[1:], np.uint32)
+    best = logits.argmax(axis=0)
+    top = np.take_along_axis(logits, best[None], axis=0)[0]
+    return np.where(top > 0, np.asarray(list(obj_ids), np.uint32)[best], 0).astype(np.uint32)
+
+
+def test_the_oracle_labels_full_resolution_logits_by_the_sessions_rule():
+    """Windowed sessions paste full-resolution logits, whole-frame sessions label low-res ones: one rule, which the
+    oracle above follows (a tie: the first object wins; no object: an empty frame of the right shape)."""
+    low_res = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 3
+    low_res[2] = low_res[1]  # a tie: the first object wins
+    ids = [7, 3, 12, 5]
+    expected = to_labels(low_res, (40, 50), ids)
+    assert set(np.unique(expected)) <= {0, 7, 3, 5} and (expected == 3).any()
+    np.testing.assert_array_equal(labels_from_logits(to_logits(low_res, (40, 50), False), ids), expected)
+    assert labels_from_logits(np.zeros((0, 40, 50), np.float32), []).shape == (40, 50)
 
 
 def test_to_labels_is_the_argmax_of_the_upsampled_logits_bit_for_bit():

@@ -20,19 +20,7 @@ from sam2_model.tracking.ctc_io import write_ctc_ground_truth
 from sam2_model.train.__main__ import main as train_main
 from sam2_model.train.loop import TrainSettings, data_description, make_clips
 from sam2_model.train.stack_check import StackCheck
-
-
-def _movie():
-    return make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
-
-
-@pytest.fixture
-def stack_files(tmp_path: Path) -> List[str]:
-    """--stack and --labels of a small synthetic (3, 64, 64) uint16 time-lapse with 3 cells."""
-    movie = _movie()
-    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
-    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
-    return ["--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif")]
+from train_helpers import small_movie
 
 
 def _settings(out: Path, **changes: object) -> TrainSettings:
@@ -45,7 +33,7 @@ def _settings(out: Path, **changes: object) -> TrainSettings:
 def test_training_clips_are_the_frames_as_frame_source_shows_them(tmp_path: Path) -> None:
     """Smoothing, contrast limits and inversion: every clip frame is FrameSource's model input with those options
     (before: training had none of them, and mapped raw frames with its own percentiles)."""
-    movie = _movie()
+    movie = small_movie()
     assert movie.image.dtype == np.uint16
     options = dict(smooth=1.5, contrast_limits=[100.0, 3000.0], invert=True)
     source = make_clips(_settings(tmp_path / "run", **options), 64, movie.image, movie.labels)
@@ -85,7 +73,7 @@ def test_a_channel_of_a_multichannel_tiff_is_trained_on_as_track_picks_it(tmp_pa
                                                                           capsys: pytest.CaptureFixture) -> None:
     """A (T, C, Y, X) TIFF: --channel picks one (its axis from the TIFF, or --channel-axis); without it the refusal
     says how (before: "sam2-train ... has no channel option")."""
-    movie = _movie()
+    movie = small_movie()
     two = np.stack([np.full_like(movie.image, 7), movie.image], axis=1)
     tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", metadata={"axes": "TCYX"})
     tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")

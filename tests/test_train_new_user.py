@@ -18,12 +18,12 @@ import tifffile
 import torch
 
 from sam2_model.atomic_files import atomic_file, temporary_file
-from sam2_model.synthetic import make_timelapse
 from sam2_model.train.__main__ import main as train_main
 from sam2_model.train.__main__ import parse_args, plan_message
 from sam2_model.train.data import StackClips, check_finite_frames
 from sam2_model.train.loop import NonFiniteLoss, TrainSettings, atomic_save, short_run_warning, train
 from sam2_model.train.stack_labels import _pair_ious, link_by_overlap
+from train_helpers import small_movie
 from unwritable import unwritable
 
 NAN_MESSAGE = "frames: frame 2 contains NaN or infinite values; replace them (e.g. np.nan_to_num) first"
@@ -34,19 +34,6 @@ def _tiny(out: Path, **changes: object) -> TrainSettings:
                 warmup_steps=1, save_every=1000, seed=5)
     base.update(changes)
     return TrainSettings(**base)
-
-
-def _movie():
-    return make_timelapse(num_frames=3, shape=(64, 64), num_cells=3, seed=5, radius_fraction=0.12)
-
-
-@pytest.fixture
-def stack_files(tmp_path: Path) -> List[str]:
-    """--stack and --labels of a small synthetic (3, 64, 64) time-lapse with 3 cells."""
-    movie = _movie()
-    tifffile.imwrite(tmp_path / "stack.tif", movie.image, photometric="minisblack")
-    tifffile.imwrite(tmp_path / "labels.tif", movie.labels, photometric="minisblack")
-    return ["--stack", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "labels.tif")]
 
 
 @pytest.fixture
@@ -62,7 +49,7 @@ def test_nan_frames_are_refused_before_any_run_folder_is_made(tmp_path: Path, st
                                                              capsys: pytest.CaptureFixture) -> None:
     """A stack with a few NaN pixels (a drift-corrected border) is refused by train() and sam2-train in the words
     every frame read uses, before a folder or file is made: no run that trains every step to NaN weights."""
-    movie = _movie()
+    movie = small_movie()
     frames = movie.image.astype(np.float32)
     frames[2, 10, 10:15] = np.nan
     with pytest.raises(ValueError) as refused:
@@ -146,7 +133,7 @@ def test_label_ids_above_3e9_pair_and_train() -> None:
     b[2:4, 2:5] = 2**32 - 2
     assert _pair_ious(a, b) == {(2**32 - 1, 2**32 - 2): 6 / 9, (2**32 - 1, 2**32 - 1): 3 / 9}
     assert _pair_ious(a.astype(np.uint64) * 2**31, a.astype(np.uint64) * 2**31) == {((2**32 - 1) * 2**31,) * 2: 1.0}
-    movie = _movie()
+    movie = small_movie()
     small = link_by_overlap(movie.labels)
     for big in (np.where(movie.labels > 0, movie.labels.astype(np.uint32) + (2**32 - 10), 0).astype(np.uint32),
                 np.where(movie.labels > 0, movie.labels.astype(np.uint64) + 2**40, 0)):

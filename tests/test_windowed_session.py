@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import sam2_model as sm
 from napari_sam2 import segment
@@ -202,16 +201,3 @@ def test_track_with_clicks_tracks_in_windows_when_asked(model, movie, clicks):
         session.add_prompt(0, obj, points=[point], labels=[1])
     for frame, _, expected in session.propagate(0, output="labels"):
         np.testing.assert_array_equal(labels[frame], expected)
-
-
-def test_labels_from_full_resolution_logits_follow_the_sessions_rule():
-    """Windowed sessions paste full-resolution logits, whole-frame sessions label low-res ones: one rule."""
-    from sam2_model.session_outputs import labels_from_logits, to_labels, to_logits
-
-    low_res = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 3
-    low_res[2] = low_res[1]  # a tie: the first object wins
-    ids = [7, 3, 12, 5]
-    expected = to_labels(low_res, (40, 50), ids)
-    assert set(np.unique(expected)) <= {0, 7, 3, 5} and (expected == 3).any()
-    np.testing.assert_array_equal(labels_from_logits(to_logits(low_res, (40, 50), False), ids), expected)
-    assert labels_from_logits(np.zeros((0, 40, 50), np.float32), []).shape == (40, 50)

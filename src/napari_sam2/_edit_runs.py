@@ -17,21 +17,15 @@ from .controller import finish
 
 
 @dataclass
-class EditRun(WorkerRun):
-    """One edit running in a worker (:meth:`EditRunMixin.run_edit`): its words, what to do at the end on the GUI
-    thread, and its result or error once it arrives (its error is said by ``failed``, not notified here)."""
+class HeldLayers:
+    """Layers held still while a worker reads or writes them (an edit, Save session, a Track all export), and put back
+    as they were after: a base of those runs (its fields keyword-only, so a run's own come first)."""
 
-    what: str
-    done: Callable[[Any], None]
-    failed: Callable[[BaseException], None]
-    progress: Tuple[int, int, int]  # the progress bar's (minimum, maximum, value) before, put back after
-    result: Any = None
-    ended: bool = False  # the edit yielded its result: it is whole
-    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of the layers made read-only
-    held: Any = None  # the Labels layer held in pan/zoom mode while the edit runs, and its mode before
+    frozen: list = field(default_factory=list, kw_only=True)  # (layer, its editable, its mode) of layers made read-only
+    held: Any = field(default=None, kw_only=True)  # the Labels layer held in pan/zoom mode, and its mode before
 
     def freeze(self, layers: Sequence[Any], labels: Any = None) -> None:
-        """Make ``layers`` (clicks, boxes; None skipped) not editable while the edit runs, and hold the Labels layer
+        """Make ``layers`` (clicks, boxes; None skipped) not editable while it runs, and hold the Labels layer
         ``labels`` in pan/zoom mode (no brush, eraser or fill: napari would drop its own paint history if it were made
         not editable), remembering how they were."""
         for layer in layers:
@@ -45,10 +39,10 @@ class EditRun(WorkerRun):
 
     def _keep_still(self, event: Any = None) -> None:
         if self.held is not None and str(self.held[0].mode) != "pan_zoom":
-            self.held[0].mode = "pan_zoom"  # a paint tool picked during the edit: not yet
+            self.held[0].mode = "pan_zoom"  # a paint tool picked during the run: not yet
 
     def thaw(self) -> None:
-        """The layers editable and in their mode as they were before the edit."""
+        """The layers editable and in their mode as they were before the run."""
         frozen, self.frozen = self.frozen, []
         for layer, editable, mode in frozen:
             layer.editable = editable
@@ -60,6 +54,19 @@ class EditRun(WorkerRun):
             labels.events.mode.disconnect(self._keep_still)
             if labels.editable:
                 labels.mode = mode
+
+
+@dataclass
+class EditRun(WorkerRun, HeldLayers):
+    """One edit running in a worker (:meth:`EditRunMixin.run_edit`): its words, what to do at the end on the GUI
+    thread, and its result or error once it arrives (its error is said by ``failed``, not notified here)."""
+
+    what: str
+    done: Callable[[Any], None]
+    failed: Callable[[BaseException], None]
+    progress: Tuple[int, int, int]  # the progress bar's (minimum, maximum, value) before, put back after
+    result: Any = None
+    ended: bool = False  # the edit yielded its result: it is whole
 
     def take(self, step: tuple) -> None:
         self.result, self.ended = step[1], True

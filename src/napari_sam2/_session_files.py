@@ -9,7 +9,7 @@ It uses the widget's ``state``, ``picker``, ``axes``, option check boxes, ``stat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -21,13 +21,13 @@ from ._image_state import (
     AxisChoice, ImageState, PromptContent, boxes_content, capture, channel_axis_of, clear_masklets, masklets,
     points_content, restore, slice_key, prompts_in_data, spatial_ndim, step_on_slice,
 )
-from ._edit_runs import EditRun
+from ._edit_runs import HeldLayers
 from ._model_choice import CACHED, LOCAL, WEIGHT_CHOICES, ModelChoice
 from ._session_actions import ExportRun
 from ._track_ids import state_controllers
 from .labels_writer import RunJournal
 from .prompts import FramePrompt, collect_prompts
-from .session_file import SUFFIX, Fixed, SessionRecord, read_session, session_path, write_session_steps
+from .session_file import SUFFIX, Fixed, SessionRecord, drain, read_session, session_path, write_session_steps
 
 EDIT_IN_PROGRESS = "an edit (Delete object, Undo, Relabel or Merge) is in progress: save when it is done"
 
@@ -46,7 +46,7 @@ class SessionFilesMixin:
         hand: :func:`kept_labels`, copies)."""
         record, sources = self._record_to_save()
         if sources is not None:
-            record.labels = _drain(labels_steps(sources, copy=True))
+            record.labels = drain(labels_steps(sources, copy=True))
         return record
 
     def _record_to_save(self) -> Tuple[SessionRecord, Optional[List["LabelsSource"]]]:
@@ -82,7 +82,7 @@ class SessionFilesMixin:
         """Write the current image's session to ``path`` (``.sam2.npz`` added when missing) on the calling thread (a
         script's call; the button saves in a worker: :meth:`save_session_in_worker`); returns the path written."""
         record, sources = self._record_to_save()
-        written = _drain(save_steps(path, record, sources))
+        written = drain(save_steps(path, record, sources))
         self.status.setText(f"Saved the session to {written} (prompts, options and masklets).")
         return written
 
@@ -520,7 +520,7 @@ def seeded_masks(state: ImageState) -> Tuple[Dict[Tuple[int, int], np.ndarray],
 def kept_labels(state: ImageState) -> Dict[Fixed, Dict[int, np.ndarray]]:
     """The masklets of every slice of ``state``'s image that has a session: {fixed: {frame: (H, W) uint32 copy}}, the
     frames that hold any label (fixed: ((axis, index), ...), ``()`` for an image without fixed axes)."""
-    return _drain(labels_steps(labels_sources(state), copy=True))
+    return drain(labels_steps(labels_sources(state), copy=True))
 
 
 @dataclass
@@ -593,28 +593,14 @@ def save_steps(path: Any, record: SessionRecord,
     return written
 
 
-def _drain(steps: Generator[Any, None, Any]) -> Any:
-    """Run the generator ``steps`` to its end on the calling thread; returns its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
-
-
 @dataclass
-class SaveRun(ExportRun):
+class SaveRun(ExportRun, HeldLayers):
     """Save session… running in a worker (:meth:`SessionFilesMixin.save_session_in_worker`): an export's progress
     and end (:class:`~._session_actions.ExportRun`) in a save's words, its steps (closed when the worker ends) and the
-    masklets layer held in pan/zoom mode meanwhile, as an edit holds it (:meth:`~._edit_runs.EditRun.freeze`)."""
+    masklets layer held in pan/zoom mode meanwhile, as an edit holds it (:meth:`~._edit_runs.HeldLayers.freeze`)."""
 
     steps: Any = None
-    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of layers made read-only (none)
-    held: Any = None  # the Labels layer held in pan/zoom mode while the save runs, and its mode before
     failure = "Save session failed"
-    freeze = EditRun.freeze
-    thaw = EditRun.thaw
-    _keep_still = EditRun._keep_still
 
     def outcome(self) -> str:
         """The status line at the end: saved, failed or cancelled (nothing written then; an earlier file is kept)."""

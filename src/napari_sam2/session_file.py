@@ -198,7 +198,12 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     Written to a temporary file in the same folder and renamed, so a failure never leaves a half-written file
     (:func:`write_session_steps` does the work; this runs it to its end).
     """
-    steps = write_session_steps(path, record)
+    return drain(write_session_steps(path, record))
+
+
+def drain(steps: Generator[Any, None, Any]) -> Any:
+    """Run the generator ``steps`` to its end on the calling thread, dropping what it yields; returns its return value
+    (a ``*_steps`` generator's work done in one call: :func:`write_session`, the widget's save and kept masklets)."""
     while True:
         try:
             next(steps)

@@ -172,16 +172,6 @@ def winners(low_res: torch.Tensor, size: Tuple[int, int]) -> np.ndarray:
     return torch.where(best > 0, out, torch.full_like(out, -1)).cpu().numpy().astype(np.int64)
 
 
-def labels_from_logits(logits: np.ndarray, obj_ids: Sequence[int]) -> np.ndarray:
-    """(n_obj, H, W) full-resolution logits -> (H, W) uint32 by :func:`to_labels`' rule (the highest positive
-    logit's id, 0 where none is positive; ties to the first object), for logits already upsampled."""
-    if len(logits) == 0:
-        return np.zeros(np.shape(logits)[1:], np.uint32)
-    best = logits.argmax(axis=0)
-    top = np.take_along_axis(logits, best[None], axis=0)[0]
-    return np.where(top > 0, np.asarray(list(obj_ids), np.uint32)[best], 0).astype(np.uint32)
-
-
 def convert(
     low_res: torch.Tensor, size: Tuple[int, int], output: str, non_overlap: bool, obj_ids: Sequence[int]
 ) -> np.ndarray:

@@ -28,7 +28,7 @@ What it costs and where it stops:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -404,23 +404,33 @@ class WindowedSession:
             yield frame_idx, ids, (logits > 0) if output == "masks" else logits
 
     def _frame_labels(self, frame_idx: int, ids: List[int], crops: Sequence[np.ndarray]) -> np.ndarray:
-        """(H, W) uint32: the labels ``labels_from_logits`` gives for the frame's composed logits of ``ids`` (those
-        :meth:`_lockstep` would yield), bit for bit, without composing them. Without ``non_overlap_masks``: the
-        object of ``ids`` whose window logits (``crops``, in the order of ``ids``) are the highest where they are
-        > 0 (a tie: the first), one running maximum over the windows. With it, the losers of an overlap among every
-        object are clamped to <= -10, so a pixel is labelled only where its winner among every object
-        (:meth:`frame_winners`) is one of ``ids``."""
+        """(H, W) uint32: the labels of the frame's composed logits of ``ids`` (those :meth:`_lockstep` would yield) by
+        :func:`~.session_outputs.to_labels`' rule, bit for bit, without composing them. Without ``non_overlap_masks``:
+        the object of ``ids`` whose window logits (``crops``, in the order of ``ids``) are the highest where they are
+        > 0 (a tie: the first), one running maximum over the windows (:meth:`_winners`). With it, the losers of an
+        overlap among every object are clamped to <= -10, so a pixel is labelled only where its winner among every
+        object (:meth:`frame_winners`) is one of ``ids``."""
         if self.non_overlap_masks:
             every = np.asarray(self.obj_ids, np.int64)
             return labels_of_winners(self.frame_winners(frame_idx), np.where(np.isin(every, ids), every, 0))
-        top = np.zeros(self.frame_shape, np.float32)  # only logits > 0 win
+        windows = [self._objects[obj_id].window(frame_idx) for obj_id in ids]
+        return labels_of_winners(self._winners(zip(windows, crops), 0.0), ids)  # only logits > 0 win
+
+    def _winners(self, placed: Iterable[Tuple[Optional[Window], Optional[np.ndarray]]], above: float) -> np.ndarray:
+        """(H, W) int64: at each pixel the row (the position in ``placed``) of the object whose window logits are the
+        highest there and > ``above`` (a tie: the earlier row), -1 where none is. ``placed``: (window, its logits
+        (h, w)) per object, (None, None) for one without a result on the frame; read one at a time (a generator may
+        fetch each crop as it is needed), one running maximum: no (n_obj, H, W) array."""
+        top = np.full(self.frame_shape, above, np.float32)
         best = np.full(self.frame_shape, -1, np.int64)
-        for index, (obj_id, crop) in enumerate(zip(ids, crops)):
-            x0, y0, x1, y1 = self._objects[obj_id].window(frame_idx)
+        for row, (window, crop) in enumerate(placed):
+            if window is None:
+                continue
+            x0, y0, x1, y1 = window
             higher = crop > top[y0:y1, x0:x1]  # strictly: a tie stays with the earlier object
             np.copyto(top[y0:y1, x0:x1], crop, where=higher)
-            np.copyto(best[y0:y1, x0:x1], index, where=higher)
-        return labels_of_winners(best, ids)
+            np.copyto(best[y0:y1, x0:x1], row, where=higher)
+        return best
 
     def _compose(self, windows: Sequence[Optional[Window]], crops: Sequence[Optional[np.ndarray]]) -> np.ndarray:
         """Each object's window logits (h, w) pasted into (n_obj, H, W) float32, -1024 outside its window."""
@@ -448,14 +458,7 @@ class WindowedSession:
             # object is -1024 whoever wins; inside, it keeps its logits where it is the first of the highest of the
             # objects there (an object outside at -1024 never beats one inside as far as the clamp can tell), else
             # they are clamped to at most -10
-            top = np.full(self.frame_shape, -np.inf, np.float32)
-            best = np.full(self.frame_shape, -1, np.int64)
-            for row, (window, crop) in enumerate(zip(windows, crops)):
-                if window is not None:
-                    x0, y0, x1, y1 = window
-                    higher = crop > top[y0:y1, x0:x1]
-                    np.copyto(top[y0:y1, x0:x1], crop, where=higher)
-                    np.copyto(best[y0:y1, x0:x1], row, where=higher)
+            best = self._winners(zip(windows, crops), -np.inf)
             for row, (window, crop) in enumerate(zip(windows, crops)):
                 if window is not None:
                     x0, y0, x1, y1 = window
@@ -469,18 +472,10 @@ class WindowedSession:
         :meth:`frame_logits` is the highest where that is > 0, -1 where none is (ties: the first object). Each object's
         window logits are compared where they lie, one running maximum: no (n_obj, H, W) array."""
         frame_idx = self.frames.check_index(frame_idx)
-        top = np.zeros(self.frame_shape, np.float32)  # only logits > 0 win
-        best = np.full(self.frame_shape, -1, np.int64)
-        for index, obj_id in enumerate(self.obj_ids):
-            track = self._objects[obj_id]
-            if frame_idx not in track.offsets:
-                continue
-            x0, y0, x1, y1 = track.window(frame_idx)
-            crop = track.session.frame_logits(frame_idx)[0]
-            higher = crop > top[y0:y1, x0:x1]  # strictly: a tie stays with the earlier object
-            np.copyto(top[y0:y1, x0:x1], crop, where=higher)
-            np.copyto(best[y0:y1, x0:x1], index, where=higher)
-        return best
+        tracks = [self._objects[obj_id] for obj_id in self.obj_ids]
+        placed = ((t.window(frame_idx), t.session.frame_logits(frame_idx)[0]) if frame_idx in t.offsets
+                  else (None, None) for t in tracks)  # each crop fetched as it is compared
+        return self._winners(placed, 0.0)  # only logits > 0 win
 
     def frame_masks(self, frame_idx: int, obj_ids: Optional[Sequence[int]] = None) -> np.ndarray:
         return self.frame_logits(frame_idx, obj_ids) > 0

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic_files import publish_together, temporary_folder
-from .lineage import Lineage
+from .lineage import Detection, Lineage, frame_detections  # frame_detections: public here too
 
 # Units are written as OME-NGFF names (GEFF's recommendation; napari's pint units give these names). Other common
 # spellings (ImageJ's "micron", "um", "s", "min", ...) are read as the names they stand for.
@@ -50,9 +50,6 @@ NODE_PROPS = {  # name: (description, unit) in the order written
     "tracklet_id": ("GEFF tracklet: maximal unbranched path; the track_id of its first track", None),
     "lineage_id": ("track_id of the lineage's root (one per weakly connected component)", None),
 }
-
-
-Detection = Tuple[int, int, Tuple[float, ...], int]  # (track_id, frame, centroid ((z,) y, x), area)
 
 
 def geff_axis_names(ndim: int) -> Tuple[str, ...]:
@@ -144,21 +141,6 @@ def detections(labels: Any) -> List[Detection]:
     for frame in range(shape[0]):
         rows += frame_detections(frame, np.asarray(labels[frame]))
     return sorted(rows, key=lambda row: (row[0], row[1]))
-
-
-def frame_detections(frame: int, plane: np.ndarray) -> List[Detection]:
-    """(track_id, frame, centroid, area) of each id > 0 of one frame ``plane`` ((H, W) or (Z, H, W)), by id: the
-    centroid is the mean of its pixels' coordinates, the same floats as :func:`scipy.ndimage.center_of_mass` gives
-    (exact integer sums, one division)."""
-    flat = np.flatnonzero(plane)
-    if not len(flat):
-        return []
-    ids, inverse, counts = np.unique(plane.reshape(-1)[flat], return_inverse=True, return_counts=True)
-    coordinates = np.unravel_index(flat, plane.shape)
-    sums = [np.bincount(inverse, weights=axis, minlength=len(ids)) for axis in coordinates]
-    centres = np.stack(sums, axis=1) / counts[:, None]
-    return [(int(i), int(frame), tuple(float(c) for c in centre), int(n))
-            for i, n, centre in zip(ids.tolist(), counts.tolist(), centres)]
 
 
 def graph_arrays(labels: Any, lineage: Lineage) -> Tuple[Dict[str, np.ndarray], np.ndarray]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from ..atomic_files import atomic_file
 
@@ -333,21 +332,30 @@ def write_track_table(path: os.PathLike, lineage: Lineage,
     return path
 
 
-def frame_centroids(labels: np.ndarray) -> List[Tuple[int, int, Tuple[float, ...], int]]:
+Detection = Tuple[int, int, Tuple[float, ...], int]  # (track_id, frame, centroid ((z,) y, x), area)
+
+
+def frame_detections(frame: int, plane: np.ndarray) -> List[Detection]:
+    """(track_id, frame, centroid, area) of each id > 0 of one frame ``plane`` ((H, W) or (Z, H, W)), by id: the
+    centroid is the mean of its pixels' coordinates, the same floats as :func:`scipy.ndimage.center_of_mass` gives
+    (exact integer sums, one division)."""
+    flat = np.flatnonzero(plane)
+    if not len(flat):
+        return []
+    ids, inverse, counts = np.unique(plane.reshape(-1)[flat], return_inverse=True, return_counts=True)
+    coordinates = np.unravel_index(flat, plane.shape)
+    sums = [np.bincount(inverse, weights=axis, minlength=len(ids)) for axis in coordinates]
+    centres = np.stack(sums, axis=1) / counts[:, None]
+    return [(int(i), int(frame), tuple(float(c) for c in centre), int(n))
+            for i, n, centre in zip(ids.tolist(), counts.tolist(), centres)]
+
+
+def frame_centroids(labels: np.ndarray) -> List[Detection]:
     """(track_id, frame, centre, area) for every id in every frame of a label stack (T, *spatial): centre (y, x) of
-    (T, H, W) labels, (z, y, x) of (T, Z, H, W); an (H, W) image is one frame, 0. Sorted by frame then id."""
+    (T, H, W) labels, (z, y, x) of (T, Z, H, W); an (H, W) image is one frame, 0. Sorted by frame then id
+    (:func:`frame_detections` of each frame)."""
     labels = labels[None] if labels.ndim == 2 else labels
-    rows = []
-    for frame in range(labels.shape[0]):
-        ids, counts = np.unique(labels[frame], return_counts=True)
-        keep = ids != 0
-        ids, counts = ids[keep], counts[keep]
-        if not len(ids):
-            continue
-        centres = ndimage.center_of_mass(np.ones(labels.shape[1:]), labels[frame], ids)
-        rows += [(int(i), frame, tuple(float(c) for c in centre), int(n))
-                 for i, n, centre in zip(ids.tolist(), counts.tolist(), centres)]
-    return rows
+    return [row for frame in range(labels.shape[0]) for row in frame_detections(frame, np.asarray(labels[frame]))]
 
 
 def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
