@@ -9,6 +9,7 @@ runs' ``_stop_run_of``.
 
 from __future__ import annotations
 
+import weakref
 from itertools import product
 from typing import Any, Iterable, Optional
 
@@ -17,13 +18,18 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._image_state import (
-    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, keep_removed, layer_name, masklets,
-    model_data, put_back_removed, same_layer, show_masklets, BOXES_NAME, LABELS_NAME, POINTS_NAME,
+    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, follow_image_placement, keep_removed,
+    layer_name, masklets, model_data, put_back_removed, same_layer, show_masklets, spatial_ndim, BOXES_NAME,
+    LABELS_NAME, POINTS_NAME, ROLE_KEY,
 )
+from ._tracks_layer import tracks_placement
 from ._track_ids import frame_ranges
 from .labels_writer import tell_written
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout
+
+#: how the status line starts after the image segmented was removed (until another image is picked)
+IMAGE_REMOVED = "The image"
 
 #: why a run stops when its masklets layer was given other data (``layer.data = ...``) while it ran
 MASKLETS_REPLACED = "the masklets layer's data was replaced during the run"
@@ -33,6 +39,8 @@ class ImageLayersMixin:
     """Which image is segmented, and its prompt and masklets layers."""
 
     def _refresh_images(self, event: Any = None) -> None:
+        if event is not None and getattr(event, "type", "") == "inserted" and getattr(event, "value", None) is not None:
+            self._check_prompt_copy(event.value)
         seed = self.seed_combo.currentText()
         own = [layer for state in self.states.values() for layer in (state.labels,) if layer is not None]
         seeds = [layer.name for layer in self.viewer.layers
@@ -54,12 +62,44 @@ class ImageLayersMixin:
         if names and (current not in names or self._state is None):
             self._on_image_changed(self.image_combo.currentText())
 
+    def _check_prompt_copy(self, layer: Any) -> None:
+        """A layer was added to the viewer: when it is a duplicate of an image's clicks or boxes layer (napari's
+        Duplicate Layer makes the copy the active layer), the widget's own layer is made active again after napari's
+        insertion ends, and the status line says that prompts on the copy are not segmented."""
+        parent = getattr(getattr(layer, "source", None), "parent", None)
+        if isinstance(parent, weakref.ref):  # (napari keeps the layer a copy was made from as a weak reference)
+            parent = parent()
+        if parent is None:
+            return
+        for state in self.states.values():
+            for original in (state.points, state.boxes):
+                if same_layer(parent, original) and not same_layer(layer, original):
+                    QTimer.singleShot(0, lambda s=state, o=original, c=layer: self._after_prompt_copy(s, o, c))
+                    return
+
+    def _after_prompt_copy(self, state: ImageState, original: Any, copy: Any) -> None:
+        """:meth:`_check_prompt_copy`'s second half: ``original`` (``state``'s clicks or boxes layer) active again."""
+        if not self._attached or original not in self.viewer.layers or copy not in self.viewer.layers:
+            return
+        if state is self._state:
+            if same_layer(original, state.points):
+                self.activate_clicks()
+            else:
+                self.viewer.layers.selection.active = original
+        message = (f"'{copy.name}' is a copy of '{original.name}': clicks and boxes on the copy are not segmented (it "
+                   f"keeps what it holds now, e.g. as a backup). '{original.name}' is the layer to click on"
+                   f"{' and is active again' if state is self._state else ''}.")
+        self.status.setText(message)
+        show_info(f"SAM 2: {message}")
+
     def _on_layer_removed(self, event: Any) -> None:
         layer = event.value
         for key, state in list(self.states.items()):
             if same_layer(layer, state.image):
                 del self.states[key]
                 if state is self._state:
+                    self.status.setText(f"{IMAGE_REMOVED} '{layer.name}' was removed (its clicks and masklets "
+                                        "layers stay): pick or add an image to segment.")
                     self._stop_run_of(state, f"the image '{layer.name}' was removed")
                     self._state = None
             elif same_layer(layer, state.labels):
@@ -90,10 +130,18 @@ class ImageLayersMixin:
             state = self.states[layer.unique_id] = ImageState(layer)
             self._listen(layer.events.name, lambda event, s=state: self._on_image_renamed(s))
             self._listen(layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
+            for name in ("scale", "translate", "units"):  # a calibration set after clicking: our layers follow
+                emitter = getattr(layer.events, name, None)
+                if emitter is not None:
+                    self._listen(emitter, lambda event, s=state: self._on_image_placed(s))
         self._state = state
         self.axes.show_for(layer, state.axes)
         if new:
             self._adopt_layers(state)
+        if self.status.text().startswith(f"{IMAGE_REMOVED} '") and " was removed (" in self.status.text():
+            picked = (" with the clicks and boxes on its layers" if state.points is not None and len(state.points.data)
+                      else "")
+            self.status.setText(f"Segmenting '{layer.name}'{picked}: click on a cell to segment it.")
         self._ensure_prompt_layers()
         for other in self.states.values():  # only the current image's prompts are visible (and clickable)
             for prompts in (other.points, other.boxes):
@@ -167,22 +215,86 @@ class ImageLayersMixin:
                 layer.name = layer_name(base, state.image)
         self._refresh_images()
 
+    def _on_image_placed(self, state: ImageState) -> None:
+        """The image's scale, translate or units were set (a pixel size given after clicking, for calibrated exports):
+        its clicks, boxes and masklets layers, and its Track all lineage and correction layers, take them too
+        (:func:`~._image_state.follow_image_placement`), so every click stays on its image pixel (none is moved or
+        removed) and the masks and tracks are drawn on the image."""
+        layout: Optional[StackLayout] = state.controller.layout if state.controller is not None else None
+        if layout is None and state is self._state:
+            try:
+                layout = self._layout(state.image)
+            except ValueError:  # an impossible axis choice: the next run places the masklets
+                layout = None
+        follow_image_placement(state, layout)
+        track_all = getattr(self, "track_all", None)
+        entry = None if track_all is None else getattr(track_all, "images", {}).get(state.image.unique_id)
+        if entry is None:
+            return
+        image = state.image
+        if entry.fix_points is not None and entry.fix_points.ndim == spatial_ndim(image):
+            entry.fix_points.scale, entry.fix_points.translate = image.scale, image.translate
+        if entry.tracks is not None and layout is not None:
+            _, scale, translate = tracks_placement(np.zeros((0, 4)), image, layout)
+            if len(scale) == entry.tracks.ndim:
+                entry.tracks.scale, entry.tracks.translate = scale, translate
+
     def _on_image_data_replaced(self, state: ImageState) -> None:
         """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
         computed on the old pixels are dropped (a run on it stops), so the next click or propagation segments the new
-        ones; the masks stay where they fit (a crop of another shape starts with empty masklets)."""
+        ones. New data of the same shape keeps the masks. New data of another shape (a crop, frames cut): the
+        masklets layer (made on the old pixels) is kept under a new name and no longer used (the next run makes an
+        empty one), the clicks that lie outside the new data are removed and the message says the others keep their
+        pixel positions (after a crop that shifted the image they may lie on other cells)."""
         if state is self._state:
             self.refresh_run_buttons()  # new data may have lost (or gained) the axis to propagate through
-        if not state.sessions and state.controller is None:
+        old_shape, new_shape = state.data_shape, tuple(int(n) for n in state.image.data.shape)
+        state.data_shape = new_shape
+        reshaped = bool(old_shape) and old_shape != new_shape
+        segmented = bool(state.sessions) or state.controller is not None
+        if not segmented and not reshaped:
             return
-        self._stop_run_of(state, "the image's data was replaced")
-        state.sessions.clear()
-        state.replaced.clear()
-        state.controller = None
-        message = (f"'{state.image.name}' has new data: its segmentation sessions were reset (the masks stay); "
-                   "segment or propagate again to use the new pixels.")
-        self.status.setText(message)
-        show_info(f"SAM 2: {message}")
+        if segmented:
+            self._stop_run_of(state, "the image's data was replaced")
+            state.sessions.clear()
+            state.replaced.clear()
+            state.controller = None
+        name = state.image.name
+        if not reshaped:
+            message = (f"'{name}' has new data: its segmentation sessions were reset (the masks stay); "
+                       "segment or propagate again to use the new pixels.")
+            self.status.setText(message)
+            show_info(f"SAM 2: {message}")
+            return
+        shapes = f"{' x '.join(map(str, old_shape))} -> {' x '.join(map(str, new_shape))}"
+        words = [f"'{name}' has new data of another shape ({shapes})" +
+                 (": its segmentation sessions were reset." if segmented else ".")]
+        kept = self._set_aside_masklets(state)
+        if kept:
+            words.append(f"Its masks, made on the old pixels, are kept in '{kept}' (no longer used or exported by "
+                         "the widget); the next run makes a new masklets layer.")
+        prompts = [layer for layer in (state.points, state.boxes) if layer is not None and len(layer.data)]
+        if prompts:
+            words.append("The clicks and boxes keep their pixel positions (frame, row, column): after a crop or shift "
+                         "they may lie on other cells, so check them (move or delete) before segmenting.")
+        message = " ".join(words)
+        same_axes = state.points is not None and state.points.ndim == spatial_ndim(state.image)
+        if not (same_axes and self._reject_outside(state, lead=message + " ")):
+            self.status.setText(message)
+            show_info(f"SAM 2: {message}")
+
+    def _set_aside_masklets(self, state: ImageState) -> str:
+        """The image's masklets layer (labels of the old data's shape) renamed "... (old data)" and let go (no longer
+        the image's: not adopted again, the next run makes a new one); returns its new name ("" when there was none)."""
+        layer = state.labels
+        state.labels = state.new_labels = None
+        if layer is None or layer not in self.viewer.layers:
+            return ""
+        metadata = dict(layer.metadata)
+        metadata.pop(ROLE_KEY, None)
+        layer.metadata = metadata
+        layer.name = f"{layer.name} (old data)"
+        return layer.name
 
     def stop_if_masklets_replaced(self, state: Optional[ImageState], layout: Optional[StackLayout],
                                   array: Any) -> bool:

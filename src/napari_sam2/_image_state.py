@@ -18,6 +18,26 @@ from .layout import StackLayout, world_to_data
 
 POINTS_NAME, BOXES_NAME, LABELS_NAME = "SAM2 clicks", "SAM2 boxes", "SAM2 masklets"
 
+#: the key of a layer's ``metadata`` that marks it as one of an image's layers made by the widget:
+#: {"role": "points" | "boxes" | "masklets", "image": str(image.unique_id)} (a renamed layer is still found by it)
+ROLE_KEY = "napari_sam2"
+
+
+def role_metadata(role: str, image: Any) -> Dict[str, Dict[str, Dict[str, str]]]:
+    """``metadata`` keyword argument marking a new layer as ``image``'s ``role`` layer ("points", "boxes" or
+    "masklets"); napari copies it into a duplicated layer (:func:`is_copy_of`) and keeps it when the layer is renamed."""
+    return {"metadata": {ROLE_KEY: {"role": role, "image": str(image.unique_id)}}}
+
+
+def layer_role(layer: Any) -> Tuple[str, str]:
+    """(role, image id) a layer made by the widget carries in its metadata (:func:`role_metadata`); ("", "") for
+    any other layer."""
+    metadata = getattr(layer, "metadata", None)
+    mark = metadata.get(ROLE_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(mark, dict):
+        return "", ""
+    return str(mark.get("role", "")), str(mark.get("image", ""))
+
 
 def layer_name(base: str, image: Any) -> str:
     """The name of one of an image's layers, e.g. ``"SAM2 clicks [cells]"``."""
@@ -162,7 +182,10 @@ class ImageState:
     # it never opens: a failed first click leaves no layer behind)
     new_labels: Any = None
     channel_hint_said: bool = False  # the status said once how to segment a channel-like slice axis per channel
+    data_shape: Tuple[int, ...] = ()  # the image's data shape when last seen (new data of another shape: a crop)
 
+    def __post_init__(self) -> None:
+        self.data_shape = tuple(int(n) for n in self.image.data.shape)
 
 
 def find_layer(viewer: Any, base: str, image: Any, kind: str) -> Any:
@@ -177,9 +200,16 @@ def find_layer(viewer: Any, base: str, image: Any, kind: str) -> Any:
 
 def find_masklets(viewer: Any, image: Any, layout: StackLayout) -> Any:
     """The masklets layer of ``image`` already in the viewer whose labels fit ``layout`` (:func:`masklets`), or
-    None."""
+    None: the one named as the image's masklets layer, else the one Labels layer marked as ``image``'s masklets in its
+    metadata (:func:`role_metadata`: a masklets layer the user renamed; with two such layers, e.g. a renamed layer
+    and its duplicate, neither is taken)."""
     layer = find_layer(viewer, LABELS_NAME, image, "Labels")
-    return layer if layer is not None and masklets(layer, image, layout) is not None else None
+    if layer is not None and masklets(layer, image, layout) is not None:
+        return layer
+    marked = [other for other in viewer.layers if other.__class__.__name__ == "Labels"
+              and layer_role(other) == ("masklets", str(image.unique_id))
+              and masklets(other, image, layout) is not None]
+    return marked[0] if len(marked) == 1 else None
 
 
 def adopt_layers(viewer: Any, state: ImageState, layout: Optional[StackLayout]) -> None:
@@ -210,7 +240,7 @@ def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> An
     ndim = spatial_ndim(image)
     points = viewer.add_points(
         np.zeros((0, ndim)), name=layer_name(POINTS_NAME, image), ndim=ndim, scale=image.scale,
-        translate=image.translate, **axes_metadata(image),
+        translate=image.translate, **axes_metadata(image), **role_metadata("points", image),
         features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
         size=max(4.0, min(image.data.shape[-3 if image.rgb else -2:][:2]) / 60), face_color="lime",
         border_color="white",
@@ -225,7 +255,8 @@ def add_boxes_layer(viewer: Any, image: Any, obj_id: int) -> Any:
     """An empty rectangles layer over ``image`` (same scale, translate, units and axis labels)."""
     boxes = viewer.add_shapes(
         None, ndim=spatial_ndim(image), name=layer_name(BOXES_NAME, image), scale=image.scale,
-        translate=image.translate, **axes_metadata(image), shape_type="rectangle", edge_color="yellow",
+        translate=image.translate, **axes_metadata(image), **role_metadata("boxes", image), shape_type="rectangle",
+        edge_color="yellow",
         face_color="transparent",
         features={"obj_id": np.zeros(0, int)},
     )
@@ -245,7 +276,7 @@ def add_labels_layer(viewer: Any, image: Any, layout: StackLayout, data: Optiona
         data = np.zeros(shape, np.uint32)
     shown, scale, translate = _masklets_display(image, layout, data)
     return viewer.add_labels(shown, name=layer_name(LABELS_NAME, image), scale=scale, translate=translate,
-                             colormap=OBJECT_COLORMAP, **axes_metadata(image))
+                             colormap=OBJECT_COLORMAP, **axes_metadata(image), **role_metadata("masklets", image))
 
 
 def _masklets_display(image: Any, layout: StackLayout, data: np.ndarray) -> Tuple[np.ndarray, list, list]:
@@ -276,6 +307,33 @@ def show_masklets(layer: Any, image: Any, layout: StackLayout, data: np.ndarray)
     for name, value in (("scale", scale), ("translate", translate)):
         if not np.allclose(getattr(layer, name), value):
             setattr(layer, name, value)
+
+
+def follow_image_placement(state: ImageState, layout: Optional[StackLayout]) -> None:
+    """Give ``state``'s clicks, boxes and masklets layers the scale, translate and units of its image as they are now
+    (the user set the image's pixel size or origin after clicking, e.g. ``image.scale = (300, 0.65, 0.65)``). Their
+    data (pixels of the image) is left as it is, so each click stays on its image pixel and the masks on the image.
+
+    layout: the masklets' layout (their channel axis drawn as :func:`_masklets_display` says); None leaves the masklets
+    layer as it is (an impossible axis choice: the next run places it). Layers with another number of axes are left.
+    """
+    image = state.image
+    ndim = spatial_ndim(image)
+    units = axes_metadata(image).get("units")
+    targets = [(layer, [float(v) for v in image.scale], [float(v) for v in image.translate])
+               for layer in (state.points, state.boxes) if layer is not None and layer.ndim == ndim]
+    if state.labels is not None and layout is not None:
+        data = masklets(state.labels, image, layout)
+        if data is not None and state.labels.ndim == ndim:
+            _, scale, translate = _masklets_display(image, layout, data)
+            targets.append((state.labels, scale, translate))
+    for layer, scale, translate in targets:
+        if not np.allclose(layer.scale, scale):
+            layer.scale = scale
+        if not np.allclose(layer.translate, translate):
+            layer.translate = translate
+        if units is not None and tuple(getattr(layer, "units", units)) != tuple(units):
+            layer.units = units
 
 
 def masklets(layer: Any, image: Any, layout: StackLayout) -> Optional[np.ndarray]:

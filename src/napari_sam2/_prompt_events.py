@@ -21,6 +21,8 @@ from .layout import StackLayout, world_to_data
 from .prompts import outside_image
 from .settings import save_settings
 
+#: how the status line starts when a prompt made while the canvas showed no frame was removed
+OFF_VIEW_REFUSAL = "the prompt was removed (nothing segmented)"
 NO_IMAGE = "Add an image layer first (File > Open, or File > Open Sample > napari-sam2)."
 
 
@@ -62,8 +64,9 @@ def same_colormap(held: Any, new: Any) -> bool:
 class PromptEventsMixin:
     """Prompt-layer events, object and polarity controls, option and model changes."""
 
-    def _reject_outside(self, state: ImageState) -> bool:
-        """Remove clicks outside the image from the clicks layer, saying why; True if any were removed."""
+    def _reject_outside(self, state: ImageState, lead: str = "") -> bool:
+        """Remove clicks outside the image from the clicks layer, saying why (after ``lead``, words said first);
+        True if any were removed."""
         points, image = state.points, state.image
         if not len(points.data):
             return False
@@ -76,7 +79,7 @@ class PromptEventsMixin:
         if not bad.any():
             return False
         self._remove_prompts(points, np.flatnonzero(bad).tolist(),
-                             outside_words(coords[bad], layout, image.data.shape))
+                             lead + outside_words(coords[bad], layout, image.data.shape))
         return True
 
     def _remove_prompts(self, layer: Any, indices: Sequence[int], message: str) -> None:
@@ -116,10 +119,19 @@ class PromptEventsMixin:
         count = len(layer.data)
         added = getattr(event, "data_indices", None) or (-1,)  # napari says -1 for the one appended last
         added = [int(i) % count for i in added if -count <= int(i) < count]
-        self._remove_prompts(layer, added, f"the prompt was removed (nothing segmented): the canvas displays {off}, "
+        self._remove_prompts(layer, added, f"{OFF_VIEW_REFUSAL}: the canvas displays {off}, "
                              "so it would land on frames you do not see. Transpose back (the viewer's transpose / roll "
                              "buttons) until the image's rows and columns are displayed, with 2D view, then click.")
         return True
+
+    def _on_view_changed(self, event: Any = None) -> None:
+        """The viewer's axis order or 2D/3D display changed: a refusal of a prompt made while the canvas did not show
+        a frame (:meth:`_reject_off_view`) left on the status line gives way to a note once a frame is shown again."""
+        state = self._state
+        if state is None or state.points is None or not self.status.text().startswith(OFF_VIEW_REFUSAL):
+            return
+        if not self._displayed_off_frame(state) and self.viewer.dims.ndisplay == 2:
+            self.status.setText("The canvas shows the image's frames again: click on a cell to segment it.")
 
     # ------------------------------------------------------------------ objects and clicks
     def _require_state(self) -> Optional[ImageState]:
@@ -188,6 +200,8 @@ class PromptEventsMixin:
     def _on_points_changed(self, state: ImageState, event: Any) -> None:
         if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
             return
+        if not any(known is state for known in self.states.values()):
+            return  # its image was removed: the layer's new image (added again) has a state and a handler of its own
         if state is not self._state:
             self.image_combo.setCurrentText(state.image.name)
         if str(event.action) == "added" and self._reject_off_view(state.points, state, event):
@@ -201,6 +215,8 @@ class PromptEventsMixin:
     def _on_boxes_changed(self, state: ImageState, event: Any) -> None:
         if self._quiet or str(getattr(event, "action", "added")) not in ("added", "removed", "changed"):
             return
+        if not any(known is state for known in self.states.values()):
+            return  # its image was removed: the layer's new image (added again) has a state and a handler of its own
         if state is not self._state:
             self.image_combo.setCurrentText(state.image.name)
         if str(event.action) == "added" and self._reject_off_view(state.boxes, state, event):

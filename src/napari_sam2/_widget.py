@@ -469,11 +469,15 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self._listen(self.viewer.layers.events.inserted, self._refresh_images)
         self._listen(self.viewer.layers.events.removed, self._on_layer_removed)
         self._listen(self.viewer.dims.events.current_step, self._on_slice_shown)
+        self._listen(self.viewer.dims.events.order, self._on_view_changed)
+        self._listen(self.viewer.dims.events.ndisplay, self._on_view_changed)
         self._refresh_images()
         state = self._state
         if state is not None and state.points is not None and (
                 len(state.points.data) or (state.boxes is not None and len(state.boxes.data))):
-            self.status.setText(f"Picked up the clicks and boxes on '{state.image.name}' (and their masks): press "
+            masks = (f"and their masks in '{state.labels.name}'" if state.labels is not None else
+                     "no masklets layer of theirs was found: the next run makes one")
+            self.status.setText(f"Picked up the clicks and boxes on '{state.image.name}' ({masks}): press "
                                 "'Segment current frame' or Propagate to go on with them; the objects table fills "
                                 "after that run.")
 
