@@ -1,5 +1,6 @@
-"""Big time-lapses are never copied whole, and only the channel chosen is read: Track all's labels TIFF export and
-batch --auto's labels TIFF are written a plane at a time (the same bytes); the ids' frame spans are counted plane by
+"""Big time-lapses are never copied whole, and only the channel chosen is read: the labels TIFF of Track all's export,
+``track --auto -o`` and batch --auto is written a plane at a time by the one writer, export.save_labels_tiff, from any
+stack indexable by frame (the same bytes as its array); the ids' frame spans are counted plane by
 plane, unsorted; the Tracks layer's refresh (after hand edits, Undo, a run) reads the masklets in place; batch and
 ``track --auto`` measure "auto" sizes on the chosen channel alone.
 
@@ -34,8 +35,8 @@ CAL = Calibration(pixel_size=(0.65, 0.65), length_unit="micrometer", frame_inter
 def test_track_all_labels_export_holds_a_few_planes_and_writes_the_same_file(tmp_path):
     """Track all's labels TIFF export (the panel's worker steps and the console's export) stacked the CTC-consistent
     labels into one uint32 copy (30 + 4 planes traced over 30 frames): now a few planes; the file is the one the
-    copied result gives, byte for byte."""
-    from napari_sam2._track_all_outputs import export_steps, export_written
+    copied result gives, byte for byte. (The panel calls track_export's own functions: one writer.)"""
+    from napari_sam2.track_export import export_tracking_steps
 
     labels = masklets()
     tracking = tracking_of(labels)
@@ -43,14 +44,14 @@ def test_track_all_labels_export_holds_a_few_planes_and_writes_the_same_file(tmp
     plane = labels[0].nbytes
     warm_up("labels", tmp_path / "warm")
     target = Path(export_path("labels", tmp_path / "lazy"))
-    peak = traced_peak(lambda: list(export_steps(closure, "labels", target, calibration=CAL)))
+    peak = traced_peak(lambda: list(export_tracking_steps(closure, "labels", target, calibration=CAL)))
     assert peak < 6 * plane, f"{peak / plane:.1f} planes traced over {FRAMES} frames (a copy of the stack is {FRAMES})"
     assert panel._painted == [5]
     copied = tmp_path / "copied.tif"
     export_tracking(tracking.result({WIDGET_OBJECT}), "labels", copied, calibration=CAL)
     assert files_of(target) == files_of(copied)
     console = tmp_path / "console.tif"
-    peak = traced_peak(lambda: export_written(closure(), "labels", console, calibration=CAL))
+    peak = traced_peak(lambda: export_tracking(closure(), "labels", console, calibration=CAL))
     assert peak < 6 * plane, f"{peak / plane:.1f} planes traced (console export)"
     assert console.read_bytes() == copied.read_bytes()
     np.testing.assert_array_equal(labels, masklets())
@@ -59,44 +60,118 @@ def test_track_all_labels_export_holds_a_few_planes_and_writes_the_same_file(tmp
 @pytest.mark.parametrize("top, axes, calibration", [(7, None, None), (7, "TYX", CAL), (70_000, None, None),
                                                      (70_000, "TYX", CAL), (70_000, "ZYX", None)])
 def test_labels_read_a_frame_at_a_time_are_written_as_the_whole_array_is(tmp_path, top, axes, calibration):
-    """save_labels_planes of a ConsistentLabels (an ImageJ hyperstack of uint16 planes; ids over 65535: a uint32
-    OME-TIFF with its content UUID, or a plain TIFF) is save_labels_tiff's file of the whole array, byte for byte,
-    traced in a few planes (save_labels_tiff copies it whole first: 30 planes and more)."""
+    """save_labels_tiff of a ConsistentLabels (an ImageJ hyperstack of uint16 planes; ids over 65535: a uint32
+    OME-TIFF with its content UUID, or a plain TIFF) is its file of the whole array, byte for byte, traced in a few
+    planes (it copied the stack whole first: 30 planes and more); labels_writer.save_labels_planes, the older name,
+    writes the same file."""
     from napari_sam2.labels_writer import save_labels_planes
 
     labels = masklets()
     labels[labels == 2] = top
     consistent, _ = consistent_labels(labels, Lineage([Track(1, 0, FRAMES - 1), Track(top, 0, FRAMES - 1)]))
     plane = labels[0].nbytes
-    save_labels_planes(consistent, tmp_path / "warm.tif", axes, calibration)  # (tifffile's first-call allocations)
+    save_labels_tiff(consistent, tmp_path / "warm.tif", axes, calibration)  # (tifffile's first-call allocations)
     seen = []
-    peak = traced_peak(lambda: save_labels_planes(consistent, tmp_path / "planes.tif", axes, calibration,
-                                                  lambda done, total: seen.append((done, total))))
+    peak = traced_peak(lambda: save_labels_tiff(consistent, tmp_path / "planes.tif", axes, calibration,
+                                                lambda done, total: seen.append((done, total))))
     assert peak < 6 * plane, f"{peak / plane:.1f} planes traced over {FRAMES} frames"
     assert seen[-1] == (FRAMES, FRAMES) and len(seen) == FRAMES
     save_labels_tiff(np.asarray(consistent), tmp_path / "whole.tif", axes, calibration)
     assert (tmp_path / "planes.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "planes.tif"), np.asarray(consistent))
+    save_labels_planes(consistent, tmp_path / "adapter.tif", axes, calibration)
+    assert (tmp_path / "adapter.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
 
 
-def test_a_failed_plane_write_leaves_the_old_file(tmp_path):
-    """A stack whose frame cannot be read part-way leaves the file that was there, and no temporary file."""
-    from napari_sam2.labels_writer import save_labels_planes
+class Frames:
+    """A stack indexable by frame only (``stack[t]``, t an int), as a ConsistentLabels or a FramesView is; frame
+    ``fail_at`` raises OSError from its ``fail_on``-th read on."""
 
-    labels = masklets()[:6]
+    def __init__(self, array: np.ndarray, fail_at: int = -1, fail_on: int = 1) -> None:
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+        self.fail_at, self.fail_on, self.reads = fail_at, fail_on, 0
 
-    class Failing:
-        shape, dtype = labels.shape, labels.dtype
-
-        def __getitem__(self, t):
-            if t == 4:
+    def __getitem__(self, t):
+        if not isinstance(t, (int, np.integer)):
+            raise TypeError(f"indexed by one frame only, got {t!r}")
+        if t == self.fail_at:
+            self.reads += 1
+            if self.reads >= self.fail_on:
                 raise OSError("disk gone")
-            return labels[t]
+        return self.array[t]
 
-    (tmp_path / "l.tif").write_bytes(b"old")
+
+@pytest.mark.parametrize("dtype, axes, calibration", [(np.uint32, "TZYX", CAL), (np.uint16, "TZYX", None),
+                                                      (np.int32, "ZTYX", CAL)])
+def test_a_stack_of_volumes_read_a_frame_at_a_time_is_written_as_the_whole_array_is(tmp_path, dtype, axes,
+                                                                                    calibration):
+    """(T, Z, Y, X) labels read a frame (a volume) at a time: the file of the whole array, byte for byte (ImageJ
+    TZYX hyperstack; ZTYX: the plain or OME TIFF), in a few frames' memory."""
+    volumes = np.zeros((12, 3, 256, 256), dtype)
+    for t in range(12):
+        volumes[t, t % 3, 20 + t:60 + t, 30:90] = 1 + t % 4
+        volumes[t, :, 150:170, 100 + 5 * t:130 + 5 * t] = 9
+    frame = volumes[0].nbytes
+    save_labels_tiff(Frames(volumes[:2]), tmp_path / "warm.tif", axes, calibration)
+    peak = traced_peak(lambda: save_labels_tiff(Frames(volumes), tmp_path / "frames.tif", axes, calibration))
+    assert peak < 3 * frame, f"{peak / frame:.1f} frames traced over 12"
+    save_labels_tiff(volumes, tmp_path / "whole.tif", axes, calibration)
+    assert (tmp_path / "frames.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
+
+
+@pytest.mark.parametrize("top", [7, 70_000])
+def test_a_failed_plane_write_leaves_the_old_file(tmp_path, top):
+    """A stack whose frame cannot be read part-way through the write (planes already written: uint16 labels need no
+    pass before; ids over 65535 fail on the write's read, after the pass that finds them) leaves the file that was
+    there, and no temporary file."""
+    labels = masklets()[:6]
+    labels[labels == 2] = top
+    for dtype, fail_on in ((np.uint16, 1), (np.uint32, 2)):
+        if np.iinfo(dtype).max < top:
+            continue
+        (tmp_path / "l.tif").write_bytes(b"old")
+        seen = []
+        with pytest.raises(OSError, match="disk gone"):
+            save_labels_tiff(Frames(labels.astype(dtype), fail_at=4, fail_on=fail_on), tmp_path / "l.tif", "TYX",
+                             on_plane=lambda done, total: seen.append(done))
+        assert seen == [1, 2, 3, 4]  # four planes written when frame 4 failed
+        assert [p.name for p in tmp_path.iterdir()] == ["l.tif"] and (tmp_path / "l.tif").read_bytes() == b"old"
+
+
+def test_track_export_and_auto_outputs_write_the_labels_tiff_a_plane_at_a_time(tmp_path):
+    """export_tracking's "labels" and write_auto_outputs' default labels writer (``track --auto -o``; batch's
+    write_labels_tiff calls the same) copied the consistent labels whole (np.asarray: 30 planes and more over 30
+    frames): a few planes now, the same bytes; a frame that fails part-way through the write leaves the old file."""
+    from sam2_model.tracking import TrackingResult
+    from napari_sam2.batch_outputs import write_labels_tiff
+    from napari_sam2.track_export import AutoOutputs, write_auto_outputs
+
+    labels = masklets()
+    lineage = Lineage([Track(1, 0, FRAMES - 1), Track(2, 0, FRAMES - 1), Track(5, 3, 6), Track(9, 0, FRAMES - 1)])
+    plane = labels[0].nbytes
+    warm_up("labels", tmp_path / "warm")
+    consistent, _ = consistent_labels(labels, lineage)
+    save_labels_tiff(np.asarray(consistent), tmp_path / "whole.tif", "ZYX", CAL)
+    peak = traced_peak(lambda: export_tracking(TrackingResult(labels, lineage), "labels", tmp_path / "export.tif",
+                                               calibration=CAL))
+    assert peak < 6 * plane, f"{peak / plane:.1f} planes traced over {FRAMES} frames (export_tracking)"
+    save_labels_tiff(np.asarray(consistent), tmp_path / "whole_tyx.tif", None, CAL)
+    assert (tmp_path / "export.tif").read_bytes() == (tmp_path / "whole_tyx.tif").read_bytes()
+    auto = tmp_path / "auto.tif"
+    peak = traced_peak(lambda: write_auto_outputs(labels, lineage, AutoOutputs(labels=auto), calibration=CAL,
+                                                  labels_axes="ZYX"))
+    assert peak < 6 * plane, f"{peak / plane:.1f} planes traced over {FRAMES} frames (write_auto_outputs)"
+    assert auto.read_bytes() == (tmp_path / "whole.tif").read_bytes()
+    peak = traced_peak(lambda: write_labels_tiff(consistent, tmp_path / "batch.tif", "z", CAL))
+    assert peak < 6 * plane, f"{peak / plane:.1f} planes traced (batch_outputs.write_labels_tiff)"
+    assert (tmp_path / "batch.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
+
+    before = auto.read_bytes()  # frame 7 read once by consistent_labels, then fails as the TIFF is written
     with pytest.raises(OSError, match="disk gone"):
-        save_labels_planes(Failing(), tmp_path / "l.tif", "TYX")
-    assert [p.name for p in tmp_path.iterdir()] == ["l.tif"] and (tmp_path / "l.tif").read_bytes() == b"old"
+        write_auto_outputs(Frames(labels, fail_at=7, fail_on=2), lineage, AutoOutputs(labels=auto),
+                           calibration=CAL, labels_axes="ZYX")
+    assert auto.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("auto")) == ["auto.tif"]
 
 
 # ---------------------------------------------------------------- 2. id spans without sorting a copy of the planes

@@ -3,7 +3,7 @@
 
 Exports (labels TIFF, tracks CSV, CTC folder, GEFF) describe the cells Track all tracked and run in a worker thread
 (:func:`._session_actions.steps_worker`), written whole or not at all; they read the masklets layer in place, a frame
-at a time (no copy of it: the labels TIFF too, :func:`export_written`), the layer held in pan/zoom mode meanwhile
+at a time (no copy of it: the labels TIFF too, :func:`.export.save_labels_tiff`), the layer held in pan/zoom mode meanwhile
 (:class:`TrackExportRun`). Uses the panel's ``widget``, ``viewer``, ``status``, ``progress``, ``worker``,
 ``current()``, ``_set_busy``, ``_fail`` and ``_refuse_if_busy``.
 """
@@ -11,14 +11,10 @@ at a time (no copy of it: the labels TIFF too, :func:`export_written`), the laye
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 import numpy as np
 from napari.utils.notifications import show_info
-
-from sam2_model.tracking import TrackingResult
-from sam2_model.tracking.lineage import consistent_labels
 
 from ._edit_runs import EditRun
 from ._image_state import layer_name, same_layer
@@ -26,8 +22,6 @@ from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
 from ._tracks_layer import tracks_metadata, tracks_placement
 from .track_all import frame_and_plane
-from .export import Calibration, Step
-from .labels_writer import save_labels_planes
 from .track_export import export_path, export_tracking, export_tracking_steps
 
 if TYPE_CHECKING:
@@ -143,7 +137,8 @@ class TrackOutputsMixin:
             if entry is None:
                 raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
             target = export_path(what, path)
-            steps = export_steps(self.export_result(entry), what, target, overwrite, self._calibration(entry))
+            steps = export_tracking_steps(self.export_result(entry), what, target, overwrite,
+                                          self._calibration(entry))
         except Exception as error:
             self._fail(error)
             return None
@@ -191,8 +186,8 @@ class TrackOutputsMixin:
         try:
             if entry is None:
                 raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
-            written = str(export_written(self.export_result(entry)(), what, export_path(what, path), overwrite,
-                                         self._calibration(entry)))
+            written = str(export_tracking(self.export_result(entry)(), what, export_path(what, path), overwrite,
+                                          self._calibration(entry)))
         except Exception as error:
             self._fail(error)
             return None
@@ -207,37 +202,6 @@ class TrackOutputsMixin:
         if self.widget.controller is None or not same_layer(entry.image, self.widget.image_layer):
             return None
         return self.widget.calibration()
-
-
-def export_written(result: TrackingResult, what: str, path: Any, overwrite: bool = False,
-                   calibration: Optional[Calibration] = None) -> Path:
-    """:func:`.track_export.export_tracking` of ``result``, the labels TIFF written a plane at a time from the
-    CTC-consistent labels (:func:`.labels_writer.save_labels_planes`: the same file, no uint32 copy of the stack);
-    returns the path written."""
-    if what != "labels":
-        return export_tracking(result, what, path, overwrite, calibration)
-    labels, _ = consistent_labels(result.labels, result.lineage)  # a plane at a time: no copy of the stack
-    if not any(len(ids) for ids in labels.ids):
-        raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
-    save_labels_planes(labels, Path(path), calibration=calibration)
-    return Path(path)
-
-
-def export_steps(result: Callable[[], TrackingResult], what: str, path: Any, overwrite: bool = False,
-                 calibration: Optional[Calibration] = None) -> Iterator[Step]:
-    """:func:`.track_export.export_tracking_steps` (checked now; ``result()`` read and the file or folder written when
-    the steps are asked for: ("plan", 2, what, None), ("frame", 0, "read", None), ("written", 1, path, None)), the
-    labels TIFF written as :func:`export_written` writes it."""
-    if what != "labels":
-        return export_tracking_steps(result, what, path, overwrite, calibration)
-
-    def steps() -> Iterator[Step]:
-        yield "plan", 2, what, None
-        tracked = result()
-        yield "frame", 0, "read", None
-        yield "written", 1, str(export_written(tracked, what, path, overwrite, calibration)), None
-
-    return steps()
 
 
 def same_placement(layer: Any, data: np.ndarray, scale: Sequence[float], translate: Sequence[float],

@@ -112,10 +112,12 @@ def zarr_transforms(frame_axis: str = "t", calibration: Any = None) -> Tuple[Lis
     return axes, transforms
 
 
-def write_labels_tiff(labels: np.ndarray, path: Path, frame_axis: str = "t", calibration: Any = None) -> None:
+def write_labels_tiff(labels: Any, path: Path, frame_axis: str = "t", calibration: Any = None) -> None:
     """(T, Y, X) labels as a zlib-compressed TIFF (BigTIFF when over 2 GiB): :func:`.export.save_labels_tiff`, its axes
     recorded as TYX, or ZYX for frames through z (``frame_axis`` "z"), as the OME-Zarr labels name them; with the
-    stack's ``calibration`` (an :class:`~.export.Calibration`, or None) its pixel size and frame step."""
+    stack's ``calibration`` (an :class:`~.export.Calibration`, or None) its pixel size and frame step. ``labels``: an
+    array, or a stack read a frame at a time (e.g. a :class:`~sam2_model.tracking.lineage.ConsistentLabels`), written a
+    plane at a time either way (no copy of the stack)."""
     from .export import save_labels_tiff
 
     save_labels_tiff(labels, path, f"{frame_axis.upper()}YX", calibration)

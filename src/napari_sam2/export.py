@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +110,15 @@ class Calibration:
                 "centroid_x_scaled": x0 + row["centroid_x"] * sx, "length_unit": self.length_unit}
 
 
-def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
+def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
                      calibration: Optional[Calibration] = None,
                      on_plane: Optional[Callable[[int, int], None]] = None) -> None:
     """Write labels (T, Y, X) or (Y, X) (or any axes ``axes`` names, e.g. "TZYX") as a zlib-compressed greyscale TIFF.
+
+    labels: a numpy array, or a stack of three or more axes read a frame at a time (anything with ``shape`` whose
+    ``labels[t]`` gives frame t: a :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a
+    :class:`~.track_all.FramesView`, a zarr or dask array; :class:`FrameStack`): the same file, byte for byte, as its
+    whole array gives, with no copy of the stack (other array-likes, e.g. lists, are read with ``np.asarray``).
 
     axes: the labels' axis letters (e.g. "TZYX", "ZYX"), recorded in the file so that readers (Fiji, tifffile, napari)
     give them back; None (or letters that do not fit the labels): "TYX" ("ZYX" where the calibration's frames are a
@@ -129,12 +135,14 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
     reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB).
     A calibration that records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
     The planes are written one at a time (:func:`label_planes`): the memory the write takes beyond ``labels`` is that
-    of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack).
-    Written to a temporary name beside ``path`` and renamed: a failed write leaves the old file (or none)
-    and no temporary file behind.
+    of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack; a
+    stack read a frame at a time, one frame made at a time, read twice or three times: to check its ids fit 16 bits
+    where its dtype is wider, to hash it for the OME UUID, to write it). The labels must not change while written.
+    Written to a temporary name beside ``path`` and renamed: a failed write (a frame that cannot be read included)
+    leaves the old file (or none) and no temporary file behind.
     """
     path = Path(path)
-    labels = np.asarray(labels)
+    labels = labels_stack(labels)
     letters = axes.upper() if isinstance(axes, str) and len(axes) == labels.ndim else \
         _default_axes(labels.ndim, calibration)
     imagej = imagej_labels(labels, letters, calibration)
@@ -157,9 +165,107 @@ def save_labels_tiff(labels: np.ndarray, path: Path, axes: Optional[str] = None,
     _done(labels, on_plane)
 
 
-def label_planes(labels: np.ndarray) -> Iterator[np.ndarray]:
-    """The (Y, X) planes of labels of two or more axes, in the file's (C) order: views, no copies (the labels
-    themselves for (Y, X) labels)."""
+@dataclass(frozen=True)
+class FrameStack:
+    """Labels of three or more axes (T, ..., Y, X) read a frame at a time, as :func:`save_labels_tiff` reads an
+    array: ``shape``, ``ndim``, ``dtype``, ``size``, ``nbytes``, :meth:`planes` (the (Y, X) planes in C order, frame
+    t's made when reached: ``np.asarray(source[t])`` in ``dtype``), :meth:`max` and :meth:`min`. Nothing is copied
+    whole; the stack must not change while it is read. Make one with :func:`labels_stack`.
+
+    source: anything indexable by one frame (``source[t]``, t an int) with a ``shape``: a
+    :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a :class:`~.track_all.FramesView`, a zarr, dask or h5py
+    array. dtype: the source's ``dtype``, else that of its frame 0."""
+
+    source: Any
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, source: Any) -> "FrameStack":
+        """The stack of ``source`` (ValueError for fewer than three axes: a (Y, X) image is not read by frame)."""
+        shape = tuple(int(n) for n in source.shape)
+        if len(shape) < 3:
+            raise ValueError(f"labels read a frame at a time must have three or more axes (T, ..., Y, X), got "
+                             f"shape {shape}")
+        try:
+            dtype = np.dtype(getattr(source, "dtype"))
+        except (AttributeError, TypeError):  # none, or not numpy's (a torch tensor): that of its frame 0
+            dtype = np.asarray(source[0]).dtype
+        return cls(source, shape, dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` (shape ``shape[1:]``, in ``dtype``; ValueError naming the frame where the source gives another
+        shape)."""
+        frame = np.asarray(self.source[int(t)], dtype=self.dtype)
+        if frame.shape != self.shape[1:]:
+            raise ValueError(f"frame {t} of the labels has shape {frame.shape}, not {self.shape[1:]} as the stack's "
+                             f"shape {self.shape} says")
+        return frame
+
+    def planes(self) -> Iterator[np.ndarray]:
+        """The (Y, X) planes in C order (frame 0's first), one frame held at a time."""
+        for t in range(len(self)):
+            frame = self.frame(t)
+            for index in np.ndindex(*frame.shape[:-2]):
+                yield frame[index]
+
+    def max(self) -> int:
+        """The highest value: from a :class:`~sam2_model.tracking.lineage.ConsistentLabels`'s ``ids`` (each frame's
+        sorted ids > 0) without reading a plane, else one pass over the frames."""
+        lineage = sys.modules.get("sam2_model.tracking.lineage")  # (loaded wherever a ConsistentLabels was made)
+        if lineage is not None and isinstance(self.source, lineage.ConsistentLabels):
+            found = [ids for ids in self.source.ids if len(ids)]
+            low = min((int(np.min(ids)) for ids in found), default=0)
+            high = max((int(np.max(ids)) for ids in found), default=0)
+            if 0 <= low and high <= np.iinfo(self.dtype).max:  # (else its planes hold them wrapped: read those)
+                return high
+        return max(int(self.frame(t).max()) for t in range(len(self)))
+
+    def min(self) -> int:
+        """The lowest value: 0 for unsigned labels without reading them (what the writer asks: whether an id is
+        negative), else one pass over the frames."""
+        if self.dtype.kind in "ub":
+            return 0
+        return min(int(self.frame(t).min()) for t in range(len(self)))
+
+
+Labels = Any  # a numpy array or a :class:`FrameStack` (what :func:`labels_stack` gives)
+
+
+def labels_stack(labels: Any) -> Labels:
+    """``labels`` as :func:`save_labels_tiff` reads them: a numpy array as it is; a stack of three or more axes that
+    is not one (it has a ``shape`` and is indexed by frame: :class:`FrameStack`) read a frame at a time, or as a
+    zero-filled array where it holds no pixel; anything else through ``np.asarray`` (a list, a (Y, X) array-like)."""
+    if isinstance(labels, np.ndarray):
+        return labels
+    shape = getattr(labels, "shape", None)
+    if shape is None or not hasattr(labels, "__getitem__") or len(tuple(shape)) < 3:
+        return np.asarray(labels)
+    stack = FrameStack.of(labels)
+    return np.zeros(stack.shape, stack.dtype) if stack.size == 0 else stack
+
+
+def label_planes(labels: Labels) -> Iterator[np.ndarray]:
+    """The (Y, X) planes of labels of two or more axes (an array or a :class:`FrameStack`), in the file's (C) order:
+    views of an array, no copies (the labels themselves for (Y, X) labels)."""
+    if isinstance(labels, FrameStack):
+        yield from labels.planes()
+        return
     for index in np.ndindex(*labels.shape[:-2]):
         yield labels[index]
 
@@ -175,10 +281,11 @@ def labels_ids(labels: np.ndarray) -> AbstractSet[int]:
     return found
 
 
-def _pixels(labels: np.ndarray, dtype: Any, on_plane: Optional[Callable[[int, int], None]]) -> Dict[str, Any]:
+def _pixels(labels: Labels, dtype: Any, on_plane: Optional[Callable[[int, int], None]]) -> Dict[str, Any]:
     """tifffile.imwrite's data arguments for ``labels`` written as ``dtype``: an iterator of its (Y, X) planes with
     ``shape`` and ``dtype`` (tifffile writes each as one page: the same bytes as the whole array gives), or the array
-    itself where it is one plane or less (then a copy of it where the dtype changes)."""
+    itself where it is one plane or less (then a copy of it where the dtype changes; a :class:`FrameStack` has three
+    axes or more and pixels)."""
     if labels.ndim <= 2 or labels.size == 0:
         return {"data": labels.astype(dtype, copy=False)}
     total = int(np.prod(labels.shape[:-2], dtype=np.int64))
@@ -192,7 +299,7 @@ def _pixels(labels: np.ndarray, dtype: Any, on_plane: Optional[Callable[[int, in
     return {"data": planes(), "shape": labels.shape, "dtype": np.dtype(dtype)}
 
 
-def _done(labels: np.ndarray, on_plane: Optional[Callable[[int, int], None]]) -> None:
+def _done(labels: Labels, on_plane: Optional[Callable[[int, int], None]]) -> None:
     """Tell ``on_plane`` that every plane of ``labels`` is written."""
     if on_plane is not None:
         total = int(np.prod(labels.shape[:-2], dtype=np.int64)) if labels.ndim >= 2 else 1
@@ -212,7 +319,7 @@ SECONDS = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond"
            "hour": 3600.0, "day": 86400.0}
 
 
-def imagej_labels(labels: np.ndarray, axes: Optional[str],
+def imagej_labels(labels: Labels, axes: Optional[str],
                   calibration: Optional[Calibration]) -> Optional[Tuple[np.dtype, Dict[str, Any]]]:
     """(dtype, tifffile.imwrite arguments) writing ``labels`` as an ImageJ hyperstack with ``imagej=True``: uint8
     and uint16 labels as they are, other integer labels as uint16 (the dtype returned; nothing is copied here), with
@@ -356,7 +463,7 @@ def layer_other_steps(scale: Sequence[float], units: Optional[Sequence[Any]], la
     return (("T" if frames_through_z else "Z", step, unit),)
 
 
-def _content_uuid(labels: np.ndarray, metadata: Dict[str, Any]) -> str:
+def _content_uuid(labels: Labels, metadata: Dict[str, Any]) -> str:
     """The OME UUID of a labels TIFF from its pixels and metadata (tifffile's default is random: every rerun would
     give a different file); the pixels are hashed a plane at a time (the digest of the whole array's bytes)."""
     digest = hashlib.sha1()

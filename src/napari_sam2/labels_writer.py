@@ -5,9 +5,6 @@ frame either as it was or fully updated (never half-written); the journal keeps 
 content of every frame a run touched, so "Undo" restores the layer exactly, and a checksum of what
 it wrote there, so an undo can first check that nothing else (another tool, a brush) changed those
 frames since (:meth:`RunJournal.edited`, :class:`EditedSince`).
-
-Labels stacks read a frame at a time are written to TIFF plane by plane (:func:`save_labels_planes`: no copy of the
-stack).
 """
 
 from __future__ import annotations
@@ -317,99 +314,11 @@ def _touches(atom: Any, key: Tuple[Any, ...]) -> bool:
     return bool(np.any(hit))
 
 
-@dataclass(frozen=True)
-class FramePlanes:
-    """A (T, H, W) labels stack read a frame at a time (a :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a
-    :class:`~.track_all.FramesView` of the masklets layer, any stack indexable by frame), seen as the TIFF writers of
-    :mod:`.export` read an array: ``shape``, ``ndim``, ``dtype``, ``size``, ``nbytes``, ``stack[(t,)]`` (frame t's
-    (H, W) plane, made when asked for), ``max()`` and ``min()`` (from the stack's ``ids`` per frame where it has them,
-    else one pass over its planes; ``min()`` is 0 for unsigned labels). Nothing is copied whole; the stack must not
-    change while it is written."""
-
-    source: Any
-    shape: Tuple[int, int, int]
-    dtype: np.dtype
-
-    @classmethod
-    def of(cls, source: Any) -> "FramePlanes":
-        shape = tuple(int(n) for n in source.shape)
-        if len(shape) != 3:
-            raise ValueError(f"labels read a frame at a time must be (T, H, W), got shape {shape}")
-        dtype = getattr(source, "dtype", None)
-        dtype = np.dtype(np.asarray(source[0]).dtype if dtype is None else dtype)
-        return cls(source, shape, dtype)  # type: ignore[arg-type]
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        frame = index[0] if isinstance(index, tuple) and len(index) == 1 else index
-        if not isinstance(frame, (int, np.integer)):
-            raise TypeError(f"a stack read a frame at a time is indexed by one frame, got {index!r}")
-        return np.asarray(self.source[int(frame)], dtype=self.dtype)
-
-    def max(self) -> int:
-        ids = getattr(self.source, "ids", None)
-        if ids is not None and len(ids) == self.shape[0]:  # (ConsistentLabels: the sorted ids > 0 of each frame)
-            return max((int(found[-1]) for found in ids if len(found)), default=0)
-        return max(int(self[t].max()) for t in range(len(self)))
-
-    def min(self) -> int:
-        """The lowest value; 0 for unsigned labels without reading them (what the writers ask: whether an id is
-        negative)."""
-        if self.dtype.kind in "ub":
-            return 0
-        return min(int(self[t].min()) for t in range(len(self)))
-
-
 def save_labels_planes(labels: Any, path: Any, axes: Optional[str] = None, calibration: Any = None,
                        on_plane: Optional[Callable[[int, int], None]] = None) -> None:
-    """:func:`.export.save_labels_tiff` of (T, H, W) ``labels`` read a frame at a time (:class:`FramePlanes`: e.g. a
-    :class:`~sam2_model.tracking.lineage.ConsistentLabels`, which ``save_labels_tiff`` would first copy whole with
-    ``np.asarray``): the same file, byte for byte, in the memory of a plane or two whatever the number of frames.
-    ``axes``, ``calibration`` (an :class:`~.export.Calibration`) and ``on_plane(done, total)`` as there; a numpy
-    array, or labels of other than three axes, go to ``save_labels_tiff`` as they are. Written under a temporary name
-    and renamed: a failed write leaves the old file (or none)."""
-    import tifffile
-    from sam2_model.atomic_files import atomic_file
+    """:func:`.export.save_labels_tiff` itself, which writes any stack indexable by frame (a
+    :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a :class:`~.track_all.FramesView`, an array) a plane at a
+    time: kept for callers of this older name (``batch_worker``); new code calls ``save_labels_tiff``."""
+    from .export import save_labels_tiff
 
-    from . import export
-
-    path = Path(path)
-    if isinstance(labels, np.ndarray) or not hasattr(labels, "shape") or len(labels.shape) != 3:
-        export.save_labels_tiff(labels, path, axes, calibration, on_plane)
-        return
-    stack = FramePlanes.of(labels)
-    if stack.size == 0:
-        export.save_labels_tiff(np.zeros(stack.shape, stack.dtype), path, axes, calibration, on_plane)
-        return
-    letters = axes.upper() if isinstance(axes, str) and len(axes) == 3 else export._default_axes(3, calibration)
-    imagej = export.imagej_labels(stack, letters, calibration)  # type: ignore[arg-type]
-    if imagej is not None:
-        dtype, arguments = imagej
-        with atomic_file(path) as temporary:
-            tifffile.imwrite(temporary, **export._pixels(stack, dtype, on_plane), imagej=True,  # type: ignore
-                             compression="zlib", photometric="minisblack", **arguments)
-    else:
-        metadata: Dict[str, Any] = {"axes": letters} if letters else {}
-        calibrated = export.tiff_calibration(calibration, letters)
-        if calibrated:
-            metadata = calibrated.pop("metadata")
-            metadata["UUID"] = export._content_uuid(stack, metadata)  # type: ignore[arg-type]
-        with atomic_file(path) as temporary:
-            tifffile.imwrite(temporary, **export._pixels(stack, stack.dtype, on_plane),  # type: ignore[arg-type]
-                             compression="zlib", photometric="minisblack", bigtiff=stack.nbytes > 2**31,
-                             metadata=metadata, **calibrated)
-    export._done(stack, on_plane)  # type: ignore[arg-type]
+    save_labels_tiff(labels, Path(path), axes, calibration, on_plane)

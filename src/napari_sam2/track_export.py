@@ -37,9 +37,9 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     under a new id whose parent is the piece before, in all four, so files exported from one result name the same
     tracks with the same ids (ids painted by other tools get rows too). ``result.labels`` is read a frame at a time
     (any stack indexable by frame: an array, or the masklets layer read in place,
-    :meth:`.track_all.TrackAll.result` with ``lazy=True``): the CSV, CTC folder and GEFF take memory of a few planes
-    beyond it, whatever the number of frames (the labels TIFF one uint32 copy of the stack, as
-    :func:`.export.save_labels_tiff` takes an array). The labels must not change until this returns.
+    :meth:`.track_all.TrackAll.result` with ``lazy=True``): every kind takes memory of a few planes beyond it,
+    whatever the number of frames (the labels TIFF too: :func:`.export.save_labels_tiff` writes the consistent labels
+    a plane at a time, no copy of the stack). The labels must not change until this returns.
     ``calibration``: the image's pixel size, frame interval and origin, written into the GEFF's axes, the labels TIFF
     (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`) and the tracks CSV. overwrite=True replaces
     an earlier CTC or GEFF result only: a folder holding anything else is refused (ValueError), never emptied.
@@ -49,7 +49,7 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     if not any(len(ids) for ids in labels.ids):
         raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
     if what == "labels":
-        save_labels_tiff(np.asarray(labels), path, calibration=calibration)  # the one export that holds them whole
+        save_labels_tiff(labels, path, calibration=calibration)  # a plane made and written at a time
     elif what == "tracks":
         write_tracks_csv(path, lineage, calibration)
     elif what == "ctc":
@@ -179,7 +179,7 @@ def write_auto_outputs(labels: np.ndarray, lineage: Lineage, outputs: AutoOutput
     are written); lineage: their tracks. ``write_labels(labels, path)`` writes the labels, given as a
     :class:`~sam2_model.tracking.lineage.ConsistentLabels` (``labels[t]``: one uint32 plane; ``np.asarray``: the whole
     stack) (default: a TIFF with ``calibration`` and axis letters ``labels_axes``, e.g. "TYX", "ZYX"; None:
-    the TIFF's default axes); ``write_all`` writes the list of (final path, write) pairs (default: each in turn; the
+    the TIFF's default axes; :func:`.export.save_labels_tiff`, a plane at a time: no copy of the stack); ``write_all`` writes the list of (final path, write) pairs (default: each in turn; the
     command line passes its all-or-nothing writer); ``calibration``: the stack's
     pixel size and frame interval and origin for the GEFF's axes, the tracks CSV's times (:func:`write_tracks_csv`)
     and the default labels TIFF (None: frames and pixels). Returns (labels, lineage) as written: the labels a
