@@ -21,8 +21,11 @@ Steps yielded: ``(kind, frame, n_active, total)`` with kind "plan" (total frames
 pieces of model work inside a frame (``done`` of ``WORK_TOTAL``: how much of that frame's work is done, never going
 down within it), so that progress moves and Cancel acts within a frame (one model call later); a frame is still
 written whole, once done; and ``("note", frame, 0, 0)`` once, when :attr:`TrackAll.advice` gets a line for the user
-(too many candidate cells on that frame: the cell diameter range to set).
-:func:`thin_work` passes on one "work" step per percent of a frame (the panel's worker relays its steps to the GUI
+(too many candidate cells on that frame: the cell diameter range to set). While a run goes on,
+:attr:`TrackAll.work` says its last "work" step in words, with counts and the time left (e.g. "seeding: 362/1086 seeds
+placed, 140 cells found, about 3 min left": :meth:`sam2_model.tracking.tracker.WorkStep.describe`).
+:func:`thin_work` passes on one "work" step per percent of a frame, and one at least every ``WORK_SECONDS`` while
+steps come (a crowded frame's seeding moves less than a percent a minute; the panel's worker relays its steps to the GUI
 thread).
 
 Delete / merge a track and the lineage that follows hand edits live in :mod:`.track_edits` (TrackAll's methods of
@@ -32,6 +35,8 @@ console's ``track_cells`` in :mod:`.console_tracking`.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -55,6 +60,7 @@ from .track_continuation import continuations, joined_lineage, relabel_ids
 Step = Tuple[str, int, int, int]
 WORK_TOTAL = 1000  # a "work" step's total: its done is the share of the frame's work done, in thousandths
 WORK_STEP = WORK_TOTAL // 100  # thin_work passes on one "work" step of a frame per this much of its work (1 %)
+WORK_SECONDS = 1.0  # ... and one at least this often (its counts and time left move on a slow frame)
 IndexOf = Callable[[int], Tuple[Any, ...]]
 
 
@@ -202,6 +208,9 @@ class TrackAll:
         # comes): too many candidate cells on a frame of a run ("frame 0: 1029 candidate cells ..."); else "" (a
         # correction, Delete or Merge track resets it)
         self.advice = ""
+        # the running track's last "work" step in words (WorkStep.describe: its stage, counts, time left); "" between
+        # runs and on a frame's start
+        self.work = ""
         # frame -> ids this tracking's writes removed from that frame and that no journal write has put back since
         self._erased: Dict[int, frozenset] = {}
         self._frame_at = {hashable_index(self.index_of(t)): t for t in range(self.num_frames)}  # plane index -> frame
@@ -428,6 +437,7 @@ class TrackAll:
             yield "plan", int(start_frame), 0, len(order)
             for step in steps:
                 if isinstance(step, WorkStep):  # inside a frame: nothing is written until it is done
+                    self.work = step.describe()
                     yield "work", int(step.frame), int(step.fraction * WORK_TOTAL), WORK_TOTAL
                     advice = getattr(tracker.detector, "advice", "")
                     if advice and not self.advice:  # as soon as the detector has it (before the clicks it warns of)
@@ -440,12 +450,14 @@ class TrackAll:
                     run.continued = continuations(self.plane(before), place(plane), {row.track_id for row in kept})
                 wrote[t] = self._write(run, t, place(plane))
                 self.lineage = lineage()
+                self.work = ""
                 yield "frame", int(t), int(active), len(order)
             if len(planes) == len(order):  # finished: the same end-of-run division steps as track_cells
                 self._finish(run, tracker, planes, frames, place)
                 self.lineage = lineage()
             self.note = tracker.note
         finally:
+            self.work = ""
             steps.close()  # (closed inside a frame, the tracker's lineage is the one of the frames written)
             if wrote and len(wrote) < len(order) and not tracker.reverse:  # stopped part-way
                 self._seam(run, order, held, wrote, offset, lineage())
@@ -671,20 +683,24 @@ def session_limits(controller: Any) -> Optional[Tuple[float, float]]:
     return None if limits is None else (float(limits[0]), float(limits[1]))
 
 
-def thin_work(steps: Iterator[Step], stop: Callable[[], bool]) -> Iterator[Step]:
-    """``steps`` with one "work" step per percent of a frame's work (``WORK_STEP``), the first of each percent: the
+def thin_work(steps: Iterator[Step], stop: Callable[[], bool],
+              clock: Callable[[], float] = time.monotonic) -> Iterator[Step]:
+    """``steps`` with one "work" step per percent of a frame's work (``WORK_STEP``), the first of each percent, and
+    one at least every ``WORK_SECONDS`` (``clock``) so that counts and time left move on a slow frame: the
     tracker reports every blob clicked, mask checked and cell added (40-50 a detection frame of MSC, hundreds on a
     crowded frame), each 1-3 ms of napari's GUI thread once relayed. Every other step passes, and every step once
     ``stop()`` is true (a worker that checks its Cancel between steps then stops at the next piece of work, as without
     thinning). Closing it closes ``steps``."""
     passed: Optional[Tuple[int, int]] = None  # (frame, percent) of the last "work" step passed on
+    passed_at = -math.inf
     try:
         for step in steps:
             if step[0] == "work":
                 percent = (int(step[1]), int(step[2]) // WORK_STEP)
-                if percent == passed and not stop():
+                now = clock()
+                if percent == passed and now - passed_at < WORK_SECONDS and not stop():
                     continue
-                passed = percent
+                passed, passed_at = percent, now
             yield step
     finally:
         close = getattr(steps, "close", None)

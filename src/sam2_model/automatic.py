@@ -196,6 +196,7 @@ class AutomaticMaskGenerator:
         self.use_m2m = bool(use_m2m)
         self.warn_if_empty = bool(warn_if_empty)
         self.predictor = ImagePredictor(model, contrast_limits=contrast_limits)
+        self.kept_so_far = 0  # masks kept so far by the running generate_steps call (for progress)
         self.model = model
 
     # ------------------------------------------------------------------ public
@@ -244,7 +245,7 @@ class AutomaticMaskGenerator:
     @torch.inference_mode()
     def generate_steps(
         self, image: Any, points: Optional[Any] = None, predictor: Optional[ImagePredictor] = None,
-        window: Optional[int] = None,
+        window: Optional[int] = None, cropped: bool = False,
     ) -> Generator[Tuple[int, int], None, MaskRecords]:
         """:meth:`generate`'s records (its return value), found piece by piece: ``(done, total)`` is yielded after
         each model call (a crop's or window's image features, a batch of ``points_per_batch`` clicks), ``total`` the
@@ -252,7 +253,12 @@ class AutomaticMaskGenerator:
         calls; a window of 50 blob points on 2 CPU cores takes ~0.5 s, where the whole call on a frame of 1000 blob
         points took 15 s. Run to its end it gives exactly :meth:`generate`'s records (same calls, same order); it
         does not warn when no mask was kept (:meth:`warn_if_none_kept` does, as :meth:`generate`). Bad arguments
-        raise at the first ``next``."""
+        raise at the first ``next``.
+
+        cropped: each record's ``segmentation`` is its mask cut to the mask's box (h, w) bool, placed in the image by
+        the record's ``segmentation_box`` (rows, cols) slices, instead of an (H, W) mask: the same pixels, without an
+        image-sized array per mask (hundreds of cells on a 2048 x 2048 frame held 4 MiB each). While the calls run,
+        ``self.kept_so_far`` counts the masks kept so far (after each crop's or window's NMS), for progress."""
         unit = self.predictor.unit_rgb(image)  # mapped once for all crops, as ImagePredictor.set_image maps it
         height, width = unit.shape[:2]
         prompts = None if points is None else self._check_points(points, height, width)
@@ -281,6 +287,7 @@ class AutomaticMaskGenerator:
                     "call predictor.set_image(image) first"
                 )
         found = _Found()
+        self.kept_so_far = 0
         work = [(crop, layer, group) for crop, layer, group in zip(crops, layers, groups)
                 if group is None or group.shape[0]]  # (only a given, empty set of points has an empty group)
         batches = [len(self.point_grids[layer]) if group is None else len(group) for _, layer, group in work]
@@ -289,10 +296,15 @@ class AutomaticMaskGenerator:
         for crop, layer, group in work:
             for _ in self._process_crop(unit, crop, layer, group, predictor, found):
                 done += 1
+                self.kept_so_far = sum(len(part["masks"]) for part in found.parts)
                 yield done, total
-        masks, fields = self._merge(found, len(crops), height, width)
-        if self.min_mask_region_area > 0 and len(masks):
+        small_regions = self.min_mask_region_area > 0
+        masks, fields = self._merge(found, len(crops), height, width, cropped=cropped and not small_regions)
+        if small_regions and len(masks):  # (on whole-image masks: holes are measured in the image)
             masks, fields = self._remove_small_regions(masks, fields)
+        if cropped:
+            return MaskRecords(self._cropped_records(masks, fields, in_image=small_regions), (height, width),
+                               found.counts)
         return MaskRecords(self._records(masks, fields), (height, width), found.counts)
 
     def _no_mask_message(self, counts: FilterCounts) -> str:
@@ -409,12 +421,24 @@ class AutomaticMaskGenerator:
         counts.crop_edge += int((~keep).sum())
         return masks[keep], boxes[keep], ious[keep], stability[keep], points[keep]
 
-    def _merge(self, found: _Found, n_crops: int, height: int, width: int) -> Tuple[torch.Tensor, Dict[str, Any]]:
-        """All crops' masks as (N, H, W) bool plus their fields, after the NMS across crops."""
+    def _merge(self, found: _Found, n_crops: int, height: int, width: int,
+               cropped: bool = False) -> Tuple[Any, Dict[str, Any]]:
+        """All crops' masks as (N, H, W) bool plus their fields, after the NMS across crops. ``cropped``: the masks
+        as a list of (h, w) bool masks of their crops instead (the crop's box is the field ``crop``), not placed in
+        an image-sized array."""
         if not found.parts:
-            return torch.zeros((0, height, width), dtype=torch.bool), {}
+            return (torch.zeros((0, height, width), dtype=torch.bool) if not cropped else []), {}
         fields = {key: torch.cat([p[key] for p in found.parts]) for key in ("boxes", "ious", "stability", "points",
                                                                              "crop")}
+        if cropped:
+            parts = [mask for p in found.parts for mask in p["masks"]]
+            if n_crops > 1 and parts:
+                scores = 1.0 / amg_ops.box_area(fields["crop"]).to(torch.float32)
+                keep = amg_ops.batched_nms(fields["boxes"].float(), scores, torch.zeros(len(parts), dtype=torch.int64),
+                                           self.crop_nms_thresh)
+                parts = [parts[int(k)] for k in keep]
+                fields = {key: value[keep] for key, value in fields.items()}
+            return parts, fields
         masks = [amg_ops.uncrop_masks(p["masks"], p["crop_box"], height, width) for p in found.parts]
         masks = torch.cat(masks) if masks else torch.zeros((0, height, width), dtype=torch.bool)
         if n_crops > 1 and len(masks):
@@ -442,6 +466,22 @@ class AutomaticMaskGenerator:
         fields["boxes"] = boxes[keep]
         return new_masks[keep], fields
 
+    @classmethod
+    def _cropped_records(cls, masks: Any, fields: Dict[str, Any], in_image: bool) -> List[Dict[str, Any]]:
+        """:meth:`_records` of masks given as a list of (h, w) masks of their crops (the field ``crop``; ``in_image``
+        False) or as (N, H, W) image masks (``in_image``): each ``segmentation`` cut to its mask's box,
+        ``segmentation_box`` its (rows, cols) slices of the image."""
+        records = []
+        for index in range(len(masks)):
+            mask = masks[index].numpy()
+            origin = (0, 0) if in_image else tuple(int(v) for v in fields["crop"][index].tolist()[:2])
+            cut, box = _cut_to_box(mask, fields["boxes"][index].tolist(), origin)
+            record = cls._records(torch.from_numpy(cut[None]), {key: value[index:index + 1]
+                                                                 for key, value in fields.items()})[0]
+            record["segmentation_box"] = box
+            records.append(record)
+        return records
+
     @staticmethod
     def _records(masks: torch.Tensor, fields: Dict[str, Any]) -> List[Dict[str, Any]]:
         records = []
@@ -459,6 +499,16 @@ class AutomaticMaskGenerator:
                 "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
             })
         return records
+
+
+def _cut_to_box(mask: np.ndarray, box: Sequence[int], origin: Tuple[int, int]) -> Tuple[np.ndarray, Tuple[slice, slice]]:
+    """``mask`` (h, w) of a crop whose top-left pixel is ``origin`` (x, y) of the image, cut to ``box`` (XYXY image
+    pixels, inclusive maxima: :func:`~sam2_model.amg_ops.masks_to_boxes` moved into the image) -> (the cut mask,
+    its (rows, cols) slices of the image)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    ox, oy = origin
+    return (np.ascontiguousarray(mask[y0 - oy:y1 - oy + 1, x0 - ox:x1 - ox + 1]),
+            (slice(y0, y1 + 1), slice(x0, x1 + 1)))
 
 
 def records_to_labels(records: Sequence[Dict[str, Any]], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:

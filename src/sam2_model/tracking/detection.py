@@ -24,11 +24,12 @@ from ..click_points import click_point
 from ..frames import UINT8_LIMITS, check_invert, inverted, percentile_limits
 from ..modeling.sam2 import SAM2Model
 from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
+from .divisions import Crop
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
 Detector = Callable[[np.ndarray], List[np.ndarray]]
 # (stage, done, total): how far one detection is, yielded by CellDetector.steps between pieces of model work. stage:
-# "seeding" (seeds placed: the grid and blob points whose masks are made, of the frame's seeds), "clicking" (blob points
+# "finding" (the filter passes over the frame that find its blob points: seeding.blob_points_steps), "seeding" (seeds placed: the grid and blob points whose masks are made, of the frame's seeds), "clicking" (blob points
 # clicked again: crowded cells) or "contrast" (masks checked against their surroundings); done of total units of that
 # stage (one unit per stage: a count that only goes up within a frame)
 DetectionWork = Tuple[str, int, int]
@@ -124,6 +125,70 @@ def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: floa
     return out
 
 
+def clean_crops(records: Sequence[Dict[str, Any]], shape: Tuple[int, int], min_area: int, max_area: float,
+                min_kept: float = 0.5) -> List[Crop]:
+    """:func:`clean_masks` of records whose ``segmentation`` is cut to ``segmentation_box`` (rows, cols) slices of an
+    image of ``shape`` (H, W) (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps` with
+    ``cropped=True``; a record without that key holds a whole (H, W) mask): the same masks, each as a
+    :class:`~.divisions.Crop` of its record's box (one (H, W) array of the pixels taken, not one per mask)."""
+    def score(r: Dict[str, Any]) -> float:
+        return float(r.get("predicted_iou", 1.0)) * float(r.get("stability_score", 1.0))
+
+    shape = (int(shape[0]), int(shape[1]))
+    taken = np.zeros(shape, dtype=bool)
+    out: List[Crop] = []
+    for record in sorted(records, key=score, reverse=True):
+        mask = np.asarray(record["segmentation"], dtype=bool)
+        box = record.get("segmentation_box", (slice(0, shape[0]), slice(0, shape[1])))
+        area = int(np.count_nonzero(mask))
+        if not min_area <= area <= max_area:
+            continue
+        free = mask & ~taken[box]
+        if np.count_nonzero(free) < max(min_kept * area, min_area):
+            continue
+        taken[box] |= free
+        out.append(Crop(free, box, shape))
+    return out
+
+
+def tight(crop: Crop) -> Crop:
+    """``crop`` cut to the box of its pixels (an empty crop stays as it is)."""
+    found = ndimage.find_objects(crop.mask.view(np.uint8))
+    if not found or found[0] is None:
+        return crop
+    return Crop(crop.mask[found[0]], crop.inner(found[0]), crop.shape)
+
+
+def crop_of(mask: np.ndarray) -> Crop:
+    """A frame's mask (H, W) bool as a :class:`~.divisions.Crop` of its pixels' box (of the frame when empty)."""
+    return tight(Crop.whole(np.asarray(mask, dtype=bool)))
+
+
+def crop_contrast(frame: np.ndarray, crop: Crop) -> float:
+    """:func:`mask_contrast` of the frame's mask that ``crop`` (a :class:`~.divisions.Crop`) holds: the same value,
+    reading only the mask's box grown by the ring (not the whole frame)."""
+    crop = tight(crop)
+    area = int(np.count_nonzero(crop.mask))
+    if area == 0:
+        raise ValueError("mask_contrast needs a mask with at least one pixel")
+    width = max(3, int(round(0.25 * math.sqrt(area / math.pi))))
+    (rows, cols), (height, frame_width) = crop.box, crop.shape
+    y0, y1 = max(0, rows.start - width), min(height, rows.stop - 1 + width + 1)
+    x0, x1 = max(0, cols.start - width), min(frame_width, cols.stop - 1 + width + 1)
+    inside = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    inside[rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0] = crop.mask
+    image = np.asarray(frame)[y0:y1, x0:x1].astype(np.float64)
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    ring = (ndimage.distance_transform_edt(~inside) <= width) & ~inside
+    if not ring.any():  # the mask fills the frame: nothing to compare with
+        return float("inf")
+    ring_std = float(image[ring].std()) + 1e-9
+    inside_std = float(image[inside].std()) + 1e-9
+    step = abs(float(image[inside].mean()) - float(image[ring].mean())) / ring_std
+    return max(step, abs(math.log(inside_std / ring_std)))
+
+
 def mask_contrast(frame: np.ndarray, mask: np.ndarray) -> float:
     """How far a mask stands out from a ring of pixels around it, in units of the ring's spread.
 
@@ -131,28 +196,12 @@ def mask_contrast(frame: np.ndarray, mask: np.ndarray) -> float:
     quarter of the mask's equivalent radius (at least 3 px). Returns the larger of |mean inside - mean of
     the ring| / std of the ring (bright or dark cells) and |log(std inside / std of the ring)| (cells told
     apart by texture or relief, as in DIC). A patch of background scores near 0; the cells of the real
-    MSC time-lapse mostly score 0.6-4.
+    MSC time-lapse mostly score 0.6-4. (:func:`crop_contrast` computes it.)
     """
-    image = np.asarray(frame, dtype=np.float64)
-    if image.ndim == 3:
-        image = image.mean(axis=-1)
     mask = np.asarray(mask, dtype=bool)
-    area = int(np.count_nonzero(mask))
-    if area == 0:
+    if not mask.any():
         raise ValueError("mask_contrast needs a mask with at least one pixel")
-    width = max(3, int(round(0.25 * math.sqrt(area / math.pi))))
-    rows, cols = np.nonzero(mask)
-    y0, y1 = max(0, rows.min() - width), min(mask.shape[0], rows.max() + width + 1)
-    x0, x1 = max(0, cols.min() - width), min(mask.shape[1], cols.max() + width + 1)
-    inside = mask[y0:y1, x0:x1]
-    crop = image[y0:y1, x0:x1]
-    ring = (ndimage.distance_transform_edt(~inside) <= width) & ~inside
-    if not ring.any():  # the mask fills the frame: nothing to compare with
-        return float("inf")
-    ring_std = float(crop[ring].std()) + 1e-9
-    inside_std = float(crop[inside].std()) + 1e-9
-    step = abs(float(crop[inside].mean()) - float(crop[ring].mean())) / ring_std
-    return max(step, abs(math.log(inside_std / ring_std)))
+    return crop_contrast(frame, crop_of(mask))
 
 
 def check_min_contrast(min_contrast: Any) -> float:
@@ -265,6 +314,7 @@ class CellDetector:
         self.advice_with_options = ""  # the same naming the options that set the range (the warning's words)
         self.warn_advice = True  # False: the advice is only kept (a caller that reads it, e.g. track_cells' on_advice)
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
+        self.found = 0  # cells found so far on the frame being detected (for progress; see crop_steps)
 
     def window_side(self, frame_shape: Sequence[int]) -> Optional[int]:
         """The side (frame px) of the windows blob clicks are decoded in on frames of ``frame_shape``, or None
@@ -275,6 +325,11 @@ class CellDetector:
         return drain(self.steps(frame))
 
     def steps(self, frame: np.ndarray) -> Generator[DetectionWork, None, List[np.ndarray]]:
+        """:meth:`crop_steps` with each cell's mask placed in the frame: (H, W) bool masks (the same pixels)."""
+        crops = yield from self.crop_steps(frame)
+        return [crop.full(crop.mask) for crop in crops]
+
+    def crop_steps(self, frame: np.ndarray) -> Generator[DetectionWork, None, List[Crop]]:
         """The cell masks of ``frame`` (H, W[, C]) as :meth:`__call__` finds them (its return value), found piece by
         piece: a :data:`DetectionWork` (stage, done, total) is yielded after each model call of the seeding (an image's
         or window's features, a batch of clicks: :meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`)
@@ -284,8 +339,13 @@ class CellDetector:
         a caller can show progress and stop (close the generator) within a frame, one model call later whatever the
         number of blob points. The masks are the same as without stopping. Stopped part-way, it returns nothing;
         ``points``, ``advice`` and the re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning
-        given) as soon as the blob points are found, when they are too many for the frame (:func:`crowded_frame`)."""
+        given) as soon as the blob points are found, when they are too many for the frame (:func:`crowded_frame`).
+
+        Each mask is returned as a :class:`~.divisions.Crop` of its box (mask (h, w) bool, its box and the frame's
+        shape): no (H, W) array per cell (600 nuclei of a 2048 x 2048 frame held 2.4 GiB of them). ``found`` counts the
+        cells found so far while it runs (the masks the seeding kept, then those cleaned, re-clicked and checked)."""
         records: List[Dict[str, Any]] = []
+        self.found = 0
         if self.invert:
             frame = self.reflected(frame)
         self.points = np.zeros((0, 2))
@@ -295,7 +355,11 @@ class CellDetector:
         # the blob points are found first (no model call), so that the seeding is one count from its start: of the
         # frame's seeds (grid points, then blob points) whose masks are made
         if self.seeding in ("blobs", "grid+blobs"):
-            self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
+            finding = getattr(self.blob_points, "steps", None)  # blob finding piece by piece (seeding.blob_points)
+            if callable(finding):
+                self.points = yield from _finding_work(finding(frame, cell_diameter=self.cell_diameter))
+            else:
+                self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
             if crowded_frame(len(self.points), self.cell_diameter, np.shape(frame)[:2]):
                 self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
                 self.advice_with_options = many_seeds_advice(len(self.points), self.cell_diameter,
@@ -306,25 +370,31 @@ class CellDetector:
         seeds = grid_seeds + len(self.points)
         yield "seeding", 0, seeds  # the seeds are known (and the advice given): none placed yet
         if grid_seeds:
-            grid = yield from _seeding_work(self.generator, 0, grid_seeds, seeds, frame)
+            grid = yield from _seeding_work(self.generator, 0, grid_seeds, seeds, frame, cropped=True)
             records += [r for r in grid if self.grid_iou_thresh is None or r["predicted_iou"] > self.grid_iou_thresh]
+            self.found = len(records)
         if len(self.points):  # last, so the predictor keeps this frame's features
             records += yield from _seeding_work(self.generator, grid_seeds, len(self.points), seeds, frame,
-                                                points=self.points, window=side)
+                                                points=self.points, window=side, cropped=True, found=self)
         if self.seeding in ("blobs", "grid+blobs") and side is not None:
             self._clicker = WindowedPredictor(self.generator.model, side,
                                               contrast_limits=self.generator.predictor.contrast_limits)
             self._clicker.set_image(frame)
-        masks = clean_masks(records, self.min_area, self.max_area)
+        masks = clean_crops(records, np.shape(frame)[:2], self.min_area, self.max_area)
+        del records
+        self.found = len(masks)
         if len(self.points):
             masks += yield from self.crowded_cells(masks)
+            self.found = len(masks)
         if self.min_contrast > 0:
             kept = []
             for done, mask in enumerate(masks, start=1):
-                if mask_contrast(frame, mask) >= self.min_contrast:
+                if crop_contrast(frame, mask) >= self.min_contrast:
                     kept.append(mask)
+                self.found = len(kept) + len(masks) - done  # (those kept, and those not checked yet)
                 yield "contrast", done, len(masks)
             masks = kept
+        self.found = len(masks)
         return masks
 
     def reflected(self, frame: np.ndarray) -> np.ndarray:
@@ -338,31 +408,36 @@ class CellDetector:
         flipped = inverted(frame, limits)
         return flipped if flipped.dtype == np.uint8 else np.clip(flipped, limits[0], limits[1], out=flipped)
 
-    def crowded_cells(self, masks: List[np.ndarray]) -> Generator[DetectionWork, None, List[np.ndarray]]:
+    def crowded_cells(self, masks: Sequence[Union[np.ndarray, Crop]]) -> Generator[DetectionWork, None, List[Crop]]:
         """Cells whose blob point no kept mask covers because one click on them gave a mask mostly over a
         neighbour (the neighbour's own mask claimed those pixels first; e.g. a cell entering beside another).
         Each is clicked again with a negative point inside every kept mask its first mask overlapped (at least
         half of that mask); the result, less the pixels already taken, is kept if its predicted IoU is at least
         ``RECLICK_MIN_SCORE``, its area fits and it lies mostly where the first mask went beyond the neighbours.
-        masks: the (H, W) bool masks kept so far (of the last frame detected). A generator (part of :meth:`steps`):
-        ("clicking", points done, points) is yielded before each blob point it clicks and between its two clicks (one
-        or two model calls each); it returns the new masks (:func:`drain` runs it in one call)."""
+        masks: the masks kept so far (of the last frame detected), :class:`~.divisions.Crop` s (or (H, W) bool masks).
+        A generator (part of :meth:`crop_steps`): ("clicking", points done, points) is yielded before each blob point it
+        clicks and between its two clicks (one or two model calls each); it returns the new masks as Crops of their
+        boxes (:func:`drain` runs it in one call)."""
         if not masks:
             return []
+        masks = [m if isinstance(m, Crop) else crop_of(m) for m in masks]
         predictor = self._clicker
-        taken = np.logical_or.reduce(masks)
+        taken = np.zeros(masks[0].shape, dtype=bool)
+        for m in masks:
+            taken[m.box] |= m.mask
         xy = np.round(self.points).astype(int)
-        found: List[np.ndarray] = []
+        found: List[Crop] = []
         for done, (point, (x, y)) in enumerate(zip(self.points, xy)):
             if taken[y, x]:
                 continue
             yield "clicking", done, len(self.points)
             first, _, _ = predictor.predict(points=point[None], labels=[1], multimask=False)
-            neighbours = [m for m in masks if np.count_nonzero(m & first[0]) * 2 >= np.count_nonzero(m)]
+            neighbours = [m for m in masks
+                          if np.count_nonzero(m.mask & first[0][m.box]) * 2 >= np.count_nonzero(m.mask)]
             if not neighbours:  # not crowded: its mask was dropped for its own reasons
                 continue
             yield "clicking", done, len(self.points)  # (between its two model calls: a stop waits for one only)
-            negatives = [click_point(m) for m in neighbours]  # each neighbour's most interior pixel
+            negatives = [_crop_click_point(m) for m in neighbours]  # each neighbour's most interior pixel
             again, scores, _ = predictor.predict(points=np.vstack([point[None], negatives]),
                                                  labels=[1] + [0] * len(negatives), multimask=False)
             free = again[0] & ~taken
@@ -370,7 +445,7 @@ class CellDetector:
             beside = np.count_nonzero(free & first[0])  # where the first mask went beyond the neighbours
             if float(scores[0]) < RECLICK_MIN_SCORE or not self.min_area <= area <= self.max_area or beside * 2 < area:
                 continue
-            found.append(free)
+            found.append(crop_of(free))
             taken |= free
         return found
 
@@ -400,6 +475,13 @@ class CellDetector:
         a, b = pieces
         a &= ~b  # disjoint daughters
         return a, b
+
+
+def _crop_click_point(crop: Crop) -> Tuple[float, float]:
+    """:func:`~sam2_model.click_points.click_point` of the frame's mask that ``crop`` holds, in frame pixels (x, y)
+    (it measures in the mask's box grown by 1 px, which the crop's own pixels give)."""
+    x, y = click_point(crop.mask)
+    return x + crop.box[1].start, y + crop.box[0].start
 
 
 def crowded_frame(count: int, cell_diameter: Sequence[float], frame_shape: Sequence[int]) -> bool:
@@ -448,15 +530,31 @@ def grid_seed_count(generator: Any) -> int:
     return sum(len(grid) * 4 ** layer for layer, grid in enumerate(generator.point_grids))
 
 
-def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: Any,
+def _finding_work(steps: Generator[Tuple[int, int], None, Any]) -> Generator[DetectionWork, None, Any]:
+    """Blob finding's ``(done, total)`` filter passes (:func:`~sam2_model.seeding.blob_points_steps`) as "finding" work
+    of :meth:`CellDetector.crop_steps`; returns the points (closed, they are closed)."""
+    try:
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield "finding", done, total
+    finally:
+        steps.close()
+
+
+def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: Any, found: Any = None,
                   **kwargs: Any) -> Generator[DetectionWork, None, Any]:
     """``generator.generate_steps(*args, **kwargs)`` (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps`:
     (done, total) model calls) as "seeding" work of :meth:`CellDetector.steps`, counted in seeds: its ``seeds`` points
     (the grid's or the blobs') are the seeds ``before`` .. ``before + seeds`` of the frame's ``total``, placed in
     proportion to the model calls done (a window's features, a batch of clicks); so the count goes up from ``before``
     to ``before + seeds`` and never down. Returns their records, as ``generate`` would (its warning when none was kept
-    included); closed, they are closed."""
+    included); closed, they are closed. ``found``: an object whose ``found`` is set to its count before these seeds
+    plus the masks the generator kept so far (its ``kept_so_far``) after each call (progress)."""
     steps = generator.generate_steps(*args, **kwargs)
+    found_before = 0 if found is None else int(found.found)
     try:
         while True:
             try:
@@ -464,6 +562,8 @@ def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: An
             except StopIteration as stop:
                 generator.warn_if_none_kept(stop.value, stacklevel=4)  # (off unless the caller asked for it)
                 return stop.value
+            if found is not None:
+                found.found = found_before + int(getattr(generator, "kept_so_far", 0))
             yield "seeding", before + seeds * done // max(calls, 1), total
     finally:
         steps.close()

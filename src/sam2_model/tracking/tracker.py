@@ -53,8 +53,10 @@ Parameters (defaults and why):
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
@@ -69,23 +71,23 @@ from ..video_session import VideoSession
 from ..windowed_session import WindowedSession
 from . import divisions as div
 from .detection import (Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
-                        check_window, default_min_area, drain, make_detector)
+                        check_window, crop_of, default_min_area, drain, make_detector)
 from .lineage import Lineage
-from .matching import match_detections
+from .matching import DetectionMatch, hungarian
 
 log = logging.getLogger(__name__)
 FrameStep = Tuple[int, np.ndarray, int]
 Progress = Callable[[int, int], None]
 # the stages of one frame's work in the order they run, each with the share of the frame it ends at (a rough
 # measure of their cost on the MSC time-lapse: detection's re-clicks of crowded cells take most of a detection frame)
-STAGE_ENDS = {"propagating": 0.1, "seeding": 0.3, "clicking": 0.75, "contrast": 0.8, "splitting": 0.9, "adding": 1.0}
+STAGE_ENDS = {"propagating": 0.1, "finding": 0.15, "seeding": 0.3, "clicking": 0.75, "contrast": 0.8, "splitting": 0.9, "adding": 1.0}
 
 
 @dataclass(frozen=True)
 class WorkStep:
     """Work done inside frame ``frame`` (``CellTracker.run(work=True)`` yields one between pieces of model work, so a
     caller can show progress and stop within a frame): ``done`` of ``total`` units of ``stage`` (``STAGE_ENDS``:
-    "propagating" every tracked cell, "seeding" (the detector's grid / blob points and their masks), "clicking" (blob
+    "propagating" every tracked cell, "finding" (the detector's filter passes that find blob points), "seeding" (the detector's grid / blob points and their masks), "clicking" (blob
     points clicked again), "contrast" (detections checked), "splitting" (masklets clicked apart), "adding" (new
     cells prompted))."""
 
@@ -93,6 +95,24 @@ class WorkStep:
     stage: str
     done: int
     total: int
+    found: Optional[int] = None  # cells found so far on the frame by its detection (seeding .. contrast), or None
+    eta_s: Optional[float] = None  # seconds the stage still needs at its pace so far on this frame, or None (unknown)
+
+    def describe(self) -> str:
+        """The step in words for a status line, with counts and the time left, e.g. "seeding: 362/1086 seeds placed,
+        140 cells found, about 3 min left"."""
+        words = {"propagating": "propagating the cells",
+                 "finding": f"finding candidate cells: {self.done}/{self.total} filter passes", "seeding": f"seeding: {self.done}/{self.total} seeds placed",
+                 "clicking": f"re-clicking crowded cells: {self.done}/{self.total} seeds",
+                 "contrast": f"checking cells against their surroundings: {self.done}/{self.total}",
+                 "splitting": f"looking for divisions: {self.done}/{self.total} cells",
+                 "adding": f"adding cells: {self.done}/{self.total}"}.get(self.stage, f"{self.stage}: {self.done}/"
+                                                                         f"{self.total}")
+        if self.found is not None and self.stage in ("seeding", "clicking", "contrast"):
+            words += f", {self.found} cell{'s' * (self.found != 1)} found"
+        if self.eta_s is not None:
+            words += f", about {_duration(self.eta_s)} left"
+        return words
 
     @property
     def fraction(self) -> float:
@@ -105,6 +125,38 @@ class WorkStep:
 
 
 FrameWork = Generator[WorkStep, None, np.ndarray]  # a frame's work: WorkSteps, then its labels (H, W) uint32
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in words, rounded: "40 s", "3 min", "1 h 5 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{max(1, int(round(seconds)))} s"
+    minutes = int(round(seconds / 60))
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def timed(work: Generator[WorkStep, None, Any], clock: Callable[[], float] = time.monotonic
+          ) -> Generator[WorkStep, None, Any]:
+    """``work``'s steps with ``eta_s`` set: the time the stage still needs at the pace of its steps so far (time since
+    the stage's first step / units done since then x units left; None before a unit is done). Returns what ``work``
+    returns; closed, it closes ``work``."""
+    stage, start, first = None, 0.0, 0
+    try:
+        while True:
+            try:
+                step = next(work)
+            except StopIteration as stop:
+                return stop.value
+            now = clock()
+            if step.stage != stage or step.done < first:
+                stage, start, first = step.stage, now, step.done
+            eta = None
+            if step.done > first and step.total > 0:
+                eta = (now - start) / (step.done - first) * max(step.total - step.done, 0)
+            yield dataclasses.replace(step, eta_s=eta)
+    finally:
+        work.close()
 
 
 @dataclass(repr=False)
@@ -246,6 +298,7 @@ class CellTracker:
             for step, t in enumerate(order):
                 frame_work = self._seed(t) if step == 0 else self._track(t, step, final=t == last_frame)
                 if work:
+                    frame_work = timed(frame_work)
                     before = Lineage(self.lineage.rows())
                     try:
                         labels = yield from frame_work
@@ -268,24 +321,36 @@ class CellTracker:
         self._next_id += 1
         return track_id
 
-    def _start(self, t: int, mask: np.ndarray, labels: np.ndarray, parent: int = 0) -> int:
+    def _start(self, t: int, mask: div.MaskLike, labels: np.ndarray, parent: int = 0) -> int:
+        """A new track from ``mask`` on frame ``t``: a frame's mask (H, W) bool or a :class:`~.divisions.Crop` of one
+        (its (H, W) mask is made only for the session's prompt, one cell at a time); its pixels free in ``labels``
+        take its id."""
+        crop = mask if isinstance(mask, div.Crop) else div.Crop.whole(mask)
         track_id = self._new_id()
-        self.session.add_prompt(t, track_id, mask=mask, return_logits=False)  # not every object's logits per cell
+        whole = crop.full(crop.mask) if isinstance(mask, div.Crop) else mask
+        self.session.add_prompt(t, track_id, mask=whole, return_logits=False)  # not every object's logits per cell
+        del whole
         self.lineage.add(track_id, t, parent)
         self._states[track_id] = _TrackState()
-        self._observe(track_id, t, div.Crop.whole(mask))
-        labels[mask & (labels == 0)] = track_id
+        self._observe(track_id, t, crop)
+        part = labels[crop.box]
+        part[crop.mask & (part == 0)] = track_id
         return track_id
 
-    def _detect(self, t: int) -> Generator[WorkStep, None, List[np.ndarray]]:
-        """The detector's cell masks on frame ``t``: found piece by piece by a detector with a ``steps(frame)``
-        generator (a :class:`~.detection.CellDetector`: its pieces reported as WorkSteps), by another (a plain
-        function) in one call."""
+    def _detect(self, t: int) -> Generator[WorkStep, None, List[div.Crop]]:
+        """The detector's cell masks on frame ``t``, each a :class:`~.divisions.Crop` of its box: found piece by piece
+        by a detector with a ``crop_steps(frame)`` or ``steps(frame)`` generator (a
+        :class:`~.detection.CellDetector`: its pieces reported as WorkSteps, with the cells it has found so far), by
+        another (a plain function) in one call."""
         frame = self.session.frames.filtered(t)
-        steps = getattr(self.detector, "steps", None)
+        steps = getattr(self.detector, "crop_steps", None)
+        if not callable(steps):
+            steps = getattr(self.detector, "steps", None)
         if not callable(steps):  # a plain function, or a detector with a "steps" setting: called whole
-            return self.detector(frame)
-        return (yield from _as_work(t, steps(frame)))
+            masks = self.detector(frame)
+        else:
+            masks = yield from _as_work(t, steps(frame), self.detector)
+        return [m if isinstance(m, div.Crop) else crop_of(m) for m in masks]
 
     def _seed(self, t: int) -> FrameWork:
         """The start frame's cells; none found is no error (a z-stack that starts above the sample, cells that come
@@ -294,7 +359,7 @@ class CellTracker:
         detections = yield from self._detect(t)
         for done, mask in enumerate(detections, start=1):
             self._start(t, mask, labels)
-            yield WorkStep(t, "adding", done, len(detections))
+            yield WorkStep(t, "adding", done, len(detections), found=len(detections))
         return labels
 
     def _track(self, t: int, step: int, final: bool = False) -> FrameWork:
@@ -430,7 +495,7 @@ class CellTracker:
         detections = yield from self._detect(t)
         if not detections:
             return
-        match = match_detections(detections, labels, self.max_coverage, self.max_iou)
+        match = match_crops(detections, labels, self.max_coverage, self.max_iou)
         new = list(match.new)
         log.debug("frame %d: %d detections, %d matched, new %s, inside %s, best IoU %s", t, len(detections),
                   len(match.matched), new, match.inside, np.round(match.best_iou, 2).tolist())
@@ -440,22 +505,25 @@ class CellTracker:
                 if state is None or self.lineage[track_id].begin == t:
                     continue
                 area = int(np.count_nonzero(labels == track_id))
-                pair = div.two_inside(area, [detections[i] for i in inside], max(state.areas))
+                pair = div.two_inside(area, [detections[i].mask for i in inside], max(state.areas))
                 log.debug("frame %d: track %d holds detections %s (areas %s, track %d, recent max %d) -> %s", t,
-                          track_id, inside, [int(detections[i].sum()) for i in inside], area, max(state.areas), pair)
+                          track_id, inside, [int(detections[i].mask.sum()) for i in inside], area, max(state.areas),
+                          pair)
                 if pair is not None:
-                    self._divide(t, track_id, [detections[inside[k]] for k in pair], labels, "two detections")
+                    self._divide(t, track_id, [detections[inside[k]].full(detections[inside[k]].mask) for k in pair],
+                                 labels, "two detections")
             yield from self._split_by_clicks(t, labels)
             for n in list(new):
                 mother = self._halved_neighbour(t, detections[n], labels)
-                if mother is not None and self._divide(t, mother, [labels == mother, detections[n]], labels,
-                                                       "halved neighbour"):
+                if mother is not None and self._divide(t, mother, [labels == mother, detections[n].full(
+                        detections[n].mask)], labels, "halved neighbour"):
                     new.remove(n)
         for done, n in enumerate(new, start=1):
-            mask = detections[n] & (labels == 0)
+            crop = detections[n]
+            mask = crop.mask & (labels[crop.box] == 0)
             if np.count_nonzero(mask) >= self.min_area:
-                self._start(t, mask, labels)
-                yield WorkStep(t, "adding", done, len(new))
+                self._start(t, div.Crop(mask, crop.box, crop.shape), labels)
+                yield WorkStep(t, "adding", done, len(new), found=len(detections))
 
     def _split_by_clicks(self, t: int, labels: np.ndarray) -> Generator[WorkStep, None, None]:
         """Divide masklets that hold two nuclei which SAM 2 separates when clicked one against the other
@@ -489,15 +557,22 @@ class CellTracker:
                     div.TOTAL_RANGE[0] <= sum(sizes) / reference <= div.TOTAL_RANGE[1]:
                 self._divide(t, track_id, pieces, labels, "clicked apart")
 
-    def _halved_neighbour(self, t: int, detection: np.ndarray, labels: np.ndarray) -> Optional[int]:
-        """A track touching ``detection`` whose area is 0.3-0.7x of its recent maximum and about the
-        detection's size (the sister the masklet lost), else None. Not for a detection on the frame's
-        edge: that is a cell coming into view (on a held-out clip one was taken for a daughter of the
-        newcomer next to it)."""
+    def _halved_neighbour(self, t: int, detection: div.Crop, labels: np.ndarray) -> Optional[int]:
+        """A track touching ``detection`` (a :class:`~.divisions.Crop` of the frame) whose area is 0.3-0.7x of its
+        recent maximum and about the detection's size (the sister the masklet lost), else None. Not for a detection on
+        the frame's edge: that is a cell coming into view (on a held-out clip one was taken for a daughter of the
+        newcomer next to it). The touching tracks are read in the detection's box grown by the dilation's reach."""
         if div.touches_edge(detection):
             return None
-        det_area = int(np.count_nonzero(detection))
-        for track_id in np.unique(labels[ndimage.binary_dilation(detection, iterations=self._border_gap)]):
+        det_area = int(np.count_nonzero(detection.mask))
+        gap = self._border_gap
+        (rows, cols), (height, width) = detection.box, detection.shape
+        grown = (slice(max(0, rows.start - gap), min(height, rows.stop + gap)),
+                 slice(max(0, cols.start - gap), min(width, cols.stop + gap)))
+        part = np.zeros((grown[0].stop - grown[0].start, grown[1].stop - grown[1].start), dtype=bool)
+        part[rows.start - grown[0].start:rows.stop - grown[0].start,
+             cols.start - grown[1].start:cols.stop - grown[1].start] = detection.mask
+        for track_id in np.unique(labels[grown][ndimage.binary_dilation(part, iterations=gap)]):
             state = self._states.get(int(track_id))
             if not track_id or state is None or self.lineage[int(track_id)].begin >= t:
                 continue
@@ -515,17 +590,51 @@ class CellTracker:
                 self._end(track_id, "left the field" if state.near_border else "lost")
 
 
-def _as_work(t: int, steps: Generator[DetectionWork, None, Any]) -> Generator[WorkStep, None, Any]:
-    """The detector's ``steps`` on frame ``t`` as WorkSteps; returns what they return (closed, they are closed)."""
+def _as_work(t: int, steps: Generator[DetectionWork, None, Any], detector: Any = None
+             ) -> Generator[WorkStep, None, Any]:
+    """The detector's ``steps`` on frame ``t`` as WorkSteps (with the ``found`` count of ``detector`` where it keeps
+    one); returns what they return (closed, they are closed)."""
     try:
         while True:
             try:
                 stage, done, total = next(steps)
             except StopIteration as stop:
                 return stop.value
-            yield WorkStep(t, stage, done, total)
+            found = getattr(detector, "found", None)
+            yield WorkStep(t, stage, done, total, found=found if isinstance(found, int) else None)
     finally:
         steps.close()
+
+
+def match_crops(detections: Sequence[div.Crop], labels: np.ndarray, max_coverage: float = 0.5,
+                max_iou: float = 0.3) -> DetectionMatch:
+    """:func:`~.matching.match_detections` of detections given as :class:`~.divisions.Crop` s of the frame ``labels``
+    (H, W): the same match, each detection read in its box (no (N, H, W) stack of the detections)."""
+    labels = np.asarray(labels)
+    ids, inverse = np.unique(labels, return_inverse=True)
+    inverse = inverse.reshape(labels.shape)
+    id_areas = np.bincount(inverse.ravel(), minlength=len(ids))
+    inter = np.zeros((len(detections), len(ids)), dtype=np.int64)
+    for n, crop in enumerate(detections):
+        inter[n] = np.bincount(inverse[crop.box][crop.mask], minlength=len(ids))
+    keep = ids != 0
+    ids, inter, id_areas = ids[keep], inter[:, keep], id_areas[keep]
+    counts = np.array([int(np.count_nonzero(c.mask)) for c in detections], dtype=np.int64)
+    union = counts.reshape(-1, 1) + id_areas[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    areas = np.maximum(counts, 1).astype(np.float64)
+    out = DetectionMatch(best_iou=iou.max(axis=1) if iou.size else np.zeros(len(detections)))
+    for r, c in hungarian(iou, max_iou):
+        out.matched[r] = int(ids[c])
+    covered = inter.sum(axis=1) / areas if len(ids) else np.zeros(len(detections))
+    for n in range(len(detections)):
+        if len(ids):
+            c = int(np.argmax(inter[n]))
+            if inter[n, c] / areas[n] > 0.5:
+                out.inside.setdefault(int(ids[c]), []).append(n)
+        if n not in out.matched and covered[n] < max_coverage and out.best_iou[n] < max_iou:
+            out.new.append(n)
+    return out
 
 
 def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
