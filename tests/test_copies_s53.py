@@ -62,10 +62,7 @@ def test_track_all_labels_export_holds_a_few_planes_and_writes_the_same_file(tmp
 def test_labels_read_a_frame_at_a_time_are_written_as_the_whole_array_is(tmp_path, top, axes, calibration):
     """save_labels_tiff of a ConsistentLabels (an ImageJ hyperstack of uint16 planes; ids over 65535: a uint32
     OME-TIFF with its content UUID, or a plain TIFF) is its file of the whole array, byte for byte, traced in a few
-    planes (it copied the stack whole first: 30 planes and more); labels_writer.save_labels_planes, the older name,
-    writes the same file."""
-    from napari_sam2.labels_writer import save_labels_planes
-
+    planes (it copied the stack whole first: 30 planes and more)."""
     labels = masklets()
     labels[labels == 2] = top
     consistent, _ = consistent_labels(labels, Lineage([Track(1, 0, FRAMES - 1), Track(top, 0, FRAMES - 1)]))
@@ -79,8 +76,6 @@ def test_labels_read_a_frame_at_a_time_are_written_as_the_whole_array_is(tmp_pat
     save_labels_tiff(np.asarray(consistent), tmp_path / "whole.tif", axes, calibration)
     assert (tmp_path / "planes.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "planes.tif"), np.asarray(consistent))
-    save_labels_planes(consistent, tmp_path / "adapter.tif", axes, calibration)
-    assert (tmp_path / "adapter.tif").read_bytes() == (tmp_path / "whole.tif").read_bytes()
 
 
 class Frames:

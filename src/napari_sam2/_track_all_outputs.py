@@ -10,13 +10,13 @@ at a time (no copy of it: the labels TIFF too, :func:`.export.save_labels_tiff`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 import numpy as np
 from napari.utils.notifications import show_info
 
-from ._edit_runs import EditRun
+from ._edit_runs import HeldLayers
 from ._image_state import layer_name, same_layer
 from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
@@ -34,18 +34,12 @@ DISPLAY_SETTINGS = ("name", "visible", "opacity", "blending", "tail_width", "tai
 
 
 @dataclass
-class TrackExportRun(ExportRun):
+class TrackExportRun(ExportRun, HeldLayers):
     """An export of the Track all panel running in a worker (:class:`~._session_actions.ExportRun`) and the masklets
-    layer it reads, held in pan/zoom mode meanwhile as Save session holds it (:meth:`~._edit_runs.EditRun.freeze`):
+    layer it reads, held in pan/zoom mode meanwhile as Save session holds it (:meth:`~._edit_runs.HeldLayers.freeze`):
     the writers read the layer in place, a frame at a time, so no brush, eraser or fill may change it before the
     export ends (a frame changed anyway, e.g. from the console, fails the export with nothing written:
     :class:`~.track_all.LabelsChanged`)."""
-
-    frozen: list = field(default_factory=list)  # (layer, its editable, its mode) of layers made read-only (none)
-    held: Any = None  # the masklets layer held in pan/zoom mode while the export runs, and its mode before
-    freeze = EditRun.freeze
-    thaw = EditRun.thaw
-    _keep_still = EditRun._keep_still
 
 
 class TrackOutputsMixin:

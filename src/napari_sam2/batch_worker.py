@@ -30,7 +30,6 @@ from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
 from .image_size import (AUTO, SizeChoice, auto_image_size, read_as_seen, tracking_size_choice,
                          resolve_object_window)
-from .labels_writer import save_labels_planes
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt
 from .track_all import frame_source
@@ -353,8 +352,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
             array = create_zarr_labels(path, labels.shape, frames.frame_axis_name, frames.calibration)
             for t in range(labels.shape[0]):
                 array[t] = labels[t]  # one frame = whole chunks: no copy of the stack
-        else:  # plane by plane, as write_labels_tiff writes it (which would copy the ConsistentLabels whole first)
-            save_labels_planes(labels, path, f"{frames.frame_axis_name.upper()}YX", frames.calibration)
+        else:  # plane by plane (write_labels_tiff reads a ConsistentLabels a frame at a time)
+            write_labels_tiff(labels, path, frames.frame_axis_name, frames.calibration)
 
     # the private folder is published whole later, so each output is written straight into it
     labels, lineage = write_auto_outputs(result.labels, result.lineage, AutoOutputs(

@@ -13,7 +13,6 @@ import weakref
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -312,13 +311,3 @@ def _touches(atom: Any, key: Tuple[Any, ...]) -> bool:
     for axis, value in fixed:
         hit = hit & (np.asarray(indices[axis]) == value)
     return bool(np.any(hit))
-
-
-def save_labels_planes(labels: Any, path: Any, axes: Optional[str] = None, calibration: Any = None,
-                       on_plane: Optional[Callable[[int, int], None]] = None) -> None:
-    """:func:`.export.save_labels_tiff` itself, which writes any stack indexable by frame (a
-    :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a :class:`~.track_all.FramesView`, an array) a plane at a
-    time: kept for callers of this older name (``batch_worker``); new code calls ``save_labels_tiff``."""
-    from .export import save_labels_tiff
-
-    save_labels_tiff(labels, Path(path), axes, calibration, on_plane)
