@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sam2_model.prompt_validation import inside_frame
+
 from .layout import StackLayout
 
 
@@ -130,7 +132,8 @@ def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
 def outside_image(coords: np.ndarray, layout: StackLayout, image_shape: Sequence[int]) -> np.ndarray:
     """(N,) bool: which clicks lie outside the image (off its rows, columns or frames).
 
-    coords: (N, ndim) image-data coordinates. The session takes 0 <= x <= width and 0 <= y <= height; clicks
+    coords: (N, ndim) image-data coordinates. The session takes clicks on the frame's pixels as napari draws them,
+    -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5 (:func:`sam2_model.prompt_validation.inside_frame`); clicks
     off the fixed slices of ``layout`` are not "outside" (they are not prompts of this layout at all).
     """
     coords = np.asarray(coords, dtype=float).reshape(len(coords), -1)
@@ -143,5 +146,5 @@ def outside_image(coords: np.ndarray, layout: StackLayout, image_shape: Sequence
         if where is None:
             continue
         frame, x, y = where
-        bad[i] = not (0 <= frame < frames and 0 <= x <= width and 0 <= y <= height)
+        bad[i] = not (0 <= frame < frames and inside_frame(x, y, height, width))
     return bad

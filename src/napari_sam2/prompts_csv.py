@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from sam2_model.prompt_validation import zero_extent
+from sam2_model.prompt_validation import frame_span_words, inside_frame, zero_extent
 
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
@@ -212,11 +212,15 @@ def frame_problem(frame: float, num_frames: int) -> str:
 
 
 def click_problem(frame: float, y: float, x: float, num_frames: int, height: int, width: int) -> Optional[str]:
-    """Why a click (frame, y, x) does not fit a stack of ``num_frames`` frames of height x width, or None."""
+    """Why a click (frame, y, x) does not fit a stack of ``num_frames`` frames of height x width, or None.
+
+    y and x are pixel coordinates with pixel i's centre at i, as napari shows them: -0.5 <= y < height - 0.5 and
+    -0.5 <= x < width - 0.5 lie on the image (:func:`sam2_model.prompt_validation.inside_frame`)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
         return frame_problem(frame, num_frames)
-    if not (0 <= y <= height and 0 <= x <= width):
-        return f"(y={y:g}, x={x:g}) lies outside the {height} x {width} (rows x columns) image"
+    if not inside_frame(x, y, height, width):
+        return (f"(y={y:g}, x={x:g}) lies outside the {height} x {width} (rows x columns) image, which takes "
+                f"{frame_span_words(height, width)}")
     return None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -138,6 +138,41 @@ def percentile_limits(
     return low, high
 
 
+def _channel_range(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(min, max) of an (h, w) or (h, w, C) array, per channel: shape () or (C,)."""
+    return values.min(axis=(0, 1)), values.max(axis=(0, 1))
+
+
+def blank_words(frame: np.ndarray, limits: Tuple[float, float]) -> Optional[str]:
+    """Why the model sees nothing in ``frame`` (H, W) or (H, W, C) (as :meth:`FrameSource.filtered` gives it) mapped
+    with ``limits`` (low, high), or None where it sees a picture: every pixel holds one value (per colour channel), or
+    every pixel lies at or past one contrast limit, so that the clipped frame is one flat grey.
+
+    Costs next to nothing on a frame that varies: about 32 x 32 evenly spread pixels are looked at first, and the whole
+    frame is read (its min and max) only when those are all alike."""
+    height, width = frame.shape[:2]
+    low, high = limits
+    for values in (frame[:: max(1, height // 32), :: max(1, width // 32)], frame):
+        least, most = _channel_range(values)
+        flat = (least == most) | (most <= low) | (least >= high)
+        if not np.all(flat):
+            return None
+    if np.array_equal(least, most):
+        value = least.tolist()
+        shown = ", ".join(_number(v) for v in value) if isinstance(value, list) else _number(value)
+        return f"every pixel is {f'({shown})' if isinstance(value, list) else shown}"
+    if np.all(most <= low):
+        return f"every pixel is at or below the low contrast limit {low:g}, so the model sees black"
+    if np.all(least >= high):
+        return f"every pixel is at or above the high contrast limit {high:g}, so the model sees white"
+    return f"every colour channel is one value after the contrast limits ({low:g}, {high:g})"
+
+
+def _number(value: Any) -> str:
+    """A pixel value in words: integers as they are, floats short (``:g``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def to_unit(frame: np.ndarray, limits: Tuple[float, float]) -> np.ndarray:
     """(H, W[, 3]) -> float32 in [0, 1] as (x - low) / (high - low); uint8 with (0, 255) is exactly x / 255."""
     low, high = limits
@@ -252,6 +287,9 @@ class FrameSource:
     colour channel of an RGB frame alike), for dark objects on a bright background (brightfield, phase contrast,
     stained histology): the demo model knows bright objects on a dark background. Only what the model sees changes:
     :meth:`raw` and :meth:`filtered` (what masks are measured on) keep the image's own values.
+    blank_of: how :meth:`blank_note` judges frame ``t`` (``blank_of(t)``: words or None) instead of judging the frame
+    read, for sources over crops whose frame is what matters (an object's window: an empty crop of a busy frame is
+    not a blank frame).
     Tensors returned by :meth:`model_input` are shared with the cache: do not modify them in place.
     """
 
@@ -268,8 +306,10 @@ class FrameSource:
         smooth: float = 0.0,
         colour_as_given: bool = False,
         invert: bool = False,
+        blank_of: Optional[Callable[[int], Optional[str]]] = None,
     ) -> None:
         self.smooth = check_smooth(smooth)
+        self._blank_of = blank_of
         self.invert = check_invert(invert)
         self._colour_as_given = bool(colour_as_given)
         self._owns_stack = isinstance(frames, str) or hasattr(frames, "__fspath__")
@@ -279,6 +319,7 @@ class FrameSource:
         self._read_lock = threading.Lock()  # stacks (h5py, tifffile stores) need not be thread-safe
         self._cache: "OrderedDict[int, torch.Tensor]" = OrderedDict()
         self._pending: Dict[int, Future] = {}
+        self._blank: Dict[int, str] = {}  # frames prepared for the model that show it nothing: why (blank_words)
         self._prefetch = max(0, int(prefetch))
         self._cache_frames = max(int(cache_frames), self._prefetch + 1, 1)
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -426,7 +467,21 @@ class FrameSource:
         return np.subtract(1.0, unit, out=unit) if self.invert else unit
 
     def _prepare(self, t: int) -> torch.Tensor:
-        return self.input_of(self.filtered(t))
+        frame = self.filtered(t)
+        tensor = self.input_of(frame)
+        words = (blank_words(frame, self.contrast_limits) if self._blank_of is None  # the frame read: no second read
+                 else self._blank_of(t))
+        if words is not None:
+            with self._lock:
+                self._blank[t] = words
+        return tensor
+
+    def blank_note(self, t: int) -> Optional[str]:
+        """Why frame ``t`` shows the model nothing (:func:`blank_words`, e.g. "every pixel is 0"), or None where it
+        shows a picture or has not been prepared for the model yet (:meth:`model_input`, prefetching included): judged
+        as the model sees it (channel, smoothing, contrast limits), at no extra read."""
+        with self._lock:
+            return self._blank.get(self.check_index(t))
 
     def input_of(self, frame: np.ndarray) -> torch.Tensor:
         """A frame as :meth:`filtered` returns it (h, w) or (h, w, 3), or a crop of one, as the model's input:

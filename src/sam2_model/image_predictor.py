@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from .build import inference_autocast
-from .frames import (check_contrast_limits, check_finite, percentile_limits, single_colour_channel, to_model_input,
-                     to_unit_rgb)
+from .frames import (UINT8_LIMITS, blank_words, check_contrast_limits, check_finite, percentile_limits,
+                     single_colour_channel, to_model_input, to_unit_rgb)
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import (MIN_FRAME_SIDE, channels_last_problem, check_frame_size, dtype_problem, validate_box,
                                 validate_points)
@@ -120,6 +120,11 @@ class ImagePredictor:
         :class:`~sam2_model.frames.FrameSource` reads such stacks). ValueError, in the words of the video doors
         (:mod:`~sam2_model.prompt_validation`), for an image thinner than 8 px on a side (the image the channel
         leaves) and for non-numeric data (a bool mask names its fix, ``image.astype(np.uint8)``)."""
+        return to_unit_rgb(*self._picked(image))
+
+    def _picked(self, image: Any) -> Tuple[np.ndarray, Optional[Tuple[float, float]]]:
+        """:meth:`unit_rgb`'s checks and channel choice: (the (H, W) or (H, W, 3) array the model is shown, in the
+        image's own values; its contrast limits, None for uint8 as x / 255)."""
         array = np.asarray(image)
         if array.ndim not in (2, 3) or 0 in array.shape:
             raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {array.shape}")
@@ -155,7 +160,7 @@ class ImagePredictor:
         limits = self.contrast_limits
         if limits is None and array.dtype != np.uint8:
             limits = percentile_limits([array])
-        return to_unit_rgb(array, limits)
+        return array, limits
 
     @torch.inference_mode()
     def set_image(self, image: Any) -> None:
@@ -166,11 +171,18 @@ class ImagePredictor:
         UserWarning, once per image) that small objects on a large image come out poorly on the whole image (40 px
         discs in 3000 x 4000 px at the demo's 256 px input: IoU 0.2) and names
         :class:`~sam2_model.windows.WindowedPredictor` and ``napari_sam2.segment()``, which prompt each object in a
-        window around it (IoU 0.95 there).
+        window around it (IoU 0.95 there). A blank image (every pixel one value, or every pixel at or past one
+        contrast limit: :func:`~sam2_model.frames.blank_words`) is set as any other, with a UserWarning that the model
+        has nothing to see there.
         """
-        unit = self.unit_rgb(image)
+        array, limits = self._picked(image)
+        unit = to_unit_rgb(array, limits)
         tensor = to_model_input(unit, self.model.image_size, mode="bilinear")
         self.set_model_input(tensor, unit.shape[:2])
+        blank = blank_words(array, UINT8_LIMITS if limits is None else limits)
+        if blank is not None:
+            warnings.warn(f"the image is blank ({blank}): the model has nothing to see there; its masks on it are "
+                          "guesses", UserWarning, stacklevel=3)
         self._size_hint = max(unit.shape[:2]) >= LARGE_IMAGE_FACTOR * self.model.image_size
 
     @torch.inference_mode()

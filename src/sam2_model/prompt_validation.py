@@ -13,6 +13,24 @@ MAX_LEADING_CHANNELS = 4  # (A, B, C) with A <= 4 < B, C is read as channel-firs
 #: frames thinner than this (rows or columns) hold nothing SAM 2 can segment: a 4 x 4000 strip gives empty masks
 MIN_FRAME_SIDE = 8
 BOOL_FIX = "image.astype(np.uint8)"  # how a thresholded (bool) image becomes numbers SAM 2 reads
+#: a click's (x, y) names pixel centres: pixel i's centre is i (SAM's prompt encoder adds 0.5 to reach it, and napari
+#: draws pixel i over [i - 0.5, i + 0.5)), so a frame of W columns spans x in [-0.5, W - 0.5)
+PIXEL_HALF = 0.5
+
+
+def inside_frame(x: Any, y: Any, height: int, width: int) -> np.ndarray:
+    """Which clicks at ``x``, ``y`` (scalars or (N,) arrays of pixel coordinates, pixel i's centre at i) lie on a
+    pixel of a ``height`` x ``width`` frame: -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5, the pixels as napari
+    shows them (a click at y = -0.4 is on row 0; one at y = height - 0.5 is past the last row). Bool, the inputs' shape.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return (x >= -PIXEL_HALF) & (x < width - PIXEL_HALF) & (y >= -PIXEL_HALF) & (y < height - PIXEL_HALF)
+
+
+def frame_span_words(height: int, width: int) -> str:
+    """The click coordinates a ``height`` x ``width`` frame accepts, in words (for messages)."""
+    return (f"-0.5 <= y < {int(height) - PIXEL_HALF:g} and -0.5 <= x < {int(width) - PIXEL_HALF:g} (pixel i's centre "
+            "is i)")
 
 
 def frame_size_problem(height: int, width: int) -> Optional[str]:
@@ -78,7 +96,8 @@ def validate_obj_id(obj_id: Any) -> int:
 
 
 def validate_points(points: Any, labels: Any, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
-    """points (N, 2) (x, y) inside the frame and labels (N,) of 0/1 -> float32 and int32 arrays."""
+    """points (N, 2) (x, y) on the frame's pixels (:func:`inside_frame`: -0.5 <= x < W - 0.5, -0.5 <= y < H - 0.5)
+    and labels (N,) of 0/1 -> float32 and int32 arrays, the coordinates unchanged (the model takes them as given)."""
     if points is None and labels is None:
         return np.zeros((0, 2), np.float32), np.zeros((0,), np.int32)
     if (points is None) != (labels is None):
@@ -95,12 +114,11 @@ def validate_points(points: Any, labels: Any, height: int, width: int) -> Tuple[
         raise ValueError("points contain NaN or infinite coordinates")
     if lab.size and not np.isin(lab, (0, 1)).all():
         raise ValueError(f"labels must be 1 (positive) or 0 (negative), got {sorted(set(lab.tolist()))}")
-    outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+    outside = ~inside_frame(xy[:, 0], xy[:, 1], height, width)
     if outside.any():
         bad = xy[outside][0]
-        raise ValueError(
-            f"point (x={bad[0]:g}, y={bad[1]:g}) lies outside the {width}x{height} frame; points are (x, y) pixels"
-        )
+        raise ValueError(f"point (x={bad[0]:g}, y={bad[1]:g}) lies outside the {width}x{height} frame; points are "
+                         f"(x, y) pixels and the frame takes {frame_span_words(height, width)}")
     return xy.astype(np.float32), lab.astype(np.int32)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,6 +35,18 @@ PropagationStep = Tuple[int, List[int], np.ndarray]
 # 3 of the 212 frames where a cell was followed, and for 5 of the 8 cells that were lost or left the field the first
 # flagged frame is within 3 frames of it.
 JUMP_MAX_IOU = 0.2
+
+
+def frame_spans(frames: Sequence[int], most: int = 8) -> str:
+    """Sorted frame numbers in words, runs as spans: [0, 1, 2, 5] -> "0-2, 5"; past ``most`` spans, "..." ends it."""
+    spans: List[List[int]] = []
+    for t in sorted(frames):
+        if spans and t == spans[-1][1] + 1:
+            spans[-1][1] = t
+        else:
+            spans.append([t, t])
+    words = [str(a) if a == b else f"{a}-{b}" for a, b in spans[:most]]
+    return ", ".join(words) + (", ..." if len(spans) > most else "")
 
 
 class VideoSession:
@@ -116,6 +129,7 @@ class VideoSession:
         self.features = FeatureCache(feature_cache_mb)
         self._objects: Dict[int, ObjectState] = {}
         self._memory_pos: Optional[torch.Tensor] = None  # the same for every frame and object
+        self._blank_said: set = set()  # blank frames whose prompts were warned about (_warn_blank_prompt)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -160,6 +174,9 @@ class VideoSession:
         return_logits=False returns None and upsamples nothing (every object's (H, W) logits: a cost that grows with
         the objects), for a caller that reads the frame another way next (:meth:`frame_winners`).
         Everything is checked before any state changes, so a bad call leaves the session as it was.
+        A prompt on a blank frame (one value everywhere, or every pixel past one contrast limit:
+        :meth:`FrameSource.blank_note`) is segmented as any other, with a UserWarning (once per frame) that the model
+        has nothing to see there.
         """
         frame_idx = self.frames.check_index(frame_idx)
         obj_id = validate_obj_id(obj_id)
@@ -202,6 +219,7 @@ class VideoSession:
                 state.points.pop(frame_idx, None)
                 result = self._infer(state, frame_idx, is_init, None, mask_input, reverse, False, None)
             pending[frame_idx] = result
+            self._warn_blank_prompt(frame_idx)
             if not return_logits:
                 return None
             low_res, present = self._low_res(frame_idx, self.obj_ids, lambda o: o.result(frame_idx, is_cond))
@@ -227,7 +245,9 @@ class VideoSession:
         (:func:`~sam2_model.session_outputs.to_labels`), so with many objects it is the cheap output for a
         caller that needs only labels. ``max_frames`` limits how many frames past the
         start are tracked. Arguments are checked (and pending prompts of the tracked objects committed
-        to memory) when this is called, before the first frame is yielded.
+        to memory) when this is called, before the first frame is yielded. A propagation that ran to its end over
+        blank frames (:meth:`FrameSource.blank_note`) says so in one UserWarning naming them; masks are as the model
+        makes them.
         """
         if not self._objects:
             raise ValueError("propagate needs at least one prompt: call add_prompt first")
@@ -278,6 +298,36 @@ class VideoSession:
                         self._release_memories(state, frame_idx)
                 result = self._frame_output(frame_idx, states, ids, output)
             yield frame_idx, ids, result
+        self._warn_blank_passed(order)
+
+    def _warn_blank_prompt(self, frame_idx: int) -> None:
+        """A UserWarning when the frame just prompted shows the model nothing (:meth:`FrameSource.blank_note`), once
+        per frame and session (every object's prompts there and each click of a widget re-run would say it again)."""
+        note = self.frames.blank_note(frame_idx)
+        if note is not None and frame_idx not in self._blank_said:
+            self._blank_said.add(frame_idx)
+            warnings.warn(f"frame {frame_idx} is blank ({note}): the model has nothing to see there; its masks on it "
+                          "are guesses", UserWarning, stacklevel=2)
+
+    def _warn_blank_passed(self, order: Sequence[int]) -> None:
+        """One UserWarning naming the frames of a finished propagation over ``order`` that showed the model nothing."""
+        words = self.blank_summary(order)
+        if words:
+            warnings.warn(words, UserWarning, stacklevel=2)
+
+    def blank_summary(self, frames: Sequence[int]) -> str:
+        """Which of ``frames`` (tracked or prompted already) showed the model nothing (:meth:`FrameSource.blank_note`),
+        in one sentence for users ("2 of the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."),
+        or "" where none did. What :meth:`propagate` warns at its end; a caller that reports in its own words (a status
+        line) can ask it after any run."""
+        blank = [t for t in frames if self.frames.blank_note(t) is not None]
+        if not blank:
+            return ""
+        first = self.frames.blank_note(blank[0])
+        many = len(blank) > 1
+        return (f"{len(blank)} of the {len(frames)} frames tracked {'are' if many else 'is'} blank (frame"
+                f"{'s' if many else ''} {frame_spans(blank)}; frame {blank[0]}: {first}): the model has nothing to see "
+                f"there; its masks on {'them' if many else 'it'} are guesses")
 
     def _frame_output(self, frame_idx: int, states: List[ObjectState], ids: List[int], output: str) -> np.ndarray:
         """The propagated objects' results on a frame as ``output`` asks."""

@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import numpy as np
 
-from .frames import FrameSource, check_invert
+from .frames import FrameSource, blank_words, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output, labels_of_winners
@@ -114,8 +114,10 @@ class _Track:
         self.offsets: Dict[int, Tuple[int, int]] = {}  # frame -> (x0, y0); set once, never moved (features cached)
         self._frame_shape = owner.frame_shape
         view = WindowFrames(owner._last, size, self.offset)
-        source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
-                             prefetch=0, cache_frames=2, colour_as_given=True, invert=owner.frames.invert)
+        limits = owner.frames.contrast_limits
+        source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=limits, prefetch=0,
+                             cache_frames=2, colour_as_given=True, invert=owner.frames.invert,
+                             blank_of=lambda t: blank_words(owner._last(t), limits))  # the whole frame, kept read
         self.session = VideoSession(owner.model, source, **owner._options)
 
     def window(self, t: int) -> Window:
