@@ -159,11 +159,6 @@ def _deleted(runs: Sequence[Run]) -> None:
         del run.prompts[(0, 5)]
 
 
-def _brushed(runs: Sequence[Run]) -> None:
-    for run in runs:
-        run.labels[5, 10:60, 10:60] = 0  # erased by hand: the full re-run draws frame 5 again
-
-
 def _cancelled_backward(runs: Sequence[Run]) -> None:
     for run in runs:
         run.propagate(6, "backward", stop_after=2)  # every object re-tracked backward on frames 6, 5, then Cancel
@@ -215,7 +210,6 @@ CASES = [
     ("after Undo", _undone, (2, "forward"), []),
     ("after another correction option", _option, (2, "forward"), "all"),
     ("after a delete", _deleted, (2, "forward"), []),
-    ("after a brush stroke (frames redrawn)", _brushed, (2, "forward"), []),
     ("after a relabel", _relabelled, (2, "forward"), [60]),
 ]
 

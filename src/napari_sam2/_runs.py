@@ -36,6 +36,8 @@ PROPAGATE_TIPS = {  # the widget's tooltips of these controls (a single 2D image
     "both_button": "Track the objects from the frame shown to the earlier and the later frames.",
     "frames_spin": "How many frames Propagate tracks from the frame shown (all: to the end of the stack).",
 }
+# said after a propagation: runs are not in napari's own undo history (Ctrl+Z after one changes nothing)
+UNDO_HINT = " Undo here reverts the run (napari's Ctrl+Z undoes brush, fill and eraser strokes only)."
 ONE_IMAGE_TIP = "Off: one image: nothing to propagate/track through."  # added to frame-only controls' tooltips
 FRAME_ONLY = ("corrections_check", "forget_check", "tracks_button")  # the widget's controls that act across frames
 
@@ -481,7 +483,8 @@ class RunMixin:
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{note}")
+            undo = UNDO_HINT if self._run_propagation is not None else ""  # napari's Ctrl+Z leaves runs alone
+            self.status.setText(f"Done{self._run_where}. {done_hint(controller)}{undo}{note}")
             done = True
         if state is not None and self._run_prompts is not None:
             state.last_prompts = self._run_prompts  # what the run read: prompts edited during it are not segmented yet

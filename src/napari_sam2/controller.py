@@ -7,6 +7,7 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import (
     TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
@@ -18,7 +19,9 @@ from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
 from ._track_ids import frame_ranges
-from .labels_writer import EditedSince, RunJournal, compose_winners, tell_written
+from .labels_writer import (
+    EditedSince, RunJournal, compose_winners, hashable_index, plane_checksum, tell_written, watch_writes,
+)
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
@@ -38,6 +41,9 @@ EditStep = Tuple[str, Any]
 # In the plugin (widget, console API, CLI) a correction on a tracked frame is a conditioning frame, so it
 # sticks when propagating again (as Meta's web demo and micro-sam do). The library keeps Meta's default.
 PLUGIN_SESSION_DEFAULTS: Dict[str, Any] = {"corrections_as_conditioning": True}
+# the controller's mark of a labels plane it wrote keeping hand edits there: never a plane's checksum (crc32 >= 0), so
+# the plane still counts as edited by hand (:meth:`SegmentationController._hand_edits`)
+HOLDS_EDITS = -1
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,67 @@ class _Record:
     # the objects' last whole passes before the step (``_tracked``), true again once the session is restored to
     # ``snapshot``; None when no longer certain (the correction options changed since)
     tracked: Optional[Dict[int, _Tracked]] = None
+    # the controller's marks of the planes it wrote (``SegmentationController._ours``) before the step, true again
+    # once the step is undone
+    ours: Optional[Dict[Tuple[Any, ...], int]] = None
+    edits: Optional["_EditsMet"] = None  # the hand edits the step met (said after it: :meth:`_EditsMet.words`)
+
+
+@dataclass
+class _HandEdit:
+    """The pixels of one frame's labels plane that differ from what the session's results draw there (a brush,
+    eraser or fill stroke, a script; seen before the step changes any result): their flat indices, their labels
+    (``now``) and what the results drew there (``drawn``), and the session's objects among either."""
+
+    pixels: np.ndarray
+    now: np.ndarray
+    drawn: np.ndarray
+    objects: Set[int]
+
+    def split(self, moving: Optional[Collection[int]]) -> Tuple[np.ndarray, Set[int], Set[int]]:
+        """When ``moving`` (None: every object) get new masks: the flat indices of the pixels that stay as they are
+        (labelled with an object that is not tracked again, or erased where such an object was drawn), the objects
+        whose edits those are, and the moving objects whose edits their new masks replace (the other pixels)."""
+        moving = self.objects if moving is None else self.objects & {int(o) for o in moving}
+        still = np.fromiter(self.objects - moving, np.int64)
+        keep = np.isin(self.now, still) | ((self.now == 0) & np.isin(self.drawn, still))
+        kept = set(np.unique(np.concatenate([self.now[keep], self.drawn[keep]])).tolist()) & (self.objects - moving)
+        replaced = set(np.unique(np.concatenate([self.now[~keep], self.drawn[~keep]])).tolist()) & moving
+        return self.pixels[keep], {int(o) for o in kept}, {int(o) for o in replaced}
+
+
+@dataclass
+class _EditsMet:
+    """What one step did on frames holding hand edits: {frame: objects whose edits were kept} and {frame: objects
+    tracked again whose new masks replaced their edits}."""
+
+    kept: Dict[int, Set[int]] = field(default_factory=dict)
+    replaced: Dict[int, Set[int]] = field(default_factory=dict)
+
+    def add(self, frame: int, kept: Set[int], replaced: Set[int]) -> None:
+        for table, objects in ((self.kept, kept), (self.replaced, replaced)):
+            if objects:
+                table.setdefault(frame, set()).update(objects)
+
+    def take(self, other: "_EditsMet") -> None:
+        """Add what ``other`` met to this account."""
+        for table, more in ((self.kept, other.kept), (self.replaced, other.replaced)):
+            for frame, objects in more.items():
+                table.setdefault(frame, set()).update(objects)
+
+    def words(self) -> List[str]:
+        """The step's notes: which frames held hand edits of which objects, and what happened to them."""
+        notes = []
+        for table, what in ((self.kept, ("were kept (not tracked again there)",) * 2),
+                            (self.replaced, ("were replaced by its new masks: it was tracked again (Undo brings the "
+                                             "edits back)", "were replaced by their new masks: they were tracked "
+                                             "again (Undo brings the edits back)"))):
+            if table:
+                objects = sorted(set().union(*table.values()))
+                many = len(objects) > 1
+                notes.append(f"Hand edits of object{'s' * many} {', '.join(map(str, objects))} on frame(s) "
+                             f"{frame_ranges(sorted(table))} {what[many]}.")
+        return notes
 
 
 @dataclass
@@ -139,6 +206,30 @@ class SegmentationController:
         self._withheld: Set[Tuple[int, int]] = set()  # seeded masks a replay has not sent yet (:meth:`replay`)
         # {obj_id: the last whole pass that tracked it, nothing of it changed since}: objects :meth:`plan` may leave out
         self._tracked: Dict[int, _Tracked] = {}
+        # {labels plane (hashable index): its checksum as this controller last wrote it, or HOLDS_EDITS where that
+        # write kept hand edits}: a plane that no longer matches was changed since by hand (or a script, another tool)
+        self._ours: Dict[Tuple[Any, ...], int] = {}
+        self._edits_met = _EditsMet()  # what the steps since :meth:`pop_notes` did where they met hand edits
+        self._writing = False  # this controller writes a plane (its own watcher need not read it)
+        watch_writes(self.labels, self._on_written)
+
+    def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
+        """A tool's run or undo wrote the plane ``labels[index]`` and said so (:func:`~.labels_writer.tell_written`:
+        "Track all cells", a Load session, a relabel; brush strokes never do): that is no hand edit, so a plane this
+        controller wrote counts as its own again (:meth:`_hand_edits`)."""
+        key = hashable_index(index)
+        if not self._writing and key in self._ours:
+            self._ours[key] = plane_checksum(self.labels[index])
+
+    @contextmanager
+    def _own_writes(self) -> Iterator[None]:
+        """This controller writes planes meanwhile and keeps its marks of them itself (:meth:`_on_written` leaves
+        them)."""
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
 
     def forget_history(self, note: str) -> None:
         """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
@@ -155,7 +246,8 @@ class SegmentationController:
     def pop_notes(self) -> str:
         """What the steps since the last call did that the user should be told (e.g. frames cleared; a merge, said
         after the run that follows it), in words; "" when nothing."""
-        notes, self._notes, self._carried = self._carried + self._notes, [], []
+        notes = self._carried + self._notes + self._edits_met.words()
+        self._notes, self._carried, self._edits_met = [], [], _EditsMet()
         return " ".join(notes)
 
     def check_propagation(self, prompts: List[FramePrompt]) -> None:
@@ -248,6 +340,7 @@ class SegmentationController:
                 yield from self._apply(prompts, frame, record)
         finally:
             self._end(record)
+            self._say_edits(record)
         yield "done", -1, self.session.obj_ids, None
 
     def apply_prompts(self, prompts: List[FramePrompt], frame: Optional[int] = None, tag: Any = None) -> Iterator[Step]:
@@ -258,12 +351,13 @@ class SegmentationController:
         An object whose prompt was deleted from a frame is removed from the session and re-added
         from its remaining prompts (the session has no way to forget one frame's prompt).
         """
-        self._notes = []  # a failed run's notes are not said after the next one
+        self._notes, self._edits_met = [], _EditsMet()  # a failed run's notes are not said after the next one
         record = self._begin(tag)
         try:
             yield from self._apply(prompts, frame, record)
         finally:  # a failed or cancelled step that changed something stays undoable
             self._end(record)
+            self._say_edits(record)
         yield "done", -1, self.session.obj_ids, None
 
     def _apply(self, prompts: List[FramePrompt], frame: Optional[int], record: _Record) -> Iterator[Step]:
@@ -292,6 +386,7 @@ class SegmentationController:
             prompt = in_scope[key]
             if _same(self._sent.get(key), prompt) or _same(self._rejected.get(key), prompt):
                 continue  # unchanged, or a prompt the session refused (it is not sent again until it changes)
+            edit = self._hand_edits(prompt.frame)  # before the prompt changes the frame's results
             try:
                 self._send(prompt)
             except ValueError as error:
@@ -301,7 +396,7 @@ class SegmentationController:
             self._rejected.pop(key, None)
             self._sent[key] = prompt
             record.changed = True
-            self._write_newest(journal, prompt.frame)
+            self._write_newest(record, prompt.frame, edit, (prompt.obj_id,))
             yield "frame", prompt.frame, self.session.obj_ids, None
 
     def _send(self, prompt: FramePrompt) -> None:
@@ -366,7 +461,9 @@ class SegmentationController:
             if obj_id in self.session.obj_ids:
                 self.session.remove_object(obj_id)
         except BaseException:
-            record.journal.undo(self.labels)  # the planes already written, back whole
+            with self._own_writes():
+                record.journal.undo(self.labels)  # the planes already written, back whole
+            self._ours = dict(record.ours or {})
             self._baseline_next = record.baseline
             raise
         keep = lambda table: {k: v for k, v in table.items() if k[1] != obj_id}  # noqa: E731
@@ -393,15 +490,18 @@ class SegmentationController:
 
     def _rename(self, old: int, new: int, note: str) -> Iterator[EditStep]:
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
-        relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+        with self._own_writes():
+            relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
         for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
             self._tracked.pop(obj, None)
         try:
             if self._session is not None and old in self._session.obj_ids:
                 self._session.rename_object(old, new)
         except BaseException:
-            put_back_ids(self.labels, relabelled, old)
+            with self._own_writes():
+                put_back_ids(self.labels, relabelled, old)
             raise
+        self._follow_relabel(relabelled, old)
 
         def key(k: Tuple[int, int]) -> Tuple[int, int]:
             return (k[0], new) if k[1] == old else k
@@ -440,15 +540,18 @@ class SegmentationController:
                         | {f for f, _ in moved if (f, new) not in self.mask_prompts})  # the frames re-segmented
         refused = self._refused_as(old, new)
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
-        relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+        with self._own_writes():
+            relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
         for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
             self._tracked.pop(obj, None)
         try:
             if old in self.obj_ids or any(o == old for _, o in self.mask_prompts):  # no pixel of old is left to clear
                 finish(self._remove_object(old, None, clear_labels=False))
         except BaseException:
-            put_back_ids(self.labels, relabelled, old)
+            with self._own_writes():
+                put_back_ids(self.labels, relabelled, old)
             raise
+        self._follow_relabel(relabelled, old)
         for key, prompt in moved.items():
             self.mask_prompts.setdefault(key, prompt)
         self._rejected.update(refused)
@@ -687,16 +790,29 @@ class SegmentationController:
 
         Each frame is written whole; a run stopped early keeps the frames it finished, and
         :meth:`undo` restores everything the run changed (labels and session).
+
+        Hand edits (brush, fill and eraser strokes, a script's writes: a frame changed since this controller wrote it,
+        :meth:`_hand_edits`, read before each pass) of an object the pass does not track again stay as they are: its
+        pixels there as the person left them; an object tracked again gets its new mask over its own edits. What was
+        kept and replaced, and where, is said after the run (:meth:`pop_notes`); :meth:`undo` brings it all back.
         """
         passes = self.plan(start_frame, direction, max_frames)
         record = self._begin(tag)
         record.changed = True
         self._end(record)  # recorded first: a cancelled run is undone like a finished one
+        try:
+            yield from self._passes(passes, max_frames, record)
+        finally:  # also when cancelled or failed: the frames written so far are said
+            self._say_edits(record)
+
+    def _passes(self, passes: List[PropagationPass], max_frames: Optional[int], record: _Record) -> Iterator[Step]:
+        """:meth:`propagate`'s passes, written into ``record``."""
         total = self.session.num_frames
         for step in passes:
+            edits = {t: e for t in step.frames if (e := self._hand_edits(t)) is not None}  # before any result changes
             if step.obj_ids == ():  # every object unchanged: the frames redrawn from their results, no model work
                 for frame in step.frames:
-                    self._write_newest(record.journal, frame)
+                    self._write_newest(record, frame, edits.get(frame), ())
                     yield "frame", frame, self.session.obj_ids, None
                 continue
             moving = self.session.obj_ids if step.obj_ids is None else list(step.obj_ids)
@@ -712,9 +828,9 @@ class SegmentationController:
             for frame, obj_ids, labels in frames:
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
                     obj_ids = self.session.obj_ids
-                    self._write_newest(record.journal, frame)
+                    self._write_newest(record, frame, edits.get(frame), step.obj_ids)
                 else:
-                    self._write_labels(record.journal, frame, obj_ids, labels)
+                    self._write_labels(record, frame, obj_ids, labels, edits.get(frame))
                 reached = frame
                 yield "frame", frame, obj_ids, None
             if reached == (0 if step.reverse else total - 1):  # whole, to the stack's edge (not cut by max_frames)
@@ -745,7 +861,10 @@ class SegmentationController:
         if edited:
             raise EditedSince(f"frames {sorted(set(edited))} were changed after this step by another tool or by "
                               "hand; undo that change first, then Undo again (nothing was undone)", edited)
-        restored = record.journal.undo(self.labels)
+        with self._own_writes():
+            restored = record.journal.undo(self.labels)
+        if record.ours is not None:  # the planes as before the step: hand edits made before it count as such again
+            self._ours = dict(record.ours)
         # the session goes back to the snapshot: the passes that had tracked its objects whole then hold again (the
         # next propagation leaves those objects out, :meth:`plan`); where that is not known, every object is tracked
         self._tracked = dict(record.tracked) if record.tracked is not None else {}
@@ -802,9 +921,17 @@ class SegmentationController:
 
     def _begin(self, tag: Any) -> _Record:
         record = _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag,
-                         baseline=self._baseline_next, tracked=dict(self._tracked))
+                         baseline=self._baseline_next, tracked=dict(self._tracked), ours=dict(self._ours),
+                         edits=_EditsMet())
         self._baseline_next = False
         return record
+
+    def _say_edits(self, record: _Record) -> None:
+        """Add what ``record``'s step did where it met hand edits to what is said after the run (:meth:`pop_notes`:
+        the steps of one run, a click's and a propagation's, in one account); once: the record's account is emptied."""
+        if record.edits is not None:
+            self._edits_met.take(record.edits)
+            record.edits = _EditsMet()
 
     def _end(self, record: _Record) -> None:
         if record.baseline:  # the history starts after this step
@@ -812,35 +939,104 @@ class SegmentationController:
         if (record.changed or len(record.journal)) and not any(r is record for r in self.history):
             self.history.append(record)
 
-    def _write_labels(self, journal: RunJournal, frame: int, obj_ids: List[int], labels: np.ndarray) -> None:
+    def _write_labels(self, record: _Record, frame: int, obj_ids: List[int], labels: np.ndarray,
+                      edit: Optional[_HandEdit] = None) -> None:
         """Write ``frame``'s labels from a propagation's (H, W) label image of ``obj_ids`` (``output="labels"``): the
         plane :func:`~.labels_writer.compose_frame` gives for the same pass's logits, bit for bit (the winner of each
-        pixel is the object labelled there), with no (n_obj, H, W) array."""
+        pixel is the object labelled there), with no (n_obj, H, W) array. ``edit``: the frame's hand edits, seen before
+        the pass (:meth:`_hand_edits`): every object gets its new mask over them (said after the run)."""
         index = self.layout.frame_index_in_labels(frame)
         plane = compose_winners(np.asarray(self.labels[index]), obj_ids, _indices(labels, obj_ids),
                                 session_ids=self._known_ids())
-        journal.write(self.labels, index, plane.astype(self.labels.dtype))
+        self._put(record, frame, index, plane, edit, None)
 
-    def _write_newest(self, journal: RunJournal, frame: int) -> None:
+    def _write_newest(self, record: _Record, frame: int, edit: Optional[_HandEdit] = None,
+                      moving: Optional[Collection[int]] = None) -> None:
         """Write ``frame``'s labels from every object's newest result there (pending corrections included): the plane
         :func:`~.labels_writer.compose_frame` gives for ``session.frame_logits(frame)``, from the session's
-        ``frame_winners`` (no (n_obj, H, W) logits: a click's wait barely grows with the number of objects)."""
+        ``frame_winners`` (no (n_obj, H, W) logits: a click's wait barely grows with the number of objects).
+
+        edit: the frame's hand edits, seen before the step changed any result (:meth:`_hand_edits`); moving: the
+        objects whose results the step made anew there (None: every one). The pixels of the edit that belong to the
+        other objects (labelled with one, or erased where one was drawn) stay as they are (:meth:`_HandEdit.split`)."""
         index = self.layout.frame_index_in_labels(frame)
         obj_ids = self.session.obj_ids
         winners = self.session.frame_winners(frame) if obj_ids else None
         plane = compose_winners(np.asarray(self.labels[index]), obj_ids, winners, session_ids=self._known_ids())
-        journal.write(self.labels, index, plane.astype(self.labels.dtype))
+        self._put(record, frame, index, plane, edit, moving)
+
+    def _put(self, record: _Record, frame: int, index: Tuple[Any, ...], plane: np.ndarray,
+             edit: Optional[_HandEdit], moving: Optional[Collection[int]]) -> None:
+        """Write the (H, W) ``plane`` drawn from the session's results at ``labels[index]`` in ``record``'s journal,
+        with the pixels of ``edit`` that ``moving`` leave alone (:meth:`_HandEdit.split`) as the labels hold them now;
+        the plane is marked as this controller's (:attr:`_ours`), or as still holding hand edits where some were
+        kept."""
+        kept = np.empty(0, np.int64)
+        if edit is not None:
+            kept, kept_objects, replaced = edit.split(moving)
+            record.edits.add(frame, kept_objects, replaced)
+        if kept.size:
+            plane.flat[kept] = np.asarray(self.labels[index]).flat[kept]
+        with self._own_writes():
+            record.journal.write(self.labels, index, plane.astype(self.labels.dtype))
+        key = hashable_index(index)
+        self._ours[key] = HOLDS_EDITS if kept.size else record.journal.written[key]
+
+    def _hand_edits(self, frame: int) -> Optional[_HandEdit]:
+        """``frame``'s hand edits: where its labels plane was changed since this controller last wrote it (by a brush,
+        fill or eraser stroke, a script, another tool: its checksum no longer matches), the pixels that differ from
+        what the session's results draw there now (:func:`~.labels_writer.compose_winners`), and the objects among
+        them; None where there is none (a plane this controller never wrote: nothing to compare with). Call it before
+        the results change: a pass reads its frames' edits first."""
+        index = self.layout.frame_index_in_labels(frame)
+        key = hashable_index(index)
+        mark = self._ours.get(key)
+        if mark is None:
+            return None
+        now = np.asarray(self.labels[index])
+        if mark != HOLDS_EDITS and plane_checksum(now) == mark:
+            return None
+        obj_ids, known = self.session.obj_ids, self._known_ids()
+        drawn = compose_winners(now, obj_ids, self.session.frame_winners(frame) if obj_ids else None,
+                                session_ids=known).astype(now.dtype)
+        pixels = np.flatnonzero(drawn != now)
+        if not pixels.size:  # as the results draw it (a stroke undone, another tool's labels beside ours)
+            self._ours[key] = plane_checksum(now)
+            return None
+        values = (now.flat[pixels], drawn.flat[pixels])
+        objects = {int(v) for v in np.unique(np.concatenate(values))} & {int(o) for o in known}
+        return _HandEdit(pixels, *values, objects) if objects else None
 
     def _clear_object(self, journal: RunJournal, obj: int) -> List[int]:
-        """Clear ``obj`` from every frame's labels; returns the frames it was on."""
+        """Clear ``obj`` from every frame's labels; returns the frames it was on. A plane changed by hand since this
+        controller wrote it keeps counting as edited (:meth:`_hand_edits`)."""
         frames = []
         for frame in range(self.num_frames):
             index = self.layout.frame_index_in_labels(frame)
             plane = np.asarray(self.labels[index])
             if (plane == obj).any():
-                journal.write(self.labels, index, np.where(plane == obj, 0, plane).astype(self.labels.dtype))
+                key = hashable_index(index)
+                edited = key in self._ours and (self._ours[key] == HOLDS_EDITS or
+                                                plane_checksum(plane) != self._ours[key])
+                with self._own_writes():
+                    journal.write(self.labels, index, np.where(plane == obj, 0, plane).astype(self.labels.dtype))
+                self._ours[key] = HOLDS_EDITS if edited else journal.written[key]
                 frames.append(frame)
         return frames
+
+    def _follow_relabel(self, relabelled: "Relabelled", old: int) -> None:
+        """The planes a relabel of ``old`` wrote (:func:`relabel_planes`) stay this controller's where they were (the
+        same labels with another id), and edited by hand where they were."""
+        for index, pixels in relabelled:
+            key = hashable_index(index)
+            mark = self._ours.get(key)
+            if mark is None or mark == HOLDS_EDITS:
+                continue
+            plane = np.array(self.labels[index])
+            before = plane.copy()
+            before.flat[pixels] = old
+            if plane_checksum(before) == mark:
+                self._ours[key] = plane_checksum(plane)
 
     def _note_cleared(self, cleared: Dict[int, List[int]]) -> None:
         """Say which frames lost an object re-made from its remaining prompts (the session cannot forget one frame's
