@@ -513,10 +513,11 @@ def test_real_time_lapse_folder():
 
 
 @pytest.mark.parametrize("shape", [(333, 700), (1000, 1000), (900, 1200, 3)])
-def test_bilinear_input_keeps_the_rounding_above_one_as_the_image_predictors_resize_does(shape):
-    """SAM2ImagePredictor resizes the /255 tensor with torchvision's Resize: an antialiased bilinear interpolate, no
-    clamp. Over saturated pixels the filter's weights sum a rounding above 1 (1.0000002); clamping it changed the
-    model input by one last bit in thousands of values at these sizes (found by comparing with Meta's set_image)."""
+def test_bilinear_input_is_not_clamped_so_the_rounding_above_one_stays(shape):
+    """SAM2ImagePredictor resizes the /255 tensor with torchvision's Resize, which on a tensor is this antialiased
+    bilinear interpolate with no clamp (torchvision is not installed here, so the test states that call; an explorer
+    compared Meta's own set_image with a torchvision wheel). Over saturated pixels the filter's weights sum a rounding
+    above 1 (1.0000002); clamping it changed the model input by one last bit in thousands of values at these sizes."""
     rng = np.random.default_rng(3)
     frame = rng.integers(0, 256, size=shape, dtype=np.uint8)
     frame[: shape[0] // 2] = 255
