@@ -188,3 +188,23 @@ def test_track_auto_of_a_time_only_stack_gives_times_in_the_table_and_geff(tmp_p
     masks = sorted((tmp_path / "ctc").glob("mask*.tif"))
     assert [tifffile.imread(p).dtype for p in masks] == [np.uint16] * 4
     np.testing.assert_array_equal(np.stack([tifffile.imread(p) for p in masks]), found["data"])
+
+
+@pytest.mark.parametrize("how", [{}, {"photometric": "minisblack"}])
+def test_track_of_a_plain_tifffile_stack_writes_an_imagej_hyperstack(tmp_path: Path, how: Dict[str, Any]) -> None:
+    """`tifffile.imwrite("stack.tif", movie)` (the commonest way a Python user saves a stack) records its frames as
+    axis "S" (or "Q"): the labels of `napari-sam2 track stack.tif --prompts ... -o labels.tif` were then a plain
+    uint32 TIFF with axes "SYX" (Fiji: 32-bit slices), the same pixels from a .npy a uint16 ImageJ TYX file."""
+    from sam2_model.synthetic import make_timelapse
+
+    from napari_sam2.cli import main
+
+    movie = make_timelapse(num_frames=3, shape=(64, 64), num_cells=2, seed=3, divisions=False, enter_leave=False,
+                           radius_fraction=0.12)
+    tifffile.imwrite(tmp_path / "stack.tif", movie.image, **how)
+    ys, xs = np.nonzero(movie.labels[0] == movie.labels[0].max())
+    (tmp_path / "p.csv").write_text(f"frame,obj_id,y,x,label\n0,1,{int(ys.mean())},{int(xs.mean())},1\n")
+    assert main(["track", str(tmp_path / "stack.tif"), "--prompts", str(tmp_path / "p.csv"), "-o",
+                 str(tmp_path / "labels.tif"), "--device", "cpu"]) == 0
+    found = read_tiff(tmp_path / "labels.tif")
+    assert (found["imagej"], found["axes"], found["dtype"]) == (True, "TYX", np.uint16)

@@ -473,17 +473,22 @@ def _content_uuid(labels: Labels, metadata: Dict[str, Any]) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}"
 
 
+#: tifffile's letters for an axis it cannot name (Q), the samples or pages of a plain write (S) and an image sequence (I)
+UNNAMED_FRAME_LETTERS = ("Q", "S", "I")
+
+
 def labels_axes(stack_axes: Optional[str], ndim: int, channel_axis: Optional[int] = None,
                 keep: Optional[Sequence[int]] = None, frame_axis: Optional[int] = None) -> Optional[str]:
     """The axis letters of labels made from a stack whose ``ndim`` axes are ``stack_axes`` (e.g. a TIFF's "TZCYX"):
     without its ``channel_axis`` (the channel or colour axis, which labels do not have), or only the axes in ``keep``
     (e.g. (frame axis, row axis, col axis) for (T, Y, X) labels along one axis). The ``frame_axis`` (the axis
-    segmented through), where the stack does not name it (tifffile's "Q" for a plain (T, Y, X) array), is T, as
-    batch runs write it. None when the stack has no letters."""
+    segmented through), where the stack does not name it (tifffile's "Q", "S" or "I" for the pages of a plain
+    ``tifffile.imwrite`` of a (T, Y, X) array), is T, as batch runs write it (so the labels stay an ImageJ hyperstack).
+    None when the stack has no letters."""
     if not isinstance(stack_axes, str) or len(stack_axes) != ndim:
         return None
     letters = list(stack_axes.upper())
-    if frame_axis is not None and 0 <= frame_axis < ndim and letters[frame_axis] == "Q":
+    if frame_axis is not None and 0 <= frame_axis < ndim and letters[frame_axis] in UNNAMED_FRAME_LETTERS:
         letters[frame_axis] = "T"
     axes = [i for i in range(ndim) if i != channel_axis] if keep is None else list(keep)
     return "".join(letters[i] for i in axes)
