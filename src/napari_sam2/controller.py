@@ -353,11 +353,13 @@ class SegmentationController:
         """
         self._notes, self._edits_met = [], _EditsMet()  # a failed run's notes are not said after the next one
         record = self._begin(tag)
+        written: List[int] = []
         try:
-            yield from self._apply(prompts, frame, record)
+            yield from self._noting_frames(self._apply(prompts, frame, record), written)
         finally:  # a failed or cancelled step that changed something stays undoable
             self._end(record)
             self._say_edits(record)
+            self._say_blank(written)
         yield "done", -1, self.session.obj_ids, None
 
     def _apply(self, prompts: List[FramePrompt], frame: Optional[int], record: _Record) -> Iterator[Step]:
@@ -800,10 +802,30 @@ class SegmentationController:
         record = self._begin(tag)
         record.changed = True
         self._end(record)  # recorded first: a cancelled run is undone like a finished one
+        written: List[int] = []
         try:
-            yield from self._passes(passes, max_frames, record)
+            yield from self._noting_frames(self._passes(passes, max_frames, record), written)
         finally:  # also when cancelled or failed: the frames written so far are said
             self._say_edits(record)
+            self._say_blank(written)
+
+    @staticmethod
+    def _noting_frames(steps: Iterator[Step], written: List[int]) -> Iterator[Step]:
+        """``steps`` passed on, the frame of each "frame" step appended to ``written``."""
+        for step in steps:
+            if step[0] == "frame":
+                written.append(step[1])
+            yield step
+
+    def _say_blank(self, frames: List[int]) -> None:
+        """Add to what is said after the run (:meth:`pop_notes`) which of ``frames`` (those the step wrote) showed the
+        model nothing (a constant frame, or every pixel past one contrast limit): its masks there are guesses. The
+        sessions warn too, but a warning raised in a worker thread reaches no one in the widget."""
+        if not frames or self._session is None:
+            return
+        words = self._session.blank_summary(sorted(set(frames)))
+        if words:
+            self._notes.append(words[0].upper() + words[1:] + ".")
 
     def _passes(self, passes: List[PropagationPass], max_frames: Optional[int], record: _Record) -> Iterator[Step]:
         """:meth:`propagate`'s passes, written into ``record``."""

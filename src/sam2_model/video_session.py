@@ -49,6 +49,19 @@ def frame_spans(frames: Sequence[int], most: int = 8) -> str:
     return ", ".join(words) + (", ..." if len(spans) > most else "")
 
 
+def blank_sentence(frames: Sequence[int], note_of: Callable[[int], Optional[str]]) -> str:
+    """Which of ``frames`` showed the model nothing (``note_of(t)``: why, or None), in one sentence for users ("2 of
+    the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."), or "" where none did."""
+    notes = {t: note for t in frames if (note := note_of(t)) is not None}
+    if not notes:
+        return ""
+    blank = sorted(notes)
+    many = len(blank) > 1
+    return (f"{len(blank)} of the {len(frames)} frames tracked {'are' if many else 'is'} blank (frame"
+            f"{'s' if many else ''} {frame_spans(blank)}; frame {blank[0]}: {notes[blank[0]]}): the model has nothing "
+            f"to see there; its masks on {'them' if many else 'it'} are guesses")
+
+
 class VideoSession:
     """Segment and track objects through a stack with SAM 2.
 
@@ -320,14 +333,7 @@ class VideoSession:
         in one sentence for users ("2 of the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."),
         or "" where none did. What :meth:`propagate` warns at its end; a caller that reports in its own words (a status
         line) can ask it after any run."""
-        blank = [t for t in frames if self.frames.blank_note(t) is not None]
-        if not blank:
-            return ""
-        first = self.frames.blank_note(blank[0])
-        many = len(blank) > 1
-        return (f"{len(blank)} of the {len(frames)} frames tracked {'are' if many else 'is'} blank (frame"
-                f"{'s' if many else ''} {frame_spans(blank)}; frame {blank[0]}: {first}): the model has nothing to see "
-                f"there; its masks on {'them' if many else 'it'} are guesses")
+        return blank_sentence(frames, self.frames.blank_note)
 
     def _frame_output(self, frame_idx: int, states: List[ObjectState], ids: List[int], output: str) -> np.ndarray:
         """The propagated objects' results on a frame as ``output`` asks."""

@@ -37,7 +37,7 @@ from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
 from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
 from .session_outputs import check_output, labels_of_winners
 from .session_state import MemoryBankView
-from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession
+from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession, blank_sentence
 from .image_predictor import ImagePredictor
 from .windows import Window, first_window_side, grow_while_cut, place_window, too_small
 
@@ -244,6 +244,15 @@ class WindowedSession:
         self._options["clear_memory_around_corrections"] = bool(value)
         for track in self._objects.values():
             track.session.clear_memory_around_corrections = bool(value)
+
+    def blank_summary(self, frames: Sequence[int]) -> str:
+        """:meth:`VideoSession.blank_summary` of the objects' windows, which judge their whole frame (an empty window
+        of a busy frame is no blank frame): the frames of ``frames`` the model saw nothing in, in one sentence, or ""."""
+        def note_of(t: int) -> Optional[str]:
+            return next((note for track in self._objects.values() if (note := track.session.frames.blank_note(t))),
+                        None)
+
+        return blank_sentence(frames, note_of)
 
     def window_of(self, obj_id: int, frame_idx: Optional[int] = None) -> Optional[Window]:
         """The object's window (x0, y0, x1, y1) in frame px (x1, y1 exclusive) on ``frame_idx`` (default: its first
