@@ -117,6 +117,25 @@ def test_track_cells_of_a_range_reads_it_alone_and_numbers_it_as_the_movie(movie
     assert len(part.lineage) and all(FIRST <= t.begin <= t.end <= LAST for t in part.lineage.rows())
 
 
+def test_measure_of_a_range_result_numbers_its_frames_as_the_movie(movie, net) -> None:
+    part = napari_sam2.track_cells(movie.image, model=net, frames=(FIRST, LAST))
+    assert part.first_frame == FIRST and napari_sam2.track_cells(movie.image[:2], model=net).first_frame == 0
+    by_index = napari_sam2.measure(part.labels, movie.image[FIRST:LAST + 1])  # the labels alone: their index
+    rows = napari_sam2.measure(part, movie.image)  # the whole movie: its frames FIRST..LAST are read
+    assert rows and [r["frame"] for r in rows] == [r["frame"] + FIRST for r in by_index]
+    same = ("obj_id", "area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x1", "mean_intensity")
+    assert [[r[k] for k in same] for r in rows] == [[r[k] for k in same] for r in by_index]
+    spans = {t.track_id: (t.begin, t.end) for t in part.lineage.rows()}  # the lineage's numbers: the same frames
+    assert all(spans[r["obj_id"]][0] <= r["frame"] <= spans[r["obj_id"]][1] for r in rows)
+    assert {r["frame"] for r in rows} == set(part.frames_tracked)
+    own = napari_sam2.measure(part, movie.image[FIRST:LAST + 1])  # the range's own frames work too
+    assert [[r["frame"], r["mean_intensity"]] for r in own] == [[r["frame"], r["mean_intensity"]] for r in rows]
+    timed = napari_sam2.measure(part, scale=(5.0, 1.0, 1.0), time_unit="minute")
+    assert [r["time"] for r in timed] == [5.0 * r["frame"] for r in rows] and timed[0]["frame"] >= FIRST
+    with pytest.raises(ValueError, match=r"or the movie's \(at least 6 frames\); got shape \(3, 96, 96\)"):
+        napari_sam2.measure(part, movie.image[:3])
+
+
 def test_track_cells_start_frame_is_a_frame_of_the_range(movie, net) -> None:
     later = napari_sam2.track_cells(movie.image, model=net, frames=(FIRST, LAST), start_frame=4)
     assert later.frames_tracked == [4, 5] and not later.labels[:2].any() and later.labels[2:].any(axis=(1, 2)).all()

@@ -56,9 +56,10 @@ def add_auto_arguments(track_parser: argparse.ArgumentParser) -> None:
                        help="drop detections that stand out less than C from the pixels around them (|mean "
                             "difference| / their spread; background patches score near 0, cells mostly 0.6-4; "
                             f"default {MIN_CONTRAST:g}; 0: off)")
-    group.add_argument("--start-frame", type=int, default=0,
-                       help="detect the cells on this frame and track from it (default 0); with --direction "
-                            "backward towards frame 0, otherwise towards the last frame")
+    group.add_argument("--start-frame", type=int, default=None,
+                       help="detect the cells on this frame and track from it (default 0; with --frames A-B, A: a "
+                            "frame of the range, the stack's numbers); with --direction backward towards frame 0 (A), "
+                            "otherwise towards the last frame (B)")
     group.add_argument("--ctc", type=Path, default=None, metavar="OUT_DIR",
                        help="write Cell Tracking Challenge files (mask%%03d.tif + res_track.txt) to this folder")
     group.add_argument("--geff", type=Path, default=None, metavar="FILE", help="write the lineage graph as GEFF")
@@ -168,7 +169,7 @@ def write_outputs(writes: Sequence[Write]) -> None:
 
 
 def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Optional[str] = None,
-             calibration: Optional[Calibration] = None, through_z: Optional[str] = None) -> int:
+             calibration: Optional[Calibration] = None, through_z: Optional[str] = None, first_frame: int = 0) -> int:
     """Track every cell of ``stack`` ((T, H, W[, C]) array-like or FrameSource) and write the requested outputs.
 
     From ``args.start_frame`` (default 0), backwards when ``args.direction`` is "backward". Every output holds the
@@ -176,7 +177,10 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     written all or nothing (:func:`write_outputs`). labels_axes: the -o labels' axis letters (e.g. "TYX", "ZYX"),
     recorded in the TIFF; calibration: the stack's pixel size and frame interval, recorded in the GEFF, the
     labels TIFF and the tracks table. through_z: what says the frames are a volume's z slices (None: time): there
-    divisions are off unless --divisions asks for them (:func:`napari_sam2.api.auto_divisions`; one line says so)."""
+    divisions are off unless --divisions asks for them (:func:`napari_sam2.api.auto_divisions`; one line says so).
+    first_frame: the stack's number of frame 0 of ``stack`` (``track --frames A-B``: A; ``args.start_frame`` counts
+    from frame 0 of ``stack``): the progress line and the summary name the stack's frames; the outputs are numbered
+    from 0."""
     from tqdm import tqdm
 
     from sam2_model.tracking import track_cells
@@ -194,6 +198,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     if said:
         print(said)
     backward = getattr(args, "direction", "forward") == "backward"
+    args.start_frame = args.start_frame or 0  # None: not given
     to_track = args.start_frame + 1 if backward else len(stack) - args.start_frame  # the bar's length from the start
     bar = tqdm(total=to_track, unit="frame", desc="tracking cells")
 
@@ -208,7 +213,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         now = time.monotonic()
         if now - shown[0] >= 0.5 or step.done == 0:
             shown[0] = now
-            bar.set_postfix_str(f"frame {step.frame}: {step.stage} {step.done}/{step.total}")
+            bar.set_postfix_str(f"frame {first_frame + step.frame}: {step.stage} {step.done}/{step.total}")
 
     try:
         result = track_cells(model, stack, start_frame=args.start_frame,
@@ -227,8 +232,10 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
     divided = len(lineage.divisions())
+    done = sorted(result.frames_tracked)
+    of = f" ({first_frame + done[0]}-{first_frame + done[-1]}, written numbered from 0)" if first_frame and done else ""
     print(f"tracked {len(lineage)} track{'s' * (len(lineage) != 1)} ({divided} division{'s' * (divided != 1)}) over "
-          f"{len(result.frames_tracked)} frames")
+          f"{len(result.frames_tracked)} frames{of}")
     if result.note:  # e.g. no cell found on any frame: the outputs are empty, and this says why
         print(f"napari-sam2: {result.note}", file=sys.stderr)
     return 0
@@ -265,6 +272,46 @@ def frames_option(text: str) -> range:
     if a < 0 or b < a:
         raise argparse.ArgumentTypeError(f"takes A-B with 0 <= A <= B (e.g. 0-5), got {text!r}")
     return range(a, b + 1)
+
+
+def frames_words(frames: range) -> str:
+    """``--frames A-B`` of a range, as the user typed it (A and B both included)."""
+    return f"--frames {frames.start}-{frames.stop - 1}"
+
+
+def frames_in_stack(frames: Optional[range], layout: Any, shape: Sequence[int]) -> Optional[range]:
+    """``track --frames A-B`` (:func:`frames_option`'s range) checked against a stack of ``shape`` read under
+    ``layout`` (a :class:`~napari_sam2.layout.StackLayout`): frames of its propagated axis, numbered from 0. None for
+    None (every frame). ValueError in the command's words for a single 2-D image or frames past the stack's last."""
+    if frames is None:
+        return None
+    if layout.frame_axis is None:
+        raise ValueError(f"{frames_words(frames)} picks frames of a stack, but {tuple(shape)} is a single 2-D image "
+                         "(frame 0 only): leave --frames out")
+    count = layout.num_frames(shape)
+    if frames.stop > count:
+        span = "only frame, 0" if count == 1 else f"frames 0-{count - 1}"
+        raise ValueError(f"{frames_words(frames)} is outside the stack's {span} (numbered from 0 along the propagated "
+                         f"axis): give A-B within 0-{count - 1}")
+    return frames
+
+
+@contextlib.contextmanager
+def in_cli_words(frames: Optional[range]) -> Any:
+    """Inside: a ValueError naming the API's ``frames=(A, B)`` is raised again naming ``--frames A-B`` (and
+    ``--direction`` where it starts with the API's ``direction``)."""
+    try:
+        yield
+    except ValueError as error:
+        if frames is None:
+            raise
+        api = f"frames=({frames.start}, {frames.stop - 1})"
+        if api not in str(error):
+            raise
+        text = str(error).replace(api, frames_words(frames))
+        if text.startswith("direction "):  # check_way_in_range's "direction backward from ..."
+            text = "--" + text
+        raise ValueError(text) from None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

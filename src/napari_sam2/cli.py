@@ -7,7 +7,8 @@ prompts.csv has a header and one row per click, ``frame,obj_id,y,x,label``; a ro
 ``y1,x1`` is a box from (y, x) to (y1, x1). Coordinates are pixels; header names are case-insensitive
 (see :mod:`napari_sam2.prompts_csv`). ``napari-sam2 batch INPUTS... --out DIR`` runs many stacks on Dask
 (:mod:`napari_sam2._cli_batch`). 4D stacks: ``--axis`` is propagated, ``--channel-axis`` holds
-channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis.
+channels (``--channel`` picks one, or ``mean``/``max``), ``--fix AXIS=INDEX`` pins any other axis. ``--frames A-B``
+tracks frames A to B only (prompts in the stack's numbers; outputs numbered from 0, as ``evaluate --frames A-B`` reads).
 
 Everything that can be checked is checked before the model is built: the prompts, the stack's axes, the
 direction, and that every output can be written, is not an input and does not exist yet (``--overwrite`` replaces
@@ -35,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 from . import INTERRUPTED
 from ._cli_auto import (CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAULT,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
-                        check_detection_options, check_output_kinds, prepare_output, run_auto, run_evaluate,
-                        write_outputs)
+                        check_detection_options, check_output_kinds, frames_in_stack, frames_option, frames_words,
+                        in_cli_words, prepare_output, run_auto, run_evaluate, write_outputs)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input
@@ -86,6 +87,7 @@ TRACK_EXAMPLES = """examples:
   napari-sam2 track zstack.tif --axis 1 --fix 0=5 --prompts clicks.csv -o z5.tif       # (Z, T, Y, X): time at z = 5
   napari-sam2 track two_colour.tif --channel-axis 1 --channel 0 --prompts c.csv -o l.tif
   napari-sam2 track movie.tif --auto --cell-diameter 8 40 --ctc res/ --geff tracks.geff
+  napari-sam2 track movie.tif --auto --frames 100-150 --ctc res/   # frames 100-150 only: evaluate --frames 100-150
   napari-sam2 track movie.tif --prompts clicks.csv -o l.tif --checkpoint runs/mine/weights.pt   # fine-tuned
 
 clicks.csv:
@@ -143,6 +145,13 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
                        help="from the first prompted frame (default both); --auto tracks one way from --start-frame: "
                             "forward (default) or backward, not both. One way with nothing to track (backward from "
                             "frame 0, forward from the last frame) is refused")
+    track.add_argument("--frames", type=frames_option, default=None, metavar="A-B",
+                       help="track frames A to B only (both included, the stack's numbers from 0; only they are "
+                            "read): --prompts name the stack's frames, each inside A-B; --auto starts on A (or "
+                            "--start-frame, a frame of A-B). The outputs hold those frames, numbered from 0 as the "
+                            "Cell Tracking Challenge numbers a sequence (labels' frame 0 and --ctc's mask000.tif are "
+                            "frame A): napari-sam2 evaluate --frames A-B scores them against the whole movie's "
+                            "ground truth")
     track.add_argument("--overwrite", action="store_true",
                        help="replace outputs that exist (-o, --table; --ctc and --geff only over an earlier result of "
                             "their kind); without it an existing output is refused before any work")
@@ -313,6 +322,27 @@ def labels_metadata(path: Path, stack: Any, layout: StackLayout, keep: Optional[
     return axes, read_calibration(path, frame, spatial, frames_through_z=through_z)
 
 
+def outside_range(frame: float, chosen: Optional[range]) -> Optional[str]:
+    """Why a prompt on the stack's ``frame`` does not fit ``--frames`` (``chosen``: range(A, B + 1); None: every
+    frame fits), or None."""
+    if chosen is None or frame != int(frame) or int(frame) in chosen:
+        return None
+    return (f"frame {int(frame)} is outside {frames_words(chosen)} (frames are the stack's numbers): prompt a frame "
+            "of the range, or widen it")
+
+
+def from_frame(calibration: Optional[Calibration], chosen: Optional[range]) -> Optional[Calibration]:
+    """``calibration`` of the stack for outputs that hold only the frames ``chosen`` (--frames A-B), numbered from
+    0: its frame origin moved to frame A's (origin + A * frame step), so that their frame 0 lies where the stack's
+    frame A does (a time, or a z where the frames are slices); as given without a range or a calibration."""
+    if calibration is None or chosen is None or not chosen.start:
+        return calibration
+    import dataclasses
+
+    t0, y0, x0 = calibration.origin
+    return dataclasses.replace(calibration, origin=(t0 + chosen.start * calibration.frame_interval, y0, x0))
+
+
 def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, Any], Optional[AxisMove]]:
     """The stack, its axis options and how it was moved (:func:`.axis_moves.read_rows_columns_last`): a stack whose frames
     lie after its rows and columns (a TIFF of axes YXT, or --axis naming the last axis) is read as a lazy view with
@@ -387,7 +417,7 @@ def track_command(args: argparse.Namespace) -> int:
     check_not_input("-o/--output", Path(args.output).expanduser(),
                     [("the stack", args.stack), ("--prompts", args.prompts)])
     output = prepare_output(args.output, args.overwrite)  # before any work; nothing is created until the end
-    from .api import frame_seen, prompted_frame
+    from .api import FrameRange, check_way_in_range, frame_seen, prompted_frame
     from .axis_moves import numbered_as_read
     from .export import labels_ids, save_labels_tiff
     from .image_size import OFF
@@ -402,19 +432,25 @@ def track_command(args: argparse.Namespace) -> int:
             axes = stack_axes(args, stack, axis_options)
         layout = axes.layout
         frames = layout.num_frames(stack.shape)  # a 2-D image (frame_axis None): one frame, 0, as segment() rules
+        chosen = frames_in_stack(args.frames, layout, stack.shape)  # --frames A-B: range(A, B + 1); None: all
         height, width = (int(stack.shape[a]) for a in layout.spatial_axes)
         for (frame, y, x, _, _), line in zip(clicks, click_lines):
-            problem = click_problem(frame, y, x, frames, height, width)
+            problem = click_problem(frame, y, x, frames, height, width) or outside_range(frame, chosen)
             if problem:
                 raise ValueError(f"{args.prompts}, line {line}: {problem}")
         for box, line in zip(boxes, box_lines):
-            problem = box_problem(box[0], frames, box[1:5], height, width)
+            problem = box_problem(box[0], frames, box[1:5], height, width) or outside_range(box[0], chosen)
             if problem:
                 raise ValueError(f"{args.prompts}, line {line}: {problem}")
         direction = args.direction or "both"
-        checked_table_prompts(args.prompts, clicks, boxes, frames, direction)  # the rule batch and segment() follow
-        warn_contrast_outside(limits, FrameView(stack, layout))
+        # the rule batch and segment() follow; with --frames A-B, within A-B (as segment(frames=(A, B)))
+        checked_table_prompts(args.prompts, clicks, boxes, frames if chosen is None else chosen.stop, direction)
         index = prompted_frame(clicks, boxes) if layout.frame_axis is not None else 0  # "auto" measures it, not frame 0
+        if chosen is not None:
+            with in_cli_words(chosen):
+                check_way_in_range(index, chosen, direction)
+        warn_contrast_outside(limits, FrameView(stack if chosen is None else FrameRange(stack, layout.frame_axis,
+                                                                                        chosen), layout))
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
         window = pick_object_window(args.object_window, measured, args.model, image_size, index)
@@ -422,14 +458,17 @@ def track_command(args: argparse.Namespace) -> int:
         bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
             segment = _lazy("segment")
-            labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint, device=args.device,
-                             image_size=image_size, direction=direction, progress=bar,
-                             contrast_limits=limits, smooth=args.smooth, object_window=window or OFF,
-                             invert=bool(getattr(args, "invert", False)), **axis_options)
+            with in_cli_words(chosen):
+                labels = segment(stack, clicks, boxes, model=args.model, checkpoint=args.checkpoint,
+                                 device=args.device, image_size=image_size, direction=direction, progress=bar,
+                                 contrast_limits=limits, smooth=args.smooth, object_window=window or OFF,
+                                 invert=bool(getattr(args, "invert", False)),
+                                 frames=None if chosen is None else (chosen.start, chosen.stop - 1), **axis_options)
         finally:
             if bar is not None:
                 bar.close()
         letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
+        calibration = from_frame(calibration, chosen)
         if one_image:
             labels, letters = labels[0], None  # one image in, one label image out (YX)
         writing = _LazyBar("writing labels", "plane", WRITE_BAR_DELAY)  # plane by plane; a bar where it takes long
@@ -438,7 +477,8 @@ def track_command(args: argparse.Namespace) -> int:
         finally:  # folders too, only now
             writing.close()
         found = labels_ids(labels)  # a plane at a time (no sorted copy of the stack)
-        print(f"wrote {output} ({labels.shape} labels, {len(found)} object{'s' * (len(found) != 1)})")
+        of = "" if chosen is None else f" of frames {chosen.start}-{chosen.stop - 1}, numbered from 0"
+        print(f"wrote {output} ({labels.shape} labels{of}, {len(found)} object{'s' * (len(found) != 1)})")
         missing = sorted({int(row[-1]) for row in list(clicks) + list(boxes)} - found)
         if missing:  # e.g. two objects clicked on one cell: the other one's mask won every pixel
             many = len(missing) > 1
@@ -469,7 +509,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     check_detection_options(args)
     from sam2_model.frames import check_finite
 
-    from .api import frames_are_z
+    from .api import FrameRange, check_way_in_range, frames_are_z
     from .axis_moves import numbered_as_read
     from .directions import check_one_way
     from .image_size import read_as_seen
@@ -483,20 +523,35 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
             axes = stack_axes(args, stack, axis_options)
         warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         view = FrameView(stack, axes.layout)
+        chosen = frames_in_stack(args.frames, axes.layout, stack.shape)  # --frames A-B: range(A, B + 1); None: all
+        first = 0 if chosen is None else chosen.start  # the stack's number of the frames tracked' frame 0
+        if args.start_frame is None:  # not given: the first frame tracked
+            args.start_frame = first
         if not 0 <= args.start_frame < len(view):
             frame_axis = axes.layout.frame_axis if moved is None else moved.order[axes.layout.frame_axis]
             raise ValueError(f"--start-frame must be a frame of the stack, 0..{len(view) - 1} along axis "
                              f"{frame_axis}, got {args.start_frame}")
-        check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
+        if chosen is None:
+            check_one_way(args.start_frame, len(view), args.direction, f"--start-frame {args.start_frame}")
+        else:  # the stack's numbers in messages; then only the range is read, numbered from A
+            if args.start_frame not in chosen:
+                raise ValueError(f"--start-frame {args.start_frame} is outside {frames_words(chosen)}: start on a "
+                                 f"frame of the range (default: its first, {first})")
+            with in_cli_words(chosen):
+                check_way_in_range(args.start_frame, chosen, args.direction, "--start-frame")
+            stack = FrameRange(stack, axes.layout.frame_axis, chosen)
+            view = FrameView(stack, axes.layout)
         warn_contrast_outside(limits, view)
-        start = read_as_seen(view, args.start_frame, axes.session_options)  # the channel tracked, alone read
+        start = read_as_seen(view, args.start_frame - first, axes.session_options)  # the channel tracked, alone read
         check_finite(start, f"frames: frame {args.start_frame}")  # before "auto" measures it
         keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
         letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
         through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
+        calibration = from_frame(calibration, chosen)  # the outputs' frame 0 is the stack's frame A
         given = None if args.cell_diameter is None else tuple(args.cell_diameter)  # the user said how large
-        image_size = pick_image_size(args.image_size, start, args.model, given, args.start_frame,
+        image_size = pick_image_size(args.image_size, start, args.model, given, args.start_frame - first,
                                      (view, axes.session_options), through_z is not None)
+        args.start_frame -= first  # run_auto tracks the frames read, numbered from 0
         build_model = _lazy("build_model")
         model = build_model(args.model, checkpoint=args.checkpoint, device=args.device, image_size=image_size)
         options = dict(axes.session_options)
@@ -508,7 +563,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
             options["invert"] = True
         frames = frame_source(view, model, options)
         try:
-            return run_auto(args, frames, model, letters, calibration, through_z)
+            return run_auto(args, frames, model, letters, calibration, through_z, first)
         finally:
             frames.close()
 

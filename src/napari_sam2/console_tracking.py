@@ -324,12 +324,14 @@ def check_start_frame(start_frame: Any, num_frames: int, frames: Optional[range]
 
 def in_movie(result: TrackingResult, first: int) -> TrackingResult:
     """``result`` of the frames from the movie's frame ``first`` on, tracked numbered from 0, with its frame numbers
-    the movie's: ``frames_tracked`` and the lineage's begin and end shifted by ``first`` (the labels stay as they are:
-    index 0 of their frame axis is frame ``first``); as it is for ``first`` 0."""
+    the movie's: ``frames_tracked`` and the lineage's begin and end shifted by ``first`` and ``first_frame`` set to it
+    (the labels stay as they are: index 0 of their frame axis is frame ``first``; ``napari_sam2.measure`` reads
+    ``first_frame`` to number its rows as the movie); as it is for ``first`` 0."""
     if not first:
         return result
     lineage = Lineage(dataclasses.replace(t, begin=t.begin + first, end=t.end + first) for t in result.lineage.rows())
-    return dataclasses.replace(result, lineage=lineage, frames_tracked=[t + first for t in result.frames_tracked])
+    return dataclasses.replace(result, lineage=lineage, frames_tracked=[t + first for t in result.frames_tracked],
+                               first_frame=first)
 
 
 def frames_in_widget(widget: Any, image: Any = None) -> Optional[int]:

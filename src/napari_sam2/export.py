@@ -504,10 +504,13 @@ def measure(
     mean_intensity, object_score and check (:data:`COLUMNS`), in frame order, then by id. Every column is numeric.
 
     labels: (T, Y, X) integer labels (0: background), e.g. ``segment()``'s labels or ``track_cells()``'s
-    ``result.labels``, or the TrackingResult itself; a single (Y, X) image is frame 0.
+    ``result.labels``, or the TrackingResult itself; a single (Y, X) image is frame 0. ``frame`` is the labels' index,
+    except for a TrackingResult of part of a movie (``track_cells(..., frames=(first, last))``, whose
+    ``first_frame`` is ``first``): there it is the movie's frame number, ``first + index``, as its lineage and
+    ``frames_tracked`` (and the calibrated ``time`` / ``z`` that of the movie's frame).
     image: the grey values for ``mean_intensity``, shaped as ``labels`` ((T, Y, X); a trailing colour or channel axis
-    is averaged per pixel), any array-like read a frame at a time (a dask array, a TIFF memmap); None: the column is
-    NaN.
+    is averaged per pixel), any array-like read a frame at a time (a dask array, a TIFF memmap); for a TrackingResult
+    of part of a movie also the whole movie (its frames ``first..`` are read); None: the column is NaN.
     object_scores: {(frame, obj_id): presence logit} from a session (``VideoSession``); None: ``object_score`` is
     NaN (so for automatic tracking, ``track_cells``, and for ``segment()``, which return labels only).
     check: the (frame, obj_id) worth a look (``VideoSession.jumped_frames``): ``check`` is 1 there and 0 elsewhere;
@@ -518,16 +521,23 @@ def measure(
     with ``time_unit`` and ``length_unit`` (e.g. ``scale=(5, 0.65, 0.65), time_unit="minute",
     length_unit="micrometer"``), not both.
     """
+    first = int(getattr(labels, "first_frame", 0) or 0)  # a TrackingResult of part of a movie: the movie's number
     labels = getattr(labels, "labels", labels)  # a TrackingResult
     shape = tuple(getattr(labels, "shape", np.shape(labels)))
     if len(shape) not in (2, 3):
         raise ValueError(f"labels must be (T, Y, X) or one (Y, X) image of integer labels; got shape {shape}")
     planes = labels if len(shape) == 3 else np.asarray(labels)[None]
+    offset = 0  # the image's frame of the labels' index 0
     if image is not None:
         image_shape = tuple(getattr(image, "shape", np.shape(image)))
-        if image_shape[:len(shape)] != shape or len(image_shape) > len(shape) + 1:
+        movie = (first > 0 and len(shape) == 3 and len(shape) <= len(image_shape) <= len(shape) + 1
+                 and image_shape[1:3] == shape[1:] and image_shape[0] >= first + shape[0])
+        if movie:
+            offset = first  # the whole movie: its frames first..first + T - 1
+        elif image_shape[:len(shape)] != shape or len(image_shape) > len(shape) + 1:
+            whole = f", or the movie's (at least {first + shape[0]} frames)" if first else ""
             raise ValueError(f"image must have the labels' shape {shape} (with at most a trailing colour or channel "
-                             f"axis); got shape {image_shape}")
+                             f"axis){whole}; got shape {image_shape}")
     if scale is not None:
         if calibration is not None:
             raise ValueError("pass calibration or scale (with time_unit and length_unit), not both")
@@ -538,11 +548,18 @@ def measure(
                                   time_unit=time_unit)
 
     def image_plane(t: int) -> np.ndarray:
-        plane = np.asarray(image[t]) if len(shape) == 3 else np.asarray(image)
+        plane = np.asarray(image[offset + t]) if len(shape) == 3 else np.asarray(image)
         return intensity_plane(plane) if plane.ndim == 3 else plane
 
-    return FrameTable(len(planes), lambda t: planes[t], None if image is None else image_plane, object_scores,
-                      check).rows(calibration)
+    table = FrameTable(len(planes), lambda t: planes[t], None if image is None else image_plane, object_scores, check)
+    if not first:
+        return table.rows(calibration)
+    rows = table.rows()  # then the frame column, and its time, in the movie's numbers
+    for row in rows:
+        row["frame"] += first
+        if calibration is not None:
+            row.update(calibration.columns(row))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,10 @@ class Track:
     end_reason: str, one of :data:`END_REASONS`: "left the field" (lost within a cell radius of the frame's border),
     "lost" (its mask was empty for ``max_lost_frames`` frames elsewhere), "end of stack" (it reached the last frame
     tracked; going backwards: frame 0), "divided" (it split into two daughters, whose ``parent`` is this track), or
-    "active" (still followed: a run stopped part-way, or read from CTC files, which store no end reason:
-    :func:`~.ctc_io.read_ctc` gives every track "active").
+    "active" (still followed: a run stopped part-way). CTC files store no end reason: :func:`~.ctc_io.read_ctc`
+    derives each from the files (:func:`~.ctc_io.with_end_reasons`: "end of stack" on the last frame, "divided" where
+    a child begins on the next frame or it has two or more, "left the field" where its last mask lies near the
+    border, else "lost"), never "active".
     """
 
     track_id: int

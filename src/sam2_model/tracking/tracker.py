@@ -171,12 +171,17 @@ class TrackingResult:
     frames_tracked: the frames done, in the order tracked (backwards: descending).
     note: "" for a run that found cells and finished; else one line for the user: no cell was found on any frame
         tracked (and what to check), or where a stopped run stopped (``napari_sam2.track_cells``'s ``stop``).
+    first_frame: the movie's number of the labels' frame index 0: 0, except for a result of part of a movie
+        (``napari_sam2.track_cells(..., frames=(first, last))``: ``first``), whose ``frames_tracked``, lineage and note
+        already give the movie's numbers (``napari_sam2.measure(result)``'s ``frame`` column too): frame index ``i`` of
+        ``labels`` is the movie's frame ``first_frame + i``.
     """
 
     labels: np.ndarray  # (T, H, W) uint32 track ids, 0 background; frames not tracked stay 0
     lineage: Lineage  # track id, begin, end, parent, end reason
     frames_tracked: List[int] = field(default_factory=list)  # in processing order
     note: str = ""  # one line for the user when no cell was found on any frame tracked (CellTracker.note), else ""
+    first_frame: int = 0  # the movie's number of labels[0] (a result of frames=(first, last): first)
 
     @property
     def end_reasons(self) -> Dict[int, str]:
