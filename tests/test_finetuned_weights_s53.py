@@ -101,7 +101,7 @@ def test_old_weights_without_a_record_load_and_foreign_tensors_are_still_refused
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"tool": "another", "version": 3}', "[1, 2]",
-                                  '{"settings": {"image_size": "big"}}'])
+                                  '{"settings": {"image_size": "big"}}', '{"settings": {"model": ["x"]}}'])
 def test_an_unreadable_or_foreign_json_beside_is_ignored_with_a_warning(runs: Dict[str, Path], tmp_path: Path,
                                                                        text: str) -> None:
     """Never a crash: the record inside the file is used instead (a file without one: the preset's size)."""
@@ -115,6 +115,59 @@ def test_an_unreadable_or_foreign_json_beside_is_ignored_with_a_warning(runs: Di
     torch.save({"model": torch.load(runs["done"], weights_only=True)["model"]}, folder / "weights.pt")
     model, said = _built(checkpoint=folder / "weights.pt")
     assert model.image_size == 256 and len(said) == 1 and "is ignored" in said[0]
+
+
+def test_a_foreign_json_beside_weights_without_a_record_never_crashes(runs: Dict[str, Path], tmp_path: Path) -> None:
+    """Before (review R1, finding 1): settings.model holding a list (no dict key) raised TypeError from build_model,
+    from weights_record and from the message on a run's folder given as the checkpoint."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    torch.save({"model": torch.load(runs["done"], weights_only=True)["model"]}, folder / "weights.pt")
+    (folder / "weights.json").write_text('{"settings": {"model": ["x"], "steps": 3}, "steps": 1}')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert build.weights_record(folder / "weights.pt") is None
+    assert len(caught) == 1 and "settings.model is ['x'], not a model name" in str(caught[0].message)
+    assert build.trained_input_size("demo", folder / "weights.pt") is None
+    with pytest.raises(CheckpointError) as info:
+        build_model("demo", checkpoint=folder, device="cpu")
+    assert str(info.value) == f"{folder} is a training run's folder, not a checkpoint file: use {folder / 'weights.pt'}"
+
+
+def test_an_outdated_json_beside_does_not_override_the_record_inside(runs: Dict[str, Path], tmp_path: Path) -> None:
+    """Before (review R1, finding 2): the JSON beside won over the record saved inside the weights, silently: a run
+    killed between writing weights.pt and weights.json, or a weights.pt copied over another run's, built at the JSON's
+    128 px and warned that a finished run had stopped early. Now the record inside is used and the mismatch is said."""
+    payload = torch.load(runs["done"], weights_only=True)
+    inside = json.loads(json.dumps(payload["record"]))
+    inside["steps"], inside["settings"]["steps"], inside["stopped_by"] = 3, 3, "steps"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    torch.save({"model": payload["model"], "record": inside}, folder / "weights.pt")
+    beside = json.loads(json.dumps(inside))
+    beside["steps"], beside["settings"]["image_size"], beside["stopped_by"] = 1, 128, "progress"
+    (folder / "weights.json").write_text(json.dumps(beside))
+    model, said = _built(checkpoint=folder / "weights.pt")
+    assert model.image_size == TRAINED
+    assert not [s for s in said if "stopped early" in s], said
+    assert len(said) == 1, said
+    assert f"{folder / 'weights.json'} does not match the record inside {folder / 'weights.pt'}" in said[0]
+    assert "input size 128 px, step 1 of 3, stopped by a Cancel beside" in said[0]
+    assert "input size 64 px, step 3 of 3 inside" in said[0] and "the record inside is used" in said[0]
+    assert build.trained_input_size("demo", folder / "weights.pt") == TRAINED
+    with pytest.raises(CheckpointError) as info:  # the run's folder given: no false "stopped early" either
+        build_model("demo", checkpoint=folder, device="cpu")
+    assert "stopped early" not in str(info.value)
+    (folder / "weights.json").write_text(json.dumps({**inside, "note": "mine"}))  # the same facts: nothing to say
+    model, said = _built(checkpoint=folder / "weights.pt")
+    assert model.image_size == TRAINED and said == []
+
+
+def test_a_run_writes_its_json_atomically_and_equal_to_the_record_inside(runs: Dict[str, Path]) -> None:
+    for weights in runs.values():
+        assert json.loads(weights.with_suffix(".json").read_text()) == \
+            torch.load(weights, weights_only=True)["record"]
+        assert not [p.name for p in weights.parent.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_the_shipped_demo_weights_load_as_before_and_are_untouched() -> None:
@@ -184,3 +237,20 @@ def test_console_track_cells_runs_a_run_s_weights_at_their_trained_size(runs: Di
     _, _, image = _movie_files(tmp_path)
     track_cells(image, checkpoint=str(runs["done"]), device="cpu", cell_diameter=(6, 24))
     assert built_sizes == [TRAINED]
+
+
+def test_the_cli_sizes_an_auto_object_window_for_the_trained_input_size(runs: Dict[str, Path]) -> None:
+    """`track --checkpoint run/weights.pt --object-window auto` without --image-size: the model builds at the trained
+    64 px, so the window is measured for 64 px (it was for the preset's 256 px: a window 4x too big)."""
+    from sam2_model.synthetic import make_timelapse
+
+    from napari_sam2.cli import pick_object_window
+    from napari_sam2.image_size import resolve_object_window
+
+    frame = make_timelapse(num_frames=1, shape=(512, 512), num_cells=12, seed=2, divisions=False, enter_leave=False,
+                           radius_fraction=0.03).image[0]
+    trained = resolve_object_window("auto", frame, "demo", TRAINED)
+    assert trained != resolve_object_window("auto", frame, "demo", 256)  # the case this test is about
+    assert pick_object_window("auto", frame, "demo", None, 0, str(runs["done"])) == trained
+    assert pick_object_window("auto", frame, "demo", 256, 0, str(runs["done"])) == resolve_object_window(
+        "auto", frame, "demo", 256)  # an asked size wins

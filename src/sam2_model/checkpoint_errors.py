@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 PathLike = Union[str, Path]
 
@@ -67,14 +67,13 @@ def run_folder_message(path: PathLike) -> Optional[str]:
 
 
 def _run_state(weights: Path) -> str:
-    """" (saved at step N of M; ...)" when ``weights``' run stopped before its last step; "" otherwise."""
-    import json
+    """" (saved at step N of M; ...)" when ``weights``' run stopped before its last step; "" otherwise. The record
+    is the one :func:`sam2_model.build.build_model` would apply (the record inside the file, else the JSON beside it);
+    a foreign or damaged one says nothing here."""
+    from .build import stored_record, weights_record
 
-    try:
-        record = training_record(json.loads(weights.with_suffix(".json").read_text()), "")
-    except (OSError, ValueError):
-        return ""
-    if not record.stopped_early:
+    record = weights_record(weights, stored_record(weights), quiet=True)
+    if record is None or not record.stopped_early:
         return ""
     return (f" (it holds the weights of step {record.steps} of {record.planned_steps}: the run stopped early; run its "
             "training command again to finish it)")
@@ -100,6 +99,19 @@ class TrainingRecord:
     steps: Optional[int]
     planned_steps: Optional[int]
     stopped_by: Optional[str]
+
+    @property
+    def facts(self) -> Tuple[Optional[int], Optional[int], Optional[int], Optional[str]]:
+        """(image_size, steps, planned_steps, stopped_by): what two records of the same weights must agree on."""
+        return self.image_size, self.steps, self.planned_steps, self.stopped_by
+
+    def said(self) -> str:
+        """The facts in words, e.g. "input size 64 px, step 1 of 3, stopped by a Cancel"."""
+        size = "no input size" if self.image_size is None else f"input size {self.image_size} px"
+        steps = ("no steps" if self.steps is None else f"{self.steps} steps" if self.planned_steps is None
+                 else f"step {self.steps} of {self.planned_steps}")
+        by = _STOPPED_BY.get(str(self.stopped_by), self.stopped_by)
+        return f"{size}, {steps}" + ("" if by in (None, "steps") else f", stopped by {by}")
 
     @property
     def stopped_early(self) -> bool:
@@ -138,7 +150,10 @@ def training_record(record: Any, where: str) -> TrainingRecord:
         raise ValueError(f"{where} holds a {type(record).__name__}, not a training record (a JSON object)")
     settings, config = record.get("settings"), record.get("config")
     if isinstance(settings, dict):
-        model = settings.get("model") if settings.get("model") in PRESETS else None
+        named = settings.get("model")  # another tool's JSON may hold anything here (a list is no dict key)
+        if named is not None and not isinstance(named, str):
+            raise ValueError(f"{where}: settings.model is {named!r}, not a model name")
+        model = named if named in PRESETS else None
         size = _whole_number(settings.get("image_size"), "settings.image_size", where)
         if size is None and model is not None:
             size = get_config(model).image_size  # the run trained at its preset's own size

@@ -231,12 +231,18 @@ def atomic_save(payload: Dict[str, Any], path: Path) -> None:
 def export_weights(model: SAM2Model, path: Path, metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write ``{"model": state_dict}`` (float32, the official layout) and, if given, ``path``.json metadata, which the
     file also holds as ``"record"`` beside ``"model"`` (plain JSON values, loadable with ``weights_only=True``), so a
-    weights.pt copied without its JSON still tells ``build_model`` its trained input size and steps."""
+    weights.pt copied without its JSON still tells ``build_model`` its trained input size and steps. Both files are
+    written under hidden temporary names (:func:`atomic_file`): the JSON first, then the .pt is saved and renamed into
+    place, then the JSON, so an error leaves both as they were and a kill leaves at most an outdated JSON beside new
+    weights (``build_model`` then uses the record inside the .pt and warns)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    text = None if metadata is None else json.dumps(metadata, indent=2) + "\n"
-    atomic_save({"model": state} if text is None else {"model": state, "record": json.loads(text)}, path)
-    if text is not None:
-        path.with_suffix(".json").write_text(text)
+    if metadata is None:
+        atomic_save({"model": state}, path)
+        return
+    text = json.dumps(metadata, indent=2) + "\n"
+    with atomic_file(path.with_suffix(".json")) as temporary:
+        temporary.write_text(text)
+        atomic_save({"model": state, "record": json.loads(text)}, path)
 
 
 def data_description(settings: TrainSettings, source: Any = None) -> str:
