@@ -247,14 +247,17 @@ def pick_image_size(value: Optional[str], frame: object, model: str,
 
 
 def pick_object_window(value: Optional[str], frame: object, model: str, image_size: Optional[int],
-                       frame_index: int = 0) -> Optional[int]:
+                       frame_index: int = 0, checkpoint: Optional[str] = None) -> Optional[int]:
     """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave), measured on
-    ``frame`` (frame ``frame_index``, the first prompted frame)."""
+    ``frame`` (frame ``frame_index``, the first prompted frame) for the input size the model runs at: ``image_size``,
+    else the size fine-tuned weights (``checkpoint``) were trained at, else the preset's."""
+    from sam2_model.build import trained_input_size
     from sam2_model.config import get_config
 
     from .image_size import AUTO, check_object_window, resolve_object_window
 
-    size = image_size if image_size is not None else get_config(model).image_size
+    size = image_size if image_size is not None else (trained_input_size(model, checkpoint)
+                                                      or get_config(model).image_size)
     window = resolve_object_window(value, frame, model, size, "--object-window")
     if check_object_window(value, "--object-window") == AUTO:
         print(f"--object-window auto: each object in a {window} px window around it (measured on frame "
@@ -453,7 +456,7 @@ def track_command(args: argparse.Namespace) -> int:
                                                                                         chosen), layout))
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
-        window = pick_object_window(args.object_window, measured, args.model, image_size, index)
+        window = pick_object_window(args.object_window, measured, args.model, image_size, index, args.checkpoint)
         axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
