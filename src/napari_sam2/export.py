@@ -551,7 +551,14 @@ def measure(
         plane = np.asarray(image[offset + t]) if len(shape) == 3 else np.asarray(image)
         return intensity_plane(plane) if plane.ndim == 3 else plane
 
-    table = FrameTable(len(planes), lambda t: planes[t], None if image is None else image_plane, object_scores, check)
+    if image is not None and np.dtype(getattr(image, "dtype", np.asarray(image).dtype)).kind not in "biuf":
+        raise ValueError(f"image must hold grey values (integer or floating point), got dtype "
+                         f"{np.dtype(getattr(image, 'dtype', np.asarray(image).dtype))}")
+
+    def label_plane(t: int) -> np.ndarray:
+        return checked_label_plane(np.asarray(planes[t]), first + t)
+
+    table = FrameTable(len(planes), label_plane, None if image is None else image_plane, object_scores, check)
     if not first:
         return table.rows(calibration)
     rows = table.rows()  # then the frame column, and its time, in the movie's numbers
@@ -560,6 +567,35 @@ def measure(
         if calibration is not None:
             row.update(calibration.columns(row))
     return rows
+
+
+def checked_label_plane(plane: np.ndarray, frame: int) -> np.ndarray:
+    """``plane`` (Y, X) as instance labels (ids >= 0, 0 background), or ValueError naming frame ``frame`` and what is
+    accepted: negative ids were dropped and fractional ids cut to whole ones without a word."""
+    if plane.dtype.kind not in "biuf":
+        raise ValueError(f"labels must be whole-number instance ids (integers >= 0, 0 the background), got dtype "
+                         f"{plane.dtype}")
+    if plane.dtype.kind in "if" and plane.size:
+        if plane.dtype.kind == "f" and not np.array_equal(plane, np.floor(plane)):
+            raise ValueError(f"labels must be whole-number instance ids; frame {frame} holds fractional values "
+                             "(e.g. a float image, not labels)")
+        if plane.min() < 0:
+            raise ValueError(f"labels must be instance ids >= 0 (0 the background); frame {frame} holds "
+                             f"{plane.min():g}")
+    return plane
+
+
+#: above this id a frame's ids are renumbered 1..n for regionprops (whose find_objects makes a list as long as the
+#: largest id: 2**31 was a MemoryError, 10**8 half a minute), and the rows given back their own ids
+COMPACT_IDS_ABOVE = 65535
+
+
+def _compact_ids(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(plane with its ids numbered 1..n in order, the n ids): 0 stays 0."""
+    ids, inverse = np.unique(plane, return_inverse=True)
+    if ids[0] == 0:
+        return inverse.reshape(plane.shape), ids[1:]
+    return (inverse + 1).reshape(plane.shape), ids
 
 
 @dataclass(frozen=True)
@@ -605,10 +641,12 @@ def frame_rows(
     if not plane.any():
         return []
     props = ["label", "area", "centroid", "bbox"] + (["intensity_mean"] if image is not None else [])
-    table = regionprops_table(plane.astype(np.int64), None if image is None else np.asarray(image),
+    numbered, own_ids = (_compact_ids(plane) if plane.max() > COMPACT_IDS_ABOVE else (plane, None))
+    table = regionprops_table(numbered.astype(np.int64), None if image is None else np.asarray(image),
                               properties=props)
     rows: List[Dict[str, Any]] = []
-    for i, obj in enumerate(table["label"]):
+    for i, number in enumerate(table["label"]):
+        obj = number if own_ids is None else own_ids[int(number) - 1]
         rows.append({
             "frame": frame, "obj_id": int(obj), "area": int(table["area"][i]),
             "centroid_y": float(table["centroid-0"][i]), "centroid_x": float(table["centroid-1"][i]),
