@@ -236,16 +236,16 @@ def test_the_tracks_refresh_reads_the_masklets_in_place():
     assert checksums == {t: _checksum(tracking.plane(t)) for t in range(FRAMES)}
 
 
-def test_tracks_of_a_lazy_result_reads_a_painted_frame_as_it_is_now():
+def test_lazy_tracks_layer_data_reads_a_painted_frame_as_it_is_now():
     """The Tracks data of a lazy result whose frame was painted after its first read: the frame as it is now (the
     follow that the stroke asks for catches the lineage up), not a LabelsChanged failure."""
-    from napari_sam2._tracks_layer import tracks_of
+    from napari_sam2._tracks_layer import lazy_tracks_layer_data
 
     labels = masklets()
     tracking = tracking_of(labels)
     result = tracking.result({WIDGET_OBJECT}, lazy=True)  # every frame read once (the spans)
     labels[4, 200:230, 200:230] = 2  # track 2 now has two pieces on frame 4
-    data, _ = tracks_of(result)
+    data, _ = lazy_tracks_layer_data(result)
     want, _ = tracks_layer_data(dataclasses.replace(result, labels=tracking.result({WIDGET_OBJECT}).labels))
     np.testing.assert_array_equal(data, want)
 

@@ -1,7 +1,8 @@
 """The widget follows changes a person makes to the image layer and to the widget's own layers with napari's tools
 (driven as a person does: the demo model, prompts added to the layers, buttons pressed, workers awaited): a pixel
 size set after clicking, new data of another shape (a crop), a renamed masklets layer picked up by a reopened dock, a
-duplicated clicks layer, an image removed and added again, and a refusal on a transposed view."""
+duplicated clicks layer, an image removed and added again, and a refusal on a transposed view; and, for an image that
+is not the current one (or was removed and added back), that only its own live state acts, under its own axes."""
 
 from __future__ import annotations
 
@@ -160,3 +161,67 @@ def test_track_all_lineage_follows_a_pixel_size_set_afterwards(make_napari_viewe
     viewer.layers["cells"].scale = (1.0, 2.0, 2.0)
     qtbot.wait(100)
     assert np.allclose(tracks[0].scale, (1, 2, 2)) and np.allclose(w.labels_layer.scale, (1, 2, 2))
+
+
+def test_same_image_layer_added_back_then_cropped_is_handled_once(make_napari_viewer, tmp_path, monkeypatch, qtbot,
+                                                                    movie):
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_and_propagate(w, qtbot, movie, (1, 2))
+    image = viewer.layers["cells"]
+    viewer.layers.remove(image)
+    qtbot.wait(100)
+    viewer.layers.append(image)  # the same layer object back (a script, or a plugin's undo)
+    qtbot.wait(100)
+    said = []
+    monkeypatch.setattr("napari_sam2._image_layers_mixin.show_info", said.append)
+    monkeypatch.setattr("napari_sam2._prompt_events.show_info", said.append)
+    image.data = image.data[:, 15:, 20:]  # a crop: only the live state sets the masks aside, once
+    qtbot.wait(200)
+    names = [layer.name for layer in viewer.layers]
+    assert "SAM2 masklets [cells] (old data)" in names and not any("(old data) (old data)" in n for n in names), names
+    assert len(said) == 1, said
+    image.scale = (1.0, 2.0, 2.0)
+    qtbot.wait(100)
+    assert np.allclose(w.points_layer.scale, (1, 2, 2))
+
+
+def test_crop_of_an_image_not_current_judges_its_clicks_under_its_own_axes(make_napari_viewer, tmp_path, monkeypatch,
+                                                                             qtbot, movie):
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    click_and_propagate(w, qtbot, movie, (1, 2))
+    points = w.points_layer
+    rows = np.asarray(points.data)[:, 1]
+    assert len(rows) == 2 and (rows >= 20).all(), rows  # both clicks lie below the rows kept by the crop
+    viewer.add_image(np.stack([movie.image, movie.image], axis=1), name="multi")  # (T, C, Y, X)
+    w.image_combo.setCurrentText("multi")
+    qtbot.wait(100)
+    w.axes.channel_axis_combo.setCurrentText("axis 1 (2)")  # the current image's channels: not the rows of 'cells'
+    qtbot.wait(100)
+    assert w.axes.channel_axis() == 1
+    cells = viewer.layers["cells"]
+    cells.data = cells.data[:, :20, :]
+    qtbot.wait(200)
+    assert len(points.data) == 0, np.asarray(points.data)
+    assert "outside" in w.status.text(), w.status.text()
+
+
+def test_track_all_lineage_of_an_image_not_current_follows_a_pixel_size(make_napari_viewer, tmp_path, monkeypatch,
+                                                                         qtbot, movie):
+    from widget_helpers import track_all_panel, wait_tracking
+
+    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+    track_all_panel(w).track_button.click()
+    wait_tracking(qtbot, w)
+    tracks = [layer for layer in viewer.layers if layer.name.startswith("SAM2 lineage")]
+    assert len(tracks) == 1
+    masks = w.labels_layer
+    viewer.layers["cells"].data = movie.image + 1  # new pixels of the same shape: the sessions reset, masks stay
+    qtbot.wait(100)
+    assert w._state.controller is None and tracks[0] in viewer.layers
+    viewer.add_image(movie.image.copy(), name="other")
+    w.image_combo.setCurrentText("other")
+    qtbot.wait(100)
+    viewer.layers["cells"].scale = (1.0, 2.0, 2.0)  # from the console, 'other' being segmented
+    qtbot.wait(100)
+    assert np.allclose(masks.scale, (1, 2, 2)) and np.allclose(tracks[0].scale, (1, 2, 2)), (masks.scale,
+                                                                                           tracks[0].scale)

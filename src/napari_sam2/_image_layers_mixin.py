@@ -25,6 +25,7 @@ from ._image_state import (
 from ._tracks_layer import tracks_placement
 from ._track_ids import frame_ranges
 from .labels_writer import tell_written
+from .track_all import frame_and_plane
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout
 
@@ -97,6 +98,7 @@ class ImageLayersMixin:
         for key, state in list(self.states.items()):
             if same_layer(layer, state.image):
                 del self.states[key]
+                self._disconnect_state(state)  # the same layer added back gets a new state: only that one acts
                 if state is self._state:
                     self.status.setText(f"{IMAGE_REMOVED} '{layer.name}' was removed (its clicks and masklets "
                                         "layers stay): pick or add an image to segment.")
@@ -118,6 +120,26 @@ class ImageLayersMixin:
                     QTimer.singleShot(0, self._ensure_prompt_layers)  # not while napari is removing layers
         self._refresh_images()
 
+    def _listen_for(self, state: ImageState, emitter: Any, callback: Any) -> None:
+        """Connect ``callback`` (a handler of ``state``) to ``emitter`` while the widget is in the window
+        (``_listen``), kept in ``state.links`` too, so that it is disconnected when ``state``'s image is removed."""
+        self._listen(emitter, callback)
+        state.links.append((emitter, callback))
+
+    def _disconnect_state(self, state: ImageState) -> None:
+        """Disconnect ``state``'s handlers (its image's name, data, scale, translate and units events, its clicks and
+        boxes layers' data events): its image was removed, so if the same layer object is added back (a script, a
+        plugin's undo) only the new state made for it acts on its events, not the removed one as well."""
+        for emitter, callback in state.links:
+            emitter.disconnect(callback)
+        gone = state.links
+        self._links[:] = [(e, c) for e, c in self._links if not any(e is ge and c is gc for ge, gc in gone)]
+        state.links = []
+
+    def _is_live(self, state: ImageState) -> bool:
+        """Whether ``state`` is still the state of its image (not one left by a removed image)."""
+        return self.states.get(state.image.unique_id) is state
+
     def _on_image_changed(self, name: str) -> None:
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         if layer is None or layer.__class__.__name__ != "Image":
@@ -128,12 +150,12 @@ class ImageLayersMixin:
         new = state is None
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
-            self._listen(layer.events.name, lambda event, s=state: self._on_image_renamed(s))
-            self._listen(layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
+            self._listen_for(state, layer.events.name, lambda event, s=state: self._on_image_renamed(s))
+            self._listen_for(state, layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
             for name in ("scale", "translate", "units"):  # a calibration set after clicking: our layers follow
                 emitter = getattr(layer.events, name, None)
                 if emitter is not None:
-                    self._listen(emitter, lambda event, s=state: self._on_image_placed(s))
+                    self._listen_for(state, emitter, lambda event, s=state: self._on_image_placed(s))
         self._state = state
         self.axes.show_for(layer, state.axes)
         if new:
@@ -210,6 +232,8 @@ class ImageLayersMixin:
 
     def _on_image_renamed(self, state: ImageState) -> None:
         """An image's own layers follow its new name."""
+        if not self._is_live(state):
+            return
         for base, layer in ((POINTS_NAME, state.points), (BOXES_NAME, state.boxes), (LABELS_NAME, state.labels)):
             if layer is not None:
                 layer.name = layer_name(base, state.image)
@@ -219,11 +243,15 @@ class ImageLayersMixin:
         """The image's scale, translate or units were set (a pixel size given after clicking, for calibrated exports):
         its clicks, boxes and masklets layers, and its Track all lineage and correction layers, take them too
         (:func:`~._image_state.follow_image_placement`), so every click stays on its image pixel (none is moved or
-        removed) and the masks and tracks are drawn on the image."""
+        removed) and the masks and tracks are drawn on the image. An image that is not the current one is placed
+        under its own axis choices (``state.axes``); its lineage follows as Track all placed it (under the
+        controller's layout, else on the masklets' frame, row and column axes)."""
+        if not self._is_live(state):
+            return
         layout: Optional[StackLayout] = state.controller.layout if state.controller is not None else None
-        if layout is None and state is self._state:
+        if layout is None:
             try:
-                layout = self._layout(state.image)
+                layout = self._state_layout(state)
             except ValueError:  # an impossible axis choice: the next run places the masklets
                 layout = None
         follow_image_placement(state, layout)
@@ -234,10 +262,16 @@ class ImageLayersMixin:
         image = state.image
         if entry.fix_points is not None and entry.fix_points.ndim == spatial_ndim(image):
             entry.fix_points.scale, entry.fix_points.translate = image.scale, image.translate
-        if entry.tracks is not None and layout is not None:
-            _, scale, translate = tracks_placement(np.zeros((0, 4)), image, layout)
-            if len(scale) == entry.tracks.ndim:
-                entry.tracks.scale, entry.tracks.translate = scale, translate
+        if entry.tracks is None:
+            return
+        if state.controller is not None:  # as _track_all_outputs places the lineage
+            _, scale, translate = tracks_placement(np.zeros((0, 4)), image, state.controller.layout)
+        elif state.labels is not None:
+            scale, translate = frame_and_plane(state.labels.scale), frame_and_plane(state.labels.translate)
+        else:
+            return
+        if len(scale) == entry.tracks.ndim:
+            entry.tracks.scale, entry.tracks.translate = scale, translate
 
     def _on_image_data_replaced(self, state: ImageState) -> None:
         """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
@@ -245,7 +279,10 @@ class ImageLayersMixin:
         ones. New data of the same shape keeps the masks. New data of another shape (a crop, frames cut): the
         masklets layer (made on the old pixels) is kept under a new name and no longer used (the next run makes an
         empty one), the clicks that lie outside the new data are removed and the message says the others keep their
-        pixel positions (after a crop that shifted the image they may lie on other cells)."""
+        pixel positions (after a crop that shifted the image they may lie on other cells); an image that is not the
+        current one judges its clicks under its own axis choices (``state.axes``), not the axes panel's."""
+        if not self._is_live(state):
+            return
         if state is self._state:
             self.refresh_run_buttons()  # new data may have lost (or gained) the axis to propagate through
         old_shape, new_shape = state.data_shape, tuple(int(n) for n in state.image.data.shape)
@@ -385,13 +422,13 @@ class ImageLayersMixin:
     def _watch_points(self, state: ImageState) -> None:
         """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""
         state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
-        self._listen(state.points.events.data, lambda event, s=state: (self._measure_at_first_prompt(s, event),
-                                                                       self._on_points_changed(s, event)))
+        self._listen_for(state, state.points.events.data, lambda event, s=state: (
+            self._measure_at_first_prompt(s, event), self._on_points_changed(s, event)))
 
     def _watch_boxes(self, state: ImageState) -> None:
         """Boxes drawn, moved or deleted on ``state``'s boxes layer segment."""
-        self._listen(state.boxes.events.data, lambda event, s=state: (self._measure_at_first_prompt(s, event),
-                                                                      self._on_boxes_changed(s, event)))
+        self._listen_for(state, state.boxes.events.data, lambda event, s=state: (
+            self._measure_at_first_prompt(s, event), self._on_boxes_changed(s, event)))
 
     def _adopt_layers(self, state: ImageState) -> None:
         """Give a new image state the clicks, boxes and masklets layers the viewer already holds for its image (left

@@ -114,6 +114,33 @@ def channel_axis_of(text: str) -> Optional[int]:
     return int(words[1]) if len(words) > 1 and words[0] == "axis" and words[1].isdigit() else None
 
 
+def choice_layout(image: Any, choice: AxisChoice, current_step: Sequence[int]) -> StackLayout:
+    """The :class:`StackLayout` of ``image`` (a napari Image layer) under its own kept axis ``choice`` (not the axes
+    panel's, which shows the current image's): RGB layers have their colour axis last; the other axes besides the
+    channel axis and the last two (rows, columns) are the propagated axis (``choice.frame_axis``) and fixed slices at
+    ``current_step`` (the viewer's slider, whose trailing axes are the image's; 0 where it has none). ValueError for a
+    choice the image cannot take (the channel axis or propagated axis not among its axes, or both the same axis)."""
+    ndim = image.data.ndim
+    channel_axis = ndim - 1 if image.rgb else channel_axis_of(choice.channel_axis)
+    if not image.rgb and channel_axis is not None and not 0 <= channel_axis < ndim - 2:
+        raise ValueError(f"channel axis {channel_axis} is not one of the image's {ndim} axes before its rows and "
+                         "columns; choose another 'Channel axis'")
+    axes = [axis for axis in range(ndim) if axis != channel_axis]
+    others = axes[:-2]  # neither channel nor spatial
+    if not others:
+        return StackLayout(ndim, None, channel_axis)
+    frame_axis = int(choice.frame_axis)
+    if frame_axis == channel_axis or frame_axis not in others:
+        raise ValueError(f"axis {frame_axis} cannot be the propagated axis of an image of shape "
+                         f"{tuple(image.data.shape)} with channel axis {channel_axis}; choose another 'Propagate "
+                         "along axis' or 'Channel axis'")
+    step = [int(v) for v in current_step]
+    offset = len(step) - ndim  # napari lines the layer's axes up with the viewer's last ones
+    fixed = tuple((axis, step[offset + axis] if 0 <= offset + axis < len(step) else 0)
+                  for axis in others if axis != frame_axis)
+    return StackLayout(ndim, frame_axis, channel_axis, fixed)
+
+
 SliceKey = Tuple[Optional[int], Tuple[Tuple[int, int], ...]]  # (propagated axis, fixed axes and their indices)
 
 
@@ -183,6 +210,9 @@ class ImageState:
     new_labels: Any = None
     channel_hint_said: bool = False  # the status said once how to segment a channel-like slice axis per channel
     data_shape: Tuple[int, ...] = ()  # the image's data shape when last seen (new data of another shape: a crop)
+    # (napari event emitter, the widget's callback) connected for this state (its image's and its prompt layers'
+    # events): disconnected when the image is removed, so a removed image's state no longer acts on them
+    links: List[Tuple[Any, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_shape = tuple(int(n) for n in self.image.data.shape)

@@ -14,7 +14,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
-from ._image_state import ImageState, capture, on_slice
+from ._image_state import ImageState, capture, choice_layout, on_slice
 from ._objects_panel import labels_colormap, object_rows
 from .image_size import OFF
 from .layout import StackLayout, world_to_data
@@ -64,6 +64,14 @@ def same_colormap(held: Any, new: Any) -> bool:
 class PromptEventsMixin:
     """Prompt-layer events, object and polarity controls, option and model changes."""
 
+    def _state_layout(self, state: ImageState) -> StackLayout:
+        """The :class:`StackLayout` of ``state``'s image: under the axes panel's choices for the current image, under
+        the image's own kept choices (``state.axes``: the panel shows the current image's) for another one.
+        ValueError for an axis choice the image cannot take."""
+        if state is self._state:
+            return self._layout(state.image)
+        return choice_layout(state.image, state.axes, self.viewer.dims.current_step)
+
     def _reject_outside(self, state: ImageState, lead: str = "") -> bool:
         """Remove clicks outside the image from the clicks layer, saying why (after ``lead``, words said first);
         True if any were removed."""
@@ -72,7 +80,7 @@ class PromptEventsMixin:
             return False
         coords = world_to_data(points.data, points.scale, points.translate, image.scale, image.translate)
         try:
-            layout = self._layout(image)
+            layout = self._state_layout(state)
         except ValueError:  # an impossible axis choice: the run that follows says so
             return False
         bad = outside_image(coords, layout, image.data.shape)

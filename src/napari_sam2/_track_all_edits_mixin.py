@@ -29,7 +29,7 @@ from sam2_model.tracking import Lineage, TrackingResult
 from ._track_all_ids_mixin import ids_text
 from . import track_edits
 from ._track_ids import state_controllers
-from ._tracks_layer import tracks_of
+from ._tracks_layer import lazy_tracks_layer_data
 from .labels_writer import hashable_index
 
 if TYPE_CHECKING:
@@ -305,7 +305,7 @@ def _followed(tracking: TrackAll, leave_out: Any, known: Optional[Dict[int, Opti
             return now
     lineage, result = track_edits.followed(tracking, leave_out, lazy=True)  # the labels read in place: no copy
     checksums = dict(result.labels.read)  # {frame: crc32 of the plane the lineage was read from}
-    return lineage, result, tracks_of(result), checksums
+    return lineage, result, lazy_tracks_layer_data(result), checksums
 
 
 def with_tracks(steps: Iterator, tracking: TrackAll, leave_out: Any, out: Dict[str, Any]) -> Iterator:
@@ -319,4 +319,4 @@ def derived_tracks(tracking: TrackAll, leave_out: Any) -> Tuple[Set[int], tuple]
     """(the hand-painted ids, the Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]})) of ``tracking``'s
     result without ``leave_out``; reads every plane (a worker thread's work)."""
     result = tracking.result(leave_out, lazy=True)  # the labels read in place, a frame at a time: no copy
-    return set(tracking.untracked_ids(result)), tracks_of(result)
+    return set(tracking.untracked_ids(result)), lazy_tracks_layer_data(result)

@@ -3,8 +3,9 @@ image's axes so that the tracks' time lies on the image's time axis and their po
 
 napari aligns a layer's axes with the viewer's trailing axes, so (id, t, y, x) tracks over a (T, C, Y, X) or
 (T, Z, Y, X) image would put their time on C or Z: such an image's one other axis gets a column of its own (the fixed
-slice, or channel 0; Tracks show their points across that axis). :func:`tracks_of`: the Tracks data of a tracking result
-read a frame at a time (the masklets layer in place: no copy of the stack)."""
+slice, or channel 0; Tracks show their points across that axis). :func:`lazy_tracks_layer_data`: the Tracks data of a
+tracking result read a frame at a time (the masklets layer in place: no copy of the stack); not
+:func:`~.export.tracks_of`, the export's Tracks data of label planes read through a callback."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class _FrameAtATime:
         return self._last[1]
 
 
-def tracks_of(result: Any) -> Tuple[np.ndarray, Dict[int, List[int]]]:
+def lazy_tracks_layer_data(result: Any) -> Tuple[np.ndarray, Dict[int, List[int]]]:
     """napari Tracks (data (N, 4) [track, t, y, x], graph {child: [parent]}) of a tracking ``result``
     (``tracks_layer_data``) whose labels are read a frame at a time, each frame once (a copy of that one plane), never
     the stack copied: e.g. :meth:`~.track_all.TrackAll.result` with ``lazy=True``, whose frames may be painted
