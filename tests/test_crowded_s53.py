@@ -98,7 +98,7 @@ def test_contrast_and_matching_of_crops_equal_those_of_whole_masks(crowded):
     tracked = np.roll(truth, 3, axis=1).astype(np.uint32)  # tracked labels a bit off the detections
     tracked[tracked == ids[0]] = 0
     tracked[np.isin(tracked, ids[1:3])] = 99  # one masklet over two cells
-    from sam2_model.tracking.tracker import match_crops
+    from sam2_model.tracking.matching import match_crops
 
     old, new = match_detections(masks, tracked, 0.5, 0.3), match_crops(crops, tracked, 0.5, 0.3)
     assert (new.matched, new.new, new.inside) == (old.matched, old.new, old.inside) and old.new and old.inside
@@ -162,3 +162,18 @@ def test_track_all_says_its_work_in_words(model, crowded):
     seeding = [work for kind, work in said if kind == "work" and work.startswith("seeding: ")]
     assert seeding and all("seeds placed" in w and "found" in w for w in seeding), said
     assert [work for kind, work in said if kind == "frame"] == [""] and tracking.work == ""
+
+
+def test_each_work_step_carries_the_words_of_its_frame(model, crowded):
+    """Fault (s53 R2-3): the panel said a relayed step's share with the words TrackAll.work had when the GUI thread got
+    to it (the worker by then on another frame, or "" at a frame's end). Now each "work" step carries its own words:
+    read after the run (TrackAll.work is "" then), the steps still say their seeding counts."""
+    from napari_sam2.track_all import TrackAll, TrackAllOptions
+
+    tracking = TrackAll(np.zeros(crowded.shape, np.uint32), 1)
+    steps = list(tracking.track(model, crowded, 0, TrackAllOptions("blobs", DIAMETER, 2, False)))
+    assert tracking.work == ""
+    work = [step for step in steps if step[0] == "work"]
+    seeding = [step.words for step in work if step.words.startswith("seeding: ")]
+    assert seeding and all("seeds placed" in words for words in seeding), work
+    assert all(len(step) == 4 and step == ("work", step[1], step[2], step[3]) for step in work)

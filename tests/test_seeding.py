@@ -141,3 +141,75 @@ def test_demo_model_detects_nuclei_from_blob_points(demo_model):
         scores.append(_detection_f1(records, labels))
     print(f"demo model, blob points: detection F1 {scores}")
     assert min(scores) >= 0.9, f"detection F1 {scores}"
+
+
+def _drained(steps):
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _blob_frame(dark: bool) -> np.ndarray:
+    """A [0, 1] frame of blobs of several sizes (bright, or dark on a bright background), as blob_points sees it."""
+    image, _ = _frame(950, shape=(128, 128), num_cells=14, radius_fraction=0.05)
+    from sam2_model.seeding import normalise_frame
+
+    frame = normalise_frame(image)
+    return 1.0 - frame if dark else frame
+
+
+@pytest.mark.parametrize("dark", [False, True])
+@pytest.mark.parametrize("num_sigma", [1, 10])
+@pytest.mark.parametrize("threshold, threshold_rel", [(0.02, None), (None, 0.3), (0.05, 0.1)])
+def test_blob_log_steps_equal_skimage_blob_log(dark, num_sigma, threshold, threshold_rel):
+    """The pass-by-pass blob search (scikit-image's private pieces of blob_log, run one by one so that Cancel acts
+    between them) finds exactly skimage.feature.blob_log's blobs, on the scikit-image installed (s53 M3). A
+    scikit-image whose pieces are not checked falls back to blob_log itself (the next test)."""
+    from skimage.feature import blob_log
+
+    from sam2_model.seeding import BLOB_OVERLAP, _blob_log_parts, _blob_log_steps
+
+    if _blob_log_parts() is None:
+        pytest.skip("this scikit-image is not one the steps follow: blob_log runs in one go")
+    frame = _blob_frame(dark)
+    sigmas = (6 / (2 * np.sqrt(2)), 24 / (2 * np.sqrt(2)))
+    stepwise = _drained(_blob_log_steps(frame, sigmas, num_sigma, threshold, threshold_rel, 2 * num_sigma + 1))
+    whole = blob_log(frame, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=num_sigma, threshold=threshold,
+                     threshold_rel=threshold_rel, overlap=BLOB_OVERLAP, exclude_border=False)
+    assert len(whole) > 3
+    np.testing.assert_array_equal(stepwise, whole)
+
+
+def test_blob_points_fall_back_to_blob_log_on_other_scikit_images(monkeypatch):
+    """Fault (s53 R1-7): the pass-by-pass search ran scikit-image's private pieces of blob_log on any version
+    (pyproject allows >= 0.21; the steps follow 0.26) and a changed signature of one raised TypeError. Now an
+    unchecked version, or a piece that no longer takes the arguments given, runs blob_log in one go: the same points."""
+    import skimage
+    from skimage.feature import blob as skimage_blob
+
+    from sam2_model.seeding import _blob_log_parts, blob_points_steps
+
+    image, _ = _frame(951, shape=(128, 128), num_cells=14, radius_fraction=0.05)
+    expected = blob_points(image, (6, 24))
+    assert len(expected) > 3
+
+    with monkeypatch.context() as patch:
+        patch.setattr(skimage, "__version__", "0.21.0")
+        assert _blob_log_parts() is None
+        steps = list(blob_points_steps(image, (6, 24)))
+        assert len(steps) < 2 * 6 + 1  # the blob search was one step
+        np.testing.assert_array_equal(blob_points(image, (6, 24)), expected)
+
+    import skimage.feature
+
+    def renamed(image, min_distance=1, threshold_absolute=None, threshold_relative=None, exclude_border=True,
+                footprint=None):  # a peak_local_max whose keywords changed (blob_log's own still works)
+        return skimage_blob.peak_local_max(image, min_distance, threshold_absolute, threshold_relative,
+                                           exclude_border, footprint=footprint)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(skimage.feature, "peak_local_max", renamed)
+        assert _blob_log_parts() is None
+        np.testing.assert_array_equal(blob_points(image, (6, 24)), expected)

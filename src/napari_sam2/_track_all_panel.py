@@ -473,7 +473,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             elif kind == "work":  # inside a frame (the bar counts whole frames): its text and the status line move
                 share = int(100 * int(active) / max(int(total), 1))
                 self.progress.setFormat(f"{BAR_FORMAT} (frame {frame}: {share}%)")
-                say(f"Tracking frame {frame}: {share}% of its work done{self._work()}…{self._advice()}")
+                say(f"Tracking frame {frame}: {share}% of its work done{self._work(step)}…{self._advice()}")
             elif kind == "note":  # the run found something to advise on (too many candidate cells on a frame)
                 say(f"Tracking frame {frame}…{self._advice()}")
             elif kind == "frame":
@@ -600,13 +600,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._ids_above_tracks(entry)
         self._derive_next()  # Tracks layers of other images asked for while it ran
 
-    def _work(self) -> str:
-        """" (<the run's last piece of work in words>)" while its tracking says one (:attr:`TrackAll.work`: the stage
-        with its counts and time left, e.g. "seeding: 362/1086 seeds placed, 140 cells found, about 3 min left"),
-        else ""."""
-        entry = self.images.get(getattr(self._run_image, "unique_id", None))
-        work = getattr(entry.tracking, "work", "") if entry is not None else ""
-        return f" ({work})" if work else ""
+    @staticmethod
+    def _work(step: tuple) -> str:
+        """" (<the work of ``step`` in words>)" for a "work" step that says its work (a
+        :class:`~.track_all.WorkSays`: the stage with its counts and time left, e.g. "seeding: 362/1086 seeds placed,
+        140 cells found, about 3 min left"), else "". The words come with the step, not from the running tracking,
+        which may be on another frame by the time the step is shown."""
+        words = getattr(step, "words", "")
+        return f" ({words})" if words else ""
 
     def _advice(self) -> str:
         """" Note: <advice>." for the run's image while its tracking has advice (:attr:`TrackAll.advice`: too many

@@ -23,7 +23,9 @@ down within it), so that progress moves and Cancel acts within a frame (one mode
 written whole, once done; and ``("note", frame, 0, 0)`` once, when :attr:`TrackAll.advice` gets a line for the user
 (too many candidate cells on that frame: the cell diameter range to set). While a run goes on,
 :attr:`TrackAll.work` says its last "work" step in words, with counts and the time left (e.g. "seeding: 362/1086 seeds
-placed, 140 cells found, about 3 min left": :meth:`sam2_model.tracking.tracker.WorkStep.describe`).
+placed, 140 cells found, about 3 min left": :meth:`sam2_model.tracking.tracker.WorkStep.describe`), and each "work"
+step carries its own words (a :class:`WorkSays`: ``step.words``), so that a step relayed to another thread is said with
+the words of its frame, not of the one the run is on by then.
 :func:`thin_work` passes on one "work" step per percent of a frame, and one at least every ``WORK_SECONDS`` while
 steps come (a crowded frame's seeding moves less than a percent a minute; the panel's worker relays its steps to the GUI
 thread).
@@ -58,6 +60,19 @@ from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
 
 Step = Tuple[str, int, int, int]
+
+
+class WorkSays(tuple):
+    """A ``("work", frame, done, total)`` step of :meth:`TrackAll.track` (it unpacks and compares as that tuple) that
+    also carries ``words``: that step's work in words (:meth:`sam2_model.tracking.tracker.WorkStep.describe`, e.g.
+    "seeding: 362/1086 seeds placed, 140 cells found, about 3 min left"; "" when it has none)."""
+
+    words: str
+
+    def __new__(cls, frame: int, done: int, total: int, words: str = "") -> "WorkSays":
+        step = super().__new__(cls, ("work", int(frame), int(done), int(total)))
+        step.words = str(words)
+        return step
 WORK_TOTAL = 1000  # a "work" step's total: its done is the share of the frame's work done, in thousandths
 WORK_STEP = WORK_TOTAL // 100  # thin_work passes on one "work" step of a frame per this much of its work (1 %)
 WORK_SECONDS = 1.0  # ... and one at least this often (its counts and time left move on a slow frame)
@@ -438,7 +453,7 @@ class TrackAll:
             for step in steps:
                 if isinstance(step, WorkStep):  # inside a frame: nothing is written until it is done
                     self.work = step.describe()
-                    yield "work", int(step.frame), int(step.fraction * WORK_TOTAL), WORK_TOTAL
+                    yield WorkSays(step.frame, int(step.fraction * WORK_TOTAL), WORK_TOTAL, self.work)
                     advice = getattr(tracker.detector, "advice", "")
                     if advice and not self.advice:  # as soon as the detector has it (before the clicks it warns of)
                         self.advice = f"frame {step.frame}: {advice}"

@@ -14,7 +14,9 @@ blob's radius are merged (the strongest is kept).
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from typing import Any, Generator, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +32,9 @@ NUM_SIGMA = 6
 MERGE_FRACTION = 1.5  # points closer than 1.5 radii of a stronger blob are the same cell
 BLOB_OVERLAP = 0.5  # blob_log drops the smaller of two blobs overlapping by more than this fraction
 MAX_CHANNELS = 4  # (H, W, C) frames with 1-4 channels (grey, RGB, RGBA, ...) are averaged over C
+# scikit-image versions (major, minor) whose blob_log _blob_log_steps follows pass by pass, checked equal to blob_log
+# (tests/test_seeding.py); with any other, blob_log runs in one go (the same blobs, not stoppable between passes)
+CHECKED_SKIMAGE = ((0, 26),)
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
@@ -101,6 +106,7 @@ def blob_points_steps(
     A generator (:func:`blob_points` runs it in one call): ``(done, total)`` is yielded after each filter pass over the
     frame (a LoG layer, the scale-space maxima, a response), so that a caller can show progress and stop (close it)
     between passes: on a 2048 x 2048 frame the whole search took 40 s on 2 free CPU cores, one pass 1-3 s.
+    (With a scikit-image other than :data:`CHECKED_SKIMAGE`, the blob search is one step: the same points.)
     """
     low, high = _check_diameters(cell_diameter)
     if threshold is not None and relative_threshold is not None:
@@ -121,7 +127,7 @@ def blob_points_steps(
     num_sigma = 1 if sigmas[0] == sigmas[1] else NUM_SIGMA
     total = 2 * num_sigma + 1  # the LoG layers, the maxima, at most one response per layer
     absolute = DEFAULT_THRESHOLD if threshold is None and relative_threshold is None else threshold
-    if _blob_log_parts() is None:  # another scikit-image than the one whose steps blob_log_steps follows: in one go
+    if _blob_log_parts() is None:  # not a scikit-image whose steps _blob_log_steps follows: in one go
         blobs = blob_log(frame, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=num_sigma, threshold=absolute,
                          threshold_rel=relative_threshold, overlap=BLOB_OVERLAP, exclude_border=False)
         yield num_sigma + 1, total
@@ -167,18 +173,38 @@ def blob_points(
 blob_points.steps = blob_points_steps  # type: ignore[attr-defined]  # (what a detector runs piece by piece)
 
 
+def _skimage_version() -> Optional[Tuple[int, int]]:
+    """(major, minor) of the scikit-image installed, or None where its ``__version__`` does not say them."""
+    import skimage
+
+    found = re.match(r"(\d+)\.(\d+)", str(getattr(skimage, "__version__", "")))
+    return (int(found[1]), int(found[2])) if found else None
+
+
 def _blob_log_parts() -> Optional[Tuple[Any, Any, Any, Any]]:
     """scikit-image's pieces of ``blob_log`` that :func:`_blob_log_steps` runs one by one (img_as_float,
-    _supported_float_type, peak_local_max, _prune_blobs), or None where this scikit-image lacks them."""
+    _supported_float_type, peak_local_max, _prune_blobs), or None (then ``blob_log`` runs in one go: the same blobs,
+    only not stoppable between its passes) where the scikit-image installed is not one of :data:`CHECKED_SKIMAGE`
+    (private pieces may work differently under the same names), lacks one of them, or one no longer takes the
+    arguments :func:`_blob_log_steps` passes."""
+    if _skimage_version() not in CHECKED_SKIMAGE:
+        return None
     try:
         from skimage._shared.utils import _supported_float_type
         from skimage.feature import blob as _blob
         from skimage.feature import peak_local_max
         from skimage.util import img_as_float
 
-        return img_as_float, _supported_float_type, peak_local_max, _blob._prune_blobs
-    except (ImportError, AttributeError):
+        prune_blobs = _blob._prune_blobs
+        cube = np.zeros((1, 1, 1))
+        inspect.signature(img_as_float).bind(cube)
+        inspect.signature(_supported_float_type).bind(cube.dtype)
+        inspect.signature(peak_local_max).bind(cube, threshold_abs=None, threshold_rel=None, exclude_border=(0,) * 3,
+                                               footprint=cube)
+        inspect.signature(prune_blobs).bind(cube[0], BLOB_OVERLAP, sigma_dim=1)
+    except (ImportError, AttributeError, TypeError, ValueError):  # (TypeError: the arguments are not taken)
         return None
+    return img_as_float, _supported_float_type, peak_local_max, prune_blobs
 
 
 def _blob_log_steps(frame: np.ndarray, sigmas: Tuple[float, float], num_sigma: int, threshold: Optional[float],

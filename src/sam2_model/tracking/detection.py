@@ -100,37 +100,15 @@ def drain(steps: Generator[Any, None, Result]) -> Result:
             return stop.value
 
 
-def clean_masks(records: Sequence[Dict[str, Any]], min_area: int, max_area: float,
-                min_kept: float = 0.5) -> List[np.ndarray]:
-    """Non-overlapping boolean masks from generator records (dicts with ``segmentation``, ``predicted_iou``,
-    ``stability_score``): best first; a mask keeps the pixels not yet taken and is dropped if fewer than
-    ``min_kept`` of its pixels remain or its area is outside [min_area, max_area]."""
-    def score(r: Dict[str, Any]) -> float:
-        return float(r.get("predicted_iou", 1.0)) * float(r.get("stability_score", 1.0))
-
-    taken: Optional[np.ndarray] = None
-    out: List[np.ndarray] = []
-    for record in sorted(records, key=score, reverse=True):
-        mask = np.asarray(record["segmentation"], dtype=bool)
-        area = int(np.count_nonzero(mask))
-        if not min_area <= area <= max_area:
-            continue
-        if taken is None:
-            taken = np.zeros(mask.shape, dtype=bool)
-        free = mask & ~taken
-        if np.count_nonzero(free) < max(min_kept * area, min_area):
-            continue
-        taken |= free
-        out.append(free)
-    return out
-
-
 def clean_crops(records: Sequence[Dict[str, Any]], shape: Tuple[int, int], min_area: int, max_area: float,
                 min_kept: float = 0.5) -> List[Crop]:
-    """:func:`clean_masks` of records whose ``segmentation`` is cut to ``segmentation_box`` (rows, cols) slices of an
-    image of ``shape`` (H, W) (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps` with
-    ``cropped=True``; a record without that key holds a whole (H, W) mask): the same masks, each as a
-    :class:`~.divisions.Crop` of its record's box (one (H, W) array of the pixels taken, not one per mask)."""
+    """Non-overlapping masks from generator records (dicts with ``segmentation``, ``predicted_iou``,
+    ``stability_score``), each a :class:`~.divisions.Crop` of an image of ``shape`` (H, W): best first (predicted_iou
+    times stability_score); a mask keeps the pixels not yet taken and is dropped if fewer than ``min_kept`` of its
+    pixels (or fewer than ``min_area``) remain or its area is outside [min_area, max_area]. A record's
+    ``segmentation`` is cut to its ``segmentation_box`` (rows, cols) slices
+    (:meth:`~sam2_model.automatic.AutomaticMaskGenerator.generate_steps` with ``cropped=True``); a record without that
+    key holds a whole (H, W) mask. One (H, W) array of the pixels taken is kept, not one per mask."""
     def score(r: Dict[str, Any]) -> float:
         return float(r.get("predicted_iou", 1.0)) * float(r.get("stability_score", 1.0))
 

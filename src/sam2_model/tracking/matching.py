@@ -12,6 +12,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .divisions import Crop
+
 
 def _stack(masks: Sequence[np.ndarray], shape: Tuple[int, int]) -> np.ndarray:
     if len(masks) == 0:
@@ -76,12 +78,40 @@ def match_detections(detections: Sequence[np.ndarray], labels: np.ndarray, max_c
     """
     ids, inter, _ = overlaps_with_labels(detections, labels)
     _, iou = iou_with_labels(detections, labels)
-    areas = np.array([max(int(np.count_nonzero(m)), 1) for m in detections], dtype=np.float64)
-    out = DetectionMatch(best_iou=iou.max(axis=1) if iou.size else np.zeros(len(detections)))
+    areas = np.array([int(np.count_nonzero(m)) for m in detections], dtype=np.int64)
+    return _decide(ids, inter, iou, areas, max_coverage, max_iou)
+
+
+def match_crops(detections: Sequence[Crop], labels: np.ndarray, max_coverage: float = 0.5,
+                max_iou: float = 0.3) -> DetectionMatch:
+    """:func:`match_detections` of detections given as :class:`~.divisions.Crop` s of the frame ``labels`` (H, W): the
+    same match, each detection read in its box (no (N, H, W) stack of the detections)."""
+    labels = np.asarray(labels)
+    ids, inverse = np.unique(labels, return_inverse=True)
+    inverse = inverse.reshape(labels.shape)
+    id_areas = np.bincount(inverse.ravel(), minlength=len(ids))
+    inter = np.zeros((len(detections), len(ids)), dtype=np.int64)
+    for n, crop in enumerate(detections):
+        inter[n] = np.bincount(inverse[crop.box][crop.mask], minlength=len(ids))
+    keep = ids != 0
+    ids, inter, id_areas = ids[keep], inter[:, keep], id_areas[keep]
+    areas = np.array([int(np.count_nonzero(c.mask)) for c in detections], dtype=np.int64)
+    union = areas.reshape(-1, 1) + id_areas[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return _decide(ids, inter, iou, areas, max_coverage, max_iou)
+
+
+def _decide(ids: np.ndarray, inter: np.ndarray, iou: np.ndarray, areas: np.ndarray, max_coverage: float,
+            max_iou: float) -> DetectionMatch:
+    """The rules of :func:`match_detections` on N detections and M tracks: ``ids`` (M,) track ids, ``inter`` (N, M)
+    pixels each detection shares with each track, ``iou`` (N, M), ``areas`` (N,) each detection's pixel count."""
+    n_detections = len(areas)
+    areas = np.maximum(np.asarray(areas), 1).astype(np.float64)
+    out = DetectionMatch(best_iou=iou.max(axis=1) if iou.size else np.zeros(n_detections))
     for r, c in hungarian(iou, max_iou):
         out.matched[r] = int(ids[c])
-    covered = inter.sum(axis=1) / areas if len(ids) else np.zeros(len(detections))
-    for n in range(len(detections)):
+    covered = inter.sum(axis=1) / areas if len(ids) else np.zeros(n_detections)
+    for n in range(n_detections):
         if len(ids):
             c = int(np.argmax(inter[n]))
             if inter[n, c] / areas[n] > 0.5:

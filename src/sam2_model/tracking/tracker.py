@@ -73,7 +73,7 @@ from . import divisions as div
 from .detection import (Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
                         check_window, crop_of, default_min_area, drain, make_detector)
 from .lineage import Lineage
-from .matching import DetectionMatch, hungarian
+from .matching import match_crops
 
 log = logging.getLogger(__name__)
 FrameStep = Tuple[int, np.ndarray, int]
@@ -609,37 +609,6 @@ def _as_work(t: int, steps: Generator[DetectionWork, None, Any], detector: Any =
             yield WorkStep(t, stage, done, total, found=found if isinstance(found, int) else None)
     finally:
         steps.close()
-
-
-def match_crops(detections: Sequence[div.Crop], labels: np.ndarray, max_coverage: float = 0.5,
-                max_iou: float = 0.3) -> DetectionMatch:
-    """:func:`~.matching.match_detections` of detections given as :class:`~.divisions.Crop` s of the frame ``labels``
-    (H, W): the same match, each detection read in its box (no (N, H, W) stack of the detections)."""
-    labels = np.asarray(labels)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    inverse = inverse.reshape(labels.shape)
-    id_areas = np.bincount(inverse.ravel(), minlength=len(ids))
-    inter = np.zeros((len(detections), len(ids)), dtype=np.int64)
-    for n, crop in enumerate(detections):
-        inter[n] = np.bincount(inverse[crop.box][crop.mask], minlength=len(ids))
-    keep = ids != 0
-    ids, inter, id_areas = ids[keep], inter[:, keep], id_areas[keep]
-    counts = np.array([int(np.count_nonzero(c.mask)) for c in detections], dtype=np.int64)
-    union = counts.reshape(-1, 1) + id_areas[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    areas = np.maximum(counts, 1).astype(np.float64)
-    out = DetectionMatch(best_iou=iou.max(axis=1) if iou.size else np.zeros(len(detections)))
-    for r, c in hungarian(iou, max_iou):
-        out.matched[r] = int(ids[c])
-    covered = inter.sum(axis=1) / areas if len(ids) else np.zeros(len(detections))
-    for n in range(len(detections)):
-        if len(ids):
-            c = int(np.argmax(inter[n]))
-            if inter[n, c] / areas[n] > 0.5:
-                out.inside.setdefault(int(ids[c]), []).append(n)
-        if n not in out.matched and covered[n] < max_coverage and out.best_iou[n] < max_iou:
-            out.new.append(n)
-    return out
 
 
 def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
