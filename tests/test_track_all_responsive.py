@@ -130,8 +130,9 @@ def test_the_lineage_layer_is_updated_in_place_and_delete_says_what_it_did(make_
         "division(s). 'Undo tracking step' restores it."), panel.status.text()
 
     viewer.layers.selection.active = layer
-    image.scale = (1.0, 2.0, 2.0)  # the image's pixel size changed: the tracks' axes with it
-    remade = panel.update_tracks_layer(entry, entry.tracking.tracks_data(panel.widget_ids(entry.image)))
-    assert remade is not layer and layer not in viewer.layers and tuple(remade.scale) == (1.0, 2.0, 2.0)
-    assert (remade.name, remade.tail_length, remade.colormap) == ("my lineage", 7, "viridis")
-    assert viewer.layers.selection.active is remade
+    image.scale = (1.0, 2.0, 2.0)  # the image's pixel size changed: the lineage layer follows it at once, in place
+    assert entry.tracks is layer and layer in viewer.layers and tuple(layer.scale) == (1.0, 2.0, 2.0)
+    again = panel.update_tracks_layer(entry, entry.tracking.tracks_data(panel.widget_ids(entry.image)))
+    assert again is layer and tuple(again.scale) == (1.0, 2.0, 2.0)
+    assert (layer.name, layer.tail_length, layer.colormap) == ("my lineage", 7, "viridis")
+    assert viewer.layers.selection.active is layer

@@ -215,7 +215,7 @@ class ImageState:
     links: List[Tuple[Any, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.data_shape = tuple(int(n) for n in self.image.data.shape)
+        self.data_shape = () if self.image is None else tuple(int(n) for n in self.image.data.shape)
 
 
 def find_layer(viewer: Any, base: str, image: Any, kind: str) -> Any:
