@@ -189,3 +189,11 @@ def test_read_ctc_of_a_real_tracking_result_gives_its_end_reasons_back(net, tmp_
     reasons = {t.track_id: t.end_reason for t in written.rows()}
     assert {t.track_id: t.end_reason for t in back.rows()} == reasons
     assert {"divided", "lost", "end of stack"} <= set(collections.Counter(reasons.values()))
+
+
+def test_the_note_of_an_empty_range_names_the_movies_frames():
+    """Review: frames_tracked said [2..5] and the note "no cells were detected on frames 0-3"."""
+    result = napari_sam2.track_cells(np.zeros((8, 64, 64), np.uint8), frames=(2, 5), model="demo",
+                                     cell_diameter=(6, 20), device="cpu")
+    assert result.frames_tracked == [2, 3, 4, 5]
+    assert result.note.startswith("no cells were detected on frames 2-5:"), result.note

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence
@@ -331,7 +332,17 @@ def in_movie(result: TrackingResult, first: int) -> TrackingResult:
         return result
     lineage = Lineage(dataclasses.replace(t, begin=t.begin + first, end=t.end + first) for t in result.lineage.rows())
     return dataclasses.replace(result, lineage=lineage, frames_tracked=[t + first for t in result.frames_tracked],
-                               first_frame=first)
+                               first_frame=first, note=_note_in_movie(result.note, first))
+
+
+def _note_in_movie(note: str, first: int) -> str:
+    """The tracker's note (:attr:`sam2_model.tracking.CellTracker.note`: "no cells were detected on frames 0-3: ...")
+    with its frame numbers the movie's (frame ``first`` on)."""
+    def shifted(match: "re.Match[str]") -> str:
+        numbers = "-".join(str(int(n) + first) for n in match.group(2).split("-"))
+        return f"{match.group(1)}{numbers}:"
+
+    return re.sub(r"^(no cells were detected on frames? )(\d+(?:-\d+)?):", shifted, note)
 
 
 def frames_in_widget(widget: Any, image: Any = None) -> Optional[int]:
