@@ -52,3 +52,12 @@ def test_bad_folders_name_the_argument(tmp_path: Path, ground_truth: Path) -> No
     res, _ = write_ctc(tmp_path / "res", labels, lineage)
     with pytest.raises(ValueError, match="gt_dir"):
         evaluate_ctc(res, tmp_path / "nothing")
+
+
+def test_a_missing_folder_is_said_to_be_missing(tmp_path: Path, ground_truth: Path) -> None:
+    """`napari-sam2 evaluate nope/ gt/` said "result_dir nope must hold res_track.txt ..." (explorer X9)."""
+    with pytest.raises(ValueError, match="result_dir .*nope does not exist"):
+        evaluate_ctc(tmp_path / "nope", ground_truth)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="gt_dir .*a_file is a file"):
+        evaluate_ctc(tmp_path, tmp_path / "a_file")

@@ -27,6 +27,10 @@ _NUMBERED = re.compile(r"^(?P<stem>[A-Za-z_]*?)(?P<frame>\d+)(?P<rest>(_\d+)?)\.
 
 
 def _check_folders(result_dir: Path, gt_dir: Path) -> None:
+    for name, folder in (("result_dir", result_dir), ("gt_dir", gt_dir)):
+        if not folder.is_dir():
+            raise ValueError(f"{name} {folder} {'is a file' if folder.exists() else 'does not exist'}: give the "
+                             "folder of a Cell Tracking Challenge result / ground truth")
     if not (result_dir / "res_track.txt").is_file():
         raise ValueError(f"result_dir {result_dir} must hold res_track.txt and mask%03d.tif files (CTC layout)")
     if not (gt_dir / "TRA" / "man_track.txt").is_file():
