@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Sequence
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
 
-from ._image_state import AxisChoice, channel_axis_of, spatial_ndim
+from ._image_state import AxisChoice, channel_axis_of, choice_layout, spatial_ndim
 from .layout import StackLayout
 
 NO_CHANNEL_AXIS = "none (grey or RGB)"
@@ -86,19 +86,9 @@ class AxesPanel(QWidget):
         return {"composite": "mean" if text.startswith("mean") else "max"}
 
     def layout(self, image: Any, current_step: Sequence[int]) -> StackLayout:
-        """The :class:`StackLayout` of ``image``: other non-spatial axes are fixed at ``current_step``."""
-        ndim = image.data.ndim
-        channel_axis = ndim - 1 if image.rgb else self.channel_axis()
-        axes = [axis for axis in range(ndim) if axis != channel_axis]
-        others = axes[:-2]  # neither channel nor spatial
-        if not others:
-            return StackLayout(ndim, None, channel_axis)
-        frame_axis = self.axis_spin.value()
-        if frame_axis == channel_axis:
-            raise ValueError(f"axis {frame_axis} cannot be both the propagated axis and the channel axis; "
-                             "choose another 'Propagate along axis' or 'Channel axis'")
-        fixed = tuple((axis, int(current_step[axis])) for axis in others if axis != frame_axis)
-        return StackLayout(ndim, frame_axis, channel_axis, fixed)
+        """The :class:`StackLayout` of ``image`` under the panel's choices (:func:`~._image_state.choice_layout`, the
+        one rule, also for images not shown): other non-spatial axes are fixed at ``current_step``."""
+        return choice_layout(image, self.choice(), current_step)
 
     def _fill_channels(self) -> None:
         axis = self.channel_axis()
