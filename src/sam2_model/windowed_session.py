@@ -114,10 +114,9 @@ class _Track:
         self.offsets: Dict[int, Tuple[int, int]] = {}  # frame -> (x0, y0); set once, never moved (features cached)
         self._frame_shape = owner.frame_shape
         view = WindowFrames(owner._last, size, self.offset)
-        limits = owner.frames.contrast_limits
-        source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=limits, prefetch=0,
-                             cache_frames=2, colour_as_given=True, invert=owner.frames.invert,
-                             blank_of=lambda t: blank_words(owner._last(t), limits))  # the whole frame, kept read
+        source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
+                             prefetch=0, cache_frames=2, colour_as_given=True, invert=owner.frames.invert,
+                             blank_of=owner._blank_of)  # the whole frame, judged once for every window
         self.session = VideoSession(owner.model, source, **owner._options)
 
     def window(self, t: int) -> Window:
@@ -209,6 +208,7 @@ class WindowedSession:
                              clear_memory_around_corrections=bool(clear_memory_around_corrections),
                              release_memory=bool(release_memory), batch_objects=False)
         self._last = _LastFrames(self.frames)
+        self._blank: Dict[int, Optional[str]] = {}  # frame -> why it is blank (blank_words) or None: judged once
         self._objects: Dict[int, _Track] = {}
         self._whole: Optional[Tuple[int, ImagePredictor]] = None  # a frame's whole-frame features (window sizes)
 
@@ -245,14 +245,17 @@ class WindowedSession:
         for track in self._objects.values():
             track.session.clear_memory_around_corrections = bool(value)
 
+    def _blank_of(self, t: int) -> Optional[str]:
+        """Why frame ``t`` shows the model nothing (:func:`~sam2_model.frames.blank_words` of the whole frame, kept
+        read for the windows), or None: judged once per frame, however many objects' windows ask."""
+        if t not in self._blank:
+            self._blank[t] = blank_words(self._last(t), self.frames.contrast_limits)
+        return self._blank[t]
+
     def blank_summary(self, frames: Sequence[int]) -> str:
         """:meth:`VideoSession.blank_summary` of the objects' windows, which judge their whole frame (an empty window
         of a busy frame is no blank frame): the frames of ``frames`` the model saw nothing in, in one sentence, or ""."""
-        def note_of(t: int) -> Optional[str]:
-            return next((note for track in self._objects.values() if (note := track.session.frames.blank_note(t))),
-                        None)
-
-        return blank_sentence(frames, note_of)
+        return blank_sentence(frames, self._blank.get)
 
     def window_of(self, obj_id: int, frame_idx: Optional[int] = None) -> Optional[Window]:
         """The object's window (x0, y0, x1, y1) in frame px (x1, y1 exclusive) on ``frame_idx`` (default: its first
