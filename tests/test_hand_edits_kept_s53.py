@@ -17,8 +17,11 @@ import pytest
 
 from sam2_model import build_model
 from sam2_model.synthetic import make_timelapse
-from test_propagate_unchanged import NUM, both  # the controller driven as the widget drives it
+from test_propagate_unchanged import NUM, Run, both  # the controller driven as the widget drives it
 from widget_helpers import centre, click_and_propagate, open_widget, small_movie, wait
+
+from napari_sam2.controller import _HandEdit
+from napari_sam2.labels_writer import RunJournal
 
 N = 5
 
@@ -136,3 +139,71 @@ def test_a_square_erased_by_hand_stays_where_no_object_is_tracked_again(demo, tw
     assert f"Hand edits of object{many} {names} on frame(s) 5 were replaced by" in full.controller.pop_notes()
     full.controller.undo()
     np.testing.assert_array_equal(full.labels, erased)
+
+
+def test_split_keeps_a_still_object_absent_where_a_moving_one_was_painted():
+    """_HandEdit.split with object 1 tracked again and object 2 not: pixel 0 painted 2 -> 1 (the 1|2 border moved
+    into object 2) is no pixel to keep as it is but one where object 2 must stay absent (before: neither, and object 2
+    not named as kept); 2 -> 0 and 1 -> 2 stay as they are; 0 -> 1 and 1 -> 0 are object 1's, replaced."""
+    edit = _HandEdit(np.array([10, 11, 12, 13, 14]), np.array([1, 0, 2, 1, 0]), np.array([2, 2, 1, 0, 1]), {1, 2})
+    keep, absent, kept, replaced = edit.split([1])
+    assert (keep.tolist(), absent.tolist(), kept, replaced) == ([11, 12], [10], {2}, {1})
+    keep, absent, kept, replaced = edit.split(None)  # every object tracked again: every edit replaced
+    assert (keep.tolist(), absent.tolist(), kept, replaced) == ([], [], set(), {1, 2})
+    keep, absent, kept, replaced = edit.split([])  # none tracked again: every edit stays
+    assert (keep.tolist(), absent.tolist(), kept, replaced) == ([10, 11, 12, 13, 14], [], {1, 2}, set())
+
+
+@pytest.fixture(scope="module")
+def four() -> Any:
+    """5 frames of 128 x 128, 4 round cells (objects 1 and 2 touch nothing else)."""
+    return make_timelapse(num_frames=5, shape=(128, 128), num_cells=4, seed=4, divisions=False, enter_leave=False,
+                          radius_fraction=0.08)
+
+
+def test_a_border_moved_into_an_object_not_tracked_again_stays(demo, four):
+    """Objects 1 and 2 tracked over 5 frames; on frame 3 half of object 2 painted with object 1 (the 1|2 border moved
+    into 2); a correction click of object 1 on frame 1 and Propagate from 1 track object 1 only: object 2 is not
+    tracked again, so it stays out of those pixels (object 1's new mask or background there; before: all 191 px were
+    object 2 again) and the notes name object 2's edit as kept. Undo of the run gives the edited frame back."""
+    run = Run(demo, four, True)
+    run.click(0, 1)
+    run.click(0, 2)
+    run.propagate(0)
+    two = np.flatnonzero(run.labels[3] == 2)
+    painted = two[: len(two) // 2]
+    run.labels[3].flat[painted] = 1  # the brush (no journal sees it)
+    edited = run.labels.copy()
+    run.click(1, 1)
+    run.propagate(1)
+    assert run.tracked() == [1]
+    back = int((run.labels[3].flat[painted] == 2).sum())
+    assert back == 0, f"{back} of {painted.size} px painted over object 2 are object 2 again"
+    assert set(np.unique(run.labels[3].flat[painted]).tolist()) <= {0, 1}
+    notes = run.controller.pop_notes()
+    assert "Hand edits of object 2 on frame(s) 3 were kept (not tracked again there)." in notes, notes
+    assert "Hand edits of object 1 on frame(s) 3 were replaced by its new masks" in notes, notes
+    run.controller.undo()
+    np.testing.assert_array_equal(run.labels[3], edited[3])
+
+
+def test_undo_leaves_the_marks_of_planes_another_tool_wrote_since(demo, four):
+    """A click step writes frame 0; then another tool's run (as Track all writes: a journal, said to the watchers)
+    writes frame 4 without object 2; Undo of the click puts back frame 0 only, so frame 4 stays that tool's write, no
+    hand edit: the next Propagate says nothing of hand edits on it (before: Undo gave frame 4 its mark from before the
+    click back, so that tool's write counted as a hand edit of object 2, kept and named)."""
+    run = Run(demo, four, True)
+    run.click(0, 1)
+    run.click(0, 2)
+    run.propagate(0)
+    run.controller.pop_notes()
+    run.click(0, 3)  # a step that writes frame 0 only
+    plane = run.labels[4].copy()
+    plane[plane == 2] = 0
+    RunJournal().write(run.labels, run.controller.layout.frame_index_in_labels(4), plane)  # Track all writes frame 4
+    undone = run.controller.undo()
+    assert undone is not None and undone.frames == [0]
+    del run.prompts[(0, 3)]
+    run.propagate(0)
+    notes = run.controller.pop_notes()
+    assert "Hand edits" not in notes, notes

@@ -114,16 +114,24 @@ class _HandEdit:
     drawn: np.ndarray
     objects: Set[int]
 
-    def split(self, moving: Optional[Collection[int]]) -> Tuple[np.ndarray, Set[int], Set[int]]:
+    def still(self, moving: Optional[Collection[int]]) -> Set[int]:
+        """The objects of the edit that are not tracked again when ``moving`` (None: every object) get new masks."""
+        return set() if moving is None else self.objects - {int(o) for o in moving}
+
+    def split(self, moving: Optional[Collection[int]]) -> Tuple[np.ndarray, np.ndarray, Set[int], Set[int]]:
         """When ``moving`` (None: every object) get new masks: the flat indices of the pixels that stay as they are
-        (labelled with an object that is not tracked again, or erased where such an object was drawn), the objects
-        whose edits those are, and the moving objects whose edits their new masks replace (the other pixels)."""
-        moving = self.objects if moving is None else self.objects & {int(o) for o in moving}
-        still = np.fromiter(self.objects - moving, np.int64)
-        keep = np.isin(self.now, still) | ((self.now == 0) & np.isin(self.drawn, still))
-        kept = set(np.unique(np.concatenate([self.now[keep], self.drawn[keep]])).tolist()) & (self.objects - moving)
+        (labelled with an object that is not tracked again, or erased where such an object was drawn), the flat indices
+        where such an object was drawn and the person put a moving object instead (that object is absent there: the
+        new plane may draw a moving object there but none of :meth:`still`), the objects whose edits those two are,
+        and the moving objects whose edits their new masks replace (the other pixels, and the second ones)."""
+        still = self.still(moving)
+        moving = self.objects - still
+        drawn_still = np.isin(self.drawn, np.fromiter(still, np.int64))
+        keep = np.isin(self.now, np.fromiter(still, np.int64)) | ((self.now == 0) & drawn_still)
+        absent = drawn_still & ~keep  # e.g. the A|B border moved into still B: B must not come back there
+        kept = set(np.unique(np.concatenate([self.now[keep], self.drawn[keep | absent]])).tolist()) & still
         replaced = set(np.unique(np.concatenate([self.now[~keep], self.drawn[~keep]])).tolist()) & moving
-        return self.pixels[keep], {int(o) for o in kept}, {int(o) for o in replaced}
+        return self.pixels[keep], self.pixels[absent], {int(o) for o in kept}, {int(o) for o in replaced}
 
 
 @dataclass
@@ -464,8 +472,7 @@ class SegmentationController:
                 self.session.remove_object(obj_id)
         except BaseException:
             with self._own_writes():
-                record.journal.undo(self.labels)  # the planes already written, back whole
-            self._ours = dict(record.ours or {})
+                self._restore_marks(record, record.journal.undo(self.labels))  # the planes already written, back whole
             self._baseline_next = record.baseline
             raise
         keep = lambda table: {k: v for k, v in table.items() if k[1] != obj_id}  # noqa: E731
@@ -885,8 +892,7 @@ class SegmentationController:
                               "hand; undo that change first, then Undo again (nothing was undone)", edited)
         with self._own_writes():
             restored = record.journal.undo(self.labels)
-        if record.ours is not None:  # the planes as before the step: hand edits made before it count as such again
-            self._ours = dict(record.ours)
+        self._restore_marks(record, restored)
         # the session goes back to the snapshot: the passes that had tracked its objects whole then hold again (the
         # next propagation leaves those objects out, :meth:`plan`); where that is not known, every object is tracked
         self._tracked = dict(record.tracked) if record.tracked is not None else {}
@@ -894,6 +900,19 @@ class SegmentationController:
         self.history.pop()
         self._sent, self.mask_prompts = record.sent, record.mask_prompts
         yield "done", Undone([self._frame_of(index) for index in restored], record.tag)
+
+    def _restore_marks(self, record: _Record, restored: List[Tuple[Any, ...]]) -> None:
+        """The marks (:attr:`_ours`) of the planes ``record``'s step wrote and its undo just ``restored`` (their
+        indices), as before the step: hand edits made before it count as such again. The other planes keep theirs (a
+        plane another tool wrote after the step, e.g. Track all or Load session, stays that tool's write)."""
+        if record.ours is None:
+            return
+        for index in restored:
+            key = hashable_index(index)
+            if key in record.ours:
+                self._ours[key] = record.ours[key]
+            else:
+                self._ours.pop(key, None)
 
     def _frame_of(self, index: Tuple[Any, ...]) -> int:
         """The frame of a plane index of the labels (0 for a single image)."""
@@ -993,16 +1012,19 @@ class SegmentationController:
         with the pixels of ``edit`` that ``moving`` leave alone (:meth:`_HandEdit.split`) as the labels hold them now;
         the plane is marked as this controller's (:attr:`_ours`), or as still holding hand edits where some were
         kept."""
-        kept = np.empty(0, np.int64)
+        kept = absent = np.empty(0, np.int64)
         if edit is not None:
-            kept, kept_objects, replaced = edit.split(moving)
+            kept, absent, kept_objects, replaced = edit.split(moving)
             record.edits.add(frame, kept_objects, replaced)
         if kept.size:
             plane.flat[kept] = np.asarray(self.labels[index]).flat[kept]
+        if absent.size:  # an object not tracked again that the person removed there: its old result stays out
+            values = plane.flat[absent]
+            plane.flat[absent] = np.where(np.isin(values, np.fromiter(edit.still(moving), np.int64)), 0, values)
         with self._own_writes():
             record.journal.write(self.labels, index, plane.astype(self.labels.dtype))
         key = hashable_index(index)
-        self._ours[key] = HOLDS_EDITS if kept.size else record.journal.written[key]
+        self._ours[key] = HOLDS_EDITS if kept.size or absent.size else record.journal.written[key]
 
     def _hand_edits(self, frame: int) -> Optional[_HandEdit]:
         """``frame``'s hand edits: where its labels plane was changed since this controller last wrote it (by a brush,
