@@ -194,3 +194,106 @@ def test_object_windows_judge_the_whole_frame_not_their_crop(net):
             for _ in session.propagate():
                 pass
         assert len(set(blank_warnings(caught))) == expected, blank_warnings(caught)
+
+
+# ----------------------------------------------------------------- review R3 findings 1 and 5: one click rule everywhere
+# object windows, WindowedPredictor, the automatic generator's points and session files took clicks by the old rule
+# (0 <= x <= W): a first click on the frame's outer half-pixel was refused or dropped, one past a window's last pixel
+# crashed in the window's own session
+def cell_movie() -> np.ndarray:
+    from sam2_model.synthetic import make_timelapse
+
+    return make_timelapse(num_frames=2, shape=(100, 101), num_cells=4, seed=4, divisions=False,
+                          enter_leave=False).image
+
+
+@pytest.fixture(scope="module")
+def net128() -> sm.SAM2Model:
+    return sm.build_model("demo", device="cpu", image_size=128)
+
+
+@pytest.mark.parametrize("y, x", [(-0.5, 50.0), (50.0, -0.5), (-0.4, -0.4), (99.49, 100.49)])
+def test_an_object_windows_first_click_on_the_frames_edge_pixels_is_taken(net128, y, x):
+    """Before: a first click at x = -0.5 gave a window with x0 = 0 and was refused ("lies outside its window ...
+    remove the object and prompt it again"), though the frame, the widget and VideoSession take it."""
+    from sam2_model.windowed_session import WindowedSession
+
+    session = WindowedSession(net128, FrameSource(cell_movie(), image_size=128), window=48)
+    session.add_prompt(0, 1, points=[[x, y]], labels=[1])
+    x0, y0, x1, y1 = session.window_of(1)
+    assert (x0 == 0 or x > 0) and (y0 == 0 or y > 0) and (x1 == 101 or x < 100) and (y1 == 100 or y < 99)
+    past = [100.5 if x > 99 else -0.51 if x < 0 else x, 99.5 if y > 99 else -0.51 if y < 0 else y]  # off the frame
+    with pytest.raises(ValueError, match=r"outside the 101x100 frame.*-0.5 <= y < 99.5"):
+        session.add_prompt(0, 2, points=[past], labels=[1])
+
+
+def test_a_negative_click_just_past_an_objects_window_is_left_out_not_a_crash(net128):
+    """A click on the first pixel right of the window (x1 - 0.3, drawn on pixel x1) is outside it; before, it was taken
+    in and the window's session refused it in window pixels ("point (x=47.7, y=24) lies outside the 48x48 frame")."""
+    from sam2_model.windowed_session import WindowedSession
+
+    session = WindowedSession(net128, FrameSource(cell_movie(), image_size=128), window=48)
+    session.add_prompt(0, 1, points=[[30.0, 30.0]], labels=[1])
+    x0, y0, x1, y1 = session.window_of(1)
+    assert x1 < 101  # an inner edge
+    alone = session.add_prompt(0, 1, points=[[30.0, 30.0]], labels=[1], refine=False)
+    for x in (x1 - 0.3, x0 - 0.6):  # past the last and first pixel: left out (they cannot touch the object)
+        both = session.add_prompt(0, 1, points=[[30.0, 30.0], [x, 30.0]], labels=[1, 0], refine=False)
+        np.testing.assert_array_equal(both, alone)
+    with pytest.raises(ValueError, match=r"lies outside its window \(6, 6, 54, 54\)"):
+        session.add_prompt(0, 1, points=[[30.0, 30.0], [x1 - 0.3, 30.0]], labels=[1, 1])
+
+
+def test_windowed_predictor_gives_a_click_on_the_first_pixels_outer_half_to_its_window(net128):
+    """Before: a click at x = -0.4 was silently dropped from its window (decoded with no prompt at all)."""
+    from sam2_model.windows import WindowedPredictor
+
+    predictor = WindowedPredictor(net128, side=48)
+    predictor.set_image(cell_movie()[0])
+    logits, _, window = predictor.predict(points=[[-0.4, 50.0]], labels=[1], return_logits=True)
+    x0, y0, x1, y1 = window
+    assert x0 == 0
+    # the window's own decoder given the click in window pixels: the same logits
+    alone, _, _ = predictor._predictor(window).predict(points=[[-0.4, 50.0 - y0]], labels=[1], return_logits=True)
+    np.testing.assert_array_equal(logits[:, y0:y1, x0:x1], alone)
+    from sam2_model.windows import inside_window  # the rule: inside_frame in the window's pixels
+
+    edge = np.array([[-0.5, 20.0], [-0.51, 20.0], [x1 - 0.51, 20.0], [x1 - 0.5, 20.0]])
+    assert inside_window(edge, (0, 0, x1, 90)).tolist() == [True, False, True, False]
+    assert inside_window(edge + 10, (10, 10, x1 + 10, 90)).tolist() == [True, False, True, False]
+
+
+def test_automatic_points_follow_the_frames_click_rule(net):
+    """Before: 0 <= x <= W: x = -0.4 (on pixel 0) refused, x = W (past the last pixel) taken."""
+    from sam2_model.automatic import AutomaticMaskGenerator
+
+    generator = AutomaticMaskGenerator(net, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    image = blobs(1)[0]
+    assert generator._check_points([[-0.5, -0.4], [63.49, 10.0]], 64, 64).shape == (2, 2)
+    records = generator.generate(image, points=[[-0.4, 20.0]])
+    assert len(records) == 1 and np.allclose(records[0]["point_coords"], [[-0.4, 20.0]])
+    for bad in ([64.0, 10.0], [63.5, 10.0], [10.0, -0.51]):
+        with pytest.raises(ValueError, match=r"points must lie inside the 64x64 image.*-0.5 <= y < 63.5 and "
+                                             r"-0.5 <= x < 63.5"):
+            generator.generate(image, points=[bad])
+
+
+@pytest.mark.parametrize("point, ok", [([0, 5.0, 10.5], False), ([0, 10.5, 5.0], False), ([0, -0.5, -0.5], True),
+                                       ([0, 10.49, 10.49], True), ([0, -0.51, 5.0], False), ([3.4, 5.0, 5.0], True),
+                                       ([3.5, 5.0, 5.0], False)])
+def test_a_session_files_clicks_are_checked_by_the_sessions_rule(tmp_path, point, ok):
+    """x = W - 0.5 on an odd W (10.5 on W = 11) passed the file's check (np.rint rounds it to 10) and then the
+    session refused it halfway through the load; the frame axis still rounds to its nearest frame."""
+    from napari_sam2.session_file import SessionRecord, read_session, write_session
+
+    record = SessionRecord((4, 11, 11), [point], [True], [1], np.zeros((0, 4, 3)), [],
+                           model={"name": "demo", "weights": "embedded (demo)", "image_size": 128, "path": None},
+                           axes={"frame_axis": 0, "channel_axis": "", "channel": ""})
+    path = write_session(tmp_path / "edge", record)
+    if ok:
+        assert read_session(path).points.tolist() == [point]
+        return
+    with pytest.raises(ValueError, match=r"points: click 0 at .* lies outside the image of shape \(4, 11, 11\)") as e:
+        read_session(path)
+    if point[0] == 0:
+        assert "whose frames take -0.5 <= y < 10.5 and -0.5 <= x < 10.5" in str(e.value)

@@ -42,6 +42,7 @@ import numpy as np
 
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_invert, check_smooth
+from sam2_model.prompt_validation import frame_span_words, inside_frame
 
 from .image_size import check_image_size
 
@@ -109,6 +110,20 @@ class SessionRecord:
             self.labels = {_fixed(key, ndim): {int(f): np.asarray(p) for f, p in planes.items()}
                            for key, planes in self.labels.items()}
 
+    def _clicks_outside(self, shape: np.ndarray) -> np.ndarray:
+        """(N,) bool: which clicks lie off the image of ``shape`` (the image's sizes along the clicks' axes): off its
+        pixels as napari draws them on the last two axes, the rows and columns (the session's rule,
+        :func:`~sam2_model.prompt_validation.inside_frame`: -0.5 <= x < W - 0.5), or off a slice of another axis
+        (rounded to the nearest index, outside 0..n - 1)."""
+        if not len(shape):
+            return np.zeros(len(self.points), bool)
+        leading = np.rint(self.points[:, :-2])
+        outside = ((leading < 0) | (leading >= shape[:-2])).any(axis=1)
+        if len(shape) >= 2:
+            y, x = self.points[:, -2], self.points[:, -1]
+            return outside | ~inside_frame(x, y, int(shape[-2]), int(shape[-1]))
+        return outside | (np.rint(self.points[:, -1]) < 0) | (np.rint(self.points[:, -1]) >= shape[-1])
+
     def check_values(self) -> None:
         """ValueError naming the field unless every value is one the widget could have saved: clicks finite and on the
         image (their frame among its frames), boxes finite, object ids in 1..2**32-1, seeded masks on existing frames,
@@ -117,11 +132,12 @@ class SessionRecord:
         shape = np.asarray(self.image_shape[:self.points.shape[1]] if self.points.size else (), float)
         if not np.isfinite(self.points).all():
             raise ValueError("points: a click has a coordinate that is not a finite number")
-        outside = (np.rint(self.points) < 0) | (np.rint(self.points) >= shape) if len(shape) else np.zeros(0, bool)
+        outside = self._clicks_outside(shape)
         if outside.any():
-            row = int(np.argwhere(outside)[0][0])
+            row = int(np.argmax(outside))
+            span = f", whose frames take {frame_span_words(*shape[-2:])}" if len(shape) >= 2 else ""
             raise ValueError(f"points: click {row} at {self.points[row].tolist()} lies outside the image of shape "
-                             f"{self.image_shape}")
+                             f"{self.image_shape}{span}")
         if not np.isfinite(self.boxes).all():
             raise ValueError("boxes: a box has a corner that is not a finite number")
         refined = [key for keys in self.refined.values() for key in keys]

@@ -35,7 +35,7 @@ from . import amg_ops
 from .frames import to_model_input
 from .image_predictor import ImagePredictor
 from .modeling.sam2 import SAM2Model
-from .prompt_validation import check_count
+from .prompt_validation import check_count, frame_span_words, inside_frame
 from .windows import window_groups
 
 __all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "FilterCounts", "MaskRecords", "NoMasksWarning",
@@ -327,6 +327,8 @@ class AutomaticMaskGenerator:
     # ------------------------------------------------------------------ steps
     @staticmethod
     def _check_points(points: Any, height: int, width: int) -> np.ndarray:
+        """points (N, 2) (x, y) on the image's pixels (:func:`~sam2_model.prompt_validation.inside_frame`:
+        -0.5 <= x < W - 0.5, -0.5 <= y < H - 0.5) -> float64 (N, 2); ValueError naming what was wrong otherwise."""
         try:
             xy = np.asarray(points, dtype=np.float64)
         except (TypeError, ValueError) as error:
@@ -335,10 +337,11 @@ class AutomaticMaskGenerator:
             raise ValueError(f"points must be an (N, 2) array of (x, y) pixels, got shape {xy.shape}")
         if not np.isfinite(xy).all():
             raise ValueError("points contain NaN or infinite coordinates")
-        outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+        outside = ~inside_frame(xy[:, 0], xy[:, 1], height, width)  # the one click rule: pixels as napari draws them
         if outside.any():
             first = xy[outside][0].tolist()
-            raise ValueError(f"points must lie inside the {width}x{height} image, got (x, y) = {first}")
+            raise ValueError(f"points must lie inside the {width}x{height} image, got (x, y) = {first}; it takes "
+                             f"{frame_span_words(height, width)}")
         return xy
 
     def _process_crop(

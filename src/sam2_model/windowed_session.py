@@ -39,7 +39,7 @@ from .session_outputs import check_output, labels_of_winners
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession, blank_sentence
 from .image_predictor import ImagePredictor
-from .windows import Window, first_window_side, grow_while_cut, place_window, too_small
+from .windows import Window, first_window_side, grow_while_cut, inside_window, place_window, too_small
 
 __all__ = ["WindowedSession", "WINDOW_FEATURE_CACHE_MB"]
 
@@ -345,7 +345,7 @@ class WindowedSession:
                                  f"on frame {frame_idx}: remove the object and give the mask again to place a new one")
             local: Dict[str, Any] = dict(mask=full_mask[y0:y1, x0:x1])
         else:
-            inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+            inside = inside_window(xy, window)  # the window's pixels; a box may reach its edges, as a frame's
             if (~inside & (lab == 1)).any() or (corners is not None and not (
                     corners[0] >= x0 and corners[1] >= y0 and corners[2] <= x1 and corners[3] <= y1)):
                 raise ValueError(f"a click or box of object {obj_id} lies outside its window {window} (x0, y0, x1, y1) "

@@ -36,11 +36,11 @@ from .frames import to_model_input
 from .image_predictor import LOGIT_CLAMP, ImagePredictor
 from .input_size import check_size_arguments, diameter_from_masks
 from .modeling.sam2 import SAM2Model
-from .prompt_validation import validate_box, validate_points
+from .prompt_validation import inside_frame, validate_box, validate_points
 
 __all__ = ["WINDOW_OBJECT_PX", "MAX_WINDOW_UPSAMPLING", "MIN_FRAME_TO_WINDOW", "CONTEXT", "CUT_MARGIN", "GROWTH",
            "SIZE_CHECK",
-           "window_side", "place_window", "whole_frame_side", "box_side", "first_window_side", "touches_inner_edge",
+           "window_side", "inside_window", "place_window", "whole_frame_side", "box_side", "first_window_side", "touches_inner_edge",
            "too_small", "grow_while_cut", "window_groups",
            "WindowedPredictor"]
 
@@ -157,6 +157,16 @@ def _span(centre: float, length: int, size: int) -> Tuple[int, int]:
     start = int(round(centre - length / 2.0))
     start = min(max(start, 0), size - length)
     return start, start + length
+
+
+def inside_window(points: np.ndarray, window: Window) -> np.ndarray:
+    """(N,) bool: which clicks of ``points`` (N, 2) (x, y) frame pixels lie on a pixel of ``window`` (x0, y0, x1, y1),
+    the pixels as napari draws them: x0 - 0.5 <= x < x1 - 0.5 and y0 - 0.5 <= y < y1 - 0.5 (the frame's rule,
+    :func:`~sam2_model.prompt_validation.inside_frame`, in the window's pixels), so a window on the frame's edge takes
+    every click the frame takes there (x = -0.5 on a window with x0 = 0) and none that its crop's session refuses."""
+    x0, y0, x1, y1 = (int(v) for v in window)
+    xy = np.asarray(points, np.float64).reshape(-1, 2)
+    return inside_frame(xy[:, 0] - x0, xy[:, 1] - y0, y1 - y0, x1 - x0)
 
 
 def place_window(side: int, frame_shape: Sequence[int], points: Optional[np.ndarray] = None,
@@ -295,7 +305,7 @@ class WindowedPredictor:
         def attempt(side: int) -> Tuple[Tuple[np.ndarray, np.ndarray, Window], Window, bool]:
             window = place_window(side, (height, width), xy, lab, corners)
             x0, y0, x1, y1 = window
-            inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+            inside = inside_window(xy, window)
             offset = np.array([x0, y0], np.float32)
             local_xy, local_lab = xy[inside] - offset, lab[inside]
             local_box = None if corners is None else corners - np.tile(offset, 2)
