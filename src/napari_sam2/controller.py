@@ -499,8 +499,9 @@ class SegmentationController:
 
     def _rename(self, old: int, new: int, note: str) -> Iterator[EditStep]:
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
+        sums: Dict[Any, Tuple[int, int]] = {}  # each plane written: its checksums before and after
         with self._own_writes():
-            relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+            relabelled = relabel_planes(self.labels, planes, old, new, sums)  # the one pass over the frames
         for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
             self._tracked.pop(obj, None)
         try:
@@ -510,7 +511,7 @@ class SegmentationController:
             with self._own_writes():
                 put_back_ids(self.labels, relabelled, old)
             raise
-        self._follow_relabel(relabelled, old)
+        self._follow_relabel(sums)
 
         def key(k: Tuple[int, int]) -> Tuple[int, int]:
             return (k[0], new) if k[1] == old else k
@@ -549,8 +550,9 @@ class SegmentationController:
                         | {f for f, _ in moved if (f, new) not in self.mask_prompts})  # the frames re-segmented
         refused = self._refused_as(old, new)
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
+        sums: Dict[Any, Tuple[int, int]] = {}  # each plane written: its checksums before and after
         with self._own_writes():
-            relabelled = relabel_planes(self.labels, planes, old, new)  # the one pass over the frames
+            relabelled = relabel_planes(self.labels, planes, old, new, sums)  # the one pass over the frames
         for obj in (old, new):  # both are tracked again by the next propagation (:meth:`plan`)
             self._tracked.pop(obj, None)
         try:
@@ -560,7 +562,7 @@ class SegmentationController:
             with self._own_writes():
                 put_back_ids(self.labels, relabelled, old)
             raise
-        self._follow_relabel(relabelled, old)
+        self._follow_relabel(sums)
         for key, prompt in moved.items():
             self.mask_prompts.setdefault(key, prompt)
         self._rejected.update(refused)
@@ -1068,19 +1070,13 @@ class SegmentationController:
                 frames.append(frame)
         return frames
 
-    def _follow_relabel(self, relabelled: "Relabelled", old: int) -> None:
-        """The planes a relabel of ``old`` wrote (:func:`relabel_planes`) stay this controller's where they were (the
-        same labels with another id), and edited by hand where they were."""
-        for index, pixels in relabelled:
-            key = hashable_index(index)
-            mark = self._ours.get(key)
-            if mark is None or mark == HOLDS_EDITS:
-                continue
-            plane = np.array(self.labels[index])
-            before = plane.copy()
-            before.flat[pixels] = old
-            if plane_checksum(before) == mark:
-                self._ours[key] = plane_checksum(plane)
+    def _follow_relabel(self, sums: Dict[Any, Tuple[int, int]]) -> None:
+        """The planes a relabel wrote (:func:`relabel_planes`'s ``sums``: plane key -> checksums before and after)
+        stay this controller's where they were (the same labels with another id), and edited by hand where they were;
+        no plane is read again."""
+        for key, (before, after) in sums.items():
+            if self._ours.get(key) == before != HOLDS_EDITS:
+                self._ours[key] = after
 
     def _note_cleared(self, cleared: Dict[int, List[int]]) -> None:
         """Say which frames lost an object re-made from its remaining prompts (the session cannot forget one frame's
@@ -1107,22 +1103,27 @@ def finish(steps: Iterator[EditStep]) -> Any:
 Relabelled = List[Tuple[Tuple[Any, ...], np.ndarray]]  # (plane index, flat indices of the pixels relabelled)
 
 
-def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int) -> Relabelled:
+def relabel_planes(labels: Any, planes: Sequence[Tuple[Any, ...]], old: int, new: int,
+                   sums: Optional[Dict[Any, Tuple[int, int]]] = None) -> Relabelled:
     """Give ``old``'s pixels the id ``new`` on the (H, W) planes ``labels[index]`` (``index`` in ``planes``) that hold
     it, telling the array's watchers (:func:`~.labels_writer.tell_written`); returns each plane written with the flat
     indices of its pixels relabelled (:func:`put_back_ids` undoes it). Each plane is read once; one without ``old`` is
-    only compared, never copied or written. All or nothing: a failure part way gives the planes already written their
-    old id back."""
+    only compared, never copied or written. ``sums``: filled with each written plane's key
+    (:func:`~.labels_writer.hashable_index`) -> its checksums (:func:`~.labels_writer.plane_checksum`) before and
+    after. All or nothing: a failure part way gives the planes already written their old id back."""
     written: Relabelled = []
     try:
         for index in planes:
             plane = np.asarray(labels[index])
             here = plane == old
             if here.any():
+                before = None if sums is None else plane_checksum(plane)
                 plane = plane.copy()  # not the labels' own plane: they change by the write below (watchers told)
                 plane[here] = new
                 labels[index] = plane
                 written.append((index, np.flatnonzero(here)))
+                if sums is not None:
+                    sums[hashable_index(index)] = (before, plane_checksum(plane))
                 tell_written(labels, index, plane)  # the objects table's and Track all's knowledge of the planes
     except BaseException:
         put_back_ids(labels, written, old)
