@@ -3,8 +3,9 @@
 Every stack is read with the same axis options as ``napari-sam2 track`` (``--axis``, ``--channel-axis``/``--channel``,
 ``--fix``, ``--rgb``); outputs hold (T, Y, X) frames along ``--axis``. The model and tracking options that batch
 shares with ``track`` (``--image-size N|auto``, ``--object-window``, ``--direction``, ``--cell-diameter``,
-``--redetect-every``, ``--min-contrast``, ``--start-frame``, ...) mean the same and are checked by the same code,
-all before anything is created or the cluster starts.
+``--redetect-every``, ``--min-contrast``, ``--start-frame``, ``--frames A-B``, ...) mean the same and are checked by
+the same code, all before anything is created or the cluster starts (``--frames``: parsed by track's parser; a stack
+with fewer frames than B fails, the others run).
 
 Exit codes: 0 every stack ok or skipped, 1 at least one stack failed (see DIR/summary.csv),
 2 a usage error (bad arguments, no stacks found, unwritable output folder or one another run is writing into,
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from ._cli_auto import CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, check_detection_options
+from ._cli_auto import CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, check_detection_options, frames_option
 from ._cli_axes import add_axis_arguments, axis_arguments
 
 #: exit codes of a run stopped by Ctrl-C (SIGINT) or SIGTERM (a job's time limit, scancel, kill): 128 + the signal
@@ -59,8 +60,15 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="prompts: from the first prompted frame (default both); --auto: from --start-frame, "
                              "forward (default) or backward, not both (the rule of track --auto); a stack where that "
                              "way has nothing to track (backward from frame 0, forward from its last) fails")
-    add_axis_arguments(parser.add_argument_group(
-        "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis"))
+    axes = parser.add_argument_group(
+        "axes", "how every stack is read (as for napari-sam2 track); labels are (T, Y, X) along --axis")
+    add_axis_arguments(axes)
+    axes.add_argument("--frames", type=frames_option, default=None, metavar="A-B",
+                      help="track frames A to B of every stack only (both included, each stack's numbers from 0; "
+                           "only they are read), as napari-sam2 track --frames A-B: prompts CSV rows name the "
+                           "stack's frames, each inside A-B; --auto starts on A (or --start-frame, a frame of A-B). "
+                           "The outputs hold those frames, numbered from 0; summary.csv's frame_range and each "
+                           "manifest say which. A stack with fewer frames fails (the others run)")
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="demo", help=MODEL_HELP)
     model.add_argument("--checkpoint", default="download", help=f"{CHECKPOINT_HELP} (visible to every worker)")
@@ -146,7 +154,7 @@ def run_batch(args: argparse.Namespace) -> int:
                           object_window="auto" if args.object_window is None else args.object_window,
                           direction=args.direction, workers=args.workers, scheduler=args.scheduler,
                           overwrite=args.overwrite, smooth=args.smooth, contrast_limits=args.contrast_limits,
-                          invert=args.invert, **extra, **options)
+                          invert=args.invert, frames=args.frames, **extra, **options)
     except (ValueError, OSError, CheckpointDownloadError) as error:  # OSError: files, an unreachable scheduler
         print(f"napari-sam2 batch: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ starts or connects to, and Ctrl-C / SIGTERM while it runs, are in :mod:`napari_s
 from __future__ import annotations
 
 import csv
+import numbers
 import os
 import sys
 import uuid
@@ -26,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
 
-from .api import COMPOSITES, DIRECTIONS
+from .api import COMPOSITES, DIRECTIONS, FrameRangeArg
 from .batch_console import Console, report_start
 from .batch_cluster import (Terminated, check_main_guard, client_for, dashboard_line, usable_cores,
                             workers_per_machine)
@@ -34,22 +35,24 @@ from .batch_inputs import AmbiguousPrompts, find_prompts, find_stacks, prompt_ca
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
                             reusable_result)
-from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, tracking_settings
+from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, range_text, tracking_settings
 from .directions import DIRECTION_WORDS, auto_direction, check_one_way
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
 
 PathLike = Union[str, os.PathLike]
 #: summary.csv: ``stack`` is the stack's absolute path, ``outputs`` are paths relative to the output folder; ``error``
-#: is a failed stack's, ``reason`` why a stack was skipped (not run by this run)
-SUMMARY_COLUMNS = ["stack", "name", "status", "reason", "error", "seconds", "frames", "objects", "outputs", "worker",
-                   "note"]
+#: is a failed stack's, ``reason`` why a stack was skipped (not run by this run); ``frame_range`` the stack's frames
+#: tracked, "A-B" (``frames=(A, B)``, ``--frames A-B``; ``frames`` counts them), empty where every frame was
+SUMMARY_COLUMNS = ["stack", "name", "status", "reason", "error", "seconds", "frames", "frame_range", "objects",
+                   "outputs", "worker", "note"]
 #: the command's option for each keyword argument of :func:`batch` (messages name what the user typed)
 CLI_OPTIONS = {"workers": "--workers", "scheduler": "--scheduler", "zarr_above_gb": "--zarr-above",
                "image_size": "--image-size", "object_window": "--object-window", "direction": "--direction",
                "prompts_dir": "--prompts-dir", "checkpoint": "--checkpoint", "out": "--out", "auto": "--auto",
                "overwrite": "--overwrite",
-               "smooth": "--smooth", "contrast_limits": "--contrast-limits", "invert": "--invert"}
+               "smooth": "--smooth", "contrast_limits": "--contrast-limits", "invert": "--invert",
+               "frames": "--frames"}
 
 
 def _row(path: Path, name: str, status: str, error: str = "", **values: Any) -> Dict[str, Any]:
@@ -64,8 +67,8 @@ def _earlier_row(stack: str, name: str, record: Mapping[str, Any], reason: str) 
     from its manifest (``record``); ``reason`` says why it was not run now."""
     outputs = [f"{name}/{output}" for output in list(record.get("outputs", [])) + ["manifest.json"]]
     return _row(Path(stack), name, "skipped", reason=reason, seconds=record.get("seconds"),
-                frames=record.get("frames"), objects=record.get("objects"), outputs=";".join(outputs),
-                note=record.get("note", ""))
+                frames=record.get("frames"), frame_range=range_text(record.get("frame_range")),
+                objects=record.get("objects"), outputs=";".join(outputs), note=record.get("note", ""))
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -135,7 +138,7 @@ def _check_arguments(workers: int, scheduler: Optional[str], client: Any, auto: 
 
 #: track_cells's arguments that batch gives each stack itself (beside ``invert`` and ``progress``, its own keywords),
 #: and the argument of batch that sets each
-_SET_BY_BATCH = {"reverse": "direction", "on_advice": "progress", "frames": "inputs"}
+_SET_BY_BATCH = {"reverse": "direction", "on_advice": "progress"}
 
 
 def _check_tracking_options(tracking_options: Mapping[str, Any], name: Any = str) -> None:
@@ -269,6 +272,7 @@ def batch(
     smooth: float = 0.0,
     contrast_limits: Optional[Sequence[float]] = None,
     invert: bool = False,
+    frames: FrameRangeArg = None,
     **tracking_options: Any,
 ) -> Any:
     """Segment/track every stack of ``inputs`` into ``out``; returns the summary as a pandas DataFrame.
@@ -313,8 +317,16 @@ def batch(
     invert: dark objects on a bright background: the model sees 1 - x of each frame's [0, 1] values, and with auto
     the detector finds the dark cells (as :func:`napari_sam2.api.segment` and ``track_cells``); labels and measures
     keep the stacks' own values.
+    frames: track part of every stack: (first, last), both included, in each stack's frame numbers along
+    ``frame_axis`` (a range of step 1 too; ``--frames A-B``), with exactly the rules of ``napari-sam2 track --frames
+    A-B`` and ``segment(frames=)``: only those frames are read; prompts CSV rows name the stack's frames, each inside
+    the range; with auto, ``start_frame`` (a tracking option) is the stack's number too, default ``first``; every
+    output holds those frames numbered from 0 (the labels' calibration starts at frame ``first``). A stack with
+    fewer frames fails, naming them (the others run). The manifest records ``frame_range`` [first, last] and the
+    summary's ``frame_range`` column "first-last"; a result made with other frames (or none) is not reused.
     The summary has one row per stack of this run: stack (its absolute path), name, status ("ok", "failed",
-    "skipped"), reason (why a skipped stack was not run), error (why a failed one failed), seconds, frames, objects,
+    "skipped"), reason (why a skipped stack was not run), error (why a failed one failed), seconds, frames (how many
+    were tracked), frame_range (which: "A-B" of the stack's numbers with ``frames``; empty: all), objects,
     outputs (paths relative to ``out``), worker, note (what the numbers alone do not say, e.g. no cell found on any
     frame); a skipped stack's numbers, outputs and note are those of its earlier result (its manifest).
     ``out/summary.csv`` holds these rows and then a "skipped" row for each other
@@ -345,9 +357,12 @@ def batch(
     size = check_image_size(image_size, word("image_size"))
     window = check_object_window(object_window, word("object_window"))
     direction = _check_direction(direction, auto, word, axis_names)
+    chosen = _check_frames(frames)
     if auto:
         tracking_options = dict(tracking_options, reverse=direction == "backward")
-        _check_start(tracking_options, axis_names)
+        if chosen is not None:  # the stack's number of the first frame tracked, as track --auto --frames A-B
+            tracking_options.setdefault("start_frame", chosen.start)
+        _check_start(tracking_options, axis_names, chosen)
     prompts_dir = _check_prompts_dir(prompts_dir, auto, word)
     in_cluster = client is not None or scheduler is not None
     spec = _model_spec(model, checkpoint, device, size,
@@ -357,7 +372,8 @@ def batch(
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"), notes=read_as)
     template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
                          dict(tracking_options), axes, sigma, limits, object_window=window, direction=direction,
-                         run=uuid.uuid4().hex[:8], invert=flip)
+                         run=uuid.uuid4().hex[:8], invert=flip,
+                         frames=None if chosen is None else (chosen.start, chosen.stop - 1))
     created = prepare_out(out, stacks, word("out"))  # checked and made before the plan, which runs under its lock
     try:
         with out_lock(out, word("out")):  # one run per output folder: its plan and summary stay true
@@ -368,12 +384,37 @@ def batch(
         remove_if_empty(out, created)  # a run stopped before it wrote anything (unreachable scheduler, Ctrl-C)
 
 
-def _check_start(tracking_options: Mapping[str, Any], names: str) -> None:
+def _check_start(tracking_options: Mapping[str, Any], names: str, chosen: Optional[range] = None) -> None:
     """Automatic tracking backward from frame 0 has nothing to track in any stack: refused before the run (forward
-    from the last frame depends on each stack's length: that stack fails)."""
+    from the last frame depends on each stack's length: that stack fails). With ``chosen`` (``--frames A-B``) the
+    rule of ``track --auto --frames A-B`` (:func:`.batch_worker.start_frame`), the same for every stack: a start
+    outside A-B, backward from A or forward from B is refused before the run."""
     start = int(tracking_options.get("start_frame", 0))
-    if tracking_options.get("reverse") and start == 0:
+    if chosen is not None:
+        from .batch_worker import start_in_range
+
+        probe = StackTask("", "", "", ModelSpec(), auto=True, tracking_options=dict(tracking_options),
+                          axes=AxisOptions(names=names))
+        start_in_range(probe, chosen, DIRECTION_WORDS[names]["start_frame"])
+    elif tracking_options.get("reverse") and start == 0:
         check_one_way(0, 2, "backward", f"{DIRECTION_WORDS[names]['start_frame']} 0", names)
+
+
+def _check_frames(frames: Any) -> Optional[range]:
+    """``frames`` (batch's ``frames=(first, last)``, both included, or a range of step 1, e.g. ``--frames A-B``
+    parsed by ``track``'s :func:`._cli_auto.frames_option`): range(first, last + 1), None for None. Checked as
+    :func:`.api.check_frame_range` checks ``segment(frames=)`` (ValueError naming what was given and what is
+    accepted); whether each stack has frame ``last`` is checked per stack (a shorter one fails, naming its frames)."""
+    from .api import check_frame_range
+
+    if frames is None:
+        return None
+    given = (list(frames) if isinstance(frames, (tuple, list)) else
+             [frames.start, frames.stop - 1] if isinstance(frames, range) else [])
+    if any(isinstance(n, numbers.Integral) and n < 0 for n in given):  # (the check below names a movie's length)
+        raise ValueError(f"frames={frames!r}: frames are numbered from 0; give (first, last) with 0 <= first <= "
+                         "last, both included")
+    return check_frame_range(frames, sys.maxsize)
 
 
 def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
@@ -391,8 +432,9 @@ def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
         "object_window": None if template.auto else template.object_window, "direction": template.direction,
         "tracking_options": tracking_settings(template.tracking_options) if template.auto else {},
         "axes": axes, "smooth": template.smooth, "contrast_limits": template.contrast_limits,
-        # only when on: the results of runs before the option (all without it) stay reusable
-        **({"invert": True} if template.invert else {})})
+        # only when on: the results of runs before these options (all without them) stay reusable
+        **({"invert": True} if template.invert else {}),
+        **({"frames": list(template.frames)} if template.frames is not None else {})})
 
 
 def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, overwrite: bool,

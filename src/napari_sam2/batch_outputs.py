@@ -221,9 +221,12 @@ def as_recorded(settings: Mapping[str, Any]) -> Dict[str, Any]:
 def settings_changes(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> List[str]:
     """The names of the settings (see :func:`reusable_result`) that differ between a result's manifest and this
     run, in ``wanted``'s order; the tracking options and the axes name their keys that differ. The prompts compare
-    by content (their sha256), not by path."""
+    by content (their sha256), not by path. A setting recorded only when on (``invert``, ``frames``) and left out of
+    ``wanted`` is off in this run: it differs where the result recorded it on (the result of a --frames run is not
+    the whole stack's)."""
     changed: List[str] = []
-    for key, value in as_recorded(wanted).items():
+    wanted = as_recorded(wanted)
+    for key, value in wanted.items():
         before = recorded.get(key)
         if key == "prompts":
             same = (before or {}).get("sha256") == (value or {}).get("sha256") if before or value else True
@@ -234,7 +237,7 @@ def settings_changes(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
             same = before == value
         if not same:
             changed.append(key)
-    return changed
+    return changed + [key for key in recorded if key not in wanted and recorded[key] not in (None, False)]
 
 
 def _stale_by_settings(record: Mapping[str, Any], wanted: Mapping[str, Any], manifest: Path) -> str:

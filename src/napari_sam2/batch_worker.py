@@ -113,6 +113,9 @@ class StackTask:
     host_workers: Tuple[Tuple[str, int], ...] = ()
     run: str = ""  # the batch run's token (manifest "run": a result this very run finished as it was stopped)
     invert: bool = False  # the model sees 1 - x of every frame's [0, 1] values (dark objects on a bright background)
+    #: (first, last) frames of every stack to track, both included, in the stack's numbers along the frame axis (as
+    #: ``track --frames A-B``); only they are read, and the outputs number them from 0. None: every frame
+    frames: Optional[Tuple[int, int]] = None
 
 
 _MODELS: Dict[ModelSpec, sm.SAM2Model] = {}
@@ -150,6 +153,10 @@ class Frames:
     read_as: str = ""
     #: what says the frames are a volume's z slices, in words (:func:`~.api.frames_are_z`), or None (time)
     through_z: Optional[str] = None
+    #: the stack's frames ``view`` holds (``--frames A-B``: range(A, B + 1), view index i = the stack's frame A + i);
+    #: None: every frame (view index = the stack's frame)
+    chosen: Optional[range] = None
+    stack_frames: int = 0  # the stack's frames along its frame axis (all of them, read or not)
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -161,12 +168,52 @@ class Frames:
         return self.view if self.view.ndim == 3 else None
 
 
+def frames_range_words(chosen: range, names: str) -> str:
+    """``chosen`` as the batch's caller named it: ``--frames A-B`` (``names`` "cli") or ``frames=(A, B)``."""
+    from ._cli_auto import frames_words
+
+    return frames_words(chosen) if names == "cli" else f"frames=({chosen.start}, {chosen.stop - 1})"
+
+
+@contextlib.contextmanager
+def in_range_words(chosen: Optional[range], names: str) -> Iterator[None]:
+    """Inside: a ValueError naming the API's ``frames=(A, B)`` names ``--frames A-B`` where ``names`` is "cli"
+    (:func:`._cli_auto.in_cli_words`, the words of ``track --frames``)."""
+    from ._cli_auto import in_cli_words
+
+    with in_cli_words(chosen if names == "cli" else None):
+        yield
+
+
+def stack_range(frames: Optional[Tuple[int, int]], layout: StackLayout, shape: Sequence[int],
+                names: str) -> Optional[range]:
+    """``frames`` (first, last) checked against a stack of ``shape`` read under ``layout``: range(first, last + 1) of
+    its propagated axis, None for None. A stack with fewer frames is a ValueError naming its frames, in the words of
+    ``track --frames`` (:func:`._cli_auto.frames_in_stack`, ``names`` "cli") or of ``segment(frames=)``
+    (:func:`.api.stack_frame_range`)."""
+    if frames is None:
+        return None
+    if names == "cli":
+        from ._cli_auto import frames_in_stack
+
+        return frames_in_stack(range(frames[0], frames[1] + 1), layout, shape)
+    from .api import stack_frame_range
+
+    return stack_frame_range(tuple(frames), layout, shape)
+
+
 def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.0,
-                contrast_limits: Optional[Tuple[float, float]] = None, invert: bool = False) -> Frames:
+                contrast_limits: Optional[Tuple[float, float]] = None, invert: bool = False,
+                frames: Optional[Tuple[int, int]] = None) -> Frames:
     """The stack at ``path`` opened lazily and read along ``axes``, its frames smoothed by ``smooth`` px and mapped
     with ``contrast_limits`` (None: the stack's percentiles) for the model, inverted for it when ``invert``
-    (ValueError naming the file otherwise)."""
+    (ValueError naming the file otherwise). ``frames`` (first, last), both included, in the stack's numbers: the view
+    holds only those frames, numbered from 0, and no other frame is read (:class:`~.api.FrameRange`); the
+    calibration's frame origin is then frame ``first``'s, as ``track --frames`` writes it. A stack shorter than
+    ``last``: ValueError naming the file and the stack's frames."""
     from sam2_model.frames_io import SingleImageError, open_stack
+
+    from .api import FrameRange
 
     try:
         stack = open_stack(path)
@@ -178,7 +225,10 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         if resolved.layout.frame_axis is None:
             raise ValueError(f"batch needs frames to propagate through, e.g. a (T, Y, X) stack; this is a single "
                              f"image of shape {tuple(int(n) for n in stack.shape)}")
-        view = FrameView(WithoutAlpha(data) if resolved.drop_alpha else data, resolved.layout)
+        stack_frames = resolved.layout.num_frames(data.shape)
+        chosen = stack_range(frames, resolved.layout, data.shape, axes.names)
+        picked = data if chosen is None else FrameRange(data, resolved.layout.frame_axis, chosen)  # lazy
+        view = FrameView(WithoutAlpha(picked) if resolved.drop_alpha else picked, resolved.layout)
         if len(view) < 1:
             raise ValueError(f"the stack has no frames along axis {resolved.layout.frame_axis}")
     except ValueError as error:
@@ -204,8 +254,12 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
     guess = colour_guess(data.shape, data.dtype, axes.rgb, resolved, axes.words, source=path)  # 16-bit "RGB": said as read_as is
     read_as = "; ".join(filter(None, [read_as, guess]))
     through_z = frames_are_z(data, layout, calibration, path if moved is None else None)  # an OME-Zarr's names too
+    if chosen is not None:  # the outputs' frame 0 is the stack's frame A (a time, or a z)
+        from .cli import from_frame
+
+        calibration = from_frame(calibration, chosen)
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
-                  calibration, read_as, through_z)
+                  calibration, read_as, through_z, chosen, stack_frames)
 
 
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
@@ -221,15 +275,36 @@ def view_layout(ndim: int) -> StackLayout:
 
 def start_frame(task: StackTask, frames: Frames) -> int:
     """The frame automatic tracking starts on (tracking option start_frame, default 0), checked against this stack
-    (ValueError naming the option as the batch's caller named it; see :func:`check_one_way`); 0 for prompts."""
-    start = int(task.tracking_options.get("start_frame", 0)) if task.auto else 0
+    (ValueError naming the option as the batch's caller named it; see :func:`check_one_way`); 0 for prompts.
+
+    With ``frames.chosen`` (``--frames A-B``): start_frame is the stack's number, default A, and must lie in A-B,
+    checked as ``track --auto --frames A-B`` checks it (:func:`.api.check_way_in_range`); the frame returned is the
+    view's (start - A)."""
     option = DIRECTION_WORDS[task.axes.names]["start_frame"]
+    if frames.chosen is not None and task.auto:
+        return start_in_range(task, frames.chosen, option)
+    start = int(task.tracking_options.get("start_frame", 0)) if task.auto else 0
     if not 0 <= start < len(frames.view):
         raise ValueError(f"{option} {start} is not a frame of this stack (0..{len(frames.view) - 1})")
     if task.auto:
         direction = "backward" if task.tracking_options.get("reverse") else "forward"
         check_one_way(start, len(frames.view), direction, f"{option} {start}", task.axes.names)
     return start
+
+
+def start_in_range(task: StackTask, chosen: range, option: str) -> int:
+    """:func:`start_frame` within ``chosen`` (the stack's frames tracked): the view's number of the start frame."""
+    from .api import check_way_in_range
+
+    first = chosen.start
+    start = int(task.tracking_options.get("start_frame", first))
+    if start not in chosen:
+        raise ValueError(f"{option} {start} is outside {frames_range_words(chosen, task.axes.names)}: start on a "
+                         f"frame of the range (default: its first, {first})")
+    direction = "backward" if task.tracking_options.get("reverse") else "forward"
+    with in_range_words(chosen, task.axes.names):
+        check_way_in_range(start, chosen, direction, option)
+    return start - first
 
 
 def prompted_frame(prompts: Sequence[FramePrompt]) -> int:
@@ -269,24 +344,48 @@ def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = Non
     return task.model if choice is None else replace(task.model, image_size=choice.image_size)
 
 
-def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli") -> list:
-    """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]).
+def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli",
+                  chosen: Optional[range] = None) -> list:
+    """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]: the whole
+    stack's).
 
     Rows are checked as :func:`napari_sam2.api.segment` checks them; errors name the file and line. The prompts and
     ``direction`` are checked as ``napari-sam2 track`` checks them (:func:`.prompts_csv.checked_table_prompts`, in
-    the words of ``names``: "cli" or "api"); errors name the file.
+    the words of ``names``: "cli" or "api"); errors name the file. ``chosen`` (``--frames A-B``: range(A, B + 1)):
+    the rows name the stack's frames, each inside the range, checked as ``track --frames A-B`` checks them
+    (:func:`.cli.outside_range`, :func:`.api.check_way_in_range`); the prompts returned are numbered from A (the
+    view's frames).
     """
+    import dataclasses
+
+    from .api import check_way_in_range
+    from .cli import outside_range
     from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
+
+    def outside(frame: float) -> Optional[str]:
+        problem = outside_range(frame, chosen)
+        if problem and names != "cli":  # in the words of segment(frames=(A, B))
+            problem = problem.replace(frames_range_words(chosen, "cli"), frames_range_words(chosen, names))
+        return problem
 
     clicks, boxes, click_lines, box_lines = read_prompt_lines(path)
     frames, height, width = (int(n) for n in shape[:3])
-    problems = [(line, click_problem(row[0], row[1], row[2], frames, height, width))
+    problems = [(line, click_problem(row[0], row[1], row[2], frames, height, width) or outside(row[0]))
                 for row, line in zip(clicks, click_lines)]
-    problems += [(line, box_problem(row[0], frames, row[1:5], height, width)) for row, line in zip(boxes, box_lines)]
+    problems += [(line, box_problem(row[0], frames, row[1:5], height, width) or outside(row[0]))
+                 for row, line in zip(boxes, box_lines)]
     for line, problem in problems:
         if problem:
             raise ValueError(f"{path}, line {line}: {problem}")
-    return checked_table_prompts(path, clicks, boxes, frames, direction, names)
+    prompts = checked_table_prompts(path, clicks, boxes, frames if chosen is None else chosen.stop, direction, names)
+    if chosen is None:
+        return prompts
+    try:
+        with in_range_words(chosen, names):
+            check_way_in_range(prompted_frame(prompts), chosen, direction)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return [dataclasses.replace(prompt, frame=prompt.frame - chosen.start) for prompt in prompts]
 
 
 def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: Any,
@@ -335,6 +434,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     from .track_export import AutoOutputs, write_auto_outputs
 
     options = dict(task.tracking_options)  # divisions: as given, else off through z (said in the note)
+    if frames.chosen is not None:  # the stack's number -> the frames read's, numbered from the range's first
+        options["start_frame"] = start_frame(task, frames)
     divisions, said = auto_divisions(options.pop("divisions", None), frames.through_z,
                                      "--divisions" if task.axes.names == "cli" else "divisions=True")
     source = frame_source(frames.view, model, frames.session_options)
@@ -499,6 +600,15 @@ def tracking_settings(given: Dict[str, Any]) -> Dict[str, Any]:
             if v is None or isinstance(v, (bool, int, float, str, list, tuple))}
 
 
+def range_text(frame_range: Any) -> str:
+    """A manifest's ``frame_range`` ([first, last] of the stack, both included) as summary.csv says it: "A-B" (the
+    words of ``--frames A-B``); "" for none (every frame was tracked)."""
+    if not frame_range:
+        return ""
+    first, last = (int(n) for n in frame_range)
+    return f"{first}-{last}"
+
+
 def process_stack(task: StackTask) -> Dict[str, Any]:
     """Run one stack and publish its outputs; returns its summary row (never raises for a bad stack)."""
     started = time.perf_counter()
@@ -509,12 +619,13 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     source = stack_fingerprint(Path(task.path))  # size/mtime as read: a rerun reuses the result only if unchanged
     try:
         threads, threads_why = set_task_threads(task)
-        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits,
-                             task.invert)  # a bad file fails first
+        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits, task.invert,
+                             task.frames)  # a bad file (or one shorter than --frames) fails first
         index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
         tell(task, frames=0, total=len(frames.view))  # the console shows it in flight (a first frame can be long)
-        prompts = None if task.auto else stack_prompts(Path(task.prompts), frames.view.shape, task.direction,
-                                                       task.axes.names)  # a bad CSV: its reason, before the model
+        prompts = None if task.auto else stack_prompts(  # a bad CSV: its reason, before the model
+            Path(task.prompts), (frames.stack_frames, *frames.view.shape[1:]), task.direction, task.axes.names,
+            frames.chosen)
         if prompts is not None:
             index = prompted_frame(prompts)  # "auto" measures where the objects are, not an empty slice 0
         size = auto_size(task, frames, index)  # image_size "auto": how it was picked (the manifest says)
@@ -535,12 +646,15 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                       settings=task.settings, run=task.run, torch_threads=threads,
                       torch_threads_why=threads_why,
                       calibration=None if frames.calibration is None else asdict(frames.calibration),
+                      frame_range=None if frames.chosen is None else [frames.chosen.start, frames.chosen.stop - 1],
+                      stack_frames=frames.stack_frames,
                       seconds=round(time.perf_counter() - started, 3),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_manifest(folder, record)  # last file: its presence means "complete"
         publish(folder, Path(task.out) / task.name)
         folder = None
         row.update(status="ok", frames=record["frames"], objects=record["objects"], note=record.get("note", ""),
+                   frame_range=range_text(record["frame_range"]),
                    read_as=frames.read_as, advice=advice,  # for the batch's console (not summary columns)
                    outputs=";".join(f"{task.name}/{name}" for name in record["outputs"] + ["manifest.json"]))
     except Exception as error:  # a bad stack must not stop the others; MemoryError is an Exception too
