@@ -18,14 +18,13 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from ._image_state import (
-    ImageState, add_boxes_layer, add_points_layer, adopt_layers, capture, follow_image_placement, keep_removed,
-    layer_name, masklets, model_data, put_back_removed, same_layer, show_masklets, spatial_ndim, BOXES_NAME,
-    LABELS_NAME, POINTS_NAME, ROLE_KEY,
+    ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
+    follow_image_placement, image_transform, keep_removed, layer_name, masklets, model_data, place_layer,
+    put_back_removed, restore, same_layer, show_masklets, spatial_ndim, BOXES_NAME, LABELS_NAME, POINTS_NAME, ROLE_KEY,
 )
-from ._tracks_layer import tracks_placement
+from ._tracks_layer import follow_image
 from ._track_ids import frame_ranges
 from .labels_writer import tell_written
-from .track_all import frame_and_plane
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
 from .layout import FrameView, StackLayout
 
@@ -152,7 +151,7 @@ class ImageLayersMixin:
             state = self.states[layer.unique_id] = ImageState(layer)
             self._listen_for(state, layer.events.name, lambda event, s=state: self._on_image_renamed(s))
             self._listen_for(state, layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
-            for name in ("scale", "translate", "units"):  # a calibration set after clicking: our layers follow
+            for name in ("scale", "translate", "rotate", "shear", "affine", "units"):  # set after clicking: ours follow
                 emitter = getattr(layer.events, name, None)
                 if emitter is not None:
                     self._listen_for(state, emitter, lambda event, s=state: self._on_image_placed(s))
@@ -240,12 +239,13 @@ class ImageLayersMixin:
         self._refresh_images()
 
     def _on_image_placed(self, state: ImageState) -> None:
-        """The image's scale, translate or units were set (a pixel size given after clicking, for calibrated exports):
-        its clicks, boxes and masklets layers, and its Track all lineage and correction layers, take them too
-        (:func:`~._image_state.follow_image_placement`), so every click stays on its image pixel (none is moved or
-        removed) and the masks and tracks are drawn on the image. An image that is not the current one is placed
-        under its own axis choices (``state.axes``); its lineage follows as Track all placed it (under the
-        controller's layout, else on the masklets' frame, row and column axes)."""
+        """The image's scale, translate, rotation, shear, affine transform or units were set (a pixel size given after
+        clicking, for calibrated exports; a registered or turned image): its clicks, boxes and masklets layers, its
+        Track all correction layer, and the Tracks layers made over it (Add Tracks layer's, Track all's lineage: marked
+        as the image's, :func:`~._tracks_layer.follow_image`) take them too (:func:`~._image_state.follow_image_placement`),
+        so every click stays on its image pixel (none is moved or removed; a click made on the turned image lands on
+        the pixel under it) and the masks and tracks are drawn on the image. An image that is not the current one is
+        placed under its own axis choices (``state.axes``)."""
         if not self._is_live(state):
             return
         layout: Optional[StackLayout] = state.controller.layout if state.controller is not None else None
@@ -255,32 +255,23 @@ class ImageLayersMixin:
             except ValueError:  # an impossible axis choice: the next run places the masklets
                 layout = None
         follow_image_placement(state, layout)
-        track_all = getattr(self, "track_all", None)
-        entry = None if track_all is None else getattr(track_all, "images", {}).get(state.image.unique_id)
-        if entry is None:
-            return
         image = state.image
-        if entry.fix_points is not None and entry.fix_points.ndim == spatial_ndim(image):
-            entry.fix_points.scale, entry.fix_points.translate = image.scale, image.translate
-        if entry.tracks is None:
-            return
-        if state.controller is not None:  # as _track_all_outputs places the lineage
-            _, scale, translate = tracks_placement(np.zeros((0, 4)), image, state.controller.layout)
-        elif state.labels is not None:
-            scale, translate = frame_and_plane(state.labels.scale), frame_and_plane(state.labels.translate)
-        else:
-            return
-        if len(scale) == entry.tracks.ndim:
-            entry.tracks.scale, entry.tracks.translate = scale, translate
+        for layer in list(self.viewer.layers):
+            follow_image(layer, image)
+        track_all = getattr(self, "track_all", None)
+        entry = None if track_all is None else getattr(track_all, "images", {}).get(image.unique_id)
+        if entry is not None and entry.fix_points is not None and entry.fix_points.ndim == spatial_ndim(image):
+            place_layer(entry.fix_points, image.scale, image.translate, image_transform(image))
 
     def _on_image_data_replaced(self, state: ImageState) -> None:
         """The image layer was given new data (a registered or denoised stack written back, a crop): its sessions
         computed on the old pixels are dropped (a run on it stops), so the next click or propagation segments the new
         ones. New data of the same shape keeps the masks. New data of another shape (a crop, frames cut): the
         masklets layer (made on the old pixels) is kept under a new name and no longer used (the next run makes an
-        empty one), the clicks that lie outside the new data are removed and the message says the others keep their
-        pixel positions (after a crop that shifted the image they may lie on other cells); an image that is not the
-        current one judges its clicks under its own axis choices (``state.axes``), not the axes panel's."""
+        empty one), the clicks and boxes that lie outside the new data are removed, boxes reaching past its edges are
+        cut at them (:meth:`_fit_boxes`), and the message says so and that the others keep their pixel positions (after
+        a crop that shifted the image they may lie on other cells); an image that is not the current one judges its
+        clicks and boxes under its own axis choices (``state.axes``), not the axes panel's."""
         if not self._is_live(state):
             return
         if state is self._state:
@@ -314,11 +305,43 @@ class ImageLayersMixin:
         if prompts:
             words.append("The clicks and boxes keep their pixel positions (frame, row, column): after a crop or shift "
                          "they may lie on other cells, so check them (move or delete) before segmenting.")
+        fitted = self._fit_boxes(state)
+        if fitted:
+            words.append(fitted)
         message = " ".join(words)
         same_axes = state.points is not None and state.points.ndim == spatial_ndim(state.image)
         if not (same_axes and self._reject_outside(state, lead=message + " ")):
             self.status.setText(message)
             show_info(f"SAM 2: {message}")
+
+    def _fit_boxes(self, state: ImageState) -> str:
+        """After new data of another shape (a crop): ``state``'s boxes that lie wholly outside the new data (or on a
+        frame it lacks) are removed and those across its edges clipped to it (:func:`~._image_state.boxes_on_image`;
+        the widget's own edit: nothing is segmented for it), as clicks outside it are removed; returns the words saying
+        so ("" when every box lies inside, or the image's axes cannot be judged: the run that follows says why)."""
+        boxes, image = state.boxes, state.image
+        if boxes is None or state.points is None or not len(boxes.data) or boxes.ndim != spatial_ndim(image):
+            return ""
+        try:
+            layout = self._state_layout(state)
+        except ValueError:  # an impossible axis choice: the run that follows says so
+            return ""
+        kept, ids, removed, clipped = boxes_on_image(state, layout)
+        if not removed and not clipped:
+            return ""
+        now = capture(state)
+        self._quiet += 1
+        try:
+            restore(state, PromptContent(now.points, now.positive, now.point_ids, kept, ids))
+        finally:
+            self._quiet -= 1
+        shape = image.data.shape
+        rows, cols = (int(shape[axis]) for axis in layout.spatial_axes)
+        frames = layout.num_frames(shape)
+        size = f"{rows} rows and {cols} columns" + (f", frames 0-{frames - 1}" if layout.frame_axis is not None else "")
+        done = ([f"{removed} box(es) outside the new data were removed"] if removed else []) + \
+            ([f"{clipped} box(es) reaching past its edges were cut at them"] if clipped else [])
+        return f"{' and '.join(done)} (the image has {size})."
 
     def _set_aside_masklets(self, state: ImageState) -> str:
         """The image's masklets layer (labels of the old data's shape) renamed "... (old data)" and let go (no longer

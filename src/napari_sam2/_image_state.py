@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+from napari.utils.transforms.transform_utils import shear_to_matrix
 
 from ._colors import OBJECT_COLORMAP, style_boxes, style_points
 from .api import WithoutAlpha
@@ -96,6 +97,52 @@ def axes_metadata(image: Any, axes: Optional[Sequence[Optional[int]]] = None) ->
         return {"units": units, "axis_labels": labels}
     return {"units": tuple(units[a] if a is not None else "pixel" for a in axes),
             "axis_labels": tuple(labels[a] if a is not None else str(i - len(axes)) for i, a in enumerate(axes))}
+
+
+def image_transform(image: Any, axes: Optional[Sequence[Optional[int]]] = None) -> Dict[str, np.ndarray]:
+    """``rotate``, ``shear`` and ``affine`` keyword arguments (matrices) that give a layer over ``image`` the image's
+    own rotation, shear and affine transform, beside its scale and translate: a layer of the image's dimensions drawn
+    with them shows each of its data points on the image pixel of the same data coordinates, however the image is
+    turned (so a click lands on the pixel under it, and the masks on the image).
+
+    axes: which of the image's (spatial) axes the new layer's axes are, in order (None: all of them); an entry None is
+    an axis the image lacks (left unturned). The rows and columns of the image's matrices for those axes are taken
+    (exact when the image turns them among themselves, e.g. a rotation of its rows and columns).
+    """
+    ndim = spatial_ndim(image)
+    rotate = np.asarray(image.rotate, float).reshape(ndim, ndim)
+    shear = np.asarray(image.shear, float)
+    shear = shear.reshape(ndim, ndim) if shear.size == ndim * ndim else shear_to_matrix(shear, ndim=ndim)
+    affine = np.asarray(image.affine.affine_matrix, float)
+    if axes is None:
+        return {"rotate": rotate, "shear": shear, "affine": affine}
+
+    def pick(matrix: np.ndarray, index: Sequence[Optional[int]]) -> np.ndarray:
+        out = np.eye(len(index))
+        for i, a in enumerate(index):
+            for j, b in enumerate(index):
+                if a is not None and b is not None:
+                    out[i, j] = matrix[a, b]
+        return out
+
+    axes = list(axes)
+    return {"rotate": pick(rotate, axes), "shear": pick(shear, axes), "affine": pick(affine, axes + [ndim])}
+
+
+def place_layer(layer: Any, scale: Sequence[float], translate: Sequence[float],
+                transform: Optional[Dict[str, np.ndarray]] = None, units: Optional[Sequence[str]] = None) -> None:
+    """Set ``layer``'s scale, translate, ``transform`` (:func:`image_transform`'s rotate, shear, affine) and ``units``
+    where they differ (a value already held is not set again: napari redraws the layer for each one set)."""
+    for name, value in (("scale", scale), ("translate", translate), *(transform or {}).items()):
+        held = getattr(layer, name)
+        held = held.affine_matrix if name == "affine" else held
+        held = np.asarray(held, float)
+        if name == "shear" and held.size != np.size(value):
+            held = shear_to_matrix(held, ndim=len(layer.scale))
+        if held.shape != np.shape(value) or not np.allclose(held, value):
+            setattr(layer, name, value)
+    if units is not None and tuple(getattr(layer, "units", units)) != tuple(units):
+        layer.units = units
 
 
 @dataclass
@@ -270,7 +317,7 @@ def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> An
     ndim = spatial_ndim(image)
     points = viewer.add_points(
         np.zeros((0, ndim)), name=layer_name(POINTS_NAME, image), ndim=ndim, scale=image.scale,
-        translate=image.translate, **axes_metadata(image), **role_metadata("points", image),
+        translate=image.translate, **image_transform(image), **axes_metadata(image), **role_metadata("points", image),
         features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
         size=max(4.0, min(image.data.shape[-3 if image.rgb else -2:][:2]) / 60), face_color="lime",
         border_color="white",
@@ -285,7 +332,8 @@ def add_boxes_layer(viewer: Any, image: Any, obj_id: int) -> Any:
     """An empty rectangles layer over ``image`` (same scale, translate, units and axis labels)."""
     boxes = viewer.add_shapes(
         None, ndim=spatial_ndim(image), name=layer_name(BOXES_NAME, image), scale=image.scale,
-        translate=image.translate, **axes_metadata(image), **role_metadata("boxes", image), shape_type="rectangle",
+        translate=image.translate, **image_transform(image), **axes_metadata(image), **role_metadata("boxes", image),
+        shape_type="rectangle",
         edge_color="yellow",
         face_color="transparent",
         features={"obj_id": np.zeros(0, int)},
@@ -306,7 +354,8 @@ def add_labels_layer(viewer: Any, image: Any, layout: StackLayout, data: Optiona
         data = np.zeros(shape, np.uint32)
     shown, scale, translate = _masklets_display(image, layout, data)
     return viewer.add_labels(shown, name=layer_name(LABELS_NAME, image), scale=scale, translate=translate,
-                             colormap=OBJECT_COLORMAP, **axes_metadata(image), **role_metadata("masklets", image))
+                             **image_transform(image), colormap=OBJECT_COLORMAP, **axes_metadata(image),
+                             **role_metadata("masklets", image))
 
 
 def _masklets_display(image: Any, layout: StackLayout, data: np.ndarray) -> Tuple[np.ndarray, list, list]:
@@ -330,19 +379,19 @@ def _masklets_display(image: Any, layout: StackLayout, data: np.ndarray) -> Tupl
 
 def show_masklets(layer: Any, image: Any, layout: StackLayout, data: np.ndarray) -> None:
     """Put labels ``data`` (shaped layout.labels_shape) in the masklets ``layer`` of ``image``, shown on its axes
-    (only what differs is set: a layer that already shows ``data`` there is left alone)."""
+    (with its rotation, shear and affine transform; only what differs is set: a layer that already shows ``data``
+    there is left alone)."""
     shown, scale, translate = _masklets_display(image, layout, data)
     if masklets(layer, image, layout) is not data or layer.data.shape != shown.shape:
         layer.data = shown
-    for name, value in (("scale", scale), ("translate", translate)):
-        if not np.allclose(getattr(layer, name), value):
-            setattr(layer, name, value)
+    place_layer(layer, scale, translate, image_transform(image))
 
 
 def follow_image_placement(state: ImageState, layout: Optional[StackLayout]) -> None:
-    """Give ``state``'s clicks, boxes and masklets layers the scale, translate and units of its image as they are now
-    (the user set the image's pixel size or origin after clicking, e.g. ``image.scale = (300, 0.65, 0.65)``). Their
-    data (pixels of the image) is left as it is, so each click stays on its image pixel and the masks on the image.
+    """Give ``state``'s clicks, boxes and masklets layers the scale, translate, rotation, shear, affine transform
+    (:func:`image_transform`) and units of its image as they are now (the user set the image's pixel size, origin or a
+    rotation after clicking, e.g. ``image.scale = (300, 0.65, 0.65)``). Their data (pixels of the image) is left as it
+    is, so each click stays on its image pixel and the masks on the image.
 
     layout: the masklets' layout (their channel axis drawn as :func:`_masklets_display` says); None leaves the masklets
     layer as it is (an impossible axis choice: the next run places it). Layers with another number of axes are left.
@@ -357,13 +406,9 @@ def follow_image_placement(state: ImageState, layout: Optional[StackLayout]) -> 
         if data is not None and state.labels.ndim == ndim:
             _, scale, translate = _masklets_display(image, layout, data)
             targets.append((state.labels, scale, translate))
+    transform = image_transform(image)
     for layer, scale, translate in targets:
-        if not np.allclose(layer.scale, scale):
-            layer.scale = scale
-        if not np.allclose(layer.translate, translate):
-            layer.translate = translate
-        if units is not None and tuple(getattr(layer, "units", units)) != tuple(units):
-            layer.units = units
+        place_layer(layer, scale, translate, transform, units)
 
 
 def masklets(layer: Any, image: Any, layout: StackLayout) -> Optional[np.ndarray]:
@@ -424,6 +469,46 @@ def prompts_in_data(state: ImageState) -> Tuple[np.ndarray, np.ndarray, np.ndarr
     rectangles = [world_to_data(shape, boxes.scale, boxes.translate, **to_image) for shape in boxes.data]
     return (coords, points.features["positive"].to_numpy(bool), points.features["obj_id"].to_numpy(int), rectangles,
             boxes.features["obj_id"].to_numpy(int) if rectangles else np.zeros(0, int))
+
+
+def boxes_on_image(state: ImageState, layout: StackLayout) -> Tuple[Tuple[np.ndarray, ...], np.ndarray, int, int]:
+    """``state``'s boxes judged against its image's data as it is now (e.g. after a crop): (the boxes kept, in the
+    boxes layer's coordinates, each clipped to the image's rows and columns (the outer edges of its pixels, -0.5 to
+    size - 0.5, as napari draws them), their obj_id (M,) int, how many were removed, how many were clipped).
+
+    A box is removed when it lies wholly off the image's rows or columns, or on a frame the image lacks; a box off
+    the fixed slices of ``layout`` is kept as it is (it is no prompt of this layout), as :func:`~.prompts.outside_image`
+    judges clicks."""
+    image, layer = state.image, state.boxes
+    boxes, ids = boxes_content(layer)
+    if not boxes:
+        return boxes, ids, 0, 0
+    shape = image.data.shape
+    rows, cols = layout.spatial_axes
+    frames = layout.num_frames(shape)
+    limits = {rows: float(shape[rows]) - 0.5, cols: float(shape[cols]) - 0.5}
+    kept: List[np.ndarray] = []
+    kept_ids: List[int] = []
+    clipped = 0
+    for box, obj_id in zip(boxes, ids):
+        data = world_to_data(box, layer.scale, layer.translate, image.scale, image.translate)
+        where = [layout.point_to_prompt(corner) for corner in data]
+        if any(w is None for w in where):
+            kept.append(box)
+            kept_ids.append(int(obj_id))
+            continue
+        if any(not 0 <= w[0] < frames for w in where) or any(
+                data[:, axis].max() <= -0.5 or data[:, axis].min() >= high for axis, high in limits.items()):
+            continue
+        inside = data.copy()
+        for axis, high in limits.items():
+            inside[:, axis] = np.clip(inside[:, axis], -0.5, high)
+        if not np.allclose(inside, data):
+            clipped += 1
+            box = world_to_data(inside, image.scale, image.translate, layer.scale, layer.translate)
+        kept.append(box)
+        kept_ids.append(int(obj_id))
+    return tuple(kept), np.array(kept_ids, int), len(boxes) - len(kept), clipped
 
 
 def boxes_content(layer: Any) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:

@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 
 def runs_root() -> Path:
@@ -45,23 +45,25 @@ def trained_runs(places: Iterable[Path] = (), limit: int = 20) -> List[TrainedRu
         for candidate in [place, *_subfolders(place), *_subfolders(place.parent)] if place != runs_root() else \
                 _subfolders(place):
             folders.setdefault(str(candidate.absolute()), candidate)
-    runs: List[TrainedRun] = []
+    found: List[Tuple[float, Path]] = []
     for folder in folders.values():
         weights = folder / "weights.pt"
         try:
-            modified = weights.stat().st_mtime
+            found.append((weights.stat().st_mtime, weights))
         except OSError:  # no weights (yet), or gone
             continue
-        stamp = datetime.datetime.fromtimestamp(modified).strftime("%Y-%m-%d %H:%M")
-        runs.append(TrainedRun(weights, f"{TRAINED_RUN_PREFIX}{folder.name} ({stamp}{_stopped_early(folder)})",
-                               modified))
-    runs.sort(key=lambda run: run.modified, reverse=True)
+    found.sort(key=lambda item: item[0], reverse=True)
     labels: Dict[str, TrainedRun] = {}
-    for run in runs:  # two folders of one name elsewhere: the second named by its parent too
-        label = run.label if run.label not in labels else \
-            run.label.replace(TRAINED_RUN_PREFIX, f"{TRAINED_RUN_PREFIX}{run.weights.parent.parent.name}/", 1)
-        labels.setdefault(label, TrainedRun(run.weights, label, run.modified))
-    return list(labels.values())[:limit]
+    for modified, weights in found:  # newest first; only the runs listed have their record read (a few ms each)
+        if len(labels) >= limit:
+            break
+        folder = weights.parent
+        stamp = datetime.datetime.fromtimestamp(modified).strftime("%Y-%m-%d %H:%M")
+        label = f"{TRAINED_RUN_PREFIX}{folder.name} ({stamp}{_stopped_early(folder)})"
+        if label in labels:  # two folders of one name elsewhere: the second named by its parent too
+            label = label.replace(TRAINED_RUN_PREFIX, f"{TRAINED_RUN_PREFIX}{folder.parent.name}/", 1)
+        labels.setdefault(label, TrainedRun(weights, label, modified))
+    return list(labels.values())
 
 
 def _subfolders(place: Path) -> List[Path]:
@@ -72,12 +74,16 @@ def _subfolders(place: Path) -> List[Path]:
 
 
 def _stopped_early(folder: Path) -> str:
-    """", stopped at step N of M" when the run in ``folder`` stopped before its last step (its weights.json says)."""
-    record = run_record(folder) or {}
-    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
-    steps, planned = record.get("steps"), settings.get("steps")
-    if isinstance(steps, int) and isinstance(planned, int) and steps < planned:
-        return f", stopped at step {steps} of {planned}"
+    """", stopped at step N of M" when the run in ``folder`` stopped before its last step, as the model builder reads
+    its weights' training record (:func:`sam2_model.build.weights_record`): the record stored inside weights.pt
+    (read memory-mapped: its tensors are not read), which wins over a weights.json that disagrees, else the JSON.
+    "" when neither says so or neither can be read (quietly: a menu entry is no place for warnings)."""
+    from sam2_model.build import stored_record, weights_record
+
+    weights = folder / "weights.pt"
+    record = weights_record(weights, stored_record(weights), quiet=True)
+    if record is not None and record.stopped_early:
+        return f", stopped at step {record.steps} of {record.planned_steps}"
     return ""
 
 

@@ -17,10 +17,10 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from ._image_state import ImageState, PromptContent, capture, is_depth_axis, restore, slice_key
+from ._image_state import ImageState, PromptContent, capture, is_depth_axis, place_layer, restore, slice_key
 from ._labels_redraw import redraw
 from ._track_ids import frame_ranges
-from ._tracks_layer import tracks_metadata, tracks_placement
+from ._tracks_layer import tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .controller import PropagationPass
 from .labels_writer import EditedSince
 from .layout import StackLayout
@@ -901,17 +901,22 @@ class RunMixin:
     def _place_tracks(self, image: Any, layout: StackLayout, tracks: np.ndarray) -> Any:
         """Add the Tracks layer of ``tracks`` ((N, 4): object id, frame, y, x in the frames' pixels) over ``image``
         segmented with ``layout``, or update it when it is there (pressed again: it follows the labels as they are
-        now); returns the layer."""
+        now); returns the layer. The layer is marked as the image's (:func:`~._tracks_layer.tracks_role`), so it follows
+        a later change of the image's scale, translate, rotation, shear or affine transform as the masklets do."""
         data, scale, translate = tracks_placement(tracks, image, layout)
         axes = tracks_metadata(image, layout)  # the image's units: napari drops mixed ones
+        transform = tracks_transform(image, layout)  # a turned image's tracks turn with it
+        role = tracks_role("tracks", image, layout)
         name = f"SAM2 tracks [{image.name}]"
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
-            layer.data, layer.scale, layer.translate = data, scale, translate
+            layer.data = data
+            place_layer(layer, scale, translate, transform)
             for key, value in axes.items():
                 setattr(layer, key, value)
+            layer.metadata = {**layer.metadata, **role["metadata"]}
             return layer
-        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **axes)
+        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **transform, **axes, **role)
 
 
 def _stopping(worker: Any) -> bool:

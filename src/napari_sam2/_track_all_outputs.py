@@ -17,10 +17,10 @@ import numpy as np
 from napari.utils.notifications import show_info
 
 from ._edit_runs import HeldLayers
-from ._image_state import layer_name, same_layer
+from ._image_state import layer_name, place_layer, same_layer
 from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
-from ._tracks_layer import tracks_metadata, tracks_placement
+from ._tracks_layer import tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .track_all import frame_and_plane
 from .track_export import export_path, export_tracking, export_tracking_steps
 
@@ -71,10 +71,14 @@ class TrackOutputsMixin:
         else:
             scale, translate = frame_and_plane(labels.scale), frame_and_plane(labels.translate)
         metadata = tracks_metadata(entry.image, layout)
+        transform = tracks_transform(entry.image, layout)  # a turned image's lineage turns with it
+        role = tracks_role("lineage", entry.image, layout)  # so that it follows the image's placement later
         if old is not None and same_placement(old, data, scale, translate, metadata):
             old.graph = {}  # the old links may name tracks the new data lacks
             old.data = data
             old.graph = graph
+            place_layer(old, scale, translate, transform)
+            old.metadata = {**old.metadata, **role["metadata"]}
             return old
         kept: Dict[str, Any] = {} if old is None else {name: getattr(old, name) for name in DISPLAY_SETTINGS}
         selection = self.viewer.layers.selection
@@ -82,7 +86,7 @@ class TrackOutputsMixin:
         if old is not None:
             self.viewer.layers.remove(old)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
-                                              scale=scale, translate=translate, **metadata)
+                                              scale=scale, translate=translate, **transform, **metadata, **role)
         for name, value in kept.items():
             setattr(entry.tracks, name, value)
         if old is not None:  # the new layer takes the old one's place in the selection

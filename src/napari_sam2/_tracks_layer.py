@@ -16,7 +16,7 @@ import numpy as np
 
 from sam2_model.tracking import tracks_layer_data
 
-from ._image_state import axes_metadata, spatial_ndim
+from ._image_state import ROLE_KEY, axes_metadata, image_transform, layer_role, place_layer, spatial_ndim
 from .layout import StackLayout
 
 
@@ -57,10 +57,52 @@ def tracks_metadata(image: Any, layout: Optional[StackLayout]) -> Dict[str, tupl
     layout: the columns are those :func:`tracks_placement` gives for it; None: (frame, row, col) are the image's first
     and last two axes (the columns of ``track_all.frame_and_plane``).
     """
+    return axes_metadata(image, tracks_columns(image, layout))
+
+
+def tracks_columns(image: Any, layout: Optional[StackLayout]) -> List[Optional[int]]:
+    """The image axis of each coordinate column (after the track id) of a Tracks layer over ``image``: those of
+    :func:`tracks_placement` for ``layout``; None: (frame, row, col) are the image's first and last two axes (the
+    columns of ``track_all.frame_and_plane``; [None, 0, 1] for a single 2-D image)."""
     if layout is not None:
-        return axes_metadata(image, _tracks_axes(image, layout)[0])
+        return _tracks_axes(image, layout)[0]
     ndim = spatial_ndim(image)
-    return axes_metadata(image, [0, ndim - 2, ndim - 1] if ndim >= 3 else [None, 0, 1])
+    return [0, ndim - 2, ndim - 1] if ndim >= 3 else [None, 0, 1]
+
+
+def tracks_role(role: str, image: Any, layout: Optional[StackLayout]) -> Dict[str, Any]:
+    """``metadata`` keyword argument marking a new Tracks layer as ``image``'s ``role`` layer ("tracks": the Add
+    Tracks layer button's, "lineage": Track all's), with the image axis of each of its columns
+    (:func:`tracks_columns`), so that :func:`follow_image` can place it when the image's scale, translate, rotation,
+    shear, affine transform or units change."""
+    return {"metadata": {ROLE_KEY: {"role": role, "image": str(image.unique_id),
+                                    "columns": tracks_columns(image, layout)}}}
+
+
+def tracks_transform(image: Any, layout: Optional[StackLayout]) -> Dict[str, np.ndarray]:
+    """The ``rotate``, ``shear`` and ``affine`` keyword arguments of a Tracks layer over ``image`` (its columns:
+    :func:`tracks_columns`), from the image's own (:func:`~._image_state.image_transform`)."""
+    return image_transform(image, tracks_columns(image, layout))
+
+
+def follow_image(layer: Any, image: Any) -> bool:
+    """Place the Tracks ``layer`` marked as one of ``image``'s (:func:`tracks_role`) on the image as it is now: the
+    image's scale, translate, rotation, shear, affine transform and units of the axes its columns are. True when placed
+    (False: not such a layer, or its columns do not fit it)."""
+    role, owner = layer_role(layer)
+    mark = layer.metadata.get(ROLE_KEY, {}) if role in ("tracks", "lineage") else {}
+    columns = mark.get("columns") if owner == str(image.unique_id) else None
+    ndim = spatial_ndim(image)
+    if not isinstance(columns, list) or len(columns) != len(layer.scale) or \
+            not all(a is None or (isinstance(a, int) and 0 <= a < ndim) for a in columns):
+        return False
+
+    def along(values: Sequence[float], unset: float) -> List[float]:
+        return [float(values[axis]) if axis is not None else unset for axis in columns]
+
+    units = axes_metadata(image, columns).get("units")
+    place_layer(layer, along(image.scale, 1.0), along(image.translate, 0.0), image_transform(image, columns), units)
+    return True
 
 
 class _FrameAtATime:
