@@ -135,9 +135,12 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB).
     A calibration that records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
     The planes are written one at a time (:func:`label_planes`): the memory the write takes beyond ``labels`` is that
-    of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack; a
-    stack read a frame at a time, one frame made at a time, read twice or three times: to check its ids fit 16 bits
-    where its dtype is wider, to hash it for the OME UUID, to write it). The labels must not change while written.
+    of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack). A stack
+    read a frame at a time is read once, one frame made at a time: a wider dtype than 16 bits whose ids the stack does
+    not know (:meth:`FrameStack.known_max`) is written as the hyperstack while each plane is checked; a plane with an id
+    that does not fit stops that write, and the other TIFF is written (the frames up to that one are read twice).
+    The OME UUID is hashed from the planes as they are written and put in the file's description at the end (a
+    placeholder of its length until then: the same bytes). The labels must not change while written.
     Written to a temporary name beside ``path`` and renamed: a failed write (a frame that cannot be read included)
     leaves the old file (or none) and no temporary file behind.
     """
@@ -145,24 +148,80 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     labels = labels_stack(labels)
     letters = axes.upper() if isinstance(axes, str) and len(axes) == labels.ndim else \
         _default_axes(labels.ndim, calibration)
-    imagej = imagej_labels(labels, letters, calibration)
+    on_plane = _forward_only(on_plane)  # (the other TIFF's planes after a hyperstack stopped part-way)
+    unknown = isinstance(labels, FrameStack) and not labels.range_known()  # ids found by reading: checked as written
+    imagej = imagej_labels(labels, letters, calibration, check_ids=not unknown)
     if imagej is not None:
         dtype, arguments = imagej
-        with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
-            tifffile.imwrite(temporary, **_pixels(labels, dtype, on_plane), imagej=True, compression="zlib",
-                             photometric="minisblack", **arguments)
-        _done(labels, on_plane)
-        return
+        try:
+            with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
+                pixels = _pixels(labels, dtype, on_plane, checked=unknown and dtype != labels.dtype)
+                tifffile.imwrite(temporary, **pixels, imagej=True, compression="zlib", photometric="minisblack",
+                                 **arguments)
+        except _IdsDoNotFit:
+            pass  # (no file left behind): the TIFF in the labels' own dtype below
+        else:
+            _done(labels, on_plane)
+            return
     metadata: Dict[str, Any] = {"axes": letters} if letters else {}
     calibrated = tiff_calibration(calibration, letters)
+    digest = None
     if calibrated:
         metadata = calibrated.pop("metadata")
-        metadata["UUID"] = _content_uuid(labels, metadata)  # a rerun writes the same bytes
+        digest = hashlib.sha1()
+        hashed = f"{labels.shape}{labels.dtype}{sorted(metadata.items())}".encode()  # (after the pixels' bytes)
+        metadata["UUID"] = UUID_PLACEHOLDER  # the content UUID's length: a rerun writes the same bytes
     with atomic_file(path) as temporary:
-        tifffile.imwrite(temporary, **_pixels(labels, labels.dtype, on_plane), compression="zlib",
+        tifffile.imwrite(temporary, **_pixels(labels, labels.dtype, on_plane, digest=digest), compression="zlib",
                          photometric="minisblack",  # never read as RGB
                          bigtiff=labels.nbytes > 2**31, metadata=metadata, **calibrated)
+        if digest is not None:
+            if labels.ndim <= 2 or labels.size == 0:  # (written whole, not a plane at a time: hashed here)
+                digest.update(np.ascontiguousarray(labels).view(np.uint8).reshape(-1).data)
+            digest.update(hashed)
+            _put_uuid(temporary, f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}")
     _done(labels, on_plane)
+
+
+#: the OME UUID a labels TIFF is written with until its pixels are hashed (:func:`_put_uuid`): a content UUID's length
+UUID_PLACEHOLDER = f"urn:uuid:{uuid.UUID(int=0)}"
+
+
+class _IdsDoNotFit(Exception):
+    """A plane written as an ImageJ hyperstack holds an id outside 0 to 65535 (raised by :func:`_pixels`' check)."""
+
+
+def _put_uuid(path: Path, value: str) -> None:
+    """Write ``value`` over :data:`UUID_PLACEHOLDER` in the ImageDescription (the OME-XML) of the TIFF at ``path``:
+    the same length, so the file is byte for byte what writing it with ``value`` gives (RuntimeError where the
+    description does not hold the placeholder)."""
+    with tifffile.TiffFile(path) as tiff:
+        tag = tiff.pages[0].tags["ImageDescription"]
+        start, count = int(tag.valueoffset), int(tag.count)
+    old, new = UUID_PLACEHOLDER.encode("ascii"), value.encode("ascii")
+    if len(old) != len(new):
+        raise ValueError(f"an OME UUID must have {len(old)} characters like {UUID_PLACEHOLDER!r}, got {value!r}")
+    with open(path, "r+b") as handle:
+        handle.seek(start)
+        description = handle.read(count)
+        if old not in description:
+            raise RuntimeError(f"{path}: the OME description does not hold the UUID placeholder {UUID_PLACEHOLDER}")
+        handle.seek(start)
+        handle.write(description.replace(old, new))  # (every place tifffile wrote it: the file's UUID)
+
+
+def _forward_only(on_plane: Optional[Callable[[int, int], None]]) -> Optional[Callable[[int, int], None]]:
+    """``on_plane``, told only of a count above the highest it was told (a write started again goes on from there)."""
+    if on_plane is None:
+        return None
+    told = [0]
+
+    def forward(done: int, total: int) -> None:
+        if done > told[0]:
+            told[0] = done
+            on_plane(done, total)
+
+    return forward
 
 
 @dataclass(frozen=True)
@@ -224,9 +283,10 @@ class FrameStack:
             for index in np.ndindex(*frame.shape[:-2]):
                 yield frame[index]
 
-    def max(self) -> int:
-        """The highest value: from a :class:`~sam2_model.tracking.lineage.ConsistentLabels`'s ``ids`` (each frame's
-        sorted ids > 0) without reading a plane, else one pass over the frames."""
+    def known_max(self) -> Optional[int]:
+        """The highest value where it is known without reading a plane: a
+        :class:`~sam2_model.tracking.lineage.ConsistentLabels`'s ``ids`` (each frame's sorted ids > 0, all within the
+        dtype); else None."""
         lineage = sys.modules.get("sam2_model.tracking.lineage")  # (loaded wherever a ConsistentLabels was made)
         if lineage is not None and isinstance(self.source, lineage.ConsistentLabels):
             found = [ids for ids in self.source.ids if len(ids)]
@@ -234,7 +294,16 @@ class FrameStack:
             high = max((int(np.max(ids)) for ids in found), default=0)
             if 0 <= low and high <= np.iinfo(self.dtype).max:  # (else its planes hold them wrapped: read those)
                 return high
-        return max(int(self.frame(t).max()) for t in range(len(self)))
+        return None
+
+    def range_known(self) -> bool:
+        """Whether :meth:`max` and :meth:`min` read no plane (unsigned labels whose :meth:`known_max` is known)."""
+        return self.dtype.kind in "ub" and self.known_max() is not None
+
+    def max(self) -> int:
+        """The highest value: :meth:`known_max` without reading a plane, else one pass over the frames."""
+        known = self.known_max()
+        return known if known is not None else max(int(self.frame(t).max()) for t in range(len(self)))
 
     def min(self) -> int:
         """The lowest value: 0 for unsigned labels without reading them (what the writer asks: whether an id is
@@ -281,17 +350,28 @@ def labels_ids(labels: np.ndarray) -> AbstractSet[int]:
     return found
 
 
-def _pixels(labels: Labels, dtype: Any, on_plane: Optional[Callable[[int, int], None]]) -> Dict[str, Any]:
+def _pixels(labels: Labels, dtype: Any, on_plane: Optional[Callable[[int, int], None]], checked: bool = False,
+            digest: Any = None) -> Dict[str, Any]:
     """tifffile.imwrite's data arguments for ``labels`` written as ``dtype``: an iterator of its (Y, X) planes with
     ``shape`` and ``dtype`` (tifffile writes each as one page: the same bytes as the whole array gives), or the array
     itself where it is one plane or less (then a copy of it where the dtype changes; a :class:`FrameStack` has three
-    axes or more and pixels)."""
+    axes or more and pixels).
+
+    checked: each plane's ids are checked to fit uint16 (0 to 65535) before it is cast: :class:`_IdsDoNotFit` at the
+    first that does not (the labels' ids were not known before the write). digest: a ``hashlib`` hash updated with each
+    plane's bytes in the labels' dtype as it is written (C order: the whole array's bytes once every plane is)."""
     if labels.ndim <= 2 or labels.size == 0:
         return {"data": labels.astype(dtype, copy=False)}
     total = int(np.prod(labels.shape[:-2], dtype=np.int64))
+    top = int(np.iinfo(np.uint16).max)
 
     def planes() -> Iterator[np.ndarray]:
         for done, plane in enumerate(label_planes(labels), start=1):
+            if checked and plane.size and (int(plane.max()) > top or (plane.dtype.kind == "i" and
+                                                                      int(plane.min()) < 0)):
+                raise _IdsDoNotFit(f"plane {done - 1} holds an id outside 0..{top}")
+            if digest is not None:
+                digest.update(np.ascontiguousarray(plane).view(np.uint8).reshape(-1).data)
             yield plane.astype(dtype, copy=False)  # a copy of this plane only where the dtype changes
             if on_plane is not None and done < total:
                 on_plane(done, total)  # the next plane is asked for: this one is written
@@ -319,20 +399,21 @@ SECONDS = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond"
            "hour": 3600.0, "day": 86400.0}
 
 
-def imagej_labels(labels: Labels, axes: Optional[str],
-                  calibration: Optional[Calibration]) -> Optional[Tuple[np.dtype, Dict[str, Any]]]:
+def imagej_labels(labels: Labels, axes: Optional[str], calibration: Optional[Calibration],
+                  check_ids: bool = True) -> Optional[Tuple[np.dtype, Dict[str, Any]]]:
     """(dtype, tifffile.imwrite arguments) writing ``labels`` as an ImageJ hyperstack with ``imagej=True``: uint8
     and uint16 labels as they are, other integer labels as uint16 (the dtype returned; nothing is copied here), with
     the axes ``axes`` and :func:`imagej_calibration`; None where the labels cannot be one: an id of 65536 or more (or
     a negative one), ``axes`` None or not among T, Z, Y, X in that order (ImageJ's, e.g. "ZTYX"), over
-    :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot hold."""
+    :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot hold. check_ids=False: the ids are not looked
+    at (no pass over the labels): the write checks them plane by plane (:func:`save_labels_tiff`)."""
     if not isinstance(axes, str) or len(axes) != labels.ndim or not _imagej_order(axes):
         return None
     dtype = labels.dtype
     if dtype not in (np.uint8, np.uint16):
         if dtype.kind not in "biu" or labels.size * 2 > IMAGEJ_MAX_BYTES:  # (the cheap checks first)
             return None
-        if labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0):
+        if check_ids and labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0):
             return None  # (max and min read the labels without copying them)
         dtype = np.dtype(np.uint16)
     if labels.size * dtype.itemsize > IMAGEJ_MAX_BYTES:
@@ -461,16 +542,6 @@ def layer_other_steps(scale: Sequence[float], units: Optional[Sequence[Any]], la
     if unit == "pixel" or not (np.isfinite(step) and step > 0):
         return ()
     return (("T" if frames_through_z else "Z", step, unit),)
-
-
-def _content_uuid(labels: Labels, metadata: Dict[str, Any]) -> str:
-    """The OME UUID of a labels TIFF from its pixels and metadata (tifffile's default is random: every rerun would
-    give a different file); the pixels are hashed a plane at a time (the digest of the whole array's bytes)."""
-    digest = hashlib.sha1()
-    for plane in (label_planes(labels) if labels.ndim > 2 else (labels,)):
-        digest.update(np.ascontiguousarray(plane).view(np.uint8).reshape(-1).data)
-    digest.update(f"{labels.shape}{labels.dtype}{sorted(metadata.items())}".encode())
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}"
 
 
 #: tifffile's letters for an axis it cannot name (Q), the samples or pages of a plain write (S) and an image sequence (I)

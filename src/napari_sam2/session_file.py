@@ -43,6 +43,7 @@ import numpy as np
 from sam2_model.atomic_files import atomic_file
 from sam2_model.frames import check_invert, check_smooth
 from sam2_model.prompt_validation import frame_span_words, inside_frame
+from sam2_model.work_steps import drain
 
 from .image_size import check_image_size
 
@@ -215,16 +216,6 @@ def write_session(path: Union[str, Path], record: SessionRecord) -> Path:
     (:func:`write_session_steps` does the work; this runs it to its end).
     """
     return drain(write_session_steps(path, record))
-
-
-def drain(steps: Generator[Any, None, Any]) -> Any:
-    """Run the generator ``steps`` to its end on the calling thread, dropping what it yields; returns its return value
-    (a ``*_steps`` generator's work done in one call: :func:`write_session`, the widget's save and kept masklets)."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def session_path(path: Union[str, Path]) -> Path:

@@ -37,6 +37,7 @@ from .image_predictor import ImagePredictor
 from .modeling.sam2 import SAM2Model
 from .prompt_validation import check_count, frame_span_words, inside_frame
 from .windows import window_groups
+from .work_steps import drain
 
 __all__ = ["AutomaticMaskGenerator", "DEMO_CELL_SETTINGS", "FilterCounts", "MaskRecords", "NoMasksWarning",
            "REFERENCE_FILTERS", "default_filters", "records_to_labels", "window_groups"]
@@ -226,13 +227,7 @@ class AutomaticMaskGenerator:
 
         The work is :meth:`generate_steps`' (the same records, found piece by piece), done in one call.
         """
-        steps = self.generate_steps(image, points, predictor, window)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as stop:
-                records: MaskRecords = stop.value
-                break
+        records = drain(self.generate_steps(image, points, predictor, window))
         self.warn_if_none_kept(records, stacklevel=2)  # generate's caller
         return records
 

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .prompt_validation import channels_last_problem
+from .work_steps import drain
 
 __all__ = ["blob_points", "blob_points_steps", "DEFAULT_THRESHOLD"]
 
@@ -162,12 +163,7 @@ def blob_points(
 ) -> np.ndarray:
     """One (x, y) point per bright blob of diameter in ``cell_diameter`` = (min, max) pixels: (N, 2) float64, strongest
     first. The arguments and the work are :func:`blob_points_steps`' (see there), done in one call."""
-    steps = blob_points_steps(image, cell_diameter, threshold, relative_threshold, dark_cells, min_distance)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+    return drain(blob_points_steps(image, cell_diameter, threshold, relative_threshold, dark_cells, min_distance))
 
 
 blob_points.steps = blob_points_steps  # type: ignore[attr-defined]  # (what a detector runs piece by piece)

@@ -15,7 +15,7 @@ import numbers
 import os
 import sys
 import warnings
-from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
@@ -24,6 +24,7 @@ from ..click_points import click_point
 from ..frames import UINT8_LIMITS, check_invert, inverted, percentile_limits
 from ..modeling.sam2 import SAM2Model
 from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
+from ..work_steps import drain, relay
 from .divisions import Crop
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
@@ -33,7 +34,6 @@ Detector = Callable[[np.ndarray], List[np.ndarray]]
 # clicked again: crowded cells) or "contrast" (masks checked against their surroundings); done of total units of that
 # stage (one unit per stage: a count that only goes up within a frame)
 DetectionWork = Tuple[str, int, int]
-Result = TypeVar("Result")
 WindowArg = Union[None, int, str]  # None (the whole frame), "auto" or a window side in frame px
 # the folders of this package and of the plugin beside it: a warning of advice names the first frame outside them
 _OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), name)
@@ -88,16 +88,6 @@ def default_min_area(cell_diameter: Sequence[float]) -> int:
     """A quarter of the smallest cell's disc: smaller masks are fragments (cells entering show more)."""
     low, _ = check_cell_diameter(cell_diameter)
     return max(4, int(0.25 * math.pi * (low / 2) ** 2))
-
-
-def drain(steps: Generator[Any, None, Result]) -> Result:
-    """Run the generator ``steps`` to its end, dropping what it yields; returns its return value (the work a
-    ``*_steps`` generator reports piece by piece, done in one call)."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def clean_crops(records: Sequence[Dict[str, Any]], shape: Tuple[int, int], min_area: int, max_area: float,
@@ -511,15 +501,7 @@ def grid_seed_count(generator: Any) -> int:
 def _finding_work(steps: Generator[Tuple[int, int], None, Any]) -> Generator[DetectionWork, None, Any]:
     """Blob finding's ``(done, total)`` filter passes (:func:`~sam2_model.seeding.blob_points_steps`) as "finding" work
     of :meth:`CellDetector.crop_steps`; returns the points (closed, they are closed)."""
-    try:
-        while True:
-            try:
-                done, total = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            yield "finding", done, total
-    finally:
-        steps.close()
+    return relay(steps, lambda step: ("finding", step[0], step[1]))
 
 
 def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: Any, found: Any = None,
@@ -531,20 +513,17 @@ def _seeding_work(generator: Any, before: int, seeds: int, total: int, *args: An
     to ``before + seeds`` and never down. Returns their records, as ``generate`` would (its warning when none was kept
     included); closed, they are closed. ``found``: an object whose ``found`` is set to its count before these seeds
     plus the masks the generator kept so far (its ``kept_so_far``) after each call (progress)."""
-    steps = generator.generate_steps(*args, **kwargs)
     found_before = 0 if found is None else int(found.found)
-    try:
-        while True:
-            try:
-                done, calls = next(steps)
-            except StopIteration as stop:
-                generator.warn_if_none_kept(stop.value, stacklevel=4)  # (off unless the caller asked for it)
-                return stop.value
-            if found is not None:
-                found.found = found_before + int(getattr(generator, "kept_so_far", 0))
-            yield "seeding", before + seeds * done // max(calls, 1), total
-    finally:
-        steps.close()
+
+    def seeded(step: Tuple[int, int]) -> DetectionWork:
+        done, calls = step
+        if found is not None:
+            found.found = found_before + int(getattr(generator, "kept_so_far", 0))
+        return "seeding", before + seeds * done // max(calls, 1), total
+
+    records = yield from relay(generator.generate_steps(*args, **kwargs), seeded)
+    generator.warn_if_none_kept(records, stacklevel=4)  # (off unless the caller asked for it)
+    return records
 
 
 def detect_cells(model: SAM2Model, frame: np.ndarray, seeding: str = "blobs",
