@@ -20,7 +20,7 @@ from sam2_model.synthetic import make_timelapse
 from test_propagate_unchanged import NUM, Run, both  # the controller driven as the widget drives it
 from widget_helpers import centre, click_and_propagate, open_widget, small_movie, wait
 
-from napari_sam2.controller import _HandEdit
+from napari_sam2.hand_edits import HandEdit
 from napari_sam2.labels_writer import RunJournal
 
 N = 5
@@ -142,10 +142,10 @@ def test_a_square_erased_by_hand_stays_where_no_object_is_tracked_again(demo, tw
 
 
 def test_split_keeps_a_still_object_absent_where_a_moving_one_was_painted():
-    """_HandEdit.split with object 1 tracked again and object 2 not: pixel 0 painted 2 -> 1 (the 1|2 border moved
+    """HandEdit.split with object 1 tracked again and object 2 not: pixel 0 painted 2 -> 1 (the 1|2 border moved
     into object 2) is no pixel to keep as it is but one where object 2 must stay absent (before: neither, and object 2
     not named as kept); 2 -> 0 and 1 -> 2 stay as they are; 0 -> 1 and 1 -> 0 are object 1's, replaced."""
-    edit = _HandEdit(np.array([10, 11, 12, 13, 14]), np.array([1, 0, 2, 1, 0]), np.array([2, 2, 1, 0, 1]), {1, 2})
+    edit = HandEdit(np.array([10, 11, 12, 13, 14]), np.array([1, 0, 2, 1, 0]), np.array([2, 2, 1, 0, 1]), {1, 2})
     keep, absent, kept, replaced = edit.split([1])
     assert (keep.tolist(), absent.tolist(), kept, replaced) == ([11, 12], [10], {2}, {1})
     keep, absent, kept, replaced = edit.split(None)  # every object tracked again: every edit replaced

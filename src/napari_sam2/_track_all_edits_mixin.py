@@ -7,6 +7,9 @@
   frame: the frames the strokes touched are checked, in the worker) on a tracked image's masklets layer are watched;
   ``FOLLOW_DELAY_MS`` after the last one the lineage and the Tracks layer are re-derived from the labels in a worker
   (:func:`.track_edits.followed`) and applied on the GUI thread.
+* Every Labels layer's strokes are told to the segmentation controllers writing into its data
+  (:meth:`~.controller.SegmentationController.painted`), from the moment it is added, so their Propagate keeps the
+  strokes of the objects it does not track again (also through a Track all run that writes those frames).
 * The Tracks layer after Undo or a run that did not finish (cancelled, failed, stopped) is derived in a worker too
   (:meth:`TrackEditsMixin.derive_tracks`), as at the end of a run (:func:`with_tracks`): the GUI thread reads no stack.
 
@@ -17,6 +20,7 @@ Uses the panel's ``widget``, ``viewer``, ``images``, ``status``, ``track_spin``,
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
@@ -55,6 +59,31 @@ class TrackEditsMixin:
         # per image: the latest request; a dict as an ordered set)
         self._derive_pending: Dict[ImageTracking, None] = {}
         self._watched: list = []  # the masklets layers whose strokes are followed
+        # every Labels layer's strokes reach the segmentation controllers writing into its data, from the start (before
+        # anything is tracked): :meth:`_tell_controllers` (the viewer's event holds this panel weakly)
+        self._stroked_layers: list = []  # weak references to the layers followed
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        for layer in list(self.viewer.layers):
+            self._on_layer_inserted(layer=layer)
+
+    def _on_layer_inserted(self, event: Any = None, layer: Any = None) -> None:
+        """A layer added to the viewer: if it is a Labels layer (it may be, or become, an image's masklets layer), its
+        brush / fill / eraser strokes are told to the controllers writing into its data (:meth:`_tell_controllers`),
+        once per layer."""
+        layer = getattr(event, "value", None) if layer is None else layer
+        paint = getattr(getattr(layer, "events", None), "paint", None)
+        self._stroked_layers = [ref for ref in self._stroked_layers if ref() is not None]
+        if paint is None or any(ref() is layer for ref in self._stroked_layers):
+            return
+        self._stroked_layers.append(weakref.ref(layer))
+        panel_ref, layer_ref = weakref.ref(self), weakref.ref(layer)
+
+        def told(event: Any = None) -> None:  # holds neither the panel nor the layer: a closed viewer is freed
+            panel, painted = panel_ref(), layer_ref()
+            if panel is not None and painted is not None:
+                panel._tell_controllers(painted, event)
+
+        paint.connect(told)
 
     def _watch_masklets(self, layer: Any) -> None:
         """Follow the brush / fill / eraser strokes on the masklets ``layer`` (and napari's undo / redo of them), once
@@ -86,6 +115,19 @@ class TrackEditsMixin:
             entry.painted = True
             entry.strokes.append(frames)
             self.schedule_follow(entry)
+
+    def _tell_controllers(self, layer: Any, event: Any = None) -> None:
+        """A brush / fill / eraser stroke on the Labels ``layer``: the segmentation controllers writing into its data
+        (an image's masklets: :meth:`~.controller.SegmentationController.painted`, the stroke's history atoms) learn
+        which frames and pixels it changed, so Propagate keeps those edits of the objects it does not track again,
+        also on frames it never wrote and through a Track all run that writes those frames meanwhile. Controllers
+        writing into another array (under a display axis) are not told: their checksums still see the change once they
+        had written the plane. (The layer is compared by its data: the widget may hold napari's proxy of it.)"""
+        data, atoms = layer.data, getattr(event, "value", None)
+        for state in list(self.widget.states.values()):
+            for controller in state_controllers(state):
+                if controller.labels is data:
+                    controller.painted(atoms)
 
     def hand_edited(self, entry: ImageTracking, frames: Iterable[int]) -> List[int]:
         """Those of ``frames`` that hold hand edits (brush, fill, eraser strokes on the masklets layer) made after the

@@ -7,10 +7,9 @@ directly. Nothing here touches Qt.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import (
-    TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
+    TYPE_CHECKING, Any, Callable, Collection, ContextManager, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
 )
 
 import numpy as np
@@ -19,9 +18,8 @@ from sam2_model import SAM2Model, VideoSession
 from sam2_model.windowed_session import WindowedSession
 
 from ._track_ids import frame_ranges
-from .labels_writer import (
-    EditedSince, RunJournal, compose_winners, hashable_index, plane_checksum, tell_written, watch_writes,
-)
+from .hand_edits import EditsMet, HandEdit, HandEdits, Marks
+from .labels_writer import EditedSince, RunJournal, compose_winners, hashable_index, plane_checksum, tell_written
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
@@ -41,9 +39,6 @@ EditStep = Tuple[str, Any]
 # In the plugin (widget, console API, CLI) a correction on a tracked frame is a conditioning frame, so it
 # sticks when propagating again (as Meta's web demo and micro-sam do). The library keeps Meta's default.
 PLUGIN_SESSION_DEFAULTS: Dict[str, Any] = {"corrections_as_conditioning": True}
-# the controller's mark of a labels plane it wrote keeping hand edits there: never a plane's checksum (crc32 >= 0), so
-# the plane still counts as edited by hand (:meth:`SegmentationController._hand_edits`)
-HOLDS_EDITS = -1
 
 
 @dataclass(frozen=True)
@@ -97,75 +92,10 @@ class _Record:
     # the objects' last whole passes before the step (``_tracked``), true again once the session is restored to
     # ``snapshot``; None when no longer certain (the correction options changed since)
     tracked: Optional[Dict[int, _Tracked]] = None
-    # the controller's marks of the planes it wrote (``SegmentationController._ours``) before the step, true again
-    # once the step is undone
-    ours: Optional[Dict[Tuple[Any, ...], int]] = None
-    edits: Optional["_EditsMet"] = None  # the hand edits the step met (said after it: :meth:`_EditsMet.words`)
-
-
-@dataclass
-class _HandEdit:
-    """The pixels of one frame's labels plane that differ from what the session's results draw there (a brush,
-    eraser or fill stroke, a script; seen before the step changes any result): their flat indices, their labels
-    (``now``) and what the results drew there (``drawn``), and the session's objects among either."""
-
-    pixels: np.ndarray
-    now: np.ndarray
-    drawn: np.ndarray
-    objects: Set[int]
-
-    def still(self, moving: Optional[Collection[int]]) -> Set[int]:
-        """The objects of the edit that are not tracked again when ``moving`` (None: every object) get new masks."""
-        return set() if moving is None else self.objects - {int(o) for o in moving}
-
-    def split(self, moving: Optional[Collection[int]]) -> Tuple[np.ndarray, np.ndarray, Set[int], Set[int]]:
-        """When ``moving`` (None: every object) get new masks: the flat indices of the pixels that stay as they are
-        (labelled with an object that is not tracked again, or erased where such an object was drawn), the flat indices
-        where such an object was drawn and the person put a moving object instead (that object is absent there: the
-        new plane may draw a moving object there but none of :meth:`still`), the objects whose edits those two are,
-        and the moving objects whose edits their new masks replace (the other pixels, and the second ones)."""
-        still = self.still(moving)
-        moving = self.objects - still
-        drawn_still = np.isin(self.drawn, np.fromiter(still, np.int64))
-        keep = np.isin(self.now, np.fromiter(still, np.int64)) | ((self.now == 0) & drawn_still)
-        absent = drawn_still & ~keep  # e.g. the A|B border moved into still B: B must not come back there
-        kept = set(np.unique(np.concatenate([self.now[keep], self.drawn[keep | absent]])).tolist()) & still
-        replaced = set(np.unique(np.concatenate([self.now[~keep], self.drawn[~keep]])).tolist()) & moving
-        return self.pixels[keep], self.pixels[absent], {int(o) for o in kept}, {int(o) for o in replaced}
-
-
-@dataclass
-class _EditsMet:
-    """What one step did on frames holding hand edits: {frame: objects whose edits were kept} and {frame: objects
-    tracked again whose new masks replaced their edits}."""
-
-    kept: Dict[int, Set[int]] = field(default_factory=dict)
-    replaced: Dict[int, Set[int]] = field(default_factory=dict)
-
-    def add(self, frame: int, kept: Set[int], replaced: Set[int]) -> None:
-        for table, objects in ((self.kept, kept), (self.replaced, replaced)):
-            if objects:
-                table.setdefault(frame, set()).update(objects)
-
-    def take(self, other: "_EditsMet") -> None:
-        """Add what ``other`` met to this account."""
-        for table, more in ((self.kept, other.kept), (self.replaced, other.replaced)):
-            for frame, objects in more.items():
-                table.setdefault(frame, set()).update(objects)
-
-    def words(self) -> List[str]:
-        """The step's notes: which frames held hand edits of which objects, and what happened to them."""
-        notes = []
-        for table, what in ((self.kept, ("were kept (not tracked again there)",) * 2),
-                            (self.replaced, ("were replaced by its new masks: it was tracked again (Undo brings the "
-                                             "edits back)", "were replaced by their new masks: they were tracked "
-                                             "again (Undo brings the edits back)"))):
-            if table:
-                objects = sorted(set().union(*table.values()))
-                many = len(objects) > 1
-                notes.append(f"Hand edits of object{'s' * many} {', '.join(map(str, objects))} on frame(s) "
-                             f"{frame_ranges(sorted(table))} {what[many]}.")
-        return notes
+    # the hand edits known before the step (``SegmentationController.hand_edits``: its marks of the planes it wrote
+    # and the strokes since), true again on the planes the step wrote once it is undone
+    ours: Optional[Marks] = None
+    edits: Optional[EditsMet] = None  # the hand edits the step met (said after it: :meth:`EditsMet.words`)
 
 
 @dataclass
@@ -214,30 +144,24 @@ class SegmentationController:
         self._withheld: Set[Tuple[int, int]] = set()  # seeded masks a replay has not sent yet (:meth:`replay`)
         # {obj_id: the last whole pass that tracked it, nothing of it changed since}: objects :meth:`plan` may leave out
         self._tracked: Dict[int, _Tracked] = {}
-        # {labels plane (hashable index): its checksum as this controller last wrote it, or HOLDS_EDITS where that
-        # write kept hand edits}: a plane that no longer matches was changed since by hand (or a script, another tool)
-        self._ours: Dict[Tuple[Any, ...], int] = {}
-        self._edits_met = _EditsMet()  # what the steps since :meth:`pop_notes` did where they met hand edits
-        self._writing = False  # this controller writes a plane (its own watcher need not read it)
-        watch_writes(self.labels, self._on_written)
+        # the planes this controller wrote and the strokes since (:class:`~.hand_edits.HandEdits`): a plane changed
+        # since it wrote it, or stroked (also one it never wrote), holds hand edits (:meth:`_hand_edits`)
+        self.hand_edits = HandEdits(self.labels)
+        self._edits_met = EditsMet()  # what the steps since :meth:`pop_notes` did where they met hand edits
 
-    def _on_written(self, index: Tuple[Any, ...], plane: np.ndarray) -> None:
-        """A tool's run or undo wrote the plane ``labels[index]`` and said so (:func:`~.labels_writer.tell_written`:
-        "Track all cells", a Load session, a relabel; brush strokes never do): that is no hand edit, so a plane this
-        controller wrote counts as its own again (:meth:`_hand_edits`)."""
-        key = hashable_index(index)
-        if not self._writing and key in self._ours:
-            self._ours[key] = plane_checksum(self.labels[index])
+    def _own_writes(self) -> ContextManager[None]:
+        """This controller writes planes meanwhile: its journal's word to the watchers is no other tool's write (it
+        tells :attr:`hand_edits` itself)."""
+        return self.hand_edits.own_writes()
 
-    @contextmanager
-    def _own_writes(self) -> Iterator[None]:
-        """This controller writes planes meanwhile and keeps its marks of them itself (:meth:`_on_written` leaves
-        them)."""
-        self._writing = True
-        try:
-            yield
-        finally:
-            self._writing = False
+    def painted(self, atoms: Any) -> List[int]:
+        """A brush, fill or eraser stroke on the labels (a napari Labels ``paint`` event's ``value``: its history
+        atoms, indices into :attr:`labels`): the frames it touched hold hand edits from now on (:meth:`_hand_edits`),
+        also those this controller never wrote and those another tool writes next (Track all keeps the strokes on
+        this controller's objects). Returns those frames. Cheap (the atoms are read, no plane): the GUI thread calls
+        it for each stroke."""
+        planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
+        return self.hand_edits.painted(atoms, planes)
 
     def forget_history(self, note: str) -> None:
         """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
@@ -255,7 +179,7 @@ class SegmentationController:
         """What the steps since the last call did that the user should be told (e.g. frames cleared; a merge, said
         after the run that follows it), in words; "" when nothing."""
         notes = self._carried + self._notes + self._edits_met.words()
-        self._notes, self._carried, self._edits_met = [], [], _EditsMet()
+        self._notes, self._carried, self._edits_met = [], [], EditsMet()
         return " ".join(notes)
 
     def check_propagation(self, prompts: List[FramePrompt]) -> None:
@@ -359,7 +283,7 @@ class SegmentationController:
         An object whose prompt was deleted from a frame is removed from the session and re-added
         from its remaining prompts (the session has no way to forget one frame's prompt).
         """
-        self._notes, self._edits_met = [], _EditsMet()  # a failed run's notes are not said after the next one
+        self._notes, self._edits_met = [], EditsMet()  # a failed run's notes are not said after the next one
         record = self._begin(tag)
         written: List[int] = []
         try:
@@ -802,8 +726,10 @@ class SegmentationController:
         Each frame is written whole; a run stopped early keeps the frames it finished, and
         :meth:`undo` restores everything the run changed (labels and session).
 
-        Hand edits (brush, fill and eraser strokes, a script's writes: a frame changed since this controller wrote it,
-        :meth:`_hand_edits`, read before each pass) of an object the pass does not track again stay as they are: its
+        Hand edits (brush, fill and eraser strokes told by :meth:`painted`, also on frames this controller never wrote;
+        a script's writes: a frame changed since this controller wrote it; :meth:`_hand_edits`, read for each frame
+        just before the model tracks it, so a stroke made during the run on a frame not reached yet counts too) of an
+        object the pass does not track again stay as they are: its
         pixels there as the person left them; an object tracked again gets its new mask over its own edits. What was
         kept and replaced, and where, is said after the run (:meth:`pop_notes`); :meth:`undo` brings it all back.
         """
@@ -840,10 +766,9 @@ class SegmentationController:
         """:meth:`propagate`'s passes, written into ``record``."""
         total = self.session.num_frames
         for step in passes:
-            edits = {t: e for t in step.frames if (e := self._hand_edits(t)) is not None}  # before any result changes
             if step.obj_ids == ():  # every object unchanged: the frames redrawn from their results, no model work
                 for frame in step.frames:
-                    self._write_newest(record, frame, edits.get(frame), ())
+                    self._write_newest(record, frame, self._hand_edits(frame), ())
                     yield "frame", frame, self.session.obj_ids, None
                 continue
             moving = self.session.obj_ids if step.obj_ids is None else list(step.obj_ids)
@@ -853,17 +778,24 @@ class SegmentationController:
             # labels, not every object's full-resolution logits (the session makes them without an (n_obj, H, W)
             # array); a subset's frames are drawn from every object's newest result (below), not from its output
             extra = {} if step.obj_ids is None else {"obj_ids": list(step.obj_ids)}
+            # each frame's hand edits are read just before the model tracks it (its results change then): a stroke
+            # made during the run on a frame the pass has not reached yet is seen (the session's generator tracks a
+            # frame when asked for it)
+            order = step.frames
+            edit = self._hand_edits(order[0]) if order else None
             frames = self.session.propagate(start_frame=step.start, reverse=step.reverse, max_frames=max_frames,
                                             output="labels", **extra)
             reached = None
-            for frame, obj_ids, labels in frames:
+            for k, (frame, obj_ids, labels) in enumerate(frames):
+                edit = edit if k < len(order) and frame == order[k] else None
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
                     obj_ids = self.session.obj_ids
-                    self._write_newest(record, frame, edits.get(frame), step.obj_ids)
+                    self._write_newest(record, frame, edit, step.obj_ids)
                 else:
-                    self._write_labels(record, frame, obj_ids, labels, edits.get(frame))
+                    self._write_labels(record, frame, obj_ids, labels, edit)
                 reached = frame
                 yield "frame", frame, obj_ids, None
+                edit = self._hand_edits(order[k + 1]) if k + 1 < len(order) else None
             if reached == (0 if step.reverse else total - 1):  # whole, to the stack's edge (not cut by max_frames)
                 for obj in moving:
                     if obj in self.session.obj_ids:
@@ -904,17 +836,12 @@ class SegmentationController:
         yield "done", Undone([self._frame_of(index) for index in restored], record.tag)
 
     def _restore_marks(self, record: _Record, restored: List[Tuple[Any, ...]]) -> None:
-        """The marks (:attr:`_ours`) of the planes ``record``'s step wrote and its undo just ``restored`` (their
-        indices), as before the step: hand edits made before it count as such again. The other planes keep theirs (a
-        plane another tool wrote after the step, e.g. Track all or Load session, stays that tool's write)."""
-        if record.ours is None:
-            return
-        for index in restored:
-            key = hashable_index(index)
-            if key in record.ours:
-                self._ours[key] = record.ours[key]
-            else:
-                self._ours.pop(key, None)
+        """The hand edits known (:attr:`hand_edits`) of the planes ``record``'s step wrote and its undo just
+        ``restored`` (their indices), as before the step: hand edits made before it count as such again. The other
+        planes keep theirs (a plane another tool wrote after the step, e.g. Track all or Load session, stays that
+        tool's write)."""
+        if record.ours is not None:
+            self.hand_edits.restore(record.ours, restored)
 
     def _frame_of(self, index: Tuple[Any, ...]) -> int:
         """The frame of a plane index of the labels (0 for a single image)."""
@@ -964,8 +891,8 @@ class SegmentationController:
 
     def _begin(self, tag: Any) -> _Record:
         record = _Record(RunJournal(), self.session.snapshot(), dict(self._sent), dict(self.mask_prompts), tag,
-                         baseline=self._baseline_next, tracked=dict(self._tracked), ours=dict(self._ours),
-                         edits=_EditsMet())
+                         baseline=self._baseline_next, tracked=dict(self._tracked), ours=self.hand_edits.snapshot(),
+                         edits=EditsMet())
         self._baseline_next = False
         return record
 
@@ -974,7 +901,7 @@ class SegmentationController:
         the steps of one run, a click's and a propagation's, in one account); once: the record's account is emptied."""
         if record.edits is not None:
             self._edits_met.take(record.edits)
-            record.edits = _EditsMet()
+            record.edits = EditsMet()
 
     def _end(self, record: _Record) -> None:
         if record.baseline:  # the history starts after this step
@@ -983,7 +910,7 @@ class SegmentationController:
             self.history.append(record)
 
     def _write_labels(self, record: _Record, frame: int, obj_ids: List[int], labels: np.ndarray,
-                      edit: Optional[_HandEdit] = None) -> None:
+                      edit: Optional[HandEdit] = None) -> None:
         """Write ``frame``'s labels from a propagation's (H, W) label image of ``obj_ids`` (``output="labels"``): the
         plane :func:`~.labels_writer.compose_frame` gives for the same pass's logits, bit for bit (the winner of each
         pixel is the object labelled there), with no (n_obj, H, W) array. ``edit``: the frame's hand edits, seen before
@@ -993,7 +920,7 @@ class SegmentationController:
                                 session_ids=self._known_ids())
         self._put(record, frame, index, plane, edit, None)
 
-    def _write_newest(self, record: _Record, frame: int, edit: Optional[_HandEdit] = None,
+    def _write_newest(self, record: _Record, frame: int, edit: Optional[HandEdit] = None,
                       moving: Optional[Collection[int]] = None) -> None:
         """Write ``frame``'s labels from every object's newest result there (pending corrections included): the plane
         :func:`~.labels_writer.compose_frame` gives for ``session.frame_logits(frame)``, from the session's
@@ -1001,7 +928,7 @@ class SegmentationController:
 
         edit: the frame's hand edits, seen before the step changed any result (:meth:`_hand_edits`); moving: the
         objects whose results the step made anew there (None: every one). The pixels of the edit that belong to the
-        other objects (labelled with one, or erased where one was drawn) stay as they are (:meth:`_HandEdit.split`)."""
+        other objects (labelled with one, or erased where one was drawn) stay as they are (:meth:`HandEdit.split`)."""
         index = self.layout.frame_index_in_labels(frame)
         obj_ids = self.session.obj_ids
         winners = self.session.frame_winners(frame) if obj_ids else None
@@ -1009,49 +936,33 @@ class SegmentationController:
         self._put(record, frame, index, plane, edit, moving)
 
     def _put(self, record: _Record, frame: int, index: Tuple[Any, ...], plane: np.ndarray,
-             edit: Optional[_HandEdit], moving: Optional[Collection[int]]) -> None:
+             edit: Optional[HandEdit], moving: Optional[Collection[int]]) -> None:
         """Write the (H, W) ``plane`` drawn from the session's results at ``labels[index]`` in ``record``'s journal,
-        with the pixels of ``edit`` that ``moving`` leave alone (:meth:`_HandEdit.split`) as the labels hold them now;
-        the plane is marked as this controller's (:attr:`_ours`), or as still holding hand edits where some were
+        with the pixels of ``edit`` that ``moving`` leave alone (:meth:`HandEdit.apply`) as the labels hold them now;
+        the plane is marked as this controller's (:attr:`hand_edits`), or as still holding hand edits where some were
         kept."""
-        kept = absent = np.empty(0, np.int64)
+        kept = False
         if edit is not None:
-            kept, absent, kept_objects, replaced = edit.split(moving)
+            kept, kept_objects, replaced = edit.apply(plane, np.asarray(self.labels[index]), moving)
             record.edits.add(frame, kept_objects, replaced)
-        if kept.size:
-            plane.flat[kept] = np.asarray(self.labels[index]).flat[kept]
-        if absent.size:  # an object not tracked again that the person removed there: its old result stays out
-            values = plane.flat[absent]
-            plane.flat[absent] = np.where(np.isin(values, np.fromiter(edit.still(moving), np.int64)), 0, values)
         with self._own_writes():
             record.journal.write(self.labels, index, plane.astype(self.labels.dtype))
-        key = hashable_index(index)
-        self._ours[key] = HOLDS_EDITS if kept.size or absent.size else record.journal.written[key]
+        self.hand_edits.wrote(index, record.journal.written[hashable_index(index)], kept)
 
-    def _hand_edits(self, frame: int) -> Optional[_HandEdit]:
-        """``frame``'s hand edits: where its labels plane was changed since this controller last wrote it (by a brush,
-        fill or eraser stroke, a script, another tool: its checksum no longer matches), the pixels that differ from
-        what the session's results draw there now (:func:`~.labels_writer.compose_winners`), and the objects among
-        them; None where there is none (a plane this controller never wrote: nothing to compare with). Call it before
-        the results change: a pass reads its frames' edits first."""
-        index = self.layout.frame_index_in_labels(frame)
-        key = hashable_index(index)
-        mark = self._ours.get(key)
-        if mark is None:
-            return None
-        now = np.asarray(self.labels[index])
-        if mark != HOLDS_EDITS and plane_checksum(now) == mark:
-            return None
+    def _hand_edits(self, frame: int) -> Optional[HandEdit]:
+        """``frame``'s hand edits (:meth:`~.hand_edits.HandEdits.edit`): where its labels plane was changed since this
+        controller last wrote it (a brush, fill or eraser stroke, a script: its checksum no longer matches) or was
+        stroked (also a plane it never wrote: the strokes' pixels), the pixels that differ from what the session's
+        results draw there now (:func:`~.labels_writer.compose_winners`), and the objects among them; None where there
+        is none. Call it before the frame's results change: a pass reads each frame's edits just before the model
+        tracks that frame."""
         obj_ids, known = self.session.obj_ids, self._known_ids()
-        drawn = compose_winners(now, obj_ids, self.session.frame_winners(frame) if obj_ids else None,
-                                session_ids=known).astype(now.dtype)
-        pixels = np.flatnonzero(drawn != now)
-        if not pixels.size:  # as the results draw it (a stroke undone, another tool's labels beside ours)
-            self._ours[key] = plane_checksum(now)
-            return None
-        values = (now.flat[pixels], drawn.flat[pixels])
-        objects = {int(v) for v in np.unique(np.concatenate(values))} & {int(o) for o in known}
-        return _HandEdit(pixels, *values, objects) if objects else None
+
+        def draw(now: np.ndarray) -> np.ndarray:
+            return compose_winners(now, obj_ids, self.session.frame_winners(frame) if obj_ids else None,
+                                   session_ids=known)
+
+        return self.hand_edits.edit(self.layout.frame_index_in_labels(frame), draw, known)
 
     def _clear_object(self, journal: RunJournal, obj: int) -> List[int]:
         """Clear ``obj`` from every frame's labels; returns the frames it was on. A plane changed by hand since this
@@ -1061,12 +972,10 @@ class SegmentationController:
             index = self.layout.frame_index_in_labels(frame)
             plane = np.asarray(self.labels[index])
             if (plane == obj).any():
-                key = hashable_index(index)
-                edited = key in self._ours and (self._ours[key] == HOLDS_EDITS or
-                                                plane_checksum(plane) != self._ours[key])
+                changed = self.hand_edits.changed(index, plane)  # (``plane`` is a view: before the write)
                 with self._own_writes():
                     journal.write(self.labels, index, np.where(plane == obj, 0, plane).astype(self.labels.dtype))
-                self._ours[key] = HOLDS_EDITS if edited else journal.written[key]
+                self.hand_edits.cleared(index, journal.written[hashable_index(index)], changed)
                 frames.append(frame)
         return frames
 
@@ -1074,9 +983,7 @@ class SegmentationController:
         """The planes a relabel wrote (:func:`relabel_planes`'s ``sums``: plane key -> checksums before and after)
         stay this controller's where they were (the same labels with another id), and edited by hand where they were;
         no plane is read again."""
-        for key, (before, after) in sums.items():
-            if self._ours.get(key) == before != HOLDS_EDITS:
-                self._ours[key] = after
+        self.hand_edits.relabelled(sums)
 
     def _note_cleared(self, cleared: Dict[int, List[int]]) -> None:
         """Say which frames lost an object re-made from its remaining prompts (the session cannot forget one frame's
