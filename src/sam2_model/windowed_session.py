@@ -360,7 +360,7 @@ class WindowedSession:
         track.offsets.setdefault(frame_idx, (x0, y0))  # set once: the frame's features are cached with it
         if full_mask is None:
             local["refine"] = refine
-        track.session.add_prompt(frame_idx, _OBJ, clear_old=clear_old, **local)
+        track.session.add_prompt(frame_idx, _OBJ, clear_old=clear_old, return_logits=False, **local)  # read later
 
     def _place(self, xy: np.ndarray, lab: np.ndarray, corners: Optional[np.ndarray], mask: Optional[np.ndarray],
                track: Optional[_Track], side: Optional[int] = None) -> Window:
