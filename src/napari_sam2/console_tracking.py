@@ -21,7 +21,7 @@ import numpy as np
 from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
 from sam2_model.prompt_validation import check_count
 from sam2_model.tracking import TrackingResult
-from sam2_model.tracking.lineage import Lineage
+from sam2_model.tracking.lineage import frames_shifted
 from sam2_model.tracking.detection import MIN_CONTRAST, check_cell_diameter, check_min_contrast
 
 from .directions import auto_direction, check_one_way
@@ -125,9 +125,11 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
     (a file path stays read lazily, a frame at a time; the default contrast limits are sampled from them), and frame
     numbers stay the movie's: ``start_frame`` is a frame of the range (None, the default: its first frame; without
     ``frames``, frame 0), and result.labels is (last - first + 1, H, W), its index ``i`` the movie's frame ``first +
-    i``, while ``frames_tracked``, the lineage's begin and end, ``on_work``'s frame and a stopped run's ``note`` are the
-    movie's frame numbers (a track reaching ``last`` ends "end of stack"). A reversed range, one outside the movie, or numbers that are not integers are a
-    ValueError before the model is built.
+    i``, while ``frames_tracked``, the lineage's begin and end, ``on_work``'s frame, a stopped run's ``note`` and the
+    warnings about blank frames (raised when the run ends) are the movie's frame numbers (a track reaching ``last``
+    ends "end of stack"); ``track_export.export_tracking(result, ...)`` writes it numbered from 0, as ``napari-sam2
+    track --frames A-B``. A reversed range, one outside the movie, or numbers that are not integers are a ValueError
+    before the model is built.
 
     Options are checked (ValueError naming them) before a model is built or a frame is read; ``start_frame`` is
     checked against the frames of the stack before the model is built, with a viewer too (the frames along the
@@ -196,7 +198,7 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from .api import (API_NAMES, FrameRange, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z,
                       check_way_in_range, model_name, model_to_use, opened_image, resolve_axes,
-                      stack_frame_range)
+                      stack_frame_range, warnings_in_movie)
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -254,26 +256,34 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
         tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
                             layout.frame_index_in_labels)
         run = tracking.track(net, frame_source(frames, net, session_options), start_frame, options)
-        planned = 0  # the frames this run tracks (its "plan" step says)
-        try:
-            for kind, frame, done, total in run:
-                if kind == "plan":
-                    planned = total
-                elif kind == "work" and on_work is not None:
-                    on_work(frame + first, done / total)  # the movie's frame number
-                elif kind == "frame" and progress is not None:
-                    progress(len(tracking.history[-1].frames), total)
-                finished = kind == "frame" and len(tracking.history[-1].frames) == planned  # its end steps to come
-                if kind in ("work", "frame") and not finished and should_stop():
-                    run.close()  # the frame in progress is left out whole (TrackAll.track)
-                    return in_movie(as_image(stopped_result(tracking, planned, "stop was set", first),
-                                             layout.frame_axis is None), first)
-        except KeyboardInterrupt as error:
-            run.close()
-            error.result = in_movie(as_image(stopped_result(tracking, planned, "interrupted", first),  # type: ignore[attr-defined]
-                                             layout.frame_axis is None), first)
-            raise
-        return in_movie(as_image(tracking.result(), layout.frame_axis is None), first)
+        with warnings_in_movie(first):  # the sessions' blank frames named in the movie's numbers
+            return _tracked(tracking, run, first, layout.frame_axis is None, progress, on_work, should_stop)
+
+
+def _tracked(tracking: TrackAll, run: Any, first: int, single_image: bool,
+             progress: Optional[Callable[[int, int], None]], on_work: Optional[Callable[[int, float], None]],
+             should_stop: Callable[[], bool]) -> TrackingResult:
+    """:func:`track_cells`' run of ``tracking`` to its end (or until ``should_stop()``, or Ctrl-C: the error then
+    carries ``result``), the result numbered as the movie from its frame ``first`` on (:func:`in_movie`)."""
+    planned = 0  # the frames this run tracks (its "plan" step says)
+    try:
+        for kind, frame, done, total in run:
+            if kind == "plan":
+                planned = total
+            elif kind == "work" and on_work is not None:
+                on_work(frame + first, done / total)  # the movie's frame number
+            elif kind == "frame" and progress is not None:
+                progress(len(tracking.history[-1].frames), total)
+            finished = kind == "frame" and len(tracking.history[-1].frames) == planned  # its end steps to come
+            if kind in ("work", "frame") and not finished and should_stop():
+                run.close()  # the frame in progress is left out whole (TrackAll.track)
+                return in_movie(as_image(stopped_result(tracking, planned, "stop was set", first), single_image), first)
+    except KeyboardInterrupt as error:
+        run.close()
+        stopped = in_movie(as_image(stopped_result(tracking, planned, "interrupted", first), single_image), first)
+        error.result = stopped  # type: ignore[attr-defined]
+        raise
+    return in_movie(as_image(tracking.result(), single_image), first)
 
 
 def stop_check(stop: Any) -> Callable[[], bool]:
@@ -327,11 +337,12 @@ def in_movie(result: TrackingResult, first: int) -> TrackingResult:
     """``result`` of the frames from the movie's frame ``first`` on, tracked numbered from 0, with its frame numbers
     the movie's: ``frames_tracked`` and the lineage's begin and end shifted by ``first`` and ``first_frame`` set to it
     (the labels stay as they are: index 0 of their frame axis is frame ``first``; ``napari_sam2.measure`` reads
-    ``first_frame`` to number its rows as the movie); as it is for ``first`` 0."""
+    ``first_frame`` to number its rows as the movie, ``tracks_layer_data`` its t, and the writers to number their files
+    from 0 again: :func:`.track_export.export_tracking`); as it is for ``first`` 0."""
     if not first:
         return result
-    lineage = Lineage(dataclasses.replace(t, begin=t.begin + first, end=t.end + first) for t in result.lineage.rows())
-    return dataclasses.replace(result, lineage=lineage, frames_tracked=[t + first for t in result.frames_tracked],
+    return dataclasses.replace(result, lineage=frames_shifted(result.lineage, first),
+                               frames_tracked=[t + first for t in result.frames_tracked],
                                first_frame=first, note=_note_in_movie(result.note, first))
 
 

@@ -7,6 +7,7 @@ nothing but such a result.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,19 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     ``calibration``: the image's pixel size, frame interval and origin, written into the GEFF's axes, the labels TIFF
     (an ImageJ hyperstack's calibration: :func:`.export.save_labels_tiff`) and the tracks CSV. overwrite=True replaces
     an earlier CTC or GEFF result only: a folder holding anything else is refused (ValueError), never emptied.
+
+    A result of part of a movie (``napari_sam2.track_cells(..., frames=(first, last))``, ``result.first_frame`` =
+    first) is written as ``napari-sam2 track --frames first-last`` writes it, so that ``napari-sam2 evaluate --frames
+    first-last`` scores it: every file holds the range's frames numbered from 0 (the labels' index: frame 0 of the
+    labels TIFF, ``mask000.tif``, the tracks table's begin / end and the GEFF's t are the movie's frame ``first``, as
+    the Cell Tracking Challenge numbers a sequence), each track ending for the reason the lineage gives; a
+    ``calibration`` is the movie's (its frame origin is moved to frame ``first``'s, :func:`calibration_from_frame`, so
+    the tables' times and the GEFF's offset stay the movie's).
     """
     path = _checked(what, path, overwrite)
-    labels, lineage = consistent_labels(result.labels, result.lineage)  # a plane at a time: no copy of the stack
+    first = int(getattr(result, "first_frame", 0) or 0)
+    labels, lineage = consistent_labels(result.labels, result.lineage, first_frame=first)  # a plane at a time
+    calibration = calibration_from_frame(calibration, first)
     if not any(len(ids) for ids in labels.ids):
         raise ValueError("nothing to export yet: press 'Track all cells' (or click objects and propagate) first")
     if what == "labels":
@@ -57,6 +68,17 @@ def export_tracking(result: TrackingResult, what: str, path: Any, overwrite: boo
     else:
         path = write_geff(path, labels, lineage, overwrite=overwrite, **geff_calibration(calibration))
     return Path(path)
+
+
+def calibration_from_frame(calibration: Optional[Calibration], first: int) -> Optional[Calibration]:
+    """``calibration`` (of a whole movie) for outputs that hold its frames from ``first`` on numbered from 0: the frame
+    origin moved to frame ``first``'s (origin + first * frame interval), so that their frame 0 lies where the movie's
+    frame ``first`` does (a time, or a z where the frames are slices); as given for ``first`` 0 or None (the rule of
+    ``napari-sam2 track --frames A-B``)."""
+    if calibration is None or not first:
+        return calibration
+    t0, y0, x0 = calibration.origin
+    return dataclasses.replace(calibration, origin=(t0 + first * calibration.frame_interval, y0, x0))
 
 
 def geff_calibration(calibration: Optional[Calibration]) -> Dict[str, Any]:

@@ -58,18 +58,28 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 
 def write_ctc(out_dir: os.PathLike, labels: Any, lineage: Lineage, overwrite: bool = False,
-              min_area: int = 1, consistent: bool = False) -> Tuple[Path, Lineage]:
+              min_area: int = 1, consistent: bool = False, first_frame: int = 0) -> Tuple[Path, Lineage]:
     """Write a tracking result in CTC format; returns (folder, the lineage as written).
 
     labels: (T, H, W) track ids (a numpy array, or any stack indexable by frame: read a frame at a time, never
     copied whole). Tracks with gaps are split (see :func:`consistent_labels`), so the written lineage can have more
     rows than the input; ``consistent=True``: (labels, lineage) come from :func:`consistent_labels` or
     :func:`.lineage.ctc_consistent` already and are written as they are. Raises ValueError if the result breaks a rule.
+    The files are numbered from 0 (``mask000.tif`` is ``labels[0]``), as CTC numbers a sequence; ``first_frame``:
+    the frame number ``lineage`` gives ``labels[0]``, for a result of part of a movie whose lineage names the movie's
+    frames (``napari_sam2.track_cells(..., frames=(first, last))``: pass ``first_frame=result.first_frame``, or use
+    ``napari_sam2.track_export.export_tracking``): its rows are written numbered from 0 too, as ``napari-sam2 track
+    --frames A-B`` writes them and ``napari-sam2 evaluate --frames A-B`` reads them (not with ``consistent=True``,
+    whose lineage is numbered from 0 already).
     """
     labels = labels if hasattr(labels, "shape") else np.asarray(labels)  # (a list of planes)
     if len(labels.shape) != 3:
         raise ValueError(f"labels must be a (T, H, W) stack, got shape {tuple(labels.shape)}")
-    fixed, table = (labels, lineage) if consistent else consistent_labels(labels, lineage, min_area=min_area)
+    if consistent and first_frame:
+        raise ValueError(f"first_frame={first_frame!r} with consistent=True: a consistent lineage is numbered from 0 "
+                         "already (consistent_labels(labels, lineage, first_frame=...) made it); leave first_frame out")
+    fixed, table = (labels, lineage) if consistent else consistent_labels(labels, lineage, min_area=min_area,
+                                                                           first_frame=first_frame)
     problems = _problems(fixed, table)
     if problems:
         raise ValueError("the result breaks the CTC format rules: " + "; ".join(problems[:5]))

@@ -215,7 +215,10 @@ def write_geff(path: os.PathLike, labels: Any, lineage: Lineage, overwrite: bool
         ... are read as these); None, "pixel" or "frame": not calibrated. A unit without a scale means a scale of 1.
     offset: where index 0 of each axis lies, same order, in the scaled unit (napari's ``layer.translate``): a node at
         index i is at ``offset + scale * i``, where napari draws it; None, or None / 0 for one axis: at 0.
-    Node positions stay frame indices and pixels (axis units "frame" and "pixel"); a calibration is each axis's
+    Node positions stay frame indices and pixels (axis units "frame" and "pixel": t is the labels' index, from 0, also
+    for a result of part of a movie, ``napari_sam2.track_cells(..., frames=(first, last))``, whose frame ``first`` is
+    t 0 as in ``napari-sam2 track --frames A-B``'s GEFF: there a time ``offset`` is the movie's frame ``first``'s,
+    which ``napari_sam2.track_export.export_tracking`` places); a calibration is each axis's
     GEFF ``scale``, ``scaled_unit`` and ``offset``. A bad scale or unit, labels of another shape, or an existing ``path``
     without ``overwrite`` raise ValueError before anything is written.
     """

@@ -2,7 +2,9 @@
 
 :class:`Lineage` is filled by the tracker and read by the CTC writer (:mod:`.ctc_io`), the GEFF writer
 (:mod:`.geff_io`), the CSV table (:func:`write_track_table`) and napari's Tracks layer
-(:func:`tracks_layer_data`). Frames are indices into the stack that was tracked; ``parent`` 0 means none.
+(:func:`tracks_layer_data`). Frames are indices into the stack that was tracked (a result of part of a movie,
+``napari_sam2.track_cells(..., frames=(first, last))``, names the movie's: index + its ``first_frame``; the writers
+number their files from 0, :func:`consistent_labels`); ``parent`` 0 means none.
 """
 
 from __future__ import annotations
@@ -214,9 +216,26 @@ class ConsistentLabels:
         return stack if dtype is None else stack.astype(dtype, copy=False)
 
 
-def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1) -> Tuple[ConsistentLabels, Lineage]:
+def frames_shifted(lineage: Lineage, by: int) -> Lineage:
+    """``lineage`` with every track's ``begin`` and ``end`` moved by ``by`` frames (ids, parents and end reasons as
+    they are): ``by`` = first turns a lineage numbered from 0 into the movie's numbers of a range starting on frame
+    ``first``, ``-first`` back."""
+    if not by:
+        return lineage
+    return Lineage(replace(t, begin=t.begin + int(by), end=t.end + int(by)) for t in lineage.rows())
+
+
+def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
+                      first_frame: int = 0) -> Tuple[ConsistentLabels, Lineage]:
     """(labels, lineage) that satisfy :func:`check_ctc`, the labels read a frame at a time: a
     :class:`ConsistentLabels` (each plane made when it is read), not a copy of the stack.
+
+    first_frame: the frame number ``lineage`` gives ``labels[0]``: 0, or for a result of part of a movie whose lineage
+    names the movie's frames (``napari_sam2.track_cells(..., frames=(first, last))``) its ``result.first_frame``. What
+    comes back is numbered from 0 either way, as the labels' index (the rule of ``napari-sam2 track --frames A-B``'s
+    outputs and of CTC, which numbers a sequence from 0). A lineage row outside frames first_frame ..
+    first_frame + T - 1 is a ValueError naming ``first_frame`` (a movie-numbered lineage given without it would
+    otherwise lose its end reasons: "left the field" read as "lost").
 
     The one rule every output follows: begin and end come from the frames where each id has pixels (segments smaller
     than ``min_area`` erased); a track with gaps is cut into contiguous pieces, each later piece a new id (above every
@@ -229,6 +248,7 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1) -> Tuple
     shape = tuple(int(n) for n in labels.shape)
     if len(shape) != 3:
         raise ValueError(f"labels must be (T, H, W), got shape {shape}")
+    lineage = _numbered_from_zero(lineage, first_frame, shape[0])
     present: Dict[int, List[int]] = {}
     relabel: List[Dict[int, int]] = []
     kept: List[np.ndarray] = []
@@ -283,6 +303,23 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1) -> Tuple
     ids = tuple(np.unique([relabel[f].get(i, i) for i in kept[f].tolist()]).astype(np.int64) if len(kept[f])
                 else kept[f] for f in range(shape[0]))
     return ConsistentLabels(labels, shape, tuple(relabel), ids), Lineage(rows.values())
+
+
+def _numbered_from_zero(lineage: Lineage, first_frame: int, num_frames: int) -> Lineage:
+    """``lineage`` (frames numbered from ``first_frame``) numbered from 0 as the labels' index; ValueError where a
+    row lies outside the ``num_frames`` frames of the labels (a numbering that does not match them)."""
+    if isinstance(first_frame, (bool, np.bool_)) or not isinstance(first_frame, (int, np.integer)) or first_frame < 0:
+        raise ValueError(f"first_frame must be the frame number (an integer >= 0) the lineage gives the labels' "
+                         f"frame 0, got {first_frame!r}")
+    first, last = int(first_frame), int(first_frame) + num_frames - 1
+    outside = [t for t in lineage.rows() if not (first <= t.begin <= last and first <= t.end <= last)]
+    if outside:
+        t = outside[0]
+        got = f"first_frame={first}" if first else "no first_frame"
+        raise ValueError(f"lineage track {t.track_id} spans frames {t.begin}-{t.end}, outside the labels' {num_frames} "
+                         f"frames numbered {first}-{last} ({got}): a result of part of a movie names the movie's "
+                         "frames: pass first_frame=result.first_frame (export_tracking(result, ...) does)")
+    return frames_shifted(lineage, -first)
 
 
 def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> Tuple[np.ndarray, Lineage]:
@@ -364,11 +401,15 @@ def tracks_layer_data(result) -> Tuple[np.ndarray, Dict[int, List[int]]]:
     """napari Tracks layer input from a tracking result (anything with ``labels`` and ``lineage``).
 
     Returns data (N, 4) float [track_id, t, y, x] (sorted by track then frame, centroids of each id) and
-    graph {child: [parent]} for napari to draw the lineage. Pure numpy: napari is not imported.
+    graph {child: [parent]} for napari to draw the lineage. Pure numpy: napari is not imported. t is the frame number
+    the result's lineage gives: the labels' index plus ``result.first_frame`` (0, or ``first`` for a result of part of
+    a movie, ``napari_sam2.track_cells(..., frames=(first, last))``: the movie's frames, where its labels overlay the
+    movie as a Labels layer with ``translate=(first, 0, 0)``).
     """
     labels: np.ndarray = result.labels
     lineage: Lineage = result.lineage
-    rows = sorted((i, t, *centre) for i, t, centre, _ in frame_centroids(labels))
+    first = int(getattr(result, "first_frame", 0) or 0)
+    rows = sorted((i, t + first, *centre) for i, t, centre, _ in frame_centroids(labels))
     data = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     present = set(int(i) for i in data[:, 0]) if len(data) else set()
     graph = {t.track_id: [t.parent] for t in lineage.rows()
