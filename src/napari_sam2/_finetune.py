@@ -19,7 +19,6 @@ the run finishes with its check on the user's frames.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -389,7 +388,7 @@ class FineTuneWidget(QWidget):
         def work() -> Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int], str]:
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
-            metadata = json.loads(weights.with_suffix(".json").read_text())
+            metadata = run_record(Path(settings.out)) or {}  # the record the builder reads (inside weights.pt first)
             checks = [metadata[key] for key in ("stack_check", "held_out_check") if metadata.get(key)]
             return weights, checks, int(metadata["steps"]), trained_at, str(metadata.get("stopped_by"))
 
@@ -467,7 +466,7 @@ class FineTuneWidget(QWidget):
 
     def _on_done(self, result: Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int], str]) -> None:
         """The run ended: ``result`` is (weights.pt, its checks' records, the step the run stopped after, (the model,
-        the input size in pixels) it trained, what stopped it: weights.json's ``stopped_by``). "done" only for a run
+        the input size in pixels) it trained, what stopped it: its record's ``stopped_by``). "done" only for a run
         that did all its steps and its final check ("steps"; a Cancel during the last step or the check stopped
         nothing: ``train`` finishes such a run); a cancelled one says where it stopped."""
         path, recorded, step, self._weights_run, stopped_by = result

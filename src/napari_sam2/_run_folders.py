@@ -5,7 +5,6 @@ the form's words, and the runs that wrote weights (the model picker offers them)
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,15 +98,15 @@ def next_free_folder(folder: Path) -> Path:
 
 
 def run_record(folder: Path) -> Optional[Dict[str, Any]]:
-    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights.json
-    (settings, steps, what stopped it; {} when there is none or it is unreadable)."""
+    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights' training
+    record (settings, steps, what stopped it) as the model builder reads it
+    (:func:`sam2_model.train.loop.weights_run_record`): the record stored inside weights.pt, which wins over a
+    weights.json that disagrees (outdated or another run's), else that JSON; {} when neither can be read."""
     if not (folder / "last.pt").exists() and not (folder / "weights.pt").exists():
         return None
-    try:
-        record = json.loads((folder / "weights.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    from sam2_model.train.loop import weights_run_record
+
+    return weights_run_record(folder / "weights.pt")
 
 
 def holds_finished_run(folder: Path) -> bool:

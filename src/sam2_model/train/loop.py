@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..atomic_files import atomic_file, write_failed
-from ..build import build_model, load_checkpoint, resolve_device
+from ..build import build_model, load_checkpoint, resolve_device, stored_record, weights_record
 from ..config import get_config
 from ..modeling.sam2 import SAM2Model
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
@@ -483,9 +483,10 @@ def finished_run_words(settings: TrainSettings) -> Optional[str]:
 
 
 def run_warmup(out: Path) -> Optional[int]:
-    """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s
-    settings, else its ``last.pt``'s (read memory-mapped: the pickled settings, not the weights). None where there is
-    no run to resume (no ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
+    """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its weights' record's settings
+    (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``), else its ``last.pt``'s
+    (read memory-mapped: the pickled settings, not the weights). None where there is no run to resume (no
+    ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
     A resumed run keeps its own warm-up (the command line's and the fine-tuning widget's rule), so more steps extend
     it instead of being refused as another setting."""
     warmup = _resumed_setting(out, "warmup_steps", _whole)
@@ -493,21 +494,22 @@ def run_warmup(out: Path) -> Optional[int]:
 
 
 def run_lr(out: Path) -> Optional[float]:
-    """The learning rate of the run in folder ``out`` that :func:`train` would resume: its ``weights.json``'s settings,
-    else its ``last.pt``'s. None where there is no run to resume (no ``last.pt``) or neither file records a positive
-    one. A resumed run keeps its own learning rate when none is given (the command line's rule, as for the warm-up), so
-    a run started under another default is not refused as another setting."""
+    """The learning rate of the run in folder ``out`` that :func:`train` would resume: its weights' record's settings
+    (:func:`weights_run_record`), else its ``last.pt``'s. None where there is no run to resume (no ``last.pt``) or
+    neither file records a positive one. A resumed run keeps its own learning rate when none is given (the command
+    line's rule, as for the warm-up), so a run started under another default is not refused as another setting."""
     lr = _resumed_setting(out, "lr", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
     return None if lr is None else float(lr)
 
 
 def _resumed_setting(out: Path, key: str, valid: Callable[[Any], bool]) -> Any:
-    """Setting ``key`` of the run in folder ``out`` that :func:`train` would resume, as its ``weights.json`` records
-    it, else its ``last.pt`` (the first that ``valid`` accepts); None with no ``last.pt`` or no valid record."""
+    """Setting ``key`` of the run in folder ``out`` that :func:`train` would resume, as its weights' record says it
+    (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``), else its ``last.pt`` (the
+    first that ``valid`` accepts); None with no ``last.pt`` or no valid record."""
     out = Path(out)
     if not (out / "last.pt").is_file():
         return None
-    for read in (lambda: _recorded_settings(out / "weights.json"), lambda: _checkpoint_settings(out / "last.pt")):
+    for read in (lambda: _recorded_settings(out / "weights.pt"), lambda: _checkpoint_settings(out / "last.pt")):
         value = read().get(key)
         if valid(value):
             return value
@@ -519,13 +521,30 @@ def _whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _recorded_settings(path: Path) -> Dict[str, Any]:
-    """The "settings" of a weights.json at ``path`` ({} when missing, unreadable or without them)."""
+def weights_run_record(weights: Path) -> Dict[str, Any]:
+    """The whole training record of a run's weights file ``weights`` (``RUN/weights.pt``: steps, what stopped the
+    run, settings, seconds, checks), the one the model builder reads (:func:`sam2_model.build.weights_record` chooses):
+    the record stored inside the file (read memory-mapped, its tensors are not read), which wins over a
+    ``weights.json`` beside it that disagrees (outdated: the run was stopped between writing the two; or another
+    run's), else that JSON. {} when neither is a readable training record (missing, damaged, another tool's)."""
+    weights = Path(weights).expanduser()
+    inside = stored_record(weights)
+    chosen = weights_record(weights, inside, quiet=True)
+    if chosen is None:
+        return {}
+    beside = weights.with_suffix(".json")
+    if inside is not None and chosen.where != str(beside):
+        return inside
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(beside.read_text())
     except (OSError, ValueError):
         return {}
-    settings = record.get("settings") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else {}
+
+
+def _recorded_settings(weights: Path) -> Dict[str, Any]:
+    """The "settings" of the training record of ``weights`` (:func:`weights_run_record`; {} when it has none)."""
+    settings = weights_run_record(weights).get("settings")
     return settings if isinstance(settings, dict) else {}
 
 

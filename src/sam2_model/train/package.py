@@ -32,7 +32,7 @@ from ..evaluation import HELD_OUT_SEEDS, QualityReport, one_click_iou, propagati
 from ..mix_evaluation import MixReport, mix_quality
 from ..modeling.sam2 import SAM2Model
 from .data import describe_training_data
-from .loop import export_weights
+from .loop import export_weights, weights_run_record
 from .parts import DEFAULT_PART_BYTES, join_files, manifest_path, split_file
 
 
@@ -50,7 +50,8 @@ def _held_out_quality(model: SAM2Model) -> Tuple[QualityReport, QualityReport, M
 
 def load_run(run: Path) -> Dict[str, Any]:
     """A run folder's model state and record: from ``last.pt`` or, when only the weights came back from the
-    machine that trained (``weights.pt`` and its ``weights.json``), from those.
+    machine that trained (``weights.pt``), from those and their training record (:func:`.loop.weights_run_record`: the
+    record inside weights.pt, which wins over a disagreeing weights.json, else that JSON).
 
     Returns {"model": state_dict, "step", "seconds", "settings", "sessions"} (sessions: one record per
     invocation of the training, with its machine; empty for runs older than that record).
@@ -60,13 +61,13 @@ def load_run(run: Path) -> Dict[str, Any]:
         state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
         return {"model": state["model"], "step": int(state["step"]), "seconds": float(state["seconds"]),
                 "settings": state["settings"], "sessions": list(state.get("sessions", []))}
-    if (run / "weights.pt").is_file() and (run / "weights.json").is_file():
-        meta = json.loads((run / "weights.json").read_text())
+    meta = weights_run_record(run / "weights.pt")  # the record inside weights.pt, else weights.json: the builder's
+    if (run / "weights.pt").is_file() and meta.get("steps") is not None:
         state = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)
-        return {"model": state["model"], "step": int(meta["steps"]), "seconds": float(meta["train_seconds"]),
+        return {"model": state["model"], "step": int(meta["steps"]), "seconds": float(meta.get("train_seconds", 0.0)),
                 "settings": meta.get("settings"), "sessions": list(meta.get("sessions", []))}
-    raise ValueError(f"run folder {run} holds neither last.pt nor weights.pt with weights.json "
-                     "(join split weights first: --join NAME.001 NAME.002 --out RUN/weights.pt)")
+    raise ValueError(f"run folder {run} holds neither last.pt nor weights.pt with its training record (inside it or "
+                     "its weights.json; join split weights first: --join NAME.001 NAME.002 --out RUN/weights.pt)")
 
 
 def _machines(sessions: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
