@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
-from ._cli_outputs import prepare_file, prepare_folder
+from ._cli_outputs import ignore_ctrl_c_from_now, prepare_file, prepare_folder
 
 if TYPE_CHECKING:  # the model's code (torch) loads when a command runs, not while the command line is parsed
     from .export import Calibration
@@ -147,7 +147,8 @@ def prepare_output(path: Path, overwrite: bool = False) -> Path:
 def write_outputs(writes: Sequence[Write]) -> None:
     """Write every output, all or nothing: each ``write(staging)`` goes to a hidden name beside its final path,
     then all are renamed into place together; a failure or Ctrl-C leaves none of them (and no staging files, and
-    none of the missing folders made for them)."""
+    none of the missing folders made for them). From the renaming on, Ctrl-C is ignored
+    (:func:`~napari_sam2._cli_outputs.ignore_ctrl_c_from_now`): what was written is then said, not cut short."""
     from sam2_model.atomic_files import publish_together, remove, staging_path
 
     made: List[Path] = []  # folders created here, outermost first
@@ -158,6 +159,7 @@ def write_outputs(writes: Sequence[Write]) -> None:
             final.parent.mkdir(parents=True, exist_ok=True)
             staged.append((staging_path(final), final))
             write(staged[-1][0])
+        ignore_ctrl_c_from_now()  # from the commit on, the command ends with the line that says what was written
         publish_together(staged)
     except BaseException:
         for staging, _ in staged:

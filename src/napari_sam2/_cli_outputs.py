@@ -4,15 +4,19 @@ Each check names the option, what was wrong and what it accepts: an output that 
 folder being read), a folder where a file is expected or a file where a folder is expected, a folder that cannot
 be created or written, an output that exists (replaced only with --overwrite). The checks leave nothing behind (a
 trial file or folder is removed at once): missing folders are made when the outputs are written, once every check
-has passed and the work is done.
+has passed and the work is done. Once they are committed, Ctrl-C no longer stops the command
+(:func:`ignore_ctrl_c_from_now`): it ends with the line that says what was written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 Named = Tuple[str, Path]  # (option or description, path)
 
@@ -117,3 +121,28 @@ def prepare_folder(option: str, path: Path, must_be_new: bool = False, overwrite
             raise ValueError(f"{option}: {error} (--overwrite replaces {what} only)") from None
     check_writable(option, path)
     return path
+
+
+def ignore_ctrl_c_from_now() -> None:
+    """Ctrl-C (SIGINT) no longer stops this process: called just before the outputs are renamed into place, once
+    nothing is left to cut short but the lines that say what was written. Before, a Ctrl-C in the instant after they
+    were committed printed "interrupted; nothing was written" (wrong: the files were there) or, once Python's
+    shutdown had given SIGINT back to the system, ended the process by the signal with a traceback and no line.
+    Only in the main thread (signals are handled there; elsewhere nothing changes). A Ctrl-C before this call raises
+    KeyboardInterrupt as before, with nothing committed. :func:`ctrl_c_restored` gives Ctrl-C back."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def ctrl_c_restored(restore: bool) -> Iterator[None]:
+    """Around a command: with ``restore`` (the command called from Python, e.g. ``cli.main([...])`` in a script or a
+    test), Ctrl-C is handled again afterwards as before (:func:`ignore_ctrl_c_from_now` may have turned it off);
+    without (the ``napari-sam2`` process itself), it stays off up to the process's end, through Python's shutdown."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous: Any = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        yield
+    finally:
+        if restore and previous is not None and signal.getsignal(signal.SIGINT) is not previous:
+            signal.signal(signal.SIGINT, previous)

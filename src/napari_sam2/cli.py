@@ -40,7 +40,7 @@ from ._cli_auto import (CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAUL
                         in_cli_words, prepare_output, run_auto, run_evaluate, write_outputs)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
-from ._cli_outputs import check_distinct, check_not_input
+from ._cli_outputs import check_distinct, check_not_input, ctrl_c_restored
 
 if TYPE_CHECKING:
     from .api import StackAxes
@@ -575,11 +575,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run ``napari-sam2`` on ``argv`` (None: the command line); returns the exit status (2: a bad input, 130:
     interrupted). The command's entry point is :func:`napari_sam2.cli_main`, which also covers the start-up imports."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OSError, RuntimeError) as error:  # OSError: missing files, a full disk
-        print(f"napari-sam2: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # batch reports its own interruptions (what is finished); track writes at the end
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+    # once track has committed its outputs Ctrl-C is ignored to the end (write_outputs): its last line says what was
+    # written; given back afterwards to a caller in Python (argv given), not in the command's own process
+    with ctrl_c_restored(restore=argv is not None):
+        try:
+            return args.run(args)
+        except (ValueError, OSError, RuntimeError) as error:  # OSError: missing files, a full disk
+            print(f"napari-sam2: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # batch reports its own interruptions (what is finished); track writes at the end
+            print(INTERRUPTED, file=sys.stderr)
+            return 130

@@ -228,9 +228,13 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
                 width: int = 0) -> Optional[str]:
     """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames of height x width, or None.
 
-    corners: (y0, x0, y1, x1), opposite corners in either order. A box that overlaps the image is clipped to it; one
-    wholly outside it is a problem (clipped, it became a sliver along the image's edge), and so is one of zero width
-    or height (the model would make a mask of whatever lies under a line or a point)."""
+    corners: (y0, x0, y1, x1), opposite corners in either order. A box that reaches past the image is cut to its
+    pixel centres, rows 0..height - 1 and columns 0..width - 1 (as the session is given it:
+    :func:`napari_sam2.prompts.clip_to_frame`), so a box drawn from corner to corner of the image (-0.5..width - 0.5,
+    where napari draws its edges) is the whole image; one that keeps no width or height once cut (wholly outside,
+    or only over the outer half of the edge pixels, which had it refused later, once the model was loaded) is a
+    problem, and so is one of zero width or height (the model would make a mask of whatever lies under a line or a
+    point)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
         return frame_problem(frame, num_frames)
     if corners is not None:
@@ -240,9 +244,10 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
         if flat:
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) has zero {flat}: give two opposite "
                     "corners of a box around the object, or a click instead")
-        if bottom <= 0 or right <= 0 or top >= height or left >= width:
+        if bottom <= 0 or right <= 0 or top >= height - 1 or left >= width - 1:  # nothing left once cut
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) lies wholly outside the {height} x "
-                    f"{width} (rows x columns) image")
+                    f"{width} (rows x columns) image's pixel centres, y 0..{height - 1} and x 0..{width - 1}, to which "
+                    "boxes are cut (pixel i spans i - 0.5..i + 0.5): nothing of it would be left")
     return None
 
 

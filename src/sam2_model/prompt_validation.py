@@ -122,8 +122,29 @@ def validate_points(points: Any, labels: Any, height: int, width: int) -> Tuple[
     return xy.astype(np.float32), lab.astype(np.int32)
 
 
+def box_span_words(height: int, width: int) -> str:
+    """The box corners a ``height`` x ``width`` frame accepts (:func:`validate_box`), in words (for messages)."""
+    return (f"-0.5 <= x <= {int(width) - PIXEL_HALF:g} and -0.5 <= y <= {int(height) - PIXEL_HALF:g}, the frame's "
+            f"outer pixel edges as napari draws them (a box around the whole frame is (-0.5, -0.5, "
+            f"{int(width) - PIXEL_HALF:g}, {int(height) - PIXEL_HALF:g}); up to x = {int(width)}, y = {int(height)} "
+            "is taken too)")
+
+
+def box_on_frame(corners: Any, height: int, width: int) -> bool:
+    """Whether a box ``corners`` (x0, y0, x1, y1), x0 <= x1 and y0 <= y1, lies on a ``height`` x ``width`` frame by
+    :func:`validate_box`'s rule: -0.5 <= x0, x1 <= W (the frame's outer pixel edge, W - 0.5, and half a pixel more) and
+    the same for y. For a window of a frame: the corners less the window's (x0, y0, x0, y0), the window's size."""
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(corners, np.float64).reshape(4))
+    return x0 >= -PIXEL_HALF and y0 >= -PIXEL_HALF and x1 <= width and y1 <= height
+
+
 def validate_box(box: Any, height: int, width: int) -> Optional[np.ndarray]:
-    """box (x0, y0, x1, y1) with x0 <= x1, y0 <= y1 inside the frame -> float32 (4,)."""
+    """box (x0, y0, x1, y1) with x0 <= x1, y0 <= y1 on the frame -> float32 (4,), the corners unchanged.
+
+    The corners may lie on the frame's outer pixel edges, where napari draws them (pixel i spans i - 0.5..i + 0.5, as
+    for clicks: :func:`inside_frame`): -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5, so that a box dragged from
+    corner to corner of the image is accepted; x up to W and y up to H (the (0, 0, W, H) of a frame counted in
+    pixels, accepted before napari's edges were) are taken too. Anything further out is a ValueError naming both."""
     if box is None:
         return None
     corners = np.asarray(box, dtype=np.float64).reshape(-1)
@@ -136,8 +157,9 @@ def validate_box(box: Any, height: int, width: int) -> Optional[np.ndarray]:
     if flat:
         raise ValueError(f"box (x0, y0, x1, y1) = ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero {flat}: drag a box "
                          "around the object, or give a click (points) instead")
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise ValueError(f"box {tuple(corners.tolist())} extends outside the {width}x{height} frame")
+    if not box_on_frame(corners, height, width):
+        raise ValueError(f"box {tuple(corners.tolist())} extends outside the {width}x{height} frame; box corners "
+                         f"(x0, y0, x1, y1) take {box_span_words(height, width)}")
     return corners.astype(np.float32)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import warnings
 from typing import Any, Generator, Optional, Sequence, Tuple
 
 import numpy as np
@@ -36,6 +37,8 @@ MAX_CHANNELS = 4  # (H, W, C) frames with 1-4 channels (grey, RGB, RGBA, ...) ar
 # scikit-image versions (major, minor) whose blob_log _blob_log_steps follows pass by pass, checked equal to blob_log
 # (tests/test_seeding.py); with any other, blob_log runs in one go (the same blobs, not stoppable between passes)
 CHECKED_SKIMAGE = ((0, 26),)
+#: how the diameter range is set, in messages (the command line's and the Python API's names)
+NAMES = "--cell-diameter MIN MAX; cell_diameter=(min, max)"
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
@@ -49,6 +52,31 @@ def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
     if not 2 <= low <= high:
         raise ValueError(f"cell_diameter must satisfy 2 <= min <= max (pixels), got {cell_diameter!r}")
     return float(low), float(high)
+
+
+def fit_diameters(low: float, high: float, frame_shape: Sequence[int]) -> Tuple[float, float]:
+    """The cell diameter range (``low``, ``high``) px that blob seeding looks for on a frame of ``frame_shape`` (H, W).
+
+    A cell wider than the frame's short side is not seen whole, and blob scales past it only find the frame's edges
+    and noise (a 100000 x 8 strip seeded at 8-40 px ran for minutes with nothing said about the range): the range is
+    returned as it is where ``high`` fits across the short side; else ``high`` is cut to the short side, with a
+    UserWarning naming the frame, the range and what fits; and a ValueError where even ``low`` is wider than the
+    short side (no cell of the range fits)."""
+    rows, cols = int(frame_shape[0]), int(frame_shape[1])
+    short = min(rows, cols)
+    if high <= short:
+        return low, high
+    words = (f"cell_diameter {low:g}-{high:g} px is wider than the {rows} x {cols} px frame, {short} px across at its "
+             "short side")
+    if low > short:
+        example = f" (e.g. {max(2.0, short / 2):g} {short})" if short >= 2 else ""
+        raise ValueError(f"{words}: no cell of that range fits in it; give a range of at most {short} px{example} "
+                         f"({NAMES}), or a larger frame")
+    from .tracking.detection import user_stacklevel  # (loaded with the tracker that seeds; only where it warns)
+
+    warnings.warn(f"{words}: cells of {low:g}-{short} px are looked for, those that fit; a maximum of at most {short} "
+                  f"px ({NAMES}) says so without this warning", UserWarning, stacklevel=user_stacklevel())
+    return low, float(short)
 
 
 def _layout_problem(shape: Tuple[int, ...]) -> Optional[str]:
@@ -102,7 +130,8 @@ def blob_points_steps(
     relative_threshold: instead a fraction of the strongest response (exclusive with threshold).
     dark_cells: look for dark blobs on a bright background. min_distance: points closer than this
     are merged, keeping the stronger (default: 1.5 times the stronger blob's radius).
-    Returns (N, 2) float64 (x, y) pixel coordinates (blob centres), strongest first.
+    Returns (N, 2) float64 (x, y) pixel coordinates (blob centres), strongest first. A range wider than the frame's
+    short side is cut to it with a UserWarning, or refused where even its minimum is wider (:func:`fit_diameters`).
 
     A generator (:func:`blob_points` runs it in one call): ``(done, total)`` is yielded after each filter pass over the
     frame (a LoG layer, the scale-space maxima, a response), so that a caller can show progress and stop (close it)
@@ -120,6 +149,7 @@ def blob_points_steps(
     from skimage.feature import blob_log  # imported here: `import sam2_model` stays light
 
     frame = normalise_frame(image)
+    low, high = fit_diameters(low, high, frame.shape)
     if dark_cells:
         frame = 1.0 - frame
     if not frame.any():

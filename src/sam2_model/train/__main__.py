@@ -252,8 +252,18 @@ def default_lr(out: Path, init: Optional[str]) -> float:
     return FINE_TUNING_LR if init is not None else TrainSettings(out="").lr
 
 
-def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
+def parse_args(argv: Optional[List[str]] = None, notes: Optional[List[str]] = None) -> TrainSettings:
+    """The settings of ``argv`` (None: the command line); a wrong argument exits with argparse's usage line. What the
+    run will start from (e.g. "starting from the embedded demo weights ...") is appended to ``notes`` when given (main
+    says it only once the data passed its checks), else printed on stderr at once."""
     defaults = TrainSettings(out="")
+
+    def note(words: str) -> None:
+        if notes is None:
+            print(words, file=sys.stderr)
+        else:
+            notes.append(words)
+
     invoked = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(prog=invoked if invoked == "sam2-train" else "python -m sam2_model.train",
                                      description=DESCRIPTION, epilog=EPILOG,
@@ -295,11 +305,10 @@ def parse_args(argv: Optional[List[str]] = None) -> TrainSettings:
                          "--init random to train from random weights")
         args["init"] = str(embedded_weights_path())
         if (Path(args["out"]) / "last.pt").is_file():  # a resume goes on from the run's own weights
-            print(f"resuming the run in {args['out']} from its last.pt (the weights it has trained so far)",
-                  file=sys.stderr)
+            note(f"resuming the run in {args['out']} from its last.pt (the weights it has trained so far)")
         else:
-            print(f"starting from the embedded demo weights ({args['init']}); --init random trains from random "
-                  "weights", file=sys.stderr)
+            note(f"starting from the embedded demo weights ({args['init']}); --init random trains from random "
+                 "weights")
     if args["init"] == "random":
         args["init"] = None
     elif args["init"] == "embedded":  # the demo model's shipped weights, wherever the package is installed
@@ -360,6 +369,18 @@ def plan_message(settings: TrainSettings) -> Optional[str]:
             f"on {data}; Ctrl-C stops after the current step and saves the run, and the same command resumes it")
 
 
+def check_own_data(settings: TrainSettings) -> None:
+    """The checks of a run's own stack and labels (``--stack``, ``--labels``), made as the run makes them (its clip
+    stream, :func:`.loop.make_clips`, which reads them), before anything is said about the run or written: a
+    ValueError (OSError for a file that cannot be read) names what is wrong. Nothing for synthetic data. The run reads
+    the data again when it starts (seconds; its steps take minutes to hours)."""
+    if settings.stack is None and settings.labels is None:
+        return
+    from .loop import make_clips  # torch and the training code: only for a run on the user's data
+
+    make_clips(settings, get_config(settings.model, settings.image_size).image_size)
+
+
 #: the exit code of a run stopped by each signal, as a shell reports a process the signal ended (128 + its number)
 STOPPED_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
 
@@ -367,14 +388,19 @@ STOPPED_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``sam2-train`` on ``argv`` (None: the command line); returns the exit status. The training code (and
     torch) is imported once the arguments are parsed: ``--help`` and a wrong argument answer without it."""
+    notes: List[str] = []
     try:  # a path that cannot even be looked at (a folder on the way the user may not enter, a name too long)
-        settings = parse_args(argv)
+        settings = parse_args(argv, notes)
         plan = plan_message(settings)
-    except OSError as error:
+        check_own_data(settings)  # before any word on the run: refused data leaves no line about a run, no folder
+    except (ValueError, OSError) as error:  # FileNotFoundError included
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if plan is not None:
-        print(plan, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted while the data was checked; nothing was started", file=sys.stderr)
+        return 130
+    for line in notes + ([plan] if plan is not None else []):
+        print(line, file=sys.stderr)
     from .loop import RunFinished, finished_run_words, saved_step, short_run_warning, train
     from .stack_check import StackCheck
 
