@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable, List, Optional, Union
 
 import sam2_model as sm
-from sam2_model.build import Weights
 from sam2_model.checkpoints import download, find_cached
+from sam2_model.config import PRESETS
 
 EMBEDDED, CACHED, LOCAL, RANDOM = "embedded (demo)", "cached or download", "local file…", "random weights (testing)"
 WEIGHT_CHOICES = (EMBEDDED, CACHED, LOCAL, RANDOM)
@@ -24,7 +24,7 @@ class LoadCancelled(Exception):
 
 def model_names() -> List[str]:
     """The demo model first, then the official presets."""
-    return [DEMO] + [name for name in sm.list_models() if name != DEMO]
+    return [DEMO] + [name for name in sorted(PRESETS) if name != DEMO]  # sm.list_models() without importing torch
 
 
 def default_model() -> str:
@@ -66,6 +66,8 @@ def load_model(choice: ModelChoice, progress: Optional[Callable[[int, int], None
 
     progress(done_bytes, total_bytes) is called during a download and may raise to cancel it.
     """
+    from sam2_model.build import Weights  # torch: imported here, in the loading worker, not when the dock opens
+
     choice.check()
     if choice.weights == RANDOM:
         checkpoint: Union[Weights, str] = Weights.RANDOM

@@ -14,7 +14,7 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from sam2_model.video_session import JUMP_MAX_IOU
+from sam2_model.config import JUMP_MAX_IOU
 
 from ._colors import OBJECT_COLORMAP, object_colormap, object_colors, palette_slot
 from ._track_ids import frame_ranges

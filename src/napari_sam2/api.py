@@ -22,12 +22,11 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import sam2_model as sm
-from sam2_model.build import WeightsArg
 from sam2_model.frames import check_contrast_limits, check_finite, check_invert, check_smooth
 from sam2_model.frames_io import close_stack, open_stack, open_stack_or_image
 from sam2_model.prompt_validation import dtype_problem, frame_size_problem
@@ -43,6 +42,9 @@ from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
 from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem, is_table, prompts_from_table
 from .console_tracking import track_cells  # noqa: F401  (the console's automatic tracking entry)
+
+if TYPE_CHECKING:  # sam2_model.build (torch) is imported when a model is built: the widget's dock opens without it
+    from sam2_model.build import WeightsArg
 
 WIDGET = ("napari-sam2", "SAM 2 segmentation")
 DIRECTIONS = ("forward", "backward", "both")

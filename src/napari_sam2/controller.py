@@ -14,23 +14,23 @@ from typing import (
 
 import numpy as np
 
-from sam2_model import SAM2Model, VideoSession
-from sam2_model.windowed_session import WindowedSession
-
 from ._track_ids import frame_ranges
 from .hand_edits import EditsMet, HandEdit, HandEdits, Marks
 from .labels_writer import EditedSince, RunJournal, compose_winners, hashable_index, plane_checksum, tell_written
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt, clip_to_frame, is_correction, split_corrections
 
-if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured
+if TYPE_CHECKING:  # export (scikit-image) is imported when a table is measured; the sessions (torch) when one opens
+    from sam2_model import SAM2Model, VideoSession
+    from sam2_model.windowed_session import WindowedSession
+
     from .export import FrameTable
 
 # A propagation yields ("frame", frame_idx, obj_ids, None) per frame and a final ("done", ...): the last item held the
 # frame's logits once; no caller read it, and propagation no longer makes every object's full-resolution logits.
 Step = Tuple[str, int, List[int], Optional[np.ndarray]]
 DIRECTIONS = ("forward", "backward", "both")
-Session = Union[VideoSession, WindowedSession]
+Session = Union["VideoSession", "WindowedSession"]
 # An edit of the labels and the undo history (remove an object, undo, relabel) runs as steps too, so the widget can run
 # it in a worker thread: it yields one ("done", result) step once it is whole (never one part way: a worker stopped
 # between steps would leave it half done) and changes nothing when it fails.
@@ -213,6 +213,9 @@ class SegmentationController:
         worker thread. Raises ValueError (the frames' or the options' fault); a later call tries again."""
         with self._opening:
             if self._session is None:
+                from sam2_model import VideoSession
+                from sam2_model.windowed_session import WindowedSession
+
                 if self.object_window is None:
                     self._session = VideoSession(self.model, self.frames, **self.session_options)
                 else:

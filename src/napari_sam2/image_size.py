@@ -23,7 +23,6 @@ import numpy as np
 from sam2_model.config import get_config
 from sam2_model.frames_io import sample_indices
 from sam2_model.input_size import ESTIMATE_CROP, estimate_object_diameter, suggest_image_size
-from sam2_model.windows import window_side
 
 AUTO = "auto"
 #: what ``image_size=`` accepts: a multiple of 32, "auto", or None (the model's preset size)
@@ -282,4 +281,6 @@ def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_
     diameter = estimate_object_diameter(array)
     if math.isnan(diameter):
         return None
+    from sam2_model.windows import window_side  # torch (the windowed predictor's module): loaded with the model by now
+
     return window_side(diameter, shape, int(image_size))

@@ -40,11 +40,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sam2_model import SAM2Model, VideoSession
 from sam2_model.frames import FrameSource
 from sam2_model.tracking import (
     SEEDINGS, CellTracker, Lineage, Track, TrackingResult, finish_divisions, tracks_layer_data,
@@ -58,6 +57,9 @@ from .labels_writer import EditedSince, RunJournal, hashable_index, plane_checks
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
 from .track_continuation import continuations, joined_lineage, relabel_ids
+
+if TYPE_CHECKING:  # the model and its session (torch) are imported when a run needs them
+    from sam2_model import SAM2Model
 
 Step = Tuple[str, int, int, int]
 
@@ -541,6 +543,8 @@ class TrackAll:
                 raise ValueError(f"track {track_id} divided into {children} after frame {last}; correct one of "
                                  f"its daughters on frame {frame}, or, if it did not divide, delete the false daughter "
                                  f"and merge the other into {track_id} (docs/plugin.md, 'A false division')")
+        from sam2_model import VideoSession
+
         session = VideoSession(model, frames, non_overlap_masks=False)
         self.advice = ""
         run = TrackRun("correct", RunJournal(), _copy(self.lineage))

@@ -226,3 +226,11 @@ def get_config(name: str, image_size: int | None = None) -> SAM2Config:
         raise ValueError(f"unknown model {name!r}; known models: {known}")
     config = PRESETS[name]
     return config.with_image_size(image_size) if image_size is not None else config
+
+
+# VideoSession.jumped_frames (and the plugin's objects table, which shows its figure without loading torch):
+# a tracked mask overlapping the mask it was tracked from by less than this IoU is worth a look.
+# On the MSC time-lapse (embedded weights, the 9 cells of frame 0 clicked once; bench/msc_check_frames.py) it flags
+# 3 of the 212 frames where a cell was followed, and for 5 of the 8 cells that were lost or left the field the first
+# flagged frame is within 3 frames of it.
+JUMP_MAX_IOU = 0.2

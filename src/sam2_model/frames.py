@@ -19,22 +19,42 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .frames_io import SINGLE_IMAGE_HINT, open_stack, read_frame, sample_indices
 from .prompt_validation import check_frame_size, dtype_problem
 
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+if TYPE_CHECKING:  # torch is imported by the functions that make tensors: the checks below (check_smooth, ...) and
+    import torch   # FrameSource's reading and contrast limits load without it (the plugin's dock opens at once)
+
+#: ImageNet's per-channel mean and standard deviation, as (3, 1, 1) float32 tensors IMAGENET_MEAN and IMAGENET_STD
+#: (made on first use: see ``__getattr__``)
+_IMAGENET = {"IMAGENET_MEAN": (0.485, 0.456, 0.406), "IMAGENET_STD": (0.229, 0.224, 0.225)}
 DEFAULT_PERCENTILES = (0.5, 99.8)
 UINT8_LIMITS = (0.0, 255.0)
 COLOUR_NAMES = ("red", "green", "blue")
 COLOUR_SAMPLE = 5  # frames looked at (first, last, between) to tell a one-colour RGB stack from true colour
 _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uint64)}  # > float32's 24 bits
+
+
+def _imagenet(name: str) -> "torch.Tensor":
+    """IMAGENET_MEAN or IMAGENET_STD as a (3, 1, 1) float32 tensor: made (importing torch) on first use, then kept as
+    the module's attribute."""
+    tensor = globals().get(name)
+    if tensor is None:
+        import torch
+
+        tensor = globals()[name] = torch.tensor(_IMAGENET[name]).view(3, 1, 1)
+    return tensor
+
+
+def __getattr__(name: str) -> Any:
+    """IMAGENET_MEAN and IMAGENET_STD (:func:`_imagenet`): the module's only names made on first use (PEP 562)."""
+    if name in _IMAGENET:
+        return _imagenet(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class FrameIndexError(IndexError, ValueError):
@@ -214,7 +234,7 @@ def to_unit_rgb(frame: np.ndarray, limits: Optional[Tuple[float, float]]) -> np.
 
 def normalise(tensor: torch.Tensor) -> torch.Tensor:
     """(..., 1 or 3, S, S) in [0, 1] -> (..., 3, S, S) ImageNet-normalised float32."""
-    return (tensor.expand(*tensor.shape[:-3], 3, -1, -1) - IMAGENET_MEAN) / IMAGENET_STD
+    return (tensor.expand(*tensor.shape[:-3], 3, -1, -1) - _imagenet("IMAGENET_MEAN")) / _imagenet("IMAGENET_STD")
 
 
 def resize_unit(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> torch.Tensor:
@@ -224,6 +244,9 @@ def resize_unit(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> tor
     Bicubic overshoots at edges and is clamped to [0, 1] (as PIL's resize of 8-bit frames clips). Bilinear weights are
     never negative, so its only excess is rounding (1.0000002 over saturated pixels): it is kept, as torchvision's
     ``Resize`` in ``SAM2ImagePredictor`` keeps it, so that the image routes stay bit-identical to the reference."""
+    import torch
+    import torch.nn.functional as F
+
     array = np.ascontiguousarray(unit, dtype=np.float32)
     tensor = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
     if tensor.shape[-2:] != (image_size, image_size):
@@ -245,6 +268,7 @@ def to_model_input(unit: np.ndarray, image_size: int, mode: str = "bicubic") -> 
 
 def uint8_to_model_input(frame: np.ndarray, image_size: int) -> torch.Tensor:
     """(H, W) or (H, W, 3) uint8 -> (3, S, S): the reference's exact steps (PIL resize, / 255, normalise)."""
+    import torch
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(frame))

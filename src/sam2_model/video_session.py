@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .build import inference_autocast
+from .config import JUMP_MAX_IOU
 from .feature_cache import FeatureCache
 from .frames import FrameSource, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, FrameFeatures, SAM2Model, upsample_as_decoded
@@ -30,11 +31,6 @@ from .session_state import FrameResult, MemoryBankView, ObjectState, PointPrompt
 
 PropagationStep = Tuple[int, List[int], np.ndarray]
 
-# jumped_frames: a tracked mask overlapping the mask it was tracked from by less than this IoU is worth a look.
-# On the MSC time-lapse (embedded weights, the 9 cells of frame 0 clicked once; bench/msc_check_frames.py) it flags
-# 3 of the 212 frames where a cell was followed, and for 5 of the 8 cells that were lost or left the field the first
-# flagged frame is within 3 frames of it.
-JUMP_MAX_IOU = 0.2
 
 
 def frame_spans(frames: Sequence[int], most: int = 8) -> str:

@@ -15,17 +15,18 @@ import numbers
 import os
 import sys
 import warnings
-from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 
 from ..click_points import click_point
 from ..frames import UINT8_LIMITS, check_invert, inverted, percentile_limits
-from ..modeling.sam2 import SAM2Model
-from ..windows import MIN_FRAME_TO_WINDOW, WindowedPredictor, window_side
 from ..work_steps import drain, relay
 from .divisions import Crop
+
+if TYPE_CHECKING:  # the model's code and the windows (torch) are imported where a detector uses them: SEEDINGS and
+    from ..modeling.sam2 import SAM2Model  # the checks load without torch (the plugin's dock)
 
 SEEDINGS = ("blobs", "grid", "grid+blobs")
 Detector = Callable[[np.ndarray], List[np.ndarray]]
@@ -242,6 +243,8 @@ def cell_window_side(window: "WindowArg", cell_diameter: Tuple[float, float], fr
     that comes within ``EDGE_TOLERANCE`` of one is dropped as cut); None where the frame is not 1.5x that."""
     if window is None or isinstance(window, int):
         return window
+    from ..windows import MIN_FRAME_TO_WINDOW, window_side
+
     side = window_side(math.sqrt(cell_diameter[0] * cell_diameter[1]), frame_shape, image_size)
     if side is None:
         return None
@@ -345,6 +348,8 @@ class CellDetector:
             records += yield from _seeding_work(self.generator, grid_seeds, len(self.points), seeds, frame,
                                                 points=self.points, window=side, cropped=True, found=self)
         if self.seeding in ("blobs", "grid+blobs") and side is not None:
+            from ..windows import WindowedPredictor
+
             self._clicker = WindowedPredictor(self.generator.model, side,
                                               contrast_limits=self.generator.predictor.contrast_limits)
             self._clicker.set_image(frame)

@@ -59,21 +59,21 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 
 from ..frames import FrameSource
-from ..modeling.sam2 import SAM2Model
 from ..prompt_validation import check_count
-from ..video_session import VideoSession
-from ..windowed_session import WindowedSession
 from . import divisions as div
 from .detection import (Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
                         check_window, crop_of, default_min_area, drain, make_detector)
 from .lineage import Lineage
 from .matching import match_crops
+
+if TYPE_CHECKING:  # the sessions (torch) are imported when a tracker is made: TrackingResult loads without torch
+    from ..modeling.sam2 import SAM2Model
 
 log = logging.getLogger(__name__)
 FrameStep = Tuple[int, np.ndarray, int]
@@ -229,6 +229,9 @@ class CellTracker:
                 raise ValueError(f"{name} must be in (0, 1], got {value!r}")
         self.max_coverage, self.max_iou = float(max_coverage), float(max_iou)
         self.reverse, self.divisions, self.non_overlap = bool(reverse), bool(divisions) and not reverse, bool(non_overlap)
+        from ..video_session import VideoSession
+        from ..windowed_session import WindowedSession
+
         options: Dict[str, Any] = {"non_overlap_masks": False}
         if "batch_objects" in inspect.signature(VideoSession.__init__).parameters:
             options["batch_objects"] = True
