@@ -74,10 +74,11 @@ def _subfolders(place: Path) -> List[Path]:
 
 def _stopped_early(folder: Path) -> str:
     """", stopped at step N of M" when the run in ``folder`` stopped before its last step, as the model builder reads
-    its weights' training record (:func:`sam2_model.build.weights_record`): the record stored inside weights.pt
-    (read memory-mapped: its tensors are not read), which wins over a weights.json that disagrees, else the JSON.
-    "" when neither says so or neither can be read (quietly: a menu entry is no place for warnings)."""
-    from sam2_model.build import stored_record, weights_record
+    its weights' training record (:func:`sam2_model.run_record.weights_record`): the record stored inside weights.pt
+    (its pickle alone is read, without torch: the model picker lists runs on napari's GUI thread), which wins over a
+    weights.json that disagrees, else the JSON. "" when neither says so or neither can be read (quietly: a menu entry
+    is no place for warnings)."""
+    from sam2_model.run_record import stored_record, weights_record
 
     weights = folder / "weights.pt"
     record = weights_record(weights, stored_record(weights), quiet=True)
@@ -100,11 +101,11 @@ def next_free_folder(folder: Path) -> Path:
 def run_record(folder: Path) -> Optional[Dict[str, Any]]:
     """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights' training
     record (settings, steps, what stopped it) as the model builder reads it
-    (:func:`sam2_model.train.loop.weights_run_record`): the record stored inside weights.pt, which wins over a
-    weights.json that disagrees (outdated or another run's), else that JSON; {} when neither can be read."""
+    (:func:`sam2_model.run_record.weights_run_record`, without torch): the record stored inside weights.pt, which
+    wins over a weights.json that disagrees (outdated or another run's), else that JSON; {} when neither can be read."""
     if not (folder / "last.pt").exists() and not (folder / "weights.pt").exists():
         return None
-    from sam2_model.train.loop import weights_run_record
+    from sam2_model.run_record import weights_run_record
 
     return weights_run_record(folder / "weights.pt")
 

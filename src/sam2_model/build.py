@@ -11,9 +11,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from .checkpoint_errors import TrainingRecord, run_folder_message, training_record, unreadable_checkpoint_message
+from .checkpoint_errors import TrainingRecord, run_folder_message, unreadable_checkpoint_message
 from .config import PRESETS, SAM2Config, get_config
 from .modeling.sam2 import SAM2Model
+from .run_record import stored_record, weights_record  # the run record readers (torch-free; used here too)
 
 StateDict = Dict[str, torch.Tensor]
 PathLike = Union[str, os.PathLike]
@@ -250,65 +251,10 @@ def read_checkpoint(path: PathLike) -> Tuple[StateDict, Optional[Dict[str, Any]]
     return dict(state), (dict(record) if isinstance(record, Mapping) else None)
 
 
-def weights_record(path: PathLike, inside: Optional[Mapping[str, Any]] = None,
-                   quiet: bool = False) -> Optional[TrainingRecord]:
-    """The training record of the checkpoint file ``path``: ``inside``, the record stored in the file itself
-    (:func:`read_checkpoint`, :func:`stored_record`; it was saved with those weights, so a weights.pt copied away from
-    its JSON, or over another run's, keeps its own), else the JSON beside it (``RUN/weights.json`` beside
-    ``RUN/weights.pt``, ``demo.json`` beside ``demo.pt``: files without a record inside). None when there is neither.
-    When both are readable and disagree (input size, steps, what stopped the run: e.g. a run killed between writing
-    the two, or weights.pt copied over another run's), the record inside is used with a warning naming both. A record
-    that cannot be read (damaged JSON, another tool's, wrong types) is ignored with a warning, and the other one is
-    used: never an error. ``quiet``: no warnings."""
-    path = Path(path).expanduser()
-    beside = path.with_suffix(".json")
-    has_beside = beside.is_file()
-    unset = "the weights load with the input size asked for (or the model's own)"
-
-    def read(where: str, raw: Any, otherwise: str) -> Optional[TrainingRecord]:
-        try:
-            if isinstance(raw, Path):
-                import json
-
-                raw = json.loads(raw.read_text())
-            return training_record(raw, where)
-        except (OSError, ValueError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            if not quiet:
-                warnings.warn(f"{where} is ignored: it is not a readable training record of {path.name} ({error}); "
-                              f"{otherwise}", stacklevel=4)
-            return None
-
-    stored = None if inside is None else read(f"the record inside {path}", inside,
-                                              f"{beside} is read instead" if has_beside else unset)
-    if not has_beside:
-        return stored
-    written = read(str(beside), beside, f"the record inside {path.name} is used" if stored is not None else unset)
-    if stored is None:
-        return written
-    if written is not None and written.facts != stored.facts and not quiet:
-        warnings.warn(f"{beside} does not match the record inside {path} ({written.said()} beside; "
-                      f"{stored.said()} inside): the record inside is used, as it was saved with these weights. The "
-                      f"JSON is outdated (its run was stopped between writing the two, or the .pt was copied over "
-                      f"another run's): delete or replace {beside.name}", stacklevel=3)
-    return stored
-
-
-def stored_record(path: PathLike) -> Optional[Dict[str, Any]]:
-    """The training record stored inside the checkpoint file ``path`` (``"record"`` beside ``"model"``), read
-    memory-mapped (its tensors are not read); None when it holds none or cannot be read (:func:`read_checkpoint`
-    says why a file cannot be read)."""
-    try:
-        payload = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a file torch reads memory-mapped (a folder, damaged, the legacy format, ...)
-        return None
-    record = payload.get("record") if isinstance(payload, Mapping) and "model" in payload else None
-    return dict(record) if isinstance(record, Mapping) else None
-
-
 def trained_input_size(name: str, checkpoint: WeightsArg) -> Optional[int]:
     """The input size :func:`build_model` ``(name, checkpoint, image_size=None)`` builds at when it is not the preset's:
     a checkpoint file's trained size (its training record, :func:`weights_record`), else None. Reads the record inside
-    the file (memory-mapped: its tensors are not read), else the JSON beside it; says nothing (no warnings). For a
+    the file (its tensors are not read: :mod:`.run_record`), else the JSON beside it; says nothing (no warnings). For a
     caller that sizes something from the input size before building (an object window)."""
     source = resolve_weights(name, checkpoint)
     if not isinstance(source, Path) or not source.is_file():

@@ -70,7 +70,7 @@ def _run_state(weights: Path) -> str:
     """" (saved at step N of M; ...)" when ``weights``' run stopped before its last step; "" otherwise. The record
     is the one :func:`sam2_model.build.build_model` would apply (the record inside the file, else the JSON beside it);
     a foreign or damaged one says nothing here."""
-    from .build import stored_record, weights_record
+    from .run_record import stored_record, weights_record  # torch-free
 
     record = weights_record(weights, stored_record(weights), quiet=True)
     if record is None or not record.stopped_early:

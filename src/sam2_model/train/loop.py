@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from ..atomic_files import atomic_file, write_failed
-from ..build import build_model, load_checkpoint, resolve_device, stored_record, weights_record
+from ..build import build_model, load_checkpoint, resolve_device
 from ..config import get_config
 from ..modeling.sam2 import SAM2Model
+from ..run_record import weights_run_record  # its home was here (package imports it from here)
 from .ctc_training import is_ctc_ground_truth, read_ctc_training, segmented_frames
 from .data import (DATA_KINDS, FrameOptions, MixedClips, StackClips, SyntheticClips, check_finite_frames,
                    describe_training_data, frames_as_seen)
@@ -519,27 +520,6 @@ def _resumed_setting(out: Path, key: str, valid: Callable[[Any], bool]) -> Any:
 def _whole(value: Any) -> bool:
     """Whether ``value`` is a whole number (not a bool): a recorded warm-up."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def weights_run_record(weights: Path) -> Dict[str, Any]:
-    """The whole training record of a run's weights file ``weights`` (``RUN/weights.pt``: steps, what stopped the
-    run, settings, seconds, checks), the one the model builder reads (:func:`sam2_model.build.weights_record` chooses):
-    the record stored inside the file (read memory-mapped, its tensors are not read), which wins over a
-    ``weights.json`` beside it that disagrees (outdated: the run was stopped between writing the two; or another
-    run's), else that JSON. {} when neither is a readable training record (missing, damaged, another tool's)."""
-    weights = Path(weights).expanduser()
-    inside = stored_record(weights)
-    chosen = weights_record(weights, inside, quiet=True)
-    if chosen is None:
-        return {}
-    beside = weights.with_suffix(".json")
-    if inside is not None and chosen.where != str(beside):
-        return inside
-    try:
-        record = json.loads(beside.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _recorded_settings(weights: Path) -> Dict[str, Any]:

@@ -1,0 +1,221 @@
+"""A fine-tuning run's training record, read without torch: the record stored inside a run's ``weights.pt`` (beside
+``"model"``) and the ``weights.json`` beside it, chosen as the model builder chooses them.
+
+``weights.pt`` is a ``torch.save`` zip archive whose ``PREFIX/data.pkl`` pickles ``{"model": state_dict, "record":
+{...}}``. :func:`stored_record` unpickles that ``data.pkl`` alone with a restricted unpickler: tensor storages become
+placeholders (no tensor data is read), and the only classes it resolves are stand-ins for torch's tensor rebuild
+functions and storage types plus ``collections.OrderedDict``, ``set`` and ``frozenset``; any other class is refused
+without being looked up, so nothing in the file runs. Importing this module and reading a record load no torch (whose
+import takes 1.5 s warm, 6-8 s on a cold disk: on napari's GUI thread when the model picker lists the runs). A file whose pickle this
+reader does not understand (another class, another storage form) is read by ``torch.load(weights_only=True)``, as
+before. :mod:`sam2_model.build` (the model builder), :mod:`sam2_model.train.loop` and the fine-tuning widget's run
+folders all read the record here.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from .checkpoint_errors import TrainingRecord, training_record
+
+PathLike = Union[str, os.PathLike]
+
+#: the largest data.pkl read here (a SAM 2 state dict's is ~50 KB); a larger one is left to torch's loader
+_MAX_PICKLE_BYTES = 64 * 1024 * 1024
+#: torch's storage types as ``torch.save`` names them in a storage's persistent id ("FloatStorage", ...)
+_STORAGE_NAME = re.compile(r"(?:[A-Z][A-Za-z0-9]*)?Storage")
+
+
+class _NotUnderstood(Exception):
+    """The pickle uses something this reader does not take (a class outside its list, another storage form): the
+    file is left to torch's loader."""
+
+
+class StoredTensor:
+    """Where a tensor of the file stands in the unpickled payload: its ``shape`` only (its data is never read)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: Tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"StoredTensor(shape={self.shape})"
+
+
+class _StorageType:
+    """Stand-in for a torch storage class named in a storage's persistent id (never called)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, *rest: Any) -> StoredTensor:
+    """Stand-in for ``torch._utils._rebuild_tensor_v2``: a :class:`StoredTensor` of shape ``size``."""
+    if not isinstance(storage, _Storage):
+        raise _NotUnderstood("a tensor rebuilt from something other than a stored storage")
+    return StoredTensor(tuple(size))
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None) -> Any:
+    """Stand-in for ``torch._utils._rebuild_parameter``: the tensor it wraps."""
+    if not isinstance(data, StoredTensor):
+        raise _NotUnderstood("a parameter that wraps no tensor")
+    return data
+
+
+class _Storage:
+    """Stand-in for a tensor storage (``persistent_load``'s answer); its data is never read."""
+
+    __slots__ = ()
+
+
+#: the only classes and functions the unpickler resolves: (module, name) -> stand-in or harmless builtin
+_ALLOWED: Dict[Tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+}
+
+
+class _RecordUnpickler(pickle.Unpickler):
+    """Unpickles a torch zip's ``data.pkl`` with nothing but the stand-ins of :data:`_ALLOWED` (and torch's storage
+    type names, as inert stand-ins); anything else raises :class:`_NotUnderstood` before it is looked up."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED.get((module, name))
+        if allowed is not None:
+            return allowed
+        if module == "torch" and _STORAGE_NAME.fullmatch(name):
+            return _StorageType(name)
+        raise _NotUnderstood(f"the pickle names {module}.{name}, which this reader does not load")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType):
+            return _Storage()
+        raise _NotUnderstood(f"a persistent id of another form ({type(pid).__name__})")
+
+
+def _pickled_payload(path: Path) -> Tuple[bool, Any]:
+    """``(read, payload)`` of the torch zip file ``path``: ``(True, payload)`` with its tensors as
+    :class:`StoredTensor`; ``(True, None)`` when ``path`` is no torch zip file or a damaged one (torch's memory-mapped
+    loader reads none of these either); ``(False, None)`` when the pickle is one this reader does not understand."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            if not entries:
+                return True, None
+            prefix = entries[0].filename.split("/", 1)[0]  # torch names the archive by its first entry's folder
+            try:
+                info = archive.getinfo(f"{prefix}/data.pkl")
+            except KeyError:
+                return True, None
+            if info.file_size > _MAX_PICKLE_BYTES:
+                return False, None
+            data = archive.read(info)
+    except Exception:  # missing, a folder, not a zip, cut short, a bad checksum: torch's loader reads none of these
+        return True, None
+    try:
+        return True, _RecordUnpickler(io.BytesIO(data)).load()
+    except _NotUnderstood:
+        return False, None
+    except Exception:  # a damaged pickle: truncated, bad opcodes, wrong arguments to a stand-in
+        return True, None
+
+
+def _torch_payload(path: Path) -> Any:
+    """The payload of ``path`` as ``torch.load(weights_only=True, mmap=True)`` reads it (None when it cannot)."""
+    try:
+        import torch
+
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a file torch reads memory-mapped (a folder, damaged, the legacy format, ...)
+        return None
+
+
+def stored_record(path: PathLike) -> Optional[Dict[str, Any]]:
+    """The training record stored inside the checkpoint file ``path`` (``"record"`` beside ``"model"`` in its
+    pickled payload, as ``sam2_model.train`` writes weights.pt); None when it holds none or cannot be read (missing,
+    a folder, not a torch zip file, cut short, damaged: :func:`sam2_model.build.read_checkpoint` says why a file
+    cannot be read). Read without torch and without reading any tensor (a few ms); only a pickle this module's
+    restricted reader does not understand is read with ``torch.load(weights_only=True, mmap=True)``, which also
+    refuses anything but tensors and plain values. Never raises."""
+    path = Path(path).expanduser()
+    read, payload = _pickled_payload(path)
+    if not read:
+        payload = _torch_payload(path)
+    record = payload.get("record") if isinstance(payload, Mapping) and "model" in payload else None
+    return dict(record) if isinstance(record, Mapping) else None
+
+
+def weights_record(path: PathLike, inside: Optional[Mapping[str, Any]] = None,
+                   quiet: bool = False) -> Optional[TrainingRecord]:
+    """The training record of the checkpoint file ``path``: ``inside``, the record stored in the file itself
+    (:func:`sam2_model.build.read_checkpoint`, :func:`stored_record`; it was saved with those weights, so a weights.pt
+    copied away from its JSON, or over another run's, keeps its own), else the JSON beside it (``RUN/weights.json``
+    beside ``RUN/weights.pt``, ``demo.json`` beside ``demo.pt``: files without a record inside). None when there is
+    neither. When both are readable and disagree (input size, steps, what stopped the run: e.g. a run killed between
+    writing the two, or weights.pt copied over another run's), the record inside is used with a warning naming both. A
+    record that cannot be read (damaged JSON, another tool's, wrong types) is ignored with a warning, and the other one
+    is used: never an error. ``quiet``: no warnings."""
+    path = Path(path).expanduser()
+    beside = path.with_suffix(".json")
+    has_beside = beside.is_file()
+    unset = "the weights load with the input size asked for (or the model's own)"
+
+    def read(where: str, raw: Any, otherwise: str) -> Optional[TrainingRecord]:
+        try:
+            if isinstance(raw, Path):
+                raw = json.loads(raw.read_text())
+            return training_record(raw, where)
+        except (OSError, ValueError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if not quiet:
+                warnings.warn(f"{where} is ignored: it is not a readable training record of {path.name} ({error}); "
+                              f"{otherwise}", stacklevel=4)
+            return None
+
+    stored = None if inside is None else read(f"the record inside {path}", inside,
+                                              f"{beside} is read instead" if has_beside else unset)
+    if not has_beside:
+        return stored
+    written = read(str(beside), beside, f"the record inside {path.name} is used" if stored is not None else unset)
+    if stored is None:
+        return written
+    if written is not None and written.facts != stored.facts and not quiet:
+        warnings.warn(f"{beside} does not match the record inside {path} ({written.said()} beside; "
+                      f"{stored.said()} inside): the record inside is used, as it was saved with these weights. The "
+                      f"JSON is outdated (its run was stopped between writing the two, or the .pt was copied over "
+                      f"another run's): delete or replace {beside.name}", stacklevel=3)
+    return stored
+
+
+def weights_run_record(weights: PathLike) -> Dict[str, Any]:
+    """The whole training record of a run's weights file ``weights`` (``RUN/weights.pt``: steps, what stopped the
+    run, settings, seconds, checks), the one the model builder reads (:func:`weights_record` chooses): the record
+    stored inside the file (:func:`stored_record`: no torch, no tensor read), which wins over a ``weights.json``
+    beside it that disagrees (outdated: the run was stopped between writing the two; or another run's), else that
+    JSON. {} when neither is a readable training record (missing, damaged, another tool's). Never raises."""
+    weights = Path(weights).expanduser()
+    inside = stored_record(weights)
+    chosen = weights_record(weights, inside, quiet=True)
+    if chosen is None:
+        return {}
+    beside = weights.with_suffix(".json")
+    if inside is not None and chosen.where != str(beside):
+        return inside
+    try:
+        record = json.loads(beside.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
