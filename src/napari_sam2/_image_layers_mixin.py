@@ -19,8 +19,9 @@ from qtpy.QtCore import QTimer
 
 from ._image_state import (
     ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
-    follow_image_placement, image_transform, keep_removed, layer_name, masklets, model_data, place_layer,
-    put_back_removed, restore, same_layer, show_masklets, spatial_ndim, BOXES_NAME, LABELS_NAME, POINTS_NAME, ROLE_KEY,
+    follow_image_placement, image_transform, keep_removed, layer_name, masklets, model_data, out_of_plane_turn,
+    place_layer, put_back_removed, restore, same_layer, show_masklets, spatial_ndim, BOXES_NAME, LABELS_NAME,
+    OUT_OF_PLANE, POINTS_NAME, ROLE_KEY,
 )
 from ._tracks_layer import follow_image
 from ._track_ids import frame_ranges
@@ -245,7 +246,11 @@ class ImageLayersMixin:
         as the image's, :func:`~._tracks_layer.follow_image`) take them too (:func:`~._image_state.follow_image_placement`),
         so every click stays on its image pixel (none is moved or removed; a click made on the turned image lands on
         the pixel under it) and the masks and tracks are drawn on the image. An image that is not the current one is
-        placed under its own axis choices (``state.axes``)."""
+        placed under its own axis choices (``state.axes``).
+
+        A transform that turns the image out of its plane (:func:`~._image_state.out_of_plane_turn`: a 3-D rotation, a
+        shear mixing the frame or channel axis with the rows) is followed too, but the status line of the current image
+        says that clicks and runs on it are refused until it is in-plane again, and says so when it is."""
         if not self._is_live(state):
             return
         layout: Optional[StackLayout] = state.controller.layout if state.controller is not None else None
@@ -254,6 +259,21 @@ class ImageLayersMixin:
                 layout = self._state_layout(state)
             except ValueError:  # an impossible axis choice: the next run places the masklets
                 layout = None
+        self._place_on_image(state, layout)
+        if state is self._state:
+            refused = out_of_plane_turn(state.image)
+            if refused and self.status.text() != refused:
+                self.status.setText(refused)
+                show_info(f"SAM 2: {refused}")
+            elif not refused and self.status.text().startswith(OUT_OF_PLANE):
+                self.status.setText(f"'{state.image.name}' is turned only within its plane now: click on a cell to "
+                                    "segment it.")
+
+    def _place_on_image(self, state: ImageState, layout: Optional[StackLayout]) -> None:
+        """Give ``state``'s clicks, boxes and masklets layers (the masklets drawn under ``layout``; None: left), its
+        Track all correction layer and the Tracks layers made over its image (marked as its own:
+        :func:`~._tracks_layer.follow_image`) the image's placement as it is now (scale, translate, rotation, shear,
+        affine transform, units)."""
         follow_image_placement(state, layout)
         image = state.image
         for layer in list(self.viewer.layers):
@@ -445,22 +465,45 @@ class ImageLayersMixin:
     def _watch_points(self, state: ImageState) -> None:
         """Clicks added, moved or deleted on ``state``'s clicks layer segment; T toggles their polarity."""
         state.points.bind_key("t", lambda layer: self._on_toggle_positive(), overwrite=True)
-        self._listen_for(state, state.points.events.data, lambda event, s=state: (
-            self._measure_at_first_prompt(s, event), self._on_points_changed(s, event)))
+        self._listen_for(state, state.points.events.data, lambda event, s=state: self._refuse_out_of_plane(
+            s, s.points, event) or (self._measure_at_first_prompt(s, event), self._on_points_changed(s, event)))
 
     def _watch_boxes(self, state: ImageState) -> None:
         """Boxes drawn, moved or deleted on ``state``'s boxes layer segment."""
-        self._listen_for(state, state.boxes.events.data, lambda event, s=state: (
-            self._measure_at_first_prompt(s, event), self._on_boxes_changed(s, event)))
+        self._listen_for(state, state.boxes.events.data, lambda event, s=state: self._refuse_out_of_plane(
+            s, s.boxes, event) or (self._measure_at_first_prompt(s, event), self._on_boxes_changed(s, event)))
+
+    def _refuse_out_of_plane(self, state: ImageState, layer: Any, event: Any) -> bool:
+        """Remove the prompts just added to ``layer`` (``state``'s clicks or boxes) while its image is turned out of
+        its plane (:func:`~._image_state.out_of_plane_turn`: the slider's frame is not the frame under the click), and
+        say why and what is supported; True when removed (nothing is segmented). Moved or deleted prompts are left to
+        the run, which refuses such an image too."""
+        if self._quiet or str(getattr(event, "action", "")) != "added" or layer is None or not len(layer.data):
+            return False
+        if not any(known is state for known in self.states.values()):
+            return False
+        refused = out_of_plane_turn(state.image)
+        if not refused:
+            return False
+        count = len(layer.data)
+        added = getattr(event, "data_indices", None) or (-1,)  # napari says -1 for the one appended last
+        added = sorted({int(i) % count for i in added if -count <= int(i) < count})
+        what = "click(s)" if same_layer(layer, state.points) else "box(es)"
+        self._remove_prompts(layer, added, f"{refused} The {len(added)} {what} just added were removed.")
+        return True
 
     def _adopt_layers(self, state: ImageState) -> None:
         """Give a new image state the clicks, boxes and masklets layers the viewer already holds for its image (left
-        by a widget that was closed), so this widget goes on with them and their clicks, not beside a second set."""
+        by a widget that was closed), so this widget goes on with them and their clicks, not beside a second set. They
+        and the image's Tracks layers are placed on the image as it is now (:meth:`_place_on_image`: its scale,
+        translate, rotation or shear may have been set while the dock was closed), so each click stays on its pixel
+        and a new click lands on the pixel under it."""
         try:
             layout: Optional[StackLayout] = self._layout(state.image)
         except ValueError:  # an impossible axis choice: the masklets are looked for when a run makes them
             layout = None
         adopt_layers(self.viewer, state, layout)
+        self._place_on_image(state, layout)  # the image may have been moved or turned while the dock was closed
         if state.points is not None:
             self._watch_points(state)
         if state.boxes is not None:

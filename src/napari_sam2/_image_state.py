@@ -129,6 +129,43 @@ def image_transform(image: Any, axes: Optional[Sequence[Optional[int]]] = None) 
     return {"rotate": pick(rotate, axes), "shear": pick(shear, axes), "affine": pick(affine, axes + [ndim])}
 
 
+#: how the words of :func:`out_of_plane_turn` (and the status lines built on them) start
+OUT_OF_PLANE = "Not supported: "
+
+
+def out_of_plane_turn(image: Any) -> str:
+    """Why ``image``'s rotation, shear or affine transform is one the widget cannot segment under, in words starting
+    with :data:`OUT_OF_PLANE`; "" when it turns (or shears) only its last two (spatial) axes, the rows and columns,
+    among themselves (with any positive scale and any translate), as a 2-D image always does.
+
+    Refused: a transform whose matrix (affine @ rotate @ shear @ scale, as napari composes them) mixes another axis
+    (frames, z, channels) with the rows or columns or with each other, or flips one: napari then slices the image
+    along a turned axis, so the slider's frame is not the frame under a click (a run would start from a frame the
+    person did not pick, or from none of the image's)."""
+    ndim = spatial_ndim(image)
+    if ndim <= 2:
+        return ""
+    turn = image_transform(image)
+    matrix = turn["affine"][:-1, :-1] @ turn["rotate"] @ turn["shear"] @ np.diag(np.asarray(image.scale, float))
+    tol = 1e-9 * max(float(np.abs(matrix).max()), 1e-12)
+    plane = {ndim - 2, ndim - 1}
+    mixed = sorted({int(a) for i, j in zip(*np.nonzero(np.abs(matrix) > tol)) if i != j
+                    and not (i in plane and j in plane) for a in (i, j) if a not in plane})
+    flipped = [axis for axis in range(ndim - 2) if matrix[axis, axis] <= tol]
+    if not mixed and not flipped:
+        return ""
+    what = []
+    if mixed:
+        what.append(f"turns or shears its axis {', '.join(map(str, mixed))} out of line (a 3-D rotation, or a shear or "
+                    "affine mixing it with other axes)")
+    if flipped:
+        what.append(f"flips its axis {', '.join(map(str, flipped))}")
+    return (f"{OUT_OF_PLANE}the transform of '{image.name}' (rotate, shear, affine, scale) {' and '.join(what)}. The "
+            "widget segments images turned or sheared only within the image plane (its last two axes, the rows and "
+            f"columns), with any positive scale and translate: clicks, boxes and runs on '{image.name}' are refused "
+            "until its transform is in-plane again (e.g. image.rotate = 0, or an angle in the plane).")
+
+
 def place_layer(layer: Any, scale: Sequence[float], translate: Sequence[float],
                 transform: Optional[Dict[str, np.ndarray]] = None, units: Optional[Sequence[str]] = None) -> None:
     """Set ``layer``'s scale, translate, ``transform`` (:func:`image_transform`'s rotate, shear, affine) and ``units``

@@ -17,10 +17,12 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
-from ._image_state import ImageState, PromptContent, capture, is_depth_axis, place_layer, restore, slice_key
+from ._image_state import (
+    ImageState, PromptContent, capture, is_depth_axis, out_of_plane_turn, place_layer, restore, slice_key,
+)
 from ._labels_redraw import redraw
 from ._track_ids import frame_ranges
-from ._tracks_layer import tracks_metadata, tracks_placement, tracks_role, tracks_transform
+from ._tracks_layer import own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .controller import PropagationPass
 from .labels_writer import EditedSince
 from .layout import StackLayout
@@ -198,13 +200,24 @@ class RunMixin:
 
     def _when_ready(self, action: Any) -> None:
         """Run ``action`` once the chosen model is loaded; a model choice that cannot work is reported here (a load
-        that fails is reported by :meth:`_on_picker_busy`)."""
+        that fails is reported by :meth:`_on_picker_busy`). An image turned out of its plane is refused here
+        (:func:`~._image_state.out_of_plane_turn`: its frames would be read from the slider's world steps)."""
+        refused = self._out_of_plane()
+        if refused:
+            self._report(refused)
+            return
         try:
             self.picker.choice().check()
         except ValueError as error:
             self._report(error)
             return
         self.picker.when_ready(action)
+
+    def _out_of_plane(self) -> str:
+        """Why the current image cannot be segmented under its transform (:func:`~._image_state.out_of_plane_turn`,
+        words starting "Not supported: "); "" when it can (or there is none)."""
+        state = self._state
+        return "" if state is None else out_of_plane_turn(state.image)
 
     def _report(self, error: Any) -> None:
         """An error before a run started (nothing was changed): a notification and the status line."""
@@ -837,7 +850,7 @@ class RunMixin:
         The Add Tracks layer button computes it in a worker instead (:meth:`add_tracks_in_worker`)."""
         from .export import tracks_of
 
-        if not self._segmented():
+        if not self._segmented() or self._refuse_tracks():
             return None
         controller = self.controller
         data = tracks_of(controller.num_frames, label_plane_of(controller))
@@ -853,7 +866,7 @@ class RunMixin:
         if self.busy():
             self.status.setText(f"{self.busy_words()}, then add the Tracks layer.")
             return None
-        if not self._segmented():
+        if not self._segmented() or self._refuse_tracks():
             return None
         controller = self.controller
         run = self._tracks_run = TracksRun(self.image_layer, controller.layout, self._elsewhere(controller.layout))
@@ -861,6 +874,14 @@ class RunMixin:
                                       self._on_tracks_step, self._on_tracks_finished,
                                       f"Adding the Tracks layer{run.where}: measuring the objects frame by frame…",
                                       (self.tracks_button,))
+
+    def _refuse_tracks(self) -> bool:
+        """Whether the current image is turned out of its plane (:meth:`_out_of_plane`): its Tracks layer could not be
+        placed on it, so none is added (the status line says why). True when refused."""
+        refused = self._out_of_plane()
+        if refused:
+            self.status.setText(f"{refused} No Tracks layer was added or changed.")
+        return bool(refused)
 
     def _on_tracks_step(self, step: tuple) -> None:
         try:
@@ -915,8 +936,9 @@ class RunMixin:
             for key, value in axes.items():
                 setattr(layer, key, value)
             layer.metadata = {**layer.metadata, **role["metadata"]}
-            return layer
-        return self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **transform, **axes, **role)
+            return own_tracks(layer)
+        return own_tracks(self.viewer.add_tracks(data, name=name, scale=scale, translate=translate, **transform,
+                                                 **axes, **role))
 
 
 def _stopping(worker: Any) -> bool:

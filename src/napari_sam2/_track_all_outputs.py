@@ -20,7 +20,7 @@ from ._edit_runs import HeldLayers
 from ._image_state import layer_name, place_layer, same_layer
 from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
-from ._tracks_layer import tracks_metadata, tracks_placement, tracks_role, tracks_transform
+from ._tracks_layer import own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .track_all import frame_and_plane
 from .track_export import export_path, export_tracking, export_tracking_steps
 
@@ -79,7 +79,7 @@ class TrackOutputsMixin:
             old.graph = graph
             place_layer(old, scale, translate, transform)
             old.metadata = {**old.metadata, **role["metadata"]}
-            return old
+            return own_tracks(old)
         kept: Dict[str, Any] = {} if old is None else {name: getattr(old, name) for name in DISPLAY_SETTINGS}
         selection = self.viewer.layers.selection
         selected, active = list(selection), selection.active
@@ -87,6 +87,7 @@ class TrackOutputsMixin:
             self.viewer.layers.remove(old)
         entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
                                               scale=scale, translate=translate, **transform, **metadata, **role)
+        own_tracks(entry.tracks)  # only this layer follows the image, not a person's duplicate of it
         for name, value in kept.items():
             setattr(entry.tracks, name, value)
         if old is not None:  # the new layer takes the old one's place in the selection

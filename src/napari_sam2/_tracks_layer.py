@@ -79,6 +79,16 @@ def tracks_role(role: str, image: Any, layout: Optional[StackLayout]) -> Dict[st
                                     "columns": tracks_columns(image, layout)}}}
 
 
+def own_tracks(layer: Any) -> Any:
+    """Add ``layer``'s own ``unique_id`` to its :func:`tracks_role` mark (after it was made or given the mark again),
+    so that only this layer follows the image (:func:`follow_image`): napari's Duplicate Layer copies the metadata,
+    mark included, into a person's copy, whose placement stays the person's. Returns ``layer``."""
+    mark = layer.metadata.get(ROLE_KEY)
+    if isinstance(mark, dict):
+        layer.metadata = {**layer.metadata, ROLE_KEY: {**mark, "layer": str(layer.unique_id)}}
+    return layer
+
+
 def tracks_transform(image: Any, layout: Optional[StackLayout]) -> Dict[str, np.ndarray]:
     """The ``rotate``, ``shear`` and ``affine`` keyword arguments of a Tracks layer over ``image`` (its columns:
     :func:`tracks_columns`), from the image's own (:func:`~._image_state.image_transform`)."""
@@ -86,12 +96,14 @@ def tracks_transform(image: Any, layout: Optional[StackLayout]) -> Dict[str, np.
 
 
 def follow_image(layer: Any, image: Any) -> bool:
-    """Place the Tracks ``layer`` marked as one of ``image``'s (:func:`tracks_role`) on the image as it is now: the
-    image's scale, translate, rotation, shear, affine transform and units of the axes its columns are. True when placed
-    (False: not such a layer, or its columns do not fit it)."""
+    """Place the Tracks ``layer`` marked as one of ``image``'s (:func:`tracks_role`, :func:`own_tracks`) on the image
+    as it is now: the image's scale, translate, rotation, shear, affine transform and units of the axes its columns
+    are. True when placed (False: not such a layer, a copy of one (its mark names another layer), or its columns do
+    not fit it)."""
     role, owner = layer_role(layer)
     mark = layer.metadata.get(ROLE_KEY, {}) if role in ("tracks", "lineage") else {}
-    columns = mark.get("columns") if owner == str(image.unique_id) else None
+    own = owner == str(image.unique_id) and mark.get("layer") == str(layer.unique_id)  # not a person's copy
+    columns = mark.get("columns") if own else None
     ndim = spatial_ndim(image)
     if not isinstance(columns, list) or len(columns) != len(layer.scale) or \
             not all(a is None or (isinstance(a, int) and 0 <= a < ndim) for a in columns):
