@@ -7,9 +7,10 @@
   frame: the frames the strokes touched are checked, in the worker) on a tracked image's masklets layer are watched;
   ``FOLLOW_DELAY_MS`` after the last one the lineage and the Tracks layer are re-derived from the labels in a worker
   (:func:`.track_edits.followed`) and applied on the GUI thread.
-* Every Labels layer's strokes are told to the segmentation controllers writing into its data
-  (:meth:`~.controller.SegmentationController.painted`), from the moment it is added, so their Propagate keeps the
-  strokes of the objects it does not track again (also through a Track all run that writes those frames).
+* Every Labels layer's strokes, from the moment it is added, are told to the segmentation controllers of the image
+  whose masklets layer it is (:meth:`~.controller.SegmentationController.painted`; also under the channel axis of a
+  (T, C, Y, X) image's masklets), so their Propagate keeps the strokes of the objects it does not track again (also
+  through a Track all run that writes those frames).
 * The Tracks layer after Undo or a run that did not finish (cancelled, failed, stopped) is derived in a worker too
   (:meth:`TrackEditsMixin.derive_tracks`), as at the end of a run (:func:`with_tracks`): the GUI thread reads no stack.
 
@@ -30,6 +31,7 @@ from qtpy.QtCore import QTimer
 
 from sam2_model.tracking import Lineage, TrackingResult
 
+from ._image_state import masklets, same_layer
 from ._track_all_ids_mixin import ids_text
 from . import track_edits
 from ._track_ids import state_controllers
@@ -117,17 +119,23 @@ class TrackEditsMixin:
             self.schedule_follow(entry)
 
     def _tell_controllers(self, layer: Any, event: Any = None) -> None:
-        """A brush / fill / eraser stroke on the Labels ``layer``: the segmentation controllers writing into its data
-        (an image's masklets: :meth:`~.controller.SegmentationController.painted`, the stroke's history atoms) learn
-        which frames and pixels it changed, so Propagate keeps those edits of the objects it does not track again,
-        also on frames it never wrote and through a Track all run that writes those frames meanwhile. Controllers
-        writing into another array (under a display axis) are not told: their checksums still see the change once they
-        had written the plane. (The layer is compared by its data: the widget may hold napari's proxy of it.)"""
-        data, atoms = layer.data, getattr(event, "value", None)
+        """A brush / fill / eraser stroke on the Labels ``layer``: when it is an image's masklets layer, that image's
+        segmentation controllers writing into the labels behind it (:func:`~._image_state.masklets`, also under the
+        size-1 channel axis with which the layer shows the labels of a (T, C, Y, X) image: the stroke's indices there
+        are 0) learn which frames and pixels it changed (:meth:`~.controller.SegmentationController.painted`, the
+        stroke's history atoms), so Propagate keeps those edits of the objects it does not track again, also on frames
+        it never wrote and through a Track all run that writes those frames meanwhile. Controllers writing into another
+        array (under a display axis) are not told: their checksums still see the change once they had written the
+        plane. Other layers tell nobody. (The layer is compared by its id: the widget holds napari's proxy of it.)"""
+        atoms = getattr(event, "value", None)
         for state in list(self.widget.states.values()):
+            if not same_layer(state.labels, layer):
+                continue
             for controller in state_controllers(state):
-                if controller.labels is data:
-                    controller.painted(atoms)
+                if masklets(layer, state.image, controller.layout) is not controller.labels:
+                    continue
+                extra = layer.data.ndim - controller.labels.ndim  # 1: the channel axis the labels lack
+                controller.painted(atoms, controller.layout.channel_axis if extra == 1 else None)
 
     def hand_edited(self, entry: ImageTracking, frames: Iterable[int]) -> List[int]:
         """Those of ``frames`` that hold hand edits (brush, fill, eraser strokes on the masklets layer) made after the

@@ -93,7 +93,8 @@ class _Record:
     # ``snapshot``; None when no longer certain (the correction options changed since)
     tracked: Optional[Dict[int, _Tracked]] = None
     # the hand edits known before the step (``SegmentationController.hand_edits``: its marks of the planes it wrote
-    # and the strokes since), true again on the planes the step wrote once it is undone
+    # and the strokes since; of each plane the step wrote, as just before it first wrote it: ``Marks.taken``), true
+    # again on the planes the step wrote once it is undone
     ours: Optional[Marks] = None
     edits: Optional[EditsMet] = None  # the hand edits the step met (said after it: :meth:`EditsMet.words`)
 
@@ -154,14 +155,15 @@ class SegmentationController:
         tells :attr:`hand_edits` itself)."""
         return self.hand_edits.own_writes()
 
-    def painted(self, atoms: Any) -> List[int]:
+    def painted(self, atoms: Any, inserted: Optional[int] = None) -> List[int]:
         """A brush, fill or eraser stroke on the labels (a napari Labels ``paint`` event's ``value``: its history
-        atoms, indices into :attr:`labels`): the frames it touched hold hand edits from now on (:meth:`_hand_edits`),
-        also those this controller never wrote and those another tool writes next (Track all keeps the strokes on
-        this controller's objects). Returns those frames. Cheap (the atoms are read, no plane): the GUI thread calls
-        it for each stroke."""
+        atoms, indices into :attr:`labels`, or into a layer showing them with one more axis of size 1 at ``inserted``:
+        the masklets layer of an image with a channel axis): the frames it touched hold hand edits from now on
+        (:meth:`_hand_edits`), also those this controller never wrote and those another tool writes next (Track all
+        keeps the strokes on this controller's objects). Returns those frames. Cheap (the atoms are read, no plane):
+        the GUI thread calls it for each stroke."""
         planes = [self.layout.frame_index_in_labels(t) for t in range(self.num_frames)]
-        return self.hand_edits.painted(atoms, planes)
+        return self.hand_edits.painted(atoms, planes, inserted)
 
     def forget_history(self, note: str) -> None:
         """Drop the undo history (its steps no longer map to the labels, e.g. after a relabel); ``note`` says why, for
@@ -304,14 +306,13 @@ class SegmentationController:
         in_scope = {k: v for k, v in everything.items() if frame is None or k[0] == frame}
         self._rejected = {k: v for k, v in self._rejected.items() if k in everything}  # a prompt removed is forgotten
         stale = sorted({obj for (f, obj) in self._sent if (frame is None or f == frame) and (f, obj) not in everything})
-        journal = record.journal
         cleared: Dict[int, List[int]] = {}
         for obj in stale:
             self._tracked.pop(obj, None)
             if obj in self.session.obj_ids:
                 self.session.remove_object(obj)
             self._sent = {k: v for k, v in self._sent.items() if k[1] != obj}
-            cleared[obj] = self._clear_object(journal, obj)
+            cleared[obj] = self._clear_object(record, obj)
             in_scope.update({k: v for k, v in everything.items() if k[1] == obj})
             record.changed = True
         remade = {k[1]: set() for k in in_scope}
@@ -394,7 +395,7 @@ class SegmentationController:
         self._tracked.pop(obj_id, None)
         try:
             if clear_labels:  # the labels first: the only part that scales with the stack
-                self._clear_object(record.journal, obj_id)
+                self._clear_object(record, obj_id)
             if obj_id in self.session.obj_ids:
                 self.session.remove_object(obj_id)
         except BaseException:
@@ -790,7 +791,11 @@ class SegmentationController:
                                             output="labels", **extra)
             reached = None
             for k, (frame, obj_ids, labels) in enumerate(frames):
-                edit = edit if k < len(order) and frame == order[k] else None
+                if k >= len(order) or frame != order[k]:  # (never today: plan's order is the sessions' order)
+                    raise RuntimeError(f"the propagation from frame {step.start} gave frame {frame} as its frame "
+                                       f"number {k + 1}, but its plan has "
+                                       f"{order[k] if k < len(order) else f'only {len(order)} frames'} there: "
+                                       "the hand edits read for its frames would be put on other frames")
                 if step.obj_ids is not None:  # a subset: compose the frame from every object's newest result
                     obj_ids = self.session.obj_ids
                     self._write_newest(record, frame, edit, step.obj_ids)
@@ -950,7 +955,7 @@ class SegmentationController:
             record.edits.add(frame, kept_objects, replaced)
         with self._own_writes():
             record.journal.write(self.labels, index, plane.astype(self.labels.dtype))
-        self.hand_edits.wrote(index, record.journal.written[hashable_index(index)], kept)
+        self.hand_edits.wrote(index, record.journal.written[hashable_index(index)], kept, record.ours)
 
     def _hand_edits(self, frame: int) -> Optional[HandEdit]:
         """``frame``'s hand edits (:meth:`~.hand_edits.HandEdits.edit`): where its labels plane was changed since this
@@ -967,10 +972,10 @@ class SegmentationController:
 
         return self.hand_edits.edit(self.layout.frame_index_in_labels(frame), draw, known)
 
-    def _clear_object(self, journal: RunJournal, obj: int) -> List[int]:
-        """Clear ``obj`` from every frame's labels; returns the frames it was on. A plane changed by hand since this
-        controller wrote it keeps counting as edited (:meth:`_hand_edits`)."""
-        frames = []
+    def _clear_object(self, record: _Record, obj: int) -> List[int]:
+        """Clear ``obj`` from every frame's labels (in ``record``'s journal); returns the frames it was on. A plane
+        changed by hand since this controller wrote it keeps counting as edited (:meth:`_hand_edits`)."""
+        frames, journal = [], record.journal
         for frame in range(self.num_frames):
             index = self.layout.frame_index_in_labels(frame)
             plane = np.asarray(self.labels[index])
@@ -978,7 +983,7 @@ class SegmentationController:
                 changed = self.hand_edits.changed(index, plane)  # (``plane`` is a view: before the write)
                 with self._own_writes():
                     journal.write(self.labels, index, np.where(plane == obj, 0, plane).astype(self.labels.dtype))
-                self.hand_edits.cleared(index, journal.written[hashable_index(index)], changed)
+                self.hand_edits.cleared(index, journal.written[hashable_index(index)], changed, record.ours)
                 frames.append(frame)
         return frames
 

@@ -121,6 +121,10 @@ class Marks:
 
     marks: Dict[Key, int]
     strokes: Dict[Key, Optional[np.ndarray]]
+    # the planes whose marks and strokes above were taken again just before the step kept with this snapshot first
+    # wrote them (``before`` of :meth:`HandEdits.wrote` / :meth:`HandEdits.cleared`): a stroke made during the step,
+    # before it reached that plane, is known again after its undo
+    taken: Set[Key] = field(default_factory=set)
 
 
 class HandEdits:
@@ -149,12 +153,14 @@ class HandEdits:
         finally:
             self._writing = False
 
-    def wrote(self, index: Tuple[Any, ...], checksum: int, kept: bool) -> None:
+    def wrote(self, index: Tuple[Any, ...], checksum: int, kept: bool, before: Optional[Marks] = None) -> None:
         """The controller wrote ``labels[index]`` from its results (``checksum``: of the plane as stored); ``kept``:
         that write kept hand edits there (the plane still counts as edited by hand). The strokes before it are
-        accounted for."""
+        accounted for. ``before``: the snapshot kept with the step that wrote it (:meth:`snapshot`); the plane's
+        marks and strokes as they were just before its first write in that step go into it (:meth:`_take`)."""
         key = hashable_index(index)
         with self._lock:
+            self._take(before, key)
             self._marks[key] = HOLDS_EDITS if kept else int(checksum)
             self._strokes.pop(key, None)
 
@@ -166,12 +172,13 @@ class HandEdits:
             mark, stroked = self._marks.get(key), key in self._strokes
         return stroked or mark == HOLDS_EDITS or (mark is not None and plane_checksum(plane) != mark)
 
-    def cleared(self, index: Tuple[Any, ...], checksum: int, changed: bool) -> None:
+    def cleared(self, index: Tuple[Any, ...], checksum: int, changed: bool, before: Optional[Marks] = None) -> None:
         """The controller removed an object from ``labels[index]`` (``checksum``: of the plane written; ``changed``:
         :meth:`changed` before it wrote). A plane edited by hand before stays edited; a plane the controller never
-        wrote keeps its strokes (their pixels)."""
+        wrote keeps its strokes (their pixels). ``before``: as for :meth:`wrote`."""
         key = hashable_index(index)
         with self._lock:
+            self._take(before, key)
             if key not in self._marks and key in self._strokes:
                 return
             self._marks[key] = HOLDS_EDITS if changed else int(checksum)
@@ -207,19 +214,23 @@ class HandEdits:
             else:
                 self._marks[key] = plane_checksum(self.labels[index])
 
-    def painted(self, atoms: Any, planes: Sequence[Tuple[Any, ...]]) -> List[int]:
+    def painted(self, atoms: Any, planes: Sequence[Tuple[Any, ...]], inserted: Optional[int] = None) -> List[int]:
         """A brush, fill or eraser stroke (a napari Labels ``paint`` event's ``value``: its history atoms, indices into
-        ``labels``) changed pixels: those of the planes ``planes`` (the controller's plane indices, by frame) it
-        touched are remembered as hand-edited, with their flat pixel indices (:func:`~.track_all.painted_pixels`;
-        unknown for atoms of a kind not known here: every plane, compared whole). Returns the positions in ``planes``
-        (the frames) touched. Reads the atoms, no plane."""
+        ``labels``, or into the layer's data with one more axis: ``inserted``) changed pixels: those of the planes
+        ``planes`` (the controller's plane indices, by frame) it touched are remembered as hand-edited, with their flat
+        pixel indices (:func:`~.track_all.painted_pixels`; unknown for atoms of a kind not known here: every plane,
+        compared whole). ``inserted``: the axis of the layer's data that ``labels`` lack (the size-1 channel axis under
+        which the masklets layer shows them; the atoms' index there is 0), None when the atoms index ``labels``
+        itself. Returns the positions in ``planes`` (the frames) touched. Reads the atoms, no plane."""
         from .track_all import painted_pixels  # (napari's history atoms read as Track all reads them)
 
         spatial = [axis for axis, item in enumerate(planes[0]) if isinstance(item, slice)] if planes else []
         shape = tuple(int(self.labels.shape[axis]) for axis in spatial)
+        # the planes as the atoms index them: on the layer's axes, 0 on the one ``labels`` lack
+        shown = list(planes) if inserted is None else [(*index[:inserted], 0, *index[inserted:]) for index in planes]
         touched = []
-        for frame in sorted(planes_touched(atoms, {hashable_index(index): t for t, index in enumerate(planes)})):
-            mask = painted_pixels(atoms, planes[frame], shape) if len(shape) == 2 else None
+        for frame in sorted(planes_touched(atoms, {hashable_index(index): t for t, index in enumerate(shown)})):
+            mask = painted_pixels(atoms, shown[frame], shape) if len(shape) == 2 else None
             pixels = None if mask is None else np.flatnonzero(mask)
             if pixels is not None and not pixels.size:
                 continue
@@ -270,10 +281,25 @@ class HandEdits:
         with self._lock:
             return Marks(dict(self._marks), dict(self._strokes))
 
+    def _take(self, before: Optional[Marks], key: Key) -> None:
+        """Put the plane ``key``'s marks and strokes as they are now into the step's snapshot ``before`` (None:
+        nothing), the first time the step writes the plane (under the lock, just before the write's own bookkeeping):
+        strokes made during the step on a plane it had not written yet count as hand edits again after its undo,
+        which brings back the plane as it was then."""
+        if before is None or key in before.taken:
+            return
+        before.taken.add(key)
+        for now, then in ((self._marks, before.marks), (self._strokes, before.strokes)):
+            if key in now:
+                then[key] = now[key]
+            else:
+                then.pop(key, None)
+
     def restore(self, before: Marks, indices: Sequence[Tuple[Any, ...]]) -> None:
-        """The planes ``indices`` (those an undo just restored) as ``before`` knew them: hand edits made before that
-        step count as such again. The other planes keep theirs (a plane another tool wrote after the step stays that
-        tool's write)."""
+        """The planes ``indices`` (those an undo just restored) as ``before`` knew them: each plane as it was just
+        before the step first wrote it (:meth:`_take`; else when the step began), so hand edits made before the step
+        wrote the plane count as such again. The other planes keep theirs (a plane another tool wrote after the step
+        stays that tool's write)."""
         with self._lock:
             for index in indices:
                 key = hashable_index(index)
