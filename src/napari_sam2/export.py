@@ -6,7 +6,7 @@ import csv
 import hashlib
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -137,8 +137,11 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     The planes are written one at a time (:func:`label_planes`): the memory the write takes beyond ``labels`` is that
     of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack). A stack
     read a frame at a time is read once, one frame made at a time: a wider dtype than 16 bits whose ids the stack does
-    not know (:meth:`FrameStack.known_max`) is written as the hyperstack while each plane is checked; a plane with an id
-    that does not fit stops that write, and the other TIFF is written (the frames up to that one are read twice).
+    not know (:meth:`FrameStack.known_max`) has its last frame read first (a tracking's ids grow with time: an id that
+    does not fit 16 bits is likeliest there), and held until the write reaches it (one frame more in memory). An id
+    there that does not fit writes the other TIFF at once; else the hyperstack is written while each plane is checked,
+    and a plane with an id that does not fit stops that write, and the other TIFF is written (the frames up to that one
+    read and compressed twice).
     The OME UUID is hashed from the planes as they are written and put in the file's description at the end (a
     placeholder of its length until then: the same bytes). The labels must not change while written.
     Written to a temporary name beside ``path`` and renamed: a failed write (a frame that cannot be read included)
@@ -151,11 +154,16 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     on_plane = _forward_only(on_plane)  # (the other TIFF's planes after a hyperstack stopped part-way)
     unknown = isinstance(labels, FrameStack) and not labels.range_known()  # ids found by reading: checked as written
     imagej = imagej_labels(labels, letters, calibration, check_ids=not unknown)
+    checked = unknown and imagej is not None and imagej[0] != labels.dtype
+    if checked:
+        labels = labels.with_last_read()  # (the write takes it from there: read once)
+        if not ids_fit_16_bits(labels.frame(len(labels) - 1)):
+            imagej = None  # an id over 16 bits in the last frame: no hyperstack begun and thrown away part-way
     if imagej is not None:
         dtype, arguments = imagej
         try:
             with atomic_file(path) as temporary:  # the final file gets the mode of a plain open() (umask)
-                pixels = _pixels(labels, dtype, on_plane, checked=unknown and dtype != labels.dtype)
+                pixels = _pixels(labels, dtype, on_plane, checked=checked)
                 tifffile.imwrite(temporary, **pixels, imagej=True, compression="zlib", photometric="minisblack",
                                  **arguments)
         except _IdsDoNotFit:
@@ -228,16 +236,19 @@ def _forward_only(on_plane: Optional[Callable[[int, int], None]]) -> Optional[Ca
 class FrameStack:
     """Labels of three or more axes (T, ..., Y, X) read a frame at a time, as :func:`save_labels_tiff` reads an
     array: ``shape``, ``ndim``, ``dtype``, ``size``, ``nbytes``, :meth:`planes` (the (Y, X) planes in C order, frame
-    t's made when reached: ``np.asarray(source[t])`` in ``dtype``), :meth:`max` and :meth:`min`. Nothing is copied
-    whole; the stack must not change while it is read. Make one with :func:`labels_stack`.
+    t's made when reached: ``np.asarray(source[t])`` in ``dtype``) and :meth:`known_max` (the highest id where it is
+    known without reading). Nothing is copied whole; the stack must not change while it is read. Make one with
+    :func:`labels_stack`.
 
     source: anything indexable by one frame (``source[t]``, t an int) with a ``shape``: a
     :class:`~sam2_model.tracking.lineage.ConsistentLabels`, a :class:`~.track_all.FramesView`, a zarr, dask or h5py
-    array. dtype: the source's ``dtype``, else that of its frame 0."""
+    array. dtype: the source's ``dtype``, else that of its frame 0. held: (t, frame t) already read
+    (:meth:`with_last_read`), given by :meth:`frame` instead of reading it again."""
 
     source: Any
     shape: Tuple[int, ...]
     dtype: np.dtype
+    held: Optional[Tuple[int, np.ndarray]] = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, source: Any) -> "FrameStack":
@@ -269,12 +280,20 @@ class FrameStack:
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` (shape ``shape[1:]``, in ``dtype``; ValueError naming the frame where the source gives another
-        shape)."""
+        shape); the :attr:`held` frame without reading it again."""
+        if self.held is not None and self.held[0] == int(t):
+            return self.held[1]
         frame = np.asarray(self.source[int(t)], dtype=self.dtype)
         if frame.shape != self.shape[1:]:
             raise ValueError(f"frame {t} of the labels has shape {frame.shape}, not {self.shape[1:]} as the stack's "
                              f"shape {self.shape} says")
         return frame
+
+    def with_last_read(self) -> "FrameStack":
+        """This stack with its last frame read now and :attr:`held` (the caller looks at it first; a later
+        :meth:`frame` of it, e.g. by :meth:`planes`, does not read it again)."""
+        last = len(self) - 1
+        return replace(self, held=(last, self.frame(last)))
 
     def planes(self) -> Iterator[np.ndarray]:
         """The (Y, X) planes in C order (frame 0's first), one frame held at a time."""
@@ -297,20 +316,9 @@ class FrameStack:
         return None
 
     def range_known(self) -> bool:
-        """Whether :meth:`max` and :meth:`min` read no plane (unsigned labels whose :meth:`known_max` is known)."""
+        """Whether the lowest and highest ids are known without reading a plane (unsigned labels, none below 0,
+        whose :meth:`known_max` is known)."""
         return self.dtype.kind in "ub" and self.known_max() is not None
-
-    def max(self) -> int:
-        """The highest value: :meth:`known_max` without reading a plane, else one pass over the frames."""
-        known = self.known_max()
-        return known if known is not None else max(int(self.frame(t).max()) for t in range(len(self)))
-
-    def min(self) -> int:
-        """The lowest value: 0 for unsigned labels without reading them (what the writer asks: whether an id is
-        negative), else one pass over the frames."""
-        if self.dtype.kind in "ub":
-            return 0
-        return min(int(self.frame(t).min()) for t in range(len(self)))
 
 
 Labels = Any  # a numpy array or a :class:`FrameStack` (what :func:`labels_stack` gives)
@@ -363,13 +371,11 @@ def _pixels(labels: Labels, dtype: Any, on_plane: Optional[Callable[[int, int], 
     if labels.ndim <= 2 or labels.size == 0:
         return {"data": labels.astype(dtype, copy=False)}
     total = int(np.prod(labels.shape[:-2], dtype=np.int64))
-    top = int(np.iinfo(np.uint16).max)
 
     def planes() -> Iterator[np.ndarray]:
         for done, plane in enumerate(label_planes(labels), start=1):
-            if checked and plane.size and (int(plane.max()) > top or (plane.dtype.kind == "i" and
-                                                                      int(plane.min()) < 0)):
-                raise _IdsDoNotFit(f"plane {done - 1} holds an id outside 0..{top}")
+            if checked and not ids_fit_16_bits(plane):
+                raise _IdsDoNotFit(f"plane {done - 1} holds an id outside 0..65535")
             if digest is not None:
                 digest.update(np.ascontiguousarray(plane).view(np.uint8).reshape(-1).data)
             yield plane.astype(dtype, copy=False)  # a copy of this plane only where the dtype changes
@@ -405,21 +411,38 @@ def imagej_labels(labels: Labels, axes: Optional[str], calibration: Optional[Cal
     and uint16 labels as they are, other integer labels as uint16 (the dtype returned; nothing is copied here), with
     the axes ``axes`` and :func:`imagej_calibration`; None where the labels cannot be one: an id of 65536 or more (or
     a negative one), ``axes`` None or not among T, Z, Y, X in that order (ImageJ's, e.g. "ZTYX"), over
-    :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot hold. check_ids=False: the ids are not looked
-    at (no pass over the labels): the write checks them plane by plane (:func:`save_labels_tiff`)."""
+    :data:`IMAGEJ_MAX_BYTES` of pixels, or a calibration ImageJ cannot hold. The ids are looked at with
+    :func:`ids_fit_16_bits` (an array's read, a :class:`FrameStack`'s only where known: ValueError otherwise);
+    check_ids=False: not looked at (no pass over the labels; :func:`save_labels_tiff` passes it for a
+    :class:`FrameStack` whose ids are not known: its write checks them plane by plane)."""
     if not isinstance(axes, str) or len(axes) != labels.ndim or not _imagej_order(axes):
         return None
     dtype = labels.dtype
     if dtype not in (np.uint8, np.uint16):
         if dtype.kind not in "biu" or labels.size * 2 > IMAGEJ_MAX_BYTES:  # (the cheap checks first)
             return None
-        if check_ids and labels.size and (int(labels.max()) > np.iinfo(np.uint16).max or int(labels.min()) < 0):
-            return None  # (max and min read the labels without copying them)
+        if check_ids and labels.size and not ids_fit_16_bits(labels):
+            return None
         dtype = np.dtype(np.uint16)
     if labels.size * dtype.itemsize > IMAGEJ_MAX_BYTES:
         return None
     arguments = imagej_calibration(calibration, axes)
     return None if arguments is None else (dtype, arguments)
+
+
+def ids_fit_16_bits(labels: Labels) -> bool:
+    """Whether every value of ``labels`` lies within 0..65535: an array's highest (and, signed, lowest) value read
+    (no copy), a :class:`FrameStack`'s known range (:meth:`FrameStack.range_known`; ValueError where it is not known:
+    its planes are read by the write, which checks them, :func:`save_labels_tiff`)."""
+    top = int(np.iinfo(np.uint16).max)
+    if isinstance(labels, FrameStack):
+        if not labels.range_known():
+            raise ValueError("the ids of labels read a frame at a time are known only where the stack knows them "
+                             "(a ConsistentLabels); others are checked plane by plane as they are written")
+        return int(labels.known_max() or 0) <= top
+    if not labels.size:
+        return True
+    return int(labels.max()) <= top and (labels.dtype.kind != "i" or int(labels.min()) >= 0)
 
 
 def _imagej_order(axes: str) -> bool:

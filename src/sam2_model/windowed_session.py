@@ -34,7 +34,8 @@ import numpy as np
 
 from .frames import FrameSource, blank_words, check_invert
 from .modeling.sam2 import NO_OBJECT_SCORE, SAM2Model
-from .prompt_validation import validate_box, validate_mask, validate_obj_id, validate_obj_ids, validate_points
+from .prompt_validation import (box_on_frame, validate_box, validate_mask, validate_obj_id, validate_obj_ids,
+                                validate_points)
 from .session_outputs import check_output, labels_of_winners
 from .session_state import MemoryBankView
 from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession, blank_sentence
@@ -345,15 +346,15 @@ class WindowedSession:
                                  f"on frame {frame_idx}: remove the object and give the mask again to place a new one")
             local: Dict[str, Any] = dict(mask=full_mask[y0:y1, x0:x1])
         else:
-            inside = inside_window(xy, window)  # the window's pixels; a box may reach its edges, as a frame's
-            if (~inside & (lab == 1)).any() or (corners is not None and not (
-                    corners[0] >= x0 and corners[1] >= y0 and corners[2] <= x1 and corners[3] <= y1)):
+            inside = inside_window(xy, window)  # the window's pixels; a box may reach its outer edges, as a frame's
+            corner = np.array([x0, y0], np.float32)
+            if (~inside & (lab == 1)).any() or (corners is not None and not box_on_frame(
+                    corners - np.tile(corner, 2), y1 - y0, x1 - x0)):
                 raise ValueError(f"a click or box of object {obj_id} lies outside its window {window} (x0, y0, x1, y1) "
                                  f"on frame {frame_idx}: remove the object and prompt it again to place a new window")
             if not inside.any() and corners is None:
                 raise ValueError(f"every click of object {obj_id} lies outside its window {window} on frame "
                                  f"{frame_idx}")
-            corner = np.array([x0, y0], np.float32)
             local = dict(points=xy[inside] - corner if inside.any() else None,
                          labels=lab[inside] if inside.any() else None,
                          box=None if corners is None else corners - np.tile(corner, 2))

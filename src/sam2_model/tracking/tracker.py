@@ -66,9 +66,10 @@ from scipy import ndimage
 
 from ..frames import FrameSource
 from ..prompt_validation import check_count
+from ..work_steps import drain, relay
 from . import divisions as div
 from .detection import (Detector, DetectionWork, WindowArg, cell_window_side, check_cell_diameter,
-                        check_window, crop_of, default_min_area, drain, make_detector)
+                        check_window, crop_of, default_min_area, make_detector)
 from .lineage import Lineage
 from .matching import match_crops
 
@@ -140,23 +141,20 @@ def timed(work: Generator[WorkStep, None, Any], clock: Callable[[], float] = tim
           ) -> Generator[WorkStep, None, Any]:
     """``work``'s steps with ``eta_s`` set: the time the stage still needs at the pace of its steps so far (time since
     the stage's first step / units done since then x units left; None before a unit is done). Returns what ``work``
-    returns; closed, it closes ``work``."""
+    returns; closed, or failed, it closes ``work`` (:func:`~sam2_model.work_steps.relay`)."""
     stage, start, first = None, 0.0, 0
-    try:
-        while True:
-            try:
-                step = next(work)
-            except StopIteration as stop:
-                return stop.value
-            now = clock()
-            if step.stage != stage or step.done < first:
-                stage, start, first = step.stage, now, step.done
-            eta = None
-            if step.done > first and step.total > 0:
-                eta = (now - start) / (step.done - first) * max(step.total - step.done, 0)
-            yield dataclasses.replace(step, eta_s=eta)
-    finally:
-        work.close()
+
+    def with_eta(step: WorkStep) -> WorkStep:
+        nonlocal stage, start, first
+        now = clock()
+        if step.stage != stage or step.done < first:
+            stage, start, first = step.stage, now, step.done
+        eta = None
+        if step.done > first and step.total > 0:
+            eta = (now - start) / (step.done - first) * max(step.total - step.done, 0)
+        return dataclasses.replace(step, eta_s=eta)
+
+    return relay(work, with_eta)
 
 
 @dataclass(repr=False)
@@ -601,17 +599,15 @@ class CellTracker:
 def _as_work(t: int, steps: Generator[DetectionWork, None, Any], detector: Any = None
              ) -> Generator[WorkStep, None, Any]:
     """The detector's ``steps`` on frame ``t`` as WorkSteps (with the ``found`` count of ``detector`` where it keeps
-    one); returns what they return (closed, they are closed)."""
-    try:
-        while True:
-            try:
-                stage, done, total = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            found = getattr(detector, "found", None)
-            yield WorkStep(t, stage, done, total, found=found if isinstance(found, int) else None)
-    finally:
-        steps.close()
+    one, read as each step comes); returns what they return (closed, or failed, they are closed:
+    :func:`~sam2_model.work_steps.relay`)."""
+
+    def as_step(work: DetectionWork) -> WorkStep:
+        stage, done, total = work
+        found = getattr(detector, "found", None)
+        return WorkStep(t, stage, done, total, found=found if isinstance(found, int) else None)
+
+    return relay(steps, as_step)
 
 
 def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
