@@ -138,7 +138,7 @@ def test_blank_frames_of_a_range_are_named_in_the_movies_numbers(net) -> None:
     clicks = [(3, *click_point(cells.labels[3] == obj)[::-1], 1, obj)]
     said = _said(lambda: napari_sam2.segment(image, clicks, model=net, frames=(2, 6)))
     assert [text.split(":")[0] for text, _ in said] == ["1 of the 4 frames tracked is blank (frame 4; frame 4"], said
-    assert all(where == __file__ for _, where in said)  # raised at the caller's line
+    assert all(where.endswith("video_session.py") for _, where in said)  # raised by the session as it runs (s54 M2)
     image[3] = 0  # the prompted frame blank too
     said = _said(lambda: napari_sam2.segment(image, clicks, model=net, frames=(2, 6), object_window="off"))
     assert said[0][0].startswith("frame 3 is blank (every pixel is 0)"), said

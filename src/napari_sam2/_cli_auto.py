@@ -188,6 +188,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     from sam2_model.tracking import track_cells
 
     from .api import auto_divisions
+    from .console_tracking import note_in_movie
     from .track_export import AutoOutputs, write_auto_outputs
 
     output = getattr(args, "output", None)
@@ -238,8 +239,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     of = f" ({first_frame + done[0]}-{first_frame + done[-1]}, written numbered from 0)" if first_frame and done else ""
     print(f"tracked {len(lineage)} track{'s' * (len(lineage) != 1)} ({divided} division{'s' * (divided != 1)}) over "
           f"{len(result.frames_tracked)} frames{of}")
-    if result.note:  # e.g. no cell found on any frame: the outputs are empty, and this says why
-        print(f"napari-sam2: {result.note}", file=sys.stderr)
+    if result.note:  # e.g. no cell found on any frame: the outputs are empty, and this says why (the stack's frames)
+        print(f"napari-sam2: {note_in_movie(result.note, first_frame)}", file=sys.stderr)
     return 0
 
 

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import numbers
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
@@ -438,7 +437,9 @@ def segment(
         stays read lazily, a frame at a time), and the default contrast limits are sampled from them. Frame numbers
         stay the movie's: the clicks' and boxes' frames are the movie's (each must lie in the range), and frame
         ``first + i`` of the movie is index ``i`` of the labels' frame axis: labels of (last - first + 1, Y, X) for a
-        (T, Y, X) stack. Warnings about blank frames name the movie's frames too (raised when the run ends). A one-way ``direction`` from the range's first (backward) or last (forward) frame is refused.
+        (T, Y, X) stack. Warnings about blank frames name the movie's frames too (the session is told the range's
+        first frame: ``first_frame=``). A one-way ``direction`` from the range's first (backward) or last (forward)
+        frame is refused.
         Not for a single 2-D image. A reversed range, one outside the movie, or numbers that are not integers are a
         ValueError before any model work.
     """
@@ -512,11 +513,12 @@ def segment(
             options["smooth"] = sigma
         if flip:
             options["invert"] = True
+        if chosen is not None:
+            options["first_frame"] = chosen.start  # the session's warnings name the movie's frames
         controller = SegmentationController(net, data, layout, labels, session_options=options,
                                             object_window=window)
-        with warnings_in_movie(0 if chosen is None else chosen.start):  # blank frames named in the movie's numbers
-            for _ in controller.segment_table(prompts, direction, progress):
-                pass
+        for _ in controller.segment_table(prompts, direction, progress):
+            pass
         return labels if moved is None else moved.labels_back(labels, layout)
 
 
@@ -801,50 +803,6 @@ def check_way_in_range(start: int, frames: range, direction: str, start_name: st
         raise ValueError(f"direction forward from {start_name} ({start}): it is the last of "
                          f"frames=({first}, {last}), there is nothing after it to track; give backward (or widen the "
                          "range)")
-
-
-def in_movie_words(text: str, first: int) -> str:
-    """A session's sentence about blank frames (:mod:`sam2_model.video_session`: "frame 2 is blank (every pixel is
-    0): ...", "2 of the 5 frames tracked are blank (frames 1-2, 4; frame 1: ...): ...") with its frame numbers, the
-    indices of the frames read from the movie's frame ``first`` on, made the movie's (index + first); any other text,
-    or ``first`` 0, as it is."""
-    if not first:
-        return text
-
-    def moved(numbers: str) -> str:
-        return re.sub(r"\d+", lambda number: str(int(number.group()) + first), numbers)
-
-    prompt = re.match(r"frame (\d+) is blank \(", text)
-    if prompt:
-        return f"frame {moved(prompt.group(1))}{text[prompt.end(1):]}"
-    passed = re.match(r"(\d+ of the \d+ frames tracked (?:is|are) blank \(frames? )([\d, .-]+?)(; frame )(\d+)(: )",
-                      text)
-    if passed:
-        head, spans, between, number = passed.group(1, 2, 3, 4)
-        return head + moved(spans) + between + moved(number) + text[passed.end(4):]
-    return text
-
-
-@contextlib.contextmanager
-def warnings_in_movie(first: int) -> Iterator[None]:
-    """Inside, where only the movie's frames from ``first`` on are read and numbered from 0 (``frames=(first, last)``
-    of :func:`segment` / :func:`track_cells`): the warnings raised are held and, on leaving (also on an error or an
-    interrupt), raised again at the caller's line of the function that entered this, the sessions' blank-frame
-    sentences naming the movie's frame numbers (:func:`in_movie_words`). ``first`` 0: nothing changes."""
-    if not first:
-        yield
-        return
-    caught: list = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")  # every one held here; the caller's filters decide once raised again
-            yield
-    finally:
-        for said in caught:
-            text = in_movie_words(str(said.message), first)
-            changed = said.category is UserWarning and text != str(said.message)
-            message = said.category(text) if changed else said.message
-            warnings.warn(message, stacklevel=4)  # this generator, contextlib's __exit__, the function, its caller
 
 
 class WithoutAlpha:

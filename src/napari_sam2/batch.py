@@ -326,7 +326,8 @@ def batch(
     summary's ``frame_range`` column "first-last"; a result made with other frames (or none) is not reused.
     The summary has one row per stack of this run: stack (its absolute path), name, status ("ok", "failed",
     "skipped"), reason (why a skipped stack was not run), error (why a failed one failed), seconds, frames (how many
-    were tracked), frame_range (which: "A-B" of the stack's numbers with ``frames``; empty: all), objects,
+    frames the outputs hold: every frame of the range, or of the stack, also those a run from a later start frame
+    did not track), frame_range (which: "A-B" of the stack's numbers with ``frames``; empty: all), objects,
     outputs (paths relative to ``out``), worker, note (what the numbers alone do not say, e.g. no cell found on any
     frame); a skipped stack's numbers, outputs and note are those of its earlier result (its manifest).
     ``out/summary.csv`` holds these rows and then a "skipped" row for each other
@@ -359,7 +360,7 @@ def batch(
     direction = _check_direction(direction, auto, word, axis_names)
     chosen = _check_frames(frames)
     if auto:
-        tracking_options = dict(tracking_options, reverse=direction == "backward")
+        tracking_options = dict(_start_given(tracking_options, axis_names, chosen), reverse=direction == "backward")
         if chosen is not None:  # the stack's number of the first frame tracked, as track --auto --frames A-B
             tracking_options.setdefault("start_frame", chosen.start)
         _check_start(tracking_options, axis_names, chosen)
@@ -400,6 +401,19 @@ def _check_start(tracking_options: Mapping[str, Any], names: str, chosen: Option
         check_one_way(0, 2, "backward", f"{DIRECTION_WORDS[names]['start_frame']} 0", names)
 
 
+def _start_given(tracking_options: Mapping[str, Any], names: str, chosen: Optional[range]) -> Dict[str, Any]:
+    """``tracking_options`` with a ``start_frame`` of None left out (None: not given, so the default: frame 0, or the
+    first of ``chosen``, as ``track_cells`` takes it); ValueError naming the option for a start frame that is not a
+    whole number >= 0 (5.5 is no frame, and is not taken for frame 5)."""
+    options = {k: v for k, v in tracking_options.items() if not (k == "start_frame" and v is None)}
+    start = options.get("start_frame", 0)
+    if isinstance(start, bool) or not isinstance(start, numbers.Integral) or start < 0:
+        default = "frame 0" if chosen is None else f"the first frame of the range, {chosen.start}"
+        raise ValueError(f"{DIRECTION_WORDS[names]['start_frame']} must be a frame number, a whole number from 0 (the "
+                         f"stack's number; left out or None: {default}); got {start!r:.60}")
+    return options
+
+
 def _check_frames(frames: Any) -> Optional[range]:
     """``frames`` (batch's ``frames=(first, last)``, both included, or a range of step 1, e.g. ``--frames A-B``
     parsed by ``track``'s :func:`._cli_auto.frames_option`): range(first, last + 1), None for None. Checked as
@@ -414,6 +428,11 @@ def _check_frames(frames: Any) -> Optional[range]:
     if any(isinstance(n, numbers.Integral) and n < 0 for n in given):  # (the check below names a movie's length)
         raise ValueError(f"frames={frames!r}: frames are numbered from 0; give (first, last) with 0 <= first <= "
                          "last, both included")
+    if (len(given) == 2 and all(isinstance(n, numbers.Integral) for n in given) and given[0] <= given[1]
+            and given[1] >= sys.maxsize):  # no stack has that frame (the check below would name its own limit)
+        raise ValueError(f"frames={frames!r:.100}: frame {given[1]} is past the last frame of any stack; give (first, "
+                         "last) within the stacks' frames 0-N (N: a stack's last frame, numbered from 0), both "
+                         "included")
     return check_frame_range(frames, sys.maxsize)
 
 

@@ -255,9 +255,9 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
     read_as = "; ".join(filter(None, [read_as, guess]))
     through_z = frames_are_z(data, layout, calibration, path if moved is None else None)  # an OME-Zarr's names too
     if chosen is not None:  # the outputs' frame 0 is the stack's frame A (a time, or a z)
-        from .cli import from_frame
+        from .track_export import calibration_from_frame
 
-        calibration = from_frame(calibration, chosen)
+        calibration = calibration_from_frame(calibration, chosen.start)
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
                   calibration, read_as, through_z, chosen, stack_frames)
 
@@ -399,6 +399,8 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     frames to propagate) after each frame.
     """
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
+    if frames.chosen is not None:
+        options["first_frame"] = frames.chosen.start  # the session's warnings name the stack's frames
     measured = read_as_seen(frames.view, prompted_frame(prompts), frames.session_options)  # that channel alone read
     window = resolve_object_window(object_window, measured, model.config.name, model.image_size)
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
@@ -430,6 +432,7 @@ def _run_prompts(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: P
 
 def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path) -> Dict[str, Any]:
     """Automatic tracking: labels, per-object table, per-track table, CTC folder and GEFF lineage."""
+    from .console_tracking import note_in_movie
     from .export import measure, save_table_csv
     from .track_export import AutoOutputs, write_auto_outputs
 
@@ -439,6 +442,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     divisions, said = auto_divisions(options.pop("divisions", None), frames.through_z,
                                      "--divisions" if task.axes.names == "cli" else "divisions=True")
     source = frame_source(frames.view, model, frames.session_options)
+    first = 0 if frames.chosen is None else frames.chosen.start
+    source.first_frame = first  # the sessions' warnings name the stack's frames
     try:
         with detector_advice(task) as advice:  # too many candidate cells: said once, as soon as it comes
             result = track_cells_advised(model, source, divisions=divisions, progress=frames_told(task),
@@ -464,8 +469,8 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
                    folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage),
-            "note": "; ".join(filter(None, [said, *advice, result.note])), "advice": "".join(advice),
-            "divisions": divisions}
+            "note": "; ".join(filter(None, [said, *advice, note_in_movie(result.note, first)])),
+            "advice": "".join(advice), "divisions": divisions}
 
 
 def tell(task: StackTask, **message: Any) -> None:

@@ -334,18 +334,6 @@ def outside_range(frame: float, chosen: Optional[range]) -> Optional[str]:
             "of the range, or widen it")
 
 
-def from_frame(calibration: Optional[Calibration], chosen: Optional[range]) -> Optional[Calibration]:
-    """``calibration`` of the stack for outputs that hold only the frames ``chosen`` (--frames A-B), numbered from
-    0: its frame origin moved to frame A's (origin + A * frame step), so that their frame 0 lies where the stack's
-    frame A does (a time, or a z where the frames are slices); as given without a range or a calibration."""
-    if calibration is None or chosen is None or not chosen.start:
-        return calibration
-    import dataclasses
-
-    t0, y0, x0 = calibration.origin
-    return dataclasses.replace(calibration, origin=(t0 + chosen.start * calibration.frame_interval, y0, x0))
-
-
 def stack_read_as(args: argparse.Namespace, stack: Any) -> Tuple[Any, Dict[str, Any], Optional[AxisMove]]:
     """The stack, its axis options and how it was moved (:func:`.axis_moves.read_rows_columns_last`): a stack whose frames
     lie after its rows and columns (a TIFF of axes YXT, or --axis naming the last axis) is read as a lazy view with
@@ -426,6 +414,7 @@ def track_command(args: argparse.Namespace) -> int:
     from .image_size import OFF
     from .layout import FrameView
     from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
+    from .track_export import calibration_from_frame
 
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
     with opened_stack(args.stack) as (stack, one_image):  # read lazily, frame by frame (one image: a frame)
@@ -471,7 +460,7 @@ def track_command(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         letters, calibration = labels_metadata(args.stack, stack, layout, moved=moved)  # less channels, as --auto
-        calibration = from_frame(calibration, chosen)
+        calibration = calibration_from_frame(calibration, 0 if chosen is None else chosen.start)  # frame 0: A's
         if one_image:
             labels, letters = labels[0], None  # one image in, one label image out (YX)
         writing = _LazyBar("writing labels", "plane", WRITE_BAR_DELAY)  # plane by plane; a bar where it takes long
@@ -518,6 +507,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
     from .image_size import read_as_seen
     from .layout import FrameView
     from .track_all import frame_source
+    from .track_export import calibration_from_frame
 
     with opened_stack(args.stack) as (stack, one_image):  # one image: a stack of one frame, its outputs too
         stack_shape = tuple(stack.shape)
@@ -550,7 +540,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         keep = (axes.layout.frame_axis, *axes.layout.spatial_axes)  # (T, Y, X) along the axis
         letters, calibration = labels_metadata(args.stack, stack, axes.layout, keep=keep, moved=moved)
         through_z = frames_are_z(stack, axes.layout, calibration, args.stack)
-        calibration = from_frame(calibration, chosen)  # the outputs' frame 0 is the stack's frame A
+        calibration = calibration_from_frame(calibration, first)  # the outputs' frame 0 is the stack's frame A
         given = None if args.cell_diameter is None else tuple(args.cell_diameter)  # the user said how large
         image_size = pick_image_size(args.image_size, start, args.model, given, args.start_frame - first,
                                      (view, axes.session_options), through_z is not None)
@@ -565,6 +555,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
         if getattr(args, "invert", False):
             options["invert"] = True
         frames = frame_source(view, model, options)
+        frames.first_frame = first  # the sessions' warnings name the stack's frames
         try:
             return run_auto(args, frames, model, letters, calibration, through_z, first)
         finally:

@@ -126,7 +126,7 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
     numbers stay the movie's: ``start_frame`` is a frame of the range (None, the default: its first frame; without
     ``frames``, frame 0), and result.labels is (last - first + 1, H, W), its index ``i`` the movie's frame ``first +
     i``, while ``frames_tracked``, the lineage's begin and end, ``on_work``'s frame, a stopped run's ``note`` and the
-    warnings about blank frames (raised when the run ends) are the movie's frame numbers (a track reaching ``last``
+    warnings about blank frames (as they come) are the movie's frame numbers (a track reaching ``last``
     ends "end of stack"); ``track_export.export_tracking(result, ...)`` writes it numbered from 0, as ``napari-sam2
     track --frames A-B``. A reversed range, one outside the movie, or numbers that are not integers are a ValueError
     before the model is built.
@@ -198,7 +198,7 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
         return as_image(result, widget.controller is not None and widget.controller.layout.frame_axis is None)
     from .api import (API_NAMES, FrameRange, auto_divisions, check_dtype, colour_guess, frame_seen, frames_are_z,
                       check_way_in_range, model_name, model_to_use, opened_image, resolve_axes,
-                      stack_frame_range, warnings_in_movie)
+                      stack_frame_range)
     from .axis_moves import numbered_as_read, read_rows_columns_last
     from .layout import FrameView
 
@@ -255,9 +255,10 @@ def track_cells(target: Any, image: Any = None, *, model: Any = None, checkpoint
         net = model_to_use(model or "demo", checkpoint or "download", device, size)
         tracking = TrackAll(np.zeros(layout.labels_shape(data.shape), np.uint32), len(frames),
                             layout.frame_index_in_labels)
-        run = tracking.track(net, frame_source(frames, net, session_options), start_frame, options)
-        with warnings_in_movie(first):  # the sessions' blank frames named in the movie's numbers
-            return _tracked(tracking, run, first, layout.frame_axis is None, progress, on_work, should_stop)
+        source = frame_source(frames, net, session_options)
+        source.first_frame = first  # the sessions' warnings name the movie's frames
+        run = tracking.track(net, source, start_frame, options)
+        return _tracked(tracking, run, first, layout.frame_axis is None, progress, on_work, should_stop)
 
 
 def _tracked(tracking: TrackAll, run: Any, first: int, single_image: bool,
@@ -343,12 +344,14 @@ def in_movie(result: TrackingResult, first: int) -> TrackingResult:
         return result
     return dataclasses.replace(result, lineage=frames_shifted(result.lineage, first),
                                frames_tracked=[t + first for t in result.frames_tracked],
-                               first_frame=first, note=_note_in_movie(result.note, first))
+                               first_frame=first, note=note_in_movie(result.note, first))
 
 
-def _note_in_movie(note: str, first: int) -> str:
+def note_in_movie(note: str, first: int) -> str:
     """The tracker's note (:attr:`sam2_model.tracking.CellTracker.note`: "no cells were detected on frames 0-3: ...")
-    with its frame numbers the movie's (frame ``first`` on)."""
+    of frames read from the movie's frame ``first`` on (numbered from 0) with its frame numbers the movie's ("... on
+    frames 4-7: ..." for ``first`` 4): what :func:`track_cells`, ``napari-sam2 track --auto --frames A-B`` and ``batch
+    --frames A-B`` say. Any other note, or ``first`` 0, as it is."""
     def shifted(match: "re.Match[str]") -> str:
         numbers = "-".join(str(int(n) + first) for n in match.group(2).split("-"))
         return f"{match.group(1)}{numbers}:"

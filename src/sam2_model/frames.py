@@ -318,6 +318,9 @@ class FrameSource:
     blank_of: how :meth:`blank_note` judges frame ``t`` (``blank_of(t)``: words or None) instead of judging the frame
     read, for sources over crops whose frame is what matters (an object's window: an empty crop of a busy frame is
     not a blank frame).
+    first_frame: the movie's number of frame 0 of ``frames``, for the words only: a source over part of a movie (its
+    frames A..B given as 0..B-A, e.g. ``napari_sam2.track_cells(..., frames=(A, B))``) names frame ``t`` as the
+    movie's ``t + first_frame`` in its errors and in the sessions' warnings (:meth:`movie_frame`); indices stay 0..T-1.
     Tensors returned by :meth:`model_input` are shared with the cache: do not modify them in place.
     """
 
@@ -335,8 +338,10 @@ class FrameSource:
         colour_as_given: bool = False,
         invert: bool = False,
         blank_of: Optional[Callable[[int], Optional[str]]] = None,
+        first_frame: int = 0,
     ) -> None:
         self.smooth = check_smooth(smooth)
+        self.first_frame = first_frame
         self._blank_of = blank_of
         self.invert = check_invert(invert)
         self._colour_as_given = bool(colour_as_given)
@@ -453,6 +458,23 @@ class FrameSource:
     def shape(self) -> Tuple[int, int, int]:
         return self._num_frames, self._height, self._width
 
+    @property
+    def first_frame(self) -> int:
+        """The movie's number of frame 0 of these frames, for the words that name frames (0: the frames are the
+        movie's own); set at construction, or by a caller that made the source and reads part of a movie."""
+        return self._first_frame
+
+    @first_frame.setter
+    def first_frame(self, value: Any) -> None:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"first_frame must be the movie's number of frame 0 of these frames, an integer >= 0; "
+                             f"got {value!r:.100}")
+        self._first_frame = int(value)
+
+    def movie_frame(self, t: int) -> int:
+        """Frame ``t`` (0..T-1) as the words name it: the movie's number, ``t + first_frame``."""
+        return int(t) + self._first_frame
+
     def __len__(self) -> int:
         return self._num_frames
 
@@ -479,9 +501,9 @@ class FrameSource:
             elif self.composite == "max" or frame.shape[-1] == 1:
                 frame = frame.max(axis=-1)
         if frame.shape[:2] != (self._height, self._width):
-            raise ValueError(
-                f"frames: frame {t} has shape {frame.shape}, expected ({self._height}, {self._width}, ...)")
-        check_finite(frame, f"frames: frame {t}")
+            raise ValueError(f"frames: frame {self.movie_frame(t)} has shape {frame.shape}, expected ({self._height}, "
+                             f"{self._width}, ...)")
+        check_finite(frame, f"frames: frame {self.movie_frame(t)}")
         return frame
 
     def filtered(self, t: int) -> np.ndarray:
@@ -600,12 +622,12 @@ class FrameSource:
     # ----------------------------------------------------------------- lifetime
     def reopen(self, prefetch: int = 0) -> "FrameSource":
         """A new, open source over the same frames with the same settings (channel, composite, contrast
-        limits, input size, smoothing, inversion), for reading them again after this one was closed (a file is opened
-        again)."""
+        limits, input size, smoothing, inversion, first_frame), for reading them again after this one was closed (a
+        file is opened again)."""
         frames, image_size, channel, composite, channel_axis = self._given
         return FrameSource(frames, image_size=image_size, contrast_limits=self.contrast_limits, channel=channel,
                            composite=composite, channel_axis=channel_axis, prefetch=prefetch, smooth=self.smooth,
-                           colour_as_given=self._colour_as_given, invert=self.invert)
+                           colour_as_given=self._colour_as_given, invert=self.invert, first_frame=self.first_frame)
 
     def close(self) -> None:
         """Stop the prefetch thread, drop cached inputs and close files this source opened."""

@@ -45,17 +45,28 @@ def frame_spans(frames: Sequence[int], most: int = 8) -> str:
     return ", ".join(words) + (", ..." if len(spans) > most else "")
 
 
-def blank_sentence(frames: Sequence[int], note_of: Callable[[int], Optional[str]]) -> str:
+def blank_sentence(frames: Sequence[int], note_of: Callable[[int], Optional[str]], first_frame: int = 0) -> str:
     """Which of ``frames`` showed the model nothing (``note_of(t)``: why, or None), in one sentence for users ("2 of
-    the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."), or "" where none did."""
+    the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."), or "" where none did. The sentence
+    names frame ``t`` as ``t + first_frame`` (the movie's number where ``frames`` index part of it from its frame
+    ``first_frame`` on: :attr:`FrameSource.first_frame`)."""
     notes = {t: note for t in frames if (note := note_of(t)) is not None}
     if not notes:
         return ""
     blank = sorted(notes)
     many = len(blank) > 1
+    named = [t + first_frame for t in blank]
     return (f"{len(blank)} of the {len(frames)} frames tracked {'are' if many else 'is'} blank (frame"
-            f"{'s' if many else ''} {frame_spans(blank)}; frame {blank[0]}: {notes[blank[0]]}): the model has nothing "
+            f"{'s' if many else ''} {frame_spans(named)}; frame {named[0]}: {notes[blank[0]]}): the model has nothing "
             f"to see there; its masks on {'them' if many else 'it'} are guesses")
+
+
+def check_first_frame(first_frame: Any, frames: FrameSource) -> None:
+    """``first_frame=`` given to a session with a :class:`FrameSource`: 0 (not given) or the source's own; ValueError
+    saying where it goes otherwise."""
+    if first_frame and first_frame != frames.first_frame:
+        raise ValueError(f"first_frame={first_frame!r:.40} was given with a FrameSource whose first_frame is "
+                         f"{frames.first_frame}: give first_frame= to the FrameSource instead")
 
 
 class VideoSession:
@@ -85,6 +96,9 @@ class VideoSession:
     cells; see :class:`FrameSource`); 0 (default): frames as stored.
     invert: the model sees 1 - x of every frame's [0, 1] values (dark objects on a bright background; see
     :class:`FrameSource`); False (default): as mapped. Masks and measures are unchanged in kind.
+    first_frame: the movie's number of ``frames``' frame 0 where they are part of a movie (frames A..B given as
+    0..B-A): warnings and errors name frame ``t`` as ``t + first_frame`` (:attr:`FrameSource.first_frame`; a
+    FrameSource given carries its own); frame indices of every method stay 0..T-1.
     """
 
     def __init__(
@@ -104,9 +118,11 @@ class VideoSession:
         max_batch_objects: int = 8,
         smooth: float = 0.0,
         invert: bool = False,
+        first_frame: int = 0,
     ) -> None:
         invert = check_invert(invert)
         if isinstance(frames, FrameSource):
+            check_first_frame(first_frame, frames)
             if frames.image_size != model.image_size:
                 raise ValueError(f"the FrameSource prepares {frames.image_size}px inputs; the model needs "
                                  f"{model.image_size}px: make it with FrameSource(..., image_size=model.image_size)")
@@ -120,7 +136,7 @@ class VideoSession:
         else:
             self.frames = FrameSource(
                 frames, image_size=model.image_size, contrast_limits=contrast_limits, channel=channel,
-                composite=composite, smooth=smooth, invert=invert,
+                composite=composite, smooth=smooth, invert=invert, first_frame=first_frame,
             )
         if fill_hole_area < 0:
             raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")
@@ -315,8 +331,8 @@ class VideoSession:
         note = self.frames.blank_note(frame_idx)
         if note is not None and frame_idx not in self._blank_said:
             self._blank_said.add(frame_idx)
-            warnings.warn(f"frame {frame_idx} is blank ({note}): the model has nothing to see there; its masks on it "
-                          "are guesses", UserWarning, stacklevel=2)
+            warnings.warn(f"frame {self.frames.movie_frame(frame_idx)} is blank ({note}): the model has nothing to see "
+                          "there; its masks on it are guesses", UserWarning, stacklevel=2)
 
     def _warn_blank_passed(self, order: Sequence[int]) -> None:
         """One UserWarning naming the frames of a finished propagation over ``order`` that showed the model nothing."""
@@ -329,7 +345,7 @@ class VideoSession:
         in one sentence for users ("2 of the 5 frames tracked are blank (frames 3-4; frame 3: every pixel is 0): ..."),
         or "" where none did. What :meth:`propagate` warns at its end; a caller that reports in its own words (a status
         line) can ask it after any run."""
-        return blank_sentence(frames, self.frames.blank_note)
+        return blank_sentence(frames, self.frames.blank_note, self.frames.first_frame)
 
     def _frame_output(self, frame_idx: int, states: List[ObjectState], ids: List[int], output: str) -> np.ndarray:
         """The propagated objects' results on a frame as ``output`` asks."""

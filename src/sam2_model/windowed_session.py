@@ -38,7 +38,7 @@ from .prompt_validation import (box_on_frame, validate_box, validate_mask, valid
                                 validate_points)
 from .session_outputs import check_output, labels_of_winners
 from .session_state import MemoryBankView
-from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession, blank_sentence
+from .video_session import JUMP_MAX_IOU, PropagationStep, VideoSession, blank_sentence, check_first_frame
 from .image_predictor import ImagePredictor
 from .windows import Window, first_window_side, grow_while_cut, inside_window, place_window, too_small
 
@@ -117,7 +117,8 @@ class _Track:
         view = WindowFrames(owner._last, size, self.offset)
         source = FrameSource(view, image_size=owner.model.image_size, contrast_limits=owner.frames.contrast_limits,
                              prefetch=0, cache_frames=2, colour_as_given=True, invert=owner.frames.invert,
-                             blank_of=owner._blank_of)  # the whole frame, judged once for every window
+                             blank_of=owner._blank_of,  # the whole frame, judged once for every window
+                             first_frame=owner.frames.first_frame)  # its warnings name the movie's frames
         self.session = VideoSession(owner.model, source, **owner._options)
 
     def window(self, t: int) -> Window:
@@ -167,6 +168,8 @@ class WindowedSession:
     frames, fill_hole_area, contrast_limits, channel, composite, smooth, invert and the correction options: as for
     :class:`VideoSession` (contrast limits, smoothing and inversion are those of the whole stack, so every window sees
     the same grey values). feature_cache_mb is per object here (default :data:`WINDOW_FEATURE_CACHE_MB`).
+    first_frame: as for :class:`VideoSession` (the movie's number of frame 0 where the frames are part of a movie; the
+    words name the movie's frames).
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class WindowedSession:
         max_batch_objects: int = 8,
         smooth: float = 0.0,
         invert: bool = False,
+        first_frame: int = 0,
     ) -> None:
         invert = check_invert(invert)
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 8:
@@ -194,13 +198,15 @@ class WindowedSession:
         if fill_hole_area < 0:
             raise ValueError(f"fill_hole_area must be >= 0, got {fill_hole_area}")
         if isinstance(frames, FrameSource):
+            check_first_frame(first_frame, frames)
             if invert and not frames.invert:
                 raise ValueError("invert=True was given with a FrameSource that does not invert: give invert=True to "
                                  "the FrameSource instead")
             self.frames = frames
         else:
             self.frames = FrameSource(frames, image_size=model.image_size, contrast_limits=contrast_limits,
-                                      channel=channel, composite=composite, smooth=smooth, invert=invert)
+                                      channel=channel, composite=composite, smooth=smooth, invert=invert,
+                                      first_frame=first_frame)
         self.model = model
         self.window = int(window)
         self.non_overlap_masks = bool(non_overlap_masks)
@@ -256,7 +262,7 @@ class WindowedSession:
     def blank_summary(self, frames: Sequence[int]) -> str:
         """:meth:`VideoSession.blank_summary` of the objects' windows, which judge their whole frame (an empty window
         of a busy frame is no blank frame): the frames of ``frames`` the model saw nothing in, in one sentence, or ""."""
-        return blank_sentence(frames, self._blank.get)
+        return blank_sentence(frames, self._blank.get, self.frames.first_frame)
 
     def window_of(self, obj_id: int, frame_idx: Optional[int] = None) -> Optional[Window]:
         """The object's window (x0, y0, x1, y1) in frame px (x1, y1 exclusive) on ``frame_idx`` (default: its first
