@@ -143,14 +143,14 @@ def test_a_box_from_corner_to_corner_of_the_image_is_taken_by_the_sessions(model
 
 
 def test_a_table_box_that_keeps_nothing_once_cut_to_the_image_is_refused_before_the_model(model):
-    """A box over the outer half of the last row only (y 63.5..70 on 64 rows) is cut to the pixel centres (rows
-    0..63) with no height left. Before: the table check took it and the session refused it once the model was loaded,
-    naming a box (20, 63, 40, 63) the user never gave. A box drawn from corner to corner is the whole image."""
+    """A box wholly past the image's outer pixel edges (y 63.5..70 on 64 rows: boxes are cut to -0.5..63.5, where
+    napari draws the edges) keeps no height once cut. Before: the table check took it and the session refused it once
+    the model was loaded, naming a box the user never gave. A box drawn from corner to corner is the whole image."""
     movie = blob_movie()
-    for box in [(0, 63.5, 20, 70, 40, 1), (0, 20, 63.2, 40, 66, 1)]:
+    for box in [(0, 63.5, 20, 70, 40, 1), (0, 20, 63.5, 40, 66, 1)]:
         with pytest.raises(ValueError, match=r"boxes row 0: the box from .* lies wholly outside the 64 x 64 \(rows x "
-                                             r"columns\) image's pixel centres, y 0\.\.63 and x 0\.\.63, to which "
-                                             r"boxes are cut"):
+                                             r"columns\) image, whose outer pixel edges are y -0\.5\.\.63\.5 and x "
+                                             r"-0\.5\.\.63\.5 .*to which boxes are cut"):
             segment(movie, boxes=[box], model=model, device="cpu")
     labels = segment(movie, boxes=[(0, -0.5, -0.5, 63.5, 63.5, 1)], model=model, device="cpu")
     assert labels.shape == movie.shape

@@ -36,7 +36,7 @@ def test_boxes_from_rectangles_any_corner_order():
     assert prompts[0].frame == 1 and prompts[0].obj_id == 3
     np.testing.assert_array_equal(prompts[0].box, [10, 5, 60, 40])
     clipped = clip_to_frame(prompts[0], height=32, width=50)
-    np.testing.assert_array_equal(clipped.box, [10, 5, 49, 31])
+    np.testing.assert_array_equal(clipped.box, [10, 5, 49.5, 31.5])  # the image's outer pixel edges
     with pytest.raises(ValueError, match="single frame"):
         bad = rect.copy()
         bad[0, 0] = 2

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from sam2_model.seeding import diameter_cut_words, diameter_fit_problem
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
 from ._image_layers_mixin import MASKLETS_REPLACED
@@ -100,6 +101,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._run_strokes: Dict[int, int] = {}  # frame stroked during the run -> the run's writes of it by then
         self._outcome = ""
         self._waiting_for_model = False  # Track all was pressed and waits for the model to load
+        self._range_note = ""  # the run's Cell diameter range cut to its image's frames, in words (else "")
         self._model_run = True  # the run in progress calls the model (a track or a correction; not Delete / Merge)
         self.images: Dict[Any, ImageTracking] = {}
         saved = {**DEFAULTS, **dict(load_settings().get(SETTINGS_KEY, {}))}
@@ -311,6 +313,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         except ValueError as error:
             self._fail(error)
             return
+        controller = self.widget.controller  # the image's frames known already: a range that fits none refused now
+        if controller is not None and self._diameters_refused(options, controller.frame_shape):
+            return
         if not picker.is_ready() or picker.worker is not None:
             self._waiting_for_model = True
             self.status.setText(LOADING)
@@ -348,6 +353,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
                 self.status.setText("Not tracked (cancelled): move the slider to the frame to start from, then "
                                     "'Track all cells'.")
                 return
+            if self._diameters_refused(options, controller.frame_shape):
+                return
             edited = self.hand_edited(entry, range(start, entry.tracking.num_frames))
             if edited and not self._replace_hand_edits(edited):
                 self.status.setText(f"Not tracked: {frames_text(edited)} keep{'s' if len(edited) == 1 else ''} "
@@ -360,6 +367,24 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._fail(error)
             return
         self._start(entry, steps, f"Tracking all cells from frame {start}", reserved)
+        if "blobs" in options.seeding:  # the boxes cut to the image's frames: said from the start of the run
+            self._range_note = diameter_cut_words(*options.cell_diameter, controller.frame_shape)
+        if self._range_note:
+            self.status.setText(f"Tracking all cells from frame {start}…{self._advice()}")
+
+    def _diameters_refused(self, options: TrackAllOptions, frame_shape: Sequence[int]) -> bool:
+        """Whether the Cell diameter boxes of ``options`` fit no cell in frames of ``frame_shape`` (H, W) (their
+        smallest wider than the frames' short side: blob seeding would refuse the run on its first frame, in the
+        command line's words); the status line then says so, naming the boxes and what fits, and nothing runs."""
+        low, high = options.cell_diameter
+        if "blobs" not in options.seeding or diameter_fit_problem(low, high, frame_shape) is None:
+            return False
+        rows, cols = (int(n) for n in frame_shape[:2])
+        short = min(rows, cols)
+        self.status.setText(f"Not tracked: the Cell diameter boxes ({low:g} to {high:g} px) are wider than this "
+                            f"image's {rows} x {cols} px frames, {short} px across: no cell of that range fits in them. "
+                            f"Set both boxes to at most {short} px.")
+        return True
 
     def _replace_hand_edits(self, frames: Sequence[int]) -> bool:
         """Whether the person lets a run replace ``frames`` (they hold hand edits made after the tracking step that
@@ -438,6 +463,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         data at their end (:func:`with_tracks`: the GUI thread reads no stack). ``model_run``: its steps are model
         calls (a track or a correction; Cancel says it stops after the current one)."""
         self._derived = {}
+        self._range_note = ""  # (a Track all run says its own once started: _track)
         self._model_run = model_run
         if leave_out is not None:
             steps = with_tracks(steps, entry.tracking, leave_out, self._derived)
@@ -610,11 +636,14 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         return f" ({words})" if words else ""
 
     def _advice(self) -> str:
-        """" Note: <advice>." for the run's image while its tracking has advice (:attr:`TrackAll.advice`: too many
-        candidate cells on a frame), else ""."""
+        """" Note: <advice>." for the run's Cell diameter range cut to its image's frames (said before the run starts,
+        whether the boxes hold the default or not) and for the run's image while its tracking has advice
+        (:attr:`TrackAll.advice`: too many candidate cells on a frame; the detector's own words of the cut range are
+        the same and said once), else ""."""
         entry = self.images.get(getattr(self._run_image, "unique_id", None))
         advice = entry.tracking.advice if entry is not None else ""
-        return f" Note: {advice}." if advice else ""
+        notes = [self._range_note] if self._range_note and self._range_note not in advice else []
+        return "".join(f" Note: {note}." for note in notes + ([advice] if advice else []))
 
     def _say_done(self, entry: Optional[ImageTracking], run: Optional[TrackRun], where: str = "") -> None:
         """The status line of a run that ended whole ("Done: frames …"; ``where``: " on 'image'" when another image is

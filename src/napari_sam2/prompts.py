@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sam2_model.prompt_validation import inside_frame
+from sam2_model.prompt_validation import PIXEL_HALF, inside_frame
 
 from .layout import StackLayout
 
@@ -118,14 +118,17 @@ def split_corrections(prompts: Sequence[FramePrompt],
 
 
 def clip_to_frame(prompt: FramePrompt, height: int, width: int) -> FramePrompt:
-    """Clamp a box to the frame (napari lets users draw past the edge); clicks are left as they are."""
+    """Clamp a box (x0, y0, x1, y1) to the frame's outer pixel edges, -0.5..width - 0.5 and -0.5..height - 0.5, where
+    napari draws them (pixel i spans i - 0.5..i + 0.5; napari lets users draw past them): a box drawn from corner to
+    corner of the image reaches the model as drawn, as :class:`sam2_model.ImagePredictor` and Meta's SAM 2 take it
+    (clamped to the pixel centres 0..width - 1 it gave masks 39-150 px different). A box inside the frame is left as
+    it is, and so are clicks (their rule: :func:`outside_image`)."""
     if prompt.box is None:
         return prompt
     x0, y0, x1, y1 = prompt.box
-    box = np.array(
-        [np.clip(x0, 0, width - 1), np.clip(y0, 0, height - 1), np.clip(x1, 0, width - 1), np.clip(y1, 0, height - 1)],
-        np.float32,
-    )
+    right, bottom = width - PIXEL_HALF, height - PIXEL_HALF
+    box = np.array([np.clip(x0, -PIXEL_HALF, right), np.clip(y0, -PIXEL_HALF, bottom), np.clip(x1, -PIXEL_HALF, right),
+                    np.clip(y1, -PIXEL_HALF, bottom)], np.float32)
     return FramePrompt(prompt.frame, prompt.obj_id, prompt.points, prompt.labels, box, prompt.mask)
 
 

@@ -229,12 +229,11 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
     """Why a box on ``frame`` does not fit a stack of ``num_frames`` frames of height x width, or None.
 
     corners: (y0, x0, y1, x1), opposite corners in either order. A box that reaches past the image is cut to its
-    pixel centres, rows 0..height - 1 and columns 0..width - 1 (as the session is given it:
-    :func:`napari_sam2.prompts.clip_to_frame`), so a box drawn from corner to corner of the image (-0.5..width - 0.5,
-    where napari draws its edges) is the whole image; one that keeps no width or height once cut (wholly outside,
-    or only over the outer half of the edge pixels, which had it refused later, once the model was loaded) is a
-    problem, and so is one of zero width or height (the model would make a mask of whatever lies under a line or a
-    point)."""
+    outer pixel edges, rows -0.5..height - 0.5 and columns -0.5..width - 0.5, where napari draws them (as the session is
+    given it: :func:`napari_sam2.prompts.clip_to_frame`), so a box drawn from corner to corner of the image is the whole
+    image; one that keeps no width or height once cut (wholly outside the image, which had it refused later, once the
+    model was loaded) is a problem, and so is one of zero width or height (the model would make a mask of whatever lies
+    under a line or a point)."""
     if frame != int(frame) or not 0 <= frame < num_frames:
         return frame_problem(frame, num_frames)
     if corners is not None:
@@ -244,10 +243,11 @@ def box_problem(frame: float, num_frames: int, corners: Optional[Sequence[float]
         if flat:
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) has zero {flat}: give two opposite "
                     "corners of a box around the object, or a click instead")
-        if bottom <= 0 or right <= 0 or top >= height - 1 or left >= width - 1:  # nothing left once cut
+        if bottom <= -0.5 or right <= -0.5 or top >= height - 0.5 or left >= width - 0.5:  # nothing left once cut
             return (f"the box from (y={y0:g}, x={x0:g}) to (y={y1:g}, x={x1:g}) lies wholly outside the {height} x "
-                    f"{width} (rows x columns) image's pixel centres, y 0..{height - 1} and x 0..{width - 1}, to which "
-                    "boxes are cut (pixel i spans i - 0.5..i + 0.5): nothing of it would be left")
+                    f"{width} (rows x columns) image, whose outer pixel edges are y -0.5..{height - 0.5:g} and x "
+                    f"-0.5..{width - 0.5:g} (pixel i spans i - 0.5..i + 0.5), to which boxes are cut: nothing of it "
+                    "would be left")
     return None
 
 

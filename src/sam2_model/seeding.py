@@ -26,7 +26,7 @@ from scipy import ndimage
 from .prompt_validation import channels_last_problem
 from .work_steps import drain
 
-__all__ = ["blob_points", "blob_points_steps", "DEFAULT_THRESHOLD"]
+__all__ = ["blob_points", "blob_points_steps", "DEFAULT_THRESHOLD", "DEFAULT_CELL_DIAMETER", "diameter_fit_problem"]
 
 DEFAULT_THRESHOLD = 0.02  # scale-normalised LoG response on the [0, 1] frame; dim nuclei give ~0.03
 PERCENTILES = (1.0, 99.8)
@@ -39,6 +39,8 @@ MAX_CHANNELS = 4  # (H, W, C) frames with 1-4 channels (grey, RGB, RGBA, ...) ar
 CHECKED_SKIMAGE = ((0, 26),)
 #: how the diameter range is set, in messages (the command line's and the Python API's names)
 NAMES = "--cell-diameter MIN MAX; cell_diameter=(min, max)"
+#: the diameter range (min, max) px looked for where none is given (blob_points, the detector, the tracker)
+DEFAULT_CELL_DIAMETER = (8.0, 40.0)
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
@@ -54,29 +56,54 @@ def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
     return float(low), float(high)
 
 
-def fit_diameters(low: float, high: float, frame_shape: Sequence[int]) -> Tuple[float, float]:
-    """The cell diameter range (``low``, ``high``) px that blob seeding looks for on a frame of ``frame_shape`` (H, W).
+def fit_diameters(low: float, high: float, frame_shape: Sequence[int], names: str = NAMES) -> Tuple[float, float]:
+    """The cell diameter range (``low``, ``high``) px that blob seeding looks for on a frame of ``frame_shape`` (H, W),
+    cut without a word (:func:`diameter_cut_words` says it where the range was the person's).
 
     A cell wider than the frame's short side is not seen whole, and blob scales past it only find the frame's edges
     and noise (a 100000 x 8 strip seeded at 8-40 px ran for minutes with nothing said about the range): the range is
-    returned as it is where ``high`` fits across the short side; else ``high`` is cut to the short side, with a
-    UserWarning naming the frame, the range and what fits; and a ValueError where even ``low`` is wider than the
-    short side (no cell of the range fits)."""
+    returned as it is where ``high`` fits across the short side, else with ``high`` cut to the short side; a
+    ValueError (:func:`diameter_fit_problem`, naming how the range is set: ``names``) where even ``low`` is wider
+    than the short side (no cell of the range fits)."""
+    problem = diameter_fit_problem(low, high, frame_shape, names)
+    if problem is not None:
+        raise ValueError(problem)
+    return low, float(min(high, min(int(frame_shape[0]), int(frame_shape[1]))))
+
+
+def _range_words(low: float, high: float, frame_shape: Sequence[int], label: str = "cell_diameter") -> Tuple[str, int]:
+    """("<label> LOW-HIGH px is wider than the H x W px frame, S px across at its short side", S)."""
     rows, cols = int(frame_shape[0]), int(frame_shape[1])
     short = min(rows, cols)
-    if high <= short:
-        return low, high
-    words = (f"cell_diameter {low:g}-{high:g} px is wider than the {rows} x {cols} px frame, {short} px across at its "
-             "short side")
-    if low > short:
-        example = f" (e.g. {max(2.0, short / 2):g} {short})" if short >= 2 else ""
-        raise ValueError(f"{words}: no cell of that range fits in it; give a range of at most {short} px{example} "
-                         f"({NAMES}), or a larger frame")
-    from .tracking.detection import user_stacklevel  # (loaded with the tracker that seeds; only where it warns)
+    return (f"{label} {low:g}-{high:g} px is wider than the {rows} x {cols} px frame, {short} px across at its "
+            "short side"), short
 
-    warnings.warn(f"{words}: cells of {low:g}-{short} px are looked for, those that fit; a maximum of at most {short} "
-                  f"px ({NAMES}) says so without this warning", UserWarning, stacklevel=user_stacklevel())
-    return low, float(short)
+
+def diameter_fit_problem(low: float, high: float, frame_shape: Sequence[int], names: str = NAMES) -> Optional[str]:
+    """Why no cell of the diameter range (``low``, ``high``) px fits in a frame of ``frame_shape`` (H, W) (``low``
+    wider than its short side), or None. ``names``: how the range is set, put in brackets (the command line's and the
+    API's by default; "" leaves them out). For a check before long work (a model load, a run): the blob search of
+    each frame refuses such a range with these words (:func:`fit_diameters`)."""
+    words, short = _range_words(low, high, frame_shape)
+    if low <= short:
+        return None
+    example = f" (e.g. {max(2.0, short / 2):g} {short})" if short >= 2 else ""
+    return (f"{words}: no cell of that range fits in it; give a range of at most {short} px{example}"
+            f"{f' ({names})' if names else ''}, or a larger frame")
+
+
+def diameter_cut_words(low: float, high: float, frame_shape: Sequence[int], names: str = "",
+                       what: str = "note") -> str:
+    """"" where the diameter range (``low``, ``high``) px fits a frame of ``frame_shape`` (H, W); else what
+    :func:`fit_diameters` does to it, in words for the person who gave the range: the cells looked for (those of the
+    range that fit across the frame's short side) and, with ``names`` (how the range is set, e.g. :data:`NAMES`), that
+    a maximum of at most the short side says so without this ``what`` ("note", "warning"); without ``names`` the range
+    is called "cell diameter" (as the Track all panel's boxes), with them "cell_diameter"."""
+    words, short = _range_words(low, high, frame_shape, "cell_diameter" if names else "cell diameter")
+    if high <= short:
+        return ""
+    told = f"; a maximum of at most {short} px ({names}) says so without this {what}" if names else ""
+    return f"{words}: cells of {low:g}-{short} px are looked for, those that fit{told}"
 
 
 def _layout_problem(shape: Tuple[int, ...]) -> Optional[str]:
@@ -115,11 +142,12 @@ def normalise_frame(image: Any) -> np.ndarray:
 
 def blob_points_steps(
     image: Any,
-    cell_diameter: Sequence[float] = (8, 40),
+    cell_diameter: Optional[Sequence[float]] = None,
     threshold: Optional[float] = None,
     relative_threshold: Optional[float] = None,
     dark_cells: bool = False,
     min_distance: Optional[float] = None,
+    warn_cut: bool = True,
 ) -> Generator[Tuple[int, int], None, np.ndarray]:
     """One (x, y) point per bright blob of diameter in ``cell_diameter`` = (min, max) pixels.
 
@@ -130,15 +158,18 @@ def blob_points_steps(
     relative_threshold: instead a fraction of the strongest response (exclusive with threshold).
     dark_cells: look for dark blobs on a bright background. min_distance: points closer than this
     are merged, keeping the stronger (default: 1.5 times the stronger blob's radius).
-    Returns (N, 2) float64 (x, y) pixel coordinates (blob centres), strongest first. A range wider than the frame's
-    short side is cut to it with a UserWarning, or refused where even its minimum is wider (:func:`fit_diameters`).
+    Returns (N, 2) float64 (x, y) pixel coordinates (blob centres), strongest first. cell_diameter None: the default
+    :data:`DEFAULT_CELL_DIAMETER` (8, 40). A range wider than the frame's short side is cut to it
+    (:func:`fit_diameters`), the default without a word, a range given with a UserWarning saying so
+    (:func:`diameter_cut_words`; ``warn_cut=False``: none, for a caller that has said it once already), and refused
+    (ValueError) where even its minimum is wider.
 
     A generator (:func:`blob_points` runs it in one call): ``(done, total)`` is yielded after each filter pass over the
     frame (a LoG layer, the scale-space maxima, a response), so that a caller can show progress and stop (close it)
     between passes: on a 2048 x 2048 frame the whole search took 40 s on 2 free CPU cores, one pass 1-3 s.
     (With a scikit-image other than :data:`CHECKED_SKIMAGE`, the blob search is one step: the same points.)
     """
-    low, high = _check_diameters(cell_diameter)
+    low, high = _check_diameters(DEFAULT_CELL_DIAMETER if cell_diameter is None else cell_diameter)
     if threshold is not None and relative_threshold is not None:
         raise ValueError("give threshold (absolute) or relative_threshold (fraction of the strongest), not both")
     for name, value in (("threshold", threshold), ("relative_threshold", relative_threshold)):
@@ -149,7 +180,12 @@ def blob_points_steps(
     from skimage.feature import blob_log  # imported here: `import sam2_model` stays light
 
     frame = normalise_frame(image)
+    cut = diameter_cut_words(low, high, frame.shape, NAMES, "warning") if cell_diameter is not None else ""
     low, high = fit_diameters(low, high, frame.shape)
+    if cut and warn_cut:
+        from .tracking.detection import user_stacklevel  # (loaded with the tracker that seeds; only where it warns)
+
+        warnings.warn(cut, UserWarning, stacklevel=user_stacklevel())
     if dark_cells:
         frame = 1.0 - frame
     if not frame.any():
@@ -185,15 +221,18 @@ def blob_points_steps(
 
 def blob_points(
     image: Any,
-    cell_diameter: Sequence[float] = (8, 40),
+    cell_diameter: Optional[Sequence[float]] = None,
     threshold: Optional[float] = None,
     relative_threshold: Optional[float] = None,
     dark_cells: bool = False,
     min_distance: Optional[float] = None,
+    warn_cut: bool = True,
 ) -> np.ndarray:
-    """One (x, y) point per bright blob of diameter in ``cell_diameter`` = (min, max) pixels: (N, 2) float64, strongest
-    first. The arguments and the work are :func:`blob_points_steps`' (see there), done in one call."""
-    return drain(blob_points_steps(image, cell_diameter, threshold, relative_threshold, dark_cells, min_distance))
+    """One (x, y) point per bright blob of diameter in ``cell_diameter`` = (min, max) pixels (None: the default 8-40):
+    (N, 2) float64, strongest first. The arguments and the work are :func:`blob_points_steps`' (see there), done in
+    one call."""
+    return drain(blob_points_steps(image, cell_diameter, threshold, relative_threshold, dark_cells, min_distance,
+                                   warn_cut))
 
 
 blob_points.steps = blob_points_steps  # type: ignore[attr-defined]  # (what a detector runs piece by piece)

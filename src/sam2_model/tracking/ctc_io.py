@@ -58,7 +58,7 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 
 def write_ctc(out_dir: os.PathLike, labels: Any, lineage: Lineage, overwrite: bool = False,
-              min_area: int = 1, consistent: bool = False, first_frame: int = 0) -> Tuple[Path, Lineage]:
+              min_area: int = 1, consistent: bool = False, first_frame: Optional[int] = None) -> Tuple[Path, Lineage]:
     """Write a tracking result in CTC format; returns (folder, the lineage as written).
 
     labels: (T, H, W) track ids (a numpy array, or any stack indexable by frame: read a frame at a time, never
@@ -70,7 +70,9 @@ def write_ctc(out_dir: os.PathLike, labels: Any, lineage: Lineage, overwrite: bo
     frames (``napari_sam2.track_cells(..., frames=(first, last))``: pass ``first_frame=result.first_frame``, or use
     ``napari_sam2.track_export.export_tracking``): its rows are written numbered from 0 too, as ``napari-sam2 track
     --frames A-B`` writes them and ``napari-sam2 evaluate --frames A-B`` reads them (not with ``consistent=True``,
-    whose lineage is numbered from 0 already).
+    whose lineage is numbered from 0 already); also for labels that are a time slice of the frames the lineage names
+    (``labels[a:b]`` with ``first_frame=a``). None (not given): the lineage names the labels' frames from 0, and a row
+    ending past them is refused (:func:`consistent_labels`).
     """
     labels = labels if hasattr(labels, "shape") else np.asarray(labels)  # (a list of planes)
     if len(labels.shape) != 3:

@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from ..click_points import click_point
 from ..frames import UINT8_LIMITS, check_invert, inverted, percentile_limits
+from ..seeding import DEFAULT_CELL_DIAMETER, NAMES, diameter_cut_words, fit_diameters
 from ..work_steps import drain, relay
 from .divisions import Crop
 
@@ -281,9 +282,15 @@ class CellDetector:
         self.grid_iou_thresh = grid_iou_thresh  # stricter bar for grid points' masks; None: the generator's alone
         self.window = window  # None, "auto" or a side in frame px (see make_detector)
         self.points = np.zeros((0, 2))  # (N, 2) (x, y) blob points of the last frame detected
-        self.advice = ""  # the last frame's advice when its blob points were too many (many_seeds_advice), else ""
+        # the last frame's advice, else "": its blob points were too many (many_seeds_advice), and on the first frame of
+        # a size narrower than a range the person gave (diameter_given), the range cut to it (diameter_cut_words)
+        self.advice = ""
         self.advice_with_options = ""  # the same naming the options that set the range (the warning's words)
         self.warn_advice = True  # False: the advice is only kept (a caller that reads it, e.g. track_cells' on_advice)
+        # whether the person gave the range: one wider than a frame is then said once (advice, and a warning where
+        # warn_advice), the default (8, 40) cut without a word (a caller that knows better may set it)
+        self.diameter_given = tuple(float(v) for v in cell_diameter) != DEFAULT_CELL_DIAMETER
+        self._cut_said: set = set()  # the frame shapes (H, W) whose cut of the range was said
         self._clicker: Any = None  # what re-clicks the last frame: the generator's predictor or a WindowedPredictor
         self.found = 0  # cells found so far on the frame being detected (for progress; see crop_steps)
 
@@ -310,7 +317,10 @@ class CellDetector:
         a caller can show progress and stop (close the generator) within a frame, one model call later whatever the
         number of blob points. The masks are the same as without stopping. Stopped part-way, it returns nothing;
         ``points``, ``advice`` and the re-click predictor may then be this frame's. ``advice`` is set (and a UserWarning
-        given) as soon as the blob points are found, when they are too many for the frame (:func:`crowded_frame`).
+        given) as soon as the blob points are found, when they are too many for the frame (:func:`crowded_frame`) or,
+        once per detector and frame size, when a range the person gave (:attr:`diameter_given`) is wider than the
+        frame's short side and cut to it (:func:`~sam2_model.seeding.fit_diameters`; the default range is cut without
+        a word); a range of which no cell fits is a ValueError before any blob is looked for.
 
         Each mask is returned as a :class:`~.divisions.Crop` of its box (mask (h, w) bool, its box and the frame's
         shape): no (H, W) array per cell (600 nuclei of a 2048 x 2048 frame held 2.4 GiB of them). ``found`` counts the
@@ -321,22 +331,29 @@ class CellDetector:
             frame = self.reflected(frame)
         self.points = np.zeros((0, 2))
         self.advice = self.advice_with_options = ""
-        side = self.window_side(np.shape(frame)[:2])
+        shape = tuple(int(n) for n in np.shape(frame)[:2])
+        side = self.window_side(shape)
         self._clicker = self.generator.predictor
         # the blob points are found first (no model call), so that the seeding is one count from its start: of the
         # frame's seeds (grid points, then blob points) whose masks are made
         if self.seeding in ("blobs", "grid+blobs"):
+            diameter = fit_diameters(*self.cell_diameter, shape)  # refused where no cell of the range fits
             finding = getattr(self.blob_points, "steps", None)  # blob finding piece by piece (seeding.blob_points)
             if callable(finding):
-                self.points = yield from _finding_work(finding(frame, cell_diameter=self.cell_diameter))
+                self.points = yield from _finding_work(finding(frame, cell_diameter=diameter))
             else:
-                self.points = self.blob_points(frame, cell_diameter=self.cell_diameter)
-            if crowded_frame(len(self.points), self.cell_diameter, np.shape(frame)[:2]):
-                self.advice = many_seeds_advice(len(self.points), self.cell_diameter, np.shape(frame)[:2])
-                self.advice_with_options = many_seeds_advice(len(self.points), self.cell_diameter,
-                                                             np.shape(frame)[:2], ADVICE_OPTION_NAMES)
-                if self.warn_advice:
-                    warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
+                self.points = self.blob_points(frame, cell_diameter=diameter)
+            advice, with_options = [], []
+            if diameter[1] < float(self.cell_diameter[1]) and self.diameter_given and shape not in self._cut_said:
+                self._cut_said.add(shape)  # said once (the first frame of this size), not on every frame
+                advice.append(diameter_cut_words(*self.cell_diameter, shape))
+                with_options.append(diameter_cut_words(*self.cell_diameter, shape, NAMES))
+            if crowded_frame(len(self.points), diameter, shape):
+                advice.append(many_seeds_advice(len(self.points), diameter, shape))
+                with_options.append(many_seeds_advice(len(self.points), diameter, shape, ADVICE_OPTION_NAMES))
+            self.advice, self.advice_with_options = "; ".join(advice), "; ".join(with_options)
+            if self.warn_advice and self.advice:
+                warnings.warn(self.advice_with_options, UserWarning, stacklevel=user_stacklevel())
         grid_seeds = grid_seed_count(self.generator) if self.seeding in ("grid", "grid+blobs") else 0
         seeds = grid_seeds + len(self.points)
         yield "seeding", 0, seeds  # the seeds are known (and the advice given): none placed yet

@@ -356,7 +356,8 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
     def points_of(f: int) -> np.ndarray:
         """(N, 2) int (x, y) blob points of frame ``f``, computed on first use."""
         if f not in frame_points:
-            frame_points[f] = blob_points(read_frame(f), cell_diameter=cell_diameter).astype(int)
+            frame_points[f] = blob_points(read_frame(f), cell_diameter=cell_diameter,
+                                          warn_cut=False).astype(int)  # said once by the detector
         return frame_points[f]
 
     moved_total = 0

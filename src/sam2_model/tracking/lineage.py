@@ -226,7 +226,7 @@ def frames_shifted(lineage: Lineage, by: int) -> Lineage:
 
 
 def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
-                      first_frame: int = 0) -> Tuple[ConsistentLabels, Lineage]:
+                      first_frame: Optional[int] = None) -> Tuple[ConsistentLabels, Lineage]:
     """(labels, lineage) that satisfy :func:`check_ctc`, the labels read a frame at a time: a
     :class:`ConsistentLabels` (each plane made when it is read), not a copy of the stack.
 
@@ -234,8 +234,11 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     names the movie's frames (``napari_sam2.track_cells(..., frames=(first, last))``) its ``result.first_frame``. What
     comes back is numbered from 0 either way, as the labels' index (the rule of ``napari-sam2 track --frames A-B``'s
     outputs and of CTC, which numbers a sequence from 0). A lineage row outside frames first_frame ..
-    first_frame + T - 1 is a ValueError naming ``first_frame`` (a movie-numbered lineage given without it would
-    otherwise lose its end reasons: "left the field" read as "lost").
+    first_frame + T - 1 is kept (the labels may be a time slice of a whole-movie result: ``labels[3:]`` with
+    ``first_frame=3``; its begin and end come from the pixels), except that without ``first_frame`` (None: 0) a row
+    ending past the labels' last frame is a ValueError naming ``first_frame`` (a movie-numbered lineage given without
+    it would otherwise lose its end reasons: "left the field" read as "lost"; pass ``first_frame=0`` for labels that
+    are the first frames of the lineage's), and with it a lineage of which no row has a frame in the labels.
 
     The one rule every output follows: begin and end come from the frames where each id has pixels (segments smaller
     than ``min_area`` erased); a track with gaps is cut into contiguous pieces, each later piece a new id (above every
@@ -305,28 +308,46 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     return ConsistentLabels(labels, shape, tuple(relabel), ids), Lineage(rows.values())
 
 
-def _numbered_from_zero(lineage: Lineage, first_frame: int, num_frames: int) -> Lineage:
-    """``lineage`` (frames numbered from ``first_frame``) numbered from 0 as the labels' index; ValueError where a
-    row lies outside the ``num_frames`` frames of the labels (a numbering that does not match them)."""
-    if isinstance(first_frame, (bool, np.bool_)) or not isinstance(first_frame, (int, np.integer)) or first_frame < 0:
+def _numbered_from_zero(lineage: Lineage, first_frame: Optional[int], num_frames: int) -> Lineage:
+    """``lineage`` (frames numbered from ``first_frame``; None: not given, 0) numbered from 0 as the labels' index.
+
+    Rows reaching past the labels' ``num_frames`` frames are kept (the labels may be a time slice of the frames the
+    lineage names: begin and end come from the pixels), with two ValueErrors: ``first_frame`` not given and a row
+    ending past the labels' last frame (a lineage naming a movie's frames, a result of part of a movie given without
+    its first frame: its end reasons would be read wrong), and ``first_frame`` given but no row with a frame in the
+    labels (a numbering that does not match them)."""
+    given = first_frame is not None
+    if given and (isinstance(first_frame, (bool, np.bool_)) or not isinstance(first_frame, (int, np.integer))
+                  or first_frame < 0):
         raise ValueError(f"first_frame must be the frame number (an integer >= 0) the lineage gives the labels' "
                          f"frame 0, got {first_frame!r}")
-    first, last = int(first_frame), int(first_frame) + num_frames - 1
-    outside = [t for t in lineage.rows() if not (first <= t.begin <= last and first <= t.end <= last)]
-    if outside:
-        t = outside[0]
-        got = f"first_frame={first}" if first else "no first_frame"
-        raise ValueError(f"lineage track {t.track_id} spans frames {t.begin}-{t.end}, outside the labels' {num_frames} "
-                         f"frames numbered {first}-{last} ({got}): a result of part of a movie names the movie's "
-                         "frames: pass first_frame=result.first_frame (export_tracking(result, ...) does)")
+    first = int(first_frame) if given else 0
+    last = first + num_frames - 1
+    rows = lineage.rows()
+    if not given:
+        past = [t for t in rows if t.end > last]
+        if past:
+            t = past[0]
+            raise ValueError(
+                f"lineage track {t.track_id} spans frames {t.begin}-{t.end}, outside the labels' {num_frames} frames "
+                f"numbered 0-{last} (no first_frame): a result of part of a movie names the movie's frames: pass "
+                "first_frame=result.first_frame (napari_sam2.track_export.export_tracking(result, ...) does); for "
+                "labels that are a time slice of the frames the lineage names, pass the slice's first frame "
+                "(first_frame=0 for the first frames)")
+    elif rows and not any(t.begin <= last and t.end >= first for t in rows):
+        raise ValueError(f"no lineage track has a frame among the labels' {num_frames} frames numbered {first}-{last} "
+                         f"(first_frame={first}; the tracks span frames {min(t.begin for t in rows)}-"
+                         f"{max(t.end for t in rows)}): give the frame number the lineage gives the labels' frame 0")
     return frames_shifted(lineage, -first)
 
 
-def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1) -> Tuple[np.ndarray, Lineage]:
-    """A copy of (labels, lineage) that satisfies :func:`check_ctc`: :func:`consistent_labels` (the rule), its
-    labels made whole. labels: (T, H, W) -> a uint32 (T, H, W) copy (the writers take :func:`consistent_labels`'s
-    view instead: no copy of the stack)."""
-    view, table = consistent_labels(labels, lineage, min_area)
+def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1,
+                   first_frame: Optional[int] = None) -> Tuple[np.ndarray, Lineage]:
+    """A copy of (labels, lineage) that satisfies :func:`check_ctc`: :func:`consistent_labels` (the rule, and its
+    ``first_frame``: ``result.first_frame`` for a result of part of a movie), its labels made whole. labels:
+    (T, H, W) -> a uint32 (T, H, W) copy (the writers take :func:`consistent_labels`'s view instead: no copy of the
+    stack); the lineage comes back numbered from 0, as the labels' index."""
+    view, table = consistent_labels(labels, lineage, min_area, first_frame)
     return np.asarray(view), table
 
 

@@ -693,7 +693,7 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
 
     Parameters as :class:`CellTracker` (module docstring). ``progress(done, total)`` is called after each
     frame. ``on_advice(words)`` is called as soon as the detector has advice for the user on a frame (too many
-    candidate cells: its ``advice_with_options``), before the slow clicks it warns of; the detector then gives no
+    candidate cells, or a cell diameter range given that was cut to the frames: its ``advice_with_options``), before the slow clicks it warns of; the detector then gives no
     warning of it (the caller has it: a ``-W error`` filter does not fail the run over it).
     ``on_work(step)`` gets each :class:`WorkStep` inside a frame (its stage and how much of it is done), for progress
     within a frame that takes long (thousands of candidate cells).
