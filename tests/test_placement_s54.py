@@ -144,6 +144,13 @@ def test_a_turn_out_of_the_image_plane_is_refused_until_it_is_undone(make_napari
     assert len(w.boxes_layer.data) == 0 and "1 box(es) just added were removed" in w.status.text(), w.status.text()
     tracks = w.add_tracks_layer()
     assert tracks is None and "No Tracks layer was added" in w.status.text(), w.status.text()
+    monkeypatch.setattr("napari_sam2._track_all_panel.show_error", lambda message: None)
+    before = np.asarray(w.labels_layer.data).copy()
+    w.track_all.track_button.click()  # Track all is refused the same way (before: it ran on misread frames)
+    qtbot.wait(100)
+    said = w.track_all.status.text()
+    assert said.startswith("Failed: Not supported:") and "rows and columns" in said, said
+    assert w.track_all.worker is None and np.array_equal(np.asarray(w.labels_layer.data), before)
     image.affine = np.eye(4)  # the person undoes it, and turns the image within its plane instead
     image.rotate = 30
     qtbot.wait(100)

@@ -27,7 +27,7 @@ from sam2_model.seeding import diameter_cut_words, diameter_fit_problem
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
 
 from ._image_layers_mixin import MASKLETS_REPLACED
-from ._image_state import add_points_layer, layer_name, same_layer
+from ._image_state import add_points_layer, layer_name, out_of_plane_turn, same_layer
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
@@ -310,6 +310,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         try:
             options = self.options()
             picker.choice().check()
+            image = self.widget.image_layer
+            turned = "" if image is None else out_of_plane_turn(image)  # as Propagate refuses it: frames misread
+            if turned:
+                raise ValueError(turned)
         except ValueError as error:
             self._fail(error)
             return
