@@ -126,3 +126,19 @@ def test_a_pass_whose_frames_come_in_another_order_than_planned_is_an_error(demo
         list(controller.propagate(0, "forward"))
     assert run.labels[0].any()
     assert controller.undo() is not None
+
+
+def test_track_all_records_a_stroke_s_frame_under_a_channel_axis_before_the_frames():
+    """A (C, T, Y, X) image's masklets layer shows a size-1 channel axis first; a stroke on frame 3 has layer indices
+    (0, 3, y, x). Before (review R8): Track all's record of stroked frames compared them with keys lacking that axis
+    and recorded frame 0 (its re-run then overwrote the edit without asking); on (T, C, Z, Y, X) with z > 0 none."""
+    from napari_sam2.track_all import TrackAll
+
+    tracking = TrackAll(np.zeros((5, 8, 8), np.uint32), 5)
+    stroke = [((np.array([0, 0]), np.array([3, 3]), np.array([2, 2]), np.array([4, 5])), np.array([0, 0]),
+               np.array([7, 7]))]
+    assert tracking.stroke_frames(stroke, channel_axis=0) == {3}
+    assert tracking.stroke_frames([((np.array([3]), np.array([2]), np.array([4])), 0, 7)]) == {3}  # no axis shown
+    z_stack = TrackAll(np.zeros((4, 3, 8, 8), np.uint32), 4, index_of=lambda t: (t, slice(None)))
+    on_z2 = [((np.array([2]), np.array([0]), np.array([2]), np.array([4]), np.array([5])), 0, 7)]  # (T, C, Z, Y, X)
+    assert z_stack.stroke_frames(on_z2, channel_axis=1) == {2}

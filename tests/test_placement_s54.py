@@ -151,6 +151,11 @@ def test_a_turn_out_of_the_image_plane_is_refused_until_it_is_undone(make_napari
     said = w.track_all.status.text()
     assert said.startswith("Failed: Not supported:") and "rows and columns" in said, said
     assert w.track_all.worker is None and np.array_equal(np.asarray(w.labels_layer.data), before)
+    w.track_all.repropagate_button.click()  # and so is its Re-propagate (review R8)
+    qtbot.wait(100)
+    said = w.track_all.status.text()
+    assert said.startswith("Failed: Not supported:"), said
+    assert w.track_all.worker is None and np.array_equal(np.asarray(w.labels_layer.data), before)
     image.affine = np.eye(4)  # the person undoes it, and turns the image within its plane instead
     image.rotate = 30
     qtbot.wait(100)

@@ -184,3 +184,10 @@ def test_a_pickle_naming_another_class_is_refused_unrun(runs, tmp_path):
     odd = tmp_path / "odd.pt"
     torch.save({"model": {"w": torch.zeros(2)}, "record": {"steps": 2}, "shape": torch.Size([2])}, odd)
     assert stored_record(odd) == {"steps": 2}
+
+
+def test_a_path_naming_an_unknown_home_gives_no_record_rather_than_an_error():
+    """Review R7: "~nosuchuser/..." raised RuntimeError from expanduser; the reader never raises."""
+    from sam2_model.run_record import stored_record
+
+    assert stored_record("~nosuchuser-s54/run/weights.pt") is None

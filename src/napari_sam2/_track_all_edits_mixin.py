@@ -111,7 +111,11 @@ class TrackEditsMixin:
         entry = self._entry_of(layer)
         if entry is None:
             return
-        frames = entry.tracking.stroke_frames(getattr(event, "value", None))
+        state = self.widget.states.get(entry.image.unique_id)
+        layout = None if state is None or state.controller is None else state.controller.layout
+        extra = np.ndim(layer.data) - np.ndim(entry.tracking.labels)  # 1: the channel axis the labels lack
+        channel = getattr(layout, "channel_axis", None) if extra == 1 else None
+        frames = entry.tracking.stroke_frames(getattr(event, "value", None), channel)
         entry.stroked |= frames
         if len(entry.tracking.lineage):
             entry.painted = True

@@ -443,6 +443,9 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
 
     def _repropagate(self) -> None:
         try:
+            turned = "" if self.widget.image_layer is None else out_of_plane_turn(self.widget.image_layer)
+            if turned:  # the frame shown is no frame of the stack under such a turn
+                raise ValueError(turned)
             controller = self.widget.ensure_controller()
             entry = self.current()
             track_id = self.track_spin.value()
@@ -534,9 +537,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         tracking, atoms = entry.tracking, getattr(event, "value", None)
         run = _new_run(entry, self._run_base)
         written = [] if run is None else list(run.frames)
-        for t in sorted(tracking.stroke_frames(atoms)):
+        channel = getattr(self._run_layout, "channel_axis", None)
+        shown = channel if channel is not None and np.ndim(layer.data) == np.ndim(tracking.labels) + 1 else None
+        for t in sorted(tracking.stroke_frames(atoms, shown)):
             index = tracking.index_of(t)
-            channel = getattr(self._run_layout, "channel_axis", None)
             if layer.data.ndim == len(index) + 1 and channel is not None:  # the masklets shown on the image's axes
                 index = (*index[:channel], 0, *index[channel:])
             pixels = painted_pixels(atoms, index, tracking.plane(t).shape) if layer.data.ndim == len(index) else None

@@ -251,11 +251,15 @@ class TrackAll:
         nothing is copied here."""
         return FramesView.of(self.labels, self.num_frames, self.index_of, cleared, watch)
 
-    def stroke_frames(self, atoms: Any) -> set:
+    def stroke_frames(self, atoms: Any, channel_axis: Optional[int] = None) -> set:
         """The frames whose planes a napari Labels history item ``atoms`` (a paint event's ``value``: a brush / fill /
         eraser stroke on the labels) changed; every frame when it does not say
-        (:func:`.labels_writer.planes_touched`)."""
-        return planes_touched(atoms, self._frame_at)
+        (:func:`.labels_writer.planes_touched`). ``channel_axis``: where the layer painted shows a size-1 channel axis
+        that these labels lack (the masklets of a (T, C, Y, X) or (C, T, Y, X) image): the stroke's index there is 0."""
+        planes = self._frame_at
+        if channel_axis is not None:
+            planes = {(*key[:channel_axis], 0, *key[channel_axis:]): t for key, t in planes.items()}
+        return planes_touched(atoms, planes)
 
     def result(self, leave_out: Iterable[int] = (), lazy: bool = False) -> TrackingResult:
         """The labels (T, H, W) and lineage as a :class:`TrackingResult` (for the writers and Tracks data): every id

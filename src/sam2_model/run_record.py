@@ -151,7 +151,10 @@ def stored_record(path: PathLike) -> Optional[Dict[str, Any]]:
     cannot be read). Read without torch and without reading any tensor (a few ms); only a pickle this module's
     restricted reader does not understand is read with ``torch.load(weights_only=True, mmap=True)``, which also
     refuses anything but tensors and plain values. Never raises."""
-    path = Path(path).expanduser()
+    try:
+        path = Path(path).expanduser()
+    except (RuntimeError, TypeError, ValueError):  # e.g. "~nosuchuser/weights.pt": no such file to read
+        return None
     read, payload = _pickled_payload(path)
     if not read:
         payload = _torch_payload(path)

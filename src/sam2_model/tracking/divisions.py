@@ -349,15 +349,20 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
     Each frame's blob points are found once per call (two divisions on one frame, or one stepping back over frames
     another already read, reuse them).
     """
-    from ..seeding import blob_points
+    from ..seeding import blob_points, diameter_fit_problem
 
     frame_points: Dict[int, np.ndarray] = {}
 
     def points_of(f: int) -> np.ndarray:
-        """(N, 2) int (x, y) blob points of frame ``f``, computed on first use."""
+        """(N, 2) int (x, y) blob points of frame ``f``, computed on first use; none where no cell of the range fits
+        in the frame (grid seeding runs with any range: its divisions are then judged by their necks alone)."""
         if f not in frame_points:
-            frame_points[f] = blob_points(read_frame(f), cell_diameter=cell_diameter,
-                                          warn_cut=False).astype(int)  # said once by the detector
+            frame = read_frame(f)
+            if diameter_fit_problem(*cell_diameter, np.shape(frame)[:2]) is not None:
+                frame_points[f] = np.zeros((0, 2), int)
+            else:
+                frame_points[f] = blob_points(frame, cell_diameter=cell_diameter,
+                                              warn_cut=False).astype(int)  # said once by the detector
         return frame_points[f]
 
     moved_total = 0
