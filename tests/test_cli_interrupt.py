@@ -31,7 +31,7 @@ class Stall:
         return None
 
 sys.meta_path.insert(0, Stall())
-sys.argv[1:] = ["evaluate", "/no/such/result", "/no/such/truth"]  # a command that runs: it loads torch
+sys.argv[1:] = {argv!r}  # a command that runs: it reads a stack (numpy) and builds the model (torch)
 """
 
 
@@ -51,9 +51,17 @@ def as_console_script() -> str:
 AS_MODULE = "import runpy\nrunpy.run_module('napari_sam2.cli', run_name='__main__', alter_sys=True)\n"  # python -m
 
 
-def interrupted_while_importing(module: str, start: str) -> subprocess.CompletedProcess:
-    """Run ``start`` (Python) with the import of ``module`` stalled; SIGINT once the stall is reached."""
-    command: List[str] = [sys.executable, "-c", STALL.format(module=module) + start]
+def interrupted_while_importing(module: str, start: str, folder: Path) -> subprocess.CompletedProcess:
+    """Run ``start`` (Python) with the import of ``module`` stalled; SIGINT once the stall is reached. The command
+    tracks a small stack written to ``folder`` (a command that only checks its arguments imports neither numpy nor
+    torch now: the start-up is lazy)."""
+    import numpy as np
+    import tifffile
+
+    stack = folder / "stack.tif"
+    tifffile.imwrite(stack, np.zeros((2, 32, 32), np.uint8))
+    argv = ["track", str(stack), "--auto", "-o", str(folder / "labels.tif")]
+    command: List[str] = [sys.executable, "-c", STALL.format(module=module, argv=argv) + start]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -69,11 +77,12 @@ def interrupted_while_importing(module: str, start: str) -> subprocess.Completed
 
 @pytest.mark.parametrize("module, start", [("numpy", as_console_script()), ("torch", as_console_script()),
                                            ("torch", AS_MODULE)], ids=["numpy", "torch", "python-m"])
-def test_ctrl_c_during_the_start_up_imports_prints_one_line_and_exits_130(module: str, start: str) -> None:
+def test_ctrl_c_during_the_start_up_imports_prints_one_line_and_exits_130(module: str, start: str,
+                                                                          tmp_path: Path) -> None:
     """Before: the console script's ``from napari_sam2.cli import main`` imported torch (through the package's
     __init__ and cli.py's own imports) outside any handler, so Ctrl-C there printed a KeyboardInterrupt traceback
     through importlib's frames and the process died of the signal."""
-    done = interrupted_while_importing(module, start)
+    done = interrupted_while_importing(module, start, tmp_path)
     lines = [line for line in done.stderr.splitlines() if not line.startswith("stalling the import of")]
     assert done.returncode == 130, done.stderr
     assert lines == ["napari-sam2: interrupted; nothing was written"], done.stderr

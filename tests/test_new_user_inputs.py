@@ -172,8 +172,8 @@ def test_a_box_of_zero_width_or_height_is_refused_in_every_door(tmp_path, model,
         segment(MOVIE.image, boxes=[(0, 40, 40, 40, 40, 1)], **RUN)
     with pytest.raises(ValueError, match=r"has zero height"):
         segment(MOVIE.image, boxes=[(0, 40, 30, 40, 70, 1)], **RUN)
-    with pytest.raises(ValueError, match=r"lies wholly outside"):  # clipped to the image it had no height left
-        segment(MOVIE.image, boxes=[(0, -10, 30, 0, 70, 1)], **RUN)
+    with pytest.raises(ValueError, match=r"lies wholly outside"):  # cut at the image's edge (-0.5) no height is left
+        segment(MOVIE.image, boxes=[(0, -10, 30, -0.5, 70, 1)], **RUN)
     with pytest.raises(ValueError, match=r"box \(x0, y0, x1, y1\) = \(40, 40, 40, 40\) has zero width and height: "
                                          r"drag a box around the object, or give a click"):
         sm.VideoSession(model, MOVIE.image).add_prompt(0, 1, box=[40, 40, 40, 40])
