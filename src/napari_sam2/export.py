@@ -132,7 +132,9 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     T, Z, Y, X in that order, at most 2 GiB of pixels. Otherwise (an id of 65536 or more, other axes, a bigger stack)
     it is the TIFF of before, in the labels' own dtype (this project's are uint32): an OME-TIFF where the calibration records a known unit (:func:`tiff_calibration`;
     Fiji's plain opener then shows the frames as 32-bit slices with the pixel size only: its Bio-Formats importer
-    reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB).
+    reads the rest), else a plain TIFF with its axes (BigTIFF over 2 GiB). OME has no 64-bit integers: int64 / uint64
+    labels are a uint32 OME-TIFF (:func:`ome_labels`), and one with an id outside 0 to 2**32 - 1 is refused with a
+    ValueError naming it, with no file written (they are written whole without a calibration).
     A calibration that records no known unit (napari's "pixel" / "frame") writes the file exactly as without one.
     The planes are written one at a time (:func:`label_planes`): the memory the write takes beyond ``labels`` is that
     of a plane or two, whatever the number of frames (a uint16 copy of one plane at a time for the hyperstack). A stack
@@ -174,18 +176,20 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
     metadata: Dict[str, Any] = {"axes": letters} if letters else {}
     calibrated = tiff_calibration(calibration, letters)
     digest = None
+    dtype, check = labels.dtype, False
     if calibrated:
+        labels, dtype, check = ome_labels(labels)  # (a ValueError here, before any file, for ids it cannot hold)
         metadata = calibrated.pop("metadata")
         digest = hashlib.sha1()
-        hashed = f"{labels.shape}{labels.dtype}{sorted(metadata.items())}".encode()  # (after the pixels' bytes)
+        hashed = f"{labels.shape}{dtype}{sorted(metadata.items())}".encode()  # (after the pixels' bytes)
         metadata["UUID"] = UUID_PLACEHOLDER  # the content UUID's length: a rerun writes the same bytes
     with atomic_file(path) as temporary:
-        tifffile.imwrite(temporary, **_pixels(labels, labels.dtype, on_plane, digest=digest), compression="zlib",
-                         photometric="minisblack",  # never read as RGB
-                         bigtiff=labels.nbytes > 2**31, metadata=metadata, **calibrated)
+        tifffile.imwrite(temporary, **_pixels(labels, dtype, on_plane, digest=digest, ome_ids=check),
+                         compression="zlib", photometric="minisblack",  # never read as RGB
+                         bigtiff=labels.size * dtype.itemsize > 2**31, metadata=metadata, **calibrated)
         if digest is not None:
             if labels.ndim <= 2 or labels.size == 0:  # (written whole, not a plane at a time: hashed here)
-                digest.update(np.ascontiguousarray(labels).view(np.uint8).reshape(-1).data)
+                digest.update(np.ascontiguousarray(labels.astype(dtype, copy=False)).view(np.uint8).reshape(-1).data)
             digest.update(hashed)
             _put_uuid(temporary, f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, digest.hexdigest())}")
     _done(labels, on_plane)
@@ -193,6 +197,48 @@ def save_labels_tiff(labels: Any, path: Path, axes: Optional[str] = None,
 
 #: the OME UUID a labels TIFF is written with until its pixels are hashed (:func:`_put_uuid`): a content UUID's length
 UUID_PLACEHOLDER = f"urn:uuid:{uuid.UUID(int=0)}"
+
+
+#: the highest id of 64-bit labels in an OME-TIFF (which has no 64-bit integer pixels): they are written as uint32
+OME_MAX_ID = int(np.iinfo(np.uint32).max)
+
+
+def ome_labels(labels: Labels) -> Tuple[Labels, np.dtype, bool]:
+    """(labels, dtype, check): ``labels`` as an OME-TIFF writes them, in ``dtype``, each plane's ids checked as it is
+    written where ``check``. OME has no 64-bit integers: int64 / uint64 labels (a napari layer's, whatever their ids)
+    are written as uint32, ids 0 to :data:`OME_MAX_ID` kept whole; other labels in their own dtype, unchecked.
+    An array's ids are read here, a :class:`FrameStack`'s known range (:meth:`FrameStack.known_max`) is looked at, or
+    else its last frame read first (returned held: :meth:`FrameStack.with_last_read`; a tracking's ids grow with
+    time) and the others checked as written. ValueError naming an id outside 0 to :data:`OME_MAX_ID` found here,
+    before any file is written (one found by the write's check stops it: no file either)."""
+    if labels.dtype.kind not in "iu" or labels.dtype.itemsize < 8:
+        return labels, labels.dtype, False
+    check = False
+    if not isinstance(labels, FrameStack):
+        check_ome_ids(labels, None)
+    elif labels.range_known():
+        check_ome_ids(np.asarray([labels.known_max() or 0], labels.dtype), None)
+    else:
+        labels = labels if labels.held is not None else labels.with_last_read()
+        check_ome_ids(labels.held[1], labels.held[0])
+        check = True
+    return labels, np.dtype(np.uint32), check
+
+
+def check_ome_ids(values: np.ndarray, frame: Optional[int]) -> None:
+    """ValueError naming the highest (else the lowest) id of ``values`` outside 0 to :data:`OME_MAX_ID` (on frame
+    ``frame`` of the labels, where given), and what a calibrated TIFF takes; None where every id lies within."""
+    if not values.size:
+        return
+    high, low = int(values.max()), int(values.min())
+    if 0 <= low and high <= OME_MAX_ID:
+        return
+    where = "" if frame is None else f" on frame {frame}"
+    raise ValueError(
+        f"the labels hold id {high if high > OME_MAX_ID else low}{where}, which a calibrated labels TIFF cannot hold: "
+        f"labels with an id over 65535 are written as an OME-TIFF, whose pixels take ids 0 to {OME_MAX_ID} (uint32; it "
+        "has no 64-bit integers); relabel the objects with ids in that range, or save the labels without a "
+        "calibration (a TIFF in their own dtype)")
 
 
 class _IdsDoNotFit(Exception):
@@ -359,26 +405,32 @@ def labels_ids(labels: np.ndarray) -> AbstractSet[int]:
 
 
 def _pixels(labels: Labels, dtype: Any, on_plane: Optional[Callable[[int, int], None]], checked: bool = False,
-            digest: Any = None) -> Dict[str, Any]:
+            digest: Any = None, ome_ids: bool = False) -> Dict[str, Any]:
     """tifffile.imwrite's data arguments for ``labels`` written as ``dtype``: an iterator of its (Y, X) planes with
     ``shape`` and ``dtype`` (tifffile writes each as one page: the same bytes as the whole array gives), or the array
     itself where it is one plane or less (then a copy of it where the dtype changes; a :class:`FrameStack` has three
     axes or more and pixels).
 
     checked: each plane's ids are checked to fit uint16 (0 to 65535) before it is cast: :class:`_IdsDoNotFit` at the
-    first that does not (the labels' ids were not known before the write). digest: a ``hashlib`` hash updated with each
-    plane's bytes in the labels' dtype as it is written (C order: the whole array's bytes once every plane is)."""
+    first that does not (the labels' ids were not known before the write). ome_ids: each plane's ids are checked to lie
+    within 0 to :data:`OME_MAX_ID` before it is cast (:func:`check_ome_ids`: ValueError naming the id and its frame).
+    digest: a ``hashlib`` hash updated with each plane's bytes in ``dtype`` as it is written (C order: the whole
+    array's bytes, cast, once every plane is)."""
     if labels.ndim <= 2 or labels.size == 0:
         return {"data": labels.astype(dtype, copy=False)}
     total = int(np.prod(labels.shape[:-2], dtype=np.int64))
+    per_frame = int(np.prod(labels.shape[1:-2], dtype=np.int64))
 
     def planes() -> Iterator[np.ndarray]:
         for done, plane in enumerate(label_planes(labels), start=1):
             if checked and not ids_fit_16_bits(plane):
                 raise _IdsDoNotFit(f"plane {done - 1} holds an id outside 0..65535")
+            if ome_ids:
+                check_ome_ids(plane, (done - 1) // per_frame)
+            plane = plane.astype(dtype, copy=False)  # a copy of this plane only where the dtype changes
             if digest is not None:
                 digest.update(np.ascontiguousarray(plane).view(np.uint8).reshape(-1).data)
-            yield plane.astype(dtype, copy=False)  # a copy of this plane only where the dtype changes
+            yield plane
             if on_plane is not None and done < total:
                 on_plane(done, total)  # the next plane is asked for: this one is written
 
