@@ -23,7 +23,7 @@ from ._image_state import (
     place_layer, put_back_removed, restore, same_layer, show_masklets, spatial_ndim, BOXES_NAME, LABELS_NAME,
     OUT_OF_PLANE, POINTS_NAME, ROLE_KEY,
 )
-from ._tracks_layer import follow_image
+from ._tracks_layer import follow_image, rename_with_image
 from ._track_ids import frame_ranges
 from .labels_writer import tell_written
 from .image_size import AUTO, OFF, FrameSample, resolve_object_window
@@ -178,6 +178,7 @@ class ImageLayersMixin:
         self.refresh_run_buttons()  # a single 2D image has nothing to propagate through
         self.activate_clicks()
         self.picker.refresh_auto()
+        self._say_turn(state, picked=True)
         self._run_deferred()  # clicks made on this image during a run on another one
 
     def object_window(self, model: Any) -> Optional[int]:
@@ -231,12 +232,21 @@ class ImageLayersMixin:
         self.picker.refresh_auto()
 
     def _on_image_renamed(self, state: ImageState) -> None:
-        """An image's own layers follow its new name."""
+        """An image's own layers follow its new name: its clicks, boxes and masklets layers, and the Tracks layers made
+        over it (Add Tracks layer's, Track all's lineage: :func:`~._tracks_layer.rename_with_image`) and its Track all
+        correction clicks where they still have the name given for the image's old name (a name the person gave one
+        is kept)."""
         if not self._is_live(state):
             return
+        old, state.name = state.name, str(state.image.name)
         for base, layer in ((POINTS_NAME, state.points), (BOXES_NAME, state.boxes), (LABELS_NAME, state.labels)):
             if layer is not None:
                 layer.name = layer_name(base, state.image)
+        for layer in list(self.viewer.layers):
+            rename_with_image(layer, state.image, old)
+        track_all = getattr(self, "track_all", None)
+        if track_all is not None:
+            track_all.follow_image_name(state.image, old)
         self._refresh_images()
 
     def _on_image_placed(self, state: ImageState) -> None:
@@ -261,13 +271,21 @@ class ImageLayersMixin:
                 layout = None
         self._place_on_image(state, layout)
         if state is self._state:
-            refused = out_of_plane_turn(state.image)
-            if refused and self.status.text() != refused:
-                self.status.setText(refused)
-                show_info(f"SAM 2: {refused}")
-            elif not refused and self.status.text().startswith(OUT_OF_PLANE):
-                self.status.setText(f"'{state.image.name}' is turned only within its plane now: click on a cell to "
-                                    "segment it.")
+            self._say_turn(state)
+
+    def _say_turn(self, state: ImageState, picked: bool = False) -> None:
+        """The status line of the current image ``state`` says at once when its transform turns it out of its plane
+        (:func:`~._image_state.out_of_plane_turn`: clicks, boxes and runs on it are refused), not first when a run is
+        pressed, and says so when it is turned within its plane again. ``picked``: the image was just picked (it may
+        have been turned while another image was the current one; a line about another image's turn goes)."""
+        refused = out_of_plane_turn(state.image)
+        if refused and self.status.text() != refused:
+            self.status.setText(refused)
+            show_info(f"SAM 2: {refused}")
+        elif not refused and self.status.text().startswith(OUT_OF_PLANE):
+            self.status.setText(f"Segmenting '{state.image.name}': click on a cell to segment it." if picked else
+                                f"'{state.image.name}' is turned only within its plane now: click on a cell to "
+                                "segment it.")
 
     def _place_on_image(self, state: ImageState, layout: Optional[StackLayout]) -> None:
         """Give ``state``'s clicks, boxes and masklets layers (the masklets drawn under ``layout``; None: left), its
@@ -318,9 +336,13 @@ class ImageLayersMixin:
         words = [f"'{name}' has new data of another shape ({shapes})" +
                  (": its segmentation sessions were reset." if segmented else ".")]
         kept = self._set_aside_masklets(state)
+        track_all = getattr(self, "track_all", None)
+        lineage = "" if track_all is None else track_all.set_aside(state.image)
         if kept:
-            words.append(f"Its masks, made on the old pixels, are kept in '{kept}' (no longer used or exported by "
-                         "the widget); the next run makes a new masklets layer.")
+            words.append(f"Its masks, made on the old pixels, are kept in '{kept}'" +
+                         (f" and their tracks in '{lineage}'" if lineage else "") +
+                         " (no longer used or exported by the widget, and no step on them is undone); the next run "
+                         "makes a new masklets layer.")
         prompts = [layer for layer in (state.points, state.boxes) if layer is not None and len(layer.data)]
         if prompts:
             words.append("The clicks and boxes keep their pixel positions (frame, row, column): after a crop or shift "

@@ -40,9 +40,10 @@ def layer_role(layer: Any) -> Tuple[str, str]:
     return str(mark.get("role", "")), str(mark.get("image", ""))
 
 
-def layer_name(base: str, image: Any) -> str:
-    """The name of one of an image's layers, e.g. ``"SAM2 clicks [cells]"``."""
-    return f"{base} [{image.name}]"
+def layer_name(base: str, image: Any, name: Optional[str] = None) -> str:
+    """The name of one of an image's layers, e.g. ``"SAM2 clicks [cells]"`` (``name``: the image's name it was given
+    for, e.g. the image's old name after a rename; default the image's name now)."""
+    return f"{base} [{image.name if name is None else name}]"
 
 
 def same_layer(a: Any, b: Any) -> bool:
@@ -294,12 +295,14 @@ class ImageState:
     new_labels: Any = None
     channel_hint_said: bool = False  # the status said once how to segment a channel-like slice axis per channel
     data_shape: Tuple[int, ...] = ()  # the image's data shape when last seen (new data of another shape: a crop)
+    name: str = ""  # the image's name when last seen (its layers named for it follow a rename)
     # (napari event emitter, the widget's callback) connected for this state (its image's and its prompt layers'
     # events): disconnected when the image is removed, so a removed image's state no longer acts on them
     links: List[Tuple[Any, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_shape = () if self.image is None else tuple(int(n) for n in self.image.data.shape)
+        self.name = "" if self.image is None else str(self.image.name)
 
 
 def find_layer(viewer: Any, base: str, image: Any, kind: str) -> Any:

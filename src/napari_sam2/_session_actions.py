@@ -11,11 +11,11 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import notification_manager, show_error
 from qtpy.QtCore import QTimer
 
 from ._colors import style_boxes, style_points
@@ -275,11 +275,15 @@ def reported(steps: Iterator[tuple]) -> Callable[[], Iterator[tuple]]:
 
 
 def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_error: Callable[[Exception], None],
-                 on_finished: Callable[[Any], None]) -> Any:
+                 on_finished: Callable[[Any], None], words: Optional[Mapping[str, str]] = None) -> Any:
     """A napari worker (not started) running the generator ``steps`` in a thread: each step goes to ``on_step``, an
     error to ``on_error`` (not napari's event loop) and, at the end (done, failed or cancelled), ``on_finished(worker)``
     is called on the GUI thread. The widget's exports, edits and Add Tracks layer
     (:meth:`~._runs.RunMixin._start_worker_run`) and the Track all panel's runs and exports run this way.
+
+    words: {words of the console's: the widget's} for the warnings of ``steps`` (e.g. the command line's option names
+    -> the panel's control that sets them): each warning pops up with them put in its message (:func:`say_warning`);
+    None: the warnings are left to napari's worker (some napari versions pop them up as they are, others drop them).
 
     A RuntimeError of ``steps`` (a blosc/zarr decode error, CUDA out of memory) reaches ``on_error`` as a
     :class:`StepFailed` with its words: superqt's worker would drop it without ``errored`` or ``finished``."""
@@ -287,9 +291,30 @@ def steps_worker(steps: Iterator[tuple], on_step: Callable[[tuple], None], on_er
 
     worker.yielded.connect(on_step)
     worker.errored.connect(on_error)
+    if words:
+        try:  # napari's relay of a warning as it is, where its worker has one connected: ours says it instead
+            worker.warned.disconnect()
+        except (TypeError, RuntimeError):  # none (napari's worker mixin is not initialised in every napari)
+            pass
+        worker.warned.connect(lambda args: say_warning(args, words))
     worker.finished.connect(lambda: on_finished(worker))
     let_go_when_finished(worker)
     return worker
+
+
+def say_warning(args: tuple, words: Mapping[str, str]) -> None:
+    """Pop up the warning a worker caught (``args``: :func:`warnings.showwarning`'s (message, category, filename,
+    lineno, ...)) as napari's worker does, each key of ``words`` in its message replaced by its value, in order."""
+    message, category, *rest = args
+    text = str(message)
+    for console, widget in words.items():
+        text = text.replace(console, widget)
+    if text != str(message):
+        try:
+            message = category(text)
+        except TypeError:  # a warning class that takes other arguments: its words alone
+            message = text
+    notification_manager.receive_warning(message, category, *rest)
 
 
 #: a napari worker's public signals (superqt's ``_finished``, which drops the worker from its running set, is not ours)

@@ -23,11 +23,12 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from sam2_model.seeding import diameter_cut_words, diameter_fit_problem
+from sam2_model.seeding import NAMES, diameter_cut_words, diameter_fit_problem
 from sam2_model.tracking import SEEDINGS, Lineage, TrackingResult, tracks_layer_data
+from sam2_model.tracking.detection import ADVICE_OPTION_NAMES
 
 from ._image_layers_mixin import MASKLETS_REPLACED
-from ._image_state import add_points_layer, layer_name, out_of_plane_turn, same_layer
+from ._image_state import ROLE_KEY, add_points_layer, layer_name, out_of_plane_turn, same_layer
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
@@ -44,6 +45,10 @@ from .track_all import (
 )
 
 FIX_NAME = "SAM2 cell fix"
+DIAMETER_BOXES = "the Cell diameter boxes"  # the panel's control for the cell diameter range, in its advice
+#: the words of a warning of a Track all run (the detector's advice, shared with the console: in the command line's
+#: and the Python API's words) -> the panel's own, as napari pops it up (longest first: the first holds the second)
+PANEL_WORDS = {ADVICE_OPTION_NAMES: f" ({DIAMETER_BOXES})", NAMES: DIAMETER_BOXES, "cell_diameter ": "cell diameter "}
 SETTINGS_KEY = "track_all"
 DEFAULTS: Dict[str, Any] = {"seeding": "blobs", "min_diameter": 8.0, "max_diameter": 40.0, "redetect_every": 5,
                             "divisions": True}
@@ -488,7 +493,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self.progress.setRange(0, 0)
         self._show_progress()
         worker = steps_worker(steps, self.slot(self._on_step), self.slot(self._on_error),
-                              self.slot(lambda _worker: self._on_finished(), ends_run=True))
+                              self.slot(lambda _worker: self._on_finished(), ends_run=True), words=PANEL_WORDS)
         self.worker = self.widget.worker = worker  # the widget is busy while this runs
         self._set_busy(True)
         worker.start()
@@ -751,6 +756,32 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         entry.fix_points.mode = "add"
         self.status.setText(f"Click cell {self.track_spin.value()} on this frame (tick 'Negative clicks' for "
                             "background), then 'Re-segment & propagate this cell'.")
+
+    def set_aside(self, image: Any) -> str:
+        """``image`` was given data of another shape (a crop) and its masklets layer set aside: its tracking, made on
+        the old pixels, is let go (its undo steps, lineage and exports: nothing of it applies to the new data) and its
+        lineage Tracks layer kept under a new name, "... (old data)", no longer the image's (it stops following the
+        image's placement; the next Track all makes a new one). Returns that name ("" when there was none). Left alone
+        while a run of the panel is stopping (its end reads the tracking)."""
+        if self.worker is not None:
+            return ""
+        entry = self.images.pop(image.unique_id, None)
+        layer = None if entry is None else entry.tracks
+        if layer is None or layer not in self.viewer.layers:
+            return ""
+        metadata = dict(layer.metadata)
+        metadata.pop(ROLE_KEY, None)
+        layer.metadata = metadata
+        layer.name = f"{layer.name} (old data)"
+        return layer.name
+
+    def follow_image_name(self, image: Any, old_name: str) -> None:
+        """``image`` was renamed from ``old_name``: its correction clicks layer follows the new name (as the widget's
+        layers of the image do) unless the person gave it another name."""
+        entry = self.images.get(image.unique_id)
+        points = None if entry is None else entry.fix_points
+        if points is not None and points in self.viewer.layers and points.name == layer_name(FIX_NAME, image, old_name):
+            points.name = layer_name(FIX_NAME, image)
 
     def _on_click_kind(self, *_: Any) -> None:
         entry = self.images.get(getattr(self.widget.image_layer, "unique_id", None))

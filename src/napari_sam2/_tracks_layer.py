@@ -16,8 +16,12 @@ import numpy as np
 
 from sam2_model.tracking import tracks_layer_data
 
-from ._image_state import ROLE_KEY, axes_metadata, image_transform, layer_role, place_layer, spatial_ndim
+from ._image_state import ROLE_KEY, axes_metadata, image_transform, layer_name, layer_role, place_layer, spatial_ndim
 from .layout import StackLayout
+
+#: the base name of each Tracks layer made over an image, by its role (:func:`tracks_role`): Add Tracks layer's and
+#: Track all's lineage, named "<base> [<image's name>]" (:func:`~._image_state.layer_name`)
+TRACKS_NAMES = {"tracks": "SAM2 tracks", "lineage": "SAM2 lineage"}
 
 
 def _tracks_axes(image: Any, layout: StackLayout) -> Tuple[List[Optional[int]], Optional[int]]:
@@ -95,15 +99,32 @@ def tracks_transform(image: Any, layout: Optional[StackLayout]) -> Dict[str, np.
     return image_transform(image, tracks_columns(image, layout))
 
 
+def _own_mark(layer: Any, image: Any) -> Dict[str, Any]:
+    """The :func:`tracks_role` mark of the Tracks ``layer`` when it is one of ``image``'s own (:func:`own_tracks`: not a
+    person's copy of one); {} for any other layer."""
+    role, owner = layer_role(layer)
+    mark = layer.metadata.get(ROLE_KEY, {}) if role in TRACKS_NAMES else {}
+    own = owner == str(image.unique_id) and mark.get("layer") == str(layer.unique_id)
+    return dict(mark) if own else {}
+
+
+def rename_with_image(layer: Any, image: Any, old_name: str) -> bool:
+    """Give the Tracks ``layer`` marked as one of ``image``'s own (:func:`_own_mark`) the name it would be given now,
+    after the image was renamed from ``old_name``, as its clicks, boxes and masklets layers are (e.g. "SAM2 lineage
+    [cells]" -> "SAM2 lineage [cells 2]"); a name the person gave it is kept. True when renamed."""
+    base = TRACKS_NAMES.get(str(_own_mark(layer, image).get("role", "")))
+    if base is None or layer.name != layer_name(base, image, old_name) or old_name == image.name:
+        return False
+    layer.name = layer_name(base, image)
+    return True
+
+
 def follow_image(layer: Any, image: Any) -> bool:
     """Place the Tracks ``layer`` marked as one of ``image``'s (:func:`tracks_role`, :func:`own_tracks`) on the image
     as it is now: the image's scale, translate, rotation, shear, affine transform and units of the axes its columns
     are. True when placed (False: not such a layer, a copy of one (its mark names another layer), or its columns do
     not fit it)."""
-    role, owner = layer_role(layer)
-    mark = layer.metadata.get(ROLE_KEY, {}) if role in ("tracks", "lineage") else {}
-    own = owner == str(image.unique_id) and mark.get("layer") == str(layer.unique_id)  # not a person's copy
-    columns = mark.get("columns") if own else None
+    columns = _own_mark(layer, image).get("columns")
     ndim = spatial_ndim(image)
     if not isinstance(columns, list) or len(columns) != len(layer.scale) or \
             not all(a is None or (isinstance(a, int) and 0 <= a < ndim) for a in columns):
