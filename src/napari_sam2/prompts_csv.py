@@ -12,14 +12,23 @@ columns are ignored. ``label`` is 1 (positive, the default when empty) or 0 (neg
 has both ``y1`` and ``x1`` and no label (or 1). Whole numbers written as floats ("1.0", "12.0": pandas writes a
 column with empty cells so) are read as the integers. Every error names the file and the line.
 :func:`prompts_from_table` reads a pandas DataFrame of the same columns (``segment(clicks=table)``).
+
+napari's own CSV of the widget's layers is read too (File > Save Selected Layers; napari writes the layer's data
+coordinates, the pixels of the image, whatever its scale): a clicks layer's ``index,axis-0,axis-1,axis-2,positive,
+obj_id`` as frame, y, x, label (``positive`` 1/0 or True/False) and obj_id, ``axis-0,axis-1`` of a 2-D image as y, x on
+frame 0; a boxes layer's ``index,shape-type,vertex-index,axis-0,...`` once an ``obj_id`` column is added (napari writes
+no features of a Shapes layer), each rectangle's corners as a box. More axes (a (T, Z, Y, X) image) are refused with
+the columns to rename: the table cannot say which axis holds the frames.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -37,13 +46,16 @@ REQUIRED_COLUMNS = ("frame", "obj_id", "y", "x")
 MAX_OBJ_ID = 2**32 - 1  # the labels written are uint32
 OPTIONAL_COLUMNS = ("label", "y1", "x1")
 EXPECTED_HEADER = "frame,obj_id,y,x,label[,y1,x1]"
+#: what napari's File > Save Selected Layers writes for the widget's clicks layer over a (T, Y, X) image
+NAPARI_POINTS_HEADER = "index,axis-0,axis-1,axis-2,positive,obj_id"
 
 
 def read_prompts(path: Union[str, Path]) -> Tuple[List[Click], List[Box]]:
     """(clicks, boxes) rows for :func:`napari_sam2.api.segment` from a prompts CSV (see the module doc).
 
     Raises ValueError naming the file and line for a missing column, a non-number, a label other
-    than 0/1, a negative frame or object id, half a box, or a table without any prompt.
+    than 0/1, a negative frame or object id, half a box, or a table without any prompt; napari's CSV of a layer is
+    read as the module doc says, or refused naming the columns expected.
     """
     clicks, boxes, _, _ = read_prompt_lines(path)
     return clicks, boxes
@@ -52,34 +64,51 @@ def read_prompts(path: Union[str, Path]) -> Tuple[List[Click], List[Box]]:
 def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], List[int], List[int]]:
     """As :func:`read_prompts`, plus the file line of every click and every box (for later messages)."""
     path = Path(path)
-    clicks: List[Click] = []
-    boxes: List[Box] = []
-    click_lines: List[int] = []
-    box_lines: List[int] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
             reader = csv.reader(handle)
             header = next(reader, None)
-            columns = _columns(path, header)
-            for line, values in enumerate(reader, start=2):
-                if not any(value.strip() for value in values):
-                    continue  # blank line
-                row = {name: (values[i].strip() if i < len(values) else "") for name, i in columns.items()}
-                try:
-                    prompt = _parse_row(row)
-                except ValueError as error:
-                    raise ValueError(f"{path}, line {line}: {error}") from None
-                if len(prompt) == 6:
-                    boxes.append(prompt)  # type: ignore[arg-type]
-                    box_lines.append(line)
-                else:
-                    clicks.append(prompt)  # type: ignore[arg-type]
-                    click_lines.append(line)
+            names = [name.strip().lower() for name in header or ()]
+            napari = _napari_reading(names, str(path))
+            if napari is None:
+                _columns(path, header)  # our own columns, or the error naming the missing ones
+            first = {name: names.index(name) for name in names}  # a name given twice: its first column
+            rows = [(line, {name: (values[i].strip() if i < len(values) else "") for name, i in first.items()})
+                    for line, values in enumerate(reader, start=2)
+                    if any(value.strip() for value in values)]  # blank lines skipped
     except (UnicodeDecodeError, csv.Error) as error:  # an image or another binary file given as the prompts
         raise ValueError(f"{path} is not a text CSV file ({_why_not_text(error)}): prompts are a CSV table with the "
                          f"header {EXPECTED_HEADER} and one row per click or box") from None
+    clicks, boxes, click_lines, box_lines = _rows_to_prompts(rows, napari, lambda line: f"{path}, line {line}")
     if not clicks and not boxes:
         raise ValueError(f"{path} holds no prompts: add one row per click (frame,obj_id,y,x,label) or box (+y1,x1)")
+    return clicks, boxes, click_lines, box_lines
+
+
+def _rows_to_prompts(rows: Sequence[Tuple[int, Dict[str, str]]], napari: Optional["_NapariColumns"],
+                     where: Callable[[int], str]) -> Tuple[List[Click], List[Box], List[int], List[int]]:
+    """(clicks, boxes, their rows' numbers) of ``rows`` ((number, {lower-case column name: text})), read as our
+    columns or, with ``napari``, as napari's CSV of a layer; ``where(number)`` starts each error's words."""
+    clicks: List[Click] = []
+    boxes: List[Box] = []
+    click_lines: List[int] = []
+    box_lines: List[int] = []
+    if napari is not None and napari.shapes:
+        for line, box in _napari_boxes(rows, napari, where):
+            boxes.append(box)
+            box_lines.append(line)
+        return clicks, boxes, click_lines, box_lines
+    for line, row in rows:
+        try:
+            prompt = _parse_row(row if napari is None else napari.click_row(row))
+        except ValueError as error:
+            raise ValueError(f"{where(line)}: {error}{'' if napari is None else napari.said}") from None
+        if len(prompt) == 6:
+            boxes.append(prompt)  # type: ignore[arg-type]
+            box_lines.append(line)
+        else:
+            clicks.append(prompt)  # type: ignore[arg-type]
+            click_lines.append(line)
     return clicks, boxes, click_lines, box_lines
 
 
@@ -93,29 +122,132 @@ def prompts_from_table(table: object, name: str = "clicks") -> Tuple[List[Click]
     """(clicks, boxes) rows for ``segment()`` from a table with named columns (a pandas DataFrame, e.g.
     ``pandas.read_csv("prompts.csv")``), read by its column names as a prompts CSV is (module doc): frame, obj_id, y,
     x, and optionally label (1 where empty: NaN or None) and y1, x1 (a row with both is a box), case-insensitive, in
-    any order, other columns ignored. ``name``: the argument it came in, for messages. ValueError naming the missing
-    columns (and the accepted ones), or the row and what is wrong in it; a table without rows gives no prompts."""
+    any order, other columns ignored; or napari's CSV of a clicks or boxes layer (module doc). ``name``: the argument
+    it came in, for messages. ValueError naming the missing columns (and the accepted ones), or the row and what is
+    wrong in it; a table without rows gives no prompts."""
     found = [str(column) for column in table.columns]  # type: ignore[attr-defined]
-    names = {column.strip().lower(): column for column in found}
-    missing = [column for column in REQUIRED_COLUMNS if column not in names]
-    if missing:
+    lower = [column.strip().lower() for column in found]
+    napari = _napari_reading(lower, name)
+    missing = [column for column in REQUIRED_COLUMNS if column not in lower]
+    if napari is None and missing:
         raise ValueError(f"{name}: a table is read by its column names, {EXPECTED_HEADER} (case-insensitive, in any "
-                         f"order, others ignored); missing {','.join(missing)} in {','.join(found) or 'nothing'} (or "
-                         "pass rows (frame, y, x, label, obj_id) as a list or array)")
+                         f"order, others ignored; or napari's CSV of the widget's clicks layer, {NAPARI_POINTS_HEADER}"
+                         f"); missing {','.join(missing)} in {','.join(found) or 'nothing'} (or pass rows (frame, y, "
+                         "x, label, obj_id) as a list or array)")
     records = table.to_dict("records")  # type: ignore[attr-defined]
-    clicks: List[Click] = []
-    boxes: List[Box] = []
-    for number, record in enumerate(records):
-        row = {key: _as_text(record[names[key]]) for key in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if key in names}
-        try:
-            prompt = _parse_row(row)
-        except ValueError as error:
-            raise ValueError(f"{name} row {number}: {error}") from None
-        if len(prompt) == 6:
-            boxes.append(prompt)  # type: ignore[arg-type]
-        else:
-            clicks.append(prompt)  # type: ignore[arg-type]
+    rows = [(number, {key: _as_text(record[column]) for key, column in zip(lower, table.columns)})  # type: ignore
+            for number, record in enumerate(records)]
+    clicks, boxes, _, _ = _rows_to_prompts(rows, napari, lambda number: f"{name} row {number}")
     return clicks, boxes
+
+
+_AXIS_COLUMN = re.compile(r"axis-(\d+)$")
+
+
+@dataclass(frozen=True)
+class _NapariColumns:
+    """How napari's CSV of a layer is read: the columns of the frame (None: a 2-D image's, frame 0), y and x, the
+    label's (``positive``, None: all positive) and whether it is a Shapes layer's (one row per corner)."""
+
+    frame: Optional[str]
+    y: str
+    x: str
+    label: Optional[str]
+    shapes: bool
+
+    @property
+    def said(self) -> str:
+        """How the columns were read, for the end of an error."""
+        frame = f"{self.frame} as the frame, " if self.frame else "frame 0 (a 2-D image), "
+        label = f", {self.label} as the label" if self.label and not self.shapes else ""
+        return f" (napari's CSV of a {'Shapes' if self.shapes else 'Points'} layer, read with {frame}{self.y} as y, " \
+               f"{self.x} as x{label})"
+
+    def click_row(self, row: Dict[str, str]) -> Dict[str, str]:
+        """A row of napari's Points CSV in our column names (frame, obj_id, y, x, label)."""
+        read = {"frame": row.get(self.frame, "") if self.frame else "0", "obj_id": row.get("obj_id", ""),
+                "y": row.get(self.y, ""), "x": row.get(self.x, "")}
+        if self.label:
+            read["label"] = _polarity(row.get(self.label, ""), self.label)
+        return read
+
+
+def _napari_reading(names: Sequence[str], source: str) -> Optional[_NapariColumns]:
+    """How to read a table whose lower-case column names are ``names`` as napari's CSV of a layer (columns axis-0,
+    axis-1, ... and none of frame, y, x), or None where it is not one (our own columns: frame, obj_id, y, x, ...).
+    ValueError, starting with ``source``, for napari's CSV that cannot be read unambiguously: not 2 or 3 axes, no
+    obj_id column."""
+    axes = sorted(int(match.group(1)) for match in map(_AXIS_COLUMN.match, names) if match)
+    if not axes or any(name in names for name in ("frame", "y", "x")):
+        return None
+    shapes = "shape-type" in names
+    layer = "Shapes" if shapes else "Points"
+    columns = ",".join(f"axis-{axis}" for axis in axes)
+    if axes != list(range(len(axes))) or len(axes) not in (2, 3):
+        raise ValueError(
+            f"{source}: napari's CSV of a {layer} layer with the axes {columns}: only a layer over a (T, Y, X) stack "
+            "(axis-0,axis-1,axis-2 read as frame,y,x) or a 2-D image (axis-0,axis-1 read as y,x) says which axis holds "
+            "the frames. Rename the columns to frame, y and x (e.g. for a (T, Z, Y, X) image tracked at z = 5 with "
+            "--fix 1=5 or fixed={1: 5}: axis-0 -> frame, axis-2 -> y, axis-3 -> x, keeping the rows with axis-1 = 5); "
+            f"other columns are ignored. Accepted headers: {EXPECTED_HEADER}")
+    if "obj_id" not in names:
+        what = ("napari writes no features of a Shapes layer, so its CSV has no object ids: add a column obj_id "
+                "holding each box's object on its rows (or write the boxes as rows frame,obj_id,y,x,y1,x1)"
+                if shapes else "save the widget's clicks layer (SAM2 clicks [image]), whose points carry obj_id and "
+                "positive, or add a column obj_id")
+        raise ValueError(f"{source}: napari's CSV of a {layer} layer ({columns}) without an obj_id column: {what}")
+    three = len(axes) == 3
+    label = "positive" if "positive" in names else ("label" if "label" in names else None)
+    return _NapariColumns("axis-0" if three else None, f"axis-{int(three)}", f"axis-{int(three) + 1}", label, shapes)
+
+
+def _polarity(text: str, column: str) -> str:
+    """A click's polarity as napari writes ``positive`` (1.0 / 0.0, True / False) -> "1", "0" ("" where empty)."""
+    word = _whole(text).lower()
+    if word in ("", "1", "0"):
+        return word
+    if word in ("true", "false"):
+        return "1" if word == "true" else "0"
+    raise ValueError(f"{column} must be 1 / True (positive) or 0 / False (negative), got {text!r}")
+
+
+def _napari_boxes(rows: Sequence[Tuple[int, Dict[str, str]]], napari: _NapariColumns,
+                  where: Callable[[int], str]) -> Iterator[Tuple[int, Box]]:
+    """(first row's number, box) of each shape of napari's Shapes CSV (rows with one ``index`` are one shape's
+    corners, in the order napari writes them): a rectangle's corners on one frame -> (frame, y0, x0, y1, x1, obj_id),
+    its extent (as the widget reads a box); ValueError for another shape type, corners on several frames or several
+    object ids, or a row without a number where the corners need one."""
+    shapes: Dict[str, List[Tuple[int, Dict[str, str]]]] = {}
+    for line, row in rows:
+        shapes.setdefault(_whole(row.get("index", "")), []).append((line, row))
+    for index, corners in shapes.items():
+        first = corners[0][0]
+        try:
+            kinds = {row.get("shape-type", "rectangle") or "rectangle" for _, row in corners}
+            if kinds != {"rectangle"}:
+                raise ValueError(f"shape {index} is a {', '.join(sorted(kinds - {'rectangle'}))}: only rectangles "
+                                 "are boxes")
+            ids = {_whole(row.get("obj_id", "")) for _, row in corners} - {""}
+            if len(ids) != 1:
+                raise ValueError(f"box {index} needs one obj_id on its rows, got "
+                                 f"{', '.join(sorted(ids)) if ids else 'none'}")
+            frames = {_whole(row.get(napari.frame, "")) if napari.frame else "0" for _, row in corners}
+            if len(frames) != 1:
+                raise ValueError(f"box {index}'s corners lie on frames {', '.join(sorted(frames))}: a box is drawn "
+                                 "on one frame")
+            ys, xs = [], []
+            for line, row in corners:
+                try:
+                    ys.append(_number(row, napari.y))
+                    xs.append(_number(row, napari.x))
+                except ValueError as error:
+                    first = line
+                    raise error
+            read = {"frame": frames.pop(), "obj_id": ids.pop(), "y": repr(min(ys)), "x": repr(min(xs)),
+                    "y1": repr(max(ys)), "x1": repr(max(xs))}
+            yield first, _parse_row(read)  # type: ignore[misc]
+        except ValueError as error:
+            raise ValueError(f"{where(first)}: {error}{napari.said}") from None
 
 
 def _as_text(value: object) -> str:
@@ -148,7 +280,8 @@ def _columns(path: Path, header: Optional[Sequence[str]]) -> Dict[str, int]:
         found = ",".join(header or ()) or "nothing"
         raise ValueError(
             f"{path}: the header must name at least frame,obj_id,y,x (and label, or y1,x1 for boxes); "
-            f"missing {','.join(missing)} in {found}"
+            f"missing {','.join(missing)} in {found} (napari's CSV of the widget's clicks layer, "
+            f"{NAPARI_POINTS_HEADER}, is read too)"
         )
     return {name: names.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in names}
 

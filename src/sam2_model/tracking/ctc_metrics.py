@@ -90,6 +90,40 @@ def _cut_folder(source: Path, target: Path, frames: range, track_file: Optional[
         (target / track_file).write_text(_cut_tracks((source / track_file).read_text(), frames))
 
 
+def _frame_shape(path: Path) -> Tuple[int, ...]:
+    """The shape of the image in a TIFF, from its header (the pixels are not read); ValueError naming a file that is
+    not a TIFF or is damaged."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tuple(int(n) for n in tif.series[0].shape)
+    except (tifffile.TiffFileError, OSError, IndexError) as error:
+        raise ValueError(f"{path} is not a readable TIFF ({error}): a CTC folder holds one label image per frame") \
+            from None
+
+
+def _check_sizes(result_dir: Path, gt_dir: Path) -> None:
+    """ValueError in words where a result frame's size is not the ground truth's (a crop scored against the whole
+    field failed inside py-ctcmetrics with "Found input variables with inconsistent numbers of samples: [825344,
+    262144, 825344]"). Every result mask is compared with the ground truth's first TRA mask."""
+    first = min(_frame_files(gt_dir / "TRA").items())[1][0]
+    truth = _frame_shape(first)
+    for _, paths in sorted(_frame_files(result_dir).items()):
+        for path in paths:
+            size = _frame_shape(path)
+            if size != truth:
+                raise ValueError(
+                    f"result frames are {_size_words(size)}, the ground truth's {_size_words(truth)} ({path.name} in "
+                    f"result_dir {result_dir}, {first.parent.name}/{first.name} in gt_dir {gt_dir}): evaluate "
+                    "tracking of the whole field, or crop the ground truth the same way")
+
+
+def _size_words(shape: Sequence[int]) -> str:
+    """(832, 992) -> "832 x 992" (rows x columns; a volume's planes first)."""
+    return " x ".join(str(n) for n in shape)
+
+
 def _span(count: int) -> str:
     return "frame 0" if count == 1 else f"frames 0-{count - 1}"
 
@@ -108,11 +142,13 @@ def evaluate_ctc(result_dir: os.PathLike, gt_dir: os.PathLike, metrics: Optional
     and cut the same way where it has as many frames as the ground truth. Without ``frames`` the result must have the
     ground truth's number of frames.
 
-    ValueError for a folder not in CTC layout, ``frames`` outside the ground truth, and a result whose number of frames
-    fits neither (naming both counts and ``frames=``).
+    ValueError for a folder not in CTC layout, ``frames`` outside the ground truth, a result whose number of frames
+    fits neither (naming both counts and ``frames=``), and result frames of another size than the ground truth's (a
+    crop: naming both sizes).
     """
     result_dir, gt_dir = Path(result_dir), Path(gt_dir)
     _check_folders(result_dir, gt_dir)
+    given = (result_dir, gt_dir)  # their file names, for the words of a frame size that differs
     gt_count, res_count = len(_frame_files(gt_dir / "TRA")), len(_frame_files(result_dir))
     if gt_count == 0:
         raise ValueError(f"gt_dir {gt_dir}: TRA holds no man_track%03d.tif masks")
@@ -139,6 +175,7 @@ def evaluate_ctc(result_dir: os.PathLike, gt_dir: os.PathLike, metrics: Optional
                 f"{gt_count} ({_span(gt_count)}); to score a result of part of the movie, name the ground truth's "
                 f"frames it covers: frames=range({res_count}) for the first {res_count} (napari-sam2 evaluate "
                 f"--frames 0-{res_count - 1}), or frames=range(a, a + {res_count}) for frames a..a+{res_count - 1}")
+        _check_sizes(*given)
         return _evaluate(result_dir, gt_dir, metrics, division_tolerance)
 
 
