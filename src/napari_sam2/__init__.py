@@ -7,7 +7,11 @@ imported when a name is first asked for, so importing the package stays cheap (n
 
 from __future__ import annotations
 
-import sys  # nothing else at the top: Ctrl-C can land in any import made before cli_main() runs
+import sys  # nothing heavy at the top: Ctrl-C can land in any import made before cli_main() runs
+
+from sam2_model.threads import quiet_openmp_threads  # the standard library only (os, sys)
+
+quiet_openmp_threads()  # OMP_WAIT_POLICY=PASSIVE unless the user chose, before any module of ours loads torch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

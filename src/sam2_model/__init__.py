@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from .threads import quiet_openmp_threads
+
+quiet_openmp_threads()  # before any module of ours loads torch: every import of sam2_model or napari_sam2 passes here
+
 #: each public name and the submodule it lives in
 _PUBLIC: Dict[str, str] = {
     "AutomaticMaskGenerator": "automatic",
