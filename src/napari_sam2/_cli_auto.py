@@ -32,6 +32,7 @@ DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detect
 # The model's own values, repeated so that parsing needs no torch (tests/test_cli_startup.py checks they agree):
 SEEDINGS = ("blobs", "grid", "grid+blobs")  # sam2_model.tracking.SEEDINGS
 MIN_CONTRAST = 0.7  # sam2_model.tracking.MIN_CONTRAST
+MIN_BLOB_DIAMETER = 2.0  # px: the smallest cell_diameter minimum the blob search takes (sam2_model.seeding)
 WEIGHTS_DEFAULT = "download"  # sam2_model.build.Weights.DOWNLOAD.value: --checkpoint's default
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
@@ -95,17 +96,40 @@ def auto_outputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
 
 def check_detection_options(args: argparse.Namespace) -> None:
     """--cell-diameter, --redetect-every and --min-contrast, checked in the command's words before anything is read
-    (a namespace without ``min_contrast``, or with None, leaves it unchecked)."""
+    (a namespace without ``min_contrast``, or with None, leaves it unchecked; one without ``seeding``, or with None,
+    leaves out the blob search's own rule, MIN >= 2). Whether a cell of the range fits the frames needs their size:
+    :func:`check_diameter_fits`, once the stack's shape is known."""
     low, high = DEFAULT_CELL_DIAMETER if args.cell_diameter is None else args.cell_diameter  # None: not given
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
         raise ValueError(f"--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, 0 < MIN <= MAX; "
                          f"got {low:g} {high:g}")
+    seeding = getattr(args, "seeding", None)
+    if seeding is not None and "blobs" in seeding and low < MIN_BLOB_DIAMETER:  # refused by the blob search itself
+        raise ValueError(f"--cell-diameter MIN MAX: --seeding {seeding} looks for blobs of at least "
+                         f"{MIN_BLOB_DIAMETER:g} px across, {MIN_BLOB_DIAMETER:g} <= MIN <= MAX; got {low:g} {high:g} "
+                         "(--seeding grid takes smaller cells)")
     if args.redetect_every < 1:
         raise ValueError(f"--redetect-every: look for new cells every K frames, K >= 1; got {args.redetect_every}")
     contrast = getattr(args, "min_contrast", None)
     if contrast is not None and not (math.isfinite(contrast) and contrast >= 0):
         raise ValueError(f"--min-contrast: how much a detection must stand out from the pixels around it, a number "
                          f">= 0 (0: off); got {contrast:g}")
+
+
+def check_diameter_fits(cell_diameter: Optional[Sequence[float]], seeding: str, frame_shape: Sequence[int]) -> None:
+    """The cell diameter range (None: the default, :data:`DEFAULT_CELL_DIAMETER`) checked against frames of
+    ``frame_shape`` (H, W) before the model is built or a frame read (``track --auto`` and each stack of ``batch
+    --auto``): a ValueError in the words the detector would refuse it with on the first frame
+    (:func:`sam2_model.seeding.diameter_fit_problem`: no cell of the range fits across the frame's short side).
+    Only where ``seeding`` uses the blob search ("blobs", "grid+blobs"): grid seeding takes any range."""
+    if "blobs" not in seeding:
+        return
+    from sam2_model.seeding import diameter_fit_problem
+
+    low, high = DEFAULT_CELL_DIAMETER if cell_diameter is None else cell_diameter
+    problem = diameter_fit_problem(float(low), float(high), tuple(frame_shape)[:2])
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def check_output_kinds(args: argparse.Namespace) -> None:

@@ -31,7 +31,8 @@ from .api import COMPOSITES, DIRECTIONS, FrameRangeArg
 from .batch_console import Console, report_start
 from .batch_cluster import (Terminated, check_main_guard, client_for, dashboard_line, usable_cores,
                             workers_per_machine)
-from .batch_inputs import AmbiguousPrompts, find_prompts, find_stacks, prompt_candidates
+from .batch_inputs import (AmbiguousPrompts, check_cell_diameter_option, check_diameter_fits_a_stack, find_prompts,
+                           find_stacks, prompt_candidates)
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
                             reusable_result)
@@ -160,6 +161,7 @@ def _check_tracking_options(tracking_options: Mapping[str, Any], name: Any = str
         check_tracking_options(None, None, {k: v for k, v in tracking_options.items() if k not in named})
     except TypeError as error:
         raise TypeError(f"batch(auto=True), whose tracking options go to track_cells: {error}") from None
+    check_cell_diameter_option(tracking_options)  # its values too: before any worker builds a model to refuse it
 
 
 def _check_direction(direction: Optional[str], auto: bool, name: Any, names: str = "api") -> str:
@@ -371,6 +373,8 @@ def batch(
     out = Path(out).expanduser()
     read_as: List[str] = []  # folders of one CYX / ZYX file per time point, read as one stack: said at the start
     stacks = find_stacks(inputs, exclude=out, exclude_option=word("out"), notes=read_as)
+    if auto:  # a cell diameter range that fits no stack's frames: refused from their shapes, before any worker
+        check_diameter_fits_a_stack(stacks, axes, tracking_options)
     template = StackTask("", "", str(out.resolve()), spec, None, auto, int(zarr_above_gb * 1024**3),
                          dict(tracking_options), axes, sigma, limits, object_window=window, direction=direction,
                          run=uuid.uuid4().hex[:8], invert=flip,

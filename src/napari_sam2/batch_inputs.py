@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sam2_model.frames_io import FRAME_SUFFIXES, TIFF_SUFFIXES, image_file_header, is_frame_file, natural_key
 
@@ -260,3 +261,72 @@ def find_prompts(stack: Path, prompts_dir: Optional[PathLike] = None) -> Optiona
         raise AmbiguousPrompts(f"{len(found)} different prompts CSVs for {stack.name} ({', '.join(map(str, found))}); "
                                "keep the one meant for it (or make them the same)")
     return found[0] if found else None
+
+
+def check_cell_diameter_option(tracking_options: Mapping[str, Any]) -> None:
+    """The tracking option ``cell_diameter`` (where given) checked before a stack is read or a worker started, in the
+    words each stack's task would fail with once its model is built: two numbers, 0 < min <= max (the tracker's rule,
+    :func:`sam2_model.tracking.detection.check_cell_diameter`), and where the blob search seeds (tracking option
+    ``seeding`` "blobs", the default, or "grid+blobs") finite, with min >= 2 (the blob search's own rule)."""
+    if "cell_diameter" not in tracking_options:
+        return
+    from sam2_model.tracking.detection import check_cell_diameter
+
+    from ._cli_auto import MIN_BLOB_DIAMETER
+
+    given = tracking_options["cell_diameter"]
+    low, high = check_cell_diameter(given)
+    if "blobs" not in str(tracking_options.get("seeding", "blobs")):
+        return
+    if not math.isfinite(high):
+        raise ValueError(f"cell_diameter must be a number or a (min, max) pair of pixels, got {given!r}")
+    if low < MIN_BLOB_DIAMETER:
+        raise ValueError(f"cell_diameter must satisfy {MIN_BLOB_DIAMETER:g} <= min <= max (pixels), got {given!r}")
+
+
+def stack_frame_shape(path: PathLike, axes: Any) -> Optional[Tuple[int, int]]:
+    """(H, W) of the frames of the stack at ``path`` read under ``axes`` (a :class:`.batch_worker.AxisOptions`: its
+    ``read``), from the stack's shape alone (opened lazily: no frame is read); None where it cannot be opened or read
+    so (its task says why)."""
+    from sam2_model.frames_io import close_stack, open_stack
+
+    try:
+        stack = open_stack(path)
+    except Exception:  # a single image, an unreadable file: its task fails with the reason
+        return None
+    try:
+        data, resolved, _ = axes.read(stack)
+        shape = tuple(int(n) for n in data.shape)
+        return shape[resolved.layout.spatial_axes[0]], shape[resolved.layout.spatial_axes[1]]
+    except Exception:  # axes that do not fit this stack: its task fails with the reason
+        return None
+    finally:
+        close_stack(stack)
+
+
+def check_diameter_fits_a_stack(stacks: Sequence[Path], axes: Any, tracking_options: Mapping[str, Any]) -> None:
+    """Before any worker starts (``batch(auto=True)``): where the blob search seeds and no cell of the diameter range
+    (tracking option ``cell_diameter``, else the default) fits across the frames of any stack (each read under
+    ``axes`` for its shape only, :func:`stack_frame_shape`), a ValueError naming the first stack, in the words each
+    task would fail with after building its model (:func:`._cli_auto.check_diameter_fits`). Stacks that cannot be
+    read are passed over; where one stack fits, the run goes on, and a stack whose frames are too small fails on its
+    own, before its model is built (:func:`.batch_worker.process_stack`). Stops at the first stack that fits."""
+    from ._cli_auto import check_diameter_fits
+
+    refused: List[Tuple[Path, str]] = []
+    for path in stacks:
+        shape = stack_frame_shape(path, axes)
+        if shape is None:
+            continue
+        try:
+            check_diameter_fits(tracking_options.get("cell_diameter"), str(tracking_options.get("seeding", "blobs")),
+                                shape)
+        except ValueError as error:
+            refused.append((Path(path), str(error)))
+            continue
+        return
+    if refused:
+        path, words = refused[0]
+        others = f" (and the frames of the {len(refused) - 1} other stacks read are too small too)" if len(
+            refused) > 1 else ""
+        raise ValueError(f"{path}: {words}{others}")

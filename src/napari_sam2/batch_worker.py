@@ -627,6 +627,11 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits, task.invert,
                              task.frames)  # a bad file (or one shorter than --frames) fails first
         index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
+        if task.auto:  # a cell diameter range of which no cell fits these frames: refused before the model is built
+            from ._cli_auto import check_diameter_fits
+
+            check_diameter_fits(task.tracking_options.get("cell_diameter"),
+                                str(task.tracking_options.get("seeding", "blobs")), frames.view.shape[1:3])
         tell(task, frames=0, total=len(frames.view))  # the console shows it in flight (a first frame can be long)
         prompts = None if task.auto else stack_prompts(  # a bad CSV: its reason, before the model
             Path(task.prompts), (frames.stack_frames, *frames.view.shape[1:]), task.direction, task.axes.names,

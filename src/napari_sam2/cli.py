@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 from . import INTERRUPTED
 from ._cli_auto import (CHECKPOINT_HELP, DEVICE_HELP, MODEL_HELP, WEIGHTS_DEFAULT,
                         add_auto_arguments, add_evaluate_parser, auto_options_given, auto_outputs,
-                        check_detection_options, check_output_kinds, frames_in_stack, frames_option, frames_words,
-                        in_cli_words, prepare_output, run_auto, run_evaluate, write_outputs)
+                        check_detection_options, check_diameter_fits, check_output_kinds, frames_in_stack,
+                        frames_option, frames_words, in_cli_words, prepare_output, run_auto, run_evaluate,
+                        write_outputs)
 from ._cli_axes import add_axis_arguments, axis_arguments, stack_axes
 from ._cli_batch import add_batch_parser
 from ._cli_outputs import check_distinct, check_not_input, ctrl_c_restored
@@ -534,6 +535,7 @@ def auto_command(args: argparse.Namespace, limits: Optional[Tuple[float, float]]
                 check_way_in_range(args.start_frame, chosen, args.direction, "--start-frame")
             stack = FrameRange(stack, axes.layout.frame_axis, chosen)
             view = FrameView(stack, axes.layout)
+        check_diameter_fits(args.cell_diameter, args.seeding, view.shape[1:3])  # the shape only: no frame read
         warn_contrast_outside(limits, view)
         start = read_as_seen(view, args.start_frame - first, axes.session_options)  # the channel tracked, alone read
         check_finite(start, f"frames: frame {args.start_frame}")  # before "auto" measures it

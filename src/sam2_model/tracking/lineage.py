@@ -238,7 +238,11 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     ``first_frame=3``; its begin and end come from the pixels), except that without ``first_frame`` (None: 0) a row
     ending past the labels' last frame is a ValueError naming ``first_frame`` (a movie-numbered lineage given without
     it would otherwise lose its end reasons: "left the field" read as "lost"; pass ``first_frame=0`` for labels that
-    are the first frames of the lineage's), and with it a lineage of which no row has a frame in the labels.
+    are the first frames of the lineage's), and with it a lineage of which no row has a frame in the labels. A
+    ``first_frame`` (or none) that the pixels contradict is a ValueError too, naming the first frame they imply: with it
+    some id has pixels outside its row's frames while another first frame puts every id's pixels inside its row (a
+    lineage numbered from 0 given ``first_frame=5``, a movie-numbered one given a first frame a few frames off); where
+    several fit (a time slice inside long rows) or none fits every row (hand edits), the one given is taken.
 
     The one rule every output follows: begin and end come from the frames where each id has pixels (segments smaller
     than ``min_area`` erased); a track with gaps is cut into contiguous pieces, each later piece a new id (above every
@@ -251,8 +255,8 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     shape = tuple(int(n) for n in labels.shape)
     if len(shape) != 3:
         raise ValueError(f"labels must be (T, H, W), got shape {shape}")
-    lineage = _numbered_from_zero(lineage, first_frame, shape[0])
     present: Dict[int, List[int]] = {}
+    spans: Dict[int, List[int]] = {}  # id -> [first, last] frame with pixels (any area: the rows' evidence)
     relabel: List[Dict[int, int]] = []
     kept: List[np.ndarray] = []
     for frame in range(shape[0]):
@@ -261,8 +265,11 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
         small = counts < min_area
         relabel.append({int(i): 0 for i in ids[small].tolist()})
         kept.append(ids[~small].astype(np.int64))
+        for i in ids.tolist():
+            spans.setdefault(int(i), [frame, frame])[1] = frame
         for i in kept[-1].tolist():
             present.setdefault(i, []).append(frame)
+    lineage = _numbered_from_zero(lineage, first_frame, shape[0], {i: (b, e) for i, (b, e) in spans.items()})
     known = {t.track_id: t for t in lineage.rows()}
     for i in present:
         if i not in known:
@@ -308,14 +315,16 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     return ConsistentLabels(labels, shape, tuple(relabel), ids), Lineage(rows.values())
 
 
-def _numbered_from_zero(lineage: Lineage, first_frame: Optional[int], num_frames: int) -> Lineage:
+def _numbered_from_zero(lineage: Lineage, first_frame: Optional[int], num_frames: int,
+                        spans: Optional[Dict[int, Tuple[int, int]]] = None) -> Lineage:
     """``lineage`` (frames numbered from ``first_frame``; None: not given, 0) numbered from 0 as the labels' index.
 
     Rows reaching past the labels' ``num_frames`` frames are kept (the labels may be a time slice of the frames the
-    lineage names: begin and end come from the pixels), with two ValueErrors: ``first_frame`` not given and a row
+    lineage names: begin and end come from the pixels), with three ValueErrors: ``first_frame`` not given and a row
     ending past the labels' last frame (a lineage naming a movie's frames, a result of part of a movie given without
-    its first frame: its end reasons would be read wrong), and ``first_frame`` given but no row with a frame in the
-    labels (a numbering that does not match them)."""
+    its first frame: its end reasons would be read wrong); ``first_frame`` given but no row with a frame in the
+    labels (a numbering that does not match them); and a numbering the pixels contradict (:func:`_check_numbering`:
+    ``spans`` {id: (first, last) labels' frame with pixels})."""
     given = first_frame is not None
     if given and (isinstance(first_frame, (bool, np.bool_)) or not isinstance(first_frame, (int, np.integer))
                   or first_frame < 0):
@@ -338,7 +347,48 @@ def _numbered_from_zero(lineage: Lineage, first_frame: Optional[int], num_frames
         raise ValueError(f"no lineage track has a frame among the labels' {num_frames} frames numbered {first}-{last} "
                          f"(first_frame={first}; the tracks span frames {min(t.begin for t in rows)}-"
                          f"{max(t.end for t in rows)}): give the frame number the lineage gives the labels' frame 0")
+    _check_numbering(rows, first, given, spans or {})
     return frames_shifted(lineage, -first)
+
+
+def numberings_fitting(rows: Sequence[Track], spans: Dict[int, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+    """The first frames (lowest, highest) with which every row of ``rows`` holds the frames where its id has pixels
+    (``spans``: {id: (first, last) frame of the labels}; row ``t`` holds them with first frame f where
+    ``t.begin <= first + f`` and ``last + f <= t.end``), from 0 on; None where none does (hand edits: a track painted
+    past its row, or no id both in the rows and the labels: anything goes)."""
+    lowest, highest, matched = 0, None, False
+    for t in rows:
+        if t.track_id in spans:
+            first, last = spans[t.track_id]
+            lowest = max(lowest, t.begin - first)
+            highest = t.end - last if highest is None else min(highest, t.end - last)
+            matched = True
+    if not matched or highest is None or lowest > highest:
+        return None
+    return lowest, highest
+
+
+def _check_numbering(rows: Sequence[Track], first: int, given: bool, spans: Dict[int, Tuple[int, int]]) -> None:
+    """ValueError naming ``first_frame`` where the pixels show it is not the lineage's number of the labels' frame 0:
+    with it some id has pixels on frames outside its row, while another first frame puts every id's pixels inside its
+    row (:func:`numberings_fitting`; a lineage numbered from 0 given first_frame=5, or a movie-numbered one given a
+    first frame a few frames off). A first frame that fits is taken (of a time slice inside long rows several do: the
+    pixels cannot tell them apart), and so is any where no first frame fits every row (hand edits)."""
+    fitting = numberings_fitting(rows, spans)
+    if fitting is None or fitting[0] <= first <= fitting[1]:
+        return
+    t = next(t for t in rows if t.track_id in spans
+             and not t.begin <= spans[t.track_id][0] + first <= spans[t.track_id][1] + first <= t.end)
+    low, high = spans[t.track_id]
+    said = f"first_frame={first}" if given else "no first_frame (0)"
+    implied = (f"first_frame={fitting[0]}" if fitting[0] == fitting[1] else
+               f"a first_frame of {fitting[0]}-{fitting[1]} (labels that are a time slice of the frames it names: the "
+               "slice's first frame)")
+    raise ValueError(f"{said} does not match the lineage: track {t.track_id} has pixels on the labels' frames "
+                     f"{low}-{high}, which {said} numbers {low + first}-{high + first}, outside its frames "
+                     f"{t.begin}-{t.end}; the lineage implies {implied}, with which every track holds its pixels: give "
+                     "the frame number the lineage gives the labels' frame 0 (result.first_frame for a result of part "
+                     "of a movie)")
 
 
 def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1,
