@@ -1,17 +1,22 @@
 """Which axis of an image is propagated and which holds channels: a small sub-widget of the segmentation widget.
 
 It shows the choices of one image at a time (:meth:`AxesPanel.show_for`) and turns them into a
-:class:`~.layout.StackLayout` and the session's channel options.
+:class:`~.layout.StackLayout` and the session's channel options. An image napari read from an ImageJ or OME-TIFF (or
+an OME-Zarr) whose axes name a channel axis ("C", e.g. TCYX) starts with that channel axis chosen
+(:func:`file_axes_choice`), as ``napari-sam2 track`` reads the file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+import functools
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
 
 from ._image_state import AxisChoice, channel_axis_of, choice_layout, spatial_ndim
+from .file_calibration import zarr_axis_letters
 from .layout import StackLayout
 
 NO_CHANNEL_AXIS = "none (grey or RGB)"
@@ -56,7 +61,7 @@ class AxesPanel(QWidget):
         self.channel_axis_combo.addItem(NO_CHANNEL_AXIS)
         if not image.rgb:
             for axis in range(max(ndim - 2, 0)):
-                self.channel_axis_combo.addItem(f"axis {axis} ({image.data.shape[axis]})")
+                self.channel_axis_combo.addItem(channel_axis_text(axis, image.data.shape[axis]))
         self.channel_axis_combo.setCurrentText(choice.channel_axis or NO_CHANNEL_AXIS)
         self._fill_channels()
         if choice.channel:
@@ -104,3 +109,80 @@ class AxesPanel(QWidget):
         self._fill_channels()
         self.channel_combo.blockSignals(False)
         self.edited.emit()
+
+
+def channel_axis_text(axis: int, count: int) -> str:
+    """The "Channel axis" entry of image axis ``axis`` holding ``count`` channels, e.g. "axis 1 (2)"."""
+    return f"axis {axis} ({count})"
+
+
+def file_axes_choice(image: Any) -> Optional[Tuple[AxisChoice, str]]:
+    """(the axis choice, the file's axis letters) that ``image`` (a napari Image layer) starts with when the file napari
+    read it from names a channel axis (:func:`source_axis_letters`: one letter per axis of the layer, "C" before the
+    rows and columns, e.g. TCYX -> "axis 1"): the model then sees channel 0 (the "Channel" list's first entry), and
+    the masks lie on every channel, as ``napari-sam2 track`` reads such a file. The propagated axis stays 0 unless that
+    is the channel axis (CTYX: the file's T, else Z, else the first other axis; CYX: one image). None for an RGB layer,
+    a layer of no file or of a file whose axes name no channel axis before Y, X."""
+    if getattr(image, "rgb", False):
+        return None
+    letters = source_axis_letters(image)
+    ndim = spatial_ndim(image)
+    if letters is None or len(letters) != ndim or "C" not in letters or not letters.endswith("YX"):
+        return None
+    channel = letters.index("C")
+    others = [axis for axis in range(ndim - 2) if axis != channel]
+    if channel >= ndim - 2:
+        return None
+    frame = 0  # also for (C, Y, X): one image of channels, nothing to propagate through
+    if channel == 0 and others:  # (C, T, Y, X): the file's time axis, else its z axis, else the first other one
+        named = [axis for letter in "TZ" for axis in others if letters[axis] == letter]
+        frame = (named or others)[0]
+    shape = image.data[0].shape if getattr(image, "multiscale", False) else image.data.shape
+    return AxisChoice(frame, channel_axis_text(channel, int(shape[channel])), ""), letters
+
+
+def source_axis_letters(image: Any) -> Optional[str]:
+    """The axis letters (upper case) of the file napari read ``image`` from (``layer.source.path``) where the file
+    names its axes and they fit the layer: an ImageJ or OME-TIFF whose first series has the layer's shape (tifffile's
+    letters), an OME-Zarr with one named axis per axis of the layer; None otherwise (no file, a plain TIFF, whose
+    letters tifffile guesses, a file a reader reshaped). Only the header is read, once per file, size and shape."""
+    path = getattr(getattr(image, "source", None), "path", None)
+    if path is None:
+        return None
+    data = image.data[0] if getattr(image, "multiscale", False) else image.data
+    try:
+        stat = Path(path).stat()
+    except (OSError, TypeError, ValueError):
+        return None
+    return _file_letters(str(path), stat.st_size, stat.st_mtime_ns, tuple(int(n) for n in data.shape))
+
+
+@functools.lru_cache(maxsize=32)
+def _file_letters(name: str, size: int, modified: int, shape: Tuple[int, ...]) -> Optional[str]:
+    """:func:`source_axis_letters` of the file ``name`` (``size`` bytes, modified at ``modified`` ns: the cache's key)
+    read as a layer of ``shape``."""
+    import tifffile
+
+    path = Path(name)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
+            with tifffile.TiffFile(path) as tif:
+                if not (tif.is_imagej or tif.is_ome) or not tif.series or tuple(tif.series[0].shape) != shape:
+                    return None
+                return str(tif.series[0].axes).upper()
+        letters = zarr_axis_letters(path) if path.is_dir() else None
+    except Exception:  # unreadable: no letters (the reader that opened it says what is wrong)
+        return None
+    return letters if letters is not None and len(letters) == len(shape) else None
+
+
+def file_channel_words(image: Any, choice: AxisChoice, letters: str) -> str:
+    """What the status line says of a channel axis chosen from ``image``'s file (:func:`file_axes_choice`), e.g.
+    "Channel axis: axis 1 (from the TIFF's axes TCYX): ...", naming the channel the model sees and how to choose
+    otherwise."""
+    path = getattr(getattr(image, "source", None), "path", None)
+    kind = "TIFF's" if path is not None and Path(str(path)).suffix.lower() in (".tif", ".tiff") else "file's"
+    axis = channel_axis_of(choice.channel_axis)
+    return (f"Channel axis: axis {axis} (from the {kind} axes {letters}): the model sees "
+            f"{choice.channel or 'channel 0'} and the masks lie on every channel (choose another 'Channel', or the "
+            f"mean or max of them; 'Channel axis: {NO_CHANNEL_AXIS}' segments each plane on its own).")

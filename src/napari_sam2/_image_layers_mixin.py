@@ -2,7 +2,9 @@
 
 The image picked, each image's :class:`~._image_state.ImageState` made on first use (its clicks, boxes and
 masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
-"auto" sizes measure (the slice shown, then the one the first click or box on the image was made on). Uses the widget's ``viewer``, ``states``, ``_state``, its controls (``image_combo``,
+"auto" sizes measure (the slice shown, then the one the first click or box on the image was made on); a new image's
+channel axis taken from its file's axes (TCYX). Uses the widget's ``viewer``, ``states``, ``_state``,
+``_file_channels``, ``_old_data``, its controls (``image_combo``,
 ``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
 runs' ``_stop_run_of``.
 """
@@ -17,11 +19,12 @@ import numpy as np
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
+from ._axes_panel import file_axes_choice, file_channel_words
 from ._image_state import (
     ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
-    follow_image_placement, image_transform, keep_removed, layer_name, masklets, model_data, out_of_plane_turn,
-    place_layer, put_back_removed, restore, same_layer, show_masklets, spatial_ndim, BOXES_NAME, LABELS_NAME,
-    OUT_OF_PLANE, POINTS_NAME, ROLE_KEY,
+    choice_layout, find_masklets, follow_image_placement, image_transform, keep_removed, layer_name, layer_role,
+    masklets, model_data, out_of_plane_turn, place_layer, put_back_removed, restore, same_layer, show_masklets,
+    spatial_ndim, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME, ROLE_KEY,
 )
 from ._tracks_layer import follow_image, rename_with_image
 from ._track_ids import frame_ranges
@@ -147,9 +150,10 @@ class ImageLayersMixin:
         if self._state is not None:
             self._state.obj_id = self.object_spin.value()
         state = self.states.get(layer.unique_id)
-        new = state is None
+        new, from_file = state is None, ""
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
+            from_file = self._axes_from_file(state)
             self._listen_for(state, layer.events.name, lambda event, s=state: self._on_image_renamed(s))
             self._listen_for(state, layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
             for name in ("scale", "translate", "rotate", "shear", "affine", "units"):  # set after clicking: ours follow
@@ -178,8 +182,34 @@ class ImageLayersMixin:
         self.refresh_run_buttons()  # a single 2D image has nothing to propagate through
         self.activate_clicks()
         self.picker.refresh_auto()
+        if from_file:
+            self.status.setText(f"Segmenting '{layer.name}'. {from_file}")
         self._say_turn(state, picked=True)
         self._run_deferred()  # clicks made on this image during a run on another one
+
+    def _axes_from_file(self, state: ImageState) -> str:
+        """A new image's axis choice from the file napari read it from where the file's axes name a channel axis
+        (:func:`~._axes_panel.file_axes_choice`, e.g. TCYX: "Channel axis: axis 1"), so that the widget segments it as
+        ``napari-sam2 track`` does; the person's own choice, made afterwards, is kept as any choice is (``state.axes``).
+        Not where the viewer holds a masklets layer of the image that only another choice fits (a closed dock's,
+        segmented otherwise). Returns the status words saying so ("" when nothing was chosen)."""
+        found = file_axes_choice(state.image)
+        if found is None:
+            return ""
+        choice, letters = found
+        image = state.image
+        theirs = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Labels" and (
+            layer.name == layer_name(LABELS_NAME, image) or layer_role(layer) == ("masklets", str(image.unique_id)))]
+        if theirs:
+            try:
+                fits = find_masklets(self.viewer, image, choice_layout(image, choice, self.viewer.dims.current_step))
+            except ValueError:
+                fits = None
+            if fits is None:
+                return ""
+        state.axes = choice
+        self._file_channels[image.unique_id] = letters
+        return file_channel_words(image, choice, letters)
 
     def object_window(self, model: Any) -> Optional[int]:
         """The chosen object window's side for the current image and ``model`` (None: whole frames). "auto" is
@@ -339,6 +369,7 @@ class ImageLayersMixin:
         track_all = getattr(self, "track_all", None)
         lineage = "" if track_all is None else track_all.set_aside(state.image)
         if kept:
+            self._old_data[state.image.unique_id] = " and ".join(f"'{name}'" for name in (kept, lineage) if name)
             words.append(f"Its masks, made on the old pixels, are kept in '{kept}'" +
                          (f" and their tracks in '{lineage}'" if lineage else "") +
                          " (no longer used or exported by the widget, and no step on them is undone); the next run "
@@ -355,6 +386,12 @@ class ImageLayersMixin:
         if not (same_axes and self._reject_outside(state, lead=message + " ")):
             self.status.setText(message)
             show_info(f"SAM 2: {message}")
+
+    def old_data_layers(self, image: Any) -> str:
+        """The names, quoted, of the layers that new data of another shape (a crop) of ``image`` set aside with the
+        masks of the old pixels ("'SAM2 masklets [cells] (old data)' and 'SAM2 lineage [cells] (old data)'"), where the
+        steps made before it lie (no Undo reverts them); "" when none was."""
+        return self._old_data.get(getattr(image, "unique_id", None), "")
 
     def _fit_boxes(self, state: ImageState) -> str:
         """After new data of another shape (a crop): ``state``'s boxes that lie wholly outside the new data (or on a

@@ -18,11 +18,11 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from ._image_state import (
-    ImageState, PromptContent, capture, is_depth_axis, out_of_plane_turn, place_layer, restore, slice_key,
+    ImageState, PromptContent, capture, is_depth_axis, layer_name, out_of_plane_turn, place_layer, restore, slice_key,
 )
 from ._labels_redraw import redraw
 from ._track_ids import frame_ranges
-from ._tracks_layer import own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
+from ._tracks_layer import TRACKS_NAMES, own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .controller import PropagationPass
 from .labels_writer import EditedSince
 from .layout import StackLayout
@@ -506,6 +506,8 @@ class RunMixin:
         self._refresh_objects()
         if done and frames and state is self._state and (empty := empty_objects(self.objects.rows)):
             self.status.setText(f"{sentence(self.status.text())} {nothing_found(empty)}")
+        if state is not None and state is self._state:
+            self._say_turn(state)  # a turn out of the plane made during the run is not hidden by its last line
         self.activate_clicks()
         self._after_run()
 
@@ -704,6 +706,10 @@ class RunMixin:
         where = "" if controller is None else self._elsewhere(controller.layout)
         if controller is None or self.busy() or not controller.history:
             note = "" if controller is None else controller.history_note
+            old = "" if state is None or note else self.old_data_layers(state.image)
+            if old:  # a crop set the steps' masks aside with the old data (no session of the new data has a step)
+                note = (f"the steps before the image got data of another shape were on the old data, kept in {old} "
+                        "(no Undo changes them)")
             self.status.setText(f"Nothing to undo{where}" + (f": {note}." if note else "."))
             return
 
@@ -928,7 +934,7 @@ class RunMixin:
         axes = tracks_metadata(image, layout)  # the image's units: napari drops mixed ones
         transform = tracks_transform(image, layout)  # a turned image's tracks turn with it
         role = tracks_role("tracks", image, layout)
-        name = f"SAM2 tracks [{image.name}]"
+        name = layer_name(TRACKS_NAMES["tracks"], image)  # the one table of their names: a rename keeps matching
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data

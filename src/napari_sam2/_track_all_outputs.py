@@ -20,14 +20,13 @@ from ._edit_runs import HeldLayers
 from ._image_state import layer_name, place_layer, same_layer
 from ._runs import qt_deleted
 from ._session_actions import ExportRun, steps_worker
-from ._tracks_layer import own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
+from ._tracks_layer import TRACKS_NAMES, own_tracks, tracks_metadata, tracks_placement, tracks_role, tracks_transform
 from .track_all import frame_and_plane
 from .track_export import export_path, export_tracking, export_tracking_steps
 
 if TYPE_CHECKING:
     from ._track_all_panel import ImageTracking
 
-LINEAGE_NAME = "SAM2 lineage"
 # what a person may have set on the lineage layer; kept when the layer must be made anew (its axes changed)
 DISPLAY_SETTINGS = ("name", "visible", "opacity", "blending", "tail_width", "tail_length", "head_length", "colormap",
                     "display_id", "display_tail", "display_graph", "hide_completed_tracks")
@@ -85,7 +84,7 @@ class TrackOutputsMixin:
         selected, active = list(selection), selection.active
         if old is not None:
             self.viewer.layers.remove(old)
-        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(LINEAGE_NAME, entry.image),
+        entry.tracks = self.viewer.add_tracks(data, graph=graph, name=layer_name(TRACKS_NAMES["lineage"], entry.image),
                                               scale=scale, translate=translate, **transform, **metadata, **role)
         own_tracks(entry.tracks)  # only this layer follows the image, not a person's duplicate of it
         for name, value in kept.items():

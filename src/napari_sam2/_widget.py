@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 from sam2_model.frames import check_smooth
 from sam2_model.prompt_validation import check_frame_size
 
-from ._axes_panel import AxesPanel
+from ._axes_panel import AxesPanel, file_channel_words
 from ._image_layers_mixin import ImageLayersMixin
 from ._image_state import (
     ImageState, add_labels_layer, channel_like_axes, find_masklets, masklets, model_data, prompts_in_data, same_layer,
@@ -116,6 +116,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.worker: Any = None
         self._ended_waited: set = set()  # ids of ended workers _release waited for once (the window closed)
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
+        self._file_channels: Dict[Any, str] = {}  # the file's axis letters of images whose channel axis they chose
+        self._old_data: Dict[Any, str] = {}  # by image: the layers a crop set aside with the old data, quoted
         self._state: Optional[ImageState] = None
         self._plane_ids: Optional[PlaneIds] = None  # the objects table's per-frame label values (:meth:`object_frames`)
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
@@ -441,6 +443,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
                 if controller.is_open:
                     controller.session.close()  # its frame reader's prefetch thread ends
         self.states.clear()
+        self._file_channels.clear()
+        self._old_data.clear()
         self._state = self._run_state = self._run_steps = self._run_prompts = None
         self._run_history = (None, 0, None)
         self._plane_ids = self._loaded_labels = self._tracks_run = self._export_run = self._edit_run = None
@@ -465,6 +469,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self._attached = True
         _ATTACHED.add(self)
         self.states.clear()
+        self._file_channels.clear()
+        self._old_data.clear()
         self._state = None
         self._listen(self.viewer.layers.events.inserted, self._refresh_images)
         self._listen(self.viewer.layers.events.removed, self._on_layer_removed)
@@ -721,10 +727,15 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
 
     def _channel_hint(self, state: ImageState, layout: StackLayout) -> str:
         """Once per image, on its first run: how to segment per channel when ``layout`` treats axes that look like
-        channels (:func:`~._image_state.channel_like_axes`) as slices, as z; "" otherwise. A hint: nothing changes."""
+        channels (:func:`~._image_state.channel_like_axes`) as slices, as z, or that the channel axis was taken from the
+        image's file (:meth:`_axes_from_file`; its first status line may have been replaced by the model's); ""
+        otherwise. A hint: nothing changes."""
         if state.channel_hint_said:
             return ""
         state.channel_hint_said = True
+        letters = self._file_channels.get(state.image.unique_id)
+        if letters and layout.channel_axis == letters.index("C"):  # chosen from the file: said again with the masks
+            return file_channel_words(state.image, state.axes, letters)
         axes = channel_like_axes(state.image, layout)
         if not axes:
             return ""
