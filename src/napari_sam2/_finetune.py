@@ -11,9 +11,10 @@ The result is a weights file in the official layout that the segmentation widget
 (Weights: local file) and ``build_model`` load; *Use in the segmentation widget* sets it there with the input size the
 run trained at. Checked before a run starts, nothing written otherwise: frames with NaN or infinity, labels that do not
 lie on the image in the viewer (another scale, translate, rotate, shear or affine: training pairs them pixel by pixel),
-a run folder that is a file or cannot be written (``sam2_model.train.loop.check_run_folder``, the check train() makes;
-a relative one is made absolute: it is under napari's working folder). A Cancel during the last step stops nothing:
-the run finishes with its check on the user's frames.
+a run folder that is a file or cannot be written (``sam2_model.train.run_folder.check_run_folder``, the check train()
+makes; a relative one is made absolute: it is under napari's working folder). A Cancel during the last step stops
+nothing: the run finishes with its check on the user's frames. Docking the widget and those checks load no torch
+(napari would freeze seconds while it loads); the training loop and torch are imported in the run's worker thread.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-import sam2_model as sm
+# (none of these imports torch: docking the widget and the checks before a run stay off torch on napari's GUI thread;
+# the training loop, and torch with it, is imported in the run's worker thread: _train's work)
 from sam2_model.checkpoints import find_cached
 from sam2_model.config import get_config
-from sam2_model.train import TrainSettings, fine_tuning_warmup, train
-from sam2_model.train.data import FrameOptions, check_finite_frames
+from sam2_model.train.frame_options import FrameOptions, check_finite_frames
 from sam2_model.train.hold_out import parse_frame_range, split_off
-from sam2_model.train.loop import (FINE_TUNING_LR, RunConflict, check_run_folder, run_differences, run_is_finished,
-                                   run_warmup)
+from sam2_model.train.run_folder import RunConflict, check_run_folder, run_differences, run_is_finished, run_warmup
+from sam2_model.train.settings import FINE_TUNING_LR, TrainSettings, embedded_weights_file, fine_tuning_warmup
 from sam2_model.train.stack_check import StackCheck
 from sam2_model.train.stack_labels import annotated_frames, frame_list
 
@@ -259,7 +260,7 @@ class FineTuneWidget(QWidget):
         if choice.weights == LOCAL:
             return choice.path
         if choice.name == DEMO:
-            return str(sm.build.embedded_weights_path())
+            return str(embedded_weights_file())  # (sam2_model.build's file, found without torch)
         cached = find_cached(choice.name)
         return str(cached) if cached else None
 
@@ -386,6 +387,8 @@ class FineTuneWidget(QWidget):
 
         @thread_worker(ignore_errors=True)  # errors go to our errored handler, not the event loop
         def work() -> Tuple[Path, List[Dict[str, Any]], int, Tuple[str, int], str]:
+            from sam2_model.train.loop import train  # torch and the training code: here, in the worker thread
+
             train(settings, stack=stack, labels=labels, progress=report)
             weights = Path(settings.out) / "weights.pt"
             metadata = run_record(Path(settings.out)) or {}  # the record the builder reads (inside weights.pt first)

@@ -99,15 +99,20 @@ def next_free_folder(folder: Path) -> Path:
 
 
 def run_record(folder: Path) -> Optional[Dict[str, Any]]:
-    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its weights' training
-    record (settings, steps, what stopped it) as the model builder reads it
-    (:func:`sam2_model.run_record.weights_run_record`, without torch): the record stored inside weights.pt, which
-    wins over a weights.json that disagrees (outdated or another run's), else that JSON; {} when neither can be read."""
-    if not (folder / "last.pt").exists() and not (folder / "weights.pt").exists():
+    """What ``folder`` holds of a run: None when no run (no last.pt and no weights.pt), else its training record
+    (settings, steps, train_seconds, what stopped it, the checks), read without torch: the record of its last.pt, the
+    run that Train (``train()``) would resume (:func:`sam2_model.run_record.resume_record`; the same record as
+    weights.pt's once a call ended, whoever started the run), else, with no readable last.pt, its weights' record as
+    the model builder reads it (:func:`sam2_model.run_record.weights_run_record`: the one inside weights.pt, which
+    wins over a weights.json that disagrees, else that JSON); {} when none can be read. So a run killed after a
+    periodic save beside older weights is judged by the step it resumes from, not by those weights."""
+    last, weights = folder / "last.pt", folder / "weights.pt"
+    if not last.exists() and not weights.exists():
         return None
-    from sam2_model.run_record import weights_run_record
+    from sam2_model.run_record import resume_record, weights_run_record
 
-    return weights_run_record(folder / "weights.pt")
+    resumed = resume_record(last) if last.exists() else None
+    return resumed if resumed is not None else weights_run_record(weights)
 
 
 def holds_finished_run(folder: Path) -> bool:
@@ -126,9 +131,12 @@ FORM_NAMES = {"lr": "learning rate", "clip_len": "frames per clip", "augment": "
 
 
 def setting_in_form_words(name: str, value: Any, named: bool = True) -> str:
-    """A run setting as the fine-tuning form says it, e.g. "learning rate 0.0001" ("0.0001" with named=False)."""
+    """A run setting as the fine-tuning form says it, e.g. "learning rate 0.0001" ("0.0001" with named=False); a
+    setting the form has no field for (a run started by sam2-train with other values) by its sam2-train option, e.g.
+    "sam2-train's --clips-per-step 1"."""
     if named:
-        return f"{FORM_NAMES.get(name, name)} {setting_in_form_words(name, value, named=False)}"
+        words = FORM_NAMES.get(name, f"sam2-train's --{name.replace('_', '-')}")
+        return f"{words} {setting_in_form_words(name, value, named=False)}"
     if name == "init":
         return "random weights" if value is None else str(value)
     if value is None:

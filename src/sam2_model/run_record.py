@@ -1,15 +1,17 @@
 """A fine-tuning run's training record, read without torch: the record stored inside a run's ``weights.pt`` (beside
-``"model"``) and the ``weights.json`` beside it, chosen as the model builder chooses them.
+``"model"``) and the ``weights.json`` beside it, chosen as the model builder chooses them, and the same record inside
+the run's ``last.pt`` (what training resumes: :func:`resume_record`).
 
 ``weights.pt`` is a ``torch.save`` zip archive whose ``PREFIX/data.pkl`` pickles ``{"model": state_dict, "record":
 {...}}``. :func:`stored_record` unpickles that ``data.pkl`` alone with a restricted unpickler: tensor storages become
 placeholders (no tensor data is read), and the only classes it resolves are stand-ins for torch's tensor rebuild
-functions and storage types plus ``collections.OrderedDict``, ``set`` and ``frozenset``; any other class is refused
-without being looked up, so nothing in the file runs. Importing this module and reading a record load no torch (whose
-import takes 1.5 s warm, 6-8 s on a cold disk: on napari's GUI thread when the model picker lists the runs). A file whose pickle this
-reader does not understand (another class, another storage form) is read by ``torch.load(weights_only=True)``, as
-before. :mod:`sam2_model.build` (the model builder), :mod:`sam2_model.train.loop` and the fine-tuning widget's run
-folders all read the record here.
+functions and storage types plus ``collections.OrderedDict``, ``set`` and ``frozenset``. A pickle naming any other class
+(``torch.device``, a dtype, ``torch.Size``, a NumPy value, another tool's object) is read again with every such class
+an inert stand-in that is never looked up: nothing in the file runs, and a record holding such an object is no record.
+Importing this module and reading a record load no torch, whatever the file (torch's import takes 1.5 s warm, 6-8 s on
+a cold disk: on napari's GUI thread when the model picker lists the runs and the Fine-tune form judges its run folder).
+:mod:`sam2_model.build` (the model builder), :mod:`sam2_model.train` and the fine-tuning widget's run folders all read
+the record here.
 """
 
 from __future__ import annotations
@@ -107,59 +109,174 @@ class _RecordUnpickler(pickle.Unpickler):
         raise _NotUnderstood(f"a persistent id of another form ({type(pid).__name__})")
 
 
-def _pickled_payload(path: Path) -> Tuple[bool, Any]:
-    """``(read, payload)`` of the torch zip file ``path``: ``(True, payload)`` with its tensors as
-    :class:`StoredTensor`; ``(True, None)`` when ``path`` is no torch zip file or a damaged one (torch's memory-mapped
-    loader reads none of these either); ``(False, None)`` when the pickle is one this reader does not understand."""
+class _Inert:
+    """An object of a class the file names that this reader does not load (its class is never looked up): built from
+    anything, filled with anything, standing for nothing. A record holding one is no record (:func:`stored_record`)."""
+
+    args: Tuple[Any, ...] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_Inert":
+        made = super().__new__(cls)
+        made.args = args  # (a str subclass, such as torch's TorchVersion, is made from its text: _cleaned keeps it)
+        return made
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "_Inert":  # a function of the file called by the pickle
+        return _Inert()
+
+    def __setstate__(self, state: Any) -> None:  # BUILD
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # SETITEM(S) of a dict subclass
+        pass
+
+    def append(self, value: Any) -> None:  # APPEND(S) of a list subclass
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+    def add(self, value: Any) -> None:  # ADDITEMS of a set subclass
+        pass
+
+
+def _inert_class(module: str, name: str) -> type:
+    """A fresh inert class standing for ``module.name`` (a class, so NEWOBJ's ``cls.__new__(cls)`` works too)."""
+    return type(f"Inert[{module}.{name}]", (_Inert,), {})
+
+
+class _TolerantUnpickler(_RecordUnpickler):
+    """:class:`_RecordUnpickler` where every other class or function the pickle names, and a persistent id of another
+    form, is an inert stand-in (:class:`_Inert`): any well-formed pickle is read, and nothing of it runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            found = super().find_class(module, name)
+        except _NotUnderstood:
+            return _inert_class(module, name)
+        return _tolerant(found) if found in (_rebuild_tensor, _rebuild_parameter) else found
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            return super().persistent_load(pid)
+        except _NotUnderstood:
+            return _Inert()
+
+
+def _tolerant(function: Any) -> Any:
+    """``function`` (a tensor rebuild stand-in) made tolerant: a call it does not understand gives an inert object."""
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except _NotUnderstood:
+            return _Inert()
+    return call
+
+
+def _cleaned(value: Any) -> Any:
+    """``value`` with plain values only (JSON's): an inert object made from one text (torch's TorchVersion, which
+    runs saved before 2026-12-08 pickled in last.pt's sessions) becomes that text, any other object None."""
+    if isinstance(value, _Inert):
+        return value.args[0] if len(value.args) == 1 and isinstance(value.args[0], str) else None
+    if isinstance(value, Mapping):
+        return {str(key): _cleaned(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cleaned(item) for item in value]
+    return value if value is None or isinstance(value, (str, bool, int, float)) else None
+
+
+def _pickled_payload(path: Path) -> Any:
+    """The payload of the torch zip file ``path`` with its tensors as :class:`StoredTensor` (and any object of another
+    class inert: :class:`_TolerantUnpickler`); None when ``path`` is no torch zip file, a damaged one (torch's loader
+    reads none of these either) or one whose pickle is larger than :data:`_MAX_PICKLE_BYTES` (no SAM 2 checkpoint's
+    is). Never imports torch, never raises."""
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
             if not entries:
-                return True, None
+                return None
             prefix = entries[0].filename.split("/", 1)[0]  # torch names the archive by its first entry's folder
             try:
                 info = archive.getinfo(f"{prefix}/data.pkl")
             except KeyError:
-                return True, None
+                return None
             if info.file_size > _MAX_PICKLE_BYTES:
-                return False, None
+                return None
             data = archive.read(info)
     except Exception:  # missing, a folder, not a zip, cut short, a bad checksum: torch's loader reads none of these
-        return True, None
+        return None
     try:
-        return True, _RecordUnpickler(io.BytesIO(data)).load()
-    except _NotUnderstood:
-        return False, None
+        return _RecordUnpickler(io.BytesIO(data)).load()
+    except _NotUnderstood:  # another class (torch.device, a dtype, NumPy, ...): read again with it inert
+        pass
     except Exception:  # a damaged pickle: truncated, bad opcodes, wrong arguments to a stand-in
-        return True, None
-
-
-def _torch_payload(path: Path) -> Any:
-    """The payload of ``path`` as ``torch.load(weights_only=True, mmap=True)`` reads it (None when it cannot)."""
+        return None
     try:
-        import torch
-
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a file torch reads memory-mapped (a folder, damaged, the legacy format, ...)
+        return _TolerantUnpickler(io.BytesIO(data)).load()
+    except Exception:
         return None
 
 
 def stored_record(path: PathLike) -> Optional[Dict[str, Any]]:
     """The training record stored inside the checkpoint file ``path`` (``"record"`` beside ``"model"`` in its
-    pickled payload, as ``sam2_model.train`` writes weights.pt); None when it holds none or cannot be read (missing,
-    a folder, not a torch zip file, cut short, damaged: :func:`sam2_model.build.read_checkpoint` says why a file
-    cannot be read). Read without torch and without reading any tensor (a few ms); only a pickle this module's
-    restricted reader does not understand is read with ``torch.load(weights_only=True, mmap=True)``, which also
-    refuses anything but tensors and plain values. Never raises."""
+    pickled payload, as ``sam2_model.train`` writes weights.pt and last.pt); None when it holds none or cannot be read
+    (missing, a folder, not a torch zip file, cut short, damaged: :func:`sam2_model.build.read_checkpoint` says why a
+    file cannot be read), or when the record holds anything but plain values. Read without torch and without reading
+    any tensor (a few ms), whatever else the file holds. Never raises."""
     try:
         path = Path(path).expanduser()
     except (RuntimeError, TypeError, ValueError):  # e.g. "~nosuchuser/weights.pt": no such file to read
         return None
-    read, payload = _pickled_payload(path)
-    if not read:
-        payload = _torch_payload(path)
+    return _record_of(_pickled_payload(path))
+
+
+def _record_of(payload: Any) -> Optional[Dict[str, Any]]:
+    """The record beside ``"model"`` in an unpickled ``payload``; None when none, or one holding an inert object."""
     record = payload.get("record") if isinstance(payload, Mapping) and "model" in payload else None
-    return dict(record) if isinstance(record, Mapping) else None
+    if not isinstance(record, Mapping) or any(isinstance(v, _Inert) for v in _walk(record)):
+        return None
+    return dict(record)
+
+
+def _walk(value: Any) -> Any:
+    """Every value inside ``value`` (containers opened), ``value`` first."""
+    yield value
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _walk(item)
+
+
+def resume_record(last: PathLike) -> Optional[Dict[str, Any]]:
+    """The training record of a run's resume file ``last`` (``RUN/last.pt``), in the words of its weights' record
+    (``steps``, ``train_seconds``, ``stopped_by``, ``settings``, ``sessions``, ...): what :func:`sam2_model.train.train`
+    resumes from. A run saves the same record in last.pt as in weights.pt (after a periodic save ``stopped_by`` is
+    None: the run is under way; it names what stopped the run once its weights are written); a last.pt of a run saved
+    before 2026-12-08 holds none, and the record is made of its step, training seconds, settings and sessions. Read
+    without torch (no tensor read); None when ``last`` is no run's resume file or cannot be read. Never raises."""
+    try:
+        last = Path(last).expanduser()
+    except (RuntimeError, TypeError, ValueError):
+        return None
+    payload = _pickled_payload(last)
+    if not isinstance(payload, Mapping) or "step" not in payload or "model" not in payload:
+        return None
+    record = _record_of(payload)
+    if record is not None:
+        return record
+    step, seconds = payload.get("step"), payload.get("seconds")
+    settings, sessions = payload.get("settings"), payload.get("sessions")
+    if not isinstance(step, int) or isinstance(step, bool) or not isinstance(settings, Mapping):
+        return None
+    sessions = _cleaned(sessions) if isinstance(sessions, (list, tuple)) else []
+    last_stop = sessions[-1].get("stopped_by") if sessions and isinstance(sessions[-1], dict) else None
+    return {"steps": step, "train_seconds": round(float(seconds), 1) if isinstance(seconds, (int, float)) else 0.0,
+            "stopped_by": last_stop if isinstance(last_stop, str) else None, "settings": _cleaned(settings),
+            "sessions": sessions}
 
 
 def weights_record(path: PathLike, inside: Optional[Mapping[str, Any]] = None,

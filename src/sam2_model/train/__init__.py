@@ -14,7 +14,7 @@ _PUBLIC: Dict[str, str] = {
     "Clip": "data", "MixedClips": "data", "StackClips": "data", "SyntheticClips": "data",
     "EpisodeSettings": "episode", "run_episode": "episode",
     "LossWeights": "losses", "prediction_losses": "losses",
-    "TrainSettings": "settings", "export_weights": "loop", "fine_tuning_warmup": "loop", "train": "loop",
+    "TrainSettings": "settings", "export_weights": "loop", "fine_tuning_warmup": "settings", "train": "loop",
 }
 
 __all__ = [

@@ -17,15 +17,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import tifffile
 
-from ..modeling.sam2 import SAM2Model
 from .ctc_training import CtcTrainingData, read_ctc_training, segmented_frames
 from .stack_check import StackCheck, clicked_objects, tracked_iou
 from .stack_labels import annotated_frames, frame_list, link_by_overlap
+
+if TYPE_CHECKING:  # (torch: the widget parses and splits off held-out frames before a run, without torch)
+    from ..modeling.sam2 import SAM2Model
 
 MAX_FRAMES = 48  # frames tracked from the range's first annotated frame: the MSC example's unseen 24-47
 

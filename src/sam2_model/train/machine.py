@@ -36,7 +36,7 @@ def describe_machine(device: torch.device) -> Dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # (a str subclass of torch's: pickled in last.pt it would need torch)
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

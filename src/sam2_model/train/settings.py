@@ -1,11 +1,40 @@
-"""The settings of a training run (:class:`TrainSettings`), apart from the loop so that ``sam2-train``'s argument
-parsing and ``--help`` need neither torch nor the training code (:mod:`sam2_model.train.loop` re-exports it)."""
+"""The settings of a training run (:class:`TrainSettings`) and the fine-tuning defaults (:data:`FINE_TUNING_LR`,
+:func:`fine_tuning_warmup`), apart from the loop so that ``sam2-train``'s argument parsing and ``--help``, and the
+fine-tuning widget's form, need neither torch nor the training code (:mod:`sam2_model.train.loop` re-exports them)."""
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, List, Optional, Union
+
+
+#: The command line's learning rate for a run that starts from trained weights (``--init`` a checkpoint or embedded,
+#: or ``--stack`` without ``--init``): the fine-tuning widget's. :class:`TrainSettings`' ``lr`` (5e-4) is the value for
+#: training from random weights, too large a step for trained weights once the warm-up is short.
+FINE_TUNING_LR = 1e-4
+
+
+def fine_tuning_warmup(steps: int) -> int:
+    """Warm-up steps for fine-tuning on a user's few annotated frames: a quarter of the run, at most 50.
+
+    A short warm-up let the first large updates (the object-score head learning that the user's cells are
+    objects) wipe out the memory path: on the MSC example, 20 warm-up steps of 200 left every tracked object
+    the same blob for one seed in four (docs/training_data.md); 50 did not for any.
+    """
+    return max(1, min(50, int(steps) // 4))
+
+
+def embedded_weights_file() -> Path:
+    """The demo model's weights shipped inside the package, as a run's ``init`` names them, found without importing
+    torch (the fine-tuning widget's form, on napari's GUI thread): the file of
+    :func:`sam2_model.build.embedded_weights_path`, with its FileNotFoundError when it is missing."""
+    path = Path(__file__).parent.parent / "weights" / "demo.pt"  # (build.py: Path(__file__).parent / "weights")
+    if not path.is_file():
+        raise FileNotFoundError(f"the embedded demo weights are missing ({path}); reinstall napari-sam2, or train them "
+                                "with `python -m sam2_model.train`")
+    return path
 
 
 #: smooth, contrast_limits, invert, channel, channel_axis as a run without frame options has them
@@ -65,11 +94,11 @@ class TrainSettings:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
         if self.hold_out is not None:
-            from .hold_out import parse_frame_range  # (lazily: it imports the model's code)
+            from .hold_out import parse_frame_range  # (lazily: --help does without it)
 
             self.hold_out = str(parse_frame_range(self.hold_out))  # refused by name here when malformed
         if FRAME_DEFAULTS != (self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis):
-            from .data import check_frame_options  # (lazily: it imports torch, which --help does without)
+            from .frame_options import check_frame_options  # (lazily: --help does without it)
 
             self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis = check_frame_options(
                 self.smooth, self.contrast_limits, self.invert, self.channel, self.channel_axis)

@@ -10,15 +10,16 @@ path collapsed scored 0.16 -> 0.18 here, the mended one 0.16 -> 0.58.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..click_points import click_point
-from ..evaluation import track_with_clicks
 from ..frames import FrameSource
 from ..metrics import region_similarity
-from ..modeling.sam2 import SAM2Model
+
+if TYPE_CHECKING:  # (torch: :class:`StackCheck` is read by the fine-tuning widget, which docks without torch)
+    from ..modeling.sam2 import SAM2Model
 
 MAX_FRAMES = 8  # frames tracked: enough to see a collapse, cheap on large stacks
 MAX_OBJECTS = 16  # objects clicked
@@ -95,6 +96,8 @@ def tracked_iou(model: SAM2Model, stack: np.ndarray, labels: np.ndarray,
     (default :func:`clicked_objects`), scored on every frame where the object is annotated. None when there
     is no object to click. ``limits``, ``invert``: the contrast limits and inversion the frames are mapped with (as
     training mapped them: :class:`.data.FrameOptions`; None and False: the tracked frames' own percentiles)."""
+    from ..evaluation import track_with_clicks  # torch: imported with the model that runs here
+
     stack, labels = np.asarray(stack)[:max_frames], np.asarray(labels)[:max_frames]
     obj_ids = clicked_objects(labels[0]) if obj_ids is None else obj_ids
     if not obj_ids:
