@@ -95,7 +95,8 @@ def test_after_a_crop_track_all_s_old_tracks_are_set_aside_and_undo_leaves_the_o
     assert w.status.text().startswith("Nothing to undo"), w.status.text()
     panel.undo_button.click()
     wait_tracking(qtbot, w)
-    assert panel.status.text() == "No tracking step to undo.", panel.status.text()
+    said = panel.status.text()
+    assert said.startswith("No tracking step to undo: ") and "'SAM2 lineage [cells] (old data)'" in said, said
     assert np.array_equal(np.asarray(old_masks.data), masks) and np.array_equal(np.asarray(old_tracks.data), tracks)
     image.scale = (1.0, 2.0, 2.0)  # the set-aside tracks no longer follow the image
     qtbot.wait(50)

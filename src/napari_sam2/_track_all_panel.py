@@ -729,7 +729,10 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._fail(error)
             return
         if run is None:
-            self.status.setText("No tracking step to undo.")
+            old = self.widget.old_data_layers(self.widget.image_layer)  # a crop set the earlier steps aside
+            self.status.setText(f"No tracking step to undo: the tracking before the image got data of another shape "
+                                f"was on the old data, kept in {old} (no Undo changes them)." if old else
+                                "No tracking step to undo.")
             return
         self.forget_checksums(entry, run.frames)
         self._refresh_labels(entry.image)
