@@ -248,23 +248,34 @@ def pick_image_size(value: Optional[str], frame: object, model: str,
 
 
 def pick_object_window(value: Optional[str], frame: object, model: str, image_size: Optional[int],
-                       frame_index: int = 0, checkpoint: Optional[str] = None) -> Optional[int]:
-    """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave), measured on
-    ``frame`` (frame ``frame_index``, the first prompted frame) for the input size the model runs at: ``image_size``,
-    else the size fine-tuned weights (``checkpoint``) were trained at, else the preset's."""
+                       frame_index: int = 0, checkpoint: Optional[str] = None,
+                       prompts: Optional[Any] = None) -> Optional[int]:
+    """``--object-window``: a side in frame px, None (off), or "auto" (printed with what it gave and what it measured),
+    measured on ``frame`` (frame ``frame_index``, the first prompted frame) for the input size the model runs at:
+    ``image_size``, else the size fine-tuned weights (``checkpoint``) were trained at, else the preset's. prompts: the
+    objects prompted on that frame (:class:`~napari_sam2.image_size.PromptSpots`), whose width is then measured
+    rather than the frame's every object; None: the frame's."""
+    import math
+
     from sam2_model.build import trained_input_size
     from sam2_model.config import get_config
 
-    from .image_size import AUTO, check_object_window, resolve_object_window
+    from .image_size import AUTO, check_object_window, object_window_choice
 
     size = image_size if image_size is not None else (trained_input_size(model, checkpoint)
                                                       or get_config(model).image_size)
-    window = resolve_object_window(value, frame, model, size, "--object-window")
+    choice = object_window_choice(value, frame, model, size, "--object-window", prompts)
     if check_object_window(value, "--object-window") == AUTO:
-        print(f"--object-window auto: each object in a {window} px window around it (measured on frame "
-              f"{frame_index})" if window else
-              f"--object-window auto: off (the objects of frame {frame_index} are not small against it)")
-    return window
+        words = choice.measure_words()
+        if choice.side:
+            print(f"--object-window auto: each object in a {choice.side} px window around it ({words} on frame "
+                  f"{frame_index})")
+        elif math.isnan(choice.object_diameter) and choice.measured:
+            print(f"--object-window auto: off (no objects found to measure on frame {frame_index})")
+        else:
+            said = f": {words}" if words else ""
+            print(f"--object-window auto: off (the objects of frame {frame_index} are not small against it){said}")
+    return choice.side
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ import numpy as np
 
 from sam2_model.config import get_config
 from sam2_model.frames_io import sample_indices
-from sam2_model.input_size import ESTIMATE_CROP, estimate_object_diameter, suggest_image_size
+from sam2_model.input_size import (ESTIMATE_CROP, estimate_object_diameter, measured_spread, median_of_most,
+                                   prompted_object_widths, suggest_image_size)
 
 AUTO = "auto"
 #: what ``image_size=`` accepts: a multiple of 32, "auto", or None (the model's preset size)
@@ -266,21 +267,148 @@ def check_object_window(value: ObjectWindowArg, name: str = "object_window") -> 
                      f"(every object on the whole frame); got {value!r}")
 
 
-def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_size: int,
-                          name: str = "object_window") -> Optional[int]:
+@dataclass(frozen=True)
+class PromptSpots:
+    """Where the objects were prompted on the frame "auto" object windows measure: one (x, y) spot per object, in the
+    whole frame's pixels (its first positive click, or its box's centre), and each spot's box (x0, y0, x1, y1), or
+    NaNs for a click. The objects under the spots are measured (:func:`object_window_choice`), not the frame's every
+    piece: on frames where a few large cells lie among many noise specks the frame's median width is the specks'."""
+
+    points: np.ndarray  # (N, 2) float (x, y)
+    boxes: np.ndarray  # (N, 4) float (x0, y0, x1, y1); NaN rows for clicks
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @staticmethod
+    def of(prompts: Sequence[Any], frame: Optional[int] = None) -> "PromptSpots":
+        """The spots of ``prompts`` (:class:`~napari_sam2.prompts.FramePrompt`-like: ``frame``, ``obj_id``,
+        ``points`` (N, 2) (x, y), ``labels``, ``box``) on ``frame`` (None: every prompt), one per object: its first
+        positive click, else its box's centre (mask prompts and negative clicks only: no spot)."""
+        spots = {}
+        for prompt in prompts:
+            if frame is not None and int(prompt.frame) != int(frame):
+                continue
+            obj = int(prompt.obj_id)
+            points = np.asarray(getattr(prompt, "points", np.zeros((0, 2))), np.float64).reshape(-1, 2)
+            labels = np.asarray(getattr(prompt, "labels", np.zeros(0)), np.int64).reshape(-1)
+            positive = points[labels[:len(points)] > 0] if len(labels) else points[:0]
+            box = getattr(prompt, "box", None)
+            if len(positive) and (obj not in spots or not math.isnan(spots[obj][1][0])):
+                spots[obj] = (positive[0], np.full(4, np.nan))
+            elif box is not None and obj not in spots:
+                corners = np.asarray(box, np.float64).reshape(4)
+                spots[obj] = (np.array([(corners[0] + corners[2]) / 2, (corners[1] + corners[3]) / 2]), corners)
+        return PromptSpots.from_pairs(list(spots.values()))
+
+    @staticmethod
+    def of_rows(clicks: Any, boxes: Any, frame: int) -> "PromptSpots":
+        """The spots of a prompts table's rows on ``frame``: clicks (frame, y, x, label, obj_id), boxes (frame, y0,
+        x0, y1, x1, obj_id) as :func:`~napari_sam2.prompts_csv.read_prompts` gives them, one per object (its first
+        positive click, else its first box)."""
+        spots = {}
+        for row in clicks:
+            if int(row[0]) == int(frame) and float(row[3]) > 0 and int(row[4]) not in spots:
+                spots[int(row[4])] = (np.array([float(row[2]), float(row[1])]), np.full(4, np.nan))
+        for row in boxes:
+            if int(row[0]) == int(frame) and int(row[5]) not in spots:
+                y0, x0, y1, x1 = (float(v) for v in row[1:5])
+                corners = np.array([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
+                spots[int(row[5])] = (np.array([(x0 + x1) / 2, (y0 + y1) / 2]), corners)
+        return PromptSpots.from_pairs(list(spots.values()))
+
+    @staticmethod
+    def from_pairs(pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> "PromptSpots":
+        """From (point (2,), box (4,)) pairs."""
+        points = np.array([point for point, _ in pairs], np.float64).reshape(-1, 2)
+        boxes = np.array([box for _, box in pairs], np.float64).reshape(-1, 4)
+        return PromptSpots(points, boxes)
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """An "auto" object window: its side (None: whole frames), the object width (frame px) it was picked from (NaN:
+    none measured), what was measured ("prompts": the objects under the prompts; "frame": every object of the frame
+    measured; "" nothing: another model's or the value given), how many prompted objects were read of how many, and
+    the frame's (H, W)."""
+
+    side: Optional[int]
+    object_diameter: float = float("nan")
+    measured: str = ""
+    read: int = 0
+    prompted: int = 0
+    frame_shape: Tuple[int, ...] = ()
+
+    def measure_words(self) -> str:
+        """What was measured, e.g. "the 4 prompted objects read as ~29 px wide" or "objects read as ~4.5 px wide
+        (the frame's; the prompted objects could not be read: they lie on clumps or the background)"; "" where
+        nothing was measured."""
+        if math.isnan(self.object_diameter):
+            return "no objects found to measure" if self.measured else ""
+        width = f"~{self.object_diameter:.0f}" if self.object_diameter >= 10 else f"~{self.object_diameter:.1f}"
+        if self.measured == "prompts":
+            many = f"{self.read} of {self.prompted}" if self.read < self.prompted else f"{self.read}"
+            return f"the {many} prompted object{'s' * (self.prompted != 1)} read as {width} px wide"
+        why = (" (the frame's objects; the prompted ones could not be read: on clumps of touching objects or the "
+               "background)" if self.prompted else "")
+        return f"objects read as {width} px wide{why}"
+
+
+def object_window_choice(value: ObjectWindowArg, frame: Any, model: str, image_size: int,
+                         name: str = "object_window", prompts: Optional[PromptSpots] = None) -> WindowChoice:
     """``value`` with "auto" replaced by :func:`sam2_model.windows.window_side` for the objects in ``frame`` ((H, W[,
-    C]) or a :class:`FrameSample`) at an
-    ``image_size`` px model input: None where they are not small against the frame, where none can be measured, and
-    for the official presets (trained at 1024 px on whole frames; windows are measured with the demo model only)."""
+    C]) or a :class:`FrameSample`) at an ``image_size`` px model input, with what was measured: None where they are
+    not small against the frame, where none can be measured, and for the official presets (trained at 1024 px on
+    whole frames; windows are measured with the demo model only).
+
+    With ``prompts`` (the objects prompted on ``frame``: :class:`PromptSpots`, whole-frame pixels) the objects under
+    them are measured (:func:`~sam2_model.input_size.prompted_object_widths`; a box's object at most as wide as the
+    box's shorter side, and that wide where nothing under it reads) and the window sized for their median width,
+    where at least half of them read; else (and without prompts) the frame's objects are
+    (:func:`~sam2_model.input_size.estimate_object_diameter`). On a :class:`FrameSample` only spots on its central
+    crop are measured."""
     checked = check_object_window(value, name)
     if checked != AUTO:
-        return checked  # type: ignore[return-value]
+        return WindowChoice(checked)  # type: ignore[arg-type]
     if model != "demo":
-        return None
+        return WindowChoice(None)
     array, shape = _pixels_and_shape(frame)
-    diameter = estimate_object_diameter(array)
+    diameter, measured, read, count = float("nan"), "frame", 0, 0
+    if prompts is not None and len(prompts):
+        diameter, read, count = _prompted_diameter(array, shape, prompts)
+        measured = "prompts" if not math.isnan(diameter) else "frame"
     if math.isnan(diameter):
-        return None
+        diameter = estimate_object_diameter(array)
+    if math.isnan(diameter):
+        return WindowChoice(None, diameter, measured, read, count, shape)
     from sam2_model.windows import window_side  # torch (the windowed predictor's module): loaded with the model by now
 
-    return window_side(diameter, shape, int(image_size))
+    return WindowChoice(window_side(diameter, shape, int(image_size)), diameter, measured, read, count, shape)
+
+
+def _prompted_diameter(array: np.ndarray, shape: Tuple[int, int], prompts: PromptSpots) -> Tuple[float, int, int]:
+    """(median width of the objects under ``prompts`` in ``array`` (the frame, or a :class:`FrameSample`'s central
+    crop of a frame of (H, W) ``shape``: spots off it are left out), how many read, how many were measured); NaN where
+    fewer than half of those measured read."""
+    top, left = (shape[0] - array.shape[0]) // 2, (shape[1] - array.shape[1]) // 2  # a FrameSample's central crop
+    points = np.asarray(prompts.points, np.float64).reshape(-1, 2) - np.array([left, top], np.float64)
+    boxes = np.asarray(prompts.boxes, np.float64).reshape(-1, 4)
+    pixels = np.rint(points)
+    on = np.flatnonzero((pixels[:, 0] >= 0) & (pixels[:, 0] < array.shape[1]) & (pixels[:, 1] >= 0)
+                        & (pixels[:, 1] < array.shape[0]))
+    if len(on) == 0:
+        return float("nan"), 0, 0
+    chosen = on[measured_spread(len(on))]
+    widths = prompted_object_widths(array, points[on], measured_spread(len(on)))  # every spot on it marks its object
+    shorter = np.minimum(boxes[chosen, 2] - boxes[chosen, 0], boxes[chosen, 3] - boxes[chosen, 1])  # NaN: a click
+    widths = np.where(np.isnan(shorter), widths, np.fmin(widths, np.maximum(shorter, 1.0)))
+    return median_of_most(widths), int(np.isfinite(widths).sum()), len(chosen)
+
+
+def resolve_object_window(value: ObjectWindowArg, frame: Any, model: str, image_size: int,
+                          name: str = "object_window", prompts: Optional[PromptSpots] = None) -> Optional[int]:
+    """``value`` with "auto" replaced by the window :func:`object_window_choice` picks for ``frame`` at an
+    ``image_size`` px model input (measured on the objects under ``prompts`` where given and readable, else on the
+    frame's objects): None where they are not small against the frame, where none can be measured, and for the
+    official presets (trained at 1024 px on whole frames; windows are measured with the demo model only)."""
+    return object_window_choice(value, frame, model, image_size, name, prompts).side

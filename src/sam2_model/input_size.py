@@ -20,7 +20,9 @@ the shipped weights, the best size was picked by 8 px in every case: those real 
 "Object diameter" here is an object's *width* (its shortest extent: a rod's thickness, a round
 nucleus' diameter), since that is what disappears first when a frame is shrunk.
 :func:`estimate_object_diameter` measures it from an image (Otsu threshold and distance transform),
-:func:`diameter_from_masks` from masks (e.g. the first masks of clicked objects).
+:func:`prompted_object_widths` / :func:`estimate_prompted_diameter` only of the objects under given clicks (the same
+measure, each clicked object's own piece: on frames where a few large cells lie among many noise specks, the
+frame's median is the specks'), :func:`diameter_from_masks` from masks (e.g. the first masks of clicked objects).
 
 Supported sizes: the demo model's windowed attention (windows of 8, 4, 8, 4 tokens at strides 4, 8,
 16, 32) tiles its feature maps exactly, as at its 256 px training size, when S is a multiple of 128;
@@ -44,7 +46,8 @@ from .prompt_validation import MIN_FRAME_SIDE
 __all__ = [
     "TARGET_OBJECT_PX", "MAX_UPSAMPLING", "DEMO_SIZE_RANGE", "SIZE_STEP",
     "suggest_image_size", "supported_image_sizes", "estimate_object_diameter", "diameter_from_masks",
-    "check_size_arguments",
+    "check_size_arguments", "prompted_object_widths", "estimate_prompted_diameter", "measured_spread",
+    "median_of_most", "PROMPT_LOOK", "MAX_PROMPTS_MEASURED",
 ]
 
 TARGET_OBJECT_PX = 8.0  # an object's width at the model input: 2 stride-4 mask px (measured; module docstring)
@@ -53,6 +56,8 @@ DEMO_SIZE_RANGE = (256, 1024)  # the embedded demo model: its training size up t
 SIZE_STEP = 128  # demo: every attention window tiles its feature map exactly (see the module docstring)
 ESTIMATE_CROP = 512  # estimate_object_diameter looks at the central crop of at most this side
 MIN_WIDTH_PX = 3.0  # narrower connected pieces of the Otsu foreground are noise, not objects
+PROMPT_LOOK = 64  # px: the square first looked at around a click; doubled while its object reaches an inner edge
+MAX_PROMPTS_MEASURED = 32  # at most this many clicked objects are measured (spread over the list given)
 
 
 def supported_image_sizes(model_name: str) -> Tuple[int, ...]:
@@ -184,3 +189,110 @@ def diameter_from_masks(masks: Any) -> float:
 def _box_width(mask: np.ndarray) -> float:
     """Twice the largest distance to the background of an (h, w) bool ``mask`` cropped to its object's box."""
     return 2.0 * float(ndimage.distance_transform_edt(np.pad(mask, 1)).max())
+
+
+def prompted_object_widths(frame: Any, points: Any, measure: Optional[Sequence[int]] = None) -> np.ndarray:
+    """The width (frame px) of the object under each click: ``points`` (N, 2) (x, y) frame pixels, one click per
+    object (a positive click, or a box's centre), on ``frame`` ((H, W) or (H, W, C), any numeric dtype). Returns (N,)
+    floats, NaN where no object could be read there; with ``measure`` (indices into ``points``) those clicks' only,
+    in that order (every click still marks its object for the clump check below).
+
+    Each click is looked at in a square of :data:`PROMPT_LOOK` px around it, normalised and smoothed as
+    :func:`estimate_object_diameter` does and split at its own Otsu threshold; the object is the connected piece of
+    the click's side of the split (bright or dark) that holds the click, and its width twice its largest distance to
+    the background, as for every width here. While the piece reaches an inner edge of the square or covers over
+    half of it, the square is doubled (up to the frame). No reading (NaN) where the piece still does then (the click
+    is on the background), where it holds another object's click (touching objects merged into a clump: a colony of
+    rods reads as one wide piece), where it is narrower than :data:`MIN_WIDTH_PX`, or for a click outside the frame.
+    """
+    array, pixels, inside = _checked_clicks(frame, points)
+    indices = range(len(pixels)) if measure is None else [int(k) for k in measure]
+    return np.array([_width_at(array, pixels, k) if inside[k] else float("nan") for k in indices], np.float64)
+
+
+def measured_spread(count: int) -> np.ndarray:
+    """Which of ``count`` clicks :func:`estimate_prompted_diameter` measures: all, or :data:`MAX_PROMPTS_MEASURED`
+    spread evenly over them (indices, ascending)."""
+    if count <= 0:
+        return np.zeros(0, np.int64)
+    return np.unique(np.linspace(0, count - 1, min(count, MAX_PROMPTS_MEASURED)).round().astype(np.int64))
+
+
+def median_of_most(widths: Any) -> float:
+    """The median of the finite ``widths`` where at least half of them are finite, else NaN (too few objects read to
+    speak for the rest)."""
+    values = np.asarray(widths, np.float64).reshape(-1)
+    read = values[np.isfinite(values)]
+    if len(read) == 0 or 2 * len(read) < len(values):
+        return float("nan")
+    return float(np.median(read))
+
+
+def estimate_prompted_diameter(frame: Any, points: Any) -> float:
+    """The median width (frame px) of the clicked objects (:func:`prompted_object_widths`; ``points`` (N, 2) (x, y),
+    one click per object; at most :data:`MAX_PROMPTS_MEASURED` of them measured, spread over the list:
+    :func:`measured_spread`), or NaN where fewer than half of those measured could be read (the clicks lie on clumps
+    or on the background: measure the frame instead, :func:`estimate_object_diameter`) or there are no clicks."""
+    count = len(_checked_clicks(frame, points)[1])
+    return median_of_most(prompted_object_widths(frame, points, measured_spread(count)))
+
+
+def _checked_clicks(frame: Any, points: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame as an array, (N, 2) int (x, y) pixel of each click, (N,) bool: inside the frame); ValueError naming
+    what is wrong with ``frame`` or ``points``."""
+    array = np.asarray(frame)
+    if array.dtype.kind not in "uifb":
+        raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
+    channels = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
+    if not (array.ndim == 2 or channels) or min(array.shape[:2]) < MIN_FRAME_SIDE:
+        raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least {MIN_FRAME_SIDE} px on each side, "
+                         f"got shape {np.shape(frame)}")
+    try:
+        xy = np.asarray(points, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"points must be (N, 2) (x, y) pixels, got {points!r}") from None
+    if xy.size == 0:
+        xy = xy.reshape(0, 2)
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise ValueError(f"points must be (N, 2) finite (x, y) pixels, got shape {np.shape(points)}")
+    height, width = array.shape[:2]
+    pixels = np.rint(xy).astype(np.int64)  # (x, y) of the pixel each click is on
+    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
+    return array, pixels, inside
+
+
+def _width_at(array: np.ndarray, pixels: np.ndarray, index: int) -> float:
+    """The width of the object under click ``index`` of ``pixels`` ((N, 2) int (x, y), inside the frame) in
+    ``array`` ((H, W[, C])): :func:`prompted_object_widths`' rule."""
+    from skimage.filters import threshold_otsu  # imported here: `import sam2_model` stays light
+
+    height, width = array.shape[:2]
+    x, y = (int(v) for v in pixels[index])
+    side = PROMPT_LOOK
+    while True:
+        side = min(side, max(height, width))
+        top = min(max(y - side // 2, 0), max(height - side, 0))
+        left = min(max(x - side // 2, 0), max(width - side, 0))
+        smooth = ndimage.gaussian_filter(_grey_unit(array[top:top + side, left:left + side]), 1.0)
+        if float(smooth.max() - smooth.min()) < 1e-6:
+            return float("nan")
+        threshold = threshold_otsu(smooth)
+        row, col = y - top, x - left
+        side_of_click = smooth > threshold if smooth[row, col] > threshold else smooth <= threshold
+        labels, _ = ndimage.label(side_of_click)
+        piece = labels == labels[row, col]
+        bottom, right = top + piece.shape[0], left + piece.shape[1]
+        cut = bool((top > 0 and piece[0].any()) or (left > 0 and piece[:, 0].any())
+                   or (bottom < height and piece[-1].any()) or (right < width and piece[:, -1].any()))
+        too_much = float(piece.mean()) > 0.5
+        if not (cut or too_much):
+            break
+        if side >= max(height, width):
+            return float("nan")  # the background (or a piece as large as the frame)
+        side *= 2
+    others = np.delete(pixels, index, axis=0)
+    within = ((others[:, 0] >= left) & (others[:, 0] < right) & (others[:, 1] >= top) & (others[:, 1] < bottom))
+    if piece[others[within, 1] - top, others[within, 0] - left].any():
+        return float("nan")  # a clump of several clicked objects
+    object_width = _box_width(piece[ndimage.find_objects(piece.view(np.uint8))[0]])
+    return object_width if object_width >= MIN_WIDTH_PX else float("nan")
