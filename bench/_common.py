@@ -13,6 +13,7 @@ import time
 from typing import Callable, Optional
 
 import numpy as np
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))

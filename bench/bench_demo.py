@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import numpy as np
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 from _common import reference_model, reference_video_state

@@ -29,6 +29,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # Meta's progress bars

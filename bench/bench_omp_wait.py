@@ -1,6 +1,7 @@
 """What OpenMP's wait policy costs or saves on the CPU: one child process per policy and case, alternated.
 
-    python bench/bench_omp_wait.py                      # 3 rounds of: demo, add, track
+    python bench/bench_omp_wait.py                      # 3 rounds of: demo, add, track (over 25 min on 2 cores:
+                                                        # track with spinning threads takes ~500 s a round)
     python bench/bench_omp_wait.py --rounds 2 --cases demo add --frames 20 --clicks 40
 
 torch's CPU build runs its parallel regions on GNU OpenMP (libgomp), which reads ``OMP_WAIT_POLICY`` and

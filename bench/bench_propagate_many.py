@@ -37,6 +37,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 from sam2_model import build_model

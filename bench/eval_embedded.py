@@ -48,6 +48,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 from real_data_demo import DATA as MSC_DATA

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 from torch.profiler import ProfilerActivity, profile
 

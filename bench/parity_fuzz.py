@@ -31,6 +31,7 @@ if not os.environ.get("TQDM_DISABLE"):  # Meta's progress bars (tqdm reads it wh
     os.environ["TQDM_DISABLE"] = "1"
 
 import numpy as np  # noqa: E402
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 from _common import PARITY_PROMPTS, encode_both, max_errors, paired_models, point_inputs, run_tracking

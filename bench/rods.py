@@ -26,6 +26,7 @@ import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import sam2_model  # noqa: F401,E402 (before torch: OpenMP's wait policy as our users get it, sam2_model/threads.py)
 import torch
 
 import sam2_model as sm

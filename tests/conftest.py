@@ -6,6 +6,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import pytest  # noqa: E402
 
+import sam2_model  # noqa: E402,F401 (before anything loads torch: OpenMP's wait policy as users' processes get it)
+
 
 def pytest_configure(config):
     """Under pytest-xdist (scripts/test.sh runs one worker per core) each worker gives torch its share of the cores:

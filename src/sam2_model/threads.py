@@ -21,10 +21,10 @@ DEFAULT_POLICY = "PASSIVE"
 
 def quiet_openmp_threads() -> bool:
     """Set ``OMP_WAIT_POLICY=PASSIVE`` in this process's environment (inherited by the processes it starts) unless
-    the environment already names ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` (the user's choice wins: ``ACTIVE`` or
-    ``GOMP_SPINCOUNT=300000`` give back libgomp's spinning) or torch is already imported (another napari plugin
+    the environment already gives ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` a value (an empty one is no choice; the
+    user's choice wins: ``ACTIVE`` or ``GOMP_SPINCOUNT=300000`` give back libgomp's spinning) or torch is already imported (another napari plugin
     imported it first: too late to matter, so nothing is changed or said). True when it set the variable."""
-    if "torch" in sys.modules or any(name in os.environ for name in USER_SETTINGS):
+    if "torch" in sys.modules or any(os.environ.get(name, "").strip() for name in USER_SETTINGS):
         return False
     os.environ["OMP_WAIT_POLICY"] = DEFAULT_POLICY
     return True
