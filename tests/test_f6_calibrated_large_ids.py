@@ -75,3 +75,22 @@ def test_an_id_a_calibrated_tiff_cannot_hold_is_refused_and_nothing_written(tmp_
     # as the words say: without a calibration the labels are written in their own dtype, every id whole
     save_labels_tiff(labels, path)
     np.testing.assert_array_equal(tifffile.imread(path), labels)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["array", "read by frame"])
+def test_a_negative_id_of_64_bit_labels_is_refused_in_words_of_its_own(tmp_path, lazy):
+    """int64 labels with id -3 and none over 65535 were refused in words about "an id over 65535" (M2, R1's finding);
+    the words now name the negative id and what takes it (int32 / int16 labels are written with it)."""
+    labels = np.zeros((3, 6, 8), np.int64)
+    labels[:, 1:3, 1:4] = 7
+    labels[1, 0, 0] = -3
+    path = tmp_path / "labels.tif"
+    frame = " on frame 1" if lazy else ""
+    with pytest.raises(ValueError, match=rf"the labels hold id -3{frame}, which a calibrated labels TIFF cannot hold: "
+                                         r"labels with a negative id are written as an OME-TIFF, .*int64 labels are "
+                                         r"written there as uint32, ids 0 to 4294967295") as refused:
+        save_labels_tiff(FramesOnly(labels) if lazy else labels, path, calibration=CALIBRATION)
+    assert "65535" not in str(refused.value)
+    assert not path.exists()
+    save_labels_tiff(labels.astype(np.int32), path, calibration=CALIBRATION)  # as the words say
+    np.testing.assert_array_equal(tifffile.imread(path), labels)

@@ -21,7 +21,6 @@ import tifffile
 from napari_sam2.prompts_csv import prompts_from_table, read_prompt_lines, read_prompts
 
 SCALE, TRANSLATE = (5.0, 0.65, 0.65), (0.0, 10.0, 20.0)
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ctc-msc" / "01_GT"
 
 
 def _write(path: Path, text: str) -> Path:
@@ -128,19 +127,24 @@ def test_napari_s_boxes_csv_with_an_obj_id_column_is_read_as_boxes(tmp_path):
         read_prompts(ellipse)
 
 
-@pytest.mark.skipif(not (DATA / "TRA" / "man_track.txt").is_file(), reason="needs the shared CTC data")
 def test_evaluate_of_a_cropped_result_says_both_frame_sizes(tmp_path, capsys):
+    """A small ground truth of the CTC data's layout (3 frames of 83 x 99, two cells), scored against a crop of it."""
     from napari_sam2.cli import main
     from sam2_model.tracking import evaluate_ctc
 
-    result = tmp_path / "res"
+    truth_dir, result = tmp_path / "gt", tmp_path / "res"
+    (truth_dir / "TRA").mkdir(parents=True)
     result.mkdir()
     for t in range(3):
-        truth = tifffile.imread(DATA / "TRA" / f"man_track{t:03d}.tif")
-        tifffile.imwrite(result / f"mask{t:03d}.tif", truth[:512, :512])  # a crop of the field
+        truth = np.zeros((83, 99), np.uint16)
+        truth[10 + t:20 + t, 5:15] = 1
+        truth[40:60, 60:90] = 2
+        tifffile.imwrite(truth_dir / "TRA" / f"man_track{t:03d}.tif", truth)
+        tifffile.imwrite(result / f"mask{t:03d}.tif", truth[:51, :51])  # a crop of the field
+    (truth_dir / "TRA" / "man_track.txt").write_text("1 0 2 0\n2 0 2 0\n")
     (result / "res_track.txt").write_text("")
-    words = "result frames are 512 x 512, the ground truth's 832 x 992"
+    words = "result frames are 51 x 51, the ground truth's 83 x 99"
     with pytest.raises(ValueError, match=words + r" .*evaluate tracking of the whole field, or crop the ground truth"):
-        evaluate_ctc(result, DATA, frames=(0, 2))  # before: "Found input variables with inconsistent numbers of ..."
-    assert main(["evaluate", str(result), str(DATA), "--frames", "0-2"]) == 2
+        evaluate_ctc(result, truth_dir, frames=(0, 2))  # before: "Found input variables with inconsistent numbers of ..."
+    assert main(["evaluate", str(result), str(truth_dir), "--frames", "0-2"]) == 2
     assert words in capsys.readouterr().err

@@ -425,7 +425,8 @@ def track_command(args: argparse.Namespace) -> int:
     from .export import labels_ids, save_labels_tiff
     from .image_size import OFF
     from .layout import FrameView
-    from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
+    from .prompts_csv import box_problem, check_napari_frame_axis, checked_table_prompts, click_problem, \
+        read_prompt_lines
     from .track_export import calibration_from_frame
 
     clicks, boxes, click_lines, box_lines = read_prompt_lines(args.prompts)
@@ -435,6 +436,10 @@ def track_command(args: argparse.Namespace) -> int:
         with numbered_as_read(moved, stack_shape):
             axes = stack_axes(args, stack, axis_options)
         layout = axes.layout
+        # napari's CSV of a (T, Y, X) layer reads axis-0 as the frame: refused where the stored frames lie elsewhere
+        check_napari_frame_axis(args.prompts, layout.frame_axis if moved is None or layout.frame_axis is None
+                                else moved.order[layout.frame_axis],
+                                f"--axis {args.axis}" if args.axis else "as the TIFF's axes say")
         frames = layout.num_frames(stack.shape)  # a 2-D image (frame_axis None): one frame, 0, as segment() rules
         chosen = frames_in_stack(args.frames, layout, stack.shape)  # --frames A-B: range(A, B + 1); None: all
         height, width = (int(stack.shape[a]) for a in layout.spatial_axes)

@@ -234,11 +234,17 @@ def check_ome_ids(values: np.ndarray, frame: Optional[int]) -> None:
     if 0 <= low and high <= OME_MAX_ID:
         return
     where = "" if frame is None else f" on frame {frame}"
+    if high > OME_MAX_ID:
+        why = (f"labels with an id over 65535 are written as an OME-TIFF, whose pixels take ids 0 to {OME_MAX_ID} "
+               "(uint32; it has no 64-bit integers)")
+    else:  # a negative id: not a 16-bit hyperstack, so an OME-TIFF, and 64-bit labels are uint32 there
+        why = (f"labels with a negative id are written as an OME-TIFF, which has no 64-bit integers: {values.dtype} "
+               f"labels are written there as uint32, ids 0 to {OME_MAX_ID} (uint32; int32 or int16 labels keep "
+               "negative ids)")
     raise ValueError(
-        f"the labels hold id {high if high > OME_MAX_ID else low}{where}, which a calibrated labels TIFF cannot hold: "
-        f"labels with an id over 65535 are written as an OME-TIFF, whose pixels take ids 0 to {OME_MAX_ID} (uint32; it "
-        "has no 64-bit integers); relabel the objects with ids in that range, or save the labels without a "
-        "calibration (a TIFF in their own dtype)")
+        f"the labels hold id {high if high > OME_MAX_ID else low}{where}, which a calibrated labels TIFF cannot "
+        f"hold: {why}; relabel the objects with ids in that range, or save the labels "
+        "without a calibration (a TIFF in their own dtype)")
 
 
 class _IdsDoNotFit(Exception):

@@ -8,7 +8,9 @@ A prompts CSV has a header and one row per click or box, in pixel coordinates of
     0,2,40,30,,90,70          <- a box from (y, x) = (40, 30) to (y1, x1) = (90, 70) for object 2
 
 Header names are case-insensitive and may come in any order (``Frame,Obj_ID,Y,X`` is fine); other
-columns are ignored. ``label`` is 1 (positive, the default when empty) or 0 (negative); a box row
+columns are ignored. ``label`` is 1 (positive, the default when empty) or 0 (negative); a table without a ``label``
+column but with napari's ``positive`` (1 / 0, 1.0 / 0.0 or True / False: napari's CSV of a layer whose axis columns
+were renamed) reads that as the label, so its negative clicks stay negative; a box row
 has both ``y1`` and ``x1`` and no label (or 1). Whole numbers written as floats ("1.0", "12.0": pandas writes a
 column with empty cells so) are read as the integers. Every error names the file and the line.
 :func:`prompts_from_table` reads a pandas DataFrame of the same columns (``segment(clicks=table)``).
@@ -18,7 +20,8 @@ coordinates, the pixels of the image, whatever its scale): a clicks layer's ``in
 obj_id`` as frame, y, x, label (``positive`` 1/0 or True/False) and obj_id, ``axis-0,axis-1`` of a 2-D image as y, x on
 frame 0; a boxes layer's ``index,shape-type,vertex-index,axis-0,...`` once an ``obj_id`` column is added (napari writes
 no features of a Shapes layer), each rectangle's corners as a box. More axes (a (T, Z, Y, X) image) are refused with
-the columns to rename: the table cannot say which axis holds the frames.
+the columns to rename: the table cannot say which axis holds the frames. :func:`check_napari_frame_axis` refuses
+napari's CSV of a (T, Y, X) layer for a stack whose frames are not its axis 0 (``--axis``).
 """
 
 from __future__ import annotations
@@ -79,16 +82,26 @@ def read_prompt_lines(path: Union[str, Path]) -> Tuple[List[Click], List[Box], L
     except (UnicodeDecodeError, csv.Error) as error:  # an image or another binary file given as the prompts
         raise ValueError(f"{path} is not a text CSV file ({_why_not_text(error)}): prompts are a CSV table with the "
                          f"header {EXPECTED_HEADER} and one row per click or box") from None
-    clicks, boxes, click_lines, box_lines = _rows_to_prompts(rows, napari, lambda line: f"{path}, line {line}")
+    clicks, boxes, click_lines, box_lines = _rows_to_prompts(rows, napari, lambda line: f"{path}, line {line}",
+                                                             _own_polarity(names, napari))
     if not clicks and not boxes:
         raise ValueError(f"{path} holds no prompts: add one row per click (frame,obj_id,y,x,label) or box (+y1,x1)")
     return clicks, boxes, click_lines, box_lines
 
 
+def _own_polarity(names: Sequence[str], napari: Optional["_NapariColumns"]) -> Optional[str]:
+    """The column our own columns' table takes its label from where it has no ``label``: napari's ``positive``
+    (napari's CSV whose axis columns were renamed to frame, y, x); None where it has ``label`` or neither, or where
+    the table is read as napari's (``napari``)."""
+    return "positive" if napari is None and "label" not in names and "positive" in names else None
+
+
 def _rows_to_prompts(rows: Sequence[Tuple[int, Dict[str, str]]], napari: Optional["_NapariColumns"],
-                     where: Callable[[int], str]) -> Tuple[List[Click], List[Box], List[int], List[int]]:
+                     where: Callable[[int], str], polarity: Optional[str] = None
+                     ) -> Tuple[List[Click], List[Box], List[int], List[int]]:
     """(clicks, boxes, their rows' numbers) of ``rows`` ((number, {lower-case column name: text})), read as our
-    columns or, with ``napari``, as napari's CSV of a layer; ``where(number)`` starts each error's words."""
+    columns or, with ``napari``, as napari's CSV of a layer; ``where(number)`` starts each error's words.
+    ``polarity``: the column read as our columns' label (:func:`_own_polarity`), None: ``label``."""
     clicks: List[Click] = []
     boxes: List[Box] = []
     click_lines: List[int] = []
@@ -98,11 +111,16 @@ def _rows_to_prompts(rows: Sequence[Tuple[int, Dict[str, str]]], napari: Optiona
             boxes.append(box)
             box_lines.append(line)
         return clicks, boxes, click_lines, box_lines
+    said = napari.said if napari is not None else f" ({polarity} read as the label)" if polarity else ""
     for line, row in rows:
         try:
-            prompt = _parse_row(row if napari is None else napari.click_row(row))
+            if napari is not None:
+                row = napari.click_row(row)
+            elif polarity:
+                row = {**row, "label": _polarity(row.get(polarity, ""), polarity)}
+            prompt = _parse_row(row)
         except ValueError as error:
-            raise ValueError(f"{where(line)}: {error}{'' if napari is None else napari.said}") from None
+            raise ValueError(f"{where(line)}: {error}{said}") from None
         if len(prompt) == 6:
             boxes.append(prompt)  # type: ignore[arg-type]
             box_lines.append(line)
@@ -137,7 +155,8 @@ def prompts_from_table(table: object, name: str = "clicks") -> Tuple[List[Click]
     records = table.to_dict("records")  # type: ignore[attr-defined]
     rows = [(number, {key: _as_text(record[column]) for key, column in zip(lower, table.columns)})  # type: ignore
             for number, record in enumerate(records)]
-    clicks, boxes, _, _ = _rows_to_prompts(rows, napari, lambda number: f"{name} row {number}")
+    clicks, boxes, _, _ = _rows_to_prompts(rows, napari, lambda number: f"{name} row {number}",
+                                           _own_polarity(lower, napari))
     return clicks, boxes
 
 
@@ -189,7 +208,8 @@ def _napari_reading(names: Sequence[str], source: str) -> Optional[_NapariColumn
             "(axis-0,axis-1,axis-2 read as frame,y,x) or a 2-D image (axis-0,axis-1 read as y,x) says which axis holds "
             "the frames. Rename the columns to frame, y and x (e.g. for a (T, Z, Y, X) image tracked at z = 5 with "
             "--fix 1=5 or fixed={1: 5}: axis-0 -> frame, axis-2 -> y, axis-3 -> x, keeping the rows with axis-1 = 5); "
-            f"other columns are ignored. Accepted headers: {EXPECTED_HEADER}")
+            "positive is read as the label (1 / 0 or True / False) where there is no label column, other columns are "
+            f"ignored. Accepted headers: {EXPECTED_HEADER}")
     if "obj_id" not in names:
         what = ("napari writes no features of a Shapes layer, so its CSV has no object ids: add a column obj_id "
                 "holding each box's object on its rows (or write the boxes as rows frame,obj_id,y,x,y1,x1)"
@@ -199,6 +219,35 @@ def _napari_reading(names: Sequence[str], source: str) -> Optional[_NapariColumn
     three = len(axes) == 3
     label = "positive" if "positive" in names else ("label" if "label" in names else None)
     return _NapariColumns("axis-0" if three else None, f"axis-{int(three)}", f"axis-{int(three) + 1}", label, shapes)
+
+
+def check_napari_frame_axis(path: Union[str, Path], frame_axis: Optional[int], why: str = "--axis") -> None:
+    """ValueError where the prompts CSV ``path`` is napari's CSV of a layer over a (T, Y, X) stack (its axis-0 is read
+    as the frame) and the stack's frames are its axis ``frame_axis`` (as the stack is stored), not 0: the layer's
+    axis-0 is then not the frame. The words name the columns to rename; ``why`` says what put the frames there
+    ("--axis 2"). None for our own columns, a 2-D image's CSV, frames on axis 0 or no frame axis (a 2-D image)."""
+    if not frame_axis:
+        return
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # (read_prompt_lines says what is wrong with the file)
+    names = [name.strip().lower() for name in header or ()]
+    try:
+        napari = _napari_reading(names, str(path))
+    except ValueError:
+        return
+    if napari is None or napari.frame is None:
+        return
+    others = [f"axis-{axis}" for axis in range(3) if axis != frame_axis]
+    renamed = (f"for a layer over this stack as stored: axis-{frame_axis} -> frame, {others[0]} -> y, {others[1]} -> "
+               "x; " if len(others) == 2 else "")
+    raise ValueError(
+        f"{path}: napari's CSV of a {'Shapes' if napari.shapes else 'Points'} layer reads axis-0 as the frame, but "
+        f"the stack's frames lie along its axis {frame_axis} ({why}): rename the columns to frame, y and x "
+        f"({renamed}positive is read as the label where there is no label column). Accepted headers: "
+        f"{EXPECTED_HEADER}")
 
 
 def _polarity(text: str, column: str) -> str:

@@ -103,16 +103,37 @@ def _frame_shape(path: Path) -> Tuple[int, ...]:
             from None
 
 
+_MASK = re.compile(r"^mask\d+\.tif$")
+
+
+def _check_masks_only(result_dir: Path) -> None:
+    """ValueError naming a .tif file in ``result_dir`` that is not a ``mask%03d.tif`` (an RGB overlay000.tif saved
+    beside the masks): py-ctcmetrics reads every .tif file of the folder as a mask (it failed with "Number of result
+    masks (6) unequal to the number of ground truth masks (3)")."""
+    others = [path.name for path in sorted(result_dir.glob("*.tif")) if not _MASK.match(path.name)]
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ValueError(f"result_dir {result_dir} holds {listed}, not named as a mask (mask%03d.tif): py-ctcmetrics "
+                         "reads every .tif file there as a frame's mask; move the other files out of the folder")
+
+
+def _plane_shape(shape: Sequence[int]) -> Tuple[int, ...]:
+    """``shape`` without its axes of size 1: a frame written as (1, Y, X) (``tifffile.imwrite(p, a[None])``) is the
+    (Y, X) frame py-ctcmetrics reads."""
+    return tuple(n for n in shape if n != 1)
+
+
 def _check_sizes(result_dir: Path, gt_dir: Path) -> None:
     """ValueError in words where a result frame's size is not the ground truth's (a crop scored against the whole
     field failed inside py-ctcmetrics with "Found input variables with inconsistent numbers of samples: [825344,
-    262144, 825344]"). Every result mask is compared with the ground truth's first TRA mask."""
+    262144, 825344]"). Every result mask is compared with the ground truth's first TRA mask, axes of size 1 dropped
+    (:func:`_plane_shape`)."""
     first = min(_frame_files(gt_dir / "TRA").items())[1][0]
     truth = _frame_shape(first)
     for _, paths in sorted(_frame_files(result_dir).items()):
         for path in paths:
             size = _frame_shape(path)
-            if size != truth:
+            if _plane_shape(size) != _plane_shape(truth):
                 raise ValueError(
                     f"result frames are {_size_words(size)}, the ground truth's {_size_words(truth)} ({path.name} in "
                     f"result_dir {result_dir}, {first.parent.name}/{first.name} in gt_dir {gt_dir}): evaluate "
@@ -143,11 +164,13 @@ def evaluate_ctc(result_dir: os.PathLike, gt_dir: os.PathLike, metrics: Optional
     ground truth's number of frames.
 
     ValueError for a folder not in CTC layout, ``frames`` outside the ground truth, a result whose number of frames
-    fits neither (naming both counts and ``frames=``), and result frames of another size than the ground truth's (a
-    crop: naming both sizes).
+    fits neither (naming both counts and ``frames=``), result frames of another size than the ground truth's (a
+    crop: naming both sizes; axes of size 1 do not count, so (1, Y, X) masks are (Y, X) ones), and a .tif file in
+    result_dir not named mask%03d.tif (naming it: py-ctcmetrics would read it as a mask).
     """
     result_dir, gt_dir = Path(result_dir), Path(gt_dir)
     _check_folders(result_dir, gt_dir)
+    _check_masks_only(result_dir)
     given = (result_dir, gt_dir)  # their file names, for the words of a frame size that differs
     gt_count, res_count = len(_frame_files(gt_dir / "TRA")), len(_frame_files(result_dir))
     if gt_count == 0:
