@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint_errors import TrainingRecord, run_folder_message, unreadable_checkpoint_message
 from .config import PRESETS, SAM2Config, get_config
+from .demo_weights import embedded_weights_path  # (its home: found without torch; public here as it always was)
 from .modeling.sam2 import SAM2Model
 from .run_record import stored_record, weights_record  # the run record readers (torch-free; used here too)
 
@@ -32,7 +33,6 @@ class CheckpointError(ValueError):
 
 
 DEMO_MODEL = "demo"
-_WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 class Weights(str, enum.Enum):
@@ -78,17 +78,6 @@ def resolve_weights(name: str, checkpoint: WeightsArg) -> Union[Weights, Path]:
         return Path(checkpoint).expanduser()
     accepted = ", ".join(repr(w.value) for w in Weights)
     raise ValueError(f"checkpoint must be one of {accepted}, a checkpoint file path or None; got {checkpoint!r}")
-
-
-def embedded_weights_path() -> Path:
-    """The demo model's weights shipped inside the package (its metadata sits beside it as .json)."""
-    path = _WEIGHTS_DIR / "demo.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the embedded demo weights are missing ({path}); reinstall napari-sam2, or train them with "
-            "`python -m sam2_model.train`"
-        )
-    return path
 
 
 def embedded_weights_metadata() -> Dict[str, object]:

@@ -35,8 +35,10 @@ from typing import List, Optional
 
 from ..checkpoint_errors import run_folder_message
 from ..config import PRESETS, get_config
+from ..demo_weights import embedded_weights_path
 from .interrupt import TrainingInterrupted, stop_on_sigterm
-from .settings import TrainSettings
+from .run_folder import run_lr, run_warmup
+from .settings import FINE_TUNING_LR, TrainSettings, fine_tuning_warmup
 
 # torch, the model's and the training loop's code are imported where a run needs them, not at the top: --help and a
 # wrong argument's error answer in a fraction of a second instead of seconds (test_leftovers_s51)
@@ -45,13 +47,6 @@ from .settings import TrainSettings
 def list_models() -> List[str]:
     """The model presets --model accepts (:func:`sam2_model.build.list_models`, without importing torch)."""
     return sorted(PRESETS)
-
-
-def embedded_weights_path() -> Path:
-    """:func:`sam2_model.build.embedded_weights_path`, imported when asked for."""
-    from ..build import embedded_weights_path as path
-
-    return path()
 
 
 def _flag(text: str) -> Optional[bool]:
@@ -227,12 +222,10 @@ def colour_stack_problem(stack: Path) -> Optional[str]:
 
 def default_warmup(out: Path, steps: int, own_data: bool) -> int:
     """Warm-up steps when ``--warmup-steps`` is not given: a run in ``out`` keeps the warm-up it started with
-    (:func:`~sam2_model.train.loop.run_warmup`, so a larger ``--steps`` extends it instead of changing a setting);
-    fine-tuning on your own stack (``own_data``) warms up as the fine-tuning widget does
-    (:func:`~sam2_model.train.loop.fine_tuning_warmup`: a quarter of ``steps``, at most 50); synthetic training
+    (:func:`~sam2_model.train.run_folder.run_warmup`, so a larger ``--steps`` extends it instead of changing a
+    setting); fine-tuning on your own stack (``own_data``) warms up as the fine-tuning widget does
+    (:func:`~sam2_model.train.settings.fine_tuning_warmup`: a quarter of ``steps``, at most 50); synthetic training
     keeps :class:`TrainSettings`' default (100)."""
-    from .loop import fine_tuning_warmup, run_warmup
-
     resumed = run_warmup(out)
     if resumed is not None:
         return resumed
@@ -241,11 +234,9 @@ def default_warmup(out: Path, steps: int, own_data: bool) -> int:
 
 def default_lr(out: Path, init: Optional[str]) -> float:
     """The learning rate when ``--lr`` is not given: a run in ``out`` keeps its own
-    (:func:`~sam2_model.train.loop.run_lr`); a run from trained weights (``init``: the checkpoint path that
-    ``--init`` or ``--stack`` resolved to) takes :data:`~sam2_model.train.loop.FINE_TUNING_LR` (1e-4), as the
+    (:func:`~sam2_model.train.run_folder.run_lr`); a run from trained weights (``init``: the checkpoint path that
+    ``--init`` or ``--stack`` resolved to) takes :data:`~sam2_model.train.settings.FINE_TUNING_LR` (1e-4), as the
     fine-tuning widget does; a run from random weights (``init`` None) keeps :class:`TrainSettings`' default (5e-4)."""
-    from .loop import FINE_TUNING_LR, run_lr
-
     resumed = run_lr(out)
     if resumed is not None:
         return resumed

@@ -2,9 +2,9 @@
 does it hold and may these settings resume it (:func:`run_differences`, :func:`run_is_finished`), the warm-up and
 learning rate it keeps (:func:`run_warmup`, :func:`run_lr`). The fine-tuning widget asks these on napari's GUI thread
 before a run starts, and ``sam2-train`` before it trains; :mod:`.loop` (which imports torch) re-exports them and
-:func:`~.loop.train` makes the same checks. A run's record is read by :mod:`sam2_model.run_record` (no torch); only
-reading a ``last.pt`` (:func:`saved_step`, :func:`finished_run_words`, and :func:`run_warmup` / :func:`run_lr` of a
-run with no weights record yet) imports torch, when called.
+:func:`~.loop.train` makes the same checks. Nothing here imports torch, not even when called: a run's ``last.pt`` and
+its weights' record are read by :mod:`sam2_model.run_record` (:func:`~sam2_model.run_record.resume_record`,
+:func:`~sam2_model.run_record.weights_run_record`: the pickle alone, no tensor read).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import get_config
-from ..run_record import weights_run_record
+from ..run_record import resume_record, weights_run_record
 from .settings import FRAME_DEFAULTS, TrainSettings, _input_size
 
 
@@ -156,24 +156,24 @@ def finished_words(out: Path, steps_done: int, last_stop: Optional[str], steps: 
 
 def finished_run_words(settings: TrainSettings) -> Optional[str]:
     """:func:`finished_words` where the run in ``settings.out`` has nothing left to do with ``settings``
-    (:func:`run_is_finished` of its ``last.pt``: the step and how its last call stopped), else None (no run there, an
-    unreadable one, or one these settings train further). Read memory-mapped, before anything is said: a command that
-    will only say "nothing to do" says no warning of the run it will not train first. :func:`train` still decides
-    (it refuses a run with other settings before it calls a run finished)."""
+    (:func:`run_is_finished` of its ``last.pt``: the step and how its last call stopped, :func:`_resume_record`), else
+    None (no run there, an unreadable one, or one these settings train further). Read without torch, before anything
+    is said: a command that will only say "nothing to do" says no warning of the run it will not train first.
+    :func:`train` still decides (it refuses a run with other settings before it calls a run finished)."""
     out = Path(settings.out)
-    state = _checkpoint_state(out / "last.pt")
-    done = state.get("step")
+    record = _resume_record(out / "last.pt")
+    done = record.get("steps")
     if not isinstance(done, int) or isinstance(done, bool):
         return None
-    sessions = state.get("sessions") or [{}]
-    last_stop = sessions[-1].get("stopped_by") if isinstance(sessions[-1], dict) else None
+    last_stop = record.get("stopped_by")
+    last_stop = last_stop if isinstance(last_stop, str) else None
     return finished_words(out, done, last_stop, settings.steps) if run_is_finished(done, last_stop, settings) else None
 
 
 def run_warmup(out: Path) -> Optional[int]:
     """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its weights' record's settings
     (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``), else its ``last.pt``'s
-    (read memory-mapped: the pickled settings, not the weights). None where there is no run to resume (no
+    (:func:`_checkpoint_settings`: its pickled settings, without torch). None where there is no run to resume (no
     ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
     A resumed run keeps its own warm-up (the command line's and the fine-tuning widget's rule), so more steps extend
     it instead of being refused as another setting."""
@@ -215,25 +215,22 @@ def _recorded_settings(weights: Path) -> Dict[str, Any]:
     return settings if isinstance(settings, dict) else {}
 
 
-def _checkpoint_state(path: Path) -> Dict[str, Any]:
-    """The training checkpoint ``path`` as saved ({} when it cannot be read: missing, unreadable or not one; train()
-    names the problem); its tensors are memory-mapped, not read, so this costs milliseconds whatever the model."""
-    import torch  # (here: reading a run folder's other files, and importing this module, need no torch)
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:
-        return {}
-    return state if isinstance(state, dict) else {}
+def _resume_record(path: Path) -> Dict[str, Any]:
+    """The record of the run's resume file ``path`` (``RUN/last.pt``) as :func:`sam2_model.run_record.resume_record`
+    reads it (``steps``, ``stopped_by``, ``settings``, ``sessions``, ...; a last.pt saved before it held a record
+    included): the pickle alone, without torch and without reading a tensor. {} when it cannot be read (missing,
+    unreadable or not a run's resume file: train() names the problem)."""
+    return resume_record(path) or {}
 
 
 def _checkpoint_settings(path: Path) -> Dict[str, Any]:
-    """The "settings" saved in the checkpoint ``path`` ({} when it cannot be read)."""
-    settings = _checkpoint_state(path).get("settings")
+    """The "settings" saved in the run's resume file ``path`` ({} when it cannot be read), read without torch."""
+    settings = _resume_record(path).get("settings")
     return dict(settings) if isinstance(settings, dict) else {}
 
 
 def saved_step(path: Path) -> Optional[int]:
-    """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read."""
-    step = _checkpoint_state(path).get("step")
-    return int(step) if isinstance(step, int) else None
+    """The step the training checkpoint ``path`` (a run's ``last.pt``) was saved at; None when it cannot be read
+    (read without torch: :func:`_resume_record`)."""
+    step = _resume_record(path).get("steps")
+    return int(step) if isinstance(step, int) and not isinstance(step, bool) else None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
+from ..demo_weights import embedded_weights_path
+
 
 #: The command line's learning rate for a run that starts from trained weights (``--init`` a checkpoint or embedded,
 #: or ``--stack`` without ``--init``): the fine-tuning widget's. :class:`TrainSettings`' ``lr`` (5e-4) is the value for
@@ -28,13 +30,9 @@ def fine_tuning_warmup(steps: int) -> int:
 
 def embedded_weights_file() -> Path:
     """The demo model's weights shipped inside the package, as a run's ``init`` names them, found without importing
-    torch (the fine-tuning widget's form, on napari's GUI thread): the file of
-    :func:`sam2_model.build.embedded_weights_path`, with its FileNotFoundError when it is missing."""
-    path = Path(__file__).parent.parent / "weights" / "demo.pt"  # (build.py: Path(__file__).parent / "weights")
-    if not path.is_file():
-        raise FileNotFoundError(f"the embedded demo weights are missing ({path}); reinstall napari-sam2, or train them "
-                                "with `python -m sam2_model.train`")
-    return path
+    torch (the fine-tuning widget's form, on napari's GUI thread): :func:`sam2_model.demo_weights.embedded_weights_path`
+    (the model builder's file too), with its FileNotFoundError when it is missing."""
+    return embedded_weights_path()
 
 
 #: smooth, contrast_limits, invert, channel, channel_axis as a run without frame options has them
