@@ -40,6 +40,19 @@ def layer_point_grids(n_per_side: int, n_layers: int, downscale: int) -> List[np
     return [point_grid(int(n_per_side / (downscale**layer))) for layer in range(n_layers + 1)]
 
 
+def grid_in_pixels(grid: np.ndarray, crop_hw: Tuple[int, int]) -> np.ndarray:
+    """A normalised grid (K, 2) (x, y) in [0, 1] -> (K, 2) (x, y) clicks on a crop of ``crop_hw`` (h, w) px: scaled by
+    (w, h) as the reference scales it, then kept on the crop's pixels (x < w - 0.5, y < h - 0.5: pixel i's centre is
+    i, :func:`~sam2_model.prompt_validation.inside_frame`). The scaled grid's last point lies at S - S / (2 n) on a
+    side of S px with n points, past the last pixel's edge once S <= n (y = 23.625 on a 24 px side with 32 points,
+    which the predictor refuses): such points go to just inside that edge. On larger sides nothing moves."""
+    scale = np.array([crop_hw[1], crop_hw[0]], dtype=np.float64)
+    xy = np.asarray(grid, dtype=np.float64) * scale[None]
+    # the largest float32 coordinate still on the last pixel (the clicks and the records' point_coords are float32)
+    last = np.nextafter((scale - 0.5).astype(np.float32), np.float32(-np.inf)).astype(np.float64)
+    return np.minimum(xy, last[None])
+
+
 def crop_boxes(image_hw: Tuple[int, int], n_layers: int, overlap_ratio: float) -> Tuple[List[CropBox], List[int]]:
     """Crop boxes (XYXY, exclusive maxima) and their layer indices.
 

@@ -11,6 +11,9 @@ apart: :func:`default_filters`):
    stability score >= ``stability_score_thresh``; binarise at ``mask_threshold``; drop masks whose box
    touches (within 20 px) a crop edge that is not an image edge; box NMS (``box_nms_thresh``, scored
    by predicted IoU);
+   Grid points past a crop's last pixel (a side of at most ``points_per_side`` px: the reference clicks y = 23.625
+   on 24 px) are clicked just inside its edge (:func:`~sam2_model.amg_ops.grid_in_pixels`), the one place where
+   masks may differ from the reference's;
 3. across crops: box NMS (``crop_nms_thresh``) preferring masks from smaller crops;
 4. ``min_mask_region_area > 0``: holes and islands smaller than that are removed from each mask
    (8-connected, scipy), then box NMS preferring unchanged masks. This is the reference's documented
@@ -358,7 +361,7 @@ class AutomaticMaskGenerator:
             predictor.set_model_input(tensor, crop_hw)
             yield
         if prompts is None:
-            prompts = self.point_grids[layer] * np.array(crop_hw[::-1], dtype=np.float64)[None]
+            prompts = amg_ops.grid_in_pixels(self.point_grids[layer], crop_hw)  # (on the pixels of a side under n px)
         kept = []
         for i in range(0, prompts.shape[0], self.points_per_batch):
             kept.append(self._process_batch(predictor, prompts[i : i + self.points_per_batch], crop, unit.shape[:2],
