@@ -121,7 +121,8 @@ def _layout_problem(shape: Tuple[int, ...]) -> Optional[str]:
 
 
 def normalise_frame(image: Any) -> np.ndarray:
-    """(H, W) or (H, W, C) numeric, C in 1..4 -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean).
+    """(H, W) or (H, W, C) numeric, C in 1..4 -> (H, W) float64 in [0, 1] by the 1 / 99.8 percentiles (channel mean);
+    a flat frame gives float32 zeros.
 
     Any other shape (a (T, H, W) stack, a channel-first (C, H, W) image) is a ValueError naming it."""
     array = np.asarray(image)
@@ -192,22 +193,27 @@ def blob_points_steps(
         return np.zeros((0, 2), np.float64)
     sigmas = (low / (2 * math.sqrt(2)), high / (2 * math.sqrt(2)))
     num_sigma = 1 if sigmas[0] == sigmas[1] else NUM_SIGMA
-    total = 2 * num_sigma + 1  # the LoG layers, the maxima, at most one response per layer
     absolute = DEFAULT_THRESHOLD if threshold is None and relative_threshold is None else threshold
+    layers: list = []
     if _blob_log_parts() is None:  # not a scikit-image whose steps _blob_log_steps follows: in one go
+        total = 2 * num_sigma + 1  # the blob search, at most one response per layer
         blobs = blob_log(frame, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=num_sigma, threshold=absolute,
                          threshold_rel=relative_threshold, overlap=BLOB_OVERLAP, exclude_border=False)
         yield num_sigma + 1, total
     else:
-        blobs = yield from _blob_log_steps(frame, sigmas, num_sigma, absolute, relative_threshold, total)
+        total = num_sigma + 2  # the LoG layers, the maxima, the points
+        blobs = yield from _blob_log_steps(frame, sigmas, num_sigma, absolute, relative_threshold, total, layers)
     if len(blobs) == 0:
         return np.zeros((0, 2), np.float64)
     rows, cols, sigma = blobs[:, 0], blobs[:, 1], blobs[:, 2]
-    strength = np.empty(len(rows), np.float64)
-    for done, value in enumerate(np.unique(sigma), start=num_sigma + 2):
-        pick = sigma == value
-        strength[pick] = _log_response(frame, rows[pick], cols[pick], sigma[pick])
-        yield done, total
+    strength = _layer_response(layers, rows, cols, sigma) if layers else None
+    if strength is None:  # no LoG layers kept (blob_log in one go): each blob's layer again
+        strength = np.empty(len(rows), np.float64)
+        for done, value in enumerate(np.unique(sigma), start=num_sigma + 2):
+            pick = sigma == value
+            strength[pick] = _log_response(frame, rows[pick], cols[pick], sigma[pick])
+            yield done, total
+    layers.clear()
     order = np.argsort(-strength, kind="stable")
     if min_distance is not None and (not np.isfinite(min_distance) or min_distance < 0):
         raise ValueError(f"min_distance must be a finite number >= 0, got {min_distance!r}")
@@ -273,10 +279,13 @@ def _blob_log_parts() -> Optional[Tuple[Any, Any, Any, Any]]:
 
 
 def _blob_log_steps(frame: np.ndarray, sigmas: Tuple[float, float], num_sigma: int, threshold: Optional[float],
-                    threshold_rel: Optional[float], total: int) -> Generator[Tuple[int, int], None, np.ndarray]:
+                    threshold_rel: Optional[float], total: int, layers: Optional[list] = None
+                    ) -> Generator[Tuple[int, int], None, np.ndarray]:
     """``skimage.feature.blob_log(frame, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=num_sigma, threshold=...,
     threshold_rel=..., overlap=BLOB_OVERLAP, exclude_border=False)`` done as scikit-image 0.26 does it, yielding
-    ``(done, total)`` after each LoG layer and after the scale-space maxima: the same blobs (N, 3) (row, col, sigma)."""
+    ``(done, total)`` after each LoG layer and after the scale-space maxima: the same blobs (N, 3) (row, col, sigma).
+    ``layers``: a list to which the LoG layers (H, W, num_sigma) and their sigmas (num_sigma,) are appended as a pair
+    (then kept for :func:`_layer_response`, not freed before the blobs are pruned)."""
     img_as_float, supported_float_type, peak_local_max, prune_blobs = _blob_log_parts()
     image = img_as_float(frame)
     float_dtype = supported_float_type(image.dtype)
@@ -290,6 +299,8 @@ def _blob_log_steps(frame: np.ndarray, sigmas: Tuple[float, float], num_sigma: i
         yield i + 1, total
     maxima = peak_local_max(cube, threshold_abs=threshold, threshold_rel=threshold_rel,
                             exclude_border=(0,) * (image.ndim + 1), footprint=np.ones((3,) * (image.ndim + 1)))
+    if layers is not None:
+        layers.append((cube, sigma_list[:, 0]))
     del cube
     yield num_sigma + 1, total
     if maxima.size == 0:
@@ -297,6 +308,22 @@ def _blob_log_steps(frame: np.ndarray, sigmas: Tuple[float, float], num_sigma: i
     found = maxima.astype(float_dtype)
     sigmas_of_peaks = sigma_list[maxima[:, -1]][:, 0:1]
     return prune_blobs(np.hstack([found[:, :-1], sigmas_of_peaks]), BLOB_OVERLAP, sigma_dim=1)
+
+
+def _layer_response(layers: list, rows: np.ndarray, cols: np.ndarray, sigma: np.ndarray) -> Optional[np.ndarray]:
+    """Each blob's strength read from the LoG layers :func:`_blob_log_steps` kept (``layers``: [(cube (H, W, S),
+    sigmas (S,))]): the values :func:`_log_response` computes again (the same filter of the same float32 frame, times
+    the same sigma squared). None where the layers are not float64 (float32 layers took their sigmas as float32,
+    which scipy's kernel rounds unlike the float :func:`_log_response` passes) or a blob's sigma is not one of
+    theirs. (The frames :func:`normalise_frame` makes are float64.)"""
+    cube, layer_sigmas = layers[0]
+    if cube.dtype != np.float64:
+        return None
+    index = np.searchsorted(layer_sigmas, sigma)
+    index = np.minimum(index, len(layer_sigmas) - 1)
+    if not np.array_equal(layer_sigmas[index], sigma):
+        return None
+    return cube[rows.astype(int), cols.astype(int), index].astype(np.float64)
 
 
 def _log_response(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma: np.ndarray) -> np.ndarray:

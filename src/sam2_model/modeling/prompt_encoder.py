@@ -52,8 +52,26 @@ class PromptEncoder(nn.Module):
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def get_dense_pe(self) -> torch.Tensor:
-        """Encoding of every image-embedding location: (1, embed_dim, h, w)."""
-        return self.pe_layer(self.image_embedding_size).unsqueeze(0)
+        """Encoding of every image-embedding location: (1, embed_dim, h, w); do not modify it in place.
+
+        The same tensor on every inference call (eval mode, no gradient): it depends only on the grid size and
+        the positional buffer (its tensor, device, dtype and version: a load_state_dict or any in-place change
+        makes it anew) and on the autocast state. Training, gradient-enabled calls and CUDA graph captures
+        compute it each time.
+        """
+        size = tuple(self.image_embedding_size)
+        matrix = self.pe_layer.positional_encoding_gaussian_matrix
+        if self.training or torch.is_grad_enabled() or _capturing(matrix.device):
+            return self.pe_layer(size).unsqueeze(0)
+        device_type = matrix.device.type
+        autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
+        key = (size, matrix.data_ptr(), matrix.device, matrix.dtype, matrix._version, autocast,
+               torch.is_inference_mode_enabled())
+        cached = getattr(self, "_dense_pe_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.pe_layer(size).unsqueeze(0))
+            self._dense_pe_cache = cached
+        return cached[1]
 
     def embed_points(self, coords: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
         """coords (B, N, 2) pixel (x, y), labels (B, N) -> (B, N [+1 padding], embed_dim)."""
@@ -118,3 +136,8 @@ def build_prompt_encoder(config: SAM2Config) -> PromptEncoder:
         input_image_size=(config.image_size, config.image_size),
         mask_in_chans=config.decoder.mask_in_chans,
     )
+
+
+def _capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on the current stream (its tensors belong to the graph)."""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()

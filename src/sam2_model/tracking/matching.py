@@ -7,7 +7,7 @@ with at most one track and vice versa (not first-hit, which lets one big masklet
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -87,18 +87,38 @@ def match_crops(detections: Sequence[Crop], labels: np.ndarray, max_coverage: fl
     """:func:`match_detections` of detections given as :class:`~.divisions.Crop` s of the frame ``labels`` (H, W): the
     same match, each detection read in its box (no (N, H, W) stack of the detections)."""
     labels = np.asarray(labels)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    inverse = inverse.reshape(labels.shape)
-    id_areas = np.bincount(inverse.ravel(), minlength=len(ids))
+    counted = _small_id_areas(labels)
+    if counted is None:  # (negative, huge or non-integer ids: ranks of the sorted ids over the whole frame)
+        ids, inverse = np.unique(labels, return_inverse=True)
+        inverse = inverse.reshape(labels.shape)
+        id_areas = np.bincount(inverse.ravel(), minlength=len(ids))
+    else:  # ids ranked by a table, read only in each detection's box
+        ids, id_areas, rank = counted
     inter = np.zeros((len(detections), len(ids)), dtype=np.int64)
     for n, crop in enumerate(detections):
-        inter[n] = np.bincount(inverse[crop.box][crop.mask], minlength=len(ids))
+        inside = inverse[crop.box][crop.mask] if counted is None else rank[labels[crop.box][crop.mask]]
+        inter[n] = np.bincount(inside, minlength=len(ids))
     keep = ids != 0
     ids, inter, id_areas = ids[keep], inter[:, keep], id_areas[keep]
     areas = np.array([int(np.count_nonzero(c.mask)) for c in detections], dtype=np.int64)
     union = areas.reshape(-1, 1) + id_areas[None, :] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return _decide(ids, inter, iou, areas, max_coverage, max_iou)
+
+
+def _small_id_areas(labels: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For a label image (H, W) of integer ids in [0, max(H * W, 65536)]: its ids (M,) ascending (``np.unique``'s),
+    their pixel counts (M,) int64 and a table (max id + 1,) of each id's rank; None for any other labels."""
+    if labels.dtype.kind not in "iu" or labels.size == 0:
+        return None
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high > max(labels.size, 1 << 16):
+        return None
+    counts = np.bincount(labels.ravel().astype(np.intp, copy=False), minlength=high + 1)
+    ids = np.flatnonzero(counts)
+    rank = np.zeros(high + 1, dtype=np.intp)
+    rank[ids] = np.arange(len(ids))
+    return ids.astype(labels.dtype), counts[ids].astype(np.int64), rank
 
 
 def _decide(ids: np.ndarray, inter: np.ndarray, iou: np.ndarray, areas: np.ndarray, max_coverage: float,
