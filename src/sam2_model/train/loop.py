@@ -339,6 +339,20 @@ def _resume_state(last: Path) -> Dict[str, Any]:
     return state
 
 
+def _json_plain(value: Any) -> Any:
+    """``json.dumps``'s ``default`` for a run's record: a setting given as a NumPy number (``steps=np.int64(2)``) or
+    array becomes its plain value (``.item()``, ``.tolist()``), a path (``init=Path(...)``) its text; anything else
+    raises TypeError naming its type."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a run's record holds plain values (numbers, text, paths, lists, dicts), not "
+                    f"{type(value).__name__} ({value!r:.80})")
+
+
 def _session_record(machine: Dict[str, Any], start_step: int) -> Dict[str, Any]:
     """The record of one invocation of :func:`train` (kept in ``last.pt`` and the weights' metadata)."""
     return {"started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -454,7 +468,7 @@ def train(
             "date": datetime.date.today().isoformat(), "settings": recorded,
             "stack_check": None if check is None else check.as_dict(),
             "held_out_check": None if held_check is None else held_check.as_dict(),
-        }))
+        }, default=_json_plain))
 
     def save_checkpoint(record: Optional[Dict[str, Any]] = None) -> None:
         """Save the run to last.pt, with ``record`` (default: :func:`record_now`) as its ``"record"``."""
