@@ -95,12 +95,16 @@ def msc_iou(model: SAM2Model, data: pathlib.Path = DATA, held_out_from: int = 24
 
 
 def msc_object_window(model: SAM2Model, data: pathlib.Path = DATA) -> Optional[int]:
-    """The object window ``napari_sam2.segment(..., object_window="auto")`` picks for the MSC frames (the default a
-    new user gets): measured on frame 0 (128 px: the width estimate reads the speckled background; each cell's
-    window is then resized by the whole-frame size check)."""
-    from napari_sam2.image_size import resolve_object_window
+    """The object window ``napari_sam2.segment(..., object_window="auto")`` picks for the MSC frames with the clicks
+    :func:`msc_iou` makes (the default a new user gets): measured on frame 0, on the clicked cells (their width read
+    around each click, as every route measures "auto" on the prompted objects; 312 px for these cells, whose window
+    the whole-frame size check may then resize)."""
+    from napari_sam2.image_size import PromptSpots, resolve_object_window
 
-    return resolve_object_window("auto", load_msc(data).stack[0], model.config.name, model.image_size)
+    msc = load_msc(data)
+    spots = PromptSpots.from_pairs([(np.asarray(xy, np.float64), np.full(4, np.nan))
+                                    for xy in msc.first_clicks().values()])
+    return resolve_object_window("auto", msc.stack[0], model.config.name, model.image_size, prompts=spots)
 
 
 def msc_one_click_iou(model: SAM2Model, data: pathlib.Path = DATA) -> Tuple[float, int]:

@@ -2,9 +2,10 @@
 
 The image picked, each image's :class:`~._image_state.ImageState` made on first use (its clicks, boxes and
 masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
-"auto" sizes measure (the slice shown, then the one the first click or box on the image was made on); a new image's
+"auto" sizes measure (the slice shown, then the one the first click or box on the image was made on; "auto" object
+windows: the objects prompted on the first prompted frame, as every route measures them); a new image's
 channel axis taken from its file's axes (TCYX). Uses the widget's ``viewer``, ``states``, ``_state``,
-``_file_channels``, ``_old_data``, its controls (``image_combo``,
+``_file_channels``, ``_old_data``, ``_turns_said``, its controls (``image_combo``,
 ``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
 runs' ``_stop_run_of``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import weakref
 from itertools import product
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_info
@@ -24,13 +25,17 @@ from ._image_state import (
     ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
     choice_layout, find_masklets, follow_image_placement, image_transform, keep_removed, layer_name, layer_role,
     masklets, model_data, out_of_plane_turn, place_layer, put_back_removed, restore, same_layer, show_masklets,
-    spatial_ndim, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME, ROLE_KEY,
+    spatial_ndim, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME,
 )
-from ._tracks_layer import follow_image, rename_with_image
+from ._tracks_layer import TRACKS_NAMES, follow_image, own_tracks_role, rename_with_image, set_aside
 from ._track_ids import frame_ranges
 from .labels_writer import tell_written
-from .image_size import AUTO, OFF, FrameSample, resolve_object_window
+from .image_size import AUTO, OFF, FrameSample, PromptSpots, read_as_seen, resolve_object_window
 from .layout import FrameView, StackLayout
+
+#: frames of at most this many px are read whole for "auto" object windows measured on the prompted objects (larger:
+#: the central part shown measures, as without prompts)
+WHOLE_FRAME_PX = 4096 * 4096
 
 #: how the status line starts after the image segmented was removed (until another image is picked)
 IMAGE_REMOVED = "The image"
@@ -212,25 +217,58 @@ class ImageLayersMixin:
         return file_channel_words(image, choice, letters)
 
     def object_window(self, model: Any) -> Optional[int]:
-        """The chosen object window's side for the current image and ``model`` (None: whole frames). "auto" is
-        measured on the slice shown (:meth:`_frame_sample`) when first asked for this image, choice and input size,
-        and kept; the image's first click or box (nothing segmented on it yet) drops what was kept
-        (:meth:`_measure_at_first_prompt`), so its first segmentation measures the slice shown when that click or box
-        was added (a click made in the viewer: its own slice; a script that adds a point on another frame without
-        moving the slider gets the shown frame measured)."""
+        """The chosen object window's side for the current image and ``model`` (None: whole frames), kept per image,
+        choice and input size. "auto" measures, as ``segment()``, ``napari-sam2 track`` and batch runs do, the objects
+        prompted on the image's first prompted frame (:meth:`_prompted_spots`), that frame read whole as the model is
+        shown it, so the same clicks give the same window in every route; it is measured again only when those
+        objects' spots change (a new object's first click or box there; not a correction, nor a click on another
+        frame). Without prompts it measures the slice shown (:meth:`_frame_sample`). A window that changes remakes
+        the slice's controller, which re-runs its prompts."""
         state = self._state
         choice = self.window_combo.currentText()
         if state is None or choice == OFF:
             return None
-        key = (state.image.unique_id, choice, int(model.image_size))
+        image, size = state.image.unique_id, int(model.image_size)
+        prompted = self._prompted_spots() if choice == AUTO else None
+        spots_key = () if prompted is None else (prompted[1], np.round(prompted[2].points, 3).tobytes(),
+                                                 np.round(prompted[2].boxes, 3).tobytes())
+        key = (image, choice, size) + spots_key
         if key not in self._windows:
-            frame = self._frame_sample()
             name = self.picker.model_combo.currentText()
-            self._windows[key] = None if frame is None else resolve_object_window(choice, frame, name, model.image_size)
+            if prompted is not None:
+                view, index, spots = prompted
+                frame = read_as_seen(view, index, self.axes.channel_options())  # the channel segmented
+                side = resolve_object_window(choice, frame, name, size, prompts=spots)
+            else:
+                sample = self._frame_sample()
+                side = None if sample is None else resolve_object_window(choice, sample, name, size)
+            self._windows = {k: v for k, v in self._windows.items() if k[:3] != (image, choice, size)}  # the last kept
+            self._windows[key] = side
         side = self._windows[key]
         if choice == AUTO:
             self.window_note.setText(f"→ {side} px" if side else "→ whole frames (objects not small)")
         return side
+
+    def _prompted_spots(self) -> Optional[Tuple[FrameView, int, PromptSpots]]:
+        """Where "auto" object windows measure the current image's prompted objects: (its frames on the slice shown,
+        the first prompted frame (the first with a positive click or a box, the rule of ``segment()``'s
+        :func:`~.api.prompted_frame`), the spots of the objects prompted there (:class:`PromptSpots`, (x, y) frame
+        px)). None without clicks or boxes on the slice shown, and for frames over :data:`WHOLE_FRAME_PX` (read whole
+        on napari's GUI thread: too slow; the central part shown is measured as without prompts)."""
+        state = self._state
+        if state is None or not (len(state.points.data) or len(state.boxes.data)):
+            return None
+        layout = self._layout(state.image)
+        try:
+            prompts = self.prompts(layout)
+        except ValueError:  # a box across frames: the run says so
+            return None
+        view = FrameView(model_data(state.image), layout)
+        if not prompts or int(np.prod(view.shape[1:3])) > WHOLE_FRAME_PX:
+            return None
+        starts = [p.frame for p in prompts if p.box is not None or (np.asarray(p.labels) > 0).any()]
+        index = int(min(starts or [p.frame for p in prompts])) if layout.frame_axis is not None else 0
+        return view, min(max(index, 0), len(view) - 1), PromptSpots.of(prompts, index)
 
     def _frame_sample(self) -> Optional[FrameSample]:
         """What "auto" (input size, object window) measures of the current image: the central part of the frame
@@ -309,9 +347,14 @@ class ImageLayersMixin:
         pressed, and says so when it is turned within its plane again. ``picked``: the image was just picked (it may
         have been turned while another image was the current one; a line about another image's turn goes)."""
         refused = out_of_plane_turn(state.image)
+        turn = _turn_key(state.image)
+        if not refused:  # turned in its plane: a later turn out of it pops up again
+            self._turns_said = {said for said in self._turns_said if said[0] != turn[0]}
         if refused and self.status.text() != refused:
             self.status.setText(refused)
-            show_info(f"SAM 2: {refused}")
+            if turn not in self._turns_said:  # once per image and transform (picked again: the status line says it)
+                self._turns_said.add(turn)
+                show_info(f"SAM 2: {refused}")
         elif not refused and self.status.text().startswith(OUT_OF_PLANE):
             self.status.setText(f"Segmenting '{state.image.name}': click on a cell to segment it." if picked else
                                 f"'{state.image.name}' is turned only within its plane now: click on a cell to "
@@ -367,13 +410,19 @@ class ImageLayersMixin:
                  (": its segmentation sessions were reset." if segmented else ".")]
         kept = self._set_aside_masklets(state)
         track_all = getattr(self, "track_all", None)
-        lineage = "" if track_all is None else track_all.set_aside(state.image)
-        if kept:
-            self._old_data[state.image.unique_id] = " and ".join(f"'{name}'" for name in (kept, lineage) if name)
-            words.append(f"Its masks, made on the old pixels, are kept in '{kept}'" +
-                         (f" and their tracks in '{lineage}'" if lineage else "") +
-                         " (no longer used or exported by the widget, and no step on them is undone); the next run "
-                         "makes a new masklets layer.")
+        aside = {"lineage": "", "fix": ""} if track_all is None else track_all.set_aside(state.image)
+        tracks = [aside["lineage"]] + [set_aside(layer) for layer in list(self.viewer.layers)  # Add Tracks layer's
+                                       if own_tracks_role(layer, state.image) == "tracks"]
+        tracks = [name for name in tracks if name]
+        if kept or tracks or aside["fix"]:
+            names = [name for name in (kept, *tracks, aside["fix"]) if name]
+            self._old_data[state.image.unique_id] = _quoted(names)
+            parts = ([f"its masks, made on the old pixels, are kept in '{kept}'"] if kept else []) + \
+                ([f"their tracks in {_quoted(tracks)}"] if tracks else []) + \
+                ([f"the correction clicks in '{aside['fix']}'"] if aside["fix"] else [])
+            text = _joined(parts)
+            words.append(f"{text[0].upper()}{text[1:]} (no longer used or exported by the widget, and no step on them "
+                         "is undone); the next run makes a new masklets layer.")
         prompts = [layer for layer in (state.points, state.boxes) if layer is not None and len(layer.data)]
         if prompts:
             words.append("The clicks and boxes keep their pixel positions (frame, row, column): after a crop or shift "
@@ -429,11 +478,7 @@ class ImageLayersMixin:
         state.labels = state.new_labels = None
         if layer is None or layer not in self.viewer.layers:
             return ""
-        metadata = dict(layer.metadata)
-        metadata.pop(ROLE_KEY, None)
-        layer.metadata = metadata
-        layer.name = f"{layer.name} (old data)"
-        return layer.name
+        return set_aside(layer)
 
     def stop_if_masklets_replaced(self, state: Optional[ImageState], layout: Optional[StackLayout],
                                   array: Any) -> bool:
@@ -561,12 +606,32 @@ class ImageLayersMixin:
             layout: Optional[StackLayout] = self._layout(state.image)
         except ValueError:  # an impossible axis choice: the masklets are looked for when a run makes them
             layout = None
+        self._rename_marked(state.image)  # renamed while the dock was closed: its layers found by their marks
         adopt_layers(self.viewer, state, layout)
         self._place_on_image(state, layout)  # the image may have been moved or turned while the dock was closed
         if state.points is not None:
             self._watch_points(state)
         if state.boxes is not None:
             self._watch_boxes(state)
+
+    def _rename_marked(self, image: Any) -> None:
+        """The layers marked in their metadata as ``image``'s (its clicks, boxes and masklets, its own Tracks layers,
+        its Track all correction clicks) that are named for another name of the image (it was renamed while the dock
+        was closed: "SAM2 clicks [cells]" for the image now named "nuclei") take its name now, so that a reopened dock
+        goes on with them (found by name) and they are named as it is. A name the person gave one is kept (only
+        "<base> [...]" is renamed), and a name another layer holds already is not taken."""
+        from ._track_all_panel import FIX_NAME  # (the panel imports this module)
+
+        bases = {"points": POINTS_NAME, "boxes": BOXES_NAME, "masklets": LABELS_NAME, "fix": FIX_NAME, **TRACKS_NAMES}
+        for layer in list(self.viewer.layers):
+            role, owner = layer_role(layer)
+            base = bases.get(role)
+            if base is None or owner != str(image.unique_id) or (role in TRACKS_NAMES and
+                                                                  own_tracks_role(layer, image) != role):
+                continue  # (a person's copy of a Tracks layer carries the mark too)
+            name, new = str(layer.name), layer_name(base, image)
+            if name != new and name.startswith(f"{base} [") and name.endswith("]") and new not in self.viewer.layers:
+                layer.name = new
 
     def activate_clicks(self) -> None:
         """Make the current image's clicks layer the active layer, in add mode (a canvas click adds a prompt)."""
@@ -576,3 +641,20 @@ class ImageLayersMixin:
         points.visible = True
         self.viewer.layers.selection.active = points
         points.mode = "add"
+
+
+def _joined(items: Iterable[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    items = list(items)
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _quoted(names: Iterable[str]) -> str:
+    """"'a'", "'a' and 'b'", "'a', 'b' and 'c'"."""
+    return _joined(f"'{name}'" for name in names)
+
+
+def _turn_key(image: Any) -> tuple:
+    """(the image's id, its transform: rotation, shear, affine matrix and scale, rounded) for saying a turn once."""
+    parts = (image.rotate, image.shear, image.affine.affine_matrix, image.scale)
+    return (str(image.unique_id), b"".join(np.round(np.asarray(part, float), 9).tobytes() for part in parts))

@@ -29,6 +29,7 @@ from sam2_model.tracking.detection import ADVICE_OPTION_NAMES
 
 from ._image_layers_mixin import MASKLETS_REPLACED
 from ._image_state import ROLE_KEY, add_points_layer, layer_name, out_of_plane_turn, same_layer
+from ._tracks_layer import set_aside
 from .labels_writer import STROKES_KEPT, EditedSince
 from .layout import world_to_data
 from .settings import load_settings, save_settings
@@ -100,6 +101,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         self._steps: Optional[Iterator] = None
         self._derived: Dict[str, Any] = {}  # what the run's worker derived at its end (:func:`with_tracks`)
         self._run_image: Any = None
+        self._aside_run: Optional[ImageTracking] = None  # the run's tracking, let go when its image got new data
         self._run_base = 0  # the length of the run's image's undo stack before the run
         self._run_layout: Any = None  # the layout of the run's labels (its image's controller's when it started)
         self._run_masklets: Any = None  # the masklets layer whose strokes the run follows (:meth:`_on_run_painted`)
@@ -475,6 +477,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         data at their end (:func:`with_tracks`: the GUI thread reads no stack). ``model_run``: its steps are model
         calls (a track or a correction; Cancel says it stops after the current one)."""
         self._derived = {}
+        self._aside_run = None
         self._range_note = ""  # (a Track all run says its own once started: _track)
         self._model_run = model_run
         if leave_out is not None:
@@ -597,6 +600,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
         if self.widget.worker is mine:
             self.widget.worker = None
         self._set_busy(False)
+        aside, self._aside_run = self._aside_run, None  # its image got data of another shape during the run
+        taken_back = self._take_back_aside(aside, self._run_masklets)
         entry = self.images.get(getattr(self._run_image, "unique_id", None))
         run = _new_run(entry, self._run_base)  # None: the run wrote nothing (it is not on the undo stack)
         done = sorted(set(run.frames)) if run is not None else []
@@ -607,7 +612,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self.widget.states.get(entry.image.unique_id), self._run_layout, entry.tracking.labels, done)
         if outcome.startswith("stopped"):
             self.status.setText(f"Stopped: {outcome[9:]}. " + (_stopped_kept(done, run, outcome) if done else
-                                                               "Nothing was written."))
+                                                               taken_back.strip() or "Nothing was written."))
+            taken_back = ""  # (said)
         elif outcome == "cancelled":
             self.status.setText(f"Cancelled{where}: {frames_text(done, _done_word(run))} (whole frames), the others "
                                 "are as before; 'Undo tracking step' reverts the run." if done else
@@ -621,6 +627,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._say_done(entry, run, where)
         if back:
             self.status.setText(f"{self.status.text()} Note: {back}")
+        if taken_back:
+            self.status.setText(self.status.text() + taken_back)
         self.status.setText(self.status.text() + strokes + self._advice())  # Done, Cancelled or Failed: advice stays
         if not self.widget.busy():  # the widget's status line tells the outcome too (not a stale hint)
             self.widget.status.setText(f"Track all cells: {self.status.text()}")
@@ -754,29 +762,56 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             entry.fix_points = add_points_layer(self.viewer, image, self.track_spin.value(),
                                                 not self.negative_check.isChecked())
             entry.fix_points.name = layer_name(FIX_NAME, image)
+            entry.fix_points.metadata = {**entry.fix_points.metadata,  # the image's, not its clicks layer
+                                         ROLE_KEY: {"role": "fix", "image": str(image.unique_id)}}
         self._on_click_kind()
         self.viewer.layers.selection.active = entry.fix_points
         entry.fix_points.mode = "add"
         self.status.setText(f"Click cell {self.track_spin.value()} on this frame (tick 'Negative clicks' for "
                             "background), then 'Re-segment & propagate this cell'.")
 
-    def set_aside(self, image: Any) -> str:
+    def set_aside(self, image: Any) -> Dict[str, str]:
         """``image`` was given data of another shape (a crop) and its masklets layer set aside: its tracking, made on
-        the old pixels, is let go (its undo steps, lineage and exports: nothing of it applies to the new data) and its
-        lineage Tracks layer kept under a new name, "... (old data)", no longer the image's (it stops following the
-        image's placement; the next Track all makes a new one). Returns that name ("" when there was none). Left alone
-        while a run of the panel is stopping (its end reads the tracking)."""
-        if self.worker is not None:
-            return ""
+        the old pixels, is let go (its undo steps, lineage and exports: nothing of it applies to the new data), and its
+        lineage Tracks layer and correction clicks layer are kept under new names, "... (old data)", no longer the
+        image's (:func:`~._tracks_layer.set_aside`: they stop following the image's placement and name; the next Track
+        all makes new ones). Returns their new names, {"lineage": ..., "fix": ...} ("" where there was none).
+
+        During a run of the panel on ``image`` (the new data stops it) the lineage set aside is the one before the
+        run: the run's end writes no lineage and takes back the frames it wrote into the old masks
+        (:meth:`_take_back_aside`), so the layers set aside show the masks and tracks from before the run."""
         entry = self.images.pop(image.unique_id, None)
-        layer = None if entry is None else entry.tracks
-        if layer is None or layer not in self.viewer.layers:
+        names = {"lineage": "", "fix": ""}
+        if entry is None:
+            return names
+        worker = self.worker
+        if worker is not None and same_layer(image, self._run_image) and not (
+                self._export is not None and self._export.owns(worker)):  # (an export goes on: it wrote nothing)
+            self._aside_run = entry
+        for key, layer in (("lineage", entry.tracks), ("fix", entry.fix_points)):
+            if layer is not None and layer in self.viewer.layers:
+                names[key] = set_aside(layer)
+        entry.tracks = entry.fix_points = None
+        return names
+
+    def _take_back_aside(self, entry: Optional[ImageTracking], masklets: Any) -> str:
+        """At the end of a run whose image got data of another shape meanwhile (:meth:`set_aside` let its tracking go):
+        the frames the run wrote into the old masks (``masklets``, the layer set aside) are taken back (its undo step),
+        so they and the lineage set aside are those from before the run. Returns the words for the status line ("": the
+        run wrote nothing)."""
+        run = _new_run(entry, self._run_base)
+        if entry is None or run is None:
             return ""
-        metadata = dict(layer.metadata)
-        metadata.pop(ROLE_KEY, None)
-        layer.metadata = metadata
-        layer.name = f"{layer.name} (old data)"
-        return layer.name
+        old = f"'{masklets.name}'" if masklets is not None and masklets in self.viewer.layers else "the old masks"
+        what = f"{_done_word(run)} on the old data before it stopped, {frames_text(run.frames)}"
+        try:
+            entry.tracking.undo()
+        except ValueError as error:  # (EditedSince: painted meanwhile; nothing is thrown away silently)
+            return f" What it {what}, stays in {old} ({error})."
+        if masklets is not None and masklets in self.viewer.layers:
+            masklets.refresh()
+        return (f" What it {what}, was taken back: {old} and the tracks set aside with it show the masks and tracks "
+                "from before the run.")
 
     def follow_image_name(self, image: Any, old_name: str) -> None:
         """``image`` was renamed from ``old_name``: its correction clicks layer follows the new name (as the widget's

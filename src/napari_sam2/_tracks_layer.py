@@ -22,6 +22,8 @@ from .layout import StackLayout
 #: the base name of each Tracks layer made over an image, by its role (:func:`tracks_role`): Add Tracks layer's and
 #: Track all's lineage, named "<base> [<image's name>]" (:func:`~._image_state.layer_name`)
 TRACKS_NAMES = {"tracks": "SAM2 tracks", "lineage": "SAM2 lineage"}
+#: what a layer set aside when its image got data of another shape (a crop) adds to its name (:func:`set_aside`)
+OLD_DATA = " (old data)"
 
 
 def _tracks_axes(image: Any, layout: StackLayout) -> Tuple[List[Optional[int]], Optional[int]]:
@@ -106,6 +108,24 @@ def _own_mark(layer: Any, image: Any) -> Dict[str, Any]:
     mark = layer.metadata.get(ROLE_KEY, {}) if role in TRACKS_NAMES else {}
     own = owner == str(image.unique_id) and mark.get("layer") == str(layer.unique_id)
     return dict(mark) if own else {}
+
+
+def own_tracks_role(layer: Any, image: Any) -> str:
+    """The role ("tracks": Add Tracks layer's, "lineage": Track all's) of the Tracks ``layer`` marked as one of
+    ``image``'s own (:func:`tracks_role`, :func:`own_tracks`; not a person's copy of one), else ""."""
+    return str(_own_mark(layer, image).get("role", ""))
+
+
+def set_aside(layer: Any) -> str:
+    """Keep ``layer`` (one of an image's layers: its masklets, a Tracks layer, its correction clicks), made on the
+    image's old pixels before it got data of another shape (a crop), under its name and :data:`OLD_DATA`, no longer
+    the image's: its mark (:data:`~._image_state.ROLE_KEY`) goes, so it stops following the image's placement and
+    name and is not adopted or used again. Returns its new name."""
+    metadata = dict(layer.metadata)
+    metadata.pop(ROLE_KEY, None)
+    layer.metadata = metadata
+    layer.name = f"{layer.name}{OLD_DATA}"
+    return str(layer.name)
 
 
 def rename_with_image(layer: Any, image: Any, old_name: str) -> bool:

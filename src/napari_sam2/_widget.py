@@ -118,6 +118,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._file_channels: Dict[Any, str] = {}  # the file's axis letters of images whose channel axis they chose
         self._old_data: Dict[Any, str] = {}  # by image: the layers a crop set aside with the old data, quoted
+        self._turns_said: set = set()  # (image id, transform) whose out-of-plane turn popped up (once each)
         self._state: Optional[ImageState] = None
         self._plane_ids: Optional[PlaneIds] = None  # the objects table's per-frame label values (:meth:`object_frames`)
         self._quiet = 0  # > 0 while the widget edits prompt layers itself
@@ -157,11 +158,11 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.window_combo.setCurrentText(saved_window if saved_window in WINDOW_CHOICES else AUTO)
         self.window_combo.setToolTip(
             "Segment and track each object in a square window of this many pixels that follows it, so small objects "
-            "are seen large on the canvas the model knows (auto: only where the objects of the slice shown (the slice "
-            "clicked first) are small against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU "
+            "are seen large on the canvas the model knows (auto: only where the objects clicked on the first "
+            "clicked frame (without clicks: of the slice shown) are small against it, demo model; real nuclei 24 px wide in 512 x 512: one click IoU "
             "0.58 -> 0.74, tracked J&F 0.49 -> 0.68). Each object then costs one model input per frame. "
             "Membrane-stained cells do worse in windows: choose off for them.")
-        self._windows: Dict[Tuple[Any, str, int], Optional[int]] = {}  # (image id, choice, input size) -> side
+        self._windows: Dict[Tuple[Any, ...], Optional[int]] = {}  # (image id, choice, input size, frame, spots) -> side
         self.window_note = QLabel("")  # what "auto" gave for the current image
         self.seed_combo = QComboBox()
         self.seed_button = QPushButton("Use labels as masks (current frame)")
@@ -445,6 +446,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states.clear()
         self._file_channels.clear()
         self._old_data.clear()
+        self._turns_said.clear()
         self._state = self._run_state = self._run_steps = self._run_prompts = None
         self._run_history = (None, 0, None)
         self._plane_ids = self._loaded_labels = self._tracks_run = self._export_run = self._edit_run = None
@@ -471,6 +473,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states.clear()
         self._file_channels.clear()
         self._old_data.clear()
+        self._turns_said.clear()
         self._state = None
         self._listen(self.viewer.layers.events.inserted, self._refresh_images)
         self._listen(self.viewer.layers.events.removed, self._on_layer_removed)

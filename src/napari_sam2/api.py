@@ -33,7 +33,7 @@ from sam2_model.prompt_validation import dtype_problem, frame_size_problem
 from .controller import SegmentationController
 from .directions import check_prompted_way
 from .image_size import (AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window, read_as_seen,
-                         resolve_image_size, resolve_object_window)
+                         resolve_image_size, resolve_object_window, PromptSpots)
 from .axis_moves import (
     PLACEHOLDER, axis_number, numbered_as_read, option_words, read_rows_columns_last, rows_columns_not_last,
 )
@@ -504,7 +504,8 @@ def segment(
         measured = frame_seen(data, axes, start)
         size = resolve_image_size(image_size, measured, model) if image_size is not None else None
         net = model_to_use(model, checkpoint, device, size)
-        window = resolve_object_window(object_window, measured, model_name(model), net.image_size)
+        window = resolve_object_window(object_window, measured, model_name(model), net.image_size,
+                                       prompts=PromptSpots.of(prompts, start))  # the prompted objects' width
         labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
         options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
         if limits is not None:

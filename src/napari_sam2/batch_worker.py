@@ -28,7 +28,7 @@ from .batch_outputs import (ZARR_ABOVE_BYTES, create_zarr_labels, discard, label
 from .controller import SegmentationController
 from .directions import DIRECTION_WORDS, check_one_way
 from .file_calibration import frames_through_z, read_calibration, stack_calibration, stack_letters
-from .image_size import (AUTO, SizeChoice, auto_image_size, read_as_seen, tracking_size_choice,
+from .image_size import (AUTO, PromptSpots, SizeChoice, auto_image_size, read_as_seen, tracking_size_choice,
                          resolve_object_window)
 from .layout import FrameView, StackLayout
 from .prompts import FramePrompt
@@ -401,8 +401,10 @@ def segment_stack(model: sm.SAM2Model, frames: Frames, prompts: list, labels: An
     options = dict(frames.session_options, corrections_as_conditioning=True)  # as segment() runs
     if frames.chosen is not None:
         options["first_frame"] = frames.chosen.start  # the session's warnings name the stack's frames
-    measured = read_as_seen(frames.view, prompted_frame(prompts), frames.session_options)  # that channel alone read
-    window = resolve_object_window(object_window, measured, model.config.name, model.image_size)
+    start = prompted_frame(prompts)
+    measured = read_as_seen(frames.view, start, frames.session_options)  # that channel alone read
+    window = resolve_object_window(object_window, measured, model.config.name, model.image_size,
+                                   prompts=PromptSpots.of(prompts, start))  # the prompted objects' width
     controller = SegmentationController(model, frames.view, frames.layout, labels, session_options=options,
                                         object_window=window)
     for _ in controller.segment_table(prompts, direction, progress):

@@ -423,7 +423,7 @@ def track_command(args: argparse.Namespace) -> int:
     from .api import FrameRange, check_way_in_range, frame_seen, prompted_frame
     from .axis_moves import numbered_as_read
     from .export import labels_ids, save_labels_tiff
-    from .image_size import OFF
+    from .image_size import OFF, PromptSpots
     from .layout import FrameView
     from .prompts_csv import box_problem, check_napari_frame_axis, checked_table_prompts, click_problem, \
         read_prompt_lines
@@ -462,7 +462,8 @@ def track_command(args: argparse.Namespace) -> int:
                                                                                         chosen), layout))
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
-        window = pick_object_window(args.object_window, measured, args.model, image_size, index, args.checkpoint)
+        window = pick_object_window(args.object_window, measured, args.model, image_size, index, args.checkpoint,
+                                    PromptSpots.of_rows(clicks, boxes, index))  # the prompted objects' width
         axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
