@@ -53,7 +53,8 @@ def test_a_lineage_numbered_from_0_given_another_first_frame_is_refused(first):
     labels, lineage = whole_movie()
     with pytest.raises(ValueError, match=rf"first_frame={first} does not match the lineage: track 1 has pixels on "
                                          rf"the labels' frames 0-7, which first_frame={first} numbers {first}-"
-                                         rf"{7 + first}, outside its frames 0-7; the lineage implies first_frame=0"):
+                                         rf"{7 + first}, outside its frames 0-7, as do 2 more of the 3 tracks in the labels; "
+                                         r"the lineage implies first_frame=0, with which every track holds"):
         consistent_labels(labels, lineage, first_frame=first)
     _, table = consistent_labels(labels, lineage, first_frame=0)
     assert spans(table) == {1: (0, 7, "end of stack"), 2: (0, 4, "left the field"), 3: (0, 1, "lost")}
@@ -68,7 +69,8 @@ def test_a_movie_numbered_lineage_given_a_first_frame_off_by_some_frames_is_refu
     labels[:3, 1:5, 20:24] = 2
     lineage = Lineage([Track(1, 5, 12, 0, "end of stack"), Track(2, 5, 7, 0, "left the field")])
     with pytest.raises(ValueError, match=rf"first_frame={first} does not match the lineage: .* outside its frames "
-                                         r"5-12; the lineage implies first_frame=5, with which every track holds"):
+                                         r"5-12, as does 1 more of the 2 tracks in the labels; the lineage implies "
+                                         r"first_frame=5, with which every track holds"):
         consistent_labels(labels, lineage, first_frame=first)
     _, table = consistent_labels(labels, lineage, first_frame=5)
     assert spans(table) == {1: (0, 7, "end of stack"), 2: (0, 2, "left the field")}
@@ -82,7 +84,8 @@ def test_a_movie_numbered_lineage_given_without_first_frame_is_refused_where_its
     labels[:6, 20:26, 20:26] = 2
     lineage = Lineage([Track(1, 2, 5, 0, "left the field"), Track(2, 2, 7, 0, "lost")])
     with pytest.raises(ValueError, match=r"no first_frame \(0\) does not match the lineage: track 1 has pixels on the "
-                                         r"labels' frames 0-3, .* outside its frames 2-5; the lineage implies "
+                                         r"labels' frames 0-3, .* outside its frames 2-5, as does 1 more of the 2 "
+                                         r"tracks in the labels; the lineage implies "
                                          r"first_frame=2"):
         consistent_labels(labels, lineage)
     _, table = consistent_labels(labels, lineage, first_frame=2)
@@ -97,14 +100,16 @@ def test_a_time_slice_takes_the_first_frames_its_pixels_allow_and_refuses_others
     assert spans(table) == {1: (0, 4, "end of stack"), 2: (0, 1, "left the field")}
     with pytest.raises(ValueError, match=r"first_frame=4 does not match the lineage: track 1 has pixels on the "
                                          r"labels' frames 0-4, which first_frame=4 numbers 4-8, outside its frames "
-                                         r"0-7; the lineage implies a first_frame of 0-3 \(labels that are a time "
+                                         r"0-7, as does 1 more of the 2 tracks in the labels; the lineage implies a "
+                                         r"first_frame of 0-3 \(labels that are a time "
                                          r"slice of the frames it names: the slice's first frame\)"):
         consistent_labels(labels[3:], lineage, first_frame=4)
 
 
 def test_hand_edits_past_a_row_are_taken():
-    """A track painted on frames past its row (a cell the tracker lost, painted on by hand): no first frame puts
-    every id's pixels inside its row, so the one given is taken (its begin and end come from the pixels)."""
+    """A track painted on frames past its row (a cell the tracker lost, painted on by hand): one of the three tracks
+    is outside its row, a hand edit, so the first frame given is taken (its begin and end come from the pixels);
+    tests/test_m5_first_frame_edits.py has edits with which another first frame fits every row."""
     labels, lineage = whole_movie()
     labels[2:4, 20:26, 20:26] = 3  # track 3 (row 0-1) painted on frames 2-3
     _, table = consistent_labels(labels, lineage, first_frame=0)

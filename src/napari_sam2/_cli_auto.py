@@ -104,16 +104,24 @@ def check_detection_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--cell-diameter MIN MAX: the smallest and largest cell diameter in pixels, 0 < MIN <= MAX; "
                          f"got {low:g} {high:g}")
     seeding = getattr(args, "seeding", None)
-    if seeding is not None and "blobs" in seeding and low < MIN_BLOB_DIAMETER:  # refused by the blob search itself
-        raise ValueError(f"--cell-diameter MIN MAX: --seeding {seeding} looks for blobs of at least "
-                         f"{MIN_BLOB_DIAMETER:g} px across, {MIN_BLOB_DIAMETER:g} <= MIN <= MAX; got {low:g} {high:g} "
-                         "(--seeding grid takes smaller cells)")
+    if seeding is not None:  # refused by the blob search itself
+        check_blob_minimum(low, high, seeding)
     if args.redetect_every < 1:
         raise ValueError(f"--redetect-every: look for new cells every K frames, K >= 1; got {args.redetect_every}")
     contrast = getattr(args, "min_contrast", None)
     if contrast is not None and not (math.isfinite(contrast) and contrast >= 0):
         raise ValueError(f"--min-contrast: how much a detection must stand out from the pixels around it, a number "
                          f">= 0 (0: off); got {contrast:g}")
+
+
+def check_blob_minimum(low: float, high: float, seeding: str) -> None:
+    """The blob search's own rule for ``--cell-diameter MIN MAX``, MIN >= :data:`MIN_BLOB_DIAMETER`, in the command's
+    words (``track --auto``, and ``batch --auto`` through :func:`.batch_inputs.check_cell_diameter_option`): a
+    ValueError where ``seeding`` ("blobs", "grid", "grid+blobs") uses the blob search and MIN is smaller."""
+    if "blobs" in seeding and low < MIN_BLOB_DIAMETER:
+        raise ValueError(f"--cell-diameter MIN MAX: --seeding {seeding} looks for blobs of at least "
+                         f"{MIN_BLOB_DIAMETER:g} px across, {MIN_BLOB_DIAMETER:g} <= MIN <= MAX; got {low:g} {high:g} "
+                         "(--seeding grid takes smaller cells)")
 
 
 def check_diameter_fits(cell_diameter: Optional[Sequence[float]], seeding: str, frame_shape: Sequence[int]) -> None:

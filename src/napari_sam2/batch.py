@@ -161,7 +161,8 @@ def _check_tracking_options(tracking_options: Mapping[str, Any], name: Any = str
         check_tracking_options(None, None, {k: v for k, v in tracking_options.items() if k not in named})
     except TypeError as error:
         raise TypeError(f"batch(auto=True), whose tracking options go to track_cells: {error}") from None
-    check_cell_diameter_option(tracking_options)  # its values too: before any worker builds a model to refuse it
+    # its values too, in the caller's words: before any worker builds a model to refuse it
+    check_cell_diameter_option(tracking_options, "cli" if name("auto") != "auto" else "api")
 
 
 def _check_direction(direction: Optional[str], auto: bool, name: Any, names: str = "api") -> str:

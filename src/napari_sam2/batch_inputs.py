@@ -263,25 +263,33 @@ def find_prompts(stack: Path, prompts_dir: Optional[PathLike] = None) -> Optiona
     return found[0] if found else None
 
 
-def check_cell_diameter_option(tracking_options: Mapping[str, Any]) -> None:
+def check_cell_diameter_option(tracking_options: Mapping[str, Any], names: str = "api") -> None:
     """The tracking option ``cell_diameter`` (where given) checked before a stack is read or a worker started, in the
     words each stack's task would fail with once its model is built: two numbers, 0 < min <= max (the tracker's rule,
     :func:`sam2_model.tracking.detection.check_cell_diameter`), and where the blob search seeds (tracking option
-    ``seeding`` "blobs", the default, or "grid+blobs") finite, with min >= 2 (the blob search's own rule)."""
+    ``seeding`` "blobs", the default, or "grid+blobs") finite, with min >= 2 (the blob search's own rule). names
+    "cli" (``napari-sam2 batch --auto``): the blob search's rule in the command's words, as ``track --auto`` says it
+    (:func:`._cli_auto.check_blob_minimum`); "api": the keyword's."""
+    if names not in ("api", "cli"):
+        raise ValueError(f"names must be 'api' or 'cli', got {names!r}")
     if "cell_diameter" not in tracking_options:
         return
     from sam2_model.tracking.detection import check_cell_diameter
 
-    from ._cli_auto import MIN_BLOB_DIAMETER
+    from ._cli_auto import MIN_BLOB_DIAMETER, check_blob_minimum
 
     given = tracking_options["cell_diameter"]
     low, high = check_cell_diameter(given)
-    if "blobs" not in str(tracking_options.get("seeding", "blobs")):
+    seeding = str(tracking_options.get("seeding", "blobs"))
+    if "blobs" not in seeding:
         return
     if not math.isfinite(high):
         raise ValueError(f"cell_diameter must be a number or a (min, max) pair of pixels, got {given!r}")
-    if low < MIN_BLOB_DIAMETER:
-        raise ValueError(f"cell_diameter must satisfy {MIN_BLOB_DIAMETER:g} <= min <= max (pixels), got {given!r}")
+    if names == "cli":
+        check_blob_minimum(low, high, seeding)
+    elif low < MIN_BLOB_DIAMETER:
+        raise ValueError(f"cell_diameter must satisfy {MIN_BLOB_DIAMETER:g} <= min <= max (pixels), got {given!r} "
+                         "(seeding='grid' takes smaller cells)")
 
 
 def stack_frame_shape(path: PathLike, axes: Any) -> Optional[Tuple[int, int]]:

@@ -240,9 +240,11 @@ def consistent_labels(labels: Any, lineage: Lineage, min_area: int = 1,
     it would otherwise lose its end reasons: "left the field" read as "lost"; pass ``first_frame=0`` for labels that
     are the first frames of the lineage's), and with it a lineage of which no row has a frame in the labels. A
     ``first_frame`` (or none) that the pixels contradict is a ValueError too, naming the first frame they imply: with it
-    some id has pixels outside its row's frames while another first frame puts every id's pixels inside its row (a
-    lineage numbered from 0 given ``first_frame=5``, a movie-numbered one given a first frame a few frames off); where
-    several fit (a time slice inside long rows) or none fits every row (hand edits), the one given is taken.
+    most of the ids in the labels (more than half, two or more) have pixels outside their rows' frames while with
+    another fewer than half do (a lineage numbered from 0 given ``first_frame=5``, a movie-numbered one given a first
+    frame a few frames off: every track that begins or ends inside the labels is off); where several fit (a time slice
+    inside long rows), or where a few ids do not fit (hand edits: a cell painted a frame past its row), the one given
+    is taken (:func:`_check_numbering`).
 
     The one rule every output follows: begin and end come from the frames where each id has pixels (segments smaller
     than ``min_area`` erased); a track with gaps is cut into contiguous pieces, each later piece a new id (above every
@@ -351,44 +353,73 @@ def _numbered_from_zero(lineage: Lineage, first_frame: Optional[int], num_frames
     return frames_shifted(lineage, -first)
 
 
-def numberings_fitting(rows: Sequence[Track], spans: Dict[int, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
-    """The first frames (lowest, highest) with which every row of ``rows`` holds the frames where its id has pixels
-    (``spans``: {id: (first, last) frame of the labels}; row ``t`` holds them with first frame f where
-    ``t.begin <= first + f`` and ``last + f <= t.end``), from 0 on; None where none does (hand edits: a track painted
-    past its row, or no id both in the rows and the labels: anything goes)."""
-    lowest, highest, matched = 0, None, False
-    for t in rows:
-        if t.track_id in spans:
-            first, last = spans[t.track_id]
-            lowest = max(lowest, t.begin - first)
-            highest = t.end - last if highest is None else min(highest, t.end - last)
-            matched = True
-    if not matched or highest is None or lowest > highest:
-        return None
-    return lowest, highest
+def numbering_misfits(rows: Sequence[Track], spans: Dict[int, Tuple[int, int]], first: int) -> List[Track]:
+    """The rows of ``rows`` whose id has pixels outside the row when the labels' frame 0 is the lineage's frame
+    ``first`` (``spans``: {id: (first, last) frame of the labels with pixels}; row ``t`` holds them where
+    ``t.begin <= first + low`` and ``high + first <= t.end``). Rows without pixels are none of them."""
+    return [t for t in rows if t.track_id in spans
+            and not t.begin <= spans[t.track_id][0] + first <= spans[t.track_id][1] + first <= t.end]
+
+
+def best_numberings(rows: Sequence[Track], spans: Dict[int, Tuple[int, int]]) -> Tuple[int, List[Tuple[int, int]]]:
+    """(fewest misfits, [(lowest, highest), ...]): the first frames from 0 on with which the fewest rows of ``rows``
+    have pixels outside their frames (:func:`numbering_misfits`), as ranges (of a time slice inside long rows several
+    values fit alike: the pixels cannot tell them apart). No range where no first frame fits any row."""
+    shared = [t for t in rows if t.track_id in spans]
+    fits = [(max(0, t.begin - spans[t.track_id][0]), t.end - spans[t.track_id][1]) for t in shared]
+    fits = [(low, high) for low, high in fits if low <= high]  # a row shorter than its pixels never fits
+    if not fits:
+        return len(shared), []
+    changes: Dict[int, int] = {}  # first frame -> change in the rows it fits, sweeping up from 0
+    for low, high in fits:
+        changes[low] = changes.get(low, 0) + 1
+        changes[high + 1] = changes.get(high + 1, 0) - 1
+    points = sorted(changes)
+    held, segments = 0, []  # (rows fitted, lowest, highest) between two changes
+    for here, after in zip(points, points[1:]):
+        held += changes[here]
+        segments.append((held, here, after - 1))
+    most = max(count for count, _, _ in segments)
+    ranges: List[Tuple[int, int]] = []
+    for count, low, high in segments:
+        if count == most:
+            if ranges and ranges[-1][1] == low - 1:
+                ranges[-1] = (ranges[-1][0], high)
+            else:
+                ranges.append((low, high))
+    return len(shared) - most, ranges
 
 
 def _check_numbering(rows: Sequence[Track], first: int, given: bool, spans: Dict[int, Tuple[int, int]]) -> None:
     """ValueError naming ``first_frame`` where the pixels show it is not the lineage's number of the labels' frame 0:
-    with it some id has pixels on frames outside its row, while another first frame puts every id's pixels inside its
-    row (:func:`numberings_fitting`; a lineage numbered from 0 given first_frame=5, or a movie-numbered one given a
-    first frame a few frames off). A first frame that fits is taken (of a time slice inside long rows several do: the
-    pixels cannot tell them apart), and so is any where no first frame fits every row (hand edits)."""
-    fitting = numberings_fitting(rows, spans)
-    if fitting is None or fitting[0] <= first <= fitting[1]:
+    with it most of the tracks in the labels (more than half, two or more) have pixels on frames outside their rows,
+    while with another (:func:`best_numberings`) fewer than half do (a lineage numbered from 0 given first_frame=5, a
+    movie-numbered one given a first frame a few frames off: every track that begins or ends inside the labels is
+    off). A first frame that fits is taken (of a time slice inside long rows several do: the pixels cannot tell them
+    apart), and so is one that a few tracks contradict, hand edits (a cell painted a frame past its row), or where
+    no first frame fits most tracks."""
+    misfits = numbering_misfits(rows, spans, first)
+    shared = sum(1 for t in rows if t.track_id in spans)
+    if len(misfits) < 2 or 2 * len(misfits) <= shared:
         return
-    t = next(t for t in rows if t.track_id in spans
-             and not t.begin <= spans[t.track_id][0] + first <= spans[t.track_id][1] + first <= t.end)
+    fewest, ranges = best_numberings(rows, spans)
+    if not ranges or 2 * fewest >= shared:
+        return
+    t = misfits[0]
     low, high = spans[t.track_id]
     said = f"first_frame={first}" if given else "no first_frame (0)"
-    implied = (f"first_frame={fitting[0]}" if fitting[0] == fitting[1] else
-               f"a first_frame of {fitting[0]}-{fitting[1]} (labels that are a time slice of the frames it names: the "
-               "slice's first frame)")
+    values = " or ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+    implied = (f"first_frame={values}" if len(ranges) == 1 and ranges[0][0] == ranges[0][1] else
+               f"a first_frame of {values} (labels that are a time slice of the frames it names: the slice's first "
+               "frame)")
+    holding = ("every track holds its pixels" if fewest == 0 else
+               f"all but {fewest} of them hold their pixels (hand edits past a row are taken)")
     raise ValueError(f"{said} does not match the lineage: track {t.track_id} has pixels on the labels' frames "
                      f"{low}-{high}, which {said} numbers {low + first}-{high + first}, outside its frames "
-                     f"{t.begin}-{t.end}; the lineage implies {implied}, with which every track holds its pixels: give "
-                     "the frame number the lineage gives the labels' frame 0 (result.first_frame for a result of part "
-                     "of a movie)")
+                     f"{t.begin}-{t.end}, as {'does' if len(misfits) == 2 else 'do'} {len(misfits) - 1} more of the {shared} "
+                     f"tracks in the labels; the "
+                     f"lineage implies {implied}, with which {holding}: give the frame number the lineage gives the "
+                     "labels' frame 0 (result.first_frame for a result of part of a movie)")
 
 
 def ctc_consistent(labels: np.ndarray, lineage: Lineage, min_area: int = 1,
