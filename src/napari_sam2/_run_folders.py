@@ -117,8 +117,11 @@ def run_record(folder: Path) -> Optional[Dict[str, Any]]:
 
 def holds_finished_run(folder: Path) -> bool:
     """Whether Train would not resume the run in ``folder`` as it is: a finished run, or weights with no run."""
-    record = run_record(folder)
-    return record is not None and (record.get("stopped_by") == "steps" or not (folder / "last.pt").exists())
+    from sam2_model.train.run_folder import weights_written  # torch-free
+
+    record = run_record(folder)  # a finished run counts only beside its weights (an old run killed in its check: not)
+    return record is not None and ((record.get("stopped_by") == "steps" and weights_written(folder, record.get("steps")))
+                                   or not (folder / "last.pt").exists())
 
 
 #: the form's words for the settings a run keeps (sam2_model.train.loop.run_differences)

@@ -136,8 +136,29 @@ def run_differences(saved: Dict[str, Any], settings: TrainSettings,
 def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSettings) -> bool:
     """Whether a run that did ``steps_done`` steps, its last call stopped by ``last_stop`` ("steps", "progress",
     ...; None: a periodic save, or a run saved before this was recorded), has nothing left to do with ``settings``:
-    more steps than asked, or all of them and its final check (a run stopped on its last step still makes it)."""
-    return steps_done > settings.steps or (steps_done == settings.steps and last_stop == "steps")
+    more steps than asked, or all of them and its final check (a run stopped on its last step still makes it), its
+    weights written: ``settings.out``'s weights.pt records that run, finished at that step (:func:`weights_written`).
+    Else, a run killed during its final check by code before 2026-12-08 (its last.pt said "steps" before the check,
+    beside no weights.pt or an earlier call's) resumes with no step to train, makes the check and writes its weights,
+    as a run saved by today's code does (its last.pt says "steps" only once weights.pt is written)."""
+    if steps_done > settings.steps:
+        return True
+    return steps_done == settings.steps and last_stop == "steps" and weights_written(Path(settings.out), steps_done)
+
+
+def weights_written(out: Path, steps_done: int) -> bool:
+    """Whether run folder ``out`` holds the weights of its run finished at step ``steps_done``: a ``weights.pt``
+    whose record (:func:`weights_run_record`: the one inside, else ``weights.json``; no torch, no tensor read) says
+    ``steps_done`` steps, stopped by "steps" (its steps done and its final check made). False with no weights.pt, or
+    weights.pt of an earlier call (another step, or stopped by Cancel or a time limit), or one with no readable
+    record."""
+    weights = Path(out) / "weights.pt"
+    if not weights.is_file():
+        return False
+    record = weights_run_record(weights)
+    steps = record.get("steps")
+    return (isinstance(steps, int) and not isinstance(steps, bool) and steps == steps_done
+            and record.get("stopped_by") == "steps")
 
 
 def finished_words(out: Path, steps_done: int, last_stop: Optional[str], steps: int) -> str:
