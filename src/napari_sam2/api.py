@@ -39,7 +39,8 @@ from .axis_moves import (
 )
 from .layout import FrameView, StackLayout
 from .prompts import collect_prompts
-from .prompts_csv import MAX_OBJ_ID, box_problem, click_problem, is_table, prompts_from_table
+from .prompts_csv import MAX_OBJ_ID, box_problem, check_napari_table_frame_axis, click_problem, is_table, \
+    prompts_from_table
 from .console_tracking import track_cells  # noqa: F401  (the console's automatic tracking entry)
 
 if TYPE_CHECKING:  # sam2_model.build (torch) is imported when a model is built: the widget's dock opens without it
@@ -330,18 +331,22 @@ def prompt_rows(rows: Any, width: int, name: str, columns: str) -> np.ndarray:
     return array
 
 
-def table_prompts(clicks: Any, boxes: Any) -> Tuple[Any, Any]:
+def table_prompts(clicks: Any, boxes: Any, frame_axis: Optional[int] = None, why: str = "frame_axis"
+                  ) -> Tuple[Any, Any]:
     """``clicks`` and ``boxes`` of :func:`segment` with tables (pandas DataFrames) read by their column names
     (:func:`.prompts_csv.prompts_from_table`: frame, obj_id, y, x, label[, y1, x1], as a prompts CSV): a table's
     click rows join the clicks and its box rows the boxes; a table given as ``boxes`` must hold boxes only. Rows
     (lists, arrays) are left as they are: positional, (frame, y, x, label, obj_id) and (frame, y0, x0, y1, x1,
-    obj_id)."""
+    obj_id). ``frame_axis``: the stack's frame axis as stored (None: no frames); napari's CSV of a (T, Y, X) layer,
+    whose axis-0 is read as the frame, is refused where it is not 0, naming the columns to rename and ``why`` the
+    frames lie there (:func:`.prompts_csv.check_napari_table_frame_axis`)."""
     if not is_table(clicks) and not is_table(boxes):
         return clicks, boxes
     found_clicks: list = []
     found_boxes: list = []
     for name, rows in (("clicks", clicks), ("boxes", boxes)):
         if is_table(rows):
+            check_napari_table_frame_axis(rows, frame_axis, why, name)
             table_clicks, table_boxes = prompts_from_table(rows, name)
             if name == "boxes" and table_clicks:
                 raise ValueError("boxes: a table given as boxes must have y1 and x1 on every row (the corner opposite "
@@ -397,9 +402,10 @@ def segment(
         named columns (a pandas DataFrame, e.g. ``pandas.read_csv("prompts.csv")``) read by its names as the prompts
         CSV of ``napari-sam2 track`` (frame, obj_id, y, x, label[, y1, x1]: rows with y1, x1 are boxes), a table
         without those names refused with the names it needs (``napari_sam2.prompts_csv.read_prompts(path)`` gives
-        (clicks, boxes) rows of such a file). An object's
-        negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation has
-        made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
+        (clicks, boxes) rows of such a file); napari's CSV of a (T, Y, X) layer (axis-0 read as the frame) is refused
+        for a stack whose frames are not its axis 0 (``frame_axis=2``, a YXT TIFF), naming the columns to rename. An
+        object's negative clicks alone on a frame are a correction of its tracked mask there: applied once propagation
+        has made that mask, then propagation runs again (as clicking after *Propagate* in the widget does). Each object
         needs a positive click or a box on some frame.
     boxes: rows (frame, y0, x0, y1, x1, obj_id). A single 2-D image has frame 0 only: clicks and boxes on any
         other frame are refused (as by ``napari-sam2 track``).
@@ -471,7 +477,9 @@ def segment(
         limits = check_contrast_limits(contrast_limits)
         sigma = check_smooth(smooth)
         flip = check_invert(invert)
-        clicks, boxes = table_prompts(clicks, boxes)
+        stored = layout.frame_axis if moved is None or layout.frame_axis is None else moved.order[layout.frame_axis]
+        clicks, boxes = table_prompts(clicks, boxes, stored,  # napari's (T, Y, X) CSV: axis-0 must be the frames
+                                      f"frame_axis={frame_axis}" if frame_axis else "as the TIFF's axes say")
         clicks = prompt_rows(clicks, 5, "clicks", "(frame, y, x, label, obj_id)")
         boxes = prompt_rows(boxes, 6, "boxes", "(frame, y0, x0, y1, x1, obj_id)")
         if chosen is not None:

@@ -76,6 +76,14 @@ class AxisOptions:
         """How the options are called in messages: :data:`~.api.CLI_NAMES` or :data:`~.api.API_NAMES`."""
         return CLI_NAMES if self.names == "cli" else API_NAMES
 
+    @property
+    def frames_why(self) -> str:
+        """What put a stack's frames on an axis other than 0, in the options' words ("--axis 2", "frame_axis=2"), or
+        "as the TIFF's axes say" where ``frame_axis`` is 0 (a YXT TIFF read frames first)."""
+        if not self.frame_axis:
+            return "as the TIFF's axes say"
+        return f"--axis {self.frame_axis}" if self.names == "cli" else f"frame_axis={self.frame_axis}"
+
     def read(self, stack: Any) -> Tuple[Any, StackAxes, Optional[AxisMove]]:
         """``stack`` as these options read it: (the stack or a lazy view of it frames first, its axes, the move or
         None). A stack whose frames lie after its rows and columns (a TIFF of axes YXT, or ``frame_axis`` naming
@@ -157,6 +165,7 @@ class Frames:
     #: None: every frame (view index = the stack's frame)
     chosen: Optional[range] = None
     stack_frames: int = 0  # the stack's frames along its frame axis (all of them, read or not)
+    stored_frame_axis: int = 0  # the stack's frame axis as stored (2 for a YXT stack read frames first)
 
     def close(self) -> None:
         if hasattr(self.stack, "close"):
@@ -258,8 +267,9 @@ def open_frames(path: str, axes: AxisOptions = AxisOptions(), smooth: float = 0.
         from .track_export import calibration_from_frame
 
         calibration = calibration_from_frame(calibration, chosen.start)
+    stored = layout.frame_axis if moved is None else moved.order[layout.frame_axis]
     return Frames(stack, view, view_layout(view.ndim), options, frame_axis_name(letters, layout.frame_axis),
-                  calibration, read_as, through_z, chosen, stack_frames)
+                  calibration, read_as, through_z, chosen, stack_frames, stored)
 
 
 def frame_axis_name(axes: Optional[str], frame_axis: int) -> str:
@@ -345,7 +355,7 @@ def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = Non
 
 
 def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli",
-                  chosen: Optional[range] = None) -> list:
+                  chosen: Optional[range] = None, stored_frame_axis: int = 0, frames_why: str = "--axis") -> list:
     """FramePrompts from a prompts CSV, after checking every row fits frames of ``shape`` (T, Y, X[, C]: the whole
     stack's).
 
@@ -354,13 +364,16 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
     the words of ``names``: "cli" or "api"); errors name the file. ``chosen`` (``--frames A-B``: range(A, B + 1)):
     the rows name the stack's frames, each inside the range, checked as ``track --frames A-B`` checks them
     (:func:`.cli.outside_range`, :func:`.api.check_way_in_range`); the prompts returned are numbered from A (the
-    view's frames).
+    view's frames). ``stored_frame_axis``: the stack's frame axis as stored; napari's CSV of a (T, Y, X) layer (axis-0
+    read as the frame) is refused where it is not 0, naming the columns to rename and ``frames_why`` ("--axis 2")
+    the frames lie there (:func:`.prompts_csv.check_napari_frame_axis`, as ``track`` refuses it).
     """
     import dataclasses
 
     from .api import check_way_in_range
     from .cli import outside_range
-    from .prompts_csv import box_problem, checked_table_prompts, click_problem, read_prompt_lines
+    from .prompts_csv import box_problem, check_napari_frame_axis, checked_table_prompts, click_problem, \
+        read_prompt_lines
 
     def outside(frame: float) -> Optional[str]:
         problem = outside_range(frame, chosen)
@@ -369,6 +382,7 @@ def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", n
         return problem
 
     clicks, boxes, click_lines, box_lines = read_prompt_lines(path)
+    check_napari_frame_axis(path, stored_frame_axis, frames_why)  # napari's axis-0 is not this stack's frames
     frames, height, width = (int(n) for n in shape[:3])
     problems = [(line, click_problem(row[0], row[1], row[2], frames, height, width) or outside(row[0]))
                 for row, line in zip(clicks, click_lines)]
@@ -637,7 +651,7 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
         tell(task, frames=0, total=len(frames.view))  # the console shows it in flight (a first frame can be long)
         prompts = None if task.auto else stack_prompts(  # a bad CSV: its reason, before the model
             Path(task.prompts), (frames.stack_frames, *frames.view.shape[1:]), task.direction, task.axes.names,
-            frames.chosen)
+            frames.chosen, frames.stored_frame_axis, task.axes.frames_why)
         if prompts is not None:
             index = prompted_frame(prompts)  # "auto" measures where the objects are, not an empty slice 0
         size = auto_size(task, frames, index)  # image_size "auto": how it was picked (the manifest says)

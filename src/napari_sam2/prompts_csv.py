@@ -21,7 +21,8 @@ obj_id`` as frame, y, x, label (``positive`` 1/0 or True/False) and obj_id, ``ax
 frame 0; a boxes layer's ``index,shape-type,vertex-index,axis-0,...`` once an ``obj_id`` column is added (napari writes
 no features of a Shapes layer), each rectangle's corners as a box. More axes (a (T, Z, Y, X) image) are refused with
 the columns to rename: the table cannot say which axis holds the frames. :func:`check_napari_frame_axis` refuses
-napari's CSV of a (T, Y, X) layer for a stack whose frames are not its axis 0 (``--axis``).
+napari's CSV of a (T, Y, X) layer for a stack whose frames are not its axis 0 (``--axis``), and
+:func:`check_napari_table_frame_axis` such a table (``segment(clicks=table, frame_axis=2)``).
 """
 
 from __future__ import annotations
@@ -233,21 +234,42 @@ def check_napari_frame_axis(path: Union[str, Path], frame_axis: Optional[int], w
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError, csv.Error):
         return  # (read_prompt_lines says what is wrong with the file)
-    names = [name.strip().lower() for name in header or ()]
+    problem = _napari_frame_problem([name.strip().lower() for name in header or ()], str(path), frame_axis, why)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+
+
+def check_napari_table_frame_axis(table: object, frame_axis: Optional[int], why: str = "frame_axis",
+                                  name: str = "clicks") -> None:
+    """:func:`check_napari_frame_axis` for a table with named columns (a pandas DataFrame, ``segment(clicks=table)``):
+    ValueError, starting with ``name`` (the argument it came in), where its columns are napari's CSV of a layer over a
+    (T, Y, X) stack and the stack's frames are its axis ``frame_axis`` (as stored), not 0; the words name the columns
+    to rename, as pandas renames them. None for anything else (:func:`prompts_from_table` reads or refuses it)."""
+    if not frame_axis or not is_table(table):
+        return
+    names = [str(column).strip().lower() for column in table.columns]  # type: ignore[attr-defined]
+    problem = _napari_frame_problem(names, name, frame_axis, why)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+
+
+def _napari_frame_problem(names: Sequence[str], source: str, frame_axis: int, why: str) -> Optional[str]:
+    """Why napari's CSV of a (T, Y, X) layer with the lower-case columns ``names`` cannot be read for a stack whose
+    frames are its axis ``frame_axis`` (not 0), in words naming the renames; None where the columns are not that
+    (our own columns, a 2-D image's layer, or a table :func:`_napari_reading` refuses with its own words)."""
     try:
-        napari = _napari_reading(names, str(path))
+        napari = _napari_reading(names, source)
     except ValueError:
-        return
+        return None
     if napari is None or napari.frame is None:
-        return
+        return None
     others = [f"axis-{axis}" for axis in range(3) if axis != frame_axis]
     renamed = (f"for a layer over this stack as stored: axis-{frame_axis} -> frame, {others[0]} -> y, {others[1]} -> "
                "x; " if len(others) == 2 else "")
-    raise ValueError(
-        f"{path}: napari's CSV of a {'Shapes' if napari.shapes else 'Points'} layer reads axis-0 as the frame, but "
-        f"the stack's frames lie along its axis {frame_axis} ({why}): rename the columns to frame, y and x "
-        f"({renamed}positive is read as the label where there is no label column). Accepted headers: "
-        f"{EXPECTED_HEADER}")
+    return (f"napari's CSV of a {'Shapes' if napari.shapes else 'Points'} layer reads axis-0 as the frame, but "
+            f"the stack's frames lie along its axis {frame_axis} ({why}): rename the columns to frame, y and x "
+            f"({renamed}positive is read as the label where there is no label column). Accepted headers: "
+            f"{EXPECTED_HEADER}")
 
 
 def _polarity(text: str, column: str) -> str:
