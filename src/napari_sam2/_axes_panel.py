@@ -137,8 +137,7 @@ def file_axes_choice(image: Any) -> Optional[Tuple[AxisChoice, str]]:
     if channel == 0 and others:  # (C, T, Y, X): the file's time axis, else its z axis, else the first other one
         named = [axis for letter in "TZ" for axis in others if letters[axis] == letter]
         frame = (named or others)[0]
-    shape = image.data[0].shape if getattr(image, "multiscale", False) else image.data.shape
-    return AxisChoice(frame, channel_axis_text(channel, int(shape[channel])), ""), letters
+    return AxisChoice(frame, channel_axis_text(channel, _axis_size(image, channel)), ""), letters
 
 
 def source_axis_letters(image: Any) -> Optional[str]:
@@ -180,9 +179,35 @@ def file_channel_words(image: Any, choice: AxisChoice, letters: str) -> str:
     """What the status line says of a channel axis chosen from ``image``'s file (:func:`file_axes_choice`), e.g.
     "Channel axis: axis 1 (from the TIFF's axes TCYX): ...", naming the channel the model sees and how to choose
     otherwise."""
-    path = getattr(getattr(image, "source", None), "path", None)
-    kind = "TIFF's" if path is not None and Path(str(path)).suffix.lower() in (".tif", ".tiff") else "file's"
     axis = channel_axis_of(choice.channel_axis)
-    return (f"Channel axis: axis {axis} (from the {kind} axes {letters}): the model sees "
+    return (f"Channel axis: axis {axis} (from the {_file_kind(image)} axes {letters}): the model sees "
             f"{choice.channel or 'channel 0'} and the masks lie on every channel (choose another 'Channel', or the "
             f"mean or max of them; 'Channel axis: {NO_CHANNEL_AXIS}' segments each plane on its own).")
+
+
+def channel_choice_words(image: Any, choice: AxisChoice, letters: str) -> str:
+    """What the status line says of ``choice`` on ``image``, whose file's axes ``letters`` name a channel axis ("C"):
+    :func:`file_channel_words` where ``choice`` has the file's channel axis; otherwise that the person chose another
+    one, e.g. "Channel axis: none, as you chose (the TIFF's axes TCYX name axis 1 as channels): each plane is
+    segmented on its own, as a z slice.", so that the line never keeps saying what the model no longer sees."""
+    axis, named = channel_axis_of(choice.channel_axis), letters.index("C")
+    if axis == named:
+        return file_channel_words(image, choice, letters)
+    lead = (f"Channel axis: {'none' if axis is None else f'axis {axis}'}, as you chose (the {_file_kind(image)} axes "
+            f"{letters} name axis {named} as channels)")
+    if axis is None:
+        return (f"{lead}: each plane is segmented on its own, as a z slice (choose 'Channel axis: "
+                f"{channel_axis_text(named, _axis_size(image, named))}' to segment the channels together).")
+    return f"{lead}: the model sees {choice.channel or 'channel 0'} and the masks lie on every plane of axis {axis}."
+
+
+def _file_kind(image: Any) -> str:
+    """"TIFF's" for an image read from a TIFF, "file's" otherwise (an OME-Zarr)."""
+    path = getattr(getattr(image, "source", None), "path", None)
+    return "TIFF's" if path is not None and Path(str(path)).suffix.lower() in (".tif", ".tiff") else "file's"
+
+
+def _axis_size(image: Any, axis: int) -> int:
+    """How many planes ``image`` (a napari Image layer, multiscale or not) has along ``axis``."""
+    shape = image.data[0].shape if getattr(image, "multiscale", False) else image.data.shape
+    return int(shape[axis])

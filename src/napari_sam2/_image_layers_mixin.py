@@ -4,8 +4,9 @@ The image picked, each image's :class:`~._image_state.ImageState` made on first 
 masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
 "auto" sizes measure (the slice shown, then the one the first click or box on the image was made on; "auto" object
 windows: the objects prompted on the first prompted frame, as every route measures them); a new image's
-channel axis taken from its file's axes (TCYX). Uses the widget's ``viewer``, ``states``, ``_state``,
-``_file_channels``, ``_old_data``, ``_turns_said``, its controls (``image_combo``,
+channel axis taken from its file's axes (TCYX), the person's own choice kept for the image also when the dock is
+closed and opened again. Uses the widget's ``viewer``, ``states``, ``_state``,
+``_file_channels``, ``_channel_said``, ``_old_data``, ``_turns_said``, its controls (``image_combo``,
 ``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
 runs' ``_stop_run_of``.
 """
@@ -14,15 +15,15 @@ from __future__ import annotations
 
 import weakref
 from itertools import product
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
 import numpy as np
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
-from ._axes_panel import file_axes_choice, file_channel_words
+from ._axes_panel import channel_choice_words, file_axes_choice
 from ._image_state import (
-    ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
+    AxisChoice, ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
     choice_layout, find_masklets, follow_image_placement, image_transform, keep_removed, layer_name, layer_role,
     masklets, model_data, out_of_plane_turn, place_layer, put_back_removed, restore, same_layer, show_masklets,
     spatial_ndim, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME,
@@ -36,6 +37,11 @@ from .layout import FrameView, StackLayout
 #: frames of at most this many px are read whole for "auto" object windows measured on the prompted objects (larger:
 #: the central part shown measures, as without prompts)
 WHOLE_FRAME_PX = 4096 * 4096
+
+#: the axis choice a person made on an image whose file's axes name a channel axis, with the image's data shape then:
+#: kept here, not in the widget, so that a dock closed and opened again starts the image with it (not the file's);
+#: keyed by the layer itself (napari hands plugins proxies of it, which a closed dock lets go)
+_CHOSEN_AXES: "weakref.WeakKeyDictionary[Any, Tuple[Tuple[int, ...], AxisChoice]]" = weakref.WeakKeyDictionary()
 
 #: how the status line starts after the image segmented was removed (until another image is picked)
 IMAGE_REMOVED = "The image"
@@ -195,26 +201,52 @@ class ImageLayersMixin:
     def _axes_from_file(self, state: ImageState) -> str:
         """A new image's axis choice from the file napari read it from where the file's axes name a channel axis
         (:func:`~._axes_panel.file_axes_choice`, e.g. TCYX: "Channel axis: axis 1"), so that the widget segments it as
-        ``napari-sam2 track`` does; the person's own choice, made afterwards, is kept as any choice is (``state.axes``).
-        Not where the viewer holds a masklets layer of the image that only another choice fits (a closed dock's,
-        segmented otherwise). Returns the status words saying so ("" when nothing was chosen)."""
+        ``napari-sam2 track`` does; the person's own choice, made afterwards, is kept as any choice is (``state.axes``),
+        and wins also in a dock closed and opened again (:meth:`_channel_choice_edited`). Not where the viewer holds a
+        masklets layer of the image that only another choice fits (a closed dock's, segmented otherwise). Returns the
+        status words saying so ("" when nothing was chosen)."""
         found = file_axes_choice(state.image)
         if found is None:
             return ""
         choice, letters = found
         image = state.image
-        theirs = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Labels" and (
-            layer.name == layer_name(LABELS_NAME, image) or layer_role(layer) == ("masklets", str(image.unique_id)))]
-        if theirs:
-            try:
-                fits = find_masklets(self.viewer, image, choice_layout(image, choice, self.viewer.dims.current_step))
-            except ValueError:
-                fits = None
-            if fits is None:
-                return ""
+        shape, chosen = _CHOSEN_AXES.get(getattr(image, "__wrapped__", image), ((), None))
+        same_data = shape == tuple(int(n) for n in image.data.shape)  # (a choice made on data of another shape: not)
+        if chosen is not None and same_data and self._fits_masklets(image, chosen):
+            choice = chosen
+        elif not self._fits_masklets(image, choice):
+            return ""
         state.axes = choice
         self._file_channels[image.unique_id] = letters
-        return file_channel_words(image, choice, letters)
+        self._channel_said[image.unique_id] = channel_choice_words(image, choice, letters)
+        return self._channel_said[image.unique_id]
+
+    def _fits_masklets(self, image: Any, choice: AxisChoice) -> bool:
+        """Whether ``choice`` fits the masklets layer of ``image`` the viewer holds (True when it holds none)."""
+        theirs = [layer for layer in self.viewer.layers if layer.__class__.__name__ == "Labels" and (
+            layer.name == layer_name(LABELS_NAME, image) or layer_role(layer) == ("masklets", str(image.unique_id)))]
+        if not theirs:
+            return True
+        try:
+            return find_masklets(self.viewer, image, choice_layout(image, choice, self.viewer.dims.current_step)) \
+                is not None
+        except ValueError:
+            return False
+
+    def _channel_choice_edited(self, state: ImageState) -> None:
+        """The person changed the axis choice of ``state``'s image, whose file's axes name a channel axis: the choice is
+        kept for the image (a dock closed and opened again starts with it: :meth:`_axes_from_file`), and where the
+        status line still says what the channel choice was, it says what it is now
+        (:func:`~._axes_panel.channel_choice_words`: "Channel axis: none, as you chose ...")."""
+        image = state.image
+        letters = self._file_channels.get(image.unique_id)
+        if letters is None:
+            return
+        _CHOSEN_AXES[getattr(image, "__wrapped__", image)] = (tuple(int(n) for n in image.data.shape), state.axes)
+        said, text = self._channel_said.get(image.unique_id, ""), self.status.text()
+        if said and said in text:
+            words = self._channel_said[image.unique_id] = channel_choice_words(image, state.axes, letters)
+            self.status.setText(text.replace(said, words))
 
     def object_window(self, model: Any) -> Optional[int]:
         """The chosen object window's side for the current image and ``model`` (None: whole frames), kept per image,
@@ -416,7 +448,9 @@ class ImageLayersMixin:
         tracks = [name for name in tracks if name]
         if kept or tracks or aside["fix"]:
             names = [name for name in (kept, *tracks, aside["fix"]) if name]
-            self._old_data[state.image.unique_id] = _quoted(names)
+            earlier = self._old_data_kept(state.image)  # an earlier crop's, still in the viewer: named too
+            self._old_data[state.image.unique_id] = [layer.unique_id for layer in earlier] + [
+                self.viewer.layers[name].unique_id for name in names if name in self.viewer.layers]
             parts = ([f"its masks, made on the old pixels, are kept in '{kept}'"] if kept else []) + \
                 ([f"their tracks in {_quoted(tracks)}"] if tracks else []) + \
                 ([f"the correction clicks in '{aside['fix']}'"] if aside["fix"] else [])
@@ -439,8 +473,20 @@ class ImageLayersMixin:
     def old_data_layers(self, image: Any) -> str:
         """The names, quoted, of the layers that new data of another shape (a crop) of ``image`` set aside with the
         masks of the old pixels ("'SAM2 masklets [cells] (old data)' and 'SAM2 lineage [cells] (old data)'"), where the
-        steps made before it lie (no Undo reverts them); "" when none was."""
-        return self._old_data.get(getattr(image, "unique_id", None), "")
+        steps made before it lie (no Undo reverts them): those still in the viewer, under their names now (a layer
+        deleted since is not named, one renamed is named as it is now); "" when none was or none is left."""
+        return _quoted(layer.name for layer in self._old_data_kept(image))
+
+    def had_old_data(self, image: Any) -> bool:
+        """Whether new data of another shape (a crop) of ``image`` set aside layers of the old data (kept or deleted
+        since)."""
+        return getattr(image, "unique_id", None) in self._old_data
+
+    def _old_data_kept(self, image: Any) -> List[Any]:
+        """The layers new data of another shape set aside for ``image`` (:meth:`old_data_layers`), those still in the
+        viewer."""
+        ids = self._old_data.get(getattr(image, "unique_id", None), [])
+        return [layer for layer in self.viewer.layers if layer.unique_id in ids]  # (napari hands plugins proxies)
 
     def _fit_boxes(self, state: ImageState) -> str:
         """After new data of another shape (a crop): ``state``'s boxes that lie wholly outside the new data (or on a

@@ -706,10 +706,12 @@ class RunMixin:
         where = "" if controller is None else self._elsewhere(controller.layout)
         if controller is None or self.busy() or not controller.history:
             note = "" if controller is None else controller.history_note
-            old = "" if state is None or note else self.old_data_layers(state.image)
+            old = "" if state is None or note else self.old_data_layers(state.image)  # those still in the viewer
             if old:  # a crop set the steps' masks aside with the old data (no session of the new data has a step)
                 note = (f"the steps before the image got data of another shape were on the old data, kept in {old} "
                         "(no Undo changes them)")
+            elif state is not None and not note and self.had_old_data(state.image):  # the set-aside layers deleted
+                note = "the steps before the image got data of another shape were on the old data, deleted since"
             self.status.setText(f"Nothing to undo{where}" + (f": {note}." if note else "."))
             return
 

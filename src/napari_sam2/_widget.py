@@ -117,7 +117,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self._ended_waited: set = set()  # ids of ended workers _release waited for once (the window closed)
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._file_channels: Dict[Any, str] = {}  # the file's axis letters of images whose channel axis they chose
-        self._old_data: Dict[Any, str] = {}  # by image: the layers a crop set aside with the old data, quoted
+        self._channel_said: Dict[Any, str] = {}  # by image: the status line's last words on its file-named channels
+        self._old_data: Dict[Any, List[Any]] = {}  # by image: the unique_id of each layer a crop set aside
         self._turns_said: set = set()  # (image id, transform) whose out-of-plane turn popped up (once each)
         self._state: Optional[ImageState] = None
         self._plane_ids: Optional[PlaneIds] = None  # the objects table's per-frame label values (:meth:`object_frames`)
@@ -445,6 +446,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
                     controller.session.close()  # its frame reader's prefetch thread ends
         self.states.clear()
         self._file_channels.clear()
+        self._channel_said.clear()
         self._old_data.clear()
         self._turns_said.clear()
         self._state = self._run_state = self._run_steps = self._run_prompts = None
@@ -472,6 +474,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         _ATTACHED.add(self)
         self.states.clear()
         self._file_channels.clear()
+        self._channel_said.clear()
         self._old_data.clear()
         self._turns_said.clear()
         self._state = None
@@ -569,7 +572,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         """An axis or channel choice changed: the widget acts on the session of the slice shown under the new choice
         when it has one, and the objects table shows it at once, as when the slider moves (:meth:`_on_slice_shown`);
         sessions made under another channel axis are dropped, said in the status line
-        (:meth:`_drop_other_channel_sessions`)."""
+        (:meth:`_drop_other_channel_sessions`). On an image whose file's axes name its channels the choice is kept
+        for the image, and a status line still naming the former channel choice names the new one
+        (:meth:`_channel_choice_edited`)."""
         state = self._state
         if state is None:
             return
@@ -578,6 +583,7 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.picker.refresh_auto()
         self._drop_other_channel_sessions(state)
         self._on_slice_shown()
+        self._channel_choice_edited(state)  # kept for the image; the status line's channel words follow it
 
     def _drop_other_channel_sessions(self, state: ImageState) -> None:
         """Drop ``state``'s sessions whose labels have another shape than the new axis choice's (made before a channel
@@ -738,7 +744,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         state.channel_hint_said = True
         letters = self._file_channels.get(state.image.unique_id)
         if letters and layout.channel_axis == letters.index("C"):  # chosen from the file: said again with the masks
-            return file_channel_words(state.image, state.axes, letters)
+            words = self._channel_said[state.image.unique_id] = file_channel_words(state.image, state.axes, letters)
+            return words
         axes = channel_like_axes(state.image, layout)
         if not axes:
             return ""
