@@ -108,10 +108,9 @@ def suggest_image_size(object_diameter_px: float, frame_shape: Sequence[int], mo
     return next((s for s in allowed if s >= needed), allowed[-1])
 
 
-def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
-    """(H, W) or (H, W, C) numbers -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean); with
-    ``side``, of the frame's central ``side`` x ``side`` px at most (cropped first: only those are read and scaled,
-    so a frame and a central crop of it of at least that side give the same result)."""
+def _checked_frame(frame: Any) -> Tuple[np.ndarray, bool]:
+    """(``frame`` as an array, whether its last axis holds channels); ValueError naming what is wrong with it: not
+    numbers, not (H, W) or (H, W, C), or a side under MIN_FRAME_SIDE px."""
     array = np.asarray(frame)
     if array.dtype.kind not in "uifb":
         raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
@@ -119,6 +118,14 @@ def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
     if not (array.ndim == 2 or channels) or min(array.shape[:2]) < MIN_FRAME_SIDE:
         raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least {MIN_FRAME_SIDE} px on each side, "
                          f"got shape {np.shape(frame)}")
+    return array, channels
+
+
+def _grey_unit(frame: Any, side: Optional[int] = None) -> np.ndarray:
+    """(H, W) or (H, W, C) numbers -> (H, W) float32 in [0, 1] by the 1 / 99.8 percentiles (channel mean); with
+    ``side``, of the frame's central ``side`` x ``side`` px at most (cropped first: only those are read and scaled,
+    so a frame and a central crop of it of at least that side give the same result)."""
+    array, channels = _checked_frame(frame)
     if side is not None:
         array = _central_crop(array, side)
     if channels:
@@ -240,13 +247,7 @@ def estimate_prompted_diameter(frame: Any, points: Any) -> float:
 def _checked_clicks(frame: Any, points: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frame as an array, (N, 2) int (x, y) pixel of each click, (N,) bool: inside the frame); ValueError naming
     what is wrong with ``frame`` or ``points``."""
-    array = np.asarray(frame)
-    if array.dtype.kind not in "uifb":
-        raise ValueError(f"frame must hold numbers, got dtype {array.dtype}")
-    channels = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
-    if not (array.ndim == 2 or channels) or min(array.shape[:2]) < MIN_FRAME_SIDE:
-        raise ValueError(f"frame must be a 2D (H, W) or (H, W, C) image at least {MIN_FRAME_SIDE} px on each side, "
-                         f"got shape {np.shape(frame)}")
+    array, channels = _checked_frame(frame)
     try:
         xy = np.asarray(points, np.float64)
     except (TypeError, ValueError):
