@@ -55,9 +55,10 @@ class PromptEncoder(nn.Module):
         """Encoding of every image-embedding location: (1, embed_dim, h, w); do not modify it in place.
 
         The same tensor on every inference call (eval mode, no gradient): it depends only on the grid size and
-        the positional buffer (its tensor, device, dtype and version: a load_state_dict or any in-place change
-        makes it anew) and on the autocast state. Training, gradient-enabled calls and CUDA graph captures
-        compute it each time.
+        the positional buffer (its tensor, device, dtype and version: a load_state_dict or an in-place change of the
+        buffer makes it anew; a write through ``buffer.data`` bumps no version and is not seen: assign a new buffer
+        then) and on the autocast state. Training, gradient-enabled calls and CUDA graph captures compute it each
+        time.
         """
         size = tuple(self.image_embedding_size)
         matrix = self.pe_layer.positional_encoding_gaussian_matrix
