@@ -44,20 +44,20 @@ def test_the_automatic_outputs_labels_record_the_axes_given(tmp_path: Path) -> N
 
 
 def test_a_run_folders_warmup_comes_from_weights_json_else_last_pt(tmp_path: Path) -> None:
-    """weights.json's settings first; a run killed before it wrote weights.json: last.pt's (its tensors mapped, not
-    read); no last.pt, or no warm-up recorded: None."""
+    """weights.json's settings first; a run killed before it wrote weights.json: last.pt's (read without torch, as a
+    run's resume file: its step, model and settings); no last.pt, or no warm-up recorded: None."""
     run = tmp_path / "run"
     run.mkdir()
     assert run_warmup(run) is None
     (run / "weights.json").write_text(json.dumps({"settings": {"warmup_steps": 25}}))
     assert run_warmup(run) is None  # weights but no run to resume
-    torch.save({"model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 7}}, run / "last.pt")
+    torch.save({"step": 1, "model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 7}}, run / "last.pt")
     assert run_warmup(run) == 25
     (run / "weights.json").unlink()
     assert run_warmup(run) == 7
     (run / "weights.json").write_text("{not json")
     assert run_warmup(run) == 7
-    torch.save({"model": {}, "settings": {}}, run / "last.pt")
+    torch.save({"step": 1, "model": {}, "settings": {}}, run / "last.pt")
     assert run_warmup(run) is None
     (run / "last.pt").write_bytes(b"")  # not a checkpoint: train() says so; the warm-up is the default's
     assert run_warmup(run) is None
@@ -66,5 +66,5 @@ def test_a_run_folders_warmup_comes_from_weights_json_else_last_pt(tmp_path: Pat
 def test_the_command_resumes_a_run_without_weights_json_with_its_own_warmup(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({"model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 3}}, run / "last.pt")
+    torch.save({"step": 1, "model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 3}}, run / "last.pt")
     assert parse_args(["--out", str(run), "--steps", "300"]).warmup_steps == 3
