@@ -44,15 +44,18 @@ def test_the_automatic_outputs_labels_record_the_axes_given(tmp_path: Path) -> N
 
 
 def test_a_run_folders_warmup_comes_from_weights_json_else_last_pt(tmp_path: Path) -> None:
-    """weights.json's settings first; a run killed before it wrote weights.json: last.pt's (read without torch, as a
-    run's resume file: its step, model and settings); no last.pt, or no warm-up recorded: None."""
+    """last.pt's settings first (read without torch, as a run's resume file: its step, model and settings: the run
+    train() resumes); weights.json's where last.pt records none; no last.pt, or no warm-up recorded: None."""
     run = tmp_path / "run"
     run.mkdir()
     assert run_warmup(run) is None
     (run / "weights.json").write_text(json.dumps({"settings": {"warmup_steps": 25}}))
     assert run_warmup(run) is None  # weights but no run to resume
     torch.save({"step": 1, "model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 7}}, run / "last.pt")
-    assert run_warmup(run) == 25
+    assert run_warmup(run) == 7  # the run train() resumes, not older weights' (before: 25)
+    torch.save({"step": 1, "model": {"w": torch.zeros(4)}, "settings": {}}, run / "last.pt")
+    assert run_warmup(run) == 25  # last.pt records none: weights.json's
+    torch.save({"step": 1, "model": {"w": torch.zeros(4)}, "settings": {"warmup_steps": 7}}, run / "last.pt")
     (run / "weights.json").unlink()
     assert run_warmup(run) == 7
     (run / "weights.json").write_text("{not json")

@@ -115,8 +115,12 @@ class TrainingRecord:
 
     @property
     def stopped_early(self) -> bool:
-        """The run did fewer steps than it was asked for (its weights are those of the step it stopped at)."""
-        return self.steps is not None and self.planned_steps is not None and self.steps < self.planned_steps
+        """The run did fewer steps than it was asked for (its weights are those of the step it stopped at), or it was
+        stopped by Ctrl-C after its last step, before its final check on the user's frames ("interrupt" at step N of
+        N: sam2_model.train records that only where a check was skipped)."""
+        if self.steps is None or self.planned_steps is None:
+            return False
+        return self.steps < self.planned_steps or (self.steps == self.planned_steps and self.stopped_by == "interrupt")
 
     def stopped_early_words(self, path: PathLike) -> str:
         """One line on a run that stopped early: the steps done of those planned, what stopped it, what to do."""

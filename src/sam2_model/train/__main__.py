@@ -36,7 +36,7 @@ from typing import List, Optional
 from ..checkpoint_errors import run_folder_message
 from ..config import PRESETS, get_config
 from ..demo_weights import embedded_weights_path
-from .interrupt import TrainingInterrupted, stop_on_sigterm
+from .interrupt import TrainingInterrupted, stop_on_sigterm, stopped_words
 from .run_folder import run_lr, run_warmup
 from .settings import FINE_TUNING_LR, TrainSettings, fine_tuning_warmup
 
@@ -410,8 +410,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stopped:
-        print(f"stopped by {stopped.by} after step {stopped.step}: the run is saved in {settings.out}; run the same "
-              "command again to resume", file=sys.stderr)
+        print(f"stopped by {stopped.by} {stopped_words(stopped.step, stopped.steps, settings.out)}", file=sys.stderr)
         return STOPPED_CODES.get(stopped.by, 130)
     except KeyboardInterrupt:
         last = Path(settings.out) / "last.pt"

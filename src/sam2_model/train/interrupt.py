@@ -20,13 +20,32 @@ from typing import Any, Iterator, Optional
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM under :func:`stop_on_sigterm`: ``by``) stopped a run after ``step`` steps; the run was saved
-    and resumes from there."""
+    """Ctrl-C (or SIGTERM under :func:`stop_on_sigterm`: ``by``) stopped a run after ``step`` of its ``steps`` steps
+    (None: not said); the run was saved and resumes from there. ``step == steps``: it stopped after its last step,
+    before its final check on the user's frames (not finished: resuming trains no step and makes the check)."""
 
-    def __init__(self, step: int, by: str = "Ctrl-C") -> None:
-        super().__init__(f"training stopped by {by} after step {step}; the run is saved and resumes from there")
+    def __init__(self, step: int, by: str = "Ctrl-C", steps: Optional[int] = None) -> None:
+        super().__init__(f"training stopped by {by} {stopped_words(step, steps)}")
         self.step = step
         self.by = by
+        self.steps = steps
+
+
+def stopped_words(step: int, steps: Optional[int], where: str = "") -> str:
+    """Where a run stopped by a signal after ``step`` of its ``steps`` steps (None: not said) stands, saved in folder
+    ``where``, and what running it again does, e.g. "after step 2: the run is saved in RUN (weights.pt holds the
+    weights of step 2 of 5); the same command again resumes at step 3". Stopped after its last step (before its final
+    check on the user's frames) it is not finished: running it again trains no more steps, makes the check and writes
+    the finished weights."""
+    saved = f"the run is saved{f' in {where}' if where else ''}"
+    if steps is None:
+        return f"after step {step}: {saved} (weights.pt holds the weights of step {step}); it resumes from there"
+    held = f"(weights.pt holds the weights of step {step} of {steps})"
+    if step >= steps:
+        return (f"after step {step}: {saved} {held}, before its final check on your frames: it is not finished; the "
+                "same command again finishes it (it trains no more steps, makes the check and writes the finished "
+                "weights)")
+    return f"after step {step}: {saved} {held}; the same command again resumes it at step {step + 1}"
 
 
 _active: Optional["DeferredInterrupt"] = None  # the run's stop request, while a run steps in the main thread

@@ -5,10 +5,13 @@ A run lives in one folder: ``last.pt`` (model, optimiser, step, data position, s
 ``weights.pt`` (``{"model": state_dict}`` in the official format, loadable by ``build_model``, with the run's record
 as ``"record"`` beside it) with that record as ``weights.json`` beside it (steps, wall time, data, settings such as the
 input size, and the machine of every invocation). One record, whoever started the run (``sam2-train``, :func:`train`,
-the fine-tuning widget): at the end of a call last.pt, weights.pt and weights.json hold the same one. What stopped the
-run (``stopped_by``) reaches last.pt only after weights.pt is written (until then last.pt says None, as a periodic save
-does), so a run killed during its final check or the weights' write resumes to finish, instead of counting as finished
-beside no (or older) weights. :func:`sam2_model.run_record.resume_record` reads last.pt's record without torch.
+the fine-tuning widget): at the end of a call last.pt, weights.pt and weights.json hold the same one. A call writes
+last.pt once at its end (its final state with that record), before weights.pt: a run killed while its weights are
+written resumes with no step to train, as a finished run counts only beside weights.pt of its last step
+(:func:`.run_folder.weights_written`). A call that ends with a check on the user's frames saves last.pt before the
+check too, what stopped it not yet said (None, as a periodic save), and again with the check's record after weights.pt
+is written: a run killed during its check resumes to make it. :func:`sam2_model.run_record.resume_record` reads
+last.pt's record without torch.
 Running again with the same folder resumes where it stopped, bit for bit in the data it sees.
 ``time_limit`` bounds one invocation's wall time: the run then stops cleanly after the current step
 (checkpoint and weights written, ``stopped_by: "time_limit"`` in the metadata) and resumes on the next call.
@@ -370,10 +373,14 @@ def train(
 
     progress(step, row) is called after every step; returning False stops the run early (it is
     saved and can be resumed); returned after the last step it stops nothing: the run is finished, as without it, and
-    makes its final check (a Cancel that landed during the last step). Without it a tqdm bar shows the loss. With
-    ``settings.time_limit``, the run stops the same way once this call has run that many seconds (wall time from the
-    call, set-up included). A run on a user's stack that completes its steps records ``stack_check`` in the weights'
-    metadata (:mod:`.stack_check`: tracked IoU on the stack's first frames, starting against fine-tuned weights).
+    makes its final check (a Cancel that landed during the last step). A Ctrl-C (or SIGTERM under ``sam2-train``)
+    stops the run after the step it lands in; one that lands in the last step stops only the final check on a user's
+    stack (recorded "interrupt" at its last step: not finished, and resuming trains no step, makes the check and
+    writes the finished weights), and stops nothing where no check follows (synthetic clips: the run is finished).
+    Without it a tqdm bar shows the loss. With ``settings.time_limit``, the run stops the same way once this call has
+    run that many seconds (wall time from the call, set-up included). A run on a user's stack that completes its
+    steps records ``stack_check`` in the weights' metadata (:mod:`.stack_check`: tracked IoU on the stack's first
+    frames, starting against fine-tuned weights).
     """
     invoked = time.perf_counter()
     out = Path(settings.out)
@@ -493,6 +500,7 @@ def train(
             writer.writeheader()
             writer.writerows(kept)
     new_history = not history_path.exists()
+    final_check = isinstance(source, StackClips)  # a run on the user's stack ends with a check on its frames
     bar = None
     if progress is None:
         from tqdm.auto import tqdm
@@ -542,8 +550,8 @@ def train(
             elif progress(step, row) is False and step < settings.steps:  # after the last step a stop stops
                 session["stopped_by"] = "progress"  # nothing: the run is finished and makes its final check
                 break
-            if interrupt.requested:
-                session["stopped_by"] = "interrupt"
+            if interrupt.requested and (step < settings.steps or final_check):  # after the last step it stops the
+                session["stopped_by"] = "interrupt"  # final check alone, and nothing where none follows
                 break
             if step % settings.save_every == 0 and step < settings.steps:
                 save_checkpoint()
@@ -552,26 +560,34 @@ def train(
     if session["stopped_by"] == "non_finite":  # nothing of that step is kept; last.pt stays the last good save
         raise NonFiniteLoss(non_finite_message(settings, step + 1, failed_loss, saved_step(last)))
     stopped_by = session["stopped_by"] or "steps"
+    model.eval()
+    held_check = None
+    if not (final_check and stopped_by == "steps"):
+        # no check follows: the final record is known, and last.pt is written once, before the weights: a run killed
+        # while they are written resumes with no step to train (it counts as finished only beside weights.pt of this
+        # step: run_folder.weights_written)
+        session["stopped_by"] = stopped_by
+        record = record_now()
+        save_checkpoint(record)
+        export_weights(model, out / "weights.pt", record)
+        if stopped_by == "interrupt":
+            raise TrainingInterrupted(step, interrupt.requested_by or "Ctrl-C", settings.steps)
+        return model
     # resumable from here, its stop not yet recorded: a run killed or failing during its check or the weights' write
     # resumes with 0 steps to finish it, instead of counting as finished beside no (or an earlier call's) weights.pt
     session["stopped_by"] = None
     save_checkpoint()
-    model.eval()
-    check = held_check = None
-    if isinstance(source, StackClips) and stopped_by == "steps":
-        start = None
-        if settings.init is not None:
-            start = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
-            load_checkpoint(start, settings.init)
-            start.to(device).eval()
-        seen = dict(limits=source.given_limits, invert=source.invert)  # the frames as training mapped them
-        check = check_stack(model, start, source.stack, source.labels, **seen)
-        if source.held_out is not None:
-            held_check = check_held_out(model, start, source.held_out, **seen)
+    start = None
+    if settings.init is not None:
+        start = build_model(settings.model, checkpoint="random", device="cpu", image_size=settings.image_size)
+        load_checkpoint(start, settings.init)
+        start.to(device).eval()
+    seen = dict(limits=source.given_limits, invert=source.invert)  # the frames as training mapped them
+    check = check_stack(model, start, source.stack, source.labels, **seen)
+    if source.held_out is not None:
+        held_check = check_held_out(model, start, source.held_out, **seen)
     session["stopped_by"] = stopped_by
     record = record_now(check, held_check)
     export_weights(model, out / "weights.pt", record)
-    save_checkpoint(record)  # the final state, whatever stopped the run, with its weights' record: resumable from here
-    if session["stopped_by"] == "interrupt":
-        raise TrainingInterrupted(step, interrupt.requested_by or "Ctrl-C")
+    save_checkpoint(record)  # the final state again, with the check in its weights' record: resumable from here
     return model

@@ -192,9 +192,8 @@ def finished_run_words(settings: TrainSettings) -> Optional[str]:
 
 
 def run_warmup(out: Path) -> Optional[int]:
-    """The warm-up steps of the run in folder ``out`` that :func:`train` would resume: its weights' record's settings
-    (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``), else its ``last.pt``'s
-    (:func:`_checkpoint_settings`: its pickled settings, without torch). None where there is no run to resume (no
+    """The warm-up steps of the run in folder ``out`` that :func:`train` would resume, as :func:`_resumed_setting`
+    reads it (its ``last.pt``'s settings, else its weights' record's). None where there is no run to resume (no
     ``last.pt``) or neither file records a warm-up (unreadable: :func:`train` names the problem).
     A resumed run keeps its own warm-up (the command line's and the fine-tuning widget's rule), so more steps extend
     it instead of being refused as another setting."""
@@ -203,22 +202,27 @@ def run_warmup(out: Path) -> Optional[int]:
 
 
 def run_lr(out: Path) -> Optional[float]:
-    """The learning rate of the run in folder ``out`` that :func:`train` would resume: its weights' record's settings
-    (:func:`weights_run_record`), else its ``last.pt``'s. None where there is no run to resume (no ``last.pt``) or
-    neither file records a positive one. A resumed run keeps its own learning rate when none is given (the command
-    line's rule, as for the warm-up), so a run started under another default is not refused as another setting."""
+    """The learning rate of the run in folder ``out`` that :func:`train` would resume, as :func:`_resumed_setting`
+    reads it (its ``last.pt``'s settings, else its weights' record's). None where there is no run to resume (no
+    ``last.pt``) or neither file records a positive one. A resumed run keeps its own learning rate when none is given
+    (the command line's rule, as for the warm-up), so a run started under another default is not refused as another
+    setting."""
     lr = _resumed_setting(out, "lr", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
     return None if lr is None else float(lr)
 
 
 def _resumed_setting(out: Path, key: str, valid: Callable[[Any], bool]) -> Any:
-    """Setting ``key`` of the run in folder ``out`` that :func:`train` would resume, as its weights' record says it
-    (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``), else its ``last.pt`` (the
-    first that ``valid`` accepts); None with no ``last.pt`` or no valid record."""
+    """Setting ``key`` of the run in folder ``out`` that :func:`train` would resume: as its ``last.pt`` says it
+    (:func:`_checkpoint_settings`: what train() resumes, read without torch), else as its weights' record says it
+    (:func:`weights_run_record`: the record inside ``weights.pt``, else ``weights.json``; a last.pt that records no
+    valid value), the first that ``valid`` accepts; None with no ``last.pt`` or no valid record. last.pt first: where a
+    new run is under way in the folder of a finished one (its last.pt deleted, the new run killed before its weights
+    were written), weights.pt still holds the earlier run's settings, and train() resumes the new one. The Fine-tune
+    form judges a folder by the same file (``napari_sam2._run_folders.run_record``: last.pt's record first)."""
     out = Path(out)
     if not (out / "last.pt").is_file():
         return None
-    for read in (lambda: _recorded_settings(out / "weights.pt"), lambda: _checkpoint_settings(out / "last.pt")):
+    for read in (lambda: _checkpoint_settings(out / "last.pt"), lambda: _recorded_settings(out / "weights.pt")):
         value = read().get(key)
         if valid(value):
             return value
