@@ -180,14 +180,15 @@ def usable_cores() -> int:
 @contextlib.contextmanager
 def client_for(client: Any, scheduler: Optional[str], workers: int, device: str, say: bool = True) -> Iterator[Any]:
     if client is not None:
-        yield client
+        with stops_quietly():
+            yield client
         return
     from distributed import Client
 
     if scheduler is not None:
         if say:
             print(f"napari-sam2 batch: connecting to the Dask scheduler at {scheduler}...", file=sys.stderr)
-        with Client(scheduler) as own:
+        with stops_quietly(), Client(scheduler) as own:
             yield own
         return
     if say:
@@ -199,11 +200,14 @@ def client_for(client: Any, scheduler: Optional[str], workers: int, device: str,
         cluster = local_cluster(workers, device)
         try:
             own = Client(cluster)
+            own.register_plugin(_ctrl_c_left_to_the_command(), name="napari-sam2-ctrl-c")
         except BaseException:
             cluster.close()
             raise
-    with cluster, own:
+    with stops_quietly() as stopping, cluster, own:  # (closed before Ctrl-C's handler is given back)
         if pressed:
+            stopping.by = pressed[0]
+            stopping.quiet()
             if pressed[0] == "SIGTERM":
                 import signal
 
@@ -211,6 +215,88 @@ def client_for(client: Any, scheduler: Optional[str], workers: int, device: str,
                 raise Terminated
             raise KeyboardInterrupt
         yield own
+
+
+#: the loggers that report the cluster's shutdown after Ctrl-C / SIGTERM as errors (a worker process that got the
+#: terminal's Ctrl-C too, a Dask call cut short: tornado's "NameError: cannot access free variable 'future'")
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+class _Stopping:
+    """What :func:`stops_quietly` yields: ``by`` ("Ctrl-C" / "SIGTERM") once a stop came; :meth:`quiet` silences
+    :data:`SHUTDOWN_LOGGERS` (and every logger below them) until the block ends."""
+
+    def __init__(self) -> None:
+        self.by = ""
+        self.levels: dict = {}
+
+    def quiet(self) -> None:
+        if self.levels:
+            return
+        names = [n for n in list(logging.root.manager.loggerDict)
+                 if any(n == top or n.startswith(top + ".") for top in SHUTDOWN_LOGGERS)]
+        for name in dict.fromkeys([*SHUTDOWN_LOGGERS, *names]):
+            logger = logging.getLogger(name)
+            self.levels[name] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+
+    def loud(self) -> None:
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+        self.levels = {}
+
+
+@contextlib.contextmanager
+def stops_quietly() -> Iterator[_Stopping]:
+    """While the block runs (the cluster in use, then closed), Ctrl-C and SIGTERM raise as before
+    (KeyboardInterrupt; :class:`Terminated` under :func:`sigterm_stops`), but first silence Dask's and tornado's
+    loggers until the block ends: the shutdown a stop causes (workers that got the terminal's Ctrl-C too, calls cut
+    short) is no error of the run, and its tracebacks made a person think something broke. Further Ctrl-C / SIGTERM
+    while it stops are ignored (``timeout`` and a terminal's second press send another: it cut Dask's close short,
+    with more tracebacks). Errors of a run that is not stopped are logged as ever. Only in the main thread and only
+    for a signal that raises (Python's own Ctrl-C handler, :func:`sigterm_stops`'); otherwise nothing changes."""
+    import signal
+    import threading
+
+    stopping = _Stopping()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if stopping.by:  # already stopping: let the close finish
+            return
+        stopping.by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        stopping.quiet()
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    raising = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _on_sigterm}
+    previous = {number: signal.signal(number, stop) for number, handler in raising.items()
+                if signal.getsignal(number) is handler}
+    try:
+        yield stopping
+    finally:
+        for number, handler in previous.items():  # after SIGTERM, another one still changes nothing (_on_sigterm)
+            signal.signal(number, signal.SIG_IGN if number == signal.SIGTERM and stopping.by == "SIGTERM"
+                          else handler)
+        stopping.loud()
+
+
+def _ctrl_c_left_to_the_command() -> Any:
+    """A worker plugin for the command's own local cluster: its worker processes (also those Dask restarts) ignore
+    Ctrl-C. A terminal sends Ctrl-C to every process of the command; each worker then printed its own
+    KeyboardInterrupt traceback, while the command stops them itself (it closes its cluster)."""
+    from distributed import WorkerPlugin
+
+    class CtrlCLeftToTheCommand(WorkerPlugin):
+        def setup(self, worker: Any) -> None:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():  # (the worker's event loop: its main thread)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return CtrlCLeftToTheCommand()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -460,9 +460,15 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
     source = frame_source(frames.view, model, frames.session_options)
     first = 0 if frames.chosen is None else frames.chosen.start
     source.first_frame = first  # the sessions' warnings name the stack's frames
+    told, done, advised_at = frames_told(task), [0], []  # (frames done when the advice came: which frame it is)
+
+    def progress(count: int, total: int) -> None:
+        done[0] = count
+        told(count, total)
+
     try:
-        with detector_advice(task) as advice:  # too many candidate cells: said once, as soon as it comes
-            result = track_cells_advised(model, source, divisions=divisions, progress=frames_told(task),
+        with detector_advice(task, done, advised_at) as advice:  # too many candidate cells: said once, as it comes
+            result = track_cells_advised(model, source, divisions=divisions, progress=progress,
                                          invert=source.invert, **options)  # the detector finds the cells tracked
     finally:
         source.close()
@@ -485,7 +491,9 @@ def _run_auto(task: StackTask, model: sm.SAM2Model, frames: Frames, folder: Path
                    folder / "objects.csv")
     outputs = [labels_name, "objects.csv", "tracks.csv", "ctc", "tracks.geff"]
     return {"outputs": outputs, "frames": int(labels.shape[0]), "objects": len(lineage),
-            "note": "; ".join(filter(None, [said, *advice, note_in_movie(result.note, first)])),
+            "note": "; ".join(filter(None, [said, *advice, candidates_kept(task, advice, advised_at, result.labels,
+                                                                         options, first, len(lineage)),
+                                            note_in_movie(result.note, first)])),
             "advice": "".join(advice), "divisions": divisions}
 
 
@@ -533,8 +541,39 @@ def track_cells_advised(model: sm.SAM2Model, frames: Any, progress: Optional[Cal
     return track_cells(model, frames, progress=progress, on_advice=getattr(_ADVICE, "sink", None), **options)
 
 
+def candidates_kept(task: StackTask, advice: Sequence[str], advised_at: Sequence[int], labels: np.ndarray,
+                    options: Mapping[str, Any], first: int, objects: int) -> str:
+    """After the detector's advice of too many candidate cells (``advice``: its one text; ``advised_at``: the frames
+    tracked before it came), how many of them became cells on that frame (the ids of ``labels`` (T, H, W) there) and
+    why the rest did not, so that a note of "234 candidate cells" beside ``objects`` 4 reads as one result, and what
+    makes such a run quick; "" without that advice. ``options``: the tracking options (``start_frame``, ``reverse``,
+    frames read numbered from 0); ``first``: the stack's number of the first frame read."""
+    import re
+
+    count = re.search(r"(\d+) " + MANY_CANDIDATES, advice[0]) if advice and advised_at else None
+    if count is None:
+        return ""
+    step = -1 if options.get("reverse") else 1
+    t = int(options.get("start_frame", 0)) + step * int(advised_at[0])
+    if not 0 <= t < len(labels):
+        return ""
+    plane = np.asarray(labels[t])
+    kept = int(np.count_nonzero(np.unique(plane[plane > 0]))) if plane.any() else 0
+    option = "--cell-diameter MIN MAX" if task.axes.names == "cli" else "cell_diameter=(min, max)"
+    why = ("the same cell found again, overlapping a cell already kept, or too uncertain or too faint against their "
+           "surroundings to be a cell (texture or noise)")
+    if kept == 0:
+        return f"of these {count.group(1)} candidates on frame {first + t}, none was kept as a cell: each was {why}"
+    later = (f"; {objects} object{'s' * (objects != 1)} in all, with the cells found on later frames and their "
+             f"daughters" if objects != kept else "")
+    others = f"; the others were {why}" if kept < int(count.group(1)) else ""
+    return (f"of these {count.group(1)} candidates on frame {first + t}, {kept} {'was' if kept == 1 else 'were'} "
+            f"kept as cell{'s' * (kept != 1)} and tracked{others}{later}. If these are your cells, the result stands, "
+            f"and {option} set to their size finds them many times faster")
+
+
 @contextlib.contextmanager
-def detector_advice(task: StackTask) -> Iterator[list]:
+def detector_advice(task: StackTask, done: Sequence[int] = (0,), at: Optional[List[int]] = None) -> Iterator[list]:
     """While the block runs in this thread, the detector's advice of too many candidate cells
     (:func:`track_cells_advised` hands it over, one per frame it detects on) is told to the console once for this
     stack, as soon as it comes, and kept in the yielded list (at most one text); the detector gives no warning of it
@@ -546,6 +585,8 @@ def detector_advice(task: StackTask) -> Iterator[list]:
     def sink(message: str) -> None:
         if not said:
             said.append(message)
+            if at is not None:  # the frames tracked before it came (``done[0]``): which frame it is about
+                at.append(int(done[0]))
             tell(task, advice=message)
 
     _ADVICE.sink = sink
