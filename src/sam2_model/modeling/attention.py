@@ -6,12 +6,18 @@ Used by the two-way transformer of the mask decoder (``Attention``) and by memor
 ``RoPEAttention`` also exposes its key and value projections and the attention on ready keys and
 values, for callers that reuse projected memories (the batched video path keeps each memory's values);
 they compute exactly what ``forward`` computes. ``forward`` itself is unchanged.
+
+Rotary tables are shared: every ``RoPEAttention`` of the same head width, grid, theta and device uses
+one set of tables (``rope_tables``), held weakly by a module-level cache and strongly by the modules
+that use it, so they are freed with the last such module and never enter the state dict.
 """
 
 from __future__ import annotations
 
 import platform
-from typing import Optional, Tuple
+import threading
+import weakref
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +156,44 @@ def rotate_grids(
     return torch.view_as_real(out).flatten(-2).type_as(x)
 
 
+class RopeTables:
+    """One grid's rotary tables, float32 on one device: ``cos``, ``sin`` (N, C/2) and, on the CPU, ``unit``
+    = ``cos + i sin`` (complex64, else None). Shared read-only by every module that rotates on that grid."""
+
+    __slots__ = ("cos", "sin", "unit", "__weakref__")
+
+    def __init__(self, cos: torch.Tensor, sin: torch.Tensor, unit: Optional[torch.Tensor]) -> None:
+        self.cos, self.sin, self.unit = cos, sin, unit
+
+
+# (head_dim, tokens, theta, device) -> tables. Weak values: an entry lives while some module holds it.
+_SHARED_TABLES: "weakref.WeakValueDictionary[Tuple[int, int, float, str], RopeTables]" = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def rope_tables(head_dim: int, num_tokens: int, theta: float, device: torch.device) -> RopeTables:
+    """The shared tables of a square grid of ``num_tokens`` tokens for heads of ``head_dim`` channels.
+
+    Built on first use and kept while any caller holds them; the same object for equal arguments.
+    """
+    key = (head_dim, num_tokens, float(theta), str(torch.device(device)))
+    with _SHARED_LOCK:
+        tables = _SHARED_TABLES.get(key)
+        if tables is not None:
+            return tables
+        side = int(round(num_tokens**0.5))
+        if side * side != num_tokens:
+            raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
+        angles = axial_rope_angles(head_dim, side, side, theta)
+        # torch.polar rounds some cosines and sines one ulp away from torch.cos/torch.sin; Meta's
+        # rotations come from polar, so ours do too (bit-identical rotated queries and keys).
+        unit = torch.polar(torch.ones_like(angles), angles).to(device)
+        cos, sin = unit.real.contiguous(), unit.imag.contiguous()
+        tables = RopeTables(cos, sin, torch.complex(cos, sin) if unit.device.type == "cpu" else None)
+        _SHARED_TABLES[key] = tables
+        return tables
+
+
 class RoPEAttention(Attention):
     """Attention with 2D axial rotary position encoding on queries and keys.
 
@@ -170,27 +214,35 @@ class RoPEAttention(Attention):
         super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
-        self._rope_cache: dict[Tuple[int, str], Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # grid tokens -> shared tables, all on one device (the last one rotated on); not in the state dict
+        self._rope_tables: Dict[int, RopeTables] = {}
+        self._rope_device = ""
 
-    def _cos_sin(self, num_tokens: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, C/2) cosines, sines and, where complex numbers are supported, ``cos + i sin`` (else None)."""
-        key = (num_tokens, str(device))
-        if key not in self._rope_cache:
-            side = int(round(num_tokens**0.5))
-            if side * side != num_tokens:
-                raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
-            angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta)
-            # torch.polar rounds some cosines and sines one ulp away from torch.cos/torch.sin; Meta's
-            # rotations come from polar, so ours do too (bit-identical rotated queries and keys).
-            unit = torch.polar(torch.ones_like(angles), angles).to(device)
-            cos, sin = unit.real.contiguous(), unit.imag.contiguous()
-            self._rope_cache[key] = (cos, sin, torch.complex(cos, sin) if unit.device.type == "cpu" else None)
-        return self._rope_cache[key]
+    def _apply(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """``.to()``, ``.cuda()``, ``.half()``...: a move to another device lets go of the old device's tables.
+
+        Tables stay held across a dtype change or a move to the same device (captured CUDA graphs read them).
+        """
+        module = super()._apply(*args, **kwargs)
+        if self._rope_device and str(self.q_proj.weight.device) != self._rope_device:
+            self._rope_tables, self._rope_device = {}, ""
+        return module
+
+    def _tables(self, num_tokens: int, device: torch.device) -> RopeTables:
+        """The shared tables of a grid of ``num_tokens`` tokens on ``device``, held while this module uses it."""
+        device_key = str(device)
+        if device_key != self._rope_device:
+            self._rope_tables, self._rope_device = {}, device_key
+        tables = self._rope_tables.get(num_tokens)
+        if tables is None:
+            tables = rope_tables(self.internal_dim // self.num_heads, num_tokens, self.rope_theta, device)
+            self._rope_tables = {**self._rope_tables, num_tokens: tables}
+        return tables
 
     def _rotate(self, x: torch.Tensor, grid_tokens: int) -> torch.Tensor:
         """x (B, heads, n * grid_tokens, head_dim), n whole grids -> each grid rotated by its positions."""
-        cos, sin, unit = self._cos_sin(grid_tokens, x.device)
-        return rotate_grids(x, cos, sin, unit)
+        tables = self._tables(grid_tokens, x.device)
+        return rotate_grids(x, tables.cos, tables.sin, tables.unit)
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
