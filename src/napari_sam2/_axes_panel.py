@@ -8,9 +8,10 @@ an OME-Zarr) whose axes name a channel axis ("C", e.g. TCYX) starts with that ch
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
@@ -59,8 +60,10 @@ class AxesPanel(QWidget):
         self.axis_spin.setValue(choice.frame_axis)
         self.channel_axis_combo.clear()
         self.channel_axis_combo.addItem(NO_CHANNEL_AXIS)
-        if not image.rgb:
-            for axis in range(max(ndim - 2, 0)):
+        if not image.rgb:  # the axes before the rows and columns (T, C, Y, X), and the last one (T, Y, X, C)
+            shape = image.data.shape
+            last = [ndim - 1] if ndim >= 3 and shape[-1] < min(shape[-3:-1]) else []  # shorter than rows, columns
+            for axis in [*range(max(ndim - 2, 0)), *last]:
                 self.channel_axis_combo.addItem(channel_axis_text(axis, image.data.shape[axis]))
         self.channel_axis_combo.setCurrentText(choice.channel_axis or NO_CHANNEL_AXIS)
         self._fill_channels()
@@ -144,7 +147,40 @@ def source_axis_letters(image: Any) -> Optional[str]:
     """The axis letters (upper case) of the file napari read ``image`` from (``layer.source.path``) where the file
     names its axes and they fit the layer: an ImageJ or OME-TIFF whose first series has the layer's shape (tifffile's
     letters), an OME-Zarr with one named axis per axis of the layer; None otherwise (no file, a plain TIFF, whose
-    letters tifffile guesses, a file a reader reshaped). Only the header is read, once per file, size and shape."""
+    letters tifffile guesses, a file a reader reshaped). Only the header is read, once per file, size and shape (an
+    OME-TIFF of many pages takes long: :func:`letters_take_long`, read in a worker by :func:`letters_reader`)."""
+    key = _letters_key(image)
+    return None if key is None else _file_letters(*key)
+
+
+def letters_take_long(image: Any) -> bool:
+    """Whether :func:`source_axis_letters` of ``image`` could keep the GUI thread long: its file is an OME-TIFF whose
+    letters were not read yet (tifffile reads its OME-XML and finds every page: about a second for 20000 pages). Telling reads
+    the TIFF's header and first page only; an ImageJ TIFF (its letters in the first page) or an OME-Zarr is quick."""
+    key = _letters_key(image)
+    if key is None or key in _LETTERS or Path(key[0]).suffix.lower() not in (".tif", ".tiff"):
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(key[0]) as tif:
+            return bool(tif.is_ome)
+    except Exception:  # unreadable: no letters, said at once (the reader that opened it says what is wrong)
+        return False
+
+
+def letters_reader(image: Any) -> Callable[[], Optional[str]]:
+    """A function that reads :func:`source_axis_letters` of ``image`` (and keeps them for the next call), for a worker
+    thread: the layer is looked at here, on the calling thread, not by the function."""
+    key = _letters_key(image)
+    return lambda: None if key is None else _file_letters(*key)
+
+
+LettersKey = Tuple[str, int, int, Tuple[int, ...]]  # file name, size in bytes, modified (ns), the layer's shape
+
+
+def _letters_key(image: Any) -> Optional[LettersKey]:
+    """Which file ``image`` was read from, as the letters cache knows it (None: no file, or one gone)."""
     path = getattr(getattr(image, "source", None), "path", None)
     if path is None:
         return None
@@ -153,13 +189,32 @@ def source_axis_letters(image: Any) -> Optional[str]:
         stat = Path(path).stat()
     except (OSError, TypeError, ValueError):
         return None
-    return _file_letters(str(path), stat.st_size, stat.st_mtime_ns, tuple(int(n) for n in data.shape))
+    return str(path), stat.st_size, stat.st_mtime_ns, tuple(int(n) for n in data.shape)
 
 
-@functools.lru_cache(maxsize=32)
+_LETTERS: "OrderedDict[LettersKey, Optional[str]]" = OrderedDict()  # the last files' letters (a worker's too)
+_LETTERS_KEPT = 32
+_LETTERS_LOCK = threading.Lock()
+
+
 def _file_letters(name: str, size: int, modified: int, shape: Tuple[int, ...]) -> Optional[str]:
     """:func:`source_axis_letters` of the file ``name`` (``size`` bytes, modified at ``modified`` ns: the cache's key)
-    read as a layer of ``shape``."""
+    read as a layer of ``shape``; kept for the last :data:`_LETTERS_KEPT` files."""
+    key = (name, size, modified, shape)
+    with _LETTERS_LOCK:
+        if key in _LETTERS:
+            _LETTERS.move_to_end(key)
+            return _LETTERS[key]
+    letters = _read_letters(name, shape)
+    with _LETTERS_LOCK:
+        _LETTERS[key] = letters
+        while len(_LETTERS) > _LETTERS_KEPT:
+            _LETTERS.popitem(last=False)
+    return letters
+
+
+def _read_letters(name: str, shape: Tuple[int, ...]) -> Optional[str]:
+    """The axis letters of the file ``name`` read as a layer of ``shape`` (:func:`source_axis_letters`), uncached."""
     import tifffile
 
     path = Path(name)

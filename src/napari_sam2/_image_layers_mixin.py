@@ -4,10 +4,11 @@ The image picked, each image's :class:`~._image_state.ImageState` made on first 
 masklets layers adopted when the dock is reopened), layers removed or renamed, an image given new data, and what
 "auto" sizes measure (the slice shown, then the one the first click or box on the image was made on; "auto" object
 windows: the objects prompted on the first prompted frame, as every route measures them); a new image's
-channel axis taken from its file's axes (TCYX), the person's own choice kept for the image also when the dock is
-closed and opened again. Uses the widget's ``viewer``, ``states``, ``_state``,
-``_file_channels``, ``_channel_said``, ``_old_data``, ``_turns_said``, its controls (``image_combo``,
-``seed_combo``, ``object_spin``, ``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
+channel axis taken from its file's axes (TCYX; an OME-TIFF's read in a worker) or from a last axis of a few
+channels (TYXC), the person's own choice kept for the image also when the dock is closed and opened again. Uses the
+widget's ``viewer``, ``states``, ``_state``, ``_file_channels``, ``_channel_said``, ``_channels_last``,
+``_axes_reads``, ``_old_data``, ``_turns_said``, its controls (``image_combo``, ``seed_combo``, ``object_spin``,
+``window_combo``, ``window_note``, ``picker``, ``axes``, ``status``) and its
 runs' ``_stop_run_of``.
 """
 
@@ -18,15 +19,18 @@ from itertools import product
 from typing import Any, Iterable, List, Optional, Tuple
 
 import numpy as np
+from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
-from ._axes_panel import channel_choice_words, file_axes_choice
+from ._axes_panel import (
+    channel_axis_text, channel_choice_words, file_axes_choice, letters_reader, letters_take_long,
+)
 from ._image_state import (
     AxisChoice, ImageState, PromptContent, add_boxes_layer, add_points_layer, adopt_layers, boxes_on_image, capture,
     choice_layout, find_masklets, follow_image_placement, image_transform, keep_removed, layer_name, layer_role,
     masklets, model_data, out_of_plane_turn, place_layer, put_back_removed, restore, same_layer, show_masklets,
-    spatial_ndim, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME,
+    spatial_ndim, trailing_channels, BOXES_NAME, LABELS_NAME, OUT_OF_PLANE, POINTS_NAME,
 )
 from ._tracks_layer import TRACKS_NAMES, follow_image, own_tracks_role, rename_with_image, set_aside
 from ._track_ids import frame_ranges
@@ -42,6 +46,9 @@ WHOLE_FRAME_PX = 4096 * 4096
 #: kept here, not in the widget, so that a dock closed and opened again starts the image with it (not the file's);
 #: keyed by the layer itself (napari hands plugins proxies of it, which a closed dock lets go)
 _CHOSEN_AXES: "weakref.WeakKeyDictionary[Any, Tuple[Tuple[int, ...], AxisChoice]]" = weakref.WeakKeyDictionary()
+
+#: how the status line starts while an OME-TIFF's axes are read (:meth:`ImageLayersMixin._read_axes_later`)
+READING_AXES = "Reading the axes"
 
 #: how the status line starts after the image segmented was removed (until another image is picked)
 IMAGE_REMOVED = "The image"
@@ -164,7 +171,10 @@ class ImageLayersMixin:
         new, from_file = state is None, ""
         if state is None:
             state = self.states[layer.unique_id] = ImageState(layer)
-            from_file = self._axes_from_file(state)
+            if letters_take_long(layer):  # an OME-TIFF's axes: read in a worker, the widget busy meanwhile
+                self._read_axes_later(state)
+            else:
+                from_file = self._axes_from_file(state)
             self._listen_for(state, layer.events.name, lambda event, s=state: self._on_image_renamed(s))
             self._listen_for(state, layer.events.data, lambda event, s=state: self._on_image_data_replaced(s))
             for name in ("scale", "translate", "rotate", "shear", "affine", "units"):  # set after clicking: ours follow
@@ -195,8 +205,43 @@ class ImageLayersMixin:
         self.picker.refresh_auto()
         if from_file:
             self.status.setText(f"Segmenting '{layer.name}'. {from_file}")
+        elif layer.unique_id in self._axes_reads:
+            self.status.setText(f"{READING_AXES} of '{layer.name}' from its OME-TIFF… (clicks made meanwhile are "
+                                "segmented once they are known)")
         self._say_turn(state, picked=True)
         self._run_deferred()  # clicks made on this image during a run on another one
+
+    def _read_axes_later(self, state: ImageState) -> None:
+        """Read the axes of the OME-TIFF ``state``'s image came from in a worker (tifffile finds every page of the
+        file: seconds for many thousands, the viewer frozen were it read here), then choose its channel axis from them
+        (:meth:`_on_axes_read`). Meanwhile the widget is busy (:meth:`busy`): no run starts under an axis choice that
+        is about to change, and clicks made meanwhile are segmented once the axes are known."""
+        worker = thread_worker(letters_reader(state.image), ignore_errors=True)()  # it catches its own errors
+        self._axes_reads[state.image.unique_id] = worker
+        before = AxisChoice(**vars(state.axes))
+        worker.finished.connect(lambda s=state, w=worker, b=before: self._on_axes_read(s, w, b))
+        self.refresh_run_buttons()
+        worker.start()
+
+    def _on_axes_read(self, state: ImageState, worker: Any, before: AxisChoice) -> None:
+        """The axes of ``state``'s file are read (:meth:`_read_axes_later`): its channel axis chosen from them as
+        :meth:`_axes_from_file` says, unless the person chose axes meanwhile (``state.axes`` no longer ``before``),
+        shown if it is the current image; then the widget is no longer busy and the clicks made meanwhile are
+        segmented. A read the widget no longer waits for (closed, the image removed) changes nothing."""
+        if self._axes_reads.get(state.image.unique_id) is not worker:
+            return
+        del self._axes_reads[state.image.unique_id]
+        words = self._axes_from_file(state) if self._is_live(state) and state.axes == before else ""
+        if self._is_live(state) and self._state is state:
+            self.axes.show_for(state.image, state.axes)
+            self.picker.refresh_auto()
+            self._on_slice_shown()
+            if words:
+                self.status.setText(f"Segmenting '{state.image.name}'. {words}")
+            elif self.status.text().startswith(READING_AXES):
+                self.status.setText(f"Segmenting '{state.image.name}': click on a cell to segment it.")
+        self.refresh_run_buttons()
+        self._run_deferred()
 
     def _axes_from_file(self, state: ImageState) -> str:
         """A new image's axis choice from the file napari read it from where the file's axes name a channel axis
@@ -207,7 +252,7 @@ class ImageLayersMixin:
         status words saying so ("" when nothing was chosen)."""
         found = file_axes_choice(state.image)
         if found is None:
-            return ""
+            return self._axes_channels_last(state)
         choice, letters = found
         image = state.image
         shape, chosen = _CHOSEN_AXES.get(getattr(image, "__wrapped__", image), ((), None))
@@ -220,6 +265,38 @@ class ImageLayersMixin:
         self._file_channels[image.unique_id] = letters
         self._channel_said[image.unique_id] = channel_choice_words(image, choice, letters)
         return self._channel_said[image.unique_id]
+
+    def _axes_channels_last(self, state: ImageState) -> str:
+        """A new image whose last axis holds channels after its rows and columns, not shown as RGB (a (T, Y, X, C)
+        stack of 2-channel fluorescence: :func:`~._image_state.trailing_channels`) starts with that axis as its
+        channel axis, as a (T, C, Y, X) file's does: the model sees channel 0 and the masks lie on every channel (else
+        the widget would segment its columns and channels as rows and columns). The person's own choice, made
+        afterwards, wins also in a dock closed and opened again; not where the viewer holds a masklets layer of the
+        image that only another choice fits. Returns the status words ("" when nothing was chosen)."""
+        image = state.image
+        count = trailing_channels(image)
+        if not count:
+            return ""
+        ndim = spatial_ndim(image)
+        choice = AxisChoice(0, channel_axis_text(ndim - 1, count), "")
+        shape, chosen = _CHOSEN_AXES.get(getattr(image, "__wrapped__", image), ((), None))
+        if chosen is not None and shape == tuple(int(n) for n in image.data.shape) and self._fits_masklets(image,
+                                                                                                           chosen):
+            choice = chosen
+        elif not self._fits_masklets(image, choice):
+            return ""
+        state.axes = choice
+        self._channels_last.add(image.unique_id)
+        if choice.channel_axis != channel_axis_text(ndim - 1, count):
+            return ""
+        offset = self.viewer.dims.ndim - ndim  # the viewer lines layers up with its last axes
+        shown = ndim - 1 + offset in self.viewer.dims.displayed
+        roll = (" napari displays an image's last two axes, its columns and channels here: press the viewer's 'Roll "
+                "dimensions' button (or set viewer.dims.order) until its rows and columns show, then click."
+                if shown else "")
+        return (f"Channel axis: axis {ndim - 1} ({count} channels after the rows and columns): the model sees "
+                f"{choice.channel or 'channel 0'} and the masks lie on every channel (choose another 'Channel', or the "
+                f"mean or max of them).{roll}")
 
     def _fits_masklets(self, image: Any, choice: AxisChoice) -> bool:
         """Whether ``choice`` fits the masklets layer of ``image`` the viewer holds (True when it holds none)."""
@@ -241,6 +318,9 @@ class ImageLayersMixin:
         image = state.image
         letters = self._file_channels.get(image.unique_id)
         if letters is None:
+            if image.unique_id in self._channels_last:  # kept as a file's choice is (:meth:`_axes_channels_last`)
+                _CHOSEN_AXES[getattr(image, "__wrapped__", image)] = (tuple(int(n) for n in image.data.shape),
+                                                                      state.axes)
             return
         _CHOSEN_AXES[getattr(image, "__wrapped__", image)] = (tuple(int(n) for n in image.data.shape), state.axes)
         said, text = self._channel_said.get(image.unique_id, ""), self.status.text()

@@ -201,15 +201,17 @@ def channel_axis_of(text: str) -> Optional[int]:
 
 def choice_layout(image: Any, choice: AxisChoice, current_step: Sequence[int]) -> StackLayout:
     """The :class:`StackLayout` of ``image`` (a napari Image layer) under its own kept axis ``choice`` (not the axes
-    panel's, which shows the current image's): RGB layers have their colour axis last; the other axes besides the
-    channel axis and the last two (rows, columns) are the propagated axis (``choice.frame_axis``) and fixed slices at
+    panel's, which shows the current image's): RGB layers have their colour axis last; a channel axis is one before
+    the rows and columns (T, C, Y, X) or the last axis, after them ((T, Y, X, C): the rows and columns are then the
+    two axes before it); the other axes besides the channel axis and the last two others (rows, columns) are the propagated axis (``choice.frame_axis``) and fixed slices at
     ``current_step`` (the viewer's slider, whose trailing axes are the image's; 0 where it has none). ValueError for a
     choice the image cannot take (the channel axis or propagated axis not among its axes, or both the same axis)."""
     ndim = image.data.ndim
     channel_axis = ndim - 1 if image.rgb else channel_axis_of(choice.channel_axis)
-    if not image.rgb and channel_axis is not None and not 0 <= channel_axis < ndim - 2:
+    if not image.rgb and channel_axis is not None and not (0 <= channel_axis < ndim - 2 or
+                                                           (channel_axis == ndim - 1 and ndim >= 3)):
         raise ValueError(f"channel axis {channel_axis} is not one of the image's {ndim} axes before its rows and "
-                         "columns; choose another 'Channel axis'")
+                         "columns, nor its last axis after them; choose another 'Channel axis'")
     axes = [axis for axis in range(ndim) if axis != channel_axis]
     others = axes[:-2]  # neither channel nor spatial
     if not others:
@@ -247,6 +249,23 @@ def channel_like_axes(image: Any, layout: StackLayout) -> List[int]:
         if named or (int(image.data.shape[axis]) <= FEW_PLANES and not is_depth_axis(image, axis)):
             found.append(axis)
     return found
+
+
+def trailing_channels(image: Any) -> int:
+    """How many channels the last axis of ``image`` (a napari Image layer not shown as RGB) holds where that axis
+    looks like channels after the rows and columns, as in a (T, Y, X, C) or (Y, X, C) stack of 2-channel (or 16-bit
+    3-channel) fluorescence: its axis label names a channel (:data:`CHANNEL_LABELS`), or it holds at most
+    :data:`FEW_PLANES` planes while the two axes before it are longer and it is no depth axis (:func:`is_depth_axis`).
+    0 otherwise (RGB layers, whose colours napari knows, 2-D images, a last axis that looks like columns)."""
+    if image.rgb:
+        return 0
+    shape = tuple(int(n) for n in (image.data[0] if getattr(image, "multiscale", False) else image.data).shape)
+    if len(shape) < 3:
+        return 0
+    labels = getattr(image, "axis_labels", None)
+    named = labels is not None and str(labels[-1]).lower() in CHANNEL_LABELS
+    short = shape[-1] <= FEW_PLANES < min(shape[-3:-1]) and not is_depth_axis(image, len(shape) - 1)
+    return shape[-1] if named or short else 0
 
 
 def slice_key(layout: StackLayout) -> SliceKey:
@@ -359,7 +378,8 @@ def add_points_layer(viewer: Any, image: Any, obj_id: int, positive: bool) -> An
         np.zeros((0, ndim)), name=layer_name(POINTS_NAME, image), ndim=ndim, scale=image.scale,
         translate=image.translate, **image_transform(image), **axes_metadata(image), **role_metadata("points", image),
         features={"positive": np.zeros(0, bool), "obj_id": np.zeros(0, int)},
-        size=max(4.0, min(image.data.shape[-3 if image.rgb else -2:][:2]) / 60), face_color="lime",
+        size=max(4.0, min(image.data.shape[-3 if image.rgb or trailing_channels(image) else -2:][:2]) / 60),
+        face_color="lime",
         border_color="white",
     )
     points.feature_defaults = {"positive": positive, "obj_id": obj_id}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import napari
 import numpy as np
@@ -118,6 +118,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states: Dict[Any, ImageState] = {}  # by the image layer's unique_id
         self._file_channels: Dict[Any, str] = {}  # the file's axis letters of images whose channel axis they chose
         self._channel_said: Dict[Any, str] = {}  # by image: the status line's last words on its file-named channels
+        self._channels_last: Set[Any] = set()  # images whose last axis was taken as their channels (T, Y, X, C)
+        self._axes_reads: Dict[Any, Any] = {}  # by image: the worker reading the axes of its OME-TIFF (busy meanwhile)
         self._old_data: Dict[Any, List[Any]] = {}  # by image: the unique_id of each layer a crop set aside
         self._turns_said: set = set()  # (image id, transform) whose out-of-plane turn popped up (once each)
         self._state: Optional[ImageState] = None
@@ -366,8 +368,9 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.picker.set_checkpoint_file(path)
 
     def busy(self) -> bool:
-        """A model load or a run is in progress."""
-        return self.worker is not None or self.picker.worker is not None
+        """A model load or a run is in progress, or the axes of an image's OME-TIFF are read (its axis choice follows
+        them: :meth:`_read_axes_later`)."""
+        return self.worker is not None or self.picker.worker is not None or bool(self._axes_reads)
 
     def event(self, event: QEvent) -> bool:
         """Closing the dock (its x) takes the widget out of the window (:meth:`_on_closed`); put in one again, it
@@ -447,6 +450,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states.clear()
         self._file_channels.clear()
         self._channel_said.clear()
+        self._channels_last.clear()
+        self._axes_reads.clear()
         self._old_data.clear()
         self._turns_said.clear()
         self._state = self._run_state = self._run_steps = self._run_prompts = None
@@ -475,6 +480,8 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.states.clear()
         self._file_channels.clear()
         self._channel_said.clear()
+        self._channels_last.clear()
+        self._axes_reads.clear()
         self._old_data.clear()
         self._turns_said.clear()
         self._state = None
