@@ -41,16 +41,12 @@ def layer_point_grids(n_per_side: int, n_layers: int, downscale: int) -> List[np
 
 
 def grid_in_pixels(grid: np.ndarray, crop_hw: Tuple[int, int]) -> np.ndarray:
-    """A normalised grid (K, 2) (x, y) in [0, 1] -> (K, 2) (x, y) clicks on a crop of ``crop_hw`` (h, w) px: scaled by
-    (w, h) as the reference scales it, then kept on the crop's pixels (x < w - 0.5, y < h - 0.5: pixel i's centre is
-    i, :func:`~sam2_model.prompt_validation.inside_frame`). The scaled grid's last point lies at S - S / (2 n) on a
-    side of S px with n points, past the last pixel's edge once S <= n (y = 23.625 on a 24 px side with 32 points,
-    which the predictor refuses): such points go to just inside that edge. On larger sides nothing moves."""
+    """A normalised grid (K, 2) (x, y) in [0, 1] -> (K, 2) (x, y) clicks on a crop of ``crop_hw`` (h, w) px, scaled by
+    (w, h) as the reference scales it. The last point of n a side lies at S - S / (2 n) on a side of S px: past the
+    last pixel's edge (S - 0.5) once S <= n (y = 23.625 on a 24 px side with 32 points), where the reference clicks
+    it too (:meth:`~sam2_model.image_predictor.ImagePredictor.predict_grid` takes such clicks)."""
     scale = np.array([crop_hw[1], crop_hw[0]], dtype=np.float64)
-    xy = np.asarray(grid, dtype=np.float64) * scale[None]
-    # the largest float32 coordinate still on the last pixel (the clicks and the records' point_coords are float32)
-    last = np.nextafter((scale - 0.5).astype(np.float32), np.float32(-np.inf)).astype(np.float64)
-    return np.minimum(xy, last[None])
+    return np.asarray(grid, dtype=np.float64) * scale[None]
 
 
 def crop_boxes(image_hw: Tuple[int, int], n_layers: int, overlap_ratio: float) -> Tuple[List[CropBox], List[int]]:

@@ -10,10 +10,9 @@ apart: :func:`default_filters`):
    mask's low-res logits back (``use_m2m``); keep masks with predicted IoU > ``pred_iou_thresh`` and
    stability score >= ``stability_score_thresh``; binarise at ``mask_threshold``; drop masks whose box
    touches (within 20 px) a crop edge that is not an image edge; box NMS (``box_nms_thresh``, scored
-   by predicted IoU);
-   Grid points past a crop's last pixel (a side of at most ``points_per_side`` px: the reference clicks y = 23.625
-   on 24 px) are clicked just inside its edge (:func:`~sam2_model.amg_ops.grid_in_pixels`), the one place where
-   masks may differ from the reference's;
+   by predicted IoU); grid points are clicked where the reference clicks them, also past a crop's last pixel edge
+   (a side of at most ``points_per_side`` px: y = 23.625 on 24 px with 32 points), through
+   :meth:`~sam2_model.image_predictor.ImagePredictor.predict_grid` (user clicks keep napari's pixels);
 3. across crops: box NMS (``crop_nms_thresh``) preferring masks from smaller crops;
 4. ``min_mask_region_area > 0``: holes and islands smaller than that are removed from each mask
    (8-connected, scipy), then box NMS preferring unchanged masks. This is the reference's documented
@@ -360,12 +359,13 @@ class AutomaticMaskGenerator:
             tensor = to_model_input(unit[y0:y1, x0:x1], self.model.image_size, mode="bilinear")
             predictor.set_model_input(tensor, crop_hw)
             yield
-        if prompts is None:
-            prompts = amg_ops.grid_in_pixels(self.point_grids[layer], crop_hw)  # (on the pixels of a side under n px)
+        grid = prompts is None  # the grid's clicks may lie past the last pixel's edge, as the reference's do
+        if grid:
+            prompts = amg_ops.grid_in_pixels(self.point_grids[layer], crop_hw)
         kept = []
         for i in range(0, prompts.shape[0], self.points_per_batch):
             kept.append(self._process_batch(predictor, prompts[i : i + self.points_per_batch], crop, unit.shape[:2],
-                                            found.counts))
+                                            found.counts, grid))
             yield
         masks = torch.cat([k[0] for k in kept])
         boxes = torch.cat([k[1] for k in kept])
@@ -380,26 +380,29 @@ class AutomaticMaskGenerator:
                   crop=torch.tensor([crop] * len(keep), dtype=torch.int64).reshape(-1, 4))
 
     def _predict(self, predictor: ImagePredictor, xy: np.ndarray, mask_input: Optional[torch.Tensor],
-                 multimask: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, 2) clicks -> logits (B * M, h, w), predicted IoU (B * M,), low-res logits (B * M, 4h', 4w')."""
-        logits, ious, low = predictor.predict(
-            points=xy[:, None, :], labels=np.ones((len(xy), 1), np.int32),
-            mask_input=None if mask_input is None else mask_input[:, None].numpy(),
-            multimask=multimask, return_logits=True,
-        )
+                 multimask: bool, grid: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 2) clicks -> logits (B * M, h, w), predicted IoU (B * M,), low-res logits (B * M, 4h', 4w').
+        grid: the generator's grid points (:meth:`ImagePredictor.predict_grid`: 0 <= x <= W, as the reference clicks
+        them); else the caller's points, checked on napari's pixels (:meth:`ImagePredictor.predict`)."""
+        masks = None if mask_input is None else mask_input[:, None].numpy()
+        if grid:
+            logits, ious, low = predictor.predict_grid(xy, multimask=multimask, mask_input=masks)
+        else:
+            logits, ious, low = predictor.predict(points=xy[:, None, :], labels=np.ones((len(xy), 1), np.int32),
+                                                  mask_input=masks, multimask=multimask, return_logits=True)
         return (torch.from_numpy(logits).flatten(0, 1), torch.from_numpy(ious).flatten(0, 1),
                 torch.from_numpy(low).flatten(0, 1))
 
     def _process_batch(self, predictor: ImagePredictor, xy: np.ndarray, crop: List[int],
-                       image_hw: Tuple[int, int], counts: FilterCounts) -> Tuple[torch.Tensor, ...]:
-        """(B, 2) crop-pixel clicks -> kept masks (K, h, w) bool, boxes (K, 4), IoU, stability, points (K, 2);
-        adds what each filter removed to ``counts``."""
-        logits, ious, low = self._predict(predictor, xy, None, self.multimask_output)
+                       image_hw: Tuple[int, int], counts: FilterCounts, grid: bool) -> Tuple[torch.Tensor, ...]:
+        """(B, 2) crop-pixel clicks (``grid``: the generator's grid points) -> kept masks (K, h, w) bool, boxes (K, 4),
+        IoU, stability, points (K, 2); adds what each filter removed to ``counts``."""
+        logits, ious, low = self._predict(predictor, xy, None, self.multimask_output, grid)
         per_point = logits.shape[0] // len(xy)
         points = torch.from_numpy(np.repeat(xy.astype(np.float32), per_point, axis=0))
         if self.use_m2m:
             refined = [self._predict(predictor, points[i : i + self.points_per_batch].numpy(),
-                                     low[i : i + self.points_per_batch], False)
+                                     low[i : i + self.points_per_batch], False, grid)
                        for i in range(0, len(points), self.points_per_batch)]
             logits = torch.cat([r[0] for r in refined])
             ious = torch.cat([r[1] for r in refined])

@@ -220,7 +220,6 @@ class ImagePredictor:
             corners = np.broadcast_to(np.stack([validate_box(b, height, width) for b in rows]), (batch, 4))
         point_xy, point_labels = self._prepare_points(xy, labels, batch, height, width)
 
-        scale = np.array([width, height], np.float32)
         groups = []
         if corners is not None:
             box_labels = np.broadcast_to(np.array(BOX_CORNER_LABELS, np.int32), (batch, 2))
@@ -229,12 +228,17 @@ class ImagePredictor:
             groups.append((point_xy, point_labels))
         coords = labels_t = None
         if groups:
-            xy_all = np.concatenate([g[0] for g in groups], axis=1) / scale * self.model.image_size
-            coords = torch.as_tensor(xy_all.astype(np.float32), device=self.model.device)
+            coords = self._to_input_pixels(np.concatenate([g[0] for g in groups], axis=1))
             labels_t = torch.as_tensor(np.concatenate([g[1] for g in groups], axis=1), device=self.model.device)
 
         mask = None if mask_input is None else self._prepare_mask(mask_input, batch, batched)
         return _Prompts(coords, labels_t, mask, batch, batched)
+
+    def _to_input_pixels(self, xy: np.ndarray) -> torch.Tensor:
+        """(B, P, 2) float32 (x, y) pixels of the current image -> (B, P, 2) float32 pixels of the model's input."""
+        assert self._features is not None
+        scale = np.array([self._features.width, self._features.height], np.float32)
+        return torch.as_tensor((xy / scale * self.model.image_size).astype(np.float32), device=self.model.device)
 
     @staticmethod
     def _prepare_points(
@@ -301,8 +305,50 @@ class ImagePredictor:
         """
         if self._features is None:
             raise ValueError("no image is set: call set_image(image) before predict()")
-        features = self._features
         prompts = self._prepare_prompts(points, labels, box, mask_input)
+        masks_np, scores_np, low_np = self._decode(prompts, multimask, return_logits)
+        if self._size_hint:
+            self._warn_if_small(masks_np if not return_logits else masks_np > 0, prompts.batched)
+        return masks_np, scores_np, low_np
+
+    @torch.inference_mode()
+    def predict_grid(self, points: Any, multimask: Optional[bool] = None, mask_input: Optional[Any] = None
+                     ) -> Prediction:
+        """The automatic mask generator's clicks: one positive click at each of ``points`` (B, 2) (x, y) pixels,
+        taken where the reference's grid puts them, anywhere on the image's span 0 <= x <= W, 0 <= y <= H.
+
+        :meth:`predict` takes napari's pixels (x < W - 0.5: a click past the last pixel's edge is off the image); a
+        grid of n points a side scaled to a side of S px, as the reference scales it, puts its last point at
+        S - S / (2 n), past that edge once S <= n (y = 23.625 on a 24 px side with 32 points), and the reference
+        clicks it there; this door does too, so that grid masks equal the reference's on every image size.
+        mask_input: optional (B, 1, 4h, 4w) low-res logits, one per click (the generator's refinement pass).
+        Returns what ``predict(points[:, None], labels, mask_input, multimask, return_logits=True)`` returns:
+        logits (B, M, H, W) float32, scores (B, M) float32, low-res logits (B, M, 4h, 4w) float32.
+        """
+        if self._features is None:
+            raise ValueError("no image is set: call set_image(image) before predict_grid()")
+        height, width = self._features.height, self._features.width
+        xy = _as_float_array(points, "points", "a (B, 2) array of (x, y) pixels")
+        if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] == 0:
+            raise ValueError(f"points must be a (B, 2) array of (x, y) pixels, B >= 1, got shape {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise ValueError("points contain NaN or infinite coordinates")
+        outside = (xy[:, 0] < 0) | (xy[:, 0] > width) | (xy[:, 1] < 0) | (xy[:, 1] > height)
+        if outside.any():
+            x, y = xy[outside][0]
+            raise ValueError(f"grid point (x={x:g}, y={y:g}) lies outside the {width}x{height} image; grid points take "
+                             f"0 <= x <= {width} and 0 <= y <= {height}")
+        batch = xy.shape[0]
+        coords = self._to_input_pixels(xy.astype(np.float32)[:, None, :])
+        labels = torch.ones((batch, 1), dtype=torch.int32, device=self.model.device)
+        mask = None if mask_input is None else self._prepare_mask(mask_input, batch, True)
+        return self._decode(_Prompts(coords, labels, mask, batch, True), multimask, True)
+
+    def _decode(self, prompts: _Prompts, multimask: Optional[bool], return_logits: bool) -> Prediction:
+        """Checked prompts -> masks (B, M, H, W) (bool, or float32 logits when ``return_logits``), scores (B, M),
+        low-res logits (B, M, 4h, 4w), as NumPy arrays; without the batch axis unless ``prompts.batched``."""
+        assert self._features is not None
+        features = self._features
         point_arg = None if prompts.coords is None else (prompts.coords, prompts.labels)
         encoder = self.model.sam_prompt_encoder
         with inference_autocast(self.model.device):
@@ -323,8 +369,6 @@ class ImagePredictor:
         if not prompts.batched:
             outputs = tuple(x[0] for x in outputs)
         masks_np, scores_np, low_np = (x.cpu().numpy() for x in outputs)
-        if self._size_hint:
-            self._warn_if_small(masks_np if not return_logits else masks_np > 0, prompts.batched)
         return masks_np, scores_np, low_np
 
     def _warn_if_small(self, masks: np.ndarray, batched: bool) -> None:
