@@ -95,8 +95,8 @@ BAD_INPUTS = [
     (dict(image=np.zeros((3, 128, 128, 5)), rgb=True), r"rgb=True needs a last axis of 3 \(RGB\) or 4 \(RGBA\)"),
     (dict(contrast_limits=(5, 5)), r"contrast_limits must be \(low, high\) finite numbers with low < high, got \(5, 5\)"),
     (dict(contrast_limits=(1,)), r"contrast_limits must be \(low, high\): two numbers, got \(1,\)"),
-    (dict(smooth=-1), r"smooth must be a number of pixels >= 0 \(0: off\), got -1"),
-    (dict(smooth="a lot"), r"smooth must be a number of pixels >= 0 \(0: off\), got 'a lot'"),
+    (dict(smooth=-1), r"smooth must be \"auto\", \"off\" or a number of pixels >= 0, got -1"),
+    (dict(smooth="a lot"), r"smooth must be \"auto\", \"off\" or a number of pixels >= 0, got 'a lot'"),
 ]
 
 

@@ -177,7 +177,7 @@ def test_smooth_option(tmp_path, capsys):
     expected = segment(movie.image, [(0, y, x, 1, obj_id)], device="cpu", smooth=2.0)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "s.tif"), expected)
     assert main(args + ["-o", str(tmp_path / "bad.tif"), "--smooth", "-3"]) == 2
-    assert "--smooth must be a number of pixels >= 0 (0: off), got -3.0" in capsys.readouterr().err
+    assert '--smooth must be "auto", "off" or a number of pixels >= 0, got \'-3\'' in capsys.readouterr().err
     assert not (tmp_path / "bad.tif").exists()
 
 

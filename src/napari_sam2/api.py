@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Option
 import numpy as np
 
 import sam2_model as sm
-from sam2_model.frames import check_contrast_limits, check_finite, check_invert, check_smooth
+from sam2_model.auto_smooth import SmoothArg, check_smooth_option, smooth_choice
+from sam2_model.frames import check_contrast_limits, check_finite, check_invert
 from sam2_model.frames_io import close_stack, open_stack, open_stack_or_image
 from sam2_model.prompt_validation import dtype_problem, frame_size_problem
 
@@ -377,7 +378,7 @@ def segment(
     channel: Union[int, str, None] = None,
     fixed: Optional[Mapping[int, int]] = None,
     contrast_limits: Optional[Sequence[float]] = None,
-    smooth: float = 0.0,
+    smooth: SmoothArg = "auto",
     object_window: ObjectWindowArg = AUTO,
     invert: bool = False,
     frames: FrameRangeArg = None,
@@ -425,9 +426,13 @@ def segment(
     contrast_limits: (low, high) grey values mapped to black and white for the model (default: the stack's
         0.5 and 99.8 percentiles; 0 and 255 for uint8). For dim cells on a noisy background, limits that make the
         background black help the demo model (docs/training_data.md: one click on MSC cells, IoU 0.23 -> 0.42).
-    smooth: blur every frame by a Gaussian of this many pixels before the model sees it (0: off). For grainy, dim
-        whole cells: on the MSC time-lapse, 8 px raised the demo model's tracked IoU from 0.214 to 0.267 (it lowers
-        it on clean nuclei; docs/training_data.md).
+    smooth: blur every frame by a Gaussian of this many pixels before the model sees it; "off" (or 0, None): no blur;
+        "auto" (default): chosen from the first prompted frame's grain against its objects' contrast at the clicks
+        (:func:`sam2_model.auto_smooth.smooth_choice`), for the demo model's shipped weights only: grainy, dim cells
+        get a fraction of their width (the MSC time-lapse in object windows: 4 px, tracked IoU 0.277 -> 0.342), clean
+        frames none (labels as with 0); official checkpoints, random weights and fine-tuned ones get 0. A blur "auto"
+        chose is said once in a UserWarning ("smoothing 4 px: grainy frames (grain 0.30)"); the session runs with
+        the px.
     invert: the model sees 1 - x of each frame's [0, 1] values (after the contrast limits and smoothing), for dark
         objects on a bright background (brightfield, phase contrast, stained histology): the demo model knows bright
         objects on dark. On dark discs on a bright background, one click each: IoU 0.61 -> 0.96 (README, *Dark
@@ -475,7 +480,7 @@ def segment(
         check_image_size(image_size)
         check_object_window(object_window)
         limits = check_contrast_limits(contrast_limits)
-        sigma = check_smooth(smooth)
+        asked_smooth = check_smooth_option(smooth)  # "auto" or px; measured once the model and frame are known
         flip = check_invert(invert)
         stored = layout.frame_axis if moved is None or layout.frame_axis is None else moved.order[layout.frame_axis]
         clicks, boxes = table_prompts(clicks, boxes, stored,  # napari's (T, Y, X) CSV: axis-0 must be the frames
@@ -512,8 +517,13 @@ def segment(
         measured = frame_seen(data, axes, start)
         size = resolve_image_size(image_size, measured, model) if image_size is not None else None
         net = model_to_use(model, checkpoint, device, size)
-        window = resolve_object_window(object_window, measured, model_name(model), net.image_size,
-                                       prompts=PromptSpots.of(prompts, start))  # the prompted objects' width
+        spots = PromptSpots.of(prompts, start)  # the prompted objects: their width, their grain
+        window = resolve_object_window(object_window, measured, model_name(model), net.image_size, prompts=spots)
+        chosen_smooth = smooth_choice(asked_smooth, measured, spots.points, model=model if isinstance(model, str)
+                                      else net, checkpoint=checkpoint)  # "auto": the shipped demo weights only
+        sigma = chosen_smooth.sigma
+        if chosen_smooth.describe():
+            warnings.warn(chosen_smooth.describe(), stacklevel=2)
         labels = np.zeros(layout.labels_shape(data.shape), np.uint32)
         options = dict(axes.session_options, corrections_as_conditioning=True)  # corrections stick (issue 12, 1)
         if limits is not None:

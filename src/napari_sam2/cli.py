@@ -160,9 +160,12 @@ def add_track_parser(commands: "argparse._SubParsersAction") -> argparse.Argumen
     track.add_argument("--contrast-limits", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                        help="grey values shown to the model as black and white (default: the stack's 0.5 and 99.8 "
                             "percentiles; 0 255 for uint8); a black background helps dim cells on noisy backgrounds")
-    track.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
-                       help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: "
-                            "off); for grainy, dim whole cells (8 on the CTC MSC time-lapse)")
+    track.add_argument("--smooth", default="auto", metavar="SIGMA|auto|off",
+                       help="blur every frame by a Gaussian of SIGMA pixels before the model sees it; off (or 0): "
+                            "no blur; auto (default): chosen from the first prompted frame's grain at the clicked "
+                            "objects, for the demo model's shipped weights only (grainy, dim cells: a fraction of "
+                            "their width, 4 on the CTC MSC time-lapse; clean frames: none; other weights: none), "
+                            "said once; with --auto, auto is off")
     track.add_argument("--invert", action="store_true",
                        help="dark objects on a bright background (brightfield, phase contrast, stained histology): "
                             "the model sees each frame's grey values inverted (the demo model knows bright objects "
@@ -245,6 +248,18 @@ def pick_image_size(value: Optional[str], frame: object, model: str,
         choice = auto_image_size(frame, model, frame_index)
     print(f"--image-size auto: {choice.describe()}")
     return choice.image_size
+
+
+def pick_smooth(value: object, frame: object, points: object, model: str, checkpoint: object) -> float:
+    """``--smooth`` as px: a number as given; "auto" chosen from ``frame`` (the first prompted frame, (H, W[, C])) at
+    ``points`` ((N, 2) (x, y), one per object) for ``model`` with ``checkpoint`` (the demo's shipped weights only:
+    :func:`sam2_model.auto_smooth.smooth_choice`), a blur it gives printed once."""
+    from sam2_model.auto_smooth import smooth_choice
+
+    choice = smooth_choice(value, frame, points, "--smooth", model=model, checkpoint=checkpoint)
+    if choice.describe():
+        print(f"--smooth auto: {choice.describe()}")
+    return choice.sigma
 
 
 def pick_object_window(value: Optional[str], frame: object, model: str, image_size: Optional[int],
@@ -391,15 +406,18 @@ def track_command(args: argparse.Namespace) -> int:
     check_stack_path(args.stack)  # before the model's code loads (seconds): a mistyped name answers at once
     if args.prompts is not None and not args.auto:
         check_prompts_file(args.prompts)
-    from sam2_model.frames import check_contrast_limits, check_smooth
+    from sam2_model.auto_smooth import check_smooth_option
+    from sam2_model.frames import check_contrast_limits
 
     from .image_size import check_image_size, check_object_window
 
     check_image_size(args.image_size, "--image-size")
     check_object_window(args.object_window, "--object-window")
     limits = check_contrast_limits(args.contrast_limits, "--contrast-limits")
-    args.smooth = check_smooth(args.smooth, "--smooth")
+    args.smooth = check_smooth_option(args.smooth, "--smooth")  # "auto" or px
     if args.auto:
+        if args.smooth == "auto":  # measured for prompted objects only: --auto tracks unsmoothed unless told px
+            args.smooth = 0.0
         if args.object_window != "auto":  # --auto sizes its windows from --cell-diameter
             raise ValueError("--object-window applies to --prompts: --auto detects and tracks cells in windows "
                              "sized from --cell-diameter where they are small against the frame")
@@ -462,8 +480,10 @@ def track_command(args: argparse.Namespace) -> int:
                                                                                         chosen), layout))
         measured = frame_seen(stack, axes, index)  # the channel segmented
         image_size = pick_image_size(args.image_size, measured, args.model, frame_index=index)
+        spots = PromptSpots.of_rows(clicks, boxes, index)  # the prompted objects: their width, their grain
         window = pick_object_window(args.object_window, measured, args.model, image_size, index, args.checkpoint,
-                                    PromptSpots.of_rows(clicks, boxes, index))  # the prompted objects' width
+                                    spots)
+        args.smooth = pick_smooth(args.smooth, measured, spots.points, args.model, args.checkpoint)
         axis_options["rgb"] = warn_colour_guess(stack, axes, axis_options["rgb"], one_image, source=args.stack)
         bar = _LazyBar() if frames > 1 else None  # one image: nothing to propagate, no bar
         try:
