@@ -84,3 +84,22 @@ def _no_unanswered_questions(monkeypatch):
                              f"QMessageBox.question to answer it)")
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(unanswered))
+
+
+@pytest.fixture
+def cells_dock(make_napari_viewer, tmp_path, monkeypatch, movie):
+    """(viewer, widget): the segmentation widget on the demo model (:func:`widget_helpers.open_widget`) in a viewer
+    holding the test module's ``movie`` fixture (a synthetic time-lapse) as the image "cells"."""
+    from widget_helpers import open_widget
+
+    return open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+
+
+@pytest.fixture
+def track_all_dock(cells_dock):
+    """(viewer, widget, Track all panel): :func:`cells_dock` with its Track all panel expanded and set by
+    :func:`widget_helpers.track_all_panel`'s defaults, the slider on frame 0."""
+    from widget_helpers import track_all_panel
+
+    viewer, widget = cells_dock
+    return viewer, widget, track_all_panel(widget)

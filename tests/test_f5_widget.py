@@ -11,23 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import label_under, small_movie_fixture, track_all_then_tracks
+
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(FRAMES, 11)
-
-
-def _under(labels, image, index) -> int:
-    """The label napari draws at the world position of ``image``'s pixel ``index`` (-1: off the labels)."""
-    world = np.asarray(image.data_to_world(index), float)
-    data = np.round(np.asarray(labels.world_to_data(world), float)).astype(int)
-    if np.any(data < 0) or np.any(data >= labels.data.shape):
-        return -1
-    return int(np.asarray(labels.data)[tuple(data)])
+movie = small_movie_fixture(FRAMES, 11)
 
 
 @pytest.mark.gui
@@ -50,17 +37,10 @@ def test_an_image_turned_out_of_its_plane_while_another_was_current_is_said_when
 
 
 @pytest.mark.gui
-def test_tracks_layers_follow_the_image_s_new_name(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+def test_tracks_layers_follow_the_image_s_new_name(cells_dock, qtbot):
     pytest.importorskip("napari")
-    from widget_helpers import open_widget, track_all_panel, wait_tracking
-
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = track_all_panel(w)
-    panel.track_button.click()
-    wait_tracking(qtbot, w)
-    w.tracks_button.click()
-    wait_tracking(qtbot, w)
-    panel.start_correction()
+    viewer, w = cells_dock
+    track_all_then_tracks(w, qtbot, correction=True)
     names = {layer.name for layer in viewer.layers}
     assert {"SAM2 lineage [cells]", "SAM2 tracks [cells]", "SAM2 cell fix [cells]"} <= names, names
     viewer.layers["cells"].name = "nuclei"
@@ -150,12 +130,12 @@ def test_a_channel_first_stack_turned_in_its_plane_gets_clicks_masks_and_tracks_
     assert w.status.text().startswith("Done"), w.status.text()
     last = FRAMES - 1
     for channel in (0, 1):  # the masks lie on cell 1 at every channel shown
-        assert _under(w.labels_layer, image, (channel, last, *centre(movie.labels[last], 1))) == 1
-        assert _under(w.labels_layer, image, (channel, last, *centre(movie.labels[last], 2))) == 0
+        assert label_under(w.labels_layer, image, (channel, last, *centre(movie.labels[last], 1))) == 1
+        assert label_under(w.labels_layer, image, (channel, last, *centre(movie.labels[last], 2))) == 0
     tracks = w.add_tracks_layer()
     wait(qtbot, w)
     tracks = viewer.layers["SAM2 tracks [ctyx]"]
     for row in np.asarray(tracks.data):  # each point of the track on its image pixel (a mask's centre)
         t, y, x = row[-3:]
         assert np.allclose(tracks.data_to_world(row[1:])[-3:], image.data_to_world((0, t, y, x))[-3:])
-        assert _under(w.labels_layer, image, (0, int(t), int(round(y)), int(round(x)))) == 1
+        assert label_under(w.labels_layer, image, (0, int(t), int(round(y)), int(round(x)))) == 1

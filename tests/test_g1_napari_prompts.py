@@ -33,7 +33,7 @@ def test_clicks_saved_from_the_widget_by_napari_give_the_widget_s_masks_on_the_c
         make_napari_viewer, tmp_path, monkeypatch, qtbot, capsys):
     pytest.importorskip("napari")
     pd = pytest.importorskip("pandas")
-    from widget_helpers import WIDGET, centre, small_movie, wait
+    from widget_helpers import WIDGET, centre, click_and_propagate, small_movie
 
     import napari_sam2
     from napari_sam2.cli import main
@@ -47,14 +47,7 @@ def test_clicks_saved_from_the_widget_by_napari_give_the_widget_s_masks_on_the_c
     w.checkpoint_combo.setCurrentText("embedded (demo)")
     w.size_spin.setValue(128)
     w.image_combo.setCurrentText("cells")
-    for k, cell in enumerate((1, 2)):  # two cells on frame 0, as objects 1 and 2
-        if k:
-            w.new_object_button.click()
-        w.points_layer.add(np.array([[0, *centre(movie.labels[0], cell)]]))
-        wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
+    click_and_propagate(w, qtbot, movie, (1, 2))  # two cells on frame 0, as objects 1 and 2, Propagate ▶: "Done"
     widget_masks = np.asarray(w.labels_layer.data).copy()
     assert set(np.unique(widget_masks)) == {0, 1, 2}
 

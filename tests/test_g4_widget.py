@@ -9,33 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import click_then_crop, label_under, small_movie_fixture, tcyx_file, track_all_then_tracks
+
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(FRAMES, 17)
-
-
-def _under(labels, image, index) -> int:
-    """The label napari draws at the world position of ``image``'s pixel ``index`` (-1: off the labels)."""
-    world = np.asarray(image.data_to_world(index), float)
-    data = np.floor(np.asarray(labels.world_to_data(world), float) + 0.5).astype(int)
-    if np.any(data < 0) or np.any(data >= labels.data.shape):
-        return -1
-    return int(np.asarray(labels.data)[tuple(data)])
-
-
-def _tcyx_file(folder, movie):
-    """An ImageJ hyperstack (T, C, Y, X) of ``movie``: channel 0 the movie, channel 1 its mirror image (left-right)."""
-    import tifffile
-
-    stack = np.stack([movie.image, movie.image[:, :, ::-1]], axis=1)
-    path = folder / "tcyx.tif"
-    tifffile.imwrite(path, stack.astype(np.float32), imagej=True, metadata={"axes": "TCYX"})
-    return path
+movie = small_movie_fixture(FRAMES, 17)
 
 
 @pytest.mark.gui
@@ -44,7 +21,7 @@ def test_a_tcyx_tiff_opened_in_napari_is_segmented_per_channel_from_its_axes(
     pytest.importorskip("napari")
     from widget_helpers import centre, open_widget, wait
 
-    path = _tcyx_file(tmp_path, movie)
+    path = tcyx_file(tmp_path, movie)
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch)
     viewer.open(str(path))  # napari's own reader: one (T, C, Y, X) layer
     image = viewer.layers["tcyx"]
@@ -64,7 +41,7 @@ def test_a_tcyx_tiff_opened_in_napari_is_segmented_per_channel_from_its_axes(
     assert "Channel axis: axis 1 (from the TIFF's axes TCYX)" in said, said
     assert "If its planes are channels" not in w.status.text(), w.status.text()
     for channel in (0, 1):  # the mask is drawn where the cell is on each channel (before: on channel 0 only)
-        assert _under(w.labels_layer, image, (0, channel, *centre(movie.labels[0], 1))) == 1
+        assert label_under(w.labels_layer, image, (0, channel, *centre(movie.labels[0], 1)), half_up=True) == 1
 
     w.channel_axis_combo.setCurrentText("none (grey or RGB)")  # the person's choice wins afterwards
     viewer.add_image(movie.image, name="other")
@@ -74,14 +51,12 @@ def test_a_tcyx_tiff_opened_in_napari_is_segmented_per_channel_from_its_axes(
 
 
 @pytest.mark.gui
-def test_after_a_crop_the_widget_s_undo_says_the_steps_were_on_the_old_data(
-        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+def test_after_a_crop_the_widget_s_undo_says_the_steps_were_on_the_old_data(cells_dock, qtbot, movie):
     pytest.importorskip("napari")
-    from widget_helpers import click_cells, open_widget, wait
+    from widget_helpers import wait
 
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    click_cells(w, qtbot, movie, (1,))
-    viewer.layers["cells"].data = movie.image[:, 5:90, 5:90].copy()  # a crop
+    viewer, w = cells_dock
+    click_then_crop(viewer, w, qtbot, movie)
     w.undo_button.click()
     wait(qtbot, w)
     said = w.status.text()  # before: "Nothing to undo." alone
@@ -93,16 +68,12 @@ def test_after_a_crop_the_widget_s_undo_says_the_steps_were_on_the_old_data(
 def test_the_tracks_layers_are_named_from_one_table(make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
     pytest.importorskip("napari")
     from napari_sam2 import _tracks_layer
-    from widget_helpers import open_widget, track_all_panel, wait, wait_tracking
+    from widget_helpers import open_widget
 
     monkeypatch.setitem(_tracks_layer.TRACKS_NAMES, "tracks", "Cell tracks")
     monkeypatch.setitem(_tracks_layer.TRACKS_NAMES, "lineage", "Cell lineage")
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = track_all_panel(w)
-    panel.track_button.click()
-    wait_tracking(qtbot, w)
-    w.tracks_button.click()
-    wait(qtbot, w)
+    track_all_then_tracks(w, qtbot)
     names = {layer.name for layer in viewer.layers}
     assert {"Cell lineage [cells]", "Cell tracks [cells]"} <= names, names  # before: "SAM2 lineage [cells]", ...
     viewer.layers["cells"].name = "nuclei"  # and so they follow a rename

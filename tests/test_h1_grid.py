@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import dividing_cell
 from sam2_model import amg_ops, build_model
 from sam2_model.automatic import AutomaticMaskGenerator
 from sam2_model.prompt_validation import inside_frame
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking.detection import make_detector
 from sam2_model.tracking.divisions import backdate_divisions
-from sam2_model.tracking.lineage import Lineage
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +59,7 @@ def test_generator_and_grid_detector_run_on_frames_thinner_than_the_grid(demo_mo
 
 def test_divisions_of_a_range_under_two_pixels_are_judged_by_their_necks():
     """Before: blob_points refused the range (1, 6) ("2 <= min") after every frame was tracked."""
-    labels = np.zeros((3, 16, 40), np.uint32)
-    labels[:2, 4:12, 10:30] = 1  # the mother on frames 0-1
-    labels[2, 4:12, 10:19], labels[2, 4:12, 21:30] = 2, 3  # the daughters from frame 2
-    lineage = Lineage()
-    lineage.add(1, 0)
-    lineage.set_span(1, 0, 1)
-    lineage.add(2, 2, parent=1)
-    lineage.add(3, 2, parent=1)
+    labels, lineage = dividing_cell()  # the mother on frames 0-1, the daughters from frame 2
     frames = labels.astype(np.float32)
     reads = []
 

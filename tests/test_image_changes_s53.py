@@ -12,14 +12,11 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.gui
 
-from widget_helpers import WIDGET, centre, click_and_propagate, open_widget, small_movie, wait  # noqa: E402
+from _helpers import small_movie_fixture  # noqa: E402
+from widget_helpers import WIDGET, centre, click_and_propagate, open_widget, wait  # noqa: E402
 
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 def covered(data: np.ndarray, truth: np.ndarray, obj: int, cell: int) -> int:

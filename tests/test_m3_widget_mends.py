@@ -10,14 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture, track_all_then_tracks
 from napari_sam2._image_state import ROLE_KEY
 
 
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(4, 11)
+movie = small_movie_fixture(4, 11)
 
 
 def _names(viewer) -> set:
@@ -25,18 +22,10 @@ def _names(viewer) -> set:
 
 
 @pytest.mark.gui
-def test_a_crop_sets_the_add_tracks_and_correction_layers_aside(make_napari_viewer, tmp_path, monkeypatch, qtbot,
-                                                                movie):
+def test_a_crop_sets_the_add_tracks_and_correction_layers_aside(cells_dock, qtbot, movie):
     pytest.importorskip("napari")
-    from widget_helpers import open_widget, track_all_panel, wait_tracking
-
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    panel = track_all_panel(w)
-    panel.track_button.click()
-    wait_tracking(qtbot, w)
-    w.tracks_button.click()
-    wait_tracking(qtbot, w)
-    panel.start_correction()
+    viewer, w = cells_dock
+    track_all_then_tracks(w, qtbot, correction=True)
     image = viewer.layers["cells"]
     image.data = movie.image[:, 10:80, 5:90].copy()  # a crop
     said = w.status.text()

@@ -6,28 +6,13 @@ still in the viewer, under their names now."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+
+from _helpers import click_then_crop, small_movie_fixture, tcyx_file
 
 FRAMES = 3
 FILE_WORDS = "Channel axis: axis 1 (from the TIFF's axes TCYX)"
-
-
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(FRAMES, 17)
-
-
-def _tcyx_file(folder, movie):
-    """An ImageJ hyperstack (T, C, Y, X) of ``movie``: channel 0 the movie, channel 1 its mirror image."""
-    import tifffile
-
-    path = folder / "tcyx.tif"
-    stack = np.stack([movie.image, movie.image[:, :, ::-1]], axis=1).astype(np.float32)
-    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TCYX"})
-    return path
+movie = small_movie_fixture(FRAMES, 17)
 
 
 @pytest.mark.gui
@@ -37,7 +22,7 @@ def test_the_status_follows_the_channel_choice_and_a_reopened_dock_keeps_it(
     from widget_helpers import WIDGET, open_widget
 
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch)
-    viewer.open(str(_tcyx_file(tmp_path, movie)))
+    viewer.open(str(tcyx_file(tmp_path, movie)))
     w.image_combo.setCurrentText("tcyx")
     assert w.channel_axis_combo.currentText() == "axis 1 (2)"
     assert FILE_WORDS in w.status.text(), w.status.text()
@@ -65,14 +50,12 @@ def test_the_status_follows_the_channel_choice_and_a_reopened_dock_keeps_it(
 
 
 @pytest.mark.gui
-def test_undo_after_a_crop_names_only_the_old_data_layers_still_there(
-        make_napari_viewer, tmp_path, monkeypatch, qtbot, movie):
+def test_undo_after_a_crop_names_only_the_old_data_layers_still_there(cells_dock, qtbot, movie):
     pytest.importorskip("napari")
-    from widget_helpers import click_cells, open_widget, wait
+    from widget_helpers import wait
 
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    click_cells(w, qtbot, movie, (1,))
-    viewer.layers["cells"].data = movie.image[:, 5:90, 5:90].copy()  # a crop
+    viewer, w = cells_dock
+    click_then_crop(viewer, w, qtbot, movie)
     old = viewer.layers["SAM2 masklets [cells] (old data)"]
     old.name = "masks before the crop"  # renamed by the person: named as it is now
     w.undo_button.click()

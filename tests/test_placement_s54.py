@@ -9,23 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import label_under, small_movie_fixture
+
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(FRAMES, 11)
-
-
-def _under(labels, image, index) -> int:
-    """The label napari draws at the world position of ``image``'s pixel ``index`` (-1: off the labels)."""
-    world = np.asarray(image.data_to_world(index), float)
-    data = np.round(np.asarray(labels.world_to_data(world), float)).astype(int)
-    if np.any(data < 0) or np.any(data >= labels.data.shape):
-        return -1
-    return int(np.asarray(labels.data)[tuple(data)])
+movie = small_movie_fixture(FRAMES, 11)
 
 
 def _click_on_screen(widget, image, index) -> None:
@@ -62,7 +49,8 @@ def test_a_dock_reopened_after_the_image_was_turned_and_moved_places_the_layers_
     status = w2.status.text()
     assert "outside the image were removed" not in status, status  # before: "... click(s) outside the image ..."
     assert np.allclose(np.asarray(w2.points_layer.data), [(0, *c1), (0, *c2)]), status
-    assert _under(w2.labels_layer, image, (0, *c1)) == 1 and _under(w2.labels_layer, image, (0, *c2)) == 2, status
+    under = [label_under(w2.labels_layer, image, (0, *c)) for c in (c1, c2)]
+    assert under == [1, 2], status
 
 
 @pytest.mark.gui
@@ -168,7 +156,7 @@ def test_a_turn_out_of_the_image_plane_is_refused_until_it_is_undone(make_napari
     wait(qtbot, w)
     assert w.status.text().startswith("Done"), w.status.text()
     for obj in (1, 2):
-        assert _under(w.labels_layer, image, (FRAMES - 1, *centre(movie.labels[FRAMES - 1], obj))) == obj, obj
+        assert label_under(w.labels_layer, image, (FRAMES - 1, *centre(movie.labels[FRAMES - 1], obj))) == obj, obj
 
 
 def test_only_turns_and_shears_within_the_image_plane_are_accepted():

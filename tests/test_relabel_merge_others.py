@@ -197,7 +197,8 @@ def _twenty_corrected(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, 
     """(viewer, widget, movie): 20 cells of a 6-frame 160 x 160 movie clicked on frame 0 as objects 1-20 (New object
     between), Propagate ▶, an extra click on object 3 on frame 3 (a correction of its tracked mask), Propagate ▶ from
     there."""
-    from widget_helpers import centre, click_and_propagate, open_widget, wait
+    from _helpers import correct_and_propagate
+    from widget_helpers import click_and_propagate, open_widget
 
     from napari_sam2._widget import OFF
 
@@ -208,13 +209,7 @@ def _twenty_corrected(make_napari_viewer: Any, tmp_path: Any, monkeypatch: Any, 
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
     w.window_combo.setCurrentText(OFF)
     click_and_propagate(w, qtbot, movie, cells)
-    viewer.dims.set_current_step(0, 3)
-    w.object_spin.setValue(3)
-    w.points_layer.add(np.array([[3, *centre(movie.labels[3], cells[2])]]))
-    wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
+    correct_and_propagate(viewer, w, qtbot, movie, frame=3, obj=3, cell=cells[2])
     assert w.controller.refined_keys() == {(3, 3)}  # a correction of a tracked mask
     assert sorted(w.controller.obj_ids) == list(range(1, 21))
     return viewer, w, movie

@@ -252,17 +252,10 @@ def test_divisions_judged_on_frames_narrower_than_the_range_do_not_fail_the_run(
     """Grid seeding takes any cell diameter range; its divisions are still moved back with the range's blob points.
     Before (review R6): on frames narrower than the range's minimum the blob search refused ("no cell of that range
     fits") after every frame was tracked; now those frames have no blob points and the necks alone decide."""
+    from _helpers import dividing_cell
     from sam2_model.tracking.divisions import backdate_divisions
-    from sam2_model.tracking.lineage import Lineage
 
-    labels = np.zeros((3, 16, 40), np.uint32)
-    labels[:2, 4:12, 10:30] = 1  # the mother on frames 0-1, already two lobes on frame 1
-    labels[2, 4:12, 10:19], labels[2, 4:12, 21:30] = 2, 3  # the daughters from frame 2
-    lineage = Lineage()
-    lineage.add(1, 0)
-    lineage.set_span(1, 0, 1)
-    lineage.add(2, 2, parent=1)
-    lineage.add(3, 2, parent=1)
+    labels, lineage = dividing_cell()  # the mother on frames 0-1, already two lobes on frame 1; the daughters from 2
     frames = labels.astype(np.float32)
     moved = backdate_divisions(labels, lineage, lambda f: frames[f], (20.0, 40.0), max_frames=2)
     assert moved >= 0

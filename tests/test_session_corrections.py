@@ -96,7 +96,7 @@ def test_a_replay_gives_the_masks_of_the_clicks_and_propagations_as_they_were_ma
 
 # ---------------------------------------------------------------- the widget
 pytest.importorskip("napari")
-from sam2_model.evaluation import click_point  # noqa: E402
+from _helpers import tz_stack_tracked_on_z1  # noqa: E402
 from widget_helpers import click_cell, open_widget, small_movie, wait  # noqa: E402
 
 
@@ -245,16 +245,7 @@ def test_a_correction_on_another_z_slice_comes_back_in_that_slices_session(make_
     """A (T, Z, Y, X) stack: on z=1, a click on t=0, Propagate ▶, a negative click on t=2, ◀ Propagate ▶; saved,
     and loaded while z=0 is shown: z=1's session (a run after the slice shown) is re-made with its correction, and its
     labels on every t are as they were."""
-    movie = small_movie(4, 5)
-    stack = np.stack([movie.image[::-1], movie.image], axis=1)  # (T, Z=2, Y, X): z=1 is the movie
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("tz", stack))
-    viewer.dims.set_current_step(1, 1)
-    viewer.dims.set_current_step(0, 0)
-    x, y = click_point(movie.labels[0] == 1)
-    w.points_layer.add(np.array([[0, 1, y, x]], float))
-    wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
+    viewer, w, movie = tz_stack_tracked_on_z1(make_napari_viewer, tmp_path, monkeypatch, qtbot)  # z=1 is the movie
     viewer.dims.set_current_step(0, 2)
     ys, xs = np.nonzero(w.labels_layer.data[2, 1] == 1)
     row = int(np.median(ys))

@@ -74,7 +74,8 @@ from napari_sam2._session_files import put_back_labels  # noqa: E402
 from napari_sam2.layout import StackLayout  # noqa: E402
 from sam2_model.evaluation import click_point  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
-from widget_helpers import centre, open_widget, small_movie, wait  # noqa: E402
+from _helpers import correct_and_propagate, tz_stack_tracked_on_z1  # noqa: E402
+from widget_helpers import centre, click_cells, open_widget, small_movie, wait  # noqa: E402
 
 
 class FailingLabels(np.ndarray):
@@ -131,20 +132,10 @@ def _twenty_cells_one_way_corrected(make_napari_viewer, tmp_path, monkeypatch, q
     cells = [int(c) for c in np.unique(movie.labels[0]) if c and (movie.labels[0] == c).sum() > 15][:20]
     assert len(cells) == 20
     viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    for k, cell in enumerate(cells):
-        if k:
-            w.new_object_button.click()
-        w.points_layer.add(np.array([[0, *centre(movie.labels[0], cell)]]))
-        wait(qtbot, w)
+    click_cells(w, qtbot, movie, tuple(cells))
     w.forward_button.click()
     wait(qtbot, w)
-    viewer.dims.set_current_step(0, 3)
-    w.object_spin.setValue(3)
-    w.points_layer.add(np.array([[3, *centre(movie.labels[3], cells[2])]]))
-    wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
-    assert w.status.text().startswith("Done"), w.status.text()
+    correct_and_propagate(viewer, w, qtbot, movie, frame=3, obj=3, cell=cells[2])
     labels = w.labels_layer
     ys, xs = np.nonzero(labels.data[4] == 5)
     _paint(labels, (4, int(ys.max()) + 1, int(xs.mean())), 5)
@@ -295,16 +286,8 @@ def test_clicks_changed_after_a_cancelled_load_say_the_masklets_are_not_put_back
 def test_every_z_slice_with_a_session_gets_its_masklets_back(make_napari_viewer, tmp_path, monkeypatch, qtbot):
     """A (T, Z, Y, X) stack: z=1 clicked and tracked ▶, z=0 clicked on t=0 only and painted by hand on t=2; loaded
     into a fresh viewer while z=0 is shown: both slices' masklets are the saved ones (z=1's after its own run)."""
-    movie = small_movie(4, 5)
-    stack = np.stack([movie.image[::-1], movie.image], axis=1)  # (T, Z=2, Y, X)
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("tz", stack))
-    viewer.dims.set_current_step(1, 1)
-    viewer.dims.set_current_step(0, 0)
-    x, y = click_point(movie.labels[0] == 1)
-    w.points_layer.add(np.array([[0, 1, y, x]], float))
-    wait(qtbot, w)
-    w.forward_button.click()
-    wait(qtbot, w)
+    viewer, w, movie = tz_stack_tracked_on_z1(make_napari_viewer, tmp_path, monkeypatch, qtbot)
+    stack = np.asarray(viewer.layers["tz"].data)  # (T, Z=2, Y, X)
     viewer.dims.set_current_step(1, 0)
     w.new_object_button.click()
     x, y = click_point(movie.labels[-1] == 2)

@@ -8,14 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from _helpers import small_movie_fixture
+from widget_helpers import open_widget, track_all_panel, wait_tracking
 
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 @pytest.fixture

@@ -8,20 +8,11 @@ import threading
 import numpy as np
 import pytest
 
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from _helpers import small_movie_fixture
+from widget_helpers import open_widget, track_all_panel, wait_tracking
 
 FRAMES = 6
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
-
-
-@pytest.fixture
-def opened(make_napari_viewer, tmp_path, monkeypatch, movie):
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    return viewer, widget, track_all_panel(widget)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 def track(qtbot, widget, panel, frame: int = 0) -> None:
@@ -32,10 +23,10 @@ def track(qtbot, widget, panel, frame: int = 0) -> None:
 
 
 @pytest.mark.gui
-def test_closing_the_viewer_while_track_all_runs_stops_it_quietly(opened, qtbot):
+def test_closing_the_viewer_while_track_all_runs_stops_it_quietly(track_all_dock, qtbot):
     """Fault: the finished callback touched deleted buttons: 'wrapped C/C++ object … has been deleted', Python
     aborted (SIGABRT). Now the run stops and lets go of the widget (pytest-qt fails a test on an error in a slot)."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     panel.track_button.click()
     qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=120_000)
     worker = panel.worker
@@ -85,14 +76,14 @@ def background_spot(labels: np.ndarray, frames, radius: int = 6) -> tuple:
 
 
 @pytest.mark.gui
-def test_a_cell_painted_by_hand_is_in_every_export(opened, qtbot, tmp_path, monkeypatch):
+def test_a_cell_painted_by_hand_is_in_every_export(track_all_dock, qtbot, tmp_path, monkeypatch):
     """Fault: ``TrackAll.result`` kept only the lineage's ids, so a missed cell painted with a new label was dropped
     from the CTC, GEFF, CSV and TIFF exports without a word."""
     import tifffile
 
     from sam2_model.tracking import check_ctc, read_ctc
 
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     track(qtbot, widget, panel)
     layer = widget.labels_layer
     y, x = background_spot(layer.data, range(3))
@@ -119,12 +110,12 @@ def test_a_cell_painted_by_hand_is_in_every_export(opened, qtbot, tmp_path, monk
 
 @pytest.mark.gui
 @pytest.mark.parametrize("removed", ["image", "masklets"])
-def test_removing_the_image_or_its_masklets_mid_run_stops_track_all(opened, qtbot, removed):
+def test_removing_the_image_or_its_masklets_mid_run_stops_track_all(track_all_dock, qtbot, removed):
     """Fault: the run went on to the end, said "Done … Pick a track" and added a lineage layer for a removed image;
     the widget's own runs stop ("stopped: the image … was removed"). Then (E2) the frames kept read "frames 0-1 were
     tracked" after a full stop, and for a deleted masklets layer did not say that they are kept (they are: the next
     run shows them in a new masklets layer)."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     viewer_image_id = viewer.layers["cells"].unique_id
     panel.track_button.click()
     qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=120_000)
@@ -155,11 +146,11 @@ def test_removing_the_image_or_its_masklets_mid_run_stops_track_all(opened, qtbo
 
 
 @pytest.mark.gui
-def test_a_second_run_from_a_later_frame_continues_the_tracks(opened, qtbot, monkeypatch):
+def test_a_second_run_from_a_later_frame_continues_the_tracks(track_all_dock, qtbot, monkeypatch):
     """Fault: a run from frame s relabelled every cell from s on with new, unlinked ids, kept the old rows running to
     the end of the stack and the Done line counted every cell twice. Now a cell on frame s continues the track it
     overlaps on frame s - 1, and a track that does not go on ends before s, "lost"."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     monkeypatch.setattr("qtpy.QtWidgets.QMessageBox.question", pytest.fail)  # a continuation is not asked about
     track(qtbot, widget, panel)
     labels = widget.labels_layer.data
@@ -189,13 +180,13 @@ def test_a_second_run_from_a_later_frame_continues_the_tracks(opened, qtbot, mon
 
 @pytest.mark.gui
 @pytest.mark.parametrize("answer, frames", [("Yes", range(FRAMES)), ("No", range(3, FRAMES)), ("Cancel", ())])
-def test_track_all_on_the_middle_frame_of_an_untracked_stack_asks_where_to_start(opened, qtbot, monkeypatch,
+def test_track_all_on_the_middle_frame_of_an_untracked_stack_asks_where_to_start(track_all_dock, qtbot, monkeypatch,
                                                                                answer, frames):
     """Fault: pressing 'Track all cells' right after opening a stack (napari shows its middle frame) tracked only its
     second half, without a word. Now it asks: from frame 0 (Yes), from the frame shown (No), or not at all."""
     from qtpy.QtWidgets import QMessageBox
 
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     asked = []
 
     def question(parent, title, text, *args):
@@ -220,10 +211,10 @@ def test_track_all_on_the_middle_frame_of_an_untracked_stack_asks_where_to_start
 
 
 @pytest.mark.gui
-def test_after_a_run_the_brush_paints_a_free_id_not_track_1(opened, qtbot):
+def test_after_a_run_the_brush_paints_a_free_id_not_track_1(track_all_dock, qtbot):
     """Fault: after a run the masklets layer's paint label stayed 1, a track: a missed cell painted right away
     joined track 1. Now it is a free id above every track and the widget's next object id."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     track(qtbot, widget, panel)
     layer = widget.labels_layer
     tracks = set(np.unique(layer.data).tolist()) - {0}
@@ -250,13 +241,13 @@ def test_no_cell_found_on_one_channel_of_a_tcyx_stack_points_to_the_channel_axis
 
 
 @pytest.mark.gui
-def test_panel_wording_tooltips_and_its_progress_in_view(opened, qtbot):
+def test_panel_wording_tooltips_and_its_progress_in_view(track_all_dock, qtbot):
     """Fault: a smallest cell above the largest failed with "cell_diameter must satisfy 0 < min <= max" (the code's
     argument, not the controls); the four export buttons shared one tooltip; the panel's status and progress were
     scrolled out of view below the tall widget while a run went on."""
     from qtpy.QtWidgets import QScrollArea
 
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     panel.min_diameter_spin.setValue(50)
     panel.max_diameter_spin.setValue(10)
     panel.track_button.click()
@@ -306,13 +297,13 @@ def settled(panel) -> bool:
 
 
 @pytest.mark.gui
-def test_after_a_delete_the_brush_avoids_a_hand_painted_cell_and_no_false_hand_edit_status(opened, qtbot,
+def test_after_a_delete_the_brush_avoids_a_hand_painted_cell_and_no_false_hand_edit_status(track_all_dock, qtbot,
                                                                                           monkeypatch):
     """Faults: (B1) the brush's free id came from the lineage and the widget only, so after Delete it was the id of a
     cell painted by hand (no lineage row) again: a second painted cell joined it; (B4) the Tracks layer was remade
     by reading the whole stack on the GUI thread; (B3) once a stroke was seen, every
     later run / undo / edit started a whole-stack follow that replaced the status with "Labels edited by hand"."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     track(qtbot, widget, panel)
     layer = widget.labels_layer
     tracking = panel.current().tracking
@@ -343,11 +334,11 @@ def test_after_a_delete_the_brush_avoids_a_hand_painted_cell_and_no_false_hand_e
 
 
 @pytest.mark.gui
-def test_a_cancelled_delete_changes_nothing_and_says_so(opened, qtbot):
+def test_a_cancelled_delete_changes_nothing_and_says_so(track_all_dock, qtbot):
     """Fault (B2): Cancel part-way through Delete / Merge kept the frames relabelled but not the lineage (it was
     updated only after the last frame) and the status said "frames … were tracked". Now a cancelled edit is undone
     whole; the status says nothing changed, or (cancelled after its last frame) names what changed."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     track(qtbot, widget, panel)
     layer = widget.labels_layer
     tracking = panel.current().tracking

@@ -8,15 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture
 from napari_sam2.track_all import WORK_STEP, WORK_TOTAL, thin_work
 from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
 
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 def settled(panel) -> bool:

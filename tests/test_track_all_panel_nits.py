@@ -9,31 +9,22 @@ import threading
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture
 from napari_sam2.track_all import TrackAll
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from widget_helpers import open_widget, track_all_panel, wait_tracking
 
 FRAMES = 4
 LOADING = "Loading the model… Track all starts when it is ready."
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
-
-
-@pytest.fixture
-def opened(make_napari_viewer, tmp_path, monkeypatch, movie):
-    viewer, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
-    return viewer, widget, track_all_panel(widget)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 @pytest.mark.gui
-def test_track_all_pressed_before_the_model_is_loaded_says_so_and_checks_the_options_at_once(opened, qtbot):
+def test_track_all_pressed_before_the_model_is_loaded_says_so_and_checks_the_options_at_once(track_all_dock, qtbot):
     """Fault (E2): pressed with the model not loaded yet, the panel said nothing for the load's seconds, and the
     options were read only once it was: a smallest cell above the largest, fixed meanwhile, tracked silently. Now the
     options are checked at the press (refused then, nothing loads) and the status says the run waits for the model;
     pressed again meanwhile, it still starts once."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     panel.min_diameter_spin.setValue(50)
     panel.max_diameter_spin.setValue(20)
     panel.track_button.click()
@@ -56,12 +47,12 @@ def test_track_all_pressed_before_the_model_is_loaded_says_so_and_checks_the_opt
 
 
 @pytest.mark.gui
-def test_a_model_that_does_not_load_says_track_all_did_not_start(opened, qtbot, monkeypatch):
+def test_a_model_that_does_not_load_says_track_all_did_not_start(track_all_dock, qtbot, monkeypatch):
     """A Track all waiting for a model whose load fails says so (it does not keep "Loading the model…"), and a press
     after that loads and tracks."""
     from napari_sam2 import _model_picker
 
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     real, failing = _model_picker.load_model, [True]
 
     def load(*args, **kwargs):  # the first load fails as an unreadable weights file does
@@ -120,11 +111,11 @@ def test_the_done_line_names_the_image_tracked_when_another_one_is_shown(make_na
 
 
 @pytest.mark.gui
-def test_the_undo_refusal_names_each_edited_frame_once(opened, qtbot, monkeypatch):
+def test_the_undo_refusal_names_each_edited_frame_once(track_all_dock, qtbot, monkeypatch):
     """Fault (E2): "frame 3 was edited after this tracking step (frame 3 was changed by hand or another tool (…))": the
     frame and the edit twice, brackets in brackets. Now one sentence names the frame once, who changed it and what
     reverts that (as the widget's own Undo refusal does)."""
-    viewer, widget, panel = opened
+    viewer, widget, panel = track_all_dock
     monkeypatch.setattr("napari_sam2._track_all_panel.show_warning", lambda message: None)
     panel.track_button.click()
     wait_tracking(qtbot, widget)

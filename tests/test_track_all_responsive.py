@@ -10,15 +10,12 @@ import threading
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture
 from napari_sam2.track_all import WORK_TOTAL, TrackAll, TrackAllOptions
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from widget_helpers import open_widget, track_all_panel, wait_tracking
 
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 @pytest.fixture(scope="module")

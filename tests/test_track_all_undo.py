@@ -10,16 +10,13 @@ import threading
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture
 from sam2_model.synthetic import make_timelapse
 from sam2_model.tracking import Lineage, Track, read_geff
-from widget_helpers import open_widget, small_movie, track_all_panel, wait_tracking
+from widget_helpers import open_widget, track_all_panel, wait_tracking
 
 FRAMES = 6
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 11)
+movie = small_movie_fixture(FRAMES, 11)
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,19 @@ pytestmark = pytest.mark.gui
 
 from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QDockWidget, QPushButton  # noqa: E402
 
+from _helpers import small_movie_fixture  # noqa: E402
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 from widget_helpers import (  # noqa: E402
-    WIDGET, click_cell, open_widget, propagating, small_movie, track_all_panel, wait, wait_tracking,
+    WIDGET, click_cell, open_widget, propagating, track_all_panel, wait, wait_tracking,
 )
 
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 3)
+movie = small_movie_fixture(FRAMES, 3)
 
 
 @pytest.fixture
-def opened(make_napari_viewer, tmp_path, monkeypatch, movie):
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+def opened(cells_dock):
+    viewer, w = cells_dock
     w.window_combo.setCurrentText("off")
     viewer.dims.set_current_step(0, 0)
     return viewer, w

@@ -16,20 +16,17 @@ import pytest
 pytest.importorskip("napari")
 
 import napari_sam2.controller as controller_module  # noqa: E402
+from _helpers import small_movie_fixture  # noqa: E402
 from napari_sam2.controller import SegmentationController  # noqa: E402
 from napari_sam2.labels_writer import RunJournal, watch_writes  # noqa: E402
 from napari_sam2.layout import StackLayout  # noqa: E402
 from napari_sam2.prompts import FramePrompt  # noqa: E402
 from sam2_model import build_model  # noqa: E402
-from widget_helpers import centre, click_and_propagate, click_cells, open_widget, small_movie, wait  # noqa: E402
+from widget_helpers import centre, click_and_propagate, click_cells, open_widget, wait  # noqa: E402
 
 FRAMES = 5
 MAIN = threading.main_thread().ident
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 5)
+movie = small_movie_fixture(FRAMES, 5)
 
 
 class Threads:

@@ -13,20 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers import small_movie_fixture
+
 FRAMES = 4
+movie = small_movie_fixture(FRAMES, 11)
 
 
 def _box(frame: int, rows: tuple, cols: tuple) -> np.ndarray:
     """A rectangle's 4 corners (frame, row, col) as napari's rectangle tool makes them."""
     (r0, r1), (c0, c1) = rows, cols
     return np.array([[frame, r0, c0], [frame, r0, c1], [frame, r1, c1], [frame, r1, c0]], float)
-
-
-@pytest.fixture(scope="module")
-def movie():
-    from widget_helpers import small_movie
-
-    return small_movie(FRAMES, 11)
 
 
 @pytest.mark.gui

@@ -14,19 +14,16 @@ pytestmark = pytest.mark.gui
 
 from sam2_model.synthetic import make_timelapse  # noqa: E402
 
-from widget_helpers import centre, click_and_propagate, click_cells, open_widget, small_movie, wait  # noqa: E402
+from _helpers import small_movie_fixture  # noqa: E402
+from widget_helpers import centre, click_and_propagate, click_cells, open_widget, wait  # noqa: E402
 
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def movie():
-    return small_movie(FRAMES, 5)
+movie = small_movie_fixture(FRAMES, 5)
 
 
 @pytest.fixture
-def cells(make_napari_viewer, tmp_path, monkeypatch, movie):
-    viewer, w = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("cells", movie.image))
+def cells(cells_dock):
+    viewer, w = cells_dock
     viewer.dims.set_current_step(0, 0)
     return viewer, w
 
