@@ -32,7 +32,6 @@ DEFAULT_CELL_DIAMETER = (8.0, 40.0)  # px: --cell-diameter's default (the detect
 # The model's own values, repeated so that parsing needs no torch (tests/test_cli_startup.py checks they agree):
 SEEDINGS = ("blobs", "grid", "grid+blobs")  # sam2_model.tracking.SEEDINGS
 MIN_CONTRAST = 0.7  # sam2_model.tracking.MIN_CONTRAST
-MIN_BLOB_DIAMETER = 2.0  # px: the smallest cell_diameter minimum the blob search takes (sam2_model.seeding)
 WEIGHTS_DEFAULT = "download"  # sam2_model.build.Weights.DOWNLOAD.value: --checkpoint's default
 EVALUATE_ORDER = ("Valid", "SEG", "DET", "TRA", "LNK", "CT", "TF", "CCA", "BC(3)", "division_recall", "gt_divisions")
 
@@ -114,11 +113,26 @@ def check_detection_options(args: argparse.Namespace) -> None:
                          f">= 0 (0: off); got {contrast:g}")
 
 
+def __getattr__(name: str) -> Any:
+    """``MIN_BLOB_DIAMETER``: :data:`sam2_model.seeding.MIN_BLOB_DIAMETER`, read when asked for (importing
+    ``sam2_model.seeding`` loads NumPy and SciPy, which parsing the command line does not need)."""
+    if name == "MIN_BLOB_DIAMETER":
+        from sam2_model.seeding import MIN_BLOB_DIAMETER
+
+        return MIN_BLOB_DIAMETER
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def check_blob_minimum(low: float, high: float, seeding: str) -> None:
-    """The blob search's own rule for ``--cell-diameter MIN MAX``, MIN >= :data:`MIN_BLOB_DIAMETER`, in the command's
-    words (``track --auto``, and ``batch --auto`` through :func:`.batch_inputs.check_cell_diameter_option`): a
-    ValueError where ``seeding`` ("blobs", "grid", "grid+blobs") uses the blob search and MIN is smaller."""
-    if "blobs" in seeding and low < MIN_BLOB_DIAMETER:
+    """The blob search's own rule for ``--cell-diameter MIN MAX``, MIN >=
+    :data:`sam2_model.seeding.MIN_BLOB_DIAMETER`, in the command's words (``track --auto``, and ``batch --auto`` through
+    :func:`.batch_inputs.check_cell_diameter_option`): a ValueError where ``seeding`` ("blobs", "grid", "grid+blobs")
+    uses the blob search and MIN is smaller."""
+    if "blobs" not in seeding:
+        return
+    from sam2_model.seeding import MIN_BLOB_DIAMETER
+
+    if low < MIN_BLOB_DIAMETER:
         raise ValueError(f"--cell-diameter MIN MAX: --seeding {seeding} looks for blobs of at least "
                          f"{MIN_BLOB_DIAMETER:g} px across, {MIN_BLOB_DIAMETER:g} <= MIN <= MAX; got {low:g} {high:g} "
                          "(--seeding grid takes smaller cells)")
@@ -217,8 +231,6 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     from 0."""
     from tqdm import tqdm
 
-    from sam2_model.tracking import track_cells
-
     from .api import auto_divisions
     from .console_tracking import note_in_movie
     from .track_export import AutoOutputs, write_auto_outputs
@@ -250,20 +262,24 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
             shown[0] = now
             bar.set_postfix_str(f"frame {first_frame + step.frame}: {step.stage} {step.done}/{step.total}")
 
+    options = dict(start_frame=args.start_frame, reverse=backward, seeding=args.seeding,
+                   cell_diameter=tuple(args.cell_diameter or DEFAULT_CELL_DIAMETER),
+                   redetect_every=args.redetect_every, divisions=divisions, min_contrast=args.min_contrast,
+                   invert=bool(getattr(stack, "invert", False)))
+    outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc), geff=_path(args.geff))
     try:
-        result = track_cells(model, stack, start_frame=args.start_frame,
-                             reverse=backward, seeding=args.seeding,
-                             cell_diameter=tuple(args.cell_diameter or DEFAULT_CELL_DIAMETER),
-                             redetect_every=args.redetect_every,
-                             divisions=divisions, min_contrast=args.min_contrast,
-                             invert=bool(getattr(stack, "invert", False)), progress=progress, on_work=working)
-        bar.close()
-        outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc),
-                              geff=_path(args.geff))
-        _, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
-                                        calibration=calibration, labels_axes=labels_axes)
+        try:
+            result = track_keeping_frames(model, stack, progress=progress, on_work=working, **options)
+        finally:
+            bar.close()
+        labels, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
+                                             calibration=calibration, labels_axes=labels_axes)
+    except KeyboardInterrupt as stop:
+        partial = getattr(stop, "result", None)
+        if partial is None or not partial.frames_tracked:
+            raise  # nothing finished: the command's "interrupted; nothing was written"
+        return _write_interrupted(partial, len(stack), backward, outputs, calibration, labels_axes, first_frame)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
-        bar.close()
         print(f"napari-sam2: {error}", file=sys.stderr)
         return 2
     divided = len(lineage.divisions())
@@ -271,9 +287,101 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     of = f" ({first_frame + done[0]}-{first_frame + done[-1]}, written numbered from 0)" if first_frame and done else ""
     print(f"tracked {len(lineage)} track{'s' * (len(lineage) != 1)} ({divided} division{'s' * (divided != 1)}) over "
           f"{len(result.frames_tracked)} frames{of}")
+    print_written(outputs, labels, lineage)
     if result.note:  # e.g. no cell found on any frame: the outputs are empty, and this says why (the stack's frames)
         print(f"napari-sam2: {note_in_movie(result.note, first_frame)}", file=sys.stderr)
     return 0
+
+
+def track_keeping_frames(model: Any, stack: Any, progress: Any = None, on_work: Any = None,
+                         **options: Any) -> Any:
+    """:func:`sam2_model.tracking.track_cells` for the command line: the same frames and lineage, and on Ctrl-C
+    (KeyboardInterrupt, from the model's work or from ``progress`` / ``on_work``) the error raised again with the
+    frames finished as its ``result`` (a :class:`~sam2_model.tracking.TrackingResult`: labels (T, H, W) uint32 of the
+    frames done, the frame in progress left out whole (0); the lineage as it was after the last frame done, its tracks
+    still followed ending "active"; ``frames_tracked`` in the order tracked), as ``napari_sam2.track_cells`` does.
+    ``options``: track_cells' keywords (start_frame, reverse, seeding, cell_diameter, ...)."""
+    import numpy as np
+
+    from sam2_model.tracking import CellTracker, Lineage, TrackingResult, finish_divisions
+    from sam2_model.tracking.tracker import WorkStep, check_tracking_options
+
+    tracker_keywords = ("start_frame", "reverse", "seeding", "cell_diameter", "redetect_every", "divisions")
+    amg_options = {k: v for k, v in options.items() if k not in tracker_keywords}
+    check_tracking_options(model, stack, amg_options)
+    tracker = CellTracker(model, stack, **options)
+    height, width = tracker.session.frame_shape
+    labels = np.zeros((tracker.num_frames, height, width), dtype=np.uint32)
+    order = tracker.order
+    done: List[int] = []
+    kept = Lineage(tracker.lineage.rows())  # the lineage after the last frame done (rows are frozen)
+    steps = tracker.run(work=True)
+    try:
+        for step in steps:
+            if isinstance(step, WorkStep):
+                if on_work is not None:
+                    on_work(step)
+                continue
+            t, frame_labels, _ = step
+            labels[t] = frame_labels
+            done.append(t)
+            kept = Lineage(tracker.lineage.rows())
+            if progress is not None:
+                progress(len(done), len(order))
+    except KeyboardInterrupt as stop:
+        steps.close()  # the session is closed
+        if len(done) < len(order):  # (after the last frame, nothing is kept: the division steps below did not run)
+            stop.result = TrackingResult(labels=labels, lineage=kept, frames_tracked=done,  # type: ignore[attr-defined]
+                                         note=f"interrupted after {len(done)} of {len(order)} frames")
+        raise
+    finish_divisions(tracker, labels, stack)
+    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
+
+
+def _write_interrupted(partial: Any, num_frames: int, backward: bool, outputs: Any, calibration: Any,
+                       labels_axes: Optional[str], first_frame: int) -> int:
+    """Write ``partial`` (:func:`track_keeping_frames`' result of the frames finished before Ctrl-C) as the result of
+    a shorter movie, all or nothing, and say so loudly; returns the exit status, 130. Forward: frames 0..k, k the last
+    one finished (the frames after it are in no output). Backward (from frame s down to j): frames 0..T-1 as a whole
+    run writes them, those before j empty. A second Ctrl-C while they are written leaves nothing (the command then
+    says "interrupted; nothing was written")."""
+    from .track_export import write_auto_outputs
+
+    done = sorted(partial.frames_tracked)
+    first, last = done[0], done[-1]
+    end = num_frames if backward else last + 1
+    stack = f" (the stack's {first_frame + first}-{first_frame + last})" if first_frame else ""
+    stopped = first - 1 if backward else last + 1  # the frame in progress, left out whole
+    print(f"napari-sam2: interrupted (Ctrl-C) during frame {stopped} of 0-{num_frames - 1}: writing the frames "
+          f"finished, {first}-{last}{stack}, as a shorter movie (Ctrl-C again: nothing is written)", file=sys.stderr,
+          flush=True)
+    labels, lineage = write_auto_outputs(partial.labels[:end], partial.lineage, outputs, write_all=write_outputs,
+                                         calibration=calibration, labels_axes=labels_axes)
+    print_written(outputs, labels, lineage)
+    empty = f", frames 0-{first - 1} empty" if backward and first > 0 else ""
+    print(f"napari-sam2: stopped at frame {stopped} of {num_frames}: wrote frames 0-{end - 1}{empty} (the tracks "
+          f"followed at frame {first if backward else last} end there, as at the end of a shorter movie)",
+          file=sys.stderr)
+    return 130
+
+
+def print_written(outputs: Any, labels: Any, lineage: Any) -> None:
+    """One line per output written, in the words of the prompted ``track``: ``wrote PATH (what it holds)``.
+    outputs: the :class:`~napari_sam2.track_export.AutoOutputs`; labels, lineage: what was written (T, H, W)."""
+    tracks = f"{len(lineage)} track{'s' * (len(lineage) != 1)}"
+    frames = len(labels)
+    if outputs.labels is not None:
+        print(f"wrote {outputs.labels} ({tuple(np_shape(labels))} labels, {tracks})")
+    if outputs.tracks is not None:
+        print(f"wrote {outputs.tracks} (tracks table, {tracks})")
+    if outputs.ctc is not None:
+        print(f"wrote {outputs.ctc} (Cell Tracking Challenge result: {frames} mask files and res_track.txt, {tracks})")
+    if outputs.geff is not None:
+        print(f"wrote {outputs.geff} (GEFF lineage graph, {tracks})")
+
+
+def np_shape(labels: Any) -> Tuple[int, ...]:
+    return tuple(int(n) for n in getattr(labels, "shape", ()))
 
 
 def _path(value: Any) -> Optional[Path]:

@@ -274,9 +274,10 @@ def check_cell_diameter_option(tracking_options: Mapping[str, Any], names: str =
         raise ValueError(f"names must be 'api' or 'cli', got {names!r}")
     if "cell_diameter" not in tracking_options:
         return
+    from sam2_model.seeding import MIN_BLOB_DIAMETER
     from sam2_model.tracking.detection import check_cell_diameter
 
-    from ._cli_auto import MIN_BLOB_DIAMETER, check_blob_minimum
+    from ._cli_auto import check_blob_minimum
 
     given = tracking_options["cell_diameter"]
     low, high = check_cell_diameter(given)

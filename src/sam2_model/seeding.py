@@ -26,7 +26,8 @@ from scipy import ndimage
 from .prompt_validation import channels_last_problem
 from .work_steps import drain
 
-__all__ = ["blob_points", "blob_points_steps", "DEFAULT_THRESHOLD", "DEFAULT_CELL_DIAMETER", "diameter_fit_problem"]
+__all__ = ["blob_points", "blob_points_steps", "DEFAULT_THRESHOLD", "DEFAULT_CELL_DIAMETER", "MIN_BLOB_DIAMETER",
+           "diameter_fit_problem"]
 
 DEFAULT_THRESHOLD = 0.02  # scale-normalised LoG response on the [0, 1] frame; dim nuclei give ~0.03
 PERCENTILES = (1.0, 99.8)
@@ -41,6 +42,9 @@ CHECKED_SKIMAGE = ((0, 26),)
 NAMES = "--cell-diameter MIN MAX; cell_diameter=(min, max)"
 #: the diameter range (min, max) px looked for where none is given (blob_points, the detector, the tracker)
 DEFAULT_CELL_DIAMETER = (8.0, 40.0)
+#: the smallest minimum diameter (px) the blob search takes: its finest LoG scale, sigma = 2 / (2 sqrt 2) ~ 0.7 px,
+#: is already about a pixel; the one home of this rule (the detector, the division checks and the commands' words)
+MIN_BLOB_DIAMETER = 2.0
 
 
 def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
@@ -51,8 +55,9 @@ def _check_diameters(cell_diameter: Any) -> Tuple[float, float]:
     if values is None or values.shape not in ((1,), (2,)) or not np.isfinite(values).all():
         raise ValueError(f"cell_diameter must be a number or a (min, max) pair of pixels, got {cell_diameter!r}")
     low, high = (values[0], values[0]) if values.shape == (1,) else (values[0], values[1])
-    if not 2 <= low <= high:
-        raise ValueError(f"cell_diameter must satisfy 2 <= min <= max (pixels), got {cell_diameter!r}")
+    if not MIN_BLOB_DIAMETER <= low <= high:
+        raise ValueError(f"cell_diameter must satisfy {MIN_BLOB_DIAMETER:g} <= min <= max (pixels), got "
+                         f"{cell_diameter!r}")
     return float(low), float(high)
 
 

@@ -62,9 +62,6 @@ NECK_PIECE_FRACTION = 0.3  # each watershed piece of the masklet >= this fractio
 MIN_GROWTH = 1.1  # masklet area / its smallest recent area before the neck rule is tried
 MIN_DAUGHTER_FRAMES = 3  # a daughter that vanishes sooner than this after its birth undoes the division
 VANISHED = ("lost", "left the field")  # track ends that count as vanishing (not "end of stack")
-# the smallest minimum diameter (px) the blob search takes (sam2_model.seeding.blob_points refuses a smaller one);
-# grid seeding takes any minimum above 0, and backdate_divisions then judges its divisions by their necks alone
-BLOB_MIN_DIAMETER = 2.0
 DAUGHTER_BALANCE = 0.35  # the smaller daughter >= this share of the two together (module docstring)
 
 Pieces = Tuple[np.ndarray, np.ndarray]
@@ -352,16 +349,17 @@ def backdate_divisions(labels: np.ndarray, lineage, read_frame: Callable[[int], 
     Each frame's blob points are found once per call (two divisions on one frame, or one stepping back over frames
     another already read, reuse them).
     """
-    from ..seeding import blob_points, diameter_fit_problem
+    from ..seeding import MIN_BLOB_DIAMETER, blob_points, diameter_fit_problem
 
     frame_points: Dict[int, np.ndarray] = {}
 
     def points_of(f: int) -> np.ndarray:
         """(N, 2) int (x, y) blob points of frame ``f``, computed on first use; none where the blob search cannot look
-        for the range: no cell of it fits in the frame, or its minimum is under :data:`BLOB_MIN_DIAMETER` (grid
+        for the range: no cell of it fits in the frame, or its minimum is under
+        :data:`~sam2_model.seeding.MIN_BLOB_DIAMETER` (grid
         seeding runs with any range: its divisions are then judged by their necks alone)."""
         if f not in frame_points:
-            frame = None if float(cell_diameter[0]) < BLOB_MIN_DIAMETER else read_frame(f)
+            frame = None if float(cell_diameter[0]) < MIN_BLOB_DIAMETER else read_frame(f)
             if frame is None or diameter_fit_problem(*cell_diameter, np.shape(frame)[:2]) is not None:
                 frame_points[f] = np.zeros((0, 2), int)
             else:
