@@ -556,9 +556,19 @@ class RunMixin:
                 raise
 
     def busy_words(self) -> str:
-        """"Busy: wait for …" for a refused action: the run in progress (or cancel it), or the edit (no Cancel)."""
+        """"Busy: wait for …" for a refused action: the run in progress (or cancel it), the edit (no Cancel), or the
+        read of a file's axes or calibration (an OME-TIFF of many pages: nothing to cancel, it ends by itself)."""
         if self._edit_run is not None:
             return "Busy: wait for the edit in progress (it cannot be cancelled)"
+        if self.worker is None and self.picker.worker is None:
+            names = [self.states[key].image.name for key in self._axes_reads if key in self.states]
+            if self._axes_reads:
+                of = f" of '{names[0]}'" if len(names) == 1 else ""
+                return f"Busy: wait for reading the file's axes{of} (its OME-TIFF; a few seconds)"
+            panel = getattr(self, "track_all", None)
+            reading = None if panel is None else panel.calibration_reading()
+            if reading:
+                return f"Busy: wait for reading the file's calibration ({reading}; a few seconds)"
         return "Busy: wait for the run in progress (or cancel it)"
 
     def _kept(self, frames: List[int]) -> str:
@@ -831,19 +841,23 @@ class RunMixin:
                            frames_through_z=through_z, origin=origin,
                            other_steps=layer_other_steps(image.scale, units, layout, through_z))
 
-    def source_file_calibration(self, image: Any, layout: StackLayout, tell: bool = True) -> Any:
+    def source_file_calibration(self, image: Any, layout: StackLayout, tell: bool = True, wait: bool = True) -> Any:
         """The calibration ``image``'s source file records (:func:`.file_calibration.source_calibration`) for the
         image read under ``layout`` where the layer itself is uncalibrated (every scale 1, every unit napari's "pixel"
         or none); None otherwise. tell: the first time a file's calibration is found, a notification says what was
         read from where (the exports' :meth:`calibration`; False: nothing is said, as when the Track all panel asks
-        whether the frames are z slices)."""
-        from .file_calibration import source_calibration
+        whether the frames are z slices). wait False: an OME-TIFF not read yet (seconds for many thousands of pages:
+        :func:`.file_calibration.header_takes_long`) is not read here; :data:`.file_calibration.READING` is returned
+        (the Track all panel reads it in a worker)."""
+        from .file_calibration import READING, header_takes_long, source_calibration
 
         path = getattr(getattr(image, "source", None), "path", None)
         units = getattr(image, "units", None)
         if path is None or not np.allclose(np.asarray(image.scale, float), 1.0) or \
                 (units is not None and any(str(u) != "pixel" for u in units)):
             return None
+        if not wait and header_takes_long(path):
+            return READING
         data = image.data[0] if getattr(image, "multiscale", False) else image.data
         found = source_calibration(path, tuple(np.shape(data)), layout)
         if tell and found is not None and str(path) not in self._calibrations_told:

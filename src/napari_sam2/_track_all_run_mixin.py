@@ -13,10 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QScrollArea
 
 from ._image_state import is_depth_axis, same_layer
+from .file_calibration import READING, tiff_header
 from ._runs import qt_deleted
 from ._session_actions import let_go
 from ._track_ids import frames_text
@@ -31,6 +33,8 @@ DIVISIONS_TIP = ("Follow cell divisions: a dividing cell's track ends and its tw
                  "it.")
 #: the Divisions checkbox on an image whose frames are z slices ({why}: what says so)
 DIVISIONS_Z_TEXT = "Divisions (off: the frames are z slices; tick to look for them anyway)"
+#: the Divisions checkbox while the image's file is read to learn whether its frames are z slices (an OME-TIFF)
+DIVISIONS_READING_TEXT = "Divisions (reading the file's calibration…)"
 DIVISIONS_Z_TIP = ("The frames are a volume's z slices ({why}), and cells do not divide along z: a nucleus whose mask "
                    "narrows to two touching slices would be split, so divisions are off for this image unless you tick "
                    "the box (your setting for time-lapses is kept). ")
@@ -40,6 +44,10 @@ RUN_BUTTONS = ("segment_button", "forward_button", "backward_button", "both_butt
 
 class TrackRunMixin:
     """Guards of a tracking run's life: its start frame, its progress in view, its worker's slots, stopping it."""
+
+    #: the worker reading the calibration of an image's OME-TIFF (:meth:`refresh_divisions`) and that file's path
+    _calibration_read: Optional[Any] = None
+    _calibration_path: Optional[str] = None
 
     def slot(self, callback: Callable[..., None], ends_run: bool = False) -> Callable[..., None]:
         """``callback`` for a worker's signal (``ends_run``: its finished signal, given the worker), as
@@ -93,10 +101,15 @@ class TrackRunMixin:
         """The Divisions checkbox for the current image: where its frame axis (the axis propagated) is a volume's z
         (:meth:`frames_z_words`) it is unticked, once per image shown, and says why (text and tooltip), the saved
         setting for time-lapses left as it was; a tick the person gives it then holds for that image. Elsewhere it
-        shows the time-lapse setting again (off on one image, saying why). Called when the image or its axes change, and when a run reads the
-        options."""
+        shows the time-lapse setting again (off on one image, saying why). Called when the image or its axes change,
+        and when a run reads the options. An OME-TIFF whose calibration is not read yet (seconds for many thousands
+        of pages) is read in a worker (:meth:`calibration_reading`): meanwhile the checkbox says so, Track all is
+        refused (:meth:`_refuse_if_busy`), and this is called again once it is read."""
         check = self.divisions_check
-        why = self.frames_z_words()
+        why = self.frames_z_words(wait=False)
+        if why is READING:
+            check.setText(DIVISIONS_READING_TEXT)
+            return
         if why is None:
             if self._z_image is not None:  # back on time points: the time-lapse setting
                 self._z_image = None
@@ -112,11 +125,12 @@ class TrackRunMixin:
         check.setText(DIVISIONS_Z_TEXT)
         check.setToolTip(DIVISIONS_Z_TIP.format(why=why) + DIVISIONS_TIP)
 
-    def frames_z_words(self) -> Optional[str]:
+    def frames_z_words(self, wait: bool = True) -> Any:
         """What says the current image's frames (along the axis the axes panel propagates) are a volume's z slices, in
         words ("its frame axis is in micrometer", "its frame axis is named z", "the axes of cells.tif say so"); None
         where nothing does (time points), for a single 2-D image, or an axis choice that cannot work (the run says
-        why)."""
+        why). wait False: where the image's OME-TIFF is not read yet, its read starts in a worker
+        (:meth:`calibration_reading`) and :data:`.file_calibration.READING` is returned."""
         image = self.widget.image_layer
         if image is None:
             return None
@@ -130,10 +144,40 @@ class TrackRunMixin:
         if is_depth_axis(image, frame):
             unit = str(image.units[frame]) if getattr(image, "units", None) is not None else "pixel"
             return f"its frame axis is in {unit}" if unit != "pixel" else "its frame axis is named z"
-        found = self.widget.source_file_calibration(image, layout, tell=False)
+        found = self.widget.source_file_calibration(image, layout, tell=False, wait=wait)
+        if found is READING:
+            self._read_calibration_later(str(image.source.path))
+            return READING
         if found is not None and found.frames_through_z:
             return f"the axes of {Path(str(image.source.path)).name} say so"
         return None
+
+    def calibration_reading(self) -> Optional[str]:
+        """The name of the file whose calibration is read in a worker (:meth:`refresh_divisions`); None where none
+        is."""
+        return None if self._calibration_read is None else Path(str(self._calibration_path)).name
+
+    def _read_calibration_later(self, path: str) -> None:
+        """Read the header of the OME-TIFF at ``path`` (:func:`.file_calibration.tiff_header`: kept for the calls on
+        the GUI thread that follow) in a worker, then refresh the Divisions checkbox. One read at a time: a read of
+        the same file in progress is waited for; one of another file goes on (its header is kept) while this one is
+        read next."""
+        if self._calibration_read is not None and self._calibration_path == path:
+            return
+        worker = thread_worker(lambda: _read_quietly(path))()
+        self._calibration_read, self._calibration_path = worker, path
+        worker.finished.connect(self.slot(lambda w=worker: self._on_calibration_read(w)))
+        worker.start()
+
+    def _on_calibration_read(self, worker: Any) -> None:
+        """The read started by :meth:`_read_calibration_later` ended: the Divisions checkbox follows the current
+        image (its file's header now kept; a read of another file starts where the image shown changed)."""
+        if self._calibration_read is not worker:
+            return
+        self._calibration_read = self._calibration_path = None
+        self.refresh_divisions()
+        if self.status.text().startswith(BUSY) and self.worker is None and not self.widget.busy():
+            self.status.setText("")
 
     def _show_progress(self) -> None:
         """Scroll the dock (the QScrollArea napari puts a tall widget in) so that the status line, the progress bar
@@ -196,8 +240,12 @@ class TrackRunMixin:
                       "'Track all cells' reverts the run).")
 
     def _refuse_if_busy(self) -> bool:
-        if self.worker is not None or self.widget.busy():
-            self.status.setText(f"{BUSY} wait for the run in progress (or cancel it).")
+        """Whether an action is refused (the status says what it waits for): a run in progress, the widget busy, or
+        the image's file read for its calibration (a run would start without knowing whether its frames are z)."""
+        if self.worker is not None or self.widget.busy() or self._calibration_read is not None:
+            words = "Busy: wait for the run in progress (or cancel it)" if self.worker is not None else \
+                self.widget.busy_words()
+            self.status.setText(f"{BUSY}{words[len(BUSY):]}.")
             return True
         return False
 
@@ -216,6 +264,15 @@ class TrackRunMixin:
             cancel.setEnabled(busy)
         if not busy:  # its buttons as its state says (none on a single 2-D image); clicks made meanwhile segmented
             self.widget.after_other_run()
+
+
+def _read_quietly(path: str) -> None:
+    """:func:`.file_calibration.tiff_header` of ``path`` for a worker: a file that cannot be read stays uncalibrated
+    (the call on the GUI thread that follows says nothing either: :func:`.file_calibration.source_calibration`)."""
+    try:
+        tiff_header(path)
+    except Exception:  # unreadable: uncalibrated
+        pass
 
 
 def _set_quietly(check: Any, on: bool) -> None:

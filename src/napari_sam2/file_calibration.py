@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
@@ -67,6 +69,17 @@ def read_calibration(path: Any, frame_axis: Optional[int], spatial_axes: Sequenc
                        origin=(0.0, 0.0, 0.0) if found.origin is None else found.origin, other_steps=others)
 
 
+class _Reading:
+    """The type of :data:`READING`."""
+
+    def __repr__(self) -> str:
+        return "READING"
+
+
+#: what a caller that does not wait is given for a file whose calibration is still to be read (a slow OME-TIFF)
+READING: Any = _Reading()
+
+
 def _good_step(step: Optional[float], unit: Optional[str]) -> bool:
     """Whether ``step`` is a positive finite number with a known ``unit`` (else the axis stays in frames)."""
     return isinstance(step, float) and math.isfinite(step) and step > 0 and unit is not None
@@ -87,17 +100,115 @@ class Sizes(NamedTuple):
 def _tiff_sizes(path: Path, frames_through_z: bool) -> Optional[Sizes]:
     """The sizes an OME-TIFF's or an ImageJ TIFF's metadata records (no origin: napari's TIFF reader places every
     TIFF at 0); the other axis's step (T where the frames are z, Z where they are time) only where the TIFF's first
-    series has that axis."""
+    series has that axis. From :func:`tiff_header` (the file read once)."""
+    header = tiff_header(path)
+    return None if header is None else header.sizes[bool(frames_through_z)]
+
+
+class TiffHeader(NamedTuple):
+    """What :func:`tiff_header` reads of a TIFF file, once."""
+
+    shape: Optional[Tuple[int, ...]]  #: the first series' shape (None: a plain TIFF, whose series is a guess)
+    letters: Optional[str]  #: its axis letters, upper case (None: a plain TIFF)
+    sizes: Tuple[Optional[Sizes], Optional[Sizes]]  #: what its metadata records, frames as time, frames as z
+
+
+#: the last files' headers (:func:`tiff_header`), keyed by name, size in bytes and modification time (ns)
+_HEADERS: "OrderedDict[Tuple[str, int, int], Optional[TiffHeader]]" = OrderedDict()
+_HEADERS_KEPT = 16
+_HEADERS_LOCK = threading.Lock()
+_READING: Dict[Tuple[str, int, int], threading.Event] = {}  # the reads in progress (another thread waits for them)
+
+
+def _header_key(path: Any) -> Optional[Tuple[str, int, int]]:
+    """(name, size, modified ns) of the TIFF file ``path``; None where it is not a .tif / .tiff file."""
+    try:
+        path = Path(path)
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            return None
+        stat = path.stat()
+    except (OSError, TypeError, ValueError):
+        return None
+    return (str(path), stat.st_size, stat.st_mtime_ns) if path.is_file() else None
+
+
+def tiff_header(path: Any) -> Optional[TiffHeader]:
+    """The first series' shape and axis letters and the calibration metadata of the TIFF file at ``path``, read once
+    per file (its name, size and modification time; the last :data:`_HEADERS_KEPT` files kept): tifffile finds every
+    page of an OME-TIFF to make its series (seconds for many thousands of pages). Thread-safe: a second caller waits
+    for a read in progress instead of reading again. None for what is not a TIFF file; raises what tifffile raises
+    for a file it cannot read (not kept: the next call tries again)."""
+    key = _header_key(path)
+    if key is None:
+        return None
+    while True:
+        with _HEADERS_LOCK:
+            if key in _HEADERS:
+                _HEADERS.move_to_end(key)
+                return _HEADERS[key]
+            reading = _READING.get(key)
+            if reading is None:
+                reading = _READING[key] = threading.Event()
+                break
+        reading.wait()  # another thread reads it: its header is kept (or it failed: read here)
+    try:
+        header = _read_tiff_header(Path(key[0]))
+        with _HEADERS_LOCK:
+            _HEADERS[key] = header
+            while len(_HEADERS) > _HEADERS_KEPT:
+                _HEADERS.popitem(last=False)
+        return header
+    finally:
+        with _HEADERS_LOCK:
+            _READING.pop(key, None)
+        reading.set()
+
+
+def header_takes_long(path: Any) -> bool:
+    """Whether :func:`tiff_header` of ``path`` could keep the calling thread long: an OME-TIFF not read yet (its
+    series takes seconds for many thousands of pages). Telling reads the TIFF's header and first page only; an ImageJ
+    or plain TIFF, a file read already, or anything else (it reads nothing) is quick."""
+    key = _header_key(path)
+    if key is None:
+        return False
+    with _HEADERS_LOCK:
+        if key in _HEADERS:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(key[0]) as tif:
+            return bool(tif.is_ome)
+    except Exception:  # unreadable: said at once (the reader that opened it says what is wrong)
+        return False
+
+
+def _read_tiff_header(path: Path) -> TiffHeader:
+    """:func:`tiff_header` of ``path``, read now: the series only of an OME or ImageJ TIFF (a plain TIFF's pages are
+    not scanned: its letters are tifffile's guess), the sizes from its metadata (None where they cannot be read)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        letters = tif.series[0].axes.upper() if tif.series else ""
+        named = bool(tif.is_ome or tif.is_imagej)
+        series = tif.series[0] if named and tif.series else None
+        shape = None if series is None else tuple(int(n) for n in series.shape)
+        letters = None if series is None else series.axes.upper()
+        sizes = tuple(_metadata_sizes(tif, letters or "", through_z) for through_z in (False, True))
+    return TiffHeader(shape, letters, sizes)  # type: ignore[arg-type]
+
+
+def _metadata_sizes(tif: Any, letters: str, frames_through_z: bool) -> Optional[Sizes]:
+    """The sizes an open TIFF's metadata records (OME-XML, ImageJ or baseline tags), its other axes' steps kept only
+    for the ``letters`` of its first series; None where it records none or cannot be read."""
+    try:
         if tif.is_ome and tif.ome_metadata:
             found = _ome_xml_sizes(tif.ome_metadata, frames_through_z)
         elif not tif.is_imagej:
             found = _baseline_sizes(tif, frames_through_z)
         else:
             found = _imagej_sizes(tif, frames_through_z)
+    except Exception:  # unreadable metadata: uncalibrated
+        return None
     if found is None:
         return None
     return found._replace(others=tuple(other for other in found.others if other[0] in letters))
@@ -280,8 +391,9 @@ def source_calibration(path: Any, shape: Sequence[int], layout: Any) -> Optional
     along another axis (ImageJ's C or I, tifffile's Q) the frames stay in frames (the file's pixel size is kept), as
     does a layout without frames (a single 2-D image).
 
-    Remembered per file (its path, size and modification time), shape and axes: the widget asks on napari's GUI
-    thread at every change of image or axes, and a large OME-TIFF's header takes a while to parse."""
+    Remembered per file (its path, size and modification time), shape and axes: the widget asks at every change of
+    image or axes. A TIFF is read once for its letters and sizes (:func:`tiff_header`); a large OME-TIFF's series
+    takes seconds to find, so the Track all panel reads it in a worker first (:func:`header_takes_long`)."""
     path = Path(path)
     try:
         stat = path.stat()
@@ -316,16 +428,12 @@ def _source_calibration(name: str, size: int, modified: int, shape: Tuple[int, .
 
 
 def _stored_letters(path: Path, shape: Sequence[int]) -> Optional[str]:
-    """The axis letters of the stack stored at ``path`` where it has ``shape`` (a TIFF's first series, tifffile's
-    letters) or ``len(shape)`` named axes (an OME-Zarr folder); None otherwise."""
-    import tifffile
-
+    """The axis letters of the stack stored at ``path`` where it has ``shape`` (an OME or ImageJ TIFF's first series,
+    tifffile's letters, from :func:`tiff_header`) or ``len(shape)`` named axes (an OME-Zarr folder); None otherwise."""
     shape = tuple(int(n) for n in shape)
     if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
-        with tifffile.TiffFile(path) as tif:  # a plain TIFF records no size: its pages are not scanned for series
-            if not (tif.is_ome or tif.is_imagej) or not tif.series or tuple(tif.series[0].shape) != shape:
-                return None
-            return tif.series[0].axes.upper()
+        header = tiff_header(path)  # a plain TIFF records no size: its pages are not scanned for series
+        return None if header is None or header.shape != shape else header.letters
     letters = zarr_axis_letters(path) if path.is_dir() else None
     return letters if letters is not None and len(letters) == len(shape) else None
 
