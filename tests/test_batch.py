@@ -432,7 +432,7 @@ def test_usage_errors_exit_2(data, tmp_path, capsys):
     with pytest.raises(ValueError, match="scheduler must be an address"):
         batch(data, tmp_path / "o", scheduler="localhost")
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--smooth", "-1"]) == 2
-    assert "--smooth must be a number of pixels >= 0" in capsys.readouterr().err
+    assert '--smooth must be "auto", "off" or a number of pixels >= 0, got' in capsys.readouterr().err
     assert _cli(["batch", str(data), "--out", str(tmp_path / "o"), "--contrast-limits", "5", "5"]) == 2
     assert "--contrast-limits must be (low, high) finite numbers with low < high" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fixed must map axis numbers"):

@@ -82,8 +82,12 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="prompts only: segment and track each object in a square window of N frame px around it; "
                             "auto (default): per stack, only where the objects of its first prompted frame are small "
                             "against it; off: every object on the whole frame (e.g. membrane-stained cells)")
-    model.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
-                       help="blur every frame by a Gaussian of SIGMA pixels before the model sees it (default 0: off)")
+    model.add_argument("--smooth", default="auto", metavar="SIGMA|auto|off",
+                       help="blur every frame by a Gaussian of SIGMA pixels before the model sees it; off (or 0): no "
+                            "blur; auto (default): per stack, as napari-sam2 track chooses it, from its first "
+                            "prompted frame's grain at the clicked objects, for the demo model's shipped weights only "
+                            "(grainy, dim cells: a fraction of their width; clean frames and other weights: none), "
+                            "said in the stack's note; with --auto, auto is off")
     model.add_argument("--invert", action="store_true",
                        help="dark objects on a bright background (brightfield, phase contrast, stained histology): "
                             "the model sees the grey values inverted, and --auto detects the dark cells")

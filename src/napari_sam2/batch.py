@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from sam2_model.atomic_files import atomic_file
-from sam2_model.frames import check_contrast_limits, check_invert, check_smooth
+from sam2_model.auto_smooth import DEFAULT_SMOOTH, SmoothArg, check_smooth_option
+from sam2_model.frames import check_contrast_limits, check_invert
 
 from .api import COMPOSITES, DIRECTIONS, FrameRangeArg
 from .batch_console import Console, report_start
@@ -36,7 +37,8 @@ from .batch_inputs import (AmbiguousPrompts, check_cell_diameter_option, check_d
 from .batch_outputs import (ZARR_ABOVE_BYTES, RunPlan, as_recorded, clean_partials, file_fingerprint, out_lock,
                             plan_run, prepare_out, prompts_fingerprint, remove_if_empty, remove_partial_root,
                             reusable_result)
-from .batch_worker import AxisOptions, ModelSpec, StackTask, process_stack, range_text, tracking_settings
+from .batch_worker import (AxisOptions, ModelSpec, StackTask, measured_smooth, process_stack, range_text,
+                           tracking_settings)
 from .directions import DIRECTION_WORDS, auto_direction, check_one_way
 from .image_size import AUTO, ImageSizeArg, ObjectWindowArg, check_image_size, check_object_window
 
@@ -272,7 +274,7 @@ def batch(
     fixed: Optional[Mapping[int, int]] = None,
     rgb: Optional[bool] = None,
     axis_names: str = "api",
-    smooth: float = 0.0,
+    smooth: SmoothArg = DEFAULT_SMOOTH,
     contrast_limits: Optional[Sequence[float]] = None,
     invert: bool = False,
     frames: FrameRangeArg = None,
@@ -314,9 +316,13 @@ def batch(
     ``frame_axis`` naming the last axis where it is shorter than the two before it) is read frames first, as
     segment() and ``napari-sam2 track`` read it; its note (and a console line) says so. A stack they do not fit
     fails with the reason; axis_names="cli" makes those reasons name the command-line options.
-    smooth / contrast_limits: blur every frame by a Gaussian of this many pixels (0: off), and map these (low,
-    high) grey values to black and white (None: each stack's percentiles), before the model sees it (as in
-    :func:`napari_sam2.api.segment`).
+    smooth / contrast_limits: blur every frame by a Gaussian of this many pixels ("off" or 0: no blur; "auto", the
+    default: per stack, as :func:`napari_sam2.api.segment` chooses it, from its first prompted frame's grain at the
+    prompted objects, for the demo model's shipped weights only; with auto=True no blur), and map these (low, high)
+    grey values to black and white (None: each stack's percentiles), before the model sees it (as in
+    :func:`napari_sam2.api.segment`). A blur "auto" chose is said in the stack's note ("smoothing 4 px: grainy frames
+    (grain 0.30)"); its manifest records the px used (``smooth``, and in ``settings``) and why (``smooth_picked``),
+    so a rerun reuses a result made with as much blur, asked as "auto" or as the number.
     invert: dark objects on a bright background: the model sees 1 - x of each frame's [0, 1] values, and with auto
     the detector finds the dark cells (as :func:`napari_sam2.api.segment` and ``track_cells``); labels and measures
     keep the stacks' own values.
@@ -355,7 +361,9 @@ def batch(
     _check_arguments(workers, scheduler, client, auto, tracking_options, zarr_above_gb, word)
     check_main_guard(sys._getframe(1), local=client is None and scheduler is None)  # a script without the guard
     axes = _axis_options(frame_axis, channel_axis, channel, {} if fixed is None else fixed, rgb, axis_names)
-    sigma = check_smooth(smooth, word("smooth"))
+    sigma = check_smooth_option(smooth, word("smooth"))  # "auto" (measured per stack by its task) or px
+    if auto and sigma == "auto":  # measured for prompted objects only: automatic tracking is not blurred unless told
+        sigma = 0.0
     limits = check_contrast_limits(contrast_limits, word("contrast_limits"))
     flip = check_invert(invert, word("invert"))
     size = check_image_size(image_size, word("image_size"))
@@ -461,6 +469,17 @@ def _settings(template: StackTask, prompts: Optional[Path]) -> Dict[str, Any]:
         **({"frames": list(template.frames)} if template.frames is not None else {})})
 
 
+def as_it_records(task: StackTask) -> Dict[str, Any]:
+    """``task.settings`` as the manifest of its result records them, to compare with an earlier result's: smooth
+    "auto" as the px it comes to on the stack (its first prompted frame measured here, without a model:
+    :func:`.batch_worker.measured_smooth`; left "auto", which no result records, where the stack cannot be read)."""
+    settings = task.settings
+    if settings.get("smooth") != "auto" or task.auto or task.prompts is None:
+        return settings
+    sigma = measured_smooth(task)
+    return settings if sigma is None else dict(settings, smooth=sigma)
+
+
 def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, overwrite: bool,
                   prompts_dir: Optional[Path], word: Any, client: Any, scheduler: Optional[str], workers: int,
                   device: str, progress: bool, read_as: Sequence[str] = ()) -> Any:
@@ -480,7 +499,12 @@ def _plan_and_run(stacks: Sequence[Path], out: Path, template: StackTask, *, ove
             found[path] = {"prompts": prompts, "settings": _settings(template, prompts), "error": error}
         return found[path]["settings"]
 
-    plan = plan_run(stacks, out, overwrite, settings_of)
+    def reuse_settings(path: Path) -> Dict[str, Any]:
+        settings, prompts = settings_of(path), found[path]["prompts"]
+        return as_it_records(replace(template, path=str(path.resolve()), settings=settings,
+                                     prompts=None if prompts is None else str(prompts.resolve())))
+
+    plan = plan_run(stacks, out, overwrite, reuse_settings)
     _fetch_weights(template.model)
     rows: Dict[str, Dict[str, Any]] = {}
     tasks: List[StackTask] = []
@@ -555,7 +579,7 @@ def _interrupted(out: Path, rows: Dict[str, Dict[str, Any]], plan: RunPlan, task
                 rows[task.name] = _earlier_row(task.path, task.name, record, "interrupted before it was redone; "
                                                                              "the result of an earlier run is kept")
                 earlier += 1
-                if reusable_result(out / task.name, Path(task.path), settings=task.settings)[0] is not None:
+                if reusable_result(out / task.name, Path(task.path), settings=as_it_records(task))[0] is not None:
                     current.append(task.name)  # a run without overwrite skips it
     order = {name: i for i, name in enumerate([*plan.names, *sorted(plan.others)])}
     listed = sorted([*rows.values(), *_other_rows(plan)], key=lambda r: order[r["name"]])

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 
 import sam2_model as sm
+from sam2_model.auto_smooth import SmoothChoice, check_smooth_option, smooth_choice
 
 from .api import (API_NAMES, CLI_NAMES, StackAxes, WithoutAlpha, auto_divisions, colour_guess, frames_are_z,
                   resolve_axes)
@@ -112,7 +113,9 @@ class StackTask:
     zarr_above: int = ZARR_ABOVE_BYTES
     tracking_options: Dict[str, Any] = field(default_factory=dict)
     axes: AxisOptions = AxisOptions()
-    smooth: float = 0.0  # Gaussian sigma (px) applied to every frame before the model (0: off)
+    #: Gaussian sigma (px) applied to every frame before the model (0: off), or "auto": chosen per stack from its first
+    #: prompted frame's grain, as segment() chooses it (:func:`stack_smooth`; 0 with ``auto``)
+    smooth: Union[str, float] = "auto"
     contrast_limits: Optional[Tuple[float, float]] = None  # grey values mapped to black and white (None: percentiles)
     object_window: Union[int, str, None] = AUTO  # prompts: window side in frame px, "auto" or None (whole frame)
     direction: str = "both"  # prompts: from the first prompted frame
@@ -352,6 +355,56 @@ def stack_model_spec(task: StackTask, frames: Frames, index: Optional[int] = Non
     this stack (``choice``: that pick, when the caller has made it already)."""
     choice = auto_size(task, frames, index) if choice is None else choice
     return task.model if choice is None else replace(task.model, image_size=choice.image_size)
+
+
+def stack_smooth(asked: Any, frames: Frames, prompts: Optional[Sequence[FramePrompt]], spec: ModelSpec,
+                 names: str = "api") -> SmoothChoice:
+    """The blur (px) this stack's frames get for the smoothing option ``asked`` (a number, "off" or "auto"), as
+    :func:`napari_sam2.api.segment` picks it: "auto" measures the first prompted frame (:func:`prompted_frame`, the
+    channel segmented) at the prompted objects (one spot each) for ``spec``'s model and weights (the demo's shipped
+    weights only: :func:`sam2_model.auto_smooth.smooth_choice`); with automatic tracking (``prompts`` None) "auto" is
+    0, as for ``track --auto``. ValueError naming the option (``names``: "cli" --smooth, else smooth) otherwise."""
+    option = "--smooth" if names == "cli" else "smooth"
+    if prompts is None:
+        value = check_smooth_option(asked, option)
+        return SmoothChoice(0.0 if value == "auto" else float(value))
+    start = prompted_frame(prompts)
+    measured = read_as_seen(frames.view, start, frames.session_options)  # the channel segmented, alone read
+    return smooth_choice(asked, measured, PromptSpots.of(prompts, start).points, option, model=spec.model,
+                         checkpoint=spec.checkpoint)
+
+
+def smoothed(frames: Frames, sigma: float) -> Frames:
+    """``frames`` shown to the model blurred by ``sigma`` px (0: not blurred); the same opened stack."""
+    options = {k: v for k, v in frames.session_options.items() if k != "smooth"}
+    if sigma:
+        options["smooth"] = float(sigma)
+    return replace(frames, session_options=options)
+
+
+def recorded_settings(settings: Mapping[str, Any], sigma: float) -> Dict[str, Any]:
+    """A task's ``settings`` as its manifest records them: ``smooth`` the px used (what "auto" chose, not the word),
+    so that a result compares equal to a later run's that blurs as much (:func:`measured_smooth`)."""
+    return dict(settings, smooth=float(sigma)) if "smooth" in settings else dict(settings)
+
+
+def measured_smooth(task: StackTask) -> Optional[float]:
+    """The px a run of ``task`` (its ``smooth`` "auto") would blur its stack by (:func:`stack_smooth`), measured
+    without a model (the batch's plan compares it with an earlier result's); None where the stack or its prompts
+    cannot be read (the task itself then fails with the reason)."""
+    try:
+        frames = open_frames(task.path, task.axes, 0.0, task.contrast_limits, task.invert, task.frames)
+    except Exception:  # noqa: BLE001 - any unreadable stack: not reusable, its task says why
+        return None
+    try:
+        prompts = None if task.auto else stack_prompts(
+            Path(str(task.prompts)), (frames.stack_frames, *frames.view.shape[1:]), task.direction, task.axes.names,
+            frames.chosen, frames.stored_frame_axis, task.axes.frames_why)
+        return stack_smooth(task.smooth, frames, prompts, task.model, task.axes.names).sigma
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        frames.close()
 
 
 def stack_prompts(path: Path, shape: Tuple[int, ...], direction: str = "both", names: str = "cli",
@@ -681,8 +734,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
     source = stack_fingerprint(Path(task.path))  # size/mtime as read: a rerun reuses the result only if unchanged
     try:
         threads, threads_why = set_task_threads(task)
-        frames = open_frames(task.path, task.axes, task.smooth, task.contrast_limits, task.invert,
-                             task.frames)  # a bad file (or one shorter than --frames) fails first
+        frames = open_frames(task.path, task.axes, 0.0, task.contrast_limits, task.invert,
+                             task.frames)  # a bad file (or one shorter than --frames) fails first; blurred below
         index = start_frame(task, frames)  # --start-frame beyond a short stack: its reason, before any work
         if task.auto:  # a cell diameter range of which no cell fits these frames: refused before the model is built
             from ._cli_auto import check_diameter_fits
@@ -695,6 +748,8 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
             frames.chosen, frames.stored_frame_axis, task.axes.frames_why)
         if prompts is not None:
             index = prompted_frame(prompts)  # "auto" measures where the objects are, not an empty slice 0
+        blur = stack_smooth(task.smooth, frames, prompts, task.model, task.axes.names)  # "auto": as segment()
+        frames = smoothed(frames, blur.sigma)
         size = auto_size(task, frames, index)  # image_size "auto": how it was picked (the manifest says)
         model = cached_model(stack_model_spec(task, frames, index, size))
         folder = new_partial_dir(Path(task.out), task.name)
@@ -702,15 +757,18 @@ def process_stack(task: StackTask) -> Dict[str, Any]:
                   _run_prompts(task, model, frames, folder, prompts))
         used = {"divisions": record.pop("divisions")} if "divisions" in record else {}  # as run on this stack
         advice = record.pop("advice", "")  # in the note; the console said it as it came
+        if blur.describe():  # what "auto" chose, said once: in the note (the console shows it) and the manifest
+            record["note"] = "; ".join(filter(None, [blur.describe(), record.get("note")]))
         if frames.read_as:  # frames-last, or 16-bit "RGB": the summary's note and the manifest say how it was read
             record.update(read_as=frames.read_as, note="; ".join(filter(None, [frames.read_as, record.get("note")])))
         record.update(stack=task.path, input=source, name=task.name, mode="auto" if task.auto else "prompts",
                       prompts=task.prompts, model=asdict(task.model), device_used=str(model.device),
                       tracking_options=tracking_settings({**task.tracking_options, **used}) if task.auto else {},
-                      axes=asdict(task.axes), smooth=task.smooth, invert=task.invert,
+                      axes=asdict(task.axes), smooth=blur.sigma, invert=task.invert,
+                      smooth_picked=f"{blur.sigma:g} px: {blur.why}" if blur.auto else None,
                       contrast_limits=None if task.contrast_limits is None else list(task.contrast_limits),
                       image_size=model.image_size, image_size_picked=None if size is None else size.describe(),
-                      settings=task.settings, run=task.run, torch_threads=threads,
+                      settings=recorded_settings(task.settings, blur.sigma), run=task.run, torch_threads=threads,
                       torch_threads_why=threads_why,
                       calibration=None if frames.calibration is None else asdict(frames.calibration),
                       frame_range=None if frames.chosen is None else [frames.chosen.start, frames.chosen.stop - 1],
