@@ -81,3 +81,13 @@ def test_the_note_of_too_many_candidates_says_how_many_became_cells(tmp_path):
         said = f"of these {count.group(1)} candidates on frame 0, none was kept as a cell: each was the same cell"
     assert said in note, note
     assert "the same cell found again" in note and "too faint against their surroundings" in note, note
+
+
+def test_a_stop_after_every_stack_was_done_does_not_ask_for_a_rerun(tmp_path):
+    """Review R2 (session 56): Ctrl-C once every stack is complete said "run the same command again to do the rest"."""
+    from napari_sam2.batch import BatchInterrupted
+
+    done = str(BatchInterrupted(tmp_path, complete=2, failed=0, total=2))
+    assert "2 of 2 stacks are complete" in done and "nothing is left to run" in done and "do the rest" not in done
+    assert "do the rest" in str(BatchInterrupted(tmp_path, complete=1, failed=0, total=2))
+    assert "do the rest" in str(BatchInterrupted(tmp_path, complete=1, failed=1, total=2))

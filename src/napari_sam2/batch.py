@@ -101,7 +101,10 @@ class BatchInterrupted(KeyboardInterrupt):
                 f"{see}; {self.advice()}")
 
     def advice(self) -> str:
-        """How to do the rest: the same command, or (it redoes every stack with overwrite) the command without it."""
+        """How to do the rest: the same command, or (it redoes every stack with overwrite) the command without it;
+        nothing to do when every stack was complete before the stop."""
+        if self.complete >= self.total and not self.failed:
+            return "every stack was done before the stop: nothing is left to run"
         if not self.overwrite:
             return "run the same command again to do the rest"
         said = f"run it again without {self.overwrite} to do the rest (with it, every stack is redone)"
