@@ -74,7 +74,7 @@ def test_a_batch_run_measures_the_prompted_cells_too(msc, by_segment, tmp_path):
     import tifffile
 
     from napari_sam2.api import model_to_use
-    from napari_sam2.batch_worker import open_frames, segment_stack, stack_prompts
+    from napari_sam2.batch_worker import ModelSpec, open_frames, segment_stack, smoothed, stack_prompts, stack_smooth
 
     stack, clicks = msc
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
@@ -83,6 +83,7 @@ def test_a_batch_run_measures_the_prompted_cells_too(msc, by_segment, tmp_path):
     frames = open_frames(str(tmp_path / "stack.tif"))
     try:
         prompts = stack_prompts(tmp_path / "prompts.csv", tuple(frames.view.shape))
+        frames = smoothed(frames, stack_smooth("auto", frames, prompts, ModelSpec("demo", "download")).sigma)
         labels = np.zeros(stack.shape, np.uint32)
         controller = segment_stack(model_to_use("demo", "download", "cpu", None), frames, prompts, labels)
     finally:

@@ -214,7 +214,7 @@ def test_smoothing_reaches_the_model_and_is_remembered(widget, qtbot, tmp_path):
     from sam2_model import FrameSource
 
     viewer, w = widget
-    assert w.smooth_spin.value() == 0 and "smooth" not in w.session_options()
+    assert w.smooth_spin.text() == "auto" and "smooth" not in w.session_options()
     w.smooth_spin.setValue(2.0)
     assert load_settings()["smooth"] == 2.0
     w.points_layer.add(np.array([[0, 10 + 20 * 0.5, 5 + 15 * 0.5]]))

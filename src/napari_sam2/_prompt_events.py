@@ -258,9 +258,11 @@ class PromptEventsMixin:
     def _on_smoothing_changed(self, value: float) -> None:
         """Remember the choice; the next segmentation or propagation runs in a new session on the smoothed frames
         (the objects are kept, as for a new channel)."""
-        save_settings(smooth=float(value))
+        save_settings(smooth="auto" if value < 0 else float(value))
+        self.smooth_note.setText("")
         if self.controller is not None:
-            what = f"smoothed by {value:g} px" if value > 0 else "as stored (no smoothing)"
+            what = ("smoothed as auto chooses (from the first clicked frame's grain)" if value < 0 else
+                    f"smoothed by {value:g} px" if value > 0 else "as stored (no smoothing)")
             self.status.setText(f"Frames {what}: the next segmentation or propagation uses them (objects kept; "
                                 "segment the current frame or propagate again to update the masks).")
 

@@ -70,7 +70,7 @@ class SessionFilesMixin:
             np.asarray(rectangles).reshape(len(rectangles), 4, ndim), box_ids, masks,
             {"corrections_as_conditioning": self.corrections_check.isChecked(),
              "clear_memory_around_corrections": self.forget_check.isChecked(),
-             "smooth": float(self.smooth_spin.value()), "invert": self.invert_check.isChecked(),
+             "smooth": self.smoothing().sigma, "invert": self.invert_check.isChecked(),
              "object_window": self.window_combo.currentText()},
             {"name": choice.name, "weights": choice.weights, "image_size": choice.image_size, "path": choice.path},
             asdict(self.axes.choice()), slice_masks, refined_keys(state), None,
@@ -305,7 +305,7 @@ class SessionFilesMixin:
         options = record.options
         self.corrections_check.setChecked(bool(options.get("corrections_as_conditioning", True)))
         self.forget_check.setChecked(bool(options.get("clear_memory_around_corrections", False)))
-        self.smooth_spin.setValue(float(options.get("smooth", 0.0)))  # sessions saved before smoothing: 0
+        self.smooth_spin.set_choice(float(options.get("smooth", 0.0)))  # the px run ("auto"'s too); before: 0
         self.invert_check.setChecked(bool(options.get("invert", False)))  # sessions saved before inversion: off
         window = str(options.get("object_window", "off"))  # sessions saved before object windows: whole frames
         self.window_combo.setCurrentText(window if self.window_combo.findText(window) >= 0 else "off")

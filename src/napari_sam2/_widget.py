@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import napari
 import numpy as np
@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from sam2_model.auto_smooth import SmoothChoice, smooth_choice
 from sam2_model.frames import check_smooth
 from sam2_model.prompt_validation import check_frame_size
 
@@ -47,7 +48,8 @@ from ._session_actions import SessionActionsMixin
 from ._session_files import SessionFilesMixin
 from ._track_all_panel import TrackAllPanel
 from .controller import PLUGIN_SESSION_DEFAULTS, SegmentationController
-from .image_size import AUTO, OFF
+from ._model_choice import DEMO, LOCAL, RANDOM, ModelChoice
+from .image_size import AUTO, OFF, read_as_seen
 from .labels_writer import PlaneIds
 from .layout import StackLayout
 from .prompts import FramePrompt, collect_prompts
@@ -94,13 +96,63 @@ def _weakly(method: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def _saved_smooth(settings: dict) -> float:
-    """The saved smoothing (px), or 0 when none or not one the control takes (a number in 0..50)."""
+AUTO_SMOOTH = -1.0  # the *Smooth frames* box's minimum, shown as "auto": chosen from the frames (the default)
+
+
+class SmoothSpin(QDoubleSpinBox):
+    """*Smooth frames*: "auto" (its minimum, :data:`AUTO_SMOOTH`, shown as the word; any value under 0 means it),
+    0 (off) or a Gaussian sigma up to 50 frame px, in steps of 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(AUTO_SMOOTH, 50.0)
+        self.setSingleStep(0.5)
+        self.setDecimals(1)
+        self.setSpecialValueText("auto")
+
+    def is_auto(self) -> bool:
+        return self.value() < 0
+
+    def choice(self) -> Union[str, float]:
+        """"auto" or the px typed (0.0: off), as ``segment(smooth=...)`` takes it."""
+        return "auto" if self.is_auto() else float(self.value())
+
+    def set_choice(self, value: Union[str, float]) -> None:
+        self.setValue(AUTO_SMOOTH if value == "auto" else float(value))
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
+        """Arrow steps go auto <-> 0 <-> 0.5 ... (never to -0.5)."""
+        if self.is_auto():
+            if steps > 0:
+                self.setValue(0.0)
+            return
+        super().stepBy(steps)
+        if self.value() < 0:
+            self.setValue(AUTO_SMOOTH)
+
+
+def _saved_smooth(settings: dict) -> Union[str, float]:
+    """The saved smoothing: "auto" (also when none is saved, or one the control does not take), or px in 0..50."""
+    saved = settings.get("smooth", "auto")
+    if saved == "auto":
+        return "auto"
     try:
-        value = check_smooth(settings.get("smooth", 0.0))
+        value = check_smooth(saved)
     except ValueError:
-        return 0.0
-    return value if value <= 50.0 else 0.0
+        return "auto"
+    return value if value <= 50.0 else "auto"
+
+
+def _weights_given(choice: ModelChoice) -> Any:
+    """The ``checkpoint`` that :func:`~._model_choice.load_model` gives ``build_model`` for ``choice``, as far as
+    "auto" smoothing asks (is it the demo's shipped file?): an official preset's download is not looked up (None)."""
+    from sam2_model.build import Weights  # torch: imported when a session is made, not when the dock opens
+
+    if choice.weights == RANDOM:
+        return Weights.RANDOM
+    if choice.weights == LOCAL:
+        return choice.path
+    return Weights.EMBEDDED if choice.name == DEMO else None
 
 
 class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionActionsMixin, SessionFilesMixin,
@@ -138,16 +190,17 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         self.corrections_check.setChecked(bool(settings.get("corrections_as_conditioning", True)))
         self.forget_check = QCheckBox("Forget tracked memories next to a correction")
         self.forget_check.setChecked(bool(settings.get("clear_memory_around_corrections", False)))
-        self.smooth_spin = QDoubleSpinBox()  # Gaussian sigma in frame pixels before the model (0: off)
-        self.smooth_spin.setRange(0.0, 50.0)
-        self.smooth_spin.setSingleStep(0.5)
-        self.smooth_spin.setDecimals(1)
-        self.smooth_spin.setSpecialValueText("off")
+        self.smooth_spin = SmoothSpin()  # Gaussian sigma in frame pixels before the model (0: off; "auto")
         self.smooth_spin.setToolTip("Blur every frame by a Gaussian of this many pixels before the model sees it, for "
-                                    "grainy, dim whole cells (8 px raised the demo model's tracking on the CTC MSC "
-                                    "time-lapse from 0.21 to 0.27 IoU; it lowers it on clean nuclei). The display "
-                                    "is not changed.")
-        self.smooth_spin.setValue(_saved_smooth(settings))
+                                    "grainy, dim whole cells; 0: off. auto (the default, as segment() and "
+                                    "napari-sam2 track): chosen from the first clicked frame's grain at the clicked "
+                                    "objects, demo model's shipped weights only (CTC MSC: 4 px, tracked IoU 0.277 -> "
+                                    "0.342; clean nuclei: none). Track all without clicks is not smoothed. The "
+                                    "display is not changed.")
+        self.smooth_spin.set_choice(_saved_smooth(settings))
+        self._smooths: Dict[Tuple[Any, ...], SmoothChoice] = {}  # (image, data, weights, frame, spots) -> choice
+        self._smooth_said: Dict[Any, str] = {}  # image id -> the last "auto" choice said in the status line
+        self.smooth_note = QLabel("")  # what "auto" gave for the current image's session
         self.invert_check = QCheckBox("Invert (dark objects)")  # the model sees 1 - x of each frame's [0, 1] values
         self.invert_check.setToolTip(
             "Show the model each frame's grey values inverted (dark becomes bright), for dark objects on a bright "
@@ -198,7 +251,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         form.addRow(self.picker)
         form.addRow(self.corrections_check)
         form.addRow(self.forget_check)
-        form.addRow("Smooth frames (px)", self.smooth_spin)
+        smooth_row = QHBoxLayout()
+        smooth_row.addWidget(self.smooth_spin)
+        smooth_row.addWidget(self.smooth_note, 1)
+        form.addRow("Smooth frames (px)", smooth_row)
         form.addRow(self.invert_check)
         window_row = QHBoxLayout()
         window_row.addWidget(self.window_combo)
@@ -625,10 +681,12 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
 
     def session_options(self) -> dict:
         """Session options: how the chosen channel reaches the model (how much it is smoothed first, whether it is
-        inverted), and how corrections act."""
+        inverted), and how corrections act. *Smooth frames* "auto" gives no "smooth" here: it is measured for each
+        session on its prompts (:meth:`smoothing`, in :meth:`ensure_controller`), so fine-tuning (which reads these)
+        trains on unsmoothed frames unless a number is typed."""
         options = {"corrections_as_conditioning": self.corrections_check.isChecked(),
                    "clear_memory_around_corrections": self.forget_check.isChecked(), **self.axes.channel_options()}
-        if self.smooth_spin.value() > 0:
+        if not self.smooth_spin.is_auto() and self.smooth_spin.value() > 0:  # "auto": :meth:`smoothing`, per session
             options["smooth"] = float(self.smooth_spin.value())
         if self.invert_check.isChecked():
             options["invert"] = True
@@ -658,6 +716,11 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
         options = self.session_options()
         model = self.picker.model()
         window = self.object_window(model)  # before the masklets layer: a frame it refuses adds no layer
+        smoothing = self.smoothing()
+        if smoothing.auto and smoothing.sigma > 0:
+            options["smooth"] = smoothing.sigma
+        auto_note = f"→ {smoothing.sigma:g} px" if smoothing.sigma > 0 else "→ off"
+        self.smooth_note.setText(auto_note if smoothing.auto else "")
         labels = self._labels_layer(state, layout)  # (re)made when missing: a deleted layer comes back
         array = masklets(labels, state.image, layout)
         for key, session in list(state.sessions.items()):  # sessions writing into labels no longer shown
@@ -672,6 +735,10 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             return current
         controller = SegmentationController(model, model_data(state.image), layout, array, options,
                                             object_window=window)
+        said = smoothing.describe()
+        if said and self._smooth_said.get(state.image.unique_id) != said:  # said once per image and choice
+            controller.carry_note(f"Smooth frames auto: {said}.")
+        self._smooth_said[state.image.unique_id] = said
         if current is not None and current.layout == layout:  # its prompts are replayed in the order they were made
             controller.mask_prompts = dict(current.mask_prompts)
             controller.take_replay(current)
@@ -679,6 +746,34 @@ class SegmentationWidget(ImageLayersMixin, PromptEventsMixin, RunMixin, SessionA
             state.replaced[slice_key(layout)] = current
         state.controller = state.sessions[slice_key(layout)] = controller
         return controller
+
+    def smoothing(self) -> SmoothChoice:
+        """What *Smooth frames* comes to for the current image: the number typed, or "auto"'s choice, measured as
+        ``segment(smooth="auto")`` measures it (:func:`~sam2_model.auto_smooth.smooth_choice`): on the first prompted
+        frame read as the model is shown it before smoothing (the channel segmented) at the objects prompted there
+        (the spots the object window measures: :meth:`_prompted_spots`), for the chosen model and weights (a blur
+        for the demo model's shipped weights only). Kept per image, weights and spots: measured again only when
+        those change (a new object's first click, another model). Without clicks or boxes (Track all on a fresh
+        image), and on frames too large to read whole on the GUI thread: 0 (unsmoothed, as ``napari-sam2 track
+        --auto``). ValueError for frames holding NaN or infinite values."""
+        if not self.smooth_spin.is_auto():
+            return SmoothChoice(float(self.smooth_spin.value()))
+        state = self._state
+        prompted = None if state is None else self._prompted_spots()
+        if state is None or prompted is None:
+            return SmoothChoice(0.0, auto=True, why="no prompted objects to measure")
+        view, index, spots = prompted
+        choice = self.picker.choice()
+        image = state.image.unique_id
+        key = (image, id(state.image.data), choice.name, choice.weights, choice.path, index,
+               np.round(spots.points, 3).tobytes())
+        if key not in self._smooths:
+            frame = read_as_seen(view, index, self.axes.channel_options())  # the channel segmented, unsmoothed
+            measured = smooth_choice("auto", frame, spots.points, model=choice.name,
+                                     checkpoint=_weights_given(choice))
+            self._smooths = {k: v for k, v in self._smooths.items() if k[0] != image}  # the last kept
+            self._smooths[key] = measured
+        return self._smooths[key]
 
     def _labels_layer(self, state: ImageState, layout: StackLayout) -> Any:
         """The image's masklets layer for ``layout``: made when missing (with the labels so far), given zero labels

@@ -177,6 +177,11 @@ class SegmentationController:
         self.forget_history(note)
         self._baseline_next = True
 
+    def carry_note(self, words: str) -> None:
+        """Say ``words`` (a sentence) after the next run, whatever it does (:meth:`pop_notes`), e.g. what "auto"
+        chose for this session."""
+        self._carried.append(words)
+
     def pop_notes(self) -> str:
         """What the steps since the last call did that the user should be told (e.g. frames cleared; a merge, said
         after the run that follows it), in words; "" when nothing."""
