@@ -231,6 +231,8 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     from 0."""
     from tqdm import tqdm
 
+    from sam2_model.tracking import track_cells
+
     from .api import auto_divisions
     from .console_tracking import note_in_movie
     from .track_export import AutoOutputs, write_auto_outputs
@@ -269,7 +271,7 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     outputs = AutoOutputs(labels=_path(output), tracks=_path(args.table), ctc=_path(args.ctc), geff=_path(args.geff))
     try:
         try:
-            result = track_keeping_frames(model, stack, progress=progress, on_work=working, **options)
+            result = track_cells(model, stack, progress=progress, on_work=working, **options)
         finally:
             bar.close()
         labels, lineage = write_auto_outputs(result.labels, result.lineage, outputs, write_all=write_outputs,
@@ -293,57 +295,12 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
     return 0
 
 
-def track_keeping_frames(model: Any, stack: Any, progress: Any = None, on_work: Any = None,
-                         **options: Any) -> Any:
-    """:func:`sam2_model.tracking.track_cells` for the command line: the same frames and lineage, and on Ctrl-C
-    (KeyboardInterrupt, from the model's work or from ``progress`` / ``on_work``) the error raised again with the
-    frames finished as its ``result`` (a :class:`~sam2_model.tracking.TrackingResult`: labels (T, H, W) uint32 of the
-    frames done, the frame in progress left out whole (0); the lineage as it was after the last frame done, its tracks
-    still followed ending "active"; ``frames_tracked`` in the order tracked), as ``napari_sam2.track_cells`` does.
-    ``options``: track_cells' keywords (start_frame, reverse, seeding, cell_diameter, ...)."""
-    import numpy as np
-
-    from sam2_model.tracking import CellTracker, Lineage, TrackingResult, finish_divisions
-    from sam2_model.tracking.tracker import WorkStep, check_tracking_options
-
-    tracker_keywords = ("start_frame", "reverse", "seeding", "cell_diameter", "redetect_every", "divisions")
-    amg_options = {k: v for k, v in options.items() if k not in tracker_keywords}
-    check_tracking_options(model, stack, amg_options)
-    tracker = CellTracker(model, stack, **options)
-    height, width = tracker.session.frame_shape
-    labels = np.zeros((tracker.num_frames, height, width), dtype=np.uint32)
-    order = tracker.order
-    done: List[int] = []
-    kept = Lineage(tracker.lineage.rows())  # the lineage after the last frame done (rows are frozen)
-    steps = tracker.run(work=True)
-    try:
-        for step in steps:
-            if isinstance(step, WorkStep):
-                if on_work is not None:
-                    on_work(step)
-                continue
-            t, frame_labels, _ = step
-            labels[t] = frame_labels
-            done.append(t)
-            kept = Lineage(tracker.lineage.rows())
-            if progress is not None:
-                progress(len(done), len(order))
-    except KeyboardInterrupt as stop:
-        steps.close()  # the session is closed
-        if len(done) < len(order):  # (after the last frame, nothing is kept: the division steps below did not run)
-            stop.result = TrackingResult(labels=labels, lineage=kept, frames_tracked=done,  # type: ignore[attr-defined]
-                                         note=f"interrupted after {len(done)} of {len(order)} frames")
-        raise
-    finish_divisions(tracker, labels, stack)
-    return TrackingResult(labels=labels, lineage=tracker.lineage, frames_tracked=done, note=tracker.note)
-
-
 def _write_interrupted(partial: Any, num_frames: int, backward: bool, outputs: Any, calibration: Any,
                        labels_axes: Optional[str], first_frame: int) -> int:
-    """Write ``partial`` (:func:`track_keeping_frames`' result of the frames finished before Ctrl-C) as the result of
-    a shorter movie, all or nothing, and say so loudly; returns the exit status, 130. Forward: frames 0..k, k the last
-    one finished (the frames after it are in no output). Backward (from frame s down to j): frames 0..T-1 as a whole
-    run writes them, those before j empty. A second Ctrl-C while they are written leaves nothing (the command then
+    """Write ``partial`` (the frames finished before Ctrl-C: the KeyboardInterrupt's ``result`` from
+    :func:`sam2_model.tracking.track_cells`) as the result of a shorter movie, all or nothing, and say so loudly;
+    returns the exit status, 130. Forward: frames 0..k, k the last one finished (the frames after it are in no
+    output). Backward (from frame s down to j): frames 0..T-1 as a whole run writes them, those before j empty. A second Ctrl-C while they are written leaves nothing (the command then
     says "interrupted; nothing was written")."""
     from .track_export import write_auto_outputs
 

@@ -700,6 +700,14 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     Returns a :class:`TrackingResult` with labels (T, H, W) uint32 and the lineage; with no cell on any frame
     tracked the labels are all 0, the lineage is empty and ``note`` says so (no exception).
 
+    Ctrl-C (KeyboardInterrupt, from the model's work or from ``progress`` / ``on_work`` / ``on_advice``) is raised
+    again with the frames finished as the error's ``result`` (``except KeyboardInterrupt as error: error.result``), a
+    :class:`TrackingResult`: labels (T, H, W) uint32 of the frames done, the frame in progress left out whole (0);
+    the lineage as it was after the last frame done (its tracks still followed end "active"); ``frames_tracked`` in
+    the order tracked; ``note`` "interrupted after k of N frames". No ``result`` where the interrupt comes once every
+    frame is done (during the end-of-run division steps, or from the last frame's ``progress``): those steps did not
+    run, so no result of the whole run exists.
+
     ``reverse=True`` tracks from ``start_frame`` down to frame 0 with divisions off, whatever ``divisions`` says (a
     division seen backwards is two cells merging, which the tracker does not model; ``divisions``, default True, asks
     for them where the direction allows, so it is no error). In both directions a track's begin and end are its first
@@ -729,8 +737,10 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     quiet = on_advice is not None and getattr(tracker.detector, "warn_advice", None) is True
     if quiet:  # the caller takes the advice: no warning of it (restored after: the detector may be the caller's)
         tracker.detector.warn_advice = False
+    kept = tracker.lineage.rows()  # the lineage's rows after the last frame done (frozen: the list is a snapshot)
+    steps = tracker.run(work=on_advice is not None or on_work is not None)
     try:
-        for step in tracker.run(work=on_advice is not None or on_work is not None):
+        for step in steps:
             if isinstance(step, WorkStep):  # only with on_advice or on_work: between pieces of a frame's work
                 advice = getattr(tracker.detector, "advice_with_options", "")
                 if on_advice is not None and advice and advice != told:
@@ -742,8 +752,16 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
             t, frame_labels, _ = step
             labels[t] = frame_labels
             done.append(t)
+            kept = tracker.lineage.rows()
             if progress is not None:
                 progress(len(done), len(order))
+    except KeyboardInterrupt as stop:
+        steps.close()  # the tracker's session is closed; the frame in progress stays 0
+        if len(done) < len(order):
+            note = f"interrupted after {len(done)} of {len(order)} frames"
+            kept_result = TrackingResult(labels=labels, lineage=Lineage(kept), frames_tracked=done, note=note)
+            stop.result = kept_result  # type: ignore[attr-defined]
+        raise
     finally:
         if quiet:
             tracker.detector.warn_advice = True
