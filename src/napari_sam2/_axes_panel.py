@@ -17,7 +17,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
 
 from ._image_state import AxisChoice, channel_axis_of, choice_layout, spatial_ndim
-from .file_calibration import zarr_axis_letters
+from .file_calibration import header_takes_long, tiff_header, zarr_axis_letters
 from .layout import StackLayout
 
 NO_CHANNEL_AXIS = "none (grey or RGB)"
@@ -155,18 +155,16 @@ def source_axis_letters(image: Any) -> Optional[str]:
 
 def letters_take_long(image: Any) -> bool:
     """Whether :func:`source_axis_letters` of ``image`` could keep the GUI thread long: its file is an OME-TIFF whose
-    letters were not read yet (tifffile reads its OME-XML and finds every page: about a second for 20000 pages). Telling reads
-    the TIFF's header and first page only; an ImageJ TIFF (its letters in the first page) or an OME-Zarr is quick."""
+    header was not read yet (:func:`.file_calibration.header_takes_long`: tifffile reads its OME-XML and finds every
+    page, about a second for 20000 pages). Telling reads the TIFF's header and first page only; an ImageJ TIFF (its
+    letters in the first page), an OME-Zarr or a file read already (by the Track all panel too) is quick."""
     key = _letters_key(image)
-    if key is None or key in _LETTERS or Path(key[0]).suffix.lower() not in (".tif", ".tiff"):
+    if key is None:
         return False
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(key[0]) as tif:
-            return bool(tif.is_ome)
-    except Exception:  # unreadable: no letters, said at once (the reader that opened it says what is wrong)
-        return False
+    with _LETTERS_LOCK:
+        if key in _LETTERS:
+            return False
+    return header_takes_long(key[0])
 
 
 def letters_reader(image: Any) -> Callable[[], Optional[str]]:
@@ -214,16 +212,14 @@ def _file_letters(name: str, size: int, modified: int, shape: Tuple[int, ...]) -
 
 
 def _read_letters(name: str, shape: Tuple[int, ...]) -> Optional[str]:
-    """The axis letters of the file ``name`` read as a layer of ``shape`` (:func:`source_axis_letters`), uncached."""
-    import tifffile
-
+    """The axis letters of the file ``name`` read as a layer of ``shape`` (:func:`source_axis_letters`): a TIFF's from
+    :func:`.file_calibration.tiff_header` (one read of the file for its letters and its calibration, shared with the
+    Track all panel and its worker), an OME-Zarr's from its metadata; None where they do not fit ``shape``."""
     path = Path(name)
     try:
         if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
-            with tifffile.TiffFile(path) as tif:
-                if not (tif.is_imagej or tif.is_ome) or not tif.series or tuple(tif.series[0].shape) != shape:
-                    return None
-                return str(tif.series[0].axes).upper()
+            header = tiff_header(path)  # None for a plain TIFF (letters tifffile guesses)
+            return None if header is None or header.shape != tuple(shape) else header.letters
         letters = zarr_axis_letters(path) if path.is_dir() else None
     except Exception:  # unreadable: no letters (the reader that opened it says what is wrong)
         return None

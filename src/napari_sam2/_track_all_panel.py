@@ -12,6 +12,7 @@ viewer, the model picker, the current image's state and controller). The compute
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set
 
 import numpy as np
@@ -306,7 +307,8 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
 
     def _on_track(self) -> None:
         """Track all pressed: the options are checked now (a refusal says why at once); with the model not loaded
-        yet the status says so and the run starts, with the options as pressed, once it is."""
+        yet the status says so and the run starts, with the options as pressed, once it is (the Divisions tick read
+        again then where the image's file was still read for its calibration when pressed: it may have changed)."""
         picker = self.widget.picker
         if self._waiting_for_model:  # pressed again while the model loads: it starts once
             self.status.setText(LOADING)
@@ -316,6 +318,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             return
         try:
             options = self.options()
+            reading = self.calibration_reading() is not None  # the Divisions tick not settled yet (a z-stack's?)
             picker.choice().check()
             image = self.widget.image_layer
             turned = "" if image is None else out_of_plane_turn(image)  # as Propagate refuses it: frames misread
@@ -331,7 +334,7 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             self._waiting_for_model = True
             self.status.setText(LOADING)
             self._show_progress()  # (the status line in view)
-        picker.when_ready(lambda: self._track(options))
+        picker.when_ready(lambda: self._track(options, divisions_unsettled=reading))
 
     def _on_picker_busy(self, busy: bool) -> None:
         """A model load ended: a Track all that waited for it and was dropped (the load failed or was cancelled)
@@ -348,14 +351,20 @@ class TrackAllPanel(TrackIdsMixin, TrackOutputsMixin, TrackEditsMixin, TrackRunM
             why = picker.status.text()
             self.status.setText(f"Not tracked: the model is not loaded{f' ({why})' if why else ''}.")
 
-    def _track(self, options: Optional[TrackAllOptions] = None) -> None:
+    def _track(self, options: Optional[TrackAllOptions] = None, divisions_unsettled: bool = False) -> None:
         """Start a run from the frame shown (or frame 0, :meth:`_start_frame`) with ``options`` (default: the
-        panel's), after asking when it would replace frames edited by hand since a tracking step wrote them."""
+        panel's), after asking when it would replace frames edited by hand since a tracking step wrote them.
+        divisions_unsettled: ``options`` were taken while the image's file was read for its calibration (whether its
+        frames are z slices), so their Divisions tick is the panel's now, read once that read is over (a read still
+        going on refuses the run, :meth:`_refuse_if_busy`)."""
         self._waiting_for_model = False
         if self._refuse_if_busy():
             return
         try:
             options = self.options() if options is None else options
+            if divisions_unsettled:
+                self.refresh_divisions()
+                options = replace(options, divisions=self.divisions_check.isChecked())
             controller = self.widget.ensure_controller()
             entry = self.current()
             model = controller.model
