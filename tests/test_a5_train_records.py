@@ -143,13 +143,14 @@ def test_kept_warmup_and_lr_are_the_resumed_runs_not_older_weights(tmp_path, mon
     assert code == 0  # before: 2, refused
     record = json.loads((run / "weights.json").read_text())
     assert (record["steps"], record["settings"]["warmup_steps"], record["settings"]["lr"]) == (3, 2, 2e-4)
-# To append to tests/test_a5_train_records.py once /tmp/a5/checkpoint_errors.patch is applied (fails without it).
 
 
 def test_ctrl_c_in_the_last_step_counts_as_stopped_early_in_the_weights_menu_and_builder(tmp_path, stack_files,
                                                                                         monkeypatch):
     """Fault: a run stopped by Ctrl-C in its last step, before its final check ("interrupt" at step 1 of 1), was not
-    counted as stopped early (steps < planned only): build_model gave no warning, the Weights menu no "stopped at"."""
+    counted as stopped early (steps < planned only): build_model gave no warning, the Weights menu nothing. Now it
+    is (its record says the check was skipped), and the menu says "final check not made" (not "stopped at step 1 of
+    1": all its steps were done; review R1)."""
     from napari_sam2._run_folders import trained_runs
     from sam2_model.run_record import stored_record, weights_record
     from sam2_model.train.__main__ import main
@@ -163,5 +164,7 @@ def test_ctrl_c_in_the_last_step_counts_as_stopped_early_in_the_weights_menu_and
     weights = run / "weights.pt"
     record = weights_record(weights, stored_record(weights), quiet=True)
     assert record is not None and record.stopped_early  # before: False
-    assert "stopped early (stopped by Ctrl-C" in record.stopped_early_words(weights)
-    assert [entry.label for entry in trained_runs([run])][0].endswith(", stopped at step 1 of 1)")
+    assert record.final_check_missing
+    assert "stopped by Ctrl-C (or a stop signal) after its last step, before its final quality check" in \
+        record.stopped_early_words(weights)
+    assert [entry.label for entry in trained_runs([run])][0].endswith(", final check not made)")

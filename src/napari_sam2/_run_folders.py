@@ -73,7 +73,8 @@ def _subfolders(place: Path) -> List[Path]:
 
 
 def _stopped_early(folder: Path) -> str:
-    """", stopped at step N of M" when the run in ``folder`` stopped before its last step, as the model builder reads
+    """", stopped at step N of M" when the run in ``folder`` stopped before its last step (", final check not made"
+    when it stopped after it, before its final check on the user's frames), as the model builder reads
     its weights' training record (:func:`sam2_model.run_record.weights_record`): the record stored inside weights.pt
     (its pickle alone is read, without torch: the model picker lists runs on napari's GUI thread), which wins over a
     weights.json that disagrees, else the JSON. "" when neither says so or neither can be read (quietly: a menu entry
@@ -82,6 +83,8 @@ def _stopped_early(folder: Path) -> str:
 
     weights = folder / "weights.pt"
     record = weights_record(weights, stored_record(weights), quiet=True)
+    if record is not None and record.final_check_missing:  # all steps done, stopped (Ctrl-C) before its check
+        return ", final check not made"
     if record is not None and record.stopped_early:
         return f", stopped at step {record.steps} of {record.planned_steps}"
     return ""

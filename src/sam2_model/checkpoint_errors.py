@@ -75,6 +75,9 @@ def _run_state(weights: Path) -> str:
     record = weights_record(weights, stored_record(weights), quiet=True)
     if record is None or not record.stopped_early:
         return ""
+    if record.final_check_missing:
+        return (f" (it holds the weights of step {record.steps} of {record.planned_steps}, the run stopped before its "
+                "final check: run its training command again to finish it)")
     return (f" (it holds the weights of step {record.steps} of {record.planned_steps}: the run stopped early; run its "
             "training command again to finish it)")
 
@@ -91,7 +94,9 @@ class TrainingRecord:
     where: the record's place, for messages ("RUN/weights.json", "the record inside RUN/weights.pt");
     image_size: the input size in pixels the weights were trained at (None: not recorded, e.g. an average of files);
     steps: the steps done; planned_steps: the steps the run was asked for (None: not recorded);
-    stopped_by: what ended the run ("steps", "time_limit", "interrupt", "progress" (a Cancel), ...; None: not recorded).
+    stopped_by: what ended the run ("steps", "time_limit", "interrupt", "progress" (a Cancel), ...; None: not recorded);
+    check_skipped: the run's last call planned a final check on the user's frames and did not make it (its last
+    session's ``final_check`` is "skipped", recorded by sam2_model.train since 2026-12-08; False where not recorded).
     """
 
     where: str
@@ -99,6 +104,7 @@ class TrainingRecord:
     steps: Optional[int]
     planned_steps: Optional[int]
     stopped_by: Optional[str]
+    check_skipped: bool = False
 
     @property
     def facts(self) -> Tuple[Optional[int], Optional[int], Optional[int], Optional[str]]:
@@ -117,14 +123,26 @@ class TrainingRecord:
     def stopped_early(self) -> bool:
         """The run did fewer steps than it was asked for (its weights are those of the step it stopped at), or it was
         stopped by Ctrl-C after its last step, before its final check on the user's frames ("interrupt" at step N of
-        N: sam2_model.train records that only where a check was skipped)."""
+        N with ``check_skipped``: :attr:`final_check_missing`). An older record of "interrupt" at step N of N (code
+        before 2026-12-08 recorded that after a last-step Ctrl-C with no check to skip) is not stopped early."""
         if self.steps is None or self.planned_steps is None:
             return False
-        return self.steps < self.planned_steps or (self.steps == self.planned_steps and self.stopped_by == "interrupt")
+        return self.steps < self.planned_steps or self.final_check_missing
+
+    @property
+    def final_check_missing(self) -> bool:
+        """All its steps done, stopped by Ctrl-C before its final check on the user's frames (not finished: its
+        training command again makes the check and writes the finished weights)."""
+        return (self.steps is not None and self.steps == self.planned_steps and self.stopped_by == "interrupt"
+                and self.check_skipped)
 
     def stopped_early_words(self, path: PathLike) -> str:
         """One line on a run that stopped early: the steps done of those planned, what stopped it, what to do."""
         by = _STOPPED_BY.get(str(self.stopped_by), None)
+        if self.final_check_missing:
+            return (f"{path} holds the weights of step {self.steps} of {self.planned_steps}: its training run was "
+                    f"stopped by {by} after its last step, before its final quality check; run its training command "
+                    "(or the Fine-tune widget's Train) again with the same folder to finish it (no more steps)")
         return (f"{path} holds the weights of step {self.steps} of {self.planned_steps}: its training run stopped "
                 f"early{f' (stopped by {by})' if by else ''} and made no final quality check; run its training "
                 "command (or the Fine-tune widget's Train) again with the same folder to finish it")
@@ -171,8 +189,10 @@ def training_record(record: Any, where: str) -> TrainingRecord:
     if size is not None and size % 32:
         raise ValueError(f"{where}: the input size {size} is not a multiple of 32")
     stopped_by = record.get("stopped_by")
+    sessions = record.get("sessions")
+    last = sessions[-1] if isinstance(sessions, list) and sessions and isinstance(sessions[-1], dict) else {}
     return TrainingRecord(where, size, _whole_number(record.get("steps"), "steps", where, positive=False), planned,
-                          stopped_by if isinstance(stopped_by, str) else None)
+                          stopped_by if isinstance(stopped_by, str) else None, last.get("final_check") == "skipped")
 
 
 def unreadable_checkpoint_message(path: PathLike, error: BaseException) -> str:

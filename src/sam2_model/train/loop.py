@@ -27,6 +27,7 @@ import json
 import math
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -456,6 +457,8 @@ def train(
         sessions = list(state.get("sessions", []))
     recorded = recorded_settings(settings, source)
     session = _session_record(describe_machine(device), step)
+    if not sessions:  # the run starts: its id, in every record of it (run_folder.same_run tells its weights.pt from
+        session["run_id"] = uuid.uuid4().hex  # an earlier run's in the same folder)
     sessions.append(session)
     session_start_seconds = elapsed
 
@@ -567,6 +570,8 @@ def train(
         # while they are written resumes with no step to train (it counts as finished only beside weights.pt of this
         # step: run_folder.weights_written)
         session["stopped_by"] = stopped_by
+        if final_check:  # its check on the user's frames not made (a Ctrl-C after the last step: not finished)
+            session["final_check"] = "skipped"
         record = record_now()
         save_checkpoint(record)
         export_weights(model, out / "weights.pt", record)
@@ -587,6 +592,7 @@ def train(
     if source.held_out is not None:
         held_check = check_held_out(model, start, source.held_out, **seen)
     session["stopped_by"] = stopped_by
+    session["final_check"] = "made"
     record = record_now(check, held_check)
     export_weights(model, out / "weights.pt", record)
     save_checkpoint(record)  # the final state again, with the check in its weights' record: resumable from here

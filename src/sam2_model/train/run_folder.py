@@ -149,16 +149,43 @@ def run_is_finished(steps_done: int, last_stop: Optional[str], settings: TrainSe
 def weights_written(out: Path, steps_done: int) -> bool:
     """Whether run folder ``out`` holds the weights of its run finished at step ``steps_done``: a ``weights.pt``
     whose record (:func:`weights_run_record`: the one inside, else ``weights.json``; no torch, no tensor read) says
-    ``steps_done`` steps, stopped by "steps" (its steps done and its final check made). False with no weights.pt, or
-    weights.pt of an earlier call (another step, or stopped by Cancel or a time limit), or one with no readable
-    record."""
+    ``steps_done`` steps, stopped by "steps" (its steps done and its final check made), written by the run that
+    ``out/last.pt`` holds (:func:`same_run`: a new run in a finished run's folder, killed while its own weights were
+    written, is not finished beside the earlier run's weights.pt of as many steps). False with no weights.pt, or
+    weights.pt of an earlier call (another step, or stopped by Cancel or a time limit) or of another run, or one with
+    no readable record."""
     weights = Path(out) / "weights.pt"
     if not weights.is_file():
         return False
     record = weights_run_record(weights)
     steps = record.get("steps")
-    return (isinstance(steps, int) and not isinstance(steps, bool) and steps == steps_done
-            and record.get("stopped_by") == "steps")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps == steps_done
+            and record.get("stopped_by") == "steps"):
+        return False
+    last = Path(out) / "last.pt"
+    return not last.is_file() or same_run(_resume_record(last), record)
+
+
+def run_identity(record: Any) -> Tuple[Optional[str], Optional[str]]:
+    """(run id, start time) of a run's training record (last.pt's, weights.pt's or weights.json's): its first
+    session's ``run_id`` (written by :func:`~.loop.train` since 2026-12-08, once, when the run starts) and
+    ``started_utc``; None for each that it does not record."""
+    sessions = record.get("sessions") if isinstance(record, dict) else None
+    first = sessions[0] if isinstance(sessions, list) and sessions and isinstance(sessions[0], dict) else {}
+    run_id, started = first.get("run_id"), first.get("started_utc")
+    return (run_id if isinstance(run_id, str) else None, started if isinstance(started, str) else None)
+
+
+def same_run(one: Any, other: Any) -> bool:
+    """Whether two training records are of the same run (last.pt's and weights.pt's, say): the same run id where
+    either records one (:func:`run_identity`), else (runs saved before run ids) the same start of their first
+    session where both record it; True where neither tells (older records: judged by steps alone, as before)."""
+    (one_id, one_start), (other_id, other_start) = run_identity(one), run_identity(other)
+    if one_id is not None or other_id is not None:
+        return one_id == other_id
+    if one_start is not None and other_start is not None:
+        return one_start == other_start
+    return True
 
 
 def finished_words(out: Path, steps_done: int, last_stop: Optional[str], steps: int) -> str:
