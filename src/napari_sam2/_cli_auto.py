@@ -298,27 +298,38 @@ def run_auto(args: argparse.Namespace, stack: Any, model: Any, labels_axes: Opti
 def _write_interrupted(partial: Any, num_frames: int, backward: bool, outputs: Any, calibration: Any,
                        labels_axes: Optional[str], first_frame: int) -> int:
     """Write ``partial`` (the frames finished before Ctrl-C: the KeyboardInterrupt's ``result`` from
-    :func:`sam2_model.tracking.track_cells`) as the result of a shorter movie, all or nothing, and say so loudly;
-    returns the exit status, 130. Forward: frames 0..k, k the last one finished (the frames after it are in no
-    output). Backward (from frame s down to j): frames 0..T-1 as a whole run writes them, those before j empty. A second Ctrl-C while they are written leaves nothing (the command then
-    says "interrupted; nothing was written")."""
+    :func:`sam2_model.tracking.track_cells`), all or nothing, and say so loudly; returns the exit status, 130.
+    Forward: frames 0..k, k the last one finished (the frames after it are in no output). Backward (from frame s down
+    to j): frames 0..T-1 as a whole run writes them, those before j and after s empty. The tracks still followed end
+    "run stopped" (not "end of stack"); forward, the end-of-run division steps were run on them, as on a whole run
+    of those frames (by ``track_cells``). The messages name frames in the stack's numbers (``first_frame``: the
+    stack's number of frame 0 of the outputs, for ``--frames A-B``) and the written frames left empty. A second
+    Ctrl-C while they are written leaves nothing (the command then says "interrupted; nothing was written")."""
     from .track_export import write_auto_outputs
+
+    def span(a: int, b: int) -> str:
+        return f"{a}-{b}" if b > a else f"{a}"
+
+    def named(a: int, b: int) -> str:  # written frames a..b, and where they are in the stack when it was cut
+        return span(a, b) + (f" (the stack's {span(first_frame + a, first_frame + b)})" if first_frame else "")
 
     done = sorted(partial.frames_tracked)
     first, last = done[0], done[-1]
     end = num_frames if backward else last + 1
-    stack = f" (the stack's {first_frame + first}-{first_frame + last})" if first_frame else ""
     stopped = first - 1 if backward else last + 1  # the frame in progress, left out whole
-    print(f"napari-sam2: interrupted (Ctrl-C) during frame {stopped} of 0-{num_frames - 1}: writing the frames "
-          f"finished, {first}-{last}{stack}, as a shorter movie (Ctrl-C again: nothing is written)", file=sys.stderr,
+    where = f"frame {first_frame + stopped} of {span(first_frame, first_frame + num_frames - 1)}"
+    print(f"napari-sam2: interrupted (Ctrl-C) during {where}: writing the frames finished, "
+          f"{span(first_frame + first, first_frame + last)} (Ctrl-C again: nothing is written)", file=sys.stderr,
           flush=True)
     labels, lineage = write_auto_outputs(partial.labels[:end], partial.lineage, outputs, write_all=write_outputs,
                                          calibration=calibration, labels_axes=labels_axes)
     print_written(outputs, labels, lineage)
-    empty = f", frames 0-{first - 1} empty" if backward and first > 0 else ""
-    print(f"napari-sam2: stopped at frame {stopped} of {num_frames}: wrote frames 0-{end - 1}{empty} (the tracks "
-          f"followed at frame {first if backward else last} end there, as at the end of a shorter movie)",
-          file=sys.stderr)
+    gaps = [(a, b) for a, b in ((0, first - 1), (last + 1, end - 1)) if a <= b]  # before / after the frames done
+    several = len(gaps) > 1 or any(b > a for a, b in gaps)
+    empty = f", frame{'s' * several} {' and '.join(named(a, b) for a, b in gaps)} empty (not tracked)" if gaps else ""
+    print(f"napari-sam2: stopped at {where}: wrote frames {named(0, end - 1)}{empty}; the tracks still followed "
+          f"at frame {first_frame + (first if backward else last)} end \"run stopped\" in the tracks table (CTC "
+          f"and GEFF store no end reason)", file=sys.stderr)
     return 130
 
 

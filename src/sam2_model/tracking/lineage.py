@@ -20,7 +20,7 @@ import numpy as np
 from ..atomic_files import atomic_file
 
 #: why a track ended (:attr:`Track.end_reason`)
-END_REASONS = ("left the field", "lost", "end of stack", "divided", "active")
+END_REASONS = ("left the field", "lost", "end of stack", "divided", "active", "run stopped")
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,12 @@ class Track:
     end_reason: str, one of :data:`END_REASONS`: "left the field" (lost within a cell radius of the frame's border),
     "lost" (its mask was empty for ``max_lost_frames`` frames elsewhere), "end of stack" (it reached the last frame
     tracked; going backwards: frame 0), "divided" (it split into two daughters, whose ``parent`` is this track), or
-    "active" (still followed: a run stopped part-way). CTC files store no end reason: :func:`~.ctc_io.read_ctc`
+    "active" (still followed; the default of a new row), or "run stopped" (still followed when a run was stopped
+    part-way, e.g. by Ctrl-C: its last frame done is no end of the stack; kept by :func:`consistent_labels` where
+    the track still ends there, in either direction). CTC files store no end reason: :func:`~.ctc_io.read_ctc`
     derives each from the files (:func:`~.ctc_io.with_end_reasons`: "end of stack" on the last frame, "divided" where
     a child begins on the next frame or it has two or more, "left the field" where its last mask lies near the
-    border, else "lost"), never "active".
+    border, else "lost"), never "active" or "run stopped".
     """
 
     track_id: int
@@ -440,8 +442,11 @@ def daughter_starts(rows: Iterable[Track]) -> Set[Tuple[int, int]]:
 
 def end_reason_at(track: Track, end: int, last_frame: int, divides: bool) -> str:
     """Why ``track`` ends on frame ``end`` once its pixels end there (hand edits, a later run, an export's cut at a
-    gap): "end of stack" on ``last_frame``; "divided" when ``divides`` (daughters begin on ``end + 1``); its own reason
-    when it still ends where it ended ("lost", "left the field"); otherwise "lost"."""
+    gap): "run stopped" when it was still followed as a run stopped (its reason) and still ends where it ended; "end
+    of stack" on ``last_frame``; "divided" when ``divides`` (daughters begin on ``end + 1``); its own reason when it
+    still ends where it ended ("lost", "left the field"); otherwise "lost"."""
+    if end == track.end and track.end_reason == "run stopped":
+        return "run stopped"
     if end >= last_frame:
         return "end of stack"
     if divides:

@@ -610,24 +610,27 @@ def _as_work(t: int, steps: Generator[DetectionWork, None, Any], detector: Any =
     return relay(steps, as_step)
 
 
-def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any) -> None:
-    """The end-of-run division steps of a finished run, in place on ``labels`` (T, H, W) and the lineage.
+def finish_divisions(tracker: CellTracker, labels: np.ndarray, frames: Any, lineage: Optional[Lineage] = None
+                     ) -> None:
+    """The end-of-run division steps of a finished run, in place on ``labels`` (T, H, W) and ``lineage`` (default:
+    the tracker's; a run stopped part-way passes its copy of the rows after the last frame done).
 
     A daughter lost at once was a fragment, not a cell: its division is undone. A division seen on a
     detection frame may have happened up to ``redetect_every - 1`` frames earlier: it is moved back
     to where the frames show the pinch (``frames`` as given to the tracker; a FrameSource, which the
     session closed, is read through :meth:`FrameSource.reopen`, with the same channel choice).
     """
+    lineage = tracker.lineage if lineage is None else lineage
     if not tracker.divisions:
         return
-    div.undo_short_divisions(labels, tracker.lineage)
-    if tracker.lineage.divisions() and tracker.redetect_every > 1:
+    div.undo_short_divisions(labels, lineage)
+    if lineage.divisions() and tracker.redetect_every > 1:
         if isinstance(frames, FrameSource):
             source = frames.reopen()
         else:
             source = FrameSource(frames, image_size=tracker.session.model.image_size, prefetch=0)
         try:
-            div.backdate_divisions(labels, tracker.lineage, source.filtered, tracker.cell_diameter,
+            div.backdate_divisions(labels, lineage, source.filtered, tracker.cell_diameter,
                                    tracker.redetect_every - 1)
         finally:
             source.close()
@@ -703,8 +706,10 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
     Ctrl-C (KeyboardInterrupt, from the model's work or from ``progress`` / ``on_work`` / ``on_advice``) is raised
     again with the frames finished as the error's ``result`` (``except KeyboardInterrupt as error: error.result``), a
     :class:`TrackingResult`: labels (T, H, W) uint32 of the frames done, the frame in progress left out whole (0);
-    the lineage as it was after the last frame done (its tracks still followed end "active"); ``frames_tracked`` in
-    the order tracked; ``note`` "interrupted after k of N frames". No ``result`` where the interrupt comes once every
+    the lineage as it was after the last frame done (its tracks still followed end "run stopped", which the writers
+    keep: not "end of stack"); ``frames_tracked`` in the order tracked; ``note`` "interrupted after k of N frames".
+    The end-of-run division steps (:func:`finish_divisions`: undoing short divisions, backdating them) are run on
+    it, as on a whole run of the frames done (a Ctrl-C during them leaves no ``result``). No ``result`` where the interrupt comes once every
     frame is done (during the end-of-run division steps, or from the last frame's ``progress``): those steps did not
     run, so no result of the whole run exists.
 
@@ -759,7 +764,10 @@ def track_cells(model: SAM2Model, frames: Any, *, start_frame: int = 0, reverse:
         steps.close()  # the tracker's session is closed; the frame in progress stays 0
         if len(done) < len(order):
             note = f"interrupted after {len(done)} of {len(order)} frames"
-            kept_result = TrackingResult(labels=labels, lineage=Lineage(kept), frames_tracked=done, note=note)
+            stopped = Lineage(dataclasses.replace(row, end_reason="run stopped") if row.end_reason == "active" else row
+                              for row in kept)  # still followed: the stop, not the stack, ends them
+            finish_divisions(tracker, labels, frames, stopped)  # as a whole run of the frames done would
+            kept_result = TrackingResult(labels=labels, lineage=stopped, frames_tracked=done, note=note)
             stop.result = kept_result  # type: ignore[attr-defined]
         raise
     finally:
