@@ -112,7 +112,7 @@ def msc_object_window(model: SAM2Model, data: pathlib.Path = DATA) -> Optional[i
 
 def msc_smooth(data: pathlib.Path = DATA) -> float:
     """The blur (px) ``smooth="auto"`` picks for the MSC frames with the clicks :func:`msc_iou` makes: measured on
-    frame 0 at the clicked cells (:func:`sam2_model.auto_smooth.suggest_smooth`; 4 px: grain 0.30 against the
+    frame 0 at the clicked cells (:func:`sam2_model.auto_smooth.suggest_smooth`; 4 px: grain 0.20 against the
     threshold 0.15, cells 28.6 px wide)."""
     msc = load_msc(data)
     return suggest_smooth(msc.stack[0], np.array(list(msc.first_clicks().values())))

@@ -82,3 +82,29 @@ def test_options_as_given_and_bad_ones_refused():
         grain(np.zeros((4, 4, 4, 4)))
     with pytest.raises(ValueError, match="NaN or infinite"):
         grain(np.full((32, 32), np.nan))
+
+
+def test_grain_read_at_the_clicked_objects_not_the_frame_centre():
+    grainy, clicks = _blobs(noise=40.0, contrast=60.0)
+    frame = np.full((768, 768), 100.0)
+    frame[:256, :256] = grainy  # the clicked grainy cells in a corner
+    frame[320:448, 320:448] = np.random.default_rng(1).normal(100.0, 2.0, (128, 128))
+    frame[370:400, 370:400] += 5000.0  # a bright bead at the centre, not clicked
+    assert grain(frame) < GRAIN_ON  # the centre alone reads clean ...
+    assert grain(frame, clicks) >= GRAIN_ON  # ... the clicked cells grainy
+    assert suggest_smooth(frame, clicks) > 0.0
+
+
+def test_one_hot_pixel_does_not_turn_the_blur_off():
+    grainy, clicks = _blobs(noise=40.0, contrast=60.0)
+    frame = np.clip(grainy, 0, None).astype(np.uint16)
+    frame[128, 128] = 65535
+    assert grain(frame) >= GRAIN_ON and grain(frame, clicks) >= GRAIN_ON
+    assert suggest_smooth(frame) > 0.0 and suggest_smooth(frame, clicks) > 0.0
+
+
+def test_numpy_bools_refused_like_python_ones():
+    frame, _ = _blobs(noise=40.0, contrast=60.0)
+    for bad in (np.True_, np.False_, np.array(True)):
+        with pytest.raises(ValueError, match='smooth must be "auto", "off" or a number of pixels >= 0'):
+            resolve_smooth(bad, frame)

@@ -47,7 +47,7 @@ def test_auto_smooths_grainy_cells_as_segment_does_and_a_typed_number_wins(make_
     import tifffile
     from widget_helpers import open_widget, wait
 
-    crop = (slice(256, 512), slice(0, 256))  # two MSC cells, grain 0.25: "auto" gives 4 px
+    crop = (slice(256, 512), slice(0, 256))  # two MSC cells, grain 0.21 at the first clicked cell: "auto" gives 4 px
     stack = np.stack([tifffile.imread(MSC / "01" / f"t00{t}.tif")[crop] for t in (0, 1)])
     truth = tifffile.imread(MSC / "01_GT" / "TRA" / "man_track000.tif")[crop]
     clicks = []
@@ -59,7 +59,7 @@ def test_auto_smooths_grainy_cells_as_segment_does_and_a_typed_number_wins(make_
     _, widget = open_widget(make_napari_viewer, tmp_path, monkeypatch, ("msc", stack), size=256)
     assert widget.smooth_spin.text() == "auto"  # the default
     said = _click_and_propagate(widget, qtbot, clicks)
-    words = "Note: Smooth frames auto: smoothing 4 px: grainy frames (grain 0.25)."
+    words = "Note: Smooth frames auto: smoothing 4 px: grainy frames (grain 0.21)."
     assert sum(words in line for line in said) == 1, said  # said once (after the first click), not after each run
     assert widget.smooth_note.text() == "→ 4 px"
     assert widget.controller.session_options["smooth"] == 4.0

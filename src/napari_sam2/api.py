@@ -431,7 +431,7 @@ def segment(
         (:func:`sam2_model.auto_smooth.smooth_choice`), for the demo model's shipped weights only: grainy, dim cells
         get a fraction of their width (the MSC time-lapse in object windows: 4 px, tracked IoU 0.277 -> 0.342), clean
         frames none (labels as with 0); official checkpoints, random weights and fine-tuned ones get 0. A blur "auto"
-        chose is said once in a UserWarning ("smoothing 4 px: grainy frames (grain 0.30)"); the session runs with
+        chose is said once in a UserWarning ("smoothing 4 px: grainy frames (grain 0.20)"); the session runs with
         the px.
     invert: the model sees 1 - x of each frame's [0, 1] values (after the contrast limits and smoothing), for dark
         objects on a bright background (brightfield, phase contrast, stained histology): the demo model knows bright

@@ -324,7 +324,7 @@ def batch(
     prompted objects, for the demo model's shipped weights only; with auto=True no blur), and map these (low, high)
     grey values to black and white (None: each stack's percentiles), before the model sees it (as in
     :func:`napari_sam2.api.segment`). A blur "auto" chose is said in the stack's note ("smoothing 4 px: grainy frames
-    (grain 0.30)"); its manifest records the px used (``smooth``, and in ``settings``) and why (``smooth_picked``),
+    (grain 0.20)"); its manifest records the px used (``smooth``, and in ``settings``) and why (``smooth_picked``),
     so a rerun reuses a result made with as much blur, asked as "auto" or as the number.
     invert: dark objects on a bright background: the model sees 1 - x of each frame's [0, 1] values, and with auto
     the detector finds the dark cells (as :func:`napari_sam2.api.segment` and ``track_cells``); labels and measures

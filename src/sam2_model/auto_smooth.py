@@ -7,16 +7,21 @@ contrast (:func:`grain`):
 
 * grain: the pixel noise, 1.4826 x the median absolute deviation of the frame minus its 3 x 3 mean (a robust
   standard deviation of what a 3 px neighbourhood does not explain: shot and read noise, speckle);
-* contrast: the difference of the medians of the frame's two Otsu classes after a 2 px Gaussian (objects against
-  background, whichever is brighter);
-* both on the frame's central 512 x 512 at most (a grey mean over channels), in ~0.05 s.
+* contrast: the difference of the medians of the two Otsu classes after a 2 px Gaussian (objects against
+  background, whichever is brighter), the intensities first clipped to :data:`CLIP_PERCENTILES` (a hot pixel is
+  not a class of its own);
+* both read where the objects are: in squares of :data:`WINDOW_PER_WIDTH` x the clicked objects' width around the
+  clicks, pooled (:func:`measured_windows`; at most :data:`GRAIN_PIXELS` pixels), else on the frame's central
+  :data:`GRAIN_CROP` square (a grey mean over channels), in ~0.05 s.
 
-Measured (docs/input_size.md, *Smoothing chosen from the grain*): the MSC frames 0-47 read 0.19-0.35, the real
-widefield nuclei of ``bench/real_nuclei.py`` 0.12, the held-out synthetic nuclei 0.002-0.006. :data:`GRAIN_ON` (0.15)
+Measured (docs/input_size.md, *Smoothing chosen from the grain*): the MSC frames 0-47 read 0.14-0.41 at their clicks
+(frame 0: 0.20), the real widefield nuclei of ``bench/real_nuclei.py`` 0.11, the held-out synthetic nuclei
+0.003-0.005. The threshold and the factor were chosen on MSC itself (its figure is not a zero-shot one).
+:data:`GRAIN_ON` (0.15)
 lies between the real nuclei and MSC; :func:`suggest_smooth` blurs by :data:`SIGMA_PER_WIDTH` of the objects' width
 (at most :data:`AUTO_SIGMA`, 8 px) above it, else not at all. On MSC in 312 px object windows (the default route)
 4 px gave the best tracked IoU of 2-8 px (0.277 -> 0.342; 8 px 0.334), on whole frames 8 px (0.241 -> 0.289; 4 px
-0.254); the clean guards read far under :data:`GRAIN_ON`, so their figures do not move.
+0.254); the clean guards read under :data:`GRAIN_ON`, so their figures do not move.
 
 The calibration is the shipped demo weights' (``build_model("demo")``, its embedded file): for any other weights
 (Meta's official checkpoints, random weights, fine-tuned runs, which trained on unsmoothed frames) "auto" is 0
@@ -28,22 +33,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .frames import check_smooth
 from .input_size import estimate_object_diameter, estimate_prompted_diameter
 
-__all__ = ["GRAIN_ON", "AUTO_SIGMA", "SIGMA_PER_WIDTH", "DEFAULT_SMOOTH", "GRAIN_CROP", "SmoothArg", "SmoothChoice",
-           "grain", "choose_smooth", "suggest_smooth", "check_smooth_option", "demo_weights_as_shipped",
+__all__ = ["GRAIN_ON", "AUTO_SIGMA", "SIGMA_PER_WIDTH", "DEFAULT_SMOOTH", "GRAIN_CROP", "WINDOW_PER_WIDTH",
+           "MIN_WINDOW", "DEFAULT_WINDOW", "GRAIN_PIXELS", "CLIP_PERCENTILES", "SmoothArg", "SmoothChoice", "grain",
+           "measured_windows", "choose_smooth", "suggest_smooth", "check_smooth_option", "demo_weights_as_shipped",
            "smooth_choice", "resolve_smooth"]
 
-GRAIN_ON = 0.15  # grain / contrast from which smoothing is on (MSC 0.19-0.35, real nuclei 0.12, synthetic < 0.01)
+GRAIN_ON = 0.15  # grain / contrast from which smoothing is on (MSC 0.14-0.41, real nuclei 0.11, synthetic < 0.01)
 AUTO_SIGMA = 8.0  # px: the most blur given (the most measured on MSC: 0.241 -> 0.289 tracked IoU, whole frames)
 SIGMA_PER_WIDTH = 0.14  # blur per px of object width: 4 px for MSC's clicked cells (28.6 px wide), ~0.5-1 px for rods
 DEFAULT_SMOOTH = "auto"  # what segment(), the command line and the widget should pass when the user says nothing
-GRAIN_CROP = 512  # px: the central square measured (a larger frame measures the same, at more cost)
+GRAIN_CROP = 512  # px: the central square measured without clicks (a larger frame measures the same, at more cost)
+WINDOW_PER_WIDTH = 4.0  # the square measured around each click: 4 x the clicked objects' width ...
+MIN_WINDOW = 64  # px: ... at least this (objects and background in each) ...
+DEFAULT_WINDOW = 128  # px: ... or this where their width could not be read
+GRAIN_PIXELS = GRAIN_CROP * GRAIN_CROP  # the most pixels measured in all (~0.05 s): windows spread over the clicks
+CLIP_PERCENTILES = (0.5, 99.5)  # % : intensities clipped to these before the Otsu split (a hot pixel is no class)
 
 #: what ``smooth=`` / ``--smooth`` accept: "auto", "off" (or None, 0) or a number of pixels >= 0
 SmoothArg = Union[str, float, int, None]
@@ -62,40 +73,73 @@ class SmoothChoice:
     why: str = ""
 
     def describe(self) -> str:
-        """One line saying what "auto" chose, e.g. "smoothing 4 px: grainy frames (grain 0.30)"; "" where it chose
+        """One line saying what "auto" chose, e.g. "smoothing 4 px: grainy frames (grain 0.20)"; "" where it chose
         no blur or the blur was given (nothing to say: the run is the one asked for)."""
         if not self.auto or self.sigma <= 0:
             return ""
         return f"smoothing {self.sigma:g} px: {self.why}"
 
 
-def _grey_crop(frame: Any) -> np.ndarray:
-    """(H, W) or (H, W, C) ``frame`` -> its central ``GRAIN_CROP`` square as float64 (H', W') grey (channel mean).
-    ValueError for other shapes, non-numeric data or non-finite values."""
+def _checked_array(frame: Any) -> np.ndarray:
+    """``frame`` as an array, (H, W) or (H, W, C) with H, W >= 8 of real numbers; ValueError naming what is wrong."""
     array = np.asarray(frame)
     if array.ndim not in (2, 3) or array.shape[0] < 8 or array.shape[1] < 8:
         raise ValueError(f"frame must be (H, W) or (H, W, C) with H, W >= 8, got shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
         raise ValueError(f"frame must hold real numbers (integers or floats), got dtype {array.dtype}")
-    height, width = array.shape[:2]
-    top, left = max(0, (height - GRAIN_CROP) // 2), max(0, (width - GRAIN_CROP) // 2)
-    crop = np.asarray(array[top:top + GRAIN_CROP, left:left + GRAIN_CROP], np.float64)
-    if crop.ndim == 3:
-        crop = crop.mean(axis=2)
-    if not np.isfinite(crop).all():
+    return array
+
+
+def _grey(piece: np.ndarray) -> np.ndarray:
+    """A (h, w) or (h, w, C) piece of a frame -> float64 (h, w) grey (channel mean); ValueError if not finite."""
+    grey = np.asarray(piece, np.float64)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=2)
+    if not np.isfinite(grey).all():
         raise ValueError("frame holds NaN or infinite values; give finite intensities")
-    return crop
+    return grey
 
 
-def grain(frame: Any) -> float:
+def measured_windows(shape: Tuple[int, ...], points: Optional[Any] = None,
+                     width: float = float("nan")) -> List[Tuple[slice, slice]]:
+    """The (rows, cols) windows of a frame of ``shape`` (H, W[, C]) that :func:`grain` reads: squares of
+    :data:`WINDOW_PER_WIDTH` x ``width`` (at least :data:`MIN_WINDOW` px; :data:`DEFAULT_WINDOW` where the width is
+    unknown) centred on ``points`` ((N, 2) (x, y) frame px; those outside the frame skipped), moved inside the frame,
+    as many as fit in :data:`GRAIN_PIXELS` pixels (spread over the list); without points (or none inside) the
+    central :data:`GRAIN_CROP` square."""
+    height, frame_width = int(shape[0]), int(shape[1])
+    xy = np.zeros((0, 2)) if points is None else np.asarray(points, np.float64).reshape(-1, 2)
+    inside = xy[(xy[:, 0] >= 0) & (xy[:, 0] < frame_width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)] \
+        if np.isfinite(xy).all() else np.zeros((0, 2))
+    if not len(inside):
+        top, left = max(0, (height - GRAIN_CROP) // 2), max(0, (frame_width - GRAIN_CROP) // 2)
+        return [(slice(top, top + GRAIN_CROP), slice(left, left + GRAIN_CROP))]
+    side = WINDOW_PER_WIDTH * width if np.isfinite(width) and width > 0 else DEFAULT_WINDOW
+    side = int(min(GRAIN_CROP, max(MIN_WINDOW, round(side))))
+    keep = max(1, GRAIN_PIXELS // (side * side))
+    if len(inside) > keep:
+        inside = inside[np.linspace(0, len(inside) - 1, keep).round().astype(int)]
+    windows = []
+    for x, y in inside:
+        top = int(min(max(0, round(y) - side // 2), max(0, height - side)))
+        left = int(min(max(0, round(x) - side // 2), max(0, frame_width - side)))
+        windows.append((slice(top, top + side), slice(left, left + side)))
+    return windows
+
+
+def grain(frame: Any, points: Optional[Any] = None, width: float = float("nan")) -> float:
     """The grain of ``frame`` ((H, W) or (H, W, C), any real dtype) against its objects' contrast: pixel noise /
-    object contrast (module docstring); 0.0 for a flat frame (no contrast, nothing to smooth for)."""
+    object contrast (module docstring), read in :func:`measured_windows` (around the clicked ``points`` of objects
+    ``width`` px wide where given, else the central square), pooled; 0.0 for a flat frame (nothing to smooth for)."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu  # imported here: `import sam2_model` stays light
 
-    crop = _grey_crop(frame)
-    noise = 1.4826 * float(np.median(np.abs(crop - ndimage.uniform_filter(crop, 3))))
-    smooth = ndimage.gaussian_filter(crop, 2.0)
+    array = _checked_array(frame)
+    pieces = [_grey(array[rows, cols]) for rows, cols in measured_windows(array.shape, points, width)]
+    noise = 1.4826 * float(np.median(np.concatenate(
+        [np.abs(piece - ndimage.uniform_filter(piece, 3)).ravel() for piece in pieces])))
+    low, high = np.percentile(np.concatenate([piece.ravel() for piece in pieces]), CLIP_PERCENTILES)
+    smooth = np.concatenate([ndimage.gaussian_filter(np.clip(piece, low, high), 2.0).ravel() for piece in pieces])
     if float(smooth.max() - smooth.min()) <= 1e-9 * max(1.0, float(np.abs(smooth).max())):
         return 0.0
     upper = smooth > threshold_otsu(smooth)
@@ -107,12 +151,12 @@ def grain(frame: Any) -> float:
 
 def choose_smooth(frame: Any, points: Optional[Any] = None) -> SmoothChoice:
     """The blur for frames like ``frame`` with the grain it was read from (:func:`suggest_smooth` says how)."""
-    measured = grain(frame)
-    if measured < GRAIN_ON:
-        return SmoothChoice(0.0, measured, True, f"clean frames (grain {measured:.2f} < {GRAIN_ON:g})")
     width = float("nan")
     if points is not None and len(np.asarray(points).reshape(-1, 2)):
         width = estimate_prompted_diameter(frame, points)
+    measured = grain(frame, points, width)
+    if measured < GRAIN_ON:
+        return SmoothChoice(0.0, measured, True, f"clean frames (grain {measured:.2f} < {GRAIN_ON:g})")
     if not np.isfinite(width):
         width = estimate_object_diameter(frame)
     if not np.isfinite(width):
@@ -147,7 +191,7 @@ def check_smooth_option(value: SmoothArg, name: str = "smooth") -> Union[str, fl
             raise ValueError(f"{name} must be {_ACCEPTED}, got {given!r:.80}") from None
     if value is None:
         return 0.0
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
         raise ValueError(f"{name} must be {_ACCEPTED}, got {given!r}")
     try:
         return check_smooth(value, name)
@@ -183,14 +227,29 @@ def demo_weights_as_shipped(model: Any, checkpoint: Any = None) -> bool:
     return _holds_shipped_tensors(model.state_dict())
 
 
+_SHIPPED: Dict[Tuple[str, int, int], Dict[str, Any]] = {}  # the shipped file read once per process (one entry)
+
+
+def _shipped_tensors(path: Path) -> Dict[str, Any]:
+    """The tensors of the shipped demo file at ``path``, read once per process (kept while its path, size and date
+    stay the same: ~17 MB, one file at most)."""
+    from .build import read_state_dict
+
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHIPPED:
+        _SHIPPED.clear()
+        _SHIPPED[key] = read_state_dict(path)
+    return _SHIPPED[key]
+
+
 def _holds_shipped_tensors(state: Any) -> bool:
     """Whether the state dict ``state`` holds every tensor of the shipped demo file, equal (in its own dtype)."""
     import torch
 
-    from .build import read_state_dict
     from .demo_weights import embedded_weights_path
 
-    shipped = read_state_dict(embedded_weights_path())
+    shipped = _shipped_tensors(embedded_weights_path())
     for key, tensor in shipped.items():
         held = state.get(key)
         if held is None or tuple(held.shape) != tuple(tensor.shape):
