@@ -117,3 +117,19 @@ def test_a_compiled_rope_module_uses_the_shared_tables():
         finally:
             torch._dynamo.reset()
     assert module._tables(16, torch.device("cpu")) is rope_tables(32, 16, 10000.0, torch.device("cpu"))
+
+
+def test_tables_first_built_under_inference_mode_serve_a_training_step():
+    """CI at d4188c0: a model run under torch.inference_mode filled the shared cache with inference tensors, and a
+    model trained later in the same process failed ("Inference tensors cannot be saved for backward")."""
+    from sam2_model.modeling.attention import RoPEAttention
+
+    torch.manual_seed(0)
+    seen = RoPEAttention(64, 1)
+    q = torch.randn(1, 36, 64)
+    with torch.inference_mode():
+        seen(q, q, q)  # first use of this grid: the tables are built here
+    trained = RoPEAttention(64, 1)
+    x = torch.randn(1, 36, 64, requires_grad=True)
+    trained(x, x, x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

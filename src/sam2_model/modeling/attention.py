@@ -184,12 +184,16 @@ def rope_tables(head_dim: int, num_tokens: int, theta: float, device: torch.devi
         side = int(round(num_tokens**0.5))
         if side * side != num_tokens:
             raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
-        angles = axial_rope_angles(head_dim, side, side, theta)
-        # torch.polar rounds some cosines and sines one ulp away from torch.cos/torch.sin; Meta's
-        # rotations come from polar, so ours do too (bit-identical rotated queries and keys).
-        unit = torch.polar(torch.ones_like(angles), angles).to(device)
-        cos, sin = unit.real.contiguous(), unit.imag.contiguous()
-        tables = RopeTables(cos, sin, torch.complex(cos, sin) if unit.device.type == "cpu" else None)
+        # Built outside inference mode even when asked from inside it: the tables are shared with every model of
+        # the process, and an inference tensor cannot take part in a training step's autograd ("Inference tensors
+        # cannot be saved for backward") when a model trains after another one ran under torch.inference_mode.
+        with torch.inference_mode(False):
+            angles = axial_rope_angles(head_dim, side, side, theta)
+            # torch.polar rounds some cosines and sines one ulp away from torch.cos/torch.sin; Meta's
+            # rotations come from polar, so ours do too (bit-identical rotated queries and keys).
+            unit = torch.polar(torch.ones_like(angles), angles).to(device)
+            cos, sin = unit.real.contiguous(), unit.imag.contiguous()
+            tables = RopeTables(cos, sin, torch.complex(cos, sin) if unit.device.type == "cpu" else None)
         _SHARED_TABLES[key] = tables
         return tables
 
